@@ -1,0 +1,97 @@
+"""Every error pamlib raises derives from :class:`PamlibError`.
+
+Messages never contain patient identifiers: they name *where* a problem is (a file, a row, a JSON
+path, a field) and *what* is wrong, never the offending identifier itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import attrs
+
+__all__ = [
+    "CalibrationError",
+    "ConfigurationError",
+    "FormatError",
+    "InstrumentError",
+    "LicenceError",
+    "PamlibError",
+    "PluginError",
+    "Problem",
+    "RuleError",
+    "ScoringError",
+    "ValidationError",
+]
+
+
+class PamlibError(Exception):
+    """Root of every exception pamlib raises on purpose; catch this to catch them all."""
+
+
+@attrs.frozen
+class Problem:
+    """One thing wrong with some input, and where it is.
+
+    ``where`` is a location a person can find: ``$.responses['pam13.03']``, ``line 17``,
+    ``cal.toml: scale.slope``. ``code`` is stable and machine-readable; ``message`` is for people.
+    """
+
+    where: str
+    code: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.message} @ {self.where}" if self.where else self.message
+
+
+class ValidationError(PamlibError, ValueError):
+    """Input does not describe a valid object; ``problems`` lists *every* problem found."""
+
+    def __init__(self, summary: str, problems: Sequence[Problem] = ()) -> None:
+        self.summary = summary
+        self.problems: tuple[Problem, ...] = tuple(problems)
+        lines = [summary, *(f"  - {p}" for p in self.problems)]
+        super().__init__("\n".join(lines))
+
+
+class InstrumentError(ValidationError):
+    """An instrument or item id that no registered instrument defines."""
+
+
+class ScoringError(PamlibError):
+    """A provider could not score, or no provider fits the request."""
+
+
+class LicenceError(ScoringError):
+    """Scoring would need a licence that is missing, expired, or does not cover the instrument."""
+
+
+class CalibrationError(ValidationError):
+    """A calibration file is malformed; problems name the file and the field."""
+
+
+class FormatError(ValidationError):
+    """An input or output format cannot be read or written as asked."""
+
+
+class RuleError(ValidationError):
+    """A tailoring rule file or rule is invalid; problems name the file, rule id and field."""
+
+
+class ConfigurationError(PamlibError):
+    """A setting, mapping file or command-line option is inconsistent."""
+
+
+class PluginError(PamlibError):
+    """A plugin failed to load or raised inside a hook.
+
+    ``plugin`` and ``hook`` name the culprit so the host can report it and carry on.
+    """
+
+    def __init__(self, plugin: str, hook: str | None, cause: BaseException) -> None:
+        self.plugin = plugin
+        self.hook = hook
+        self.cause = cause
+        where = f"plugin {plugin!r}" + (f" in hook {hook}" if hook else " while loading")
+        super().__init__(f"{where}: {type(cause).__name__}: {cause}")

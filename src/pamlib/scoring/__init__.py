@@ -1,0 +1,1 @@
+"""Scoring: providers, calibrations and the Rasch person-measure engine."""
