@@ -1,5 +1,113 @@
-"""pamlib: a typed, pluggable core library for the Patient Activation Measure (PAM)."""
+"""pamlib: a typed, pluggable core library for the Patient Activation Measure (PAM).
+
+Public names are re-exported here and imported on first use, so ``import pamlib`` stays cheap
+for services and command-line tools.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from pamlib._version import __version__
+from pamlib.errors import (
+    CalibrationError,
+    ConfigurationError,
+    FormatError,
+    InstrumentError,
+    LicenceError,
+    PamlibError,
+    PluginError,
+    Problem,
+    RuleError,
+    ScoringError,
+    ValidationError,
+)
+from pamlib.hookspecs import hookimpl
 
-__all__ = ["__version__"]
+if TYPE_CHECKING:
+    from pamlib.assessment import Assessment, Mode
+    from pamlib.identity import Patient
+    from pamlib.instruments import Instrument, InstrumentRegistry
+    from pamlib.levels import ActivationLevel, CutpointSet
+    from pamlib.pathways import Coding, Pathway, Recommendation, RuleTrace, TailoringOutcome
+    from pamlib.plugins import PluginHost, get_host
+    from pamlib.responses import Response
+    from pamlib.results import Flag, ScoreResult, ScoreStatus
+    from pamlib.scoring.provider import BaseProvider, BatchScores, Licence, ScoringProvider
+
+_LAZY: dict[str, str] = {
+    "Assessment": "pamlib.assessment",
+    "Mode": "pamlib.assessment",
+    "Patient": "pamlib.identity",
+    "Instrument": "pamlib.instruments",
+    "InstrumentRegistry": "pamlib.instruments",
+    "ActivationLevel": "pamlib.levels",
+    "CutpointSet": "pamlib.levels",
+    "Coding": "pamlib.pathways",
+    "Pathway": "pamlib.pathways",
+    "Recommendation": "pamlib.pathways",
+    "RuleTrace": "pamlib.pathways",
+    "TailoringOutcome": "pamlib.pathways",
+    "PluginHost": "pamlib.plugins",
+    "get_host": "pamlib.plugins",
+    "Response": "pamlib.responses",
+    "Flag": "pamlib.results",
+    "ScoreResult": "pamlib.results",
+    "ScoreStatus": "pamlib.results",
+    "BaseProvider": "pamlib.scoring.provider",
+    "BatchScores": "pamlib.scoring.provider",
+    "Licence": "pamlib.scoring.provider",
+    "ScoringProvider": "pamlib.scoring.provider",
+}
+
+__all__ = [
+    "ActivationLevel",
+    "Assessment",
+    "BaseProvider",
+    "BatchScores",
+    "CalibrationError",
+    "Coding",
+    "ConfigurationError",
+    "CutpointSet",
+    "Flag",
+    "FormatError",
+    "Instrument",
+    "InstrumentError",
+    "InstrumentRegistry",
+    "Licence",
+    "LicenceError",
+    "Mode",
+    "PamlibError",
+    "Pathway",
+    "Patient",
+    "PluginError",
+    "PluginHost",
+    "Problem",
+    "Recommendation",
+    "Response",
+    "RuleError",
+    "RuleTrace",
+    "ScoreResult",
+    "ScoreStatus",
+    "ScoringError",
+    "ScoringProvider",
+    "TailoringOutcome",
+    "ValidationError",
+    "__version__",
+    "get_host",
+    "hookimpl",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pamlib' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

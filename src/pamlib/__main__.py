@@ -1,0 +1,5 @@
+"""``python -m pamlib`` runs the command line."""
+
+from pamlib.cli import run
+
+run()

@@ -1,0 +1,112 @@
+"""An assessment: one completion of one instrument by one patient on one day."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Mapping
+from types import MappingProxyType
+
+import attrs
+import numpy as np
+import numpy.typing as npt
+
+from pamlib.errors import Problem, ValidationError
+from pamlib.identity import Patient
+from pamlib.instruments import Instrument
+from pamlib.responses import UNANSWERED_CODE, Response
+
+__all__ = ["Assessment", "Mode"]
+
+
+class Mode(enum.StrEnum):
+    """How the questionnaire was administered."""
+
+    SELF_PAPER = "self-paper"
+    SELF_ONLINE = "self-online"
+    INTERVIEW_IN_PERSON = "interview-in-person"
+    INTERVIEW_TELEPHONE = "interview-telephone"
+    UNKNOWN = "unknown"
+
+
+def _freeze(responses: Mapping[str, Response | int]) -> Mapping[str, Response]:
+    """A read-only copy; values that are not answers are kept for ``__attrs_post_init__`` to
+    report together with every other problem."""
+    frozen: dict[str, Response] = {}
+    for item_id, value in responses.items():
+        try:
+            frozen[item_id] = Response(value)
+        except ValueError:
+            frozen[item_id] = value  # type: ignore[assignment]
+    return MappingProxyType(frozen)
+
+
+def _freeze_attributes(attributes: Mapping[str, str]) -> Mapping[str, str]:
+    return MappingProxyType(dict(attributes))
+
+
+def _is_date(value: object) -> bool:
+    return isinstance(value, dt.date) and not isinstance(value, dt.datetime)
+
+
+@attrs.frozen(repr=False)
+class Assessment:
+    """Responses keyed by item id; items left out were not answered.
+
+    Construction checks every response against the instrument and reports all problems at once.
+
+    >>> from pamlib.instruments import BUILTIN_INSTRUMENTS
+    >>> pam13 = BUILTIN_INSTRUMENTS[0]
+    >>> a = Assessment("a1", Patient("p1"), pam13, dt.date(2025, 3, 1), {"pam13.01": 3})
+    >>> a.responses["pam13.01"], a.n_answered
+    (<Response.AGREE: 3>, 1)
+    """
+
+    id: str
+    patient: Patient
+    instrument: Instrument
+    assessed_on: dt.date
+    responses: Mapping[str, Response] = attrs.field(converter=_freeze)
+    mode: Mode = Mode.UNKNOWN
+    language: str = "en"
+    site: str | None = None
+    #: Integrator-supplied facts used by tailoring rules (condition, language need, age band…).
+    attributes: Mapping[str, str] = attrs.field(factory=dict, converter=_freeze_attributes)
+
+    def __attrs_post_init__(self) -> None:
+        problems: list[Problem] = []
+        if not self.id or not str(self.id).strip():
+            problems.append(Problem("id", "empty", "an assessment needs an id"))
+        known = set(self.instrument.items)
+        answers: Mapping[str, object] = self.responses  # may hold values _freeze could not read
+        for item_id, value in answers.items():
+            where = f"responses[{item_id!r}]"
+            if item_id not in known:
+                message = f"{self.instrument.id} has no item with this id"
+                problems.append(Problem(where, "unknown-item", message))
+            if not isinstance(value, Response):
+                message = "an answer is 1-4 or not applicable (-1)"
+                problems.append(Problem(where, "impossible-answer", message))
+        if not _is_date(self.assessed_on):
+            problems.append(Problem("assessed_on", "date", "assessed_on must be a date"))
+        if problems:
+            raise ValidationError("invalid assessment", problems)
+
+    def __repr__(self) -> str:
+        return (
+            f"Assessment(id={self.id!r}, patient={self.patient!r}, "
+            f"instrument={self.instrument.id!r}, assessed_on={self.assessed_on.isoformat()}, "
+            f"n_answered={self.n_answered})"
+        )
+
+    @property
+    def n_answered(self) -> int:
+        """Items answered with one of the four categories (not applicable does not count)."""
+        return sum(1 for r in self.responses.values() if r.is_category)
+
+    def codes(self) -> npt.NDArray[np.int8]:
+        """The responses as a column-code vector in item order (see :mod:`pamlib.responses`)."""
+        out = np.full(self.instrument.n_items, UNANSWERED_CODE, dtype=np.int8)
+        for item_id, response in self.responses.items():
+            out[self.instrument.index(item_id)] = int(response)
+        return out

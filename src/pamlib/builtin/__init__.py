@@ -1,0 +1,1 @@
+"""pamlib's own hook implementations that do not belong to a feature module."""

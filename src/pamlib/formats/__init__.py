@@ -1,0 +1,9 @@
+"""Input and output formats: how records get into pamlib and how results get out.
+
+CSV, Parquet, JSON and FHIR are built-in plugins registered through the same
+``pamlib_register_formats`` hook a third party would use.
+"""
+
+from pamlib.formats.base import Format
+
+__all__ = ["Format"]

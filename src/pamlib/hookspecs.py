@@ -1,0 +1,122 @@
+"""The hooks a pamlib plugin can implement — the whole plugin API in one module.
+
+A plugin is any module or object with functions decorated by :data:`hookimpl` whose names match
+the specifications below. Install it as a package exposing an entry point in the ``pamlib`` group::
+
+    [project.entry-points.pamlib]
+    my_site = "my_site_plugin"
+
+Most hooks hand the plugin a ``register`` callback instead of expecting a return value, so a
+plugin may contribute any number of things and pamlib can tell which plugin contributed what.
+Nothing here is ``firstresult`` unless exactly one answer may win.
+
+Implementations may accept fewer arguments than the specification names (pluggy passes only the
+ones asked for), which is how hooks gain arguments without breaking existing plugins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from pamlib.assessment import Assessment
+    from pamlib.formats.base import Format
+    from pamlib.instruments import Instrument
+    from pamlib.levels import CutpointSet
+    from pamlib.pathways import Pathway
+    from pamlib.results import ScoreResult
+    from pamlib.scoring.provider import BatchScores, ScoringProvider
+
+__all__ = ["PROJECT_NAME", "hookimpl", "hookspec"]
+
+#: The pluggy project name, also the entry-point group plugins are discovered from.
+PROJECT_NAME = "pamlib"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+#: Decorate plugin functions with this: ``@pamlib.hookimpl``.
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+@hookspec
+def pamlib_register_instruments(register: Callable[[Instrument], None]) -> None:
+    """Contribute instruments (structure only: ids, item ids, codes — never item wording).
+
+    :param register: call once per :class:`~pamlib.instruments.Instrument`. Registering a
+        different definition under an id already taken is reported as this plugin's error.
+    """
+
+
+@hookspec
+def pamlib_register_cutpoint_sets(register: Callable[[CutpointSet], None]) -> None:
+    """Contribute versioned cut-point sets that band 0–100 scores into activation levels.
+
+    :param register: call once per :class:`~pamlib.levels.CutpointSet`.
+    """
+
+
+@hookspec
+def pamlib_register_scoring_providers(register: Callable[[ScoringProvider], None]) -> None:
+    """Contribute scoring providers — the hook a vendor's licensed scoring plugin implements.
+
+    :param register: call once per object satisfying
+        :class:`~pamlib.scoring.provider.ScoringProvider`. Provider ids must be unique across all
+        installed plugins; a clash is reported and the later registration ignored.
+
+    A provider that is not licensed to produce PAM scores must say so: ``licence = None`` and
+    either ``demo = True`` or results flagged ``raw-only``.
+    """
+
+
+@hookspec
+def pamlib_register_formats(register: Callable[[Format], None]) -> None:
+    """Contribute input and/or output formats (CSV, Parquet, FHIR … are built in this way).
+
+    :param register: call once per :class:`~pamlib.formats.base.Format`.
+    """
+
+
+@hookspec
+def pamlib_register_pathways(register: Callable[[Pathway], None]) -> None:
+    """Contribute intervention pathways that tailoring rules may recommend.
+
+    :param register: call once per :class:`~pamlib.pathways.Pathway`.
+    """
+
+
+@hookspec
+def pamlib_register_rules(register: Callable[[object], None]) -> None:
+    """Contribute tailoring rules: rule files and Python rules, evaluated together.
+
+    :param register: call with a path to a TOML rules file, or with a Python rule object (see
+        :mod:`pamlib.tailoring`). Rule ids must be unique across everything registered.
+    """
+
+
+@hookspec(firstresult=True)
+def pamlib_item_text(instrument: Instrument, language: str) -> Mapping[str, str] | None:
+    """Licensed item wording for ``instrument`` in ``language``, keyed by item id.
+
+    Only a licensed provider can answer; pamlib never ships item text. The first plugin to
+    return a mapping wins (``firstresult``). Return ``None`` to let others answer; with no
+    answer, outputs such as FHIR Questionnaires use neutral placeholder text.
+    """
+
+
+@hookspec
+def pamlib_assessment_scored(assessment: Assessment, result: ScoreResult) -> None:
+    """Lifecycle event: ``assessment`` was scored one at a time through the object API.
+
+    For auditing or notification. Exceptions are reported against the plugin and do not
+    change the result. Must not log patient identifiers.
+    """
+
+
+@hookspec
+def pamlib_batch_scored(instrument: Instrument, scores: BatchScores) -> None:
+    """Lifecycle event: a batch of ``instrument`` assessments was scored through the columns.
+
+    Called once per batch (chunk), after scoring and before writing.
+    """

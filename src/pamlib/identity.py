@@ -1,0 +1,104 @@
+"""Who an assessment is about: a pseudonymous patient id and, optionally, an NHS number.
+
+Identifiers are personal data. They are kept out of ``repr``, logs and error messages: the classes
+here print ``<redacted>`` and validation errors say *what* is wrong, never the value.
+"""
+
+from __future__ import annotations
+
+import re
+
+import attrs
+
+from pamlib.errors import Problem, ValidationError
+
+__all__ = ["NHS_NUMBER_SYSTEM", "Patient", "is_valid_nhs_number", "normalise_nhs_number"]
+
+#: FHIR identifier system for the NHS number in England and Wales.
+NHS_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
+
+_SEPARATORS = re.compile(r"[\s\-]+")
+_WEIGHTS = (10, 9, 8, 7, 6, 5, 4, 3, 2)
+
+
+def _nhs_problem(value: str) -> str | None:
+    """Return why ``value`` (already normalised) is not an NHS number, or ``None`` if it is."""
+    if len(value) != 10 or not value.isascii() or not value.isdigit():
+        return "an NHS number has exactly 10 digits"
+    total = sum(int(d) * w for d, w in zip(value[:9], _WEIGHTS, strict=True))
+    check = 11 - total % 11
+    if check == 11:
+        check = 0
+    if check == 10 or check != int(value[9]):
+        return "the NHS number's check digit is wrong (modulus 11)"
+    return None
+
+
+def normalise_nhs_number(value: str) -> str:
+    """Strip spaces and dashes and validate the modulus-11 check digit.
+
+    >>> normalise_nhs_number("943 476 5919")
+    '9434765919'
+    >>> normalise_nhs_number("943-476-5910")
+    Traceback (most recent call last):
+    ...
+    pamlib.errors.ValidationError: invalid NHS number
+      - the NHS number's check digit is wrong (modulus 11) @ nhs_number
+    """
+    cleaned = _SEPARATORS.sub("", value)
+    why = _nhs_problem(cleaned)
+    if why is not None:
+        raise ValidationError("invalid NHS number", [Problem("nhs_number", "nhs-number", why)])
+    return cleaned
+
+
+def is_valid_nhs_number(value: str) -> bool:
+    """True when ``value``, once spaces and dashes are removed, is a valid NHS number."""
+    return _nhs_problem(_SEPARATORS.sub("", value)) is None
+
+
+def _normalise_optional(value: str | None) -> str | None:
+    return None if value is None or value.strip() == "" else normalise_nhs_number(value)
+
+
+def _empty_to_none(value: str | None) -> str | None:
+    return None if value is None or not value.strip() else value
+
+
+@attrs.frozen(repr=False)
+class Patient:
+    """A person, by pseudonymous id, NHS number, or both (at least one).
+
+    The NHS number is normalised and its check digit validated on construction.
+
+    >>> p = Patient("p-0001", nhs_number="943 476 5919")
+    >>> p.nhs_number
+    '9434765919'
+    >>> p
+    Patient(id=<redacted>, nhs_number=<redacted>)
+    """
+
+    id: str | None = attrs.field(converter=_empty_to_none)
+    nhs_number: str | None = attrs.field(default=None, converter=_normalise_optional, kw_only=True)
+
+    def __attrs_post_init__(self) -> None:
+        if self.id is None and self.nhs_number is None:
+            raise ValidationError(
+                "invalid patient",
+                [Problem("patient", "no-identity", "a patient needs an id or an NHS number")],
+            )
+
+    @property
+    def key(self) -> str:
+        """A stable key for linking a patient's assessments (the id, else the NHS number).
+
+        It is an identifier: never log or print it.
+        """
+        return self.id if self.id is not None else f"nhs:{self.nhs_number}"
+
+    def __repr__(self) -> str:
+        pid = "None" if self.id is None else "<redacted>"
+        nhs = "None" if self.nhs_number is None else "<redacted>"
+        return f"Patient(id={pid}, nhs_number={nhs})"
+
+    __str__ = __repr__

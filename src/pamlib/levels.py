@@ -1,0 +1,168 @@
+"""Activation levels and the versioned cut-point sets that band a 0–100 score into them.
+
+A level is always derived from the score *as reported*: rounded to one decimal, half away from
+zero, then banded. Two sets of cut points are in use (see PAM-FACTS, "Activation levels"), so
+every derived level records the id of the set that produced it.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Iterator
+
+import attrs
+import numpy as np
+import numpy.typing as npt
+
+from pamlib.errors import ConfigurationError, Problem, ValidationError
+
+__all__ = [
+    "BUILTIN_CUTPOINT_SETS",
+    "CURRENT",
+    "HIBBARD_2005",
+    "ActivationLevel",
+    "CutpointRegistry",
+    "CutpointSet",
+    "round_half_away",
+    "round_half_away_array",
+]
+
+
+class ActivationLevel(enum.IntEnum):
+    """The four PAM activation levels, with paraphrased public descriptions."""
+
+    LEVEL_1 = 1
+    LEVEL_2 = 2
+    LEVEL_3 = 3
+    LEVEL_4 = 4
+
+    @property
+    def description(self) -> str:
+        return _DESCRIPTIONS[self]
+
+    @property
+    def code(self) -> str:
+        """The pamlib code for this level, as used in FHIR output (``level-1`` …)."""
+        return f"level-{int(self)}"
+
+
+_DESCRIPTIONS = {
+    ActivationLevel.LEVEL_1: "Disengaged and overwhelmed; may not yet see their own role in care.",
+    ActivationLevel.LEVEL_2: "Becoming aware; still lacking knowledge and confidence to act.",
+    ActivationLevel.LEVEL_3: "Taking action; still building skills and confidence.",
+    ActivationLevel.LEVEL_4: "Maintaining behaviours; may struggle under stress or setbacks.",
+}
+
+# Values within this distance of a half are treated as the half: decimal inputs such as 47.05,
+# which binary floating point stores as 47.04999…, then round as written.
+_HALF_TOLERANCE = 1e-9
+
+
+def round_half_away_array(values: npt.ArrayLike, decimals: int = 1) -> npt.NDArray[np.float64]:
+    """Round half away from zero to ``decimals``, element-wise; NaN stays NaN.
+
+    >>> round_half_away_array([47.05, -0.25, 55.149], 1).tolist()
+    [47.1, -0.3, 55.1]
+    """
+    x = np.asarray(values, dtype=np.float64)
+    factor = 10.0**decimals
+    scaled = np.abs(x) * factor
+    whole = np.floor(scaled)
+    up = (scaled - whole) >= 0.5 - _HALF_TOLERANCE
+    rounded = (whole + up) / factor
+    return np.copysign(rounded, x)
+
+
+def round_half_away(value: float, decimals: int = 1) -> float:
+    """Scalar form of :func:`round_half_away_array` (same arithmetic, same answers).
+
+    >>> round_half_away(47.05), round_half_away(47.04), round_half_away(67.05)
+    (47.1, 47.0, 67.1)
+    """
+    return float(round_half_away_array(value, decimals))
+
+
+@attrs.frozen
+class CutpointSet:
+    """Upper bounds (inclusive) of levels 1–3 on the rounded score; above the last is level 4.
+
+    >>> CURRENT.level(47.04), CURRENT.level(47.05), CURRENT.level(67.0), HIBBARD_2005.level(72.5)
+    (<ActivationLevel.LEVEL_1: 1>, <ActivationLevel.LEVEL_2: 2>, <ActivationLevel.LEVEL_3: 3>, \
+<ActivationLevel.LEVEL_4: 4>)
+    """
+
+    id: str
+    upper_bounds: tuple[float, float, float]
+    decimals: int = 1
+    source: str = ""
+
+    def __attrs_post_init__(self) -> None:
+        b = self.upper_bounds
+        if len(b) != 3 or not (b[0] < b[1] < b[2]):
+            raise ValidationError(
+                "invalid cut-point set",
+                [Problem(self.id, "cutpoints", "needs three strictly increasing upper bounds")],
+            )
+
+    def level(self, score: float) -> ActivationLevel:
+        """The level of one 0–100 score (rounded here first, so raw floats are safe)."""
+        return ActivationLevel(int(self.levels(np.asarray([score]))[0]))
+
+    def levels(self, scores: npt.ArrayLike) -> npt.NDArray[np.int8]:
+        """Levels 1–4 for an array of scores; ``0`` where the score is NaN."""
+        rounded = round_half_away_array(scores, self.decimals)
+        bounds = np.asarray(self.upper_bounds, dtype=np.float64)
+        out = (np.searchsorted(bounds, rounded, side="left") + 1).astype(np.int8)
+        out[np.isnan(rounded)] = 0
+        return out
+
+    def range_of(self, level: ActivationLevel) -> tuple[float | None, float | None]:
+        """The inclusive (low, high) rounded-score range of a level; ``None`` is open-ended."""
+        step = 10.0**-self.decimals
+        i = int(level) - 1
+        low = None if i == 0 else round_half_away(self.upper_bounds[i - 1] + step, self.decimals)
+        high = None if i == 3 else self.upper_bounds[i]
+        return low, high
+
+
+#: Cut points in current use (PAM-FACTS, "Activation levels": set "current").
+CURRENT = CutpointSet("current", (47.0, 55.1, 67.0), source="Insignia Health, current guidance")
+#: The original published cut points (Hibbard et al. 2005).
+HIBBARD_2005 = CutpointSet("hibbard-2005", (47.0, 55.1, 72.4), source="Hibbard et al. 2005")
+
+BUILTIN_CUTPOINT_SETS: tuple[CutpointSet, ...] = (CURRENT, HIBBARD_2005)
+
+
+@attrs.define
+class CutpointRegistry:
+    """Cut-point sets by id; filled by the ``pamlib_register_cutpoint_sets`` hook."""
+
+    _by_id: dict[str, CutpointSet] = attrs.field(factory=dict, alias="by_id")
+
+    def register(self, cutpoints: CutpointSet) -> None:
+        existing = self._by_id.get(cutpoints.id)
+        if existing is not None and existing != cutpoints:
+            raise ConfigurationError(f"cut-point set {cutpoints.id!r} is already registered")
+        self._by_id[cutpoints.id] = cutpoints
+
+    def get(self, set_id: str) -> CutpointSet:
+        try:
+            return self._by_id[set_id]
+        except KeyError:
+            known = ", ".join(sorted(self._by_id))
+            raise ConfigurationError(
+                f"unknown cut-point set {set_id!r}; known sets: {known}"
+            ) from None
+
+    def __iter__(self) -> Iterator[CutpointSet]:
+        return iter(self._by_id.values())
+
+    def __contains__(self, set_id: object) -> bool:
+        return set_id in self._by_id
+
+    @classmethod
+    def of(cls, sets: Iterable[CutpointSet]) -> CutpointRegistry:
+        registry = cls()
+        for s in sets:
+            registry.register(s)
+        return registry

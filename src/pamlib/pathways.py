@@ -1,0 +1,77 @@
+"""Intervention pathways and the recommendations tailoring rules make from a score.
+
+NHS supported self-management offers health coaching, self-management education and peer
+support. Which a person is offered, how intensively, and when they are reassessed depends on
+their activation level and circumstances; every recommendation keeps the trace of rules that
+produced, changed or suppressed it, so it can be explained.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import attrs
+
+__all__ = [
+    "Coding",
+    "Pathway",
+    "Recommendation",
+    "RuleTrace",
+    "TailoringOutcome",
+]
+
+
+@attrs.frozen
+class Coding:
+    """A coded concept (system, code, display); configurable, never assumed."""
+
+    system: str
+    code: str
+    display: str | None = None
+
+
+@attrs.frozen
+class Pathway:
+    """A kind of support a site can offer (e.g. ``health-coaching``)."""
+
+    id: str
+    name: str
+    description: str = ""
+    concept: Coding | None = None
+
+
+@attrs.frozen
+class RuleTrace:
+    """One rule's part in a recommendation: which rule, what it did, and why."""
+
+    rule_id: str
+    action: str
+    reason: str
+
+
+@attrs.frozen
+class Recommendation:
+    """A pathway recommended for one assessment, with its settings and its explanation."""
+
+    pathway: str
+    intensity: str | None = None
+    contact_frequency: str | None = None
+    notes: tuple[str, ...] = ()
+    trace: tuple[RuleTrace, ...] = ()
+
+
+@attrs.frozen
+class TailoringOutcome:
+    """Everything tailoring decided for one assessment.
+
+    An outcome with no recommendations always carries ``no_pathway_reason`` — silence is never
+    an answer.
+    """
+
+    assessment_id: str
+    recommendations: tuple[Recommendation, ...] = ()
+    suppressed: tuple[Recommendation, ...] = ()
+    reassess_by: dt.date | None = None
+    notes: tuple[str, ...] = ()
+    trace: tuple[RuleTrace, ...] = ()
+    no_pathway_reason: str | None = None

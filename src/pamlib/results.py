@@ -1,0 +1,73 @@
+"""What a scoring provider returns for one assessment."""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Iterable
+
+import attrs
+
+from pamlib.levels import ActivationLevel
+
+__all__ = ["Flag", "ScoreResult", "ScoreStatus"]
+
+
+class ScoreStatus(enum.StrEnum):
+    SCORED = "scored"
+    NOT_SCORED = "not-scored"
+
+
+class Flag(enum.StrEnum):
+    """Validity and provenance flags carried on results and written into every output."""
+
+    #: Every answered item is in the same extreme category (all lowest or all highest).
+    EXTREME_RESPONSE = "extreme-response"
+    #: Scored with a synthetic demonstration calibration: this is **not** a PAM score.
+    DEMO = "demo"
+    #: No 0–100 score: the provider reports raw totals only (not a PAM score either).
+    RAW_ONLY = "raw-only"
+    #: Some items were not answered or not applicable; the error of the score grows.
+    MISSING_ITEMS = "missing-items"
+
+
+def _nan_to_none(value: float | None) -> float | None:
+    return None if value is None or math.isnan(value) else float(value)
+
+
+def _flags(flags: Iterable[Flag]) -> frozenset[Flag]:
+    return frozenset(Flag(f) for f in flags)
+
+
+@attrs.frozen
+class ScoreResult:
+    """One assessment's score, with everything needed to audit where it came from.
+
+    ``demo`` is True whenever the numbers come from a synthetic calibration; such a result is not
+    a PAM score and every output made from it says so. ``reason`` explains a ``not-scored``
+    status in words; ``reason_code`` is the stable machine-readable form.
+    """
+
+    assessment_id: str
+    status: ScoreStatus
+    provider: str
+    provider_version: str
+    n_answered: int
+    raw_score: int | None = None
+    mean_response: float | None = attrs.field(default=None, converter=_nan_to_none)
+    theta: float | None = attrs.field(default=None, converter=_nan_to_none)
+    theta_se: float | None = attrs.field(default=None, converter=_nan_to_none)
+    score: float | None = attrs.field(default=None, converter=_nan_to_none)
+    score_se: float | None = attrs.field(default=None, converter=_nan_to_none)
+    level: ActivationLevel | None = None
+    cutpoint_set: str | None = None
+    calibration_id: str | None = None
+    calibration_sha256: str | None = None
+    demo: bool = False
+    flags: frozenset[Flag] = attrs.field(factory=frozenset, converter=_flags)
+    reason: str | None = None
+    reason_code: str | None = None
+
+    @property
+    def scored(self) -> bool:
+        return self.status is ScoreStatus.SCORED

@@ -1,0 +1,42 @@
+"""The documentation stays in step with the code."""
+
+from __future__ import annotations
+
+import inspect
+import re
+import subprocess
+import sys
+
+from pamlib import hookspecs
+from tests.conftest import ROOT
+
+DOCS = ROOT / "docs"
+
+
+def hook_names() -> set[str]:
+    return {
+        name
+        for name, obj in vars(hookspecs).items()
+        if name.startswith("pamlib_") and inspect.isfunction(obj)
+    }
+
+
+def test_every_hook_is_in_the_reference() -> None:
+    text = (DOCS / "hooks.rst").read_text(encoding="utf-8")
+    documented = set(re.findall(r"autofunction:: pamlib\.hookspecs\.(\w+)", text))
+    assert documented == hook_names()
+
+
+def test_every_hook_has_a_docstring_and_annotations() -> None:
+    for name in hook_names():
+        func = getattr(hookspecs, name)
+        assert func.__doc__, name
+        assert len(func.__doc__.strip()) > 40, name
+        assert "return" in func.__annotations__, name
+
+
+def test_import_is_cheap() -> None:
+    """``import pamlib`` must not pull in NumPy, cattrs or pyarrow (they load on first use)."""
+    code = "import sys, pamlib; print(sorted({'numpy', 'cattrs', 'pyarrow'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
