@@ -81,7 +81,16 @@ def score_results(draw: st.DrawFn) -> ScoreResult:
 
 codings = st.builds(Coding, ids, ids, st.none() | short_text)
 pathways = st.builds(Pathway, ids, short_text, short_text, st.none() | codings)
-traces = st.builds(RuleTrace, ids, ids, short_text)
+traces = st.builds(
+    RuleTrace,
+    ids,
+    ids,
+    short_text,
+    st.none() | ids,
+    st.none() | short_text,
+    st.integers(-1000, 1000),
+    st.none() | ids,
+)
 recommendations = st.builds(
     Recommendation,
     ids,

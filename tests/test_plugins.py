@@ -114,7 +114,8 @@ def test_call_time_failure_is_isolated() -> None:
     host = PluginHost(
         load_entry_points=False, disabled=(), plugins={"raising": Raising(), "good": Good()}
     )
-    assert list(host.pathways()) == ["peer-support-plus"]
+    assert "peer-support-plus" in host.pathways()
+    assert "half-registered" not in host.pathways()
     (error,) = host.errors
     assert (error.plugin, error.hook) == ("raising", "pamlib_register_pathways")
     assert "plugin 'raising' in hook pamlib_register_pathways" in str(error)

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from pamlib.pathways import Pathway
     from pamlib.results import ScoreResult
     from pamlib.scoring.provider import BatchScores, ScoringProvider
+    from pamlib.tailoring.rules import RuleSource
 
 __all__ = ["PROJECT_NAME", "hookimpl", "hookspec"]
 
@@ -82,16 +83,27 @@ def pamlib_register_formats(register: Callable[[Format], None]) -> None:
 def pamlib_register_pathways(register: Callable[[Pathway], None]) -> None:
     """Contribute intervention pathways that tailoring rules may recommend.
 
-    :param register: call once per :class:`~pamlib.pathways.Pathway`.
+    :param register: call once per :class:`~pamlib.pathways.Pathway`. Ids must be unique across
+        all plugins (a clash is reported and the later one ignored) and fit in a ``;``-separated
+        column: letters, digits and ``. _ : -``. Give a coded concept only with a code your
+        organisation has verified.
     """
 
 
 @hookspec
-def pamlib_register_rules(register: Callable[[object], None]) -> None:
+def pamlib_register_rules(register: Callable[[RuleSource], None]) -> None:
     """Contribute tailoring rules: rule files and Python rules, evaluated together.
 
-    :param register: call with a path to a TOML rules file, or with a Python rule object (see
-        :mod:`pamlib.tailoring`). Rule ids must be unique across everything registered.
+    :param register: call with the path of a TOML rule file (see the *Tailoring* docs), or with
+        a Python rule — an object with ``id``, ``priority``, ``reason`` and
+        ``evaluate(context) -> list[action] | None`` (:class:`pamlib.tailoring.Rule`), most
+        easily made with the :func:`pamlib.tailoring.rule` decorator. Rule ids must be unique
+        across everything registered.
+
+    Files are read and checked when an engine is built, not here; any problem in them, or an
+    exception in this hook, stops tailoring with an error naming the plugin — recommendations
+    are never made with part of a site's rules missing. pamlib's default rules are registered
+    the same way, by the built-in plugin ``pamlib.tailoring.default_rules``.
     """
 
 

@@ -42,11 +42,25 @@ class Pathway:
 
 @attrs.frozen
 class RuleTrace:
-    """One rule's part in a recommendation: which rule, what it did, and why."""
+    """One rule's part in a recommendation: which rule, what it did, and why.
+
+    ``action`` is ``recommend``, ``suppress``, ``intensity``, ``contact-frequency``, ``note`` or
+    ``reassess``; ``pathway`` the pathway it concerns (``*`` for every pathway) and ``value``
+    what it set. ``overridden_by`` names the rule whose action won instead; ``None`` means this
+    action took effect.
+    """
 
     rule_id: str
     action: str
     reason: str
+    pathway: str | None = None
+    value: str | None = None
+    priority: int = 0
+    overridden_by: str | None = None
+
+    @property
+    def applied(self) -> bool:
+        return self.overridden_by is None
 
 
 @attrs.frozen

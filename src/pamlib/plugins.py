@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from pamlib.pathways import Pathway
     from pamlib.results import ScoreResult
     from pamlib.scoring.provider import BatchScores, ScoringProvider
+    from pamlib.tailoring.rules import RuleSource
 
 __all__ = [
     "DEFAULT_PLUGINS",
@@ -55,6 +56,8 @@ DISABLE_ENV = "PAMLIB_DISABLE_PLUGINS"
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "pamlib.builtin.catalogue",
     "pamlib.scoring.raw_sum",
+    "pamlib.tailoring.catalogue",
+    "pamlib.tailoring.default_rules",
 )
 
 T = TypeVar("T")
@@ -309,12 +312,17 @@ class PluginHost:
 
         return self._cached("pathways", build)
 
-    def rules(self) -> list[tuple[str, object]]:
-        """Tailoring rule sources as (plugin name, rule file path or Python rule)."""
+    def rules(self) -> list[tuple[str, RuleSource]]:
+        """Tailoring rule sources as (plugin name, rule file path or Python rule), unparsed;
+        :func:`pamlib.tailoring.build_engine` reads and checks them."""
 
-        def build() -> list[tuple[str, object]]:
-            rules: list[tuple[str, object]] = []
-            self._collect("pamlib_register_rules", "rules", lambda p, r: rules.append((p, r)))
+        def build() -> list[tuple[str, RuleSource]]:
+            rules: list[tuple[str, RuleSource]] = []
+
+            def accept(plugin: str, source: RuleSource) -> None:
+                rules.append((plugin, source))
+
+            self._collect("pamlib_register_rules", "rules", accept)
             return rules
 
         return self._cached("rules", build)

@@ -1,0 +1,337 @@
+"""``pamlib rules``: check rule files, explain one assessment's tailoring, list who is overdue.
+
+Tailoring modules are imported inside the commands, so ``pamlib --help`` stays quick.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pamlib.errors import PamlibError, Problem, ValidationError
+
+if TYPE_CHECKING:
+    from pamlib.tailoring.context import Context
+    from pamlib.tailoring.engine import Engine
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "rules", help="check tailoring rule files, explain a recommendation, list overdue"
+    )
+    commands = p.add_subparsers(title="rules commands", metavar="COMMAND")
+    p.set_defaults(func=lambda args: _usage(p))
+
+    check = commands.add_parser(
+        "check", help="check rule files (with every installed plugin's rules); exit 1 on error"
+    )
+    check.add_argument("files", nargs="+", metavar="FILE", help="TOML rule file")
+    check.set_defaults(func=run_check)
+
+    explain = commands.add_parser(
+        "explain",
+        help="explain the tailoring of one assessment",
+        description="Explain one assessment's tailoring: from facts given as options, or from "
+        "a row of a scored table (--input FILE --assessment-id ID), linked to the patient's "
+        "previous row in that table.",
+    )
+    explain.add_argument(
+        "--rules",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a site rule file to add to the defaults (repeatable)",
+    )
+    explain.add_argument("--input", metavar="FILE", help="a scored CSV table (pamlib score)")
+    explain.add_argument("--assessment-id", metavar="ID", help="the row to explain (--input)")
+    explain.add_argument("--score", type=float, help="0–100 score")
+    explain.add_argument(
+        "--level", type=int, choices=(1, 2, 3, 4), help="activation level (default: from --score)"
+    )
+    explain.add_argument("--previous-score", type=float, help="previous 0–100 score")
+    explain.add_argument(
+        "--previous-level",
+        type=int,
+        choices=(1, 2, 3, 4),
+        help="previous level (default: from --previous-score)",
+    )
+    explain.add_argument(
+        "--cutpoint-set",
+        default="current",
+        help="cut points that band scores into levels (default current)",
+    )
+    explain.add_argument(
+        "--not-scored", metavar="REASON", help="the assessment was not scored, for this reason"
+    )
+    explain.add_argument("--site")
+    explain.add_argument("--instrument", default="PAM-13", help="instrument id (default PAM-13)")
+    explain.add_argument("--language", help="language the questionnaire was answered in")
+    explain.add_argument(
+        "--flag",
+        action="append",
+        default=[],
+        metavar="FLAG",
+        help="a result flag such as extreme-response or demo (repeatable)",
+    )
+    explain.add_argument(
+        "--attr",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an integrator attribute, e.g. condition=COPD (repeatable)",
+    )
+    explain.add_argument("--assessed-on", metavar="DATE", help="ISO date (default today)")
+    explain.add_argument("--json", action="store_true", help="the outcome as JSON")
+    explain.set_defaults(func=run_explain)
+
+    overdue = commands.add_parser(
+        "overdue",
+        help="list patients whose reassessment is overdue, from a scored table",
+        description="Read a scored CSV table and write, as CSV, every patient whose latest "
+        "assessment with a due date is past it on --on. Due dates come from the reassess_by "
+        "column, or are worked out with the rules when the table has none.",
+    )
+    overdue.add_argument("--input", required=True, metavar="FILE", help="a scored CSV table")
+    overdue.add_argument("--on", metavar="DATE", help="reference date (default today)")
+    overdue.add_argument(
+        "--rules",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a site rule file, used when the table has no reassess_by column",
+    )
+    overdue.add_argument(
+        "--all",
+        action="store_true",
+        help="list every patient with their status, not only the overdue",
+    )
+    overdue.set_defaults(func=run_overdue)
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return 2
+
+
+def _usage_error(message: str) -> PamlibError:
+    from pamlib.cli import UsageError
+
+    return UsageError(message)
+
+
+def _date(text: str | None, option: str) -> dt.date:
+    if text is None:
+        return dt.datetime.now(dt.UTC).date()
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise _usage_error(f"{option} must be an ISO date such as 2025-03-01") from None
+
+
+# -- check -----------------------------------------------------------------------------------
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from pamlib.tailoring.conditions import conditions_as_text
+    from pamlib.tailoring.engine import build_engine
+    from pamlib.tailoring.rules import FileRule, load_rules
+
+    engine = build_engine(args.files)  # raises RuleError with every problem, in every file
+    for path in args.files:
+        rule_file = load_rules(path)
+        print(
+            f"{path}: OK — {len(rule_file.rules)} rules, {len(rule_file.pathways)} pathways "
+            f"(checked with {len(engine.rules)} rules and {len(engine.pathways)} pathways in all)"
+        )
+        for rule in sorted(rule_file.rules, key=lambda r: (-r.priority, r.id)):
+            conditions = conditions_as_text(rule.when) or ["always"]
+            if isinstance(rule, FileRule) and rule.unless is not None:
+                conditions.append(f"unless {', '.join(conditions_as_text(rule.unless))}")
+            print(f"  {rule.id} (priority {rule.priority}): when {'; '.join(conditions)}")
+    return 0
+
+
+# -- explain ---------------------------------------------------------------------------------
+
+
+def _attributes(pairs: Sequence[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise _usage_error(f"--attr takes NAME=VALUE, got {pair!r}")
+        out[name.strip()] = value.strip()
+    return out
+
+
+def _context_from_options(args: argparse.Namespace) -> Context:
+    from pamlib.plugins import get_host
+    from pamlib.tailoring.context import Context
+
+    for option, value in (("--score", args.score), ("--previous-score", args.previous_score)):
+        if value is not None and not 0.0 <= value <= 100.0:
+            raise _usage_error(f"{option} must be from 0 to 100")
+    scored = args.not_scored is None
+    if scored and args.score is None and args.level is None:
+        raise _usage_error("give --score and/or --level, --not-scored REASON, or --input")
+    cutpoints = None
+    if args.score is not None or args.previous_score is not None:
+        cutpoints = get_host().cutpoint_sets().get(args.cutpoint_set)
+    level = args.level
+    if level is None and args.score is not None and cutpoints is not None:
+        level = int(cutpoints.level(args.score))
+    previous_level = args.previous_level
+    if previous_level is None and args.previous_score is not None and cutpoints is not None:
+        previous_level = int(cutpoints.level(args.previous_score))
+    return Context(
+        assessment_id="(given on the command line)",
+        scored=scored,
+        score=args.score if scored else None,
+        level=level if scored else None,
+        previous_score=args.previous_score,
+        previous_level=previous_level,
+        assessed_on=_date(args.assessed_on, "--assessed-on"),
+        instrument=args.instrument,
+        site=args.site,
+        language=args.language,
+        flags=frozenset(f.strip().lower() for f in args.flag),
+        attributes=_attributes(args.attr),
+        cutpoint_set=args.cutpoint_set if scored and level is not None else None,
+        not_scored_reason=args.not_scored,
+    )
+
+
+def _read_table(path: str) -> list[dict[str, str]]:
+    try:
+        with Path(path).open(encoding="utf-8-sig", newline="") as handle:
+            return [dict(row) for row in csv.DictReader(handle)]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ValidationError(
+            "cannot read the scored table", [Problem(path, "read", f"{type(exc).__name__}: {exc}")]
+        ) from None
+
+
+def _context_from_table(path: str, assessment_id: str) -> Context:
+    from pamlib.tailoring.rows import contexts_from_rows
+
+    rows = _read_table(path)
+    matches = [
+        i for i, r in enumerate(rows) if (r.get("assessment_id") or "").strip() == assessment_id
+    ]
+    if not matches:
+        raise ValidationError(
+            "nothing to explain", [Problem(path, "not-found", "no row has this assessment_id")]
+        )
+    if len(matches) > 1:
+        lines = ", ".join(f"line {i + 2}" for i in matches)
+        raise ValidationError(
+            "ambiguous assessment id",
+            [Problem(path, "duplicate", f"several rows have it: {lines}")],
+        )
+    row = rows[matches[0]]
+    key = (row.get("patient_id") or "").strip() or (row.get("nhs_number") or "").strip()
+    same = [
+        r
+        for r in rows
+        if r is row
+        or (
+            key
+            and ((r.get("patient_id") or "").strip() or (r.get("nhs_number") or "").strip()) == key
+        )
+    ]
+    try:
+        contexts = contexts_from_rows(same)
+    except ValidationError as exc:
+        raise ValidationError(f"{path}: the patient's rows cannot be read", exc.problems) from None
+    return contexts[same.index(row)]
+
+
+def _engine(files: Sequence[str]) -> Engine:
+    from pamlib.tailoring.engine import build_engine
+
+    return build_engine(files)
+
+
+def run_explain(args: argparse.Namespace) -> int:
+    from pamlib.serialize import dumps
+    from pamlib.tailoring.engine import explain
+
+    if args.input is not None or args.assessment_id is not None:
+        if args.input is None or args.assessment_id is None:
+            raise _usage_error("--input and --assessment-id go together")
+        context = _context_from_table(args.input, args.assessment_id)
+    else:
+        context = _context_from_options(args)
+    engine = _engine(args.rules)
+    outcome = engine.evaluate(context)
+    if args.json:
+        print(dumps(outcome, indent=2))
+    else:
+        print(explain(outcome, context=context, engine=engine))
+    return 0
+
+
+# -- overdue ---------------------------------------------------------------------------------
+
+
+def run_overdue(args: argparse.Namespace) -> int:
+    from pamlib.tailoring.reassessment import due_from_rows, reassessment_status
+    from pamlib.tailoring.rows import RECOMMENDATION_COLUMNS, recommend_rows
+
+    on = _date(args.on, "--on")
+    rows = _read_table(args.input)
+    if rows and "reassess_by" not in rows[0]:
+        outcomes = recommend_rows(rows, _engine(args.rules))
+        rows = [
+            {**row, RECOMMENDATION_COLUMNS[2]: o.reassess_by.isoformat() if o.reassess_by else ""}
+            for row, o in zip(rows, outcomes, strict=True)
+        ]
+    try:
+        entries = due_from_rows(rows)
+    except ValidationError as exc:
+        raise ValidationError(f"{args.input}: {exc.summary}", exc.problems) from None
+    statuses = reassessment_status(entries, on)
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(
+        [
+            "patient_id",
+            "status",
+            "assessment_id",
+            "assessed_on",
+            "reassess_by",
+            "days_overdue",
+            "window_closes",
+            "window_missed",
+        ]
+    )
+    for s in statuses:
+        if not args.all and s.status != "overdue":
+            continue
+        writer.writerow(
+            [
+                s.patient_id,
+                s.status,
+                s.assessment_id or "",
+                s.assessed_on.isoformat() if s.assessed_on else "",
+                s.reassess_by.isoformat() if s.reassess_by else "",
+                s.days_overdue,
+                s.window_closes.isoformat() if s.window_closes else "",
+                "true" if s.window_missed else "false",
+            ]
+        )
+    counts = {
+        k: sum(1 for s in statuses if s.status == k)
+        for k in ("overdue", "due-soon", "not-due", "no-date")
+    }
+    print(
+        f"{len(statuses)} patients on {on.isoformat()}: {counts['overdue']} overdue, "
+        f"{counts['due-soon']} due within 30 days, {counts['not-due']} not yet due, "
+        f"{counts['no-date']} without a due date",
+        file=sys.stderr,
+    )
+    return 0

@@ -1,0 +1,300 @@
+"""What a tailoring rule sees of one assessment.
+
+A :class:`Context` is built either from objects (an :class:`~pamlib.assessment.Assessment`, its
+:class:`~pamlib.results.ScoreResult` and optionally the previous result) or from one row of a
+scored table as ``pamlib score`` writes it (every value a string). Both routes give equal
+contexts for the same facts, so a rule behaves the same in a service and over a CSV export.
+
+Scores are held *as reported*: rounded to one decimal, half away from zero — the same rounding
+that decides the level — so a rule's ``score.max = 47.0`` agrees with level 1.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Literal
+
+import attrs
+
+from pamlib.errors import Problem, ValidationError
+from pamlib.levels import ActivationLevel, round_half_away
+
+if TYPE_CHECKING:
+    from pamlib.assessment import Assessment
+    from pamlib.results import ScoreResult
+
+__all__ = ["STANDARD_COLUMNS", "Context", "Transition"]
+
+#: How the level moved since the previous assessment; ``none`` when there is nothing to compare.
+Transition = Literal["up", "down", "same", "none"]
+
+#: The columns ``pamlib score`` writes before any extra column, in order.
+STANDARD_COLUMNS: tuple[str, ...] = (
+    "assessment_id",
+    "patient_id",
+    "assessed_on",
+    "instrument",
+    "status",
+    "n_answered",
+    "raw_score",
+    "theta",
+    "theta_se",
+    "score",
+    "score_se",
+    "level",
+    "cutpoint_set",
+    "flags",
+    "provider",
+    "provider_version",
+    "calibration_id",
+    "calibration_sha256",
+    "demo",
+)
+
+#: Extra columns with a meaning of their own; every other extra column is an attribute.
+_CONTEXT_COLUMNS = frozenset({"site", "language", "reason", "reason_code"})
+#: Extra columns never offered to rules: identifiers, and the columns tailoring itself writes.
+_NOT_ATTRIBUTES = frozenset(
+    {
+        "nhs_number",
+        "patient_id",
+        "mean_response",
+        "recommended_pathways",
+        "recommendation_rules",
+        "reassess_by",
+    }
+)
+_FLAG_SPLIT = re.compile(r"[;,|\s]+")
+_TRUE = frozenset({"true", "1", "yes", "y", "t"})
+_FALSE = frozenset({"false", "0", "no", "n", "f", ""})
+
+
+def reported(score: float | None) -> float | None:
+    """``score`` as reported (one decimal, half away from zero); ``None`` stays ``None``."""
+    if score is None or math.isnan(score):
+        return None
+    return round_half_away(score, 1)
+
+
+def _attributes(attributes: Mapping[str, str]) -> Mapping[str, str]:
+    return MappingProxyType({str(k): str(v) for k, v in attributes.items()})
+
+
+def _flagset(flags: Iterable[str]) -> frozenset[str]:
+    return frozenset(str(f) for f in flags)
+
+
+def _level(value: ActivationLevel | int | None) -> ActivationLevel | None:
+    return None if value is None else ActivationLevel(value)
+
+
+@attrs.frozen
+class Context:
+    """The facts about one assessment that rules may test.
+
+    ``flags`` holds every validity and provenance flag as text, ``demo`` included when the
+    result came from a synthetic calibration. ``attributes`` are what the integrator supplied
+    (condition, interpreter, accessibility needs, age band …).
+    """
+
+    assessment_id: str
+    scored: bool = True
+    score: float | None = attrs.field(default=None, converter=reported)
+    level: ActivationLevel | None = attrs.field(default=None, converter=_level)
+    previous_score: float | None = attrs.field(default=None, converter=reported)
+    previous_level: ActivationLevel | None = attrs.field(default=None, converter=_level)
+    assessed_on: dt.date | None = None
+    instrument: str | None = None
+    site: str | None = None
+    language: str | None = None
+    flags: frozenset[str] = attrs.field(factory=frozenset, converter=_flagset)
+    attributes: Mapping[str, str] = attrs.field(factory=dict, converter=_attributes)
+    cutpoint_set: str | None = None
+    #: Why the assessment was not scored, in words (for "no pathway" explanations).
+    not_scored_reason: str | None = None
+
+    @property
+    def change(self) -> float | None:
+        """Score change since the previous assessment, as reported; ``None`` without both."""
+        if self.score is None or self.previous_score is None:
+            return None
+        return round_half_away(self.score - self.previous_score, 1)
+
+    @property
+    def transition(self) -> Transition:
+        """``up``, ``down`` or ``same`` level since the previous assessment, else ``none``."""
+        if self.level is None or self.previous_level is None:
+            return "none"
+        if self.level > self.previous_level:
+            return "up"
+        return "down" if self.level < self.previous_level else "same"
+
+    def describe(self) -> str:
+        """One line for people: level, score and change (never an identifier but the id)."""
+        if not self.scored:
+            return f"not scored ({self.not_scored_reason or 'no reason given'})"
+        parts = [f"level {int(self.level)}" if self.level else "no level"]
+        if self.score is not None:
+            parts.append(f"score {self.score:.1f}")
+        if self.previous_score is not None or self.previous_level is not None:
+            before = []
+            if self.previous_score is not None:
+                before.append(f"{self.previous_score:.1f}")
+            if self.previous_level is not None:
+                before.append(f"level {int(self.previous_level)}")
+            change = self.change
+            delta = "" if change is None else f", change {change:+.1f}"
+            parts.append(f"previously {' '.join(before)}{delta}, transition {self.transition}")
+        return ", ".join(parts)
+
+    # -- construction ----------------------------------------------------------------------
+
+    @classmethod
+    def of(
+        cls,
+        assessment: Assessment,
+        result: ScoreResult,
+        previous: ScoreResult | None = None,
+    ) -> Context:
+        """The context of a scored (or unscored) assessment, optionally with the result of the
+        patient's previous assessment for change and transition conditions."""
+        flags = {str(f) for f in result.flags}
+        if result.demo:
+            flags.add("demo")
+        prev_scored = previous is not None and previous.scored
+        return cls(
+            assessment_id=assessment.id,
+            scored=result.scored,
+            score=result.score if result.scored else None,
+            level=result.level if result.scored else None,
+            previous_score=previous.score if previous is not None and prev_scored else None,
+            previous_level=previous.level if previous is not None and prev_scored else None,
+            assessed_on=assessment.assessed_on,
+            instrument=assessment.instrument.id,
+            site=assessment.site,
+            language=assessment.language,
+            flags=flags,
+            attributes=assessment.attributes,
+            cutpoint_set=result.cutpoint_set,
+            not_scored_reason=None if result.scored else (result.reason or result.reason_code),
+        )
+
+    @classmethod
+    def from_row(
+        cls,
+        row: Mapping[str, str],
+        previous: Mapping[str, str] | None = None,
+        *,
+        where: str = "row",
+    ) -> Context:
+        """The context of one row of a scored table (values are strings, as in a CSV file).
+
+        Columns: the :data:`STANDARD_COLUMNS`, then optional ``site`` and ``language``; any
+        other extra column is an attribute (empty cells are left out; identifier columns such
+        as ``nhs_number`` never are attributes). ``previous`` is the patient's previous row.
+        Problems name ``where`` and the column, never a value.
+        """
+        problems: list[Problem] = []
+        current = _parse_row(row, where, problems)
+        before = _parse_row(previous, f"{where} (previous)", problems) if previous else None
+        if problems:
+            raise ValidationError("invalid scored row", problems)
+        attributes = {
+            name: value.strip()
+            for name, value in row.items()
+            if name is not None
+            and name not in STANDARD_COLUMNS
+            and name not in _CONTEXT_COLUMNS
+            and name not in _NOT_ATTRIBUTES
+            and value is not None
+            and value.strip()
+        }
+        reason = (row.get("reason") or row.get("reason_code") or "").strip() or None
+        return cls(
+            assessment_id=(row.get("assessment_id") or "").strip(),
+            scored=current.scored,
+            score=current.score,
+            level=current.level,
+            previous_score=before.score if before and before.scored else None,
+            previous_level=before.level if before and before.scored else None,
+            assessed_on=current.assessed_on,
+            instrument=_text(row.get("instrument")),
+            site=_text(row.get("site")),
+            language=_text(row.get("language")),
+            flags=current.flags,
+            attributes=attributes,
+            cutpoint_set=_text(row.get("cutpoint_set")),
+            not_scored_reason=None if current.scored else reason,
+        )
+
+
+@attrs.frozen
+class _Parsed:
+    scored: bool
+    score: float | None
+    level: ActivationLevel | None
+    assessed_on: dt.date | None
+    flags: frozenset[str]
+
+
+def _text(value: str | None) -> str | None:
+    value = (value or "").strip()
+    return value or None
+
+
+def parse_date(value: str | None) -> dt.date | None:
+    """An ISO date (``2025-03-01``; a time part is ignored), or ``None`` for an empty cell."""
+    text = (value or "").strip()
+    if not text:
+        return None
+    return dt.date.fromisoformat(text[:10])
+
+
+def _parse_row(row: Mapping[str, str], where: str, problems: list[Problem]) -> _Parsed:
+    status = (row.get("status") or "").strip().lower()
+    score: float | None = None
+    level: ActivationLevel | None = None
+    assessed_on: dt.date | None = None
+    text = (row.get("score") or "").strip()
+    if text and text.lower() not in {"nan", "na"}:
+        try:
+            score = float(text)
+        except ValueError:
+            problems.append(Problem(f"{where}: score", "number", "score is not a number"))
+        else:
+            if not 0.0 <= score <= 100.0:
+                problems.append(Problem(f"{where}: score", "range", "score is outside 0–100"))
+    text = (row.get("level") or "").strip().lower().removeprefix("level-").removeprefix("level ")
+    if text and text != "0":
+        try:
+            level = ActivationLevel(int(text))
+        except ValueError:
+            problems.append(Problem(f"{where}: level", "level", "level is not 1, 2, 3 or 4"))
+    try:
+        assessed_on = parse_date(row.get("assessed_on"))
+    except ValueError:
+        problems.append(Problem(f"{where}: assessed_on", "date", "assessed_on is not an ISO date"))
+    demo = (row.get("demo") or "").strip().lower()
+    if demo not in _TRUE and demo not in _FALSE:
+        problems.append(Problem(f"{where}: demo", "boolean", "demo is not true or false"))
+    flags = {f for f in _FLAG_SPLIT.split((row.get("flags") or "").strip().lower()) if f}
+    if demo in _TRUE:
+        flags.add("demo")
+    if status == "scored":
+        scored = True
+    elif not status:
+        scored = (
+            score is not None or level is not None or bool((row.get("raw_score") or "").strip())
+        )
+    elif status in {"not-scored", "not_scored", "not scored"}:
+        scored = False
+    else:
+        problems.append(Problem(f"{where}: status", "status", "status is not scored/not-scored"))
+        scored = False
+    if not scored:
+        score, level = None, None
+    return _Parsed(scored, score, level, assessed_on, frozenset(flags))

@@ -1,0 +1,615 @@
+"""Evaluating tailoring rules: priorities, conflict resolution and explanations.
+
+Every rule — pamlib's defaults, a site's files, Python rules from plugins — goes through the same
+:class:`Engine`. For one :class:`~pamlib.tailoring.context.Context` the engine asks each rule
+for its actions, then settles conflicts **deterministically, whatever order rules or files were
+given in**:
+
+1. Rules are evaluated in order of priority (highest first), then rule id; each rule's actions
+   in the order it lists them. This *evaluation order* is the order of every list in the
+   outcome: recommendations, notes, traces.
+2. **Recommend or suppress**, per pathway: the highest priority wins; at equal priority
+   *suppress beats recommend*; ``suppress = "*"`` takes part for every pathway.
+3. **Intensity and contact frequency**, per pathway: the highest priority wins; at equal
+   priority the lower rule id (in code-point order) wins.
+4. **Reassessment interval**: the highest priority wins; at equal priority the *shorter*
+   interval wins (reassess sooner). Without any, a scored assessment is due after the policy's
+   default interval (6 months).
+5. **Notes** never conflict: all are kept, in evaluation order, without duplicates.
+
+Every action leaves a :class:`~pamlib.pathways.RuleTrace`; an action that lost names the rule
+that beat it in ``overridden_by``. An outcome without recommendations always says why, in
+``no_pathway_reason``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from pamlib.errors import ConfigurationError, PamlibError, Problem, RuleError
+from pamlib.pathways import Pathway, Recommendation, RuleTrace, TailoringOutcome
+from pamlib.tailoring.context import Context
+from pamlib.tailoring.reassessment import ReassessmentPolicy
+from pamlib.tailoring.rules import (
+    ANY_PATHWAY,
+    ID_PATTERN,
+    Action,
+    FileRule,
+    Note,
+    Recommend,
+    Rule,
+    RuleFile,
+    SetContactFrequency,
+    SetIntensity,
+    Suppress,
+    check_actions,
+    check_rule,
+    check_rules_file,
+    pathway_from_table,
+)
+
+if TYPE_CHECKING:
+    from pamlib.plugins import PluginHost
+
+__all__ = ["Engine", "build_engine", "explain", "outcome_columns"]
+
+_SUPPRESS, _RECOMMEND = 0, 1
+
+
+@attrs.frozen
+class _Claim:
+    """One atomic thing a rule asked for: the unit of conflict resolution and of tracing."""
+
+    seq: int
+    kind: str
+    rule_id: str
+    priority: int
+    reason: str
+    pathway: str | None = None
+    value: str | None = None
+    months: int | None = None
+
+
+def _atoms(action: Action) -> list[tuple[str, str | None, str | None, int | None]]:
+    """(kind, pathway, value, months) for each atomic part of ``action``."""
+    if isinstance(action, Recommend):
+        out: list[tuple[str, str | None, str | None, int | None]] = [
+            ("recommend", action.pathway, None, None)
+        ]
+        if action.intensity is not None:
+            out.append(("intensity", action.pathway, action.intensity, None))
+        if action.contact_frequency is not None:
+            out.append(("contact-frequency", action.pathway, action.contact_frequency, None))
+        if action.note is not None:
+            out.append(("note", action.pathway, action.note, None))
+        return out
+    if isinstance(action, Suppress):
+        return [("suppress", action.pathway, None, None)]
+    if isinstance(action, SetIntensity):
+        return [("intensity", action.pathway, action.value, None)]
+    if isinstance(action, SetContactFrequency):
+        return [("contact-frequency", action.pathway, action.value, None)]
+    if isinstance(action, Note):
+        return [("note", action.pathway, action.text, None)]
+    return [("reassess", None, f"{action.months} months", action.months)]
+
+
+def _contest_key(claim: _Claim) -> tuple[int, int, str, int]:
+    return (
+        -claim.priority,
+        _SUPPRESS if claim.kind == "suppress" else _RECOMMEND,
+        claim.rule_id,
+        claim.seq,
+    )
+
+
+def _setting_key(claim: _Claim) -> tuple[int, str, int]:
+    return (-claim.priority, claim.rule_id, claim.seq)
+
+
+def _reassess_key(claim: _Claim) -> tuple[int, int, str, int]:
+    return (-claim.priority, claim.months or 0, claim.rule_id, claim.seq)
+
+
+@attrs.frozen
+class _Decision:
+    outcome: TailoringOutcome
+    months: int | None
+
+
+class Engine:
+    """A checked set of rules and pathways, ready to evaluate contexts.
+
+    Construction checks everything once: each rule is usable, rule ids are unique, every
+    pathway a rule file names exists, pathway ids can go into a ``;``-separated column. Python
+    rules' actions are checked as they are returned.
+    """
+
+    def __init__(
+        self,
+        rules: Iterable[Rule],
+        pathways: Mapping[str, Pathway],
+        *,
+        policy: ReassessmentPolicy | None = None,
+        sources: Mapping[str, str] | None = None,
+        refs: Mapping[str, Sequence[tuple[str, str]]] | None = None,
+    ) -> None:
+        problems: list[Problem] = []
+        self.pathways: Mapping[str, Pathway] = dict(pathways)
+        for pid in self.pathways:
+            if not ID_PATTERN.match(pid):
+                message = "pathway ids are letters, digits and . _ : - (no spaces or ;)"
+                problems.append(Problem(f"pathway {pid!r}", "id", message))
+        by_id: dict[str, Rule] = {}
+        for candidate in rules:
+            try:
+                check_rule(candidate)
+            except RuleError as exc:
+                problems.extend(exc.problems)
+                continue
+            if candidate.id in by_id:
+                where = ", ".join(
+                    sorted(
+                        {
+                            (sources or {}).get(candidate.id, "?"),
+                            _source_of(by_id[candidate.id]),
+                            _source_of(candidate),
+                        }
+                        - {"?", ""}
+                    )
+                )
+                message = "rule ids must be unique across every rule file and plugin"
+                problems.append(
+                    Problem(
+                        f"rule {candidate.id!r}" + (f" ({where})" if where else ""),
+                        "duplicate",
+                        message,
+                    )
+                )
+                continue
+            by_id[candidate.id] = candidate
+        for rule in by_id.values():
+            if isinstance(rule, FileRule):
+                for ref_where, pathway in (refs or {}).get(rule.id, ()):
+                    if pathway not in self.pathways:
+                        problems.append(
+                            Problem(ref_where, "unknown-pathway", _unknown(pathway, self.pathways))
+                        )
+        if problems:
+            raise RuleError("invalid tailoring rules", problems)
+        self.rules: tuple[Rule, ...] = tuple(
+            sorted(by_id.values(), key=lambda r: (-r.priority, r.id))
+        )
+        self.policy = policy or ReassessmentPolicy()
+        self.sources: Mapping[str, str] = {
+            r.id: (sources or {}).get(r.id) or _source_of(r) for r in self.rules
+        }
+        #: Only file rules: outcomes depend on nothing but the conditions they read, so rows
+        #: with equal facts can share one evaluation.
+        self.pure = all(isinstance(r, FileRule) for r in self.rules)
+
+    # -- evaluation ------------------------------------------------------------------------
+
+    def evaluate(self, context: Context) -> TailoringOutcome:
+        """Tailor one assessment: recommendations, suppressions, settings, notes, reassessment
+        date and the trace of every rule involved."""
+        decision = self._decide(context)
+        return self._dated(decision, context)
+
+    def _dated(self, decision: _Decision, context: Context) -> TailoringOutcome:
+        outcome = decision.outcome
+        due = None
+        if context.assessed_on is not None and (decision.months is not None or context.scored):
+            due = self.policy.due(context.assessed_on, decision.months)
+        return attrs.evolve(outcome, assessment_id=context.assessment_id, reassess_by=due)
+
+    def _claims(self, context: Context) -> list[_Claim]:
+        claims: list[_Claim] = []
+        for rule in self.rules:
+            try:
+                result = rule.evaluate(context)
+            except PamlibError:
+                raise
+            except Exception as exc:
+                raise RuleError(
+                    "a tailoring rule failed",
+                    [Problem(f"rule {rule.id!r}", "rule-failed", f"{type(exc).__name__}: {exc}")],
+                ) from exc
+            if result is None:
+                continue
+            actions = result if isinstance(rule, FileRule) else check_actions(rule.id, result)
+            for action in actions:
+                reason = action.reason or rule.reason
+                for kind, pathway, value, months in _atoms(action):
+                    if (
+                        pathway is not None
+                        and pathway != ANY_PATHWAY
+                        and pathway not in self.pathways
+                        and not isinstance(rule, FileRule)
+                    ):
+                        raise RuleError(
+                            "a tailoring rule named an unknown pathway",
+                            [
+                                Problem(
+                                    f"rule {rule.id!r}",
+                                    "unknown-pathway",
+                                    _unknown(pathway, self.pathways),
+                                )
+                            ],
+                        )
+                    claims.append(
+                        _Claim(
+                            len(claims),
+                            kind,
+                            rule.id,
+                            rule.priority,
+                            reason,
+                            pathway,
+                            value,
+                            months,
+                        )
+                    )
+        return claims
+
+    def _decide(self, context: Context) -> _Decision:
+        claims = self._claims(context)
+        # Recommend/suppress contests, one per pathway something recommended.
+        first_seen: dict[str, int] = {}
+        for c in claims:
+            if c.kind == "recommend" and c.pathway is not None:
+                first_seen.setdefault(c.pathway, c.seq)
+        lost_to: dict[str, dict[int, str]] = {}  # pathway -> claim seq -> rule that beat it
+        winners: dict[str, _Claim] = {}
+        for pathway in first_seen:
+            contest = [
+                c
+                for c in claims
+                if (c.kind == "recommend" and c.pathway == pathway)
+                or (c.kind == "suppress" and c.pathway in (pathway, ANY_PATHWAY))
+            ]
+            winner = winners[pathway] = min(contest, key=_contest_key)
+            lost_to[pathway] = {c.seq: winner.rule_id for c in contest if c.kind != winner.kind}
+        recommended = [p for p in first_seen if winners[p].kind == "recommend"]
+        recommended.sort(key=lambda p: winners[p].seq)
+        suppressed = [p for p in first_seen if winners[p].kind == "suppress"]
+        # Settings and the reassessment interval: one winner each, the rest overridden by it.
+        lost: dict[int, str] = {}
+        effective: set[int] = set()
+        for pathway in first_seen:
+            for kind in ("intensity", "contact-frequency"):
+                contest = [c for c in claims if c.kind == kind and c.pathway == pathway]
+                if contest:
+                    winner = min(contest, key=_setting_key)
+                    effective.update(c.seq for c in contest)
+                    lost.update({c.seq: winner.rule_id for c in contest if c is not winner})
+        reassess = [c for c in claims if c.kind == "reassess"]
+        months = None
+        if reassess:
+            winner = min(reassess, key=_reassess_key)
+            months = winner.months
+            effective.update(c.seq for c in reassess)
+            lost.update({c.seq: winner.rule_id for c in reassess if c is not winner})
+        for c in claims:
+            if (
+                (c.kind in ("recommend", "suppress") and c.pathway in first_seen)
+                or (c.kind == "note" and (c.pathway is None or c.pathway in first_seen))
+                or (c.kind == "suppress" and c.pathway == ANY_PATHWAY and first_seen)
+            ):
+                effective.add(c.seq)
+
+        def beaten(c: _Claim, pathway: str | None) -> str | None:
+            if c.kind not in ("recommend", "suppress"):
+                return lost.get(c.seq)
+            if pathway is not None:
+                return lost_to.get(pathway, {}).get(c.seq)
+            if c.pathway != ANY_PATHWAY:
+                return lost_to.get(str(c.pathway), {}).get(c.seq)
+            # A wildcard took part in every contest: it lost only if it lost them all.
+            beats = [lost_to[p].get(c.seq) for p in first_seen]
+            return beats[0] if beats and all(beats) else None
+
+        def trace(c: _Claim, pathway: str | None = None) -> RuleTrace:
+            return RuleTrace(
+                rule_id=c.rule_id,
+                action=c.kind,
+                reason=c.reason,
+                pathway=c.pathway,
+                value=c.value,
+                priority=c.priority,
+                overridden_by=beaten(c, pathway),
+            )
+
+        def about(pathway: str) -> list[_Claim]:
+            return [
+                c
+                for c in claims
+                if c.pathway == pathway or (c.kind == "suppress" and c.pathway == ANY_PATHWAY)
+            ]
+
+        def setting(pathway: str, kind: str) -> str | None:
+            won = [c for c in about(pathway) if c.kind == kind and c.seq not in lost]
+            return won[0].value if won else None
+
+        recommendations = tuple(
+            Recommendation(
+                pathway=pathway,
+                intensity=setting(pathway, "intensity"),
+                contact_frequency=setting(pathway, "contact-frequency"),
+                notes=_unique(c.value for c in about(pathway) if c.kind == "note"),
+                trace=tuple(trace(c, pathway) for c in about(pathway)),
+            )
+            for pathway in recommended
+        )
+        suppressions = tuple(
+            Recommendation(pathway=pathway, trace=tuple(trace(c, pathway) for c in about(pathway)))
+            for pathway in suppressed
+        )
+        outcome = TailoringOutcome(
+            assessment_id=context.assessment_id,
+            recommendations=recommendations,
+            suppressed=suppressions,
+            notes=_unique(c.value for c in claims if c.kind == "note" and c.pathway is None),
+            trace=tuple(trace(c) for c in claims if c.seq in effective),
+            no_pathway_reason=None if recommendations else _no_pathway(context, suppressions),
+        )
+        return _Decision(outcome, months)
+
+    # -- many at once ----------------------------------------------------------------------
+
+    def evaluate_many(self, contexts: Iterable[Context]) -> list[TailoringOutcome]:
+        """:meth:`evaluate` for each context; rows with equal facts share one evaluation when
+        every rule is a file rule (Python rules may read anything, so they are always asked)."""
+        cache: dict[tuple[Any, ...], _Decision] = {}
+        out: list[TailoringOutcome] = []
+        for context in contexts:
+            if not self.pure:
+                out.append(self.evaluate(context))
+                continue
+            key = _facts(context)
+            decision = cache.get(key)
+            if decision is None:
+                decision = cache[key] = self._decide(context)
+            out.append(self._dated(decision, context))
+        return out
+
+    def explain(self, context: Context) -> str:
+        """The outcome for ``context`` in words: see :func:`explain`."""
+        return explain(self.evaluate(context), context=context, engine=self)
+
+
+def _facts(context: Context) -> tuple[Any, ...]:
+    """Everything file rules can read, i.e. the context without its id and date."""
+    return (
+        context.scored,
+        context.score,
+        context.level,
+        context.previous_score,
+        context.previous_level,
+        context.instrument,
+        context.site,
+        context.language,
+        context.flags,
+        tuple(sorted(context.attributes.items())),
+        context.cutpoint_set,
+        context.not_scored_reason,
+    )
+
+
+def _unique(values: Iterable[str | None]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(v for v in values if v is not None))
+
+
+def _unknown(pathway: str, known: Mapping[str, Pathway]) -> str:
+    return f"unknown pathway {pathway!r}; known: {', '.join(sorted(known)) or 'none'}"
+
+
+def _source_of(rule: object) -> str:
+    source = getattr(rule, "source", "")
+    if isinstance(source, str) and source:
+        return source
+    module = getattr(getattr(rule, "function", None), "__module__", None)
+    return f"python:{module}" if module else "python"
+
+
+def _no_pathway(context: Context, suppressed: Sequence[Recommendation]) -> str:
+    if suppressed:
+        parts = []
+        for rec in suppressed:
+            winners = sorted({t.rule_id for t in rec.trace if t.action == "suppress" and t.applied})
+            parts.append(f"{rec.pathway} by {', '.join(winners)}")
+        return "every recommended pathway was suppressed: " + "; ".join(parts)
+    if not context.scored:
+        why = context.not_scored_reason or "no reason given"
+        return f"not scored ({why}); no rule recommends a pathway for an unscored assessment"
+    if context.level is None:
+        return (
+            "no activation level (raw totals are not PAM scores and have no level); "
+            "no rule recommends a pathway without one"
+        )
+    return f"no rule recommends a pathway at level {int(context.level)} with these facts"
+
+
+# -- columns ----------------------------------------------------------------------------------
+
+
+def outcome_columns(outcome: TailoringOutcome) -> tuple[str, str, str]:
+    """``(recommended_pathways, recommendation_rules, reassess_by)`` for a table row.
+
+    Pathways and rule ids are ``;``-separated in evaluation order; the rules are those whose
+    actions took effect — produced, changed or suppressed a recommendation, set the
+    reassessment interval or added a note. The date is ISO, or empty.
+    """
+    pathways = ";".join(r.pathway for r in outcome.recommendations)
+    rules = ";".join(dict.fromkeys(t.rule_id for t in outcome.trace if t.applied))
+    due = outcome.reassess_by.isoformat() if outcome.reassess_by else ""
+    return pathways, rules, due
+
+
+# -- explanations -----------------------------------------------------------------------------
+
+
+def _trace_line(t: RuleTrace) -> str:
+    """``+`` for an action that took effect, ``x`` for one another rule overrode."""
+    if t.action == "note":
+        what = f"note {t.value!r}"
+    elif t.action == "suppress" and t.pathway == ANY_PATHWAY:
+        what = "suppress every pathway"
+    else:
+        what = t.action if t.value is None else f"{t.action} {t.value}"
+    mark = "+" if t.applied else "x"
+    line = f"{mark} {what} — {t.rule_id} (priority {t.priority}): {t.reason}"
+    return line if t.applied else f"{line} — overridden by {t.overridden_by}"
+
+
+def explain(
+    outcome: TailoringOutcome,
+    *,
+    context: Context | None = None,
+    engine: Engine | None = None,
+) -> str:
+    """An outcome in words: what is recommended, with which settings, what was suppressed,
+    every rule involved and why (``+`` took effect, ``x`` was overridden), when to reassess,
+    and the notes."""
+    names = engine.pathways if engine is not None else {}
+    policy = engine.policy if engine is not None else ReassessmentPolicy()
+
+    def title(pathway: str) -> str:
+        known = names.get(pathway)
+        return f"  {pathway}" + (f" ({known.name})" if known else "")
+
+    lines = [f"Assessment {outcome.assessment_id}" + (f": {context.describe()}" if context else "")]
+    if outcome.recommendations:
+        lines.append("Recommended:")
+        for rec in outcome.recommendations:
+            settings = [
+                f"{label} {value}"
+                for label, value in (
+                    ("intensity", rec.intensity),
+                    ("contact", rec.contact_frequency),
+                )
+                if value
+            ]
+            lines.append(title(rec.pathway) + (f": {', '.join(settings)}" if settings else ""))
+            lines.extend(f"      {_trace_line(t)}" for t in rec.trace)
+    else:
+        lines.append(f"No pathway: {outcome.no_pathway_reason}")
+    if outcome.suppressed:
+        lines.append("Suppressed:")
+        for rec in outcome.suppressed:
+            lines.append(title(rec.pathway))
+            lines.extend(
+                f"      {_trace_line(t)}"
+                for t in rec.trace
+                if t.action in ("recommend", "suppress")
+            )
+    if outcome.reassess_by is not None:
+        reassess = [t for t in outcome.trace if t.action == "reassess"]
+        won = [t for t in reassess if t.applied]
+        months = int(str(won[0].value).split()[0]) if won else policy.interval_months
+        why = "set by a rule" if won else "the default interval"
+        lines.append(f"Reassess by {outcome.reassess_by.isoformat()}: {months} months, {why}")
+        if not policy.in_window(months):
+            low, high = policy.window_months
+            lines.append(
+                f"      (outside the {low}–{high} month follow-up window of change measures)"
+            )
+        lines.extend(f"      {_trace_line(t)}" for t in reassess)
+    notes = [t for t in outcome.trace if t.action == "note" and t.pathway is None]
+    if notes:
+        lines.append("Notes:")
+        lines.extend(f"      {_trace_line(t)}" for t in notes)
+    return "\n".join(lines)
+
+
+# -- building from plugins and files -----------------------------------------------------------
+
+
+def build_engine(
+    files: Iterable[str | os.PathLike[str]] = (),
+    *,
+    host: PluginHost | None = None,
+    policy: ReassessmentPolicy | None = None,
+) -> Engine:
+    """An engine with every rule and pathway the plugins register (pamlib's defaults among
+    them) plus the rule ``files`` given — a site's files, in any order.
+
+    Every problem in every file is reported at once as one :class:`RuleError`. A plugin whose
+    rules hook failed stops the build: tailoring without a site's rules would silently change
+    recommendations.
+    """
+    from pamlib.plugins import get_host
+
+    host = host or get_host()
+    problems: list[Problem] = []
+    catalogue = dict(host.pathways())
+    registered = host.rules()
+    failed = [
+        e for e in host.errors if e.hook in ("pamlib_register_rules", "pamlib_register_pathways")
+    ]
+    if failed:
+        raise ConfigurationError(
+            "tailoring cannot run without every plugin's rules and pathways: "
+            + "; ".join(str(e) for e in failed)
+        )
+    rules: list[Rule] = []
+    parsed: list[RuleFile] = []
+    sources: dict[str, str] = {}
+    for plugin, registration in registered:
+        source: object = registration  # plugins may register anything: check it
+        if isinstance(source, str | os.PathLike):
+            rule_file, found = check_rules_file(source)
+            parsed.append(rule_file)
+            problems.extend(attrs.evolve(p, where=f"plugin {plugin}: {p.where}") for p in found)
+        elif isinstance(source, Rule):
+            rules.append(source)
+            sources.setdefault(source.id, f"plugin {plugin}")
+        else:
+            message = f"registered {type(source).__name__}, neither a rule file path nor a rule"
+            problems.append(Problem(f"plugin {plugin}", "rule", message))
+    for path in files:
+        rule_file, found = check_rules_file(path)
+        parsed.append(rule_file)
+        problems.extend(found)
+    pathways = _merge_pathways(catalogue, parsed, problems)
+    refs: dict[str, list[tuple[str, str]]] = {}
+    for rule_file in parsed:
+        rules.extend(rule_file.rules)
+        for ref in rule_file.pathway_refs:
+            refs.setdefault(ref.rule_id, []).append((ref.where, ref.pathway))
+    try:
+        engine = Engine(rules, pathways, policy=policy, sources=sources, refs=refs)
+    except RuleError as exc:
+        problems.extend(exc.problems)
+    if problems:
+        raise RuleError("invalid tailoring rules", problems)
+    return engine
+
+
+def _merge_pathways(
+    catalogue: Mapping[str, Pathway], files: Sequence[RuleFile], problems: list[Problem]
+) -> dict[str, Pathway]:
+    """The catalogue with each file's ``[[pathway]]`` tables applied. Two files configuring the
+    same pathway differently is an error, so the result never depends on file order."""
+    tables: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
+    for rule_file in files:
+        for table in rule_file.pathways:
+            tables.setdefault(str(table["id"]), []).append((rule_file.source, table))
+    out = dict(catalogue)
+    for pid, given in sorted(tables.items()):
+        first_source, first = given[0]
+        clash = [source for source, table in given[1:] if table != first]
+        if clash:
+            where = ", ".join(sorted({first_source, *clash}))
+            message = f"configured differently in {where}"
+            problems.append(Problem(f"pathway {pid!r}", "conflict", message))
+            continue
+        if pid not in out and "name" not in first:
+            message = "a new pathway needs a name"
+            problems.append(Problem(f"{first_source}: pathway {pid!r}: name", "missing", message))
+            continue
+        out[pid] = pathway_from_table(first, out.get(pid))
+    return out

@@ -1,0 +1,228 @@
+"""When each person should be reassessed, and who in a cohort is overdue.
+
+No NHS reassessment interval is published, so the interval is configuration: by default a
+person is due **6 months** after an assessment, and a rule may set another interval. The
+follow-up *window* of change measures such as "Gains in PAM Scores at 12 Months" (NQF #2483,
+CMS MIPS #503) runs **6 to 12 months** after the baseline; a reassessment outside it still
+happens, but does not count for such a measure — explanations and the overdue list say so.
+
+Months are **calendar months, clamped to the month's end**: 31 August + 6 months is 28 (or 29)
+February, and 28 February + 6 months is 28 August.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from typing import Literal
+
+import attrs
+
+from pamlib.errors import ConfigurationError, Problem, ValidationError
+from pamlib.tailoring.context import parse_date
+
+__all__ = [
+    "DueStatus",
+    "PatientDue",
+    "ReassessmentPolicy",
+    "add_months",
+    "due_from_rows",
+    "overdue",
+    "reassessment_status",
+]
+
+
+def add_months(day: dt.date, months: int) -> dt.date:
+    """``day`` plus ``months`` calendar months, clamped to the last day of the target month.
+
+    >>> add_months(dt.date(2025, 8, 31), 6), add_months(dt.date(2023, 8, 31), 6)
+    (datetime.date(2026, 2, 28), datetime.date(2024, 2, 29))
+    >>> add_months(dt.date(2025, 1, 15), 12)
+    datetime.date(2026, 1, 15)
+    """
+    index = day.year * 12 + (day.month - 1) + months
+    year, month = divmod(index, 12)
+    last = calendar.monthrange(year, month + 1)[1]
+    return dt.date(year, month + 1, min(day.day, last))
+
+
+def _window(value: tuple[int, int]) -> tuple[int, int]:
+    low, high = (int(v) for v in value)
+    if not 0 < low <= high:
+        raise ConfigurationError("the follow-up window needs 0 < opens <= closes (months)")
+    return (low, high)
+
+
+def _positive(_: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if value < 1:
+        raise ConfigurationError(f"{attribute.name} must be at least one month")
+
+
+@attrs.frozen
+class ReassessmentPolicy:
+    """The default interval and the follow-up window, in calendar months."""
+
+    interval_months: int = attrs.field(default=6, validator=_positive)
+    window_months: tuple[int, int] = attrs.field(default=(6, 12), converter=_window)
+
+    def due(self, assessed_on: dt.date, months: int | None = None) -> dt.date:
+        """The date reassessment is due, ``months`` (default interval) after ``assessed_on``."""
+        return add_months(assessed_on, self.interval_months if months is None else months)
+
+    def window(self, assessed_on: dt.date) -> tuple[dt.date, dt.date]:
+        """The first and last day of the follow-up window after ``assessed_on``."""
+        return (
+            add_months(assessed_on, self.window_months[0]),
+            add_months(assessed_on, self.window_months[1]),
+        )
+
+    def in_window(self, months: int) -> bool:
+        return self.window_months[0] <= months <= self.window_months[1]
+
+
+#: ``overdue``: the due date has passed; ``due-soon``: due within the look-ahead;
+#: ``not-due``: later; ``no-date``: no assessment of this patient has a due date.
+DueStatus = Literal["overdue", "due-soon", "not-due", "no-date"]
+
+
+@attrs.frozen
+class PatientDue:
+    """One patient's reassessment status on a reference date.
+
+    ``patient_id`` is kept out of the repr (patient identifiers never reach logs).
+    ``window_closes`` is the last day of the follow-up window after the latest assessment.
+    """
+
+    patient_id: str = attrs.field(repr=False)
+    status: DueStatus
+    assessment_id: str | None = None
+    assessed_on: dt.date | None = None
+    reassess_by: dt.date | None = None
+    window_closes: dt.date | None = None
+    days_overdue: int = 0
+    #: Past the follow-up window on the reference date: a reassessment now no longer counts
+    #: for a 6–12 month change measure.
+    window_missed: bool = False
+
+
+@attrs.frozen
+class _Entry:
+    patient_id: str
+    assessment_id: str
+    assessed_on: dt.date
+    reassess_by: dt.date
+    order: int
+
+
+def reassessment_status(
+    entries: Iterable[tuple[str, str, dt.date, dt.date | None]],
+    on: dt.date,
+    *,
+    policy: ReassessmentPolicy | None = None,
+    due_soon_days: int = 30,
+) -> list[PatientDue]:
+    """Every patient's status on ``on``, one entry per patient.
+
+    ``entries`` are ``(patient_id, assessment_id, assessed_on, reassess_by)``, one per
+    assessment, ``reassess_by`` ``None`` where none was set (e.g. not scored). A patient's
+    status comes from their latest assessment that has a due date: an unscored attempt after it
+    does not count as a reassessment. Ties on the date go to the later entry. Sorted most
+    overdue first, then by assessment id.
+
+    >>> d = dt.date
+    >>> status = reassessment_status(
+    ...     [("p1", "a1", d(2024, 1, 10), d(2024, 7, 10)),
+    ...      ("p2", "a2", d(2024, 1, 10), d(2024, 7, 10)),
+    ...      ("p2", "a3", d(2024, 7, 1), d(2025, 1, 1))],
+    ...     on=d(2024, 9, 1))
+    >>> [(s.assessment_id, s.status, s.days_overdue) for s in status]
+    [('a1', 'overdue', 53), ('a3', 'not-due', 0)]
+    """
+    rules = policy or ReassessmentPolicy()
+    latest: dict[str, _Entry] = {}
+    seen: dict[str, None] = {}
+    for order, (patient_id, assessment_id, assessed_on, reassess_by) in enumerate(entries):
+        seen.setdefault(patient_id, None)
+        if reassess_by is None:
+            continue
+        held = latest.get(patient_id)
+        if held is None or (assessed_on, order) >= (held.assessed_on, held.order):
+            latest[patient_id] = _Entry(patient_id, assessment_id, assessed_on, reassess_by, order)
+    out: list[PatientDue] = []
+    for patient_id in seen:
+        found = latest.get(patient_id)
+        if found is None:
+            out.append(PatientDue(patient_id, "no-date"))
+            continue
+        entry = found
+        late = (on - entry.reassess_by).days
+        closes = rules.window(entry.assessed_on)[1]
+        status: DueStatus
+        if late > 0:
+            status = "overdue"
+        elif -late <= due_soon_days:
+            status = "due-soon"
+        else:
+            status = "not-due"
+        out.append(
+            PatientDue(
+                patient_id,
+                status,
+                entry.assessment_id,
+                entry.assessed_on,
+                entry.reassess_by,
+                closes,
+                max(late, 0),
+                on > closes,
+            )
+        )
+    out.sort(key=lambda s: (-s.days_overdue, s.assessment_id or "", s.status))
+    return out
+
+
+def overdue(
+    entries: Iterable[tuple[str, str, dt.date, dt.date | None]],
+    on: dt.date,
+    *,
+    policy: ReassessmentPolicy | None = None,
+) -> list[PatientDue]:
+    """The patients whose reassessment is overdue on ``on``, most overdue first."""
+    return [s for s in reassessment_status(entries, on, policy=policy) if s.status == "overdue"]
+
+
+def due_from_rows(
+    rows: Iterable[Mapping[str, str]],
+) -> list[tuple[str, str, dt.date, dt.date | None]]:
+    """Entries for :func:`reassessment_status` from rows with ``patient_id`` (or
+    ``nhs_number``), ``assessment_id``, ``assessed_on`` and ``reassess_by`` columns.
+
+    Rows with neither identifier cannot be followed up and are reported, as are bad dates;
+    problems name the row number (1 = first data row), never an identifier.
+    """
+    out: list[tuple[str, str, dt.date, dt.date | None]] = []
+    problems: list[Problem] = []
+    for number, row in enumerate(rows, start=1):
+        key = (row.get("patient_id") or "").strip() or (row.get("nhs_number") or "").strip()
+        if not key:
+            problems.append(
+                Problem(f"row {number}", "patient", "no patient_id or nhs_number to follow up")
+            )
+            continue
+        try:
+            assessed_on = parse_date(row.get("assessed_on"))
+        except ValueError:
+            problems.append(Problem(f"row {number}: assessed_on", "date", "not an ISO date"))
+            continue
+        try:
+            due = parse_date(row.get("reassess_by"))
+        except ValueError:
+            problems.append(Problem(f"row {number}: reassess_by", "date", "not an ISO date"))
+            continue
+        if assessed_on is None:
+            problems.append(Problem(f"row {number}: assessed_on", "date", "missing"))
+            continue
+        out.append((key, (row.get("assessment_id") or "").strip(), assessed_on, due))
+    if problems:
+        raise ValidationError("cannot list reassessments", problems)
+    return out
