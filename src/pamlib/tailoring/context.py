@@ -180,7 +180,9 @@ class Context:
             flags=flags,
             attributes=assessment.attributes,
             cutpoint_set=result.cutpoint_set,
-            not_scored_reason=None if result.scored else (result.reason or result.reason_code),
+            not_scored_reason=None
+            if result.scored
+            else (_text(result.reason) or _text(result.reason_code)),
         )
 
     @classmethod
@@ -213,7 +215,7 @@ class Context:
             and value is not None
             and value.strip()
         }
-        reason = (row.get("reason") or row.get("reason_code") or "").strip() or None
+        reason = _text(row.get("reason")) or _text(row.get("reason_code"))
         return cls(
             assessment_id=(row.get("assessment_id") or "").strip(),
             scored=current.scored,

@@ -273,6 +273,12 @@ class Engine:
             ]
             winner = winners[pathway] = min(contest, key=_contest_key)
             lost_to[pathway] = {c.seq: winner.rule_id for c in contest if c.kind != winner.kind}
+            if winner.kind == "suppress":  # its settings and notes go with it
+                lost_to[pathway].update(
+                    (c.seq, winner.rule_id)
+                    for c in claims
+                    if c.pathway == pathway and c.kind not in ("recommend", "suppress")
+                )
         recommended = [p for p in first_seen if winners[p].kind == "recommend"]
         recommended.sort(key=lambda p: winners[p].seq)
         suppressed = [p for p in first_seen if winners[p].kind == "suppress"]
@@ -303,7 +309,7 @@ class Engine:
 
         def beaten(c: _Claim, pathway: str | None) -> str | None:
             if c.kind not in ("recommend", "suppress"):
-                return lost.get(c.seq)
+                return lost_to.get(str(c.pathway), {}).get(c.seq) or lost.get(c.seq)
             if pathway is not None:
                 return lost_to.get(pathway, {}).get(c.seq)
             if c.pathway != ANY_PATHWAY:

@@ -1,0 +1,313 @@
+"""Contexts from objects and from scored-table rows agree; tables are linked and tailored."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pamlib.assessment import Assessment
+from pamlib.errors import ValidationError
+from pamlib.instruments import BUILTIN_INSTRUMENTS
+from pamlib.levels import CURRENT
+from pamlib.plugins import PluginHost
+from pamlib.results import Flag, ScoreResult, ScoreStatus
+from pamlib.scoring.provider import FLAG_BITS, BatchScores
+from pamlib.tailoring import (
+    EXAMPLE_SITE_RULES,
+    RECOMMENDATION_COLUMNS,
+    STANDARD_COLUMNS,
+    Context,
+    Engine,
+    apply_recommendations,
+    build_engine,
+    recommend_rows,
+    tailor_batch,
+)
+from pamlib.tailoring.rows import contexts_from_rows, link_previous, summary_lines
+from tests import strategies as s
+
+PAM13 = BUILTIN_INSTRUMENTS[0]
+
+
+@pytest.fixture(scope="module")
+def engine() -> Engine:
+    return build_engine([EXAMPLE_SITE_RULES], host=PluginHost(load_entry_points=False, disabled=()))
+
+
+def row_of(assessment: Assessment, result: ScoreResult) -> dict[str, str]:
+    """A row as ``pamlib score`` writes it: every value a string, empty where absent."""
+
+    def text(value: object) -> str:
+        return "" if value is None else str(value)
+
+    row = {
+        "assessment_id": assessment.id,
+        "patient_id": text(assessment.patient.id),
+        "assessed_on": assessment.assessed_on.isoformat(),
+        "instrument": assessment.instrument.id,
+        "status": str(result.status),
+        "n_answered": str(result.n_answered),
+        "raw_score": text(result.raw_score),
+        "theta": text(result.theta),
+        "theta_se": text(result.theta_se),
+        "score": text(result.score),
+        "score_se": text(result.score_se),
+        "level": text(result.level and int(result.level)),
+        "cutpoint_set": text(result.cutpoint_set),
+        "flags": ";".join(sorted(str(f) for f in result.flags)),
+        "provider": result.provider,
+        "provider_version": result.provider_version,
+        "calibration_id": text(result.calibration_id),
+        "calibration_sha256": text(result.calibration_sha256),
+        "demo": "true" if result.demo else "false",
+        "site": text(assessment.site),
+        "language": assessment.language,
+        "nhs_number": text(assessment.patient.nhs_number),
+        "reason": text(result.reason),
+        "reason_code": text(result.reason_code),
+    }
+    row.update(assessment.attributes)
+    return row
+
+
+texts = st.text(st.characters(codec="ascii", categories=("L", "N")), min_size=1, max_size=8)
+
+
+@st.composite
+def scored_pairs(draw: st.DrawFn) -> tuple[Assessment, ScoreResult]:
+    assessment = draw(s.assessments(PAM13))
+    assessment = Assessment(
+        assessment.id.strip() or "a",
+        assessment.patient,
+        PAM13,
+        assessment.assessed_on,
+        assessment.responses,
+        site=draw(st.none() | texts),
+        language=assessment.language,
+        attributes=draw(
+            st.dictionaries(st.sampled_from(["condition", "interpreter", "age_band"]), texts)
+        ),
+    )
+    result = draw(s.score_results())
+    if result.scored:
+        score = draw(st.none() | st.floats(0, 100))
+        level = CURRENT.level(score) if score is not None else None
+        result = ScoreResult(
+            assessment.id,
+            ScoreStatus.SCORED,
+            "p",
+            "1",
+            result.n_answered,
+            score=score,
+            level=level,
+            cutpoint_set="current" if level else None,
+            demo=result.demo,
+            flags=result.flags,
+        )
+    return assessment, result
+
+
+@given(now=scored_pairs(), before=st.none() | scored_pairs())
+def test_objects_and_rows_give_the_same_context(
+    now: tuple[Assessment, ScoreResult], before: tuple[Assessment, ScoreResult] | None
+) -> None:
+    from_objects = Context.of(now[0], now[1], before[1] if before else None)
+    from_rows = Context.from_row(row_of(*now), row_of(*before) if before else None)
+    assert from_rows == from_objects
+
+
+def test_row_columns_and_attributes() -> None:
+    row = dict.fromkeys(STANDARD_COLUMNS, "") | {
+        "assessment_id": "a1",
+        "patient_id": "p1",
+        "assessed_on": "2025-03-01",
+        "status": "scored",
+        "score": "47.04",
+        "level": "1",
+        "flags": "extreme-response, missing-items",
+        "demo": "True",
+        "site": " North ",
+        "nhs_number": "9990000018",
+        "condition": "COPD",
+        "empty": "  ",
+    }
+    ctx = Context.from_row(row)
+    assert ctx.score == 47.0
+    assert ctx.flags == {"extreme-response", "missing-items", "demo"}
+    assert ctx.site == "North"
+    assert dict(ctx.attributes) == {"condition": "COPD"}  # identifiers never become attributes
+    raw = row | {"score": "", "level": "", "raw_score": "39", "flags": "raw-only", "demo": "false"}
+    assert Context.from_row(raw).scored
+    assert Context.from_row(raw | {"status": ""}).scored
+    assert not Context.from_row(raw | {"status": "not-scored", "reason": "empty"}).scored
+
+
+def test_bad_rows_are_all_reported_without_values() -> None:
+    good = {
+        "assessment_id": "a",
+        "patient_id": "p",
+        "assessed_on": "2025-01-01",
+        "status": "scored",
+    }
+    rows = [
+        good | {"score": "50"},
+        good | {"score": "fifty", "patient_id": "secret-id"},
+        good | {"level": "7", "assessed_on": "2025-02-30", "patient_id": "q"},
+        good | {"demo": "maybe", "status": "done", "score": "101", "patient_id": "r"},
+    ]
+    with pytest.raises(ValidationError) as info:
+        contexts_from_rows(rows)
+    found = [(p.where, p.code) for p in info.value.problems]
+    assert found == [
+        ("row 2: score", "number"),
+        ("row 3: level", "level"),
+        ("row 3: assessed_on", "date"),
+        ("row 4: score", "range"),
+        ("row 4: demo", "boolean"),
+        ("row 4: status", "status"),
+    ]
+    assert "secret-id" not in str(info.value)
+    assert "fifty" not in str(info.value)
+
+
+def brute_previous(
+    keys: list[str], dates: list[dt.date | None], scored: list[bool]
+) -> list[int | None]:
+    out: list[int | None] = []
+    for i, (k, d) in enumerate(zip(keys, dates, strict=True)):
+        earlier = [
+            j
+            for j, (kj, dj) in enumerate(zip(keys, dates, strict=True))
+            if k and kj == k and d is not None and dj is not None and scored[j] and (dj, j) < (d, i)
+        ]
+        out.append(max(earlier, key=lambda j: (dates[j], j)) if earlier else None)
+    return out
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["", "p", "q"]),
+            st.none() | st.dates(dt.date(2024, 1, 1), dt.date(2024, 1, 8)),
+            st.booleans(),
+        ),
+        max_size=12,
+    )
+)
+def test_link_previous_matches_brute_force(rows: list[tuple[str, dt.date | None, bool]]) -> None:
+    keys, dates, scored = ([r[i] for r in rows] for i in range(3))
+    assert link_previous(keys, dates, scored) == brute_previous(keys, dates, scored)  # type: ignore[arg-type]
+
+
+def table() -> list[dict[str, str]]:
+    base = dict.fromkeys(STANDARD_COLUMNS, "") | {
+        "instrument": "PAM-13",
+        "status": "scored",
+        "demo": "false",
+    }
+    rows = [
+        ("a1", "p1", "2024-01-10", "44.0", "1", {}),
+        ("a2", "p1", "2024-07-20", "60.0", "3", {}),
+        ("a3", "p2", "2024-02-01", "80.0", "4", {"condition": "COPD"}),
+        ("a4", "p2", "2024-08-01", "70.3", "4", {"condition": "COPD", "interpreter": "Urdu"}),
+        ("a5", "p3", "2024-03-01", "", "", {}),
+    ]
+    out = []
+    for aid, pid, day, score, level, extra in rows:
+        out.append(
+            base
+            | {
+                "assessment_id": aid,
+                "patient_id": pid,
+                "assessed_on": day,
+                "score": score,
+                "level": level,
+            }
+            | extra
+        )
+    out[-1]["status"] = "not-scored"
+    out[-1]["reason"] = "fewer than 7 items answered"
+    return out
+
+
+def test_apply_recommendations(engine: Engine) -> None:
+    columns = apply_recommendations(table(), engine)
+    assert tuple(columns) == RECOMMENDATION_COLUMNS
+    assert columns["recommended_pathways"] == [
+        "health-coaching",
+        "health-coaching;self-management-education;peer-support",
+        "riverside.breathe-easy;health-coaching;peer-support",
+        "health-coaching",
+        "",
+    ]
+    assert columns["recommendation_rules"][3] == (
+        "riverside.interpreter;riverside.big-drop;pamlib.coaching-level-4;"
+        "pamlib.information-detailed"
+    )
+    assert columns["reassess_by"] == ["2024-07-10", "2025-01-20", "2024-08-01", "2024-11-01", ""]
+
+
+def test_table_order_does_not_matter(engine: Engine) -> None:
+    rows = table()
+    expected = dict(
+        zip((r["assessment_id"] for r in rows), recommend_rows(rows, engine), strict=True)
+    )
+    shuffled = rows[:]
+    random.Random(7).shuffle(shuffled)  # noqa: S311 - a fixed shuffle, not a secret
+    for row, outcome in zip(shuffled, recommend_rows(shuffled, engine), strict=True):
+        assert outcome == expected[row["assessment_id"]]
+
+
+def test_apply_recommendations_from_files(tmp_path: Any) -> None:
+    host = PluginHost(load_entry_points=False, disabled=())
+    assert apply_recommendations(table(), [EXAMPLE_SITE_RULES], host=host) == apply_recommendations(
+        table(), build_engine([EXAMPLE_SITE_RULES], host=host)
+    )
+
+
+def test_tailor_batch_agrees_with_rows(engine: Engine) -> None:
+    rows = table()
+    level = [int(r["level"] or 0) for r in rows]
+    score = [float(r["score"]) if r["score"] else np.nan for r in rows]
+    n = len(rows)
+    flags = np.zeros(n, dtype=np.uint8)
+    flags[2] = FLAG_BITS[Flag.EXTREME_RESPONSE]
+    rows[2]["flags"] = "extreme-response"
+    scores = BatchScores(
+        scored=[r["status"] == "scored" for r in rows],
+        n_answered=[13] * n,
+        raw_score=[0] * n,
+        mean_response=[np.nan] * n,
+        theta=[np.nan] * n,
+        theta_se=[np.nan] * n,
+        score=score,
+        score_se=[np.nan] * n,
+        level=level,
+        flags=flags,
+        reason_code=["" if r["status"] == "scored" else "too-few" for r in rows],
+        reasons={"too-few": "fewer than 7 items answered"},
+    )
+    outcomes = tailor_batch(
+        engine,
+        instrument=PAM13,
+        scores=scores,
+        assessment_id=[r["assessment_id"] for r in rows],
+        patient_key=[r["patient_id"] for r in rows],
+        assessed_on=np.array([r["assessed_on"] for r in rows], dtype="datetime64[D]"),
+        site=[""] * n,
+        attributes={
+            "condition": [r.get("condition", "") for r in rows],
+            "interpreter": [r.get("interpreter", "") for r in rows],
+        },
+    )
+    assert outcomes == recommend_rows(rows, engine)
+    lines = summary_lines(outcomes)
+    assert lines[0] == "Tailored 5 assessments:"
+    assert "  health-coaching: 4" in lines
+    assert any(line.startswith("  no pathway (not scored (fewer than 7") for line in lines)
