@@ -448,7 +448,6 @@ def test_defaults_cover_the_public_guidance(bare_host: PluginHost) -> None:
 
 def test_evaluate_many_matches_evaluate(bare_host: PluginHost) -> None:
     engine = build_engine([EXAMPLE_SITE_RULES], host=bare_host)
-    assert engine.pure
     ctxs = [
         Context(f"a{i}", score=s, level=lv, assessed_on=dt.date(2025, 1, 1 + i))
         for i, (s, lv) in enumerate([(40.0, 1), (40.0, 1), (60.0, 3), (40.0, 1)])

@@ -311,3 +311,45 @@ def test_tailor_batch_agrees_with_rows(engine: Engine) -> None:
     assert lines[0] == "Tailored 5 assessments:"
     assert "  health-coaching: 4" in lines
     assert any(line.startswith("  no pathway (not scored (fewer than 7") for line in lines)
+
+
+@given(
+    pairs=st.lists(
+        st.tuples(scored_pairs(), st.sampled_from(["p1", "p2", ""])), min_size=1, max_size=6
+    )
+)
+def test_table_rows_agree_with_single_rows(
+    pairs: list[tuple[tuple[Assessment, ScoreResult], str]],
+) -> None:
+    rows = []
+    for (assessment, result), pid in pairs:
+        row = row_of(assessment, result)
+        row["patient_id"], row["nhs_number"] = pid, ""
+        rows.append(row)
+    dates = [dt.date.fromisoformat(r["assessed_on"]) for r in rows]
+    has_score = [r["status"] == "scored" and bool(r["score"] or r["level"]) for r in rows]
+    previous = brute_previous([r["patient_id"] for r in rows], dates, has_score)  # type: ignore[arg-type]
+    expected = [
+        Context.from_row(row, rows[j] if j is not None else None)
+        for row, j in zip(rows, previous, strict=True)
+    ]
+    assert contexts_from_rows(rows) == expected
+
+
+def test_demo_lines() -> None:
+    import attrs
+
+    from pamlib.synthetic import synthetic_cohort
+    from pamlib.tailoring.demo import demo_lines
+
+    host = PluginHost(load_entry_points=False, disabled=())
+    cohort = synthetic_cohort(60, seed=3)
+    raw = host.scoring_providers()["raw-sum"].score_batch(cohort.instrument, cohort.codes)
+    lines = demo_lines(cohort, raw, seed=3, host=host)
+    assert lines[0].startswith("Tailoring with pamlib's default rules and the example site file")
+    assert lines[1].startswith("  no pathway (no activation level")
+    score = np.clip((raw.raw_score - 13) / 39 * 100, 0, 100).astype(float)
+    fake = attrs.evolve(raw, score=score, level=CURRENT.levels(score), demo=True)
+    lines = demo_lines(cohort, fake, seed=3, on=dt.date(2030, 1, 1), host=host)
+    assert any(line.startswith("  health-coaching: ") for line in lines)
+    assert lines[-1] == "  reassessment overdue on 2030-01-01: 60 of 60 patients"

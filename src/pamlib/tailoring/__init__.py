@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pamlib.tailoring.catalogue import BUILTIN_PATHWAYS
+    from pamlib.tailoring.columns import ContextColumns
     from pamlib.tailoring.conditions import Conditions
     from pamlib.tailoring.context import STANDARD_COLUMNS, Context
     from pamlib.tailoring.default_rules import DEFAULT_RULES, EXAMPLE_SITE_RULES
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
 
 _LAZY: dict[str, str] = {
     "BUILTIN_PATHWAYS": "catalogue",
+    "ContextColumns": "columns",
     "Conditions": "conditions",
     "STANDARD_COLUMNS": "context",
     "Context": "context",
@@ -96,6 +98,7 @@ __all__ = [
     "Action",
     "Conditions",
     "Context",
+    "ContextColumns",
     "Engine",
     "FileRule",
     "Note",

@@ -11,13 +11,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
+import numpy as np
+import numpy.typing as npt
 
 from pamlib.errors import Problem
 from pamlib.results import Flag
 from pamlib.tailoring.context import Context
+
+if TYPE_CHECKING:
+    from pamlib.tailoring.columns import ContextColumns
+
+Mask = npt.NDArray[np.bool_]
 
 __all__ = [
     "CONDITION_KEYS",
@@ -48,6 +55,14 @@ class Range:
         if self.min is not None and value < self.min:
             return False
         return not (self.max is not None and value > self.max)
+
+    def mask(self, values: npt.NDArray[np.float64]) -> Mask:
+        out = ~np.isnan(values)
+        if self.min is not None:
+            out &= values >= self.min
+        if self.max is not None:
+            out &= values <= self.max
+        return out
 
     def __str__(self) -> str:
         if self.min is not None and self.max is not None:
@@ -116,6 +131,40 @@ class Conditions:
         if self.flags is not None and not self.flags & {_fold(f) for f in ctx.flags}:
             return False
         return all(test.matches(_attribute(ctx, name)) for name, test in self.attributes)
+
+    def mask(self, cols: ContextColumns) -> Mask:
+        """:meth:`matches` for every row of ``cols`` at once."""
+        from pamlib.tailoring.columns import by_unique
+
+        out = np.ones(len(cols), dtype=np.bool_)
+        if self.scored is not None:
+            out &= cols.scored == self.scored
+        if self.level is not None:
+            out &= np.isin(cols.level, sorted(self.level))
+        if self.previous_level is not None:
+            out &= np.isin(cols.previous_level, sorted(self.previous_level))
+        if self.score is not None:
+            out &= self.score.mask(cols.score)
+        if self.previous_score is not None:
+            out &= self.previous_score.mask(cols.previous_score)
+        if self.change is not None:
+            out &= self.change.mask(cols.change)
+        if self.transition is not None:
+            out &= np.isin(cols.transition, sorted(self.transition))
+        for name in ("site", "instrument", "language"):
+            allowed: frozenset[str] | None = getattr(self, name)
+            if allowed is not None:
+                out &= np.isin(cols.folded(name), sorted(allowed))
+        if self.flags is not None:
+            wanted = self.flags
+            any_flag = np.zeros(len(cols), dtype=np.bool_)
+            for flag, column in cols.flags.items():
+                if _fold(flag) in wanted:
+                    any_flag |= column
+            out &= any_flag
+        for name, test in self.attributes:
+            out &= by_unique(cols.attribute(name), test.matches)
+        return out
 
 
 def _text_in(allowed: frozenset[str] | None, value: str | None) -> bool:

@@ -53,7 +53,11 @@ from pamlib.tailoring.rules import (
 )
 
 if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
     from pamlib.plugins import PluginHost
+    from pamlib.tailoring.columns import ContextColumns
 
 __all__ = ["Engine", "build_engine", "explain", "outcome_columns"]
 
@@ -188,9 +192,6 @@ class Engine:
         self.sources: Mapping[str, str] = {
             r.id: (sources or {}).get(r.id) or _source_of(r) for r in self.rules
         }
-        #: Only file rules: outcomes depend on nothing but the conditions they read, so rows
-        #: with equal facts can share one evaluation.
-        self.pure = all(isinstance(r, FileRule) for r in self.rules)
 
     # -- evaluation ------------------------------------------------------------------------
 
@@ -207,40 +208,44 @@ class Engine:
             due = self.policy.due(context.assessed_on, decision.months)
         return attrs.evolve(outcome, assessment_id=context.assessment_id, reassess_by=due)
 
-    def _claims(self, context: Context) -> list[_Claim]:
-        claims: list[_Claim] = []
-        for rule in self.rules:
-            try:
-                result = rule.evaluate(context)
-            except PamlibError:
-                raise
-            except Exception as exc:
+    def _ask(self, rule: Rule, context: Context) -> tuple[Action, ...] | None:
+        """``rule``'s actions for ``context``, checked; a failing rule is named in the error."""
+        try:
+            result = rule.evaluate(context)
+        except PamlibError:
+            raise
+        except Exception as exc:
+            raise RuleError(
+                "a tailoring rule failed",
+                [Problem(f"rule {rule.id!r}", "rule-failed", f"{type(exc).__name__}: {exc}")],
+            ) from exc
+        if result is None:
+            return None
+        if isinstance(rule, FileRule):
+            return rule.then
+        actions = check_actions(rule.id, result)
+        for action in actions:
+            pathway = getattr(action, "pathway", None)
+            is_wildcard = isinstance(action, Suppress) and pathway == ANY_PATHWAY
+            if pathway is not None and not is_wildcard and pathway not in self.pathways:
                 raise RuleError(
-                    "a tailoring rule failed",
-                    [Problem(f"rule {rule.id!r}", "rule-failed", f"{type(exc).__name__}: {exc}")],
-                ) from exc
-            if result is None:
-                continue
-            actions = result if isinstance(rule, FileRule) else check_actions(rule.id, result)
-            for action in actions:
+                    "a tailoring rule named an unknown pathway",
+                    [
+                        Problem(
+                            f"rule {rule.id!r}", "unknown-pathway", _unknown(pathway, self.pathways)
+                        )
+                    ],
+                )
+        return actions
+
+    def _claims(self, results: Sequence[tuple[Action, ...] | None]) -> list[_Claim]:
+        """Every atomic claim, in evaluation order, from each rule's actions (``None``: the rule
+        did not apply)."""
+        claims: list[_Claim] = []
+        for rule, actions in zip(self.rules, results, strict=True):
+            for action in actions or ():
                 reason = action.reason or rule.reason
                 for kind, pathway, value, months in _atoms(action):
-                    if (
-                        pathway is not None
-                        and pathway != ANY_PATHWAY
-                        and pathway not in self.pathways
-                        and not isinstance(rule, FileRule)
-                    ):
-                        raise RuleError(
-                            "a tailoring rule named an unknown pathway",
-                            [
-                                Problem(
-                                    f"rule {rule.id!r}",
-                                    "unknown-pathway",
-                                    _unknown(pathway, self.pathways),
-                                )
-                            ],
-                        )
                     claims.append(
                         _Claim(
                             len(claims),
@@ -255,8 +260,12 @@ class Engine:
                     )
         return claims
 
-    def _decide(self, context: Context) -> _Decision:
-        claims = self._claims(context)
+    def _decide(
+        self, context: Context, results: Sequence[tuple[Action, ...] | None] | None = None
+    ) -> _Decision:
+        if results is None:
+            results = [self._ask(rule, context) for rule in self.rules]
+        claims = self._claims(results)
         # Recommend/suppress contests, one per pathway something recommended.
         first_seen: dict[str, int] = {}
         for c in claims:
@@ -366,43 +375,110 @@ class Engine:
 
     # -- many at once ----------------------------------------------------------------------
 
-    def evaluate_many(self, contexts: Iterable[Context]) -> list[TailoringOutcome]:
-        """:meth:`evaluate` for each context; rows with equal facts share one evaluation when
-        every rule is a file rule (Python rules may read anything, so they are always asked)."""
-        cache: dict[tuple[Any, ...], _Decision] = {}
-        out: list[TailoringOutcome] = []
-        for context in contexts:
-            if not self.pure:
-                out.append(self.evaluate(context))
-                continue
-            key = _facts(context)
-            decision = cache.get(key)
-            if decision is None:
-                decision = cache[key] = self._decide(context)
-            out.append(self._dated(decision, context))
-        return out
+    def _decide_columns(
+        self, cols: ContextColumns
+    ) -> tuple[list[_Decision], npt.NDArray[np.intp], npt.NDArray[np.datetime64]]:
+        """One decision per distinct combination of (matching file rules, Python rules' answers,
+        the facts a "no pathway" reason quotes); the group of each row; each row's due date."""
+        import numpy as np
+
+        from pamlib.tailoring.columns import add_months_array
+
+        n = len(cols)
+        files = [(j, r) for j, r in enumerate(self.rules) if isinstance(r, FileRule)]
+        python = [(j, r) for j, r in enumerate(self.rules) if not isinstance(r, FileRule)]
+        matched = np.zeros((n, len(files)), dtype=np.bool_)
+        for k, (_, rule) in enumerate(files):
+            mask = rule.when.mask(cols)
+            if rule.unless is not None:
+                mask &= ~rule.unless.mask(cols)
+            matched[:, k] = mask
+        answers: list[tuple[tuple[Action, ...] | None, ...]] = []
+        answer_ids = np.zeros(n, dtype=np.int64)
+        if python:
+            seen: dict[tuple[tuple[Action, ...] | None, ...], int] = {}
+            for i, context in enumerate(cols.contexts()):
+                answer = tuple(self._ask(rule, context) for _, rule in python)
+                answer_ids[i] = seen.setdefault(answer, len(seen))
+            answers = list(seen)
+        reason_ids: dict[str, int] = {}
+        reasons = np.fromiter(
+            (reason_ids.setdefault(r, len(reason_ids)) for r in cols.not_scored_reason.tolist()),
+            dtype=np.int64,
+            count=n,
+        )
+        first, inverse = _groups(
+            [*np.packbits(matched, axis=1).T, cols.scored, cols.level, reasons, answer_ids], n
+        )
+        decisions = []
+        for i in first.tolist():
+            results: list[tuple[Action, ...] | None] = [None] * len(self.rules)
+            for k, (j, rule) in enumerate(files):
+                results[j] = rule.then if matched[i, k] else None
+            if python:
+                for (j, _), answer in zip(python, answers[answer_ids[i]], strict=True):
+                    results[j] = answer
+            decisions.append(self._decide(cols.context(i), results))
+        months = np.array([-1 if d.months is None else d.months for d in decisions], dtype=np.int64)
+        row_months = months[inverse] if n else np.zeros(0, dtype=np.int64)
+        default = np.where(cols.scored, self.policy.interval_months, -1)
+        row_months = np.where(row_months >= 0, row_months, default)
+        due = add_months_array(cols.assessed_on, np.maximum(row_months, 0))
+        due = np.where(row_months >= 0, due, np.datetime64("NaT", "D"))
+        return decisions, inverse, due
+
+    def evaluate_columns(self, cols: ContextColumns) -> list[TailoringOutcome]:
+        """:meth:`evaluate` for every row of ``cols``; rows that match the same rules share one
+        evaluation, so this is the fast path for many assessments."""
+        decisions, inverse, due = self._decide_columns(cols)
+        dates = due.astype(object).tolist()
+        ids = cols.assessment_id.tolist()
+        return [
+            attrs.evolve(decisions[g].outcome, assessment_id=ids[i], reassess_by=dates[i])
+            for i, g in enumerate(inverse.tolist())
+        ]
+
+    def table_columns(self, cols: ContextColumns) -> dict[str, list[str]]:
+        """The ``recommended_pathways``, ``recommendation_rules`` and ``reassess_by`` columns for
+        every row of ``cols`` (see :func:`outcome_columns`), without building per-row objects."""
+        import numpy as np
+
+        decisions, inverse, due = self._decide_columns(cols)
+        per_group = [outcome_columns(d.outcome) for d in decisions]
+        pathways = np.array([c[0] for c in per_group] or [""], dtype=np.str_)
+        rules = np.array([c[1] for c in per_group] or [""], dtype=np.str_)
+        dates = np.datetime_as_string(due, unit="D")
+        dates = np.where(np.isnat(due), "", dates)
+        return {
+            "recommended_pathways": pathways[inverse].tolist(),
+            "recommendation_rules": rules[inverse].tolist(),
+            "reassess_by": dates.tolist(),
+        }
+
+    def evaluate_many(self, contexts: Sequence[Context]) -> list[TailoringOutcome]:
+        """:meth:`evaluate` for each context, through :meth:`evaluate_columns`."""
+        from pamlib.tailoring.columns import ContextColumns
+
+        return self.evaluate_columns(ContextColumns.from_contexts(contexts))
 
     def explain(self, context: Context) -> str:
         """The outcome for ``context`` in words: see :func:`explain`."""
         return explain(self.evaluate(context), context=context, engine=self)
 
 
-def _facts(context: Context) -> tuple[Any, ...]:
-    """Everything file rules can read, i.e. the context without its id and date."""
-    return (
-        context.scored,
-        context.score,
-        context.level,
-        context.previous_score,
-        context.previous_level,
-        context.instrument,
-        context.site,
-        context.language,
-        context.flags,
-        tuple(sorted(context.attributes.items())),
-        context.cutpoint_set,
-        context.not_scored_reason,
-    )
+def _groups(
+    columns: Sequence[npt.ArrayLike], n: int
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """Rows with equal values in every column form a group: the first row of each group, and
+    each row's group. Built column by column on integers, which sort far faster than rows."""
+    import numpy as np
+
+    code = np.zeros(n, dtype=np.int64)
+    for column in columns:
+        _, values = np.unique(np.asarray(column), return_inverse=True)
+        _, code = np.unique(code * (int(values.max(initial=0)) + 1) + values, return_inverse=True)
+    _, first, inverse = np.unique(code, return_index=True, return_inverse=True)
+    return first, inverse.reshape(-1)
 
 
 def _unique(values: Iterable[str | None]) -> tuple[str, ...]:

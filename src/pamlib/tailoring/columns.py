@@ -1,0 +1,448 @@
+"""Contexts for many assessments at once, as columns — the bulk path of tailoring.
+
+A file rule's outcome depends only on which rules match, so the engine evaluates conditions as
+boolean masks over these columns and decides once per distinct combination of matching rules;
+rows only differ in their id and reassessment date. :meth:`ContextColumns.context` gives any row
+back as a :class:`~pamlib.tailoring.context.Context`, equal to what the one-row route builds
+(a property the tests check).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import math
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING
+
+import attrs
+import numpy as np
+import numpy.typing as npt
+
+from pamlib.errors import Problem, ValidationError
+from pamlib.levels import ActivationLevel, round_half_away_array
+from pamlib.tailoring.context import (
+    _CONTEXT_COLUMNS,
+    _NOT_ATTRIBUTES,
+    STANDARD_COLUMNS,
+    Context,
+    _parse_assessed_on,
+    _parse_row,
+)
+
+if TYPE_CHECKING:
+    from pamlib.instruments import Instrument
+    from pamlib.scoring.provider import BatchScores
+
+__all__ = ["ContextColumns", "add_months_array", "link_previous_array"]
+
+Bools = npt.NDArray[np.bool_]
+Strs = npt.NDArray[np.str_]
+Days = npt.NDArray[np.datetime64]
+
+
+def add_months_array(days: npt.ArrayLike, months: npt.ArrayLike) -> Days:
+    """:func:`~pamlib.tailoring.reassessment.add_months` element-wise; NaT stays NaT.
+
+    >>> add_months_array(np.array(["2025-08-31", "2024-02-29", "NaT"], "datetime64[D]"), 6)
+    array(['2026-02-28', '2024-08-29', 'NaT'], dtype='datetime64[D]')
+    """
+    d = np.asarray(days, dtype="datetime64[D]")
+    month = d.astype("datetime64[M]")
+    day_index = (d - month.astype("datetime64[D]")).astype(np.int64)
+    target = month + np.asarray(months, dtype=np.int64).astype("timedelta64[M]")
+    first = target.astype("datetime64[D]")
+    length = ((target + 1).astype("datetime64[D]") - first).astype(np.int64)
+    out = first + np.minimum(day_index, length - 1).astype("timedelta64[D]")
+    return np.where(np.isnat(d), np.datetime64("NaT", "D"), out)
+
+
+def link_previous_array(
+    keys: npt.ArrayLike, dates: npt.ArrayLike, has_score: npt.ArrayLike
+) -> npt.NDArray[np.intp]:
+    """For each row, the index of the same key's latest earlier row with a score, else ``-1``.
+
+    Rows with an empty key or no date are never linked; equal dates keep table order.
+    """
+    k = np.asarray(keys, dtype=np.str_)
+    d = np.asarray(dates, dtype="datetime64[D]")
+    scored = np.asarray(has_score, dtype=np.bool_)
+    n = len(k)
+    out = np.full(n, -1, dtype=np.intp)
+    valid = (k != "") & ~np.isnat(d)
+    if not valid.any():
+        return out
+    order = np.lexsort((np.arange(n), d, k))
+    order = order[valid[order]]
+    sorted_keys = k[order]
+    pos = np.arange(len(order))
+    starts = np.ones(len(order), dtype=np.bool_)
+    starts[1:] = sorted_keys[1:] != sorted_keys[:-1]
+    group_start = np.maximum.accumulate(np.where(starts, pos, 0))
+    last_scored = np.maximum.accumulate(np.where(scored[order], pos, -1))
+    previous = np.concatenate(([-1], last_scored[:-1]))
+    linked = previous >= group_start
+    out[order[linked]] = order[previous[linked]]
+    return out
+
+
+def _distinct(values: Strs) -> tuple[list[str], npt.NDArray[np.intp]]:
+    """The distinct values in order of first appearance, and each row's index into them.
+
+    A dictionary pass: sorting strings (``np.unique``) costs more than hashing them.
+    """
+    seen: dict[str, int] = {}
+    index = np.fromiter(
+        (seen.setdefault(v, len(seen)) for v in values.tolist()), dtype=np.intp, count=len(values)
+    )
+    return list(seen), index
+
+
+def _fold_unique(values: Strs) -> Strs:
+    """Casefold and strip through the distinct values (few, whatever the row count)."""
+    distinct, index = _distinct(values)
+    folded = np.array([v.strip().casefold() for v in distinct] or [""], dtype=np.str_)
+    return folded[index]
+
+
+def by_unique(values: Strs, test: Callable[[str], bool]) -> Bools:
+    """``test`` applied to each distinct value once, spread back over the rows."""
+    distinct, index = _distinct(values)
+    results = np.array([test(v) for v in distinct] or [False], dtype=np.bool_)
+    return results[index]
+
+
+def _strs(values: Iterable[str | None], n: int) -> Strs:
+    return np.array([v or "" for v in values], dtype=np.str_).reshape(n)
+
+
+@attrs.frozen(eq=False)
+class ContextColumns:
+    """The facts of ``n`` assessments as equal-length columns.
+
+    Missing numbers are NaN, a missing level ``0``, missing text ``""``, a missing date NaT.
+    ``score`` and ``previous_score`` are as reported (one decimal, half away from zero);
+    ``flags`` maps each flag present anywhere to a boolean column; ``attributes`` maps each
+    attribute name to a column of raw values.
+    """
+
+    assessment_id: Strs
+    scored: Bools
+    score: npt.NDArray[np.float64]
+    level: npt.NDArray[np.int8]
+    previous_score: npt.NDArray[np.float64]
+    previous_level: npt.NDArray[np.int8]
+    assessed_on: Days
+    instrument: Strs
+    site: Strs
+    language: Strs
+    flags: Mapping[str, Bools]
+    attributes: Mapping[str, Strs]
+    cutpoint_set: Strs
+    not_scored_reason: Strs
+    _folded: dict[str, Strs] = attrs.field(factory=dict, alias="folded", repr=False)
+
+    def __len__(self) -> int:
+        return int(self.scored.shape[0])
+
+    @property
+    def change(self) -> npt.NDArray[np.float64]:
+        """Score change since the previous assessment, as reported; NaN without both."""
+        return round_half_away_array(self.score - self.previous_score, 1)
+
+    @property
+    def transition(self) -> Strs:
+        out = np.full(len(self), "none", dtype="<U4")
+        both = (self.level > 0) & (self.previous_level > 0)
+        out[both & (self.level > self.previous_level)] = "up"
+        out[both & (self.level < self.previous_level)] = "down"
+        out[both & (self.level == self.previous_level)] = "same"
+        return out
+
+    def folded(self, name: str) -> Strs:
+        """A text column (``site``, ``instrument``, ``language``) casefolded and stripped."""
+        if name not in self._folded:
+            self._folded[name] = _fold_unique(getattr(self, name))
+        return self._folded[name]
+
+    def attribute(self, name: str) -> Strs:
+        """An attribute column, found ignoring case; empty strings where not supplied."""
+        column = self.attributes.get(name)
+        if column is None:
+            folded = name.strip().casefold()
+            matches = [v for k, v in self.attributes.items() if k.strip().casefold() == folded]
+            column = matches[0] if matches else None
+        return column if column is not None else np.full(len(self), "", dtype=np.str_)
+
+    def context(self, i: int) -> Context:
+        """Row ``i`` as a :class:`Context`."""
+        day = self.assessed_on[i]
+        return Context(
+            assessment_id=str(self.assessment_id[i]),
+            scored=bool(self.scored[i]),
+            score=None if np.isnan(self.score[i]) else float(self.score[i]),
+            level=int(self.level[i]) or None,
+            previous_score=None
+            if np.isnan(self.previous_score[i])
+            else float(self.previous_score[i]),
+            previous_level=int(self.previous_level[i]) or None,
+            assessed_on=None if np.isnat(day) else dt.date.fromisoformat(str(day)),
+            instrument=str(self.instrument[i]) or None,
+            site=str(self.site[i]) or None,
+            language=str(self.language[i]) or None,
+            flags={f for f, column in self.flags.items() if column[i]},
+            attributes={k: str(v[i]) for k, v in self.attributes.items() if v[i]},
+            cutpoint_set=str(self.cutpoint_set[i]) or None,
+            not_scored_reason=str(self.not_scored_reason[i]) or None,
+        )
+
+    def contexts(self) -> Iterator[Context]:
+        """Every row as a :class:`Context`, in order (columns are converted once, not per row)."""
+        ids = self.assessment_id.tolist()
+        scored = self.scored.tolist()
+        score = self.score.tolist()
+        level = self.level.tolist()
+        previous_score = self.previous_score.tolist()
+        previous_level = self.previous_level.tolist()
+        days = self.assessed_on.astype(object).tolist()
+        instrument = self.instrument.tolist()
+        site = self.site.tolist()
+        language = self.language.tolist()
+        flags = {f: column.tolist() for f, column in self.flags.items()}
+        attributes = {k: v.tolist() for k, v in self.attributes.items()}
+        cutpoints = self.cutpoint_set.tolist()
+        reasons = self.not_scored_reason.tolist()
+        for i in range(len(ids)):
+            yield Context(
+                assessment_id=ids[i],
+                scored=scored[i],
+                score=None if math.isnan(score[i]) else score[i],
+                level=level[i] or None,
+                previous_score=None if math.isnan(previous_score[i]) else previous_score[i],
+                previous_level=previous_level[i] or None,
+                assessed_on=days[i],
+                instrument=instrument[i] or None,
+                site=site[i] or None,
+                language=language[i] or None,
+                flags={f for f, column in flags.items() if column[i]},
+                attributes={k: v[i] for k, v in attributes.items() if v[i]},
+                cutpoint_set=cutpoints[i] or None,
+                not_scored_reason=reasons[i] or None,
+            )
+
+    # -- construction ----------------------------------------------------------------------
+
+    @classmethod
+    def from_contexts(cls, contexts: Sequence[Context]) -> ContextColumns:
+        """Columns holding exactly these contexts (for tests and the object API)."""
+        n = len(contexts)
+
+        def floats(values: Iterable[float | None]) -> npt.NDArray[np.float64]:
+            return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+
+        def levels(values: Iterable[ActivationLevel | None]) -> npt.NDArray[np.int8]:
+            return np.array([0 if v is None else int(v) for v in values], dtype=np.int8)
+
+        flag_names = sorted({f for c in contexts for f in c.flags})
+        attr_names = sorted({a for c in contexts for a in c.attributes})
+        return cls(
+            assessment_id=_strs((c.assessment_id for c in contexts), n),
+            scored=np.array([c.scored for c in contexts], dtype=np.bool_),
+            score=floats(c.score for c in contexts),
+            level=levels(c.level for c in contexts),
+            previous_score=floats(c.previous_score for c in contexts),
+            previous_level=levels(c.previous_level for c in contexts),
+            assessed_on=np.array(
+                [c.assessed_on or "NaT" for c in contexts], dtype="datetime64[D]"
+            ).reshape(n),
+            instrument=_strs((c.instrument for c in contexts), n),
+            site=_strs((c.site for c in contexts), n),
+            language=_strs((c.language for c in contexts), n),
+            flags={
+                f: np.array([f in c.flags for c in contexts], dtype=np.bool_) for f in flag_names
+            },
+            attributes={
+                a: _strs((c.attributes.get(a, "") for c in contexts), n) for a in attr_names
+            },
+            cutpoint_set=_strs((c.cutpoint_set for c in contexts), n),
+            not_scored_reason=_strs((c.not_scored_reason for c in contexts), n),
+        )
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[Mapping[str, str]]) -> ContextColumns:
+        """Columns from the rows of a scored table, each linked to the patient's previous row
+        (see :mod:`pamlib.tailoring.rows`). Every bad row is reported at once, ``row N``
+        counting data rows from 1; problems never quote a value."""
+        n = len(rows)
+        names = dict.fromkeys(itertools.chain.from_iterable(rows))
+        names.pop(None, None)  # type: ignore[call-overload]
+
+        def raw(name: str) -> list[str]:
+            return [row.get(name) or "" for row in rows] if name in names else [""] * n
+
+        def text(name: str) -> Strs:
+            if name not in names:
+                return np.full(n, "", dtype=np.str_)
+            return np.array([(row.get(name) or "").strip() for row in rows], dtype=np.str_).reshape(
+                n
+            )
+
+        scored, score, level, assessed_on, flags = _parse_columns(
+            {
+                k: raw(k)
+                for k in ("status", "score", "level", "assessed_on", "demo", "flags", "raw_score")
+            },
+            n,
+        )
+        keys = text("patient_id")
+        keys = np.where(keys != "", keys, text("nhs_number"))
+        has_score = scored & (~np.isnan(score) | (level > 0))
+        previous = link_previous_array(keys, assessed_on, has_score)
+        linked = previous >= 0
+        safe = np.where(linked, previous, 0)
+        prev_ok = linked & scored[safe]
+        reason = text("reason")
+        reason = np.where(reason != "", reason, text("reason_code"))
+        attributes = {
+            name: text(name)
+            for name in names
+            if name not in STANDARD_COLUMNS
+            and name not in _CONTEXT_COLUMNS
+            and name not in _NOT_ATTRIBUTES
+        }
+        return cls(
+            assessment_id=text("assessment_id"),
+            scored=scored,
+            score=score,
+            level=level,
+            previous_score=np.where(prev_ok, score[safe], np.nan),
+            previous_level=np.where(prev_ok, level[safe], 0).astype(np.int8),
+            assessed_on=assessed_on,
+            instrument=text("instrument"),
+            site=text("site"),
+            language=text("language"),
+            flags=flags,
+            attributes={k: v for k, v in attributes.items() if (v != "").any()},
+            cutpoint_set=text("cutpoint_set"),
+            not_scored_reason=np.where(scored, "", reason),
+        )
+
+    @classmethod
+    def from_batch(
+        cls,
+        *,
+        instrument: Instrument,
+        scores: BatchScores,
+        assessment_id: npt.ArrayLike,
+        patient_key: npt.ArrayLike,
+        assessed_on: npt.ArrayLike,
+        site: npt.ArrayLike | None = None,
+        attributes: Mapping[str, npt.ArrayLike] | None = None,
+    ) -> ContextColumns:
+        """Columns from a scoring provider's batch, linked within the batch."""
+        from pamlib.scoring.provider import FLAG_BITS
+
+        n = len(scores)
+        scored = np.asarray(scores.scored, dtype=np.bool_)
+        score = np.where(scored, round_half_away_array(scores.score, 1), np.nan)
+        level = np.where(scored, scores.level, 0).astype(np.int8)
+        days = np.asarray(assessed_on, dtype="datetime64[D]")
+        has_score = scored & (~np.isnan(score) | (level > 0))
+        previous = link_previous_array(patient_key, days, has_score)
+        linked = previous >= 0
+        safe = np.where(linked, previous, 0)
+        flags = {
+            str(flag): (np.asarray(scores.flags) & bit) != 0 for flag, bit in FLAG_BITS.items()
+        }
+        if scores.demo:
+            flags["demo"] = np.ones(n, dtype=np.bool_)
+        flags = {k: v for k, v in flags.items() if v.any()}
+        codes = np.asarray(scores.reason_code, dtype=np.str_)
+        reasons = np.array(
+            [scores.reasons.get(c, c) for c in codes.tolist()], dtype=np.str_
+        ).reshape(n)
+        return cls(
+            assessment_id=np.asarray(assessment_id, dtype=np.str_),
+            scored=scored,
+            score=score,
+            level=level,
+            previous_score=np.where(linked, score[safe], np.nan),
+            previous_level=np.where(linked, level[safe], 0).astype(np.int8),
+            assessed_on=days,
+            instrument=np.full(n, instrument.id, dtype=np.str_),
+            site=_strip(np.asarray(site, dtype=np.str_))
+            if site is not None
+            else np.full(n, "", dtype=np.str_),
+            language=np.full(n, "", dtype=np.str_),
+            flags=flags,
+            attributes={
+                k: _strip(np.asarray(v, dtype=np.str_)) for k, v in (attributes or {}).items()
+            },
+            cutpoint_set=np.where(level > 0, scores.cutpoint_set or "", ""),
+            not_scored_reason=np.where(scored, "", reasons),
+        )
+
+
+def _strip(values: Strs) -> Strs:
+    distinct, index = _distinct(values)
+    return np.array([v.strip() for v in distinct] or [""], dtype=np.str_)[index]
+
+
+_FIELD_ORDER = {"score": 0, "level": 1, "assessed_on": 2, "demo": 3, "status": 4}
+
+
+def _parse_columns(
+    columns: Mapping[str, list[str]], n: int
+) -> tuple[Bools, npt.NDArray[np.float64], npt.NDArray[np.int8], Days, dict[str, Bools]]:
+    """The one-row parser applied once per distinct value (dates) or distinct combination (the
+    rest), so reading a table accepts and rejects exactly what reading one row does."""
+    problems: list[tuple[int, int, Problem]] = []
+
+    def report(found: list[Problem], rows: Iterable[int]) -> None:
+        for row in rows:
+            for p in found:
+                field = p.where.rsplit(": ", 1)[-1]
+                where = p.where.replace("\0", f"row {row + 1}")
+                problems.append(
+                    (row, _FIELD_ORDER.get(field, 9), Problem(where, p.code, p.message))
+                )
+
+    names = [k for k in columns if k != "assessed_on"]
+    combos: dict[tuple[str, ...], int] = {}
+    inverse = np.array(
+        [combos.setdefault(c, len(combos)) for c in zip(*(columns[k] for k in names), strict=True)],
+        dtype=np.intp,
+    ).reshape(n)
+    parsed = []
+    for u, values in enumerate(combos):
+        found: list[Problem] = []
+        parsed.append(_parse_row(dict(zip(names, values, strict=True)), "\0", found))
+        if found:
+            report(found, np.flatnonzero(inverse == u).tolist())
+    distinct: dict[str, int] = {}
+    date_inverse = np.array(
+        [distinct.setdefault(d, len(distinct)) for d in columns["assessed_on"]], dtype=np.intp
+    ).reshape(n)
+    days = []
+    for u, value in enumerate(distinct):
+        found = []
+        days.append(_parse_assessed_on(value, "\0", found) or "NaT")
+        if found:
+            report(found, np.flatnonzero(date_inverse == u).tolist())
+    if problems:
+        problems.sort(key=lambda item: (item[0], item[1]))
+        raise ValidationError(
+            f"cannot tailor: {len(problems)} problem(s) in the table", [p for _, _, p in problems]
+        )
+    if not n:
+        empty = np.zeros(0)
+        return np.zeros(0, np.bool_), empty, np.zeros(0, np.int8), np.zeros(0, "datetime64[D]"), {}
+    scored = np.array([p.scored for p in parsed], dtype=np.bool_)[inverse]
+    score = np.array([np.nan if p.score is None else p.score for p in parsed], dtype=np.float64)
+    level = np.array([int(p.level or 0) for p in parsed], dtype=np.int8)[inverse]
+    flag_names = sorted({f for p in parsed for f in p.flags})
+    flags = {
+        f: np.array([f in p.flags for p in parsed], dtype=np.bool_)[inverse] for f in flag_names
+    }
+    day_column = np.array(days, dtype="datetime64[D]")[date_inverse]
+    return scored, round_half_away_array(score, 1)[inverse], level, day_column, flags
