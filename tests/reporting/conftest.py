@@ -4,8 +4,12 @@ import each other under ``--import-mode=importlib``)."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from typing import Any
 
 import pytest
 
@@ -98,3 +102,103 @@ def make_cohort(make_row: MakeRow) -> MakeCohort:
         return rows
 
     return make
+
+
+# -- reading figures back out of an HTML page ------------------------------------------------------
+
+
+@dataclass
+class Figure:
+    """An element with ``data-key``: its key, its JSON value, and its text (None for a bar)."""
+
+    key: str
+    value: Any
+    text: str | None
+
+
+_VOID = {"meta", "br", "img", "input", "link", "hr", "wbr", "col", "source"}
+
+
+class _FigureParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.figures: list[Figure] = []
+        self.stack: list[tuple[str, Figure | None, list[str]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _VOID:
+            return
+        found = dict(attrs)
+        figure = None
+        if found.get("data-key") is not None:
+            figure = Figure(str(found["data-key"]), json.loads(str(found["data-value"])), None)
+            self.figures.append(figure)
+        self.stack.append((tag, figure, []))
+
+    def handle_endtag(self, tag: str) -> None:
+        while self.stack:
+            open_tag, figure, text = self.stack.pop()
+            if figure is not None and open_tag != "rect":
+                figure.text = "".join(text).strip()
+            if open_tag == tag:
+                break
+
+    def handle_data(self, data: str) -> None:
+        if self.stack and self.stack[-1][0] != "title":
+            for _, _, text in self.stack:
+                text.append(data)
+
+
+@pytest.fixture(scope="session")
+def page_figures() -> Callable[[str], list[Figure]]:
+    """Every figure in an HTML page (as written by pamlib or as Chromium's DOM dump)."""
+
+    def parse(page: str) -> list[Figure]:
+        parser = _FigureParser()
+        parser.feed(page)
+        parser.close()
+        return parser.figures
+
+    return parse
+
+
+@pytest.fixture(scope="session")
+def json_at() -> Callable[[Any, str], Any]:
+    """The value at a figure key (``groups.0.levels_baseline.2``) of a JSON summary."""
+
+    def resolve(summary: Any, key: str) -> Any:
+        node = summary
+        for part in key.split("."):
+            node = node[int(part)] if isinstance(node, list) else node[part]
+        return node
+
+    return resolve
+
+
+def shown_as(value: Any) -> str:
+    """How the page writes a JSON value."""
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    return str(value)
+
+
+@pytest.fixture(scope="session")
+def check_page_against_json(
+    page_figures: Callable[[str], list[Figure]], json_at: Callable[[Any, str], Any]
+) -> Callable[[str, Any], list[Figure]]:
+    """Assert every figure of a page equals the JSON summary, value and text; return them."""
+
+    def check(page: str, summary: Any) -> list[Figure]:
+        figures = page_figures(page)
+        assert figures, "no figures in the page"
+        for figure in figures:
+            expected = json_at(summary, figure.key)
+            assert figure.value == expected, figure.key
+            assert type(figure.value) is type(expected), figure.key
+            if figure.text is not None:
+                assert figure.text == shown_as(expected), figure.key
+        return figures
+
+    return check
