@@ -6,9 +6,12 @@
    baseline level counts; each transition row and column total; ``n_patients`` =
    ``n_baseline`` + patients never scored; every overall count = the sum over groups; …). While
    some identity has *exactly one* hidden term, that term could be recomputed from the others, so
-   one more term of that identity is hidden: the smallest positive one not yet hidden (ties: the
-   first in the summary's order). This repeats until no identity has exactly one hidden term.
-   Hidden terms are always positive, so a term to hide always exists.
+   one more term of that identity is hidden: among its positive terms not yet hidden, the one
+   *the fewest other figures rest on* (identities it is a term of, plus percentages, means and
+   SDs computed from it), then the smallest, then the first in the summary's order. So an inner
+   cell goes before a total that feeds a whole distribution's percentages. This repeats until no
+   identity has exactly one hidden term. Hidden terms are always positive, so a term to hide
+   always exists.
 3. **Derived**: a percentage, mean or SD is hidden when any count it is computed from is hidden
    (both the numerator and the denominator of a percentage: either one with the percentage gives
    the other).
@@ -41,6 +44,13 @@ def hidden_counts(summary: CohortSummary, rule: SuppressionRule) -> set[str]:
     count = {k: _count(summary.values[k]) for k in summary.counts}
     hidden = {k for k, c in count.items() if rule.hides(c)}
     position = {k: i for i, k in enumerate(summary.values)}
+    resting = dict.fromkeys(count, 0)  # how many figures rest on each count
+    for lhs, rhs in summary.identities:
+        for term in (*lhs, *rhs):
+            resting[term] += 1
+    for sources in summary.derived.values():
+        for source in sources:
+            resting[source] += 1
     changed = True
     while changed:
         changed = False
@@ -49,7 +59,7 @@ def hidden_counts(summary: CohortSummary, rule: SuppressionRule) -> set[str]:
             if sum(t in hidden for t in terms) != 1:
                 continue
             shown = [t for t in terms if t not in hidden and count[t] > 0]
-            hidden.add(min(shown, key=lambda t: (count[t], position[t])))
+            hidden.add(min(shown, key=lambda t: (resting[t], count[t], position[t])))
             changed = True
     return hidden
 
