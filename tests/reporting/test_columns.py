@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,6 +23,10 @@ from pamlib.reporting import (
 Row = dict[str, str]
 MakeRow = Callable[..., Row]
 MakeCohort = Callable[..., list[Row]]
+
+needs_arrow = pytest.mark.skipif(
+    importlib.util.find_spec("pyarrow") is None, reason="reading files needs the arrow extra"
+)
 
 
 def write_csv(path: Path, rows: list[Row]) -> Path:
@@ -81,6 +86,7 @@ def test_typed_arrow_columns_are_read_too(make_row: MakeRow) -> None:
     assert columns.assessed_on.astype(str).tolist() == ["2024-01-10", "2024-09-10"]
 
 
+@needs_arrow
 def test_identifiers_stay_text(tmp_path: Path, make_row: MakeRow) -> None:
     rows = [make_row("0012", "2024-01-10", 40.0), make_row("12", "2024-01-10", 41.0)]
     columns = load_scored(write_csv(tmp_path / "ids.csv", rows))
@@ -117,6 +123,7 @@ def test_every_problem_is_reported_by_row_without_values(make_row: MakeRow) -> N
     assert "high" not in str(caught.value)
 
 
+@needs_arrow
 def test_a_missing_column_is_named(tmp_path: Path) -> None:
     path = tmp_path / "thin.csv"
     path.write_text("patient_id,assessed_on,status\np,2024-01-01,scored\n", encoding="utf-8")
@@ -125,6 +132,7 @@ def test_a_missing_column_is_named(tmp_path: Path) -> None:
     assert {p.message for p in caught.value.problems} == {"no column 'score'", "no column 'level'"}
 
 
+@needs_arrow
 def test_repeated_header_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "twice.csv"
     path.write_text("patient_id,patient_id,assessed_on,status,score,level\n", encoding="utf-8")
