@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 
 from pamlib._version import __version__
 from pamlib.errors import ConfigurationError
-from pamlib.reporting.columns import ScoredColumns, factorize, load_scored
+from pamlib.reporting.columns import ScoredColumns, load_scored
 from pamlib.reporting.config import ReportConfig
 from pamlib.reporting.html import render_html
 from pamlib.reporting.measures import EXCLUSION_CODES, STATUS_CODES, Nqf2483, nqf2483
@@ -120,7 +120,7 @@ def build_report(
     measure = nqf2483(trajectories)
     figures = summarise(trajectories, measure, config)
     sets = columns.text.get("cutpoint_set")
-    used = factorize(sets[columns.usable])[0].tolist() if sets is not None else []
+    used = set(sets[columns.usable].tolist()) if sets is not None else set()
     return CohortReport(
         config=config,
         columns=columns,
@@ -129,7 +129,7 @@ def build_report(
         figures=figures,
         released=suppress(figures, config.suppression) if config.publish else figures,
         demo=bool(columns.demo.any()),
-        cutpoint_sets=tuple(s for s in used if s),
+        cutpoint_sets=tuple(sorted(str(s) for s in used if s)),
     )
 
 

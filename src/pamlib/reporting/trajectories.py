@@ -140,7 +140,8 @@ class Trajectories:
     """Every patient's trajectory, as arrays indexed by patient (patients sorted by id).
 
     ``baseline_row``/``followup_row`` index rows of ``columns``; ``-1`` means none.
-    ``first_row`` is the patient's earliest assessment of any status.
+    ``first_row`` is the patient's earliest assessment of any status. Levels (1–4) and scores
+    (in integer tenths of a point) at baseline and follow-up are 0 where there is none.
     """
 
     columns: ScoredColumns
@@ -151,6 +152,10 @@ class Trajectories:
     first_row: NDArray[np.int64]
     baseline_row: NDArray[np.int64]
     followup_row: NDArray[np.int64]
+    baseline_level: NDArray[np.int64]
+    followup_level: NDArray[np.int64]
+    baseline_tenths: NDArray[np.int64]
+    followup_tenths: NDArray[np.int64]
 
     def __len__(self) -> int:
         return len(self.patient_id)
@@ -169,29 +174,6 @@ class Trajectories:
     def has_followup(self) -> NDArray[np.bool_]:
         return self.followup_row >= 0
 
-    def _at(self, values: NDArray[np.int64], rows: NDArray[np.int64]) -> NDArray[np.int64]:
-        return np.where(rows >= 0, values[np.maximum(rows, 0)], 0)
-
-    @property
-    def baseline_level(self) -> NDArray[np.int64]:
-        """Baseline level 1–4, 0 where none."""
-        return self._at(self.columns.level.astype(np.int64), self.baseline_row)
-
-    @property
-    def followup_level(self) -> NDArray[np.int64]:
-        """Follow-up level 1–4, 0 where none."""
-        return self._at(self.columns.level.astype(np.int64), self.followup_row)
-
-    @property
-    def baseline_tenths(self) -> NDArray[np.int64]:
-        """Baseline score in tenths of a point, 0 where none."""
-        return self._at(self.columns.score_tenths, self.baseline_row)
-
-    @property
-    def followup_tenths(self) -> NDArray[np.int64]:
-        """Follow-up score in tenths of a point, 0 where none."""
-        return self._at(self.columns.score_tenths, self.followup_row)
-
     @property
     def change_tenths(self) -> NDArray[np.int64]:
         """Follow-up minus baseline in tenths of a point, 0 where there is no follow-up."""
@@ -201,10 +183,8 @@ class Trajectories:
     @property
     def classification(self) -> NDArray[np.int8]:
         """Codes of :data:`CLASSIFICATION_CODES` (1 improved, 2 stable, 3 declined; 0 none)."""
-        change = self.change_tenths
-        threshold = self.config.threshold_tenths
-        code = np.where(change >= threshold, 1, np.where(change <= -threshold, 3, 2))
-        return np.where(self.has_followup, code, 0).astype(np.int8)
+        codes = _classify(self.change_tenths, self.config.threshold_tenths)
+        return np.where(self.has_followup, codes, 0).astype(np.int8)
 
     def group_values(self, column: str) -> TextArray:
         """Each patient's value of ``column``: at the baseline, else at the first assessment."""
@@ -234,22 +214,30 @@ class Trajectories:
         return AssessmentRef(
             assessment_id=str(cols.assessment_id[row]),
             assessed_on=day,
-            score=int(cols.score_tenths[row]) / 10,
+            score=round(float(cols.score[row]) * 10) / 10,
             level=int(cols.level[row]),
             flags=tuple(f for f in str(cols.flags[row]).split(";") if f),
         )
 
     def _trajectory(self, i: int) -> Trajectory:
-        has_followup = bool(self.has_followup[i])
-        code = int(self.classification[i])
+        change, classification = None, None
+        if self.followup_row[i] >= 0:  # one patient: scalars, not whole-cohort arrays
+            tenths = int(self.followup_tenths[i] - self.baseline_tenths[i])
+            code = int(_classify(np.array([tenths]), self.config.threshold_tenths)[0])
+            change, classification = tenths / 10, CLASSIFICATION_CODES[code]
         return Trajectory(
             patient_id=str(self.patient_id[i]),
             n_assessments=int(self.n_assessments[i]),
             baseline=self._ref(int(self.baseline_row[i])),
             followup=self._ref(int(self.followup_row[i])),
-            change=int(self.change_tenths[i]) / 10 if has_followup else None,
-            classification=CLASSIFICATION_CODES.get(code),
+            change=change,
+            classification=classification,
         )
+
+
+def _classify(change: NDArray[np.int64], threshold: int) -> NDArray[np.int64]:
+    """1 improved (``>= threshold``), 3 declined (``<= -threshold``), else 2 (stable)."""
+    return np.where(change >= threshold, 1, np.where(change <= -threshold, 3, 2))
 
 
 def link_trajectories(columns: ScoredColumns, config: ReportConfig | None = None) -> Trajectories:
@@ -296,9 +284,12 @@ def link_trajectories(columns: ScoredColumns, config: ReportConfig | None = None
     ends = _run_ends(candidate_patient)
     followup_pos[candidate_patient[ends]] = candidates[ends]
 
-    def rows(positions: NDArray[np.int64]) -> NDArray[np.int64]:
-        return np.where(positions >= 0, order[np.maximum(positions, 0)], -1)
+    def at(values: NDArray[np.int64], positions: NDArray[np.int64]) -> NDArray[np.int64]:
+        return np.where(positions >= 0, values[np.maximum(positions, 0)], 0)
 
+    baseline_row = np.where(baseline_pos >= 0, order[np.maximum(baseline_pos, 0)], -1)
+    followup_row = np.where(followup_pos >= 0, order[np.maximum(followup_pos, 0)], -1)
+    levels, tenths = columns.level.astype(np.int64), columns.score_tenths
     return Trajectories(
         columns=columns,
         config=config,
@@ -306,6 +297,10 @@ def link_trajectories(columns: ScoredColumns, config: ReportConfig | None = None
         row_patient=row_patient,
         n_assessments=np.bincount(row_patient, minlength=n_patients).astype(np.int64),
         first_row=first_row,
-        baseline_row=rows(baseline_pos),
-        followup_row=rows(followup_pos),
+        baseline_row=baseline_row,
+        followup_row=followup_row,
+        baseline_level=at(levels, baseline_row),
+        followup_level=at(levels, followup_row),
+        baseline_tenths=at(tenths, baseline_row),
+        followup_tenths=at(tenths, followup_row),
     )
