@@ -59,10 +59,6 @@ def _nice_step(span: float, ticks: int = 5) -> float:
     return next(m * magnitude for m in (1.0, 2.0, 2.5, 5.0, 10.0) if m * magnitude >= raw)
 
 
-def _fmt_tick(value: float) -> str:
-    return f"{value:g}"
-
-
 def bar_chart(
     title: str,
     categories: Sequence[str],
@@ -102,7 +98,7 @@ def bar_chart(
         out.append(
             f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{ty:.1f}" y2="{ty:.1f}"/>'
             f'<text class="tick" x="{LEFT - 6}" y="{ty + 4:.1f}" text-anchor="end">'
-            f"{_fmt_tick(tick)}</text>"
+            f"{tick:g}</text>"
         )
         tick += step
     out.append(

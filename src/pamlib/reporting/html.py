@@ -317,15 +317,13 @@ def render_html(report: CohortReport) -> str:
         )
     paragraphs = "".join(f'<p class="meta">{m}</p>' for m in meta)
     body = [f"<header><h1>{escape(title)}</h1>{paragraphs}</header>"]
-    scopes = list(summary.scopes())
-    for i, (prefix, name) in enumerate(scopes):
+    for prefix, name in summary.scopes():
         scope = _Scope(summary, prefix, config.threshold_tenths / 10)
         if name is None:
             body.append(scope.render("All patients", "scope-all"))
         else:
-            group_by = escape(summary.group_by or "group")
-            label = escape(name) if name else "(blank)"
-            body.append(scope.render(f"{group_by}: {label}", f"scope-group-{i - 1}"))
+            heading = f"{escape(summary.group_by or 'group')}: {escape(name) or '(blank)'}"
+            body.append(scope.render(heading, "scope-" + prefix.rstrip(".").replace(".", "-")))
     body.append(
         f"<footer><p>Made by pamlib {escape(__version__)}. Baseline: first scored assessment "
         "with a 0–100 score; follow-up: the latest such assessment in the window; months are "
