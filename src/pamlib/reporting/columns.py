@@ -181,8 +181,8 @@ class ScoredColumns:
     def from_arrow(cls, table: pa.Table, *, source: str = "table") -> ScoredColumns:
         """Build from a pyarrow Table (any column types; non-text columns are cast to text)."""
         # pyarrow is an optional extra: imported only when a Table is actually handed over.
-        import pyarrow as pa  # noqa: PLC0415
-        import pyarrow.compute as pc  # noqa: PLC0415
+        import pyarrow as pa
+        import pyarrow.compute as pc
 
         columns: dict[str, TextArray] = {}
         for name in table.column_names:
@@ -339,13 +339,13 @@ def load_scored(path: str | os.PathLike[str]) -> ScoredColumns:
     """
     path = Path(path)
     try:
-        import pyarrow.csv as pa_csv  # noqa: PLC0415 - optional extra, imported on use
+        import pyarrow.csv as pa_csv
     except ImportError:  # pragma: no cover - depends on the environment
         raise ConfigurationError(
             "reading a scored table needs pyarrow: install pamlib[arrow]"
         ) from None
     if path.suffix.lower() == ".parquet":
-        import pyarrow.parquet as pq  # noqa: PLC0415
+        import pyarrow.parquet as pq
 
         return ScoredColumns.from_arrow(pq.read_table(path), source=path.name)
 
@@ -356,7 +356,7 @@ def load_scored(path: str | os.PathLike[str]) -> ScoredColumns:
             f"{path.name}: not a scored table",
             [Problem(f"{path.name}: header", "duplicate-column", "a column name repeats")],
         )
-    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow as pa
 
     as_text = pa_csv.ConvertOptions(
         column_types=dict.fromkeys(header, pa.string()), strings_can_be_null=False
