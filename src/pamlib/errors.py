@@ -16,6 +16,7 @@ __all__ = [
     "FormatError",
     "InstrumentError",
     "LicenceError",
+    "PamlibDeprecationWarning",
     "PamlibError",
     "PluginError",
     "Problem",
@@ -95,3 +96,7 @@ class PluginError(PamlibError):
         self.cause = cause
         where = f"plugin {plugin!r}" + (f" in hook {hook}" if hook else " while loading")
         super().__init__(f"{where}: {type(cause).__name__}: {cause}")
+
+
+class PamlibDeprecationWarning(DeprecationWarning):
+    """Something still works but will be removed; the message names the replacement."""

@@ -93,6 +93,14 @@ def _identity(obj: object) -> object:
     return obj
 
 
+def _id(obj: Any) -> str:
+    return str(obj.id)
+
+
+def _name(obj: Any) -> str:
+    return str(obj.name)
+
+
 def _describe(obj: object) -> str:
     """A short name for a registered thing (its ``id`` or ``name``), for ``pamlib plugins``."""
     for attr in ("id", "name"):
@@ -264,53 +272,35 @@ class PluginHost:
 
         return self._cached("cutpoint_sets", build)
 
+    def _keyed(self, hook_name: str, kind: str, key: Callable[[T], str]) -> dict[str, T]:
+        """Registrations of a hook by their id (the first wins; a clash is the later plugin's
+        error)."""
+
+        def build() -> dict[str, T]:
+            found: dict[str, T] = {}
+
+            def accept(plugin: str, thing: T) -> None:
+                k = key(thing)
+                if k in found:
+                    raise PamlibError(f"{kind}: the id {k!r} is already taken")
+                found[k] = thing
+
+            self._collect(hook_name, kind, accept)
+            return found
+
+        return self._cached(hook_name, build)
+
     def scoring_providers(self) -> dict[str, ScoringProvider]:
         """Scoring providers by id (first registration of an id wins; clashes are reported)."""
-
-        def build() -> dict[str, ScoringProvider]:
-            providers: dict[str, ScoringProvider] = {}
-
-            def accept(plugin: str, provider: ScoringProvider) -> None:
-                if provider.id in providers:
-                    raise PamlibError(f"scoring provider id {provider.id!r} is already taken")
-                providers[provider.id] = provider
-
-            self._collect("pamlib_register_scoring_providers", "scoring providers", accept)
-            return providers
-
-        return self._cached("scoring_providers", build)
+        return self._keyed("pamlib_register_scoring_providers", "scoring providers", _id)
 
     def formats(self) -> dict[str, Format]:
         """Formats by name."""
-
-        def build() -> dict[str, Format]:
-            formats: dict[str, Format] = {}
-
-            def accept(plugin: str, fmt: Format) -> None:
-                if fmt.name in formats:
-                    raise PamlibError(f"format name {fmt.name!r} is already taken")
-                formats[fmt.name] = fmt
-
-            self._collect("pamlib_register_formats", "formats", accept)
-            return formats
-
-        return self._cached("formats", build)
+        return self._keyed("pamlib_register_formats", "formats", _name)
 
     def pathways(self) -> dict[str, Pathway]:
         """Intervention pathways by id."""
-
-        def build() -> dict[str, Pathway]:
-            pathways: dict[str, Pathway] = {}
-
-            def accept(plugin: str, pathway: Pathway) -> None:
-                if pathway.id in pathways:
-                    raise PamlibError(f"pathway id {pathway.id!r} is already taken")
-                pathways[pathway.id] = pathway
-
-            self._collect("pamlib_register_pathways", "pathways", accept)
-            return pathways
-
-        return self._cached("pathways", build)
+        return self._keyed("pamlib_register_pathways", "pathways", _id)
 
     def rules(self) -> list[tuple[str, RuleSource]]:
         """Tailoring rule sources as (plugin name, rule file path or Python rule), unparsed;

@@ -1,0 +1,91 @@
+"""Longitudinal change and cohort reporting for scored PAM assessments.
+
+Read a scored table, link each patient's assessments into a trajectory (baseline, follow-up in
+a 6–12 month window, change), apply NQF #2483, summarise the cohort (optionally by site or any
+column), suppress small numbers for publication, and write JSON, HTML and a per-patient CSV::
+
+    from pamlib.reporting import ReportConfig, build_report, write_html, write_json
+
+    report = build_report("scored.csv", ReportConfig(group_by="site", publish=True))
+    write_json(report, "summary.json")
+    write_html(report, "report.html")
+
+The rules are in ``docs/reporting.rst`` and in the docstrings of the modules named below.
+"""
+
+from pamlib.reporting.columns import SCORED_TABLE_COLUMNS, ScoredColumns, load_scored
+from pamlib.reporting.config import (
+    NQF2483_GAIN_POINTS,
+    NQF2483_WINDOW_MONTHS,
+    ChangeThreshold,
+    ReportConfig,
+    SuppressionRule,
+    parse_threshold,
+)
+from pamlib.reporting.html import render_html
+from pamlib.reporting.measures import (
+    EXTREME_RESPONSE_FLAG,
+    Exclusion,
+    MeasureStatus,
+    Nqf2483,
+    nqf2483,
+)
+from pamlib.reporting.report import (
+    PATIENT_CSV_COLUMNS,
+    SUMMARY_SCHEMA,
+    CohortReport,
+    build_report,
+    summary_json,
+    write_html,
+    write_json,
+    write_patients_csv,
+)
+from pamlib.reporting.summary import CohortSummary, Suppressed, summarise
+from pamlib.reporting.suppression import hidden_counts, suppress
+from pamlib.reporting.trajectories import (
+    AssessmentRef,
+    Classification,
+    Trajectories,
+    Trajectory,
+    UnknownPatientError,
+    add_calendar_months,
+    link_trajectories,
+)
+
+__all__ = [
+    "EXTREME_RESPONSE_FLAG",
+    "NQF2483_GAIN_POINTS",
+    "NQF2483_WINDOW_MONTHS",
+    "PATIENT_CSV_COLUMNS",
+    "SCORED_TABLE_COLUMNS",
+    "SUMMARY_SCHEMA",
+    "AssessmentRef",
+    "ChangeThreshold",
+    "Classification",
+    "CohortReport",
+    "CohortSummary",
+    "Exclusion",
+    "MeasureStatus",
+    "Nqf2483",
+    "ReportConfig",
+    "ScoredColumns",
+    "Suppressed",
+    "SuppressionRule",
+    "Trajectories",
+    "Trajectory",
+    "UnknownPatientError",
+    "add_calendar_months",
+    "build_report",
+    "hidden_counts",
+    "link_trajectories",
+    "load_scored",
+    "nqf2483",
+    "parse_threshold",
+    "render_html",
+    "summarise",
+    "summary_json",
+    "suppress",
+    "write_html",
+    "write_json",
+    "write_patients_csv",
+]

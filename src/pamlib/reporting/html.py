@@ -1,0 +1,350 @@
+"""The single-file HTML cohort report: inline CSS and SVG, no scripts, fonts or images.
+
+Every figure in the page is an element with ``data-key`` (its JSON path in the summary) and
+``data-value`` (its JSON text), so a test or a reader's tool can check the page against the
+JSON. Every string that comes from the input (group names, column names, cut-point set ids)
+is HTML-escaped. Demonstration scores get a banner and a watermark repeated across the page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from html import escape
+from typing import TYPE_CHECKING
+
+import attrs
+
+from pamlib._version import __version__
+from pamlib.reporting.charts import Series, bar_chart, display, figure_attrs
+from pamlib.reporting.config import NQF2483_GAIN_POINTS
+from pamlib.reporting.measures import Exclusion
+from pamlib.reporting.summary import (
+    BIN_LABELS,
+    CLASSES,
+    LEVELS,
+    STRATA,
+    CohortSummary,
+    Suppressed,
+    Value,
+)
+
+if TYPE_CHECKING:
+    from pamlib.reporting.report import CohortReport
+
+__all__ = ["render_html"]
+
+BASELINE, FOLLOWUP = "#3b6ea8", "#e07b1a"
+UP, DOWN = "#3a8a3f", "#c8423b"
+
+_CSS = """
+:root { color-scheme: light; }
+* { box-sizing: border-box; }
+body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, Arial, sans-serif;
+  color: #1d2733; background: #f5f7fa; margin: 0; padding: 0 24px 48px; }
+header, section.scope, footer { max-width: 1180px; margin: 0 auto; }
+header { padding: 20px 0 8px; }
+h1 { font-size: 26px; margin: 0 0 4px; }
+h2 { font-size: 21px; margin: 28px 0 10px; border-bottom: 2px solid #d5dce5; padding-bottom: 4px; }
+h3 { font-size: 16px; margin: 0 0 8px; }
+.meta { color: #4a5a6c; margin: 2px 0; }
+.cards { display: flex; flex-wrap: wrap; gap: 12px; margin: 8px 0 16px; }
+.card { background: #fff; border: 1px solid #d5dce5; border-radius: 6px; padding: 10px 16px;
+  min-width: 150px; }
+.card .big { font-size: 26px; font-weight: 700; display: block; }
+.card .label { color: #4a5a6c; font-size: 13px; }
+.panel { background: #fff; border: 1px solid #d5dce5; border-radius: 6px; padding: 14px 16px;
+  margin: 0 0 16px; break-inside: avoid; }
+.pair { display: flex; flex-wrap: wrap; gap: 20px; align-items: flex-start; }
+.note { color: #4a5a6c; font-size: 13px; margin: 6px 0 0; }
+table { border-collapse: collapse; font-size: 14px; }
+th, td { padding: 3px 9px; border-bottom: 1px solid #e3e8ee; }
+th { text-align: left; font-weight: 600; background: #f0f3f7; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+table.heat td.num { min-width: 64px; text-align: center; border: 1px solid #fff; }
+table.heat td.diagonal { outline: 2px solid #1d2733; outline-offset: -2px; }
+td.hidden { background: repeating-linear-gradient(45deg, #eceff3, #eceff3 4px, #dfe3e8 4px,
+  #dfe3e8 8px); }
+svg.chart { max-width: 100%; height: auto; background: #fff; }
+svg .grid { stroke: #e3e8ee; }
+svg .zero { stroke: #1d2733; }
+svg .reference { stroke: #7a8794; stroke-dasharray: 4 3; }
+svg text { font: 12px system-ui, -apple-system, "Segoe UI", Roboto, Arial, sans-serif;
+  fill: #1d2733; }
+svg .tick, svg .reference-label { fill: #4a5a6c; font-size: 11px; }
+svg .value { font-size: 11px; font-weight: 600; }
+footer { color: #4a5a6c; font-size: 13px; margin-top: 32px; }
+"""
+
+_DEMO_CSS = """
+.demo-banner { position: sticky; top: 0; z-index: 20; margin: 0 -24px; padding: 10px 24px;
+  background: #b3261e; color: #fff; font-weight: 700; text-align: center; letter-spacing: .02em; }
+.demo-watermark { position: fixed; inset: -40%; z-index: 10; pointer-events: none;
+  display: flex; flex-wrap: wrap; align-content: space-around; justify-content: space-around;
+  gap: 60px 90px; transform: rotate(-28deg); opacity: .13; color: #b3261e;
+  font: 800 44px system-ui, Arial, sans-serif; user-select: none; }
+@media print { .demo-watermark { position: fixed; } .demo-banner { position: static; } }
+"""
+
+_DEMO_TEXT = "DEMONSTRATION SCORES — NOT THE PATIENT ACTIVATION MEASURE"
+
+
+def _num(key: str, value: Value, *, extra_class: str = "", style: str = "") -> str:
+    classes = " ".join(
+        c for c in ("num", "hidden" if isinstance(value, Suppressed) else "", extra_class) if c
+    )
+    style_attr = f' style="{style}"' if style else ""
+    return (
+        f'<td class="{classes}"{style_attr} {figure_attrs(key, value)}>'
+        f"{escape(display(value))}</td>"
+    )
+
+
+@attrs.frozen
+class _Scope:
+    """Renders the panels of one scope: the whole cohort or one group."""
+
+    summary: CohortSummary
+    prefix: str
+    threshold: float
+
+    def key(self, key: str) -> str:
+        return self.prefix + key
+
+    def value(self, key: str) -> Value:
+        return self.summary[self.prefix + key]
+
+    def cell(self, key: str, **kwargs: str) -> str:
+        return _num(self.key(key), self.value(key), **kwargs)
+
+    def series(
+        self, name: str, colour: str, keys: Sequence[str], negative_colour: str | None = None
+    ) -> Series:
+        return Series(
+            name=name,
+            colour=colour,
+            keys=[self.key(k) for k in keys],
+            values=[self.value(k) for k in keys],
+            negative_colour=negative_colour,
+        )
+
+    def cards(self) -> str:
+        items = [
+            ("n_patients", "patients"),
+            ("n_assessments", "assessments"),
+            ("n_baseline", "with a scored baseline"),
+            ("n_followup", "with a follow-up in the window"),
+            ("nqf2483.rate_pct", "% gaining ≥ 3 points (NQF #2483)"),
+        ]
+        out = ['<div class="cards">']
+        for key, label in items:
+            value = self.value(key)
+            out.append(
+                f'<div class="card"><span class="big" {figure_attrs(self.key(key), value)}>'
+                f'{escape(display(value))}</span><span class="label">{label}</span></div>'
+            )
+        out.append("</div>")
+        return "".join(out)
+
+    def levels(self) -> str:
+        chart = bar_chart(
+            "Patients by activation level, % at baseline and at follow-up",
+            [f"Level {lv}" for lv in LEVELS],
+            [
+                self.series("Baseline", BASELINE, [f"levels_baseline_pct.{lv}" for lv in LEVELS]),
+                self.series("Follow-up", FOLLOWUP, [f"levels_followup_pct.{lv}" for lv in LEVELS]),
+            ],
+            y_title="% of patients",
+        )
+        rows = "".join(
+            f"<tr><th>Level {lv}</th>{self.cell(f'levels_baseline.{lv}')}"
+            f"{self.cell(f'levels_baseline_pct.{lv}')}{self.cell(f'levels_followup.{lv}')}"
+            f"{self.cell(f'levels_followup_pct.{lv}')}</tr>"
+            for lv in LEVELS
+        )
+        rows += (
+            f"<tr><th>All</th>{self.cell('n_baseline')}<td></td>{self.cell('n_followup')}"
+            "<td></td></tr>"
+        )
+        scores = "".join(
+            f"<tr><th>{label}</th>{self.cell(f'score_{when}.mean')}"
+            f"{self.cell(f'score_{when}.sd')}</tr>"
+            for when, label in (("baseline", "Baseline"), ("followup", "Follow-up"))
+        )
+        return (
+            '<div class="panel"><h3>Activation level at baseline and follow-up</h3>'
+            f'<div class="pair">{chart}<div><table><thead><tr><th>Level</th><th>Baseline n</th>'
+            "<th>%</th><th>Follow-up n</th><th>%</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table><table><thead><tr><th>Score</th><th>Mean</th>"
+            f"<th>SD</th></tr></thead><tbody>{scores}</tbody></table></div></div></div>"
+        )
+
+    def change(self) -> str:
+        t = self.threshold
+        chart = bar_chart(
+            "Mean change in score from baseline to follow-up, by baseline level",
+            [f"Level {lv}" for lv in LEVELS],
+            [
+                self.series(
+                    "Mean change (points)",
+                    UP,
+                    [f"change_by_baseline_level.{lv}.mean_change" for lv in LEVELS],
+                    negative_colour=DOWN,
+                )
+            ],
+            y_title="points",
+            reference_lines=[(t, f"+{t:.1f}"), (-t, f"−{t:.1f}")],
+        )
+        head = "".join(f"<th>% {c}</th>" for c in CLASSES)
+        rows = []
+        for s in STRATA:
+            key = f"change_by_baseline_level.{s}"
+            label = "All" if s == "all" else f"Level {s}"
+            cells = self.cell(f"{key}.n") + self.cell(f"{key}.mean_change")
+            cells += self.cell(f"{key}.sd_change")
+            cells += "".join(self.cell(f"{key}.pct_{c}") for c in CLASSES)
+            rows.append(f"<tr><th>{label}</th>{cells}</tr>")
+        return (
+            '<div class="panel"><h3>Change by baseline level</h3>'
+            f'<div class="pair">{chart}<div><table><thead><tr><th>Baseline</th><th>n</th>'
+            f"<th>Mean change</th><th>SD</th>{head}</tr></thead><tbody>{''.join(rows)}"
+            f'</tbody></table><p class="note">Improved: a gain of at least {t:.1f} points; '
+            f"declined: a fall of at least {t:.1f}; otherwise stable. Dashed lines mark "
+            f"±{t:.1f}.</p></div></div></div>"
+        )
+
+    def transitions(self) -> str:
+        counts = [self.value(f"transitions.{a}.{b}") for a in LEVELS for b in LEVELS]
+        largest = max([c for c in counts if isinstance(c, int)] + [1])
+        head = "".join(f"<th>Level {b}</th>" for b in LEVELS)
+        rows = []
+        for a in LEVELS:
+            cells = []
+            for b in LEVELS:
+                key = f"transitions.{a}.{b}"
+                value = self.value(key)
+                style = ""
+                if isinstance(value, int):
+                    alpha = 0.06 + 0.84 * value / largest
+                    ink = "#fff" if alpha > 0.5 else "#1d2733"
+                    style = f"background: rgba(59, 110, 168, {alpha:.2f}); color: {ink}"
+                cells.append(self.cell(key, extra_class="diagonal" if a == b else "", style=style))
+            total = self.cell(f"change_by_baseline_level.{a}.n")
+            rows.append(f"<tr><th>Level {a}</th>{''.join(cells)}{total}</tr>")
+        totals = "".join(self.cell(f"levels_followup.{b}") for b in LEVELS)
+        rows.append(f"<tr><th>Total</th>{totals}{self.cell('change_by_baseline_level.all.n')}</tr>")
+        return (
+            '<div class="panel"><h3>Level transitions, baseline → follow-up</h3>'
+            '<table class="heat"><thead><tr><th>Baseline \\ Follow-up</th>'
+            f"{head}<th>Total</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+            '<p class="note">Patients with a follow-up; rows are the baseline level, columns the '
+            "follow-up level, the outlined diagonal stayed at the same level. Shading is "
+            "proportional to the count.</p></div>"
+        )
+
+    def histogram(self) -> str:
+        chart = bar_chart(
+            "Distribution of scores at baseline and at follow-up",
+            list(BIN_LABELS),
+            [
+                self.series(
+                    "Baseline", BASELINE, [f"score_histogram.baseline.{b}" for b in BIN_LABELS]
+                ),
+                self.series(
+                    "Follow-up", FOLLOWUP, [f"score_histogram.followup.{b}" for b in BIN_LABELS]
+                ),
+            ],
+            y_title="patients",
+        )
+        head = "".join(f"<th>{b}</th>" for b in BIN_LABELS)
+        rows = "".join(
+            f"<tr><th>{label}</th>"
+            + "".join(self.cell(f"score_histogram.{when}.{b}") for b in BIN_LABELS)
+            + "</tr>"
+            for when, label in (("baseline", "Baseline"), ("followup", "Follow-up"))
+        )
+        return (
+            '<div class="panel"><h3>Score distribution</h3>'
+            f"{chart}<table><thead><tr><th>Score</th>{head}</tr></thead><tbody>{rows}</tbody>"
+            '</table><p class="note">10-point bins including the lower edge; 90-100 includes '
+            "100.</p></div>"
+        )
+
+    def nqf(self) -> str:
+        rows = (
+            f"<tr><th>Numerator: gained ≥ {NQF2483_GAIN_POINTS:.1f} points</th>"
+            f"{self.cell('nqf2483.numerator')}</tr>"
+            f"<tr><th>Denominator</th>{self.cell('nqf2483.denominator')}</tr>"
+            f"<tr><th>Rate (%)</th>{self.cell('nqf2483.rate_pct')}</tr>"
+        )
+        rows += "".join(
+            f"<tr><th>Excluded: {e}</th>{self.cell(f'nqf2483.excluded.{e}')}</tr>"
+            for e in Exclusion
+        )
+        return (
+            '<div class="panel"><h3>NQF #2483 / MIPS #503: Gains in PAM Scores at 12 Months</h3>'
+            f"<table><tbody>{rows}</tbody></table>"
+            '<p class="note">Each patient is excluded for the first reason that applies, in the '
+            "order listed.</p></div>"
+        )
+
+    def render(self, heading: str, anchor: str) -> str:
+        return (
+            f'<section class="scope" id="{anchor}"><h2>{heading}</h2>{self.cards()}'
+            f"{self.levels()}{self.change()}{self.transitions()}{self.histogram()}{self.nqf()}"
+            "</section>"
+        )
+
+
+def render_html(report: CohortReport) -> str:
+    """The report as one self-contained HTML document."""
+    config, summary = report.config, report.released
+    title = "PAM cohort report" + (" — DEMO" if report.demo else "")
+    window = f"{config.min_months}–{config.max_months} calendar months"
+    sets = ", ".join(escape(s) for s in report.cutpoint_sets) or "not recorded"
+    meta = [
+        f"Follow-up window: {window} after the first scored assessment.",
+        f"Change threshold: {config.threshold_tenths / 10:.1f} points"
+        + (f" ({escape(config.threshold_preset)})" if config.threshold_preset else "")
+        + f". Cut-point set(s): {sets}.",
+    ]
+    if not config.nqf2483_as_specified:
+        meta.append("The window differs from NQF #2483's 6–12 months: the measure is modified.")
+    if summary.suppressed:
+        rule = config.suppression
+        meta.append(
+            f"Published figures: counts from {rule.low} to {rule.high} and the figures that "
+            f"would reveal them are shown as {escape(rule.symbol)}."
+        )
+    paragraphs = "".join(f'<p class="meta">{m}</p>' for m in meta)
+    body = [f"<header><h1>{escape(title)}</h1>{paragraphs}</header>"]
+    for prefix, name in summary.scopes():
+        scope = _Scope(summary, prefix, config.threshold_tenths / 10)
+        if name is None:
+            body.append(scope.render("All patients", "scope-all"))
+        else:
+            heading = f"{escape(summary.group_by or 'group')}: {escape(name) or '(blank)'}"
+            body.append(scope.render(heading, "scope-" + prefix.rstrip(".").replace(".", "-")))
+    body.append(
+        f"<footer><p>Made by pamlib {escape(__version__)}. Baseline: first scored assessment "
+        "with a 0–100 score; follow-up: the latest such assessment in the window; months are "
+        "calendar months, the end of a shorter month standing in for a missing day. Mean and "
+        "sample SD to one decimal.</p></footer>"
+    )
+    demo_head, demo_body = "", ""
+    if report.demo:
+        demo_head = f"<style>{_DEMO_CSS}</style>"
+        marks = "<span>DEMO — NOT PAM</span>" * 80
+        demo_body = (
+            f'<div class="demo-banner" id="demo-banner" data-demo-watermark="banner">'
+            f"{_DEMO_TEXT}: synthetic scores for demonstration only.</div>"
+            f'<div class="demo-watermark" id="demo-watermark" data-demo-watermark="page" '
+            f'aria-hidden="true">{marks}</div>'
+        )
+    flags = f'data-demo="{str(report.demo).lower()}" '
+    flags += f'data-published="{str(summary.suppressed).lower()}"'
+    return (
+        f'<!DOCTYPE html>\n<html lang="en" {flags}>'
+        '<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, '
+        f'initial-scale=1"><title>{escape(title)}</title><style>{_CSS}</style>{demo_head}</head>'
+        f"<body>{demo_body}{''.join(body)}</body></html>\n"
+    )

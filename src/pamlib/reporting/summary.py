@@ -1,0 +1,370 @@
+"""Cohort figures: counts by level, score mean and SD, paired change, transitions, NQF #2483.
+
+A :class:`CohortSummary` is a flat, ordered mapping from *keys* to values. A key is the value's
+JSON path in the summary: ``levels_baseline.2``, ``transitions.1.3``,
+``change_by_baseline_level.all.mean_change``, and ``groups.0.…`` for the first group. The
+summary also knows which keys are **counts**, which values are **derived** from which counts
+(percentages, means, SDs), and the additive **identities** that hold between counts (row and
+column totals, totals over groups, …). Suppression needs exactly that, and the HTML report
+labels every number with its key so it can be checked against the JSON.
+
+Definitions, per group and overall:
+
+* ``n_patients``: distinct patients; ``n_assessments``: their assessments of any status.
+* ``n_baseline``: patients with a usable baseline; ``n_followup``: those with a follow-up.
+* ``levels_baseline``/``levels_followup``: patients by level, ``…_pct`` of ``n_baseline`` /
+  ``n_followup``.
+* ``score_baseline``/``score_followup``: mean and sample SD (n − 1) of the score.
+* ``change_by_baseline_level.<1–4|all>``: patients with a follow-up by baseline level: ``n``,
+  mean and SD of the change, and how many (and % of ``n``) improved / stayed stable / declined.
+* ``transitions.<baseline level>.<follow-up level>``: patients with a follow-up.
+* ``score_histogram.<baseline|followup>.<bin>``: scores in 10-point bins; each bin includes
+  its lower edge, the last one (``90-100``) also its upper edge.
+* ``nqf2483``: numerator, denominator, rate (%) and exclusions by reason.
+
+Means, SDs and percentages are rounded to one decimal.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+import attrs
+import numpy as np
+from numpy.typing import NDArray
+
+from pamlib.reporting.columns import factorize
+from pamlib.reporting.config import NQF2483_GAIN_POINTS, ReportConfig
+from pamlib.reporting.measures import EXCLUSION_CODES, Nqf2483
+from pamlib.reporting.trajectories import Trajectories
+
+__all__ = [
+    "BIN_LABELS",
+    "CLASSES",
+    "LEVELS",
+    "STRATA",
+    "CohortSummary",
+    "Identity",
+    "Suppressed",
+    "Value",
+    "summarise",
+]
+
+LEVELS = ("1", "2", "3", "4")
+STRATA = (*LEVELS, "all")
+CLASSES = ("improved", "stable", "declined")
+BIN_LABELS = tuple(f"{lo}-{lo + 10}" for lo in range(0, 100, 10))
+_EXCLUSIONS = tuple(str(e) for e in EXCLUSION_CODES.values())
+
+
+@attrs.frozen
+class Suppressed:
+    """A value hidden by small-number suppression; written as its ``symbol``."""
+
+    symbol: str = "*"
+
+    def __str__(self) -> str:
+        return self.symbol
+
+
+Value = int | float | None | Suppressed
+#: ``sum(lhs) == sum(rhs)`` for counts: anyone can compute one term from all the others.
+Identity = tuple[tuple[str, ...], tuple[str, ...]]
+
+
+@attrs.frozen(eq=False, repr=False)
+class CohortSummary:
+    """The cohort's figures as keyed values, with what suppression needs to know about them."""
+
+    values: Mapping[str, Value]
+    counts: frozenset[str]
+    derived: Mapping[str, tuple[str, ...]]
+    identities: tuple[Identity, ...]
+    group_by: str | None = None
+    groups: tuple[str, ...] = ()
+    suppressed: bool = False
+
+    def __repr__(self) -> str:
+        return (
+            f"CohortSummary(n_values={len(self.values)}, group_by={self.group_by!r}, "
+            f"n_groups={len(self.groups)}, suppressed={self.suppressed})"
+        )
+
+    def __getitem__(self, key: str) -> Value:
+        return self.values[key]
+
+    def scopes(self) -> Iterator[tuple[str, str | None]]:
+        """``(key prefix, group name)`` for the overall figures (name ``None``) and each group."""
+        yield "", None
+        for i, name in enumerate(self.groups):
+            yield f"groups.{i}.", name
+
+    def to_json(self) -> dict[str, Any]:
+        """Nested JSON values: the overall figures at the top, then ``group_by`` and ``groups``."""
+        out = _nest((k, v) for k, v in self.values.items() if not k.startswith("groups."))
+        out["group_by"] = self.group_by
+        out["groups"] = [
+            {
+                "group": name,
+                **_nest(
+                    (k[len(prefix) :], v) for k, v in self.values.items() if k.startswith(prefix)
+                ),
+            }
+            for prefix, name in self.scopes()
+            if name is not None
+        ]
+        return out
+
+
+def _nest(items: Iterable[tuple[str, Value]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in items:
+        *parents, leaf = key.split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = str(value) if isinstance(value, Suppressed) else value
+    return out
+
+
+# -- the schema of one scope's figures ----------------------------------------------------------
+
+
+def _count_keys() -> list[str]:
+    keys = ["n_patients", "n_assessments", "n_baseline", "n_followup"]
+    keys += [f"levels_baseline.{lv}" for lv in LEVELS]
+    keys += [f"levels_followup.{lv}" for lv in LEVELS]
+    for s in STRATA:
+        keys += [f"change_by_baseline_level.{s}.n"]
+        keys += [f"change_by_baseline_level.{s}.n_{c}" for c in CLASSES]
+    keys += [f"transitions.{a}.{b}" for a in LEVELS for b in LEVELS]
+    keys += [f"score_histogram.{when}.{b}" for when in ("baseline", "followup") for b in BIN_LABELS]
+    keys += ["nqf2483.numerator", "nqf2483.denominator"]
+    keys += [f"nqf2483.excluded.{r}" for r in _EXCLUSIONS]
+    return keys
+
+
+def _derived() -> dict[str, tuple[str, ...]]:
+    out: dict[str, tuple[str, ...]] = {}
+    for lv in LEVELS:
+        out[f"levels_baseline_pct.{lv}"] = (f"levels_baseline.{lv}", "n_baseline")
+        out[f"levels_followup_pct.{lv}"] = (f"levels_followup.{lv}", "n_followup")
+    for when in ("baseline", "followup"):
+        out[f"score_{when}.mean"] = out[f"score_{when}.sd"] = (f"n_{when}",)
+    for s in STRATA:
+        n = f"change_by_baseline_level.{s}.n"
+        out[f"change_by_baseline_level.{s}.mean_change"] = (n,)
+        out[f"change_by_baseline_level.{s}.sd_change"] = (n,)
+        for c in CLASSES:
+            out[f"change_by_baseline_level.{s}.pct_{c}"] = (
+                f"change_by_baseline_level.{s}.n_{c}",
+                n,
+            )
+    out["nqf2483.rate_pct"] = ("nqf2483.numerator", "nqf2483.denominator")
+    return out
+
+
+def _identities(figures: Mapping[str, Value], config: ReportConfig) -> list[Identity]:
+    """Additive identities between one scope's counts (keys without the scope prefix)."""
+
+    def change(s: str, what: str = "n") -> str:
+        return f"change_by_baseline_level.{s}.{what}"
+
+    def excluded(reason: str) -> str:
+        return f"nqf2483.excluded.{reason}"
+
+    low = ("1", "2", "3")
+    out: list[Identity] = [
+        (("n_patients",), ("n_baseline", excluded("not-scored"))),
+        (("n_baseline",), tuple(f"levels_baseline.{lv}" for lv in LEVELS)),
+        (("n_baseline",), tuple(f"score_histogram.baseline.{b}" for b in BIN_LABELS)),
+        (("n_followup",), tuple(f"levels_followup.{lv}" for lv in LEVELS)),
+        (("n_followup",), tuple(f"score_histogram.followup.{b}" for b in BIN_LABELS)),
+        (("n_followup",), (change("all"),)),
+        ((change("all"),), tuple(change(lv) for lv in LEVELS)),
+        (("levels_baseline.4",), (excluded("baseline-level-4"),)),
+        (
+            (excluded("no-follow-up"), *(change(lv) for lv in low)),
+            tuple(f"levels_baseline.{lv}" for lv in low),
+        ),
+        (
+            ("nqf2483.denominator", excluded("extreme-response")),
+            tuple(change(lv) for lv in low),
+        ),
+    ]
+    for a in LEVELS:
+        out.append(((change(a),), tuple(f"transitions.{a}.{b}" for b in LEVELS)))
+        out.append(((f"levels_followup.{a}",), tuple(f"transitions.{b}.{a}" for b in LEVELS)))
+    for s in STRATA:
+        out.append(((change(s),), tuple(change(s, f"n_{c}") for c in CLASSES)))
+    for c in CLASSES:
+        out.append(((change("all", f"n_{c}"),), tuple(change(lv, f"n_{c}") for lv in LEVELS)))
+    # With no extreme-response exclusions and the NQF gain as threshold, the numerator is the
+    # sum of the improved counts of levels 1–3: an identity anyone could use.
+    same_gain = config.threshold_tenths == round(NQF2483_GAIN_POINTS * 10)
+    if same_gain and figures[excluded("extreme-response")] == 0:
+        out.append((("nqf2483.numerator",), tuple(change(lv, "n_improved") for lv in low)))
+    return out
+
+
+# -- computing the figures ----------------------------------------------------------------------
+
+
+def _mean(n: int, total: int) -> float | None:
+    return round(total / (n * 10), 1) if n else None
+
+
+def _sd(n: int, total: int, squares: int) -> float | None:
+    if n < 2:
+        return None
+    return round(math.sqrt(max(0, n * squares - total * total) / (n * (n - 1))) / 10, 1)
+
+
+def _pct(count: int, of: int) -> float | None:
+    return round(100 * count / of, 1) if of else None
+
+
+@attrs.frozen
+class _Scopes:
+    """Per-scope sums over patients selected by a mask (vectorised with ``bincount``)."""
+
+    codes: NDArray[np.int64]
+    size: int
+
+    def count(self, mask: NDArray[np.bool_]) -> list[int]:
+        counts = np.bincount(self.codes[mask], minlength=self.size)
+        return [int(c) for c in counts]
+
+    def total(self, mask: NDArray[np.bool_], x: NDArray[np.int64]) -> list[int]:
+        # Sums of integers below 2**53 are exact in float64; round() only drops the ".0".
+        sums = np.bincount(self.codes[mask], weights=x[mask], minlength=self.size)
+        return [round(float(s)) for s in sums]
+
+
+def _figures(
+    traj: Trajectories, measure: Nqf2483, scopes: _Scopes, config: ReportConfig
+) -> list[dict[str, Value]]:
+    has_b, has_f = traj.has_baseline, traj.has_followup
+    b_level, f_level = traj.baseline_level, traj.followup_level
+    b_score, f_score = traj.baseline_tenths, traj.followup_tenths
+    change, cls = traj.change_tenths, traj.classification
+    everyone = np.ones(len(traj), dtype=np.bool_)
+
+    c: dict[str, list[int]] = {
+        "n_patients": scopes.count(everyone),
+        "n_assessments": scopes.total(everyone, traj.n_assessments),
+        "n_baseline": scopes.count(has_b),
+        "n_followup": scopes.count(has_f),
+    }
+    for lv in LEVELS:
+        c[f"levels_baseline.{lv}"] = scopes.count(b_level == int(lv))
+        c[f"levels_followup.{lv}"] = scopes.count(f_level == int(lv))
+    sums: dict[str, tuple[list[int], list[int]]] = {
+        "score_baseline": (scopes.total(has_b, b_score), scopes.total(has_b, b_score**2)),
+        "score_followup": (scopes.total(has_f, f_score), scopes.total(has_f, f_score**2)),
+    }
+    for s in STRATA:
+        stratum = has_f & (everyone if s == "all" else b_level == int(s))
+        key = f"change_by_baseline_level.{s}"
+        c[f"{key}.n"] = scopes.count(stratum)
+        for code, name in enumerate(CLASSES, start=1):
+            c[f"{key}.n_{name}"] = scopes.count(stratum & (cls == code))
+        sums[key] = (scopes.total(stratum, change), scopes.total(stratum, change**2))
+    for a in LEVELS:
+        for b in LEVELS:
+            c[f"transitions.{a}.{b}"] = scopes.count(
+                has_f & (b_level == int(a)) & (f_level == int(b))
+            )
+    for when, has, score in (("baseline", has_b, b_score), ("followup", has_f, f_score)):
+        bins = np.minimum(score // 100, len(BIN_LABELS) - 1)
+        for i, label in enumerate(BIN_LABELS):
+            c[f"score_histogram.{when}.{label}"] = scopes.count(has & (bins == i))
+    c["nqf2483.numerator"] = scopes.count(measure.status == 1)
+    c["nqf2483.denominator"] = scopes.count(measure.status <= 2)
+    for code, reason in EXCLUSION_CODES.items():
+        c[f"nqf2483.excluded.{reason}"] = scopes.count(measure.reason == code)
+
+    out: list[dict[str, Value]] = []
+    for j in range(scopes.size):
+        counts = {k: v[j] for k, v in c.items()}
+        f: dict[str, Value] = {}
+        f.update(
+            (k, counts[k]) for k in ("n_patients", "n_assessments", "n_baseline", "n_followup")
+        )
+        for when in ("baseline", "followup"):
+            f.update((f"levels_{when}.{lv}", counts[f"levels_{when}.{lv}"]) for lv in LEVELS)
+            f.update(
+                (
+                    f"levels_{when}_pct.{lv}",
+                    _pct(counts[f"levels_{when}.{lv}"], counts[f"n_{when}"]),
+                )
+                for lv in LEVELS
+            )
+        for when in ("baseline", "followup"):
+            n, (total, squares) = counts[f"n_{when}"], sums[f"score_{when}"]
+            f[f"score_{when}.mean"] = _mean(n, total[j])
+            f[f"score_{when}.sd"] = _sd(n, total[j], squares[j])
+        for s in STRATA:
+            key = f"change_by_baseline_level.{s}"
+            n, (total, squares) = counts[f"{key}.n"], sums[key]
+            f[f"{key}.n"] = n
+            f[f"{key}.mean_change"] = _mean(n, total[j])
+            f[f"{key}.sd_change"] = _sd(n, total[j], squares[j])
+            f.update((f"{key}.n_{name}", counts[f"{key}.n_{name}"]) for name in CLASSES)
+            f.update((f"{key}.pct_{name}", _pct(counts[f"{key}.n_{name}"], n)) for name in CLASSES)
+        f.update((k, v) for k, v in counts.items() if k.startswith(("transitions.", "score_hist")))
+        f["nqf2483.numerator"] = counts["nqf2483.numerator"]
+        f["nqf2483.denominator"] = counts["nqf2483.denominator"]
+        f["nqf2483.rate_pct"] = _pct(counts["nqf2483.numerator"], counts["nqf2483.denominator"])
+        f.update((k, v) for k, v in counts.items() if k.startswith("nqf2483.excluded."))
+        out.append(f)
+    return out
+
+
+def summarise(
+    traj: Trajectories, measure: Nqf2483, config: ReportConfig | None = None
+) -> CohortSummary:
+    """Compute the figures overall and, when ``config.group_by`` is set, per group.
+
+    Each patient belongs to one group: the value of the column at the baseline assessment
+    (at the first assessment when there is no baseline). Groups are sorted by value.
+    """
+    config = config or traj.config
+    everyone = _Scopes(codes=np.zeros(len(traj), dtype=np.int64), size=1)
+    scoped = _figures(traj, measure, everyone, config)
+    names: tuple[str, ...] = ()
+    if config.group_by is not None:
+        distinct, codes = factorize(traj.group_values(config.group_by))
+        names = tuple(str(v) for v in distinct)
+        by_group = _Scopes(codes=codes, size=len(names))
+        scoped += _figures(traj, measure, by_group, config)
+
+    count_keys = _count_keys()
+    derived = _derived()
+    values: dict[str, Value] = {}
+    counts: set[str] = set()
+    depends: dict[str, tuple[str, ...]] = {}
+    identities: list[Identity] = []
+    for i, figures in enumerate(scoped):
+        prefix = "" if i == 0 else f"groups.{i - 1}."
+        values.update((prefix + k, v) for k, v in figures.items())
+        counts.update(prefix + k for k in count_keys)
+        depends.update((prefix + k, tuple(prefix + d for d in deps)) for k, deps in derived.items())
+        identities += [
+            (tuple(prefix + k for k in lhs), tuple(prefix + k for k in rhs))
+            for lhs, rhs in _identities(figures, config)
+        ]
+    if names:  # every overall count is the sum of the groups' counts
+        identities += [
+            ((k,), tuple(f"groups.{g}.{k}" for g in range(len(names)))) for k in count_keys
+        ]
+    return CohortSummary(
+        values=values,
+        counts=frozenset(counts),
+        derived=depends,
+        identities=tuple(identities),
+        group_by=config.group_by,
+        groups=names,
+    )

@@ -1,0 +1,78 @@
+"""Small-number suppression of a :class:`~pamlib.reporting.summary.CohortSummary`.
+
+1. **Primary**: every count ``c`` with ``rule.low <= c <= rule.high`` (default 1–7) is hidden.
+   Zero is never hidden.
+2. **Secondary**: the summary lists its additive identities (``n_baseline`` = sum of the
+   baseline level counts; each transition row and column total; ``n_patients`` =
+   ``n_baseline`` + patients never scored; every overall count = the sum over groups; …). While
+   some identity has *exactly one* hidden term, that term could be recomputed from the others, so
+   one more term of that identity is hidden: among its positive terms not yet hidden, the one
+   *the fewest other figures rest on* (identities it is a term of, plus percentages, means and
+   SDs computed from it), then the smallest, then the first in the summary's order. So an inner
+   cell goes before a total that feeds a whole distribution's percentages. This repeats until no
+   identity has exactly one hidden term. Hidden terms are always positive, so a term to hide
+   always exists.
+3. **Derived**: a percentage, mean or SD is hidden when any count it is computed from is hidden
+   (both the numerator and the denominator of a percentage: either one with the percentage gives
+   the other).
+
+What this guarantees: no published count lies in ``low..high``, no derived value rests on a
+hidden count, and no single published identity reveals a hidden count. It is not a full
+linear-programming audit: combining several identities, or inequalities (a level count is at
+least the histogram bins inside its cut points), can still narrow a hidden value to a range.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from pamlib.errors import ConfigurationError
+from pamlib.reporting.config import SuppressionRule
+from pamlib.reporting.summary import CohortSummary, Suppressed, Value
+
+__all__ = ["hidden_counts", "suppress"]
+
+
+def _count(value: Value) -> int:
+    if not isinstance(value, int):
+        raise ConfigurationError("suppression needs the unsuppressed counts")
+    return value
+
+
+def hidden_counts(summary: CohortSummary, rule: SuppressionRule) -> set[str]:
+    """The keys of the counts to hide: primary suppression, then secondary to a fixed point."""
+    count = {k: _count(summary.values[k]) for k in summary.counts}
+    hidden = {k for k, c in count.items() if rule.hides(c)}
+    position = {k: i for i, k in enumerate(summary.values)}
+    resting = dict.fromkeys(count, 0)  # how many figures rest on each count
+    for lhs, rhs in summary.identities:
+        for term in (*lhs, *rhs):
+            resting[term] += 1
+    for sources in summary.derived.values():
+        for source in sources:
+            resting[source] += 1
+    changed = True
+    while changed:
+        changed = False
+        for lhs, rhs in summary.identities:
+            terms = (*lhs, *rhs)
+            if sum(t in hidden for t in terms) != 1:
+                continue
+            shown = [t for t in terms if t not in hidden and count[t] > 0]
+            hidden.add(min(shown, key=lambda t: (resting[t], count[t], position[t])))
+            changed = True
+    return hidden
+
+
+def suppress(summary: CohortSummary, rule: SuppressionRule | None = None) -> CohortSummary:
+    """A copy of ``summary`` with hidden counts, and the values derived from them, replaced."""
+    if summary.suppressed:
+        raise ConfigurationError("the summary is already suppressed")
+    rule = rule or SuppressionRule()
+    hidden = hidden_counts(summary, rule)
+    mark = Suppressed(rule.symbol)
+    values: dict[str, Value] = {}
+    for key, value in summary.values.items():
+        hides = key in hidden or any(d in hidden for d in summary.derived.get(key, ()))
+        values[key] = mark if hides else value
+    return attrs.evolve(summary, values=values, suppressed=True)

@@ -1,0 +1,306 @@
+"""Per-patient trajectories: a baseline, a follow-up in the window, and the change between them.
+
+Rules (also in ``docs/reporting.rst``):
+
+* A patient's assessments are put in time order: by ``assessed_on``, then ``assessment_id``,
+  then input order. Only *usable* assessments count: status ``scored`` with a 0–100 score and
+  a level (a raw-sum result has no 0–100 score and is not usable for change).
+* **Baseline** is the first usable assessment.
+* **Follow-up** is the *last* usable assessment dated from ``baseline + min_months`` to
+  ``baseline + max_months``, both ends included (default 6 and 12).
+* Months are **calendar months**: the same day of the month ``n`` months later, or the last
+  day of that month when it is shorter (31 August + 6 months = 28 or 29 February).
+* Ties on the same date are broken by ``assessment_id`` (then input order): the baseline is
+  the smallest of the earliest day, the follow-up the largest of the latest day in the window.
+* Change is computed in integer tenths of a point, so ``50.1 - 47.1`` is exactly ``3.0``.
+  Improved means ``change >= threshold``, declined ``change <= -threshold``, else stable.
+
+All of it is vectorised over the whole table; :class:`Trajectory` objects are made only when
+one patient is asked for.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from collections.abc import Iterator
+
+import attrs
+import numpy as np
+from numpy.typing import NDArray
+
+from pamlib.errors import PamlibError
+from pamlib.reporting.columns import ScoredColumns, TextArray, factorize
+from pamlib.reporting.config import ReportConfig
+
+__all__ = [
+    "AssessmentRef",
+    "Classification",
+    "Trajectories",
+    "Trajectory",
+    "UnknownPatientError",
+    "add_calendar_months",
+    "add_months",
+    "link_trajectories",
+]
+
+
+class UnknownPatientError(PamlibError, KeyError):
+    """The table has no assessment for the patient asked for (the id is not repeated here)."""
+
+
+class Classification(enum.StrEnum):
+    """Change from baseline to follow-up against the configured threshold."""
+
+    IMPROVED = "improved"
+    STABLE = "stable"
+    DECLINED = "declined"
+
+
+#: Classification codes used in the columnar arrays; 0 means no follow-up.
+CLASSIFICATION_CODES: dict[int, Classification] = {
+    1: Classification.IMPROVED,
+    2: Classification.STABLE,
+    3: Classification.DECLINED,
+}
+
+Days = NDArray[np.datetime64]
+
+
+def add_months(days: Days, months: int) -> Days:
+    """Add calendar months to an array of ``datetime64[D]``, clamping to the month's end.
+
+    ``NaT`` stays ``NaT``.
+    """
+    month = days.astype("datetime64[M]")
+    offset = days - month.astype("datetime64[D]")
+    target = month + np.timedelta64(months, "M")
+    last_day = (target + np.timedelta64(1, "M")).astype("datetime64[D]") - np.timedelta64(1, "D")
+    same_day = target.astype("datetime64[D]") + offset
+    return np.where(same_day > last_day, last_day, same_day)
+
+
+def add_calendar_months(day: dt.date, months: int) -> dt.date:
+    """One date plus ``months`` calendar months (the rule the follow-up window uses).
+
+    >>> add_calendar_months(dt.date(2024, 8, 31), 6)
+    datetime.date(2025, 2, 28)
+    """
+    shifted = add_months(np.array([day], dtype="datetime64[D]"), months)[0]
+    result: dt.date = shifted.astype(dt.date)
+    return result
+
+
+@attrs.frozen
+class AssessmentRef:
+    """One assessment as a trajectory uses it. The id is kept out of the repr."""
+
+    assessment_id: str = attrs.field(repr=False)
+    assessed_on: dt.date
+    score: float
+    level: int
+    flags: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class Trajectory:
+    """One patient's baseline, follow-up and change. The patient id is kept out of the repr."""
+
+    patient_id: str = attrs.field(repr=False)
+    n_assessments: int
+    baseline: AssessmentRef | None
+    followup: AssessmentRef | None
+    change: float | None
+    classification: Classification | None
+
+    @property
+    def transition(self) -> tuple[int, int] | None:
+        """``(baseline level, follow-up level)`` when there is a follow-up."""
+        if self.baseline is None or self.followup is None:
+            return None
+        return (self.baseline.level, self.followup.level)
+
+
+def _run_starts(keys: NDArray[np.int64]) -> NDArray[np.bool_]:
+    """True where a run of equal keys begins."""
+    starts = np.ones(len(keys), dtype=np.bool_)
+    starts[1:] = keys[1:] != keys[:-1]
+    return starts
+
+
+def _run_ends(keys: NDArray[np.int64]) -> NDArray[np.bool_]:
+    """True where a run of equal keys ends."""
+    ends = np.ones(len(keys), dtype=np.bool_)
+    ends[:-1] = keys[1:] != keys[:-1]
+    return ends
+
+
+@attrs.frozen(eq=False, repr=False)
+class Trajectories:
+    """Every patient's trajectory, as arrays indexed by patient (patients sorted by id).
+
+    ``baseline_row``/``followup_row`` index rows of ``columns``; ``-1`` means none.
+    ``first_row`` is the patient's earliest assessment of any status. Levels (1–4) and scores
+    (in integer tenths of a point) at baseline and follow-up are 0 where there is none.
+    """
+
+    columns: ScoredColumns
+    config: ReportConfig
+    patient_id: TextArray
+    row_patient: NDArray[np.int64]
+    n_assessments: NDArray[np.int64]
+    first_row: NDArray[np.int64]
+    baseline_row: NDArray[np.int64]
+    followup_row: NDArray[np.int64]
+    baseline_level: NDArray[np.int64]
+    followup_level: NDArray[np.int64]
+    baseline_tenths: NDArray[np.int64]
+    followup_tenths: NDArray[np.int64]
+
+    def __len__(self) -> int:
+        return len(self.patient_id)
+
+    def __repr__(self) -> str:
+        return (
+            f"Trajectories(n_patients={len(self)}, n_baseline={int(self.has_baseline.sum())}, "
+            f"n_followup={int(self.has_followup.sum())})"
+        )
+
+    @property
+    def has_baseline(self) -> NDArray[np.bool_]:
+        return self.baseline_row >= 0
+
+    @property
+    def has_followup(self) -> NDArray[np.bool_]:
+        return self.followup_row >= 0
+
+    @property
+    def change_tenths(self) -> NDArray[np.int64]:
+        """Follow-up minus baseline in tenths of a point, 0 where there is no follow-up."""
+        change = self.followup_tenths - self.baseline_tenths
+        return np.where(self.has_followup, change, 0)
+
+    @property
+    def classification(self) -> NDArray[np.int8]:
+        """Codes of :data:`CLASSIFICATION_CODES` (1 improved, 2 stable, 3 declined; 0 none)."""
+        codes = _classify(self.change_tenths, self.config.threshold_tenths)
+        return np.where(self.has_followup, codes, 0).astype(np.int8)
+
+    def group_values(self, column: str) -> TextArray:
+        """Each patient's value of ``column``: at the baseline, else at the first assessment."""
+        values = self.columns.column(column)
+        rows = np.where(self.has_baseline, self.baseline_row, self.first_row)
+        return values[rows]
+
+    def index_of(self, patient_id: str) -> int:
+        """The position of a patient in these arrays."""
+        i = int(np.searchsorted(self.patient_id, patient_id))
+        if i == len(self) or self.patient_id[i] != patient_id:
+            raise UnknownPatientError("no assessment for that patient in the table")
+        return i
+
+    def for_patient(self, patient_id: str) -> Trajectory:
+        """One patient's :class:`Trajectory`."""
+        return self._trajectory(self.index_of(patient_id))
+
+    def __iter__(self) -> Iterator[Trajectory]:
+        return (self._trajectory(i) for i in range(len(self)))
+
+    def _ref(self, row: int) -> AssessmentRef | None:
+        if row < 0:
+            return None
+        cols = self.columns
+        day: dt.date = cols.assessed_on[row].astype(dt.date)
+        return AssessmentRef(
+            assessment_id=str(cols.assessment_id[row]),
+            assessed_on=day,
+            score=round(float(cols.score[row]) * 10) / 10,
+            level=int(cols.level[row]),
+            flags=tuple(f for f in str(cols.flags[row]).split(";") if f),
+        )
+
+    def _trajectory(self, i: int) -> Trajectory:
+        change, classification = None, None
+        if self.followup_row[i] >= 0:  # one patient: scalars, not whole-cohort arrays
+            tenths = int(self.followup_tenths[i] - self.baseline_tenths[i])
+            code = int(_classify(np.array([tenths]), self.config.threshold_tenths)[0])
+            change, classification = tenths / 10, CLASSIFICATION_CODES[code]
+        return Trajectory(
+            patient_id=str(self.patient_id[i]),
+            n_assessments=int(self.n_assessments[i]),
+            baseline=self._ref(int(self.baseline_row[i])),
+            followup=self._ref(int(self.followup_row[i])),
+            change=change,
+            classification=classification,
+        )
+
+
+def _classify(change: NDArray[np.int64], threshold: int) -> NDArray[np.int64]:
+    """1 improved (``>= threshold``), 3 declined (``<= -threshold``), else 2 (stable)."""
+    return np.where(change >= threshold, 1, np.where(change <= -threshold, 3, 2))
+
+
+def link_trajectories(columns: ScoredColumns, config: ReportConfig | None = None) -> Trajectories:
+    """Link each patient's assessments and choose baseline and follow-up (module rules)."""
+    config = config or ReportConfig()
+    n = len(columns)
+    patients, row_patient = factorize(columns.patient_id)
+    days = columns.assessed_on.astype(np.int64)
+    order = np.lexsort((days, row_patient))
+    # Same patient, same day: order those rows by assessment_id (rare, so ranked only there).
+    same = (row_patient[order][1:] == row_patient[order][:-1]) & (
+        days[order][1:] == days[order][:-1]
+    )
+    if same.any():
+        tied = np.zeros(n, dtype=np.bool_)
+        tied[order[1:][same]] = tied[order[:-1][same]] = True
+        id_rank = np.zeros(n, dtype=np.int64)
+        id_rank[tied] = factorize(columns.assessment_id[tied])[1]
+        order = np.lexsort((id_rank, days, row_patient))
+
+    n_patients = len(patients)
+    by_patient = row_patient[order]
+    first_row = np.full(n_patients, -1, dtype=np.int64)
+    starts = _run_starts(by_patient)
+    first_row[by_patient[starts]] = order[starts]
+
+    usable = np.flatnonzero(columns.usable[order])
+    usable_patient = by_patient[usable]
+    baseline_pos = np.full(n_patients, -1, dtype=np.int64)
+    starts = _run_starts(usable_patient)
+    baseline_pos[usable_patient[starts]] = usable[starts]
+
+    baseline_day = np.full(n_patients, np.datetime64("NaT"), dtype="datetime64[D]")
+    has = baseline_pos >= 0
+    baseline_day[has] = columns.assessed_on[order[baseline_pos[has]]]
+    opens = add_months(baseline_day, config.min_months)[usable_patient]
+    closes = add_months(baseline_day, config.max_months)[usable_patient]
+    usable_day = columns.assessed_on[order[usable]]
+    in_window = (usable_day >= opens) & (usable_day <= closes)
+
+    candidates = usable[in_window]
+    candidate_patient = by_patient[candidates]
+    followup_pos = np.full(n_patients, -1, dtype=np.int64)
+    ends = _run_ends(candidate_patient)
+    followup_pos[candidate_patient[ends]] = candidates[ends]
+
+    def at(values: NDArray[np.int64], positions: NDArray[np.int64]) -> NDArray[np.int64]:
+        return np.where(positions >= 0, values[np.maximum(positions, 0)], 0)
+
+    baseline_row = np.where(baseline_pos >= 0, order[np.maximum(baseline_pos, 0)], -1)
+    followup_row = np.where(followup_pos >= 0, order[np.maximum(followup_pos, 0)], -1)
+    levels, tenths = columns.level.astype(np.int64), columns.score_tenths
+    return Trajectories(
+        columns=columns,
+        config=config,
+        patient_id=patients,
+        row_patient=row_patient,
+        n_assessments=np.bincount(row_patient, minlength=n_patients).astype(np.int64),
+        first_row=first_row,
+        baseline_row=baseline_row,
+        followup_row=followup_row,
+        baseline_level=at(levels, baseline_row),
+        followup_level=at(levels, followup_row),
+        baseline_tenths=at(tenths, baseline_row),
+        followup_tenths=at(tenths, followup_row),
+    )

@@ -1,0 +1,163 @@
+"""Reading a scored table: rows, Arrow, CSV and Parquet agree; problems are all reported."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pamlib.errors import ConfigurationError, FormatError
+from pamlib.reporting import (
+    SCORED_TABLE_COLUMNS,
+    ReportConfig,
+    ScoredColumns,
+    build_report,
+    load_scored,
+    summary_json,
+)
+
+Row = dict[str, str]
+MakeRow = Callable[..., Row]
+MakeCohort = Callable[..., list[Row]]
+
+needs_arrow = pytest.mark.skipif(
+    importlib.util.find_spec("pyarrow") is None, reason="reading files needs the arrow extra"
+)
+
+
+def write_csv(path: Path, rows: list[Row]) -> Path:
+    names = list(SCORED_TABLE_COLUMNS) + [k for k in rows[0] if k not in SCORED_TABLE_COLUMNS]
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=names, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def same_columns(a: ScoredColumns, b: ScoredColumns) -> None:
+    for name in ("assessment_id", "patient_id", "flags"):
+        assert getattr(a, name).tolist() == getattr(b, name).tolist()
+    for name in ("assessed_on", "scored", "level", "demo"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+    np.testing.assert_array_equal(a.score, b.score)  # NaN == NaN here
+    for name, values in b.text.items():  # ``a`` may hold more (empty) columns
+        assert a.text[name].tolist() == values.tolist()
+
+
+def test_rows_csv_and_parquet_agree(tmp_path: Path, make_cohort: MakeCohort) -> None:
+    pq = pytest.importorskip("pyarrow.parquet")
+    import pyarrow as pa
+
+    rows = make_cohort(seed=2, n_patients=60)
+    from_rows = ScoredColumns.from_rows(rows)
+    from_csv = load_scored(write_csv(tmp_path / "scored.csv", rows))
+    table = pa.Table.from_pylist(rows)
+    pq.write_table(table, tmp_path / "scored.parquet")
+    same_columns(from_csv, from_rows)
+    same_columns(load_scored(tmp_path / "scored.parquet"), from_rows)
+    same_columns(ScoredColumns.from_arrow(table), from_rows)
+    config = ReportConfig(group_by="site")
+    assert summary_json(build_report(tmp_path / "scored.csv", config)) == summary_json(
+        build_report(from_rows, config)
+    )
+
+
+def test_typed_arrow_columns_are_read_too(make_row: MakeRow) -> None:
+    pa = pytest.importorskip("pyarrow")
+    import datetime as dt
+
+    table = pa.table(
+        {
+            "patient_id": ["p", "p"],
+            "assessed_on": [dt.date(2024, 1, 10), dt.date(2024, 9, 10)],
+            "status": ["scored", "scored"],
+            "score": [40.0, 45.5],
+            "level": pa.array([1, None], type=pa.int64()),
+            "demo": [False, True],
+        }
+    )
+    columns = ScoredColumns.from_arrow(table)
+    assert columns.level.tolist() == [1, 0]
+    assert columns.demo.tolist() == [False, True]
+    assert columns.assessed_on.astype(str).tolist() == ["2024-01-10", "2024-09-10"]
+
+
+@needs_arrow
+def test_identifiers_stay_text(tmp_path: Path, make_row: MakeRow) -> None:
+    rows = [make_row("0012", "2024-01-10", 40.0), make_row("12", "2024-01-10", 41.0)]
+    columns = load_scored(write_csv(tmp_path / "ids.csv", rows))
+    assert sorted(columns.patient_id.tolist()) == ["0012", "12"]
+
+
+def test_every_problem_is_reported_by_row_without_values(make_row: MakeRow) -> None:
+    rows = [
+        make_row("SECRET-1", "2024-01-10", 40.0),
+        {**make_row("SECRET-2", "2024-01-10", 40.0), "assessed_on": "2024-02-30"},
+        {**make_row("SECRET-3", "2024-01-10", 40.0), "assessed_on": "2024"},
+        {**make_row("SECRET-4", "2024-01-10", 40.0), "score": "101"},
+        {**make_row("SECRET-5", "2024-01-10", 40.0), "score": "high"},
+        {**make_row("SECRET-6", "2024-01-10", 40.0), "level": "5"},
+        {**make_row("SECRET-7", "2024-01-10", 40.0), "status": "done"},
+        {**make_row("SECRET-8", "2024-01-10", 40.0), "demo": "maybe"},
+        {**make_row("SECRET-9", "2024-01-10", 40.0), "patient_id": ""},
+        {**make_row("SECRET-10", "2024-01-10", 40.0), "demo": "TRUE"},  # fine
+    ]
+    with pytest.raises(FormatError) as caught:
+        ScoredColumns.from_rows(rows)
+    problems = {(p.where, p.code) for p in caught.value.problems}
+    assert problems == {
+        ("rows: row 2", "bad-date"),
+        ("rows: row 3", "bad-date"),
+        ("rows: row 4", "bad-score"),
+        ("rows: row 5", "bad-score"),
+        ("rows: row 6", "bad-level"),
+        ("rows: row 7", "bad-status"),
+        ("rows: row 8", "bad-demo"),
+        ("rows: row 9", "empty-patient-id"),
+    }
+    assert "SECRET" not in str(caught.value)
+    assert "high" not in str(caught.value)
+
+
+@needs_arrow
+def test_a_missing_column_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "thin.csv"
+    path.write_text("patient_id,assessed_on,status\np,2024-01-01,scored\n", encoding="utf-8")
+    with pytest.raises(FormatError) as caught:
+        load_scored(path)
+    assert {p.message for p in caught.value.problems} == {"no column 'score'", "no column 'level'"}
+
+
+@needs_arrow
+def test_repeated_header_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "twice.csv"
+    path.write_text("patient_id,patient_id,assessed_on,status,score,level\n", encoding="utf-8")
+    with pytest.raises(FormatError, match="not a scored table"):
+        load_scored(path)
+
+
+def test_unknown_group_column(make_row: MakeRow) -> None:
+    columns = ScoredColumns.from_rows([make_row("p", "2024-01-10", 40.0)])
+    with pytest.raises(ConfigurationError, match="no column 'ward'"):
+        build_report(columns, ReportConfig(group_by="ward"))
+    with pytest.raises(ConfigurationError, match="groups are of patients"):
+        build_report(columns, ReportConfig(group_by="patient_id"))
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"min_months": 0},
+        {"min_months": 12, "max_months": 6},
+        {"threshold": 0},
+        {"threshold": 3.25},
+        {"group_by": " "},
+    ],
+)
+def test_bad_settings_are_refused(settings: dict[str, object]) -> None:
+    with pytest.raises(ConfigurationError):
+        ReportConfig(**settings)  # type: ignore[arg-type]
