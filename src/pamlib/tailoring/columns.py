@@ -112,6 +112,13 @@ def by_unique(values: Strs, test: Callable[[str], bool]) -> Bools:
     return results[index]
 
 
+def _ids(values: Iterable[str]) -> npt.NDArray[np.object_]:
+    items = list(values)
+    out = np.empty(len(items), dtype=object)
+    out[:] = items
+    return out
+
+
 def _strs(values: Iterable[str | None], n: int) -> Strs:
     return np.array([v or "" for v in values], dtype=np.str_).reshape(n)
 
@@ -121,12 +128,15 @@ class ContextColumns:
     """The facts of ``n`` assessments as equal-length columns.
 
     Missing numbers are NaN, a missing level ``0``, missing text ``""``, a missing date NaT.
+    Text columns are NumPy strings, which drop trailing NUL characters (no CSV cell holds one);
+    ``assessment_id`` is kept exactly.
     ``score`` and ``previous_score`` are as reported (one decimal, half away from zero);
     ``flags`` maps each flag present anywhere to a boolean column; ``attributes`` maps each
     attribute name to a column of raw values.
     """
 
-    assessment_id: Strs
+    #: Object dtype: ids pass through exactly (NumPy's fixed-width strings drop trailing NULs).
+    assessment_id: npt.NDArray[np.object_]
     scored: Bools
     score: npt.NDArray[np.float64]
     level: npt.NDArray[np.int8]
@@ -246,7 +256,7 @@ class ContextColumns:
         flag_names = sorted({f for c in contexts for f in c.flags})
         attr_names = sorted({a for c in contexts for a in c.attributes})
         return cls(
-            assessment_id=_strs((c.assessment_id for c in contexts), n),
+            assessment_id=_ids(c.assessment_id for c in contexts),
             scored=np.array([c.scored for c in contexts], dtype=np.bool_),
             score=floats(c.score for c in contexts),
             level=levels(c.level for c in contexts),
@@ -273,19 +283,40 @@ class ContextColumns:
         """Columns from the rows of a scored table, each linked to the patient's previous row
         (see :mod:`pamlib.tailoring.rows`). Every bad row is reported at once, ``row N``
         counting data rows from 1; problems never quote a value."""
-        n = len(rows)
         names = dict.fromkeys(itertools.chain.from_iterable(rows))
         names.pop(None, None)  # type: ignore[call-overload]
+        return cls.from_columns(
+            {name: [row.get(name) or "" for row in rows] for name in names}, len(rows)
+        )
+
+    @classmethod
+    def from_columns(
+        cls, table: Mapping[str, Sequence[str | None] | Strs], n: int | None = None
+    ) -> ContextColumns:
+        """:meth:`from_rows` for a table held as columns of text (lists or string arrays, equal
+        lengths; ``None`` or ``""`` where empty) — what a columnar reader has in hand."""
+        lengths = {len(v) for v in table.values()}
+        if n is None:
+            n = lengths.pop() if len(lengths) == 1 else 0
+        if lengths - {n}:
+            raise ValidationError(
+                "cannot tailor", [Problem("columns", "length", "columns differ in length")]
+            )
+        names = dict.fromkeys(table)
 
         def raw(name: str) -> list[str]:
-            return [row.get(name) or "" for row in rows] if name in names else [""] * n
+            if name not in table:
+                return [""] * n
+            values = table[name]
+            items: list[object] = (
+                values.tolist() if isinstance(values, np.ndarray) else list(values)
+            )
+            return [v if isinstance(v, str) else "" for v in items]
 
         def text(name: str) -> Strs:
-            if name not in names:
+            if name not in table:
                 return np.full(n, "", dtype=np.str_)
-            return np.array([(row.get(name) or "").strip() for row in rows], dtype=np.str_).reshape(
-                n
-            )
+            return np.array([v.strip() for v in raw(name)], dtype=np.str_).reshape(n)
 
         scored, score, level, assessed_on, flags = _parse_columns(
             {
@@ -311,7 +342,7 @@ class ContextColumns:
             and name not in _NOT_ATTRIBUTES
         }
         return cls(
-            assessment_id=text("assessment_id"),
+            assessment_id=_ids(v.strip() for v in raw("assessment_id")),
             scored=scored,
             score=score,
             level=level,
@@ -362,7 +393,7 @@ class ContextColumns:
             [scores.reasons.get(c, c) for c in codes.tolist()], dtype=np.str_
         ).reshape(n)
         return cls(
-            assessment_id=np.asarray(assessment_id, dtype=np.str_),
+            assessment_id=_ids(str(v) for v in np.asarray(assessment_id).tolist()),
             scored=scored,
             score=score,
             level=level,

@@ -90,18 +90,25 @@ def recommendation_columns(outcomes: Iterable[TailoringOutcome]) -> dict[str, li
 
 
 def apply_recommendations(
-    table_rows: Sequence[Mapping[str, str]],
+    table_rows: Sequence[Mapping[str, str]]
+    | Mapping[str, Sequence[str | None] | npt.NDArray[np.str_]],
     rules: Engine | Iterable[str | os.PathLike[str]] = (),
     *,
     host: PluginHost | None = None,
 ) -> dict[str, list[str]]:
     """The recommendation columns for a scored table, one value per row, in table order.
 
-    ``rules`` is a ready :class:`Engine`, or site rule files to add to every plugin's rules
-    (pamlib's defaults among them). What ``pamlib score --recommend --rules FILE`` appends.
+    ``table_rows`` is a list of rows (dictionaries of strings, as from :class:`csv.DictReader`)
+    or the table as columns (a mapping of column name to strings). ``rules`` is a ready
+    :class:`Engine`, or site rule files to add to every plugin's rules (pamlib's defaults among
+    them). What ``pamlib score --recommend --rules FILE`` appends.
     """
     engine = rules if isinstance(rules, Engine) else build_engine(rules, host=host)
-    return engine.table_columns(ContextColumns.from_rows(table_rows))
+    if isinstance(table_rows, Mapping):
+        columns = ContextColumns.from_columns(table_rows)
+    else:
+        columns = ContextColumns.from_rows(table_rows)
+    return engine.table_columns(columns)
 
 
 def tailor_batch(
