@@ -285,8 +285,14 @@ class ContextColumns:
         counting data rows from 1; problems never quote a value."""
         names = dict.fromkeys(itertools.chain.from_iterable(rows))
         names.pop(None, None)  # type: ignore[call-overload]
+        wanted = [
+            name
+            for name in names
+            if name in _READ_COLUMNS
+            or (name not in STANDARD_COLUMNS and name not in _NOT_ATTRIBUTES)
+        ]
         return cls.from_columns(
-            {name: [row.get(name) or "" for row in rows] for name in names}, len(rows)
+            {name: [row.get(name) for row in rows] for name in wanted}, len(rows)
         )
 
     @classmethod
@@ -418,6 +424,25 @@ def _strip(values: Strs) -> Strs:
     distinct, index = _distinct(values)
     return np.array([v.strip() for v in distinct] or [""], dtype=np.str_)[index]
 
+
+#: The standard and context columns tailoring reads; other standard columns are skipped.
+_READ_COLUMNS = frozenset(
+    {
+        "assessment_id",
+        "patient_id",
+        "nhs_number",
+        "assessed_on",
+        "instrument",
+        "status",
+        "raw_score",
+        "score",
+        "level",
+        "cutpoint_set",
+        "flags",
+        "demo",
+        *_CONTEXT_COLUMNS,
+    }
+)
 
 _FIELD_ORDER = {"score": 0, "level": 1, "assessed_on": 2, "demo": 3, "status": 4}
 
