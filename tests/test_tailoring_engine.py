@@ -453,3 +453,19 @@ def test_evaluate_many_matches_evaluate(bare_host: PluginHost) -> None:
         for i, (s, lv) in enumerate([(40.0, 1), (40.0, 1), (60.0, 3), (40.0, 1)])
     ]
     assert engine.evaluate_many(ctxs) == [engine.evaluate(c) for c in ctxs]
+
+
+def test_direct_engine_checks_file_rules_pathways() -> None:
+    rules = parse_rules(
+        '[[rule]]\nid = "a"\nreason = "r"\nthen = [{ recommend = "ghost" }, { suppress = "*" }]\n',
+        "d.toml",
+    ).rules
+    with pytest.raises(RuleError) as info:
+        Engine(rules, CATALOGUE)
+    assert [(p.where, p.code) for p in info.value.problems] == [
+        ("d.toml: rule 'a': then[0].recommend", "unknown-pathway")
+    ]
+    made = FileRule("b", "r", (Recommend("ghost"),))
+    with pytest.raises(RuleError) as info:
+        Engine([made], CATALOGUE)
+    assert [p.where for p in info.value.problems] == ["rule 'b': then"]

@@ -140,7 +140,6 @@ class Engine:
         *,
         policy: ReassessmentPolicy | None = None,
         sources: Mapping[str, str] | None = None,
-        refs: Mapping[str, Sequence[tuple[str, str]]] | None = None,
     ) -> None:
         problems: list[Problem] = []
         self.pathways: Mapping[str, Pathway] = dict(pathways)
@@ -178,11 +177,7 @@ class Engine:
             by_id[candidate.id] = candidate
         for rule in by_id.values():
             if isinstance(rule, FileRule):
-                for ref_where, pathway in (refs or {}).get(rule.id, ()):
-                    if pathway not in self.pathways:
-                        problems.append(
-                            Problem(ref_where, "unknown-pathway", _unknown(pathway, self.pathways))
-                        )
+                problems.extend(_unknown_pathways(rule, self.pathways))
         if problems:
             raise RuleError("invalid tailoring rules", problems)
         self.rules: tuple[Rule, ...] = tuple(
@@ -485,6 +480,24 @@ def _unique(values: Iterable[str | None]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(v for v in values if v is not None))
 
 
+def _unknown_pathways(rule: FileRule, known: Mapping[str, Pathway]) -> list[Problem]:
+    """A problem for each pathway ``rule`` names that ``known`` lacks, at its field when the
+    rule came from a file, else at the rule."""
+    named = [
+        getattr(a, "pathway", None)
+        for a in rule.then
+        if not isinstance(a, Suppress) or a.pathway != ANY_PATHWAY
+    ]
+    missing = {p for p in named if p is not None and p not in known}
+    if not missing:
+        return []
+    located = [(where, p) for where, p in rule.pathway_refs if p in missing]
+    unplaced = sorted(missing - {p for _, p in located})
+    label = f"{rule.source}: rule {rule.id!r}" if rule.source else f"rule {rule.id!r}"
+    located += [(f"{label}: then", p) for p in unplaced]
+    return [Problem(where, "unknown-pathway", _unknown(p, known)) for where, p in located]
+
+
 def _unknown(pathway: str, known: Mapping[str, Pathway]) -> str:
     return f"unknown pathway {pathway!r}; known: {', '.join(sorted(known)) or 'none'}"
 
@@ -657,13 +670,10 @@ def build_engine(
         parsed.append(rule_file)
         problems.extend(found)
     pathways = _merge_pathways(catalogue, parsed, problems)
-    refs: dict[str, list[tuple[str, str]]] = {}
     for rule_file in parsed:
         rules.extend(rule_file.rules)
-        for ref in rule_file.pathway_refs:
-            refs.setdefault(ref.rule_id, []).append((ref.where, ref.pathway))
     try:
-        engine = Engine(rules, pathways, policy=policy, sources=sources, refs=refs)
+        engine = Engine(rules, pathways, policy=policy, sources=sources)
     except RuleError as exc:
         problems.extend(exc.problems)
     if problems:

@@ -41,7 +41,6 @@ __all__ = [
     "FileRule",
     "FunctionRule",
     "Note",
-    "PathwayRef",
     "Reassess",
     "Recommend",
     "Rule",
@@ -258,15 +257,6 @@ def check_actions(rule_id: str, actions: object) -> tuple[Action, ...]:
 
 
 @attrs.frozen
-class PathwayRef:
-    """Where a rule file names a pathway, so an unknown id can be reported precisely."""
-
-    rule_id: str
-    where: str
-    pathway: str
-
-
-@attrs.frozen
 class FileRule:
     """A rule read from a file: when ``when`` holds and ``unless`` does not, take ``then``."""
 
@@ -278,6 +268,9 @@ class FileRule:
     unless: Conditions | None = None
     #: The file it came from, as given (for messages).
     source: str = ""
+    #: (where, pathway id) for each pathway the file names, so an unknown id is reported at
+    #: its field (``site.toml: rule 'x': then[0].recommend``).
+    pathway_refs: tuple[tuple[str, str], ...] = attrs.field(default=(), eq=False, repr=False)
 
     def evaluate(self, context: Context) -> Sequence[Action] | None:
         if not self.when.matches(context):
@@ -289,14 +282,13 @@ class FileRule:
 
 @attrs.frozen
 class RuleFile:
-    """One parsed rule file: its rules, the pathways it defines or configures, and every place
-    it names a pathway (checked against the catalogue when the engine is built)."""
+    """One parsed rule file: its rules and the pathways it defines or configures. Pathway ids
+    the rules name are checked against the catalogue when an engine is built."""
 
     source: str
     rules: tuple[FileRule, ...] = ()
     #: ``[[pathway]]`` tables as given: new pathways, or fields to change on known ones.
     pathways: tuple[Mapping[str, Any], ...] = ()
-    pathway_refs: tuple[PathwayRef, ...] = ()
 
 
 _RULE_KEYS = ("id", "priority", "reason", "when", "unless", "then")
@@ -371,14 +363,13 @@ def check_rules_text(text: str, source: str) -> tuple[RuleFile, list[Problem]]:
         message = f"this pamlib reads rule file format {FORMAT_VERSION}"
         problems.append(Problem(f"{source}: format", "format", message))
     rules: list[FileRule] = []
-    refs: list[PathwayRef] = []
     seen: set[str] = set()
     tables = data.get("rule", [])
     if not isinstance(tables, list):
         problems.append(Problem(f"{source}: rule", "table", "rules are written as [[rule]] tables"))
         tables = []
     for index, table in enumerate(tables):
-        parsed = _parse_rule(table, index, source, problems, refs)
+        parsed = _parse_rule(table, index, source, problems)
         if parsed is None:
             continue
         if parsed.id in seen:
@@ -388,16 +379,14 @@ def check_rules_text(text: str, source: str) -> tuple[RuleFile, list[Problem]]:
         seen.add(parsed.id)
         rules.append(parsed)
     pathways = _parse_pathways(data.get("pathway", []), source, problems)
-    return RuleFile(source, tuple(rules), pathways, tuple(refs)), problems
+    return RuleFile(source, tuple(rules), pathways), problems
 
 
 def _nonempty_text(value: object) -> bool:
     return isinstance(value, str) and bool(value.strip())
 
 
-def _parse_rule(
-    table: object, index: int, source: str, problems: list[Problem], refs: list[PathwayRef]
-) -> FileRule | None:
+def _parse_rule(table: object, index: int, source: str, problems: list[Problem]) -> FileRule | None:
     if not isinstance(table, dict):
         problems.append(Problem(f"{source}: rule #{index + 1}", "table", "must be a table"))
         return None
@@ -446,7 +435,6 @@ def _parse_rule(
         or not isinstance(priority, int)
     ):
         return None
-    refs.extend(PathwayRef(rule_id, ref_where, pathway) for ref_where, pathway in named_refs)
     return FileRule(
         id=rule_id,
         reason=reason.strip(),
@@ -455,6 +443,7 @@ def _parse_rule(
         when=when,
         unless=unless,
         source=source,
+        pathway_refs=tuple(named_refs),
     )
 
 
