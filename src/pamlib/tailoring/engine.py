@@ -17,6 +17,11 @@ given in**:
    default interval (6 months).
 5. **Notes** never conflict: all are kept, in evaluation order, without duplicates.
 
+A suppressed pathway's settings and notes go with it. For many assessments at once,
+:meth:`Engine.evaluate_columns` and :meth:`Engine.table_columns` evaluate file rules' conditions
+as masks over :class:`~pamlib.tailoring.columns.ContextColumns` and decide once per distinct
+combination of matching rules; the answers equal evaluating row by row.
+
 Every action leaves a :class:`~pamlib.pathways.RuleTrace`; an action that lost names the rule
 that beat it in ``overridden_by``. An outcome without recommendations always says why, in
 ``no_pathway_reason``.
