@@ -1,0 +1,988 @@
+"""Rasch person measures (WLE, MLE, EAP) compiled into an in-memory (mask, raw score) table.
+
+Under the Rasch model the person measure depends only on *which* items were answered and on the
+raw score (sufficiency). So every measure is solved once per (answered mask, raw score), lazily for
+the masks that occur, and scoring is a table gather: one vector and a million get bit-identical
+results because they read the same table entries.
+
+Conventions
+    Responses are integer codes: ``1 .. m_i + 1`` are the categories ``0 .. m_i`` of item *i*
+    (``m_i`` = its number of steps); :data:`UNANSWERED` (0) and :data:`NOT_APPLICABLE` (-1) are
+    left out of every sum. Item *j* of a model is bit *j* (least significant first) of a mask.
+
+Numerics
+    Every estimate is found by safeguarded Newton iteration inside a sign-change bracket
+    (bisection whenever a Newton step would leave it). An estimate has converged when the last
+    step or the bracket is at most ``1e-12 * max(1, |theta|)`` logits, or the estimating function
+    is exactly zero. All arithmetic is element-wise, so a (mask, raw) entry has the same bits
+    whichever batch of masks it was compiled with.
+
+Licensing
+    Built from a licensee calibration, a :class:`ScoreTable` (and the :class:`StepModel`) *is* the
+    proprietary conversion table: neither can be pickled or copied out, and their reprs show only
+    shapes and counts. Nothing here does I/O or logs.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, Final, NoReturn, TypeAlias
+
+import attrs
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from pamlib.errors import (
+    CalibrationError,
+    ConfigurationError,
+    PamlibError,
+    Problem,
+    ScoringError,
+    ValidationError,
+)
+
+__all__ = [
+    "EAP",
+    "MLE",
+    "NOT_APPLICABLE",
+    "UNANSWERED",
+    "WLE",
+    "BatchMeasures",
+    "Estimator",
+    "LicensedContentError",
+    "Measure",
+    "ResponseSummary",
+    "ScoreTable",
+    "StepModel",
+    "response_summary",
+]
+
+FloatArray: TypeAlias = NDArray[np.float64]
+IntArray: TypeAlias = NDArray[np.int64]
+MaskArray: TypeAlias = NDArray[np.uint64]
+
+UNANSWERED: Final = 0
+"""Response code for an item the person did not answer."""
+NOT_APPLICABLE: Final = -1
+"""Response code for "not applicable"; scored exactly like :data:`UNANSWERED`."""
+
+MAX_ITEMS: Final = 64
+"""Masks are 64-bit integers."""
+DENSE_MAX_ITEMS: Final = 16
+"""Up to this many items the mask -> row index is a dense array of ``2**n_items`` entries."""
+MAX_ABS_STEP: Final = 100.0
+"""Step difficulties beyond this many logits are a unit mistake (e.g. the 0–100 reporting scale)."""
+
+_XTOL: Final = 1e-12  # relative-to-max(1, |theta|) step/bracket tolerance, logits
+_GTOL: Final = 1e-12  # |WLE correction| at the MLE below which the MLE is the WLE, score points
+_MAX_ITER: Final = 200  # Newton/bisection: bisection alone needs ~50 from a 10-logit bracket
+_BOUND_MARGIN: Final = 10.0  # initial bracket: this many logits beyond the extreme steps
+_WLE_SCAN_STEP: Final = 0.5  # logits; the WLE scan from its anchor (see _solve_wle)
+_MAX_SCAN: Final = 4000
+_CHUNK_ELEMENTS: Final = 1 << 20  # per-temporary budget (items x categories x problems)
+_MAX_REPORTED: Final = 20  # problems listed in one ValidationError
+
+
+class LicensedContentError(PamlibError, TypeError):
+    """Licensed calibration content was about to leave memory (pickle, copy, serialisation)."""
+
+
+def _refuse_serialisation(obj: object) -> NoReturn:
+    raise LicensedContentError(
+        f"{type(obj).__name__} holds licensed calibration content and cannot be serialised; "
+        "rebuild it from the calibration where it is needed"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Step model
+# --------------------------------------------------------------------------------------------
+
+
+def _as_step_matrix(value: Any) -> FloatArray:
+    """Step difficulties as a read-only (n_items, max_steps) float array, NaN-padded at the end."""
+    if isinstance(value, np.ndarray):
+        arr = np.array(value, dtype=np.float64)
+    else:
+        try:
+            rows = [np.asarray(row, dtype=np.float64) for row in value]
+        except (TypeError, ValueError) as exc:
+            raise CalibrationError(
+                "step difficulties must be numbers",
+                [Problem("steps", "steps.type", f"cannot read steps as numbers: {exc}")],
+            ) from None
+        if any(row.ndim != 1 for row in rows):
+            raise CalibrationError(
+                "step difficulties must be one sequence of steps per item",
+                [Problem("steps", "steps.shape", "each item needs a flat sequence of steps")],
+            )
+        width = max((row.shape[0] for row in rows), default=0)
+        arr = np.full((len(rows), width), np.nan)
+        for i, row in enumerate(rows):
+            arr[i, : row.shape[0]] = row
+    problems: list[Problem] = []
+    if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise CalibrationError(
+            "step difficulties must be a non-empty (n_items, n_steps) matrix",
+            [Problem("steps", "steps.shape", f"got shape {arr.shape}")],
+        )
+    if arr.shape[0] > MAX_ITEMS:
+        problems.append(
+            Problem("steps", "steps.too_many_items", f"at most {MAX_ITEMS} items are supported")
+        )
+    finite = np.isfinite(arr)
+    is_nan = np.isnan(arr)
+    # NaN may only pad the end of a row, and every item needs a first step.
+    suffix = np.all(np.logical_or.accumulate(is_nan, axis=1) == is_nan, axis=1)
+    for i in np.flatnonzero(~suffix | is_nan[:, 0])[:_MAX_REPORTED]:
+        problems.append(
+            Problem(
+                f"steps[{i}]",
+                "steps.missing",
+                "each item needs at least one step; missing steps (NaN) may only pad the end",
+            )
+        )
+    for i, j in np.argwhere(np.isinf(arr))[:_MAX_REPORTED]:
+        problems.append(Problem(f"steps[{i}, {j}]", "steps.infinite", "steps must be finite"))
+    for i, j in np.argwhere(finite & (np.abs(np.where(finite, arr, 0.0)) > MAX_ABS_STEP))[
+        :_MAX_REPORTED
+    ]:
+        problems.append(
+            Problem(
+                f"steps[{i}, {j}]",
+                "steps.out_of_range",
+                f"steps are logits and must lie within ±{MAX_ABS_STEP:g}",
+            )
+        )
+    if problems:
+        raise CalibrationError("invalid step difficulties", problems)
+    arr.setflags(write=False)
+    return arr
+
+
+def _read_only(arr: NDArray[Any]) -> NDArray[Any]:
+    arr.setflags(write=False)
+    return arr
+
+
+@attrs.frozen(eq=False, repr=False, getstate_setstate=False)
+class StepModel:
+    """Absolute step difficulties δ_ij of a Rasch rating-scale or partial-credit calibration.
+
+    ``steps`` has shape (n_items, max_steps); item *i* has categories ``0 .. m_i`` and
+    ``P(X_i = k) ∝ exp(Σ_{j≤k} (θ − δ_ij))``. Items with fewer steps are NaN-padded at the end
+    of their row (impossible categories get probability 0). Equality is identity: build one
+    model per calibration and share it.
+    """
+
+    steps: FloatArray = attrs.field(converter=_as_step_matrix)
+    max_scores: IntArray = attrs.field(init=False)
+    """Highest score (number of steps) of each item."""
+    _cum: FloatArray = attrs.field(init=False)  # (n_categories, n_items), +inf = impossible
+    _step_min: FloatArray = attrs.field(init=False)
+    _step_max: FloatArray = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        steps = self.steps
+        present = ~np.isnan(steps)
+        cum = np.zeros((steps.shape[1] + 1, steps.shape[0]))
+        cum[1:] = np.cumsum(np.where(present, steps, np.inf), axis=1).T
+        object.__setattr__(self, "max_scores", _read_only(present.sum(axis=1).astype(np.int64)))
+        object.__setattr__(self, "_cum", _read_only(cum))
+        object.__setattr__(self, "_step_min", _read_only(np.nanmin(steps, axis=1)))
+        object.__setattr__(self, "_step_max", _read_only(np.nanmax(steps, axis=1)))
+
+    @classmethod
+    def rating_scale(cls, difficulties: ArrayLike, thresholds: ArrayLike) -> StepModel:
+        """Andrich rating-scale model: ``δ_ij = b_i + τ_j`` (every item has the same steps)."""
+        b = np.asarray(difficulties, dtype=np.float64)
+        tau = np.asarray(thresholds, dtype=np.float64)
+        if b.ndim != 1 or tau.ndim != 1 or b.size == 0 or tau.size == 0:
+            raise CalibrationError(
+                "a rating-scale model needs 1-D difficulties and 1-D thresholds",
+                [Problem("difficulties/thresholds", "steps.shape", f"got {b.shape}, {tau.shape}")],
+            )
+        if not (np.all(np.isfinite(b)) and np.all(np.isfinite(tau))):
+            raise CalibrationError(
+                "invalid rating-scale calibration",
+                [Problem("difficulties/thresholds", "steps.missing", "values must be finite")],
+            )
+        return cls(b[:, None] + tau[None, :])
+
+    @classmethod
+    def partial_credit(cls, steps: ArrayLike | Sequence[Sequence[float]]) -> StepModel:
+        """Masters' partial-credit model: one row of absolute step difficulties per item.
+
+        Rows may differ in length (a sequence of sequences, or NaN padding at the row's end).
+        """
+        return cls(steps)
+
+    @property
+    def n_items(self) -> int:
+        return int(self.steps.shape[0])
+
+    @property
+    def n_steps(self) -> int:
+        """Largest number of steps of any item (categories per item: ``n_steps + 1``)."""
+        return int(self.steps.shape[1])
+
+    @property
+    def max_raw(self) -> int:
+        """Highest raw score with every item answered."""
+        return int(self.max_scores.sum())
+
+    @property
+    def is_ragged(self) -> bool:
+        return bool(np.any(self.max_scores != self.n_steps))
+
+    def __repr__(self) -> str:
+        ragged = ", ragged" if self.is_ragged else ""
+        return f"StepModel(n_items={self.n_items}, n_steps={self.n_steps}{ragged})"
+
+    def __reduce__(self) -> NoReturn:
+        _refuse_serialisation(self)
+
+    def __reduce_ex__(self, protocol: Any) -> NoReturn:
+        _refuse_serialisation(self)
+
+    def __getstate__(self) -> NoReturn:
+        _refuse_serialisation(self)
+
+    def __copy__(self) -> StepModel:
+        return self  # immutable: sharing is copying
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> StepModel:
+        return self
+
+
+# --------------------------------------------------------------------------------------------
+# Estimators
+# --------------------------------------------------------------------------------------------
+
+
+def _check_adjustment(_inst: object, _attr: attrs.Attribute[float], value: float) -> None:
+    if not (0.0 < value < 0.5):
+        raise ConfigurationError(
+            "MLE extreme_adjustment must lie strictly between 0 and 0.5 score points "
+            "(it replaces raw 0 and max by 0+adj and max-adj)"
+        )
+
+
+def _check_prior(_inst: object, attr: attrs.Attribute[float], value: float) -> None:
+    if not math.isfinite(value) or (attr.name == "prior_sd" and value <= 0.0):
+        raise ConfigurationError(f"EAP {attr.name} must be finite (and the SD positive)")
+
+
+def _check_points(_inst: object, _attr: attrs.Attribute[int], value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not (3 <= value <= 150):
+        raise ConfigurationError("EAP quadrature_points must lie within 3..150")
+
+
+@attrs.frozen
+class WLE:
+    """Warm's (1989) weighted likelihood estimate: finite at extreme scores, little bias.
+
+    Solves ``r − E(θ) + J(θ)/(2 I(θ)) = 0`` (I = test information, J = dI/dθ). Where that
+    equation has several roots — only for items whose adjacent steps lie ≳5 logits apart, with
+    very few items answered — the root taken is the first one met walking from the MLE in the
+    direction the correction points (from −∞ upward for raw 0, from +∞ downward for the maximum).
+    """
+
+
+@attrs.frozen
+class MLE:
+    """Maximum likelihood; extreme raw scores 0 and max are scored as ``0 + adj`` and ``max − adj``
+    score points (Winsteps' EXTRSC, default 0.3), since their MLE is infinite."""
+
+    extreme_adjustment: float = attrs.field(
+        default=0.3, converter=float, validator=_check_adjustment
+    )
+
+
+@attrs.frozen
+class EAP:
+    """Posterior mean under a normal prior; the SE is the posterior SD.
+
+    The integral uses adaptive Gauss–Hermite quadrature centred on the posterior mode and scaled
+    by its curvature (exact for a normal posterior), so ``quadrature_points`` buys accuracy, not
+    range: 41 points agree with dense numerical integration to better than 1e-8 logits.
+    """
+
+    prior_mean: float = attrs.field(default=0.0, converter=float, validator=_check_prior)
+    prior_sd: float = attrs.field(default=1.0, converter=float, validator=_check_prior)
+    quadrature_points: int = attrs.field(default=41, validator=_check_points)
+
+
+Estimator: TypeAlias = WLE | MLE | EAP
+
+
+# --------------------------------------------------------------------------------------------
+# Numerical core: moments of the raw score over answered items, vectorised over problems.
+# Arrays of shape (n_items, n_problems); item sums are explicit loops so every problem's value
+# is computed in the same order whatever else is in the batch.
+# --------------------------------------------------------------------------------------------
+
+
+def _item_sum(weights: FloatArray, values: FloatArray) -> FloatArray:
+    acc: FloatArray = weights[0] * values[0]
+    for i in range(1, values.shape[0]):
+        acc += weights[i] * values[i]
+    return acc
+
+
+def _category_probs(theta: FloatArray, cum: FloatArray) -> tuple[list[FloatArray], FloatArray]:
+    """Per-category probabilities (each (I, P)) and log normalisers log Z_i(θ) (I, P)."""
+    n_cat = cum.shape[0]
+    logits = [np.zeros((cum.shape[1], theta.shape[0]))]
+    logits += [k * theta[None, :] - cum[k][:, None] for k in range(1, n_cat)]
+    top = logits[0]
+    for z in logits[1:]:
+        top = np.maximum(top, z)
+    exps = [np.exp(z - top) for z in logits]
+    norm = exps[0].copy()
+    for e in exps[1:]:
+        norm += e
+    inv = 1.0 / norm
+    return [e * inv for e in exps], top + np.log(norm)
+
+
+def _moments(
+    theta: FloatArray, weights: FloatArray, cum: FloatArray, order: int
+) -> list[FloatArray]:
+    """Weighted item sums of mean, variance, 3rd central moment and 4th cumulant (up to order)."""
+    probs, _ = _category_probs(theta, cum)
+    mean = probs[1].copy()
+    for k in range(2, len(probs)):
+        mean += k * probs[k]
+    out = [_item_sum(weights, mean)]
+    if order >= 2:
+        devs = [k - mean for k in range(len(probs))]
+        sq = [d * d for d in devs]
+        var = probs[0] * sq[0]
+        for k in range(1, len(probs)):
+            var += probs[k] * sq[k]
+        out.append(_item_sum(weights, var))
+        if order >= 3:
+            m3 = probs[0] * sq[0] * devs[0]
+            for k in range(1, len(probs)):
+                m3 += probs[k] * sq[k] * devs[k]
+            out.append(_item_sum(weights, m3))
+        if order >= 4:
+            m4 = probs[0] * sq[0] * sq[0]
+            for k in range(1, len(probs)):
+                m4 += probs[k] * sq[k] * sq[k]
+            out.append(_item_sum(weights, m4 - 3.0 * var * var))
+    return out
+
+
+def _log_norm(theta: FloatArray, weights: FloatArray, cum: FloatArray) -> FloatArray:
+    """Σ_i w_i log Z_i(θ): minus the θ-dependent part of the log-likelihood."""
+    _, log_z = _category_probs(theta, cum)
+    return _item_sum(weights, log_z)
+
+
+Objective = Callable[[FloatArray, IntArray], tuple[FloatArray, FloatArray]]
+
+
+def _not_converged(what: str) -> NoReturn:
+    raise ScoringError(f"{what} did not converge; this is a pamlib bug, please report it")
+
+
+def _newton_bisect(fun: Objective, lo: FloatArray, hi: FloatArray, x0: FloatArray) -> FloatArray:
+    """Root of each fun(·, i) inside [lo_i, hi_i], given f(lo) ≥ 0 ≥ f(hi).
+
+    Newton steps are taken when f' < 0 and the step stays strictly inside the (shrinking)
+    bracket; otherwise bisection. Converges unconditionally to a sign change.
+    """
+    lo = lo.copy()
+    hi = hi.copy()
+    x = np.clip(x0, lo, hi)
+    active = np.arange(x.shape[0], dtype=np.int64)
+    for _ in range(_MAX_ITER):
+        if active.size == 0:
+            return x
+        xa = x[active]
+        f, df = fun(xa, active)
+        pos = f > 0.0
+        lo_a = np.where(pos, xa, lo[active])
+        hi_a = np.where(pos, hi[active], xa)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            newton = xa - f / df
+        inside = (df < 0.0) & (newton > lo_a) & (newton < hi_a)
+        xn = np.where(inside, newton, 0.5 * (lo_a + hi_a))
+        tol = _XTOL * np.maximum(1.0, np.abs(xa))
+        root = f == 0.0
+        done = root | (np.abs(xn - xa) <= tol) | (hi_a - lo_a <= tol)
+        x[active] = np.where(root, xa, xn)
+        lo[active] = lo_a
+        hi[active] = hi_a
+        active = active[~done]
+    if active.size:
+        _not_converged("the person-measure iteration")
+    return x
+
+
+def _bracket(
+    value: Callable[[FloatArray, IntArray], FloatArray], lo: FloatArray, hi: FloatArray
+) -> None:
+    """Widen [lo, hi] in place until value(lo) > 0 > value(hi) (value decreasing at ±∞)."""
+    for side, sign in ((lo, 1.0), (hi, -1.0)):
+        todo = np.arange(side.shape[0], dtype=np.int64)
+        width = 2.0 * _BOUND_MARGIN
+        for _ in range(60):
+            todo = todo[sign * value(side[todo], todo) <= 0.0]
+            if todo.size == 0:
+                break
+            side[todo] -= sign * width
+            width *= 2.0
+        else:
+            _not_converged("bracketing the person measure")
+
+
+@attrs.frozen(eq=False)
+class _Problems:
+    """A batch of (mask, raw score) problems: item weights (I, P), raws, and a start bracket."""
+
+    cum: FloatArray
+    weights: FloatArray  # (I, P), 1.0 where the item is answered
+    raw: FloatArray
+    max_raw: FloatArray
+    lo: FloatArray
+    hi: FloatArray
+    centre: FloatArray  # mean step midpoint of the answered items: a Newton start
+
+    @classmethod
+    def build(cls, model: StepModel, bits: FloatArray, raw: FloatArray) -> _Problems:
+        present = bits > 0.0
+        per_item = np.ones_like(bits)
+        mid = (model._step_min + model._step_max) / 2.0
+        return cls(
+            cum=model._cum,
+            weights=bits,
+            raw=raw,
+            max_raw=_item_sum(bits, per_item * model.max_scores[:, None]),
+            lo=np.where(present, model._step_min[:, None], np.inf).min(axis=0) - _BOUND_MARGIN,
+            hi=np.where(present, model._step_max[:, None], -np.inf).max(axis=0) + _BOUND_MARGIN,
+            centre=_item_sum(bits, per_item * mid[:, None]) / _item_sum(bits, per_item),
+        )
+
+    def subset(self, idx: IntArray) -> _Problems:
+        return _Problems(
+            cum=self.cum,
+            weights=self.weights[:, idx],
+            raw=self.raw[idx],
+            max_raw=self.max_raw[idx],
+            lo=self.lo[idx],
+            hi=self.hi[idx],
+            centre=self.centre[idx],
+        )
+
+    def moments(self, theta: FloatArray, idx: IntArray, order: int) -> list[FloatArray]:
+        return _moments(theta, self.weights[:, idx], self.cum, order)
+
+
+def _solve_mle(prob: _Problems, target: FloatArray) -> FloatArray:
+    """θ with E(θ) = target (0 < target < max); E is strictly increasing, so the root is unique."""
+
+    def value(theta: FloatArray, idx: IntArray) -> FloatArray:
+        return target[idx] - prob.moments(theta, idx, 1)[0]
+
+    def fun(theta: FloatArray, idx: IntArray) -> tuple[FloatArray, FloatArray]:
+        mean, var = prob.moments(theta, idx, 2)
+        return target[idx] - mean, -var
+
+    lo, hi = prob.lo.copy(), prob.hi.copy()
+    _bracket(value, lo, hi)
+    frac = target / prob.max_raw
+    x0 = prob.centre + np.log(frac / (1.0 - frac))
+    return _newton_bisect(fun, lo, hi, x0)
+
+
+def _information(prob: _Problems, theta: FloatArray) -> FloatArray:
+    idx = np.arange(theta.shape[0], dtype=np.int64)
+    return prob.moments(theta, idx, 2)[1]
+
+
+def _solve_wle(prob: _Problems) -> FloatArray:
+    """Root of Warm's equation g(θ) = r − E + J/(2I), selected as documented on :class:`WLE`.
+
+    g → r + ½ > 0 as θ → −∞ and g → r − max − ½ < 0 as θ → +∞, so walking from an anchor where
+    g has a known sign always reaches a sign change; the scan step is then refined by
+    Newton/bisection.
+    """
+    r = prob.raw
+    n = r.shape[0]
+
+    def value(theta: FloatArray, idx: IntArray) -> FloatArray:
+        mean, var, m3 = prob.moments(theta, idx, 3)
+        return r[idx] - mean + m3 / (2.0 * var)
+
+    def fun(theta: FloatArray, idx: IntArray) -> tuple[FloatArray, FloatArray]:
+        mean, var, m3, k4 = prob.moments(theta, idx, 4)
+        g = r[idx] - mean + m3 / (2.0 * var)
+        dg = -var + (k4 * var - m3 * m3) / (2.0 * var * var)
+        return g, dg
+
+    low = r == 0.0
+    high = r == prob.max_raw
+    inner = np.flatnonzero(~low & ~high)
+    anchor = np.empty(n)
+    direction = np.empty(n)
+    lo, hi = prob.lo.copy(), prob.hi.copy()
+    _bracket(value, lo, hi)
+    anchor[low], direction[low] = lo[low], 1.0
+    anchor[high], direction[high] = hi[high], -1.0
+    theta = np.empty(n)
+    if inner.size:
+        anchor[inner] = _solve_mle(prob.subset(inner), r[inner])
+        g0 = value(anchor[inner], inner)
+        direction[inner] = np.sign(g0)
+        at_root = np.abs(g0) <= _GTOL
+        theta[inner[at_root]] = anchor[inner[at_root]]
+        direction[inner[at_root]] = 0.0
+    todo = np.flatnonzero(direction != 0.0)
+    near = anchor.copy()
+    far = anchor.copy()
+    scanning = todo
+    for step in range(1, _MAX_SCAN + 1):
+        if scanning.size == 0:
+            break
+        cur = anchor[scanning] + direction[scanning] * (_WLE_SCAN_STEP * step)
+        crossed = direction[scanning] * value(cur, scanning) <= 0.0
+        near[scanning] = far[scanning]
+        far[scanning] = cur
+        scanning = scanning[~crossed]
+    else:
+        _not_converged("the WLE scan")
+    if todo.size:
+        a, b = near[todo], far[todo]
+        up = direction[todo] > 0.0
+        theta[todo] = _newton_bisect(
+            lambda t, i: fun(t, todo[i]), np.where(up, a, b), np.where(up, b, a), a
+        )
+    return theta
+
+
+def _solve_eap(prob: _Problems, est: EAP) -> tuple[FloatArray, FloatArray]:
+    """Posterior mean and SD by adaptive Gauss–Hermite quadrature around the posterior mode."""
+    mu, sd = est.prior_mean, est.prior_sd
+    prec = 1.0 / (sd * sd)
+    r = prob.raw
+
+    def value(theta: FloatArray, idx: IntArray) -> FloatArray:
+        return r[idx] - prob.moments(theta, idx, 1)[0] - (theta - mu) * prec
+
+    def fun(theta: FloatArray, idx: IntArray) -> tuple[FloatArray, FloatArray]:
+        mean, var = prob.moments(theta, idx, 2)
+        return r[idx] - mean - (theta - mu) * prec, -var - prec
+
+    lo = np.minimum(prob.lo, mu - _BOUND_MARGIN * sd)
+    hi = np.maximum(prob.hi, mu + _BOUND_MARGIN * sd)
+    _bracket(value, lo, hi)
+    mode = _newton_bisect(fun, lo, hi, np.clip(prob.centre, lo, hi))
+    scale = math.sqrt(2.0) / np.sqrt(_information(prob, mode) + prec)
+    nodes, weights = np.polynomial.hermite.hermgauss(est.quadrature_points)
+    with np.errstate(divide="ignore"):  # far-out weights may underflow to 0: they add nothing
+        log_w = np.log(weights) + nodes * nodes
+    n_q = nodes.shape[0]
+    log_post = []
+    for q in range(n_q):
+        t = mode + scale * nodes[q]
+        log_post.append(
+            log_w[q] + r * t - _log_norm(t, prob.weights, prob.cum) - 0.5 * prec * (t - mu) ** 2
+        )
+    top = log_post[0]
+    for lp in log_post[1:]:
+        top = np.maximum(top, lp)
+    mass = np.zeros_like(mode)
+    first = np.zeros_like(mode)
+    dens = [np.exp(lp - top) for lp in log_post]
+    for q in range(n_q):
+        mass += dens[q]
+        first += dens[q] * nodes[q]
+    shift = first / mass
+    second = np.zeros_like(mode)
+    for q in range(n_q):
+        second += dens[q] * (nodes[q] - shift) ** 2
+    return mode + scale * shift, scale * np.sqrt(second / mass)
+
+
+def _estimate(
+    model: StepModel, estimator: Estimator, bits: FloatArray, raw: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """θ and SE for each problem column of ``bits`` (every mask non-empty)."""
+    prob = _Problems.build(model, bits, raw)
+    if isinstance(estimator, EAP):
+        return _solve_eap(prob, estimator)
+    if isinstance(estimator, MLE):
+        adj = estimator.extreme_adjustment
+        target = np.clip(raw, adj, prob.max_raw - adj)
+        theta = _solve_mle(prob, target)
+    else:
+        theta = _solve_wle(prob)
+    return theta, 1.0 / np.sqrt(_information(prob, theta))
+
+
+def _compile_masks(
+    model: StepModel, estimator: Estimator, masks: MaskArray
+) -> tuple[FloatArray, FloatArray]:
+    """Rows of θ and SE (len(masks), max_raw + 1) for every raw score of each mask; NaN elsewhere.
+
+    Vectorised over all raw scores of a mask and over many masks at once (in chunks).
+    """
+    n_items = model.n_items
+    width = model.max_raw + 1
+    theta = np.full((masks.shape[0], width), np.nan)
+    se = np.full((masks.shape[0], width), np.nan)
+    shifts = np.arange(n_items, dtype=np.uint64)
+    bits = ((masks[:, None] >> shifts[None, :]) & np.uint64(1)).astype(np.float64)  # (M, I)
+    mask_max = (bits @ model.max_scores.astype(np.float64)).astype(np.int64)
+    nonempty = np.flatnonzero(mask_max > 0)
+    per_chunk = max(1, _CHUNK_ELEMENTS // (n_items * (model.n_steps + 1) * width))
+    for start in range(0, nonempty.size, per_chunk):
+        rows = nonempty[start : start + per_chunk]
+        counts = mask_max[rows] + 1
+        row_of = np.repeat(rows, counts)
+        offsets = np.repeat(np.cumsum(counts) - counts, counts)
+        raw = np.arange(row_of.size, dtype=np.int64) - offsets
+        t, s = _estimate(
+            model, estimator, np.ascontiguousarray(bits[row_of].T), raw.astype(np.float64)
+        )
+        theta[row_of, raw] = t
+        se[row_of, raw] = s
+    return theta, se
+
+
+# --------------------------------------------------------------------------------------------
+# Responses -> (mask, raw score)
+# --------------------------------------------------------------------------------------------
+
+
+@attrs.frozen(eq=False)
+class ResponseSummary:
+    """The sufficient statistics of each response vector."""
+
+    mask: MaskArray
+    """Bit *j* set where item *j* was answered."""
+    n_answered: IntArray
+    raw_score: IntArray
+    """Sum of the model categories (code − 1) over answered items."""
+
+
+def _bad_codes(arr: NDArray[Any], top: IntArray) -> NoReturn:
+    bad = np.argwhere((arr < NOT_APPLICABLE) | (arr > top[None, :]))
+    problems = [
+        Problem(
+            f"responses[{i}, {j}]",
+            "response.code",
+            f"code must be {NOT_APPLICABLE} (not applicable), {UNANSWERED} (unanswered) "
+            f"or 1..{int(top[j])}",
+        )
+        for i, j in bad[:_MAX_REPORTED]
+    ]
+    more = f" ({bad.shape[0]} in all)" if bad.shape[0] > _MAX_REPORTED else ""
+    raise ValidationError(f"response codes out of range{more}", problems)
+
+
+def _summarise(
+    responses: ArrayLike, model: StepModel, top: IntArray, top_uniform: int | None
+) -> tuple[MaskArray, IntArray, IntArray]:
+    arr = np.asarray(responses)
+    n_items = model.n_items
+    if arr.ndim != 2 or arr.shape[1] != n_items:
+        raise ValidationError(
+            "responses must be a 2-D array with one column per item",
+            [Problem("responses", "responses.shape", f"expected (n, {n_items}), got {arr.shape}")],
+        )
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise ValidationError(
+            "responses must be integer codes",
+            [Problem("responses", "responses.dtype", f"got dtype {arr.dtype}")],
+        )
+    n = arr.shape[0]
+    if n == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return np.zeros(0, dtype=np.uint64), empty, empty.copy()
+    if top_uniform is not None:
+        if arr.min() < NOT_APPLICABLE or arr.max() > top_uniform:
+            _bad_codes(arr, top)
+    elif arr.min() < NOT_APPLICABLE or bool(np.any(arr > top[None, :])):
+        _bad_codes(arr, top)
+    answered = arr > 0
+    answered_u8 = answered.view(np.uint8)
+    n_answered = np.einsum("ij->i", answered_u8, dtype=np.int64)
+    raw = np.einsum("ij->i", np.maximum(arr, 0), dtype=np.int64) - n_answered
+    packed = np.packbits(answered, axis=1, bitorder="little")
+    if packed.shape[1] == 1:
+        mask = packed[:, 0].astype(np.uint64)
+    elif packed.shape[1] == 2:
+        mask = packed.view("<u2")[:, 0].astype(np.uint64)
+    else:
+        wide = np.zeros((n, 8), dtype=np.uint8)
+        wide[:, : packed.shape[1]] = packed
+        mask = wide.view("<u8")[:, 0].copy()
+    return mask, n_answered, raw
+
+
+def response_summary(responses: ArrayLike, model: StepModel) -> ResponseSummary:
+    """Validate integer response codes (n, n_items) and reduce them to (mask, n_answered, raw)."""
+    top = (model.max_scores + 1).astype(np.int64)
+    uniform = None if model.is_ragged else model.n_steps + 1
+    mask, n_answered, raw = _summarise(responses, model, top, uniform)
+    return ResponseSummary(mask=mask, n_answered=n_answered, raw_score=raw)
+
+
+# --------------------------------------------------------------------------------------------
+# Results
+# --------------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Measure:
+    """One person's measure: θ and its SE in logits (NaN when nothing was answered)."""
+
+    n_answered: int
+    raw_score: int
+    theta: float
+    theta_se: float
+
+
+@attrs.frozen(eq=False)
+class BatchMeasures:
+    """Measures of many response vectors, as read-only arrays of equal length."""
+
+    n_answered: IntArray
+    raw_score: IntArray
+    theta: FloatArray
+    theta_se: FloatArray
+
+    def __len__(self) -> int:
+        return int(self.theta.shape[0])
+
+    def __getitem__(self, i: int) -> Measure:
+        return Measure(
+            n_answered=int(self.n_answered[i]),
+            raw_score=int(self.raw_score[i]),
+            theta=float(self.theta[i]),
+            theta_se=float(self.theta_se[i]),
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# The table
+# --------------------------------------------------------------------------------------------
+
+
+class ScoreTable:
+    """A StepModel + estimator compiled into an in-memory (answered mask, raw score) table.
+
+    Rows are solved lazily, for the masks that occur, and then only read: scoring one vector or a
+    million returns the same bits for the same (mask, raw). Safe to share between threads.
+    Licensed content: it refuses pickling and copying, and its repr shows only counts.
+    """
+
+    __slots__ = (
+        "_dense",
+        "_estimator",
+        "_lock",
+        "_model",
+        "_n_rows",
+        "_row_of",
+        "_row_of_mask",
+        "_se",
+        "_sparse",
+        "_theta",
+        "_top",
+        "_top_list",
+        "_top_uniform",
+        "_width",
+    )
+
+    def __init__(self, model: StepModel, estimator: Estimator | None = None) -> None:
+        if not isinstance(model, StepModel):
+            raise ConfigurationError("ScoreTable needs a StepModel")
+        estimator = WLE() if estimator is None else estimator
+        if not isinstance(estimator, WLE | MLE | EAP):
+            raise ConfigurationError("estimator must be WLE(), MLE(...) or EAP(...)")
+        self._model = model
+        self._estimator: Estimator = estimator
+        self._lock = threading.Lock()
+        self._width = model.max_raw + 1
+        self._top = _read_only((model.max_scores + 1).astype(np.int64))
+        self._top_list: list[int] = self._top.tolist()
+        self._top_uniform = None if model.is_ragged else model.n_steps + 1
+        self._dense = model.n_items <= DENSE_MAX_ITEMS
+        # dense: row index per mask (-1 = not compiled); sparse: sorted keys with their rows
+        self._row_of_mask = np.full(1 << model.n_items if self._dense else 0, -1, dtype=np.int64)
+        self._sparse: tuple[MaskArray, IntArray] = (  # sorted keys, their rows: one attribute
+            np.zeros(0, dtype=np.uint64),  # so readers never see a torn pair
+            np.zeros(0, dtype=np.int64),
+        )
+        self._row_of: dict[int, int] = {}
+        self._n_rows = 0
+        self._theta = np.empty((0, self._width))
+        self._se = np.empty((0, self._width))
+
+    @property
+    def model(self) -> StepModel:
+        return self._model
+
+    @property
+    def estimator(self) -> Estimator:
+        return self._estimator
+
+    @property
+    def n_compiled(self) -> int:
+        """Number of answered-item masks solved so far."""
+        return self._n_rows
+
+    # -- compile -----------------------------------------------------------------------------
+
+    def _lookup_rows(self, masks: MaskArray) -> IntArray:
+        """Row per mask, -1 where not compiled."""
+        if self._dense:
+            return self._row_of_mask[masks.astype(np.intp)]
+        keys, rows = self._sparse
+        if keys.size == 0:
+            return np.full(masks.shape[0], -1, dtype=np.int64)
+        pos = np.minimum(np.searchsorted(keys, masks), keys.size - 1)
+        return np.where(keys[pos] == masks, rows[pos], -1)
+
+    def compile(self, masks: ArrayLike) -> None:
+        """Solve the rows for these answered-item masks now (e.g. the complete mask, to warm up)."""
+        arr = np.asarray(masks)
+        if arr.ndim == 0:
+            arr = arr.reshape(1)
+        limit = (1 << self._model.n_items) - 1
+        if (
+            arr.ndim != 1
+            or not np.issubdtype(arr.dtype, np.integer)
+            or (arr.size and (int(arr.min()) < 0 or int(arr.max()) > limit))
+        ):
+            raise ValidationError(
+                "masks must be integers with one bit per item",
+                [Problem("masks", "mask.range", f"each mask must lie within 0..{limit}")],
+            )
+        self._ensure(np.unique(arr.astype(np.uint64)))
+
+    def _ensure(self, masks: MaskArray) -> None:
+        """Compile the masks (unique, uint64) that are not in the table yet."""
+        with self._lock:
+            new = masks[self._lookup_rows(masks) < 0]
+            if new.size == 0:
+                return
+            theta, se = _compile_masks(self._model, self._estimator, new)
+            start = self._n_rows
+            stop = start + new.size
+            if stop > self._theta.shape[0]:
+                cap = max(stop, 2 * self._theta.shape[0], 16)
+                grown_t = np.empty((cap, self._width))
+                grown_s = np.empty((cap, self._width))
+                grown_t[:start] = self._theta[:start]
+                grown_s[:start] = self._se[:start]
+            else:
+                grown_t, grown_s = self._theta, self._se
+            grown_t[start:stop] = theta
+            grown_s[start:stop] = se
+            # publish values before the index that points at them
+            self._theta, self._se = grown_t, grown_s
+            row_ids = np.arange(start, stop, dtype=np.int64)
+            if self._dense:
+                self._row_of_mask[new.astype(np.intp)] = row_ids
+            else:
+                keys = np.concatenate([self._sparse[0], new])
+                rows = np.concatenate([self._sparse[1], row_ids])
+                order = np.argsort(keys, kind="stable")
+                self._row_of.update(zip(new.tolist(), row_ids.tolist(), strict=True))
+                self._sparse = (keys[order], rows[order])
+            self._n_rows = stop
+
+    def _rows_for(self, masks: MaskArray) -> IntArray:
+        rows = self._lookup_rows(masks)
+        missing = rows < 0
+        if missing.any():
+            self._ensure(np.unique(masks[missing]))
+            rows = self._lookup_rows(masks)
+        return rows
+
+    # -- score -------------------------------------------------------------------------------
+
+    def score(self, responses: ArrayLike) -> BatchMeasures:
+        """Measures for integer response codes of shape (n, n_items)."""
+        mask, n_answered, raw = _summarise(responses, self._model, self._top, self._top_uniform)
+        rows = self._rows_for(mask)
+        flat = rows * self._width + raw
+        theta = np.take(self._theta.reshape(-1), flat)
+        se = np.take(self._se.reshape(-1), flat)
+        return BatchMeasures(
+            n_answered=_read_only(n_answered),
+            raw_score=_read_only(raw),
+            theta=_read_only(theta),
+            theta_se=_read_only(se),
+        )
+
+    def score_one(self, responses: ArrayLike) -> Measure:
+        """Measure of one response vector (n_items,); same table entries as :meth:`score`."""
+        arr = np.asarray(responses)
+        n_items = self._model.n_items
+        if arr.ndim != 1 or arr.shape[0] != n_items:
+            raise ValidationError(
+                "one response vector must be 1-D with one code per item",
+                [
+                    Problem(
+                        "responses", "responses.shape", f"expected ({n_items},), got {arr.shape}"
+                    )
+                ],
+            )
+        if not np.issubdtype(arr.dtype, np.integer):
+            raise ValidationError(
+                "responses must be integer codes",
+                [Problem("responses", "responses.dtype", f"got dtype {arr.dtype}")],
+            )
+        mask = raw = count = 0
+        top = self._top_list
+        for j, code in enumerate(arr.tolist()):
+            if code > 0:
+                if code > top[j]:
+                    _bad_codes(arr[None, :], self._top)
+                mask |= 1 << j
+                raw += code - 1
+                count += 1
+            elif code < NOT_APPLICABLE:
+                _bad_codes(arr[None, :], self._top)
+        row = self._row_of_mask[mask] if self._dense else self._row_of.get(mask, -1)
+        if row < 0:
+            self._ensure(np.array([mask], dtype=np.uint64))
+            row = self._row_of_mask[mask] if self._dense else self._row_of[mask]
+        return Measure(
+            n_answered=count,
+            raw_score=raw,
+            theta=float(self._theta[row, raw]),
+            theta_se=float(self._se[row, raw]),
+        )
+
+    # -- hygiene -----------------------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        scheme = "dense" if self._dense else "sparse"
+        return (
+            f"ScoreTable({self._estimator!r}, n_items={self._model.n_items}, "
+            f"max_raw={self._model.max_raw}, compiled_masks={self._n_rows}, index={scheme})"
+        )
+
+    def __reduce__(self) -> NoReturn:
+        _refuse_serialisation(self)
+
+    def __reduce_ex__(self, protocol: Any) -> NoReturn:
+        _refuse_serialisation(self)
+
+    def __getstate__(self) -> NoReturn:
+        _refuse_serialisation(self)
+
+    def __copy__(self) -> ScoreTable:
+        return self  # a read-only cache: sharing is copying
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ScoreTable:
+        return self
