@@ -55,6 +55,8 @@ DISABLE_ENV = "PAMLIB_DISABLE_PLUGINS"
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "pamlib.builtin.catalogue",
     "pamlib.scoring.raw_sum",
+    "pamlib.scoring.rasch",
+    "pamlib.scoring.demo",
 )
 
 T = TypeVar("T")
@@ -272,7 +274,9 @@ class PluginHost:
                     raise PamlibError(f"scoring provider id {provider.id!r} is already taken")
                 providers[provider.id] = provider
 
-            self._collect("pamlib_register_scoring_providers", "scoring providers", accept)
+            self._collect(
+                "pamlib_register_scoring_providers", "scoring providers", accept, host=self
+            )
             return providers
 
         return self._cached("scoring_providers", build)

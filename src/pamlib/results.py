@@ -29,6 +29,9 @@ class Flag(enum.StrEnum):
     RAW_ONLY = "raw-only"
     #: Some items were not answered or not applicable; the error of the score grows.
     MISSING_ITEMS = "missing-items"
+    #: Scored with a calibration that carries no licence (research use): **not** a licensed PAM
+    #: score.
+    UNLICENSED = "unlicensed"
 
 
 def _nan_to_none(value: float | None) -> float | None:
