@@ -142,7 +142,7 @@ def score(
     >>> a = Assessment("a1", Patient("p1"), pam13, dt.date(2025, 3, 1),
     ...                {item: 3 for item in pam13.items})
     >>> result = score(a, provider="demo")
-    >>> result.score, result.level, result.demo, sorted(result.flags)
+    >>> result.score, result.level, result.demo, sorted(map(str, result.flags))
     (60.7, <ActivationLevel.LEVEL_3: 3>, True, ['demo'])
     """
     from pamlib.plugins import get_host
