@@ -547,10 +547,12 @@ def _solve_wle(prob: _Problems) -> FloatArray:
     inner = np.flatnonzero(~low & ~high)
     anchor = np.empty(n)
     direction = np.empty(n)
-    lo, hi = prob.lo.copy(), prob.hi.copy()
-    _bracket(value, lo, hi)
-    anchor[low], direction[low] = lo[low], 1.0
-    anchor[high], direction[high] = hi[high], -1.0
+    ext = np.flatnonzero(low | high)
+    if ext.size:
+        lo, hi = prob.lo[ext], prob.hi[ext]
+        _bracket(lambda t, i: value(t, ext[i]), lo, hi)
+        anchor[ext] = np.where(low[ext], lo, hi)
+        direction[ext] = np.where(low[ext], 1.0, -1.0)
     theta = np.empty(n)
     if inner.size:
         anchor[inner] = _solve_mle(prob.subset(inner), r[inner])
