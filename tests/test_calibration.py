@@ -244,7 +244,7 @@ def test_every_problem_is_reported_at_once_naming_file_and_field(
         ),
         ({"estimator": {"method": "eap", "prior_sd": 0}}, "estimator.prior_sd", "range"),
         (
-            {"estimator": {"method": "eap", "quadrature_points": 2}},
+            {"estimator": {"method": "eap", "quadrature_points": 10}},
             "estimator.quadrature_points",
             "range",
         ),

@@ -316,12 +316,14 @@ def _estimator_document(estimator: Estimator) -> dict[str, Any]:
     if isinstance(estimator, MLE):
         return {"method": "mle", "extreme_adjustment": estimator.extreme_adjustment}
     if isinstance(estimator, EAP):
-        return {
+        doc: dict[str, Any] = {
             "method": "eap",
             "prior_mean": estimator.prior_mean,
             "prior_sd": estimator.prior_sd,
-            "quadrature_points": estimator.quadrature_points,
         }
+        if estimator.quadrature_points is not None:  # absent: the engine's automatic grid
+            doc["quadrature_points"] = estimator.quadrature_points
+        return doc
     return {"method": "wle"}
 
 
@@ -469,6 +471,8 @@ _ESTIMATOR_FIELDS: Final = {
     "mle": frozenset({"method", "extreme_adjustment"}),
     "eap": frozenset({"method", "prior_mean", "prior_sd", "quadrature_points"}),
 }
+#: EAP nodes across the posterior window, when not left to the engine (the engine's limits).
+_QUADRATURE_POINTS: Final = (11, 100_001)
 _SCALE_FIELDS: Final = frozenset({"intercept", "slope", "min", "max", "decimals"})
 _LICENCE_FIELDS: Final = frozenset({"licensee", "valid_until", "reference"})
 _MISSING: Final = object()
@@ -670,8 +674,14 @@ def _read_estimator(r: _Reader, value: Any) -> Estimator | None:
         lambda x: 0 < x <= MAX_ABS_LOGIT,
         f"a positive number of logits up to {MAX_ABS_LOGIT:g}",
     )
-    points = r.integer(obj.get("quadrature_points", 41), "estimator.quadrature_points", 3, 150)
-    if mean is None or sd is None or points is None:
+    points = None
+    if "quadrature_points" in obj:
+        points = r.integer(
+            obj["quadrature_points"], "estimator.quadrature_points", *_QUADRATURE_POINTS
+        )
+        if points is None:
+            return None
+    if mean is None or sd is None:
         return None
     return EAP(prior_mean=mean, prior_sd=sd, quadrature_points=points)
 

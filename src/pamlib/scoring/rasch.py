@@ -62,6 +62,7 @@ class CalibratedScorer:
         "_checked",
         "_cutpoints",
         "_extra_bits",
+        "_extra_flags",
         "_index",
         "_lock",
         "_table",
@@ -74,6 +75,7 @@ class CalibratedScorer:
         self.compiled = compiled
         self._cutpoints = cutpoints
         self._extra_bits = int(extra_flags)
+        self._extra_flags = frozenset(f for f, bit in FLAG_BITS.items() if extra_flags & bit)
         self._table: ScoreTable | None = None
         self._lock = threading.Lock()
         self._index = {item: j for j, item in enumerate(compiled.items)}
@@ -209,11 +211,11 @@ class CalibratedScorer:
         if policy.extreme_response is ExtremeResponse.NOT_SCORED and scored and extreme:
             scored = False
             reason = EXTREME_RESPONSE
-        flags = {flag for flag, bit in FLAG_BITS.items() if self._extra_bits & bit}
+        flags = self._extra_flags
         if n < instrument.n_items:
-            flags.add(Flag.MISSING_ITEMS)
+            flags = flags | {Flag.MISSING_ITEMS}
         if extreme and policy.extreme_response is not ExtremeResponse.IGNORE:
-            flags.add(Flag.EXTREME_RESPONSE)
+            flags = flags | {Flag.EXTREME_RESPONSE}
         level = None
         if scored:
             s = c.scale
@@ -245,7 +247,7 @@ class CalibratedScorer:
             calibration_id=c.calibration_id,
             calibration_sha256=c.sha256,
             demo=c.demo,
-            flags=frozenset(flags),
+            flags=flags,
             reason=None if reason is None else self.reasons(instrument)[reason],
             reason_code=reason,
         )
@@ -289,6 +291,7 @@ class RaschProvider(BaseProvider):
         self._scorer: CalibratedScorer | None = None
         self.demo = False
         self.licence: Licence | None = None
+        self._instruments: frozenset[str] = frozenset()
         if calibration is None:
             if licence is not None:
                 raise ScoringError("a licence needs a calibration to go with it")
@@ -312,6 +315,7 @@ class RaschProvider(BaseProvider):
         elif self.licence is None:
             extra |= FLAG_BITS[Flag.UNLICENSED]
         self._scorer = CalibratedScorer(compiled, cutpoints, extra)
+        self._instruments = frozenset((cal.instrument,))
 
     def _get_host(self) -> PluginHost:
         if self._host is None:
@@ -334,9 +338,7 @@ class RaschProvider(BaseProvider):
         return self._scorer is not None
 
     def instruments(self) -> Collection[str]:
-        return (
-            frozenset() if self._scorer is None else frozenset({self._scorer.compiled.instrument})
-        )
+        return self._instruments
 
     def with_calibration(
         self,
