@@ -48,6 +48,7 @@ TOO_FEW_ANSWERED = "too-few-answered"
 #: Reason code: an extreme response set, under ``extreme_response = "not-scored"``.
 EXTREME_RESPONSE = "extreme-response"
 
+_REASON_CODES = np.array(["", TOO_FEW_ANSWERED, EXTREME_RESPONSE])
 _BIT_MISSING = np.uint8(FLAG_BITS[Flag.MISSING_ITEMS])
 _BIT_EXTREME = np.uint8(FLAG_BITS[Flag.EXTREME_RESPONSE])
 
@@ -134,11 +135,12 @@ class CalibratedScorer:
         policy = c.policy
         enough = n >= policy.min_answered
         scored = enough.copy()
-        reason = np.where(enough, "", TOO_FEW_ANSWERED)
+        reason_index = np.where(enough, 0, 1).astype(np.int8)  # into _REASON_CODES
         if policy.extreme_response is ExtremeResponse.NOT_SCORED:
             excluded = enough & extreme
             scored &= ~excluded
-            reason = np.where(excluded, EXTREME_RESPONSE, reason)
+            reason_index[excluded] = 2
+        reason = _REASON_CODES.take(reason_index)
         flags = np.full(n.shape[0], self._extra_bits, dtype=np.uint8)
         flags |= np.where(n < instrument.n_items, _BIT_MISSING, np.uint8(0)).astype(np.uint8)
         if policy.extreme_response is not ExtremeResponse.IGNORE:
