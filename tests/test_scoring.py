@@ -478,6 +478,11 @@ def test_the_root_package_re_exports_the_api() -> None:
         _ = scoring.nothing_here
 
 
+#: Shared across hypothesis examples so tables compiled once serve them all.
+SHARED_HOST = PluginHost(load_entry_points=False, disabled=())
+SHARED_DEMO = DemoProvider()
+
+
 def rasch_providers(doc: dict[str, Any]) -> Iterator[ScoringProvider]:
     host = PluginHost(load_entry_points=False, disabled=())
     cal = parse_calibration(doc, host=host)
@@ -507,8 +512,7 @@ def same_results(provider: ScoringProvider, items: list[Assessment]) -> None:
 def test_batch_and_one_at_a_time_agree_for_built_in_providers(
     items: list[Assessment], provider_id: str
 ) -> None:
-    host = PluginHost(load_entry_points=False, disabled=())
-    same_results(host.scoring_providers()[provider_id], items)
+    same_results(SHARED_HOST.scoring_providers()[provider_id], items)
 
 
 @settings(max_examples=40, suppress_health_check=[HealthCheck.too_slow])
@@ -526,7 +530,7 @@ def test_batch_and_one_at_a_time_agree_for_any_calibration(data: st.DataObject) 
 def test_every_demo_result_says_demo(data: st.DataObject) -> None:
     instrument = data.draw(st.sampled_from(BUILTIN_INSTRUMENTS))
     items = data.draw(st.lists(assessments(instrument), min_size=1, max_size=6))
-    demo = DemoProvider()
+    demo = SHARED_DEMO
     batch = demo.score_batch(instrument, np.stack([a.codes() for a in items]))
     assert batch.demo
     for i, a in enumerate(items):
