@@ -974,6 +974,19 @@ class ScoreTable:
     Rows are solved lazily, for the masks that occur, and then only read: scoring one vector or a
     million returns the same bits for the same (mask, raw). Safe to share between threads.
     Licensed content: it refuses pickling and copying, and its repr shows only counts.
+
+    >>> model = StepModel.rating_scale([-0.5, 0.0, 0.5], [-1.0, 0.0, 1.0])  # synthetic
+    >>> table = ScoreTable(model)  # WLE
+    >>> one = table.score_one([4, 3, UNANSWERED])
+    >>> one.n_answered, one.raw_score, round(one.theta, 2), round(one.theta_se, 2)
+    (2, 5, 1.0, 0.98)
+    >>> batch = table.score(np.array([[4, 3, 0], [3, 4, NOT_APPLICABLE], [0, 0, 0]]))
+    >>> bool(batch.theta[0] == batch.theta[1] == one.theta)  # same answered items and raw
+    True
+    >>> batch[2].theta  # nothing answered
+    nan
+    >>> table
+    ScoreTable(WLE(), n_items=3, max_raw=9, compiled_masks=2, index=dense)
     """
 
     __slots__ = (
