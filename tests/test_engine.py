@@ -611,6 +611,20 @@ def test_bad_calibrations_are_rejected(steps: Any) -> None:
         StepModel.partial_credit(steps)
 
 
+def test_bad_rating_scale_calibrations_are_rejected() -> None:
+    for difficulties, thresholds in (
+        ([0.0], []),
+        ([[0.0]], [1.0]),
+        (["x"], [1.0]),
+        ([0.0], [math.nan]),
+        (np.array(["a"]), [0.0]),
+    ):
+        with pytest.raises(CalibrationError):
+            StepModel.rating_scale(difficulties, thresholds)
+    with pytest.raises(CalibrationError):
+        StepModel.partial_credit(np.array([["a", "b"]]))
+
+
 @pytest.mark.parametrize(
     "make",
     [

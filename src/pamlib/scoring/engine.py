@@ -106,16 +106,17 @@ def _refuse_serialisation(obj: object) -> NoReturn:
 
 def _as_step_matrix(value: Any) -> FloatArray:
     """Step difficulties as a read-only (n_items, max_steps) float array, NaN-padded at the end."""
-    if isinstance(value, np.ndarray):
-        arr = np.array(value, dtype=np.float64)
-    else:
-        try:
+    try:
+        if isinstance(value, np.ndarray):
+            arr = np.array(value, dtype=np.float64)
+        else:
             rows = [np.asarray(row, dtype=np.float64) for row in value]
-        except (TypeError, ValueError) as exc:
-            raise CalibrationError(
-                "step difficulties must be numbers",
-                [Problem("steps", "steps.type", f"cannot read steps as numbers: {exc}")],
-            ) from None
+    except (TypeError, ValueError) as exc:
+        raise CalibrationError(
+            "step difficulties must be numbers",
+            [Problem("steps", "steps.type", f"cannot read steps as numbers: {exc}")],
+        ) from None
+    if not isinstance(value, np.ndarray):
         if any(row.ndim != 1 for row in rows):
             raise CalibrationError(
                 "step difficulties must be one sequence of steps per item",
@@ -200,8 +201,14 @@ class StepModel:
     @classmethod
     def rating_scale(cls, difficulties: ArrayLike, thresholds: ArrayLike) -> StepModel:
         """Andrich rating-scale model: ``δ_ij = b_i + τ_j`` (every item has the same steps)."""
-        b = np.asarray(difficulties, dtype=np.float64)
-        tau = np.asarray(thresholds, dtype=np.float64)
+        try:
+            b = np.asarray(difficulties, dtype=np.float64)
+            tau = np.asarray(thresholds, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise CalibrationError(
+                "rating-scale difficulties and thresholds must be numbers",
+                [Problem("difficulties/thresholds", "steps.type", str(exc))],
+            ) from None
         if b.ndim != 1 or tau.ndim != 1 or b.size == 0 or tau.size == 0:
             raise CalibrationError(
                 "a rating-scale model needs 1-D difficulties and 1-D thresholds",
