@@ -488,6 +488,49 @@ def test_response_summary_reports_mask_count_and_raw() -> None:
     assert summary.raw_score.tolist() == [3 + 0 + 1 + 2 + 3, 0]
 
 
+@pytest.mark.parametrize("n_items", [3, 13, 22, 40, 64])
+@pytest.mark.parametrize("dtype", [np.int8, np.int16, np.int64])
+def test_response_summary_matches_a_plain_loop(n_items: int, dtype: type[np.integer[Any]]) -> None:
+    """Covers narrowing, sums that overflow int8 (40 x 4 > 127) and 64-bit masks."""
+    model = StepModel.rating_scale(np.zeros(n_items), [-1.0, 0.0, 1.0])
+    codes = random_codes(model, 200, n_items, missing=0.3).astype(dtype)
+    codes[0] = 4  # everything answered at the top: the largest possible sums and mask
+    summary = response_summary(codes, model)
+    for row, mask, count, raw in zip(
+        codes.tolist(),
+        summary.mask.tolist(),
+        summary.n_answered.tolist(),
+        summary.raw_score.tolist(),
+        strict=True,
+    ):
+        assert mask == sum(1 << j for j, c in enumerate(row) if c > 0)
+        assert count == sum(1 for c in row if c > 0)
+        assert raw == sum(c - 1 for c in row if c > 0)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "value"),
+    [(np.uint8, 255), (np.int16, 257), (np.int64, 2**40 + 1), (np.uint64, 2**64 - 1)],
+)
+def test_codes_that_would_wrap_when_narrowed_are_rejected(
+    dtype: type[np.integer[Any]], value: int
+) -> None:
+    model = StepModel.rating_scale([0.0] * 4, [-1.0, 0.0, 1.0])
+    codes = np.array([[1, 2, 3, 4], [1, 1, 1, 1]], dtype=dtype)
+    codes[1, 2] = value
+    with pytest.raises(ValidationError) as err:
+        ScoreTable(model).score(codes)
+    assert [p.where for p in err.value.problems] == ["responses[1, 2]"]
+
+
+def test_items_with_very_many_steps_are_summarised_exactly() -> None:
+    model = StepModel.partial_credit([list(np.linspace(-3, 3, 130)), [0.0]])
+    codes = np.array([[131, 2], [66, 0], [0, 1]], dtype=np.int64)
+    summary = response_summary(codes, model)
+    assert summary.raw_score.tolist() == [131, 65, 0]
+    assert summary.mask.tolist() == [3, 1, 2]
+
+
 def test_results_are_read_only_and_typed() -> None:
     table = ScoreTable(pam13_model())
     measures = table.score(random_codes(table.model, 10, 1))
