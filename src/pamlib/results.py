@@ -39,6 +39,8 @@ def _nan_to_none(value: float | None) -> float | None:
 
 
 def _flags(flags: Iterable[Flag]) -> frozenset[Flag]:
+    if isinstance(flags, frozenset) and all(type(f) is Flag for f in flags):
+        return flags  # already what is stored: skip re-validating (one-assessment scoring)
     return frozenset(Flag(f) for f in flags)
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 import os
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -103,6 +104,20 @@ def __dir__() -> list[str]:
     return sorted(__all__)
 
 
+_selection_module: ModuleType | None = None
+
+
+def _selection() -> ModuleType:
+    """:mod:`pamlib.scoring.selection`, imported on first use (it brings in NumPy) and then
+    kept: an ``import`` statement on every one-assessment call costs microseconds."""
+    global _selection_module  # noqa: PLW0603 - a lazily imported module, set once
+    if _selection_module is None:
+        from pamlib.scoring import selection
+
+        _selection_module = selection
+    return _selection_module
+
+
 def select_provider(
     name: str | ScoringProvider | None,
     instrument: Instrument,
@@ -118,9 +133,10 @@ def select_provider(
     :class:`~pamlib.errors.LicenceError` for an expired licence or one that does not cover the
     instrument.
     """
-    from pamlib.scoring.selection import select_provider as select
-
-    return select(name, instrument, calibration=calibration, host=host)
+    chosen: ScoringProvider = _selection().select_provider(
+        name, instrument, calibration=calibration, host=host
+    )
+    return chosen
 
 
 def score(
@@ -145,11 +161,11 @@ def score(
     >>> result.score, result.level, result.demo, sorted(map(str, result.flags))
     (60.7, <ActivationLevel.LEVEL_3: 3>, True, ['demo'])
     """
-    from pamlib.plugins import get_host
-    from pamlib.scoring.selection import select_provider as select
-
-    h = host or get_host()
-    chosen = select(provider, assessment.instrument, calibration=calibration, host=h)
+    impl = _selection()
+    h: PluginHost = host or impl.get_host()
+    chosen: ScoringProvider = impl.select_provider(
+        provider, assessment.instrument, calibration=calibration, host=h
+    )
     result = chosen.score(assessment)
     h.assessment_scored(assessment, result)
     return result
@@ -167,14 +183,11 @@ def score_many(
     applicable) and tell plugins (``pamlib_batch_scored``). Row *i* of the result is exactly what
     :func:`score` gives for the same answers.
     """
-    from pamlib.plugins import get_host
-    from pamlib.scoring.selection import check_codes
-    from pamlib.scoring.selection import select_provider as select
-
-    h = host or get_host()
+    impl = _selection()
+    h: PluginHost = host or impl.get_host()
     inst = h.instruments().get(instrument) if isinstance(instrument, str) else instrument
-    checked = check_codes(inst, codes)
-    chosen = select(provider, inst, calibration=calibration, host=h)
+    checked = impl.check_codes(inst, codes)
+    chosen: ScoringProvider = impl.select_provider(provider, inst, calibration=calibration, host=h)
     scores = chosen.score_batch(inst, checked)
     h.batch_scored(inst, scores)
     return scores

@@ -17,8 +17,15 @@ import numpy as np
 import numpy.typing as npt
 
 from pamlib.errors import LicenceError, Problem, ScoringError, ValidationError
+from pamlib.plugins import get_host
 from pamlib.results import Flag, ScoreResult
-from pamlib.scoring.provider import FLAG_BITS, BatchScores, Licence, ScoringProvider
+from pamlib.scoring.provider import (
+    FLAG_BITS,
+    BaseProvider,
+    BatchScores,
+    Licence,
+    ScoringProvider,
+)
 
 if TYPE_CHECKING:
     from pamlib.assessment import Assessment
@@ -126,6 +133,8 @@ _PROVIDER_MEMBERS = ("id", "version", "demo", "licence", "instruments", "score_b
 def _looks_like_provider(obj: object) -> bool:
     """The :class:`ScoringProvider` check without ``isinstance`` on a runtime protocol, which
     costs tens of microseconds per call — too much on the one-assessment path."""
+    if isinstance(obj, BaseProvider):
+        return True
     return all(hasattr(obj, name) for name in _PROVIDER_MEMBERS)
 
 
@@ -149,8 +158,6 @@ def select_provider(
     and :class:`~pamlib.errors.LicenceError` when the licence is expired or does not cover it.
     """
     if host is None:
-        from pamlib.plugins import get_host
-
         host = get_host()
     installed = host.scoring_providers()
     if name is None and calibration is not None:
