@@ -84,10 +84,10 @@ def timed(fn: Callable[[], object], repeats: int) -> list[float]:
     return out
 
 
-def summary(samples: list[float], scale: float) -> dict[str, float]:
+def summary(samples: list[float], scale: float, digits: int) -> dict[str, float]:
     return {
-        "best": round(min(samples) * scale, 2),
-        "median": round(statistics.median(samples) * scale, 2),
+        "best": round(min(samples) * scale, digits),
+        "median": round(statistics.median(samples) * scale, digits),
     }
 
 
@@ -147,7 +147,7 @@ def main() -> None:
                 fn()
         one_results = {}
         for name, fn in cases.items():
-            one_results[name] = summary(per_call(fn, args.calls, args.samples), 1e6)
+            one_results[name] = summary(per_call(fn, args.calls, args.samples), 1e6, 1)
             print(
                 f"{name:45} {one_results[name]['best']:8.2f} µs best, "
                 f"{one_results[name]['median']:8.2f} µs median"
@@ -158,10 +158,10 @@ def main() -> None:
         score_many(PAM13, codes, provider=rasch)
         many_results = {
             "score_many(demo)": summary(
-                timed(lambda: score_many(PAM13, codes, provider=demo), args.repeats), 1.0
+                timed(lambda: score_many(PAM13, codes, provider=demo), args.repeats), 1.0, 3
             ),
             "score_many(rasch)": summary(
-                timed(lambda: score_many(PAM13, codes, provider=rasch), args.repeats), 1.0
+                timed(lambda: score_many(PAM13, codes, provider=rasch), args.repeats), 1.0, 3
             ),
         }
         for name, fig in many_results.items():
