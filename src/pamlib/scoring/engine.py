@@ -84,7 +84,7 @@ _WLE_SCAN_STEP: Final = 0.5  # logits: the WLE fallback scan when the grid has n
 _MAX_SCAN: Final = 4000
 _EAP_HALF_WIDTH: Final = 9.0  # prior SDs either side of the posterior mode
 _EAP_SPACING_PER_STEP: Final = 0.25  # logits x steps: automatic trapezoid spacing, see EAP
-_CHUNK_ELEMENTS: Final = 1 << 20  # per-temporary budget (items x categories x problems)
+_CHUNK_ELEMENTS: Final = 1 << 18  # elements per temporary (items x categories x problems)
 _MAX_REPORTED: Final = 20  # problems listed in one ValidationError
 
 
@@ -351,26 +351,33 @@ def _item_sum(weights: FloatArray, values: FloatArray) -> FloatArray:
 
 def _category_logits(
     theta: FloatArray, cum: FloatArray
-) -> tuple[list[FloatArray], FloatArray, FloatArray]:
-    """Per-category exp(logit − max) (each (I, P)), and their sum Z_i(θ)·exp(−max)."""
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """exp(logit − max) per category (K, I, P), their sum over K (I, P), and the max (I, P).
+
+    Written in place into one array: at these sizes allocation, not arithmetic, is the cost.
+    """
     n_cat = cum.shape[0]
-    logits = [np.zeros((cum.shape[1], theta.shape[0]))]
-    logits += [k * theta[None, :] - cum[k][:, None] for k in range(1, n_cat)]
-    top = logits[0]
-    for z in logits[1:]:
-        top = np.maximum(top, z)
-    exps = [np.exp(z - top) for z in logits]
-    norm = exps[0].copy()
-    for e in exps[1:]:
-        norm += e
-    return exps, norm, top
+    z = np.empty((n_cat, cum.shape[1], theta.shape[0]))
+    z[0] = 0.0
+    for k in range(1, n_cat):
+        np.subtract(k * theta[None, :], cum[k][:, None], out=z[k])
+    top = z[0].copy()
+    for k in range(1, n_cat):
+        np.maximum(top, z[k], out=top)
+    z -= top[None, :, :]
+    np.exp(z, out=z)
+    norm = z[0].copy()
+    for k in range(1, n_cat):
+        norm += z[k]
+    return z, norm, top
 
 
-def _category_probs(theta: FloatArray, cum: FloatArray) -> list[FloatArray]:
-    """Per-category probabilities, each (I, P)."""
-    exps, norm, _ = _category_logits(theta, cum)
-    inv = 1.0 / norm
-    return [e * inv for e in exps]
+def _category_probs(theta: FloatArray, cum: FloatArray) -> FloatArray:
+    """Per-category probabilities, (K, I, P)."""
+    z, norm, _ = _category_logits(theta, cum)
+    np.divide(1.0, norm, out=norm)
+    z *= norm[None, :, :]
+    return z
 
 
 def _log_z(theta: FloatArray, cum: FloatArray) -> FloatArray:
@@ -382,27 +389,33 @@ def _log_z(theta: FloatArray, cum: FloatArray) -> FloatArray:
 def _item_moments(theta: FloatArray, cum: FloatArray, order: int) -> list[FloatArray]:
     """Per item (I, P): mean, variance, 3rd central moment, 4th cumulant (up to ``order``)."""
     probs = _category_probs(theta, cum)
+    n_cat = probs.shape[0]
     mean = probs[1].copy()
-    for k in range(2, len(probs)):
+    for k in range(2, n_cat):
         mean += k * probs[k]
-    out = [mean]
-    if order >= 2:
-        devs = [k - mean for k in range(len(probs))]
-        sq = [d * d for d in devs]
-        var = probs[0] * sq[0]
-        for k in range(1, len(probs)):
-            var += probs[k] * sq[k]
-        out.append(var)
+    if order < 2:
+        return [mean]
+    var = np.zeros_like(mean)
+    m3 = np.zeros_like(mean)
+    m4 = np.zeros_like(mean)
+    dev = np.empty_like(mean)
+    sq = np.empty_like(mean)
+    term = np.empty_like(mean)
+    tmp = np.empty_like(mean)
+    for k in range(n_cat):
+        np.subtract(k, mean, out=dev)
+        np.multiply(dev, dev, out=sq)
+        np.multiply(probs[k], sq, out=term)
+        var += term
         if order >= 3:
-            m3 = probs[0] * sq[0] * devs[0]
-            for k in range(1, len(probs)):
-                m3 += probs[k] * sq[k] * devs[k]
-            out.append(m3)
+            m3 += np.multiply(term, dev, out=tmp)
         if order >= 4:
-            m4 = probs[0] * sq[0] * sq[0]
-            for k in range(1, len(probs)):
-                m4 += probs[k] * sq[k] * sq[k]
-            out.append(m4 - 3.0 * var * var)
+            m4 += np.multiply(term, sq, out=tmp)
+    out = [mean, var]
+    if order >= 3:
+        out.append(m3)
+    if order >= 4:
+        out.append(m4 - 3.0 * var * var)
     return out
 
 
