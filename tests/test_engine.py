@@ -339,6 +339,23 @@ def test_wle_is_finite_at_extreme_scores(model: StepModel, data: st.DataObject) 
     assert measures.theta[0] < measures.theta[1]
 
 
+@pytest.mark.parametrize(
+    "steps",
+    [
+        [[-5.0, 0.0, 5.0]],
+        [[-8.0, 0.0, 8.0]],
+        [[-3.0, 3.0]],
+        [[-6.0, 6.0], [-6.0, 6.0]],
+        [[-5.0, 0.3, 5.6]],
+    ],
+)
+def test_wle_with_several_roots_follows_the_documented_rule(steps: list[list[float]]) -> None:
+    """Steps ≥5 logits apart give Warm's equation three roots for middle scores (see WLE)."""
+    model = StepModel.partial_credit(steps)
+    items = list(range(model.n_items))
+    check_against_reference(model, items, list(range(model.max_raw + 1)), WLE(), 1e-9)
+
+
 def test_wle_is_finite_for_extreme_and_unusual_calibrations() -> None:
     wide = StepModel.partial_credit([[-9.0, 0.0, 9.0], [40.0], [-60.0, -59.0], [1.0] * 8])
     for est in (WLE(), MLE(), EAP(), MLE(0.01)):

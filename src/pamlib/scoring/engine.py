@@ -84,7 +84,7 @@ _WLE_SCAN_STEP: Final = 0.5  # logits: the WLE fallback scan when the grid has n
 _MAX_SCAN: Final = 4000
 _EAP_HALF_WIDTH: Final = 9.0  # prior SDs either side of the posterior mode
 _EAP_SPACING_PER_STEP: Final = 0.25  # logits x steps: automatic trapezoid spacing, see EAP
-_CHUNK_ELEMENTS: Final = 1 << 20  # per-temporary budget (items x categories x problems)
+_CHUNK_ELEMENTS: Final = 1 << 18  # elements per temporary (items x categories x problems)
 _MAX_REPORTED: Final = 20  # problems listed in one ValidationError
 
 
@@ -300,6 +300,7 @@ class WLE:
     equation has several roots — only for items whose adjacent steps lie ≳5 logits apart, with
     very few items answered — the root taken is the first one met walking from the MLE in the
     direction the correction points (from −∞ upward for raw 0, from +∞ downward for the maximum).
+    Roots are told apart on a 0.25-logit grid; closer ones count as one.
     """
 
 
@@ -350,26 +351,33 @@ def _item_sum(weights: FloatArray, values: FloatArray) -> FloatArray:
 
 def _category_logits(
     theta: FloatArray, cum: FloatArray
-) -> tuple[list[FloatArray], FloatArray, FloatArray]:
-    """Per-category exp(logit − max) (each (I, P)), and their sum Z_i(θ)·exp(−max)."""
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """exp(logit − max) per category (K, I, P), their sum over K (I, P), and the max (I, P).
+
+    Written in place into one array: at these sizes allocation, not arithmetic, is the cost.
+    """
     n_cat = cum.shape[0]
-    logits = [np.zeros((cum.shape[1], theta.shape[0]))]
-    logits += [k * theta[None, :] - cum[k][:, None] for k in range(1, n_cat)]
-    top = logits[0]
-    for z in logits[1:]:
-        top = np.maximum(top, z)
-    exps = [np.exp(z - top) for z in logits]
-    norm = exps[0].copy()
-    for e in exps[1:]:
-        norm += e
-    return exps, norm, top
+    z = np.empty((n_cat, cum.shape[1], theta.shape[0]))
+    z[0] = 0.0
+    for k in range(1, n_cat):
+        np.subtract(k * theta[None, :], cum[k][:, None], out=z[k])
+    top = z[0].copy()
+    for k in range(1, n_cat):
+        np.maximum(top, z[k], out=top)
+    z -= top[None, :, :]
+    np.exp(z, out=z)
+    norm = z[0].copy()
+    for k in range(1, n_cat):
+        norm += z[k]
+    return z, norm, top
 
 
-def _category_probs(theta: FloatArray, cum: FloatArray) -> list[FloatArray]:
-    """Per-category probabilities, each (I, P)."""
-    exps, norm, _ = _category_logits(theta, cum)
-    inv = 1.0 / norm
-    return [e * inv for e in exps]
+def _category_probs(theta: FloatArray, cum: FloatArray) -> FloatArray:
+    """Per-category probabilities, (K, I, P)."""
+    z, norm, _ = _category_logits(theta, cum)
+    np.divide(1.0, norm, out=norm)
+    z *= norm[None, :, :]
+    return z
 
 
 def _log_z(theta: FloatArray, cum: FloatArray) -> FloatArray:
@@ -381,27 +389,33 @@ def _log_z(theta: FloatArray, cum: FloatArray) -> FloatArray:
 def _item_moments(theta: FloatArray, cum: FloatArray, order: int) -> list[FloatArray]:
     """Per item (I, P): mean, variance, 3rd central moment, 4th cumulant (up to ``order``)."""
     probs = _category_probs(theta, cum)
+    n_cat = probs.shape[0]
     mean = probs[1].copy()
-    for k in range(2, len(probs)):
+    for k in range(2, n_cat):
         mean += k * probs[k]
-    out = [mean]
-    if order >= 2:
-        devs = [k - mean for k in range(len(probs))]
-        sq = [d * d for d in devs]
-        var = probs[0] * sq[0]
-        for k in range(1, len(probs)):
-            var += probs[k] * sq[k]
-        out.append(var)
+    if order < 2:
+        return [mean]
+    var = np.zeros_like(mean)
+    m3 = np.zeros_like(mean)
+    m4 = np.zeros_like(mean)
+    dev = np.empty_like(mean)
+    sq = np.empty_like(mean)
+    term = np.empty_like(mean)
+    tmp = np.empty_like(mean)
+    for k in range(n_cat):
+        np.subtract(k, mean, out=dev)
+        np.multiply(dev, dev, out=sq)
+        np.multiply(probs[k], sq, out=term)
+        var += term
         if order >= 3:
-            m3 = probs[0] * sq[0] * devs[0]
-            for k in range(1, len(probs)):
-                m3 += probs[k] * sq[k] * devs[k]
-            out.append(m3)
+            m3 += np.multiply(term, dev, out=tmp)
         if order >= 4:
-            m4 = probs[0] * sq[0] * sq[0]
-            for k in range(1, len(probs)):
-                m4 += probs[k] * sq[k] * sq[k]
-            out.append(m4 - 3.0 * var * var)
+            m4 += np.multiply(term, sq, out=tmp)
+    out = [mean, var]
+    if order >= 3:
+        out.append(m3)
+    if order >= 4:
+        out.append(m4 - 3.0 * var * var)
     return out
 
 
@@ -642,9 +656,10 @@ def _information(prob: _Problems, theta: FloatArray) -> FloatArray:
 def _solve_wle(prob: _Problems) -> FloatArray:
     """Root of Warm's equation g(θ) = r − E + J/(2I), selected as documented on :class:`WLE`.
 
-    g → r + ½ > 0 as θ → −∞ and g → r − max − ½ < 0 as θ → +∞, so walking from an anchor where
-    g has a known sign always reaches a sign change. The walk is along the shared grid (0.25
-    logits), falling back to a scan from the far bounds; the cell is refined by Newton/bisection.
+    g → r + ½ > 0 as θ → −∞ and g → r − max − ½ < 0 as θ → +∞, so a root always exists. When g
+    changes sign once on the shared 0.25-logit grid, that cell holds it (no MLE needed). Otherwise
+    the rule applies: walk the grid from the MLE (or the far end) to the first sign change,
+    falling back to a scan from the far bounds. The cell is refined by Newton/bisection.
     """
     r = prob.raw
     n = r.shape[0]
@@ -660,35 +675,63 @@ def _solve_wle(prob: _Problems) -> FloatArray:
         dg = -var + (k4 * var - m3 * m3) / (2.0 * var * var)
         return g, dg
 
+    with np.errstate(divide="ignore", invalid="ignore"):  # nodes far outside any window
+        correction = grid.m3 / (2.0 * grid.var)
+    f = (r[:, None] - grid.mean[prob.groups]) + correction[prob.groups]  # g on the grid
+    window = grid.window(prob.lo, prob.hi)
+    w0, w1 = window
+    cols = np.arange(f.shape[1])[None, :]
+    inside = (cols >= w0[:, None]) & (cols <= w1[:, None])
+    positive = f > 0.0
+    changes = ((positive[:, :-1] != positive[:, 1:]) & inside[:, :-1] & inside[:, 1:]).sum(axis=1)
+    rows = np.arange(n)
+    has_window = w0 <= w1
+    starts_positive = positive[rows, np.clip(w0, 0, f.shape[1] - 1)]
+    ends_negative = ~positive[rows, np.clip(w1, 0, f.shape[1] - 1)]
+    # One sign change on the grid: that cell holds the root, whatever the selection rule.
+    simple = has_window & (changes == 1) & starts_positive & ends_negative
+
+    theta = np.full(n, np.nan)
+    lo = np.empty(n)
+    hi = np.empty(n)
+    x0 = np.empty(n)
+    found = np.zeros(n, dtype=bool)
+    lo[simple], hi[simple], x0[simple], found[simple] = _grid_bracket(
+        grid,
+        f[simple],
+        start=np.full(int(simple.sum()), -np.inf),
+        f_start=np.full(int(simple.sum()), np.nan),
+        up=np.ones(int(simple.sum()), dtype=bool),
+        window=(w0[simple], w1[simple]),
+    )
+
+    # Several sign changes: apply the documented rule (walk from the MLE, or from the far end).
     low = r == 0.0
     high = r == prob.max_raw
-    inner = np.flatnonzero(~low & ~high)
-    theta = np.full(n, np.nan)
-    start = np.where(low, -np.inf, np.inf)  # extremes walk in from the far end
+    start = np.where(low, -np.inf, np.inf)
     f_start = np.full(n, np.nan)
     up = low.copy()
+    inner = np.flatnonzero(~simple & ~low & ~high)
     if inner.size:
         anchor = _solve_mle(prob.subset(inner), r[inner], grid)
         g0 = value(anchor, inner)
         start[inner], f_start[inner], up[inner] = anchor, g0, g0 > 0.0
         at_root = np.abs(g0) <= _GTOL
         theta[inner[at_root]] = anchor[at_root]
-    todo = np.flatnonzero(np.isnan(theta))
-    with np.errstate(divide="ignore", invalid="ignore"):  # nodes far outside any window
-        correction = grid.m3 / (2.0 * grid.var)
-    f = (r[todo][:, None] - grid.mean[prob.groups[todo]]) + correction[prob.groups[todo]]
-    lo, hi, x0, found = _grid_bracket(
+    ruled = np.flatnonzero(~simple & np.isnan(theta))
+    lo[ruled], hi[ruled], x0[ruled], found[ruled] = _grid_bracket(
         grid,
-        f,
-        start=start[todo],
-        f_start=f_start[todo],
-        up=up[todo],
-        window=grid.window(prob.lo[todo], prob.hi[todo]),
+        f[ruled],
+        start=start[ruled],
+        f_start=f_start[ruled],
+        up=up[ruled],
+        window=(w0[ruled], w1[ruled]),
     )
-    rest = np.flatnonzero(~found)
+    todo = np.flatnonzero(np.isnan(theta))
+    rest = todo[~found[todo]]
     if rest.size:  # rare: no crossing inside the problem's window; scan without the grid
-        lo[rest], hi[rest], x0[rest] = _wle_scan(prob, value, todo[rest], start=start, up=up)
-    theta[todo] = _newton_bisect(_on_subset(fun, todo), lo, hi, x0)
+        lo[rest], hi[rest], x0[rest] = _wle_scan(prob, value, rest, start=start, up=up)
+    theta[todo] = _newton_bisect(_on_subset(fun, todo), lo[todo], hi[todo], x0[todo])
     return theta
 
 
