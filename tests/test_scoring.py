@@ -11,6 +11,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
+import attrs
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -357,8 +358,6 @@ class FakeDemo(Dishonest):
 
 
 def _fields(batch: BatchScores) -> dict[str, Any]:
-    import attrs
-
     return attrs.asdict(batch, recurse=False)
 
 
@@ -419,7 +418,8 @@ def test_a_provider_object_can_be_reused(host: PluginHost) -> None:
     chosen = scoring.select_provider("demo", PAM13)
     a = assessment(PAM13, [3] * 13)
     assert scoring.score(a, provider=chosen) == chosen.score(a)
-    assert CheckedProvider(chosen).inner is CheckedProvider(chosen.inner).inner  # type: ignore[attr-defined]
+    assert isinstance(chosen, CheckedProvider)
+    assert CheckedProvider(chosen).inner is chosen.inner  # wrapping twice does not nest
 
 
 # -- the API: hooks, validation, identical paths ---------------------------------------------
