@@ -25,4 +25,6 @@ autodoc_typehints_format = "short"
 autodoc_preserve_defaults = True
 # No intersphinx: the build must work offline, with warnings as errors.
 html_theme = "furo"
+# Published beside the pages, so the schema's $id resolves.
+html_extra_path = ["calibration.schema.json"]
 html_title = f"pamlib {release}"

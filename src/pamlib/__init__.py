@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     from pamlib.plugins import PluginHost, get_host
     from pamlib.responses import Response
     from pamlib.results import Flag, ScoreResult, ScoreStatus
+    from pamlib.scoring import score, score_many, select_provider
+    from pamlib.scoring.calibration import Calibration, load_calibration
     from pamlib.scoring.provider import BaseProvider, BatchScores, Licence, ScoringProvider
 
 _LAZY: dict[str, str] = {
@@ -60,6 +62,11 @@ _LAZY: dict[str, str] = {
     "BatchScores": "pamlib.scoring.provider",
     "Licence": "pamlib.scoring.provider",
     "ScoringProvider": "pamlib.scoring.provider",
+    "score": "pamlib.scoring",
+    "score_many": "pamlib.scoring",
+    "select_provider": "pamlib.scoring",
+    "Calibration": "pamlib.scoring.calibration",
+    "load_calibration": "pamlib.scoring.calibration",
 }
 
 __all__ = [
@@ -67,6 +74,7 @@ __all__ = [
     "Assessment",
     "BaseProvider",
     "BatchScores",
+    "Calibration",
     "CalibrationError",
     "Coding",
     "ConfigurationError",
@@ -99,6 +107,10 @@ __all__ = [
     "__version__",
     "get_host",
     "hookimpl",
+    "load_calibration",
+    "score",
+    "score_many",
+    "select_provider",
 ]
 
 

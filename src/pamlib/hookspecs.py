@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from pamlib.instruments import Instrument
     from pamlib.levels import CutpointSet
     from pamlib.pathways import Pathway
+    from pamlib.plugins import PluginHost
     from pamlib.results import ScoreResult
     from pamlib.scoring.provider import BatchScores, ScoringProvider
     from pamlib.tailoring.rules import RuleSource
@@ -59,12 +60,17 @@ def pamlib_register_cutpoint_sets(register: Callable[[CutpointSet], None]) -> No
 
 
 @hookspec
-def pamlib_register_scoring_providers(register: Callable[[ScoringProvider], None]) -> None:
+def pamlib_register_scoring_providers(
+    register: Callable[[ScoringProvider], None], host: PluginHost
+) -> None:
     """Contribute scoring providers — the hook a vendor's licensed scoring plugin implements.
 
     :param register: call once per object satisfying
         :class:`~pamlib.scoring.provider.ScoringProvider`. Provider ids must be unique across all
         installed plugins; a clash is reported and the later registration ignored.
+    :param host: the :class:`~pamlib.plugins.PluginHost` asking, for providers that need the
+        registered instruments or cut-point sets (optional: leave it out of your signature if
+        you do not).
 
     A provider that is not licensed to produce PAM scores must say so: ``licence = None`` and
     either ``demo = True`` or results flagged ``raw-only``.

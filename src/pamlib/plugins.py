@@ -56,6 +56,8 @@ DISABLE_ENV = "PAMLIB_DISABLE_PLUGINS"
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "pamlib.builtin.catalogue",
     "pamlib.scoring.raw_sum",
+    "pamlib.scoring.rasch",
+    "pamlib.scoring.demo",
     "pamlib.tailoring.catalogue",
     "pamlib.tailoring.default_rules",
 )
@@ -272,7 +274,9 @@ class PluginHost:
 
         return self._cached("cutpoint_sets", build)
 
-    def _keyed(self, hook_name: str, kind: str, key: Callable[[T], str]) -> dict[str, T]:
+    def _keyed(
+        self, hook_name: str, kind: str, key: Callable[[T], str], **kwargs: object
+    ) -> dict[str, T]:
         """Registrations of a hook by their id (the first wins; a clash is the later plugin's
         error)."""
 
@@ -285,14 +289,14 @@ class PluginHost:
                     raise PamlibError(f"{kind}: the id {k!r} is already taken")
                 found[k] = thing
 
-            self._collect(hook_name, kind, accept)
+            self._collect(hook_name, kind, accept, **kwargs)
             return found
 
         return self._cached(hook_name, build)
 
     def scoring_providers(self) -> dict[str, ScoringProvider]:
         """Scoring providers by id (first registration of an id wins; clashes are reported)."""
-        return self._keyed("pamlib_register_scoring_providers", "scoring providers", _id)
+        return self._keyed("pamlib_register_scoring_providers", "scoring providers", _id, host=self)
 
     def formats(self) -> dict[str, Format]:
         """Formats by name."""

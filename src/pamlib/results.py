@@ -29,6 +29,9 @@ class Flag(enum.StrEnum):
     RAW_ONLY = "raw-only"
     #: Some items were not answered or not applicable; the error of the score grows.
     MISSING_ITEMS = "missing-items"
+    #: Scored with a calibration that carries no licence (research use): **not** a licensed PAM
+    #: score.
+    UNLICENSED = "unlicensed"
 
 
 def _nan_to_none(value: float | None) -> float | None:
@@ -36,6 +39,8 @@ def _nan_to_none(value: float | None) -> float | None:
 
 
 def _flags(flags: Iterable[Flag]) -> frozenset[Flag]:
+    if isinstance(flags, frozenset) and all(type(f) is Flag for f in flags):
+        return flags  # already what is stored: skip re-validating (one-assessment scoring)
     return frozenset(Flag(f) for f in flags)
 
 

@@ -24,6 +24,7 @@ COMMANDS: tuple[str, ...] = (
     "pamlib.cli.plugins",
     "pamlib.cli.report",
     "pamlib.cli.rules",
+    "pamlib.cli.calibration",
 )
 
 

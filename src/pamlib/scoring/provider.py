@@ -9,7 +9,7 @@ implement :meth:`ScoringProvider.score_batch` over column codes (see :mod:`pamli
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from typing import Protocol, runtime_checkable
 
 import attrs
@@ -39,6 +39,11 @@ def flags_from_bits(bits: int) -> frozenset[Flag]:
     return frozenset(flag for flag, bit in FLAG_BITS.items() if bits & bit)
 
 
+def _ids(values: Iterable[str]) -> frozenset[str]:
+    # A typed converter: with a bare ``frozenset`` mypy cannot type the constructor's argument.
+    return frozenset(values)
+
+
 @attrs.frozen
 class Licence:
     """What a provider is licensed to score, for whom, and until when (inclusive).
@@ -47,7 +52,7 @@ class Licence:
     """
 
     licensee: str
-    instruments: frozenset[str] = attrs.field(converter=frozenset)
+    instruments: frozenset[str] = attrs.field(converter=_ids)
     valid_until: dt.date | None = None
 
     def check(self, instrument_id: str, on: dt.date | None = None) -> None:

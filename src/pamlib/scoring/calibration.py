@@ -1,0 +1,948 @@
+"""Calibration files: the interchange format that turns the Rasch engine into a scoring provider.
+
+A calibration says which instrument it scores, its item parameters (rating-scale difficulties and
+thresholds, or partial-credit steps), the estimator, the linear 0–100 reporting scale, the
+validity policy and the cut-point set. It is written as JSON or TOML with the same content
+(see ``docs/calibration.rst`` and its JSON Schema) and loaded by :func:`load_calibration`, which
+reports *every* problem at once, each naming the file and the field.
+
+Every calibration has a content hash: the sha256 of its canonical JSON (RFC 8785 JSON
+Canonicalization Scheme over the normalised content, defaults written out), so a JSON file and a
+TOML file with the same content — or ``50`` and ``50.0`` — hash the same. Results record it.
+
+A licensee's calibration is licensed content: :class:`Calibration` and
+:class:`CompiledCalibration` show only ids and the hash in their reprs and refuse to be pickled.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import hashlib
+import json
+import math
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar, cast
+
+import attrs
+
+from pamlib.errors import CalibrationError, Problem
+from pamlib.scoring.engine import EAP, MLE, WLE, Estimator, LicensedContentError, StepModel
+
+if TYPE_CHECKING:
+    from pamlib.instruments import Instrument, InstrumentRegistry
+    from pamlib.levels import CutpointRegistry
+    from pamlib.plugins import PluginHost
+
+__all__ = [
+    "Calibration",
+    "CalibrationLicence",
+    "CalibrationModel",
+    "CompiledCalibration",
+    "ExtremeResponse",
+    "Scale",
+    "ValidityPolicy",
+    "canonical_json",
+    "load_calibration",
+    "parse_calibration",
+]
+
+T = TypeVar("T")
+
+#: Item parameters beyond this many logits are a unit mistake (e.g. given on the 0–100 scale).
+MAX_ABS_LOGIT: Final = 50.0
+#: Largest number of decimals a reported score may carry.
+MAX_DECIMALS: Final = 4
+_ID_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+_DATE_PATTERN: Final = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+class CalibrationModel(enum.StrEnum):
+    """Which Rasch model the item parameters belong to."""
+
+    #: Andrich rating scale: one difficulty per item plus thresholds shared by every item.
+    RATING_SCALE = "rating-scale"
+    #: Masters partial credit: each item has its own absolute step difficulties.
+    PARTIAL_CREDIT = "partial-credit"
+
+
+class ExtremeResponse(enum.StrEnum):
+    """What to do when every answered item is in the same extreme category."""
+
+    #: Score it and flag the result ``extreme-response`` (the default).
+    FLAG = "flag"
+    #: Do not score it (status *not scored*, reason ``extreme-response``).
+    NOT_SCORED = "not-scored"
+    #: Score it without a flag.
+    IGNORE = "ignore"
+
+
+@attrs.frozen
+class Scale:
+    """The reporting scale: ``intercept + slope·θ``, clipped to [min, max], rounded half away
+    from zero to ``decimals``; the score's SE is ``slope·SE(θ)``."""
+
+    intercept: float = attrs.field(converter=float)
+    slope: float = attrs.field(converter=float)
+    min: float = attrs.field(converter=float)
+    max: float = attrs.field(converter=float)
+    decimals: int = 1
+
+
+@attrs.frozen
+class CalibrationLicence:
+    """The licence a licensee's calibration carries: who holds it and until when (inclusive)."""
+
+    licensee: str
+    valid_until: dt.date
+    #: The licence or agreement number, if the licensee wants it on record.
+    reference: str | None = None
+
+
+@attrs.frozen
+class ValidityPolicy:
+    """When a response set is scored and how it is flagged — always from the calibration."""
+
+    min_answered: int
+    extreme_response: ExtremeResponse = ExtremeResponse.FLAG
+
+
+def _strs(values: Sequence[str]) -> tuple[str, ...]:
+    return tuple(values)
+
+
+def _floats(values: Sequence[float]) -> tuple[float, ...]:
+    return tuple(float(v) for v in values)
+
+
+def _optional_floats(values: Sequence[float] | None) -> tuple[float, ...] | None:
+    return None if values is None else _floats(values)
+
+
+def _optional_steps(
+    values: Sequence[Sequence[float]] | None,
+) -> tuple[tuple[float, ...], ...] | None:
+    return None if values is None else tuple(_floats(row) for row in values)
+
+
+@attrs.frozen(repr=False, getstate_setstate=False)
+class Calibration:
+    """One calibration: what a calibration file says, with item parameters in instrument order.
+
+    ``items`` lists the instrument's item ids; ``item_difficulties`` and ``thresholds`` (rating
+    scale) or ``steps`` (partial credit, one row per item) follow that order. Build one with
+    :func:`load_calibration` or :func:`parse_calibration` to get every problem reported with its
+    field; direct construction checks only the invariants the engine relies on.
+    """
+
+    id: str
+    version: str
+    instrument: str
+    model: CalibrationModel = attrs.field(converter=CalibrationModel)
+    items: tuple[str, ...] = attrs.field(converter=_strs)
+    scale: Scale
+    min_answered: int
+    item_difficulties: tuple[float, ...] | None = attrs.field(
+        default=None, converter=_optional_floats
+    )
+    thresholds: tuple[float, ...] | None = attrs.field(default=None, converter=_optional_floats)
+    steps: tuple[tuple[float, ...], ...] | None = attrs.field(
+        default=None, converter=_optional_steps
+    )
+    estimator: Estimator = attrs.field(factory=WLE)
+    cutpoints: str | None = None
+    extreme_response: ExtremeResponse = attrs.field(
+        default=ExtremeResponse.FLAG, converter=ExtremeResponse
+    )
+    licence: CalibrationLicence | None = None
+    #: A synthetic demonstration calibration: every result from it is flagged ``demo``.
+    demo: bool = False
+    name: str | None = None
+    description: str | None = None
+    source: str | None = None
+    #: sha256 of the canonical JSON of this calibration (see :func:`canonical_json`).
+    sha256: str = attrs.field(init=False, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        problems = _invariant_problems(self)
+        if problems:
+            raise CalibrationError(f"invalid calibration {self.id!r}", problems)
+        digest = hashlib.sha256(canonical_json(self.to_document())).hexdigest()
+        object.__setattr__(self, "sha256", digest)
+
+    @property
+    def policy(self) -> ValidityPolicy:
+        return ValidityPolicy(self.min_answered, self.extreme_response)
+
+    def to_document(self) -> dict[str, Any]:
+        """The calibration as a JSON-ready document, every default written out.
+
+        Loading this document gives an equal calibration with the same hash; it is also what the
+        hash is computed over.
+        """
+        doc: dict[str, Any] = {
+            "id": self.id,
+            "version": self.version,
+            "instrument": self.instrument,
+            "model": str(self.model),
+        }
+        for key in ("name", "description", "source"):
+            value = getattr(self, key)
+            if value is not None:
+                doc[key] = value
+        doc["demo"] = self.demo
+        if self.item_difficulties is not None:
+            doc["item_difficulties"] = dict(zip(self.items, self.item_difficulties, strict=True))
+        if self.thresholds is not None:
+            doc["thresholds"] = list(self.thresholds)
+        if self.steps is not None:
+            doc["steps"] = {
+                item: list(row) for item, row in zip(self.items, self.steps, strict=True)
+            }
+        doc["estimator"] = _estimator_document(self.estimator)
+        doc["scale"] = {
+            "intercept": self.scale.intercept,
+            "slope": self.scale.slope,
+            "min": self.scale.min,
+            "max": self.scale.max,
+            "decimals": self.scale.decimals,
+        }
+        doc["min_answered"] = self.min_answered
+        if self.cutpoints is not None:
+            doc["cutpoints"] = self.cutpoints
+        doc["extreme_response"] = str(self.extreme_response)
+        if self.licence is not None:
+            licence: dict[str, Any] = {
+                "licensee": self.licence.licensee,
+                "valid_until": self.licence.valid_until.isoformat(),
+            }
+            if self.licence.reference is not None:
+                licence["reference"] = self.licence.reference
+            doc["licence"] = licence
+        return doc
+
+    def step_model(self) -> StepModel:
+        """The engine's step matrix (items in instrument order)."""
+        if self.model is CalibrationModel.RATING_SCALE:
+            return StepModel.rating_scale(_got(self.item_difficulties), _got(self.thresholds))
+        return StepModel.partial_credit(_got(self.steps))
+
+    def compile(self) -> CompiledCalibration:
+        """What a provider needs to score with this calibration (the table is built from it)."""
+        return CompiledCalibration(
+            calibration_id=self.id,
+            sha256=self.sha256,
+            instrument=self.instrument,
+            items=self.items,
+            step_model=self.step_model(),
+            estimator=self.estimator,
+            scale=self.scale,
+            policy=self.policy,
+            cutpoint_set=self.cutpoints,
+            demo=self.demo,
+            licence=self.licence,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"Calibration(id={self.id!r}, version={self.version!r}, "
+            f"instrument={self.instrument!r}, model={str(self.model)!r}, "
+            f"sha256={self.sha256[:12]!r}…)"
+        )
+
+    def __reduce__(self) -> NoReturn:
+        _refuse(self)
+
+    def __reduce_ex__(self, protocol: Any) -> NoReturn:
+        _refuse(self)
+
+    def __copy__(self) -> Calibration:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Calibration:
+        return self
+
+
+@attrs.frozen(repr=False, eq=False, getstate_setstate=False)
+class CompiledCalibration:
+    """A calibration compiled for the engine: step model, estimator, scale, validity policy and
+    the id of the cut-point set. A provider builds its (mask, raw score) table from this, in
+    memory only."""
+
+    calibration_id: str
+    sha256: str
+    instrument: str
+    items: tuple[str, ...]
+    step_model: StepModel
+    estimator: Estimator
+    scale: Scale
+    policy: ValidityPolicy
+    cutpoint_set: str | None
+    demo: bool
+    licence: CalibrationLicence | None
+
+    def __repr__(self) -> str:
+        return (
+            f"CompiledCalibration(id={self.calibration_id!r}, instrument={self.instrument!r}, "
+            f"sha256={self.sha256[:12]!r}…)"
+        )
+
+    def __reduce__(self) -> NoReturn:
+        _refuse(self)
+
+    def __reduce_ex__(self, protocol: Any) -> NoReturn:
+        _refuse(self)
+
+    def __copy__(self) -> CompiledCalibration:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> CompiledCalibration:
+        return self
+
+
+def _refuse(obj: object) -> NoReturn:
+    raise LicensedContentError(
+        f"{type(obj).__name__} may hold licensed calibration content and cannot be serialised; "
+        "load the calibration file where it is needed"
+    )
+
+
+def _estimator_document(estimator: Estimator) -> dict[str, Any]:
+    if isinstance(estimator, MLE):
+        return {"method": "mle", "extreme_adjustment": estimator.extreme_adjustment}
+    if isinstance(estimator, EAP):
+        doc: dict[str, Any] = {
+            "method": "eap",
+            "prior_mean": estimator.prior_mean,
+            "prior_sd": estimator.prior_sd,
+        }
+        if estimator.quadrature_points is not None:  # absent: the engine's automatic grid
+            doc["quadrature_points"] = estimator.quadrature_points
+        return doc
+    return {"method": "wle"}
+
+
+def _invariant_problems(cal: Calibration) -> list[Problem]:
+    """What direct construction must not get wrong (the loader reports these and more first)."""
+    problems: list[Problem] = []
+
+    def bad(field: str, code: str, message: str) -> None:
+        problems.append(Problem(f"{cal.id}: {field}", code, message))
+
+    n = len(cal.items)
+    if n == 0:
+        bad("items", "required", "a calibration needs at least one item")
+    if cal.model is CalibrationModel.RATING_SCALE:
+        if cal.item_difficulties is None or cal.thresholds is None or cal.steps is not None:
+            bad("model", "model", "rating-scale needs item_difficulties and thresholds, no steps")
+        elif len(cal.item_difficulties) != n or not cal.thresholds:
+            bad("item_difficulties", "length", "one difficulty per item and some thresholds")
+    elif cal.steps is None or cal.item_difficulties is not None or cal.thresholds is not None:
+        bad("model", "model", "partial-credit needs steps, no item_difficulties or thresholds")
+    elif len(cal.steps) != n or not all(cal.steps):
+        bad("steps", "length", "one non-empty row of steps per item")
+    numbers = [
+        *(cal.item_difficulties or ()),
+        *(cal.thresholds or ()),
+        *(x for row in cal.steps or () for x in row),
+    ]
+    if not all(math.isfinite(x) and abs(x) <= MAX_ABS_LOGIT for x in numbers):
+        bad("parameters", "range", f"item parameters are logits within ±{MAX_ABS_LOGIT:g}")
+    s = cal.scale
+    if not all(math.isfinite(x) for x in (s.intercept, s.slope, s.min, s.max)):
+        bad("scale", "range", "scale numbers must be finite")
+    if not s.slope > 0:
+        bad("scale.slope", "range", "the slope must be positive")
+    if not s.min < s.max:
+        bad("scale.max", "range", "max must be greater than min")
+    if not 0 <= s.decimals <= MAX_DECIMALS:
+        bad("scale.decimals", "range", f"decimals lie within 0..{MAX_DECIMALS}")
+    if not 1 <= cal.min_answered <= max(n, 1):
+        bad("min_answered", "range", f"min_answered lies within 1..{n}")
+    if cal.demo and cal.licence is not None:
+        bad("licence", "demo-licence", "a demonstration calibration cannot carry a licence")
+    return problems
+
+
+# --------------------------------------------------------------------------------------------
+# Canonical JSON (RFC 8785) and the content hash
+# --------------------------------------------------------------------------------------------
+
+
+def _number(x: float) -> str:
+    """ECMAScript's Number-to-String, as RFC 8785 requires (shortest round-trip digits)."""
+    if not math.isfinite(x):
+        raise ValueError("canonical JSON has no NaN or infinity")
+    if x == 0:
+        return "0"
+    sign = "-" if x < 0 else ""
+    _, digits_t, exponent = Decimal(repr(abs(float(x)))).normalize().as_tuple()
+    digits = "".join(map(str, digits_t))
+    assert isinstance(exponent, int)  # noqa: S101 - finite numbers only
+    k = len(digits)
+    n = exponent + k  # value = 0.digits × 10^n
+    if k <= n <= 21:
+        body = digits + "0" * (n - k)
+    elif 0 < n <= 21:
+        body = f"{digits[:n]}.{digits[n:]}"
+    elif -6 < n <= 0:
+        body = "0." + "0" * -n + digits
+    else:
+        mantissa = digits if k == 1 else f"{digits[0]}.{digits[1:]}"
+        body = f"{mantissa}e{'+' if n - 1 >= 0 else '-'}{abs(n - 1)}"
+    return sign + body
+
+
+def _canonical(value: Any, out: list[str]) -> None:
+    if value is None or isinstance(value, bool):
+        out.append(json.dumps(value))
+    elif isinstance(value, int | float):
+        out.append(_number(float(value)))
+    elif isinstance(value, str):
+        out.append(json.dumps(value, ensure_ascii=False))
+    elif isinstance(value, Mapping):
+        out.append("{")
+        for i, key in enumerate(sorted(value, key=lambda k: str(k).encode("utf-16-be"))):
+            if i:
+                out.append(",")
+            out.append(json.dumps(str(key), ensure_ascii=False))
+            out.append(":")
+            _canonical(value[key], out)
+        out.append("}")
+    elif isinstance(value, list | tuple):
+        out.append("[")
+        for i, item in enumerate(value):
+            if i:
+                out.append(",")
+            _canonical(item, out)
+        out.append("]")
+    else:
+        raise TypeError(f"canonical JSON cannot represent {type(value).__name__}")
+
+
+def canonical_json(document: Any) -> bytes:
+    """``document`` in the JSON Canonicalization Scheme (RFC 8785), UTF-8 encoded.
+
+    Keys sorted by UTF-16 code units, no whitespace, numbers as ECMAScript prints them, so the
+    bytes (and their hash) can be reproduced in any language.
+
+    >>> canonical_json({"b": [50.0, 1e-7, 0.000001], "a": "é"}).decode()
+    '{"a":"é","b":[50,1e-7,0.000001]}'
+    """
+    out: list[str] = []
+    _canonical(document, out)
+    return "".join(out).encode("utf-8")
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------
+
+_TOP_FIELDS: Final = frozenset(
+    {
+        "$schema",
+        "id",
+        "version",
+        "instrument",
+        "name",
+        "description",
+        "source",
+        "demo",
+        "model",
+        "item_difficulties",
+        "thresholds",
+        "steps",
+        "estimator",
+        "scale",
+        "min_answered",
+        "cutpoints",
+        "extreme_response",
+        "licence",
+    }
+)
+_REQUIRED: Final = ("id", "version", "instrument", "model", "scale", "min_answered")
+_ESTIMATOR_FIELDS: Final = {
+    "wle": frozenset({"method"}),
+    "mle": frozenset({"method", "extreme_adjustment"}),
+    "eap": frozenset({"method", "prior_mean", "prior_sd", "quadrature_points"}),
+}
+#: EAP nodes across the posterior window, when not left to the engine (the engine's limits).
+_QUADRATURE_POINTS: Final = (11, 100_001)
+_SCALE_FIELDS: Final = frozenset({"intercept", "slope", "min", "max", "decimals"})
+_LICENCE_FIELDS: Final = frozenset({"licensee", "valid_until", "reference"})
+_MISSING: Final = object()
+
+
+def _type_name(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, list | tuple):
+        return "an array"
+    return type(value).__name__
+
+
+class _Reader:
+    """Reads one calibration document, collecting a problem per bad field."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.problems: list[Problem] = []
+
+    def bad(self, field: str, code: str, message: str) -> None:
+        where = f"{self.source}: {field}" if field else self.source
+        self.problems.append(Problem(where, code, message))
+
+    def fields(
+        self, obj: Mapping[str, Any], field: str, allowed: frozenset[str], required: Sequence[str]
+    ) -> None:
+        prefix = f"{field}." if field else ""
+        for key in obj:
+            if key not in allowed:
+                self.bad(f"{prefix}{key}", "unknown-field", "unknown field")
+        for key in required:
+            if key not in obj:
+                self.bad(f"{prefix}{key}", "required", "this field is required")
+
+    def string(self, value: Any, field: str, pattern: re.Pattern[str] | None = None) -> str | None:
+        if value is _MISSING:
+            return None
+        if not isinstance(value, str) or not value.strip():
+            self.bad(field, "type", f"expected a non-empty string, got {_type_name(value)}")
+            return None
+        if pattern is not None and not pattern.fullmatch(value):
+            self.bad(field, "pattern", f"must match {pattern.pattern}")
+            return None
+        return value
+
+    def choice(self, value: Any, field: str, choices: type[enum.StrEnum]) -> Any:
+        if value is _MISSING:
+            return None
+        allowed = [str(c) for c in choices]
+        if not isinstance(value, str) or value not in allowed:
+            self.bad(field, "choice", f"expected one of {', '.join(allowed)}")
+            return None
+        return choices(value)
+
+    def number(
+        self,
+        value: Any,
+        field: str,
+        check: Callable[[float], bool] | None = None,
+        expect: str = "",
+    ) -> float | None:
+        if value is _MISSING:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.bad(field, "type", f"expected a number, got {_type_name(value)}")
+            return None
+        try:
+            x = float(value)
+        except OverflowError:
+            x = math.inf
+        if not math.isfinite(x):
+            self.bad(field, "range", "expected a finite number")
+            return None
+        if check is not None and not check(x):
+            self.bad(field, "range", f"expected {expect}")
+            return None
+        return x
+
+    def logit(self, value: Any, field: str) -> float | None:
+        return self.number(
+            value, field, lambda x: abs(x) <= MAX_ABS_LOGIT, f"logits within ±{MAX_ABS_LOGIT:g}"
+        )
+
+    def integer(self, value: Any, field: str, lo: int, hi: int | None) -> int | None:
+        if value is _MISSING:
+            return None
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # JSON has one number type: 7.0 is the integer 7
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.bad(field, "type", f"expected a whole number, got {_type_name(value)}")
+            return None
+        if value < lo or (hi is not None and value > hi):
+            self.bad(field, "range", f"expected {lo}..{hi}" if hi is not None else f"≥ {lo}")
+            return None
+        return value
+
+    def mapping(self, value: Any, field: str) -> Mapping[str, Any] | None:
+        if value is _MISSING:
+            return None
+        if not isinstance(value, Mapping):
+            self.bad(
+                field, "type", f"expected an object (a table in TOML), got {_type_name(value)}"
+            )
+            return None
+        return value
+
+    def array(self, value: Any, field: str) -> list[Any] | None:
+        if value is _MISSING:
+            return None
+        if not isinstance(value, list | tuple) or not value:
+            self.bad(field, "type", f"expected a non-empty array, got {_type_name(value)}")
+            return None
+        return list(value)
+
+    def logits(self, value: Any, field: str, length: int | None) -> tuple[float, ...] | None:
+        arr = self.array(value, field)
+        if arr is None:
+            return None
+        out = [self.logit(x, f"{field}[{i}]") for i, x in enumerate(arr)]
+        if length is not None and len(arr) != length:
+            self.bad(field, "length", f"expected {length} values (categories − 1), got {len(arr)}")
+            return None
+        if any(x is None for x in out):
+            return None
+        return tuple(x for x in out if x is not None)
+
+    def per_item(
+        self,
+        value: Any,
+        field: str,
+        items: tuple[str, ...] | None,
+        read: Callable[[Any, str], Any],
+    ) -> dict[str, Any] | None:
+        obj = self.mapping(value, field)
+        if obj is None:
+            return None
+        if not obj:
+            self.bad(field, "required", "expected one entry per item, got none")
+            return None
+        out = {key: read(v, f"{field}[{json.dumps(key)}]") for key, v in obj.items()}
+        ok = all(v is not None for v in out.values())
+        if items is not None:
+            known = set(items)
+            for key in obj:
+                if key not in known:
+                    self.bad(
+                        f"{field}[{json.dumps(key)}]",
+                        "unknown-item",
+                        "not an item of the instrument",
+                    )
+                    ok = False
+            for item in items:
+                if item not in obj:
+                    self.bad(
+                        f"{field}[{json.dumps(item)}]", "missing-item", "no value for this item"
+                    )
+                    ok = False
+        return out if ok else None
+
+
+def _read_estimator(r: _Reader, value: Any) -> Estimator | None:
+    obj = r.mapping(value, "estimator")
+    if obj is None:
+        return None if value is not _MISSING else WLE()
+    method = obj.get("method", _MISSING)
+    if method is _MISSING:
+        r.bad("estimator.method", "required", "this field is required")
+        return None
+    if method not in _ESTIMATOR_FIELDS:
+        r.bad("estimator.method", "choice", "expected one of wle, mle, eap")
+        return None
+    allowed = _ESTIMATOR_FIELDS[method]
+    for key in obj:
+        if key not in allowed:
+            r.bad(f"estimator.{key}", "unknown-field", f"not a setting of the {method} estimator")
+    if method == "wle":
+        return WLE()
+    if method == "mle":
+        adj = r.number(
+            obj.get("extreme_adjustment", 0.3),
+            "estimator.extreme_adjustment",
+            lambda x: 0 < x < 0.5,
+            "a number of score points strictly between 0 and 0.5",
+        )
+        return None if adj is None else MLE(adj)
+    mean = r.logit(obj.get("prior_mean", 0.0), "estimator.prior_mean")
+    sd = r.number(
+        obj.get("prior_sd", 1.0),
+        "estimator.prior_sd",
+        lambda x: 0 < x <= MAX_ABS_LOGIT,
+        f"a positive number of logits up to {MAX_ABS_LOGIT:g}",
+    )
+    points = None
+    if "quadrature_points" in obj:
+        points = r.integer(
+            obj["quadrature_points"], "estimator.quadrature_points", *_QUADRATURE_POINTS
+        )
+        if points is None:
+            return None
+    if mean is None or sd is None:
+        return None
+    return EAP(prior_mean=mean, prior_sd=sd, quadrature_points=points)
+
+
+def _read_scale(r: _Reader, value: Any) -> Scale | None:
+    obj = r.mapping(value, "scale")
+    if obj is None:
+        return None
+    r.fields(obj, "scale", _SCALE_FIELDS, ("intercept", "slope", "min", "max"))
+    intercept = r.number(obj.get("intercept", _MISSING), "scale.intercept")
+    slope = r.number(
+        obj.get("slope", _MISSING), "scale.slope", lambda x: x > 0, "a positive number"
+    )
+    low = r.number(obj.get("min", _MISSING), "scale.min")
+    high = r.number(obj.get("max", _MISSING), "scale.max")
+    decimals = r.integer(obj.get("decimals", 1), "scale.decimals", 0, MAX_DECIMALS)
+    if low is not None and high is not None and not low < high:
+        r.bad("scale.max", "range", "max must be greater than min")
+        return None
+    if intercept is None or slope is None or low is None or high is None or decimals is None:
+        return None
+    return Scale(intercept, slope, low, high, decimals)
+
+
+def _read_licence(r: _Reader, value: Any) -> CalibrationLicence | None:
+    obj = r.mapping(value, "licence")
+    if obj is None:
+        return None
+    r.fields(obj, "licence", _LICENCE_FIELDS, ("licensee", "valid_until"))
+    licensee = r.string(obj.get("licensee", _MISSING), "licence.licensee")
+    reference = r.string(obj.get("reference", _MISSING), "licence.reference")
+    raw = obj.get("valid_until", _MISSING)
+    until: dt.date | None = None
+    if isinstance(raw, dt.date) and not isinstance(raw, dt.datetime):  # a TOML local date
+        until = raw
+    elif isinstance(raw, str) and _DATE_PATTERN.fullmatch(raw):
+        try:
+            until = dt.date.fromisoformat(raw)
+        except ValueError:
+            r.bad("licence.valid_until", "date", "not a calendar date")
+    elif raw is not _MISSING:
+        r.bad("licence.valid_until", "date", "expected a date written YYYY-MM-DD")
+    if licensee is None or until is None:
+        return None
+    return CalibrationLicence(licensee, until, reference)
+
+
+def _got(value: T | None) -> T:
+    """A value the reader vouched for (no problems were reported, so it was read)."""
+    if value is None:  # pragma: no cover - a reader bug, not bad input
+        raise AssertionError("calibration reader returned no value without a problem")
+    return value
+
+
+def _read_instrument(r: _Reader, value: Any, instruments: InstrumentRegistry) -> Instrument | None:
+    instrument_id = r.string(value, "instrument")
+    if instrument_id is None:
+        return None
+    if instrument_id not in instruments:
+        known = ", ".join(sorted(i.id for i in instruments))
+        r.bad("instrument", "unknown-instrument", f"not a registered instrument ({known})")
+        return None
+    return instruments.get(instrument_id)
+
+
+def _read_parameters(
+    r: _Reader,
+    doc: Mapping[str, Any],
+    model: CalibrationModel | None,
+    instrument: Instrument | None,
+) -> tuple[dict[str, Any] | None, tuple[float, ...] | None, dict[str, Any] | None]:
+    """Item difficulties and thresholds (rating scale) or steps (partial credit)."""
+    if model is CalibrationModel.PARTIAL_CREDIT:
+        for key in ("item_difficulties", "thresholds"):
+            if key in doc:
+                r.bad(key, "model", "not used by the partial-credit model (it uses steps)")
+        if "steps" not in doc:
+            r.bad("steps", "required", "the partial-credit model needs steps")
+    elif model is CalibrationModel.RATING_SCALE:
+        if "steps" in doc:
+            r.bad("steps", "model", "not used by the rating-scale model (it uses thresholds)")
+        for key in ("item_difficulties", "thresholds"):
+            if key not in doc:
+                r.bad(key, "required", "the rating-scale model needs this field")
+    items = instrument.items if instrument is not None else None
+    n_steps = instrument.n_categories - 1 if instrument is not None else None
+    difficulties = thresholds = steps = None
+    # Fields the model does not use were reported above; their content is not read.
+    if model is not CalibrationModel.PARTIAL_CREDIT:
+        difficulties = r.per_item(
+            doc.get("item_difficulties", _MISSING), "item_difficulties", items, r.logit
+        )
+        thresholds = r.logits(doc.get("thresholds", _MISSING), "thresholds", n_steps)
+    if model is not CalibrationModel.RATING_SCALE:
+        steps = r.per_item(
+            doc.get("steps", _MISSING),
+            "steps",
+            items,
+            lambda v, field: r.logits(v, field, n_steps),
+        )
+    return difficulties, thresholds, steps
+
+
+def parse_calibration(
+    document: Any,
+    *,
+    source: str = "<calibration>",
+    host: PluginHost | None = None,
+    instruments: InstrumentRegistry | None = None,
+    cutpoints: CutpointRegistry | None = None,
+) -> Calibration:
+    """Check a parsed calibration document and build the :class:`Calibration`.
+
+    ``source`` names the document in problems (``cal.toml: scale.slope``). Instrument and item
+    ids are checked against ``instruments`` and the cut-point set against ``cutpoints``, which
+    default to what ``host`` (default: the process-wide host) has registered. Every problem is
+    reported in one :class:`~pamlib.errors.CalibrationError`.
+    """
+    if instruments is None or cutpoints is None:
+        from pamlib.plugins import get_host
+
+        h = host or get_host()
+        instruments = h.instruments() if instruments is None else instruments
+        cutpoints = h.cutpoint_sets() if cutpoints is None else cutpoints
+    r = _Reader(source)
+    if not isinstance(document, Mapping):
+        r.bad(
+            "",
+            "type",
+            f"a calibration is a JSON object or a TOML document, got {_type_name(document)}",
+        )
+        raise CalibrationError(f"invalid calibration file {source}", r.problems)
+    doc: Mapping[str, Any] = document
+    r.fields(doc, "", _TOP_FIELDS, _REQUIRED)
+
+    def get(key: str) -> Any:
+        return doc.get(key, _MISSING)
+
+    if get("$schema") is not _MISSING:
+        r.string(get("$schema"), "$schema")
+    cal_id = r.string(get("id"), "id", _ID_PATTERN)
+    version = r.string(get("version"), "version")
+    name = r.string(get("name"), "name")
+    description = r.string(get("description"), "description")
+    source_text = r.string(get("source"), "source")
+    demo = get("demo")
+    if demo is _MISSING:
+        demo = False
+    elif not isinstance(demo, bool):
+        r.bad("demo", "type", f"expected true or false, got {_type_name(demo)}")
+        demo = False
+
+    instrument = _read_instrument(r, get("instrument"), instruments)
+    model = r.choice(get("model"), "model", CalibrationModel)
+    difficulties, thresholds, steps = _read_parameters(r, doc, model, instrument)
+
+    estimator = _read_estimator(r, get("estimator"))
+    scale = _read_scale(r, get("scale"))
+    n_items = instrument.n_items if instrument is not None else None
+    min_answered = r.integer(get("min_answered"), "min_answered", 1, n_items)
+    cutpoint_set = r.string(get("cutpoints"), "cutpoints")
+    if cutpoint_set is not None and cutpoint_set not in cutpoints:
+        known = ", ".join(sorted(c.id for c in cutpoints))
+        r.bad("cutpoints", "unknown-cutpoints", f"not a registered cut-point set ({known})")
+    extreme = get("extreme_response")
+    extreme_response = (
+        ExtremeResponse.FLAG
+        if extreme is _MISSING
+        else r.choice(extreme, "extreme_response", ExtremeResponse)
+    )
+    licence = _read_licence(r, get("licence"))
+    if demo and "licence" in doc:
+        r.bad("licence", "demo-licence", "a demonstration calibration cannot carry a licence")
+
+    if r.problems:
+        raise CalibrationError(f"invalid calibration file {source}", r.problems)
+    instrument = _got(instrument)
+    return Calibration(
+        id=_got(cal_id),
+        version=_got(version),
+        instrument=instrument.id,
+        model=_got(model),
+        items=instrument.items,
+        scale=_got(scale),
+        min_answered=_got(min_answered),
+        item_difficulties=None
+        if difficulties is None
+        else [difficulties[i] for i in instrument.items],
+        thresholds=thresholds,
+        steps=None if steps is None else [steps[i] for i in instrument.items],
+        estimator=cast("Estimator", estimator),
+        cutpoints=cutpoint_set,
+        extreme_response=_got(extreme_response),
+        licence=licence,
+        demo=bool(demo),
+        name=name,
+        description=description,
+        source=source_text,
+    )
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def load_calibration(
+    path: str | os.PathLike[str],
+    *,
+    host: PluginHost | None = None,
+) -> Calibration:
+    """Read a calibration file (``.json`` or ``.toml``) and check it (as
+    :func:`parse_calibration` does).
+
+    Problems name the file as given and the field; syntax errors name the line.
+    """
+    name = os.fspath(path)
+    file = Path(path)
+    suffix = file.suffix.lower()
+    if suffix not in (".json", ".toml"):
+        raise CalibrationError(
+            f"cannot read calibration file {name}",
+            [Problem(name, "format", "a calibration file is .json or .toml")],
+        )
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        raise CalibrationError(
+            f"cannot read calibration file {name}",
+            [Problem(name, "unreadable", exc.strerror or type(exc).__name__)],
+        ) from None
+    problems: list[Problem] = []
+    document: Any = None
+    try:
+        text = data.decode("utf-8")
+        if suffix == ".json":
+            duplicates: list[str] = []
+
+            def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+                out: dict[str, Any] = {}
+                for key, value in items:
+                    if key in out:
+                        duplicates.append(key)
+                    out[key] = value
+                return out
+
+            document = json.loads(text, object_pairs_hook=pairs, parse_constant=_reject_constant)
+            problems += [
+                Problem(name, "duplicate-key", f"the key {json.dumps(key)} appears twice")
+                for key in duplicates
+            ]
+        else:
+            document = tomllib.loads(text)
+    except UnicodeDecodeError:
+        problems.append(Problem(name, "encoding", "a calibration file is UTF-8 text"))
+    except json.JSONDecodeError as exc:
+        where = f"{name}: line {exc.lineno} column {exc.colno}"
+        problems.append(Problem(where, "syntax", exc.msg))
+    except tomllib.TOMLDecodeError as exc:
+        problems.append(Problem(name, "syntax", str(exc)))
+    except ValueError as exc:
+        problems.append(Problem(name, "syntax", str(exc)))
+    if problems:
+        raise CalibrationError(f"invalid calibration file {name}", problems)
+    return parse_calibration(document, source=name, host=host)
