@@ -1,15 +1,222 @@
-"""pamlib's own providers pass the conformance kit it ships to vendors."""
+"""pamlib's own providers pass the conformance kit it ships to plugin authors, and the kit catches
+providers and rules that break the contract."""
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import attrs
+import numpy as np
+import numpy.typing as npt
 import pytest
 
-from pamlib.scoring.provider import ScoringProvider
+from pamlib.hookspecs import hookimpl
+from pamlib.instruments import Instrument
+from pamlib.plugins import PluginHost
+from pamlib.results import Flag
+from pamlib.scoring.demo import DemoProvider
+from pamlib.scoring.provider import FLAG_BITS, BatchScores, ScoringProvider
+from pamlib.scoring.rasch import RaschProvider
 from pamlib.scoring.raw_sum import RawSumProvider
-from pamlib.testing import ProviderConformance
+from pamlib.tailoring import EXAMPLE_SITE_RULES, Note, rule
+from pamlib.tailoring.context import Context
+from pamlib.tailoring.rules import Action, RuleSource
+from pamlib.testing import (
+    ProviderConformance,
+    RulesConformance,
+    synthetic_calibration,
+    write_synthetic_calibration,
+)
+from tests.conftest import ROOT
+
+SYNTHETIC_DEMO = ROOT / "docs" / "examples" / "synthetic-demo-PAM-13.json"
+TEST_LICENSEE = "Example Licensee (test)"
+
+
+def today() -> dt.date:
+    return dt.datetime.now(dt.UTC).date()
 
 
 class TestRawSum(ProviderConformance):
     @pytest.fixture
     def provider(self) -> ScoringProvider:
         return RawSumProvider()
+
+
+class TestDemo(ProviderConformance):
+    @pytest.fixture
+    def provider(self, pamlib_host: PluginHost) -> ScoringProvider:
+        return DemoProvider(pamlib_host)
+
+
+class TestRaschWithTheSyntheticDemoCalibration(ProviderConformance):
+    @pytest.fixture
+    def provider(self, pamlib_host: PluginHost) -> ScoringProvider:
+        return RaschProvider(SYNTHETIC_DEMO, host=pamlib_host)
+
+
+class TestRaschLicensed(ProviderConformance):
+    """The licensed path: a (synthetic) calibration carrying a licence block."""
+
+    @pytest.fixture
+    def provider(self, tmp_path: Path, pamlib_host: PluginHost) -> ScoringProvider:
+        path = write_synthetic_calibration(tmp_path, licensee=TEST_LICENSEE)
+        return RaschProvider(path, id="vendor", host=pamlib_host)
+
+    @pytest.fixture
+    def expired_provider(self, tmp_path: Path, pamlib_host: PluginHost) -> ScoringProvider:
+        path = write_synthetic_calibration(
+            tmp_path, licensee=TEST_LICENSEE, valid_until=today() - dt.timedelta(days=1)
+        )
+        return RaschProvider(path, id="vendor", host=pamlib_host)
+
+
+def test_synthetic_calibrations_say_they_are_not_the_pam(tmp_path: Path) -> None:
+    demo = synthetic_calibration("PAM-10")
+    licensed = synthetic_calibration("PAM-10", licensee=TEST_LICENSEE)
+    for doc in (demo, licensed):
+        assert doc["id"].startswith("synthetic-")
+        assert "NOT the PAM" in doc["name"]
+    assert demo["demo"] is True
+    assert "licence" not in demo
+    until = dt.date.fromisoformat(licensed["licence"]["valid_until"])
+    assert until > today()
+    provider = RaschProvider(write_synthetic_calibration(tmp_path, "PAM-10"))
+    assert provider.demo
+    assert provider.instruments() == {"PAM-10"}
+
+
+# -- the kit catches broken providers -----------------------------------------------------------
+
+
+class _Broken(RawSumProvider):
+    """raw-sum with one fault injected into its batches."""
+
+    id = "broken"
+
+    def __init__(self, fault: Callable[[BatchScores], BatchScores]) -> None:
+        super().__init__()
+        self._fault = fault
+
+    def score_batch(self, instrument: Instrument, codes: npt.NDArray[np.int8]) -> BatchScores:
+        return self._fault(super().score_batch(instrument, codes))
+
+
+def _unflagged(scores: BatchScores) -> BatchScores:
+    flags = scores.flags & ~np.uint8(FLAG_BITS[Flag.RAW_ONLY])
+    return attrs.evolve(scores, flags=flags)
+
+
+def _wrong_provider(scores: BatchScores) -> BatchScores:
+    return attrs.evolve(scores, provider="someone-else")
+
+
+def _no_reason(scores: BatchScores) -> BatchScores:
+    return attrs.evolve(scores, reasons={})
+
+
+@pytest.mark.parametrize(
+    ("fault", "test_name"),
+    [
+        (_unflagged, "test_demo_flag_honesty"),
+        (_unflagged, "test_batch_is_deterministic_and_well_formed"),
+        (_wrong_provider, "test_batch_is_deterministic_and_well_formed"),
+        (_no_reason, "test_batch_is_deterministic_and_well_formed"),
+        (_no_reason, "test_too_few_answered_is_not_scored_with_a_reason"),
+    ],
+)
+def test_the_kit_fails_a_provider_that_breaks_the_contract(
+    fault: Callable[[BatchScores], BatchScores], test_name: str, host: PluginHost
+) -> None:
+    kit = ProviderConformance()
+    with pytest.raises(AssertionError):
+        getattr(kit, test_name)(provider=_Broken(fault), conformance_host=host)
+
+
+# -- rules plugins -------------------------------------------------------------------------------
+
+
+@rule("riverside.lung-clinic-letter", priority=5)
+def lung_clinic_letter(ctx: Context) -> Sequence[Action] | None:
+    """People with COPD get a copy of their plan for the lung clinic."""
+    if "copd" in ctx.attributes.get("condition", "").casefold().split(";"):
+        return [Note("Send a copy of the plan to the lung clinic.")]
+    return None
+
+
+class SitePlugin:
+    """A site plugin as an object: pamlib's example site file plus one Python rule."""
+
+    @hookimpl
+    def pamlib_register_rules(self, register: Callable[[RuleSource], None]) -> None:
+        register(EXAMPLE_SITE_RULES)
+        register(lung_clinic_letter)
+
+
+class TestSiteRules(RulesConformance):
+    @pytest.fixture
+    def plugin(self) -> object:
+        return SitePlugin()
+
+    @pytest.fixture
+    def plugin_name(self) -> str:
+        return "riverside-site"
+
+
+class _Counter:
+    """A rule with state: its answer depends on how often it was asked."""
+
+    id = "site.flaky"
+    priority = 1
+    reason = "Number the reminders (wrongly: a rule must be a function of its context)."
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def evaluate(self, context: Context) -> Sequence[Action] | None:
+        self.calls += 1
+        return [Note(f"Reminder number {self.calls}.")]
+
+
+def _rules_plugin(*sources: RuleSource) -> object:
+    class Plugin:
+        @hookimpl
+        def pamlib_register_rules(self, register: Callable[[RuleSource], None]) -> None:
+            for source in sources:
+                register(source)
+
+    return Plugin()
+
+
+def test_the_kit_fails_stateful_rules() -> None:
+    kit = RulesConformance()
+    plugin = _rules_plugin(_Counter())
+    host = PluginHost(load_entry_points=False, disabled=(), plugins={"flaky": plugin})
+    engine = kit.engine.__wrapped__(kit, host)  # type: ignore[attr-defined]
+    rules = kit.plugin_rules.__wrapped__(kit, host, "flaky")  # type: ignore[attr-defined]
+    with pytest.raises(AssertionError):
+        kit.test_evaluation_is_deterministic(
+            engine=engine, plugin_rules=rules, context_attributes={}
+        )
+
+
+def test_the_kit_fails_rules_that_take_pamlibs_prefix(tmp_path: Path) -> None:
+    path = tmp_path / "site.toml"
+    path.write_text(
+        '[[rule]]\nid = "pamlib.mine"\nreason = "r"\nthen = [ { note = "n" } ]\n',
+        encoding="utf-8",
+    )
+    host = PluginHost(load_entry_points=False, disabled=(), plugins={"p": _rules_plugin(path)})
+    kit = RulesConformance()
+    rules = kit.plugin_rules.__wrapped__(kit, host, "p")  # type: ignore[attr-defined]
+    with pytest.raises(AssertionError, match="pamlib"):
+        kit.test_rule_ids_are_the_plugins_own(rules)
+
+
+def test_the_kit_fails_a_plugin_whose_rule_file_is_missing(tmp_path: Path) -> None:
+    plugin = _rules_plugin(tmp_path / "not-shipped.toml")
+    host = PluginHost(load_entry_points=False, disabled=(), plugins={"p": plugin})
+    with pytest.raises(AssertionError, match="package data"):
+        RulesConformance().test_rule_files_exist(host, "p")

@@ -1,11 +1,61 @@
-"""A testing kit for plugin authors: conformance tests and fixtures.
+"""A testing kit for plugin authors: conformance tests, strategies, synthetic calibrations.
 
-Vendors subclass :class:`~pamlib.testing.conformance.ProviderConformance` in their own test
-suite and provide a ``provider`` fixture; the pytest plugin (registered under ``pytest11`` and
-inert until used) supplies the shared fixtures. See the guide *Writing a licensed scoring
-provider*.
+Subclass a conformance class in your own test suite and provide its fixture; the tests it
+inherits check your plugin against pamlib's contract:
+
+* :class:`ProviderConformance` — a scoring provider (fixture ``provider``);
+* :class:`RulesConformance` — a plugin registering tailoring rules (fixture ``plugin``);
+* :class:`FormatConformance` — a format plugin (fixture ``file_format``).
+
+The kit needs pytest and Hypothesis (``pip install 'pamlib[testing]'``). Its pytest plugin,
+registered under ``pytest11`` and inert until a test uses its fixtures, supplies
+``pamlib_host``. Names here are imported on first use, so that pytest loading the plugin in a
+project that never uses the kit costs nothing and needs neither Hypothesis nor NumPy.
 """
 
-from pamlib.testing.conformance import ProviderConformance
+from __future__ import annotations
 
-__all__ = ["ProviderConformance"]
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pamlib.testing.calibrations import synthetic_calibration, write_synthetic_calibration
+    from pamlib.testing.conformance import ProviderConformance
+    from pamlib.testing.formats import FormatConformance
+    from pamlib.testing.rules import RulesConformance
+    from pamlib.testing.strategies import assessments, contexts, response_codes
+
+__all__ = [
+    "FormatConformance",
+    "ProviderConformance",
+    "RulesConformance",
+    "assessments",
+    "contexts",
+    "response_codes",
+    "synthetic_calibration",
+    "write_synthetic_calibration",
+]
+
+_LAZY: dict[str, str] = {
+    "ProviderConformance": "conformance",
+    "RulesConformance": "rules",
+    "FormatConformance": "formats",
+    "assessments": "strategies",
+    "contexts": "strategies",
+    "response_codes": "strategies",
+    "synthetic_calibration": "calibrations",
+    "write_synthetic_calibration": "calibrations",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pamlib.testing' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"pamlib.testing.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
