@@ -4,6 +4,8 @@ providers and rules that break the contract."""
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -220,3 +222,14 @@ def test_the_kit_fails_a_plugin_whose_rule_file_is_missing(tmp_path: Path) -> No
     host = PluginHost(load_entry_points=False, disabled=(), plugins={"p": plugin})
     with pytest.raises(AssertionError, match="package data"):
         RulesConformance().test_rule_files_exist(host, "p")
+
+
+def test_the_pytest_plugin_costs_nothing_until_used() -> None:
+    """pytest loads the ``pytest11`` entry point in every project where pamlib is installed;
+    loading it must not need Hypothesis (an extra) nor pull in NumPy."""
+    code = (
+        "import sys, pamlib.testing.pytest_plugin; "
+        "print(sorted({'hypothesis', 'numpy', 'pytest_plugin'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

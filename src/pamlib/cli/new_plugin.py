@@ -42,7 +42,9 @@ def _usage_error(message: str) -> Exception:
     return UsageError(message)
 
 
-def _files(root: Traversable, prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], str]]:
+def _files(
+    root: Traversable, prefix: tuple[str, ...] = ()
+) -> Iterator[tuple[tuple[str, ...], str]]:
     """(relative path parts, template text) for every template under ``root``."""
     for entry in sorted(root.iterdir(), key=lambda e: e.name):
         if entry.is_dir():
@@ -75,8 +77,6 @@ def check_name(name: str) -> str:
     module = name.replace("-", "_")
     if keyword.iskeyword(module) or module in ("pamlib", "test", "tests"):
         raise _usage_error(f"plugin name {name!r} would shadow a module; choose another")
-    if name.removeprefix("pamlib-") == "":
-        raise _usage_error("give the plugin a name after 'pamlib-'")
     return name
 
 
