@@ -21,12 +21,12 @@ collects the inherited tests::
             return MyProvider(path)
 
 Responses are generated with Hypothesis for every instrument the provider declares. What is
-checked: identity and declarations; determinism; score and SE ranges; levels equal to the
-declared cut-point set applied to the reported (rounded) score; not-scored results carry a reason
-in words, and answering more items never unscores an assessment; provenance on every result;
-demo-flag honesty; the one-assessment API agrees exactly with the batch API; and the licence —
-checked through :mod:`pamlib.scoring` at its last valid day and the day after, and an expired one
-refused by every scoring call.
+checked: identity and declarations; determinism, also under concurrent calls; score and SE
+ranges; levels equal to the declared cut-point set applied to the reported (rounded) score;
+not-scored results carry a reason in words, and answering more items never unscores an
+assessment; provenance on every result; demo-flag honesty; the one-assessment API agrees exactly
+with the batch API; and the licence — checked through :mod:`pamlib.scoring` at its last valid
+day and the day after, and an expired one refused by every scoring call.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import numpy as np
 import numpy.typing as npt
@@ -102,6 +104,13 @@ def _mid_answers(instrument: Instrument, k: int) -> npt.NDArray[np.int8]:
     return row
 
 
+def _assert_same(first: BatchScores, second: BatchScores) -> None:
+    for name in ("scored", "n_answered", "raw_score", "level", "flags", "reason_code"):
+        assert np.array_equal(getattr(first, name), getattr(second, name)), name
+    for name in ("theta", "theta_se", "score", "score_se", "mean_response"):
+        assert np.array_equal(getattr(first, name), getattr(second, name), equal_nan=True), name
+
+
 class ProviderConformance:
     """The contract of a scoring provider, as tests. Override ``provider`` (required) and
     ``expired_provider`` (recommended for any provider holding a licence)."""
@@ -157,10 +166,7 @@ class ProviderConformance:
             first = provider.score_batch(instrument, codes.copy())
             second = provider.score_batch(instrument, codes.copy())
             self._check_batch(first, codes, instrument, provider, conformance_host)
-            for name in ("scored", "n_answered", "raw_score", "level", "flags", "reason_code"):
-                assert np.array_equal(getattr(first, name), getattr(second, name)), name
-            for name in ("theta", "theta_se", "score", "score_se", "mean_response"):
-                assert np.array_equal(getattr(first, name), getattr(second, name), equal_nan=True)
+            _assert_same(first, second)
 
     def _check_batch(
         self,
@@ -230,6 +236,26 @@ class ProviderConformance:
                         a is not None and b is not None and _same(float(a), float(b))
                     ), f"{name}: one at a time {a!r}, in a batch {b!r}"
                 assert one == expected
+
+    def test_concurrent_calls_agree_with_serial_ones(
+        self, provider: ScoringProvider, conformance_host: PluginHost
+    ) -> None:
+        """A service calls one provider from many threads; cold caches are the risky part, so
+        the threads go first, on a fresh provider."""
+        rng = np.random.default_rng(20250301)
+        for instrument in _instruments(provider, conformance_host):
+            top = instrument.n_categories
+            batches = [
+                rng.integers(-1, top + 1, size=(40, instrument.n_items)).astype(np.int8)
+                for _ in range(8)
+            ]
+            with ThreadPoolExecutor(4) as pool:
+                threaded = list(pool.map(partial(provider.score_batch, instrument), batches))
+                rows = [_assessment(instrument, b[0], i) for i, b in enumerate(batches)]
+                ones = list(pool.map(provider.score, rows))
+            for i, (codes, scores) in enumerate(zip(batches, threaded, strict=True)):
+                _assert_same(scores, provider.score_batch(instrument, codes))
+                assert ones[i] == provider.score(rows[i])
 
     def test_too_few_answered_is_not_scored_with_a_reason(
         self, provider: ScoringProvider, conformance_host: PluginHost
