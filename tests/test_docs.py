@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 from pamlib import hookspecs
+from pamlib.testing import FormatConformance, ProviderConformance, RulesConformance
 from tests.conftest import ROOT
 
 DOCS = ROOT / "docs"
@@ -40,3 +41,19 @@ def test_import_is_cheap() -> None:
     code = "import sys, pamlib; print(sorted({'numpy', 'cattrs', 'pyarrow'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_every_conformance_test_is_documented() -> None:
+    """docs/testing.rst lists what each inherited test checks; a new test needs a line there."""
+    text = (DOCS / "testing.rst").read_text(encoding="utf-8")
+    for kit in (ProviderConformance, RulesConformance, FormatConformance):
+        tests = {name for name in dir(kit) if name.startswith("test_")}
+        assert tests
+        missing = {name for name in tests if f"``{name}``" not in text}
+        assert not missing, f"{kit.__name__}: {sorted(missing)}"
+
+
+def test_the_guides_are_in_the_table_of_contents() -> None:
+    index = (DOCS / "index.rst").read_text(encoding="utf-8")
+    for guide in sorted(DOCS.glob("guide-*.rst")):
+        assert f"\n   {guide.stem}\n" in index, guide.name
