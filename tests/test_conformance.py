@@ -13,6 +13,8 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 
 from pamlib.hookspecs import hookimpl
 from pamlib.instruments import Instrument
@@ -134,7 +136,31 @@ def test_the_kit_fails_a_provider_that_breaks_the_contract(
 ) -> None:
     kit = ProviderConformance()
     with pytest.raises(AssertionError):
-        getattr(kit, test_name)(provider=_Broken(fault), conformance_host=host)
+        _run_once(kit, test_name, provider=_Broken(fault), conformance_host=host)
+
+
+def _run_once(kit: object, test_name: str, **fixtures: object) -> None:
+    """Run one of the kit's tests; a generated one without shrinking (the failure is what
+    matters here, not the smallest example — shrinking would take seconds)."""
+    test = getattr(kit, test_name)
+    handle = getattr(test, "hypothesis", None)
+    if handle is None:
+        test(**fixtures)
+        return
+
+    @settings(
+        max_examples=10,
+        derandomize=True,  # the same examples every run: no flaky pass
+        phases=[Phase.generate],
+        database=None,
+        report_multiple_bugs=False,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(data=st.data())
+    def once(data: st.DataObject) -> None:
+        handle.inner_test(kit, data=data, **fixtures)
+
+    once()
 
 
 # -- rules plugins -------------------------------------------------------------------------------
@@ -199,8 +225,12 @@ def test_the_kit_fails_stateful_rules() -> None:
     engine = kit.engine.__wrapped__(kit, host)  # type: ignore[attr-defined]
     rules = kit.plugin_rules.__wrapped__(kit, host, "flaky")  # type: ignore[attr-defined]
     with pytest.raises(AssertionError):
-        kit.test_evaluation_is_deterministic(
-            engine=engine, plugin_rules=rules, context_attributes={}
+        _run_once(
+            kit,
+            "test_evaluation_is_deterministic",
+            engine=engine,
+            plugin_rules=rules,
+            context_attributes={},
         )
 
 
