@@ -26,7 +26,8 @@ from pamlib.scoring.rasch import RaschProvider
 from pamlib.scoring.raw_sum import RawSumProvider
 from pamlib.tailoring import EXAMPLE_SITE_RULES, Note, rule
 from pamlib.tailoring.context import Context
-from pamlib.tailoring.rules import Action, RuleSource
+from pamlib.tailoring.engine import build_engine
+from pamlib.tailoring.rules import Action, RuleSource, load_rules
 from pamlib.testing import (
     ProviderConformance,
     RulesConformance,
@@ -219,17 +220,15 @@ def _rules_plugin(*sources: RuleSource) -> object:
 
 
 def test_the_kit_fails_stateful_rules() -> None:
-    kit = RulesConformance()
-    plugin = _rules_plugin(_Counter())
+    counter = _Counter()
+    plugin = _rules_plugin(counter)
     host = PluginHost(load_entry_points=False, disabled=(), plugins={"flaky": plugin})
-    engine = kit.engine.__wrapped__(kit, host)  # type: ignore[attr-defined]
-    rules = kit.plugin_rules.__wrapped__(kit, host, "flaky")  # type: ignore[attr-defined]
     with pytest.raises(AssertionError):
         _run_once(
-            kit,
+            RulesConformance(),
             "test_evaluation_is_deterministic",
-            engine=engine,
-            plugin_rules=rules,
+            engine=build_engine(host=host),
+            plugin_rules=[counter],
             context_attributes={},
         )
 
@@ -240,11 +239,8 @@ def test_the_kit_fails_rules_that_take_pamlibs_prefix(tmp_path: Path) -> None:
         '[[rule]]\nid = "pamlib.mine"\nreason = "r"\nthen = [ { note = "n" } ]\n',
         encoding="utf-8",
     )
-    host = PluginHost(load_entry_points=False, disabled=(), plugins={"p": _rules_plugin(path)})
-    kit = RulesConformance()
-    rules = kit.plugin_rules.__wrapped__(kit, host, "p")  # type: ignore[attr-defined]
     with pytest.raises(AssertionError, match="pamlib"):
-        kit.test_rule_ids_are_the_plugins_own(rules)
+        RulesConformance().test_rule_ids_are_the_plugins_own(list(load_rules(path).rules))
 
 
 def test_the_kit_fails_a_plugin_whose_rule_file_is_missing(tmp_path: Path) -> None:

@@ -98,7 +98,7 @@ def _assessment(instrument: Instrument, row: npt.NDArray[np.int8], i: int) -> As
 def _mid_answers(instrument: Instrument, k: int) -> npt.NDArray[np.int8]:
     """``k`` items answered in the middle categories (never an extreme response set)."""
     row = np.zeros(instrument.n_items, dtype=np.int8)
-    middle = [2, 3] if instrument.n_categories >= 4 else [1, instrument.n_categories]
+    middle = list(range(2, instrument.n_categories)) or [1, instrument.n_categories]
     for j in range(k):
         row[j] = middle[j % 2]
     return row
