@@ -55,6 +55,7 @@ DISABLE_ENV = "PAMLIB_DISABLE_PLUGINS"
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "pamlib.builtin.catalogue",
     "pamlib.scoring.raw_sum",
+    "pamlib.fhir.plugin",
 )
 
 T = TypeVar("T")
