@@ -22,6 +22,7 @@ __all__ = ["COMMANDS", "main"]
 COMMANDS: tuple[str, ...] = (
     "pamlib.cli.demo",
     "pamlib.cli.plugins",
+    "pamlib.cli.fhir",
 )
 
 

@@ -141,9 +141,10 @@ def score_observation(
     """The score Observation, or ``None`` when ``result`` has no 0–100 score."""
     if not result.scored or result.score is None:
         return None
+    text = "Demonstration score (not a PAM score)" if result.demo else "PAM total score"
     resource = _observation(
         result,
-        {"coding": [{"system": LOINC, "code": LOINC_PAM_SCORE}], "text": "PAM total score"},
+        {"coding": [{"system": LOINC, "code": LOINC_PAM_SCORE}], "text": text},
         subject=subject,
         derived_from=[response],
         effective=effective,

@@ -310,9 +310,9 @@ class ResponseParser:
         self.assessment_id_system = assessment_id_system
         self.patient_id_system = patient_id_system
         self._weights: dict[str, dict[str, dict[CodingKey, float]]] = {}
+        self._targets: dict[str, _Target | Problem] = {}
         for q in questionnaires:
             self.add_questionnaire(q)
-        self._targets: dict[str, _Target | Problem] = {}
 
     def add_questionnaire(self, questionnaire: Mapping[str, Any]) -> None:
         """Make a Questionnaire's option weights available to responses that cite it."""
