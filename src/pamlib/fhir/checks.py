@@ -124,46 +124,71 @@ def check(data: Mapping[str, Any], path: str = "$") -> list[Problem]:
 # -- generic JSON rules ---------------------------------------------------------------------
 
 
-def _json_rules(value: object, path: str, problems: list[Problem]) -> None:
-    if value is None:
-        problems.append(Problem(path, "null", "FHIR JSON has no null values"))
-    elif isinstance(value, str):
+# A path is built only when there is a problem to report: ``where`` is a chain of
+# (parent, step) pairs, turned into ``$.entry[0].resource…`` by :func:`_render`.
+_Where = tuple[object, str] | str
+
+
+def _render(where: _Where) -> str:
+    steps: list[str] = []
+    node: object = where
+    while isinstance(node, tuple):
+        node, step = node
+        steps.append(step)
+    return str(node) + "".join(reversed(steps))
+
+
+def _json_rules(value: object, where: _Where, problems: list[Problem]) -> None:
+    kind = type(value)
+    if kind is str:
+        assert isinstance(value, str)  # noqa: S101 - for the type checker
         if not value:
-            problems.append(Problem(path, "empty", "FHIR JSON has no empty strings"))
+            problems.append(Problem(_render(where), "empty", "FHIR JSON has no empty strings"))
         elif _CONTROL.search(value):
-            problems.append(Problem(path, "control-character", "strings hold no control codes"))
-    elif isinstance(value, list):
+            problems.append(
+                Problem(_render(where), "control-character", "strings hold no control codes")
+            )
+    elif kind is dict:
+        assert isinstance(value, dict)  # noqa: S101 - for the type checker
         if not value:
-            problems.append(Problem(path, "empty", "FHIR JSON has no empty arrays"))
-        for i, item in enumerate(value):
-            _json_rules(item, f"{path}[{i}]", problems)
-    elif isinstance(value, Mapping):
-        if not value:
-            problems.append(Problem(path, "empty", "FHIR JSON has no empty objects"))
+            problems.append(Problem(_render(where), "empty", "FHIR JSON has no empty objects"))
         for key, item in value.items():
-            _json_rules(item, f"{path}.{key}", problems)
-        if "extension" in value and isinstance(value["extension"], list):
-            for i, ext in enumerate(value["extension"]):
-                _extension(ext, f"{path}.extension[{i}]", problems)
-    elif isinstance(value, bool | int | float):
+            if type(item) is str and item and not _CONTROL.search(item):
+                continue  # the common case, without a call
+            _json_rules(item, (where, f".{key}"), problems)
+        extensions = value.get("extension")
+        if type(extensions) is list:
+            for i, ext in enumerate(extensions):
+                _extension(ext, ((where, ".extension"), f"[{i}]"), problems)
+    elif kind is list:
+        assert isinstance(value, list)  # noqa: S101
+        if not value:
+            problems.append(Problem(_render(where), "empty", "FHIR JSON has no empty arrays"))
+        for i, item in enumerate(value):
+            _json_rules(item, (where, f"[{i}]"), problems)
+    elif value is None:
+        problems.append(Problem(_render(where), "null", "FHIR JSON has no null values"))
+    elif kind in (bool, int, float):
         return
+    elif isinstance(value, Mapping):
+        _json_rules(dict(value), where, problems)
     else:
-        problems.append(Problem(path, "type", "not a JSON value"))
+        problems.append(Problem(_render(where), "type", "not a JSON value"))
 
 
-def _extension(ext: object, path: str, problems: list[Problem]) -> None:
+def _extension(ext: object, where: _Where, problems: list[Problem]) -> None:
     if not isinstance(ext, Mapping):
-        problems.append(Problem(path, "type", "an extension is an object"))
+        problems.append(Problem(_render(where), "type", "an extension is an object"))
         return
     if not isinstance(ext.get("url"), str):
-        problems.append(Problem(f"{path}.url", "required", "an extension needs a url"))
+        problems.append(Problem(f"{_render(where)}.url", "required", "an extension needs a url"))
     values = [k for k in ext if _is_value_key(k)]
     nested = "extension" in ext
     if len(values) > 1:
-        problems.append(Problem(path, "ext-1", "an extension has at most one value[x]"))
+        problems.append(Problem(_render(where), "ext-1", "an extension has at most one value[x]"))
     if bool(values) == nested:
         problems.append(
-            Problem(path, "ext-1", "an extension has either a value or nested extensions")
+            Problem(_render(where), "ext-1", "an extension has either a value or nested extensions")
         )
 
 
@@ -220,21 +245,25 @@ def _resource(resource: Mapping[str, Any], path: str, problems: list[Problem]) -
 
 
 def _references(
-    value: object, path: str, *, skip_contained: bool = False
+    value: object, where: _Where, *, skip_contained: bool = False
 ) -> Iterator[tuple[str, str]]:
     """(path, reference) of every ``Reference.reference`` under ``value``."""
-    if isinstance(value, Mapping):
+    if type(value) is dict:
+        assert isinstance(value, dict)  # noqa: S101 - for the type checker
         for key, item in value.items():
-            if skip_contained and key in ("contained", "entry"):
-                continue
-            here = f"{path}.{key}"
-            if key == "reference" and isinstance(item, str):
-                yield here, item
-            else:
-                yield from _references(item, here)
-    elif isinstance(value, list):
+            kind = type(item)
+            if kind is str:
+                if key == "reference":
+                    yield _render((where, ".reference")), item
+            elif kind is dict or kind is list:
+                if skip_contained and key in ("contained", "entry"):
+                    continue
+                yield from _references(item, (where, f".{key}"))
+    elif type(value) is list:
+        assert isinstance(value, list)  # noqa: S101
         for i, item in enumerate(value):
-            yield from _references(item, f"{path}[{i}]")
+            if type(item) is dict or type(item) is list:
+                yield from _references(item, (where, f"[{i}]"))
 
 
 def _bundle(bundle: Mapping[str, Any], path: str, problems: list[Problem]) -> None:

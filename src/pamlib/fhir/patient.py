@@ -55,17 +55,28 @@ def conditional_query(system: str, value: str) -> str:
     return f"identifier={search_token(system, value)}"
 
 
+def _check_nhs(value: str) -> str | Problem:
+    """The normalised NHS number, or the problem with it (which never holds the value)."""
+    try:
+        return normalise_nhs_number(value)
+    except ValidationError as exc:
+        why = exc.problems[0].message if exc.problems else "not an NHS number"
+        return Problem("", "nhs-number", why)
+
+
 def patient_identity(
     patient: Mapping[str, Any],
     path: str,
     *,
     patient_id_system: str = PATIENT_ID_SYSTEM,
     reference: str | None = None,
+    cache: dict[str, str | Problem] | None = None,
 ) -> tuple[str | None, str | None, list[Problem]]:
     """(patient id, NHS number, problems) from a Patient resource found at ``path``.
 
     With neither identifier, a relative ``reference`` such as ``Patient/123`` (a server's own
-    pseudonymous id) stands in for the patient id.
+    pseudonymous id) stands in for the patient id. ``cache`` remembers NHS numbers already
+    checked, for the length of one read.
     """
     problems: list[Problem] = []
     pid: str | None = None
@@ -81,11 +92,17 @@ def patient_identity(
         if not isinstance(value, str):
             continue
         if system == NHS_NUMBER_SYSTEM and nhs is None:
-            try:
-                nhs = normalise_nhs_number(value)
-            except ValidationError as exc:
-                why = exc.problems[0].message if exc.problems else "not an NHS number"
-                problems.append(Problem(f"{path}.identifier[{k}].value", "nhs-number", why))
+            checked = cache.get(value) if cache is not None else None
+            if checked is None:
+                checked = _check_nhs(value)
+                if cache is not None:
+                    cache[value] = checked
+            if isinstance(checked, str):
+                nhs = checked
+            else:
+                problems.append(
+                    Problem(f"{path}.identifier[{k}].value", checked.code, checked.message)
+                )
         elif system == patient_id_system and pid is None and value.strip():
             pid = value
     if pid is None and nhs is None and not problems:

@@ -168,16 +168,16 @@ class FhirReader:
 
     def read(self, source: Source, name: str | None = None) -> Iterator[RowChunk]:
         """Yield chunks until ``source`` is exhausted."""
+        label = name or source_label(source)
         if isinstance(source, Mapping | list):
-            chunks = self._document(source, name or source_label(source), "")
+            chunks = self._document(dict(source) if isinstance(source, Mapping) else source, label)
         elif isinstance(source, bytes) or (
             isinstance(source, str) and source.lstrip()[:1] in ("{", "[")
         ):
             text = source.decode("utf-8-sig") if isinstance(source, bytes) else source
-            chunks = self._json_text(text, name or source_label(source))
+            chunks = self._json_text(text, label)
         else:
             path = Path(source)
-            label = name or source_label(source)
             if path.name.lower().endswith(_NDJSON_SUFFIXES):
                 chunks = self._ndjson(path, label)
             else:
@@ -215,146 +215,133 @@ class FhirReader:
             reject = Reject(label, where, "json", f"not JSON: {exc.msg}", {})
             yield RowChunk((), (reject,), 1)
             return
-        yield from self._document(doc, label, "")
+        yield from self._document(doc, label)
 
-    def _document(self, doc: object, label: str, prefix: str) -> Iterator[RowChunk]:
-        """Chunks from one parsed JSON value: a resource, a Bundle, or a list of resources."""
-        patients = _PatientIndex(self.patient_id_system)
-        found = list(self._walk(doc, "$", patients, prefix))
-        for start in range(0, len(found), self.chunk_rows):
-            yield self._chunk(found[start : start + self.chunk_rows], label)
-        if not found:
+    def _document(self, doc: object, label: str) -> Iterator[RowChunk]:
+        """Chunks from one parsed JSON value: a resource, a Bundle, or a list of resources.
+
+        Everything is indexed first, so a response may cite a Patient or Questionnaire anywhere
+        in the document.
+        """
+        items = list(self._walk(doc, "$", _PatientIndex(self.patient_id_system)))
+        for start in range(0, len(items), self.chunk_rows):
+            part = items[start : start + self.chunk_rows]
+            rows: list[ResponseRow] = []
+            rejects: list[Reject] = []
+            for item in part:
+                outcome = self._outcome(item, label, final=True)
+                (rows if isinstance(outcome, ResponseRow) else rejects).append(outcome)  # type: ignore[arg-type]
+            yield RowChunk(tuple(rows), tuple(rejects), len(part))
+        if not items:
             yield RowChunk((), (), 0)
 
     def _walk(
-        self,
-        value: object,
-        path: str,
-        patients: _PatientIndex,
-        prefix: str,
-        full_url: object = None,
+        self, value: object, path: str, patients: _PatientIndex, full_url: object = None
     ) -> Iterator[_Item]:
-        """Index context resources into ``patients``; yield each record (or non-resource)."""
-        if isinstance(value, list) and path == "$":
+        """Index context resources into ``patients``; yield each record (or non-resource).
+
+        ``path`` is where ``value`` is, with any ``line N, `` prefix.
+        """
+        if isinstance(value, list) and path.endswith("$"):
             for i, item in enumerate(value):
-                yield from self._walk(item, f"$[{i}]", patients, prefix)
+                yield from self._walk(item, f"{path}[{i}]", patients)
             return
-        if not isinstance(value, Mapping) or not isinstance(value.get("resourceType"), str):
+        kind = value.get("resourceType") if isinstance(value, dict) else None
+        if not isinstance(kind, str):
             problem = Problem(
-                f"{prefix}{path}",
-                "not-a-resource",
-                "expected a FHIR resource (an object with a resourceType)",
+                path, "not-a-resource", "expected a FHIR resource (an object with a resourceType)"
             )
             yield _Item(None, path, value, patients, problem)
             return
-        kind = value["resourceType"]
+        assert isinstance(value, dict)  # noqa: S101 - narrowed above
         if kind == "QuestionnaireResponse":
             yield _Item(value, path, value, patients)
             return
         self.other_resources[kind] += 1
         if kind == "Patient":
-            patients.add(value, f"{prefix}{path}", full_url)
+            patients.add(value, path, full_url)
         elif kind == "Questionnaire":
             self.parser.add_questionnaire(value)
         elif kind == "Bundle":
             entries = value.get("entry", [])
-            if not isinstance(entries, list):
-                entries = [entries]
-            for i, entry in enumerate(entries):
+            for i, entry in enumerate(entries if isinstance(entries, list) else [entries]):
                 here = f"{path}.entry[{i}]"
-                if isinstance(entry, Mapping) and "resource" in entry:
+                if isinstance(entry, dict) and "resource" in entry:
                     yield from self._walk(
-                        entry["resource"],
-                        f"{here}.resource",
-                        patients,
-                        prefix,
-                        entry.get("fullUrl"),
+                        entry["resource"], f"{here}.resource", patients, entry.get("fullUrl")
                     )
                 else:
-                    problem = Problem(
-                        f"{prefix}{here}", "not-a-resource", "an entry needs a resource"
-                    )
+                    problem = Problem(here, "not-a-resource", "an entry needs a resource")
                     yield _Item(None, here, entry, patients, problem)
 
-    def _chunk(self, items: list[_Item], label: str) -> RowChunk:
-        rows: list[ResponseRow] = []
-        rejects: list[Reject] = []
-        for item in items:
-            if item.problem is not None or item.resource is None:
-                problem = item.problem or Problem(item.path, "not-a-resource", "not a resource")
-                rejects.append(_reject(label, [problem], item.original))
-                continue
-            self.parser.resolve_subject = item.patients.resolve
-            parsed = self.parser.parse(item.resource, item.path)
-            if isinstance(parsed, list):
-                if item.prefix:  # problems found in other lines (a Patient) carry their own
-                    parsed = [
-                        attrs.evolve(p, where=f"{item.prefix}{p.where}")
-                        if p.where.startswith("$")
-                        else p
-                        for p in parsed
-                    ]
-                rejects.append(_reject(label, parsed, item.original))
-            else:
-                if item.prefix:
-                    parsed = attrs.evolve(parsed, location=f"{item.prefix}{parsed.location}")
-                rows.append(parsed)
-        return RowChunk(tuple(rows), tuple(rejects), len(items))
+    def _outcome(self, item: _Item, label: str, *, final: bool) -> ResponseRow | Reject | None:
+        """The row or reject of one item; ``None`` (not final) when a later line may fix it."""
+        if item.problem is not None or item.resource is None:
+            problem = item.problem or Problem(item.path, "not-a-resource", "not a resource")
+            return _reject(label, [problem], item.original)
+        self.parser.resolve_subject = item.patients.resolve
+        parsed = self.parser.parse(item.resource, item.path)
+        if isinstance(parsed, ResponseRow):
+            return parsed
+        if not final and any(p.code in _DEFERRABLE for p in parsed):
+            return None
+        return _reject(label, parsed, item.original)
 
     # -- NDJSON ------------------------------------------------------------------------------
 
     def _ndjson(self, path: Path, label: str) -> Iterator[RowChunk]:
-        """Two passes: Patients and Questionnaires first (any line may cite them), then records."""
+        """One pass, one parse per line. A response that cites a Patient or Questionnaire not
+        seen yet waits until the end of the file, then is read with everything indexed."""
         patients = _PatientIndex(self.patient_id_system)
+        rows: list[ResponseRow] = []
+        rejects: list[Reject] = []
+        waiting: list[_Item] = []
+        n_read = 0
+        emitted = False
         try:
-            with path.open(encoding="utf-8-sig") as f:
-                for n, line in enumerate(f, 1):
-                    if '"Patient"' not in line and '"Questionnaire"' not in line:
-                        continue
-                    try:
-                        value = json.loads(line)
-                    except json.JSONDecodeError:
-                        continue  # reported in the second pass
-                    kind = value.get("resourceType") if isinstance(value, Mapping) else None
-                    if kind == "Patient":
-                        patients.add(value, f"line {n}, $")
-                    elif kind == "Questionnaire":
-                        self.parser.add_questionnaire(value)
-            pending: list[_Item] = []
-            emitted = False
             with path.open(encoding="utf-8-sig") as f:
                 for n, line in enumerate(f, 1):
                     if not line.strip():
                         continue
-                    prefix = f"line {n}, "
                     try:
                         value = json.loads(line)
                     except json.JSONDecodeError as exc:
                         problem = Problem(f"line {n}", "json", f"not JSON: {exc.msg}")
-                        pending.append(_Item(None, "$", line.rstrip("\n"), patients, problem))
+                        items: Iterable[_Item] = [
+                            _Item(None, f"line {n}", line.rstrip("\n"), patients, problem)
+                        ]
                     else:
-                        if isinstance(value, Mapping) and value.get("resourceType") == "Bundle":
-                            scope = patients.child()
+                        is_bundle = (
+                            isinstance(value, dict) and value.get("resourceType") == "Bundle"
+                        )
+                        scope = patients.child() if is_bundle else patients
+                        items = self._walk(value, f"line {n}, $", scope)
+                    for item in items:
+                        n_read += 1
+                        outcome = self._outcome(item, label, final=False)
+                        if outcome is None:
+                            waiting.append(item)
+                        elif isinstance(outcome, ResponseRow):
+                            rows.append(outcome)
                         else:
-                            scope = patients
-                        kind = value.get("resourceType") if isinstance(value, Mapping) else None
-                        if kind in ("Patient", "Questionnaire"):
-                            self.other_resources[str(kind)] += 1  # indexed in the first pass
-                        else:
-                            pending.extend(
-                                attrs.evolve(item, prefix=prefix)
-                                for item in self._walk(value, "$", scope, prefix)
-                            )
-                    if len(pending) >= self.chunk_rows:
-                        yield self._chunk(pending, label)
-                        emitted = True
-                        pending = []
-            if pending or not emitted:
-                yield self._chunk(pending, label)
+                            rejects.append(outcome)
+                    if len(rows) + len(rejects) >= self.chunk_rows:
+                        yield RowChunk(tuple(rows), tuple(rejects), len(rows) + len(rejects))
+                        n_read -= len(rows) + len(rejects)
+                        rows, rejects, emitted = [], [], True
         except OSError as exc:
             raise FormatError(
                 "cannot read FHIR input", [Problem(label, "io", exc.strerror or "cannot read")]
             ) from None
+        for item in waiting:
+            outcome = self._outcome(item, label, final=True)
+            (rows if isinstance(outcome, ResponseRow) else rejects).append(outcome)  # type: ignore[arg-type]
+        if rows or rejects or not emitted:
+            yield RowChunk(tuple(rows), tuple(rejects), n_read)
+
+
+#: Problems a later line of an NDJSON file may resolve.
+_DEFERRABLE = frozenset({"unresolved-reference", "unknown-questionnaire", "no-weight"})
 
 
 @attrs.frozen
@@ -362,12 +349,11 @@ class _Item:
     """One thing found in the input that counts as a record: a response, or a non-resource
     with its ``problem``. ``patients`` resolves the response's subject."""
 
-    resource: Mapping[str, Any] | None
+    resource: dict[str, Any] | None
     path: str
     original: object
     patients: _PatientIndex
     problem: Problem | None = None
-    prefix: str = ""
 
 
 def read_fhir(

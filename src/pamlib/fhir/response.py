@@ -50,6 +50,8 @@ __all__ = [
     "weights_of_questionnaire",
 ]
 
+#: pamlib's own answer codes and their column codes.
+_PAMLIB_CODES: dict[str, int] = {str(c): c for c in range(1, 10)} | {NA_CODE: -1}
 #: Statuses of a response whose answers may be scored.
 USABLE_STATUSES = frozenset({"completed", "amended"})
 _DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:T.*)?\Z", re.ASCII | re.DOTALL)
@@ -311,6 +313,9 @@ class ResponseParser:
         self.patient_id_system = patient_id_system
         self._weights: dict[str, dict[str, dict[CodingKey, float]]] = {}
         self._targets: dict[str, _Target | Problem] = {}
+        # NHS numbers already checked in this read (they repeat across a patient's responses).
+        self._nhs_checked: dict[str, str | Problem] = {}
+        self._dates: dict[str, dt.date] = {}
         for q in questionnaires:
             self.add_questionnaire(q)
 
@@ -328,13 +333,13 @@ class ResponseParser:
 
     # -- questionnaire → instrument --------------------------------------------------------
 
-    def _target(self, canonical: str | None, where: str) -> _Target | Problem:
+    def _target(self, canonical: str | None, path: str) -> _Target | Problem:
         key = canonical or ""
         found = self._targets.get(key)
         if found is None:
-            found = self._targets[key] = self._resolve(canonical, where)
-        if isinstance(found, Problem) and found.where != where:
-            found = attrs.evolve(found, where=where)
+            found = self._targets[key] = self._resolve(canonical, f"{path}.questionnaire")
+        if isinstance(found, Problem):
+            found = attrs.evolve(found, where=f"{path}.questionnaire")
         return found
 
     def _resolve(self, canonical: str | None, where: str) -> _Target | Problem:
@@ -412,7 +417,7 @@ class ResponseParser:
         contained = self._contained(qr)
         canonical = qr.get("questionnaire")
         if isinstance(canonical, str) and canonical.startswith("#"):
-            inner = contained.get(canonical[1:])
+            inner = contained.get(canonical[1:], (0, None))[1]
             if inner is not None and inner.get("resourceType") == "Questionnaire":
                 self.add_questionnaire(inner)
                 url, version = inner.get("url"), inner.get("version")
@@ -426,7 +431,7 @@ class ResponseParser:
         elif canonical is not None and not isinstance(canonical, str):
             problems.append(Problem(f"{path}.questionnaire", "type", "expected a canonical URL"))
             canonical = None
-        target = self._target(canonical, f"{path}.questionnaire")
+        target = self._target(canonical, path)
         if isinstance(target, Problem):
             problems.append(target)
             return problems
@@ -456,16 +461,23 @@ class ResponseParser:
         )
 
     @staticmethod
-    def _contained(resource: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    def _contained(resource: Mapping[str, Any]) -> dict[str, tuple[int, dict[str, Any]]]:
+        """Contained resources by id, with their index."""
         contained = resource.get("contained")
-        if not isinstance(contained, list):
+        if type(contained) is not list:
             return {}
         return {
-            c["id"]: c for c in contained if isinstance(c, Mapping) and isinstance(c.get("id"), str)
+            c["id"]: (i, c)
+            for i, c in enumerate(contained)
+            if type(c) is dict and type(c.get("id")) is str
         }
 
     def _assessment_id(self, qr: Mapping[str, Any]) -> str:
         identifier = qr.get("identifier")
+        if type(identifier) is dict:  # R4: one identifier; the usual case
+            value = identifier.get("value")
+            if type(value) is str and value.strip():
+                return value
         candidates = identifier if isinstance(identifier, list) else [identifier]
         values = [
             (c.get("system"), c.get("value"))
@@ -489,7 +501,7 @@ class ResponseParser:
         self,
         qr: Mapping[str, Any],
         path: str,
-        contained: Mapping[str, Mapping[str, Any]],
+        contained: Mapping[str, tuple[int, dict[str, Any]]],
         draft: _Draft,
         assessment_id: str,
     ) -> tuple[str | None, str | None]:
@@ -507,7 +519,7 @@ class ResponseParser:
         reference = subject.get("reference")
         if isinstance(reference, str):
             if reference.startswith("#"):
-                patient = contained.get(reference[1:])
+                index, patient = contained.get(reference[1:], (0, None))
                 if patient is None or patient.get("resourceType") != "Patient":
                     problems.append(
                         Problem(
@@ -517,13 +529,11 @@ class ResponseParser:
                         )
                     )
                     return None, None
-                index = next(
-                    i
-                    for i, c in enumerate(qr["contained"])
-                    if isinstance(c, Mapping) and c.get("id") == reference[1:]
-                )
                 pid, nhs, found = patient_identity(
-                    patient, f"{path}.contained[{index}]", patient_id_system=self.patient_id_system
+                    patient,
+                    f"{path}.contained[{index}]",
+                    patient_id_system=self.patient_id_system,
+                    cache=self._nhs_checked,
                 )
                 problems.extend(found)
                 return pid, nhs
@@ -558,48 +568,83 @@ class ResponseParser:
         )
         return None, None
 
-    @staticmethod
-    def _date(qr: Mapping[str, Any], path: str, problems: list[Problem]) -> dt.date | None:
+    def _date(self, qr: Mapping[str, Any], path: str, problems: list[Problem]) -> dt.date | None:
         authored = qr.get("authored")
         if not isinstance(authored, str):
             problems.append(Problem(f"{path}.authored", "no-date", "the response has no date"))
             return None
+        known = self._dates.get(authored)
+        if known is not None:
+            return known
         match = _DATE.match(authored)
         if match:
             try:
-                return dt.date(int(match[1]), int(match[2]), int(match[3]))
+                day = dt.date(int(match[1]), int(match[2]), int(match[3]))
             except ValueError:
                 pass
+            else:
+                if len(self._dates) < 100_000:  # many responses share a date (or a time stamp)
+                    self._dates[authored] = day
+                return day
         problems.append(
             Problem(f"{path}.authored", "date", "authored must start with a full date YYYY-MM-DD")
         )
         return None
 
     def _items(self, items: object, where: str, draft: _Draft) -> None:
-        problems = draft.problems
+        # The hot path of reading. An answer in pamlib's own answer system is taken inline;
+        # anything else goes through _item, and paths are formatted only for problems.
         if items is None:
             return
-        if not isinstance(items, list):
-            problems.append(Problem(where, "type", "item must be a list"))
+        if type(items) is not list:
+            draft.problems.append(Problem(where, "type", "item must be a list"))
             return
+        target = draft.target
+        columns, seen, codes = target.columns, draft.seen, draft.codes
+        fast = not target.answers
+        top = target.instrument.n_categories
         for i, item in enumerate(items):
-            here = f"{where}[{i}]"
-            if not isinstance(item, Mapping):
-                problems.append(Problem(here, "type", "an item must be an object"))
-                continue
-            link_id = item.get("linkId")
-            answers = item.get("answer")
-            if not isinstance(link_id, str):
-                problems.append(Problem(f"{here}.linkId", "required", "an item needs a linkId"))
-                continue
-            if answers:
-                self._answer(link_id, answers, here, draft)
-                if isinstance(answers, list):
-                    for k, answer in enumerate(answers):
-                        if isinstance(answer, Mapping) and "item" in answer:
-                            self._items(answer["item"], f"{here}.answer[{k}].item", draft)
-            if "item" in item:
-                self._items(item["item"], f"{here}.item", draft)
+            if fast and type(item) is dict and "item" not in item:
+                answers = item.get("answer")
+                if type(answers) is list and len(answers) == 1:
+                    answer = answers[0]
+                    coding = answer.get("valueCoding") if type(answer) is dict else None
+                    if (
+                        type(coding) is dict
+                        and coding.get("system") == ANSWER_SYSTEM
+                        and "item" not in answer
+                    ):
+                        code = _PAMLIB_CODES.get(coding.get("code"))  # type: ignore[arg-type]
+                        column = columns.get(item.get("linkId"))  # type: ignore[arg-type]
+                        if (
+                            code is not None
+                            and column is not None
+                            and code <= top
+                            and column not in seen
+                        ):
+                            seen.add(column)
+                            codes[column] = code
+                            continue
+            self._item(item, f"{where}[{i}]", draft)
+
+    def _item(self, item: object, here: str, draft: _Draft) -> None:
+        """One item the fast path did not take: a group, a foreign answer, or a problem."""
+        if type(item) is not dict:
+            draft.problems.append(Problem(here, "type", "an item must be an object"))
+            return
+        link_id = item.get("linkId")
+        if type(link_id) is not str:
+            draft.problems.append(Problem(f"{here}.linkId", "required", "an item needs a linkId"))
+            return
+        answers = item.get("answer")
+        if answers:
+            self._answer(link_id, answers, here, draft)
+            if type(answers) is list:
+                for k, answer in enumerate(answers):
+                    if type(answer) is dict and "item" in answer:
+                        self._items(answer["item"], f"{here}.answer[{k}].item", draft)
+        if "item" in item:
+            self._items(item["item"], f"{here}.item", draft)
 
     def _answer(self, link_id: str, answers: object, here: str, draft: _Draft) -> None:
         target, problems = draft.target, draft.problems
@@ -629,8 +674,8 @@ class ResponseParser:
             return
         answer = answers[0]
         where = f"{here}.answer[0]"
-        coding = answer.get("valueCoding") if isinstance(answer, Mapping) else None
-        if not isinstance(coding, Mapping) or not isinstance(coding.get("code"), str):
+        coding = answer.get("valueCoding") if isinstance(answer, dict) else None
+        if not isinstance(coding, dict) or not isinstance(coding.get("code"), str):
             problems.append(Problem(where, "answer-type", "expected a valueCoding with a code"))
             return
         code = self._code(coding, answer, link_id, target)
@@ -694,7 +739,7 @@ class ResponseParser:
             parts = ext.get("extension")
             for p, part in enumerate(parts if isinstance(parts, list) else []):
                 where = f"{path}.extension[{e}].extension[{p}]"
-                url = part.get("url") if isinstance(part, Mapping) else None
+                url = part.get("url") if isinstance(part, dict) else None
                 if url == "mode":
                     value = part.get("valueCode")
                     if value in Mode._value2member_map_:
