@@ -495,3 +495,22 @@ def test_round_trip_through_an_own_bundle_keeps_patients_linked(host: PluginHost
     ]
     back, _, _ = read_fhir(to_bundle(items))
     assert [a.patient for a in back] == [p, p, Patient("Q")]
+
+
+def test_content_hash_ids_do_not_depend_on_the_patient(host: PluginHost) -> None:
+    """An assessment id made from content must not be derivable from an identifier."""
+    qr = foreign_qr()
+    other = foreign_qr(subject={"identifier": {"system": NHS_NUMBER_SYSTEM, "value": "9990000018"}})
+    (a,), _, _ = read_fhir(qr, mapping=mapping())
+    (b,), _, _ = read_fhir(other, mapping=mapping())
+    assert a.id == b.id
+
+
+def test_rows_do_not_show_identifiers(host: PluginHost) -> None:
+    from pamlib.fhir.reader import FhirReader
+
+    (chunk,) = FhirReader(host.instruments()).read(questionnaire_response(sample()))
+    text = repr(chunk)
+    assert "9434765919" not in text
+    assert "P1" not in text.replace("PAM", "")
+    assert "<redacted>" in text

@@ -267,3 +267,30 @@ def test_read_fhir_matches_the_format(tmp_path: Path, host: PluginHost) -> None:
     (chunk,) = fhir(host).read(path, ReadOptions())
     assert [a.id for a in assessments] == chunk.batches[0].assessment_id.tolist()
     assert np.array_equal(np.stack([a.codes() for a in assessments]), chunk.batches[0].codes)
+
+
+def test_attributes_travel_as_extra_columns(tmp_path: Path, host: PluginHost) -> None:
+    fmt = fhir(host)
+    items = [sample(id="A1", attributes={"condition": "CKD"}), sample(id="A2")]
+    path = tmp_path / "in.json"
+    path.write_text(json.dumps(to_bundle(items)), encoding="utf-8")
+    (chunk,) = fmt.read(path, ReadOptions())
+    (batch,) = chunk.batches
+    assert {k: v.tolist() for k, v in batch.extras.items()} == {"condition": ["CKD", ""]}
+    out = tmp_path / "out.json"
+    with fmt.open_writer(out, WriteOptions()) as w:
+        w.write(batch, None, batch.extras)
+    back, _, _ = read_fhir(out)
+    assert [dict(a.attributes) for a in back] == [{"condition": "CKD"}, {}]
+
+
+def test_other_resources_are_logged_not_silent(
+    tmp_path: Path, host: PluginHost, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "obs.ndjson"
+    path.write_text(json.dumps({"resourceType": "Observation", "status": "final"}) + "\n")
+    with caplog.at_level("INFO", logger="pamlib.fhir.plugin"):
+        (chunk,) = fhir(host).read(path, ReadOptions())
+    assert chunk.n_read == 0
+    assert "Observation: 1" in caplog.text
+    assert caplog.records[0].levelname == "WARNING"

@@ -38,7 +38,7 @@ def _help(parser: argparse.ArgumentParser) -> int:
 
 
 def run_questionnaire(args: argparse.Namespace) -> int:
-    from pamlib.fhir.questionnaire import questionnaire
+    from pamlib.fhir.questionnaires import questionnaire
 
     text = json.dumps(questionnaire(args.instrument, language=args.language), indent=2)
     if args.output:

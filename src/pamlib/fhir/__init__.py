@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from pamlib.fhir.bundle import BundleSettings, to_bundle
     from pamlib.fhir.checks import check
     from pamlib.fhir.mapping import FhirMapping, QuestionnaireMapping, load_mapping, parse_mapping
-    from pamlib.fhir.questionnaire import (
+    from pamlib.fhir.questionnaires import (
         questionnaire,
         questionnaire_canonical,
         questionnaire_url,
@@ -38,9 +38,9 @@ _LAZY: dict[str, str] = {
     "QuestionnaireMapping": "pamlib.fhir.mapping",
     "load_mapping": "pamlib.fhir.mapping",
     "parse_mapping": "pamlib.fhir.mapping",
-    "questionnaire": "pamlib.fhir.questionnaire",
-    "questionnaire_canonical": "pamlib.fhir.questionnaire",
-    "questionnaire_url": "pamlib.fhir.questionnaire",
+    "questionnaire": "pamlib.fhir.questionnaires",
+    "questionnaire_canonical": "pamlib.fhir.questionnaires",
+    "questionnaire_url": "pamlib.fhir.questionnaires",
     "ReadCounts": "pamlib.fhir.reader",
     "read_fhir": "pamlib.fhir.reader",
     "ResponseRow": "pamlib.fhir.response",

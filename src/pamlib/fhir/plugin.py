@@ -15,6 +15,7 @@ line; anything else one Bundle. ``settings``: ``bundle`` (``transaction``, the d
 from __future__ import annotations
 
 import json
+import logging
 import os
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
     from pamlib.formats.base import Format, ReadChunk, ReadOptions, RecordBatch, WriteOptions
 
 __all__ = ["FhirFormat", "FhirWriter", "looks_like_fhir"]
+
+log = logging.getLogger(__name__)
 
 
 def looks_like_fhir(path: str | os.PathLike[str]) -> bool:
@@ -158,7 +161,11 @@ def _load_questionnaire(path: str | os.PathLike[str]) -> Mapping[str, Any]:
 
 
 def rows_to_batches(rows: tuple[ResponseRow, ...]) -> tuple[RecordBatch, ...]:
-    """Group rows by instrument into :class:`~pamlib.formats.base.RecordBatch` columns."""
+    """Group rows by instrument into :class:`~pamlib.formats.base.RecordBatch` columns.
+
+    A response's attributes (the pamlib extension) become ``extras`` columns, ``""`` where a
+    response has no such attribute.
+    """
     import numpy as np
 
     from pamlib.formats.base import RecordBatch
@@ -173,6 +180,10 @@ def rows_to_batches(rows: tuple[ResponseRow, ...]) -> tuple[RecordBatch, ...]:
         def col(get: Callable[[ResponseRow], str], group: list[ResponseRow] = group) -> Any:
             return np.array([get(r) for r in group], dtype=np.str_)
 
+        keys = sorted({k for r in group for k in r.attributes})
+        extras = {
+            k: np.array([r.attributes.get(k, "") for r in group], dtype=np.str_) for k in keys
+        }
         batches.append(
             RecordBatch(
                 instrument=instrument,
@@ -185,17 +196,24 @@ def rows_to_batches(rows: tuple[ResponseRow, ...]) -> tuple[RecordBatch, ...]:
                     len(group), instrument.n_items
                 ),
                 locations=col(lambda r: r.location),
+                extras=extras,
             )
         )
     return tuple(batches)
 
 
-def batch_rows(batch: RecordBatch) -> Iterator[ResponseRow]:
-    """The rows of a :class:`~pamlib.formats.base.RecordBatch` (the writer's input)."""
+def batch_rows(
+    batch: RecordBatch, extra: Mapping[str, npt.NDArray[np.str_]] | None = None
+) -> Iterator[ResponseRow]:
+    """The rows of a :class:`~pamlib.formats.base.RecordBatch` (the writer's input).
+
+    ``extra`` columns become attributes of each response (empty cells are left out).
+    """
     from pamlib.fhir.response import ResponseRow
 
     dates = batch.assessed_on.astype("datetime64[D]").tolist()
     codes = batch.codes.tolist()
+    columns = {name: values.tolist() for name, values in (extra or {}).items()}
     for i in range(len(batch)):
         yield ResponseRow(
             instrument=batch.instrument,
@@ -205,6 +223,7 @@ def batch_rows(batch: RecordBatch) -> Iterator[ResponseRow]:
             assessed_on=dates[i],
             codes=tuple(codes[i]),
             site=str(batch.site[i]) or None,
+            attributes={k: str(v[i]) for k, v in columns.items() if str(v[i])},
             location=str(batch.locations[i]),
         )
 
@@ -236,7 +255,7 @@ class FhirWriter:
         from pamlib.scoring.provider import BatchScores
 
         per_row = scores if isinstance(scores, BatchScores) else None
-        for i, row in enumerate(batch_rows(batch)):
+        for i, row in enumerate(batch_rows(batch, extra)):
             result = per_row.result(i, row.assessment_id) if per_row is not None else None
             for entry in self._assembler.entries(row, result):
                 self._emit(entry)
@@ -285,11 +304,18 @@ class FhirFormat:
     )
 
     def read(self, source: str | os.PathLike[str], options: ReadOptions) -> Iterator[ReadChunk]:
+        """Yield chunks of responses; resources that are not responses are counted and logged."""
         from pamlib.formats.base import ReadChunk
 
         reader = reader_for(options)
+        n_read = 0
         for chunk in reader.read(source):
+            n_read += chunk.n_read
             yield ReadChunk(rows_to_batches(chunk.rows), chunk.rejects, chunk.n_read)
+        if reader.other_resources:
+            seen = ", ".join(f"{k}: {v}" for k, v in sorted(reader.other_resources.items()))
+            level = logging.WARNING if n_read == 0 else logging.INFO
+            log.log(level, "FHIR input held %d responses and other resources (%s)", n_read, seen)
 
     def open_writer(self, target: str | os.PathLike[str], options: WriteOptions) -> FhirWriter:
         return FhirWriter(target, bundle_settings(target, options.settings))

@@ -38,7 +38,7 @@ from pamlib.fhir.codes import (
 )
 from pamlib.fhir.mapping import FhirMapping, QuestionnaireMapping
 from pamlib.fhir.patient import patient_identity, patient_resource
-from pamlib.fhir.questionnaire import answer_coding, questionnaire_canonical
+from pamlib.fhir.questionnaires import answer_coding, questionnaire_canonical
 from pamlib.identity import Patient
 from pamlib.instruments import Instrument, InstrumentRegistry
 
@@ -70,10 +70,10 @@ class ResponseRow:
     columnar one (:class:`~pamlib.formats.base.RecordBatch`).
     """
 
-    instrument: Instrument
+    instrument: Instrument = attrs.field(repr=lambda i: repr(i.id))
     assessment_id: str
-    patient_id: str | None
-    nhs_number: str | None
+    patient_id: str | None = attrs.field(repr=lambda v: "None" if v is None else "<redacted>")
+    nhs_number: str | None = attrs.field(repr=lambda v: "None" if v is None else "<redacted>")
     assessed_on: dt.date
     codes: tuple[int, ...]
     site: str | None = None
@@ -492,8 +492,10 @@ class ResponseParser:
         rid = qr.get("id")
         if isinstance(rid, str) and rid.strip():
             return rid
+        # Who it is about stays out of the hash: an id must not be derivable from an identifier.
+        content = {k: v for k, v in qr.items() if k not in ("subject", "contained")}
         digest = hashlib.sha256(
-            json.dumps(qr, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+            json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
         ).hexdigest()
         return f"qr-{digest[:16]}"
 
