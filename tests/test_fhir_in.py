@@ -514,3 +514,61 @@ def test_rows_do_not_show_identifiers(host: PluginHost) -> None:
     assert "9434765919" not in text
     assert "P1" not in text.replace("PAM", "")
     assert "<redacted>" in text
+
+
+def test_ndjson_subjects_may_come_later_in_the_file(tmp_path: Path, host: PluginHost) -> None:
+    """pamlib's NDJSON in reverse order: each response is read once its Patient is known."""
+    from pamlib.fhir.bundle import Assembler, BundleSettings
+    from pamlib.fhir.response import ResponseRow
+
+    assembler = Assembler(BundleSettings(style="ndjson"))
+    items = [sample(id="A1"), sample(id="A2", patient=Patient("Q", nhs_number="9990000018"))]
+    resources = [r for a in items for r in assembler.entries(ResponseRow.from_assessment(a))]
+    path = tmp_path / "reversed.ndjson"
+    path.write_text("".join(json.dumps(r) + "\n" for r in reversed(resources)), encoding="utf-8")
+    back, rejects, counts = read_fhir(path)
+    assert rejects == []
+    assert sorted(a.id for a in back) == ["A1", "A2"]
+    assert {a.id: a.patient for a in back} == {a.id: a.patient for a in items}
+    assert counts.other_resources == {"Patient": 2}
+
+
+def test_unresolvable_subjects_in_ndjson_are_reported_at_the_end(
+    tmp_path: Path, host: PluginHost
+) -> None:
+    qr = questionnaire_response(sample())
+    del qr["contained"]
+    qr["subject"] = {"reference": "urn:uuid:5d0c4a4e-6f7b-4a5e-9f43-1d2c3b4a5e6f"}
+    path = tmp_path / "in.ndjson"
+    path.write_text(json.dumps(qr) + "\n" + json.dumps(foreign_qr()) + "\n", encoding="utf-8")
+    _, rejects, counts = read_fhir(path, mapping=mapping())
+    assert (counts.n_read, counts.n_valid) == (2, 1)
+    assert [(r.location, r.code) for r in rejects] == [
+        ("line 1, $.subject.reference", "unresolved-reference")
+    ]
+
+
+def test_bundles_as_ndjson_lines(tmp_path: Path, host: PluginHost) -> None:
+    path = tmp_path / "bundles.ndjson"
+    bundles = [to_bundle([sample(id=f"A{i}")]) for i in range(3)]
+    path.write_text("".join(json.dumps(b) + "\n" for b in bundles), encoding="utf-8")
+    back, rejects, counts = read_fhir(path)
+    assert rejects == []
+    assert [a.id for a in back] == ["A0", "A1", "A2"]
+    assert counts.other_resources == {"Bundle": 3, "Patient": 3}
+
+
+def test_waiting_responses_are_bounded(
+    tmp_path: Path, host: PluginHost, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With nothing to wait for, responses citing server Patients are read in bounded memory."""
+    from pamlib.fhir import reader
+
+    monkeypatch.setattr(reader, "_MAX_WAITING", 2)
+    path = tmp_path / "server.ndjson"
+    lines = [json.dumps(foreign_qr(subject={"reference": f"Patient/{i}"})) for i in range(5)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    back, rejects, counts = read_fhir(path, mapping=mapping())
+    assert rejects == []
+    assert counts.n_valid == 5
+    assert sorted(str(a.patient.id) for a in back) == [f"Patient/{i}" for i in range(5)]

@@ -316,6 +316,7 @@ class ResponseParser:
         # NHS numbers already checked in this read (they repeat across a patient's responses).
         self._nhs_checked: dict[str, str | Problem] = {}
         self._dates: dict[str, dt.date] = {}
+        self._final = True
         for q in questionnaires:
             self.add_questionnaire(q)
 
@@ -401,9 +402,16 @@ class ResponseParser:
 
     # -- one response ----------------------------------------------------------------------
 
-    def parse(self, qr: Mapping[str, Any], path: str = "$") -> ResponseRow | list[Problem]:
-        """A row, or every problem found (each with its JSON path under ``path``)."""
+    def parse(
+        self, qr: Mapping[str, Any], path: str = "$", *, final: bool = True
+    ) -> ResponseRow | list[Problem]:
+        """A row, or every problem found (each with its JSON path under ``path``).
+
+        Not ``final``: a server reference (``Patient/123``) that does not resolve yet is
+        reported as unresolved, because a later part of the input may hold the Patient.
+        """
         problems: list[Problem] = []
+        self._final = final
         status = qr.get("status")
         if status not in USABLE_STATUSES:
             problems.append(
@@ -545,7 +553,7 @@ class ResponseParser:
                 problems.extend(found)
                 return pid, nhs
             match = _RELATIVE_PATIENT.match(reference)
-            if match:
+            if match and self._final:
                 return match.group(1), None
             problems.append(
                 Problem(
