@@ -26,7 +26,7 @@ from typing import Any
 import attrs
 
 from pamlib.assessment import Assessment, Mode
-from pamlib.errors import Problem, ValidationError
+from pamlib.errors import Problem
 from pamlib.fhir.codes import (
     ANSWER_SYSTEM,
     ASSESSMENT_ID_SYSTEM,
@@ -50,6 +50,8 @@ __all__ = [
     "weights_of_questionnaire",
 ]
 
+_UNKNOWN_MODE = Mode.UNKNOWN.value
+_MODES = frozenset(m.value for m in Mode)
 #: pamlib's own answer codes and their column codes.
 _PAMLIB_CODES: dict[str, int] = {str(c): c for c in range(1, 10)} | {NA_CODE: -1}
 #: Statuses of a response whose answers may be scored.
@@ -738,45 +740,39 @@ class ResponseParser:
     def _assessment_extension(
         qr: Mapping[str, Any], path: str, problems: list[Problem]
     ) -> tuple[str, str | None, dict[str, str]]:
-        mode, site = Mode.UNKNOWN.value, None
+        mode, site = _UNKNOWN_MODE, None
         attributes: dict[str, str] = {}
         extensions = qr.get("extension")
-        if not isinstance(extensions, list):
+        if type(extensions) is not list:
             return mode, site, attributes
         for e, ext in enumerate(extensions):
-            if not isinstance(ext, Mapping) or ext.get("url") != EXT_ASSESSMENT:
+            if type(ext) is not dict or ext.get("url") != EXT_ASSESSMENT:
                 continue
             parts = ext.get("extension")
-            for p, part in enumerate(parts if isinstance(parts, list) else []):
-                where = f"{path}.extension[{e}].extension[{p}]"
-                url = part.get("url") if isinstance(part, dict) else None
-                if url == "mode":
+            for p, part in enumerate(parts if type(parts) is list else []):
+                url = part.get("url") if type(part) is dict else None
+                if url == "site":
+                    value = part.get("valueString")
+                    if type(value) is str:
+                        site = value
+                elif url == "mode":
                     value = part.get("valueCode")
-                    if value in Mode._value2member_map_:
-                        mode = str(value)
+                    if value in _MODES:
+                        mode = value
                     else:
+                        where = f"{path}.extension[{e}].extension[{p}]"
                         problems.append(Problem(where, "mode", "not a known administration mode"))
-                elif url == "site" and isinstance(part.get("valueString"), str):
-                    site = str(part["valueString"])
                 elif url == "attribute":
                     pair = {
                         x.get("url"): x.get("valueString")
                         for x in part.get("extension", [])
-                        if isinstance(x, Mapping)
+                        if type(x) is dict
                     }
                     name, value = pair.get("name"), pair.get("value")
-                    if isinstance(name, str):
-                        attributes[name] = value if isinstance(value, str) else ""
+                    if type(name) is str:
+                        attributes[name] = value if type(value) is str else ""
                     else:
+                        where = f"{path}.extension[{e}].extension[{p}]"
                         problems.append(Problem(where, "attribute", "an attribute needs a name"))
         return mode, site, attributes
 
-
-def parse_response(
-    qr: Mapping[str, Any], instruments: InstrumentRegistry, **kwargs: Any
-) -> ResponseRow:
-    """One QuestionnaireResponse to a row, or a :class:`ValidationError` with every problem."""
-    found = ResponseParser(instruments, **kwargs).parse(qr)
-    if isinstance(found, list):
-        raise ValidationError("invalid QuestionnaireResponse", found)
-    return found
