@@ -775,4 +775,3 @@ class ResponseParser:
                         where = f"{path}.extension[{e}].extension[{p}]"
                         problems.append(Problem(where, "attribute", "an attribute needs a name"))
         return mode, site, attributes
-
