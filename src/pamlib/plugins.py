@@ -60,6 +60,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "pamlib.scoring.demo",
     "pamlib.tailoring.catalogue",
     "pamlib.tailoring.default_rules",
+    "pamlib.fhir.plugin",
 )
 
 T = TypeVar("T")

@@ -25,6 +25,7 @@ COMMANDS: tuple[str, ...] = (
     "pamlib.cli.report",
     "pamlib.cli.rules",
     "pamlib.cli.calibration",
+    "pamlib.cli.fhir",
 )
 
 
