@@ -55,6 +55,8 @@ DISABLE_ENV = "PAMLIB_DISABLE_PLUGINS"
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "pamlib.builtin.catalogue",
     "pamlib.scoring.raw_sum",
+    "pamlib.formats.delimited",
+    "pamlib.formats.typed",
 )
 
 T = TypeVar("T")
