@@ -224,13 +224,15 @@ def _keys(
         h1[short] = _mix(words[short, 0] ^ t)
     long = ~short & (lengths <= _LONG)
     if long.any():
-        n_bytes = lengths[long].astype(np.uint64)
-        a = _mix(n_bytes ^ _S1)
-        b = _mix(n_bytes ^ _S2)
+        n_bytes = lengths[long]
+        a = _mix(n_bytes.astype(np.uint64) ^ _S1)
+        b = _mix(n_bytes.astype(np.uint64) ^ _S2)
         for j in range(words.shape[1]):
+            # Only the words a value has: the key must not depend on the block's widest value.
+            active = n_bytes > 8 * j
             w = words[long, j]
-            a = _mix(a ^ w)
-            b = _mix((b + w) ^ _S1)
+            a = np.where(active, _mix(a ^ w), a)
+            b = np.where(active, _mix((b + w) ^ _S1), b)
         h1[long], h2[long] = a, b
     huge = np.flatnonzero(lengths > _LONG)
     for i, value in zip(huge.tolist(), text.values(rows[huge]), strict=True):
@@ -791,14 +793,9 @@ class _BlockReader:
             yield self.chunk(*self.splitter.split(block))
 
     def _parse(self, data: bytes, expected: int) -> list[Any] | None:
-        """Split ``data`` with pyarrow; ``None`` where pyarrow disagrees with the pre-pass."""
+        """Split ``data`` with pyarrow; ``None`` where it cannot (a record with the wrong number
+        of fields, undecodable bytes) or finds another number of records than the pre-pass."""
         pa = _pa()
-        invalid: list[object] = []
-
-        def on_invalid(row: object) -> str:
-            invalid.append(row)
-            return "skip"
-
         try:
             table = pa.csv.read_csv(
                 pa.BufferReader(data),
@@ -807,7 +804,6 @@ class _BlockReader:
                     delimiter=self.delimiter,
                     newlines_in_values=b'"' in data,
                     ignore_empty_lines=True,
-                    invalid_row_handler=on_invalid,
                 ),
                 convert_options=pa.csv.ConvertOptions(
                     column_types={c: pa.string() for c in self.names},
@@ -817,6 +813,6 @@ class _BlockReader:
             )
         except (pa.ArrowInvalid, UnicodeDecodeError):
             return None
-        if invalid or table.num_rows != expected:
+        if table.num_rows != expected:
             return None
         return [table.column(i).combine_chunks() for i in range(len(self.names))]

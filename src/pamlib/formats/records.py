@@ -465,9 +465,10 @@ class RecordReader:
     ) -> None:
         self.options = options
         self._binary, self.name, self.size = open_binary(source)
+        self._text: io.TextIOWrapper | None = None
         try:
             check_encoding(self._binary.peek(4)[:4], self.name)  # type: ignore[attr-defined]
-            text = text_stream(self._binary)
+            text = self._text = text_stream(self._binary)
             head: list[str] = []
             for line in text:
                 head.append(line)
@@ -497,7 +498,14 @@ class RecordReader:
             raise
 
     def close(self) -> None:
-        if self._binary is not sys.stdin.buffer:
+        stdin = self._binary is sys.stdin.buffer
+        if self._text is not None:
+            if stdin:
+                self._text.detach()
+            else:
+                self._text.close()
+            self._text = None
+        elif not stdin:
             self._binary.close()
 
     def tell(self) -> int | None:
