@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from typing import Literal
 
 import attrs
 from hypothesis import strategies as st
@@ -42,16 +43,16 @@ def _nhs_variants(number: str) -> list[str]:
     ]
 
 
-valid_nhs = st.integers(0, 999_999).map(test_nhs_number).filter(lambda n: n is not None)
+valid_nhs = st.integers(0, 999_999).map(lambda i: test_nhs_number(i) or "9990000018")
 nhs_numbers = st.one_of(
     st.just(""),
     st.just(" "),
-    valid_nhs.flatmap(lambda n: st.sampled_from(_nhs_variants(str(n)))),
+    valid_nhs.flatmap(lambda n: st.sampled_from(_nhs_variants(n))),
     st.text(alphabet="0123456789 -x", max_size=12),
 )
-free_text = st.text(
-    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12
-) | st.sampled_from(['said "fine"', "line one\nline two", "a;b,c\tz", "crlf\r\ninside", ""])
+free_text = st.text(alphabet=st.characters(codec="utf-8"), max_size=12) | st.sampled_from(
+    ['said "fine"', "line one\nline two", "a;b,c\tz", "crlf\r\ninside", ""]
+)
 
 
 VALID_DATES = DATES[:8]
@@ -117,7 +118,7 @@ def messy_files(draw: st.DrawFn) -> MessyFile:
         if draw(st.booleans()) and draw(st.booleans()):
             header.remove(optional)
     header = draw(st.permutations(header))
-    quoting = draw(st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL]))
+    quoting: Literal[0, 1] = draw(st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL]))
     out = io.StringIO(newline="")
     writer = csv.writer(out, delimiter=delimiter, quoting=quoting, lineterminator=terminator)
     writer.writerow(header)
@@ -151,7 +152,7 @@ def messy_files(draw: st.DrawFn) -> MessyFile:
         out.write(text)
         n_records += 1
     if draw(st.booleans()) and draw(st.booleans()):
-        out.write(f"{delimiter}\"unclosed{terminator}still open")
+        out.write(f'{delimiter}"unclosed{terminator}still open')
         n_records += 1
     text = out.getvalue()
     if draw(st.booleans()) and text.endswith(terminator):

@@ -173,8 +173,8 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write(f"note: {names} is not a licensed PAM provider: NOT PAM scores\n")
     if args.output not in (None, "-"):
         sys.stderr.write(f"scored -> {summary.output}\n")
+    strict_failure = args.strict and summary.n_rejected > 0
+    if strict_failure:
+        sys.stderr.write(f"pamlib: error: {summary.n_rejected} records rejected (--strict)\n")
     print_summary(summary, sys.stderr)
-    if args.strict and summary.n_rejected:
-        sys.stderr.write(f"pamlib: {summary.n_rejected} records rejected (--strict)\n")
-        return 1
-    return 0
+    return 1 if strict_failure else 0
