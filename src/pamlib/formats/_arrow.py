@@ -45,15 +45,16 @@ class Text:
         self.arr = arr
         n = len(arr)
         buffers = arr.buffers()
-        offsets = np.frombuffer(buffers[1], dtype=np.int32)[arr.offset : arr.offset + n + 1]
-        self.offsets: npt.NDArray[np.int64] = offsets.astype(np.int64)
+        self.offsets: npt.NDArray[np.int32] = np.frombuffer(buffers[1], dtype=np.int32)[
+            arr.offset : arr.offset + n + 1
+        ]
         data = buffers[2]
         self.data: npt.NDArray[np.uint8] = (
             np.frombuffer(data, dtype=np.uint8)
             if data is not None and data.size
             else np.zeros(1, dtype=np.uint8)
         )
-        self.lengths: npt.NDArray[np.int64] = np.diff(self.offsets)
+        self.lengths: npt.NDArray[np.int32] = np.diff(self.offsets)
 
     def __len__(self) -> int:
         return int(self.lengths.shape[0])
@@ -68,9 +69,19 @@ class Text:
 
     def matrix(self, rows: npt.NDArray[np.intp], width: int) -> npt.NDArray[np.uint8]:
         """The first ``width`` bytes of the given rows, zero-padded, as a ``(m, width)`` array."""
+        lengths = self.lengths[rows]
+        if rows.shape[0] and bool((lengths == lengths[0]).all()) and int(lengths[0]) <= width:
+            # All of one length (ids, NHS numbers): slice each row straight out of the data.
+            size = int(lengths[0])
+            starts = self.offsets[:-1][rows]
+            if bool((np.diff(starts) == size).all()):
+                flat = self.data[int(starts[0]) : int(starts[0]) + size * rows.shape[0]]
+                block = np.zeros((rows.shape[0], width), dtype=np.uint8)
+                block[:, :size] = flat.reshape(rows.shape[0], size)
+                return block
         starts = self.offsets[:-1][rows]
         columns = np.arange(width)[None, :]
-        keep = columns < self.lengths[rows][:, None]
+        keep = columns < lengths[:, None]
         index = np.minimum(starts[:, None] + columns, self.data.shape[0] - 1)
         out: npt.NDArray[np.uint8] = np.where(keep, self.data[index], 0).astype(np.uint8)
         return out
@@ -82,8 +93,10 @@ class Text:
 
     def has_bytes(self, values: bytes) -> bool:
         """Whether any value contains any of the given bytes."""
-        used = self.data[: int(self.offsets[-1])] if len(self) else self.data[:0]
-        return bool(np.isin(used, np.frombuffer(values, dtype=np.uint8)).any())
+        if not len(self):
+            return False
+        used = self.data[int(self.offsets[0]) : int(self.offsets[-1])].tobytes()
+        return any(bytes([v]) in used for v in values)
 
     def absent(self) -> npt.NDArray[np.bool_]:
         """Empty or whitespace-only values, exactly as :func:`~pamlib.formats.values.is_absent`."""

@@ -22,9 +22,9 @@ import itertools
 import os
 import re
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -61,6 +61,11 @@ __all__ = ["SeenIds", "read_columnar"]
 _BOM = b"\xef\xbb\xbf"
 _NL, _CR, _QUOTE = 10, 13, 34
 _EPOCH = np.datetime64("1970-01-01", "D")
+_SLOW = np.int16(IMPOSSIBLE_ANSWER - 10)  # not decided by bytes: look the spelling up
+_CACHE = 100_000  # most distinct spellings remembered per file
+#: Column codes of one-byte answers: ``1``–``4``; anything else needs a closer look.
+_ONE_BYTE_CODES = np.full(256, _SLOW, dtype=np.int16)
+_ONE_BYTE_CODES[ord("1") : ord("4") + 1] = np.arange(1, 5, dtype=np.int16)
 
 
 class ReaderBugError(PamlibError):
@@ -105,7 +110,8 @@ def _scan(buf: bytes, delimiter: int, *, final: bool, first_line: int, max_recor
     n = a.shape[0]
     if n == 0:
         return scan
-    breaks = _line_breaks(a, has_cr=b"\r" in buf, final=final)
+    has_cr = b"\r" in buf
+    breaks = _line_breaks(a, has_cr=has_cr, final=final)
     quotes: npt.NDArray[np.intp] | None = None
     if b'"' in buf:
         quotes = np.flatnonzero(a == _QUOTE)
@@ -113,25 +119,15 @@ def _scan(buf: bytes, delimiter: int, *, final: bool, first_line: int, max_recor
         term_index = np.flatnonzero(outside)
     else:
         term_index = np.arange(breaks.shape[0])
-    terms = breaks[term_index]
-    # Record j runs from starts[j] to terms[j]; the tail after the last break is a record too
-    # when the input ends there.
-    starts = np.empty(terms.shape[0] + 1, dtype=np.int64)
-    starts[0] = 0
-    starts[1:] = terms + 1
-    line_of = np.empty(terms.shape[0] + 1, dtype=np.int64)
-    line_of[0] = first_line
-    line_of[1:] = first_line + term_index + 1
-    ends = np.empty(terms.shape[0] + 1, dtype=np.int64)
-    ends[:-1] = terms
-    ends[-1] = n
+    starts, ends, line_of = _spans(breaks[term_index], term_index, n, first_line)
     has_tail = final and starts[-1] < n
     if not has_tail:
         starts, line_of, ends = starts[:-1], line_of[:-1], ends[:-1]
-    # Content ends before a CRLF's CR.
-    crlf = (ends > starts) & (ends < n)
-    crlf[crlf] = (a[ends[crlf]] == _NL) & (a[ends[crlf] - 1] == _CR)
-    content_end = ends - crlf
+    content_end = ends
+    if has_cr:  # content ends before a CRLF's CR
+        crlf = (ends > starts) & (ends < n)
+        crlf[crlf] = (a[ends[crlf]] == _NL) & (a[ends[crlf] - 1] == _CR)
+        content_end = ends - crlf
     nonblank = np.flatnonzero(content_end > starts)
     if nonblank.shape[0] > max_records:
         cut = nonblank[max_records]  # first record not taken
@@ -154,6 +150,23 @@ def _scan(buf: bytes, delimiter: int, *, final: bool, first_line: int, max_recor
         scan.anomaly = not _quotes_open_fields(a, used, delimiter)
         scan.unclosed = tail_taken and used.shape[0] % 2 == 1
     return scan
+
+
+def _spans(
+    terms: npt.NDArray[np.intp], term_index: npt.NDArray[np.intp], n: int, first_line: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Start, end (the terminator) and start line of each record; the last span is the tail
+    after the last terminator, a record only where the input ends there."""
+    starts = np.empty(terms.shape[0] + 1, dtype=np.int64)
+    starts[0] = 0
+    starts[1:] = terms + 1
+    ends = np.empty(terms.shape[0] + 1, dtype=np.int64)
+    ends[:-1] = terms
+    ends[-1] = n
+    line_of = np.empty(terms.shape[0] + 1, dtype=np.int64)
+    line_of[0] = first_line
+    line_of[1:] = first_line + term_index + 1
+    return starts, ends, line_of
 
 
 def _line_breaks(a: npt.NDArray[np.uint8], *, has_cr: bool, final: bool) -> npt.NDArray[np.intp]:
@@ -242,15 +255,19 @@ def _keys(
 
 
 class SeenIds:
-    """Every assessment id seen so far in a file, 16 bytes each, to reject repeats.
+    """Every assessment id seen so far in a file, to reject repeats.
 
-    Ids up to 15 bytes are kept exactly; longer ones as a 128-bit hash (the chance that two
-    different ids are taken for one another is below 1e-20 even for a billion ids). Keys live in
-    sorted runs that are merged as they grow, so checking a chunk costs O(m log n).
+    Ids up to 15 bytes are kept exactly, longer ones as a 128-bit hash (the chance that two
+    different ids are taken for one another is below 1e-20 even for a billion ids): 16 bytes an
+    id, in sorted runs merged as they grow. A fixed 32 MiB map of which key prefixes occur lets
+    most new ids skip the search altogether.
     """
+
+    _PREFIX_BITS = 25
 
     def __init__(self) -> None:
         self._runs: list[tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]]] = []
+        self._prefixes = np.zeros(1 << self._PREFIX_BITS, dtype=np.bool_)
 
     def __len__(self) -> int:
         return sum(r[0].shape[0] for r in self._runs)
@@ -259,32 +276,51 @@ class SeenIds:
         """For the given rows (in file order): True where the id was seen before; then remember
         the ids."""
         h1, h2 = _keys(text, rows)
-        dup = np.zeros(rows.shape[0], dtype=np.bool_)
-        if rows.shape[0] == 0:
+        m = rows.shape[0]
+        dup = np.zeros(m, dtype=np.bool_)
+        if m == 0:
             return dup
-        order = np.lexsort((h2, h1))
-        s1, s2 = h1[order], h2[order]
-        same = (s1[1:] == s1[:-1]) & (s2[1:] == s2[:-1])
-        dup[order[1:][same]] = True
-        for r1, r2 in self._runs:
-            lo = np.searchsorted(r1, h1, side="left")
-            hi = np.searchsorted(r1, h1, side="right")
-            found = hi > lo
-            if not found.any():
-                continue
-            at = np.minimum(lo, r1.shape[0] - 1)
-            hit = found & (r2[at] == h2)
-            several = np.flatnonzero(found & ~hit & (hi - lo > 1))
-            for i in several.tolist():
-                hit[i] = bool((r2[lo[i] : hi[i]] == h2[i]).any())
-            dup |= hit
-        fresh = ~dup
+        order = np.argsort(h1)
+        s1 = h1[order]
+        if bool((s1[1:] == s1[:-1]).any()):  # repeats within this block: first one stays
+            order = np.lexsort((h2, h1))
+            s1 = h1[order]
+            s2 = h2[order]
+            same = (s1[1:] == s1[:-1]) & (s2[1:] == s2[:-1])
+            dup[order[1:][same]] = True
+        else:
+            s2 = h2[order]
+        prefix = (h1 >> np.uint64(64 - self._PREFIX_BITS)).astype(np.intp)
+        maybe = np.flatnonzero(self._prefixes[prefix] & ~dup)
+        if maybe.size:
+            dup[maybe] = self._search(h1[maybe], h2[maybe])
+        self._prefixes[prefix] = True
+        fresh = ~dup[order]
         if fresh.any():
-            n1, n2 = h1[fresh], h2[fresh]
-            order = np.lexsort((n2, n1))
-            self._runs.append((n1[order], n2[order]))
+            self._runs.append((s1[fresh], s2[fresh]))  # sorted by h1
             self._merge()
         return dup
+
+    def _search(
+        self, q1: npt.NDArray[np.uint64], q2: npt.NDArray[np.uint64]
+    ) -> npt.NDArray[np.bool_]:
+        """Which keys are in the runs."""
+        hit = np.zeros(q1.shape[0], dtype=np.bool_)
+        for r1, r2 in self._runs:
+            lo = np.searchsorted(r1, q1)
+            at = np.minimum(lo, r1.shape[0] - 1)
+            found = r1[at] == q1
+            if not found.any():
+                continue
+            hit |= found & (r2[at] == q2)
+            for i in np.flatnonzero(found & ~hit).tolist():  # h1 shared by several ids: rare
+                j = int(lo[i])
+                while j < r1.shape[0] and r1[j] == q1[i]:
+                    if r2[j] == q2[i]:
+                        hit[i] = True
+                        break
+                    j += 1
+        return hit
 
     def _merge(self) -> None:
         runs = self._runs
@@ -292,11 +328,26 @@ class SeenIds:
             b1, b2 = runs.pop()
             a1, a2 = runs.pop()
             c1, c2 = np.concatenate([a1, b1]), np.concatenate([a2, b2])
-            order = np.lexsort((c2, c1))
+            order = np.argsort(c1, kind="stable")  # merges the two sorted runs in linear time
             runs.append((c1[order], c2[order]))
 
 
 # -- checking columns ----------------------------------------------------------------------------
+
+
+class _Take:
+    """Picks the given rows of an Arrow array."""
+
+    def __init__(self, indices: Any) -> None:
+        self.indices = indices
+
+    def __call__(self, column: Any) -> Any:
+        return column.take(self.indices)
+
+
+def _everything(column: Any) -> Any:
+    """Picks every row (no copy), for blocks where every row is valid."""
+    return column
 
 
 class _Rows:
@@ -337,6 +388,9 @@ class ColumnChecker:
         self.seen = SeenIds()
         self.instruments: list[Instrument] = []
         self._instrument_index: dict[str, int] = {}
+        # Distinct spellings seen so far (few: answer labels, dates), so each is read once.
+        self._answer_cache: dict[str, int] = {}
+        self._date_cache: dict[str, int] = {}
 
     def _index_of(self, instrument: Instrument | None) -> int:
         if instrument is None:
@@ -349,33 +403,45 @@ class ColumnChecker:
 
     def _answers(self, text: _Text) -> npt.NDArray[np.int16]:
         """Answer codes of one item column: common spellings by bytes, the rest by lookup."""
-        n = len(text)
-        codes = np.full(n, IMPOSSIBLE_ANSWER - 10, dtype=np.int16)
         lengths = text.lengths
+        first = text.data[np.minimum(text.offsets[:-1], text.data.shape[0] - 1)]
+        codes = np.where(lengths == 1, _ONE_BYTE_CODES[first], _SLOW)
         codes[lengths == 0] = 0
-        b0 = text.byte(0).astype(np.int16)
-        digit = (lengths == 1) & (b0 >= 0x31) & (b0 <= 0x34)
-        codes[digit] = b0[digit] - 0x30
-        b1 = text.byte(1)
-        na = (lengths == 2) & ((b0 | 0x20) == ord("n")) & ((b1 | 0x20) == ord("a"))
-        codes[na] = -1
-        slow = np.flatnonzero(codes == IMPOSSIBLE_ANSWER - 10)
+        two = np.flatnonzero(lengths == 2)
+        if two.size:
+            second = text.data[text.offsets[:-1][two] + 1]
+            na = ((first[two] | 0x20) == ord("n")) & ((second | 0x20) == ord("a"))
+            codes[two[na]] = -1
+        slow = np.flatnonzero(codes == _SLOW)
         if slow.size:
             pa = _pa()
             sub = _Text(text.arr.take(pa.array(slow, type=pa.int64())))
             indices, distinct = _distinct(sub)
-            table = np.array([answer_code(v, self.labels) for v in distinct], dtype=np.int16)
+            table = np.array([self._answer(v) for v in distinct], dtype=np.int16)
             codes[slow] = table[indices]
         return codes
+
+    def _answer(self, text: str) -> int:
+        code = self._answer_cache.get(text)
+        if code is None:
+            code = answer_code(text, self.labels)
+            if len(self._answer_cache) < _CACHE:
+                self._answer_cache[text] = code
+        return code
 
     def _dates(self, text: _Text) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
         indices, distinct = _distinct(text)
         days = np.zeros(len(distinct), dtype=np.int64)
         ok = np.zeros(len(distinct), dtype=np.bool_)
         for i, value in enumerate(distinct):
-            date = parse_date(value, day_first=self.day_first)
-            if date is not None:
-                days[i] = (np.datetime64(date, "D") - _EPOCH).astype(np.int64)
+            day = self._date_cache.get(value)
+            if day is None:
+                date = parse_date(value, day_first=self.day_first)
+                day = -1 << 62 if date is None else int(np.datetime64(date, "D").astype(np.int64))
+                if len(self._date_cache) < _CACHE:
+                    self._date_cache[value] = day
+            if day != -1 << 62:
+                days[i] = day
                 ok[i] = True
         return days[indices], ok[indices]
 
@@ -494,9 +560,11 @@ class ColumnChecker:
             pid = pc.if_else(pa.array(rows.pid_absent), "", pid)
         site = columns[cols["site"]] if "site" in cols else None
         batches = []
-        for k in self._first_appearance(rows.which, valid):
+        kinds = self._first_appearance(rows.which, valid)
+        everything = len(kinds) == 1 and bool(valid.all())
+        for k in kinds:
             index = np.flatnonzero(valid & (rows.which == k))
-            take = pa.array(index, type=pa.int64())
+            take = _everything if everything else _Take(pa.array(index, type=pa.int64()))
             instrument = self.instruments[k]
             size = instrument.n_items
             width = min(size, rows.codes.shape[1])
@@ -504,7 +572,7 @@ class ColumnChecker:
             codes[:, :width] = rows.codes[index, :width]
             blank = pa.nulls(index.shape[0], pa.string()).fill_null("")
             if "assessment_id" in cols:
-                aid = columns[cols["assessment_id"]].take(take)
+                aid = take(columns[cols["assessment_id"]])
             else:
                 numbers = pc.cast(pa.array(rows.lines[index]), pa.string())
                 aid = pc.binary_join_element_wise(f"{Path(self.source).name}:", numbers, "")
@@ -512,13 +580,13 @@ class ColumnChecker:
                 RecordBatch(
                     instrument=instrument,
                     assessment_id=aid,
-                    patient_id=blank if pid is None else pid.take(take),
-                    nhs_number=blank if rows.nhs is None else rows.nhs.take(take),
+                    patient_id=blank if pid is None else take(pid),
+                    nhs_number=blank if rows.nhs is None else take(rows.nhs),
                     assessed_on=_EPOCH + rows.days[index].astype("timedelta64[D]"),
-                    site=blank if site is None else site.take(take),
+                    site=blank if site is None else take(site),
                     codes=codes,
                     extras={
-                        name: columns[position].take(take)
+                        name: take(columns[position])
                         for position, name in zip(layout.extras, layout.extra_names, strict=True)
                         if name != "site"
                     },
@@ -648,13 +716,28 @@ def read_columnar(
     The first chunk holds no records; it names the source's columns before any are read.
     """
     binary, name, size = open_binary(source)
+    parts: Generator[_Part, None, None] | None = None
     try:
         reader = _BlockReader(binary, name, size, options, tuple(instruments))
-        yield reader.chunk([], np.zeros(0, dtype=np.int64), [], 0)
-        yield from reader.chunks()
+        yield reader.chunk(_Part([], np.zeros(0, dtype=np.int64), [], 0, reader.position))
+        parts = reader.parts()
+        for part in parts:
+            yield reader.chunk(part)
     finally:
+        if parts is not None:
+            parts.close()
         if binary is not sys.stdin.buffer:
             binary.close()
+
+
+class _Part(NamedTuple):
+    """One block of records split into string columns, with what could not be split."""
+
+    columns: list[Any]
+    lines: npt.NDArray[np.int64]
+    rejects: list[Reject]
+    n_read: int
+    position: int  # bytes of the input consumed after this block
 
 
 class _BlockReader:
@@ -723,21 +806,21 @@ class _BlockReader:
         self.position = scan.consumed
         return header
 
-    def chunk(
-        self, columns: list[Any], lines: npt.NDArray[np.int64], rejects: list[Reject], n_read: int
-    ) -> ReadChunk:
-        batches, more = self.checker.check(columns, lines)
-        every = sorted([*rejects, *more], key=lambda r: r.line or 0)
+    def chunk(self, part: _Part) -> ReadChunk:
+        """Check one part: the checks keep state (ids seen), so parts come here in order."""
+        batches, more = self.checker.check(part.columns, part.lines)
+        every = sorted([*part.rejects, *more], key=lambda r: r.line or 0)
         return ReadChunk(
             batches=tuple(batches),
             rejects=tuple(every),
-            n_read=n_read,
+            n_read=part.n_read,
             extra_columns=self.layout.extra_names,
             source_columns=self.layout.header,
-            progress=None if not self.size else min(1.0, self.position / self.size),
+            progress=None if not self.size else min(1.0, part.position / self.size),
         )
 
-    def chunks(self) -> Iterator[ReadChunk]:
+    def parts(self) -> Generator[_Part, None, None]:
+        """Blocks of records split into string columns, not yet checked (see :meth:`chunk`)."""
         target = self.block_bytes
         while True:
             if not self.eof and len(self.buf) < target:
@@ -750,7 +833,7 @@ class _BlockReader:
                 max_records=self.chunk_rows,
             )
             if scan.anomaly:
-                yield from self._text_chunks()
+                yield from self._text_parts()
                 return
             if scan.consumed == 0:
                 if self.eof:
@@ -763,18 +846,18 @@ class _BlockReader:
             if n_read:
                 columns = None if scan.unclosed else self._parse(data, n_read)
                 if columns is not None:
-                    yield self.chunk(columns, scan.lines, [], n_read)
+                    yield _Part(columns, scan.lines, [], n_read, self.position)
                 else:
                     text = data.decode("utf-8", "surrogateescape")
                     records = _records_from_text(text, self.delimiter, self.line)
-                    yield self.chunk(*self.splitter.split(records))
+                    yield _Part(*self.splitter.split(records), self.position)
                 # Aim the next block at chunk_rows records of the size seen so far.
                 target = int(scan.consumed / n_read * self.chunk_rows * 1.05) + (1 << 16)
                 target = min(target, self.block_bytes * 8)
             self.buf = self.buf[scan.consumed :]
             self.line += scan.lines_consumed
 
-    def _text_chunks(self) -> Iterator[ReadChunk]:
+    def _text_parts(self) -> Generator[_Part, None, None]:
         """A quote inside an unquoted field: quote counting cannot find record ends, so the rest
         of the file goes through the :mod:`csv` module."""
         stream = io.TextIOWrapper(
@@ -788,9 +871,8 @@ class _BlockReader:
             block = list(itertools.islice(records, self.chunk_rows))
             if not block:
                 return
-            if self.binary.seekable():
-                self.position = self.binary.tell()
-            yield self.chunk(*self.splitter.split(block))
+            position = self.binary.tell() if self.binary.seekable() else self.position
+            yield _Part(*self.splitter.split(block), position)
 
     def _parse(self, data: bytes, expected: int) -> list[Any] | None:
         """Split ``data`` with pyarrow; ``None`` where it cannot (a record with the wrong number
@@ -799,7 +881,7 @@ class _BlockReader:
         try:
             table = pa.csv.read_csv(
                 pa.BufferReader(data),
-                read_options=pa.csv.ReadOptions(column_names=self.names, use_threads=True),
+                read_options=pa.csv.ReadOptions(column_names=self.names, use_threads=False),
                 parse_options=pa.csv.ParseOptions(
                     delimiter=self.delimiter,
                     newlines_in_values=b'"' in data,

@@ -66,7 +66,8 @@ REASON_COLUMN = "reason"
 REJECT_COLUMNS: tuple[str, ...] = ("source", "line", "code", "message")
 
 _FORMULA_START = frozenset("=+-@\t\r")
-_FORMULA_BYTES = np.frombuffer(b"=+-@\t\r", dtype=np.uint8)
+_FORMULA_BYTE = np.zeros(256, dtype=np.bool_)
+_FORMULA_BYTE[np.frombuffer(b"=+-@\t\r", dtype=np.uint8)] = True
 _PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _STRUCTURAL = b',"\r\n'
 
@@ -111,7 +112,7 @@ def protect_column(column: Any) -> Any:
     """:func:`protect` over an Arrow string array, touching only the risky cells."""
     pa = pyarrow_module()
     text = Text(column)
-    risky = np.flatnonzero((text.lengths > 0) & np.isin(text.byte(0), _FORMULA_BYTES))
+    risky = np.flatnonzero((text.lengths > 0) & _FORMULA_BYTE[text.byte(0)])
     if risky.size == 0:
         return text.arr
     values = text.values(risky)
@@ -129,11 +130,19 @@ def protect_column(column: Any) -> Any:
 
 
 def _constant(value: str, n: int) -> Any:
+    """``n`` copies of ``value`` as an Arrow string array, built from raw buffers."""
     pa = pyarrow_module()
-    return pa.repeat(value, n).cast(pa.string()) if n else pa.array([], type=pa.string())
+    encoded = value.encode("utf-8")
+    offsets = np.arange(n + 1, dtype=np.int32) * np.int32(len(encoded))
+    return pa.Array.from_buffers(
+        pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(encoded * n)]
+    )
 
 
 def _lookup(table: Sequence[str], indices: npt.NDArray[Any]) -> Any:
+    """``table[i]`` for each index, as an Arrow string array."""
+    if indices.size and int(indices.min()) == int(indices.max()):
+        return _constant(table[int(indices[0])], int(indices.size))  # common: one value
     pa = pyarrow_module()
     return pa.array(list(table), type=pa.string()).take(pa.array(indices))
 
