@@ -264,6 +264,7 @@ class SeenIds:
     """
 
     _PREFIX_BITS = 25
+    _MAX_RUN = 1 << 21
 
     def __init__(self) -> None:
         self._runs: list[tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]]] = []
@@ -323,13 +324,23 @@ class SeenIds:
         return hit
 
     def _merge(self) -> None:
+        """Merge the newest runs while they are of similar size, up to :attr:`_MAX_RUN` keys
+        (so a merge never needs more than a few tens of MiB at once)."""
         runs = self._runs
-        while len(runs) > 1 and runs[-1][0].shape[0] * 2 >= runs[-2][0].shape[0]:
+        while len(runs) > 1:
+            n_new, n_old = runs[-1][0].shape[0], runs[-2][0].shape[0]
+            if n_new * 2 < n_old or n_new + n_old > self._MAX_RUN:
+                return
             b1, b2 = runs.pop()
             a1, a2 = runs.pop()
-            c1, c2 = np.concatenate([a1, b1]), np.concatenate([a2, b2])
-            order = np.argsort(c1, kind="stable")  # merges the two sorted runs in linear time
-            runs.append((c1[order], c2[order]))
+            at = np.searchsorted(a1, b1) + np.arange(n_new)
+            new = np.zeros(n_new + n_old, dtype=np.bool_)
+            new[at] = True
+            c1 = np.empty(n_new + n_old, dtype=np.uint64)
+            c2 = np.empty(n_new + n_old, dtype=np.uint64)
+            c1[new], c1[~new] = b1, a1
+            c2[new], c2[~new] = b2, a2
+            runs.append((c1, c2))
 
 
 # -- checking columns ----------------------------------------------------------------------------
