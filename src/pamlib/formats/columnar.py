@@ -84,6 +84,7 @@ class _Scan:
         "ends",
         "lines",
         "lines_consumed",
+        "n_records",
         "starts",
         "unclosed",
     )
@@ -94,23 +95,37 @@ class _Scan:
         self.lines: npt.NDArray[np.int64] = np.zeros(0, np.int64)
         self.consumed = 0
         self.lines_consumed = 0
+        self.n_records = 0  # non-blank records taken
         self.anomaly = False
         self.unclosed = False
 
 
-def _scan(buf: bytes, delimiter: int, *, final: bool, first_line: int, max_records: int) -> _Scan:
+def _scan(
+    buf: bytes,
+    delimiter: int,
+    *,
+    final: bool,
+    first_line: int,
+    max_records: int,
+    simple: bool = True,
+) -> _Scan:
     """Find records in ``buf`` (which starts at a record boundary on ``first_line``).
 
     Physical lines end at ``\\n``, ``\\r\\n`` or a lone ``\\r``, as for :mod:`csv`. A line
     break ends a record unless an odd number of quotes precede it in the buffer. Blank records
-    are dropped; at most ``max_records`` non-blank ones are taken.
+    are dropped; at most ``max_records`` non-blank ones are taken — except that a buffer with no
+    quote, carriage return or blank line (the usual export) is taken whole when ``simple``: its
+    records are its lines, found without looking at every byte.
     """
     scan = _Scan()
-    a = np.frombuffer(buf, dtype=np.uint8)
-    n = a.shape[0]
+    n = len(buf)
     if n == 0:
         return scan
     has_cr = b"\r" in buf
+    plain = not has_cr and b'"' not in buf and not buf.startswith(b"\n") and b"\n\n" not in buf
+    if simple and plain:
+        return _scan_simple(buf, scan, final=final, first_line=first_line)
+    a = np.frombuffer(buf, dtype=np.uint8)
     breaks = _line_breaks(a, has_cr=has_cr, final=final)
     quotes: npt.NDArray[np.intp] | None = None
     if b'"' in buf:
@@ -145,10 +160,27 @@ def _scan(buf: bytes, delimiter: int, *, final: bool, first_line: int, max_recor
     scan.starts = starts[nonblank]
     scan.ends = content_end[nonblank]
     scan.lines = line_of[nonblank]
+    scan.n_records = int(nonblank.shape[0])
     if quotes is not None:
         used = quotes[quotes < scan.consumed]
         scan.anomaly = not _quotes_open_fields(a, used, delimiter)
         scan.unclosed = tail_taken and used.shape[0] % 2 == 1
+    return scan
+
+
+def _scan_simple(buf: bytes, scan: _Scan, *, final: bool, first_line: int) -> _Scan:
+    """Every line of ``buf`` is a record (no quotes, carriage returns or blank lines)."""
+    n = len(buf)
+    n_lines = buf.count(b"\n")
+    last = buf.rfind(b"\n")
+    tail = final and last < n - 1
+    n_records = n_lines + int(tail)
+    if n_records == 0:
+        return scan
+    scan.consumed = n if tail else last + 1
+    scan.lines_consumed = n_lines
+    scan.n_records = n_records
+    scan.lines = np.arange(first_line, first_line + n_records, dtype=np.int64)
     return scan
 
 
@@ -546,12 +578,21 @@ class ColumnChecker:
         rows.invalid |= rows.which < 0
         n_cols = len(layout.items)
         rows.codes = np.zeros((rows.n, n_cols), dtype=np.int16)
+        unreadable = []  # item columns with some answer that is not one
         for k, position in enumerate(layout.items):
             if position is not None:
-                rows.codes[:, k] = self._answers(rows.text(position))
+                column = self._answers(rows.text(position))
+                rows.codes[:, k] = column
+                if int(column.min()) < -1:
+                    unreadable.append(k)
         for k in np.unique(rows.which[rows.which >= 0]).tolist():
             size = self.instruments[k].n_items
-            bad = (rows.codes[:, :size] < -1).any(axis=1)
+            if n_cols <= size and not unreadable:
+                continue
+            bad = np.zeros(rows.n, dtype=np.bool_)
+            for item in unreadable:
+                if item < size:
+                    bad |= rows.codes[:, item] < -1
             if n_cols > size:
                 bad |= (rows.codes[:, size:] != 0).any(axis=1)
             rows.invalid |= (rows.which == k) & bad
@@ -792,7 +833,9 @@ class _BlockReader:
 
     def _first_record(self, delimiter: int) -> _Scan:
         while True:
-            scan = _scan(self.buf, delimiter, final=self.eof, first_line=1, max_records=1)
+            scan = _scan(
+                self.buf, delimiter, final=self.eof, first_line=1, max_records=1, simple=False
+            )
             if scan.starts.size or self.eof:
                 return scan
             self._more(self.block_bytes)
@@ -852,7 +895,7 @@ class _BlockReader:
                 target = len(self.buf) * 2  # one record is longer than a block
                 continue
             data = self.buf[: scan.consumed]
-            n_read = int(scan.starts.shape[0])
+            n_read = scan.n_records
             self.position += scan.consumed
             if n_read:
                 columns = None if scan.unclosed else self._parse(data, n_read)

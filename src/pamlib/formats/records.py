@@ -467,7 +467,8 @@ class RecordReader:
         self._binary, self.name, self.size = open_binary(source)
         self._text: io.TextIOWrapper | None = None
         try:
-            check_encoding(self._binary.peek(4)[:4], self.name)  # type: ignore[attr-defined]
+            peek = getattr(self._binary, "peek", None)
+            check_encoding(peek(4)[:4] if peek is not None else b"", self.name)
             text = self._text = text_stream(self._binary)
             head: list[str] = []
             for line in text:
