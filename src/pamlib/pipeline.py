@@ -127,7 +127,9 @@ def find_output_format(host: PluginHost, target: Target | None, name: str | None
 def _take_text(column: TextColumn, rows: npt.NDArray[np.intp]) -> TextColumn:
     if isinstance(column, np.ndarray):
         return column[rows]
-    return column.take(rows)
+    from pamlib.formats._arrow import compute
+
+    return compute().take(column, rows)
 
 
 def _take_batch(batch: RecordBatch, rows: npt.NDArray[np.intp]) -> RecordBatch:

@@ -10,14 +10,13 @@ import numpy.typing as npt
 from pamlib.errors import FormatError, Problem
 from pamlib.formats.values import is_absent
 
-__all__ = ["Text", "distinct", "pyarrow_module", "to_arrow_text"]
+__all__ = ["Text", "compute", "constant_text", "distinct", "pyarrow_module", "to_arrow_text"]
 
 
 def pyarrow_module() -> Any:
-    """``pyarrow`` with its ``compute`` and ``csv`` modules loaded, or a clear error."""
+    """``pyarrow`` with its ``csv`` module loaded, or a clear error."""
     try:
         import pyarrow
-        import pyarrow.compute
         import pyarrow.csv
     except ImportError:  # pragma: no cover - exercised without the extra
         raise FormatError(
@@ -27,13 +26,82 @@ def pyarrow_module() -> Any:
     return pyarrow
 
 
+class _Compute:
+    """The few pyarrow compute functions pamlib uses, called without importing
+    ``pyarrow.compute``: that import builds hundreds of function wrappers, a tenth of a second
+    at every start of the command line."""
+
+    def __init__(self) -> None:
+        try:
+            from pyarrow import _compute as kernels
+        except ImportError:  # pragma: no cover - a pyarrow that moved its kernels
+            import pyarrow.compute as kernels
+        self._k = kernels
+
+    def call(self, name: str, *args: Any, options: Any = None) -> Any:
+        pa = pyarrow_module()
+        values = [a if not isinstance(a, (str, bool, int, float)) else pa.scalar(a) for a in args]
+        return self._k.call_function(name, values, options)
+
+    def take(self, values: Any, indices: Any) -> Any:
+        return self.call("take", values, indices)
+
+    def cast(self, values: Any, target: Any) -> Any:
+        return self.call("cast", values, options=self._k.CastOptions.safe(target))
+
+    def dictionary_encode(self, values: Any) -> Any:
+        return self.call("dictionary_encode", values)
+
+    def if_else(self, condition: Any, then: Any, otherwise: Any) -> Any:
+        return self.call("if_else", condition, then, otherwise)
+
+    def equal(self, left: Any, right: Any) -> Any:
+        return self.call("equal", left, right)
+
+    def replace_with_mask(self, values: Any, mask: Any, replacements: Any) -> Any:
+        return self.call("replace_with_mask", values, mask, replacements)
+
+    def remove_regex(self, values: Any, pattern: str) -> Any:
+        options = self._k.ReplaceSubstringOptions(pattern, "")
+        return self.call("replace_substring_regex", values, options=options)
+
+    def join(self, *strings: Any) -> Any:
+        """``binary_join_element_wise``: the last argument is the separator."""
+        return self.call("binary_join_element_wise", *strings)
+
+    def fill_null(self, values: Any, fill: Any) -> Any:
+        return self.call("coalesce", values, fill)
+
+
+_compute: _Compute | None = None
+
+
+def compute() -> _Compute:
+    """The compute functions (see :class:`_Compute`), with pyarrow loaded."""
+    global _compute  # noqa: PLW0603 - built once, on first use
+    if _compute is None:
+        pyarrow_module()
+        _compute = _Compute()
+    return _compute
+
+
+def constant_text(value: str, n: int) -> Any:
+    """``n`` copies of ``value`` as an Arrow string array, built from raw buffers."""
+    pa = pyarrow_module()
+    encoded = value.encode("utf-8")
+    offsets = np.arange(n + 1, dtype=np.int32) * np.int32(len(encoded))
+    return pa.Array.from_buffers(
+        pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(encoded * n)]
+    )
+
+
 def to_arrow_text(column: Any) -> Any:
     """A text column (NumPy or Arrow) as one Arrow ``string`` array."""
     pa = pyarrow_module()
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
     if isinstance(column, pa.Array):
-        return column if column.type == pa.string() else column.cast(pa.string())
+        return column if column.type == pa.string() else compute().cast(column, pa.string())
     return pa.array(np.asarray(column, dtype=object), type=pa.string())
 
 
@@ -89,7 +157,8 @@ class Text:
     def values(self, rows: npt.NDArray[np.intp]) -> list[str]:
         """The given rows as Python strings (for the few rows that need Python)."""
         pa = pyarrow_module()
-        return [str(v) for v in self.arr.take(pa.array(rows, type=pa.int64())).to_pylist()]
+        picked = compute().take(self.arr, pa.array(rows, type=pa.int64()))
+        return [str(v) for v in picked.to_pylist()]
 
     def has_bytes(self, values: bytes) -> bool:
         """Whether any value contains any of the given bytes."""
@@ -110,7 +179,6 @@ class Text:
 
 def distinct(text: Text) -> tuple[npt.NDArray[np.int32], list[str]]:
     """Dictionary-encode: an index per row into the list of distinct values."""
-    pc = pyarrow_module().compute
-    encoded = pc.dictionary_encode(text.arr)
+    encoded = compute().dictionary_encode(text.arr)
     indices = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int32)
     return indices, [str(v) for v in encoded.dictionary.to_pylist()]

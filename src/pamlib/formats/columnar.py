@@ -31,6 +31,8 @@ import numpy.typing as npt
 
 from pamlib.errors import FormatError, PamlibError, Problem
 from pamlib.formats._arrow import Text as _Text
+from pamlib.formats._arrow import compute as _compute
+from pamlib.formats._arrow import constant_text
 from pamlib.formats._arrow import distinct as _distinct
 from pamlib.formats._arrow import pyarrow_module as _pa
 from pamlib.formats.base import ReadChunk, ReadOptions, RecordBatch, Reject
@@ -385,7 +387,7 @@ class _Take:
         self.indices = indices
 
     def __call__(self, column: Any) -> Any:
-        return column.take(self.indices)
+        return _compute().take(column, self.indices)
 
 
 def _everything(column: Any) -> Any:
@@ -458,7 +460,7 @@ class ColumnChecker:
         slow = np.flatnonzero(codes == _SLOW)
         if slow.size:
             pa = _pa()
-            sub = _Text(text.arr.take(pa.array(slow, type=pa.int64())))
+            sub = _Text(_compute().take(text.arr, pa.array(slow, type=pa.int64())))
             indices, distinct = _distinct(sub)
             table = np.array([self._answer(v) for v in distinct], dtype=np.int16)
             codes[slow] = table[indices]
@@ -491,12 +493,12 @@ class ColumnChecker:
     def _nhs(self, text: _Text, absent: npt.NDArray[np.bool_]) -> tuple[Any, npt.NDArray[np.bool_]]:
         """Normalised NHS numbers (as Arrow strings) and where they are valid."""
         pa = _pa()
-        pc = pa.compute
+        pc = _compute()
         n = len(text)
         present = ~absent
         clean = text
         if bool((present & (text.lengths != 10)).any()):
-            clean = _Text(pc.replace_substring_regex(text.arr, r"[ \t\n\r\f\v-]+", ""))
+            clean = _Text(pc.remove_regex(text.arr, r"[ \t\n\r\f\v-]+"))
         ok = np.zeros(n, dtype=np.bool_)
         ten = np.flatnonzero(present & (clean.lengths == 10))
         if ten.size:
@@ -600,7 +602,7 @@ class ColumnChecker:
     def _batches(self, rows: _Rows) -> list[RecordBatch]:
         """The valid rows as one record batch per instrument, in order of first appearance."""
         pa = _pa()
-        pc = pa.compute
+        pc = _compute()
         layout = self.layout
         cols = layout.columns
         columns = rows.columns
@@ -622,12 +624,12 @@ class ColumnChecker:
             width = min(size, rows.codes.shape[1])
             codes = np.zeros((index.shape[0], size), dtype=np.int8)
             codes[:, :width] = rows.codes[index, :width]
-            blank = pa.nulls(index.shape[0], pa.string()).fill_null("")
+            blank = constant_text("", int(index.shape[0]))
             if "assessment_id" in cols:
                 aid = take(columns[cols["assessment_id"]])
             else:
                 numbers = pc.cast(pa.array(rows.lines[index]), pa.string())
-                aid = pc.binary_join_element_wise(f"{Path(self.source).name}:", numbers, "")
+                aid = pc.join(f"{Path(self.source).name}:", numbers, "")
             batches.append(
                 RecordBatch(
                     instrument=instrument,
@@ -667,7 +669,7 @@ class ColumnChecker:
             return []
         pa = _pa()
         take = pa.array(rows, type=pa.int64())
-        values = [col.take(take).to_pylist() for col in columns]
+        values = [_compute().take(col, take).to_pylist() for col in columns]
         rejects = []
         for j, i in enumerate(rows.tolist()):
             fields = [str(v[j]) for v in values]

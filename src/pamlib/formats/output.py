@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pamlib.errors import ConfigurationError, FormatError, Problem
-from pamlib.formats._arrow import Text, pyarrow_module, to_arrow_text
+from pamlib.formats._arrow import Text, compute, constant_text, pyarrow_module, to_arrow_text
 from pamlib.formats.base import RecordBatch, Reject, Target, TextColumn, WriteOptions
 from pamlib.levels import round_half_away_array
 from pamlib.scoring.provider import BatchScores, flags_from_bits
@@ -123,20 +123,13 @@ def protect_column(column: Any) -> Any:
     mask = np.zeros(len(text), dtype=np.bool_)
     mask[risky[changed]] = True
     replacements = [f for f, c in zip(fixed, changed.tolist(), strict=True) if c]
-    return pa.compute.replace_with_mask(text.arr, pa.array(mask), pa.array(replacements))
+    return compute().replace_with_mask(text.arr, pa.array(mask), pa.array(replacements))
 
 
 # -- column values ---------------------------------------------------------------------------
 
 
-def _constant(value: str, n: int) -> Any:
-    """``n`` copies of ``value`` as an Arrow string array, built from raw buffers."""
-    pa = pyarrow_module()
-    encoded = value.encode("utf-8")
-    offsets = np.arange(n + 1, dtype=np.int32) * np.int32(len(encoded))
-    return pa.Array.from_buffers(
-        pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(encoded * n)]
-    )
+_constant = constant_text
 
 
 def _lookup(table: Sequence[str], indices: npt.NDArray[Any]) -> Any:
@@ -144,7 +137,7 @@ def _lookup(table: Sequence[str], indices: npt.NDArray[Any]) -> Any:
     if indices.size and int(indices.min()) == int(indices.max()):
         return _constant(table[int(indices[0])], int(indices.size))  # common: one value
     pa = pyarrow_module()
-    return pa.array(list(table), type=pa.string()).take(pa.array(indices))
+    return compute().take(pa.array(list(table), type=pa.string()), pa.array(indices))
 
 
 def _int_text(values: npt.NDArray[Any]) -> Any:
@@ -155,13 +148,13 @@ def _int_text(values: npt.NDArray[Any]) -> Any:
     lo, hi = int(values.min()), int(values.max())
     if hi - lo <= 4096:
         return _lookup([str(v) for v in range(lo, hi + 1)], (values - lo).astype(np.int32))
-    return pa.compute.cast(pa.array(values), pa.string())
+    return compute().cast(pa.array(values), pa.string())
 
 
 def _float_text(values: npt.NDArray[np.float64]) -> Any:
     """Floats at full precision (shortest text that reads back exactly); NaN as empty."""
     pa = pyarrow_module()
-    pc = pa.compute
+    pc = compute()
     n = values.shape[0]
     missing = np.isnan(values)
     if missing.all():
@@ -169,10 +162,10 @@ def _float_text(values: npt.NDArray[np.float64]) -> Any:
     arr = pa.array(values, mask=missing)
     encoded = pc.dictionary_encode(arr)
     if len(encoded.dictionary) * 4 <= n:
-        out = pc.cast(encoded.dictionary, pa.string()).take(encoded.indices)
+        out = pc.take(pc.cast(encoded.dictionary, pa.string()), encoded.indices)
     else:
         out = pc.cast(arr, pa.string())
-    return out.fill_null("")
+    return pc.fill_null(out, "")
 
 
 def _fixed(k: int, decimals: int) -> str:
@@ -256,7 +249,7 @@ def csv_table(
     columns: dict[str, Any] = {
         "assessment_id": text(batch.assessment_id),
         "patient_id": text(batch.patient_id),
-        "assessed_on": pa.compute.cast(
+        "assessed_on": compute().cast(
             pa.array(np.asarray(batch.assessed_on, dtype="datetime64[D]")), pa.string()
         ),
         "instrument": _constant(protect(batch.instrument.id), n),
@@ -332,7 +325,7 @@ def typed_table(
     """The rows of one batch with typed columns: missing numbers and absent text are null,
     ``flags`` a list; no spreadsheet protection (these formats are not opened as sheets)."""
     pa = pyarrow_module()
-    pc = pa.compute
+    pc = compute()
     n = len(batch)
     if len(scores) != n:
         raise ConfigurationError("scores and records differ in length")
@@ -364,16 +357,17 @@ def typed_table(
         floats(score),
         floats(scores.score_se),
         pa.array(level, mask=level == 0, type=pa.int8()),
-        pa.array([None, scores.cutpoint_set], type=pa.string()).take(
-            pa.array((level > 0).astype(np.int8))
+        pc.take(
+            pa.array([None, scores.cutpoint_set], type=pa.string()),
+            pa.array((level > 0).astype(np.int8)),
         ),
-        flags.take(pa.array(scores.flags)),
+        pc.take(flags, pa.array(scores.flags)),
         constant(scores.provider),
         constant(scores.provider_version),
         constant(scores.calibration_id),
         constant(scores.calibration_sha256),
         pa.repeat(pa.scalar(bool(scores.demo)), n) if n else pa.array([], pa.bool_()),
-        pa.array([None, *reason_table[1:]], type=pa.string()).take(pa.array(reason_index)),
+        pc.take(pa.array([None, *reason_table[1:]], type=pa.string()), pa.array(reason_index)),
         *(to_arrow_text(_extra(name, batch, extra)) for name in options.extra_columns),
     ]
     return pa.Table.from_arrays(columns, schema=typed_schema(options.extra_columns))
