@@ -109,24 +109,18 @@ def _scan(
     final: bool,
     first_line: int,
     max_records: int,
-    simple: bool = True,
 ) -> _Scan:
     """Find records in ``buf`` (which starts at a record boundary on ``first_line``).
 
     Physical lines end at ``\\n``, ``\\r\\n`` or a lone ``\\r``, as for :mod:`csv`. A line
     break ends a record unless an odd number of quotes precede it in the buffer. Blank records
-    are dropped; at most ``max_records`` non-blank ones are taken — except that a buffer with no
-    quote, carriage return or blank line (the usual export) is taken whole when ``simple``: its
-    records are its lines, found without looking at every byte.
+    are dropped; at most ``max_records`` non-blank ones are taken.
     """
     scan = _Scan()
     n = len(buf)
     if n == 0:
         return scan
     has_cr = b"\r" in buf
-    plain = not has_cr and b'"' not in buf and not buf.startswith(b"\n") and b"\n\n" not in buf
-    if simple and plain:
-        return _scan_simple(buf, scan, final=final, first_line=first_line)
     a = np.frombuffer(buf, dtype=np.uint8)
     breaks = _line_breaks(a, has_cr=has_cr, final=final)
     quotes: npt.NDArray[np.intp] | None = None
@@ -167,22 +161,6 @@ def _scan(
         used = quotes[quotes < scan.consumed]
         scan.anomaly = not _quotes_open_fields(a, used, delimiter)
         scan.unclosed = tail_taken and used.shape[0] % 2 == 1
-    return scan
-
-
-def _scan_simple(buf: bytes, scan: _Scan, *, final: bool, first_line: int) -> _Scan:
-    """Every line of ``buf`` is a record (no quotes, carriage returns or blank lines)."""
-    n = len(buf)
-    n_lines = buf.count(b"\n")
-    last = buf.rfind(b"\n")
-    tail = final and last < n - 1
-    n_records = n_lines + int(tail)
-    if n_records == 0:
-        return scan
-    scan.consumed = n if tail else last + 1
-    scan.lines_consumed = n_lines
-    scan.n_records = n_records
-    scan.lines = np.arange(first_line, first_line + n_records, dtype=np.int64)
     return scan
 
 
@@ -367,14 +345,9 @@ class SeenIds:
                 return
             b1, b2 = runs.pop()
             a1, a2 = runs.pop()
-            at = np.searchsorted(a1, b1) + np.arange(n_new)
-            new = np.zeros(n_new + n_old, dtype=np.bool_)
-            new[at] = True
-            c1 = np.empty(n_new + n_old, dtype=np.uint64)
-            c2 = np.empty(n_new + n_old, dtype=np.uint64)
-            c1[new], c1[~new] = b1, a1
-            c2[new], c2[~new] = b2, a2
-            runs.append((c1, c2))
+            c1, c2 = np.concatenate([a1, b1]), np.concatenate([a2, b2])
+            order = np.argsort(c1, kind="stable")  # merges the two sorted runs in linear time
+            runs.append((c1[order], c2[order]))
 
 
 # -- checking columns ----------------------------------------------------------------------------
@@ -835,9 +808,7 @@ class _BlockReader:
 
     def _first_record(self, delimiter: int) -> _Scan:
         while True:
-            scan = _scan(
-                self.buf, delimiter, final=self.eof, first_line=1, max_records=1, simple=False
-            )
+            scan = _scan(self.buf, delimiter, final=self.eof, first_line=1, max_records=1)
             if scan.starts.size or self.eof:
                 return scan
             self._more(self.block_bytes)
@@ -937,7 +908,7 @@ class _BlockReader:
         try:
             table = pa.csv.read_csv(
                 pa.BufferReader(data),
-                read_options=pa.csv.ReadOptions(column_names=self.names, use_threads=False),
+                read_options=pa.csv.ReadOptions(column_names=self.names, use_threads=True),
                 parse_options=pa.csv.ParseOptions(
                     delimiter=self.delimiter,
                     newlines_in_values=b'"' in data,
