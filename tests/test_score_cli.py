@@ -329,3 +329,15 @@ def test_demo_writes_its_files(
     assert last.endswith("+ rejected 3")
     rejects = list(csv.DictReader(io.StringIO((out / "rejects.csv").read_text(encoding="utf-8"))))
     assert sorted(r["code"] for r in rejects) == ["date", "impossible-answer", "nhs-number"]
+
+
+def test_rejects_without_columns_keep_their_fields(tmp_path: Path) -> None:
+    from pamlib.formats.base import Reject
+    from pamlib.formats.output import RejectsWriter
+
+    writer = RejectsWriter(tmp_path / "r.csv", ())
+    writer.write([Reject("qr.json", "$.item[2].answer", "unknown-label", "no", {"linkId": "=2"})])
+    writer.close()
+    (row,) = csv.DictReader(io.StringIO((tmp_path / "r.csv").read_text(encoding="utf-8")))
+    assert row["line"] == "$.item[2].answer"
+    assert json.loads(row["record"]) == {"linkId": "=2"}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import json
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -425,6 +426,9 @@ class AtomicTarget:
 class RejectsWriter:
     """The rejects file: ``source,line,code,message``, the source's columns, then ``record``.
 
+    ``record`` holds a reject's raw text, or — for readers whose fields are not columns (JSON
+    paths) — those fields as a JSON object, so nothing is lost.
+
     Cells are spreadsheet-safe (see :func:`protect`). The file holds the original fields —
     identifiers included — and needs the same care as the input.
     """
@@ -442,9 +446,14 @@ class RejectsWriter:
         return self._target.name
 
     def write(self, rejects: Iterable[Reject]) -> None:
+        known = set(self._columns)
         for reject in rejects:
             where = str(reject.line) if reject.line is not None else reject.location
             fields = [reject.fields.get(c, "") for c in self._columns]
+            record = reject.record
+            others = {k: v for k, v in reject.fields.items() if k not in known}
+            if others and not record:  # fields the header does not name: keep them too
+                record = json.dumps(others, ensure_ascii=False, sort_keys=True)
             self._csv.writerow(
                 [
                     protect(reject.source),
@@ -452,7 +461,7 @@ class RejectsWriter:
                     protect(reject.code),
                     protect(reject.message),
                     *(protect(f) for f in fields),
-                    protect(reject.record),
+                    protect(record),
                 ]
             )
             self.count += 1
