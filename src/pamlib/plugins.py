@@ -61,6 +61,8 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "pamlib.tailoring.catalogue",
     "pamlib.tailoring.default_rules",
     "pamlib.fhir.plugin",
+    "pamlib.formats.delimited",
+    "pamlib.formats.typed",
 )
 
 T = TypeVar("T")

@@ -14,6 +14,7 @@ line; anything else one Bundle. ``settings``: ``bundle`` (``transaction``, the d
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -26,13 +27,20 @@ from pamlib.errors import ConfigurationError, FormatError, Problem
 from pamlib.hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    import numpy as np
-    import numpy.typing as npt
 
     from pamlib.fhir.bundle import Assembler, BundleSettings
     from pamlib.fhir.reader import FhirReader
     from pamlib.fhir.response import ResponseRow
-    from pamlib.formats.base import Format, ReadChunk, ReadOptions, RecordBatch, WriteOptions
+    from pamlib.formats.base import (
+        Format,
+        ReadChunk,
+        ReadOptions,
+        RecordBatch,
+        Target,
+        TextColumn,
+        WriteOptions,
+    )
+    from pamlib.scoring.provider import BatchScores
 
 __all__ = ["FhirFormat", "FhirWriter", "looks_like_fhir"]
 
@@ -68,9 +76,7 @@ def _bool_setting(settings: Mapping[str, object], key: str, default: bool) -> bo
     return value
 
 
-def bundle_settings(
-    target: str | os.PathLike[str], settings: Mapping[str, object]
-) -> BundleSettings:
+def bundle_settings(target: Target, settings: Mapping[str, object]) -> BundleSettings:
     """Writer settings from ``WriteOptions.settings`` (errors name the setting)."""
     from pamlib.fhir.bundle import BundleSettings
     from pamlib.fhir.codes import ASSESSMENT_ID_SYSTEM, PATIENT_ID_SYSTEM
@@ -86,7 +92,8 @@ def bundle_settings(
     unknown = sorted(set(settings) - known)
     if unknown:
         raise ConfigurationError(f"unknown FHIR output settings: {', '.join(unknown)}")
-    ndjson = os.fspath(target).lower().endswith((".ndjson", ".jsonl"))
+    name = "" if hasattr(target, "write") else os.fspath(target)
+    ndjson = name.lower().endswith((".ndjson", ".jsonl"))
     style = "ndjson" if ndjson else _str_setting(settings, "bundle", "transaction")
     if style not in ("transaction", "collection", "ndjson"):
         raise ConfigurationError("FHIR setting 'bundle' must be 'transaction' or 'collection'")
@@ -203,58 +210,70 @@ def rows_to_batches(rows: tuple[ResponseRow, ...]) -> tuple[RecordBatch, ...]:
 
 
 def batch_rows(
-    batch: RecordBatch, extra: Mapping[str, npt.NDArray[np.str_]] | None = None
+    batch: RecordBatch, extra: Mapping[str, TextColumn] | None = None
 ) -> Iterator[ResponseRow]:
     """The rows of a :class:`~pamlib.formats.base.RecordBatch` (the writer's input).
 
     ``extra`` columns become attributes of each response (empty cells are left out).
     """
     from pamlib.fhir.response import ResponseRow
+    from pamlib.formats.base import text_values
 
     dates = batch.assessed_on.astype("datetime64[D]").tolist()
     codes = batch.codes.tolist()
-    columns = {name: values.tolist() for name, values in (extra or {}).items()}
+    columns = {name: text_values(values) for name, values in (extra or {}).items()}
+    ids, patients = text_values(batch.assessment_id), text_values(batch.patient_id)
+    nhs, sites = text_values(batch.nhs_number), text_values(batch.site)
+    locations = text_values(batch.locations)
     for i in range(len(batch)):
         yield ResponseRow(
             instrument=batch.instrument,
-            assessment_id=str(batch.assessment_id[i]),
-            patient_id=str(batch.patient_id[i]) or None,
-            nhs_number=str(batch.nhs_number[i]) or None,
+            assessment_id=ids[i],
+            patient_id=patients[i] or None,
+            nhs_number=nhs[i] or None,
             assessed_on=dates[i],
             codes=tuple(codes[i]),
-            site=str(batch.site[i]) or None,
+            site=sites[i] or None,
             attributes={k: str(v[i]) for k, v in columns.items() if str(v[i])},
-            location=str(batch.locations[i]),
+            location=locations[i],
         )
 
 
 class FhirWriter:
     """Streams entries into one Bundle (or resources into NDJSON); the file appears at close."""
 
-    def __init__(self, target: str | os.PathLike[str], settings: BundleSettings) -> None:
+    def __init__(self, target: Target, settings: BundleSettings) -> None:
         from pamlib.fhir.bundle import Assembler
 
-        self.target = Path(target)
         self.settings = settings
         self._assembler: Assembler = Assembler(settings)
+        self._n = 0
+        self._done = False
+        self._part: Path | None = None
+        if hasattr(target, "write"):  # an open binary stream (standard output): no temp file
+            stream: IO[bytes] = target  # type: ignore[assignment]
+            self._file: IO[str] = io.TextIOWrapper(stream, encoding="utf-8", newline="\n")
+            self._start()
+            return
+        self.target = Path(target)
         self._part = self.target.with_name(self.target.name + ".part")
         try:
-            self._file: IO[str] = self._part.open("w", encoding="utf-8", newline="\n")
+            self._file = self._part.open("w", encoding="utf-8", newline="\n")
         except OSError as exc:
             raise FormatError(
                 "cannot write FHIR output",
                 [Problem(os.fspath(target), "io", exc.strerror or "cannot write")],
             ) from None
-        self._n = 0
-        if settings.style != "ndjson":
-            self._file.write(f'{{"resourceType":"Bundle","type":"{settings.style}"')
+        self._start()
+
+    def _start(self) -> None:
+        if self.settings.style != "ndjson":
+            self._file.write(f'{{"resourceType":"Bundle","type":"{self.settings.style}"')
 
     def write(
-        self, batch: RecordBatch, scores: object, extra: Mapping[str, npt.NDArray[np.str_]]
+        self, batch: RecordBatch, scores: BatchScores | None, extra: Mapping[str, TextColumn]
     ) -> None:
-        from pamlib.scoring.provider import BatchScores
-
-        per_row = scores if isinstance(scores, BatchScores) else None
+        per_row = scores
         for i, row in enumerate(batch_rows(batch, extra)):
             result = per_row.result(i, row.assessment_id) if per_row is not None else None
             for entry in self._assembler.entries(row, result):
@@ -270,15 +289,24 @@ class FhirWriter:
         self._n += 1
 
     def close(self) -> None:
-        if self._file.closed:
+        if self._done:
             return
+        self._done = True
         if self.settings.style != "ndjson":
             self._file.write("\n]}\n" if self._n else "}\n")
+        if self._part is None:  # a stream we do not own: flush, and leave it open
+            self._file.flush()
+            if isinstance(self._file, io.TextIOWrapper):
+                self._file.detach()
+            return
         self._file.close()
         self._part.replace(self.target)
 
     def abort(self) -> None:
         """Drop what was written (the target is left untouched)."""
+        if self._part is None or self._done:
+            return
+        self._done = True
         if not self._file.closed:
             self._file.close()
         self._part.unlink(missing_ok=True)
@@ -317,7 +345,7 @@ class FhirFormat:
             level = logging.WARNING if n_read == 0 else logging.INFO
             log.log(level, "FHIR input held %d responses and other resources (%s)", n_read, seen)
 
-    def open_writer(self, target: str | os.PathLike[str], options: WriteOptions) -> FhirWriter:
+    def open_writer(self, target: Target, options: WriteOptions) -> FhirWriter:
         return FhirWriter(target, bundle_settings(target, options.settings))
 
     def __repr__(self) -> str:
