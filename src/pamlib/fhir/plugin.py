@@ -27,7 +27,6 @@ from pamlib.errors import ConfigurationError, FormatError, Problem
 from pamlib.hookspecs import hookimpl
 
 if TYPE_CHECKING:
-
     from pamlib.fhir.bundle import Assembler, BundleSettings
     from pamlib.fhir.reader import FhirReader
     from pamlib.fhir.response import ResponseRow
