@@ -93,11 +93,17 @@ def default_rejects_path(source: str | os.PathLike[str], output: Target | None) 
 def _by_extension(
     host: PluginHost, path: str, kind: type[InputFormat] | type[OutputFormat]
 ) -> str | None:
+    """The format of ``kind`` claiming the longest matching extension (``.fhir.json`` beats
+    ``.json``); at equal length the one registered first."""
     lowered = path.lower()
+    best: tuple[int, str] | None = None
     for name, fmt in host.formats().items():
-        if isinstance(fmt, kind) and any(lowered.endswith(e) for e in fmt.extensions):
-            return name
-    return None
+        if not isinstance(fmt, kind):
+            continue
+        length = max((len(e) for e in fmt.extensions if lowered.endswith(e)), default=0)
+        if length and (best is None or length > best[0]):
+            best = (length, name)
+    return None if best is None else best[1]
 
 
 def find_input_format(host: PluginHost, source: str, name: str | None) -> InputFormat:

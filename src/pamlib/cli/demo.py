@@ -1,8 +1,9 @@
 """``pamlib demo``: the main job, end to end, on built-in synthetic data.
 
-Writes a synthetic cohort as a canonical CSV (with three rows broken on purpose, to show the
-rejects file), scores it through exactly the code path of ``pamlib score``, and prints the
-reconciliation and where the files are.
+Writes a synthetic cohort as a canonical CSV (with made-up condition, interpreter and
+accessibility columns, and three rows broken on purpose to show the rejects file), scores it with
+the synthetic ``demo`` calibration through exactly the code path of ``pamlib score``, tailors
+support with pamlib's default rules plus the example site file, and ends with the cohort report.
 """
 
 from __future__ import annotations
@@ -14,15 +15,15 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from pamlib.cli.score import _select_provider, print_summary
+from pamlib.cli.score import print_summary
 from pamlib.instruments import Instrument
 from pamlib.pipeline import score_file
 from pamlib.plugins import get_host
 from pamlib.scoring.provider import ScoringProvider
 from pamlib.synthetic import SyntheticCohort, synthetic_cohort
 
-#: MERGE: switch to "demo" (synthetic Rasch calibration) when the demo provider lands.
-DEMO_PROVIDER = "raw-sum"
+#: The synthetic demonstration calibration: every result is flagged demo, NOT the PAM.
+DEMO_PROVIDER = "demo"
 DEFAULT_OUTPUT_DIR = "pamlib-demo-output"
 
 
@@ -41,11 +42,18 @@ def add_parser(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-def write_cohort(cohort: SyntheticCohort, path: Path) -> int:
-    """Write the cohort in the canonical layout plus three broken rows; returns the number of
-    data rows written."""
+def write_cohort(cohort: SyntheticCohort, path: Path, seed: int) -> int:
+    """Write the cohort in the canonical layout, with synthetic attribute columns, plus three
+    broken rows; returns the number of data rows written."""
+    from pamlib.tailoring.demo import synthetic_attributes
+
     rows = list(cohort.csv_rows())
-    header, body = rows[0], rows[1:]
+    attributes = synthetic_attributes(len(cohort), seed)
+    header = [*rows[0], *attributes]
+    body = [
+        [*row, *(str(values[i]) for values in attributes.values())]
+        for i, row in enumerate(rows[1:])
+    ]
     template = body[0]
     broken = []
     for k, (column, value) in enumerate(
@@ -63,7 +71,13 @@ def write_cohort(cohort: SyntheticCohort, path: Path) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    import tempfile
+
     from pamlib.cli import UsageError
+    from pamlib.cli._recommend import recommend_csv
+    from pamlib.reporting import build_report, write_html, write_json
+    from pamlib.scoring import select_provider
+    from pamlib.tailoring import EXAMPLE_SITE_RULES
 
     if args.patients < 1:
         raise UsageError("--patients must be at least 1")
@@ -72,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     cohort = synthetic_cohort(args.patients, seed=args.seed)
     per_patient = Counter(cohort.patient_id.tolist())
     source = out / "synthetic-cohort.csv"
-    write_cohort(cohort, source)
+    write_cohort(cohort, source, args.seed)
     print(
         f"Synthetic cohort: {len(per_patient)} patients, {len(cohort)} assessments "
         f"of {cohort.instrument.id} (seed {args.seed}), plus 3 rows broken on purpose."
@@ -81,21 +95,46 @@ def run(args: argparse.Namespace) -> int:
     host = get_host()
 
     def select(instrument: Instrument) -> ScoringProvider:
-        return _select_provider(DEMO_PROVIDER, instrument, host=host)
+        return select_provider(DEMO_PROVIDER, instrument, host=host)
 
-    summary = score_file(
-        source,
-        select_provider=select,
-        output=out / "scored.csv",
-        rejects=out / "rejects.csv",
-        host=host,
-    )
+    scored = out / "scored.csv"
+    with tempfile.TemporaryDirectory(prefix="pamlib-") as work:
+        summary = score_file(
+            source,
+            select_provider=select,
+            output=Path(work) / "scored.csv",
+            rejects=out / "rejects.csv",
+            host=host,
+        )
+        n = recommend_csv(Path(work) / "scored.csv", scored, [str(EXAMPLE_SITE_RULES)])
     print(f"Input:   {source}")
-    print(f"Scored:  {summary.output}")
+    print(f"Scored:  {scored}  (with recommended pathways for {n} assessments)")
     print(f"Rejects: {summary.rejects}")
-    if summary.demo:
-        print(f"Scored with '{DEMO_PROVIDER}' (synthetic calibration — NOT PAM scores).")
-    else:
-        print(f"Scored with '{DEMO_PROVIDER}' (raw totals — NOT PAM scores).")
+    print(f"Scored with '{DEMO_PROVIDER}' (synthetic calibration — NOT PAM scores).")
     print_summary(summary, sys.stdout)
+    _print_tailoring(scored)
+    report = build_report(scored)
+    write_html(report, out / "report.html")
+    write_json(report, out / "summary.json")
+    nqf = report.nqf2483
+    print(
+        f"Cohort report: {out / 'report.html'} (summary: {out / 'summary.json'}); "
+        f"NQF #2483-style measure {nqf.numerator}/{nqf.denominator} gained 3+ points."
+    )
     return 0
+
+
+def _print_tailoring(scored: Path) -> None:
+    """Counts of recommended pathways in the tailored file."""
+    counts: Counter[str] = Counter()
+    none = 0
+    with scored.open(encoding="utf-8", newline="") as f:
+        for row in csv.DictReader(f):
+            pathways = [p for p in row["recommended_pathways"].split(";") if p]
+            counts.update(pathways)
+            none += not pathways
+    print("Tailoring (pamlib's default rules + the example site file):")
+    for pathway, k in counts.most_common():
+        print(f"  {pathway}: {k}")
+    if none:
+        print(f"  no pathway: {none}")

@@ -8,37 +8,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from pamlib.cli._progress import Progress
-from pamlib.errors import ScoringError
 from pamlib.formats.base import ReadOptions, Target
 from pamlib.instruments import Instrument
 from pamlib.pipeline import ScoreSummary, score_file
-from pamlib.plugins import PluginHost, get_host
+from pamlib.plugins import get_host
 from pamlib.scoring.provider import ScoringProvider
 
 __all__ = ["add_parser", "print_summary", "run"]
-
-
-def _select_provider(
-    name: str,
-    instrument: Instrument,
-    *,
-    calibration: str | None = None,
-    host: PluginHost | None = None,
-) -> ScoringProvider:
-    """Look a provider up by id and check it covers ``instrument``.
-
-    MERGE: stand-in for ``pamlib.scoring.select_provider(name, instrument, calibration=...,
-    host=...)``; replace every call with it when the scoring providers land. This stand-in
-    ignores ``calibration``.
-    """
-    providers = (host or get_host()).scoring_providers()
-    provider = providers.get(name)
-    if provider is None:
-        known = ", ".join(sorted(providers)) or "none"
-        raise ScoringError(f"no scoring provider {name!r} is installed (installed: {known})")
-    if instrument.id not in provider.instruments():
-        raise ScoringError(f"provider {name!r} cannot score {instrument.id}")
-    return provider
 
 
 def add_parser(subparsers: Any) -> None:
@@ -52,7 +28,12 @@ def add_parser(subparsers: Any) -> None:
         ),
     )
     p.add_argument("input", metavar="INPUT", help="the file to score ('-' for standard input)")
-    p.add_argument("--provider", required=True, metavar="NAME", help="scoring provider id")
+    p.add_argument(
+        "--provider",
+        metavar="NAME",
+        help="scoring provider id (raw-sum, demo, rasch, or a vendor's); default: rasch when "
+        "--calibration is given, else the one licensed provider installed for the instrument",
+    )
     p.add_argument("--calibration", metavar="FILE", help="calibration file for the provider")
     p.add_argument("--mapping", metavar="FILE", help="mapping file (TOML) for renamed columns")
     p.add_argument(
@@ -99,6 +80,19 @@ def add_parser(subparsers: Any) -> None:
         help="records per chunk (memory use grows with it; default 65536)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar, even on a terminal")
+    p.add_argument(
+        "--recommend",
+        action="store_true",
+        help="tailor: add recommended_pathways, recommendation_rules and reassess_by columns "
+        "from pamlib's default rules (CSV output)",
+    )
+    p.add_argument(
+        "--rules",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a site's tailoring rules file (repeatable; implies --recommend)",
+    )
     p.set_defaults(func=run)
 
 
@@ -148,15 +142,37 @@ def run(args: argparse.Namespace) -> int:
     host = get_host()
 
     def select(instrument: Instrument) -> ScoringProvider:
-        return _select_provider(args.provider, instrument, calibration=args.calibration, host=host)
+        from pamlib.scoring import select_provider
 
+        return select_provider(args.provider, instrument, calibration=args.calibration, host=host)
+
+    recommend = args.recommend or bool(args.rules)
+    rejects = args.rejects
+    workdir = None
+    final_output = output
+    if recommend:
+        import tempfile
+
+        from pamlib.pipeline import default_rejects_path
+
+        fmt = args.output_format or ("csv" if not isinstance(output, str) else None)
+        if fmt not in (None, "csv") or (
+            fmt is None and not str(output).lower().endswith((".csv", ".txt"))
+        ):
+            raise UsageError("--recommend and --rules write CSV output (-o FILE.csv or stdout)")
+        for rules_file in args.rules:
+            if not Path(rules_file).is_file():
+                raise UsageError(f"no rules file {rules_file}")
+        rejects = rejects or default_rejects_path(args.input, args.output or None)
+        workdir = tempfile.TemporaryDirectory(prefix="pamlib-")
+        output = Path(workdir.name) / "scored.csv"
     progress = Progress(sys.stderr, enabled=False if args.no_progress else None)
     try:
         summary = score_file(
             args.input,
             select_provider=select,
             output=output,
-            rejects=args.rejects,
+            rejects=rejects,
             input_format=args.input_format,
             output_format=args.output_format,
             options=options,
@@ -166,13 +182,19 @@ def run(args: argparse.Namespace) -> int:
         )
     finally:
         progress.finish()
+    if workdir is not None:
+        from pamlib.cli._recommend import recommend_csv
+
+        with workdir:
+            target = Path(final_output) if isinstance(final_output, str) else final_output
+            recommend_csv(Path(output), target, args.rules)  # type: ignore[arg-type]
     if summary.demo:
         sys.stderr.write("note: scored with a demonstration calibration: NOT PAM scores\n")
     elif summary.providers and not summary.licensed:
         names = ", ".join(summary.providers)
         sys.stderr.write(f"note: {names} is not a licensed PAM provider: NOT PAM scores\n")
     if args.output not in (None, "-"):
-        sys.stderr.write(f"scored -> {summary.output}\n")
+        sys.stderr.write(f"scored -> {args.output}\n")
     strict_failure = args.strict and summary.n_rejected > 0
     if strict_failure:
         sys.stderr.write(f"pamlib: error: {summary.n_rejected} records rejected (--strict)\n")
