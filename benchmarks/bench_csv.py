@@ -70,8 +70,8 @@ def write_cohort(path: Path, rows: int) -> None:
         f.write((",".join(header) + "\n").encode())
         seed = 0
         while done < rows:
-            patients = int(min(PIECE, rows - done) / 1.55) + 10  # ~1.6 assessments each
-            cohort = synthetic_cohort(patients, seed=2016 + seed)
+            n_patients = int(min(PIECE, rows - done) / 1.55) + 10  # ~1.6 assessments each
+            cohort = synthetic_cohort(n_patients, seed=2016 + seed)
             take = min(len(cohort), rows - done)
             ids = np.char.add("A", np.arange(done, done + take).astype(str))
             patients = np.char.add(f"S{seed}-", cohort.patient_id[:take])
