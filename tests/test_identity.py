@@ -73,5 +73,5 @@ def test_identifiers_never_in_repr_or_str(pid: str, nhs: str) -> None:
     for text in (repr(p), str(p), f"{p}", repr([p])):
         assert nhs not in text
         assert "<redacted>" in text
-        if len(pid) > 3:
+        if len(pid) > 3 and pid not in "[Patient(id=<redacted>, nhs_number=<redacted>)]":
             assert pid not in text
