@@ -273,7 +273,7 @@ def test_an_expired_licence_stops_the_run_and_leaves_no_output(tmp_path: Path) -
 @pytest.mark.parametrize(
     ("argv", "status", "message"),
     [
-        (["--provider", "nope"], 1, "no scoring provider 'nope'"),
+        (["--provider", "nope"], 1, "no scoring provider called 'nope'"),
         (["--provider", "raw-sum", "--format", "xlsx"], 1, "no output format 'xlsx'"),
         (["--provider", "raw-sum", "--chunk-rows", "0"], 2, "--chunk-rows"),
         (["--provider", "raw-sum", "--calibration", "/nonexistent.toml"], 2, "calibration"),
@@ -321,12 +321,17 @@ def test_demo_writes_its_files(
     assert main(["demo", "--patients", "20", "--output-dir", str(out)]) == 0
     text = capsys.readouterr().out
     assert sorted(p.name for p in out.iterdir()) == [
-        "rejects.csv", "scored.csv", "synthetic-cohort.csv"
+        "rejects.csv", "report.html", "scored.csv", "summary.json", "synthetic-cohort.csv"
     ]  # fmt: skip
     assert "NOT PAM scores" in text
-    last = text.strip().splitlines()[-1]
-    assert last.startswith("read ")
-    assert last.endswith("+ rejected 3")
+    (reconciliation,) = [line for line in text.splitlines() if line.startswith("read ")]
+    assert reconciliation.endswith("+ rejected 3")
+    assert text.strip().splitlines()[-1].startswith("Cohort report: ")
+    with (out / "scored.csv").open(encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert all(r["demo"] == "true" for r in rows)
+    assert all(r["recommended_pathways"] and r["reassess_by"] for r in rows)
+    assert "DEMO" in (out / "report.html").read_text(encoding="utf-8")
     rejects = list(csv.DictReader(io.StringIO((out / "rejects.csv").read_text(encoding="utf-8"))))
     assert sorted(r["code"] for r in rejects) == ["date", "impossible-answer", "nhs-number"]
 
@@ -341,3 +346,42 @@ def test_rejects_without_columns_keep_their_fields(tmp_path: Path) -> None:
     (row,) = csv.DictReader(io.StringIO((tmp_path / "r.csv").read_text(encoding="utf-8")))
     assert row["line"] == "$.item[2].answer"
     assert json.loads(row["record"]) == {"linkId": "=2"}
+
+
+def test_recommend_adds_tailoring_columns(
+    tmp_path: Path, host: PluginHost, shared_data: Path
+) -> None:
+    from pamlib.tailoring import EXAMPLE_SITE_RULES
+
+    out = tmp_path / "scored.csv"
+    argv = ["score", str(shared_data / "cohort-small.csv"), "--provider", "demo", "-o", str(out),
+            "--rules", str(EXAMPLE_SITE_RULES)]  # fmt: skip
+    assert main(argv) == 0
+    with out.open(encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        rows = list(reader)
+    assert reader.fieldnames is not None
+    assert reader.fieldnames[-3:] == ["recommended_pathways", "recommendation_rules", "reassess_by"]
+    assert len(rows) == 788
+    assert all(r["recommended_pathways"] for r in rows)
+    assert any("riverside." in r["recommendation_rules"] for r in rows)
+
+
+def test_recommend_needs_csv_output(tmp_path: Path, host: PluginHost, shared_data: Path) -> None:
+    argv = ["score", str(shared_data / "cohort-small.csv"), "--provider", "demo",
+            "-o", str(tmp_path / "x.parquet"), "--recommend"]  # fmt: skip
+    assert main(argv) == 2
+
+
+def test_report_scores_a_raw_export_first(
+    tmp_path: Path, host: PluginHost, shared_data: Path
+) -> None:
+    import json
+
+    html, summary = tmp_path / "r.html", tmp_path / "s.json"
+    argv = ["report", str(shared_data / "cohort-small.csv"), "--provider", "demo",
+            "-o", str(html), "--json", str(summary)]  # fmt: skip
+    assert main(argv) == 0
+    data = json.loads(summary.read_text(encoding="utf-8"))
+    assert (data["n_patients"], data["n_assessments"], data["demo"]) == (500, 788, True)
+    assert (tmp_path / "r.scored.csv").is_file()

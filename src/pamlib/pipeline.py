@@ -301,6 +301,10 @@ class _Run:
             self.rejects.abort()
 
 
+def _name(target: Target, stream: str) -> str:
+    return str(target) if isinstance(target, (str, os.PathLike)) else stream
+
+
 def score_file(
     source: str | os.PathLike[str],
     *,
@@ -335,8 +339,9 @@ def score_file(
         rejects=rejects_target,
         keep_nhs_number=keep_nhs_number,
     )
+    chunks = reader.read(source, options)
     try:
-        for chunk in reader.read(source, options):
+        for chunk in chunks:
             run.chunk(chunk)
             if progress is not None:
                 progress(chunk.progress, run.n_read)
@@ -344,6 +349,10 @@ def score_file(
     except BaseException:
         run.abort()
         raise
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()  # the reader's files, even when this run stopped early
     return ScoreSummary(
         source="<stdin>" if str(source) == "-" else str(source),
         n_read=run.n_read,
@@ -353,14 +362,8 @@ def score_file(
         rejected_by_code=dict(sorted(run.rejected_by_code.items())),
         not_scored_by_reason=dict(sorted(run.not_scored_by_reason.items())),
         reasons=dict(sorted(run.reasons.items())),
-        output=getattr(
-            run.writer,
-            "name",
-            "<stdout>" if not isinstance(output, (str, os.PathLike)) else str(output),
-        ),
-        rejects=str(rejects_target)
-        if isinstance(rejects_target, (str, os.PathLike))
-        else "<stream>",
+        output=_name(output, "<stdout>"),
+        rejects=_name(rejects_target, "<stream>"),
         providers=tuple(sorted({p.id for p in run.providers.values()})),
         demo=run.demo,
         licensed=bool(run.providers) and all(p.licence for p in run.providers.values()),

@@ -269,10 +269,10 @@ def _keys(
 class SeenIds:
     """Every assessment id seen so far in a file, to reject repeats.
 
-    Ids up to 15 bytes are kept exactly, longer ones as a 128-bit hash (the chance that two
-    different ids are taken for one another is below 1e-20 even for a billion ids): 16 bytes an
-    id, in sorted runs merged as they grow. A fixed 32 MiB map of which key prefixes occur lets
-    most new ids skip the search altogether.
+    Ids up to 15 bytes are kept exactly, longer ones as a 128-bit hash (for keys that behave as
+    random, the chance that two different ids are taken for one another is below 1e-20 even for
+    a billion ids): 16 bytes an id, in sorted runs merged as they grow. A fixed 32 MiB map of
+    which key prefixes occur lets most new ids skip the search altogether.
     """
 
     _PREFIX_BITS = 25
