@@ -385,3 +385,22 @@ def test_report_scores_a_raw_export_first(
     data = json.loads(summary.read_text(encoding="utf-8"))
     assert (data["n_patients"], data["n_assessments"], data["demo"]) == (500, 788, True)
     assert (tmp_path / "r.scored.csv").is_file()
+
+
+def test_csv_to_fhir_and_back_scores_the_same(
+    tmp_path: Path, host: PluginHost, shared_data: Path
+) -> None:
+    first, bundle, back = tmp_path / "a.csv", tmp_path / "a.fhir.json", tmp_path / "b.csv"
+    source = str(shared_data / "cohort-small.csv")
+    assert main(["score", source, "--provider", "demo", "-o", str(first)]) == 0
+    assert main(["score", source, "--provider", "demo", "-o", str(bundle)]) == 0
+    assert bundle.read_text(encoding="utf-8").startswith('{"resourceType":"Bundle"')
+    assert main(["score", str(bundle), "--provider", "demo", "-o", str(back)]) == 0
+
+    def scores(path: Path) -> dict[str, tuple[str, str, str]]:
+        with path.open(encoding="utf-8") as f:
+            return {r["assessment_id"]: (r["raw_score"], r["score"], r["level"])
+                    for r in csv.DictReader(f)}  # fmt: skip
+
+    assert scores(back) == scores(first)
+    assert len(scores(first)) == 788

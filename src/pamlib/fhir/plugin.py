@@ -223,7 +223,6 @@ def batch_rows(
     columns = {name: text_values(values) for name, values in (extra or {}).items()}
     ids, patients = text_values(batch.assessment_id), text_values(batch.patient_id)
     nhs, sites = text_values(batch.nhs_number), text_values(batch.site)
-    locations = text_values(batch.locations)
     for i in range(len(batch)):
         yield ResponseRow(
             instrument=batch.instrument,
@@ -234,7 +233,7 @@ def batch_rows(
             codes=tuple(codes[i]),
             site=sites[i] or None,
             attributes={k: str(v[i]) for k, v in columns.items() if str(v[i])},
-            location=locations[i],
+            location=batch.location(i),
         )
 
 
