@@ -1,6 +1,7 @@
 # Two commands do all set-up on a fresh machine with python3 and make:
 #   make demo   create .venv, install pamlib, run its main job on built-in synthetic data
-#   make test   install the dev tools, then ruff, mypy --strict, pytest (+doctests), sphinx -W
+#   make test   install the dev tools (and, where possible, Chromium and LHC-Forms for the
+#               browser test), then ruff, mypy --strict, pytest (+doctests), sphinx -W
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -8,7 +9,7 @@ PY     := $(BIN)/python
 STAMP  := $(VENV)/.installed
 DEVSTAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test lint typecheck pytest docs bench clean
+.PHONY: demo test test-deps lint typecheck pytest docs bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +26,11 @@ $(DEVSTAMP): $(STAMP)
 demo: $(STAMP)
 	$(BIN)/pamlib demo
 
-test: $(DEVSTAMP) lint typecheck pytest docs
+test: $(DEVSTAMP) test-deps lint typecheck pytest docs
+
+# Chromium and LHC-Forms for the browser test; never fails (the test skips with the reason).
+test-deps:
+	-@bash scripts/install-test-deps.sh
 
 lint: $(DEVSTAMP)
 	$(BIN)/ruff check .
@@ -34,7 +39,7 @@ lint: $(DEVSTAMP)
 typecheck: $(DEVSTAMP)
 	$(BIN)/mypy
 
-pytest: $(DEVSTAMP)
+pytest: $(DEVSTAMP) test-deps
 	$(BIN)/pytest
 
 docs: $(DEVSTAMP)

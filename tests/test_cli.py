@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from pamlib._version import __version__
@@ -46,7 +48,7 @@ def test_plugins_json(capsys: pytest.CaptureFixture[str], host: object) -> None:
     assert '"pamlib.scoring.raw_sum"' in out
 
 
-def test_demo_runs(capsys: pytest.CaptureFixture[str], host: object) -> None:
-    assert main(["demo", "--patients", "30"]) == 0
+def test_demo_runs(capsys: pytest.CaptureFixture[str], host: object, tmp_path: Path) -> None:
+    assert main(["demo", "--patients", "30", "--output-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "NOT PAM scores" in out

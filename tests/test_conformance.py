@@ -4,6 +4,7 @@ providers and rules that break the contract."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -16,7 +17,11 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from pamlib.assessment import Assessment
+from pamlib.fhir import questionnaire_response
+from pamlib.formats import Format
 from pamlib.hookspecs import hookimpl
+from pamlib.identity import Patient
 from pamlib.instruments import Instrument
 from pamlib.plugins import PluginHost
 from pamlib.results import Flag
@@ -29,6 +34,7 @@ from pamlib.tailoring.context import Context
 from pamlib.tailoring.engine import build_engine
 from pamlib.tailoring.rules import Action, RuleSource, load_rules
 from pamlib.testing import (
+    FormatConformance,
     ProviderConformance,
     RulesConformance,
     synthetic_calibration,
@@ -259,3 +265,73 @@ def test_the_pytest_plugin_costs_nothing_until_used() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+# -- formats -------------------------------------------------------------------------------------
+
+CSV_SAMPLE = (
+    "assessment_id,patient_id,nhs_number,assessed_on,instrument,"
+    + ",".join(f"q{i:02d}" for i in range(1, 14))
+    + "\n"
+    + "a1,p1,,2025-03-01,PAM-13,"
+    + ",".join(["3"] * 13)
+    + "\n"
+    + "a2,,943 476 5919,01/03/2025,PAM-10,"
+    + ",".join(["4"] * 10 + [""] * 3)
+    + "\n"
+    + "a3,p3,,2025-03-01,PAM-13,"
+    + ",".join(["7"] + ["2"] * 12)  # an impossible answer: rejected
+    + "\n"
+    + "a4,p4,,2025-03-01,PAM-13,"
+    + ",".join(["NA", "agree"] + [""] * 11)
+    + "\n"
+)
+
+
+class TestCsvFormat(FormatConformance):
+    @pytest.fixture
+    def file_format(self, pamlib_host: PluginHost) -> Format:
+        return pamlib_host.formats()["csv"]
+
+    @pytest.fixture
+    def sample_input(self, tmp_path: Path) -> Path:
+        path = tmp_path / "export.csv"
+        path.write_text(CSV_SAMPLE, encoding="utf-8")
+        return path
+
+
+@pytest.mark.parametrize("name", ["json", "parquet"])
+def test_the_output_formats_pass_the_kit(name: str, host: PluginHost, tmp_path: Path) -> None:
+    if name == "parquet":
+        pytest.importorskip("pyarrow")
+    kit = FormatConformance()
+    fmt = host.formats()[name]
+    kit.test_declares_itself(fmt)
+    for test, folder in [
+        (kit.test_writes_scored_batches, tmp_path / "write"),
+        (kit.test_abort_leaves_no_partial_output, tmp_path / "abort"),
+    ]:
+        folder.mkdir()
+        test(fmt, None, host, folder)
+    kit.test_writes_to_a_stream(fmt, None, host)
+
+
+class TestFhirFormat(FormatConformance):
+    @pytest.fixture
+    def file_format(self, pamlib_host: PluginHost) -> Format:
+        return pamlib_host.formats()["fhir"]
+
+    @pytest.fixture
+    def sample_input(self, tmp_path: Path, pamlib_host: PluginHost) -> Path:
+        instruments = pamlib_host.instruments()
+        pam13, pam10 = instruments.get("PAM-13"), instruments.get("PAM-10")
+        on = dt.date(2025, 3, 1)
+        good = [
+            Assessment("a1", Patient("p1"), pam13, on, dict.fromkeys(pam13.items, 3)),
+            Assessment("a2", Patient("p2"), pam10, on, {"pam10.01": -1, "pam10.02": 4}),
+        ]
+        lines = [json.dumps(questionnaire_response(a)) for a in good]
+        lines.append(json.dumps({"resourceType": "QuestionnaireResponse", "status": "bogus"}))
+        path = tmp_path / "responses.ndjson"
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return path

@@ -9,6 +9,7 @@ is built with hatchling from this environment (``--no-build-isolation --no-index
 
 from __future__ import annotations
 
+import csv
 import importlib.util
 import json
 import os
@@ -186,3 +187,26 @@ def test_scaffolded_plugins_type_check_strictly(plugin_venv: PluginVenv, tmp_pat
         "-m", "mypy", "--strict", "--python-version", "3.11", "--cache-dir", tmp_path, *paths
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_pamlib_score_reads_and_writes_an_installed_format(
+    plugin_venv: PluginVenv, tmp_path: Path
+) -> None:
+    items = [f"pam13.{i:02d}" for i in range(1, 14)]
+    records = [
+        {"assessment_id": "a1", "patient_id": "p1", "assessed_on": "2025-03-01",
+         "instrument": "PAM-13", "responses": dict.fromkeys(items, 3)},
+        {"assessment_id": "a2", "patient_id": "p2", "assessed_on": "2025-03-01",
+         "instrument": "PAM-13", "responses": {"pam13.01": 9}},
+    ]  # fmt: skip
+    source = tmp_path / "export.acme-format.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    target = tmp_path / "scored.acme-format.jsonl"
+    run = plugin_venv.run("-m", "pamlib", "score", source, "--provider", "demo", "-o", target)
+    assert run.returncode == 0, run.stderr
+    assert "read 2 = scored 1 + not scored 0 + rejected 1" in run.stderr
+    [scored] = [json.loads(line) for line in target.read_text(encoding="utf-8").splitlines()]
+    assert (scored["assessment_id"], scored["demo"], scored["flags"]) == ("a1", True, ["demo"])
+    with (tmp_path / "scored.acme-format.rejects.csv").open(encoding="utf-8", newline="") as f:
+        [reject] = list(csv.DictReader(f))
+    assert (reject["line"], reject["code"]) == ("2", "answer")

@@ -60,6 +60,9 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "pamlib.scoring.demo",
     "pamlib.tailoring.catalogue",
     "pamlib.tailoring.default_rules",
+    "pamlib.formats.delimited",
+    "pamlib.formats.typed",
+    "pamlib.fhir.plugin",
 )
 
 T = TypeVar("T")

@@ -20,11 +20,13 @@ __all__ = ["COMMANDS", "main"]
 
 #: Modules that each contribute one sub-command, in the order ``--help`` lists them.
 COMMANDS: tuple[str, ...] = (
+    "pamlib.cli.score",
     "pamlib.cli.demo",
     "pamlib.cli.plugins",
     "pamlib.cli.report",
     "pamlib.cli.rules",
     "pamlib.cli.calibration",
+    "pamlib.cli.fhir",
     "pamlib.cli.new_plugin",
 )
 

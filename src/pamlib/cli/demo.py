@@ -1,15 +1,30 @@
-"""``pamlib demo``: the main job, end to end, on built-in synthetic data."""
+"""``pamlib demo``: the main job, end to end, on built-in synthetic data.
+
+Writes a synthetic cohort as a canonical CSV (with made-up condition, interpreter and
+accessibility columns, and three rows broken on purpose to show the rejects file), scores it with
+the synthetic ``demo`` calibration through exactly the code path of ``pamlib score``, tailors
+support with pamlib's default rules plus the example site file, and ends with the cohort report.
+"""
 
 from __future__ import annotations
 
 import argparse
+import csv
+import sys
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from pamlib.cli.score import print_summary
+from pamlib.instruments import Instrument
+from pamlib.pipeline import score_file
 from pamlib.plugins import get_host
-from pamlib.synthetic import synthetic_cohort
+from pamlib.scoring.provider import ScoringProvider
+from pamlib.synthetic import SyntheticCohort, synthetic_cohort
+
+#: The synthetic demonstration calibration: every result is flagged demo, NOT the PAM.
+DEMO_PROVIDER = "demo"
+DEFAULT_OUTPUT_DIR = "pamlib-demo-output"
 
 
 def add_parser(subparsers: Any) -> None:
@@ -18,26 +33,108 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument("--patients", type=int, default=400, help="cohort size (default 400)")
     p.add_argument("--seed", type=int, default=2016, help="random seed (default 2016)")
+    p.add_argument(
+        "--output-dir",
+        default=DEFAULT_OUTPUT_DIR,
+        metavar="DIR",
+        help=f"where to write the files (default ./{DEFAULT_OUTPUT_DIR})",
+    )
     p.set_defaults(func=run)
 
 
+def write_cohort(cohort: SyntheticCohort, path: Path, seed: int) -> int:
+    """Write the cohort in the canonical layout, with synthetic attribute columns, plus three
+    broken rows; returns the number of data rows written."""
+    from pamlib.tailoring.demo import synthetic_attributes
+
+    rows = list(cohort.csv_rows())
+    attributes = synthetic_attributes(len(cohort), seed)
+    header = [*rows[0], *attributes]
+    body = [
+        [*row, *(str(values[i]) for values in attributes.values())]
+        for i, row in enumerate(rows[1:])
+    ]
+    template = body[0]
+    broken = []
+    for k, (column, value) in enumerate(
+        [("nhs_number", "9990000011"), ("assessed_on", "2024-02-30"), ("q05", "5")]
+    ):
+        row = list(template)
+        row[header.index("assessment_id")] = f"BROKEN-{k + 1}"
+        row[header.index(column)] = value
+        broken.append(row)
+    with path.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(body + broken)
+    return len(body) + len(broken)
+
+
 def run(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from pamlib.cli import UsageError
+    from pamlib.cli._recommend import recommend_csv
+    from pamlib.reporting import build_report, write_html, write_json
+    from pamlib.scoring import select_provider
+    from pamlib.tailoring import EXAMPLE_SITE_RULES
+
+    if args.patients < 1:
+        raise UsageError("--patients must be at least 1")
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
     cohort = synthetic_cohort(args.patients, seed=args.seed)
-    provider = get_host().scoring_providers()["raw-sum"]
-    scores = provider.score_batch(cohort.instrument, cohort.codes)
     per_patient = Counter(cohort.patient_id.tolist())
+    source = out / "synthetic-cohort.csv"
+    write_cohort(cohort, source, args.seed)
     print(
         f"Synthetic cohort: {len(per_patient)} patients, {len(cohort)} assessments "
-        f"of {cohort.instrument.id} (seed {args.seed})."
+        f"of {cohort.instrument.id} (seed {args.seed}), plus 3 rows broken on purpose."
     )
     print(f"Patients with a follow-up: {sum(1 for n in per_patient.values() if n > 1)}")
-    for site, n in sorted(Counter(cohort.site.tolist()).items()):
-        print(f"  {site}: {n} assessments")
-    scored = scores.scored
+    host = get_host()
+
+    def select(instrument: Instrument) -> ScoringProvider:
+        return select_provider(DEMO_PROVIDER, instrument, host=host)
+
+    scored = out / "scored.csv"
+    with tempfile.TemporaryDirectory(prefix="pamlib-") as work:
+        summary = score_file(
+            source,
+            select_provider=select,
+            output=Path(work) / "scored.csv",
+            rejects=out / "rejects.csv",
+            host=host,
+        )
+        n = recommend_csv(Path(work) / "scored.csv", scored, [str(EXAMPLE_SITE_RULES)])
+    print(f"Input:   {source}")
+    print(f"Scored:  {scored}  (with recommended pathways for {n} assessments)")
+    print(f"Rejects: {summary.rejects}")
+    print(f"Scored with '{DEMO_PROVIDER}' (synthetic calibration — NOT PAM scores).")
+    print_summary(summary, sys.stdout)
+    _print_tailoring(scored)
+    report = build_report(scored)
+    write_html(report, out / "report.html")
+    write_json(report, out / "summary.json")
+    nqf = report.nqf2483
     print(
-        f"Scored with '{provider.id}' (raw totals — NOT PAM scores): "
-        f"{int(scored.sum())} scored, {int((~scored).sum())} not scored; "
-        f"mean raw total {float(np.mean(scores.raw_score[scored])):.1f}, "
-        f"mean items answered {float(np.mean(scores.n_answered)):.1f}."
+        f"Cohort report: {out / 'report.html'} (summary: {out / 'summary.json'}); "
+        f"NQF #2483-style measure {nqf.numerator}/{nqf.denominator} gained 3+ points."
     )
     return 0
+
+
+def _print_tailoring(scored: Path) -> None:
+    """Counts of recommended pathways in the tailored file."""
+    counts: Counter[str] = Counter()
+    none = 0
+    with scored.open(encoding="utf-8", newline="") as f:
+        for row in csv.DictReader(f):
+            pathways = [p for p in row["recommended_pathways"].split(";") if p]
+            counts.update(pathways)
+            none += not pathways
+    print("Tailoring (pamlib's default rules + the example site file):")
+    for pathway, k in counts.most_common():
+        print(f"  {pathway}: {k}")
+    if none:
+        print(f"  no pathway: {none}")

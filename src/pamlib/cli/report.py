@@ -84,6 +84,35 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _score_first(args: argparse.Namespace, source: Path) -> Path:
-    from pamlib.cli import UsageError
+    """Score a raw export into a scored CSV beside the report (``NAME.scored.csv``), printing the
+    reconciliation; rejects go beside it too."""
+    from pamlib.cli.score import print_summary
+    from pamlib.formats.base import ReadOptions
+    from pamlib.formats.layout import load_mapping
+    from pamlib.instruments import Instrument
+    from pamlib.pipeline import score_file
+    from pamlib.plugins import get_host
+    from pamlib.scoring import select_provider
+    from pamlib.scoring.provider import ScoringProvider
 
-    raise UsageError("scoring a raw export inside 'report' needs the CSV scoring path")
+    host = get_host()
+
+    def select(instrument: Instrument) -> ScoringProvider:
+        return select_provider(args.provider, instrument, calibration=args.calibration, host=host)
+
+    options = ReadOptions()
+    if args.mapping:
+        options = load_mapping(args.mapping).apply(options)
+    report = Path(args.output)
+    scored = report.with_name(report.stem + ".scored.csv")
+    summary = score_file(
+        source,
+        select_provider=select,
+        output=scored,
+        rejects=report.with_name(report.stem + ".rejects.csv"),
+        options=options,
+        host=host,
+    )
+    print(f"Scored: {scored}", file=sys.stderr)
+    print_summary(summary, sys.stderr)
+    return scored

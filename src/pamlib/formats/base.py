@@ -9,14 +9,17 @@ memory flat however large the file; counts reconcile: ``n_read == valid + reject
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
-from typing import Protocol, runtime_checkable
+from collections.abc import Iterator, Mapping, Sequence
+from typing import IO, TYPE_CHECKING, Any, Protocol, TypeAlias, runtime_checkable
 
 import attrs
 import numpy as np
 import numpy.typing as npt
 
 from pamlib.instruments import Instrument
+
+if TYPE_CHECKING:
+    from pamlib.scoring.provider import BatchScores
 
 __all__ = [
     "Format",
@@ -27,8 +30,26 @@ __all__ = [
     "RecordBatch",
     "Reject",
     "ResultWriter",
+    "Target",
+    "TextColumn",
     "WriteOptions",
+    "text_values",
 ]
+
+#: A column of text, one ``str`` per record: a NumPy array (``str`` or ``object`` dtype) or an
+#: Arrow string array. Arrow-backed readers keep text in Arrow memory because converting a million
+#: strings to NumPy and back costs more than validating and scoring them.
+TextColumn: TypeAlias = "npt.NDArray[np.str_] | npt.NDArray[np.object_] | Any"
+
+#: Where a writer writes: a path, or an open binary stream (standard output).
+Target: TypeAlias = "str | os.PathLike[str] | IO[bytes]"
+
+
+def text_values(column: TextColumn) -> list[str]:
+    """A :data:`TextColumn` as a list of ``str`` (for the one-record-at-a-time code paths)."""
+    if isinstance(column, np.ndarray):
+        return [str(v) for v in column.tolist()]
+    return [str(v) for v in column.to_pylist()]
 
 
 @attrs.frozen
@@ -36,8 +57,11 @@ class Reject:
     """One input record that could not be used, where it was, and why.
 
     ``location`` is what a person needs to find it: ``line 17`` (the physical line where the
-    record starts, header = line 1) or a JSON path such as ``$.entry[3].resource.item[2]``.
-    ``fields`` are the original values, for the rejects file only — never for logs or messages.
+    record starts, header = line 1) or a JSON path such as ``$.entry[3].resource.item[2]``;
+    line-oriented readers also set ``line``. ``code`` is stable and machine-readable (see the
+    format's documentation); ``message`` names every problem found, never an identifier.
+    ``fields`` are the original values by source column and ``record`` the raw text where the
+    record could not be split into fields — both for the rejects file only, never for logs.
     """
 
     source: str
@@ -45,43 +69,70 @@ class Reject:
     code: str
     message: str
     fields: Mapping[str, str] = attrs.field(factory=dict, repr=False)
+    line: int | None = None
+    record: str = attrs.field(default="", repr=False)
 
 
 @attrs.frozen
 class RecordBatch:
     """Valid assessments of one instrument, as columns of equal length.
 
-    ``patient_id`` and ``nhs_number`` hold ``""`` where absent (never both). ``codes`` has shape
-    ``(n, instrument.n_items)`` with the column codes of :mod:`pamlib.responses`. ``extras`` are
-    any other input columns, passed through to the output. ``locations`` say where each record
-    came from, as for :class:`Reject`.
+    ``patient_id`` and ``nhs_number`` hold ``""`` where absent (never both); the NHS number is
+    normalised (ten digits). ``codes`` has shape ``(n, instrument.n_items)`` with the column codes
+    of :mod:`pamlib.responses`. ``extras`` are any other input columns, passed through to the
+    output. Where each record came from is ``lines`` (physical start lines, for line-oriented
+    sources) or ``locations`` (JSON paths and the like); see :meth:`location`.
     """
 
     instrument: Instrument
-    assessment_id: npt.NDArray[np.str_] = attrs.field(eq=False)
-    patient_id: npt.NDArray[np.str_] = attrs.field(eq=False)
-    nhs_number: npt.NDArray[np.str_] = attrs.field(eq=False, repr=False)
+    assessment_id: TextColumn = attrs.field(eq=False)
+    patient_id: TextColumn = attrs.field(eq=False, repr=False)
+    nhs_number: TextColumn = attrs.field(eq=False, repr=False)
     assessed_on: npt.NDArray[np.datetime64] = attrs.field(eq=False)
-    site: npt.NDArray[np.str_] = attrs.field(eq=False)
+    site: TextColumn = attrs.field(eq=False)
     codes: npt.NDArray[np.int8] = attrs.field(eq=False)
-    locations: npt.NDArray[np.str_] = attrs.field(eq=False)
-    extras: Mapping[str, npt.NDArray[np.str_]] = attrs.field(factory=dict, eq=False)
+    locations: TextColumn | None = attrs.field(default=None, eq=False)
+    extras: Mapping[str, TextColumn] = attrs.field(factory=dict, eq=False, repr=False)
+    lines: npt.NDArray[np.int64] | None = attrs.field(default=None, eq=False)
+    source: str = ""
 
     def __len__(self) -> int:
         return int(self.codes.shape[0])
 
+    def location(self, i: int) -> str:
+        """Where record ``i`` came from, in the form :attr:`Reject.location` uses."""
+        if self.lines is not None:
+            return f"line {int(self.lines[i])}"
+        if self.locations is not None:
+            return text_values(self.locations[i : i + 1])[0]
+        return f"record {i + 1}"
+
 
 @attrs.frozen
 class ReadChunk:
-    """What a reader produced from one slice of its input."""
+    """What a reader produced from one slice of its input.
+
+    ``extra_columns`` names the pass-through columns every batch of this source carries, in
+    source order, and ``source_columns`` the source's own column names (for the rejects file);
+    both are the same in every chunk of one source, so a writer can be opened from the first
+    chunk even when it holds no valid record. ``progress`` is the share of the input consumed so
+    far (0–1), where the reader can tell.
+    """
 
     batches: tuple[RecordBatch, ...]
     rejects: tuple[Reject, ...]
     n_read: int
+    extra_columns: tuple[str, ...] = ()
+    source_columns: tuple[str, ...] = ()
+    progress: float | None = None
 
     @property
     def n_valid(self) -> int:
         return sum(len(b) for b in self.batches)
+
+
+def _frozenset(values: Sequence[str] | frozenset[str]) -> frozenset[str]:
+    return frozenset(values)
 
 
 @attrs.frozen
@@ -89,7 +140,12 @@ class ReadOptions:
     """How to read: the column mapping, date order, chunk size, strictness.
 
     ``mapping`` renames a file's columns to canonical ones and maps foreign item ids (a FHIR
-    ``linkId``, a spreadsheet header) to pamlib item ids; formats document what they accept.
+    ``linkId``, a spreadsheet header) to pamlib item ids; ``drop`` names source columns to leave
+    out of the output; ``answer_labels`` adds answer spellings (label → ``1``–``4`` or ``NA``)
+    and ``instrument_aliases`` instrument spellings (alias → instrument id). ``instrument`` is
+    used where a record names none. ``engine`` picks an implementation where a format has more
+    than one (``auto``, ``arrow``, ``python``). Formats document what else they accept in
+    ``settings``.
     """
 
     mapping: Mapping[str, str] = attrs.field(factory=dict)
@@ -98,24 +154,42 @@ class ReadOptions:
     chunk_rows: int = 65_536
     strict: bool = False
     settings: Mapping[str, object] = attrs.field(factory=dict)
+    drop: frozenset[str] = attrs.field(factory=frozenset, converter=_frozenset)
+    answer_labels: Mapping[str, str] = attrs.field(factory=dict)
+    instrument_aliases: Mapping[str, str] = attrs.field(factory=dict)
+    engine: str = "auto"
 
 
 @attrs.frozen
 class WriteOptions:
-    """How to write: extra columns after the standard ones, and format-specific settings."""
+    """How to write: extra columns after the standard ones, and format-specific settings.
+
+    ``extra_columns`` are written in order after the standard columns; each is looked up first in
+    the ``extra`` mapping given to :meth:`ResultWriter.write`, then as ``site``, then in the
+    batch's :attr:`RecordBatch.extras`. ``score_decimals`` is how many decimals the 0–100 score
+    is written with where the format writes text.
+    """
 
     extra_columns: tuple[str, ...] = ()
     settings: Mapping[str, object] = attrs.field(factory=dict)
+    score_decimals: int = 1
 
 
 class ResultWriter(Protocol):
-    """An open output; ``write`` is called once per scored batch, ``close`` once at the end."""
+    """An open output; ``write`` is called once per scored batch, ``close`` once at the end.
+
+    Batches arrive in input order. ``extra`` holds columns the caller computed (such as
+    ``nhs_number`` when asked for), keyed by the names in :attr:`WriteOptions.extra_columns`.
+    ``abort`` is called instead of ``close`` when the run fails, to remove partial output.
+    """
 
     def write(
-        self, batch: RecordBatch, scores: object, extra: Mapping[str, npt.NDArray[np.str_]]
+        self, batch: RecordBatch, scores: BatchScores, extra: Mapping[str, TextColumn]
     ) -> None: ...
 
     def close(self) -> None: ...
+
+    def abort(self) -> None: ...
 
 
 @runtime_checkable
@@ -139,12 +213,15 @@ class Format(Protocol):
 @runtime_checkable
 class InputFormat(Format, Protocol):
     def read(self, source: str | os.PathLike[str], options: ReadOptions) -> Iterator[ReadChunk]:
-        """Yield chunks until the input is exhausted; never drop a record silently."""
+        """Yield chunks until the input is exhausted; never drop a record silently.
+
+        ``source`` may be ``"-"`` for standard input where the format supports it.
+        """
         ...
 
 
 @runtime_checkable
 class OutputFormat(Format, Protocol):
-    def open_writer(self, target: str | os.PathLike[str], options: WriteOptions) -> ResultWriter:
-        """Open ``target`` for writing scored results."""
+    def open_writer(self, target: Target, options: WriteOptions) -> ResultWriter:
+        """Open ``target`` (a path, or a binary stream) for writing scored results."""
         ...

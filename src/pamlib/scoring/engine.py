@@ -321,7 +321,7 @@ class EAP:
     The integral is the trapezoidal rule over the posterior mode ± 9 prior SDs: the
     log-posterior has curvature ≤ −1/prior_sd², so the rest holds < e⁻⁴⁰ of the mass. The
     integrand is analytic within π/m of the real axis (m = most steps of an item: a polynomial
-    with positive coefficients has no zeros with |arg z| < π/m), so the rule converges
+    with positive coefficients has no zeros with ``|arg z| < π/m``), so the rule converges
     geometrically. ``quadrature_points=None`` (default) picks the spacing
     ``min(0.25/m, prior_sd/5)`` logits, accurate to ~1e-12 logits even for sharply skewed
     posteriors; an integer spaces that many nodes evenly across the ±9 SD window instead.

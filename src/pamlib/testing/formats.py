@@ -22,11 +22,13 @@ your format, ideally with a bad record among good ones::
 What is checked: the format declares a name, extensions and a description, and reads and/or
 writes; every record read is accounted for (``n_read`` = valid + rejected, in every chunk);
 chunking loses nothing and reading is deterministic; batches hold well-formed columns of a
-registered instrument; every reject says where and why; the writer writes scored batches.
+registered instrument and say where each record came from; every reject says where and why; the
+writer writes scored batches to a file or a stream, and ``abort`` leaves no partial output.
 """
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -44,18 +46,14 @@ from pamlib.formats.base import (
     ReadOptions,
     RecordBatch,
     WriteOptions,
+    text_values,
 )
 from pamlib.plugins import PluginHost
+from pamlib.scoring.provider import BatchScores
 
 __all__ = ["FormatConformance"]
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]*")
-
-
-def _texts(column: Any) -> list[str]:
-    """A text column (NumPy, or Arrow where a reader keeps one) as a list of ``str``."""
-    values = column.to_pylist() if hasattr(column, "to_pylist") else column.tolist()
-    return [str(v) for v in values]
 
 
 def _read(fmt: InputFormat, source: Path, **options: Any) -> list[ReadChunk]:
@@ -78,6 +76,7 @@ def _synthetic_batch(host: PluginHost) -> RecordBatch:
         site=np.array([""] * n),
         codes=codes,
         locations=np.array([f"record {i + 1}" for i in range(n)]),
+        source="conformance",
     )
 
 
@@ -142,13 +141,16 @@ class FormatConformance:
         columns: Sequence[str] = ("assessment_id", "patient_id", "nhs_number", "site")
         for name in columns:
             assert len(getattr(batch, name)) == n, f"{name} has one value per record"
-        ids = _texts(batch.assessment_id)
+        ids = text_values(batch.assessment_id)
         assert all(i.strip() for i in ids), "every record has an assessment id"
-        patients = zip(_texts(batch.patient_id), _texts(batch.nhs_number), strict=True)
+        patients = zip(text_values(batch.patient_id), text_values(batch.nhs_number), strict=True)
         assert all(p or nhs for p, nhs in patients), "every record names its patient"
-        locations = getattr(batch, "locations", None)
-        if locations is not None:
-            assert len(locations) == n
+        for where in (batch.lines, batch.locations):
+            if where is not None:
+                assert len(where) == n, "one location per record"
+        assert batch.lines is not None or batch.locations is not None, (
+            "say where each record came from: lines (line-oriented input) or locations"
+        )
 
     def test_chunking_loses_nothing(self, file_format: Format, sample_input: Path | None) -> None:
         reader, sample = self._reader(file_format, sample_input)
@@ -159,7 +161,7 @@ class FormatConformance:
                 (b.instrument.id, i, str(row.tolist()))
                 for c in chunks
                 for b in c.batches
-                for i, row in zip(_texts(b.assessment_id), b.codes, strict=True)
+                for i, row in zip(text_values(b.assessment_id), b.codes, strict=True)
             )
             return sum(c.n_read for c in chunks), records, sum(len(c.rejects) for c in chunks)
 
@@ -179,8 +181,30 @@ class FormatConformance:
             assert reject.location, "a reject says where the record is (line, JSON path)"
             assert reject.code, "a reject has a machine-readable code"
             assert reject.message, "a reject says why, in words"
+            assert reject.line is None or reject.line >= 1
 
     # -- writing ---------------------------------------------------------------------------
+
+    def _scored(
+        self, fmt: Format, sample: Path | None, host: PluginHost
+    ) -> list[tuple[RecordBatch, BatchScores]]:
+        """Batches to write — read from the sample when the format reads too — with scores."""
+        batches: list[RecordBatch] = []
+        if isinstance(fmt, InputFormat) and sample is not None:
+            batches = [b for c in _read(fmt, sample) for b in c.batches]
+        return [
+            (b, scoring.score_many(b.instrument, b.codes, provider="raw-sum", host=host))
+            for b in batches or [_synthetic_batch(host)]
+        ]
+
+    def _writer(self, fmt: Format) -> OutputFormat:
+        if not isinstance(fmt, OutputFormat):
+            pytest.skip("not an output format")
+        return fmt
+
+    def _target(self, fmt: OutputFormat, folder: Path) -> Path:
+        ext = fmt.extensions[0] if fmt.extensions else ".out"
+        return folder / f"conformance-output{ext}"
 
     def test_writes_scored_batches(
         self,
@@ -189,20 +213,39 @@ class FormatConformance:
         format_host: PluginHost,
         tmp_path: Path,
     ) -> None:
-        if not isinstance(file_format, OutputFormat):
-            pytest.skip("not an output format")
-        batches: list[RecordBatch] = []
-        if isinstance(file_format, InputFormat) and sample_input is not None:
-            batches = [b for c in _read(file_format, sample_input) for b in c.batches]
-        batches = batches or [_synthetic_batch(format_host)]
-        ext = file_format.extensions[0] if file_format.extensions else ".out"
-        target = tmp_path / f"conformance-output{ext}"
-        writer = file_format.open_writer(target, WriteOptions())
-        for batch in batches:
-            scores = scoring.score_many(
-                batch.instrument, batch.codes, provider="raw-sum", host=format_host
-            )
+        fmt = self._writer(file_format)
+        target = self._target(fmt, tmp_path)
+        writer = fmt.open_writer(target, WriteOptions())
+        for batch, scores in self._scored(fmt, sample_input, format_host):
             writer.write(batch, scores, {})
         writer.close()
         assert target.is_file(), "the writer wrote its target"
         assert target.stat().st_size > 0
+
+    def test_writes_to_a_stream(
+        self, file_format: Format, sample_input: Path | None, format_host: PluginHost
+    ) -> None:
+        """``pamlib score`` without ``-o`` writes to standard output: a binary stream."""
+        fmt = self._writer(file_format)
+        stream = io.BytesIO()
+        writer = fmt.open_writer(stream, WriteOptions())
+        for batch, scores in self._scored(fmt, sample_input, format_host):
+            writer.write(batch, scores, {})
+        writer.close()
+        assert stream.getvalue(), "the writer wrote to the stream"
+
+    def test_abort_leaves_no_partial_output(
+        self,
+        file_format: Format,
+        sample_input: Path | None,
+        format_host: PluginHost,
+        tmp_path: Path,
+    ) -> None:
+        """A run that fails calls ``abort`` instead of ``close``: no half-written file stays."""
+        fmt = self._writer(file_format)
+        target = self._target(fmt, tmp_path)
+        writer = fmt.open_writer(target, WriteOptions())
+        batch, scores = self._scored(fmt, sample_input, format_host)[0]
+        writer.write(batch, scores, {})
+        writer.abort()
+        assert not target.exists(), "abort removes partial output"

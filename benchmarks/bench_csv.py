@@ -1,0 +1,186 @@
+"""Benchmark: ``pamlib score`` over a large canonical PAM-13 CSV, against pyarrow alone.
+
+Writes a synthetic canonical PAM-13 export of ``--rows`` rows (default 1,000,000) into a
+temporary folder, then times, each in a fresh process and ``--repeat`` times:
+
+* the baseline: pyarrow reads the file and writes a CSV with as many columns as pamlib's scored
+  output — once with pyarrow's defaults (it infers column types), once reading every column as
+  text (the least work pyarrow can do, and what pamlib's reader asks of it);
+* ``pamlib score FILE --provider NAME -o OUT.csv`` end to end (read, check, score, level,
+  write CSV and rejects).
+
+Reports the best and median wall time of each, their ratios, and each process's peak resident
+memory (``ru_maxrss`` from ``wait4``). The file is generated in a separate process so that this
+one stays small: Linux carries a parent's peak memory over into the children it starts. Figures
+for the documentation come from this script only.
+
+Usage::
+
+    python benchmarks/bench_csv.py                       # 1M rows, raw-sum provider
+    python benchmarks/bench_csv.py --provider demo        # when the demo provider is installed
+    python benchmarks/bench_csv.py --rows 10000000 --repeat 1   # flat-memory run
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+#: Columns in pamlib's scored CSV for a canonical input: 19 standard, reason, site.
+OUTPUT_COLUMNS = 21
+PIECE = 250_000
+
+BASELINE = """
+import sys
+import pyarrow as pa, pyarrow.csv as csv
+src, dst, n_out, mode = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+if mode == "text":  # every column as text: the least work pyarrow can do
+    names = open(src, encoding="utf-8").readline().rstrip("\\n").split(",")
+    convert = csv.ConvertOptions(
+        column_types={n: pa.string() for n in names}, strings_can_be_null=False)
+    table = csv.read_csv(src, convert_options=convert)
+else:  # pyarrow's defaults: it infers column types
+    table = csv.read_csv(src)
+cols = [table.column(i % table.num_columns) for i in range(n_out)]
+csv.write_csv(pa.table(cols, names=[f"c{i}" for i in range(n_out)]), dst)
+"""
+
+
+def write_cohort(path: Path, rows: int) -> None:
+    """A canonical PAM-13 CSV of exactly ``rows`` rows, made with :mod:`pamlib.synthetic` in
+    pieces (unique ids throughout) and written with pyarrow."""
+    import attrs
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    from pamlib.synthetic import CANONICAL_COLUMNS, synthetic_cohort
+
+    cells = np.array(["", "NA", "1", "2", "3", "4"])
+    header = [*CANONICAL_COLUMNS, *(f"q{i:02d}" for i in range(1, 14))]
+    done = 0
+    with path.open("wb") as f:
+        f.write((",".join(header) + "\n").encode())
+        seed = 0
+        while done < rows:
+            n_patients = int(min(PIECE, rows - done) / 1.55) + 10  # ~1.6 assessments each
+            cohort = synthetic_cohort(n_patients, seed=2016 + seed)
+            take = min(len(cohort), rows - done)
+            ids = np.char.add("A", np.arange(done, done + take).astype(str))
+            patients = np.char.add(f"S{seed}-", cohort.patient_id[:take])
+            cohort = attrs.evolve(
+                cohort,
+                assessment_id=ids,
+                patient_id=patients,
+                nhs_number=cohort.nhs_number[:take],
+                assessed_on=cohort.assessed_on[:take],
+                site=cohort.site[:take],
+                codes=cohort.codes[:take],
+            )
+            columns = {
+                "patient_id": pa.array(cohort.patient_id),
+                "nhs_number": pa.array(cohort.nhs_number),
+                "assessment_id": pa.array(cohort.assessment_id),
+                "assessed_on": pa.array(cohort.assessed_on).cast(pa.string()),
+                "instrument": pa.array(np.full(take, cohort.instrument.id)),
+                "site": pa.array(cohort.site),
+            }
+            for k in range(13):
+                columns[f"q{k + 1:02d}"] = pa.array(cells[cohort.codes[:, k] + 1])
+            pacsv.write_csv(
+                pa.table(columns),
+                f,
+                pacsv.WriteOptions(include_header=False, quoting_style="none"),
+            )
+            done += take
+            seed += 1
+
+
+def run(argv: list[str]) -> tuple[float, int]:
+    """Wall time (s) and peak resident memory (bytes) of one child process."""
+    start = time.perf_counter()
+    child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(child.pid, 0)
+    elapsed = time.perf_counter() - start
+    child.returncode = os.waitstatus_to_exitcode(status)
+    err = child.stderr.read().decode() if child.stderr else ""
+    if child.returncode != 0:
+        raise SystemExit(f"{argv[:4]} failed ({child.returncode}):\n{err}")
+    return elapsed, usage.ru_maxrss * 1024
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--provider", default="raw-sum")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--chunk-rows", type=int, default=None)
+    parser.add_argument("--keep", metavar="DIR", help="use (and keep) this folder")
+    parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument("--generate-only", metavar="FILE", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.generate_only:
+        write_cohort(Path(args.generate_only), args.rows)
+        return 0
+
+    folder = Path(args.keep or tempfile.mkdtemp(prefix="pamlib-bench-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    source = folder / f"pam13-{args.rows}.csv"
+    if not source.exists():
+        t = time.perf_counter()
+        generate = [sys.executable, __file__, "--rows", str(args.rows), "--generate-only"]
+        subprocess.run([*generate, str(source)], check=True)
+        print(f"wrote {source.name} ({source.stat().st_size / 1e6:.0f} MB) in "
+              f"{time.perf_counter() - t:.0f} s")  # fmt: skip
+    size = source.stat().st_size
+    print(
+        f"{args.rows:,} rows, {size / 1e6:.0f} MB; Python {platform.python_version()}, "
+        f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; {args.repeat} rounds"
+    )
+
+    score = [sys.executable, "-m", "pamlib", "score", str(source), "--provider", args.provider,
+             "-o", str(folder / "scored.csv"), "--rejects", str(folder / "rejects.csv"),
+             "--no-progress"]  # fmt: skip
+    if args.chunk_rows:
+        score += ["--chunk-rows", str(args.chunk_rows)]
+    commands = {f"pamlib score --provider {args.provider}": score}
+    if not args.skip_baseline:
+        for mode in ("text", "inferred"):
+            commands[f"pyarrow read ({mode}) + write"] = [
+                sys.executable, "-c", BASELINE, str(source), str(folder / "baseline.csv"),
+                str(OUTPUT_COLUMNS), mode,
+            ]  # fmt: skip
+    # Interleaved rounds, so that every command meets the same load on a shared machine.
+    results: dict[str, list[tuple[float, int]]] = {name: [] for name in commands}
+    for _ in range(args.repeat):
+        for name, argv in commands.items():
+            results[name].append(run(argv))
+
+    ours_name = next(iter(commands))
+    for name, runs in results.items():
+        times = sorted(t for t, _ in runs)
+        peak = max(m for _, m in runs)
+        listed = ", ".join(f"{t:.2f}" for t, _ in runs)
+        print(f"{name:<34} best {times[0]:5.2f} s  median {statistics.median(times):5.2f} s  "
+              f"peak RSS {peak / 2**20:4.0f} MiB  (runs: {listed})")  # fmt: skip
+        if name != ours_name:
+            ratios = [a / b for (a, _), (b, _) in zip(results[ours_name], runs, strict=True)]
+            best = min(t for t, _ in results[ours_name]) / times[0]
+            print(f"    pamlib / this: best/best {best:.2f}, median of rounds "
+                  f"{statistics.median(ratios):.2f}  (target: at most 2)")  # fmt: skip
+    if not args.keep:
+        for path in folder.iterdir():
+            path.unlink()
+        folder.rmdir()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

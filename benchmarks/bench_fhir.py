@@ -1,0 +1,129 @@
+"""Reading and validating QuestionnaireResponses: pamlib against the ``fhir.resources`` R4B models.
+
+Run: ``python benchmarks/bench_fhir.py [--n 10000] [--repeat 3] [--json FILE]``.
+
+Writes ``n`` synthetic PAM-13 responses (contained patient, as :func:`questionnaire_response`
+makes them) to an NDJSON file, then times, best of ``repeat``, each way of getting validated
+data out of the same file:
+
+- ``pamlib_columns``: the ``fhir`` format plugin — parse, validate every answer, resolve the
+  instrument and patient, build :class:`~pamlib.formats.base.RecordBatch` columns;
+- ``pamlib_objects``: :func:`pamlib.fhir.read_fhir` — the same, building ``Assessment`` objects;
+- ``pamlib_checks``: ``json.loads`` + :func:`pamlib.fhir.check` on every line (pamlib's
+  structural checks alone);
+- ``fhir_resources``: ``json.loads`` + ``QuestionnaireResponse.model_validate`` (R4B) per line,
+  which checks structure only (no weights, no instrument, no NHS number).
+
+The target is ``fhir_resources / pamlib_columns >= 20``. Times are the CPU time of this process
+(``time.process_time``), so other work on a shared machine does not distort the ratios; wall-clock
+times are reported too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from pamlib.assessment import Assessment
+from pamlib.fhir import check, questionnaire_response, read_fhir
+from pamlib.fhir.plugin import FhirFormat
+from pamlib.formats.base import ReadOptions
+from pamlib.identity import Patient
+from pamlib.synthetic import synthetic_cohort
+
+
+def write_input(path: Path, n: int) -> None:
+    cohort = synthetic_cohort(n, seed=11, follow_up_share=0.0)
+    instrument = cohort.instrument
+    with path.open("w", encoding="utf-8") as f:
+        for i in range(n):
+            codes = cohort.codes[i]
+            responses = {item: int(c) for item, c in zip(instrument.items, codes, strict=True) if c}
+            a = Assessment(
+                id=str(cohort.assessment_id[i]),
+                patient=Patient(str(cohort.patient_id[i]), nhs_number=str(cohort.nhs_number[i])),
+                instrument=instrument,
+                assessed_on=cohort.assessed_on[i].astype("datetime64[D]").item(),
+                responses=responses,
+                site=str(cohort.site[i]),
+            )
+            f.write(json.dumps(questionnaire_response(a), separators=(",", ":")) + "\n")
+
+
+def best(run: Callable[[], int], repeat: int) -> tuple[float, float, int]:
+    """(best CPU seconds, best wall seconds, records) over ``repeat`` runs."""
+    cpu, wall, count = [], [], 0
+    for _ in range(repeat):
+        start_cpu, start_wall = time.process_time(), time.perf_counter()
+        count = run()
+        cpu.append(time.process_time() - start_cpu)
+        wall.append(time.perf_counter() - start_wall)
+    return min(cpu), min(wall), count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--json", metavar="FILE")
+    args = parser.parse_args()
+    try:
+        from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
+    except ImportError:
+        sys.exit("fhir.resources is not installed (it is in the dev dependency group)")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "responses.ndjson"
+        write_input(path, args.n)
+        fmt = FhirFormat()
+
+        def pamlib_columns() -> int:
+            return sum(chunk.n_valid for chunk in fmt.read(path, ReadOptions()))
+
+        def pamlib_objects() -> int:
+            return len(read_fhir(path)[0])
+
+        def pamlib_checks() -> int:
+            with path.open(encoding="utf-8") as f:
+                return sum(not check(json.loads(line)) for line in f)
+
+        def fhir_resources() -> int:
+            n = 0
+            with path.open(encoding="utf-8") as f:
+                for line in f:
+                    QuestionnaireResponse.model_validate(json.loads(line))
+                    n += 1
+            return n
+
+        results: dict[str, object] = {"n": args.n, "python": sys.version.split()[0]}
+        for name, run in [
+            ("pamlib_columns", pamlib_columns),
+            ("pamlib_objects", pamlib_objects),
+            ("pamlib_checks", pamlib_checks),
+            ("fhir_resources", fhir_resources),
+        ]:
+            seconds, wall, count = best(run, args.repeat)
+            if count != args.n:
+                sys.exit(f"{name}: {count} of {args.n} responses were valid")
+            results[f"{name}_s"] = round(seconds, 4)
+            results[f"{name}_wall_s"] = round(wall, 4)
+            results[f"{name}_per_s"] = int(args.n / seconds)
+    base = float(results["fhir_resources_s"])  # type: ignore[arg-type]
+    for name in ("pamlib_columns", "pamlib_objects", "pamlib_checks"):
+        results[f"speedup_{name}"] = round(base / float(results[f"{name}_s"]), 1)  # type: ignore[arg-type]
+    for key, value in results.items():
+        print(f"{key:28} {value}")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(results, f, indent=2)
+    target = float(results["speedup_pamlib_columns"])  # type: ignore[arg-type]
+    print("target (>= 20x):", "met" if target >= 20 else "NOT met")
+
+
+if __name__ == "__main__":
+    main()

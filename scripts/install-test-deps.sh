@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Install what the browser test (tests/test_fhir_lforms.py) needs: Chromium from the system
+# package manager and the LHC-Forms npm package, unpacked into .cache/lforms/ (git-ignored).
+#
+# Idempotent: anything already present is left alone. It never fails the build: when something
+# cannot be installed it says why, and the test skips with the same reason.
+set -u
+
+LFORMS_VERSION="40.1.3"
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+CACHE="$ROOT/.cache/lforms/$LFORMS_VERSION"
+MARKER="$CACHE/package/dist/lforms/fhir/R4/lformsFHIR.min.js"
+
+note() { echo "install-test-deps: $*" >&2; }
+
+# Run a command with a time limit where coreutils' timeout exists.
+bounded() {
+    local seconds="$1"
+    shift
+    if command -v timeout >/dev/null 2>&1; then
+        timeout "$seconds" "$@"
+    else
+        "$@"
+    fi
+}
+
+have_chromium() {
+    [ -n "${PAMLIB_CHROMIUM:-}" ] && [ -x "${PAMLIB_CHROMIUM}" ] && return 0
+    command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1
+}
+
+install_chromium() {
+    if have_chromium; then
+        return 0
+    fi
+    if ! command -v apt-get >/dev/null 2>&1; then
+        note "Chromium is missing and apt-get is not available; the browser test will skip"
+        return 0
+    fi
+    local sudo=""
+    if [ "$(id -u)" != "0" ]; then
+        if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+            sudo="sudo -n"
+        else
+            note "Chromium is missing and installing it needs root; the browser test will skip"
+            return 0
+        fi
+    fi
+    note "installing Chromium with apt-get"
+    if ! { bounded 600 $sudo apt-get update -qq &&
+        DEBIAN_FRONTEND=noninteractive bounded 900 $sudo apt-get install -y -qq chromium; } \
+        >/dev/null 2>&1; then
+        note "apt-get could not install Chromium; the browser test will skip"
+    fi
+}
+
+install_lforms() {
+    if [ -f "$MARKER" ]; then
+        return 0
+    fi
+    if ! command -v npm >/dev/null 2>&1; then
+        note "npm is not available, so LHC-Forms cannot be fetched; the browser test will skip"
+        return 0
+    fi
+    local work
+    work="$(mktemp -d)"
+    note "fetching lforms@$LFORMS_VERSION with npm pack"
+    # npm pack fetches the published tarball only: no dependency resolution, no install scripts.
+    if (cd "$work" && bounded 300 npm pack --silent "lforms@$LFORMS_VERSION" >/dev/null 2>&1) &&
+        mkdir -p "$CACHE" &&
+        tar -xzf "$work/lforms-$LFORMS_VERSION.tgz" -C "$CACHE" &&
+        [ -f "$MARKER" ]; then
+        note "LHC-Forms $LFORMS_VERSION is in .cache/lforms/$LFORMS_VERSION"
+    else
+        note "could not fetch LHC-Forms $LFORMS_VERSION with npm; the browser test will skip"
+        rm -rf "$CACHE"
+    fi
+    rm -rf "$work"
+}
+
+install_chromium
+install_lforms
+exit 0

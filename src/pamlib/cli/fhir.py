@@ -1,0 +1,113 @@
+"""``pamlib fhir``: print an instrument's Questionnaire; check FHIR files with pamlib's checks."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from pamlib.errors import FormatError, PamlibError, Problem
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser("fhir", help="FHIR R4: print Questionnaires, check FHIR files")
+    commands = p.add_subparsers(title="fhir commands", metavar="COMMAND")
+
+    q = commands.add_parser(
+        "questionnaire", help="print the FHIR Questionnaire of an instrument (no item wording)"
+    )
+    q.add_argument("--instrument", required=True, help="instrument id, e.g. PAM-13")
+    q.add_argument("--language", default="en", help="language of the item text (default en)")
+    q.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
+    q.set_defaults(func=run_questionnaire)
+
+    c = commands.add_parser(
+        "check", help="check FHIR JSON or NDJSON files with pamlib's own checks"
+    )
+    c.add_argument("files", nargs="+", metavar="FILE")
+    c.add_argument("--json", action="store_true", help="machine-readable output")
+    c.set_defaults(func=run_check)
+    p.set_defaults(func=lambda args: _help(p))
+
+
+def _help(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return 2
+
+
+def run_questionnaire(args: argparse.Namespace) -> int:
+    from pamlib.fhir.questionnaires import questionnaire
+
+    text = json.dumps(questionnaire(args.instrument, language=args.language), indent=2)
+    if args.output:
+        try:
+            Path(args.output).write_text(text + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise PamlibError(f"cannot write {args.output}: {exc.strerror}") from None
+    else:
+        print(text)
+    return 0
+
+
+def _check_file(path: Path) -> tuple[int, list[Problem]]:
+    """(resources checked, problems) for one JSON or NDJSON file."""
+    from pamlib.fhir.checks import check
+
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise FormatError("cannot read FHIR file", [Problem(str(path), "io", why or "")]) from None
+    if path.name.lower().endswith((".ndjson", ".jsonl")):
+        lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    else:
+        lines = [(0, text)]
+    problems: list[Problem] = []
+    for n, line in lines:
+        prefix = f"line {n}, " if n else ""
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            where = f"line {n}" if n else f"line {exc.lineno} column {exc.colno}"
+            problems.append(Problem(where, "json", f"not JSON: {exc.msg}"))
+            continue
+        if not isinstance(value, dict):
+            problems.append(Problem(f"{prefix}$", "not-a-resource", "expected a FHIR resource"))
+            continue
+        problems.extend(Problem(f"{prefix}{p.where}", p.code, p.message) for p in check(value))
+    return len(lines), problems
+
+
+def run_check(args: argparse.Namespace) -> int:
+    report = []
+    bad = 0
+    for name in args.files:
+        n, problems = _check_file(Path(name))
+        bad += bool(problems)
+        report.append((name, n, problems))
+    if args.json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "file": name,
+                        "resources": n,
+                        "problems": [
+                            {"where": p.where, "code": p.code, "message": p.message}
+                            for p in problems
+                        ],
+                    }
+                    for name, n, problems in report
+                ],
+                indent=2,
+            )
+        )
+    else:
+        for name, n, problems in report:
+            status = "ok" if not problems else f"{len(problems)} problem(s)"
+            print(f"{name}: {n} resource(s) checked, {status}")
+            for p in problems:
+                print(f"  - {p.code}: {p}")
+    return 1 if bad else 0

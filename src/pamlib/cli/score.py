@@ -1,0 +1,202 @@
+"""``pamlib score``: score a file of assessments and account for every record."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from pamlib.cli._progress import Progress
+from pamlib.formats.base import ReadOptions, Target
+from pamlib.instruments import Instrument
+from pamlib.pipeline import ScoreSummary, score_file
+from pamlib.plugins import get_host
+from pamlib.scoring.provider import ScoringProvider
+
+__all__ = ["add_parser", "print_summary", "run"]
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "score",
+        help="score a file of assessments (CSV export in; CSV, Parquet or JSON Lines out)",
+        description=(
+            "Score every assessment in INPUT. Rows that cannot be read go to the rejects file "
+            "with their line number and a reason; the last line on standard error reconciles "
+            "the counts: read = scored + not scored + rejected."
+        ),
+    )
+    p.add_argument("input", metavar="INPUT", help="the file to score ('-' for standard input)")
+    p.add_argument(
+        "--provider",
+        metavar="NAME",
+        help="scoring provider id (raw-sum, demo, rasch, or a vendor's); default: rasch when "
+        "--calibration is given, else the one licensed provider installed for the instrument",
+    )
+    p.add_argument("--calibration", metavar="FILE", help="calibration file for the provider")
+    p.add_argument("--mapping", metavar="FILE", help="mapping file (TOML) for renamed columns")
+    p.add_argument(
+        "-o", "--output", metavar="OUTPUT", help="scored file (default: standard output)"
+    )
+    p.add_argument(
+        "--rejects",
+        metavar="FILE",
+        help="rejects file (default: beside OUTPUT as NAME.rejects.csv, or INPUT-NAME.rejects.csv)",
+    )
+    p.add_argument(
+        "--format",
+        dest="output_format",
+        metavar="NAME",
+        help="output format: csv, parquet or json (JSON Lines); default from OUTPUT's extension",
+    )
+    p.add_argument("--input-format", metavar="NAME", help="input format (default from INPUT)")
+    p.add_argument(
+        "--strict", action="store_true", help="exit with status 1 if any record is rejected"
+    )
+    p.add_argument("--instrument", metavar="ID", help="instrument for rows that name none")
+    p.add_argument(
+        "--dates",
+        choices=("day-first", "month-first"),
+        help="how to read dates like 03/04/2024 (default day-first; ISO dates always work)",
+    )
+    p.add_argument("--delimiter", metavar="CHAR", help="field delimiter (default: detected)")
+    p.add_argument(
+        "--keep-nhs-number",
+        action="store_true",
+        help="add the normalised NHS number to the output as an nhs_number column",
+    )
+    p.add_argument(
+        "--engine",
+        choices=("auto", "arrow", "python"),
+        default="auto",
+        help="reader implementation (default auto: arrow when pyarrow is installed)",
+    )
+    p.add_argument(
+        "--chunk-rows",
+        type=int,
+        default=65_536,
+        metavar="N",
+        help="records per chunk (memory use grows with it; default 65536)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar, even on a terminal")
+    p.add_argument(
+        "--recommend",
+        action="store_true",
+        help="tailor: add recommended_pathways, recommendation_rules and reassess_by columns "
+        "from pamlib's default rules (CSV output)",
+    )
+    p.add_argument(
+        "--rules",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a site's tailoring rules file (repeatable; implies --recommend)",
+    )
+    p.set_defaults(func=run)
+
+
+def _options(args: argparse.Namespace) -> ReadOptions:
+    from pamlib.cli import UsageError
+    from pamlib.formats.layout import load_mapping
+
+    if args.chunk_rows < 1:
+        raise UsageError("--chunk-rows must be at least 1")
+    options = ReadOptions(chunk_rows=args.chunk_rows, engine=args.engine)
+    if args.mapping:
+        options = load_mapping(args.mapping).apply(options)
+    settings = dict(options.settings)
+    if args.delimiter:
+        delimiter = {"\\t": "\t", "tab": "\t"}.get(args.delimiter, args.delimiter)
+        if len(delimiter) != 1:
+            raise UsageError("--delimiter must be one character (or 'tab')")
+        settings["delimiter"] = delimiter
+    import attrs
+
+    return attrs.evolve(
+        options,
+        instrument=args.instrument or options.instrument,
+        day_first=options.day_first if args.dates is None else args.dates == "day-first",
+        settings=settings,
+    )
+
+
+def print_summary(summary: ScoreSummary, stream: TextIO) -> None:
+    """What happened, then the reconciliation as the last line."""
+    if summary.n_rejected:
+        codes = ", ".join(f"{c} {n}" for c, n in summary.rejected_by_code.items())
+        stream.write(f"rejected {summary.n_rejected} ({codes}) -> {summary.rejects}\n")
+    if summary.n_not_scored:
+        for code, n in summary.not_scored_by_reason.items():
+            stream.write(f"not scored {n}: {code} ({summary.reasons.get(code, code)})\n")
+    stream.write(summary.reconciliation + "\n")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pamlib.cli import UsageError
+
+    if args.calibration and not Path(args.calibration).is_file():
+        raise UsageError(f"no calibration file {args.calibration}")
+    options = _options(args)
+    output: Target = args.output if args.output not in (None, "-") else sys.stdout.buffer
+    host = get_host()
+
+    def select(instrument: Instrument) -> ScoringProvider:
+        from pamlib.scoring import select_provider
+
+        return select_provider(args.provider, instrument, calibration=args.calibration, host=host)
+
+    recommend = args.recommend or bool(args.rules)
+    rejects = args.rejects
+    workdir = None
+    final_output = output
+    if recommend:
+        import tempfile
+
+        from pamlib.pipeline import default_rejects_path
+
+        fmt = args.output_format or ("csv" if not isinstance(output, str) else None)
+        if fmt not in (None, "csv") or (
+            fmt is None and not str(output).lower().endswith((".csv", ".txt"))
+        ):
+            raise UsageError("--recommend and --rules write CSV output (-o FILE.csv or stdout)")
+        for rules_file in args.rules:
+            if not Path(rules_file).is_file():
+                raise UsageError(f"no rules file {rules_file}")
+        rejects = rejects or default_rejects_path(args.input, args.output or None)
+        workdir = tempfile.TemporaryDirectory(prefix="pamlib-")
+        output = Path(workdir.name) / "scored.csv"
+    progress = Progress(sys.stderr, enabled=False if args.no_progress else None)
+    try:
+        summary = score_file(
+            args.input,
+            select_provider=select,
+            output=output,
+            rejects=rejects,
+            input_format=args.input_format,
+            output_format=args.output_format,
+            options=options,
+            keep_nhs_number=args.keep_nhs_number,
+            host=host,
+            progress=progress.update,
+        )
+    finally:
+        progress.finish()
+    if workdir is not None:
+        from pamlib.cli._recommend import recommend_csv
+
+        with workdir:
+            target = Path(final_output) if isinstance(final_output, str) else final_output
+            recommend_csv(Path(output), target, args.rules)  # type: ignore[arg-type]
+    if summary.demo:
+        sys.stderr.write("note: scored with a demonstration calibration: NOT PAM scores\n")
+    elif summary.providers and not summary.licensed:
+        names = ", ".join(summary.providers)
+        sys.stderr.write(f"note: {names} is not a licensed PAM provider: NOT PAM scores\n")
+    if args.output not in (None, "-"):
+        sys.stderr.write(f"scored -> {args.output}\n")
+    strict_failure = args.strict and summary.n_rejected > 0
+    if strict_failure:
+        sys.stderr.write(f"pamlib: error: {summary.n_rejected} records rejected (--strict)\n")
+    print_summary(summary, sys.stderr)
+    return 1 if strict_failure else 0

@@ -1,0 +1,233 @@
+"""Assessments and their results as a ``transaction`` or ``collection`` Bundle, or NDJSON.
+
+Per assessment: the ``Patient`` (once per patient per output), the ``QuestionnaireResponse`` and
+the Observations its result calls for (see :mod:`pamlib.fhir.observations`). In a Bundle every
+reference is a ``urn:uuid:`` ``fullUrl`` inside it; in a transaction the Patient is a
+conditional create on its NHS number (else its pseudonymous id) and the response a conditional
+create on its assessment id, so sending the same file twice does not duplicate them. NDJSON
+gives each resource an ``id`` and references ``Type/id`` between lines.
+
+Resource UUIDs are version-5 UUIDs of ``Type/assessment-id`` in a *namespace*: give a fixed one
+for reproducible output (keep it private to the site — with a published namespace anyone could
+confirm a guessed assessment id); by default each output draws a random one. No UUID is ever
+derived from an NHS number or a patient id: a patient's UUID comes from the first of their
+assessments in the output.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from typing import Any, Literal
+
+import attrs
+
+from pamlib.assessment import Assessment
+from pamlib.errors import Problem, ValidationError
+from pamlib.fhir.codes import ASSESSMENT_ID_SYSTEM, NHS_NUMBER_SYSTEM, PATIENT_ID_SYSTEM
+from pamlib.fhir.observations import (
+    level_observation,
+    raw_total_observation,
+    score_observation,
+)
+from pamlib.fhir.patient import conditional_query, patient_resource
+from pamlib.fhir.response import ResponseRow, response_resource
+from pamlib.results import ScoreResult
+
+__all__ = ["Assembler", "BundleSettings", "OutputStyle", "to_bundle"]
+
+#: ``transaction`` and ``collection`` make Bundle entries; ``ndjson`` makes bare resources.
+OutputStyle = Literal["transaction", "collection", "ndjson"]
+_STYLES = ("transaction", "collection", "ndjson")
+
+
+def _style(value: str) -> OutputStyle:
+    if value not in _STYLES:
+        raise ValueError(f"bundle type must be one of {', '.join(_STYLES)}")
+    return value  # type: ignore[return-value]
+
+
+@attrs.frozen
+class BundleSettings:
+    """How FHIR output is made; every field has a default that is safe to use."""
+
+    style: OutputStyle = attrs.field(default="transaction", converter=_style)
+    #: Namespace of the resource UUIDs; ``None`` draws a random one per output.
+    namespace: uuid.UUID | None = None
+    #: Add SNOMED CT 962851000000103 to level Observations (UK systems).
+    snomed_level: bool = False
+    #: Write a ``raw-total`` Observation for results with raw totals but no 0–100 score.
+    raw_totals: bool = True
+    patient_id_system: str = PATIENT_ID_SYSTEM
+    assessment_id_system: str = ASSESSMENT_ID_SYSTEM
+
+
+class Assembler:
+    """Turns rows and results into Bundle entries (or NDJSON resources), one row at a time.
+
+    Remembers the patients it has written so each appears once per output.
+    """
+
+    def __init__(self, settings: BundleSettings | None = None) -> None:
+        self.settings = settings or BundleSettings()
+        self.namespace = self.settings.namespace or uuid.uuid4()
+        self._patients: dict[tuple[str | None, str | None], str] = {}
+        self._used: set[str] = set()
+
+    def _uuid(self, kind: str, assessment_id: str) -> str:
+        name = f"{kind}/{assessment_id}"
+        value = str(uuid.uuid5(self.namespace, name))
+        n = 1
+        while value in self._used:  # a repeated assessment id still gets distinct resources
+            n += 1
+            value = str(uuid.uuid5(self.namespace, f"{name}#{n}"))
+        self._used.add(value)
+        return value
+
+    def _ref(self, kind: str, uid: str) -> dict[str, str]:
+        if self.settings.style == "ndjson":
+            return {"reference": f"{kind}/{uid}"}
+        return {"reference": f"urn:uuid:{uid}"}
+
+    def _id(self, uid: str) -> str | None:
+        """Resources carry their UUID as ``id`` except in a transaction (the server assigns)."""
+        return None if self.settings.style == "transaction" else uid
+
+    def _entry(
+        self, resource: dict[str, Any], uid: str, if_none_exist: str | None = None
+    ) -> dict[str, Any]:
+        style = self.settings.style
+        if style == "ndjson":
+            return resource
+        entry: dict[str, Any] = {"fullUrl": f"urn:uuid:{uid}", "resource": resource}
+        if style == "transaction":
+            request = {"method": "POST", "url": resource["resourceType"]}
+            if if_none_exist:
+                request["ifNoneExist"] = if_none_exist
+            entry["request"] = request
+        return entry
+
+    def entries(self, row: ResponseRow, result: ScoreResult | None = None) -> list[dict[str, Any]]:
+        """Entries for one assessment: its Patient (first time only), response, Observations."""
+        s = self.settings
+        out: list[dict[str, Any]] = []
+        key = (row.patient_id, row.nhs_number)
+        patient_uid = self._patients.get(key)
+        if patient_uid is None:
+            patient_uid = self._patients[key] = self._uuid("Patient", row.assessment_id)
+            patient = patient_resource(
+                row.patient_id,
+                row.nhs_number,
+                patient_id_system=s.patient_id_system,
+                resource_id=self._id(patient_uid),
+            )
+            condition = (
+                conditional_query(NHS_NUMBER_SYSTEM, row.nhs_number)
+                if row.nhs_number
+                else conditional_query(s.patient_id_system, str(row.patient_id))
+            )
+            out.append(self._entry(patient, patient_uid, condition))
+        subject = self._ref("Patient", patient_uid)
+        qr_uid = self._uuid("QuestionnaireResponse", row.assessment_id)
+        qr = response_resource(
+            row,
+            subject=subject,
+            assessment_id_system=s.assessment_id_system,
+            resource_id=self._id(qr_uid),
+        )
+        out.append(
+            self._entry(qr, qr_uid, conditional_query(s.assessment_id_system, row.assessment_id))
+        )
+        if result is None:
+            return out
+        response = self._ref("QuestionnaireResponse", qr_uid)
+        effective = row.assessed_on.isoformat()
+        score_uid = self._uuid("Observation/score", row.assessment_id)
+        score = score_observation(
+            result,
+            subject=subject,
+            response=response,
+            effective=effective,
+            resource_id=self._id(score_uid),
+        )
+        score_ref = None
+        if score is not None:
+            out.append(self._entry(score, score_uid))
+            score_ref = self._ref("Observation", score_uid)
+        if result.level is not None:
+            level_uid = self._uuid("Observation/level", row.assessment_id)
+            level = level_observation(
+                result,
+                subject=subject,
+                response=response,
+                score=score_ref,
+                effective=effective,
+                snomed=s.snomed_level,
+                resource_id=self._id(level_uid),
+            )
+            if level is not None:
+                out.append(self._entry(level, level_uid))
+        if s.raw_totals and result.score is None:
+            raw_uid = self._uuid("Observation/raw", row.assessment_id)
+            raw = raw_total_observation(
+                result,
+                subject=subject,
+                response=response,
+                effective=effective,
+                resource_id=self._id(raw_uid),
+            )
+            if raw is not None:
+                out.append(self._entry(raw, raw_uid))
+        return out
+
+
+def to_bundle(
+    assessments: Iterable[Assessment],
+    results: Iterable[ScoreResult] = (),
+    *,
+    bundle_type: Literal["transaction", "collection"] = "transaction",
+    namespace: uuid.UUID | None = None,
+    snomed_level: bool = False,
+    raw_totals: bool = True,
+    patient_id_system: str = PATIENT_ID_SYSTEM,
+    assessment_id_system: str = ASSESSMENT_ID_SYSTEM,
+) -> dict[str, Any]:
+    """One Bundle with every assessment, its patient and the Observations of its result.
+
+    ``results`` are matched to assessments by ``assessment_id``; a result for an assessment
+    not given, or a repeated assessment id, is a :class:`~pamlib.errors.ValidationError`.
+    """
+    settings = BundleSettings(
+        style=bundle_type,
+        namespace=namespace,
+        snomed_level=snomed_level,
+        raw_totals=raw_totals,
+        patient_id_system=patient_id_system,
+        assessment_id_system=assessment_id_system,
+    )
+    assessments = list(assessments)
+    problems: list[Problem] = []
+    ids: set[str] = set()
+    for i, a in enumerate(assessments):
+        if a.id in ids:
+            problems.append(Problem(f"assessments[{i}]", "duplicate-id", "assessment id repeated"))
+        ids.add(a.id)
+    by_id: dict[str, ScoreResult] = {}
+    for i, r in enumerate(results):
+        if r.assessment_id not in ids:
+            problems.append(
+                Problem(f"results[{i}]", "unknown-assessment", "no assessment with this id")
+            )
+        by_id[r.assessment_id] = r
+    if problems:
+        raise ValidationError("cannot make a Bundle", problems)
+    assembler = Assembler(settings)
+    entries = [
+        entry
+        for a in assessments
+        for entry in assembler.entries(ResponseRow.from_assessment(a), by_id.get(a.id))
+    ]
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": bundle_type}
+    if entries:
+        bundle["entry"] = entries
+    return bundle

@@ -1,0 +1,355 @@
+"""The built-in ``fhir`` format, registered through ``pamlib_register_formats`` like any plugin.
+
+Reading (:class:`~pamlib.formats.base.ReadOptions`): ``instrument`` and ``mapping`` (linkId →
+item id) apply to responses of a questionnaire that is neither pamlib's nor in a mapping file;
+``settings`` may hold ``mapping`` (path of a mapping TOML file, see :mod:`pamlib.fhir.mapping`),
+``questionnaires`` (Questionnaire paths or dicts that supply answer weights),
+``patient_id_system`` and ``assessment_id_system``.
+
+Writing (:class:`~pamlib.formats.base.WriteOptions`): a ``.ndjson`` target gets one resource per
+line; anything else one Bundle. ``settings``: ``bundle`` (``transaction``, the default, or
+``collection``), ``namespace`` (UUID of the resource ids; random when absent),
+``snomed_level``, ``raw_totals``, ``patient_id_system``, ``assessment_id_system``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from pamlib.errors import ConfigurationError, FormatError, Problem
+from pamlib.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from pamlib.fhir.bundle import Assembler, BundleSettings
+    from pamlib.fhir.reader import FhirReader
+    from pamlib.fhir.response import ResponseRow
+    from pamlib.formats.base import (
+        Format,
+        ReadChunk,
+        ReadOptions,
+        RecordBatch,
+        Target,
+        TextColumn,
+        WriteOptions,
+    )
+    from pamlib.scoring.provider import BatchScores
+
+__all__ = ["FhirFormat", "FhirWriter", "looks_like_fhir"]
+
+log = logging.getLogger(__name__)
+
+
+def looks_like_fhir(path: str | os.PathLike[str]) -> bool:
+    """True when the file's first kilobyte reads like FHIR JSON (it names a ``resourceType``).
+
+    For choosing between ``fhir`` and a plain JSON format when both claim ``.json``.
+    """
+    try:
+        with Path(path).open("rb") as f:
+            head = f.read(1024)
+    except OSError:
+        return False
+    return head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] in (b"{", b"[") and b'"resourceType"' in head
+
+
+def _str_setting(settings: Mapping[str, object], key: str, default: str) -> str:
+    value = settings.get(key, default)
+    if not isinstance(value, str) or not value:
+        raise ConfigurationError(f"FHIR setting {key!r} must be a non-empty string")
+    return value
+
+
+def _bool_setting(settings: Mapping[str, object], key: str, default: bool) -> bool:
+    value = settings.get(key, default)
+    if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+        return value.lower() in ("true", "yes", "1")
+    if not isinstance(value, bool):
+        raise ConfigurationError(f"FHIR setting {key!r} must be true or false")
+    return value
+
+
+def bundle_settings(target: Target, settings: Mapping[str, object]) -> BundleSettings:
+    """Writer settings from ``WriteOptions.settings`` (errors name the setting)."""
+    from pamlib.fhir.bundle import BundleSettings
+    from pamlib.fhir.codes import ASSESSMENT_ID_SYSTEM, PATIENT_ID_SYSTEM
+
+    known = {
+        "bundle",
+        "namespace",
+        "snomed_level",
+        "raw_totals",
+        "patient_id_system",
+        "assessment_id_system",
+    }
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise ConfigurationError(f"unknown FHIR output settings: {', '.join(unknown)}")
+    name = "" if hasattr(target, "write") else os.fspath(target)
+    ndjson = name.lower().endswith((".ndjson", ".jsonl"))
+    style = "ndjson" if ndjson else _str_setting(settings, "bundle", "transaction")
+    if style not in ("transaction", "collection", "ndjson"):
+        raise ConfigurationError("FHIR setting 'bundle' must be 'transaction' or 'collection'")
+    raw_ns = settings.get("namespace")
+    try:
+        namespace = (
+            raw_ns if raw_ns is None or isinstance(raw_ns, uuid.UUID) else uuid.UUID(str(raw_ns))
+        )
+    except ValueError:
+        raise ConfigurationError("FHIR setting 'namespace' must be a UUID") from None
+    return BundleSettings(
+        style=style,
+        namespace=namespace,
+        snomed_level=_bool_setting(settings, "snomed_level", False),
+        raw_totals=_bool_setting(settings, "raw_totals", True),
+        patient_id_system=_str_setting(settings, "patient_id_system", PATIENT_ID_SYSTEM),
+        assessment_id_system=_str_setting(settings, "assessment_id_system", ASSESSMENT_ID_SYSTEM),
+    )
+
+
+def reader_for(options: ReadOptions) -> FhirReader:
+    """A :class:`~pamlib.fhir.reader.FhirReader` configured from ``ReadOptions``."""
+    from pamlib.fhir.codes import ASSESSMENT_ID_SYSTEM, PATIENT_ID_SYSTEM
+    from pamlib.fhir.mapping import FhirMapping, load_mapping
+    from pamlib.fhir.reader import FhirReader
+    from pamlib.plugins import get_host
+
+    settings = options.settings
+    known = {"mapping", "questionnaires", "patient_id_system", "assessment_id_system"}
+    unknown = sorted(set(settings) - known)
+    if unknown:
+        raise ConfigurationError(f"unknown FHIR input settings: {', '.join(unknown)}")
+    raw_mapping = settings.get("mapping")
+    mapping: FhirMapping | None
+    if raw_mapping is None or isinstance(raw_mapping, FhirMapping):
+        mapping = raw_mapping
+    elif isinstance(raw_mapping, str | os.PathLike):
+        mapping = load_mapping(raw_mapping)
+    else:
+        raise ConfigurationError("FHIR setting 'mapping' must be the path of a TOML file")
+    questionnaires: list[Mapping[str, Any]] = []
+    raw_qs = settings.get("questionnaires", ())
+    for q in raw_qs if isinstance(raw_qs, list | tuple) else [raw_qs]:
+        if isinstance(q, Mapping):
+            questionnaires.append(q)
+        elif isinstance(q, str | os.PathLike):
+            questionnaires.append(_load_questionnaire(q))
+        else:
+            raise ConfigurationError("FHIR setting 'questionnaires' must list paths or resources")
+    return FhirReader(
+        get_host().instruments(),
+        mapping=mapping,
+        instrument=options.instrument,
+        link_ids=options.mapping,
+        questionnaires=questionnaires,
+        strict=options.strict,
+        chunk_rows=options.chunk_rows,
+        patient_id_system=_str_setting(settings, "patient_id_system", PATIENT_ID_SYSTEM),
+        assessment_id_system=_str_setting(settings, "assessment_id_system", ASSESSMENT_ID_SYSTEM),
+    )
+
+
+def _load_questionnaire(path: str | os.PathLike[str]) -> Mapping[str, Any]:
+    p = Path(path)
+    try:
+        value = json.loads(p.read_text(encoding="utf-8-sig"))
+    except (OSError, ValueError):
+        raise ConfigurationError(f"cannot read Questionnaire {p.name} as JSON") from None
+    if not isinstance(value, Mapping) or value.get("resourceType") != "Questionnaire":
+        raise ConfigurationError(f"{p.name} is not a Questionnaire")
+    return value
+
+
+def rows_to_batches(rows: tuple[ResponseRow, ...]) -> tuple[RecordBatch, ...]:
+    """Group rows by instrument into :class:`~pamlib.formats.base.RecordBatch` columns.
+
+    A response's attributes (the pamlib extension) become ``extras`` columns, ``""`` where a
+    response has no such attribute.
+    """
+    import numpy as np
+
+    from pamlib.formats.base import RecordBatch
+
+    groups: dict[str, list[ResponseRow]] = {}
+    for row in rows:
+        groups.setdefault(row.instrument.id, []).append(row)
+    batches = []
+    for group in groups.values():
+        instrument = group[0].instrument
+
+        def col(get: Callable[[ResponseRow], str], group: list[ResponseRow] = group) -> Any:
+            return np.array([get(r) for r in group], dtype=np.str_)
+
+        keys = sorted({k for r in group for k in r.attributes})
+        extras = {
+            k: np.array([r.attributes.get(k, "") for r in group], dtype=np.str_) for k in keys
+        }
+        batches.append(
+            RecordBatch(
+                instrument=instrument,
+                assessment_id=col(lambda r: r.assessment_id),
+                patient_id=col(lambda r: r.patient_id or ""),
+                nhs_number=col(lambda r: r.nhs_number or ""),
+                assessed_on=np.array([r.assessed_on for r in group], dtype="datetime64[D]"),
+                site=col(lambda r: r.site or ""),
+                codes=np.array([r.codes for r in group], dtype=np.int8).reshape(
+                    len(group), instrument.n_items
+                ),
+                locations=col(lambda r: r.location),
+                extras=extras,
+            )
+        )
+    return tuple(batches)
+
+
+def batch_rows(
+    batch: RecordBatch, extra: Mapping[str, TextColumn] | None = None
+) -> Iterator[ResponseRow]:
+    """The rows of a :class:`~pamlib.formats.base.RecordBatch` (the writer's input).
+
+    ``extra`` columns become attributes of each response (empty cells are left out).
+    """
+    from pamlib.fhir.response import ResponseRow
+    from pamlib.formats.base import text_values
+
+    dates = batch.assessed_on.astype("datetime64[D]").tolist()
+    codes = batch.codes.tolist()
+    columns = {name: text_values(values) for name, values in (extra or {}).items()}
+    ids, patients = text_values(batch.assessment_id), text_values(batch.patient_id)
+    nhs, sites = text_values(batch.nhs_number), text_values(batch.site)
+    for i in range(len(batch)):
+        yield ResponseRow(
+            instrument=batch.instrument,
+            assessment_id=ids[i],
+            patient_id=patients[i] or None,
+            nhs_number=nhs[i] or None,
+            assessed_on=dates[i],
+            codes=tuple(codes[i]),
+            site=sites[i] or None,
+            attributes={k: str(v[i]) for k, v in columns.items() if str(v[i])},
+            location=batch.location(i),
+        )
+
+
+class FhirWriter:
+    """Streams entries into one Bundle (or resources into NDJSON); the file appears at close."""
+
+    def __init__(self, target: Target, settings: BundleSettings) -> None:
+        from pamlib.fhir.bundle import Assembler
+
+        self.settings = settings
+        self._assembler: Assembler = Assembler(settings)
+        self._n = 0
+        self._done = False
+        self._part: Path | None = None
+        if hasattr(target, "write"):  # an open binary stream (standard output): no temp file
+            stream: IO[bytes] = target  # type: ignore[assignment]
+            self._file: IO[str] = io.TextIOWrapper(stream, encoding="utf-8", newline="\n")
+            self._start()
+            return
+        self.target = Path(target)
+        self._part = self.target.with_name(self.target.name + ".part")
+        try:
+            self._file = self._part.open("w", encoding="utf-8", newline="\n")
+        except OSError as exc:
+            raise FormatError(
+                "cannot write FHIR output",
+                [Problem(os.fspath(target), "io", exc.strerror or "cannot write")],
+            ) from None
+        self._start()
+
+    def _start(self) -> None:
+        if self.settings.style != "ndjson":
+            self._file.write(f'{{"resourceType":"Bundle","type":"{self.settings.style}"')
+
+    def write(
+        self, batch: RecordBatch, scores: BatchScores | None, extra: Mapping[str, TextColumn]
+    ) -> None:
+        per_row = scores
+        for i, row in enumerate(batch_rows(batch, extra)):
+            result = per_row.result(i, row.assessment_id) if per_row is not None else None
+            for entry in self._assembler.entries(row, result):
+                self._emit(entry)
+
+    def _emit(self, entry: Mapping[str, Any]) -> None:
+        text = json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
+        if self.settings.style == "ndjson":
+            self._file.write(text + "\n")
+        else:
+            self._file.write(',"entry":[\n' if self._n == 0 else ",\n")
+            self._file.write(text)
+        self._n += 1
+
+    def close(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        if self.settings.style != "ndjson":
+            self._file.write("\n]}\n" if self._n else "}\n")
+        if self._part is None:  # a stream we do not own: flush, and leave it open
+            self._file.flush()
+            if isinstance(self._file, io.TextIOWrapper):
+                self._file.detach()
+            return
+        self._file.close()
+        self._part.replace(self.target)
+
+    def abort(self) -> None:
+        """Drop what was written (the target is left untouched)."""
+        if self._part is None or self._done:
+            return
+        self._done = True
+        if not self._file.closed:
+            self._file.close()
+        self._part.unlink(missing_ok=True)
+
+    def __enter__(self) -> FhirWriter:
+        return self
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class FhirFormat:
+    """FHIR R4: QuestionnaireResponses in; responses, Observations and Patients out."""
+
+    name = "fhir"
+    extensions = (".fhir.json", ".ndjson", ".json")
+    description = (
+        "FHIR R4 QuestionnaireResponses (resource, Bundle or NDJSON) in; a transaction or "
+        "collection Bundle, or NDJSON, of responses, Observations and Patients out"
+    )
+
+    def read(self, source: str | os.PathLike[str], options: ReadOptions) -> Iterator[ReadChunk]:
+        """Yield chunks of responses; resources that are not responses are counted and logged."""
+        from pamlib.formats.base import ReadChunk
+
+        reader = reader_for(options)
+        n_read = 0
+        for chunk in reader.read(source):
+            n_read += chunk.n_read
+            yield ReadChunk(rows_to_batches(chunk.rows), chunk.rejects, chunk.n_read)
+        if reader.other_resources:
+            seen = ", ".join(f"{k}: {v}" for k, v in sorted(reader.other_resources.items()))
+            level = logging.WARNING if n_read == 0 else logging.INFO
+            log.log(level, "FHIR input held %d responses and other resources (%s)", n_read, seen)
+
+    def open_writer(self, target: Target, options: WriteOptions) -> FhirWriter:
+        return FhirWriter(target, bundle_settings(target, options.settings))
+
+    def __repr__(self) -> str:
+        return "<FhirFormat name='fhir'>"
+
+
+@hookimpl
+def pamlib_register_formats(register: Callable[[Format], None]) -> None:
+    register(FhirFormat())

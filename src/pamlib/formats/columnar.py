@@ -1,0 +1,927 @@
+"""Delimited text as columns: the fast path for files (needs the ``arrow`` extra).
+
+The file is read in blocks of bytes. A NumPy pre-pass over each block finds where records end
+(line breaks outside quotes) and the physical line each record starts on, so line numbers stay
+right with quoted line breaks; pyarrow then splits the block's records into string columns, and
+the checks of :mod:`pamlib.formats.records` run on whole columns: answers, dates and instrument
+names through a lookup on their distinct values, NHS check digits and identifiers with array
+arithmetic. A row that fails any check is handed to the record-at-a-time validator for its
+problems, so both paths give the same codes and messages.
+
+Where pyarrow and the pre-pass could disagree — undecodable bytes, a record with the wrong
+number of fields, a quoted field left open at the end — the block is split by the :mod:`csv`
+module instead. A quote in the middle of an unquoted field, which makes quote counting
+unreliable, switches the rest of the file to the :mod:`csv` module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import itertools
+import os
+import re
+import sys
+from collections.abc import Generator, Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from pamlib.errors import FormatError, PamlibError, Problem
+from pamlib.formats._arrow import Text as _Text
+from pamlib.formats._arrow import compute as _compute
+from pamlib.formats._arrow import constant_text
+from pamlib.formats._arrow import distinct as _distinct
+from pamlib.formats._arrow import pyarrow_module as _pa
+from pamlib.formats.base import ReadChunk, ReadOptions, RecordBatch, Reject
+from pamlib.formats.layout import Layout
+from pamlib.formats.records import (
+    RawRecord,
+    RowValidator,
+    check_encoding,
+    detect_delimiter,
+    make_reject,
+    open_binary,
+    reject_message,
+    split_records,
+    structural_reject,
+)
+from pamlib.formats.values import (
+    IMPOSSIBLE_ANSWER,
+    InstrumentResolver,
+    answer_code,
+    label_key,
+    nhs_number_or_none,
+    parse_date,
+)
+from pamlib.instruments import Instrument
+
+__all__ = ["SeenIds", "read_columnar"]
+
+_BOM = b"\xef\xbb\xbf"
+_NL, _CR, _QUOTE = 10, 13, 34
+_EPOCH = np.datetime64("1970-01-01", "D")
+_SLOW = np.int16(IMPOSSIBLE_ANSWER - 10)  # not decided by bytes: look the spelling up
+_CACHE = 100_000  # most distinct spellings remembered per file
+#: Column codes of one-byte answers: ``1``–``4``; anything else needs a closer look.
+_ONE_BYTE_CODES = np.full(256, _SLOW, dtype=np.int16)
+_ONE_BYTE_CODES[ord("1") : ord("4") + 1] = np.arange(1, 5, dtype=np.int16)
+
+
+class ReaderBugError(PamlibError):
+    """The columnar and record-at-a-time checks disagreed about a row (a bug in pamlib)."""
+
+
+# -- the pre-pass over raw bytes ---------------------------------------------------------------
+
+
+class _Scan:
+    """Complete records found in a buffer: content spans, start lines, where to resume."""
+
+    __slots__ = (
+        "anomaly",
+        "consumed",
+        "ends",
+        "lines",
+        "lines_consumed",
+        "n_records",
+        "starts",
+        "unclosed",
+    )
+
+    def __init__(self) -> None:
+        self.starts: npt.NDArray[np.int64] = np.zeros(0, np.int64)
+        self.ends: npt.NDArray[np.int64] = np.zeros(0, np.int64)
+        self.lines: npt.NDArray[np.int64] = np.zeros(0, np.int64)
+        self.consumed = 0
+        self.lines_consumed = 0
+        self.n_records = 0  # non-blank records taken
+        self.anomaly = False
+        self.unclosed = False
+
+
+def _scan(
+    buf: bytes,
+    delimiter: int,
+    *,
+    final: bool,
+    first_line: int,
+    max_records: int,
+) -> _Scan:
+    """Find records in ``buf`` (which starts at a record boundary on ``first_line``).
+
+    Physical lines end at ``\\n``, ``\\r\\n`` or a lone ``\\r``, as for :mod:`csv`. A line
+    break ends a record unless an odd number of quotes precede it in the buffer. Blank records
+    are dropped; at most ``max_records`` non-blank ones are taken.
+    """
+    scan = _Scan()
+    n = len(buf)
+    if n == 0:
+        return scan
+    has_cr = b"\r" in buf
+    a = np.frombuffer(buf, dtype=np.uint8)
+    breaks = _line_breaks(a, has_cr=has_cr, final=final)
+    quotes: npt.NDArray[np.intp] | None = None
+    if b'"' in buf:
+        quotes = np.flatnonzero(a == _QUOTE)
+        outside = (np.searchsorted(quotes, breaks) & 1) == 0
+        term_index = np.flatnonzero(outside)
+    else:
+        term_index = np.arange(breaks.shape[0])
+    starts, ends, line_of = _spans(breaks[term_index], term_index, n, first_line)
+    has_tail = final and starts[-1] < n
+    if not has_tail:
+        starts, line_of, ends = starts[:-1], line_of[:-1], ends[:-1]
+    content_end = ends
+    if has_cr:  # content ends before a CRLF's CR
+        crlf = (ends > starts) & (ends < n)
+        crlf[crlf] = (a[ends[crlf]] == _NL) & (a[ends[crlf] - 1] == _CR)
+        content_end = ends - crlf
+    nonblank = np.flatnonzero(content_end > starts)
+    if nonblank.shape[0] > max_records:
+        cut = nonblank[max_records]  # first record not taken
+        nonblank = nonblank[:max_records]
+        has_tail = False
+        n_records = int(cut)
+    else:
+        n_records = starts.shape[0]
+    if n_records == 0:
+        return scan
+    last = n_records - 1
+    tail_taken = has_tail and last == starts.shape[0] - 1
+    scan.consumed = n if tail_taken else int(ends[last]) + 1
+    scan.lines_consumed = int(breaks.shape[0]) if tail_taken else int(term_index[last]) + 1
+    scan.starts = starts[nonblank]
+    scan.ends = content_end[nonblank]
+    scan.lines = line_of[nonblank]
+    scan.n_records = int(nonblank.shape[0])
+    if quotes is not None:
+        used = quotes[quotes < scan.consumed]
+        scan.anomaly = not _quotes_open_fields(a, used, delimiter)
+        scan.unclosed = tail_taken and used.shape[0] % 2 == 1
+    return scan
+
+
+def _spans(
+    terms: npt.NDArray[np.intp], term_index: npt.NDArray[np.intp], n: int, first_line: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Start, end (the terminator) and start line of each record; the last span is the tail
+    after the last terminator, a record only where the input ends there."""
+    starts = np.empty(terms.shape[0] + 1, dtype=np.int64)
+    starts[0] = 0
+    starts[1:] = terms + 1
+    ends = np.empty(terms.shape[0] + 1, dtype=np.int64)
+    ends[:-1] = terms
+    ends[-1] = n
+    line_of = np.empty(terms.shape[0] + 1, dtype=np.int64)
+    line_of[0] = first_line
+    line_of[1:] = first_line + term_index + 1
+    return starts, ends, line_of
+
+
+def _line_breaks(a: npt.NDArray[np.uint8], *, has_cr: bool, final: bool) -> npt.NDArray[np.intp]:
+    """Positions of ``\n`` and of lone ``\r``; a ``\r`` at the very end of a non-final buffer
+    is left for the next buffer to decide."""
+    n = a.shape[0]
+    breaks = np.flatnonzero(a == _NL)
+    if has_cr:
+        cr = np.flatnonzero(a == _CR)
+        following = a[np.minimum(cr + 1, n - 1)]
+        lone = cr[(cr + 1 < n) & (following != _NL)]
+        if final and a[n - 1] == _CR:
+            lone = np.append(lone, n - 1)
+        if lone.size:
+            breaks = np.sort(np.concatenate([breaks, lone]))
+    return breaks
+
+
+def _quotes_open_fields(
+    a: npt.NDArray[np.uint8], quotes: npt.NDArray[np.intp], delimiter: int
+) -> bool:
+    """Whether every quote that quote counting takes as opening a field does open one (comes
+    first in its field, or right after a closing quote as in ``""``). Otherwise the file has a
+    quote inside an unquoted field, which :mod:`csv` keeps as text and counting cannot."""
+    opening = quotes[0::2]
+    opening = opening[opening > 0]
+    before = a[opening - 1]
+    allowed = (before == delimiter) | (before == _NL) | (before == _CR) | (before == _QUOTE)
+    return bool(allowed.all())
+
+
+# -- duplicate assessment ids --------------------------------------------------------------------
+
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_S1 = np.uint64(0x9E3779B97F4A7C15)
+_S2 = np.uint64(0xD1B54A32D192ED03)
+_LONG = 256
+
+
+def _mix(x: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    """The splitmix64 finaliser: a bijection on 64-bit words that spreads every input bit."""
+    x = x ^ (x >> np.uint64(30))
+    x = x * _M1
+    x = x ^ (x >> np.uint64(27))
+    x = x * _M2
+    return x ^ (x >> np.uint64(31))
+
+
+def _keys(
+    text: _Text, rows: npt.NDArray[np.intp]
+) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]]:
+    """A 128-bit key per value: exact (a bijection of the bytes) up to 15 bytes, a hash above."""
+    m = rows.shape[0]
+    h1 = np.zeros(m, dtype=np.uint64)
+    h2 = np.zeros(m, dtype=np.uint64)
+    if m == 0:
+        return h1, h2
+    lengths = text.lengths[rows]
+    longest = int(lengths.max())
+    width = max(16, min(_LONG, (longest + 7) // 8 * 8))
+    words = text.matrix(rows, width).view("<u8")
+    short = lengths <= 15
+    if short.any():
+        tag = words[short, 1] | (lengths[short].astype(np.uint64) << np.uint64(56))
+        t = _mix(tag)
+        h2[short] = t
+        h1[short] = _mix(words[short, 0] ^ t)
+    long = ~short & (lengths <= _LONG)
+    if long.any():
+        n_bytes = lengths[long]
+        a = _mix(n_bytes.astype(np.uint64) ^ _S1)
+        b = _mix(n_bytes.astype(np.uint64) ^ _S2)
+        for j in range(words.shape[1]):
+            # Only the words a value has: the key must not depend on the block's widest value.
+            active = n_bytes > 8 * j
+            w = words[long, j]
+            a = np.where(active, _mix(a ^ w), a)
+            b = np.where(active, _mix((b + w) ^ _S1), b)
+        h1[long], h2[long] = a, b
+    huge = np.flatnonzero(lengths > _LONG)
+    for i, value in zip(huge.tolist(), text.values(rows[huge]), strict=True):
+        digest = hashlib.blake2b(value.encode("utf-8"), digest_size=16).digest()
+        h1[i], h2[i] = np.frombuffer(digest, dtype="<u8")
+    return h1, h2
+
+
+class SeenIds:
+    """Every assessment id seen so far in a file, to reject repeats.
+
+    Ids up to 15 bytes are kept exactly, longer ones as a 128-bit hash (for keys that behave as
+    random, the chance that two different ids are taken for one another is below 1e-20 even for
+    a billion ids): 16 bytes an id, in sorted runs merged as they grow. A fixed 32 MiB map of
+    which key prefixes occur lets most new ids skip the search altogether.
+    """
+
+    _PREFIX_BITS = 25
+    _MAX_RUN = 1 << 21
+
+    def __init__(self) -> None:
+        self._runs: list[tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]]] = []
+        self._prefixes = np.zeros(1 << self._PREFIX_BITS, dtype=np.bool_)
+
+    def __len__(self) -> int:
+        return sum(r[0].shape[0] for r in self._runs)
+
+    def check(self, text: _Text, rows: npt.NDArray[np.intp]) -> npt.NDArray[np.bool_]:
+        """For the given rows (in file order): True where the id was seen before; then remember
+        the ids."""
+        h1, h2 = _keys(text, rows)
+        m = rows.shape[0]
+        dup = np.zeros(m, dtype=np.bool_)
+        if m == 0:
+            return dup
+        order = np.argsort(h1)
+        s1 = h1[order]
+        if bool((s1[1:] == s1[:-1]).any()):  # repeats within this block: first one stays
+            order = np.lexsort((h2, h1))
+            s1 = h1[order]
+            s2 = h2[order]
+            same = (s1[1:] == s1[:-1]) & (s2[1:] == s2[:-1])
+            dup[order[1:][same]] = True
+        else:
+            s2 = h2[order]
+        prefix = (h1 >> np.uint64(64 - self._PREFIX_BITS)).astype(np.intp)
+        maybe = np.flatnonzero(self._prefixes[prefix] & ~dup)
+        if maybe.size:
+            dup[maybe] = self._search(h1[maybe], h2[maybe])
+        self._prefixes[prefix] = True
+        fresh = ~dup[order]
+        if fresh.any():
+            self._runs.append((s1[fresh], s2[fresh]))  # sorted by h1
+            self._merge()
+        return dup
+
+    def _search(
+        self, q1: npt.NDArray[np.uint64], q2: npt.NDArray[np.uint64]
+    ) -> npt.NDArray[np.bool_]:
+        """Which keys are in the runs."""
+        hit = np.zeros(q1.shape[0], dtype=np.bool_)
+        for r1, r2 in self._runs:
+            lo = np.searchsorted(r1, q1)
+            at = np.minimum(lo, r1.shape[0] - 1)
+            found = r1[at] == q1
+            if not found.any():
+                continue
+            hit |= found & (r2[at] == q2)
+            for i in np.flatnonzero(found & ~hit).tolist():  # h1 shared by several ids: rare
+                j = int(lo[i])
+                while j < r1.shape[0] and r1[j] == q1[i]:
+                    if r2[j] == q2[i]:
+                        hit[i] = True
+                        break
+                    j += 1
+        return hit
+
+    def _merge(self) -> None:
+        """Merge the newest runs while they are of similar size, up to :attr:`_MAX_RUN` keys
+        (so a merge never needs more than a few tens of MiB at once)."""
+        runs = self._runs
+        while len(runs) > 1:
+            n_new, n_old = runs[-1][0].shape[0], runs[-2][0].shape[0]
+            if n_new * 2 < n_old or n_new + n_old > self._MAX_RUN:
+                return
+            b1, b2 = runs.pop()
+            a1, a2 = runs.pop()
+            c1, c2 = np.concatenate([a1, b1]), np.concatenate([a2, b2])
+            order = np.argsort(c1, kind="stable")  # merges the two sorted runs in linear time
+            runs.append((c1[order], c2[order]))
+
+
+# -- checking columns ----------------------------------------------------------------------------
+
+
+class _Take:
+    """Picks the given rows of an Arrow array."""
+
+    def __init__(self, indices: Any) -> None:
+        self.indices = indices
+
+    def __call__(self, column: Any) -> Any:
+        return _compute().take(column, self.indices)
+
+
+def _everything(column: Any) -> Any:
+    """Picks every row (no copy), for blocks where every row is valid."""
+    return column
+
+
+class _Rows:
+    """One block of rows under check: the columns and what the checks found so far."""
+
+    def __init__(self, columns: list[Any], lines: npt.NDArray[np.int64]) -> None:
+        self.columns = columns
+        self.lines = lines
+        self.n = n = int(lines.shape[0])
+        self._texts: dict[int, _Text] = {}
+        self.invalid = np.zeros(n, dtype=np.bool_)
+        self.dup = np.zeros(n, dtype=np.bool_)
+        self.pid_absent = np.ones(n, dtype=np.bool_)
+        self.nhs: Any = None
+        self.days = np.zeros(n, dtype=np.int64)
+        self.which = np.full(n, -1, dtype=np.int16)
+        self.codes = np.zeros((n, 0), dtype=np.int16)
+
+    def text(self, position: int) -> _Text:
+        if position not in self._texts:
+            self._texts[position] = _Text(self.columns[position])
+        return self._texts[position]
+
+    def everywhere(self) -> npt.NDArray[np.bool_]:
+        return np.ones(self.n, dtype=np.bool_)
+
+
+class ColumnChecker:
+    """The checks of :class:`~pamlib.formats.records.RowValidator`, over whole columns."""
+
+    def __init__(self, validator: RowValidator, source: str) -> None:
+        self.validator = validator
+        self.layout = validator.layout
+        self.source = source
+        self.resolver: InstrumentResolver = validator.resolver
+        self.labels = {label_key(k): v for k, v in validator.options.answer_labels.items()}
+        self.day_first = validator.options.day_first
+        self.seen = SeenIds()
+        self.instruments: list[Instrument] = []
+        self._instrument_index: dict[str, int] = {}
+        # Distinct spellings seen so far (few: answer labels, dates), so each is read once.
+        self._answer_cache: dict[str, int] = {}
+        self._date_cache: dict[str, int] = {}
+
+    def _index_of(self, instrument: Instrument | None) -> int:
+        if instrument is None:
+            return -1
+        index = self._instrument_index.get(instrument.id)
+        if index is None:
+            index = self._instrument_index[instrument.id] = len(self.instruments)
+            self.instruments.append(instrument)
+        return index
+
+    def _answers(self, text: _Text) -> npt.NDArray[np.int16]:
+        """Answer codes of one item column: common spellings by bytes, the rest by lookup."""
+        lengths = text.lengths
+        first = text.data[np.minimum(text.offsets[:-1], text.data.shape[0] - 1)]
+        codes = np.where(lengths == 1, _ONE_BYTE_CODES[first], _SLOW)
+        codes[lengths == 0] = 0
+        two = np.flatnonzero(lengths == 2)
+        if two.size:
+            second = text.data[text.offsets[:-1][two] + 1]
+            na = ((first[two] | 0x20) == ord("n")) & ((second | 0x20) == ord("a"))
+            codes[two[na]] = -1
+        slow = np.flatnonzero(codes == _SLOW)
+        if slow.size:
+            pa = _pa()
+            sub = _Text(_compute().take(text.arr, pa.array(slow, type=pa.int64())))
+            indices, distinct = _distinct(sub)
+            table = np.array([self._answer(v) for v in distinct], dtype=np.int16)
+            codes[slow] = table[indices]
+        return codes
+
+    def _answer(self, text: str) -> int:
+        code = self._answer_cache.get(text)
+        if code is None:
+            code = answer_code(text, self.labels)
+            if len(self._answer_cache) < _CACHE:
+                self._answer_cache[text] = code
+        return code
+
+    def _dates(self, text: _Text) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+        indices, distinct = _distinct(text)
+        days = np.zeros(len(distinct), dtype=np.int64)
+        ok = np.zeros(len(distinct), dtype=np.bool_)
+        for i, value in enumerate(distinct):
+            day = self._date_cache.get(value)
+            if day is None:
+                date = parse_date(value, day_first=self.day_first)
+                day = -1 << 62 if date is None else int(np.datetime64(date, "D").astype(np.int64))
+                if len(self._date_cache) < _CACHE:
+                    self._date_cache[value] = day
+            if day != -1 << 62:
+                days[i] = day
+                ok[i] = True
+        return days[indices], ok[indices]
+
+    def _nhs(self, text: _Text, absent: npt.NDArray[np.bool_]) -> tuple[Any, npt.NDArray[np.bool_]]:
+        """Normalised NHS numbers (as Arrow strings) and where they are valid."""
+        pa = _pa()
+        pc = _compute()
+        n = len(text)
+        present = ~absent
+        clean = text
+        if bool((present & (text.lengths != 10)).any()):
+            clean = _Text(pc.remove_regex(text.arr, r"[ \t\n\r\f\v-]+"))
+        ok = np.zeros(n, dtype=np.bool_)
+        ten = np.flatnonzero(present & (clean.lengths == 10))
+        if ten.size:
+            digits = clean.matrix(ten, 10).astype(np.int16) - 0x30
+            all_digits = ((digits >= 0) & (digits <= 9)).all(axis=1)
+            weights = np.arange(10, 1, -1, dtype=np.int16)
+            check = 11 - (digits[:, :9] * weights).sum(axis=1) % 11
+            check[check == 11] = 0
+            ok[ten] = all_digits & (check != 10) & (check == digits[:, 9])
+        out = clean.arr
+        slow = np.flatnonzero(present & ~ok)
+        if slow.size:
+            fixed = [nhs_number_or_none(v) for v in text.values(slow)]
+            good = np.array([f is not None for f in fixed], dtype=np.bool_)
+            ok[slow] = good
+            if good.any():
+                mask = np.zeros(n, dtype=np.bool_)
+                mask[slow[good]] = True
+                out = pc.replace_with_mask(
+                    out, pa.array(mask), pa.array([f for f in fixed if f is not None])
+                )
+        blank = np.flatnonzero(absent & (text.lengths > 0))
+        if blank.size:
+            mask = np.zeros(n, dtype=np.bool_)
+            mask[blank] = True
+            out = pc.if_else(pa.array(mask), "", out)
+        return out, ok
+
+    def check(
+        self, columns: list[Any], lines: npt.NDArray[np.int64]
+    ) -> tuple[list[RecordBatch], list[Reject]]:
+        """Check one block of rows given as string columns (one per source field)."""
+        if lines.shape[0] == 0:
+            return [], []
+        rows = _Rows(columns, lines)
+        self._identity(rows)
+        self._ids(rows)
+        self._content(rows)
+        rejects = self._rejects(columns, lines, np.flatnonzero(rows.invalid), rows.dup)
+        return self._batches(rows), rejects
+
+    def _identity(self, rows: _Rows) -> None:
+        """No identity at all, or an NHS number that is not one."""
+        cols = self.layout.columns
+        if "patient_id" in cols:
+            rows.pid_absent = rows.text(cols["patient_id"]).absent()
+        nhs_absent = rows.everywhere()
+        if "nhs_number" in cols:
+            nhs_absent = rows.text(cols["nhs_number"]).absent()
+            rows.nhs, nhs_ok = self._nhs(rows.text(cols["nhs_number"]), nhs_absent)
+            rows.invalid |= ~nhs_absent & ~nhs_ok
+        rows.invalid |= rows.pid_absent & nhs_absent
+
+    def _ids(self, rows: _Rows) -> None:
+        """Empty and repeated assessment ids (every id of a readable record counts as seen)."""
+        position = self.layout.columns.get("assessment_id")
+        if position is None:
+            return
+        ids = rows.text(position)
+        absent = ids.absent()
+        eligible = np.flatnonzero(~absent)
+        rows.dup[eligible] = self.seen.check(ids, eligible)
+        rows.invalid |= absent | rows.dup
+
+    def _content(self, rows: _Rows) -> None:
+        """Dates, instruments and answers."""
+        layout = self.layout
+        cols = layout.columns
+        rows.days, date_ok = self._dates(rows.text(cols["assessed_on"]))
+        rows.invalid |= ~date_ok
+        if "instrument" in cols:
+            indices, distinct = _distinct(rows.text(cols["instrument"]))
+            table = np.array(
+                [self._index_of(self.resolver.resolve(v)) for v in distinct], dtype=np.int16
+            )
+            rows.which = table[indices]
+        else:
+            rows.which[:] = self._index_of(self.resolver.default)
+        rows.invalid |= rows.which < 0
+        n_cols = len(layout.items)
+        rows.codes = np.zeros((rows.n, n_cols), dtype=np.int16)
+        unreadable = []  # item columns with some answer that is not one
+        for k, position in enumerate(layout.items):
+            if position is not None:
+                column = self._answers(rows.text(position))
+                rows.codes[:, k] = column
+                if int(column.min()) < -1:
+                    unreadable.append(k)
+        for k in np.unique(rows.which[rows.which >= 0]).tolist():
+            size = self.instruments[k].n_items
+            if n_cols <= size and not unreadable:
+                continue
+            bad = np.zeros(rows.n, dtype=np.bool_)
+            for item in unreadable:
+                if item < size:
+                    bad |= rows.codes[:, item] < -1
+            if n_cols > size:
+                bad |= (rows.codes[:, size:] != 0).any(axis=1)
+            rows.invalid |= (rows.which == k) & bad
+
+    def _batches(self, rows: _Rows) -> list[RecordBatch]:
+        """The valid rows as one record batch per instrument, in order of first appearance."""
+        pa = _pa()
+        pc = _compute()
+        layout = self.layout
+        cols = layout.columns
+        columns = rows.columns
+        valid = ~rows.invalid
+        pid = columns[cols["patient_id"]] if "patient_id" in cols else None
+        if pid is not None and bool(
+            (rows.pid_absent & (rows.text(cols["patient_id"]).lengths > 0)).any()
+        ):
+            pid = pc.if_else(pa.array(rows.pid_absent), "", pid)
+        site = columns[cols["site"]] if "site" in cols else None
+        batches = []
+        kinds = self._first_appearance(rows.which, valid)
+        everything = len(kinds) == 1 and bool(valid.all())
+        for k in kinds:
+            index = np.flatnonzero(valid & (rows.which == k))
+            take = _everything if everything else _Take(pa.array(index, type=pa.int64()))
+            instrument = self.instruments[k]
+            size = instrument.n_items
+            width = min(size, rows.codes.shape[1])
+            codes = np.zeros((index.shape[0], size), dtype=np.int8)
+            codes[:, :width] = rows.codes[index, :width]
+            blank = constant_text("", int(index.shape[0]))
+            if "assessment_id" in cols:
+                aid = take(columns[cols["assessment_id"]])
+            else:
+                numbers = pc.cast(pa.array(rows.lines[index]), pa.string())
+                aid = pc.join(f"{Path(self.source).name}:", numbers, "")
+            batches.append(
+                RecordBatch(
+                    instrument=instrument,
+                    assessment_id=aid,
+                    patient_id=blank if pid is None else take(pid),
+                    nhs_number=blank if rows.nhs is None else take(rows.nhs),
+                    assessed_on=_EPOCH + rows.days[index].astype("timedelta64[D]"),
+                    site=blank if site is None else take(site),
+                    codes=codes,
+                    extras={
+                        name: take(columns[position])
+                        for position, name in zip(layout.extras, layout.extra_names, strict=True)
+                        if name != "site"
+                    },
+                    lines=rows.lines[index],
+                    source=self.source,
+                )
+            )
+        return batches
+
+    @staticmethod
+    def _first_appearance(which: npt.NDArray[np.int16], valid: npt.NDArray[np.bool_]) -> list[int]:
+        present = which[valid]
+        if present.size == 0:
+            return []
+        kinds, first = np.unique(present, return_index=True)
+        return [int(k) for k in kinds[np.argsort(first)]]
+
+    def _rejects(
+        self,
+        columns: list[Any],
+        lines: npt.NDArray[np.int64],
+        rows: npt.NDArray[np.intp],
+        dup: npt.NDArray[np.bool_],
+    ) -> list[Reject]:
+        if rows.size == 0:
+            return []
+        pa = _pa()
+        take = pa.array(rows, type=pa.int64())
+        values = [_compute().take(col, take).to_pylist() for col in columns]
+        rejects = []
+        for j, i in enumerate(rows.tolist()):
+            fields = [str(v[j]) for v in values]
+            line = int(lines[i])
+            row, problems = self.validator.check(fields, line, duplicate=bool(dup[i]))
+            if row is not None or not problems:
+                raise ReaderBugError(
+                    f"the columnar checks rejected line {line} but the record checks accept it"
+                )
+            rejects.append(
+                make_reject(
+                    self.source,
+                    line,
+                    problems[0].code,
+                    reject_message(problems),
+                    fields=self.validator.fields_of(fields),
+                )
+            )
+        return rejects
+
+
+# -- reading blocks ------------------------------------------------------------------------------
+
+
+class _Chain(io.RawIOBase):
+    """Bytes already read, then the rest of a stream, as one raw stream."""
+
+    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
+        self._head = memoryview(head)
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        if self._head.nbytes:
+            n = min(len(b), self._head.nbytes)
+            b[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = self._rest.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+
+def _records_from_text(text: str, delimiter: str, first_line: int) -> Iterator[RawRecord]:
+    return split_records(io.StringIO(text, newline=""), delimiter=delimiter, first_line=first_line)
+
+
+class _Block:
+    """Records of one block split by the :mod:`csv` module: rejects, good rows as columns."""
+
+    def __init__(self, n_fields: int, validator: RowValidator, source: str) -> None:
+        self.n_fields = n_fields
+        self.validator = validator
+        self.source = source
+
+    def split(
+        self, records: Iterable[RawRecord]
+    ) -> tuple[list[Any], npt.NDArray[np.int64], list[Reject], int]:
+        pa = _pa()
+        good: list[list[str]] = []
+        lines: list[int] = []
+        rejects: list[Reject] = []
+        n_read = 0
+        for record in records:
+            n_read += 1
+            structural = structural_reject(record, self.n_fields)
+            if structural is None:
+                good.append(record.fields)
+                lines.append(record.line)
+                continue
+            code, message = structural
+            keep_fields = code == "encoding"
+            rejects.append(
+                make_reject(
+                    self.source,
+                    record.line,
+                    code,
+                    message,
+                    fields=self.validator.fields_of(record.fields) if keep_fields else None,
+                    record="" if keep_fields else record.raw,
+                )
+            )
+        columns = [
+            pa.array([row[i] for row in good], type=pa.string()) for i in range(self.n_fields)
+        ]
+        return columns, np.asarray(lines, dtype=np.int64), rejects, n_read
+
+
+def read_columnar(
+    source: str | os.PathLike[str],
+    options: ReadOptions,
+    instruments: Iterable[Instrument],
+) -> Iterator[ReadChunk]:
+    """Read a delimited export as chunks of columns (see the module documentation).
+
+    The first chunk holds no records; it names the source's columns before any are read.
+    """
+    binary, name, size = open_binary(source)
+    parts: Generator[_Part, None, None] | None = None
+    try:
+        reader = _BlockReader(binary, name, size, options, tuple(instruments))
+        yield reader.chunk(_Part([], np.zeros(0, dtype=np.int64), [], 0, reader.position))
+        parts = reader.parts()
+        for part in parts:
+            yield reader.chunk(part)
+    finally:
+        if parts is not None:
+            parts.close()
+        if binary is not sys.stdin.buffer:
+            binary.close()
+
+
+class _Part(NamedTuple):
+    """One block of records split into string columns, with what could not be split."""
+
+    columns: list[Any]
+    lines: npt.NDArray[np.int64]
+    rejects: list[Reject]
+    n_read: int
+    position: int  # bytes of the input consumed after this block
+
+
+class _BlockReader:
+    """Reads blocks of bytes, finds their records, and turns them into checked chunks."""
+
+    def __init__(
+        self,
+        binary: IO[bytes],
+        name: str,
+        size: int | None,
+        options: ReadOptions,
+        instruments: tuple[Instrument, ...],
+    ) -> None:
+        self.binary = binary
+        self.name = name
+        self.size = size
+        self.options = options
+        self.block_bytes = max(1, int(str(options.settings.get("block_bytes", 8 << 20))))
+        self.chunk_rows = max(1, options.chunk_rows)
+        self.buf = binary.read(self.block_bytes)
+        check_encoding(self.buf[:4], name)
+        self.eof = len(self.buf) < self.block_bytes
+        if self.buf.startswith(_BOM):
+            self.buf = self.buf[len(_BOM) :]
+        self.position = 0  # bytes of the input consumed, for progress
+        self.line = 1
+        header = self._header()
+        self.layout = Layout.resolve(header.fields, options, source=name)
+        resolver = InstrumentResolver(
+            instruments, aliases=options.instrument_aliases, default=options.instrument
+        )
+        self.validator = RowValidator(self.layout, options, resolver, source=name)
+        self.checker = ColumnChecker(self.validator, name)
+        self.splitter = _Block(self.layout.n_fields, self.validator, name)
+        self.names = [f"f{i}" for i in range(self.layout.n_fields)]
+
+    def _more(self, wanted: int) -> None:
+        data = self.binary.read(wanted)
+        self.eof = len(data) < wanted
+        self.buf += data
+
+    def _first_record(self, delimiter: int) -> _Scan:
+        while True:
+            scan = _scan(self.buf, delimiter, final=self.eof, first_line=1, max_records=1)
+            if scan.starts.size or self.eof:
+                return scan
+            self._more(self.block_bytes)
+
+    def _header(self) -> RawRecord:
+        """The first non-blank record; the delimiter from its first physical line."""
+        scan = self._first_record(_NL)
+        if not scan.starts.size:
+            raise FormatError(
+                f"{self.name} is empty", [Problem(self.name, "empty", "no header line")]
+            )
+        first = bytes(self.buf[scan.starts[0] : scan.ends[0]]).decode("utf-8", "replace")
+        self.delimiter = str(
+            self.options.settings.get("delimiter")
+            or detect_delimiter(re.split(r"\r|\n", first, maxsplit=1)[0])
+        )
+        scan = self._first_record(ord(self.delimiter))
+        text = bytes(self.buf[: scan.consumed]).decode("utf-8", "replace")
+        header = next(_records_from_text(text, self.delimiter, 1))
+        self.buf = self.buf[scan.consumed :]
+        self.line = 1 + scan.lines_consumed
+        self.position = scan.consumed
+        return header
+
+    def chunk(self, part: _Part) -> ReadChunk:
+        """Check one part: the checks keep state (ids seen), so parts come here in order."""
+        batches, more = self.checker.check(part.columns, part.lines)
+        every = sorted([*part.rejects, *more], key=lambda r: r.line or 0)
+        return ReadChunk(
+            batches=tuple(batches),
+            rejects=tuple(every),
+            n_read=part.n_read,
+            extra_columns=self.layout.extra_names,
+            source_columns=self.layout.header,
+            progress=None if not self.size else min(1.0, part.position / self.size),
+        )
+
+    def parts(self) -> Generator[_Part, None, None]:
+        """Blocks of records split into string columns, not yet checked (see :meth:`chunk`)."""
+        target = self.block_bytes
+        while True:
+            if not self.eof and len(self.buf) < target:
+                self._more(target - len(self.buf))
+            scan = _scan(
+                self.buf,
+                ord(self.delimiter),
+                final=self.eof,
+                first_line=self.line,
+                max_records=self.chunk_rows,
+            )
+            if scan.anomaly:
+                yield from self._text_parts()
+                return
+            if scan.consumed == 0:
+                if self.eof:
+                    return
+                target = len(self.buf) * 2  # one record is longer than a block
+                continue
+            data = self.buf[: scan.consumed]
+            n_read = scan.n_records
+            self.position += scan.consumed
+            if n_read:
+                columns = None if scan.unclosed else self._parse(data, n_read)
+                if columns is not None:
+                    yield _Part(columns, scan.lines, [], n_read, self.position)
+                else:
+                    text = data.decode("utf-8", "surrogateescape")
+                    records = _records_from_text(text, self.delimiter, self.line)
+                    yield _Part(*self.splitter.split(records), self.position)
+                # Aim the next block at chunk_rows records of the size seen so far.
+                target = int(scan.consumed / n_read * self.chunk_rows * 1.05) + (1 << 16)
+                target = min(target, self.block_bytes * 8)
+            self.buf = self.buf[scan.consumed :]
+            self.line += scan.lines_consumed
+
+    def _text_parts(self) -> Generator[_Part, None, None]:
+        """A quote inside an unquoted field: quote counting cannot find record ends, so the rest
+        of the file goes through the :mod:`csv` module."""
+        stream = io.TextIOWrapper(
+            io.BufferedReader(_Chain(bytes(self.buf), self.binary)),
+            encoding="utf-8",
+            errors="surrogateescape",
+            newline="",
+        )
+        records = split_records(stream, delimiter=self.delimiter, first_line=self.line)
+        while True:
+            block = list(itertools.islice(records, self.chunk_rows))
+            if not block:
+                return
+            position = self.binary.tell() if self.binary.seekable() else self.position
+            yield _Part(*self.splitter.split(block), position)
+
+    def _parse(self, data: bytes, expected: int) -> list[Any] | None:
+        """Split ``data`` with pyarrow; ``None`` where it cannot (a record with the wrong number
+        of fields, undecodable bytes) or finds another number of records than the pre-pass."""
+        pa = _pa()
+        try:
+            table = pa.csv.read_csv(
+                pa.BufferReader(data),
+                read_options=pa.csv.ReadOptions(column_names=self.names, use_threads=True),
+                parse_options=pa.csv.ParseOptions(
+                    delimiter=self.delimiter,
+                    newlines_in_values=b'"' in data,
+                    ignore_empty_lines=True,
+                ),
+                convert_options=pa.csv.ConvertOptions(
+                    column_types={c: pa.string() for c in self.names},
+                    strings_can_be_null=False,
+                    quoted_strings_can_be_null=False,
+                ),
+            )
+        except (pa.ArrowInvalid, UnicodeDecodeError):
+            return None
+        if table.num_rows != expected:
+            return None
+        return [table.column(i).combine_chunks() for i in range(len(self.names))]

@@ -1,0 +1,123 @@
+"""The built-in CSV format: delimited exports in, scored rows out.
+
+Registered through ``pamlib_register_formats`` like any third-party format. Reading uses the
+columnar path (:mod:`pamlib.formats.columnar`) when pyarrow is installed and the record-at-a-time
+path (:mod:`pamlib.formats.records`) otherwise, or when asked with ``engine="python"``; both
+give the same records, rejects and line numbers. Writing needs pyarrow.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import io
+import os
+from collections.abc import Callable, Iterator, Mapping
+
+from pamlib.formats.base import (
+    Format,
+    ReadChunk,
+    ReadOptions,
+    RecordBatch,
+    ResultWriter,
+    Target,
+    TextColumn,
+    WriteOptions,
+)
+from pamlib.hookspecs import hookimpl
+from pamlib.scoring.provider import BatchScores
+
+__all__ = ["CsvFormat", "CsvResultWriter"]
+
+ENGINES = ("auto", "arrow", "python")
+
+
+def _instruments() -> list[object]:
+    from pamlib.plugins import get_host
+
+    return list(get_host().instruments())
+
+
+class CsvFormat:
+    """Comma, semicolon or tab separated text (see the documentation's "Scoring files")."""
+
+    name = "csv"
+    extensions = (".csv", ".tsv", ".txt")
+    description = "delimited text (',' ';' or tab), UTF-8 with or without BOM"
+
+    def read(self, source: str | os.PathLike[str], options: ReadOptions) -> Iterator[ReadChunk]:
+        from pamlib.errors import ConfigurationError
+        from pamlib.instruments import Instrument
+
+        engine = options.engine
+        if engine not in ENGINES:
+            raise ConfigurationError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
+        if engine == "auto":
+            engine = "arrow" if importlib.util.find_spec("pyarrow") is not None else "python"
+        instruments = [i for i in _instruments() if isinstance(i, Instrument)]
+        if engine == "arrow":
+            from pamlib.formats.columnar import read_columnar
+
+            return read_columnar(source, options, instruments)
+        from pamlib.formats.records import read_record_chunks
+
+        return read_record_chunks(source, options, instruments)
+
+    def open_writer(self, target: Target, options: WriteOptions) -> ResultWriter:
+        return CsvResultWriter(target, options)
+
+    def __repr__(self) -> str:
+        return "<CsvFormat>"
+
+
+class CsvResultWriter:
+    """Scored rows as CSV: ``,``-separated, UTF-8, ``\\n`` line ends, header first.
+
+    Text is quoted only in blocks of rows where some text cell holds a comma, quote or line
+    break; cells that a spreadsheet would run as a formula start with an apostrophe.
+    """
+
+    def __init__(self, target: Target, options: WriteOptions) -> None:
+        from pamlib.formats._arrow import pyarrow_module
+        from pamlib.formats.output import AtomicTarget, check_extra_columns, output_columns, protect
+
+        self._pa = pyarrow_module()
+        check_extra_columns(options.extra_columns)
+        self.options = options
+        self._target = AtomicTarget(target)
+        header = io.StringIO()
+        csv.writer(header, lineterminator="\n").writerow(
+            [protect(c) for c in output_columns(options.extra_columns)]
+        )
+        self._target.stream.write(header.getvalue().encode("utf-8"))
+
+    @property
+    def name(self) -> str:
+        return self._target.name
+
+    def write(
+        self, batch: RecordBatch, scores: BatchScores, extra: Mapping[str, TextColumn]
+    ) -> None:
+        from pamlib.formats.output import csv_table
+
+        if len(batch) == 0:
+            return
+        table, needs_quotes = csv_table(batch, scores, extra, self.options)
+        self._pa.csv.write_csv(
+            table,
+            self._target.stream,
+            self._pa.csv.WriteOptions(
+                include_header=False, quoting_style="needed" if needs_quotes else "none"
+            ),
+        )
+
+    def close(self) -> None:
+        self._target.commit()
+
+    def abort(self) -> None:
+        self._target.discard()
+
+
+@hookimpl
+def pamlib_register_formats(register: Callable[[Format], None]) -> None:
+    register(CsvFormat())

@@ -1,0 +1,320 @@
+"""Which column of a tabular export is which: canonical names, mapping files, resolved layouts.
+
+pamlib's canonical layout is ``patient_id, nhs_number, assessment_id, assessed_on, instrument,
+site, q01 … q13`` (``q01 … q10`` for the 10-item forms). Real exports rename and reorder these;
+a *mapping file* (TOML) says which of a file's columns is which, so the file can be read as it
+is. :class:`Layout` is the result of matching one header against the canonical names.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from pamlib.errors import ConfigurationError, FormatError, Problem
+from pamlib.formats.base import ReadOptions
+
+__all__ = [
+    "CANONICAL_COLUMNS",
+    "InputMapping",
+    "Layout",
+    "item_number",
+    "load_mapping",
+]
+
+#: The canonical columns before the item columns, in the canonical order.
+CANONICAL_COLUMNS: tuple[str, ...] = (
+    "patient_id",
+    "nhs_number",
+    "assessment_id",
+    "assessed_on",
+    "instrument",
+    "site",
+)
+
+_ITEM = re.compile(r"q0*([1-9][0-9]?)", re.IGNORECASE)
+#: The most items any instrument has (PAM-22).
+MAX_ITEMS = 22
+
+
+def item_number(name: str) -> int | None:
+    """The 1-based item number a column name stands for (``q01``, ``Q1`` → 1), else ``None``.
+
+    >>> item_number("q07"), item_number("Q13"), item_number("question")
+    (7, 13, None)
+    """
+    match = _ITEM.fullmatch(name.strip())
+    if match is None:
+        return None
+    number = int(match.group(1))
+    return number if number <= MAX_ITEMS else None
+
+
+def _canonical(name: str) -> str | None:
+    """``name`` as a canonical column (``Patient_ID`` → ``patient_id``; ``Q1`` → ``q01``)."""
+    key = name.strip().casefold()
+    if key in CANONICAL_COLUMNS:
+        return key
+    number = item_number(key)
+    return None if number is None else f"q{number:02d}"
+
+
+@attrs.frozen
+class Layout:
+    """One header matched against the canonical columns.
+
+    ``header`` is the source's own column names; ``columns`` maps each canonical name found to
+    its position; ``items[k]`` is the position of item ``k + 1`` (or ``None``); ``extras`` are
+    the positions passed through to the output, in source order, named by ``extra_names``
+    (``site`` under its canonical name, the others as in the source).
+    """
+
+    header: tuple[str, ...]
+    columns: Mapping[str, int]
+    items: tuple[int | None, ...]
+    extras: tuple[int, ...]
+    extra_names: tuple[str, ...]
+
+    @property
+    def n_fields(self) -> int:
+        return len(self.header)
+
+    def where(self, name: str) -> str:
+        """The source's name for canonical column ``name`` (for messages: ``NHS Number``)."""
+        position = self.columns.get(name)
+        return name if position is None else self.header[position]
+
+    @classmethod
+    def resolve(cls, header: Sequence[str], options: ReadOptions, *, source: str = "") -> Layout:
+        """Match ``header`` using ``options.mapping`` (source name → canonical name), or raise a
+        :class:`~pamlib.errors.FormatError` listing every problem with the header."""
+        header = tuple(header)
+        problems: list[Problem] = []
+        mapping = {k.strip(): v for k, v in options.mapping.items()}
+        drop = {d.strip() for d in options.drop}
+        columns: dict[str, int] = {}
+        items: list[int | None] = [None] * MAX_ITEMS
+        extras: list[int] = []
+        extra_names: list[str] = []
+        for position, raw in enumerate(header):
+            name = raw.strip()
+            if name in drop:
+                continue
+            target = _canonical(mapping[name]) if name in mapping else _canonical(name)
+            if target is None:
+                extras.append(position)
+                extra_names.append(name)
+                continue
+            taken = items[int(target[1:]) - 1] is not None if target.startswith("q") else False
+            if target in columns or taken:
+                problems.append(
+                    Problem(
+                        f"{source}: column {position + 1}",
+                        "duplicate-column",
+                        f"a second column maps to {target}",
+                    )
+                )
+                continue
+            if target.startswith("q"):
+                items[int(target[1:]) - 1] = position
+            else:
+                columns[target] = position
+                if target == "site":
+                    extras.append(position)
+                    extra_names.append("site")
+        while items and items[-1] is None:
+            items.pop()
+        present = {h.strip() for h in header}
+        for name in sorted(set(mapping) | drop):
+            if name not in present:
+                problems.append(
+                    Problem(
+                        f"{source}: header",
+                        "missing-column",
+                        f"the mapping names a column {name!r} the file does not have",
+                    )
+                )
+        if not items:
+            problems.append(Problem(f"{source}: header", "no-items", "no item columns (q01 …)"))
+        if "assessed_on" not in columns:
+            problems.append(Problem(f"{source}: header", "no-date", "no assessed_on column"))
+        if "patient_id" not in columns and "nhs_number" not in columns:
+            problems.append(
+                Problem(
+                    f"{source}: header",
+                    "no-identity",
+                    "neither a patient_id nor an nhs_number column",
+                )
+            )
+        if "instrument" not in columns and options.instrument is None:
+            problems.append(
+                Problem(
+                    f"{source}: header",
+                    "no-instrument",
+                    "no instrument column and no default instrument",
+                )
+            )
+        if problems:
+            raise FormatError(
+                "the file's columns do not match pamlib's layout; map them with a mapping "
+                "file (--mapping)",
+                problems,
+            )
+        return cls(
+            header=header,
+            columns=columns,
+            items=tuple(items),
+            extras=tuple(extras),
+            extra_names=tuple(extra_names),
+        )
+
+
+# -- mapping files ----------------------------------------------------------------------------
+
+_INPUT_KEYS = {"instrument", "dates", "delimiter", "drop"}
+_DATE_ORDERS = {"day-first": True, "month-first": False}
+_ANSWER_VALUES = {"1", "2", "3", "4", "NA"}
+
+
+@attrs.frozen
+class InputMapping:
+    """What a mapping file says about one export layout; see :func:`load_mapping`."""
+
+    columns: Mapping[str, str] = attrs.field(factory=dict)
+    drop: frozenset[str] = frozenset()
+    instrument: str | None = None
+    day_first: bool | None = None
+    delimiter: str | None = None
+    answers: Mapping[str, str] = attrs.field(factory=dict)
+    instruments: Mapping[str, str] = attrs.field(factory=dict)
+
+    def apply(self, options: ReadOptions) -> ReadOptions:
+        """``options`` with this mapping's settings (command-line choices still win later)."""
+        settings = dict(options.settings)
+        if self.delimiter is not None:
+            settings["delimiter"] = self.delimiter
+        return attrs.evolve(
+            options,
+            mapping={**options.mapping, **self.columns},
+            drop=options.drop | self.drop,
+            instrument=self.instrument if self.instrument is not None else options.instrument,
+            day_first=self.day_first if self.day_first is not None else options.day_first,
+            answer_labels={**options.answer_labels, **self.answers},
+            instrument_aliases={**options.instrument_aliases, **self.instruments},
+            settings=settings,
+        )
+
+
+def _strings(
+    table: object, where: str, problems: list[Problem], check: Any = None
+) -> dict[str, str]:
+    if not isinstance(table, dict):
+        problems.append(Problem(where, "mapping", "must be a table"))
+        return {}
+    out: dict[str, str] = {}
+    for key, raw in table.items():
+        value = str(raw) if isinstance(raw, int) and not isinstance(raw, bool) else raw
+        if not isinstance(value, str):
+            problems.append(Problem(f"{where}.{key}", "mapping", "must be a string"))
+            continue
+        if check is not None:
+            why = check(value)
+            if why:
+                problems.append(Problem(f"{where}.{key}", "mapping", why))
+                continue
+        out[key] = value
+    return out
+
+
+def _column_target(value: str) -> str | None:
+    if _canonical(value) is None:
+        return f"not a pamlib column: expected one of {', '.join(CANONICAL_COLUMNS)} or q01 … q22"
+    return None
+
+
+def _answer_value(value: str) -> str | None:
+    return None if value.strip().upper() in _ANSWER_VALUES else "must be 1, 2, 3, 4 or NA"
+
+
+def load_mapping(path: str | os.PathLike[str]) -> InputMapping:
+    """Read a mapping file (TOML), reporting every problem with its place in the file.
+
+    The file has up to four tables::
+
+        [input]                       # all optional
+        instrument = "PAM-13"         # for rows (or files) that name no instrument
+        dates = "day-first"           # or "month-first": how to read 03/04/2024
+        delimiter = ";"               # detected from the header when left out
+        drop = ["Clinician"]          # source columns to leave out of the output
+
+        [columns]                     # source column → pamlib column
+        "NHS Number" = "nhs_number"
+        "Q1" = "q01"
+
+        [answers]                     # extra answer spellings → 1, 2, 3, 4 or NA
+        "Agree a lot" = 4
+
+        [instruments]                 # extra instrument spellings → instrument id
+        "PAM13" = "PAM-13"
+    """
+    where = Path(path).name
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8-sig"))
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot read mapping file {where}: {exc.strerror or exc}"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise FormatError(
+            f"mapping file {where} is not valid TOML", [Problem(where, "toml", str(exc))]
+        ) from None
+    problems: list[Problem] = []
+    for key in sorted(set(data) - {"input", "columns", "answers", "instruments"}):
+        problems.append(Problem(f"{where}: {key}", "mapping", "unknown table or key"))
+    section = data.get("input", {})
+    if not isinstance(section, dict):
+        problems.append(Problem(f"{where}: input", "mapping", "must be a table"))
+        section = {}
+    for key in sorted(set(section) - _INPUT_KEYS):
+        problems.append(Problem(f"{where}: input.{key}", "mapping", "unknown key"))
+    instrument = section.get("instrument")
+    if instrument is not None and not isinstance(instrument, str):
+        problems.append(Problem(f"{where}: input.instrument", "mapping", "must be a string"))
+        instrument = None
+    dates = section.get("dates")
+    day_first: bool | None = None
+    if dates is not None:
+        if dates in _DATE_ORDERS:
+            day_first = _DATE_ORDERS[dates]
+        else:
+            problems.append(
+                Problem(f"{where}: input.dates", "mapping", 'must be "day-first" or "month-first"')
+            )
+    delimiter = section.get("delimiter")
+    if delimiter is not None and (not isinstance(delimiter, str) or len(delimiter) != 1):
+        problems.append(Problem(f"{where}: input.delimiter", "mapping", "must be one character"))
+        delimiter = None
+    drop = section.get("drop", [])
+    if not isinstance(drop, list) or not all(isinstance(d, str) for d in drop):
+        problems.append(Problem(f"{where}: input.drop", "mapping", "must be a list of strings"))
+        drop = []
+    columns = _strings(data.get("columns", {}), f"{where}: columns", problems, _column_target)
+    answers = _strings(data.get("answers", {}), f"{where}: answers", problems, _answer_value)
+    instruments = _strings(data.get("instruments", {}), f"{where}: instruments", problems)
+    if problems:
+        raise FormatError(f"mapping file {where} is invalid", problems)
+    return InputMapping(
+        columns=columns,
+        drop=frozenset(drop),
+        instrument=instrument,
+        day_first=day_first,
+        delimiter=delimiter,
+        answers={k: v.strip().upper() for k, v in answers.items()},
+        instruments=instruments,
+    )

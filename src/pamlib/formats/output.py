@@ -1,0 +1,478 @@
+"""The scored-output table every writer shares: column order, values, spreadsheet safety.
+
+Output columns, in order: :data:`STANDARD_COLUMNS`, then ``reason`` (the reason code of a
+``not-scored`` row), then the extra columns (``nhs_number`` when asked for, then the input's
+pass-through columns such as ``site``, in input order).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from pamlib.errors import ConfigurationError, FormatError, Problem
+from pamlib.formats._arrow import Text, compute, constant_text, pyarrow_module, to_arrow_text
+from pamlib.formats.base import RecordBatch, Reject, Target, TextColumn, WriteOptions
+from pamlib.levels import round_half_away_array
+from pamlib.scoring.provider import BatchScores, flags_from_bits
+
+__all__ = [
+    "REASON_COLUMN",
+    "REJECT_COLUMNS",
+    "STANDARD_COLUMNS",
+    "AtomicTarget",
+    "RejectsWriter",
+    "check_extra_columns",
+    "csv_table",
+    "output_columns",
+    "protect",
+    "typed_table",
+]
+
+#: The standard output columns, in order.
+STANDARD_COLUMNS: tuple[str, ...] = (
+    "assessment_id",
+    "patient_id",
+    "assessed_on",
+    "instrument",
+    "status",
+    "n_answered",
+    "raw_score",
+    "theta",
+    "theta_se",
+    "score",
+    "score_se",
+    "level",
+    "cutpoint_set",
+    "flags",
+    "provider",
+    "provider_version",
+    "calibration_id",
+    "calibration_sha256",
+    "demo",
+)
+#: The column after the standard ones: why a row was not scored (a reason code).
+REASON_COLUMN = "reason"
+#: The rejects file's first columns; the source's own columns and ``record`` follow.
+REJECT_COLUMNS: tuple[str, ...] = ("source", "line", "code", "message")
+
+_FORMULA_START = frozenset("=+-@\t\r")
+_FORMULA_BYTE = np.zeros(256, dtype=np.bool_)
+_FORMULA_BYTE[np.frombuffer(b"=+-@\t\r", dtype=np.uint8)] = True
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_STRUCTURAL = b',"\r\n'
+
+
+def output_columns(extra_columns: Sequence[str]) -> tuple[str, ...]:
+    return (*STANDARD_COLUMNS, REASON_COLUMN, *extra_columns)
+
+
+def check_extra_columns(extra_columns: Sequence[str]) -> None:
+    """Refuse pass-through columns whose names would clash with the output's own."""
+    taken = {*STANDARD_COLUMNS, REASON_COLUMN}
+    problems = [
+        Problem(name, "column-clash", "an input column has the name of an output column")
+        for name in extra_columns
+        if name in taken
+    ]
+    seen: set[str] = set()
+    for name in extra_columns:
+        if name in seen:
+            problems.append(Problem(name, "column-clash", "two input columns have this name"))
+        seen.add(name)
+    if problems:
+        raise FormatError(
+            "input columns clash with output columns; rename or drop them in a mapping file",
+            problems,
+        )
+
+
+def protect(text: str) -> str:
+    """Make one cell safe to open in a spreadsheet: text that would start a formula gets a
+    leading apostrophe; plain numbers such as ``-1.5`` are left alone.
+
+    >>> protect("=HYPERLINK(1)"), protect("-1.5"), protect("@sum"), protect("plain")
+    ("'=HYPERLINK(1)", '-1.5', "'@sum", 'plain')
+    """
+    if text and text[0] in _FORMULA_START and _PLAIN_NUMBER.fullmatch(text) is None:
+        return "'" + text
+    return text
+
+
+def protect_column(column: Any) -> Any:
+    """:func:`protect` over an Arrow string array, touching only the risky cells."""
+    pa = pyarrow_module()
+    text = Text(column)
+    risky = np.flatnonzero((text.lengths > 0) & _FORMULA_BYTE[text.byte(0)])
+    if risky.size == 0:
+        return text.arr
+    values = text.values(risky)
+    fixed = [protect(v) for v in values]
+    changed = np.array([a != b for a, b in zip(values, fixed, strict=True)], dtype=np.bool_)
+    if not changed.any():
+        return text.arr
+    mask = np.zeros(len(text), dtype=np.bool_)
+    mask[risky[changed]] = True
+    replacements = [f for f, c in zip(fixed, changed.tolist(), strict=True) if c]
+    return compute().replace_with_mask(text.arr, pa.array(mask), pa.array(replacements))
+
+
+# -- column values ---------------------------------------------------------------------------
+
+
+_constant = constant_text
+
+
+def _lookup(table: Sequence[str], indices: npt.NDArray[Any]) -> Any:
+    """``table[i]`` for each index, as an Arrow string array."""
+    if indices.size and int(indices.min()) == int(indices.max()):
+        return _constant(table[int(indices[0])], int(indices.size))  # common: one value
+    pa = pyarrow_module()
+    return compute().take(pa.array(list(table), type=pa.string()), pa.array(indices))
+
+
+def _int_text(values: npt.NDArray[Any]) -> Any:
+    """Integers as text, through a lookup when their range is small (the usual case)."""
+    pa = pyarrow_module()
+    if values.size == 0:
+        return pa.array([], type=pa.string())
+    lo, hi = int(values.min()), int(values.max())
+    if hi - lo <= 4096:
+        return _lookup([str(v) for v in range(lo, hi + 1)], (values - lo).astype(np.int32))
+    return compute().cast(pa.array(values), pa.string())
+
+
+def _float_text(values: npt.NDArray[np.float64]) -> Any:
+    """Floats at full precision (shortest text that reads back exactly); NaN as empty."""
+    pa = pyarrow_module()
+    pc = compute()
+    n = values.shape[0]
+    missing = np.isnan(values)
+    if missing.all():
+        return _constant("", n)
+    arr = pa.array(values, mask=missing)
+    encoded = pc.dictionary_encode(arr)
+    if len(encoded.dictionary) * 4 <= n:
+        out = pc.take(pc.cast(encoded.dictionary, pa.string()), encoded.indices)
+    else:
+        out = pc.cast(arr, pa.string())
+    return pc.fill_null(out, "")
+
+
+def _fixed(k: int, decimals: int) -> str:
+    sign = "-" if k < 0 else ""
+    k = abs(k)
+    if decimals <= 0:
+        return f"{sign}{k}"
+    unit = 10**decimals
+    return f"{sign}{k // unit}.{k % unit:0{decimals}d}"
+
+
+def _score_text(values: npt.NDArray[np.float64], decimals: int) -> Any:
+    """Scores with exactly ``decimals`` decimals (rounded half away from zero); NaN as empty."""
+    n = values.shape[0]
+    missing = np.isnan(values)
+    if missing.all():
+        return _constant("", n)
+    rounded = round_half_away_array(values[~missing], decimals)
+    scaled = np.rint(rounded * 10.0**decimals).astype(np.int64)
+    indices = np.zeros(n, dtype=np.int32)
+    lo, hi = int(scaled.min()), int(scaled.max())
+    if hi - lo <= 100_000:
+        table = ["", *(_fixed(k, decimals) for k in range(lo, hi + 1))]
+        indices[~missing] = (scaled - lo).astype(np.int32) + 1
+    else:
+        distinct, inverse = np.unique(scaled, return_inverse=True)
+        table = ["", *(_fixed(int(k), decimals) for k in distinct)]
+        indices[~missing] = inverse.astype(np.int32) + 1
+    return _lookup(table, indices)
+
+
+_FLAG_TEXT = [";".join(sorted(str(f) for f in flags_from_bits(b))) for b in range(256)]
+
+
+def _reasons(scores: BatchScores) -> tuple[list[str], npt.NDArray[np.int32]]:
+    """Distinct reason codes (``""`` first) and an index per row."""
+    n = len(scores)
+    indices = np.zeros(n, dtype=np.int32)
+    rows = np.flatnonzero(~scores.scored)
+    if rows.size == 0:
+        return [""], indices
+    codes = np.asarray(scores.reason_code)[rows].astype(str)
+    distinct, inverse = np.unique(codes, return_inverse=True)
+    indices[rows] = inverse.astype(np.int32) + 1
+    return ["", *(str(c) for c in distinct)], indices
+
+
+def _extra(name: str, batch: RecordBatch, extra: Mapping[str, TextColumn]) -> TextColumn:
+    if name in extra:
+        return extra[name]
+    if name == "site":
+        return batch.site
+    try:
+        return batch.extras[name]
+    except KeyError:
+        raise ConfigurationError(f"no values for output column {name!r}") from None
+
+
+def csv_table(
+    batch: RecordBatch,
+    scores: BatchScores,
+    extra: Mapping[str, TextColumn],
+    options: WriteOptions,
+) -> tuple[Any, bool]:
+    """The rows of one batch as an all-text Arrow table, spreadsheet-safe; and whether any
+    text cell holds a comma, quote or line break (so the rows need quoting)."""
+    pa = pyarrow_module()
+    n = len(batch)
+    if len(scores) != n:
+        raise ConfigurationError("scores and records differ in length")
+    free_text: list[Any] = []
+
+    def text(column: TextColumn) -> Any:
+        protected = protect_column(column)
+        free_text.append(protected)
+        return protected
+
+    level = np.asarray(scores.level, dtype=np.int8)
+    cutpoints = scores.cutpoint_set or ""
+    reason_table, reason_index = _reasons(scores)
+    columns: dict[str, Any] = {
+        "assessment_id": text(batch.assessment_id),
+        "patient_id": text(batch.patient_id),
+        "assessed_on": compute().cast(
+            pa.array(np.asarray(batch.assessed_on, dtype="datetime64[D]")), pa.string()
+        ),
+        "instrument": _constant(protect(batch.instrument.id), n),
+        "status": _lookup(["not-scored", "scored"], scores.scored.astype(np.int8)),
+        "n_answered": _int_text(scores.n_answered),
+        "raw_score": _int_text(scores.raw_score),
+        "theta": _float_text(scores.theta),
+        "theta_se": _float_text(scores.theta_se),
+        "score": _score_text(scores.score, options.score_decimals),
+        "score_se": _float_text(scores.score_se),
+        "level": _lookup(["", "1", "2", "3", "4"], np.clip(level, 0, 4)),
+        "cutpoint_set": _lookup(["", protect(cutpoints)], (level > 0).astype(np.int8)),
+        "flags": _lookup(_FLAG_TEXT, scores.flags),
+        "provider": _constant(protect(scores.provider), n),
+        "provider_version": _constant(protect(scores.provider_version), n),
+        "calibration_id": _constant(protect(scores.calibration_id or ""), n),
+        "calibration_sha256": _constant(protect(scores.calibration_sha256 or ""), n),
+        "demo": _constant("true" if scores.demo else "false", n),
+        REASON_COLUMN: _lookup([protect(r) for r in reason_table], reason_index),
+    }
+    for name in options.extra_columns:
+        columns[name] = text(_extra(name, batch, extra))
+    constants = [
+        batch.instrument.id,
+        cutpoints,
+        scores.provider,
+        scores.provider_version,
+        scores.calibration_id or "",
+        scores.calibration_sha256 or "",
+        *reason_table,
+    ]
+    needs_quotes = any(c in s for s in constants for c in ',"\r\n') or any(
+        Text(col).has_bytes(_STRUCTURAL) for col in free_text
+    )
+    return pa.table(columns), needs_quotes
+
+
+def typed_schema(extra_columns: Sequence[str]) -> Any:
+    """The Arrow schema of :func:`typed_table` (Parquet and JSON outputs)."""
+    pa = pyarrow_module()
+    fields = [
+        ("assessment_id", pa.string()),
+        ("patient_id", pa.string()),
+        ("assessed_on", pa.date32()),
+        ("instrument", pa.string()),
+        ("status", pa.string()),
+        ("n_answered", pa.int16()),
+        ("raw_score", pa.int32()),
+        ("theta", pa.float64()),
+        ("theta_se", pa.float64()),
+        ("score", pa.float64()),
+        ("score_se", pa.float64()),
+        ("level", pa.int8()),
+        ("cutpoint_set", pa.string()),
+        ("flags", pa.list_(pa.string())),
+        ("provider", pa.string()),
+        ("provider_version", pa.string()),
+        ("calibration_id", pa.string()),
+        ("calibration_sha256", pa.string()),
+        ("demo", pa.bool_()),
+        (REASON_COLUMN, pa.string()),
+        *((name, pa.string()) for name in extra_columns),
+    ]
+    return pa.schema(fields)
+
+
+def typed_table(
+    batch: RecordBatch,
+    scores: BatchScores,
+    extra: Mapping[str, TextColumn],
+    options: WriteOptions,
+) -> Any:
+    """The rows of one batch with typed columns: missing numbers and absent text are null,
+    ``flags`` a list; no spreadsheet protection (these formats are not opened as sheets)."""
+    pa = pyarrow_module()
+    pc = compute()
+    n = len(batch)
+    if len(scores) != n:
+        raise ConfigurationError("scores and records differ in length")
+
+    def floats(values: npt.NDArray[np.float64]) -> Any:
+        return pa.array(values, mask=np.isnan(values), type=pa.float64())
+
+    def nullable(column: TextColumn) -> Any:
+        arr = to_arrow_text(column)
+        return pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
+
+    def constant(value: str | None) -> Any:
+        return pa.nulls(n, pa.string()) if value is None else _constant(value, n)
+
+    level = np.asarray(scores.level, dtype=np.int8)
+    reason_table, reason_index = _reasons(scores)
+    flags = pa.array([_FLAG_TEXT[b].split(";") if b else [] for b in range(256)])
+    score = round_half_away_array(scores.score, options.score_decimals)
+    columns = [
+        to_arrow_text(batch.assessment_id),
+        nullable(batch.patient_id),
+        pa.array(np.asarray(batch.assessed_on, dtype="datetime64[D]"), type=pa.date32()),
+        constant(batch.instrument.id),
+        _lookup(["not-scored", "scored"], scores.scored.astype(np.int8)),
+        pa.array(scores.n_answered, type=pa.int16()),
+        pa.array(scores.raw_score, type=pa.int32()),
+        floats(scores.theta),
+        floats(scores.theta_se),
+        floats(score),
+        floats(scores.score_se),
+        pa.array(level, mask=level == 0, type=pa.int8()),
+        pc.take(
+            pa.array([None, scores.cutpoint_set], type=pa.string()),
+            pa.array((level > 0).astype(np.int8)),
+        ),
+        pc.take(flags, pa.array(scores.flags)),
+        constant(scores.provider),
+        constant(scores.provider_version),
+        constant(scores.calibration_id),
+        constant(scores.calibration_sha256),
+        pa.repeat(pa.scalar(bool(scores.demo)), n) if n else pa.array([], pa.bool_()),
+        pc.take(pa.array([None, *reason_table[1:]], type=pa.string()), pa.array(reason_index)),
+        *(to_arrow_text(_extra(name, batch, extra)) for name in options.extra_columns),
+    ]
+    return pa.Table.from_arrays(columns, schema=typed_schema(options.extra_columns))
+
+
+# -- files -----------------------------------------------------------------------------------
+
+
+class AtomicTarget:
+    """A binary output that appears under its name only when complete.
+
+    A path is written to a hidden temporary file beside it and renamed on :meth:`commit`;
+    :meth:`discard` removes the temporary file. An open stream (standard output) is written
+    directly and never closed.
+    """
+
+    def __init__(self, target: Target) -> None:
+        self.final: Path | None
+        self._tmp: Path | None
+        if isinstance(target, (str, os.PathLike)):
+            self.final = Path(target)
+            self._tmp = self.final.with_name(f".{self.final.name}.{os.getpid()}.partial")
+            try:
+                self.stream: IO[bytes] = self._tmp.open("wb")
+            except OSError as exc:
+                raise FormatError(
+                    f"cannot write {self.final}",
+                    [Problem(str(self.final), "io", exc.strerror or str(exc))],
+                ) from None
+        else:
+            self.final = self._tmp = None
+            self.stream = target
+
+    @property
+    def name(self) -> str:
+        return "<stdout>" if self.final is None else str(self.final)
+
+    def commit(self) -> None:
+        if self._tmp is None or self.final is None:
+            self.stream.flush()
+            return
+        self.stream.close()
+        self._tmp.replace(self.final)
+
+    def discard(self) -> None:
+        if self._tmp is None:
+            with contextlib.suppress(OSError):
+                self.stream.flush()
+            return
+        self.stream.close()
+        with contextlib.suppress(OSError):
+            self._tmp.unlink()
+
+
+class RejectsWriter:
+    """The rejects file: ``source,line,code,message``, the source's columns, then ``record``.
+
+    ``record`` holds a reject's raw text, or — for readers whose fields are not columns (JSON
+    paths) — those fields as a JSON object, so nothing is lost.
+
+    Cells are spreadsheet-safe (see :func:`protect`). The file holds the original fields —
+    identifiers included — and needs the same care as the input.
+    """
+
+    def __init__(self, target: Target, source_columns: Sequence[str]) -> None:
+        self._target = AtomicTarget(target)
+        self._text = io.TextIOWrapper(self._target.stream, encoding="utf-8", newline="")
+        self._columns = tuple(source_columns)
+        self._csv = csv.writer(self._text, lineterminator="\n")
+        self._csv.writerow([protect(c) for c in (*REJECT_COLUMNS, *self._columns, "record")])
+        self.count = 0
+
+    @property
+    def name(self) -> str:
+        return self._target.name
+
+    def write(self, rejects: Iterable[Reject]) -> None:
+        known = set(self._columns)
+        for reject in rejects:
+            where = str(reject.line) if reject.line is not None else reject.location
+            fields = [reject.fields.get(c, "") for c in self._columns]
+            record = reject.record
+            others = {k: v for k, v in reject.fields.items() if k not in known}
+            if others and not record:  # fields the header does not name: keep them too
+                record = json.dumps(others, ensure_ascii=False, sort_keys=True)
+            self._csv.writerow(
+                [
+                    protect(reject.source),
+                    where,
+                    protect(reject.code),
+                    protect(reject.message),
+                    *(protect(f) for f in fields),
+                    protect(record),
+                ]
+            )
+            self.count += 1
+
+    def close(self) -> None:
+        self._text.flush()
+        self._text.detach()
+        self._target.commit()
+
+    def abort(self) -> None:
+        with contextlib.suppress(Exception):
+            self._text.flush()
+            self._text.detach()
+        self._target.discard()

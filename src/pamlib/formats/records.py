@@ -1,0 +1,669 @@
+"""Delimited text one record at a time: the object path, and the rules every path follows.
+
+This module reads a CSV (or ``;``/tab separated) export with the standard library's :mod:`csv`
+module, checks each row cell by cell and builds :class:`~pamlib.assessment.Assessment` objects.
+It is the reference the columnar path (:mod:`pamlib.formats.columnar`) is tested against: both
+must accept the same rows, reject the same rows with the same codes and messages, and report the
+same physical line numbers.
+
+Reject codes (stable; see the documentation for the full table): ``field-count``,
+``unclosed-quote``, ``encoding``, ``no-identity``, ``nhs-number``, ``no-assessment-id``,
+``date``, ``unknown-instrument``, ``impossible-answer``, ``unknown-label``, ``unknown-item``,
+``duplicate-assessment-id``.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import datetime as dt
+import io
+import itertools
+import os
+import re
+import sys
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import IO
+
+import attrs
+import numpy as np
+import numpy.typing as npt
+
+from pamlib.assessment import Assessment
+from pamlib.errors import FormatError, Problem, ValidationError
+from pamlib.formats.base import ReadChunk, ReadOptions, RecordBatch, Reject
+from pamlib.formats.layout import Layout
+from pamlib.formats.values import (
+    IMPOSSIBLE_ANSWER,
+    UNKNOWN_LABEL,
+    InstrumentResolver,
+    answer_code,
+    is_absent,
+    label_key,
+    parse_date,
+)
+from pamlib.identity import Patient, normalise_nhs_number
+from pamlib.instruments import Instrument
+from pamlib.responses import UNANSWERED_CODE, Response
+
+__all__ = [
+    "DELIMITERS",
+    "LocatedAssessment",
+    "RawRecord",
+    "RecordReader",
+    "RowValidator",
+    "ValidRow",
+    "batches_from_assessments",
+    "detect_delimiter",
+    "iter_assessments",
+    "read_record_chunks",
+    "split_records",
+]
+
+#: Delimiters recognised when none is given: comma, semicolon, tab.
+DELIMITERS = (",", ";", "\t")
+_SURROGATE = re.compile("[\udc80-\udcff]")
+_LINE_END = re.compile(r"(?:\r\n|\r|\n)\Z")
+
+
+# -- splitting text into records ---------------------------------------------------------------
+
+
+def detect_delimiter(header: str) -> str:
+    """The delimiter of a header line: whichever of ``,`` ``;`` tab occurs most outside quotes.
+
+    >>> detect_delimiter("NHS Number;Date Completed;Q1"), detect_delimiter("a,b;c,d")
+    (';', ',')
+    """
+    outside = re.sub(r'"[^"]*"', "", header)
+    counts = [(outside.count(d), -i, d) for i, d in enumerate(DELIMITERS)]
+    best = max(counts)
+    return best[2] if best[0] > 0 else ","
+
+
+@attrs.frozen
+class RawRecord:
+    """One record as split by the CSV rules: where it starts, its fields and its raw text.
+
+    ``raw`` is the record's text without its final line ending; ``unclosed`` is true when a
+    quoted field was still open at the end of the input (so the record swallowed the rest).
+    """
+
+    line: int
+    fields: list[str]
+    raw: str
+    unclosed: bool = False
+
+
+class _LineTape:
+    """Hands lines to :mod:`csv` while keeping the ones the current record used."""
+
+    def __init__(self, lines: Iterable[str]) -> None:
+        self._lines = iter(lines)
+        self.used: list[str] = []
+
+    def __iter__(self) -> _LineTape:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._lines)
+        self.used.append(line)
+        return line
+
+
+def ends_inside_quotes(text: str, delimiter: str) -> bool:
+    """Whether ``text`` (one record) ends inside a quoted field, by the :mod:`csv` rules.
+
+    >>> ends_inside_quotes('1,"open\\n', ","), ends_inside_quotes('1,"a""b",x"y\\n', ",")
+    (True, False)
+    """
+    state = "start"
+    for ch in text:
+        if state == "quoted":
+            if ch == '"':
+                state = "quote"
+        elif state == "quote":
+            state = "quoted" if ch == '"' else ("start" if ch in (delimiter, "\r", "\n") else "in")
+        elif state == "start":
+            if ch == '"':
+                state = "quoted"
+            elif ch not in (delimiter, "\r", "\n"):
+                state = "in"
+        elif ch in (delimiter, "\r", "\n"):  # state == "in"
+            state = "start"
+    return state == "quoted"
+
+
+def split_records(
+    lines: Iterable[str], *, delimiter: str, first_line: int = 1
+) -> Iterator[RawRecord]:
+    """Split text lines (universal newlines, line endings kept) into records, skipping blank
+    lines; ``first_line`` is the physical line number of the first line given."""
+    tape = _LineTape(lines)
+    reader = csv.reader(tape, delimiter=delimiter, quotechar='"', doublequote=True, strict=False)
+    line = first_line
+    pending: RawRecord | None = None
+    for fields in reader:
+        used = tape.used
+        tape.used = []
+        start = line
+        line += len(used)
+        if not fields:
+            continue
+        if pending is not None:
+            yield pending
+        raw = "".join(used)
+        pending = RawRecord(start, fields, _LINE_END.sub("", raw, count=1))
+        last_raw = raw
+    if pending is not None:
+        if ends_inside_quotes(last_raw, delimiter):
+            pending = attrs.evolve(pending, unclosed=True)
+        yield pending
+
+
+# -- checking one row ------------------------------------------------------------------------
+
+
+@attrs.frozen
+class ValidRow:
+    """A row that passed every check, with its values read."""
+
+    assessment_id: str
+    patient_id: str
+    nhs_number: str
+    assessed_on: dt.date
+    instrument: Instrument
+    codes: tuple[int, ...]
+    site: str
+    extras: Mapping[str, str]
+
+
+_MESSAGES = {
+    "field-count": "expected {n} fields, as in the header, found {m}",
+    "unclosed-quote": "a quoted field is still open at the end of the file",
+    "encoding": "the record is not valid UTF-8",
+    "no-identity": "the record has neither a patient id nor an NHS number",
+    "no-assessment-id": "the assessment id is empty",
+    "date-empty": "the date is empty",
+    "date": "not a valid date: expected yyyy-mm-dd or {order}",
+    "unknown-instrument": "not a known instrument (known: {known})",
+    "impossible-answer": "not an answer: a number other than 1-4",
+    "unknown-label": "not an answer: expected 1-4, an agreement label or N/A",
+    "unknown-item": "{instrument} has {n} items, so this cell must be empty",
+    "duplicate-assessment-id": "the assessment id was used by an earlier record in the file",
+}
+
+
+def reject_message(problems: Iterable[Problem]) -> str:
+    """Every problem of one record on one line: ``message @ column; …``."""
+    return "; ".join(str(p) for p in problems)
+
+
+class RowValidator:
+    """Checks one row of a resolved layout, cell by cell, reporting every problem at once."""
+
+    def __init__(
+        self,
+        layout: Layout,
+        options: ReadOptions,
+        resolver: InstrumentResolver,
+        *,
+        source: str,
+    ) -> None:
+        self.layout = layout
+        self.options = options
+        self.resolver = resolver
+        self.source = source
+        self.labels = {label_key(k): v for k, v in options.answer_labels.items()}
+        self.order = "dd/mm/yyyy" if options.day_first else "mm/dd/yyyy"
+        self.known = ", ".join(sorted(i.id for i in resolver.instruments))
+        cols = layout.columns
+        self.identity_where = " / ".join(
+            layout.header[cols[c]] for c in ("patient_id", "nhs_number") if c in cols
+        )
+
+    def cell(self, fields: list[str], name: str) -> str:
+        position = self.layout.columns.get(name)
+        return "" if position is None else fields[position]
+
+    def generated_id(self, line: int) -> str:
+        """The assessment id of a record in a file without an id column: ``file:line``."""
+        return f"{Path(self.source).name}:{line}"
+
+    def _identity(self, fields: list[str], problems: list[Problem]) -> tuple[str, str]:
+        """The patient id and normalised NHS number (``""`` where absent)."""
+        pid = self.cell(fields, "patient_id")
+        nhs_raw = self.cell(fields, "nhs_number")
+        pid_absent = is_absent(pid)
+        nhs_absent = is_absent(nhs_raw)
+        if pid_absent and nhs_absent:
+            problems.append(Problem(self.identity_where, "no-identity", _MESSAGES["no-identity"]))
+        nhs = ""
+        if not nhs_absent:
+            try:
+                nhs = normalise_nhs_number(nhs_raw)
+            except ValidationError as exc:
+                why = exc.problems[0].message if exc.problems else exc.summary
+                problems.append(Problem(self.layout.where("nhs_number"), "nhs-number", why))
+        return ("" if pid_absent else pid), nhs
+
+    def _answers(
+        self, fields: list[str], instrument: Instrument | None, problems: list[Problem]
+    ) -> list[int]:
+        """Answer codes in item order; cells past the instrument's last item must be empty."""
+        layout = self.layout
+        codes: list[int] = []
+        for k, position in enumerate(layout.items):
+            if position is None:
+                codes.append(UNANSWERED_CODE)
+                continue
+            code = answer_code(fields[position], self.labels)
+            where = layout.header[position]
+            if instrument is not None and k >= instrument.n_items:
+                if code != UNANSWERED_CODE:
+                    message = _MESSAGES["unknown-item"].format(
+                        instrument=instrument.id, n=instrument.n_items
+                    )
+                    problems.append(Problem(where, "unknown-item", message))
+                continue
+            if code == IMPOSSIBLE_ANSWER:
+                problems.append(Problem(where, "impossible-answer", _MESSAGES["impossible-answer"]))
+            elif code == UNKNOWN_LABEL:
+                problems.append(Problem(where, "unknown-label", _MESSAGES["unknown-label"]))
+            codes.append(code)
+        return codes
+
+    def check(
+        self, fields: list[str], line: int, *, duplicate: bool
+    ) -> tuple[ValidRow | None, list[Problem]]:
+        """Read and check ``fields``; problems come in a fixed order, the first one's code is
+        the reject's code."""
+        layout = self.layout
+        problems: list[Problem] = []
+        pid, nhs = self._identity(fields, problems)
+        if "assessment_id" in layout.columns:
+            aid = self.cell(fields, "assessment_id")
+            if is_absent(aid):
+                problems.append(
+                    Problem(
+                        layout.where("assessment_id"),
+                        "no-assessment-id",
+                        _MESSAGES["no-assessment-id"],
+                    )
+                )
+        else:
+            aid = self.generated_id(line)
+        date_text = self.cell(fields, "assessed_on")
+        date = parse_date(date_text, day_first=self.options.day_first)
+        if date is None:
+            message = (
+                _MESSAGES["date-empty"]
+                if not date_text.strip()
+                else _MESSAGES["date"].format(order=self.order)
+            )
+            problems.append(Problem(layout.where("assessed_on"), "date", message))
+        instrument = self.resolver.resolve(self.cell(fields, "instrument"))
+        if instrument is None:
+            problems.append(
+                Problem(
+                    layout.where("instrument"),
+                    "unknown-instrument",
+                    _MESSAGES["unknown-instrument"].format(known=self.known),
+                )
+            )
+        codes = self._answers(fields, instrument, problems)
+        if duplicate:
+            problems.append(
+                Problem(
+                    layout.where("assessment_id"),
+                    "duplicate-assessment-id",
+                    _MESSAGES["duplicate-assessment-id"],
+                )
+            )
+        if problems or instrument is None or date is None:
+            return None, problems
+        n = instrument.n_items
+        codes = (codes + [UNANSWERED_CODE] * n)[:n]
+        extras = {
+            name: fields[position]
+            for position, name in zip(layout.extras, layout.extra_names, strict=True)
+            if name != "site"
+        }
+        row = ValidRow(
+            assessment_id=aid,
+            patient_id=pid,
+            nhs_number=nhs,
+            assessed_on=date,
+            instrument=instrument,
+            codes=tuple(codes),
+            site=self.cell(fields, "site"),
+            extras=extras,
+        )
+        return row, []
+
+    def fields_of(self, fields: list[str]) -> dict[str, str]:
+        """The original values by source column name, for the rejects file."""
+        return {
+            name: _printable(value) for name, value in zip(self.layout.header, fields, strict=True)
+        }
+
+
+def _printable(text: str) -> str:
+    """Undecodable bytes (kept as surrogates while reading) as U+FFFD, for output."""
+    if _SURROGATE.search(text) is None:
+        return text
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def structural_reject(record: RawRecord, n_fields: int) -> tuple[str, str] | None:
+    """The code and message of a record that cannot be read as fields, else ``None``."""
+    if record.unclosed:
+        return "unclosed-quote", _MESSAGES["unclosed-quote"]
+    if len(record.fields) != n_fields:
+        return "field-count", _MESSAGES["field-count"].format(n=n_fields, m=len(record.fields))
+    if _SURROGATE.search(record.raw) is not None:
+        return "encoding", _MESSAGES["encoding"]
+    return None
+
+
+def make_reject(
+    source: str,
+    line: int,
+    code: str,
+    message: str,
+    *,
+    fields: Mapping[str, str] | None = None,
+    record: str = "",
+) -> Reject:
+    return Reject(
+        source=source,
+        location=f"line {line}",
+        code=code,
+        message=message,
+        fields=dict(fields or {}),
+        line=line,
+        record=_printable(record),
+    )
+
+
+# -- opening files ---------------------------------------------------------------------------
+
+_UTF16_BOMS = (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+
+def check_encoding(head: bytes, source: str) -> None:
+    """Refuse UTF-16/32 files with a message that says what to do."""
+    if head.startswith(_UTF16_BOMS):
+        raise FormatError(
+            f"{source} is UTF-16 or UTF-32 encoded; pamlib reads UTF-8 (save or export the file "
+            "as 'CSV UTF-8')",
+            [Problem(source, "encoding", "UTF-16/UTF-32 byte-order mark")],
+        )
+
+
+def open_binary(source: str | os.PathLike[str]) -> tuple[IO[bytes], str, int | None]:
+    """The input as a binary stream, its display name and its size (``None`` if unknown)."""
+    if str(source) == "-":
+        return sys.stdin.buffer, "<stdin>", None
+    path = Path(source)
+    try:
+        stream = path.open("rb")
+        size = os.fstat(stream.fileno()).st_size
+    except OSError as exc:
+        raise FormatError(
+            f"cannot read {source}", [Problem(str(source), "io", exc.strerror or str(exc))]
+        ) from None
+    return stream, str(source), size
+
+
+def text_stream(binary: IO[bytes]) -> io.TextIOWrapper:
+    """Decoded text, BOM dropped, line endings kept, undecodable bytes kept as surrogates."""
+    return io.TextIOWrapper(binary, encoding="utf-8-sig", errors="surrogateescape", newline="")
+
+
+# -- the object path ---------------------------------------------------------------------------
+
+
+@attrs.frozen
+class LocatedAssessment:
+    """An assessment read from a file, with the physical line where its record starts."""
+
+    assessment: Assessment
+    line: int
+    source: str
+
+
+def assessment_from_row(row: ValidRow) -> Assessment:
+    responses = {
+        item: Response(code)
+        for item, code in zip(row.instrument.items, row.codes, strict=True)
+        if code != UNANSWERED_CODE
+    }
+    return Assessment(
+        id=row.assessment_id,
+        patient=Patient(row.patient_id or None, nhs_number=row.nhs_number or None),
+        instrument=row.instrument,
+        assessed_on=row.assessed_on,
+        responses=responses,
+        site=row.site,
+        attributes=row.extras,
+    )
+
+
+class RecordReader:
+    """An open delimited file: its layout, and its records checked one at a time.
+
+    Iterating yields ``(record, row, reject)`` with exactly one of ``row`` and ``reject`` set.
+    """
+
+    def __init__(
+        self,
+        source: str | os.PathLike[str],
+        options: ReadOptions,
+        instruments: Iterable[Instrument],
+    ) -> None:
+        self.options = options
+        self._binary, self.name, self.size = open_binary(source)
+        self._text: io.TextIOWrapper | None = None
+        try:
+            peek = getattr(self._binary, "peek", None)
+            check_encoding(peek(4)[:4] if peek is not None else b"", self.name)
+            text = self._text = text_stream(self._binary)
+            head: list[str] = []
+            for line in text:
+                head.append(line)
+                if _LINE_END.sub("", line):
+                    break
+            self.delimiter = str(
+                options.settings.get("delimiter") or detect_delimiter("".join(head[-1:]))
+            )
+            self._records = split_records(itertools.chain(head, text), delimiter=self.delimiter)
+            header = next(self._records, None)
+            if header is None:
+                raise FormatError(
+                    f"{self.name} is empty", [Problem(self.name, "empty", "no header line")]
+                )
+            self.header_line = header.line
+            self.layout = Layout.resolve(header.fields, options, source=self.name)
+            self.validator = RowValidator(
+                self.layout,
+                options,
+                InstrumentResolver(
+                    instruments, aliases=options.instrument_aliases, default=options.instrument
+                ),
+                source=self.name,
+            )
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        stdin = self._binary is sys.stdin.buffer
+        if self._text is not None:
+            if stdin:
+                self._text.detach()
+            else:
+                self._text.close()
+            self._text = None
+        elif not stdin:
+            self._binary.close()
+
+    def tell(self) -> int | None:
+        """Bytes of the input read so far (read-ahead included), where the input can tell."""
+        try:
+            return self._binary.tell() if self._binary.seekable() else None
+        except (OSError, ValueError):
+            return None
+
+    def __enter__(self) -> RecordReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __iter__(self) -> Iterator[tuple[RawRecord, ValidRow | None, Reject | None]]:
+        layout, validator, name = self.layout, self.validator, self.name
+        seen: set[str] = set()
+        id_position = layout.columns.get("assessment_id")
+        for record in self._records:
+            structural = structural_reject(record, layout.n_fields)
+            if structural is not None:
+                code, message = structural
+                keep_fields = code == "encoding"
+                yield (
+                    record,
+                    None,
+                    make_reject(
+                        name,
+                        record.line,
+                        code,
+                        message,
+                        fields=validator.fields_of(record.fields) if keep_fields else None,
+                        record="" if keep_fields else record.raw,
+                    ),
+                )
+                continue
+            duplicate = False
+            if id_position is not None:
+                aid = record.fields[id_position]
+                if not is_absent(aid):
+                    duplicate = aid in seen
+                    seen.add(aid)
+            row, problems = validator.check(record.fields, record.line, duplicate=duplicate)
+            if row is None:
+                yield (
+                    record,
+                    None,
+                    make_reject(
+                        name,
+                        record.line,
+                        problems[0].code,
+                        reject_message(problems),
+                        fields=validator.fields_of(record.fields),
+                    ),
+                )
+            else:
+                yield record, row, None
+
+
+def iter_assessments(
+    source: str | os.PathLike[str],
+    options: ReadOptions | None = None,
+    *,
+    instruments: Iterable[Instrument] | None = None,
+) -> Iterator[LocatedAssessment | Reject]:
+    """Read a delimited export one record at a time: an assessment per valid row, a
+    :class:`~pamlib.formats.base.Reject` per row that is not, in file order.
+
+    ``instruments`` defaults to every installed instrument.
+    """
+    if instruments is None:
+        from pamlib.plugins import get_host
+
+        instruments = list(get_host().instruments())
+    with RecordReader(source, options or ReadOptions(), instruments) as reader:
+        for record, row, reject in reader:
+            if reject is not None:
+                yield reject
+            elif row is not None:
+                yield LocatedAssessment(assessment_from_row(row), record.line, reader.name)
+
+
+def _texts(values: Iterable[str]) -> npt.NDArray[np.object_]:
+    items = list(values)
+    out = np.empty(len(items), dtype=object)
+    out[:] = items
+    return out
+
+
+def batches_from_assessments(located: list[LocatedAssessment], source: str) -> list[RecordBatch]:
+    """Assessments as record batches, one per instrument in order of first appearance."""
+    by_instrument: dict[str, list[LocatedAssessment]] = {}
+    for item in located:
+        by_instrument.setdefault(item.assessment.instrument.id, []).append(item)
+    batches = []
+    for group in by_instrument.values():
+        instrument = group[0].assessment.instrument
+        names = list(group[0].assessment.attributes)
+
+        batches.append(
+            RecordBatch(
+                instrument=instrument,
+                assessment_id=_texts(a.assessment.id for a in group),
+                patient_id=_texts(a.assessment.patient.id or "" for a in group),
+                nhs_number=_texts(a.assessment.patient.nhs_number or "" for a in group),
+                assessed_on=np.array(
+                    [a.assessment.assessed_on for a in group], dtype="datetime64[D]"
+                ),
+                site=_texts(a.assessment.site or "" for a in group),
+                codes=np.stack([a.assessment.codes() for a in group]).astype(np.int8),
+                extras={
+                    name: _texts(a.assessment.attributes[name] for a in group) for name in names
+                },
+                lines=np.array([a.line for a in group], dtype=np.int64),
+                source=source,
+            )
+        )
+    return batches
+
+
+def read_record_chunks(
+    source: str | os.PathLike[str],
+    options: ReadOptions,
+    instruments: Iterable[Instrument],
+) -> Iterator[ReadChunk]:
+    """The object path as :class:`~pamlib.formats.base.ReadChunk` objects: ``chunk_rows``
+    records at a time, each valid one built as an :class:`~pamlib.assessment.Assessment`."""
+    with RecordReader(source, options, instruments) as reader:
+        size = reader.size
+        located: list[LocatedAssessment] = []
+        rejects: list[Reject] = []
+        n_read = 0
+        yielded = False
+
+        def chunk() -> ReadChunk:
+            position = reader.tell()
+            return ReadChunk(
+                batches=tuple(batches_from_assessments(located, reader.name)),
+                rejects=tuple(rejects),
+                n_read=n_read,
+                extra_columns=reader.layout.extra_names,
+                source_columns=reader.layout.header,
+                progress=None if not size or position is None else min(1.0, position / size),
+            )
+
+        for record, row, reject in reader:
+            n_read += 1
+            if reject is not None:
+                rejects.append(reject)
+            elif row is not None:
+                located.append(
+                    LocatedAssessment(assessment_from_row(row), record.line, reader.name)
+                )
+            if n_read >= options.chunk_rows:
+                yield chunk()
+                yielded = True
+                located, rejects, n_read = [], [], 0
+        if n_read or not yielded:
+            yield chunk()

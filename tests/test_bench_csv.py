@@ -1,0 +1,44 @@
+"""The CSV benchmark's input generator makes what the benchmark says it makes."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pamlib.pipeline import score_file
+from pamlib.plugins import PluginHost
+from pamlib.scoring.raw_sum import RawSumProvider
+from tests.conftest import ROOT
+
+pytest.importorskip("pyarrow")
+
+
+def _bench() -> Any:
+    """The benchmark script as a module (it is a script, not part of a package)."""
+    spec = importlib.util.spec_from_file_location("bench_csv", ROOT / "benchmarks" / "bench_csv.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_generated_cohort_scores_completely(tmp_path: Path) -> None:
+    path = tmp_path / "bench.csv"
+    _bench().write_cohort(path, 1_200)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 1_201
+    assert lines[0].startswith("patient_id,nhs_number,assessment_id,assessed_on,instrument,site")
+    host = PluginHost(load_entry_points=False, disabled=())
+    summary = score_file(
+        path,
+        select_provider=lambda _: RawSumProvider(),
+        output=io.BytesIO(),
+        rejects=io.BytesIO(),
+        host=host,
+    )
+    assert summary.reconciliation == "read 1200 = scored 1200 + not scored 0 + rejected 0"

@@ -1,0 +1,204 @@
+"""The columnar path and the object path read every file the same way.
+
+Same records (values, line numbers), same rejects (codes, messages, fields), same scores, same
+output bytes — over generated messy files and tiny chunks, so records cross block boundaries
+and repeated ids cross chunks.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pamlib.errors import FormatError
+from pamlib.formats.base import ReadChunk, ReadOptions, Reject, text_values
+from pamlib.formats.columnar import read_columnar
+from pamlib.formats.records import LocatedAssessment, iter_assessments, read_record_chunks
+from pamlib.instruments import BUILTIN_INSTRUMENTS, Instrument
+from pamlib.pipeline import score_file
+from pamlib.plugins import PluginHost
+from pamlib.scoring.raw_sum import RawSumProvider
+from tests.csv_strategies import MessyFile, messy_files
+
+pytest.importorskip("pyarrow")
+
+RAW = RawSumProvider()
+
+
+def _records(chunks: list[ReadChunk]) -> tuple[list[tuple[Any, ...]], list[Reject], int]:
+    records = []
+    for chunk in chunks:
+        for b in chunk.batches:
+            extras = {k: text_values(v) for k, v in b.extras.items()}
+            assert b.lines is not None
+            for i in range(len(b)):
+                records.append(
+                    (
+                        int(b.lines[i]),
+                        text_values(b.assessment_id)[i],
+                        text_values(b.patient_id)[i],
+                        text_values(b.nhs_number)[i],
+                        str(b.assessed_on[i]),
+                        b.instrument.id,
+                        text_values(b.site)[i],
+                        tuple(int(c) for c in b.codes[i]),
+                        tuple(sorted((k, v[i]) for k, v in extras.items())),
+                    )
+                )
+    rejects = [r for c in chunks for r in c.rejects]
+    return sorted(records), rejects, sum(c.n_read for c in chunks)
+
+
+def _read_both(
+    path: Path, options: ReadOptions, block_bytes: int
+) -> tuple[list[ReadChunk], list[ReadChunk]]:
+    arrow_options = ReadOptions(
+        chunk_rows=options.chunk_rows,
+        instrument=options.instrument,
+        settings={"block_bytes": block_bytes},
+    )
+    arrow = list(read_columnar(path, arrow_options, BUILTIN_INSTRUMENTS))
+    python = list(read_record_chunks(path, options, BUILTIN_INSTRUMENTS))
+    return arrow, python
+
+
+@settings(max_examples=150)
+@given(
+    messy=messy_files(),
+    chunk_rows=st.integers(1, 6),
+    block_bytes=st.integers(16, 400),
+    default=st.sampled_from([None, "PAM-13"]),
+)
+def test_columnar_and_object_paths_agree(
+    tmp_path_factory: pytest.TempPathFactory,
+    messy: MessyFile,
+    chunk_rows: int,
+    block_bytes: int,
+    default: str | None,
+) -> None:
+    path = tmp_path_factory.mktemp("messy") / "export.csv"
+    path.write_bytes(messy.data)
+    options = ReadOptions(chunk_rows=chunk_rows, instrument=default)
+    try:
+        arrow, python = _read_both(path, options, block_bytes)
+    except FormatError as exc:  # a header pamlib cannot use: both paths must refuse it
+        refused = str(exc)
+        with pytest.raises(FormatError) as other:
+            list(read_record_chunks(path, options, BUILTIN_INSTRUMENTS))
+        assert str(other.value) == refused
+        return
+    a_records, a_rejects, a_read = _records(arrow)
+    p_records, p_rejects, p_read = _records(python)
+    assert a_read == p_read
+    assert a_records == p_records
+    assert [(r.line, r.code, r.message, dict(r.fields), r.record) for r in a_rejects] == [
+        (r.line, r.code, r.message, dict(r.fields), r.record) for r in p_rejects
+    ]
+    assert a_read == len(a_records) + len(a_rejects)
+    # Line numbers are the physical start lines: strictly increasing over the file.
+    lines = sorted([r[0] for r in a_records] + [r.line or 0 for r in a_rejects])
+    assert lines == sorted(set(lines))
+    assert all(line >= 2 for line in lines)
+
+
+@settings(max_examples=40)
+@given(messy=messy_files(), chunk_rows=st.integers(1, 6))
+def test_scores_and_output_bytes_agree(
+    tmp_path_factory: pytest.TempPathFactory, messy: MessyFile, chunk_rows: int
+) -> None:
+    path = tmp_path_factory.mktemp("messy") / "export.csv"
+    path.write_bytes(messy.data)
+    host = PluginHost(load_entry_points=False, disabled=())
+    outputs = []
+    for engine in ("arrow", "python"):
+        out, rej = io.BytesIO(), io.BytesIO()
+        options = ReadOptions(chunk_rows=chunk_rows, instrument="PAM-13", engine=engine)
+        try:
+            summary = score_file(
+                path,
+                select_provider=lambda _: RAW,
+                output=out,
+                rejects=rej,
+                options=options,
+                host=host,
+                keep_nhs_number=True,
+            )
+        except FormatError as exc:
+            outputs.append((str(exc), b"", b""))
+            continue
+        assert summary.reconciles
+        outputs.append((summary.reconciliation, out.getvalue(), rej.getvalue()))
+    assert outputs[0] == outputs[1]
+
+
+@settings(max_examples=60)
+@given(messy=messy_files())
+def test_object_scores_match_batch_scores(
+    tmp_path_factory: pytest.TempPathFactory, messy: MessyFile
+) -> None:
+    """Scoring each Assessment object gives the result the columnar batch gives that row."""
+    path = tmp_path_factory.mktemp("messy") / "export.csv"
+    path.write_bytes(messy.data)
+    options = ReadOptions(instrument="PAM-13")
+    try:
+        objects = [
+            x
+            for x in iter_assessments(path, options, instruments=BUILTIN_INSTRUMENTS)
+            if isinstance(x, LocatedAssessment)
+        ]
+    except FormatError:
+        return
+    by_line = {}
+    for chunk in read_columnar(path, options, BUILTIN_INSTRUMENTS):
+        for b in chunk.batches:
+            scores = RAW.score_batch(b.instrument, b.codes)
+            ids = text_values(b.assessment_id)
+            assert b.lines is not None
+            for i in range(len(b)):
+                by_line[int(b.lines[i])] = scores.result(i, ids[i])
+    assert sorted(by_line) == [o.line for o in objects]
+    for located in objects:
+        assert RAW.score(located.assessment) == by_line[located.line]
+
+
+def test_instruments_of_a_mixed_file_come_out_in_input_order(tmp_path: Path) -> None:
+    rows = [
+        "patient_id,assessment_id,assessed_on,instrument,"
+        + ",".join(f"q{i:02d}" for i in range(1, 14))
+    ]
+    kinds = ["PAM-13", "PAM-10", "PAM-10", "PAM-13", "PAM-10", "PAM-13"]
+    for i, kind in enumerate(kinds):
+        answers = ["3"] * (13 if kind == "PAM-13" else 10) + [""] * (0 if kind == "PAM-13" else 3)
+        rows.append(f"P{i},A{i},2024-03-0{i + 1},{kind}," + ",".join(answers))
+    path = tmp_path / "mixed.csv"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    out = io.BytesIO()
+    host = PluginHost(load_entry_points=False, disabled=())
+    score_file(path, select_provider=lambda _: RAW, output=out, rejects=io.BytesIO(), host=host)
+    lines = out.getvalue().decode().splitlines()[1:]
+    assert [line.split(",")[0] for line in lines] == [f"A{i}" for i in range(6)]
+    assert [line.split(",")[3] for line in lines] == kinds
+
+
+def _instrument(name: str) -> Instrument:
+    return next(i for i in BUILTIN_INSTRUMENTS if i.id == name)
+
+
+def test_codes_have_instrument_width(tmp_path: Path) -> None:
+    path = tmp_path / "pam10.csv"
+    path.write_text(
+        "patient_id,assessment_id,assessed_on,instrument,q01,q02,q03,q04,q05,q06,q07,q08,q09,q10\n"
+        "P1,A1,2024-01-01,PAM-10,1,2,3,4,NA,,1,2,3,4\n",
+        encoding="utf-8",
+    )
+    (chunk,) = [c for c in read_columnar(path, ReadOptions(), BUILTIN_INSTRUMENTS) if c.n_read]
+    (batch,) = chunk.batches
+    assert batch.instrument == _instrument("PAM-10")
+    assert batch.codes.tolist() == [[1, 2, 3, 4, -1, 0, 1, 2, 3, 4]]
+    assert batch.codes.dtype == np.int8

@@ -1,0 +1,304 @@
+"""Reading delimited files: the shared sample exports, line numbers, and each kind of bad row."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pamlib.errors import FormatError
+from pamlib.formats.base import ReadChunk, ReadOptions, Reject
+from pamlib.formats.layout import load_mapping
+from pamlib.formats.records import read_record_chunks
+from pamlib.instruments import BUILTIN_INSTRUMENTS
+from pamlib.pipeline import score_file
+from pamlib.plugins import PluginHost
+from pamlib.scoring.raw_sum import RawSumProvider
+from tests.conftest import ROOT
+
+pa = pytest.importorskip("pyarrow")
+
+from pamlib.formats._arrow import Text  # noqa: E402 - needs pyarrow
+from pamlib.formats.columnar import SeenIds, read_columnar  # noqa: E402
+
+MAPPING = ROOT / "docs" / "examples" / "site-export-mapping.toml"
+HEADER = "patient_id,nhs_number,assessment_id,assessed_on,instrument,site," + ",".join(
+    f"q{i:02d}" for i in range(1, 14)
+)
+ANSWERS = ",".join(["3"] * 13)
+ENGINES = ("arrow", "python")
+
+
+def read(path: Path, engine: str, options: ReadOptions | None = None) -> list[ReadChunk]:
+    options = options or ReadOptions()
+    if engine == "arrow":
+        return list(read_columnar(path, options, BUILTIN_INSTRUMENTS))
+    return list(read_record_chunks(path, options, BUILTIN_INSTRUMENTS))
+
+
+def rejects(chunks: list[ReadChunk]) -> list[Reject]:
+    return [r for c in chunks for r in c.rejects]
+
+
+def valid_lines(chunks: list[ReadChunk]) -> list[int]:
+    return sorted(int(x) for c in chunks for b in c.batches if b.lines is not None for x in b.lines)
+
+
+# -- the shared sample exports ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_site_export_with_its_mapping(shared_data: Path, engine: str) -> None:
+    """The five rows broken on purpose: four rejected with the right code and line, one read
+    but not scorable; every other row scored."""
+    path = shared_data / "site-export-semicolon.csv"
+    options = load_mapping(MAPPING).apply(ReadOptions())
+    chunks = read(path, engine, options)
+    found = [(r.line, r.code) for r in rejects(chunks)]
+    assert found == [(13, "nhs-number"), (14, "date"), (32, "impossible-answer"),
+                     (33, "unknown-label")]  # fmt: skip
+    assert all(r.fields["NHS Number"] for r in rejects(chunks))  # original fields kept
+    n_read = sum(c.n_read for c in chunks)
+    assert n_read == 70
+    assert len(valid_lines(chunks)) == 66
+    # Records that follow quoted line breaks start on the right physical line.
+    lines = valid_lines(chunks)
+    assert 9 in lines
+    assert 10 not in lines
+    assert 11 in lines
+
+
+def test_site_export_scores_with_one_not_scored(shared_data: Path) -> None:
+    path = shared_data / "site-export-semicolon.csv"
+    host = PluginHost(load_entry_points=False, disabled=())
+    out = io.BytesIO()
+    summary = score_file(
+        path,
+        select_provider=lambda _: RawSumProvider(),
+        output=out,
+        rejects=io.BytesIO(),
+        options=load_mapping(MAPPING).apply(ReadOptions()),
+        host=host,
+    )
+    assert summary.reconciliation == "read 70 = scored 65 + not scored 1 + rejected 4"
+    assert summary.not_scored_by_reason == {"nothing-answered": 1}
+    text = out.getvalue().decode()
+    assert "9997485262" not in text  # no NHS numbers by default
+    assert "999 748 5262" not in text
+    (row,) = [line for line in text.splitlines() if ":34," in line]
+    assert ",not-scored," in row
+    assert row.split(",")[19] == "nothing-answered"
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_cohort_small_reads_completely(shared_data: Path, engine: str) -> None:
+    chunks = read(shared_data / "cohort-small.csv", engine, ReadOptions(chunk_rows=100))
+    assert sum(c.n_read for c in chunks) == 788
+    assert rejects(chunks) == []
+    assert valid_lines(chunks) == list(range(2, 790))
+    patients = {x for c in chunks for b in c.batches for x in b.patient_id.tolist()}
+    assert len(patients) == 500
+
+
+# -- line numbers and structure --------------------------------------------------------------
+
+
+def write(tmp_path: Path, data: bytes, name: str = "in.csv") -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n"])
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])
+def test_line_numbers_with_quoted_line_breaks(
+    tmp_path: Path, engine: str, newline: bytes, bom: bytes
+) -> None:
+    header = HEADER + ",notes"
+    rows = [
+        f"P1,,A1,2024-01-01,PAM-13,s,{ANSWERS},plain",
+        f'P2,,A2,2024-01-01,PAM-13,s,{ANSWERS},"two\nlines"',
+        f'P3,,A3,2024-01-01,PAM-13,s,{ANSWERS},"three\r\nlines\nhere"',
+        f"P4,,A4,2024-13-01,PAM-13,s,{ANSWERS},bad date",
+        "",
+        f"P5,,A5,2024-01-01,PAM-13,s,{ANSWERS},after a blank line",
+    ]
+    data = bom + newline.join(r.encode() for r in [header, *rows]) + newline
+    chunks = read(write(tmp_path, data), engine, ReadOptions(chunk_rows=2))
+    assert valid_lines(chunks) == [2, 3, 5, 10]
+    assert [(r.line, r.code) for r in rejects(chunks)] == [(8, "date")]
+    assert sum(c.n_read for c in chunks) == 5
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("delimiter", [",", ";", "\t"])
+def test_each_delimiter_is_detected(tmp_path: Path, engine: str, delimiter: str) -> None:
+    text = f"{HEADER}\nP1,,A1,2024-01-01,PAM-13,a site,{ANSWERS}\n".replace(",", delimiter)
+    chunks = read(write(tmp_path, text.encode()), engine)
+    assert valid_lines(chunks) == [2]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_wrong_field_counts_keep_the_raw_record(tmp_path: Path, engine: str) -> None:
+    data = (
+        f"{HEADER}\n"
+        f"P1,,A1,2024-01-01,PAM-13,s,{ANSWERS}\n"
+        f"P2,,A2,2024-01-01,PAM-13,s,{ANSWERS},extra\n"
+        f"P3,,A3,2024-01-01,PAM-13,s\n"
+        f"P4,,A4,2024-01-01,PAM-13,s,{ANSWERS}\n"
+    ).encode()
+    chunks = read(write(tmp_path, data), engine)
+    found = [(r.line, r.code, r.record, dict(r.fields)) for r in rejects(chunks)]
+    assert found == [
+        (3, "field-count", f"P2,,A2,2024-01-01,PAM-13,s,{ANSWERS},extra", {}),
+        (4, "field-count", "P3,,A3,2024-01-01,PAM-13,s", {}),
+    ]
+    assert "expected 19 fields" in rejects(chunks)[0].message
+    assert valid_lines(chunks) == [2, 5]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_duplicate_ids_across_chunks(tmp_path: Path, engine: str) -> None:
+    ids = ["A1", "A2", "A1", "LONG-ASSESSMENT-ID-0001", "A3", "LONG-ASSESSMENT-ID-0001", "A2"]
+    body = "".join(f"P,,{a},2024-01-01,PAM-13,s,{ANSWERS}\n" for a in ids)
+    options = ReadOptions(chunk_rows=2, settings={"block_bytes": 64})
+    chunks = read(write(tmp_path, f"{HEADER}\n{body}".encode()), engine, options)
+    assert [(r.line, r.code) for r in rejects(chunks)] == [
+        (4, "duplicate-assessment-id"),
+        (7, "duplicate-assessment-id"),
+        (8, "duplicate-assessment-id"),
+    ]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_every_problem_of_a_row_is_in_its_message(tmp_path: Path, engine: str) -> None:
+    answers = ",".join(["3"] * 11 + ["7", "meh"])
+    data = f"{HEADER}\n,9990000011,A1,30/02/2024,PAM-13,s,{answers}\n".encode()
+    (reject,) = rejects(read(write(tmp_path, data), engine))
+    assert reject.code == "nhs-number"
+    assert reject.message == (
+        "the NHS number's check digit is wrong (modulus 11) @ nhs_number; "
+        "not a valid date: expected yyyy-mm-dd or dd/mm/yyyy @ assessed_on; "
+        "not an answer: a number other than 1-4 @ q12; "
+        "not an answer: expected 1-4, an agreement label or N/A @ q13"
+    )
+    assert "9990000011" not in reject.message
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize(
+    ("cells", "code"),
+    [
+        ("   ,,A1,2024-01-01,PAM-13", "no-identity"),
+        ("P1,999 000 001,A1,2024-01-01,PAM-13", "nhs-number"),
+        ("P1,,,2024-01-01,PAM-13", "no-assessment-id"),
+        ("P1,,A1,,PAM-13", "date"),
+        ("P1,,A1,2024-01-01,PAM-99", "unknown-instrument"),
+    ],
+)
+def test_reject_codes(tmp_path: Path, engine: str, cells: str, code: str) -> None:
+    data = f"{HEADER}\n{cells},s,{ANSWERS}\n".encode()
+    assert [r.code for r in rejects(read(write(tmp_path, data), engine))] == [code]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_pam10_rows_must_leave_later_items_empty(tmp_path: Path, engine: str) -> None:
+    ten = ",".join(["2"] * 10)
+    data = (
+        f"{HEADER}\nP1,,A1,2024-01-01,PAM-10,s,{ten},,,\nP1,,A2,2024-01-01,PAM-10,s,{ten},,4,\n"
+    ).encode()
+    chunks = read(write(tmp_path, data), engine)
+    assert [(r.line, r.code) for r in rejects(chunks)] == [(3, "unknown-item")]
+    (batch,) = [b for c in chunks for b in c.batches]
+    assert batch.codes.shape == (1, 10)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_undecodable_bytes_reject_only_their_record(tmp_path: Path, engine: str) -> None:
+    data = (
+        f"{HEADER}\nP1,,A1,2024-01-01,PAM-13,s,{ANSWERS}\n".encode()
+        + f"P2,,A2,2024-01-01,PAM-13,caf\xe9,{ANSWERS}\n".encode("latin-1")
+        + f"P3,,A3,2024-01-01,PAM-13,s,{ANSWERS}\n".encode()
+    )
+    chunks = read(write(tmp_path, data), engine)
+    (reject,) = rejects(chunks)
+    assert (reject.line, reject.code, reject.fields["site"]) == (3, "encoding", "caf\ufffd")
+    assert valid_lines(chunks) == [2, 4]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_quote_left_open_is_reported(tmp_path: Path, engine: str) -> None:
+    data = (
+        f"{HEADER},notes\nP1,,A1,2024-01-01,PAM-13,s,{ANSWERS},ok\n"
+        f'P2,,A2,2024-01-01,PAM-13,s,{ANSWERS},"open\nP3,,A3,2024-01-01,PAM-13,s,{ANSWERS},x\n'
+    ).encode()
+    chunks = read(write(tmp_path, data), engine)
+    assert [(r.line, r.code) for r in rejects(chunks)] == [(3, "unclosed-quote")]
+    assert rejects(chunks)[0].record.startswith("P2,,A2")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_stray_quote_inside_a_field_is_text(tmp_path: Path, engine: str) -> None:
+    data = (
+        f"{HEADER},notes\n"
+        f'P1,,A1,2024-01-01,PAM-13,s,{ANSWERS},5" tall\n'
+        f'P2,,A2,2024-01-01,PAM-13,s,{ANSWERS},"quoted, fine"\n'
+        f"P3,,A3,2024-01-01,PAM-13,s,{ANSWERS},x\n"
+    ).encode()
+    chunks = read(write(tmp_path, data), engine)
+    assert valid_lines(chunks) == [2, 3, 4]
+    notes = [x for c in chunks for b in c.batches for x in b.extras["notes"].tolist()]
+    assert notes == ['5" tall', "quoted, fine", "x"]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_files_without_ids_get_line_ids(tmp_path: Path, engine: str) -> None:
+    data = f"patient_id,assessed_on,{','.join(f'q{i}' for i in range(1, 14))}\n".encode()
+    data += f"P1,2024-01-01,{ANSWERS}\n".encode()
+    options = ReadOptions(instrument="PAM-13")
+    (batch,) = [b for c in read(write(tmp_path, data, "x.csv"), engine, options) for b in
+                c.batches]  # fmt: skip
+    assert batch.assessment_id.tolist() == ["x.csv:2"]
+
+
+def test_empty_and_utf16_files_are_refused(tmp_path: Path) -> None:
+    for engine in ENGINES:
+        with pytest.raises(FormatError, match="empty"):
+            read(write(tmp_path, b"\n\n"), engine)
+        with pytest.raises(FormatError, match="UTF-16"):
+            read(write(tmp_path, "a,b\n".encode("utf-16")), engine)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_header_only(tmp_path: Path, engine: str) -> None:
+    chunks = read(write(tmp_path, f"{HEADER}\n".encode()), engine)
+    assert chunks
+    assert sum(c.n_read for c in chunks) == 0
+    assert chunks[0].source_columns[0] == "patient_id"
+
+
+# -- remembering ids -------------------------------------------------------------------------
+
+ids = st.text(alphabet=st.characters(codec="utf-8"), max_size=40) | st.sampled_from(
+    ["A1", "A1 ", "a1", "", "x" * 15, "x" * 16, "x" * 300, "x" * 301, "é" * 8]
+)
+
+
+@given(st.lists(st.lists(ids, max_size=20), max_size=8))
+def test_seen_ids_behave_like_a_set(blocks: list[list[str]]) -> None:
+    seen = SeenIds()
+    reference: set[str] = set()
+    for block in blocks:
+        text = Text(pa.array(block, type=pa.string()))
+        dup = seen.check(text, np.arange(len(block)))
+        expected = []
+        for value in block:
+            expected.append(value in reference)
+            reference.add(value)
+        assert dup.tolist() == expected
+    assert len(seen) == len(reference)

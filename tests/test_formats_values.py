@@ -1,0 +1,166 @@
+"""Reading single cells: answers, dates, identifiers, instruments; spreadsheet protection."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pamlib.errors import ConfigurationError
+from pamlib.formats.output import protect
+from pamlib.formats.records import detect_delimiter, ends_inside_quotes
+from pamlib.formats.values import (
+    IMPOSSIBLE_ANSWER,
+    UNKNOWN_LABEL,
+    InstrumentResolver,
+    answer_code,
+    parse_date,
+)
+from pamlib.instruments import BUILTIN_INSTRUMENTS
+from pamlib.responses import Response, parse_response
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("1", 1),
+        ("4", 4),
+        ("", 0),
+        ("   ", 0),
+        ("NA", -1),
+        ("na", -1),
+        ("N/A", -1),
+        ("n / a", -1),
+        ("Not applicable", -1),
+        ("Disagree Strongly", 1),
+        ("strongly  DISAGREE", 1),
+        ("Disagree", 2),
+        (" agree ", 3),
+        ("Agree strongly", 4),
+        ("Strongly agree", 4),
+        ("5", IMPOSSIBLE_ANSWER),
+        ("0", IMPOSSIBLE_ANSWER),
+        ("-1", IMPOSSIBLE_ANSWER),
+        ("2.5", IMPOSSIBLE_ANSWER),
+        ("Neutral", UNKNOWN_LABEL),
+        ("４", UNKNOWN_LABEL),
+    ],
+)
+def test_answer_spellings(text: str, code: int) -> None:
+    assert answer_code(text) == code
+
+
+def test_extra_labels_from_a_mapping() -> None:
+    labels = {"agree a lot": "4", "does not apply": "NA"}
+    assert answer_code("Agree  a LOT", labels) == 4
+    assert answer_code("does not apply", labels) == -1
+    assert answer_code("agree a little", labels) == UNKNOWN_LABEL
+
+
+@given(st.text(max_size=30))
+def test_answer_code_agrees_with_parse_response(text: str) -> None:
+    """Everything parse_response accepts gets its code; everything else is a problem."""
+    code = answer_code(text)
+    try:
+        response = parse_response(text)
+    except ValueError:
+        assert code in (IMPOSSIBLE_ANSWER, UNKNOWN_LABEL)
+    else:
+        assert code == (0 if response is None else int(response))
+
+
+@given(st.dates(min_value=dt.date(1000, 1, 1)), st.booleans())
+def test_dates_in_both_layouts_read_back(day: dt.date, day_first: bool) -> None:
+    slashed = (
+        f"{day.day:02d}/{day.month:02d}/{day.year:04d}"
+        if day_first
+        else f"{day.month:02d}/{day.day:02d}/{day.year:04d}"
+    )
+    assert parse_date(day.isoformat(), day_first=day_first) == day
+    assert parse_date(slashed, day_first=day_first) == day
+    assert parse_date(f" {day.isoformat()}T23:59:59Z ", day_first=day_first) == day
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "31/02/2024", "29/02/2023", "2024-13-01", "2024-00-10", "32/01/2024", "2024/03/01",
+     "24-03-01", "yesterday", "2024-03-01 garbage", "٢٠٢٤-٠٣-٠١"],
+)  # fmt: skip
+def test_impossible_or_malformed_dates(text: str) -> None:
+    assert parse_date(text) is None
+
+
+def test_day_first_is_configurable() -> None:
+    assert parse_date("03/04/2024") == dt.date(2024, 4, 3)
+    assert parse_date("03/04/2024", day_first=False) == dt.date(2024, 3, 4)
+    assert parse_date("13/04/2024", day_first=False) is None
+
+
+def test_instrument_resolution() -> None:
+    resolver = InstrumentResolver(BUILTIN_INSTRUMENTS, aliases={"PAM13": "PAM-13"}, default=None)
+    assert resolver.resolve(" pam-10 ").id == "PAM-10"  # type: ignore[union-attr]
+    assert resolver.resolve("PAM13").id == "PAM-13"  # type: ignore[union-attr]
+    assert resolver.resolve("PAM-99") is None
+    assert resolver.resolve("") is None
+    with_default = InstrumentResolver(BUILTIN_INSTRUMENTS, default="pam-13")
+    assert with_default.resolve("  ").id == "PAM-13"  # type: ignore[union-attr]
+    with pytest.raises(ConfigurationError, match="unknown"):
+        InstrumentResolver(BUILTIN_INSTRUMENTS, default="PAM-99")
+    with pytest.raises(ConfigurationError, match="alias"):
+        InstrumentResolver(BUILTIN_INSTRUMENTS, aliases={"x": "PAM-99"})
+
+
+@pytest.mark.parametrize(
+    ("header", "delimiter"),
+    [
+        ("a,b,c", ","),
+        ("a;b;c", ";"),
+        ("a\tb\tc", "\t"),
+        ('"x;y",b,c', ","),
+        ("single", ","),
+    ],
+)
+def test_delimiter_detection(header: str, delimiter: str) -> None:
+    assert detect_delimiter(header) == delimiter
+
+
+def test_ends_inside_quotes() -> None:
+    assert ends_inside_quotes('a,"b\n', ",")
+    assert not ends_inside_quotes('a,"b""c"\n', ",")
+    assert not ends_inside_quotes('a,b"c\n', ",")  # a quote inside a field is text
+    assert ends_inside_quotes('a;"b\n', ";")
+    assert not ends_inside_quotes('a;"b"\n', ";")
+
+
+@given(st.text(max_size=20))
+def test_protected_cells_never_start_a_formula(text: str) -> None:
+    out = protect(text)
+    number = out == text and text[:1] in ("-", "+") and _is_number(text)
+    assert number or not out[:1] or out[0] not in "=+-@\t\r"
+    assert out in (text, "'" + text)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def test_protection_keeps_numbers_and_plain_text() -> None:
+    assert protect("-1.5") == "-1.5"
+    assert protect("+44") == "+44"
+    assert protect("-") == "'-"
+    assert protect("=1+1") == "'=1+1"
+    assert protect("\tx") == "'\tx"
+    assert protect("a=b") == "a=b"
+    assert protect("") == ""
+
+
+def test_responses_have_the_documented_codes() -> None:
+    assert [int(r) for r in Response] == [1, 2, 3, 4, -1]
+    assert np.int8(answer_code("Not applicable")) == -1
