@@ -10,7 +10,32 @@ import attrs
 
 from pamlib.levels import ActivationLevel
 
-__all__ = ["Flag", "ScoreResult", "ScoreStatus"]
+__all__ = ["SCORED_TABLE_COLUMNS", "Flag", "ScoreResult", "ScoreStatus"]
+
+
+#: The columns of a scored table, in order, as ``pamlib score`` writes them and the reports
+#: and tailoring read them; extra columns (``reason``, ``site``, …) may follow.
+SCORED_TABLE_COLUMNS: tuple[str, ...] = (
+    "assessment_id",
+    "patient_id",
+    "assessed_on",
+    "instrument",
+    "status",
+    "n_answered",
+    "raw_score",
+    "theta",
+    "theta_se",
+    "score",
+    "score_se",
+    "level",
+    "cutpoint_set",
+    "flags",
+    "provider",
+    "provider_version",
+    "calibration_id",
+    "calibration_sha256",
+    "demo",
+)
 
 
 class ScoreStatus(enum.StrEnum):

@@ -24,6 +24,7 @@ from pamlib.errors import ConfigurationError, FormatError, Problem
 from pamlib.formats._arrow import Text, compute, constant_text, pyarrow_module, to_arrow_text
 from pamlib.formats.base import RecordBatch, Reject, Target, TextColumn, WriteOptions
 from pamlib.levels import round_half_away_array
+from pamlib.results import SCORED_TABLE_COLUMNS
 from pamlib.scoring.provider import BatchScores, flags_from_bits
 
 __all__ = [
@@ -40,27 +41,7 @@ __all__ = [
 ]
 
 #: The standard output columns, in order.
-STANDARD_COLUMNS: tuple[str, ...] = (
-    "assessment_id",
-    "patient_id",
-    "assessed_on",
-    "instrument",
-    "status",
-    "n_answered",
-    "raw_score",
-    "theta",
-    "theta_se",
-    "score",
-    "score_se",
-    "level",
-    "cutpoint_set",
-    "flags",
-    "provider",
-    "provider_version",
-    "calibration_id",
-    "calibration_sha256",
-    "demo",
-)
+STANDARD_COLUMNS: tuple[str, ...] = SCORED_TABLE_COLUMNS
 #: The column after the standard ones: why a row was not scored (a reason code).
 REASON_COLUMN = "reason"
 #: The rejects file's first columns; the source's own columns and ``record`` follow.

@@ -27,34 +27,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pamlib.errors import ConfigurationError, FormatError, Problem
+from pamlib.results import SCORED_TABLE_COLUMNS
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
 __all__ = ["SCORED_TABLE_COLUMNS", "ScoredColumns", "factorize", "load_scored"]
 
-#: The columns ``pamlib score`` writes, in order; extra columns (``site``, …) may follow.
-SCORED_TABLE_COLUMNS: tuple[str, ...] = (
-    "assessment_id",
-    "patient_id",
-    "assessed_on",
-    "instrument",
-    "status",
-    "n_answered",
-    "raw_score",
-    "theta",
-    "theta_se",
-    "score",
-    "score_se",
-    "level",
-    "cutpoint_set",
-    "flags",
-    "provider",
-    "provider_version",
-    "calibration_id",
-    "calibration_sha256",
-    "demo",
-)
 #: Columns a report cannot do without.
 _REQUIRED = ("patient_id", "assessed_on", "status", "score", "level")
 #: Columns parsed into typed arrays; every other column is kept as text in ``ScoredColumns.text``.

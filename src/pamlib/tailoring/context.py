@@ -22,6 +22,7 @@ import attrs
 
 from pamlib.errors import Problem, ValidationError
 from pamlib.levels import _HALF_TOLERANCE, ActivationLevel
+from pamlib.results import SCORED_TABLE_COLUMNS
 
 if TYPE_CHECKING:
     from pamlib.assessment import Assessment
@@ -33,27 +34,7 @@ __all__ = ["STANDARD_COLUMNS", "Context", "Transition"]
 Transition = Literal["up", "down", "same", "none"]
 
 #: The columns ``pamlib score`` writes before any extra column, in order.
-STANDARD_COLUMNS: tuple[str, ...] = (
-    "assessment_id",
-    "patient_id",
-    "assessed_on",
-    "instrument",
-    "status",
-    "n_answered",
-    "raw_score",
-    "theta",
-    "theta_se",
-    "score",
-    "score_se",
-    "level",
-    "cutpoint_set",
-    "flags",
-    "provider",
-    "provider_version",
-    "calibration_id",
-    "calibration_sha256",
-    "demo",
-)
+STANDARD_COLUMNS: tuple[str, ...] = SCORED_TABLE_COLUMNS
 
 #: Extra columns with a meaning of their own; every other extra column is an attribute.
 _CONTEXT_COLUMNS = frozenset({"site", "language", "reason", "reason_code"})
