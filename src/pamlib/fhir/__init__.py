@@ -14,8 +14,9 @@ The ``fhir`` format plugin (:mod:`pamlib.fhir.plugin`) puts the same code behind
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from pamlib._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from pamlib.fhir.bundle import BundleSettings, to_bundle
@@ -64,14 +65,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'pamlib.fhir' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY, __all__)

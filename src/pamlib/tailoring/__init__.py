@@ -10,8 +10,9 @@ Names are imported on first use, so loading the built-in plugins stays cheap.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from pamlib._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from pamlib.tailoring.catalogue import BUILTIN_PATHWAYS
@@ -128,14 +129,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'pamlib.tailoring' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"pamlib.tailoring.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY, __all__)

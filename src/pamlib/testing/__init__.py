@@ -15,8 +15,9 @@ project that never uses the kit costs nothing and needs neither Hypothesis nor N
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from pamlib._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from pamlib.testing.calibrations import synthetic_calibration, write_synthetic_calibration
@@ -48,14 +49,4 @@ _LAZY: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'pamlib.testing' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"pamlib.testing.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY, __all__)
