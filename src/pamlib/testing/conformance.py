@@ -40,7 +40,7 @@ from functools import partial
 import numpy as np
 import numpy.typing as npt
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from pamlib import scoring
@@ -53,23 +53,10 @@ from pamlib.responses import NOT_APPLICABLE_CODE, UNANSWERED_CODE, Response
 from pamlib.results import Flag, ScoreStatus
 from pamlib.scoring.provider import FLAG_BITS, BatchScores, Licence, ScoringProvider
 from pamlib.scoring.selection import NOT_PAM_FLAGS, CheckedProvider
-from pamlib.testing.strategies import assessments, response_codes
+from pamlib.testing.strategies import KIT_SETTINGS, assessments, response_codes
 
 __all__ = ["ProviderConformance"]
 
-#: Explicit so a suite's own Hypothesis profile cannot make the kit slow; 40 examples per test,
-#: each over every declared instrument.
-_SETTINGS = settings(
-    max_examples=40,
-    deadline=None,
-    # Every subclass runs the same inherited method (different "executors"); the examples it
-    # draws are valid for any plugin, so sharing them in the example database is harmless.
-    suppress_health_check=[
-        HealthCheck.function_scoped_fixture,
-        HealthCheck.too_slow,
-        HealthCheck.differing_executors,
-    ],
-)
 #: Provider ids end up in result columns and on the command line.
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]*")
 _NOT_PAM_BITS = sum(FLAG_BITS[f] for f in NOT_PAM_FLAGS)
@@ -156,7 +143,7 @@ class ProviderConformance:
 
     # -- behaviour over generated responses ------------------------------------------------
 
-    @_SETTINGS
+    @KIT_SETTINGS
     @given(data=st.data())
     def test_batch_is_deterministic_and_well_formed(
         self, provider: ScoringProvider, conformance_host: PluginHost, data: st.DataObject
@@ -218,7 +205,7 @@ class ProviderConformance:
         if provider.licence is None and not scores.demo:
             assert np.all(scores.flags & _NOT_PAM_BITS), "unlicensed: flag raw-only/unlicensed"
 
-    @_SETTINGS
+    @KIT_SETTINGS
     @given(data=st.data())
     def test_one_at_a_time_agrees_with_batch(
         self, provider: ScoringProvider, conformance_host: PluginHost, data: st.DataObject
@@ -288,7 +275,7 @@ class ProviderConformance:
                 assert result.reason
                 assert result.reason_code
 
-    @_SETTINGS
+    @KIT_SETTINGS
     @given(data=st.data())
     def test_results_pass_through_the_scoring_api(
         self, provider: ScoringProvider, conformance_host: PluginHost, data: st.DataObject

@@ -27,7 +27,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from pamlib.plugins import PluginHost, reset_host
@@ -36,21 +36,10 @@ from pamlib.tailoring.conditions import Conditions
 from pamlib.tailoring.context import Context
 from pamlib.tailoring.engine import Engine, build_engine
 from pamlib.tailoring.rules import FileRule, Rule, load_rules
-from pamlib.testing.strategies import contexts
+from pamlib.testing.strategies import KIT_SETTINGS, contexts
 
 __all__ = ["RulesConformance"]
 
-_SETTINGS = settings(
-    max_examples=40,
-    deadline=None,
-    # Every subclass runs the same inherited method (different "executors"); the examples it
-    # draws are valid for any plugin, so sharing them in the example database is harmless.
-    suppress_health_check=[
-        HealthCheck.function_scoped_fixture,
-        HealthCheck.too_slow,
-        HealthCheck.differing_executors,
-    ],
-)
 #: The prefix of pamlib's own rule ids; a site's rules use their own.
 RESERVED_PREFIX = "pamlib."
 
@@ -162,7 +151,7 @@ class RulesConformance:
 
     # -- evaluation ------------------------------------------------------------------------
 
-    @_SETTINGS
+    @KIT_SETTINGS
     @given(data=st.data())
     def test_evaluation_is_deterministic(
         self,

@@ -10,6 +10,7 @@ from collections.abc import Collection, Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -22,6 +23,20 @@ from pamlib.results import Flag
 from pamlib.tailoring.context import Context
 
 __all__ = ["assessments", "contexts", "response_codes"]
+
+#: The Hypothesis settings every conformance class uses, explicit so a suite's own profile cannot
+#: make the kit slow: 40 examples per test, each over every declared instrument.
+KIT_SETTINGS = settings(
+    max_examples=40,
+    deadline=None,
+    # Every subclass runs the same inherited method (different "executors"); the examples it
+    # draws are valid for any plugin, so sharing them in the example database is harmless.
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.differing_executors,
+    ],
+)
 
 
 def _cells(instrument: Instrument) -> st.SearchStrategy[int]:
