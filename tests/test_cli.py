@@ -52,3 +52,37 @@ def test_demo_runs(capsys: pytest.CaptureFixture[str], host: object, tmp_path: P
     assert main(["demo", "--patients", "30", "--output-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "NOT PAM scores" in out
+
+
+def test_unexpected_error_is_a_bug_report_without_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import pamlib.cli.plugins as plugins_command
+
+    def broken(args: object) -> int:
+        raise ZeroDivisionError("boom")
+
+    monkeypatch.setattr(plugins_command, "run", broken)
+    assert main(["plugins"]) == 4
+    err = capsys.readouterr().err
+    assert "this is a pamlib bug" in err
+    assert "--debug" in err
+    assert "Traceback" not in err
+    assert main(["--debug", "plugins"]) == 4
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_environment_error_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import errno
+
+    import pamlib.cli.plugins as plugins_command
+
+    def full(args: object) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device", "/some/dir/out.csv")
+
+    monkeypatch.setattr(plugins_command, "run", full)
+    assert main(["plugins"]) == 3
+    err = capsys.readouterr().err
+    assert err == "pamlib: error: no space left on the device: out.csv\n"

@@ -1,8 +1,17 @@
 """The ``pamlib`` command line.
 
 Each sub-command lives in its own module with an ``add_parser(subparsers)`` function that sets
-``func`` on its parser. Exit status: 0 success, 1 a pamlib error (bad data, licence, strict-mode
-rejects), 2 a usage error. Errors are one line on stderr, never a traceback.
+``func`` on its parser. Errors are one clean message on stderr, never a traceback (``--debug``
+shows one). Exit status:
+
+=====  ==================================================================================
+0      success
+1      a pamlib error: bad data, a licence, strict-mode rejects, a plugin that failed
+2      a usage error: the command line cannot be carried out as written
+3      an environment error: a file that cannot be read or written, a full disk
+4      an internal error: "this is a pamlib bug" (``--debug`` shows the traceback)
+130    interrupted
+=====  ==================================================================================
 """
 
 from __future__ import annotations
@@ -16,7 +25,12 @@ from typing import NoReturn
 from pamlib._version import __version__
 from pamlib.errors import PamlibError
 
-__all__ = ["COMMANDS", "main"]
+__all__ = ["COMMANDS", "EXIT_BUG", "EXIT_ENVIRONMENT", "EXIT_ERROR", "EXIT_USAGE", "main"]
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_ENVIRONMENT = 3
+EXIT_BUG = 4
 
 #: Modules that each contribute one sub-command, in the order ``--help`` lists them.
 COMMANDS: tuple[str, ...] = (
@@ -47,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Scores from the built-in 'demo' and 'raw-sum' providers are not PAM scores.",
     )
     parser.add_argument("--version", action="version", version=f"pamlib {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="show a traceback when a command fails unexpectedly"
+    )
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
     for module_name in COMMANDS:
         importlib.import_module(module_name).add_parser(subparsers)
@@ -59,20 +76,64 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not hasattr(args, "func"):
         parser.print_help(sys.stderr)
-        return 2
+        return EXIT_USAGE
+    debug = bool(getattr(args, "debug", False))
     try:
         return int(args.func(args) or 0)
     except UsageError as exc:
-        print(f"pamlib: error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(f"pamlib: error: {exc}", EXIT_USAGE, debug)
     except PamlibError as exc:
-        print(f"pamlib: error: {exc}", file=sys.stderr)
-        return 1
+        return _fail(f"pamlib: error: {exc}", EXIT_ERROR, debug)
     except KeyboardInterrupt:
-        print("pamlib: interrupted", file=sys.stderr)
-        return 130
+        return _fail("pamlib: interrupted", 130, debug)
     except BrokenPipeError:
+        _silence_stdout()
         return 0
+    except OSError as exc:
+        return _fail(f"pamlib: error: {describe_os_error(exc)}", EXIT_ENVIRONMENT, debug)
+    except MemoryError:
+        return _fail("pamlib: error: out of memory", EXIT_ENVIRONMENT, debug)
+    except (Exception, SystemExit) as exc:
+        # pamlib's commands never call exit; a SystemExit here came from code that should not
+        # have ended the run (the plugin host contains plugins' own), so it is not a success.
+        message = (
+            f"pamlib: internal error ({type(exc).__name__}): this is a pamlib bug; "
+            "please report it, with the output of the same command run with --debug"
+        )
+        return _fail(message, EXIT_BUG, debug)
+
+
+def describe_os_error(exc: OSError) -> str:
+    """An operating-system error in words, naming the file's base name only (a full path may
+    hold a patient's name in a folder name)."""
+    import errno
+    from pathlib import PurePath
+
+    reason = exc.strerror or type(exc).__name__
+    if exc.errno == errno.ENOSPC:
+        reason = "no space left on the device"
+    name = PurePath(exc.filename).name if isinstance(exc.filename, str) else ""
+    return f"{reason}: {name}" if name else reason
+
+
+def _fail(message: str, status: int, debug: bool) -> int:
+    if debug:
+        import traceback
+
+        traceback.print_exc(file=sys.stderr)
+    print(message, file=sys.stderr)
+    return status
+
+
+def _silence_stdout() -> None:
+    # The reader went away (``pamlib score x.csv | head``): stop Python complaining at exit.
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def run() -> NoReturn:  # pragma: no cover - console entry point

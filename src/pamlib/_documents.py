@@ -1,0 +1,117 @@
+"""Parsing JSON and TOML documents from untrusted files without surprises.
+
+Every configuration file (calibrations, rules, mappings) and every FHIR input goes through
+:func:`parse_json` or :func:`parse_toml`, so hostile text fails the same clean way everywhere:
+a syntax error, invalid UTF-8, nesting deeper than :data:`MAX_DEPTH` (which would otherwise
+exhaust the interpreter's recursion limit in the parser or in any code that walks the value),
+or an integer too long for Python to convert. Each becomes a :class:`DocumentError` holding one
+located :class:`~pamlib.errors.Problem`; callers re-raise it as their own error type or turn it
+into a reject.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from pamlib.errors import Problem, ValidationError
+
+__all__ = ["MAX_DEPTH", "DocumentError", "decode_utf8", "parse_json", "parse_toml"]
+
+#: The deepest nesting of arrays and objects (tables) accepted. Real FHIR resources nest about
+#: ten levels; calibration, rule and mapping files fewer.
+MAX_DEPTH = 64
+
+
+class DocumentError(ValidationError):
+    """A document that cannot be parsed; ``problem`` says where and why."""
+
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+        super().__init__(problem.message, [problem])
+
+
+def decode_utf8(data: bytes, where: str) -> str:
+    """``data`` as text (a leading BOM dropped), or a :class:`DocumentError` (code ``encoding``)."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DocumentError(
+            Problem(where, "encoding", f"not UTF-8 text (invalid byte at offset {exc.start})")
+        ) from None
+
+
+def _too_deep(value: object) -> bool:
+    """Whether ``value`` nests deeper than :data:`MAX_DEPTH` (iteratively: never recurses)."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children: Any
+        if isinstance(node, dict):
+            children = node.values()
+        elif isinstance(node, list):
+            children = node
+        else:
+            continue
+        if depth > MAX_DEPTH:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+def _may_be_deep(text: str) -> bool:
+    # Cheap pre-check: a document with few brackets cannot nest deeply.
+    return text.count("[") + text.count("{") > MAX_DEPTH
+
+
+def _depth_problem(where: str) -> DocumentError:
+    return DocumentError(Problem(where, "too-deep", f"nested more than {MAX_DEPTH} levels deep"))
+
+
+def parse_json(
+    text: str,
+    where: str,
+    *,
+    object_pairs_hook: Callable[[list[tuple[str, Any]]], Any] | None = None,
+    parse_constant: Callable[[str], Any] | None = None,
+) -> Any:
+    """Parse one JSON value; ``where`` names the source in the problem (``file.json``,
+    ``line 7``). Syntax errors carry the line and column within ``text``."""
+    try:
+        value = json.loads(text, object_pairs_hook=object_pairs_hook, parse_constant=parse_constant)
+    except json.JSONDecodeError as exc:
+        at = f"{where}: line {exc.lineno} column {exc.colno}" if where else f"line {exc.lineno}"
+        raise DocumentError(Problem(at, "json", f"not JSON: {exc.msg}")) from None
+    except RecursionError:
+        raise _depth_problem(where) from None
+    except ValueError as exc:  # e.g. an integer longer than Python converts (4300 digits)
+        raise DocumentError(
+            Problem(where, "json", f"not usable JSON: {_first_line(exc)}")
+        ) from None
+    if _may_be_deep(text) and _too_deep(value):
+        raise _depth_problem(where)
+    return value
+
+
+def parse_toml(text: str, where: str) -> dict[str, Any]:
+    """Parse a TOML document; problems as for :func:`parse_json`."""
+    import tomllib
+
+    try:
+        value = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise DocumentError(Problem(where, "toml", f"not valid TOML: {exc}")) from None
+    except RecursionError:
+        raise _depth_problem(where) from None
+    except ValueError as exc:
+        raise DocumentError(
+            Problem(where, "toml", f"not usable TOML: {_first_line(exc)}")
+        ) from None
+    if _may_be_deep(text) and _too_deep(value):
+        raise _depth_problem(where)
+    return value
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__

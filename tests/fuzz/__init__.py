@@ -1,0 +1,1 @@
+"""Bounded fuzz tests (hypothesis) and the replay of past crashes kept in ``corpus/``."""

@@ -1,0 +1,1 @@
+"""Regression tests for hostile inputs: each test is named after the case it fixed."""
