@@ -8,6 +8,7 @@ returns counts that reconcile: ``read = scored + not scored + rejected``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
@@ -29,6 +30,7 @@ from pamlib.formats.base import (
     TextColumn,
     WriteOptions,
 )
+from pamlib.formats.guard import AtomicTarget, OutputGuard
 from pamlib.formats.output import RejectsWriter
 from pamlib.instruments import Instrument
 from pamlib.plugins import PluginHost, get_host
@@ -202,8 +204,8 @@ class _Run:
         host: PluginHost,
         select_provider: ProviderSelector,
         output_format: OutputFormat,
-        output: Target,
-        rejects: Target,
+        output: AtomicTarget,
+        rejects: AtomicTarget,
         keep_nhs_number: bool,
     ) -> None:
         self.host = host
@@ -250,7 +252,7 @@ class _Run:
                     decimals = cutpoints.get(scores.cutpoint_set).decimals
             extra = (("nhs_number",) if self.keep_nhs_number else ()) + self.extra_columns
             self.writer = self.output_format.open_writer(
-                self.output, WriteOptions(extra_columns=extra, score_decimals=decimals)
+                self.output.stream, WriteOptions(extra_columns=extra, score_decimals=decimals)
             )
         return self.writer
 
@@ -258,7 +260,7 @@ class _Run:
         if self.rejects is None:
             self.extra_columns = chunk.extra_columns
             self.source_columns = chunk.source_columns
-            self.rejects = RejectsWriter(self.rejects_target, chunk.source_columns)
+            self.rejects = RejectsWriter(self.rejects_target.stream, chunk.source_columns)
         parts = []
         for batch in chunk.batches:
             if len(batch):
@@ -287,18 +289,28 @@ class _Run:
         self.n_read += chunk.n_read
 
     def finish(self) -> None:
-        rejects = self.rejects or RejectsWriter(self.rejects_target, ())
+        """Complete both files, then publish them: the rejects first, the scored output last."""
+        rejects = self.rejects or RejectsWriter(self.rejects_target.stream, ())
         self.rejects = rejects
         self.open_writer(None).close()
         rejects.close()
+        self.rejects_target.commit()
+        self.output.commit()
 
     def abort(self) -> None:
-        if self.writer is not None:
-            abort = getattr(self.writer, "abort", None)
-            if abort is not None:
-                abort()
-        if self.rejects is not None:
-            self.rejects.abort()
+        """Drop both files; whatever was under their names before stays as it was."""
+        try:
+            if self.writer is not None:
+                abort = getattr(self.writer, "abort", None)
+                if abort is not None:
+                    with contextlib.suppress(Exception):
+                        abort()
+            if self.rejects is not None:
+                with contextlib.suppress(Exception):
+                    self.rejects.abort()
+        finally:
+            self.output.discard()
+            self.rejects_target.discard()
 
 
 def _name(target: Target, stream: str) -> str:
@@ -317,11 +329,17 @@ def score_file(
     keep_nhs_number: bool = False,
     host: PluginHost | None = None,
     progress: ProgressCallback | None = None,
+    guard: OutputGuard | None = None,
 ) -> ScoreSummary:
     """Score every record of ``source`` and write the results and the rejects.
 
     ``output`` and ``rejects`` are paths (written atomically: they appear complete or not at
-    all) or binary streams; ``rejects`` defaults to :func:`default_rejects_path`. Formats are
+    all) or binary streams; ``rejects`` defaults to :func:`default_rejects_path`. Before
+    anything is read, both go through an :class:`~pamlib.formats.guard.OutputGuard` (``guard``,
+    when the caller has more files to register, else a new one): an output that is the same
+    file as the input or as the other output, or a directory, raises
+    :class:`~pamlib.formats.guard.OutputRefusedError`, and each output is locked for the run.
+    The output format's writer is handed an open binary stream. Formats are
     found by name or by file extension among the registered ones. ``keep_nhs_number`` adds the
     normalised NHS number as an ``nhs_number`` column; without it no NHS number reaches the
     scored output. On any error, partial output is removed and the error raised.
@@ -331,28 +349,39 @@ def score_file(
     reader = find_input_format(host, str(source), input_format)
     writer_format = find_output_format(host, output, output_format)
     rejects_target = rejects if rejects is not None else default_rejects_path(source, output)
-    run = _Run(
-        host=host,
-        select_provider=select_provider,
-        output_format=writer_format,
-        output=output,
-        rejects=rejects_target,
-        keep_nhs_number=keep_nhs_number,
-    )
-    chunks = reader.read(source, options)
-    try:
-        for chunk in chunks:
-            run.chunk(chunk)
-            if progress is not None:
-                progress(chunk.progress, run.n_read)
-        run.finish()
-    except BaseException:
-        run.abort()
-        raise
-    finally:
-        close = getattr(chunks, "close", None)
-        if close is not None:
-            close()  # the reader's files, even when this run stopped early
+    with contextlib.ExitStack() as stack:
+        files = guard if guard is not None else stack.enter_context(OutputGuard())
+        files.input(source, "the input")
+        files.output(output, "the scored output")
+        files.output(
+            rejects_target,
+            "the rejects file"
+            if rejects is not None
+            else "the default rejects file (named after the output; set one with --rejects)",
+        )
+        run = _Run(
+            host=host,
+            select_provider=select_provider,
+            output_format=writer_format,
+            output=files.open(output),
+            rejects=files.open(rejects_target),
+            keep_nhs_number=keep_nhs_number,
+        )
+        chunks: Iterator[ReadChunk] | None = None
+        try:
+            chunks = reader.read(source, options)
+            for chunk in chunks:
+                run.chunk(chunk)
+                if progress is not None:
+                    progress(chunk.progress, run.n_read)
+            run.finish()
+        except BaseException:
+            run.abort()
+            raise
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()  # the reader's files, even when this run stopped early
     return ScoreSummary(
         source="<stdin>" if str(source) == "-" else str(source),
         n_read=run.n_read,

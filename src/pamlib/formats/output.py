@@ -11,10 +11,8 @@ import contextlib
 import csv
 import io
 import json
-import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
@@ -23,6 +21,7 @@ import numpy.typing as npt
 from pamlib.errors import ConfigurationError, FormatError, Problem
 from pamlib.formats._arrow import Text, compute, constant_text, pyarrow_module, to_arrow_text
 from pamlib.formats.base import RecordBatch, Reject, Target, TextColumn, WriteOptions
+from pamlib.formats.guard import AtomicTarget
 from pamlib.levels import round_half_away_array
 from pamlib.results import SCORED_TABLE_COLUMNS
 from pamlib.scoring.provider import BatchScores, flags_from_bits
@@ -32,6 +31,7 @@ __all__ = [
     "REJECT_COLUMNS",
     "STANDARD_COLUMNS",
     "AtomicTarget",
+    "CsvWriter",
     "RejectsWriter",
     "check_extra_columns",
     "csv_table",
@@ -358,50 +358,27 @@ def typed_table(
 # -- files -----------------------------------------------------------------------------------
 
 
-class AtomicTarget:
-    """A binary output that appears under its name only when complete.
+class CsvWriter:
+    """:func:`csv.writer` with ``\\n`` line ends that also quotes a row holding a bare CR.
 
-    A path is written to a hidden temporary file beside it and renamed on :meth:`commit`;
-    :meth:`discard` removes the temporary file. An open stream (standard output) is written
-    directly and never closed.
+    With ``\\n`` as the line terminator, the :mod:`csv` module leaves a cell with a carriage
+    return unquoted, and every reader then splits the record in two; such a row is written with
+    every cell quoted, so it reads back as written.
     """
 
-    def __init__(self, target: Target) -> None:
-        self.final: Path | None
-        self._tmp: Path | None
-        if isinstance(target, (str, os.PathLike)):
-            self.final = Path(target)
-            self._tmp = self.final.with_name(f".{self.final.name}.{os.getpid()}.partial")
-            try:
-                self.stream: IO[bytes] = self._tmp.open("wb")
-            except OSError as exc:
-                raise FormatError(
-                    f"cannot write {self.final}",
-                    [Problem(str(self.final), "io", exc.strerror or str(exc))],
-                ) from None
+    def __init__(self, stream: IO[str]) -> None:
+        self._plain = csv.writer(stream, lineterminator="\n")
+        self._quoted = csv.writer(stream, lineterminator="\n", quoting=csv.QUOTE_ALL)
+
+    def writerow(self, row: Sequence[Any]) -> None:
+        if any(isinstance(cell, str) and "\r" in cell for cell in row):
+            self._quoted.writerow(row)
         else:
-            self.final = self._tmp = None
-            self.stream = target
+            self._plain.writerow(row)
 
-    @property
-    def name(self) -> str:
-        return "<stdout>" if self.final is None else str(self.final)
-
-    def commit(self) -> None:
-        if self._tmp is None or self.final is None:
-            self.stream.flush()
-            return
-        self.stream.close()
-        self._tmp.replace(self.final)
-
-    def discard(self) -> None:
-        if self._tmp is None:
-            with contextlib.suppress(OSError):
-                self.stream.flush()
-            return
-        self.stream.close()
-        with contextlib.suppress(OSError):
-            self._tmp.unlink()
+    def writerows(self, rows: Iterable[Sequence[Any]]) -> None:
+        for row in rows:
+            self.writerow(row)
 
 
 class RejectsWriter:
@@ -418,7 +395,7 @@ class RejectsWriter:
         self._target = AtomicTarget(target)
         self._text = io.TextIOWrapper(self._target.stream, encoding="utf-8", newline="")
         self._columns = tuple(source_columns)
-        self._csv = csv.writer(self._text, lineterminator="\n")
+        self._csv = CsvWriter(self._text)
         self._csv.writerow([protect(c) for c in (*REJECT_COLUMNS, *self._columns, "record")])
         self.count = 0
 

@@ -1,0 +1,435 @@
+"""Output safety for every run that writes files: nothing overwritten, nothing half-written.
+
+One mechanism, used by every command and by :func:`pamlib.pipeline.score_file`:
+
+* An :class:`OutputGuard` is told a run's inputs and outputs. It refuses an output that is the
+  same file as an input or as another output of the run (paths are compared once symlinks are
+  resolved, and existing files by device and inode, so symlinks and hard links count), refuses
+  a directory, and takes an exclusive lock on each output for the run, so a second run writing
+  the same file fails at once instead of silently replacing the first one's work.
+* An :class:`AtomicTarget` writes a regular file to a temporary file beside it, flushed to disk,
+  and renames it over the final name only on :meth:`~AtomicTarget.commit`, after a complete
+  write; on any error or interrupt the temporary file is removed and the old file is untouched.
+  A symlink is followed and the file it points to is replaced (the link survives). Character
+  devices and named pipes (``/dev/null``, a FIFO) are written through directly; any other kind
+  of file is refused. Standard output stays a stream.
+
+Errors name files by their base name only: a full path may hold a patient's name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+import signal
+import stat
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import IO
+
+from pamlib.errors import FormatError, Problem
+
+__all__ = [
+    "AtomicTarget",
+    "OutputGuard",
+    "OutputRefusedError",
+    "Terminated",
+    "clean_interrupts",
+]
+
+_PathLike = str | os.PathLike[str]
+
+
+class OutputRefusedError(FormatError):
+    """An output that would destroy a file the run reads or writes, or cannot be written
+    safely: the same file as an input or another output, a directory, a file of a kind pamlib
+    does not write to, or a file another run is writing. Nothing was written."""
+
+
+def _refuse(summary: str, path: _PathLike, code: str, message: str) -> OutputRefusedError:
+    return OutputRefusedError(summary, [Problem(Path(path).name, code, message)])
+
+
+def _stat(path: _PathLike) -> os.stat_result | None:
+    try:
+        return Path(path).stat()
+    except (OSError, ValueError):
+        return None
+
+
+def _passes_through(st: os.stat_result | None) -> bool:
+    """A character device or named pipe: written through, never replaced."""
+    return st is not None and (stat.S_ISCHR(st.st_mode) or stat.S_ISFIFO(st.st_mode))
+
+
+class _File:
+    """One file of a run, as given and as found on disk."""
+
+    def __init__(self, path: _PathLike, label: str) -> None:
+        self.path = path
+        self.label = label
+        self.real = os.path.realpath(path)
+        self.stat = _stat(self.real)
+
+    def same_as(self, other: _File) -> bool:
+        if self.real == other.real:
+            return True
+        a, b = self.stat, other.stat
+        return a is not None and b is not None and (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+class AtomicTarget:
+    """A binary output that appears under its name only when complete.
+
+    A path is written to a hidden temporary file in the same directory (``.NAME.XXXX.partial``),
+    which :meth:`commit` flushes to disk and renames over the final name; :meth:`discard`
+    removes it. A symlink's target is the file replaced. A character device or named pipe is
+    opened and written directly. An open stream (standard output) is written directly and never
+    closed. Both methods may be called more than once; after the first, they do nothing.
+    """
+
+    def __init__(self, target: _PathLike | IO[bytes]) -> None:
+        self.final: Path | None = None
+        self._tmp: Path | None = None
+        self._replace: Path | None = None
+        self._owned = False
+        self._done = False
+        self._mode: int | None = None
+        if not isinstance(target, (str, os.PathLike)):
+            self.stream: IO[bytes] = target
+            return
+        self.final = Path(target)
+        real = Path(os.path.realpath(target))
+        st = _stat(real)
+        if st is not None and stat.S_ISDIR(st.st_mode):
+            raise _refuse("cannot write an output", target, "directory", "this is a directory")
+        self._owned = True
+        if _passes_through(st):
+            self.stream = real.open("wb")  # /dev/null, a FIFO: write through
+            return
+        if st is not None and not stat.S_ISREG(st.st_mode):
+            raise _refuse(
+                "cannot write an output",
+                target,
+                "not-a-file",
+                "not a regular file, a character device or a named pipe",
+            )
+        if st is not None and not os.access(real, os.W_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(real))
+        self._replace = real
+        self._mode = None if st is None else stat.S_IMODE(st.st_mode)
+        self.stream = self._open_temporary(real)
+
+    def _open_temporary(self, real: Path) -> IO[bytes]:
+        for _ in range(100):
+            tmp = real.with_name(f".{real.name}.{secrets.token_hex(4)}.partial")
+            try:
+                # 0o666 lets the umask decide, as for any new file; O_EXCL never reuses a file
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_BINARY, 0o666)
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise type(exc)(exc.errno, exc.strerror, str(real)) from None
+            self._tmp = tmp
+            try:
+                return os.fdopen(fd, "wb")
+            except BaseException:
+                os.close(fd)
+                tmp.unlink(missing_ok=True)
+                raise
+        raise FileExistsError(errno.EEXIST, "no free temporary name", str(real))
+
+    @property
+    def name(self) -> str:
+        return "<stdout>" if self.final is None else str(self.final)
+
+    @property
+    def committed(self) -> bool:
+        return self._done
+
+    def commit(self) -> None:
+        """Publish the output: flush it to disk and, for a file, rename it over the final name."""
+        if self._done:
+            return
+        if not self._owned:
+            self.stream.flush()
+            self._done = True
+            return
+        try:
+            if self._tmp is None:  # written through
+                self.stream.close()
+            else:
+                self._finish_temporary()
+        except BaseException:
+            self.discard()
+            raise
+        self._done = True
+
+    def _finish_temporary(self) -> None:
+        tmp, final = self._tmp, self._replace
+        if tmp is None or final is None:
+            return
+        if not self.stream.closed:
+            self.stream.flush()
+            os.fsync(self.stream.fileno())
+            self.stream.close()
+        if self._mode is not None:  # keep the mode of the file replaced
+            with contextlib.suppress(OSError):
+                tmp.chmod(self._mode)
+        try:
+            tmp.replace(final)
+        except OSError as exc:
+            raise type(exc)(exc.errno, exc.strerror, str(final)) from None
+        self._tmp = None
+        _sync_directory(final.parent)
+
+    def discard(self) -> None:
+        """Drop what was written: the final name is left as it was."""
+        if self._done:
+            return
+        self._done = True
+        if not self._owned:
+            with contextlib.suppress(OSError, ValueError):
+                self.stream.flush()
+            return
+        with contextlib.suppress(OSError, ValueError):
+            self.stream.close()
+        if self._tmp is not None:
+            with contextlib.suppress(OSError):
+                self._tmp.unlink()
+            self._tmp = None
+
+
+_O_BINARY = getattr(os, "O_BINARY", 0)
+
+
+def _sync_directory(folder: Path) -> None:
+    """Make a rename durable (POSIX; best effort)."""
+    if os.name != "posix":
+        return
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+class _Lock:
+    """An exclusive, non-blocking lock on ``.NAME.lock`` beside a file; removed on release."""
+
+    def __init__(self, real: str, label: str) -> None:
+        target = Path(real)
+        self.path = target.with_name(f".{target.name}.lock")
+        for _ in range(100):
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            except OSError as exc:
+                raise type(exc)(exc.errno, exc.strerror, str(target)) from None
+            if not _try_lock(fd):
+                os.close(fd)
+                raise _refuse(
+                    "another run is writing an output of this run",
+                    target,
+                    "in-use",
+                    f"{label}: another pamlib run holds it; wait for that run to finish",
+                )
+            # the holder before us may have removed the lock file before releasing it: the lock
+            # only counts if it is on the file that is still there
+            held, now = os.fstat(fd), _stat(self.path)
+            if now is not None and (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino):
+                self.fd: int | None = fd
+                return
+            os.close(fd)
+        raise _refuse("cannot lock an output", target, "in-use", f"{label}: the lock keeps moving")
+
+    def release(self) -> None:
+        if self.fd is None:
+            return
+        with contextlib.suppress(OSError):
+            self.path.unlink()
+        os.close(self.fd)  # closing the descriptor releases the lock
+        self.fd = None
+
+
+if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
+    import msvcrt
+
+    def _try_lock(fd: int) -> bool:
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+
+else:
+    import fcntl
+
+    def _try_lock(fd: int) -> bool:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+
+class OutputGuard:
+    """The files of one run: refuses outputs that clash, locks them, hands out atomic targets.
+
+    Use it as a context manager: on exit every target not committed is discarded and every
+    lock released. Register inputs with :meth:`input` and outputs with :meth:`output` (in any
+    order: each new file is checked against all the others), then :meth:`open` each output.
+    ``-`` (standard input or output) and open streams are not files and are never checked.
+
+    For example, ``score in.csv -o in.csv`` fails before anything is written::
+
+        with OutputGuard() as guard:
+            guard.input("in.csv", "the input")
+            guard.output("in.csv", "the scored output")  # raises OutputRefusedError
+    """
+
+    def __init__(self) -> None:
+        self._inputs: list[_File] = []
+        self._outputs: list[_File] = []
+        self._locks: dict[str, _Lock] = {}
+        self._targets: list[AtomicTarget] = []
+
+    def __enter__(self) -> OutputGuard:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def input(self, path: _PathLike | IO[bytes] | None, label: str = "an input") -> None:
+        """A file the run reads; no output may be the same file."""
+        if not isinstance(path, (str, os.PathLike)) or os.fspath(path) == "-":
+            return
+        new = _File(path, label)
+        if _passes_through(new.stat):
+            return  # reading a device or pipe cannot destroy it
+        for out in self._outputs:
+            if new.same_as(out):
+                raise _clash(out, new)
+        self._inputs.append(new)
+
+    def output(self, path: _PathLike | IO[bytes] | None, label: str = "an output") -> None:
+        """A file the run writes: refused if it is a directory or the same file as an input or
+        another output; locked for the run."""
+        if not isinstance(path, (str, os.PathLike)) or os.fspath(path) == "-":
+            return
+        new = _File(path, label)
+        if new.stat is not None and stat.S_ISDIR(new.stat.st_mode):
+            raise _refuse("cannot write an output", path, "directory", f"{label} is a directory")
+        if _passes_through(new.stat):
+            return  # /dev/null twice is harmless; a device is never replaced
+        for other in (*self._inputs, *self._outputs):
+            if new.same_as(other):
+                raise _clash(new, other)
+        if new.real not in self._locks:
+            with _signals_deferred():
+                self._locks[new.real] = _Lock(new.real, label)
+        self._outputs.append(new)
+
+    def open(self, target: _PathLike | IO[bytes]) -> AtomicTarget:
+        """An atomic target for an output (or a stream); discarded on exit unless committed."""
+        with _signals_deferred():  # an interrupt cannot fall between creating and recording
+            atomic = AtomicTarget(target)
+            self._targets.append(atomic)
+        return atomic
+
+    def close(self) -> None:
+        """Discard every target not committed and release every lock."""
+        for target in self._targets:
+            target.discard()
+        self._targets.clear()
+        for lock in self._locks.values():
+            lock.release()
+        self._locks.clear()
+
+
+def _clash(output: _File, other: _File) -> OutputRefusedError:
+    return _refuse(
+        "an output would overwrite a file this run uses",
+        output.path,
+        "same-file",
+        f"{output.label} and {other.label} are the same file",
+    )
+
+
+class Terminated(KeyboardInterrupt):
+    """The process was asked to stop (SIGTERM): handled like an interrupt, so outputs in
+    progress are discarded on the way out."""
+
+
+class _Interrupts:
+    """Interrupts held back while a temporary file is created and recorded."""
+
+    depth = 0
+    pending: type[KeyboardInterrupt] | None = None
+    seen = False
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    if _Interrupts.seen:
+        # one stop is enough: a second signal (pyarrow re-sends the one it caught, a user
+        # presses Ctrl-C twice) must not break off the removal of temporary files
+        return
+    _Interrupts.seen = True
+    exc = Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+    if _Interrupts.depth:
+        _Interrupts.pending = exc  # raised when the file is recorded
+        return
+    raise exc
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Under :func:`clean_interrupts`, an interrupt that arrives in the block is raised at its
+    end: a file created in the block is recorded first, so it can be removed."""
+    _Interrupts.depth += 1
+    try:
+        yield
+    finally:
+        _Interrupts.depth -= 1
+        pending = _Interrupts.pending
+        if _Interrupts.depth == 0 and pending is not None:
+            _Interrupts.pending = None
+            raise pending
+
+
+@contextlib.contextmanager
+def clean_interrupts() -> Iterator[None]:
+    """Within the block, Ctrl-C (SIGINT) raises :class:`KeyboardInterrupt` and SIGTERM raises
+    :class:`Terminated` (a :class:`KeyboardInterrupt`) instead of killing the process, and
+    neither can fall between creating a temporary file and recording it, so every temporary
+    file is removed on the way out. Only in the main thread, and only for signals whose
+    handling nobody else has changed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    defaults = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+    previous = {}
+    _Interrupts.seen = False
+    for signum, default in defaults.items():
+        if signal.getsignal(signum) is default:
+            previous[signum] = signal.signal(signum, _on_signal)
+    try:
+        yield
+    finally:
+        _let_signals_in()  # a signal already received is handled (and dropped) here
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _let_signals_in() -> None:
+    """A Python function call: the interpreter runs the handlers of signals received."""
