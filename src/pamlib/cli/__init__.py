@@ -78,8 +78,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     debug = bool(getattr(args, "debug", False))
+    from pamlib.formats.guard import clean_interrupts
+
     try:
-        return int(args.func(args) or 0)
+        with clean_interrupts():  # Ctrl-C or a kill: temporary files are removed
+            return int(args.func(args) or 0)
     except UsageError as exc:
         return _fail(f"pamlib: error: {exc}", EXIT_USAGE, debug)
     except PamlibError as exc:

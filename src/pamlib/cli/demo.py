@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from pamlib.cli.score import print_summary
+from pamlib.formats.guard import OutputGuard
+from pamlib.formats.output import CsvWriter
 from pamlib.instruments import Instrument
 from pamlib.pipeline import score_file
 from pamlib.plugins import get_host
@@ -44,7 +47,7 @@ def add_parser(subparsers: Any) -> None:
 
 def write_cohort(cohort: SyntheticCohort, path: Path, seed: int) -> int:
     """Write the cohort in the canonical layout, with synthetic attribute columns, plus three
-    broken rows; returns the number of data rows written."""
+    broken rows; returns the number of data rows written. The file appears only when complete."""
     from pamlib.tailoring.demo import synthetic_attributes
 
     rows = list(cohort.csv_rows())
@@ -63,10 +66,16 @@ def write_cohort(cohort: SyntheticCohort, path: Path, seed: int) -> int:
         row[header.index("assessment_id")] = f"BROKEN-{k + 1}"
         row[header.index(column)] = value
         broken.append(row)
-    with path.open("w", encoding="utf-8", newline="") as f:
-        writer = csv.writer(f, lineterminator="\n")
+    with OutputGuard() as guard:
+        guard.output(path, "the synthetic cohort")
+        target = guard.open(path)
+        text = io.TextIOWrapper(target.stream, encoding="utf-8", newline="")
+        writer = CsvWriter(text)
         writer.writerow(header)
         writer.writerows(body + broken)
+        text.flush()
+        text.detach()
+        target.commit()
     return len(body) + len(broken)
 
 
@@ -98,27 +107,37 @@ def run(args: argparse.Namespace) -> int:
         return select_provider(DEMO_PROVIDER, instrument, host=host)
 
     scored = out / "scored.csv"
-    with tempfile.TemporaryDirectory(prefix="pamlib-") as work:
+    html, summary_json = out / "report.html", out / "summary.json"
+    with OutputGuard() as guard, tempfile.TemporaryDirectory(prefix="pamlib-") as work:
+        guard.output(scored, "the scored file")
+        guard.output(html, "the HTML report")
+        guard.output(summary_json, "the JSON summary")
         summary = score_file(
             source,
             select_provider=select,
             output=Path(work) / "scored.csv",
             rejects=out / "rejects.csv",
             host=host,
+            guard=guard,
         )
-        n = recommend_csv(Path(work) / "scored.csv", scored, [str(EXAMPLE_SITE_RULES)])
+        n = recommend_csv(Path(work) / "scored.csv", guard.open(scored), [str(EXAMPLE_SITE_RULES)])
+        report = build_report(scored)
+        for path, write in ((html, write_html), (summary_json, write_json)):
+            target = guard.open(path)
+            text = io.TextIOWrapper(target.stream, encoding="utf-8", newline="")
+            write(report, text)
+            text.flush()
+            text.detach()
+            target.commit()
     print(f"Input:   {source}")
     print(f"Scored:  {scored}  (with recommended pathways for {n} assessments)")
     print(f"Rejects: {summary.rejects}")
     print(f"Scored with '{DEMO_PROVIDER}' (synthetic calibration — NOT PAM scores).")
     print_summary(summary, sys.stdout)
     _print_tailoring(scored)
-    report = build_report(scored)
-    write_html(report, out / "report.html")
-    write_json(report, out / "summary.json")
     nqf = report.nqf2483
     print(
-        f"Cohort report: {out / 'report.html'} (summary: {out / 'summary.json'}); "
+        f"Cohort report: {html} (summary: {summary_json}); "
         f"NQF #2483-style measure {nqf.numerator}/{nqf.denominator} gained 3+ points."
     )
     return 0

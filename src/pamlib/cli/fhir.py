@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pamlib.errors import FormatError, PamlibError, Problem
+from pamlib.errors import FormatError, Problem
 
 
 def add_parser(subparsers: Any) -> None:
@@ -39,15 +39,17 @@ def _help(parser: argparse.ArgumentParser) -> int:
 
 def run_questionnaire(args: argparse.Namespace) -> int:
     from pamlib.fhir.questionnaires import questionnaire
+    from pamlib.formats.guard import OutputGuard
 
     text = json.dumps(questionnaire(args.instrument, language=args.language), indent=2)
-    if args.output:
-        try:
-            Path(args.output).write_text(text + "\n", encoding="utf-8")
-        except OSError as exc:
-            raise PamlibError(f"cannot write {args.output}: {exc.strerror}") from None
-    else:
+    if not args.output or args.output == "-":
         print(text)
+        return 0
+    with OutputGuard() as guard:
+        guard.output(args.output, "the questionnaire file")
+        target = guard.open(args.output)
+        target.stream.write((text + "\n").encode("utf-8"))
+        target.commit()
     return 0
 
 

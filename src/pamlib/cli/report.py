@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any
+
+from pamlib.formats.guard import OutputGuard
+
+if TYPE_CHECKING:
+    from pamlib.reporting import CohortReport
 
 
 def add_parser(subparsers: Any) -> None:
@@ -45,14 +53,7 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from pamlib.cli import UsageError
-    from pamlib.reporting import (
-        ReportConfig,
-        build_report,
-        parse_threshold,
-        write_html,
-        write_json,
-        write_patients_csv,
-    )
+    from pamlib.reporting import ReportConfig, build_report, parse_threshold
 
     if args.publish and args.patients:
         raise UsageError(
@@ -61,19 +62,26 @@ def run(args: argparse.Namespace) -> int:
     source = Path(args.input)
     if not source.is_file():
         raise UsageError(f"no such input file: {source.name}")
-    if args.provider is not None:
-        source = _score_first(args, source)
-    config = ReportConfig(
-        threshold=parse_threshold(args.threshold), group_by=args.group_by, publish=args.publish
-    )
-    report = build_report(source, config)
-    write_html(report, args.output)
+    with OutputGuard() as guard:
+        guard.input(source, "the input")
+        guard.input(args.mapping, "the mapping file")
+        guard.input(args.calibration, "the calibration file")
+        guard.output(args.output, "the HTML report (-o)")
+        guard.output(args.json, "the JSON summary (--json)")
+        guard.output(args.patients, "the per-patient CSV (--patients)")
+        if args.provider is not None:
+            source = _score_first(args, source, guard)
+        config = ReportConfig(
+            threshold=parse_threshold(args.threshold),
+            group_by=args.group_by,
+            publish=args.publish,
+        )
+        report = build_report(source, config)
+        _write(guard, report, args)
     print(f"Report: {args.output}", file=sys.stderr)
     if args.json:
-        write_json(report, args.json)
         print(f"Summary: {args.json}", file=sys.stderr)
     if args.patients:
-        write_patients_csv(report, args.patients)
         print(f"Patients: {args.patients}", file=sys.stderr)
     if report.demo:
         print(
@@ -83,7 +91,34 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _score_first(args: argparse.Namespace, source: Path) -> Path:
+def _write(guard: OutputGuard, report: CohortReport, args: argparse.Namespace) -> None:
+    """Write every file in full first, then publish them together: one that fails leaves none
+    of them changed."""
+    from pamlib.reporting import write_html, write_json, write_patients_csv
+
+    writers: list[tuple[str | None, Callable[[CohortReport, IO[str]], None]]] = [
+        (args.output, write_html),
+        (args.json, write_json),
+        (args.patients, write_patients_csv),
+    ]
+    targets = []
+    for path, write in writers:
+        if path is None:
+            continue
+        target = guard.open(path)
+        text = io.TextIOWrapper(target.stream, encoding="utf-8", newline="")
+        try:
+            write(report, text)
+            text.flush()
+        finally:
+            with contextlib.suppress(Exception):
+                text.detach()  # the target owns the binary stream
+        targets.append(target)
+    for target in targets:
+        target.commit()
+
+
+def _score_first(args: argparse.Namespace, source: Path, guard: OutputGuard) -> Path:
     """Score a raw export into a scored CSV beside the report (``NAME.scored.csv``), printing the
     reconciliation; rejects go beside it too."""
     from pamlib.cli.score import print_summary
@@ -112,6 +147,7 @@ def _score_first(args: argparse.Namespace, source: Path) -> Path:
         rejects=report.with_name(report.stem + ".rejects.csv"),
         options=options,
         host=host,
+        guard=guard,
     )
     print(f"Scored: {scored}", file=sys.stderr)
     print_summary(summary, sys.stderr)

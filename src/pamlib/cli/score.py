@@ -9,6 +9,7 @@ from typing import Any, TextIO
 
 from pamlib.cli._progress import Progress
 from pamlib.formats.base import ReadOptions, Target
+from pamlib.formats.guard import OutputGuard
 from pamlib.instruments import Instrument
 from pamlib.pipeline import ScoreSummary, score_file
 from pamlib.plugins import get_host
@@ -133,10 +134,17 @@ def print_summary(summary: ScoreSummary, stream: TextIO) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    with OutputGuard() as guard:
+        return _run(args, guard)
+
+
+def _run(args: argparse.Namespace, guard: OutputGuard) -> int:
     from pamlib.cli import UsageError
 
     if args.calibration and not Path(args.calibration).is_file():
         raise UsageError(f"no calibration file {args.calibration}")
+    guard.input(args.calibration, "the calibration file")
+    guard.input(args.mapping, "the mapping file")
     options = _options(args)
     output: Target = args.output if args.output not in (None, "-") else sys.stdout.buffer
     host = get_host()
@@ -163,9 +171,13 @@ def run(args: argparse.Namespace) -> int:
         for rules_file in args.rules:
             if not Path(rules_file).is_file():
                 raise UsageError(f"no rules file {rules_file}")
+            guard.input(rules_file, "a rules file")
         rejects = rejects or default_rejects_path(args.input, args.output or None)
+        # the scored table goes to a private folder first; the tailored file is the output
+        guard.output(final_output, "the scored output")
         workdir = tempfile.TemporaryDirectory(prefix="pamlib-")
-        output = Path(workdir.name) / "scored.csv"
+        workdir_path = Path(workdir.name)
+        output = workdir_path / "scored.csv"
     progress = Progress(sys.stderr, enabled=False if args.no_progress else None)
     try:
         summary = score_file(
@@ -179,15 +191,16 @@ def run(args: argparse.Namespace) -> int:
             keep_nhs_number=args.keep_nhs_number,
             host=host,
             progress=progress.update,
+            guard=guard,
         )
+        if workdir is not None:
+            from pamlib.cli._recommend import recommend_csv
+
+            recommend_csv(workdir_path / "scored.csv", guard.open(final_output), args.rules)
     finally:
         progress.finish()
-    if workdir is not None:
-        from pamlib.cli._recommend import recommend_csv
-
-        with workdir:
-            target = Path(final_output) if isinstance(final_output, str) else final_output
-            recommend_csv(Path(output), target, args.rules)  # type: ignore[arg-type]
+        if workdir is not None:
+            workdir.cleanup()
     if summary.demo:
         sys.stderr.write("note: scored with a demonstration calibration: NOT PAM scores\n")
     elif summary.providers and not summary.licensed:
