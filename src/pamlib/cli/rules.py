@@ -280,6 +280,7 @@ def run_explain(args: argparse.Namespace) -> int:
 
 
 def run_overdue(args: argparse.Namespace) -> int:
+    from pamlib.formats.output import CsvWriter, protect
     from pamlib.tailoring.reassessment import due_from_rows, reassessment_status
     from pamlib.tailoring.rows import RECOMMENDATION_COLUMNS, recommend_rows
 
@@ -296,7 +297,9 @@ def run_overdue(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         raise ValidationError(f"{args.input}: {exc.summary}", exc.problems) from None
     statuses = reassessment_status(entries, on)
-    writer = csv.writer(sys.stdout, lineterminator="\n")
+    # every cell goes through the spreadsheet protection of the other CSV outputs, after any
+    # stripping, and rows with a bare CR are quoted
+    writer = CsvWriter(sys.stdout)
     writer.writerow(
         [
             "patient_id",
@@ -312,18 +315,17 @@ def run_overdue(args: argparse.Namespace) -> int:
     for s in statuses:
         if not args.all and s.status != "overdue":
             continue
-        writer.writerow(
-            [
-                s.patient_id,
-                s.status,
-                s.assessment_id or "",
-                s.assessed_on.isoformat() if s.assessed_on else "",
-                s.reassess_by.isoformat() if s.reassess_by else "",
-                s.days_overdue,
-                s.window_closes.isoformat() if s.window_closes else "",
-                "true" if s.window_missed else "false",
-            ]
-        )
+        cells = [
+            s.patient_id,
+            s.status,
+            s.assessment_id or "",
+            s.assessed_on.isoformat() if s.assessed_on else "",
+            s.reassess_by.isoformat() if s.reassess_by else "",
+            s.days_overdue,
+            s.window_closes.isoformat() if s.window_closes else "",
+            "true" if s.window_missed else "false",
+        ]
+        writer.writerow([protect("" if c is None else str(c)) for c in cells])
     counts = {
         k: sum(1 for s in statuses if s.status == k)
         for k in ("overdue", "due-soon", "not-due", "no-date")
