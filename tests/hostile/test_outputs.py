@@ -600,7 +600,6 @@ def test_guard_inputs_may_repeat_and_streams_are_not_files(tmp_path: Path) -> No
         guard.input("-", "standard input")
         guard.output(io.BytesIO(), "standard output")
         guard.output(None, "nothing")
-        guard.output("-", "standard output")
 
 
 def test_questionnaire_is_written_atomically(tmp_path: Path) -> None:

@@ -284,7 +284,7 @@ class OutputGuard:
     Use it as a context manager: on exit every target not committed is discarded and every
     lock released. Register inputs with :meth:`input` and outputs with :meth:`output` (in any
     order: each new file is checked against all the others), then :meth:`open` each output.
-    ``-`` (standard input or output) and open streams are not files and are never checked.
+    An input of ``-`` (standard input) and open streams are not files and are never checked.
 
     For example, ``score in.csv -o in.csv`` fails before anything is written::
 
@@ -324,8 +324,9 @@ class OutputGuard:
 
     def output(self, path: _PathLike | IO[bytes] | None, label: str = "an output") -> None:
         """A file the run writes: refused if it is a directory or the same file as an input or
-        another output; locked for the run."""
-        if not isinstance(path, (str, os.PathLike)) or os.fspath(path) == "-":
+        another output; locked for the run. (``-`` is a file name here: callers turn the
+        ``-`` of a command line into standard output before.)"""
+        if not isinstance(path, (str, os.PathLike)):
             return
         new = _File(path, label)
         if new.stat is not None and stat.S_ISDIR(new.stat.st_mode):
