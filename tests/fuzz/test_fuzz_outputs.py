@@ -126,6 +126,48 @@ def test_distinct_files_are_accepted(names: list[str]) -> None:
         assert sorted(p.name for p in d.iterdir()) == ["c"]
 
 
+# -- a target is the old file or the whole new one, never anything in between -------------------
+
+
+class _StopError(Exception):
+    pass
+
+
+@FAST
+@given(
+    chunks=st.lists(st.binary(max_size=64), max_size=6),
+    stop_at=st.none() | st.integers(min_value=0, max_value=6),
+    interrupt=st.booleans(),
+    existed=st.booleans(),
+)
+def test_a_target_is_the_old_file_or_all_of_the_new_one(
+    chunks: list[bytes], stop_at: int | None, interrupt: bool, existed: bool
+) -> None:
+    with folder() as d:
+        final = d / "out.csv"
+        if existed:
+            final.write_bytes(b"old")
+        stopped = False
+        with OutputGuard() as guard:
+            guard.output(final, "the output")
+            target = guard.open(final)
+            try:
+                for i, chunk in enumerate([*chunks, b""]):
+                    if i == stop_at:
+                        raise KeyboardInterrupt if interrupt else _StopError
+                    target.stream.write(chunk)
+                target.commit()
+            except (KeyboardInterrupt, _StopError):
+                stopped = True
+        if stopped:
+            assert [p.name for p in d.iterdir()] == (["out.csv"] if existed else [])
+            if existed:
+                assert final.read_bytes() == b"old"
+        else:
+            assert [p.name for p in d.iterdir()] == ["out.csv"]
+            assert final.read_bytes() == b"".join(chunks)
+
+
 # -- the CSV writers give back what they were given -----------------------------------------------
 
 
