@@ -643,3 +643,13 @@ def test_recommend_still_tailors(tmp_path: Path) -> None:
     assert len(rows) == 10
     assert all(r["reassess_by"] for r in rows)
     assert leftovers(tmp_path) == []
+
+
+def test_recommend_to_standard_output_names_rejects_after_the_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    cohort(tmp_path / "in.csv", 3)
+    assert main(["score", "in.csv", "--provider", "demo", "--recommend", "-o", "-"]) == 0
+    capsys.readouterr()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "in.rejects.csv"]

@@ -172,7 +172,7 @@ def _run(args: argparse.Namespace, guard: OutputGuard) -> int:
             if not Path(rules_file).is_file():
                 raise UsageError(f"no rules file {rules_file}")
             guard.input(rules_file, "a rules file")
-        rejects = rejects or default_rejects_path(args.input, args.output or None)
+        rejects = rejects or default_rejects_path(args.input, output)
         # the scored table goes to a private folder first; the tailored file is the output
         guard.output(final_output, "the scored output")
         workdir = tempfile.TemporaryDirectory(prefix="pamlib-")
