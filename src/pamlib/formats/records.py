@@ -49,6 +49,7 @@ from pamlib.responses import UNANSWERED_CODE, Response
 
 __all__ = [
     "DELIMITERS",
+    "MAX_FIELD_CHARS",
     "LocatedAssessment",
     "RawRecord",
     "RecordReader",
@@ -56,6 +57,7 @@ __all__ = [
     "ValidRow",
     "batches_from_assessments",
     "detect_delimiter",
+    "first_record",
     "iter_assessments",
     "read_record_chunks",
     "split_records",
@@ -65,6 +67,14 @@ __all__ = [
 DELIMITERS = (",", ";", "\t")
 _SURROGATE = re.compile("[\udc80-\udcff]")
 _LINE_END = re.compile(r"(?:\r\n|\r|\n)\Z")
+
+#: The longest field pamlib reads, in characters (1 MiB of ASCII text). A record with a longer
+#: field is rejected (``field-too-long``) by every reader, however it is split.
+MAX_FIELD_CHARS = 1 << 20
+#: The :mod:`csv` module's own field limit while pamlib reads (its default, 131,072, would stop
+#: it in the middle of a record): far above :data:`MAX_FIELD_CHARS`, so records are rejected
+#: whole instead. Only a field of more than 2 GiB reaches it, which stops the read cleanly.
+_CSV_FIELD_LIMIT = 2**31 - 1
 
 
 # -- splitting text into records ---------------------------------------------------------------
@@ -135,16 +145,62 @@ def ends_inside_quotes(text: str, delimiter: str) -> bool:
     return state == "quoted"
 
 
+def _csv_reader(tape: _LineTape, delimiter: str) -> Iterator[list[str]]:
+    return csv.reader(tape, delimiter=delimiter, quotechar='"', doublequote=True, strict=False)
+
+
+def _next_fields(reader: Iterator[list[str]], line: int) -> list[str] | None:
+    """The next row of ``reader`` (``None`` at the end) with the :mod:`csv` module's field limit
+    raised for just this call: the limit is global to the process, and restoring it at once
+    keeps other code (and other open readers) as they were."""
+    old = csv.field_size_limit(_CSV_FIELD_LIMIT)
+    try:
+        return next(reader, None)
+    except csv.Error as exc:
+        raise FormatError(
+            f"cannot read the record starting at line {line}: {exc}",
+            [Problem(f"line {line}", "field-too-long", str(exc))],
+        ) from None
+    finally:
+        csv.field_size_limit(old)
+
+
+def first_record(text: str, delimiter: str) -> tuple[RawRecord | None, int, int]:
+    """The first non-blank record of ``text`` by the :mod:`csv` rules (``None`` if there is
+    none), with how many characters and physical lines it and the blank lines before it use.
+
+    >>> record, chars, lines = first_record('\\na,"b\\nc"\\nd,e\\n', ",")
+    >>> record.line, record.fields, chars, lines
+    (2, ['a', 'b\\nc'], 9, 3)
+    """
+    tape = _LineTape(io.StringIO(text, newline=""))
+    reader = _csv_reader(tape, delimiter)
+    chars = lines = 0
+    while (fields := _next_fields(reader, lines + 1)) is not None:
+        used = tape.used
+        tape.used = []
+        raw = "".join(used)
+        chars += len(raw)
+        lines += len(used)
+        if fields:
+            return (
+                RawRecord(lines - len(used) + 1, fields, _LINE_END.sub("", raw, count=1)),
+                (chars),
+                lines,
+            )
+    return None, chars, lines
+
+
 def split_records(
     lines: Iterable[str], *, delimiter: str, first_line: int = 1
 ) -> Iterator[RawRecord]:
     """Split text lines (universal newlines, line endings kept) into records, skipping blank
     lines; ``first_line`` is the physical line number of the first line given."""
     tape = _LineTape(lines)
-    reader = csv.reader(tape, delimiter=delimiter, quotechar='"', doublequote=True, strict=False)
+    reader = _csv_reader(tape, delimiter)
     line = first_line
     pending: RawRecord | None = None
-    for fields in reader:
+    while (fields := _next_fields(reader, line)) is not None:
         used = tape.used
         tape.used = []
         start = line
@@ -181,6 +237,7 @@ class ValidRow:
 
 _MESSAGES = {
     "field-count": "expected {n} fields, as in the header, found {m}",
+    "field-too-long": "a field is longer than pamlib's limit of {limit:,} characters",
     "unclosed-quote": "a quoted field is still open at the end of the file",
     "encoding": "the record is not valid UTF-8",
     "no-identity": "the record has neither a patient id nor an NHS number",
@@ -362,6 +419,8 @@ def structural_reject(record: RawRecord, n_fields: int) -> tuple[str, str] | Non
         return "unclosed-quote", _MESSAGES["unclosed-quote"]
     if len(record.fields) != n_fields:
         return "field-count", _MESSAGES["field-count"].format(n=n_fields, m=len(record.fields))
+    if len(record.raw) > MAX_FIELD_CHARS and max(map(len, record.fields)) > MAX_FIELD_CHARS:
+        return "field-too-long", _MESSAGES["field-too-long"].format(limit=MAX_FIELD_CHARS)
     if _SURROGATE.search(record.raw) is not None:
         return "encoding", _MESSAGES["encoding"]
     return None
@@ -472,8 +531,10 @@ class RecordReader:
             text = self._text = text_stream(self._binary)
             head: list[str] = []
             for line in text:
-                head.append(line)
-                if _LINE_END.sub("", line):
+                # Every byte-order mark at the start, not just the one utf-8-sig drops: a
+                # second one would otherwise become part of the first column's name.
+                head.append(line if head else line.lstrip("\ufeff"))
+                if _LINE_END.sub("", head[-1]):
                     break
             self.delimiter = str(
                 options.settings.get("delimiter") or detect_delimiter("".join(head[-1:]))
@@ -530,7 +591,7 @@ class RecordReader:
             structural = structural_reject(record, layout.n_fields)
             if structural is not None:
                 code, message = structural
-                keep_fields = code == "encoding"
+                keep_fields = code in ("encoding", "field-too-long")
                 yield (
                     record,
                     None,
