@@ -391,6 +391,7 @@ def test_case_15_alias_that_repoints_an_instrument_is_refused(
     assert run.code == 1
     assert "'pam-10' = 'PAM-13'" in run.err
     assert "already names PAM-10" in run.err
+    assert not run.out.exists()
 
 
 @pytest.mark.parametrize("engine", ENGINES)
