@@ -127,8 +127,17 @@ def test_case_01_quote_in_header_with_multiline_cell_keeps_lines_and_codes(
         HEADER + ',"multi\nline header"',
         HEADER.replace("site", 'si"te'),
         HEADER + ',a"b\r\n\r\n',
+        HEADER + ',"' + "n" * 200_000 + '\r\n5"" tall"',
     ],
-    ids=["odd-quote", "quoted-quotes", "two-quotes", "quoted-line-break", "quote-in-site", "crlf"],
+    ids=[
+        "odd-quote",
+        "quoted-quotes",
+        "two-quotes",
+        "quoted-line-break",
+        "quote-in-site",
+        "crlf",
+        "long-name",
+    ],
 )
 @pytest.mark.parametrize("block_bytes", [16, 97, 1 << 20])
 def test_case_01_readers_agree_on_quotes_in_the_header(

@@ -817,16 +817,22 @@ class _BlockReader:
         splits it (quote counting cannot be trusted before the delimiter is known, and a header
         such as ``Height (5")`` holds a quote that is text); the delimiter from the first
         non-blank physical line."""
+        window = 1 << 16  # decode no more than a header needs
         while True:
-            text = self.buf.decode("utf-8", "surrogateescape")
+            text = self.buf[:window].decode("utf-8", "surrogateescape")
             first = next((line for line in io.StringIO(text, newline="") if line.strip("\r\n")), "")
             delimiter = str(self.options.settings.get("delimiter") or detect_delimiter(first))
             header, chars, lines = first_record(text, delimiter)
-            # The record must end before the buffer does: the rest of it (or the \n of a \r\n)
-            # may still be unread.
-            if (header is not None and chars < len(text)) or self.eof:
+            # The record must end before the text does: the rest of it (or the \n of a \r\n)
+            # may lie beyond.
+            if header is not None and chars < len(text):
                 break
-            self._more(max(self.block_bytes, len(self.buf)))
+            if window < len(self.buf):
+                window *= 4
+            elif self.eof:
+                break
+            else:
+                self._more(max(self.block_bytes, len(self.buf)))
         if header is None:
             raise FormatError(
                 f"{self.name} is empty", [Problem(self.name, "empty", "no header line")]
