@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Generator
 from pathlib import Path
 
 import pytest
@@ -211,6 +212,25 @@ def test_case_09_both_readers_reject_the_same_long_cells(tmp_path: Path) -> None
     arrow, python = both_readers(path, block_bytes=1 << 16)
     assert summary(arrow)[:2] == summary(python)[:2] == (3, [2, 4])
     assert [r.code for c in arrow for r in c.rejects] == ["field-too-long"]
+
+
+def test_case_09_csv_field_limit_is_put_back_after_interleaved_readers(tmp_path: Path) -> None:
+    """The csv module's limit is global: raised while any reader is open, restored after."""
+    path = tmp_path / "long.csv"
+    rows = [HEADER + ",notes", *(row(i, extra='a"b' + "x" * 140_000) for i in range(3))]
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    limit = csv.field_size_limit()
+    options = ReadOptions(chunk_rows=1, settings={"block_bytes": 1 << 16})
+    first = read_record_chunks(path, options, BUILTIN_INSTRUMENTS)
+    second = read_columnar(path, options, BUILTIN_INSTRUMENTS)  # falls back to the csv module
+    third = read_record_chunks(path, options, BUILTIN_INSTRUMENTS)
+    assert isinstance(first, Generator)
+    counts = [next(first).n_read, next(second).n_read, next(second).n_read, next(third).n_read]
+    assert counts == [1, 0, 1, 1]
+    first.close()
+    assert sum(c.n_read for c in third) == 2
+    assert sum(c.n_read for c in second) == 2
+    assert csv.field_size_limit() == limit
 
 
 @pytest.mark.parametrize("engine", ENGINES)

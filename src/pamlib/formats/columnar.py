@@ -909,12 +909,15 @@ class _BlockReader:
             newline="",
         )
         records = split_records(stream, delimiter=self.delimiter, first_line=self.line)
-        while True:
-            block = list(itertools.islice(records, self.chunk_rows))
-            if not block:
-                return
-            position = self.binary.tell() if self.binary.seekable() else self.position
-            yield _Part(*self.splitter.split(block), position)
+        try:
+            while True:
+                block = list(itertools.islice(records, self.chunk_rows))
+                if not block:
+                    return
+                position = self.binary.tell() if self.binary.seekable() else self.position
+                yield _Part(*self.splitter.split(block), position)
+        finally:
+            records.close()
 
     def _parse(self, data: bytes, expected: int, longest: int) -> list[Any] | None:
         """Split ``data`` with pyarrow; ``None`` where it cannot (a record with the wrong number

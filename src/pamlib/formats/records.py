@@ -22,7 +22,8 @@ import itertools
 import os
 import re
 import sys
-from collections.abc import Iterable, Iterator, Mapping
+import threading
+from collections.abc import Generator, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO
 
@@ -71,9 +72,10 @@ _LINE_END = re.compile(r"(?:\r\n|\r|\n)\Z")
 #: The longest field pamlib reads, in characters (1 MiB of ASCII text). A record with a longer
 #: field is rejected (``field-too-long``) by every reader, however it is split.
 MAX_FIELD_CHARS = 1 << 20
-#: The :mod:`csv` module's own field limit while pamlib reads (its default, 131,072, would stop
-#: it in the middle of a record): far above :data:`MAX_FIELD_CHARS`, so records are rejected
-#: whole instead. Only a field of more than 2 GiB reaches it, which stops the read cleanly.
+#: The :mod:`csv` module's own field limit while a pamlib reader is open (its default, 131,072,
+#: would stop it in the middle of a record): far above :data:`MAX_FIELD_CHARS`, so records are
+#: rejected whole instead. Only a field of more than 2 GiB reaches it, which stops the read
+#: with a located error.
 _CSV_FIELD_LIMIT = 2**31 - 1
 
 
@@ -149,20 +151,39 @@ def _csv_reader(tape: _LineTape, delimiter: str) -> Iterator[list[str]]:
     return csv.reader(tape, delimiter=delimiter, quotechar='"', doublequote=True, strict=False)
 
 
+class _WideFields:
+    """While entered, the :mod:`csv` module's field limit is :data:`_CSV_FIELD_LIMIT`.
+
+    The limit is global to the process: it is raised while any reader is open (readers may be
+    open at once, in any thread) and put back as it was when the last one closes.
+    """
+
+    _lock = threading.Lock()
+    _users = 0
+    _saved = 0
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if _WideFields._users == 0:
+                _WideFields._saved = csv.field_size_limit(_CSV_FIELD_LIMIT)
+            _WideFields._users += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            _WideFields._users -= 1
+            if _WideFields._users == 0:
+                csv.field_size_limit(_WideFields._saved)
+
+
 def _next_fields(reader: Iterator[list[str]], line: int) -> list[str] | None:
-    """The next row of ``reader`` (``None`` at the end) with the :mod:`csv` module's field limit
-    raised for just this call: the limit is global to the process, and restoring it at once
-    keeps other code (and other open readers) as they were."""
-    old = csv.field_size_limit(_CSV_FIELD_LIMIT)
+    """The next row of ``reader`` (``None`` at the end); call within :class:`_WideFields`."""
     try:
         return next(reader, None)
-    except csv.Error as exc:
+    except csv.Error as exc:  # only a field over _CSV_FIELD_LIMIT gets here
         raise FormatError(
             f"cannot read the record starting at line {line}: {exc}",
             [Problem(f"line {line}", "field-too-long", str(exc))],
         ) from None
-    finally:
-        csv.field_size_limit(old)
 
 
 def first_record(text: str, delimiter: str) -> tuple[RawRecord | None, int, int]:
@@ -176,42 +197,41 @@ def first_record(text: str, delimiter: str) -> tuple[RawRecord | None, int, int]
     tape = _LineTape(io.StringIO(text, newline=""))
     reader = _csv_reader(tape, delimiter)
     chars = lines = 0
-    while (fields := _next_fields(reader, lines + 1)) is not None:
-        used = tape.used
-        tape.used = []
-        raw = "".join(used)
-        chars += len(raw)
-        lines += len(used)
-        if fields:
-            return (
-                RawRecord(lines - len(used) + 1, fields, _LINE_END.sub("", raw, count=1)),
-                (chars),
-                lines,
-            )
+    with _WideFields():
+        while (fields := _next_fields(reader, lines + 1)) is not None:
+            used = tape.used
+            tape.used = []
+            raw = "".join(used)
+            chars += len(raw)
+            lines += len(used)
+            if fields:
+                record = RawRecord(lines - len(used) + 1, fields, _LINE_END.sub("", raw, count=1))
+                return record, chars, lines
     return None, chars, lines
 
 
 def split_records(
     lines: Iterable[str], *, delimiter: str, first_line: int = 1
-) -> Iterator[RawRecord]:
+) -> Generator[RawRecord, None, None]:
     """Split text lines (universal newlines, line endings kept) into records, skipping blank
     lines; ``first_line`` is the physical line number of the first line given."""
     tape = _LineTape(lines)
     reader = _csv_reader(tape, delimiter)
     line = first_line
     pending: RawRecord | None = None
-    while (fields := _next_fields(reader, line)) is not None:
-        used = tape.used
-        tape.used = []
-        start = line
-        line += len(used)
-        if not fields:
-            continue
-        if pending is not None:
-            yield pending
-        raw = "".join(used)
-        pending = RawRecord(start, fields, _LINE_END.sub("", raw, count=1))
-        last_raw = raw
+    with _WideFields():  # left when the records run out or the caller closes this generator
+        while (fields := _next_fields(reader, line)) is not None:
+            used = tape.used
+            tape.used = []
+            start = line
+            line += len(used)
+            if not fields:
+                continue
+            if pending is not None:
+                yield pending
+            raw = "".join(used)
+            pending = RawRecord(start, fields, _LINE_END.sub("", raw, count=1))
+            last_raw = raw
     if pending is not None:
         if ends_inside_quotes(last_raw, delimiter):
             pending = attrs.evolve(pending, unclosed=True)
@@ -560,6 +580,9 @@ class RecordReader:
             raise
 
     def close(self) -> None:
+        records: Generator[RawRecord, None, None] | None = getattr(self, "_records", None)
+        if records is not None:
+            records.close()
         stdin = self._binary is sys.stdin.buffer
         if self._text is not None:
             if stdin:
