@@ -243,7 +243,9 @@ def test_case_09_invalid_utf8_in_the_header_is_a_located_error(
     run = score(tmp_path, path, engine, capsys)
     assert run.code == 1
     assert "Traceback" not in run.err
-    assert "not valid UTF-8 @ bad-header.csv: column 20" in run.err.replace(str(tmp_path) + "/", "")
+    err = run.err.replace(str(tmp_path) + "/", "")
+    assert "the header is not valid UTF-8" in err
+    assert "name is not UTF-8 @ bad-header.csv: column 20" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad-header.csv"]
 
 

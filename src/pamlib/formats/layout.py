@@ -76,6 +76,20 @@ def _drop_problem(name: str, target: str, via: str) -> str | None:
     return None
 
 
+def _refuse_undecodable(header: Sequence[str], source: str) -> None:
+    """A header name with bytes that are not UTF-8 (kept as surrogates while reading) cannot be
+    matched reliably — it might be ``patient_id`` — so the file is refused, naming the column."""
+    problems = [
+        Problem(f"{source}: column {position + 1}", "encoding", "the column's name is not UTF-8")
+        for position, name in enumerate(header)
+        if _SURROGATE.search(name) is not None
+    ]
+    if problems:
+        raise FormatError(
+            "the header is not valid UTF-8: save or export the file as 'CSV UTF-8'", problems
+        )
+
+
 def _canonical(name: str) -> str | None:
     """``name`` as a canonical column (``Patient_ID`` → ``patient_id``; ``Q1`` → ``q01``)."""
     key = name.strip().casefold()
@@ -115,6 +129,7 @@ class Layout:
         """Match ``header`` using ``options.mapping`` (source name → canonical name), or raise a
         :class:`~pamlib.errors.FormatError` listing every problem with the header."""
         header = tuple(header)
+        _refuse_undecodable(header, source)
         problems: list[Problem] = []
         mapping = {_clean(k): v for k, v in options.mapping.items()}
         drop = {_clean(d) for d in options.drop}
@@ -124,15 +139,6 @@ class Layout:
         extra_names: list[str] = []
         for position, raw in enumerate(header):
             name = _clean(raw)
-            if _SURROGATE.search(raw) is not None:
-                problems.append(
-                    Problem(
-                        f"{source}: column {position + 1}",
-                        "encoding",
-                        "the column's name is not valid UTF-8",
-                    )
-                )
-                continue
             target = _canonical(mapping[name]) if name in mapping else _canonical(name)
             if name in drop:
                 why = None if target is None else _drop_problem(name, target, "")
