@@ -277,6 +277,23 @@ def test_case_09_hostile_mapping_file_is_a_located_error(
     assert not run.out.exists()
 
 
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("delimiter", ['"', "é", "\n"])
+def test_case_09_unusable_delimiter_is_a_clean_error(
+    tmp_path: Path,
+    host: PluginHost,
+    capsys: pytest.CaptureFixture[str],
+    engine: str,
+    delimiter: str,
+) -> None:
+    path = tmp_path / "in.csv"
+    path.write_text("\n".join([HEADER, row(1)]) + "\n", encoding="utf-8")
+    run = score(tmp_path, path, engine, capsys, "--delimiter", delimiter)
+    assert run.code == 1
+    assert "must be one ASCII character other than a quote or a line break" in run.err
+    assert not run.out.exists()
+
+
 # -- case 12: byte-order marks ------------------------------------------------------------------
 
 
