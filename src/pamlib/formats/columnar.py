@@ -8,10 +8,12 @@ names through a lookup on their distinct values, NHS check digits and identifier
 arithmetic. A row that fails any check is handed to the record-at-a-time validator for its
 problems, so both paths give the same codes and messages.
 
-Where pyarrow and the pre-pass could disagree — undecodable bytes, a record with the wrong
-number of fields, a quoted field left open at the end — the block is split by the :mod:`csv`
-module instead. A quote in the middle of an unquoted field, which makes quote counting
-unreliable, switches the rest of the file to the :mod:`csv` module.
+The header is split by the :mod:`csv` module, exactly as the record path splits it. Where
+pyarrow and the pre-pass could disagree — undecodable bytes, a record with the wrong number of
+fields, a quoted field left open at the end, a record longer than the field limit
+(:data:`~pamlib.formats.records.MAX_FIELD_CHARS`) — the block is split by the :mod:`csv` module
+instead. A quote in the middle of an unquoted field, which makes quote counting unreliable,
+switches the rest of the file to the :mod:`csv` module.
 """
 
 from __future__ import annotations
