@@ -100,23 +100,51 @@ def rows(draw: st.DrawFn) -> dict[str, str]:
     return row
 
 
+#: Placeholders written through :mod:`csv` and then replaced by raw text the writer would have
+#: quoted: a bare quote, a field with text after its closing quote, an undecodable byte, a
+#: byte-order mark.
+_BARE_QUOTE, _AFTER_QUOTE, _BAD_BYTE, _BOM, _STRAY = "\x04", "\x05", "\x02", "\x06", "\x03"
+#: Extra header names: quotes the csv module keeps as text, line breaks, a bad byte.
+HOSTILE_NAMES = (
+    f"Height (5{_BARE_QUOTE})",
+    f"x{_BARE_QUOTE}y{_BARE_QUOTE}z",
+    'said "hi"',
+    "two\nlines",
+    f"caf{_BAD_BYTE}",
+    f"{_BOM}notes2",
+    f"{_AFTER_QUOTE}",
+)
+#: A cell just over the csv module's default limit, and one over pamlib's own (rare: slow).
+LONG_CELLS = ("z" * 131_073, "é" * 70_000)
+HUGE_CELL = "h" * ((1 << 20) + 1)
+
+
 @attrs.frozen
 class MessyFile:
     data: bytes
     header: tuple[str, ...]
     n_records: int
+    delimiter: str = ","
 
 
 @st.composite
-def messy_files(draw: st.DrawFn) -> MessyFile:
-    """A delimited file with a header and messy records: every delimiter, BOM, CRLF or lone CR
-    line ends, blank lines, quoted line breaks, wrong field counts, stray quotes, bad bytes."""
+def messy_files(draw: st.DrawFn, *, huge: bool = False) -> MessyFile:
+    """A delimited file with a header and messy records: every delimiter, BOMs (none, one, two
+    or three at the start, one starting a record), CRLF or lone CR line ends, blank lines,
+    quoted line breaks, wrong field counts, stray quotes (inside unquoted fields, after a closing
+    quote, in header names), bad bytes, NULs, cells over 128 KiB and (with ``huge``) over
+    pamlib's 1 MiB field limit.
+
+    ``n_records`` counts the records written after the header, for files whose header has no
+    line break or stray quote; tests count records with the :mod:`csv` module instead."""
     delimiter = draw(st.sampled_from([",", ";", "\t"]))
     terminator = draw(st.sampled_from(["\n", "\r\n"]))
     header = [*COLUMNS, *ITEMS, "notes"]
     for optional in ("assessment_id", "instrument", "patient_id", "site"):
         if draw(st.booleans()) and draw(st.booleans()):
             header.remove(optional)
+    if draw(st.booleans()):
+        header += draw(st.lists(st.sampled_from(HOSTILE_NAMES), max_size=2, unique=True))
     header = draw(st.permutations(header))
     quoting: Literal[0, 1] = draw(st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL]))
     out = io.StringIO(newline="")
@@ -125,11 +153,13 @@ def messy_files(draw: st.DrawFn) -> MessyFile:
     n_records = 0
     body = draw(st.lists(rows(), max_size=12))
     stray = draw(st.booleans()) and draw(st.booleans())
+    mutations = ["none"] * 8 + ["short", "long", "blank", "cr", "bad-byte", "stray"]
+    mutations += ["after-quote", "nul", "bom", "long-cell"]
+    if huge:
+        mutations.append("huge-cell")
     for i, row in enumerate(body):
         cells = [row.get(name, "") for name in header]
-        mutation = draw(
-            st.sampled_from(["none"] * 6 + ["short", "long", "blank", "cr", "bad-byte", "stray"])
-        )
+        mutation = draw(st.sampled_from(mutations))
         if mutation == "short":
             cells = cells[:-1]
         elif mutation == "long":
@@ -137,16 +167,26 @@ def messy_files(draw: st.DrawFn) -> MessyFile:
         elif mutation == "blank":
             out.write(draw(st.sampled_from(["\n", "\r\n", "\r\n\r\n"])))
         elif mutation == "bad-byte":
-            cells[-1] = cells[-1] + "\x02"
+            cells[-1] = cells[-1] + _BAD_BYTE
         elif mutation == "stray" and stray:
-            cells[-1] = "\x03"
+            cells[-1] = _STRAY
+        elif mutation == "after-quote":
+            cells[draw(st.integers(0, len(cells) - 1))] = _AFTER_QUOTE
+        elif mutation == "nul":
+            cells[draw(st.integers(0, len(cells) - 1))] += "\x00"
+        elif mutation == "long-cell":
+            cells[-1] = draw(st.sampled_from(LONG_CELLS))
+        elif mutation == "huge-cell":
+            cells[-1] = HUGE_CELL
         if not cells:
             continue
         line = io.StringIO(newline="")
         csv.writer(line, delimiter=delimiter, quoting=quoting, lineterminator=terminator).writerow(
             cells
         )
-        text = line.getvalue().replace("\x03", 'x"y')
+        text = line.getvalue().replace(_STRAY, 'x"y')
+        if mutation == "bom":
+            text = _BOM + text
         if mutation == "cr" and i < len(body) - 1:
             text = text[: -len(terminator)] + "\r"
         out.write(text)
@@ -154,10 +194,9 @@ def messy_files(draw: st.DrawFn) -> MessyFile:
     if draw(st.booleans()) and draw(st.booleans()):
         out.write(f'{delimiter}"unclosed{terminator}still open')
         n_records += 1
-    text = out.getvalue()
+    text = out.getvalue().replace(_BARE_QUOTE, '"').replace(_AFTER_QUOTE, '"a"b')
     if draw(st.booleans()) and text.endswith(terminator):
         text = text[: -len(terminator)]
-    data = text.encode("utf-8").replace(b"\x02", b"\xff")
-    if draw(st.booleans()):
-        data = b"\xef\xbb\xbf" + data
-    return MessyFile(data=data, header=tuple(header), n_records=n_records)
+    data = text.encode("utf-8").replace(b"\x02", b"\xff").replace(b"\x06", b"\xef\xbb\xbf")
+    data = b"\xef\xbb\xbf" * draw(st.sampled_from([0, 0, 1, 1, 2, 3])) + data
+    return MessyFile(data=data, header=tuple(header), n_records=n_records, delimiter=delimiter)

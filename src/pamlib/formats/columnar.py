@@ -8,10 +8,12 @@ names through a lookup on their distinct values, NHS check digits and identifier
 arithmetic. A row that fails any check is handed to the record-at-a-time validator for its
 problems, so both paths give the same codes and messages.
 
-Where pyarrow and the pre-pass could disagree — undecodable bytes, a record with the wrong
-number of fields, a quoted field left open at the end — the block is split by the :mod:`csv`
-module instead. A quote in the middle of an unquoted field, which makes quote counting
-unreliable, switches the rest of the file to the :mod:`csv` module.
+The header is split by the :mod:`csv` module, exactly as the record path splits it. Where
+pyarrow and the pre-pass could disagree — undecodable bytes, a record with the wrong number of
+fields, a quoted field left open at the end, a record longer than the field limit
+(:data:`~pamlib.formats.records.MAX_FIELD_CHARS`) — the block is split by the :mod:`csv` module
+instead. A quote in the middle of an unquoted field, which makes quote counting unreliable,
+switches the rest of the file to the :mod:`csv` module.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ import hashlib
 import io
 import itertools
 import os
-import re
 import sys
 from collections.abc import Generator, Iterable, Iterator
 from pathlib import Path
@@ -38,10 +39,12 @@ from pamlib.formats._arrow import pyarrow_module as _pa
 from pamlib.formats.base import ReadChunk, ReadOptions, RecordBatch, Reject
 from pamlib.formats.layout import Layout
 from pamlib.formats.records import (
+    MAX_FIELD_CHARS,
     RawRecord,
     RowValidator,
     check_encoding,
     detect_delimiter,
+    first_record,
     make_reject,
     open_binary,
     reject_message,
@@ -716,7 +719,7 @@ class _Block:
                 lines.append(record.line)
                 continue
             code, message = structural
-            keep_fields = code == "encoding"
+            keep_fields = code in ("encoding", "field-too-long")
             rejects.append(
                 make_reject(
                     self.source,
@@ -787,8 +790,13 @@ class _BlockReader:
         self.buf = binary.read(self.block_bytes)
         check_encoding(self.buf[:4], name)
         self.eof = len(self.buf) < self.block_bytes
-        if self.buf.startswith(_BOM):
-            self.buf = self.buf[len(_BOM) :]
+        while True:  # every byte-order mark at the start (as the record path does)
+            if self.buf.startswith(_BOM):
+                self.buf = self.buf[len(_BOM) :]
+            elif not self.eof and len(self.buf) < len(_BOM):
+                self._more(self.block_bytes)
+            else:
+                break
         self.position = 0  # bytes of the input consumed, for progress
         self.line = 1
         header = self._header()
@@ -806,31 +814,36 @@ class _BlockReader:
         self.eof = len(data) < wanted
         self.buf += data
 
-    def _first_record(self, delimiter: int) -> _Scan:
-        while True:
-            scan = _scan(self.buf, delimiter, final=self.eof, first_line=1, max_records=1)
-            if scan.starts.size or self.eof:
-                return scan
-            self._more(self.block_bytes)
-
     def _header(self) -> RawRecord:
-        """The first non-blank record; the delimiter from its first physical line."""
-        scan = self._first_record(_NL)
-        if not scan.starts.size:
+        """The first non-blank record, split by the :mod:`csv` module exactly as the record path
+        splits it (quote counting cannot be trusted before the delimiter is known, and a header
+        such as ``Height (5")`` holds a quote that is text); the delimiter from the first
+        non-blank physical line."""
+        window = 1 << 16  # decode no more than a header needs
+        while True:
+            text = self.buf[:window].decode("utf-8", "surrogateescape")
+            first = next((line for line in io.StringIO(text, newline="") if line.strip("\r\n")), "")
+            delimiter = str(self.options.settings.get("delimiter") or detect_delimiter(first))
+            header, chars, lines = first_record(text, delimiter)
+            # The record must end before the text does: the rest of it (or the \n of a \r\n)
+            # may lie beyond.
+            if header is not None and chars < len(text):
+                break
+            if window < len(self.buf):
+                window *= 4
+            elif self.eof:
+                break
+            else:
+                self._more(max(self.block_bytes, len(self.buf)))
+        if header is None:
             raise FormatError(
                 f"{self.name} is empty", [Problem(self.name, "empty", "no header line")]
             )
-        first = bytes(self.buf[scan.starts[0] : scan.ends[0]]).decode("utf-8", "replace")
-        self.delimiter = str(
-            self.options.settings.get("delimiter")
-            or detect_delimiter(re.split(r"\r|\n", first, maxsplit=1)[0])
-        )
-        scan = self._first_record(ord(self.delimiter))
-        text = bytes(self.buf[: scan.consumed]).decode("utf-8", "replace")
-        header = next(_records_from_text(text, self.delimiter, 1))
-        self.buf = self.buf[scan.consumed :]
-        self.line = 1 + scan.lines_consumed
-        self.position = scan.consumed
+        self.delimiter = delimiter
+        consumed = len(text[:chars].encode("utf-8", "surrogateescape"))
+        self.buf = self.buf[consumed:]
+        self.line = 1 + lines
+        self.position = consumed
         return header
 
     def chunk(self, part: _Part) -> ReadChunk:
@@ -871,7 +884,11 @@ class _BlockReader:
             n_read = scan.n_records
             self.position += scan.consumed
             if n_read:
-                columns = None if scan.unclosed else self._parse(data, n_read)
+                longest = int((scan.ends - scan.starts).max())
+                # A record longer than the field limit may hold a field over it: the csv
+                # module's split checks each field (rare, so it costs nothing on the fast path).
+                splittable = not scan.unclosed and longest <= MAX_FIELD_CHARS
+                columns = self._parse(data, n_read, longest) if splittable else None
                 if columns is not None:
                     yield _Part(columns, scan.lines, [], n_read, self.position)
                 else:
@@ -894,21 +911,34 @@ class _BlockReader:
             newline="",
         )
         records = split_records(stream, delimiter=self.delimiter, first_line=self.line)
-        while True:
-            block = list(itertools.islice(records, self.chunk_rows))
-            if not block:
-                return
-            position = self.binary.tell() if self.binary.seekable() else self.position
-            yield _Part(*self.splitter.split(block), position)
+        try:
+            while True:
+                block = list(itertools.islice(records, self.chunk_rows))
+                if not block:
+                    return
+                position = self.binary.tell() if self.binary.seekable() else self.position
+                yield _Part(*self.splitter.split(block), position)
+        finally:
+            records.close()
 
-    def _parse(self, data: bytes, expected: int) -> list[Any] | None:
+    def _parse(self, data: bytes, expected: int, longest: int) -> list[Any] | None:
         """Split ``data`` with pyarrow; ``None`` where it cannot (a record with the wrong number
-        of fields, undecodable bytes) or finds another number of records than the pre-pass."""
+        of fields, undecodable bytes) or finds another number of records than the pre-pass.
+
+        pyarrow drops a byte-order mark at the start of what it is given, and here that would be
+        part of a record's first field: such a block starts with an empty line (which pyarrow
+        skips) instead. pyarrow's blocks must each hold a whole record: they are made larger
+        than the ``longest`` record of the block."""
         pa = _pa()
+        if data.startswith(_BOM):
+            data = b"\n" + data
+        block_size = max(1 << 20, 2 * longest + 64)
         try:
             table = pa.csv.read_csv(
                 pa.BufferReader(data),
-                read_options=pa.csv.ReadOptions(column_names=self.names, use_threads=True),
+                read_options=pa.csv.ReadOptions(
+                    column_names=self.names, use_threads=True, block_size=block_size
+                ),
                 parse_options=pa.csv.ParseOptions(
                     delimiter=self.delimiter,
                     newlines_in_values=b'"' in data,

@@ -52,6 +52,13 @@ class CsvFormat:
         engine = options.engine
         if engine not in ENGINES:
             raise ConfigurationError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
+        delimiter = options.settings.get("delimiter")
+        if delimiter is not None:
+            from pamlib.formats.layout import delimiter_problem
+
+            why = delimiter_problem(str(delimiter))
+            if why is not None:
+                raise ConfigurationError(f"delimiter {delimiter!r} cannot be used: it {why}")
         if engine == "auto":
             engine = "arrow" if importlib.util.find_spec("pyarrow") is not None else "python"
         instruments = [i for i in _instruments() if isinstance(i, Instrument)]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,7 @@ CANONICAL_COLUMNS: tuple[str, ...] = (
 )
 
 _ITEM = re.compile(r"q0*([1-9][0-9]?)", re.IGNORECASE)
+_SURROGATE = re.compile("[\udc80-\udcff]")
 #: The most items any instrument has (PAM-22).
 MAX_ITEMS = 22
 
@@ -54,6 +54,40 @@ def item_number(name: str) -> int | None:
         return None
     number = int(match.group(1))
     return number if number <= MAX_ITEMS else None
+
+
+def _clean(name: str) -> str:
+    """A column name as matched: surrounding spaces and any byte-order mark removed."""
+    return name.replace("\ufeff", "").strip()
+
+
+#: Canonical columns pamlib reads a record with; only ``site`` (which it merely passes through)
+#: may be dropped from the output.
+_READ = ("patient_id", "nhs_number", "assessment_id", "assessed_on", "instrument")
+
+
+def _drop_problem(name: str, target: str, via: str) -> str | None:
+    """Why dropping column ``name`` (which reads as ``target``) is refused, or ``None``."""
+    if target in _READ or target.startswith("q"):
+        return (
+            f"{name!r} is read as {target}{via}: 'drop' only leaves pass-through columns out of "
+            "the output and never changes what is scored"
+        )
+    return None
+
+
+def _refuse_undecodable(header: Sequence[str], source: str) -> None:
+    """A header name with bytes that are not UTF-8 (kept as surrogates while reading) cannot be
+    matched reliably — it might be ``patient_id`` — so the file is refused, naming the column."""
+    problems = [
+        Problem(f"{source}: column {position + 1}", "encoding", "the column's name is not UTF-8")
+        for position, name in enumerate(header)
+        if _SURROGATE.search(name) is not None
+    ]
+    if problems:
+        raise FormatError(
+            "the header is not valid UTF-8: save or export the file as 'CSV UTF-8'", problems
+        )
 
 
 def _canonical(name: str) -> str | None:
@@ -95,18 +129,22 @@ class Layout:
         """Match ``header`` using ``options.mapping`` (source name → canonical name), or raise a
         :class:`~pamlib.errors.FormatError` listing every problem with the header."""
         header = tuple(header)
+        _refuse_undecodable(header, source)
         problems: list[Problem] = []
-        mapping = {k.strip(): v for k, v in options.mapping.items()}
-        drop = {d.strip() for d in options.drop}
+        mapping = {_clean(k): v for k, v in options.mapping.items()}
+        drop = {_clean(d) for d in options.drop}
         columns: dict[str, int] = {}
         items: list[int | None] = [None] * MAX_ITEMS
         extras: list[int] = []
         extra_names: list[str] = []
         for position, raw in enumerate(header):
-            name = raw.strip()
-            if name in drop:
-                continue
+            name = _clean(raw)
             target = _canonical(mapping[name]) if name in mapping else _canonical(name)
+            if name in drop:
+                why = None if target is None else _drop_problem(name, target, "")
+                if why is not None:
+                    problems.append(Problem(f"{source}: column {position + 1}", "drop", why))
+                continue
             if target is None:
                 extras.append(position)
                 extra_names.append(name)
@@ -130,7 +168,7 @@ class Layout:
                     extra_names.append("site")
         while items and items[-1] is None:
             items.pop()
-        present = {h.strip() for h in header}
+        present = {_clean(h) for h in header}
         for name in sorted(set(mapping) | drop):
             if name not in present:
                 problems.append(
@@ -242,6 +280,134 @@ def _answer_value(value: str) -> str | None:
     return None if value.strip().upper() in _ANSWER_VALUES else "must be 1, 2, 3, 4 or NA"
 
 
+def delimiter_problem(delimiter: str) -> str | None:
+    """Why ``delimiter`` cannot separate fields, or ``None``: it must be one ASCII character
+    other than a quote or a line break.
+
+    >>> delimiter_problem(";"), delimiter_problem('"')
+    (None, 'must be one ASCII character other than a quote or a line break')
+    """
+    if len(delimiter) != 1 or not delimiter.isascii() or delimiter in '"\r\n\x00':
+        return "must be one ASCII character other than a quote or a line break"
+    return None
+
+
+def _entry(table: str, key: str, value: str) -> str:
+    return f"{table}.{key!r} = {value!r}"
+
+
+def _same_column_twice(columns: Mapping[str, str], where: str, problems: list[Problem]) -> None:
+    """Source columns named twice, in spellings that match the same header cell."""
+    first: dict[str, str] = {}
+    for key in columns:
+        name = _clean(key)
+        if name in first:
+            other = first[name]
+            problems.append(
+                Problem(
+                    f"{where}: columns.{key}",
+                    "mapping",
+                    f"{_entry('columns', other, columns[other])} and "
+                    f"{_entry('columns', key, columns[key])} name the same source column",
+                )
+            )
+        else:
+            first[name] = key
+
+
+def _check_drop(
+    drop: Sequence[str], columns: Mapping[str, str], where: str, problems: list[Problem]
+) -> None:
+    """``drop`` only leaves pass-through columns out of the output: it may not name a column
+    pamlib reads, by its own name or through ``[columns]``."""
+    mapped = {_clean(k): k for k in columns}
+    for i, raw in enumerate(drop):
+        name = _clean(raw)
+        entry = f"input.drop[{i}] = {raw!r}"
+        if name in mapped:
+            key = mapped[name]
+            problems.append(
+                Problem(
+                    f"{where}: input.drop[{i}]",
+                    "mapping",
+                    f"{entry} and {_entry('columns', key, columns[key])} name the same column: "
+                    "a column is either read or dropped",
+                )
+            )
+            continue
+        target = _canonical(name)
+        why = None if target is None else _drop_problem(name, target, " by its name")
+        if why is not None:
+            problems.append(Problem(f"{where}: input.drop[{i}]", "mapping", f"{entry}: {why}"))
+
+
+def _check_answers(answers: Mapping[str, str], where: str, problems: list[Problem]) -> None:
+    """Extra answer spellings may neither redefine a built-in one nor contradict each other
+    (they are compared in any case and spacing, so two such entries are one label)."""
+    from pamlib.formats.values import label_key
+    from pamlib.responses import parse_response
+
+    first: dict[str, str] = {}
+    for key, value in answers.items():
+        code = value.strip().upper()
+        try:
+            builtin = parse_response(key)
+        except ValueError:
+            builtin = None
+        else:
+            if builtin is not None and int(builtin) == _CODES[code]:
+                continue  # says what pamlib already reads it as: harmless
+            meaning = "unanswered" if builtin is None else _BUILTIN_NAMES[int(builtin)]
+            problems.append(
+                Problem(
+                    f"{where}: answers.{key}",
+                    "mapping",
+                    f"{_entry('answers', key, value)} redefines pamlib's own answer {key!r} "
+                    f"({meaning}); built-in answers cannot be changed",
+                )
+            )
+            continue
+        label = label_key(key)
+        other = first.setdefault(label, key)
+        if other != key and answers[other].strip().upper() != code:
+            problems.append(
+                Problem(
+                    f"{where}: answers.{key}",
+                    "mapping",
+                    f"{_entry('answers', other, answers[other])} and "
+                    f"{_entry('answers', key, value)} are the same label in another case or "
+                    "spacing, with different answers",
+                )
+            )
+
+
+def _check_instruments(instruments: Mapping[str, str], where: str, problems: list[Problem]) -> None:
+    """Instrument spellings are compared in any case: two entries for one spelling must agree."""
+    first: dict[str, str] = {}
+    for key, value in instruments.items():
+        other = first.setdefault(key.strip().casefold(), key)
+        if other != key and instruments[other].strip().casefold() != value.strip().casefold():
+            problems.append(
+                Problem(
+                    f"{where}: instruments.{key}",
+                    "mapping",
+                    f"{_entry('instruments', other, instruments[other])} and "
+                    f"{_entry('instruments', key, value)} are the same spelling in another "
+                    "case, for different instruments",
+                )
+            )
+
+
+_CODES = {"1": 1, "2": 2, "3": 3, "4": 4, "NA": -1}
+_BUILTIN_NAMES = {
+    1: "disagree strongly, 1",
+    2: "disagree, 2",
+    3: "agree, 3",
+    4: "agree strongly, 4",
+    -1: "not applicable",
+}
+
+
 def load_mapping(path: str | os.PathLike[str]) -> InputMapping:
     """Read a mapping file (TOML), reporting every problem with its place in the file.
 
@@ -263,17 +429,24 @@ def load_mapping(path: str | os.PathLike[str]) -> InputMapping:
         [instruments]                 # extra instrument spellings → instrument id
         "PAM13" = "PAM-13"
     """
+    from pamlib._documents import DocumentError, decode_utf8, parse_toml
+
     where = Path(path).name
     try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8-sig"))
+        data = Path(path).read_bytes()
     except OSError as exc:
         raise ConfigurationError(
             f"cannot read mapping file {where}: {exc.strerror or exc}"
         ) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise FormatError(
-            f"mapping file {where} is not valid TOML", [Problem(where, "toml", str(exc))]
-        ) from None
+    try:
+        document = parse_toml(decode_utf8(data, where), where)
+    except DocumentError as exc:
+        raise FormatError(f"mapping file {where} is not valid TOML", [exc.problem]) from None
+    return _mapping(document, where)
+
+
+def _mapping(data: dict[str, Any], where: str) -> InputMapping:
+    """The checks of :func:`load_mapping` on a parsed document."""
     problems: list[Problem] = []
     for key in sorted(set(data) - {"input", "columns", "answers", "instruments"}):
         problems.append(Problem(f"{where}: {key}", "mapping", "unknown table or key"))
@@ -297,8 +470,11 @@ def load_mapping(path: str | os.PathLike[str]) -> InputMapping:
                 Problem(f"{where}: input.dates", "mapping", 'must be "day-first" or "month-first"')
             )
     delimiter = section.get("delimiter")
-    if delimiter is not None and (not isinstance(delimiter, str) or len(delimiter) != 1):
-        problems.append(Problem(f"{where}: input.delimiter", "mapping", "must be one character"))
+    if delimiter is not None and (not isinstance(delimiter, str) or delimiter_problem(delimiter)):
+        why = delimiter_problem(delimiter) if isinstance(delimiter, str) else None
+        problems.append(
+            Problem(f"{where}: input.delimiter", "mapping", why or "must be one character")
+        )
         delimiter = None
     drop = section.get("drop", [])
     if not isinstance(drop, list) or not all(isinstance(d, str) for d in drop):
@@ -307,6 +483,10 @@ def load_mapping(path: str | os.PathLike[str]) -> InputMapping:
     columns = _strings(data.get("columns", {}), f"{where}: columns", problems, _column_target)
     answers = _strings(data.get("answers", {}), f"{where}: answers", problems, _answer_value)
     instruments = _strings(data.get("instruments", {}), f"{where}: instruments", problems)
+    _same_column_twice(columns, where, problems)
+    _check_drop(drop, columns, where, problems)
+    _check_answers(answers, where, problems)
+    _check_instruments(instruments, where, problems)
     if problems:
         raise FormatError(f"mapping file {where} is invalid", problems)
     return InputMapping(

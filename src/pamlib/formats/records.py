@@ -22,7 +22,8 @@ import itertools
 import os
 import re
 import sys
-from collections.abc import Iterable, Iterator, Mapping
+import threading
+from collections.abc import Generator, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO
 
@@ -49,6 +50,7 @@ from pamlib.responses import UNANSWERED_CODE, Response
 
 __all__ = [
     "DELIMITERS",
+    "MAX_FIELD_CHARS",
     "LocatedAssessment",
     "RawRecord",
     "RecordReader",
@@ -56,6 +58,7 @@ __all__ = [
     "ValidRow",
     "batches_from_assessments",
     "detect_delimiter",
+    "first_record",
     "iter_assessments",
     "read_record_chunks",
     "split_records",
@@ -65,6 +68,15 @@ __all__ = [
 DELIMITERS = (",", ";", "\t")
 _SURROGATE = re.compile("[\udc80-\udcff]")
 _LINE_END = re.compile(r"(?:\r\n|\r|\n)\Z")
+
+#: The longest field pamlib reads, in characters (1 MiB of ASCII text). A record with a longer
+#: field is rejected (``field-too-long``) by every reader, however it is split.
+MAX_FIELD_CHARS = 1 << 20
+#: The :mod:`csv` module's own field limit while a pamlib reader is open (its default, 131,072,
+#: would stop it in the middle of a record): far above :data:`MAX_FIELD_CHARS`, so records are
+#: rejected whole instead. Only a field of more than 2 GiB reaches it, which stops the read
+#: with a located error.
+_CSV_FIELD_LIMIT = 2**31 - 1
 
 
 # -- splitting text into records ---------------------------------------------------------------
@@ -135,27 +147,91 @@ def ends_inside_quotes(text: str, delimiter: str) -> bool:
     return state == "quoted"
 
 
+def _csv_reader(tape: _LineTape, delimiter: str) -> Iterator[list[str]]:
+    return csv.reader(tape, delimiter=delimiter, quotechar='"', doublequote=True, strict=False)
+
+
+class _WideFields:
+    """While entered, the :mod:`csv` module's field limit is :data:`_CSV_FIELD_LIMIT`.
+
+    The limit is global to the process: it is raised while any reader is open (readers may be
+    open at once, in any thread) and put back as it was when the last one closes.
+    """
+
+    _lock = threading.Lock()
+    _users = 0
+    _saved = 0
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if _WideFields._users == 0:
+                _WideFields._saved = csv.field_size_limit(_CSV_FIELD_LIMIT)
+            _WideFields._users += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            _WideFields._users -= 1
+            if _WideFields._users == 0:
+                csv.field_size_limit(_WideFields._saved)
+
+
+def _next_fields(reader: Iterator[list[str]], line: int) -> list[str] | None:
+    """The next row of ``reader`` (``None`` at the end); call within :class:`_WideFields`."""
+    try:
+        return next(reader, None)
+    except csv.Error as exc:  # only a field over _CSV_FIELD_LIMIT gets here
+        raise FormatError(
+            f"cannot read the record starting at line {line}: {exc}",
+            [Problem(f"line {line}", "field-too-long", str(exc))],
+        ) from None
+
+
+def first_record(text: str, delimiter: str) -> tuple[RawRecord | None, int, int]:
+    """The first non-blank record of ``text`` by the :mod:`csv` rules (``None`` if there is
+    none), with how many characters and physical lines it and the blank lines before it use.
+
+    >>> record, chars, lines = first_record('\\na,"b\\nc"\\nd,e\\n', ",")
+    >>> record.line, record.fields, chars, lines
+    (2, ['a', 'b\\nc'], 9, 3)
+    """
+    tape = _LineTape(io.StringIO(text, newline=""))
+    reader = _csv_reader(tape, delimiter)
+    chars = lines = 0
+    with _WideFields():
+        while (fields := _next_fields(reader, lines + 1)) is not None:
+            used = tape.used
+            tape.used = []
+            raw = "".join(used)
+            chars += len(raw)
+            lines += len(used)
+            if fields:
+                record = RawRecord(lines - len(used) + 1, fields, _LINE_END.sub("", raw, count=1))
+                return record, chars, lines
+    return None, chars, lines
+
+
 def split_records(
     lines: Iterable[str], *, delimiter: str, first_line: int = 1
-) -> Iterator[RawRecord]:
+) -> Generator[RawRecord, None, None]:
     """Split text lines (universal newlines, line endings kept) into records, skipping blank
     lines; ``first_line`` is the physical line number of the first line given."""
     tape = _LineTape(lines)
-    reader = csv.reader(tape, delimiter=delimiter, quotechar='"', doublequote=True, strict=False)
+    reader = _csv_reader(tape, delimiter)
     line = first_line
     pending: RawRecord | None = None
-    for fields in reader:
-        used = tape.used
-        tape.used = []
-        start = line
-        line += len(used)
-        if not fields:
-            continue
-        if pending is not None:
-            yield pending
-        raw = "".join(used)
-        pending = RawRecord(start, fields, _LINE_END.sub("", raw, count=1))
-        last_raw = raw
+    with _WideFields():  # left when the records run out or the caller closes this generator
+        while (fields := _next_fields(reader, line)) is not None:
+            used = tape.used
+            tape.used = []
+            start = line
+            line += len(used)
+            if not fields:
+                continue
+            if pending is not None:
+                yield pending
+            raw = "".join(used)
+            pending = RawRecord(start, fields, _LINE_END.sub("", raw, count=1))
+            last_raw = raw
     if pending is not None:
         if ends_inside_quotes(last_raw, delimiter):
             pending = attrs.evolve(pending, unclosed=True)
@@ -181,6 +257,7 @@ class ValidRow:
 
 _MESSAGES = {
     "field-count": "expected {n} fields, as in the header, found {m}",
+    "field-too-long": "a field is longer than pamlib's limit of {limit:,} characters",
     "unclosed-quote": "a quoted field is still open at the end of the file",
     "encoding": "the record is not valid UTF-8",
     "no-identity": "the record has neither a patient id nor an NHS number",
@@ -362,6 +439,8 @@ def structural_reject(record: RawRecord, n_fields: int) -> tuple[str, str] | Non
         return "unclosed-quote", _MESSAGES["unclosed-quote"]
     if len(record.fields) != n_fields:
         return "field-count", _MESSAGES["field-count"].format(n=n_fields, m=len(record.fields))
+    if len(record.raw) > MAX_FIELD_CHARS and max(map(len, record.fields)) > MAX_FIELD_CHARS:
+        return "field-too-long", _MESSAGES["field-too-long"].format(limit=MAX_FIELD_CHARS)
     if _SURROGATE.search(record.raw) is not None:
         return "encoding", _MESSAGES["encoding"]
     return None
@@ -472,8 +551,10 @@ class RecordReader:
             text = self._text = text_stream(self._binary)
             head: list[str] = []
             for line in text:
-                head.append(line)
-                if _LINE_END.sub("", line):
+                # Every byte-order mark at the start, not just the one utf-8-sig drops: a
+                # second one would otherwise become part of the first column's name.
+                head.append(line if head else line.lstrip("\ufeff"))
+                if _LINE_END.sub("", head[-1]):
                     break
             self.delimiter = str(
                 options.settings.get("delimiter") or detect_delimiter("".join(head[-1:]))
@@ -499,6 +580,9 @@ class RecordReader:
             raise
 
     def close(self) -> None:
+        records: Generator[RawRecord, None, None] | None = getattr(self, "_records", None)
+        if records is not None:
+            records.close()
         stdin = self._binary is sys.stdin.buffer
         if self._text is not None:
             if stdin:
@@ -530,7 +614,7 @@ class RecordReader:
             structural = structural_reject(record, layout.n_fields)
             if structural is not None:
                 code, message = structural
-                keep_fields = code == "encoding"
+                keep_fields = code in ("encoding", "field-too-long")
                 yield (
                     record,
                     None,

@@ -124,7 +124,14 @@ class InstrumentResolver:
                 raise ConfigurationError(
                     f"instrument alias {alias!r} names an unknown instrument; known: {known}"
                 )
-            by_key.setdefault(alias.strip().casefold(), instrument)
+            key = alias.strip().casefold()
+            known_as = by_key.get(key)
+            if known_as is not None and known_as is not instrument:
+                raise ConfigurationError(
+                    f"instrument alias {alias!r} = {target!r} would change what {alias!r} "
+                    f"means: it already names {known_as.id}"
+                )
+            by_key[key] = instrument
         self._by_key = by_key
         self.default: Instrument | None = None
         if default is not None:
