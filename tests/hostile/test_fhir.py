@@ -356,6 +356,27 @@ def test_case_09_wrong_types_deeper_in_a_response(mutate: Any, host: PluginHost)
     assert (counts.n_read, counts.n_rejected) == (2, 1)
 
 
+def test_case_09_unpaired_surrogate_escape_rejects_that_response(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], host: PluginHost
+) -> None:
+    """JSON may escape half a surrogate pair; no output file can hold it, so the response is
+    rejected (and a reject quoting such a value is written with the escape)."""
+    lines = [qr("A1"), qr("A2") | {"status": "SURROGATE"}, qr("A3"), qr("SURROGATE")]
+    text = "\n".join(json.dumps(r) for r in lines).replace("SURROGATE", "\\ud800")
+    path = tmp_path / "in.ndjson"
+    path.write_text(text + "\n", encoding="utf-8")
+    status, reconciliation, rejects = score(path, capsys)
+    assert status == 0
+    assert reconciliation == "read 4 = scored 2 + not scored 0 + rejected 2"
+    assert [(r["line"], r["code"]) for r in rejects] == [
+        ("line 2, $.status", "status"),
+        ("line 4, $", "encoding"),
+    ]
+    assert "\\ud800" in rejects[0]["message"]
+    ids, _ = both_paths(path)
+    assert ids == ["A1", "A3"]
+
+
 def test_case_09_weight_too_large_for_a_float(host: PluginHost) -> None:
     """A 400-digit ordinalValue (valid JSON, too large for a float) is out of range."""
     text = json.dumps(foreign_qr({"pam1": 123456789})).replace("123456789", "9" * 400)

@@ -65,12 +65,26 @@ class RowChunk:
 
 
 def _dumps(value: object) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    if _writable(text):
+        return text
+    # Half a surrogate pair read from a \\ud800 escape: written back as the escape it was.
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _writable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _reject(source: str, problems: list[Problem], original: object) -> Reject:
     first = problems[0]
     message = first.message if len(problems) == 1 else "; ".join(str(p) for p in problems)
+    if not _writable(message):  # a value quoted from the input holds half a surrogate pair
+        message = message.encode("utf-8", "backslashreplace").decode("utf-8")
     return Reject(source, first.where, first.code, message, {"json": _dumps(original)})
 
 

@@ -260,6 +260,18 @@ def weights_of_questionnaire(questionnaire: Mapping[str, Any]) -> dict[str, dict
     return out
 
 
+def _unicode(text: str) -> bool:
+    """Whether ``text`` can be written as UTF-8. JSON may escape half a surrogate pair
+    (``\\ud800``), which Python reads into a string that no file can hold."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _digest(value: object) -> str:
     """SHA-256 (hex) of a JSON value written in one canonical way."""
     text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -484,6 +496,21 @@ class ResponseParser:
         self._items(qr.get("item"), f"{path}.item", draft)
         mode, site, attributes = self._assessment_extension(qr, path, problems)
         language = qr.get("language")
+        if not isinstance(language, str):
+            language = None
+        texts = {
+            "the assessment id": [assessment_id],
+            "the patient id": [pid or ""],
+            "the site": [site or ""],
+            "the language": [language or ""],
+            "an attribute": [*attributes, *attributes.values()],
+        }
+        for what, values in texts.items():
+            if not all(_unicode(v) for v in values):
+                message = (
+                    f"{what} is not Unicode text (an unpaired surrogate escape, \\ud800-\\udfff)"
+                )
+                problems.append(Problem(path, "encoding", message))
         if problems:
             return problems
         assert assessed_on is not None  # noqa: S101 - a problem was recorded otherwise
@@ -496,7 +523,7 @@ class ResponseParser:
             codes=tuple(draft.codes),
             site=site,
             mode=mode,
-            language=language if isinstance(language, str) else None,
+            language=language,
             attributes=attributes,
             location=path,
         )
