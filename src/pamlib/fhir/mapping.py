@@ -113,7 +113,7 @@ class FhirMapping:
                             f"{q.instrument} has no item {item_id!r}",
                         )
                     )
-        problems.extend(conflicts(enumerate(self.questionnaires), self.source))
+        problems.extend(_conflicts(enumerate(self.questionnaires), self.source))
         _raise(problems)
 
 
@@ -128,7 +128,7 @@ def _overlap(a: QuestionnaireMapping, b: QuestionnaireMapping) -> frozenset[str]
     return a.versions & b.versions
 
 
-def conflicts(entries: Iterable[tuple[int, QuestionnaireMapping]], source: str) -> list[Problem]:
+def _conflicts(entries: Iterable[tuple[int, QuestionnaireMapping]], source: str) -> list[Problem]:
     """Entries that would misread responses, each problem naming both sides of the conflict.
 
     ``entries`` are (index in the file, entry).
@@ -236,7 +236,7 @@ def parse_mapping(data: Mapping[str, Any], source: str = "<mapping>") -> FhirMap
         parsed = _parse_entry(entry, where, problems)
         if parsed is not None:
             out.append((i, parsed))
-    problems.extend(conflicts(out, source))
+    problems.extend(_conflicts(out, source))
     _raise(problems)
     return FhirMapping(tuple(q for _, q in out), source)
 
