@@ -499,18 +499,17 @@ class ResponseParser:
         if not isinstance(language, str):
             language = None
         texts = {
-            "the assessment id": [assessment_id],
-            "the patient id": [pid or ""],
-            "the site": [site or ""],
-            "the language": [language or ""],
-            "an attribute": [*attributes, *attributes.values()],
+            "the assessment id": assessment_id,
+            "the patient id": pid or "",
+            "the site": site or "",
+            "the language": language or "",
+            "an attribute": "".join([*attributes, *attributes.values()]),
         }
-        for what, values in texts.items():
-            if not all(_unicode(v) for v in values):
-                message = (
-                    f"{what} is not Unicode text (an unpaired surrogate escape, \\ud800-\\udfff)"
-                )
-                problems.append(Problem(path, "encoding", message))
+        if not _unicode("".join(texts.values())):  # the usual case costs one isascii()
+            for what, text in texts.items():
+                if not _unicode(text):
+                    message = f"{what} is not Unicode text (an unpaired surrogate escape)"
+                    problems.append(Problem(path, "encoding", message))
         if problems:
             return problems
         assert assessed_on is not None  # noqa: S101 - a problem was recorded otherwise
@@ -691,11 +690,11 @@ class ResponseParser:
                         type(coding) is dict
                         and coding.get("system") == ANSWER_SYSTEM
                         and "item" not in answer
-                        and type(coding.get("code")) is str
-                        and type(item.get("linkId")) is str
                     ):
-                        code = _PAMLIB_CODES.get(coding["code"])
-                        column = columns.get(item["linkId"])
+                        text, link_id = coding.get("code"), item.get("linkId")
+                        # Only strings are looked up: an array or object is not hashable.
+                        code = _PAMLIB_CODES.get(text) if type(text) is str else None
+                        column = columns.get(link_id) if type(link_id) is str else None
                         if (
                             code is not None
                             and column is not None
