@@ -6,6 +6,12 @@ is not a record. Anything that is not a resource at all is a rejected record. So
 input ``n_read == n_valid + n_rejected``, and each reject says where it was (``line 4,
 $.item[2].answer[0]`` in NDJSON, ``$.entry[3].resource.subject`` in a Bundle) and why.
 
+A repeated assessment id is rejected (``duplicate-assessment-id``) as in CSV input: the first
+response of the file keeps it. Text that cannot be read as JSON (invalid UTF-8, a syntax error,
+nesting deeper than :data:`~pamlib._documents.MAX_DEPTH`, an integer too long to convert) is one
+rejected record: the NDJSON line, or the whole document; a field of the wrong JSON type rejects
+only its response.
+
 Lenient mode (the default) keeps the good records and reports the rest; strict mode raises a
 :class:`~pamlib.errors.FormatError` listing the problems as soon as a chunk of the file has any.
 """
@@ -68,7 +74,7 @@ def _dumps(value: object) -> str:
     text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     if _writable(text):
         return text
-    # Half a surrogate pair read from a \\ud800 escape: written back as the escape it was.
+    # Half a surrogate pair, read from a \ud800 escape: written back as the escape it was.
     return json.dumps(value, separators=(",", ":"))
 
 
@@ -296,11 +302,7 @@ class FhirReader:
             yield RowChunk((), (), 0)
 
     def _walk(
-        self,
-        value: object,
-        path: str,
-        patients: _PatientIndex,
-        full_url: object = None,
+        self, value: object, path: str, patients: _PatientIndex, full_url: object = None
     ) -> Iterator[_Item]:
         """Index context resources into ``patients``; yield each record (or non-resource), in
         the order of the input.
