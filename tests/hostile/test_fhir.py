@@ -10,6 +10,8 @@ from __future__ import annotations
 import copy
 import csv
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -263,6 +265,25 @@ def test_case_09_hostile_json_document_is_one_reject(
     assert (ids, lib_reject.location, lib_reject.code) == ([], where, code)
     _, (from_bytes,), _ = read_fhir(data)  # JSON given as bytes
     assert (from_bytes.location, from_bytes.code) == (where, code)
+
+
+def test_case_09_hostile_ndjson_in_a_real_process(tmp_path: Path) -> None:
+    """The installed command, in its own process: every kind of hostile line at once."""
+    broken = qr("A4") | {"status": ["completed"]}
+    path = ndjson(tmp_path / "in.ndjson", qr("A1"), DEEP, HUGE, b"\xff", broken, qr("A2"), qr("A1"))
+    out = tmp_path / "out.csv"
+    result = subprocess.run(
+        [sys.executable, "-m", "pamlib", "score", str(path), "--provider", "demo", "-o", str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "read 7 = scored 2 + not scored 0 + rejected 5" in result.stderr + result.stdout
+    with out.with_name("out.rejects.csv").open(encoding="utf-8", newline="") as f:
+        codes = [row["code"] for row in csv.DictReader(f)]
+    assert codes == ["too-deep", "json", "encoding", "status", "duplicate-assessment-id"]
 
 
 def test_case_09_deep_parsed_data_is_one_reject(host: PluginHost) -> None:
