@@ -367,7 +367,7 @@ def test_ndjson_with_bad_lines_reconciles(tmp_path: Path, host: PluginHost) -> N
         "",
         json.dumps({"hello": 1}),
         json.dumps({"resourceType": "Observation", "status": "final"}),
-        good,
+        json.dumps(foreign_qr(id="second")),
     ]
     path = tmp_path / "in.ndjson"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -43,20 +43,23 @@ def decode_utf8(data: bytes, where: str) -> str:
 
 
 def _too_deep(value: object) -> bool:
-    """Whether ``value`` nests deeper than :data:`MAX_DEPTH` (iteratively: never recurses)."""
-    stack: list[tuple[object, int]] = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        children: Any
-        if isinstance(node, dict):
-            children = node.values()
-        elif isinstance(node, list):
-            children = node
-        else:
-            continue
+    """Whether ``value`` nests deeper than :data:`MAX_DEPTH` (iteratively: never recurses).
+
+    Level by level: each pass keeps only the containers one level down, so a document costs one
+    comprehension per level of nesting, not a tuple per value (NDJSON input checks every line).
+    """
+    level = [value] if isinstance(value, dict | list) else []
+    depth = 1
+    while level:
         if depth > MAX_DEPTH:
             return True
-        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+        level = [
+            child
+            for node in level
+            for child in (node.values() if isinstance(node, dict) else node)
+            if isinstance(child, dict | list)
+        ]
+        depth += 1
     return False
 
 

@@ -25,6 +25,7 @@ import cattrs
 from cattrs.preconf.json import make_converter
 from cattrs.v import format_exception
 
+from pamlib._documents import DocumentError, decode_utf8, parse_json
 from pamlib.errors import Problem, ValidationError
 from pamlib.instruments import Instrument, InstrumentRegistry
 from pamlib.results import Flag
@@ -129,11 +130,19 @@ def dumps(obj: object, **kwargs: Any) -> str:
 
 
 def loads(text: str | bytes, cls: type[T], *, instruments: InstrumentRegistry | None = None) -> T:
-    """Parse JSON text into a ``cls`` (see :func:`from_dict`)."""
+    """Parse JSON text into a ``cls`` (see :func:`from_dict`).
+
+    Text that is not JSON, not UTF-8, nested too deeply or holding an integer too long to
+    convert raises a :class:`ValidationError` with one located problem (``line 1 column 2``, or
+    ``$`` for the whole document).
+    """
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValidationError(
-            "not JSON", [Problem(f"line {exc.lineno} column {exc.colno}", "json", exc.msg)]
-        ) from None
+        if isinstance(text, bytes):
+            text = decode_utf8(text, "$")
+        data = parse_json(text, "$")
+    except DocumentError as exc:
+        problem = exc.problem
+        where = problem.where.removeprefix("$: ")
+        summary = "not JSON" if problem.code == "json" and where != "$" else problem.message
+        raise ValidationError(summary, [Problem(where, problem.code, problem.message)]) from None
     return from_dict(data, cls, instruments=instruments)

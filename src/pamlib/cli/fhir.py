@@ -54,26 +54,35 @@ def run_questionnaire(args: argparse.Namespace) -> int:
 
 
 def _check_file(path: Path) -> tuple[int, list[Problem]]:
-    """(resources checked, problems) for one JSON or NDJSON file."""
+    """(resources checked, problems) for one JSON or NDJSON file.
+
+    Text that cannot be read as JSON — not UTF-8, a syntax error, nesting too deep, an integer
+    too long — is a problem of that document (of that line, in NDJSON), like any other.
+    """
+    from pamlib._documents import DocumentError, decode_utf8, parse_json
     from pamlib.fhir.checks import check
 
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        why = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise FormatError("cannot read FHIR file", [Problem(str(path), "io", why or "")]) from None
+        data = path.read_bytes()
+    except OSError as exc:
+        why = exc.strerror or "cannot read"
+        raise FormatError("cannot read FHIR file", [Problem(str(path), "io", why)]) from None
     if path.name.lower().endswith((".ndjson", ".jsonl")):
-        lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+        lines = [(n, line) for n, line in enumerate(data.splitlines(), 1) if line.strip()]
     else:
-        lines = [(0, text)]
+        lines = [(0, data)]
     problems: list[Problem] = []
     for n, line in lines:
         prefix = f"line {n}, " if n else ""
+        where = f"line {n}" if n else "$"
         try:
-            value = json.loads(line)
-        except json.JSONDecodeError as exc:
-            where = f"line {n}" if n else f"line {exc.lineno} column {exc.colno}"
-            problems.append(Problem(where, "json", f"not JSON: {exc.msg}"))
+            value = parse_json(decode_utf8(line, where), where)
+        except DocumentError as exc:
+            found = exc.problem
+            if n:  # NDJSON: the line is the location
+                problems.append(Problem(where, found.code, found.message))
+            else:  # a document: ``line 3 column 7`` for a syntax error, else ``$``
+                problems.append(Problem(found.where.removeprefix("$: "), found.code, found.message))
             continue
         if not isinstance(value, dict):
             problems.append(Problem(f"{prefix}$", "not-a-resource", "expected a FHIR resource"))

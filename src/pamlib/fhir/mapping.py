@@ -19,20 +19,24 @@ how answer codes translate when the answers carry no weight, and which linkIds t
     system = "https://example.org/fhir/CodeSystem/pam-agreement"   # optional
     NA = "NA"
 
-Anything wrong in the file is reported at once, each problem with the file and the key.
+Anything wrong in the file is reported at once, each problem with the file and the key. Besides
+wrong types and unknown keys, a mapping that could only misread responses is refused: two linkIds
+mapped to one item (every response would answer it twice), a linkId both mapped and ignored, an
+empty ``versions`` list (it would match no response), and a questionnaire URL mapped again for a
+version an earlier entry already covers (the later entry would never be used).
 """
 
 from __future__ import annotations
 
 import os
-import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
 
 import attrs
 
+from pamlib._documents import DocumentError, decode_utf8, parse_toml
 from pamlib.errors import ConfigurationError, Problem
 from pamlib.instruments import InstrumentRegistry
 
@@ -109,7 +113,73 @@ class FhirMapping:
                             f"{q.instrument} has no item {item_id!r}",
                         )
                     )
+        problems.extend(_conflicts(enumerate(self.questionnaires), self.source))
         _raise(problems)
+
+
+def _overlap(a: QuestionnaireMapping, b: QuestionnaireMapping) -> frozenset[str] | None:
+    """The versions both entries claim (``None``: every version), or an empty set if none."""
+    if a.url != b.url:
+        return frozenset()
+    if a.versions is None:
+        return b.versions
+    if b.versions is None:
+        return a.versions
+    return a.versions & b.versions
+
+
+def _conflicts(entries: Iterable[tuple[int, QuestionnaireMapping]], source: str) -> list[Problem]:
+    """Entries that would misread responses, each problem naming both sides of the conflict.
+
+    ``entries`` are (index in the file, entry).
+    """
+    problems: list[Problem] = []
+    earlier: list[tuple[int, QuestionnaireMapping]] = []
+    for i, q in entries:
+        where = f"{source}: questionnaire[{i}]"
+        if q.versions is not None and not q.versions:
+            problems.append(
+                Problem(
+                    f"{where}.versions",
+                    "value",
+                    "an empty list matches no version: leave versions out to match any version",
+                )
+            )
+        first_link: dict[str, str] = {}
+        for link_id, item_id in q.items.items():
+            other = first_link.setdefault(item_id, link_id)
+            if other != link_id:
+                problems.append(
+                    Problem(
+                        f"{where}.items.{link_id}",
+                        "duplicate-item",
+                        f"{item_id!r} is already the item of items.{other}: with two linkIds "
+                        "for one item every response would answer it twice",
+                    )
+                )
+        for link_id in sorted(q.ignore & set(q.items)):
+            problems.append(
+                Problem(
+                    f"{where}.ignore",
+                    "conflict",
+                    f"linkId {link_id!r} is ignored and also mapped in items.{link_id}",
+                )
+            )
+        for j, other_q in earlier:
+            shared = _overlap(other_q, q)
+            if shared is None or shared:
+                which = "every version" if shared is None else ", ".join(sorted(shared))
+                problems.append(
+                    Problem(
+                        f"{where}.url",
+                        "duplicate-questionnaire",
+                        f"questionnaire[{j}] already maps this URL for {which}: this entry "
+                        "would never be used there",
+                    )
+                )
+                break
+        earlier.append((i, q))
+    return problems
 
 
 def _raise(problems: list[Problem]) -> None:
@@ -128,23 +198,8 @@ def _answer_value(value: object) -> int | None:
     return None
 
 
-def parse_mapping(data: Mapping[str, Any], source: str = "<mapping>") -> FhirMapping:
-    """Build a :class:`FhirMapping` from TOML-shaped data, reporting every problem at once.
-
-    >>> m = parse_mapping({"questionnaire": [{"url": "https://x.test/Q", "instrument": "PAM-13",
-    ...                    "items": {"q1": "pam13.01"}, "answers": {"N": "NA", "Y": 4}}]})
-    >>> m.find("https://x.test/Q", "2").answers
-    mappingproxy({'N': -1, 'Y': 4})
-    """
-    problems: list[Problem] = []
-    out: list[QuestionnaireMapping] = []
-    unknown_top = sorted(set(data) - {"questionnaire"})
-    problems.extend(Problem(f"{source}: {k}", "unknown-key", "unknown key") for k in unknown_top)
-    entries = data.get("questionnaire", [])
-    if not isinstance(entries, list):
-        entries = []
-        problems.append(Problem(f"{source}: questionnaire", "type", "use [[questionnaire]] tables"))
-    known_keys = {
+_KNOWN_KEYS = frozenset(
+    {
         "url",
         "versions",
         "instrument",
@@ -154,78 +209,109 @@ def parse_mapping(data: Mapping[str, Any], source: str = "<mapping>") -> FhirMap
         "items",
         "answers",
     }
+)
+
+
+def parse_mapping(data: Mapping[str, Any], source: str = "<mapping>") -> FhirMapping:
+    """Build a :class:`FhirMapping` from TOML-shaped data, reporting every problem at once.
+
+    >>> m = parse_mapping({"questionnaire": [{"url": "https://x.test/Q", "instrument": "PAM-13",
+    ...                    "items": {"q1": "pam13.01"}, "answers": {"N": "NA", "Y": 4}}]})
+    >>> m.find("https://x.test/Q", "2").answers
+    mappingproxy({'N': -1, 'Y': 4})
+    """
+    problems: list[Problem] = []
+    out: list[tuple[int, QuestionnaireMapping]] = []
+    unknown_top = sorted(set(data) - {"questionnaire"})
+    problems.extend(Problem(f"{source}: {k}", "unknown-key", "unknown key") for k in unknown_top)
+    entries = data.get("questionnaire", [])
+    if not isinstance(entries, list):
+        entries = []
+        problems.append(Problem(f"{source}: questionnaire", "type", "use [[questionnaire]] tables"))
     for i, entry in enumerate(entries):
         where = f"{source}: questionnaire[{i}]"
         if not isinstance(entry, Mapping):
             problems.append(Problem(where, "type", "expected a table"))
             continue
-        before = len(problems)
-        problems.extend(
-            Problem(f"{where}.{k}", "unknown-key", "unknown key")
-            for k in sorted(set(entry) - known_keys)
-        )
-        url = entry.get("url")
-        instrument = entry.get("instrument")
-        for key, value in (("url", url), ("instrument", instrument)):
-            if not isinstance(value, str) or not value.strip():
-                problems.append(Problem(f"{where}.{key}", "required", "a non-empty string"))
-        versions = entry.get("versions")
-        if versions is not None and not (
-            isinstance(versions, list) and all(isinstance(v, str) for v in versions)
-        ):
-            problems.append(Problem(f"{where}.versions", "type", "a list of strings"))
-        ignore = entry.get("ignore", [])
-        if not (isinstance(ignore, list) and all(isinstance(v, str) for v in ignore)):
-            problems.append(Problem(f"{where}.ignore", "type", "a list of linkIds"))
-        missing = entry.get("missing_subject", "reject")
-        if missing not in ("reject", "anonymous"):
-            problems.append(Problem(f"{where}.missing_subject", "value", "'reject' or 'anonymous'"))
-        offset = entry.get("weight_offset", 0)
-        if not isinstance(offset, int) or isinstance(offset, bool):
-            problems.append(Problem(f"{where}.weight_offset", "type", "an integer"))
-        items = entry.get("items", {})
-        if not isinstance(items, Mapping) or not all(isinstance(v, str) for v in items.values()):
-            problems.append(Problem(f"{where}.items", "type", "a table of linkId = item id"))
-            items = {}
-        answers_in = dict(entry.get("answers", {}))
-        system = answers_in.pop("system", None)
-        if system is not None and not isinstance(system, str):
-            problems.append(Problem(f"{where}.answers.system", "type", "a string"))
-        answers: dict[str, int] = {}
-        for code, value in answers_in.items():
-            column = _answer_value(value)
-            if column is None:
-                problems.append(
-                    Problem(f"{where}.answers.{code}", "value", 'a category 1-9 or "NA"')
-                )
-            else:
-                answers[code] = column
-        if len(problems) > before:
-            continue
-        out.append(
-            QuestionnaireMapping(
-                url=str(url),
-                instrument=str(instrument),
-                items=items,
-                versions=frozenset(versions) if versions is not None else None,
-                answers=answers,
-                answer_system=system,
-                ignore=frozenset(ignore),
-                missing_subject=missing,
-                weight_offset=offset,
-            )
-        )
+        parsed = _parse_entry(entry, where, problems)
+        if parsed is not None:
+            out.append((i, parsed))
+    problems.extend(_conflicts(out, source))
     _raise(problems)
-    return FhirMapping(tuple(out), source)
+    return FhirMapping(tuple(q for _, q in out), source)
+
+
+def _parse_entry(
+    entry: Mapping[str, Any], where: str, problems: list[Problem]
+) -> QuestionnaireMapping | None:
+    """One ``[[questionnaire]]`` table, or None with its problems added to ``problems``."""
+    before = len(problems)
+    problems.extend(
+        Problem(f"{where}.{k}", "unknown-key", "unknown key")
+        for k in sorted(set(entry) - _KNOWN_KEYS)
+    )
+    url = entry.get("url")
+    instrument = entry.get("instrument")
+    for key, value in (("url", url), ("instrument", instrument)):
+        if not isinstance(value, str) or not value.strip():
+            problems.append(Problem(f"{where}.{key}", "required", "a non-empty string"))
+    versions = entry.get("versions")
+    if versions is not None and not (
+        isinstance(versions, list) and all(isinstance(v, str) for v in versions)
+    ):
+        problems.append(Problem(f"{where}.versions", "type", "a list of strings"))
+    ignore = entry.get("ignore", [])
+    if not (isinstance(ignore, list) and all(isinstance(v, str) for v in ignore)):
+        problems.append(Problem(f"{where}.ignore", "type", "a list of linkIds"))
+    missing = entry.get("missing_subject", "reject")
+    if missing not in ("reject", "anonymous"):
+        problems.append(Problem(f"{where}.missing_subject", "value", "'reject' or 'anonymous'"))
+    offset = entry.get("weight_offset", 0)
+    if not isinstance(offset, int) or isinstance(offset, bool):
+        problems.append(Problem(f"{where}.weight_offset", "type", "an integer"))
+    items = entry.get("items", {})
+    if not isinstance(items, Mapping) or not all(isinstance(v, str) for v in items.values()):
+        problems.append(Problem(f"{where}.items", "type", "a table of linkId = item id"))
+        items = {}
+    answers_in = entry.get("answers", {})
+    if not isinstance(answers_in, Mapping):
+        problems.append(Problem(f"{where}.answers", "type", "a table of answer code = category"))
+        answers_in = {}
+    answers_in = dict(answers_in)
+    system = answers_in.pop("system", None)
+    if system is not None and not isinstance(system, str):
+        problems.append(Problem(f"{where}.answers.system", "type", "a string"))
+    answers: dict[str, int] = {}
+    for code, value in answers_in.items():
+        column = _answer_value(value)
+        if column is None:
+            problems.append(Problem(f"{where}.answers.{code}", "value", 'a category 1-9 or "NA"'))
+        else:
+            answers[code] = column
+    if len(problems) > before:
+        return None
+    return QuestionnaireMapping(
+        url=str(url),
+        instrument=str(instrument),
+        items=items,
+        versions=frozenset(versions) if versions is not None else None,
+        answers=answers,
+        answer_system=system,
+        ignore=frozenset(ignore),
+        missing_subject=missing,
+        weight_offset=offset,
+    )
 
 
 def load_mapping(path: str | os.PathLike[str]) -> FhirMapping:
     """Read a mapping TOML file (see the module docs for its layout)."""
     p = Path(path)
     try:
-        data = tomllib.loads(p.read_text(encoding="utf-8"))
+        raw = p.read_bytes()
     except OSError as exc:
         raise ConfigurationError(f"cannot read FHIR mapping {p.name}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigurationError(f"FHIR mapping {p.name} is not valid TOML: {exc}") from None
+    try:
+        data = parse_toml(decode_utf8(raw, p.name), p.name)
+    except DocumentError as exc:
+        raise ConfigurationError(f"FHIR mapping {p.name} cannot be read: {exc.problem}") from None
     return parse_mapping(data, p.name)

@@ -156,11 +156,17 @@ def reader_for(options: ReadOptions) -> FhirReader:
 
 
 def _load_questionnaire(path: str | os.PathLike[str]) -> Mapping[str, Any]:
+    from pamlib._documents import DocumentError, decode_utf8, parse_json
+
     p = Path(path)
     try:
-        value = json.loads(p.read_text(encoding="utf-8-sig"))
-    except (OSError, ValueError):
+        value = parse_json(decode_utf8(p.read_bytes(), p.name), p.name)
+    except OSError:
         raise ConfigurationError(f"cannot read Questionnaire {p.name} as JSON") from None
+    except DocumentError as exc:
+        raise ConfigurationError(
+            f"cannot read Questionnaire {p.name} as JSON: {exc.problem}"
+        ) from None
     if not isinstance(value, Mapping) or value.get("resourceType") != "Questionnaire":
         raise ConfigurationError(f"{p.name} is not a Questionnaire")
     return value

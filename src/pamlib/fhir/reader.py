@@ -6,12 +6,19 @@ is not a record. Anything that is not a resource at all is a rejected record. So
 input ``n_read == n_valid + n_rejected``, and each reject says where it was (``line 4,
 $.item[2].answer[0]`` in NDJSON, ``$.entry[3].resource.subject`` in a Bundle) and why.
 
+A repeated assessment id is rejected (``duplicate-assessment-id``) as in CSV input: the first
+response of the file keeps it. Text that cannot be read as JSON (invalid UTF-8, a syntax error,
+nesting deeper than :data:`~pamlib._documents.MAX_DEPTH`, an integer too long to convert) is one
+rejected record: the NDJSON line, or the whole document; a field of the wrong JSON type rejects
+only its response.
+
 Lenient mode (the default) keeps the good records and reports the rest; strict mode raises a
 :class:`~pamlib.errors.FormatError` listing the problems as soon as a chunk of the file has any.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections import Counter, deque
@@ -22,6 +29,7 @@ from typing import Any
 
 import attrs
 
+from pamlib._documents import MAX_DEPTH, DocumentError, _too_deep, decode_utf8, parse_json
 from pamlib.assessment import Assessment
 from pamlib.errors import FormatError, Problem, ValidationError
 from pamlib.fhir.codes import ASSESSMENT_ID_SYSTEM, PATIENT_ID_SYSTEM
@@ -63,13 +71,56 @@ class RowChunk:
 
 
 def _dumps(value: object) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    if _writable(text):
+        return text
+    # Half a surrogate pair, read from a \ud800 escape: written back as the escape it was.
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _writable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _reject(source: str, problems: list[Problem], original: object) -> Reject:
     first = problems[0]
     message = first.message if len(problems) == 1 else "; ".join(str(p) for p in problems)
+    if not _writable(message):  # a value quoted from the input holds half a surrogate pair
+        message = message.encode("utf-8", "backslashreplace").decode("utf-8")
     return Reject(source, first.where, first.code, message, {"json": _dumps(original)})
+
+
+#: The reject of a repeated assessment id: the code and words of the CSV readers.
+DUPLICATE_ID = "duplicate-assessment-id"
+DUPLICATE_MESSAGE = "the assessment id was used by an earlier record in the file"
+
+
+def _digest(value: object) -> str:
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _document_problem(exc: DocumentError) -> Problem:
+    """The problem of a whole JSON document parsed at ``$``: a syntax error is located by line
+    and column (``line 3 column 7``), anything else is the document (``$``)."""
+    problem = exc.problem
+    if problem.where.startswith("$: "):
+        return Problem(problem.where[3:], problem.code, problem.message)
+    return problem
+
+
+def _undecodable(data: bytes) -> Problem:
+    """Where the first byte that is not UTF-8 is: the line, and the offset in that line."""
+    for n, part in enumerate(data.split(b"\n"), 1):
+        try:
+            decode_utf8(part, f"line {n}")
+        except DocumentError as exc:
+            return exc.problem
+    return Problem("$", "encoding", "not UTF-8 text")  # pragma: no cover - data decoded
 
 
 def source_label(source: Source) -> str:
@@ -159,25 +210,29 @@ class FhirReader:
             patient_id_system=patient_id_system,
         )
         self.other_resources: Counter[str] = Counter()
+        # Assessment ids of the source being read, to reject repeats (see _response).
+        self._seen: set[str] = set()
+        self._generated: dict[str, list[str]] = {}
 
     # -- entry point -----------------------------------------------------------------------
 
     def read(self, source: Source, name: str | None = None) -> Iterator[RowChunk]:
         """Yield chunks until ``source`` is exhausted."""
         label = name or source_label(source)
+        self._seen, self._generated = set(), {}
+        chunks: Iterator[RowChunk]
         if isinstance(source, Mapping | list):
-            chunks = self._document(dict(source) if isinstance(source, Mapping) else source, label)
-        elif isinstance(source, bytes) or (
-            isinstance(source, str) and source.lstrip()[:1] in ("{", "[")
-        ):
-            text = source.decode("utf-8-sig") if isinstance(source, bytes) else source
-            chunks = self._json_text(text, label)
+            chunks = self._parsed(dict(source) if isinstance(source, Mapping) else source, label)
+        elif isinstance(source, bytes):
+            chunks = self._json_bytes(source, label)
+        elif isinstance(source, str) and source.lstrip()[:1] in ("{", "["):
+            chunks = self._json_text(source, label)
         else:
             path = Path(source)
             if path.name.lower().endswith(_NDJSON_SUFFIXES):
                 chunks = self._ndjson(path, label)
             else:
-                chunks = self._json_text(self._read_text(path, label), label)
+                chunks = self._json_bytes(self._read_bytes(path, label), label)
         for chunk in chunks:
             if self.strict and chunk.rejects:
                 problems = [Problem(r.location, r.code, r.message) for r in chunk.rejects]
@@ -189,29 +244,41 @@ class FhirReader:
             yield chunk
 
     @staticmethod
-    def _read_text(path: Path, label: str) -> str:
+    def _read_bytes(path: Path, label: str) -> bytes:
         try:
-            return path.read_text(encoding="utf-8-sig")
+            return path.read_bytes()
         except OSError as exc:
             raise FormatError(
                 "cannot read FHIR input", [Problem(label, "io", exc.strerror or "cannot read")]
             ) from None
-        except UnicodeDecodeError:
-            raise FormatError(
-                "cannot read FHIR input", [Problem(label, "encoding", "not UTF-8 text")]
-            ) from None
 
     # -- JSON documents ----------------------------------------------------------------------
 
+    @staticmethod
+    def _unreadable(label: str, problem: Problem) -> Iterator[RowChunk]:
+        """A document that cannot be read is one rejected record."""
+        yield RowChunk((), (Reject(label, problem.where, problem.code, problem.message, {}),), 1)
+
+    def _json_bytes(self, data: bytes, label: str) -> Iterator[RowChunk]:
+        try:
+            text = decode_utf8(data, "$")
+        except DocumentError:
+            return self._unreadable(label, _undecodable(data))
+        return self._json_text(text, label)
+
     def _json_text(self, text: str, label: str) -> Iterator[RowChunk]:
         try:
-            doc = json.loads(text)
-        except json.JSONDecodeError as exc:
-            where = f"line {exc.lineno} column {exc.colno}"
-            reject = Reject(label, where, "json", f"not JSON: {exc.msg}", {})
-            yield RowChunk((), (reject,), 1)
-            return
-        yield from self._document(doc, label)
+            doc = parse_json(text, "$")
+        except DocumentError as exc:
+            return self._unreadable(label, _document_problem(exc))
+        return self._document(doc, label)
+
+    def _parsed(self, doc: object, label: str) -> Iterator[RowChunk]:
+        """Already-parsed JSON: held to the nesting limit of JSON text."""
+        if _too_deep(doc):
+            message = f"nested more than {MAX_DEPTH} levels deep"
+            return self._unreadable(label, Problem("$", "too-deep", message))
+        return self._document(doc, label)
 
     def _document(self, doc: object, label: str) -> Iterator[RowChunk]:
         """Chunks from one parsed JSON value: a resource, a Bundle, or a list of resources.
@@ -237,7 +304,8 @@ class FhirReader:
     def _walk(
         self, value: object, path: str, patients: _PatientIndex, full_url: object = None
     ) -> Iterator[_Item]:
-        """Index context resources into ``patients``; yield each record (or non-resource).
+        """Index context resources into ``patients``; yield each record (or non-resource), in
+        the order of the input.
 
         ``path`` is where ``value`` is, with any ``line N, `` prefix.
         """
@@ -254,7 +322,7 @@ class FhirReader:
             return
         assert isinstance(value, dict)  # noqa: S101 - narrowed above
         if kind == "QuestionnaireResponse":
-            yield _Item(value, path, value, patients)
+            yield self._response(value, path, patients)
             return
         self.other_resources[kind] += 1
         if kind == "Patient":
@@ -273,18 +341,45 @@ class FhirReader:
                     problem = Problem(here, "not-a-resource", "an entry needs a resource")
                     yield _Item(None, here, entry, patients, problem)
 
+    def _response(self, resource: dict[str, Any], path: str, patients: _PatientIndex) -> _Item:
+        """A response as a record, its assessment id checked against those seen before it.
+
+        As in CSV input, the first response with an id is read and every later one is rejected
+        (``duplicate-assessment-id``), whatever else is wrong with either. An id pamlib makes
+        from the content (a response with neither identifier nor id) repeats only when the whole
+        response repeats; a response that differs only in its subject gets ``-2``, ``-3``… added
+        to that id, so two patients' identical answers are two assessments.
+        """
+        found = self.parser.assessment_id(resource, path)
+        value = found.value
+        if found.generated:
+            variants = self._generated.setdefault(value, [])
+            whole = _digest(resource)
+            if whole not in variants:
+                variants.append(whole)
+                if len(variants) > 1:
+                    value = f"{value}-{len(variants)}"
+        duplicate = None
+        if value in self._seen:
+            duplicate = Problem(found.where, DUPLICATE_ID, DUPLICATE_MESSAGE)
+        self._seen.add(value)
+        return _Item(resource, path, resource, patients, assessment_id=value, duplicate=duplicate)
+
     def _outcome(self, item: _Item, label: str, *, final: bool) -> ResponseRow | Reject | None:
         """The row or reject of one item; ``None`` (not final) when a later line may fix it."""
         if item.problem is not None or item.resource is None:
             problem = item.problem or Problem(item.path, "not-a-resource", "not a resource")
             return _reject(label, [problem], item.original)
         self.parser.resolve_subject = item.patients.resolve
-        parsed = self.parser.parse(item.resource, item.path, final=final)
+        parsed = self.parser.parse(
+            item.resource, item.path, final=final, assessment_id=item.assessment_id
+        )
+        extra = [item.duplicate] if item.duplicate is not None else []
         if isinstance(parsed, ResponseRow):
-            return parsed
+            return _reject(label, extra, item.original) if extra else parsed
         if not final and any(p.code in _DEFERRABLE for p in parsed):
             return None
-        return _reject(label, parsed, item.original)
+        return _reject(label, parsed + extra, item.original)
 
     def _final(self, item: _Item, label: str) -> ResponseRow | Reject:
         outcome = self._outcome(item, label, final=True)
@@ -304,40 +399,38 @@ class FhirReader:
         n_read = 0
         emitted = False
         try:
-            with path.open(encoding="utf-8-sig") as f:
-                for n, line in enumerate(f, 1):
+            for n, data in _lines(path):
+                try:
+                    line = decode_utf8(data, f"line {n}")
                     if not line.strip():
                         continue
-                    try:
-                        value = json.loads(line)
-                    except json.JSONDecodeError as exc:
-                        problem = Problem(f"line {n}", "json", f"not JSON: {exc.msg}")
-                        items: Iterable[_Item] = [
-                            _Item(None, f"line {n}", line.rstrip("\n"), patients, problem)
-                        ]
+                    value = parse_json(line, f"line {n}")
+                except DocumentError as exc:
+                    # One bad line is one reject; every other line is still read.
+                    problem = Problem(f"line {n}", exc.problem.code, exc.problem.message)
+                    text = data.decode("utf-8", "replace").rstrip("\r\n")
+                    items: Iterable[_Item] = [_Item(None, f"line {n}", text, patients, problem)]
+                else:
+                    is_bundle = isinstance(value, dict) and value.get("resourceType") == "Bundle"
+                    scope = patients.child() if is_bundle else patients
+                    items = self._walk(value, f"line {n}, $", scope)
+                for item in items:
+                    n_read += 1
+                    outcome = self._outcome(item, label, final=False)
+                    if outcome is None:
+                        waiting.append(item)
+                        if len(waiting) <= _MAX_WAITING:
+                            continue
+                        # Memory stays bounded: the longest-waiting response is read now.
+                        outcome = self._final(waiting.popleft(), label)
+                    if isinstance(outcome, ResponseRow):
+                        rows.append(outcome)
                     else:
-                        is_bundle = (
-                            isinstance(value, dict) and value.get("resourceType") == "Bundle"
-                        )
-                        scope = patients.child() if is_bundle else patients
-                        items = self._walk(value, f"line {n}, $", scope)
-                    for item in items:
-                        n_read += 1
-                        outcome = self._outcome(item, label, final=False)
-                        if outcome is None:
-                            waiting.append(item)
-                            if len(waiting) <= _MAX_WAITING:
-                                continue
-                            # Memory stays bounded: the longest-waiting response is read now.
-                            outcome = self._final(waiting.popleft(), label)
-                        if isinstance(outcome, ResponseRow):
-                            rows.append(outcome)
-                        else:
-                            rejects.append(outcome)
-                    if len(rows) + len(rejects) >= self.chunk_rows:
-                        yield RowChunk(tuple(rows), tuple(rejects), len(rows) + len(rejects))
-                        n_read -= len(rows) + len(rejects)
-                        rows, rejects, emitted = [], [], True
+                        rejects.append(outcome)
+                if len(rows) + len(rejects) >= self.chunk_rows:
+                    yield RowChunk(tuple(rows), tuple(rejects), len(rows) + len(rejects))
+                    n_read -= len(rows) + len(rejects)
+                    rows, rejects, emitted = [], [], True
         except OSError as exc:
             raise FormatError(
                 "cannot read FHIR input", [Problem(label, "io", exc.strerror or "cannot read")]
@@ -350,6 +443,17 @@ class FhirReader:
                 rejects.append(outcome)
         if rows or rejects or not emitted:
             yield RowChunk(tuple(rows), tuple(rejects), n_read)
+
+
+def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """The lines of a file as bytes, numbered as a text reader numbers them (``\\n``, ``\\r\\n``
+    and a lone ``\\r`` each end a line), so that each line is decoded on its own."""
+    n = 0
+    with path.open("rb") as f:
+        for raw in f:
+            for part in raw.splitlines() if b"\r" in raw else (raw,):
+                n += 1
+                yield n, part
 
 
 #: How many NDJSON responses may wait for a Patient or Questionnaire further down the file.
@@ -368,6 +472,8 @@ class _Item:
     original: object = attrs.field(repr=False)
     patients: _PatientIndex = attrs.field(repr=False)
     problem: Problem | None = None
+    assessment_id: str | None = attrs.field(default=None, repr=False)
+    duplicate: Problem | None = None
 
 
 def read_fhir(

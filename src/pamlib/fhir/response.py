@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
@@ -43,6 +44,7 @@ from pamlib.identity import Patient
 from pamlib.instruments import Instrument, InstrumentRegistry
 
 __all__ = [
+    "AssessmentId",
     "ResponseParser",
     "ResponseRow",
     "questionnaire_response",
@@ -215,7 +217,10 @@ def _weight(element: Mapping[str, Any]) -> float | None:
         if isinstance(ext, Mapping) and ext.get("url") in WEIGHT_EXTENSIONS:
             value = ext.get("valueDecimal", ext.get("valueInteger"))
             if isinstance(value, int | float) and not isinstance(value, bool):
-                return float(value)
+                try:
+                    return float(value)
+                except OverflowError:  # an integer too large for a float: no category
+                    return math.inf
     return None
 
 
@@ -242,6 +247,8 @@ def weights_of_questionnaire(questionnaire: Mapping[str, Any]) -> dict[str, dict
                     coding = option.get("valueCoding")
                     if not isinstance(coding, Mapping) or not isinstance(coding.get("code"), str):
                         continue
+                    if not isinstance(coding.get("system"), str | None):
+                        continue
                     w = _weight(option)
                     if w is None:
                         w = _weight(coding)
@@ -251,6 +258,34 @@ def weights_of_questionnaire(questionnaire: Mapping[str, Any]) -> dict[str, dict
 
     walk(questionnaire.get("item"))
     return out
+
+
+def _unicode(text: str) -> bool:
+    """Whether ``text`` can be written as UTF-8. JSON may escape half a surrogate pair
+    (``\\ud800``), which Python reads into a string that no file can hold."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _digest(value: object) -> str:
+    """SHA-256 (hex) of a JSON value written in one canonical way."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@attrs.frozen
+class AssessmentId:
+    """A response's assessment id; ``where`` it was found (the response itself when the id is
+    ``generated`` from its content)."""
+
+    value: str
+    where: str
+    generated: bool = False
 
 
 @attrs.frozen
@@ -405,17 +440,24 @@ class ResponseParser:
     # -- one response ----------------------------------------------------------------------
 
     def parse(
-        self, qr: Mapping[str, Any], path: str = "$", *, final: bool = True
+        self,
+        qr: Mapping[str, Any],
+        path: str = "$",
+        *,
+        final: bool = True,
+        assessment_id: str | None = None,
     ) -> ResponseRow | list[Problem]:
         """A row, or every problem found (each with its JSON path under ``path``).
 
         Not ``final``: a server reference (``Patient/123``) that does not resolve yet is
         reported as unresolved, because a later part of the input may hold the Patient.
+        ``assessment_id``, when given, replaces the one :meth:`assessment_id` would find (a
+        reader that tells repeats apart has already worked it out).
         """
         problems: list[Problem] = []
         self._final = final
         status = qr.get("status")
-        if status not in USABLE_STATUSES:
+        if type(status) is not str or status not in USABLE_STATUSES:
             problems.append(
                 Problem(
                     f"{path}.status",
@@ -446,13 +488,28 @@ class ResponseParser:
             problems.append(target)
             return problems
 
-        assessment_id = self._assessment_id(qr)
+        if assessment_id is None:
+            assessment_id = self.assessment_id(qr, path).value
         draft = _Draft(target, [0] * target.instrument.n_items, problems)
         pid, nhs = self._subject(qr, path, contained, draft, assessment_id)
         assessed_on = self._date(qr, path, problems)
         self._items(qr.get("item"), f"{path}.item", draft)
         mode, site, attributes = self._assessment_extension(qr, path, problems)
         language = qr.get("language")
+        if not isinstance(language, str):
+            language = None
+        texts = {
+            "the assessment id": assessment_id,
+            "the patient id": pid or "",
+            "the site": site or "",
+            "the language": language or "",
+            "an attribute": "".join([*attributes, *attributes.values()]),
+        }
+        if not _unicode("".join(texts.values())):  # the usual case costs one isascii()
+            for what, text in texts.items():
+                if not _unicode(text):
+                    message = f"{what} is not Unicode text (an unpaired surrogate escape)"
+                    problems.append(Problem(path, "encoding", message))
         if problems:
             return problems
         assert assessed_on is not None  # noqa: S101 - a problem was recorded otherwise
@@ -465,7 +522,7 @@ class ResponseParser:
             codes=tuple(draft.codes),
             site=site,
             mode=mode,
-            language=language if isinstance(language, str) else None,
+            language=language,
             attributes=attributes,
             location=path,
         )
@@ -482,32 +539,40 @@ class ResponseParser:
             if type(c) is dict and type(c.get("id")) is str
         }
 
-    def _assessment_id(self, qr: Mapping[str, Any]) -> str:
+    def assessment_id(self, qr: Mapping[str, Any], path: str = "$") -> AssessmentId:
+        """The response's assessment id and where it comes from.
+
+        In order: the ``identifier`` (the one in the assessment id system, else the first with a
+        value), the resource ``id``, else ``qr-`` and 16 hex digits of the SHA-256 of the
+        response without ``subject`` and ``contained`` (``generated``).
+        """
         identifier = qr.get("identifier")
         if type(identifier) is dict:  # R4: one identifier; the usual case
             value = identifier.get("value")
             if type(value) is str and value.strip():
-                return value
-        candidates = identifier if isinstance(identifier, list) else [identifier]
+                return AssessmentId(value, f"{path}.identifier.value")
+        if isinstance(identifier, list):
+            candidates: list[tuple[object, str]] = [
+                (c, f"{path}.identifier[{k}].value") for k, c in enumerate(identifier)
+            ]
+        else:
+            candidates = [(identifier, f"{path}.identifier.value")]
         values = [
-            (c.get("system"), c.get("value"))
-            for c in candidates
+            (c.get("system"), c["value"], where)
+            for c, where in candidates
             if isinstance(c, Mapping) and isinstance(c.get("value"), str) and c["value"].strip()
         ]
-        for system, value in values:
+        for system, value, where in values:
             if system == self.assessment_id_system:
-                return str(value)
+                return AssessmentId(value, where)
         if values:
-            return str(values[0][1])
+            return AssessmentId(values[0][1], values[0][2])
         rid = qr.get("id")
         if isinstance(rid, str) and rid.strip():
-            return rid
+            return AssessmentId(rid, f"{path}.id")
         # Who it is about stays out of the hash: an id must not be derivable from an identifier.
         content = {k: v for k, v in qr.items() if k not in ("subject", "contained")}
-        digest = hashlib.sha256(
-            json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-        ).hexdigest()
-        return f"qr-{digest[:16]}"
+        return AssessmentId(f"qr-{_digest(content)[:16]}", path, generated=True)
 
     def _subject(
         self,
@@ -626,8 +691,10 @@ class ResponseParser:
                         and coding.get("system") == ANSWER_SYSTEM
                         and "item" not in answer
                     ):
-                        code = _PAMLIB_CODES.get(coding.get("code"))  # type: ignore[arg-type]
-                        column = columns.get(item.get("linkId"))  # type: ignore[arg-type]
+                        text, link_id = coding.get("code"), item.get("linkId")
+                        # Only strings are looked up: an array or object is not hashable.
+                        code = _PAMLIB_CODES.get(text) if type(text) is str else None
+                        column = columns.get(link_id) if type(link_id) is str else None
                         if (
                             code is not None
                             and column is not None
@@ -690,6 +757,9 @@ class ResponseParser:
         if not isinstance(coding, dict) or not isinstance(coding.get("code"), str):
             problems.append(Problem(where, "answer-type", "expected a valueCoding with a code"))
             return
+        if not isinstance(coding.get("system"), str | None):
+            problems.append(Problem(f"{where}.valueCoding.system", "type", "expected a URI"))
+            return
         code = self._code(coding, answer, link_id, target)
         if code is None:
             problems.append(
@@ -723,7 +793,8 @@ class ResponseParser:
         if system == ANSWER_SYSTEM:
             if code == NA_CODE:
                 return -1
-            return int(code) if code.isdigit() and code.isascii() else 0
+            # A long run of digits is out of range, and too long for int() past 4,300 digits.
+            return int(code) if code.isdigit() and code.isascii() and len(code) <= 4 else 0
         weight = _weight(coding)
         if weight is None:
             weight = _weight(answer)
@@ -757,16 +828,17 @@ class ResponseParser:
                         site = value
                 elif url == "mode":
                     value = part.get("valueCode")
-                    if value in _MODES:
+                    if type(value) is str and value in _MODES:
                         mode = value
                     else:
                         where = f"{path}.extension[{e}].extension[{p}]"
                         problems.append(Problem(where, "mode", "not a known administration mode"))
                 elif url == "attribute":
+                    inner = part.get("extension")
                     pair = {
-                        x.get("url"): x.get("valueString")
-                        for x in part.get("extension", [])
-                        if type(x) is dict
+                        x["url"]: x.get("valueString")
+                        for x in (inner if type(inner) is list else [])
+                        if type(x) is dict and type(x.get("url")) is str
                     }
                     name, value = pair.get("name"), pair.get("value")
                     if type(name) is str:
