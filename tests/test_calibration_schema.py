@@ -60,7 +60,17 @@ VALID: dict[str, Any] = {
     "descriptive fields": rsm_document(name="Test", description="Made up.", source="tests"),
     "$schema": rsm_document(**{"$schema": SCHEMA["$id"]}),
     "extreme not scored": rsm_document(extreme_response="not-scored"),
-    "decimals 0": rsm_document(scale=scale(decimals=0)),
+    "decimals 0 without levels": without(rsm_document(scale=scale(decimals=0)), "cutpoints"),
+    "decimals 4 without levels": without(rsm_document(scale=scale(decimals=4)), "cutpoints"),
+    "smallest settings": rsm_document(
+        estimator={"method": "eap", "prior_sd": 0.1, "quadrature_points": 11},
+        scale=scale(slope=0.01, intercept=-10000, min=-10000, max=-9999.9),
+    ),
+    "largest settings": rsm_document(
+        estimator={"method": "eap", "prior_sd": 10, "quadrature_points": 2001},
+        scale=scale(slope=1000, intercept=10000, min=9999.9, max=10000),
+    ),
+    "smallest adjustment": rsm_document(estimator={"method": "mle", "extreme_adjustment": 0.01}),
 }
 
 INVALID: dict[str, Any] = {
@@ -90,7 +100,19 @@ INVALID: dict[str, Any] = {
     "setting of another method": rsm_document(estimator={"method": "wle", "prior_sd": 1}),
     "adjustment too large": rsm_document(estimator={"method": "mle", "extreme_adjustment": 0.5}),
     "zero prior sd": rsm_document(estimator={"method": "eap", "prior_sd": 0}),
+    "tiny prior sd": rsm_document(estimator={"method": "eap", "prior_sd": 1e-300}),
+    "wide prior sd": rsm_document(estimator={"method": "eap", "prior_sd": 10.5}),
+    "tiny adjustment": rsm_document(estimator={"method": "mle", "extreme_adjustment": 1e-300}),
     "too few points": rsm_document(estimator={"method": "eap", "quadrature_points": 10}),
+    "too many points": rsm_document(estimator={"method": "eap", "quadrature_points": 2002}),
+    "documented maximum before": rsm_document(
+        estimator={"method": "eap", "quadrature_points": 100001}
+    ),
+    "huge slope": rsm_document(scale=scale(slope=1e20)),
+    "tiny slope": rsm_document(scale=scale(slope=1e-300)),
+    "huge max": rsm_document(scale=scale(max=1e300)),
+    "huge min": rsm_document(scale=scale(min=-1e300)),
+    "huge intercept": rsm_document(scale=scale(intercept=1e20)),
     "fractional points": rsm_document(estimator={"method": "eap", "quadrature_points": 40.5}),
     "min_answered 0": rsm_document(min_answered=0),
     "fractional min_answered": rsm_document(min_answered=6.5),
@@ -119,6 +141,12 @@ LOADER_ONLY: dict[str, Any] = {
     "min_answered above the number of items": rsm_document(min_answered=14),
     "unknown cut-point set": rsm_document(cutpoints="2031"),
     "min above max": rsm_document(scale=scale(min=100, max=0)),
+    "decimals 0 with one-decimal cut points": rsm_document(scale=scale(decimals=0)),
+    "decimals 2 with one-decimal cut points": rsm_document(scale=scale(decimals=2)),
+    "min finer than the score": rsm_document(scale=scale(min=0.05)),
+    "max finer than the score": without(
+        rsm_document(scale=scale(max=99.5, decimals=0)), "cutpoints"
+    ),
 }
 
 

@@ -1,8 +1,12 @@
 """Activation levels and the versioned cut-point sets that band a 0–100 score into them.
 
-A level is always derived from the score *as reported*: rounded to one decimal, half away from
-zero, then banded. Two sets of cut points are in use (see PAM-FACTS, "Activation levels"), so
-every derived level records the id of the set that produced it.
+A level is always the band of the score *as reported*: rounded half away from zero to the set's
+``decimals`` (one for the published sets, whose cut points are given to one decimal), then
+banded. A calibration that names a set reports its scores to that same precision (the loader
+refuses other ``decimals``), so re-rounding a reported score here changes nothing, and a reader
+comparing the reported score with the cut points gets the reported level. Two sets of cut
+points are in use (see PAM-FACTS, "Activation levels"), so every derived level records the id
+of the set that produced it.
 """
 
 from __future__ import annotations
@@ -103,6 +107,7 @@ class CutpointSet:
 
     id: str
     upper_bounds: tuple[float, float, float]
+    #: The precision of the cut points, and so of every score banded by them.
     decimals: int = 1
     source: str = ""
 
