@@ -305,17 +305,35 @@ def test_case_09_hostile_calibration_documents_are_located_problems(
     assert str(path) in out
 
 
-def test_case_09_an_unpaired_surrogate_is_refused_not_a_crash(
-    tmp_path: Path, host: PluginHost, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("old", "new", "field"),
+    [
+        ('"name": "x"', '"name": "\\ud800"', "name"),
+        ('"name": "x"', '"\\ud800": "x"', '"\\ud800"'),
+        ('"name": "x"', '"\\u001b[2J": "x"', '"\\u001b[2J"'),
+        ('"method": "wle"', '"method": []', "estimator.method"),
+    ],
+    ids=["surrogate-value", "surrogate-key", "escape-sequence-key", "array-as-method"],
+)
+@pytest.mark.usefixtures("host")
+def test_case_09_odd_text_and_types_are_refused_not_a_crash(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    old: str,
+    new: str,
+    field: str,
 ) -> None:
-    # Legal JSON, but not text UTF-8 can hold: hashing the calibration raised UnicodeEncodeError.
-    path = tmp_path / "surrogate.json"
-    text = json.dumps(rsm_document(name="x")).replace('"name": "x"', '"name": "\\ud800"')
-    path.write_text(text, encoding="utf-8")
-    assert refused(path) == {"name": "encoding"}
+    # Legal JSON that crashed: a surrogate cannot be hashed as UTF-8 (UnicodeEncodeError) or
+    # printed; a list is not hashable (TypeError). Keys are shown escaped, never raw.
+    path = tmp_path / "odd.json"
+    text = json.dumps(rsm_document(name="x"))
+    assert old in text
+    path.write_text(text.replace(old, new), encoding="utf-8")
+    assert field in refused(path)
     code, out = cli(["calibration", str(path)], capsys)
     assert code == 1
-    assert f"{path}: name" in out
+    assert f"{path}: {field}" in out
+    assert "\x1b" not in out
 
 
 def test_case_09_toml_and_json_refuse_the_same_hostile_content(

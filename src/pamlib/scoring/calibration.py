@@ -515,6 +515,24 @@ _LICENCE_FIELDS: Final = frozenset({"licensee", "valid_until", "reference"})
 _MISSING: Final = object()
 
 
+_PLAIN_FIELD: Final = re.compile(r"[A-Za-z0-9_$.-]{1,100}")
+
+
+def _field_name(key: object) -> str:
+    """A key from the document as shown in a problem: plain names as they are, anything else
+    (control characters, odd unicode, very long) quoted and escaped as JSON."""
+    text = str(key)
+    if _PLAIN_FIELD.fullmatch(text):
+        return text
+    return json.dumps(text if len(text) <= 100 else text[:100] + "…")
+
+
+def _printable(text: str) -> str:
+    """``text`` with anything UTF-8 cannot encode (unpaired surrogates, e.g. from an undecodable
+    file name) written as a backslash escape, so printing a problem can never fail."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _has_surrogate(text: str) -> bool:
     try:
         text.encode("utf-8")
@@ -548,7 +566,7 @@ class _Reader:
 
     def bad(self, field: str, code: str, message: str) -> None:
         where = f"{self.source}: {field}" if field else self.source
-        self.problems.append(Problem(where, code, message))
+        self.problems.append(Problem(_printable(where), code, message))
 
     def fields(
         self, obj: Mapping[str, Any], field: str, allowed: frozenset[str], required: Sequence[str]
@@ -556,7 +574,7 @@ class _Reader:
         prefix = f"{field}." if field else ""
         for key in obj:
             if key not in allowed:
-                self.bad(f"{prefix}{key}", "unknown-field", "unknown field")
+                self.bad(f"{prefix}{_field_name(key)}", "unknown-field", "unknown field")
         for key in required:
             if key not in obj:
                 self.bad(f"{prefix}{key}", "required", "this field is required")
@@ -698,13 +716,17 @@ def _read_estimator(r: _Reader, value: Any) -> Estimator | None:
     if method is _MISSING:
         r.bad("estimator.method", "required", "this field is required")
         return None
-    if method not in _ESTIMATOR_FIELDS:
+    if not isinstance(method, str) or method not in _ESTIMATOR_FIELDS:
         r.bad("estimator.method", "choice", "expected one of wle, mle, eap")
         return None
     allowed = _ESTIMATOR_FIELDS[method]
     for key in obj:
         if key not in allowed:
-            r.bad(f"estimator.{key}", "unknown-field", f"not a setting of the {method} estimator")
+            r.bad(
+                f"estimator.{_field_name(key)}",
+                "unknown-field",
+                f"not a setting of the {method} estimator",
+            )
     if method == "wle":
         return WLE()
     if method == "mle":
@@ -974,7 +996,7 @@ def load_calibration(
 
     Problems name the file as given and the field; syntax errors name the line.
     """
-    name = os.fspath(path)
+    name = _printable(os.fspath(path))
     file = Path(path)
     suffix = file.suffix.lower()
     if suffix not in (".json", ".toml"):
