@@ -202,3 +202,64 @@ def test_schema_and_loader_know_the_same_top_level_fields() -> None:
     from pamlib.scoring.calibration import _TOP_FIELDS
 
     assert set(SCHEMA["properties"]) == set(_TOP_FIELDS)
+
+
+def test_the_schema_states_the_loaders_numeric_ranges() -> None:
+    from pamlib.scoring.calibration import MAX_ABS_LOGIT, MAX_ABS_SCORE, MAX_DECIMALS, SLOPE_RANGE
+    from pamlib.scoring.engine import (
+        MLE_ADJUSTMENT_RANGE,
+        PRIOR_SD_RANGE,
+        QUADRATURE_POINTS_RANGE,
+    )
+
+    mle, eap = (SCHEMA["properties"]["estimator"]["oneOf"][i]["properties"] for i in (1, 2))
+    adjustment = mle["extreme_adjustment"]
+    assert (adjustment["minimum"], adjustment["exclusiveMaximum"]) == MLE_ADJUSTMENT_RANGE
+    assert (eap["prior_sd"]["minimum"], eap["prior_sd"]["maximum"]) == PRIOR_SD_RANGE
+    points = eap["quadrature_points"]
+    assert (points["minimum"], points["maximum"]) == QUADRATURE_POINTS_RANGE
+    scale = SCHEMA["properties"]["scale"]["properties"]
+    assert (scale["slope"]["minimum"], scale["slope"]["maximum"]) == SLOPE_RANGE
+    assert scale["decimals"]["maximum"] == MAX_DECIMALS
+    score = SCHEMA["$defs"]["score"]
+    assert (score["minimum"], score["maximum"]) == (-MAX_ABS_SCORE, MAX_ABS_SCORE)
+    for key in ("intercept", "min", "max"):
+        assert scale[key] == {"$ref": "#/$defs/score"}
+    logit = SCHEMA["$defs"]["logit"]
+    assert (logit["minimum"], logit["maximum"]) == (-MAX_ABS_LOGIT, MAX_ABS_LOGIT)
+
+
+@pytest.mark.parametrize(
+    ("field", "low", "high"),
+    [
+        ("prior_sd", 0.1, 10),
+        ("quadrature_points", 11, 2001),
+    ],
+)
+def test_every_range_edge_is_accepted_and_just_outside_refused(
+    field: str, low: float, high: float, host: PluginHost
+) -> None:
+    step = 1 if isinstance(low, int) else 1e-9
+    for value, ok in ((low, True), (high, True), (low - step, False), (high + step, False)):
+        doc = rsm_document(estimator={"method": "eap", field: value})
+        assert schema_accepts(doc) is ok
+        assert loader_accepts(doc, host) is ok
+
+
+def test_the_docs_table_states_the_same_ranges() -> None:
+    from pamlib.scoring.calibration import MAX_ABS_SCORE, SLOPE_RANGE
+    from pamlib.scoring.engine import (
+        MLE_ADJUSTMENT_RANGE,
+        PRIOR_SD_RANGE,
+        QUADRATURE_POINTS_RANGE,
+    )
+
+    text = (DOCS / "calibration.rst").read_text(encoding="utf-8")
+    for phrase in (
+        f"{MLE_ADJUSTMENT_RANGE[0]:g} … below {MLE_ADJUSTMENT_RANGE[1]:g} score points",
+        f"{PRIOR_SD_RANGE[0]:g} … {PRIOR_SD_RANGE[1]:g} logits",
+        f"{QUADRATURE_POINTS_RANGE[0]} … {QUADRATURE_POINTS_RANGE[1]}",
+        f"{SLOPE_RANGE[0]:g} … {SLOPE_RANGE[1]:g} score points/logit",
+        f"−{MAX_ABS_SCORE:g} … {MAX_ABS_SCORE:g}",
+    ):
+        assert phrase in text
