@@ -12,6 +12,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
+import attrs
 import numpy as np
 import pytest
 
@@ -21,7 +22,7 @@ from pamlib.errors import CalibrationError
 from pamlib.identity import Patient
 from pamlib.levels import CURRENT, CutpointRegistry, CutpointSet
 from pamlib.plugins import PluginHost
-from pamlib.scoring.calibration import load_calibration, parse_calibration
+from pamlib.scoring.calibration import Scale, load_calibration, parse_calibration
 from pamlib.scoring.engine import EAP, ScoreTable, StepModel
 from pamlib.scoring.rasch import CalibratedScorer, RaschProvider
 from tests.calibrations import PAM10, PAM13, rsm_document, to_toml, write
@@ -265,6 +266,18 @@ def test_case_10_a_scorer_refuses_a_cut_point_set_of_other_precision(host: Plugi
     with pytest.raises(CalibrationError) as info:
         CalibratedScorer(compiled, CURRENT, 0)
     assert info.value.problems[0].code == "decimals"
+
+
+def test_case_10_a_scorer_refuses_a_hand_built_scale_of_slope_1e20(host: PluginHost) -> None:
+    compiled = parse_calibration(rsm_document(PAM10), host=host).compile()
+    hand_built = attrs.evolve(compiled, scale=Scale(50.0, 1e20, -1e300, 1e300, 1))
+    with pytest.raises(CalibrationError) as info:
+        CalibratedScorer(hand_built, CURRENT, 0)
+    assert {p.where for p in info.value.problems} == {
+        "test-rsm: scale.slope",
+        "test-rsm: scale.min",
+        "test-rsm: scale.max",
+    }
 
 
 # -- case 9: hostile documents ----------------------------------------------------------------

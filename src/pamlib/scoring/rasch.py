@@ -31,6 +31,7 @@ from pamlib.scoring.calibration import (
     Calibration,
     CompiledCalibration,
     ExtremeResponse,
+    _scale_problems,
     decimals_mismatch,
     load_calibration,
 )
@@ -74,6 +75,15 @@ class CalibratedScorer:
     def __init__(
         self, compiled: CompiledCalibration, cutpoints: CutpointSet | None, extra_flags: int
     ) -> None:
+        bad_scale = _scale_problems(compiled.scale)
+        if bad_scale:  # a CompiledCalibration built by hand, not by Calibration.compile()
+            raise CalibrationError(
+                f"calibration {compiled.calibration_id!r} has a scale pamlib cannot report on",
+                [
+                    Problem(f"{compiled.calibration_id}: {field}", "range", message)
+                    for field, message in bad_scale
+                ],
+            )
         if cutpoints is not None and cutpoints.decimals != compiled.scale.decimals:
             # The level must be the band of the score as reported (docs/scoring.rst).
             raise CalibrationError(
