@@ -60,8 +60,11 @@ _DESCRIPTIONS = {
 }
 
 # Values within this distance of a half are treated as the half: decimal inputs such as 47.05,
-# which binary floating point stores as 47.04999…, then round as written.
+# which binary floating point stores as 47.04999…, then round as written. The distance grows with
+# the scaled value (a few units in the last place), so 5027.07645 at four decimals also rounds
+# as written: an absolute 1e-9 is below the float error once the scaled value passes ~1e6.
 _HALF_TOLERANCE = 1e-9
+_HALF_TOLERANCE_RELATIVE = 1e-15
 
 
 def round_half_away_array(values: npt.ArrayLike, decimals: int = 1) -> npt.NDArray[np.float64]:
@@ -74,7 +77,8 @@ def round_half_away_array(values: npt.ArrayLike, decimals: int = 1) -> npt.NDArr
     factor = 10.0**decimals
     scaled = np.abs(x) * factor
     whole = np.floor(scaled)
-    up = (scaled - whole) >= 0.5 - _HALF_TOLERANCE
+    tolerance = np.maximum(_HALF_TOLERANCE, scaled * _HALF_TOLERANCE_RELATIVE)
+    up = (scaled - whole) >= 0.5 - tolerance
     rounded = (whole + up) / factor
     return np.copysign(rounded, x)
 
@@ -92,7 +96,8 @@ def round_half_away(value: float, decimals: int = 1) -> float:
     factor = 10.0**decimals
     scaled = abs(x) * factor
     whole = float(math.floor(scaled))
-    up = 1.0 if (scaled - whole) >= 0.5 - _HALF_TOLERANCE else 0.0
+    tolerance = max(_HALF_TOLERANCE, scaled * _HALF_TOLERANCE_RELATIVE)
+    up = 1.0 if (scaled - whole) >= 0.5 - tolerance else 0.0
     return math.copysign((whole + up) / factor, x)
 
 
