@@ -15,6 +15,7 @@ Crashing inputs found on the way are kept, minimised, in ``corpus/calibration`` 
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ from pamlib.scoring.calibration import (
 )
 from pamlib.scoring.engine import MLE_ADJUSTMENT_RANGE, PRIOR_SD_RANGE, QUADRATURE_POINTS_RANGE
 from pamlib.scoring.rasch import CalibratedScorer, RaschProvider
-from tests.calibrations import PAM10, PAM13, rsm_document, to_toml
+from tests.calibrations import PAM10, PAM13, rsm_document, to_toml, write
 
 CORPUS = Path(__file__).parent / "corpus" / "calibration"
 HOST = PluginHost(load_entry_points=False, disabled=())
@@ -352,3 +353,32 @@ def test_every_corpus_file_is_refused_cleanly_or_scores_cleanly(
         out = capsys.readouterr()
         assert "Traceback" not in out.out + out.err
         assert "pamlib bug" not in out.out + out.err
+
+
+EDGES: dict[str, dict[str, Any]] = {
+    "eap-widest-prior-most-nodes": {
+        "estimator": {"method": "eap", "prior_mean": -50, "prior_sd": 10, "quadrature_points": 2001}
+    },
+    "eap-narrowest-prior-far-mean": {
+        "estimator": {"method": "eap", "prior_mean": 50, "prior_sd": 0.1, "quadrature_points": 11}
+    },
+    "mle-smallest-adjustment": {"estimator": {"method": "mle", "extreme_adjustment": 0.01}},
+    "wle-disordered-thresholds": {"estimator": {"method": "wle"}},
+}
+
+
+@pytest.mark.parametrize("name", sorted(EDGES))
+def test_edge_calibrations_score_every_answer_pattern_cleanly(name: str) -> None:
+    # Every answered-items mask of PAM-10 with every raw score: by sufficiency, every pattern.
+    doc = rsm_document(PAM10, **EDGES[name], cutpoints=None)
+    del doc["cutpoints"]
+    doc["item_difficulties"] = {
+        item: (-MAX_ABS_LOGIT if j % 2 else MAX_ABS_LOGIT) for j, item in enumerate(PAM10.items)
+    }
+    doc["thresholds"] = [MAX_ABS_LOGIT, -MAX_ABS_LOGIT, MAX_ABS_LOGIT]
+    doc["scale"] = {"intercept": 0, "slope": 1000, "min": -10000, "max": 10000, "decimals": 4}
+    cal = load_calibration(write(Path(tempfile.mkdtemp()), doc), host=HOST)
+    masks = list(range(1, 1 << PAM10.n_items))
+    if name == "eap-widest-prior-most-nodes":  # ~2200 nodes a problem: the fewest and most
+        masks = [m for m in masks if m.bit_count() in (1, 2, 9, 10)]  # answered, most skewed
+    check_scores_cleanly(cal, masks)
