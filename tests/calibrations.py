@@ -152,6 +152,7 @@ def calibration_documents(
     }
     if draw(st.booleans()):
         doc["cutpoints"] = draw(st.sampled_from(["current", "hibbard-2005"]))
+        doc["scale"]["decimals"] = 1  # the level is the band of the score as reported
     if draw(st.booleans()):
         doc["model"] = "rating-scale"
         doc["item_difficulties"] = {item: draw(logits) for item in inst.items}

@@ -313,9 +313,9 @@ def test_missing_fields_are_all_named(tmp_path: Path, host: PluginHost) -> None:
 @pytest.mark.parametrize(
     ("text", "where", "code"),
     [
-        ('{"id": "x",\n "version": }', ": line 2 column 13", "syntax"),
+        ('{"id": "x",\n "version": }', ": line 2 column 13", "json"),
         ('{"id": "x", "id": "y"}', "", "duplicate-key"),
-        ('{"id": NaN}', "", "syntax"),
+        ('{"id": NaN}', "", "json"),
         ("[1, 2]", "", "type"),
     ],
 )
@@ -337,7 +337,7 @@ def test_unreadable_files_are_named(tmp_path: Path, host: PluginHost) -> None:
     (tmp_path / "cal.yaml").write_text("id: x")
     bad_toml = tmp_path / "bad.toml"
     bad_toml.write_text("id = = 1")
-    cases[bad_toml] = "syntax"
+    cases[bad_toml] = "toml"
     latin = tmp_path / "latin.json"
     latin.write_bytes(b'{"id": "caf\xe9"}')
     cases[latin] = "encoding"

@@ -60,7 +60,17 @@ VALID: dict[str, Any] = {
     "descriptive fields": rsm_document(name="Test", description="Made up.", source="tests"),
     "$schema": rsm_document(**{"$schema": SCHEMA["$id"]}),
     "extreme not scored": rsm_document(extreme_response="not-scored"),
-    "decimals 0": rsm_document(scale=scale(decimals=0)),
+    "decimals 0 without levels": without(rsm_document(scale=scale(decimals=0)), "cutpoints"),
+    "decimals 4 without levels": without(rsm_document(scale=scale(decimals=4)), "cutpoints"),
+    "smallest settings": rsm_document(
+        estimator={"method": "eap", "prior_sd": 0.1, "quadrature_points": 11},
+        scale=scale(slope=0.01, intercept=-10000, min=-10000, max=-9999.9),
+    ),
+    "largest settings": rsm_document(
+        estimator={"method": "eap", "prior_sd": 10, "quadrature_points": 2001},
+        scale=scale(slope=1000, intercept=10000, min=9999.9, max=10000),
+    ),
+    "smallest adjustment": rsm_document(estimator={"method": "mle", "extreme_adjustment": 0.01}),
 }
 
 INVALID: dict[str, Any] = {
@@ -90,7 +100,19 @@ INVALID: dict[str, Any] = {
     "setting of another method": rsm_document(estimator={"method": "wle", "prior_sd": 1}),
     "adjustment too large": rsm_document(estimator={"method": "mle", "extreme_adjustment": 0.5}),
     "zero prior sd": rsm_document(estimator={"method": "eap", "prior_sd": 0}),
+    "tiny prior sd": rsm_document(estimator={"method": "eap", "prior_sd": 1e-300}),
+    "wide prior sd": rsm_document(estimator={"method": "eap", "prior_sd": 10.5}),
+    "tiny adjustment": rsm_document(estimator={"method": "mle", "extreme_adjustment": 1e-300}),
     "too few points": rsm_document(estimator={"method": "eap", "quadrature_points": 10}),
+    "too many points": rsm_document(estimator={"method": "eap", "quadrature_points": 2002}),
+    "documented maximum before": rsm_document(
+        estimator={"method": "eap", "quadrature_points": 100001}
+    ),
+    "huge slope": rsm_document(scale=scale(slope=1e20)),
+    "tiny slope": rsm_document(scale=scale(slope=1e-300)),
+    "huge max": rsm_document(scale=scale(max=1e300)),
+    "huge min": rsm_document(scale=scale(min=-1e300)),
+    "huge intercept": rsm_document(scale=scale(intercept=1e20)),
     "fractional points": rsm_document(estimator={"method": "eap", "quadrature_points": 40.5}),
     "min_answered 0": rsm_document(min_answered=0),
     "fractional min_answered": rsm_document(min_answered=6.5),
@@ -119,6 +141,12 @@ LOADER_ONLY: dict[str, Any] = {
     "min_answered above the number of items": rsm_document(min_answered=14),
     "unknown cut-point set": rsm_document(cutpoints="2031"),
     "min above max": rsm_document(scale=scale(min=100, max=0)),
+    "decimals 0 with one-decimal cut points": rsm_document(scale=scale(decimals=0)),
+    "decimals 2 with one-decimal cut points": rsm_document(scale=scale(decimals=2)),
+    "min finer than the score": rsm_document(scale=scale(min=0.05)),
+    "max finer than the score": without(
+        rsm_document(scale=scale(max=99.5, decimals=0)), "cutpoints"
+    ),
 }
 
 
@@ -174,3 +202,64 @@ def test_schema_and_loader_know_the_same_top_level_fields() -> None:
     from pamlib.scoring.calibration import _TOP_FIELDS
 
     assert set(SCHEMA["properties"]) == set(_TOP_FIELDS)
+
+
+def test_the_schema_states_the_loaders_numeric_ranges() -> None:
+    from pamlib.scoring.calibration import MAX_ABS_LOGIT, MAX_ABS_SCORE, MAX_DECIMALS, SLOPE_RANGE
+    from pamlib.scoring.engine import (
+        MLE_ADJUSTMENT_RANGE,
+        PRIOR_SD_RANGE,
+        QUADRATURE_POINTS_RANGE,
+    )
+
+    mle, eap = (SCHEMA["properties"]["estimator"]["oneOf"][i]["properties"] for i in (1, 2))
+    adjustment = mle["extreme_adjustment"]
+    assert (adjustment["minimum"], adjustment["exclusiveMaximum"]) == MLE_ADJUSTMENT_RANGE
+    assert (eap["prior_sd"]["minimum"], eap["prior_sd"]["maximum"]) == PRIOR_SD_RANGE
+    points = eap["quadrature_points"]
+    assert (points["minimum"], points["maximum"]) == QUADRATURE_POINTS_RANGE
+    scale = SCHEMA["properties"]["scale"]["properties"]
+    assert (scale["slope"]["minimum"], scale["slope"]["maximum"]) == SLOPE_RANGE
+    assert scale["decimals"]["maximum"] == MAX_DECIMALS
+    score = SCHEMA["$defs"]["score"]
+    assert (score["minimum"], score["maximum"]) == (-MAX_ABS_SCORE, MAX_ABS_SCORE)
+    for key in ("intercept", "min", "max"):
+        assert scale[key] == {"$ref": "#/$defs/score"}
+    logit = SCHEMA["$defs"]["logit"]
+    assert (logit["minimum"], logit["maximum"]) == (-MAX_ABS_LOGIT, MAX_ABS_LOGIT)
+
+
+@pytest.mark.parametrize(
+    ("field", "low", "high"),
+    [
+        ("prior_sd", 0.1, 10),
+        ("quadrature_points", 11, 2001),
+    ],
+)
+def test_every_range_edge_is_accepted_and_just_outside_refused(
+    field: str, low: float, high: float, host: PluginHost
+) -> None:
+    step = 1 if isinstance(low, int) else 1e-9
+    for value, ok in ((low, True), (high, True), (low - step, False), (high + step, False)):
+        doc = rsm_document(estimator={"method": "eap", field: value})
+        assert schema_accepts(doc) is ok
+        assert loader_accepts(doc, host) is ok
+
+
+def test_the_docs_table_states_the_same_ranges() -> None:
+    from pamlib.scoring.calibration import MAX_ABS_SCORE, SLOPE_RANGE
+    from pamlib.scoring.engine import (
+        MLE_ADJUSTMENT_RANGE,
+        PRIOR_SD_RANGE,
+        QUADRATURE_POINTS_RANGE,
+    )
+
+    text = (DOCS / "calibration.rst").read_text(encoding="utf-8")
+    for phrase in (
+        f"{MLE_ADJUSTMENT_RANGE[0]:g} … below {MLE_ADJUSTMENT_RANGE[1]:g} score points",
+        f"{PRIOR_SD_RANGE[0]:g} … {PRIOR_SD_RANGE[1]:g} logits",
+        f"{QUADRATURE_POINTS_RANGE[0]} … {QUADRATURE_POINTS_RANGE[1]}",
+        f"{SLOPE_RANGE[0]:g} … {SLOPE_RANGE[1]:g} score points/logit",
+        f"−{MAX_ABS_SCORE:g} … {MAX_ABS_SCORE:g}",
+    ):
+        assert phrase in text

@@ -35,6 +35,7 @@ from pamlib.scoring import engine
 from pamlib.scoring.engine import (
     EAP,
     MLE,
+    MLE_ADJUSTMENT_RANGE,
     NOT_APPLICABLE,
     UNANSWERED,
     WLE,
@@ -239,6 +240,15 @@ def test_eap_matches_reference_integral(
 def test_eap_with_explicit_node_count_matches_reference() -> None:
     model = StepModel.partial_credit([[-0.5, -0.8, -1.8, -2.6], [0.3, 1.1]])
     check_against_reference(model, [0, 1], [0, 3, 6], EAP(0.2, 1.5, 2001), 1e-8)
+
+
+@pytest.mark.parametrize("points", [11, 21, 61])
+def test_a_small_node_count_is_as_accurate_as_the_automatic_grid(points: int) -> None:
+    # 13 items answered: the posterior is ~0.35 logits wide, which 11 nodes spread over ±9
+    # prior SDs (1.8 logits apart) missed by up to 1.2 logits before the count became a floor.
+    model = StepModel.rating_scale(np.linspace(-1.2, 1.2, 13), [-2.0, 0.0, 2.0])
+    items = list(range(13))
+    check_against_reference(model, items, [0, 1, 7, 20, 33, 38, 39], EAP(0.0, 1.0, points), 1e-8)
 
 
 def test_reference_matches_scipy_quadrature() -> None:
@@ -459,10 +469,14 @@ def test_fallback_brackets_agree_with_grid_brackets(
     np.testing.assert_allclose(fallback.theta_se, normal.theta_se, rtol=0, atol=1e-9)
 
 
-def test_tiny_extreme_adjustment_reaches_beyond_the_usual_bounds() -> None:
+def test_small_extreme_adjustment_reaches_beyond_the_usual_bounds(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The smallest adjustment allowed, with the start bracket narrowed so it must be widened.
+    monkeypatch.setattr(engine, "_BOUND_MARGIN", 0.5)
     model = StepModel.partial_credit([[0.3], [0.3, 1.0]])
-    check_against_reference(model, [0], [0, 1], MLE(1e-6), 1e-9)
-    check_against_reference(model, [0, 1], [0, 1, 2, 3], MLE(1e-6), 1e-9)
+    check_against_reference(model, [0], [0, 1], MLE(MLE_ADJUSTMENT_RANGE[0]), 1e-9)
+    check_against_reference(model, [0, 1], [0, 1, 2, 3], MLE(MLE_ADJUSTMENT_RANGE[0]), 1e-9)
 
 
 def test_ragged_models_score_each_item_on_its_own_range() -> None:
@@ -685,8 +699,12 @@ def test_bad_rating_scale_calibrations_are_rejected() -> None:
     "make",
     [
         lambda: MLE(0.0),
+        lambda: MLE(1e-300),
         lambda: MLE(0.5),
         lambda: EAP(prior_sd=0.0),
+        lambda: EAP(prior_sd=1e-300),
+        lambda: EAP(prior_sd=10.5),
+        lambda: EAP(quadrature_points=100_001),
         lambda: EAP(prior_mean=math.inf),
         lambda: EAP(quadrature_points=5),
         lambda: EAP(quadrature_points=True),

@@ -112,3 +112,50 @@ def test_cutpoints_must_increase() -> None:
 def test_levels_have_descriptions_and_codes() -> None:
     assert all(level.description for level in ActivationLevel)
     assert ActivationLevel.LEVEL_3.code == "level-3"
+
+
+@st.composite
+def values_and_decimals(draw: st.DrawFn) -> tuple[float, int]:
+    """Scores anywhere on a calibration's scale (±10000), often exactly half a unit of the last
+    decimal as written (``5027.07645`` at four decimals)."""
+    decimals = draw(st.integers(0, 4))
+    if draw(st.booleans()):
+        k = draw(st.integers(-(10 ** (4 + decimals)), 10 ** (4 + decimals)))
+        return float(f"{k}5e-{decimals + 1}"), decimals
+    return float(draw(st.decimals(-10_000, 10_000, places=6))), decimals
+
+
+@given(values_and_decimals())
+def test_rounding_a_reported_score_again_changes_nothing(case: tuple[float, int]) -> None:
+    value, decimals = case
+    # What lets the level be the band of the score as reported: the cut-point set re-rounds a
+    # score already rounded to its own decimals, and must get that score back bit for bit.
+    reported = round_half_away(value, decimals)
+    assert round_half_away(reported, decimals) == reported
+    assert round_half_away_array([reported], decimals).tolist() == [reported]
+    quantum = Decimal(1).scaleb(-decimals)
+    expected = Decimal(repr(value)).quantize(quantum, rounding=ROUND_HALF_UP)
+    assert reported == float(expected)
+
+
+@pytest.mark.parametrize(
+    ("decimals", "bounds", "score", "level"),
+    [
+        (0, (47.0, 55.0, 67.0), 47.4, 1),  # reported 47: level 1 at this set's precision
+        (0, (47.0, 55.0, 67.0), 47.5, 2),  # reported 48
+        (1, (47.0, 55.1, 67.0), 47.04, 1),  # reported 47.0
+        (1, (47.0, 55.1, 67.0), 47.05, 2),  # reported 47.1
+        (2, (47.0, 55.1, 67.0), 47.004, 1),  # reported 47.00
+        (2, (47.0, 55.1, 67.0), 47.005, 2),  # reported 47.01
+        (2, (47.0, 55.1, 67.0), 47.04, 2),  # reported 47.04: above 47.0
+        (4, (47.0, 55.1, 5027.0764), 5027.07644, 3),  # reported 5027.0764
+        (4, (47.0, 55.1, 5027.0764), 5027.07645, 4),  # reported 5027.0765, as written
+    ],
+)
+def test_a_set_bands_at_its_own_precision(
+    decimals: int, bounds: tuple[float, float, float], score: float, level: int
+) -> None:
+    cut = CutpointSet("test", bounds, decimals=decimals)
+    assert cut.level(score) == level
+    assert cut.levels([score]).tolist() == [level]
+    assert cut.level(round_half_away(score, decimals)) == level

@@ -1,8 +1,12 @@
 """Activation levels and the versioned cut-point sets that band a 0–100 score into them.
 
-A level is always derived from the score *as reported*: rounded to one decimal, half away from
-zero, then banded. Two sets of cut points are in use (see PAM-FACTS, "Activation levels"), so
-every derived level records the id of the set that produced it.
+A level is always the band of the score *as reported*: rounded half away from zero to the set's
+``decimals`` (one for the published sets, whose cut points are given to one decimal), then
+banded. A calibration that names a set reports its scores to that same precision (the loader
+refuses other ``decimals``), so re-rounding a reported score here changes nothing, and a reader
+comparing the reported score with the cut points gets the reported level. Two sets of cut
+points are in use (see PAM-FACTS, "Activation levels"), so every derived level records the id
+of the set that produced it.
 """
 
 from __future__ import annotations
@@ -56,8 +60,11 @@ _DESCRIPTIONS = {
 }
 
 # Values within this distance of a half are treated as the half: decimal inputs such as 47.05,
-# which binary floating point stores as 47.04999…, then round as written.
+# which binary floating point stores as 47.04999…, then round as written. The distance grows with
+# the scaled value (a few units in the last place), so 5027.07645 at four decimals also rounds
+# as written: an absolute 1e-9 is below the float error once the scaled value passes ~1e6.
 _HALF_TOLERANCE = 1e-9
+_HALF_TOLERANCE_RELATIVE = 1e-15
 
 
 def round_half_away_array(values: npt.ArrayLike, decimals: int = 1) -> npt.NDArray[np.float64]:
@@ -70,7 +77,8 @@ def round_half_away_array(values: npt.ArrayLike, decimals: int = 1) -> npt.NDArr
     factor = 10.0**decimals
     scaled = np.abs(x) * factor
     whole = np.floor(scaled)
-    up = (scaled - whole) >= 0.5 - _HALF_TOLERANCE
+    tolerance = np.maximum(_HALF_TOLERANCE, scaled * _HALF_TOLERANCE_RELATIVE)
+    up = (scaled - whole) >= 0.5 - tolerance
     rounded = (whole + up) / factor
     return np.copysign(rounded, x)
 
@@ -88,7 +96,8 @@ def round_half_away(value: float, decimals: int = 1) -> float:
     factor = 10.0**decimals
     scaled = abs(x) * factor
     whole = float(math.floor(scaled))
-    up = 1.0 if (scaled - whole) >= 0.5 - _HALF_TOLERANCE else 0.0
+    tolerance = max(_HALF_TOLERANCE, scaled * _HALF_TOLERANCE_RELATIVE)
+    up = 1.0 if (scaled - whole) >= 0.5 - tolerance else 0.0
     return math.copysign((whole + up) / factor, x)
 
 
@@ -103,6 +112,7 @@ class CutpointSet:
 
     id: str
     upper_bounds: tuple[float, float, float]
+    #: The precision of the cut points, and so of every score banded by them.
     decimals: int = 1
     source: str = ""
 

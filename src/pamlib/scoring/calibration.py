@@ -23,7 +23,6 @@ import json
 import math
 import os
 import re
-import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -31,8 +30,20 @@ from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar, cast
 
 import attrs
 
+from pamlib._documents import DocumentError, decode_utf8, parse_json, parse_toml
 from pamlib.errors import CalibrationError, Problem
-from pamlib.scoring.engine import EAP, MLE, WLE, Estimator, LicensedContentError, StepModel
+from pamlib.levels import round_half_away
+from pamlib.scoring.engine import (
+    EAP,
+    MLE,
+    MLE_ADJUSTMENT_RANGE,
+    PRIOR_SD_RANGE,
+    QUADRATURE_POINTS_RANGE,
+    WLE,
+    Estimator,
+    LicensedContentError,
+    StepModel,
+)
 
 if TYPE_CHECKING:
     from pamlib.instruments import Instrument, InstrumentRegistry
@@ -58,6 +69,12 @@ T = TypeVar("T")
 MAX_ABS_LOGIT: Final = 50.0
 #: Largest number of decimals a reported score may carry.
 MAX_DECIMALS: Final = 4
+#: The scale's intercept, min and max lie within ±this many score points: every score is then
+#: finite and, at up to :data:`MAX_DECIMALS` decimals, exact in the outputs (CSV writes scores
+#: as whole numbers of the last decimal).
+MAX_ABS_SCORE: Final = 10_000.0
+#: The scale's slope, score points per logit, lies in [low, high].
+SLOPE_RANGE: Final = (0.01, 1000.0)
 _ID_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _DATE_PATTERN: Final = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -85,7 +102,12 @@ class ExtremeResponse(enum.StrEnum):
 @attrs.frozen
 class Scale:
     """The reporting scale: ``intercept + slope·θ``, clipped to [min, max], rounded half away
-    from zero to ``decimals``; the score's SE is ``slope·SE(θ)``."""
+    from zero to ``decimals``; the score's SE is ``slope·SE(θ)``.
+
+    ``min`` and ``max`` are written with at most ``decimals`` decimals, so a reported score is
+    always within them. With a cut-point set, ``decimals`` is the set's: the level is the band
+    of the score exactly as reported.
+    """
 
     intercept: float = attrs.field(converter=float)
     slope: float = attrs.field(converter=float)
@@ -354,19 +376,36 @@ def _invariant_problems(cal: Calibration) -> list[Problem]:
     if not all(math.isfinite(x) and abs(x) <= MAX_ABS_LOGIT for x in numbers):
         bad("parameters", "range", f"item parameters are logits within ±{MAX_ABS_LOGIT:g}")
     s = cal.scale
-    if not all(math.isfinite(x) for x in (s.intercept, s.slope, s.min, s.max)):
-        bad("scale", "range", "scale numbers must be finite")
-    if not s.slope > 0:
-        bad("scale.slope", "range", "the slope must be positive")
-    if not s.min < s.max:
-        bad("scale.max", "range", "max must be greater than min")
-    if not 0 <= s.decimals <= MAX_DECIMALS:
-        bad("scale.decimals", "range", f"decimals lie within 0..{MAX_DECIMALS}")
+    for key, message in _scale_problems(s):
+        bad(key, "range", message)
     if not 1 <= cal.min_answered <= max(n, 1):
         bad("min_answered", "range", f"min_answered lies within 1..{n}")
     if cal.demo and cal.licence is not None:
         bad("licence", "demo-licence", "a demonstration calibration cannot carry a licence")
     return problems
+
+
+def _scale_problems(s: Scale) -> list[tuple[str, str]]:
+    """(field, message) for every scale number outside the range the engine is proven in."""
+    out: list[tuple[str, str]] = []
+    low, high = SLOPE_RANGE
+    if not (isinstance(s.decimals, int) and 0 <= s.decimals <= MAX_DECIMALS):
+        out.append(("scale.decimals", f"decimals lie within 0..{MAX_DECIMALS}"))
+    for key in ("intercept", "min", "max"):
+        x = getattr(s, key)
+        if not (math.isfinite(x) and abs(x) <= MAX_ABS_SCORE):
+            out.append((f"scale.{key}", f"a finite number within ±{MAX_ABS_SCORE:g}"))
+    if not (low <= s.slope <= high):  # also false for NaN
+        out.append(("scale.slope", f"a number of score points per logit within {low:g}..{high:g}"))
+    if not out:
+        if not s.min < s.max:
+            out.append(("scale.max", "max must be greater than min"))
+        for key in ("min", "max"):
+            x = getattr(s, key)
+            if round_half_away(x, s.decimals) != x:
+                why = f"more decimals than the score ({s.decimals}): a score could fall outside"
+                out.append((f"scale.{key}", why))
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -471,11 +510,35 @@ _ESTIMATOR_FIELDS: Final = {
     "mle": frozenset({"method", "extreme_adjustment"}),
     "eap": frozenset({"method", "prior_mean", "prior_sd", "quadrature_points"}),
 }
-#: EAP nodes across the posterior window, when not left to the engine (the engine's limits).
-_QUADRATURE_POINTS: Final = (11, 100_001)
 _SCALE_FIELDS: Final = frozenset({"intercept", "slope", "min", "max", "decimals"})
 _LICENCE_FIELDS: Final = frozenset({"licensee", "valid_until", "reference"})
 _MISSING: Final = object()
+
+
+_PLAIN_FIELD: Final = re.compile(r"[A-Za-z0-9_$.-]{1,100}")
+
+
+def _field_name(key: object) -> str:
+    """A key from the document as shown in a problem: plain names as they are, anything else
+    (control characters, odd unicode, very long) quoted and escaped as JSON."""
+    text = str(key)
+    if _PLAIN_FIELD.fullmatch(text):
+        return text
+    return json.dumps(text if len(text) <= 100 else text[:100] + "…")
+
+
+def _printable(text: str) -> str:
+    """``text`` with anything UTF-8 cannot encode (unpaired surrogates, e.g. from an undecodable
+    file name) written as a backslash escape, so printing a problem can never fail."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _has_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _type_name(value: object) -> str:
@@ -503,7 +566,7 @@ class _Reader:
 
     def bad(self, field: str, code: str, message: str) -> None:
         where = f"{self.source}: {field}" if field else self.source
-        self.problems.append(Problem(where, code, message))
+        self.problems.append(Problem(_printable(where), code, message))
 
     def fields(
         self, obj: Mapping[str, Any], field: str, allowed: frozenset[str], required: Sequence[str]
@@ -511,7 +574,7 @@ class _Reader:
         prefix = f"{field}." if field else ""
         for key in obj:
             if key not in allowed:
-                self.bad(f"{prefix}{key}", "unknown-field", "unknown field")
+                self.bad(f"{prefix}{_field_name(key)}", "unknown-field", "unknown field")
         for key in required:
             if key not in obj:
                 self.bad(f"{prefix}{key}", "required", "this field is required")
@@ -521,6 +584,9 @@ class _Reader:
             return None
         if not isinstance(value, str) or not value.strip():
             self.bad(field, "type", f"expected a non-empty string, got {_type_name(value)}")
+            return None
+        if _has_surrogate(value):  # JSON allows "\ud800"; UTF-8 (and the hash) cannot hold it
+            self.bad(field, "encoding", "contains an unpaired surrogate (\\ud800-\\udfff)")
             return None
         if pattern is not None and not pattern.fullmatch(value):
             self.bad(field, "pattern", f"must match {pattern.pattern}")
@@ -650,34 +716,40 @@ def _read_estimator(r: _Reader, value: Any) -> Estimator | None:
     if method is _MISSING:
         r.bad("estimator.method", "required", "this field is required")
         return None
-    if method not in _ESTIMATOR_FIELDS:
+    if not isinstance(method, str) or method not in _ESTIMATOR_FIELDS:
         r.bad("estimator.method", "choice", "expected one of wle, mle, eap")
         return None
     allowed = _ESTIMATOR_FIELDS[method]
     for key in obj:
         if key not in allowed:
-            r.bad(f"estimator.{key}", "unknown-field", f"not a setting of the {method} estimator")
+            r.bad(
+                f"estimator.{_field_name(key)}",
+                "unknown-field",
+                f"not a setting of the {method} estimator",
+            )
     if method == "wle":
         return WLE()
     if method == "mle":
+        low, high = MLE_ADJUSTMENT_RANGE
         adj = r.number(
             obj.get("extreme_adjustment", 0.3),
             "estimator.extreme_adjustment",
-            lambda x: 0 < x < 0.5,
-            "a number of score points strictly between 0 and 0.5",
+            lambda x: low <= x < high,
+            f"a number of score points from {low:g} up to (not including) {high:g}",
         )
         return None if adj is None else MLE(adj)
     mean = r.logit(obj.get("prior_mean", 0.0), "estimator.prior_mean")
+    sd_low, sd_high = PRIOR_SD_RANGE
     sd = r.number(
         obj.get("prior_sd", 1.0),
         "estimator.prior_sd",
-        lambda x: 0 < x <= MAX_ABS_LOGIT,
-        f"a positive number of logits up to {MAX_ABS_LOGIT:g}",
+        lambda x: sd_low <= x <= sd_high,
+        f"a number of logits within {sd_low:g}..{sd_high:g}",
     )
     points = None
     if "quadrature_points" in obj:
         points = r.integer(
-            obj["quadrature_points"], "estimator.quadrature_points", *_QUADRATURE_POINTS
+            obj["quadrature_points"], "estimator.quadrature_points", *QUADRATURE_POINTS_RANGE
         )
         if points is None:
             return None
@@ -691,19 +763,33 @@ def _read_scale(r: _Reader, value: Any) -> Scale | None:
     if obj is None:
         return None
     r.fields(obj, "scale", _SCALE_FIELDS, ("intercept", "slope", "min", "max"))
-    intercept = r.number(obj.get("intercept", _MISSING), "scale.intercept")
+
+    def score_points(key: str) -> float | None:
+        return r.number(
+            obj.get(key, _MISSING),
+            f"scale.{key}",
+            lambda x: abs(x) <= MAX_ABS_SCORE,
+            f"a number within ±{MAX_ABS_SCORE:g}",
+        )
+
+    intercept = score_points("intercept")
+    slope_low, slope_high = SLOPE_RANGE
     slope = r.number(
-        obj.get("slope", _MISSING), "scale.slope", lambda x: x > 0, "a positive number"
+        obj.get("slope", _MISSING),
+        "scale.slope",
+        lambda x: slope_low <= x <= slope_high,
+        f"a positive number of score points per logit within {slope_low:g}..{slope_high:g}",
     )
-    low = r.number(obj.get("min", _MISSING), "scale.min")
-    high = r.number(obj.get("max", _MISSING), "scale.max")
+    low = score_points("min")
+    high = score_points("max")
     decimals = r.integer(obj.get("decimals", 1), "scale.decimals", 0, MAX_DECIMALS)
-    if low is not None and high is not None and not low < high:
-        r.bad("scale.max", "range", "max must be greater than min")
-        return None
     if intercept is None or slope is None or low is None or high is None or decimals is None:
         return None
-    return Scale(intercept, slope, low, high, decimals)
+    scale = Scale(intercept, slope, low, high, decimals)
+    problems = _scale_problems(scale)
+    for field, message in problems:
+        r.bad(field, "range", message)
+    return None if problems else scale
 
 
 def _read_licence(r: _Reader, value: Any) -> CalibrationLicence | None:
@@ -846,6 +932,10 @@ def parse_calibration(
     if cutpoint_set is not None and cutpoint_set not in cutpoints:
         known = ", ".join(sorted(c.id for c in cutpoints))
         r.bad("cutpoints", "unknown-cutpoints", f"not a registered cut-point set ({known})")
+    elif cutpoint_set is not None and scale is not None:
+        banded_at = cutpoints.get(cutpoint_set).decimals
+        if scale.decimals != banded_at:
+            r.bad("scale.decimals", "decimals", decimals_mismatch(cutpoint_set, banded_at))
     extreme = get("extreme_response")
     extreme_response = (
         ExtremeResponse.FLAG
@@ -883,6 +973,15 @@ def parse_calibration(
     )
 
 
+def decimals_mismatch(cutpoint_set: str, banded_at: int) -> str:
+    """Why a scale whose decimals differ from its cut-point set's is refused."""
+    return (
+        f"the cut-point set {cutpoint_set!r} bands scores given to {banded_at} decimal(s); "
+        "the reported score must have the same, so that its level is the band of the score "
+        "as reported"
+    )
+
+
 def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not a JSON number")
 
@@ -897,7 +996,7 @@ def load_calibration(
 
     Problems name the file as given and the field; syntax errors name the line.
     """
-    name = os.fspath(path)
+    name = _printable(os.fspath(path))
     file = Path(path)
     suffix = file.suffix.lower()
     if suffix not in (".json", ".toml"):
@@ -912,37 +1011,32 @@ def load_calibration(
             f"cannot read calibration file {name}",
             [Problem(name, "unreadable", exc.strerror or type(exc).__name__)],
         ) from None
-    problems: list[Problem] = []
-    document: Any = None
+    duplicates: list[str] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in items:
+            if key in out:
+                duplicates.append(key)
+            out[key] = value
+        return out
+
     try:
-        text = data.decode("utf-8")
+        text = decode_utf8(data, name)
         if suffix == ".json":
-            duplicates: list[str] = []
-
-            def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
-                out: dict[str, Any] = {}
-                for key, value in items:
-                    if key in out:
-                        duplicates.append(key)
-                    out[key] = value
-                return out
-
-            document = json.loads(text, object_pairs_hook=pairs, parse_constant=_reject_constant)
-            problems += [
+            document = parse_json(
+                text, name, object_pairs_hook=pairs, parse_constant=_reject_constant
+            )
+        else:
+            document = parse_toml(text, name)
+    except DocumentError as exc:
+        raise CalibrationError(f"invalid calibration file {name}", [exc.problem]) from None
+    if duplicates:
+        raise CalibrationError(
+            f"invalid calibration file {name}",
+            [
                 Problem(name, "duplicate-key", f"the key {json.dumps(key)} appears twice")
                 for key in duplicates
-            ]
-        else:
-            document = tomllib.loads(text)
-    except UnicodeDecodeError:
-        problems.append(Problem(name, "encoding", "a calibration file is UTF-8 text"))
-    except json.JSONDecodeError as exc:
-        where = f"{name}: line {exc.lineno} column {exc.colno}"
-        problems.append(Problem(where, "syntax", exc.msg))
-    except tomllib.TOMLDecodeError as exc:
-        problems.append(Problem(name, "syntax", str(exc)))
-    except ValueError as exc:
-        problems.append(Problem(name, "syntax", str(exc)))
-    if problems:
-        raise CalibrationError(f"invalid calibration file {name}", problems)
+            ],
+        )
     return parse_calibration(document, source=name, host=host)

@@ -46,7 +46,10 @@ from pamlib.errors import (
 __all__ = [
     "EAP",
     "MLE",
+    "MLE_ADJUSTMENT_RANGE",
     "NOT_APPLICABLE",
+    "PRIOR_SD_RANGE",
+    "QUADRATURE_POINTS_RANGE",
     "UNANSWERED",
     "WLE",
     "BatchMeasures",
@@ -82,6 +85,16 @@ _BOUND_MARGIN: Final = 10.0  # initial bracket: this many logits beyond the extr
 _GRID_STEP: Final = 0.25  # logits: the shared grid that gives every solve a one-cell bracket
 _WLE_SCAN_STEP: Final = 0.5  # logits: the WLE fallback scan when the grid has no crossing
 _MAX_SCAN: Final = 4000
+MLE_ADJUSTMENT_RANGE: Final = (0.01, 0.5)
+"""``MLE.extreme_adjustment`` lies in [low, high): score points. Smaller adjustments put extreme
+measures tens of logits out (1e-300 is 690 logits), where nothing is measured any more."""
+PRIOR_SD_RANGE: Final = (0.1, 10.0)
+"""``EAP.prior_sd`` lies in [low, high] logits: narrower priors swamp the answers, wider ones are
+flat over any plausible measure and only cost nodes (the integral spans ±9 prior SDs)."""
+QUADRATURE_POINTS_RANGE: Final = (11, 2001)
+"""``EAP.quadrature_points`` lies in [low, high]: a floor on the node count (see :class:`EAP`);
+the maximum keeps compiling a table row within milliseconds."""
+
 _EAP_HALF_WIDTH: Final = 9.0  # prior SDs either side of the posterior mode
 _EAP_SPACING_PER_STEP: Final = 0.25  # logits x steps: automatic trapezoid spacing, see EAP
 _CHUNK_ELEMENTS: Final = 1 << 18  # elements per temporary (items x categories x problems)
@@ -273,23 +286,28 @@ class StepModel:
 
 
 def _check_adjustment(_inst: object, _attr: attrs.Attribute[float], value: float) -> None:
-    if not (0.0 < value < 0.5):
+    low, high = MLE_ADJUSTMENT_RANGE
+    if not (low <= value < high):
         raise ConfigurationError(
-            "MLE extreme_adjustment must lie strictly between 0 and 0.5 score points "
+            f"MLE extreme_adjustment must lie within [{low:g}, {high:g}) score points "
             "(it replaces raw 0 and max by 0+adj and max-adj)"
         )
 
 
 def _check_prior(_inst: object, attr: attrs.Attribute[float], value: float) -> None:
-    if not math.isfinite(value) or (attr.name == "prior_sd" and value <= 0.0):
-        raise ConfigurationError(f"EAP {attr.name} must be finite (and the SD positive)")
+    if not math.isfinite(value):
+        raise ConfigurationError(f"EAP {attr.name} must be finite")
+    low, high = PRIOR_SD_RANGE
+    if attr.name == "prior_sd" and not (low <= value <= high):
+        raise ConfigurationError(f"EAP prior_sd must lie within [{low:g}, {high:g}] logits")
 
 
 def _check_points(_inst: object, _attr: attrs.Attribute[int | None], value: int | None) -> None:
     if value is None:
         return
-    if isinstance(value, bool) or not isinstance(value, int) or not (11 <= value <= 100_001):
-        raise ConfigurationError("EAP quadrature_points must be None (automatic) or 11..100001")
+    low, high = QUADRATURE_POINTS_RANGE
+    if isinstance(value, bool) or not isinstance(value, int) or not (low <= value <= high):
+        raise ConfigurationError(f"EAP quadrature_points must be None (automatic) or {low}..{high}")
 
 
 @attrs.frozen
@@ -322,9 +340,11 @@ class EAP:
     log-posterior has curvature ≤ −1/prior_sd², so the rest holds < e⁻⁴⁰ of the mass. The
     integrand is analytic within π/m of the real axis (m = most steps of an item: a polynomial
     with positive coefficients has no zeros with ``|arg z| < π/m``), so the rule converges
-    geometrically. ``quadrature_points=None`` (default) picks the spacing
-    ``min(0.25/m, prior_sd/5)`` logits, accurate to ~1e-12 logits even for sharply skewed
-    posteriors; an integer spaces that many nodes evenly across the ±9 SD window instead.
+    geometrically. The spacing is ``min(0.25/m, prior_sd/5)`` logits, accurate to ~1e-12 logits
+    even for sharply skewed posteriors. ``quadrature_points`` (default ``None``) is a floor: when
+    that many nodes evenly across the ±9 SD window are closer together, they are used instead.
+    It can only make the integral finer — a fixed small count was off by up to 1.2 logits
+    (11 nodes 1.8 prior SDs apart cannot resolve a posterior 0.3 logits wide).
     """
 
     prior_mean: float = attrs.field(default=0.0, converter=float, validator=_check_prior)
@@ -769,10 +789,11 @@ def _wle_scan(
 
 
 def _eap_grid_step(model: StepModel, est: EAP) -> float:
-    """Trapezoid spacing: automatic (see :class:`EAP`) or from the requested node count."""
+    """Trapezoid spacing: automatic, or finer if the node count asks for it (see :class:`EAP`)."""
+    automatic = min(_EAP_SPACING_PER_STEP / model.n_steps, est.prior_sd / 5.0)
     if est.quadrature_points is None:
-        return min(_EAP_SPACING_PER_STEP / model.n_steps, est.prior_sd / 5.0)
-    return 2.0 * _EAP_HALF_WIDTH * est.prior_sd / (est.quadrature_points - 1)
+        return automatic
+    return min(automatic, 2.0 * _EAP_HALF_WIDTH * est.prior_sd / (est.quadrature_points - 1))
 
 
 def _solve_eap(prob: _Problems, est: EAP, spacing: float) -> tuple[FloatArray, FloatArray]:

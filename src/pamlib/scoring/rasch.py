@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pamlib._version import __version__
-from pamlib.errors import ScoringError
+from pamlib.errors import CalibrationError, Problem, ScoringError
 from pamlib.hookspecs import hookimpl
 from pamlib.levels import CutpointSet, round_half_away, round_half_away_array
 from pamlib.results import Flag, ScoreResult, ScoreStatus
@@ -31,6 +31,8 @@ from pamlib.scoring.calibration import (
     Calibration,
     CompiledCalibration,
     ExtremeResponse,
+    _scale_problems,
+    decimals_mismatch,
     load_calibration,
 )
 from pamlib.scoring.engine import LicensedContentError, ScoreTable
@@ -73,6 +75,28 @@ class CalibratedScorer:
     def __init__(
         self, compiled: CompiledCalibration, cutpoints: CutpointSet | None, extra_flags: int
     ) -> None:
+        bad_scale = _scale_problems(compiled.scale)
+        if bad_scale:  # a CompiledCalibration built by hand, not by Calibration.compile()
+            raise CalibrationError(
+                f"calibration {compiled.calibration_id!r} has a scale pamlib cannot report on",
+                [
+                    Problem(f"{compiled.calibration_id}: {field}", "range", message)
+                    for field, message in bad_scale
+                ],
+            )
+        if cutpoints is not None and cutpoints.decimals != compiled.scale.decimals:
+            # The level must be the band of the score as reported (docs/scoring.rst).
+            raise CalibrationError(
+                f"calibration {compiled.calibration_id!r} cannot use cut-point set "
+                f"{cutpoints.id!r}",
+                [
+                    Problem(
+                        f"{compiled.calibration_id}: scale.decimals",
+                        "decimals",
+                        decimals_mismatch(cutpoints.id, cutpoints.decimals),
+                    )
+                ],
+            )
         self.compiled = compiled
         self._cutpoints = cutpoints
         self._extra_bits = int(extra_flags)
