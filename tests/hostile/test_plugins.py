@@ -584,3 +584,131 @@ def test_case_11_valid_results_pass_untouched(installed: Callable[..., PluginHos
     assert np.array_equal(batch.score, expected.score, equal_nan=True)
     assert np.array_equal(batch.level, expected.level)
     assert not batch.score.flags.writeable, "what was checked cannot change before it is written"
+
+
+# -- case 12 (new-plugin part): names that shadow, and output that is not a folder ----------
+
+
+def _new_plugin(name: str, output_dir: Path | str) -> int:
+    return main(["new-plugin", name, "--kind", "rules", "--output-dir", str(output_dir)])
+
+
+@pytest.mark.parametrize(
+    ("name", "owner"),
+    [
+        ("os", "the standard library's"),
+        ("json", "the standard library's"),
+        ("sys", "the standard library's"),
+        ("attrs", "pamlib's dependency attrs"),
+        ("attr", "pamlib's dependency attrs"),
+        ("cattrs", "pamlib's dependency cattrs"),
+        ("numpy", "pamlib's dependency numpy"),
+        ("pluggy", "pamlib's dependency pluggy"),
+        ("pyarrow", "pamlib's dependency pyarrow"),
+    ],
+)
+def test_case_12_names_that_shadow_a_module_are_refused(
+    name: str, owner: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _new_plugin(name, tmp_path) == 2
+    message = one_line(capsys.readouterr().err)
+    assert f"its module {name!r} would shadow {owner}" in message
+    assert files_in(tmp_path) == [], "nothing is written"
+
+
+def test_case_12_a_name_that_shadows_nothing_is_accepted(tmp_path: Path) -> None:
+    assert _new_plugin("pamlib-numpy", tmp_path) == 0
+    assert files_in(tmp_path) == ["pamlib-numpy"]
+
+
+def test_case_12_a_dangling_symlink_target_is_never_overwritten(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "pamlib-acme").symlink_to(tmp_path / "nowhere")
+    assert _new_plugin("pamlib-acme", tmp_path) == 2
+    assert "already exists; nothing was written" in one_line(capsys.readouterr().err)
+    assert files_in(tmp_path) == ["pamlib-acme"]
+    assert (tmp_path / "pamlib-acme").readlink() == tmp_path / "nowhere"
+
+
+def test_case_12_a_dangling_symlink_output_dir_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "out").symlink_to(tmp_path / "nowhere")
+    assert _new_plugin("pamlib-acme", tmp_path / "out") == 2
+    assert "is a broken symbolic link" in one_line(capsys.readouterr().err)
+    assert files_in(tmp_path) == ["out"]
+
+
+def test_case_12_a_file_as_output_dir_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "notes.txt").write_text("keep", encoding="utf-8")
+    assert _new_plugin("pamlib-acme", tmp_path / "notes.txt") == 2
+    assert "is not a directory" in one_line(capsys.readouterr().err)
+    assert (tmp_path / "notes.txt").read_text(encoding="utf-8") == "keep"
+    assert files_in(tmp_path) == ["notes.txt"]
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root may write anywhere"
+)
+def test_case_12_a_read_only_directory_is_an_environment_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        assert _new_plugin("pamlib-acme", locked) == 3
+    finally:
+        locked.chmod(0o755)
+    assert one_line(capsys.readouterr().err) == "pamlib: error: Permission denied: locked"
+    assert files_in(locked) == []
+
+
+def test_case_12_an_unwritable_directory_is_an_environment_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same as a read-only directory, for a run as root (which may write anywhere)."""
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_mkdir = Path.mkdir
+
+    def mkdir(self: Path, *args: Any, **kwargs: Any) -> None:
+        if self.parent == locked:
+            raise PermissionError(13, "Permission denied", str(self))
+        real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    assert _new_plugin("pamlib-acme", locked) == 3
+    assert one_line(capsys.readouterr().err) == "pamlib: error: Permission denied: locked"
+    assert files_in(locked) == []
+
+
+@pytest.mark.parametrize(
+    "raised",
+    [OSError(28, "No space left on device", "README.md"), KeyboardInterrupt()],
+    ids=["disk-full", "interrupted"],
+)
+def test_case_12_a_failure_midway_leaves_nothing_half_written(
+    raised: BaseException,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real_write = Path.write_text
+    written: list[str] = []
+
+    def write_text(self: Path, *args: Any, **kwargs: Any) -> int:
+        if len(written) == 2:
+            raise raised
+        written.append(self.name)
+        return real_write(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", write_text)
+    out = tmp_path / "new" / "plugins"
+    status = _new_plugin("pamlib-acme", out)
+    assert status == (3 if isinstance(raised, OSError) else 130)
+    assert "Traceback" not in capsys.readouterr().err
+    assert files_in(tmp_path) == [], "no half-written package, and no folders made for it"
