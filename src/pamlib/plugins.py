@@ -432,7 +432,7 @@ class PluginHost:
         caller: pluggy.HookCaller = getattr(self.pm.hook, hook_name)
         for impl in caller.get_hookimpls():
             args = {name: kwargs[name] for name in impl.argnames}
-            guard = PluginGuard(watch=False)
+            guard = PluginGuard()
             with guard:
                 answer = check(impl.function(**args))
             if guard.error is not None:

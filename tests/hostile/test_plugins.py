@@ -476,6 +476,24 @@ def test_case_11_an_observer_of_one_assessment_cannot_undo_it(
     assert [(e.plugin, e.hook) for e in host.errors] == [("observer", "pamlib_assessment_scored")]
 
 
+class RaisingText:
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+    @hookimpl
+    def pamlib_item_text(self) -> object:
+        raise self.exc
+
+
+@pytest.mark.parametrize("raised", [SystemExit(0), KeyboardInterrupt()], ids=repr)
+def test_case_11_an_item_text_hook_that_exits_is_contained(
+    raised: BaseException, installed: Callable[..., PluginHost]
+) -> None:
+    host = installed(text=RaisingText(raised))
+    assert host.item_text(PAM13, "en") is None
+    assert [(e.plugin, e.hook) for e in host.errors] == [("text", "pamlib_item_text")]
+
+
 def _at(row: int, field: str, value: object) -> Callable[[dict[str, Any]], None]:
     def breaks(fields: dict[str, Any]) -> None:
         fields[field][row] = value
