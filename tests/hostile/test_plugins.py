@@ -337,6 +337,30 @@ def test_case_11_junk_never_reaches_provider_selection(
         scoring.select_provider(None, PAM13, host=host)
 
 
+class Unlisting(Vendor):
+    id = "unlisting"
+
+    def instruments(self) -> Collection[str]:
+        raise SystemExit(0)
+
+
+@pytest.mark.parametrize("name", [None, "unlisting"])
+def test_case_11_a_provider_failing_to_list_its_instruments_is_named(
+    name: str | None,
+    installed: Callable[..., PluginHost],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    installed(unlisting=Registers(Unlisting()))
+    path = write_input(tmp_path, ROWS)
+    argv = ["score", str(path), "-o", str(tmp_path / "o.csv")]
+    assert main(argv + (["--provider", name] if name else [])) == 1
+    assert one_line(capsys.readouterr().err) == (
+        "pamlib: error: provider 'unlisting' failed to list its instruments: SystemExit: 0"
+    )
+    assert files_in(tmp_path) == ["in.csv"]
+
+
 @pytest.mark.parametrize(
     "raised",
     [RuntimeError("boom"), SystemExit(0), KeyboardInterrupt(), MemoryError(), ValueError()],

@@ -425,8 +425,33 @@ def _bind(
     bind = getattr(provider, "with_calibration", None)
     if bind is None:
         raise ScoringError(f"provider {provider.id!r} does not score with a calibration file")
-    bound: ScoringProvider = bind(calibration, host=host)
+    guard = PluginGuard(watch=False)
+    with guard:
+        bound: ScoringProvider = bind(calibration, host=host)
+    if isinstance(guard.error, PamlibError | OSError):  # a bad or unreadable calibration file
+        raise guard.error
+    if guard.error is not None:
+        raise ScoringError(
+            f"provider {provider.id!r} failed to load the calibration: "
+            f"{describe_failure(guard.error)}"
+        ) from guard.error
     return bound
+
+
+def _declared(provider: ScoringProvider) -> frozenset[str]:
+    """The instruments ``provider`` declares; a provider failing to say is a
+    :class:`ScoringError` naming it (its ``instruments()`` is a plugin's code)."""
+    guard = PluginGuard(watch=False)
+    with guard:
+        declared = frozenset(provider.instruments())
+        if not all(isinstance(i, str) for i in declared):
+            raise TypeError("instruments() must return instrument ids (str)")
+    if guard.error is not None:
+        raise ScoringError(
+            f"provider {provider.id!r} failed to list its instruments: "
+            f"{describe_failure(guard.error)}"
+        ) from guard.error
+    return declared
 
 
 _PROVIDER_MEMBERS = ("id", "version", "demo", "licence", "instruments", "score_batch", "score")
@@ -472,7 +497,7 @@ def select_provider(
             if not p.demo
             and p.licence is not None
             and instrument.id in p.licence.instruments
-            and instrument.id in p.instruments()
+            and instrument.id in _declared(p)
         ]
         if not fits:
             raise ScoringError(
@@ -503,7 +528,7 @@ def select_provider(
         raise ScoringError(f"{type(provider).__name__} is not a scoring provider")
     if calibration is not None:
         provider = _bind(provider, calibration, host)
-    covered = provider.instruments()
+    covered = _declared(provider)
     if instrument.id not in covered:
         if getattr(provider, "with_calibration", None) is not None and not covered:
             raise ScoringError(
