@@ -558,14 +558,6 @@ class PluginHost:
             "pamlib_register_scoring_providers", "scoring providers", _check_provider, host=self
         )
 
-    def provider_plugin(self, provider_id: str) -> str | None:
-        """The name of the plugin that registered the provider ``provider_id``, if any."""
-        self.scoring_providers()
-        for record in self._records.values():
-            if provider_id in record.provides.get("scoring providers", ()):
-                return record.name
-        return None
-
     def formats(self) -> dict[str, Format]:
         """Formats by name (each checked to be an input or output format)."""
         return self._keyed("pamlib_register_formats", "formats", _check_format)
