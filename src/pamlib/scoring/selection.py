@@ -77,6 +77,16 @@ _ARRAYS = (
 )
 
 
+#: What a scored row must carry, unless it is flagged ``raw-only`` (raw totals only). Theta and
+#: the standard errors may be NaN — not reported, as by a provider that is not a Rasch model —
+#: but, like every number, never infinite.
+_MEASURES = ("score",)
+_MISSING = {
+    name: f"a scored row with no {name} (only raw-only results may leave it out)"
+    for name in _MEASURES
+}
+
+
 class ProviderResultError(ScoringError):
     """A provider returned a result that breaks the contract; nothing of it is passed on.
 
@@ -126,9 +136,10 @@ def check_scores(
 
     Checked, vectorised: one value per row in every column; the demo flag as the provider
     declares it (and on every row of a demo batch); no flag pamlib does not know; the number
-    answered and the raw total within the instrument's range; no infinity anywhere and a mean
-    response within the categories; a finite score on every scored row (unless flagged
-    ``raw-only``), on the 0–100 scale; standard errors not negative; no score and no level
+    answered and the raw total within the instrument's range; no infinity anywhere (theta and
+    standard errors may be NaN: not reported) and a mean response within the categories; a
+    score on every scored row (unless flagged ``raw-only``), on the 0–100 scale; standard errors
+    not negative; no score and no level
     where not scored; a reason code exactly where not scored; and levels equal to the declared
     cut-point set applied to the score (none without a set). A provider that is not licensed
     must mark every row as not the PAM.
@@ -179,17 +190,15 @@ def check_scores(
             checks.append(("flags", (flags & _DEMO_BIT) == 0, "a demo result not flagged demo"))
         for name in ("theta", "theta_se", "score", "score_se", "mean_response"):
             checks.append((name, np.isinf(getattr(scores, name)), "infinite"))
+        measured = scored & ((flags & _RAW_ONLY_BIT) == 0)
+        for name in _MEASURES:
+            checks.append((name, measured & np.isnan(getattr(scores, name)), _MISSING[name]))
         mean = scores.mean_response
         checks += [
             (
                 "mean_response",
                 (mean < 1) | (mean > instrument.n_categories),
                 "outside the response categories",
-            ),
-            (
-                "score",
-                scored & np.isnan(score) & ((flags & _RAW_ONLY_BIT) == 0),
-                "a scored row with no score (only raw-only results may leave it out)",
             ),
             (
                 "score",
@@ -293,11 +302,13 @@ def _result_problem(
     for name, value in values.items():
         if math.isinf(value):
             return name, "infinite"
+    if scored and Flag.RAW_ONLY not in r.flags:
+        for name in _MEASURES:
+            if math.isnan(values[name]):
+                return name, _MISSING[name]
     mean = values["mean_response"]
     if mean < 1 or mean > instrument.n_categories:
         return "mean_response", "outside the response categories"
-    if scored and math.isnan(score) and Flag.RAW_ONLY not in r.flags:
-        return "score", "a scored row with no score (only raw-only results may leave it out)"
     if score < SCORE_RANGE[0] or score > SCORE_RANGE[1]:
         return "score", "not on the 0–100 scale"
     if values["score_se"] < 0:
