@@ -168,11 +168,10 @@ class PluginGuard:
     'SystemExit: 0'
     """
 
-    __slots__ = ("_installed", "_mark", "_watching", "error")
+    __slots__ = ("_mark", "_watching", "error")
 
     def __init__(self, *, watch: bool = True) -> None:
         self._watching = watch and _main_thread()
-        self._installed = False
         self._mark = 0
         self.error: BaseException | None = None
 
@@ -182,12 +181,9 @@ class PluginGuard:
             with _Interrupts.lock:
                 if _Interrupts.watchers == 0:
                     current = signal.getsignal(signal.SIGINT)
-                    if callable(current):
-                        _Interrupts.previous = current
+                    _Interrupts.previous = current
+                    if callable(current):  # else SIGINT raises nothing: ignored, or default
                         signal.signal(signal.SIGINT, _counting_handler)
-                        self._installed = True
-                    else:
-                        _Interrupts.previous = current
                 _Interrupts.watchers += 1
                 self._mark = _Interrupts.count
         return self
