@@ -128,6 +128,11 @@ def _no_reason(scores: BatchScores) -> BatchScores:
     return attrs.evolve(scores, reasons={})
 
 
+def _infinite_theta(scores: BatchScores) -> BatchScores:
+    """Caught only by pamlib's result checks, which the kit runs too."""
+    return attrs.evolve(scores, theta=np.full(len(scores), np.inf))
+
+
 @pytest.mark.parametrize(
     ("fault", "test_name"),
     [
@@ -136,6 +141,7 @@ def _no_reason(scores: BatchScores) -> BatchScores:
         (_wrong_provider, "test_batch_is_deterministic_and_well_formed"),
         (_no_reason, "test_batch_is_deterministic_and_well_formed"),
         (_no_reason, "test_too_few_answered_is_not_scored_with_a_reason"),
+        (_infinite_theta, "test_batch_is_deterministic_and_well_formed"),
     ],
 )
 def test_the_kit_fails_a_provider_that_breaks_the_contract(

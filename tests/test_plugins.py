@@ -166,3 +166,44 @@ def test_cli_lists_a_broken_plugin_as_failed(tmp_path: Path) -> None:
         check=False,
     )
     assert demo.returncode == 0, demo.stderr
+
+
+def test_failures_are_described_in_one_line_without_a_full_path() -> None:
+    from pamlib.errors import PamlibError
+    from pamlib.plugins import describe_failure
+
+    assert describe_failure(ValueError("first\n  second\n")) == "ValueError: first second"
+    assert describe_failure(SystemExit(0)) == "SystemExit: 0"
+    assert describe_failure(KeyboardInterrupt()) == "KeyboardInterrupt"
+    assert describe_failure(PamlibError("plain words")) == "plain words"
+    error = PermissionError(13, "Permission denied", "/home/Jane Doe/cal.toml")
+    assert describe_failure(error) == "PermissionError: Permission denied: cal.toml"
+    assert len(describe_failure(RuntimeError("x" * 5000))) < 320
+
+
+def test_nested_guards_restore_the_interrupt_handler() -> None:
+    import signal
+
+    from pamlib.plugins import PluginGuard
+
+    before = signal.getsignal(signal.SIGINT)
+    outer, inner = PluginGuard(), PluginGuard()
+    with outer:
+        with inner:
+            raise KeyboardInterrupt  # the plugin's own: no Ctrl-C was pressed
+        assert isinstance(inner.error, KeyboardInterrupt)
+        assert signal.getsignal(signal.SIGINT) is not before, "still watching for the outer"
+    assert outer.error is None
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_a_real_interrupt_passes_every_guard() -> None:
+    import signal
+
+    from pamlib.plugins import PluginGuard
+
+    with pytest.raises(KeyboardInterrupt), PluginGuard():
+        signal.raise_signal(signal.SIGINT)
+    # Unwatched, in the main thread: a KeyboardInterrupt is taken to be the user's.
+    with pytest.raises(KeyboardInterrupt), PluginGuard(watch=False):
+        raise KeyboardInterrupt

@@ -16,8 +16,10 @@ import pytest
 from pamlib.cli import main
 from pamlib.cli._progress import Progress
 from pamlib.instruments import Instrument
+from pamlib.levels import CURRENT
 from pamlib.plugins import PluginHost
-from pamlib.scoring.provider import BaseProvider, BatchScores, Licence
+from pamlib.results import Flag
+from pamlib.scoring.provider import FLAG_BITS, BaseProvider, BatchScores, Licence
 from tests.conftest import ROOT
 
 pytest.importorskip("pyarrow")
@@ -190,7 +192,8 @@ def test_typed_outputs(
 
 
 class _Fixed(BaseProvider):
-    """Returns preset numbers, to check how they are written."""
+    """Returns preset numbers, to check how they are written (valid results: flagged demo, and
+    levels of the scores, as pamlib checks every provider's results)."""
 
     id = "fixed"
     version = "1"
@@ -216,8 +219,8 @@ class _Fixed(BaseProvider):
             theta_se=full * 0.1,
             score=full * self.score_value,
             score_se=full * 2.25,
-            level=np.full(n, 3),
-            flags=np.zeros(n, dtype=np.uint8),
+            level=CURRENT.levels(full * self.score_value),
+            flags=np.full(n, FLAG_BITS[Flag.DEMO], dtype=np.uint8),
             reason_code=np.full(n, ""),
             provider=self.id,
             provider_version=self.version,
@@ -252,7 +255,8 @@ def test_numbers_are_written_exactly(
     assert row["score"] == written
     assert row["theta_se"] == "0.1"
     assert row["score_se"] == "2.25"
-    assert (row["level"], row["cutpoint_set"], row["demo"]) == ("3", "current", "true")
+    level = str(int(CURRENT.level(score)))
+    assert (row["level"], row["cutpoint_set"], row["demo"]) == (level, "current", "true")
     assert row["calibration_id"] == "'=cal"
 
 

@@ -12,6 +12,13 @@ Nothing here is ``firstresult`` unless exactly one answer may win.
 
 Implementations may accept fewer arguments than the specification names (pluggy passes only the
 ones asked for), which is how hooks gain arguments without breaking existing plugins.
+
+Whatever a plugin raises — at import or in a hook, ``SystemExit`` and ``KeyboardInterrupt``
+included — is reported naming the plugin and the hook, never ending pamlib; only a real Ctrl-C
+still stops it. A plugin that fails to import, or implements no hook, is disabled. What a plugin
+registers is checked for its type (an :class:`~pamlib.instruments.Instrument`, a
+:class:`~pamlib.levels.CutpointSet`, a provider declaring what
+:class:`~pamlib.scoring.provider.ScoringProvider` asks …); anything else is reported and ignored.
 """
 
 from __future__ import annotations
@@ -74,6 +81,12 @@ def pamlib_register_scoring_providers(
 
     A provider that is not licensed to produce PAM scores must say so: ``licence = None`` and
     either ``demo = True`` or results flagged ``raw-only``.
+
+    Every result a provider returns is checked before anything is written
+    (:func:`pamlib.scoring.selection.check_scores`): one value per row, finite, on the 0–100
+    scale, standard errors not negative, levels those of the score at the declared cut-point
+    set, nothing scored where not scored. A violation, or any exception the provider raises,
+    stops the run with a :class:`~pamlib.errors.ScoringError` naming the provider.
     """
 
 
@@ -127,8 +140,9 @@ def pamlib_item_text(instrument: Instrument, language: str) -> Mapping[str, str]
 def pamlib_assessment_scored(assessment: Assessment, result: ScoreResult) -> None:
     """Lifecycle event: ``assessment`` was scored one at a time through the object API.
 
-    For auditing or notification. Exceptions are reported against the plugin and do not
-    change the result. Must not log patient identifiers.
+    For auditing or notification. Anything raised (``SystemExit`` too) is reported against the
+    plugin — a one-line warning, once — and does not change the result; the other plugins are
+    still told. Must not log patient identifiers.
     """
 
 
@@ -136,5 +150,8 @@ def pamlib_assessment_scored(assessment: Assessment, result: ScoreResult) -> Non
 def pamlib_batch_scored(instrument: Instrument, scores: BatchScores) -> None:
     """Lifecycle event: a batch of ``instrument`` assessments was scored through the columns.
 
-    Called once per batch (chunk), after scoring and before writing.
+    Called once per batch (chunk), after the provider's results are checked and before they are
+    written. ``scores`` is read-only: an observer cannot change what is written. Anything raised
+    (``SystemExit`` and ``KeyboardInterrupt`` too) is reported against the plugin — a one-line
+    warning, once per run — and the run goes on.
     """

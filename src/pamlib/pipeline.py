@@ -18,7 +18,7 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
-from pamlib.errors import ConfigurationError, ScoringError
+from pamlib.errors import ConfigurationError
 from pamlib.formats.base import (
     InputFormat,
     OutputFormat,
@@ -232,14 +232,21 @@ class _Run:
         return provider
 
     def score(self, batch: RecordBatch) -> BatchScores:
+        """Score one batch through the checked provider: its licence checked, anything it
+        raises turned into a :class:`~pamlib.errors.ScoringError` naming it, and its results
+        validated (one per row, finite, on the scale, levels consistent) before observers see
+        them and anything is written. An observer's failure is a warning, not the run's end."""
+        from pamlib.scoring.selection import CheckedProvider, ProviderResultError
+
         provider = self.provider(batch.instrument)
-        if provider.licence is not None:
-            provider.licence.check(batch.instrument.id)
-        scores = provider.score_batch(batch.instrument, batch.codes)
-        if len(scores) != len(batch):
-            raise ScoringError(
-                f"provider {provider.id!r} returned {len(scores)} scores for {len(batch)} rows"
-            )
+        if not isinstance(provider, CheckedProvider):
+            provider = self.providers[batch.instrument.id] = CheckedProvider(provider, self.host)
+        try:
+            scores = provider.score_batch(batch.instrument, batch.codes)
+        except ProviderResultError as exc:
+            if exc.row is None:
+                raise
+            raise exc.at(batch.location(exc.row)) from None
         self.host.batch_scored(batch.instrument, scores)
         return scores
 

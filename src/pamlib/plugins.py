@@ -8,6 +8,12 @@ others contribute.
 Built-in behaviour is registered first, as default plugins going through the same hooks; then
 every entry point in the ``pamlib`` group, one at a time. ``PAMLIB_DISABLE_PLUGINS`` (comma
 separated names) switches plugins off, built-ins included.
+
+What a plugin's own code raises is contained, whatever it is: ``SystemExit`` and
+``KeyboardInterrupt`` included. The one exception is a real interrupt: a ``KeyboardInterrupt``
+while the user pressed Ctrl-C still stops the run (see :class:`PluginGuard`). What a plugin
+registers is checked for its type before anything uses it, so junk is reported by plugin and
+hook rather than failing later with an ``AttributeError``.
 """
 
 from __future__ import annotations
@@ -16,9 +22,12 @@ import importlib
 import importlib.metadata
 import logging
 import os
+import signal
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from functools import partial
+from pathlib import PurePath
+from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
@@ -41,8 +50,10 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_PLUGINS",
     "DISABLE_ENV",
+    "PluginGuard",
     "PluginHost",
     "PluginRecord",
+    "describe_failure",
     "get_host",
     "reset_host",
 ]
@@ -89,6 +100,126 @@ class PluginRecord:
         return "error" if self.errors else "ok"
 
 
+#: Errors kept per plugin and hook; a hook failing on every call would otherwise grow the list
+#: for as long as a service runs.
+MAX_ERRORS_PER_HOOK = 10
+_MAX_MESSAGE = 300
+
+
+def describe_failure(exc: BaseException) -> str:
+    """One line saying what went wrong: the exception's type and its message, lines joined and
+    shortened (pamlib's own errors without the type). An operating-system error names the base
+    name of its file only (a full path may hold a patient's name in a folder name)."""
+    if isinstance(exc, OSError) and (exc.strerror or exc.filename):
+        name = PurePath(exc.filename).name if isinstance(exc.filename, str) else ""
+        text = f"{exc.strerror or ''}: {name}" if name else str(exc.strerror or "")
+    else:
+        try:
+            text = str(exc)
+        except Exception:  # a plugin's exception whose __str__ fails
+            text = ""
+    text = " ".join(line.strip() for line in text.splitlines() if line.strip())
+    if len(text) > _MAX_MESSAGE:
+        text = text[: _MAX_MESSAGE - 1] + "…"
+    if isinstance(exc, PamlibError) and text:
+        return text
+    name = type(exc).__name__
+    return f"{name}: {text}" if text else name
+
+
+class _Interrupts:
+    """Counts real SIGINTs (Ctrl-C) while some :class:`PluginGuard` watches for them."""
+
+    count = 0
+    watchers = 0
+    previous: Any = None
+    lock = threading.Lock()
+
+
+def _counting_handler(signum: int, frame: FrameType | None) -> None:
+    """The SIGINT handler while a guard watches: count, then do what was done before."""
+    _Interrupts.count += 1
+    previous = _Interrupts.previous
+    if callable(previous):
+        previous(signum, frame)
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+class PluginGuard:
+    """Run a plugin's code, containing whatever it raises.
+
+    ``with guard:`` swallows any exception raised inside and keeps it as :attr:`error` —
+    ``SystemExit``, ``KeyboardInterrupt`` and ``GeneratorExit`` included, because a plugin may
+    raise them itself. A real interrupt is let through: with ``watch=True`` (in the main thread)
+    a SIGINT handler counts Ctrl-C presses while the plugin runs, and a ``KeyboardInterrupt``
+    with a press behind it propagates. Without watching, a ``KeyboardInterrupt`` in the main
+    thread is taken to be the user's (Python raises Ctrl-C in whatever code is running, most
+    often a provider's scoring loop), so it propagates too; in other threads it cannot come from
+    Ctrl-C and is contained. Watching costs a few microseconds (two ``sigaction`` calls), so the
+    host watches when loading plugins and once per batch, not on every one-assessment call.
+
+    >>> guard = PluginGuard()
+    >>> with guard:
+    ...     raise SystemExit(0)
+    >>> describe_failure(guard.error)
+    'SystemExit: 0'
+    """
+
+    __slots__ = ("_mark", "_watching", "error")
+
+    def __init__(self, *, watch: bool = True) -> None:
+        self._watching = watch and _main_thread()
+        self._mark = 0
+        self.error: BaseException | None = None
+
+    def __enter__(self) -> PluginGuard:
+        self.error = None
+        if self._watching:
+            with _Interrupts.lock:
+                if _Interrupts.watchers == 0:
+                    current = signal.getsignal(signal.SIGINT)
+                    _Interrupts.previous = current
+                    if callable(current):  # else SIGINT raises nothing: ignored, or default
+                        signal.signal(signal.SIGINT, _counting_handler)
+                _Interrupts.watchers += 1
+                self._mark = _Interrupts.count
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        interrupted = False
+        if self._watching:
+            with _Interrupts.lock:
+                interrupted = _Interrupts.count != self._mark
+                _Interrupts.watchers -= 1
+                if _Interrupts.watchers == 0:
+                    if signal.getsignal(signal.SIGINT) is _counting_handler:
+                        signal.signal(signal.SIGINT, _Interrupts.previous)
+                    _Interrupts.previous = None
+        if exc is None:
+            return False
+        if isinstance(exc, KeyboardInterrupt) and self._is_real(interrupted):
+            return False
+        self.error = exc
+        return True
+
+    def _is_real(self, interrupted: bool) -> bool:
+        if not _main_thread():
+            return False
+        if not self._watching:
+            return True
+        # Watched: a real Ctrl-C was counted, unless SIGINT could not raise at all (ignored or
+        # left to the operating system), when any KeyboardInterrupt is the plugin's own.
+        return interrupted
+
+
 def _disabled_from_env() -> frozenset[str]:
     raw = os.environ.get(DISABLE_ENV, "")
     return frozenset(name.strip() for name in raw.split(",") if name.strip())
@@ -98,21 +229,87 @@ def _identity(obj: object) -> object:
     return obj
 
 
-def _id(obj: Any) -> str:
-    return str(obj.id)
-
-
-def _name(obj: Any) -> str:
-    return str(obj.name)
+def _kind_of(obj: object) -> str:
+    """``an int``, ``a str`` …: what a plugin handed over, for messages (never its value)."""
+    name = type(obj).__name__
+    return f"{'an' if name[:1].lower() in 'aeiou' else 'a'} {name}"
 
 
 def _describe(obj: object) -> str:
     """A short name for a registered thing (its ``id`` or ``name``), for ``pamlib plugins``."""
     for attr in ("id", "name"):
-        value = getattr(obj, attr, None)
+        try:
+            value = getattr(obj, attr, None)
+        except Exception:  # a registration's property may raise
+            value = None
         if isinstance(value, str):
             return value
     return str(obj) if isinstance(obj, str) else type(obj).__name__
+
+
+def _expect(thing: object, kind: type, what: str) -> None:
+    if not isinstance(thing, kind):
+        raise PamlibError(f"registered {_kind_of(thing)}, not {what}")
+
+
+def _check_format(fmt: object) -> str:
+    """The name of a registered format, or a :class:`PamlibError` saying what is wrong."""
+    from pamlib.formats.base import InputFormat, OutputFormat
+
+    if not isinstance(fmt, InputFormat | OutputFormat):
+        raise PamlibError(f"registered {_kind_of(fmt)}, not an input or output format")
+    name, extensions = fmt.name, fmt.extensions
+    if not isinstance(name, str) or not name:
+        raise PamlibError(f"registered a format whose name is {_kind_of(name)}, not a str")
+    if not isinstance(extensions, tuple | list) or not all(isinstance(e, str) for e in extensions):
+        raise PamlibError(f"format {name!r}: extensions must be a tuple of str")
+    if not isinstance(fmt.description, str):
+        raise PamlibError(f"format {name!r}: description must be a str")
+    return name
+
+
+def _check_provider(provider: object) -> str:
+    """The id of a registered scoring provider, or a :class:`PamlibError` saying what is
+    wrong (its declarations are read once here, so junk never reaches provider selection)."""
+    from pamlib.scoring.provider import Licence
+
+    missing = [
+        m
+        for m in ("id", "version", "demo", "licence", "instruments", "score_batch", "score")
+        if not hasattr(provider, m)
+    ]
+    if missing:
+        raise PamlibError(
+            f"registered {_kind_of(provider)}, not a scoring provider (no {', '.join(missing)})"
+        )
+    p: Any = provider
+    pid = p.id
+    if not isinstance(pid, str) or not pid.strip():
+        raise PamlibError(f"registered a scoring provider whose id is {_kind_of(pid)}")
+    declared = {
+        "version": isinstance(p.version, str),
+        "demo": isinstance(p.demo, bool),
+        "licence": p.licence is None or isinstance(p.licence, Licence),
+        "instruments": callable(p.instruments),
+        "score_batch": callable(p.score_batch),
+        "score": callable(p.score),
+    }
+    wrong = [name for name, ok in declared.items() if not ok]
+    if wrong:
+        raise PamlibError(
+            f"scoring provider {pid!r} declares {', '.join(wrong)} wrongly (see ScoringProvider)"
+        )
+    return pid
+
+
+def _check_item_text(text: object) -> Mapping[str, str] | None:
+    if text is None:
+        return None
+    if not isinstance(text, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in text.items()
+    ):
+        raise PamlibError(f"returned {_kind_of(text)}, not a mapping of item id to text")
+    return dict(text)
 
 
 class PluginHost:
@@ -135,6 +332,7 @@ class PluginHost:
         self._disabled = _disabled_from_env() if disabled is None else frozenset(disabled)
         self._records: dict[str, PluginRecord] = {}
         self._cache: dict[str, Any] = {}
+        self._warned: set[tuple[str, str, str]] = set()
         self._lock = threading.RLock()
         for module_name in DEFAULT_PLUGINS:
             self._load(
@@ -155,13 +353,14 @@ class PluginHost:
         if name in self._disabled:
             record.disabled = True
             return
-        try:
+        guard = PluginGuard()
+        with guard:
             plugin = get()
             self.pm.register(plugin, name=name)
-        except Exception as exc:
-            error = PluginError(name, None, exc)
-            record.errors.append(error)
-            log.warning("%s", error)
+        if guard.error is not None:
+            if self.pm.has_plugin(name):  # pragma: no cover - register raised after adding it
+                self.pm.unregister(name=name)
+            self._fail(record, guard.error)
             return
         unknown = [
             impl.function.__name__
@@ -170,15 +369,23 @@ class PluginHost:
             for impl in hook.get_hookimpls()
             if impl.plugin_name == name
         ]
+        hooks = sorted(caller.name for caller in self.pm.get_hookcallers(plugin) or [])
+        problem = None
         if unknown:
+            problem = f"unknown hooks: {', '.join(unknown)}"
+        elif not hooks:
+            problem = f"implements no pamlib hook (it is {_kind_of(plugin)})"
+        if problem is not None:
             self.pm.unregister(name=name)
-            error = PluginError(name, None, PamlibError(f"unknown hooks: {', '.join(unknown)}"))
-            record.errors.append(error)
-            log.warning("%s", error)
+            self._fail(record, PamlibError(problem))
             return
-        record.hooks = sorted(
-            caller.name for caller in self.pm.get_hookcallers(self.pm.get_plugin(name)) or []
-        )
+        record.hooks = hooks
+
+    def _fail(self, record: PluginRecord, cause: BaseException) -> None:
+        """``record``'s plugin could not be loaded: keep the error, warn once, on one line."""
+        error = PluginError(record.name, None, cause)
+        record.errors.append(error)
+        log.warning("plugin %r disabled: %s", record.name, describe_failure(cause))
 
     def _load_entry_points(self) -> None:
         eps = importlib.metadata.entry_points(group=hookspecs.PROJECT_NAME)
@@ -195,45 +402,83 @@ class PluginHost:
 
     # -- calling ---------------------------------------------------------------------------
 
-    def _each(self, hook_name: str, **kwargs: object) -> Iterable[tuple[str, Any]]:
-        """Call every implementation of ``hook_name`` alone; yield (plugin name, return value)."""
+    def _each(
+        self, hook_name: str, *, watch: bool = False, **kwargs: object
+    ) -> list[tuple[str, Any]]:
+        """Call every implementation of ``hook_name`` alone; (plugin name, return value) of each
+        that returned. A failing one is reported against its plugin and left out."""
+        caller: pluggy.HookCaller = getattr(self.pm.hook, hook_name)
+        out: list[tuple[str, Any]] = []
+        for impl in caller.get_hookimpls():
+            args = {name: kwargs[name] for name in impl.argnames}
+            guard = PluginGuard(watch=watch)
+            with guard:
+                value = impl.function(**args)
+            if guard.error is not None:
+                self._report(impl.plugin_name, hook_name, guard.error)
+            else:
+                out.append((impl.plugin_name, value))
+        return out
+
+    def _first(
+        self, hook_name: str, check: Callable[[Any], T | None], **kwargs: object
+    ) -> T | None:
+        """A ``firstresult`` hook, plugin by plugin: the first answer ``check`` accepts (it
+        raises :class:`PamlibError` for a malformed one, reported against the plugin)."""
         caller: pluggy.HookCaller = getattr(self.pm.hook, hook_name)
         for impl in caller.get_hookimpls():
             args = {name: kwargs[name] for name in impl.argnames}
-            try:
-                yield impl.plugin_name, impl.function(**args)
-            except Exception as exc:
-                self._report(impl.plugin_name, hook_name, exc)
+            guard = PluginGuard()
+            with guard:
+                answer = check(impl.function(**args))
+            if guard.error is not None:
+                self._report(impl.plugin_name, hook_name, guard.error)
+            elif answer is not None:
+                return answer
+        return None
 
     def _report(self, plugin: str, hook: str, exc: BaseException) -> None:
+        """A plugin failed in ``hook``: keep the error (a few per hook) and warn once per plugin,
+        hook and kind of failure, on one line."""
         error = exc if isinstance(exc, PluginError) else PluginError(plugin, hook, exc)
-        record = self._records.get(plugin)
-        if record is not None:
-            record.errors.append(error)
-        log.warning("%s", error)
+        key = (plugin, hook, type(error.cause).__name__)
+        with self._lock:
+            record = self._records.get(plugin)
+            if record is not None:
+                same = sum(1 for e in record.errors if e.hook == hook)
+                if same < MAX_ERRORS_PER_HOOK:
+                    record.errors.append(error)
+            if key in self._warned:
+                return
+            self._warned.add(key)
+        log.warning("plugin %r failed in hook %s: %s", plugin, hook, describe_failure(error.cause))
 
     def _collect(
         self, hook_name: str, kind: str, accept: Callable[[str, T], None], **kwargs: object
     ) -> None:
         """Run a ``register``-style hook, plugin by plugin, keeping a failing plugin's output out.
 
-        ``accept(plugin, thing)`` may raise to reject one registration (e.g. a duplicate id);
-        that is reported against the plugin, and the plugin's other registrations still count.
+        ``accept(plugin, thing)`` may raise to reject one registration (junk of the wrong type,
+        a duplicate id); that is reported against the plugin, and the plugin's other
+        registrations still count.
         """
         caller: pluggy.HookCaller = getattr(self.pm.hook, hook_name)
         for impl in caller.get_hookimpls():
             staged: list[T] = []
             args = {**kwargs, "register": staged.append}
-            try:
+            guard = PluginGuard()
+            with guard:
                 impl.function(**{name: args[name] for name in impl.argnames})
-            except Exception as exc:
-                self._report(impl.plugin_name, hook_name, exc)
+            if guard.error is not None:
+                self._report(impl.plugin_name, hook_name, guard.error)
                 continue
             for thing in staged:
-                try:
+                # Checking a registration reads its attributes: a plugin's code may run.
+                checking = PluginGuard(watch=False)
+                with checking:
                     accept(impl.plugin_name, thing)
-                except PamlibError as exc:
-                    self._report(impl.plugin_name, hook_name, exc)
+                if checking.error is not None:
+                    self._report(impl.plugin_name, hook_name, checking.error)
                     continue
                 record = self._records.get(impl.plugin_name)
                 if record is not None:
@@ -249,12 +494,14 @@ class PluginHost:
 
     def instruments(self) -> InstrumentRegistry:
         """Every registered instrument."""
+        from pamlib.instruments import Instrument as InstrumentClass
         from pamlib.instruments import InstrumentRegistry
 
         def build() -> InstrumentRegistry:
             registry = InstrumentRegistry()
 
             def accept(plugin: str, instrument: Instrument) -> None:
+                _expect(instrument, InstrumentClass, "an Instrument")
                 registry.register(instrument)
 
             self._collect("pamlib_register_instruments", "instruments", accept)
@@ -270,6 +517,7 @@ class PluginHost:
             registry = CutpointRegistry()
 
             def accept(plugin: str, cutpoints: CutpointSet) -> None:
+                _expect(cutpoints, CutpointSet, "a CutpointSet")
                 registry.register(cutpoints)
 
             self._collect("pamlib_register_cutpoint_sets", "cut-point sets", accept)
@@ -298,16 +546,27 @@ class PluginHost:
         return self._cached(hook_name, build)
 
     def scoring_providers(self) -> dict[str, ScoringProvider]:
-        """Scoring providers by id (first registration of an id wins; clashes are reported)."""
-        return self._keyed("pamlib_register_scoring_providers", "scoring providers", _id, host=self)
+        """Scoring providers by id (first registration of an id wins; clashes are reported).
+
+        Each is checked to declare what :class:`~pamlib.scoring.provider.ScoringProvider`
+        asks, with the right types; one that does not is reported and left out."""
+        return self._keyed(
+            "pamlib_register_scoring_providers", "scoring providers", _check_provider, host=self
+        )
 
     def formats(self) -> dict[str, Format]:
-        """Formats by name."""
-        return self._keyed("pamlib_register_formats", "formats", _name)
+        """Formats by name (each checked to be an input or output format)."""
+        return self._keyed("pamlib_register_formats", "formats", _check_format)
 
     def pathways(self) -> dict[str, Pathway]:
         """Intervention pathways by id."""
-        return self._keyed("pamlib_register_pathways", "pathways", _id)
+        from pamlib.pathways import Pathway as PathwayClass
+
+        def key(pathway: Pathway) -> str:
+            _expect(pathway, PathwayClass, "a Pathway")
+            return pathway.id
+
+        return self._keyed("pamlib_register_pathways", "pathways", key)
 
     def rules(self) -> list[tuple[str, RuleSource]]:
         """Tailoring rule sources as (plugin name, rule file path or Python rule), unparsed;
@@ -325,21 +584,22 @@ class PluginHost:
         return self._cached("rules", build)
 
     def item_text(self, instrument: Instrument, language: str) -> Mapping[str, str] | None:
-        """Licensed item wording from the first plugin that has it, else ``None``."""
-        for _, text in self._each("pamlib_item_text", instrument=instrument, language=language):
-            if text is not None:
-                return dict(text)
-        return None
+        """Licensed item wording from the first plugin that has it, else ``None``. An answer
+        that is not a mapping of item id to text is reported and the next plugin asked."""
+        return self._first(
+            "pamlib_item_text", _check_item_text, instrument=instrument, language=language
+        )
 
     def assessment_scored(self, assessment: Assessment, result: ScoreResult) -> None:
-        """Tell every plugin that ``assessment`` was scored."""
-        for _ in self._each("pamlib_assessment_scored", assessment=assessment, result=result):
-            pass
+        """Tell every plugin that ``assessment`` was scored. An observer that fails, even with
+        ``SystemExit``, is reported (a one-line warning, once) and the others still told; the
+        result stands."""
+        self._each("pamlib_assessment_scored", assessment=assessment, result=result)
 
     def batch_scored(self, instrument: Instrument, scores: BatchScores) -> None:
-        """Tell every plugin that a batch was scored."""
-        for _ in self._each("pamlib_batch_scored", instrument=instrument, scores=scores):
-            pass
+        """Tell every plugin that a batch was scored; failures are handled as in
+        :meth:`assessment_scored` (and a plugin's own ``KeyboardInterrupt`` is contained too)."""
+        self._each("pamlib_batch_scored", watch=True, instrument=instrument, scores=scores)
 
     # -- introspection ---------------------------------------------------------------------
 

@@ -4,16 +4,26 @@ Templates are package data (``pamlib/templates/plugin``), filled in with :class:
 — no template engine to install. Each kind gets the common files (``pyproject.toml`` with the
 entry point in group ``pamlib``, ``py.typed``, ``.gitignore``) and its own module, README and
 tests subclassing the kit.
+
+A name whose module would shadow the standard library, pamlib or one of pamlib's dependencies is
+refused. The package is written into a hidden folder beside the target and renamed into place
+when complete, so an interrupted or failed run leaves nothing under the final name; an existing
+target (even a dangling symbolic link) is never overwritten.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import keyword
+import os
 import re
+import secrets
+import shutil
 import string
+import sys
 from collections.abc import Iterator
-from importlib import resources
+from importlib import metadata, resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
@@ -67,8 +77,83 @@ def _values(name: str, kind: str) -> dict[str, str]:
     }
 
 
+#: pamlib's own dependencies (and their modules), used when its metadata cannot be read.
+_KNOWN_DEPENDENCIES: dict[str, frozenset[str]] = {
+    "attrs": frozenset({"attr", "attrs"}),
+    "cattrs": frozenset({"cattrs", "cattr"}),
+    "pluggy": frozenset({"pluggy"}),
+    "numpy": frozenset({"numpy"}),
+    "pyarrow": frozenset({"pyarrow"}),
+    "pytest": frozenset({"pytest", "_pytest", "py"}),
+    "hypothesis": frozenset({"hypothesis", "_hypothesis_pytestplugin"}),
+}
+_REQUIREMENT = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _top_level_modules(dist: metadata.Distribution) -> set[str]:
+    """The importable top-level names a distribution installs."""
+    text = dist.read_text("top_level.txt")
+    if text:
+        return {line.strip() for line in text.splitlines() if line.strip()}
+    modules: set[str] = set()
+    for file in dist.files or ():
+        parts = file.parts
+        if (
+            not parts
+            or parts[0] in ("..", "__pycache__")
+            or parts[0].endswith((".dist-info", ".data", ".egg-info"))
+        ):
+            continue
+        if len(parts) > 1:
+            modules.add(parts[0])
+        elif file.suffix in (".py", ".so", ".pyd"):
+            modules.add(parts[0].split(".", 1)[0])
+    return modules
+
+
+@functools.cache
+def dependency_modules() -> dict[str, str]:
+    """Module names a plugin must not take, each with the distribution that owns it: pamlib's
+    dependencies (its optional ones too), and theirs (without their extras), from the installed
+    metadata."""
+    owners: dict[str, str] = {}
+    for dist_name, modules in _KNOWN_DEPENDENCIES.items():
+        for module in modules:
+            owners.setdefault(module, dist_name)
+        owners.setdefault(dist_name.replace("-", "_"), dist_name)
+    seen: set[str] = set()
+    queue = ["pamlib"]
+    while queue:
+        current = queue.pop()
+        try:
+            dist = metadata.distribution(current)
+        except metadata.PackageNotFoundError:
+            continue
+        if current != "pamlib":
+            for module in _top_level_modules(dist):
+                owners.setdefault(module, current)
+            owners.setdefault(current.replace("-", "_"), current)
+        for requirement in dist.requires or ():
+            marker = requirement.partition(";")[2]
+            if current != "pamlib" and "extra" in marker:
+                continue  # a dependency's own optional extras are not installed for pamlib
+            match = _REQUIREMENT.match(requirement)
+            if match is None:
+                continue
+            dep = _canonical(match.group(1))
+            if dep not in seen:
+                seen.add(dep)
+                queue.append(dep)
+    return owners
+
+
 def check_name(name: str) -> str:
-    """``name`` as a distribution name whose module name is importable, or a usage error."""
+    """``name`` as a distribution name whose module name is importable and shadows nothing
+    (the standard library, pamlib, or a dependency of pamlib), or a usage error."""
     if not _NAME.fullmatch(name) or len(name) > MAX_NAME:
         raise _usage_error(
             f"plugin name {name!r}: use lower-case letters, digits and single hyphens, "
@@ -77,33 +162,91 @@ def check_name(name: str) -> str:
     module = name.replace("-", "_")
     if keyword.iskeyword(module) or module in ("pamlib", "test", "tests"):
         raise _usage_error(f"plugin name {name!r} would shadow a module; choose another")
+    if module in sys.stdlib_module_names or module in sys.builtin_module_names:
+        raise _usage_error(
+            f"plugin name {name!r}: its module {module!r} would shadow the standard library's; "
+            f"choose another (e.g. pamlib-{name})"
+        )
+    owner = dependency_modules().get(module) or dependency_modules().get(_canonical(name))
+    if owner is not None:
+        raise _usage_error(
+            f"plugin name {name!r}: its module {module!r} would shadow pamlib's dependency "
+            f"{owner}; choose another (e.g. pamlib-{name})"
+        )
     return name
 
 
-def create_plugin(name: str, kind: str, output_dir: str | Path = ".") -> Path:
+def create_plugin(name: str, kind: str, output_dir: str | os.PathLike[str] = ".") -> Path:
     """Write a new plugin package ``output_dir/name`` of ``kind`` and return its directory.
 
-    Raises :class:`~pamlib.cli.UsageError` for a bad name or kind, or when the directory exists
-    (nothing is overwritten).
+    Raises :class:`~pamlib.cli.UsageError` for a bad name or kind, an ``output_dir`` that is
+    not a directory, or a target that exists (nothing is overwritten), and :class:`OSError`
+    when the folder cannot be written (naming ``output_dir``). The package appears complete
+    under its name or not at all; ``output_dir`` is created if missing.
     """
     if kind not in KINDS:
         raise _usage_error(f"unknown kind {kind!r}; choose one of {', '.join(KINDS)}")
     check_name(name)
-    target = Path(output_dir) / name
-    if target.exists():
+    out = Path(output_dir)
+    if out.is_symlink() and not out.exists():
+        raise _usage_error(f"--output-dir {out} is a broken symbolic link; nothing was written")
+    if out.exists() and not out.is_dir():
+        raise _usage_error(f"--output-dir {out} is not a directory; nothing was written")
+    target = out / name
+    if os.path.lexists(target):
         raise _usage_error(f"{target} already exists; nothing was written")
     values = _values(name, kind)
     templates = resources.files("pamlib").joinpath("templates", "plugin")
-    planned: dict[Path, str] = {}
+    planned: dict[tuple[str, ...], str] = {}
     for part in ("common", kind):
         for parts, text in _files(templates.joinpath(part)):
             names = [p.replace("__module__", values["module"]) for p in parts]
             names[-1] = _RENAMED.get(names[-1], names[-1])
-            planned[target.joinpath(*names)] = string.Template(text).substitute(values)
-    for path, text in planned.items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+            planned[tuple(names)] = string.Template(text).substitute(values)
+    created = _make_directory(out)
+    staging = out / f".{name}.{secrets.token_hex(4)}.tmp"
+    try:
+        try:
+            staging.mkdir()
+        except OSError as exc:
+            raise type(exc)(exc.errno, exc.strerror, str(out)) from None
+        for parts, text in planned.items():
+            path = staging.joinpath(*parts)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        if os.path.lexists(target):  # appeared while writing: still never overwritten
+            raise _usage_error(f"{target} already exists; nothing was written")
+        staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        for folder in reversed(created):
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        raise
     return target
+
+
+def _make_directory(folder: Path) -> list[Path]:
+    """Create ``folder`` and any missing parents; the ones created, outermost first."""
+    missing: list[Path] = []
+    current = folder
+    while not current.exists() and not current.is_symlink():
+        missing.append(current)
+        if current.parent == current:
+            break
+        current = current.parent
+    created: list[Path] = []
+    try:
+        for path in reversed(missing):
+            path.mkdir()
+            created.append(path)
+    except OSError:
+        for path in reversed(created):
+            path.rmdir()
+        raise
+    return created
 
 
 def add_parser(subparsers: Any) -> None:

@@ -1,4 +1,8 @@
-"""``pamlib plugins``: what is installed, what each plugin provides, and what failed."""
+"""``pamlib plugins``: what is installed, what each plugin provides, and what failed.
+
+A plugin that failed to load is listed as ``failed`` (and disabled); one that failed in a hook
+as ``error``. Each error is one line naming the plugin, the hook and what was raised.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,15 @@ import argparse
 import json
 from typing import Any
 
-from pamlib.plugins import get_host
+from pamlib.errors import PluginError
+from pamlib.plugins import describe_failure, get_host
+
+
+def _line(error: PluginError) -> str:
+    where = f"plugin {error.plugin!r}" + (
+        f" in hook {error.hook}" if error.hook else " while loading"
+    )
+    return f"{where}: {describe_failure(error.cause)}"
 
 
 def add_parser(subparsers: Any) -> None:
@@ -28,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
                         "status": r.status,
                         "hooks": r.hooks,
                         "provides": r.provides,
-                        "errors": [str(e) for e in r.errors],
+                        "errors": [_line(e) for e in r.errors],
                     }
                     for r in records
                 ],
@@ -42,5 +54,5 @@ def run(args: argparse.Namespace) -> int:
         for kind, names in sorted(r.provides.items()):
             print(f"    {kind}: {', '.join(names)}")
         for error in r.errors:
-            print(f"    error: {error}")
+            print(f"    error: {_line(error)}")
     return 0

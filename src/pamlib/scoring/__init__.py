@@ -140,7 +140,11 @@ def score(
     """Score one assessment and tell plugins (``pamlib_assessment_scored``).
 
     ``provider`` and ``calibration`` choose as :func:`select_provider` does; pass a provider
-    object (from :func:`select_provider`) to score many assessments without choosing again.
+    object (from :func:`select_provider`) to score many assessments without choosing again. The
+    provider's result is checked (:func:`~pamlib.scoring.selection.check_result`); a result
+    breaking the contract, or anything the provider raises, is a
+    :class:`~pamlib.errors.ScoringError` naming it. An observer's failure is reported against its
+    plugin and does not change the result.
 
     >>> import datetime as dt
     >>> from pamlib import Assessment, Patient
@@ -173,6 +177,10 @@ def score_many(
     """Score rows of column codes (shape ``(n, n_items)``: 1..4, 0 unanswered, -1 not
     applicable) and tell plugins (``pamlib_batch_scored``). Row *i* of the result is exactly what
     :func:`score` gives for the same answers.
+
+    The provider's results are checked (:func:`~pamlib.scoring.selection.check_scores`) as
+    :func:`score` does, and the arrays returned are read-only: what was checked is what callers
+    and plugins see.
     """
     impl = _selection()
     h: PluginHost = host or impl.get_host()

@@ -1,24 +1,27 @@
-"""Choosing a provider, and the licence and honesty checks around every scoring call.
+"""Choosing a provider, and the licence, honesty and result checks around every scoring call.
 
 :func:`select_provider` hands out providers wrapped in a :class:`CheckedProvider`, which checks
-the provider's licence on *every* call (a service running past its licence's end stops scoring)
-and refuses results from a provider without a licence unless each one says it is not the PAM
-(``demo``, ``raw-only`` or ``unlicensed``).
+the provider's licence on *every* call (a service running past its licence's end stops scoring),
+refuses results from a provider without a licence unless each one says it is not the PAM
+(``demo``, ``raw-only`` or ``unlicensed``), and checks every result at the boundary
+(:func:`check_scores`, :func:`check_result`) before anything writes it. A provider that raises
+anything — ``SystemExit`` included — becomes a :class:`~pamlib.errors.ScoringError` naming it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 from collections.abc import Collection
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import numpy as np
 import numpy.typing as npt
 
-from pamlib.errors import LicenceError, Problem, ScoringError, ValidationError
-from pamlib.plugins import get_host
-from pamlib.results import Flag, ScoreResult
+from pamlib.errors import LicenceError, PamlibError, Problem, ScoringError, ValidationError
+from pamlib.plugins import PluginGuard, describe_failure, get_host
+from pamlib.results import Flag, ScoreResult, ScoreStatus
 from pamlib.scoring.provider import (
     FLAG_BITS,
     BaseProvider,
@@ -30,10 +33,20 @@ from pamlib.scoring.provider import (
 if TYPE_CHECKING:
     from pamlib.assessment import Assessment
     from pamlib.instruments import Instrument
+    from pamlib.levels import CutpointRegistry, CutpointSet
     from pamlib.plugins import PluginHost
     from pamlib.scoring.calibration import Calibration
 
-__all__ = ["NOT_PAM_FLAGS", "CheckedProvider", "check_codes", "select_provider"]
+__all__ = [
+    "NOT_PAM_FLAGS",
+    "SCORE_RANGE",
+    "CheckedProvider",
+    "ProviderResultError",
+    "check_codes",
+    "check_result",
+    "check_scores",
+    "select_provider",
+]
 
 #: Flags saying a result is not a licensed PAM score; a provider without a licence must put one
 #: of them on every result (or mark the whole batch ``demo``).
@@ -44,17 +57,303 @@ _MAX_REPORTED = 20
 #: The registered provider that ``calibration=`` selects when no provider is named.
 CALIBRATION_PROVIDER = "rasch"
 
+#: The reporting scale every PAM score lies on (PAM-FACTS, "Scoring": scores 0–100).
+SCORE_RANGE: tuple[float, float] = (0.0, 100.0)
+_ALL_BITS = np.uint8(sum(FLAG_BITS.values()))
+_DEMO_BIT = np.uint8(FLAG_BITS[Flag.DEMO])
+_RAW_ONLY_BIT = np.uint8(FLAG_BITS[Flag.RAW_ONLY])
+_ARRAYS = (
+    "scored",
+    "n_answered",
+    "raw_score",
+    "mean_response",
+    "theta",
+    "theta_se",
+    "score",
+    "score_se",
+    "level",
+    "flags",
+    "reason_code",
+)
 
-class CheckedProvider:
-    """A provider as pamlib hands it out: licence checked and honesty verified on every call.
 
-    Everything else is the wrapped provider's (:attr:`inner`).
+#: What a scored row must carry, unless it is flagged ``raw-only`` (raw totals only). Theta and
+#: the standard errors may be NaN — not reported, as by a provider that is not a Rasch model —
+#: but, like every number, never infinite.
+_MEASURES = ("score",)
+_MISSING = {
+    name: f"a scored row with no {name} (only raw-only results may leave it out)"
+    for name in _MEASURES
+}
+
+
+class ProviderResultError(ScoringError):
+    """A provider returned a result that breaks the contract; nothing of it is passed on.
+
+    ``row`` (in the batch; ``None`` for the batch as a whole) and ``field`` say where; the
+    message never repeats the offending value.
     """
 
-    __slots__ = ("_inner",)
+    def __init__(
+        self,
+        provider: str,
+        row: int | None,
+        field: str,
+        message: str,
+        *,
+        location: str | None = None,
+    ) -> None:
+        self.provider = provider
+        self.row = row
+        self.field = field
+        self.reason = message
+        #: Where the offending record came from in the input (``line 17``), when known.
+        self.location = location
+        where = field if row is None else f"{location or f'row {row}'}, {field}"
+        super().__init__(
+            f"provider {provider!r} returned an invalid result ({where}): {message}; "
+            "refusing to pass it on"
+        )
 
-    def __init__(self, inner: ScoringProvider) -> None:
-        self._inner = inner.inner if isinstance(inner, CheckedProvider) else inner
+    def at(self, location: str) -> ProviderResultError:
+        """The same error, saying where in the input the offending record is."""
+        return ProviderResultError(
+            self.provider, self.row, self.field, self.reason, location=location
+        )
+
+
+def check_scores(
+    scores: object,
+    instrument: Instrument,
+    provider: ScoringProvider,
+    *,
+    n_rows: int,
+    cutpoints: CutpointRegistry,
+) -> BatchScores:
+    """``scores`` if it is a valid answer of ``provider`` for ``n_rows`` rows of
+    ``instrument``, else a :class:`ProviderResultError` naming the first offending row and
+    field (or a :class:`~pamlib.errors.LicenceError` for results not marked as not the PAM).
+
+    Checked, vectorised: one value per row in every column; the demo flag as the provider
+    declares it (and on every row of a demo batch); no flag pamlib does not know; the number
+    answered and the raw total within the instrument's range; no infinity anywhere (theta and
+    standard errors may be NaN: not reported) and a mean response within the categories; a
+    score on every scored row (unless flagged ``raw-only``), on the 0–100 scale; standard errors
+    not negative; no score and no level
+    where not scored; a reason code exactly where not scored; and levels equal to the declared
+    cut-point set applied to the score (none without a set). A provider that is not licensed
+    must mark every row as not the PAM.
+    """
+    pid = provider.id
+    if not isinstance(scores, BatchScores):
+        raise ProviderResultError(pid, None, "result", f"got a {type(scores).__name__}")
+    if len(scores) != n_rows:
+        raise ProviderResultError(
+            pid, None, "length", f"{len(scores)} rows of scores for {n_rows} rows of answers"
+        )
+    for name in _ARRAYS:
+        if getattr(scores, name).shape != (n_rows,):
+            raise ProviderResultError(pid, None, name, "not one value per row")
+    if provider.demo and not scores.demo:
+        raise ScoringError(
+            f"provider {pid!r} is a demonstration provider but returned results not "
+            "marked demo; refusing to pass them on"
+        )
+    if (
+        provider.licence is None
+        and not scores.demo
+        and not bool(np.all(scores.flags & _NOT_PAM_BITS))
+    ):
+        raise LicenceError(
+            f"provider {pid!r} holds no licence, yet returned results not marked as "
+            "not the PAM (demo, raw-only or unlicensed); refusing to pass them on"
+        )
+    if scores.demo != provider.demo:
+        raise ProviderResultError(pid, None, "demo", "the batch is demo but the provider is not")
+    scored = scores.scored
+    n = scores.n_answered
+    raw = scores.raw_score
+    score = scores.score
+    level = scores.level
+    flags = scores.flags
+    with np.errstate(invalid="ignore"):
+        checks: list[tuple[str, npt.NDArray[np.bool_], str]] = [
+            ("flags", (flags & ~_ALL_BITS) != 0, "a flag pamlib does not know"),
+            ("n_answered", (n < 0) | (n > instrument.n_items), "outside the number of items"),
+            (
+                "raw_score",
+                (raw < n) | (raw > n.astype(np.int32) * instrument.n_categories),
+                "outside the range the answered items allow",
+            ),
+        ]
+        if scores.demo:
+            checks.append(("flags", (flags & _DEMO_BIT) == 0, "a demo result not flagged demo"))
+        for name in ("theta", "theta_se", "score", "score_se", "mean_response"):
+            checks.append((name, np.isinf(getattr(scores, name)), "infinite"))
+        measured = scored & ((flags & _RAW_ONLY_BIT) == 0)
+        for name in _MEASURES:
+            checks.append((name, measured & np.isnan(getattr(scores, name)), _MISSING[name]))
+        mean = scores.mean_response
+        checks += [
+            (
+                "mean_response",
+                (mean < 1) | (mean > instrument.n_categories),
+                "outside the response categories",
+            ),
+            (
+                "score",
+                (score < SCORE_RANGE[0]) | (score > SCORE_RANGE[1]),
+                "not on the 0–100 scale",
+            ),
+            ("score_se", scores.score_se < 0, "a negative standard error"),
+            ("theta_se", scores.theta_se < 0, "a negative standard error"),
+            ("score", ~scored & ~np.isnan(score), "a score on a row that was not scored"),
+            ("level", ~scored & (level != 0), "a level on a row that was not scored"),
+            ("reason_code", scored & (scores.reason_code != ""), "a reason on a scored row"),
+            ("reason_code", ~scored & (scores.reason_code == ""), "not scored, with no reason"),
+        ]
+        if scores.cutpoint_set:
+            if scores.cutpoint_set not in cutpoints:
+                raise ProviderResultError(
+                    pid, None, "cutpoint_set", "names a cut-point set that is not registered"
+                )
+            expected = cutpoints.get(scores.cutpoint_set).levels(score)
+            checks.append(
+                ("level", level != expected, "not the level of the score at its cut points")
+            )
+        else:
+            checks.append(("level", level != 0, "a level without a cut-point set"))
+    first: tuple[int, str, str] | None = None
+    for name, bad, message in checks:
+        if bad.any():
+            row = int(np.argmax(bad))
+            if first is None or row < first[0]:
+                first = (row, name, message)
+    if first is not None:
+        raise ProviderResultError(pid, *first)
+    return scores
+
+
+def check_result(
+    result: object,
+    assessment: Assessment,
+    provider: ScoringProvider,
+    *,
+    cutpoints: CutpointRegistry,
+) -> ScoreResult:
+    """``result`` if it is a valid answer of ``provider`` for ``assessment``: the rules of
+    :func:`check_scores`, in the same order, for one result (row 0) — in plain Python, as
+    one-assessment scoring is; the tests hold both to the same verdicts — and it must be about
+    ``assessment``: a result naming another assessment is refused."""
+    pid = provider.id
+    if not isinstance(result, ScoreResult):
+        raise ProviderResultError(pid, None, "result", f"got a {type(result).__name__}")
+    if result.assessment_id != assessment.id:
+        raise ProviderResultError(pid, 0, "assessment_id", "not the assessment asked about")
+    if not isinstance(result.status, ScoreStatus):
+        raise ProviderResultError(pid, 0, "status", "not a ScoreStatus")
+    if provider.demo and not result.demo:
+        raise ScoringError(
+            f"provider {pid!r} is a demonstration provider but returned results not "
+            "marked demo; refusing to pass them on"
+        )
+    if provider.licence is None and not result.demo and result.flags.isdisjoint(NOT_PAM_FLAGS):
+        raise LicenceError(
+            f"provider {pid!r} holds no licence, yet returned results not marked as "
+            "not the PAM (demo, raw-only or unlicensed); refusing to pass them on"
+        )
+    if result.demo != provider.demo:
+        raise ProviderResultError(pid, None, "demo", "the batch is demo but the provider is not")
+    cut = None
+    if result.cutpoint_set:
+        if result.cutpoint_set not in cutpoints:
+            raise ProviderResultError(
+                pid, None, "cutpoint_set", "names a cut-point set that is not registered"
+            )
+        cut = cutpoints.get(result.cutpoint_set)
+    try:
+        found = _result_problem(result, assessment.instrument, cut)
+    except (TypeError, ValueError, OverflowError):
+        found = ("result", "a field of the wrong type")
+    if found is not None:
+        raise ProviderResultError(pid, 0, *found)
+    return result
+
+
+def _result_problem(
+    r: ScoreResult, instrument: Instrument, cut: CutpointSet | None
+) -> tuple[str, str] | None:
+    """The first rule of :func:`check_scores` that ``r`` breaks, as (field, message)."""
+    scored = r.status is ScoreStatus.SCORED
+    n = int(r.n_answered)
+    raw = 0 if r.raw_score is None else int(r.raw_score)
+    score = _nan(r.score)
+    level = 0 if r.level is None else int(r.level)
+    if not 0 <= n <= instrument.n_items:
+        return "n_answered", "outside the number of items"
+    if raw < n or raw > n * instrument.n_categories:
+        return "raw_score", "outside the range the answered items allow"
+    if r.demo and Flag.DEMO not in r.flags:
+        return "flags", "a demo result not flagged demo"
+    values = {
+        name: _nan(getattr(r, name))
+        for name in ("theta", "theta_se", "score", "score_se", "mean_response")
+    }
+    for name, value in values.items():
+        if math.isinf(value):
+            return name, "infinite"
+    if scored and Flag.RAW_ONLY not in r.flags:
+        for name in _MEASURES:
+            if math.isnan(values[name]):
+                return name, _MISSING[name]
+    mean = values["mean_response"]
+    if mean < 1 or mean > instrument.n_categories:
+        return "mean_response", "outside the response categories"
+    if score < SCORE_RANGE[0] or score > SCORE_RANGE[1]:
+        return "score", "not on the 0–100 scale"
+    if values["score_se"] < 0:
+        return "score_se", "a negative standard error"
+    if values["theta_se"] < 0:
+        return "theta_se", "a negative standard error"
+    if not scored and not math.isnan(score):
+        return "score", "a score on a row that was not scored"
+    if not scored and level != 0:
+        return "level", "a level on a row that was not scored"
+    if scored and r.reason_code:
+        return "reason_code", "a reason on a scored row"
+    if not scored and not r.reason_code:
+        return "reason_code", "not scored, with no reason"
+    if cut is not None:
+        expected = 0 if math.isnan(score) else int(cut.level(score))
+        if level != expected:
+            return "level", "not the level of the score at its cut points"
+    elif level != 0:
+        return "level", "a level without a cut-point set"
+    return None
+
+
+def _nan(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
+class CheckedProvider:
+    """A provider as pamlib hands it out: licence checked, failures contained and results
+    verified on every call.
+
+    Everything else is the wrapped provider's (:attr:`inner`). ``host`` is where cut-point sets
+    are looked up to check levels (default: the process-wide host, on first use).
+    """
+
+    __slots__ = ("_cutpoints", "_host", "_inner")
+    _host: PluginHost | None
+
+    def __init__(self, inner: ScoringProvider, host: PluginHost | None = None) -> None:
+        if isinstance(inner, CheckedProvider):
+            host = host or inner._host
+            inner = inner.inner
+        self._inner = inner
+        self._host = host
+        self._cutpoints: CutpointRegistry | None = None
 
     @property
     def inner(self) -> ScoringProvider:
@@ -85,31 +384,45 @@ class CheckedProvider:
         if licence is not None:
             licence.check(instrument.id, on)
 
+    def cutpoints(self) -> CutpointRegistry:
+        """The cut-point sets levels are checked against."""
+        registry = self._cutpoints
+        if registry is None:
+            registry = self._cutpoints = (self._host or get_host()).cutpoint_sets()
+        return registry
+
     def score_batch(self, instrument: Instrument, codes: npt.NDArray[np.int8]) -> BatchScores:
         self.check(instrument)
-        scores = self._inner.score_batch(instrument, codes)
-        self._verify(scores.demo, bool(np.all(scores.flags & _NOT_PAM_BITS)))
-        return scores
+        guard = PluginGuard(watch=True)  # once per batch: a Ctrl-C is told from the provider's
+        with guard:
+            scores = self._inner.score_batch(instrument, codes)
+        if guard.error is not None:
+            self._failed(instrument, guard.error)
+        checked = check_scores(
+            scores, instrument, self._inner, n_rows=len(codes), cutpoints=self.cutpoints()
+        )
+        for name in _ARRAYS:  # what was checked is what is written: observers cannot change it
+            getattr(checked, name).flags.writeable = False
+        return checked
 
     def score(self, assessment: Assessment) -> ScoreResult:
         self.check(assessment.instrument)
-        result = self._inner.score(assessment)
-        self._verify(result.demo, not result.flags.isdisjoint(NOT_PAM_FLAGS))
-        return result
+        guard = PluginGuard(watch=False)
+        with guard:
+            result = self._inner.score(assessment)
+        if guard.error is not None:
+            self._failed(assessment.instrument, guard.error)
+        return check_result(result, assessment, self._inner, cutpoints=self.cutpoints())
 
-    def _verify(self, demo: bool, marked: bool) -> None:
-        """``marked``: every result carries one of :data:`NOT_PAM_FLAGS`."""
-        inner = self._inner
-        if inner.demo and not demo:
-            raise ScoringError(
-                f"provider {inner.id!r} is a demonstration provider but returned results not "
-                "marked demo; refusing to pass them on"
-            )
-        if inner.licence is None and not demo and not marked:
-            raise LicenceError(
-                f"provider {inner.id!r} holds no licence, yet returned results not marked as "
-                "not the PAM (demo, raw-only or unlicensed); refusing to pass them on"
-            )
+    def _failed(self, instrument: Instrument, exc: BaseException) -> NoReturn:
+        """The provider raised ``exc``: pamlib's own errors go on as they are, anything else
+        (``SystemExit`` too) becomes a :class:`ScoringError` naming the provider."""
+        if isinstance(exc, PamlibError):
+            raise exc
+        raise ScoringError(
+            f"provider {self._inner.id!r} failed while scoring {instrument.id}: "
+            f"{describe_failure(exc)}"
+        ) from exc
 
     def __repr__(self) -> str:
         return f"<checked {self._inner!r}>"
@@ -123,8 +436,33 @@ def _bind(
     bind = getattr(provider, "with_calibration", None)
     if bind is None:
         raise ScoringError(f"provider {provider.id!r} does not score with a calibration file")
-    bound: ScoringProvider = bind(calibration, host=host)
+    guard = PluginGuard(watch=False)
+    with guard:
+        bound: ScoringProvider = bind(calibration, host=host)
+    if isinstance(guard.error, PamlibError | OSError):  # a bad or unreadable calibration file
+        raise guard.error
+    if guard.error is not None:
+        raise ScoringError(
+            f"provider {provider.id!r} failed to load the calibration: "
+            f"{describe_failure(guard.error)}"
+        ) from guard.error
     return bound
+
+
+def _declared(provider: ScoringProvider) -> frozenset[str]:
+    """The instruments ``provider`` declares; a provider failing to say is a
+    :class:`ScoringError` naming it (its ``instruments()`` is a plugin's code)."""
+    guard = PluginGuard(watch=False)
+    with guard:
+        declared = frozenset(provider.instruments())
+        if not all(isinstance(i, str) for i in declared):
+            raise TypeError("instruments() must return instrument ids (str)")
+    if guard.error is not None:
+        raise ScoringError(
+            f"provider {provider.id!r} failed to list its instruments: "
+            f"{describe_failure(guard.error)}"
+        ) from guard.error
+    return declared
 
 
 _PROVIDER_MEMBERS = ("id", "version", "demo", "licence", "instruments", "score_batch", "score")
@@ -170,7 +508,7 @@ def select_provider(
             if not p.demo
             and p.licence is not None
             and instrument.id in p.licence.instruments
-            and instrument.id in p.instruments()
+            and instrument.id in _declared(p)
         ]
         if not fits:
             raise ScoringError(
@@ -201,7 +539,7 @@ def select_provider(
         raise ScoringError(f"{type(provider).__name__} is not a scoring provider")
     if calibration is not None:
         provider = _bind(provider, calibration, host)
-    covered = provider.instruments()
+    covered = _declared(provider)
     if instrument.id not in covered:
         if getattr(provider, "with_calibration", None) is not None and not covered:
             raise ScoringError(
@@ -212,7 +550,7 @@ def select_provider(
             f"provider {provider.id!r} does not score {instrument.id}; it scores: "
             f"{_describe(covered)}"
         )
-    checked = CheckedProvider(provider)
+    checked = CheckedProvider(provider, host)
     checked.check(instrument)
     return checked
 

@@ -26,7 +26,10 @@ ranges; levels equal to the declared cut-point set applied to the reported (roun
 not-scored results carry a reason in words, and answering more items never unscores an
 assessment; provenance on every result; demo-flag honesty; the one-assessment API agrees exactly
 with the batch API; and the licence — checked through :mod:`pamlib.scoring` at its last valid
-day and the day after, and an expired one refused by every scoring call.
+day and the day after, and an expired one refused by every scoring call. Every batch and every
+one-assessment result also goes through :func:`~pamlib.scoring.selection.check_scores` and
+:func:`~pamlib.scoring.selection.check_result`, the checks pamlib applies to every provider's
+results before it writes them: a provider that passes here is never refused in production.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 
@@ -45,14 +49,14 @@ from hypothesis import strategies as st
 
 from pamlib import scoring
 from pamlib.assessment import Assessment
-from pamlib.errors import LicenceError
+from pamlib.errors import LicenceError, ScoringError
 from pamlib.identity import Patient
 from pamlib.instruments import Instrument
 from pamlib.plugins import PluginHost
 from pamlib.responses import NOT_APPLICABLE_CODE, UNANSWERED_CODE, Response
 from pamlib.results import Flag, ScoreStatus
 from pamlib.scoring.provider import FLAG_BITS, BatchScores, Licence, ScoringProvider
-from pamlib.scoring.selection import NOT_PAM_FLAGS, CheckedProvider
+from pamlib.scoring.selection import NOT_PAM_FLAGS, CheckedProvider, check_result, check_scores
 from pamlib.testing.strategies import KIT_SETTINGS, assessments, response_codes
 
 __all__ = ["ProviderConformance"]
@@ -89,6 +93,14 @@ def _mid_answers(instrument: Instrument, k: int) -> npt.NDArray[np.int8]:
     for j in range(k):
         row[j] = middle[j % 2]
     return row
+
+
+def _accepted(check: Callable[[], object]) -> None:
+    """Run one of pamlib's result checks; its refusal is this test's failure."""
+    try:
+        check()
+    except ScoringError as exc:
+        raise AssertionError(f"pamlib refuses these results: {exc}") from exc
 
 
 def _assert_same(first: BatchScores, second: BatchScores) -> None:
@@ -164,6 +176,12 @@ class ProviderConformance:
         host: PluginHost,
     ) -> None:
         n = codes.shape[0]
+        # What pamlib checks on every call, with the row and field of the first problem.
+        _accepted(
+            partial(
+                check_scores, scores, instrument, provider, n_rows=n, cutpoints=host.cutpoint_sets()
+            )
+        )
         assert len(scores) == n
         for name in ("n_answered", "raw_score", "score", "score_se", "level", "flags"):
             assert getattr(scores, name).shape == (n,), f"{name} has one value per row"
@@ -216,6 +234,8 @@ class ProviderConformance:
             for i, row in enumerate(codes):
                 assessment = _assessment(instrument, row, i)
                 one = provider.score(assessment)
+                cutpoints = conformance_host.cutpoint_sets()
+                _accepted(partial(check_result, one, assessment, provider, cutpoints=cutpoints))
                 expected = batch.result(i, assessment.id)
                 for name in ("theta", "theta_se", "score", "score_se", "mean_response"):
                     a, b = getattr(one, name), getattr(expected, name)
