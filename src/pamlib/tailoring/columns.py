@@ -327,7 +327,17 @@ class ContextColumns:
         scored, score, level, assessed_on, flags = _parse_columns(
             {
                 k: raw(k)
-                for k in ("status", "score", "level", "assessed_on", "demo", "flags", "raw_score")
+                for k in (
+                    "status",
+                    "score",
+                    "level",
+                    "assessed_on",
+                    "demo",
+                    "flags",
+                    "raw_score",
+                    "provider",
+                    "calibration_id",
+                )
             },
             n,
         )
@@ -440,6 +450,8 @@ _READ_COLUMNS = frozenset(
         "cutpoint_set",
         "flags",
         "demo",
+        "provider",
+        "calibration_id",
         *_CONTEXT_COLUMNS,
     }
 )
