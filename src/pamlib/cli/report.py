@@ -24,7 +24,13 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("-o", "--output", required=True, metavar="HTML", help="HTML report to write")
     p.add_argument("--json", metavar="FILE", help="also write the JSON summary here")
     p.add_argument("--patients", metavar="FILE", help="also write one CSV row per patient")
-    p.add_argument("--group-by", metavar="COLUMN", help="stratify by this column (e.g. site)")
+    p.add_argument(
+        "--group-by",
+        metavar="COLUMN",
+        help="stratify by this column (e.g. site); identifier columns (patient_id, nhs_number, "
+        "names, dates of birth, or any column whose values mostly belong to one patient each) "
+        "are refused",
+    )
     p.add_argument(
         "--threshold",
         default="3",
@@ -46,6 +52,7 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from pamlib.cli import UsageError
     from pamlib.reporting import (
+        IdentifyingColumnError,
         ReportConfig,
         build_report,
         parse_threshold,
@@ -66,7 +73,10 @@ def run(args: argparse.Namespace) -> int:
     config = ReportConfig(
         threshold=parse_threshold(args.threshold), group_by=args.group_by, publish=args.publish
     )
-    report = build_report(source, config)
+    try:
+        report = build_report(source, config)
+    except IdentifyingColumnError as exc:  # the column is the user's choice: a usage error
+        raise UsageError(str(exc)) from None
     write_html(report, args.output)
     print(f"Report: {args.output}", file=sys.stderr)
     if args.json:
