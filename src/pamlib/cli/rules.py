@@ -210,9 +210,10 @@ def _read_table(path: str) -> list[dict[str, str]]:
     try:
         with Path(path).open(encoding="utf-8-sig", newline="") as handle:
             return [dict(row) for row in csv.DictReader(handle)]
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+    except (UnicodeDecodeError, csv.Error) as exc:  # an OSError is the environment's (exit 3)
         raise ValidationError(
-            "cannot read the scored table", [Problem(path, "read", f"{type(exc).__name__}: {exc}")]
+            "cannot read the scored table",
+            [Problem(Path(path).name, "read", f"not a CSV table in UTF-8 ({type(exc).__name__})")],
         ) from None
 
 

@@ -138,13 +138,21 @@ def _level(value: ActivationLevel | int | None) -> ActivationLevel | None:
     return None if value is None else ActivationLevel(value)
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class Context:
     """The facts about one assessment that rules may test.
 
     ``flags`` holds every validity and provenance flag as text, ``demo`` included when the
     result came from a synthetic calibration. ``attributes`` are what the integrator supplied
     (condition, interpreter, accessibility needs, age band …).
+
+    The repr never shows the assessment id, an attribute's value (a pass-through column may
+    hold a name or a date of birth) or the not-scored reason's text: attribute *names* only.
+
+    >>> context = Context("A1", level=2, attributes={"name": "Ann", "condition": "COPD"})
+    >>> text = repr(context)
+    >>> "A1" in text, "Ann" in text, "attributes=['condition', 'name']" in text
+    (False, False, True)
     """
 
     assessment_id: str
@@ -162,6 +170,19 @@ class Context:
     cutpoint_set: str | None = None
     #: Why the assessment was not scored, in words (for "no pathway" explanations).
     not_scored_reason: str | None = None
+
+    def __repr__(self) -> str:
+        level = None if self.level is None else int(self.level)
+        previous_level = None if self.previous_level is None else int(self.previous_level)
+        reason = None if self.not_scored_reason is None else "(given)"
+        return (
+            f"Context(scored={self.scored}, score={self.score!r}, level={level!r}, "
+            f"previous_score={self.previous_score!r}, previous_level={previous_level!r}, "
+            f"assessed_on={self.assessed_on!r}, instrument={self.instrument!r}, "
+            f"site={self.site!r}, language={self.language!r}, flags={sorted(self.flags)!r}, "
+            f"attributes={sorted(self.attributes)!r}, cutpoint_set={self.cutpoint_set!r}, "
+            f"not_scored_reason={reason})"
+        )
 
     @property
     def change(self) -> float | None:

@@ -217,7 +217,15 @@ class Engine:
         except Exception as exc:
             raise RuleError(
                 "a tailoring rule failed",
-                [Problem(f"rule {rule.id!r}", "rule-failed", f"{type(exc).__name__}: {exc}")],
+                [
+                    Problem(
+                        f"rule {rule.id!r}",
+                        "rule-failed",
+                        # The exception's text may quote the context (an attribute's value):
+                        # only its type is shown; the chained traceback has the rest.
+                        f"raised {type(exc).__name__}",
+                    )
+                ],
             ) from exc
         if result is None:
             return None
