@@ -26,6 +26,7 @@ def recommend_csv(scored: Path, target: Path | IO[bytes], rules: Sequence[str]) 
     import pyarrow.csv as pacsv
 
     from pamlib.tailoring import RECOMMENDATION_COLUMNS, apply_recommendations, build_engine
+    from pamlib.tailoring.rows import no_pathway_summary
 
     with scored.open("rb") as f:
         names = next(csv.reader([f.readline().decode("utf-8")]))
@@ -60,6 +61,8 @@ def recommend_csv(scored: Path, target: Path | IO[bytes], rules: Sequence[str]) 
             tmp.replace(target)  # type: ignore[arg-type]
         elif isinstance(stream, io.TextIOWrapper):
             stream.detach()
+    for line in no_pathway_summary(added):  # rows without a pathway never go unnoticed
+        print(line, file=sys.stderr)
     return len(table)
 
 

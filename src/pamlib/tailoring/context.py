@@ -54,6 +54,7 @@ _NOT_ATTRIBUTES = frozenset(
         "recommended_pathways",
         "recommendation_rules",
         "reassess_by",
+        "no_pathway_reason",
     }
 )
 _FLAG_SPLIT = re.compile(r"[;,|\s]+")
