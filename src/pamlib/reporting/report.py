@@ -124,7 +124,11 @@ def build_report(
     used: set[str] = set()
     if sets is not None:  # the report lists them: they must not be identifiers either
         distinct, codes = factorize(sets[columns.usable])
-        check_groups("cutpoint_set", codes, len(distinct), use="list the values of")
+        n_patients = max(len(trajectories), 1)
+        value_patient = np.unique(codes * n_patients + trajectories.row_patient[columns.usable])
+        check_groups(
+            "cutpoint_set", value_patient // n_patients, len(distinct), use="list the values of"
+        )
         used = {str(s) for s in distinct.tolist()}
     return CohortReport(
         config=config,

@@ -708,7 +708,9 @@ def suppression_warnings(rules: Iterable[Rule], pathways: Mapping[str, Pathway])
                 f"together suppress every known pathway {scope}: "
                 f"{', '.join(involved)} (an assessment then gets no pathway)"
             )
-            out.append(Problem(f"rules {', '.join(involved)}", "suppress-all", message))
+            sources = sorted({r.source for r in chosen if r.id in involved and r.source})
+            where = f"{', '.join(sources)}: " if sources else ""
+            out.append(Problem(f"{where}rules {', '.join(involved)}", "suppress-all", message))
             break
     return out
 
