@@ -462,7 +462,9 @@ def load_scored(path: str | os.PathLike[str]) -> ScoredColumns:
         column_types=dict.fromkeys(header, pa.string()), strings_can_be_null=False
     )
     try:
-        table = pa_csv.read_csv(path, convert_options=as_text)
+        # Quoted values may hold line breaks (free-text columns passed through by the scorer).
+        quoted_newlines = pa_csv.ParseOptions(newlines_in_values=True)
+        table = pa_csv.read_csv(path, parse_options=quoted_newlines, convert_options=as_text)
     except pa.ArrowInvalid:  # its message quotes the offending row: never shown
         raise _unreadable_csv(path, len(header)) from None
     return ScoredColumns.from_arrow(table, source=path.name)
