@@ -28,7 +28,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pamlib.errors import ConfigurationError, FormatError, Problem
-from pamlib.reporting.privacy import check_name
+from pamlib.reporting.privacy import check_name, is_identifier_name
 from pamlib.results import SCORED_TABLE_COLUMNS
 from pamlib.tailoring.context import demo_evidence
 
@@ -147,8 +147,9 @@ class ScoredColumns:
         check_name(name)
         if name in self.text:
             return self.text[name]
+        available = sorted(c for c in self.text if not is_identifier_name(c))
         raise ConfigurationError(
-            f"no column {name!r} to group by; available: {', '.join(sorted(self.text)) or 'none'}"
+            f"no column {name!r} to group by; available: {', '.join(available) or 'none'}"
         )
 
     # -- constructors -----------------------------------------------------------------------
