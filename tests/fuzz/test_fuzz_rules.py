@@ -29,6 +29,7 @@ from pamlib.errors import FormatError, PamlibError, RuleError
 from pamlib.reporting import ReportConfig, ScoredColumns, build_report, load_scored, summary_json
 from pamlib.tailoring import Context, ContextColumns, Engine
 from pamlib.tailoring.catalogue import BUILTIN_PATHWAYS
+from pamlib.tailoring.engine import suppression_warnings
 from pamlib.tailoring.rules import check_rules_text, load_rules, parse_rules
 from tests.tailoring_strategies import contexts, rule_tables
 
@@ -154,6 +155,8 @@ def check_rules_file_text(text: str) -> None:
     except RuleError:
         return
     assert engine.rules == tuple(sorted(rule_file.rules, key=lambda r: (-r.priority, r.id)))
+    for warning in suppression_warnings(engine.rules, engine.pathways):
+        assert warning.code == "suppress-all"
 
 
 @BUDGET
