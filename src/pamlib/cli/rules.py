@@ -151,9 +151,7 @@ def run_check(args: argparse.Namespace) -> int:
     warnings = suppression_warnings(engine.rules, engine.pathways)
     for path in args.files:
         rule_file = load_rules(path)
-        mine = [
-            w for w in warnings if rule_file.source in w.where.split(": rule")[0].split(", ")
-        ]
+        mine = [w for w in warnings if rule_file.source in w.where.split(": rule")[0].split(", ")]
         status = "OK" if not mine else f"valid, {len(mine)} warning(s)"
         print(
             f"{path}: {status} — {len(rule_file.rules)} rules, {len(rule_file.pathways)} "
