@@ -23,7 +23,9 @@ def _builtins_only(host: PluginHost) -> None:
 def test_check_ok(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["rules", "check", EXAMPLE]) == 0
     out = capsys.readouterr().out
-    assert f"{EXAMPLE}: OK — 8 rules, 1 pathways" in out
+    # The example's training-site rule suppresses every pathway there: valid, but warned about.
+    assert f"{EXAMPLE}: valid, 1 warning(s) — 8 rules, 1 pathways" in out
+    assert "riverside.demo-site': then[0]: suppresses every pathway when site in" in out
     assert (
         "riverside.copd-breathe-easy (priority 50): when level in [2, 3, 4]; condition in ['copd']"
         in out

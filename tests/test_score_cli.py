@@ -365,7 +365,9 @@ def test_recommend_adds_tailoring_columns(
         reader = csv.DictReader(f)
         rows = list(reader)
     assert reader.fieldnames is not None
-    assert reader.fieldnames[-3:] == ["recommended_pathways", "recommendation_rules", "reassess_by"]
+    assert reader.fieldnames[-4:] == [
+        "recommended_pathways", "recommendation_rules", "reassess_by", "no_pathway_reason"
+    ]  # fmt: skip
     assert len(rows) == 788
     assert all(r["recommended_pathways"] for r in rows)
     assert any("riverside." in r["recommendation_rules"] for r in rows)

@@ -77,6 +77,9 @@ def test_columns_and_rows_give_the_same_outcomes(
     assert table["recommended_pathways"] == [
         ";".join(r.pathway for r in o.recommendations) for o in expected
     ]
+    assert table["no_pathway_reason"] == [o.no_pathway_reason or "" for o in expected]
+    reasons = zip(table["recommended_pathways"], table["no_pathway_reason"], strict=True)
+    assert all(pathway or reason for pathway, reason in reasons)
 
 
 @given(
@@ -97,5 +100,6 @@ def test_empty_table() -> None:
         "recommended_pathways": [],
         "recommendation_rules": [],
         "reassess_by": [],
+        "no_pathway_reason": [],
     }
     assert link_previous([], [], []) == []

@@ -66,7 +66,8 @@ def row_of(assessment: Assessment, result: ScoreResult) -> dict[str, str]:
         "provider_version": result.provider_version,
         "calibration_id": text(result.calibration_id),
         "calibration_sha256": text(result.calibration_sha256),
-        "demo": "true" if result.demo else "false",
+        # A result flagged demo holds demonstration scores, as the demo column says.
+        "demo": "true" if result.demo or Flag.DEMO in result.flags else "false",
         "site": text(assessment.site),
         "language": assessment.language,
         "nhs_number": text(assessment.patient.nhs_number),

@@ -13,6 +13,7 @@ import pytest
 from pamlib.errors import ConfigurationError, FormatError
 from pamlib.reporting import (
     SCORED_TABLE_COLUMNS,
+    IdentifyingColumnError,
     ReportConfig,
     ScoredColumns,
     build_report,
@@ -144,7 +145,9 @@ def test_unknown_group_column(make_row: MakeRow) -> None:
     columns = ScoredColumns.from_rows([make_row("p", "2024-01-10", 40.0)])
     with pytest.raises(ConfigurationError, match="no column 'ward'"):
         build_report(columns, ReportConfig(group_by="ward"))
-    with pytest.raises(ConfigurationError, match="groups are of patients"):
+    with pytest.raises(
+        ConfigurationError, match=r"cannot group by .patient_id.: it identifies patients"
+    ):
         build_report(columns, ReportConfig(group_by="patient_id"))
 
 
@@ -161,3 +164,49 @@ def test_unknown_group_column(make_row: MakeRow) -> None:
 def test_bad_settings_are_refused(settings: dict[str, object]) -> None:
     with pytest.raises(ConfigurationError):
         ReportConfig(**settings)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("n_alone", "n_shared", "refused"),
+    [(4, 0, False), (5, 0, True), (5, 5, False), (6, 5, True)],
+)
+def test_a_column_is_identifying_when_most_of_its_groups_hold_one_patient(
+    make_row: MakeRow, n_alone: int, n_shared: int, refused: bool
+) -> None:
+    # n_alone groups of one patient each, n_shared groups of two patients each.
+    rows = [make_row(f"a{i}", "2024-01-10", 40.0, ward=f"w{i}") for i in range(n_alone)]
+    rows += [
+        make_row(f"s{i}{j}", "2024-01-10", 40.0, ward=f"shared{i}")
+        for i in range(n_shared)
+        for j in range(2)
+    ]
+    config = ReportConfig(group_by="ward")
+    if refused:
+        with pytest.raises(IdentifyingColumnError, match=f"{n_alone} of its"):
+            build_report(ScoredColumns.from_rows(rows), config)
+    else:
+        assert len(build_report(ScoredColumns.from_rows(rows), config).figures.groups) == (
+            n_alone + n_shared
+        )
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "nhs_number",
+        "NHS Number",
+        "Patient-ID",
+        "assessment_id",
+        "DOB",
+        "year_of_birth",
+        "home address",
+        "Postcode",
+        "surname",
+        "mrn",
+        "email",
+    ],
+)
+def test_identifier_names_are_refused_before_any_data_is_read(make_row: MakeRow, name: str) -> None:
+    columns = ScoredColumns.from_rows([make_row("p", "2024-01-10", 40.0, **{name: "x"})])
+    with pytest.raises(IdentifyingColumnError, match="it identifies patients"):
+        columns.column(name)

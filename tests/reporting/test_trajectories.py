@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Callable
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from pamlib.reporting import (
@@ -200,12 +200,14 @@ def all_trajectories(rows: list[Row]) -> dict[str, Trajectory]:
 
 @settings(max_examples=150, deadline=None)
 @given(
-    rows=st.lists(assessments(), min_size=1, max_size=30),
+    # Assessment ids are unique in a scored table (a repeated id is refused).
+    rows=st.lists(assessments(), min_size=1, max_size=30, unique_by=lambda r: r["assessment_id"]),
     extra=assessments(patients=("p0", "p1", "p2", "p3", "new")),
 )
 def test_another_patients_assessment_never_changes_a_trajectory(
     rows: list[Row], extra: Row
 ) -> None:
+    assume(all(r["assessment_id"] != extra["assessment_id"] for r in rows))
     before = all_trajectories(rows)
     after = all_trajectories([*rows, extra])
     for patient, t in before.items():
@@ -216,7 +218,7 @@ def test_another_patients_assessment_never_changes_a_trajectory(
 @settings(max_examples=100, deadline=None)
 @given(rows=st.lists(assessments(), min_size=1, max_size=30), data=st.data())
 def test_input_order_does_not_matter(rows: list[Row], data: st.DataObject) -> None:
-    # Distinct assessment ids: with duplicates, input order is the documented last tie-breaker.
+    # Distinct assessment ids, as in every scored table (a repeated id is refused).
     rows = [{**r, "assessment_id": f"{r['assessment_id']}-{i}"} for i, r in enumerate(rows)]
     shuffled = data.draw(st.permutations(rows))
     assert all_trajectories(shuffled) == all_trajectories(rows)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,6 +30,7 @@ def recommend_csv(scored: Path, target: AtomicTarget, rules: Sequence[str]) -> i
     import pyarrow.csv as pacsv
 
     from pamlib.tailoring import RECOMMENDATION_COLUMNS, apply_recommendations, build_engine
+    from pamlib.tailoring.rows import no_pathway_summary
 
     stream: io.TextIOWrapper | None = None
     try:
@@ -64,4 +66,6 @@ def recommend_csv(scored: Path, target: AtomicTarget, rules: Sequence[str]) -> i
                 stream.detach()
         target.discard()
         raise
+    for line in no_pathway_summary(added):  # rows without a pathway never go unnoticed
+        print(line, file=sys.stderr)
     return len(table)

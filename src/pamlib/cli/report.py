@@ -32,7 +32,13 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("-o", "--output", required=True, metavar="HTML", help="HTML report to write")
     p.add_argument("--json", metavar="FILE", help="also write the JSON summary here")
     p.add_argument("--patients", metavar="FILE", help="also write one CSV row per patient")
-    p.add_argument("--group-by", metavar="COLUMN", help="stratify by this column (e.g. site)")
+    p.add_argument(
+        "--group-by",
+        metavar="COLUMN",
+        help="stratify by this column (e.g. site); identifier columns (patient_id, nhs_number, "
+        "names, dates of birth, or any column whose values mostly belong to one patient each) "
+        "are refused",
+    )
     p.add_argument(
         "--threshold",
         default="3",
@@ -53,7 +59,7 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from pamlib.cli import UsageError
-    from pamlib.reporting import ReportConfig, build_report, parse_threshold
+    from pamlib.reporting import IdentifyingColumnError, ReportConfig, build_report, parse_threshold
 
     if args.publish and args.patients:
         raise UsageError(
@@ -76,7 +82,10 @@ def run(args: argparse.Namespace) -> int:
             group_by=args.group_by,
             publish=args.publish,
         )
-        report = build_report(source, config)
+        try:
+            report = build_report(source, config)
+        except IdentifyingColumnError as exc:  # the column is the user's choice: a usage error
+            raise UsageError(str(exc)) from None
         _write(guard, report, args)
     print(f"Report: {args.output}", file=sys.stderr)
     if args.json:

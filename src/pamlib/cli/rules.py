@@ -28,9 +28,15 @@ def add_parser(subparsers: Any) -> None:
     p.set_defaults(func=lambda args: _usage(p))
 
     check = commands.add_parser(
-        "check", help="check rule files (with every installed plugin's rules); exit 1 on error"
+        "check",
+        help="check rule files (with every installed plugin's rules); exit 1 on error",
+        description="Check rule files together with every installed plugin's rules. Errors "
+        "exit with status 1. Warnings (a rule that suppresses every pathway, rules that "
+        "together suppress every known pathway) are printed and exit with status 0, or 1 "
+        "with --strict.",
     )
     check.add_argument("files", nargs="+", metavar="FILE", help="TOML rule file")
+    check.add_argument("--strict", action="store_true", help="exit with status 1 on warnings too")
     check.set_defaults(func=run_check)
 
     explain = commands.add_parser(
@@ -138,22 +144,34 @@ def _date(text: str | None, option: str) -> dt.date:
 
 def run_check(args: argparse.Namespace) -> int:
     from pamlib.tailoring.conditions import conditions_as_text
-    from pamlib.tailoring.engine import build_engine
+    from pamlib.tailoring.engine import build_engine, suppression_warnings
     from pamlib.tailoring.rules import FileRule, load_rules
 
     engine = build_engine(args.files)  # raises RuleError with every problem, in every file
+    warnings = suppression_warnings(engine.rules, engine.pathways)
     for path in args.files:
         rule_file = load_rules(path)
+        mine = [w for w in warnings if rule_file.source in w.where.split(": rule")[0].split(", ")]
+        status = "OK" if not mine else f"valid, {len(mine)} warning(s)"
         print(
-            f"{path}: OK — {len(rule_file.rules)} rules, {len(rule_file.pathways)} pathways "
-            f"(checked with {len(engine.rules)} rules and {len(engine.pathways)} pathways in all)"
+            f"{path}: {status} — {len(rule_file.rules)} rules, {len(rule_file.pathways)} "
+            f"pathways (checked with {len(engine.rules)} rules and {len(engine.pathways)} "
+            "pathways in all)"
         )
         for rule in sorted(rule_file.rules, key=lambda r: (-r.priority, r.id)):
             conditions = conditions_as_text(rule.when) or ["always"]
             if isinstance(rule, FileRule) and rule.unless is not None:
                 conditions.append(f"unless {', '.join(conditions_as_text(rule.unless))}")
             print(f"  {rule.id} (priority {rule.priority}): when {'; '.join(conditions)}")
-    return 0
+    for warning in warnings:
+        print(f"warning: {warning.where}: {warning.message}")
+    if warnings:
+        print(
+            f"pamlib: {len(warnings)} warning(s): assessments may get no pathway"
+            + (" (--strict)" if args.strict else "; --strict makes this an error"),
+            file=sys.stderr,
+        )
+    return 1 if warnings and args.strict else 0
 
 
 # -- explain ---------------------------------------------------------------------------------
@@ -210,9 +228,10 @@ def _read_table(path: str) -> list[dict[str, str]]:
     try:
         with Path(path).open(encoding="utf-8-sig", newline="") as handle:
             return [dict(row) for row in csv.DictReader(handle)]
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+    except (UnicodeDecodeError, csv.Error) as exc:  # an OSError is the environment's (exit 3)
         raise ValidationError(
-            "cannot read the scored table", [Problem(path, "read", f"{type(exc).__name__}: {exc}")]
+            "cannot read the scored table",
+            [Problem(Path(path).name, "read", f"not a CSV table in UTF-8 ({type(exc).__name__})")],
         ) from None
 
 

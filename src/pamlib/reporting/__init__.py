@@ -30,6 +30,7 @@ from pamlib.reporting.measures import (
     Nqf2483,
     nqf2483,
 )
+from pamlib.reporting.privacy import IdentifyingColumnError, is_identifier_name
 from pamlib.reporting.report import (
     PATIENT_CSV_COLUMNS,
     SUMMARY_SCHEMA,
@@ -65,6 +66,7 @@ __all__ = [
     "CohortReport",
     "CohortSummary",
     "Exclusion",
+    "IdentifyingColumnError",
     "MeasureStatus",
     "Nqf2483",
     "ReportConfig",
@@ -77,6 +79,7 @@ __all__ = [
     "add_calendar_months",
     "build_report",
     "hidden_counts",
+    "is_identifier_name",
     "link_trajectories",
     "load_scored",
     "nqf2483",

@@ -18,6 +18,7 @@ import csv
 import datetime as dt
 import math
 import os
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,7 +28,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pamlib.errors import ConfigurationError, FormatError, Problem
+from pamlib.reporting.privacy import check_name, is_identifier_name
 from pamlib.results import SCORED_TABLE_COLUMNS
+from pamlib.tailoring.context import demo_evidence
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -36,8 +39,11 @@ __all__ = ["SCORED_TABLE_COLUMNS", "ScoredColumns", "factorize", "load_scored"]
 
 #: Columns a report cannot do without.
 _REQUIRED = ("patient_id", "assessed_on", "status", "score", "level")
-#: Columns parsed into typed arrays; every other column is kept as text in ``ScoredColumns.text``.
-_TYPED = ("assessment_id", "patient_id", "assessed_on", "status", "score", "level", "flags", "demo")
+#: Identifier columns: parsed into their own arrays and never offered as text for grouping.
+_IDENTIFIERS = ("assessment_id", "patient_id")
+#: A score as pamlib writes it: ASCII digits, no sign, no padding, no leading zero, an optional
+#: decimal point followed by digits (``47.0``, ``100``, ``0.5``).
+_SCORE_TEXT = re.compile(r"(?:0|[1-9][0-9]{0,2})(?:\.[0-9]+)?")
 #: Problems listed in one error before the rest are summarised as a count.
 _MAX_PROBLEMS = 50
 
@@ -82,8 +88,10 @@ class ScoredColumns:
     """A scored table held as equal-length NumPy arrays, one element per assessment.
 
     ``score`` is NaN and ``level`` is 0 where the table has no value. ``scored`` is
-    ``status == "scored"``. ``text`` holds every column not parsed here (``instrument``,
-    ``cutpoint_set``, ``site``, …) as strings, for grouping and provenance.
+    ``status == "scored"``. ``demo`` follows from the provider, the calibration, the flags and
+    the ``demo`` column (see :func:`~pamlib.tailoring.context.demo_evidence`). ``text`` holds
+    every column but the identifiers (``instrument``, ``cutpoint_set``, ``site``, ``level``, …)
+    as the table's strings, for grouping and provenance.
 
     Build one with :meth:`from_rows` (tests, small inputs), :meth:`from_arrow` or
     :func:`load_scored`. Its repr shows sizes and column names only, never identifiers.
@@ -130,13 +138,18 @@ class ScoredColumns:
         return found
 
     def column(self, name: str) -> TextArray:
-        """The text of an untyped column (``site``, ``instrument``, …), for grouping."""
-        if name == "patient_id":
-            raise ConfigurationError("cannot group by patient_id: groups are of patients")
+        """The text of a column (``site``, ``instrument``, ``level``, …), for grouping.
+
+        Raises :class:`~pamlib.reporting.privacy.IdentifyingColumnError` for an identifier
+        column (``patient_id``, ``nhs_number``, ``date_of_birth``, …): see
+        :mod:`pamlib.reporting.privacy`.
+        """
+        check_name(name)
         if name in self.text:
             return self.text[name]
+        available = sorted(c for c in self.text if not is_identifier_name(c))
         raise ConfigurationError(
-            f"no column {name!r} to group by; available: {', '.join(sorted(self.text)) or 'none'}"
+            f"no column {name!r} to group by; available: {', '.join(available) or 'none'}"
         )
 
     # -- constructors -----------------------------------------------------------------------
@@ -166,6 +179,13 @@ class ScoredColumns:
         columns: dict[str, TextArray] = {}
         for name in table.column_names:
             column = table.column(name)
+            if pa.types.is_floating(column.type):  # Arrow would write 1e-05 or nan
+                values = np.asarray(pc.fill_null(column, np.nan).to_numpy(), dtype=np.float64)
+                columns[name] = _text_array(
+                    "" if math.isnan(v) else np.format_float_positional(v, trim="-")
+                    for v in values.tolist()
+                )
+                continue
             if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
                 column = pc.cast(column, pa.string())
             filled = pc.fill_null(column, "")
@@ -197,6 +217,8 @@ class ScoredColumns:
         problems.add(patient_id == "", "empty-patient-id", "patient_id is empty")
         if "assessment_id" in columns:
             assessment_id = text("assessment_id", "")
+            problems.add(assessment_id == "", "empty-assessment-id", "assessment_id is empty")
+            _check_repeats(assessment_id, problems)
         else:
             assessment_id = _text_array(f"row-{i + 1:09d}" for i in range(n_rows))
 
@@ -213,7 +235,7 @@ class ScoredColumns:
         score = _parse_scores(text("score", ""), problems)
         level = _parse_levels(text("level", ""), problems)
 
-        demo = _parse_booleans(text("demo", ""), problems)
+        demo = _parse_demo(columns, n_rows, _parse_booleans(text("demo", ""), problems), problems)
         problems.raise_if_any()
         return cls(
             assessment_id=assessment_id,
@@ -224,7 +246,9 @@ class ScoredColumns:
             level=level,
             flags=text("flags", ""),
             demo=demo,
-            text={k: np.asarray(v, dtype=object) for k, v in columns.items() if k not in _TYPED},
+            text={
+                k: np.asarray(v, dtype=object) for k, v in columns.items() if k not in _IDENTIFIERS
+            },
         )
 
 
@@ -235,9 +259,15 @@ class _Problems:
     n_more: int = 0
 
     def add(self, bad: NDArray[np.bool_], code: str, message: str) -> None:
-        rows = np.flatnonzero(bad)
+        self.add_rows(np.flatnonzero(bad), code, [message])
+
+    def add_rows(self, rows: NDArray[np.int64], code: str, messages: list[str]) -> None:
+        """A problem at each of ``rows``; ``messages`` holds one message, or one per row."""
         room = max(0, _MAX_PROBLEMS - len(self.found))
-        self.found += [Problem(f"{self.source}: row {i + 1}", code, message) for i in rows[:room]]
+        self.found += [
+            Problem(f"{self.source}: row {i + 1}", code, messages[k if len(messages) > 1 else 0])
+            for k, i in enumerate(rows[:room].tolist())
+        ]
         self.n_more += max(0, len(rows) - room)
 
     def raise_if_any(self) -> None:
@@ -267,24 +297,98 @@ def _parse_dates(values: TextArray, problems: _Problems) -> NDArray[np.datetime6
     return dates
 
 
+def _check_repeats(ids: TextArray, problems: _Problems) -> None:
+    """A problem at every row whose ``assessment_id`` an earlier row already has: an assessment
+    counts once, so a file with repeated rows (concatenated twice?) is refused, not summed."""
+    seen: dict[object, int] = {}
+    first = np.fromiter(
+        (seen.setdefault(v, i) for i, v in enumerate(ids.tolist())), dtype=np.int64, count=len(ids)
+    )
+    repeated = np.flatnonzero((first != np.arange(len(ids))) & (ids != ""))
+    messages = [f"assessment_id repeats row {first[i] + 1}" for i in repeated.tolist()]
+    problems.add_rows(repeated, "duplicate-assessment-id", messages or [""])
+
+
 def _parse_scores(values: TextArray, problems: _Problems) -> NDArray[np.float64]:
+    """Scores in the grammar pamlib writes (:data:`_SCORE_TEXT`), from 0 to 100; empty is none.
+
+    Each distinct text is checked once. Python's ``float`` would also take ``" 47.0 "``,
+    ``"４７.０"`` (full-width digits), ``"1e1"`` or ``"nan"``: none is a score pamlib wrote.
+    """
     empty = np.asarray(values == "", dtype=np.bool_)
-    score = np.full(len(values), np.nan)
-    bad = np.zeros(len(values), dtype=np.bool_)
-    present = np.flatnonzero(~empty)
-    try:
-        score[present] = values[present].astype(np.float64)
-    except ValueError:
-        for i in present:
-            try:
-                score[i] = float(values[i])
-            except ValueError:
-                bad[i] = True
-    with np.errstate(invalid="ignore"):
-        out_of_range = ~empty & ~bad & ~((score >= 0) & (score <= 100))
-    problems.add(bad | out_of_range, "bad-score", "score must be empty or a number from 0 to 100")
-    score[bad | out_of_range] = np.nan
+    distinct: dict[object, int] = {}
+    index = np.fromiter(
+        (distinct.setdefault(v, len(distinct)) for v in values.tolist()),
+        dtype=np.int64,
+        count=len(values),
+    )
+    parsed = np.full(len(distinct) or 1, np.nan)
+    valid = np.zeros(len(distinct) or 1, dtype=np.bool_)
+    for k, text in enumerate(distinct):
+        if isinstance(text, str) and _SCORE_TEXT.fullmatch(text):
+            number = float(text)
+            if number <= 100:
+                parsed[k], valid[k] = number, True
+    score = parsed[index] if len(values) else np.zeros(0)
+    bad = ~empty & ~valid[index] if len(values) else np.zeros(0, dtype=np.bool_)
+    problems.add(
+        bad,
+        "bad-score",
+        "score must be empty or a number from 0 to 100 written as pamlib writes it "
+        "(digits, an optional decimal point: 47.0; no sign, spaces or leading zeros)",
+    )
+    score[bad] = np.nan
     return score
+
+
+def _parse_demo(
+    columns: Mapping[str, TextArray],
+    n_rows: int,
+    column: NDArray[np.bool_],
+    problems: _Problems,
+) -> NDArray[np.bool_]:
+    """Each row's demo status from :func:`~pamlib.tailoring.context.demo_evidence` (applied
+    once per distinct combination of the four columns); contradictions are problems."""
+
+    def cells(name: str) -> list[object]:
+        values = columns.get(name)
+        return [None] * n_rows if values is None else list(values)
+
+    combos: dict[tuple[object, ...], int] = {}
+    keys = zip(
+        column.tolist(),
+        cells("demo"),
+        cells("flags"),
+        cells("provider"),
+        cells("calibration_id"),
+        strict=True,
+    )
+    index = np.fromiter(
+        (combos.setdefault(k, len(combos)) for k in keys), dtype=np.int64, count=n_rows
+    )
+    verdicts = []
+    for flag, cell, flags, provider, calibration in combos:
+        stated = bool(flag) if cell is not None and str(cell).strip() else None
+        verdicts.append(
+            demo_evidence(
+                stated,
+                None if flags is None else str(flags),
+                None if provider is None else str(provider),
+                None if calibration is None else str(calibration),
+            )
+        )
+    if not n_rows:
+        return np.zeros(0, dtype=np.bool_)
+    demo = np.array([d for d, _ in verdicts], dtype=np.bool_)[index]
+    conflict = np.array([bool(c) for _, c in verdicts], dtype=np.bool_)[index]
+    rows = np.flatnonzero(conflict)
+    messages = [
+        f"the demo column says false but {', '.join(verdicts[index[i]][1][1:])} say(s) these "
+        "are demonstration scores (NOT PAM); fix the table rather than report them unmarked"
+        for i in rows.tolist()
+    ]
+    problems.add_rows(rows, "demo-conflict", messages or [""])
+    return demo
 
 
 def _parse_booleans(values: TextArray, problems: _Problems) -> NDArray[np.bool_]:
@@ -314,10 +418,14 @@ def load_scored(path: str | os.PathLike[str]) -> ScoredColumns:
     """Read a scored table from CSV (or Parquet, by the ``.parquet`` suffix) with pyarrow.
 
     CSV columns are all read as strings first and typed afterwards, so a column of dates or
-    identifiers is never reinterpreted by type inference. Needs the ``arrow`` extra.
+    identifiers is never reinterpreted by type inference. Needs the ``arrow`` extra. A file
+    that is not a table (empty, not UTF-8, a row with the wrong number of fields) is a
+    :class:`~pamlib.errors.FormatError` naming the line, never quoting it. A file with a
+    header and no rows is an empty table.
     """
     path = Path(path)
     try:
+        import pyarrow as pa
         import pyarrow.csv as pa_csv
     except ImportError:  # pragma: no cover - depends on the environment
         raise ConfigurationError(
@@ -326,19 +434,69 @@ def load_scored(path: str | os.PathLike[str]) -> ScoredColumns:
     if path.suffix.lower() == ".parquet":
         import pyarrow.parquet as pq
 
-        return ScoredColumns.from_arrow(pq.read_table(path), source=path.name)
+        try:
+            parquet = pq.read_table(path)
+        except (pa.ArrowException, ValueError):
+            raise FormatError(
+                f"{path.name}: not a scored table",
+                [Problem(path.name, "parquet", "cannot be read as a Parquet file")],
+            ) from None
+        return ScoredColumns.from_arrow(parquet, source=path.name)
 
-    with path.open(encoding="utf-8-sig", newline="") as fh:
-        header = next(csv.reader(fh), [])
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            header = next(csv.reader(fh), [])
+    except (UnicodeDecodeError, csv.Error):
+        raise _unreadable_csv(path, 0) from None
+    if not header:
+        raise FormatError(
+            f"{path.name}: not a scored table",
+            [Problem(f"{path.name}: line 1", "empty", "the file is empty: no header row")],
+        )
     if len(set(header)) != len(header):
         raise FormatError(
             f"{path.name}: not a scored table",
             [Problem(f"{path.name}: header", "duplicate-column", "a column name repeats")],
         )
-    import pyarrow as pa
 
     as_text = pa_csv.ConvertOptions(
         column_types=dict.fromkeys(header, pa.string()), strings_can_be_null=False
     )
-    table = pa_csv.read_csv(path, convert_options=as_text)
+    try:
+        # Quoted values may hold line breaks (free-text columns passed through by the scorer).
+        quoted_newlines = pa_csv.ParseOptions(newlines_in_values=True)
+        table = pa_csv.read_csv(path, parse_options=quoted_newlines, convert_options=as_text)
+    except pa.ArrowInvalid:  # its message quotes the offending row: never shown
+        raise _unreadable_csv(path, len(header)) from None
     return ScoredColumns.from_arrow(table, source=path.name)
+
+
+def _unreadable_csv(path: Path, n_fields: int) -> FormatError:
+    """Why pyarrow could not read ``path``, found again line by line: each line that is not
+    UTF-8, or each row with the wrong number of fields, by number, never by content."""
+    found: list[Problem] = []
+    with path.open("rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                found.append(Problem(f"{path.name}: line {number}", "encoding", "not UTF-8 text"))
+                if len(found) >= _MAX_PROBLEMS:
+                    break
+    if not found and n_fields:
+        try:
+            with path.open(encoding="utf-8-sig", newline="") as fh:
+                reader = csv.reader(fh, strict=True)
+                for row in reader:
+                    if row and len(row) != n_fields:
+                        message = f"{len(row)} fields where the header has {n_fields}"
+                        where = f"{path.name}: line {reader.line_num}"
+                        found.append(Problem(where, "fields", message))
+                        if len(found) >= _MAX_PROBLEMS:
+                            break
+        except csv.Error:
+            where = f"{path.name}: line {reader.line_num}"
+            found.append(Problem(where, "csv", "the CSV quoting is broken"))
+    if not found:
+        found.append(Problem(path.name, "csv", "cannot be read as a CSV table"))
+    return FormatError(f"{path.name}: not a scored table", found)

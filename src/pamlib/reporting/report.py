@@ -22,10 +22,11 @@ from numpy.typing import NDArray
 
 from pamlib._version import __version__
 from pamlib.errors import ConfigurationError
-from pamlib.reporting.columns import ScoredColumns, load_scored
+from pamlib.reporting.columns import ScoredColumns, factorize, load_scored
 from pamlib.reporting.config import ReportConfig
 from pamlib.reporting.html import render_html
 from pamlib.reporting.measures import EXCLUSION_CODES, STATUS_CODES, Nqf2483, nqf2483
+from pamlib.reporting.privacy import check_groups
 from pamlib.reporting.summary import CohortSummary, summarise
 from pamlib.reporting.suppression import suppress
 from pamlib.reporting.trajectories import CLASSIFICATION_CODES, Trajectories, link_trajectories
@@ -120,7 +121,15 @@ def build_report(
     measure = nqf2483(trajectories)
     figures = summarise(trajectories, measure, config)
     sets = columns.text.get("cutpoint_set")
-    used = set(sets[columns.usable].tolist()) if sets is not None else set()
+    used: set[str] = set()
+    if sets is not None:  # the report lists them: they must not be identifiers either
+        distinct, codes = factorize(sets[columns.usable])
+        n_patients = max(len(trajectories), 1)
+        value_patient = np.unique(codes * n_patients + trajectories.row_patient[columns.usable])
+        check_groups(
+            "cutpoint_set", value_patient // n_patients, len(distinct), use="list the values of"
+        )
+        used = {str(s) for s in distinct.tolist()}
     return CohortReport(
         config=config,
         columns=columns,
@@ -129,7 +138,7 @@ def build_report(
         figures=figures,
         released=suppress(figures, config.suppression) if config.publish else figures,
         demo=bool(columns.demo.any()),
-        cutpoint_sets=tuple(sorted(str(s) for s in used if s)),
+        cutpoint_sets=tuple(sorted(s for s in used if s)),
     )
 
 

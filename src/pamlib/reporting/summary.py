@@ -38,6 +38,7 @@ from numpy.typing import NDArray
 from pamlib.reporting.columns import factorize
 from pamlib.reporting.config import NQF2483_GAIN_POINTS, ReportConfig
 from pamlib.reporting.measures import EXCLUSION_CODES, Nqf2483
+from pamlib.reporting.privacy import check_groups
 from pamlib.reporting.trajectories import Trajectories
 
 __all__ = [
@@ -329,7 +330,9 @@ def summarise(
     """Compute the figures overall and, when ``config.group_by`` is set, per group.
 
     Each patient belongs to one group: the value of the column at the baseline assessment
-    (at the first assessment when there is no baseline). Groups are sorted by value.
+    (at the first assessment when there is no baseline). Groups are sorted by value. A column
+    that identifies patients, by its name or its values, is refused with
+    :class:`~pamlib.reporting.privacy.IdentifyingColumnError`.
     """
     config = config or traj.config
     everyone = _Scopes(codes=np.zeros(len(traj), dtype=np.int64), size=1)
@@ -337,6 +340,7 @@ def summarise(
     names: tuple[str, ...] = ()
     if config.group_by is not None:
         distinct, codes = factorize(traj.group_values(config.group_by))
+        check_groups(config.group_by, codes, len(distinct))  # never publish identifiers
         names = tuple(str(v) for v in distinct)
         by_group = _Scopes(codes=codes, size=len(names))
         scoped += _figures(traj, measure, by_group, config)

@@ -123,7 +123,7 @@ def _strs(values: Iterable[str | None], n: int) -> Strs:
     return np.array([v or "" for v in values], dtype=np.str_).reshape(n)
 
 
-@attrs.frozen(eq=False)
+@attrs.frozen(eq=False, repr=False)
 class ContextColumns:
     """The facts of ``n`` assessments as equal-length columns.
 
@@ -154,6 +154,13 @@ class ContextColumns:
 
     def __len__(self) -> int:
         return int(self.scored.shape[0])
+
+    def __repr__(self) -> str:
+        """Sizes and names only: never an assessment id or an attribute's value."""
+        return (
+            f"ContextColumns(n_rows={len(self)}, flags={sorted(self.flags)!r}, "
+            f"attributes={sorted(self.attributes)!r})"
+        )
 
     @property
     def change(self) -> npt.NDArray[np.float64]:
@@ -327,7 +334,17 @@ class ContextColumns:
         scored, score, level, assessed_on, flags = _parse_columns(
             {
                 k: raw(k)
-                for k in ("status", "score", "level", "assessed_on", "demo", "flags", "raw_score")
+                for k in (
+                    "status",
+                    "score",
+                    "level",
+                    "assessed_on",
+                    "demo",
+                    "flags",
+                    "raw_score",
+                    "provider",
+                    "calibration_id",
+                )
             },
             n,
         )
@@ -440,6 +457,8 @@ _READ_COLUMNS = frozenset(
         "cutpoint_set",
         "flags",
         "demo",
+        "provider",
+        "calibration_id",
         *_CONTEXT_COLUMNS,
     }
 )

@@ -28,7 +28,14 @@ if TYPE_CHECKING:
     from pamlib.assessment import Assessment
     from pamlib.results import ScoreResult
 
-__all__ = ["STANDARD_COLUMNS", "Context", "Transition"]
+__all__ = [
+    "DEMO_CALIBRATION_PREFIX",
+    "DEMO_PROVIDER",
+    "STANDARD_COLUMNS",
+    "Context",
+    "Transition",
+    "demo_evidence",
+]
 
 #: How the level moved since the previous assessment; ``none`` when there is nothing to compare.
 Transition = Literal["up", "down", "same", "none"]
@@ -47,11 +54,55 @@ _NOT_ATTRIBUTES = frozenset(
         "recommended_pathways",
         "recommendation_rules",
         "reassess_by",
+        "no_pathway_reason",
     }
 )
 _FLAG_SPLIT = re.compile(r"[;,|\s]+")
 _TRUE = frozenset({"true", "1", "yes", "y", "t"})
 _FALSE = frozenset({"false", "0", "no", "n", "f", ""})
+
+#: The built-in demonstration provider's id: its scores are never PAM scores.
+DEMO_PROVIDER = "demo"
+#: Synthetic demonstration calibrations are named ``synthetic-demo-<instrument>``.
+DEMO_CALIBRATION_PREFIX = "synthetic-demo-"
+
+
+def demo_evidence(
+    demo: bool | None,
+    flags: str | None = None,
+    provider: str | None = None,
+    calibration_id: str | None = None,
+) -> tuple[bool, tuple[str, ...]]:
+    """Whether one row holds demonstration scores, and the columns that contradict it.
+
+    The one rule every reader of a scored table follows (reports, tailoring). A row holds
+    demonstration scores when **any** of these says so: ``provider`` is ``demo``,
+    ``calibration_id`` starts with ``synthetic-demo-``, ``flags`` contain ``demo``, or the
+    ``demo`` column is true. ``demo`` is the column already read as a boolean (``None`` when
+    the table has no such column or the cell is empty); the other arguments are the cells'
+    text (``None`` when absent). A ``demo`` column saying *false* while another column says
+    demo is a contradiction: the second value names the columns involved (``demo`` first), so
+    the caller can refuse the row rather than publish demonstration scores unmarked.
+
+    >>> demo_evidence(False, "demo;missing-items", "demo", "synthetic-demo-PAM-13")
+    (True, ('demo', 'provider', 'calibration_id', 'flags'))
+    >>> demo_evidence(None, "", "demo", "synthetic-demo-PAM-13")
+    (True, ())
+    >>> demo_evidence(False, "raw-only", "raw-sum", "")
+    (False, ())
+    """
+    says: list[str] = []
+    if provider is not None and provider.strip().casefold() == DEMO_PROVIDER:
+        says.append("provider")
+    if calibration_id is not None and calibration_id.strip().casefold().startswith(
+        DEMO_CALIBRATION_PREFIX
+    ):
+        says.append("calibration_id")
+    if flags and "demo" in _FLAG_SPLIT.split(flags.strip().casefold()):
+        says.append("flags")
+    if demo is False and says:
+        return True, ("demo", *says)
+    return bool(says) or demo is True, ()
 
 
 def round_one(value: float) -> float:
@@ -88,13 +139,21 @@ def _level(value: ActivationLevel | int | None) -> ActivationLevel | None:
     return None if value is None else ActivationLevel(value)
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class Context:
     """The facts about one assessment that rules may test.
 
     ``flags`` holds every validity and provenance flag as text, ``demo`` included when the
     result came from a synthetic calibration. ``attributes`` are what the integrator supplied
     (condition, interpreter, accessibility needs, age band …).
+
+    The repr never shows the assessment id, an attribute's value (a pass-through column may
+    hold a name or a date of birth) or the not-scored reason's text: attribute *names* only.
+
+    >>> context = Context("A1", level=2, attributes={"name": "Ann", "condition": "COPD"})
+    >>> text = repr(context)
+    >>> "A1" in text, "Ann" in text, "attributes=['condition', 'name']" in text
+    (False, False, True)
     """
 
     assessment_id: str
@@ -112,6 +171,19 @@ class Context:
     cutpoint_set: str | None = None
     #: Why the assessment was not scored, in words (for "no pathway" explanations).
     not_scored_reason: str | None = None
+
+    def __repr__(self) -> str:
+        level = None if self.level is None else int(self.level)
+        previous_level = None if self.previous_level is None else int(self.previous_level)
+        reason = None if self.not_scored_reason is None else "(given)"
+        return (
+            f"Context(scored={self.scored}, score={self.score!r}, level={level!r}, "
+            f"previous_score={self.previous_score!r}, previous_level={previous_level!r}, "
+            f"assessed_on={self.assessed_on!r}, instrument={self.instrument!r}, "
+            f"site={self.site!r}, language={self.language!r}, flags={sorted(self.flags)!r}, "
+            f"attributes={sorted(self.attributes)!r}, cutpoint_set={self.cutpoint_set!r}, "
+            f"not_scored_reason={reason})"
+        )
 
     @property
     def change(self) -> float | None:
@@ -230,6 +302,14 @@ class Context:
         )
 
 
+def _conflict_message(columns: tuple[str, ...]) -> str:
+    """Why a row is refused when its columns disagree about demonstration scores."""
+    return (
+        f"the demo column says false but {', '.join(columns[1:])} say(s) these are "
+        "demonstration scores (NOT PAM): fix the table rather than report them unmarked"
+    )
+
+
 @attrs.frozen
 class _Parsed:
     scored: bool
@@ -285,7 +365,15 @@ def _parse_row(row: Mapping[str, str], where: str, problems: list[Problem]) -> _
     if demo not in _TRUE and demo not in _FALSE:
         problems.append(Problem(f"{where}: demo", "boolean", "demo is not true or false"))
     flags = {f for f in _FLAG_SPLIT.split((row.get("flags") or "").strip().lower()) if f}
-    if demo in _TRUE:
+    is_demo, conflict = demo_evidence(
+        True if demo in _TRUE else (False if demo else None),
+        row.get("flags"),
+        row.get("provider"),
+        row.get("calibration_id"),
+    )
+    if conflict:
+        problems.append(Problem(f"{where}: demo", "demo-conflict", _conflict_message(conflict)))
+    if is_demo:
         flags.add("demo")
     if status == "scored":
         scored = True

@@ -64,7 +64,7 @@ if TYPE_CHECKING:
     from pamlib.plugins import PluginHost
     from pamlib.tailoring.columns import ContextColumns
 
-__all__ = ["Engine", "build_engine", "explain", "outcome_columns"]
+__all__ = ["Engine", "build_engine", "explain", "outcome_columns", "suppression_warnings"]
 
 _SUPPRESS, _RECOMMEND = 0, 1
 
@@ -217,7 +217,15 @@ class Engine:
         except Exception as exc:
             raise RuleError(
                 "a tailoring rule failed",
-                [Problem(f"rule {rule.id!r}", "rule-failed", f"{type(exc).__name__}: {exc}")],
+                [
+                    Problem(
+                        f"rule {rule.id!r}",
+                        "rule-failed",
+                        # The exception's text may quote the context (an attribute's value):
+                        # only its type is shown; the chained traceback has the rest.
+                        f"raised {type(exc).__name__}",
+                    )
+                ],
             ) from exc
         if result is None:
             return None
@@ -439,20 +447,25 @@ class Engine:
         ]
 
     def table_columns(self, cols: ContextColumns) -> dict[str, list[str]]:
-        """The ``recommended_pathways``, ``recommendation_rules`` and ``reassess_by`` columns for
-        every row of ``cols`` (see :func:`outcome_columns`), without building per-row objects."""
+        """The ``recommended_pathways``, ``recommendation_rules``, ``reassess_by`` and
+        ``no_pathway_reason`` columns for every row of ``cols`` (see :func:`outcome_columns`),
+        without building per-row objects. A row without a pathway always has a reason."""
         import numpy as np
 
         decisions, inverse, due = self._decide_columns(cols)
         per_group = [outcome_columns(d.outcome) for d in decisions]
         pathways = np.array([c[0] for c in per_group] or [""], dtype=np.str_)
         rules = np.array([c[1] for c in per_group] or [""], dtype=np.str_)
+        reasons = np.array(
+            [d.outcome.no_pathway_reason or "" for d in decisions] or [""], dtype=np.str_
+        )
         dates = np.datetime_as_string(due, unit="D")
         dates = np.where(np.isnat(due), "", dates)
         return {
             "recommended_pathways": pathways[inverse].tolist(),
             "recommendation_rules": rules[inverse].tolist(),
             "reassess_by": dates.tolist(),
+            "no_pathway_reason": reasons[inverse].tolist(),
         }
 
     def evaluate_many(self, contexts: Sequence[Context]) -> list[TailoringOutcome]:
@@ -623,6 +636,83 @@ def explain(
         lines.append("Notes:")
         lines.extend(f"      {_trace_line(t)}" for t in notes)
     return "\n".join(lines)
+
+
+# -- checks that are not errors ----------------------------------------------------------------
+
+
+def suppression_warnings(rules: Iterable[Rule], pathways: Mapping[str, Pathway]) -> list[Problem]:
+    """Warnings about file rules that can leave assessments with no pathway at all.
+
+    * a rule with ``suppress = "*"``: every assessment it matches gets no pathway (or only
+      those recommended by rules of higher priority);
+    * rules without conditions whose suppressions together cover every known pathway: no
+      assessment gets a pathway;
+    * rules with conditions whose suppressions together cover every known pathway: an
+      assessment matching all of them gets none.
+
+    Valid rules, so warnings rather than errors (``pamlib rules check --strict`` fails on
+    them). Python rules cannot be read without running them and are not checked.
+    """
+    from pamlib.tailoring.conditions import conditions_as_text
+
+    file_rules = sorted(
+        (r for r in rules if isinstance(r, FileRule)), key=lambda r: (-r.priority, r.id)
+    )
+    out: list[Problem] = []
+
+    def label(rule: FileRule) -> str:
+        return f"{rule.source}: rule {rule.id!r}" if rule.source else f"rule {rule.id!r}"
+
+    def always(rule: FileRule) -> bool:
+        return not conditions_as_text(rule.when) and rule.unless is None
+
+    blanket = set()
+    for rule in file_rules:
+        for i, action in enumerate(rule.then):
+            if isinstance(action, Suppress) and action.pathway == ANY_PATHWAY:
+                blanket.add(rule.id)
+                when = (
+                    "for every assessment (no when or unless)"
+                    if always(rule)
+                    else f"when {'; '.join(conditions_as_text(rule.when))}"
+                    + (
+                        f" unless {'; '.join(conditions_as_text(rule.unless))}"
+                        if rule.unless is not None
+                        else ""
+                    )
+                )
+                message = (
+                    f"suppresses every pathway {when}, at priority {rule.priority}: those "
+                    "assessments get no pathway unless a rule of higher priority recommends one"
+                )
+                out.append(Problem(f"{label(rule)}: then[{i}]", "suppress-all", message))
+                break
+    known = set(pathways)
+    if not known:
+        return out
+    for scope, candidates in (
+        ("for every assessment", [r for r in file_rules if always(r)]),
+        ("for an assessment that matches all their conditions", file_rules),
+    ):
+        chosen = [r for r in candidates if r.id not in blanket]
+        covered: set[str] = set()
+        involved: list[str] = []
+        for rule in chosen:
+            named = {a.pathway for a in rule.then if isinstance(a, Suppress)} & known
+            if named - covered:
+                covered |= named
+                involved.append(rule.id)
+        if covered == known and involved:
+            message = (
+                f"together suppress every known pathway {scope}: "
+                f"{', '.join(involved)} (an assessment then gets no pathway)"
+            )
+            sources = sorted({r.source for r in chosen if r.id in involved and r.source})
+            where = f"{', '.join(sources)}: " if sources else ""
+            out.append(Problem(f"{where}rules {', '.join(involved)}", "suppress-all", message))
+            break
+    return out
 
 
 # -- building from plugins and files -----------------------------------------------------------

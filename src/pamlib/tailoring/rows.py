@@ -1,13 +1,14 @@
 """Tailoring a whole scored table: link each row to the patient's previous one, evaluate, and
-produce the three recommendation columns.
+produce the recommendation columns.
 
-``pamlib score --recommend`` and ``pamlib demo`` go through here. Rows are dictionaries of
-strings as ``pamlib score`` writes them (see :data:`~pamlib.tailoring.context.STANDARD_COLUMNS`);
-columnar scores (:class:`~pamlib.scoring.provider.BatchScores`) go through
-:func:`tailor_batch`. Either way a row's *previous assessment* is the same patient's latest
-earlier assessment **in the same table** that has a score or a level (date order; equal dates in
-table order). Patients are linked by ``patient_id``, else ``nhs_number``; a row with neither has
-no previous assessment.
+``pamlib score --recommend`` and ``pamlib demo`` go through here. A row that gets no pathway
+always says why, in ``no_pathway_reason``, and :func:`no_pathway_summary` counts such rows.
+Rows are dictionaries of strings as ``pamlib score`` writes them (see
+:data:`~pamlib.tailoring.context.STANDARD_COLUMNS`); columnar scores
+(:class:`~pamlib.scoring.provider.BatchScores`) go through :func:`tailor_batch`. Either way a
+row's *previous assessment* is the same patient's latest earlier assessment **in the same
+table** that has a score or a level (date order; equal dates in table order). Patients are
+linked by ``patient_id``, else ``nhs_number``; a row with neither has no previous assessment.
 """
 
 from __future__ import annotations
@@ -35,17 +36,21 @@ __all__ = [
     "RECOMMENDATION_COLUMNS",
     "apply_recommendations",
     "link_previous",
+    "no_pathway_summary",
     "recommend_rows",
     "recommendation_columns",
     "summary_lines",
     "tailor_batch",
 ]
 
-#: The columns tailoring adds after the standard ones, in order.
-RECOMMENDATION_COLUMNS: tuple[str, str, str] = (
+#: The columns tailoring adds after the standard ones, in order. ``no_pathway_reason`` is
+#: empty where a pathway is recommended and says why where none is (suppressed by a rule, not
+#: scored, no level, no rule for these facts).
+RECOMMENDATION_COLUMNS: tuple[str, str, str, str] = (
     "recommended_pathways",
     "recommendation_rules",
     "reassess_by",
+    "no_pathway_reason",
 )
 
 
@@ -80,13 +85,38 @@ def recommend_rows(rows: Sequence[Mapping[str, str]], engine: Engine) -> list[Ta
 
 
 def recommendation_columns(outcomes: Iterable[TailoringOutcome]) -> dict[str, list[str]]:
-    """The three :data:`RECOMMENDATION_COLUMNS` for ``outcomes``, as lists of strings."""
+    """The :data:`RECOMMENDATION_COLUMNS` for ``outcomes``, as lists of strings."""
     columns: dict[str, list[str]] = {name: [] for name in RECOMMENDATION_COLUMNS}
     lists = list(columns.values())
     for outcome in outcomes:
-        for column, value in zip(lists, outcome_columns(outcome), strict=True):
+        values = (*outcome_columns(outcome), outcome.no_pathway_reason or "")
+        for column, value in zip(lists, values, strict=True):
             column.append(value)
     return columns
+
+
+def no_pathway_summary(columns: Mapping[str, Sequence[str]]) -> list[str]:
+    """Lines for a run's summary: how many rows got a pathway, how many none, and why.
+
+    ``columns`` are the :data:`RECOMMENDATION_COLUMNS` of a table (what
+    :func:`apply_recommendations` returns). Reasons are counted most frequent first.
+
+    >>> no_pathway_summary({"recommended_pathways": ["a", "", ""],
+    ...                     "no_pathway_reason": ["", "not scored (empty)", "not scored (empty)"]})
+    ['tailored 3 rows: 1 with a pathway, 2 without', '  no pathway 2: not scored (empty)']
+    """
+    pathways = columns["recommended_pathways"]
+    reasons = Counter(
+        reason or "no reason recorded"
+        for pathway, reason in zip(pathways, columns["no_pathway_reason"], strict=True)
+        if not pathway
+    )
+    without = sum(reasons.values())
+    with_pathway = len(pathways) - without
+    lines = [f"tailored {len(pathways)} rows: {with_pathway} with a pathway, {without} without"]
+    for reason, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])):
+        lines.append(f"  no pathway {n}: {reason}")
+    return lines
 
 
 def apply_recommendations(

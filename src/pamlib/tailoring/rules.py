@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeAlias, runtime_checkable
 
 import attrs
 
+from pamlib._documents import DocumentError, decode_utf8, parse_toml
 from pamlib.errors import Problem, RuleError
 from pamlib.pathways import Coding, Pathway
 from pamlib.tailoring.conditions import Conditions, parse_conditions
@@ -318,9 +318,13 @@ def check_rules_file(path: str | os.PathLike[str]) -> tuple[RuleFile, list[Probl
     """:func:`check_rules_text` for a file; an unreadable file is one problem."""
     source = os.fspath(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        data = Path(path).read_bytes()
+    except OSError as exc:
         return RuleFile(source), [Problem(source, "read", f"cannot read: {type(exc).__name__}")]
+    try:
+        text = decode_utf8(data, source)
+    except DocumentError as exc:
+        return RuleFile(source), [exc.problem]
     return check_rules_text(text, source)
 
 
@@ -350,9 +354,9 @@ def check_rules_text(text: str, source: str) -> tuple[RuleFile, list[Problem]]:
     """What :func:`parse_rules` reads, without raising: the rules and pathways that are valid,
     and every problem. Lets a caller check the valid rules' pathways too, in the same report."""
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        return RuleFile(source), [Problem(source, "toml", f"not valid TOML: {exc}")]
+        data = parse_toml(text, source)
+    except DocumentError as exc:  # bad syntax, nesting too deep, an integer too long
+        return RuleFile(source), [exc.problem]
     problems: list[Problem] = []
     for key in data:
         if key not in ("format", "rule", "pathway"):
