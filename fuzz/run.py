@@ -176,6 +176,9 @@ def main(argv: list[str] | None = None) -> int:
             f"-max_total_time={args.seconds}",
             *extra,
         ]
+        dictionary = Path(__file__).resolve().parent / "dicts" / f"{args.surface}.dict"
+        if dictionary.is_file():
+            flags.append(f"-dict={dictionary}")
         target = Collector(check, crashes, known_signatures(args.surface, check))
         atheris.Setup([command, *flags, str(_seeds(args.surface, work))], target)
     atheris.Fuzz()
