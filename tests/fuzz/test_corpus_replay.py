@@ -8,6 +8,8 @@ crashed the fuzzer fails here the same way.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -76,3 +78,19 @@ def test_every_folder_is_a_surface() -> None:
 def test_known_failures_name_corpus_files() -> None:
     assert set(KNOWN_FAILURES) <= set(corpus_files()), "an entry names no file"
     assert all(reason.startswith("issue case ") for reason in KNOWN_FAILURES.values())
+
+
+def test_the_fuzz_runner_replays_without_atheris() -> None:
+    """``make fuzz``'s runner imports the same harnesses (and needs atheris only to fuzz)."""
+    root = Path(__file__).resolve().parents[2]
+    seed = CORPUS / "csv" / "valid-two-rows.csv"
+    done = subprocess.run(
+        [sys.executable, str(root / "fuzz" / "run.py"), "csv", "--replay", str(seed)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=root,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith(": ok")
