@@ -52,7 +52,7 @@ bench: $(STAMP)
 # FUZZ_SECONDS per surface, starting from tests/fuzz/corpus. New failures are kept in
 # $(FUZZ_WORK)/crashes/SURFACE/ (fuzz/README.md says what to do with them) and fail the target.
 FUZZ_SECONDS  ?= 60
-FUZZ_SURFACES ?= csv fhir calibration rules mapping
+FUZZ_SURFACES ?= csv fhir calibration rules mapping fhir-mapping
 FUZZ_WORK     ?= build/fuzz
 
 fuzz: $(DEVSTAMP)

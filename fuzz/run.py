@@ -6,8 +6,8 @@ Usage, from the repository root, with the project's virtualenv (``make fuzz`` in
     python fuzz/run.py SURFACE --minimise CRASH_FILE [-- -max_total_time=60]
     python fuzz/run.py SURFACE --replay FILE...
 
-SURFACE is a folder name under ``tests/fuzz/corpus/`` (csv, fhir, calibration, rules, mapping).
-The harness is the same ``check(data: bytes)`` function the corpus replay test calls
+SURFACE is a folder name under ``tests/fuzz/corpus/`` (csv, fhir, calibration, rules, mapping,
+fhir-mapping). The harness is the same ``check(data: bytes)`` function the corpus replay test calls
 (:mod:`tests.fuzz.harnesses`). A run starts from the committed corpus (less the inputs known to
 fail until their fix lands) and keeps what it learns in ``DIR/corpus/SURFACE``. It does not stop
 at the first failure: each *distinct* failure (exception type and where it was raised) is
@@ -134,7 +134,7 @@ def known_signatures(surface: str, check: Callable[[bytes], None]) -> dict[str, 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fuzz/run.py", description=__doc__.split("\n")[0])
-    parser.add_argument("surface", help="csv, fhir, calibration, rules or mapping")
+    parser.add_argument("surface", help="csv, fhir, calibration, rules, mapping or fhir-mapping")
     parser.add_argument("--seconds", type=int, default=60, help="how long to fuzz (default 60)")
     parser.add_argument("--work", default="build/fuzz", help="working folder (default build/fuzz)")
     parser.add_argument("--minimise", metavar="CRASH", help="shrink an input that fails")

@@ -42,6 +42,7 @@ __all__ = [
     "check_calibration",
     "check_csv",
     "check_fhir",
+    "check_fhir_mapping",
     "check_mapping",
     "check_rules",
 ]
@@ -655,6 +656,53 @@ def check_mapping(data: bytes) -> None:
         )
 
 
+# -- FHIR mapping files -----------------------------------------------------------------------
+
+_MAPPED_RESPONSE = {
+    "resourceType": "QuestionnaireResponse",
+    "identifier": {"system": "https://pamlib.org/fhir/Id/assessment-id", "value": "M1"},
+    "questionnaire": "https://example.org/fhir/Questionnaire/pam13-demo|0.1.0",
+    "status": "completed",
+    "subject": {"identifier": {"system": "https://pamlib.org/fhir/Id/patient-id", "value": "P1"}},
+    "authored": "2024-01-02",
+    "item": [
+        {"linkId": f"pam{n}", "answer": [{"valueCoding": {"code": str(1 + n % 4)}}]}
+        for n in range(1, 14)
+    ],
+}
+
+
+def check_fhir_mapping(data: bytes) -> None:
+    """A FHIR mapping file: only clean errors; one that loads maps no two linkIds to one item,
+    neither ignores and maps one linkId, nor lists no version at all; reading a response with it
+    accounts for the response."""
+    from pamlib.fhir.mapping import load_mapping
+    from pamlib.fhir.reader import read_fhir
+
+    path = _write("fhir-mapping.toml", data)
+    with _clean_errors_only("loading a FHIR mapping file") as refused:
+        mapping = load_mapping(path)
+    if refused:
+        return
+    for q in mapping.questionnaires:
+        targets = list(q.items.values())
+        if len(set(targets)) != len(targets):
+            raise InvariantError(f"two linkIds map to one item: {q.url!r}")
+        if set(q.items) & set(q.ignore):
+            raise InvariantError(f"a linkId is both ignored and mapped: {q.url!r}")
+        if q.versions is not None and not q.versions:
+            raise InvariantError(f"an empty version list matches nothing: {q.url!r}")
+    with _clean_errors_only("reading a response with the FHIR mapping") as refused:
+        response = json.dumps(_MAPPED_RESPONSE).encode()
+        assessments, rejects, counts = read_fhir(
+            response, mapping=mapping, instruments=_host().instruments()
+        )
+    if refused:
+        return
+    if counts.n_read != 1 or len(assessments) + len(rejects) != 1:
+        raise _violation("one response read, scored or rejected", 1, counts)
+
+
 #: Every surface by the name of its corpus folder (``tests/fuzz/corpus/<name>/``).
 SURFACES: dict[str, Callable[[bytes], None]] = {
     "csv": check_csv,
@@ -662,4 +710,5 @@ SURFACES: dict[str, Callable[[bytes], None]] = {
     "calibration": check_calibration,
     "rules": check_rules,
     "mapping": check_mapping,
+    "fhir-mapping": check_fhir_mapping,
 }
