@@ -273,6 +273,9 @@ CASES = {
     ),
     "score-parquet": Case(_score("-o", "{out}/s.parquet"), per_patient=("s.parquet",)),
     "score-json-lines": Case(_score("-o", "{out}/s.jsonl"), per_patient=("s.jsonl",)),
+    "score-fhir-out": Case(
+        _score("-o", "{out}/s.ndjson", "--format", "fhir"), per_patient=("s.ndjson",)
+    ),
     "score-fhir-out-keep-nhs-number": Case(
         _score("-o", "{out}/s.ndjson", "--format", "fhir", "--keep-nhs-number"),
         per_patient=("s.ndjson",),
@@ -345,42 +348,27 @@ CASES = {
     "demo": Case(_args("demo", "--patients", "30", "--output-dir", "{out}/demo")),
 }
 
-#: Commands that still leak (or fail) today, with the issue case whose fix they wait for.
-KNOWN_FAILURES: dict[str, tuple[Case, str]] = {
-    "report-group-by-nhs-number-publish": (
-        Case(
-            _report(
-                "--json", "{out}/r.json", "--publish", "--group-by", "nhs_number", scored="nhs"
-            ),
-            published=("report.html", "r.json"),
-            status=(0, 2),
-        ),
-        "issue case 06",
+#: Commands that once leaked or failed (issue cases 6 and 16), kept as cases of their own.
+CASES |= {
+    "report-group-by-nhs-number-publish": Case(
+        _report("--json", "{out}/r.json", "--publish", "--group-by", "nhs_number", scored="nhs"),
+        published=("report.html", "r.json"),
+        status=(0, 2),
     ),
-    "report-group-by-postcode-publish": (
-        Case(
-            _report("--json", "{out}/r.json", "--publish", "--group-by", "postcode"),
-            published=("report.html", "r.json"),
-            status=(0, 2),
-        ),
-        "issue case 06",
+    "report-group-by-postcode-publish": Case(
+        _report("--json", "{out}/r.json", "--publish", "--group-by", "postcode"),
+        published=("report.html", "r.json"),
+        status=(0, 2),
     ),
-    # The report reader meets a raw export with a short row: internal error (ArrowInvalid).
-    "report-bad-input": (
-        Case(
-            _args("report", "{bad}", "-o", "{out}/report.html", "--json", "{out}/r.json"),
-            published=("report.html", "r.json"),
-            status=(1, 2),
-        ),
-        "issue case 16",
-    ),
-    # docs/score.rst: the NHS number is not copied into the output unless asked for; the FHIR
-    # writer puts it in each Patient resource regardless. Not an issue case yet: a finding.
-    "score-fhir-out": (
-        Case(_score("-o", "{out}/s.ndjson", "--format", "fhir"), per_patient=("s.ndjson",)),
-        "found by this test: FHIR output holds NHS numbers without --keep-nhs-number",
+    "report-bad-input": Case(
+        _args("report", "{bad}", "-o", "{out}/report.html", "--json", "{out}/r.json"),
+        published=("report.html", "r.json"),
+        status=(1, 2),
     ),
 }
+
+#: Commands that still leak (or fail) today, with the reason they wait for a fix.
+KNOWN_FAILURES: dict[str, tuple[Case, str]] = {}
 
 
 def _params() -> list[object]:
@@ -531,7 +519,6 @@ def _context() -> object:
     return Context.of(assessment, result)  # type: ignore[arg-type]
 
 
-@pytest.mark.xfail(strict=True, reason="issue case 06")
 def test_no_identifier_in_the_tailoring_context_repr() -> None:
     context = _context()
     for text in (repr(context), str(context)):

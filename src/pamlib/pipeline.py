@@ -272,10 +272,13 @@ class _Run:
         for batch in chunk.batches:
             if len(batch):
                 parts.append((batch, self.score(batch)))
-        for batch, scores in _in_input_order(parts):
+        for run, scores in _in_input_order(parts):
             extra: dict[str, TextColumn] = {}
+            batch = run
             if self.keep_nhs_number:
                 extra["nhs_number"] = batch.nhs_number
+            else:  # no writer sees a number the user did not ask to keep (FHIR Patients too)
+                batch = attrs.evolve(run, nhs_number=np.full(len(run), "", dtype=object))
             self.open_writer(scores).write(batch, scores, extra)
         for _, scores in parts:
             scored = np.asarray(scores.scored, dtype=np.bool_)

@@ -108,7 +108,8 @@ def _raw_sum() -> Any:
 
 def _csv_rows(data: bytes) -> list[list[str]]:
     """A file pamlib wrote, read back by Python's csv module."""
-    return list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
+    with _big_fields():
+        return list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
 
 
 @contextlib.contextmanager
@@ -575,11 +576,12 @@ def check_rules(data: bytes) -> None:
     if status == EXIT_BUG or "Traceback" in stderr.getvalue():
         raise InvariantError(f"pamlib rules check: {stderr.getvalue()[-300:]}")
     from pamlib.cli._recommend import recommend_csv
+    from pamlib.formats.guard import AtomicTarget
 
     scored = _scored_table()
     out = io.BytesIO()
     with _clean_errors_only("tailoring with the rules") as refused:
-        recommend_csv(scored, out, [str(path)])
+        recommend_csv(scored, AtomicTarget(out), [str(path)])
     if refused:
         return
     n_in = len(_csv_rows(scored.read_bytes()))

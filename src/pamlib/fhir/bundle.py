@@ -23,7 +23,7 @@ from typing import Any, Literal
 import attrs
 
 from pamlib.assessment import Assessment
-from pamlib.errors import Problem, ValidationError
+from pamlib.errors import FormatError, Problem, ValidationError
 from pamlib.fhir.codes import ASSESSMENT_ID_SYSTEM, NHS_NUMBER_SYSTEM, PATIENT_ID_SYSTEM
 from pamlib.fhir.observations import (
     level_observation,
@@ -111,6 +111,18 @@ class Assembler:
         """Entries for one assessment: its Patient (first time only), response, Observations."""
         s = self.settings
         out: list[dict[str, Any]] = []
+        if not row.patient_id and not row.nhs_number:
+            raise FormatError(
+                "a FHIR Patient needs an identifier",
+                [
+                    Problem(
+                        row.location,
+                        "no-patient-identifier",
+                        "this assessment has no patient_id, and its NHS number is written only "
+                        "when asked for (pamlib score --keep-nhs-number)",
+                    )
+                ],
+            )
         key = (row.patient_id, row.nhs_number)
         patient_uid = self._patients.get(key)
         if patient_uid is None:
