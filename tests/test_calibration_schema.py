@@ -64,11 +64,11 @@ VALID: dict[str, Any] = {
     "decimals 4 without levels": without(rsm_document(scale=scale(decimals=4)), "cutpoints"),
     "smallest settings": rsm_document(
         estimator={"method": "eap", "prior_sd": 0.1, "quadrature_points": 11},
-        scale=scale(slope=0.01, intercept=-10000, min=-10000, max=-9999.9),
+        scale=scale(slope=0.01, intercept=-10000, min=0, max=0.1),
     ),
     "largest settings": rsm_document(
         estimator={"method": "eap", "prior_sd": 10, "quadrature_points": 2001},
-        scale=scale(slope=1000, intercept=10000, min=9999.9, max=10000),
+        scale=scale(slope=1000, intercept=10000, min=99.9, max=100),
     ),
     "smallest adjustment": rsm_document(estimator={"method": "mle", "extreme_adjustment": 0.01}),
 }
@@ -205,7 +205,13 @@ def test_schema_and_loader_know_the_same_top_level_fields() -> None:
 
 
 def test_the_schema_states_the_loaders_numeric_ranges() -> None:
-    from pamlib.scoring.calibration import MAX_ABS_LOGIT, MAX_ABS_SCORE, MAX_DECIMALS, SLOPE_RANGE
+    from pamlib.scoring.calibration import (
+        MAX_ABS_LOGIT,
+        MAX_ABS_SCORE,
+        MAX_DECIMALS,
+        REPORTING_SCALE,
+        SLOPE_RANGE,
+    )
     from pamlib.scoring.engine import (
         MLE_ADJUSTMENT_RANGE,
         PRIOR_SD_RANGE,
@@ -223,8 +229,11 @@ def test_the_schema_states_the_loaders_numeric_ranges() -> None:
     assert scale["decimals"]["maximum"] == MAX_DECIMALS
     score = SCHEMA["$defs"]["score"]
     assert (score["minimum"], score["maximum"]) == (-MAX_ABS_SCORE, MAX_ABS_SCORE)
-    for key in ("intercept", "min", "max"):
-        assert scale[key] == {"$ref": "#/$defs/score"}
+    assert scale["intercept"] == {"$ref": "#/$defs/score"}
+    reported = SCHEMA["$defs"]["reportedScore"]
+    assert (reported["minimum"], reported["maximum"]) == REPORTING_SCALE
+    for key in ("min", "max"):
+        assert scale[key] == {"$ref": "#/$defs/reportedScore"}
     logit = SCHEMA["$defs"]["logit"]
     assert (logit["minimum"], logit["maximum"]) == (-MAX_ABS_LOGIT, MAX_ABS_LOGIT)
 
@@ -247,7 +256,7 @@ def test_every_range_edge_is_accepted_and_just_outside_refused(
 
 
 def test_the_docs_table_states_the_same_ranges() -> None:
-    from pamlib.scoring.calibration import MAX_ABS_SCORE, SLOPE_RANGE
+    from pamlib.scoring.calibration import MAX_ABS_SCORE, REPORTING_SCALE, SLOPE_RANGE
     from pamlib.scoring.engine import (
         MLE_ADJUSTMENT_RANGE,
         PRIOR_SD_RANGE,
@@ -261,5 +270,6 @@ def test_the_docs_table_states_the_same_ranges() -> None:
         f"{QUADRATURE_POINTS_RANGE[0]} … {QUADRATURE_POINTS_RANGE[1]}",
         f"{SLOPE_RANGE[0]:g} … {SLOPE_RANGE[1]:g} score points/logit",
         f"−{MAX_ABS_SCORE:g} … {MAX_ABS_SCORE:g}",
+        f"{REPORTING_SCALE[0]:g} … {REPORTING_SCALE[1]:g} (the reporting scale)",
     ):
         assert phrase in text

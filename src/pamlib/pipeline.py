@@ -253,7 +253,9 @@ class _Run:
     def open_writer(self, scores: BatchScores | None) -> ResultWriter:
         if self.writer is None:
             decimals = 1
-            if scores is not None and scores.cutpoint_set:
+            if scores is not None and scores.score_decimals is not None:
+                decimals = scores.score_decimals  # as the provider rounded them
+            elif scores is not None and scores.cutpoint_set:
                 cutpoints = self.host.cutpoint_sets()
                 if scores.cutpoint_set in cutpoints:
                     decimals = cutpoints.get(scores.cutpoint_set).decimals

@@ -33,6 +33,7 @@ from pamlib.plugins import PluginHost
 from pamlib.scoring.calibration import (
     MAX_ABS_LOGIT,
     MAX_ABS_SCORE,
+    REPORTING_SCALE,
     SLOPE_RANGE,
     Calibration,
     load_calibration,
@@ -105,7 +106,7 @@ def edge_floats(low: float, high: float) -> st.SearchStrategy[float]:
 
 
 logits = edge_floats(-MAX_ABS_LOGIT, MAX_ABS_LOGIT)
-scores = st.integers(-int(MAX_ABS_SCORE), int(MAX_ABS_SCORE))
+scores = st.integers(int(REPORTING_SCALE[0]), int(REPORTING_SCALE[1]))
 
 
 @st.composite
@@ -376,7 +377,7 @@ def test_edge_calibrations_score_every_answer_pattern_cleanly(name: str) -> None
         item: (-MAX_ABS_LOGIT if j % 2 else MAX_ABS_LOGIT) for j, item in enumerate(PAM10.items)
     }
     doc["thresholds"] = [MAX_ABS_LOGIT, -MAX_ABS_LOGIT, MAX_ABS_LOGIT]
-    doc["scale"] = {"intercept": 0, "slope": 1000, "min": -10000, "max": 10000, "decimals": 4}
+    doc["scale"] = {"intercept": 50, "slope": 1000, "min": 0, "max": 100, "decimals": 4}
     cal = load_calibration(write(Path(tempfile.mkdtemp()), doc), host=HOST)
     masks = list(range(1, 1 << PAM10.n_items))
     if name == "eap-widest-prior-most-nodes":  # ~2200 nodes a problem: the fewest and most

@@ -138,11 +138,11 @@ def score_column(text: str, fmt: str) -> dict[str, float | None]:
     }
 
 
-def test_case_10_the_widest_accepted_scale_gives_the_same_scores_in_csv_and_json(
+def test_case_10_the_steepest_accepted_scale_gives_the_same_scores_in_csv_and_json(
     tmp_path: Path, host: PluginHost, capsys: pytest.CaptureFixture[str], shared_data: Path
 ) -> None:
     doc = rsm_document(
-        scale={"intercept": 5000, "slope": 1000, "min": -10000, "max": 10000, "decimals": 1}
+        scale={"intercept": 5000, "slope": 1000, "min": 0, "max": 100, "decimals": 1}
     )
     path = write(tmp_path, doc)
     scores = {}
@@ -155,8 +155,33 @@ def test_case_10_the_widest_accepted_scale_gives_the_same_scores_in_csv_and_json
     assert scores["csv"] == scores["json"]
     values = [v for v in scores["csv"].values() if v is not None]
     assert values
-    assert all(-10000 <= v <= 10000 for v in values)
-    assert max(values) == 10000  # clipped, not overflowed
+    assert all(0 <= v <= 100 for v in values)
+    assert max(values) == 100  # clipped, not overflowed
+
+
+@pytest.mark.parametrize(("key", "value"), [("min", -10.0), ("max", 10000.0)])
+def test_case_10_a_scale_off_the_reporting_scale_is_refused(
+    tmp_path: Path, key: str, value: float
+) -> None:
+    scale = {"intercept": 50, "slope": 10, "min": 0, "max": 100, "decimals": 1, key: value}
+    assert refused(write(tmp_path, rsm_document(scale=scale))) == {f"scale.{key}": "range"}
+
+
+def test_case_10_scores_are_written_at_the_scales_decimals(
+    tmp_path: Path, host: PluginHost, capsys: pytest.CaptureFixture[str], shared_data: Path
+) -> None:
+    # Without cut points any decimals are allowed; every output writes exactly that many.
+    doc = rsm_document(scale={"intercept": 50, "slope": 10, "min": 0, "max": 100, "decimals": 2})
+    del doc["cutpoints"]
+    path = write(tmp_path, doc)
+    out = tmp_path / "scored.csv"
+    argv = ["score", str(shared_data / "cohort-small.csv"), "--calibration", str(path)]
+    code, _ = cli([*argv, "-o", str(out), "--no-progress"], capsys)
+    assert code == 0
+    rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
+    written = [r["score"] for r in rows if r["score"]]
+    assert written
+    assert all(len(v.split(".")[1]) == 2 for v in written)
 
 
 def scipy_posterior_mean(items: list[list[float]], raw: int, mean: float, sd: float) -> float:

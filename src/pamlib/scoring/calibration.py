@@ -73,6 +73,9 @@ MAX_DECIMALS: Final = 4
 #: finite and, at up to :data:`MAX_DECIMALS` decimals, exact in the outputs (CSV writes scores
 #: as whole numbers of the last decimal).
 MAX_ABS_SCORE: Final = 10_000.0
+#: ``scale.min`` and ``scale.max`` lie on the PAM's reporting scale (scores are 0–100), which
+#: every provider's results are also held to where they are written.
+REPORTING_SCALE: Final = (0.0, 100.0)
 #: The scale's slope, score points per logit, lies in [low, high].
 SLOPE_RANGE: Final = (0.01, 1000.0)
 _ID_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -397,6 +400,11 @@ def _scale_problems(s: Scale) -> list[tuple[str, str]]:
             out.append((f"scale.{key}", f"a finite number within ±{MAX_ABS_SCORE:g}"))
     if not (low <= s.slope <= high):  # also false for NaN
         out.append(("scale.slope", f"a number of score points per logit within {low:g}..{high:g}"))
+    lo, hi = REPORTING_SCALE
+    for key in ("min", "max"):
+        x = getattr(s, key)
+        if math.isfinite(x) and abs(x) <= MAX_ABS_SCORE and not lo <= x <= hi:
+            out.append((f"scale.{key}", f"a score on the reporting scale {lo:g}..{hi:g}"))
     if not out:
         if not s.min < s.max:
             out.append(("scale.max", "max must be greater than min"))

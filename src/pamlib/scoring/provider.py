@@ -121,6 +121,9 @@ class BatchScores:
     calibration_id: str | None = None
     calibration_sha256: str | None = None
     demo: bool = False
+    #: How many decimals ``score`` was rounded to, where the provider knows (a calibration's
+    #: scale); writers then write exactly that many. ``None``: the cut-point set's precision.
+    score_decimals: int | None = None
     #: Human explanations for each reason code used in ``reason_code``.
     reasons: dict[str, str] = attrs.field(factory=dict)
 

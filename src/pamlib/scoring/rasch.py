@@ -196,6 +196,7 @@ class CalibratedScorer:
             cutpoint_set=cut.id if cut is not None else None,
             calibration_id=c.calibration_id,
             calibration_sha256=c.sha256,
+            score_decimals=s.decimals,
             demo=c.demo,
             reasons=self.reasons(instrument),
         )
