@@ -378,3 +378,20 @@ def test_case_09_hostile_rules_toml_is_a_located_problem(
     assert f"@ {rules}" in err
     assert "internal error" not in err
     assert "Traceback" not in err
+
+
+# -- case 7 (the per-patient CSV): spreadsheet formulas and bare CRs ---------------------------
+
+
+def test_case_07_the_per_patient_csv_is_spreadsheet_safe(scored: Path) -> None:
+    def hostile(row: dict[str, str]) -> None:
+        row["patient_id"] = "=HYPERLINK(1)" + row["patient_id"] + "\r"
+
+    source = edited(scored, hostile)
+    patients = source.with_name("patients.csv")
+    status, _, _ = report(source, "--patients", str(patients))
+    assert status == 0
+    rows = read(patients)
+    assert len(rows) == len({r["patient_id"] for r in read(source)})
+    assert all(r["patient_id"].startswith("'=HYPERLINK(1)") for r in rows)
+    assert all(r["patient_id"].endswith("\r") for r in rows)

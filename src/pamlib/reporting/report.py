@@ -9,7 +9,6 @@ output, so :func:`write_patients_csv` refuses to write it for a report built wit
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import os
 from collections.abc import Iterator, Mapping
@@ -242,7 +241,10 @@ def write_patients_csv(report: CohortReport, target: Target) -> None:
             name: traj.group_values(group_by).tolist(),
             **columns,
         }
+    from pamlib.formats.output import CsvWriter, protect
+
     with _text_out(target) as fh:
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(columns)
-        writer.writerows(zip(*columns.values(), strict=True))
+        writer = CsvWriter(fh)  # spreadsheet-safe, and a bare CR cannot split a row
+        writer.writerow([protect(name) for name in columns])
+        for row in zip(*columns.values(), strict=True):
+            writer.writerow([protect(str(cell)) for cell in row])
