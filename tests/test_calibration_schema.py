@@ -205,11 +205,11 @@ def test_schema_and_loader_know_the_same_top_level_fields() -> None:
 
 
 def test_the_schema_states_the_loaders_numeric_ranges() -> None:
+    from pamlib.results import REPORTING_SCALE
     from pamlib.scoring.calibration import (
         MAX_ABS_LOGIT,
         MAX_ABS_SCORE,
         MAX_DECIMALS,
-        REPORTING_SCALE,
         SLOPE_RANGE,
     )
     from pamlib.scoring.engine import (
@@ -256,7 +256,8 @@ def test_every_range_edge_is_accepted_and_just_outside_refused(
 
 
 def test_the_docs_table_states_the_same_ranges() -> None:
-    from pamlib.scoring.calibration import MAX_ABS_SCORE, REPORTING_SCALE, SLOPE_RANGE
+    from pamlib.results import REPORTING_SCALE
+    from pamlib.scoring.calibration import MAX_ABS_SCORE, SLOPE_RANGE
     from pamlib.scoring.engine import (
         MLE_ADJUSTMENT_RANGE,
         PRIOR_SD_RANGE,

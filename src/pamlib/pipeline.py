@@ -34,7 +34,7 @@ from pamlib.formats.guard import AtomicTarget, OutputGuard
 from pamlib.formats.output import RejectsWriter
 from pamlib.instruments import Instrument
 from pamlib.plugins import PluginHost, get_host
-from pamlib.scoring.provider import BatchScores, ScoringProvider
+from pamlib.scoring.provider import BATCH_ARRAYS, BatchScores, ScoringProvider
 
 __all__ = [
     "ProviderSelector",
@@ -155,23 +155,8 @@ def _take_batch(batch: RecordBatch, rows: npt.NDArray[np.intp]) -> RecordBatch:
     )
 
 
-_SCORE_ARRAYS = (
-    "scored",
-    "n_answered",
-    "raw_score",
-    "mean_response",
-    "theta",
-    "theta_se",
-    "score",
-    "score_se",
-    "level",
-    "flags",
-    "reason_code",
-)
-
-
 def _take_scores(scores: BatchScores, rows: npt.NDArray[np.intp]) -> BatchScores:
-    return attrs.evolve(scores, **{k: getattr(scores, k)[rows] for k in _SCORE_ARRAYS})
+    return attrs.evolve(scores, **{k: getattr(scores, k)[rows] for k in BATCH_ARRAYS})
 
 
 def _in_input_order(

@@ -10,7 +10,11 @@ import attrs
 
 from pamlib.levels import ActivationLevel
 
-__all__ = ["SCORED_TABLE_COLUMNS", "Flag", "ScoreResult", "ScoreStatus"]
+__all__ = ["REPORTING_SCALE", "SCORED_TABLE_COLUMNS", "Flag", "ScoreResult", "ScoreStatus"]
+
+#: The scale every PAM score is reported on (scores are 0–100): calibrations' ``min``/``max``
+#: and every provider's results are held to it.
+REPORTING_SCALE: tuple[float, float] = (0.0, 100.0)
 
 
 #: The columns of a scored table, in order, as ``pamlib score`` writes them and the reports

@@ -30,10 +30,10 @@ from pamlib.cli import main
 from pamlib.errors import CalibrationError
 from pamlib.instruments import Instrument
 from pamlib.plugins import PluginHost
+from pamlib.results import REPORTING_SCALE
 from pamlib.scoring.calibration import (
     MAX_ABS_LOGIT,
     MAX_ABS_SCORE,
-    REPORTING_SCALE,
     SLOPE_RANGE,
     Calibration,
     load_calibration,

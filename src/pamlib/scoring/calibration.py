@@ -33,6 +33,7 @@ import attrs
 from pamlib._documents import DocumentError, decode_utf8, parse_json, parse_toml
 from pamlib.errors import CalibrationError, Problem
 from pamlib.levels import round_half_away
+from pamlib.results import REPORTING_SCALE
 from pamlib.scoring.engine import (
     EAP,
     MLE,
@@ -73,9 +74,6 @@ MAX_DECIMALS: Final = 4
 #: finite and, at up to :data:`MAX_DECIMALS` decimals, exact in the outputs (CSV writes scores
 #: as whole numbers of the last decimal).
 MAX_ABS_SCORE: Final = 10_000.0
-#: ``scale.min`` and ``scale.max`` lie on the PAM's reporting scale (scores are 0–100), which
-#: every provider's results are also held to where they are written.
-REPORTING_SCALE: Final = (0.0, 100.0)
 #: The scale's slope, score points per logit, lies in [low, high].
 SLOPE_RANGE: Final = (0.01, 1000.0)
 _ID_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")

@@ -23,6 +23,7 @@ from pamlib.levels import ActivationLevel
 from pamlib.results import Flag, ScoreResult, ScoreStatus
 
 __all__ = [
+    "BATCH_ARRAYS",
     "FLAG_BITS",
     "BaseProvider",
     "BatchScores",
@@ -94,6 +95,22 @@ def _floats(values: npt.ArrayLike) -> npt.NDArray[np.float64]:
 
 def _strs(values: npt.ArrayLike) -> npt.NDArray[np.str_]:
     return np.asarray(values, dtype=np.str_)
+
+
+#: The per-row arrays of a :class:`BatchScores`, in field order (the rest is per batch).
+BATCH_ARRAYS: tuple[str, ...] = (
+    "scored",
+    "n_answered",
+    "raw_score",
+    "mean_response",
+    "theta",
+    "theta_se",
+    "score",
+    "score_se",
+    "level",
+    "flags",
+    "reason_code",
+)
 
 
 @attrs.frozen

@@ -21,8 +21,9 @@ import numpy.typing as npt
 
 from pamlib.errors import LicenceError, PamlibError, Problem, ScoringError, ValidationError
 from pamlib.plugins import PluginGuard, describe_failure, get_host
-from pamlib.results import Flag, ScoreResult, ScoreStatus
+from pamlib.results import REPORTING_SCALE, Flag, ScoreResult, ScoreStatus
 from pamlib.scoring.provider import (
+    BATCH_ARRAYS,
     FLAG_BITS,
     BaseProvider,
     BatchScores,
@@ -57,24 +58,11 @@ _MAX_REPORTED = 20
 #: The registered provider that ``calibration=`` selects when no provider is named.
 CALIBRATION_PROVIDER = "rasch"
 
-#: The reporting scale every PAM score lies on (PAM-FACTS, "Scoring": scores 0–100).
-SCORE_RANGE: tuple[float, float] = (0.0, 100.0)
+#: The reporting scale every PAM score lies on (kept under its first name for callers).
+SCORE_RANGE: tuple[float, float] = REPORTING_SCALE
 _ALL_BITS = np.uint8(sum(FLAG_BITS.values()))
 _DEMO_BIT = np.uint8(FLAG_BITS[Flag.DEMO])
 _RAW_ONLY_BIT = np.uint8(FLAG_BITS[Flag.RAW_ONLY])
-_ARRAYS = (
-    "scored",
-    "n_answered",
-    "raw_score",
-    "mean_response",
-    "theta",
-    "theta_se",
-    "score",
-    "score_se",
-    "level",
-    "flags",
-    "reason_code",
-)
 
 
 #: What a scored row must carry, unless it is flagged ``raw-only`` (raw totals only). Theta and
@@ -151,7 +139,7 @@ def check_scores(
         raise ProviderResultError(
             pid, None, "length", f"{len(scores)} rows of scores for {n_rows} rows of answers"
         )
-    for name in _ARRAYS:
+    for name in BATCH_ARRAYS:
         if getattr(scores, name).shape != (n_rows,):
             raise ProviderResultError(pid, None, name, "not one value per row")
     if provider.demo and not scores.demo:
@@ -401,7 +389,7 @@ class CheckedProvider:
         checked = check_scores(
             scores, instrument, self._inner, n_rows=len(codes), cutpoints=self.cutpoints()
         )
-        for name in _ARRAYS:  # what was checked is what is written: observers cannot change it
+        for name in BATCH_ARRAYS:  # what was checked is what is written: observers cannot change it
             getattr(checked, name).flags.writeable = False
         return checked
 
