@@ -95,6 +95,8 @@ def round_half_away(value: float, decimals: int = 1) -> float:
         return x
     factor = 10.0**decimals
     scaled = abs(x) * factor
+    if math.isinf(scaled):  # as the array form: floor(inf) / factor is inf
+        return math.copysign(math.inf, x)
     whole = float(math.floor(scaled))
     tolerance = max(_HALF_TOLERANCE, scaled * _HALF_TOLERANCE_RELATIVE)
     up = 1.0 if (scaled - whole) >= 0.5 - tolerance else 0.0

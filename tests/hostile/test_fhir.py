@@ -556,3 +556,32 @@ def test_case_15_answers_of_the_wrong_type(tmp_path: Path, host: PluginHost) -> 
     path = mapping_file(tmp_path, 'answers = "4"\n')
     with pytest.raises(ConfigurationError, match=r"questionnaire\[0\]\.answers"):
         load_mapping(path)
+
+
+# -- FHIR output: the NHS number only when asked for --------------------------------------------
+
+_NHS_ONLY = (
+    "patient_id,nhs_number,assessment_id,assessed_on,instrument,"
+    + ",".join(f"q{i:02d}" for i in range(1, 14))
+    + "\n,943 476 5919,A1,2024-01-02,PAM-13,"
+    + ",".join(["3"] * 13)
+    + "\n"
+)
+
+
+def test_fhir_output_without_a_patient_identifier_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = tmp_path / "nhs-only.csv"
+    source.write_text(_NHS_ONLY, encoding="utf-8")
+    out = tmp_path / "s.ndjson"
+    argv = ["score", str(source), "--provider", "demo", "--format", "fhir", "-o", str(out)]
+    assert main([*argv, "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "no-patient-identifier" in err or "needs an identifier" in err
+    assert "9434765919" not in err
+    assert not out.exists()
+    assert main([*argv, "--no-progress", "--keep-nhs-number"]) == 0
+    text = out.read_text(encoding="utf-8")
+    assert "https://fhir.nhs.uk/Id/nhs-number" in text
+    assert "9434765919" in text

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Literal
 import attrs
 
 from pamlib.errors import Problem, ValidationError
-from pamlib.levels import _HALF_TOLERANCE, ActivationLevel
+from pamlib.levels import ActivationLevel, round_half_away
 from pamlib.results import SCORED_TABLE_COLUMNS
 
 if TYPE_CHECKING:
@@ -106,18 +106,8 @@ def demo_evidence(
 
 
 def round_one(value: float) -> float:
-    """:func:`~pamlib.levels.round_half_away` to one decimal, without NumPy's per-call cost.
-
-    The same IEEE operations in the same order, so the same answers (a property test checks).
-    """
-    if not math.isfinite(value):
-        return value
-    scaled = abs(value) * 10.0
-    if math.isinf(scaled):
-        return math.copysign(math.inf, value)
-    whole = float(math.floor(scaled))
-    up = (scaled - whole) >= 0.5 - _HALF_TOLERANCE
-    return math.copysign((whole + up) / 10.0, value)
+    """:func:`~pamlib.levels.round_half_away` to one decimal: tailoring rounds as levels do."""
+    return round_half_away(value, 1)
 
 
 def reported(score: float | None) -> float | None:
