@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from itertools import chain
 from typing import Any
 
 from pamlib.errors import Problem, ValidationError
@@ -42,25 +43,35 @@ def decode_utf8(data: bytes, where: str) -> str:
         ) from None
 
 
-def _too_deep(value: object) -> bool:
+def _too_deep(value: object, *, parsed: bool = False) -> bool:
     """Whether ``value`` nests deeper than :data:`MAX_DEPTH` (iteratively: never recurses).
 
-    Level by level: each pass keeps only the containers one level down, so a document costs one
-    comprehension per level of nesting, not a tuple per value (NDJSON input checks every line).
+    Level by level: each pass keeps only the containers one level down, gathered by
+    :func:`itertools.chain` and exact type checks (parsed JSON holds plain dicts and lists), so
+    a document costs one comprehension per level, not a tuple per value — NDJSON input checks
+    every line. ``parsed``: ``value`` came from a parser, so its containers are exactly ``dict``
+    and ``list`` (the cheaper test).
     """
     level = [value] if isinstance(value, dict | list) else []
     depth = 1
     while level:
         if depth > MAX_DEPTH:
             return True
-        level = [
-            child
-            for node in level
-            for child in (node.values() if isinstance(node, dict) else node)
-            if isinstance(child, dict | list)
-        ]
+        if parsed:
+            children = chain.from_iterable(
+                [node.values() if type(node) is dict else node for node in level]
+            )
+            level = [c for c in children if type(c) in _CONTAINERS]
+        else:
+            children = chain.from_iterable(
+                [node.values() if isinstance(node, dict) else node for node in level]
+            )
+            level = [c for c in children if isinstance(c, dict | list)]
         depth += 1
     return False
+
+
+_CONTAINERS = frozenset({dict, list})
 
 
 def _may_be_deep(text: str) -> bool:
@@ -92,7 +103,7 @@ def parse_json(
         raise DocumentError(
             Problem(where, "json", f"not usable JSON: {_first_line(exc)}")
         ) from None
-    if _may_be_deep(text) and _too_deep(value):
+    if _may_be_deep(text) and _too_deep(value, parsed=True):
         raise _depth_problem(where)
     return value
 
@@ -111,7 +122,7 @@ def parse_toml(text: str, where: str) -> dict[str, Any]:
         raise DocumentError(
             Problem(where, "toml", f"not usable TOML: {_first_line(exc)}")
         ) from None
-    if _may_be_deep(text) and _too_deep(value):
+    if _may_be_deep(text) and _too_deep(value, parsed=True):
         raise _depth_problem(where)
     return value
 
