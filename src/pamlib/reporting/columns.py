@@ -186,7 +186,11 @@ class ScoredColumns:
                     for v in values.tolist()
                 )
                 continue
-            if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+            if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
+                column = pc.binary_join(column, ";")  # ``flags`` as CSV writes it
+            elif pa.types.is_timestamp(column.type):  # JSON readers see dates as timestamps
+                column = pc.cast(pc.cast(column, pa.date32()), pa.string())
+            elif not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
                 column = pc.cast(column, pa.string())
             filled = pc.fill_null(column, "")
             columns[name] = np.asarray(filled.to_numpy(zero_copy_only=False), dtype=object)
@@ -415,7 +419,8 @@ def _parse_levels(values: TextArray, problems: _Problems) -> NDArray[np.int8]:
 
 
 def load_scored(path: str | os.PathLike[str]) -> ScoredColumns:
-    """Read a scored table from CSV (or Parquet, by the ``.parquet`` suffix) with pyarrow.
+    """Read a scored table from CSV, Parquet (``.parquet``, ``.pq``) or JSON Lines (``.jsonl``,
+    ``.ndjson``, ``.json``) — every format ``pamlib score`` writes — with pyarrow.
 
     CSV columns are all read as strings first and typed afterwards, so a column of dates or
     identifiers is never reinterpreted by type inference. Needs the ``arrow`` extra. A file
@@ -431,7 +436,8 @@ def load_scored(path: str | os.PathLike[str]) -> ScoredColumns:
         raise ConfigurationError(
             "reading a scored table needs pyarrow: install pamlib[arrow]"
         ) from None
-    if path.suffix.lower() == ".parquet":
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
         import pyarrow.parquet as pq
 
         try:
@@ -442,6 +448,8 @@ def load_scored(path: str | os.PathLike[str]) -> ScoredColumns:
                 [Problem(path.name, "parquet", "cannot be read as a Parquet file")],
             ) from None
         return ScoredColumns.from_arrow(parquet, source=path.name)
+    if suffix in (".jsonl", ".ndjson", ".json"):
+        return ScoredColumns.from_arrow(_read_json_lines(path), source=path.name)
 
     try:
         with path.open(encoding="utf-8-sig", newline="") as fh:
@@ -469,6 +477,28 @@ def load_scored(path: str | os.PathLike[str]) -> ScoredColumns:
     except pa.ArrowInvalid:  # its message quotes the offending row: never shown
         raise _unreadable_csv(path, len(header)) from None
     return ScoredColumns.from_arrow(table, source=path.name)
+
+
+def _read_json_lines(path: Path) -> pa.Table:
+    """A scored table written as JSON Lines, its columns typed as pamlib writes them (text stays
+    text, so an id of digits is never read as a number; other columns are inferred)."""
+    import pyarrow as pa
+    import pyarrow.json as pa_json
+
+    from pamlib.formats.output import typed_schema
+
+    schema = typed_schema(())
+    fields = [pa.field(f.name, pa.string()) if f.name == "assessed_on" else f for f in schema]
+    options = pa_json.ParseOptions(
+        explicit_schema=pa.schema(fields), unexpected_field_behavior="infer"
+    )
+    try:
+        return pa_json.read_json(path, parse_options=options)
+    except (pa.ArrowException, ValueError):  # its message may quote a row: never shown
+        raise FormatError(
+            f"{path.name}: not a scored table",
+            [Problem(path.name, "json", "cannot be read as JSON Lines of scored rows")],
+        ) from None
 
 
 def _unreadable_csv(path: Path, n_fields: int) -> FormatError:
