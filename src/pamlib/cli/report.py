@@ -27,7 +27,9 @@ def add_parser(subparsers: Any) -> None:
         ),
     )
     p.add_argument(
-        "input", metavar="INPUT", help="scored CSV, Parquet or JSON Lines, or a raw export with --provider"
+        "input",
+        metavar="INPUT",
+        help="scored CSV, Parquet or JSON Lines, or a raw export with --provider",
     )
     p.add_argument("-o", "--output", required=True, metavar="HTML", help="HTML report to write")
     p.add_argument("--json", metavar="FILE", help="also write the JSON summary here")
