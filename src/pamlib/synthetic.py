@@ -15,20 +15,11 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
+from pamlib.formats.layout import CANONICAL_COLUMNS  # the header before q01 … q13
 from pamlib.instruments import BUILTIN_INSTRUMENTS, Instrument
 from pamlib.responses import NOT_APPLICABLE_CODE, UNANSWERED_CODE
 
 __all__ = ["CANONICAL_COLUMNS", "SyntheticCohort", "synthetic_cohort", "test_nhs_number"]
-
-#: Canonical CSV header before the item columns (``q01`` … ``q13``).
-CANONICAL_COLUMNS = (
-    "patient_id",
-    "nhs_number",
-    "assessment_id",
-    "assessed_on",
-    "instrument",
-    "site",
-)
 
 SITES = ("North Practice", "Riverside PCN", "Hilltop Renal Unit")
 _WEIGHTS = np.array([10, 9, 8, 7, 6, 5, 4, 3, 2])

@@ -23,19 +23,12 @@ from hypothesis import strategies as st
 from pamlib.cli import main
 from pamlib.formats.base import Reject
 from pamlib.formats.guard import OutputGuard, OutputRefusedError
+from pamlib.formats.layout import CANONICAL_COLUMNS
 from pamlib.formats.output import CsvWriter, RejectsWriter, protect
 from pamlib.plugins import PluginHost
 
 CORPUS = Path(__file__).parent / "corpus" / "outputs"
-HEADER = [
-    "patient_id",
-    "nhs_number",
-    "assessment_id",
-    "assessed_on",
-    "instrument",
-    "site",
-    *(f"q{i:02d}" for i in range(1, 14)),
-]
+HEADER = [*CANONICAL_COLUMNS, *(f"q{i:02d}" for i in range(1, 14))]
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 #: Text a spreadsheet or a CSV reader could trip on: line breaks, quotes, formula starts.

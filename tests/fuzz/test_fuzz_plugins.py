@@ -47,6 +47,7 @@ from pamlib.results import Flag, ScoreResult, ScoreStatus
 from pamlib.scoring.demo import DemoProvider
 from pamlib.scoring.provider import FLAG_BITS, BaseProvider, BatchScores, Licence
 from pamlib.scoring.selection import ProviderResultError, check_result, check_scores
+from tests.hostile.test_plugins import Registers
 
 PAM13 = BUILTIN_INSTRUMENTS[0]
 CORPUS = Path(__file__).parent / "corpus" / "plugins"
@@ -289,15 +290,6 @@ def test_one_result_and_a_batch_of_one_get_the_same_verdict(
 HEADER = "patient_id,assessment_id,assessed_on,instrument," + ",".join(
     f"q{i:02d}" for i in range(1, 14)
 )
-
-
-class Registers:
-    def __init__(self, provider: object) -> None:
-        self.provider = provider
-
-    @hookimpl
-    def pamlib_register_scoring_providers(self, register: Callable[[object], None]) -> None:
-        register(self.provider)
 
 
 @settings(FUZZ, max_examples=15)

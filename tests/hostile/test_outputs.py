@@ -21,19 +21,12 @@ import pytest
 
 from pamlib.cli import main
 from pamlib.formats.guard import AtomicTarget, OutputGuard, OutputRefusedError
+from pamlib.formats.layout import CANONICAL_COLUMNS
 from pamlib.formats.output import CsvWriter, RejectsWriter, protect
 from pamlib.plugins import PluginHost
 from pamlib.tailoring import EXAMPLE_SITE_RULES, STANDARD_COLUMNS
 
-HEADER = [
-    "patient_id",
-    "nhs_number",
-    "assessment_id",
-    "assessed_on",
-    "instrument",
-    "site",
-    *(f"q{i:02d}" for i in range(1, 14)),
-]
+HEADER = [*CANONICAL_COLUMNS, *(f"q{i:02d}" for i in range(1, 14))]
 
 
 @pytest.fixture(autouse=True)
