@@ -81,7 +81,8 @@ class RecordBatch:
     normalised (ten digits). ``codes`` has shape ``(n, instrument.n_items)`` with the column codes
     of :mod:`pamlib.responses`. ``extras`` are any other input columns, passed through to the
     output. Where each record came from is ``lines`` (physical start lines, for line-oriented
-    sources) or ``locations`` (JSON paths and the like); see :meth:`location`.
+    sources; row keys for tables, where ``unit`` is ``row``) or ``locations`` (JSON paths and
+    the like); see :meth:`location`.
     """
 
     instrument: Instrument
@@ -95,6 +96,7 @@ class RecordBatch:
     extras: Mapping[str, TextColumn] = attrs.field(factory=dict, eq=False, repr=False)
     lines: npt.NDArray[np.int64] | None = attrs.field(default=None, eq=False)
     source: str = ""
+    unit: str = "line"
 
     def __len__(self) -> int:
         return int(self.codes.shape[0])
@@ -102,7 +104,7 @@ class RecordBatch:
     def location(self, i: int) -> str:
         """Where record ``i`` came from, in the form :attr:`Reject.location` uses."""
         if self.lines is not None:
-            return f"line {int(self.lines[i])}"
+            return f"{self.unit} {int(self.lines[i])}"
         if self.locations is not None:
             return text_values(self.locations[i : i + 1])[0]
         return f"record {i + 1}"

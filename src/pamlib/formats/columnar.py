@@ -399,14 +399,18 @@ class _Rows:
 class ColumnChecker:
     """The checks of :class:`~pamlib.formats.records.RowValidator`, over whole columns."""
 
-    def __init__(self, validator: RowValidator, source: str) -> None:
+    def __init__(
+        self, validator: RowValidator, source: str, *, unit: str = "line", track_ids: bool = True
+    ) -> None:
         self.validator = validator
         self.layout = validator.layout
         self.source = source
+        self.unit = unit
         self.resolver: InstrumentResolver = validator.resolver
         self.labels = {label_key(k): v for k, v in validator.options.answer_labels.items()}
         self.day_first = validator.options.day_first
-        self.seen = SeenIds()
+        #: Ids seen so far; ``None`` where the caller checks repeats itself (or not at all).
+        self.seen: SeenIds | None = SeenIds() if track_ids else None
         self.instruments: list[Instrument] = []
         self._instrument_index: dict[str, int] = {}
         # Distinct spellings seen so far (few: answer labels, dates), so each is read once.
@@ -504,14 +508,23 @@ class ColumnChecker:
         return out, ok
 
     def check(
-        self, columns: list[Any], lines: npt.NDArray[np.int64]
+        self,
+        columns: list[Any],
+        lines: npt.NDArray[np.int64],
+        *,
+        first: npt.NDArray[np.bool_] | None = None,
     ) -> tuple[list[RecordBatch], list[Reject]]:
-        """Check one block of rows given as string columns (one per source field)."""
+        """Check one block of rows given as string columns (one per source field).
+
+        ``first`` marks the rows whose assessment id appears there for the first time, where
+        the caller tracks repeats itself (across the partitions of a distributed job); without
+        it, repeats are found among the ids this checker has seen, if it tracks them.
+        """
         if lines.shape[0] == 0:
             return [], []
         rows = _Rows(columns, lines)
         self._identity(rows)
-        self._ids(rows)
+        self._ids(rows, first)
         self._content(rows)
         rejects = self._rejects(columns, lines, np.flatnonzero(rows.invalid), rows.dup)
         return self._batches(rows), rejects
@@ -528,7 +541,7 @@ class ColumnChecker:
             rows.invalid |= ~nhs_absent & ~nhs_ok
         rows.invalid |= rows.pid_absent & nhs_absent
 
-    def _ids(self, rows: _Rows) -> None:
+    def _ids(self, rows: _Rows, first: npt.NDArray[np.bool_] | None) -> None:
         """Empty and repeated assessment ids (every id of a readable record counts as seen)."""
         position = self.layout.columns.get("assessment_id")
         if position is None:
@@ -536,7 +549,10 @@ class ColumnChecker:
         ids = rows.text(position)
         absent = ids.absent()
         eligible = np.flatnonzero(~absent)
-        rows.dup[eligible] = self.seen.check(ids, eligible)
+        if first is not None:
+            rows.dup[eligible] = ~np.asarray(first, dtype=np.bool_)[eligible]
+        elif self.seen is not None:
+            rows.dup[eligible] = self.seen.check(ids, eligible)
         rows.invalid |= absent | rows.dup
 
     def _content(self, rows: _Rows) -> None:
@@ -622,6 +638,7 @@ class ColumnChecker:
                     },
                     lines=rows.lines[index],
                     source=self.source,
+                    unit=self.unit,
                 )
             )
         return batches
@@ -662,6 +679,7 @@ class ColumnChecker:
                     problems[0].code,
                     reject_message(problems),
                     fields=self.validator.fields_of(fields),
+                    unit=self.unit,
                 )
             )
         return rejects

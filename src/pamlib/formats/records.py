@@ -454,10 +454,12 @@ def make_reject(
     *,
     fields: Mapping[str, str] | None = None,
     record: str = "",
+    unit: str = "line",
 ) -> Reject:
+    """A reject at ``line`` (``unit`` is ``row`` for tables, whose rows have no lines)."""
     return Reject(
         source=source,
-        location=f"line {line}",
+        location=f"{unit} {line}",
         code=code,
         message=message,
         fields=dict(fields or {}),

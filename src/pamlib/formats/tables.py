@@ -1,0 +1,260 @@
+"""Tables already in memory as input: pyarrow Tables and batches, pandas and polars DataFrames.
+
+Anything that speaks Arrow is read: a pyarrow ``Table``, ``RecordBatch`` or
+``RecordBatchReader``, an iterable of them, or any object with ``__arrow_c_stream__`` (pandas
+≥ 2.2 and polars DataFrames, DuckDB relations). Columns are matched by name exactly as a file's
+header is (:class:`~pamlib.formats.layout.Layout`, with the same mapping), then turned into text
+as an export would hold it, so the checks of :mod:`pamlib.formats.columnar` — and their reject
+codes and messages — are the same for a table as for a file:
+
+- null is an empty cell;
+- integers are written in decimal; floats holding whole numbers (how pandas stores an answer
+  column with gaps) as integers, other floats as they print (and are then not answers);
+- dates are ISO ``yyyy-mm-dd``; timestamps are read as their date in their own time zone;
+- booleans are ``true`` / ``false``; dictionary (categorical) columns by their values.
+
+A table has no line numbers: each row's key is its position (1 for the first row of the first
+batch) or, with ``row_key``, the value of an integer column the caller keeps for the purpose
+(a file's row order in a distributed job); rejects are located as ``row N``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from pamlib.errors import ConfigurationError, FormatError, Problem
+from pamlib.formats._arrow import compute, pyarrow_module
+from pamlib.formats.base import ReadChunk, ReadOptions
+from pamlib.formats.columnar import ColumnChecker
+from pamlib.formats.layout import Layout
+from pamlib.formats.records import RowValidator
+from pamlib.formats.values import InstrumentResolver
+from pamlib.instruments import Instrument
+
+__all__ = ["TableReader", "record_batches", "text_column"]
+
+
+def record_batches(data: Any) -> Iterator[Any]:
+    """The record batches of ``data`` (see the module documentation), lazily."""
+    pa = pyarrow_module()
+    if isinstance(data, pa.RecordBatch):
+        yield data
+    elif isinstance(data, pa.Table):
+        yield from data.to_batches() or [_empty(data.schema)]
+    elif isinstance(data, pa.RecordBatchReader):
+        yield from _or_empty(data)
+    elif hasattr(data, "__arrow_c_stream__"):
+        yield from _or_empty(pa.RecordBatchReader.from_stream(data))
+    elif _is_old_pandas(data):
+        yield from pa.Table.from_pandas(data, preserve_index=False).to_batches()
+    elif isinstance(data, Iterable) and not isinstance(data, (str, bytes, dict)):
+        for part in data:
+            if isinstance(part, (pa.RecordBatch, pa.Table)) or hasattr(part, "__arrow_c_stream__"):
+                yield from record_batches(part)
+            else:
+                raise ConfigurationError(_not_a_table(part, "an item of the batches given"))
+    else:
+        raise ConfigurationError(_not_a_table(data, "the data given"))
+
+
+def _empty(schema: Any) -> Any:
+    pa = pyarrow_module()
+    return pa.RecordBatch.from_arrays([pa.array([], f.type) for f in schema], schema=schema)
+
+
+def _or_empty(reader: Any) -> Iterator[Any]:
+    """The reader's batches, or one empty batch of its schema (so its columns are checked)."""
+    seen = False
+    for batch in reader:
+        seen = True
+        yield batch
+    if not seen:
+        yield _empty(reader.schema)
+
+
+def _is_old_pandas(data: Any) -> bool:
+    """A pandas DataFrame from before pandas spoke the Arrow stream protocol (< 2.2)."""
+    kind = type(data)
+    return kind.__name__ == "DataFrame" and kind.__module__.startswith("pandas")
+
+
+def _not_a_table(data: Any, what: str) -> str:
+    return (
+        f"{what} is a {type(data).__name__}, not a table: give a pyarrow Table, RecordBatch or "
+        "RecordBatchReader, an iterable of them, or an object with __arrow_c_stream__ "
+        "(pandas >= 2.2, polars)"
+    )
+
+
+def text_column(column: Any) -> Any:
+    """One column as an Arrow ``string`` array, as an export would hold it (nulls empty)."""
+    pa = pyarrow_module()
+    pc = compute()
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    kind = column.type
+    if pa.types.is_dictionary(kind):
+        column = column.dictionary_decode()
+        kind = column.type
+    if pa.types.is_floating(kind):
+        values = column.to_numpy(zero_copy_only=False)
+        present = ~np.isnan(values)
+        whole = present & np.isfinite(values) & (np.floor(values) == values)
+        whole &= np.abs(values) < 2.0**53
+        if bool((whole == present).all()):  # whole numbers with gaps: pandas' integer answers
+            column = pa.array(
+                np.where(whole, values, 0).astype(np.int64), mask=~present, type=pa.int64()
+            )
+            kind = column.type
+    if pa.types.is_timestamp(kind):
+        if kind.tz is not None:  # the calendar date where the assessment took place
+            column = pc.call("local_timestamp", column)
+        column = pc.call("cast", column, options=_unsafe_cast(pa.date32()))
+        kind = column.type
+    if pa.types.is_boolean(kind):
+        column = pc.take(pa.array(["false", "true"]), pc.cast(column, pa.int8()))
+    elif kind != pa.string():
+        try:
+            column = pc.cast(column, pa.string())
+        except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
+            raise ConfigurationError(
+                f"a column of type {kind} cannot be read as text; give text, numbers or dates"
+            ) from None
+    if column.null_count:
+        column = pc.fill_null(column, "")
+    if column.offset:  # the byte-level checks read the buffers from the start
+        column = pa.concat_arrays([column])
+    return column
+
+
+def _unsafe_cast(target: Any) -> Any:
+    from pyarrow import _compute as kernels
+
+    return kernels.CastOptions.unsafe(target)
+
+
+class TableReader:
+    """Turns the batches of one table into checked chunks, keeping state (ids seen, row keys)
+    across batches so that a table given in parts reads exactly as it would whole.
+
+    ``duplicates`` is ``track`` (repeated assessment ids are found across every batch this
+    reader sees), ``external`` (the caller passes a first-occurrence mask with each batch) or
+    ``off``.
+    """
+
+    def __init__(
+        self,
+        options: ReadOptions,
+        instruments: Sequence[Instrument],
+        *,
+        source: str = "table",
+        row_key: str | None = None,
+        duplicates: str = "track",
+    ) -> None:
+        if duplicates not in ("track", "external", "off"):
+            raise ConfigurationError(
+                f"duplicates must be 'track', 'external' or 'off', not {duplicates!r}"
+            )
+        self.options = options
+        self.instruments = tuple(instruments)
+        self.source = source
+        self.row_key = row_key
+        self.duplicates = duplicates
+        self.n_rows = 0
+        self._names: tuple[str, ...] | None = None
+        self._checker: ColumnChecker | None = None
+        self._layout: Layout | None = None
+
+    def _start(self, names: tuple[str, ...]) -> ColumnChecker:
+        header = tuple(n for n in names if n != self.row_key)
+        if self.row_key is not None and self.row_key not in names:
+            raise FormatError(
+                f"{self.source}: no row key column",
+                [Problem(self.source, "missing-column", f"no column {self.row_key!r}")],
+            )
+        layout = Layout.resolve(header, self.options, source=self.source)
+        resolver = InstrumentResolver(
+            self.instruments,
+            aliases=self.options.instrument_aliases,
+            default=self.options.instrument,
+        )
+        validator = RowValidator(layout, self.options, resolver, source=self.source)
+        self._names = names
+        self._layout = layout
+        return ColumnChecker(
+            validator, self.source, unit="row", track_ids=self.duplicates == "track"
+        )
+
+    @property
+    def source_columns(self) -> tuple[str, ...]:
+        return () if self._layout is None else self._layout.header
+
+    @property
+    def extra_columns(self) -> tuple[str, ...]:
+        return () if self._layout is None else self._layout.extra_names
+
+    def chunk(self, batch: Any, *, first: npt.ArrayLike | None = None) -> ReadChunk:
+        """Check one record batch; ``first`` is the first-occurrence mask (``external``)."""
+        names = tuple(batch.schema.names)
+        if self._checker is None:
+            self._checker = self._start(names)
+        elif names != self._names:
+            raise FormatError(
+                f"{self.source}: the batches differ in their columns",
+                [Problem(self.source, "columns", "every batch must have the same columns")],
+            )
+        n = batch.num_rows
+        mask = self._first_mask(first, n)
+        lines = self._keys(batch, n)
+        columns = [
+            text_column(batch.column(i)) for i, name in enumerate(names) if name != self.row_key
+        ]
+        self.n_rows += n
+        checked, rejects = self._checker.check(columns, lines, first=mask)
+        return ReadChunk(
+            batches=tuple(checked),
+            rejects=tuple(sorted(rejects, key=lambda r: r.line or 0)),
+            n_read=n,
+            extra_columns=self.extra_columns,
+            source_columns=self.source_columns,
+        )
+
+    def _first_mask(self, first: npt.ArrayLike | None, n: int) -> npt.NDArray[np.bool_] | None:
+        if self.duplicates != "external":
+            if first is not None:
+                raise ConfigurationError("a first-occurrence mask needs duplicates='external'")
+            return None
+        if first is None:
+            raise ConfigurationError("duplicates='external' needs a first-occurrence mask")
+        pa = pyarrow_module()
+        if isinstance(first, (pa.Array, pa.ChunkedArray)):
+            first = first.to_numpy(zero_copy_only=False)
+        mask = np.asarray(first)
+        if mask.dtype != np.bool_ or mask.shape != (n,):
+            raise ConfigurationError(f"the first-occurrence mask must be {n} booleans")
+        return mask
+
+    def _keys(self, batch: Any, n: int) -> npt.NDArray[np.int64]:
+        if self.row_key is None:
+            return np.arange(self.n_rows + 1, self.n_rows + n + 1, dtype=np.int64)
+        pa = pyarrow_module()
+        column = batch.column(batch.schema.get_field_index(self.row_key))
+        if not pa.types.is_integer(column.type) or column.null_count:
+            raise ConfigurationError(f"the row key {self.row_key!r} must be integers, never null")
+        keys = np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.int64)
+        if n > 1 and not bool((np.diff(keys) > 0).all()):
+            raise ConfigurationError(
+                f"the row key {self.row_key!r} must increase within each batch"
+            )
+        return keys
+
+    def read(self, data: Any) -> Iterator[ReadChunk]:
+        """Every batch of ``data`` as a chunk (``track`` or ``off``); the first chunk holds no
+        records and names the columns, as the file readers' first chunk does."""
+        batches = record_batches(data)
+        for batch in batches:
+            yield self.chunk(batch)

@@ -1,0 +1,284 @@
+"""Scoring tables in memory goes through the same checks and scoring as scoring a file.
+
+Any split of an export into Arrow batches, scored batch after batch by one
+:class:`~pamlib.pipeline.TableScorer`, gives the scored rows and rejects that ``score_file``
+gives on the file; pandas and polars DataFrames give what Arrow gives.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import itertools
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pamlib.errors import ConfigurationError, FormatError
+from pamlib.formats.base import ReadOptions
+from pamlib.pipeline import ReconciliationError, ScoreRun, TableScorer, score_file, score_table
+from pamlib.plugins import PluginHost
+from tests.csv_strategies import COLUMNS, ITEMS, rows
+
+pa = pytest.importorskip("pyarrow")
+pq = pytest.importorskip("pyarrow.parquet")
+
+HEADER = (*COLUMNS, *ITEMS, "notes")
+
+
+def _host() -> PluginHost:
+    return PluginHost(load_entry_points=False, disabled=())
+
+
+def _plain(records: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Records without control characters: their CSV splits into one line each, as the table
+    does into rows (splitting messy text is the CSV readers' tests' business)."""
+    return [
+        {k: "".join(c if c.isprintable() else " " for c in v) for k, v in r.items()}
+        for r in records
+    ]
+
+
+def _csv(records: list[dict[str, str]], header: tuple[str, ...] = HEADER) -> bytes:
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    for row in records:
+        writer.writerow([row.get(c, "") for c in header])
+    return out.getvalue().encode("utf-8")
+
+
+def _table(records: list[dict[str, str]], header: tuple[str, ...] = HEADER) -> Any:
+    return pa.table({c: pa.array([r.get(c, "") for r in records], pa.string()) for c in header})
+
+
+def _score_file(tmp: Path, data: bytes, **kwargs: Any) -> tuple[Any, list[dict[str, str]], str]:
+    source = tmp / "export.csv"
+    source.write_bytes(data)
+    host = _host()
+    summary = score_file(
+        source,
+        select_provider=lambda i: host.scoring_providers()["demo"],
+        output=tmp / "scored.parquet",
+        rejects=tmp / "rejects.csv",
+        options=ReadOptions(instrument="PAM-13", **kwargs),
+        keep_nhs_number=True,
+        host=host,
+    )
+    with (tmp / "rejects.csv").open(encoding="utf-8", newline="") as f:
+        rejects = list(csv.DictReader(f))
+    return pq.read_table(tmp / "scored.parquet"), rejects, summary.reconciliation
+
+
+def _cuts(data: st.DataObject, n: int) -> list[int]:
+    cuts = sorted(set(data.draw(st.lists(st.integers(0, n), max_size=4))))
+    return [0, *cuts, n]
+
+
+@settings(max_examples=40, deadline=None)
+@given(records=st.lists(rows(), max_size=14), data=st.data())
+def test_any_split_into_batches_scores_as_the_file_does(
+    tmp_path_factory: pytest.TempPathFactory, records: list[dict[str, str]], data: st.DataObject
+) -> None:
+    tmp = tmp_path_factory.mktemp("split")
+    records = _plain(records)
+    expected, file_rejects, reconciliation = _score_file(tmp, _csv(records))
+    table = _table(records)
+    cuts = _cuts(data, len(records))
+    scorer = TableScorer(provider="demo", instrument="PAM-13", keep_nhs_number=True, host=_host())
+    runs = [scorer.score(table.slice(a, b - a)) for a, b in itertools.pairwise(cuts)]
+    scored = pa.concat_tables([r.scored for r in runs]).cast(expected.schema)
+    assert scored.to_pylist() == expected.to_pylist()
+    rejects = pa.concat_tables([r.rejects for r in runs]).to_pylist()
+    assert [(r["code"], r["message"]) for r in rejects] == [
+        (r["code"], r["message"]) for r in file_rejects
+    ]
+    # a record's row is its line less the header's (no quoted line breaks in these files)
+    assert [r["row"] + 1 for r in rejects] == [int(r["line"]) for r in file_rejects]
+    assert [dict(r["fields"]) for r in rejects] == [
+        {c: records[r["row"] - 1].get(c, "") for c in HEADER} for r in rejects
+    ]
+    n_read = sum(r.summary.n_read for r in runs)
+    assert n_read == len(records)
+    if len(runs) == 1:
+        assert runs[0].summary.reconciliation == reconciliation
+
+
+@settings(max_examples=15, deadline=None)
+@given(records=st.lists(rows(), min_size=1, max_size=10))
+def test_one_table_scores_as_the_file_does(
+    tmp_path_factory: pytest.TempPathFactory, records: list[dict[str, str]]
+) -> None:
+    tmp = tmp_path_factory.mktemp("whole")
+    records = _plain(records)
+    expected, _, reconciliation = _score_file(tmp, _csv(records))
+    run = score_table(
+        _table(records), provider="demo", instrument="PAM-13", keep_nhs_number=True, host=_host()
+    )
+    assert run.summary.reconciliation == reconciliation
+    assert run.scored.cast(expected.schema).equals(expected)
+
+
+def _typed_frame() -> dict[str, Any]:
+    """A small table as a service would hold it: typed columns, nulls for gaps."""
+    return {
+        "assessment_id": ["a1", "a2", "a3", "a4"],
+        "patient_id": ["p1", "p1", None, "p3"],
+        "nhs_number": [None, None, "9434765919", None],
+        "assessed_on": [
+            dt.date(2024, 1, 5),
+            dt.date(2024, 6, 5),
+            dt.date(2024, 2, 1),
+            dt.date(2024, 3, 1),
+        ],
+        **{item: [3.0, 4.0, np.nan, 2.0] for item in ITEMS[:12]},
+        "q13": [1.0, 4.0, 2.0, 7.0],
+        "site": ["north", "north", "south", None],
+    }
+
+
+def test_typed_columns_read_as_their_text() -> None:
+    run = score_table(pa.table(_typed_frame()), provider="demo", instrument="PAM-13", host=_host())
+    assert run.summary.reconciliation == "read 4 = scored 2 + not scored 1 + rejected 1"
+    reject = run.rejects.to_pylist()[0]
+    assert (reject["location"], reject["code"]) == ("row 4", "impossible-answer")
+    assert dict(reject["fields"])["q13"] == "7"  # a whole float reads as the integer
+    assert run.scored.column("assessed_on").to_pylist()[0] == dt.date(2024, 1, 5)
+    assert run.scored.column("site").to_pylist() == ["north", "north", "south"]
+    assert "nhs_number" not in run.scored.column_names
+
+
+def test_pandas_and_polars_give_what_arrow_gives() -> None:
+    arrow = score_table(pa.table(_typed_frame()), provider="demo", instrument="PAM-13")
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame(_typed_frame())
+    frame["assessed_on"] = pd.to_datetime(frame["assessed_on"])
+    from_pandas = score_table(frame, provider="demo", instrument="PAM-13")
+    assert from_pandas.scored.equals(arrow.scored)
+    assert from_pandas.rejects.equals(arrow.rejects)
+    pl = pytest.importorskip("polars")
+    from_polars = score_table(pl.DataFrame(_typed_frame()), provider="demo", instrument="PAM-13")
+    assert from_polars.scored.equals(arrow.scored)
+    assert from_polars.rejects.equals(arrow.rejects)
+
+
+def test_timestamps_are_read_as_their_local_date() -> None:
+    utc = dt.UTC
+    late = pa.array([dt.datetime(2024, 6, 30, 23, 30, tzinfo=utc)], pa.timestamp("s", tz="UTC"))
+    late = late.cast(pa.timestamp("s", tz="Europe/London"))
+    table = pa.table(
+        {
+            "assessment_id": ["a"],
+            "patient_id": ["p"],
+            "assessed_on": pa.array(
+                [dt.datetime(2024, 6, 30, 23, 30, tzinfo=utc)], pa.timestamp("s", tz="UTC")
+            ).cast(pa.timestamp("s")),
+            **{item: ["3"] for item in ITEMS},
+        }
+    )
+    run = score_table(table, provider="demo", instrument="PAM-13")
+    assert run.scored.column("assessed_on").to_pylist() == [dt.date(2024, 6, 30)]
+    # 23:30 UTC on 30 June is 00:30 on 1 July in London (summer time): the local date counts
+    table = table.set_column(2, "assessed_on", late)
+    run = score_table(table, provider="demo", instrument="PAM-13")
+    assert run.scored.column("assessed_on").to_pylist() == [dt.date(2024, 7, 1)]
+
+
+def test_repeated_ids_are_found_across_batches_in_order() -> None:
+    records = [
+        {"assessment_id": "x", "patient_id": "p", "assessed_on": "2024-01-01"},
+        {"assessment_id": "x", "patient_id": "p", "assessed_on": "2024-02-01"},
+    ]
+    for r in records:
+        r.update(dict.fromkeys(ITEMS, "2"))
+    table = _table(records)
+    scorer = TableScorer(provider="demo", instrument="PAM-13")
+    first, second = scorer.score(table.slice(0, 1)), scorer.score(table.slice(1, 1))
+    assert first.summary.n_scored == 1
+    assert second.rejects.column("code").to_pylist() == ["duplicate-assessment-id"]
+    assert second.rejects.column("location").to_pylist() == ["row 2"]
+    off = TableScorer(provider="demo", instrument="PAM-13", duplicates="off").score(table)
+    assert off.summary.n_scored == 2
+
+
+def test_external_first_occurrence_mask() -> None:
+    records = [
+        {"assessment_id": "x", "patient_id": "p", "assessed_on": "2024-01-01", "order": 7},
+        {"assessment_id": "y", "patient_id": "p", "assessed_on": "2024-02-01", "order": 9},
+    ]
+    for r in records:
+        r.update(dict.fromkeys(ITEMS, "2"))
+    table = pa.Table.from_pylist(records)
+    scorer = TableScorer(
+        provider="demo", instrument="PAM-13", duplicates="external", row_key="order"
+    )
+    run = scorer.score(table, first_occurrence=np.array([True, False]))
+    assert run.rejects.column("location").to_pylist() == ["row 9"]
+    assert run.rejects.column("code").to_pylist() == ["duplicate-assessment-id"]
+    assert "order" not in run.scored.column_names
+    with pytest.raises(ConfigurationError, match="needs a first-occurrence mask"):
+        scorer.score(table)
+    with pytest.raises(ConfigurationError, match="2 booleans"):
+        scorer.score(table, first_occurrence=np.array([True]))
+
+
+def test_row_key_must_increase() -> None:
+    table = pa.table(
+        {
+            "order": [2, 1],
+            "patient_id": ["p", "q"],
+            "assessed_on": ["2024-01-01"] * 2,
+            **{item: ["1", "2"] for item in ITEMS},
+        }
+    )
+    with pytest.raises(ConfigurationError, match="must increase"):
+        score_table(table, provider="demo", instrument="PAM-13", row_key="order")
+
+
+def test_a_header_problem_is_a_format_error() -> None:
+    table = pa.table({"patient_id": ["p"], "q01": ["1"]})
+    with pytest.raises(FormatError):
+        score_table(table, provider="demo", instrument="PAM-13")
+
+
+def test_empty_table_and_not_a_table() -> None:
+    empty = _table([])
+    run = score_table(empty, provider="demo", instrument="PAM-13")
+    assert run.summary.reconciliation == "read 0 = scored 0 + not scored 0 + rejected 0"
+    assert run.scored.num_rows == 0
+    assert run.rejects.num_rows == 0
+    with pytest.raises(ConfigurationError, match="not a table"):
+        score_table({"patient_id": ["p"]}, provider="demo")
+    with pytest.raises(ConfigurationError, match="not a table"):
+        score_table([1, 2], provider="demo")
+
+
+def test_batches_must_share_their_columns() -> None:
+    a = _table([{"patient_id": "p", "assessed_on": "2024-01-01"}])
+    b = a.rename_columns([*a.column_names[:-1], "other"])
+    with pytest.raises(FormatError, match="differ in their columns"):
+        score_table([a, b], provider="demo", instrument="PAM-13")
+
+
+def test_run_repr_and_reconciliation_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    table = _table([{"patient_id": "secret-id", "assessed_on": "2024-01-01"}])
+    run = score_table(table, provider="demo", instrument="PAM-13")
+    assert isinstance(run, ScoreRun)
+    assert "secret-id" not in repr(run)
+    from pamlib import pipeline
+
+    original = pipeline._Scorer.chunk
+
+    def lose_one(self: Any, chunk: Any) -> Any:
+        parts = original(self, chunk)
+        self.n_read += 1
+        return parts
+
+    monkeypatch.setattr(pipeline._Scorer, "chunk", lose_one)
+    with pytest.raises(ReconciliationError, match="do not reconcile"):
+        score_table(table, provider="demo", instrument="PAM-13")
