@@ -282,3 +282,62 @@ def test_run_repr_and_reconciliation_is_checked(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(pipeline._Scorer, "chunk", lose_one)
     with pytest.raises(ReconciliationError, match="do not reconcile"):
         score_table(table, provider="demo", instrument="PAM-13")
+
+
+# -- pickling: a scorer is shipped to workers as names, documents and hashes --------------------
+
+DEMO_CALIBRATION = Path(__file__).parent.parent / "docs" / "examples" / "synthetic-demo-PAM-13.json"
+
+
+def _answers_table(n: int, seed: int) -> Any:
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(1, 5, size=(n, len(ITEMS)))
+    return pa.table(
+        {
+            "assessment_id": [f"a{i}" for i in range(n)],
+            "patient_id": [f"p{i % 7}" for i in range(n)],
+            "assessed_on": ["2024-03-01"] * n,
+            **{item: codes[:, k].astype(str).tolist() for k, item in enumerate(ITEMS)},
+        }
+    )
+
+
+def _score_in_worker(scorer: TableScorer, table: Any) -> Any:
+    return scorer.score(table).scored
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"provider": "demo"},
+        {"provider": "rasch", "calibration": DEMO_CALIBRATION},
+        {"calibration": DEMO_CALIBRATION},
+    ],
+    ids=["demo", "rasch-by-name", "rasch-by-calibration"],
+)
+def test_a_pickled_scorer_scores_as_the_parent_does(kwargs: dict[str, Any]) -> None:
+    import multiprocessing
+    import pickle
+    from concurrent.futures import ProcessPoolExecutor
+
+    table = _answers_table(200, seed=5)
+    scorer = TableScorer(instrument="PAM-13", **kwargs)
+    expected = scorer.score(table).scored
+    copy = pickle.loads(pickle.dumps(TableScorer(instrument="PAM-13", **kwargs)))
+    assert copy.providers() == scorer.providers()
+    assert copy.score(table).scored.equals(expected)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        assert pool.submit(_score_in_worker, scorer, table).result().equals(expected)
+
+
+def test_an_unpickled_scorer_refuses_another_provider_version() -> None:
+    scorer = TableScorer(provider="demo", instrument="PAM-13")
+    rebuild, (state,) = scorer.__reduce__()
+    state = {**state, "providers": {"PAM-13": ("demo", "0.0.1-other")}}
+    with pytest.raises(ConfigurationError, match="built with provider demo 0.0.1-other"):
+        rebuild(state)
+    calibrated = TableScorer(calibration=DEMO_CALIBRATION, instrument="PAM-13")
+    rebuild, (state,) = calibrated.__reduce__()
+    with pytest.raises(ConfigurationError, match="hash differs"):
+        rebuild({**state, "calibration_sha256": "0" * 64})

@@ -625,11 +625,18 @@ class TableScorer:
             options = attrs.evolve(options, instrument=instrument)
         if day_first is not None:
             options = attrs.evolve(options, day_first=day_first)
+        if isinstance(calibration, (str, os.PathLike)):
+            from pamlib.scoring.calibration import load_calibration
+
+            calibration = load_calibration(calibration)  # read once; pickles as its document
         self.options = options
         self.provider_name = provider
         self.calibration = calibration
         self.keep_nhs_number = keep_nhs_number
         self.source = source
+        self.row_key = row_key
+        self.duplicates: Duplicates = duplicates
+        self._default_host = host is None or host is get_host()
         self._scorer = _Scorer(host=self.host, select_provider=self._select)
         self._reader = TableReader(
             options,
@@ -638,6 +645,36 @@ class TableScorer:
             row_key=row_key,
             duplicates=duplicates,
         )
+        registry = self.host.instruments()
+        if options.instrument in registry:  # fail now, not at the first row, if none fits
+            self._scorer.provider(registry.get(options.instrument))
+
+    def providers(self) -> dict[str, tuple[str, str]]:
+        """The provider chosen for each instrument so far: ``{instrument: (id, version)}``."""
+        return {k: (p.id, p.version) for k, p in self._scorer.providers.items()}
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """A scorer pickles to what rebuilds it — names, the calibration's document, options,
+        and the providers it chose (by id and version) — never to a provider object. The copy
+        chooses its providers again where it is unpickled and refuses to run if any differs
+        (another plugin, version or calibration). It starts a new run: no ids seen."""
+        if not self._default_host:
+            host: PluginHost | None = self.host  # pickles by re-discovering its plugins
+        else:
+            host = None
+        state = {
+            "provider": self.provider_name,
+            "calibration": self.calibration,
+            "calibration_sha256": getattr(self.calibration, "sha256", None),
+            "options": self.options,
+            "duplicates": self.duplicates,
+            "row_key": self.row_key,
+            "keep_nhs_number": self.keep_nhs_number,
+            "source": self.source,
+            "host": host,
+            "providers": self.providers(),
+        }
+        return (_rebuild_scorer, (state,))
 
     def _select(self, instrument: Instrument) -> ScoringProvider:
         from pamlib.scoring import select_provider
@@ -685,6 +722,34 @@ class TableScorer:
             rejects=rejects_table(sink.rejects),
             summary=scorer.summary(self.source),
         )
+
+
+def _rebuild_scorer(state: Mapping[str, Any]) -> TableScorer:
+    """A :class:`TableScorer` from its pickled state, checked against what it was built with."""
+    calibration = state["calibration"]
+    if getattr(calibration, "sha256", None) != state["calibration_sha256"]:
+        raise ConfigurationError("the calibration changed on its way to this process (its hash differs)")
+    scorer = TableScorer(
+        provider=state["provider"],
+        calibration=calibration,
+        options=state["options"],
+        duplicates=state["duplicates"],
+        row_key=state["row_key"],
+        keep_nhs_number=state["keep_nhs_number"],
+        source=state["source"],
+        host=state["host"],
+    )
+    instruments = scorer.host.instruments()
+    for instrument_id, (provider_id, version) in state["providers"].items():
+        if instrument_id not in instruments:
+            raise ConfigurationError(f"instrument {instrument_id} is not registered in this process")
+        chosen = scorer._scorer.provider(instruments.get(instrument_id))
+        if (chosen.id, chosen.version) != (provider_id, version):
+            raise ConfigurationError(
+                f"the scorer was built with provider {provider_id} {version} for "
+                f"{instrument_id}, but this process has {chosen.id} {chosen.version}"
+            )
+    return scorer
 
 
 def score_table(
