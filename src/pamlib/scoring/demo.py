@@ -110,6 +110,10 @@ class DemoProvider(BaseProvider):
     def score(self, assessment: Assessment) -> ScoreResult:
         return self._scorer(assessment.instrument).score_one(assessment, self)
 
+    def __reduce__(self) -> tuple[type[DemoProvider], tuple[PluginHost | None]]:
+        # Its host, never the scorers: they are rebuilt lazily where it is unpickled.
+        return (DemoProvider, (self._host,))
+
 
 @hookimpl
 def pamlib_register_scoring_providers(
