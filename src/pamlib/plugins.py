@@ -734,9 +734,10 @@ def _check_roster(
     for name in sorted(now.keys() | then.keys()):
         if now.get(name) == then.get(name):
             continue
-        if name not in now or (then[name][1] and not now[name][1]):
+        missing_here = name not in now or (name in then and then[name][1] and not now[name][1])
+        if missing_here:
             why = "it is not installed, or failed to load, in this process"
-        elif name not in then or (now[name][1] and not then[name][1]):
+        elif name not in then or not then[name][1]:
             why = "it is installed here but was not in the process that pickled the host"
         else:
             why = f"version {now[name][0]} here, {then[name][0]} where the host was pickled"
