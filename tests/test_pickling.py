@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import pamlib.plugins
-from pamlib.errors import CalibrationError, ConfigurationError, PluginError
+from pamlib.errors import CalibrationError, ConfigurationError, PluginError, ScoringError
 from pamlib.hookspecs import hookimpl
 from pamlib.instruments import BUILTIN_INSTRUMENTS, Instrument
 from pamlib.pathways import Pathway
@@ -395,3 +395,18 @@ def test_a_process_pool_scores_as_the_parent_does(host: PluginHost, licensed_fil
     local = [score_in_worker(p, c) for p, c in zip(providers, chunks, strict=True)]
     for a, b in zip(local, remote, strict=True):
         assert_bit_identical(a, b)
+
+
+class _VendorRasch(RaschProvider):
+    pass
+
+
+class _DemoSubclass(DemoProvider):
+    pass
+
+
+def test_subclasses_are_refused_rather_than_pickled_as_their_base(licensed_file: Path) -> None:
+    with pytest.raises(LicensedContentError, match="_VendorRasch"):
+        pickle.dumps(_VendorRasch(licensed_file))
+    with pytest.raises(ScoringError, match="_DemoSubclass"):
+        pickle.dumps(_DemoSubclass())

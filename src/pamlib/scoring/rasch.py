@@ -410,6 +410,13 @@ class RaschProvider(BaseProvider):
         """Pickle as (calibration, licence, id, host); never the scorer or its table. The
         calibration pickles by reference to its file (a demonstration one by content; one
         built in memory refuses, with :class:`~pamlib.scoring.engine.LicensedContentError`)."""
+        if type(self) is not RaschProvider:
+            # A vendor's subclass has its own constructor and state, which this cannot know.
+            raise LicensedContentError(
+                f"a {type(self).__name__} cannot be pickled: pamlib pickles its own "
+                "RaschProvider; a subclass defines __reduce__ to pickle itself (by the path of "
+                "its calibration file, never its content)"
+            )
         cal = self._calibration
         ref = None if cal is None else _calibration_reference(cal, self._host)
         return (_rebuild_rasch, (ref, self._given_licence, self.id, self._host))
