@@ -38,7 +38,7 @@ from pamlib.tailoring import Note, build_engine, rule
 from pamlib.tailoring.context import Context
 from pamlib.tailoring.default_rules import EXAMPLE_SITE_RULES
 from pamlib.tailoring.engine import Engine
-from pamlib.tailoring.rules import FunctionRule
+from pamlib.tailoring.rules import FunctionRule, load_rules
 from pamlib.testing import write_synthetic_calibration
 from tests.tailoring_strategies import contexts
 
@@ -263,6 +263,13 @@ def test_an_engine_round_trip_keeps_every_rule_and_pathway() -> None:
 @given(contexts())
 def test_an_engine_evaluates_identically_after_a_round_trip(ctx: Context) -> None:
     assert _ENGINE_COPY.evaluate(ctx) == _ENGINE.evaluate(ctx)
+
+
+def test_a_rule_file_round_trips_to_an_equal_rule_file() -> None:
+    rule_file = load_rules(EXAMPLE_SITE_RULES)
+    copy = round_trip(rule_file)
+    assert copy == rule_file
+    assert [r.pathway_refs for r in copy.rules] == [r.pathway_refs for r in rule_file.rules]
 
 
 def test_the_default_engine_round_trips(host: PluginHost) -> None:
