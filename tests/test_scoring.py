@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import logging
 import pickle
+import struct
 from collections.abc import Callable, Collection, Iterator
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -574,8 +575,14 @@ def test_a_licensee_calibration_leaves_no_trace(
     for text in (repr(provider), repr(inner), repr(inner._scorer), repr(inner._scorer.table())):
         assert not any(t in text for t in thetas)
         assert "-1.2" not in text
+    # The provider pickles as a reference to the file and its hash, never the numbers.
+    cal = inner._calibration
+    data = pickle.dumps(inner)
+    numbers = {*cal.item_difficulties, *cal.thresholds, cal.scale.intercept, cal.scale.slope}
+    assert not any(struct.pack(">d", x) in data for x in numbers)
+    assert cal.sha256.encode() in data
     with pytest.raises(LicensedContentError):
-        pickle.dumps(inner)
+        pickle.dumps(inner._scorer)
     with pytest.raises(LicensedContentError):
         pickle.dumps(inner._scorer.table())
 

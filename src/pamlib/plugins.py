@@ -23,7 +23,9 @@ import importlib.metadata
 import logging
 import os
 import signal
+import sys
 import threading
+import types
 from collections.abc import Callable, Iterable, Mapping
 from functools import partial
 from pathlib import PurePath
@@ -330,6 +332,8 @@ class PluginHost:
         self.pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
         self.pm.add_hookspecs(hookspecs)
         self._disabled = _disabled_from_env() if disabled is None else frozenset(disabled)
+        self._entry_points = load_entry_points
+        self._given: dict[str, object] = dict(plugins or {})
         self._records: dict[str, PluginRecord] = {}
         self._cache: dict[str, Any] = {}
         self._warned: set[tuple[str, str, str]] = set()
@@ -616,6 +620,130 @@ class PluginHost:
     @property
     def errors(self) -> list[PluginError]:
         return [e for r in self._records.values() for e in r.errors]
+
+    # -- pickling --------------------------------------------------------------------------
+
+    def _roster(self) -> tuple[tuple[str, str | None, bool], ...]:
+        """(name, version, loaded) of every plugin seen, by name: what a rebuilt host must
+        match."""
+        return tuple(
+            sorted((r.name, r.version, self.pm.has_plugin(r.name)) for r in self._records.values())
+        )
+
+    def __reduce__(self) -> tuple[Callable[..., PluginHost], tuple[object, ...]]:
+        """Pickle by re-discovery: the plugins' names, versions and references, never their
+        objects or caches. Unpickling builds a new host the same way and checks that it found
+        the same plugins (:func:`_rebuild_host`); a plugin registered directly that another
+        process cannot import is a :class:`~pamlib.errors.PluginError` here, naming it."""
+        given = tuple(
+            (name, *_reference(name, plugin)) for name, plugin in sorted(self._given.items())
+        )
+        return (
+            _rebuild_host,
+            (self._entry_points, tuple(sorted(self._disabled)), given, self._roster()),
+        )
+
+
+def _plugin_error(name: str, cause: BaseException, message: str) -> PluginError:
+    """A :class:`PluginError` for ``name`` whose text is ``message`` (not "while loading")."""
+    error = PluginError(name, None, cause)
+    error.args = (message,)
+    return error
+
+
+def _reference(name: str, plugin: object) -> tuple[str, str]:
+    """(module, qualified name) that finds ``plugin`` again by import in another process
+    (an empty name: the module itself), or a :class:`PluginError` saying why there is none."""
+    if isinstance(plugin, types.ModuleType):
+        module_name = plugin.__name__
+        if sys.modules.get(module_name) is plugin and getattr(plugin, "__spec__", None):
+            return module_name, ""
+        why = f"the module {module_name!r} was not imported from a file; it cannot be found again"
+    else:
+        module = getattr(plugin, "__module__", None)
+        qualname = getattr(plugin, "__qualname__", None)
+        if isinstance(module, str) and isinstance(qualname, str) and "<" not in qualname:
+            try:
+                found = _resolve(module, qualname)
+            except Exception:
+                found = None
+            if found is plugin:
+                return module, qualname
+        why = (
+            f"it was registered directly as {_kind_of(plugin)}, which another process cannot "
+            "import; register a module, or a class or function defined at module level, or "
+            "install it as an entry point"
+        )
+    message = f"cannot pickle the plugin host: plugin {name!r}: {why}"
+    raise _plugin_error(name, PamlibError(why), message)
+
+
+def _resolve(module: str, qualname: str) -> object:
+    found: object = importlib.import_module(module)
+    for part in filter(None, qualname.split(".")):
+        found = getattr(found, part)
+    return found
+
+
+_rebuilt: dict[tuple[object, ...], PluginHost] = {}
+_rebuilt_lock = threading.Lock()
+
+
+def _rebuild_host(
+    load_entry_points: bool,
+    disabled: tuple[str, ...],
+    given: tuple[tuple[str, str, str], ...],
+    roster: tuple[tuple[str, str | None, bool], ...],
+) -> PluginHost:
+    """Unpickle a :class:`PluginHost`: discover plugins as the pickled host did and refuse
+    (:class:`~pamlib.errors.PluginError`) unless the same ones, at the same versions, load.
+
+    One host per pickled description per process: every object unpickled in a worker shares it,
+    as objects in the sending process shared theirs."""
+    key = (load_entry_points, disabled, given, roster)
+    with _rebuilt_lock:
+        host = _rebuilt.get(key)
+        if host is not None:
+            return host
+        plugins: dict[str, object] = {}
+        for name, module, qualname in given:
+            try:
+                plugins[name] = _resolve(module, qualname)
+            except Exception as exc:
+                target = f"{module}.{qualname}" if qualname else module
+                raise _plugin_error(
+                    name,
+                    exc,
+                    f"cannot unpickle the plugin host: plugin {name!r} ({target}) cannot be "
+                    f"imported here: {describe_failure(exc)}",
+                ) from exc
+        host = PluginHost(load_entry_points=load_entry_points, disabled=disabled, plugins=plugins)
+        _check_roster(host._roster(), roster)
+        _rebuilt[key] = host
+        return host
+
+
+def _check_roster(
+    here: tuple[tuple[str, str | None, bool], ...],
+    there: tuple[tuple[str, str | None, bool], ...],
+) -> None:
+    """Raise a :class:`PluginError` for the first plugin that differs between the host that
+    was pickled (``there``) and the one rebuilt from it (``here``)."""
+    now = {name: (version, loaded) for name, version, loaded in here}
+    then = {name: (version, loaded) for name, version, loaded in there}
+    for name in sorted(now.keys() | then.keys()):
+        if now.get(name) == then.get(name):
+            continue
+        missing_here = name not in now or (name in then and then[name][1] and not now[name][1])
+        if missing_here:
+            why = "it is not installed, or failed to load, in this process"
+        elif name not in then or not then[name][1]:
+            why = "it is installed here but was not in the process that pickled the host"
+        else:
+            why = f"version {now[name][0]} here, {then[name][0]} where the host was pickled"
+        raise _plugin_error(
+            name, PamlibError(why), f"cannot unpickle the plugin host: plugin {name!r}: {why}"
+        )
 
 
 _default_host: PluginHost | None = None

@@ -11,7 +11,11 @@ Canonicalization Scheme over the normalised content, defaults written out), so a
 TOML file with the same content — or ``50`` and ``50.0`` — hash the same. Results record it.
 
 A licensee's calibration is licensed content: :class:`Calibration` and
-:class:`CompiledCalibration` show only ids and the hash in their reprs and refuse to be pickled.
+:class:`CompiledCalibration` show only ids and the hash in their reprs, and their numbers never go
+into a pickle. A calibration read from a file pickles as a *reference* to that file and its
+hash — unpickling reads the file again and refuses if it changed; a demonstration calibration
+(synthetic by definition) pickles as its content; any other refuses
+(:class:`~pamlib.scoring.engine.LicensedContentError`), as does the compiled form.
 """
 
 from __future__ import annotations
@@ -190,6 +194,8 @@ class Calibration:
     source: str | None = None
     #: sha256 of the canonical JSON of this calibration (see :func:`canonical_json`).
     sha256: str = attrs.field(init=False, eq=False)
+    #: The absolute path of the file it was read from, if any: what it pickles as.
+    _origin: str | None = attrs.field(init=False, default=None, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         problems = _invariant_problems(self)
@@ -278,17 +284,65 @@ class Calibration:
             f"sha256={self.sha256[:12]!r}…)"
         )
 
-    def __reduce__(self) -> NoReturn:
-        _refuse(self)
+    def __reduce__(self) -> tuple[Callable[..., Calibration], tuple[Any, ...]]:
+        """A demonstration calibration pickles as its fields; one read from a file as the
+        file's path and the hash (never its numbers); any other refuses."""
+        return _calibration_reference(self)
 
-    def __reduce_ex__(self, protocol: Any) -> NoReturn:
-        _refuse(self)
+    def __reduce_ex__(self, protocol: Any) -> tuple[Callable[..., Calibration], tuple[Any, ...]]:
+        return self.__reduce__()
 
     def __copy__(self) -> Calibration:
         return self
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Calibration:
         return self
+
+
+def _calibration_reference(
+    cal: Calibration, host: PluginHost | None = None
+) -> tuple[Callable[..., Calibration], tuple[Any, ...]]:
+    """How ``cal`` pickles (see :meth:`Calibration.__reduce__`); ``host`` is where a
+    calibration file is checked again when unpickled (default: the process-wide host)."""
+    if cal.demo:
+        fields = {a.name: getattr(cal, a.name) for a in attrs.fields(Calibration) if a.init}
+        return (_calibration_from_fields, (fields, cal.sha256))
+    if cal._origin is not None:
+        return (_calibration_from_file, (cal._origin, cal.sha256, host))
+    raise LicensedContentError(
+        f"calibration {cal.id!r} may hold licensed content and was not read from a file: it "
+        "cannot be pickled (read it with load_calibration, and it pickles as a reference to "
+        "its file)"
+    )
+
+
+def _calibration_from_fields(fields: dict[str, Any], sha256: str) -> Calibration:
+    cal = Calibration(**fields)
+    if cal.sha256 != sha256:  # pragma: no cover - a pamlib version with another hash
+        raise CalibrationError(
+            f"calibration {cal.id!r} unpickled with another content hash",
+            [Problem(cal.id, "sha256", "the pickled calibration's hash differs")],
+        )
+    return cal
+
+
+def _calibration_from_file(path: str, sha256: str, host: PluginHost | None) -> Calibration:
+    """Read the calibration file ``path`` again; refuse if its content hash is not
+    ``sha256`` (the file changed since the calibration was pickled)."""
+    cal = load_calibration(path, host=host)
+    if cal.sha256 != sha256:
+        name = _printable(Path(path).name)
+        raise CalibrationError(
+            f"calibration file {name} changed since the calibration was pickled",
+            [
+                Problem(
+                    name,
+                    "sha256",
+                    f"content hash {cal.sha256[:12]}…, expected {sha256[:12]}…",
+                )
+            ],
+        )
+    return cal
 
 
 @attrs.frozen(repr=False, eq=False, getstate_setstate=False)
@@ -1045,4 +1099,6 @@ def load_calibration(
                 for key in duplicates
             ],
         )
-    return parse_calibration(document, source=name, host=host)
+    cal = parse_calibration(document, source=name, host=host)
+    object.__setattr__(cal, "_origin", str(file.absolute()))
+    return cal

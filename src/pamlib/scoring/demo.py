@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pamlib._version import __version__
+from pamlib.errors import ScoringError
 from pamlib.hookspecs import hookimpl
 from pamlib.instruments import BUILTIN_INSTRUMENTS, Instrument
 from pamlib.levels import CURRENT
@@ -109,6 +110,15 @@ class DemoProvider(BaseProvider):
 
     def score(self, assessment: Assessment) -> ScoreResult:
         return self._scorer(assessment.instrument).score_one(assessment, self)
+
+    def __reduce__(self) -> tuple[type[DemoProvider], tuple[PluginHost | None]]:
+        # Its host, never the scorers: they are rebuilt lazily where it is unpickled.
+        if type(self) is not DemoProvider:
+            raise ScoringError(
+                f"a {type(self).__name__} cannot be pickled: pamlib pickles its own "
+                "DemoProvider; a subclass defines __reduce__ to pickle itself"
+            )
+        return (DemoProvider, (self._host,))
 
 
 @hookimpl

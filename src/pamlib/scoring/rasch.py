@@ -9,7 +9,10 @@ vendor plugin may instead register ``RaschProvider(calibration, licence=..., id=
 licence it holds.
 
 The compiled (mask, raw score) table lives in this object's memory only: nothing here writes,
-logs, caches or shows it.
+logs, caches or shows it. A provider pickles as what it was built from — its id, licence, host
+and calibration, which pickles as a reference to its file (see
+:mod:`pamlib.scoring.calibration`) — and is bound again when unpickled; the table is rebuilt
+lazily, as in the process that sent it.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from pamlib.scoring.calibration import (
     Calibration,
     CompiledCalibration,
     ExtremeResponse,
+    _calibration_reference,
     _scale_problems,
     decimals_mismatch,
     load_calibration,
@@ -316,6 +320,8 @@ class RaschProvider(BaseProvider):
         self.id = id
         self._host = host
         self._scorer: CalibratedScorer | None = None
+        self._calibration: Calibration | None = None
+        self._given_licence = licence
         self.demo = False
         self.licence: Licence | None = None
         self._instruments: frozenset[str] = frozenset()
@@ -329,6 +335,7 @@ class RaschProvider(BaseProvider):
             else load_calibration(calibration, host=host)
         )
         compiled = cal.compile()
+        self._calibration = cal
         self.demo = cal.demo
         self.licence = licence if licence is not None else _licence_of(compiled)
         if cal.demo and self.licence is not None:
@@ -399,8 +406,30 @@ class RaschProvider(BaseProvider):
         cal = f" calibration={self.calibration_id!r}" if self._scorer is not None else ""
         return f"<RaschProvider id={self.id!r} version={self.version!r}{cal}>"
 
-    def __reduce__(self) -> NoReturn:
-        raise LicensedContentError("a provider bound to a calibration cannot be serialised")
+    def __reduce__(self) -> tuple[Callable[..., RaschProvider], tuple[object, ...]]:
+        """Pickle as (calibration, licence, id, host); never the scorer or its table. The
+        calibration pickles by reference to its file (a demonstration one by content; one
+        built in memory refuses, with :class:`~pamlib.scoring.engine.LicensedContentError`)."""
+        if type(self) is not RaschProvider:
+            # A vendor's subclass has its own constructor and state, which this cannot know.
+            raise LicensedContentError(
+                f"a {type(self).__name__} cannot be pickled: pamlib pickles its own "
+                "RaschProvider; a subclass defines __reduce__ to pickle itself (by the path of "
+                "its calibration file, never its content)"
+            )
+        cal = self._calibration
+        ref = None if cal is None else _calibration_reference(cal, self._host)
+        return (_rebuild_rasch, (ref, self._given_licence, self.id, self._host))
+
+
+def _rebuild_rasch(
+    ref: tuple[Callable[..., Calibration], tuple[object, ...]] | None,
+    licence: Licence | None,
+    id: str,
+    host: PluginHost | None,
+) -> RaschProvider:
+    calibration = None if ref is None else ref[0](*ref[1])
+    return RaschProvider(calibration, licence=licence, id=id, host=host)
 
 
 @hookimpl

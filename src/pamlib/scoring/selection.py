@@ -347,6 +347,10 @@ class CheckedProvider:
     def inner(self) -> ScoringProvider:
         return self._inner
 
+    def __reduce__(self) -> tuple[type[CheckedProvider], tuple[object, ...]]:
+        # The provider and the host; the cut-point registry is looked up again on first use.
+        return (CheckedProvider, (self._inner, self._host))
+
     @property
     def id(self) -> str:
         return self._inner.id

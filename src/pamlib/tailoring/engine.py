@@ -30,7 +30,8 @@ that beat it in ``overridden_by``. An outcome without recommendations always say
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping, Sequence
+import pickle
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -477,6 +478,54 @@ class Engine:
     def explain(self, context: Context) -> str:
         """The outcome for ``context`` in words: see :func:`explain`."""
         return explain(self.evaluate(context), context=context, engine=self)
+
+    # -- pickling --------------------------------------------------------------------------
+
+    def __reduce__(self) -> tuple[Callable[..., Engine], tuple[object, ...]]:
+        """Pickle as its rules, pathways, policy and sources; unpickling builds (and checks)
+        the engine again. File rules carry their parsed content; Python rules pickle by
+        module-qualified reference. A rule that cannot is a
+        :class:`~pamlib.errors.ConfigurationError` naming it and where it came from."""
+        rules = tuple(
+            r if isinstance(r, FileRule) else _pickled_rule(r, self.sources.get(r.id, ""))
+            for r in self.rules
+        )
+        return (
+            _rebuild_engine,
+            (rules, dict(self.pathways), self.policy, dict(self.sources)),
+        )
+
+    def __copy__(self) -> Engine:
+        return self  # immutable once built
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Engine:
+        return self
+
+
+def _pickled_rule(rule: Rule, source: str) -> bytes:
+    """A Python rule pickled on its own, so a failure names the rule, not pickle's internals."""
+    from pamlib.plugins import describe_failure
+
+    try:
+        return pickle.dumps(rule, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:
+        where = f" ({source})" if source else ""
+        raise ConfigurationError(
+            f"cannot pickle the tailoring engine: rule {rule.id!r}{where}: {describe_failure(exc)}"
+        ) from exc
+
+
+def _rebuild_engine(
+    rules: tuple[FileRule | bytes, ...],
+    pathways: dict[str, Pathway],
+    policy: ReassessmentPolicy,
+    sources: dict[str, str],
+) -> Engine:
+    loaded: list[Rule] = [
+        pickle.loads(r) if isinstance(r, bytes) else r  # noqa: S301 - the engine's own pickle
+        for r in rules
+    ]
+    return Engine(loaded, pathways, policy=policy, sources=sources)
 
 
 def _groups(

@@ -29,7 +29,7 @@ from typing import Any, Protocol, TypeAlias, runtime_checkable
 import attrs
 
 from pamlib._documents import DocumentError, decode_utf8, parse_toml
-from pamlib.errors import Problem, RuleError
+from pamlib.errors import ConfigurationError, Problem, RuleError
 from pamlib.pathways import Coding, Pathway
 from pamlib.tailoring.conditions import Conditions, parse_conditions
 from pamlib.tailoring.context import Context
@@ -173,6 +173,46 @@ class FunctionRule:
 
     def __call__(self, context: Context) -> Sequence[Action] | None:
         return self.function(context)
+
+    def __reduce__(self) -> tuple[Callable[..., FunctionRule], tuple[Any, ...]]:
+        """Pickle by module-qualified reference: to the rule itself when :func:`rule` decorated
+        a function at module level, else to its function. A function another process cannot
+        import (a lambda, a nested function) is a :class:`~pamlib.errors.ConfigurationError`
+        naming the rule."""
+        module = getattr(self.function, "__module__", None)
+        qualname = getattr(self.function, "__qualname__", None)
+        found: object = None
+        if isinstance(module, str) and isinstance(qualname, str) and "<" not in qualname:
+            try:
+                found = _import_attribute(module, qualname)
+            except Exception:
+                found = None
+        if found is self:
+            return (_imported_rule, (module, qualname, self.id))
+        if found is self.function:
+            return (FunctionRule, (self.id, self.priority, self.reason, self.function))
+        raise ConfigurationError(
+            f"rule {self.id!r} cannot be pickled: its function "
+            f"{qualname or type(self.function).__name__} cannot be imported by another process "
+            "(define it at module level, decorated with @rule or not)"
+        )
+
+
+def _import_attribute(module: str, qualname: str) -> object:
+    # Finding code by name is the plugin machinery's job, not the rules': a rule file never can.
+    from pamlib.plugins import _resolve
+
+    return _resolve(module, qualname)
+
+
+def _imported_rule(module: str, qualname: str, rule_id: str) -> FunctionRule:
+    """Unpickle a :class:`FunctionRule` defined at module level: import it again."""
+    found = _import_attribute(module, qualname)
+    if not isinstance(found, FunctionRule) or found.id != rule_id:
+        raise ConfigurationError(
+            f"rule {rule_id!r} cannot be unpickled: {module}.{qualname} is no longer that rule"
+        )
+    return found
 
 
 def rule(
