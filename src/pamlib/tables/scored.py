@@ -764,6 +764,21 @@ class ScoredTable:
             raise KeyError(name)
         return self._table.column(name)
 
+    def text(self, name: str) -> TextArray:
+        """A column as a NumPy object array of strings, ``""`` where null or where the table
+        has no such column (lists ``;``-joined, dates ISO)."""
+        if name not in self._table.column_names:
+            out = np.empty(len(self), dtype=object)
+            out[:] = ""
+            return out
+        column = self._table.column(name)
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if pa.types.is_list(column.type):
+            column = pc.binary_join(column, ";")
+        return _texts(column)
+
     def patient_keys(self) -> TextArray:
         """Each row's patient key (see the class), as a NumPy object array of strings.
 
