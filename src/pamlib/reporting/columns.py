@@ -30,7 +30,6 @@ from pamlib.reporting.privacy import check_name, is_identifier_name
 from pamlib.results import SCORED_TABLE_COLUMNS
 
 if TYPE_CHECKING:
-
     from pamlib.tables.scored import ScoredTable
 
 __all__ = ["SCORED_TABLE_COLUMNS", "ScoredColumns", "factorize", "load_scored"]

@@ -17,6 +17,7 @@ pyarrow (the ``arrow`` extra) is imported only when a table is built.
 from __future__ import annotations
 
 import csv
+import importlib
 import os
 import re
 from collections.abc import Callable, Hashable, Sequence
@@ -30,7 +31,6 @@ from numpy.typing import ArrayLike, NDArray
 from pamlib.errors import ConfigurationError, FormatError, Problem
 
 if TYPE_CHECKING:
-    import pandas
     import polars
     import pyarrow as pa
 
@@ -735,10 +735,11 @@ class ScoredTable:
         """The table (immutable; a private NHS number is not in it)."""
         return self._table
 
-    def to_pandas(self) -> pandas.DataFrame:
-        """The table as a pandas DataFrame (needs pandas)."""
+    def to_pandas(self) -> Any:
+        """The table as a ``pandas.DataFrame`` (needs pandas; typed ``Any`` as pandas ships no
+        type stubs)."""
         try:
-            import pandas  # noqa: F401
+            importlib.import_module("pandas")
         except ImportError:
             raise ConfigurationError(
                 "ScoredTable.to_pandas needs pandas: pip install pandas"
