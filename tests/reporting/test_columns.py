@@ -118,7 +118,7 @@ def test_every_problem_is_reported_by_row_without_values(make_row: MakeRow) -> N
         ("rows: row 6", "bad-level"),
         ("rows: row 7", "bad-status"),
         ("rows: row 8", "bad-demo"),
-        ("rows: row 9", "empty-patient-id"),
+        ("rows: row 9", "no-patient-key"),
     }
     assert "SECRET" not in str(caught.value)
     assert "high" not in str(caught.value)

@@ -1,7 +1,8 @@
 """``pamlib score --recommend``: append tailoring columns to a scored CSV.
 
 Tailoring looks at each patient's previous assessment, so it needs the whole scored table: the
-file is scored first, then read back as columns (pyarrow), tailored through the column engine,
+file is scored first, then read back as a :class:`~pamlib.tables.scored.ScoredTable` (the
+checks every reader of a scored table makes), tailored through the column engine,
 and rewritten row by row with ``recommended_pathways``, ``recommendation_rules`` and
 ``reassess_by`` after the standard columns.
 """
@@ -25,28 +26,15 @@ def recommend_csv(scored: Path, target: AtomicTarget, rules: Sequence[str]) -> i
     ``target`` is committed only after the last row is written; on any error or interrupt it
     is discarded, so a previous file under the final name stays as it was.
     """
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-
+    from pamlib.tables.scored import ScoredTable
     from pamlib.tailoring import RECOMMENDATION_COLUMNS, apply_recommendations, build_engine
     from pamlib.tailoring.rows import no_pathway_summary
 
     stream: io.TextIOWrapper | None = None
     try:
-        with scored.open("rb") as f:
-            names = next(csv.reader([f.readline().decode("utf-8")]))
-        table = pacsv.read_csv(
-            scored,
-            convert_options=pacsv.ConvertOptions(
-                column_types={n: pa.string() for n in names}, strings_can_be_null=False
-            ),
-        )
-        columns = {
-            n: np.asarray(table.column(n).to_pylist(), dtype=object) for n in table.column_names
-        }
+        table = ScoredTable.read(scored)
         engine = build_engine(list(rules))
-        added = apply_recommendations(columns, engine)
+        added = apply_recommendations(table, engine)
         out_names = [*RECOMMENDATION_COLUMNS]
         stream = io.TextIOWrapper(target.stream, encoding="utf-8", newline="")
         with scored.open(encoding="utf-8", newline="") as f:

@@ -270,32 +270,12 @@ def csv_table(
 
 
 def typed_schema(extra_columns: Sequence[str]) -> Any:
-    """The Arrow schema of :func:`typed_table` (Parquet and JSON outputs)."""
-    pa = pyarrow_module()
-    fields = [
-        ("assessment_id", pa.string()),
-        ("patient_id", pa.string()),
-        ("assessed_on", pa.date32()),
-        ("instrument", pa.string()),
-        ("status", pa.string()),
-        ("n_answered", pa.int16()),
-        ("raw_score", pa.int32()),
-        ("theta", pa.float64()),
-        ("theta_se", pa.float64()),
-        ("score", pa.float64()),
-        ("score_se", pa.float64()),
-        ("level", pa.int8()),
-        ("cutpoint_set", pa.string()),
-        ("flags", pa.list_(pa.string())),
-        ("provider", pa.string()),
-        ("provider_version", pa.string()),
-        ("calibration_id", pa.string()),
-        ("calibration_sha256", pa.string()),
-        ("demo", pa.bool_()),
-        (REASON_COLUMN, pa.string()),
-        *((name, pa.string()) for name in extra_columns),
-    ]
-    return pa.schema(fields)
+    """The Arrow schema of :func:`typed_table` (Parquet and JSON outputs): the one scored-table
+    schema, :func:`pamlib.tables.scored.scored_schema`."""
+    from pamlib.tables.scored import scored_schema
+
+    pyarrow_module()  # the same error as every writer when pyarrow is missing
+    return scored_schema(extra_columns)
 
 
 def typed_table(

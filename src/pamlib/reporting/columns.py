@@ -6,46 +6,36 @@ A *scored table* is what ``pamlib score`` writes, one row per assessment::
     score,score_se,level,cutpoint_set,flags,provider,provider_version,calibration_id,
     calibration_sha256,demo[,extra columns such as site]
 
-Every way in — plain Python rows, a pyarrow Table, a CSV or Parquet file — goes through the same
-text parser (:meth:`ScoredColumns.from_text`), so the rules cannot drift apart between inputs.
-Problems are collected for the whole table and raised together as one
-:class:`~pamlib.errors.FormatError` whose locations are row numbers, never identifiers or values.
+Every way in — plain Python rows, a pyarrow Table, a CSV, Parquet or JSON Lines file — goes
+through :class:`~pamlib.tables.scored.ScoredTable`, which reports and tailoring share, so the
+rules cannot drift apart between inputs or between readers. Problems are collected for the
+whole table and raised together as one :class:`~pamlib.errors.FormatError` whose locations
+are row numbers, never identifiers or values.
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import math
 import os
-import re
-from collections.abc import Iterable, Mapping
-from pathlib import Path
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
 import numpy as np
 from numpy.typing import NDArray
 
-from pamlib.errors import ConfigurationError, FormatError, Problem
+from pamlib.errors import ConfigurationError
 from pamlib.reporting.privacy import check_name, is_identifier_name
 from pamlib.results import SCORED_TABLE_COLUMNS
-from pamlib.tailoring.context import demo_evidence
 
 if TYPE_CHECKING:
-    import pyarrow as pa
+    from pamlib.tables.scored import ScoredTable
 
 __all__ = ["SCORED_TABLE_COLUMNS", "ScoredColumns", "factorize", "load_scored"]
 
 #: Columns a report cannot do without.
 _REQUIRED = ("patient_id", "assessed_on", "status", "score", "level")
-#: Identifier columns: parsed into their own arrays and never offered as text for grouping.
-_IDENTIFIERS = ("assessment_id", "patient_id")
-#: A score as pamlib writes it: ASCII digits, no sign, no padding, no leading zero, an optional
-#: decimal point followed by digits (``47.0``, ``100``, ``0.5``).
-_SCORE_TEXT = re.compile(r"(?:0|[1-9][0-9]{0,2})(?:\.[0-9]+)?")
-#: Problems listed in one error before the rest are summarised as a count.
-_MAX_PROBLEMS = 50
 
 TextArray = NDArray[np.object_]
 
@@ -110,7 +100,9 @@ class ScoredColumns:
     def __attrs_post_init__(self) -> None:
         n = len(self.patient_id)
         arrays = [self.assessment_id, self.assessed_on, self.scored, self.score, self.level]
-        arrays += [self.flags, self.demo, *self.text.values()]
+        arrays += [self.flags, self.demo]
+        if not isinstance(self.text, _TextColumns):  # a table's columns have its length
+            arrays += list(self.text.values())
         if any(len(a) != n for a in arrays):
             raise ConfigurationError("every column of a scored table must have the same length")
 
@@ -160,373 +152,107 @@ class ScoredColumns:
 
         Values may be strings as in the CSV or Python values (``None``, numbers, ``date``,
         ``bool``). Missing keys are empty. ``assessment_id`` defaults to the row number,
-        ``flags`` to none and ``demo`` to false.
+        ``flags`` to none and ``demo`` to false. Problems are located at ``rows: row N``.
         """
+        import pyarrow as pa
+
         materialised = [dict(r) for r in rows]
         names: dict[str, None] = dict.fromkeys(() if materialised else _REQUIRED)
         for row in materialised:
             names.update(dict.fromkeys(row))
-        columns = {name: _text_array(_as_text(r.get(name)) for r in materialised) for name in names}
-        return cls.from_text(columns, source="rows", n_rows=len(materialised))
+        columns = {
+            name: pa.array([_as_text(r.get(name)) for r in materialised], pa.string())
+            for name in names
+        }
+        return cls.from_arrow(pa.table(columns), source="rows")
 
     @classmethod
-    def from_arrow(cls, table: pa.Table, *, source: str = "table") -> ScoredColumns:
-        """Build from a pyarrow Table (any column types; non-text columns are cast to text)."""
-        # pyarrow is an optional extra: imported only when a Table is actually handed over.
-        import pyarrow as pa
+    def from_arrow(cls, table: object, *, source: str = "table") -> ScoredColumns:
+        """Build from a pyarrow Table, or anything :meth:`ScoredTable.from_arrow
+        <pamlib.tables.scored.ScoredTable.from_arrow>` takes (typed or text columns)."""
+        from pamlib.tables.scored import ScoredTable
+
+        return cls.from_scored(ScoredTable.from_arrow(table, source=source))
+
+    @classmethod
+    def from_scored(cls, table: ScoredTable) -> ScoredColumns:
+        """Build from a checked :class:`~pamlib.tables.scored.ScoredTable`, from its typed
+        columns (nothing is parsed again). A patient is its
+        :meth:`~pamlib.tables.scored.ScoredTable.patient_keys` key; rows with no
+        ``assessment_id`` get their row number."""
         import pyarrow.compute as pc
 
-        columns: dict[str, TextArray] = {}
-        for name in table.column_names:
-            column = table.column(name)
-            if pa.types.is_floating(column.type):  # Arrow would write 1e-05 or nan
-                values = np.asarray(pc.fill_null(column, np.nan).to_numpy(), dtype=np.float64)
-                columns[name] = _text_array(
-                    "" if math.isnan(v) else np.format_float_positional(v, trim="-")
-                    for v in values.tolist()
-                )
-                continue
-            if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
-                column = pc.binary_join(column, ";")  # ``flags`` as CSV writes it
-            elif pa.types.is_timestamp(column.type):  # JSON readers see dates as timestamps
-                column = pc.cast(pc.cast(column, pa.date32()), pa.string())
-            elif not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
-                column = pc.cast(column, pa.string())
-            filled = pc.fill_null(column, "")
-            columns[name] = np.asarray(filled.to_numpy(zero_copy_only=False), dtype=object)
-        return cls.from_text(columns, source=source, n_rows=table.num_rows)
-
-    @classmethod
-    def from_text(
-        cls, columns: Mapping[str, TextArray], *, source: str, n_rows: int
-    ) -> ScoredColumns:
-        """Type a table given as text columns; raise one :class:`FormatError` for all problems.
-
-        ``source`` names the input in problem locations (a file name, ``"rows"``).
-        """
-        missing = [c for c in _REQUIRED if c not in columns]
-        if missing:
-            raise FormatError(
-                f"{source}: not a scored table",
-                [Problem(source, "missing-column", f"no column {c!r}") for c in missing],
-            )
-        problems = _Problems(source)
-
-        def text(name: str, default: str) -> TextArray:
-            if name in columns:
-                return np.asarray(columns[name], dtype=object)
-            return _text_array(default for _ in range(n_rows))
-
-        patient_id = text("patient_id", "")
-        problems.add(patient_id == "", "empty-patient-id", "patient_id is empty")
-        if "assessment_id" in columns:
-            assessment_id = text("assessment_id", "")
-            problems.add(assessment_id == "", "empty-assessment-id", "assessment_id is empty")
-            _check_repeats(assessment_id, problems)
-        else:
-            assessment_id = _text_array(f"row-{i + 1:09d}" for i in range(n_rows))
-
-        assessed_on = _parse_dates(text("assessed_on", ""), problems)
-
-        status = text("status", "")
-        scored = np.asarray(status == "scored", dtype=np.bool_)
-        problems.add(
-            ~scored & (status != "not-scored"),
-            "bad-status",
-            "status must be 'scored' or 'not-scored'",
-        )
-
-        score = _parse_scores(text("score", ""), problems)
-        level = _parse_levels(text("level", ""), problems)
-
-        demo = _parse_demo(columns, n_rows, _parse_booleans(text("demo", ""), problems), problems)
-        problems.raise_if_any()
+        n = len(table)
+        ids = _column_text(table.column("assessment_id"))
+        missing = np.flatnonzero(ids == "")
+        ids[missing] = [f"row-{i + 1:09d}" for i in missing.tolist()]
+        level = pc.fill_null(table.column("level"), 0).to_numpy()
+        days = table.column("assessed_on").to_numpy()
         return cls(
-            assessment_id=assessment_id,
-            patient_id=patient_id,
-            assessed_on=assessed_on,
-            scored=scored,
-            score=score,
-            level=level,
-            flags=text("flags", ""),
-            demo=demo,
-            text={
-                k: np.asarray(v, dtype=object) for k, v in columns.items() if k not in _IDENTIFIERS
-            },
+            assessment_id=ids,
+            patient_id=table.patient_keys(),
+            assessed_on=np.asarray(days, dtype="datetime64[D]").reshape(n),
+            scored=np.asarray(_column_text(table.column("status")) == "scored", dtype=np.bool_),
+            score=np.asarray(
+                pc.fill_null(table.column("score"), np.nan).to_numpy(), dtype=np.float64
+            ),
+            level=np.asarray(level, dtype=np.int8),
+            flags=_column_text(pc.binary_join(table.column("flags"), ";")),
+            demo=np.asarray(table.column("demo").to_numpy(), dtype=np.bool_),
+            text=_TextColumns(table, [c for c in table.column_names if not is_identifier_name(c)]),
         )
 
 
-@attrs.define
-class _Problems:
-    source: str
-    found: list[Problem] = attrs.field(factory=list)
-    n_more: int = 0
+def _column_text(column: Any) -> TextArray:
+    """A column as the table's strings (``""`` where null): floats positional (never ``1e-05``),
+    lists ``;``-joined, booleans ``true``/``false``, dates ISO."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
 
-    def add(self, bad: NDArray[np.bool_], code: str, message: str) -> None:
-        self.add_rows(np.flatnonzero(bad), code, [message])
-
-    def add_rows(self, rows: NDArray[np.int64], code: str, messages: list[str]) -> None:
-        """A problem at each of ``rows``; ``messages`` holds one message, or one per row."""
-        room = max(0, _MAX_PROBLEMS - len(self.found))
-        self.found += [
-            Problem(f"{self.source}: row {i + 1}", code, messages[k if len(messages) > 1 else 0])
-            for k, i in enumerate(rows[:room].tolist())
-        ]
-        self.n_more += max(0, len(rows) - room)
-
-    def raise_if_any(self) -> None:
-        if not self.found:
-            return
-        summary = f"{self.source}: {len(self.found) + self.n_more} problem(s) in the scored table"
-        if self.n_more:
-            summary += f" ({self.n_more} more not listed)"
-        raise FormatError(summary, self.found)
-
-
-def _parse_dates(values: TextArray, problems: _Problems) -> NDArray[np.datetime64]:
-    """ISO dates ``YYYY-MM-DD``, strictly (numpy alone would accept ``2024`` or ``NaT``)."""
-    try:
-        dates = values.astype("datetime64[D]")
-    except ValueError:  # some value is not a date at all: go row by row
-        dates = np.empty(len(values), dtype="datetime64[D]")
-        for i, value in enumerate(values):
-            try:
-                dates[i] = np.datetime64(str(value), "D")
-            except ValueError:
-                dates[i] = np.datetime64("NaT")
-    round_trips = np.asarray(np.datetime_as_string(dates) == values, dtype=np.bool_)
-    ok = round_trips & ~np.isnat(dates)
-    problems.add(~ok, "bad-date", "assessed_on is not an ISO date (YYYY-MM-DD)")
-    dates[~ok] = np.datetime64("NaT")
-    return dates
-
-
-def _check_repeats(ids: TextArray, problems: _Problems) -> None:
-    """A problem at every row whose ``assessment_id`` an earlier row already has: an assessment
-    counts once, so a file with repeated rows (concatenated twice?) is refused, not summed."""
-    seen: dict[object, int] = {}
-    first = np.fromiter(
-        (seen.setdefault(v, i) for i, v in enumerate(ids.tolist())), dtype=np.int64, count=len(ids)
-    )
-    repeated = np.flatnonzero((first != np.arange(len(ids))) & (ids != ""))
-    messages = [f"assessment_id repeats row {first[i] + 1}" for i in repeated.tolist()]
-    problems.add_rows(repeated, "duplicate-assessment-id", messages or [""])
-
-
-def _parse_scores(values: TextArray, problems: _Problems) -> NDArray[np.float64]:
-    """Scores in the grammar pamlib writes (:data:`_SCORE_TEXT`), from 0 to 100; empty is none.
-
-    Each distinct text is checked once. Python's ``float`` would also take ``" 47.0 "``,
-    ``"４７.０"`` (full-width digits), ``"1e1"`` or ``"nan"``: none is a score pamlib wrote.
-    """
-    empty = np.asarray(values == "", dtype=np.bool_)
-    distinct: dict[object, int] = {}
-    index = np.fromiter(
-        (distinct.setdefault(v, len(distinct)) for v in values.tolist()),
-        dtype=np.int64,
-        count=len(values),
-    )
-    parsed = np.full(len(distinct) or 1, np.nan)
-    valid = np.zeros(len(distinct) or 1, dtype=np.bool_)
-    for k, text in enumerate(distinct):
-        if isinstance(text, str) and _SCORE_TEXT.fullmatch(text):
-            number = float(text)
-            if number <= 100:
-                parsed[k], valid[k] = number, True
-    score = parsed[index] if len(values) else np.zeros(0)
-    bad = ~empty & ~valid[index] if len(values) else np.zeros(0, dtype=np.bool_)
-    problems.add(
-        bad,
-        "bad-score",
-        "score must be empty or a number from 0 to 100 written as pamlib writes it "
-        "(digits, an optional decimal point: 47.0; no sign, spaces or leading zeros)",
-    )
-    score[bad] = np.nan
-    return score
-
-
-def _parse_demo(
-    columns: Mapping[str, TextArray],
-    n_rows: int,
-    column: NDArray[np.bool_],
-    problems: _Problems,
-) -> NDArray[np.bool_]:
-    """Each row's demo status from :func:`~pamlib.tailoring.context.demo_evidence` (applied
-    once per distinct combination of the four columns); contradictions are problems."""
-
-    def cells(name: str) -> list[object]:
-        values = columns.get(name)
-        return [None] * n_rows if values is None else list(values)
-
-    combos: dict[tuple[object, ...], int] = {}
-    keys = zip(
-        column.tolist(),
-        cells("demo"),
-        cells("flags"),
-        cells("provider"),
-        cells("calibration_id"),
-        strict=True,
-    )
-    index = np.fromiter(
-        (combos.setdefault(k, len(combos)) for k in keys), dtype=np.int64, count=n_rows
-    )
-    verdicts = []
-    for flag, cell, flags, provider, calibration in combos:
-        stated = bool(flag) if cell is not None and str(cell).strip() else None
-        verdicts.append(
-            demo_evidence(
-                stated,
-                None if flags is None else str(flags),
-                None if provider is None else str(provider),
-                None if calibration is None else str(calibration),
-            )
+    if pa.types.is_floating(column.type):
+        values = np.asarray(pc.fill_null(column, np.nan).to_numpy(), dtype=np.float64)
+        return _text_array(
+            "" if math.isnan(v) else np.format_float_positional(v, trim="-")
+            for v in values.tolist()
         )
-    if not n_rows:
-        return np.zeros(0, dtype=np.bool_)
-    demo = np.array([d for d, _ in verdicts], dtype=np.bool_)[index]
-    conflict = np.array([bool(c) for _, c in verdicts], dtype=np.bool_)[index]
-    rows = np.flatnonzero(conflict)
-    messages = [
-        f"the demo column says false but {', '.join(verdicts[index[i]][1][1:])} say(s) these "
-        "are demonstration scores (NOT PAM); fix the table rather than report them unmarked"
-        for i in rows.tolist()
-    ]
-    problems.add_rows(rows, "demo-conflict", messages or [""])
-    return demo
+    if pa.types.is_list(column.type):
+        column = pc.binary_join(column, ";")
+    elif pa.types.is_boolean(column.type):
+        column = pc.if_else(column, "true", "false")
+    elif not pa.types.is_string(column.type):
+        column = pc.cast(column, pa.string())
+    return np.asarray(pc.fill_null(column, "").to_numpy(zero_copy_only=False), dtype=object)
 
 
-def _parse_booleans(values: TextArray, problems: _Problems) -> NDArray[np.bool_]:
-    """``true``/``false`` in any case, empty meaning false."""
-    true = np.asarray(values == "true", dtype=np.bool_)
-    other = np.flatnonzero(~true & (values != "false") & (values != ""))
-    spelt = np.asarray([str(v).strip().lower() for v in values[other]], dtype=object)
-    true[other] = spelt == "true"
-    bad = np.zeros(len(values), dtype=np.bool_)
-    bad[other] = (spelt != "true") & (spelt != "false") & (spelt != "")
-    problems.add(bad, "bad-demo", "demo must be 'true' or 'false'")
-    return true
+class _TextColumns(Mapping[str, TextArray]):
+    """The text of a table's groupable columns, each converted on first use (a report groups
+    by one column or none, so converting all of them up front would be wasted)."""
 
+    def __init__(self, table: ScoredTable, names: list[str]) -> None:
+        self._table = table
+        self._names = names
+        self._cache: dict[str, TextArray] = {}
 
-def _parse_levels(values: TextArray, problems: _Problems) -> NDArray[np.int8]:
-    level = np.zeros(len(values), dtype=np.int8)
-    known = np.asarray(values == "", dtype=np.bool_)
-    for n in (1, 2, 3, 4):
-        hit = np.asarray(values == str(n), dtype=np.bool_)
-        level[hit] = n
-        known |= hit
-    problems.add(~known, "bad-level", "level must be empty or 1, 2, 3 or 4")
-    return level
+    def __getitem__(self, name: str) -> TextArray:
+        if name not in self._names:
+            raise KeyError(name)
+        if name not in self._cache:
+            self._cache[name] = _column_text(self._table.column(name))
+        return self._cache[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
 
 
 def load_scored(path: str | os.PathLike[str]) -> ScoredColumns:
     """Read a scored table from CSV, Parquet (``.parquet``, ``.pq``) or JSON Lines (``.jsonl``,
-    ``.ndjson``, ``.json``) — every format ``pamlib score`` writes — with pyarrow.
-
-    CSV columns are all read as strings first and typed afterwards, so a column of dates or
-    identifiers is never reinterpreted by type inference. Needs the ``arrow`` extra. A file
-    that is not a table (empty, not UTF-8, a row with the wrong number of fields) is a
-    :class:`~pamlib.errors.FormatError` naming the line, never quoting it. A file with a
-    header and no rows is an empty table.
+    ``.ndjson``, ``.json``) — every format ``pamlib score`` writes — as
+    :meth:`ScoredTable.read <pamlib.tables.scored.ScoredTable.read>` does (which see for the
+    errors). Needs the ``arrow`` extra.
     """
-    path = Path(path)
-    try:
-        import pyarrow as pa
-        import pyarrow.csv as pa_csv
-    except ImportError:  # pragma: no cover - depends on the environment
-        raise ConfigurationError(
-            "reading a scored table needs pyarrow: install pamlib[arrow]"
-        ) from None
-    suffix = path.suffix.lower()
-    if suffix in (".parquet", ".pq"):
-        import pyarrow.parquet as pq
+    from pamlib.tables.scored import ScoredTable
 
-        try:
-            parquet = pq.read_table(path)
-        except (pa.ArrowException, ValueError):
-            raise FormatError(
-                f"{path.name}: not a scored table",
-                [Problem(path.name, "parquet", "cannot be read as a Parquet file")],
-            ) from None
-        return ScoredColumns.from_arrow(parquet, source=path.name)
-    if suffix in (".jsonl", ".ndjson", ".json"):
-        return ScoredColumns.from_arrow(_read_json_lines(path), source=path.name)
-
-    try:
-        with path.open(encoding="utf-8-sig", newline="") as fh:
-            header = next(csv.reader(fh), [])
-    except (UnicodeDecodeError, csv.Error):
-        raise _unreadable_csv(path, 0) from None
-    if not header:
-        raise FormatError(
-            f"{path.name}: not a scored table",
-            [Problem(f"{path.name}: line 1", "empty", "the file is empty: no header row")],
-        )
-    if len(set(header)) != len(header):
-        raise FormatError(
-            f"{path.name}: not a scored table",
-            [Problem(f"{path.name}: header", "duplicate-column", "a column name repeats")],
-        )
-
-    as_text = pa_csv.ConvertOptions(
-        column_types=dict.fromkeys(header, pa.string()), strings_can_be_null=False
-    )
-    try:
-        # Quoted values may hold line breaks (free-text columns passed through by the scorer).
-        quoted_newlines = pa_csv.ParseOptions(newlines_in_values=True)
-        table = pa_csv.read_csv(path, parse_options=quoted_newlines, convert_options=as_text)
-    except pa.ArrowInvalid:  # its message quotes the offending row: never shown
-        raise _unreadable_csv(path, len(header)) from None
-    return ScoredColumns.from_arrow(table, source=path.name)
-
-
-def _read_json_lines(path: Path) -> pa.Table:
-    """A scored table written as JSON Lines, its columns typed as pamlib writes them (text stays
-    text, so an id of digits is never read as a number; other columns are inferred)."""
-    import pyarrow as pa
-    import pyarrow.json as pa_json
-
-    from pamlib.formats.output import typed_schema
-
-    schema = typed_schema(())
-    fields = [pa.field(f.name, pa.string()) if f.name == "assessed_on" else f for f in schema]
-    options = pa_json.ParseOptions(
-        explicit_schema=pa.schema(fields), unexpected_field_behavior="infer"
-    )
-    try:
-        return pa_json.read_json(path, parse_options=options)
-    except (pa.ArrowException, ValueError):  # its message may quote a row: never shown
-        raise FormatError(
-            f"{path.name}: not a scored table",
-            [Problem(path.name, "json", "cannot be read as JSON Lines of scored rows")],
-        ) from None
-
-
-def _unreadable_csv(path: Path, n_fields: int) -> FormatError:
-    """Why pyarrow could not read ``path``, found again line by line: each line that is not
-    UTF-8, or each row with the wrong number of fields, by number, never by content."""
-    found: list[Problem] = []
-    with path.open("rb") as fh:
-        for number, raw in enumerate(fh, start=1):
-            try:
-                raw.decode("utf-8")
-            except UnicodeDecodeError:
-                found.append(Problem(f"{path.name}: line {number}", "encoding", "not UTF-8 text"))
-                if len(found) >= _MAX_PROBLEMS:
-                    break
-    if not found and n_fields:
-        try:
-            with path.open(encoding="utf-8-sig", newline="") as fh:
-                reader = csv.reader(fh, strict=True)
-                for row in reader:
-                    if row and len(row) != n_fields:
-                        message = f"{len(row)} fields where the header has {n_fields}"
-                        where = f"{path.name}: line {reader.line_num}"
-                        found.append(Problem(where, "fields", message))
-                        if len(found) >= _MAX_PROBLEMS:
-                            break
-        except csv.Error:
-            where = f"{path.name}: line {reader.line_num}"
-            found.append(Problem(where, "csv", "the CSV quoting is broken"))
-    if not found:
-        found.append(Problem(path.name, "csv", "cannot be read as a CSV table"))
-    return FormatError(f"{path.name}: not a scored table", found)
+    return ScoredColumns.from_scored(ScoredTable.read(path))

@@ -33,6 +33,8 @@ from pamlib.reporting.trajectories import CLASSIFICATION_CODES, Trajectories, li
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from pamlib.tables.scored import ScoredTable
+
 __all__ = [
     "PATIENT_CSV_COLUMNS",
     "SUMMARY_SCHEMA",
@@ -95,22 +97,28 @@ class CohortReport:
         )
 
 
-def _columns(scored: ScoredColumns | pa.Table | str | os.PathLike[str]) -> ScoredColumns:
+def _columns(
+    scored: ScoredColumns | ScoredTable | pa.Table | str | os.PathLike[str],
+) -> ScoredColumns:
     if isinstance(scored, ScoredColumns):
         return scored
     if isinstance(scored, str | os.PathLike):
         return load_scored(scored)
+    from pamlib.tables.scored import ScoredTable
+
+    if isinstance(scored, ScoredTable):
+        return ScoredColumns.from_scored(scored)
     return ScoredColumns.from_arrow(scored)
 
 
 def build_report(
-    scored: ScoredColumns | pa.Table | str | os.PathLike[str],
+    scored: ScoredColumns | ScoredTable | pa.Table | str | os.PathLike[str],
     config: ReportConfig | None = None,
 ) -> CohortReport:
     """Link trajectories, apply NQF #2483, summarise and (when publishing) suppress.
 
-    ``scored`` is a :class:`ScoredColumns`, a pyarrow Table, or the path of a scored CSV or
-    Parquet file.
+    ``scored`` is a :class:`ScoredColumns`, a :class:`~pamlib.tables.scored.ScoredTable`, a
+    pyarrow Table, or the path of a scored CSV, Parquet or JSON Lines file.
     """
     config = config or ReportConfig()
     columns = _columns(scored)

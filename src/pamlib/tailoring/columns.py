@@ -23,16 +23,18 @@ from pamlib.errors import Problem, ValidationError
 from pamlib.levels import ActivationLevel, round_half_away_array
 from pamlib.tailoring.context import (
     _CONTEXT_COLUMNS,
+    _FLAG_SPLIT,
     _NOT_ATTRIBUTES,
     STANDARD_COLUMNS,
     Context,
-    _parse_assessed_on,
-    _parse_row,
 )
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from pamlib.instruments import Instrument
     from pamlib.scoring.provider import BatchScores
+    from pamlib.tables.scored import ScoredTable
 
 __all__ = ["ContextColumns", "add_months_array", "link_previous_array"]
 
@@ -287,19 +289,12 @@ class ContextColumns:
 
     @classmethod
     def from_rows(cls, rows: Sequence[Mapping[str, str]]) -> ContextColumns:
-        """Columns from the rows of a scored table, each linked to the patient's previous row
-        (see :mod:`pamlib.tailoring.rows`). Every bad row is reported at once, ``row N``
-        counting data rows from 1; problems never quote a value."""
+        """Columns from the rows of a scored table (dictionaries of strings, as from
+        :class:`csv.DictReader`), through :meth:`from_scored`."""
         names = dict.fromkeys(itertools.chain.from_iterable(rows))
         names.pop(None, None)  # type: ignore[call-overload]
-        wanted = [
-            name
-            for name in names
-            if name in _READ_COLUMNS
-            or (name not in STANDARD_COLUMNS and name not in _NOT_ATTRIBUTES)
-        ]
         return cls.from_columns(
-            {name: [row.get(name) for row in rows] for name in wanted}, len(rows)
+            {name: [row.get(name) for row in rows] for name in names}, len(rows)
         )
 
     @classmethod
@@ -308,6 +303,10 @@ class ContextColumns:
     ) -> ContextColumns:
         """:meth:`from_rows` for a table held as columns of text (lists or string arrays, equal
         lengths; ``None`` or ``""`` where empty) — what a columnar reader has in hand."""
+        import pyarrow as pa
+
+        from pamlib.tables.scored import ScoredTable
+
         lengths = {len(v) for v in table.values()}
         if n is None:
             n = lengths.pop() if len(lengths) == 1 else 0
@@ -315,43 +314,40 @@ class ContextColumns:
             raise ValidationError(
                 "cannot tailor", [Problem("columns", "length", "columns differ in length")]
             )
-        names = dict.fromkeys(table)
 
-        def raw(name: str) -> list[str]:
-            if name not in table:
-                return [""] * n
-            values = table[name]
-            items: list[object] = (
-                values.tolist() if isinstance(values, np.ndarray) else list(values)
-            )
-            return [v if isinstance(v, str) else "" for v in items]
+        def strings(values: Sequence[str | None] | Strs) -> pa.Array:
+            items = values.tolist() if isinstance(values, np.ndarray) else list(values)
+            return pa.array([v if isinstance(v, str) else "" for v in items], pa.string())
+
+        arrays = {name: strings(values) for name, values in table.items()}
+        if not arrays:  # no column at all: an empty table of the required columns
+            arrays = {name: pa.array([""] * n, pa.string()) for name in _EMPTY_TABLE}
+        return cls.from_scored(ScoredTable.from_arrow(pa.table(arrays), source="rows"))
+
+    @classmethod
+    def from_scored(cls, table: ScoredTable) -> ContextColumns:
+        """Columns from a checked :class:`~pamlib.tables.scored.ScoredTable`, from its typed
+        columns, each row linked to its patient's previous row (see
+        :mod:`pamlib.tailoring.rows`) by :meth:`~pamlib.tables.scored.ScoredTable.patient_keys`.
+        """
+        import pyarrow.compute as pc
+
+        n = len(table)
 
         def text(name: str) -> Strs:
-            if name not in table:
-                return np.full(n, "", dtype=np.str_)
-            return np.array([v.strip() for v in raw(name)], dtype=np.str_).reshape(n)
+            return _strip(np.asarray(table.text(name).tolist(), dtype=np.str_).reshape(n))
 
-        scored, score, level, assessed_on, flags = _parse_columns(
-            {
-                k: raw(k)
-                for k in (
-                    "status",
-                    "score",
-                    "level",
-                    "assessed_on",
-                    "demo",
-                    "flags",
-                    "raw_score",
-                    "provider",
-                    "calibration_id",
-                )
-            },
-            n,
-        )
-        keys = text("patient_id")
-        keys = np.where(keys != "", keys, text("nhs_number"))
+        scored = np.asarray(table.text("status") == "scored", dtype=np.bool_)
+        score = np.asarray(pc.fill_null(table.column("score"), np.nan).to_numpy(), np.float64)
+        score = np.where(scored, round_half_away_array(score, 1), np.nan)
+        level = np.asarray(pc.fill_null(table.column("level"), 0).to_numpy(), dtype=np.int8)
+        level = np.where(scored, level, 0).astype(np.int8)
+        days = table.column("assessed_on").to_numpy()
+        assessed_on = np.asarray(days, dtype="datetime64[D]").reshape(n)
+        demo = np.asarray(table.column("demo").to_numpy(), dtype=np.bool_)
+        flags = _flag_columns(table.text("flags"), demo)
         has_score = scored & (~np.isnan(score) | (level > 0))
-        previous = link_previous_array(keys, assessed_on, has_score)
+        previous = link_previous_array(table.patient_keys(), assessed_on, has_score)
         linked = previous >= 0
         safe = np.where(linked, previous, 0)
         prev_ok = linked & scored[safe]
@@ -359,13 +355,13 @@ class ContextColumns:
         reason = np.where(reason != "", reason, text("reason_code"))
         attributes = {
             name: text(name)
-            for name in names
+            for name in table.column_names
             if name not in STANDARD_COLUMNS
             and name not in _CONTEXT_COLUMNS
             and name not in _NOT_ATTRIBUTES
         }
         return cls(
-            assessment_id=_ids(v.strip() for v in raw("assessment_id")),
+            assessment_id=_ids(v.strip() for v in table.text("assessment_id").tolist()),
             scored=scored,
             score=score,
             level=level,
@@ -442,82 +438,23 @@ def _strip(values: Strs) -> Strs:
     return np.array([v.strip() for v in distinct] or [""], dtype=np.str_)[index]
 
 
-#: The standard and context columns tailoring reads; other standard columns are skipped.
-_READ_COLUMNS = frozenset(
-    {
-        "assessment_id",
-        "patient_id",
-        "nhs_number",
-        "assessed_on",
-        "instrument",
-        "status",
-        "raw_score",
-        "score",
-        "level",
-        "cutpoint_set",
-        "flags",
-        "demo",
-        "provider",
-        "calibration_id",
-        *_CONTEXT_COLUMNS,
-    }
-)
-
-_FIELD_ORDER = {"score": 0, "level": 1, "assessed_on": 2, "demo": 3, "status": 4}
+#: The columns of a table given with no column at all (an empty table).
+_EMPTY_TABLE = ("patient_id", "assessed_on", "status", "score", "level")
 
 
-def _parse_columns(
-    columns: Mapping[str, list[str]], n: int
-) -> tuple[Bools, npt.NDArray[np.float64], npt.NDArray[np.int8], Days, dict[str, Bools]]:
-    """The one-row parser applied once per distinct value (dates) or distinct combination (the
-    rest), so reading a table accepts and rejects exactly what reading one row does."""
-    problems: list[tuple[int, int, Problem]] = []
-
-    def report(found: list[Problem], rows: Iterable[int]) -> None:
-        for row in rows:
-            for p in found:
-                field = p.where.rsplit(": ", 1)[-1]
-                where = p.where.replace("\0", f"row {row + 1}")
-                problems.append(
-                    (row, _FIELD_ORDER.get(field, 9), Problem(where, p.code, p.message))
-                )
-
-    names = [k for k in columns if k != "assessed_on"]
-    combos: dict[tuple[str, ...], int] = {}
-    inverse = np.array(
-        [combos.setdefault(c, len(combos)) for c in zip(*(columns[k] for k in names), strict=True)],
+def _flag_columns(flags: npt.NDArray[np.object_], demo: Bools) -> dict[str, Bools]:
+    """A boolean column per flag (casefolded; split as :meth:`Context.from_row` splits them),
+    ``demo`` included wherever the row holds demonstration scores."""
+    seen: dict[tuple[str, bool], int] = {}
+    index = np.fromiter(
+        (seen.setdefault(k, len(seen)) for k in zip(flags.tolist(), demo.tolist(), strict=True)),
         dtype=np.intp,
-    ).reshape(n)
-    parsed = []
-    for u, values in enumerate(combos):
-        found: list[Problem] = []
-        parsed.append(_parse_row(dict(zip(names, values, strict=True)), "\0", found))
-        if found:
-            report(found, np.flatnonzero(inverse == u).tolist())
-    distinct: dict[str, int] = {}
-    date_inverse = np.array(
-        [distinct.setdefault(d, len(distinct)) for d in columns["assessed_on"]], dtype=np.intp
-    ).reshape(n)
-    days = []
-    for u, value in enumerate(distinct):
-        found = []
-        days.append(_parse_assessed_on(value, "\0", found) or "NaT")
-        if found:
-            report(found, np.flatnonzero(date_inverse == u).tolist())
-    if problems:
-        problems.sort(key=lambda item: (item[0], item[1]))
-        raise ValidationError(
-            f"cannot tailor: {len(problems)} problem(s) in the table", [p for _, _, p in problems]
-        )
-    if not n:
-        empty = np.zeros(0)
-        return np.zeros(0, np.bool_), empty, np.zeros(0, np.int8), np.zeros(0, "datetime64[D]"), {}
-    scored = np.array([p.scored for p in parsed], dtype=np.bool_)[inverse]
-    score = np.array([np.nan if p.score is None else p.score for p in parsed], dtype=np.float64)
-    level = np.array([int(p.level or 0) for p in parsed], dtype=np.int8)[inverse]
-    flag_names = sorted({f for p in parsed for f in p.flags})
-    flags = {
-        f: np.array([f in p.flags for p in parsed], dtype=np.bool_)[inverse] for f in flag_names
-    }
-    day_column = np.array(days, dtype="datetime64[D]")[date_inverse]
-    return scored, round_half_away_array(score, 1)[inverse], level, day_column, flags
+        count=len(flags),
+    )
+    sets = [
+        {f for f in _FLAG_SPLIT.split(text.strip().casefold()) if f}
+        | ({"demo"} if is_demo else set())
+        for text, is_demo in seen
+    ]
+    names = sorted({f for found in sets for f in found})
+    return {f: np.array([f in found for found in sets], dtype=np.bool_)[index] for f in names}

@@ -49,6 +49,7 @@ _CONTEXT_COLUMNS = frozenset({"site", "language", "reason", "reason_code"})
 _NOT_ATTRIBUTES = frozenset(
     {
         "nhs_number",
+        "nhs_pseudonym",
         "patient_id",
         "mean_response",
         "recommended_pathways",

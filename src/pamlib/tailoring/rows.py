@@ -8,7 +8,9 @@ Rows are dictionaries of strings as ``pamlib score`` writes them (see
 (:class:`~pamlib.scoring.provider.BatchScores`) go through :func:`tailor_batch`. Either way a
 row's *previous assessment* is the same patient's latest earlier assessment **in the same
 table** that has a score or a level (date order; equal dates in table order). Patients are
-linked by ``patient_id``, else ``nhs_number``; a row with neither has no previous assessment.
+linked by :meth:`ScoredTable.patient_keys <pamlib.tables.scored.ScoredTable.patient_keys>`
+(``patient_id``, else the NHS number, else ``nhs_pseudonym``); a table with a row that has
+none of them is refused.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
     from pamlib.instruments import Instrument
     from pamlib.plugins import PluginHost
     from pamlib.scoring.provider import BatchScores
+    from pamlib.tables.scored import ScoredTable
 
 __all__ = [
     "RECOMMENDATION_COLUMNS",
@@ -120,7 +123,8 @@ def no_pathway_summary(columns: Mapping[str, Sequence[str]]) -> list[str]:
 
 
 def apply_recommendations(
-    table_rows: Sequence[Mapping[str, str]]
+    table_rows: ScoredTable
+    | Sequence[Mapping[str, str]]
     | Mapping[str, Sequence[str | None] | npt.NDArray[np.str_]],
     rules: Engine | Iterable[str | os.PathLike[str]] = (),
     *,
@@ -128,13 +132,18 @@ def apply_recommendations(
 ) -> dict[str, list[str]]:
     """The recommendation columns for a scored table, one value per row, in table order.
 
-    ``table_rows`` is a list of rows (dictionaries of strings, as from :class:`csv.DictReader`)
-    or the table as columns (a mapping of column name to strings). ``rules`` is a ready
-    :class:`Engine`, or site rule files to add to every plugin's rules (pamlib's defaults among
-    them). What ``pamlib score --recommend --rules FILE`` appends.
+    ``table_rows`` is a :class:`~pamlib.tables.scored.ScoredTable`, a list of rows
+    (dictionaries of strings, as from :class:`csv.DictReader`) or the table as columns (a
+    mapping of column name to strings); rows and columns are checked as a ScoredTable first.
+    ``rules`` is a ready :class:`Engine`, or site rule files to add to every plugin's rules
+    (pamlib's defaults among them). What ``pamlib score --recommend --rules FILE`` appends.
     """
+    from pamlib.tables.scored import ScoredTable
+
     engine = rules if isinstance(rules, Engine) else build_engine(rules, host=host)
-    if isinstance(table_rows, Mapping):
+    if isinstance(table_rows, ScoredTable):
+        columns = ContextColumns.from_scored(table_rows)
+    elif isinstance(table_rows, Mapping):
         columns = ContextColumns.from_columns(table_rows)
     else:
         columns = ContextColumns.from_rows(table_rows)

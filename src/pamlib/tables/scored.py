@@ -1,0 +1,884 @@
+"""The scored table — what ``pamlib score`` writes — read, checked and typed once.
+
+Reports (:mod:`pamlib.reporting`) and tailoring (:mod:`pamlib.tailoring`) both start from a
+:class:`ScoredTable`, so they accept and refuse exactly the same files and link a patient's
+assessments by the same key. Its columns and their Arrow types are :func:`scored_schema`
+(documented in :doc:`/scored-table`).
+
+A table may come in typed (Parquet, JSON Lines, an Arrow, pandas or polars table) or as text
+(CSV, where every value is a string); either way it comes out in the one schema. Every problem
+of the whole table is collected into one :class:`~pamlib.errors.FormatError` whose locations
+are row numbers (``row N`` counts data rows from 1; ``line N`` is a line of a CSV file that
+cannot be read as a table), never identifiers or values.
+
+pyarrow (the ``arrow`` extra) is imported only when a table is built.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import os
+import re
+from collections.abc import Callable, Hashable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from pamlib.errors import ConfigurationError, FormatError, Problem
+
+if TYPE_CHECKING:
+    import polars
+    import pyarrow as pa
+
+__all__ = [
+    "IDENTITY_COLUMNS",
+    "RECOMMENDATION_TYPES",
+    "REQUIRED_COLUMNS",
+    "STANDARD_TYPES",
+    "ScoredTable",
+    "scored_schema",
+]
+
+TextArray = NDArray[np.object_]
+
+#: The standard columns and ``reason``, in order, with the kind of Arrow type each holds:
+#: ``text`` is ``string``, ``date`` is ``date32``, ``list`` is ``list<string>``, ``bool`` is
+#: ``bool``, ``float`` is ``float64``, ``intN`` is the signed integer of N bits.
+STANDARD_TYPES: dict[str, str] = {
+    "assessment_id": "text",
+    "patient_id": "text",
+    "assessed_on": "date",
+    "instrument": "text",
+    "status": "text",
+    "n_answered": "int16",
+    "raw_score": "int32",
+    "theta": "float",
+    "theta_se": "float",
+    "score": "float",
+    "score_se": "float",
+    "level": "int8",
+    "cutpoint_set": "text",
+    "flags": "list",
+    "provider": "text",
+    "provider_version": "text",
+    "calibration_id": "text",
+    "calibration_sha256": "text",
+    "demo": "bool",
+    "reason": "text",
+}
+
+#: The columns tailoring appends (``pamlib score --recommend``), with their kinds: pathway ids
+#: and rule ids are lists (``;``-joined in CSV), ``reassess_by`` is a date, and
+#: ``no_pathway_reason`` is text.
+RECOMMENDATION_TYPES: dict[str, str] = {
+    "recommended_pathways": "list",
+    "recommendation_rules": "list",
+    "reassess_by": "date",
+    "no_pathway_reason": "text",
+}
+
+#: Columns no scored table can do without (besides a patient key: see :class:`ScoredTable`).
+REQUIRED_COLUMNS: tuple[str, ...] = ("assessed_on", "status", "score", "level")
+
+#: The columns a row's patient key may come from, in order of preference.
+IDENTITY_COLUMNS: tuple[str, str, str] = ("patient_id", "nhs_number", "nhs_pseudonym")
+
+#: A score as pamlib writes it: ASCII digits, no sign, no padding, no leading zero, an optional
+#: decimal point followed by digits (``47.0``, ``100``, ``0.5``).
+_SCORE_TEXT = re.compile(r"(?:0|[1-9][0-9]{0,2})(?:\.[0-9]+)?")
+_INT_TEXT = re.compile(r"-?[0-9]+")
+_FLOAT_TEXT = re.compile(r"-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_DATE_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_NHS_SEPARATORS = re.compile(r"[\s\-]+")
+_INT_RANGE = {"int8": (-(2**7), 2**7 - 1), "int16": (-(2**15), 2**15 - 1)}
+_INT_RANGE["int32"] = (-(2**31), 2**31 - 1)
+
+#: Problems listed in one error before the rest are summarised as a count.
+MAX_PROBLEMS = 50
+
+
+def _arrow_type(kind: str) -> pa.DataType:
+    import pyarrow as pa
+
+    types: dict[str, Callable[[], pa.DataType]] = {
+        "text": pa.string,
+        "date": pa.date32,
+        "bool": pa.bool_,
+        "float": pa.float64,
+        "int8": pa.int8,
+        "int16": pa.int16,
+        "int32": pa.int32,
+        "list": lambda: pa.list_(pa.string()),
+    }
+    return types[kind]()
+
+
+def _kind(name: str) -> str:
+    return STANDARD_TYPES.get(name) or RECOMMENDATION_TYPES.get(name) or "text"
+
+
+def scored_schema(extra_columns: Sequence[str] = (), *, recommendations: bool = False) -> pa.Schema:
+    """The Arrow schema of a scored table: the standard columns and ``reason``, then
+    ``extra_columns`` (text: ``nhs_number``, ``nhs_pseudonym``, pass-through columns such as
+    ``site``), then — with ``recommendations`` — the tailoring columns
+    (:data:`RECOMMENDATION_TYPES`).
+
+    It is what Parquet and JSON Lines outputs hold, and what every :class:`ScoredTable` holds
+    whatever it was read from.
+
+    >>> [str(t) for t in scored_schema().types][:4]
+    ['string', 'string', 'date32[day]', 'string']
+    """
+    import pyarrow as pa
+
+    names = [*STANDARD_TYPES, *(n for n in extra_columns if n not in STANDARD_TYPES)]
+    if recommendations:
+        names = [n for n in names if n not in RECOMMENDATION_TYPES]
+        names += list(RECOMMENDATION_TYPES)
+    return pa.schema([pa.field(n, _arrow_type(_kind(n))) for n in names])
+
+
+# -- problems --------------------------------------------------------------------------------
+
+
+@attrs.define
+class _Problems:
+    source: str
+    found: list[Problem] = attrs.field(factory=list)
+    n_more: int = 0
+
+    def add(self, bad: NDArray[np.bool_], code: str, message: str) -> None:
+        self.add_rows(np.flatnonzero(bad), code, [message])
+
+    def add_rows(self, rows: NDArray[np.intp], code: str, messages: list[str]) -> None:
+        """A problem at each of ``rows``; ``messages`` holds one message, or one per row."""
+        room = max(0, MAX_PROBLEMS - len(self.found))
+        self.found += [
+            Problem(f"{self.source}: row {i + 1}", code, messages[k if len(messages) > 1 else 0])
+            for k, i in enumerate(rows[:room].tolist())
+        ]
+        self.n_more += max(0, len(rows) - room)
+
+    def raise_if_any(self) -> None:
+        if not self.found:
+            return
+        summary = f"{self.source}: {len(self.found) + self.n_more} problem(s) in the scored table"
+        if self.n_more:
+            summary += f" ({self.n_more} more not listed)"
+        raise FormatError(summary, self.found)
+
+
+# -- typing columns --------------------------------------------------------------------------
+
+
+def _distinct(values: Sequence[Hashable]) -> tuple[list[Any], NDArray[np.intp]]:
+    """Distinct values in order of first appearance, and each row's index into them: each
+    distinct text is parsed once, whatever the row count."""
+    seen: dict[Any, int] = {}
+    index = np.fromiter(
+        (seen.setdefault(v, len(seen)) for v in values), dtype=np.intp, count=len(values)
+    )
+    return list(seen), index
+
+
+def _is_text(t: pa.DataType) -> bool:
+    import pyarrow as pa
+
+    return bool(
+        pa.types.is_string(t)
+        or pa.types.is_large_string(t)
+        or getattr(pa.types, "is_string_view", lambda _: False)(t)
+    )
+
+
+def _plain(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Dictionary-encoded (pandas categories) and view/large string columns as plain ones."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pa.types.is_dictionary(column.type):
+        column = pc.cast(column, column.type.value_type)
+    if _is_text(column.type) and not pa.types.is_string(column.type):
+        column = pc.cast(column, pa.string())
+    return column
+
+
+def _texts(column: pa.ChunkedArray) -> TextArray:
+    """A text column as a NumPy object array, ``""`` where null."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not pa.types.is_string(column.type):
+        column = pc.cast(column, pa.string())
+    return np.asarray(pc.fill_null(column, "").to_numpy(zero_copy_only=False), dtype=object)
+
+
+def _mask(valid: NDArray[np.bool_]) -> Any:
+    import pyarrow as pa
+
+    return pa.array(~valid, type=pa.bool_())
+
+
+def _to_text(column: pa.ChunkedArray) -> pa.Array:
+    """Any column as ``string``; empty text is null (a CSV cell cannot tell them apart)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pa.types.is_floating(column.type):  # Arrow would write 1e-05 or nan
+        values = np.asarray(pc.fill_null(column, np.nan).to_numpy(), dtype=np.float64)
+        text = [
+            "" if np.isnan(v) else np.format_float_positional(v, trim="-") for v in values.tolist()
+        ]
+        column = pa.chunked_array([pa.array(text, pa.string())])
+    elif pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
+        column = pc.binary_join(pc.cast(column, pa.list_(pa.string())), ";")
+    elif pa.types.is_timestamp(column.type):
+        column = pc.cast(column, pa.date32())
+    if not pa.types.is_string(column.type):
+        column = pc.cast(column, pa.string())
+    column = column.combine_chunks()
+    return pc.if_else(pc.equal(column, ""), pa.scalar(None, pa.string()), column)
+
+
+def _to_date(
+    column: pa.ChunkedArray, name: str, problems: _Problems, *, required: bool
+) -> pa.Array:
+    """ISO dates ``YYYY-MM-DD``, strictly (no time part, no ``2024``); typed dates pass."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    message = f"{name} is not an ISO date (YYYY-MM-DD)"
+    if pa.types.is_timestamp(column.type) or pa.types.is_date(column.type):
+        days = pc.cast(column, pa.date32()).combine_chunks()
+        if required:
+            problems.add(np.asarray(days.is_null(), dtype=np.bool_), "bad-date", message)
+        return days
+    values = _texts(column)
+    distinct, index = _distinct(values.tolist())
+    parsed = np.full(len(distinct) or 1, np.datetime64("NaT"), dtype="datetime64[D]")
+    ok = np.zeros(len(distinct) or 1, dtype=np.bool_)
+    for k, text in enumerate(distinct):
+        if text == "":
+            ok[k] = not required
+        elif _DATE_TEXT.fullmatch(text):
+            try:
+                day = np.datetime64(text, "D")
+            except ValueError:
+                continue
+            if str(day) == text:
+                parsed[k], ok[k] = day, True
+    problems.add(~ok[index], "bad-date", message)
+    days_np = parsed[index] if len(values) else np.zeros(0, dtype="datetime64[D]")
+    return pa.array(days_np, type=pa.date32(), mask=np.isnat(days_np))
+
+
+def _to_int(
+    column: pa.ChunkedArray,
+    name: str,
+    kind: str,
+    problems: _Problems,
+    *,
+    allowed: tuple[int, int] | None = None,
+    code: str = "bad-number",
+    message: str = "",
+) -> pa.Array:
+    """Whole numbers (typed, whole floats as pandas makes of a column with gaps, or text)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    lo, hi = allowed or _INT_RANGE[kind]
+    message = message or f"{name} must be empty or a whole number from {lo} to {hi}"
+    if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
+        floats = pc.cast(column, pa.float64())
+        numbers = np.asarray(pc.fill_null(floats, np.nan).to_numpy(), dtype=np.float64)
+        missing = np.isnan(numbers)
+        good = missing | ((numbers == np.floor(np.nan_to_num(numbers))) & (numbers >= lo))
+        good &= missing | (numbers <= hi)
+    else:
+        distinct, index = _distinct(_texts(column).tolist())
+        parsed = np.full(len(distinct) or 1, np.nan)
+        valid = np.ones(len(distinct) or 1, dtype=np.bool_)
+        for k, text in enumerate(distinct):
+            if text == "":
+                continue
+            if _INT_TEXT.fullmatch(text) and lo <= int(text) <= hi:
+                parsed[k] = int(text)
+            else:
+                valid[k] = False
+        numbers = parsed[index] if len(index) else np.zeros(0)
+        good = valid[index] if len(index) else np.zeros(0, dtype=np.bool_)
+        missing = np.isnan(numbers)
+    problems.add(~good, code, message)
+    keep = good & ~missing
+    out = np.where(keep, numbers, 0).astype(np.int64)
+    return pa.array(out, type=_arrow_type(kind), mask=~keep)
+
+
+def _to_float(
+    column: pa.ChunkedArray,
+    name: str,
+    problems: _Problems,
+    *,
+    score: bool = False,
+) -> pa.Array:
+    """Numbers; NaN is null. A ``score`` is from 0 to 100 and, as text, written as pamlib
+    writes it (:data:`_SCORE_TEXT`): Python's ``float`` would also take ``" 47.0 "``,
+    ``"４７.０"`` (full-width digits), ``"1e1"`` or ``"nan"``, none of which pamlib wrote."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    grammar = _SCORE_TEXT if score else _FLOAT_TEXT
+    if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
+        floats = pc.cast(column, pa.float64())
+        numbers = np.asarray(pc.fill_null(floats, np.nan).to_numpy(), dtype=np.float64)
+        good = np.ones(len(numbers), dtype=np.bool_)
+    else:
+        distinct, index = _distinct(_texts(column).tolist())
+        parsed = np.full(len(distinct) or 1, np.nan)
+        valid = np.ones(len(distinct) or 1, dtype=np.bool_)
+        for k, text in enumerate(distinct):
+            if text == "":
+                continue
+            if grammar.fullmatch(text):
+                parsed[k] = float(text)
+            else:
+                valid[k] = False
+        numbers = parsed[index] if len(index) else np.zeros(0)
+        good = valid[index] if len(index) else np.zeros(0, dtype=np.bool_)
+    if score:
+        with np.errstate(invalid="ignore"):
+            good &= np.isnan(numbers) | ((numbers >= 0) & (numbers <= 100))
+        problems.add(
+            ~good,
+            "bad-score",
+            "score must be empty or a number from 0 to 100 written as pamlib writes it "
+            "(digits, an optional decimal point: 47.0; no sign, spaces or leading zeros)",
+        )
+    else:
+        good &= ~np.isinf(numbers)
+        problems.add(~good, "bad-number", f"{name} must be empty or a number")
+    numbers = np.where(good, numbers, np.nan)
+    return pa.array(numbers, type=pa.float64(), mask=np.isnan(numbers))
+
+
+def _to_list(column: pa.ChunkedArray) -> pa.Array:
+    """Lists of strings; text is split on ``;`` (as CSV holds them), blanks dropped; null is
+    the empty list."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    string_list = pa.list_(pa.string())
+    if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
+        value = column.type.value_type
+        if pa.types.is_dictionary(value) or not pa.types.is_string(value):
+            column = pc.cast(column, pa.list_(pa.string()))
+        lists = column.combine_chunks()
+        return pc.if_else(lists.is_null(), pa.scalar([], string_list), lists)
+    distinct, index = _distinct(_texts(column).tolist())
+    items = [[p.strip() for p in text.split(";") if p.strip()] for text in distinct]
+    return pa.array(items or [[]], type=string_list).take(pa.array(index))
+
+
+def _to_bool(column: pa.ChunkedArray, name: str, problems: _Problems) -> pa.Array:
+    """Booleans: typed, or ``true``/``false`` in any case; empty is null."""
+    import pyarrow as pa
+
+    if pa.types.is_boolean(column.type):
+        return column.combine_chunks()
+    distinct, index = _distinct(_texts(column).tolist())
+    spelt = [str(t).strip().lower() for t in distinct]
+    known = np.array([s in ("true", "false", "") for s in spelt] or [True], dtype=np.bool_)
+    value = np.array([s == "true" for s in spelt] or [False], dtype=np.bool_)
+    null = np.array([s == "" or s not in ("true", "false") for s in spelt] or [True])
+    problems.add(~known[index], f"bad-{name}", f"{name} must be 'true' or 'false'")
+    return pa.array(value[index], type=pa.bool_(), mask=null[index])
+
+
+# -- checks ---------------------------------------------------------------------------------
+
+
+def _check_repeats(ids: TextArray, problems: _Problems) -> None:
+    """A problem at every row whose ``assessment_id`` an earlier row already has: an assessment
+    counts once, so a file with repeated rows (concatenated twice?) is refused, not summed."""
+    seen: dict[object, int] = {}
+    first = np.fromiter(
+        (seen.setdefault(v, i) for i, v in enumerate(ids.tolist())), dtype=np.int64, count=len(ids)
+    )
+    repeated = np.flatnonzero((first != np.arange(len(ids))) & (ids != ""))
+    messages = [f"assessment_id repeats row {first[i] + 1}" for i in repeated.tolist()]
+    problems.add_rows(repeated, "duplicate-assessment-id", messages or [""])
+
+
+def _demo_verdicts(
+    stated: pa.Array,
+    flags: pa.Array,
+    provider: pa.Array,
+    calibration: pa.Array,
+    problems: _Problems,
+) -> NDArray[np.bool_]:
+    """Each row's demo status from :func:`~pamlib.tailoring.context.demo_evidence` (applied
+    once per distinct combination of the four columns); contradictions are problems."""
+    import pyarrow.compute as pc
+
+    from pamlib.tailoring.context import demo_evidence
+
+    n = len(stated)
+    keys = list(
+        zip(
+            stated.to_pylist(),
+            _texts(pc.binary_join(flags, ";")).tolist(),
+            _texts(provider).tolist(),
+            _texts(calibration).tolist(),
+            strict=True,
+        )
+    )
+    combos, index = _distinct(keys)
+    verdicts = [demo_evidence(*combo) for combo in combos]
+    if not n:
+        return np.zeros(0, dtype=np.bool_)
+    demo = np.array([d for d, _ in verdicts], dtype=np.bool_)[index]
+    conflict = np.array([bool(c) for _, c in verdicts], dtype=np.bool_)[index]
+    rows = np.flatnonzero(conflict)
+    messages = [
+        f"the demo column says false but {', '.join(verdicts[index[i]][1][1:])} say(s) these "
+        "are demonstration scores (NOT PAM); fix the table rather than report them unmarked"
+        for i in rows.tolist()
+    ]
+    problems.add_rows(rows, "demo-conflict", messages or [""])
+    return demo
+
+
+def _nhs_keys(values: TextArray) -> tuple[TextArray, NDArray[np.bool_]]:
+    """NHS numbers without spaces or dashes (``""`` where empty), and where one is not valid."""
+    from pamlib.identity import is_valid_nhs_number
+
+    distinct, index = _distinct(values.tolist())
+    cleaned = [_NHS_SEPARATORS.sub("", str(v)) for v in distinct]
+    bad = np.array(
+        [bool(c) and not is_valid_nhs_number(c) for c in cleaned] or [False], dtype=np.bool_
+    )
+    out = np.empty(len(cleaned) or 1, dtype=object)
+    out[: len(cleaned)] = cleaned
+    return out[index], bad[index]
+
+
+def _patient_keys(
+    patient_id: TextArray, nhs_number: TextArray | None, pseudonym: TextArray | None
+) -> tuple[TextArray, NDArray[np.bool_]]:
+    """The key of each row (see :class:`ScoredTable`), ``""`` where there is none; and the rows
+    whose key would be an NHS number that is not valid."""
+    keys = patient_id.copy()
+    bad = np.zeros(len(keys), dtype=np.bool_)
+    if nhs_number is not None:
+        nhs, invalid = _nhs_keys(nhs_number)
+        use = (keys == "") & (nhs != "")
+        bad = use & invalid
+        keys[use] = np.char.add("nhs:", nhs[use].astype(str)).astype(object)
+    if pseudonym is not None:
+        use = (keys == "") & (pseudonym != "")
+        keys[use] = np.char.add("pseudonym:", pseudonym[use].astype(str)).astype(object)
+    return keys, bad
+
+
+def _standard_columns(
+    col: Callable[[str], pa.ChunkedArray],
+    names: Sequence[str],
+    nhs_number: TextArray | None,
+    problems: _Problems,
+) -> tuple[dict[str, pa.Array], pa.Array | None, pa.Array | None]:
+    """The standard columns typed and checked; and the ``nhs_number`` and ``nhs_pseudonym``
+    columns when the table has them."""
+    import pyarrow as pa
+
+    out: dict[str, pa.Array] = {}
+    # Patient key first, then the checks in the order problems were always listed.
+    patient_id = _to_text(col("patient_id"))
+    public_nhs = _to_text(col("nhs_number")) if "nhs_number" in names else None
+    pseudonym = _to_text(col("nhs_pseudonym")) if "nhs_pseudonym" in names else None
+    keys, bad_nhs = _patient_keys(
+        _texts(patient_id),
+        nhs_number if public_nhs is None else _texts(public_nhs),
+        None if pseudonym is None else _texts(pseudonym),
+    )
+    problems.add(
+        keys == "", "no-patient-key", "no patient_id, NHS number or pseudonym to link this row"
+    )
+    problems.add(bad_nhs, "bad-nhs-number", "the NHS number linking this row is not valid")
+    out["assessment_id"] = _to_text(col("assessment_id"))
+    out["patient_id"] = patient_id
+    if "assessment_id" in names:
+        ids = _texts(out["assessment_id"])
+        problems.add(ids == "", "empty-assessment-id", "assessment_id is empty")
+        _check_repeats(ids, problems)
+    out["assessed_on"] = _to_date(col("assessed_on"), "assessed_on", problems, required=True)
+    status = _to_text(col("status"))
+    text = _texts(status)
+    problems.add(
+        (text != "scored") & (text != "not-scored"),
+        "bad-status",
+        "status must be 'scored' or 'not-scored'",
+    )
+    for name in ("n_answered", "raw_score"):
+        out[name] = _to_int(col(name), name, STANDARD_TYPES[name], problems)
+    for name in ("theta", "theta_se"):
+        out[name] = _to_float(col(name), name, problems)
+    out["score"] = _to_float(col("score"), "score", problems, score=True)
+    out["score_se"] = _to_float(col("score_se"), "score_se", problems)
+    out["level"] = _to_int(
+        col("level"),
+        "level",
+        "int8",
+        problems,
+        allowed=(1, 4),
+        code="bad-level",
+        message="level must be empty or 1, 2, 3 or 4",
+    )
+    out["flags"] = _to_list(col("flags"))
+    stated = _to_bool(col("demo"), "demo", problems)
+    for name in ("instrument", "status", "cutpoint_set", "provider", "provider_version"):
+        out[name] = status if name == "status" else _to_text(col(name))
+    for name in ("calibration_id", "calibration_sha256", "reason"):
+        out[name] = _to_text(col(name))
+    demo = _demo_verdicts(stated, out["flags"], out["provider"], out["calibration_id"], problems)
+    out["demo"] = pa.array(demo, type=pa.bool_())
+    return out, public_nhs, pseudonym
+
+
+def _validate(
+    table: pa.Table, source: str, nhs_number: TextArray | None
+) -> tuple[pa.Table, TextArray | None]:
+    """``table`` in :func:`scored_schema`, with its private NHS numbers, or one FormatError."""
+    import pyarrow as pa
+
+    names = table.column_names
+    if len(set(names)) != len(names):
+        raise FormatError(
+            f"{source}: not a scored table",
+            [Problem(f"{source}: header", "duplicate-column", "a column name repeats")],
+        )
+    missing = [c for c in REQUIRED_COLUMNS if c not in names]
+    if nhs_number is None and not any(c in names for c in IDENTITY_COLUMNS):
+        missing.insert(0, "patient_id")
+    if missing:
+        raise FormatError(
+            f"{source}: not a scored table",
+            [Problem(source, "missing-column", f"no column {c!r}") for c in missing],
+        )
+    if nhs_number is not None and "nhs_number" in names:
+        raise ConfigurationError("an NHS number column is given twice (in the table and apart)")
+    n = table.num_rows
+    if nhs_number is not None and len(nhs_number) != n:
+        raise ConfigurationError("the NHS numbers and the table differ in length")
+    problems = _Problems(source)
+
+    def col(name: str) -> pa.ChunkedArray:
+        if name in names:
+            return _plain(table.column(name))
+        return pa.chunked_array([pa.nulls(n, _arrow_type(_kind(name)))])
+
+    out, public_nhs, pseudonym = _standard_columns(col, names, nhs_number, problems)
+    extras = [c for c in names if c not in STANDARD_TYPES]
+    for name in extras:
+        kind = _kind(name)
+        if kind == "list":
+            out[name] = _to_list(col(name))
+        elif kind == "date":
+            out[name] = _to_date(col(name), name, problems, required=False)
+        elif name == "nhs_number" and public_nhs is not None:
+            out[name] = public_nhs
+        elif name == "nhs_pseudonym" and pseudonym is not None:
+            out[name] = pseudonym
+        else:
+            out[name] = _to_text(col(name))
+    problems.raise_if_any()
+    schema = pa.schema([pa.field(c, _arrow_type(_kind(c))) for c in [*STANDARD_TYPES, *extras]])
+    typed = pa.Table.from_arrays([out[c] for c in schema.names], schema=schema)
+    return typed, nhs_number
+
+
+def _as_table(data: object) -> pa.Table:
+    import pyarrow as pa
+
+    if isinstance(data, pa.Table):
+        return data
+    if isinstance(data, pa.RecordBatch):
+        return pa.Table.from_batches([data])
+    if hasattr(data, "__arrow_c_stream__"):
+        return pa.RecordBatchReader.from_stream(data).read_all()
+    try:
+        return pa.table(data)
+    except (TypeError, ValueError, pa.ArrowException):
+        raise ConfigurationError(
+            f"cannot read a scored table from a {type(data).__name__}: give a pyarrow Table or "
+            "RecordBatch, or a table with __arrow_c_stream__ (pandas>=2.2, polars)"
+        ) from None
+
+
+def _optional_text(values: ArrayLike | None) -> TextArray | None:
+    if values is None:
+        return None
+    items = [("" if v is None else str(v)) for v in np.asarray(values, dtype=object).tolist()]
+    out = np.empty(len(items), dtype=object)
+    out[:] = items
+    return out
+
+
+def _pyarrow() -> Any:
+    try:
+        import pyarrow
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise ConfigurationError(
+            "reading a scored table needs pyarrow: install pamlib[arrow]"
+        ) from None
+    return pyarrow
+
+
+@attrs.frozen(eq=False, repr=False)
+class ScoredTable:
+    """One validated scored table: a :class:`pyarrow.Table` in :func:`scored_schema`.
+
+    Build it with :meth:`from_arrow` (typed or text columns, from Arrow, pandas or polars) or
+    :meth:`read` (CSV, Parquet, JSON Lines): both check every row and raise one
+    :class:`~pamlib.errors.FormatError` listing every problem by row. The constructor takes a
+    table already in the schema (it checks the types, not the rows).
+
+    **Patient key.** Rows are linked into a patient's history by one rule, for reports and
+    tailoring alike: the key of a row is its ``patient_id`` when that is not empty, else its
+    NHS number (spaces and dashes removed; it must be valid), else its ``nhs_pseudonym``; a row
+    with none of them is refused (``no-patient-key``). :meth:`patient_keys` gives the keys. An
+    NHS number may be held apart from the columns (``nhs_number=``): it links rows but is not
+    part of :meth:`to_arrow`, so it is written nowhere unless the table has it as a column.
+
+    The repr shows the row count and column names only: never an identifier or a value.
+    """
+
+    _table: pa.Table = attrs.field(alias="table")
+    _nhs_number: TextArray | None = attrs.field(default=None, alias="nhs_number", kw_only=True)
+
+    def __attrs_post_init__(self) -> None:
+        standard = scored_schema()
+        fields = list(self._table.schema)[: len(standard)]
+        if [(f.name, f.type) for f in fields] != [(f.name, f.type) for f in standard]:
+            raise ConfigurationError(
+                "a ScoredTable holds a table in scored_schema(): build one with "
+                "ScoredTable.from_arrow"
+            )
+        if self._nhs_number is not None and len(self._nhs_number) != self._table.num_rows:
+            raise ConfigurationError("the NHS numbers and the table differ in length")
+
+    def __len__(self) -> int:
+        return int(self._table.num_rows)
+
+    def __repr__(self) -> str:
+        return f"ScoredTable(n_rows={len(self)}, columns={self.column_names!r})"
+
+    @property
+    def column_names(self) -> list[str]:
+        """The table's columns, in order (a private NHS number is not one of them)."""
+        return list(self._table.column_names)
+
+    # -- constructors ------------------------------------------------------------------------
+
+    @classmethod
+    def from_arrow(
+        cls, data: object, *, source: str = "table", nhs_number: ArrayLike | None = None
+    ) -> ScoredTable:
+        """Check and type a table: a pyarrow Table or RecordBatch, or any object with
+        ``__arrow_c_stream__`` (a pandas>=2.2 or polars DataFrame).
+
+        Columns may be typed (as pamlib writes Parquet) or text (as CSV is read): dates as
+        ISO text, ``date32`` or timestamps; scores and levels as numbers or text; ``flags`` as
+        lists or ``;``-joined text; ``demo`` as booleans or ``true``/``false``. Missing
+        optional standard columns are added, empty. ``source`` names the input in problem
+        locations; ``nhs_number`` holds NHS numbers kept apart from the columns (see above).
+        """
+        _pyarrow()
+        typed, private = _validate(_as_table(data), source, _optional_text(nhs_number))
+        return cls(typed, nhs_number=private)
+
+    @classmethod
+    def read(cls, path: str | os.PathLike[str]) -> ScoredTable:
+        """Read a scored table from CSV, Parquet (``.parquet``, ``.pq``) or JSON Lines
+        (``.jsonl``, ``.ndjson``, ``.json``) — every format ``pamlib score`` writes.
+
+        CSV columns are all read as strings first and typed afterwards, so a column of dates or
+        identifiers is never reinterpreted by type inference; quoted values may hold line
+        breaks. A file that is not a table (empty, not UTF-8, a row with the wrong number of
+        fields) is a :class:`~pamlib.errors.FormatError` naming the line, never quoting it. A
+        file with a header and no rows is an empty table. Needs the ``arrow`` extra.
+        """
+        path = Path(path)
+        pa = _pyarrow()
+        suffix = path.suffix.lower()
+        if suffix in (".parquet", ".pq"):
+            import pyarrow.parquet as pq
+
+            try:
+                parquet = pq.read_table(path)
+            except (pa.ArrowException, ValueError):
+                raise FormatError(
+                    f"{path.name}: not a scored table",
+                    [Problem(path.name, "parquet", "cannot be read as a Parquet file")],
+                ) from None
+            return cls.from_arrow(parquet, source=path.name)
+        if suffix in (".jsonl", ".ndjson", ".json"):
+            return cls.from_arrow(_read_json_lines(path), source=path.name)
+        return cls.from_arrow(_read_csv(path), source=path.name)
+
+    # -- out -------------------------------------------------------------------------------
+
+    def to_arrow(self) -> pa.Table:
+        """The table (immutable; a private NHS number is not in it)."""
+        return self._table
+
+    def to_pandas(self) -> Any:
+        """The table as a ``pandas.DataFrame`` (needs pandas; typed ``Any`` as pandas ships no
+        type stubs)."""
+        try:
+            importlib.import_module("pandas")
+        except ImportError:
+            raise ConfigurationError(
+                "ScoredTable.to_pandas needs pandas: pip install pandas"
+            ) from None
+        return self._table.to_pandas()
+
+    def to_polars(self) -> polars.DataFrame:
+        """The table as a polars DataFrame (needs polars)."""
+        try:
+            import polars
+        except ImportError:
+            raise ConfigurationError(
+                "ScoredTable.to_polars needs polars: pip install polars"
+            ) from None
+        frame = polars.from_arrow(self._table)
+        if not isinstance(frame, polars.DataFrame):  # pragma: no cover - a Table gives one
+            raise TypeError("polars.from_arrow did not give a DataFrame")
+        return frame
+
+    def column(self, name: str) -> pa.ChunkedArray:
+        """One typed column (:func:`scored_schema`); ``KeyError`` if the table has none."""
+        if name not in self._table.column_names:
+            raise KeyError(name)
+        return self._table.column(name)
+
+    def text(self, name: str) -> TextArray:
+        """A column as a NumPy object array of strings, ``""`` where null or where the table
+        has no such column (lists ``;``-joined, dates ISO)."""
+        if name not in self._table.column_names:
+            out = np.empty(len(self), dtype=object)
+            out[:] = ""
+            return out
+        column = self._table.column(name)
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if pa.types.is_list(column.type):
+            column = pc.binary_join(column, ";")
+        return _texts(column)
+
+    def patient_keys(self) -> TextArray:
+        """Each row's patient key (see the class), as a NumPy object array of strings.
+
+        Keys are identifiers: never log or print them. An NHS number key is ``nhs:`` and the
+        digits, a pseudonym key ``pseudonym:`` and the pseudonym, so neither can be taken for
+        a ``patient_id`` of another kind.
+        """
+        names = self._table.column_names
+
+        def text(name: str) -> TextArray | None:
+            return _texts(self._table.column(name)) if name in names else None
+
+        nhs = self._nhs_number if self._nhs_number is not None else text("nhs_number")
+        keys, _ = _patient_keys(
+            _texts(self._table.column("patient_id")), nhs, text("nhs_pseudonym")
+        )
+        return keys
+
+
+# -- files ----------------------------------------------------------------------------------
+
+
+def _read_csv(path: Path) -> pa.Table:
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    try:
+        with path.open(encoding="utf-8-sig", newline="") as fh:
+            header = next(csv.reader(fh), [])
+    except (UnicodeDecodeError, csv.Error):
+        raise _unreadable_csv(path, 0) from None
+    if not header:
+        raise FormatError(
+            f"{path.name}: not a scored table",
+            [Problem(f"{path.name}: line 1", "empty", "the file is empty: no header row")],
+        )
+    if len(set(header)) != len(header):
+        raise FormatError(
+            f"{path.name}: not a scored table",
+            [Problem(f"{path.name}: header", "duplicate-column", "a column name repeats")],
+        )
+    as_text = pa_csv.ConvertOptions(
+        column_types=dict.fromkeys(header, pa.string()), strings_can_be_null=False
+    )
+    try:
+        # Quoted values may hold line breaks (free-text columns passed through by the scorer).
+        quoted_newlines = pa_csv.ParseOptions(newlines_in_values=True)
+        return pa_csv.read_csv(path, parse_options=quoted_newlines, convert_options=as_text)
+    except pa.ArrowInvalid:  # its message quotes the offending row: never shown
+        raise _unreadable_csv(path, len(header)) from None
+
+
+def _read_json_lines(path: Path) -> pa.Table:
+    """A scored table written as JSON Lines, its columns typed as pamlib writes them (text stays
+    text, so an id of digits is never read as a number; other columns are inferred)."""
+    import pyarrow as pa
+    import pyarrow.json as pa_json
+
+    fields = [
+        pa.field(f.name, pa.string()) if f.name == "assessed_on" else f for f in scored_schema()
+    ]
+    options = pa_json.ParseOptions(
+        explicit_schema=pa.schema(fields), unexpected_field_behavior="infer"
+    )
+    try:
+        return pa_json.read_json(path, parse_options=options)
+    except (pa.ArrowException, ValueError):  # its message may quote a row: never shown
+        raise FormatError(
+            f"{path.name}: not a scored table",
+            [Problem(path.name, "json", "cannot be read as JSON Lines of scored rows")],
+        ) from None
+
+
+def _unreadable_csv(path: Path, n_fields: int) -> FormatError:
+    """Why pyarrow could not read ``path``, found again line by line: each line that is not
+    UTF-8, or each row with the wrong number of fields, by number, never by content."""
+    found: list[Problem] = []
+    with path.open("rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                found.append(Problem(f"{path.name}: line {number}", "encoding", "not UTF-8 text"))
+                if len(found) >= MAX_PROBLEMS:
+                    break
+    if not found and n_fields:
+        try:
+            with path.open(encoding="utf-8-sig", newline="") as fh:
+                reader = csv.reader(fh, strict=True)
+                for row in reader:
+                    if row and len(row) != n_fields:
+                        message = f"{len(row)} fields where the header has {n_fields}"
+                        where = f"{path.name}: line {reader.line_num}"
+                        found.append(Problem(where, "fields", message))
+                        if len(found) >= MAX_PROBLEMS:
+                            break
+        except csv.Error:
+            where = f"{path.name}: line {reader.line_num}"
+            found.append(Problem(where, "csv", "the CSV quoting is broken"))
+    if not found:
+        found.append(Problem(path.name, "csv", "cannot be read as a CSV table"))
+    return FormatError(f"{path.name}: not a scored table", found)
