@@ -13,7 +13,7 @@ import os
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import attrs
 import numpy as np
@@ -39,6 +39,10 @@ from pamlib.instruments import Instrument
 from pamlib.plugins import PluginHost, get_host
 from pamlib.scoring.provider import BATCH_ARRAYS, BatchScores, ScoringProvider
 
+if TYPE_CHECKING:
+    from pamlib.tables.keys import Pseudonymiser
+    from pamlib.tables.scored import ScoredTable
+
 __all__ = [
     "Duplicates",
     "ProviderSelector",
@@ -53,6 +57,8 @@ __all__ = [
     "rejects_table",
     "score_file",
     "score_table",
+    "write_rejects",
+    "write_scored",
 ]
 
 #: Picks the provider for an instrument (raising :class:`~pamlib.errors.ScoringError` if none).
@@ -322,6 +328,23 @@ def _drive(
             close()  # the reader's files, even when this run stopped early
 
 
+def _identity_columns(keep: bool, pseudonymiser: Pseudonymiser | None) -> tuple[str, ...]:
+    """The identity columns written after the standard ones: the NHS number where kept, its
+    pseudonym where a key was given."""
+    return (("nhs_number",) if keep else ()) + (("nhs_pseudonym",) if pseudonymiser else ())
+
+
+def _identity_values(
+    batch: RecordBatch, keep: bool, pseudonymiser: Pseudonymiser | None
+) -> dict[str, TextColumn]:
+    values: dict[str, TextColumn] = {}
+    if keep:
+        values["nhs_number"] = batch.nhs_number
+    if pseudonymiser is not None:
+        values["nhs_pseudonym"] = pseudonymiser(batch.nhs_number)
+    return values
+
+
 class _FileSink:
     """The scored output through an output format's writer, the rejects through the rejects
     writer; both published only when complete: the rejects first, the scored output last."""
@@ -334,8 +357,10 @@ class _FileSink:
         output: AtomicTarget,
         rejects: AtomicTarget,
         keep_nhs_number: bool,
+        pseudonymiser: Pseudonymiser | None = None,
     ) -> None:
         self.scorer = scorer
+        self.pseudonymiser = pseudonymiser
         self.output_format = output_format
         self.output = output
         self.rejects_target = rejects
@@ -346,7 +371,8 @@ class _FileSink:
 
     def open_writer(self, scores: BatchScores | None) -> ResultWriter:
         if self.writer is None:
-            extra = (("nhs_number",) if self.keep_nhs_number else ()) + self.extra_columns
+            extra = _identity_columns(self.keep_nhs_number, self.pseudonymiser)
+            extra += self.extra_columns
             options = WriteOptions(extra_columns=extra, score_decimals=self.scorer.decimals(scores))
             self.writer = self.output_format.open_writer(self.output.stream, options)
         return self.writer
@@ -356,11 +382,10 @@ class _FileSink:
             self.extra_columns = chunk.extra_columns
             self.rejects = RejectsWriter(self.rejects_target.stream, chunk.source_columns)
         for run, scores in parts:
-            extra: dict[str, TextColumn] = {}
+            extra = _identity_values(run, self.keep_nhs_number, self.pseudonymiser)
             batch = run
-            if self.keep_nhs_number:
-                extra["nhs_number"] = batch.nhs_number
-            else:  # no writer sees a number the user did not ask to keep (FHIR Patients too)
+            if not self.keep_nhs_number:
+                # no writer sees a number the user did not ask to keep (FHIR Patients too)
                 batch = attrs.evolve(run, nhs_number=np.full(len(run), "", dtype=object))
             self.open_writer(scores).write(batch, scores, extra)
         self.rejects.write(chunk.rejects)
@@ -403,6 +428,7 @@ def score_file(
     output_format: str | None = None,
     options: ReadOptions | None = None,
     keep_nhs_number: bool = False,
+    pseudonymiser: Pseudonymiser | None = None,
     host: PluginHost | None = None,
     progress: ProgressCallback | None = None,
     guard: OutputGuard | None = None,
@@ -418,7 +444,9 @@ def score_file(
     The output format's writer is handed an open binary stream. Formats are
     found by name or by file extension among the registered ones. ``keep_nhs_number`` adds the
     normalised NHS number as an ``nhs_number`` column; without it no NHS number reaches the
-    scored output. On any error, partial output is removed and the error raised.
+    scored output. ``pseudonymiser`` adds its keyed pseudonym as ``nhs_pseudonym`` (see
+    :mod:`pamlib.tables.keys`), which links a person's rows without the number. On any error,
+    partial output is removed and the error raised.
     """
     host = host or get_host()
     options = options or ReadOptions()
@@ -442,6 +470,7 @@ def score_file(
             output=files.open(output),
             rejects=files.open(rejects_target),
             keep_nhs_number=keep_nhs_number,
+            pseudonymiser=pseudonymiser,
         )
         _drive(reader.read(source, options), scorer, sink, progress)
     return scorer.summary(
@@ -500,9 +529,17 @@ class _MemorySink:
     and becomes a column only when the caller asks to keep it.
     """
 
-    def __init__(self, scorer: _Scorer, *, keep_nhs_number: bool) -> None:
+    def __init__(
+        self,
+        scorer: _Scorer,
+        *,
+        keep_nhs_number: bool,
+        pseudonymiser: Pseudonymiser | None = None,
+    ) -> None:
         self.scorer = scorer
         self.keep_nhs_number = keep_nhs_number
+        self.pseudonymiser = pseudonymiser
+        self.source_columns: tuple[str, ...] = ()
         self.tables: list[Any] = []
         self.nhs_numbers: list[Any] = []
         self.rejects: list[Reject] = []
@@ -514,17 +551,17 @@ class _MemorySink:
         from pamlib.formats.output import typed_table
 
         self.extra_columns = chunk.extra_columns
+        self.source_columns = chunk.source_columns
         for batch, scores in parts:
-            extra: dict[str, TextColumn] = {}
-            if self.keep_nhs_number:
-                extra["nhs_number"] = batch.nhs_number
+            extra = _identity_values(batch, self.keep_nhs_number, self.pseudonymiser)
             self.tables.append(typed_table(batch, scores, extra, self.write_options(scores)))
             self.nhs_numbers.append(to_arrow_text(batch.nhs_number))
         self.rejects.extend(chunk.rejects)
 
     def write_options(self, scores: BatchScores | None) -> WriteOptions:
         if self.options is None:
-            extra = (("nhs_number",) if self.keep_nhs_number else ()) + self.extra_columns
+            extra = _identity_columns(self.keep_nhs_number, self.pseudonymiser)
+            extra += self.extra_columns
             self.options = WriteOptions(
                 extra_columns=extra, score_decimals=self.scorer.decimals(scores)
             )
@@ -556,22 +593,31 @@ class _MemorySink:
 class ScoreRun:
     """What scoring a table gave: the scored rows, the rejected records, and the counts.
 
-    ``scored`` holds one row per record that passed the checks, scored or not, in input order;
-    ``rejects`` one row per record that did not (:func:`rejects_schema`); ``summary`` the
-    counts, which always reconcile: ``read = scored + not scored + rejected``.
+    ``scored`` holds one row per record that passed the checks, scored or not, in input order
+    (a :class:`~pamlib.tables.scored.ScoredTable`: its NHS numbers link a person's rows but are
+    a column only when asked for); ``rejects`` one row per record that did not
+    (:func:`rejects_schema`); ``summary`` the counts, which always reconcile:
+    ``read = scored + not scored + rejected``.
     """
 
-    scored: Any = attrs.field(repr=False)
+    scored: ScoredTable = attrs.field(repr=False)
     rejects: Any = attrs.field(repr=False)
     summary: ScoreSummary
+    #: The source's own column names, in order (for a rejects file).
+    source_columns: tuple[str, ...] = ()
+    #: How many decimals the scores were rounded to (for writing them as text).
+    score_decimals: int = 1
 
     def __repr__(self) -> str:
         return f"ScoreRun({self.summary.reconciliation})"
 
 
-def _scored_table(table: Any, nhs_number: Any) -> Any:
-    """The scored rows as the run's result (the NHS number kept beside it for linking)."""
-    return table
+def _scored_table(table: Any, nhs_number: Any) -> ScoredTable:
+    """The scored rows as the run's result, the NHS number held beside them for linking."""
+    from pamlib.tables.scored import ScoredTable
+
+    numbers = np.asarray(nhs_number.to_numpy(zero_copy_only=False), dtype=object)
+    return ScoredTable(table, nhs_number=numbers)
 
 
 #: How repeated assessment ids are found: across every batch the scorer sees, from a mask the
@@ -590,7 +636,8 @@ class TableScorer:
     ``duplicates`` says how repeated assessment ids are found (:data:`Duplicates`); ``row_key``
     names an integer column that locates rows (else their position). ``keep_nhs_number`` adds
     the normalised NHS number as a column; without it the number is used only to link a
-    person's assessments and is in no column.
+    person's assessments and is in no column. ``pseudonymiser`` adds its keyed pseudonym
+    (``nhs_pseudonym``, see :mod:`pamlib.tables.keys`).
 
     Each call to :meth:`score` continues the same run: row positions and the ids seen carry
     over, so a table scored in parts gives what it gives whole.
@@ -607,6 +654,7 @@ class TableScorer:
         duplicates: Duplicates = "track",
         row_key: str | None = None,
         keep_nhs_number: bool = False,
+        pseudonymiser: Pseudonymiser | None = None,
         source: str = "table",
         options: ReadOptions | None = None,
         host: PluginHost | None = None,
@@ -633,6 +681,7 @@ class TableScorer:
         self.provider_name = provider
         self.calibration = calibration
         self.keep_nhs_number = keep_nhs_number
+        self.pseudonymiser = pseudonymiser
         self.source = source
         self.row_key = row_key
         self.duplicates: Duplicates = duplicates
@@ -646,8 +695,8 @@ class TableScorer:
             duplicates=duplicates,
         )
         registry = self.host.instruments()
-        if options.instrument in registry:  # fail now, not at the first row, if none fits
-            self._scorer.provider(registry.get(options.instrument))
+        if options.instrument is not None and options.instrument in registry:
+            self._scorer.provider(registry.get(options.instrument))  # fail now if none fits
 
     def providers(self) -> dict[str, tuple[str, str]]:
         """The provider chosen for each instrument so far: ``{instrument: (id, version)}``."""
@@ -670,6 +719,7 @@ class TableScorer:
             "duplicates": self.duplicates,
             "row_key": self.row_key,
             "keep_nhs_number": self.keep_nhs_number,
+            "pseudonymiser": self.pseudonymiser,
             "source": self.source,
             "host": host,
             "providers": self.providers(),
@@ -690,8 +740,8 @@ class TableScorer:
         """The Arrow schema of the scored rows (extra columns known once a batch was seen)."""
         from pamlib.formats.output import typed_schema
 
-        extra = (("nhs_number",) if self.keep_nhs_number else ()) + self._reader.extra_columns
-        return typed_schema(extra)
+        extra = _identity_columns(self.keep_nhs_number, self.pseudonymiser)
+        return typed_schema(extra + self._reader.extra_columns)
 
     @staticmethod
     def rejects_schema() -> Any:
@@ -704,9 +754,6 @@ class TableScorer:
         seen there first (one batch at a time)."""
         from pamlib.formats.tables import record_batches
 
-        scorer = _Scorer(host=self.host, select_provider=self._select)
-        scorer.providers = self._scorer.providers  # chosen once, kept for the scorer's life
-        sink = _MemorySink(scorer, keep_nhs_number=self.keep_nhs_number)
         if first_occurrence is not None:
             batches = list(record_batches(data))
             if len(batches) != 1:
@@ -716,11 +763,38 @@ class TableScorer:
             )
         else:
             chunks = self._reader.read(data)
-        _drive(chunks, scorer, sink)
+        return self._run(chunks, self.source)
+
+    def score_source(
+        self,
+        source: str | os.PathLike[str],
+        *,
+        input_format: str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> ScoreRun:
+        """Score a file (any registered input format: CSV, FHIR, …) into memory, with this
+        scorer's options: what ``pamlib score --recommend`` and ``pamlib report`` do before
+        tailoring or reporting, so nothing is written and read back. The ids seen and row
+        positions of tables are not shared with files."""
+        reader = find_input_format(self.host, str(source), input_format)
+        name = "<stdin>" if str(source) == "-" else str(source)
+        return self._run(reader.read(source, self.options), name, progress)
+
+    def _run(
+        self, chunks: Iterator[ReadChunk], source: str, progress: ProgressCallback | None = None
+    ) -> ScoreRun:
+        scorer = _Scorer(host=self.host, select_provider=self._select)
+        scorer.providers = self._scorer.providers  # chosen once, kept for the scorer's life
+        sink = _MemorySink(
+            scorer, keep_nhs_number=self.keep_nhs_number, pseudonymiser=self.pseudonymiser
+        )
+        _drive(chunks, scorer, sink, progress)
         return ScoreRun(
             scored=_scored_table(sink.table(), sink.nhs_number()),
             rejects=rejects_table(sink.rejects),
-            summary=scorer.summary(self.source),
+            summary=scorer.summary(source),
+            source_columns=sink.source_columns,
+            score_decimals=sink.write_options(None).score_decimals,
         )
 
 
@@ -728,7 +802,9 @@ def _rebuild_scorer(state: Mapping[str, Any]) -> TableScorer:
     """A :class:`TableScorer` from its pickled state, checked against what it was built with."""
     calibration = state["calibration"]
     if getattr(calibration, "sha256", None) != state["calibration_sha256"]:
-        raise ConfigurationError("the calibration changed on its way to this process (its hash differs)")
+        raise ConfigurationError(
+            "the calibration changed on its way to this process (its hash differs)"
+        )
     scorer = TableScorer(
         provider=state["provider"],
         calibration=calibration,
@@ -736,13 +812,16 @@ def _rebuild_scorer(state: Mapping[str, Any]) -> TableScorer:
         duplicates=state["duplicates"],
         row_key=state["row_key"],
         keep_nhs_number=state["keep_nhs_number"],
+        pseudonymiser=state["pseudonymiser"],
         source=state["source"],
         host=state["host"],
     )
     instruments = scorer.host.instruments()
     for instrument_id, (provider_id, version) in state["providers"].items():
         if instrument_id not in instruments:
-            raise ConfigurationError(f"instrument {instrument_id} is not registered in this process")
+            raise ConfigurationError(
+                f"instrument {instrument_id} is not registered in this process"
+            )
         chosen = scorer._scorer.provider(instruments.get(instrument_id))
         if (chosen.id, chosen.version) != (provider_id, version):
             raise ConfigurationError(
@@ -763,6 +842,7 @@ def score_table(
     duplicates: Duplicates = "track",
     row_key: str | None = None,
     keep_nhs_number: bool = False,
+    pseudonymiser: Pseudonymiser | None = None,
     source: str = "table",
     host: PluginHost | None = None,
 ) -> ScoreRun:
@@ -794,7 +874,110 @@ def score_table(
         duplicates=duplicates,
         row_key=row_key,
         keep_nhs_number=keep_nhs_number,
+        pseudonymiser=pseudonymiser,
         source=source,
         host=host,
     )
     return scorer.score(data)
+
+
+def write_scored(
+    scored: ScoredTable,
+    output: Target | AtomicTarget,
+    *,
+    output_format: str | None = None,
+    score_decimals: int | None = None,
+    host: PluginHost | None = None,
+) -> None:
+    """Write a scored table — tailored or not — with an output format (CSV, Parquet, JSON
+    Lines, or a plugin's format whose writer has ``write_table``), atomically.
+
+    ``output`` is a path, a binary stream, or an :class:`~pamlib.formats.guard.AtomicTarget`
+    the caller opened through its :class:`~pamlib.formats.guard.OutputGuard`; a path is
+    guarded here (never an input's file, locked, complete or absent). Columns after the
+    standard ones are written in the table's order. ``score_decimals`` defaults to the
+    decimals of the table's cut-point set (else one). A private NHS number is never written.
+    """
+    host = host or get_host()
+    if isinstance(output, AtomicTarget):
+        _write_scored(scored, output, output_format, score_decimals, host)
+        return
+    with OutputGuard() as guard:
+        guard.output(output, "the scored output")
+        _write_scored(scored, guard.open(output), output_format, score_decimals, host)
+
+
+def _write_scored(
+    scored: ScoredTable,
+    target: AtomicTarget,
+    output_format: str | None,
+    score_decimals: int | None,
+    host: PluginHost,
+) -> None:
+    from pamlib.tables.scored import STANDARD_TYPES
+
+    name = target.name if target.name not in ("", "<stream>") else None
+    fmt = find_output_format(host, name, output_format)
+    table = scored.to_arrow()
+    extra = tuple(table.column_names[len(STANDARD_TYPES) :])
+    if score_decimals is None:
+        score_decimals = _table_decimals(table, host)
+    writer: ResultWriter | None = None
+    try:
+        writer = fmt.open_writer(
+            target.stream, WriteOptions(extra_columns=extra, score_decimals=score_decimals)
+        )
+        write_table = getattr(writer, "write_table", None)
+        if write_table is None:
+            raise ConfigurationError(
+                f"the {fmt.name} output format cannot write a scored table (tailored output); "
+                "use csv, parquet or json"
+            )
+        for batch in table.to_batches(max_chunksize=65_536):
+            write_table(pyarrow_module().Table.from_batches([batch], schema=table.schema))
+        writer.close()
+        target.commit()
+    except BaseException:
+        if writer is not None:
+            with contextlib.suppress(Exception):
+                writer.abort()
+        target.discard()
+        raise
+
+
+def _table_decimals(table: Any, host: PluginHost) -> int:
+    """The decimals of the first cut-point set named in ``table`` (one if none is known)."""
+    names = {n for n in table.column("cutpoint_set").unique().to_pylist() if n}
+    cutpoints = host.cutpoint_sets()
+    for name in sorted(names):
+        if name in cutpoints:
+            return cutpoints.get(name).decimals
+    return 1
+
+
+def write_rejects(run: ScoreRun, target: Target | AtomicTarget) -> None:
+    """Write a run's rejects as ``pamlib score`` does (the rejects file: see
+    :class:`~pamlib.formats.output.RejectsWriter`), atomically."""
+    stream = target.stream if isinstance(target, AtomicTarget) else target
+    writer = RejectsWriter(stream, run.source_columns)
+    try:
+        writer.write(
+            Reject(
+                source=r["source"],
+                location=r["location"],
+                code=r["code"],
+                message=r["message"],
+                fields=dict(r["fields"]),
+                line=r["row"],
+                record=r["record"],
+            )
+            for r in run.rejects.to_pylist()
+        )
+        writer.close()
+        if isinstance(target, AtomicTarget):
+            target.commit()
+    except BaseException:
+        writer.abort()
+        if isinstance(target, AtomicTarget):
+            target.discard()
+        raise

@@ -13,6 +13,7 @@ import importlib.util
 import io
 import os
 from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 from pamlib.formats.base import (
     Format,
@@ -112,6 +113,22 @@ class CsvResultWriter:
         table, needs_quotes = csv_table(batch, scores, extra, self.options)
         self._pa.csv.write_csv(
             table,
+            self._target.stream,
+            self._pa.csv.WriteOptions(
+                include_header=False, quoting_style="needed" if needs_quotes else "none"
+            ),
+        )
+
+    def write_table(self, table: Any) -> None:
+        """Write rows given as a typed scored table (:func:`~pamlib.formats.output.typed_schema`
+        with this writer's extra columns): what tailored output goes through."""
+        from pamlib.formats.output import csv_text_table
+
+        if table.num_rows == 0:
+            return
+        text, needs_quotes = csv_text_table(table, self.options.score_decimals)
+        self._pa.csv.write_csv(
+            text,
             self._target.stream,
             self._pa.csv.WriteOptions(
                 include_header=False, quoting_style="needed" if needs_quotes else "none"

@@ -35,6 +35,7 @@ __all__ = [
     "RejectsWriter",
     "check_extra_columns",
     "csv_table",
+    "csv_text_table",
     "output_columns",
     "protect",
     "typed_table",
@@ -266,6 +267,45 @@ def csv_table(
     needs_quotes = any(c in s for s in constants for c in ',"\r\n') or any(
         Text(col).has_bytes(_STRUCTURAL) for col in free_text
     )
+    return pa.table(columns), needs_quotes
+
+
+def csv_text_table(table: Any, score_decimals: int) -> tuple[Any, bool]:
+    """A typed scored table (:func:`typed_schema`, plus any tailoring columns) as the all-text,
+    spreadsheet-safe table the CSV output holds — the same text :func:`csv_table` gives for the
+    same rows — and whether any cell needs quoting. Lists are ``;``-joined, dates ISO, missing
+    values empty."""
+    pa = pyarrow_module()
+    pc = compute()
+    n = table.num_rows
+    columns: dict[str, Any] = {}
+    free_text: list[Any] = []
+    for name in table.column_names:
+        column = table.column(name).combine_chunks()
+        kind = column.type
+        if name == "score":
+            values = column.to_numpy(zero_copy_only=False)
+            text = _score_text(np.asarray(values, dtype=np.float64), score_decimals)
+        elif pa.types.is_floating(kind):
+            values = column.to_numpy(zero_copy_only=False)
+            text = _float_text(np.asarray(values, dtype=np.float64))
+        elif pa.types.is_integer(kind):
+            present = ~np.asarray(column.is_null().to_numpy(zero_copy_only=False), np.bool_)
+            values = np.asarray(pc.fill_null(column, 0).to_numpy(zero_copy_only=False))
+            text = _int_text(values.astype(np.int64))
+            if not present.all():
+                text = pc.if_else(pa.array(present), text, "")
+        elif pa.types.is_boolean(kind):
+            text = _lookup(["false", "true"], np.asarray(column.to_numpy(zero_copy_only=False)))
+        else:
+            if pa.types.is_list(kind):
+                column = pc.call("binary_join", column, ";")
+            elif not pa.types.is_string(kind):
+                column = pc.cast(column, pa.string())
+            text = protect_column(to_arrow_text(pc.fill_null(column, ""))) if n else column
+            free_text.append(text)
+        columns[name] = text if n else pa.array([], pa.string())
+    needs_quotes = any(Text(col).has_bytes(_STRUCTURAL) for col in free_text if len(col))
     return pa.table(columns), needs_quotes
 
 

@@ -70,9 +70,8 @@ class _ParquetWriter:
         check_extra_columns(options.extra_columns)
         self.options = options
         self._target = AtomicTarget(target)
-        self._writer = pq.ParquetWriter(
-            pa.PythonFile(self._target.stream, mode="w"), typed_schema(options.extra_columns)
-        )
+        self._schema = typed_schema(options.extra_columns)
+        self._writer = pq.ParquetWriter(pa.PythonFile(self._target.stream, mode="w"), self._schema)
 
     def write(
         self, batch: RecordBatch, scores: BatchScores, extra: Mapping[str, TextColumn]
@@ -80,7 +79,12 @@ class _ParquetWriter:
         from pamlib.formats.output import typed_table
 
         if len(batch):
-            self._writer.write_table(typed_table(batch, scores, extra, self.options))
+            self.write_table(typed_table(batch, scores, extra, self.options))
+
+    def write_table(self, table: Any) -> None:
+        """Write rows given as a typed scored table in this writer's schema."""
+        if table.num_rows:
+            self._writer.write_table(table.cast(self._schema))
 
     def close(self) -> None:
         self._writer.close()
@@ -116,9 +120,13 @@ class _JsonLinesWriter:
     ) -> None:
         from pamlib.formats.output import typed_table
 
-        if not len(batch):
+        if len(batch):
+            self.write_table(typed_table(batch, scores, extra, self.options))
+
+    def write_table(self, table: Any) -> None:
+        """Write rows given as a typed scored table, one JSON object per row."""
+        if not table.num_rows:
             return
-        table = typed_table(batch, scores, extra, self.options)
         names = table.column_names
         lines = []
         for row in zip(*(table.column(n).to_pylist() for n in names), strict=True):
