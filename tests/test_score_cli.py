@@ -373,10 +373,29 @@ def test_recommend_adds_tailoring_columns(
     assert any("riverside." in r["recommendation_rules"] for r in rows)
 
 
-def test_recommend_needs_csv_output(tmp_path: Path, host: PluginHost, shared_data: Path) -> None:
+@pytest.mark.parametrize("suffix", [".parquet", ".jsonl"])
+def test_recommend_writes_every_table_format(
+    tmp_path: Path, host: PluginHost, shared_data: Path, suffix: str
+) -> None:
+    from pamlib.tables.scored import ScoredTable
+
+    base = ["score", str(shared_data / "cohort-small.csv"), "--provider", "demo", "--recommend"]
+    assert main([*base, "-o", str(tmp_path / "t.csv")]) == 0
+    assert main([*base, "-o", str(tmp_path / f"t{suffix}")]) == 0
+    as_csv = ScoredTable.read(tmp_path / "t.csv").to_arrow()
+    assert ScoredTable.read(tmp_path / f"t{suffix}").to_arrow().equals(as_csv)
+    assert as_csv.column("recommended_pathways").to_pylist()[0]
+
+
+def test_recommend_refuses_a_format_that_cannot_write_tables(
+    tmp_path: Path, host: PluginHost, shared_data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "x.fhir.json"
     argv = ["score", str(shared_data / "cohort-small.csv"), "--provider", "demo",
-            "-o", str(tmp_path / "x.parquet"), "--recommend"]  # fmt: skip
-    assert main(argv) == 2
+            "-o", str(out), "--recommend"]  # fmt: skip
+    assert main(argv) == 1
+    assert "cannot write a scored table" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
 def test_report_scores_a_raw_export_first(

@@ -341,3 +341,35 @@ def test_an_unpickled_scorer_refuses_another_provider_version() -> None:
     rebuild, (state,) = calibrated.__reduce__()
     with pytest.raises(ConfigurationError, match="hash differs"):
         rebuild({**state, "calibration_sha256": "0" * 64})
+
+
+@settings(max_examples=30, deadline=None)
+@given(records=st.lists(rows(), max_size=12), keep=st.booleans())
+def test_a_scored_table_writes_the_bytes_the_file_path_writes(
+    tmp_path_factory: pytest.TempPathFactory, records: list[dict[str, str]], keep: bool
+) -> None:
+    """One CSV output, whichever way the rows came: streamed from a file, or held as a table
+    (what tailored output and ``pamlib demo`` write)."""
+    from pamlib.pipeline import write_scored
+
+    tmp = tmp_path_factory.mktemp("bytes")
+    records = _plain(records)
+    source = tmp / "export.csv"
+    source.write_bytes(_csv(records))
+    host = _host()
+    streamed = io.BytesIO()
+    score_file(
+        source,
+        select_provider=lambda i: host.scoring_providers()["demo"],
+        output=streamed,
+        rejects=io.BytesIO(),
+        options=ReadOptions(instrument="PAM-13"),
+        keep_nhs_number=keep,
+        host=host,
+    )
+    run = score_table(
+        _table(records), provider="demo", instrument="PAM-13", keep_nhs_number=keep, host=host
+    )
+    held = io.BytesIO()
+    write_scored(run.scored, held, output_format="csv", score_decimals=run.score_decimals)
+    assert held.getvalue() == streamed.getvalue()

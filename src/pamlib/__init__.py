@@ -32,12 +32,16 @@ if TYPE_CHECKING:
     from pamlib.instruments import Instrument, InstrumentRegistry
     from pamlib.levels import ActivationLevel, CutpointSet
     from pamlib.pathways import Coding, Pathway, Recommendation, RuleTrace, TailoringOutcome
+    from pamlib.pipeline import ScoreRun, ScoreSummary, TableScorer, score_file, score_table
     from pamlib.plugins import PluginHost, get_host
+    from pamlib.reporting import build_report
     from pamlib.responses import Response
     from pamlib.results import Flag, ScoreResult, ScoreStatus
     from pamlib.scoring import score, score_many, select_provider
     from pamlib.scoring.calibration import Calibration, load_calibration
     from pamlib.scoring.provider import BaseProvider, BatchScores, Licence, ScoringProvider
+    from pamlib.tables.scored import ScoredTable
+    from pamlib.tailoring import tailor
 
 _LAZY: dict[str, str] = {
     "Assessment": "pamlib.assessment",
@@ -52,6 +56,14 @@ _LAZY: dict[str, str] = {
     "Recommendation": "pamlib.pathways",
     "RuleTrace": "pamlib.pathways",
     "TailoringOutcome": "pamlib.pathways",
+    "ScoreRun": "pamlib.pipeline",
+    "ScoreSummary": "pamlib.pipeline",
+    "TableScorer": "pamlib.pipeline",
+    "score_file": "pamlib.pipeline",
+    "score_table": "pamlib.pipeline",
+    "build_report": "pamlib.reporting",
+    "ScoredTable": "pamlib.tables.scored",
+    "tailor": "pamlib.tailoring",
     "PluginHost": "pamlib.plugins",
     "get_host": "pamlib.plugins",
     "Response": "pamlib.responses",
@@ -99,18 +111,26 @@ __all__ = [
     "RuleError",
     "RuleTrace",
     "ScoreResult",
+    "ScoreRun",
     "ScoreStatus",
+    "ScoreSummary",
+    "ScoredTable",
     "ScoringError",
     "ScoringProvider",
+    "TableScorer",
     "TailoringOutcome",
     "ValidationError",
     "__version__",
+    "build_report",
     "get_host",
     "hookimpl",
     "load_calibration",
     "score",
+    "score_file",
     "score_many",
+    "score_table",
     "select_provider",
+    "tailor",
 ]
 
 

@@ -888,6 +888,7 @@ def write_scored(
     output_format: str | None = None,
     score_decimals: int | None = None,
     host: PluginHost | None = None,
+    commit: bool = True,
 ) -> None:
     """Write a scored table — tailored or not — with an output format (CSV, Parquet, JSON
     Lines, or a plugin's format whose writer has ``write_table``), atomically.
@@ -897,14 +898,20 @@ def write_scored(
     guarded here (never an input's file, locked, complete or absent). Columns after the
     standard ones are written in the table's order. ``score_decimals`` defaults to the
     decimals of the table's cut-point set (else one). A private NHS number is never written.
+    With ``commit=False`` an :class:`~pamlib.formats.guard.AtomicTarget` is left complete but
+    unpublished, for the caller to commit with other files (or discard).
     """
     host = host or get_host()
     if isinstance(output, AtomicTarget):
         _write_scored(scored, output, output_format, score_decimals, host)
+        if commit:
+            output.commit()
         return
     with OutputGuard() as guard:
         guard.output(output, "the scored output")
-        _write_scored(scored, guard.open(output), output_format, score_decimals, host)
+        target = guard.open(output)
+        _write_scored(scored, target, output_format, score_decimals, host)
+        target.commit()
 
 
 def _write_scored(
@@ -936,7 +943,6 @@ def _write_scored(
         for batch in table.to_batches(max_chunksize=65_536):
             write_table(pyarrow_module().Table.from_batches([batch], schema=table.schema))
         writer.close()
-        target.commit()
     except BaseException:
         if writer is not None:
             with contextlib.suppress(Exception):
@@ -955,9 +961,10 @@ def _table_decimals(table: Any, host: PluginHost) -> int:
     return 1
 
 
-def write_rejects(run: ScoreRun, target: Target | AtomicTarget) -> None:
+def write_rejects(run: ScoreRun, target: Target | AtomicTarget, *, commit: bool = True) -> None:
     """Write a run's rejects as ``pamlib score`` does (the rejects file: see
-    :class:`~pamlib.formats.output.RejectsWriter`), atomically."""
+    :class:`~pamlib.formats.output.RejectsWriter`), atomically (``commit=False``: complete but
+    unpublished, as :func:`write_scored`)."""
     stream = target.stream if isinstance(target, AtomicTarget) else target
     writer = RejectsWriter(stream, run.source_columns)
     try:
@@ -974,7 +981,7 @@ def write_rejects(run: ScoreRun, target: Target | AtomicTarget) -> None:
             for r in run.rejects.to_pylist()
         )
         writer.close()
-        if isinstance(target, AtomicTarget):
+        if commit and isinstance(target, AtomicTarget):
             target.commit()
     except BaseException:
         writer.abort()

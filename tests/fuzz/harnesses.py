@@ -575,13 +575,14 @@ def check_rules(data: bytes) -> None:
         status = main(["rules", "check", str(path)])
     if status == EXIT_BUG or "Traceback" in stderr.getvalue():
         raise InvariantError(f"pamlib rules check: {stderr.getvalue()[-300:]}")
-    from pamlib.cli._recommend import recommend_csv
-    from pamlib.formats.guard import AtomicTarget
+    from pamlib.pipeline import write_scored
+    from pamlib.tables.scored import ScoredTable
+    from pamlib.tailoring import tailor
 
     scored = _scored_table()
     out = io.BytesIO()
     with _clean_errors_only("tailoring with the rules") as refused:
-        recommend_csv(scored, AtomicTarget(out), [str(path)])
+        write_scored(tailor(ScoredTable.read(scored), [str(path)]), out, output_format="csv")
     if refused:
         return
     n_in = len(_csv_rows(scored.read_bytes()))

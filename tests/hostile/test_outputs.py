@@ -167,27 +167,25 @@ def test_case_03_interrupted_recommend_publishes_nothing(
 ) -> None:
     """An interrupt half-way through writing the tailored file leaves the previous output as
     it was, and no temporary file (the old code renamed the part file over it in ``finally``)."""
-    import pamlib.cli._recommend as recommend
+    from pamlib.formats import output
 
     source = cohort(tmp_path / "in.csv", 300)
     out = tmp_path / "out.csv"
     out.write_text("previous output\n", encoding="utf-8")
     calls = 0
-    real_protect = protect
 
-    def interrupting(text: str) -> str:
+    def interrupting(table: object, decimals: int) -> object:
         nonlocal calls
         calls += 1
-        if calls == 200:
-            raise KeyboardInterrupt
-        return real_protect(text)
+        raise KeyboardInterrupt
 
-    monkeypatch.setattr(recommend, "protect", interrupting)
+    monkeypatch.setattr(output, "csv_text_table", interrupting)
     argv = ["score", str(source), "--provider", "demo", "--recommend", "-o", str(out),
             "--rejects", str(tmp_path / "rejects.csv")]  # fmt: skip
     assert main(argv) == 130
-    assert calls == 200, "the interrupt came while the tailored file was being written"
+    assert calls == 1, "the interrupt came while the tailored file was being written"
     assert out.read_text(encoding="utf-8") == "previous output\n"
+    assert not (tmp_path / "rejects.csv").exists()
     assert leftovers(tmp_path) == []
     assert "Traceback" not in capsys.readouterr().err
 

@@ -3,27 +3,29 @@
 Writes a synthetic cohort as a canonical CSV (with made-up condition, interpreter and
 accessibility columns, and three rows broken on purpose to show the rejects file), scores it with
 the synthetic ``demo`` calibration through exactly the code path of ``pamlib score``, tailors
-support with pamlib's default rules plus the example site file, and ends with the cohort report.
+support with pamlib's default rules plus the example site file, and ends with the cohort report:
+one pass in memory (score, tailor, report), each output written once and never read back.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import io
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import attrs
 
 from pamlib.cli.score import print_summary
 from pamlib.formats.guard import OutputGuard
 from pamlib.formats.output import CsvWriter
-from pamlib.instruments import Instrument
-from pamlib.pipeline import score_file
 from pamlib.plugins import get_host
-from pamlib.scoring.provider import ScoringProvider
 from pamlib.synthetic import SyntheticCohort, synthetic_cohort
+
+if TYPE_CHECKING:
+    from pamlib.tables.scored import ScoredTable
 
 #: The synthetic demonstration calibration: every result is flagged demo, NOT the PAM.
 DEMO_PROVIDER = "demo"
@@ -80,13 +82,10 @@ def write_cohort(cohort: SyntheticCohort, path: Path, seed: int) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    import tempfile
-
     from pamlib.cli import UsageError
-    from pamlib.cli._recommend import recommend_csv
+    from pamlib.pipeline import TableScorer, write_rejects, write_scored
     from pamlib.reporting import build_report, write_html, write_json
-    from pamlib.scoring import select_provider
-    from pamlib.tailoring import EXAMPLE_SITE_RULES
+    from pamlib.tailoring import EXAMPLE_SITE_RULES, tailor
 
     if args.patients < 1:
         raise UsageError("--patients must be at least 1")
@@ -102,39 +101,45 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"Patients with a follow-up: {sum(1 for n in per_patient.values() if n > 1)}")
     host = get_host()
-
-    def select(instrument: Instrument) -> ScoringProvider:
-        return select_provider(DEMO_PROVIDER, instrument, host=host)
-
-    scored = out / "scored.csv"
+    scored, rejects = out / "scored.csv", out / "rejects.csv"
     html, summary_json = out / "report.html", out / "summary.json"
-    with OutputGuard() as guard, tempfile.TemporaryDirectory(prefix="pamlib-") as work:
-        guard.output(scored, "the scored file")
-        guard.output(html, "the HTML report")
-        guard.output(summary_json, "the JSON summary")
-        summary = score_file(
-            source,
-            select_provider=select,
-            output=Path(work) / "scored.csv",
-            rejects=out / "rejects.csv",
-            host=host,
-            guard=guard,
-        )
-        n = recommend_csv(Path(work) / "scored.csv", guard.open(scored), [str(EXAMPLE_SITE_RULES)])
-        report = build_report(scored)
-        for path, write in ((html, write_html), (summary_json, write_json)):
-            target = guard.open(path)
-            text = io.TextIOWrapper(target.stream, encoding="utf-8", newline="")
-            write(report, text)
-            text.flush()
-            text.detach()
-            target.commit()
+    with OutputGuard() as guard:
+        guard.input(source, "the synthetic cohort")
+        for path, label in (
+            (scored, "the scored file"),
+            (rejects, "the rejects file"),
+            (html, "the HTML report"),
+            (summary_json, "the JSON summary"),
+        ):
+            guard.output(path, label)
+        # One pass in memory: score, tailor, report; each file is written once, never read.
+        run = TableScorer(provider=DEMO_PROVIDER, host=host).score_source(source)
+        tailored = tailor(run.scored, [str(EXAMPLE_SITE_RULES)], host=host)
+        report = build_report(tailored)
+        targets = [guard.open(p) for p in (rejects, scored, html, summary_json)]
+        try:
+            write_rejects(run, targets[0], commit=False)
+            write_scored(
+                tailored, targets[1], score_decimals=run.score_decimals, host=host, commit=False
+            )
+            for target, write in zip(targets[2:], (write_html, write_json), strict=True):
+                text = io.TextIOWrapper(target.stream, encoding="utf-8", newline="")
+                write(report, text)
+                text.flush()
+                text.detach()
+            for target in targets:  # the rejects first, the report last
+                target.commit()
+        except BaseException:
+            for target in targets:
+                target.discard()
+            raise
+    summary = attrs.evolve(run.summary, output=str(scored), rejects=str(rejects))
     print(f"Input:   {source}")
-    print(f"Scored:  {scored}  (with recommended pathways for {n} assessments)")
+    print(f"Scored:  {scored}  (with recommended pathways for {len(tailored)} assessments)")
     print(f"Rejects: {summary.rejects}")
     print(f"Scored with '{DEMO_PROVIDER}' (synthetic calibration — NOT PAM scores).")
     print_summary(summary, sys.stdout)
-    _print_tailoring(scored)
+    _print_tailoring(tailored)
     nqf = report.nqf2483
     print(
         f"Cohort report: {html} (summary: {summary_json}); "
@@ -143,15 +148,13 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_tailoring(scored: Path) -> None:
-    """Counts of recommended pathways in the tailored file."""
+def _print_tailoring(tailored: ScoredTable) -> None:
+    """Counts of recommended pathways in the tailored table."""
     counts: Counter[str] = Counter()
     none = 0
-    with scored.open(encoding="utf-8", newline="") as f:
-        for row in csv.DictReader(f):
-            pathways = [p for p in row["recommended_pathways"].split(";") if p]
-            counts.update(pathways)
-            none += not pathways
+    for pathways in tailored.column("recommended_pathways").to_pylist():
+        counts.update(pathways)
+        none += not pathways
     print("Tailoring (pamlib's default rules + the example site file):")
     for pathway, k in counts.most_common():
         print(f"  {pathway}: {k}")

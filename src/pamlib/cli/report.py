@@ -10,10 +10,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+import attrs
+
 from pamlib.formats.guard import OutputGuard
 
 if TYPE_CHECKING:
     from pamlib.reporting import CohortReport
+    from pamlib.tables.scored import ScoredTable
 
 
 def add_parser(subparsers: Any) -> None:
@@ -77,15 +80,16 @@ def run(args: argparse.Namespace) -> int:
         guard.output(args.output, "the HTML report (-o)")
         guard.output(args.json, "the JSON summary (--json)")
         guard.output(args.patients, "the per-patient CSV (--patients)")
+        scored: ScoredTable | Path = source
         if args.provider is not None:
-            source = _score_first(args, source, guard)
+            scored = _score_first(args, source, guard)
         config = ReportConfig(
             threshold=parse_threshold(args.threshold),
             group_by=args.group_by,
             publish=args.publish,
         )
         try:
-            report = build_report(source, config)
+            report = build_report(scored, config)
         except IdentifyingColumnError as exc:  # the column is the user's choice: a usage error
             raise UsageError(str(exc)) from None
         _write(guard, report, args)
@@ -129,37 +133,31 @@ def _write(guard: OutputGuard, report: CohortReport, args: argparse.Namespace) -
         target.commit()
 
 
-def _score_first(args: argparse.Namespace, source: Path, guard: OutputGuard) -> Path:
-    """Score a raw export into a scored CSV beside the report (``NAME.scored.csv``), printing the
-    reconciliation; rejects go beside it too."""
+def _score_first(args: argparse.Namespace, source: Path, guard: OutputGuard) -> ScoredTable:
+    """Score a raw export in memory and report from it — a person's rows are linked by NHS
+    number where the export has no patient id, without the number being written anywhere —
+    and also write the scored rows (``NAME.scored.csv``) and rejects beside the report,
+    printing the reconciliation."""
     from pamlib.cli.score import print_summary
-    from pamlib.formats.base import ReadOptions
-    from pamlib.formats.layout import load_mapping
-    from pamlib.instruments import Instrument
-    from pamlib.pipeline import score_file
-    from pamlib.plugins import get_host
-    from pamlib.scoring import select_provider
-    from pamlib.scoring.provider import ScoringProvider
+    from pamlib.pipeline import TableScorer, write_rejects, write_scored
 
-    host = get_host()
-
-    def select(instrument: Instrument) -> ScoringProvider:
-        return select_provider(args.provider, instrument, calibration=args.calibration, host=host)
-
-    options = ReadOptions()
-    if args.mapping:
-        options = load_mapping(args.mapping).apply(options)
     report = Path(args.output)
     scored = report.with_name(report.stem + ".scored.csv")
-    summary = score_file(
-        source,
-        select_provider=select,
-        output=scored,
-        rejects=report.with_name(report.stem + ".rejects.csv"),
-        options=options,
-        host=host,
-        guard=guard,
-    )
+    rejects = report.with_name(report.stem + ".rejects.csv")
+    guard.output(scored, "the scored file written beside the report")
+    guard.output(rejects, "the rejects file written beside the report")
+    scorer = TableScorer(provider=args.provider, calibration=args.calibration, mapping=args.mapping)
+    run = scorer.score_source(source)
+    targets = guard.open(rejects), guard.open(scored)
+    try:
+        write_rejects(run, targets[0], commit=False)
+        write_scored(run.scored, targets[1], score_decimals=run.score_decimals, commit=False)
+        for target in targets:
+            target.commit()
+    except BaseException:
+        for target in targets:
+            target.discard()
+        raise
     print(f"Scored: {scored}", file=sys.stderr)
-    print_summary(summary, sys.stderr)
-    return scored
+    print_summary(attrs.evolve(run.summary, rejects=str(rejects)), sys.stderr)
+    return run.scored

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from pamlib.cli._progress import Progress
 from pamlib.formats.base import ReadOptions, Target
@@ -14,6 +14,9 @@ from pamlib.instruments import Instrument
 from pamlib.pipeline import ScoreSummary, score_file
 from pamlib.plugins import get_host
 from pamlib.scoring.provider import ScoringProvider
+
+if TYPE_CHECKING:
+    from pamlib.tables.keys import Pseudonymiser
 
 __all__ = ["add_parser", "print_summary", "run"]
 
@@ -68,6 +71,12 @@ def add_parser(subparsers: Any) -> None:
         help="add the normalised NHS number to the output as an nhs_number column",
     )
     p.add_argument(
+        "--pseudonym-key",
+        metavar="FILE",
+        help="a secret key file (32 bytes or more): add a keyed pseudonym of the NHS number "
+        "(nhs_pseudonym column) that links a person's rows without the number",
+    )
+    p.add_argument(
         "--engine",
         choices=("auto", "arrow", "python"),
         default="auto",
@@ -84,8 +93,8 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument(
         "--recommend",
         action="store_true",
-        help="tailor: add recommended_pathways, recommendation_rules and reassess_by columns "
-        "from pamlib's default rules (CSV output)",
+        help="tailor: add recommended_pathways, recommendation_rules, reassess_by and "
+        "no_pathway_reason columns from pamlib's default rules (CSV, Parquet or JSON output)",
     )
     p.add_argument(
         "--rules",
@@ -145,62 +154,28 @@ def _run(args: argparse.Namespace, guard: OutputGuard) -> int:
         raise UsageError(f"no calibration file {args.calibration}")
     guard.input(args.calibration, "the calibration file")
     guard.input(args.mapping, "the mapping file")
+    guard.input(args.pseudonym_key, "the pseudonym key file")
     options = _options(args)
     output: Target = args.output if args.output not in (None, "-") else sys.stdout.buffer
-    host = get_host()
-
-    def select(instrument: Instrument) -> ScoringProvider:
-        from pamlib.scoring import select_provider
-
-        return select_provider(args.provider, instrument, calibration=args.calibration, host=host)
-
+    pseudonymiser = _pseudonymiser(args.pseudonym_key)
     recommend = args.recommend or bool(args.rules)
-    rejects = args.rejects
-    workdir = None
-    final_output = output
-    if recommend:
-        import tempfile
-
-        from pamlib.pipeline import default_rejects_path
-
-        fmt = args.output_format or ("csv" if not isinstance(output, str) else None)
-        if fmt not in (None, "csv") or (
-            fmt is None and not str(output).lower().endswith((".csv", ".txt"))
-        ):
-            raise UsageError("--recommend and --rules write CSV output (-o FILE.csv or stdout)")
-        for rules_file in args.rules:
-            if not Path(rules_file).is_file():
-                raise UsageError(f"no rules file {rules_file}")
-            guard.input(rules_file, "a rules file")
-        rejects = rejects or default_rejects_path(args.input, output)
-        # the scored table goes to a private folder first; the tailored file is the output
-        guard.output(final_output, "the scored output")
-        workdir = tempfile.TemporaryDirectory(prefix="pamlib-")
-        workdir_path = Path(workdir.name)
-        output = workdir_path / "scored.csv"
+    for rules_file in args.rules:
+        if not Path(rules_file).is_file():
+            raise UsageError(f"no rules file {rules_file}")
+        guard.input(rules_file, "a rules file")
     progress = Progress(sys.stderr, enabled=False if args.no_progress else None)
     try:
-        summary = score_file(
-            args.input,
-            select_provider=select,
-            output=output,
-            rejects=rejects,
-            input_format=args.input_format,
-            output_format=args.output_format,
+        job = _score_and_tailor if recommend else _score
+        summary = job(
+            args,
+            guard,
             options=options,
-            keep_nhs_number=args.keep_nhs_number,
-            host=host,
-            progress=progress.update,
-            guard=guard,
+            output=output,
+            pseudonymiser=pseudonymiser,
+            progress=progress,
         )
-        if workdir is not None:
-            from pamlib.cli._recommend import recommend_csv
-
-            recommend_csv(workdir_path / "scored.csv", guard.open(final_output), args.rules)
     finally:
         progress.finish()
-        if workdir is not None:
-            workdir.cleanup()
     if summary.demo:
         sys.stderr.write("note: scored with a demonstration calibration: NOT PAM scores\n")
     elif summary.providers and not summary.licensed:
@@ -213,3 +188,106 @@ def _run(args: argparse.Namespace, guard: OutputGuard) -> int:
         sys.stderr.write(f"pamlib: error: {summary.n_rejected} records rejected (--strict)\n")
     print_summary(summary, sys.stderr)
     return 1 if strict_failure else 0
+
+
+def _pseudonymiser(path: str | None) -> Pseudonymiser | None:
+    if path is None:
+        return None
+    from pamlib.tables.keys import Pseudonymiser
+
+    return Pseudonymiser.from_file(path)
+
+
+def _score(
+    args: argparse.Namespace,
+    guard: OutputGuard,
+    *,
+    options: ReadOptions,
+    output: Target,
+    pseudonymiser: Pseudonymiser | None,
+    progress: Progress,
+) -> ScoreSummary:
+    """Score file to file, streaming: memory stays flat however large the input."""
+    host = get_host()
+
+    def select(instrument: Instrument) -> ScoringProvider:
+        from pamlib.scoring import select_provider
+
+        return select_provider(args.provider, instrument, calibration=args.calibration, host=host)
+
+    return score_file(
+        args.input,
+        select_provider=select,
+        output=output,
+        rejects=args.rejects,
+        input_format=args.input_format,
+        output_format=args.output_format,
+        options=options,
+        keep_nhs_number=args.keep_nhs_number,
+        pseudonymiser=pseudonymiser,
+        host=host,
+        progress=progress.update,
+        guard=guard,
+    )
+
+
+def _score_and_tailor(
+    args: argparse.Namespace,
+    guard: OutputGuard,
+    *,
+    options: ReadOptions,
+    output: Target,
+    pseudonymiser: Pseudonymiser | None,
+    progress: Progress,
+) -> ScoreSummary:
+    """Score into memory, tailor (a person's previous assessment may be anywhere in the file),
+    then write: the rejects first, the tailored table last. Nothing is written and read back;
+    NHS numbers link a person's rows without being written unless asked for."""
+    from pamlib.pipeline import TableScorer, default_rejects_path, write_rejects, write_scored
+    from pamlib.tailoring import tailor
+    from pamlib.tailoring.rows import no_pathway_summary
+
+    rejects = args.rejects or default_rejects_path(args.input, output)
+    guard.input(args.input, "the input")
+    guard.output(output, "the scored output")
+    guard.output(
+        rejects,
+        "the rejects file"
+        if args.rejects
+        else "the default rejects file (named after the output; set one with --rejects)",
+    )
+    host = get_host()
+    scorer = TableScorer(
+        provider=args.provider,
+        calibration=args.calibration,
+        options=options,
+        keep_nhs_number=args.keep_nhs_number,
+        pseudonymiser=pseudonymiser,
+        host=host,
+    )
+    run = scorer.score_source(args.input, input_format=args.input_format, progress=progress.update)
+    tailored = tailor(run.scored, args.rules, host=host)
+    rejects_target, output_target = guard.open(rejects), guard.open(output)
+    try:  # both written in full, then published: the rejects first, the output last
+        write_rejects(run, rejects_target, commit=False)
+        write_scored(
+            tailored,
+            output_target,
+            output_format=args.output_format,
+            score_decimals=run.score_decimals,
+            host=host,
+            commit=False,
+        )
+        rejects_target.commit()
+        output_target.commit()
+    except BaseException:
+        rejects_target.discard()
+        output_target.discard()
+        raise
+    columns = {c: tailored.text(c).tolist() for c in ("recommended_pathways", "no_pathway_reason")}
+    for line in no_pathway_summary(columns):  # rows without a pathway never go unnoticed
+        print(line, file=sys.stderr)
+    import attrs
+
+    name = str(args.output) if args.output not in (None, "-") else "<stdout>"
+    return attrs.evolve(run.summary, output=name, rejects=str(rejects))

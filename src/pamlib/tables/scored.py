@@ -20,7 +20,7 @@ import csv
 import importlib
 import os
 import re
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -169,6 +169,11 @@ class _Problems:
         summary = f"{self.source}: {len(self.found) + self.n_more} problem(s) in the scored table"
         if self.n_more:
             summary += f" ({self.n_more} more not listed)"
+        if any(p.code == "no-patient-key" for p in self.found):
+            summary += (
+                "; rows identified by NHS number only are linked when scored with "
+                "--keep-nhs-number or --pseudonym-key (or reported straight from the export)"
+            )
         raise FormatError(summary, self.found)
 
 
@@ -728,6 +733,26 @@ class ScoredTable:
         if suffix in (".jsonl", ".ndjson", ".json"):
             return cls.from_arrow(_read_json_lines(path), source=path.name)
         return cls.from_arrow(_read_csv(path), source=path.name)
+
+    def with_columns(self, columns: Mapping[str, Any]) -> ScoredTable:
+        """This table with columns appended (or, under an existing name, replaced), the rows
+        and any NHS numbers held apart unchanged. Each column is an Arrow array of the
+        table's length, typed as :func:`scored_schema` types its name (text otherwise)."""
+        import pyarrow as pa
+
+        table = self._table
+        for name, values in columns.items():
+            column = pa.chunked_array([values]) if isinstance(values, pa.Array) else values
+            field = pa.field(name, _arrow_type(_kind(name)))
+            if column.type != field.type:
+                raise ConfigurationError(f"column {name!r} must be {field.type}, not {column.type}")
+            if name in STANDARD_TYPES:
+                raise ConfigurationError(f"{name!r} is a standard column: it cannot be replaced")
+            if name in table.column_names:
+                table = table.set_column(table.column_names.index(name), field, column)
+            else:
+                table = table.append_column(field, column)
+        return ScoredTable(table, nhs_number=self._nhs_number)
 
     # -- out -------------------------------------------------------------------------------
 

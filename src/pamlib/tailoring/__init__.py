@@ -33,6 +33,7 @@ if TYPE_CHECKING:
         apply_recommendations,
         recommend_rows,
         recommendation_columns,
+        tailor,
         tailor_batch,
     )
     from pamlib.tailoring.rules import (
@@ -73,6 +74,7 @@ _LAZY: dict[str, str] = {
     "apply_recommendations": "rows",
     "recommend_rows": "rows",
     "recommendation_columns": "rows",
+    "tailor": "rows",
     "tailor_batch": "rows",
     "Action": "rules",
     "FileRule": "rules",
@@ -125,6 +127,7 @@ __all__ = [
     "recommend_rows",
     "recommendation_columns",
     "rule",
+    "tailor",
     "tailor_batch",
 ]
 

@@ -43,6 +43,7 @@ __all__ = [
     "recommend_rows",
     "recommendation_columns",
     "summary_lines",
+    "tailor",
     "tailor_batch",
 ]
 
@@ -148,6 +149,43 @@ def apply_recommendations(
     else:
         columns = ContextColumns.from_rows(table_rows)
     return engine.table_columns(columns)
+
+
+def tailor(
+    scored: ScoredTable,
+    rules: Engine | Iterable[str | os.PathLike[str]] = (),
+    *,
+    host: PluginHost | None = None,
+) -> ScoredTable:
+    """The scored table with the recommendation columns added (or replaced): each row's
+    ``recommended_pathways`` and ``recommendation_rules`` (lists), ``reassess_by`` (a date) and
+    ``no_pathway_reason``, from ``rules`` — a ready :class:`Engine`, or site rule files added to
+    every plugin's rules (pamlib's defaults among them). A person's previous assessment is found
+    by the table's patient key (:meth:`~pamlib.tables.scored.ScoredTable.patient_keys`).
+
+    What ``pamlib score --recommend`` writes; the table stays in memory, NHS numbers held apart
+    included, for :func:`~pamlib.reporting.build_report` or a writer.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    engine = rules if isinstance(rules, Engine) else build_engine(rules, host=host)
+    added = engine.table_columns(ContextColumns.from_scored(scored))
+
+    def listed(values: list[str]) -> pa.Array:
+        return pa.array([v.split(";") if v else [] for v in values], pa.list_(pa.string()))
+
+    due = pa.array(added["reassess_by"], pa.string())
+    return scored.with_columns(
+        {
+            "recommended_pathways": listed(added["recommended_pathways"]),
+            "recommendation_rules": listed(added["recommendation_rules"]),
+            "reassess_by": pc.cast(pc.if_else(pc.equal(due, ""), None, due), pa.date32()),
+            "no_pathway_reason": pa.array(
+                [v or None for v in added["no_pathway_reason"]], pa.string()
+            ),
+        }
+    )
 
 
 def tailor_batch(
