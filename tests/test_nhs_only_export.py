@@ -140,3 +140,16 @@ def test_the_same_from_python(tmp_path: Path, host: PluginHost) -> None:
     assert report.nqf2483.denominator > 0
     frame = tailored.to_arrow().to_pylist()
     assert not any(n in json.dumps(frame, default=str) for n in numbers)
+
+
+def test_the_per_patient_csv_holds_no_number_that_was_not_kept(
+    tmp_path: Path, host: PluginHost
+) -> None:
+    numbers = _export(tmp_path / "export.csv")
+    argv = ["report", str(tmp_path / "export.csv"), "--mapping", str(MAPPING)]
+    argv += ["--provider", "demo", "-o", str(tmp_path / "r.html")]
+    argv += ["--patients", str(tmp_path / "p.csv")]
+    assert main(argv) == 0
+    assert _contains_a_number(tmp_path, numbers) == []
+    rows = (tmp_path / "p.csv").read_text(encoding="utf-8").splitlines()
+    assert len(rows) == 1 + len(numbers)

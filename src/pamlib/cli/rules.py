@@ -236,38 +236,20 @@ def _read_table(path: str) -> list[dict[str, str]]:
 
 
 def _context_from_table(path: str, assessment_id: str) -> Context:
-    from pamlib.tailoring.rows import contexts_from_rows
+    """The context of one row of a scored table, read and linked as tailoring reads the whole
+    table (:class:`~pamlib.tables.scored.ScoredTable`: one patient key, every check)."""
+    from pamlib.tables.scored import ScoredTable
+    from pamlib.tailoring.columns import ContextColumns
 
-    rows = _read_table(path)
-    matches = [
-        i for i, r in enumerate(rows) if (r.get("assessment_id") or "").strip() == assessment_id
-    ]
+    table = ScoredTable.read(path)
+    ids = table.text("assessment_id")
+    matches = [i for i, v in enumerate(ids.tolist()) if str(v).strip() == assessment_id]
     if not matches:
         raise ValidationError(
-            "nothing to explain", [Problem(path, "not-found", "no row has this assessment_id")]
+            "nothing to explain",
+            [Problem(Path(path).name, "not-found", "no row has this assessment_id")],
         )
-    if len(matches) > 1:
-        lines = ", ".join(f"line {i + 2}" for i in matches)
-        raise ValidationError(
-            "ambiguous assessment id",
-            [Problem(path, "duplicate", f"several rows have it: {lines}")],
-        )
-    row = rows[matches[0]]
-    key = (row.get("patient_id") or "").strip() or (row.get("nhs_number") or "").strip()
-    same = [
-        r
-        for r in rows
-        if r is row
-        or (
-            key
-            and ((r.get("patient_id") or "").strip() or (r.get("nhs_number") or "").strip()) == key
-        )
-    ]
-    try:
-        contexts = contexts_from_rows(same)
-    except ValidationError as exc:
-        raise ValidationError(f"{path}: the patient's rows cannot be read", exc.problems) from None
-    return contexts[same.index(row)]
+    return ContextColumns.from_scored(table).context(matches[0])
 
 
 def _engine(files: Sequence[str]) -> Engine:

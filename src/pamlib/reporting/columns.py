@@ -96,6 +96,9 @@ class ScoredColumns:
     flags: TextArray
     demo: NDArray[np.bool_]
     text: Mapping[str, TextArray] = attrs.field(factory=dict)
+    #: Some patients are keyed by an NHS number that was not kept as a column (see
+    #: :attr:`~pamlib.tables.scored.ScoredTable.links_by_private_nhs_number`).
+    private_nhs_keys: bool = False
 
     def __attrs_post_init__(self) -> None:
         n = len(self.patient_id)
@@ -200,6 +203,7 @@ class ScoredColumns:
             flags=_column_text(pc.binary_join(table.column("flags"), ";")),
             demo=np.asarray(table.column("demo").to_numpy(), dtype=np.bool_),
             text=_TextColumns(table, [c for c in table.column_names if not is_identifier_name(c)]),
+            private_nhs_keys=table.links_by_private_nhs_number,
         )
 
 

@@ -206,6 +206,10 @@ def _labels(codes: NDArray[np.int8], names: Mapping[int, str]) -> list[str]:
 def write_patients_csv(report: CohortReport, target: Target) -> None:
     """Write one row per patient (columns :data:`PATIENT_CSV_COLUMNS`), sorted by patient id.
 
+    A patient linked by an NHS number that was held in memory only (a raw export scored
+    without ``--keep-nhs-number``) has an empty ``patient_id``: the number is written nowhere;
+    the assessment ids identify the row.
+
     Raises :class:`~pamlib.errors.ConfigurationError` for a report built with ``publish=True``:
     row-level data is not a published output.
     """
@@ -223,8 +227,11 @@ def write_patients_csv(report: CohortReport, target: Target) -> None:
         np.char.add(traj.baseline_level.astype(str), "->"), traj.followup_level.astype(str)
     )
     demo_row = np.where(has_b, baseline, traj.first_row)
+    patient_ids = traj.patient_id.tolist()
+    if cols.private_nhs_keys:  # an NHS number the user did not keep is written nowhere
+        patient_ids = ["" if str(p).startswith("nhs:") else p for p in patient_ids]
     columns: dict[str, list[str]] = {
-        "patient_id": traj.patient_id.tolist(),
+        "patient_id": patient_ids,
         "n_assessments": [str(n) for n in traj.n_assessments.tolist()],
         "baseline_assessment_id": _at_rows(cols.assessment_id, baseline),
         "baseline_on": _at_rows(days, baseline),

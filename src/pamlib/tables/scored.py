@@ -678,6 +678,12 @@ class ScoredTable:
     def __len__(self) -> int:
         return int(self._table.num_rows)
 
+    @property
+    def links_by_private_nhs_number(self) -> bool:
+        """Whether some rows are linked by an NHS number held apart from the columns: their
+        keys (``nhs:`` and the digits) must not be written where the number is not wanted."""
+        return self._nhs_number is not None and "nhs_number" not in self._table.column_names
+
     def __repr__(self) -> str:
         return f"ScoredTable(n_rows={len(self)}, columns={self.column_names!r})"
 
