@@ -153,3 +153,17 @@ def test_the_per_patient_csv_holds_no_number_that_was_not_kept(
     assert _contains_a_number(tmp_path, numbers) == []
     rows = (tmp_path / "p.csv").read_text(encoding="utf-8").splitlines()
     assert len(rows) == 1 + len(numbers)
+
+
+def test_rules_overdue_follows_people_up_by_their_key(
+    tmp_path: Path, host: PluginHost, capsys: pytest.CaptureFixture[str]
+) -> None:
+    numbers = _export(tmp_path / "export.csv")
+    argv = ["score", str(tmp_path / "export.csv"), "--mapping", str(MAPPING)]
+    argv += ["--provider", "demo", "--keep-nhs-number", "-o", str(tmp_path / "kept.csv")]
+    assert main(argv) == 0
+    capsys.readouterr()
+    argv = ["rules", "overdue", "--input", str(tmp_path / "kept.csv"), "--on", "2030-01-01"]
+    assert main([*argv, "--all"]) == 0
+    listed = capsys.readouterr().out.splitlines()[1:]
+    assert sorted(line.split(",")[0] for line in listed) == sorted(numbers)

@@ -6,7 +6,6 @@ Tailoring modules are imported inside the commands, so ``pamlib --help`` stays q
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
 import sys
 from collections.abc import Sequence
@@ -224,17 +223,6 @@ def _context_from_options(args: argparse.Namespace) -> Context:
     )
 
 
-def _read_table(path: str) -> list[dict[str, str]]:
-    try:
-        with Path(path).open(encoding="utf-8-sig", newline="") as handle:
-            return [dict(row) for row in csv.DictReader(handle)]
-    except (UnicodeDecodeError, csv.Error) as exc:  # an OSError is the environment's (exit 3)
-        raise ValidationError(
-            "cannot read the scored table",
-            [Problem(Path(path).name, "read", f"not a CSV table in UTF-8 ({type(exc).__name__})")],
-        ) from None
-
-
 def _context_from_table(path: str, assessment_id: str) -> Context:
     """The context of one row of a scored table, read and linked as tailoring reads the whole
     table (:class:`~pamlib.tables.scored.ScoredTable`: one patient key, every check)."""
@@ -282,21 +270,15 @@ def run_explain(args: argparse.Namespace) -> int:
 
 def run_overdue(args: argparse.Namespace) -> int:
     from pamlib.formats.output import CsvWriter, protect
-    from pamlib.tailoring.reassessment import due_from_rows, reassessment_status
-    from pamlib.tailoring.rows import RECOMMENDATION_COLUMNS, recommend_rows
+    from pamlib.tables.scored import ScoredTable
+    from pamlib.tailoring.reassessment import due_from_table, reassessment_status
+    from pamlib.tailoring.rows import tailor
 
     on = _date(args.on, "--on")
-    rows = _read_table(args.input)
-    if rows and "reassess_by" not in rows[0]:
-        outcomes = recommend_rows(rows, _engine(args.rules))
-        rows = [
-            {**row, RECOMMENDATION_COLUMNS[2]: o.reassess_by.isoformat() if o.reassess_by else ""}
-            for row, o in zip(rows, outcomes, strict=True)
-        ]
-    try:
-        entries = due_from_rows(rows)
-    except ValidationError as exc:
-        raise ValidationError(f"{args.input}: {exc.summary}", exc.problems) from None
+    table = ScoredTable.read(args.input)
+    if "reassess_by" not in table.column_names:
+        table = tailor(table, _engine(args.rules))
+    entries = due_from_table(table)
     statuses = reassessment_status(entries, on)
     # every cell goes through the spreadsheet protection of the other CSV outputs, after any
     # stripping, and rows with a bare CR are quoted
@@ -316,8 +298,8 @@ def run_overdue(args: argparse.Namespace) -> int:
     for s in statuses:
         if not args.all and s.status != "overdue":
             continue
-        cells = [
-            s.patient_id,
+        cells = [  # the patient as a person reads it: the id, else the NHS number or pseudonym
+            s.patient_id.removeprefix("nhs:").removeprefix("pseudonym:").strip(),
             s.status,
             s.assessment_id or "",
             s.assessed_on.isoformat() if s.assessed_on else "",

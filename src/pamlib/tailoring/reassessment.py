@@ -15,12 +15,15 @@ from __future__ import annotations
 import calendar
 import datetime as dt
 from collections.abc import Iterable, Mapping
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import attrs
 
 from pamlib.errors import ConfigurationError, Problem, ValidationError
 from pamlib.tailoring.context import parse_date
+
+if TYPE_CHECKING:
+    from pamlib.tables.scored import ScoredTable
 
 __all__ = [
     "DueStatus",
@@ -28,6 +31,7 @@ __all__ = [
     "ReassessmentPolicy",
     "add_months",
     "due_from_rows",
+    "due_from_table",
     "overdue",
     "reassessment_status",
 ]
@@ -189,6 +193,25 @@ def overdue(
 ) -> list[PatientDue]:
     """The patients whose reassessment is overdue on ``on``, most overdue first."""
     return [s for s in reassessment_status(entries, on, policy=policy) if s.status == "overdue"]
+
+
+def due_from_table(table: ScoredTable) -> list[tuple[str, str, dt.date, dt.date | None]]:
+    """Entries for :func:`reassessment_status` from a tailored
+    :class:`~pamlib.tables.scored.ScoredTable` (one with ``reassess_by``), each patient by the
+    table's one patient key (:meth:`~pamlib.tables.scored.ScoredTable.patient_keys`)."""
+    if "reassess_by" not in table.column_names:
+        raise ValidationError(
+            "cannot list reassessments",
+            [Problem("reassess_by", "missing-column", "tailor the table first")],
+        )
+    keys = table.patient_keys().tolist()
+    ids = table.text("assessment_id").tolist()
+    days = table.column("assessed_on").to_pylist()
+    due = table.column("reassess_by").to_pylist()
+    return [
+        (str(key), str(aid).strip(), day, by)
+        for key, aid, day, by in zip(keys, ids, days, due, strict=True)
+    ]
 
 
 def due_from_rows(
