@@ -84,18 +84,22 @@ class ScoreSummary:
     providers: tuple[str, ...] = ()
     demo: bool = False
     licensed: bool = False
+    #: Records that held nothing (only delimiters and whitespace): skipped, never rejected.
+    n_blank: int = 0
 
     @property
     def reconciles(self) -> bool:
-        return self.n_read == self.n_scored + self.n_not_scored + self.n_rejected
+        return self.n_read == self.n_scored + self.n_not_scored + self.n_rejected + self.n_blank
 
     @property
     def reconciliation(self) -> str:
-        """``read N = scored S + not scored U + rejected R``."""
-        return (
+        """``read N = scored S + not scored U + rejected R`` (``+ blank B`` when there were
+        blank records)."""
+        text = (
             f"read {self.n_read} = scored {self.n_scored} + not scored {self.n_not_scored} "
             f"+ rejected {self.n_rejected}"
         )
+        return text + (f" + blank {self.n_blank}" if self.n_blank else "")
 
 
 def default_rejects_path(source: str | os.PathLike[str], output: Target | None) -> Path:
@@ -208,7 +212,7 @@ class _Scorer:
         self.host = host
         self.select_provider = select_provider
         self.providers: dict[str, ScoringProvider] = {}
-        self.n_read = self.n_scored = self.n_not_scored = self.n_rejected = 0
+        self.n_read = self.n_scored = self.n_not_scored = self.n_rejected = self.n_blank = 0
         self.rejected_by_code: Counter[str] = Counter()
         self.not_scored_by_reason: Counter[str] = Counter()
         self.reasons: dict[str, str] = {}
@@ -261,6 +265,7 @@ class _Scorer:
         self.n_rejected += len(chunk.rejects)
         self.rejected_by_code.update(r.code for r in chunk.rejects)
         self.n_read += chunk.n_read
+        self.n_blank += chunk.n_blank
         return list(_in_input_order(parts))
 
     def decimals(self, scores: BatchScores | None) -> int:
@@ -290,6 +295,7 @@ class _Scorer:
             providers=tuple(sorted({p.id for p in self.providers.values()})),
             demo=self.demo,
             licensed=bool(self.providers) and all(p.licence for p in self.providers.values()),
+            n_blank=self.n_blank,
         )
         if not summary.reconciles:
             raise ReconciliationError(f"the counts do not reconcile: {summary.reconciliation}")

@@ -118,7 +118,8 @@ class ReadChunk:
     source order, and ``source_columns`` the source's own column names (for the rejects file);
     both are the same in every chunk of one source, so a writer can be opened from the first
     chunk even when it holds no valid record. ``progress`` is the share of the input consumed so
-    far (0–1), where the reader can tell.
+    far (0–1), where the reader can tell. Counts reconcile:
+    ``n_read == n_valid + len(rejects) + n_blank``.
     """
 
     batches: tuple[RecordBatch, ...]
@@ -127,6 +128,9 @@ class ReadChunk:
     extra_columns: tuple[str, ...] = ()
     source_columns: tuple[str, ...] = ()
     progress: float | None = None
+    #: Records of ``n_read`` that hold nothing (only delimiters and whitespace): skipped, and
+    #: counted apart in the reconciliation, never rejected.
+    n_blank: int = 0
 
     @property
     def n_valid(self) -> int:
