@@ -281,6 +281,27 @@ def _to_date(
     return pa.array(days_np, type=pa.date32(), mask=np.isnat(days_np))
 
 
+def _parse_text(
+    column: pa.ChunkedArray, parse: Callable[[str], float | None]
+) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+    """Numbers from a text column, each distinct value parsed once (``parse`` gives ``None``
+    for text it refuses); NaN where empty or refused, and where the text was acceptable."""
+    distinct, index = _distinct(_texts(column).tolist())
+    parsed = np.full(len(distinct) or 1, np.nan)
+    valid = np.ones(len(distinct) or 1, dtype=np.bool_)
+    for k, text in enumerate(distinct):
+        if text == "":
+            continue
+        value = parse(text)
+        if value is None:
+            valid[k] = False
+        else:
+            parsed[k] = value
+    if not len(index):
+        return np.zeros(0), np.zeros(0, dtype=np.bool_)
+    return parsed[index], valid[index]
+
+
 def _to_int(
     column: pa.ChunkedArray,
     name: str,
@@ -304,18 +325,11 @@ def _to_int(
         good = missing | ((numbers == np.floor(np.nan_to_num(numbers))) & (numbers >= lo))
         good &= missing | (numbers <= hi)
     else:
-        distinct, index = _distinct(_texts(column).tolist())
-        parsed = np.full(len(distinct) or 1, np.nan)
-        valid = np.ones(len(distinct) or 1, dtype=np.bool_)
-        for k, text in enumerate(distinct):
-            if text == "":
-                continue
-            if _INT_TEXT.fullmatch(text) and lo <= int(text) <= hi:
-                parsed[k] = int(text)
-            else:
-                valid[k] = False
-        numbers = parsed[index] if len(index) else np.zeros(0)
-        good = valid[index] if len(index) else np.zeros(0, dtype=np.bool_)
+
+        def whole(text: str) -> float | None:
+            return float(text) if _INT_TEXT.fullmatch(text) and lo <= int(text) <= hi else None
+
+        numbers, good = _parse_text(column, whole)
         missing = np.isnan(numbers)
     problems.add(~good, code, message)
     keep = good & ~missing
@@ -342,18 +356,9 @@ def _to_float(
         numbers = np.asarray(pc.fill_null(floats, np.nan).to_numpy(), dtype=np.float64)
         good = np.ones(len(numbers), dtype=np.bool_)
     else:
-        distinct, index = _distinct(_texts(column).tolist())
-        parsed = np.full(len(distinct) or 1, np.nan)
-        valid = np.ones(len(distinct) or 1, dtype=np.bool_)
-        for k, text in enumerate(distinct):
-            if text == "":
-                continue
-            if grammar.fullmatch(text):
-                parsed[k] = float(text)
-            else:
-                valid[k] = False
-        numbers = parsed[index] if len(index) else np.zeros(0)
-        good = valid[index] if len(index) else np.zeros(0, dtype=np.bool_)
+        numbers, good = _parse_text(
+            column, lambda text: float(text) if grammar.fullmatch(text) else None
+        )
     if score:
         with np.errstate(invalid="ignore"):
             good &= np.isnan(numbers) | ((numbers >= 0) & (numbers <= 100))
