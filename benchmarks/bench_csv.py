@@ -19,6 +19,7 @@ Usage::
     python benchmarks/bench_csv.py                       # 1M rows, raw-sum provider
     python benchmarks/bench_csv.py --provider demo        # when the demo provider is installed
     python benchmarks/bench_csv.py --rows 10000000 --repeat 1   # flat-memory run
+    python benchmarks/bench_csv.py --provider demo --recommend --skip-baseline   # tailored
 """
 
 from __future__ import annotations
@@ -124,6 +125,9 @@ def main() -> int:
     parser.add_argument("--chunk-rows", type=int, default=None)
     parser.add_argument("--keep", metavar="DIR", help="use (and keep) this folder")
     parser.add_argument("--skip-baseline", action="store_true")
+    parser.add_argument(
+        "--recommend", action="store_true", help="time pamlib score --recommend (tailored output)"
+    )
     parser.add_argument("--generate-only", metavar="FILE", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.generate_only:
@@ -150,6 +154,8 @@ def main() -> int:
              "--no-progress"]  # fmt: skip
     if args.chunk_rows:
         score += ["--chunk-rows", str(args.chunk_rows)]
+    if args.recommend:
+        score.append("--recommend")
     commands = {f"pamlib score --provider {args.provider}": score}
     if not args.skip_baseline:
         for mode in ("text", "inferred"):
