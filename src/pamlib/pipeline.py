@@ -646,7 +646,9 @@ class TableScorer:
     (``nhs_pseudonym``, see :mod:`pamlib.tables.keys`).
 
     Each call to :meth:`score` continues the same run: row positions and the ids seen carry
-    over, so a table scored in parts gives what it gives whole.
+    over, so a table scored in parts gives what it gives whole; every batch must have the same
+    columns. That state makes a scorer one stream's: call it from one thread at a time, and
+    use :func:`score_table` (or a new scorer) for unrelated tables.
     """
 
     def __init__(
@@ -709,10 +711,12 @@ class TableScorer:
         return {k: (p.id, p.version) for k, p in self._scorer.providers.items()}
 
     def __reduce__(self) -> tuple[Any, ...]:
-        """A scorer pickles to what rebuilds it — names, the calibration's document, options,
-        and the providers it chose (by id and version) — never to a provider object. The copy
-        chooses its providers again where it is unpickled and refuses to run if any differs
-        (another plugin, version or calibration). It starts a new run: no ids seen."""
+        """A scorer pickles to what rebuilds it — names, the calibration (one read from a file
+        as the file's path and hash, never its numbers; a demonstration one as its content),
+        options, and the providers it chose (by id and version) — never to a provider object.
+        The copy chooses its providers again where it is unpickled and refuses to run if any
+        differs (another plugin, version or calibration). It starts a new run: no ids seen,
+        rows counted from 1."""
         if not self._default_host:
             host: PluginHost | None = self.host  # pickles by re-discovering its plugins
         else:
