@@ -373,3 +373,35 @@ def test_a_scored_table_writes_the_bytes_the_file_path_writes(
     held = io.BytesIO()
     write_scored(run.scored, held, output_format="csv", score_decimals=run.score_decimals)
     assert held.getvalue() == streamed.getvalue()
+
+
+def test_categoricals_and_a_pandas_index_read_as_an_export_would() -> None:
+    items = {item: ["3", "4", "1"] for item in ITEMS}
+    data = {"patient_id": ["p", "q", "r"], "assessed_on": ["2024-01-01"] * 3, **items}
+    pl = pytest.importorskip("polars")
+    frame = pl.DataFrame({**data, "site": ["a", "b", "a"]}).with_columns(
+        pl.col("site").cast(pl.Categorical)
+    )
+    run = score_table(frame, provider="demo", instrument="PAM-13")
+    assert run.scored.column("site").to_pylist() == ["a", "b", "a"]
+    pd = pytest.importorskip("pandas")
+    filtered = pd.DataFrame(data)
+    filtered = filtered[filtered["patient_id"] != "q"]  # its index is no longer 0, 1, 2
+    run = score_table(filtered, provider="demo", instrument="PAM-13")
+    assert run.summary.n_scored == 2
+    assert not any(c.startswith("__index") for c in run.scored.column_names)
+
+
+def test_a_new_run_keeps_the_providers_and_forgets_the_ids() -> None:
+    records = [{"assessment_id": "x", "patient_id": "p", "assessed_on": "2024-01-01"}]
+    records[0].update(dict.fromkeys(ITEMS, "2"))
+    table = _table(records)
+    scorer = TableScorer(provider="demo", instrument="PAM-13")
+    assert scorer.score(table).summary.n_scored == 1
+    assert scorer.score(table).summary.n_rejected == 1  # the same run: a repeated id
+    fresh = scorer.new_run()
+    assert fresh.providers() == scorer.providers()
+    assert fresh._scorer.providers is scorer._scorer.providers  # chosen once, not again
+    run = fresh.score(table)
+    assert run.summary.n_scored == 1
+    assert run.scored.to_arrow().equals(scorer.new_run().score(table).scored.to_arrow())

@@ -667,8 +667,6 @@ class TableScorer:
         options: ReadOptions | None = None,
         host: PluginHost | None = None,
     ) -> None:
-        from pamlib.formats.tables import TableReader
-
         self.host = host or get_host()
         options = options or ReadOptions()
         if isinstance(mapping, (str, os.PathLike)):
@@ -684,7 +682,7 @@ class TableScorer:
         if isinstance(calibration, (str, os.PathLike)):
             from pamlib.scoring.calibration import load_calibration
 
-            calibration = load_calibration(calibration)  # read once; pickles as its document
+            calibration = load_calibration(calibration)  # read once; pickles by reference and hash
         self.options = options
         self.provider_name = provider
         self.calibration = calibration
@@ -695,16 +693,32 @@ class TableScorer:
         self.duplicates: Duplicates = duplicates
         self._default_host = host is None or host is get_host()
         self._scorer = _Scorer(host=self.host, select_provider=self._select)
-        self._reader = TableReader(
-            options,
-            tuple(self.host.instruments()),
-            source=source,
-            row_key=row_key,
-            duplicates=duplicates,
-        )
+        self._reader = self._new_reader()
         registry = self.host.instruments()
         if options.instrument is not None and options.instrument in registry:
             self._scorer.provider(registry.get(options.instrument))  # fail now if none fits
+
+    def _new_reader(self) -> Any:
+        from pamlib.formats.tables import TableReader
+
+        return TableReader(
+            self.options,
+            tuple(self.host.instruments()),
+            source=self.source,
+            row_key=self.row_key,
+            duplicates=self.duplicates,
+        )
+
+    def new_run(self) -> TableScorer:
+        """A scorer with this one's configuration and the providers it chose (not chosen
+        again: that costs milliseconds), starting a new run — no ids seen, rows counted from
+        1: what a service scoring independent requests uses for each."""
+        clone = object.__new__(TableScorer)
+        clone.__dict__.update(self.__dict__)
+        clone._scorer = _Scorer(host=self.host, select_provider=clone._select)
+        clone._scorer.providers = self._scorer.providers
+        clone._reader = self._new_reader()
+        return clone
 
     def providers(self) -> dict[str, tuple[str, str]]:
         """The provider chosen for each instrument so far: ``{instrument: (id, version)}``."""

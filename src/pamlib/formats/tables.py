@@ -20,6 +20,7 @@ batch) or, with ``row_key``, the value of an integer column the caller keeps for
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -36,6 +37,8 @@ from pamlib.formats.values import InstrumentResolver
 from pamlib.instruments import Instrument
 
 __all__ = ["TableReader", "record_batches", "text_column"]
+
+_PANDAS_INDEX = re.compile(r"__index_level_[0-9]+__")
 
 
 def record_batches(data: Any) -> Iterator[Any]:
@@ -97,8 +100,8 @@ def text_column(column: Any) -> Any:
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
     kind = column.type
-    if pa.types.is_dictionary(kind):
-        column = column.dictionary_decode()
+    if pa.types.is_dictionary(kind):  # categoricals (polars' values are string views)
+        column = pc.take(pc.cast(column.dictionary, pa.string()), column.indices)
         kind = column.type
     if pa.types.is_floating(kind):
         values = column.to_numpy(zero_copy_only=False)
@@ -170,7 +173,7 @@ class TableReader:
         self._layout: Layout | None = None
 
     def _start(self, names: tuple[str, ...]) -> ColumnChecker:
-        header = tuple(n for n in names if n != self.row_key)
+        header = tuple(n for n in names if self._is_data(n))
         if self.row_key is not None and self.row_key not in names:
             raise FormatError(
                 f"{self.source}: no row key column",
@@ -188,6 +191,11 @@ class TableReader:
         return ColumnChecker(
             validator, self.source, unit="row", track_ids=self.duplicates == "track"
         )
+
+    def _is_data(self, name: str) -> bool:
+        """Not the row key, nor a pandas index that pyarrow kept as a column (a filtered
+        DataFrame's ``__index_level_0__``): neither is part of the records."""
+        return name != self.row_key and not _PANDAS_INDEX.fullmatch(name)
 
     @property
     def source_columns(self) -> tuple[str, ...]:
@@ -211,7 +219,7 @@ class TableReader:
         mask = self._first_mask(first, n)
         lines = self._keys(batch, n)
         columns = [
-            text_column(batch.column(i)) for i, name in enumerate(names) if name != self.row_key
+            text_column(batch.column(i)) for i, name in enumerate(names) if self._is_data(name)
         ]
         self.n_rows += n
         checked, rejects = self._checker.check(columns, lines, first=mask)
