@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -24,7 +25,9 @@ settings.register_profile(
 settings.load_profile("ci" if os.environ.get("CI") else "default")
 
 ROOT = Path(__file__).resolve().parent.parent
-#: Sample exports shared by the project (synthetic; see their README).
+#: The project's own sample exports, made by ``tests/data/make_samples.py`` (synthetic).
+SAMPLE_DATA = ROOT / "tests" / "data"
+#: The same kinds of export from a folder beside the checkout, used as well when it is there.
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
@@ -37,8 +40,16 @@ def host() -> Iterator[PluginHost]:
     reset_host(None)
 
 
-@pytest.fixture
-def shared_data() -> Path:
-    if not SHARED_DATA.is_dir():
-        pytest.skip("the shared sample data folder is not beside this checkout")
-    return SHARED_DATA
+def _sample_folders() -> list[Any]:
+    folders = [pytest.param(SAMPLE_DATA, id="own-samples")]
+    if SHARED_DATA.is_dir():
+        folders.append(pytest.param(SHARED_DATA, id="shared-samples"))
+    return folders
+
+
+@pytest.fixture(params=_sample_folders())
+def sample_data(request: pytest.FixtureRequest) -> Path:
+    """A folder of sample exports of the same names and shapes: the project's own (always
+    there, so a clone anywhere runs every test), and the shared folder too when present."""
+    folder: Path = request.param
+    return folder

@@ -1,4 +1,4 @@
-"""Reading delimited files: the shared sample exports, line numbers, and each kind of bad row."""
+"""Reading delimited files: the sample exports, line numbers, and each kind of bad row."""
 
 from __future__ import annotations
 
@@ -48,14 +48,14 @@ def valid_lines(chunks: list[ReadChunk]) -> list[int]:
     return sorted(int(x) for c in chunks for b in c.batches if b.lines is not None for x in b.lines)
 
 
-# -- the shared sample exports ---------------------------------------------------------------
+# -- the sample exports (tests/data; the shared ones too when present) ------------------------
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_site_export_with_its_mapping(shared_data: Path, engine: str) -> None:
+def test_site_export_with_its_mapping(sample_data: Path, engine: str) -> None:
     """The five rows broken on purpose: four rejected with the right code and line, one read
     but not scorable; every other row scored."""
-    path = shared_data / "site-export-semicolon.csv"
+    path = sample_data / "site-export-semicolon.csv"
     options = load_mapping(MAPPING).apply(ReadOptions())
     chunks = read(path, engine, options)
     found = [(r.line, r.code) for r in rejects(chunks)]
@@ -72,8 +72,8 @@ def test_site_export_with_its_mapping(shared_data: Path, engine: str) -> None:
     assert 11 in lines
 
 
-def test_site_export_scores_with_one_not_scored(shared_data: Path) -> None:
-    path = shared_data / "site-export-semicolon.csv"
+def test_site_export_scores_with_one_not_scored(sample_data: Path) -> None:
+    path = sample_data / "site-export-semicolon.csv"
     host = PluginHost(load_entry_points=False, disabled=())
     out = io.BytesIO()
     summary = score_file(
@@ -95,8 +95,8 @@ def test_site_export_scores_with_one_not_scored(shared_data: Path) -> None:
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_cohort_small_reads_completely(shared_data: Path, engine: str) -> None:
-    chunks = read(shared_data / "cohort-small.csv", engine, ReadOptions(chunk_rows=100))
+def test_cohort_small_reads_completely(sample_data: Path, engine: str) -> None:
+    chunks = read(sample_data / "cohort-small.csv", engine, ReadOptions(chunk_rows=100))
     assert sum(c.n_read for c in chunks) == 788
     assert rejects(chunks) == []
     assert valid_lines(chunks) == list(range(2, 790))

@@ -59,13 +59,13 @@ def bundle_of(*resources: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-# -- the shared LHC-Forms export ---------------------------------------------------------------
+# -- the LHC-Forms export ---------------------------------------------------------------------
 
 
 def test_lforms_export_imports_with_the_example_mapping(
-    shared_data: Path, host: PluginHost
+    sample_data: Path, host: PluginHost
 ) -> None:
-    path = shared_data / "qr-lforms-export.json"
+    path = sample_data / "qr-lforms-export.json"
     assessments, rejects, counts = read_fhir(path, mapping=MAPPING)
     assert rejects == []
     assert (counts.n_read, counts.n_valid, counts.n_rejected) == (1, 1, 0)
@@ -73,19 +73,19 @@ def test_lforms_export_imports_with_the_example_mapping(
     assert a.instrument.id == "PAM-13"
     assert a.responses["pam13.12"] is Response.NOT_APPLICABLE
     assert a.n_answered == 12
-    assert a.assessed_on.isoformat() == "2026-11-23"
+    export = json.loads(path.read_text(encoding="utf-8"))
+    assert a.assessed_on.isoformat() == export["authored"][:10]
     assert a.patient.id is not None
     assert a.patient.id.startswith("anonymous:")
-    export = json.loads(path.read_text(encoding="utf-8"))
     raw_total = next(i for i in export["item"] if i["linkId"] == "raw-total")
     score = host.scoring_providers()["raw-sum"].score(a)
     assert score.raw_score == raw_total["answer"][0]["valueDecimal"]
 
 
 def test_lforms_export_without_mapping_is_rejected_with_a_path(
-    shared_data: Path, host: PluginHost
+    sample_data: Path, host: PluginHost
 ) -> None:
-    _, rejects, counts = read_fhir(shared_data / "qr-lforms-export.json")
+    _, rejects, counts = read_fhir(sample_data / "qr-lforms-export.json")
     assert counts.n_rejected == 1
     assert rejects[0].location == "$.questionnaire"
     assert rejects[0].code == "unknown-questionnaire"

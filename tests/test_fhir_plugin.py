@@ -158,9 +158,9 @@ def test_bad_write_settings(settings: dict[str, Any], tmp_path: Path, host: Plug
         fhir(host).open_writer(tmp_path / "x.json", WriteOptions(settings=settings))
 
 
-def test_read_settings_mapping_and_strict(shared_data: Path, host: PluginHost) -> None:
+def test_read_settings_mapping_and_strict(sample_data: Path, host: PluginHost) -> None:
     fmt = fhir(host)
-    path = shared_data / "qr-lforms-export.json"
+    path = sample_data / "qr-lforms-export.json"
     (chunk,) = fmt.read(path, ReadOptions(settings={"mapping": str(MAPPING)}))
     assert chunk.n_valid == 1
     assert chunk.batches[0].instrument.id == "PAM-13"

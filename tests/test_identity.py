@@ -47,8 +47,8 @@ def test_spaces_and_dashes_are_removed(number: str, sep: str) -> None:
     assert normalise_nhs_number(formatted) == number
 
 
-def test_sample_cohort_numbers_are_valid(shared_data) -> None:  # type: ignore[no-untyped-def]
-    with (shared_data / "cohort-small.csv").open(encoding="utf-8") as f:
+def test_sample_cohort_numbers_are_valid(sample_data) -> None:  # type: ignore[no-untyped-def]
+    with (sample_data / "cohort-small.csv").open(encoding="utf-8") as f:
         numbers = [row["nhs_number"] for row in csv.DictReader(f) if row["nhs_number"]]
     assert numbers
     assert all(is_valid_nhs_number(n) for n in numbers)

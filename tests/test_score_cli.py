@@ -42,11 +42,11 @@ def write_input(tmp_path: Path, *rows: str) -> Path:
 
 
 def test_site_export(
-    shared_data: Path, tmp_path: Path, host: PluginHost, capsys: pytest.CaptureFixture[str]
+    sample_data: Path, tmp_path: Path, host: PluginHost, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "scored.csv"
     code = main(
-        ["score", str(shared_data / "site-export-semicolon.csv"), "--provider", "raw-sum",
+        ["score", str(sample_data / "site-export-semicolon.csv"), "--provider", "raw-sum",
          "--mapping", MAPPING, "-o", str(out)]
     )  # fmt: skip
     err = capsys.readouterr().err
@@ -73,10 +73,10 @@ def test_site_export(
 
 
 def test_cohort_small_scores_fully(
-    shared_data: Path, tmp_path: Path, host: PluginHost, capsys: pytest.CaptureFixture[str]
+    sample_data: Path, tmp_path: Path, host: PluginHost, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "scored.csv"
-    args = ["score", str(shared_data / "cohort-small.csv"), "--provider", "raw-sum"]
+    args = ["score", str(sample_data / "cohort-small.csv"), "--provider", "raw-sum"]
     assert main([*args, "-o", str(out), "--strict"]) == 0
     assert last_line(capsys.readouterr().err) == (
         "read 788 = scored 788 + not scored 0 + rejected 0"
@@ -353,12 +353,12 @@ def test_rejects_without_columns_keep_their_fields(tmp_path: Path) -> None:
 
 
 def test_recommend_adds_tailoring_columns(
-    tmp_path: Path, host: PluginHost, shared_data: Path
+    tmp_path: Path, host: PluginHost, sample_data: Path
 ) -> None:
     from pamlib.tailoring import EXAMPLE_SITE_RULES
 
     out = tmp_path / "scored.csv"
-    argv = ["score", str(shared_data / "cohort-small.csv"), "--provider", "demo", "-o", str(out),
+    argv = ["score", str(sample_data / "cohort-small.csv"), "--provider", "demo", "-o", str(out),
             "--rules", str(EXAMPLE_SITE_RULES)]  # fmt: skip
     assert main(argv) == 0
     with out.open(encoding="utf-8") as f:
@@ -375,11 +375,11 @@ def test_recommend_adds_tailoring_columns(
 
 @pytest.mark.parametrize("suffix", [".parquet", ".jsonl"])
 def test_recommend_writes_every_table_format(
-    tmp_path: Path, host: PluginHost, shared_data: Path, suffix: str
+    tmp_path: Path, host: PluginHost, sample_data: Path, suffix: str
 ) -> None:
     from pamlib.tables.scored import ScoredTable
 
-    base = ["score", str(shared_data / "cohort-small.csv"), "--provider", "demo", "--recommend"]
+    base = ["score", str(sample_data / "cohort-small.csv"), "--provider", "demo", "--recommend"]
     assert main([*base, "-o", str(tmp_path / "t.csv")]) == 0
     assert main([*base, "-o", str(tmp_path / f"t{suffix}")]) == 0
     as_csv = ScoredTable.read(tmp_path / "t.csv").to_arrow()
@@ -388,10 +388,10 @@ def test_recommend_writes_every_table_format(
 
 
 def test_recommend_refuses_a_format_that_cannot_write_tables(
-    tmp_path: Path, host: PluginHost, shared_data: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, host: PluginHost, sample_data: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "x.fhir.json"
-    argv = ["score", str(shared_data / "cohort-small.csv"), "--provider", "demo",
+    argv = ["score", str(sample_data / "cohort-small.csv"), "--provider", "demo",
             "-o", str(out), "--recommend"]  # fmt: skip
     assert main(argv) == 1
     assert "cannot write a scored table" in capsys.readouterr().err
@@ -399,12 +399,12 @@ def test_recommend_refuses_a_format_that_cannot_write_tables(
 
 
 def test_report_scores_a_raw_export_first(
-    tmp_path: Path, host: PluginHost, shared_data: Path
+    tmp_path: Path, host: PluginHost, sample_data: Path
 ) -> None:
     import json
 
     html, summary = tmp_path / "r.html", tmp_path / "s.json"
-    argv = ["report", str(shared_data / "cohort-small.csv"), "--provider", "demo",
+    argv = ["report", str(sample_data / "cohort-small.csv"), "--provider", "demo",
             "-o", str(html), "--json", str(summary)]  # fmt: skip
     assert main(argv) == 0
     data = json.loads(summary.read_text(encoding="utf-8"))
@@ -413,10 +413,10 @@ def test_report_scores_a_raw_export_first(
 
 
 def test_csv_to_fhir_and_back_scores_the_same(
-    tmp_path: Path, host: PluginHost, shared_data: Path
+    tmp_path: Path, host: PluginHost, sample_data: Path
 ) -> None:
     first, bundle, back = tmp_path / "a.csv", tmp_path / "a.fhir.json", tmp_path / "b.csv"
-    source = str(shared_data / "cohort-small.csv")
+    source = str(sample_data / "cohort-small.csv")
     assert main(["score", source, "--provider", "demo", "-o", str(first)]) == 0
     assert main(["score", source, "--provider", "demo", "-o", str(bundle)]) == 0
     assert bundle.read_text(encoding="utf-8").startswith('{"resourceType":"Bundle"')

@@ -53,7 +53,7 @@ def check_refused_everywhere(
     doc: dict[str, Any],
     field: str,
     capsys: pytest.CaptureFixture[str],
-    shared_data: Path,
+    sample_data: Path,
 ) -> None:
     """Refused by the loader (JSON and TOML), by ``pamlib calibration`` and by ``pamlib score``,
     naming the file and the field; no scored file is left behind."""
@@ -67,7 +67,7 @@ def check_refused_everywhere(
         code, text = cli(
             [
                 "score",
-                str(shared_data / "cohort-small.csv"),
+                str(sample_data / "cohort-small.csv"),
                 "--calibration",
                 str(path),
                 "-o",
@@ -85,24 +85,24 @@ def check_refused_everywhere(
 
 
 def test_case_10_prior_sd_1e_300_is_refused(
-    tmp_path: Path, host: PluginHost, capsys: pytest.CaptureFixture[str], shared_data: Path
+    tmp_path: Path, host: PluginHost, capsys: pytest.CaptureFixture[str], sample_data: Path
 ) -> None:
     doc = rsm_document(estimator={"method": "eap", "prior_sd": 1e-300})
-    check_refused_everywhere(tmp_path, doc, "estimator.prior_sd", capsys, shared_data)
+    check_refused_everywhere(tmp_path, doc, "estimator.prior_sd", capsys, sample_data)
 
 
 def test_case_10_extreme_adjustment_1e_300_is_refused(
-    tmp_path: Path, host: PluginHost, capsys: pytest.CaptureFixture[str], shared_data: Path
+    tmp_path: Path, host: PluginHost, capsys: pytest.CaptureFixture[str], sample_data: Path
 ) -> None:
     doc = rsm_document(estimator={"method": "mle", "extreme_adjustment": 1e-300})
-    check_refused_everywhere(tmp_path, doc, "estimator.extreme_adjustment", capsys, shared_data)
+    check_refused_everywhere(tmp_path, doc, "estimator.extreme_adjustment", capsys, sample_data)
 
 
 def test_case_10_quadrature_points_100001_is_refused(
-    tmp_path: Path, host: PluginHost, capsys: pytest.CaptureFixture[str], shared_data: Path
+    tmp_path: Path, host: PluginHost, capsys: pytest.CaptureFixture[str], sample_data: Path
 ) -> None:
     doc = rsm_document(estimator={"method": "eap", "quadrature_points": 100_001})
-    check_refused_everywhere(tmp_path, doc, "estimator.quadrature_points", capsys, shared_data)
+    check_refused_everywhere(tmp_path, doc, "estimator.quadrature_points", capsys, sample_data)
 
 
 @pytest.mark.parametrize(
@@ -118,14 +118,14 @@ def test_case_10_quadrature_points_100001_is_refused(
 def test_case_10_scale_of_slope_1e20_is_refused(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
-    shared_data: Path,
+    sample_data: Path,
     scale: dict[str, float],
     fields: set[str],
 ) -> None:
     doc = rsm_document()
     doc["scale"].update(scale)
     assert set(refused(write(tmp_path, doc))) == fields
-    check_refused_everywhere(tmp_path, doc, sorted(fields)[-1], capsys, shared_data)
+    check_refused_everywhere(tmp_path, doc, sorted(fields)[-1], capsys, sample_data)
 
 
 def score_column(text: str, fmt: str) -> dict[str, float | None]:
@@ -139,7 +139,7 @@ def score_column(text: str, fmt: str) -> dict[str, float | None]:
 
 
 def test_case_10_the_steepest_accepted_scale_gives_the_same_scores_in_csv_and_json(
-    tmp_path: Path, host: PluginHost, capsys: pytest.CaptureFixture[str], shared_data: Path
+    tmp_path: Path, host: PluginHost, capsys: pytest.CaptureFixture[str], sample_data: Path
 ) -> None:
     doc = rsm_document(
         scale={"intercept": 5000, "slope": 1000, "min": 0, "max": 100, "decimals": 1}
@@ -148,7 +148,7 @@ def test_case_10_the_steepest_accepted_scale_gives_the_same_scores_in_csv_and_js
     scores = {}
     for fmt in ("csv", "json"):
         out = tmp_path / f"scored.{fmt}"
-        argv = ["score", str(shared_data / "cohort-small.csv"), "--calibration", str(path)]
+        argv = ["score", str(sample_data / "cohort-small.csv"), "--calibration", str(path)]
         code, _ = cli([*argv, "-o", str(out), "--no-progress"], capsys)
         assert code == 0
         scores[fmt] = score_column(out.read_text(encoding="utf-8"), fmt)
@@ -168,14 +168,14 @@ def test_case_10_a_scale_off_the_reporting_scale_is_refused(
 
 
 def test_case_10_scores_are_written_at_the_scales_decimals(
-    tmp_path: Path, host: PluginHost, capsys: pytest.CaptureFixture[str], shared_data: Path
+    tmp_path: Path, host: PluginHost, capsys: pytest.CaptureFixture[str], sample_data: Path
 ) -> None:
     # Without cut points any decimals are allowed; every output writes exactly that many.
     doc = rsm_document(scale={"intercept": 50, "slope": 10, "min": 0, "max": 100, "decimals": 2})
     del doc["cutpoints"]
     path = write(tmp_path, doc)
     out = tmp_path / "scored.csv"
-    argv = ["score", str(shared_data / "cohort-small.csv"), "--calibration", str(path)]
+    argv = ["score", str(sample_data / "cohort-small.csv"), "--calibration", str(path)]
     code, _ = cli([*argv, "-o", str(out), "--no-progress"], capsys)
     assert code == 0
     rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
@@ -269,7 +269,7 @@ def test_case_10_decimals_other_than_the_cut_points_are_refused(
     tmp_path: Path,
     host: PluginHost,
     capsys: pytest.CaptureFixture[str],
-    shared_data: Path,
+    sample_data: Path,
     decimals: int,
 ) -> None:
     # 47.04 reported at two decimals got level 1; 47.4 reported as 47 got level 1. The cut
@@ -277,7 +277,7 @@ def test_case_10_decimals_other_than_the_cut_points_are_refused(
     doc = rsm_document(cutpoints="current")
     doc["scale"]["decimals"] = decimals
     assert refused(write(tmp_path, doc)) == {"scale.decimals": "decimals"}
-    check_refused_everywhere(tmp_path, doc, "scale.decimals", capsys, shared_data)
+    check_refused_everywhere(tmp_path, doc, "scale.decimals", capsys, sample_data)
     # Without cut points there is no level to disagree with: any decimals 0..4.
     del doc["cutpoints"]
     assert load_calibration(write(tmp_path, doc)).scale.decimals == decimals

@@ -26,10 +26,10 @@ def _builtins_only(host: PluginHost) -> None:
 
 
 @pytest.fixture
-def scored(tmp_path: Path, shared_data: Path) -> Path:
-    """The shared sample cohort scored by the demo provider, NHS numbers kept."""
+def scored(tmp_path: Path, sample_data: Path) -> Path:
+    """The sample cohort scored by the demo provider, NHS numbers kept."""
     out = tmp_path / "scored.csv"
-    argv = ["score", str(shared_data / "cohort-small.csv"), "--provider", "demo",
+    argv = ["score", str(sample_data / "cohort-small.csv"), "--provider", "demo",
             "--keep-nhs-number", "-o", str(out)]  # fmt: skip
     assert main(argv) == 0
     return out
@@ -240,12 +240,12 @@ def test_case_14_rules_check_warns_about_suppressing_every_pathway(
 
 
 def test_case_14_rows_without_a_pathway_say_why_and_are_counted(
-    tmp_path: Path, shared_data: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, sample_data: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     rules = tmp_path / "quiet.toml"
     rules.write_text(QUIET, encoding="utf-8")
     out = tmp_path / "tailored.csv"
-    argv = ["score", str(shared_data / "cohort-small.csv"), "--provider", "demo",
+    argv = ["score", str(sample_data / "cohort-small.csv"), "--provider", "demo",
             "--rules", str(rules), "-o", str(out)]  # fmt: skip
     assert main(argv) == 0
     err = capsys.readouterr().err

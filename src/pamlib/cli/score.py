@@ -39,7 +39,12 @@ def add_parser(subparsers: Any) -> None:
         "--calibration is given, else the one licensed provider installed for the instrument",
     )
     p.add_argument("--calibration", metavar="FILE", help="calibration file for the provider")
-    p.add_argument("--mapping", metavar="FILE", help="mapping file (TOML) for renamed columns")
+    p.add_argument(
+        "--mapping",
+        metavar="FILE",
+        help="mapping file (TOML): a table's renamed columns, or a FHIR questionnaire's linkIds "
+        "and answer codes; the file's tables say which",
+    )
     p.add_argument(
         "-o", "--output", metavar="OUTPUT", help="scored file (default: standard output)"
     )
@@ -108,13 +113,12 @@ def add_parser(subparsers: Any) -> None:
 
 def _options(args: argparse.Namespace) -> ReadOptions:
     from pamlib.cli import UsageError
-    from pamlib.formats.layout import load_mapping
 
     if args.chunk_rows < 1:
         raise UsageError("--chunk-rows must be at least 1")
     options = ReadOptions(chunk_rows=args.chunk_rows, engine=args.engine)
     if args.mapping:
-        options = load_mapping(args.mapping).apply(options)
+        options = _apply_mapping(args, options)
     settings = dict(options.settings)
     if args.delimiter:
         delimiter = {"\\t": "\t", "tab": "\t"}.get(args.delimiter, args.delimiter)
@@ -129,6 +133,31 @@ def _options(args: argparse.Namespace) -> ReadOptions:
         day_first=options.day_first if args.dates is None else args.dates == "day-first",
         settings=settings,
     )
+
+
+def _apply_mapping(args: argparse.Namespace, options: ReadOptions) -> ReadOptions:
+    """``options`` with the ``--mapping`` file applied, whichever kind it is, once the input's
+    reader is known to take that kind (a format's ``mapping_kind``; column mappings when it
+    names none): a mapping for another kind of input would be silently ignored or misread."""
+    import attrs
+
+    from pamlib.cli import UsageError
+    from pamlib.formats.layout import InputMapping, load_any_mapping
+    from pamlib.pipeline import find_input_format
+
+    mapping = load_any_mapping(args.mapping)
+    given = "csv" if isinstance(mapping, InputMapping) else "fhir"
+    reader = find_input_format(get_host(), args.input, args.input_format)
+    takes = getattr(reader, "mapping_kind", "csv")
+    if given != takes:
+        what = {"csv": "a table's columns", "fhir": "a FHIR questionnaire"}
+        raise UsageError(
+            f"--mapping {Path(args.mapping).name} maps {what[given]}, but the input is read as "
+            f"{reader.name}, which takes a mapping of {what.get(takes, takes)}"
+        )
+    if isinstance(mapping, InputMapping):
+        return mapping.apply(options)
+    return attrs.evolve(options, settings={**options.settings, "mapping": mapping})
 
 
 def print_summary(summary: ScoreSummary, stream: TextIO) -> None:

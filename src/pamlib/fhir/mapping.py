@@ -212,8 +212,15 @@ _KNOWN_KEYS = frozenset(
 )
 
 
+#: The tables of a mapping of a table's columns (:func:`pamlib.formats.layout.load_mapping`).
+_TABLE_KEYS = frozenset({"input", "columns", "answers", "instruments"})
+
+
 def parse_mapping(data: Mapping[str, Any], source: str = "<mapping>") -> FhirMapping:
     """Build a :class:`FhirMapping` from TOML-shaped data, reporting every problem at once.
+
+    A top-level ``kind = "fhir"`` may say what the file maps; the tables of a column mapping
+    (``[columns]`` …) are refused with a message saying that is what they are.
 
     >>> m = parse_mapping({"questionnaire": [{"url": "https://x.test/Q", "instrument": "PAM-13",
     ...                    "items": {"q1": "pam13.01"}, "answers": {"N": "NA", "Y": 4}}]})
@@ -222,8 +229,14 @@ def parse_mapping(data: Mapping[str, Any], source: str = "<mapping>") -> FhirMap
     """
     problems: list[Problem] = []
     out: list[tuple[int, QuestionnaireMapping]] = []
-    unknown_top = sorted(set(data) - {"questionnaire"})
-    problems.extend(Problem(f"{source}: {k}", "unknown-key", "unknown key") for k in unknown_top)
+    if data.get("kind", "fhir") != "fhir":
+        problems.append(Problem(f"{source}: kind", "value", '"fhir" in a FHIR mapping'))
+    for key in sorted(set(data) - {"questionnaire", "kind"}):
+        if key in _TABLE_KEYS:  # a mapping of a table's columns, given for FHIR input
+            why = "a table's column mapping: use it with CSV input, not FHIR"
+            problems.append(Problem(f"{source}: {key}", "mapping-kind", why))
+        else:
+            problems.append(Problem(f"{source}: {key}", "unknown-key", "unknown key"))
     entries = data.get("questionnaire", [])
     if not isinstance(entries, list):
         entries = []

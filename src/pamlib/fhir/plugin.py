@@ -330,6 +330,9 @@ class FhirFormat:
 
     name = "fhir"
     extensions = (".fhir.json", ".ndjson", ".json")
+    #: The kind of mapping file this reader takes (``--mapping``): a FHIR questionnaire's, given
+    #: to it as the ``mapping`` setting. Readers without the attribute take column mappings.
+    mapping_kind = "fhir"
     description = (
         "FHIR R4 QuestionnaireResponses (resource, Bundle or NDJSON) in; a transaction or "
         "collection Bundle, or NDJSON, of responses, Observations and Patients out"

@@ -12,19 +12,25 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
 from pamlib.errors import ConfigurationError, FormatError, Problem
 from pamlib.formats.base import ReadOptions
 
+if TYPE_CHECKING:
+    from pamlib.fhir.mapping import FhirMapping
+
 __all__ = [
     "CANONICAL_COLUMNS",
     "InputMapping",
     "Layout",
+    "MappingKind",
     "item_number",
+    "load_any_mapping",
     "load_mapping",
+    "mapping_kind",
 ]
 
 #: The canonical columns before the item columns, in the canonical order.
@@ -411,7 +417,9 @@ _BUILTIN_NAMES = {
 def load_mapping(path: str | os.PathLike[str]) -> InputMapping:
     """Read a mapping file (TOML), reporting every problem with its place in the file.
 
-    The file has up to four tables::
+    A FHIR mapping (``[[questionnaire]]`` tables, :mod:`pamlib.fhir.mapping`) is refused here
+    with a message saying so; :func:`load_any_mapping` reads either kind. The file has up to
+    four tables, and may say ``kind = "csv"`` at the top::
 
         [input]                       # all optional
         instrument = "PAM-13"         # for rows (or files) that name no instrument
@@ -429,6 +437,18 @@ def load_mapping(path: str | os.PathLike[str]) -> InputMapping:
         [instruments]                 # extra instrument spellings → instrument id
         "PAM13" = "PAM-13"
     """
+    document, where = _read_document(path)
+    if mapping_kind(document, where) == "fhir":
+        raise FormatError(
+            f"mapping file {where} maps a FHIR questionnaire, not the columns of a table: "
+            "use it with FHIR input (pamlib.fhir.load_mapping reads it)",
+            [Problem(f"{where}: questionnaire", "mapping-kind", "a FHIR mapping's table")],
+        )
+    return _mapping(document, where)
+
+
+def _read_document(path: str | os.PathLike[str]) -> tuple[dict[str, Any], str]:
+    """A mapping file parsed, with the name its problems are reported under."""
     from pamlib._documents import DocumentError, decode_utf8, parse_toml
 
     where = Path(path).name
@@ -442,13 +462,81 @@ def load_mapping(path: str | os.PathLike[str]) -> InputMapping:
         document = parse_toml(decode_utf8(data, where), where)
     except DocumentError as exc:
         raise FormatError(f"mapping file {where} is not valid TOML", [exc.problem]) from None
+    return document, where
+
+
+#: What a mapping file maps: the columns of a table (CSV, and any reader of named columns), or
+#: a FHIR questionnaire's linkIds and answer codes.
+MappingKind = Literal["csv", "fhir"]
+_TABLES: dict[str, frozenset[str]] = {
+    "csv": frozenset({"input", "columns", "answers", "instruments"}),
+    "fhir": frozenset({"questionnaire"}),
+}
+
+
+def mapping_kind(document: Mapping[str, Any], where: str = "<mapping>") -> MappingKind:
+    """What a parsed mapping file maps, told by its tables: ``"fhir"`` for
+    ``[[questionnaire]]``, ``"csv"`` for ``[input]``, ``[columns]``, ``[answers]`` or
+    ``[instruments]`` (and for a file with none of them, which changes nothing).
+
+    A top-level ``kind = "csv"`` or ``"fhir"`` may say so explicitly; it must agree with the
+    tables. A file holding both kinds of table is refused rather than half-used.
+
+    >>> mapping_kind({"columns": {"NHS No": "nhs_number"}}), mapping_kind({"questionnaire": []})
+    ('csv', 'fhir')
+    """
+    found = {kind for kind, tables in _TABLES.items() if tables & set(document)}
+    declared = document.get("kind")
+    problems: list[Problem] = []
+    if declared is not None and declared not in _TABLES:
+        problems.append(Problem(f"{where}: kind", "mapping-kind", 'must be "csv" or "fhir"'))
+        declared = None
+    if len(found) > 1:
+        problems.append(
+            Problem(
+                f"{where}: questionnaire",
+                "mapping-kind",
+                "a FHIR table ([[questionnaire]]) beside a table's column mapping "
+                f"([{', '.join(sorted(_TABLES['csv'] & set(document)))}]): one file maps one "
+                "kind of input",
+            )
+        )
+    elif declared is not None and found and declared not in found:
+        (other,) = found
+        tables = ", ".join(f"[{t}]" for t in sorted(_TABLES[other] & set(document)))
+        problems.append(
+            Problem(
+                f"{where}: kind",
+                "mapping-kind",
+                f"kind = {declared!r} but the file's tables ({tables}) are a {other} mapping's",
+            )
+        )
+    if problems:
+        raise FormatError(f"mapping file {where} is invalid", problems)
+    if declared is not None:
+        return "fhir" if declared == "fhir" else "csv"
+    return "fhir" if found == {"fhir"} else "csv"
+
+
+def load_any_mapping(path: str | os.PathLike[str]) -> InputMapping | FhirMapping:
+    """Read a mapping file of either kind, told by its tables (:func:`mapping_kind`): an
+    :class:`InputMapping` for the columns of a table, or a
+    :class:`~pamlib.fhir.mapping.FhirMapping` for a FHIR questionnaire. Every problem in the
+    file is reported at once, as the loader of its kind reports it."""
+    document, where = _read_document(path)
+    if mapping_kind(document, where) == "fhir":
+        from pamlib.fhir.mapping import parse_mapping
+
+        return parse_mapping(document, where)
     return _mapping(document, where)
 
 
 def _mapping(data: dict[str, Any], where: str) -> InputMapping:
     """The checks of :func:`load_mapping` on a parsed document."""
     problems: list[Problem] = []
-    for key in sorted(set(data) - {"input", "columns", "answers", "instruments"}):
+    if data.get("kind", "csv") != "csv":
+        problems.append(Problem(f"{where}: kind", "mapping", 'must be "csv" in a column mapping'))
+    for key in sorted(set(data) - {"input", "columns", "answers", "instruments", "kind"}):
         problems.append(Problem(f"{where}: {key}", "mapping", "unknown table or key"))
     section = data.get("input", {})
     if not isinstance(section, dict):

@@ -816,6 +816,11 @@ def build_engine(
     pathways = _merge_pathways(catalogue, parsed, problems)
     for rule_file in parsed:
         rules.extend(rule_file.rules)
+        problems.extend(  # pathways named by rules refused for something else
+            Problem(where, "unknown-pathway", _unknown(pathway, pathways))
+            for where, pathway in rule_file.unchecked_refs
+            if pathway not in pathways
+        )
     try:
         engine = Engine(rules, pathways, policy=policy, sources=sources)
     except RuleError as exc:

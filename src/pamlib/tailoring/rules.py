@@ -329,6 +329,9 @@ class RuleFile:
     rules: tuple[FileRule, ...] = ()
     #: ``[[pathway]]`` tables as given: new pathways, or fields to change on known ones.
     pathways: tuple[Mapping[str, Any], ...] = ()
+    #: (where, pathway id) named by rules left out for other problems: an engine checks these
+    #: ids too, so a misspelt pathway is reported with the rest, not after they are fixed.
+    unchecked_refs: tuple[tuple[str, str], ...] = attrs.field(default=(), eq=False, repr=False)
 
 
 _RULE_KEYS = ("id", "priority", "reason", "when", "unless", "then")
@@ -407,30 +410,40 @@ def check_rules_text(text: str, source: str) -> tuple[RuleFile, list[Problem]]:
         message = f"this pamlib reads rule file format {FORMAT_VERSION}"
         problems.append(Problem(f"{source}: format", "format", message))
     rules: list[FileRule] = []
+    unchecked: list[tuple[str, str]] = []
     seen: set[str] = set()
     tables = data.get("rule", [])
     if not isinstance(tables, list):
         problems.append(Problem(f"{source}: rule", "table", "rules are written as [[rule]] tables"))
         tables = []
     for index, table in enumerate(tables):
-        parsed = _parse_rule(table, index, source, problems)
+        parsed = _parse_rule(table, index, source, problems, unchecked)
         if parsed is None:
             continue
         if parsed.id in seen:
             message = "this rule id is used twice in the file"
             problems.append(Problem(f"{source}: rule {parsed.id!r}: id", "duplicate", message))
+            unchecked.extend(parsed.pathway_refs)
             continue
         seen.add(parsed.id)
         rules.append(parsed)
     pathways = _parse_pathways(data.get("pathway", []), source, problems)
-    return RuleFile(source, tuple(rules), pathways), problems
+    return RuleFile(source, tuple(rules), pathways, tuple(unchecked)), problems
 
 
 def _nonempty_text(value: object) -> bool:
     return isinstance(value, str) and bool(value.strip())
 
 
-def _parse_rule(table: object, index: int, source: str, problems: list[Problem]) -> FileRule | None:
+def _parse_rule(
+    table: object,
+    index: int,
+    source: str,
+    problems: list[Problem],
+    unchecked: list[tuple[str, str]],
+) -> FileRule | None:
+    """One ``[[rule]]`` table, or ``None`` with its problems added; the pathways a refused rule
+    names go to ``unchecked``, to be checked with the valid rules' pathways."""
     if not isinstance(table, dict):
         problems.append(Problem(f"{source}: rule #{index + 1}", "table", "must be a table"))
         return None
@@ -478,6 +491,7 @@ def _parse_rule(table: object, index: int, source: str, problems: list[Problem])
         or not isinstance(reason, str)
         or not isinstance(priority, int)
     ):
+        unchecked.extend(named_refs)
         return None
     return FileRule(
         id=rule_id,
