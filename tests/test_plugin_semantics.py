@@ -80,10 +80,12 @@ class FailingTeardown:
 
 
 class NeverYields:
+    stop = True
+
     @hookimpl(wrapper=True)
     def pamlib_register_pathways(self, register: Register) -> Generator[None, Any, Any]:
         register(pathway("never-yielded"))
-        if True:  # a generator function that returns before its yield
+        if self.stop:  # a generator function that returns before its yield
             return None
         yield
 
@@ -129,16 +131,16 @@ def test_a_wrapper_that_is_not_a_generator_is_refused_at_load() -> None:
 
 # -- order -----------------------------------------------------------------------------------
 
-OPTIONS: dict[str, dict[str, bool]] = {
-    "plain": {},
-    "tryfirst": {"tryfirst": True},
-    "trylast": {"trylast": True},
-}
+OPTIONS = ("plain", "tryfirst", "trylast")
+
+
+def mark(option: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return hookimpl(tryfirst=option == "tryfirst", trylast=option == "trylast")
 
 
 def observer(name: str, calls: list[str], option: str) -> object:
     class Observer:
-        @hookimpl(**OPTIONS[option])
+        @mark(option)
         def pamlib_batch_scored(self) -> None:
             calls.append(name)
 
@@ -174,7 +176,7 @@ def test_call_order_is_pluggys(options: list[str]) -> None:
 
 def registrar(pid: str, option: str, *, fails: bool = False) -> object:
     class Registrar:
-        @hookimpl(**OPTIONS[option])
+        @mark(option)
         def pamlib_register_pathways(self, register: Register) -> None:
             register(pathway(pid))
             if fails:
@@ -219,7 +221,7 @@ def test_registrations_are_taken_in_load_order_and_failures_leave_nothing(
 
 def text_plugin(answer: object, asked: list[str], name: str, option: str = "plain") -> object:
     class Text:
-        @hookimpl(**OPTIONS[option])
+        @mark(option)
         def pamlib_item_text(self, language: str) -> object:
             asked.append(name)
             if isinstance(answer, BaseException):
