@@ -10,12 +10,25 @@ Most hooks hand the plugin a ``register`` callback instead of expecting a return
 plugin may contribute any number of things and pamlib can tell which plugin contributed what.
 Nothing here is ``firstresult`` unless exactly one answer may win.
 
+Hooks are called through pluggy, with pluggy's semantics: ``tryfirst``/``trylast`` and
+registration order decide the call order (the plugin loaded last is called first), a
+``firstresult`` hook stops at the first answer that is not ``None``, and wrappers —
+``@hookimpl(wrapper=True)`` generators, or old-style ``hookwrapper=True`` ones — run around the
+other implementations, their registrations kept like anyone's. A wrapper that is not a generator
+function, or a hook name no specification below has (unless ``optionalhook=True``), fails the
+plugin at load time with a :class:`~pamlib.errors.PluginError` naming it. Registrations are
+accepted in the order plugins were loaded — built-ins, entry points by name, plugins handed to
+the host — so a plugin cannot take an id an earlier one registered, whatever order it is called
+in.
+
 Implementations may accept fewer arguments than the specification names (pluggy passes only the
 ones asked for), which is how hooks gain arguments without breaking existing plugins.
 
 Whatever a plugin raises — at import or in a hook, ``SystemExit`` and ``KeyboardInterrupt``
 included — is reported naming the plugin and the hook, never ending pamlib; only a real Ctrl-C
-still stops it. A plugin that fails to import, or implements no hook, is disabled. What a plugin
+still stops it. Each implementation (a wrapper's part before and after ``yield`` each) counts
+only if it returns: one that raises is treated as having returned ``None`` and its registrations
+are dropped. A plugin that fails to import, or implements no hook, is disabled. What a plugin
 registers is checked for its type (an :class:`~pamlib.instruments.Instrument`, a
 :class:`~pamlib.levels.CutpointSet`, a provider declaring what
 :class:`~pamlib.scoring.provider.ScoringProvider` asks …); anything else is reported and ignored.

@@ -1,13 +1,17 @@
 """Finding, loading and calling plugins — the typed facade over pluggy.
 
 Application code never touches ``pm.hook``: it asks a :class:`PluginHost` for instruments,
-providers, formats and so on. The host calls each plugin's implementation on its own, so one
-plugin that raises is reported by name (plugin and hook) and skipped, and cannot corrupt what the
-others contribute.
+providers, formats and so on. The host calls hooks through pluggy, so implementation order
+(``tryfirst``/``trylast``, later-registered plugins first), ``firstresult`` and wrappers (new
+style ``wrapper=True`` and old style ``hookwrapper=True``) behave as pluggy documents. What
+pluggy holds for each plugin is a stand-in whose hook implementations are the plugin's own,
+each run inside a :class:`PluginGuard`: one plugin that raises is reported by name (plugin and
+hook) and treated as having returned ``None``, and cannot corrupt what the others contribute.
 
 Built-in behaviour is registered first, as default plugins going through the same hooks; then
-every entry point in the ``pamlib`` group, one at a time. ``PAMLIB_DISABLE_PLUGINS`` (comma
-separated names) switches plugins off, built-ins included.
+every entry point in the ``pamlib`` group, one at a time. ``PAMLIB_PLUGINS`` (comma separated
+names) is an allow-list for entry-point plugins; ``PAMLIB_DISABLE_PLUGINS`` switches plugins
+off, built-ins included, and beats the allow-list.
 
 What a plugin's own code raises is contained, whatever it is: ``SystemExit`` and
 ``KeyboardInterrupt`` included. The one exception is a real interrupt: a ``KeyboardInterrupt``
@@ -18,15 +22,18 @@ hook rather than failing later with an ``AttributeError``.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.metadata
+import inspect
+import itertools
 import logging
 import os
 import signal
 import sys
 import threading
 import types
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping
 from functools import partial
 from pathlib import PurePath
 from types import FrameType, TracebackType
@@ -50,6 +57,7 @@ if TYPE_CHECKING:
     from pamlib.tailoring.rules import RuleSource
 
 __all__ = [
+    "ALLOW_ENV",
     "DEFAULT_PLUGINS",
     "DISABLE_ENV",
     "PluginGuard",
@@ -64,6 +72,9 @@ log = logging.getLogger(__name__)
 
 #: Environment variable naming plugins to skip (comma separated).
 DISABLE_ENV = "PAMLIB_DISABLE_PLUGINS"
+#: Environment variable naming the only entry-point plugins to load (comma separated; ``*``,
+#: or the variable unset, loads all). Built-ins and plugins handed to the host are not affected.
+ALLOW_ENV = "PAMLIB_PLUGINS"
 
 #: Modules holding pamlib's own hook implementations, registered before any installed plugin.
 DEFAULT_PLUGINS: tuple[str, ...] = (
@@ -91,12 +102,21 @@ class PluginRecord:
     hooks: list[str] = attrs.field(factory=list)
     provides: dict[str, list[str]] = attrs.field(factory=dict)
     errors: list[PluginError] = attrs.field(factory=list)
-    disabled: bool = False
+    #: Why the plugin was not loaded although it loads fine: ``disabled`` (the disable list),
+    #: ``not-allowed`` (an entry point missing from the allow-list) or ``unregistered``.
+    skipped: str | None = None
+    #: The same in words, for ``pamlib plugins``.
+    reason: str | None = None
+
+    @property
+    def disabled(self) -> bool:
+        """Not loaded by choice (see :attr:`skipped`), not because it failed."""
+        return self.skipped is not None
 
     @property
     def status(self) -> str:
-        if self.disabled:
-            return "disabled"
+        if self.skipped is not None:
+            return self.skipped
         if any(e.hook is None for e in self.errors):
             return "failed"
         return "error" if self.errors else "ok"
@@ -222,9 +242,23 @@ class PluginGuard:
         return interrupted
 
 
-def _disabled_from_env() -> frozenset[str]:
-    raw = os.environ.get(DISABLE_ENV, "")
+def _names(raw: str) -> frozenset[str]:
     return frozenset(name.strip() for name in raw.split(",") if name.strip())
+
+
+def _disabled_from_env() -> frozenset[str]:
+    return _names(os.environ.get(DISABLE_ENV, ""))
+
+
+def _allowed(allowed: Iterable[str] | None) -> frozenset[str] | None:
+    """The allow-list (``None``: everything) from the argument, else from the environment."""
+    if allowed is None:
+        raw = os.environ.get(ALLOW_ENV)
+        if raw is None:
+            return None
+        allowed = raw
+    names = _names(allowed) if isinstance(allowed, str) else frozenset(allowed)
+    return None if "*" in names else names
 
 
 def _identity(obj: object) -> object:
@@ -314,8 +348,91 @@ def _check_item_text(text: object) -> Mapping[str, str] | None:
     return dict(text)
 
 
+#: Hooks whose calls run millions of times in a service: their guard does not watch for Ctrl-C.
+_UNWATCHED = frozenset({"pamlib_assessment_scored"})
+#: Hooks whose answers are checked inside each implementation's guard, so a malformed answer is
+#: that plugin's error and pluggy goes on to the next implementation.
+_ANSWER_CHECKS: dict[str, Callable[[Any], Any]] = {"pamlib_item_text": _check_item_text}
+#: The registration hooks, whose results the host caches until a plugin is added or removed.
+_CACHED_HOOK_PREFIX = "pamlib_register_"
+
+
+class _Collector:
+    """The ``register`` argument of one call of a registration hook.
+
+    Each plugin's implementation is handed its own :class:`_Stage` instead (its guard swaps it
+    in); what it registered is kept, by plugin, only once the implementation returns."""
+
+    __slots__ = ("batches",)
+
+    def __init__(self) -> None:
+        self.batches: list[tuple[str, list[Any]]] = []
+
+    def __call__(self, thing: object) -> None:
+        # Reached only by an implementation registered on ``pm`` behind the host's back.
+        self.batches.append(("", [thing]))
+
+    def keep(self, plugin: str, things: list[Any]) -> None:
+        if things:
+            self.batches.append((plugin, things))
+
+
+class _Stage:
+    """One implementation's ``register``: registrations wait here until it returns."""
+
+    __slots__ = ("things",)
+
+    def __init__(self) -> None:
+        self.things: list[Any] = []
+
+    def __call__(self, thing: object) -> None:
+        self.things.append(thing)
+
+    def take(self) -> list[Any]:
+        things, self.things = self.things, []
+        return things
+
+
+def _staged(
+    args: tuple[object, ...], kwargs: dict[str, object]
+) -> tuple[_Collector | None, _Stage, tuple[object, ...], dict[str, object]]:
+    """Swap a :class:`_Collector` among a hook call's arguments for a fresh :class:`_Stage`."""
+    stage = _Stage()
+    collector: _Collector | None = None
+
+    def swap(value: object) -> object:
+        nonlocal collector
+        if isinstance(value, _Collector):
+            collector = value
+            return stage
+        return value
+
+    new_args = tuple(swap(a) for a in args)
+    new_kwargs = {k: swap(v) for k, v in kwargs.items()}
+    return collector, stage, new_args, new_kwargs
+
+
+class _StandIn:
+    """What pluggy holds for one plugin: its hook implementations, each guarded by the host.
+
+    The plugin's own object is kept by the host, never here, so nothing of it can be mistaken
+    for a hook implementation."""
+
+    def __init__(self, name: str) -> None:
+        self._pamlib_name = name
+
+    def __repr__(self) -> str:
+        return repr(self._pamlib_name)
+
+
 class PluginHost:
     """The set of loaded plugins, and one typed method per hook.
+
+    Hooks are called through pluggy (order, ``firstresult`` and wrappers as pluggy documents),
+    each implementation guarded so a failure is reported against its plugin. Registrations are
+    accepted in the order the plugins were loaded — built-ins, then entry points by name, then
+    plugins handed over — so an id taken by an earlier plugin stays its own and a later clash
+    is the later plugin's error, whatever order pluggy calls them in.
 
     >>> host = PluginHost(load_entry_points=False)
     >>> "PAM-13" in host.instruments()
@@ -328,12 +445,23 @@ class PluginHost:
         load_entry_points: bool = True,
         disabled: Iterable[str] | None = None,
         plugins: Mapping[str, object] | None = None,
+        allowed: Iterable[str] | None = None,
     ) -> None:
+        """``disabled`` and ``allowed`` default to ``PAMLIB_DISABLE_PLUGINS`` and
+        ``PAMLIB_PLUGINS``; ``allowed`` may also be a comma-separated string, ``"*"`` meaning
+        every entry point. ``plugins`` are loaded after the entry points, whatever the
+        allow-list says."""
         self.pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
         self.pm.add_hookspecs(hookspecs)
+        self._disabled_env = disabled is None
         self._disabled = _disabled_from_env() if disabled is None else frozenset(disabled)
+        self._allowed = _allowed(allowed)
         self._entry_points = load_entry_points
-        self._given: dict[str, object] = dict(plugins or {})
+        self._given: dict[str, object] = {}
+        self._plugins: dict[str, object] = {}
+        self._order: dict[str, int] = {}
+        self._counter = itertools.count()
+        self._removed: set[str] = set()
         self._records: dict[str, PluginRecord] = {}
         self._cache: dict[str, Any] = {}
         self._warned: set[tuple[str, str, str]] = set()
@@ -345,45 +473,230 @@ class PluginHost:
         if load_entry_points:
             self._load_entry_points()
         for name, plugin in (plugins or {}).items():
-            self._load(name, None, False, partial(_identity, plugin))
+            self._given[name] = plugin
+            self._load(name, None, False, partial(_identity, plugin), given=True)
 
     # -- loading ---------------------------------------------------------------------------
 
+    def _skip(self, record: PluginRecord, dist: str | None, given: bool) -> bool:
+        """Mark ``record`` as not to be loaded, if the disable list or the allow-list says so
+        (the disable list wins)."""
+        names = {record.name} | ({dist} if dist else set())
+        if names & self._disabled:
+            record.skipped = "disabled"
+            record.reason = "named in " + (
+                DISABLE_ENV if self._disabled_env else "the host's disable list"
+            )
+        elif (
+            self._allowed is not None
+            and not (record.builtin or given)
+            and not names & self._allowed
+        ):
+            record.skipped = "not-allowed"
+            record.reason = f"not named in the allow-list ({ALLOW_ENV})"
+        return record.skipped is not None
+
     def _load(
-        self, name: str, version: str | None, builtin: bool, get: Callable[[], object]
+        self,
+        name: str,
+        version: str | None,
+        builtin: bool,
+        get: Callable[[], object],
+        *,
+        dist: str | None = None,
+        given: bool = False,
     ) -> None:
         record = PluginRecord(name=name, version=version, builtin=builtin)
         self._records[name] = record
-        if name in self._disabled:
-            record.disabled = True
+        if self._skip(record, dist, given):
             return
         guard = PluginGuard()
         with guard:
             plugin = get()
-            self.pm.register(plugin, name=name)
+            stand_in = self._register(plugin, name)
         if guard.error is not None:
             if self.pm.has_plugin(name):  # pragma: no cover - register raised after adding it
                 self.pm.unregister(name=name)
             self._fail(record, guard.error)
             return
-        unknown = [
-            impl.function.__name__
-            for hook in self.pm.hook.__dict__.values()
-            if isinstance(hook, pluggy.HookCaller) and not hook.has_spec()
-            for impl in hook.get_hookimpls()
-            if impl.plugin_name == name
-        ]
-        hooks = sorted(caller.name for caller in self.pm.get_hookcallers(plugin) or [])
-        problem = None
-        if unknown:
-            problem = f"unknown hooks: {', '.join(unknown)}"
-        elif not hooks:
-            problem = f"implements no pamlib hook (it is {_kind_of(plugin)})"
-        if problem is not None:
+        record.hooks = sorted(caller.name for caller in self.pm.get_hookcallers(stand_in) or [])
+
+    def _register(self, plugin: object, name: str) -> _StandIn:
+        """Hand pluggy a guarded stand-in for ``plugin``; a :class:`PamlibError` (or pluggy's
+        validation error) says why it cannot be."""
+        for other, known in self._plugins.items():
+            if known is plugin:
+                raise PamlibError(f"the same plugin is already registered as {other!r}")
+        stand_in = _StandIn(name)
+        for attr in dir(plugin):
+            opts = self.pm.parse_hookimpl_opts(plugin, attr)
+            if opts is None:
+                continue
+            function = getattr(plugin, attr)
+            hook = opts.get("specname") or attr
+            wrapper = bool(opts.get("wrapper") or opts.get("hookwrapper"))
+            if wrapper and not inspect.isgeneratorfunction(function):
+                raise PamlibError(f"hook {hook}: a wrapper must be a generator function")
+            guarded = self._guarded(name, hook, function, opts)
+            guarded.pamlib_impl = dict(opts)  # type: ignore[attr-defined]  # pluggy's marker
+            setattr(stand_in, attr, guarded)
+        if len(vars(stand_in)) == 1:
+            raise PamlibError(f"implements no pamlib hook (it is {_kind_of(plugin)})")
+        self.pm.register(stand_in, name=name)
+        try:
+            self.pm.check_pending()
+        except pluggy.PluginValidationError as exc:
             self.pm.unregister(name=name)
-            self._fail(record, PamlibError(problem))
+            raise PamlibError(str(exc)) from None
+        self._plugins[name] = plugin
+        self._order[name] = next(self._counter)
+        return stand_in
+
+    def _guarded(
+        self, plugin: str, hook: str, function: Callable[..., Any], opts: Mapping[str, Any]
+    ) -> Callable[..., Any]:
+        """``function`` run inside a guard, with the same signature for pluggy to read."""
+        old_style = bool(opts.get("hookwrapper"))
+        guarded: Callable[..., Any]
+        if old_style or opts.get("wrapper"):
+
+            def wrapper(*args: object, **kwargs: object) -> Generator[None, Any, Any]:
+                return (
+                    yield from self._wrap(
+                        plugin, hook, function, old_style=old_style, args=args, kwargs=kwargs
+                    )
+                )
+
+            guarded = wrapper
+        else:
+
+            def implementation(*args: object, **kwargs: object) -> Any:
+                return self._call(plugin, hook, function, args, kwargs)
+
+            guarded = implementation
+        return functools.update_wrapper(guarded, function)
+
+    def _call(
+        self,
+        plugin: str,
+        hook: str,
+        function: Callable[..., Any],
+        args: tuple[object, ...],
+        kwargs: dict[str, object],
+    ) -> Any:
+        """One plain hook implementation, guarded: ``None`` (nothing kept) if it failed."""
+        collector, stage, args, kwargs = _staged(args, kwargs)
+        check = _ANSWER_CHECKS.get(hook)
+        guard = PluginGuard(watch=hook not in _UNWATCHED)
+        with guard:
+            value = function(*args, **kwargs)
+            if check is not None:
+                value = check(value)
+        if guard.error is not None:
+            self._report(plugin, hook, guard.error)
+            return None
+        if collector is not None:
+            collector.keep(plugin, stage.take())
+        return value
+
+    def _wrap(
+        self,
+        plugin: str,
+        hook: str,
+        function: Callable[..., Any],
+        *,
+        old_style: bool,
+        args: tuple[object, ...],
+        kwargs: dict[str, object],
+    ) -> Generator[None, Any, Any]:
+        """One wrapper, guarded: its part before ``yield`` and its part after each count only
+        if they return; a wrapper that fails is reported and the call goes on without it."""
+        collector, stage, args, kwargs = _staged(args, kwargs)
+        check = _ANSWER_CHECKS.get(hook)
+        watch = hook not in _UNWATCHED
+        gen: Generator[None, Any, Any] | None = None
+        guard = PluginGuard(watch=watch)
+        with guard:
+            gen = function(*args, **kwargs)
+            try:
+                next(gen)
+            except StopIteration:
+                raise PamlibError("the wrapper did not yield") from None
+        if guard.error is not None or gen is None:
+            self._report(plugin, hook, guard.error or PamlibError("the wrapper did not yield"))
+            return (yield)
+        if collector is not None:
+            collector.keep(plugin, stage.take())
+        try:
+            inner = yield
+        except BaseException:  # only a real interrupt gets here: every implementation is guarded
+            self._close(gen)
+            raise
+        if old_style:
+            return self._old_style_teardown(
+                plugin, hook, gen, inner, check=check, collector=collector, stage=stage
+            )
+        guard = PluginGuard(watch=watch)
+        value = inner
+        with guard:
+            try:
+                gen.send(inner)
+            except StopIteration as stop:
+                value = stop.value if check is None else check(stop.value)
+            else:
+                raise PamlibError("the wrapper yielded more than once")
+        if guard.error is not None:
+            self._close(gen)
+            stage.take()
+            self._report(plugin, hook, guard.error)
+            return inner
+        if collector is not None:
+            collector.keep(plugin, stage.take())
+        return value
+
+    def _old_style_teardown(
+        self,
+        plugin: str,
+        hook: str,
+        gen: Generator[None, Any, Any],
+        outcome: pluggy.Result[Any],
+        *,
+        check: Callable[[Any], Any] | None,
+        collector: _Collector | None,
+        stage: _Stage,
+    ) -> None:
+        """The part after ``yield`` of a ``hookwrapper``: it may force another result, which is
+        checked; if it fails, the result is put back as it was."""
+        before, raised = (
+            (None, outcome.exception) if outcome.exception else (outcome.get_result(), None)
+        )
+        guard = PluginGuard(watch=hook not in _UNWATCHED)
+        with guard:
+            try:
+                gen.send(outcome)
+            except StopIteration:
+                pass
+            else:
+                raise PamlibError("the hookwrapper yielded more than once")
+            if outcome.exception is not None and outcome.exception is not raised:
+                raise outcome.exception
+            if check is not None and outcome.exception is None:
+                outcome.force_result(check(outcome.get_result()))
+        if guard.error is None:
+            if collector is not None:
+                collector.keep(plugin, stage.take())
             return
-        record.hooks = hooks
+        self._close(gen)
+        stage.take()
+        self._report(plugin, hook, guard.error)
+        if raised is not None:
+            outcome.force_exception(raised)
+        else:
+            outcome.force_result(before)
+
+    def _close(self, gen: Generator[None, Any, Any]) -> None:
+        with PluginGuard(watch=False):
+            gen.close()
 
     def _fail(self, record: PluginRecord, cause: BaseException) -> None:
         """``record``'s plugin could not be loaded: keep the error, warn once, on one line."""
@@ -398,48 +711,69 @@ class PluginHost:
                 continue
             version = ep.dist.version if ep.dist is not None else None
             dist_name = ep.dist.name if ep.dist is not None else None
-            if dist_name is not None and dist_name in self._disabled:
-                record = PluginRecord(name=ep.name, version=version, builtin=False, disabled=True)
-                self._records[ep.name] = record
-                continue
-            self._load(ep.name, version, False, ep.load)
+            self._load(ep.name, version, False, ep.load, dist=dist_name)
+
+    # -- adding and removing plugins -------------------------------------------------------
+
+    def register(self, plugin: object, name: str | None = None) -> PluginRecord:
+        """Load ``plugin`` (a module or an object with hook implementations) as if it had been
+        handed to the constructor, and return its record.
+
+        A plugin that fails to load is reported in the record (status ``failed``) and warned
+        about, as at start-up; a name already loaded is a :class:`~pamlib.errors.PluginError`.
+        Everything the host had collected from the registration hooks is collected again on
+        next use, so the new plugin's instruments, formats … are seen."""
+        name = name or self.pm.get_canonical_name(plugin)
+        with self._lock:
+            if self.pm.has_plugin(name):
+                why = "a plugin of that name is already registered"
+                raise _plugin_error(name, PamlibError(why), f"plugin {name!r}: {why}")
+            self._removed.discard(name)
+            self._given[name] = plugin
+            self._load(name, None, False, partial(_identity, plugin), given=True)
+            self._invalidate()
+            return self._records[name]
+
+    def unregister(self, name: str) -> None:
+        """Remove the loaded plugin ``name`` (a built-in, an entry point or one handed over);
+        what it registered is gone on next use. Not loaded: a
+        :class:`~pamlib.errors.PluginError`."""
+        with self._lock:
+            if not self.pm.has_plugin(name):
+                why = "no plugin of that name is loaded"
+                raise _plugin_error(name, PamlibError(why), f"plugin {name!r}: {why}")
+            self.pm.unregister(name=name)
+            del self._plugins[name]
+            if self._given.pop(name, None) is not None:
+                del self._records[name]  # handed over: a rebuilt host will not know it
+            else:
+                self._removed.add(name)  # found by discovery: a rebuilt host skips it
+                record = self._records[name]
+                record.hooks = []
+                record.skipped, record.reason = "unregistered", "unregistered from this host"
+            self._invalidate()
+
+    def _invalidate(self) -> None:
+        """Forget what the registration hooks returned (and the errors they raised), so the
+        next use asks the plugins now loaded."""
+        self._cache.clear()
+        for record in self._records.values():
+            record.provides = {}
+            record.errors = [
+                e for e in record.errors if not (e.hook or "").startswith(_CACHED_HOOK_PREFIX)
+            ]
 
     # -- calling ---------------------------------------------------------------------------
 
-    def _each(
-        self, hook_name: str, *, watch: bool = False, **kwargs: object
-    ) -> list[tuple[str, Any]]:
-        """Call every implementation of ``hook_name`` alone; (plugin name, return value) of each
-        that returned. A failing one is reported against its plugin and left out."""
-        caller: pluggy.HookCaller = getattr(self.pm.hook, hook_name)
-        out: list[tuple[str, Any]] = []
-        for impl in caller.get_hookimpls():
-            args = {name: kwargs[name] for name in impl.argnames}
-            guard = PluginGuard(watch=watch)
-            with guard:
-                value = impl.function(**args)
-            if guard.error is not None:
-                self._report(impl.plugin_name, hook_name, guard.error)
-            else:
-                out.append((impl.plugin_name, value))
-        return out
+    def _each(self, hook_name: str, **kwargs: object) -> None:
+        """Call every implementation of ``hook_name``; a failing one is reported against its
+        plugin, and the others are still called."""
+        getattr(self.pm.hook, hook_name)(**kwargs)
 
-    def _first(
-        self, hook_name: str, check: Callable[[Any], T | None], **kwargs: object
-    ) -> T | None:
-        """A ``firstresult`` hook, plugin by plugin: the first answer ``check`` accepts (it
-        raises :class:`PamlibError` for a malformed one, reported against the plugin)."""
-        caller: pluggy.HookCaller = getattr(self.pm.hook, hook_name)
-        for impl in caller.get_hookimpls():
-            args = {name: kwargs[name] for name in impl.argnames}
-            guard = PluginGuard()
-            with guard:
-                answer = check(impl.function(**args))
-            if guard.error is not None:
-                self._report(impl.plugin_name, hook_name, guard.error)
-            elif answer is not None:
-                return answer
-        return None
+    def _first(self, hook_name: str, **kwargs: object) -> Any:
+        """A ``firstresult`` hook: the first answer its check accepts (a malformed one is
+        reported against its plugin and pluggy asks the next)."""
+        return getattr(self.pm.hook, hook_name)(**kwargs)
 
     def _report(self, plugin: str, hook: str, exc: BaseException) -> None:
         """A plugin failed in ``hook``: keep the error (a few per hook) and warn once per plugin,
@@ -460,31 +794,26 @@ class PluginHost:
     def _collect(
         self, hook_name: str, kind: str, accept: Callable[[str, T], None], **kwargs: object
     ) -> None:
-        """Run a ``register``-style hook, plugin by plugin, keeping a failing plugin's output out.
+        """Call a ``register``-style hook, keeping a failing implementation's output out.
 
-        ``accept(plugin, thing)`` may raise to reject one registration (junk of the wrong type,
-        a duplicate id); that is reported against the plugin, and the plugin's other
-        registrations still count.
+        Registrations are accepted plugin by plugin in load order. ``accept(plugin, thing)``
+        may raise to reject one registration (junk of the wrong type, a duplicate id); that is
+        reported against the plugin, and the plugin's other registrations still count.
         """
-        caller: pluggy.HookCaller = getattr(self.pm.hook, hook_name)
-        for impl in caller.get_hookimpls():
-            staged: list[T] = []
-            args = {**kwargs, "register": staged.append}
-            guard = PluginGuard()
-            with guard:
-                impl.function(**{name: args[name] for name in impl.argnames})
-            if guard.error is not None:
-                self._report(impl.plugin_name, hook_name, guard.error)
-                continue
-            for thing in staged:
+        collector = _Collector()
+        getattr(self.pm.hook, hook_name)(register=collector, **kwargs)
+        late = len(self._order)
+        batches = sorted(collector.batches, key=lambda batch: self._order.get(batch[0], late))
+        for plugin, things in batches:
+            for thing in things:
                 # Checking a registration reads its attributes: a plugin's code may run.
                 checking = PluginGuard(watch=False)
                 with checking:
-                    accept(impl.plugin_name, thing)
+                    accept(plugin, thing)
                 if checking.error is not None:
-                    self._report(impl.plugin_name, hook_name, checking.error)
+                    self._report(plugin, hook_name, checking.error)
                     continue
-                record = self._records.get(impl.plugin_name)
+                record = self._records.get(plugin)
                 if record is not None:
                     record.provides.setdefault(kind, []).append(_describe(thing))
 
@@ -590,9 +919,10 @@ class PluginHost:
     def item_text(self, instrument: Instrument, language: str) -> Mapping[str, str] | None:
         """Licensed item wording from the first plugin that has it, else ``None``. An answer
         that is not a mapping of item id to text is reported and the next plugin asked."""
-        return self._first(
-            "pamlib_item_text", _check_item_text, instrument=instrument, language=language
+        answer: Mapping[str, str] | None = self._first(
+            "pamlib_item_text", instrument=instrument, language=language
         )
+        return answer
 
     def assessment_scored(self, assessment: Assessment, result: ScoreResult) -> None:
         """Tell every plugin that ``assessment`` was scored. An observer that fails, even with
@@ -603,7 +933,7 @@ class PluginHost:
     def batch_scored(self, instrument: Instrument, scores: BatchScores) -> None:
         """Tell every plugin that a batch was scored; failures are handled as in
         :meth:`assessment_scored` (and a plugin's own ``KeyboardInterrupt`` is contained too)."""
-        self._each("pamlib_batch_scored", watch=True, instrument=instrument, scores=scores)
+        self._each("pamlib_batch_scored", instrument=instrument, scores=scores)
 
     # -- introspection ---------------------------------------------------------------------
 
@@ -638,9 +968,11 @@ class PluginHost:
         given = tuple(
             (name, *_reference(name, plugin)) for name, plugin in sorted(self._given.items())
         )
+        disabled = tuple(sorted(self._disabled | self._removed))
+        allowed = "*" if self._allowed is None else ",".join(sorted(self._allowed))
         return (
             _rebuild_host,
-            (self._entry_points, tuple(sorted(self._disabled)), given, self._roster()),
+            (self._entry_points, disabled, given, self._roster(), allowed),
         )
 
 
@@ -694,13 +1026,14 @@ def _rebuild_host(
     disabled: tuple[str, ...],
     given: tuple[tuple[str, str, str], ...],
     roster: tuple[tuple[str, str | None, bool], ...],
+    allowed: str = "*",
 ) -> PluginHost:
     """Unpickle a :class:`PluginHost`: discover plugins as the pickled host did and refuse
     (:class:`~pamlib.errors.PluginError`) unless the same ones, at the same versions, load.
 
     One host per pickled description per process: every object unpickled in a worker shares it,
     as objects in the sending process shared theirs."""
-    key = (load_entry_points, disabled, given, roster)
+    key = (load_entry_points, disabled, given, roster, allowed)
     with _rebuilt_lock:
         host = _rebuilt.get(key)
         if host is not None:
@@ -717,7 +1050,12 @@ def _rebuild_host(
                     f"cannot unpickle the plugin host: plugin {name!r} ({target}) cannot be "
                     f"imported here: {describe_failure(exc)}",
                 ) from exc
-        host = PluginHost(load_entry_points=load_entry_points, disabled=disabled, plugins=plugins)
+        host = PluginHost(
+            load_entry_points=load_entry_points,
+            disabled=disabled,
+            plugins=plugins,
+            allowed=allowed,
+        )
         _check_roster(host._roster(), roster)
         _rebuilt[key] = host
         return host

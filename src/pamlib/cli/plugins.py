@@ -1,7 +1,9 @@
 """``pamlib plugins``: what is installed, what each plugin provides, and what failed.
 
 A plugin that failed to load is listed as ``failed`` (and disabled); one that failed in a hook
-as ``error``. Each error is one line naming the plugin, the hook and what was raised.
+as ``error``. Each error is one line naming the plugin, the hook and what was raised. One not
+loaded by choice is listed as ``disabled`` (the disable list), ``not-allowed`` (an entry point
+missing from the ``PAMLIB_PLUGINS`` allow-list) or ``unregistered``, with the reason.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
                         "version": r.version,
                         "builtin": r.builtin,
                         "status": r.status,
+                        "reason": r.reason,
                         "hooks": r.hooks,
                         "provides": r.provides,
                         "errors": [_line(e) for e in r.errors],
@@ -51,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
     for r in records:
         origin = "built-in" if r.builtin else "installed"
         print(f"{r.name} {r.version or '?'} ({origin}) — {r.status}")
+        if r.reason:
+            print(f"    not loaded: {r.reason}")
         for kind, names in sorted(r.provides.items()):
             print(f"    {kind}: {', '.join(names)}")
         for error in r.errors:
