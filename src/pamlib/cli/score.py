@@ -65,6 +65,7 @@ def add_parser(subparsers: Any) -> None:
         help="how to read dates like 03/04/2024 (default day-first; ISO dates always work)",
     )
     p.add_argument("--delimiter", metavar="CHAR", help="field delimiter (default: detected)")
+    p.add_argument("--sheet", metavar="NAME", help="the workbook sheet to read (default: the first)")
     p.add_argument(
         "--keep-nhs-number",
         action="store_true",
@@ -121,6 +122,8 @@ def _options(args: argparse.Namespace) -> ReadOptions:
         if len(delimiter) != 1:
             raise UsageError("--delimiter must be one character (or 'tab')")
         settings["delimiter"] = delimiter
+    if args.sheet:
+        settings["sheet"] = args.sheet
     import attrs
 
     return attrs.evolve(
