@@ -252,3 +252,10 @@ def test_a_dropped_column_is_not_recognised() -> None:
     layout = Layout.resolve(header, ReadOptions(drop=frozenset({"Assessment Date"})))
     assert layout.columns["assessed_on"] == 2
     assert layout.extra_names == ()
+
+
+def test_the_scoring_page_lists_every_synonym() -> None:
+    page = (ROOT / "docs" / "score.rst").read_text(encoding="utf-8")
+    section = page[page.index("Header names pamlib recognises") :]
+    missing = [s for names in HEADER_SYNONYMS.values() for s in names if s not in section]
+    assert missing == []
