@@ -113,24 +113,37 @@ def default_rejects_path(source: str | os.PathLike[str], output: Target | None) 
 
 
 def _by_extension(
-    host: PluginHost, path: str, kind: type[InputFormat] | type[OutputFormat]
+    host: PluginHost,
+    path: str,
+    kind: type[InputFormat] | type[OutputFormat],
 ) -> str | None:
     """The format of ``kind`` claiming the longest matching extension (``.fhir.json`` beats
-    ``.json``); at equal length the one registered first."""
+    ``.json``). At equal length, for input, the first whose ``accepts(path)`` (an optional
+    method: a look at the content) says yes; else the one registered first."""
     lowered = path.lower()
-    best: tuple[int, str] | None = None
+    best: list[tuple[int, str]] = []
     for name, fmt in host.formats().items():
         if not isinstance(fmt, kind):
             continue
         length = max((len(e) for e in fmt.extensions if lowered.endswith(e)), default=0)
-        if length and (best is None or length > best[0]):
-            best = (length, name)
-    return None if best is None else best[1]
+        if length:
+            best.append((length, name))
+    if not best:
+        return None
+    longest = max(length for length, _ in best)
+    names = [name for length, name in best if length == longest]
+    if kind is InputFormat and len(names) > 1 and Path(path).is_file():
+        formats = host.formats()
+        for name in names:
+            accepts = getattr(formats[name], "accepts", None)
+            if accepts is None or accepts(path):
+                return name
+    return names[0]
 
 
 def find_input_format(host: PluginHost, source: str, name: str | None) -> InputFormat:
-    """The input format called ``name``, else the one claiming ``source``'s extension, else
-    ``csv``."""
+    """The input format called ``name``, else the one claiming ``source``'s extension (and, where
+    several do, accepting its content), else ``csv``."""
     name = name or _by_extension(host, source, InputFormat) or "csv"
     fmt = host.formats().get(name)
     if not isinstance(fmt, InputFormat):

@@ -86,6 +86,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "pamlib.tailoring.default_rules",
     "pamlib.formats.delimited",
     "pamlib.formats.typed",
+    "pamlib.formats.workbook",
     "pamlib.fhir.plugin",
 )
 

@@ -71,6 +71,9 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument("--delimiter", metavar="CHAR", help="field delimiter (default: detected)")
     p.add_argument(
+        "--sheet", metavar="NAME", help="the workbook sheet to read (default: the first)"
+    )
+    p.add_argument(
         "--keep-nhs-number",
         action="store_true",
         help="add the normalised NHS number to the output as an nhs_number column",
@@ -125,6 +128,8 @@ def _options(args: argparse.Namespace) -> ReadOptions:
         if len(delimiter) != 1:
             raise UsageError("--delimiter must be one character (or 'tab')")
         settings["delimiter"] = delimiter
+    if args.sheet:
+        settings["sheet"] = args.sheet
     import attrs
 
     return attrs.evolve(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -24,13 +24,16 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CANONICAL_COLUMNS",
+    "HEADER_SYNONYMS",
     "InputMapping",
     "Layout",
     "MappingKind",
+    "header_key",
     "item_number",
     "load_any_mapping",
     "load_mapping",
     "mapping_kind",
+    "recognise",
 ]
 
 #: The canonical columns before the item columns, in the canonical order.
@@ -105,6 +108,176 @@ def _canonical(name: str) -> str | None:
     return None if number is None else f"q{number:02d}"
 
 
+#: Other names exports commonly give pamlib's columns, matched as loosely as the canonical names
+#: (see :func:`header_key`). Only names that can mean nothing else are here: ``Patient Number``
+#: might be an NHS number, ``Date`` any date, and ``Practice`` or ``Clinic`` is often a column
+#: beside ``Site`` (``site`` is only passed through, so a wrong guess would cost more than it
+#: saves). Item columns are ``Q1`` … ``Q22``, ``Item 1`` … or ``Question 1`` … in any spacing.
+HEADER_SYNONYMS: Mapping[str, tuple[str, ...]] = {
+    "patient_id": ("Patient Identifier", "Patient Ref", "Patient Reference", "Local Patient ID"),
+    "nhs_number": ("NHS No", "NHS No.", "NHS Num"),
+    "assessment_id": (
+        "Assessment Identifier",
+        "Assessment Ref",
+        "Assessment Reference",
+        "Response ID",
+    ),
+    "assessed_on": (
+        "Assessment Date",
+        "Assessed Date",
+        "Date of Assessment",
+        "Date Assessed",
+        "Date Completed",
+        "Completed On",
+        "Completion Date",
+        "Date of Completion",
+    ),
+    "instrument": ("Instrument ID", "Instrument Name", "Questionnaire"),
+    "site": (),
+}
+
+_IGNORED = re.compile(r"[\s_.\-]+")
+_LOOSE_ITEM = re.compile(r"(?:q|item|question)0*([1-9][0-9]?)")
+
+
+def header_key(name: str) -> str:
+    """A column name as compared loosely: in any case, without spaces, underscores, hyphens or
+    full stops (``Patient ID``, ``patient-id`` and ``PATIENT_ID`` are all ``patientid``).
+
+    >>> header_key(" NHS No. "), header_key("Date-of_Assessment")
+    ('nhsno', 'dateofassessment')
+    """
+    return _IGNORED.sub("", name.replace("\ufeff", "").casefold())
+
+
+def _loose_names() -> dict[str, str]:
+    names: dict[str, str] = {}
+    for column in CANONICAL_COLUMNS:
+        for spelling in (column, *HEADER_SYNONYMS[column]):
+            key = header_key(spelling)
+            if names.setdefault(key, column) != column:  # pragma: no cover - a list error
+                raise AssertionError(f"{spelling!r} would mean two columns")
+    return names
+
+
+_LOOSE = _loose_names()
+
+
+def recognise(name: str) -> str | None:
+    """The canonical column a header name stands for when compared loosely (its case, spaces,
+    underscores, hyphens and full stops ignored, and the synonyms of :data:`HEADER_SYNONYMS`
+    known), else ``None``. An exact name (:func:`item_number`, a canonical name in any case)
+    always takes precedence over a column recognised this way.
+
+    >>> recognise("Patient ID"), recognise("Date of assessment"), recognise("Item 7")
+    ('patient_id', 'assessed_on', 'q07')
+    >>> recognise("Patient Number") is None
+    True
+    """
+    key = header_key(name)
+    column = _LOOSE.get(key)
+    if column is not None:
+        return column
+    match = _LOOSE_ITEM.fullmatch(key)
+    if match is None or int(match.group(1)) > MAX_ITEMS:
+        return None
+    return f"q{int(match.group(1)):02d}"
+
+
+def _claims(
+    header: Sequence[str],
+    mapping: Mapping[str, str],
+    drop: set[str],
+    source: str,
+    problems: list[Problem],
+) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
+    """The positions claiming each canonical column: by a mapping entry or their exact name
+    (first), and by a name only :func:`recognise` knows (second). Dropped columns claim none."""
+    exact: dict[str, list[int]] = {}
+    loose: dict[str, list[int]] = {}
+    for position, raw in enumerate(header):
+        name = _clean(raw)
+        target = _canonical(mapping[name]) if name in mapping else _canonical(name)
+        if name in drop:
+            why = None if target is None else _drop_problem(name, target, "")
+            if why is not None:
+                problems.append(Problem(f"{source}: column {position + 1}", "drop", why))
+            continue
+        if target is not None:
+            exact.setdefault(target, []).append(position)
+        elif name not in mapping and (recognised := recognise(name)) is not None:
+            loose.setdefault(recognised, []).append(position)
+    return exact, loose
+
+
+def _choose(
+    header: Sequence[str],
+    exact: Mapping[str, list[int]],
+    loose: Mapping[str, list[int]],
+    source: str,
+    problems: list[Problem],
+) -> tuple[dict[int, str], set[str]]:
+    """Which position is read as which canonical column, and the columns claimed ambiguously.
+
+    A second exact claim is a ``duplicate-column`` problem; a recognised name is passed through
+    when an exact claim exists, and two recognised names for one column are ``ambiguous-column``.
+    """
+    chosen: dict[int, str] = {}
+    ambiguous: set[str] = set()
+    for target, positions in exact.items():
+        chosen[positions[0]] = target
+        for position in positions[1:]:
+            problems.append(
+                Problem(
+                    f"{source}: column {position + 1}",
+                    "duplicate-column",
+                    f"a second column maps to {target}",
+                )
+            )
+    for target, positions in loose.items():
+        if target in exact:
+            continue  # named exactly elsewhere: this one is passed through as it is
+        if len(positions) == 1:
+            chosen[positions[0]] = target
+            continue
+        ambiguous.add(target)
+        names = " and ".join(repr(_clean(header[p])) for p in positions)
+        problems.append(
+            Problem(
+                f"{source}: columns {', '.join(str(p + 1) for p in positions)}",
+                "ambiguous-column",
+                f"{names} could each be {target}: name the one to read in the mapping file's "
+                "[columns]",
+            )
+        )
+    return chosen, ambiguous
+
+
+def _missing(found: Set[str], options: ReadOptions, source: str) -> list[Problem]:
+    """What the header lacks: ``found`` holds the canonical columns present (or claimed
+    ambiguously, which is reported already; any item as ``q01``)."""
+    problems = []
+    if not any(name.startswith("q") for name in found):
+        problems.append(Problem(f"{source}: header", "no-items", "no item columns (q01 …)"))
+    if "assessed_on" not in found:
+        problems.append(Problem(f"{source}: header", "no-date", "no assessed_on column"))
+    if not {"patient_id", "nhs_number"} & found:
+        problems.append(
+            Problem(
+                f"{source}: header", "no-identity", "neither a patient_id nor an nhs_number column"
+            )
+        )
+    if "instrument" not in found and options.instrument is None:
+        problems.append(
+            Problem(
+                f"{source}: header",
+                "no-instrument",
+                "no instrument column and no default instrument",
+            )
+        )
+    return problems
+
+
 @attrs.frozen
 class Layout:
     """One header matched against the canonical columns.
@@ -133,39 +306,35 @@ class Layout:
     @classmethod
     def resolve(cls, header: Sequence[str], options: ReadOptions, *, source: str = "") -> Layout:
         """Match ``header`` using ``options.mapping`` (source name → canonical name), or raise a
-        :class:`~pamlib.errors.FormatError` listing every problem with the header."""
+        :class:`~pamlib.errors.FormatError` listing every problem with the header.
+
+        A column is read as the canonical column its mapping entry names, else as the one its
+        own name is (``Q1``, ``Patient_ID``), else as the one it is :func:`recognised <recognise>`
+        as (``Patient ID``, ``Date of assessment``). A recognised column is passed through
+        under its own name when another column names the same canonical column more exactly;
+        two columns recognised as one canonical column are an error naming both, never a guess.
+        """
         header = tuple(header)
         _refuse_undecodable(header, source)
         problems: list[Problem] = []
         mapping = {_clean(k): v for k, v in options.mapping.items()}
         drop = {_clean(d) for d in options.drop}
+        exact, loose = _claims(header, mapping, drop, source, problems)
+        chosen, ambiguous = _choose(header, exact, loose, source, problems)
         columns: dict[str, int] = {}
         items: list[int | None] = [None] * MAX_ITEMS
         extras: list[int] = []
         extra_names: list[str] = []
+        duplicates = {p for positions in exact.values() for p in positions[1:]}
         for position, raw in enumerate(header):
             name = _clean(raw)
-            target = _canonical(mapping[name]) if name in mapping else _canonical(name)
-            if name in drop:
-                why = None if target is None else _drop_problem(name, target, "")
-                if why is not None:
-                    problems.append(Problem(f"{source}: column {position + 1}", "drop", why))
+            if name in drop or position in duplicates:
                 continue
+            target = chosen.get(position)
             if target is None:
                 extras.append(position)
                 extra_names.append(name)
-                continue
-            taken = items[int(target[1:]) - 1] is not None if target.startswith("q") else False
-            if target in columns or taken:
-                problems.append(
-                    Problem(
-                        f"{source}: column {position + 1}",
-                        "duplicate-column",
-                        f"a second column maps to {target}",
-                    )
-                )
-                continue
-            if target.startswith("q"):
+            elif target.startswith("q"):
                 items[int(target[1:]) - 1] = position
             else:
                 columns[target] = position
@@ -184,26 +353,8 @@ class Layout:
                         f"the mapping names a column {name!r} the file does not have",
                     )
                 )
-        if not items:
-            problems.append(Problem(f"{source}: header", "no-items", "no item columns (q01 …)"))
-        if "assessed_on" not in columns:
-            problems.append(Problem(f"{source}: header", "no-date", "no assessed_on column"))
-        if "patient_id" not in columns and "nhs_number" not in columns:
-            problems.append(
-                Problem(
-                    f"{source}: header",
-                    "no-identity",
-                    "neither a patient_id nor an nhs_number column",
-                )
-            )
-        if "instrument" not in columns and options.instrument is None:
-            problems.append(
-                Problem(
-                    f"{source}: header",
-                    "no-instrument",
-                    "no instrument column and no default instrument",
-                )
-            )
+        found = columns.keys() | ambiguous | ({"q01"} if items else set())
+        problems += _missing(found, options, source)
         if problems:
             raise FormatError(
                 "the file's columns do not match pamlib's layout; map them with a mapping "

@@ -15,7 +15,9 @@ codes and messages — are the same for a table as for a file:
 
 A table has no line numbers: each row's key is its position (1 for the first row of the first
 batch) or, with ``row_key``, the value of an integer column the caller keeps for the purpose
-(a file's row order in a distributed job); rejects are located as ``row N``.
+(a file's row order in a distributed job); rejects are located as ``row N``. Readers of files
+that are tables underneath (workbooks, JSON Lines) give each batch's keys themselves (a sheet's
+row numbers, a file's line numbers) and name their ``unit``.
 """
 
 from __future__ import annotations
@@ -146,7 +148,7 @@ class TableReader:
 
     ``duplicates`` is ``track`` (repeated assessment ids are found across every batch this
     reader sees), ``external`` (the caller passes a first-occurrence mask with each batch) or
-    ``off``.
+    ``off``. ``unit`` is the word rejects are located with (``row 17``; ``line 17``).
     """
 
     def __init__(
@@ -157,6 +159,7 @@ class TableReader:
         source: str = "table",
         row_key: str | None = None,
         duplicates: str = "track",
+        unit: str = "row",
     ) -> None:
         if duplicates not in ("track", "external", "off"):
             raise ConfigurationError(
@@ -167,6 +170,7 @@ class TableReader:
         self.source = source
         self.row_key = row_key
         self.duplicates = duplicates
+        self.unit = unit
         self.n_rows = 0
         self._names: tuple[str, ...] | None = None
         self._checker: ColumnChecker | None = None
@@ -189,7 +193,7 @@ class TableReader:
         self._names = names
         self._layout = layout
         return ColumnChecker(
-            validator, self.source, unit="row", track_ids=self.duplicates == "track"
+            validator, self.source, unit=self.unit, track_ids=self.duplicates == "track"
         )
 
     def _is_data(self, name: str) -> bool:
@@ -205,8 +209,16 @@ class TableReader:
     def extra_columns(self) -> tuple[str, ...]:
         return () if self._layout is None else self._layout.extra_names
 
-    def chunk(self, batch: Any, *, first: npt.ArrayLike | None = None) -> ReadChunk:
-        """Check one record batch; ``first`` is the first-occurrence mask (``external``)."""
+    def chunk(
+        self,
+        batch: Any,
+        *,
+        first: npt.ArrayLike | None = None,
+        keys: npt.ArrayLike | None = None,
+    ) -> ReadChunk:
+        """Check one record batch; ``first`` is the first-occurrence mask (``external``) and
+        ``keys`` the rows' keys where the caller knows them (increasing; not with ``row_key``).
+        """
         names = tuple(batch.schema.names)
         if self._checker is None:
             self._checker = self._start(names)
@@ -217,7 +229,7 @@ class TableReader:
             )
         n = batch.num_rows
         mask = self._first_mask(first, n)
-        lines = self._keys(batch, n)
+        lines = self._keys(batch, n) if keys is None else self._given_keys(keys, n)
         columns = [
             text_column(batch.column(i)) for i, name in enumerate(names) if self._is_data(name)
         ]
@@ -259,6 +271,16 @@ class TableReader:
                 f"the row key {self.row_key!r} must increase within each batch"
             )
         return keys
+
+    def _given_keys(self, keys: npt.ArrayLike, n: int) -> npt.NDArray[np.int64]:
+        if self.row_key is not None:
+            raise ConfigurationError("row keys come from the row_key column or are given, not both")
+        given = np.asarray(keys)
+        if given.shape != (n,) or not np.issubdtype(given.dtype, np.integer):
+            raise ConfigurationError(f"the row keys must be {n} integers")
+        if n > 1 and not bool((np.diff(given) > 0).all()):
+            raise ConfigurationError("the row keys must increase within each batch")
+        return given.astype(np.int64, copy=False)
 
     def read(self, data: Any) -> Iterator[ReadChunk]:
         """Every batch of ``data`` as a chunk (``track`` or ``off``); the first chunk holds no

@@ -1,4 +1,4 @@
-"""Built-in typed outputs: Parquet and JSON Lines (both need the ``arrow`` extra).
+"""Built-in typed formats: Parquet and JSON Lines, out and in (both need the ``arrow`` extra).
 
 Both keep types: numbers are numbers, a missing number or absent text is ``null``, ``flags``
 is a list of strings, ``assessed_on`` a date (``"2024-03-01"`` in JSON). Columns and their order
@@ -7,19 +7,40 @@ are those of the CSV output (see :mod:`pamlib.formats.output`).
 JSON output is JSON Lines — one JSON object per line, UTF-8 — rather than one JSON array, so it
 can be written and read a row at a time however large the file (``jq -c``, ``pandas.read_json(...,
 lines=True)`` and most log tools read it as is).
+
+Both are also read, for exports kept in these formats with pamlib's canonical columns (scored
+output is not an assessment export): a Parquet file by row groups, through the checks of
+:class:`~pamlib.formats.tables.TableReader` (rejects located as ``row N``); a JSON Lines file a
+block of lines at a time, the first object's keys naming the columns as a CSV header does (a
+later object with another key is rejected, ``json``), every value read as text (``1``, ``2.5``,
+``true``; ``null`` empty), rejects located by ``line N``, lines holding nothing counted blank.
+A ``.json`` or ``.ndjson`` file whose first line is not a JSON object without ``resourceType``
+(a FHIR resource, a Bundle, a pretty-printed document) is handed to the ``fhir`` format, so such
+files read as FHIR as before.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import math
-from collections.abc import Callable, Mapping
-from typing import Any
+import os
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import IO, Any
 
+import attrs
+import numpy as np
+
+from pamlib.errors import FormatError, Problem
 from pamlib.formats.base import (
     Format,
+    ReadChunk,
+    ReadOptions,
     RecordBatch,
+    Reject,
     ResultWriter,
     Target,
     TextColumn,
@@ -41,6 +62,10 @@ class ParquetFormat:
     def open_writer(self, target: Target, options: WriteOptions) -> ResultWriter:
         return _ParquetWriter(target, options)
 
+    def read(self, source: str | os.PathLike[str], options: ReadOptions) -> Iterator[ReadChunk]:
+        """Row groups of a Parquet file with pamlib's columns, checked as a table is."""
+        return _read_parquet(source, options)
+
     def __repr__(self) -> str:
         return "<ParquetFormat>"
 
@@ -54,6 +79,16 @@ class JsonLinesFormat:
 
     def open_writer(self, target: Target, options: WriteOptions) -> ResultWriter:
         return _JsonLinesWriter(target, options)
+
+    def read(self, source: str | os.PathLike[str], options: ReadOptions) -> Iterator[ReadChunk]:
+        """JSON Lines with pamlib's columns (each object one record)."""
+        return _read_json_lines(source, options)
+
+    def accepts(self, source: str | os.PathLike[str]) -> bool:
+        """Whether this format should read ``source`` among the formats claiming its extension:
+        a file whose first object is not a FHIR resource (``.json`` and ``.ndjson`` are FHIR's
+        extensions too, and input so named has always meant FHIR)."""
+        return str(source) == "-" or not _is_fhir(source)
 
     def __repr__(self) -> str:
         return "<JsonLinesFormat>"
@@ -139,6 +174,204 @@ class _JsonLinesWriter:
 
     def abort(self) -> None:
         self._target.discard()
+
+
+# -- reading ------------------------------------------------------------------------------------
+
+
+def _instruments() -> list[Any]:
+    from pamlib.instruments import Instrument
+    from pamlib.plugins import get_host
+
+    return [i for i in get_host().instruments() if isinstance(i, Instrument)]
+
+
+def _open(source: str | os.PathLike[str]) -> tuple[IO[bytes], str, int | None]:
+    """The input as a binary stream, its name and size (``None`` for standard input)."""
+    if str(source) == "-":
+        return sys.stdin.buffer, "<stdin>", None
+    try:
+        stream = Path(source).open("rb")  # noqa: SIM115 - the reader closes it when done
+        return stream, str(source), os.fstat(stream.fileno()).st_size
+    except OSError as exc:
+        raise FormatError(
+            f"cannot read {source}", [Problem(str(source), "io", exc.strerror or str(exc))]
+        ) from None
+
+
+def _read_parquet(source: str | os.PathLike[str], options: ReadOptions) -> Iterator[ReadChunk]:
+    from pamlib.formats._arrow import pyarrow_module
+    from pamlib.formats.tables import TableReader
+
+    pa = pyarrow_module()
+    import pyarrow.parquet as pq
+
+    stream, name, _ = _open(source)
+    try:
+        if stream is sys.stdin.buffer:  # Parquet is read from its end: it needs to seek
+            stream = io.BytesIO(stream.read())
+        try:
+            file = pq.ParquetFile(stream)
+            total = file.metadata.num_rows
+            batches = file.iter_batches(batch_size=max(1, options.chunk_rows))
+            reader = TableReader(options, _instruments(), source=name)
+            empty = pa.RecordBatch.from_pylist([], schema=file.schema_arrow)
+            yield reader.chunk(empty)  # names the columns (and checks them) before any record
+            for batch in batches:
+                chunk = reader.chunk(batch)
+                yield attrs.evolve(chunk, progress=reader.n_rows / total if total else 1.0)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OSError) as exc:
+            raise FormatError(
+                f"cannot read {name} as Parquet", [Problem(name, "parquet", str(exc))]
+            ) from None
+    finally:
+        if stream is not sys.stdin.buffer:
+            stream.close()
+
+
+def _is_fhir(source: str | os.PathLike[str]) -> bool:
+    """Whether a ``.json`` file is for the ``fhir`` format: its first line holding anything is
+    not one JSON object without ``resourceType`` (so not a JSON Lines row)."""
+    stream, _, _ = _open(source)
+    with stream:
+        for line in stream:
+            if line.strip(b" \t\r\n\xef\xbb\xbf"):
+                try:
+                    first = json.loads(line.removeprefix(b"\xef\xbb\xbf"))
+                except ValueError:
+                    return True
+                return not isinstance(first, dict) or "resourceType" in first
+    return False
+
+
+def _float_text(text: str) -> str:
+    """A JSON number with a fraction or exponent as text: whole numbers as integers (``1.0`` is
+    ``1``, as a table's float column is read), others as written."""
+    value = float(text)
+    if math.isfinite(value) and value == math.floor(value) and abs(value) < 2.0**53:
+        return str(int(value))
+    return text
+
+
+class _NotTextError(ValueError):
+    """A JSON value that is a list or object: not a cell."""
+
+
+def _value_text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if value is True or value is False:
+        return "true" if value else "false"
+    raise _NotTextError
+
+
+class _JsonLines:
+    """Splits JSON Lines into rows of text (see the module documentation)."""
+
+    def __init__(self, stream: IO[bytes], name: str, size: int | None) -> None:
+        self.stream = stream
+        self.name = name
+        self.size = size
+        self.line = 0
+        self.position = 0
+        self.names: tuple[str, ...] | None = None
+
+    def reject(self, raw: bytes, code: str, message: str) -> Reject:
+        return Reject(
+            source=self.name,
+            location=f"line {self.line}",
+            code=code,
+            message=message,
+            line=self.line,
+            record=raw.decode("utf-8", "replace").rstrip("\r\n"),
+        )
+
+    def parse(self, raw: bytes) -> dict[str, str] | Reject:
+        try:
+            value = json.loads(
+                raw.removeprefix(b"\xef\xbb\xbf") if self.line == 1 else raw,
+                parse_int=str,
+                parse_float=_float_text,
+                parse_constant=str,
+            )
+        except UnicodeDecodeError:
+            return self.reject(raw, "encoding", "the line is not UTF-8")
+        except ValueError as exc:
+            reason = getattr(exc, "msg", "not JSON")
+            return self.reject(raw, "json", f"not a JSON object: {reason}")
+        if not isinstance(value, dict):
+            return self.reject(raw, "json", "not a JSON object")
+        try:
+            row = {str(k): _value_text(v) for k, v in value.items()}
+        except _NotTextError:
+            return self.reject(raw, "json", "a value is a list or an object, not a cell")
+        if self.names is None:
+            self.names = tuple(row)
+        elif unknown := [k for k in row if k not in self.names]:
+            keys = ", ".join(repr(k) for k in unknown[:3])
+            return self.reject(raw, "json", f"keys the first object does not have: {keys}")
+        return row
+
+    def part(self, size: int) -> tuple[list[dict[str, str]], list[int], list[Reject], int, bool]:
+        rows: list[dict[str, str]] = []
+        keys: list[int] = []
+        rejects: list[Reject] = []
+        blank = 0
+        for raw in self.stream:
+            self.line += 1
+            self.position += len(raw)
+            if not raw.strip(b" \t\r\n\xef\xbb\xbf" if self.line == 1 else b" \t\r\n"):
+                blank += 1
+                continue
+            parsed = self.parse(raw)
+            if isinstance(parsed, Reject):
+                rejects.append(parsed)
+            else:
+                rows.append(parsed)
+                keys.append(self.line)
+            if len(rows) + len(rejects) >= size:
+                return rows, keys, rejects, blank, False
+        return rows, keys, rejects, blank, True
+
+
+def _read_json_lines(source: str | os.PathLike[str], options: ReadOptions) -> Iterator[ReadChunk]:
+    from pamlib.formats._arrow import pyarrow_module
+    from pamlib.formats.tables import TableReader
+
+    pa = pyarrow_module()
+    stream, name, size = _open(source)
+    try:
+        lines = _JsonLines(stream, name, size)
+        reader = TableReader(options, _instruments(), source=name, unit="line")
+        done = False
+        while not done:
+            rows, keys, rejects, blank, done = lines.part(max(1, options.chunk_rows))
+            if lines.names is None:  # no object yet: nothing to check the columns of
+                if not done or rejects or blank:
+                    yield ReadChunk((), tuple(rejects), len(rejects) + blank, n_blank=blank)
+                    continue
+                raise FormatError(
+                    f"{name} holds no records",
+                    [Problem(name, "no-header", "no JSON object to name the columns")],
+                )
+            names = lines.names
+            batch = pa.RecordBatch.from_arrays(
+                [pa.array([r.get(k, "") for r in rows], pa.string()) for k in names],
+                names=list(names),
+            )
+            chunk = reader.chunk(batch, keys=np.asarray(keys, dtype=np.int64))
+            yield attrs.evolve(
+                chunk,
+                rejects=tuple(sorted((*chunk.rejects, *rejects), key=lambda r: r.line or 0)),
+                n_read=chunk.n_read + len(rejects) + blank,
+                n_blank=chunk.n_blank + blank,
+                progress=lines.position / size if size else None,
+            )
+    finally:
+        if stream is not sys.stdin.buffer:
+            stream.close()
 
 
 @hookimpl
