@@ -304,3 +304,21 @@ def test_csv_workbook_and_parquet_give_the_same_scored_rows(
     assert _scored(runs[1]) == _scored(runs[0]) == _scored(runs[2])
     assert _rejects(runs[1]) == _rejects(runs[0]) == _rejects(runs[2])
     assert {_counts(r) for r in runs} == {_counts(runs[0])}
+
+
+def test_json_lines_nested_too_deeply_is_a_reject(tmp_path: Path) -> None:
+    from pamlib.cli import main
+
+    path = tmp_path / "rows.jsonl"
+    good = {
+        "patient_id": "p",
+        "assessed_on": "2024-01-01",
+        **{f"q{k:02d}": "2" for k in range(1, 14)},
+    }
+    deep = "[" * 100_000 + "]" * 100_000
+    path.write_text(json.dumps(good) + "\n" + deep + "\n", encoding="utf-8")
+    out = tmp_path / "s.csv"
+    assert main(["score", str(path), "--provider", "demo", "--instrument", "PAM-13",
+                 "-o", str(out)]) == 0  # fmt: skip
+    rejects = (tmp_path / "s.rejects.csv").read_text(encoding="utf-8")
+    assert "nested too deeply" in rejects

@@ -238,7 +238,7 @@ def _is_fhir(source: str | os.PathLike[str]) -> bool:
             if line.strip(b" \t\r\n\xef\xbb\xbf"):
                 try:
                     first = json.loads(line.removeprefix(b"\xef\xbb\xbf"))
-                except ValueError:
+                except (ValueError, RecursionError):  # the FHIR reader says what is wrong
                     return True
                 return not isinstance(first, dict) or "resourceType" in first
     return False
@@ -298,6 +298,8 @@ class _JsonLines:
             )
         except UnicodeDecodeError:
             return self.reject(raw, "encoding", "the line is not UTF-8")
+        except RecursionError:
+            return self.reject(raw, "json", "not a JSON object: nested too deeply")
         except ValueError as exc:
             reason = getattr(exc, "msg", "not JSON")
             return self.reject(raw, "json", f"not a JSON object: {reason}")
