@@ -37,6 +37,7 @@ def _freeze(responses: Mapping[str, Response | int]) -> Mapping[str, Response]:
         try:
             frozen[item_id] = Response(value)
         except ValueError:
+            # kept as given so that every bad value is reported at once, not the first only
             frozen[item_id] = value  # type: ignore[assignment]
     return MappingProxyType(frozen)
 

@@ -539,7 +539,8 @@ class PluginHost:
             if wrapper and not inspect.isgeneratorfunction(function):
                 raise PamlibError(f"hook {hook}: a wrapper must be a generator function")
             guarded = self._guarded(name, hook, function, opts)
-            guarded.pamlib_impl = dict(opts)  # type: ignore[attr-defined]  # pluggy's marker
+            # pluggy finds an implementation by this attribute, which functions do not declare
+            guarded.pamlib_impl = dict(opts)  # type: ignore[attr-defined]
             setattr(stand_in, attr, guarded)
         if len(vars(stand_in)) == 1:
             raise PamlibError(f"implements no pamlib hook (it is {_kind_of(plugin)})")
@@ -822,7 +823,8 @@ class PluginHost:
         with self._lock:
             if key not in self._cache:
                 self._cache[key] = build()
-            return self._cache[key]  # type: ignore[no-any-return]
+            cached: T = self._cache[key]  # each key is only ever built by one typed method
+            return cached
 
     # -- one typed method per hook ----------------------------------------------------------
 

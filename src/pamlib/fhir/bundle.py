@@ -38,13 +38,18 @@ __all__ = ["Assembler", "BundleSettings", "OutputStyle", "to_bundle"]
 
 #: ``transaction`` and ``collection`` make Bundle entries; ``ndjson`` makes bare resources.
 OutputStyle = Literal["transaction", "collection", "ndjson"]
-_STYLES = ("transaction", "collection", "ndjson")
+_STYLES: dict[str, OutputStyle] = {
+    "transaction": "transaction",
+    "collection": "collection",
+    "ndjson": "ndjson",
+}
 
 
 def _style(value: str) -> OutputStyle:
-    if value not in _STYLES:
+    style = _STYLES.get(value)
+    if style is None:
         raise ValueError(f"bundle type must be one of {', '.join(_STYLES)}")
-    return value  # type: ignore[return-value]
+    return style
 
 
 @attrs.frozen

@@ -21,7 +21,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from pamlib.errors import ConfigurationError, FormatError, Problem
 from pamlib.hookspecs import hookimpl
@@ -255,7 +255,7 @@ class FhirWriter:
         self._done = False
         self._part: Path | None = None
         if hasattr(target, "write"):  # an open binary stream (standard output): no temp file
-            stream: IO[bytes] = target  # type: ignore[assignment]
+            stream = cast("IO[bytes]", target)  # Target is a path or a binary stream
             self._file: IO[str] = io.TextIOWrapper(stream, encoding="utf-8", newline="\n")
             self._start()
             return

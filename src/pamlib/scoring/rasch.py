@@ -252,12 +252,13 @@ class CalibratedScorer:
             s = c.scale
             theta: float | None = measure.theta
             theta_se: float | None = measure.theta_se
-            score: float | None = round_half_away(
+            reported = round_half_away(
                 min(max(s.intercept + s.slope * measure.theta, s.min), s.max), s.decimals
             )
+            score: float | None = reported
             score_se: float | None = s.slope * measure.theta_se
             if self._cutpoints is not None:
-                level = self._cutpoints.level(score)  # type: ignore[arg-type]
+                level = self._cutpoints.level(reported)
         else:
             theta = theta_se = score = score_se = None
         raw = engine_raw + n

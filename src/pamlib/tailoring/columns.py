@@ -291,8 +291,8 @@ class ContextColumns:
     def from_rows(cls, rows: Sequence[Mapping[str, str]]) -> ContextColumns:
         """Columns from the rows of a scored table (dictionaries of strings, as from
         :class:`csv.DictReader`), through :meth:`from_scored`."""
-        names = dict.fromkeys(itertools.chain.from_iterable(rows))
-        names.pop(None, None)  # type: ignore[call-overload]
+        # csv.DictReader keys a row's surplus fields by None: not a column
+        names = {k: None for k in itertools.chain.from_iterable(rows) if k is not None}
         return cls.from_columns(
             {name: [row.get(name) for row in rows] for name in names}, len(rows)
         )
