@@ -30,6 +30,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pamlib.errors import PamlibError
+from pamlib.months import add_months as _add_months
+from pamlib.months import add_months_array
 from pamlib.reporting.columns import ScoredColumns, TextArray, factorize
 from pamlib.reporting.config import ReportConfig
 
@@ -68,27 +70,19 @@ Days = NDArray[np.datetime64]
 
 
 def add_months(days: Days, months: int) -> Days:
-    """Add calendar months to an array of ``datetime64[D]``, clamping to the month's end.
-
-    ``NaT`` stays ``NaT``.
-    """
-    month = days.astype("datetime64[M]")
-    offset = days - month.astype("datetime64[D]")
-    target = month + np.timedelta64(months, "M")
-    last_day = (target + np.timedelta64(1, "M")).astype("datetime64[D]") - np.timedelta64(1, "D")
-    same_day = target.astype("datetime64[D]") + offset
-    return np.where(same_day > last_day, last_day, same_day)
+    """Add calendar months to an array of ``datetime64[D]``, clamping to the month's end
+    (:func:`pamlib.months.add_months_array`); ``NaT`` stays ``NaT``."""
+    return add_months_array(days, months)
 
 
 def add_calendar_months(day: dt.date, months: int) -> dt.date:
-    """One date plus ``months`` calendar months (the rule the follow-up window uses).
+    """One date plus ``months`` calendar months (the rule the follow-up window uses:
+    :func:`pamlib.months.add_months`).
 
     >>> add_calendar_months(dt.date(2024, 8, 31), 6)
     datetime.date(2025, 2, 28)
     """
-    shifted = add_months(np.array([day], dtype="datetime64[D]"), months)[0]
-    result: dt.date = shifted.astype(dt.date)
-    return result
+    return _add_months(day, months)
 
 
 @attrs.frozen

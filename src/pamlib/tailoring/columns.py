@@ -21,6 +21,7 @@ import numpy.typing as npt
 
 from pamlib.errors import Problem, ValidationError
 from pamlib.levels import ActivationLevel, round_half_away_array
+from pamlib.months import add_months_array
 from pamlib.tailoring.context import (
     _CONTEXT_COLUMNS,
     _FLAG_SPLIT,
@@ -41,22 +42,6 @@ __all__ = ["ContextColumns", "add_months_array", "link_previous_array"]
 Bools = npt.NDArray[np.bool_]
 Strs = npt.NDArray[np.str_]
 Days = npt.NDArray[np.datetime64]
-
-
-def add_months_array(days: npt.ArrayLike, months: npt.ArrayLike) -> Days:
-    """:func:`~pamlib.tailoring.reassessment.add_months` element-wise; NaT stays NaT.
-
-    >>> add_months_array(np.array(["2025-08-31", "2024-02-29", "NaT"], "datetime64[D]"), 6)
-    array(['2026-02-28', '2024-08-29', 'NaT'], dtype='datetime64[D]')
-    """
-    d = np.asarray(days, dtype="datetime64[D]")
-    month = d.astype("datetime64[M]")
-    day_index = (d - month.astype("datetime64[D]")).astype(np.int64)
-    target = month + np.asarray(months, dtype=np.int64).astype("timedelta64[M]")
-    first = target.astype("datetime64[D]")
-    length = ((target + 1).astype("datetime64[D]") - first).astype(np.int64)
-    out = first + np.minimum(day_index, length - 1).astype("timedelta64[D]")
-    return np.where(np.isnat(d), np.datetime64("NaT", "D"), out)
 
 
 def link_previous_array(

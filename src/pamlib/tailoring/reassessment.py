@@ -12,7 +12,6 @@ February, and 28 February + 6 months is 28 August.
 
 from __future__ import annotations
 
-import calendar
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Literal
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, Literal
 import attrs
 
 from pamlib.errors import ConfigurationError, Problem, ValidationError
+from pamlib.months import add_months
 from pamlib.tailoring.context import parse_date
 
 if TYPE_CHECKING:
@@ -35,20 +35,6 @@ __all__ = [
     "overdue",
     "reassessment_status",
 ]
-
-
-def add_months(day: dt.date, months: int) -> dt.date:
-    """``day`` plus ``months`` calendar months, clamped to the last day of the target month.
-
-    >>> add_months(dt.date(2025, 8, 31), 6), add_months(dt.date(2023, 8, 31), 6)
-    (datetime.date(2026, 2, 28), datetime.date(2024, 2, 29))
-    >>> add_months(dt.date(2025, 1, 15), 12)
-    datetime.date(2026, 1, 15)
-    """
-    index = day.year * 12 + (day.month - 1) + months
-    year, month = divmod(index, 12)
-    last = calendar.monthrange(year, month + 1)[1]
-    return dt.date(year, month + 1, min(day.day, last))
 
 
 def _window(value: tuple[int, int]) -> tuple[int, int]:

@@ -1,0 +1,48 @@
+"""Calendar months, clamped to the month's end: the one rule for reassessment dates, tailoring
+and the follow-up window of change measures.
+
+31 August + 6 months is 28 (or 29) February; 28 February + 6 months is 28 August. A date and
+an array of dates follow the same rule (the scalar form is for one assessment at a time, where
+NumPy's per-call cost would dominate); a property test holds them equal.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["add_months", "add_months_array"]
+
+
+def add_months(day: dt.date, months: int) -> dt.date:
+    """``day`` plus ``months`` calendar months, clamped to the last day of the target month.
+
+    >>> add_months(dt.date(2025, 8, 31), 6), add_months(dt.date(2023, 8, 31), 6)
+    (datetime.date(2026, 2, 28), datetime.date(2024, 2, 29))
+    >>> add_months(dt.date(2025, 1, 15), 12)
+    datetime.date(2026, 1, 15)
+    """
+    index = day.year * 12 + (day.month - 1) + months
+    year, month = divmod(index, 12)
+    last = calendar.monthrange(year, month + 1)[1]
+    return dt.date(year, month + 1, min(day.day, last))
+
+
+def add_months_array(days: npt.ArrayLike, months: npt.ArrayLike) -> npt.NDArray[np.datetime64]:
+    """:func:`add_months` element-wise over ``datetime64[D]`` (``months`` one number or one per
+    day); NaT stays NaT.
+
+    >>> add_months_array(np.array(["2025-08-31", "2024-02-29", "NaT"], "datetime64[D]"), 6)
+    array(['2026-02-28', '2024-08-29', 'NaT'], dtype='datetime64[D]')
+    """
+    d = np.asarray(days, dtype="datetime64[D]")
+    month = d.astype("datetime64[M]")
+    day_index = (d - month.astype("datetime64[D]")).astype(np.int64)
+    target = month + np.asarray(months, dtype=np.int64).astype("timedelta64[M]")
+    first = target.astype("datetime64[D]")
+    length = ((target + 1).astype("datetime64[D]") - first).astype(np.int64)
+    out = first + np.minimum(day_index, length - 1).astype("timedelta64[D]")
+    return np.where(np.isnat(d), np.datetime64("NaT", "D"), out)
