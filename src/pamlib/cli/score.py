@@ -178,12 +178,14 @@ _MAPPING_CODES = ("no-identity", "no-assessment-id", "nhs-number", "impossible-a
 
 
 def nothing_scored(summary: ScoreSummary) -> str | None:
-    """The error of a run that read records and scored none — the most common reason, with its
-    count, and what to try — else ``None`` (a file with a header only scores nothing, rightly).
+    """The error of a run that read records holding something and scored none — the most
+    common reason, with its count, and what to try — else ``None``. A file with a header only,
+    or with blank records only, holds nothing to score: that is no error.
     """
-    if summary.n_read == 0 or summary.n_scored > 0:
+    held = summary.n_read - summary.n_blank
+    if held == 0 or summary.n_scored > 0:
         return None
-    head = f"none of the {summary.n_read} records read was scored"
+    head = f"none of the {held} records read was scored"
     if summary.rejected_by_code:
         code, n = max(summary.rejected_by_code.items(), key=lambda item: (item[1], item[0]))
         fix = _FIXES.get(code)
@@ -191,10 +193,10 @@ def nothing_scored(summary: ScoreSummary) -> str | None:
             fix = "check which column is which: name the file's columns in a --mapping file"
         fix = fix or f"see the rejects file {Path(summary.rejects).name}"
         return f"{head}; most were rejected as {code} ({n}): {fix}"
-    if summary.not_scored_by_reason:
-        code, n = max(summary.not_scored_by_reason.items(), key=lambda item: (item[1], item[0]))
-        return f"{head}; {n} not scored: {code} ({summary.reasons.get(code, code)})"
-    return f"{head}; every record was blank (only delimiters and spaces)"
+    if not summary.not_scored_by_reason:  # pragma: no cover - counts that reconcile
+        return head
+    code, n = max(summary.not_scored_by_reason.items(), key=lambda item: (item[1], item[0]))
+    return f"{head}; {n} not scored: {code} ({summary.reasons.get(code, code)})"
 
 
 @contextlib.contextmanager
