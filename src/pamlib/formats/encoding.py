@@ -94,7 +94,7 @@ codecs.register_error(_UNDECODABLE, _undecodable)
 def codec_name(encoding: object) -> str:
     """The Python name of a text encoding (``cp1252``, ``utf-16``), or a clear error.
 
-    >>> codec_name("CP-1252"), codec_name("latin1"), codec_name("UTF8")
+    >>> codec_name("Windows-1252"), codec_name("latin1"), codec_name("UTF8")
     ('cp1252', 'iso8859-1', 'utf-8')
     """
     try:
@@ -206,12 +206,12 @@ def _blocks(stream: IO[bytes]) -> Iterator[bytes]:
         yield data
 
 
-def _is_utf8(blocks: Iterator[bytes]) -> bool:
+def _is_utf8(blocks: Iterator[bytes], *, complete: bool) -> bool:
     decoder = codecs.getincrementaldecoder("utf-8")("strict")
     try:
         for block in blocks:
             decoder.decode(block)
-        decoder.decode(b"", final=True)
+        decoder.decode(b"", final=complete)
     except UnicodeDecodeError:
         return False
     return True
@@ -229,7 +229,7 @@ class _Findings:
     c1: int = 0
 
 
-def _findings(blocks: Iterator[bytes]) -> _Findings:
+def _findings(blocks: Iterator[bytes], *, complete: bool) -> _Findings:
     """Read as UTF-8 with undecodable bytes kept as ``\\udc80``–``\\udcff``: where the first
     undecodable byte, NUL, valid multi-byte character and byte ``0x80``–``0x9F`` (defined in
     cp1252 or not) are."""
@@ -242,7 +242,7 @@ def _findings(blocks: Iterator[bytes]) -> _Findings:
     while not blocks_done:
         block = next(blocks, None)
         blocks_done = block is None
-        text = decoder.decode(block or b"", final=blocks_done)
+        text = decoder.decode(block or b"", final=blocks_done and complete)
         if last_cr and text.startswith("\n"):
             lines -= 1  # a \r\n split between two blocks is one line end
         for key, pattern in (("not_utf8", _ESCAPED), ("multibyte", _MULTIBYTE)):
@@ -298,21 +298,22 @@ def _choose(findings: _Findings, name: str) -> str:
 
 
 def detect_encoding(
-    head: bytes, blocks: Callable[[], Iterator[bytes]], name: str
+    head: bytes, blocks: Callable[[], Iterator[bytes]], name: str, *, complete: bool = True
 ) -> tuple[str, bool]:
     """The encoding of an input by the rule of this module, and whether it was guessed.
 
     ``head`` is the input's first four bytes (fewer if it is shorter); ``blocks`` gives the
-    input's bytes from the start each time it is called. It is called only where no byte-order
-    mark decides, and a second time only for input that is not UTF-8. Raises
+    input's bytes from the start each time it is called (all of them, or with ``complete``
+    false only its start, which may end inside a character). It is called only where no
+    byte-order mark decides, and a second time only for input that is not UTF-8. Raises
     :class:`~pamlib.errors.FormatError` where the rule stops.
     """
     for bom, encoding in _BOMS:
         if head.startswith(bom):
             return encoding, False
-    if _is_utf8(blocks()):
+    if _is_utf8(blocks(), complete=complete):
         return "utf-8", False
-    return _choose(_findings(blocks()), name), True
+    return _choose(_findings(blocks(), complete=complete), name), True
 
 
 def open_utf8(source: str | os.PathLike[str], settings: Mapping[str, object]) -> Utf8Input:
@@ -341,7 +342,9 @@ def open_utf8(source: str | os.PathLike[str], settings: Mapping[str, object]) ->
             binary.seek(start)
         else:  # a stream read once: its start is held, checked and read again
             head = _read_up_to(binary, SNIFF_BYTES)
-            encoding, guessed = detect_encoding(head, lambda: iter([head]), name)
+            encoding, guessed = detect_encoding(
+                head, lambda: iter([head]), name, complete=len(head) < SNIFF_BYTES
+            )
             stream = io.BufferedReader(_Replay(head, binary, close_rest=not stdin))
             size = None
         if guessed:
