@@ -130,10 +130,10 @@ class MessyFile:
 @st.composite
 def messy_files(draw: st.DrawFn, *, huge: bool = False) -> MessyFile:
     """A delimited file with a header and messy records: every delimiter, BOMs (none, one, two
-    or three at the start, one starting a record), CRLF or lone CR line ends, blank lines,
-    quoted line breaks, wrong field counts, stray quotes (inside unquoted fields, after a closing
-    quote, in header names), bad bytes, NULs, cells over 128 KiB and (with ``huge``) over
-    pamlib's 1 MiB field limit.
+    or three at the start, one starting a record), CRLF or lone CR line ends, empty lines,
+    records of empty or blank cells, quoted line breaks, wrong field counts, stray quotes
+    (inside unquoted fields, after a closing quote, in header names), bad bytes, NULs, cells
+    over 128 KiB and (with ``huge``) over pamlib's 1 MiB field limit.
 
     ``n_records`` counts the records written after the header, for files whose header has no
     line break or stray quote; tests count records with the :mod:`csv` module instead."""
@@ -153,7 +153,7 @@ def messy_files(draw: st.DrawFn, *, huge: bool = False) -> MessyFile:
     n_records = 0
     body = draw(st.lists(rows(), max_size=12))
     stray = draw(st.booleans()) and draw(st.booleans())
-    mutations = ["none"] * 8 + ["short", "long", "blank", "cr", "bad-byte", "stray"]
+    mutations = ["none"] * 8 + ["short", "long", "blank", "cr", "bad-byte", "stray", "empty"]
     mutations += ["after-quote", "nul", "bom", "long-cell"]
     if huge:
         mutations.append("huge-cell")
@@ -166,6 +166,10 @@ def messy_files(draw: st.DrawFn, *, huge: bool = False) -> MessyFile:
             cells = [*cells, "extra"]
         elif mutation == "blank":
             out.write(draw(st.sampled_from(["\n", "\r\n", "\r\n\r\n"])))
+        elif mutation == "empty":  # a record of empty cells, as Excel writes below a table
+            width = draw(st.sampled_from([len(cells), len(cells), 1, 2]))
+            cells = draw(st.lists(st.sampled_from(["", "", " ", "  "]), min_size=width,
+                                  max_size=width))  # fmt: skip
         elif mutation == "bad-byte":
             cells[-1] = cells[-1] + _BAD_BYTE
         elif mutation == "stray" and stray:

@@ -1,13 +1,15 @@
 """The columnar path and the object path read every file the same way.
 
-Same records (values, line numbers), same rejects (codes, messages, fields), same scores, same
-output bytes — over generated messy files and tiny chunks, so records cross block boundaries
-and repeated ids cross chunks.
+Same records (values, line numbers), same rejects (codes, messages, fields), same blank
+records, same scores, same output bytes — over generated messy files and tiny chunks, so
+records cross block boundaries and repeated ids cross chunks; and the same records in another
+encoding (cp1252, latin-1, UTF-16, UTF-32) give what the UTF-8 file gives.
 """
 
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,9 @@ pytest.importorskip("pyarrow")
 RAW = RawSumProvider()
 
 
-def _records(chunks: list[ReadChunk]) -> tuple[list[tuple[Any, ...]], list[Reject], int]:
+def _records(
+    chunks: list[ReadChunk],
+) -> tuple[list[tuple[Any, ...]], list[Reject], int, int]:
     records = []
     for chunk in chunks:
         for b in chunk.batches:
@@ -52,7 +56,7 @@ def _records(chunks: list[ReadChunk]) -> tuple[list[tuple[Any, ...]], list[Rejec
                     )
                 )
     rejects = [r for c in chunks for r in c.rejects]
-    return sorted(records), rejects, sum(c.n_read for c in chunks)
+    return sorted(records), rejects, sum(c.n_read for c in chunks), sum(c.n_blank for c in chunks)
 
 
 def _read_both(
@@ -93,14 +97,15 @@ def test_columnar_and_object_paths_agree(
             list(read_record_chunks(path, options, BUILTIN_INSTRUMENTS))
         assert str(other.value) == refused
         return
-    a_records, a_rejects, a_read = _records(arrow)
-    p_records, p_rejects, p_read = _records(python)
-    assert a_read == p_read
+    a_records, a_rejects, a_read, a_blank = _records(arrow)
+    p_records, p_rejects, p_read, p_blank = _records(python)
+    assert (a_read, a_blank) == (p_read, p_blank)
     assert a_records == p_records
     assert [(r.line, r.code, r.message, dict(r.fields), r.record) for r in a_rejects] == [
         (r.line, r.code, r.message, dict(r.fields), r.record) for r in p_rejects
     ]
-    assert a_read == len(a_records) + len(a_rejects)
+    assert a_read == len(a_records) + len(a_rejects) + a_blank
+    assert all(c.n_read == c.n_valid + len(c.rejects) + c.n_blank for c in [*arrow, *python])
     # Line numbers are the physical start lines: strictly increasing over the file.
     lines = sorted([r[0] for r in a_records] + [r.line or 0 for r in a_rejects])
     assert lines == sorted(set(lines))
@@ -135,6 +140,71 @@ def test_scores_and_output_bytes_agree(
         assert summary.reconciles
         outputs.append((summary.reconciliation, out.getvalue(), rej.getvalue()))
     assert outputs[0] == outputs[1]
+
+
+def _score(path: Path, engine: str, chunk_rows: int, **settings: object) -> tuple[Any, ...]:
+    host = PluginHost(load_entry_points=False, disabled=())
+    out, rej = io.BytesIO(), io.BytesIO()
+    options = ReadOptions(
+        chunk_rows=chunk_rows, instrument="PAM-13", engine=engine, settings=settings
+    )
+    try:
+        summary = score_file(
+            path,
+            select_provider=lambda _: RAW,
+            output=out,
+            rejects=rej,
+            options=options,
+            host=host,
+            keep_nhs_number=True,
+        )
+    except FormatError as exc:
+        return (str(exc).replace(str(path.parent), ""),)
+    assert summary.reconciles
+    folder = str(path.parent).encode()
+    return (
+        summary.reconciliation,
+        summary.n_blank,
+        out.getvalue(),
+        rej.getvalue().replace(folder, b""),
+    )
+
+
+#: Encodings, and whether a file in it is read without being told (by its byte-order mark).
+ENCODINGS = {"cp1252": False, "latin-1": False, "utf-16": True, "utf-16-le": False,
+             "utf-16-be": False, "utf-32": True, "utf-8-sig": True}  # fmt: skip
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    messy=messy_files(),
+    encoding=st.sampled_from(sorted(ENCODINGS)),
+    engine=st.sampled_from(["arrow", "python"]),
+    chunk_rows=st.integers(1, 6),
+)
+def test_the_same_records_in_another_encoding_score_the_same(
+    tmp_path_factory: pytest.TempPathFactory,
+    messy: MessyFile,
+    encoding: str,
+    engine: str,
+    chunk_rows: int,
+) -> None:
+    """A file in another encoding gives the scores, rejects (lines, codes, messages, fields),
+    blank records and counts of the UTF-8 file holding the same text."""
+    text = messy.data.decode("utf-8", "surrogateescape")
+    text = re.sub("[\udc80-\udcff]", "?", text)  # a byte that is not UTF-8 is no character
+    data = text.encode(encoding, "replace")  # "?" for characters the encoding has not
+    same_text = data.decode(encoding)
+    folder = tmp_path_factory.mktemp("enc")
+    (folder / "utf8").mkdir()
+    (folder / "utf8" / "export.csv").write_bytes(same_text.encode("utf-8"))
+    (folder / "other").mkdir()
+    (folder / "other" / "export.csv").write_bytes(data)
+    expected = _score(folder / "utf8" / "export.csv", engine, chunk_rows)
+    given = _score(folder / "other" / "export.csv", engine, chunk_rows, encoding=encoding)
+    assert given == expected
+    if ENCODINGS[encoding]:
+        assert _score(folder / "other" / "export.csv", engine, chunk_rows) == expected
 
 
 @settings(max_examples=60)

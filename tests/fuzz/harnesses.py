@@ -5,8 +5,8 @@ Each harness feeds arbitrary bytes to pamlib the way a user's file would arrive 
 
 - only pamlib's own clean errors (:class:`~pamlib.errors.PamlibError`) escape, never another
   exception, and never one that calls itself a pamlib bug;
-- ``read = scored + not scored + rejected``, and ``read`` equals an independent count of the
-  records in the input;
+- ``read = scored + not scored + rejected + blank``, and ``read`` equals an independent count
+  of the records in the input;
 - every record is in the output or in the rejects (by line or count);
 - two implementations of the same reader agree (the arrow and python CSV readers; the columnar
   and object FHIR paths).
@@ -136,7 +136,6 @@ def _unique_ids(what: str, ids: list[str]) -> None:
 
 # -- CSV ---------------------------------------------------------------------------------------
 
-_UTF16_32_BOMS = (b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")
 _DELIMITERS = (",", ";", "\t")
 
 
@@ -148,32 +147,46 @@ def _first_nonblank_line(text: str) -> str:
     return ""
 
 
-def csv_record_lines(data: bytes) -> list[int] | None:
-    """The physical start line of every data record, counted by Python's csv module alone.
+def csv_record_lines(path: Path) -> tuple[list[int], list[int]]:
+    """The physical start line of every data record, counted by Python's csv module alone; and
+    of the blank ones (every field empty or whitespace, no quote left open at the end).
 
-    The delimiter is the one of ``,`` ``;`` tab found most often outside quotes in the first
-    non-blank line (pamlib's documented rule); blank records are not records; the first record is
-    the header. ``None`` for files pamlib refuses as a whole by design (UTF-16/32).
+    The text is decoded as pamlib decodes it (its encoding rule is tested apart). The delimiter
+    is the one of ``,`` ``;`` tab found most often outside quotes in the first non-blank line
+    (pamlib's documented rule); empty lines are not records; the first record is the header.
     """
-    if data.startswith(_UTF16_32_BOMS):
-        return None
-    text = data.decode("utf-8-sig", errors="surrogateescape")
+    from pamlib.formats.encoding import open_utf8
+
+    with open_utf8(path, {}).stream as stream:
+        text = stream.read().decode("utf-8", errors="surrogateescape").lstrip("\ufeff")
     head = re.sub(r'"[^"]*"', "", _first_nonblank_line(text))
     counts = [(head.count(d), -i, d) for i, d in enumerate(_DELIMITERS)]
     best = max(counts)
     delimiter = best[2] if best[0] > 0 else ","
     starts: list[int] = []
+    blank: list[int] = []
     with _big_fields():
         reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=False)
         before = 0
         for fields in reader:
             if fields:
                 starts.append(before + 1)
+                if starts[1:] and all(not f.strip() for f in fields):
+                    blank.append(before + 1)
             before = reader.line_num
-    return starts[1:]
+        if blank and blank[-1] == starts[-1]:  # unless a quote is still open at the end
+            rest = "".join(io.StringIO(text, newline="").readlines()[blank[-1] - 1 :])
+            try:
+                list(csv.reader(io.StringIO(rest, newline=""), delimiter=delimiter, strict=True))
+            except csv.Error as exc:
+                if "unexpected end of data" in str(exc):
+                    blank.pop()
+    return starts[1:], blank
 
 
-def _read_csv(path: Path, engine: str) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], int]:
+def _read_csv(
+    path: Path, engine: str
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], int, int]:
     """Records and rejects one CSV reader makes of ``path`` (small chunks, so records cross
     chunk boundaries)."""
     from pamlib.formats.base import ReadOptions, text_values
@@ -185,9 +198,10 @@ def _read_csv(path: Path, engine: str) -> tuple[list[tuple[Any, ...]], list[tupl
     read = read_columnar if engine == "arrow" else read_record_chunks
     records: list[tuple[Any, ...]] = []
     rejects: list[tuple[Any, ...]] = []
-    n_read = 0
+    n_read = n_blank = 0
     for chunk in read(path, options, instruments):
         n_read += chunk.n_read
+        n_blank += chunk.n_blank
         if any(c.startswith("\ufeff") for c in chunk.extra_columns):
             raise InvariantError(f"a byte-order mark became part of a column name ({engine})")
         rejects.extend((r.line, r.code, r.message, dict(r.fields), r.record) for r in chunk.rejects)
@@ -197,7 +211,7 @@ def _read_csv(path: Path, engine: str) -> tuple[list[tuple[Any, ...]], list[tupl
             for i in range(len(b)):
                 codes = tuple(int(c) for c in b.codes[i])
                 records.append((lines[i] if lines else None, ids[i], b.instrument.id, codes))
-    return sorted(records, key=repr), rejects, n_read
+    return sorted(records, key=repr), rejects, n_read, n_blank
 
 
 def _score_csv(path: Path, engine: str) -> tuple[Any, bytes, bytes]:
@@ -235,16 +249,19 @@ def check_csv(data: bytes) -> None:
         raise _violation("the arrow and python readers disagree", read["python"], read["arrow"])
     if isinstance(read["python"][0], str):  # refused by both, with the same message
         return
-    records, rejects, n_read = read["python"]
-    expected = csv_record_lines(data)
-    if expected is not None:
-        if n_read != len(expected):
-            raise _violation("records read vs. an independent count", len(expected), n_read)
-        seen = sorted([r[0] for r in records] + [r[0] for r in rejects])
-        if seen != expected:
-            raise _violation("lines in the output or the rejects", expected, seen)
-    if n_read != len(records) + len(rejects):
-        raise _violation("read = valid + rejected", n_read, (len(records), len(rejects)))
+    records, rejects, n_read, n_blank = read["python"]
+    expected, blank = csv_record_lines(path)
+    if n_read != len(expected):
+        raise _violation("records read vs. an independent count", len(expected), n_read)
+    if n_blank != len(blank):
+        raise _violation("blank records vs. an independent count", len(blank), n_blank)
+    seen = sorted([r[0] for r in records] + [r[0] for r in rejects] + blank)
+    if seen != expected:
+        raise _violation("lines in the output, the rejects or the blank ones", expected, seen)
+    if n_read != len(records) + len(rejects) + n_blank:
+        raise _violation(
+            "read = valid + rejected + blank", n_read, (len(records), len(rejects), n_blank)
+        )
     _unique_ids("CSV", [r[1] for r in records])
     a, p = scored["arrow"], scored["python"]
     if isinstance(a[0], str) or isinstance(p[0], str):

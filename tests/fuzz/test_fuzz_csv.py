@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from pamlib.errors import PamlibError
 from pamlib.formats.base import ReadChunk, ReadOptions, text_values
 from pamlib.formats.columnar import read_columnar
+from pamlib.formats.encoding import open_utf8
 from pamlib.formats.records import detect_delimiter, read_record_chunks
 from pamlib.instruments import BUILTIN_INSTRUMENTS
 from pamlib.pipeline import score_file
@@ -41,9 +42,13 @@ FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthChe
 # -- an independent count ------------------------------------------------------------------------
 
 
-def csv_start_lines(data: bytes, delimiter: str | None) -> list[int]:
-    """The physical start line of every record after the header, by the csv module alone."""
-    text = data.decode("utf-8", "surrogateescape").lstrip("\ufeff")
+def csv_start_lines(path: Path, delimiter: str | None) -> tuple[list[int], list[int]]:
+    """The physical start line of every record after the header, by the csv module alone; and
+    of those that are blank (every field empty or whitespace). The text is decoded as pamlib
+    decodes it (its encoding rule is tested apart)."""
+    opened = open_utf8(path, {})
+    with opened.stream as stream:
+        text = stream.read().decode("utf-8", "surrogateescape").lstrip("\ufeff")
     if delimiter is None:
         first = next((x for x in io.StringIO(text, newline="") if x.strip("\r\n")), "")
         delimiter = detect_delimiter(first)
@@ -51,14 +56,24 @@ def csv_start_lines(data: bytes, delimiter: str | None) -> list[int]:
     try:
         reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
         starts = []
+        blank = []
         before = 0
         for fields in reader:
             if fields:
                 starts.append(before + 1)
+                if starts[1:] and all(not f.strip() for f in fields):
+                    blank.append(before + 1)
             before = reader.line_num
+        if blank and blank[-1] == starts[-1]:  # unless a quote is still open at the end
+            rest = "".join(io.StringIO(text, newline="").readlines()[blank[-1] - 1 :])
+            try:
+                list(csv.reader(io.StringIO(rest, newline=""), delimiter=delimiter, strict=True))
+            except csv.Error as exc:
+                if "unexpected end of data" in str(exc):
+                    blank.pop()
     finally:
         csv.field_size_limit(limit)
-    return starts[1:]
+    return starts[1:], blank
 
 
 # -- reading with both readers -------------------------------------------------------------------
@@ -97,7 +112,6 @@ def check_file(
     path: Path, *, delimiter: str | None, chunk_rows: int = 4, block_bytes: int = 64
 ) -> None:
     """Every property of the module docstring, for one file."""
-    data = path.read_bytes()
     given_settings: dict[str, object] = {} if delimiter is None else {"delimiter": delimiter}
     python_options = ReadOptions(chunk_rows=chunk_rows, settings=given_settings)
     arrow_options = ReadOptions(
@@ -116,13 +130,17 @@ def check_file(
     assert sum(c.n_read for c in arrow) == n_read
     assert _records(arrow) == _records(python)
     assert _rejects(arrow) == _rejects(python)
-    starts = csv_start_lines(data, delimiter)
+    assert sum(c.n_blank for c in arrow) == sum(c.n_blank for c in python)
+    assert all(c.n_read == c.n_valid + len(c.rejects) + c.n_blank for c in [*arrow, *python])
+    starts, blank = csv_start_lines(path, delimiter)
     assert n_read == len(starts)
+    assert sum(c.n_blank for c in python) == len(blank)
     seen = sorted(
         [int(str(r[0])) for r in _records(python)]
         + [r.line or 0 for c in python for r in c.rejects]
+        + blank
     )
-    assert seen == starts  # each record once, in the output or in the rejects
+    assert seen == starts  # each record once, in the output, the rejects or the blank ones
 
 
 def check_scoring(path: Path, *, delimiter: str | None, chunk_rows: int = 4) -> None:

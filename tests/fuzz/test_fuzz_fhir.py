@@ -312,7 +312,7 @@ def test_hostile_files_through_the_command_line(
         code = main(["score", str(path), "--provider", "demo", "-o", str(out), "--no-progress"])
         captured = capsys.readouterr()
         text = captured.out + captured.err
-        assert code == 0, text
+        assert code == 0 or (code == 1 and "none of the" in text), text  # nothing scored: 1
         assert "Traceback" not in text
         (line,) = [x for x in text.splitlines() if x.startswith("read ")]
         assert line.startswith(f"read {len(paths)} = ")

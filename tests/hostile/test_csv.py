@@ -240,7 +240,8 @@ def test_case_09_invalid_utf8_in_the_header_is_a_located_error(
     path = tmp_path / "bad-header.csv"
     text = "\n".join([HEADER + ",caf\udcff", row(1), row(2)]) + "\n"
     path.write_bytes(text.encode("utf-8", "surrogateescape"))
-    run = score(tmp_path, path, engine, capsys)
+    # Read as UTF-8, as asked: without --encoding this file would be read as latin-1.
+    run = score(tmp_path, path, engine, capsys, "--encoding", "utf-8")
     assert run.code == 1
     assert "Traceback" not in run.err
     err = run.err.replace(str(tmp_path) + "/", "")

@@ -258,7 +258,7 @@ def test_case_09_hostile_json_document_is_one_reject(
     path = tmp_path / "in.json"
     path.write_bytes(data)
     status, reconciliation, (reject,) = score(path, capsys)
-    assert status == 0
+    assert status == 1  # records read and none scored: never a silent zero
     assert reconciliation == "read 1 = scored 0 + not scored 0 + rejected 1"
     assert (reject["line"], reject["code"]) == (where, code)
     ids, (lib_reject,) = both_paths(path)

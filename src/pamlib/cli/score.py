@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -18,7 +21,7 @@ from pamlib.scoring.provider import ScoringProvider
 if TYPE_CHECKING:
     from pamlib.tables.keys import Pseudonymiser
 
-__all__ = ["add_parser", "print_summary", "run"]
+__all__ = ["add_parser", "nothing_scored", "print_summary", "run"]
 
 
 def add_parser(subparsers: Any) -> None:
@@ -28,7 +31,8 @@ def add_parser(subparsers: Any) -> None:
         description=(
             "Score every assessment in INPUT. Rows that cannot be read go to the rejects file "
             "with their line number and a reason; the last line on standard error reconciles "
-            "the counts: read = scored + not scored + rejected."
+            "the counts: read = scored + not scored + rejected (+ blank). Records were read "
+            "and none was scored: exit status 1."
         ),
     )
     p.add_argument("input", metavar="INPUT", help="the file to score ('-' for standard input)")
@@ -72,6 +76,13 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--delimiter", metavar="CHAR", help="field delimiter (default: detected)")
     p.add_argument(
         "--sheet", metavar="NAME", help="the workbook sheet to read (default: the first)"
+    )
+    p.add_argument(
+        "--encoding",
+        metavar="NAME",
+        help="the input's text encoding, any Python codec (utf-8, cp1252, latin-1, utf-16); "
+        "default: UTF-8, or UTF-16/32 by byte-order mark, or cp1252/latin-1 where the bytes "
+        "leave no doubt",
     )
     p.add_argument(
         "--keep-nhs-number",
@@ -130,6 +141,14 @@ def _options(args: argparse.Namespace) -> ReadOptions:
         settings["delimiter"] = delimiter
     if args.sheet:
         settings["sheet"] = args.sheet
+    if args.encoding:
+        from pamlib.errors import ConfigurationError
+        from pamlib.formats.encoding import codec_name
+
+        try:
+            settings["encoding"] = codec_name(args.encoding)
+        except ConfigurationError as exc:
+            raise UsageError(f"--encoding: {exc}") from None
     import attrs
 
     return attrs.evolve(
@@ -176,8 +195,63 @@ def print_summary(summary: ScoreSummary, stream: TextIO) -> None:
     stream.write(summary.reconciliation + "\n")
 
 
+#: What to try when every record read was rejected for this reason.
+_FIXES = {
+    "encoding": "give the file's encoding with --encoding NAME (Excel on Windows writes cp1252)",
+    "unknown-instrument": "name the instrument of rows that name none with --instrument ID "
+    "(such as --instrument PAM-13), or add the file's spelling to a --mapping file's "
+    "[instruments]",
+    "field-count": "check the delimiter (--delimiter) and that the rows have the header's columns",
+    "date": "check the date order (--dates month-first) or map the date column with --mapping",
+    "unknown-label": "add the file's answer wording to a --mapping file's [answers]",
+    "unclosed-quote": "a quote opens a field that never closes: check the file's quoting",
+}
+#: Reject codes that mean a column was not found where pamlib looked: a mapping problem.
+_MAPPING_CODES = ("no-identity", "no-assessment-id", "nhs-number", "impossible-answer",
+                  "unknown-item", "duplicate-assessment-id")  # fmt: skip
+
+
+def nothing_scored(summary: ScoreSummary) -> str | None:
+    """The error of a run that read records holding something and scored none — the most
+    common reason, with its count, and what to try — else ``None``. A file with a header only,
+    or with blank records only, holds nothing to score: that is no error.
+    """
+    held = summary.n_read - summary.n_blank
+    if held == 0 or summary.n_scored > 0:
+        return None
+    head = f"none of the {held} records read was scored"
+    if summary.rejected_by_code:
+        code, n = max(summary.rejected_by_code.items(), key=lambda item: (item[1], item[0]))
+        fix = _FIXES.get(code)
+        if fix is None and code in _MAPPING_CODES:
+            fix = "check which column is which: name the file's columns in a --mapping file"
+        fix = fix or f"see the rejects file {Path(summary.rejects).name}"
+        return f"{head}; most were rejected as {code} ({n}): {fix}"
+    if not summary.not_scored_by_reason:  # pragma: no cover - counts that reconcile
+        return head
+    code, n = max(summary.not_scored_by_reason.items(), key=lambda item: (item[1], item[0]))
+    return f"{head}; {n} not scored: {code} ({summary.reasons.get(code, code)})"
+
+
+@contextlib.contextmanager
+def _notes(stream: TextIO) -> Iterator[None]:
+    """What readers log while the run reads (an encoding pamlib chose) as ``note:`` lines."""
+    logger = logging.getLogger("pamlib.formats.encoding")
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("note: %(message)s"))
+    handler.setLevel(logging.WARNING)
+    propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
 def run(args: argparse.Namespace) -> int:
-    with OutputGuard() as guard:
+    with OutputGuard() as guard, _notes(sys.stderr):
         return _run(args, guard)
 
 
@@ -220,8 +294,11 @@ def _run(args: argparse.Namespace, guard: OutputGuard) -> int:
     strict_failure = args.strict and summary.n_rejected > 0
     if strict_failure:
         sys.stderr.write(f"pamlib: error: {summary.n_rejected} records rejected (--strict)\n")
+    zero = nothing_scored(summary)
+    if zero is not None:
+        sys.stderr.write(f"pamlib: error: {zero}\n")
     print_summary(summary, sys.stderr)
-    return 1 if strict_failure else 0
+    return 1 if strict_failure or zero is not None else 0
 
 
 def _pseudonymiser(path: str | None) -> Pseudonymiser | None:

@@ -37,16 +37,16 @@ from pamlib.formats._arrow import constant_text
 from pamlib.formats._arrow import distinct as _distinct
 from pamlib.formats._arrow import pyarrow_module as _pa
 from pamlib.formats.base import ReadChunk, ReadOptions, RecordBatch, Reject
+from pamlib.formats.encoding import Utf8Input, open_utf8
 from pamlib.formats.layout import Layout
 from pamlib.formats.records import (
     MAX_FIELD_CHARS,
     RawRecord,
     RowValidator,
-    check_encoding,
     detect_delimiter,
     first_record,
+    is_blank,
     make_reject,
-    open_binary,
     reject_message,
     split_records,
     structural_reject,
@@ -716,22 +716,26 @@ def _records_from_text(text: str, delimiter: str, first_line: int) -> Iterator[R
 class _Block:
     """Records of one block split by the :mod:`csv` module: rejects, good rows as columns."""
 
-    def __init__(self, n_fields: int, validator: RowValidator, source: str) -> None:
+    def __init__(self, n_fields: int, validator: RowValidator, source: str, encoding: str) -> None:
         self.n_fields = n_fields
         self.validator = validator
         self.source = source
+        self.encoding = encoding
 
     def split(
         self, records: Iterable[RawRecord]
-    ) -> tuple[list[Any], npt.NDArray[np.int64], list[Reject], int]:
+    ) -> tuple[list[Any], npt.NDArray[np.int64], list[Reject], int, int]:
         pa = _pa()
         good: list[list[str]] = []
         lines: list[int] = []
         rejects: list[Reject] = []
-        n_read = 0
+        n_read = n_blank = 0
         for record in records:
             n_read += 1
-            structural = structural_reject(record, self.n_fields)
+            if is_blank(record):
+                n_blank += 1
+                continue
+            structural = structural_reject(record, self.n_fields, encoding=self.encoding)
             if structural is None:
                 good.append(record.fields)
                 lines.append(record.line)
@@ -751,7 +755,7 @@ class _Block:
         columns = [
             pa.array([row[i] for row in good], type=pa.string()) for i in range(self.n_fields)
         ]
-        return columns, np.asarray(lines, dtype=np.int64), rejects, n_read
+        return columns, np.asarray(lines, dtype=np.int64), rejects, n_read, n_blank
 
 
 def read_columnar(
@@ -763,19 +767,38 @@ def read_columnar(
 
     The first chunk holds no records; it names the source's columns before any are read.
     """
-    binary, name, size = open_binary(source)
+    opened = open_utf8(source, options.settings)
     parts: Generator[_Part, None, None] | None = None
     try:
-        reader = _BlockReader(binary, name, size, options, tuple(instruments))
-        yield reader.chunk(_Part([], np.zeros(0, dtype=np.int64), [], 0, reader.position))
+        reader = _BlockReader(opened, options, tuple(instruments))
+        yield reader.chunk(_Part([], np.zeros(0, dtype=np.int64), [], 0, 0, reader.position))
         parts = reader.parts()
         for part in parts:
             yield reader.chunk(part)
     finally:
         if parts is not None:
             parts.close()
-        if binary is not sys.stdin.buffer:
-            binary.close()
+        if opened.stream is not sys.stdin.buffer:
+            opened.stream.close()
+
+
+def _without_blank(
+    columns: list[Any], lines: npt.NDArray[np.int64]
+) -> tuple[list[Any], npt.NDArray[np.int64], int]:
+    """The rows that hold something, and how many held nothing (see
+    :func:`~pamlib.formats.records.is_blank`): every field empty or whitespace."""
+    blank: npt.NDArray[np.bool_] | None = None
+    for column in columns:
+        absent = _Text(column).absent()
+        blank = absent if blank is None else blank & absent
+        if not blank.any():
+            return columns, lines, 0
+    if blank is None:
+        return columns, lines, 0
+    keep = np.flatnonzero(~blank)
+    pa = _pa()
+    take = pa.array(keep, type=pa.int64())
+    return [_compute().take(c, take) for c in columns], lines[keep], int(blank.sum())
 
 
 class _Part(NamedTuple):
@@ -785,6 +808,7 @@ class _Part(NamedTuple):
     lines: npt.NDArray[np.int64]
     rejects: list[Reject]
     n_read: int
+    n_blank: int  # records of n_read that hold nothing
     position: int  # bytes of the input consumed after this block
 
 
@@ -792,21 +816,15 @@ class _BlockReader:
     """Reads blocks of bytes, finds their records, and turns them into checked chunks."""
 
     def __init__(
-        self,
-        binary: IO[bytes],
-        name: str,
-        size: int | None,
-        options: ReadOptions,
-        instruments: tuple[Instrument, ...],
+        self, opened: Utf8Input, options: ReadOptions, instruments: tuple[Instrument, ...]
     ) -> None:
-        self.binary = binary
-        self.name = name
-        self.size = size
+        self.binary = binary = opened.stream
+        self.name = name = opened.name
+        self.size = opened.size
         self.options = options
         self.block_bytes = max(1, int(str(options.settings.get("block_bytes", 8 << 20))))
         self.chunk_rows = max(1, options.chunk_rows)
         self.buf = binary.read(self.block_bytes)
-        check_encoding(self.buf[:4], name)
         self.eof = len(self.buf) < self.block_bytes
         while True:  # every byte-order mark at the start (as the record path does)
             if self.buf.startswith(_BOM):
@@ -824,7 +842,7 @@ class _BlockReader:
         )
         self.validator = RowValidator(self.layout, options, resolver, source=name)
         self.checker = ColumnChecker(self.validator, name)
-        self.splitter = _Block(self.layout.n_fields, self.validator, name)
+        self.splitter = _Block(self.layout.n_fields, self.validator, name, opened.encoding)
         self.names = [f"f{i}" for i in range(self.layout.n_fields)]
 
     def _more(self, wanted: int) -> None:
@@ -875,6 +893,7 @@ class _BlockReader:
             extra_columns=self.layout.extra_names,
             source_columns=self.layout.header,
             progress=None if not self.size else min(1.0, part.position / self.size),
+            n_blank=part.n_blank,
         )
 
     def parts(self) -> Generator[_Part, None, None]:
@@ -908,7 +927,8 @@ class _BlockReader:
                 splittable = not scan.unclosed and longest <= MAX_FIELD_CHARS
                 columns = self._parse(data, n_read, longest) if splittable else None
                 if columns is not None:
-                    yield _Part(columns, scan.lines, [], n_read, self.position)
+                    columns, lines, n_blank = _without_blank(columns, scan.lines)
+                    yield _Part(columns, lines, [], n_read, n_blank, self.position)
                 else:
                     text = data.decode("utf-8", "surrogateescape")
                     records = _records_from_text(text, self.delimiter, self.line)

@@ -3,7 +3,9 @@
 Registered through ``pamlib_register_formats`` like any third-party format. Reading uses the
 columnar path (:mod:`pamlib.formats.columnar`) when pyarrow is installed and the record-at-a-time
 path (:mod:`pamlib.formats.records`) otherwise, or when asked with ``engine="python"``; both
-give the same records, rejects and line numbers. Writing needs pyarrow.
+give the same records, rejects and line numbers. Both read UTF-8 bytes, which
+:mod:`pamlib.formats.encoding` makes of input in other encodings (``settings["encoding"]``).
+Writing needs pyarrow.
 """
 
 from __future__ import annotations
@@ -44,7 +46,10 @@ class CsvFormat:
 
     name = "csv"
     extensions = (".csv", ".tsv", ".txt")
-    description = "delimited text (',' ';' or tab), UTF-8 with or without BOM"
+    description = (
+        "delimited text (',' ';' or tab): UTF-8, UTF-16/32 with a BOM, cp1252 or latin-1 where "
+        "the bytes leave no doubt, or the encoding given"
+    )
 
     def read(self, source: str | os.PathLike[str], options: ReadOptions) -> Iterator[ReadChunk]:
         from pamlib.errors import ConfigurationError
@@ -60,6 +65,11 @@ class CsvFormat:
             why = delimiter_problem(str(delimiter))
             if why is not None:
                 raise ConfigurationError(f"delimiter {delimiter!r} cannot be used: it {why}")
+        encoding = options.settings.get("encoding")
+        if encoding is not None and str(encoding) != "":
+            from pamlib.formats.encoding import codec_name
+
+            codec_name(encoding)  # an unknown codec is an error before the file is opened
         if engine == "auto":
             engine = "arrow" if importlib.util.find_spec("pyarrow") is not None else "python"
         instruments = [i for i in _instruments() if isinstance(i, Instrument)]

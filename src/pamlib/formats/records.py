@@ -14,7 +14,6 @@ Reject codes (stable; see the documentation for the full table): ``field-count``
 
 from __future__ import annotations
 
-import codecs
 import csv
 import datetime as dt
 import io
@@ -34,6 +33,7 @@ import numpy.typing as npt
 from pamlib.assessment import Assessment
 from pamlib.errors import FormatError, Problem, ValidationError
 from pamlib.formats.base import ReadChunk, ReadOptions, RecordBatch, Reject
+from pamlib.formats.encoding import open_utf8
 from pamlib.formats.layout import Layout
 from pamlib.formats.values import (
     IMPOSSIBLE_ANSWER,
@@ -59,6 +59,7 @@ __all__ = [
     "batches_from_assessments",
     "detect_delimiter",
     "first_record",
+    "is_blank",
     "iter_assessments",
     "read_record_chunks",
     "split_records",
@@ -259,7 +260,7 @@ _MESSAGES = {
     "field-count": "expected {n} fields, as in the header, found {m}",
     "field-too-long": "a field is longer than pamlib's limit of {limit:,} characters",
     "unclosed-quote": "a quoted field is still open at the end of the file",
-    "encoding": "the record is not valid UTF-8",
+    "encoding": "the record is not valid {encoding}",
     "no-identity": "the record has neither a patient id nor an NHS number",
     "no-assessment-id": "the assessment id is empty",
     "date-empty": "the date is empty",
@@ -433,8 +434,30 @@ def _printable(text: str) -> str:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
-def structural_reject(record: RawRecord, n_fields: int) -> tuple[str, str] | None:
-    """The code and message of a record that cannot be read as fields, else ``None``."""
+def is_blank(record: RawRecord) -> bool:
+    """Whether a record holds nothing: every field empty or whitespace (``,,,,`` as Excel
+    writes below a table, ``;; ;``), whatever the number of fields. Such a record is skipped
+    and counted as blank, never rejected; one whose quoted field is still open at the end of
+    the file is an ``unclosed-quote`` reject instead.
+
+    >>> is_blank(RawRecord(5, ["", " ", ""], ",  ,")), is_blank(RawRecord(5, ["", "x"], ",x"))
+    (True, False)
+    """
+    return not record.unclosed and all(not field.strip() for field in record.fields)
+
+
+def encoding_label(encoding: str) -> str:
+    """How messages name an encoding: ``UTF-8``, or the codec's name (``cp1252``)."""
+    return "UTF-8" if encoding in ("utf-8", "utf-8-sig") else encoding
+
+
+def structural_reject(
+    record: RawRecord, n_fields: int, *, encoding: str = "utf-8"
+) -> tuple[str, str] | None:
+    """The code and message of a record that cannot be read as fields, else ``None``.
+
+    ``encoding`` is what the input was read as, for the message of bytes it could not decode.
+    """
     if record.unclosed:
         return "unclosed-quote", _MESSAGES["unclosed-quote"]
     if len(record.fields) != n_fields:
@@ -442,7 +465,7 @@ def structural_reject(record: RawRecord, n_fields: int) -> tuple[str, str] | Non
     if len(record.raw) > MAX_FIELD_CHARS and max(map(len, record.fields)) > MAX_FIELD_CHARS:
         return "field-too-long", _MESSAGES["field-too-long"].format(limit=MAX_FIELD_CHARS)
     if _SURROGATE.search(record.raw) is not None:
-        return "encoding", _MESSAGES["encoding"]
+        return "encoding", _MESSAGES["encoding"].format(encoding=encoding_label(encoding))
     return None
 
 
@@ -469,33 +492,6 @@ def make_reject(
 
 
 # -- opening files ---------------------------------------------------------------------------
-
-_UTF16_BOMS = (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
-
-
-def check_encoding(head: bytes, source: str) -> None:
-    """Refuse UTF-16/32 files with a message that says what to do."""
-    if head.startswith(_UTF16_BOMS):
-        raise FormatError(
-            f"{source} is UTF-16 or UTF-32 encoded; pamlib reads UTF-8 (save or export the file "
-            "as 'CSV UTF-8')",
-            [Problem(source, "encoding", "UTF-16/UTF-32 byte-order mark")],
-        )
-
-
-def open_binary(source: str | os.PathLike[str]) -> tuple[IO[bytes], str, int | None]:
-    """The input as a binary stream, its display name and its size (``None`` if unknown)."""
-    if str(source) == "-":
-        return sys.stdin.buffer, "<stdin>", None
-    path = Path(source)
-    try:
-        stream = path.open("rb")
-        size = os.fstat(stream.fileno()).st_size
-    except OSError as exc:
-        raise FormatError(
-            f"cannot read {source}", [Problem(str(source), "io", exc.strerror or str(exc))]
-        ) from None
-    return stream, str(source), size
 
 
 def text_stream(binary: IO[bytes]) -> io.TextIOWrapper:
@@ -535,7 +531,9 @@ def assessment_from_row(row: ValidRow) -> Assessment:
 class RecordReader:
     """An open delimited file: its layout, and its records checked one at a time.
 
-    Iterating yields ``(record, row, reject)`` with exactly one of ``row`` and ``reject`` set.
+    Iterating yields ``(record, row, reject)`` with at most one of ``row`` and ``reject`` set:
+    neither for a blank record (see :func:`is_blank`). The file is read in the encoding
+    ``options.settings["encoding"]`` names, or the one :mod:`pamlib.formats.encoding` finds.
     """
 
     def __init__(
@@ -545,11 +543,11 @@ class RecordReader:
         instruments: Iterable[Instrument],
     ) -> None:
         self.options = options
-        self._binary, self.name, self.size = open_binary(source)
+        opened = open_utf8(source, options.settings)
+        self._binary, self.name, self.size = opened.stream, opened.name, opened.size
+        self.encoding = opened.encoding
         self._text: io.TextIOWrapper | None = None
         try:
-            peek = getattr(self._binary, "peek", None)
-            check_encoding(peek(4)[:4] if peek is not None else b"", self.name)
             text = self._text = text_stream(self._binary)
             head: list[str] = []
             for line in text:
@@ -613,7 +611,10 @@ class RecordReader:
         seen: set[str] = set()
         id_position = layout.columns.get("assessment_id")
         for record in self._records:
-            structural = structural_reject(record, layout.n_fields)
+            if is_blank(record):
+                yield record, None, None
+                continue
+            structural = structural_reject(record, layout.n_fields, encoding=self.encoding)
             if structural is not None:
                 code, message = structural
                 keep_fields = code in ("encoding", "field-too-long")
@@ -725,7 +726,7 @@ def read_record_chunks(
         size = reader.size
         located: list[LocatedAssessment] = []
         rejects: list[Reject] = []
-        n_read = 0
+        n_read = n_blank = 0
         yielded = False
 
         def chunk() -> ReadChunk:
@@ -737,6 +738,7 @@ def read_record_chunks(
                 extra_columns=reader.layout.extra_names,
                 source_columns=reader.layout.header,
                 progress=None if not size or position is None else min(1.0, position / size),
+                n_blank=n_blank,
             )
 
         for record, row, reject in reader:
@@ -747,9 +749,11 @@ def read_record_chunks(
                 located.append(
                     LocatedAssessment(assessment_from_row(row), record.line, reader.name)
                 )
+            else:
+                n_blank += 1
             if n_read >= options.chunk_rows:
                 yield chunk()
                 yielded = True
-                located, rejects, n_read = [], [], 0
+                located, rejects, n_read, n_blank = [], [], 0, 0
         if n_read or not yielded:
             yield chunk()
