@@ -405,3 +405,53 @@ def test_a_new_run_keeps_the_providers_and_forgets_the_ids() -> None:
     run = fresh.score(table)
     assert run.summary.n_scored == 1
     assert run.scored.to_arrow().equals(scorer.new_run().score(table).scored.to_arrow())
+
+
+def _demo_of(host: PluginHost) -> Any:
+    demo = host.scoring_providers()["demo"]
+    return lambda _: demo
+
+
+_VARIANTS = {
+    "patient_id": ["Patient ID", "patient-id", "PATIENT_ID", "Patient Identifier"],
+    "nhs_number": ["NHS Number", "NHS No.", "nhs no", "NHS_NUMBER"],
+    "assessment_id": ["Assessment ID", "Response ID", "assessment-id"],
+    "assessed_on": ["Assessed On", "Date of Assessment", "Date Completed", "ASSESSED_ON"],
+    "instrument": ["Instrument", "Questionnaire", "instrument id"],
+    "site": ["Site", "SITE"],
+    **{item: [f"Q{int(item[1:])}", f"Item {int(item[1:])}", item.upper()] for item in ITEMS},
+}
+
+
+@settings(max_examples=25, deadline=None)
+@given(records=st.lists(rows(), max_size=8), data=st.data())
+def test_header_spellings_score_as_the_canonical_names(
+    tmp_path_factory: pytest.TempPathFactory, records: list[dict[str, str]], data: st.DataObject
+) -> None:
+    """The same records under any recognised spelling of each column give the same scored
+    output and rejects as under pamlib's own names (the container-equivalence property of
+    the real-exports work, for headers)."""
+    tmp = tmp_path_factory.mktemp("spell")
+    records = _plain(records)
+    spelled = tuple(
+        data.draw(st.sampled_from(_VARIANTS[c])) if c in _VARIANTS else c for c in HEADER
+    )
+    outputs = []
+    for name, header in (("canonical", HEADER), ("spelled", spelled)):
+        source = tmp / f"{name}.csv"
+        out = _csv(records)
+        source.write_bytes(out.replace(out.split(b"\n", 1)[0], _csv([], header).rstrip(b"\n"), 1))
+        scored, rejected = io.BytesIO(), io.BytesIO()
+        host = _host()
+        summary = score_file(
+            source,
+            select_provider=_demo_of(host),
+            output=scored,
+            rejects=rejected,
+            options=ReadOptions(instrument="PAM-13"),
+            host=host,
+        )
+        codes = [r["code"] for r in csv.DictReader(io.StringIO(rejected.getvalue().decode()))]
+        body = scored.getvalue().decode().split("\n", 1)[1].replace(f"{name}.csv:", "")
+        outputs.append((summary.reconciliation, body, codes))
+    assert outputs[0] == outputs[1]
