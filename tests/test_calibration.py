@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pamlib.errors import CalibrationError, Problem
 from pamlib.plugins import PluginHost
@@ -386,3 +387,62 @@ def test_calibrations_refuse_to_be_pickled(tmp_path: Path, host: PluginHost) -> 
             pickle.dumps(obj)
         assert copy.deepcopy(obj) is obj
         assert copy.copy(obj) is obj
+
+
+# -- injected problems are each reported at their path -----------------------------------------
+
+#: (field path, bad value, code): each breaks one field of a valid document and nothing else.
+#: A path ending in a key the document lacks adds that key.
+INJECTIONS: list[tuple[str, Any, str]] = [
+    ("id", 5, "type"),
+    ("id", "two words", "pattern"),
+    ("version", " ", "type"),
+    ("name", ["x"], "type"),
+    ("demo", "yes", "type"),
+    ("model", "graded", "choice"),
+    ("scale.intercept", "fifty", "type"),
+    ("scale.slope", -1, "range"),
+    ("scale.decimals", 9, "range"),
+    ("scale.offset", 1, "unknown-field"),
+    ("min_answered", 0, "range"),
+    ("min_answered", 1.5, "type"),
+    ("extreme_response", "drop", "choice"),
+    ("estimator.method", "bayes", "choice"),
+    ("cutpoints", "2031", "unknown-cutpoints"),
+    ("colour", "blue", "unknown-field"),
+    ("licence", "yes", "type"),
+]
+
+
+def inject(doc: dict[str, Any], path: str, value: Any) -> None:
+    *parents, key = path.split(".")
+    for parent in parents:
+        doc = doc[parent]
+    doc[key] = value
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    calibration_documents(licensed=False),
+    st.lists(st.sampled_from(INJECTIONS), min_size=1, max_size=6, unique_by=lambda i: i[0]),
+    st.booleans(),
+)
+def test_every_injected_problem_is_reported_at_its_path(
+    doc: dict[str, Any], injections: list[tuple[str, Any, str]], break_a_parameter: bool
+) -> None:
+    host = PluginHost(load_entry_points=False, disabled=())
+    expected = {(path, code) for path, _, code in injections}
+    for path, value, _ in injections:
+        inject(doc, path, value)
+    if break_a_parameter:  # inside a per-item mapping or an array, by the model's parameters
+        if "thresholds" in doc:
+            doc["thresholds"][1] = "high"
+            expected.add(("thresholds[1]", "type"))
+        else:
+            first = next(iter(doc["steps"]))
+            doc["steps"][first][0] = 99
+            expected.add((f'steps["{first}"][0]', "range"))
+    with pytest.raises(CalibrationError) as exc:
+        parse_calibration(doc, source="cal.toml", host=host)
+    found = {(p.where.removeprefix("cal.toml: "), p.code) for p in exc.value.problems}
+    assert found == expected

@@ -30,7 +30,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar
 
 import attrs
 
@@ -41,9 +41,6 @@ from pamlib.results import REPORTING_SCALE
 from pamlib.scoring.engine import (
     EAP,
     MLE,
-    MLE_ADJUSTMENT_RANGE,
-    PRIOR_SD_RANGE,
-    QUADRATURE_POINTS_RANGE,
     WLE,
     Estimator,
     LicensedContentError,
@@ -51,7 +48,7 @@ from pamlib.scoring.engine import (
 )
 
 if TYPE_CHECKING:
-    from pamlib.instruments import Instrument, InstrumentRegistry
+    from pamlib.instruments import InstrumentRegistry
     from pamlib.levels import CutpointRegistry
     from pamlib.plugins import PluginHost
 
@@ -63,6 +60,7 @@ __all__ = [
     "ExtremeResponse",
     "Scale",
     "ValidityPolicy",
+    "calibration_json_schema",
     "canonical_json",
     "load_calibration",
     "parse_calibration",
@@ -542,50 +540,6 @@ def canonical_json(document: Any) -> bytes:
 # Loading
 # --------------------------------------------------------------------------------------------
 
-_TOP_FIELDS: Final = frozenset(
-    {
-        "$schema",
-        "id",
-        "version",
-        "instrument",
-        "name",
-        "description",
-        "source",
-        "demo",
-        "model",
-        "item_difficulties",
-        "thresholds",
-        "steps",
-        "estimator",
-        "scale",
-        "min_answered",
-        "cutpoints",
-        "extreme_response",
-        "licence",
-    }
-)
-_REQUIRED: Final = ("id", "version", "instrument", "model", "scale", "min_answered")
-_ESTIMATOR_FIELDS: Final = {
-    "wle": frozenset({"method"}),
-    "mle": frozenset({"method", "extreme_adjustment"}),
-    "eap": frozenset({"method", "prior_mean", "prior_sd", "quadrature_points"}),
-}
-_SCALE_FIELDS: Final = frozenset({"intercept", "slope", "min", "max", "decimals"})
-_LICENCE_FIELDS: Final = frozenset({"licensee", "valid_until", "reference"})
-_MISSING: Final = object()
-
-
-_PLAIN_FIELD: Final = re.compile(r"[A-Za-z0-9_$.-]{1,100}")
-
-
-def _field_name(key: object) -> str:
-    """A key from the document as shown in a problem: plain names as they are, anything else
-    (control characters, odd unicode, very long) quoted and escaped as JSON."""
-    text = str(key)
-    if _PLAIN_FIELD.fullmatch(text):
-        return text
-    return json.dumps(text if len(text) <= 100 else text[:100] + "…")
-
 
 def _printable(text: str) -> str:
     """``text`` with anything UTF-8 cannot encode (unpaired surrogates, e.g. from an undecodable
@@ -593,342 +547,11 @@ def _printable(text: str) -> str:
     return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def _has_surrogate(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
-
-
-def _type_name(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, Mapping):
-        return "an object"
-    if isinstance(value, list | tuple):
-        return "an array"
-    return type(value).__name__
-
-
-class _Reader:
-    """Reads one calibration document, collecting a problem per bad field."""
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-        self.problems: list[Problem] = []
-
-    def bad(self, field: str, code: str, message: str) -> None:
-        where = f"{self.source}: {field}" if field else self.source
-        self.problems.append(Problem(_printable(where), code, message))
-
-    def fields(
-        self, obj: Mapping[str, Any], field: str, allowed: frozenset[str], required: Sequence[str]
-    ) -> None:
-        prefix = f"{field}." if field else ""
-        for key in obj:
-            if key not in allowed:
-                self.bad(f"{prefix}{_field_name(key)}", "unknown-field", "unknown field")
-        for key in required:
-            if key not in obj:
-                self.bad(f"{prefix}{key}", "required", "this field is required")
-
-    def string(self, value: Any, field: str, pattern: re.Pattern[str] | None = None) -> str | None:
-        if value is _MISSING:
-            return None
-        if not isinstance(value, str) or not value.strip():
-            self.bad(field, "type", f"expected a non-empty string, got {_type_name(value)}")
-            return None
-        if _has_surrogate(value):  # JSON allows "\ud800"; UTF-8 (and the hash) cannot hold it
-            self.bad(field, "encoding", "contains an unpaired surrogate (\\ud800-\\udfff)")
-            return None
-        if pattern is not None and not pattern.fullmatch(value):
-            self.bad(field, "pattern", f"must match {pattern.pattern}")
-            return None
-        return value
-
-    def choice(self, value: Any, field: str, choices: type[enum.StrEnum]) -> Any:
-        if value is _MISSING:
-            return None
-        allowed = [str(c) for c in choices]
-        if not isinstance(value, str) or value not in allowed:
-            self.bad(field, "choice", f"expected one of {', '.join(allowed)}")
-            return None
-        return choices(value)
-
-    def number(
-        self,
-        value: Any,
-        field: str,
-        check: Callable[[float], bool] | None = None,
-        expect: str = "",
-    ) -> float | None:
-        if value is _MISSING:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            self.bad(field, "type", f"expected a number, got {_type_name(value)}")
-            return None
-        try:
-            x = float(value)
-        except OverflowError:
-            x = math.inf
-        if not math.isfinite(x):
-            self.bad(field, "range", "expected a finite number")
-            return None
-        if check is not None and not check(x):
-            self.bad(field, "range", f"expected {expect}")
-            return None
-        return x
-
-    def logit(self, value: Any, field: str) -> float | None:
-        return self.number(
-            value, field, lambda x: abs(x) <= MAX_ABS_LOGIT, f"logits within ±{MAX_ABS_LOGIT:g}"
-        )
-
-    def integer(self, value: Any, field: str, lo: int, hi: int | None) -> int | None:
-        if value is _MISSING:
-            return None
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)  # JSON has one number type: 7.0 is the integer 7
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.bad(field, "type", f"expected a whole number, got {_type_name(value)}")
-            return None
-        if value < lo or (hi is not None and value > hi):
-            self.bad(field, "range", f"expected {lo}..{hi}" if hi is not None else f"≥ {lo}")
-            return None
-        return value
-
-    def mapping(self, value: Any, field: str) -> Mapping[str, Any] | None:
-        if value is _MISSING:
-            return None
-        if not isinstance(value, Mapping):
-            self.bad(
-                field, "type", f"expected an object (a table in TOML), got {_type_name(value)}"
-            )
-            return None
-        return value
-
-    def array(self, value: Any, field: str) -> list[Any] | None:
-        if value is _MISSING:
-            return None
-        if not isinstance(value, list | tuple) or not value:
-            self.bad(field, "type", f"expected a non-empty array, got {_type_name(value)}")
-            return None
-        return list(value)
-
-    def logits(self, value: Any, field: str, length: int | None) -> tuple[float, ...] | None:
-        arr = self.array(value, field)
-        if arr is None:
-            return None
-        out = [self.logit(x, f"{field}[{i}]") for i, x in enumerate(arr)]
-        if length is not None and len(arr) != length:
-            self.bad(field, "length", f"expected {length} values (categories − 1), got {len(arr)}")
-            return None
-        if any(x is None for x in out):
-            return None
-        return tuple(x for x in out if x is not None)
-
-    def per_item(
-        self,
-        value: Any,
-        field: str,
-        items: tuple[str, ...] | None,
-        read: Callable[[Any, str], Any],
-    ) -> dict[str, Any] | None:
-        obj = self.mapping(value, field)
-        if obj is None:
-            return None
-        if not obj:
-            self.bad(field, "required", "expected one entry per item, got none")
-            return None
-        out = {key: read(v, f"{field}[{json.dumps(key)}]") for key, v in obj.items()}
-        ok = all(v is not None for v in out.values())
-        if items is not None:
-            known = set(items)
-            for key in obj:
-                if key not in known:
-                    self.bad(
-                        f"{field}[{json.dumps(key)}]",
-                        "unknown-item",
-                        "not an item of the instrument",
-                    )
-                    ok = False
-            for item in items:
-                if item not in obj:
-                    self.bad(
-                        f"{field}[{json.dumps(item)}]", "missing-item", "no value for this item"
-                    )
-                    ok = False
-        return out if ok else None
-
-
-def _read_estimator(r: _Reader, value: Any) -> Estimator | None:
-    obj = r.mapping(value, "estimator")
-    if obj is None:
-        return None if value is not _MISSING else WLE()
-    method = obj.get("method", _MISSING)
-    if method is _MISSING:
-        r.bad("estimator.method", "required", "this field is required")
-        return None
-    if not isinstance(method, str) or method not in _ESTIMATOR_FIELDS:
-        r.bad("estimator.method", "choice", "expected one of wle, mle, eap")
-        return None
-    allowed = _ESTIMATOR_FIELDS[method]
-    for key in obj:
-        if key not in allowed:
-            r.bad(
-                f"estimator.{_field_name(key)}",
-                "unknown-field",
-                f"not a setting of the {method} estimator",
-            )
-    if method == "wle":
-        return WLE()
-    if method == "mle":
-        low, high = MLE_ADJUSTMENT_RANGE
-        adj = r.number(
-            obj.get("extreme_adjustment", 0.3),
-            "estimator.extreme_adjustment",
-            lambda x: low <= x < high,
-            f"a number of score points from {low:g} up to (not including) {high:g}",
-        )
-        return None if adj is None else MLE(adj)
-    mean = r.logit(obj.get("prior_mean", 0.0), "estimator.prior_mean")
-    sd_low, sd_high = PRIOR_SD_RANGE
-    sd = r.number(
-        obj.get("prior_sd", 1.0),
-        "estimator.prior_sd",
-        lambda x: sd_low <= x <= sd_high,
-        f"a number of logits within {sd_low:g}..{sd_high:g}",
-    )
-    points = None
-    if "quadrature_points" in obj:
-        points = r.integer(
-            obj["quadrature_points"], "estimator.quadrature_points", *QUADRATURE_POINTS_RANGE
-        )
-        if points is None:
-            return None
-    if mean is None or sd is None:
-        return None
-    return EAP(prior_mean=mean, prior_sd=sd, quadrature_points=points)
-
-
-def _read_scale(r: _Reader, value: Any) -> Scale | None:
-    obj = r.mapping(value, "scale")
-    if obj is None:
-        return None
-    r.fields(obj, "scale", _SCALE_FIELDS, ("intercept", "slope", "min", "max"))
-
-    def score_points(key: str) -> float | None:
-        return r.number(
-            obj.get(key, _MISSING),
-            f"scale.{key}",
-            lambda x: abs(x) <= MAX_ABS_SCORE,
-            f"a number within ±{MAX_ABS_SCORE:g}",
-        )
-
-    intercept = score_points("intercept")
-    slope_low, slope_high = SLOPE_RANGE
-    slope = r.number(
-        obj.get("slope", _MISSING),
-        "scale.slope",
-        lambda x: slope_low <= x <= slope_high,
-        f"a positive number of score points per logit within {slope_low:g}..{slope_high:g}",
-    )
-    low = score_points("min")
-    high = score_points("max")
-    decimals = r.integer(obj.get("decimals", 1), "scale.decimals", 0, MAX_DECIMALS)
-    if intercept is None or slope is None or low is None or high is None or decimals is None:
-        return None
-    scale = Scale(intercept, slope, low, high, decimals)
-    problems = _scale_problems(scale)
-    for field, message in problems:
-        r.bad(field, "range", message)
-    return None if problems else scale
-
-
-def _read_licence(r: _Reader, value: Any) -> CalibrationLicence | None:
-    obj = r.mapping(value, "licence")
-    if obj is None:
-        return None
-    r.fields(obj, "licence", _LICENCE_FIELDS, ("licensee", "valid_until"))
-    licensee = r.string(obj.get("licensee", _MISSING), "licence.licensee")
-    reference = r.string(obj.get("reference", _MISSING), "licence.reference")
-    raw = obj.get("valid_until", _MISSING)
-    until: dt.date | None = None
-    if isinstance(raw, dt.date) and not isinstance(raw, dt.datetime):  # a TOML local date
-        until = raw
-    elif isinstance(raw, str) and _DATE_PATTERN.fullmatch(raw):
-        try:
-            until = dt.date.fromisoformat(raw)
-        except ValueError:
-            r.bad("licence.valid_until", "date", "not a calendar date")
-    elif raw is not _MISSING:
-        r.bad("licence.valid_until", "date", "expected a date written YYYY-MM-DD")
-    if licensee is None or until is None:
-        return None
-    return CalibrationLicence(licensee, until, reference)
-
-
 def _got(value: T | None) -> T:
-    """A value the reader vouched for (no problems were reported, so it was read)."""
-    if value is None:  # pragma: no cover - a reader bug, not bad input
-        raise AssertionError("calibration reader returned no value without a problem")
+    """A parameter the model needs (construction checked that it is there)."""
+    if value is None:  # pragma: no cover - the invariants make it impossible
+        raise AssertionError("calibration without the parameters of its model")
     return value
-
-
-def _read_instrument(r: _Reader, value: Any, instruments: InstrumentRegistry) -> Instrument | None:
-    instrument_id = r.string(value, "instrument")
-    if instrument_id is None:
-        return None
-    if instrument_id not in instruments:
-        known = ", ".join(sorted(i.id for i in instruments))
-        r.bad("instrument", "unknown-instrument", f"not a registered instrument ({known})")
-        return None
-    return instruments.get(instrument_id)
-
-
-def _read_parameters(
-    r: _Reader,
-    doc: Mapping[str, Any],
-    model: CalibrationModel | None,
-    instrument: Instrument | None,
-) -> tuple[dict[str, Any] | None, tuple[float, ...] | None, dict[str, Any] | None]:
-    """Item difficulties and thresholds (rating scale) or steps (partial credit)."""
-    if model is CalibrationModel.PARTIAL_CREDIT:
-        for key in ("item_difficulties", "thresholds"):
-            if key in doc:
-                r.bad(key, "model", "not used by the partial-credit model (it uses steps)")
-        if "steps" not in doc:
-            r.bad("steps", "required", "the partial-credit model needs steps")
-    elif model is CalibrationModel.RATING_SCALE:
-        if "steps" in doc:
-            r.bad("steps", "model", "not used by the rating-scale model (it uses thresholds)")
-        for key in ("item_difficulties", "thresholds"):
-            if key not in doc:
-                r.bad(key, "required", "the rating-scale model needs this field")
-    items = instrument.items if instrument is not None else None
-    n_steps = instrument.n_categories - 1 if instrument is not None else None
-    difficulties = thresholds = steps = None
-    # Fields the model does not use were reported above; their content is not read.
-    if model is not CalibrationModel.PARTIAL_CREDIT:
-        difficulties = r.per_item(
-            doc.get("item_difficulties", _MISSING), "item_difficulties", items, r.logit
-        )
-        thresholds = r.logits(doc.get("thresholds", _MISSING), "thresholds", n_steps)
-    if model is not CalibrationModel.RATING_SCALE:
-        steps = r.per_item(
-            doc.get("steps", _MISSING),
-            "steps",
-            items,
-            lambda v, field: r.logits(v, field, n_steps),
-        )
-    return difficulties, thresholds, steps
 
 
 def parse_calibration(
@@ -946,91 +569,28 @@ def parse_calibration(
     default to what ``host`` (default: the process-wide host) has registered. Every problem is
     reported in one :class:`~pamlib.errors.CalibrationError`.
     """
+    from pamlib.scoring import _calibration_doc
+
     if instruments is None or cutpoints is None:
         from pamlib.plugins import get_host
 
         h = host or get_host()
         instruments = h.instruments() if instruments is None else instruments
         cutpoints = h.cutpoint_sets() if cutpoints is None else cutpoints
-    r = _Reader(source)
-    if not isinstance(document, Mapping):
-        r.bad(
-            "",
-            "type",
-            f"a calibration is a JSON object or a TOML document, got {_type_name(document)}",
-        )
-        raise CalibrationError(f"invalid calibration file {source}", r.problems)
-    doc: Mapping[str, Any] = document
-    r.fields(doc, "", _TOP_FIELDS, _REQUIRED)
+    return _calibration_doc.read(document, source, instruments, cutpoints)
 
-    def get(key: str) -> Any:
-        return doc.get(key, _MISSING)
 
-    if get("$schema") is not _MISSING:
-        r.string(get("$schema"), "$schema")
-    cal_id = r.string(get("id"), "id", _ID_PATTERN)
-    version = r.string(get("version"), "version")
-    name = r.string(get("name"), "name")
-    description = r.string(get("description"), "description")
-    source_text = r.string(get("source"), "source")
-    demo = get("demo")
-    if demo is _MISSING:
-        demo = False
-    elif not isinstance(demo, bool):
-        r.bad("demo", "type", f"expected true or false, got {_type_name(demo)}")
-        demo = False
+def calibration_json_schema() -> dict[str, Any]:
+    """The calibration file format as a JSON Schema (draft 2020-12).
 
-    instrument = _read_instrument(r, get("instrument"), instruments)
-    model = r.choice(get("model"), "model", CalibrationModel)
-    difficulties, thresholds, steps = _read_parameters(r, doc, model, instrument)
+    Generated from the definitions the loader checks documents with, so the two cannot
+    disagree; ``docs/calibration.schema.json`` is this, written out. What depends on the
+    registered instruments and cut-point sets, or relates fields in ways a schema cannot
+    express (``min`` < ``max``), only the loader checks.
+    """
+    from pamlib.scoring import _calibration_doc
 
-    estimator = _read_estimator(r, get("estimator"))
-    scale = _read_scale(r, get("scale"))
-    n_items = instrument.n_items if instrument is not None else None
-    min_answered = r.integer(get("min_answered"), "min_answered", 1, n_items)
-    cutpoint_set = r.string(get("cutpoints"), "cutpoints")
-    if cutpoint_set is not None and cutpoint_set not in cutpoints:
-        known = ", ".join(sorted(c.id for c in cutpoints))
-        r.bad("cutpoints", "unknown-cutpoints", f"not a registered cut-point set ({known})")
-    elif cutpoint_set is not None and scale is not None:
-        banded_at = cutpoints.get(cutpoint_set).decimals
-        if scale.decimals != banded_at:
-            r.bad("scale.decimals", "decimals", decimals_mismatch(cutpoint_set, banded_at))
-    extreme = get("extreme_response")
-    extreme_response = (
-        ExtremeResponse.FLAG
-        if extreme is _MISSING
-        else r.choice(extreme, "extreme_response", ExtremeResponse)
-    )
-    licence = _read_licence(r, get("licence"))
-    if demo and "licence" in doc:
-        r.bad("licence", "demo-licence", "a demonstration calibration cannot carry a licence")
-
-    if r.problems:
-        raise CalibrationError(f"invalid calibration file {source}", r.problems)
-    instrument = _got(instrument)
-    return Calibration(
-        id=_got(cal_id),
-        version=_got(version),
-        instrument=instrument.id,
-        model=_got(model),
-        items=instrument.items,
-        scale=_got(scale),
-        min_answered=_got(min_answered),
-        item_difficulties=None
-        if difficulties is None
-        else [difficulties[i] for i in instrument.items],
-        thresholds=thresholds,
-        steps=None if steps is None else [steps[i] for i in instrument.items],
-        estimator=cast("Estimator", estimator),
-        cutpoints=cutpoint_set,
-        extreme_response=_got(extreme_response),
-        licence=licence,
-        demo=bool(demo),
-        name=name,
-        description=description,
-        source=source_text,
-    )
+    return _calibration_doc.json_schema()
 
 
 def decimals_mismatch(cutpoint_set: str, banded_at: int) -> str:
