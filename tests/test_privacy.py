@@ -283,8 +283,11 @@ CASES = {
     ),
     "score-recommend": Case(_score("-o", "{out}/r.csv", "--recommend"), per_patient=("r.csv",)),
     "score-rules": Case(_score("-o", "{out}/r.csv", "--rules", "{rules}"), per_patient=("r.csv",)),
+    # a run that scores nothing exits 1 with its files written (no silent zero)
     "score-bad-rows": Case(
-        _score("-o", "{out}/s.csv", source="bad"), per_patient=("s.csv", "s.rejects.csv")
+        _score("-o", "{out}/s.csv", source="bad"),
+        per_patient=("s.csv", "s.rejects.csv"),
+        status=(0, 1),
     ),
     "score-bad-rows-strict": Case(
         _score("-o", "{out}/s.csv", "--strict", source="bad"),
@@ -295,10 +298,15 @@ CASES = {
         _score("--rejects", "{out}/rej.csv", source="bad"),
         per_patient=("rej.csv",),
         stdout_per_patient=True,
+        status=(0, 1),
     ),
-    "score-fhir-in": Case(_score("-o", "{out}/s.csv", source="fhir"), per_patient=("s.csv",)),
+    "score-fhir-in": Case(
+        _score("-o", "{out}/s.csv", source="fhir"), per_patient=("s.csv",), status=(0, 1)
+    ),
     "score-fhir-in-bad": Case(
-        _score("-o", "{out}/s.csv", source="fhir-bad"), per_patient=("s.csv", "s.rejects.csv")
+        _score("-o", "{out}/s.csv", source="fhir-bad"),
+        per_patient=("s.csv", "s.rejects.csv"),
+        status=(0, 1),
     ),
     "report": Case(
         _report("--json", "{out}/r.json", "--patients", "{out}/p.csv"),
