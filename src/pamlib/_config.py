@@ -13,7 +13,7 @@ read (``site.toml: rule 'r1': when.level``).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
 import attrs
 import cattrs
@@ -32,7 +32,6 @@ __all__ = [
     "structure_fields",
 ]
 
-T = TypeVar("T")
 #: Where a value sits in a document: table keys and array indices, outermost first.
 KeyPath = tuple[str | int, ...]
 
@@ -190,18 +189,19 @@ def structure_fields(
 
 
 def structure_each(
-    conv: cattrs.Converter, values: Sequence[Any], cl: type[T], path: KeyPath
-) -> tuple[list[tuple[int, T]], list[Located]]:
-    """Each item of an array of tables structured on its own, so one bad table leaves the
-    others usable (the cross-table checks then see every valid one): ``(index, item)`` pairs
-    for the valid tables, and every fault."""
-    out: list[tuple[int, T]] = []
+    conv: cattrs.Converter, values: Sequence[Any] | Mapping[str, Any], cl: Any, path: KeyPath
+) -> tuple[list[tuple[Any, Any]], list[Located]]:
+    """Each item of an array (or entry of a table) structured on its own, so one bad item
+    leaves the others usable and the checks across items see every valid one: ``(index or
+    key, item)`` pairs for the valid items, and every fault."""
+    pairs = values.items() if isinstance(values, Mapping) else enumerate(values)
+    out: list[tuple[Any, Any]] = []
     found: list[Located] = []
-    for index, value in enumerate(values):
-        made, problems = structure(conv, value, cl, (*path, index))
+    for key, value in pairs:
+        made, problems = structure(conv, value, cl, (*path, key))
         found += problems
         if not problems:
-            out.append((index, made))
+            out.append((key, made))
     return out, found
 
 
