@@ -611,7 +611,7 @@ def _entry_text(check: Callable[[str], str | None] | None) -> Callable[[Any, Any
 
 
 def _date_order(value: Any, _: Any) -> bool:
-    if value not in _DATE_ORDERS:
+    if not isinstance(value, str) or value not in _DATE_ORDERS:
         _refuse('must be "day-first" or "month-first"')
     return _DATE_ORDERS[value]
 
