@@ -97,6 +97,7 @@ def candidates(
 
 def inject(document: dict[str, Any], faults: Sequence[Fault]) -> dict[str, Any]:
     out = copy.deepcopy(document)
+    node: Any
     for kind, path in faults:
         if kind == "unknown":
             node = out
