@@ -28,14 +28,24 @@ version an earlier entry already covers (the later entry would never be used).
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, NewType
 
 import attrs
+import cattrs
 
+from pamlib._config import (
+    FieldError,
+    Wording,
+    dotted,
+    make_converter,
+    structure_each,
+    structure_fields,
+)
 from pamlib._documents import DocumentError, decode_utf8, parse_toml
 from pamlib.errors import ConfigurationError, Problem
 from pamlib.instruments import InstrumentRegistry
@@ -188,32 +198,154 @@ def _raise(problems: list[Problem]) -> None:
         raise ConfigurationError(f"invalid FHIR mapping\n{lines}")
 
 
+#: The tables of a mapping of a table's columns (:func:`pamlib.formats.layout.load_mapping`).
+_TABLE_KEYS = frozenset({"input", "columns", "answers", "instruments"})
+
+_Required = NewType("_Required", str)
+_Strings = NewType("_Strings", frozenset[str])
+_LinkIds = NewType("_LinkIds", frozenset[str])
+_Missing = NewType("_Missing", str)
+_Offset = NewType("_Offset", int)
+_Items = NewType("_Items", dict[str, str])
+_Answers = NewType("_Answers", tuple[dict[str, int], str | None])
+_FhirKind = NewType("_FhirKind", str)
+_Entries = NewType("_Entries", tuple[Any, ...])
+_NA = frozenset({"na", "n/a", "not-applicable"})
+_MISSING = ("reject", "anonymous")
+_ENTRIES_MESSAGE = "use [[questionnaire]] tables"
+
+
+def _top_level_checks(raw: Mapping[str, Any]) -> list[FieldError]:
+    """A column mapping's tables, given for FHIR input, are named for what they are."""
+    why = "a table's column mapping: use it with CSV input, not FHIR"
+    return [FieldError("mapping-kind", why, (key,)) for key in sorted(_TABLE_KEYS & set(raw))]
+
+
+@attrs.frozen(kw_only=True)
+class _EntryDoc:
+    """One ``[[questionnaire]]`` table."""
+
+    wording: ClassVar = Wording(
+        ("type", "expected a table"),
+        ("unknown-key", "unknown key"),
+        missing=dict.fromkeys(("url", "instrument"), ("required", "a non-empty string")),
+    )
+    url: _Required
+    versions: _Strings | None = None
+    instrument: _Required
+    ignore: _LinkIds = _LinkIds(frozenset())
+    missing_subject: _Missing = _Missing("reject")
+    weight_offset: _Offset = _Offset(0)
+    items: _Items = attrs.field(factory=lambda: _Items({}))
+    answers: _Answers = _Answers(({}, None))
+
+    def mapping(self) -> QuestionnaireMapping:
+        answers, system = self.answers
+        return QuestionnaireMapping(
+            url=self.url,
+            instrument=self.instrument,
+            items=self.items,
+            versions=self.versions,
+            answers=answers,
+            answer_system=system,
+            ignore=self.ignore,
+            missing_subject="anonymous" if self.missing_subject == "anonymous" else "reject",
+            weight_offset=self.weight_offset,
+        )
+
+
+@attrs.frozen(kw_only=True)
+class _FhirMappingDoc:
+    """A FHIR mapping file's top level; each questionnaire table is structured on its own."""
+
+    wording: ClassVar = Wording(
+        ("type", "expected a table"), ("unknown-key", "unknown key"), check=_top_level_checks
+    )
+    kind: _FhirKind = _FhirKind("fhir")
+    questionnaire: _Entries = _Entries(())
+
+
+def _refusing(
+    test: Callable[[Any], bool],
+    code: str,
+    message: str,
+    then: Callable[[Any], Any] = lambda value: value,
+) -> Callable[[Any, Any], Any]:
+    """A structure hook: ``then(value)`` for a value ``test`` accepts, else a fault."""
+
+    def hook(value: Any, _: Any) -> Any:
+        if not test(value):
+            raise FieldError(code, message)
+        return then(value)
+
+    return hook
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def _text(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _items(value: Any) -> bool:
+    return isinstance(value, Mapping) and all(isinstance(i, str) for i in value.values())
+
+
+def _answers(value: Any, _: Any) -> tuple[dict[str, int], str | None]:
+    """Answer code = category, and an optional ``system`` the codes belong to."""
+    if not isinstance(value, Mapping):
+        raise FieldError("type", "a table of answer code = category")
+    faults: list[FieldError] = []
+    system = value.get("system")
+    if system is not None and not isinstance(system, str):
+        faults.append(FieldError("type", "a string", ("system",)))
+    answers: dict[str, int] = {}
+    for code, given in value.items():
+        column = _answer_value(given)
+        if code == "system":
+            continue
+        if column is None:
+            faults.append(FieldError("value", 'a category 1-9 or "NA"', (code,)))
+        else:
+            answers[code] = column
+    if faults:
+        raise ExceptionGroup("invalid answers", faults)
+    return answers, system
+
+
 def _answer_value(value: object) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int) and 1 <= value <= 9:
         return value
-    if isinstance(value, str) and value.strip().casefold() in {"na", "n/a", "not-applicable"}:
+    if isinstance(value, str) and value.strip().casefold() in _NA:
         return -1
     return None
 
 
-_KNOWN_KEYS = frozenset(
-    {
-        "url",
-        "versions",
-        "instrument",
-        "ignore",
-        "missing_subject",
-        "weight_offset",
-        "items",
-        "answers",
+@functools.cache
+def _converter() -> cattrs.Converter:
+    conv = make_converter()
+    hooks: dict[Any, Callable[[Any, Any], Any]] = {
+        _Required: _refusing(_text, "required", "a non-empty string"),
+        _Strings: _refusing(_strings, "type", "a list of strings", frozenset),
+        _LinkIds: _refusing(_strings, "type", "a list of linkIds", frozenset),
+        _Missing: _refusing(_MISSING.__contains__, "value", "'reject' or 'anonymous'"),
+        _Offset: _refusing(_whole, "type", "an integer"),
+        _Items: _refusing(_items, "type", "a table of linkId = item id", dict),
+        _FhirKind: _refusing(lambda v: v == "fhir", "value", '"fhir" in a FHIR mapping'),
+        _Entries: _refusing(lambda v: isinstance(v, list), "type", _ENTRIES_MESSAGE, tuple),
+        _Answers: _answers,
     }
-)
-
-
-#: The tables of a mapping of a table's columns (:func:`pamlib.formats.layout.load_mapping`).
-_TABLE_KEYS = frozenset({"input", "columns", "answers", "instruments"})
+    for kind, hook in hooks.items():
+        conv.register_structure_hook(kind, hook)
+    return conv
 
 
 def parse_mapping(data: Mapping[str, Any], source: str = "<mapping>") -> FhirMapping:
@@ -227,93 +359,19 @@ def parse_mapping(data: Mapping[str, Any], source: str = "<mapping>") -> FhirMap
     >>> m.find("https://x.test/Q", "2").answers
     mappingproxy({'N': -1, 'Y': 4})
     """
-    problems: list[Problem] = []
-    out: list[tuple[int, QuestionnaireMapping]] = []
-    if data.get("kind", "fhir") != "fhir":
-        problems.append(Problem(f"{source}: kind", "value", '"fhir" in a FHIR mapping'))
-    for key in sorted(set(data) - {"questionnaire", "kind"}):
-        if key in _TABLE_KEYS:  # a mapping of a table's columns, given for FHIR input
-            why = "a table's column mapping: use it with CSV input, not FHIR"
-            problems.append(Problem(f"{source}: {key}", "mapping-kind", why))
-        else:
-            problems.append(Problem(f"{source}: {key}", "unknown-key", "unknown key"))
-    entries = data.get("questionnaire", [])
-    if not isinstance(entries, list):
-        entries = []
-        problems.append(Problem(f"{source}: questionnaire", "type", "use [[questionnaire]] tables"))
-    for i, entry in enumerate(entries):
-        where = f"{source}: questionnaire[{i}]"
-        if not isinstance(entry, Mapping):
-            problems.append(Problem(where, "type", "expected a table"))
-            continue
-        parsed = _parse_entry(entry, where, problems)
-        if parsed is not None:
-            out.append((i, parsed))
-    problems.extend(_conflicts(out, source))
-    _raise(problems)
-    return FhirMapping(tuple(q for _, q in out), source)
-
-
-def _parse_entry(
-    entry: Mapping[str, Any], where: str, problems: list[Problem]
-) -> QuestionnaireMapping | None:
-    """One ``[[questionnaire]]`` table, or None with its problems added to ``problems``."""
-    before = len(problems)
-    problems.extend(
-        Problem(f"{where}.{k}", "unknown-key", "unknown key")
-        for k in sorted(set(entry) - _KNOWN_KEYS)
+    conv = _converter()
+    top, found = structure_fields(conv, data, _FhirMappingDoc)
+    # A column mapping's tables are named for what they are, not as unknown keys too.
+    found = [f for f in found if f.path[0] not in _TABLE_KEYS or f.code == "mapping-kind"]
+    valid, problems = structure_each(
+        conv, top.get("questionnaire", ()), _EntryDoc, ("questionnaire",)
     )
-    url = entry.get("url")
-    instrument = entry.get("instrument")
-    for key, value in (("url", url), ("instrument", instrument)):
-        if not isinstance(value, str) or not value.strip():
-            problems.append(Problem(f"{where}.{key}", "required", "a non-empty string"))
-    versions = entry.get("versions")
-    if versions is not None and not (
-        isinstance(versions, list) and all(isinstance(v, str) for v in versions)
-    ):
-        problems.append(Problem(f"{where}.versions", "type", "a list of strings"))
-    ignore = entry.get("ignore", [])
-    if not (isinstance(ignore, list) and all(isinstance(v, str) for v in ignore)):
-        problems.append(Problem(f"{where}.ignore", "type", "a list of linkIds"))
-    missing = entry.get("missing_subject", "reject")
-    if missing not in ("reject", "anonymous"):
-        problems.append(Problem(f"{where}.missing_subject", "value", "'reject' or 'anonymous'"))
-    offset = entry.get("weight_offset", 0)
-    if not isinstance(offset, int) or isinstance(offset, bool):
-        problems.append(Problem(f"{where}.weight_offset", "type", "an integer"))
-    items = entry.get("items", {})
-    if not isinstance(items, Mapping) or not all(isinstance(v, str) for v in items.values()):
-        problems.append(Problem(f"{where}.items", "type", "a table of linkId = item id"))
-        items = {}
-    answers_in = entry.get("answers", {})
-    if not isinstance(answers_in, Mapping):
-        problems.append(Problem(f"{where}.answers", "type", "a table of answer code = category"))
-        answers_in = {}
-    answers_in = dict(answers_in)
-    system = answers_in.pop("system", None)
-    if system is not None and not isinstance(system, str):
-        problems.append(Problem(f"{where}.answers.system", "type", "a string"))
-    answers: dict[str, int] = {}
-    for code, value in answers_in.items():
-        column = _answer_value(value)
-        if column is None:
-            problems.append(Problem(f"{where}.answers.{code}", "value", 'a category 1-9 or "NA"'))
-        else:
-            answers[code] = column
-    if len(problems) > before:
-        return None
-    return QuestionnaireMapping(
-        url=str(url),
-        instrument=str(instrument),
-        items=items,
-        versions=frozenset(versions) if versions is not None else None,
-        answers=answers,
-        answer_system=system,
-        ignore=frozenset(ignore),
-        missing_subject=missing,
-        weight_offset=offset,
-    )
+    found += problems
+    out = [Problem(f"{source}: {dotted(f.path)}", f.code, f.message) for f in found]
+    entries = [(i, entry.mapping()) for i, entry in valid]
+    out.extend(_conflicts(entries, source))
+    _raise(out)
+    return FhirMapping(tuple(q for _, q in entries), source)
 
 
 def load_mapping(path: str | os.PathLike[str]) -> FhirMapping:

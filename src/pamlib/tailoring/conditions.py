@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, NewType, NoReturn, TypeGuard
 
 import attrs
+import cattrs
 import numpy as np
 import numpy.typing as npt
 
-from pamlib.errors import Problem
+from pamlib._config import FieldError, Wording
 from pamlib.results import Flag
 from pamlib.tailoring.context import Context
 
@@ -32,7 +33,6 @@ __all__ = [
     "Conditions",
     "Range",
     "conditions_as_text",
-    "parse_conditions",
 ]
 
 _TRANSITIONS = ("up", "down", "same", "none")
@@ -181,152 +181,176 @@ def _attribute(ctx: Context, name: str) -> str | None:
     return value
 
 
-# -- parsing ---------------------------------------------------------------------------------
+# -- the ``when`` / ``unless`` table as written (see :mod:`pamlib.tailoring.rules`) ------------
 
-Where = Callable[[str], str]
-_Parser = Callable[[object, str, Where, list[Problem]], Any]
+_Levels = NewType("_Levels", frozenset[int])
+_Texts = NewType("_Texts", frozenset[str])
+_Transitions = NewType("_Transitions", frozenset[str])
+_Flags = NewType("_Flags", frozenset[str])
+_Boolean = NewType("_Boolean", bool)
+_Attributes = NewType("_Attributes", tuple[tuple[str, AttributeTest], ...])
+_Percent = NewType("_Percent", float)
+_Difference = NewType("_Difference", float)
+_FLAGS = tuple(str(f) for f in Flag)
+_RANGE_MESSAGE = "must be a table with min and/or max, e.g. { min = 3 }"
 
 
 def _items(value: object) -> list[object]:
     return list(value) if isinstance(value, list) else [value]
 
 
-def _texts(value: object, field: str, where: Where, problems: list[Problem]) -> Any:
+def _number(value: object) -> TypeGuard[float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _min_above_max(raw: Mapping[str, Any]) -> list[FieldError]:
+    low, high = raw.get("min"), raw.get("max")
+    if not raw:
+        return [FieldError("range", _RANGE_MESSAGE)]
+    if _number(low) and _number(high) and low > high:
+        return [FieldError("range", "min is greater than max")]
+    return []
+
+
+_RANGE_WORDING = Wording(
+    ("range", _RANGE_MESSAGE),
+    ("unknown-field", "unknown key {key!r}; a range has min and max"),
+    check=_min_above_max,
+)
+
+
+@attrs.frozen(kw_only=True)
+class _ScoreRange:
+    wording: ClassVar = _RANGE_WORDING
+    min: _Percent | None = None
+    max: _Percent | None = None
+
+
+@attrs.frozen(kw_only=True)
+class _ChangeRange:
+    wording: ClassVar = _RANGE_WORDING
+    min: _Difference | None = None
+    max: _Difference | None = None
+
+
+@attrs.frozen(kw_only=True)
+class WhenDoc:
+    """A ``when`` or ``unless`` table as written; :meth:`conditions` is what it means."""
+
+    wording: ClassVar = Wording(
+        ("table", "must be a table of conditions"),
+        (
+            "unknown-field",
+            "unknown condition {key!r}; known: "
+            + ", ".join(f.name for f in attrs.fields(Conditions)),
+        ),
+    )
+    level: _Levels | None = None
+    previous_level: _Levels | None = None
+    score: _ScoreRange | None = None
+    previous_score: _ScoreRange | None = None
+    change: _ChangeRange | None = None
+    transition: _Transitions | None = None
+    scored: _Boolean | None = None
+    site: _Texts | None = None
+    instrument: _Texts | None = None
+    language: _Texts | None = None
+    flags: _Flags | None = None
+    attributes: _Attributes | None = None
+
+    def conditions(self) -> Conditions:
+        given = {k: v for k, v in attrs.asdict(self, recurse=False).items() if v is not None}
+        for key in ("score", "previous_score", "change"):
+            if key in given:
+                given[key] = Range(given[key].min, given[key].max)
+        return Conditions(**given)
+
+
+def _refuse(code: str, message: str) -> NoReturn:
+    raise FieldError(code, message)
+
+
+def _levels(value: object, _: Any) -> frozenset[int]:
     items = _items(value)
-    texts = [v for v in items if isinstance(v, str) and v.strip()]
-    if not items or len(texts) != len(items):
-        problems.append(Problem(where(field), "text", "must be a non-empty text or a list of them"))
-        return None
-    return frozenset(_fold(v) for v in texts)
+    if not items or not all(
+        isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 4 for v in items
+    ):
+        _refuse("level", "must be a level 1–4 or a list of levels")
+    return frozenset(v for v in items if isinstance(v, int))
 
 
-def _levels(value: object, field: str, where: Where, problems: list[Problem]) -> Any:
+def _texts(value: object, _: Any) -> frozenset[str]:
     items = _items(value)
-    levels = [v for v in items if isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 4]
-    if not items or len(levels) != len(items):
-        problems.append(Problem(where(field), "level", "must be a level 1–4 or a list of levels"))
-        return None
-    return frozenset(levels)
-
-
-def _range(low: float, high: float) -> _Parser:
-    def parse(value: object, field: str, where: Where, problems: list[Problem]) -> Any:
-        if not isinstance(value, dict) or not value:
-            message = "must be a table with min and/or max, e.g. { min = 3 }"
-            problems.append(Problem(where(field), "range", message))
-            return None
-        bounds: dict[str, float] = {}
-        for key, bound in value.items():
-            if key not in ("min", "max"):
-                message = f"unknown key {key!r}; a range has min and max"
-                problems.append(Problem(where(f"{field}.{key}"), "unknown-field", message))
-            elif (
-                not isinstance(bound, int | float)
-                or isinstance(bound, bool)
-                or math.isnan(bound)
-                or not low <= bound <= high
-            ):
-                message = f"must be a number from {low:g} to {high:g}"
-                problems.append(Problem(where(f"{field}.{key}"), "number", message))
-            else:
-                bounds[key] = float(bound)
-        if "min" in bounds and "max" in bounds and bounds["min"] > bounds["max"]:
-            problems.append(Problem(where(field), "range", "min is greater than max"))
-            return None
-        if len(bounds) != len(value):
-            return None
-        return Range(bounds.get("min"), bounds.get("max"))
-
-    return parse
-
-
-def _transitions(value: object, field: str, where: Where, problems: list[Problem]) -> Any:
-    items = _items(value)
-    if not items or not all(isinstance(v, str) and v in _TRANSITIONS for v in items):
-        message = f"must be one of {', '.join(_TRANSITIONS)} (or a list of them)"
-        problems.append(Problem(where(field), "transition", message))
-        return None
-    return frozenset(items)
-
-
-def _boolean(value: object, field: str, where: Where, problems: list[Problem]) -> Any:
-    if not isinstance(value, bool):
-        problems.append(Problem(where(field), "boolean", "must be true or false"))
-        return None
-    return value
-
-
-_FLAGS = tuple(str(f) for f in Flag)
-
-
-def _flags(value: object, field: str, where: Where, problems: list[Problem]) -> Any:
-    items = _items(value)
-    if not items or not all(isinstance(v, str) and _fold(v) in _FLAGS for v in items):
-        message = f"must be a flag ({', '.join(_FLAGS)}) or a list of flags"
-        problems.append(Problem(where(field), "flag", message))
-        return None
+    if not items or not all(isinstance(v, str) and v.strip() for v in items):
+        _refuse("text", "must be a non-empty text or a list of them")
     return frozenset(_fold(v) for v in items if isinstance(v, str))
 
 
-def _attributes(value: object, field: str, where: Where, problems: list[Problem]) -> Any:
-    if not isinstance(value, dict) or not value:
-        message = 'must be a table of attribute names, e.g. { condition = "COPD" }'
-        problems.append(Problem(where(field), "attributes", message))
-        return None
-    tests: list[tuple[str, AttributeTest]] = []
-    for name, wanted in sorted(value.items()):
-        key = f"{field}.{name}"
-        if isinstance(wanted, bool):
-            tests.append((name, AttributeTest(present=wanted)))
-            continue
-        values = _texts(wanted, key, where, problems)
-        if values is None:
-            problems[-1] = Problem(
-                where(key), "attribute", "must be a text, a list of texts, true or false"
-            )
-            continue
-        tests.append((name, AttributeTest(values=values)))
-    return tuple(tests) if len(tests) == len(value) else None
+def _transitions(value: object, _: Any) -> frozenset[str]:
+    items = _items(value)
+    if not items or not all(isinstance(v, str) and v in _TRANSITIONS for v in items):
+        _refuse("transition", f"must be one of {', '.join(_TRANSITIONS)} (or a list of them)")
+    return frozenset(v for v in items if isinstance(v, str))
 
 
-_PARSERS: dict[str, _Parser] = {
-    "level": _levels,
-    "previous_level": _levels,
-    "score": _range(0.0, 100.0),
-    "previous_score": _range(0.0, 100.0),
-    "change": _range(-100.0, 100.0),
-    "transition": _transitions,
-    "scored": _boolean,
-    "site": _texts,
-    "instrument": _texts,
-    "language": _texts,
-    "flags": _flags,
-    "attributes": _attributes,
-}
+def _flags(value: object, _: Any) -> frozenset[str]:
+    items = _items(value)
+    if not items or not all(isinstance(v, str) and _fold(v) in _FLAGS for v in items):
+        _refuse("flag", f"must be a flag ({', '.join(_FLAGS)}) or a list of flags")
+    return frozenset(_fold(v) for v in items if isinstance(v, str))
+
+
+def _boolean(value: object, _: Any) -> bool:
+    if not isinstance(value, bool):
+        _refuse("boolean", "must be true or false")
+    return value
+
+
+def _attribute_test(value: object, _: Any) -> AttributeTest:
+    if isinstance(value, bool):
+        return AttributeTest(present=value)
+    try:
+        return AttributeTest(values=_texts(value, _))
+    except FieldError:
+        _refuse("attribute", "must be a text, a list of texts, true or false")
+
+
+def _bound(low: float, high: float) -> Callable[[object, Any], float]:
+    def hook(value: object, _: Any) -> float:
+        if (
+            not isinstance(value, int | float)
+            or isinstance(value, bool)
+            or math.isnan(value)
+            or not low <= value <= high
+        ):
+            _refuse("number", f"must be a number from {low:g} to {high:g}")
+        return float(value)
+
+    return hook
+
+
+def configure_conditions(conv: cattrs.Converter) -> None:
+    """Teach a rule-file converter the conditions' conveniences (a value or a list of values)."""
+
+    def attributes(value: object, _: Any) -> tuple[tuple[str, AttributeTest], ...]:
+        if not isinstance(value, dict) or not value:
+            _refuse("attributes", 'must be a table of attribute names, e.g. { condition = "COPD" }')
+        tests = conv.structure(value, dict[str, AttributeTest])
+        return tuple(sorted(tests.items()))
+
+    conv.register_structure_hook(_Levels, _levels)
+    conv.register_structure_hook(_Texts, _texts)
+    conv.register_structure_hook(_Transitions, _transitions)
+    conv.register_structure_hook(_Flags, _flags)
+    conv.register_structure_hook(_Boolean, _boolean)
+    conv.register_structure_hook(AttributeTest, _attribute_test)
+    conv.register_structure_hook(_Attributes, attributes)
+    conv.register_structure_hook(_Percent, _bound(0.0, 100.0))
+    conv.register_structure_hook(_Difference, _bound(-100.0, 100.0))
+
 
 #: Every condition a ``when`` or ``unless`` table may hold.
-CONDITION_KEYS: tuple[str, ...] = tuple(_PARSERS)
-
-
-def parse_conditions(
-    table: object, field: str, where: Where, problems: list[Problem]
-) -> Conditions | None:
-    """Read a ``when``/``unless`` table, appending a :class:`Problem` for each fault."""
-    if not isinstance(table, dict):
-        problems.append(Problem(where(field), "table", "must be a table of conditions"))
-        return None
-    values: dict[str, Any] = {}
-    before = len(problems)
-    for key, value in table.items():
-        parser = _PARSERS.get(key)
-        if parser is None:
-            message = f"unknown condition {key!r}; known: {', '.join(CONDITION_KEYS)}"
-            problems.append(Problem(where(f"{field}.{key}"), "unknown-field", message))
-            continue
-        values[key] = parser(value, f"{field}.{key}", where, problems)
-    if len(problems) > before:
-        return None
-    return Conditions(**values)
+CONDITION_KEYS: tuple[str, ...] = tuple(f.name for f in attrs.fields(Conditions))
 
 
 def conditions_as_text(conditions: Conditions) -> list[str]:

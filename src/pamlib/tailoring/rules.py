@@ -13,25 +13,39 @@ Rules come from two places and are evaluated together, by one engine:
 A bad file is rejected as a whole with every problem at once; each :class:`~pamlib.errors.Problem`
 names the file, the rule id (or its position when the id itself is missing) and the field.
 
-The TOML is read by hand rather than through a converter: a rule file is a configuration
-language written by people, with conveniences (a value or a list of values) that a generic
-structuring would turn into vaguer errors.
+The TOML is structured by a private cattrs converter into private document classes (the
+conveniences of a language written by people, a value or a list of values, are structure hooks
+with their own problem codes), then turned into the models above.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol, TypeAlias, runtime_checkable
+from typing import Any, ClassVar, NewType, Protocol, TypeAlias, runtime_checkable
 
 import attrs
+import cattrs
 
+from pamlib._config import (
+    FieldError,
+    KeyPath,
+    Located,
+    Wording,
+    dotted,
+    in_document_order,
+    make_converter,
+    structure,
+    structure_each,
+    structure_fields,
+)
 from pamlib._documents import DocumentError, decode_utf8, parse_toml
 from pamlib.errors import ConfigurationError, Problem, RuleError
 from pamlib.pathways import Coding, Pathway
-from pamlib.tailoring.conditions import Conditions, parse_conditions
+from pamlib.tailoring.conditions import Conditions, WhenDoc, configure_conditions
 from pamlib.tailoring.context import Context
 
 __all__ = [
@@ -334,9 +348,8 @@ class RuleFile:
     unchecked_refs: tuple[tuple[str, str], ...] = attrs.field(default=(), eq=False, repr=False)
 
 
-_RULE_KEYS = ("id", "priority", "reason", "when", "unless", "then")
-_PATHWAY_KEYS = ("id", "name", "description", "concept")
-_CONCEPT_KEYS = ("system", "code", "display")
+# -- the rule file as written (structured by a private converter) ------------------------------
+
 _ACTION_KEYS = (
     "recommend",
     "suppress",
@@ -347,6 +360,294 @@ _ACTION_KEYS = (
     "reassess_after_months",
     "reason",
 )
+_ID_MESSAGE = "needs an id of letters, digits and . _ : - (no spaces or ;)"
+_THEN_MESSAGE = "a rule needs at least one action: then = [ { recommend = ... } ]"
+_REASON_MESSAGE = "every rule says why, in words shown in explanations"
+_MONTHS_MESSAGE = f"must be a whole number of months from 1 to {MAX_REASSESS_MONTHS}"
+
+_RuleId = NewType("_RuleId", str)
+_PathwayId = NewType("_PathwayId", str)
+_Priority = NewType("_Priority", int)
+_Reason = NewType("_Reason", str)
+_Text = NewType("_Text", str)
+_AnyText = NewType("_AnyText", str)
+_Months = NewType("_Months", int)
+_PathwayIds = NewType("_PathwayIds", tuple[str, ...])
+_PathwayIdsOrAny = NewType("_PathwayIdsOrAny", tuple[str, ...])
+_Actions = NewType("_Actions", tuple[Any, ...])
+_RuleTables = NewType("_RuleTables", tuple[Any, ...])
+_PathwayTables = NewType("_PathwayTables", tuple[Any, ...])
+_Format = NewType("_Format", int)
+
+
+def _action_checks(raw: Mapping[str, Any]) -> list[FieldError]:
+    """Which keys an action may combine: told by the keys present, whatever their values."""
+    keys = set(raw)
+    if {"recommend", "suppress"} <= keys:
+        return [FieldError("action", "an action either recommends or suppresses, not both")]
+    if "recommend" in keys:
+        message = "not allowed with recommend (put it in its own action)"
+        return [
+            FieldError("action", message, (k,))
+            for k in ("pathway", "reassess_after_months")
+            if k in raw
+        ]
+    if "suppress" in keys:
+        message = "a suppress action takes only reason besides the pathway"
+        return [
+            FieldError("action", message, (k,))
+            for k in raw
+            if k in _ACTION_KEYS and k not in ("suppress", "reason")
+        ]
+    out: list[FieldError] = []
+    pathway = raw.get("pathway")
+    if isinstance(pathway, list) and len(pathway) > 1:
+        out.append(FieldError("pathway", "settings name one pathway", ("pathway",)))
+    if {"reassess_after_months", "pathway"} <= keys:
+        message = "reassessment is for the person, not a pathway"
+        out.append(FieldError("action", message, ("pathway",)))
+    if not {"intensity", "contact_frequency", "note", "reassess_after_months"} & keys:
+        message = (
+            "an action needs recommend, suppress, intensity, contact_frequency, note "
+            "or reassess_after_months"
+        )
+        out.append(FieldError("action", message))
+    out += [
+        FieldError("pathway", f"{k} needs the pathway it applies to: pathway = ...", (k,))
+        for k in ("intensity", "contact_frequency")
+        if k in keys and "pathway" not in keys
+    ]
+    return out
+
+
+@attrs.frozen(kw_only=True)
+class _ActionDoc:
+    """One table of a rule's ``then``."""
+
+    wording: ClassVar = Wording(
+        ("action", "an action is a table"),
+        ("unknown-field", f"unknown key {{key!r}}; actions use {', '.join(_ACTION_KEYS)}"),
+        check=_action_checks,
+    )
+    recommend: _PathwayIds | None = None
+    suppress: _PathwayIdsOrAny | None = None
+    pathway: _PathwayIds | None = None
+    intensity: _Text | None = None
+    contact_frequency: _Text | None = None
+    note: _Text | None = None
+    reassess_after_months: _Months | None = None
+    reason: _Text | None = None
+
+    def actions(self) -> list[Action]:
+        if self.recommend is not None:
+            return [
+                Recommend(p, self.intensity, self.contact_frequency, self.note, self.reason)
+                for p in self.recommend
+            ]
+        if self.suppress is not None:
+            return [Suppress(p, self.reason) for p in self.suppress]
+        pathway = self.pathway[0] if self.pathway else None
+        out: list[Action] = []
+        if pathway is not None and self.intensity is not None:
+            out.append(SetIntensity(pathway, self.intensity, self.reason))
+        if pathway is not None and self.contact_frequency is not None:
+            out.append(SetContactFrequency(pathway, self.contact_frequency, self.reason))
+        if self.note is not None:
+            out.append(Note(self.note, pathway, self.reason))
+        if self.reassess_after_months is not None:
+            out.append(Reassess(self.reassess_after_months, self.reason))
+        return out
+
+    def pathway_refs(self) -> list[tuple[str, str]]:
+        """(key, pathway id) for each pathway the action names."""
+        return [
+            (key, p)
+            for key in ("recommend", "suppress", "pathway")
+            for p in getattr(self, key) or ()
+            if p != ANY_PATHWAY
+        ]
+
+
+@attrs.frozen(kw_only=True)
+class _RuleDoc:
+    """One ``[[rule]]`` table."""
+
+    wording: ClassVar = Wording(
+        ("table", "must be a table"),
+        (
+            "unknown-field",
+            "unknown key {key!r}; a rule has id, priority, reason, when, unless, then",
+        ),
+        missing={
+            "id": ("id", f"a rule {_ID_MESSAGE}"),
+            "reason": ("reason", _REASON_MESSAGE),
+            "then": ("then", _THEN_MESSAGE),
+        },
+    )
+    id: _RuleId
+    priority: _Priority = _Priority(0)
+    reason: _Reason
+    when: WhenDoc | None = None
+    unless: WhenDoc | None = None
+    then: _Actions
+
+
+@attrs.frozen(kw_only=True)
+class _ConceptDoc:
+    wording: ClassVar = Wording(
+        ("concept", 'must be a table: { system = "...", code = "...", display = "..." }'),
+        ("unknown-field", "unknown key {key!r}; a concept has system, code and display"),
+        missing={k: ("missing", f"a concept needs a {k}") for k in ("system", "code")},
+    )
+    system: _Text
+    code: _Text
+    display: _Text | None = None
+
+
+@attrs.frozen(kw_only=True)
+class _PathwayDoc:
+    """One ``[[pathway]]`` table: a new pathway, or fields to change on a known one."""
+
+    wording: ClassVar = Wording(
+        ("table", "must be a table"),
+        ("unknown-field", "unknown key {key!r}; a pathway has id, name, description, concept"),
+        missing={"id": ("id", f"a pathway {_ID_MESSAGE}")},
+    )
+    id: _PathwayId
+    name: _Text | None = None
+    description: _AnyText | None = None
+    concept: _ConceptDoc | None = None
+
+
+@attrs.frozen(kw_only=True)
+class _RulesDoc:
+    """A rule file's top level."""
+
+    wording: ClassVar = Wording(
+        ("table", "must be a table"),
+        (
+            "unknown-field",
+            "unknown key {key!r}; a rule file holds format, [[rule]] and [[pathway]]",
+        ),
+    )
+    format: _Format = _Format(FORMAT_VERSION)
+    rule: _RuleTables = _RuleTables(())
+    pathway: _PathwayTables = _PathwayTables(())
+
+
+def _check(test: Callable[[Any], bool], code: str, message: str) -> Callable[[Any, Any], Any]:
+    """A structure hook passing values ``test`` accepts, refusing others with ``code``."""
+
+    def hook(value: Any, _: Any) -> Any:
+        if not test(value):
+            raise FieldError(code, message)
+        return value
+
+    return hook
+
+
+def _ids(wildcard: bool) -> Callable[[Any, Any], tuple[str, ...]]:
+    extra = f' ("{ANY_PATHWAY}" for every pathway)' if wildcard else ""
+    message = f"must be a pathway id or a list of pathway ids{extra}"
+
+    def hook(value: Any, _: Any) -> tuple[str, ...]:
+        items = value if isinstance(value, list) else [value]
+        if not items or not all(
+            isinstance(v, str) and (ID_PATTERN.match(v) or (wildcard and v == ANY_PATHWAY))
+            for v in items
+        ):
+            raise FieldError("pathway", message)
+        return tuple(items)
+
+    return hook
+
+
+def _tables(key: str) -> Callable[[Any, Any], tuple[Any, ...]]:
+    def hook(value: Any, _: Any) -> tuple[Any, ...]:
+        if not isinstance(value, list):
+            raise FieldError("table", f"{key}s are written as [[{key}]] tables")
+        return tuple(value)
+
+    return hook
+
+
+def _actions_hook(conv: cattrs.Converter) -> Callable[[Any, Any], tuple[_ActionDoc, ...]]:
+    def hook(value: Any, _: Any) -> tuple[_ActionDoc, ...]:
+        if not isinstance(value, list) or not value:
+            raise FieldError("then", _THEN_MESSAGE)
+        return conv.structure(value, tuple[_ActionDoc, ...])
+
+    return hook
+
+
+def _is_id(value: object) -> bool:
+    return isinstance(value, str) and bool(ID_PATTERN.match(value))
+
+
+def _is_text(value: object) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def _is_whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@functools.cache
+def _converter() -> cattrs.Converter:
+    conv = make_converter()
+    configure_conditions(conv)
+    text = _check(_is_text, "text", "must be a non-empty text")
+    conv.register_structure_hook(_RuleId, _check(_is_id, "id", f"a rule {_ID_MESSAGE}"))
+    conv.register_structure_hook(_PathwayId, _check(_is_id, "id", f"a pathway {_ID_MESSAGE}"))
+    conv.register_structure_hook(_Priority, _check(_is_whole, "priority", "must be a whole number"))
+    conv.register_structure_hook(_Reason, _check(_is_text, "reason", _REASON_MESSAGE))
+    conv.register_structure_hook(_Text, lambda v, _: text(v, _).strip())
+    conv.register_structure_hook(
+        _AnyText, _check(lambda v: isinstance(v, str), "text", "must be a text")
+    )
+    conv.register_structure_hook(_RuleTables, _tables("rule"))
+    conv.register_structure_hook(_PathwayTables, _tables("pathway"))
+    conv.register_structure_hook(_Months, _check(_months_ok, "months", _MONTHS_MESSAGE))
+    conv.register_structure_hook(_PathwayIds, _ids(wildcard=False))
+    conv.register_structure_hook(_PathwayIdsOrAny, _ids(wildcard=True))
+    conv.register_structure_hook(_Actions, _actions_hook(conv))
+    conv.register_structure_hook(
+        _Format,
+        _check(
+            lambda v: _is_whole(v) and v == FORMAT_VERSION,
+            "format",
+            f"this pamlib reads rule file format {FORMAT_VERSION}",
+        ),
+    )
+    return conv
+
+
+@attrs.frozen
+class _Locator:
+    """Paths in one rule file as its problems name them: ``site.toml: rule 'r1': when.level``
+    (``rule #2 ('a b')`` when the id is unusable), ``site.toml: pathway 'p': name``."""
+
+    source: str
+    document: Mapping[str, Any]
+
+    def label(self, kind: str, index: int) -> str:
+        tables = self.document.get(kind)
+        table = tables[index] if isinstance(tables, list) else None
+        given = table.get("id") if isinstance(table, dict) else None
+        if _is_id(given):
+            return f"{kind} {given!r}"
+        bad = f" ({given!r})" if isinstance(given, str) and kind == "rule" else ""
+        return f"{kind} #{index + 1}{bad}"
+
+    def where(self, path: KeyPath) -> str:
+        if len(path) > 1 and path[0] in ("rule", "pathway") and isinstance(path[1], int):
+            label = f"{self.source}: {self.label(str(path[0]), path[1])}"
+            return f"{label}: {dotted(path[2:])}" if len(path) > 2 else label
+        return f"{self.source}: {dotted(path)}" if path else self.source
+
+    def problems(self, found: Iterable[Located]) -> list[Problem]:
+        ordered = in_document_order(found, self.document)
+        return [Problem(self.where(f.path), f.code, f.message) for f in ordered]
 
 
 def load_rules(path: str | os.PathLike[str]) -> RuleFile:
@@ -395,308 +696,89 @@ def parse_rules(text: str, source: str = "<rules>") -> RuleFile:
 
 def check_rules_text(text: str, source: str) -> tuple[RuleFile, list[Problem]]:
     """What :func:`parse_rules` reads, without raising: the rules and pathways that are valid,
-    and every problem. Lets a caller check the valid rules' pathways too, in the same report."""
+    and every problem. Lets a caller check the valid rules' pathways too, in the same report.
+
+    Each ``[[rule]]`` and ``[[pathway]]`` table is structured on its own, so the duplicate-id
+    checks see every valid table, and the pathways a refused rule names (its valid actions')
+    are still checked by the engine (:attr:`RuleFile.unchecked_refs`).
+    """
     try:
         data = parse_toml(text, source)
     except DocumentError as exc:  # bad syntax, nesting too deep, an integer too long
         return RuleFile(source), [exc.problem]
-    problems: list[Problem] = []
-    for key in data:
-        if key not in ("format", "rule", "pathway"):
-            message = f"unknown key {key!r}; a rule file holds format, [[rule]] and [[pathway]]"
-            problems.append(Problem(f"{source}: {key}", "unknown-field", message))
-    version = data.get("format", FORMAT_VERSION)
-    if version != FORMAT_VERSION or isinstance(version, bool):
-        message = f"this pamlib reads rule file format {FORMAT_VERSION}"
-        problems.append(Problem(f"{source}: format", "format", message))
+    conv = _converter()
+    locate = _Locator(source, data)
+    top, found = structure_fields(conv, data, _RulesDoc)
     rules: list[FileRule] = []
     unchecked: list[tuple[str, str]] = []
     seen: set[str] = set()
-    tables = data.get("rule", [])
-    if not isinstance(tables, list):
-        problems.append(Problem(f"{source}: rule", "table", "rules are written as [[rule]] tables"))
-        tables = []
-    for index, table in enumerate(tables):
-        parsed = _parse_rule(table, index, source, problems, unchecked)
-        if parsed is None:
+    for index, table in enumerate(top.get("rule", ())):
+        made, problems = structure(conv, table, _RuleDoc, ("rule", index))
+        found += problems
+        if made is None:
+            unchecked += _salvaged_refs(conv, table, ("rule", index), locate)
             continue
+        parsed = _file_rule(made, source, locate.where(("rule", index)))
         if parsed.id in seen:
             message = "this rule id is used twice in the file"
-            problems.append(Problem(f"{source}: rule {parsed.id!r}: id", "duplicate", message))
-            unchecked.extend(parsed.pathway_refs)
+            found.append(Located(("rule", index, "id"), "duplicate", message))
+            unchecked += parsed.pathway_refs
             continue
         seen.add(parsed.id)
         rules.append(parsed)
-    pathways = _parse_pathways(data.get("pathway", []), source, problems)
-    return RuleFile(source, tuple(rules), pathways, tuple(unchecked)), problems
+    pathways: list[Mapping[str, Any]] = []
+    defined: set[str] = set()
+    for index, table in enumerate(top.get("pathway", ())):
+        made, problems = structure(conv, table, _PathwayDoc, ("pathway", index))
+        found += problems
+        if made is None:
+            continue
+        if made.id in defined:
+            message = "this pathway is defined twice in the file"
+            found.append(Located(("pathway", index, "id"), "duplicate", message))
+            continue
+        defined.add(made.id)
+        pathways.append(dict(table))
+    rule_file = RuleFile(source, tuple(rules), tuple(pathways), tuple(unchecked))
+    return rule_file, locate.problems(found)
 
 
-def _nonempty_text(value: object) -> bool:
-    return isinstance(value, str) and bool(value.strip())
-
-
-def _parse_rule(
-    table: object,
-    index: int,
-    source: str,
-    problems: list[Problem],
-    unchecked: list[tuple[str, str]],
-) -> FileRule | None:
-    """One ``[[rule]]`` table, or ``None`` with its problems added; the pathways a refused rule
-    names go to ``unchecked``, to be checked with the valid rules' pathways."""
-    if not isinstance(table, dict):
-        problems.append(Problem(f"{source}: rule #{index + 1}", "table", "must be a table"))
-        return None
-    rule_id = table.get("id")
-    named = isinstance(rule_id, str) and bool(ID_PATTERN.match(rule_id))
-    label = f"rule {rule_id!r}" if named else f"rule #{index + 1}"
-    if isinstance(rule_id, str) and not named:
-        label += f" ({rule_id!r})"
-
-    def where(field: str) -> str:
-        return f"{source}: {label}: {field}"
-
-    before = len(problems)
-    if not named:
-        message = "a rule needs an id of letters, digits and . _ : - (no spaces or ;)"
-        problems.append(Problem(where("id"), "id", message))
-    for key in table:
-        if key not in _RULE_KEYS:
-            message = f"unknown key {key!r}; a rule has {', '.join(_RULE_KEYS)}"
-            problems.append(Problem(where(key), "unknown-field", message))
-    priority = table.get("priority", 0)
-    if not isinstance(priority, int) or isinstance(priority, bool):
-        problems.append(Problem(where("priority"), "priority", "must be a whole number"))
-    reason = table.get("reason")
-    if not _nonempty_text(reason):
-        message = "every rule says why, in words shown in explanations"
-        problems.append(Problem(where("reason"), "reason", message))
-    when = parse_conditions(table.get("when", {}), "when", where, problems)
-    unless = None
-    if "unless" in table:
-        unless = parse_conditions(table["unless"], "unless", where, problems)
-    then = table.get("then")
-    actions: list[Action] = []
-    named_refs: list[tuple[str, str]] = []
-    if not isinstance(then, list) or not then:
-        message = "a rule needs at least one action: then = [ { recommend = ... } ]"
-        problems.append(Problem(where("then"), "then", message))
-    else:
-        for i, action in enumerate(then):
-            actions.extend(_parse_action(action, f"then[{i}]", where, problems, named_refs))
-    if (
-        len(problems) > before
-        or when is None
-        or not isinstance(rule_id, str)
-        or not isinstance(reason, str)
-        or not isinstance(priority, int)
-    ):
-        unchecked.extend(named_refs)
-        return None
+def _file_rule(doc: _RuleDoc, source: str, label: str) -> FileRule:
+    actions = [a for action in doc.then for a in action.actions()]
+    refs = [
+        (f"{label}: then[{i}].{key}", p)
+        for i, action in enumerate(doc.then)
+        for key, p in action.pathway_refs()
+    ]
     return FileRule(
-        id=rule_id,
-        reason=reason.strip(),
+        id=doc.id,
+        reason=doc.reason.strip(),
         then=tuple(actions),
-        priority=priority,
-        when=when,
-        unless=unless,
+        priority=doc.priority,
+        when=doc.when.conditions() if doc.when is not None else Conditions(),
+        unless=doc.unless.conditions() if doc.unless is not None else None,
         source=source,
-        pathway_refs=tuple(named_refs),
+        pathway_refs=tuple(refs),
     )
 
 
-@attrs.define
-class _ActionReader:
-    """Reads one ``then`` table; every fault becomes a problem naming the field."""
-
-    table: dict[str, Any]
-    field: str
-    where: Callable[[str], str]
-    problems: list[Problem]
-    refs: list[tuple[str, str]]
-
-    def fault(self, key: str | None, code: str, message: str) -> None:
-        at = self.field if key is None else f"{self.field}.{key}"
-        self.problems.append(Problem(self.where(at), code, message))
-
-    def text(self, key: str) -> str | None:
-        if key not in self.table:
-            return None
-        value = self.table[key]
-        if not _nonempty_text(value):
-            self.fault(key, "text", "must be a non-empty text")
-            return None
-        return str(value).strip()
-
-    def pathway_ids(self, key: str, wildcard: bool) -> list[str]:
-        value = self.table[key]
-        items = value if isinstance(value, list) else [value]
-        ids = [v for v in items if isinstance(v, str)]
-        ok = (
-            bool(items)
-            and len(ids) == len(items)
-            and all(ID_PATTERN.match(v) or (wildcard and v == ANY_PATHWAY) for v in ids)
-        )
-        if not ok:
-            extra = f' ("{ANY_PATHWAY}" for every pathway)' if wildcard else ""
-            self.fault(key, "pathway", f"must be a pathway id or a list of pathway ids{extra}")
-            return []
-        at = self.where(f"{self.field}.{key}")
-        self.refs.extend((at, p) for p in ids if p != ANY_PATHWAY)
-        return ids
-
-    def read(self) -> list[Action]:
-        before = len(self.problems)
-        for key in self.table:
-            if key not in _ACTION_KEYS:
-                self.fault(
-                    key,
-                    "unknown-field",
-                    f"unknown key {key!r}; actions use {', '.join(_ACTION_KEYS)}",
-                )
-        if "recommend" in self.table and "suppress" in self.table:
-            self.fault(None, "action", "an action either recommends or suppresses, not both")
-            return []
-        if "recommend" in self.table:
-            actions = self.recommend()
-        elif "suppress" in self.table:
-            actions = self.suppress()
-        else:
-            actions = self.settings()
-        return [] if len(self.problems) > before else actions
-
-    def recommend(self) -> list[Action]:
-        for key in ("pathway", "reassess_after_months"):
-            if key in self.table:
-                self.fault(key, "action", "not allowed with recommend (put it in its own action)")
-        reason = self.text("reason")
-        intensity, frequency = self.text("intensity"), self.text("contact_frequency")
-        note = self.text("note")
-        ids = self.pathway_ids("recommend", wildcard=False)
-        return [Recommend(p, intensity, frequency, note, reason) for p in ids]
-
-    def suppress(self) -> list[Action]:
-        for key in self.table:
-            if key not in ("suppress", "reason") and key in _ACTION_KEYS:
-                self.fault(key, "action", "a suppress action takes only reason besides the pathway")
-        reason = self.text("reason")
-        return [Suppress(p, reason) for p in self.pathway_ids("suppress", wildcard=True)]
-
-    def settings(self) -> list[Action]:
-        """Intensity / contact frequency / note for a pathway, or a reassessment interval."""
-        reason = self.text("reason")
-        intensity, frequency = self.text("intensity"), self.text("contact_frequency")
-        note = self.text("note")
-        pathway = None
-        if "pathway" in self.table:
-            ids = self.pathway_ids("pathway", wildcard=False)
-            if len(ids) > 1:
-                self.fault("pathway", "pathway", "settings name one pathway")
-            pathway = ids[0] if ids else None
-        months = self.table.get("reassess_after_months")
-        if "reassess_after_months" in self.table:
-            if not _months_ok(months):
-                message = f"must be a whole number of months from 1 to {MAX_REASSESS_MONTHS}"
-                self.fault("reassess_after_months", "months", message)
-            if "pathway" in self.table:
-                self.fault("pathway", "action", "reassessment is for the person, not a pathway")
-        if not {"intensity", "contact_frequency", "note", "reassess_after_months"} & set(
-            self.table
-        ):
-            message = (
-                "an action needs recommend, suppress, intensity, contact_frequency, note "
-                "or reassess_after_months"
-            )
-            self.fault(None, "action", message)
-        for key in ("intensity", "contact_frequency"):
-            if key in self.table and "pathway" not in self.table:
-                self.fault(key, "pathway", f"{key} needs the pathway it applies to: pathway = ...")
-        actions: list[Action] = []
-        if pathway is not None and intensity is not None:
-            actions.append(SetIntensity(pathway, intensity, reason))
-        if pathway is not None and frequency is not None:
-            actions.append(SetContactFrequency(pathway, frequency, reason))
-        if note is not None:
-            actions.append(Note(note, pathway, reason))
-        if isinstance(months, int) and _months_ok(months):
-            actions.append(Reassess(months, reason))
-        return actions
+def _salvaged_refs(
+    conv: cattrs.Converter, table: object, path: KeyPath, locate: _Locator
+) -> list[tuple[str, str]]:
+    """The pathways named by the valid actions of a refused rule, to be checked all the same."""
+    then = table.get("then") if isinstance(table, dict) else None
+    if not isinstance(then, list):
+        return []
+    valid, _ = structure_each(conv, then, _ActionDoc, (*path, "then"))
+    return [
+        (locate.where((*path, "then", i, key)), p)
+        for i, action in valid
+        for key, p in action.pathway_refs()
+    ]
 
 
 def _months_ok(months: object) -> bool:
-    return (
-        isinstance(months, int)
-        and not isinstance(months, bool)
-        and 1 <= months <= MAX_REASSESS_MONTHS
-    )
-
-
-def _parse_action(
-    table: object,
-    field: str,
-    where: Callable[[str], str],
-    problems: list[Problem],
-    refs: list[tuple[str, str]],
-) -> list[Action]:
-    if not isinstance(table, dict):
-        problems.append(Problem(where(field), "action", "an action is a table"))
-        return []
-    return _ActionReader(table, field, where, problems, refs).read()
-
-
-def _parse_pathways(
-    tables: object, source: str, problems: list[Problem]
-) -> tuple[Mapping[str, Any], ...]:
-    if not isinstance(tables, list):
-        message = "pathways are written as [[pathway]] tables"
-        problems.append(Problem(f"{source}: pathway", "table", message))
-        return ()
-    out: list[Mapping[str, Any]] = []
-    seen: set[str] = set()
-    for index, table in enumerate(tables):
-        if not isinstance(table, dict):
-            problems.append(Problem(f"{source}: pathway #{index + 1}", "table", "must be a table"))
-            continue
-        pid = table.get("id")
-        named = isinstance(pid, str) and bool(ID_PATTERN.match(pid))
-        label = f"{source}: pathway {pid!r}" if named else f"{source}: pathway #{index + 1}"
-        before = len(problems)
-        if not named:
-            message = "a pathway needs an id of letters, digits and . _ : - (no spaces or ;)"
-            problems.append(Problem(f"{label}: id", "id", message))
-        elif pid in seen:
-            message = "this pathway is defined twice in the file"
-            problems.append(Problem(f"{label}: id", "duplicate", message))
-        for key, value in table.items():
-            if key not in _PATHWAY_KEYS:
-                message = f"unknown key {key!r}; a pathway has {', '.join(_PATHWAY_KEYS)}"
-                problems.append(Problem(f"{label}: {key}", "unknown-field", message))
-            elif key == "name" and not _nonempty_text(value):
-                problems.append(Problem(f"{label}: name", "text", "must be a non-empty text"))
-            elif key == "description" and not isinstance(value, str):
-                problems.append(Problem(f"{label}: description", "text", "must be a text"))
-            elif key == "concept":
-                _check_concept(value, f"{label}: concept", problems)
-        if len(problems) == before and isinstance(pid, str):
-            seen.add(pid)
-            out.append(dict(table))
-    return tuple(out)
-
-
-def _check_concept(value: object, where: str, problems: list[Problem]) -> None:
-    if not isinstance(value, dict):
-        message = 'must be a table: { system = "...", code = "...", display = "..." }'
-        problems.append(Problem(where, "concept", message))
-        return
-    for key, item in value.items():
-        if key not in _CONCEPT_KEYS:
-            message = f"unknown key {key!r}; a concept has system, code and display"
-            problems.append(Problem(f"{where}.{key}", "unknown-field", message))
-        elif not _nonempty_text(item):
-            problems.append(Problem(f"{where}.{key}", "text", "must be a non-empty text"))
-    for key in ("system", "code"):
-        if key not in value:
-            problems.append(Problem(f"{where}.{key}", "missing", f"a concept needs a {key}"))
+    return isinstance(months, int) and _is_whole(months) and 1 <= months <= MAX_REASSESS_MONTHS
 
 
 def pathway_from_table(table: Mapping[str, Any], base: Pathway | None) -> Pathway:
