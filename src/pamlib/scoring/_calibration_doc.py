@@ -166,7 +166,10 @@ class _Whole:
         if value < self.low or (self.high is not None and value > self.high):
             hi = self.high
             raise _FieldError(
-                "range", f"expected {self.low}..{hi}" if hi is not None else f"≥ {self.low}"
+                "range",
+                f"expected {self.low}..{hi}"
+                if hi is not None
+                else f"expected a whole number ≥ {self.low}",
             )
         return value
 
