@@ -34,6 +34,8 @@ def test_every_scored_format_reports_identically(
         report = export.with_name(f"report-{provider}-{suffix}.html")
         assert main(["report", str(scored), "-o", str(report), "--json", str(summary)]) == 0
         summaries[suffix] = json.loads(summary.read_text(encoding="utf-8"))
+        context = summaries[suffix].pop("context")  # names this input and the time of the run
+        assert [s["name"] for s in context["sources"]] == [scored.name]
     assert summaries["parquet"] == summaries["csv"]
     assert summaries["jsonl"] == summaries["csv"]
     assert summaries["csv"]["demo"] is (provider == "demo")

@@ -33,12 +33,12 @@ BINS = tuple(f"{lo}-{lo + 10}" for lo in range(0, 100, 10))
 
 
 def published_numbers(node: Any, path: str = "$") -> list[tuple[str, Any]]:
-    """Every number of a JSON summary except the settings (which are not counts)."""
+    """Every number of a JSON summary except the settings and the context (not counts)."""
     if isinstance(node, dict):
         return [
             item
             for key, value in node.items()
-            if not (path == "$" and key == "config")
+            if not (path == "$" and key in ("config", "context"))
             for item in published_numbers(value, f"{path}.{key}")
         ]
     if isinstance(node, list):

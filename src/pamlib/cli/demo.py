@@ -85,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
     from pamlib.cli import UsageError
     from pamlib.pipeline import TableScorer, write_rejects, write_scored
     from pamlib.reporting import build_report, write_html, write_json
+    from pamlib.reporting.headlines import console_lines
     from pamlib.tailoring import EXAMPLE_SITE_RULES, tailor
 
     if args.patients < 1:
@@ -99,7 +100,6 @@ def run(args: argparse.Namespace) -> int:
         f"Synthetic cohort: {len(per_patient)} patients, {len(cohort)} assessments "
         f"of {cohort.instrument.id} (seed {args.seed}), plus 3 rows broken on purpose."
     )
-    print(f"Patients with a follow-up: {sum(1 for n in per_patient.values() if n > 1)}")
     host = get_host()
     scored, rejects = out / "scored.csv", out / "rejects.csv"
     html, summary_json = out / "report.html", out / "summary.json"
@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         # One pass in memory: score, tailor, report; each file is written once, never read.
         run = TableScorer(provider=DEMO_PROVIDER, host=host).score_source(source)
         tailored = tailor(run.scored, [str(EXAMPLE_SITE_RULES)], host=host)
-        report = build_report(tailored)
+        report = build_report(tailored, sources=[source], rules=[EXAMPLE_SITE_RULES])
         targets = [guard.open(p) for p in (rejects, scored, html, summary_json)]
         try:
             write_rejects(run, targets[0], commit=False)
@@ -140,11 +140,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"Scored with '{DEMO_PROVIDER}' (synthetic calibration — NOT PAM scores).")
     print_summary(summary, sys.stdout)
     _print_tailoring(tailored)
-    nqf = report.nqf2483
-    print(
-        f"Cohort report: {html} (summary: {summary_json}); "
-        f"NQF #2483-style measure {nqf.numerator}/{nqf.denominator} gained 3+ points."
-    )
+    print(f"Cohort report: {html} (summary: {summary_json}); its headline figures:")
+    for line in console_lines(report.released, report.config):
+        print(f"  {line}")
     return 0
 
 

@@ -59,12 +59,22 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--provider", metavar="NAME", help="score a raw export first with this provider")
     p.add_argument("--calibration", metavar="FILE", help="calibration file for --provider rasch")
     p.add_argument("--mapping", metavar="FILE", help="column mapping for a raw export")
+    p.add_argument(
+        "--rules",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a tailoring rules file the scored input was tailored with (repeatable); listed "
+        "in the report's context by name and sha256",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from pamlib.cli import UsageError
     from pamlib.reporting import IdentifyingColumnError, ReportConfig, build_report, parse_threshold
+    from pamlib.reporting.context import SourceFile
+    from pamlib.reporting.headlines import console_lines
 
     if args.publish and args.patients:
         raise UsageError(
@@ -77,19 +87,27 @@ def run(args: argparse.Namespace) -> int:
         guard.input(source, "the input")
         guard.input(args.mapping, "the mapping file")
         guard.input(args.calibration, "the calibration file")
+        for rules in args.rules:
+            guard.input(rules, "the rules file")
         guard.output(args.output, "the HTML report (-o)")
         guard.output(args.json, "the JSON summary (--json)")
         guard.output(args.patients, "the per-patient CSV (--patients)")
         scored: ScoredTable | Path = source
         if args.provider is not None:
             scored = _score_first(args, source, guard)
+        sources = [SourceFile.of(source, "input", digest=False)]
+        sources += [
+            SourceFile.of(path, role)
+            for path, role in ((args.mapping, "mapping"), (args.calibration, "calibration"))
+            if path is not None
+        ]
         config = ReportConfig(
             threshold=parse_threshold(args.threshold),
             group_by=args.group_by,
             publish=args.publish,
         )
         try:
-            report = build_report(scored, config)
+            report = build_report(scored, config, sources=sources, rules=args.rules)
         except IdentifyingColumnError as exc:  # the column is the user's choice: a usage error
             raise UsageError(str(exc)) from None
         _write(guard, report, args)
@@ -98,6 +116,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"Summary: {args.json}", file=sys.stderr)
     if args.patients:
         print(f"Patients: {args.patients}", file=sys.stderr)
+    for line in console_lines(report.released, report.config):
+        print(line, file=sys.stderr)
     if report.demo:
         print(
             "Note: these scores come from the synthetic demo calibration — NOT PAM scores.",

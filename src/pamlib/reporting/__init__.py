@@ -14,6 +14,13 @@ The rules are in ``docs/reporting.rst`` and in the docstrings of the modules nam
 """
 
 from pamlib.reporting.columns import SCORED_TABLE_COLUMNS, ScoredColumns, load_scored
+from pamlib.reporting.comparison import (
+    Comparison,
+    GroupRate,
+    compare_groups,
+    control_limits,
+    wilson_interval,
+)
 from pamlib.reporting.config import (
     NQF2483_GAIN_POINTS,
     NQF2483_WINDOW_MONTHS,
@@ -22,6 +29,8 @@ from pamlib.reporting.config import (
     SuppressionRule,
     parse_threshold,
 )
+from pamlib.reporting.context import ReportContext, SourceFile, report_context
+from pamlib.reporting.headlines import console_lines
 from pamlib.reporting.html import render_html
 from pamlib.reporting.measures import (
     EXTREME_RESPONSE_FLAG,
@@ -65,12 +74,16 @@ __all__ = [
     "Classification",
     "CohortReport",
     "CohortSummary",
+    "Comparison",
     "Exclusion",
+    "GroupRate",
     "IdentifyingColumnError",
     "MeasureStatus",
     "Nqf2483",
     "ReportConfig",
+    "ReportContext",
     "ScoredColumns",
+    "SourceFile",
     "Suppressed",
     "SuppressionRule",
     "Trajectories",
@@ -78,6 +91,9 @@ __all__ = [
     "UnknownPatientError",
     "add_calendar_months",
     "build_report",
+    "compare_groups",
+    "console_lines",
+    "control_limits",
     "hidden_counts",
     "is_identifier_name",
     "link_trajectories",
@@ -85,9 +101,11 @@ __all__ = [
     "nqf2483",
     "parse_threshold",
     "render_html",
+    "report_context",
     "summarise",
     "summary_json",
     "suppress",
+    "wilson_interval",
     "write_html",
     "write_json",
     "write_patients_csv",

@@ -14,9 +14,10 @@ from html import escape
 
 import attrs
 
+from pamlib.reporting.comparison import Z_95, Z_998, Comparison, control_limits
 from pamlib.reporting.summary import Suppressed, Value
 
-__all__ = ["Series", "bar_chart", "display", "figure_attrs"]
+__all__ = ["Series", "bar_chart", "display", "figure_attrs", "funnel_plot"]
 
 WIDTH, HEIGHT = 640, 270
 LEFT, RIGHT, TOP, BOTTOM = 52, 12, 34, 44
@@ -152,5 +153,101 @@ def bar_chart(
             f'<text class="legend" x="{lx + 16}" y="18">{escape(s.name)}</text>'
         )
         lx += 24 + 7 * len(s.name)
+    out.append("</svg>")
+    return "".join(out)
+
+
+#: Point colours by position against the funnel (Okabe–Ito, safe for colour-blind readers);
+#: the position is also written in words in the data table.
+FUNNEL_COLOURS = {
+    "within": "#0072b2",
+    "above-95": "#e69f00",
+    "below-95": "#e69f00",
+    "above-99.8": "#d55e00",
+    "below-99.8": "#d55e00",
+}
+
+
+def funnel_plot(comparison: Comparison, *, key_prefix: str, description: str) -> str:
+    """A funnel plot of each plotted group's rate against its eligible count, with the cohort
+    mean and the 95 % and 99.8 % control limits; ``key_prefix`` is the JSON path of the
+    comparison (``site_comparison``), ``description`` the plot's text alternative."""
+    title = f"Share improving by {comparison.group_by} against the number eligible (funnel plot)"
+    points = [(i, g) for i, g in enumerate(comparison.groups) if g.plotted]
+    mean = comparison.cohort_rate_pct
+    eligible = [g.eligible for _, g in points if isinstance(g.eligible, int)]
+    span = max([10, *eligible]) * 1.08
+    step = _nice_step(span)
+    right = math.ceil(span / step) * step
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+
+    def x(n: float) -> float:
+        return LEFT + n / right * plot_w
+
+    def y(pct: float) -> float:
+        return TOP + (100 - pct) / 100 * plot_h
+
+    out = [
+        (
+            f'<svg class="chart funnel" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" '
+            f'height="{HEIGHT}" role="img" aria-labelledby="funnel-title funnel-desc">'
+        ),
+        f'<title id="funnel-title">{escape(title)}</title>',
+        f'<desc id="funnel-desc">{escape(description)}</desc>',
+    ]
+    for tick in range(0, 101, 20):
+        ty = y(tick)
+        out.append(
+            f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{ty:.1f}" y2="{ty:.1f}"/>'
+            f'<text class="tick" x="{LEFT - 6}" y="{ty + 4:.1f}" text-anchor="end">{tick}</text>'
+        )
+    tick_n = 0.0
+    while tick_n <= right + step / 1000:
+        tx = x(tick_n)
+        out.append(
+            f'<text class="tick" x="{tx:.1f}" y="{HEIGHT - BOTTOM + 16}" '
+            f'text-anchor="middle">{tick_n:g}</text>'
+        )
+        tick_n += step
+    out.append(
+        f'<text class="axis-title" transform="translate(14 {TOP + plot_h / 2:.1f}) rotate(-90)" '
+        'text-anchor="middle">% improving</text>'
+        f'<text class="axis-title" x="{LEFT + plot_w / 2:.1f}" y="{HEIGHT - 6}" '
+        'text-anchor="middle">eligible patients</text>'
+    )
+    if mean is not None:
+        p = mean / 100
+        ns = [1 + (right - 1) * (i / 80) ** 2 for i in range(81)]
+        for z, cls in ((Z_95, "limit95"), (Z_998, "limit998")):
+            for side in (0, 1):
+                path = " ".join(
+                    f"{x(n):.1f},{y(100 * control_limits(p, n, z)[side]):.1f}" for n in ns
+                )
+                out.append(f'<polyline class="{cls}" fill="none" points="{path}"/>')
+        out.append(
+            f'<line class="mean" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(mean):.1f}" '
+            f'y2="{y(mean):.1f}"/>'
+        )
+    for i, g in points:
+        if not (isinstance(g.eligible, int) and isinstance(g.rate_pct, float | int)):
+            continue
+        cx, cy = x(g.eligible), y(g.rate_pct)
+        key = f"{key_prefix}.groups.{i}.rate_pct"
+        out.append(  # a rect with round corners: like a bar, it carries no text of its own
+            f'<rect class="point" x="{cx - 5:.1f}" y="{cy - 5:.1f}" width="10" height="10" '
+            f'rx="5" fill="{FUNNEL_COLOURS[g.position or "within"]}" '
+            f"{figure_attrs(key, g.rate_pct)}><title>{escape(g.group or '(blank)')}: "
+            f"{display(g.rate_pct)} % of {g.eligible} eligible</title></rect>"
+            f'<text class="point-label" x="{cx + 7:.1f}" y="{cy - 6:.1f}">'
+            f"{escape(g.group or '(blank)')}</text>"
+        )
+    legend = (("mean", "cohort mean"), ("limit95", "95 % limits"), ("limit998", "99.8 % limits"))
+    lx = LEFT
+    for cls, label in legend:
+        out.append(
+            f'<line class="{cls}" x1="{lx}" x2="{lx + 22}" y1="14" y2="14"/>'
+            f'<text class="legend" x="{lx + 27}" y="18">{label}</text>'
+        )
+        lx += 40 + 7 * len(label)
     out.append("</svg>")
     return "".join(out)

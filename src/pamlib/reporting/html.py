@@ -15,8 +15,11 @@ from typing import TYPE_CHECKING
 import attrs
 
 from pamlib._version import __version__
-from pamlib.reporting.charts import Series, bar_chart, display, figure_attrs
-from pamlib.reporting.config import NQF2483_GAIN_POINTS
+from pamlib.reporting.charts import Series, bar_chart, display, figure_attrs, funnel_plot
+from pamlib.reporting.comparison import Comparison
+from pamlib.reporting.config import NQF2483_GAIN_POINTS, ReportConfig
+from pamlib.reporting.context import ReportContext
+from pamlib.reporting.headlines import Figure, headlines
 from pamlib.reporting.measures import Exclusion
 from pamlib.reporting.summary import (
     BIN_LABELS,
@@ -72,6 +75,19 @@ svg text { font: 12px system-ui, -apple-system, "Segoe UI", Roboto, Arial, sans-
   fill: #1d2733; }
 svg .tick, svg .reference-label { fill: #4a5a6c; font-size: 11px; }
 svg .value { font-size: 11px; font-weight: 600; }
+section.context dl { display: grid; grid-template-columns: max-content 1fr; gap: 2px 14px;
+  margin: 8px 0 12px; font-size: 14px; }
+section.context dl div { display: contents; }
+section.context dt { color: #4a5a6c; }
+section.context dd { margin: 0; overflow-wrap: anywhere; }
+.card .label .figure { font-weight: 600; }
+.scroll { overflow-x: auto; }
+caption { text-align: left; font-weight: 600; padding: 4px 0; }
+svg .mean { stroke: #1d2733; stroke-width: 1.5; }
+svg .limit95 { stroke: #7a8794; stroke-dasharray: 5 3; }
+svg .limit998 { stroke: #7a8794; stroke-dasharray: 1.5 2.5; }
+svg .point { stroke: #1d2733; stroke-width: .8; }
+svg .point-label { font-size: 11px; }
 footer { color: #4a5a6c; font-size: 13px; margin-top: 32px; }
 """
 
@@ -99,13 +115,150 @@ def _num(key: str, value: Value, *, extra_class: str = "", style: str = "") -> s
     )
 
 
+def _parts(parts: Sequence[Figure | str], figure_class: str = "figure") -> str:
+    """A headline's parts as HTML: each figure a ``span`` with its key, text escaped."""
+    return "".join(
+        f'<span class="{figure_class}" {figure_attrs(p.key, p.value)}>{escape(display(p.value))}'
+        "</span>"
+        if isinstance(p, Figure)
+        else escape(p)
+        for p in parts
+    )
+
+
+def _context(context: ReportContext) -> str:
+    """The context block: what the report covers and how it was made (names, never paths)."""
+
+    def listing(items: Sequence[str]) -> str:
+        return ", ".join(items) if items else "not recorded"
+
+    def file(name: str, sha256: str | None) -> str:
+        digest = f" (sha256 <code>{escape(sha256)}</code>)" if sha256 else ""
+        return f"{escape(name)}{digest}"
+
+    period = "no assessments"
+    if context.first_assessed and context.last_assessed:
+        period = f"{context.first_assessed} to {context.last_assessed}"
+    rows = [
+        ("Assessments from", "period", escape(period)),
+        ("Generated at (UTC)", "generated-at", escape(context.generated_at)),
+        (
+            "Input files",
+            "inputs",
+            listing(
+                [
+                    file(s.name, s.sha256) + ("" if s.role == "input" else f" ({escape(s.role)})")
+                    for s in context.sources
+                    if s.role != "rules"
+                ]
+            ),
+        ),
+        ("pamlib version", "pamlib-version", escape(context.pamlib_version)),
+        (
+            "Scoring provider",
+            "providers",
+            listing([escape(" ".join(x for x in pv if x)) for pv in context.providers]),
+        ),
+        (
+            "Calibration",
+            "calibrations",
+            listing([file(i or "(no id)", h or None) for i, h in context.calibrations]),
+        ),
+        ("Cut-point set", "cutpoint-sets", listing([escape(c) for c in context.cutpoint_sets])),
+        (
+            "Tailoring rules files",
+            "rules",
+            listing([file(s.name, s.sha256) for s in context.files("rules")]),
+        ),
+        (
+            "Small-number suppression",
+            "suppression",
+            f"counts {context.suppression_low}–{context.suppression_high} hidden"
+            + (" (applied)" if context.suppression_applied else " (not applied: internal report)"),
+        ),
+    ]
+    items = "".join(
+        f'<div data-context="{name}"><dt>{label}</dt><dd>{value}</dd></div>'
+        for label, name, value in rows
+    )
+    return f'<section class="context" aria-label="Report context"><dl>{items}</dl></section>'
+
+
+_POSITION_WORDS = {
+    "within": "within the 95 % limits",
+    "above-95": "above the 95 % limit",
+    "above-99.8": "above the 99.8 % limit",
+    "below-95": "below the 95 % limit",
+    "below-99.8": "below the 99.8 % limit",
+}
+
+
+def _comparison(comparison: Comparison) -> str:
+    """The site comparison: a funnel plot and its data table."""
+    base = "site_comparison"
+    by = escape(comparison.group_by)
+    rows = []
+    for i, g in enumerate(comparison.groups):
+        cells = "".join(_num(f"{base}.groups.{i}.{name}", v) for name, v in g.figures())
+        if g.suppressed:
+            where = "suppressed (small numbers), not plotted"
+        elif g.position is None:
+            where = "no eligible patients" if g.eligible == 0 else "not plotted"
+        else:
+            where = _POSITION_WORDS[g.position]
+        rows.append(f"<tr><th>{escape(g.group) or '(blank)'}</th>{cells}<td>{where}</td></tr>")
+    mean = comparison.cohort_rate_pct
+    plotted = comparison.plotted
+    outside = [g for g in plotted if g.position != "within"]
+    hidden = sum(g.suppressed for g in comparison.groups)
+    description = (
+        f"Each point is one {comparison.group_by}: the share of its eligible patients who gained "
+        f"at least {NQF2483_GAIN_POINTS:g} points, against its number of eligible patients. "
+        + (f"Cohort mean {mean:.1f} %. " if mean is not None else "")
+        + f"{len(plotted)} plotted, {len(outside)} outside the 95 % limits"
+        + (f" ({', '.join(g.group or '(blank)' for g in outside)})" if outside else "")
+        + f"; {hidden} suppressed and not plotted. The table gives every figure."
+    )
+    chart = (
+        funnel_plot(comparison, key_prefix=base, description=description)
+        if mean is not None and plotted
+        else '<p class="note">No funnel plot: the cohort rate is not published or no group '
+        "can be plotted.</p>"
+    )
+    head = (
+        f"<th>{by}</th><th>Eligible</th><th>Improving</th><th>Rate %</th>"
+        "<th>Wilson 95 % low</th><th>high</th><th>95 % limit low</th><th>high</th>"
+        "<th>99.8 % limit low</th><th>high</th><th>Against the funnel</th>"
+    )
+    improving = _parts([Figure(f"{base}.cohort.improving", comparison.cohort_improving)])
+    eligible = _parts([Figure(f"{base}.cohort.eligible", comparison.cohort_eligible)])
+    rate = f" ({_parts([Figure(f'{base}.cohort.rate_pct', mean)])} %)" if mean is not None else ""
+    cohort = f'<p class="meta">Cohort: {improving} of {eligible} eligible improved{rate}.</p>'
+    return (
+        f'<section class="scope" id="site-comparison"><h2>Comparison by {by}</h2>{cohort}'
+        f'<div class="panel"><h3>NQF #2483-style measure by {by}</h3>{chart}'
+        f'<div class="scroll"><table><caption>Share of eligible patients gaining at least '
+        f"{NQF2483_GAIN_POINTS:g} points, by {by}</caption><thead><tr>{head}</tr></thead>"
+        f'<tbody>{"".join(rows)}</tbody></table></div><p class="note">Intervals: Wilson score '
+        "95 % interval of each rate. Control limits: the cohort rate ± z·√(p(1−p)/n), z = 1.96 "
+        "(95 %) and 3.09 (99.8 %), the normal approximation of Spiegelhalter (2005). A point "
+        "outside the 99.8 % limits differs from the cohort by more than chance would explain "
+        "about once in 500 comparisons. Groups whose counts are suppressed are not "
+        "plotted.</p></div></section>"
+    )
+
+
 @attrs.frozen
 class _Scope:
     """Renders the panels of one scope: the whole cohort or one group."""
 
     summary: CohortSummary
     prefix: str
-    threshold: float
+    config: ReportConfig
+
+    @property
+    def threshold(self) -> float:
+        return self.config.threshold_tenths / 10
 
     def key(self, key: str) -> str:
         return self.prefix + key
@@ -128,19 +281,12 @@ class _Scope:
         )
 
     def cards(self) -> str:
-        items = [
-            ("n_patients", "patients"),
-            ("n_assessments", "assessments"),
-            ("n_baseline", "with a scored baseline"),
-            ("n_followup", "with a follow-up in the window"),
-            ("nqf2483.rate_pct", "% gaining ≥ 3 points (NQF #2483)"),
-        ]
         out = ['<div class="cards">']
-        for key, label in items:
-            value = self.value(key)
+        for headline in headlines(self.summary, self.config, self.prefix):
+            lead, *rest = headline.parts
             out.append(
-                f'<div class="card"><span class="big" {figure_attrs(self.key(key), value)}>'
-                f'{escape(display(value))}</span><span class="label">{label}</span></div>'
+                f'<div class="card">{_parts([lead], "big")}'
+                f'<span class="label">{_parts(rest)}</span></div>'
             )
         out.append("</div>")
         return "".join(out)
@@ -277,9 +423,10 @@ class _Scope:
             f"<tr><th>Rate (%)</th>{self.cell('nqf2483.rate_pct')}</tr>"
         )
         rows += "".join(
-            f"<tr><th>Excluded: {e}</th>{self.cell(f'nqf2483.excluded.{e}')}</tr>"
+            f"<tr><th>Not eligible: {escape(e.words)}</th>{self.cell(f'nqf2483.excluded.{e}')}</tr>"
             for e in Exclusion
         )
+
         return (
             '<div class="panel"><h3>NQF #2483 / MIPS #503: Gains in PAM Scores at 12 Months</h3>'
             f"<table><tbody>{rows}</tbody></table>"
@@ -300,12 +447,11 @@ def render_html(report: CohortReport) -> str:
     config, summary = report.config, report.released
     title = "PAM cohort report" + (" — DEMO" if report.demo else "")
     window = f"{config.min_months}–{config.max_months} calendar months"
-    sets = ", ".join(escape(s) for s in report.cutpoint_sets) or "not recorded"
     meta = [
         f"Follow-up window: {window} after the first scored assessment.",
         f"Change threshold: {config.threshold_tenths / 10:.1f} points"
         + (f" ({escape(config.threshold_preset)})" if config.threshold_preset else "")
-        + f". Cut-point set(s): {sets}.",
+        + ".",
     ]
     if not config.nqf2483_as_specified:
         meta.append("The window differs from NQF #2483's 6–12 months: the measure is modified.")
@@ -316,11 +462,13 @@ def render_html(report: CohortReport) -> str:
             f"would reveal them are shown as {escape(rule.symbol)}."
         )
     paragraphs = "".join(f'<p class="meta">{m}</p>' for m in meta)
-    body = [f"<header><h1>{escape(title)}</h1>{paragraphs}</header>"]
+    body = [f"<header><h1>{escape(title)}</h1>{_context(report.context)}{paragraphs}</header>"]
     for prefix, name in summary.scopes():
-        scope = _Scope(summary, prefix, config.threshold_tenths / 10)
+        scope = _Scope(summary, prefix, config)
         if name is None:
             body.append(scope.render("All patients", "scope-all"))
+            if report.comparison is not None:
+                body.append(_comparison(report.comparison))
         else:
             heading = f"{escape(summary.group_by or 'group')}: {escape(name) or '(blank)'}"
             body.append(scope.render(heading, "scope-" + prefix.rstrip(".").replace(".", "-")))

@@ -49,6 +49,11 @@ class Exclusion(enum.StrEnum):
     NO_FOLLOW_UP = "no-follow-up"
     EXTREME_RESPONSE = "extreme-response"
 
+    @property
+    def words(self) -> str:
+        """The reason in plain words, for readers of a report (the code stays in the JSON)."""
+        return _EXCLUSION_WORDS[self]
+
 
 class MeasureStatus(enum.StrEnum):
     """A patient's place in the measure."""
@@ -57,6 +62,13 @@ class MeasureStatus(enum.StrEnum):
     NOT_MET = "not-met"
     EXCLUDED = "excluded"
 
+
+_EXCLUSION_WORDS = {
+    Exclusion.NOT_SCORED: "no usable scored assessment",
+    Exclusion.BASELINE_LEVEL_4: "baseline already at level 4",
+    Exclusion.NO_FOLLOW_UP: "no scored follow-up in the window",
+    Exclusion.EXTREME_RESPONSE: "every answer at the same extreme, at baseline or follow-up",
+}
 
 #: Codes used in :attr:`Nqf2483.reason`; 0 means not excluded.
 EXCLUSION_CODES: dict[int, Exclusion] = {i + 1: e for i, e in enumerate(Exclusion)}

@@ -9,9 +9,10 @@ output, so :func:`write_patients_csv` refuses to write it for a report built wit
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -21,11 +22,12 @@ from numpy.typing import NDArray
 
 from pamlib._version import __version__
 from pamlib.errors import ConfigurationError
-from pamlib.reporting.columns import ScoredColumns, factorize, load_scored
+from pamlib.reporting.columns import ScoredColumns, load_scored
+from pamlib.reporting.comparison import Comparison, compare_groups
 from pamlib.reporting.config import ReportConfig
+from pamlib.reporting.context import ReportContext, SourceFile, report_context
 from pamlib.reporting.html import render_html
 from pamlib.reporting.measures import EXCLUSION_CODES, STATUS_CODES, Nqf2483, nqf2483
-from pamlib.reporting.privacy import check_groups
 from pamlib.reporting.summary import CohortSummary, summarise
 from pamlib.reporting.suppression import suppress
 from pamlib.reporting.trajectories import CLASSIFICATION_CODES, Trajectories, link_trajectories
@@ -78,7 +80,9 @@ class CohortReport:
 
     ``figures`` are the full figures; ``released`` is what the published outputs (JSON and
     HTML) carry: the suppressed figures when ``config.publish``, else ``figures`` itself.
-    ``demo`` is true when any assessment carries synthetic demonstration scores.
+    ``demo`` is true when any assessment carries synthetic demonstration scores. ``context``
+    says what the report covers and how it was made; ``comparison`` compares the groups of a
+    grouped report (from the released figures, so it is suppressed with them).
     """
 
     config: ReportConfig
@@ -88,7 +92,13 @@ class CohortReport:
     figures: CohortSummary
     released: CohortSummary
     demo: bool
-    cutpoint_sets: tuple[str, ...]
+    context: ReportContext
+    comparison: Comparison | None
+
+    @property
+    def cutpoint_sets(self) -> tuple[str, ...]:
+        """The cut-point sets of the reported assessments."""
+        return self.context.cutpoint_sets
 
     def __repr__(self) -> str:
         return (
@@ -114,11 +124,18 @@ def _columns(
 def build_report(
     scored: ScoredColumns | ScoredTable | pa.Table | str | os.PathLike[str],
     config: ReportConfig | None = None,
+    *,
+    sources: Iterable[SourceFile | str | os.PathLike[str]] = (),
+    rules: Iterable[SourceFile | str | os.PathLike[str]] = (),
+    generated_at: dt.datetime | None = None,
 ) -> CohortReport:
     """Link trajectories, apply NQF #2483, summarise and (when publishing) suppress.
 
     ``scored`` is a :class:`ScoredColumns`, a :class:`~pamlib.tables.scored.ScoredTable`, a
-    pyarrow Table, or the path of a scored CSV, Parquet or JSON Lines file.
+    pyarrow Table, or the path of a scored CSV, Parquet or JSON Lines file. ``sources`` (the
+    input files) and ``rules`` (the tailoring rules files
+    the table was tailored with) are listed in the report's context by name, never by path,
+    rules files with their sha256; ``generated_at`` defaults to now (UTC).
     """
     config = config or ReportConfig()
     columns = _columns(scored)
@@ -127,25 +144,22 @@ def build_report(
     trajectories = link_trajectories(columns, config)
     measure = nqf2483(trajectories)
     figures = summarise(trajectories, measure, config)
-    sets = columns.text.get("cutpoint_set")
-    used: set[str] = set()
-    if sets is not None:  # the report lists them: they must not be identifiers either
-        distinct, codes = factorize(sets[columns.usable])
-        n_patients = max(len(trajectories), 1)
-        value_patient = np.unique(codes * n_patients + trajectories.row_patient[columns.usable])
-        check_groups(
-            "cutpoint_set", value_patient // n_patients, len(distinct), use="list the values of"
-        )
-        used = {str(s) for s in distinct.tolist()}
+    # The context lists provider, calibration and cut-point values: they must not be
+    # identifiers either (checked there).
+    context = report_context(
+        columns, trajectories, config, sources=sources, rules=rules, generated_at=generated_at
+    )
+    released = suppress(figures, config.suppression) if config.publish else figures
     return CohortReport(
         config=config,
         columns=columns,
         trajectories=trajectories,
         nqf2483=measure,
         figures=figures,
-        released=suppress(figures, config.suppression) if config.publish else figures,
+        released=released,
         demo=bool(columns.demo.any()),
-        cutpoint_sets=tuple(sorted(s for s in used if s)),
+        context=context,
+        comparison=compare_groups(released, config.suppression.symbol),
     )
 
 
@@ -160,7 +174,13 @@ def summary_json(report: CohortReport) -> dict[str, Any]:
         "published": report.config.publish,
         "config": report.config.to_json(),
         "cutpoint_sets": list(report.cutpoint_sets),
+        "context": report.context.to_json(),
         **figures,
+        **(
+            {"site_comparison": report.comparison.to_json()}
+            if report.comparison is not None
+            else {}
+        ),
     }
 
 

@@ -1,0 +1,184 @@
+"""What a cohort report covers and how it was made: the context block of the HTML and JSON.
+
+A figure without its context cannot be checked: a reader needs the period of assessments it
+covers, when it was made, from which files (by name only — a path can name a person or a
+machine), with which pamlib, scoring provider, calibration (id and sha256) and cut-point set,
+tailored by which rules files (name and sha256), and under which suppression threshold.
+
+Providers, calibrations and cut-point sets are read from the scored table's own columns, so
+they describe the rows that were reported, not what a caller says about them. A column
+mix-up must not publish identifiers: values that mostly belong to one patient each are
+refused as for ``--group-by`` (:func:`~pamlib.reporting.privacy.check_groups`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import attrs
+import numpy as np
+
+from pamlib._version import __version__
+from pamlib.reporting.columns import ScoredColumns, factorize
+from pamlib.reporting.config import ReportConfig
+from pamlib.reporting.privacy import check_groups
+from pamlib.reporting.trajectories import Trajectories
+
+__all__ = ["ReportContext", "SourceFile", "report_context"]
+
+_CHUNK = 1 << 20
+
+
+def _sha256(path: Path) -> str | None:
+    try:
+        digest = hashlib.sha256()
+        with path.open("rb") as fh:
+            while chunk := fh.read(_CHUNK):
+                digest.update(chunk)
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+@attrs.frozen
+class SourceFile:
+    """A file a report was made from, by ``name`` only (never its path), with its ``sha256``
+    when it could be read. ``role`` says what it was: ``input``, ``rules``, ``mapping``, …"""
+
+    role: str
+    name: str
+    sha256: str | None = None
+
+    @classmethod
+    def of(cls, path: str | os.PathLike[str], role: str, *, digest: bool = True) -> SourceFile:
+        """The file at ``path``: its name, and its sha256 when ``digest`` and it is readable."""
+        where = Path(path)
+        return cls(role=role, name=where.name, sha256=_sha256(where) if digest else None)
+
+    def to_json(self) -> dict[str, str | None]:
+        """The file as plain JSON values."""
+        return {"role": self.role, "name": self.name, "sha256": self.sha256}
+
+
+def _as_source(item: SourceFile | str | os.PathLike[str], role: str) -> SourceFile:
+    if isinstance(item, SourceFile):
+        return item
+    # An input may be large and is identified by its name; a rules file is small and its
+    # exact content decides the recommendations, so it is hashed.
+    return SourceFile.of(item, role, digest=role != "input")
+
+
+@attrs.frozen
+class ReportContext:
+    """The context block: what a report covers and how it was made.
+
+    ``first_assessed``/``last_assessed`` are ISO dates (``None`` for an empty table);
+    ``generated_at`` is an ISO UTC timestamp to the second. ``providers`` are
+    ``(provider, version)`` pairs, ``calibrations`` ``(id, sha256)`` pairs, as found in the
+    scored table (empty strings where a column is empty or missing).
+    """
+
+    first_assessed: str | None
+    last_assessed: str | None
+    generated_at: str
+    sources: tuple[SourceFile, ...]
+    pamlib_version: str
+    providers: tuple[tuple[str, str], ...]
+    calibrations: tuple[tuple[str, str], ...]
+    cutpoint_sets: tuple[str, ...]
+    suppression_low: int
+    suppression_high: int
+    suppression_applied: bool
+
+    def files(self, role: str) -> tuple[SourceFile, ...]:
+        """The source files of one role."""
+        return tuple(s for s in self.sources if s.role == role)
+
+    def to_json(self) -> dict[str, Any]:
+        """The block as plain JSON values (the ``context`` of the JSON summary)."""
+        return {
+            "period": {"first_assessed": self.first_assessed, "last_assessed": self.last_assessed},
+            "generated_at": self.generated_at,
+            "sources": [s.to_json() for s in self.sources],
+            "pamlib_version": self.pamlib_version,
+            "providers": [{"provider": p, "version": v} for p, v in self.providers],
+            "calibrations": [{"id": i, "sha256": h} for i, h in self.calibrations],
+            "cutpoint_sets": list(self.cutpoint_sets),
+            "suppression": {
+                "low": self.suppression_low,
+                "high": self.suppression_high,
+                "applied": self.suppression_applied,
+            },
+        }
+
+
+def _listed(
+    columns: ScoredColumns, trajectories: Trajectories, names: tuple[str, ...]
+) -> list[tuple[str, ...]]:
+    """Distinct value tuples of ``names`` over usable rows, after checking that no column's
+    values identify patients (the report lists them)."""
+    rows = columns.usable
+    present = [n for n in names if n in columns.text]
+    if not present or not rows.any():
+        return []
+    n_patients = max(len(trajectories), 1)
+    patient = trajectories.row_patient[rows]
+    for name in present:
+        distinct, codes = factorize(columns.text[name][rows])
+        value_patient = np.unique(codes * n_patients + patient)
+        check_groups(name, value_patient // n_patients, len(distinct), use="list the values of")
+    text = [
+        columns.text[n][rows] if n in present else np.full(int(rows.sum()), "", dtype=object)
+        for n in names
+    ]
+    return sorted({tuple(str(v) for v in t) for t in zip(*text, strict=True)})
+
+
+def _now() -> dt.datetime:
+    """Now, or ``SOURCE_DATE_EPOCH`` when set (reproducible outputs, reproducible-builds.org)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if epoch.isdigit():
+        return dt.datetime.fromtimestamp(int(epoch), dt.UTC)
+    return dt.datetime.now(dt.UTC)
+
+
+def report_context(
+    columns: ScoredColumns,
+    trajectories: Trajectories,
+    config: ReportConfig,
+    *,
+    sources: Iterable[SourceFile | str | os.PathLike[str]] = (),
+    rules: Iterable[SourceFile | str | os.PathLike[str]] = (),
+    generated_at: dt.datetime | None = None,
+) -> ReportContext:
+    """The context of a report on ``columns``; ``sources`` are the input files, ``rules`` the
+    tailoring rules files (recorded by name, rules files with their sha256). ``generated_at``
+    defaults to now, or to ``SOURCE_DATE_EPOCH`` when that is set."""
+    days = columns.assessed_on[~np.isnat(columns.assessed_on)]
+    first = str(days.min()) if len(days) else None
+    last = str(days.max()) if len(days) else None
+    when = (generated_at or _now()).astimezone(dt.UTC)
+    providers = _listed(columns, trajectories, ("provider", "provider_version"))
+    calibrations = _listed(columns, trajectories, ("calibration_id", "calibration_sha256"))
+    sets = _listed(columns, trajectories, ("cutpoint_set",))
+    return ReportContext(
+        first_assessed=first,
+        last_assessed=last,
+        generated_at=when.replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+        sources=(
+            *(_as_source(s, "input") for s in sources),
+            *(_as_source(r, "rules") for r in rules),
+        ),
+        pamlib_version=__version__,
+        providers=tuple((p, v) for p, v in providers if p or v),
+        calibrations=tuple((i, h) for i, h in calibrations if i or h),
+        cutpoint_sets=tuple(s for (s,) in sets if s),
+        suppression_low=config.suppression.low,
+        suppression_high=config.suppression.high,
+        suppression_applied=config.publish,
+    )
