@@ -28,6 +28,7 @@ from pamlib.hookspecs import hookimpl
 
 if TYPE_CHECKING:
     from pamlib.assessment import Assessment, Mode
+    from pamlib.fhir.reader import read_fhir
     from pamlib.identity import Patient
     from pamlib.instruments import Instrument, InstrumentRegistry
     from pamlib.levels import ActivationLevel, CutpointSet
@@ -56,6 +57,7 @@ _LAZY: dict[str, str] = {
     "Recommendation": "pamlib.pathways",
     "RuleTrace": "pamlib.pathways",
     "TailoringOutcome": "pamlib.pathways",
+    "read_fhir": "pamlib.fhir.reader",
     "ScoreRun": "pamlib.pipeline",
     "ScoreSummary": "pamlib.pipeline",
     "TableScorer": "pamlib.pipeline",
@@ -125,6 +127,7 @@ __all__ = [
     "get_host",
     "hookimpl",
     "load_calibration",
+    "read_fhir",
     "score",
     "score_file",
     "score_many",
