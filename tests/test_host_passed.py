@@ -311,3 +311,20 @@ def test_a_host_is_passed_exactly_when_the_signature_names_it(
     fmt = types.SimpleNamespace(read=read)
     list(read_input(fmt, "s", ReadOptions(), host=None))
     assert read.seen == [{"host": None} if "host" in names else {}]
+
+
+def test_converters_for_a_hosts_instruments_go_with_the_host() -> None:
+    import gc
+
+    from pamlib import serialize
+
+    before = len(serialize._converters)
+    for _ in range(3):
+        h = PluginHost(load_entry_points=False, disabled=(), plugins={"x": ExtraInstrument()})
+        back = serialize.loads(
+            serialize.dumps(_assessment()), Assessment, instruments=h.instruments()
+        )
+        assert back.instrument is h.instruments().get("TEST-5")
+        del h, back
+        gc.collect()
+    assert len(serialize._converters) <= before
