@@ -19,6 +19,7 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
+from pamlib import plugins
 from pamlib.errors import ConfigurationError
 from pamlib.formats._arrow import pyarrow_module
 from pamlib.formats.base import (
@@ -32,6 +33,7 @@ from pamlib.formats.base import (
     Target,
     TextColumn,
     WriteOptions,
+    read_input,
 )
 from pamlib.formats.guard import AtomicTarget, OutputGuard
 from pamlib.formats.output import RejectsWriter
@@ -491,7 +493,7 @@ def score_file(
             keep_nhs_number=keep_nhs_number,
             pseudonymiser=pseudonymiser,
         )
-        _drive(reader.read(source, options), scorer, sink, progress)
+        _drive(read_input(reader, source, options, host=host), scorer, sink, progress)
     return scorer.summary(
         "<stdin>" if str(source) == "-" else str(source),
         output=_name(output, "<stdout>"),
@@ -695,7 +697,8 @@ class TableScorer:
         if isinstance(calibration, (str, os.PathLike)):
             from pamlib.scoring.calibration import load_calibration
 
-            calibration = load_calibration(calibration)  # read once; pickles by reference and hash
+            # read once, with this host's instruments; pickles by reference and hash
+            calibration = load_calibration(calibration, host=self.host)
         self.options = options
         self.provider_name = provider
         self.calibration = calibration
@@ -704,7 +707,8 @@ class TableScorer:
         self.source = source
         self.row_key = row_key
         self.duplicates: Duplicates = duplicates
-        self._default_host = host is None or host is get_host()
+        # the process-wide host (if built) pickles as itself, never built here to compare
+        self._default_host = host is None or host is plugins._default_host
         self._scorer = _Scorer(host=self.host, select_provider=self._select)
         self._reader = self._new_reader()
         registry = self.host.instruments()
@@ -815,7 +819,8 @@ class TableScorer:
         positions of tables are not shared with files."""
         reader = find_input_format(self.host, str(source), input_format)
         name = "<stdin>" if str(source) == "-" else str(source)
-        return self._run(reader.read(source, self.options), name, progress)
+        chunks = read_input(reader, source, self.options, host=self.host)
+        return self._run(chunks, name, progress)
 
     def _run(
         self, chunks: Iterator[ReadChunk], source: str, progress: ProgressCallback | None = None

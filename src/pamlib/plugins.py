@@ -76,7 +76,10 @@ DISABLE_ENV = "PAMLIB_DISABLE_PLUGINS"
 #: or the variable unset, loads all). Built-ins and plugins handed to the host are not affected.
 ALLOW_ENV = "PAMLIB_PLUGINS"
 
-#: Modules holding pamlib's own hook implementations, registered before any installed plugin.
+#: Modules holding pamlib's own hook implementations, registered before any installed plugin, in
+#: this order. They are declared as entry points of the ``pamlib`` group, as a third party's
+#: plugins are, and loaded through them (the disable list applies to them the same way); this
+#: tuple orders them and stands in for pamlib's metadata where a source tree runs uninstalled.
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "pamlib.builtin.catalogue",
     "pamlib.scoring.raw_sum",
@@ -467,10 +470,11 @@ class PluginHost:
         self._cache: dict[str, Any] = {}
         self._warned: set[tuple[str, str, str]] = set()
         self._lock = threading.RLock()
+        declared = _builtin_entry_points()
         for module_name in DEFAULT_PLUGINS:
-            self._load(
-                module_name, __version__, True, partial(importlib.import_module, module_name)
-            )
+            ep = declared.get(module_name)
+            load = ep.load if ep is not None else partial(importlib.import_module, module_name)
+            self._load(module_name, __version__, True, load)
         if load_entry_points:
             self._load_entry_points()
         for name, plugin in (plugins or {}).items():
@@ -1085,6 +1089,22 @@ def _check_roster(
         raise _plugin_error(
             name, PamlibError(why), f"cannot unpickle the plugin host: plugin {name!r}: {why}"
         )
+
+
+@functools.cache
+def _builtin_entry_points() -> dict[str, importlib.metadata.EntryPoint]:
+    """pamlib's own entry points of the ``pamlib`` group, by name, where each names the module
+    :data:`DEFAULT_PLUGINS` expects (none where pamlib runs from a source tree without its
+    metadata). Read once: a distribution's metadata does not change while it runs."""
+    try:
+        dist = importlib.metadata.distribution(hookspecs.PROJECT_NAME)
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - an uninstalled tree
+        return {}
+    return {
+        ep.name: ep
+        for ep in dist.entry_points
+        if ep.group == hookspecs.PROJECT_NAME and ep.name in DEFAULT_PLUGINS and ep.value == ep.name
+    }
 
 
 _default_host: PluginHost | None = None

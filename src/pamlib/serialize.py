@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import weakref
 from types import MappingProxyType
 from typing import Any, TypeVar
 
@@ -77,14 +78,15 @@ def _make(instruments: InstrumentRegistry | None) -> cattrs.Converter:
     conv.register_structure_hook(dt.date, lambda v, _: dt.date.fromisoformat(v))
     conv.register_unstructure_hook(Instrument, lambda i: i.id)
 
+    # weakly: the converter is cached by the registry's identity and dropped with it
+    registry_ref = None if instruments is None else weakref.ref(instruments)
+
     def structure_instrument(value: Any, _: Any) -> Instrument:
         if not isinstance(value, str):
             raise TypeError("an instrument is given by its id")
-        registry = instruments
-        if registry is None:
-            from pamlib.plugins import get_host
-
-            registry = get_host().instruments()
+        registry = None if registry_ref is None else registry_ref()
+        if registry is None:  # pragma: no cover - from_dict always names a live registry
+            raise TypeError("no instrument registry to resolve instrument ids with")
         return registry.get(value)
 
     conv.register_structure_hook(Instrument, structure_instrument)
@@ -99,10 +101,14 @@ _converters: dict[int, cattrs.Converter] = {}
 
 
 def _converter(instruments: InstrumentRegistry | None) -> cattrs.Converter:
+    """The converter resolving instrument ids in ``instruments`` (``None``: only for
+    unstructuring), cached while the registry lives."""
     key = id(instruments)
     conv = _converters.get(key)
     if conv is None:
         conv = _converters[key] = _make(instruments)
+        if instruments is not None:  # the id may be reused once the registry is gone
+            weakref.finalize(instruments, _converters.pop, key, None)
     return conv
 
 
@@ -115,8 +121,13 @@ def from_dict(data: Any, cls: type[T], *, instruments: InstrumentRegistry | None
     """Build a ``cls`` from JSON-shaped data, or raise a :class:`ValidationError` listing all
     problems with their paths (``$.responses['pam13.03']``).
 
-    ``instruments`` resolves instrument ids (default: every installed instrument).
+    ``instruments`` resolves instrument ids (default: every instrument of the process-wide
+    plugin host; pass a host's ``instruments()`` to use that host's).
     """
+    if instruments is None:
+        from pamlib.plugins import get_host
+
+        instruments = get_host().instruments()
     conv = _converter(instruments)
     try:
         return conv.structure(data, cls)

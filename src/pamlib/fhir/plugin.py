@@ -39,6 +39,7 @@ if TYPE_CHECKING:
         TextColumn,
         WriteOptions,
     )
+    from pamlib.plugins import PluginHost
     from pamlib.scoring.provider import BatchScores
 
 __all__ = ["FhirFormat", "FhirWriter", "looks_like_fhir"]
@@ -113,12 +114,12 @@ def bundle_settings(target: Target, settings: Mapping[str, object]) -> BundleSet
     )
 
 
-def reader_for(options: ReadOptions) -> FhirReader:
-    """A :class:`~pamlib.fhir.reader.FhirReader` configured from ``ReadOptions``."""
+def reader_for(options: ReadOptions, host: PluginHost) -> FhirReader:
+    """A :class:`~pamlib.fhir.reader.FhirReader` configured from ``ReadOptions``, knowing the
+    instruments of ``host``."""
     from pamlib.fhir.codes import ASSESSMENT_ID_SYSTEM, PATIENT_ID_SYSTEM
     from pamlib.fhir.mapping import FhirMapping, load_mapping
     from pamlib.fhir.reader import FhirReader
-    from pamlib.plugins import get_host
 
     settings = options.settings
     known = {"mapping", "questionnaires", "patient_id_system", "assessment_id_system"}
@@ -143,7 +144,7 @@ def reader_for(options: ReadOptions) -> FhirReader:
         else:
             raise ConfigurationError("FHIR setting 'questionnaires' must list paths or resources")
     return FhirReader(
-        get_host().instruments(),
+        host.instruments(),
         mapping=mapping,
         instrument=options.instrument,
         link_ids=options.mapping,
@@ -338,11 +339,17 @@ class FhirFormat:
         "collection Bundle, or NDJSON, of responses, Observations and Patients out"
     )
 
-    def read(self, source: str | os.PathLike[str], options: ReadOptions) -> Iterator[ReadChunk]:
+    def read(
+        self,
+        source: str | os.PathLike[str],
+        options: ReadOptions,
+        *,
+        host: PluginHost | None = None,
+    ) -> Iterator[ReadChunk]:
         """Yield chunks of responses; resources that are not responses are counted and logged."""
-        from pamlib.formats.base import ReadChunk
+        from pamlib.formats.base import ReadChunk, reader_host
 
-        reader = reader_for(options)
+        reader = reader_for(options, reader_host(host))
         n_read = 0
         for chunk in reader.read(source):
             n_read += chunk.n_read

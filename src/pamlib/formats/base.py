@@ -4,12 +4,18 @@ Readers turn a file into :class:`ReadChunk` objects: valid records as columns
 (:class:`RecordBatch`, one per instrument) plus every :class:`Reject` with where it came from.
 Writers take each batch back with its :class:`~pamlib.scoring.provider.BatchScores`. Chunks keep
 memory flat however large the file; counts reconcile: ``n_read == valid + rejected``.
+
+A reader is handed the plugin host it reads for (``read(source, options, *, host=None)``), so
+the instruments it recognises are that host's, not the process-wide host's. Readers written
+before the host was passed take only ``(source, options)``; :func:`read_input` calls each kind
+the way its signature allows.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any, Protocol, TypeAlias, runtime_checkable
 
 import attrs
@@ -19,6 +25,7 @@ import numpy.typing as npt
 from pamlib.instruments import Instrument
 
 if TYPE_CHECKING:
+    from pamlib.plugins import PluginHost
     from pamlib.scoring.provider import BatchScores
 
 __all__ = [
@@ -33,6 +40,9 @@ __all__ = [
     "Target",
     "TextColumn",
     "WriteOptions",
+    "host_instruments",
+    "read_input",
+    "reader_host",
     "text_values",
 ]
 
@@ -218,12 +228,71 @@ class Format(Protocol):
 
 @runtime_checkable
 class InputFormat(Format, Protocol):
-    def read(self, source: str | os.PathLike[str], options: ReadOptions) -> Iterator[ReadChunk]:
+    def read(
+        self,
+        source: str | os.PathLike[str],
+        options: ReadOptions,
+        *,
+        host: PluginHost | None = None,
+    ) -> Iterator[ReadChunk]:
         """Yield chunks until the input is exhausted; never drop a record silently.
 
-        ``source`` may be ``"-"`` for standard input where the format supports it.
+        ``source`` may be ``"-"`` for standard input where the format supports it. ``host`` is
+        the plugin host the caller scores with: look instruments (and anything else
+        registered) up in it, never in the process-wide host, which may not know them
+        (:func:`host_instruments` does this). ``None`` means a direct call with no host: use
+        the process-wide one. A reader that looks nothing up may leave ``host`` out of its
+        signature; it is then called with ``(source, options)`` (see :func:`read_input`).
         """
         ...
+
+
+def _takes_host(read: Callable[..., object]) -> bool:
+    """Whether ``read`` accepts a ``host`` keyword (by name, or through ``**kwargs``)."""
+    try:
+        parameters = inspect.signature(read).parameters
+    except (TypeError, ValueError):  # no signature to read (some C callables): the old contract
+        return False
+    found = parameters.get("host")
+    if found is not None:
+        return found.kind in (
+            inspect.Parameter.KEYWORD_ONLY,
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        )
+    return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+
+
+def read_input(
+    fmt: InputFormat,
+    source: str | os.PathLike[str],
+    options: ReadOptions,
+    *,
+    host: PluginHost | None,
+) -> Iterator[ReadChunk]:
+    """``fmt.read(source, options, host=host)``, or ``fmt.read(source, options)`` for a reader
+    whose signature takes no ``host`` (the contract before readers were given one).
+
+    The signature is inspected rather than a ``TypeError`` caught: a ``TypeError`` raised by
+    the reader itself must surface as the reader's failure, not as a retry without the host.
+    """
+    if _takes_host(fmt.read):
+        return fmt.read(source, options, host=host)
+    return fmt.read(source, options)
+
+
+def reader_host(host: PluginHost | None) -> PluginHost:
+    """``host``, or the process-wide host for a reader called directly with none: a format's
+    ``read`` is a public entry point, and this is its one default."""
+    if host is None:
+        from pamlib.plugins import get_host
+
+        return get_host()
+    return host
+
+
+def host_instruments(host: PluginHost | None) -> list[Instrument]:
+    """Every instrument ``host`` has registered (see :func:`reader_host` for ``None``)."""
+    return [i for i in reader_host(host).instruments() if isinstance(i, Instrument)]
 
 
 @runtime_checkable

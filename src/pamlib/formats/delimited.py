@@ -15,7 +15,7 @@ import importlib.util
 import io
 import os
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pamlib.formats.base import (
     Format,
@@ -26,19 +26,17 @@ from pamlib.formats.base import (
     Target,
     TextColumn,
     WriteOptions,
+    host_instruments,
 )
 from pamlib.hookspecs import hookimpl
 from pamlib.scoring.provider import BatchScores
 
+if TYPE_CHECKING:
+    from pamlib.plugins import PluginHost
+
 __all__ = ["CsvFormat", "CsvResultWriter"]
 
 ENGINES = ("auto", "arrow", "python")
-
-
-def _instruments() -> list[object]:
-    from pamlib.plugins import get_host
-
-    return list(get_host().instruments())
 
 
 class CsvFormat:
@@ -51,9 +49,14 @@ class CsvFormat:
         "the bytes leave no doubt, or the encoding given"
     )
 
-    def read(self, source: str | os.PathLike[str], options: ReadOptions) -> Iterator[ReadChunk]:
+    def read(
+        self,
+        source: str | os.PathLike[str],
+        options: ReadOptions,
+        *,
+        host: PluginHost | None = None,
+    ) -> Iterator[ReadChunk]:
         from pamlib.errors import ConfigurationError
-        from pamlib.instruments import Instrument
 
         engine = options.engine
         if engine not in ENGINES:
@@ -72,7 +75,7 @@ class CsvFormat:
             codec_name(encoding)  # an unknown codec is an error before the file is opened
         if engine == "auto":
             engine = "arrow" if importlib.util.find_spec("pyarrow") is not None else "python"
-        instruments = [i for i in _instruments() if isinstance(i, Instrument)]
+        instruments = host_instruments(host)
         if engine == "arrow":
             from pamlib.formats.columnar import read_columnar
 

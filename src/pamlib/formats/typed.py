@@ -27,9 +27,9 @@ import json
 import math
 import os
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import attrs
 import numpy as np
@@ -45,9 +45,14 @@ from pamlib.formats.base import (
     Target,
     TextColumn,
     WriteOptions,
+    host_instruments,
 )
 from pamlib.hookspecs import hookimpl
 from pamlib.scoring.provider import BatchScores
+
+if TYPE_CHECKING:
+    from pamlib.instruments import Instrument
+    from pamlib.plugins import PluginHost
 
 __all__ = ["JsonLinesFormat", "ParquetFormat"]
 
@@ -62,9 +67,15 @@ class ParquetFormat:
     def open_writer(self, target: Target, options: WriteOptions) -> ResultWriter:
         return _ParquetWriter(target, options)
 
-    def read(self, source: str | os.PathLike[str], options: ReadOptions) -> Iterator[ReadChunk]:
+    def read(
+        self,
+        source: str | os.PathLike[str],
+        options: ReadOptions,
+        *,
+        host: PluginHost | None = None,
+    ) -> Iterator[ReadChunk]:
         """Row groups of a Parquet file with pamlib's columns, checked as a table is."""
-        return _read_parquet(source, options)
+        return _read_parquet(source, options, host_instruments(host))
 
     def __repr__(self) -> str:
         return "<ParquetFormat>"
@@ -80,9 +91,15 @@ class JsonLinesFormat:
     def open_writer(self, target: Target, options: WriteOptions) -> ResultWriter:
         return _JsonLinesWriter(target, options)
 
-    def read(self, source: str | os.PathLike[str], options: ReadOptions) -> Iterator[ReadChunk]:
+    def read(
+        self,
+        source: str | os.PathLike[str],
+        options: ReadOptions,
+        *,
+        host: PluginHost | None = None,
+    ) -> Iterator[ReadChunk]:
         """JSON Lines with pamlib's columns (each object one record)."""
-        return _read_json_lines(source, options)
+        return _read_json_lines(source, options, host_instruments(host))
 
     def accepts(self, source: str | os.PathLike[str]) -> bool:
         """Whether this format should read ``source`` among the formats claiming its extension:
@@ -179,13 +196,6 @@ class _JsonLinesWriter:
 # -- reading ------------------------------------------------------------------------------------
 
 
-def _instruments() -> list[Any]:
-    from pamlib.instruments import Instrument
-    from pamlib.plugins import get_host
-
-    return [i for i in get_host().instruments() if isinstance(i, Instrument)]
-
-
 def _open(source: str | os.PathLike[str]) -> tuple[IO[bytes], str, int | None]:
     """The input as a binary stream, its name and size (``None`` for standard input)."""
     if str(source) == "-":
@@ -199,7 +209,9 @@ def _open(source: str | os.PathLike[str]) -> tuple[IO[bytes], str, int | None]:
         ) from None
 
 
-def _read_parquet(source: str | os.PathLike[str], options: ReadOptions) -> Iterator[ReadChunk]:
+def _read_parquet(
+    source: str | os.PathLike[str], options: ReadOptions, instruments: Sequence[Instrument]
+) -> Iterator[ReadChunk]:
     from pamlib.formats._arrow import pyarrow_module
     from pamlib.formats.tables import TableReader
 
@@ -214,7 +226,7 @@ def _read_parquet(source: str | os.PathLike[str], options: ReadOptions) -> Itera
             file = pq.ParquetFile(stream)
             total = file.metadata.num_rows
             batches = file.iter_batches(batch_size=max(1, options.chunk_rows))
-            reader = TableReader(options, _instruments(), source=name)
+            reader = TableReader(options, instruments, source=name)
             empty = pa.RecordBatch.from_pylist([], schema=file.schema_arrow)
             yield reader.chunk(empty)  # names the columns (and checks them) before any record
             for batch in batches:
@@ -338,7 +350,9 @@ class _JsonLines:
         return rows, keys, rejects, blank, True
 
 
-def _read_json_lines(source: str | os.PathLike[str], options: ReadOptions) -> Iterator[ReadChunk]:
+def _read_json_lines(
+    source: str | os.PathLike[str], options: ReadOptions, instruments: Sequence[Instrument]
+) -> Iterator[ReadChunk]:
     from pamlib.formats._arrow import pyarrow_module
     from pamlib.formats.tables import TableReader
 
@@ -346,7 +360,7 @@ def _read_json_lines(source: str | os.PathLike[str], options: ReadOptions) -> It
     stream, name, size = _open(source)
     try:
         lines = _JsonLines(stream, name, size)
-        reader = TableReader(options, _instruments(), source=name, unit="line")
+        reader = TableReader(options, instruments, source=name, unit="line")
         done = False
         while not done:
             rows, keys, rejects, blank, done = lines.part(max(1, options.chunk_rows))

@@ -28,14 +28,17 @@ import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import numpy as np
 
 from pamlib.errors import ConfigurationError, FormatError, Problem
-from pamlib.formats.base import Format, ReadChunk, ReadOptions, Reject
+from pamlib.formats.base import Format, ReadChunk, ReadOptions, Reject, host_instruments
 from pamlib.hookspecs import hookimpl
+
+if TYPE_CHECKING:
+    from pamlib.plugins import PluginHost
 
 __all__ = ["WorkbookFormat", "cell_text", "read_workbook"]
 
@@ -78,13 +81,6 @@ def _openpyxl() -> Any:
     return openpyxl
 
 
-def _instruments() -> list[Any]:
-    from pamlib.instruments import Instrument
-    from pamlib.plugins import get_host
-
-    return [i for i in get_host().instruments() if isinstance(i, Instrument)]
-
-
 class WorkbookFormat:
     """Excel workbooks (``.xlsx``, ``.xlsm``): the first sheet, or ``settings["sheet"]``."""
 
@@ -92,8 +88,14 @@ class WorkbookFormat:
     extensions = (".xlsx", ".xlsm")
     description = "Excel workbook, one sheet (first by default; --sheet NAME); needs pamlib[xlsx]"
 
-    def read(self, source: str | os.PathLike[str], options: ReadOptions) -> Iterator[ReadChunk]:
-        return read_workbook(source, options, _instruments())
+    def read(
+        self,
+        source: str | os.PathLike[str],
+        options: ReadOptions,
+        *,
+        host: PluginHost | None = None,
+    ) -> Iterator[ReadChunk]:
+        return read_workbook(source, options, host_instruments(host))
 
     def __repr__(self) -> str:
         return "<WorkbookFormat>"

@@ -5,8 +5,9 @@ no calibration; :meth:`RaschProvider.with_calibration` (what ``calibration=`` / 
 does) returns one bound to a calibration. A calibration carrying a ``licence`` block gives a
 provider holding that licence (checked on every call: an expired licence stops scoring); one
 without gives results flagged ``unlicensed`` — research measures, not licensed PAM scores. A
-vendor plugin may instead register ``RaschProvider(calibration, licence=..., id=...)`` with the
-licence it holds.
+vendor plugin may instead register ``RaschProvider(calibration, licence=..., id=..., host=host)``
+with the licence it holds, passing on the host its hook is given (without it, the calibration's
+instruments and cut-point set are looked up in the process-wide host).
 
 The compiled (mask, raw score) table lives in this object's memory only: nothing here writes,
 logs, caches or shows it. A provider pickles as what it was built from — its id, licence, host

@@ -46,6 +46,7 @@ from pamlib.formats.base import (
     ReadOptions,
     RecordBatch,
     WriteOptions,
+    read_input,
     text_values,
 )
 from pamlib.plugins import PluginHost
@@ -56,8 +57,9 @@ __all__ = ["FormatConformance"]
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]*")
 
 
-def _read(fmt: InputFormat, source: Path, **options: Any) -> list[ReadChunk]:
-    return list(fmt.read(source, ReadOptions(**options)))
+def _read(fmt: InputFormat, source: Path, host: PluginHost, **options: Any) -> list[ReadChunk]:
+    """Everything ``fmt`` reads from ``source``, handed ``host`` as the pipeline hands it."""
+    return list(read_input(fmt, source, ReadOptions(**options), host=host))
 
 
 def _synthetic_batch(host: PluginHost) -> RecordBatch:
@@ -121,7 +123,7 @@ class FormatConformance:
         self, file_format: Format, sample_input: Path | None, format_host: PluginHost
     ) -> None:
         reader, sample = self._reader(file_format, sample_input)
-        chunks = _read(reader, sample)
+        chunks = _read(reader, sample, format_host)
         assert sum(c.n_read for c in chunks) > 0, "the sample holds at least one record"
         registered = format_host.instruments()
         for chunk in chunks:
@@ -152,7 +154,9 @@ class FormatConformance:
             "say where each record came from: lines (line-oriented input) or locations"
         )
 
-    def test_chunking_loses_nothing(self, file_format: Format, sample_input: Path | None) -> None:
+    def test_chunking_loses_nothing(
+        self, file_format: Format, sample_input: Path | None, format_host: PluginHost
+    ) -> None:
         reader, sample = self._reader(file_format, sample_input)
 
         def summary(chunks: list[ReadChunk]) -> tuple[int, list[tuple[str, str, str]], int]:
@@ -165,15 +169,16 @@ class FormatConformance:
             )
             return sum(c.n_read for c in chunks), records, sum(len(c.rejects) for c in chunks)
 
-        whole = summary(_read(reader, sample))
-        assert summary(_read(reader, sample)) == whole, "reading is deterministic"
-        assert summary(_read(reader, sample, chunk_rows=1)) == whole, "chunks lose nothing"
+        whole = summary(_read(reader, sample, format_host))
+        assert summary(_read(reader, sample, format_host)) == whole, "reading is deterministic"
+        chunked = summary(_read(reader, sample, format_host, chunk_rows=1))
+        assert chunked == whole, "chunks lose nothing"
 
     def test_rejects_say_where_and_why(
-        self, file_format: Format, sample_input: Path | None
+        self, file_format: Format, sample_input: Path | None, format_host: PluginHost
     ) -> None:
         reader, sample = self._reader(file_format, sample_input)
-        rejects = [r for c in _read(reader, sample) for r in c.rejects]
+        rejects = [r for c in _read(reader, sample, format_host) for r in c.rejects]
         if not rejects:
             pytest.skip("the sample has no bad record: add one to exercise rejects")
         for reject in rejects:
@@ -191,7 +196,7 @@ class FormatConformance:
         """Batches to write — read from the sample when the format reads too — with scores."""
         batches: list[RecordBatch] = []
         if isinstance(fmt, InputFormat) and sample is not None:
-            batches = [b for c in _read(fmt, sample) for b in c.batches]
+            batches = [b for c in _read(fmt, sample, host) for b in c.batches]
         return [
             (b, scoring.score_many(b.instrument, b.codes, provider="raw-sum", host=host))
             for b in batches or [_synthetic_batch(host)]
