@@ -25,7 +25,7 @@ import os
 import sys
 from collections.abc import Generator, Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -37,7 +37,7 @@ from pamlib.formats._arrow import constant_text
 from pamlib.formats._arrow import distinct as _distinct
 from pamlib.formats._arrow import pyarrow_module as _pa
 from pamlib.formats.base import ReadChunk, ReadOptions, RecordBatch, Reject
-from pamlib.formats.encoding import Utf8Input, open_utf8
+from pamlib.formats.encoding import Replay, Utf8Input, open_utf8
 from pamlib.formats.layout import Layout
 from pamlib.formats.records import (
     MAX_FIELD_CHARS,
@@ -688,27 +688,6 @@ class ColumnChecker:
 # -- reading blocks ------------------------------------------------------------------------------
 
 
-class _Chain(io.RawIOBase):
-    """Bytes already read, then the rest of a stream, as one raw stream."""
-
-    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
-        self._head = memoryview(head)
-        self._rest = rest
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: Any) -> int:
-        if self._head.nbytes:
-            n = min(len(b), self._head.nbytes)
-            b[:n] = self._head[:n]
-            self._head = self._head[n:]
-            return n
-        data = self._rest.read(len(b))
-        b[: len(data)] = data
-        return len(data)
-
-
 def _records_from_text(text: str, delimiter: str, first_line: int) -> Iterator[RawRecord]:
     return split_records(io.StringIO(text, newline=""), delimiter=delimiter, first_line=first_line)
 
@@ -943,7 +922,7 @@ class _BlockReader:
         """A quote inside an unquoted field: quote counting cannot find record ends, so the rest
         of the file goes through the :mod:`csv` module."""
         stream = io.TextIOWrapper(
-            io.BufferedReader(_Chain(bytes(self.buf), self.binary)),
+            io.BufferedReader(Replay(bytes(self.buf), self.binary, close_rest=False)),
             encoding="utf-8",
             errors="surrogateescape",
             newline="",

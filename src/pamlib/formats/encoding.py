@@ -48,6 +48,7 @@ from pamlib.errors import ConfigurationError, FormatError, Problem
 __all__ = [
     "SNIFF_BYTES",
     "UNDEFINED_IN_CP1252",
+    "Replay",
     "Utf8Input",
     "codec_name",
     "detect_encoding",
@@ -137,7 +138,7 @@ class Utf8Input:
     guessed: bool = False
 
 
-class _Replay(io.RawIOBase):
+class Replay(io.RawIOBase):
     """Bytes already read, then the rest of a stream, as one raw stream; closing it closes the
     rest unless that is standard input."""
 
@@ -345,7 +346,7 @@ def open_utf8(source: str | os.PathLike[str], settings: Mapping[str, object]) ->
             encoding, guessed = detect_encoding(
                 head, lambda: iter([head]), name, complete=len(head) < SNIFF_BYTES
             )
-            stream = io.BufferedReader(_Replay(head, binary, close_rest=not stdin))
+            stream = io.BufferedReader(Replay(head, binary, close_rest=not stdin))
             size = None
         if guessed:
             log.warning(
