@@ -367,8 +367,8 @@ class Layout:
         problems += _missing(found, options, source)
         if problems:
             raise FormatError(
-                "the file's columns do not match pamlib's layout; map them with a mapping "
-                "file (--mapping)",
+                "the columns do not match pamlib's layout; map them with a mapping file "
+                "(--mapping; mapping= in Python)",
                 problems,
             )
         return cls(
