@@ -8,12 +8,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import pamlib
 import pytest
-from pamlib.fhir import questionnaire_response
-from pamlib.plugins import PluginHost
 from pamlib_service import Settings, create_app
 from starlette.testclient import TestClient
+
+import pamlib
+from pamlib.fhir import questionnaire_response
+from pamlib.plugins import PluginHost
 
 #: Tokens by name: North may do everything, one North token may only submit, South is another site.
 TOKENS = {

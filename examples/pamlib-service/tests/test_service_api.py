@@ -10,12 +10,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import pamlib
 import pytest
 from pamlib_service.models import Submission
 from pamlib_service.service import Service
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
+
+import pamlib
 
 Auth = Callable[[str], dict[str, str]]
 MakeResponse = Callable[..., dict[str, Any]]
@@ -62,8 +63,11 @@ def test_submit_scores_tailors_and_stores_in_one_row(
     with service_of(client).sessions() as session:
         row = session.scalars(select(Submission)).one()
     assert (row.site, row.status, row.score, row.level) == ("North", "scored", 60.7, 3)
-    assert row.provider == "demo" and row.calibration_sha256
-    assert row.rules_fired and row.pathways and row.reassess_by == dt.date(2025, 9, 1)
+    assert row.provider == "demo"
+    assert row.calibration_sha256
+    assert row.rules_fired
+    assert row.pathways
+    assert row.reassess_by == dt.date(2025, 9, 1)
     assert row.answers == dict.fromkeys(PAM13.items, 3)
     assert row.scored_row["condition"] == "COPD"
 
@@ -188,7 +192,11 @@ def test_trajectory_links_baseline_and_followup(
     body = client.get("/patients/P1/trajectory", headers=auth("north")).json()
     assert body["n_assessments"] == 2
     assert (body["baseline"]["score"], body["followup"]["score"]) == (60.7, 100.0)
-    assert (body["change"], body["classification"], body["transition"]) == (39.3, "improved", [3, 4])
+    assert (body["change"], body["classification"], body["transition"]) == (
+        39.3,
+        "improved",
+        [3, 4],
+    )
     assert [a["assessment_id"] for a in body["assessments"]] == ["A1", "A2"]
 
 
@@ -236,7 +244,8 @@ def test_cohort_report_covers_the_tokens_site_only_and_is_suppressed(
     qr = make_response("S0", patient_id="PS0")
     client.post("/fhir/QuestionnaireResponse", json=qr, headers=auth("south"))
     summary = client.get("/reports/cohort", headers=auth("north")).json()
-    assert summary["published"] is True and summary["demo"] is True
+    assert summary["published"] is True
+    assert summary["demo"] is True
     assert (summary["n_patients"], summary["n_assessments"]) == (12, 12)
     # 2 is below the threshold, and 10 would give it away (12 - 10): both are suppressed
     assert summary["levels_baseline"]["4"] == summary["levels_baseline"]["3"] == "*"

@@ -17,8 +17,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from pamlib.errors import Problem
-from pamlib.plugins import PluginHost
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -26,6 +24,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from pamlib.errors import Problem
+from pamlib.plugins import PluginHost
 from pamlib_service.config import Settings, StartupError
 from pamlib_service.logs import install_logging, log_event, redact_path
 from pamlib_service.service import ApiError, Service
@@ -42,7 +42,11 @@ def _problems(problems: tuple[Problem, ...]) -> list[dict[str, str]]:
 def _error_body(error: ApiError, *, fhir: bool) -> dict[str, Any]:
     """Plain JSON, or an OperationOutcome on the FHIR endpoints (one issue per problem)."""
     if not fhir:
-        return {"error": error.code, "message": error.message, "problems": _problems(error.problems)}
+        return {
+            "error": error.code,
+            "message": error.message,
+            "problems": _problems(error.problems),
+        }
     issues = [
         {
             "severity": "error",
@@ -93,7 +97,9 @@ class AccessLog:
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-def create_app(settings: Settings | None = None, *, host: PluginHost | None = None) -> Starlette:
+def create_app(  # noqa: PLR0915 - the endpoints are closures over one start-up state
+    settings: Settings | None = None, *, host: PluginHost | None = None
+) -> Starlette:
     """The application; ``settings`` default to the environment's, read at start-up."""
     state: dict[str, Service] = {}
 
@@ -163,8 +169,8 @@ def create_app(settings: Settings | None = None, *, host: PluginHost | None = No
                         path=redact_path(request.url.path),
                         exception=type(exc).__name__,
                     )
-                    error = ApiError(500, "internal", "the request failed; it was logged")
-                    return _json(_error_body(error, fhir=fhir), 500, fhir=fhir)
+                    failed = ApiError(500, "internal", "the request failed; it was logged")
+                    return _json(_error_body(failed, fhir=fhir), 500, fhir=fhir)
 
             return run
 

@@ -128,8 +128,7 @@ def load_tokens(path: Path | None) -> Tokens:
             problems.append(f"token {n}: 'site' must be a non-empty string")
         if not isinstance(roles, list) or not all(r in ROLES for r in roles):
             problems.append(f"token {n}: 'roles' must list some of {', '.join(sorted(ROLES))}")
-        if not problems:
-            assert isinstance(site, str) and isinstance(roles, list)  # noqa: S101 - checked
+        if not problems and isinstance(site, str) and isinstance(roles, list):
             tokens.append(Token(secret, site, frozenset(roles)))
     if problems:
         lines = "\n".join(f"  - {p}" for p in problems)

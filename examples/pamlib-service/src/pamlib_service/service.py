@@ -20,12 +20,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import attrs
+from sqlalchemy import Engine as Database
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
 import pamlib
 from pamlib.errors import (
     LicenceError,
     PamlibError,
     Problem,
-    ScoringError,
     ValidationError,
 )
 from pamlib.fhir.bundle import Assembler, BundleSettings
@@ -35,14 +39,14 @@ from pamlib.plugins import PluginHost
 from pamlib.reporting import ReportConfig, summary_json
 from pamlib.results import ScoreResult
 from pamlib.scoring import ScoringProvider
-from pamlib.tables.scored import IDENTITY_COLUMNS, RECOMMENDATION_TYPES, STANDARD_TYPES
-from pamlib.tables.scored import ScoredTable, scored_schema
+from pamlib.tables.scored import (
+    IDENTITY_COLUMNS,
+    RECOMMENDATION_TYPES,
+    STANDARD_TYPES,
+    ScoredTable,
+    scored_schema,
+)
 from pamlib.tailoring import Engine, build_engine
-from sqlalchemy import Engine as Database
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
-
 from pamlib_service import db
 from pamlib_service.config import Settings, StartupError, Token, Tokens, load_tokens
 from pamlib_service.logs import log_event
@@ -347,7 +351,9 @@ class Service:
             ) from None
         if assessment.instrument.id not in self.providers:
             problems.append(
-                Problem("$.questionnaire", "instrument-not-served", "this service does not score it")
+                Problem(
+                    "$.questionnaire", "instrument-not-served", "this service does not score it"
+                )
             )
         key = patient_key(assessment.patient)
         for text, where, what in (
@@ -355,9 +361,9 @@ class Service:
             (key, "$.subject", "the patient key"),
             (assessment.site or "", "$.extension", "the site"),
         ):
-            problem = _text_problem(text, where, what)
-            if problem is not None:
-                problems.append(problem)
+            bad = _text_problem(text, where, what)
+            if bad is not None:
+                problems.append(bad)
         if problems:
             raise ApiError(422, "invalid", "the response cannot be used", problems)
         if assessment.site is None:
@@ -420,7 +426,9 @@ class Service:
             with self.sessions.begin() as session:
                 previous = session.scalars(
                     select(Submission.scored_row)
-                    .where(Submission.site == token.site, Submission.patient_key == parsed.patient_key)
+                    .where(
+                        Submission.site == token.site, Submission.patient_key == parsed.patient_key
+                    )
                     .order_by(Submission.id)
                 ).all()
                 earlier = [p for p in previous if p["assessment_id"] != assessment.id]
