@@ -121,7 +121,26 @@ def test_settings_from_the_environment(tmp_path: Path) -> None:
         Path("tokens.json"),
     )
     assert got.rules == (Path("a.toml"), Path("b.toml"))
-    assert Settings.from_env({}).database_url == "sqlite:///pamlib-service.db"
+    defaults = Settings.from_env({})
+    assert defaults == Settings()
+    assert defaults.database_url == "sqlite:///pamlib-service.db"
+
+
+def test_the_app_uvicorn_runs_reads_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    tokens_file: Path,
+    auth: Auth,
+    make_response: MakeResponse,
+) -> None:
+    monkeypatch.setenv("PAMLIB_SERVICE_DATABASE_URL", f"sqlite:///{tmp_path / 'env.db'}")
+    monkeypatch.setenv("PAMLIB_SERVICE_TOKENS", str(tokens_file))
+    monkeypatch.setenv("PAMLIB_SERVICE_PROVIDER", "demo")
+    monkeypatch.setenv("PAMLIB_PLUGINS", "only-built-ins")  # an allow-list naming no plugin
+    with TestClient(create_app()) as client:
+        qr = make_response("A1")
+        answer = client.post("/fhir/QuestionnaireResponse", json=qr, headers=auth("north"))
+        assert answer.status_code == 201
 
 
 def test_migrations_create_exactly_the_models_tables(tmp_path: Path) -> None:

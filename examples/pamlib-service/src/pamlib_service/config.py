@@ -20,6 +20,7 @@ __all__ = ["ROLES", "Settings", "StartupError", "Token", "Tokens", "load_tokens"
 PREFIX = "PAMLIB_SERVICE_"
 DEFAULT_DATABASE_URL = "sqlite:///pamlib-service.db"
 ROLES = frozenset({"submit", "read", "report"})
+DEFAULT_MAX_BODY_BYTES = 1_048_576
 
 
 class StartupError(Exception):
@@ -42,7 +43,7 @@ class Settings:
     #: The instruments the service scores; a provider is chosen for each at start-up.
     instruments: tuple[str, ...] = ("PAM-13",)
     #: Request bodies larger than this are refused (413) before they are parsed.
-    max_body_bytes: int = 1_048_576
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -56,7 +57,7 @@ class Settings:
         instruments = get("INSTRUMENTS")
         max_body = get("MAX_BODY_BYTES")
         try:
-            max_body_bytes = int(max_body) if max_body else cls.max_body_bytes
+            max_body_bytes = int(max_body) if max_body else DEFAULT_MAX_BODY_BYTES
         except ValueError:
             raise StartupError(f"{PREFIX}MAX_BODY_BYTES must be a whole number") from None
         tokens, calibration, rules = get("TOKENS"), get("CALIBRATION"), get("RULES")
