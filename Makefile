@@ -21,6 +21,7 @@ $(STAMP): $(PY) pyproject.toml
 
 $(DEVSTAMP): $(STAMP)
 	$(PY) -m pip install --quiet --group dev
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e examples/pamlib-service
 	touch $@
 
 demo: $(STAMP)

@@ -1,0 +1,231 @@
+"""The ASGI application: routes, authentication, errors as JSON, access logs without keys.
+
+``create_app()`` reads its settings from the environment when it starts (the lifespan), so
+``uvicorn pamlib_service:app`` needs no code; tests pass settings and a plugin host. The work
+itself is :class:`~pamlib_service.service.Service`'s, run in a thread pool so that scoring and
+the database never block the event loop. uvicorn finishes in-flight requests on SIGTERM before
+the lifespan's shutdown closes the database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from pamlib.errors import Problem
+from pamlib.plugins import PluginHost
+from pamlib_service.config import Settings, StartupError
+from pamlib_service.logs import install_logging, log_event, redact_path
+from pamlib_service.service import ApiError, Service
+
+__all__ = ["create_app"]
+
+FHIR_JSON = "application/fhir+json"
+
+
+def _problems(problems: tuple[Problem, ...]) -> list[dict[str, str]]:
+    return [{"where": p.where, "code": p.code, "message": p.message} for p in problems]
+
+
+def _error_body(error: ApiError, *, fhir: bool) -> dict[str, Any]:
+    """Plain JSON, or an OperationOutcome on the FHIR endpoints (one issue per problem)."""
+    if not fhir:
+        return {
+            "error": error.code,
+            "message": error.message,
+            "problems": _problems(error.problems),
+        }
+    issues = [
+        {
+            "severity": "error",
+            "code": "invalid" if error.status in (400, 422) else "processing",
+            "details": {"coding": [{"code": p.code}], "text": p.message or error.message},
+            "expression": [p.where],
+        }
+        for p in error.problems
+    ] or [{"severity": "error", "code": "processing", "details": {"text": error.message}}]
+    return {"resourceType": "OperationOutcome", "issue": issues}
+
+
+def _json(body: dict[str, Any], status: int = 200, *, fhir: bool = False) -> JSONResponse:
+    return JSONResponse(body, status_code=status, media_type=FHIR_JSON if fhir else None)
+
+
+class AccessLog:
+    """One JSON line per request: method, path with patient keys redacted, status, time."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def record(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, record)
+        finally:
+            log_event(
+                "request",
+                method=scope.get("method"),
+                path=redact_path(str(scope.get("path", ""))),
+                status=status,
+                ms=round((time.perf_counter() - start) * 1000, 1),
+            )
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def create_app(  # noqa: PLR0915 - the endpoints are closures over one start-up state
+    settings: Settings | None = None, *, host: PluginHost | None = None
+) -> Starlette:
+    """The application; ``settings`` default to the environment's, read at start-up."""
+    state: dict[str, Service] = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        install_logging()
+        try:
+            chosen = settings if settings is not None else Settings.from_env()
+            state["service"] = await run_in_threadpool(Service.start, chosen, host=host)
+            _app.state.service = state["service"]
+        except StartupError as exc:
+            print(str(exc), file=sys.stderr)
+            log_event("refused-to-start", level=logging.CRITICAL)
+            raise
+        try:
+            yield
+        finally:
+            del _app.state.service
+            state.pop("service").close()
+            log_event("stopped")
+
+    def service() -> Service:
+        found = state.get("service")
+        if found is None:
+            raise ApiError(503, "not-ready", "the service is starting or stopping")
+        return found
+
+    async def body_of(request: Request) -> bytes:
+        limit = service().settings.max_body_bytes
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise ApiError(413, "too-large", f"the body is larger than {limit} bytes")
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise ApiError(413, "too-large", f"the body is larger than {limit} bytes")
+        return body
+
+    def endpoint(role: str | None, *, fhir: bool = False) -> Callable[[Handler], Handler]:
+        """Authorise for ``role`` first, and turn :class:`ApiError` into a response."""
+
+        def wrap(handler: Handler) -> Handler:
+            async def run(request: Request) -> Response:
+                try:
+                    if role is not None:
+                        token = service().authorise(request.headers.get("authorization"), role)
+                        request.state.token = token
+                    return await handler(request)
+                except ApiError as error:
+                    log_event(
+                        "refused",
+                        path=redact_path(request.url.path),
+                        status=error.status,
+                        code=error.code,
+                        problems=[p.code for p in error.problems][:20],
+                    )
+                    response = _json(_error_body(error, fhir=fhir), error.status, fhir=fhir)
+                    if error.status == 401:
+                        response.headers["WWW-Authenticate"] = "Bearer"
+                    return response
+                except Exception as exc:
+                    # The type only: messages of database errors may quote a request's values.
+                    log_event(
+                        "failed",
+                        level=logging.ERROR,
+                        path=redact_path(request.url.path),
+                        exception=type(exc).__name__,
+                    )
+                    failed = ApiError(500, "internal", "the request failed; it was logged")
+                    return _json(_error_body(failed, fhir=fhir), 500, fhir=fhir)
+
+            return run
+
+        return wrap
+
+    @endpoint("submit", fhir=True)
+    async def submit(request: Request) -> Response:
+        body = await body_of(request)
+        status, bundle = await run_in_threadpool(service().submit, body, request.state.token)
+        return _json(bundle, status, fhir=True)
+
+    @endpoint("submit", fhir=True)
+    async def score(request: Request) -> Response:
+        body = await body_of(request)
+        bundle = await run_in_threadpool(service().score_only, body, request.state.token)
+        return _json(bundle, fhir=True)
+
+    @endpoint("read")
+    async def trajectory(request: Request) -> Response:
+        key = str(request.path_params["key"])
+        body = await run_in_threadpool(service().trajectory, key, request.state.token)
+        return _json(body)
+
+    @endpoint("read")
+    async def overdue(request: Request) -> Response:
+        text = request.query_params.get("on")
+        try:
+            on = dt.date.fromisoformat(text) if text else dt.datetime.now(dt.UTC).date()
+        except ValueError:
+            problem = Problem("on", "date", "expected a date YYYY-MM-DD")
+            raise ApiError(422, "invalid", "the query is not valid", [problem]) from None
+        body = await run_in_threadpool(service().overdue, on, request.state.token)
+        return _json(body)
+
+    @endpoint("report")
+    async def cohort(request: Request) -> Response:
+        return _json(await run_in_threadpool(service().cohort, request.state.token))
+
+    async def healthz(_request: Request) -> Response:
+        return _json({"status": "ok"})
+
+    async def readyz(_request: Request) -> Response:
+        found = state.get("service")
+        ready = found is not None and await run_in_threadpool(found.ready)
+        return _json({"status": "ready" if ready else "not-ready"}, 200 if ready else 503)
+
+    routes = [
+        Route("/fhir/QuestionnaireResponse", submit, methods=["POST"]),
+        Route("/fhir/$score", score, methods=["POST"]),
+        Route("/patients/{key}/trajectory", trajectory, methods=["GET"]),
+        Route("/reassessments/overdue", overdue, methods=["GET"]),
+        Route("/reports/cohort", cohort, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.add_middleware(AccessLog)
+    return app

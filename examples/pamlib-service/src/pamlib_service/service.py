@@ -1,0 +1,583 @@
+"""What the service does, without HTTP: start-up checks, submissions, queries.
+
+Everything here is synchronous and thread-safe (the web layer runs it in a thread pool):
+pamlib's host, providers and tailoring engine are built once at start-up and only read
+afterwards; each request parses with a parser of its own; the database serialises what must
+be serialised.
+
+Errors a caller should see are :class:`ApiError`\\s: a status, a stable code, a message and
+located problems — never a value from the request, so no identifier can leak into a body or a
+log.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import attrs
+from sqlalchemy import Engine as Database
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+import pamlib
+from pamlib.errors import (
+    LicenceError,
+    PamlibError,
+    Problem,
+    ValidationError,
+)
+from pamlib.fhir.bundle import Assembler, BundleSettings
+from pamlib.fhir.response import ResponseParser, ResponseRow
+from pamlib.identity import is_valid_nhs_number, normalise_nhs_number
+from pamlib.plugins import PluginHost
+from pamlib.reporting import ReportConfig, summary_json
+from pamlib.results import ScoreResult
+from pamlib.scoring import ScoringProvider
+from pamlib.tables.scored import (
+    IDENTITY_COLUMNS,
+    RECOMMENDATION_TYPES,
+    STANDARD_TYPES,
+    ScoredTable,
+    scored_schema,
+)
+from pamlib.tailoring import Engine, build_engine
+from pamlib_service import db
+from pamlib_service.config import Settings, StartupError, Token, Tokens, load_tokens
+from pamlib_service.logs import log_event
+from pamlib_service.models import MAX_TEXT, Submission
+
+__all__ = ["ApiError", "Service"]
+
+#: Where a not-scored reason's code lives in the answer's OperationOutcome.
+REASON_SYSTEM = "https://pamlib.org/fhir/CodeSystem/not-scored-reason"
+#: Columns of a scored row that an assessment attribute may not take over.
+_RESERVED = frozenset(
+    {*STANDARD_TYPES, *RECOMMENDATION_TYPES, *IDENTITY_COLUMNS, "site", "language", "mode"}
+)
+
+
+class ApiError(Exception):
+    """A request that cannot be carried out: HTTP ``status``, stable ``code``, words, and
+    every problem with where it is. Nothing in it comes from the request's values."""
+
+    def __init__(
+        self, status: int, code: str, message: str, problems: Iterable[Problem] = ()
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.problems = tuple(problems)
+
+
+@attrs.frozen
+class Parsed:
+    """One QuestionnaireResponse read and checked: what it is about and how it is keyed."""
+
+    document: dict[str, Any] = attrs.field(repr=False)
+    assessment: pamlib.Assessment
+    patient_key: str = attrs.field(repr=False)
+    content_sha256: str
+    identifier: tuple[str, str] | None = attrs.field(repr=False)
+
+
+def _digest(document: object) -> str:
+    text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _text_problem(value: str, where: str, what: str) -> Problem | None:
+    """Why ``value`` cannot be stored as a key, or None: too long, a NUL (PostgreSQL text
+    cannot hold one), or half a surrogate pair (no database encoding can)."""
+    if len(value) > MAX_TEXT:
+        return Problem(where, "too-long", f"{what} is longer than {MAX_TEXT} characters")
+    if "\x00" in value:
+        return Problem(where, "nul", f"{what} contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return Problem(where, "not-unicode", f"{what} is not Unicode text")
+    return None
+
+
+def _identifier(document: Mapping[str, Any]) -> tuple[str, str] | Problem:
+    """The (system, value) that keys a submission; R4 has one identifier, R5 a list."""
+    identifier = document.get("identifier")
+    where = "$.identifier"
+    if isinstance(identifier, list):
+        candidates = [(c, f"$.identifier[{i}]") for i, c in enumerate(identifier)]
+    else:
+        candidates = [(identifier, where)]
+    for candidate, here in candidates:
+        if not isinstance(candidate, Mapping):
+            continue
+        value, system = candidate.get("value"), candidate.get("system", "")
+        if not isinstance(value, str) or not value.strip():
+            continue
+        if not isinstance(system, str):
+            return Problem(f"{here}.system", "type", "the identifier's system must be a URI")
+        for text, at, what in ((system, "system", "the system"), (value, "value", "the value")):
+            problem = _text_problem(text, f"{here}.{at}", f"the identifier's {what[4:]}")
+            if problem is not None:
+                return problem
+        return system, value
+    return Problem(
+        where,
+        "no-identifier",
+        "a stored response needs an identifier (system and value): it is what makes "
+        "resubmission safe",
+    )
+
+
+def patient_key(patient: pamlib.Patient) -> str:
+    """pamlib's patient key: the patient id, else ``nhs:`` and the normalised NHS number."""
+    if patient.id:
+        return patient.id
+    return f"nhs:{patient.nhs_number}"
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def scored_row(assessment: pamlib.Assessment, result: ScoreResult) -> dict[str, Any]:
+    """The assessment's row of a scored table, as JSON values (what ``pamlib score`` writes,
+    with the site, language and the assessment's attributes as extra columns)."""
+    row: dict[str, Any] = {
+        "assessment_id": assessment.id,
+        "patient_id": assessment.patient.id,
+        "nhs_number": assessment.patient.nhs_number,
+        "assessed_on": assessment.assessed_on.isoformat(),
+        "instrument": assessment.instrument.id,
+        "status": str(result.status),
+        "n_answered": result.n_answered,
+        "raw_score": result.raw_score,
+        "theta": _finite(result.theta),
+        "theta_se": _finite(result.theta_se),
+        "score": _finite(result.score),
+        "score_se": _finite(result.score_se),
+        "level": None if result.level is None else int(result.level),
+        "cutpoint_set": result.cutpoint_set,
+        "flags": sorted(str(f) for f in result.flags),
+        "provider": result.provider,
+        "provider_version": result.provider_version,
+        "calibration_id": result.calibration_id,
+        "calibration_sha256": result.calibration_sha256,
+        "demo": result.demo,
+        "reason": result.reason_code,
+        "site": assessment.site,
+        "language": assessment.language,
+    }
+    for name, value in assessment.attributes.items():
+        if name not in _RESERVED:
+            row[name] = value
+    return row
+
+
+def _table(rows: Sequence[Mapping[str, Any]]) -> ScoredTable:
+    import pyarrow as pa
+
+    if not rows:
+        return ScoredTable.from_arrow(scored_schema().empty_table())
+    # A scored table holds each assessment once; two identifiers may carry one assessment id
+    # (different identifier systems): the first stored stands for it.
+    unique = {str(r["assessment_id"]): r for r in reversed(rows)}
+    kept = [dict(r) for r in rows if unique[str(r["assessment_id"])] is r]
+    return ScoredTable.from_arrow(pa.Table.from_pylist(kept))
+
+
+def _bundle(assessment: pamlib.Assessment, result: ScoreResult) -> dict[str, Any]:
+    """The answer: a ``collection`` Bundle with the Patient, the response and its
+    Observations; a response that was not scored gets an OperationOutcome saying why."""
+    assembler = Assembler(BundleSettings(style="collection"))
+    entries = assembler.entries(ResponseRow.from_assessment(assessment), result)
+    if not result.scored:
+        outcome = {
+            "resourceType": "OperationOutcome",
+            "issue": [
+                {
+                    "severity": "information",
+                    "code": "informational",
+                    "details": {
+                        "coding": [{"system": REASON_SYSTEM, "code": result.reason_code or ""}],
+                        "text": f"not scored: {result.reason or result.reason_code}",
+                    },
+                }
+            ],
+        }
+        entries.append({"resource": outcome})
+    return {"resourceType": "Bundle", "type": "collection", "entry": entries}
+
+
+def _date(value: dt.date | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not JSON")
+
+
+class Service:
+    """pamlib, the tokens and the database, set up once; one method per endpoint."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        host: PluginHost,
+        tokens: Tokens,
+        providers: Mapping[str, ScoringProvider],
+        engine: Engine,
+        database: Database,
+    ) -> None:
+        self.settings = settings
+        self.host = host
+        self.tokens = tokens
+        self.providers = dict(providers)
+        self.engine = engine
+        self.database = database
+        self.sessions: sessionmaker[Session] = db.session_factory(database)
+
+    # -- start-up ----------------------------------------------------------------------------
+
+    @classmethod
+    def start(cls, settings: Settings, *, host: PluginHost | None = None) -> Service:
+        """Check everything a request will need, or raise :class:`StartupError` with the
+        messages the ``pamlib`` command line gives for the same problem."""
+        tokens = load_tokens(settings.tokens_file)
+        try:
+            host = host if host is not None else PluginHost()
+            calibration = None
+            if settings.calibration is not None:
+                if not settings.calibration.is_file():
+                    raise StartupError(f"pamlib: error: no calibration file {settings.calibration}")
+                calibration = pamlib.load_calibration(settings.calibration)
+            instruments = host.instruments()
+            providers = {
+                name: pamlib.select_provider(
+                    settings.provider, instruments.get(name), calibration=calibration, host=host
+                )
+                for name in settings.instruments
+            }
+            for path in settings.rules:
+                if not path.is_file():
+                    raise StartupError(f"pamlib: error: no rules file {path}")
+            engine = build_engine(settings.rules, host=host)
+            host.scoring_providers()  # every registry built now, so every failure is known
+            if host.errors:  # a plugin the site relies on may be among them: refuse
+                raise StartupError("\n".join(f"pamlib: error: {e}" for e in host.errors))
+        except PamlibError as exc:
+            raise StartupError(f"pamlib: error: {exc}") from None
+        database = db.make_engine(settings.database_url)
+        try:
+            db.migrate(database)
+        except Exception as exc:
+            database.dispose()
+            raise StartupError(
+                f"pamlib-service: error: cannot migrate the database ({type(exc).__name__})"
+            ) from None
+        service = cls(
+            settings,
+            host=host,
+            tokens=tokens,
+            providers=providers,
+            engine=engine,
+            database=database,
+        )
+        log_event(
+            "started",
+            instruments=sorted(providers),
+            providers=sorted({p.id for p in providers.values()}),
+            database=database.dialect.name,
+        )
+        return service
+
+    def close(self) -> None:
+        self.database.dispose()
+
+    def ready(self) -> bool:
+        return db.ping(self.database)
+
+    # -- who may do what ---------------------------------------------------------------------
+
+    def authorise(self, header: str | None, role: str) -> Token:
+        """The token of ``Authorization: Bearer <token>`` if it has ``role``; else 401 or 403."""
+        scheme, _, secret = (header or "").partition(" ")
+        if scheme.lower() != "bearer" or not secret.strip():
+            raise ApiError(401, "unauthenticated", "a bearer token is needed")
+        token = self.tokens.find(secret.strip())
+        if token is None:
+            raise ApiError(401, "unauthenticated", "the bearer token is not known")
+        if role not in token.roles:
+            raise ApiError(403, "forbidden", f"the token does not have the '{role}' role")
+        return token
+
+    # -- reading a response ------------------------------------------------------------------
+
+    def parse(self, body: bytes, token: Token, *, keyed: bool) -> Parsed:
+        """The body as a checked QuestionnaireResponse of the token's site, or an ApiError
+        listing every problem (``keyed``: an identifier is required, for storing)."""
+        try:
+            document = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            raise ApiError(
+                400, "invalid-json", "the body is not a JSON document", [Problem("$", "json", "")]
+            ) from None
+        if not isinstance(document, dict) or document.get("resourceType") != (
+            "QuestionnaireResponse"
+        ):
+            problem = Problem("$.resourceType", "resource-type", "expected a QuestionnaireResponse")
+            raise ApiError(422, "invalid", "not a QuestionnaireResponse", [problem])
+        identifier = _identifier(document) if keyed else None
+        problems = [identifier] if isinstance(identifier, Problem) else []
+        parser = ResponseParser(self.host.instruments())  # one per request: it keeps caches
+        try:
+            row = parser.parse(document)
+        except RecursionError:
+            row = [Problem("$", "too-deep", "nested too deeply")]
+        if isinstance(row, list):
+            raise ApiError(422, "invalid", "the response cannot be used", [*problems, *row])
+        try:
+            assessment = row.to_assessment()
+        except ValidationError as exc:
+            raise ApiError(
+                422, "invalid", "the response cannot be used", [*problems, *exc.problems]
+            ) from None
+        if assessment.instrument.id not in self.providers:
+            problems.append(
+                Problem(
+                    "$.questionnaire", "instrument-not-served", "this service does not score it"
+                )
+            )
+        key = patient_key(assessment.patient)
+        for text, where, what in (
+            (assessment.id, "$.identifier", "the assessment id"),
+            (key, "$.subject", "the patient key"),
+            (assessment.site or "", "$.extension", "the site"),
+        ):
+            bad = _text_problem(text, where, what)
+            if bad is not None:
+                problems.append(bad)
+        if problems:
+            raise ApiError(422, "invalid", "the response cannot be used", problems)
+        if assessment.site is None:
+            assessment = attrs.evolve(assessment, site=token.site)
+        elif assessment.site != token.site:
+            raise ApiError(403, "other-site", "the response names a site other than the token's")
+        assert not isinstance(identifier, Problem)  # noqa: S101 - reported above
+        return Parsed(document, assessment, key, _digest(document), identifier)
+
+    def _score(self, assessment: pamlib.Assessment) -> ScoreResult:
+        provider = self.providers[assessment.instrument.id]
+        try:
+            return pamlib.score(assessment, provider=provider, host=self.host)
+        except LicenceError:
+            log_event("licence-refused", level=40, instrument=assessment.instrument.id)
+            raise ApiError(503, "licence", "scoring is not licensed at present") from None
+
+    # -- endpoints ---------------------------------------------------------------------------
+
+    def score_only(self, body: bytes, token: Token) -> dict[str, Any]:
+        """``POST /fhir/$score``: the answer Bundle, nothing stored."""
+        parsed = self.parse(body, token, keyed=False)
+        return _bundle(parsed.assessment, self._score(parsed.assessment))
+
+    def _existing(self, site: str, identifier: tuple[str, str]) -> Submission | None:
+        with self.sessions() as session:
+            return session.scalars(
+                select(Submission).where(
+                    Submission.site == site,
+                    Submission.identifier_system == identifier[0],
+                    Submission.identifier_value == identifier[1],
+                )
+            ).first()
+
+    @staticmethod
+    def _again(existing: Submission, parsed: Parsed) -> tuple[int, dict[str, Any]]:
+        if existing.content_sha256 != parsed.content_sha256:
+            log_event("conflict", submission=existing.id)
+            raise ApiError(
+                409,
+                "conflict",
+                "a different response with the same identifier is stored for this site",
+            )
+        log_event("resubmitted", submission=existing.id)
+        return 200, existing.bundle
+
+    def submit(self, body: bytes, token: Token) -> tuple[int, dict[str, Any]]:
+        """``POST /fhir/QuestionnaireResponse``: (status, Bundle). Stores in one transaction;
+        the unique key, not the check before it, is what keeps duplicates out."""
+        parsed = self.parse(body, token, keyed=True)
+        assert parsed.identifier is not None  # noqa: S101 - keyed
+        existing = self.lookup(token.site, parsed.identifier)
+        if existing is not None:
+            return self._again(existing, parsed)
+        assessment = parsed.assessment
+        result = self._score(assessment)
+        row = scored_row(assessment, result)
+        bundle = _bundle(assessment, result)
+        try:
+            with self.sessions.begin() as session:
+                previous = session.scalars(
+                    select(Submission.scored_row)
+                    .where(
+                        Submission.site == token.site, Submission.patient_key == parsed.patient_key
+                    )
+                    .order_by(Submission.id)
+                ).all()
+                earlier = [p for p in previous if p["assessment_id"] != assessment.id]
+                tailored = pamlib.tailor(_table([*earlier, row]), self.engine).to_arrow()
+                last = tailored.slice(len(tailored) - 1).to_pylist()[0]
+                submission = Submission(
+                    site=token.site,
+                    identifier_system=parsed.identifier[0],
+                    identifier_value=parsed.identifier[1],
+                    content_sha256=parsed.content_sha256,
+                    assessment_id=assessment.id,
+                    patient_key=parsed.patient_key,
+                    instrument=assessment.instrument.id,
+                    assessed_on=assessment.assessed_on,
+                    status=str(result.status),
+                    score=_finite(result.score),
+                    level=None if result.level is None else int(result.level),
+                    provider=result.provider,
+                    provider_version=result.provider_version,
+                    calibration_id=result.calibration_id,
+                    calibration_sha256=result.calibration_sha256,
+                    cutpoint_set=result.cutpoint_set,
+                    reason_code=result.reason_code,
+                    answers={k: int(v) for k, v in assessment.responses.items()},
+                    pathways=list(last["recommended_pathways"] or []),
+                    rules_fired=list(last["recommendation_rules"] or []),
+                    reassess_by=last["reassess_by"],
+                    scored_row=row,
+                    response=parsed.document,
+                    bundle=bundle,
+                    created_at=dt.datetime.now(dt.UTC),
+                )
+                session.add(submission)
+                session.flush()
+                stored_id = submission.id
+        except IntegrityError:
+            existing = self.lookup(token.site, parsed.identifier)
+            if existing is None:  # another constraint: a bug, not a duplicate
+                raise
+            return self._again(existing, parsed)
+        log_event("stored", submission=stored_id, status=str(result.status))
+        return 201, bundle
+
+    #: How an existing submission is found; a test replaces it to prove the constraint alone
+    #: keeps concurrent duplicates out.
+    lookup = _existing
+
+    def _patient_rows(self, site: str, key: str) -> tuple[str, list[Submission]]:
+        candidates = [key]
+        if not key.startswith("nhs:") and is_valid_nhs_number(key):
+            candidates.append(f"nhs:{normalise_nhs_number(key)}")
+        with self.sessions() as session:
+            for candidate in candidates:
+                rows = list(
+                    session.scalars(
+                        select(Submission)
+                        .where(Submission.site == site, Submission.patient_key == candidate)
+                        .order_by(Submission.assessed_on, Submission.id)
+                    ).all()
+                )
+                if rows:
+                    return candidate, rows
+        raise ApiError(404, "not-found", "no patient with that key at this site")
+
+    def trajectory(self, key: str, token: Token) -> dict[str, Any]:
+        """``GET /patients/{key}/trajectory``: pamlib's trajectory, and every assessment."""
+        found, rows = self._patient_rows(token.site, key)
+        report = pamlib.build_report(_table([r.scored_row for r in rows]))
+        trajectory = report.trajectories.for_patient(found)
+
+        def ref(value: Any) -> dict[str, Any] | None:
+            if value is None:
+                return None
+            return {
+                "assessment_id": value.assessment_id,
+                "assessed_on": value.assessed_on.isoformat(),
+                "score": value.score,
+                "level": value.level,
+                "flags": list(value.flags),
+            }
+
+        return {
+            "patient": found,
+            "n_assessments": trajectory.n_assessments,
+            "baseline": ref(trajectory.baseline),
+            "followup": ref(trajectory.followup),
+            "change": trajectory.change,
+            "classification": None
+            if trajectory.classification is None
+            else str(trajectory.classification),
+            "transition": None if trajectory.transition is None else list(trajectory.transition),
+            "demo": report.demo,
+            "assessments": [
+                {
+                    "assessment_id": r.assessment_id,
+                    "assessed_on": r.assessed_on.isoformat(),
+                    "status": r.status,
+                    "score": r.score,
+                    "level": r.level,
+                    "reason": r.reason_code,
+                    "pathways": r.pathways,
+                    "reassess_by": _date(r.reassess_by),
+                }
+                for r in rows
+            ],
+        }
+
+    def overdue(self, on: dt.date, token: Token) -> dict[str, Any]:
+        """``GET /reassessments/overdue?on=DATE``: patients whose latest scored assessment was
+        due for reassessment before ``on`` (a later attempt that was not scored is no
+        reassessment)."""
+        with self.sessions() as session:
+            rows = session.execute(
+                select(
+                    Submission.patient_key,
+                    Submission.assessment_id,
+                    Submission.assessed_on,
+                    Submission.reassess_by,
+                )
+                .where(Submission.site == token.site, Submission.status == "scored")
+                .order_by(Submission.assessed_on, Submission.id)
+            ).all()
+        latest = {r.patient_key: r for r in rows}
+        due = sorted(
+            (r for r in latest.values() if r.reassess_by is not None and r.reassess_by < on),
+            key=lambda r: (r.reassess_by, r.patient_key),
+        )
+        return {
+            "on": on.isoformat(),
+            "n_overdue": len(due),
+            "overdue": [
+                {
+                    "patient": r.patient_key,
+                    "assessment_id": r.assessment_id,
+                    "assessed_on": r.assessed_on.isoformat(),
+                    "reassess_by": r.reassess_by.isoformat(),
+                    "days_overdue": (on - r.reassess_by).days,
+                }
+                for r in due
+            ],
+        }
+
+    def cohort(self, token: Token) -> dict[str, Any]:
+        """``GET /reports/cohort``: the JSON summary of the token's site, always suppressed."""
+        with self.sessions() as session:
+            rows = session.scalars(
+                select(Submission.scored_row)
+                .where(Submission.site == token.site)
+                .order_by(Submission.id)
+            ).all()
+        report = pamlib.build_report(_table(rows), ReportConfig(publish=True))
+        return summary_json(report)
