@@ -22,7 +22,7 @@ Definitions, per group and overall:
   its lower edge, the last one (``90-100``) also its upper edge.
 * ``nqf2483``: numerator, denominator, rate (%) and exclusions by reason.
 * ``trends.<all|baseline>.<quarter>``: the cohort's level mix and mean score by calendar
-  quarter (overall only, not per group; see :mod:`pamlib.reporting.trends`).
+  quarter (overall only, not per group; see ``pamlib.reporting.trends``).
 
 Means, SDs and percentages are rounded to one decimal.
 """
