@@ -67,10 +67,12 @@ def bar_chart(
     *,
     y_title: str,
     reference_lines: Sequence[tuple[float, str]] = (),
+    description: str | None = None,
 ) -> str:
     """Grouped vertical bars from a zero line (negative values go down), labelled with values.
 
-    ``title`` and ``categories`` must be plain text; they are escaped here.
+    ``title``, ``categories`` and ``description`` (a longer text alternative, written as the
+    chart's ``desc``) must be plain text; they are escaped here.
     """
     numbers = [v for s in series for v in s.values if isinstance(v, int | float)]
     numbers += [y for y, _ in reference_lines]
@@ -93,6 +95,8 @@ def bar_chart(
         ),
         f"<title>{escape(title)}</title>",
     ]
+    if description:
+        out.append(f"<desc>{escape(description)}</desc>")
     tick = bottom
     while tick <= top + step / 1000:
         ty = y(tick)

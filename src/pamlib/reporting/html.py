@@ -30,6 +30,7 @@ from pamlib.reporting.summary import (
     Suppressed,
     Value,
 )
+from pamlib.reporting.trends import trend_quarters
 
 if TYPE_CHECKING:
     from pamlib.reporting.report import CohortReport
@@ -38,6 +39,8 @@ __all__ = ["render_html"]
 
 BASELINE, FOLLOWUP = "#3b6ea8", "#e07b1a"
 UP, DOWN = "#3a8a3f", "#c8423b"
+#: Trend series (Okabe–Ito blue and orange, safe for colour-blind readers).
+TREND_ALL, TREND_BASELINE = "#0072b2", "#e69f00"
 
 _CSS = """
 :root { color-scheme: light; }
@@ -245,6 +248,90 @@ def _comparison(comparison: Comparison) -> str:
         "outside the 99.8 % limits differs from the cohort by more than chance would explain "
         "about once in 500 comparisons. Groups whose counts are suppressed are not "
         "plotted.</p></div></section>"
+    )
+
+
+_TREND_KINDS = (
+    ("all", "All usable scored assessments", "All assessments", TREND_ALL),
+    (
+        "baseline",
+        "Baseline assessments (each patient's first usable one)",
+        "Baselines",
+        TREND_BASELINE,
+    ),
+)
+
+
+def _trends(summary: CohortSummary) -> str:
+    """Trends by calendar quarter: a chart of the mean score and a table per view."""
+    quarters = trend_quarters(summary.values)
+    if not quarters:
+        return (
+            '<section class="scope" id="trends"><h2>Trends by quarter</h2>'
+            '<p class="note">No usable scored assessments: no trends to show.</p></section>'
+        )
+
+    def words(value: Value) -> str:
+        if isinstance(value, Suppressed):
+            return "suppressed"
+        return "none" if value is None else f"{value:.1f}"
+
+    description = (
+        "Mean score by calendar quarter of assessment, over all usable assessments and over "
+        "baselines only: "
+        + "; ".join(
+            f"{q} {words(summary[f'trends.all.{q}.mean_score'])} and "
+            f"{words(summary[f'trends.baseline.{q}.mean_score'])}"
+            for q in quarters
+        )
+        + ". The tables below give every figure."
+    )
+    chart = bar_chart(
+        "Mean score by calendar quarter of assessment",
+        list(quarters),
+        [
+            Series(
+                name=name,
+                colour=colour,
+                keys=[f"trends.{kind}.{q}.mean_score" for q in quarters],
+                values=[summary[f"trends.{kind}.{q}.mean_score"] for q in quarters],
+            )
+            for kind, _, name, colour in _TREND_KINDS
+        ],
+        y_title="mean score",
+        description=description,
+    )
+    head = (
+        "<th>Quarter</th><th>n</th>"
+        + "".join(f"<th>Level {lv} n</th><th>%</th>" for lv in LEVELS)
+        + "<th>Mean score</th>"
+    )
+    tables = []
+    for kind, caption, _, _ in _TREND_KINDS:
+        rows = []
+        for q in quarters:
+            key = f"trends.{kind}.{q}"
+            cells = _num(f"{key}.n", summary[f"{key}.n"]) + "".join(
+                _num(f"{key}.levels.{lv}", summary[f"{key}.levels.{lv}"])
+                + _num(f"{key}.levels_pct.{lv}", summary[f"{key}.levels_pct.{lv}"])
+                for lv in LEVELS
+            )
+            cells += _num(f"{key}.mean_score", summary[f"{key}.mean_score"])
+            rows.append(f"<tr><th>{escape(q)}</th>{cells}</tr>")
+        tables.append(
+            f'<div class="scroll"><table><caption>{escape(caption)} by calendar quarter: '
+            "count, activation level mix and mean score</caption>"
+            f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+        )
+    return (
+        '<section class="scope" id="trends"><h2>Trends by quarter</h2><div class="panel">'
+        f"<h3>Activation level mix and mean score by calendar quarter</h3>{chart}"
+        f"{''.join(tables)}"
+        '<p class="note">Quarters are calendar quarters of the assessment date (Q1 is January '
+        "to March). A patient assessed twice in a quarter counts twice among all assessments; "
+        "each patient counts once among baselines. Shares are of the quarter's count."
+        + (" A suppressed quarter shows no count, shares or mean." if summary.suppressed else "")
+        + "</p></div></section>"
     )
 
 
@@ -469,6 +556,7 @@ def render_html(report: CohortReport) -> str:
             body.append(scope.render("All patients", "scope-all"))
             if report.comparison is not None:
                 body.append(_comparison(report.comparison))
+            body.append(_trends(summary))
         else:
             heading = f"{escape(summary.group_by or 'group')}: {escape(name) or '(blank)'}"
             body.append(scope.render(heading, "scope-" + prefix.rstrip(".").replace(".", "-")))

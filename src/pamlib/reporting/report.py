@@ -31,6 +31,7 @@ from pamlib.reporting.measures import EXCLUSION_CODES, STATUS_CODES, Nqf2483, nq
 from pamlib.reporting.summary import CohortSummary, summarise
 from pamlib.reporting.suppression import suppress
 from pamlib.reporting.trajectories import CLASSIFICATION_CODES, Trajectories, link_trajectories
+from pamlib.reporting.trends import trend_quarters, trends_json
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -167,6 +168,8 @@ def summary_json(report: CohortReport) -> dict[str, Any]:
     """The JSON summary as Python values (what :func:`write_json` writes)."""
     figures = report.released.to_json()
     figures["nqf2483"]["as_specified"] = report.config.nqf2483_as_specified
+    quarters = trend_quarters(report.released.values)
+    trends = trends_json(figures.pop("trends", {}), quarters)
     return {
         "schema": SUMMARY_SCHEMA,
         "pamlib_version": __version__,
@@ -181,6 +184,7 @@ def summary_json(report: CohortReport) -> dict[str, Any]:
             if report.comparison is not None
             else {}
         ),
+        "trends": trends,
     }
 
 

@@ -21,6 +21,8 @@ Definitions, per group and overall:
 * ``score_histogram.<baseline|followup>.<bin>``: scores in 10-point bins; each bin includes
   its lower edge, the last one (``90-100``) also its upper edge.
 * ``nqf2483``: numerator, denominator, rate (%) and exclusions by reason.
+* ``trends.<all|baseline>.<quarter>``: the cohort's level mix and mean score by calendar
+  quarter (overall only, not per group; see ``pamlib.reporting.trends``).
 
 Means, SDs and percentages are rounded to one decimal.
 """
@@ -40,6 +42,7 @@ from pamlib.reporting.config import NQF2483_GAIN_POINTS, ReportConfig
 from pamlib.reporting.measures import EXCLUSION_CODES, Nqf2483
 from pamlib.reporting.privacy import check_groups
 from pamlib.reporting.trajectories import Trajectories
+from pamlib.reporting.trends import trend_figures
 
 __all__ = [
     "BIN_LABELS",
@@ -360,6 +363,12 @@ def summarise(
             (tuple(prefix + k for k in lhs), tuple(prefix + k for k in rhs))
             for lhs, rhs in _identities(figures, config)
         ]
+        if i == 0:  # trends are the whole cohort's only
+            trends = trend_figures(traj)
+            values.update(trends.values)
+            counts.update(trends.counts)
+            depends.update(trends.derived)
+            identities += trends.identities
     if names:  # every overall count is the sum of the groups' counts
         identities += [
             ((k,), tuple(f"groups.{g}.{k}" for g in range(len(names)))) for k in count_keys

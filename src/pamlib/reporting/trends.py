@@ -1,0 +1,159 @@
+"""Activation over time: level mix and mean score by calendar quarter of assessment.
+
+Two views, both over the whole cohort (not per group):
+
+* ``all``: every *usable* assessment (scored, with a 0–100 score and a level), by the quarter
+  it was taken in; a patient assessed twice in a quarter counts twice.
+* ``baseline``: each patient's baseline assessment only, by the quarter of the baseline; the
+  quarters add up to ``n_baseline`` and, level by level, to ``levels_baseline``.
+
+For each quarter (``2024-Q1`` is January to March 2024) the figures are the count ``n``, the
+count and share of each level 1–4 (``levels``/``levels_pct``) and the mean score
+(``mean_score``). They are keys of the :class:`~pamlib.reporting.summary.CohortSummary`
+(``trends.baseline.2024-Q1.levels.2``), with their additive identities (a quarter's ``n`` is the
+sum of its levels; the baseline quarters sum to the cohort's baseline figures), so small-number
+suppression treats them like every other count: a hidden quarter count hides its mean and
+shares, a hidden level cell its share, and secondary suppression keeps either from being
+recomputed from the totals. Only quarters with at least one usable assessment are listed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import attrs
+import numpy as np
+from numpy.typing import NDArray
+
+from pamlib.reporting.trajectories import Trajectories
+
+__all__ = [
+    "KINDS",
+    "TrendFigures",
+    "quarter_codes",
+    "quarter_label",
+    "trend_figures",
+    "trend_quarters",
+    "trends_json",
+]
+
+#: The two views: every usable assessment, and baselines only.
+KINDS = ("all", "baseline")
+_LEVELS = ("1", "2", "3", "4")
+
+
+def quarter_codes(days: NDArray[np.datetime64]) -> NDArray[np.int64]:
+    """Each day's calendar quarter as ``year * 4 + quarter - 1`` (sortable, one per quarter)."""
+    months = days.astype("datetime64[M]").astype(np.int64)  # months since 1970-01
+    return (months // 3 + 1970 * 4).astype(np.int64)
+
+
+def quarter_label(code: int) -> str:
+    """``2024-Q1`` for a code of :func:`quarter_codes`.
+
+    >>> quarter_label(2024 * 4), quarter_label(2024 * 4 + 3)
+    ('2024-Q1', '2024-Q4')
+    """
+    return f"{code // 4}-Q{code % 4 + 1}"
+
+
+@attrs.frozen(repr=False)
+class TrendFigures:
+    """The trend keys, counts, derived values and identities to merge into a summary.
+
+    ``quarters`` are the labels in calendar order; the other fields are filled by
+    :func:`trend_figures`.
+    """
+
+    quarters: tuple[str, ...]
+    values: dict[str, int | float | None] = attrs.field(factory=dict)
+    counts: list[str] = attrs.field(factory=list)
+    derived: dict[str, tuple[str, ...]] = attrs.field(factory=dict)
+    identities: list[tuple[tuple[str, ...], tuple[str, ...]]] = attrs.field(factory=list)
+
+    def __repr__(self) -> str:
+        return f"TrendFigures(quarters={self.quarters!r}, n_values={len(self.values)})"
+
+
+def _mean(n: int, total: int) -> float | None:
+    return round(total / (n * 10), 1) if n else None
+
+
+def _pct(count: int, of: int) -> float | None:
+    return round(100 * count / of, 1) if of else None
+
+
+def _add_kind(
+    out: TrendFigures,
+    kind: str,
+    *,
+    quarter: NDArray[np.int64],
+    level: NDArray[np.int64],
+    tenths: NDArray[np.int64],
+    size: int,
+) -> None:
+    n = np.bincount(quarter, minlength=size)
+    total = np.bincount(quarter, weights=tenths, minlength=size)
+    by_level = {lv: np.bincount(quarter[level == int(lv)], minlength=size) for lv in _LEVELS}
+    for j, label in enumerate(out.quarters):
+        key = f"trends.{kind}.{label}"
+        count = int(n[j])
+        out.values[f"{key}.n"] = count
+        out.counts.append(f"{key}.n")
+        for lv in _LEVELS:
+            c = int(by_level[lv][j])
+            out.values[f"{key}.levels.{lv}"] = c
+            out.counts.append(f"{key}.levels.{lv}")
+        for lv in _LEVELS:
+            out.values[f"{key}.levels_pct.{lv}"] = _pct(int(by_level[lv][j]), count)
+            out.derived[f"{key}.levels_pct.{lv}"] = (f"{key}.levels.{lv}", f"{key}.n")
+        # Sums of integers below 2**53 are exact in float64.
+        out.values[f"{key}.mean_score"] = _mean(count, round(float(total[j])))
+        out.derived[f"{key}.mean_score"] = (f"{key}.n",)
+        out.identities.append(((f"{key}.n",), tuple(f"{key}.levels.{lv}" for lv in _LEVELS)))
+
+
+def trend_figures(traj: Trajectories) -> TrendFigures:
+    """The trend figures of a cohort's assessments (see the module's docstring)."""
+    columns = traj.columns
+    usable = np.flatnonzero(columns.usable)
+    baseline = traj.baseline_row[traj.has_baseline]
+    codes = quarter_codes(columns.assessed_on)
+    distinct = np.unique(codes[usable])  # every baseline is a usable assessment
+    out = TrendFigures(quarters=tuple(quarter_label(int(c)) for c in distinct.tolist()))
+    size = len(distinct)
+    level = columns.level.astype(np.int64)
+    tenths = columns.score_tenths
+    for kind, rows in (("all", usable), ("baseline", baseline)):
+        quarter = np.searchsorted(distinct, codes[rows]).astype(np.int64)
+        _add_kind(out, kind, quarter=quarter, level=level[rows], tenths=tenths[rows], size=size)
+    # The baseline quarters add up to the cohort's baseline figures.
+    quarters: Sequence[str] = out.quarters
+    if quarters:
+        out.identities.append((("n_baseline",), tuple(f"trends.baseline.{q}.n" for q in quarters)))
+        out.identities.extend(
+            [
+                (
+                    (f"levels_baseline.{lv}",),
+                    tuple(f"trends.baseline.{q}.levels.{lv}" for q in quarters),
+                )
+                for lv in _LEVELS
+            ]
+        )
+    return out
+
+
+def trend_quarters(keys: Iterable[str]) -> tuple[str, ...]:
+    """The quarters of a summary's trend keys, in calendar order."""
+    found: dict[str, None] = {}
+    for key in keys:
+        if key.startswith("trends.all."):
+            found[key.split(".")[2]] = None
+    return tuple(found)  # the summary lists them in calendar order
+
+
+def trends_json(nested: Mapping[str, Any], quarters: Sequence[str]) -> dict[str, Any]:
+    """The ``trends`` of the JSON summary: ``quarters`` in order, then ``all`` and ``baseline``
+    keyed by quarter (both empty when there is no usable assessment)."""
+    return {"quarters": list(quarters), **{kind: dict(nested.get(kind, {})) for kind in KINDS}}
