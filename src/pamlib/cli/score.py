@@ -304,9 +304,16 @@ def _run(args: argparse.Namespace, guard: OutputGuard) -> int:
 def _pseudonymiser(path: str | None) -> Pseudonymiser | None:
     if path is None:
         return None
+    import warnings
+
     from pamlib.tables.keys import Pseudonymiser
 
-    return Pseudonymiser.from_file(path)
+    with warnings.catch_warnings(record=True) as caught:  # said as a line, not a source location
+        warnings.simplefilter("always")
+        pseudonymiser = Pseudonymiser.from_file(path)
+    for warning in caught:
+        sys.stderr.write(f"warning: {warning.message}\n")
+    return pseudonymiser
 
 
 def _score(
