@@ -593,6 +593,7 @@ class _MemorySink:
 
     def abort(self) -> None:
         self.tables.clear()
+        self.nhs_numbers.clear()
         self.rejects.clear()
 
     def table(self) -> Any:

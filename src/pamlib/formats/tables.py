@@ -283,8 +283,7 @@ class TableReader:
         return given.astype(np.int64, copy=False)
 
     def read(self, data: Any) -> Iterator[ReadChunk]:
-        """Every batch of ``data`` as a chunk (``track`` or ``off``); the first chunk holds no
-        records and names the columns, as the file readers' first chunk does."""
-        batches = record_batches(data)
-        for batch in batches:
+        """Every batch of ``data`` as a chunk (``track`` or ``off``); a table with no rows still
+        gives one chunk, so its columns are checked and named."""
+        for batch in record_batches(data):
             yield self.chunk(batch)
