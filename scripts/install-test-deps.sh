@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install what the browser test (tests/test_fhir_lforms.py) needs: Chromium from the system
-# package manager and the LHC-Forms npm package, unpacked into .cache/lforms/ (git-ignored).
+# Install what the browser tests (tests/test_fhir_lforms.py, tests/reporting/test_browser.py)
+# need: Chromium from the system package manager, and the LHC-Forms and axe-core npm packages,
+# unpacked into .cache/lforms/ and .cache/axe-core/ (git-ignored).
 #
 # Idempotent: anything already present is left alone. It never fails the build: when something
 # cannot be installed it says why, and the test skips with the same reason.
@@ -10,6 +11,9 @@ LFORMS_VERSION="40.1.3"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 CACHE="$ROOT/.cache/lforms/$LFORMS_VERSION"
 MARKER="$CACHE/package/dist/lforms/fhir/R4/lformsFHIR.min.js"
+AXE_VERSION="4.14.1"
+AXE_CACHE="$ROOT/.cache/axe-core/$AXE_VERSION"
+AXE_MARKER="$AXE_CACHE/package/axe.min.js"
 
 note() { echo "install-test-deps: $*" >&2; }
 
@@ -78,6 +82,31 @@ install_lforms() {
     rm -rf "$work"
 }
 
+install_axe() {
+    if [ -f "$AXE_MARKER" ]; then
+        return 0
+    fi
+    if ! command -v npm >/dev/null 2>&1; then
+        note "npm is not available, so axe-core cannot be fetched; the accessibility test will skip"
+        return 0
+    fi
+    local work
+    work="$(mktemp -d)"
+    note "fetching axe-core@$AXE_VERSION with npm pack"
+    # The published tarball only: axe.min.js is injected into the page from this local file.
+    if (cd "$work" && bounded 300 npm pack --silent "axe-core@$AXE_VERSION" >/dev/null 2>&1) &&
+        mkdir -p "$AXE_CACHE" &&
+        tar -xzf "$work/axe-core-$AXE_VERSION.tgz" -C "$AXE_CACHE" &&
+        [ -f "$AXE_MARKER" ]; then
+        note "axe-core $AXE_VERSION is in .cache/axe-core/$AXE_VERSION"
+    else
+        note "could not fetch axe-core $AXE_VERSION with npm; the accessibility test will skip"
+        rm -rf "$AXE_CACHE"
+    fi
+    rm -rf "$work"
+}
+
 install_chromium
 install_lforms
+install_axe
 exit 0

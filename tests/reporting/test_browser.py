@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import struct
 import subprocess
@@ -12,6 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.browser import chromium as browser
+from tests.browser import find_chromium, static_server
+from tests.conftest import ROOT
 
 from pamlib.reporting import ReportConfig, ScoredColumns, build_report, write_html, write_json
 
@@ -20,8 +24,8 @@ MakeCohort = Callable[..., list[Row]]
 Check = Callable[[str, Any], list[Any]]
 
 WIDTH, HEIGHT = 1280, 1500
-BASELINE_BLUE = (0x3B, 0x6E, 0xA8)
-FOLLOWUP_ORANGE = (0xE0, 0x7B, 0x1A)
+BASELINE_BLUE = (0x00, 0x72, 0xB2)
+FOLLOWUP_ORANGE = (0xE6, 0x9F, 0x00)
 BANNER_RED = (0xB3, 0x26, 0x1E)
 
 
@@ -190,3 +194,111 @@ def test_report_renders_in_chromium(
     assert ('id="demo-watermark"' in dom) is demo
     if publish:
         assert any(f.value == "*" for f in figures)
+
+
+# -- responsive layout and accessibility: 390 px and 1280 px, checked in the page ----------------
+
+AXE_VERSION = "4.14.1"
+
+#: Elements wider than the viewport, or poking past its edges, that no scroll container (or
+#: clipping ancestor) holds: what a reader would have to pan the whole page to see.
+OVERFLOWING = """(() => {
+  const width = document.documentElement.clientWidth;
+  const clipped = (e) => {
+    for (let a = e.parentElement; a && a !== document.body; a = a.parentElement) {
+      const x = getComputedStyle(a).overflowX;
+      if (x === 'auto' || x === 'scroll' || x === 'hidden' || x === 'clip') return true;
+    }
+    return false;
+  };
+  const out = [];
+  for (const e of document.body.querySelectorAll('*')) {
+    const r = e.getBoundingClientRect();
+    if (r.width === 0 && r.height === 0) continue;
+    if ((r.right > width + 1 || r.left < -1) && !clipped(e)) {
+      out.push(`${e.tagName.toLowerCase()}.${e.getAttribute('class') || ''}` +
+               ` ${Math.round(r.left)}..${Math.round(r.right)}`);
+    }
+  }
+  return {width, scrollWidth: document.documentElement.scrollWidth, out: out.slice(0, 20)};
+})()"""
+
+#: The smallest rendered font size (CSS px) of any chart text the reader can see.
+SMALLEST_CHART_TEXT = """(() => {
+  let smallest = 1000;
+  for (const t of document.querySelectorAll('svg.chart text')) {
+    const r = t.getBoundingClientRect();
+    if (r.width === 0 || getComputedStyle(t).display === 'none') continue;
+    const svg = t.ownerSVGElement;
+    const scale = svg.getBoundingClientRect().width / svg.viewBox.baseVal.width;
+    smallest = Math.min(smallest, parseFloat(getComputedStyle(t).fontSize) * scale);
+  }
+  return smallest;
+})()"""
+
+
+def axe_script() -> Path:
+    configured = os.environ.get("PAMLIB_AXE_DIR")
+    root = Path(configured) if configured else ROOT / ".cache" / "axe-core" / AXE_VERSION
+    return root / "package" / "axe.min.js"
+
+
+@pytest.mark.slow
+def test_report_is_readable_and_accessible_at_390_and_1280_px(
+    tmp_path: Path, make_cohort: MakeCohort
+) -> None:
+    """A demo report grouped by site and published (banner, watermark, funnel, trends, stars):
+    nothing wider than the viewport outside a scroll container, chart text at least ~11 px,
+    and no serious or critical axe-core violation; axe's findings are printed."""
+    axe = axe_script()
+    if not axe.is_file():
+        pytest.skip(
+            f"axe-core {AXE_VERSION} is not in .cache/axe-core "
+            "(scripts/install-test-deps.sh could not fetch it with npm)"
+        )
+    executable = find_chromium()
+    if executable is None:
+        pytest.skip("Chromium is not installed (scripts/install-test-deps.sh could not install it)")
+    pytest.importorskip("websockets", reason="the websockets package drives Chromium")
+
+    site = tmp_path / "site"
+    site.mkdir()
+    rows = make_cohort(seed=21, n_patients=400, demo=True)
+    report = build_report(
+        ScoredColumns.from_rows(rows), ReportConfig(group_by="site", publish=True)
+    )
+    write_html(report, site / "report.html")
+    failures: list[str] = []
+    with static_server(site) as url, browser(executable, tmp_path / "profile") as page:
+        page.call("Page.enable")
+        for width in (390, 1280):
+            page.call(
+                "Emulation.setDeviceMetricsOverride",
+                width=width,
+                height=900,
+                deviceScaleFactor=1,
+                mobile=width < 600,
+            )
+            page.call("Page.navigate", url=f"{url}/report.html")
+            page.wait_for(
+                "document.readyState === 'complete' && !!document.querySelector('footer')"
+            )
+            layout = page.evaluate(OVERFLOWING)
+            smallest = page.evaluate(SMALLEST_CHART_TEXT)
+            page.evaluate(axe.read_text(encoding="utf-8") + "\n;true")
+            results = page.evaluate(
+                "axe.run(document, {resultTypes: ['violations']}).then(r => r.violations.map("
+                "v => ({id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.length, "
+                "targets: v.nodes.slice(0, 5).map(n => n.target.join(' '))})))",
+                timeout=60,
+            )
+            print(f"\naxe-core {AXE_VERSION} at {width} px: {json.dumps(results, indent=1)}")
+            print(f"layout at {width} px: {layout}; smallest chart text {smallest:.1f} px")
+            if layout["out"] or layout["scrollWidth"] > layout["width"]:
+                failures.append(f"{width} px: wider than the viewport: {layout}")
+            if smallest < 10.5:
+                failures.append(f"{width} px: chart text {smallest:.1f} px")
+            serious = [v for v in results if v["impact"] in ("serious", "critical")]
+            if serious:
+                failures.append(f"{width} px: axe-core: {serious}")
+    assert not failures, "\n".join(failures)

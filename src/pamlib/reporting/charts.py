@@ -3,6 +3,11 @@
 Every bar and value label carries the ``data-key``/``data-value`` of the figure it shows. A
 hidden (suppressed) or missing value draws no bar — a bar's height would give the count away —
 only its symbol on the zero line.
+
+Charts are drawn in a narrow coordinate system (:data:`WIDTH` units) with 13-unit text and
+scaled to the width of their card by CSS: on a 390 px phone the text stays at about 11 px, on a
+desktop the chart is capped at a readable size. Labels that would collide at that width (many
+bars, long category names) are turned, never shrunk.
 """
 
 from __future__ import annotations
@@ -19,8 +24,12 @@ from pamlib.reporting.summary import Suppressed, Value
 
 __all__ = ["Series", "bar_chart", "display", "figure_attrs", "funnel_plot"]
 
-WIDTH, HEIGHT = 640, 270
-LEFT, RIGHT, TOP, BOTTOM = 52, 12, 34, 44
+WIDTH, HEIGHT = 380, 240
+LEFT, RIGHT, TOP, BOTTOM = 48, 10, 34, 44
+#: Text size in chart units (the stylesheet's) and the width of one character, a little above
+#: the average of a sans-serif face so that layout errs towards room to spare.
+FONT, CHAR = 13, 7.6
+LEGEND_ROW = 18
 
 
 def display(value: Value) -> str:
@@ -54,13 +63,32 @@ class Series:
     negative_colour: str | None = None
 
 
+def _text_width(text: str) -> float:
+    return len(text) * CHAR
+
+
+def _legend(
+    items: Sequence[tuple[str, float]], left: float, right: float
+) -> list[tuple[float, float]]:
+    """Where each legend item goes, ``(x, y of its text baseline)``: left to right, wrapping to a
+    new row when an item (``(label, width of its swatch)``) would cross ``right``."""
+    places, x, row = [], left, 0
+    for label, swatch in items:
+        width = swatch + 5 + _text_width(label)
+        if x > left and x + width > right:
+            x, row = left, row + 1
+        places.append((x, 18.0 + row * LEGEND_ROW))
+        x += width + 14
+    return places
+
+
 def _nice_step(span: float, ticks: int = 5) -> float:
     raw = span / ticks
     magnitude = 10.0 ** math.floor(math.log10(raw))
     return next(m * magnitude for m in (1.0, 2.0, 2.5, 5.0, 10.0) if m * magnitude >= raw)
 
 
-def bar_chart(
+def bar_chart(  # noqa: PLR0915 -- one drawing, read top to bottom
     title: str,
     categories: Sequence[str],
     series: Sequence[Series],
@@ -72,7 +100,9 @@ def bar_chart(
     """Grouped vertical bars from a zero line (negative values go down), labelled with values.
 
     ``title``, ``categories`` and ``description`` (a longer text alternative, written as the
-    chart's ``desc``) must be plain text; they are escaped here.
+    chart's ``desc``) must be plain text; they are escaped here. A series with a
+    ``negative_colour`` names gain and fall in the legend; a fall is also told apart without
+    colour, by its bar going down from the zero line and its signed value label.
     """
     numbers = [v for s in series for v in s.values if isinstance(v, int | float)]
     numbers += [y for y, _ in reference_lines]
@@ -83,15 +113,41 @@ def bar_chart(
     bottom = math.floor(bottom / step) * step
     if top - bottom < step:
         top = bottom + step
-    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    plot_w = WIDTH - LEFT - RIGHT
+    group_w = plot_w / max(1, len(categories))
+    bar_w = min(30.0, group_w * 0.8 / max(1, len(series)))
+
+    # Legend: one swatch per series; gain and fall each named where negatives differ in colour.
+    legend: list[tuple[str, str]] = []
+    for s in series:
+        if s.negative_colour:
+            legend += [(f"{s.name}: gain", s.colour), ("fall", s.negative_colour)]
+        else:
+            legend.append((s.name, s.colour))
+    places = _legend([(name, 12.0) for name, _ in legend], LEFT, WIDTH - RIGHT)
+    legend_bottom = max(y for _, y in places) + 4
+
+    # Labels turn (values upright, categories slanted) rather than collide.
+    value_texts = [display(v) for s in series for v in s.values]
+    widest_value = max([_text_width(t) for t in value_texts] + [0.0])
+    spacing = bar_w if len(series) > 1 else group_w  # between neighbouring value labels
+    turn_values = widest_value > spacing - 2
+    widest_category = max([_text_width(c) for c in categories] + [0.0])
+    slant_categories = widest_category > group_w - 4
+    top_margin = legend_bottom + (widest_value + 8 if turn_values else FONT + 6)
+    bottom_margin = 26 + (widest_category * 0.64 if slant_categories else 0)
+    if bottom < 0 and turn_values:
+        bottom_margin += widest_value
+    plot_h = HEIGHT - TOP - BOTTOM
+    height = top_margin + plot_h + bottom_margin
 
     def y(value: float) -> float:
-        return TOP + (top - value) / (top - bottom) * plot_h
+        return top_margin + (top - value) / (top - bottom) * plot_h
 
     out = [
         (
-            f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" '
-            f'height="{HEIGHT}" role="img" aria-label="{escape(title)}">'
+            f'<svg class="chart" viewBox="0 0 {WIDTH} {height:.0f}" width="{WIDTH}" '
+            f'height="{height:.0f}" role="img" aria-label="{escape(title)}">'
         ),
         f"<title>{escape(title)}</title>",
     ]
@@ -102,17 +158,15 @@ def bar_chart(
         ty = y(tick)
         out.append(
             f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{ty:.1f}" y2="{ty:.1f}"/>'
-            f'<text class="tick" x="{LEFT - 6}" y="{ty + 4:.1f}" text-anchor="end">'
+            f'<text class="tick" x="{LEFT - 5}" y="{ty + 4:.1f}" text-anchor="end">'
             f"{tick:g}</text>"
         )
         tick += step
     out.append(
-        f'<text class="axis-title" transform="translate(14 {TOP + plot_h / 2:.1f}) rotate(-90)" '
-        f'text-anchor="middle">{escape(y_title)}</text>'
+        f'<text class="axis-title" transform="translate(11 {top_margin + plot_h / 2:.1f}) '
+        f'rotate(-90)" text-anchor="middle">{escape(y_title)}</text>'
     )
     zero = y(0.0)
-    group_w = plot_w / max(1, len(categories))
-    bar_w = min(34.0, group_w * 0.8 / max(1, len(series)))
     for i, category in enumerate(categories):
         x0 = LEFT + i * group_w + (group_w - bar_w * len(series)) / 2
         for j, s in enumerate(series):
@@ -121,25 +175,45 @@ def bar_chart(
             cx = x + bar_w / 2
             if isinstance(value, int | float):
                 end = y(value)
-                height = abs(zero - end)
-                fill = s.negative_colour if value < 0 and s.negative_colour else s.colour
+                bar_height = abs(zero - end)
+                paint = f'fill="{s.colour}"'
+                if value < 0 and s.negative_colour:
+                    paint = f'fill="{s.negative_colour}"'
                 out.append(
                     f'<rect class="bar" x="{x + 1:.1f}" y="{min(zero, end):.1f}" '
-                    f'width="{bar_w - 2:.1f}" height="{height:.1f}" fill="{fill}" '
+                    f'width="{bar_w - 2:.1f}" height="{bar_height:.1f}" {paint} '
                     f"{figure_attrs(key, value)}><title>{escape(s.name)}, {escape(category)}: "
                     f"{display(value)}</title></rect>"
                 )
-                ly = end - 4 if value >= 0 else end + 12
+                below = value < 0
+                ly = end + 4 if below else end - 4
             else:
-                ly = zero - 4
+                below, ly = False, zero - 4
+            if turn_values:
+                anchor = "end" if below else "start"
+                place = (
+                    f'x="{cx + 4:.1f}" y="{ly:.1f}" text-anchor="{anchor}" '
+                    f'transform="rotate(-90 {cx + 4:.1f} {ly:.1f})"'
+                )
+            else:
+                ly = ly + 9 if below else ly
+                place = f'x="{cx:.1f}" y="{ly:.1f}" text-anchor="middle"'
             out.append(
-                f'<text class="value" x="{cx:.1f}" y="{ly:.1f}" text-anchor="middle" '
-                f"{figure_attrs(key, value)}>{escape(display(value))}</text>"
+                f'<text class="value" {place} {figure_attrs(key, value)}>'
+                f"{escape(display(value))}</text>"
             )
-        out.append(
-            f'<text class="category" x="{LEFT + (i + 0.5) * group_w:.1f}" '
-            f'y="{HEIGHT - BOTTOM + 18}" text-anchor="middle">{escape(category)}</text>'
-        )
+        cx = LEFT + (i + 0.5) * group_w
+        cy = top_margin + plot_h + 18
+        if bottom < 0 and turn_values:
+            cy += widest_value
+        if slant_categories:
+            place = (
+                f'x="{cx + 4:.1f}" y="{cy - 4:.1f}" text-anchor="end" '
+                f'transform="rotate(-40 {cx + 4:.1f} {cy - 4:.1f})"'
+            )
+        else:
+            place = f'x="{cx:.1f}" y="{cy:.1f}" text-anchor="middle"'
+        out.append(f'<text class="category" {place}>{escape(category)}</text>')
     for value, label in reference_lines:
         ry = y(value)
         out.append(
@@ -150,13 +224,12 @@ def bar_chart(
     out.append(
         f'<line class="zero" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{zero:.1f}" y2="{zero:.1f}"/>'
     )
-    lx = LEFT
-    for s in series:
+    for (name, fill), (lx, ly) in zip(legend, places, strict=True):
         out.append(
-            f'<rect x="{lx}" y="8" width="12" height="12" fill="{s.colour}"/>'
-            f'<text class="legend" x="{lx + 16}" y="18">{escape(s.name)}</text>'
+            f'<rect x="{lx:.1f}" y="{ly - 10:.1f}" width="12" height="12" fill="{fill}" '
+            f'stroke="#1d2733" stroke-width=".5"/>'
+            f'<text class="legend" x="{lx + 17:.1f}" y="{ly:.1f}">{escape(name)}</text>'
         )
-        lx += 24 + 7 * len(s.name)
     out.append("</svg>")
     return "".join(out)
 
@@ -183,18 +256,22 @@ def funnel_plot(comparison: Comparison, *, key_prefix: str, description: str) ->
     span = max([10, *eligible]) * 1.08
     step = _nice_step(span)
     right = math.ceil(span / step) * step
-    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    legend = (("mean", "cohort mean"), ("limit95", "95 % limits"), ("limit998", "99.8 % limits"))
+    places = _legend([(label, 22.0) for _, label in legend], LEFT, WIDTH - RIGHT)
+    top_margin = max(y for _, y in places) + 16
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT + 40 - TOP - BOTTOM
+    height = top_margin + plot_h + BOTTOM
 
     def x(n: float) -> float:
         return LEFT + n / right * plot_w
 
     def y(pct: float) -> float:
-        return TOP + (100 - pct) / 100 * plot_h
+        return top_margin + (100 - pct) / 100 * plot_h
 
     out = [
         (
-            f'<svg class="chart funnel" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" '
-            f'height="{HEIGHT}" role="img" aria-labelledby="funnel-title funnel-desc">'
+            f'<svg class="chart funnel" viewBox="0 0 {WIDTH} {height:.0f}" width="{WIDTH}" '
+            f'height="{height:.0f}" role="img" aria-labelledby="funnel-title funnel-desc">'
         ),
         f'<title id="funnel-title">{escape(title)}</title>',
         f'<desc id="funnel-desc">{escape(description)}</desc>',
@@ -209,14 +286,15 @@ def funnel_plot(comparison: Comparison, *, key_prefix: str, description: str) ->
     while tick_n <= right + step / 1000:
         tx = x(tick_n)
         out.append(
-            f'<text class="tick" x="{tx:.1f}" y="{HEIGHT - BOTTOM + 16}" '
+            f'<text class="tick" x="{tx:.1f}" y="{top_margin + plot_h + 16:.1f}" '
             f'text-anchor="middle">{tick_n:g}</text>'
         )
         tick_n += step
     out.append(
-        f'<text class="axis-title" transform="translate(14 {TOP + plot_h / 2:.1f}) rotate(-90)" '
+        f'<text class="axis-title" transform="translate(11 {top_margin + plot_h / 2:.1f}) '
+        'rotate(-90)" '
         'text-anchor="middle">% improving</text>'
-        f'<text class="axis-title" x="{LEFT + plot_w / 2:.1f}" y="{HEIGHT - 6}" '
+        f'<text class="axis-title" x="{LEFT + plot_w / 2:.1f}" y="{height - 6:.0f}" '
         'text-anchor="middle">eligible patients</text>'
     )
     if mean is not None:
@@ -245,13 +323,10 @@ def funnel_plot(comparison: Comparison, *, key_prefix: str, description: str) ->
             f'<text class="point-label" x="{cx + 7:.1f}" y="{cy - 6:.1f}">'
             f"{escape(g.group or '(blank)')}</text>"
         )
-    legend = (("mean", "cohort mean"), ("limit95", "95 % limits"), ("limit998", "99.8 % limits"))
-    lx = LEFT
-    for cls, label in legend:
+    for (cls, label), (lx, ly) in zip(legend, places, strict=True):
         out.append(
-            f'<line class="{cls}" x1="{lx}" x2="{lx + 22}" y1="14" y2="14"/>'
-            f'<text class="legend" x="{lx + 27}" y="18">{label}</text>'
+            f'<line class="{cls}" x1="{lx:.1f}" x2="{lx + 22:.1f}" y1="{ly - 4:.1f}" '
+            f'y2="{ly - 4:.1f}"/><text class="legend" x="{lx + 27:.1f}" y="{ly:.1f}">{label}</text>'
         )
-        lx += 40 + 7 * len(label)
     out.append("</svg>")
     return "".join(out)

@@ -37,8 +37,13 @@ if TYPE_CHECKING:
 
 __all__ = ["render_html"]
 
-BASELINE, FOLLOWUP = "#3b6ea8", "#e07b1a"
-UP, DOWN = "#3a8a3f", "#c8423b"
+#: Okabe–Ito colours throughout, safe for colour-blind readers: blue and orange for baseline and
+#: follow-up; a gain blue, a fall vermillion (and below the zero line, with a signed label).
+BASELINE, FOLLOWUP = "#0072b2", "#e69f00"
+UP, DOWN = "#0072b2", "#d55e00"
+#: The transitions heat map shades this blue from 5 % to 72 % opacity: dark text stays at a
+#: contrast of at least 4.5 on every shade (WCAG AA), so one ink serves every cell.
+HEAT_RGB, HEAT_LOW, HEAT_HIGH = (0, 114, 178), 0.05, 0.72
 #: Trend series (Okabe–Ito blue and orange, safe for colour-blind readers).
 TREND_ALL, TREND_BASELINE = "#0072b2", "#e69f00"
 
@@ -54,12 +59,12 @@ h2 { font-size: 21px; margin: 28px 0 10px; border-bottom: 2px solid #d5dce5; pad
 h3 { font-size: 16px; margin: 0 0 8px; }
 .meta { color: #4a5a6c; margin: 2px 0; }
 .cards { display: flex; flex-wrap: wrap; gap: 12px; margin: 8px 0 16px; }
-.card { background: #fff; border: 1px solid #d5dce5; border-radius: 6px; padding: 10px 16px;
-  min-width: 150px; }
+.card { background: rgba(255, 255, 255, .9); border: 1px solid #d5dce5; border-radius: 6px;
+  padding: 10px 16px; min-width: 150px; }
 .card .big { font-size: 26px; font-weight: 700; display: block; }
 .card .label { color: #4a5a6c; font-size: 13px; }
-.panel { background: #fff; border: 1px solid #d5dce5; border-radius: 6px; padding: 14px 16px;
-  margin: 0 0 16px; break-inside: avoid; }
+.panel { background: rgba(255, 255, 255, .9); border: 1px solid #d5dce5; border-radius: 6px;
+  padding: 14px 16px; margin: 0 0 16px; break-inside: avoid; }
 .pair { display: flex; flex-wrap: wrap; gap: 20px; align-items: flex-start; }
 .note { color: #4a5a6c; font-size: 13px; margin: 6px 0 0; }
 table { border-collapse: collapse; font-size: 14px; }
@@ -70,37 +75,53 @@ table.heat td.num { min-width: 64px; text-align: center; border: 1px solid #fff;
 table.heat td.diagonal { outline: 2px solid #1d2733; outline-offset: -2px; }
 td.hidden { background: repeating-linear-gradient(45deg, #eceff3, #eceff3 4px, #dfe3e8 4px,
   #dfe3e8 8px); }
-svg.chart { max-width: 100%; height: auto; background: #fff; }
+svg.chart { display: block; width: 100%; max-width: 480px; height: auto; background: #fff;
+  margin: 0 0 8px; }
+svg.chart.funnel { max-width: 640px; }
 svg .grid { stroke: #e3e8ee; }
 svg .zero { stroke: #1d2733; }
 svg .reference { stroke: #7a8794; stroke-dasharray: 4 3; }
-svg text { font: 12px system-ui, -apple-system, "Segoe UI", Roboto, Arial, sans-serif;
+svg text { font: 13px system-ui, -apple-system, "Segoe UI", Roboto, Arial, sans-serif;
   fill: #1d2733; }
-svg .tick, svg .reference-label { fill: #4a5a6c; font-size: 11px; }
-svg .value { font-size: 11px; font-weight: 600; }
+svg .tick, svg .reference-label { fill: #4a5a6c; font-size: 13px; }
+svg .value { font-size: 13px; font-weight: 600; }
 section.context dl { display: grid; grid-template-columns: max-content 1fr; gap: 2px 14px;
   margin: 8px 0 12px; font-size: 14px; }
 section.context dl div { display: contents; }
 section.context dt { color: #4a5a6c; }
 section.context dd { margin: 0; overflow-wrap: anywhere; }
 .card .label .figure { font-weight: 600; }
-.scroll { overflow-x: auto; }
+.scroll { overflow-x: auto; max-width: 100%; margin: 0 0 8px; }
+.scroll:focus-visible { outline: 2px solid #0072b2; outline-offset: 2px; }
+.pair > * { min-width: 0; max-width: 100%; }
+.pair > svg.chart { flex: 1 1 340px; }
 caption { text-align: left; font-weight: 600; padding: 4px 0; }
 svg .mean { stroke: #1d2733; stroke-width: 1.5; }
 svg .limit95 { stroke: #7a8794; stroke-dasharray: 5 3; }
 svg .limit998 { stroke: #7a8794; stroke-dasharray: 1.5 2.5; }
 svg .point { stroke: #1d2733; stroke-width: .8; }
-svg .point-label { font-size: 11px; }
+svg .point-label { font-size: 13px; }
 footer { color: #4a5a6c; font-size: 13px; margin-top: 32px; }
+@media (max-width: 600px) {
+  body { padding: 0 12px 32px; }
+  .panel { padding: 12px; }
+  h1 { font-size: 22px; }
+  h2 { font-size: 19px; }
+  section.context dl { grid-template-columns: 1fr; }
+  section.context dd { margin: 0 0 6px; }
+}
 """
 
 _DEMO_CSS = """
 .demo-banner { position: sticky; top: 0; z-index: 20; margin: 0 -24px; padding: 10px 24px;
   background: #b3261e; color: #fff; font-weight: 700; text-align: center; letter-spacing: .02em; }
-.demo-watermark { position: fixed; inset: -40%; z-index: 10; pointer-events: none;
-  display: flex; flex-wrap: wrap; align-content: space-around; justify-content: space-around;
-  gap: 60px 90px; transform: rotate(-28deg); opacity: .13; color: #b3261e;
-  font: 800 44px system-ui, Arial, sans-serif; user-select: none; }
+.demo-watermark { position: fixed; inset: 0; z-index: -1; overflow: hidden;
+  pointer-events: none; user-select: none; }
+.demo-watermark .marks { position: absolute; inset: -40%; display: flex; flex-wrap: wrap;
+  align-content: space-around; justify-content: space-around; gap: 60px 90px;
+  transform: rotate(-28deg); opacity: .09; color: #b3261e;
+  font: 800 44px system-ui, Arial, sans-serif; }
+@media (max-width: 600px) { .demo-banner { margin: 0 -12px; padding: 8px 12px; } }
 @media print { .demo-watermark { position: fixed; } .demo-banner { position: static; } }
 """
 
@@ -115,6 +136,17 @@ def _num(key: str, value: Value, *, extra_class: str = "", style: str = "") -> s
     return (
         f'<td class="{classes}"{style_attr} {figure_attrs(key, value)}>'
         f"{escape(display(value))}</td>"
+    )
+
+
+def _table(caption: str, content: str, *, label: str, table_class: str = "") -> str:
+    """A captioned table in its own horizontal scroll box, so a wide table scrolls inside its
+    card on a narrow screen instead of widening the page. The box is focusable and named
+    (``label``, already escaped) so keyboard users can scroll it too."""
+    cls = f' class="{table_class}"' if table_class else ""
+    return (
+        f'<div class="scroll" tabindex="0" role="region" aria-label="{label}">'
+        f"<table{cls}><caption>{caption}</caption>{content}</table></div>"
     )
 
 
@@ -240,9 +272,12 @@ def _comparison(comparison: Comparison) -> str:
     return (
         f'<section class="scope" id="site-comparison"><h2>Comparison by {by}</h2>{cohort}'
         f'<div class="panel"><h3>NQF #2483-style measure by {by}</h3>{chart}'
-        f'<div class="scroll"><table><caption>Share of eligible patients gaining at least '
-        f"{NQF2483_GAIN_POINTS:g} points, by {by}</caption><thead><tr>{head}</tr></thead>"
-        f'<tbody>{"".join(rows)}</tbody></table></div><p class="note">Intervals: Wilson score '
+        + _table(
+            f"Share of eligible patients gaining at least {NQF2483_GAIN_POINTS:g} points, by {by}",
+            f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody>",
+            label=f"Table: share improving by {by}",
+        )
+        + '<p class="note">Intervals: Wilson score '
         "95 % interval of each rate. Control limits: the cohort rate ± z·√(p(1−p)/n), z = 1.96 "
         "(95 %) and 3.09 (99.8 %), the normal approximation of Spiegelhalter (2005). A point "
         "outside the 99.8 % limits differs from the cohort by more than chance would explain "
@@ -307,7 +342,7 @@ def _trends(summary: CohortSummary) -> str:
         + "<th>Mean score</th>"
     )
     tables = []
-    for kind, caption, _, _ in _TREND_KINDS:
+    for kind, caption, name, _ in _TREND_KINDS:
         rows = []
         for q in quarters:
             key = f"trends.{kind}.{q}"
@@ -319,9 +354,12 @@ def _trends(summary: CohortSummary) -> str:
             cells += _num(f"{key}.mean_score", summary[f"{key}.mean_score"])
             rows.append(f"<tr><th>{escape(q)}</th>{cells}</tr>")
         tables.append(
-            f'<div class="scroll"><table><caption>{escape(caption)} by calendar quarter: '
-            "count, activation level mix and mean score</caption>"
-            f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+            _table(
+                f"{escape(caption)} by calendar quarter: count, activation level mix and mean "
+                "score",
+                f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody>",
+                label=f"Table: trends, {escape(name.lower())}",
+            )
         )
     return (
         '<section class="scope" id="trends"><h2>Trends by quarter</h2><div class="panel">'
@@ -342,6 +380,16 @@ class _Scope:
     summary: CohortSummary
     prefix: str
     config: ReportConfig
+    #: The scope's heading (escaped), naming its tables for screen readers.
+    heading: str = "All patients"
+
+    def table(self, caption: str, content: str, table_class: str = "") -> str:
+        return _table(
+            f"{caption} ({self.heading})",
+            content,
+            label=f"Table: {caption.lower()}, {self.heading}",
+            table_class=table_class,
+        )
 
     @property
     def threshold(self) -> float:
@@ -405,10 +453,18 @@ class _Scope:
         )
         return (
             '<div class="panel"><h3>Activation level at baseline and follow-up</h3>'
-            f'<div class="pair">{chart}<div><table><thead><tr><th>Level</th><th>Baseline n</th>'
-            "<th>%</th><th>Follow-up n</th><th>%</th></tr></thead>"
-            f"<tbody>{rows}</tbody></table><table><thead><tr><th>Score</th><th>Mean</th>"
-            f"<th>SD</th></tr></thead><tbody>{scores}</tbody></table></div></div></div>"
+            f'<div class="pair">{chart}<div>'
+            + self.table(
+                "Patients by activation level",
+                "<thead><tr><th>Level</th><th>Baseline n</th><th>%</th><th>Follow-up n</th>"
+                f"<th>%</th></tr></thead><tbody>{rows}</tbody>",
+            )
+            + self.table(
+                "Mean and SD of scores",
+                "<thead><tr><th>Score</th><th>Mean</th><th>SD</th></tr></thead>"
+                f"<tbody>{scores}</tbody>",
+            )
+            + "</div></div></div>"
         )
 
     def change(self) -> str:
@@ -438,9 +494,13 @@ class _Scope:
             rows.append(f"<tr><th>{label}</th>{cells}</tr>")
         return (
             '<div class="panel"><h3>Change by baseline level</h3>'
-            f'<div class="pair">{chart}<div><table><thead><tr><th>Baseline</th><th>n</th>'
-            f"<th>Mean change</th><th>SD</th>{head}</tr></thead><tbody>{''.join(rows)}"
-            f'</tbody></table><p class="note">Improved: a gain of at least {t:.1f} points; '
+            f'<div class="pair">{chart}<div>'
+            + self.table(
+                "Change in score by baseline level",
+                "<thead><tr><th>Baseline</th><th>n</th><th>Mean change</th><th>SD</th>"
+                f"{head}</tr></thead><tbody>{''.join(rows)}</tbody>",
+            )
+            + f'<p class="note">Improved: a gain of at least {t:.1f} points; '
             f"declined: a fall of at least {t:.1f}; otherwise stable. Dashed lines mark "
             f"±{t:.1f}.</p></div></div></div>"
         )
@@ -457,9 +517,9 @@ class _Scope:
                 value = self.value(key)
                 style = ""
                 if isinstance(value, int):
-                    alpha = 0.06 + 0.84 * value / largest
-                    ink = "#fff" if alpha > 0.5 else "#1d2733"
-                    style = f"background: rgba(59, 110, 168, {alpha:.2f}); color: {ink}"
+                    alpha = HEAT_LOW + (HEAT_HIGH - HEAT_LOW) * value / largest
+                    rgb = ", ".join(map(str, HEAT_RGB))
+                    style = f"background: rgba({rgb}, {alpha:.2f})"
                 cells.append(self.cell(key, extra_class="diagonal" if a == b else "", style=style))
             total = self.cell(f"change_by_baseline_level.{a}.n")
             rows.append(f"<tr><th>Level {a}</th>{''.join(cells)}{total}</tr>")
@@ -467,9 +527,13 @@ class _Scope:
         rows.append(f"<tr><th>Total</th>{totals}{self.cell('change_by_baseline_level.all.n')}</tr>")
         return (
             '<div class="panel"><h3>Level transitions, baseline → follow-up</h3>'
-            '<table class="heat"><thead><tr><th>Baseline \\ Follow-up</th>'
-            f"{head}<th>Total</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
-            '<p class="note">Patients with a follow-up; rows are the baseline level, columns the '
+            + self.table(
+                "Patients by baseline level (rows) and follow-up level (columns)",
+                "<thead><tr><th>Baseline \\ Follow-up</th>"
+                f"{head}<th>Total</th></tr></thead><tbody>{''.join(rows)}</tbody>",
+                table_class="heat",
+            )
+            + '<p class="note">Patients with a follow-up; rows are the baseline level, columns the '
             "follow-up level, the outlined diagonal stayed at the same level. Shading is "
             "proportional to the count.</p></div>"
         )
@@ -497,8 +561,12 @@ class _Scope:
         )
         return (
             '<div class="panel"><h3>Score distribution</h3>'
-            f"{chart}<table><thead><tr><th>Score</th>{head}</tr></thead><tbody>{rows}</tbody>"
-            '</table><p class="note">10-point bins including the lower edge; 90-100 includes '
+            f"{chart}"
+            + self.table(
+                "Patients by score band",
+                f"<thead><tr><th>Score</th>{head}</tr></thead><tbody>{rows}</tbody>",
+            )
+            + '<p class="note">10-point bins including the lower edge; 90-100 includes '
             "100.</p></div>"
         )
 
@@ -516,8 +584,10 @@ class _Scope:
 
         return (
             '<div class="panel"><h3>NQF #2483 / MIPS #503: Gains in PAM Scores at 12 Months</h3>'
-            f"<table><tbody>{rows}</tbody></table>"
-            '<p class="note">Each patient is excluded for the first reason that applies, in the '
+            + self.table(
+                "NQF #2483 numerator, denominator and exclusions", f"<tbody>{rows}</tbody>"
+            )
+            + '<p class="note">Each patient is excluded for the first reason that applies, in the '
             "order listed.</p></div>"
         )
 
@@ -549,17 +619,22 @@ def render_html(report: CohortReport) -> str:
             f"would reveal them are shown as {escape(rule.symbol)}."
         )
     paragraphs = "".join(f'<p class="meta">{m}</p>' for m in meta)
-    body = [f"<header><h1>{escape(title)}</h1>{_context(report.context)}{paragraphs}</header>"]
+    body = [
+        f"<header><h1>{escape(title)}</h1>{_context(report.context)}{paragraphs}</header>",
+        "<main>",
+    ]
     for prefix, name in summary.scopes():
-        scope = _Scope(summary, prefix, config)
         if name is None:
+            scope = _Scope(summary, prefix, config)
             body.append(scope.render("All patients", "scope-all"))
             if report.comparison is not None:
                 body.append(_comparison(report.comparison))
             body.append(_trends(summary))
         else:
             heading = f"{escape(summary.group_by or 'group')}: {escape(name) or '(blank)'}"
+            scope = _Scope(summary, prefix, config, heading)
             body.append(scope.render(heading, "scope-" + prefix.rstrip(".").replace(".", "-")))
+    body.append("</main>")
     body.append(
         f"<footer><p>Made by pamlib {escape(__version__)}. Baseline: first scored assessment "
         "with a 0–100 score; follow-up: the latest such assessment in the window; months are "
@@ -570,11 +645,14 @@ def render_html(report: CohortReport) -> str:
     if report.demo:
         demo_head = f"<style>{_DEMO_CSS}</style>"
         marks = "<span>DEMO — NOT PAM</span>" * 80
+        # The watermark sits behind the content (negative z-index, clipped to the viewport),
+        # so it shows through the translucent panels but never covers a number.
         demo_body = (
-            f'<div class="demo-banner" id="demo-banner" data-demo-watermark="banner">'
+            f'<div class="demo-banner" id="demo-banner" role="note" aria-label="Demonstration" '
+            'data-demo-watermark="banner">'
             f"{_DEMO_TEXT}: synthetic scores for demonstration only.</div>"
             f'<div class="demo-watermark" id="demo-watermark" data-demo-watermark="page" '
-            f'aria-hidden="true">{marks}</div>'
+            f'aria-hidden="true"><div class="marks">{marks}</div></div>'
         )
     flags = f'data-demo="{str(report.demo).lower()}" '
     flags += f'data-published="{str(summary.suppressed).lower()}"'
