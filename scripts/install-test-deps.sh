@@ -58,55 +58,32 @@ install_chromium() {
     fi
 }
 
-install_lforms() {
-    if [ -f "$MARKER" ]; then
+# npm_fetch NAME VERSION CACHE MARKER TEST: the published tarball of NAME@VERSION, unpacked into
+# CACHE (npm pack: no dependency resolution, no install scripts); TEST names what skips without it.
+npm_fetch() {
+    local name="$1" version="$2" cache="$3" marker="$4" test="$5" work
+    if [ -f "$marker" ]; then
         return 0
     fi
     if ! command -v npm >/dev/null 2>&1; then
-        note "npm is not available, so LHC-Forms cannot be fetched; the browser test will skip"
+        note "npm is not available, so $name cannot be fetched; the $test will skip"
         return 0
     fi
-    local work
     work="$(mktemp -d)"
-    note "fetching lforms@$LFORMS_VERSION with npm pack"
-    # npm pack fetches the published tarball only: no dependency resolution, no install scripts.
-    if (cd "$work" && bounded 300 npm pack --silent "lforms@$LFORMS_VERSION" >/dev/null 2>&1) &&
-        mkdir -p "$CACHE" &&
-        tar -xzf "$work/lforms-$LFORMS_VERSION.tgz" -C "$CACHE" &&
-        [ -f "$MARKER" ]; then
-        note "LHC-Forms $LFORMS_VERSION is in .cache/lforms/$LFORMS_VERSION"
+    note "fetching $name@$version with npm pack"
+    if (cd "$work" && bounded 300 npm pack --silent "$name@$version" >/dev/null 2>&1) &&
+        mkdir -p "$cache" &&
+        tar -xzf "$work/$name-$version.tgz" -C "$cache" &&
+        [ -f "$marker" ]; then
+        note "$name $version is in ${cache#"$ROOT"/}"
     else
-        note "could not fetch LHC-Forms $LFORMS_VERSION with npm; the browser test will skip"
-        rm -rf "$CACHE"
-    fi
-    rm -rf "$work"
-}
-
-install_axe() {
-    if [ -f "$AXE_MARKER" ]; then
-        return 0
-    fi
-    if ! command -v npm >/dev/null 2>&1; then
-        note "npm is not available, so axe-core cannot be fetched; the accessibility test will skip"
-        return 0
-    fi
-    local work
-    work="$(mktemp -d)"
-    note "fetching axe-core@$AXE_VERSION with npm pack"
-    # The published tarball only: axe.min.js is injected into the page from this local file.
-    if (cd "$work" && bounded 300 npm pack --silent "axe-core@$AXE_VERSION" >/dev/null 2>&1) &&
-        mkdir -p "$AXE_CACHE" &&
-        tar -xzf "$work/axe-core-$AXE_VERSION.tgz" -C "$AXE_CACHE" &&
-        [ -f "$AXE_MARKER" ]; then
-        note "axe-core $AXE_VERSION is in .cache/axe-core/$AXE_VERSION"
-    else
-        note "could not fetch axe-core $AXE_VERSION with npm; the accessibility test will skip"
-        rm -rf "$AXE_CACHE"
+        note "could not fetch $name $version with npm; the $test will skip"
+        rm -rf "$cache"
     fi
     rm -rf "$work"
 }
 
 install_chromium
-install_lforms
-install_axe
+npm_fetch lforms "$LFORMS_VERSION" "$CACHE" "$MARKER" "browser test"
+npm_fetch axe-core "$AXE_VERSION" "$AXE_CACHE" "$AXE_MARKER" "accessibility test"
 exit 0

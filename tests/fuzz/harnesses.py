@@ -163,6 +163,11 @@ def csv_record_lines(path: Path) -> tuple[list[int], list[int]]:
     counts = [(head.count(d), -i, d) for i, d in enumerate(_DELIMITERS)]
     best = max(counts)
     delimiter = best[2] if best[0] > 0 else ","
+    return record_lines_of(text, delimiter)
+
+
+def record_lines_of(text: str, delimiter: str) -> tuple[list[int], list[int]]:
+    """:func:`csv_record_lines` of decoded text with a known delimiter."""
     starts: list[int] = []
     blank: list[int] = []
     with _big_fields():

@@ -13,7 +13,6 @@ reader, minimised):
 
 from __future__ import annotations
 
-import csv
 import io
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from pamlib.pipeline import score_file
 from pamlib.plugins import PluginHost
 from pamlib.scoring.raw_sum import RawSumProvider
 from tests.csv_strategies import COLUMNS, ITEMS, MessyFile, messy_files
+from tests.fuzz.harnesses import record_lines_of
 
 pytest.importorskip("pyarrow")
 
@@ -52,28 +52,7 @@ def csv_start_lines(path: Path, delimiter: str | None) -> tuple[list[int], list[
     if delimiter is None:
         first = next((x for x in io.StringIO(text, newline="") if x.strip("\r\n")), "")
         delimiter = detect_delimiter(first)
-    limit = csv.field_size_limit(1 << 30)
-    try:
-        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-        starts = []
-        blank = []
-        before = 0
-        for fields in reader:
-            if fields:
-                starts.append(before + 1)
-                if starts[1:] and all(not f.strip() for f in fields):
-                    blank.append(before + 1)
-            before = reader.line_num
-        if blank and blank[-1] == starts[-1]:  # unless a quote is still open at the end
-            rest = "".join(io.StringIO(text, newline="").readlines()[blank[-1] - 1 :])
-            try:
-                list(csv.reader(io.StringIO(rest, newline=""), delimiter=delimiter, strict=True))
-            except csv.Error as exc:
-                if "unexpected end of data" in str(exc):
-                    blank.pop()
-    finally:
-        csv.field_size_limit(limit)
-    return starts[1:], blank
+    return record_lines_of(text, delimiter)
 
 
 # -- reading with both readers -------------------------------------------------------------------
