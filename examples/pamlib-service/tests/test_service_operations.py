@@ -10,7 +10,10 @@ import datetime as dt
 import io
 import json
 import logging
+import threading
+import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +25,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pamlib_service import Settings, create_app
 from pamlib_service.config import StartupError
-from pamlib_service.db import make_engine, migrate
+from pamlib_service.db import MIGRATION_LOCK, make_engine, migrate
 from pamlib_service.logs import AccessLogFilter, JsonFormatter
 from pamlib_service.models import Base
+from sqlalchemy import Engine, inspect, text
 from starlette.testclient import TestClient
 
 import pamlib
@@ -143,13 +147,63 @@ def test_the_app_uvicorn_runs_reads_the_environment(
         assert answer.status_code == 201
 
 
-def test_migrations_create_exactly_the_models_tables(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'm.db'}")
-    migrate(engine)
-    migrate(engine)  # a second start-up finds nothing to do
+def _schema_is_the_models(engine: Engine) -> None:
     with engine.connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).all() == [
+            ("0001",)
+        ]
+
+
+def test_migrations_create_exactly_the_models_tables(database_url: str) -> None:
+    engine = make_engine(database_url)
+    migrate(engine)
+    migrate(engine)  # a second start-up finds nothing to do
+    _schema_is_the_models(engine)
     engine.dispose()
+
+
+def test_services_starting_at_once_migrate_once_without_racing(database_url: str) -> None:
+    """Four start-ups upgrading an empty database at the same moment all succeed."""
+    engines = [make_engine(database_url) for _ in range(4)]
+    start = threading.Barrier(len(engines))
+
+    def upgrade(engine: Engine) -> None:
+        start.wait()
+        migrate(engine)
+
+    try:
+        with ThreadPoolExecutor(len(engines)) as pool:
+            list(pool.map(upgrade, engines))
+        _schema_is_the_models(engines[0])
+    finally:
+        for engine in engines:
+            engine.dispose()
+
+
+def test_a_migration_waits_for_the_lock_another_start_holds(
+    database_url: str, request: pytest.FixtureRequest
+) -> None:
+    """On PostgreSQL the upgrade waits on an advisory lock: while another process holds it,
+    nothing is created; once it is released, the upgrade goes ahead."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("the advisory lock is PostgreSQL's (SQLite has one writer anyway)")
+    holder, engine = make_engine(database_url), make_engine(database_url)
+    try:
+        with holder.connect() as held:
+            held.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
+            with ThreadPoolExecutor(1) as pool:
+                upgrade = pool.submit(migrate, engine)
+                time.sleep(1.0)
+                assert not upgrade.done()
+                assert not inspect(holder).has_table("submissions")
+                held.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
+                held.commit()
+                upgrade.result(timeout=60)
+        _schema_is_the_models(engine)
+    finally:
+        holder.dispose()
+        engine.dispose()
 
 
 # -- scores equal `pamlib score` ---------------------------------------------------------------
