@@ -14,6 +14,7 @@ import pytest
 from pamlib_service.models import Submission
 from pamlib_service.service import Service
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 from starlette.testclient import TestClient
 
 import pamlib
@@ -286,6 +287,19 @@ def test_cohort_report_covers_the_tokens_site_only_and_is_suppressed(
 def test_cohort_report_of_a_site_with_nothing_stored(client: TestClient, auth: Auth) -> None:
     summary = client.get("/reports/cohort", headers=auth("south")).json()
     assert summary["n_assessments"] == 0
+
+
+def test_a_database_outage_is_503_to_retry_not_500(
+    client: TestClient, auth: Auth, make_response: MakeResponse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def down(*_args: object) -> None:
+        raise OperationalError("SELECT 1", {}, ConnectionError("the server restarted"))
+
+    monkeypatch.setattr(service_of(client), "submit", down)
+    answer = client.post("/fhir/QuestionnaireResponse", json=make_response(), headers=auth("north"))
+    assert answer.status_code == 503
+    assert answer.headers["retry-after"] == "1"
+    assert answer.json()["resourceType"] == "OperationOutcome"
 
 
 def test_health_and_readiness(client: TestClient) -> None:

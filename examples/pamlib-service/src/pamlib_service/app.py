@@ -17,6 +17,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -160,6 +161,20 @@ def create_app(  # noqa: PLR0915 - the endpoints are closures over one start-up 
                     response = _json(_error_body(error, fhir=fhir), error.status, fhir=fhir)
                     if error.status == 401:
                         response.headers["WWW-Authenticate"] = "Bearer"
+                    return response
+                except (OperationalError, InterfaceError) as exc:
+                    # The database is restarting, unreachable or busy: nothing was stored, or
+                    # the commit went through and the same request sent again finds it (the
+                    # submissions are idempotent). Either way the client may simply retry.
+                    log_event(
+                        "database-unavailable",
+                        level=logging.WARNING,
+                        path=redact_path(request.url.path),
+                        exception=type(exc).__name__,
+                    )
+                    busy = ApiError(503, "database-unavailable", "the database is unavailable")
+                    response = _json(_error_body(busy, fhir=fhir), 503, fhir=fhir)
+                    response.headers["Retry-After"] = "1"
                     return response
                 except Exception as exc:
                     # The type only: messages of database errors may quote a request's values.

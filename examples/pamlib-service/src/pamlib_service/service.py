@@ -509,8 +509,13 @@ class Service:
                 last = tailored.slice(len(tailored) - 1).to_pylist()[0]
                 pathways = list(last["recommended_pathways"] or [])
                 rules_fired = list(last["recommendation_rules"] or [])
+                reassess_by = last["reassess_by"]
                 plan = care_plan(
-                    bundle["entry"], pathways, rules_fired, last["reassess_by"], self.engine.pathways
+                    bundle["entry"],
+                    pathways,
+                    rules_fired,
+                    reassess_by,
+                    self.engine.pathways,
                 )
                 answer = {**bundle, "entry": [*bundle["entry"], *([plan] if plan else [])]}
                 submission = Submission(
@@ -534,7 +539,7 @@ class Service:
                     answers={k: int(v) for k, v in assessment.responses.items()},
                     pathways=pathways,
                     rules_fired=rules_fired,
-                    reassess_by=last["reassess_by"],
+                    reassess_by=reassess_by,
                     scored_row=row,
                     response=parsed.document,
                     bundle=answer,
