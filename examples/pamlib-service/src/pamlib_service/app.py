@@ -162,30 +162,27 @@ def create_app(  # noqa: PLR0915 - the endpoints are closures over one start-up 
                     if error.status == 401:
                         response.headers["WWW-Authenticate"] = "Bearer"
                     return response
-                except (OperationalError, InterfaceError) as exc:
-                    # The database is restarting, unreachable or busy: nothing was stored, or
-                    # the commit went through and the same request sent again finds it (the
-                    # submissions are idempotent). Either way the client may simply retry.
-                    log_event(
-                        "database-unavailable",
-                        level=logging.WARNING,
-                        path=redact_path(request.url.path),
-                        exception=type(exc).__name__,
-                    )
-                    busy = ApiError(503, "database-unavailable", "the database is unavailable")
-                    response = _json(_error_body(busy, fhir=fhir), 503, fhir=fhir)
-                    response.headers["Retry-After"] = "1"
-                    return response
                 except Exception as exc:
+                    # The database restarting, unreachable or busy is 503: nothing was stored,
+                    # or the commit went through and the same request sent again finds it
+                    # (submissions are idempotent); either way the client may simply retry.
+                    unavailable = isinstance(exc, OperationalError | InterfaceError)
                     # The type only: messages of database errors may quote a request's values.
                     log_event(
-                        "failed",
-                        level=logging.ERROR,
+                        "database-unavailable" if unavailable else "failed",
+                        level=logging.WARNING if unavailable else logging.ERROR,
                         path=redact_path(request.url.path),
                         exception=type(exc).__name__,
                     )
-                    failed = ApiError(500, "internal", "the request failed; it was logged")
-                    return _json(_error_body(failed, fhir=fhir), 500, fhir=fhir)
+                    failed = (
+                        ApiError(503, "database-unavailable", "the database is unavailable")
+                        if unavailable
+                        else ApiError(500, "internal", "the request failed; it was logged")
+                    )
+                    response = _json(_error_body(failed, fhir=fhir), failed.status, fhir=fhir)
+                    if unavailable:
+                        response.headers["Retry-After"] = "1"
+                    return response
 
             return run
 
