@@ -22,11 +22,12 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pamlib_service import Settings, create_app
+from pamlib_service import Settings, create_app, testing
 from pamlib_service.config import StartupError
 from pamlib_service.db import MIGRATION_LOCK, make_engine, migrate
 from pamlib_service.logs import AccessLogFilter, JsonFormatter
 from pamlib_service.models import Base
+from pamlib_service.testing import PostgresServer, PostgresUnavailableError
 from sqlalchemy import Engine, inspect, text
 from starlette.testclient import TestClient
 
@@ -145,6 +146,16 @@ def test_the_app_uvicorn_runs_reads_the_environment(
         qr = make_response("A1")
         answer = client.post("/fhir/QuestionnaireResponse", json=qr, headers=auth("north"))
         assert answer.status_code == 201
+
+
+def test_without_postgresql_the_server_says_why_it_cannot_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What the PostgreSQL tests skip with on a machine without the server package."""
+    monkeypatch.setattr("shutil.which", lambda _name: None)
+    monkeypatch.setattr(testing, "_SEARCH", ())
+    with pytest.raises(PostgresUnavailableError, match="no initdb on PATH"):
+        PostgresServer().start()
 
 
 def _schema_is_the_models(engine: Engine) -> None:
