@@ -116,9 +116,9 @@ class Conditions:
         if self.scored is not None:
             out &= cols.scored == self.scored
         if self.level is not None:
-            out &= np.isin(cols.level, sorted(self.level))
+            out &= _one_of(cols.level, self.level)
         if self.previous_level is not None:
-            out &= np.isin(cols.previous_level, sorted(self.previous_level))
+            out &= _one_of(cols.previous_level, self.previous_level)
         if self.score is not None:
             out &= self.score.mask(cols.score)
         if self.previous_score is not None:
@@ -126,11 +126,11 @@ class Conditions:
         if self.change is not None:
             out &= self.change.mask(cols.change)
         if self.transition is not None:
-            out &= np.isin(cols.transition, sorted(self.transition))
+            out &= _one_of(cols.transition, self.transition)
         for name in ("site", "instrument", "language"):
             allowed: frozenset[str] | None = getattr(self, name)
             if allowed is not None:
-                out &= np.isin(cols.folded(name), sorted(allowed))
+                out &= _one_of(cols.folded(name), allowed)
         if self.flags is not None:
             wanted = self.flags
             any_flag = np.zeros(len(cols), dtype=np.bool_)
@@ -141,6 +141,15 @@ class Conditions:
         for name, test in self.attributes:
             out &= by_unique(cols.attribute(name), test.matches)
         return out
+
+
+def _one_of(values: npt.NDArray[Any], allowed: frozenset[Any]) -> Mask:
+    """Rows whose value is one of ``allowed`` (a handful of values: one comparison each, which
+    is what :func:`numpy.isin` does for so few, without its overhead on short columns)."""
+    out = np.zeros(values.shape, dtype=np.bool_)
+    for value in sorted(allowed):
+        out |= values == value
+    return out
 
 
 # -- the ``when`` / ``unless`` table as written (see :mod:`pamlib.tailoring.rules`) ------------

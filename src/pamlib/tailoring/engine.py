@@ -534,6 +534,8 @@ def _groups(
     each row's group. Built column by column on integers, which sort far faster than rows."""
     import numpy as np
 
+    if n <= 1:  # one assessment (or none) is one group: nothing to sort
+        return np.arange(n, dtype=np.intp), np.zeros(n, dtype=np.intp)
     code = np.zeros(n, dtype=np.int64)
     for column in columns:
         _, values = np.unique(np.asarray(column), return_inverse=True)
