@@ -73,7 +73,7 @@ def licensed(aid: str = "A1", **kwargs: Any) -> ScoreResult:
 
 @pytest.mark.parametrize("instrument", BUILTIN_INSTRUMENTS, ids=lambda i: i.id)
 def test_questionnaire_is_valid(instrument: Instrument, host: PluginHost) -> None:
-    q = questionnaire(instrument)
+    q = questionnaire(instrument, host=host)
     assert_valid(q)
     assert q["url"].endswith(f"/Questionnaire/{instrument.id}")
     assert [i["linkId"] for i in q["item"]] == list(instrument.items)
@@ -91,7 +91,7 @@ def test_questionnaire_is_valid(instrument: Instrument, host: PluginHost) -> Non
 
 
 def test_questionnaire_text_is_a_placeholder_without_a_licence(host: PluginHost) -> None:
-    q = questionnaire("PAM-13")
+    q = questionnaire("PAM-13", host=host)
     assert q["status"] == "draft"
     assert q["item"][0]["text"] == ("Item 1 of PAM-13 — wording supplied by a licensed provider")
 

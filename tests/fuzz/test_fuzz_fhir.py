@@ -180,14 +180,18 @@ def record_of(location: str, paths: set[str]) -> str:
     return max(found, key=len)
 
 
+#: pamlib's built-in plugins only, passed explicitly to what the helpers below call.
+BUILTINS = PluginHost(load_entry_points=False, disabled=())
+
+
 def check_file(path: Path, paths: list[str]) -> None:
     """Every property, for one file whose records are at ``paths``."""
-    assessments, rejects, counts = read_fhir(path)
+    assessments, rejects, counts = read_fhir(path, instruments=BUILTINS.instruments())
     assert counts.n_read == counts.n_valid + counts.n_rejected == len(paths)
     assert counts.n_valid == len(assessments)
     assert counts.n_rejected == len(rejects)
 
-    chunks = list(FhirFormat().read(path, ReadOptions(chunk_rows=2)))
+    chunks = list(FhirFormat().read(path, ReadOptions(chunk_rows=2), host=BUILTINS))
     assert sum(c.n_read for c in chunks) == len(paths)
     rows = [
         (b.assessment_id[i], b.location(i))
@@ -239,7 +243,7 @@ def test_hostile_files_reconcile_and_both_paths_agree(
 def test_hostile_files_through_the_command_line(
     example: tuple[str, bytes, list[str]],
     capsys: pytest.CaptureFixture[str],
-    host: PluginHost,
+    process_host: PluginHost,
 ) -> None:
     suffix, data, paths = example
     with tempfile.TemporaryDirectory() as tmp:
@@ -263,9 +267,9 @@ def corpus() -> list[Path]:
 def test_corpus_replays(path: Path, host: PluginHost) -> None:
     """Each file is named ``what-it-is.N.suffix``: N is how many records it holds."""
     n = int(path.name.split(".")[-2])
-    assessments, rejects, counts = read_fhir(path)
+    assessments, rejects, counts = read_fhir(path, instruments=host.instruments())
     assert counts.n_read == counts.n_valid + counts.n_rejected == n
-    chunks = list(FhirFormat().read(path, ReadOptions(chunk_rows=1)))
+    chunks = list(FhirFormat().read(path, ReadOptions(chunk_rows=1), host=host))
     assert sum(c.n_read for c in chunks) == n
     assert sum(len(b) for c in chunks for b in c.batches) == len(assessments)
     assert len([r for c in chunks for r in c.rejects]) == len(rejects)
