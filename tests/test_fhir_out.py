@@ -342,7 +342,7 @@ def test_write_fhir_writes_what_to_bundle_builds(
     written = json.loads(target.read_text(encoding="utf-8"))
     assert written == to_bundle([a], [licensed()], bundle_type=style, namespace=NS)
     assert n == len(written["entry"])
-    back, rejects, _ = read_fhir(target)
+    back, rejects, _ = read_fhir(target, instruments=host.instruments())
     assert rejects == []
     assert [x.id for x in back] == [a.id]
 
@@ -358,7 +358,7 @@ def test_write_fhir_ndjson_is_one_resource_a_line(host: PluginHost, tmp_path: An
         "Patient",
         "QuestionnaireResponse",
     }
-    back, rejects, _ = read_fhir(target)
+    back, rejects, _ = read_fhir(target, instruments=host.instruments())
     assert (len(back), rejects) == (1, [])
 
 
