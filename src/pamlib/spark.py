@@ -108,7 +108,7 @@ def read_export(
     makes each file one task; ``False`` splits large files across tasks and reads a record with
     a quoted line break as two (:doc:`/spark` lists the differences).
     """
-    from pyspark.sql import functions as F
+    from pyspark.sql import functions as sf
     from pyspark.sql.types import StringType, StructField, StructType
 
     from pamlib.formats.base import ReadOptions
@@ -140,11 +140,11 @@ def read_export(
     frame = spark.read.options(**options).schema(schema).csv(path)
     described = {"mapping": _mapping_document(mapping), "source": path}
     return frame.select(
-        *(F.col(f"`{name}`") for name in header),
-        F.col(CORRUPT_COLUMN),
-        F.col("_metadata.file_path").alias(_FILE),
-        F.col("_metadata.file_block_start").alias(_BLOCK),
-        F.monotonically_increasing_id().alias(_SEQ, metadata={_METADATA_KEY: described}),
+        *(sf.col(f"`{name}`") for name in header),
+        sf.col(CORRUPT_COLUMN),
+        sf.col("_metadata.file_path").alias(_FILE),
+        sf.col("_metadata.file_block_start").alias(_BLOCK),
+        sf.monotonically_increasing_id().alias(_SEQ, metadata={_METADATA_KEY: described}),
     )
 
 
@@ -200,7 +200,7 @@ def score(
 
     The provider of every instrument is chosen and its licence checked here, on the driver.
     """
-    from pyspark.sql import functions as F
+    from pyspark.sql import functions as sf
 
     from pamlib.formats.base import ReadOptions
     from pamlib.formats.layout import Layout
@@ -233,7 +233,7 @@ def score(
     if duplicates == "global" and aid_position is not None:
         numbered = _first_occurrences(numbered, header[aid_position])
     else:
-        numbered = numbered.withColumn(_FIRST, F.lit(True))
+        numbered = numbered.withColumn(_FIRST, sf.lit(True))
     if duplicates == "partition":
         numbered = numbered.sortWithinPartitions(_FILE, _ROW)
     payload = pickle.dumps(scorer)
@@ -246,7 +246,9 @@ def score(
     )
     from pyspark.sql.pandas.types import from_arrow_schema
 
-    combined = numbered.select(*(F.col(f"`{c}`") for c in (*header, CORRUPT_COLUMN)), _FILE, _ROW, _FIRST)
+    combined = numbered.select(
+        *(sf.col(f"`{c}`") for c in (*header, CORRUPT_COLUMN)), _FILE, _ROW, _FIRST
+    )
     out = combined.mapInArrow(job, from_arrow_schema(out_schema))
     return SparkRun(
         read=df,
@@ -270,7 +272,9 @@ def _resolve_schema(scorer: TableScorer, header: tuple[str, ...]) -> None:
     """Show the scorer the columns (no rows) so it knows its output's pass-through columns."""
     import pyarrow as pa
 
-    empty = pa.table({**{n: pa.array([], pa.string()) for n in header}, _ROW: pa.array([], pa.int64())})
+    empty = pa.table(
+        {**{n: pa.array([], pa.string()) for n in header}, _ROW: pa.array([], pa.int64())}
+    )
     first = np.zeros(0, dtype=np.bool_) if scorer.duplicates == "external" else None
     scorer.score(empty, first_occurrence=first)
 
@@ -279,13 +283,13 @@ def _numbered(df: DataFrame) -> DataFrame:
     """Each row's number in its file (1 for the first record after the header), from where
     Spark read it: the rows of each split (file, start) in order, the splits of a file in
     order of their start. One small aggregation; the same numbers on every run and retry."""
-    from pyspark.sql import functions as F
+    from pyspark.sql import functions as sf
 
     spark = df.sparkSession
     blocks = (
         df.select(_FILE, _BLOCK, _SEQ)
         .groupBy(_FILE, _BLOCK)
-        .agg(F.min(_SEQ).alias("_first_seq"), F.count(F.lit(1)).alias("_n"))
+        .agg(sf.min(_SEQ).alias("_first_seq"), sf.count(sf.lit(1)).alias("_n"))
         .collect()
     )
     before: dict[str, int] = {}
@@ -297,36 +301,35 @@ def _numbered(df: DataFrame) -> DataFrame:
     table = spark.createDataFrame(
         starts, f"{_FILE} string, {_BLOCK} long, _first_seq long, _before long"
     )
-    joined = df.join(F.broadcast(table), [_FILE, _BLOCK])
+    joined = df.join(sf.broadcast(table), [_FILE, _BLOCK])
     return joined.withColumn(
-        _ROW, F.col("_before") + F.col(_SEQ) - F.col("_first_seq") + F.lit(1)
+        _ROW, sf.col("_before") + sf.col(_SEQ) - sf.col("_first_seq") + sf.lit(1)
     ).drop("_before", "_first_seq")
 
 
 def _first_occurrences(df: DataFrame, id_column: str) -> DataFrame:
     """Mark each row whose assessment id has not been seen earlier in file order (files in
     name order). Only ids that repeat are shuffled back: the join's build side is small."""
-    from pyspark.sql import functions as F
+    from pyspark.sql import functions as sf
 
-    aid = F.col(f"`{id_column}`")
-    readable = df.where(F.col(CORRUPT_COLUMN).isNull() & aid.isNotNull())
+    aid = sf.col(f"`{id_column}`")
+    readable = df.where(sf.col(CORRUPT_COLUMN).isNull() & aid.isNotNull())
     repeats = (
         readable.groupBy(aid.alias("_pamlib_aid"))
         .agg(
-            F.count(F.lit(1)).alias("_n"),
-            F.min(F.struct(F.col(_FILE), F.col(_ROW))).alias("_firstkey"),
+            sf.count(sf.lit(1)).alias("_n"),
+            sf.min(sf.struct(sf.col(_FILE), sf.col(_ROW))).alias("_firstkey"),
         )
-        .where(F.col("_n") > 1)
+        .where(sf.col("_n") > 1)
         .select(
-            F.col("_pamlib_aid"),
-            F.col(f"_firstkey.{_FILE}").alias(_FIRST_FILE),
-            F.col(f"_firstkey.{_ROW}").alias(_FIRST_ROW),
+            sf.col("_pamlib_aid"),
+            sf.col(f"_firstkey.{_FILE}").alias(_FIRST_FILE),
+            sf.col(f"_firstkey.{_ROW}").alias(_FIRST_ROW),
         )
     )
-    joined = df.join(repeats, aid == F.col("_pamlib_aid"), "left")
-    first: Column = (
-        F.col(_FIRST_ROW).isNull()
-        | ((F.col(_FIRST_FILE) == F.col(_FILE)) & (F.col(_FIRST_ROW) == F.col(_ROW)))
+    joined = df.join(repeats, aid == sf.col("_pamlib_aid"), "left")
+    first: Column = sf.col(_FIRST_ROW).isNull() | (
+        (sf.col(_FIRST_FILE) == sf.col(_FILE)) & (sf.col(_FIRST_ROW) == sf.col(_ROW))
     )
     return joined.withColumn(_FIRST, first).drop("_pamlib_aid", _FIRST_FILE, _FIRST_ROW)
 
@@ -384,7 +387,7 @@ class _Job:
             raise SparkJobError(f"pamlib: {error}") from None
 
     def _batch(self, base: TableScorer, runs: dict[str, TableScorer], batch: Any) -> Iterator[Any]:
-        import pyarrow as pa
+        """One batch's rows, file by file, in each file's order; one run per file and task."""
         import pyarrow.compute as pc
 
         if batch.num_rows == 0:
@@ -397,7 +400,6 @@ class _Job:
             if run is None:
                 run = runs[name] = base.new_run(source=str(name))
             yield from self._file_part(run, str(name), part)
-        del pa
 
     def _file_part(self, run: TableScorer, name: str, part: Any) -> Iterator[Any]:
         import pyarrow as pa
@@ -421,9 +423,7 @@ class _Job:
         keep = ~(broken | blank)
         if keep.any():
             good = part.filter(pa.array(keep))
-            table = pa.table(
-                {**{n: good.column(n) for n in self.header}, _ROW: good.column(_ROW)}
-            )
+            table = pa.table({**{n: good.column(n) for n in self.header}, _ROW: good.column(_ROW)})
             first = None
             if run.duplicates == "external":
                 first = good.column(_FIRST).to_numpy(zero_copy_only=False).astype(np.bool_)
@@ -476,7 +476,9 @@ class _Job:
             # scored rows come in input order: their keys are the keys not rejected
             kept = keys.filter(pc.invert(pc.is_in(keys, value_set=rejected.combine_chunks())))
             pieces.append(
-                self._frame("scored", name, kept, {c: scored.column(c) for c in scored.column_names})
+                self._frame(
+                    "scored", name, kept, {c: scored.column(c) for c in scored.column_names}
+                )
             )
         return pieces
 
@@ -585,26 +587,26 @@ class SparkRun:
     def scored(self) -> DataFrame:
         """One row per record that passed the checks, scored or not: pamlib's scored-table
         columns (:func:`pamlib.tables.scored.scored_schema`), then :data:`SCORED_KEY_COLUMNS`."""
-        from pyspark.sql import functions as F
+        from pyspark.sql import functions as sf
 
         out = self._output()
-        return out.where(F.col(_KIND) == "scored").select(
-            *(F.col(f"`{c}`") for c in self.scored_columns),
-            F.col(_FILE).alias(SCORED_KEY_COLUMNS[0]),
-            F.col(_ROW).alias(SCORED_KEY_COLUMNS[1]),
+        return out.where(sf.col(_KIND) == "scored").select(
+            *(sf.col(f"`{c}`") for c in self.scored_columns),
+            sf.col(_FILE).alias(SCORED_KEY_COLUMNS[0]),
+            sf.col(_ROW).alias(SCORED_KEY_COLUMNS[1]),
         )
 
     @property
     def rejects(self) -> DataFrame:
         """One row per rejected record, in :func:`pamlib.pipeline.rejects_schema`: ``source``
         is the file, ``row`` the record's number in it (``location`` ``row N``)."""
-        from pyspark.sql import functions as F
+        from pyspark.sql import functions as sf
 
         out = self._output()
-        return out.where(F.col(_KIND) == "rejected").select(
-            F.col(_FILE).alias("source"),
-            F.col(_ROW).alias("row"),
-            *(F.col(f"_reject_{c}").alias(c) for c in _REJECT_COLUMNS),
+        return out.where(sf.col(_KIND) == "rejected").select(
+            sf.col(_FILE).alias("source"),
+            sf.col(_ROW).alias("row"),
+            *(sf.col(f"_reject_{c}").alias(c) for c in _REJECT_COLUMNS),
         )
 
     def summary(self) -> ScoreSummary:
@@ -612,11 +614,12 @@ class SparkRun:
         itself and must equal ``scored + not scored + rejected + blank``, else
         :class:`~pamlib.pipeline.ReconciliationError`."""
         if self._summary is None:
-            self._summary = _guarded(self._count)
-        return self._summary
+            found: ScoreSummary = _guarded(self._count)
+            self._summary = found
+        return found if self._summary is None else self._summary
 
     def _count(self) -> ScoreSummary:
-        from pyspark.sql import functions as F
+        from pyspark.sql import functions as sf
 
         from pamlib.pipeline import ReconciliationError, ScoreSummary
 
@@ -624,11 +627,11 @@ class SparkRun:
         out = self._output()
         counts = (
             out.groupBy(
-                F.col(_KIND),
-                F.col("status"),
-                F.col("reason"),
-                F.col("_reject_code"),
-                F.col("demo"),
+                sf.col(_KIND),
+                sf.col("status"),
+                sf.col("reason"),
+                sf.col("_reject_code"),
+                sf.col("demo"),
             )
             .count()
             .collect()
@@ -667,18 +670,20 @@ class SparkRun:
             raise ReconciliationError(f"the counts do not reconcile: {summary.reconciliation}")
         return summary
 
-    def write(self, path: str, *, format: str = "parquet") -> ScoreSummary:  # noqa: A002
+    def write(self, path: str, *, format: str = "parquet") -> ScoreSummary:
         """Write ``scored/``, ``rejects/`` and ``summary.json`` under ``path`` — a folder that
         must not exist — with any Spark data source (``parquet``, ``delta``, …). Everything is
         written to a temporary folder beside it, renamed to ``path`` only when complete: no
         partial output ever stands under the final name. Returns the summary."""
-        return _guarded(lambda: self._write(path, format))
+        written: ScoreSummary = _guarded(lambda: self._write(path, format))
+        return written
 
     def _write(self, path: str, fmt: str) -> ScoreSummary:
         spark = self._out.sparkSession
-        jvm = spark._jvm  # noqa: SLF001 - Hadoop's file system is reached through py4j only
-        assert jvm is not None
-        conf = spark._jsc.hadoopConfiguration()  # type: ignore[union-attr]  # noqa: SLF001
+        jvm = spark._jvm
+        if jvm is None:  # a Spark Connect session: no JVM to reach from Python
+            raise ConfigurationError("write() needs a classic Spark session (not Spark Connect)")
+        conf = spark._jsc.hadoopConfiguration()
         final = jvm.org.apache.hadoop.fs.Path(path)
         fs = final.getFileSystem(conf)
         if fs.exists(final):
