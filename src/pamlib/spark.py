@@ -228,7 +228,7 @@ def score(
     providers = scorer.prepare()
     layout = Layout.resolve(header, scorer.options or ReadOptions(), source=source)
     _resolve_schema(scorer, header)
-    numbered = _numbered(df)
+    numbered, n_read = _numbered(df)
     aid_position = layout.columns.get("assessment_id")
     if duplicates == "global" and aid_position is not None:
         numbered = _first_occurrences(numbered, header[aid_position])
@@ -251,7 +251,7 @@ def score(
     )
     out = combined.mapInArrow(job, from_arrow_schema(out_schema))
     return SparkRun(
-        read=df,
+        n_read=n_read,
         out=out,
         scored_columns=tuple(scorer.output_schema().names),
         source=source,
@@ -279,10 +279,11 @@ def _resolve_schema(scorer: TableScorer, header: tuple[str, ...]) -> None:
     scorer.score(empty, first_occurrence=first)
 
 
-def _numbered(df: DataFrame) -> DataFrame:
+def _numbered(df: DataFrame) -> tuple[DataFrame, int]:
     """Each row's number in its file (1 for the first record after the header), from where
     Spark read it: the rows of each split (file, start) in order, the splits of a file in
-    order of their start. One small aggregation; the same numbers on every run and retry."""
+    order of their start. One small aggregation; the same numbers on every run and retry.
+    Also the number of rows read (the summary's ``read``, counted from the export itself)."""
     from pyspark.sql import functions as sf
 
     spark = df.sparkSession
@@ -302,9 +303,10 @@ def _numbered(df: DataFrame) -> DataFrame:
         starts, f"{_FILE} string, {_BLOCK} long, _first_seq long, _before long"
     )
     joined = df.join(sf.broadcast(table), [_FILE, _BLOCK])
-    return joined.withColumn(
+    numbered = joined.withColumn(
         _ROW, sf.col("_before") + sf.col(_SEQ) - sf.col("_first_seq") + sf.lit(1)
     ).drop("_before", "_first_seq")
+    return numbered, sum(before.values())
 
 
 def _first_occurrences(df: DataFrame, id_column: str) -> DataFrame:
@@ -550,14 +552,14 @@ class SparkRun:
     def __init__(
         self,
         *,
-        read: DataFrame,
+        n_read: int,
         out: DataFrame,
         scored_columns: tuple[str, ...],
         source: str,
         providers: tuple[str, ...],
         licensed: bool,
     ) -> None:
-        self._read = read
+        self.n_read = n_read
         self._out = out
         self._persisted = False
         self.scored_columns = scored_columns
@@ -611,7 +613,8 @@ class SparkRun:
 
     def summary(self) -> ScoreSummary:
         """The counts, as ``pamlib score`` gives them: ``read`` is counted from the export
-        itself and must equal ``scored + not scored + rejected + blank``, else
+        itself (when the rows were numbered) and must equal ``scored + not scored + rejected +
+        blank`` as counted from the job's output, else
         :class:`~pamlib.pipeline.ReconciliationError`."""
         if self._summary is None:
             found: ScoreSummary = _guarded(self._count)
@@ -623,7 +626,7 @@ class SparkRun:
 
         from pamlib.pipeline import ReconciliationError, ScoreSummary
 
-        n_read = self._read.count()
+        n_read = self.n_read
         out = self._output()
         counts = (
             out.groupBy(
