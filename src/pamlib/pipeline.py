@@ -684,13 +684,9 @@ class TableScorer:
         host: PluginHost | None = None,
     ) -> None:
         self.host = host or get_host()
-        options = options or ReadOptions()
-        if isinstance(mapping, (str, os.PathLike)):
-            from pamlib.formats.layout import load_mapping
+        from pamlib.formats.layout import with_mapping
 
-            options = load_mapping(mapping).apply(options)
-        elif mapping is not None:
-            options = attrs.evolve(options, mapping={**options.mapping, **mapping})
+        options = with_mapping(options or ReadOptions(), mapping)
         if instrument is not None:
             options = attrs.evolve(options, instrument=instrument)
         if day_first is not None:

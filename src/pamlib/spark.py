@@ -112,7 +112,7 @@ def read_export(
     from pyspark.sql.types import StringType, StructField, StructType
 
     from pamlib.formats.base import ReadOptions
-    from pamlib.formats.layout import Layout
+    from pamlib.formats.layout import Layout, with_mapping
 
     options = _spark_options(multiline)
     rows = (  # the header's width is unknown until it is read: read it untyped
@@ -131,7 +131,7 @@ def read_export(
         raise ConfigurationError(
             f"{path}: the header repeats a column name (or uses one of {', '.join(KEY_COLUMNS)})"
         )
-    read_options = _apply_mapping(ReadOptions(), mapping)
+    read_options = with_mapping(ReadOptions(), mapping)
     Layout.resolve(header, read_options, source=path)  # every header problem, now
     schema = StructType(
         [StructField(name, StringType()) for name in header]
@@ -146,16 +146,6 @@ def read_export(
         sf.col("_metadata.file_block_start").alias(_BLOCK),
         sf.monotonically_increasing_id().alias(_SEQ, metadata={_METADATA_KEY: described}),
     )
-
-
-def _apply_mapping(options: Any, mapping: str | os.PathLike[str] | Mapping[str, str] | None) -> Any:
-    if isinstance(mapping, (str, os.PathLike)):
-        from pamlib.formats.layout import load_mapping
-
-        return load_mapping(mapping).apply(options)
-    if mapping is not None:
-        return attrs.evolve(options, mapping={**options.mapping, **mapping})
-    return options
 
 
 def _mapping_document(mapping: str | os.PathLike[str] | Mapping[str, str] | None) -> Any:

@@ -133,10 +133,12 @@ def test_multiline_off_splits_the_file_and_differs_only_where_documented(
     run.unpersist()
 
 
-def test_partition_duplicates_miss_repeats_across_tasks(spark: Any, export: Export) -> None:
+def test_partition_duplicates_miss_repeats_across_tasks(spark: Any, tmp_path: Path) -> None:
     import pamlib.spark as ps
 
+    export = make_export(tmp_path, n=70, seed=6)
     df = ps.read_export(spark, str(export.path), mapping=MAPPING, multiline=False)
+    assert df.rdd.getNumPartitions() > 1
     summary = ps.score(df, provider="demo", duplicates="partition").summary()
     assert summary.reconciles
     assert "duplicate-assessment-id" not in summary.rejected_by_code
