@@ -606,10 +606,10 @@ class SparkRun:
         itself (when the rows were numbered) and must equal ``scored + not scored + rejected +
         blank`` as counted from the job's output, else
         :class:`~pamlib.pipeline.ReconciliationError`."""
-        if self._summary is None:
-            found: ScoreSummary = _guarded(self._count)
-            self._summary = found
-        return found if self._summary is None else self._summary
+        summary = self._summary
+        if summary is None:
+            summary = self._summary = _guarded(self._count)
+        return summary
 
     def _count(self) -> ScoreSummary:
         from pyspark.sql import functions as sf
