@@ -63,6 +63,7 @@ __all__ = [
     "iter_assessments",
     "read_record_chunks",
     "split_records",
+    "structural_reject",
 ]
 
 #: Delimiters recognised when none is given: comma, semicolon, tab.
