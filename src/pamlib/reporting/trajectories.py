@@ -250,13 +250,16 @@ def link_trajectories(columns: ScoredColumns, config: ReportConfig | None = None
     """Link each patient's assessments and choose baseline and follow-up (module rules)."""
     config = config or ReportConfig()
     n = len(columns)
+    # Row positions and day numbers fit 32 bits: a cohort of ten million sorts and links in
+    # half the memory 64-bit intermediates would take.
+    index_type = np.int32 if n < 2**31 - 1 else np.int64
     patients, row_patient = factorize_text(columns.patient_id)
-    days = columns.assessed_on.astype(np.int64)
-    order = np.lexsort((days, row_patient))
+    days = columns.assessed_on.view(np.int64)  # day numbers, no copy
+    order = np.lexsort((days, row_patient)).astype(index_type)
+    by_patient = row_patient[order].astype(index_type)
+    day_sorted = days[order].astype(np.int32)
     # Same patient, same day: order those rows by assessment_id (rare, so ranked only there).
-    same = (row_patient[order][1:] == row_patient[order][:-1]) & (
-        days[order][1:] == days[order][:-1]
-    )
+    same = (by_patient[1:] == by_patient[:-1]) & (day_sorted[1:] == day_sorted[:-1])
     if same.any():
         tied = np.zeros(n, dtype=np.bool_)
         tied[order[1:][same]] = tied[order[:-1][same]] = True
@@ -265,15 +268,16 @@ def link_trajectories(columns: ScoredColumns, config: ReportConfig | None = None
 
         tied_ids = columns.assessment_id.filter(pa.array(tied))
         id_rank[tied] = factorize(np.asarray(tied_ids.to_pylist(), dtype=object))[1]
-        order = np.lexsort((id_rank, days, row_patient))
+        order = np.lexsort((id_rank, days, row_patient)).astype(index_type)
+        by_patient = row_patient[order].astype(index_type)
+        day_sorted = days[order].astype(np.int32)
 
     n_patients = len(patients)
-    by_patient = row_patient[order]
     first_row = np.full(n_patients, -1, dtype=np.int64)
     starts = _run_starts(by_patient)
     first_row[by_patient[starts]] = order[starts]
 
-    usable = np.flatnonzero(columns.usable[order])
+    usable = np.flatnonzero(columns.usable[order]).astype(index_type)
     usable_patient = by_patient[usable]
     baseline_pos = np.full(n_patients, -1, dtype=np.int64)
     starts = _run_starts(usable_patient)
@@ -282,22 +286,31 @@ def link_trajectories(columns: ScoredColumns, config: ReportConfig | None = None
     baseline_day = np.full(n_patients, np.datetime64("NaT"), dtype="datetime64[D]")
     has = baseline_pos >= 0
     baseline_day[has] = columns.assessed_on[order[baseline_pos[has]]]
-    opens = add_months(baseline_day, config.min_months)[usable_patient]
-    closes = add_months(baseline_day, config.max_months)[usable_patient]
-    usable_day = columns.assessed_on[order[usable]]
-    in_window = (usable_day >= opens) & (usable_day <= closes)
+
+    def window_day(months: int) -> NDArray[np.int32]:
+        # Per patient, as day numbers; a patient with no baseline has no usable rows.
+        edge = add_months(baseline_day, months)
+        return np.where(np.isnat(edge), 0, edge.view(np.int64)).astype(np.int32)
+
+    usable_day = day_sorted[usable]
+    in_window = usable_day >= window_day(config.min_months)[usable_patient]
+    in_window &= usable_day <= window_day(config.max_months)[usable_patient]
+    del usable_day, usable_patient, day_sorted
 
     candidates = usable[in_window]
     candidate_patient = by_patient[candidates]
     followup_pos = np.full(n_patients, -1, dtype=np.int64)
     ends = _run_ends(candidate_patient)
     followup_pos[candidate_patient[ends]] = candidates[ends]
+    del candidates, candidate_patient, usable, in_window, by_patient
 
     def at(values: NDArray[np.int64], positions: NDArray[np.int64]) -> NDArray[np.int64]:
         return np.where(positions >= 0, values[np.maximum(positions, 0)], 0)
 
     baseline_row = np.where(baseline_pos >= 0, order[np.maximum(baseline_pos, 0)], -1)
     followup_row = np.where(followup_pos >= 0, order[np.maximum(followup_pos, 0)], -1)
+    baseline_row, followup_row = baseline_row.astype(np.int64), followup_row.astype(np.int64)
+    del order
     levels, tenths = columns.level.astype(np.int64), columns.score_tenths
     return Trajectories(
         columns=columns,
