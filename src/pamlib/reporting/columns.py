@@ -255,7 +255,7 @@ def load_scored(path: str | os.PathLike[str]) -> ScoredColumns:
     """Read a scored table from CSV, Parquet (``.parquet``, ``.pq``) or JSON Lines (``.jsonl``,
     ``.ndjson``, ``.json``) — every format ``pamlib score`` writes — as
     :meth:`ScoredTable.read <pamlib.tables.scored.ScoredTable.read>` does (which see for the
-    errors). Needs the ``arrow`` extra.
+    errors).
     """
     from pamlib.tables.scored import ScoredTable
 
