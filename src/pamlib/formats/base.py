@@ -192,8 +192,8 @@ class ReadOptions:
     out of the output; ``answer_labels`` adds answer spellings (label → ``1``–``4`` or ``NA``)
     and ``instrument_aliases`` instrument spellings (alias → instrument id). ``instrument`` is
     used where a record names none. ``engine`` picks an implementation where a format has more
-    than one (``auto``, ``arrow``, ``python``). Formats document what else they accept in
-    ``settings``.
+    than one (the CSV format has one: ``auto`` and ``arrow`` name it, ``python`` is refused since
+    its second reader was removed). Formats document what else they accept in ``settings``.
     """
 
     mapping: Mapping[str, str] = attrs.field(factory=dict)
