@@ -304,3 +304,20 @@ def test_seen_ids_behave_like_a_set(blocks: list[list[str]]) -> None:
             reference.add(value)
         assert dup.tolist() == expected
     assert len(seen) == len(reference)
+
+
+def test_a_row_the_column_checks_reject_but_the_row_checks_accept_stops_the_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The row checks word every reject; should they find nothing wrong with a row the column
+    checks rejected (a bug in pamlib), the read stops instead of dropping the record with no
+    reason."""
+    from pamlib.formats.columnar import ReaderBugError
+    from pamlib.formats.records import RowValidator
+
+    body = f"P1,,A1,2024-01-01,PAM-13,s,{ANSWERS}\nP2,,A2,not a date,PAM-13,s,{ANSWERS}\n"
+    path = write(tmp_path, f"{HEADER}\n{body}".encode())
+    assert [(r.line, r.code) for r in rejects(read(path, "columnar"))] == [(3, "date")]
+    monkeypatch.setattr(RowValidator, "check", lambda self, fields, line, *, duplicate: (None, []))
+    with pytest.raises(ReaderBugError, match="line 3"):
+        read(path, "columnar")
