@@ -10,10 +10,10 @@ with the licence it holds, passing on the host its hook is given (without it, th
 instruments and cut-point set are looked up in the process-wide host).
 
 The compiled (mask, raw score) table, and the one-assessment results remembered by the same key,
-live in this object's memory only: nothing here writes, logs, caches elsewhere or shows them. A provider pickles as what it was built from — its id, licence, host
-and calibration, which pickles as a reference to its file (see
-:mod:`pamlib.scoring.calibration`) — and is bound again when unpickled; the table is rebuilt
-lazily, as in the process that sent it.
+live in this object's memory only: nothing here writes, logs, caches elsewhere or shows them.
+A provider pickles as what it was built from — its id, licence, host and calibration, which
+pickles as a reference to its file (see :mod:`pamlib.scoring.calibration`) — and is bound again
+when unpickled; the table is rebuilt lazily, as in the process that sent it.
 """
 
 from __future__ import annotations
