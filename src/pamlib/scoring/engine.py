@@ -42,7 +42,7 @@ from pamlib.errors import (
     ScoringError,
     ValidationError,
 )
-from pamlib.scoring._codes import checked_codes
+from pamlib.scoring._codes import CodeCheck
 
 __all__ = [
     "EAP",
@@ -937,9 +937,9 @@ class ResponseSummary:
 
 
 def _summarise(
-    responses: ArrayLike, model: StepModel, top: IntArray
+    responses: ArrayLike, model: StepModel, top: IntArray, check: CodeCheck
 ) -> tuple[MaskArray, IntArray, IntArray]:
-    codes = checked_codes(responses, top, name="responses")
+    codes = check(responses, name="responses")
     n_items = model.n_items
     n = codes.shape[0]
     if n == 0:
@@ -964,7 +964,7 @@ def _summarise(
 def response_summary(responses: ArrayLike, model: StepModel) -> ResponseSummary:
     """Validate integer response codes (n, n_items) and reduce them to (mask, n_answered, raw)."""
     top = (model.max_scores + 1).astype(np.int64)
-    mask, n_answered, raw = _summarise(responses, model, top)
+    mask, n_answered, raw = _summarise(responses, model, top, CodeCheck(top))
     return ResponseSummary(mask=mask, n_answered=n_answered, raw_score=raw)
 
 
@@ -1031,6 +1031,7 @@ class ScoreTable:
     """
 
     __slots__ = (
+        "_check",
         "_dense",
         "_estimator",
         "_lock",
@@ -1056,6 +1057,7 @@ class ScoreTable:
         self._lock = threading.Lock()
         self._width = model.max_raw + 1
         self._top = _read_only((model.max_scores + 1).astype(np.int64))
+        self._check = CodeCheck(self._top)
         self._dense = model.n_items <= DENSE_MAX_ITEMS
         # dense: row index per mask (-1 = not compiled); sparse: sorted keys with their rows
         self._row_of_mask = np.full(1 << model.n_items if self._dense else 0, -1, dtype=np.int64)
@@ -1154,7 +1156,7 @@ class ScoreTable:
 
     def score(self, responses: ArrayLike) -> BatchMeasures:
         """Measures for integer response codes of shape (n, n_items)."""
-        mask, n_answered, raw = _summarise(responses, self._model, self._top)
+        mask, n_answered, raw = _summarise(responses, self._model, self._top, self._check)
         rows = self._rows_for(mask)
         flat = rows * self._width + raw
         theta = np.take(self._theta.reshape(-1), flat)
@@ -1168,7 +1170,7 @@ class ScoreTable:
 
     def score_one(self, responses: ArrayLike) -> Measure:
         """Measure of one response vector (n_items,); same table entries as :meth:`score`."""
-        codes = checked_codes(responses, self._top, name="responses", one=True)
+        codes = self._check(responses, name="responses", one=True)
         mask = raw = count = 0
         for j, code in enumerate(codes.tolist()):
             if code > 0:
