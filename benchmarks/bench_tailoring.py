@@ -13,6 +13,8 @@ tailored with pamlib's default rules plus the example site file:
 * ``batch_objects``: ``tailor_batch``, which also builds one ``TailoringOutcome`` per row;
 * ``python_rule``: the row path again with one trivial Python rule added, which turns off the
   sharing of evaluations between rows with equal facts (Python rules may read anything).
+* ``one_context``: ``Engine.evaluate`` of a single context (a batch of one through the same
+  columns), microseconds per call, averaged over ``--one`` calls.
 
 Reports the best of ``repeat`` runs for each, after one warm-up.
 """
@@ -130,6 +132,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--one", type=int, default=2_000, help="calls timed for one_context")
     parser.add_argument("--json", metavar="FILE")
     args = parser.parse_args()
     host = PluginHost(load_entry_points=False, disabled=())
@@ -160,6 +163,16 @@ def main() -> None:
     batch_s = best(batch, args.repeat)
     objects_s = best(batch_objects, args.repeat)
     python_s = best(lambda: apply_recommendations(rows, with_python), args.repeat)
+    one = Context(
+        "a1",
+        score=48.2,
+        level=2,
+        previous_score=55.0,
+        previous_level=3,
+        assessed_on=dt.date(2024, 3, 1),
+        attributes={"condition": "COPD"},
+    )
+    one_s = best(lambda: [engine.evaluate(one) for _ in range(args.one)], args.repeat) / args.one
     result = {
         "rows": n,
         "rules": len(engine.rules),
@@ -172,6 +185,7 @@ def main() -> None:
         "batch_objects_per_s": round(n / objects_s),
         "python_rule_rows_s": round(python_s, 3),
         "python_rule_rows_per_s": round(n / python_s),
+        "one_context_us": round(one_s * 1e6, 1),
         "python": sys.version.split()[0],
         "date": dt.datetime.now(dt.UTC).date().isoformat(),
     }

@@ -31,12 +31,32 @@ SAMPLE_DATA = ROOT / "tests" / "data"
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
+class _NoProcessHost:
+    """Stands in for the process-wide host while a test holds its own: any use is a failure
+    that names the place which fetched the global host instead of using the one it was given."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(
+            f"the process-wide plugin host was fetched (.{name}): use the host given instead"
+        )
+
+
 @pytest.fixture
 def host() -> Iterator[PluginHost]:
-    """A host with only pamlib's built-in plugins, installed as the process default."""
-    h = PluginHost(load_entry_points=False, disabled=())
-    reset_host(h)
-    yield h
+    """A host with only pamlib's built-in plugins, to pass to what a test calls. It is never
+    installed as the process default, and while it is in use the process default refuses to
+    be used: code given a host must use that one."""
+    reset_host(_NoProcessHost())  # type: ignore[arg-type]  # a stand-in that fails when used
+    yield PluginHost(load_entry_points=False, disabled=())
+    reset_host(None)
+
+
+@pytest.fixture
+def process_host(host: PluginHost) -> Iterator[PluginHost]:
+    """:func:`host` installed as the process-wide host, for the command line: its ``main``
+    is the one entry point whose plugins come from there."""
+    reset_host(host)
+    yield host
     reset_host(None)
 
 

@@ -42,8 +42,12 @@ def problems_of(exc: pytest.ExceptionInfo[CalibrationError]) -> dict[str, Proble
     return {p.where: p for p in exc.value.problems}
 
 
+#: pamlib's built-in plugins only, passed explicitly to what the helpers below call.
+BUILTINS = PluginHost(load_entry_points=False, disabled=())
+
+
 def load_doc(tmp_path: Path, doc: Any, fmt: str = "json") -> Calibration:
-    return load_calibration(write(tmp_path, doc, fmt))
+    return load_calibration(write(tmp_path, doc, fmt), host=BUILTINS)
 
 
 # -- loading ---------------------------------------------------------------------------------
@@ -54,8 +58,8 @@ def test_json_and_toml_with_the_same_content_are_the_same_calibration(
     tmp_path: Path, host: PluginHost, make: Any
 ) -> None:
     doc = make()
-    from_json = load_calibration(write(tmp_path, doc, "json"))
-    from_toml = load_calibration(write(tmp_path, doc, "toml"))
+    from_json = load_calibration(write(tmp_path, doc, "json"), host=host)
+    from_toml = load_calibration(write(tmp_path, doc, "toml"), host=host)
     assert from_json == from_toml
     assert from_json.sha256 == from_toml.sha256
     assert len(from_json.sha256) == 64
@@ -106,12 +110,12 @@ def test_a_licence_block_is_read_as_a_date(tmp_path: Path, host: PluginHost) -> 
     toml.write_text(
         toml.read_text() + '\n[licence]\nlicensee = "Example Trust"\nvalid_until = 2031-03-31\n'
     )
-    assert load_calibration(toml).licence == cal.licence
+    assert load_calibration(toml, host=host).licence == cal.licence
 
 
 def test_to_document_loads_back_to_the_same_calibration(tmp_path: Path, host: PluginHost) -> None:
     cal = load_doc(tmp_path, pcm_document())
-    again = parse_calibration(cal.to_document())
+    again = parse_calibration(cal.to_document(), host=host)
     assert again == cal
     assert again.sha256 == cal.sha256
 
@@ -209,7 +213,7 @@ def test_every_problem_is_reported_at_once_naming_file_and_field(
     doc["item_difficulties"]["pam13.99"] = 0.0
     path = write(tmp_path, doc, "json", name="site-cal")
     with pytest.raises(CalibrationError) as exc:
-        load_calibration(path)
+        load_calibration(path, host=host)
     found = problems_of(exc)
     name = str(path)
     expected = {
@@ -285,7 +289,7 @@ def test_one_bad_field_is_named(
 ) -> None:
     path = write(tmp_path, rsm_document(**change), fmt)
     with pytest.raises(CalibrationError) as exc:
-        load_calibration(path)
+        load_calibration(path, host=host)
     assert [(p.where, p.code) for p in exc.value.problems] == [(f"{path}: {field}", code)]
 
 
@@ -295,7 +299,7 @@ def test_partial_credit_fields_are_checked_per_item(tmp_path: Path, host: Plugin
     doc["steps"]["pam13.03"] = [0.1, None, 0.3]
     path = write(tmp_path, doc, "json")
     with pytest.raises(CalibrationError) as exc:
-        load_calibration(path)
+        load_calibration(path, host=host)
     assert {(p.where, p.code) for p in exc.value.problems} == {
         (f"{path}: thresholds", "model"),
         (f'{path}: steps["pam13.02"]', "length"),
@@ -306,7 +310,7 @@ def test_partial_credit_fields_are_checked_per_item(tmp_path: Path, host: Plugin
 def test_missing_fields_are_all_named(tmp_path: Path, host: PluginHost) -> None:
     path = write(tmp_path, {"model": "partial-credit"}, "json")
     with pytest.raises(CalibrationError) as exc:
-        load_calibration(path)
+        load_calibration(path, host=host)
     fields = {p.where.removeprefix(f"{path}: ") for p in exc.value.problems}
     assert fields == {"id", "version", "instrument", "scale", "min_answered", "steps"}
 
@@ -326,7 +330,7 @@ def test_json_syntax_problems_name_the_file(
     path = tmp_path / "broken.json"
     path.write_text(text)
     with pytest.raises(CalibrationError) as exc:
-        load_calibration(path)
+        load_calibration(path, host=host)
     assert (exc.value.problems[0].where, exc.value.problems[0].code) == (f"{path}{where}", code)
 
 
@@ -381,7 +385,7 @@ def test_reprs_show_ids_and_hash_never_parameters(tmp_path: Path, host: PluginHo
 def test_calibrations_refuse_to_be_pickled(tmp_path: Path, host: PluginHost) -> None:
     # Read from a file, a calibration pickles as a reference to it (tests/test_pickling.py);
     # built in memory, or compiled, it refuses.
-    cal = parse_calibration(rsm_document())
+    cal = parse_calibration(rsm_document(), host=host)
     for obj in (cal, cal.compile(), load_doc(tmp_path, rsm_document()).compile()):
         with pytest.raises(LicensedContentError):
             pickle.dumps(obj)

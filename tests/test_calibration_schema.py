@@ -179,7 +179,9 @@ def test_the_loader_also_checks_against_the_instrument(name: str, host: PluginHo
 def test_every_document_pamlib_writes_is_valid(host: PluginHost) -> None:
     for instrument in host.instruments():
         assert schema_accepts(demo_calibration(instrument).to_document())
-    licensed = parse_calibration(rsm_document(licence={**LICENCE, "valid_until": future()}))
+    licensed = parse_calibration(
+        rsm_document(licence={**LICENCE, "valid_until": future()}), host=host
+    )
     assert schema_accepts(licensed.to_document())
 
 
@@ -188,7 +190,7 @@ def test_the_example_files_in_the_docs_are_the_demo_calibration(
     name: str, host: PluginHost
 ) -> None:
     path = DOCS / "examples" / name
-    cal = load_calibration(path)
+    cal = load_calibration(path, host=host)
     assert cal == demo_calibration(PAM13)
     assert cal.sha256 == demo_calibration(PAM13).sha256
     assert cal.demo

@@ -42,13 +42,15 @@ def test_no_command_shows_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert "usage" in capsys.readouterr().err
 
 
-def test_plugins_json(capsys: pytest.CaptureFixture[str], host: object) -> None:
+def test_plugins_json(capsys: pytest.CaptureFixture[str], process_host: object) -> None:
     assert main(["plugins", "--json"]) == 0
     out = capsys.readouterr().out
     assert '"pamlib.scoring.raw_sum"' in out
 
 
-def test_demo_runs(capsys: pytest.CaptureFixture[str], host: object, tmp_path: Path) -> None:
+def test_demo_runs(
+    capsys: pytest.CaptureFixture[str], process_host: object, tmp_path: Path
+) -> None:
     assert main(["demo", "--patients", "30", "--output-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "NOT PAM scores" in out

@@ -14,7 +14,7 @@ from tests.calibrations import future, pcm_document, rsm_document, write
 
 
 def test_a_valid_file_is_summarised_without_its_numbers(
-    tmp_path: Path, host: PluginHost, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, process_host: PluginHost, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = write(tmp_path, pcm_document(), "toml")
     assert main(["calibration", str(path)]) == 0
@@ -28,7 +28,7 @@ def test_a_valid_file_is_summarised_without_its_numbers(
 
 
 def test_invalid_files_list_every_problem_and_exit_1(
-    tmp_path: Path, host: PluginHost, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, process_host: PluginHost, capsys: pytest.CaptureFixture[str]
 ) -> None:
     good = write(tmp_path, rsm_document(), name="good")
     bad = write(tmp_path, rsm_document(min_answered=0, colour="red"), name="bad")
@@ -40,7 +40,9 @@ def test_invalid_files_list_every_problem_and_exit_1(
     assert f"@ {bad}: colour" in out
 
 
-def test_json_output(tmp_path: Path, host: PluginHost, capsys: pytest.CaptureFixture[str]) -> None:
+def test_json_output(
+    tmp_path: Path, process_host: PluginHost, capsys: pytest.CaptureFixture[str]
+) -> None:
     doc = rsm_document(licence={"licensee": "Example Trust", "valid_until": future()})
     path = write(tmp_path, doc)
     assert main(["calibration", "--json", str(path)]) == 0

@@ -16,7 +16,7 @@ EXAMPLE = str(EXAMPLE_SITE_RULES)
 
 
 @pytest.fixture(autouse=True)
-def _builtins_only(host: PluginHost) -> None:
+def _builtins_only(process_host: PluginHost) -> None:
     """Every command here sees pamlib's built-in plugins only."""
 
 

@@ -206,7 +206,7 @@ def test_nhs_numbers_never_appear_in_problems(host: PluginHost) -> None:
 
 
 def test_questionnaire_checks(host: PluginHost) -> None:
-    q = questionnaire("PAM-13")
+    q = questionnaire("PAM-13", host=host)
     assert check(q) == []
     q["item"][1]["linkId"] = q["item"][0]["linkId"]
     q["item"][2]["type"] = "string"

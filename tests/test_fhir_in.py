@@ -66,7 +66,7 @@ def test_lforms_export_imports_with_the_example_mapping(
     sample_data: Path, host: PluginHost
 ) -> None:
     path = sample_data / "qr-lforms-export.json"
-    assessments, rejects, counts = read_fhir(path, mapping=MAPPING)
+    assessments, rejects, counts = read_fhir(path, mapping=MAPPING, instruments=host.instruments())
     assert rejects == []
     assert (counts.n_read, counts.n_valid, counts.n_rejected) == (1, 1, 0)
     (a,) = assessments
@@ -85,7 +85,9 @@ def test_lforms_export_imports_with_the_example_mapping(
 def test_lforms_export_without_mapping_is_rejected_with_a_path(
     sample_data: Path, host: PluginHost
 ) -> None:
-    _, rejects, counts = read_fhir(sample_data / "qr-lforms-export.json")
+    _, rejects, counts = read_fhir(
+        sample_data / "qr-lforms-export.json", instruments=host.instruments()
+    )
     assert counts.n_rejected == 1
     assert rejects[0].location == "$.questionnaire"
     assert rejects[0].code == "unknown-questionnaire"
@@ -129,11 +131,15 @@ def test_ordinal_value_item_weight_and_questionnaire_weights(host: PluginHost) -
             }
         ],
     }
-    (a,), rejects, _ = read_fhir(bundle_of(form, qr), mapping=mapping())
+    (a,), rejects, _ = read_fhir(
+        bundle_of(form, qr), mapping=mapping(), instruments=host.instruments()
+    )
     assert rejects == []
     assert [int(a.responses[f"pam13.0{i}"]) for i in (1, 2, 3)] == [4, 2, 1]
     # The same Questionnaire given by the caller instead of in the Bundle:
-    (b,), _, _ = read_fhir(qr, mapping=mapping(), questionnaires=[form])
+    (b,), _, _ = read_fhir(
+        qr, mapping=mapping(), questionnaires=[form], instruments=host.instruments()
+    )
     assert b.responses == a.responses
 
 
@@ -164,14 +170,16 @@ def test_contained_questionnaire_supplies_weights(host: PluginHost) -> None:
         }
     ]
     qr["questionnaire"] = "#q"
-    (a,), rejects, _ = read_fhir(qr, mapping=mapping(versions=None))
+    (a,), rejects, _ = read_fhir(qr, mapping=mapping(versions=None), instruments=host.instruments())
     assert rejects == []
     assert a.responses == {"pam13.01": Response.AGREE}
 
 
 def test_weight_offset_for_forms_weighted_from_zero(host: PluginHost) -> None:
     qr = foreign_qr({"pam1": 0, "pam2": 3})
-    (a,), rejects, _ = read_fhir(qr, mapping=mapping(weight_offset=1))
+    (a,), rejects, _ = read_fhir(
+        qr, mapping=mapping(weight_offset=1), instruments=host.instruments()
+    )
     assert rejects == []
     assert a.responses == {
         "pam13.01": Response.DISAGREE_STRONGLY,
@@ -183,7 +191,9 @@ def test_answer_codes_mapped_without_weights(host: PluginHost) -> None:
     qr = foreign_qr({"pam1": 4, "pam2": None})
     del qr["item"][0]["answer"][0]["valueCoding"]["extension"]
     answers = {"system": FOREIGN_SYSTEM, "4": 4, "NA": "N/A"}
-    (a,), rejects, _ = read_fhir(qr, mapping=mapping(answers=answers))
+    (a,), rejects, _ = read_fhir(
+        qr, mapping=mapping(answers=answers), instruments=host.instruments()
+    )
     assert rejects == []
     assert a.responses == {"pam13.01": Response.AGREE_STRONGLY, "pam13.02": Response.NOT_APPLICABLE}
 
@@ -191,7 +201,7 @@ def test_answer_codes_mapped_without_weights(host: PluginHost) -> None:
 def test_not_applicable_is_not_unanswered(host: PluginHost) -> None:
     qr = foreign_qr({"pam1": None, "pam2": 2})
     qr["item"].append({"linkId": "pam3"})  # shown but not answered
-    (a,), _, _ = read_fhir(qr, mapping=mapping())
+    (a,), _, _ = read_fhir(qr, mapping=mapping(), instruments=host.instruments())
     codes = a.codes().tolist()
     assert codes[:3] == [-1, 2, 0]
     assert a.n_answered == 1
@@ -201,7 +211,7 @@ def test_pamlib_codes_need_no_extension(host: PluginHost) -> None:
     qr = questionnaire_response(sample())
     for item in qr["item"]:
         item["answer"][0]["valueCoding"].pop("extension", None)
-    (a,), rejects, _ = read_fhir(qr)
+    (a,), rejects, _ = read_fhir(qr, instruments=host.instruments())
     assert rejects == []
     assert a == sample()
 
@@ -209,7 +219,9 @@ def test_pamlib_codes_need_no_extension(host: PluginHost) -> None:
 def test_named_instrument_and_link_ids_for_unmapped_forms(host: PluginHost) -> None:
     qr = foreign_qr({"q-one": 2, "pam13.02": 3})
     qr["questionnaire"] = "https://elsewhere.test/Q"
-    (a,), rejects, _ = read_fhir(qr, instrument="PAM-13", link_ids={"q-one": "pam13.01"})
+    (a,), rejects, _ = read_fhir(
+        qr, instrument="PAM-13", link_ids={"q-one": "pam13.01"}, instruments=host.instruments()
+    )
     assert rejects == []
     assert a.responses == {"pam13.01": Response.DISAGREE, "pam13.02": Response.AGREE}
 
@@ -283,7 +295,9 @@ def test_problems_have_json_paths_and_good_records_are_kept(
     bad = copy.deepcopy(good)
     mutate(bad)
     source = bundle_of(good, bad, good | {"id": "third"})
-    assessments, rejects, counts = read_fhir(source, mapping=mapping())
+    assessments, rejects, counts = read_fhir(
+        source, mapping=mapping(), instruments=host.instruments()
+    )
     assert (counts.n_read, counts.n_valid, counts.n_rejected) == (3, 2, 1)
     assert len(assessments) == 2
     (reject,) = rejects
@@ -292,7 +306,7 @@ def test_problems_have_json_paths_and_good_records_are_kept(
     assert "9434765910" not in reject.message
     assert "9434765919" not in repr(reject)
     with pytest.raises(FormatError) as info:
-        read_fhir(source, mapping=mapping(), strict=True)
+        read_fhir(source, mapping=mapping(), strict=True, instruments=host.instruments())
     assert info.value.problems[0].where == where
 
 
@@ -300,7 +314,7 @@ def test_every_problem_of_a_record_is_reported(host: PluginHost) -> None:
     qr = foreign_qr()
     qr["status"] = "stopped"
     qr["item"][0]["answer"][0]["valueCoding"]["extension"][0]["valueDecimal"] = 9
-    _, (reject,), _ = read_fhir(qr, mapping=mapping())
+    _, (reject,), _ = read_fhir(qr, mapping=mapping(), instruments=host.instruments())
     assert reject.location == "$.status"
     assert "@ $.item[0].answer[0].valueCoding" in reject.message
 
@@ -311,7 +325,9 @@ def test_referenced_patient_with_a_bad_nhs_number(host: PluginHost) -> None:
         "identifier": [{"system": NHS_NUMBER_SYSTEM, "value": "9434765910"}],
     }
     qr = foreign_qr(subject={"reference": "urn:uuid:00000000-0000-4000-8000-000000000000"})
-    _, (reject,), counts = read_fhir(bundle_of(patient, qr), mapping=mapping())
+    _, (reject,), counts = read_fhir(
+        bundle_of(patient, qr), mapping=mapping(), instruments=host.instruments()
+    )
     assert reject.location == "$.entry[0].resource.identifier[0].value"
     assert reject.code == "nhs-number"
     assert counts.other_resources == {"Bundle": 1, "Patient": 1}
@@ -319,40 +335,49 @@ def test_referenced_patient_with_a_bad_nhs_number(host: PluginHost) -> None:
 
 def test_server_references_stand_for_the_patient(host: PluginHost) -> None:
     qr = foreign_qr(subject={"reference": "Patient/123"})
-    (a,), _, _ = read_fhir(qr, mapping=mapping())
+    (a,), _, _ = read_fhir(qr, mapping=mapping(), instruments=host.instruments())
     assert a.patient == Patient("Patient/123")
 
 
 def test_anonymous_subjects_only_when_the_mapping_says_so(host: PluginHost) -> None:
     qr = foreign_qr()
     del qr["subject"]
-    assert read_fhir(qr, mapping=mapping())[2].n_rejected == 1
-    (a,), _, _ = read_fhir(qr, mapping=mapping(missing_subject="anonymous"))
+    assert read_fhir(qr, mapping=mapping(), instruments=host.instruments())[2].n_rejected == 1
+    (a,), _, _ = read_fhir(
+        qr, mapping=mapping(missing_subject="anonymous"), instruments=host.instruments()
+    )
     assert a.patient.id == f"anonymous:{a.id}"
 
 
 def test_ignored_link_ids(host: PluginHost) -> None:
     qr = foreign_qr()
     qr["item"].append({"linkId": "raw-total", "answer": [{"valueDecimal": 7}]})
-    assert read_fhir(qr, mapping=mapping())[2].n_rejected == 1
-    assert read_fhir(qr, mapping=mapping(ignore=["raw-total"]))[2].n_valid == 1
+    assert read_fhir(qr, mapping=mapping(), instruments=host.instruments())[2].n_rejected == 1
+    assert (
+        read_fhir(qr, mapping=mapping(ignore=["raw-total"]), instruments=host.instruments())[
+            2
+        ].n_valid
+        == 1
+    )
 
 
 def test_nested_groups_are_walked(host: PluginHost) -> None:
     qr = foreign_qr()
     qr["item"] = [{"linkId": "group", "item": qr["item"]}]
-    (a,), rejects, _ = read_fhir(qr, mapping=mapping())
+    (a,), rejects, _ = read_fhir(qr, mapping=mapping(), instruments=host.instruments())
     assert rejects == []
     assert a.n_answered == 2
 
 
 def test_assessment_id_falls_back_to_resource_id_then_content(host: PluginHost) -> None:
     qr = foreign_qr()
-    (a,), _, _ = read_fhir(qr, mapping=mapping())
-    (b,), _, _ = read_fhir(copy.deepcopy(qr), mapping=mapping())
+    (a,), _, _ = read_fhir(qr, mapping=mapping(), instruments=host.instruments())
+    (b,), _, _ = read_fhir(copy.deepcopy(qr), mapping=mapping(), instruments=host.instruments())
     assert a.id == b.id
     assert a.id.startswith("qr-")
-    (c,), _, _ = read_fhir(qr | {"id": "server-id"}, mapping=mapping())
+    (c,), _, _ = read_fhir(
+        qr | {"id": "server-id"}, mapping=mapping(), instruments=host.instruments()
+    )
     assert c.id == "server-id"
 
 
@@ -371,7 +396,7 @@ def test_ndjson_with_bad_lines_reconciles(tmp_path: Path, host: PluginHost) -> N
     ]
     path = tmp_path / "in.ndjson"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    _, rejects, counts = read_fhir(path, mapping=mapping())
+    _, rejects, counts = read_fhir(path, mapping=mapping(), instruments=host.instruments())
     assert (counts.n_read, counts.n_valid, counts.n_rejected) == (4, 2, 2)
     assert counts.other_resources == {"Observation": 1}
     assert [(r.location, r.code) for r in rejects] == [
@@ -380,7 +405,7 @@ def test_ndjson_with_bad_lines_reconciles(tmp_path: Path, host: PluginHost) -> N
     ]
     assert all(r.source == str(path) for r in rejects)
     with pytest.raises(FormatError):
-        read_fhir(path, mapping=mapping(), strict=True)
+        read_fhir(path, mapping=mapping(), strict=True, instruments=host.instruments())
 
 
 def test_ndjson_problem_paths_carry_the_line(tmp_path: Path, host: PluginHost) -> None:
@@ -388,14 +413,14 @@ def test_ndjson_problem_paths_carry_the_line(tmp_path: Path, host: PluginHost) -
     bad["item"][0]["answer"][0]["valueCoding"]["extension"][0]["valueDecimal"] = 7
     path = tmp_path / "in.ndjson"
     path.write_text(json.dumps(foreign_qr()) + "\n" + json.dumps(bad) + "\n", encoding="utf-8")
-    _, (reject,), _ = read_fhir(path, mapping=mapping())
+    _, (reject,), _ = read_fhir(path, mapping=mapping(), instruments=host.instruments())
     assert reject.location == "line 2, $.item[0].answer[0].valueCoding"
 
 
 def test_not_json_at_all(tmp_path: Path, host: PluginHost) -> None:
     path = tmp_path / "in.json"
     path.write_text('{"resourceType": ', encoding="utf-8")
-    _, (reject,), counts = read_fhir(path)
+    _, (reject,), counts = read_fhir(path, instruments=host.instruments())
     assert (counts.n_read, counts.n_rejected) == (1, 1)
     assert reject.code == "json"
     assert reject.location.startswith("line 1 column")
@@ -403,20 +428,22 @@ def test_not_json_at_all(tmp_path: Path, host: PluginHost) -> None:
 
 def test_missing_file_is_a_format_error(tmp_path: Path, host: PluginHost) -> None:
     with pytest.raises(FormatError, match="cannot read"):
-        read_fhir(tmp_path / "absent.json")
+        read_fhir(tmp_path / "absent.json", instruments=host.instruments())
 
 
 def test_json_array_of_resources(host: PluginHost) -> None:
     items = [questionnaire_response(sample(id=f"A{i}")) for i in range(3)]
-    assessments, rejects, counts = read_fhir(json.dumps([*items, 42]))
+    assessments, rejects, counts = read_fhir(
+        json.dumps([*items, 42]), instruments=host.instruments()
+    )
     assert len(assessments) == 3
     assert [(r.location, r.code) for r in rejects] == [("$[3]", "not-a-resource")]
     assert counts.n_read == 4
 
 
 def test_questionnaires_in_the_input_are_counted_not_read(host: PluginHost) -> None:
-    source = bundle_of(questionnaire("PAM-13"), questionnaire_response(sample()))
-    _, _, counts = read_fhir(source)
+    source = bundle_of(questionnaire("PAM-13", host=host), questionnaire_response(sample()))
+    _, _, counts = read_fhir(source, instruments=host.instruments())
     assert counts.other_resources == {"Bundle": 1, "Questionnaire": 1}
     assert counts.n_read == 1
 
@@ -450,7 +477,7 @@ def test_mapping_problems_are_all_reported(tmp_path: Path, host: PluginHost) -> 
         encoding="utf-8",
     )
     with pytest.raises(ConfigurationError) as info:
-        read_fhir(questionnaire_response(sample()), mapping=path)
+        read_fhir(questionnaire_response(sample()), mapping=path, instruments=host.instruments())
     text = str(info.value)
     for where in (
         "m.toml: questionnaire[0].colour",
@@ -469,7 +496,9 @@ def test_mapping_must_fit_the_instruments(host: PluginHost) -> None:
     ]
     with pytest.raises(ConfigurationError) as info:
         read_fhir(
-            questionnaire_response(sample()), mapping=parse_mapping({"questionnaire": entries})
+            questionnaire_response(sample()),
+            mapping=parse_mapping({"questionnaire": entries}),
+            instruments=host.instruments(),
         )
     text = str(info.value)
     assert "questionnaire[0].items.q1" in text
@@ -493,7 +522,7 @@ def test_round_trip_through_an_own_bundle_keeps_patients_linked(host: PluginHost
         sample(id="A2", patient=p),
         sample(id="A3", patient=Patient("Q")),
     ]
-    back, _, _ = read_fhir(to_bundle(items))
+    back, _, _ = read_fhir(to_bundle(items), instruments=host.instruments())
     assert [a.patient for a in back] == [p, p, Patient("Q")]
 
 
@@ -501,8 +530,8 @@ def test_content_hash_ids_do_not_depend_on_the_patient(host: PluginHost) -> None
     """An assessment id made from content must not be derivable from an identifier."""
     qr = foreign_qr()
     other = foreign_qr(subject={"identifier": {"system": NHS_NUMBER_SYSTEM, "value": "9990000018"}})
-    (a,), _, _ = read_fhir(qr, mapping=mapping())
-    (b,), _, _ = read_fhir(other, mapping=mapping())
+    (a,), _, _ = read_fhir(qr, mapping=mapping(), instruments=host.instruments())
+    (b,), _, _ = read_fhir(other, mapping=mapping(), instruments=host.instruments())
     assert a.id == b.id
 
 
@@ -526,7 +555,7 @@ def test_ndjson_subjects_may_come_later_in_the_file(tmp_path: Path, host: Plugin
     resources = [r for a in items for r in assembler.entries(ResponseRow.from_assessment(a))]
     path = tmp_path / "reversed.ndjson"
     path.write_text("".join(json.dumps(r) + "\n" for r in reversed(resources)), encoding="utf-8")
-    back, rejects, counts = read_fhir(path)
+    back, rejects, counts = read_fhir(path, instruments=host.instruments())
     assert rejects == []
     assert sorted(a.id for a in back) == ["A1", "A2"]
     assert {a.id: a.patient for a in back} == {a.id: a.patient for a in items}
@@ -541,7 +570,7 @@ def test_unresolvable_subjects_in_ndjson_are_reported_at_the_end(
     qr["subject"] = {"reference": "urn:uuid:5d0c4a4e-6f7b-4a5e-9f43-1d2c3b4a5e6f"}
     path = tmp_path / "in.ndjson"
     path.write_text(json.dumps(qr) + "\n" + json.dumps(foreign_qr()) + "\n", encoding="utf-8")
-    _, rejects, counts = read_fhir(path, mapping=mapping())
+    _, rejects, counts = read_fhir(path, mapping=mapping(), instruments=host.instruments())
     assert (counts.n_read, counts.n_valid) == (2, 1)
     assert [(r.location, r.code) for r in rejects] == [
         ("line 1, $.subject.reference", "unresolved-reference")
@@ -552,7 +581,7 @@ def test_bundles_as_ndjson_lines(tmp_path: Path, host: PluginHost) -> None:
     path = tmp_path / "bundles.ndjson"
     bundles = [to_bundle([sample(id=f"A{i}")]) for i in range(3)]
     path.write_text("".join(json.dumps(b) + "\n" for b in bundles), encoding="utf-8")
-    back, rejects, counts = read_fhir(path)
+    back, rejects, counts = read_fhir(path, instruments=host.instruments())
     assert rejects == []
     assert [a.id for a in back] == ["A0", "A1", "A2"]
     assert counts.other_resources == {"Bundle": 3, "Patient": 3}
@@ -568,7 +597,7 @@ def test_waiting_responses_are_bounded(
     path = tmp_path / "server.ndjson"
     lines = [json.dumps(foreign_qr(subject={"reference": f"Patient/{i}"})) for i in range(5)]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    back, rejects, counts = read_fhir(path, mapping=mapping())
+    back, rejects, counts = read_fhir(path, mapping=mapping(), instruments=host.instruments())
     assert rejects == []
     assert counts.n_valid == 5
     assert sorted(str(a.patient.id) for a in back) == [f"Patient/{i}" for i in range(5)]

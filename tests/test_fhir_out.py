@@ -73,7 +73,7 @@ def licensed(aid: str = "A1", **kwargs: Any) -> ScoreResult:
 
 @pytest.mark.parametrize("instrument", BUILTIN_INSTRUMENTS, ids=lambda i: i.id)
 def test_questionnaire_is_valid(instrument: Instrument, host: PluginHost) -> None:
-    q = questionnaire(instrument)
+    q = questionnaire(instrument, host=host)
     assert_valid(q)
     assert q["url"].endswith(f"/Questionnaire/{instrument.id}")
     assert [i["linkId"] for i in q["item"]] == list(instrument.items)
@@ -91,7 +91,7 @@ def test_questionnaire_is_valid(instrument: Instrument, host: PluginHost) -> Non
 
 
 def test_questionnaire_text_is_a_placeholder_without_a_licence(host: PluginHost) -> None:
-    q = questionnaire("PAM-13")
+    q = questionnaire("PAM-13", host=host)
     assert q["status"] == "draft"
     assert q["item"][0]["text"] == ("Item 1 of PAM-13 — wording supplied by a licensed provider")
 
@@ -324,3 +324,52 @@ def test_empty_bundle_is_valid(host: PluginHost) -> None:
     bundle = to_bundle([])
     assert bundle == {"resourceType": "Bundle", "type": "transaction"}
     assert_valid(bundle)
+
+
+# -- write_fhir: the file form of to_bundle -------------------------------------------------------
+
+
+@pytest.mark.parametrize("style", ["transaction", "collection"])
+def test_write_fhir_writes_what_to_bundle_builds(
+    host: PluginHost, tmp_path: Any, style: Literal["transaction", "collection"]
+) -> None:
+    from pamlib import write_fhir
+    from pamlib.fhir import BundleSettings
+
+    a = sample()
+    target = tmp_path / "out.json"
+    n = write_fhir(target, [a], [licensed()], settings=BundleSettings(style=style, namespace=NS))
+    written = json.loads(target.read_text(encoding="utf-8"))
+    assert written == to_bundle([a], [licensed()], bundle_type=style, namespace=NS)
+    assert n == len(written["entry"])
+    back, rejects, _ = read_fhir(target, instruments=host.instruments())
+    assert rejects == []
+    assert [x.id for x in back] == [a.id]
+
+
+def test_write_fhir_ndjson_is_one_resource_a_line(host: PluginHost, tmp_path: Any) -> None:
+    from pamlib.fhir import BundleSettings, write_fhir
+
+    target = tmp_path / "out.ndjson"
+    n = write_fhir(target, [sample()], settings=BundleSettings(style="ndjson", namespace=NS))
+    lines = target.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == n
+    assert {json.loads(line)["resourceType"] for line in lines} == {
+        "Patient",
+        "QuestionnaireResponse",
+    }
+    back, rejects, _ = read_fhir(target, instruments=host.instruments())
+    assert (len(back), rejects) == (1, [])
+
+
+def test_write_fhir_leaves_nothing_when_refused(host: PluginHost, tmp_path: Any) -> None:
+    """A refused write leaves an existing file as it was and no partial file beside it."""
+    from pamlib.errors import ValidationError
+    from pamlib.fhir import write_fhir
+
+    target = tmp_path / "out.json"
+    target.write_text("before", encoding="utf-8")
+    with pytest.raises(ValidationError, match="cannot make a Bundle"):
+        write_fhir(target, [sample(), sample()])
+    assert target.read_text(encoding="utf-8") == "before"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]

@@ -96,7 +96,7 @@ def test_write_then_read_through_the_format(target: str, tmp_path: Path, host: P
     else:
         for line in path.read_text(encoding="utf-8").splitlines():
             assert_valid(json.loads(line))
-    chunks = list(fmt.read(path, ReadOptions(chunk_rows=7)))
+    chunks = list(fmt.read(path, ReadOptions(chunk_rows=7), host=host))
     assert all(isinstance(c, ReadChunk) for c in chunks)
     assert sum(c.n_read for c in chunks) == len(batch)
     assert sum(c.n_valid for c in chunks) == len(batch)
@@ -161,14 +161,14 @@ def test_bad_write_settings(settings: dict[str, Any], tmp_path: Path, host: Plug
 def test_read_settings_mapping_and_strict(sample_data: Path, host: PluginHost) -> None:
     fmt = fhir(host)
     path = sample_data / "qr-lforms-export.json"
-    (chunk,) = fmt.read(path, ReadOptions(settings={"mapping": str(MAPPING)}))
+    (chunk,) = fmt.read(path, ReadOptions(settings={"mapping": str(MAPPING)}), host=host)
     assert chunk.n_valid == 1
     assert chunk.batches[0].instrument.id == "PAM-13"
     assert chunk.batches[0].patient_id[0].startswith("anonymous:")
-    (chunk,) = fmt.read(path, ReadOptions())
+    (chunk,) = fmt.read(path, ReadOptions(), host=host)
     assert chunk.rejects[0].code == "unknown-questionnaire"
     with pytest.raises(FormatError):
-        list(fmt.read(path, ReadOptions(strict=True)))
+        list(fmt.read(path, ReadOptions(strict=True), host=host))
     with pytest.raises(ConfigurationError):
         list(fmt.read(path, ReadOptions(settings={"colour": "red"})))
 
@@ -181,7 +181,7 @@ def test_read_options_name_the_instrument_and_link_ids(tmp_path: Path, host: Plu
     path = tmp_path / "in.json"
     path.write_text(json.dumps(qr), encoding="utf-8")
     mapping = {f"q{i:02d}": f"pam13.{i:02d}" for i in range(1, 14)}
-    (chunk,) = fhir(host).read(path, ReadOptions(instrument="PAM-13", mapping=mapping))
+    (chunk,) = fhir(host).read(path, ReadOptions(instrument="PAM-13", mapping=mapping), host=host)
     assert chunk.batches[0].codes[0].tolist()[:5] == [3, -1, 0, 0, 4]
 
 
@@ -191,7 +191,7 @@ def test_questionnaires_setting(tmp_path: Path, host: PluginHost) -> None:
         json.dumps({"resourceType": "Questionnaire", "status": "active"}), encoding="utf-8"
     )
     (chunk,) = fhir(host).read(
-        tmp_path / "q.json", ReadOptions(settings={"questionnaires": [str(qpath)]})
+        tmp_path / "q.json", ReadOptions(settings={"questionnaires": [str(qpath)]}), host=host
     )
     assert chunk.n_read == 0
     with pytest.raises(ConfigurationError):
@@ -213,20 +213,22 @@ def test_looks_like_fhir(tmp_path: Path) -> None:
 # -- command line ----------------------------------------------------------------------------------
 
 
-def test_cli_questionnaire(capsys: pytest.CaptureFixture[str], host: PluginHost) -> None:
+def test_cli_questionnaire(capsys: pytest.CaptureFixture[str], process_host: PluginHost) -> None:
     assert main(["fhir", "questionnaire", "--instrument", "PAM-13"]) == 0
     q = json.loads(capsys.readouterr().out)
     assert q["url"] == "https://pamlib.org/fhir/Questionnaire/PAM-13"
     assert_valid(q)
 
 
-def test_cli_questionnaire_to_file(tmp_path: Path, host: PluginHost) -> None:
+def test_cli_questionnaire_to_file(tmp_path: Path, process_host: PluginHost) -> None:
     out = tmp_path / "q.json"
     assert main(["fhir", "questionnaire", "--instrument", "PAM-10", "-o", str(out)]) == 0
     assert json.loads(out.read_text(encoding="utf-8"))["version"] == "1"
 
 
-def test_cli_unknown_instrument(capsys: pytest.CaptureFixture[str], host: PluginHost) -> None:
+def test_cli_unknown_instrument(
+    capsys: pytest.CaptureFixture[str], process_host: PluginHost
+) -> None:
     assert main(["fhir", "questionnaire", "--instrument", "PAM-99"]) == 1
     assert "unknown instrument" in capsys.readouterr().err
 
@@ -264,8 +266,8 @@ def test_read_fhir_matches_the_format(tmp_path: Path, host: PluginHost) -> None:
     """The Python API and the plugin read the same records."""
     path = tmp_path / "b.json"
     path.write_text(json.dumps(to_bundle([sample(id=f"A{i}") for i in range(4)])), encoding="utf-8")
-    assessments, _, _ = read_fhir(path)
-    (chunk,) = fhir(host).read(path, ReadOptions())
+    assessments, _, _ = read_fhir(path, instruments=host.instruments())
+    (chunk,) = fhir(host).read(path, ReadOptions(), host=host)
     assert [a.id for a in assessments] == chunk.batches[0].assessment_id.tolist()
     assert np.array_equal(np.stack([a.codes() for a in assessments]), chunk.batches[0].codes)
 
@@ -275,13 +277,13 @@ def test_attributes_travel_as_extra_columns(tmp_path: Path, host: PluginHost) ->
     items = [sample(id="A1", attributes={"condition": "CKD"}), sample(id="A2")]
     path = tmp_path / "in.json"
     path.write_text(json.dumps(to_bundle(items)), encoding="utf-8")
-    (chunk,) = fmt.read(path, ReadOptions())
+    (chunk,) = fmt.read(path, ReadOptions(), host=host)
     (batch,) = chunk.batches
     assert {k: text_values(v) for k, v in batch.extras.items()} == {"condition": ["CKD", ""]}
     out = tmp_path / "out.json"
     with fmt.open_writer(out, WriteOptions()) as w:
         w.write(batch, None, batch.extras)
-    back, _, _ = read_fhir(out)
+    back, _, _ = read_fhir(out, instruments=host.instruments())
     assert [dict(a.attributes) for a in back] == [{"condition": "CKD"}, {}]
 
 
@@ -291,7 +293,7 @@ def test_other_resources_are_logged_not_silent(
     path = tmp_path / "obs.ndjson"
     path.write_text(json.dumps({"resourceType": "Observation", "status": "final"}) + "\n")
     with caplog.at_level("INFO", logger="pamlib.fhir.plugin"):
-        (chunk,) = fhir(host).read(path, ReadOptions())
+        (chunk,) = fhir(host).read(path, ReadOptions(), host=host)
     assert chunk.n_read == 0
     assert "Observation: 1" in caplog.text
     assert caplog.records[0].levelname == "WARNING"

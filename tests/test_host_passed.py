@@ -1,5 +1,5 @@
-"""The host a caller passes is the one used, all the way down: no reader, scorer or document
-loader falls back to the process-wide host when it was given another.
+"""The host a caller passes is the one used, all the way down: no reader, scorer, tailoring
+engine or document loader falls back to the process-wide host when it was given another.
 
 Each test builds a host with an extra instrument (``TEST-5``, made up, five items) that only that
 host knows, and makes the process-wide host impossible to build while it runs.
@@ -27,7 +27,10 @@ from pamlib.formats.base import InputFormat, ReadChunk, ReadOptions, read_input
 from pamlib.hookspecs import hookimpl
 from pamlib.identity import Patient
 from pamlib.instruments import Instrument
+from pamlib.pathways import Pathway
 from pamlib.plugins import PluginHost
+from pamlib.tailoring import Context, Recommend, rule
+from pamlib.tailoring.rules import Action
 
 pa = pytest.importorskip("pyarrow")
 
@@ -179,6 +182,42 @@ def test_one_assessment_and_many_are_scored_with_the_host_given(own_host: Plugin
     scores = pamlib.score_many("TEST-5", [ANSWERS], provider="demo", host=own_host)
     assert len(scores.score) == 1
     assert scores.score[0] == result.score
+
+
+class WalkingGroup:
+    """A plugin adding a pathway and a rule recommending it for ``TEST-5``: only a host that
+    has this plugin can recommend it."""
+
+    @hookimpl
+    def pamlib_register_pathways(self, register: Callable[[Pathway], None]) -> None:
+        register(Pathway("walking-group", "Walking group"))
+
+    @hookimpl
+    def pamlib_register_rules(self, register: Callable[[Any], None]) -> None:
+        register(walking_for_test5)
+
+
+@rule("host.walking", priority=5, reason="only this host knows the walking group")
+def walking_for_test5(ctx: Context) -> list[Action] | None:
+    return [Recommend("walking-group")] if ctx.instrument == "TEST-5" else None
+
+
+def test_a_table_is_tailored_with_the_host_given(own_host: PluginHost) -> None:
+    from pamlib.pipeline import score_table
+    from pamlib.tailoring import apply_recommendations, build_engine, tailor
+
+    host = PluginHost(
+        load_entry_points=False,
+        disabled=(),
+        plugins={"extra": ExtraInstrument(), "walking": WalkingGroup()},
+    )
+    run = score_table(pa.table(_rows()), provider="demo", host=host)
+    tailored = tailor(run.scored, host=host)
+    assert tailored.column("recommended_pathways").to_pylist()[0][0] == "walking-group"
+    columns = apply_recommendations(run.scored, host=host)
+    assert columns["recommended_pathways"][0].startswith("walking-group")
+    outcome = build_engine(host=host).evaluate(Context("a", level=2, instrument="TEST-5"))
+    assert outcome.recommendations[0].pathway == "walking-group"
 
 
 def test_documents_are_read_with_the_instruments_given(own_host: PluginHost) -> None:

@@ -112,7 +112,7 @@ def test_a_mixed_file_is_refused_by_every_loader(tmp_path: Path) -> None:
 
 
 def test_the_lforms_export_scores_from_the_command_line(
-    sample_data: Path, tmp_path: Path, host: PluginHost, capsys: pytest.CaptureFixture[str]
+    sample_data: Path, tmp_path: Path, process_host: PluginHost, capsys: pytest.CaptureFixture[str]
 ) -> None:
     source = sample_data / "qr-lforms-export.json"
     out = tmp_path / "scored.csv"
@@ -131,7 +131,7 @@ def test_the_lforms_export_scores_from_the_command_line(
 
 
 def test_the_site_export_still_scores_with_its_column_mapping(
-    sample_data: Path, tmp_path: Path, host: PluginHost, capsys: pytest.CaptureFixture[str]
+    sample_data: Path, tmp_path: Path, process_host: PluginHost, capsys: pytest.CaptureFixture[str]
 ) -> None:
     argv = ["score", str(sample_data / "site-export-semicolon.csv"), "--provider", "raw-sum",
             "--mapping", str(CSV_MAPPING), "-o", str(tmp_path / "o.csv")]  # fmt: skip
@@ -154,7 +154,7 @@ MISMATCHES = {
 }
 
 
-@pytest.mark.usefixtures("host")
+@pytest.mark.usefixtures("process_host")
 @pytest.mark.parametrize("case", MISMATCHES)
 def test_a_mapping_for_another_kind_of_input_is_a_usage_error(
     sample_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str
@@ -169,7 +169,7 @@ def test_a_mapping_for_another_kind_of_input_is_a_usage_error(
 
 
 def test_input_format_decides_which_mapping_applies(
-    sample_data: Path, tmp_path: Path, host: PluginHost, capsys: pytest.CaptureFixture[str]
+    sample_data: Path, tmp_path: Path, process_host: PluginHost, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A FHIR file under another name is read as FHIR when asked, and takes a FHIR mapping."""
     source = tmp_path / "responses.txt"

@@ -69,7 +69,9 @@ def _contains_a_number(folder: Path, numbers: list[str]) -> list[str]:
     return found
 
 
-def test_score_tailor_report_from_the_command_line(tmp_path: Path, host: PluginHost) -> None:
+def test_score_tailor_report_from_the_command_line(
+    tmp_path: Path, process_host: PluginHost
+) -> None:
     numbers = _export(tmp_path / "export.csv")
     mapping = ["--mapping", str(MAPPING), "--provider", "demo"]
     report = ["-o", str(tmp_path / "r.html"), "--json", str(tmp_path / "r.json")]
@@ -91,7 +93,7 @@ def test_score_tailor_report_from_the_command_line(tmp_path: Path, host: PluginH
 
 
 def test_a_scored_file_without_the_number_says_how_to_link(
-    tmp_path: Path, host: PluginHost, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, process_host: PluginHost, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _export(tmp_path / "export.csv")
     assert main(["score", str(tmp_path / "export.csv"), "--mapping", str(MAPPING),
@@ -104,7 +106,7 @@ def test_a_scored_file_without_the_number_says_how_to_link(
 
 
 def test_pseudonyms_link_across_runs_and_differ_between_keys(
-    tmp_path: Path, host: PluginHost
+    tmp_path: Path, process_host: PluginHost
 ) -> None:
     numbers = _export(tmp_path / "export.csv")
     keys = []
@@ -143,7 +145,7 @@ def test_the_same_from_python(tmp_path: Path, host: PluginHost) -> None:
 
 
 def test_the_per_patient_csv_holds_no_number_that_was_not_kept(
-    tmp_path: Path, host: PluginHost
+    tmp_path: Path, process_host: PluginHost
 ) -> None:
     numbers = _export(tmp_path / "export.csv")
     argv = ["report", str(tmp_path / "export.csv"), "--mapping", str(MAPPING)]
@@ -156,7 +158,7 @@ def test_the_per_patient_csv_holds_no_number_that_was_not_kept(
 
 
 def test_rules_overdue_follows_people_up_by_their_key(
-    tmp_path: Path, host: PluginHost, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, process_host: PluginHost, capsys: pytest.CaptureFixture[str]
 ) -> None:
     numbers = _export(tmp_path / "export.csv")
     argv = ["score", str(tmp_path / "export.csv"), "--mapping", str(MAPPING)]

@@ -35,7 +35,7 @@ def rule_text(rule_id: str, faults: frozenset[str]) -> str:
 
 
 @pytest.fixture(autouse=True)
-def _builtins_only(host: PluginHost) -> None:
+def _builtins_only(process_host: PluginHost) -> None:
     """Only pamlib's own pathways are known."""
 
 

@@ -45,7 +45,7 @@ def write_input(tmp_path: Path, *rows: str) -> Path:
 
 
 def test_site_export(
-    sample_data: Path, tmp_path: Path, host: PluginHost, capsys: pytest.CaptureFixture[str]
+    sample_data: Path, tmp_path: Path, process_host: PluginHost, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "scored.csv"
     code = main(
@@ -76,7 +76,7 @@ def test_site_export(
 
 
 def test_cohort_small_scores_fully(
-    sample_data: Path, tmp_path: Path, host: PluginHost, capsys: pytest.CaptureFixture[str]
+    sample_data: Path, tmp_path: Path, process_host: PluginHost, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "scored.csv"
     args = ["score", str(sample_data / "cohort-small.csv"), "--provider", "raw-sum"]
@@ -88,7 +88,7 @@ def test_cohort_small_scores_fully(
 
 
 def test_strict_exits_1_and_still_writes_everything(
-    tmp_path: Path, host: PluginHost, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, process_host: PluginHost, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = write_input(
         tmp_path,
@@ -107,7 +107,7 @@ def test_strict_exits_1_and_still_writes_everything(
 
 def test_stdout_output_and_default_rejects_path(
     tmp_path: Path,
-    host: PluginHost,
+    process_host: PluginHost,
     capsysbinary: pytest.CaptureFixture[bytes],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -122,7 +122,7 @@ def test_stdout_output_and_default_rejects_path(
 
 
 def test_spreadsheet_formulas_are_defused(
-    tmp_path: Path, host: PluginHost, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, process_host: PluginHost, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "in.csv"
     path.write_text(
@@ -144,7 +144,7 @@ def test_spreadsheet_formulas_are_defused(
 
 
 def test_nhs_numbers_only_when_asked(
-    tmp_path: Path, host: PluginHost, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, process_host: PluginHost, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = write_input(tmp_path, f",999 000 0018,A1,2024-01-01,PAM-13,s,{ANSWERS}")
     out = tmp_path / "o.csv"
@@ -166,7 +166,7 @@ def test_nhs_numbers_only_when_asked(
 
 @pytest.mark.parametrize("fmt", ["parquet", "json"])
 def test_typed_outputs(
-    tmp_path: Path, host: PluginHost, capsys: pytest.CaptureFixture[str], fmt: str
+    tmp_path: Path, process_host: PluginHost, capsys: pytest.CaptureFixture[str], fmt: str
 ) -> None:
     path = write_input(
         tmp_path,
@@ -289,7 +289,7 @@ def test_an_expired_licence_stops_the_run_and_leaves_no_output(tmp_path: Path) -
 )
 def test_errors(
     tmp_path: Path,
-    host: PluginHost,
+    process_host: PluginHost,
     capsys: pytest.CaptureFixture[str],
     *,
     argv: list[str],
@@ -304,7 +304,7 @@ def test_errors(
 
 
 def test_missing_input(
-    tmp_path: Path, host: PluginHost, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, process_host: PluginHost, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["score", str(tmp_path / "absent.csv"), "--provider", "raw-sum"]) == 1
     assert "cannot read" in capsys.readouterr().err
@@ -322,7 +322,7 @@ def test_progress_bar_draws_only_on_a_terminal() -> None:
 
 
 def test_demo_writes_its_files(
-    tmp_path: Path, host: PluginHost, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, process_host: PluginHost, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "demo"
     assert main(["demo", "--patients", "20", "--output-dir", str(out)]) == 0
@@ -356,7 +356,7 @@ def test_rejects_without_columns_keep_their_fields(tmp_path: Path) -> None:
 
 
 def test_recommend_adds_tailoring_columns(
-    tmp_path: Path, host: PluginHost, sample_data: Path
+    tmp_path: Path, process_host: PluginHost, sample_data: Path
 ) -> None:
     from pamlib.tailoring import EXAMPLE_SITE_RULES
 
@@ -378,7 +378,7 @@ def test_recommend_adds_tailoring_columns(
 
 @pytest.mark.parametrize("suffix", [".parquet", ".jsonl"])
 def test_recommend_writes_every_table_format(
-    tmp_path: Path, host: PluginHost, sample_data: Path, suffix: str
+    tmp_path: Path, process_host: PluginHost, sample_data: Path, suffix: str
 ) -> None:
     from pamlib.tables.scored import ScoredTable
 
@@ -391,7 +391,7 @@ def test_recommend_writes_every_table_format(
 
 
 def test_recommend_refuses_a_format_that_cannot_write_tables(
-    tmp_path: Path, host: PluginHost, sample_data: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, process_host: PluginHost, sample_data: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "x.fhir.json"
     argv = ["score", str(sample_data / "cohort-small.csv"), "--provider", "demo",
@@ -402,7 +402,7 @@ def test_recommend_refuses_a_format_that_cannot_write_tables(
 
 
 def test_report_scores_a_raw_export_first(
-    tmp_path: Path, host: PluginHost, sample_data: Path
+    tmp_path: Path, process_host: PluginHost, sample_data: Path
 ) -> None:
     import json
 
@@ -416,7 +416,7 @@ def test_report_scores_a_raw_export_first(
 
 
 def test_csv_to_fhir_and_back_scores_the_same(
-    tmp_path: Path, host: PluginHost, sample_data: Path
+    tmp_path: Path, process_host: PluginHost, sample_data: Path
 ) -> None:
     first, bundle, back = tmp_path / "a.csv", tmp_path / "a.fhir.json", tmp_path / "b.csv"
     source = str(sample_data / "cohort-small.csv")

@@ -120,8 +120,8 @@ def test_levels_at_every_boundary_through_the_rasch_provider(
     doc["scale"]["intercept"] = target
     path = write(tmp_path, doc)
     reported, level = oracle(target, cutpoints.upper_bounds)
-    one = scoring.score(assessment(PAM10, MIDPOINT), calibration=path)
-    many = scoring.score_many(PAM10, [MIDPOINT, MIDPOINT[::-1]], calibration=path)
+    one = scoring.score(assessment(PAM10, MIDPOINT), calibration=path, host=host)
+    many = scoring.score_many(PAM10, [MIDPOINT, MIDPOINT[::-1]], calibration=path, host=host)
     assert one.theta is not None
     assert abs(one.theta) < 1e-12
     assert one.score == reported
@@ -148,8 +148,10 @@ def test_levels_at_every_boundary_through_a_vendor_provider(target: float) -> No
 
 def test_rasch_scores_with_a_calibration_file(tmp_path: Path, host: PluginHost) -> None:
     path = write(tmp_path, rsm_document(), "toml")
-    cal = pamlib.load_calibration(path)
-    result = scoring.score(assessment(PAM13, [3] * 13), provider="rasch", calibration=path)
+    cal = pamlib.load_calibration(path, host=host)
+    result = scoring.score(
+        assessment(PAM13, [3] * 13), provider="rasch", calibration=path, host=host
+    )
     assert result.status is ScoreStatus.SCORED
     assert (result.n_answered, result.raw_score, result.mean_response) == (13, 39, 3.0)
     assert result.calibration_id == "test-rsm"
@@ -167,7 +169,7 @@ def test_rasch_scores_with_a_calibration_file(tmp_path: Path, host: PluginHost) 
 def test_scores_are_clipped_to_the_scale(tmp_path: Path, host: PluginHost) -> None:
     doc = rsm_document(scale={"intercept": 50, "slope": 30, "min": 10, "max": 90})
     path = write(tmp_path, doc)
-    batch = scoring.score_many(PAM13, [[1] * 13, [4] * 13], calibration=path)
+    batch = scoring.score_many(PAM13, [[1] * 13, [4] * 13], calibration=path, host=host)
     assert batch.score.tolist() == [10.0, 90.0]
     assert np.all(np.isfinite(batch.theta))
     assert np.all(batch.flags & scoring.provider.FLAG_BITS[Flag.EXTREME_RESPONSE])
@@ -177,8 +179,8 @@ def test_too_few_answered_is_not_scored_with_a_reason(tmp_path: Path, host: Plug
     path = write(tmp_path, rsm_document(min_answered=7))
     six = [3] * 6 + [0] * 5 + [-1] * 2
     seven = [3] * 7 + [0] * 4 + [-1] * 2
-    low = scoring.score(assessment(PAM13, six), calibration=path)
-    ok = scoring.score(assessment(PAM13, seven), calibration=path)
+    low = scoring.score(assessment(PAM13, six), calibration=path, host=host)
+    ok = scoring.score(assessment(PAM13, seven), calibration=path, host=host)
     assert low.status is ScoreStatus.NOT_SCORED
     assert low.reason_code == "too-few-answered"
     assert low.reason is not None
@@ -200,7 +202,7 @@ def test_the_extreme_response_policy_comes_from_the_calibration(
 ) -> None:
     path = write(tmp_path, rsm_document(extreme_response=policy))
     rows = [[4] * 12 + [-1], [1] * 10 + [0] * 3, [4] * 12 + [3]]
-    batch = scoring.score_many(PAM13, rows, calibration=path)
+    batch = scoring.score_many(PAM13, rows, calibration=path, host=host)
     extreme = [batch.result(i, f"a{i}") for i in range(2)]
     for result in extreme:
         assert result.scored is scored
@@ -217,7 +219,7 @@ def test_every_estimator_gives_finite_scores_at_the_extremes(
     tmp_path: Path, host: PluginHost, method: str
 ) -> None:
     path = write(tmp_path, pcm_document(estimator={"method": method}, extreme_response="flag"))
-    batch = scoring.score_many(PAM13, [[1] * 13, [4] * 13, [2] * 13], calibration=path)
+    batch = scoring.score_many(PAM13, [[1] * 13, [4] * 13, [2] * 13], calibration=path, host=host)
     assert np.all(np.isfinite(batch.theta))
     assert batch.theta[0] < batch.theta[2] < batch.theta[1]
     assert batch.cutpoint_set == "hibbard-2005"
@@ -226,15 +228,15 @@ def test_every_estimator_gives_finite_scores_at_the_extremes(
 def test_a_calibration_for_another_instrument_is_refused(tmp_path: Path, host: PluginHost) -> None:
     path = write(tmp_path, rsm_document())
     with pytest.raises(ScoringError, match="does not score PAM-10"):
-        scoring.score_many(PAM10, [[3] * 10], calibration=path)
-    bound = RaschProvider(path)
+        scoring.score_many(PAM10, [[3] * 10], calibration=path, host=host)
+    bound = RaschProvider(path, host=host)
     with pytest.raises(ScoringError, match="is for PAM-13, not PAM-10"):
         bound.score_batch(PAM10, np.full((1, 10), 3, dtype=np.int8))
 
 
 def test_the_unbound_rasch_provider_asks_for_a_calibration(host: PluginHost) -> None:
     with pytest.raises(ScoringError, match="calibration"):
-        scoring.select_provider("rasch", PAM13)
+        scoring.select_provider("rasch", PAM13, host=host)
     with pytest.raises(ScoringError, match="calibration"):
         host.scoring_providers()["rasch"].score_batch(PAM13, np.zeros((1, 13), dtype=np.int8))
 
@@ -246,7 +248,9 @@ def test_demo_scores_every_registered_instrument(host: PluginHost) -> None:
     demo = host.scoring_providers()["demo"]
     assert set(demo.instruments()) == {i.id for i in host.instruments()}
     for instrument in host.instruments():
-        batch = scoring.score_many(instrument, [[3] * instrument.n_items], provider="demo")
+        batch = scoring.score_many(
+            instrument, [[3] * instrument.n_items], provider="demo", host=host
+        )
         assert batch.demo
         assert batch.calibration_id == f"synthetic-demo-{instrument.id}"
         assert batch.result(0, "a").flags >= {Flag.DEMO}
@@ -265,7 +269,7 @@ def test_demo_calibrations_are_named_so_nobody_takes_them_for_the_pam() -> None:
 
 def test_demo_is_never_chosen_implicitly(host: PluginHost) -> None:
     with pytest.raises(ScoringError, match="no licensed scoring provider") as exc:
-        scoring.select_provider(None, PAM13)
+        scoring.select_provider(None, PAM13, host=host)
     assert "'demo'" in str(exc.value)
     assert "'raw-sum'" in str(exc.value)
 
@@ -275,7 +279,7 @@ def test_demo_is_never_chosen_implicitly(host: PluginHost) -> None:
 
 def test_a_licensed_calibration_gives_unflagged_results(tmp_path: Path, host: PluginHost) -> None:
     doc = rsm_document(licence={"licensee": "Example Trust", "valid_until": future()})
-    provider = scoring.select_provider(None, PAM13, calibration=write(tmp_path, doc))
+    provider = scoring.select_provider(None, PAM13, calibration=write(tmp_path, doc), host=host)
     assert provider.licence is not None
     assert provider.licence.licensee == "Example Trust"
     assert provider.licence.instruments == {"PAM-13"}
@@ -288,12 +292,14 @@ def test_an_expired_calibration_licence_stops_scoring(tmp_path: Path, host: Plug
     doc = rsm_document(licence={"licensee": "Example Trust", "valid_until": past(3)})
     path = write(tmp_path, doc)
     with pytest.raises(LicenceError, match=r"Example Trust.*expired on"):
-        scoring.select_provider(None, PAM13, calibration=path)
+        scoring.select_provider(None, PAM13, calibration=path, host=host)
     with pytest.raises(LicenceError, match="expired"):
-        scoring.score(assessment(PAM13, [3] * 13), calibration=path)
+        scoring.score(assessment(PAM13, [3] * 13), calibration=path, host=host)
     with pytest.raises(LicenceError, match="expired"):
-        scoring.score_many(PAM13, [[3] * 13], calibration=path)
-    bound = RaschProvider(path)  # even called directly, the provider checks its own licence
+        scoring.score_many(PAM13, [[3] * 13], calibration=path, host=host)
+    bound = RaschProvider(
+        path, host=host
+    )  # even called directly, the provider checks its own licence
     with pytest.raises(LicenceError):
         bound.score(assessment(PAM13, [3] * 13))
     with pytest.raises(LicenceError):
@@ -401,24 +407,28 @@ def test_an_expired_single_provider_is_a_licence_error() -> None:
 
 
 def test_explicit_choices(host: PluginHost, tmp_path: Path) -> None:
-    assert scoring.select_provider("raw-sum", PAM13).id == "raw-sum"
-    assert scoring.select_provider("demo", PAM13).demo
+    assert scoring.select_provider("raw-sum", PAM13, host=host).id == "raw-sum"
+    assert scoring.select_provider("demo", PAM13, host=host).demo
     with pytest.raises(ScoringError, match=r"no scoring provider called 'acme'.*raw-sum"):
-        scoring.select_provider("acme", PAM13)
+        scoring.select_provider("acme", PAM13, host=host)
     with pytest.raises(ScoringError, match="does not score with a calibration file"):
-        scoring.select_provider("raw-sum", PAM13, calibration=write(tmp_path, rsm_document()))
-    chosen = scoring.select_provider(None, PAM13, calibration=write(tmp_path, rsm_document()))
+        scoring.select_provider(
+            "raw-sum", PAM13, calibration=write(tmp_path, rsm_document()), host=host
+        )
+    chosen = scoring.select_provider(
+        None, PAM13, calibration=write(tmp_path, rsm_document()), host=host
+    )
     assert chosen.id == "rasch"
     own = RawSumProvider()
-    assert scoring.select_provider(own, PAM13).score_batch is not None
+    assert scoring.select_provider(own, PAM13, host=host).score_batch is not None
     with pytest.raises(ScoringError, match="not a scoring provider"):
-        scoring.select_provider(object(), PAM13)  # type: ignore[arg-type]
+        scoring.select_provider(object(), PAM13, host=host)  # type: ignore[arg-type]
 
 
 def test_a_provider_object_can_be_reused(host: PluginHost) -> None:
-    chosen = scoring.select_provider("demo", PAM13)
+    chosen = scoring.select_provider("demo", PAM13, host=host)
     a = assessment(PAM13, [3] * 13)
-    assert scoring.score(a, provider=chosen) == chosen.score(a)
+    assert scoring.score(a, provider=chosen, host=host) == chosen.score(a)
     assert isinstance(chosen, CheckedProvider)
     assert CheckedProvider(chosen).inner is chosen.inner  # wrapping twice does not nest
 
@@ -463,7 +473,7 @@ def test_score_many_names_each_bad_cell(host: PluginHost, codes: Any, where: str
 
 
 def test_an_empty_batch_is_fine(host: PluginHost) -> None:
-    batch = scoring.score_many(PAM13, np.zeros((0, 13), dtype=np.int8), provider="demo")
+    batch = scoring.score_many(PAM13, np.zeros((0, 13), dtype=np.int8), provider="demo", host=host)
     assert len(batch) == 0
     assert batch.demo
 
@@ -622,7 +632,7 @@ def test_a_licensee_calibration_leaves_no_trace(
 
 def test_results_carry_provenance_but_not_the_table(tmp_path: Path, host: PluginHost) -> None:
     path = write(tmp_path, rsm_document())
-    result = scoring.score(assessment(PAM13, [3] * 13), calibration=path)
+    result = scoring.score(assessment(PAM13, [3] * 13), calibration=path, host=host)
     from pamlib.serialize import to_dict
 
     data = to_dict(result)

@@ -1,4 +1,5 @@
-"""The columnar path agrees with the one-row path: masks, contexts, outcomes and dates."""
+"""Tailoring over columns: masks follow a plain oracle, and the one-assessment API (a context,
+a condition, a range, an outcome) is a batch of one through the same columns."""
 
 from __future__ import annotations
 
@@ -22,26 +23,55 @@ from pamlib.tailoring import (
     rule,
 )
 from pamlib.tailoring.columns import ContextColumns, add_months_array
+from pamlib.tailoring.conditions import Range
 from pamlib.tailoring.context import round_one
 from pamlib.tailoring.rows import link_previous
 from pamlib.tailoring.rules import Action, Rule
+from tests.tailoring_oracle import actions_of, holds
 from tests.tailoring_strategies import contexts, rule_tables, toml_file
 
 CATALOGUE = {p.id: p for p in BUILTIN_PATHWAYS}
 
 
 @given(tables=rule_tables(), ctxs=st.lists(contexts(), max_size=12))
-def test_masks_match_row_by_row(tables: list[dict[str, Any]], ctxs: list[Context]) -> None:
+def test_masks_follow_the_oracle(tables: list[dict[str, Any]], ctxs: list[Context]) -> None:
     cols = ContextColumns.from_contexts(ctxs)
     for r in parse_rules(toml_file(tables), "m.toml").rules:
-        assert r.when.mask(cols).tolist() == [r.when.matches(c) for c in ctxs]
+        assert r.when.mask(cols).tolist() == [holds(r.when, c) for c in ctxs]
+
+
+@given(tables=rule_tables(), ctx=contexts())
+def test_one_context_is_a_batch_of_one(tables: list[dict[str, Any]], ctx: Context) -> None:
+    for r in parse_rules(toml_file(tables), "m.toml").rules:
+        assert r.when.matches(ctx) is holds(r.when, ctx)
+        assert r.evaluate(ctx) == actions_of(r, ctx)
+
+
+@given(
+    low=st.none() | st.integers(0, 100).map(float),
+    high=st.none() | st.integers(0, 100).map(float),
+    value=st.none() | st.floats(-10, 110) | st.just(math.nan),
+)
+def test_range_contains_is_a_batch_of_one(
+    low: float | None, high: float | None, value: float | None
+) -> None:
+    limits = Range(low, high)
+    expected = (
+        value is not None
+        and not math.isnan(value)
+        and (low is None or value >= low)
+        and (high is None or value <= high)
+    )
+    assert limits.contains(value) is expected
 
 
 @given(ctxs=st.lists(contexts(), max_size=8))
 def test_columns_give_back_the_contexts(ctxs: list[Context]) -> None:
     cols = ContextColumns.from_contexts(ctxs)
-    assert [cols.context(i) for i in range(len(cols))] == ctxs
     assert list(cols.contexts()) == ctxs
+    assert [cols.context(i) for i in range(len(cols))] == ctxs  # each a batch of one
+    picked = list(range(len(ctxs)))[::-2]
+    assert list(cols.contexts(picked)) == [ctxs[i] for i in picked]
 
 
 @given(st.floats(-1e12, 1e12) | st.integers(-(10**6), 10**6).map(lambda i: i / 20))
@@ -61,7 +91,7 @@ def coin(ctx: Context) -> list[Action] | None:
 
 
 @given(tables=rule_tables(), ctxs=st.lists(contexts(), max_size=12), with_python=st.booleans())
-def test_columns_and_rows_give_the_same_outcomes(
+def test_outcomes_for_many_equal_a_batch_of_one_each(
     tables: list[dict[str, Any]], ctxs: list[Context], with_python: bool
 ) -> None:
     rules: list[Rule] = [*parse_rules(toml_file(tables), "c.toml").rules]
@@ -70,6 +100,7 @@ def test_columns_and_rows_give_the_same_outcomes(
     cols = ContextColumns.from_contexts(ctxs)
     expected = [engine.evaluate(c) for c in ctxs]
     assert engine.evaluate_columns(cols) == expected
+    assert engine.evaluate_many(ctxs) == expected
     table = engine.table_columns(cols)
     assert table["reassess_by"] == [
         o.reassess_by.isoformat() if o.reassess_by else "" for o in expected

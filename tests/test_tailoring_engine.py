@@ -40,6 +40,7 @@ from pamlib.tailoring import (
     rule,
 )
 from pamlib.tailoring.rules import Action, FileRule, Rule, RuleSource
+from tests.tailoring_oracle import actions_of
 from tests.tailoring_strategies import contexts, rule_tables, toml_file
 
 CATALOGUE = {p.id: p for p in BUILTIN_PATHWAYS}
@@ -73,7 +74,7 @@ def oracle(rules: Sequence[Rule], ctx: Context) -> dict[str, Any]:
     months: list[tuple[int, int, str]] = []
     seq = 0
     for r in ordered:
-        actions = r.evaluate(ctx)
+        actions = actions_of(r, ctx)
         for action in actions or ():
             seq += 1
             if isinstance(action, Recommend):
@@ -196,7 +197,7 @@ def test_suppress_beats_every_lower_priority_recommend(
             for r in rules[:-2]
             if any(
                 isinstance(a, Recommend) and a.pathway == "peer-support"
-                for a in r.evaluate(ctx) or ()
+                for a in actions_of(r, ctx) or ()
             )
         ),
         default=None,

@@ -28,6 +28,7 @@ from pamlib.hookspecs import hookimpl
 
 if TYPE_CHECKING:
     from pamlib.assessment import Assessment, Mode
+    from pamlib.fhir.bundle import write_fhir
     from pamlib.fhir.reader import read_fhir
     from pamlib.identity import Patient
     from pamlib.instruments import Instrument, InstrumentRegistry
@@ -58,6 +59,7 @@ _LAZY: dict[str, str] = {
     "RuleTrace": "pamlib.pathways",
     "TailoringOutcome": "pamlib.pathways",
     "read_fhir": "pamlib.fhir.reader",
+    "write_fhir": "pamlib.fhir.bundle",
     "ScoreRun": "pamlib.pipeline",
     "ScoreSummary": "pamlib.pipeline",
     "TableScorer": "pamlib.pipeline",
@@ -134,6 +136,7 @@ __all__ = [
     "score_table",
     "select_provider",
     "tailor",
+    "write_fhir",
 ]
 
 

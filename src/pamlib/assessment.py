@@ -38,7 +38,7 @@ def _freeze(responses: Mapping[str, Response | int]) -> Mapping[str, Response]:
             frozen[item_id] = Response(value)
         except ValueError:
             # kept as given so that every bad value is reported at once, not the first only
-            frozen[item_id] = value  # type: ignore[assignment]
+            frozen[item_id] = value  # type: ignore[assignment]  # not a Response: checked later
     return MappingProxyType(frozen)
 
 

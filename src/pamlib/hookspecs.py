@@ -167,4 +167,10 @@ def pamlib_batch_scored(instrument: Instrument, scores: BatchScores) -> None:
     written. ``scores`` is read-only: an observer cannot change what is written. Anything raised
     (``SystemExit`` and ``KeyboardInterrupt`` too) is reported against the plugin — a one-line
     warning, once per run — and the run goes on.
+
+    On Spark (:mod:`pamlib.spark`) it is called in the executors' Python workers, not on the
+    driver, and at least once per batch: a task that Spark retries or runs speculatively scores
+    its batches again and calls it again. Count or publish from the job's output
+    (:meth:`~pamlib.spark.SparkRun.summary`), not from this hook, or make what it does
+    idempotent.
     """

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -20,7 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pamlib import plugins
-from pamlib.errors import ConfigurationError
+from pamlib.errors import ConfigurationError, LicenceError
 from pamlib.formats._arrow import pyarrow_module
 from pamlib.formats.base import (
     InputFormat,
@@ -684,13 +684,9 @@ class TableScorer:
         host: PluginHost | None = None,
     ) -> None:
         self.host = host or get_host()
-        options = options or ReadOptions()
-        if isinstance(mapping, (str, os.PathLike)):
-            from pamlib.formats.layout import load_mapping
+        from pamlib.formats.layout import with_mapping
 
-            options = load_mapping(mapping).apply(options)
-        elif mapping is not None:
-            options = attrs.evolve(options, mapping={**options.mapping, **mapping})
+        options = with_mapping(options or ReadOptions(), mapping)
         if instrument is not None:
             options = attrs.evolve(options, instrument=instrument)
         if day_first is not None:
@@ -727,16 +723,46 @@ class TableScorer:
             duplicates=self.duplicates,
         )
 
-    def new_run(self) -> TableScorer:
+    def new_run(self, *, source: str | None = None) -> TableScorer:
         """A scorer with this one's configuration and the providers it chose (not chosen
         again: that costs milliseconds), starting a new run — no ids seen, rows counted from
-        1: what a service scoring independent requests uses for each."""
+        1: what a service scoring independent requests uses for each. ``source`` renames the
+        input its rejects name (one scorer per file of a distributed job)."""
         clone = object.__new__(TableScorer)
         clone.__dict__.update(self.__dict__)
+        if source is not None:
+            clone.source = source
         clone._scorer = _Scorer(host=self.host, select_provider=clone._select)
         clone._scorer.providers = self._scorer.providers
         clone._reader = self._new_reader()
         return clone
+
+    def prepare(self, instruments: Iterable[str] | None = None) -> dict[str, ScoringProvider]:
+        """Choose now the provider of each of ``instruments`` (default: every registered one)
+        that some provider can score, and check its licence for today: what a distributed job
+        does on its driver, so that a missing or expired licence stops it before any task
+        runs, and so that the pickled scorer names every provider its workers must find again
+        (see :meth:`__reduce__`). An instrument no provider fits is skipped (a row naming it
+        stops the run where it is scored, as in ``pamlib score``); a licence that does not
+        allow scoring raises :class:`~pamlib.errors.LicenceError`."""
+        from pamlib.errors import ScoringError
+        from pamlib.scoring.selection import CheckedProvider
+
+        registry = self.host.instruments()
+        wanted = [i.id for i in registry] if instruments is None else list(instruments)
+        chosen: dict[str, ScoringProvider] = {}
+        for instrument_id in wanted:
+            instrument = registry.get(instrument_id)
+            try:
+                provider = self._scorer.provider(instrument)
+            except LicenceError:
+                raise
+            except ScoringError:
+                continue
+            if isinstance(provider, CheckedProvider):
+                provider.check(instrument)
+            chosen[instrument_id] = provider
+        return chosen
 
     def providers(self) -> dict[str, tuple[str, str]]:
         """The provider chosen for each instrument so far: ``{instrument: (id, version)}``."""

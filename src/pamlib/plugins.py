@@ -544,7 +544,7 @@ class PluginHost:
                 raise PamlibError(f"hook {hook}: a wrapper must be a generator function")
             guarded = self._guarded(name, hook, function, opts)
             # pluggy finds an implementation by this attribute, which functions do not declare
-            guarded.pamlib_impl = dict(opts)  # type: ignore[attr-defined]
+            guarded.pamlib_impl = dict(opts)  # type: ignore[attr-defined]  # pluggy's hookimpl marker
             setattr(stand_in, attr, guarded)
         if len(vars(stand_in)) == 1:
             raise PamlibError(f"implements no pamlib hook (it is {_kind_of(plugin)})")

@@ -17,11 +17,9 @@ Inputs that once broke the reader are kept, minimised, in ``corpus/fhir`` and re
 
 from __future__ import annotations
 
-import copy
 import json
 import tempfile
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,76 +29,18 @@ from hypothesis import strategies as st
 
 from pamlib.cli import main
 from pamlib.fhir import questionnaire_response, read_fhir
-from pamlib.fhir.codes import ANSWER_SYSTEM
 from pamlib.fhir.plugin import FhirFormat
 from pamlib.formats.base import ReadOptions
 from pamlib.instruments import BUILTIN_INSTRUMENTS
 from pamlib.plugins import PluginHost
+from pamlib.testing.fhir import DEEP, HUGE, SURROGATE, hostile_json, mutated
 from tests.fhir_support import fhir_assessments
 
 CORPUS = Path(__file__).parent / "corpus" / "fhir"
 PAM13 = BUILTIN_INSTRUMENTS[0]
 
-#: Placeholders written as strings, then swapped in the JSON text for what JSON libraries
-#: cannot write: an integer past Python's 4,300-digit limit, nesting past pamlib's limit, a lone
-#: surrogate escape.
-HUGE, DEEP, SURROGATE = "\x00HUGE", "\x00DEEP", "\x00SURROGATE"
-_RAW = {
-    json.dumps(HUGE): "9" * 4400,
-    json.dumps(DEEP): "[" * 100 + "]" * 100,
-    json.dumps(SURROGATE)[1:-1]: "\\ud800",  # also inside a longer string
-}
 #: Whole-record placeholders make their line (NDJSON) or document unreadable.
 _UNREADABLE = (json.dumps(HUGE), json.dumps(DEEP))
-
-hostile_values = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(),
-    st.just(10**400),  # valid JSON; too large for a float
-    st.floats(),  # NaN and Infinity too, which Python's json writes and reads
-    st.text(max_size=4),
-    st.sampled_from(["completed", "NA", "3", "pam13.01", ANSWER_SYSTEM, "#patient", "Patient/p1"]),
-    st.lists(st.sampled_from(["completed", "3", 3, None]), max_size=2),
-    st.dictionaries(st.sampled_from(["code", "value", "reference", "url"]), st.text(max_size=3)),
-    st.sampled_from([HUGE, DEEP, SURROGATE]),
-)
-
-
-def _paths(value: object, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
-    """Every key path inside ``value`` (not the root)."""
-    stack = [(value, prefix)]
-    while stack:
-        node, here = stack.pop()
-        children = (
-            node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list)
-            else ()
-        )  # fmt: skip
-        for key, child in children:
-            yield (*here, key)
-            stack.append((child, (*here, key)))
-
-
-@st.composite
-def mutated(draw: st.DrawFn, resource: dict[str, Any]) -> dict[str, Any]:
-    """``resource`` with up to three fields replaced, removed or grown."""
-    resource = copy.deepcopy(resource)
-    for _ in range(draw(st.integers(0, 3))):
-        paths = sorted(_paths(resource), key=repr)
-        if not paths:
-            break
-        path = draw(st.sampled_from(paths))
-        parent: Any = resource
-        for key in path[:-1]:
-            parent = parent[key]
-        action = draw(st.sampled_from(["replace", "replace", "remove", "grow"]))
-        if action == "remove":
-            del parent[path[-1]]
-        elif action == "grow" and isinstance(parent[path[-1]], list):
-            parent[path[-1]].append(draw(hostile_values))
-        else:
-            parent[path[-1]] = draw(hostile_values)
-    return resource
 
 
 @st.composite
@@ -181,11 +121,8 @@ def record_paths(value: object, path: str, *, top: bool = True) -> list[str]:
 
 def dumps(value: object) -> tuple[bytes, bool]:
     """JSON bytes with the placeholders swapped in; whether the text is unreadable as a whole."""
-    text = json.dumps(value)
-    unreadable = any(p in text for p in _UNREADABLE)
-    for placeholder, raw in _RAW.items():
-        text = text.replace(placeholder, raw)
-    return text.encode("utf-8"), unreadable
+    unreadable = any(p in json.dumps(value) for p in _UNREADABLE)
+    return hostile_json(value), unreadable
 
 
 @st.composite
@@ -243,14 +180,18 @@ def record_of(location: str, paths: set[str]) -> str:
     return max(found, key=len)
 
 
+#: pamlib's built-in plugins only, passed explicitly to what the helpers below call.
+BUILTINS = PluginHost(load_entry_points=False, disabled=())
+
+
 def check_file(path: Path, paths: list[str]) -> None:
     """Every property, for one file whose records are at ``paths``."""
-    assessments, rejects, counts = read_fhir(path)
+    assessments, rejects, counts = read_fhir(path, instruments=BUILTINS.instruments())
     assert counts.n_read == counts.n_valid + counts.n_rejected == len(paths)
     assert counts.n_valid == len(assessments)
     assert counts.n_rejected == len(rejects)
 
-    chunks = list(FhirFormat().read(path, ReadOptions(chunk_rows=2)))
+    chunks = list(FhirFormat().read(path, ReadOptions(chunk_rows=2), host=BUILTINS))
     assert sum(c.n_read for c in chunks) == len(paths)
     rows = [
         (b.assessment_id[i], b.location(i))
@@ -302,7 +243,7 @@ def test_hostile_files_reconcile_and_both_paths_agree(
 def test_hostile_files_through_the_command_line(
     example: tuple[str, bytes, list[str]],
     capsys: pytest.CaptureFixture[str],
-    host: PluginHost,
+    process_host: PluginHost,
 ) -> None:
     suffix, data, paths = example
     with tempfile.TemporaryDirectory() as tmp:
@@ -326,9 +267,9 @@ def corpus() -> list[Path]:
 def test_corpus_replays(path: Path, host: PluginHost) -> None:
     """Each file is named ``what-it-is.N.suffix``: N is how many records it holds."""
     n = int(path.name.split(".")[-2])
-    assessments, rejects, counts = read_fhir(path)
+    assessments, rejects, counts = read_fhir(path, instruments=host.instruments())
     assert counts.n_read == counts.n_valid + counts.n_rejected == n
-    chunks = list(FhirFormat().read(path, ReadOptions(chunk_rows=1)))
+    chunks = list(FhirFormat().read(path, ReadOptions(chunk_rows=1), host=host))
     assert sum(c.n_read for c in chunks) == n
     assert sum(len(b) for c in chunks for b in c.batches) == len(assessments)
     assert len([r for c in chunks for r in c.rejects]) == len(rejects)

@@ -36,7 +36,7 @@ cells = st.text(alphabet=st.sampled_from([*"ab1 ,\"'\r\n\t=+-@;é", "\u2028", "\
 
 
 @pytest.fixture(autouse=True)
-def _builtins_only(host: PluginHost) -> None:
+def _builtins_only(process_host: PluginHost) -> None:
     """The commands here see pamlib's built-in plugins only."""
 
 

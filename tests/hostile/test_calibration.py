@@ -32,10 +32,14 @@ from tests.calibrations import PAM10, PAM13, rsm_document, to_toml, write
 MIDPOINT = [2] * 5 + [3] * 5
 
 
+#: pamlib's built-in plugins only, passed explicitly to what the helpers below call.
+BUILTINS = PluginHost(load_entry_points=False, disabled=())
+
+
 def refused(path: Path) -> dict[str, str]:
     """The problems (field → code) loading ``path`` reports; fails if it loads."""
     with pytest.raises(CalibrationError) as info:
-        load_calibration(path)
+        load_calibration(path, host=BUILTINS)
     return {p.where.removeprefix(f"{path}: "): p.code for p in info.value.problems}
 
 
@@ -85,21 +89,21 @@ def check_refused_everywhere(
 
 
 def test_case_10_prior_sd_1e_300_is_refused(
-    tmp_path: Path, host: PluginHost, capsys: pytest.CaptureFixture[str], sample_data: Path
+    tmp_path: Path, process_host: PluginHost, capsys: pytest.CaptureFixture[str], sample_data: Path
 ) -> None:
     doc = rsm_document(estimator={"method": "eap", "prior_sd": 1e-300})
     check_refused_everywhere(tmp_path, doc, "estimator.prior_sd", capsys, sample_data)
 
 
 def test_case_10_extreme_adjustment_1e_300_is_refused(
-    tmp_path: Path, host: PluginHost, capsys: pytest.CaptureFixture[str], sample_data: Path
+    tmp_path: Path, process_host: PluginHost, capsys: pytest.CaptureFixture[str], sample_data: Path
 ) -> None:
     doc = rsm_document(estimator={"method": "mle", "extreme_adjustment": 1e-300})
     check_refused_everywhere(tmp_path, doc, "estimator.extreme_adjustment", capsys, sample_data)
 
 
 def test_case_10_quadrature_points_100001_is_refused(
-    tmp_path: Path, host: PluginHost, capsys: pytest.CaptureFixture[str], sample_data: Path
+    tmp_path: Path, process_host: PluginHost, capsys: pytest.CaptureFixture[str], sample_data: Path
 ) -> None:
     doc = rsm_document(estimator={"method": "eap", "quadrature_points": 100_001})
     check_refused_everywhere(tmp_path, doc, "estimator.quadrature_points", capsys, sample_data)
@@ -114,7 +118,7 @@ def test_case_10_quadrature_points_100001_is_refused(
     ],
     ids=["slope", "slope-and-unbounded-scale", "intercept"],
 )
-@pytest.mark.usefixtures("host")
+@pytest.mark.usefixtures("process_host")
 def test_case_10_scale_of_slope_1e20_is_refused(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
@@ -139,7 +143,7 @@ def score_column(text: str, fmt: str) -> dict[str, float | None]:
 
 
 def test_case_10_the_steepest_accepted_scale_gives_the_same_scores_in_csv_and_json(
-    tmp_path: Path, host: PluginHost, capsys: pytest.CaptureFixture[str], sample_data: Path
+    tmp_path: Path, process_host: PluginHost, capsys: pytest.CaptureFixture[str], sample_data: Path
 ) -> None:
     doc = rsm_document(
         scale={"intercept": 5000, "slope": 1000, "min": 0, "max": 100, "decimals": 1}
@@ -168,7 +172,7 @@ def test_case_10_a_scale_off_the_reporting_scale_is_refused(
 
 
 def test_case_10_scores_are_written_at_the_scales_decimals(
-    tmp_path: Path, host: PluginHost, capsys: pytest.CaptureFixture[str], sample_data: Path
+    tmp_path: Path, process_host: PluginHost, capsys: pytest.CaptureFixture[str], sample_data: Path
 ) -> None:
     # Without cut points any decimals are allowed; every output writes exactly that many.
     doc = rsm_document(scale={"intercept": 50, "slope": 10, "min": 0, "max": 100, "decimals": 2})
@@ -267,7 +271,7 @@ def test_case_10_level_is_the_band_of_the_reported_score(
 @pytest.mark.parametrize("decimals", [0, 2])
 def test_case_10_decimals_other_than_the_cut_points_are_refused(
     tmp_path: Path,
-    host: PluginHost,
+    process_host: PluginHost,
     capsys: pytest.CaptureFixture[str],
     sample_data: Path,
     decimals: int,
@@ -331,7 +335,7 @@ DEPTH = 1200
         "latin-1-bytes",
     ],
 )
-@pytest.mark.usefixtures("host")
+@pytest.mark.usefixtures("process_host")
 def test_case_09_hostile_calibration_documents_are_located_problems(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
@@ -361,7 +365,7 @@ def test_case_09_hostile_calibration_documents_are_located_problems(
     ],
     ids=["surrogate-value", "surrogate-key", "escape-sequence-key", "array-as-method"],
 )
-@pytest.mark.usefixtures("host")
+@pytest.mark.usefixtures("process_host")
 def test_case_09_odd_text_and_types_are_refused_not_a_crash(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],

@@ -105,7 +105,7 @@ def summary(chunks: list[ReadChunk]) -> tuple[int, list[int], list[tuple[object,
 
 @pytest.mark.parametrize("engine", [*ENGINES, "auto"])
 def test_case_01_quote_in_header_cell_reads_every_record(
-    tmp_path: Path, host: PluginHost, capsys: pytest.CaptureFixture[str], engine: str
+    tmp_path: Path, process_host: PluginHost, capsys: pytest.CaptureFixture[str], engine: str
 ) -> None:
     path = tmp_path / "odd.csv"
     path.write_text("\n".join([HEADER + ',Height (5")', row(1), row(2)]) + "\n", encoding="utf-8")
@@ -118,7 +118,7 @@ def test_case_01_quote_in_header_cell_reads_every_record(
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_case_01_quote_in_header_with_multiline_cell_keeps_lines_and_codes(
-    tmp_path: Path, host: PluginHost, capsys: pytest.CaptureFixture[str], engine: str
+    tmp_path: Path, process_host: PluginHost, capsys: pytest.CaptureFixture[str], engine: str
 ) -> None:
     path = tmp_path / "odd2.csv"
     rows = [HEADER + ',Height (5")', row(1, site='"multi\nline"'), row(2), row(3, aid="")]
@@ -174,7 +174,7 @@ def test_case_01_readers_agree_on_quotes_in_the_header(
 @pytest.mark.parametrize("size", [131_073, 1_000_000, MAX_FIELD_CHARS])
 def test_case_09_long_cell_is_read(
     tmp_path: Path,
-    host: PluginHost,
+    process_host: PluginHost,
     capsys: pytest.CaptureFixture[str],
     engine: str,
     size: int,
@@ -192,7 +192,7 @@ def test_case_09_long_cell_is_read(
 @pytest.mark.parametrize("quoted", [False, True])
 def test_case_09_cell_over_the_limit_is_rejected_with_its_line(
     tmp_path: Path,
-    host: PluginHost,
+    process_host: PluginHost,
     capsys: pytest.CaptureFixture[str],
     engine: str,
     quoted: bool,
@@ -246,7 +246,7 @@ def test_case_09_csv_field_limit_is_put_back_after_interleaved_readers(tmp_path:
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_case_09_invalid_utf8_in_the_header_is_a_located_error(
-    tmp_path: Path, host: PluginHost, capsys: pytest.CaptureFixture[str], engine: str
+    tmp_path: Path, process_host: PluginHost, capsys: pytest.CaptureFixture[str], engine: str
 ) -> None:
     path = tmp_path / "bad-header.csv"
     text = "\n".join([HEADER + ",caf\udcff", row(1), row(2)]) + "\n"
@@ -293,7 +293,7 @@ def test_case_09_hostile_mapping_file_is_a_located_error(
 @pytest.mark.parametrize("delimiter", ['"', "é", "\n"])
 def test_case_09_unusable_delimiter_is_a_clean_error(
     tmp_path: Path,
-    host: PluginHost,
+    process_host: PluginHost,
     capsys: pytest.CaptureFixture[str],
     engine: str,
     delimiter: str,
@@ -312,7 +312,11 @@ def test_case_09_unusable_delimiter_is_a_clean_error(
 @pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("boms", [1, 2, 3])
 def test_case_12_every_leading_bom_is_dropped(
-    tmp_path: Path, host: PluginHost, capsys: pytest.CaptureFixture[str], engine: str, boms: int
+    tmp_path: Path,
+    process_host: PluginHost,
+    capsys: pytest.CaptureFixture[str],
+    engine: str,
+    boms: int,
 ) -> None:
     path = tmp_path / "bom.csv"
     text = "\n".join([HEADER + ",n", row(1), row(2)])
@@ -326,7 +330,7 @@ def test_case_12_every_leading_bom_is_dropped(
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_case_12_bom_starting_a_record_is_kept_in_rejects(
-    tmp_path: Path, host: PluginHost, capsys: pytest.CaptureFixture[str], engine: str
+    tmp_path: Path, process_host: PluginHost, capsys: pytest.CaptureFixture[str], engine: str
 ) -> None:
     """A U+FEFF that starts a record (two files pasted together) is a character of that record:
     both readers keep it, including where a block of the arrow reader starts with it."""
@@ -442,7 +446,7 @@ def test_case_15_instrument_spellings_for_two_instruments_are_refused(tmp_path: 
 
 @pytest.mark.parametrize("engine", ENGINES)
 def test_case_15_alias_that_repoints_an_instrument_is_refused(
-    tmp_path: Path, host: PluginHost, capsys: pytest.CaptureFixture[str], engine: str
+    tmp_path: Path, process_host: PluginHost, capsys: pytest.CaptureFixture[str], engine: str
 ) -> None:
     mapping = mapping_file(tmp_path, '[instruments]\n"pam-10" = "PAM-13"\n')
     path = tmp_path / "in.csv"

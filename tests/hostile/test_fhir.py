@@ -83,12 +83,16 @@ def score(
     return code, lines[-1] if lines else text, rows
 
 
+#: pamlib's built-in plugins only, passed explicitly to what the helpers below call.
+BUILTINS = PluginHost(load_entry_points=False, disabled=())
+
+
 def both_paths(source: Path | dict[str, Any], **kwargs: Any) -> tuple[list[str], list[Reject]]:
     """(assessment ids, rejects), checking that the library and the format plugin agree."""
-    assessments, rejects, counts = read_fhir(source, **kwargs)
+    assessments, rejects, counts = read_fhir(source, **kwargs, instruments=BUILTINS.instruments())
     assert counts.n_read == counts.n_valid + counts.n_rejected
     if isinstance(source, Path):
-        chunks = list(FhirFormat().read(source, ReadOptions(chunk_rows=1)))
+        chunks = list(FhirFormat().read(source, ReadOptions(chunk_rows=1), host=BUILTINS))
         ids = [i for c in chunks for b in c.batches for i in b.assessment_id.tolist()]
         plugin_rejects = [r for c in chunks for r in c.rejects]
         assert sum(c.n_read for c in chunks) == counts.n_read
@@ -116,7 +120,7 @@ def csv_duplicate_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
 
 @pytest.mark.parametrize("layout", ["bundle", "ndjson", "array"])
 def test_case_08_repeated_fhir_response_is_rejected(
-    layout: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], host: PluginHost
+    layout: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], process_host: PluginHost
 ) -> None:
     first, other, repeat = qr("A1"), qr("A2", "P2"), qr("A1")
     if layout == "bundle":
@@ -141,7 +145,7 @@ def test_case_08_repeated_fhir_response_is_rejected(
 
 
 def test_case_08_repeats_across_chunks_and_lines_in_file_order(
-    tmp_path: Path, host: PluginHost
+    tmp_path: Path, host: PluginHost, process_host: PluginHost
 ) -> None:
     """The first response of the file keeps its id, even one that waits for its Patient."""
     waiting = qr("A1") | {"subject": {"reference": "Patient/p9"}, "contained": []}
@@ -157,7 +161,7 @@ def test_case_08_repeats_across_chunks_and_lines_in_file_order(
         ("line 3, $.identifier.value", "duplicate-assessment-id"),
         ("line 5, $.identifier.value", "duplicate-assessment-id"),
     ]
-    (a1,) = [a for a in read_fhir(path)[0] if a.id == "A1"]
+    (a1,) = [a for a in read_fhir(path, instruments=host.instruments())[0] if a.id == "A1"]
     assert a1.patient.id == "P9"  # the one on line 1, read once its Patient was known
 
 
@@ -224,7 +228,7 @@ def test_case_09_hostile_ndjson_line_rejects_only_that_line(
     code: str,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
-    host: PluginHost,
+    process_host: PluginHost,
 ) -> None:
     path = ndjson(tmp_path / "in.ndjson", qr("A1"), line, qr("A2"))
     status, reconciliation, (reject,) = score(path, capsys)
@@ -247,6 +251,7 @@ def test_case_09_hostile_ndjson_line_rejects_only_that_line(
     ids=["deep", "huge-integer", "invalid-utf8", "syntax"],
 )
 def test_case_09_hostile_json_document_is_one_reject(
+    process_host: PluginHost,
     data: bytes,
     *,
     where: str,
@@ -290,7 +295,9 @@ def test_case_09_deep_parsed_data_is_one_reject(host: PluginHost) -> None:
     deep: Any = []
     for _ in range(2000):
         deep = [deep]
-    _, (reject,), counts = read_fhir({"resourceType": "Bundle", "entry": deep})
+    _, (reject,), counts = read_fhir(
+        {"resourceType": "Bundle", "entry": deep}, instruments=host.instruments()
+    )
     assert (reject.location, reject.code, counts.n_read) == ("$", "too-deep", 1)
 
 
@@ -332,6 +339,7 @@ WRONG_TYPES = [
     ids=[f"{'.'.join(map(str, f))}-{type(b).__name__}" for f, b, _, _ in WRONG_TYPES],
 )
 def test_case_09_wrongly_typed_field_rejects_that_response(
+    process_host: PluginHost,
     field: tuple[str | int, ...],
     bad: object,
     *,
@@ -371,14 +379,16 @@ def test_case_09_wrongly_typed_field_rejects_that_response(
 def test_case_09_wrong_types_deeper_in_a_response(mutate: Any, host: PluginHost) -> None:
     broken = qr("A2")
     mutate(broken)
-    assessments, (reject,), counts = read_fhir(json.dumps(bundle_of(qr("A1"), broken)))
+    assessments, (reject,), counts = read_fhir(
+        json.dumps(bundle_of(qr("A1"), broken)), instruments=host.instruments()
+    )
     assert [a.id for a in assessments] == ["A1"]
     assert reject.location.startswith("$.entry[1].resource")
     assert (counts.n_read, counts.n_rejected) == (2, 1)
 
 
 def test_case_09_unpaired_surrogate_escape_rejects_that_response(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], host: PluginHost
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], process_host: PluginHost
 ) -> None:
     """JSON may escape half a surrogate pair; no output file can hold it, so the response is
     rejected (and a reject quoting such a value is written with the escape)."""
@@ -401,7 +411,7 @@ def test_case_09_unpaired_surrogate_escape_rejects_that_response(
 def test_case_09_weight_too_large_for_a_float(host: PluginHost) -> None:
     """A 400-digit ordinalValue (valid JSON, too large for a float) is out of range."""
     text = json.dumps(foreign_qr({"pam1": 123456789})).replace("123456789", "9" * 400)
-    _, (reject,), _ = read_fhir(text, mapping=mapping())
+    _, (reject,), _ = read_fhir(text, mapping=mapping(), instruments=host.instruments())
     assert (reject.location, reject.code) == (
         "$.item[0].answer[0].valueCoding",
         "weight-out-of-range",
@@ -421,7 +431,9 @@ def test_case_09_wrong_types_in_a_questionnaire_of_the_input(host: PluginHost) -
             }
         ],
     }
-    _, _, counts = read_fhir(bundle_of(q, foreign_qr()), mapping=mapping())
+    _, _, counts = read_fhir(
+        bundle_of(q, foreign_qr()), mapping=mapping(), instruments=host.instruments()
+    )
     assert counts.n_read == counts.n_valid + counts.n_rejected == 1
 
 
@@ -501,7 +513,7 @@ def test_case_15_mapping_that_misreads_is_an_error(
     assert f"map.toml: {where}" in message
     assert named in message
     for call in (
-        lambda: read_fhir(foreign_qr(), mapping=path),
+        lambda: read_fhir(foreign_qr(), mapping=path, instruments=host.instruments()),
         lambda: list(FhirFormat().read(path, ReadOptions(settings={"mapping": str(path)}))),
     ):
         with pytest.raises(ConfigurationError):
@@ -517,7 +529,7 @@ def test_case_15_mappings_built_in_code_are_checked_too(host: PluginHost) -> Non
         versions=frozenset(),
     )
     with pytest.raises(ConfigurationError) as info:
-        read_fhir(foreign_qr(), mapping=FhirMapping((twice,)))
+        read_fhir(foreign_qr(), mapping=FhirMapping((twice,)), instruments=host.instruments())
     message = str(info.value)
     assert "questionnaire[0].items.b" in message
     assert "items.a" in message

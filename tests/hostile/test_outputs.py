@@ -30,7 +30,7 @@ HEADER = [*CANONICAL_COLUMNS, *(f"q{i:02d}" for i in range(1, 14))]
 
 
 @pytest.fixture(autouse=True)
-def _builtins_only(host: PluginHost) -> None:
+def _builtins_only(process_host: PluginHost) -> None:
     """Every command here sees pamlib's built-in plugins only."""
 
 

@@ -21,7 +21,7 @@ Rows = list[dict[str, str]]
 
 
 @pytest.fixture(autouse=True)
-def _builtins_only(host: PluginHost) -> None:
+def _builtins_only(process_host: PluginHost) -> None:
     """Every command here sees pamlib's built-in plugins only."""
 
 

@@ -140,7 +140,7 @@ def test_exclusions_are_in_words_and_codes_stay_in_the_json(make_cohort: MakeCoh
 
 
 def test_the_console_summary_of_report_is_the_report_s_own(
-    tmp_path: Path, sample_data: Path, host: PluginHost, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, sample_data: Path, process_host: PluginHost, capsys: pytest.CaptureFixture[str]
 ) -> None:
     scored, html, summary = tmp_path / "s.csv", tmp_path / "r.html", tmp_path / "r.json"
     rules = tmp_path / "rules.toml"
@@ -165,7 +165,7 @@ def test_the_console_summary_of_report_is_the_report_s_own(
 
 
 def test_the_console_summary_of_demo_is_the_report_s_own(
-    tmp_path: Path, host: PluginHost, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, process_host: PluginHost, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["demo", "--patients", "60", "--output-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out

@@ -23,7 +23,7 @@ def export(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("provider", ["demo", "raw-sum"])
 def test_every_scored_format_reports_identically(
-    export: Path, provider: str, host: PluginHost
+    export: Path, provider: str, process_host: PluginHost
 ) -> None:
     summaries = {}
     for suffix in ("csv", "parquet", "jsonl"):

@@ -1,14 +1,20 @@
 """A bounded load test of the reference service: nothing lost, nothing doubled, exact scores.
 
-Run: ``python examples/pamlib-service/benchmarks/load.py [--requests 20000] [--concurrency 32]``.
+Run: ``python examples/pamlib-service/benchmarks/load.py [--requests 20000] [--concurrency 32]
+[--database postgresql] [--fault restart-postgres] [--fault kill-service]``.
 
 Starts ``uvicorn pamlib_service:app`` in a subprocess on a free localhost port (a SQLite file in
-a temporary directory, the ``demo`` provider, a tokens file), waits for ``/readyz``, then sends
+a temporary directory, or a database of a throwaway PostgreSQL server started from the machine's
+packages; the ``demo`` provider; a tokens file), waits for ``/readyz``, then sends
 ``--requests`` POSTs of synthetic PAM-13 QuestionnaireResponses from ``--concurrency`` workers
 sharing one async HTTP client. A share of them (``--resend-share``) are resends — the same
 response, same identifier, sent again after it was acknowledged — which must answer ``200`` with
-the stored Bundle. A request that fails on the connection is retried with the same body, as a
-careful client would; the retry may answer ``200`` if the first attempt was stored. The run
+the stored Bundle. A request that fails on the connection, or is answered ``503`` (the database
+unavailable), is retried with the same body, as a careful client would; the retry may answer
+``200`` if the first attempt was stored. ``--fault`` breaks something while the load runs, at
+evenly spaced points of it: ``restart-postgres`` stops PostgreSQL at once (as if it crashed) and
+starts it again a second later; ``kill-service`` kills uvicorn (SIGKILL) and starts a new one on
+the same port. The run
 stops by itself when every request is answered, then stops the service (SIGTERM, as in
 production) and reports throughput and p50/p99 latency (per HTTP request, as seen by the
 client).
@@ -26,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import math
@@ -39,13 +46,14 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
 import httpx2 as httpx
 from pamlib_service.models import Submission
+from pamlib_service.testing import PostgresServer
 from sqlalchemy import create_engine, select
 
 import pamlib
@@ -57,8 +65,10 @@ SITE = "North"
 TOKEN = "load-test-token-0123456789"  # noqa: S105 - the run's own throwaway tokens file
 ENDPOINT = "/fhir/QuestionnaireResponse"
 HEADERS = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/fhir+json"}
-#: How many times a request failing on the connection is sent again before the run gives up.
-ATTEMPTS = 8
+#: How long a request failing on the connection (or answered 503) is sent again before the run
+#: gives up on it: longer than a restart of the service or of the database takes.
+RETRY_SECONDS = 90.0
+FAULTS = ("restart-postgres", "kill-service")
 
 
 @attrs.frozen
@@ -134,7 +144,9 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def start_service(workdir: Path, port: int) -> tuple[subprocess.Popen[bytes], Path]:
+def start_service(
+    workdir: Path, port: int, database_url: str, *, append: bool = False
+) -> tuple[subprocess.Popen[bytes], Path]:
     """``uvicorn pamlib_service:app`` on ``port``, configured as a user would, logging to a file."""
     tokens = workdir / "tokens.json"
     tokens.write_text(
@@ -143,7 +155,7 @@ def start_service(workdir: Path, port: int) -> tuple[subprocess.Popen[bytes], Pa
     )
     env = {
         **os.environ,
-        "PAMLIB_SERVICE_DATABASE_URL": f"sqlite:///{workdir / 'service.db'}",
+        "PAMLIB_SERVICE_DATABASE_URL": database_url,
         "PAMLIB_SERVICE_TOKENS": str(tokens),
         "PAMLIB_SERVICE_PROVIDER": "demo",
         "PAMLIB_PLUGINS": "only-built-ins",  # an allow-list naming no plugin: built-ins only
@@ -151,7 +163,7 @@ def start_service(workdir: Path, port: int) -> tuple[subprocess.Popen[bytes], Pa
     log = workdir / "service.log"
     command = [sys.executable, "-m", "uvicorn", "pamlib_service:app"]
     command += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
-    with log.open("wb") as out:
+    with log.open("ab" if append else "wb") as out:
         process = subprocess.Popen(  # noqa: S603 - this interpreter, fixed arguments
             command, env=env, cwd=workdir, stdout=out, stderr=out
         )
@@ -174,22 +186,28 @@ async def wait_ready(base: str, process: subprocess.Popen[bytes], timeout: float
 
 
 async def post(client: httpx.AsyncClient, item: Planned, tally: Tally) -> httpx.Response | None:
-    """POST one body, retried on connection errors; the answer, or ``None`` after ``ATTEMPTS``."""
-    for attempt in range(ATTEMPTS):
+    """POST one body, sent again on connection errors and ``503``s for up to ``RETRY_SECONDS``;
+    the answer, or ``None`` if it never came."""
+    give_up = time.monotonic() + RETRY_SECONDS
+    attempt = 0
+    while True:
         began = time.perf_counter()
         try:
             answer = await client.post(ENDPOINT, content=item.body, headers=HEADERS)
         except httpx.TransportError as error:
-            tally.retries += 1
-            if attempt == ATTEMPTS - 1:
-                tally.failures.append(f"{item.assessment_id}: gave up ({type(error).__name__})")
-                return None
-            await asyncio.sleep(min(2.0, 0.05 * 2**attempt))
-            continue
-        tally.latencies.append(time.perf_counter() - began)
-        tally.statuses[answer.status_code] += 1
-        return answer
-    return None
+            why = type(error).__name__
+        else:
+            tally.latencies.append(time.perf_counter() - began)
+            tally.statuses[answer.status_code] += 1
+            if answer.status_code != 503:
+                return answer
+            why = "503"
+        if time.monotonic() > give_up:
+            tally.failures.append(f"{item.assessment_id}: gave up ({why})")
+            return None
+        tally.retries += 1
+        await asyncio.sleep(min(1.0, 0.05 * 2**attempt))
+        attempt += 1
 
 
 async def worker(client: httpx.AsyncClient, queue: asyncio.Queue[Planned], tally: Tally) -> None:
@@ -217,7 +235,20 @@ async def worker(client: httpx.AsyncClient, queue: asyncio.Queue[Planned], tally
                 tally.failures.append(f"{item.assessment_id}: resend answered another Bundle")
 
 
-async def drive(base: str, planned: Sequence[Planned], concurrency: int) -> tuple[Tally, float]:
+Fault = Callable[[], Awaitable[None]]
+
+
+async def inject(faults: Sequence[Fault], distinct: int, tally: Tally) -> None:
+    """Each fault in turn once the acknowledged submissions pass its share of the run."""
+    for n, fault in enumerate(faults, start=1):
+        while len(tally.acknowledged) < distinct * n // (len(faults) + 1):
+            await asyncio.sleep(0.05)
+        await fault()
+
+
+async def drive(
+    base: str, planned: Sequence[Planned], concurrency: int, faults: Sequence[Fault] = ()
+) -> tuple[Tally, float]:
     """Every planned POST from ``concurrency`` workers; the tally and the wall-clock seconds."""
     queue: asyncio.Queue[Planned] = asyncio.Queue()
     for item in planned:
@@ -226,8 +257,15 @@ async def drive(base: str, planned: Sequence[Planned], concurrency: int) -> tupl
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=base, timeout=60.0, limits=limits) as client:
         began = time.perf_counter()
-        await asyncio.gather(*(worker(client, queue, tally) for _ in range(concurrency)))
+        workers = [worker(client, queue, tally) for _ in range(concurrency)]
+        breaker = asyncio.ensure_future(inject(faults, len(planned), tally))
+        await asyncio.gather(*workers)
         elapsed = time.perf_counter() - began
+        if not breaker.done():
+            breaker.cancel()
+            tally.failures.append("the run ended before every fault was injected")
+        elif breaker.exception() is not None:
+            tally.failures.append(f"a fault could not be injected: {breaker.exception()!r}")
     return tally, elapsed
 
 
@@ -248,12 +286,12 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 def check_database(
-    database: Path, planned: Sequence[Planned], tally: Tally, check_scores: int, seed: int
+    database_url: str, planned: Sequence[Planned], tally: Tally, check_scores: int, seed: int
 ) -> tuple[list[str], int]:
     """Problems found comparing the stored rows with what was acknowledged and with pamlib, and
     how many rows' scores were checked."""
     problems: list[str] = []
-    engine = create_engine(f"sqlite:///{database}")
+    engine = create_engine(database_url)
     with engine.connect() as connection:
         rows = connection.execute(select(Submission)).all()
     engine.dispose()
@@ -296,6 +334,51 @@ def check_database(
     return problems, len(sample)
 
 
+@attrs.define
+class Running:
+    """The service process, which a fault may kill and start again on the same port."""
+
+    workdir: Path
+    port: int
+    database_url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    @classmethod
+    def launch(cls, workdir: Path, port: int, database_url: str) -> Running:
+        process, log = start_service(workdir, port, database_url)
+        return cls(workdir, port, database_url, process, log)
+
+    def kill_and_start(self) -> None:
+        self.process.kill()  # SIGKILL: no graceful shutdown, in-flight requests are cut off
+        self.process.wait()
+        self.process, _ = start_service(self.workdir, self.port, self.database_url, append=True)
+
+    def stop(self) -> int:
+        return stop_service(self.process)
+
+    def log_tail(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]
+
+
+def faults_for(
+    names: Sequence[str], running: Running, server: PostgresServer | None, ready_timeout: float
+) -> list[Fault]:
+    base = f"http://127.0.0.1:{running.port}"
+
+    async def restart_postgres() -> None:
+        if server is None:
+            raise RuntimeError("no PostgreSQL server to restart")
+        await asyncio.to_thread(server.restart, "immediate", 1.0)
+
+    async def kill_service() -> None:
+        await asyncio.to_thread(running.kill_and_start)
+        await wait_ready(base, running.process, ready_timeout)
+
+    chosen = {"restart-postgres": restart_postgres, "kill-service": kill_service}
+    return [chosen[name] for name in names]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     parser.add_argument("--requests", type=int, default=20_000, help="POSTs in all (default 20000)")
@@ -306,41 +389,65 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--check-scores", type=int, default=-1, help="rows whose score is checked (default all)"
     )
+    parser.add_argument(
+        "--database",
+        choices=["sqlite", "postgresql"],
+        default="sqlite",
+        help="a SQLite file, or a throwaway PostgreSQL server (default sqlite)",
+    )
+    parser.add_argument(
+        "--fault",
+        action="append",
+        choices=FAULTS,
+        default=[],
+        help="break this while the load runs (repeatable; restart-postgres needs PostgreSQL)",
+    )
     parser.add_argument("--seed", type=int, default=2025)
     parser.add_argument("--ready-timeout", type=float, default=60.0)
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args(argv)
+    if "restart-postgres" in args.fault and args.database != "postgresql":
+        parser.error("--fault restart-postgres needs --database postgresql")
 
     planned = plan(args.requests, args.resend_share, args.seed)
     load_before = os.getloadavg()[0]  # other work on the machine, before the service starts
-    with tempfile.TemporaryDirectory(prefix="pamlib-load-") as tmp:
-        workdir = Path(tmp)
+    with contextlib.ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pamlib-load-")))
+        server = None
+        if args.database == "postgresql":
+            # Durable (fsync on), as a production server would be.
+            server = stack.enter_context(PostgresServer(durable=True))
+            database_url = server.create_database("load")
+        else:
+            database_url = f"sqlite:///{workdir / 'service.db'}"
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        process, log = start_service(workdir, port)
+        running = Running.launch(workdir, port, database_url)
+        faults = faults_for(args.fault, running, server, args.ready_timeout)
         try:
-            asyncio.run(wait_ready(base, process, args.ready_timeout))
-            tally, elapsed = asyncio.run(drive(base, planned, args.concurrency))
+            asyncio.run(wait_ready(base, running.process, args.ready_timeout))
+            tally, elapsed = asyncio.run(drive(base, planned, args.concurrency, faults))
         except BaseException:
-            stop_service(process)
-            sys.stderr.write(log.read_text(errors="replace")[-4000:])
+            running.stop()
+            sys.stderr.write(running.log_tail())
             raise
-        code = stop_service(process)
+        code = running.stop()
         problems = list(tally.failures)
         if code not in (0, -signal.SIGTERM):  # uvicorn re-raises the signal once it has stopped
             problems.append(f"the service exited with {code} on SIGTERM")
-        found, checked = check_database(
-            workdir / "service.db", planned, tally, args.check_scores, args.seed
-        )
+        found, checked = check_database(database_url, planned, tally, args.check_scores, args.seed)
         problems += found
         if problems:
-            sys.stderr.write(log.read_text(errors="replace")[-4000:])
+            sys.stderr.write(running.log_tail())
 
     answered = len(tally.latencies)
     figures: dict[str, Any] = {
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
         "python": platform.python_version(),
         "load_average_1m_before": round(load_before, 2),
+        "load_average_1m_after": round(os.getloadavg()[0], 2),
+        "database": args.database,
+        "faults": args.fault,
         "requests": args.requests,
         "distinct_submissions": len(planned),
         "concurrency": args.concurrency,

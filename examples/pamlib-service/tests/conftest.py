@@ -1,8 +1,11 @@
-"""Fixtures: the service in-process on a temporary SQLite file, with three tokens."""
+"""Fixtures: the service in-process with three tokens, on a temporary SQLite file and on a
+fresh database of a throwaway PostgreSQL server (the ``database_url`` fixture is parametrised
+over both). Where PostgreSQL cannot be started, its tests skip with the reason."""
 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -10,6 +13,7 @@ from typing import Any
 
 import pytest
 from pamlib_service import Settings, create_app
+from pamlib_service.testing import PostgresServer, PostgresUnavailableError
 from starlette.testclient import TestClient
 
 import pamlib
@@ -41,10 +45,38 @@ def tokens_file(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the session, in a temporary directory; skips if it cannot
+    start (no server package, no account to run it as, ...)."""
+    server = PostgresServer()
+    try:
+        server.start()
+    except PostgresUnavailableError as exc:
+        server.close()
+        pytest.skip(f"PostgreSQL cannot be started here: {exc}")
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+_databases = itertools.count()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new, empty database: a SQLite file, or a database of the session's PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'service.db'}"
+    server: PostgresServer = request.getfixturevalue("postgres")
+    return server.create_database(f"test_{next(_databases)}")
+
+
 @pytest.fixture
-def settings(tmp_path: Path, tokens_file: Path) -> Settings:
+def settings(database_url: str, tokens_file: Path) -> Settings:
     return Settings(
-        database_url=f"sqlite:///{tmp_path / 'service.db'}",
+        database_url=database_url,
         tokens_file=tokens_file,
         provider="demo",
     )

@@ -14,6 +14,7 @@ import pytest
 from pamlib_service.models import Submission
 from pamlib_service.service import Service
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 from starlette.testclient import TestClient
 
 import pamlib
@@ -22,6 +23,7 @@ Auth = Callable[[str], dict[str, str]]
 MakeResponse = Callable[..., dict[str, Any]]
 
 LOINC_SCORE = "88175-5"
+PATHWAY = "https://pamlib.org/fhir/CodeSystem/pathway"
 PAM13 = pamlib.instruments.BUILTIN_INSTRUMENTS[0]
 
 
@@ -70,6 +72,37 @@ def test_submit_scores_tailors_and_stores_in_one_row(
     assert row.reassess_by == dt.date(2025, 9, 1)
     assert row.answers == dict.fromkeys(PAM13.items, 3)
     assert row.scored_row["condition"] == "COPD"
+
+
+def validate_r4b(resource: dict[str, Any]) -> None:
+    """Validate with the ``fhir.resources`` R4B models (skips if the library is missing)."""
+    models = pytest.importorskip("fhir.resources.R4B")
+    models.get_fhir_model_class(resource["resourceType"]).model_validate(resource)
+
+
+def test_the_answer_proposes_the_tailored_pathways_as_a_care_plan(
+    client: TestClient, auth: Auth, make_response: MakeResponse
+) -> None:
+    qr = make_response("A1", attributes={"condition": "COPD"})
+    bundle = client.post("/fhir/QuestionnaireResponse", json=qr, headers=auth("north")).json()
+    (plan,) = resources(bundle, "CarePlan")
+    with service_of(client).sessions() as session:
+        row = session.scalars(select(Submission)).one()
+    assert (plan["status"], plan["intent"]) == ("draft", "proposal")
+    activities = [a["detail"] for a in plan["activity"]]
+    codes = [c["code"] for a in activities for c in a["code"]["coding"] if c["system"] == PATHWAY]
+    assert codes == row.pathways
+    assert activities[-1]["scheduledPeriod"] == {"end": "2025-09-01"}  # the reassessment
+    assert [e["valueString"] for e in plan["extension"]] == row.rules_fired
+    # Every reference points at an entry of the same Bundle.
+    urls = {e["fullUrl"]: e["resource"]["resourceType"] for e in bundle["entry"]}
+    assert urls[plan["subject"]["reference"]] == "Patient"
+    kinds = [urls[r["reference"]] for r in plan["supportingInfo"]]
+    assert kinds == ["QuestionnaireResponse", "Observation", "Observation"]
+    validate_r4b(plan)
+    validate_r4b(bundle)
+    again = client.post("/fhir/QuestionnaireResponse", json=qr, headers=auth("north"))
+    assert resources(again.json(), "CarePlan") == [plan]
 
 
 def test_resubmission_answers_200_with_the_stored_bundle_and_stores_nothing(
@@ -254,6 +287,19 @@ def test_cohort_report_covers_the_tokens_site_only_and_is_suppressed(
 def test_cohort_report_of_a_site_with_nothing_stored(client: TestClient, auth: Auth) -> None:
     summary = client.get("/reports/cohort", headers=auth("south")).json()
     assert summary["n_assessments"] == 0
+
+
+def test_a_database_outage_is_503_to_retry_not_500(
+    client: TestClient, auth: Auth, make_response: MakeResponse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def down(*_args: object) -> None:
+        raise OperationalError("SELECT 1", {}, ConnectionError("the server restarted"))
+
+    monkeypatch.setattr(service_of(client), "submit", down)
+    answer = client.post("/fhir/QuestionnaireResponse", json=make_response(), headers=auth("north"))
+    assert answer.status_code == 503
+    assert answer.headers["retry-after"] == "1"
+    assert answer.json()["resourceType"] == "OperationOutcome"
 
 
 def test_health_and_readiness(client: TestClient) -> None:

@@ -6,6 +6,7 @@ what it writes itself (:mod:`pamlib.fhir.checks`). The main entry points:
 - :func:`questionnaire` — the Questionnaire of an instrument;
 - :func:`questionnaire_response` — one assessment as a QuestionnaireResponse;
 - :func:`to_bundle` — assessments and results as a transaction or collection Bundle;
+- :func:`write_fhir` — the same, written to a file (atomically) or a stream;
 - :func:`read_fhir` — assessments out of responses, Bundles or NDJSON, with every reject;
 - :func:`check` — pamlib's own checks of a resource or Bundle.
 
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING
 from pamlib._lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from pamlib.fhir.bundle import BundleSettings, to_bundle
+    from pamlib.fhir.bundle import BundleSettings, to_bundle, write_fhir
     from pamlib.fhir.checks import check
     from pamlib.fhir.mapping import FhirMapping, QuestionnaireMapping, load_mapping, parse_mapping
     from pamlib.fhir.questionnaires import (
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 _LAZY: dict[str, str] = {
     "BundleSettings": "pamlib.fhir.bundle",
     "to_bundle": "pamlib.fhir.bundle",
+    "write_fhir": "pamlib.fhir.bundle",
     "check": "pamlib.fhir.checks",
     "FhirMapping": "pamlib.fhir.mapping",
     "QuestionnaireMapping": "pamlib.fhir.mapping",
@@ -62,6 +64,7 @@ __all__ = [
     "questionnaire_url",
     "read_fhir",
     "to_bundle",
+    "write_fhir",
 ]
 
 

@@ -16,9 +16,12 @@ assessments in the output.
 
 from __future__ import annotations
 
+import json
+import os
+import sys
 import uuid
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import IO, Any, Literal
 
 import attrs
 
@@ -34,7 +37,7 @@ from pamlib.fhir.patient import conditional_query, patient_resource
 from pamlib.fhir.response import ResponseRow, response_resource
 from pamlib.results import ScoreResult
 
-__all__ = ["Assembler", "BundleSettings", "OutputStyle", "to_bundle"]
+__all__ = ["Assembler", "BundleSettings", "OutputStyle", "to_bundle", "write_fhir"]
 
 #: ``transaction`` and ``collection`` make Bundle entries; ``ndjson`` makes bare resources.
 OutputStyle = Literal["transaction", "collection", "ndjson"]
@@ -198,6 +201,35 @@ class Assembler:
         return out
 
 
+def _entries(
+    assessments: Iterable[Assessment], results: Iterable[ScoreResult], settings: BundleSettings
+) -> list[dict[str, Any]]:
+    """Every entry (or NDJSON resource), after checking the results match the assessments."""
+    assessments = list(assessments)
+    what = "NDJSON" if settings.style == "ndjson" else "a Bundle"
+    problems: list[Problem] = []
+    ids: set[str] = set()
+    for i, a in enumerate(assessments):
+        if a.id in ids:
+            problems.append(Problem(f"assessments[{i}]", "duplicate-id", "assessment id repeated"))
+        ids.add(a.id)
+    by_id: dict[str, ScoreResult] = {}
+    for i, r in enumerate(results):
+        if r.assessment_id not in ids:
+            problems.append(
+                Problem(f"results[{i}]", "unknown-assessment", "no assessment with this id")
+            )
+        by_id[r.assessment_id] = r
+    if problems:
+        raise ValidationError(f"cannot make {what}", problems)
+    assembler = Assembler(settings)
+    return [
+        entry
+        for a in assessments
+        for entry in assembler.entries(ResponseRow.from_assessment(a), by_id.get(a.id))
+    ]
+
+
 def to_bundle(
     assessments: Iterable[Assessment],
     results: Iterable[ScoreResult] = (),
@@ -222,29 +254,42 @@ def to_bundle(
         patient_id_system=patient_id_system,
         assessment_id_system=assessment_id_system,
     )
-    assessments = list(assessments)
-    problems: list[Problem] = []
-    ids: set[str] = set()
-    for i, a in enumerate(assessments):
-        if a.id in ids:
-            problems.append(Problem(f"assessments[{i}]", "duplicate-id", "assessment id repeated"))
-        ids.add(a.id)
-    by_id: dict[str, ScoreResult] = {}
-    for i, r in enumerate(results):
-        if r.assessment_id not in ids:
-            problems.append(
-                Problem(f"results[{i}]", "unknown-assessment", "no assessment with this id")
-            )
-        by_id[r.assessment_id] = r
-    if problems:
-        raise ValidationError("cannot make a Bundle", problems)
-    assembler = Assembler(settings)
-    entries = [
-        entry
-        for a in assessments
-        for entry in assembler.entries(ResponseRow.from_assessment(a), by_id.get(a.id))
-    ]
+    entries = _entries(assessments, results, settings)
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": bundle_type}
     if entries:
         bundle["entry"] = entries
     return bundle
+
+
+def write_fhir(
+    target: str | os.PathLike[str] | IO[bytes],
+    assessments: Iterable[Assessment],
+    results: Iterable[ScoreResult] = (),
+    *,
+    settings: BundleSettings | None = None,
+) -> int:
+    """Write assessments and their results to ``target``; return the number of entries written.
+
+    The counterpart of :func:`~pamlib.fhir.read_fhir`, with :func:`to_bundle`'s checks and
+    ``settings.style`` choosing a ``transaction`` or ``collection`` Bundle or ``ndjson``. A path
+    appears only when complete (nothing is left under its name if writing fails); an open
+    binary stream is written and left open; ``"-"`` is standard output.
+    """
+    from pamlib.formats.guard import AtomicTarget
+
+    settings = settings or BundleSettings()
+    entries = _entries(assessments, results, settings)
+    lines = [json.dumps(e, ensure_ascii=False, separators=(",", ":")) for e in entries]
+    if settings.style == "ndjson":
+        text = "".join(line + "\n" for line in lines)
+    else:
+        head = f'{{"resourceType":"Bundle","type":"{settings.style}"'
+        text = head + (',"entry":[\n' + ",\n".join(lines) + "\n]}\n" if lines else "}\n")
+    out = AtomicTarget(sys.stdout.buffer if target == "-" else target)
+    try:
+        out.stream.write(text.encode("utf-8"))
+    except BaseException:
+        out.discard()
+        raise
+    out.commit()
+    return len(entries)

@@ -44,6 +44,7 @@ __all__ = [
     "load_mapping",
     "mapping_kind",
     "recognise",
+    "with_mapping",
 ]
 
 #: The canonical columns before the item columns, in the canonical order.
@@ -803,3 +804,16 @@ def _mapping(data: dict[str, Any], where: str) -> InputMapping:
         answers={k: v.strip().upper() for k, v in answers.items()},
         instruments=instruments,
     )
+
+
+def with_mapping(
+    options: ReadOptions, mapping: str | os.PathLike[str] | Mapping[str, str] | None
+) -> ReadOptions:
+    """``options`` with a mapping applied: a mapping file's path (:func:`load_mapping`: its
+    columns and settings) or ``{source column: pamlib column}`` added to the columns mapped
+    already. What :class:`~pamlib.pipeline.TableScorer` and :mod:`pamlib.spark` read with."""
+    if isinstance(mapping, (str, os.PathLike)):
+        return load_mapping(mapping).apply(options)
+    if mapping is not None:
+        return attrs.evolve(options, mapping={**options.mapping, **mapping})
+    return options

@@ -30,9 +30,17 @@ from pamlib.reporting.privacy import check_name, is_identifier_name
 from pamlib.results import SCORED_TABLE_COLUMNS
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from pamlib.tables.scored import ScoredTable
 
-__all__ = ["SCORED_TABLE_COLUMNS", "ScoredColumns", "factorize", "load_scored"]
+__all__ = [
+    "SCORED_TABLE_COLUMNS",
+    "ScoredColumns",
+    "factorize",
+    "factorize_text",
+    "load_scored",
+]
 
 #: Columns a report cannot do without.
 _REQUIRED = ("patient_id", "assessed_on", "status", "score", "level")
@@ -54,6 +62,20 @@ def factorize(values: TextArray) -> tuple[TextArray, NDArray[np.int64]]:
     return distinct.astype(object), codes.astype(np.int64).reshape(-1)
 
 
+def factorize_text(values: pa.Array) -> tuple[pa.Array, NDArray[np.int64]]:
+    """:func:`factorize` for an Arrow string array: sorted distinct strings (Arrow) and each
+    value's index among them, hashed and sorted by Arrow with no Python object per row."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    encoded = pc.dictionary_encode(values)
+    order = np.asarray(pc.array_sort_indices(encoded.dictionary), dtype=np.int64)
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order), dtype=np.int64)
+    codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    return encoded.dictionary.take(pa.array(order)), rank[codes]
+
+
 def _text_array(values: Iterable[str]) -> TextArray:
     items = list(values)
     out = np.empty(len(items), dtype=object)
@@ -73,27 +95,48 @@ def _as_text(value: object) -> str:
     return str(value)
 
 
+def _arrow_text(values: Any) -> pa.Array:
+    """Text as one Arrow string array (``""`` where null): identifiers stay in Arrow buffers,
+    never one Python object per row, so a cohort of millions fits in memory."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks() if values.num_chunks != 1 else values.chunk(0)
+    if not isinstance(values, pa.Array):
+        values = pa.array(np.asarray(values, dtype=object), type=pa.string())
+    if pa.types.is_dictionary(values.type):
+        values = pc.cast(values, pa.string())
+    if not pa.types.is_string(values.type):
+        values = pc.cast(values, pa.string())
+    return pc.fill_null(values, "") if values.null_count else values
+
+
 @attrs.frozen(eq=False, repr=False)
 class ScoredColumns:
-    """A scored table held as equal-length NumPy arrays, one element per assessment.
+    """A scored table held as equal-length columns, one element per assessment.
 
-    ``score`` is NaN and ``level`` is 0 where the table has no value. ``scored`` is
-    ``status == "scored"``. ``demo`` follows from the provider, the calibration, the flags and
-    the ``demo`` column (see :func:`~pamlib.tailoring.context.demo_evidence`). ``text`` holds
-    every column but the identifiers (``instrument``, ``cutpoint_set``, ``site``, ``level``, …)
-    as the table's strings, for grouping and provenance.
+    ``assessment_id``, ``patient_id`` (the patient key) and ``flags`` (``;``-joined) are Arrow
+    string arrays — Python objects per row would not fit a national cohort in memory; they
+    accept anything :func:`pyarrow.array` takes. The rest are NumPy arrays: ``score`` is NaN
+    and ``level`` is 0 where the table has no value; ``scored`` is ``status == "scored"``;
+    ``demo`` follows from the provider, the calibration, the flags and the ``demo`` column (see
+    :func:`~pamlib.tailoring.context.demo_evidence`). ``text`` holds every column but the
+    identifiers (``instrument``, ``cutpoint_set``, ``site``, ``level``, …) as the table's
+    strings, each made on first use, for grouping and provenance.
 
-    Build one with :meth:`from_rows` (tests, small inputs), :meth:`from_arrow` or
-    :func:`load_scored`. Its repr shows sizes and column names only, never identifiers.
+    Build one with :meth:`from_rows` (tests, small inputs), :meth:`from_arrow`,
+    :meth:`from_scored` or :func:`load_scored` (a file, block by block). Its repr shows sizes
+    and column names only, never identifiers.
     """
 
-    assessment_id: TextArray
-    patient_id: TextArray
+    assessment_id: pa.Array = attrs.field(converter=_arrow_text)
+    patient_id: pa.Array = attrs.field(converter=_arrow_text)
     assessed_on: NDArray[np.datetime64]
     scored: NDArray[np.bool_]
     score: NDArray[np.float64]
     level: NDArray[np.int8]
-    flags: TextArray
+    flags: pa.Array = attrs.field(converter=_arrow_text)
     demo: NDArray[np.bool_]
     text: Mapping[str, TextArray] = attrs.field(factory=dict)
     #: Some patients are keyed by an NHS number that was not kept as a column (see
@@ -104,7 +147,7 @@ class ScoredColumns:
         n = len(self.patient_id)
         arrays = [self.assessment_id, self.assessed_on, self.scored, self.score, self.level]
         arrays += [self.flags, self.demo]
-        if not isinstance(self.text, _TextColumns):  # a table's columns have its length
+        if not isinstance(self.text, _TextColumns | _BlockText):  # these have the length
             arrays += list(self.text.values())
         if any(len(a) != n for a in arrays):
             raise ConfigurationError("every column of a scored table must have the same length")
@@ -126,11 +169,16 @@ class ScoredColumns:
         return np.rint(np.nan_to_num(self.score, nan=0.0) * 10).astype(np.int64)
 
     def has_flag(self, flag: str) -> NDArray[np.bool_]:
-        """Rows whose ``;``-separated ``flags`` contain ``flag``."""
-        found = np.zeros(len(self), dtype=np.bool_)
-        flagged = np.flatnonzero(self.flags != "")  # most rows have no flags at all
-        found[flagged] = [flag in str(f).split(";") for f in self.flags[flagged]]
-        return found
+        """Rows whose ``;``-separated ``flags`` contain ``flag`` (each distinct text looked at
+        once)."""
+        import pyarrow.compute as pc
+
+        encoded = pc.dictionary_encode(self.flags)
+        hit = np.array(
+            [flag in text.split(";") for text in encoded.dictionary.to_pylist()] or [False],
+            dtype=np.bool_,
+        )
+        return hit[np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.intp)]
 
     def column(self, name: str) -> TextArray:
         """The text of a column (``site``, ``instrument``, ``level``, …), for grouping.
@@ -142,10 +190,23 @@ class ScoredColumns:
         check_name(name)
         if name in self.text:
             return self.text[name]
-        available = sorted(c for c in self.text if not is_identifier_name(c))
+        names = self.text.available if isinstance(self.text, _BlockText) else self.text
+        available = sorted(c for c in names if not is_identifier_name(c))
         raise ConfigurationError(
             f"no column {name!r} to group by; available: {', '.join(available) or 'none'}"
         )
+
+    def column_codes(self, name: str) -> tuple[TextArray, NDArray[np.intp]]:
+        """A column factorized: its sorted distinct strings and each row's index among them,
+        checked as :meth:`column` checks it. Cheaper than :meth:`column` for a table read
+        block by block, which keeps its text columns this way."""
+        if isinstance(self.text, _BlockText):
+            check_name(name)
+            if name not in self.text:
+                self.column(name)  # the error, naming the columns there are
+            return self.text.codes(name)
+        distinct, codes = factorize(self.column(name))
+        return distinct, codes.astype(np.intp)
 
     # -- constructors -----------------------------------------------------------------------
 
@@ -186,25 +247,125 @@ class ScoredColumns:
         import pyarrow.compute as pc
 
         n = len(table)
-        ids = _column_text(table.column("assessment_id"))
-        missing = np.flatnonzero(ids == "")
-        ids[missing] = [f"row-{i + 1:09d}" for i in missing.tolist()]
         level = pc.fill_null(table.column("level"), 0).to_numpy()
         days = table.column("assessed_on").to_numpy()
         return cls(
-            assessment_id=ids,
+            assessment_id=_ids(table.column("assessment_id"), first_row=0),
             patient_id=table.patient_keys(),
             assessed_on=np.asarray(days, dtype="datetime64[D]").reshape(n),
-            scored=np.asarray(_column_text(table.column("status")) == "scored", dtype=np.bool_),
+            scored=np.asarray(
+                pc.fill_null(pc.equal(table.column("status"), "scored"), False).to_numpy(),
+                dtype=np.bool_,
+            ).reshape(n),
             score=np.asarray(
                 pc.fill_null(table.column("score"), np.nan).to_numpy(), dtype=np.float64
             ),
             level=np.asarray(level, dtype=np.int8),
-            flags=_column_text(pc.binary_join(table.column("flags"), ";")),
+            flags=pc.binary_join(table.column("flags"), ";"),
             demo=np.asarray(table.column("demo").to_numpy(), dtype=np.bool_),
             text=_TextColumns(table, [c for c in table.column_names if not is_identifier_name(c)]),
             private_nhs_keys=table.links_by_private_nhs_number,
         )
+
+    @classmethod
+    def from_blocks(
+        cls, blocks: Iterable[ScoredTable], *, text: Iterable[str] | None = None
+    ) -> ScoredColumns:
+        """Build from checked blocks of one table (:meth:`ScoredTable.read_blocks
+        <pamlib.tables.scored.ScoredTable.read_blocks>`), keeping of each block only what a
+        report uses: memory grows by a few dozen bytes an assessment, not by the table.
+
+        ``text`` names the columns to keep as text, for grouping and listing (default: every
+        column that is not an identifier); names the table does not have are skipped, and an
+        identifier is an error."""
+        import pyarrow as pa
+
+        wanted = None if text is None else list(dict.fromkeys(text))
+        available: list[str] = []
+        keep: list[str] = []
+        kept: dict[str, list[tuple[TextArray, NDArray[Any]]]] = {}
+        chunks: dict[str, list[Any]] = {name: [] for name in _ROW_FIELDS}
+        private_nhs_keys, first, n = False, True, 0
+        for block in blocks:
+            part = cls.from_scored(block)
+            if first:
+                available = list(part.text)
+                keep = available if wanted is None else [w for w in wanted if w in available]
+                for name in keep:
+                    check_name(name)
+                kept = {name: [] for name in keep}
+                first = False
+            ids = block.column("assessment_id")
+            if ids.null_count:  # row numbers of the whole file
+                part = attrs.evolve(part, assessment_id=_ids(ids, first_row=n))
+            for name in keep:
+                kept[name].append(_small_codes(block.column(name)))
+            for name, found in chunks.items():
+                found.append(getattr(part, name))
+            private_nhs_keys |= part.private_nhs_keys
+            n += len(block)
+
+        def joined(name: str) -> Any:
+            # One field at a time, its blocks released as it is joined: the peak is one
+            # field twice over, not the whole table.
+            parts = chunks.pop(name)
+            if parts and isinstance(parts[0], np.ndarray):
+                return np.concatenate(parts)
+            return pa.concat_arrays(parts) if parts else pa.array([], pa.string())
+
+        return cls(
+            assessment_id=joined("assessment_id"),
+            patient_id=joined("patient_id"),
+            assessed_on=joined("assessed_on"),
+            scored=joined("scored"),
+            score=joined("score"),
+            level=joined("level"),
+            flags=joined("flags"),
+            demo=joined("demo"),
+            text=_BlockText(kept, available),
+            private_nhs_keys=private_nhs_keys,
+        )
+
+
+#: The per-row fields of :class:`ScoredColumns` (everything but the text columns).
+_ROW_FIELDS = (
+    "assessment_id",
+    "patient_id",
+    "assessed_on",
+    "scored",
+    "score",
+    "level",
+    "flags",
+    "demo",
+)
+
+
+def _ids(column: Any, *, first_row: int) -> pa.Array:
+    """Assessment ids, ``row-NNNNNNNNN`` (the row in the file) where a row has none."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    ids = _arrow_text(column)
+    missing = np.flatnonzero(np.asarray(pc.equal(ids, "").to_numpy(zero_copy_only=False)))
+    if not len(missing):
+        return ids
+    fill = pa.array([f"row-{first_row + i + 1:09d}" for i in missing.tolist()], pa.string())
+    mask = np.zeros(len(ids), dtype=np.bool_)
+    mask[missing] = True
+    return pc.replace_with_mask(ids, pa.array(mask), fill)
+
+
+def _dictionary(column: Any) -> pa.Array:
+    """A column's text (as :func:`_column_text` gives it), dictionary-encoded: a few bytes a
+    row for the repetitive columns a report groups by or lists (site, provider, calibration)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pa.types.is_string(column.type):
+        text = pc.fill_null(column, "").combine_chunks()
+    else:
+        text = pa.array(_column_text(column), pa.string())
+    return pc.dictionary_encode(text)
 
 
 def _column_text(column: Any) -> TextArray:
@@ -251,12 +412,62 @@ class _TextColumns(Mapping[str, TextArray]):
         return len(self._names)
 
 
-def load_scored(path: str | os.PathLike[str]) -> ScoredColumns:
+class _BlockText(Mapping[str, TextArray]):
+    """Text columns kept factorized, block by block: each block's distinct strings and a small
+    integer a row. :meth:`codes` joins the blocks; ``[]`` makes the strings (one pointer a
+    row, the strings shared), not kept."""
+
+    def __init__(
+        self, blocks: Mapping[str, list[tuple[TextArray, NDArray[Any]]]], available: list[str]
+    ) -> None:
+        self._blocks = dict(blocks)
+        #: Every text column of the table, kept or not (named in errors).
+        self.available = available
+
+    def codes(self, name: str) -> tuple[TextArray, NDArray[np.intp]]:
+        parts = self._blocks[name]
+        if not parts:
+            return np.empty(0, dtype=object), np.zeros(0, dtype=np.intp)
+        distinct, where = factorize(np.concatenate([d for d, _ in parts]))
+        out, start = [], 0
+        for block_distinct, codes in parts:
+            out.append(where[start : start + len(block_distinct)][codes])
+            start += len(block_distinct)
+        return distinct, np.concatenate(out).astype(np.intp)
+
+    def __getitem__(self, name: str) -> TextArray:
+        distinct, codes = self.codes(name)
+        return np.asarray(distinct[codes], dtype=object)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._blocks)
+
+    def __len__(self) -> int:
+        return len(self._blocks)
+
+
+def _small_codes(column: Any) -> tuple[TextArray, NDArray[Any]]:
+    """A block's column as its distinct strings and the smallest integer type of codes."""
+    encoded = _dictionary(column)
+    distinct = np.asarray(encoded.dictionary.to_numpy(zero_copy_only=False), dtype=object)
+    codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False))
+    kind = np.int8 if len(distinct) <= 127 else np.int16 if len(distinct) <= 32767 else np.int32
+    return distinct, codes.astype(kind)
+
+
+def load_scored(
+    path: str | os.PathLike[str],
+    *,
+    text: Iterable[str] | None = None,
+    block_rows: int = 1_000_000,
+) -> ScoredColumns:
     """Read a scored table from CSV, Parquet (``.parquet``, ``.pq``) or JSON Lines (``.jsonl``,
-    ``.ndjson``, ``.json``) — every format ``pamlib score`` writes — as
-    :meth:`ScoredTable.read <pamlib.tables.scored.ScoredTable.read>` does (which see for the
-    errors).
+    ``.ndjson``, ``.json``) — every format ``pamlib score`` writes — checked as
+    :meth:`ScoredTable.read <pamlib.tables.scored.ScoredTable.read>` checks it (which see for
+    the errors), ``block_rows`` rows at a time, keeping only what a report uses and the
+    ``text`` columns (see :meth:`ScoredColumns.from_blocks`).
     """
     from pamlib.tables.scored import ScoredTable
 
-    return ScoredColumns.from_scored(ScoredTable.read(path))
+    blocks = ScoredTable.read_blocks(path, block_rows=block_rows)
+    return ScoredColumns.from_blocks(blocks, text=text)

@@ -24,7 +24,7 @@ import attrs
 import numpy as np
 
 from pamlib._version import __version__
-from pamlib.reporting.columns import ScoredColumns, factorize
+from pamlib.reporting.columns import ScoredColumns, TextArray
 from pamlib.reporting.config import ReportConfig
 from pamlib.reporting.privacy import check_groups
 from pamlib.reporting.trajectories import Trajectories
@@ -128,15 +128,27 @@ def _listed(
         return []
     n_patients = max(len(trajectories), 1)
     patient = trajectories.row_patient[rows]
-    for name in present:
-        distinct, codes = factorize(columns.text[name][rows])
-        value_patient = np.unique(codes * n_patients + patient)
-        check_groups(name, value_patient // n_patients, len(distinct), use="list the values of")
-    text = [
-        columns.text[n][rows] if n in present else np.full(int(rows.sum()), "", dtype=object)
-        for n in names
-    ]
-    return sorted({tuple(str(v) for v in t) for t in zip(*text, strict=True)})
+    coded = {name: columns.column_codes(name) for name in present}
+    for name, (_, codes) in coded.items():
+        used, among_used = np.unique(codes[rows], return_inverse=True)
+        value_patient = np.unique(among_used.reshape(-1) * n_patients + patient)
+        check_groups(name, value_patient // n_patients, len(used), use="list the values of")
+    # One integer per row for the value tuple; each distinct tuple is listed once.
+    combined = np.zeros(int(rows.sum()), dtype=np.int64)
+    values: list[TextArray] = []
+    absent = (np.array([""], dtype=object), np.zeros(len(rows), dtype=np.intp))
+    for name in names:
+        distinct, codes = coded.get(name, absent)
+        values.append(distinct)
+        combined = combined * len(distinct) + codes[rows]
+    tuples = []
+    for found in np.unique(combined).tolist():
+        parts, code = [], found
+        for distinct in reversed(values):
+            code, k = divmod(code, len(distinct))
+            parts.append(str(distinct[k]))
+        tuples.append(tuple(reversed(parts)))
+    return sorted(tuples)
 
 
 def _now() -> dt.datetime:

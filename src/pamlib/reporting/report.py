@@ -43,6 +43,7 @@ __all__ = [
     "SUMMARY_SCHEMA",
     "CohortReport",
     "build_report",
+    "patients_table",
     "summary_json",
     "write_html",
     "write_json",
@@ -108,13 +109,24 @@ class CohortReport:
         )
 
 
+#: The text columns a report lists in its context (read from a file with the ``group_by`` one).
+_CONTEXT_COLUMNS = (
+    "provider",
+    "provider_version",
+    "calibration_id",
+    "calibration_sha256",
+    "cutpoint_set",
+)
+
+
 def _columns(
     scored: ScoredColumns | ScoredTable | pa.Table | str | os.PathLike[str],
+    group_by: str | None,
 ) -> ScoredColumns:
     if isinstance(scored, ScoredColumns):
         return scored
     if isinstance(scored, str | os.PathLike):
-        return load_scored(scored)
+        return load_scored(scored, text=[*_CONTEXT_COLUMNS, *([group_by] if group_by else [])])
     from pamlib.tables.scored import ScoredTable
 
     if isinstance(scored, ScoredTable):
@@ -139,7 +151,7 @@ def build_report(
     rules files with their sha256; ``generated_at`` defaults to now (UTC).
     """
     config = config or ReportConfig()
-    columns = _columns(scored)
+    columns = _columns(scored, config.group_by)
     if config.group_by is not None:
         columns.column(config.group_by)  # fail early on an unknown column
     trajectories = link_trajectories(columns, config)
@@ -210,25 +222,105 @@ def write_html(report: CohortReport, target: Target) -> None:
         fh.write(render_html(report))
 
 
-def _at_rows(values: NDArray[Any], rows: NDArray[np.int64]) -> list[str]:
-    """``values[rows]`` as text, empty where ``rows`` is ``-1``."""
-    picked: list[str] = np.where(rows >= 0, values[np.maximum(rows, 0)], "").tolist()
-    return picked
+def _labels(codes: NDArray[Any], names: Mapping[int, str]) -> NDArray[np.object_]:
+    """Each code's name (``""`` for a code with none), one shared string per distinct code."""
+    table = np.full(max([*names, int(codes.max(initial=0))]) + 1, "", dtype=object)
+    for code, name in names.items():
+        table[code] = str(name)
+    return np.asarray(table[codes.astype(np.intp)], dtype=object)
 
 
-def _points(tenths: NDArray[np.int64], present: NDArray[np.bool_]) -> list[str]:
-    return [
-        f"{t / 10:.1f}" if p else "" for t, p in zip(tenths.tolist(), present.tolist(), strict=True)
-    ]
+def patients_table(report: CohortReport) -> pa.Table:
+    """One row per patient (columns :data:`PATIENT_CSV_COLUMNS`, typed), sorted by patient key:
+    what :func:`write_patients_csv` writes, as an Arrow table built column by column.
+
+    Dates are ``date32``, scores and change ``float64`` (tenths of a point), levels ``int8``,
+    ``n_assessments`` ``int32``; null where a patient has no baseline or follow-up. A patient
+    linked by an NHS number held in memory only has an empty ``patient_id``.
+
+    Raises :class:`~pamlib.errors.ConfigurationError` for a report built with ``publish=True``:
+    row-level data is not a published output.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if report.config.publish:
+        raise ConfigurationError(
+            "per-patient data is row-level, never a published output; "
+            "build the report without publish=True to write it"
+        )
+    traj, cols = report.trajectories, report.columns
+    has_b, has_f = traj.has_baseline, traj.has_followup
+
+    def ids(rows: NDArray[np.int64], present: NDArray[np.bool_]) -> pa.Array:
+        taken = cols.assessment_id.take(pa.array(np.maximum(rows, 0)))
+        return pc.if_else(pa.array(present), taken, pa.scalar(None, pa.string()))
+
+    def days(rows: NDArray[np.int64], present: NDArray[np.bool_]) -> pa.Array:
+        return pa.array(cols.assessed_on[np.maximum(rows, 0)], pa.date32(), mask=~present)
+
+    def points(tenths: NDArray[np.int64], present: NDArray[np.bool_]) -> pa.Array:
+        return pa.array(tenths / 10, pa.float64(), mask=~present)
+
+    def level(levels: NDArray[np.int64], present: NDArray[np.bool_]) -> pa.Array:
+        return pa.array(levels.astype(np.int8), pa.int8(), mask=~present)
+
+    patient_ids = traj.patient_id
+    if cols.private_nhs_keys:  # an NHS number the user did not keep is written nowhere
+        patient_ids = pc.if_else(pc.starts_with(patient_ids, "nhs:"), "", patient_ids)
+    transitions = {
+        10 * b + f: f"{b}->{f}" for b in range(5) for f in range(5) if b and f
+    }  # levels 1-4 at both ends
+    transition = _labels(
+        np.where(has_f, 10 * traj.baseline_level + traj.followup_level, 0), transitions
+    )
+    demo_row = np.where(has_b, traj.baseline_row, traj.first_row)
+    columns: dict[str, pa.Array] = {
+        "patient_id": patient_ids,
+        "n_assessments": pa.array(traj.n_assessments, pa.int32()),
+        "baseline_assessment_id": ids(traj.baseline_row, has_b),
+        "baseline_on": days(traj.baseline_row, has_b),
+        "baseline_score": points(traj.baseline_tenths, has_b),
+        "baseline_level": level(traj.baseline_level, has_b),
+        "followup_assessment_id": ids(traj.followup_row, has_f),
+        "followup_on": days(traj.followup_row, has_f),
+        "followup_score": points(traj.followup_tenths, has_f),
+        "followup_level": level(traj.followup_level, has_f),
+        "change": points(traj.change_tenths, has_f),
+        "transition": pa.array(transition, pa.string()),
+        "classification": pa.array(_labels(traj.classification, CLASSIFICATION_CODES), pa.string()),
+        "nqf2483_status": pa.array(_labels(report.nqf2483.status, STATUS_CODES), pa.string()),
+        "nqf2483_reason": pa.array(_labels(report.nqf2483.reason, EXCLUSION_CODES), pa.string()),
+        "demo": pa.array(cols.demo[demo_row] if len(traj) else np.zeros(0, bool), pa.bool_()),
+    }
+    group_by = report.config.group_by
+    if group_by is not None:
+        name = group_by if group_by not in columns else "group"
+        values = pa.array(traj.group_values(group_by), pa.string())
+        columns = {"patient_id": columns.pop("patient_id"), name: values, **columns}
+    return pa.table(columns)
 
 
-def _labels(codes: NDArray[np.int8], names: Mapping[int, str]) -> list[str]:
-    table = {code: str(name) for code, name in names.items()}
-    return [table.get(code, "") for code in codes.tolist()]
+def _csv_text(column: pa.Array) -> list[str]:
+    """A per-patient column as the CSV writes it: one decimal for points, ``true``/``false``,
+    ISO dates, ``""`` for null."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pa.types.is_floating(column.type):
+        return ["" if v is None else f"{v:.1f}" for v in column.to_pylist()]
+    if not pa.types.is_string(column.type):
+        column = pc.cast(column, pa.string())
+    return [str(v) for v in pc.fill_null(column, "").to_pylist()]
+
+
+#: Patients formatted and written at a time: the CSV's memory does not grow with the cohort.
+_CSV_ROWS = 65_536
 
 
 def write_patients_csv(report: CohortReport, target: Target) -> None:
-    """Write one row per patient (columns :data:`PATIENT_CSV_COLUMNS`), sorted by patient id.
+    """Write :func:`patients_table` as CSV (columns :data:`PATIENT_CSV_COLUMNS`, the
+    ``group_by`` column after ``patient_id``), spreadsheet-safe, a block of rows at a time.
 
     A patient linked by an NHS number that was held in memory only (a raw export scored
     without ``--keep-nhs-number``) has an empty ``patient_id``: the number is written nowhere;
@@ -242,48 +334,14 @@ def write_patients_csv(report: CohortReport, target: Target) -> None:
             "the per-patient CSV is row-level data, never a published output; "
             "build the report without publish=True to write it"
         )
-    traj, cols = report.trajectories, report.columns
-    baseline, followup = traj.baseline_row, traj.followup_row
-    has_b, has_f = traj.has_baseline, traj.has_followup
-    days = np.datetime_as_string(cols.assessed_on).astype(object)
-    levels = cols.level.astype(str).astype(object)
-    transition = np.char.add(
-        np.char.add(traj.baseline_level.astype(str), "->"), traj.followup_level.astype(str)
-    )
-    demo_row = np.where(has_b, baseline, traj.first_row)
-    patient_ids = traj.patient_id.tolist()
-    if cols.private_nhs_keys:  # an NHS number the user did not keep is written nowhere
-        patient_ids = ["" if str(p).startswith("nhs:") else p for p in patient_ids]
-    columns: dict[str, list[str]] = {
-        "patient_id": patient_ids,
-        "n_assessments": [str(n) for n in traj.n_assessments.tolist()],
-        "baseline_assessment_id": _at_rows(cols.assessment_id, baseline),
-        "baseline_on": _at_rows(days, baseline),
-        "baseline_score": _points(traj.baseline_tenths, has_b),
-        "baseline_level": _at_rows(levels, baseline),
-        "followup_assessment_id": _at_rows(cols.assessment_id, followup),
-        "followup_on": _at_rows(days, followup),
-        "followup_score": _points(traj.followup_tenths, has_f),
-        "followup_level": _at_rows(levels, followup),
-        "change": _points(traj.change_tenths, has_f),
-        "transition": np.where(has_f, transition, "").tolist(),
-        "classification": _labels(traj.classification, CLASSIFICATION_CODES),
-        "nqf2483_status": _labels(report.nqf2483.status, STATUS_CODES),
-        "nqf2483_reason": _labels(report.nqf2483.reason, EXCLUSION_CODES),
-        "demo": np.where(cols.demo[demo_row], "true", "false").tolist(),
-    }
-    group_by = report.config.group_by
-    if group_by is not None:
-        name = group_by if group_by not in columns else "group"
-        columns = {
-            "patient_id": columns.pop("patient_id"),
-            name: traj.group_values(group_by).tolist(),
-            **columns,
-        }
+    table = patients_table(report)
     from pamlib.formats.output import CsvWriter, protect
 
     with _text_out(target) as fh:
         writer = CsvWriter(fh)  # spreadsheet-safe, and a bare CR cannot split a row
-        writer.writerow([protect(name) for name in columns])
-        for row in zip(*columns.values(), strict=True):
-            writer.writerow([protect(str(cell)) for cell in row])
+        writer.writerow([protect(name) for name in table.column_names])
+        for start in range(0, table.num_rows, _CSV_ROWS):
+            block = table.slice(start, _CSV_ROWS)
+            text = [_csv_text(block.column(i).combine_chunks()) for i in range(block.num_columns)]
+            for row in zip(*text, strict=True):
+                writer.writerow([protect(cell) for cell in row])

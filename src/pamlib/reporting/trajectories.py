@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import attrs
 import numpy as np
@@ -32,8 +33,11 @@ from numpy.typing import NDArray
 from pamlib.errors import PamlibError
 from pamlib.months import add_months as _add_months
 from pamlib.months import add_months_array
-from pamlib.reporting.columns import ScoredColumns, TextArray, factorize
+from pamlib.reporting.columns import ScoredColumns, TextArray, factorize, factorize_text
 from pamlib.reporting.config import ReportConfig
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 __all__ = [
     "AssessmentRef",
@@ -140,7 +144,8 @@ class Trajectories:
 
     columns: ScoredColumns
     config: ReportConfig
-    patient_id: TextArray
+    #: Patient keys, sorted (an Arrow string array: identifiers, never printed).
+    patient_id: pa.Array
     row_patient: NDArray[np.int64]
     n_assessments: NDArray[np.int64]
     first_row: NDArray[np.int64]
@@ -182,14 +187,21 @@ class Trajectories:
 
     def group_values(self, column: str) -> TextArray:
         """Each patient's value of ``column``: at the baseline, else at the first assessment."""
-        values = self.columns.column(column)
+        distinct, codes = self.columns.column_codes(column)
         rows = np.where(self.has_baseline, self.baseline_row, self.first_row)
-        return values[rows]
+        return np.asarray(distinct[codes[rows]], dtype=object)
 
     def index_of(self, patient_id: str) -> int:
         """The position of a patient in these arrays."""
-        i = int(np.searchsorted(self.patient_id, patient_id))
-        if i == len(self) or self.patient_id[i] != patient_id:
+        lo, hi = 0, len(self)
+        while lo < hi:  # binary search: the keys are sorted
+            mid = (lo + hi) // 2
+            if self.patient_id[mid].as_py() < patient_id:
+                lo = mid + 1
+            else:
+                hi = mid
+        i = lo
+        if i == len(self) or self.patient_id[i].as_py() != patient_id:
             raise UnknownPatientError("no assessment for that patient in the table")
         return i
 
@@ -206,11 +218,11 @@ class Trajectories:
         cols = self.columns
         day: dt.date = cols.assessed_on[row].astype(dt.date)
         return AssessmentRef(
-            assessment_id=str(cols.assessment_id[row]),
+            assessment_id=cols.assessment_id[row].as_py(),
             assessed_on=day,
             score=round(float(cols.score[row]) * 10) / 10,
             level=int(cols.level[row]),
-            flags=tuple(f for f in str(cols.flags[row]).split(";") if f),
+            flags=tuple(f for f in cols.flags[row].as_py().split(";") if f),
         )
 
     def _trajectory(self, i: int) -> Trajectory:
@@ -220,7 +232,7 @@ class Trajectories:
             code = int(_classify(np.array([tenths]), self.config.threshold_tenths)[0])
             change, classification = tenths / 10, CLASSIFICATION_CODES[code]
         return Trajectory(
-            patient_id=str(self.patient_id[i]),
+            patient_id=self.patient_id[i].as_py(),
             n_assessments=int(self.n_assessments[i]),
             baseline=self._ref(int(self.baseline_row[i])),
             followup=self._ref(int(self.followup_row[i])),
@@ -238,7 +250,7 @@ def link_trajectories(columns: ScoredColumns, config: ReportConfig | None = None
     """Link each patient's assessments and choose baseline and follow-up (module rules)."""
     config = config or ReportConfig()
     n = len(columns)
-    patients, row_patient = factorize(columns.patient_id)
+    patients, row_patient = factorize_text(columns.patient_id)
     days = columns.assessed_on.astype(np.int64)
     order = np.lexsort((days, row_patient))
     # Same patient, same day: order those rows by assessment_id (rare, so ranked only there).
@@ -249,7 +261,10 @@ def link_trajectories(columns: ScoredColumns, config: ReportConfig | None = None
         tied = np.zeros(n, dtype=np.bool_)
         tied[order[1:][same]] = tied[order[:-1][same]] = True
         id_rank = np.zeros(n, dtype=np.int64)
-        id_rank[tied] = factorize(columns.assessment_id[tied])[1]
+        import pyarrow as pa
+
+        tied_ids = columns.assessment_id.filter(pa.array(tied))
+        id_rank[tied] = factorize(np.asarray(tied_ids.to_pylist(), dtype=object))[1]
         order = np.lexsort((id_rank, days, row_patient))
 
     n_patients = len(patients)

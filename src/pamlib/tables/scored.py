@@ -20,7 +20,7 @@ import csv
 import importlib
 import os
 import re
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -150,6 +150,8 @@ class _Problems:
     source: str
     found: list[Problem] = attrs.field(factory=list)
     n_more: int = 0
+    #: Rows before the table being checked (a file checked block by block).
+    offset: int = 0
 
     def add(self, bad: NDArray[np.bool_], code: str, message: str) -> None:
         self.add_rows(np.flatnonzero(bad), code, [message])
@@ -158,7 +160,11 @@ class _Problems:
         """A problem at each of ``rows``; ``messages`` holds one message, or one per row."""
         room = max(0, MAX_PROBLEMS - len(self.found))
         self.found += [
-            Problem(f"{self.source}: row {i + 1}", code, messages[k if len(messages) > 1 else 0])
+            Problem(
+                f"{self.source}: row {i + 1 + self.offset}",
+                code,
+                messages[k if len(messages) > 1 else 0],
+            )
             for k, i in enumerate(rows[:room].tolist())
         ]
         self.n_more += max(0, len(rows) - room)
@@ -180,14 +186,29 @@ class _Problems:
 # -- typing columns --------------------------------------------------------------------------
 
 
-def _distinct(values: Sequence[Hashable]) -> tuple[list[Any], NDArray[np.intp]]:
-    """Distinct values in order of first appearance, and each row's index into them: each
-    distinct text is parsed once, whatever the row count."""
-    seen: dict[Any, int] = {}
-    index = np.fromiter(
-        (seen.setdefault(v, len(seen)) for v in values), dtype=np.intp, count=len(values)
-    )
-    return list(seen), index
+def _distinct(column: pa.Array | pa.ChunkedArray) -> tuple[list[Any], NDArray[np.intp]]:
+    """Distinct texts of a column (``""`` for null) in order of first appearance, and each
+    row's index into them: each distinct text is parsed once, whatever the row count. Arrow
+    hashes the column; no Python object is made per row."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not pa.types.is_string(column.type):
+        column = pc.cast(column, pa.string())
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    encoded = pc.dictionary_encode(pc.fill_null(column, ""))
+    index = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.intp)
+    return encoded.dictionary.to_pylist(), index
+
+
+def _first_rows(codes: NDArray[np.intp]) -> NDArray[np.intp]:
+    """For codes numbered in order of first appearance (as :func:`_distinct` gives them), the
+    row where each row's code first appears."""
+    if not len(codes):
+        return codes
+    seen_before = np.concatenate(([-1], np.maximum.accumulate(codes)[:-1]))
+    return np.flatnonzero(codes > seen_before)[codes]
 
 
 def _is_text(t: pa.DataType) -> bool:
@@ -262,8 +283,7 @@ def _to_date(
         if required:
             problems.add(np.asarray(days.is_null(), dtype=np.bool_), "bad-date", message)
         return days
-    values = _texts(column)
-    distinct, index = _distinct(values.tolist())
+    distinct, index = _distinct(column)
     parsed = np.full(len(distinct) or 1, np.datetime64("NaT"), dtype="datetime64[D]")
     ok = np.zeros(len(distinct) or 1, dtype=np.bool_)
     for k, text in enumerate(distinct):
@@ -277,7 +297,7 @@ def _to_date(
             if str(day) == text:
                 parsed[k], ok[k] = day, True
     problems.add(~ok[index], "bad-date", message)
-    days_np = parsed[index] if len(values) else np.zeros(0, dtype="datetime64[D]")
+    days_np = parsed[index] if len(index) else np.zeros(0, dtype="datetime64[D]")
     return pa.array(days_np, type=pa.date32(), mask=np.isnat(days_np))
 
 
@@ -286,7 +306,7 @@ def _parse_text(
 ) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
     """Numbers from a text column, each distinct value parsed once (``parse`` gives ``None``
     for text it refuses); NaN where empty or refused, and where the text was acceptable."""
-    distinct, index = _distinct(_texts(column).tolist())
+    distinct, index = _distinct(column)
     parsed = np.full(len(distinct) or 1, np.nan)
     valid = np.ones(len(distinct) or 1, dtype=np.bool_)
     for k, text in enumerate(distinct):
@@ -388,7 +408,7 @@ def _to_list(column: pa.ChunkedArray) -> pa.Array:
             column = pc.cast(column, pa.list_(pa.string()))
         lists = column.combine_chunks()
         return pc.if_else(lists.is_null(), pa.scalar([], string_list), lists)
-    distinct, index = _distinct(_texts(column).tolist())
+    distinct, index = _distinct(column)
     items = [[p.strip() for p in text.split(";") if p.strip()] for text in distinct]
     return pa.array(items or [[]], type=string_list).take(pa.array(index))
 
@@ -399,7 +419,7 @@ def _to_bool(column: pa.ChunkedArray, name: str, problems: _Problems) -> pa.Arra
 
     if pa.types.is_boolean(column.type):
         return column.combine_chunks()
-    distinct, index = _distinct(_texts(column).tolist())
+    distinct, index = _distinct(column)
     spelt = [str(t).strip().lower() for t in distinct]
     known = np.array([s in ("true", "false", "") for s in spelt] or [True], dtype=np.bool_)
     value = np.array([s == "true" for s in spelt] or [False], dtype=np.bool_)
@@ -411,16 +431,45 @@ def _to_bool(column: pa.ChunkedArray, name: str, problems: _Problems) -> pa.Arra
 # -- checks ---------------------------------------------------------------------------------
 
 
-def _check_repeats(ids: TextArray, problems: _Problems) -> None:
+def _check_repeats(ids: pa.Array, problems: _Problems) -> None:
     """A problem at every row whose ``assessment_id`` an earlier row already has: an assessment
     counts once, so a file with repeated rows (concatenated twice?) is refused, not summed."""
-    seen: dict[object, int] = {}
-    first = np.fromiter(
-        (seen.setdefault(v, i) for i, v in enumerate(ids.tolist())), dtype=np.int64, count=len(ids)
-    )
-    repeated = np.flatnonzero((first != np.arange(len(ids))) & (ids != ""))
+    distinct, codes = _distinct(ids)
+    first = _first_rows(codes)
+    repeated = np.flatnonzero(first != np.arange(len(codes)))
+    if "" in distinct:  # rows with no id are a problem of their own
+        repeated = repeated[codes[repeated] != distinct.index("")]
     messages = [f"assessment_id repeats row {first[i] + 1}" for i in repeated.tolist()]
     problems.add_rows(repeated, "duplicate-assessment-id", messages or [""])
+
+
+def _locate_repeats(path: Path, rows: int, repeated: list[int], problems: _Problems) -> None:
+    """The problems of :func:`_check_repeats` for a file read block by block, whose repeated
+    rows are known but not the rows they repeat: a second pass reads only the ids."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    targets = set(repeated)
+    ids_of: dict[int, str] = {}
+    offset = 0
+    for raw in _raw_blocks(path, rows):  # first the ids of the repeated rows
+        hits = [i - offset for i in repeated if offset <= i < offset + raw.num_rows]
+        if hits:
+            ids = _to_text(_plain(raw.column("assessment_id")))
+            ids_of.update({offset + i: ids[i].as_py() for i in hits})
+        offset += raw.num_rows
+    value_set = pa.array(sorted(set(ids_of.values())), pa.string())
+    first: dict[str, int] = {}
+    offset = 0
+    for raw in _raw_blocks(path, rows):  # then the first row of each of those ids
+        ids = _to_text(_plain(raw.column("assessment_id")))
+        found = np.flatnonzero(np.asarray(pc.fill_null(pc.is_in(ids, value_set=value_set), False)))
+        for i in found.tolist():
+            first.setdefault(ids[i].as_py(), offset + i)
+        offset += raw.num_rows
+    ordered = np.array(sorted(targets), dtype=np.intp)
+    messages = [f"assessment_id repeats row {first[ids_of[i]] + 1}" for i in ordered.tolist()]
+    problems.add_rows(ordered, "duplicate-assessment-id", messages or [""])
 
 
 def _demo_verdicts(
@@ -432,22 +481,30 @@ def _demo_verdicts(
 ) -> NDArray[np.bool_]:
     """Each row's demo status from :func:`~pamlib.tailoring.context.demo_evidence` (applied
     once per distinct combination of the four columns); contradictions are problems."""
+    import pyarrow as pa
     import pyarrow.compute as pc
 
     from pamlib.tailoring.context import demo_evidence
 
     n = len(stated)
-    keys = list(
-        zip(
-            stated.to_pylist(),
-            _texts(pc.binary_join(flags, ";")).tolist(),
-            _texts(provider).tolist(),
-            _texts(calibration).tolist(),
-            strict=True,
+    # One integer per row for the four columns together; each distinct combination is judged
+    # once, at the first row that has it.
+    combined = np.zeros(n, dtype=np.int64)
+    for column in (stated, pc.binary_join(flags, ";"), provider, calibration):
+        distinct, codes = _distinct(column)
+        combined = combined * max(len(distinct), 1) + codes
+    _, index = _distinct(pc.cast(pa.array(combined), pa.string()))
+    firsts = np.flatnonzero(_first_rows(index) == np.arange(n))
+    flag_text = pc.binary_join(flags, ";")
+    verdicts = [
+        demo_evidence(
+            stated[i].as_py(),
+            flag_text[i].as_py() or "",
+            provider[i].as_py() or "",
+            calibration[i].as_py() or "",
         )
-    )
-    combos, index = _distinct(keys)
-    verdicts = [demo_evidence(*combo) for combo in combos]
+        for i in firsts.tolist()
+    ]
     if not n:
         return np.zeros(0, dtype=np.bool_)
     demo = np.array([d for d, _ in verdicts], dtype=np.bool_)[index]
@@ -464,9 +521,11 @@ def _demo_verdicts(
 
 def _nhs_keys(values: TextArray) -> tuple[TextArray, NDArray[np.bool_]]:
     """NHS numbers without spaces or dashes (``""`` where empty), and where one is not valid."""
+    import pyarrow as pa
+
     from pamlib.identity import is_valid_nhs_number
 
-    distinct, index = _distinct(values.tolist())
+    distinct, index = _distinct(pa.array(values, type=pa.string()))
     cleaned = [_NHS_SEPARATORS.sub("", str(v)) for v in distinct]
     bad = np.array(
         [bool(c) and not is_valid_nhs_number(c) for c in cleaned] or [False], dtype=np.bool_
@@ -499,6 +558,8 @@ def _standard_columns(
     names: Sequence[str],
     nhs_number: TextArray | None,
     problems: _Problems,
+    *,
+    repeats: bool = True,
 ) -> tuple[dict[str, pa.Array], pa.Array | None, pa.Array | None]:
     """The standard columns typed and checked; and the ``nhs_number`` and ``nhs_pseudonym``
     columns when the table has them."""
@@ -521,9 +582,14 @@ def _standard_columns(
     out["assessment_id"] = _to_text(col("assessment_id"))
     out["patient_id"] = patient_id
     if "assessment_id" in names:
-        ids = _texts(out["assessment_id"])
-        problems.add(ids == "", "empty-assessment-id", "assessment_id is empty")
-        _check_repeats(ids, problems)
+        ids = out["assessment_id"]
+        problems.add(
+            np.asarray(ids.is_null(), dtype=np.bool_),
+            "empty-assessment-id",
+            "assessment_id is empty",
+        )
+        if repeats:
+            _check_repeats(ids, problems)
     out["assessed_on"] = _to_date(col("assessed_on"), "assessed_on", problems, required=True)
     status = _to_text(col("status"))
     text = _texts(status)
@@ -559,9 +625,16 @@ def _standard_columns(
 
 
 def _validate(
-    table: pa.Table, source: str, nhs_number: TextArray | None
+    table: pa.Table,
+    source: str,
+    nhs_number: TextArray | None,
+    *,
+    problems: _Problems | None = None,
 ) -> tuple[pa.Table, TextArray | None]:
-    """``table`` in :func:`scored_schema`, with its private NHS numbers, or one FormatError."""
+    """``table`` in :func:`scored_schema`, with its private NHS numbers, or one FormatError.
+
+    With ``problems`` given (a file checked block by block), row problems are added there and
+    not raised, and repeated assessment ids are left to the caller, who sees every block."""
     import pyarrow as pa
 
     names = table.column_names
@@ -583,14 +656,17 @@ def _validate(
     n = table.num_rows
     if nhs_number is not None and len(nhs_number) != n:
         raise ConfigurationError("the NHS numbers and the table differ in length")
-    problems = _Problems(source)
+    by_block = problems is not None
+    problems = problems if problems is not None else _Problems(source)
 
     def col(name: str) -> pa.ChunkedArray:
         if name in names:
             return _plain(table.column(name))
         return pa.chunked_array([pa.nulls(n, _arrow_type(_kind(name)))])
 
-    out, public_nhs, pseudonym = _standard_columns(col, names, nhs_number, problems)
+    out, public_nhs, pseudonym = _standard_columns(
+        col, names, nhs_number, problems, repeats=not by_block
+    )
     extras = [c for c in names if c not in STANDARD_TYPES]
     for name in extras:
         kind = _kind(name)
@@ -604,7 +680,8 @@ def _validate(
             out[name] = pseudonym
         else:
             out[name] = _to_text(col(name))
-    problems.raise_if_any()
+    if not by_block:
+        problems.raise_if_any()
     schema = pa.schema([pa.field(c, _arrow_type(_kind(c))) for c in [*STANDARD_TYPES, *extras]])
     typed = pa.Table.from_arrays([out[c] for c in schema.names], schema=schema)
     return typed, nhs_number
@@ -745,6 +822,46 @@ class ScoredTable:
             return cls.from_arrow(_read_json_lines(path), source=path.name)
         return cls.from_arrow(_read_csv(path), source=path.name)
 
+    @classmethod
+    def read_blocks(
+        cls, path: str | os.PathLike[str], *, block_rows: int = 1_000_000
+    ) -> Iterator[ScoredTable]:
+        """Read and check a scored file as :meth:`read` does, one block of rows at a time, so
+        that a file larger than memory can be summarised.
+
+        Every block is checked as it is read; problems are collected over the whole file, with
+        rows numbered in the file, and an assessment id repeated anywhere in it is found. Blocks
+        are yielded while no problem has been found; after the last block, any problem raises
+        one :class:`~pamlib.errors.FormatError` listing them all, as :meth:`read` would. A file
+        with no rows yields one empty block.
+        """
+        import pyarrow as pa
+
+        from pamlib.formats._arrow import Text
+        from pamlib.formats.columnar import SeenIds
+
+        path = Path(path)
+        problems = _Problems(path.name)
+        seen = SeenIds()  # 16 bytes an id, not the ids themselves
+        repeated: list[int] = []
+        for raw in _raw_blocks(path, max(1, block_rows)):
+            typed, private = _validate(raw, path.name, None, problems=problems)
+            ids = typed.column("assessment_id").combine_chunks()
+            present = np.flatnonzero(~np.asarray(ids.is_null(), dtype=np.bool_))
+            again = seen.check(Text(ids), present)
+            repeated += (present[again] + problems.offset).tolist()
+            problems.offset += typed.num_rows
+            if not problems.found and not problems.n_more and not repeated:
+                yield cls(typed, nhs_number=private)
+            del raw, typed, private, ids
+            # Arrow's allocator keeps freed blocks for reuse; hand them back, or the process
+            # holds several blocks' worth it no longer uses.
+            pa.default_memory_pool().release_unused()
+        problems.offset = 0
+        if repeated:
+            _locate_repeats(path, max(1, block_rows), repeated, problems)
+        problems.raise_if_any()
+
     def with_columns(self, columns: Mapping[str, Any]) -> ScoredTable:
         """This table with columns appended (or, under an existing name, replaced), the rows
         and any NHS numbers held apart unchanged. Each column is an Arrow array of the
@@ -838,7 +955,8 @@ class ScoredTable:
 # -- files ----------------------------------------------------------------------------------
 
 
-def _read_csv(path: Path) -> pa.Table:
+def _csv_options(path: Path) -> tuple[list[str], Any, Any]:
+    """The header of a scored CSV, and pyarrow's options to read every column as text."""
     import pyarrow as pa
     import pyarrow.csv as pa_csv
 
@@ -860,10 +978,66 @@ def _read_csv(path: Path) -> pa.Table:
     as_text = pa_csv.ConvertOptions(
         column_types=dict.fromkeys(header, pa.string()), strings_can_be_null=False
     )
+    # Quoted values may hold line breaks (free-text columns passed through by the scorer).
+    quoted_newlines = pa_csv.ParseOptions(newlines_in_values=True)
+    return header, quoted_newlines, as_text
+
+
+def _read_csv(path: Path) -> pa.Table:
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    header, parse, convert = _csv_options(path)
     try:
-        # Quoted values may hold line breaks (free-text columns passed through by the scorer).
-        quoted_newlines = pa_csv.ParseOptions(newlines_in_values=True)
-        return pa_csv.read_csv(path, parse_options=quoted_newlines, convert_options=as_text)
+        return pa_csv.read_csv(path, parse_options=parse, convert_options=convert)
+    except pa.ArrowInvalid:  # its message quotes the offending row: never shown
+        raise _unreadable_csv(path, len(header)) from None
+
+
+def _raw_blocks(path: Path, rows: int) -> Iterator[pa.Table]:
+    """A scored file's rows, unchecked, in tables of about ``rows`` rows (at least one table,
+    empty for a file with no rows): Parquet by record batch, CSV streamed as text columns,
+    JSON Lines read whole and sliced."""
+    pa = _pyarrow()
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        import pyarrow.parquet as pq
+
+        unreadable = FormatError(
+            f"{path.name}: not a scored table",
+            [Problem(path.name, "parquet", "cannot be read as a Parquet file")],
+        )
+        try:
+            parquet = pq.ParquetFile(path)
+            batches = parquet.iter_batches(batch_size=rows)
+            first = next(batches, None)
+            yield parquet.schema_arrow.empty_table() if first is None else pa.table(first)
+            for batch in batches:
+                yield pa.table(batch)
+        except (pa.ArrowException, ValueError, OSError):
+            raise unreadable from None
+        return
+    if suffix in (".jsonl", ".ndjson", ".json"):
+        table = _read_json_lines(path)
+        yield table.slice(0, rows)
+        for start in range(rows, table.num_rows, rows):
+            yield table.slice(start, rows)
+        return
+    import pyarrow.csv as pa_csv
+
+    header, parse, convert = _csv_options(path)
+    pending: list[Any] = []
+    n_pending, yielded = 0, False
+    try:
+        reader = pa_csv.open_csv(path, parse_options=parse, convert_options=convert)
+        for batch in reader:
+            pending.append(batch)
+            n_pending += batch.num_rows
+            if n_pending >= rows:
+                yield pa.Table.from_batches(pending, schema=reader.schema)
+                pending, n_pending, yielded = [], 0, True
+        if pending or not yielded:
+            yield pa.Table.from_batches(pending, schema=reader.schema)
     except pa.ArrowInvalid:  # its message quotes the offending row: never shown
         raise _unreadable_csv(path, len(header)) from None
 

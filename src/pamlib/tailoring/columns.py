@@ -2,14 +2,15 @@
 
 A file rule's outcome depends only on which rules match, so the engine evaluates conditions as
 boolean masks over these columns and decides once per distinct combination of matching rules;
-rows only differ in their id and reassessment date. :meth:`ContextColumns.context` gives any row
-back as a :class:`~pamlib.tailoring.context.Context`, equal to what the one-row route builds
-(a property the tests check).
+rows only differ in their id and reassessment date. :meth:`ContextColumns.contexts` gives rows
+back as :class:`~pamlib.tailoring.context.Context` objects; the one-assessment API
+(:meth:`Conditions.matches <pamlib.tailoring.conditions.Conditions.matches>`,
+:meth:`Engine.evaluate <pamlib.tailoring.engine.Engine.evaluate>`) is a batch of one through
+these columns, never a second implementation.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import itertools
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -179,43 +180,27 @@ class ContextColumns:
         return column if column is not None else np.full(len(self), "", dtype=np.str_)
 
     def context(self, i: int) -> Context:
-        """Row ``i`` as a :class:`Context`."""
-        day = self.assessed_on[i]
-        return Context(
-            assessment_id=str(self.assessment_id[i]),
-            scored=bool(self.scored[i]),
-            score=None if np.isnan(self.score[i]) else float(self.score[i]),
-            level=int(self.level[i]) or None,
-            previous_score=None
-            if np.isnan(self.previous_score[i])
-            else float(self.previous_score[i]),
-            previous_level=int(self.previous_level[i]) or None,
-            assessed_on=None if np.isnat(day) else dt.date.fromisoformat(str(day)),
-            instrument=str(self.instrument[i]) or None,
-            site=str(self.site[i]) or None,
-            language=str(self.language[i]) or None,
-            flags={f for f, column in self.flags.items() if column[i]},
-            attributes={k: str(v[i]) for k, v in self.attributes.items() if v[i]},
-            cutpoint_set=str(self.cutpoint_set[i]) or None,
-            not_scored_reason=str(self.not_scored_reason[i]) or None,
-        )
+        """Row ``i`` as a :class:`Context`: :meth:`contexts` of that one row."""
+        return next(self.contexts([i]))
 
-    def contexts(self) -> Iterator[Context]:
-        """Every row as a :class:`Context`, in order (columns are converted once, not per row)."""
-        ids = self.assessment_id.tolist()
-        scored = self.scored.tolist()
-        score = self.score.tolist()
-        level = self.level.tolist()
-        previous_score = self.previous_score.tolist()
-        previous_level = self.previous_level.tolist()
-        days = self.assessed_on.astype(object).tolist()
-        instrument = self.instrument.tolist()
-        site = self.site.tolist()
-        language = self.language.tolist()
-        flags = {f: column.tolist() for f, column in self.flags.items()}
-        attributes = {k: v.tolist() for k, v in self.attributes.items()}
-        cutpoints = self.cutpoint_set.tolist()
-        reasons = self.not_scored_reason.tolist()
+    def contexts(self, rows: Sequence[int] | None = None) -> Iterator[Context]:
+        """Every row (or the ``rows`` given, by index) as a :class:`Context`, in order; columns
+        are converted to Python values once, not per row."""
+        index = slice(None) if rows is None else np.asarray(rows, dtype=np.intp)
+        ids = self.assessment_id[index].tolist()
+        scored = self.scored[index].tolist()
+        score = self.score[index].tolist()
+        level = self.level[index].tolist()
+        previous_score = self.previous_score[index].tolist()
+        previous_level = self.previous_level[index].tolist()
+        days = self.assessed_on[index].astype(object).tolist()
+        instrument = self.instrument[index].tolist()
+        site = self.site[index].tolist()
+        language = self.language[index].tolist()
+        flags = {f: column[index].tolist() for f, column in self.flags.items()}
+        attributes = {k: v[index].tolist() for k, v in self.attributes.items()}
+        cutpoints = self.cutpoint_set[index].tolist()
+        reasons = self.not_scored_reason[index].tolist()
         for i in range(len(ids)):
             yield Context(
                 assessment_id=ids[i],

@@ -20,10 +20,10 @@ import numpy.typing as npt
 
 from pamlib._config import FieldError, Wording
 from pamlib.results import Flag
-from pamlib.tailoring.context import Context
 
 if TYPE_CHECKING:
     from pamlib.tailoring.columns import ContextColumns
+    from pamlib.tailoring.context import Context
 
 Mask = npt.NDArray[np.bool_]
 
@@ -50,11 +50,8 @@ class Range:
     max: float | None = None
 
     def contains(self, value: float | None) -> bool:
-        if value is None:
-            return False
-        if self.min is not None and value < self.min:
-            return False
-        return not (self.max is not None and value > self.max)
+        """:meth:`mask` of one value (``None`` is missing)."""
+        return bool(self.mask(np.array([np.nan if value is None else value], np.float64))[0])
 
     def mask(self, values: npt.NDArray[np.float64]) -> Mask:
         out = ~np.isnan(values)
@@ -106,43 +103,22 @@ class Conditions:
     attributes: tuple[tuple[str, AttributeTest], ...] = ()
 
     def matches(self, ctx: Context) -> bool:
-        if self.scored is not None and ctx.scored != self.scored:
-            return False
-        if self.level is not None and (ctx.level is None or int(ctx.level) not in self.level):
-            return False
-        if self.previous_level is not None and (
-            ctx.previous_level is None or int(ctx.previous_level) not in self.previous_level
-        ):
-            return False
-        if self.score is not None and not self.score.contains(ctx.score):
-            return False
-        if self.previous_score is not None and not self.previous_score.contains(ctx.previous_score):
-            return False
-        if self.change is not None and not self.change.contains(ctx.change):
-            return False
-        if self.transition is not None and ctx.transition not in self.transition:
-            return False
-        if not _text_in(self.site, ctx.site):
-            return False
-        if not _text_in(self.instrument, ctx.instrument):
-            return False
-        if not _text_in(self.language, ctx.language):
-            return False
-        if self.flags is not None and not self.flags & {_fold(f) for f in ctx.flags}:
-            return False
-        return all(test.matches(_attribute(ctx, name)) for name, test in self.attributes)
+        """Whether the conditions hold for one context: :meth:`mask` of a batch of one."""
+        from pamlib.tailoring.columns import ContextColumns
+
+        return bool(self.mask(ContextColumns.from_contexts([ctx]))[0])
 
     def mask(self, cols: ContextColumns) -> Mask:
-        """:meth:`matches` for every row of ``cols`` at once."""
+        """Whether the conditions hold, for every row of ``cols`` at once."""
         from pamlib.tailoring.columns import by_unique
 
         out = np.ones(len(cols), dtype=np.bool_)
         if self.scored is not None:
             out &= cols.scored == self.scored
         if self.level is not None:
-            out &= np.isin(cols.level, sorted(self.level))
+            out &= _one_of(cols.level, self.level)
         if self.previous_level is not None:
-            out &= np.isin(cols.previous_level, sorted(self.previous_level))
+            out &= _one_of(cols.previous_level, self.previous_level)
         if self.score is not None:
             out &= self.score.mask(cols.score)
         if self.previous_score is not None:
@@ -150,11 +126,11 @@ class Conditions:
         if self.change is not None:
             out &= self.change.mask(cols.change)
         if self.transition is not None:
-            out &= np.isin(cols.transition, sorted(self.transition))
+            out &= _one_of(cols.transition, self.transition)
         for name in ("site", "instrument", "language"):
             allowed: frozenset[str] | None = getattr(self, name)
             if allowed is not None:
-                out &= np.isin(cols.folded(name), sorted(allowed))
+                out &= _one_of(cols.folded(name), allowed)
         if self.flags is not None:
             wanted = self.flags
             any_flag = np.zeros(len(cols), dtype=np.bool_)
@@ -167,18 +143,13 @@ class Conditions:
         return out
 
 
-def _text_in(allowed: frozenset[str] | None, value: str | None) -> bool:
-    return allowed is None or (value is not None and _fold(value) in allowed)
-
-
-def _attribute(ctx: Context, name: str) -> str | None:
-    value = ctx.attributes.get(name)
-    if value is None:
-        folded = _fold(name)
-        for key, candidate in ctx.attributes.items():
-            if _fold(key) == folded:
-                return candidate
-    return value
+def _one_of(values: npt.NDArray[Any], allowed: frozenset[Any]) -> Mask:
+    """Rows whose value is one of ``allowed`` (a handful of values: one comparison each, which
+    is what :func:`numpy.isin` does for so few, without its overhead on short columns)."""
+    out = np.zeros(values.shape, dtype=np.bool_)
+    for value in sorted(allowed):
+        out |= values == value
+    return out
 
 
 # -- the ``when`` / ``unless`` table as written (see :mod:`pamlib.tailoring.rules`) ------------

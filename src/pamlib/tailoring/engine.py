@@ -17,10 +17,11 @@ given in**:
    default interval (6 months).
 5. **Notes** never conflict: all are kept, in evaluation order, without duplicates.
 
-A suppressed pathway's settings and notes go with it. For many assessments at once,
+A suppressed pathway's settings and notes go with it. Evaluation is always over columns:
 :meth:`Engine.evaluate_columns` and :meth:`Engine.table_columns` evaluate file rules' conditions
 as masks over :class:`~pamlib.tailoring.columns.ContextColumns` and decide once per distinct
-combination of matching rules; the answers equal evaluating row by row.
+combination of matching rules (and Python rules' answers); :meth:`Engine.evaluate` is a batch of
+one through the same code.
 
 Every action leaves a :class:`~pamlib.pathways.RuleTrace`; an action that lost names the rule
 that beat it in ``overridden_by``. An outcome without recommendations always says why, in
@@ -198,19 +199,13 @@ class Engine:
 
     def evaluate(self, context: Context) -> TailoringOutcome:
         """Tailor one assessment: recommendations, suppressions, settings, notes, reassessment
-        date and the trace of every rule involved."""
-        decision = self._decide(context)
-        return self._dated(decision, context)
-
-    def _dated(self, decision: _Decision, context: Context) -> TailoringOutcome:
-        outcome = decision.outcome
-        due = None
-        if context.assessed_on is not None and (decision.months is not None or context.scored):
-            due = self.policy.due(context.assessed_on, decision.months)
-        return attrs.evolve(outcome, assessment_id=context.assessment_id, reassess_by=due)
+        date and the trace of every rule involved. A batch of one through
+        :meth:`evaluate_many`: one assessment is decided exactly as a table's rows are."""
+        return self.evaluate_many([context])[0]
 
     def _ask(self, rule: Rule, context: Context) -> tuple[Action, ...] | None:
-        """``rule``'s actions for ``context``, checked; a failing rule is named in the error."""
+        """A Python rule's actions for ``context``, checked; a failing rule is named in the
+        error. (File rules are evaluated as masks, never one context at a time.)"""
         try:
             result = rule.evaluate(context)
         except PamlibError:
@@ -230,8 +225,6 @@ class Engine:
             ) from exc
         if result is None:
             return None
-        if isinstance(rule, FileRule):
-            return rule.then
         actions = check_actions(rule.id, result)
         for action in actions:
             pathway = getattr(action, "pathway", None)
@@ -269,11 +262,9 @@ class Engine:
                     )
         return claims
 
-    def _decide(
-        self, context: Context, results: Sequence[tuple[Action, ...] | None] | None = None
-    ) -> _Decision:
-        if results is None:
-            results = [self._ask(rule, context) for rule in self.rules]
+    def _decide(self, context: Context, results: Sequence[tuple[Action, ...] | None]) -> _Decision:
+        """The outcome (without date) when each rule answered as in ``results`` (``None``: the
+        rule did not apply); ``context`` supplies the facts a "no pathway" reason quotes."""
         claims = self._claims(results)
         # Recommend/suppress contests, one per pathway something recommended.
         first_seen: dict[str, int] = {}
@@ -385,10 +376,13 @@ class Engine:
     # -- many at once ----------------------------------------------------------------------
 
     def _decide_columns(
-        self, cols: ContextColumns
+        self, cols: ContextColumns, contexts: Sequence[Context] | None = None
     ) -> tuple[list[_Decision], npt.NDArray[np.intp], npt.NDArray[np.datetime64]]:
         """One decision per distinct combination of (matching file rules, Python rules' answers,
-        the facts a "no pathway" reason quotes); the group of each row; each row's due date."""
+        the facts a "no pathway" reason quotes); the group of each row; each row's due date.
+
+        ``contexts``, when the caller holds them, are the rows of ``cols`` as objects: Python
+        rules and "no pathway" reasons then see exactly the objects given."""
         import numpy as np
 
         from pamlib.tailoring.columns import add_months_array
@@ -406,7 +400,7 @@ class Engine:
         answer_ids = np.zeros(n, dtype=np.int64)
         if python:
             seen: dict[tuple[tuple[Action, ...] | None, ...], int] = {}
-            for i, context in enumerate(cols.contexts()):
+            for i, context in enumerate(cols.contexts() if contexts is None else contexts):
                 answer = tuple(self._ask(rule, context) for _, rule in python)
                 answer_ids[i] = seen.setdefault(answer, len(seen))
             answers = list(seen)
@@ -427,7 +421,8 @@ class Engine:
             if python:
                 for (j, _), answer in zip(python, answers[answer_ids[i]], strict=True):
                     results[j] = answer
-            decisions.append(self._decide(cols.context(i), results))
+            context = cols.context(i) if contexts is None else contexts[i]
+            decisions.append(self._decide(context, results))
         months = np.array([-1 if d.months is None else d.months for d in decisions], dtype=np.int64)
         row_months = months[inverse] if n else np.zeros(0, dtype=np.int64)
         default = np.where(cols.scored, self.policy.interval_months, -1)
@@ -436,10 +431,13 @@ class Engine:
         due = np.where(row_months >= 0, due, np.datetime64("NaT", "D"))
         return decisions, inverse, due
 
-    def evaluate_columns(self, cols: ContextColumns) -> list[TailoringOutcome]:
-        """:meth:`evaluate` for every row of ``cols``; rows that match the same rules share one
-        evaluation, so this is the fast path for many assessments."""
-        decisions, inverse, due = self._decide_columns(cols)
+    def evaluate_columns(
+        self, cols: ContextColumns, contexts: Sequence[Context] | None = None
+    ) -> list[TailoringOutcome]:
+        """The outcome of every row of ``cols``; rows that match the same rules share one
+        evaluation. ``contexts`` (the same rows as objects, when the caller has them) are what
+        Python rules are asked about."""
+        decisions, inverse, due = self._decide_columns(cols, contexts)
         dates = due.astype(object).tolist()
         ids = cols.assessment_id.tolist()
         return [
@@ -470,10 +468,11 @@ class Engine:
         }
 
     def evaluate_many(self, contexts: Sequence[Context]) -> list[TailoringOutcome]:
-        """:meth:`evaluate` for each context, through :meth:`evaluate_columns`."""
+        """:meth:`evaluate` for each context, as columns through :meth:`evaluate_columns`."""
         from pamlib.tailoring.columns import ContextColumns
 
-        return self.evaluate_columns(ContextColumns.from_contexts(contexts))
+        contexts = list(contexts)
+        return self.evaluate_columns(ContextColumns.from_contexts(contexts), contexts)
 
     def explain(self, context: Context) -> str:
         """The outcome for ``context`` in words: see :func:`explain`."""
@@ -535,6 +534,8 @@ def _groups(
     each row's group. Built column by column on integers, which sort far faster than rows."""
     import numpy as np
 
+    if n <= 1:  # one assessment (or none) is one group: nothing to sort
+        return np.arange(n, dtype=np.intp), np.zeros(n, dtype=np.intp)
     code = np.zeros(n, dtype=np.int64)
     for column in columns:
         _, values = np.unique(np.asarray(column), return_inverse=True)

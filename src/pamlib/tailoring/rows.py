@@ -79,8 +79,7 @@ def link_previous(
 def contexts_from_rows(rows: Sequence[Mapping[str, str]]) -> list[Context]:
     """One context per row of a scored table, each linked to the patient's previous row; every
     bad row is reported at once (``row N`` counts data rows from 1)."""
-    columns = ContextColumns.from_rows(rows)
-    return [columns.context(i) for i in range(len(columns))]
+    return list(ContextColumns.from_rows(rows).contexts())
 
 
 def recommend_rows(rows: Sequence[Mapping[str, str]], engine: Engine) -> list[TailoringOutcome]:

@@ -6,20 +6,17 @@ classes in :mod:`pamlib.testing.conformance` and available to plugin authors' ow
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from pamlib.plugins import PluginHost, reset_host
+from pamlib.plugins import PluginHost
 
 
 @pytest.fixture
-def pamlib_host() -> Iterator[PluginHost]:
-    """A plugin host with everything installed (entry points included), as the process default.
+def pamlib_host() -> PluginHost:
+    """A plugin host with everything installed (entry points included), to pass to what a test
+    calls. It is never installed as the process-wide host, so a plugin that fetches that host
+    instead of using the one it was given is not hidden by it.
 
     ``PAMLIB_DISABLE_PLUGINS`` is honoured, so a suite can switch plugins off.
     """
-    host = PluginHost()
-    reset_host(host)
-    yield host
-    reset_host(None)
+    return PluginHost()

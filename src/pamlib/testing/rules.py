@@ -23,14 +23,14 @@ outcome twice, from a fresh engine, in any order, and through the columnar path.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pamlib.plugins import PluginHost, reset_host
+from pamlib.plugins import PluginHost
 from pamlib.tailoring.columns import ContextColumns
 from pamlib.tailoring.conditions import Conditions
 from pamlib.tailoring.context import Context
@@ -105,12 +105,10 @@ class RulesConformance:
         return {}
 
     @pytest.fixture
-    def rules_host(self, plugin: object, plugin_name: str) -> Iterator[PluginHost]:
-        """pamlib's built-in plugins and yours, as the process default."""
-        host = PluginHost(load_entry_points=False, disabled=(), plugins={plugin_name: plugin})
-        reset_host(host)
-        yield host
-        reset_host(None)
+    def rules_host(self, plugin: object, plugin_name: str) -> PluginHost:
+        """pamlib's built-in plugins and yours, passed to what the tests call (never installed
+        as the process-wide host)."""
+        return PluginHost(load_entry_points=False, disabled=(), plugins={plugin_name: plugin})
 
     @pytest.fixture
     def engine(self, rules_host: PluginHost) -> Engine:

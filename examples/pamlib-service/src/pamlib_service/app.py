@@ -17,6 +17,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -162,15 +163,26 @@ def create_app(  # noqa: PLR0915 - the endpoints are closures over one start-up 
                         response.headers["WWW-Authenticate"] = "Bearer"
                     return response
                 except Exception as exc:
+                    # The database restarting, unreachable or busy is 503: nothing was stored,
+                    # or the commit went through and the same request sent again finds it
+                    # (submissions are idempotent); either way the client may simply retry.
+                    unavailable = isinstance(exc, OperationalError | InterfaceError)
                     # The type only: messages of database errors may quote a request's values.
                     log_event(
-                        "failed",
-                        level=logging.ERROR,
+                        "database-unavailable" if unavailable else "failed",
+                        level=logging.WARNING if unavailable else logging.ERROR,
                         path=redact_path(request.url.path),
                         exception=type(exc).__name__,
                     )
-                    failed = ApiError(500, "internal", "the request failed; it was logged")
-                    return _json(_error_body(failed, fhir=fhir), 500, fhir=fhir)
+                    failed = (
+                        ApiError(503, "database-unavailable", "the database is unavailable")
+                        if unavailable
+                        else ApiError(500, "internal", "the request failed; it was logged")
+                    )
+                    response = _json(_error_body(failed, fhir=fhir), failed.status, fhir=fhir)
+                    if unavailable:
+                        response.headers["Retry-After"] = "1"
+                    return response
 
             return run
 

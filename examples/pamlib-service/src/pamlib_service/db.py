@@ -15,9 +15,12 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
-__all__ = ["MIGRATIONS", "make_engine", "migrate", "ping", "session_factory"]
+__all__ = ["MIGRATIONS", "MIGRATION_LOCK", "make_engine", "migrate", "ping", "session_factory"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+#: The PostgreSQL advisory lock key held while migrating (any fixed 64-bit number; this one is
+#: the first eight bytes of sha256("pamlib-service migrations")).
+MIGRATION_LOCK = 0x5833_6593_0E63_25EC
 
 
 def make_engine(url: str) -> Engine:
@@ -49,10 +52,19 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
 
 
 def migrate(engine: Engine) -> None:
-    """Bring the schema up to the newest revision (a no-op when it is there already)."""
+    """Bring the schema up to the newest revision (a no-op when it is there already).
+
+    Several copies of the service starting at once must not race to create the same tables:
+    the upgrade runs in one transaction that first takes a lock, so the others wait and then
+    find nothing to do. On PostgreSQL that is a transaction-level advisory lock (released by
+    the commit, or by the server if the process dies); on SQLite, ``BEGIN IMMEDIATE`` (above)
+    already takes the database's single write lock.
+    """
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 

@@ -16,6 +16,7 @@ import datetime as dt
 import hashlib
 import json
 import math
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -35,6 +36,7 @@ from pamlib.errors import (
 from pamlib.fhir.bundle import Assembler, BundleSettings
 from pamlib.fhir.response import ResponseParser, ResponseRow
 from pamlib.identity import is_valid_nhs_number, normalise_nhs_number
+from pamlib.pathways import Pathway
 from pamlib.plugins import PluginHost
 from pamlib.reporting import ReportConfig, summary_json
 from pamlib.results import ScoreResult
@@ -56,6 +58,12 @@ __all__ = ["ApiError", "Service"]
 
 #: Where a not-scored reason's code lives in the answer's OperationOutcome.
 REASON_SYSTEM = "https://pamlib.org/fhir/CodeSystem/not-scored-reason"
+#: The site's pathway ids, as codes of the CarePlan's activities.
+PATHWAY_SYSTEM = "https://pamlib.org/fhir/CodeSystem/pathway"
+#: Activities that are not a pathway (the reassessment).
+ACTIVITY_SYSTEM = "https://pamlib.org/fhir/CodeSystem/care-activity"
+#: One per tailoring rule that fired, on the CarePlan: the id of the rule.
+RULE_EXTENSION = "https://pamlib.org/fhir/StructureDefinition/tailoring-rule"
 #: Columns of a scored row that an assessment attribute may not take over.
 _RESERVED = frozenset(
     {*STANDARD_TYPES, *RECOMMENDATION_TYPES, *IDENTITY_COLUMNS, "site", "language", "mode"}
@@ -213,6 +221,71 @@ def _bundle(assessment: pamlib.Assessment, result: ScoreResult) -> dict[str, Any
         }
         entries.append({"resource": outcome})
     return {"resourceType": "Bundle", "type": "collection", "entry": entries}
+
+
+def care_plan(
+    entries: Sequence[Mapping[str, Any]],
+    pathways: Sequence[str],
+    rules_fired: Sequence[str],
+    reassess_by: dt.date | None,
+    catalogue: Mapping[str, Pathway],
+) -> dict[str, Any] | None:
+    """The tailored pathways as a proposed ``CarePlan`` entry, or None when there is nothing to
+    propose.
+
+    A CarePlan because that is where a FHIR client looks for what is planned for a patient
+    (``CarePlan?subject=...``), and what ``PlanDefinition/$apply`` gives back: ``intent``
+    ``proposal`` and ``status`` ``draft``, since rules suggest and a clinician decides. Each
+    pathway is an activity coded with its id (and the site's own concept, if the pathway has
+    one); the reassessment is an activity due by its date; ``supportingInfo`` points at the
+    response and its Observations, and an extension per rule says which rules fired.
+    """
+    if not pathways and reassess_by is None:
+        return None
+    by_kind: dict[str, list[dict[str, str]]] = {}
+    for entry in entries:
+        kind = entry["resource"]["resourceType"]
+        by_kind.setdefault(kind, []).append({"reference": str(entry["fullUrl"])})
+    activities = []
+    for pid in pathways:
+        pathway = catalogue.get(pid)
+        coding = [{"system": PATHWAY_SYSTEM, "code": pid}]
+        if pathway is not None:
+            coding[0]["display"] = pathway.name
+            if pathway.concept is not None:
+                concept = {"system": pathway.concept.system, "code": pathway.concept.code}
+                if pathway.concept.display:
+                    concept["display"] = pathway.concept.display
+                coding.append(concept)
+        detail: dict[str, Any] = {"code": {"coding": coding}, "status": "not-started"}
+        if pathway is not None:
+            detail["code"]["text"] = pathway.name
+            if pathway.description:
+                detail["description"] = pathway.description
+        activities.append({"detail": detail})
+    if reassess_by is not None:
+        reassess = {"system": ACTIVITY_SYSTEM, "code": "reassessment", "display": "Reassessment"}
+        detail = {
+            "code": {"coding": [reassess], "text": "Reassess activation"},
+            "status": "scheduled",
+            "scheduledPeriod": {"end": reassess_by.isoformat()},
+        }
+        activities.append({"detail": detail})
+    (response,) = by_kind["QuestionnaireResponse"]
+    plan: dict[str, Any] = {
+        "resourceType": "CarePlan",
+        "id": str(uuid.uuid4()),
+        "extension": [{"url": RULE_EXTENSION, "valueString": rule} for rule in rules_fired],
+        "status": "draft",
+        "intent": "proposal",
+        "title": "Support tailored to patient activation",
+        "subject": by_kind["Patient"][0],
+        "supportingInfo": [response, *by_kind.get("Observation", [])],
+        "activity": activities,
+    }
+    if not plan["extension"]:
+        del plan["extension"]
+    return {"fullUrl": f"urn:uuid:{plan['id']}", "resource": plan}
 
 
 def _date(value: dt.date | None) -> str | None:
@@ -434,6 +507,17 @@ class Service:
                 earlier = [p for p in previous if p["assessment_id"] != assessment.id]
                 tailored = pamlib.tailor(_table([*earlier, row]), self.engine).to_arrow()
                 last = tailored.slice(len(tailored) - 1).to_pylist()[0]
+                pathways = list(last["recommended_pathways"] or [])
+                rules_fired = list(last["recommendation_rules"] or [])
+                reassess_by = last["reassess_by"]
+                plan = care_plan(
+                    bundle["entry"],
+                    pathways,
+                    rules_fired,
+                    reassess_by,
+                    self.engine.pathways,
+                )
+                answer = {**bundle, "entry": [*bundle["entry"], *([plan] if plan else [])]}
                 submission = Submission(
                     site=token.site,
                     identifier_system=parsed.identifier[0],
@@ -453,12 +537,12 @@ class Service:
                     cutpoint_set=result.cutpoint_set,
                     reason_code=result.reason_code,
                     answers={k: int(v) for k, v in assessment.responses.items()},
-                    pathways=list(last["recommended_pathways"] or []),
-                    rules_fired=list(last["recommendation_rules"] or []),
-                    reassess_by=last["reassess_by"],
+                    pathways=pathways,
+                    rules_fired=rules_fired,
+                    reassess_by=reassess_by,
                     scored_row=row,
                     response=parsed.document,
-                    bundle=bundle,
+                    bundle=answer,
                     created_at=dt.datetime.now(dt.UTC),
                 )
                 session.add(submission)
@@ -470,7 +554,7 @@ class Service:
                 raise
             return self._again(existing, parsed)
         log_event("stored", submission=stored_id, status=str(result.status))
-        return 201, bundle
+        return 201, answer
 
     #: How an existing submission is found; a test replaces it to prove the constraint alone
     #: keeps concurrent duplicates out.

@@ -1,0 +1,128 @@
+"""Benchmark: ``pamlib report`` on a large scored table — wall time and peak memory.
+
+Writes a synthetic scored table of ``--rows`` rows as Parquet (what ``pamlib score -o
+scored.parquet`` writes: demo scores, about three assessments per patient a few months apart,
+twenty sites), then runs ``pamlib report`` on it in a fresh process ``--repeat`` times, with the
+per-patient CSV and grouped by site, and reports the best and median wall time and the peak
+resident memory (``ru_maxrss`` from ``wait4``). Memory that grows with the cohort shows up as a
+peak that grows with ``--rows``; run at 1M and 10M rows to see it. Figures for the documentation
+come from this script only.
+
+Usage::
+
+    python benchmarks/bench_report.py                   # 1M rows
+    python benchmarks/bench_report.py --rows 10000000 --repeat 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+_BLOCK = 1_000_000
+
+
+def generate(path: Path, rows: int, seed: int = 7) -> None:
+    """A scored table of ``rows`` rows, written block by block (memory stays bounded)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pamlib.tables.scored import scored_schema
+
+    schema = scored_schema(["site"])
+    rng = np.random.default_rng(seed)
+    start = np.datetime64("2023-01-02")
+    with pq.ParquetWriter(path, schema) as writer:
+        for first in range(0, rows, _BLOCK):
+            n = min(_BLOCK, rows - first)
+            index = np.arange(first, first + n)
+            patient = index // 3  # about three assessments each, in order
+            visit = index % 3
+            days = (patient % 365) + visit * rng.integers(90, 200, n)
+            score = np.round(rng.normal(58 + visit * 2.5, 12, n).clip(0, 100), 1)
+            level = np.select([score <= 47.0, score <= 55.1, score <= 67.0], [1, 2, 3], 4)
+            scored = rng.random(n) > 0.02
+            columns = {
+                "assessment_id": pa.array(np.char.add("A", index.astype(str))),
+                "patient_id": pa.array(np.char.add("P", patient.astype(str))),
+                "assessed_on": pa.array(start + days.astype("timedelta64[D]")),
+                "instrument": pa.array(np.full(n, "PAM-13")),
+                "status": pa.array(np.where(scored, "scored", "not-scored")),
+                "n_answered": pa.array(np.where(scored, 13, 5).astype(np.int8)),
+                "score": pa.array(score, mask=~scored),
+                "level": pa.array(level.astype(np.int8), mask=~scored),
+                "cutpoint_set": pa.array(np.full(n, "current")),
+                "flags": pa.array([[] for _ in range(n)], pa.list_(pa.string())),
+                "provider": pa.array(np.full(n, "demo")),
+                "provider_version": pa.array(np.full(n, "1")),
+                "calibration_id": pa.array(np.full(n, "pamlib-demo-synthetic")),
+                "demo": pa.array(np.ones(n, dtype=bool)),
+                "site": pa.array(np.char.add("site-", (patient % 20).astype(str))),
+            }
+            arrays = [columns[f.name] if f.name in columns else pa.nulls(n, f.type) for f in schema]
+            writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
+
+
+def run(argv: list[str]) -> tuple[float, int]:
+    """Wall time (s) and peak resident memory (bytes) of one child."""
+    start = time.perf_counter()
+    child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(child.pid, 0)
+    elapsed = time.perf_counter() - start
+    err = child.stderr.read().decode() if child.stderr else ""
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{argv[:4]} failed:\n{err}")
+    return elapsed, usage.ru_maxrss * 1024
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="pamlib-bench-") as tmp:
+        folder = Path(tmp)
+        source = folder / "scored.parquet"
+        generate(source, args.rows)
+        print(
+            f"{args.rows:,} scored rows ({source.stat().st_size / 2**20:.0f} MiB Parquet); "
+            f"Python {platform.python_version()}, {os.cpu_count()} CPUs, "
+            f"load {os.getloadavg()[0]:.1f}; {args.repeat} rounds"
+        )
+        report = [sys.executable, "-m", "pamlib", "report", str(source)]
+        commands = {
+            "report (HTML + JSON)": [
+                *report,
+                *("-o", str(folder / "r.html"), "--json", str(folder / "r.json")),
+            ],
+            "report --patients --group-by site": [
+                *report,
+                *("-o", str(folder / "g.html"), "--patients", str(folder / "p.csv")),
+                *("--group-by", "site"),
+            ],
+        }
+        results: dict[str, list[tuple[float, int]]] = {name: [] for name in commands}
+        for _ in range(args.repeat):
+            for name, argv in commands.items():
+                results[name].append(run(argv))
+        for name, runs in results.items():
+            times = sorted(t for t, _ in runs)
+            peak = max(m for _, m in runs)
+            print(
+                f"{name:<36} best {times[0]:6.2f} s  median {statistics.median(times):6.2f} s  "
+                f"peak RSS {peak / 2**20:5.0f} MiB"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

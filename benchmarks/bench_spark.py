@@ -1,0 +1,170 @@
+"""Benchmark: pamlib's added cost on Spark over Spark's own CSV → Parquet job on the same file.
+
+Writes a synthetic canonical PAM-13 export of ``--rows`` rows (a few rows bad on purpose, one
+assessment id repeated), then for each number of local cores (``--cores``, default 1 and 2),
+in a fresh process with its own ``local[N]`` session, times ``--repeat`` times, interleaved:
+
+* **spark**: Spark reads the CSV (every column as text, malformed records kept, as
+  :func:`pamlib.spark.read_export` reads it) and writes it as Parquet;
+* **pamlib**: :func:`~pamlib.spark.read_export` (``multiLine`` off, so the file is split
+  across tasks), :func:`~pamlib.spark.score` with the demo provider and global duplicate
+  detection, and :meth:`~pamlib.spark.SparkRun.write` of the scored rows, the rejects and the
+  summary as Parquet — the whole job, row numbering and the reconciled counts included.
+
+Reports the best and median wall time of each, pamlib's time as a multiple of Spark's, rows per
+second and rows per second per core, and the load average before and after. Figures for the
+documentation come from this script only. Needs the ``spark`` extra and Java 17+; without them
+it says so and exits 0 (``make bench`` runs every script).
+
+Usage::
+
+    python benchmarks/bench_spark.py                     # 300,000 rows, 1 and 2 cores
+    python benchmarks/bench_spark.py --rows 1000000 --repeat 3 --cores 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CHILD = """
+import json, os, shutil, sys, time, warnings
+warnings.simplefilter("ignore", FutureWarning)
+from pyspark.sql import SparkSession
+from pyspark.sql.types import StringType, StructField, StructType
+import pamlib.spark as ps
+
+source, cores, repeat, work, partition_mb = sys.argv[1:6]
+spark = (SparkSession.builder.master(f"local[{cores}]")
+         .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
+         .config("spark.sql.shuffle.partitions", str(2 * int(cores)))
+         .config("spark.sql.files.maxPartitionBytes", str(int(float(partition_mb) * 2**20)))
+         .config("spark.driver.memory", "2g").getOrCreate())
+spark.sparkContext.setLogLevel("ERROR")
+header = open(source, encoding="utf-8").readline().rstrip("\\n").split(",")
+schema = StructType([StructField(n, StringType()) for n in header]
+                    + [StructField(ps.CORRUPT_COLUMN, StringType())])
+options = ps._spark_options(False)
+
+def spark_job(target):
+    spark.read.options(**options).schema(schema).csv(source).write.parquet(target)
+
+def pamlib_job(target):
+    run = ps.score(ps.read_export(spark, source, multiline=False), provider="demo")
+    summary = run.write(target)
+    run.unpersist()
+    return summary
+
+pamlib_job(os.path.join(work, "warm"))  # JVM, workers, plugins: not timed
+times = {"spark": [], "pamlib": []}
+summary = None
+for k in range(int(repeat)):
+    for name, job in (("spark", spark_job), ("pamlib", pamlib_job)):
+        target = os.path.join(work, f"{name}-{k}")
+        start = time.perf_counter()
+        result = job(target)
+        times[name].append(time.perf_counter() - start)
+        if name == "pamlib":
+            summary = result.reconciliation
+        shutil.rmtree(target)
+print(json.dumps({"times": times, "summary": summary,
+                  "partitions": spark.read.options(**options).schema(schema).csv(source)
+                  .rdd.getNumPartitions()}))
+spark.stop()
+"""
+
+
+def write_export(path: Path, rows: int, seed: int = 7) -> None:
+    """A canonical PAM-13 export: synthetic ids, dates and answers; every 10,000th row bad."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    answers = rng.integers(1, 5, size=(rows, 13)).astype(str)
+    days = rng.integers(0, 365, size=rows)
+    header = "patient_id,assessment_id,assessed_on,instrument,site," + ",".join(
+        f"q{k:02d}" for k in range(1, 14)
+    )
+    with path.open("w", encoding="utf-8", newline="\n") as out:
+        out.write(header + "\n")
+        for i in range(rows):
+            date = np.datetime64("2024-01-01") + int(days[i])
+            aid = "A1" if i == rows - 1 else f"A{i + 1}"  # the last row repeats the first id
+            cells = ",".join(answers[i])
+            if i % 10_000 == 5_000:
+                cells = cells.replace("1", "7", 1)  # not an answer
+            out.write(f"P{i % 50_000},{aid},{date},PAM-13,site-{i % 7},{cells}\n")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=300_000)
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--cores", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--partition-mb", type=float, default=2.0)
+    args = parser.parse_args()
+    if importlib.util.find_spec("pyspark") is None or shutil.which("java") is None:
+        print("bench_spark: skipped (needs the spark extra and Java 17+)")
+        return 0
+    print(f"python {platform.python_version()}, {os.cpu_count()} cpus, {args.rows:,} rows")
+    with tempfile.TemporaryDirectory() as folder:
+        source = Path(folder) / "export.csv"
+        write_export(source, args.rows)
+        print(f"export: {source.stat().st_size / 2**20:.1f} MiB")
+        env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
+        print(
+            f"{'cores':>5}  {'parts':>5}  {'spark best/median':>18}  "
+            f"{'pamlib best/median':>19}  {'x spark':>7}  {'rows/s':>9}  {'per core':>9}  load"
+        )
+        for cores in args.cores:
+            work = Path(folder) / f"out-{cores}"
+            work.mkdir()
+            load_before = os.getloadavg()[0]
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    CHILD,
+                    str(source),
+                    str(cores),
+                    str(args.repeat),
+                    str(work),
+                    str(args.partition_mb),
+                ],
+                capture_output=True,
+                text=True,
+                env=env,
+                check=False,
+            )
+            if done.returncode != 0:
+                print(done.stderr[-3000:], file=sys.stderr)
+                return 1
+            result = json.loads(done.stdout.strip().splitlines()[-1])
+            spark, ours = result["times"]["spark"], result["times"]["pamlib"]
+            best = min(ours)
+            rate = args.rows / best
+            print(
+                f"{cores:>5}  {result['partitions']:>5}  "
+                f"{min(spark):>7.1f} s / {statistics.median(spark):>5.1f} s  "
+                f"{best:>8.1f} s / {statistics.median(ours):>5.1f} s  "
+                f"{best / min(spark):>7.2f}  {rate:>9,.0f}  {rate / cores:>9,.0f}  "
+                f"{load_before:.1f} → {os.getloadavg()[0]:.1f}"
+            )
+            print(f"       {result['summary']}")
+    return 0
+
+
+if __name__ == "__main__":
+    start = time.perf_counter()
+    status = main()
+    print(f"({time.perf_counter() - start:.0f} s in all)")
+    sys.exit(status)

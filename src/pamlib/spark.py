@@ -1,0 +1,762 @@
+"""Scoring exports on Apache Spark, with the checks, rejects and counts of ``pamlib score``.
+
+The job reads delimited exports with Spark's own CSV reader (every column as text, malformed
+records kept), numbers each file's rows, finds repeated assessment ids across the whole data set
+in file order, and scores each partition's Arrow batches through :class:`pamlib.TableScorer` —
+the same columnar checks and providers as on one machine. :doc:`/spark` is the guide.
+
+Only names travel to the executors: the scorer pickles to its provider's name and version and
+its calibration's path and hash; each executor loads the provider from its installed entry point
+and refuses to run on any difference. Every batch checks the provider's licence.
+
+Needs the ``spark`` extra (pyspark ≥ 4.0, pandas ≥ 2.2) and Java 17 or later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import pickle
+import re
+import threading
+import uuid
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+import attrs
+import numpy as np
+
+from pamlib.errors import ConfigurationError, PamlibError
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column, DataFrame, SparkSession
+
+    from pamlib.pipeline import ScoreSummary, TableScorer
+
+__all__ = [
+    "CORRUPT_COLUMN",
+    "KEY_COLUMNS",
+    "SparkJobError",
+    "SparkRun",
+    "level_from_score",
+    "read_export",
+    "register_udfs",
+    "score",
+]
+
+#: Where Spark keeps the raw text of a record it could not split into the header's fields.
+CORRUPT_COLUMN = "_corrupt_record"
+_FILE = "_pamlib_file"
+_BLOCK = "_pamlib_block"
+_SEQ = "_pamlib_seq"
+_ROW = "_pamlib_row"
+_FIRST_FILE = "_pamlib_first_file"
+_FIRST_ROW = "_pamlib_first_row"
+_FIRST = "_pamlib_first"
+_KIND = "_pamlib_kind"
+#: The columns :func:`read_export` adds after the export's own: the raw text of malformed
+#: records, and the file, split and order each row came from (the stable row key's parts).
+KEY_COLUMNS: tuple[str, ...] = (CORRUPT_COLUMN, _FILE, _BLOCK, _SEQ)
+#: The row key :attr:`SparkRun.scored` ends with: the file and the row's number in it.
+SCORED_KEY_COLUMNS: tuple[str, str] = ("source_file", "source_row")
+_REJECT_COLUMNS = ("location", "code", "message", "fields", "record")
+_METADATA_KEY = "pamlib"
+
+Duplicates = Literal["global", "partition", "off"]
+_READER_DUPLICATES = {"global": "external", "partition": "track", "off": "off"}
+
+
+class SparkJobError(PamlibError):
+    """A Spark job stopped on an executor because pamlib refused to go on there (a provider or
+    calibration that differs from the driver's, a licence that ran out); the message is
+    pamlib's own."""
+
+
+def _spark_options(multiline: bool) -> dict[str, str]:
+    """Spark's CSV options for an export as ``pamlib score`` reads one: RFC 4180 quoting
+    (a doubled quote escapes a quote), nothing trimmed, malformed records kept whole."""
+    return {
+        "header": "true",
+        "multiLine": str(multiline).lower(),
+        "quote": '"',
+        "escape": '"',
+        "mode": "PERMISSIVE",
+        "columnNameOfCorruptRecord": CORRUPT_COLUMN,
+        "ignoreLeadingWhiteSpace": "false",
+        "ignoreTrailingWhiteSpace": "false",
+        "encoding": "UTF-8",
+    }
+
+
+def read_export(
+    spark: SparkSession,
+    path: str,
+    *,
+    mapping: str | os.PathLike[str] | Mapping[str, str] | None = None,
+    multiline: bool = True,
+) -> DataFrame:
+    """The records of a comma-separated export (a file, a folder or a glob of files with one
+    header) as a DataFrame of text columns named as in the header, followed by
+    :data:`KEY_COLUMNS`.
+
+    The header is matched as ``pamlib score`` matches it (``mapping`` and the recognised
+    synonyms) on the driver, so a missing column stops here with pamlib's
+    :class:`~pamlib.errors.FormatError`; the mapping travels with the DataFrame to
+    :func:`score`. ``multiline=True`` reads quoted line breaks as ``pamlib score`` does but
+    makes each file one task; ``False`` splits large files across tasks and reads a record with
+    a quoted line break as two (:doc:`/spark` lists the differences).
+    """
+    from pyspark.sql import functions as sf
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    from pamlib.formats.base import ReadOptions
+    from pamlib.formats.layout import Layout, with_mapping
+
+    options = _spark_options(multiline)
+    rows = (  # the header's width is unknown until it is read: read it untyped
+        spark.read.options(**{k: v for k, v in options.items() if k != "mode"})
+        .option("header", "false")
+        .csv(path)
+        .limit(1)
+        .collect()
+    )
+    if not rows:
+        raise ConfigurationError(f"{path}: no header (the export is empty)")
+    header = tuple(("" if v is None else str(v)) for v in rows[0])
+    if header and header[0].startswith("\ufeff"):
+        header = (header[0][1:], *header[1:])
+    if len(set(header)) != len(header) or any(name in KEY_COLUMNS for name in header):
+        raise ConfigurationError(
+            f"{path}: the header repeats a column name (or uses one of {', '.join(KEY_COLUMNS)})"
+        )
+    read_options = with_mapping(ReadOptions(), mapping)
+    Layout.resolve(header, read_options, source=path)  # every header problem, now
+    schema = StructType(
+        [StructField(name, StringType()) for name in header]
+        + [StructField(CORRUPT_COLUMN, StringType())]
+    )
+    frame = spark.read.options(**options).schema(schema).csv(path)
+    described = {"mapping": _mapping_document(mapping), "source": path}
+    return frame.select(
+        *(sf.col(f"`{name}`") for name in header),
+        sf.col(CORRUPT_COLUMN),
+        sf.col("_metadata.file_path").alias(_FILE),
+        sf.col("_metadata.file_block_start").alias(_BLOCK),
+        sf.monotonically_increasing_id().alias(_SEQ, metadata={_METADATA_KEY: described}),
+    )
+
+
+def _mapping_document(mapping: str | os.PathLike[str] | Mapping[str, str] | None) -> Any:
+    if isinstance(mapping, (str, os.PathLike)):
+        return {"file": os.fspath(mapping)}
+    return None if mapping is None else {"columns": dict(mapping)}
+
+
+def _described(df: DataFrame) -> dict[str, Any]:
+    missing = [c for c in KEY_COLUMNS if c not in df.columns]
+    if missing:
+        raise ConfigurationError(
+            "the DataFrame has no row key: read the export with pamlib.spark.read_export "
+            f"(missing {', '.join(missing)})"
+        )
+    found: dict[str, Any] = df.schema[_SEQ].metadata.get(_METADATA_KEY, {})
+    return found
+
+
+# -- scoring -------------------------------------------------------------------------------------
+
+
+def score(
+    df: DataFrame,
+    *,
+    provider: str | None = None,
+    calibration: Any = None,
+    duplicates: Duplicates = "global",
+    mapping: str | os.PathLike[str] | Mapping[str, str] | None = None,
+    instrument: str | None = None,
+    day_first: bool | None = None,
+) -> SparkRun:
+    """Score an export read by :func:`read_export`; lazily: nothing runs until the result is
+    used.
+
+    ``provider`` and ``calibration`` choose the provider as :class:`pamlib.TableScorer` does
+    (``calibration`` a path: each executor reads the file and checks its hash). ``mapping``
+    (default: the one given to :func:`read_export`), ``instrument`` and ``day_first`` are
+    ``pamlib score``'s. ``duplicates``: ``global`` finds a repeated assessment id anywhere in
+    the data, keeping its first occurrence in file order (one shuffle of the ids); ``partition``
+    only within each task; ``off`` not at all.
+
+    The provider of every instrument is chosen and its licence checked here, on the driver.
+    """
+    from pyspark.sql import functions as sf
+
+    from pamlib.formats.base import ReadOptions
+    from pamlib.formats.layout import Layout
+    from pamlib.pipeline import TableScorer
+
+    if duplicates not in _READER_DUPLICATES:
+        raise ConfigurationError(
+            f"duplicates must be 'global', 'partition' or 'off', not {duplicates!r}"
+        )
+    described = _described(df)
+    if mapping is None:
+        mapping = _mapping_from(described.get("mapping"))
+    source = str(described.get("source", "spark"))
+    header = tuple(c for c in df.columns if c not in KEY_COLUMNS)
+    scorer = TableScorer(
+        provider=provider,
+        calibration=calibration,
+        mapping=mapping,
+        instrument=instrument,
+        day_first=day_first,
+        duplicates=_READER_DUPLICATES[duplicates],  # type: ignore[arg-type]
+        row_key=_ROW,
+        source=source,
+    )
+    providers = scorer.prepare()
+    layout = Layout.resolve(header, scorer.options or ReadOptions(), source=source)
+    _resolve_schema(scorer, header)
+    numbered, n_read = _numbered(df)
+    aid_position = layout.columns.get("assessment_id")
+    if duplicates == "global" and aid_position is not None:
+        numbered = _first_occurrences(numbered, header[aid_position])
+    else:
+        numbered = numbered.withColumn(_FIRST, sf.lit(True))
+    if duplicates == "partition":
+        numbered = numbered.sortWithinPartitions(_FILE, _ROW)
+    payload = pickle.dumps(scorer)
+    out_schema = _combined_schema(scorer)
+    job = _Job(
+        payload=payload,
+        digest=hashlib.sha256(payload).hexdigest(),
+        header=header,
+        schema=out_schema,
+    )
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    combined = numbered.select(
+        *(sf.col(f"`{c}`") for c in (*header, CORRUPT_COLUMN)), _FILE, _ROW, _FIRST
+    )
+    out = combined.mapInArrow(job, from_arrow_schema(out_schema))
+    return SparkRun(
+        n_read=n_read,
+        out=out,
+        scored_columns=tuple(scorer.output_schema().names),
+        source=source,
+        providers=tuple(sorted({p.id for p in providers.values()})),
+        licensed=bool(providers) and all(p.licence is not None for p in providers.values()),
+    )
+
+
+def _mapping_from(document: Any) -> str | Mapping[str, str] | None:
+    if not document:
+        return None
+    if "file" in document:
+        return str(document["file"])
+    return dict(document["columns"])
+
+
+def _resolve_schema(scorer: TableScorer, header: tuple[str, ...]) -> None:
+    """Show the scorer the columns (no rows) so it knows its output's pass-through columns."""
+    import pyarrow as pa
+
+    empty = pa.table(
+        {**{n: pa.array([], pa.string()) for n in header}, _ROW: pa.array([], pa.int64())}
+    )
+    first = np.zeros(0, dtype=np.bool_) if scorer.duplicates == "external" else None
+    scorer.score(empty, first_occurrence=first)
+
+
+def _numbered(df: DataFrame) -> tuple[DataFrame, int]:
+    """Each row's number in its file (1 for the first record after the header), from where
+    Spark read it: the rows of each split (file, start) in order, the splits of a file in
+    order of their start. One small aggregation; the same numbers on every run and retry.
+    Also the number of rows read (the summary's ``read``, counted from the export itself)."""
+    from pyspark.sql import functions as sf
+
+    spark = df.sparkSession
+    blocks = (
+        df.select(_FILE, _BLOCK, _SEQ)
+        .groupBy(_FILE, _BLOCK)
+        .agg(sf.min(_SEQ).alias("_first_seq"), sf.count(sf.lit(1)).alias("_n"))
+        .collect()
+    )
+    before: dict[str, int] = {}
+    starts = []
+    for row in sorted(blocks, key=lambda r: (r[_FILE], r[_BLOCK])):
+        done = before.get(row[_FILE], 0)
+        starts.append((row[_FILE], int(row[_BLOCK]), int(row["_first_seq"]), done))
+        before[row[_FILE]] = done + int(row["_n"])
+    table = spark.createDataFrame(
+        starts, f"{_FILE} string, {_BLOCK} long, _first_seq long, _before long"
+    )
+    joined = df.join(sf.broadcast(table), [_FILE, _BLOCK])
+    numbered = joined.withColumn(
+        _ROW, sf.col("_before") + sf.col(_SEQ) - sf.col("_first_seq") + sf.lit(1)
+    ).drop("_before", "_first_seq")
+    return numbered, sum(before.values())
+
+
+def _first_occurrences(df: DataFrame, id_column: str) -> DataFrame:
+    """Mark each row whose assessment id has not been seen earlier in file order (files in
+    name order). Only ids that repeat are shuffled back: the join's build side is small."""
+    from pyspark.sql import functions as sf
+
+    aid = sf.col(f"`{id_column}`")
+    readable = df.where(sf.col(CORRUPT_COLUMN).isNull() & aid.isNotNull())
+    repeats = (
+        readable.groupBy(aid.alias("_pamlib_aid"))
+        .agg(
+            sf.count(sf.lit(1)).alias("_n"),
+            sf.min(sf.struct(sf.col(_FILE), sf.col(_ROW))).alias("_firstkey"),
+        )
+        .where(sf.col("_n") > 1)
+        .select(
+            sf.col("_pamlib_aid"),
+            sf.col(f"_firstkey.{_FILE}").alias(_FIRST_FILE),
+            sf.col(f"_firstkey.{_ROW}").alias(_FIRST_ROW),
+        )
+    )
+    joined = df.join(repeats, aid == sf.col("_pamlib_aid"), "left")
+    first: Column = sf.col(_FIRST_ROW).isNull() | (
+        (sf.col(_FIRST_FILE) == sf.col(_FILE)) & (sf.col(_FIRST_ROW) == sf.col(_ROW))
+    )
+    return joined.withColumn(_FIRST, first).drop("_pamlib_aid", _FIRST_FILE, _FIRST_ROW)
+
+
+def _combined_schema(scorer: TableScorer) -> Any:
+    """One Arrow schema for everything a task gives: what each row became (``scored``,
+    ``rejected`` or ``blank``), its key, its scored columns or its reject's."""
+    import pyarrow as pa
+
+    from pamlib.pipeline import rejects_schema
+
+    rejects = rejects_schema()
+    fields = [
+        pa.field(_KIND, pa.string()),
+        pa.field(_FILE, pa.string()),
+        pa.field(_ROW, pa.int64()),
+        *scorer.output_schema(),
+        *(pa.field(f"_reject_{name}", rejects.field(name).type) for name in _REJECT_COLUMNS),
+    ]
+    return pa.schema(fields)
+
+
+# -- on the executors ----------------------------------------------------------------------------
+
+_SCORERS: dict[str, TableScorer] = {}
+_SCORERS_LOCK = threading.Lock()
+
+
+def _scorer(payload: bytes, digest: str) -> TableScorer:
+    """The job's scorer in this worker: unpickled (and so checked against the driver's provider
+    versions and calibration hash) once per worker process, not per task."""
+    with _SCORERS_LOCK:
+        found = _SCORERS.get(digest)
+        if found is None:
+            found = _SCORERS[digest] = pickle.loads(payload)  # noqa: S301 - the job's own bytes
+        return found
+
+
+@attrs.frozen
+class _Job:
+    """What every task runs: picklable by value (the scorer travels as its pickled bytes)."""
+
+    payload: bytes = attrs.field(repr=False)
+    digest: str
+    header: tuple[str, ...]
+    schema: Any = attrs.field(repr=False)
+
+    def __call__(self, batches: Iterator[Any]) -> Iterator[Any]:
+        try:
+            base = _scorer(self.payload, self.digest)
+            runs: dict[str, TableScorer] = {}
+            for batch in batches:
+                yield from self._batch(base, runs, batch)
+        except PamlibError as error:
+            raise SparkJobError(f"pamlib: {error}") from None
+
+    def _batch(self, base: TableScorer, runs: dict[str, TableScorer], batch: Any) -> Iterator[Any]:
+        """One batch's rows, file by file, in each file's order; one run per file and task."""
+        import pyarrow.compute as pc
+
+        if batch.num_rows == 0:
+            return
+        files = batch.column(_FILE)
+        for name in pc.unique(files).to_pylist():
+            part = batch.filter(pc.equal(files, name))
+            part = part.take(pc.sort_indices(part.column(_ROW)))
+            run = runs.get(name)
+            if run is None:
+                run = runs[name] = base.new_run(source=str(name))
+            yield from self._file_part(run, str(name), part)
+
+    def _file_part(self, run: TableScorer, name: str, part: Any) -> Iterator[Any]:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        rows = part.column(_ROW)
+        corrupt = part.column(CORRUPT_COLUMN)
+        data = [part.column(n) for n in self.header]
+        blank = _blank_rows(data)
+        broken = pc.is_valid(corrupt).to_numpy(zero_copy_only=False)
+        blank &= ~broken
+        pieces = []
+        # records Spark could not split: pamlib's structural reject, from the raw text
+        structural: list[tuple[int, str, str, str]] = []
+        for i in np.flatnonzero(broken).tolist():
+            verdict = _structural(corrupt[i].as_py(), len(self.header))
+            if verdict is None:
+                blank[i] = True
+            else:
+                structural.append((int(rows[i].as_py()), *verdict))
+        keep = ~(broken | blank)
+        if keep.any():
+            good = part.filter(pa.array(keep))
+            table = pa.table({**{n: good.column(n) for n in self.header}, _ROW: good.column(_ROW)})
+            first = None
+            if run.duplicates == "external":
+                first = good.column(_FIRST).to_numpy(zero_copy_only=False).astype(np.bool_)
+            result = run.score(table, first_occurrence=first)
+            pieces += self._scored(name, good.column(_ROW), result)
+        if structural:
+            pieces.append(self._structural_rejects(name, structural))
+        n_blank = int(blank.sum())
+        if n_blank:
+            keys = rows.filter(pa.array(blank))
+            pieces.append(self._frame("blank", name, keys, {}))
+        for piece in pieces:
+            yield from piece.to_batches()
+
+    def _frame(self, kind: str, name: str, keys: Any, columns: Mapping[str, Any]) -> Any:
+        import pyarrow as pa
+
+        n = len(keys)
+        arrays = []
+        for field in self.schema:
+            if field.name == _KIND:
+                arrays.append(pa.array([kind] * n, pa.string()))
+            elif field.name == _FILE:
+                arrays.append(pa.array([name] * n, pa.string()))
+            elif field.name == _ROW:
+                arrays.append(pa.array(keys, pa.int64()))
+            elif field.name in columns:
+                arrays.append(columns[field.name].cast(field.type))
+            else:
+                arrays.append(pa.nulls(n, field.type))
+        return pa.Table.from_arrays(arrays, schema=self.schema)
+
+    def _scored(self, name: str, keys: Any, result: Any) -> list[Any]:
+        import pyarrow.compute as pc
+
+        pieces = []
+        rejects = result.rejects
+        rejected = rejects.column("row")
+        if rejects.num_rows:
+            pieces.append(
+                self._frame(
+                    "rejected",
+                    name,
+                    rejected,
+                    {f"_reject_{c}": rejects.column(c) for c in _REJECT_COLUMNS},
+                )
+            )
+        scored = result.scored.to_arrow()
+        if scored.num_rows:
+            # scored rows come in input order: their keys are the keys not rejected
+            kept = keys.filter(pc.invert(pc.is_in(keys, value_set=rejected.combine_chunks())))
+            pieces.append(
+                self._frame(
+                    "scored", name, kept, {c: scored.column(c) for c in scored.column_names}
+                )
+            )
+        return pieces
+
+    def _structural_rejects(self, name: str, found: list[tuple[int, str, str, str]]) -> Any:
+        import pyarrow as pa
+
+        from pamlib.pipeline import rejects_schema
+
+        schema = rejects_schema()
+        keys = pa.array([f[0] for f in found], pa.int64())
+        return self._frame(
+            "rejected",
+            name,
+            keys,
+            {
+                "_reject_location": pa.array([f"row {f[0]}" for f in found]),
+                "_reject_code": pa.array([f[1] for f in found]),
+                "_reject_message": pa.array([f[2] for f in found]),
+                "_reject_fields": pa.array([[] for _ in found], schema.field("fields").type),
+                "_reject_record": pa.array([f[3] for f in found]),
+            },
+        )
+
+
+def _blank_rows(columns: list[Any]) -> Any:
+    """Rows whose every field is empty or whitespace (null in Spark): skipped and counted as
+    blank, as ``pamlib score`` does."""
+    import pyarrow.compute as pc
+
+    n = len(columns[0]) if columns else 0
+    blank = np.ones(n, dtype=np.bool_)
+    for column in columns:
+        text = pc.fill_null(column, "")
+        empty = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(text)), 0)
+        blank &= empty.to_numpy(zero_copy_only=False)
+    return blank
+
+
+def _structural(raw: str, n_fields: int) -> tuple[str, str, str] | None:
+    """The code, message and printable text of a record Spark could not split into ``n_fields``
+    fields, as ``pamlib score`` rejects it; ``None`` if it is blank."""
+    from pamlib.formats.records import is_blank, split_records, structural_reject
+
+    records = list(split_records(io.StringIO(raw, newline=""), delimiter=","))
+    if not records or all(is_blank(r) for r in records):
+        return None
+    record = records[0]
+    verdict = structural_reject(record, n_fields) if len(records) == 1 else None
+    if verdict is None:  # Spark and the csv module split it differently
+        verdict = (
+            "field-count",
+            f"expected {n_fields} fields, as in the header; Spark could not split the record",
+        )
+    return verdict[0], verdict[1], _printable(raw)
+
+
+def _printable(text: str) -> str:
+    return re.sub(r"[\x00-\x08\x0b-\x1f\x7f]", "\ufffd", text)
+
+
+# -- the result ----------------------------------------------------------------------------------
+
+
+class SparkRun:
+    """What :func:`score` gives: :attr:`scored` and :attr:`rejects` DataFrames, the counts
+    (:meth:`summary`), and :meth:`write`. The scoring job runs once, when first needed; its
+    output is kept (memory, then disk) until :meth:`unpersist`."""
+
+    def __init__(
+        self,
+        *,
+        n_read: int,
+        out: DataFrame,
+        scored_columns: tuple[str, ...],
+        source: str,
+        providers: tuple[str, ...],
+        licensed: bool,
+    ) -> None:
+        self.n_read = n_read
+        self._out = out
+        self._persisted = False
+        self.scored_columns = scored_columns
+        self.source = source
+        self.providers = providers
+        self.licensed = licensed
+        self._summary: ScoreSummary | None = None
+
+    def __repr__(self) -> str:
+        return f"SparkRun(source={self.source!r}, providers={list(self.providers)!r})"
+
+    def _output(self) -> DataFrame:
+        if not self._persisted:
+            from pyspark import StorageLevel
+
+            self._out = self._out.persist(StorageLevel.MEMORY_AND_DISK)
+            self._persisted = True
+        return self._out
+
+    def unpersist(self) -> None:
+        """Drop the kept output (the DataFrames recompute it if used again)."""
+        if self._persisted:
+            self._out.unpersist()
+            self._persisted = False
+
+    @property
+    def scored(self) -> DataFrame:
+        """One row per record that passed the checks, scored or not: pamlib's scored-table
+        columns (:func:`pamlib.tables.scored.scored_schema`), then :data:`SCORED_KEY_COLUMNS`."""
+        from pyspark.sql import functions as sf
+
+        out = self._output()
+        return out.where(sf.col(_KIND) == "scored").select(
+            *(sf.col(f"`{c}`") for c in self.scored_columns),
+            sf.col(_FILE).alias(SCORED_KEY_COLUMNS[0]),
+            sf.col(_ROW).alias(SCORED_KEY_COLUMNS[1]),
+        )
+
+    @property
+    def rejects(self) -> DataFrame:
+        """One row per rejected record, in :func:`pamlib.pipeline.rejects_schema`: ``source``
+        is the file, ``row`` the record's number in it (``location`` ``row N``)."""
+        from pyspark.sql import functions as sf
+
+        out = self._output()
+        return out.where(sf.col(_KIND) == "rejected").select(
+            sf.col(_FILE).alias("source"),
+            sf.col(_ROW).alias("row"),
+            *(sf.col(f"_reject_{c}").alias(c) for c in _REJECT_COLUMNS),
+        )
+
+    def summary(self) -> ScoreSummary:
+        """The counts, as ``pamlib score`` gives them: ``read`` is counted from the export
+        itself (when the rows were numbered) and must equal ``scored + not scored + rejected +
+        blank`` as counted from the job's output, else
+        :class:`~pamlib.pipeline.ReconciliationError`."""
+        summary = self._summary
+        if summary is None:
+            summary = self._summary = _guarded(self._count)
+        return summary
+
+    def _count(self) -> ScoreSummary:
+        from pyspark.sql import functions as sf
+
+        from pamlib.pipeline import ReconciliationError, ScoreSummary
+
+        n_read = self.n_read
+        out = self._output()
+        counts = (
+            out.groupBy(
+                sf.col(_KIND),
+                sf.col("status"),
+                sf.col("reason"),
+                sf.col("_reject_code"),
+                sf.col("demo"),
+            )
+            .count()
+            .collect()
+        )
+        n = {"scored": 0, "not-scored": 0, "rejected": 0, "blank": 0}
+        by_code: dict[str, int] = {}
+        by_reason: dict[str, int] = {}
+        demo = False
+        for row in counts:
+            kind, count = row[_KIND], int(row["count"])
+            if kind == "scored":
+                n[row["status"]] += count
+                demo = demo or bool(row["demo"])
+                if row["status"] != "scored":
+                    reason = row["reason"] or ""
+                    by_reason[reason] = by_reason.get(reason, 0) + count
+            else:
+                n[kind] += count
+                if kind == "rejected":
+                    code = row["_reject_code"]
+                    by_code[code] = by_code.get(code, 0) + count
+        summary = ScoreSummary(
+            source=self.source,
+            n_read=n_read,
+            n_scored=n["scored"],
+            n_not_scored=n["not-scored"],
+            n_rejected=n["rejected"],
+            rejected_by_code=dict(sorted(by_code.items())),
+            not_scored_by_reason=dict(sorted(by_reason.items())),
+            providers=self.providers,
+            demo=demo,
+            licensed=self.licensed,
+            n_blank=n["blank"],
+        )
+        if not summary.reconciles:
+            raise ReconciliationError(f"the counts do not reconcile: {summary.reconciliation}")
+        return summary
+
+    def write(self, path: str, *, format: str = "parquet") -> ScoreSummary:
+        """Write ``scored/``, ``rejects/`` and ``summary.json`` under ``path`` — a folder that
+        must not exist — with any Spark data source (``parquet``, ``delta``, …). Everything is
+        written to a temporary folder beside it, renamed to ``path`` only when complete: no
+        partial output ever stands under the final name. Returns the summary."""
+        written: ScoreSummary = _guarded(lambda: self._write(path, format))
+        return written
+
+    def _write(self, path: str, fmt: str) -> ScoreSummary:
+        spark = self._out.sparkSession
+        jvm = spark._jvm
+        if jvm is None:  # a Spark Connect session: no JVM to reach from Python
+            raise ConfigurationError("write() needs a classic Spark session (not Spark Connect)")
+        conf = spark._jsc.hadoopConfiguration()
+        final = jvm.org.apache.hadoop.fs.Path(path)
+        fs = final.getFileSystem(conf)
+        if fs.exists(final):
+            raise ConfigurationError(f"{path} exists already: pamlib never writes over output")
+        parent = final.getParent()
+        temporary = jvm.org.apache.hadoop.fs.Path(
+            parent, f".{final.getName()}.pamlib-{uuid.uuid4().hex}.tmp"
+        )
+        base = temporary.toString()
+        try:
+            summary = self.summary()
+            self.scored.write.format(fmt).save(f"{base}/scored")
+            self.rejects.write.format(fmt).save(f"{base}/rejects")
+            stream = fs.create(jvm.org.apache.hadoop.fs.Path(temporary, "summary.json"))
+            try:
+                stream.write(bytearray(_summary_json(summary).encode("utf-8")))
+            finally:
+                stream.close()
+            if not fs.rename(temporary, final):
+                raise ConfigurationError(f"could not rename the finished output to {path}")
+        except BaseException:
+            fs.delete(temporary, True)
+            raise
+        return summary
+
+
+def _summary_json(summary: ScoreSummary) -> str:
+    document = attrs.asdict(summary)
+    document["reconciliation"] = summary.reconciliation
+    return json.dumps(document, indent=2, sort_keys=True) + "\n"
+
+
+def _guarded(action: Any) -> Any:
+    """Run a Spark action; pamlib's refusal on an executor comes back as pamlib's error."""
+    from pyspark.errors import PythonException
+
+    try:
+        return action()
+    except PythonException as error:
+        message = _pamlib_message(str(error))
+        if message is None:
+            raise
+        raise SparkJobError(message) from None
+
+
+_MARKER = re.compile(r"SparkJobError: pamlib: (.*)")
+
+
+def _pamlib_message(text: str) -> str | None:
+    found = _MARKER.findall(text)
+    return found[-1].strip() if found else None
+
+
+# -- SQL -----------------------------------------------------------------------------------------
+
+
+def level_from_score(score: float | None, cutpoint_set: str | None = None) -> int | None:
+    """The activation level of a 0–100 score under a cut-point set (default: the current
+    one), as pamlib assigns it; ``None`` for no score or an unknown set."""
+    from pamlib.plugins import get_host
+
+    if score is None:
+        return None
+    sets = get_host().cutpoint_sets()
+    name = cutpoint_set or "current"
+    if name not in sets:
+        return None
+    try:
+        return int(sets.get(name).level(float(score)))
+    except ValueError:  # not a number
+        return None
+
+
+def register_udfs(spark: SparkSession) -> tuple[str, ...]:
+    """Register pamlib's SQL functions with ``spark``: ``pam_level(score[, cutpoint_set])``.
+    Returns their names."""
+    from pyspark.sql.types import ByteType
+
+    def pam_level(score: float | None, cutpoint_set: str | None = None) -> int | None:
+        return level_from_score(score, cutpoint_set)
+
+    spark.udf.register("pam_level", pam_level, ByteType())
+    return ("pam_level",)

@@ -1,0 +1,142 @@
+"""Reports from a file read block by block equal reports from the whole table in memory.
+
+``build_report(path)`` reads a scored file a block of rows at a time and keeps only what a
+report uses, so that ten million rows fit in memory. Whatever the block size, every figure,
+the per-patient output and every problem (with its row in the file) must be what the
+whole-table path gives.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from tests.reporting.conftest import MakeCohort
+
+from pamlib.errors import ConfigurationError, FormatError
+from pamlib.reporting import (
+    CohortReport,
+    ReportConfig,
+    build_report,
+    load_scored,
+    patients_table,
+    summary_json,
+    write_patients_csv,
+)
+from pamlib.tables.scored import ScoredTable
+
+
+def _write_csv(rows: list[dict[str, str]], path: Path) -> Path:
+    names = list(dict.fromkeys(k for row in rows for k in row))
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, names, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def _patients_csv(report: CohortReport) -> str:
+    out = io.StringIO()
+    write_patients_csv(report, out)
+    return out.getvalue()
+
+
+def _figures(report: CohortReport) -> dict[str, object]:
+    found = summary_json(report)
+    found.pop("context")  # names the way the table came in; the figures must not differ
+    return found
+
+
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    seed=st.integers(0, 10_000),
+    block_rows=st.sampled_from([1, 2, 7, 64, 100_000]),
+    group_by=st.sampled_from([None, "site"]),
+)
+def test_a_file_read_by_blocks_reports_as_the_whole_table(
+    make_cohort: MakeCohort,
+    tmp_path_factory: pytest.TempPathFactory,
+    seed: int,
+    block_rows: int,
+    group_by: str | None,
+) -> None:
+    rows = make_cohort(seed=seed, n_patients=40)
+    path = _write_csv(rows, tmp_path_factory.mktemp("blocks") / "scored.csv")
+    config = ReportConfig(group_by=group_by)
+    whole = build_report(ScoredTable.read(path), config)
+    blocks = build_report(load_scored(path, block_rows=block_rows), config)
+    assert _figures(blocks) == _figures(whole)
+    assert _patients_csv(blocks) == _patients_csv(whole)
+    assert patients_table(blocks).equals(patients_table(whole))
+
+
+def test_the_report_of_a_path_reads_it_by_blocks(make_cohort: MakeCohort, tmp_path: Path) -> None:
+    """``build_report(path)`` keeps the context columns and the group column only."""
+    path = _write_csv(make_cohort(seed=3, n_patients=30), tmp_path / "scored.csv")
+    report = build_report(path, ReportConfig(group_by="site"))
+    assert "site" in report.columns.text
+    assert "instrument" not in report.columns.text  # not listed by a report: not kept
+    assert _figures(report) == _figures(
+        build_report(ScoredTable.read(path), ReportConfig(group_by="site"))
+    )
+
+
+def test_an_unknown_group_names_every_column_of_the_file(
+    make_cohort: MakeCohort, tmp_path: Path
+) -> None:
+    path = _write_csv(make_cohort(seed=3, n_patients=5), tmp_path / "scored.csv")
+    with pytest.raises(
+        ConfigurationError, match=r"no column .ward. to group by; available: .*instrument"
+    ):
+        build_report(path, ReportConfig(group_by="ward"))
+
+
+@pytest.mark.parametrize("block_rows", [1, 3, 1000])
+def test_repeated_ids_across_blocks_are_found_with_their_rows(
+    make_cohort: MakeCohort, tmp_path: Path, block_rows: int
+) -> None:
+    rows = make_cohort(seed=5, n_patients=10)
+    rows[7]["assessment_id"] = rows[1]["assessment_id"]
+    rows[9]["assessment_id"] = rows[1]["assessment_id"]
+    rows[8]["assessment_id"] = rows[4]["assessment_id"]
+    rows[6]["score"] = "not a score"
+    path = _write_csv(rows, tmp_path / "scored.csv")
+    with pytest.raises(FormatError) as whole:
+        ScoredTable.read(path)
+    with pytest.raises(FormatError) as blocks:
+        list(ScoredTable.read_blocks(path, block_rows=block_rows))
+    assert sorted(map(str, blocks.value.problems)) == sorted(map(str, whole.value.problems))
+    assert "assessment_id repeats row 2 @ scored.csv: row 8" in map(str, blocks.value.problems)
+
+
+def test_blocks_of_a_parquet_file_and_an_empty_one(make_cohort: MakeCohort, tmp_path: Path) -> None:
+    table = ScoredTable.read(_write_csv(make_cohort(seed=9, n_patients=20), tmp_path / "s.csv"))
+    pq.write_table(table.to_arrow(), tmp_path / "s.parquet", row_group_size=16)
+    blocks = list(ScoredTable.read_blocks(tmp_path / "s.parquet", block_rows=10))
+    assert pa.concat_tables([b.to_arrow() for b in blocks]).equals(table.to_arrow())
+    pq.write_table(table.to_arrow().slice(0, 0), tmp_path / "empty.parquet")
+    (empty,) = ScoredTable.read_blocks(tmp_path / "empty.parquet")
+    assert len(empty) == 0
+    assert json.dumps(summary_json(build_report(tmp_path / "empty.parquet")))
+
+
+def test_patients_table_is_typed(make_cohort: MakeCohort, tmp_path: Path) -> None:
+    path = _write_csv(make_cohort(seed=11, n_patients=25), tmp_path / "scored.csv")
+    table = patients_table(build_report(path))
+    types = {f.name: str(f.type) for f in table.schema}
+    assert types["baseline_on"] == "date32[day]"
+    assert types["change"] == "double"
+    assert types["baseline_level"] == "int8"
+    assert types["n_assessments"] == "int32"
+    assert table.column("patient_id").to_pylist() == sorted(table.column("patient_id").to_pylist())
+    with pytest.raises(ConfigurationError, match="never a published output"):
+        patients_table(build_report(path, ReportConfig(publish=True)))

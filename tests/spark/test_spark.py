@@ -1,0 +1,219 @@
+"""pamlib on Spark gives what ``pamlib score`` gives: every scored column, every reject, the same
+counts; and it refuses to run anywhere with something the driver did not choose."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pamlib.errors import ConfigurationError
+from pamlib.pipeline import ScoreRun, TableScorer
+from tests.calibrations import rsm_document
+from tests.spark.exports import MAPPING, Export, make_export
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:py4j")
+
+KEYS = ("source_file", "source_row")
+
+
+@pytest.fixture(scope="module")
+def export(tmp_path_factory: pytest.TempPathFactory) -> Export:
+    return make_export(tmp_path_factory.mktemp("spark-export"))
+
+
+@pytest.fixture(scope="module")
+def calibration(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("spark-calibration") / "calibration.json"
+    path.write_text(json.dumps(rsm_document()), encoding="utf-8")
+    return path
+
+
+def _pamlib_score(export: Export, **scoring: Any) -> ScoreRun:
+    """What ``pamlib score`` reads, checks and scores (its reader, into memory)."""
+    return TableScorer(mapping=MAPPING, **scoring).score_source(export.path)
+
+
+def _spark_rows(run: Any) -> tuple[list[dict[str, Any]], list[tuple[int, str, str]]]:
+    scored = [r.asDict(recursive=True) for r in run.scored.orderBy("source_row").collect()]
+    rejects = sorted((r["row"], r["code"], r["message"]) for r in run.rejects.collect())
+    return scored, rejects
+
+
+def _row_of(export: Export) -> dict[int, int]:
+    """pamlib score's line → the record's row number in the file."""
+    return {line: n for n, line in enumerate(export.lines, start=1)}
+
+
+def _counts(summary: Any) -> tuple[Any, ...]:
+    return (
+        summary.n_read,
+        summary.n_scored,
+        summary.n_not_scored,
+        summary.n_rejected,
+        summary.n_blank,
+        dict(summary.rejected_by_code),
+        dict(summary.not_scored_by_reason),
+    )
+
+
+def test_multiline_on_equals_pamlib_score(spark: Any, export: Export, calibration: Path) -> None:
+    import pamlib.spark as ps
+
+    df = ps.read_export(spark, str(export.path), mapping=MAPPING, multiline=True)
+    run = ps.score(df, calibration=str(calibration))
+    expected = _pamlib_score(export, calibration=str(calibration))
+    scored, rejects = _spark_rows(run)
+    row_of = _row_of(export)
+    assert rejects == sorted(
+        (row_of[r["row"]], r["code"], r["message"]) for r in expected.rejects.to_pylist()
+    )
+    assert [{k: v for k, v in r.items() if k not in KEYS} for r in scored] == (
+        expected.scored.to_arrow().to_pylist()
+    )
+    assert {r["provider"] for r in scored} == {"rasch"}
+    summary = run.summary()
+    assert summary.reconciles
+    assert _counts(summary) == _counts(expected.summary)
+    codes = set(summary.rejected_by_code)
+    assert {"field-count", "date", "impossible-answer", "duplicate-assessment-id"} <= codes
+    assert summary.n_blank == 1
+    assert summary.n_not_scored >= 1
+
+
+def test_multiline_off_splits_the_file_and_differs_only_where_documented(
+    spark: Any, export: Export, tmp_path: Path
+) -> None:
+    import pamlib.spark as ps
+
+    df = ps.read_export(spark, str(export.path), mapping=MAPPING, multiline=False)
+    assert df.rdd.getNumPartitions() > 1  # the repeated id's two rows are in different tasks
+    run = ps.score(df, provider="demo", duplicates="global")
+    expected = _pamlib_score(export, provider="demo")
+    scored, rejects = _spark_rows(run)
+    # Each record holding a quoted line break is read as two rows: both rejected (or the second
+    # read as a record of its own), and every later row numbered one more.
+    row_of = _row_of(export)
+
+    def shifted(row: int) -> int:
+        return row + sum(1 for b in export.broken if b < row)
+
+    broken_rows = {shifted(b) + k for b in export.broken for k in (0, 1)}
+    expected_rejects = sorted(
+        (shifted(row_of[r["row"]]), r["code"], r["message"]) for r in expected.rejects.to_pylist()
+    )
+    assert [r for r in rejects if r[0] not in broken_rows] == expected_rejects
+    assert {r[0] for r in rejects} & broken_rows  # the halves are rejected, not scored as-is
+    expected_scored = expected.scored.to_arrow().to_pylist()
+    spark_scored = [r for r in scored if r["source_row"] not in broken_rows]
+    unbroken = [r for r in expected_scored if not (r["notes"] or "").count("\n")]
+    assert [{k: v for k, v in r.items() if k not in KEYS} for r in spark_scored] == unbroken
+    summary = run.summary()
+    assert summary.reconciles
+    assert summary.n_read == expected.summary.n_read + len(export.broken)
+    first, repeat = export.repeat
+    assert (shifted(repeat), "duplicate-assessment-id") in {(r[0], r[1]) for r in rejects}
+    assert first not in {r[0] for r in rejects}
+
+    # writing: complete or absent, never over what is there
+    target = tmp_path / "scored-out"
+    written = run.write(str(target))
+    assert written == summary
+    names = sorted(p.name for p in target.iterdir() if not p.name.startswith("."))  # not .crc
+    assert names == ["rejects", "scored", "summary.json"]
+    assert json.loads((target / "summary.json").read_text())["n_read"] == summary.n_read
+    assert spark.read.parquet(str(target / "scored")).count() == len(scored)
+    assert spark.read.parquet(str(target / "rejects")).count() == summary.n_rejected
+    with pytest.raises(ConfigurationError, match="exists already"):
+        run.write(str(target))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scored-out"]  # no temporary left
+    run.unpersist()
+
+
+def test_partition_duplicates_miss_repeats_across_tasks(spark: Any, tmp_path: Path) -> None:
+    import pamlib.spark as ps
+
+    export = make_export(tmp_path, n=70, seed=6)
+    df = ps.read_export(spark, str(export.path), mapping=MAPPING, multiline=False)
+    assert df.rdd.getNumPartitions() > 1
+    summary = ps.score(df, provider="demo", duplicates="partition").summary()
+    assert summary.reconciles
+    assert "duplicate-assessment-id" not in summary.rejected_by_code
+
+
+def test_a_calibration_changed_before_the_job_stops_it_on_an_executor(
+    spark: Any, tmp_path: Path
+) -> None:
+    import pamlib.spark as ps
+
+    export = make_export(tmp_path, n=70, seed=3)
+    path = tmp_path / "calibration.json"
+    path.write_text(json.dumps(rsm_document()), encoding="utf-8")
+    run = ps.score(ps.read_export(spark, str(export.path), mapping=MAPPING), calibration=str(path))
+    path.write_text(json.dumps(rsm_document(min_answered=3)), encoding="utf-8")
+    with pytest.raises(ps.SparkJobError, match="changed") as info:
+        run.summary()
+    assert str(tmp_path) not in str(info.value)
+    assert "Traceback" not in str(info.value)
+
+
+def test_another_provider_version_on_an_executor_stops_the_job(
+    spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pamlib.spark as ps
+
+    export = make_export(tmp_path, n=70, seed=4)
+    df = ps.read_export(spark, str(export.path), mapping=MAPPING)
+    real = TableScorer.providers
+
+    def elsewhere(self: TableScorer) -> dict[str, tuple[str, str]]:  # the driver's view only
+        return {k: (pid, "9.9.9") for k, (pid, _) in real(self).items()}
+
+    monkeypatch.setattr(TableScorer, "providers", elsewhere)
+    run = ps.score(df, provider="demo")
+    with pytest.raises(ps.SparkJobError, match=r"demo 9\.9\.9"):
+        run.summary()
+
+
+def test_an_expired_licence_stops_the_job_on_the_driver(
+    spark: Any, tmp_path: Path, calibration: Path
+) -> None:
+    import pamlib.spark as ps
+    from pamlib.errors import LicenceError
+    from pamlib.scoring.provider import Licence
+    from pamlib.scoring.rasch import RaschProvider
+
+    export = make_export(tmp_path, n=70, seed=5)
+    df = ps.read_export(spark, str(export.path), mapping=MAPPING)
+    expired = Licence("Vendor Ltd (test)", frozenset({"PAM-13"}), dt.date(2000, 1, 1))
+    provider = RaschProvider(calibration, licence=expired, id="vendor-x")
+    with pytest.raises(LicenceError):
+        ps.score(df, provider=provider)  # type: ignore[arg-type]
+
+
+def test_a_header_pamlib_cannot_read_stops_on_the_driver(spark: Any, tmp_path: Path) -> None:
+    import pamlib.spark as ps
+    from pamlib.errors import FormatError
+
+    path = tmp_path / "bad.csv"
+    path.write_text("patient_id,assessment_id,q01\nP1,A1,3\n", encoding="utf-8")
+    with pytest.raises(FormatError):
+        ps.read_export(spark, str(path))
+    with pytest.raises(ConfigurationError, match="read_export"):
+        ps.score(spark.createDataFrame([("P1",)], "patient_id string"), provider="demo")
+
+
+def test_the_level_udf_agrees_with_the_cut_points(spark: Any) -> None:
+    import pamlib.spark as ps
+    from pamlib.levels import CURRENT
+
+    assert ps.register_udfs(spark) == ("pam_level",)
+    scores = [0.0, 47.0, 47.05, 55.1, 55.2, 67.0, 67.04, 100.0]
+    rows = spark.createDataFrame([(s,) for s in scores], "score double")
+    rows.createOrReplaceTempView("scores")
+    got = [r[0] for r in spark.sql("select pam_level(score) from scores").collect()]
+    assert got == [int(CURRENT.level(s)) for s in scores]
+    assert ps.level_from_score(None) is None
