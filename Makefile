@@ -17,7 +17,7 @@ $(PY):
 	$(PY) -m pip install --quiet --upgrade pip
 
 $(STAMP): $(PY) pyproject.toml
-	$(PY) -m pip install --quiet -e '.[arrow]'
+	$(PY) -m pip install --quiet -e .
 	touch $@
 
 $(DEVSTAMP): $(STAMP)

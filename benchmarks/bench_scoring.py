@@ -2,8 +2,11 @@
 
     python benchmarks/bench_scoring.py [--n 1000000] [--repeats 5] [--json FILE]
 
-Both use the demo provider (a synthetic calibration, never a licensed one) and a ``rasch``
-provider bound to a synthetic calibration file, so every step a licensee's scoring takes is
+One assessment is timed scored again and again, and a stream of --varied simulated ones cycled
+(the object API remembers a result by its answered items and raw score, so the first figure
+measures what is remembered and the second includes the batch of one each new key costs). The
+demo provider (a synthetic calibration, never a licensed one) and a ``rasch`` provider bound to
+a synthetic calibration file are timed, so every step a licensee's scoring takes is
 timed: provider choice and licence check, the engine's table, the 0–100 scale, rounding, levels,
 flags and the lifecycle hook. Responses are simulated from a made-up rating-scale model with 5%
 missing (half unanswered, half not applicable). Targets: one assessment in under 50 µs after
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import itertools
 import json
 import os
 import platform
@@ -108,6 +112,9 @@ def main() -> None:
     parser.add_argument(
         "--samples", type=int, default=50, help="samples of --calls calls for score()"
     )
+    parser.add_argument(
+        "--varied", type=int, default=10_000, help="simulated assessments cycled through"
+    )
     parser.add_argument("--json", metavar="FILE")
     args = parser.parse_args()
 
@@ -120,6 +127,20 @@ def main() -> None:
         PAM13,
         dt.date(2025, 3, 1),
         {item: int(c) for item, c in zip(PAM13.items, one.tolist(), strict=True) if c != 0},
+    )
+    # Many assessments, cycled: the object API remembers results by (answered items, raw
+    # score), so one assessment scored again and again only ever measures what is remembered.
+    varied = itertools.cycle(
+        [
+            Assessment(
+                f"bench-{k}",
+                Patient("bench-patient"),
+                PAM13,
+                dt.date(2025, 3, 1),
+                {item: int(c) for item, c in zip(PAM13.items, row, strict=True) if c != 0},
+            )
+            for k, row in enumerate(codes[: args.varied].tolist())
+        ]
     )
     get_host()  # plugin discovery is start-up cost, not per-call cost
 
@@ -141,6 +162,7 @@ def main() -> None:
             "score(a, provider='demo')": lambda: score(assessment, provider="demo"),
             "score(a, provider=<rasch, selected once>)": lambda: score(assessment, provider=rasch),
             "provider.score(a) (rasch)": lambda: rasch.score(assessment),
+            f"provider.score(a) (rasch), {args.varied:,} cycled": lambda: rasch.score(next(varied)),
         }
         for fn in cases.values():  # warm-up: tables, caches, the CPU's own
             for _ in range(5 * args.calls):

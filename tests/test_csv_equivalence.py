@@ -1,4 +1,5 @@
-"""The columnar path and the object path read every file the same way.
+"""The columnar reader and the record-at-a-time oracle (:mod:`tests.oracles.csv_reader`) read
+every file the same way.
 
 Same records (values, line numbers), same rejects (codes, messages, fields), same blank
 records, same scores, same output bytes — over generated messy files and tiny chunks, so
@@ -19,14 +20,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pamlib.errors import FormatError
+from pamlib.formats import delimited
 from pamlib.formats.base import ReadChunk, ReadOptions, Reject, text_values
 from pamlib.formats.columnar import read_columnar
-from pamlib.formats.records import LocatedAssessment, iter_assessments, read_record_chunks
 from pamlib.instruments import BUILTIN_INSTRUMENTS, Instrument
 from pamlib.pipeline import score_file
 from pamlib.plugins import PluginHost
 from pamlib.scoring.raw_sum import RawSumProvider
 from tests.csv_strategies import MessyFile, messy_files
+from tests.oracles.csv_reader import (
+    ORACLE_FORMAT,
+    LocatedAssessment,
+    iter_assessments,
+    oracle_host,
+    read_record_chunks,
+)
 
 pytest.importorskip("pyarrow")
 
@@ -68,8 +76,8 @@ def _read_both(
         settings={"block_bytes": block_bytes},
     )
     arrow = list(read_columnar(path, arrow_options, BUILTIN_INSTRUMENTS))
-    python = list(read_record_chunks(path, options, BUILTIN_INSTRUMENTS))
-    return arrow, python
+    oracle = list(read_record_chunks(path, options, BUILTIN_INSTRUMENTS))
+    return arrow, oracle
 
 
 @settings(max_examples=150)
@@ -79,7 +87,7 @@ def _read_both(
     block_bytes=st.integers(16, 400),
     default=st.sampled_from([None, "PAM-13"]),
 )
-def test_columnar_and_object_paths_agree(
+def test_the_columnar_reader_and_the_oracle_agree(
     tmp_path_factory: pytest.TempPathFactory,
     messy: MessyFile,
     chunk_rows: int,
@@ -90,7 +98,7 @@ def test_columnar_and_object_paths_agree(
     path.write_bytes(messy.data)
     options = ReadOptions(chunk_rows=chunk_rows, instrument=default)
     try:
-        arrow, python = _read_both(path, options, block_bytes)
+        arrow, oracle = _read_both(path, options, block_bytes)
     except FormatError as exc:  # a header pamlib cannot use: both paths must refuse it
         refused = str(exc)
         with pytest.raises(FormatError) as other:
@@ -98,14 +106,14 @@ def test_columnar_and_object_paths_agree(
         assert str(other.value) == refused
         return
     a_records, a_rejects, a_read, a_blank = _records(arrow)
-    p_records, p_rejects, p_read, p_blank = _records(python)
+    p_records, p_rejects, p_read, p_blank = _records(oracle)
     assert (a_read, a_blank) == (p_read, p_blank)
     assert a_records == p_records
     assert [(r.line, r.code, r.message, dict(r.fields), r.record) for r in a_rejects] == [
         (r.line, r.code, r.message, dict(r.fields), r.record) for r in p_rejects
     ]
     assert a_read == len(a_records) + len(a_rejects) + a_blank
-    assert all(c.n_read == c.n_valid + len(c.rejects) + c.n_blank for c in [*arrow, *python])
+    assert all(c.n_read == c.n_valid + len(c.rejects) + c.n_blank for c in [*arrow, *oracle])
     # Line numbers are the physical start lines: strictly increasing over the file.
     lines = sorted([r[0] for r in a_records] + [r.line or 0 for r in a_rejects])
     assert lines == sorted(set(lines))
@@ -119,11 +127,11 @@ def test_scores_and_output_bytes_agree(
 ) -> None:
     path = tmp_path_factory.mktemp("messy") / "export.csv"
     path.write_bytes(messy.data)
-    host = PluginHost(load_entry_points=False, disabled=())
+    host = oracle_host()
     outputs = []
-    for engine in ("arrow", "python"):
+    for reader in ("csv", ORACLE_FORMAT):
         out, rej = io.BytesIO(), io.BytesIO()
-        options = ReadOptions(chunk_rows=chunk_rows, instrument="PAM-13", engine=engine)
+        options = ReadOptions(chunk_rows=chunk_rows, instrument="PAM-13")
         try:
             summary = score_file(
                 path,
@@ -132,6 +140,7 @@ def test_scores_and_output_bytes_agree(
                 rejects=rej,
                 options=options,
                 host=host,
+                input_format=reader,
                 keep_nhs_number=True,
             )
         except FormatError as exc:
@@ -142,12 +151,10 @@ def test_scores_and_output_bytes_agree(
     assert outputs[0] == outputs[1]
 
 
-def _score(path: Path, engine: str, chunk_rows: int, **settings: object) -> tuple[Any, ...]:
-    host = PluginHost(load_entry_points=False, disabled=())
+def _score(path: Path, reader: str, chunk_rows: int, **settings: object) -> tuple[Any, ...]:
+    host = oracle_host()
     out, rej = io.BytesIO(), io.BytesIO()
-    options = ReadOptions(
-        chunk_rows=chunk_rows, instrument="PAM-13", engine=engine, settings=settings
-    )
+    options = ReadOptions(chunk_rows=chunk_rows, instrument="PAM-13", settings=settings)
     try:
         summary = score_file(
             path,
@@ -156,6 +163,7 @@ def _score(path: Path, engine: str, chunk_rows: int, **settings: object) -> tupl
             rejects=rej,
             options=options,
             host=host,
+            input_format=reader,
             keep_nhs_number=True,
         )
     except FormatError as exc:
@@ -179,14 +187,14 @@ ENCODINGS = {"cp1252": False, "latin-1": False, "utf-16": True, "utf-16-le": Fal
 @given(
     messy=messy_files(),
     encoding=st.sampled_from(sorted(ENCODINGS)),
-    engine=st.sampled_from(["arrow", "python"]),
+    reader=st.sampled_from(["csv", ORACLE_FORMAT]),
     chunk_rows=st.integers(1, 6),
 )
 def test_the_same_records_in_another_encoding_score_the_same(
     tmp_path_factory: pytest.TempPathFactory,
     messy: MessyFile,
     encoding: str,
-    engine: str,
+    reader: str,
     chunk_rows: int,
 ) -> None:
     """A file in another encoding gives the scores, rejects (lines, codes, messages, fields),
@@ -200,11 +208,11 @@ def test_the_same_records_in_another_encoding_score_the_same(
     (folder / "utf8" / "export.csv").write_bytes(same_text.encode("utf-8"))
     (folder / "other").mkdir()
     (folder / "other" / "export.csv").write_bytes(data)
-    expected = _score(folder / "utf8" / "export.csv", engine, chunk_rows)
-    given = _score(folder / "other" / "export.csv", engine, chunk_rows, encoding=encoding)
+    expected = _score(folder / "utf8" / "export.csv", reader, chunk_rows)
+    given = _score(folder / "other" / "export.csv", reader, chunk_rows, encoding=encoding)
     assert given == expected
     if ENCODINGS[encoding]:
-        assert _score(folder / "other" / "export.csv", engine, chunk_rows) == expected
+        assert _score(folder / "other" / "export.csv", reader, chunk_rows) == expected
 
 
 @settings(max_examples=60)
@@ -235,6 +243,39 @@ def test_object_scores_match_batch_scores(
     assert sorted(by_line) == [o.line for o in objects]
     for located in objects:
         assert RAW.score(located.assessment) == by_line[located.line]
+
+
+@settings(max_examples=60)
+@given(messy=messy_files())
+def test_objects_read_are_the_oracles_objects(
+    tmp_path_factory: pytest.TempPathFactory, messy: MessyFile
+) -> None:
+    """pamlib's object view of a file (its columns as Assessment objects, rejects between them
+    in file order) is what the record-at-a-time oracle builds, object for object."""
+    path = tmp_path_factory.mktemp("messy") / "export.csv"
+    path.write_bytes(messy.data)
+    options = ReadOptions(instrument="PAM-13", chunk_rows=3)
+
+    def items(read: Any) -> list[tuple[Any, ...]] | str:
+        try:
+            return [
+                (x.line, x.source, x.assessment)
+                if isinstance(x, (LocatedAssessment, delimited.LocatedAssessment))
+                else (x.line, x.code, x.message)
+                for x in read(path, options, instruments=BUILTIN_INSTRUMENTS)
+            ]
+        except FormatError as exc:
+            return str(exc)
+
+    assert items(delimited.iter_assessments) == items(iter_assessments)
+
+
+def test_the_old_place_of_iter_assessments_warns() -> None:
+    from pamlib.formats import records
+
+    with pytest.warns(DeprecationWarning, match="moved to pamlib.formats.delimited"):
+        moved = records.iter_assessments
+    assert moved is delimited.iter_assessments
 
 
 def test_instruments_of_a_mixed_file_come_out_in_input_order(tmp_path: Path) -> None:

@@ -13,12 +13,12 @@ from hypothesis import strategies as st
 from pamlib.errors import FormatError
 from pamlib.formats.base import ReadChunk, ReadOptions, Reject
 from pamlib.formats.layout import load_mapping
-from pamlib.formats.records import read_record_chunks
 from pamlib.instruments import BUILTIN_INSTRUMENTS
 from pamlib.pipeline import score_file
 from pamlib.plugins import PluginHost
 from pamlib.scoring.raw_sum import RawSumProvider
 from tests.conftest import ROOT
+from tests.oracles.csv_reader import read_record_chunks
 
 pa = pytest.importorskip("pyarrow")
 
@@ -30,12 +30,12 @@ HEADER = "patient_id,nhs_number,assessment_id,assessed_on,instrument,site," + ",
     f"q{i:02d}" for i in range(1, 14)
 )
 ANSWERS = ",".join(["3"] * 13)
-ENGINES = ("arrow", "python")
+ENGINES = ("columnar", "oracle")  # pamlib's reader, and the tests' record-at-a-time oracle
 
 
 def read(path: Path, engine: str, options: ReadOptions | None = None) -> list[ReadChunk]:
     options = options or ReadOptions()
-    if engine == "arrow":
+    if engine == "columnar":
         return list(read_columnar(path, options, BUILTIN_INSTRUMENTS))
     return list(read_record_chunks(path, options, BUILTIN_INSTRUMENTS))
 
@@ -304,3 +304,20 @@ def test_seen_ids_behave_like_a_set(blocks: list[list[str]]) -> None:
             reference.add(value)
         assert dup.tolist() == expected
     assert len(seen) == len(reference)
+
+
+def test_a_row_the_column_checks_reject_but_the_row_checks_accept_stops_the_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The row checks word every reject; should they find nothing wrong with a row the column
+    checks rejected (a bug in pamlib), the read stops instead of dropping the record with no
+    reason."""
+    from pamlib.formats.columnar import ReaderBugError
+    from pamlib.formats.records import RowValidator
+
+    body = f"P1,,A1,2024-01-01,PAM-13,s,{ANSWERS}\nP2,,A2,not a date,PAM-13,s,{ANSWERS}\n"
+    path = write(tmp_path, f"{HEADER}\n{body}".encode())
+    assert [(r.line, r.code) for r in rejects(read(path, "columnar"))] == [(3, "date")]
+    monkeypatch.setattr(RowValidator, "check", lambda self, fields, line, *, duplicate: (None, []))
+    with pytest.raises(ReaderBugError, match="line 3"):
+        read(path, "columnar")

@@ -6,6 +6,7 @@ import inspect
 import re
 import subprocess
 import sys
+import tomllib
 
 from pamlib import hookspecs
 from pamlib.testing import FormatConformance, ProviderConformance, RulesConformance
@@ -41,6 +42,14 @@ def test_import_is_cheap() -> None:
     code = "import sys, pamlib; print(sorted({'numpy', 'cattrs', 'pyarrow'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_pyarrow_is_a_core_dependency_and_the_arrow_extra_still_resolves() -> None:
+    """CSV, tables and Parquet are read as Arrow columns, so pyarrow is always installed; the
+    old ``arrow`` extra stays, empty, so ``pip install 'pamlib[arrow]'`` keeps working."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert any(re.match(r"pyarrow\b", d) for d in project["dependencies"])
+    assert project["optional-dependencies"]["arrow"] == []
 
 
 def test_every_conformance_test_is_documented() -> None:

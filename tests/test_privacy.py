@@ -536,11 +536,10 @@ def test_no_identifier_in_the_tailoring_context_repr() -> None:
 def test_no_identifier_in_rejects_or_reader_errors(ws: Workspace) -> None:
     from pamlib.errors import PamlibError
     from pamlib.fhir.reader import read_fhir
-    from pamlib.formats.base import ReadOptions, Reject
-    from pamlib.formats.records import iter_assessments
+    from pamlib.formats.base import ReadOptions
+    from pamlib.formats.delimited import CsvFormat
 
-    items = list(iter_assessments(ws.bad, ReadOptions()))
-    rejects = [x for x in items if isinstance(x, Reject)]
+    rejects = [r for chunk in CsvFormat().read(ws.bad, ReadOptions()) for r in chunk.rejects]
     assert len(rejects) >= 7
     _, fhir_rejects, _ = read_fhir(ws.fhir_bad)
     assert fhir_rejects

@@ -15,6 +15,9 @@ import pytest
 
 from pamlib.cli import main
 from pamlib.cli._progress import Progress
+from pamlib.errors import ConfigurationError
+from pamlib.formats.base import ReadOptions
+from pamlib.formats.delimited import CsvFormat
 from pamlib.instruments import Instrument
 from pamlib.levels import CURRENT
 from pamlib.plugins import PluginHost
@@ -429,3 +432,21 @@ def test_csv_to_fhir_and_back_scores_the_same(
 
     assert scores(back) == scores(first)
     assert len(scores(first)) == 788
+
+
+def test_the_removed_python_engine_is_refused_in_words(
+    tmp_path: Path, host: PluginHost, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--engine python`` once chose a second CSV reader; it is refused, without a traceback,
+    before anything is read or written, and ``engine="python"`` is refused in the API too."""
+    source = tmp_path / "export.csv"
+    source.write_text("patient_id,assessed_on\np1,2025-03-01\n", encoding="utf-8")
+    out = tmp_path / "scored.csv"
+    argv = ["score", str(source), "--provider", "demo", "-o", str(out), "--engine", "python"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--engine python was removed" in err
+    assert "Traceback" not in err
+    assert not out.exists()
+    with pytest.raises(ConfigurationError, match="engine 'python' was removed"):
+        list(CsvFormat().read(source, ReadOptions(engine="python")))

@@ -503,6 +503,7 @@ def rasch_providers(doc: dict[str, Any]) -> Iterator[ScoringProvider]:
 
 
 def same_results(provider: ScoringProvider, items: list[Assessment]) -> None:
+    """Each assessment through the object API is its row of the batch of the same answers."""
     instrument = items[0].instrument
     checked = CheckedProvider(provider)
     batch = checked.score_batch(instrument, np.stack([a.codes() for a in items]))
@@ -520,7 +521,7 @@ def same_results(provider: ScoringProvider, items: list[Assessment]) -> None:
     ),
     st.sampled_from(["raw-sum", "demo"]),
 )
-def test_batch_and_one_at_a_time_agree_for_built_in_providers(
+def test_the_object_api_is_a_batch_of_one_for_built_in_providers(
     items: list[Assessment], provider_id: str
 ) -> None:
     same_results(SHARED_HOST.scoring_providers()[provider_id], items)
@@ -528,12 +529,44 @@ def test_batch_and_one_at_a_time_agree_for_built_in_providers(
 
 @settings(max_examples=40, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
-def test_batch_and_one_at_a_time_agree_for_any_calibration(data: st.DataObject) -> None:
+def test_the_object_api_is_a_batch_of_one_for_any_calibration(data: st.DataObject) -> None:
     doc = data.draw(calibration_documents())
     instrument = PAM13 if doc["instrument"] == "PAM-13" else PAM10
     items = data.draw(st.lists(assessments(instrument), min_size=1, max_size=8))
     for provider in rasch_providers(doc):
         same_results(provider, items)
+
+
+@settings(max_examples=40, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_one_assessment_remembered_by_its_sufficient_statistic_is_its_batch_row(
+    data: st.DataObject,
+) -> None:
+    """The object API remembers a result by (answered items, raw score); another pattern with
+    the same key must get exactly what the batch gives it (sufficiency, and a policy that reads
+    nothing else)."""
+    doc = data.draw(calibration_documents())
+    instrument = PAM13 if doc["instrument"] == "PAM-13" else PAM10
+    first = data.draw(assessments(instrument))
+    codes = first.codes()
+    answered = np.flatnonzero(codes > 0)
+    # The same items answered, the same raw total, the codes moved around between them.
+    moved = codes.copy()
+    if answered.size >= 2:
+        order = data.draw(st.permutations(answered.tolist()))
+        moved[answered] = codes[order]
+    second = Assessment(
+        "a2",
+        first.patient,
+        instrument,
+        first.assessed_on,
+        {item: int(c) for item, c in zip(instrument.items, moved.tolist(), strict=True) if c},
+    )
+    for provider in rasch_providers(doc):
+        checked = CheckedProvider(provider)
+        batch = checked.score_batch(instrument, np.stack([codes, moved]))
+        assert checked.score(first) == batch.result(0, first.id)
+        assert checked.score(second) == batch.result(1, second.id)
 
 
 @settings(max_examples=60)

@@ -8,8 +8,8 @@ Each harness feeds arbitrary bytes to pamlib the way a user's file would arrive 
 - ``read = scored + not scored + rejected + blank``, and ``read`` equals an independent count
   of the records in the input;
 - every record is in the output or in the rejects (by line or count);
-- two implementations of the same reader agree (the arrow and python CSV readers; the columnar
-  and object FHIR paths).
+- two implementations of the same reader agree (pamlib's CSV reader and the tests'
+  record-at-a-time oracle; the columnar and object FHIR paths).
 
 The same functions serve two callers: the coverage-guided runner (``fuzz/run.py``, atheris,
 ``make fuzz``) and the replay of the crash corpus (``tests/fuzz/test_corpus_replay.py``) in
@@ -31,7 +31,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import attrs
 import numpy as np
 
 from pamlib.errors import LicenceError, PamlibError
@@ -90,11 +89,19 @@ def _clean_errors_only(what: str) -> Iterator[list[PamlibError]]:
 
 
 def _host() -> Any:
-    from pamlib.plugins import PluginHost
+    """pamlib's built-in plugins, and the tests' CSV oracle as the input format ``csv-oracle``."""
+    from tests.oracles.csv_reader import oracle_host
 
     if not _HOSTS:
-        _HOSTS.append(PluginHost(load_entry_points=False, disabled=()))
+        _HOSTS.append(oracle_host())
     return _HOSTS[0]
+
+
+def _input_format(reader: str) -> str:
+    """The input format of a reader: pamlib's (``arrow``) or the oracle."""
+    from tests.oracles.csv_reader import ORACLE_FORMAT
+
+    return "csv" if reader == "arrow" else ORACLE_FORMAT
 
 
 _HOSTS: list[Any] = []
@@ -196,7 +203,7 @@ def _read_csv(
     chunk boundaries)."""
     from pamlib.formats.base import ReadOptions, text_values
     from pamlib.formats.columnar import read_columnar
-    from pamlib.formats.records import read_record_chunks
+    from tests.oracles.csv_reader import read_record_chunks
 
     instruments = list(_host().instruments())
     options = ReadOptions(chunk_rows=3, instrument="PAM-13")
@@ -229,7 +236,8 @@ def _score_csv(path: Path, engine: str) -> tuple[Any, bytes, bytes]:
         select_provider=lambda _: _raw_sum(),
         output=out,
         rejects=rejects,
-        options=ReadOptions(chunk_rows=4, instrument="PAM-13", engine=engine),
+        options=ReadOptions(chunk_rows=4, instrument="PAM-13"),
+        input_format=_input_format(engine),
         keep_nhs_number=True,
         host=_host(),
     )
@@ -237,11 +245,11 @@ def _score_csv(path: Path, engine: str) -> tuple[Any, bytes, bytes]:
 
 
 def check_csv(data: bytes) -> None:
-    """A CSV export: both readers, then the whole scoring run with both engines."""
+    """A CSV export: pamlib's reader and the oracle, then the whole scoring run with each."""
     path = _write("export.csv", data)
     read: dict[str, Any] = {}
     scored: dict[str, Any] = {}
-    for engine in ("arrow", "python"):
+    for engine in ("arrow", "oracle"):
         with _clean_errors_only(f"reading CSV ({engine})") as refused:
             read[engine] = _read_csv(path, engine)
         if refused:
@@ -250,11 +258,11 @@ def check_csv(data: bytes) -> None:
             scored[engine] = _score_csv(path, engine)
         if refused:
             scored[engine] = ("refused", str(refused[0]))
-    if read["arrow"] != read["python"]:
-        raise _violation("the arrow and python readers disagree", read["python"], read["arrow"])
-    if isinstance(read["python"][0], str):  # refused by both, with the same message
+    if read["arrow"] != read["oracle"]:
+        raise _violation("pamlib's reader and the oracle disagree", read["oracle"], read["arrow"])
+    if isinstance(read["oracle"][0], str):  # refused by both, with the same message
         return
-    records, rejects, n_read, n_blank = read["python"]
+    records, rejects, n_read, n_blank = read["oracle"]
     expected, blank = csv_record_lines(path)
     if n_read != len(expected):
         raise _violation("records read vs. an independent count", len(expected), n_read)
@@ -268,13 +276,13 @@ def check_csv(data: bytes) -> None:
             "read = valid + rejected + blank", n_read, (len(records), len(rejects), n_blank)
         )
     _unique_ids("CSV", [r[1] for r in records])
-    a, p = scored["arrow"], scored["python"]
+    a, p = scored["arrow"], scored["oracle"]
     if isinstance(a[0], str) or isinstance(p[0], str):
         if a != p:
-            raise _violation("the engines disagree on scoring", p, a)
+            raise _violation("pamlib's reader and the oracle disagree on scoring", p, a)
         return
     if (a[0].reconciliation, a[1], a[2]) != (p[0].reconciliation, p[1], p[2]):
-        raise _violation("the engines' outputs differ", p, a)
+        raise _violation("the outputs of pamlib's reader and the oracle differ", p, a)
     summary, out, rejected = p
     if not summary.reconciles or summary.n_read != n_read:
         raise _violation("the run's reconciliation", n_read, summary.reconciliation)
@@ -492,7 +500,7 @@ def _scores_written(provider: Any, instrument: Any, fmt: str) -> list[float | No
         output=out,
         rejects=io.BytesIO(),
         output_format=fmt,
-        options=ReadOptions(engine="python"),
+        options=ReadOptions(),
         host=_host(),
     )
     text = out.getvalue().decode("utf-8")
@@ -572,7 +580,7 @@ def _scored_table() -> Path:
         select_provider=lambda _: DemoProvider(),
         output=str(target),
         rejects=io.BytesIO(),
-        options=ReadOptions(engine="python"),
+        options=ReadOptions(),
         host=_host(),
     )
     _SCORED.append(target)
@@ -657,7 +665,7 @@ def check_mapping(data: bytes) -> None:
     source = _write("mapped.csv", _MAPPED_CSV)
     options = mapping.apply(ReadOptions(chunk_rows=1))
     outcome: dict[str, Any] = {}
-    for engine in ("arrow", "python"):
+    for engine in ("arrow", "oracle"):
         from pamlib.pipeline import score_file
 
         out, rejects = io.BytesIO(), io.BytesIO()
@@ -667,7 +675,8 @@ def check_mapping(data: bytes) -> None:
                 select_provider=lambda _: _raw_sum(),
                 output=out,
                 rejects=rejects,
-                options=attrs.evolve(options, engine=engine),
+                options=options,
+                input_format=_input_format(engine),
                 host=_host(),
             )
             outcome[engine] = (summary.reconciliation, out.getvalue(), rejects.getvalue())
@@ -675,9 +684,9 @@ def check_mapping(data: bytes) -> None:
                 raise _violation("the run's reconciliation", "read = ...", summary.reconciliation)
         if refused:
             outcome[engine] = ("refused", str(refused[0]))
-    if outcome["arrow"] != outcome["python"]:
+    if outcome["arrow"] != outcome["oracle"]:
         raise _violation(
-            "the readers disagree under a mapping", outcome["python"], outcome["arrow"]
+            "the readers disagree under a mapping", outcome["oracle"], outcome["arrow"]
         )
 
 

@@ -7,8 +7,9 @@ reader, minimised):
   same files with the same message;
 * ``read`` equals an independent count of records made with Python's :mod:`csv` module, and
   every record's start line is in the output or in the rejects, exactly once;
-* the arrow and python readers give the same records and rejects, and ``pamlib score`` the same
-  output and rejects bytes, with ``read = scored + not scored + rejected``.
+* pamlib's reader and the record-at-a-time oracle (:mod:`tests.oracles.csv_reader`) give the
+  same records and rejects, and ``pamlib score`` the same output and rejects bytes, with
+  ``read = scored + not scored + rejected``.
 """
 
 from __future__ import annotations
@@ -24,13 +25,13 @@ from pamlib.errors import PamlibError
 from pamlib.formats.base import ReadChunk, ReadOptions, text_values
 from pamlib.formats.columnar import read_columnar
 from pamlib.formats.encoding import open_utf8
-from pamlib.formats.records import detect_delimiter, read_record_chunks
+from pamlib.formats.records import detect_delimiter
 from pamlib.instruments import BUILTIN_INSTRUMENTS
 from pamlib.pipeline import score_file
-from pamlib.plugins import PluginHost
 from pamlib.scoring.raw_sum import RawSumProvider
 from tests.csv_strategies import COLUMNS, ITEMS, MessyFile, messy_files
 from tests.fuzz.harnesses import record_lines_of
+from tests.oracles.csv_reader import ORACLE_FORMAT, oracle_host, read_record_chunks
 
 pytest.importorskip("pyarrow")
 
@@ -92,12 +93,12 @@ def check_file(
 ) -> None:
     """Every property of the module docstring, for one file."""
     given_settings: dict[str, object] = {} if delimiter is None else {"delimiter": delimiter}
-    python_options = ReadOptions(chunk_rows=chunk_rows, settings=given_settings)
+    oracle_options = ReadOptions(chunk_rows=chunk_rows, settings=given_settings)
     arrow_options = ReadOptions(
         chunk_rows=chunk_rows, settings={**given_settings, "block_bytes": block_bytes}
     )
     try:
-        python = list(read_record_chunks(path, python_options, BUILTIN_INSTRUMENTS))
+        oracle = list(read_record_chunks(path, oracle_options, BUILTIN_INSTRUMENTS))
     except PamlibError as exc:
         refused = str(exc)
         with pytest.raises(PamlibError) as other:
@@ -105,33 +106,32 @@ def check_file(
         assert str(other.value) == refused
         return
     arrow = list(read_columnar(path, arrow_options, BUILTIN_INSTRUMENTS))
-    n_read = sum(c.n_read for c in python)
+    n_read = sum(c.n_read for c in oracle)
     assert sum(c.n_read for c in arrow) == n_read
-    assert _records(arrow) == _records(python)
-    assert _rejects(arrow) == _rejects(python)
-    assert sum(c.n_blank for c in arrow) == sum(c.n_blank for c in python)
-    assert all(c.n_read == c.n_valid + len(c.rejects) + c.n_blank for c in [*arrow, *python])
+    assert _records(arrow) == _records(oracle)
+    assert _rejects(arrow) == _rejects(oracle)
+    assert sum(c.n_blank for c in arrow) == sum(c.n_blank for c in oracle)
+    assert all(c.n_read == c.n_valid + len(c.rejects) + c.n_blank for c in [*arrow, *oracle])
     starts, blank = csv_start_lines(path, delimiter)
     assert n_read == len(starts)
-    assert sum(c.n_blank for c in python) == len(blank)
+    assert sum(c.n_blank for c in oracle) == len(blank)
     seen = sorted(
-        [int(str(r[0])) for r in _records(python)]
-        + [r.line or 0 for c in python for r in c.rejects]
+        [int(str(r[0])) for r in _records(oracle)]
+        + [r.line or 0 for c in oracle for r in c.rejects]
         + blank
     )
     assert seen == starts  # each record once, in the output, the rejects or the blank ones
 
 
 def check_scoring(path: Path, *, delimiter: str | None, chunk_rows: int = 4) -> None:
-    """Both engines through the scoring pipeline: same bytes out, counts reconcile."""
-    host = PluginHost(load_entry_points=False, disabled=())
+    """Both readers through the scoring pipeline: same bytes out, counts reconcile."""
+    host = oracle_host()
     outputs = []
-    for engine in ("arrow", "python"):
+    for reader in ("csv", ORACLE_FORMAT):
         out, rejects = io.BytesIO(), io.BytesIO()
         options = ReadOptions(
             chunk_rows=chunk_rows,
             instrument="PAM-13",
-            engine=engine,
             settings={} if delimiter is None else {"delimiter": delimiter},
         )
         try:
@@ -142,6 +142,7 @@ def check_scoring(path: Path, *, delimiter: str | None, chunk_rows: int = 4) -> 
                 rejects=rejects,
                 options=options,
                 host=host,
+                input_format=reader,
             )
         except PamlibError as exc:
             outputs.append((str(exc), b"", b""))
@@ -227,7 +228,7 @@ def test_token_files_are_read_the_same_and_every_record_is_accounted_for(
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(file=token_files() | messy_files().map(lambda m: (m.data, m.delimiter)))
-def test_scoring_hostile_files_reconciles_and_both_engines_write_the_same_bytes(
+def test_scoring_hostile_files_reconciles_and_both_readers_write_the_same_bytes(
     tmp_path_factory: pytest.TempPathFactory, file: tuple[bytes, str]
 ) -> None:
     path = tmp_path_factory.mktemp("fuzz") / "score.csv"

@@ -262,7 +262,7 @@ def test_case_10_level_is_the_band_of_the_reported_score(
     # A reader comparing the reported score with the cut points gets the reported level.
     assert cut.level(reported) == level
     answers = dict(zip(PAM10.items, MIDPOINT, strict=True))
-    one = scorer.score_one(
+    one = scorer.result(
         Assessment("a1", Patient("p1"), PAM10, dt.date(2025, 3, 1), answers), provider
     )
     assert (one.score, one.level) == (reported, level)

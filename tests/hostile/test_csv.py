@@ -1,7 +1,9 @@
-"""Hostile CSV exports and mapping files: every record accounted for, the same by both readers.
+"""Hostile CSV exports and mapping files: every record accounted for, the same by pamlib's
+reader and by the tests' record-at-a-time oracle (:mod:`tests.oracles.csv_reader`).
 
 Each test is named after the case of the reliability issue it guards (``test_case_NN_...``);
-where a reader is involved it runs both (``arrow`` and ``python``) through the command line.
+where a reader is involved it runs both through the command line (the oracle as the input
+format of a host holding it, installed as the process default for the run).
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ from pamlib.errors import FormatError
 from pamlib.formats.base import ReadChunk, ReadOptions
 from pamlib.formats.columnar import read_columnar
 from pamlib.formats.layout import Layout, load_mapping
-from pamlib.formats.records import MAX_FIELD_CHARS, read_record_chunks
+from pamlib.formats.records import MAX_FIELD_CHARS
 from pamlib.instruments import BUILTIN_INSTRUMENTS
-from pamlib.plugins import PluginHost
+from pamlib.plugins import PluginHost, get_host, reset_host
+from tests.oracles.csv_reader import ORACLE_FORMAT, oracle_host, read_record_chunks
 
 pytest.importorskip("pyarrow")
 
-ENGINES = ("arrow", "python")
+ENGINES = ("arrow", "oracle")
 HEADER = "patient_id,nhs_number,assessment_id,assessed_on,instrument,site," + ",".join(
     f"q{i:02d}" for i in range(1, 14)
 )
@@ -41,8 +44,16 @@ class Run:
     def __init__(self, tmp_path: Path, source: Path, engine: str, *more: str) -> None:
         self.out = tmp_path / f"scored-{engine}.csv"
         self.rejects_path = tmp_path / f"scored-{engine}.rejects.csv"
-        argv = ["score", str(source), "--provider", "demo", "--engine", engine]
-        self.code = main([*argv, "-o", str(self.out), "--no-progress", *more])
+        argv = ["score", str(source), "--provider", "demo", "-o", str(self.out), "--no-progress"]
+        if engine != "oracle":
+            self.code = main([*argv, "--engine", engine, *more])
+            return
+        previous = get_host()
+        reset_host(oracle_host())
+        try:
+            self.code = main([*argv, "--input-format", ORACLE_FORMAT, *more])
+        finally:
+            reset_host(previous)
 
     def read(self, capsys: pytest.CaptureFixture[str]) -> Run:
         self.err = capsys.readouterr().err
@@ -75,8 +86,8 @@ def score(
 
 def both_readers(path: Path, **settings: object) -> tuple[list[ReadChunk], list[ReadChunk]]:
     arrow = list(read_columnar(path, ReadOptions(settings=settings), BUILTIN_INSTRUMENTS))
-    python = list(read_record_chunks(path, ReadOptions(), BUILTIN_INSTRUMENTS))
-    return arrow, python
+    oracle = list(read_record_chunks(path, ReadOptions(), BUILTIN_INSTRUMENTS))
+    return arrow, oracle
 
 
 def summary(chunks: list[ReadChunk]) -> tuple[int, list[int], list[tuple[object, ...]]]:
@@ -148,12 +159,12 @@ def test_case_01_readers_agree_on_quotes_in_the_header(
     path = tmp_path / "h.csv"
     rows = [header, row(1), row(2, site='"a\nb"'), row(3, aid=""), row(4, extra='5" tall')]
     path.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    arrow, python = both_readers(path, block_bytes=block_bytes)
-    assert summary(arrow) == summary(python)
-    n_read, lines, rejects = summary(python)
+    arrow, oracle = both_readers(path, block_bytes=block_bytes)
+    assert summary(arrow) == summary(oracle)
+    n_read, lines, rejects = summary(oracle)
     assert n_read == 4
     assert len(lines) + len(rejects) == 4
-    assert arrow[0].source_columns == python[0].source_columns
+    assert arrow[0].source_columns == oracle[0].source_columns
 
 
 # -- case 9: long cells, bad header bytes -------------------------------------------------------
@@ -209,8 +220,8 @@ def test_case_09_both_readers_reject_the_same_long_cells(tmp_path: Path) -> None
     over = "é" * (MAX_FIELD_CHARS + 1)
     rows = [HEADER + ",notes", row(1, extra=at_limit), row(2, extra=over), row(3)]
     path.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    arrow, python = both_readers(path, block_bytes=1 << 16)
-    assert summary(arrow)[:2] == summary(python)[:2] == (3, [2, 4])
+    arrow, oracle = both_readers(path, block_bytes=1 << 16)
+    assert summary(arrow)[:2] == summary(oracle)[:2] == (3, [2, 4])
     assert [r.code for c in arrow for r in c.rejects] == ["field-too-long"]
 
 
@@ -339,9 +350,9 @@ def test_case_12_readers_agree_on_boms_at_block_starts(tmp_path: Path, block_byt
     path = tmp_path / "boms.csv"
     rows = [HEADER + ",n"] + ["\ufeff" + row(i, aid="" if i % 3 == 0 else None) for i in range(9)]
     path.write_bytes(b"\xef\xbb\xbf\xef\xbb\xbf" + ("\n".join(rows) + "\n").encode("utf-8"))
-    arrow, python = both_readers(path, block_bytes=block_bytes)
-    assert summary(arrow) == summary(python)
-    assert summary(python)[0] == 9
+    arrow, oracle = both_readers(path, block_bytes=block_bytes)
+    assert summary(arrow) == summary(oracle)
+    assert summary(oracle)[0] == 9
 
 
 # -- case 15: mapping files that change scores silently -----------------------------------------

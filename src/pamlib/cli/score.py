@@ -97,9 +97,9 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument(
         "--engine",
-        choices=("auto", "arrow", "python"),
         default="auto",
-        help="reader implementation (default auto: arrow when pyarrow is installed)",
+        metavar="auto|arrow",
+        help="CSV reader: both name the columnar reader ('python' was removed)",
     )
     p.add_argument(
         "--chunk-rows",
@@ -130,6 +130,13 @@ def _options(args: argparse.Namespace) -> ReadOptions:
 
     if args.chunk_rows < 1:
         raise UsageError("--chunk-rows must be at least 1")
+    if args.engine == "python":
+        raise UsageError(
+            "--engine python was removed: pamlib reads CSV with its columnar reader only "
+            "(leave --engine out)"
+        )
+    if args.engine not in ("auto", "arrow"):
+        raise UsageError(f"--engine must be auto or arrow, not {args.engine!r}")
     options = ReadOptions(chunk_rows=args.chunk_rows, engine=args.engine)
     if args.mapping:
         options = _apply_mapping(args, options)

@@ -18,10 +18,11 @@ def pyarrow_module() -> Any:
     try:
         import pyarrow
         import pyarrow.csv
-    except ImportError:  # pragma: no cover - exercised without the extra
+    except ImportError:  # pragma: no cover - a broken installation
         raise FormatError(
-            "this needs pyarrow: pip install 'pamlib[arrow]'",
-            [Problem("pyarrow", "missing-extra", "the 'arrow' extra is not installed")],
+            "pyarrow, which pamlib depends on, cannot be imported: reinstall pamlib "
+            "(pip install --force-reinstall pamlib)",
+            [Problem("pyarrow", "missing-dependency", "pyarrow is not importable")],
         ) from None
     return pyarrow
 

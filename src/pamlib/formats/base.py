@@ -25,6 +25,7 @@ import numpy.typing as npt
 from pamlib.instruments import Instrument
 
 if TYPE_CHECKING:
+    from pamlib.assessment import Assessment
     from pamlib.plugins import PluginHost
     from pamlib.scoring.provider import BatchScores
 
@@ -119,6 +120,37 @@ class RecordBatch:
             return text_values(self.locations[i : i + 1])[0]
         return f"record {i + 1}"
 
+    def assessments(self) -> list[Assessment]:
+        """The records as :class:`~pamlib.assessment.Assessment` objects, in batch order: the
+        object view of the same columns (unanswered items left out, ``extras`` as attributes)."""
+        from pamlib.assessment import Assessment
+        from pamlib.identity import Patient
+        from pamlib.responses import UNANSWERED_CODE, Response
+
+        items = self.instrument.items
+        ids = text_values(self.assessment_id)
+        pids = text_values(self.patient_id)
+        nhs = text_values(self.nhs_number)
+        sites = text_values(self.site)
+        extras = {name: text_values(column) for name, column in self.extras.items()}
+        days = self.assessed_on.astype("datetime64[D]").tolist()
+        return [
+            Assessment(
+                id=ids[i],
+                patient=Patient(pids[i] or None, nhs_number=nhs[i] or None),
+                instrument=self.instrument,
+                assessed_on=days[i],
+                responses={
+                    item: Response(code)
+                    for item, code in zip(items, row, strict=True)
+                    if code != UNANSWERED_CODE
+                },
+                site=sites[i],
+                attributes={name: values[i] for name, values in extras.items()},
+            )
+            for i, row in enumerate(self.codes.tolist())
+        ]
+
 
 @attrs.frozen
 class ReadChunk:
@@ -160,8 +192,8 @@ class ReadOptions:
     out of the output; ``answer_labels`` adds answer spellings (label → ``1``–``4`` or ``NA``)
     and ``instrument_aliases`` instrument spellings (alias → instrument id). ``instrument`` is
     used where a record names none. ``engine`` picks an implementation where a format has more
-    than one (``auto``, ``arrow``, ``python``). Formats document what else they accept in
-    ``settings``.
+    than one (the CSV format has one: ``auto`` and ``arrow`` name it, ``python`` is refused since
+    its second reader was removed). Formats document what else they accept in ``settings``.
     """
 
     mapping: Mapping[str, str] = attrs.field(factory=dict)

@@ -1,14 +1,14 @@
-"""Delimited text as columns: the fast path for files (needs the ``arrow`` extra).
+"""Delimited text as columns: how pamlib reads every CSV export.
 
 The file is read in blocks of bytes. A NumPy pre-pass over each block finds where records end
 (line breaks outside quotes) and the physical line each record starts on, so line numbers stay
 right with quoted line breaks; pyarrow then splits the block's records into string columns, and
-the checks of :mod:`pamlib.formats.records` run on whole columns: answers, dates and instrument
-names through a lookup on their distinct values, NHS check digits and identifiers with array
-arithmetic. A row that fails any check is handed to the record-at-a-time validator for its
-problems, so both paths give the same codes and messages.
+the checks of :class:`~pamlib.formats.records.RowValidator` run on whole columns: answers, dates
+and instrument names through a lookup on their distinct values, NHS check digits and
+identifiers with array arithmetic. A row that fails any check is handed to the row validator for
+its problems, which word the reject.
 
-The header is split by the :mod:`csv` module, exactly as the record path splits it. Where
+The header is split by the :mod:`csv` module. Where
 pyarrow and the pre-pass could disagree — undecodable bytes, a record with the wrong number of
 fields, a quoted field left open at the end, a record longer than the field limit
 (:data:`~pamlib.formats.records.MAX_FIELD_CHARS`) — the block is split by the :mod:`csv` module
@@ -74,7 +74,8 @@ _ONE_BYTE_CODES[ord("1") : ord("4") + 1] = np.arange(1, 5, dtype=np.int16)
 
 
 class ReaderBugError(PamlibError):
-    """The columnar and record-at-a-time checks disagreed about a row (a bug in pamlib)."""
+    """The column checks rejected a row that the row checks, which word every reject, accept (a
+    bug in pamlib): the read stops rather than drop a record without a reason."""
 
 
 # -- the pre-pass over raw bytes ---------------------------------------------------------------
@@ -805,7 +806,7 @@ class _BlockReader:
         self.chunk_rows = max(1, options.chunk_rows)
         self.buf = binary.read(self.block_bytes)
         self.eof = len(self.buf) < self.block_bytes
-        while True:  # every byte-order mark at the start (as the record path does)
+        while True:  # every byte-order mark at the start, not just the first
             if self.buf.startswith(_BOM):
                 self.buf = self.buf[len(_BOM) :]
             elif not self.eof and len(self.buf) < len(_BOM):
@@ -830,10 +831,9 @@ class _BlockReader:
         self.buf += data
 
     def _header(self) -> RawRecord:
-        """The first non-blank record, split by the :mod:`csv` module exactly as the record path
-        splits it (quote counting cannot be trusted before the delimiter is known, and a header
-        such as ``Height (5")`` holds a quote that is text); the delimiter from the first
-        non-blank physical line."""
+        """The first non-blank record, split by the :mod:`csv` module (quote counting cannot be
+        trusted before the delimiter is known, and a header such as ``Height (5")`` holds a
+        quote that is text); the delimiter from the first non-blank physical line."""
         window = 1 << 16  # decode no more than a header needs
         while True:
             text = self.buf[:window].decode("utf-8", "surrogateescape")

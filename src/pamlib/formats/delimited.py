@@ -1,27 +1,29 @@
 """The built-in CSV format: delimited exports in, scored rows out.
 
 Registered through ``pamlib_register_formats`` like any third-party format. Reading uses the
-columnar path (:mod:`pamlib.formats.columnar`) when pyarrow is installed and the record-at-a-time
-path (:mod:`pamlib.formats.records`) otherwise, or when asked with ``engine="python"``; both
-give the same records, rejects and line numbers. Both read UTF-8 bytes, which
+columnar reader (:mod:`pamlib.formats.columnar`) on UTF-8 bytes, which
 :mod:`pamlib.formats.encoding` makes of input in other encodings (``settings["encoding"]``).
-Writing needs pyarrow.
+The record-at-a-time reader that ``engine="python"`` once chose was removed: it gave the same
+records, rejects and line numbers more slowly, and now serves only as the tests' oracle.
 """
 
 from __future__ import annotations
 
 import csv
-import importlib.util
 import io
 import os
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
+from pamlib.assessment import Assessment
 from pamlib.formats.base import (
     Format,
     ReadChunk,
     ReadOptions,
     RecordBatch,
+    Reject,
     ResultWriter,
     Target,
     TextColumn,
@@ -32,18 +34,27 @@ from pamlib.hookspecs import hookimpl
 from pamlib.scoring.provider import BatchScores
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from pamlib.instruments import Instrument
     from pamlib.plugins import PluginHost
 
-__all__ = ["CsvFormat", "CsvResultWriter"]
+__all__ = ["CsvFormat", "CsvResultWriter", "LocatedAssessment", "iter_assessments"]
 
-ENGINES = ("auto", "arrow", "python")
+#: The ``engine`` values a CSV read accepts: both mean the columnar reader.
+ENGINES = ("auto", "arrow")
+#: Why ``engine="python"`` is refused.
+PYTHON_ENGINE_REMOVED = (
+    "engine 'python' was removed: pamlib reads delimited text with its columnar reader only "
+    "(pyarrow is a core dependency); use 'auto' or leave the engine out"
+)
 
 
 class CsvFormat:
     """Comma, semicolon or tab separated text (see the documentation's "Scoring files")."""
 
     name = "csv"
-    extensions = (".csv", ".tsv", ".txt")
+    extensions: tuple[str, ...] = (".csv", ".tsv", ".txt")
     description = (
         "delimited text (',' ';' or tab): UTF-8, UTF-16/32 with a BOM, cp1252 or latin-1 where "
         "the bytes leave no doubt, or the encoding given"
@@ -56,9 +67,19 @@ class CsvFormat:
         *,
         host: PluginHost | None = None,
     ) -> Iterator[ReadChunk]:
+        from pamlib.formats.columnar import read_columnar
+
+        self.check_options(options)
+        return read_columnar(source, options, host_instruments(host))
+
+    @staticmethod
+    def check_options(options: ReadOptions) -> None:
+        """Refuse options no read could use, before the file is opened."""
         from pamlib.errors import ConfigurationError
 
         engine = options.engine
+        if engine == "python":
+            raise ConfigurationError(PYTHON_ENGINE_REMOVED)
         if engine not in ENGINES:
             raise ConfigurationError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
         delimiter = options.settings.get("delimiter")
@@ -73,22 +94,56 @@ class CsvFormat:
             from pamlib.formats.encoding import codec_name
 
             codec_name(encoding)  # an unknown codec is an error before the file is opened
-        if engine == "auto":
-            engine = "arrow" if importlib.util.find_spec("pyarrow") is not None else "python"
-        instruments = host_instruments(host)
-        if engine == "arrow":
-            from pamlib.formats.columnar import read_columnar
-
-            return read_columnar(source, options, instruments)
-        from pamlib.formats.records import read_record_chunks
-
-        return read_record_chunks(source, options, instruments)
 
     def open_writer(self, target: Target, options: WriteOptions) -> ResultWriter:
         return CsvResultWriter(target, options)
 
     def __repr__(self) -> str:
         return "<CsvFormat>"
+
+
+@attrs.frozen
+class LocatedAssessment:
+    """An assessment read from a file, with the physical line where its record starts."""
+
+    assessment: Assessment
+    line: int
+    source: str
+
+
+def iter_assessments(
+    source: str | os.PathLike[str],
+    options: ReadOptions | None = None,
+    *,
+    instruments: Iterable[Instrument] | None = None,
+    host: PluginHost | None = None,
+) -> Iterator[LocatedAssessment | Reject]:
+    """Read a delimited export as objects: an assessment per valid row, a
+    :class:`~pamlib.formats.base.Reject` per row that is not, in file order.
+
+    The objects are the rows of the columnar reader's batches
+    (:meth:`~pamlib.formats.base.RecordBatch.assessments`), so they hold exactly what a scoring
+    run reads. ``instruments`` defaults to every instrument of ``host`` (the process-wide host
+    by default).
+    """
+    options = options or ReadOptions()
+    if instruments is None:
+        chunks = CsvFormat().read(source, options, host=host)
+    else:
+        from pamlib.formats.columnar import read_columnar
+
+        CsvFormat.check_options(options)
+        chunks = read_columnar(source, options, instruments)
+    for chunk in chunks:
+        found: list[tuple[int, LocatedAssessment | Reject]] = [
+            (r.line or 0, r) for r in chunk.rejects
+        ]
+        for batch in chunk.batches:
+            lines = [] if batch.lines is None else batch.lines.tolist()
+            for line, assessment in zip(lines, batch.assessments(), strict=True):
+                found.append((line, LocatedAssessment(assessment, line, batch.source)))
+        found.sort(key=lambda pair: pair[0])
+        yield from (item for _, item in found)
 
 
 class CsvResultWriter:

@@ -1,4 +1,4 @@
-"""Built-in typed formats: Parquet and JSON Lines, out and in (both need the ``arrow`` extra).
+"""Built-in typed formats: Parquet and JSON Lines, out and in (through pyarrow).
 
 Both keep types: numbers are numbers, a missing number or absent text is ``null``, ``flags``
 is a list of strings, ``assessed_on`` a date (``"2024-03-01"`` in JSON). Columns and their order

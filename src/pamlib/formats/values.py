@@ -1,8 +1,8 @@
 """Reading one cell: answers, dates, identifiers and instrument names as exports spell them.
 
-These scalar functions are the definition of what pamlib accepts. The record-at-a-time path
-calls them per cell; the columnar path calls them once per *distinct* value and applies the
-answers with a lookup, so both paths accept exactly the same spellings.
+These scalar functions are the definition of what pamlib accepts. The row validator calls them
+per cell; the columnar reader calls them once per *distinct* value and applies the answers with
+a lookup, so both accept exactly the same spellings.
 """
 
 from __future__ import annotations

@@ -109,7 +109,7 @@ class DemoProvider(BaseProvider):
         return self._scorer(instrument).score(instrument, codes, self)
 
     def score(self, assessment: Assessment) -> ScoreResult:
-        return self._scorer(assessment.instrument).score_one(assessment, self)
+        return self._scorer(assessment.instrument).result(assessment, self)
 
     def __reduce__(self) -> tuple[type[DemoProvider], tuple[PluginHost | None]]:
         # Its host, never the scorers: they are rebuilt lazily where it is unpickled.

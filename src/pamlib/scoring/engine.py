@@ -42,6 +42,7 @@ from pamlib.errors import (
     ScoringError,
     ValidationError,
 )
+from pamlib.scoring._codes import CodeCheck
 
 __all__ = [
     "EAP",
@@ -935,53 +936,16 @@ class ResponseSummary:
     """Sum of the model categories (code − 1) over answered items."""
 
 
-def _bad_codes(arr: NDArray[Any], top: IntArray) -> NoReturn:
-    bad = np.argwhere((arr < NOT_APPLICABLE) | (arr > top[None, :]))
-    problems = [
-        Problem(
-            f"responses[{i}, {j}]",
-            "response.code",
-            f"code must be {NOT_APPLICABLE} (not applicable), {UNANSWERED} (unanswered) "
-            f"or 1..{int(top[j])}",
-        )
-        for i, j in bad[:_MAX_REPORTED]
-    ]
-    more = f" ({bad.shape[0]} in all)" if bad.shape[0] > _MAX_REPORTED else ""
-    raise ValidationError(f"response codes out of range{more}", problems)
-
-
 def _summarise(
-    responses: ArrayLike, model: StepModel, top: IntArray, top_uniform: int | None
+    responses: ArrayLike, model: StepModel, top: IntArray, check: CodeCheck
 ) -> tuple[MaskArray, IntArray, IntArray]:
-    arr = np.asarray(responses)
+    codes = check(responses, name="responses")
     n_items = model.n_items
-    if arr.ndim != 2 or arr.shape[1] != n_items:
-        raise ValidationError(
-            "responses must be a 2-D array with one column per item",
-            [Problem("responses", "responses.shape", f"expected (n, {n_items}), got {arr.shape}")],
-        )
-    if not np.issubdtype(arr.dtype, np.integer):
-        raise ValidationError(
-            "responses must be integer codes",
-            [Problem("responses", "responses.dtype", f"got dtype {arr.dtype}")],
-        )
-    n = arr.shape[0]
+    n = codes.shape[0]
     if n == 0:
         empty = np.zeros(0, dtype=np.int64)
         return np.zeros(0, dtype=np.uint64), empty, empty.copy()
-    # Work on the narrowest integer type: a 1M x 13 int64 array is 104 MB, int8 is 13 MB, and
-    # every pass below is memory-bound. Narrowing is checked, so no code can wrap into range.
-    narrow = np.int8 if int(top.max()) <= np.iinfo(np.int8).max else np.int16
-    codes = arr
-    if arr.dtype != narrow:
-        codes = arr.astype(narrow)
-        if not np.array_equal(codes, arr):
-            _bad_codes(arr, top)
-    if top_uniform is not None:
-        if codes.min() < NOT_APPLICABLE or codes.max() > top_uniform:
-            _bad_codes(codes, top)
-    elif codes.min() < NOT_APPLICABLE or bool(np.any(codes > top.astype(narrow)[None, :])):
-        _bad_codes(codes, top)
+    narrow = codes.dtype
     answered: NDArray[Any] = (codes > 0).view(np.uint8)
     # einsum sums in the operand type: exact while the largest possible row sum fits
     n_answered = np.einsum("ij->i", answered).astype(np.int64)  # <= 64 fits uint8
@@ -1000,8 +964,7 @@ def _summarise(
 def response_summary(responses: ArrayLike, model: StepModel) -> ResponseSummary:
     """Validate integer response codes (n, n_items) and reduce them to (mask, n_answered, raw)."""
     top = (model.max_scores + 1).astype(np.int64)
-    uniform = None if model.is_ragged else model.n_steps + 1
-    mask, n_answered, raw = _summarise(responses, model, top, uniform)
+    mask, n_answered, raw = _summarise(responses, model, top, CodeCheck(top))
     return ResponseSummary(mask=mask, n_answered=n_answered, raw_score=raw)
 
 
@@ -1068,6 +1031,7 @@ class ScoreTable:
     """
 
     __slots__ = (
+        "_check",
         "_dense",
         "_estimator",
         "_lock",
@@ -1079,8 +1043,6 @@ class ScoreTable:
         "_sparse",
         "_theta",
         "_top",
-        "_top_list",
-        "_top_uniform",
         "_width",
     )
 
@@ -1095,8 +1057,7 @@ class ScoreTable:
         self._lock = threading.Lock()
         self._width = model.max_raw + 1
         self._top = _read_only((model.max_scores + 1).astype(np.int64))
-        self._top_list: list[int] = self._top.tolist()
-        self._top_uniform = None if model.is_ragged else model.n_steps + 1
+        self._check = CodeCheck(self._top)
         self._dense = model.n_items <= DENSE_MAX_ITEMS
         # dense: row index per mask (-1 = not compiled); sparse: sorted keys with their rows
         self._row_of_mask = np.full(1 << model.n_items if self._dense else 0, -1, dtype=np.int64)
@@ -1195,7 +1156,7 @@ class ScoreTable:
 
     def score(self, responses: ArrayLike) -> BatchMeasures:
         """Measures for integer response codes of shape (n, n_items)."""
-        mask, n_answered, raw = _summarise(responses, self._model, self._top, self._top_uniform)
+        mask, n_answered, raw = _summarise(responses, self._model, self._top, self._check)
         rows = self._rows_for(mask)
         flat = rows * self._width + raw
         theta = np.take(self._theta.reshape(-1), flat)
@@ -1209,33 +1170,13 @@ class ScoreTable:
 
     def score_one(self, responses: ArrayLike) -> Measure:
         """Measure of one response vector (n_items,); same table entries as :meth:`score`."""
-        arr = np.asarray(responses)
-        n_items = self._model.n_items
-        if arr.ndim != 1 or arr.shape[0] != n_items:
-            raise ValidationError(
-                "one response vector must be 1-D with one code per item",
-                [
-                    Problem(
-                        "responses", "responses.shape", f"expected ({n_items},), got {arr.shape}"
-                    )
-                ],
-            )
-        if not np.issubdtype(arr.dtype, np.integer):
-            raise ValidationError(
-                "responses must be integer codes",
-                [Problem("responses", "responses.dtype", f"got dtype {arr.dtype}")],
-            )
+        codes = self._check(responses, name="responses", one=True)
         mask = raw = count = 0
-        top = self._top_list
-        for j, code in enumerate(arr.tolist()):
+        for j, code in enumerate(codes.tolist()):
             if code > 0:
-                if code > top[j]:
-                    _bad_codes(arr[None, :], self._top)
                 mask |= 1 << j
                 raw += code - 1
                 count += 1
-            elif code < NOT_APPLICABLE:
-                _bad_codes(arr[None, :], self._top)
         row = self._row_of_mask[mask] if self._dense else self._row_of.get(mask, -1)
         if row < 0:
             self._ensure(np.array([mask], dtype=np.uint64))

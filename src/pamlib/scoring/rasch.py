@@ -9,11 +9,11 @@ vendor plugin may instead register ``RaschProvider(calibration, licence=..., id=
 with the licence it holds, passing on the host its hook is given (without it, the calibration's
 instruments and cut-point set are looked up in the process-wide host).
 
-The compiled (mask, raw score) table lives in this object's memory only: nothing here writes,
-logs, caches or shows it. A provider pickles as what it was built from — its id, licence, host
-and calibration, which pickles as a reference to its file (see
-:mod:`pamlib.scoring.calibration`) — and is bound again when unpickled; the table is rebuilt
-lazily, as in the process that sent it.
+The compiled (mask, raw score) table, and the one-assessment results remembered by the same key,
+live in this object's memory only: nothing here writes, logs, caches elsewhere or shows them.
+A provider pickles as what it was built from — its id, licence, host and calibration, which
+pickles as a reference to its file (see :mod:`pamlib.scoring.calibration`) — and is bound again
+when unpickled; the table is rebuilt lazily, as in the process that sent it.
 """
 
 from __future__ import annotations
@@ -21,16 +21,17 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Collection
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
+import attrs
 import numpy as np
 import numpy.typing as npt
 
 from pamlib._version import __version__
 from pamlib.errors import CalibrationError, Problem, ScoringError
 from pamlib.hookspecs import hookimpl
-from pamlib.levels import CutpointSet, round_half_away, round_half_away_array
-from pamlib.results import Flag, ScoreResult, ScoreStatus
+from pamlib.levels import CutpointSet, round_half_away_array
+from pamlib.results import Flag, ScoreResult
 from pamlib.scoring.calibration import (
     Calibration,
     CompiledCalibration,
@@ -58,6 +59,11 @@ EXTREME_RESPONSE = "extreme-response"
 _REASON_CODES = np.array(["", TOO_FEW_ANSWERED, EXTREME_RESPONSE])
 _BIT_MISSING = np.uint8(FLAG_BITS[Flag.MISSING_ITEMS])
 _BIT_EXTREME = np.uint8(FLAG_BITS[Flag.EXTREME_RESPONSE])
+#: The fields of a one-assessment result that come from its batch row (all but the id).
+_RESULT_FIELDS = tuple(a for a in attrs.fields(ScoreResult) if a.name != "assessment_id")
+#: One-assessment results remembered per scorer (13 items allow 8,192 masks of up to 40 raw
+#: scores; real answers use a small share of them).
+_MAX_REMEMBERED = 1 << 16
 
 
 class CalibratedScorer:
@@ -70,9 +76,9 @@ class CalibratedScorer:
         "_checked",
         "_cutpoints",
         "_extra_bits",
-        "_extra_flags",
         "_index",
         "_lock",
+        "_results",
         "_table",
         "compiled",
     )
@@ -105,11 +111,11 @@ class CalibratedScorer:
         self.compiled = compiled
         self._cutpoints = cutpoints
         self._extra_bits = int(extra_flags)
-        self._extra_flags = frozenset(f for f, bit in FLAG_BITS.items() if extra_flags & bit)
         self._table: ScoreTable | None = None
         self._lock = threading.Lock()
         self._index = {item: j for j, item in enumerate(compiled.items)}
         self._checked: Instrument | None = None  # the last instrument found to fit
+        self._results: dict[tuple[int, int, str, str], dict[str, Any]] = {}
 
     @property
     def cutpoints(self) -> CutpointSet | None:
@@ -221,69 +227,31 @@ class CalibratedScorer:
             ),
         }
 
-    def score_one(self, assessment: Assessment, provider: ScoringProvider) -> ScoreResult:
-        """One assessment, in plain Python: the same operations as :meth:`score` element by
-        element (the tests hold the two paths to identical results), at a fraction of the cost
-        of NumPy on one row."""
+    def result(self, assessment: Assessment, provider: ScoringProvider) -> ScoreResult:
+        """One assessment: row 0 of :meth:`score` on a batch of one.
+
+        Every field but the id is a function of which items were answered and the raw score
+        (Rasch sufficiency, and a policy that reads nothing else), so the row is remembered by
+        that key and later assessments with the same key skip NumPy's per-call cost. Like the
+        table it comes from, what is remembered lives in this object's memory only.
+        """
         instrument = assessment.instrument
         self.check_instrument(instrument)
-        c = self.compiled
-        codes = [0] * instrument.n_items
+        mask = raw = 0
         index = self._index
         for item, response in assessment.responses.items():
-            codes[index[item]] = int(response)
-        measure = self.table().score_one(np.asarray(codes, dtype=np.int8))
-        n = measure.n_answered
-        engine_raw = measure.raw_score
-        top = instrument.n_categories - 1
-        extreme = n > 0 and (engine_raw == 0 or engine_raw == top * n)
-        policy = c.policy
-        scored = n >= policy.min_answered
-        reason = None if scored else TOO_FEW_ANSWERED
-        if policy.extreme_response is ExtremeResponse.NOT_SCORED and scored and extreme:
-            scored = False
-            reason = EXTREME_RESPONSE
-        flags = self._extra_flags
-        if n < instrument.n_items:
-            flags = flags | {Flag.MISSING_ITEMS}
-        if extreme and policy.extreme_response is not ExtremeResponse.IGNORE:
-            flags = flags | {Flag.EXTREME_RESPONSE}
-        level = None
-        if scored:
-            s = c.scale
-            theta: float | None = measure.theta
-            theta_se: float | None = measure.theta_se
-            reported = round_half_away(
-                min(max(s.intercept + s.slope * measure.theta, s.min), s.max), s.decimals
-            )
-            score: float | None = reported
-            score_se: float | None = s.slope * measure.theta_se
-            if self._cutpoints is not None:
-                level = self._cutpoints.level(reported)
-        else:
-            theta = theta_se = score = score_se = None
-        raw = engine_raw + n
-        return ScoreResult(
-            assessment_id=assessment.id,
-            status=ScoreStatus.SCORED if scored else ScoreStatus.NOT_SCORED,
-            provider=provider.id,
-            provider_version=provider.version,
-            n_answered=n,
-            raw_score=raw,
-            mean_response=raw / n if n > 0 else None,
-            theta=theta,
-            theta_se=theta_se,
-            score=score,
-            score_se=score_se,
-            level=level,
-            cutpoint_set=self._cutpoints.id if level is not None and self._cutpoints else None,
-            calibration_id=c.calibration_id,
-            calibration_sha256=c.sha256,
-            demo=c.demo,
-            flags=flags,
-            reason=None if reason is None else self.reasons(instrument)[reason],
-            reason_code=reason,
-        )
+            code = int(response)
+            if code > 0:
+                mask |= 1 << index[item]
+                raw += code
+        key = (mask, raw, provider.id, provider.version)
+        fields = self._results.get(key)
+        if fields is None:
+            row = self.score(instrument, assessment.codes()[np.newaxis, :], provider).result(0, "")
+            fields = {a.name: getattr(row, a.name) for a in _RESULT_FIELDS}
+            if len(self._results) < _MAX_REMEMBERED:
+                self._results[key] = fields
+        return ScoreResult(assessment.id, **fields)
 
     def __repr__(self) -> str:
         return f"CalibratedScorer({self.compiled!r})"
@@ -402,7 +370,7 @@ class RaschProvider(BaseProvider):
             return super().score(assessment)  # raises the same error as score_batch
         if self.licence is not None:
             self.licence.check(assessment.instrument.id)
-        return scorer.score_one(assessment, self)
+        return scorer.result(assessment, self)
 
     def __repr__(self) -> str:
         cal = f" calibration={self.calibration_id!r}" if self._scorer is not None else ""

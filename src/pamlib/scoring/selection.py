@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, NoReturn
 import numpy as np
 import numpy.typing as npt
 
-from pamlib.errors import LicenceError, PamlibError, Problem, ScoringError, ValidationError
+from pamlib.errors import LicenceError, PamlibError, ScoringError
 from pamlib.plugins import PluginGuard, describe_failure, get_host
 from pamlib.results import REPORTING_SCALE, Flag, ScoreResult, ScoreStatus
 from pamlib.scoring.provider import (
@@ -53,7 +53,6 @@ __all__ = [
 #: of them on every result (or mark the whole batch ``demo``).
 NOT_PAM_FLAGS: frozenset[Flag] = frozenset({Flag.DEMO, Flag.RAW_ONLY, Flag.UNLICENSED})
 _NOT_PAM_BITS = np.uint8(sum(FLAG_BITS[f] for f in NOT_PAM_FLAGS))
-_MAX_REPORTED = 20
 
 #: The registered provider that ``calibration=`` selects when no provider is named.
 CALIBRATION_PROVIDER = "rasch"
@@ -550,36 +549,7 @@ def select_provider(
 def check_codes(instrument: Instrument, codes: npt.ArrayLike) -> npt.NDArray[np.int8]:
     """``codes`` as an (n, n_items) int8 array of valid column codes, or a ValidationError
     naming each bad cell (``codes[row, column]``, the first 20)."""
-    arr = np.asarray(codes)
-    if arr.ndim != 2 or arr.shape[1] != instrument.n_items:
-        raise ValidationError(
-            "response codes have the wrong shape",
-            [
-                Problem(
-                    "codes",
-                    "shape",
-                    f"expected (n, {instrument.n_items}) for {instrument.id}, got {arr.shape}",
-                )
-            ],
-        )
-    if arr.size and not np.issubdtype(arr.dtype, np.integer):
-        raise ValidationError(
-            "response codes must be integers",
-            [Problem("codes", "dtype", f"got {arr.dtype}")],
-        )
-    top = instrument.n_categories
-    if arr.size and (int(arr.min()) < -1 or int(arr.max()) > top):
-        bad = np.argwhere((arr < -1) | (arr > top))
-        more = f" ({bad.shape[0]} cells in all)" if bad.shape[0] > _MAX_REPORTED else ""
-        raise ValidationError(
-            f"response codes out of range{more}",
-            [
-                Problem(
-                    f"codes[{i}, {j}]",
-                    "code",
-                    f"expected -1 (not applicable), 0 (unanswered) or 1..{top}",
-                )
-                for i, j in bad[:_MAX_REPORTED]
-            ],
-        )
-    return arr.astype(np.int8, copy=False)
+    from pamlib.scoring._codes import checked_codes
+
+    top = np.full(instrument.n_items, instrument.n_categories, dtype=np.int64)
+    return checked_codes(codes, top).astype(np.int8, copy=False)

@@ -11,7 +11,7 @@ of the whole table is collected into one :class:`~pamlib.errors.FormatError` who
 are row numbers (``row N`` counts data rows from 1; ``line N`` is a line of a CSV file that
 cannot be read as a table), never identifiers or values.
 
-pyarrow (the ``arrow`` extra) is imported only when a table is built.
+pyarrow is imported only when a table is built, so ``import pamlib`` stays cheap.
 """
 
 from __future__ import annotations
@@ -719,7 +719,7 @@ def _pyarrow() -> Any:
         import pyarrow
     except ImportError:  # pragma: no cover - depends on the environment
         raise ConfigurationError(
-            "reading a scored table needs pyarrow: install pamlib[arrow]"
+            "reading a scored table needs pyarrow, which pamlib depends on: reinstall pamlib"
         ) from None
     return pyarrow
 
@@ -802,7 +802,7 @@ class ScoredTable:
         identifiers is never reinterpreted by type inference; quoted values may hold line
         breaks. A file that is not a table (empty, not UTF-8, a row with the wrong number of
         fields) is a :class:`~pamlib.errors.FormatError` naming the line, never quoting it. A
-        file with a header and no rows is an empty table. Needs the ``arrow`` extra.
+        file with a header and no rows is an empty table.
         """
         path = Path(path)
         pa = _pyarrow()
