@@ -63,17 +63,19 @@ _MOVED = {
 
 
 def __getattr__(name: str) -> object:
-    """A name that moved, with a :class:`DeprecationWarning`."""
+    """A name that moved, with a :class:`~pamlib.errors.PamlibDeprecationWarning`."""
     module = _MOVED.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     import importlib
     import warnings
 
+    from pamlib.errors import PamlibDeprecationWarning
+
     warnings.warn(
         f"pamlib.formats.records.{name} moved to {module}.{name}, which reads through the "
-        "columnar reader; this name goes in the next release",
-        DeprecationWarning,
+        "columnar reader; the old name is removed in pamlib 0.3 (the compatibility policy)",
+        PamlibDeprecationWarning,
         stacklevel=2,
     )
     return getattr(importlib.import_module(module), name)
