@@ -1,5 +1,8 @@
 """The single-file HTML cohort report: inline CSS and SVG, no scripts, fonts or images.
 
+Charts are drawn by :mod:`pamlib.reporting.charts` (Matplotlib, the ``report`` extra); without
+it each chart's place holds a note and the report keeps every figure in its tables.
+
 Every figure in the page is an element with ``data-key`` (its JSON path in the summary) and
 ``data-value`` (its JSON text), so a test or a reader's tool can check the page against the
 JSON. Every string that comes from the input (group names, column names, cut-point set ids)
@@ -15,7 +18,8 @@ from typing import TYPE_CHECKING
 import attrs
 
 from pamlib._version import __version__
-from pamlib.reporting.charts import Series, bar_chart, display, figure_attrs, funnel_plot
+from pamlib.reporting import charts
+from pamlib.reporting.charts import Series, display, figure_attrs
 from pamlib.reporting.comparison import Comparison
 from pamlib.reporting.config import NQF2483_GAIN_POINTS, ReportConfig
 from pamlib.reporting.context import ReportContext
@@ -126,6 +130,38 @@ _DEMO_CSS = """
 """
 
 _DEMO_TEXT = "DEMONSTRATION SCORES — NOT THE PATIENT ACTIVATION MEASURE"
+
+
+def _missing() -> str:
+    return f'<p class="note chart-missing">{escape(charts.MISSING_NOTE)}</p>'
+
+
+def _bar_chart(
+    title: str,
+    categories: Sequence[str],
+    series: Sequence[Series],
+    *,
+    y_title: str,
+    reference_lines: Sequence[tuple[float, str]] = (),
+    description: str | None = None,
+) -> str:
+    """A bar chart, or the note saying why there is none."""
+    if not charts.available():
+        return _missing()
+    return charts.bar_chart(
+        title,
+        categories,
+        series,
+        y_title=y_title,
+        reference_lines=reference_lines,
+        description=description,
+    )
+
+
+def _funnel_plot(comparison: Comparison, *, key_prefix: str, description: str) -> str:
+    if not charts.available():
+        return _missing()
+    return charts.funnel_plot(comparison, key_prefix=key_prefix, description=description)
 
 
 def _num(key: str, value: Value, *, extra_class: str = "", style: str = "") -> str:
@@ -255,7 +291,7 @@ def _comparison(comparison: Comparison) -> str:
         + f"; {hidden} suppressed and not plotted. The table gives every figure."
     )
     chart = (
-        funnel_plot(comparison, key_prefix=base, description=description)
+        _funnel_plot(comparison, key_prefix=base, description=description)
         if mean is not None and plotted
         else '<p class="note">No funnel plot: the cohort rate is not published or no group '
         "can be plotted.</p>"
@@ -321,7 +357,7 @@ def _trends(summary: CohortSummary) -> str:
         )
         + ". The tables below give every figure."
     )
-    chart = bar_chart(
+    chart = _bar_chart(
         "Mean score by calendar quarter of assessment",
         list(quarters),
         [
@@ -427,7 +463,7 @@ class _Scope:
         return "".join(out)
 
     def levels(self) -> str:
-        chart = bar_chart(
+        chart = _bar_chart(
             "Patients by activation level, % at baseline and at follow-up",
             [f"Level {lv}" for lv in LEVELS],
             [
@@ -469,7 +505,7 @@ class _Scope:
 
     def change(self) -> str:
         t = self.threshold
-        chart = bar_chart(
+        chart = _bar_chart(
             "Mean change in score from baseline to follow-up, by baseline level",
             [f"Level {lv}" for lv in LEVELS],
             [
@@ -539,7 +575,7 @@ class _Scope:
         )
 
     def histogram(self) -> str:
-        chart = bar_chart(
+        chart = _bar_chart(
             "Distribution of scores at baseline and at follow-up",
             list(BIN_LABELS),
             [
