@@ -126,10 +126,44 @@ _DEMO_CSS = """
   transform: rotate(-28deg); opacity: .09; color: #b3261e;
   font: 800 44px system-ui, Arial, sans-serif; }
 @media (max-width: 600px) { .demo-banner { margin: 0 -12px; padding: 8px 12px; } }
-@media print { .demo-watermark { position: fixed; } .demo-banner { position: static; } }
+@media print { .demo-banner { position: static; } }
 """
 
 _DEMO_TEXT = "DEMONSTRATION SCORES — NOT THE PATIENT ACTIVATION MEASURE"
+
+#: Printing (and the PDF, which WeasyPrint lays out from this page): A4, the title and page
+#: numbers in the margins of every page, tables at full width rather than in scroll boxes.
+_PRINT_CSS = """
+@page { size: A4; margin: 18mm 13mm 16mm;
+  @top-left { content: "%(title)s"; font: 600 9pt system-ui, Arial, sans-serif;
+    color: #4a5a6c; }
+  @bottom-right { content: "Page " counter(page) " of " counter(pages);
+    font: 9pt system-ui, Arial, sans-serif; color: #4a5a6c; } }
+@media print {
+  body { background: #fff; padding: 0; font-size: 11pt; }
+  header, section.scope, footer { max-width: none; }
+  .scroll { overflow: visible; }
+  table { font-size: 8.5pt; }
+  th, td { padding: 2px 5px; }
+  .card { padding: 6px 10px; min-width: 0; }
+  .card .big { font-size: 18pt; }
+  h2, h3, caption { break-after: avoid; }
+  .panel { break-inside: auto; }  /* a long panel flows on; a chart or a row never splits */
+  svg.chart, tr, .card { break-inside: avoid; }
+  svg.chart { max-width: 82mm; }
+  svg.chart.funnel { max-width: 120mm; }
+}
+"""
+
+#: With demonstration scores the marking is printed in the margins of every page; the
+#: repeated watermark is left out of print, where it would cost more to lay out than the report.
+_DEMO_PRINT_CSS = """
+@page { @top-right { content: "DEMO — NOT PAM"; font: 800 10pt system-ui, Arial, sans-serif;
+  color: #b3261e; }
+  @bottom-left { content: "%(text)s"; font: 700 8pt system-ui, Arial, sans-serif;
+    color: #b3261e; } }
+@media print { .demo-watermark { display: none; } }
+"""
 
 
 def _missing() -> str:
@@ -679,7 +713,7 @@ def render_html(report: CohortReport) -> str:
     )
     demo_head, demo_body = "", ""
     if report.demo:
-        demo_head = f"<style>{_DEMO_CSS}</style>"
+        demo_head = f"<style>{_DEMO_CSS}{_DEMO_PRINT_CSS % {'text': _DEMO_TEXT}}</style>"
         marks = "<span>DEMO — NOT PAM</span>" * 80
         # The watermark sits behind the content (negative z-index, clipped to the viewport),
         # so it shows through the translucent panels but never covers a number.
@@ -695,6 +729,7 @@ def render_html(report: CohortReport) -> str:
     return (
         f'<!DOCTYPE html>\n<html lang="en" {flags}>'
         '<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, '
-        f'initial-scale=1"><title>{escape(title)}</title><style>{_CSS}</style>{demo_head}</head>'
+        f'initial-scale=1"><title>{escape(title)}</title><style>{_CSS}'
+        f"{_PRINT_CSS % {'title': title}}</style>{demo_head}</head>"
         f"<body>{demo_body}{''.join(body)}</body></html>\n"
     )
