@@ -156,7 +156,7 @@ def _legend(figure: Figure, handles: Sequence[Artist], handle_length: float) -> 
         ncols=3,
         frameon=False,
         handlelength=handle_length,
-        columnspacing=1.0,
+        columnspacing=0.8,
         borderaxespad=0.2,
     )
 
@@ -386,11 +386,13 @@ def funnel_plot(comparison: Comparison, *, key_prefix: str, description: str) ->
                 markeredgewidth=0.8,
                 gid=marks.add(f'class="point" {figure_attrs(key, g.rate_pct)}', tip),
             )
+            right_half = g.eligible > right / 2  # label on the inner side: it stays in view
             axes.annotate(
                 name,
                 (g.eligible, g.rate_pct),
-                xytext=(6, 5),
+                xytext=(-6 if right_half else 6, 5),
                 textcoords="offset points",
+                ha="right" if right_half else "left",
                 gid=marks.add('class="point-label"'),
             )
         legend = [
@@ -401,7 +403,7 @@ def funnel_plot(comparison: Comparison, *, key_prefix: str, description: str) ->
                 ("limit998", "99.8 % limits"),
             )
         ]
-        _legend(figure, legend, 1.6)
+        _legend(figure, legend, 1.4)
         return _svg(
             figure,
             marks,
