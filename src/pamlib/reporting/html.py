@@ -11,9 +11,9 @@ is HTML-escaped. Demonstration scores get a banner and a watermark repeated acro
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from html import escape
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ParamSpec
 
 import attrs
 
@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from pamlib.reporting.report import CohortReport
 
 __all__ = ["render_html"]
+
+_P = ParamSpec("_P")
 
 #: Okabe–Ito colours throughout, safe for colour-blind readers: blue and orange for baseline and
 #: follow-up; a gain blue, a fall vermillion (and below the zero line, with a signed label).
@@ -170,32 +172,17 @@ def _missing() -> str:
     return f'<p class="note chart-missing">{escape(charts.MISSING_NOTE)}</p>'
 
 
-def _bar_chart(
-    title: str,
-    categories: Sequence[str],
-    series: Sequence[Series],
-    *,
-    y_title: str,
-    reference_lines: Sequence[tuple[float, str]] = (),
-    description: str | None = None,
-) -> str:
-    """A bar chart, or the note saying why there is none."""
-    if not charts.available():
-        return _missing()
-    return charts.bar_chart(
-        title,
-        categories,
-        series,
-        y_title=y_title,
-        reference_lines=reference_lines,
-        description=description,
-    )
+def _or_note(draw: Callable[_P, str]) -> Callable[_P, str]:
+    """``draw``, or where Matplotlib is missing, the note saying how to get the chart."""
+
+    def chart(*args: _P.args, **kwargs: _P.kwargs) -> str:
+        return draw(*args, **kwargs) if charts.available() else _missing()
+
+    return chart
 
 
-def _funnel_plot(comparison: Comparison, *, key_prefix: str, description: str) -> str:
-    if not charts.available():
-        return _missing()
-    return charts.funnel_plot(comparison, key_prefix=key_prefix, description=description)
+_bar_chart = _or_note(charts.bar_chart)
+_funnel_plot = _or_note(charts.funnel_plot)
 
 
 def _num(key: str, value: Value, *, extra_class: str = "", style: str = "") -> str:
