@@ -109,7 +109,8 @@ def make_cohort(make_row: MakeRow) -> MakeCohort:
 
 @dataclass
 class Figure:
-    """An element with ``data-key``: its key, its JSON value, and its text (None for a bar)."""
+    """An element with ``data-key``: its key, its JSON value, and its text (None for a mark: a
+    chart's bar or point, which shows its value by its place)."""
 
     key: str
     value: Any
@@ -124,6 +125,7 @@ class _FigureParser(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.figures: list[Figure] = []
         self.stack: list[tuple[str, Figure | None, list[str]]] = []
+        self.marks: set[int] = set()
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in _VOID:
@@ -133,12 +135,14 @@ class _FigureParser(HTMLParser):
         if found.get("data-key") is not None:
             figure = Figure(str(found["data-key"]), json.loads(str(found["data-value"])), None)
             self.figures.append(figure)
+            if tag == "rect" or set(str(found.get("class")).split()) & {"bar", "point"}:
+                self.marks.add(id(figure))
         self.stack.append((tag, figure, []))
 
     def handle_endtag(self, tag: str) -> None:
         while self.stack:
             open_tag, figure, text = self.stack.pop()
-            if figure is not None and open_tag != "rect":
+            if figure is not None and id(figure) not in self.marks:
                 figure.text = "".join(text).strip()
             if open_tag == tag:
                 break

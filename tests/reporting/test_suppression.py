@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.reporting.pdf_pages import level_texts, require_pdf, standalone_numbers, visible_text
 
 from pamlib.errors import ConfigurationError
 from pamlib.reporting import (
@@ -20,6 +22,7 @@ from pamlib.reporting import (
     build_report,
     hidden_counts,
     render_html,
+    render_pdf,
     summary_json,
     suppress,
     write_patients_csv,
@@ -198,6 +201,24 @@ def test_published_outputs_never_show_a_count_from_1_to_7(
     for group in summary["groups"]:
         assert_protected(group)
     assert_groups_protected(summary)
+
+
+@settings(max_examples=8, deadline=None)
+@given(rows=cohorts(), grouped=st.booleans())
+def test_the_pdf_shows_no_count_from_1_to_7_that_the_page_does_not(
+    rows: list[Row], grouped: bool
+) -> None:
+    """The PDF is laid out from the published page, whose figures the test above checks; its
+    text (pdfium's, level text: turned chart labels are the page's own, checked above) has no
+    small whole number more often than the page's visible text has it. Fewer examples than
+    above: a PDF takes a second or more to lay out."""
+    require_pdf()
+    config = ReportConfig(group_by="site" if grouped and rows else None, publish=True)
+    report = build_report(ScoredColumns.from_rows(rows), config)
+    shown = Counter(standalone_numbers(visible_text(render_html(report))))
+    printed = Counter(standalone_numbers(" ".join(level_texts(render_pdf(report)))))
+    for count in range(config.suppression.low, config.suppression.high + 1):
+        assert printed[str(count)] <= shown[str(count)], count
 
 
 def test_a_realistic_cohort_is_protected(make_cohort: MakeCohort) -> None:

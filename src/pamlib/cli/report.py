@@ -36,6 +36,12 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument("-o", "--output", required=True, metavar="HTML", help="HTML report to write")
     p.add_argument("--json", metavar="FILE", help="also write the JSON summary here")
+    p.add_argument(
+        "--pdf",
+        metavar="FILE",
+        help="also write the report as PDF for board papers (needs the pdf extra: "
+        "pip install 'pamlib[pdf]')",
+    )
     p.add_argument("--patients", metavar="FILE", help="also write one CSV row per patient")
     p.add_argument(
         "--group-by",
@@ -80,6 +86,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(
             "--patients writes identifiable rows and cannot be combined with --publish"
         )
+    if args.pdf:  # before any work: a missing extra is a broken environment, said plainly
+        from pamlib.reporting.pdf import check_available
+
+        check_available()
     source = Path(args.input)
     if not source.is_file():
         raise UsageError(f"no such input file: {source.name}")
@@ -91,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
             guard.input(rules, "the rules file")
         guard.output(args.output, "the HTML report (-o)")
         guard.output(args.json, "the JSON summary (--json)")
+        guard.output(args.pdf, "the PDF report (--pdf)")
         guard.output(args.patients, "the per-patient CSV (--patients)")
         scored: ScoredTable | Path = source
         if args.provider is not None:
@@ -112,6 +123,8 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(str(exc)) from None
         _write(guard, report, args)
     print(f"Report: {args.output}", file=sys.stderr)
+    if args.pdf:
+        print(f"PDF: {args.pdf}", file=sys.stderr)
     if args.json:
         print(f"Summary: {args.json}", file=sys.stderr)
     if args.patients:
@@ -148,6 +161,12 @@ def _write(guard: OutputGuard, report: CohortReport, args: argparse.Namespace) -
         finally:
             with contextlib.suppress(Exception):
                 text.detach()  # the target owns the binary stream
+        targets.append(target)
+    if args.pdf:
+        from pamlib.reporting.pdf import render_pdf
+
+        target = guard.open(args.pdf)
+        target.stream.write(render_pdf(report))
         targets.append(target)
     for target in targets:
         target.commit()

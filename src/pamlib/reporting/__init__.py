@@ -4,11 +4,15 @@ Read a scored table, link each patient's assessments into a trajectory (baseline
 a 6–12 month window, change), apply NQF #2483, summarise the cohort (optionally by site or any
 column), suppress small numbers for publication, and write JSON, HTML and a per-patient CSV::
 
-    from pamlib.reporting import ReportConfig, build_report, write_html, write_json
+    from pamlib.reporting import ReportConfig, build_report, write_html, write_json, write_pdf
 
     report = build_report("scored.csv", ReportConfig(group_by="site", publish=True))
     write_json(report, "summary.json")
     write_html(report, "report.html")
+    write_pdf(report, "report.pdf")  # the pdf extra
+
+Charts need the ``report`` extra (Matplotlib), PDF the ``pdf`` extra (WeasyPrint); both are
+imported only when used.
 
 The rules are in ``docs/reporting.rst`` and in the docstrings of the modules named below.
 """
@@ -39,6 +43,7 @@ from pamlib.reporting.measures import (
     Nqf2483,
     nqf2483,
 )
+from pamlib.reporting.pdf import PdfUnavailableError, render_pdf, write_pdf
 from pamlib.reporting.privacy import IdentifyingColumnError, is_identifier_name
 from pamlib.reporting.report import (
     PATIENT_CSV_COLUMNS,
@@ -81,6 +86,7 @@ __all__ = [
     "IdentifyingColumnError",
     "MeasureStatus",
     "Nqf2483",
+    "PdfUnavailableError",
     "ReportConfig",
     "ReportContext",
     "ScoredColumns",
@@ -103,6 +109,7 @@ __all__ = [
     "parse_threshold",
     "patients_table",
     "render_html",
+    "render_pdf",
     "report_context",
     "summarise",
     "summary_json",
@@ -111,4 +118,5 @@ __all__ = [
     "write_html",
     "write_json",
     "write_patients_csv",
+    "write_pdf",
 ]

@@ -1,35 +1,86 @@
-"""Inline SVG bar charts, drawn by hand so the report needs no plotting library or scripts.
+"""The report's charts, drawn by Matplotlib as inline SVG with the text kept as text.
 
-Every bar and value label carries the ``data-key``/``data-value`` of the figure it shows. A
-hidden (suppressed) or missing value draws no bar — a bar's height would give the count away —
-only its symbol on the zero line.
+Matplotlib (the ``report`` extra) is imported only when a chart is drawn, so ``import pamlib``
+stays cheap; without it :func:`available` is false and the report puts a note where each chart
+would be (every figure is in the tables either way). Only the SVG backend is used, never pyplot
+or a display, and the output is deterministic: a fixed hash salt, no date or creator metadata.
 
-Charts are drawn in a narrow coordinate system (:data:`WIDTH` units) with 13-unit text and
-scaled to the width of their card by CSS: on a 390 px phone the text stays at about 11 px, on a
-desktop the chart is capped at a readable size. Labels that would collide at that width (many
-bars, long category names) are turned, never shrunk.
+Each mark that shows a figure carries the ``data-key``/``data-value`` of that figure (its JSON
+path and JSON text), set through the artist's ``gid`` and written in after rendering. A hidden
+(suppressed) or missing value draws no bar — a bar's height would give the count away — only
+its symbol on the zero line. Every ``id`` in a chart is prefixed with a digest of the chart's
+keys, so charts share a page without clashing ids.
+
+Charts are drawn :data:`WIDTH` points wide with 13-point text and scaled to the width of their
+card by CSS: on a 390 px phone the text stays at about 11 px.
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
+import io
 import json
-import math
-from collections.abc import Sequence
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from html import escape
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from pamlib.reporting.comparison import Z_95, Z_998, Comparison, control_limits
 from pamlib.reporting.summary import Suppressed, Value
 
-__all__ = ["Series", "bar_chart", "display", "figure_attrs", "funnel_plot"]
+if TYPE_CHECKING:
+    from matplotlib.artist import Artist
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
-WIDTH, HEIGHT = 380, 240
-LEFT, RIGHT, TOP, BOTTOM = 48, 10, 34, 44
-#: Text size in chart units (the stylesheet's) and the width of one character, a little above
-#: the average of a sans-serif face so that layout errs towards room to spare.
+__all__ = [
+    "MISSING_NOTE",
+    "Series",
+    "available",
+    "bar_chart",
+    "display",
+    "figure_attrs",
+    "funnel_plot",
+]
+
+WIDTH, HEIGHT = 380, 250
+#: Text size in points (= SVG user units, = CSS px before the chart is scaled) and the width
+#: of one character, a little above the average of a sans-serif face so that the choice to
+#: turn labels errs towards room to spare.
 FONT, CHAR = 13, 7.6
-LEGEND_ROW = 18
+INK, MUTED, GRID = "#1d2733", "#4a5a6c", "#e3e8ee"
+
+MISSING_NOTE = (
+    "Chart not drawn: charts need Matplotlib (pip install 'pamlib[report]'). "
+    "The table gives every figure."
+)
+
+#: rcParams for every chart: text as SVG text, a fixed salt for ids, the page's inks.
+_RC: dict[str, Any] = {
+    "svg.fonttype": "none",
+    "svg.hashsalt": "pamlib-report",
+    "font.family": "sans-serif",
+    "font.sans-serif": ["DejaVu Sans", "Liberation Sans", "Arial", "Helvetica"],
+    "font.size": FONT,
+    "text.color": INK,
+    "axes.edgecolor": MUTED,
+    "axes.labelcolor": INK,
+    "axes.linewidth": 0.8,
+    "xtick.color": MUTED,
+    "ytick.color": MUTED,
+    "xtick.labelcolor": INK,
+    "ytick.labelcolor": MUTED,
+    "path.simplify": False,
+}
+
+
+def available() -> bool:
+    """Whether charts can be drawn (Matplotlib, from the ``report`` extra, is installed)."""
+    return importlib.util.find_spec("matplotlib") is not None
 
 
 def display(value: Value) -> str:
@@ -63,32 +114,115 @@ class Series:
     negative_colour: str | None = None
 
 
-def _text_width(text: str) -> float:
-    return len(text) * CHAR
+class _Marks:
+    """Attributes (and a tooltip) to write onto artists, found in the SVG by their ``gid``."""
+
+    def __init__(self) -> None:
+        self.attributes: dict[str, tuple[str, str | None]] = {}
+
+    def add(self, attributes: str, title: str | None = None) -> str:
+        gid = f"pamlib-mark-{len(self.attributes)}"
+        self.attributes[gid] = (attributes, title)
+        return gid
 
 
-def _legend(
-    items: Sequence[tuple[str, float]], left: float, right: float
-) -> list[tuple[float, float]]:
-    """Where each legend item goes, ``(x, y of its text baseline)``: left to right, wrapping to a
-    new row when an item (``(label, width of its swatch)``) would cross ``right``."""
-    places, x, row = [], left, 0
-    for label, swatch in items:
-        width = swatch + 5 + _text_width(label)
-        if x > left and x + width > right:
-            x, row = left, row + 1
-        places.append((x, 18.0 + row * LEGEND_ROW))
-        x += width + 14
-    return places
+#: Fixed margins (points) around the plot: room for the legend above, the y-axis title and
+#: ticks at the left; the bottom margin depends on the labels. Fixed margins keep the layout
+#: cheap (no layout engine) and every chart of a kind the same shape.
+LEFT, RIGHT, TOP = 50, 12, 30
 
 
-def _nice_step(span: float, ticks: int = 5) -> float:
-    raw = span / ticks
-    magnitude = 10.0 ** math.floor(math.log10(raw))
-    return next(m * magnitude for m in (1.0, 2.0, 2.5, 5.0, 10.0) if m * magnitude >= raw)
+@contextmanager
+def _figure(height: float, bottom: float) -> Iterator[Figure]:
+    import matplotlib as mpl
+    from matplotlib.figure import Figure
+
+    with mpl.rc_context(_RC):  # type: ignore[arg-type]  # keys typed as literals
+        figure = Figure(figsize=(WIDTH / 72, height / 72))
+        figure.subplots_adjust(
+            left=LEFT / WIDTH,
+            right=1 - RIGHT / WIDTH,
+            top=1 - TOP / height,
+            bottom=bottom / height,
+        )
+        yield figure
 
 
-def bar_chart(  # noqa: PLR0915 -- one drawing, read top to bottom
+def _legend(figure: Figure, handles: Sequence[Artist], handle_length: float) -> None:
+    figure.legend(
+        handles=handles,
+        loc="upper left",
+        bbox_to_anchor=(LEFT / WIDTH - 0.1, 1),
+        ncols=3,
+        frameon=False,
+        handlelength=handle_length,
+        columnspacing=0.8,
+        borderaxespad=0.2,
+    )
+
+
+_SVG_OPEN = re.compile(r"<svg\b[^>]*>")
+#: Dropped from Matplotlib's SVG: the XML prologue, metadata, a style sheet that would apply to
+#: the whole page, and clip paths (every mark lies inside its axes), whose ``url(#…)``
+#: references a self-contained page does without.
+_DROP = re.compile(
+    r"<\?xml[^>]*>|<!DOCTYPE[^>]*>|<metadata>.*?</metadata>|<style[^>]*>.*?</style>"
+    r'|<clipPath\b.*?</clipPath>| clip-path="url\(#[^)]*\)"',
+    re.S,
+)
+_ID = re.compile(r'(\bid="|url\(#|xlink:href="#)([^")]+)')
+
+
+def _svg(
+    figure: Figure,
+    marks: _Marks,
+    *,
+    title: str,
+    description: str | None,
+    css_class: str,
+    ident: str,
+    label_id: str | None = None,
+) -> str:
+    """The figure as an inline ``<svg>``: metadata and global styles dropped, ids prefixed,
+    marks given their attributes, and a title and description for assistive technology."""
+    buffer = io.StringIO()
+    figure.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
+    body = _DROP.sub("", buffer.getvalue())
+    width, height = figure.get_size_inches() * 72
+    prefix = "c" + hashlib.sha256(ident.encode("utf-8")).hexdigest()[:10] + "-"
+    for gid, (attributes, tip) in marks.attributes.items():
+        tooltip = f"<title>{escape(tip)}</title>" if tip is not None else ""
+        body = body.replace(f'<g id="{gid}">', f"<g {attributes}>{tooltip}", 1)
+    body = re.sub(r'<g id="[^"]*">', "<g>", body)  # Matplotlib's names for its groups
+    body = _ID.sub(lambda m: m.group(1) + prefix + m.group(2), body)  # marker shapes
+    if label_id:  # named by id, so that the page can point at them
+        names = (
+            f'aria-labelledby="{label_id}-title {label_id}-desc"',
+            f' id="{label_id}-title"',
+            f' id="{label_id}-desc"',
+        )
+    else:
+        names = (f'aria-label="{escape(title)}"', "", "")
+    opening = (
+        f'<svg class="{css_class}" viewBox="0 0 {width:.0f} {height:.0f}" '
+        f'width="{width:.0f}" height="{height:.0f}" role="img" {names[0]}>'
+        f"<title{names[1]}>{escape(title)}</title>"
+        + (f"<desc{names[2]}>{escape(description)}</desc>" if description else "")
+    )
+    body = _SVG_OPEN.sub(lambda _: opening, body, count=1)
+    body = re.sub(r">\s+<", "><", body.strip()).replace("<defs></defs>", "")
+    return re.sub(r"\s*\n\s*", " ", body)
+
+
+def _style_axes(axes: Axes, y_title: str) -> None:
+    axes.set_ylabel(y_title)
+    axes.grid(axis="y", color=GRID, linewidth=0.8)
+    axes.set_axisbelow(True)
+    for side in ("top", "right"):
+        axes.spines[side].set_visible(False)
+
+
+def bar_chart(
     title: str,
     categories: Sequence[str],
     series: Sequence[Series],
@@ -99,139 +233,97 @@ def bar_chart(  # noqa: PLR0915 -- one drawing, read top to bottom
 ) -> str:
     """Grouped vertical bars from a zero line (negative values go down), labelled with values.
 
-    ``title``, ``categories`` and ``description`` (a longer text alternative, written as the
-    chart's ``desc``) must be plain text; they are escaped here. A series with a
-    ``negative_colour`` names gain and fall in the legend; a fall is also told apart without
-    colour, by its bar going down from the zero line and its signed value label.
+    ``title`` and ``description`` become the chart's ``title`` and ``desc`` (its text
+    alternative). A series with a ``negative_colour`` names gain and fall in the legend; a fall
+    is also told apart without colour, by its bar going down and its signed value label.
     """
+    from matplotlib.patches import Patch
+
     numbers = [v for s in series for v in s.values if isinstance(v, int | float)]
     numbers += [y for y, _ in reference_lines]
-    top = max([0.0, *numbers]) or 1.0
-    bottom = min([0.0, *numbers])
-    step = _nice_step(top - bottom)
-    top = math.ceil(top / step) * step
-    bottom = math.floor(bottom / step) * step
-    if top - bottom < step:
-        top = bottom + step
-    plot_w = WIDTH - LEFT - RIGHT
+    top, bottom = max([0.0, *numbers]) or 1.0, min([0.0, *numbers])
+    plot_w = WIDTH - 70
     group_w = plot_w / max(1, len(categories))
     bar_w = min(30.0, group_w * 0.8 / max(1, len(series)))
-
-    # Legend: one swatch per series; gain and fall each named where negatives differ in colour.
-    legend: list[tuple[str, str]] = []
-    for s in series:
-        if s.negative_colour:
-            legend += [(f"{s.name}: gain", s.colour), ("fall", s.negative_colour)]
-        else:
-            legend.append((s.name, s.colour))
-    places = _legend([(name, 12.0) for name, _ in legend], LEFT, WIDTH - RIGHT)
-    legend_bottom = max(y for _, y in places) + 4
-
-    # Labels turn (values upright, categories slanted) rather than collide.
-    value_texts = [display(v) for s in series for v in s.values]
-    widest_value = max([_text_width(t) for t in value_texts] + [0.0])
-    spacing = bar_w if len(series) > 1 else group_w  # between neighbouring value labels
-    turn_values = widest_value > spacing - 2
-    widest_category = max([_text_width(c) for c in categories] + [0.0])
-    slant_categories = widest_category > group_w - 4
-    top_margin = legend_bottom + (widest_value + 8 if turn_values else FONT + 6)
-    bottom_margin = 26 + (widest_category * 0.64 if slant_categories else 0)
-    if bottom < 0 and turn_values:
-        bottom_margin += widest_value
-    plot_h = HEIGHT - TOP - BOTTOM
-    height = top_margin + plot_h + bottom_margin
-
-    def y(value: float) -> float:
-        return top_margin + (top - value) / (top - bottom) * plot_h
-
-    out = [
-        (
-            f'<svg class="chart" viewBox="0 0 {WIDTH} {height:.0f}" width="{WIDTH}" '
-            f'height="{height:.0f}" role="img" aria-label="{escape(title)}">'
-        ),
-        f"<title>{escape(title)}</title>",
-    ]
-    if description:
-        out.append(f"<desc>{escape(description)}</desc>")
-    tick = bottom
-    while tick <= top + step / 1000:
-        ty = y(tick)
-        out.append(
-            f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{ty:.1f}" y2="{ty:.1f}"/>'
-            f'<text class="tick" x="{LEFT - 5}" y="{ty + 4:.1f}" text-anchor="end">'
-            f"{tick:g}</text>"
-        )
-        tick += step
-    out.append(
-        f'<text class="axis-title" transform="translate(11 {top_margin + plot_h / 2:.1f}) '
-        f'rotate(-90)" text-anchor="middle">{escape(y_title)}</text>'
-    )
-    zero = y(0.0)
-    for i, category in enumerate(categories):
-        x0 = LEFT + i * group_w + (group_w - bar_w * len(series)) / 2
+    widest_value = max([len(display(v)) * CHAR for s in series for v in s.values] + [0.0])
+    turn_values = widest_value > (bar_w if len(series) > 1 else group_w) - 2
+    slant = max([len(c) * CHAR for c in categories] + [0.0]) > group_w - 4
+    marks = _Marks()
+    bottom_margin = 24 + (40 if slant else 0)
+    height = HEIGHT + (40 if slant else 0) + (20 if turn_values else 0)
+    with _figure(height, bottom_margin) as figure:
+        axes = figure.add_subplot()
+        _style_axes(axes, y_title)
+        span = top - bottom
+        pad = span * (0.28 if turn_values else 0.12)
+        axes.set_ylim(bottom - (pad if bottom < 0 else 0), top + pad)
+        width = bar_w / group_w
+        legend = []
         for j, s in enumerate(series):
-            x = x0 + j * bar_w
-            value, key = s.values[i], s.keys[i]
-            cx = x + bar_w / 2
-            if isinstance(value, int | float):
-                end = y(value)
-                bar_height = abs(zero - end)
-                paint = f'fill="{s.colour}"'
-                if value < 0 and s.negative_colour:
-                    paint = f'fill="{s.negative_colour}"'
-                out.append(
-                    f'<rect class="bar" x="{x + 1:.1f}" y="{min(zero, end):.1f}" '
-                    f'width="{bar_w - 2:.1f}" height="{bar_height:.1f}" {paint} '
-                    f"{figure_attrs(key, value)}><title>{escape(s.name)}, {escape(category)}: "
-                    f"{display(value)}</title></rect>"
+            offset = (j - (len(series) - 1) / 2) * width
+            for i, (key, value) in enumerate(zip(s.keys, s.values, strict=True)):
+                x = i + offset
+                below = isinstance(value, int | float) and value < 0
+                if isinstance(value, int | float):
+                    colour = s.negative_colour if below and s.negative_colour else s.colour
+                    tip = f"{s.name}, {categories[i]}: {display(value)}"
+                    gid = marks.add(f'class="bar" {figure_attrs(key, value)}', tip)
+                    axes.bar(
+                        x, value, width * 0.92, color=colour, edgecolor=INK, linewidth=0.4, gid=gid
+                    )
+                at = float(value) if isinstance(value, int | float) else 0.0
+                nudge = span * 0.015 * (-1 if below else 1)
+                axes.text(
+                    x,
+                    at + nudge,
+                    display(value),
+                    ha="center",
+                    va=("top" if below else "bottom"),
+                    rotation=90 if turn_values else 0,
+                    fontweight="bold",
+                    gid=marks.add(f'class="value" {figure_attrs(key, value)}'),
                 )
-                below = value < 0
-                ly = end + 4 if below else end - 4
+            if s.negative_colour:
+                legend += [
+                    Patch(
+                        facecolor=s.colour, edgecolor=INK, linewidth=0.4, label=f"{s.name}: gain"
+                    ),
+                    Patch(facecolor=s.negative_colour, edgecolor=INK, linewidth=0.4, label="fall"),
+                ]
             else:
-                below, ly = False, zero - 4
-            if turn_values:
-                anchor = "end" if below else "start"
-                place = (
-                    f'x="{cx + 4:.1f}" y="{ly:.1f}" text-anchor="{anchor}" '
-                    f'transform="rotate(-90 {cx + 4:.1f} {ly:.1f})"'
-                )
-            else:
-                ly = ly + 9 if below else ly
-                place = f'x="{cx:.1f}" y="{ly:.1f}" text-anchor="middle"'
-            out.append(
-                f'<text class="value" {place} {figure_attrs(key, value)}>'
-                f"{escape(display(value))}</text>"
+                legend.append(Patch(facecolor=s.colour, edgecolor=INK, linewidth=0.4, label=s.name))
+        for value, label in reference_lines:
+            axes.axhline(value, color="#7a8794", linestyle=(0, (4, 3)), linewidth=1)
+            axes.annotate(
+                label,
+                (1, value),
+                xycoords=("axes fraction", "data"),
+                xytext=(-2, 2),
+                textcoords="offset points",
+                ha="right",
+                va="bottom",
+                color=MUTED,
             )
-        cx = LEFT + (i + 0.5) * group_w
-        cy = top_margin + plot_h + 18
-        if bottom < 0 and turn_values:
-            cy += widest_value
-        if slant_categories:
-            place = (
-                f'x="{cx + 4:.1f}" y="{cy - 4:.1f}" text-anchor="end" '
-                f'transform="rotate(-40 {cx + 4:.1f} {cy - 4:.1f})"'
-            )
-        else:
-            place = f'x="{cx:.1f}" y="{cy:.1f}" text-anchor="middle"'
-        out.append(f'<text class="category" {place}>{escape(category)}</text>')
-    for value, label in reference_lines:
-        ry = y(value)
-        out.append(
-            f'<line class="reference" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{ry:.1f}" '
-            f'y2="{ry:.1f}"/><text class="reference-label" x="{WIDTH - RIGHT - 2}" '
-            f'y="{ry - 3:.1f}" text-anchor="end">{escape(label)}</text>'
+        axes.axhline(0, color=INK, linewidth=1)
+        axes.set_xticks(
+            range(len(categories)),
+            list(categories),
+            rotation=40 if slant else 0,
+            ha="right" if slant else "center",
+            rotation_mode="anchor",
         )
-    out.append(
-        f'<line class="zero" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{zero:.1f}" y2="{zero:.1f}"/>'
-    )
-    for (name, fill), (lx, ly) in zip(legend, places, strict=True):
-        out.append(
-            f'<rect x="{lx:.1f}" y="{ly - 10:.1f}" width="12" height="12" fill="{fill}" '
-            f'stroke="#1d2733" stroke-width=".5"/>'
-            f'<text class="legend" x="{lx + 17:.1f}" y="{ly:.1f}">{escape(name)}</text>'
+        axes.tick_params(axis="x", length=0)
+        axes.set_xlim(-0.5, len(categories) - 0.5)
+        _legend(figure, legend, 1)
+        keys = [k for s in series for k in s.keys]
+        return _svg(
+            figure,
+            marks,
+            title=title,
+            description=description,
+            css_class="chart",
+            ident=title + "|" + "|".join(keys),
         )
-    out.append("</svg>")
-    return "".join(out)
 
 
 #: Point colours by position against the funnel (Okabe–Ito, safe for colour-blind readers);
@@ -249,84 +341,75 @@ def funnel_plot(comparison: Comparison, *, key_prefix: str, description: str) ->
     """A funnel plot of each plotted group's rate against its eligible count, with the cohort
     mean and the 95 % and 99.8 % control limits; ``key_prefix`` is the JSON path of the
     comparison (``site_comparison``), ``description`` the plot's text alternative."""
+    from matplotlib.lines import Line2D
+
     title = f"Share improving by {comparison.group_by} against the number eligible (funnel plot)"
     points = [(i, g) for i, g in enumerate(comparison.groups) if g.plotted]
     mean = comparison.cohort_rate_pct
     eligible = [g.eligible for _, g in points if isinstance(g.eligible, int)]
-    span = max([10, *eligible]) * 1.08
-    step = _nice_step(span)
-    right = math.ceil(span / step) * step
-    legend = (("mean", "cohort mean"), ("limit95", "95 % limits"), ("limit998", "99.8 % limits"))
-    places = _legend([(label, 22.0) for _, label in legend], LEFT, WIDTH - RIGHT)
-    top_margin = max(y for _, y in places) + 16
-    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT + 40 - TOP - BOTTOM
-    height = top_margin + plot_h + BOTTOM
-
-    def x(n: float) -> float:
-        return LEFT + n / right * plot_w
-
-    def y(pct: float) -> float:
-        return top_margin + (100 - pct) / 100 * plot_h
-
-    out = [
-        (
-            f'<svg class="chart funnel" viewBox="0 0 {WIDTH} {height:.0f}" width="{WIDTH}" '
-            f'height="{height:.0f}" role="img" aria-labelledby="funnel-title funnel-desc">'
-        ),
-        f'<title id="funnel-title">{escape(title)}</title>',
-        f'<desc id="funnel-desc">{escape(description)}</desc>',
-    ]
-    for tick in range(0, 101, 20):
-        ty = y(tick)
-        out.append(
-            f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{ty:.1f}" y2="{ty:.1f}"/>'
-            f'<text class="tick" x="{LEFT - 6}" y="{ty + 4:.1f}" text-anchor="end">{tick}</text>'
+    right = max([10, *eligible]) * 1.1
+    marks = _Marks()
+    with _figure(HEIGHT + 50, 44) as figure:
+        axes = figure.add_subplot()
+        _style_axes(axes, "% improving")
+        axes.set_xlabel("eligible patients")
+        axes.set_xlim(0, right)
+        axes.set_ylim(0, 100)
+        axes.set_yticks(range(0, 101, 20))
+        styles: dict[str, dict[str, Any]] = {
+            "mean": {"color": INK, "linewidth": 1.5},
+            "limit95": {"color": "#7a8794", "linewidth": 1, "linestyle": (0, (5, 3))},
+            "limit998": {"color": "#7a8794", "linewidth": 1, "linestyle": (0, (1.5, 2.5))},
+        }
+        if mean is not None:
+            p = mean / 100
+            ns = [1 + (right - 1) * (i / 80) ** 2 for i in range(81)]
+            for z, cls in ((Z_95, "limit95"), (Z_998, "limit998")):
+                for side in (0, 1):
+                    pcts = [100 * control_limits(p, n, z)[side] for n in ns]
+                    axes.plot(ns, pcts, gid=marks.add(f'class="{cls}"'), **styles[cls])
+            axes.axhline(mean, gid=marks.add('class="mean"'), **styles["mean"])
+        for i, g in points:
+            if not (isinstance(g.eligible, int) and isinstance(g.rate_pct, float | int)):
+                continue
+            name = g.group or "(blank)"
+            key = f"{key_prefix}.groups.{i}.rate_pct"
+            tip = f"{name}: {display(g.rate_pct)} % of {g.eligible} eligible"
+            axes.plot(
+                [g.eligible],
+                [g.rate_pct],
+                marker="o",
+                markersize=8,
+                linestyle="none",
+                markerfacecolor=FUNNEL_COLOURS[g.position or "within"],
+                markeredgecolor=INK,
+                markeredgewidth=0.8,
+                gid=marks.add(f'class="point" {figure_attrs(key, g.rate_pct)}', tip),
+            )
+            right_half = g.eligible > right / 2  # label on the inner side: it stays in view
+            axes.annotate(
+                name,
+                (g.eligible, g.rate_pct),
+                xytext=(-6 if right_half else 6, 5),
+                textcoords="offset points",
+                ha="right" if right_half else "left",
+                gid=marks.add('class="point-label"'),
+            )
+        legend = [
+            Line2D([], [], label=label, **styles[cls])
+            for cls, label in (
+                ("mean", "cohort mean"),
+                ("limit95", "95 % limits"),
+                ("limit998", "99.8 % limits"),
+            )
+        ]
+        _legend(figure, legend, 1.4)
+        return _svg(
+            figure,
+            marks,
+            title=title,
+            description=description,
+            css_class="chart funnel",
+            ident=title + "|" + key_prefix,
+            label_id="funnel",
         )
-    tick_n = 0.0
-    while tick_n <= right + step / 1000:
-        tx = x(tick_n)
-        out.append(
-            f'<text class="tick" x="{tx:.1f}" y="{top_margin + plot_h + 16:.1f}" '
-            f'text-anchor="middle">{tick_n:g}</text>'
-        )
-        tick_n += step
-    out.append(
-        f'<text class="axis-title" transform="translate(11 {top_margin + plot_h / 2:.1f}) '
-        'rotate(-90)" '
-        'text-anchor="middle">% improving</text>'
-        f'<text class="axis-title" x="{LEFT + plot_w / 2:.1f}" y="{height - 6:.0f}" '
-        'text-anchor="middle">eligible patients</text>'
-    )
-    if mean is not None:
-        p = mean / 100
-        ns = [1 + (right - 1) * (i / 80) ** 2 for i in range(81)]
-        for z, cls in ((Z_95, "limit95"), (Z_998, "limit998")):
-            for side in (0, 1):
-                path = " ".join(
-                    f"{x(n):.1f},{y(100 * control_limits(p, n, z)[side]):.1f}" for n in ns
-                )
-                out.append(f'<polyline class="{cls}" fill="none" points="{path}"/>')
-        out.append(
-            f'<line class="mean" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(mean):.1f}" '
-            f'y2="{y(mean):.1f}"/>'
-        )
-    for i, g in points:
-        if not (isinstance(g.eligible, int) and isinstance(g.rate_pct, float | int)):
-            continue
-        cx, cy = x(g.eligible), y(g.rate_pct)
-        key = f"{key_prefix}.groups.{i}.rate_pct"
-        out.append(  # a rect with round corners: like a bar, it carries no text of its own
-            f'<rect class="point" x="{cx - 5:.1f}" y="{cy - 5:.1f}" width="10" height="10" '
-            f'rx="5" fill="{FUNNEL_COLOURS[g.position or "within"]}" '
-            f"{figure_attrs(key, g.rate_pct)}><title>{escape(g.group or '(blank)')}: "
-            f"{display(g.rate_pct)} % of {g.eligible} eligible</title></rect>"
-            f'<text class="point-label" x="{cx + 7:.1f}" y="{cy - 6:.1f}">'
-            f"{escape(g.group or '(blank)')}</text>"
-        )
-    for (cls, label), (lx, ly) in zip(legend, places, strict=True):
-        out.append(
-            f'<line class="{cls}" x1="{lx:.1f}" x2="{lx + 22:.1f}" y1="{ly - 4:.1f}" '
-            f'y2="{ly - 4:.1f}"/><text class="legend" x="{lx + 27:.1f}" y="{ly:.1f}">{label}</text>'
-        )
-    out.append("</svg>")
-    return "".join(out)

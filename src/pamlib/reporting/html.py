@@ -1,5 +1,8 @@
 """The single-file HTML cohort report: inline CSS and SVG, no scripts, fonts or images.
 
+Charts are drawn by :mod:`pamlib.reporting.charts` (Matplotlib, the ``report`` extra); without
+it each chart's place holds a note and the report keeps every figure in its tables.
+
 Every figure in the page is an element with ``data-key`` (its JSON path in the summary) and
 ``data-value`` (its JSON text), so a test or a reader's tool can check the page against the
 JSON. Every string that comes from the input (group names, column names, cut-point set ids)
@@ -8,14 +11,15 @@ is HTML-escaped. Demonstration scores get a banner and a watermark repeated acro
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from html import escape
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ParamSpec
 
 import attrs
 
 from pamlib._version import __version__
-from pamlib.reporting.charts import Series, bar_chart, display, figure_attrs, funnel_plot
+from pamlib.reporting import charts
+from pamlib.reporting.charts import Series, display, figure_attrs
 from pamlib.reporting.comparison import Comparison
 from pamlib.reporting.config import NQF2483_GAIN_POINTS, ReportConfig
 from pamlib.reporting.context import ReportContext
@@ -36,6 +40,8 @@ if TYPE_CHECKING:
     from pamlib.reporting.report import CohortReport
 
 __all__ = ["render_html"]
+
+_P = ParamSpec("_P")
 
 #: Okabe–Ito colours throughout, safe for colour-blind readers: blue and orange for baseline and
 #: follow-up; a gain blue, a fall vermillion (and below the zero line, with a signed label).
@@ -122,10 +128,61 @@ _DEMO_CSS = """
   transform: rotate(-28deg); opacity: .09; color: #b3261e;
   font: 800 44px system-ui, Arial, sans-serif; }
 @media (max-width: 600px) { .demo-banner { margin: 0 -12px; padding: 8px 12px; } }
-@media print { .demo-watermark { position: fixed; } .demo-banner { position: static; } }
+@media print { .demo-banner { position: static; } }
 """
 
 _DEMO_TEXT = "DEMONSTRATION SCORES — NOT THE PATIENT ACTIVATION MEASURE"
+
+#: Printing (and the PDF, which WeasyPrint lays out from this page): A4, the title and page
+#: numbers in the margins of every page, tables at full width rather than in scroll boxes.
+_PRINT_CSS = """
+@page { size: A4; margin: 18mm 13mm 16mm;
+  @top-left { content: "%(title)s"; font: 600 9pt system-ui, Arial, sans-serif;
+    color: #4a5a6c; }
+  @bottom-right { content: "Page " counter(page) " of " counter(pages);
+    font: 9pt system-ui, Arial, sans-serif; color: #4a5a6c; } }
+@media print {
+  body { background: #fff; padding: 0; font-size: 11pt; }
+  header, section.scope, footer { max-width: none; }
+  .scroll { overflow: visible; }
+  table { font-size: 8.5pt; }
+  th, td { padding: 2px 5px; }
+  .card { padding: 6px 10px; min-width: 0; }
+  .card .big { font-size: 18pt; }
+  h2, h3, caption { break-after: avoid; }
+  .panel { break-inside: auto; }  /* a long panel flows on; a chart or a row never splits */
+  svg.chart, tr, .card { break-inside: avoid; }
+  svg.chart { max-width: 82mm; }
+  svg.chart.funnel { max-width: 120mm; }
+}
+"""
+
+#: With demonstration scores the marking is printed in the margins of every page; the
+#: repeated watermark is left out of print, where it would cost more to lay out than the report.
+_DEMO_PRINT_CSS = """
+@page { @top-right { content: "DEMO — NOT PAM"; font: 800 10pt system-ui, Arial, sans-serif;
+  color: #b3261e; }
+  @bottom-left { content: "%(text)s"; font: 700 8pt system-ui, Arial, sans-serif;
+    color: #b3261e; } }
+@media print { .demo-watermark { display: none; } }
+"""
+
+
+def _missing() -> str:
+    return f'<p class="note chart-missing">{escape(charts.MISSING_NOTE)}</p>'
+
+
+def _or_note(draw: Callable[_P, str]) -> Callable[_P, str]:
+    """``draw``, or where Matplotlib is missing, the note saying how to get the chart."""
+
+    def chart(*args: _P.args, **kwargs: _P.kwargs) -> str:
+        return draw(*args, **kwargs) if charts.available() else _missing()
+
+    return chart
+
+
+_bar_chart = _or_note(charts.bar_chart)
+_funnel_plot = _or_note(charts.funnel_plot)
 
 
 def _num(key: str, value: Value, *, extra_class: str = "", style: str = "") -> str:
@@ -255,7 +312,7 @@ def _comparison(comparison: Comparison) -> str:
         + f"; {hidden} suppressed and not plotted. The table gives every figure."
     )
     chart = (
-        funnel_plot(comparison, key_prefix=base, description=description)
+        _funnel_plot(comparison, key_prefix=base, description=description)
         if mean is not None and plotted
         else '<p class="note">No funnel plot: the cohort rate is not published or no group '
         "can be plotted.</p>"
@@ -321,7 +378,7 @@ def _trends(summary: CohortSummary) -> str:
         )
         + ". The tables below give every figure."
     )
-    chart = bar_chart(
+    chart = _bar_chart(
         "Mean score by calendar quarter of assessment",
         list(quarters),
         [
@@ -427,7 +484,7 @@ class _Scope:
         return "".join(out)
 
     def levels(self) -> str:
-        chart = bar_chart(
+        chart = _bar_chart(
             "Patients by activation level, % at baseline and at follow-up",
             [f"Level {lv}" for lv in LEVELS],
             [
@@ -469,7 +526,7 @@ class _Scope:
 
     def change(self) -> str:
         t = self.threshold
-        chart = bar_chart(
+        chart = _bar_chart(
             "Mean change in score from baseline to follow-up, by baseline level",
             [f"Level {lv}" for lv in LEVELS],
             [
@@ -539,7 +596,7 @@ class _Scope:
         )
 
     def histogram(self) -> str:
-        chart = bar_chart(
+        chart = _bar_chart(
             "Distribution of scores at baseline and at follow-up",
             list(BIN_LABELS),
             [
@@ -643,7 +700,7 @@ def render_html(report: CohortReport) -> str:
     )
     demo_head, demo_body = "", ""
     if report.demo:
-        demo_head = f"<style>{_DEMO_CSS}</style>"
+        demo_head = f"<style>{_DEMO_CSS}{_DEMO_PRINT_CSS % {'text': _DEMO_TEXT}}</style>"
         marks = "<span>DEMO — NOT PAM</span>" * 80
         # The watermark sits behind the content (negative z-index, clipped to the viewport),
         # so it shows through the translucent panels but never covers a number.
@@ -659,6 +716,7 @@ def render_html(report: CohortReport) -> str:
     return (
         f'<!DOCTYPE html>\n<html lang="en" {flags}>'
         '<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, '
-        f'initial-scale=1"><title>{escape(title)}</title><style>{_CSS}</style>{demo_head}</head>'
+        f'initial-scale=1"><title>{escape(title)}</title><style>{_CSS}'
+        f"{_PRINT_CSS % {'title': title}}</style>{demo_head}</head>"
         f"<body>{demo_body}{''.join(body)}</body></html>\n"
     )
