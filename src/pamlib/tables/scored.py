@@ -172,6 +172,8 @@ class _Problems:
     def raise_if_any(self) -> None:
         if not self.found:
             return
+        # By row, then code: the same list whether the table was checked whole or by blocks.
+        self.found.sort(key=lambda p: (_row_number(p.where), p.code))
         summary = f"{self.source}: {len(self.found) + self.n_more} problem(s) in the scored table"
         if self.n_more:
             summary += f" ({self.n_more} more not listed)"
@@ -181,6 +183,12 @@ class _Problems:
                 "--keep-nhs-number or --pseudonym-key (or reported straight from the export)"
             )
         raise FormatError(summary, self.found)
+
+
+def _row_number(where: str) -> int:
+    """The row of a problem located ``source: row N`` (0 for the header and the file)."""
+    head, _, number = where.rpartition(": row ")
+    return int(number) if head and number.isdigit() else 0
 
 
 # -- typing columns --------------------------------------------------------------------------
