@@ -79,7 +79,7 @@ def test_lhc_forms_answers_read_back_and_score_identically(
         pytest.skip("Chromium is not installed (scripts/install-test-deps.sh could not install it)")
     pytest.importorskip("websockets", reason="the websockets package drives Chromium")
 
-    form = questionnaire("PAM-13")
+    form = questionnaire("PAM-13", host=host)
     site = tmp_path / "site"
     site.mkdir()
     (site / "lforms").symlink_to(lforms, target_is_directory=True)
@@ -120,7 +120,7 @@ def test_lhc_forms_answers_read_back_and_score_identically(
         ]
         assert weights == ([] if coding["code"] == "NA" else [int(coding["code"])])
 
-    assessments, rejects, counts = read_fhir(exported)
+    assessments, rejects, counts = read_fhir(exported, instruments=host.instruments())
     assert rejects == []
     assert (counts.n_read, counts.n_valid) == (1, 1)
     (assessment,) = assessments
