@@ -476,7 +476,12 @@ def _locate_repeats(path: Path, rows: int, repeated: list[int], problems: _Probl
             first.setdefault(ids[i].as_py(), offset + i)
         offset += raw.num_rows
     ordered = np.array(sorted(targets), dtype=np.intp)
-    messages = [f"assessment_id repeats row {first[ids_of[i]] + 1}" for i in ordered.tolist()]
+    messages = [  # the file changed between the passes if an id is not found again
+        f"assessment_id repeats row {first[ids_of[i]] + 1}"
+        if ids_of.get(i) in first
+        else "assessment_id repeats an earlier row"
+        for i in ordered.tolist()
+    ]
     problems.add_rows(ordered, "duplicate-assessment-id", messages or [""])
 
 
