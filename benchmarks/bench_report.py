@@ -20,11 +20,11 @@ import argparse
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from bench_csv import run  # one child timed for wall time and peak memory
 
 _BLOCK = 1_000_000
 
@@ -69,18 +69,6 @@ def generate(path: Path, rows: int, seed: int = 7) -> None:
             }
             arrays = [columns[f.name] if f.name in columns else pa.nulls(n, f.type) for f in schema]
             writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
-
-
-def run(argv: list[str]) -> tuple[float, int]:
-    """Wall time (s) and peak resident memory (bytes) of one child."""
-    start = time.perf_counter()
-    child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(child.pid, 0)
-    elapsed = time.perf_counter() - start
-    err = child.stderr.read().decode() if child.stderr else ""
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{argv[:4]} failed:\n{err}")
-    return elapsed, usage.ru_maxrss * 1024
 
 
 def main() -> int:

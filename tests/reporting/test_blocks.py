@@ -140,3 +140,17 @@ def test_patients_table_is_typed(make_cohort: MakeCohort, tmp_path: Path) -> Non
     assert table.column("patient_id").to_pylist() == sorted(table.column("patient_id").to_pylist())
     with pytest.raises(ConfigurationError, match="never a published output"):
         patients_table(build_report(path, ReportConfig(publish=True)))
+
+
+def test_a_file_concatenated_twice_is_counted_as_the_whole_table_counts_it(
+    make_cohort: MakeCohort, tmp_path: Path
+) -> None:
+    """Every row repeated: more problems than are listed; the same list and the same count."""
+    rows = make_cohort(seed=13, n_patients=40)
+    path = _write_csv(rows + rows, tmp_path / "twice.csv")
+    with pytest.raises(FormatError) as whole:
+        ScoredTable.read(path)
+    with pytest.raises(FormatError) as blocks:
+        list(ScoredTable.read_blocks(path, block_rows=16))
+    assert str(blocks.value) == str(whole.value)
+    assert f"{len(rows)} problem(s)" in str(blocks.value)

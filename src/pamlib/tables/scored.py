@@ -451,38 +451,33 @@ def _check_repeats(ids: pa.Array, problems: _Problems) -> None:
     problems.add_rows(repeated, "duplicate-assessment-id", messages or [""])
 
 
-def _locate_repeats(path: Path, rows: int, repeated: list[int], problems: _Problems) -> None:
-    """The problems of :func:`_check_repeats` for a file read block by block, whose repeated
-    rows are known but not the rows they repeat: a second pass reads only the ids."""
+def _locate_repeats(
+    path: Path, rows: int, repeated: Mapping[int, str], unlisted: int, problems: _Problems
+) -> None:
+    """The problems of :func:`_check_repeats` for a file read block by block: the repeated
+    rows (the first :data:`MAX_PROBLEMS`, with their ids) are known, the rows they repeat are
+    found by a second pass over the ids; ``unlisted`` more are counted."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    targets = set(repeated)
-    ids_of: dict[int, str] = {}
-    offset = 0
-    for raw in _raw_blocks(path, rows):  # first the ids of the repeated rows
-        hits = [i - offset for i in repeated if offset <= i < offset + raw.num_rows]
-        if hits:
-            ids = _to_text(_plain(raw.column("assessment_id")))
-            ids_of.update({offset + i: ids[i].as_py() for i in hits})
-        offset += raw.num_rows
-    value_set = pa.array(sorted(set(ids_of.values())), pa.string())
+    value_set = pa.array(sorted(set(repeated.values())), pa.string())
     first: dict[str, int] = {}
     offset = 0
-    for raw in _raw_blocks(path, rows):  # then the first row of each of those ids
+    for raw in _raw_blocks(path, rows):
         ids = _to_text(_plain(raw.column("assessment_id")))
         found = np.flatnonzero(np.asarray(pc.fill_null(pc.is_in(ids, value_set=value_set), False)))
         for i in found.tolist():
             first.setdefault(ids[i].as_py(), offset + i)
         offset += raw.num_rows
-    ordered = np.array(sorted(targets), dtype=np.intp)
+    ordered = np.array(sorted(repeated), dtype=np.intp)
     messages = [  # the file changed between the passes if an id is not found again
-        f"assessment_id repeats row {first[ids_of[i]] + 1}"
-        if ids_of.get(i) in first
+        f"assessment_id repeats row {first[repeated[i]] + 1}"
+        if repeated[i] in first
         else "assessment_id repeats an earlier row"
         for i in ordered.tolist()
     ]
     problems.add_rows(ordered, "duplicate-assessment-id", messages or [""])
+    problems.n_more += unlisted
 
 
 def _demo_verdicts(
@@ -856,23 +851,27 @@ class ScoredTable:
         path = Path(path)
         problems = _Problems(path.name)
         seen = SeenIds()  # 16 bytes an id, not the ids themselves
-        repeated: list[int] = []
+        repeated: dict[int, str] = {}  # the first repeated rows, with their ids
+        n_repeated = 0
         for raw in _raw_blocks(path, max(1, block_rows)):
             typed, private = _validate(raw, path.name, None, problems=problems)
             ids = typed.column("assessment_id").combine_chunks()
             present = np.flatnonzero(~np.asarray(ids.is_null(), dtype=np.bool_))
-            again = seen.check(Text(ids), present)
-            repeated += (present[again] + problems.offset).tolist()
+            again = present[seen.check(Text(ids), present)]
+            n_repeated += len(again)
+            for i in again[: max(0, MAX_PROBLEMS - len(repeated))].tolist():
+                repeated[problems.offset + i] = ids[i].as_py()
             problems.offset += typed.num_rows
-            if not problems.found and not problems.n_more and not repeated:
+            if not problems.found and not problems.n_more and not n_repeated:
                 yield cls(typed, nhs_number=private)
             del raw, typed, private, ids
             # Arrow's allocator keeps freed blocks for reuse; hand them back, or the process
             # holds several blocks' worth it no longer uses.
             pa.default_memory_pool().release_unused()
         problems.offset = 0
-        if repeated:
-            _locate_repeats(path, max(1, block_rows), repeated, problems)
+        if n_repeated:
+            unlisted = n_repeated - len(repeated)
+            _locate_repeats(path, max(1, block_rows), repeated, unlisted, problems)
         problems.raise_if_any()
 
     def with_columns(self, columns: Mapping[str, Any]) -> ScoredTable:
