@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from pamlib.scoring.engine import (
+from pamlib.scoring._engine import (
     EAP,
     MLE,
     NOT_APPLICABLE,

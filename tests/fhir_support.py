@@ -10,7 +10,7 @@ import pytest
 from hypothesis import strategies as st
 
 from pamlib.assessment import Assessment, Mode
-from pamlib.fhir.checks import check
+from pamlib.fhir._checks import check
 from pamlib.identity import Patient
 from pamlib.instruments import BUILTIN_INSTRUMENTS, Instrument
 from pamlib.levels import ActivationLevel

@@ -1,6 +1,6 @@
 """A deliberately plain Rasch person-measure solver: loops, ``math`` and bisection only.
 
-It shares no code with :mod:`pamlib.scoring.engine` and is written the slow, obvious way
+It shares no code with :mod:`pamlib.scoring._engine` and is written the slow, obvious way
 (probabilities from the model definition, the estimating equations solved by bisection on a
 fine scan) so that agreement between the two is evidence, not an echo. Every function takes the
 *answered* items only, as a list of each item's absolute step difficulties.

@@ -1,5 +1,5 @@
 """Tailoring conditions evaluated the plain way, one context at a time: the oracle for the
-columnar evaluation (:meth:`Conditions.mask <pamlib.tailoring.conditions.Conditions.mask>`),
+columnar evaluation (:meth:`Conditions.mask <pamlib.tailoring._conditions.Conditions.mask>`),
 which is the library's only implementation. Written from the documented meaning of each
 condition, not from the library's code.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pamlib.tailoring.conditions import AttributeTest, Conditions, Range
+from pamlib.tailoring._conditions import AttributeTest, Conditions, Range
 from pamlib.tailoring.context import Context
 from pamlib.tailoring.rules import Action, FileRule, Rule
 

@@ -15,8 +15,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pamlib.errors import CalibrationError, Problem
+from pamlib.errors import CalibrationError, LicensedContentError, Problem
 from pamlib.plugins import PluginHost
+from pamlib.scoring._engine import EAP, MLE, WLE
 from pamlib.scoring.calibration import (
     Calibration,
     CalibrationModel,
@@ -26,7 +27,6 @@ from pamlib.scoring.calibration import (
     load_calibration,
     parse_calibration,
 )
-from pamlib.scoring.engine import EAP, MLE, WLE, LicensedContentError
 from tests.calibrations import (
     PAM10,
     PAM13,

@@ -212,16 +212,16 @@ def test_the_checked_in_schema_is_the_generated_one() -> None:
 
 def test_the_schema_states_the_loaders_numeric_ranges() -> None:
     from pamlib.results import REPORTING_SCALE
+    from pamlib.scoring._engine import (
+        MLE_ADJUSTMENT_RANGE,
+        PRIOR_SD_RANGE,
+        QUADRATURE_POINTS_RANGE,
+    )
     from pamlib.scoring.calibration import (
         MAX_ABS_LOGIT,
         MAX_ABS_SCORE,
         MAX_DECIMALS,
         SLOPE_RANGE,
-    )
-    from pamlib.scoring.engine import (
-        MLE_ADJUSTMENT_RANGE,
-        PRIOR_SD_RANGE,
-        QUADRATURE_POINTS_RANGE,
     )
 
     mle, eap = (SCHEMA["properties"]["estimator"]["oneOf"][i]["properties"] for i in (1, 2))
@@ -263,12 +263,12 @@ def test_every_range_edge_is_accepted_and_just_outside_refused(
 
 def test_the_docs_table_states_the_same_ranges() -> None:
     from pamlib.results import REPORTING_SCALE
-    from pamlib.scoring.calibration import MAX_ABS_SCORE, SLOPE_RANGE
-    from pamlib.scoring.engine import (
+    from pamlib.scoring._engine import (
         MLE_ADJUSTMENT_RANGE,
         PRIOR_SD_RANGE,
         QUADRATURE_POINTS_RANGE,
     )
+    from pamlib.scoring.calibration import MAX_ABS_SCORE, SLOPE_RANGE
 
     text = (DOCS / "calibration.rst").read_text(encoding="utf-8")
     for phrase in (

@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 
 from pamlib.errors import FormatError
 from pamlib.formats import delimited
+from pamlib.formats._columnar import read_columnar
 from pamlib.formats.base import ReadChunk, ReadOptions, Reject, text_values
-from pamlib.formats.columnar import read_columnar
 from pamlib.instruments import BUILTIN_INSTRUMENTS, Instrument
 from pamlib.pipeline import score_file
 from pamlib.plugins import PluginHost
@@ -271,7 +271,7 @@ def test_objects_read_are_the_oracles_objects(
 
 
 def test_the_old_place_of_iter_assessments_warns() -> None:
-    from pamlib.formats import records
+    from pamlib.formats import _records as records
 
     with pytest.warns(DeprecationWarning, match="moved to pamlib.formats.delimited"):
         moved = records.iter_assessments

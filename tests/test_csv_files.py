@@ -23,7 +23,7 @@ from tests.oracles.csv_reader import read_record_chunks
 pa = pytest.importorskip("pyarrow")
 
 from pamlib.formats._arrow import Text  # noqa: E402 - needs pyarrow
-from pamlib.formats.columnar import SeenIds, read_columnar  # noqa: E402
+from pamlib.formats._columnar import SeenIds, read_columnar  # noqa: E402
 
 MAPPING = ROOT / "docs" / "examples" / "site-export-mapping.toml"
 HEADER = "patient_id,nhs_number,assessment_id,assessed_on,instrument,site," + ",".join(
@@ -312,8 +312,8 @@ def test_a_row_the_column_checks_reject_but_the_row_checks_accept_stops_the_read
     """The row checks word every reject; should they find nothing wrong with a row the column
     checks rejected (a bug in pamlib), the read stops instead of dropping the record with no
     reason."""
-    from pamlib.formats.columnar import ReaderBugError
-    from pamlib.formats.records import RowValidator
+    from pamlib.formats._columnar import ReaderBugError
+    from pamlib.formats._records import RowValidator
 
     body = f"P1,,A1,2024-01-01,PAM-13,s,{ANSWERS}\nP2,,A2,not a date,PAM-13,s,{ANSWERS}\n"
     path = write(tmp_path, f"{HEADER}\n{body}".encode())

@@ -69,10 +69,10 @@ def test_the_guides_are_in_the_table_of_contents() -> None:
 
 
 IMPLEMENTATION_MODULES = {
-    "pamlib.formats.columnar",
-    "pamlib.formats.records",
-    "pamlib.scoring.selection",
-    "pamlib.scoring.engine",
+    "pamlib.formats._columnar",
+    "pamlib.formats._records",
+    "pamlib.scoring._selection",
+    "pamlib.scoring._engine",
 }
 
 

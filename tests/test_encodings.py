@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 from pamlib.cli import main
 from pamlib.errors import ConfigurationError, FormatError
 from pamlib.formats import encoding as encoding_module
+from pamlib.formats._columnar import read_columnar
 from pamlib.formats.base import ReadChunk, ReadOptions, text_values
-from pamlib.formats.columnar import read_columnar
 from pamlib.formats.encoding import UNDEFINED_IN_CP1252, codec_name, open_utf8
 from pamlib.instruments import BUILTIN_INSTRUMENTS
 from tests.oracles.csv_reader import read_record_chunks

@@ -28,11 +28,12 @@ from numpy.typing import NDArray
 from pamlib.errors import (
     CalibrationError,
     ConfigurationError,
+    LicensedContentError,
     PamlibError,
     ValidationError,
 )
-from pamlib.scoring import engine
-from pamlib.scoring.engine import (
+from pamlib.scoring import _engine as engine
+from pamlib.scoring._engine import (
     EAP,
     MLE,
     MLE_ADJUSTMENT_RANGE,
@@ -40,7 +41,6 @@ from pamlib.scoring.engine import (
     UNANSWERED,
     WLE,
     Estimator,
-    LicensedContentError,
     ScoreTable,
     StepModel,
     response_summary,

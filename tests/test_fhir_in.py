@@ -536,7 +536,7 @@ def test_content_hash_ids_do_not_depend_on_the_patient(host: PluginHost) -> None
 
 
 def test_rows_do_not_show_identifiers(host: PluginHost) -> None:
-    from pamlib.fhir.reader import FhirReader
+    from pamlib.fhir._reader import FhirReader
 
     (chunk,) = FhirReader(host.instruments()).read(questionnaire_response(sample()))
     text = repr(chunk)
@@ -547,8 +547,8 @@ def test_rows_do_not_show_identifiers(host: PluginHost) -> None:
 
 def test_ndjson_subjects_may_come_later_in_the_file(tmp_path: Path, host: PluginHost) -> None:
     """pamlib's NDJSON in reverse order: each response is read once its Patient is known."""
-    from pamlib.fhir.bundle import Assembler, BundleSettings
-    from pamlib.fhir.response import ResponseRow
+    from pamlib.fhir._bundle import Assembler, BundleSettings
+    from pamlib.fhir._response import ResponseRow
 
     assembler = Assembler(BundleSettings(style="ndjson"))
     items = [sample(id="A1"), sample(id="A2", patient=Patient("Q", nhs_number="9990000018"))]
@@ -591,7 +591,7 @@ def test_waiting_responses_are_bounded(
     tmp_path: Path, host: PluginHost, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With nothing to wait for, responses citing server Patients are read in bounded memory."""
-    from pamlib.fhir import reader
+    from pamlib.fhir import _reader as reader
 
     monkeypatch.setattr(reader, "_MAX_WAITING", 2)
     path = tmp_path / "server.ndjson"

@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pamlib.errors import ConfigurationError
+from pamlib.formats._records import detect_delimiter, ends_inside_quotes
 from pamlib.formats.output import protect
-from pamlib.formats.records import detect_delimiter, ends_inside_quotes
 from pamlib.formats.values import (
     IMPOSSIBLE_ANSWER,
     UNKNOWN_LABEL,

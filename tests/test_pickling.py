@@ -23,7 +23,13 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import pamlib.plugins
-from pamlib.errors import CalibrationError, ConfigurationError, PluginError, ScoringError
+from pamlib.errors import (
+    CalibrationError,
+    ConfigurationError,
+    LicensedContentError,
+    PluginError,
+    ScoringError,
+)
 from pamlib.hookspecs import hookimpl
 from pamlib.instruments import BUILTIN_INSTRUMENTS, Instrument
 from pamlib.pathways import Pathway
@@ -31,7 +37,6 @@ from pamlib.plugins import PluginHost, _rebuild_host
 from pamlib.scoring import select_provider
 from pamlib.scoring.calibration import load_calibration, parse_calibration
 from pamlib.scoring.demo import DemoProvider, demo_calibration
-from pamlib.scoring.engine import LicensedContentError
 from pamlib.scoring.provider import BATCH_ARRAYS, BatchScores, ScoringProvider
 from pamlib.scoring.rasch import RaschProvider
 from pamlib.tailoring import Note, build_engine, rule

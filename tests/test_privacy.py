@@ -535,7 +535,7 @@ def test_no_identifier_in_the_tailoring_context_repr() -> None:
 
 def test_no_identifier_in_rejects_or_reader_errors(ws: Workspace) -> None:
     from pamlib.errors import PamlibError
-    from pamlib.fhir.reader import read_fhir
+    from pamlib.fhir._reader import read_fhir
     from pamlib.formats.base import ReadOptions
     from pamlib.formats.delimited import CsvFormat
 

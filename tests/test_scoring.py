@@ -22,20 +22,19 @@ from hypothesis import strategies as st
 import pamlib
 from pamlib import scoring
 from pamlib.assessment import Assessment
-from pamlib.errors import LicenceError, ScoringError, ValidationError
+from pamlib.errors import LicenceError, LicensedContentError, ScoringError, ValidationError
 from pamlib.hookspecs import hookimpl
 from pamlib.identity import Patient
 from pamlib.instruments import BUILTIN_INSTRUMENTS, Instrument
 from pamlib.levels import CURRENT, HIBBARD_2005
 from pamlib.plugins import PluginHost
 from pamlib.results import Flag, ScoreResult, ScoreStatus
+from pamlib.scoring._selection import NOT_PAM_FLAGS, CheckedProvider
 from pamlib.scoring.calibration import Calibration, parse_calibration
 from pamlib.scoring.demo import DemoProvider
-from pamlib.scoring.engine import LicensedContentError
 from pamlib.scoring.provider import BaseProvider, BatchScores, Licence, ScoringProvider
 from pamlib.scoring.rasch import RaschProvider
 from pamlib.scoring.raw_sum import RawSumProvider
-from pamlib.scoring.selection import NOT_PAM_FLAGS, CheckedProvider
 from tests.calibrations import (
     PAM10,
     PAM13,

@@ -22,8 +22,8 @@ from pamlib.tailoring import (
     parse_rules,
     rule,
 )
+from pamlib.tailoring._conditions import Range
 from pamlib.tailoring.columns import ContextColumns, add_months_array
-from pamlib.tailoring.conditions import Range
 from pamlib.tailoring.context import round_one
 from pamlib.tailoring.rows import link_previous
 from pamlib.tailoring.rules import Action, Rule

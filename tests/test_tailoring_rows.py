@@ -356,7 +356,7 @@ def test_table_rows_agree_with_single_rows(
 
 def test_demo_lines() -> None:
     from pamlib.synthetic import synthetic_cohort
-    from pamlib.tailoring.demo import demo_lines
+    from pamlib.tailoring._demo import demo_lines
 
     host = PluginHost(load_entry_points=False, disabled=())
     cohort = synthetic_cohort(60, seed=3)

@@ -25,7 +25,7 @@ from pamlib.tailoring import (
     load_rules,
     parse_rules,
 )
-from pamlib.tailoring.conditions import CONDITION_KEYS
+from pamlib.tailoring._conditions import CONDITION_KEYS
 from tests.tailoring_strategies import rule_tables, toml_file
 
 SRC = Path(__file__).resolve().parent.parent / "src" / "pamlib" / "tailoring"

@@ -268,9 +268,24 @@ def test_fhir_json_still_goes_to_the_fhir_format(tmp_path: Path) -> None:
 
     rows = tmp_path / "rows.json"
     rows.write_text(json.dumps({"patient_id": "p"}) + "\n", encoding="utf-8")
+    # A FHIR export whose first resource lost its resourceType is still FHIR (found by fuzzing:
+    # it was read as JSON Lines rows, every line rejected as "not a cell").
+    broken_first = tmp_path / "broken-first.ndjson"
+    broken_first.write_text(
+        json.dumps({"status": "completed", "item": [{"linkId": "x"}]})
+        + "\n"
+        + json.dumps({"resourceType": "Patient", "id": "p0"})
+        + "\n",
+        encoding="utf-8",
+    )
+    flat_then_resource = tmp_path / "flat-then-resource.ndjson"
+    flat_then_resource.write_text(
+        json.dumps({"status": "completed"}) + "\n" + json.dumps({"resourceType": "Patient"}) + "\n",
+        encoding="utf-8",
+    )
     host = get_host()
-    for path in (pretty, one_line):
-        assert find_input_format(host, str(path), None).name == "fhir"
+    for path in (pretty, one_line, broken_first, flat_then_resource):
+        assert find_input_format(host, str(path), None).name == "fhir", path.name
     assert find_input_format(host, str(rows), None).name == "json"
     assert find_input_format(host, str(tmp_path / "rows.jsonl"), None).name == "json"
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pamlib import _moved
 from pamlib._lazy import lazy_exports
 from pamlib._version import __version__
 from pamlib.errors import (
@@ -16,10 +17,12 @@ from pamlib.errors import (
     FormatError,
     InstrumentError,
     LicenceError,
+    LicensedContentError,
     PamlibDeprecationWarning,
     PamlibError,
     PluginError,
     Problem,
+    ProviderResultError,
     RuleError,
     ScoringError,
     ValidationError,
@@ -28,8 +31,8 @@ from pamlib.hookspecs import hookimpl
 
 if TYPE_CHECKING:
     from pamlib.assessment import Assessment, Mode
-    from pamlib.fhir.bundle import write_fhir
-    from pamlib.fhir.reader import read_fhir
+    from pamlib.fhir._bundle import write_fhir
+    from pamlib.fhir._reader import read_fhir
     from pamlib.identity import Patient
     from pamlib.instruments import Instrument, InstrumentRegistry
     from pamlib.levels import ActivationLevel, CutpointSet
@@ -58,8 +61,8 @@ _LAZY: dict[str, str] = {
     "Recommendation": "pamlib.pathways",
     "RuleTrace": "pamlib.pathways",
     "TailoringOutcome": "pamlib.pathways",
-    "read_fhir": "pamlib.fhir.reader",
-    "write_fhir": "pamlib.fhir.bundle",
+    "read_fhir": "pamlib.fhir._reader",
+    "write_fhir": "pamlib.fhir._bundle",
     "ScoreRun": "pamlib.pipeline",
     "ScoreSummary": "pamlib.pipeline",
     "TableScorer": "pamlib.pipeline",
@@ -102,6 +105,7 @@ __all__ = [
     "InstrumentRegistry",
     "Licence",
     "LicenceError",
+    "LicensedContentError",
     "Mode",
     "PamlibDeprecationWarning",
     "PamlibError",
@@ -110,6 +114,7 @@ __all__ = [
     "PluginError",
     "PluginHost",
     "Problem",
+    "ProviderResultError",
     "Recommendation",
     "Response",
     "RuleError",
@@ -140,4 +145,5 @@ __all__ = [
 ]
 
 
+_moved.install()
 __getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY, __all__)

@@ -19,19 +19,6 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn
 
-__all__ = [
-    "FieldError",
-    "KeyPath",
-    "Located",
-    "Wording",
-    "dotted",
-    "in_document_order",
-    "make_converter",
-    "structure",
-    "structure_each",
-    "structure_fields",
-]
-
 #: Where a value sits in a document: table keys and array indices, outermost first.
 KeyPath = tuple[str | int, ...]
 

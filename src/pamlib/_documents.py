@@ -18,8 +18,6 @@ from typing import Any
 
 from pamlib.errors import Problem, ValidationError
 
-__all__ = ["MAX_DEPTH", "DocumentError", "decode_utf8", "parse_json", "parse_toml"]
-
 #: The deepest nesting of arrays and objects (tables) accepted. Real FHIR resources nest about
 #: ten levels; calibration, rule and mapping files fewer.
 MAX_DEPTH = 64

@@ -16,10 +16,12 @@ __all__ = [
     "FormatError",
     "InstrumentError",
     "LicenceError",
+    "LicensedContentError",
     "PamlibDeprecationWarning",
     "PamlibError",
     "PluginError",
     "Problem",
+    "ProviderResultError",
     "RuleError",
     "ScoringError",
     "ValidationError",
@@ -78,6 +80,45 @@ class FormatError(ValidationError):
 
 class RuleError(ValidationError):
     """A tailoring rule file or rule is invalid; problems name the file, rule id and field."""
+
+
+class ProviderResultError(ScoringError):
+    """A provider returned a result that breaks the contract; nothing of it is passed on.
+
+    ``row`` (in the batch; ``None`` for the batch as a whole) and ``field`` say where; the
+    message never repeats the offending value.
+    """
+
+    def __init__(
+        self,
+        provider: str,
+        row: int | None,
+        field: str,
+        message: str,
+        *,
+        location: str | None = None,
+    ) -> None:
+        self.provider = provider
+        self.row = row
+        self.field = field
+        self.reason = message
+        #: Where the offending record came from in the input (``line 17``), when known.
+        self.location = location
+        where = field if row is None else f"{location or f'row {row}'}, {field}"
+        super().__init__(
+            f"provider {provider!r} returned an invalid result ({where}): {message}; "
+            "refusing to pass it on"
+        )
+
+    def at(self, location: str) -> ProviderResultError:
+        """The same error, saying where in the input the offending record is."""
+        return ProviderResultError(
+            self.provider, self.row, self.field, self.reason, location=location
+        )
+
+
+class LicensedContentError(PamlibError, TypeError):
+    """Licensed calibration content was about to leave memory (pickle, copy, serialisation)."""
 
 
 class ConfigurationError(PamlibError):

@@ -96,7 +96,7 @@ def pamlib_register_scoring_providers(
     either ``demo = True`` or results flagged ``raw-only``.
 
     Every result a provider returns is checked before anything is written
-    (:func:`pamlib.scoring.selection.check_scores`): one value per row, finite, on the 0–100
+    (``check_scores``): one value per row, finite, on the 0–100
     scale, standard errors not negative, levels those of the score at the declared cut-point
     set, nothing scored where not scored. A violation, or any exception the provider raises,
     stops the run with a :class:`~pamlib.errors.ScoringError` naming the provider.

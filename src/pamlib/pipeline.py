@@ -237,7 +237,7 @@ class _Scorer:
         """The checked provider for ``instrument``: its licence checked, anything it raises
         turned into a :class:`~pamlib.errors.ScoringError` naming it, its results validated (one
         per row, finite, on the scale, levels consistent)."""
-        from pamlib.scoring.selection import CheckedProvider
+        from pamlib.scoring._selection import CheckedProvider
 
         provider = self.providers.get(instrument.id)
         if provider is None:
@@ -250,7 +250,7 @@ class _Scorer:
     def score(self, batch: RecordBatch) -> BatchScores:
         """Score one batch; results are checked before observers see them and anything is
         written. An observer's failure is a warning, not the run's end."""
-        from pamlib.scoring.selection import ProviderResultError
+        from pamlib.errors import ProviderResultError
 
         try:
             scores = self.provider(batch.instrument).score_batch(batch.instrument, batch.codes)
@@ -746,7 +746,7 @@ class TableScorer:
         stops the run where it is scored, as in ``pamlib score``); a licence that does not
         allow scoring raises :class:`~pamlib.errors.LicenceError`."""
         from pamlib.errors import ScoringError
-        from pamlib.scoring.selection import CheckedProvider
+        from pamlib.scoring._selection import CheckedProvider
 
         registry = self.host.instruments()
         wanted = [i.id for i in registry] if instruments is None else list(instruments)

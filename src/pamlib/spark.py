@@ -512,7 +512,7 @@ def _blank_rows(columns: list[Any]) -> Any:
 def _structural(raw: str, n_fields: int) -> tuple[str, str, str] | None:
     """The code, message and printable text of a record Spark could not split into ``n_fields``
     fields, as ``pamlib score`` rejects it; ``None`` if it is blank."""
-    from pamlib.formats.records import is_blank, split_records, structural_reject
+    from pamlib.formats._records import is_blank, split_records, structural_reject
 
     records = list(split_records(io.StringIO(raw, newline=""), delimiter=","))
     if not records or all(is_blank(r) for r in records):

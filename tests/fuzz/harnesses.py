@@ -201,8 +201,8 @@ def _read_csv(
 ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], int, int]:
     """Records and rejects one CSV reader makes of ``path`` (small chunks, so records cross
     chunk boundaries)."""
+    from pamlib.formats._columnar import read_columnar
     from pamlib.formats.base import ReadOptions, text_values
-    from pamlib.formats.columnar import read_columnar
     from tests.oracles.csv_reader import read_record_chunks
 
     instruments = list(_host().instruments())
@@ -376,7 +376,7 @@ def _fhir_columnar(path: Path) -> tuple[list[tuple[Any, ...]], list[str], int]:
 
 
 def _fhir_objects(path: Path) -> tuple[list[tuple[Any, ...]], list[str], int]:
-    from pamlib.fhir.reader import read_fhir
+    from pamlib.fhir._reader import read_fhir
 
     assessments, rejects, counts = read_fhir(path, instruments=_host().instruments())
     records = [(a.id, a.instrument.id, tuple(int(c) for c in a.codes())) for a in assessments]
@@ -710,8 +710,8 @@ def check_fhir_mapping(data: bytes) -> None:
     """A FHIR mapping file: only clean errors; one that loads maps no two linkIds to one item,
     neither ignores and maps one linkId, nor lists no version at all; reading a response with it
     accounts for the response."""
+    from pamlib.fhir._reader import read_fhir
     from pamlib.fhir.mapping import load_mapping
-    from pamlib.fhir.reader import read_fhir
 
     path = _write("fhir-mapping.toml", data)
     with _clean_errors_only("loading a FHIR mapping file") as refused:

@@ -31,6 +31,7 @@ from pamlib.errors import CalibrationError
 from pamlib.instruments import Instrument
 from pamlib.plugins import PluginHost
 from pamlib.results import REPORTING_SCALE
+from pamlib.scoring._engine import MLE_ADJUSTMENT_RANGE, PRIOR_SD_RANGE, QUADRATURE_POINTS_RANGE
 from pamlib.scoring.calibration import (
     MAX_ABS_LOGIT,
     MAX_ABS_SCORE,
@@ -38,7 +39,6 @@ from pamlib.scoring.calibration import (
     Calibration,
     load_calibration,
 )
-from pamlib.scoring.engine import MLE_ADJUSTMENT_RANGE, PRIOR_SD_RANGE, QUADRATURE_POINTS_RANGE
 from pamlib.scoring.rasch import CalibratedScorer, RaschProvider
 from tests.calibrations import PAM10, PAM13, rsm_document, to_toml, write
 

@@ -22,10 +22,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pamlib.errors import PamlibError
+from pamlib.formats._columnar import read_columnar
+from pamlib.formats._records import detect_delimiter
 from pamlib.formats.base import ReadChunk, ReadOptions, text_values
-from pamlib.formats.columnar import read_columnar
 from pamlib.formats.encoding import open_utf8
-from pamlib.formats.records import detect_delimiter
 from pamlib.instruments import BUILTIN_INSTRUMENTS
 from pamlib.pipeline import score_file
 from pamlib.scoring.raw_sum import RawSumProvider

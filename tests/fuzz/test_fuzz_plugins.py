@@ -39,14 +39,14 @@ from hypothesis import strategies as st
 from pamlib import Assessment, Patient
 from pamlib.cli import UsageError, main
 from pamlib.cli.new_plugin import check_name, dependency_modules
-from pamlib.errors import PamlibError, ScoringError
+from pamlib.errors import PamlibError, ProviderResultError, ScoringError
 from pamlib.hookspecs import hookimpl
 from pamlib.instruments import BUILTIN_INSTRUMENTS, Instrument
 from pamlib.plugins import PluginHost, reset_host
 from pamlib.results import Flag, ScoreResult, ScoreStatus
+from pamlib.scoring._selection import check_result, check_scores
 from pamlib.scoring.demo import DemoProvider
 from pamlib.scoring.provider import FLAG_BITS, BaseProvider, BatchScores, Licence
-from pamlib.scoring.selection import ProviderResultError, check_result, check_scores
 from tests.hostile.test_plugins import Registers
 
 PAM13 = BUILTIN_INSTRUMENTS[0]

@@ -22,8 +22,8 @@ from pamlib.errors import CalibrationError
 from pamlib.identity import Patient
 from pamlib.levels import CURRENT, CutpointRegistry, CutpointSet
 from pamlib.plugins import PluginHost
+from pamlib.scoring._engine import EAP, ScoreTable, StepModel
 from pamlib.scoring.calibration import Scale, load_calibration, parse_calibration
-from pamlib.scoring.engine import EAP, ScoreTable, StepModel
 from pamlib.scoring.rasch import CalibratedScorer, RaschProvider
 from tests.calibrations import PAM10, PAM13, rsm_document, to_toml, write
 

@@ -17,10 +17,10 @@ import pytest
 
 from pamlib.cli import main
 from pamlib.errors import FormatError
+from pamlib.formats._columnar import read_columnar
+from pamlib.formats._records import MAX_FIELD_CHARS
 from pamlib.formats.base import ReadChunk, ReadOptions
-from pamlib.formats.columnar import read_columnar
 from pamlib.formats.layout import Layout, load_mapping
-from pamlib.formats.records import MAX_FIELD_CHARS
 from pamlib.instruments import BUILTIN_INSTRUMENTS
 from pamlib.plugins import PluginHost, get_host, reset_host
 from tests.oracles.csv_reader import ORACLE_FORMAT, oracle_host, read_record_chunks

@@ -25,7 +25,7 @@ import pytest
 
 from pamlib import Assessment, Patient, scoring
 from pamlib.cli import main
-from pamlib.errors import PluginError, ScoringError
+from pamlib.errors import PluginError, ProviderResultError, ScoringError
 from pamlib.hookspecs import hookimpl
 from pamlib.instruments import BUILTIN_INSTRUMENTS, Instrument
 from pamlib.levels import CutpointSet
@@ -33,7 +33,6 @@ from pamlib.plugins import PluginGuard, PluginHost, reset_host
 from pamlib.results import Flag, ScoreResult
 from pamlib.scoring.demo import DemoProvider
 from pamlib.scoring.provider import FLAG_BITS, BaseProvider, BatchScores, Licence
-from pamlib.scoring.selection import ProviderResultError
 
 PAM13 = BUILTIN_INSTRUMENTS[0]
 HEADER = "patient_id,assessment_id,assessed_on,instrument," + ",".join(

@@ -1,8 +1,8 @@
 """A plain record-at-a-time CSV reader: the oracle the columnar reader is tested against.
 
-pamlib reads delimited text with one reader, :mod:`pamlib.formats.columnar`, which checks whole
+pamlib reads delimited text with one reader, :mod:`pamlib.formats._columnar`, which checks whole
 columns with NumPy and pyarrow. This reader is the slow, obvious way: the :mod:`csv` module
-splits the file record by record, :class:`~pamlib.formats.records.RowValidator` checks each row
+splits the file record by record, :class:`~pamlib.formats._records.RowValidator` checks each row
 cell by cell, repeated assessment ids are caught with an exact set, and every valid row becomes
 an :class:`~pamlib.assessment.Assessment`. The equivalence, fuzz and hostile-file tests hold the
 two readers to the same records, rejects (codes, messages, fields), line numbers and output
@@ -27,18 +27,7 @@ import numpy.typing as npt
 
 from pamlib.assessment import Assessment
 from pamlib.errors import FormatError, Problem
-from pamlib.formats.base import (
-    Format,
-    ReadChunk,
-    ReadOptions,
-    RecordBatch,
-    Reject,
-    host_instruments,
-)
-from pamlib.formats.delimited import CsvFormat
-from pamlib.formats.encoding import open_utf8
-from pamlib.formats.layout import Layout
-from pamlib.formats.records import (
+from pamlib.formats._records import (
     _LINE_END,
     RawRecord,
     RowValidator,
@@ -50,6 +39,17 @@ from pamlib.formats.records import (
     split_records,
     structural_reject,
 )
+from pamlib.formats.base import (
+    Format,
+    ReadChunk,
+    ReadOptions,
+    RecordBatch,
+    Reject,
+    host_instruments,
+)
+from pamlib.formats.delimited import CsvFormat
+from pamlib.formats.encoding import open_utf8
+from pamlib.formats.layout import Layout
 from pamlib.formats.values import InstrumentResolver, is_absent
 from pamlib.hookspecs import hookimpl
 from pamlib.identity import Patient

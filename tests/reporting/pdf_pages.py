@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from pamlib.reporting.pdf import PdfUnavailableError, check_available
+from pamlib.reporting._pdf import PdfUnavailableError, check_available
 
 
 def require_pdf() -> None:

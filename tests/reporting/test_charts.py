@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 from tests.reporting.conftest import MakeCohort
 
-from pamlib.reporting import ReportConfig, ScoredColumns, build_report, charts, render_html
-from pamlib.reporting.charts import Series, bar_chart
+from pamlib.reporting import ReportConfig, ScoredColumns, build_report, render_html
+from pamlib.reporting import _charts as charts
+from pamlib.reporting._charts import Series, bar_chart
 
 pytest.importorskip("matplotlib", reason="charts need the report extra")
 
@@ -42,7 +43,7 @@ def test_a_chart_is_deterministic_svg_with_text_as_text() -> None:
 
 
 def test_hidden_values_draw_no_bar() -> None:
-    from pamlib.reporting.summary import Suppressed
+    from pamlib.reporting._summary import Suppressed
 
     star = Suppressed("*")
     svg = bar_chart(

@@ -24,7 +24,7 @@ from pamlib.reporting import (
     render_html,
     summary_json,
 )
-from pamlib.reporting.headlines import Figure, console_lines, exclusion_lines
+from pamlib.reporting._headlines import Figure, console_lines, exclusion_lines
 
 Row = dict[str, str]
 MakeCohort = Callable[..., list[Row]]

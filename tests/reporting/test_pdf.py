@@ -84,7 +84,7 @@ def test_write_pdf_replaces_a_file_only_when_complete(
     def broken(report: Any) -> bytes:
         raise PdfUnavailableError("no PDF today")
 
-    monkeypatch.setattr("pamlib.reporting.pdf.render_pdf", broken)
+    monkeypatch.setattr("pamlib.reporting._pdf.render_pdf", broken)
     with pytest.raises(PdfUnavailableError):
         write_pdf(report, target)
     assert target.read_bytes() == b"old"
@@ -137,7 +137,7 @@ def test_missing_system_libraries_are_a_clear_error(monkeypatch: pytest.MonkeyPa
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_pango)
-    from pamlib.reporting.pdf import check_available
+    from pamlib.reporting._pdf import check_available
 
     with pytest.raises(PdfUnavailableError, match="Pango library"):
         check_available()

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pamlib.reporting import ReportConfig, ScoredColumns, build_report, render_html, summary_json
-from pamlib.reporting.comparison import Z_95, Z_998, control_limits, wilson_interval
+from pamlib.reporting._comparison import Z_95, Z_998, control_limits, wilson_interval
 
 stats = pytest.importorskip("scipy.stats")
 

@@ -10,7 +10,7 @@ import pyarrow as pa
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pamlib.formats.records import RawRecord, is_blank, split_records, structural_reject
+from pamlib.formats._records import RawRecord, is_blank, split_records, structural_reject
 from pamlib.spark import _blank_rows, _pamlib_message, _structural
 
 cells = st.text(alphabet=st.sampled_from([" ", "\t", "a", "1", ",", '"', "\n", "é"]), max_size=6)

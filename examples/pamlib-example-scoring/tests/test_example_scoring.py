@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 from pamlib import ConfigurationError, LicenceError, PluginHost, ScoringError, ScoringProvider
+from pamlib.errors import LicensedContentError
 from pamlib.scoring import score_many
-from pamlib.scoring.engine import LicensedContentError
 from pamlib.testing import ProviderConformance, synthetic_calibration, write_synthetic_calibration
 
 import pamlib_example_scoring as plugin

@@ -5,8 +5,6 @@ from __future__ import annotations
 import time
 from typing import TextIO
 
-__all__ = ["Progress"]
-
 
 class Progress:
     """Redraws ``[#####-----]  45%  123,456 records`` at most ten times a second.

@@ -50,7 +50,7 @@ def add_parser(subparsers: Any) -> None:
 def write_cohort(cohort: SyntheticCohort, path: Path, seed: int) -> int:
     """Write the cohort in the canonical layout, with synthetic attribute columns, plus three
     broken rows; returns the number of data rows written. The file appears only when complete."""
-    from pamlib.tailoring.demo import synthetic_attributes
+    from pamlib.tailoring._demo import synthetic_attributes
 
     rows = list(cohort.csv_rows())
     attributes = synthetic_attributes(len(cohort), seed)
@@ -84,8 +84,7 @@ def write_cohort(cohort: SyntheticCohort, path: Path, seed: int) -> int:
 def run(args: argparse.Namespace) -> int:
     from pamlib.cli import UsageError
     from pamlib.pipeline import TableScorer, write_rejects, write_scored
-    from pamlib.reporting import build_report, write_html, write_json
-    from pamlib.reporting.headlines import console_lines
+    from pamlib.reporting import build_report, console_lines, write_html, write_json
     from pamlib.tailoring import EXAMPLE_SITE_RULES, tailor
 
     if args.patients < 1:

@@ -38,7 +38,7 @@ def _help(parser: argparse.ArgumentParser) -> int:
 
 
 def run_questionnaire(args: argparse.Namespace) -> int:
-    from pamlib.fhir.questionnaires import questionnaire
+    from pamlib.fhir import questionnaire
     from pamlib.formats.guard import OutputGuard
 
     text = json.dumps(questionnaire(args.instrument, language=args.language), indent=2)
@@ -60,7 +60,7 @@ def _check_file(path: Path) -> tuple[int, list[Problem]]:
     too long — is a problem of that document (of that line, in NDJSON), like any other.
     """
     from pamlib._documents import DocumentError, decode_utf8, parse_json
-    from pamlib.fhir.checks import check
+    from pamlib.fhir import check
 
     try:
         data = path.read_bytes()

@@ -30,8 +30,6 @@ from typing import Any
 
 from pamlib._version import __version__
 
-__all__ = ["KINDS", "create_plugin"]
-
 #: What each kind scaffolds, for ``--help`` and the package description.
 KINDS: dict[str, str] = {
     "scoring": "a scoring provider (the Rasch engine with a calibration file it is given)",

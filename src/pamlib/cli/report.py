@@ -78,16 +78,21 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from pamlib.cli import UsageError
-    from pamlib.reporting import IdentifyingColumnError, ReportConfig, build_report, parse_threshold
-    from pamlib.reporting.context import SourceFile
-    from pamlib.reporting.headlines import console_lines
+    from pamlib.reporting import (
+        IdentifyingColumnError,
+        ReportConfig,
+        SourceFile,
+        build_report,
+        console_lines,
+        parse_threshold,
+    )
 
     if args.publish and args.patients:
         raise UsageError(
             "--patients writes identifiable rows and cannot be combined with --publish"
         )
     if args.pdf:  # before any work: a missing extra is a broken environment, said plainly
-        from pamlib.reporting.pdf import check_available
+        from pamlib.reporting._pdf import check_available
 
         check_available()
     source = Path(args.input)
@@ -163,7 +168,7 @@ def _write(guard: OutputGuard, report: CohortReport, args: argparse.Namespace) -
                 text.detach()  # the target owns the binary stream
         targets.append(target)
     if args.pdf:
-        from pamlib.reporting.pdf import render_pdf
+        from pamlib.reporting import render_pdf
 
         target = guard.open(args.pdf)
         target.stream.write(render_pdf(report))

@@ -142,7 +142,7 @@ def _date(text: str | None, option: str) -> dt.date:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from pamlib.tailoring.conditions import conditions_as_text
+    from pamlib.tailoring._conditions import conditions_as_text
     from pamlib.tailoring.engine import build_engine, suppression_warnings
     from pamlib.tailoring.rules import FileRule, load_rules
 

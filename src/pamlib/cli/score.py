@@ -21,8 +21,6 @@ from pamlib.scoring.provider import ScoringProvider
 if TYPE_CHECKING:
     from pamlib.tables.keys import Pseudonymiser
 
-__all__ = ["add_parser", "nothing_scored", "print_summary", "run"]
-
 
 def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser(

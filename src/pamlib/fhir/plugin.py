@@ -27,9 +27,9 @@ from pamlib.errors import ConfigurationError, FormatError, Problem
 from pamlib.hookspecs import hookimpl
 
 if TYPE_CHECKING:
-    from pamlib.fhir.bundle import Assembler, BundleSettings
-    from pamlib.fhir.reader import FhirReader
-    from pamlib.fhir.response import ResponseRow
+    from pamlib.fhir._bundle import Assembler, BundleSettings
+    from pamlib.fhir._reader import FhirReader
+    from pamlib.fhir._response import ResponseRow
     from pamlib.formats.base import (
         Format,
         ReadChunk,
@@ -78,7 +78,7 @@ def _bool_setting(settings: Mapping[str, object], key: str, default: bool) -> bo
 
 def bundle_settings(target: Target, settings: Mapping[str, object]) -> BundleSettings:
     """Writer settings from ``WriteOptions.settings`` (errors name the setting)."""
-    from pamlib.fhir.bundle import BundleSettings
+    from pamlib.fhir._bundle import BundleSettings
     from pamlib.fhir.codes import ASSESSMENT_ID_SYSTEM, PATIENT_ID_SYSTEM
 
     known = {
@@ -115,11 +115,11 @@ def bundle_settings(target: Target, settings: Mapping[str, object]) -> BundleSet
 
 
 def reader_for(options: ReadOptions, host: PluginHost) -> FhirReader:
-    """A :class:`~pamlib.fhir.reader.FhirReader` configured from ``ReadOptions``, knowing the
+    """A ``FhirReader`` configured from ``ReadOptions``, knowing the
     instruments of ``host``."""
+    from pamlib.fhir._reader import FhirReader
     from pamlib.fhir.codes import ASSESSMENT_ID_SYSTEM, PATIENT_ID_SYSTEM
     from pamlib.fhir.mapping import FhirMapping, load_mapping
-    from pamlib.fhir.reader import FhirReader
 
     settings = options.settings
     known = {"mapping", "questionnaires", "patient_id_system", "assessment_id_system"}
@@ -222,7 +222,7 @@ def batch_rows(
 
     ``extra`` columns become attributes of each response (empty cells are left out).
     """
-    from pamlib.fhir.response import ResponseRow
+    from pamlib.fhir._response import ResponseRow
     from pamlib.formats.base import text_values
 
     dates = batch.assessed_on.astype("datetime64[D]").tolist()
@@ -248,7 +248,7 @@ class FhirWriter:
     """Streams entries into one Bundle (or resources into NDJSON); the file appears at close."""
 
     def __init__(self, target: Target, settings: BundleSettings) -> None:
-        from pamlib.fhir.bundle import Assembler
+        from pamlib.fhir._bundle import Assembler
 
         self.settings = settings
         self._assembler: Assembler = Assembler(settings)

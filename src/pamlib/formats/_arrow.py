@@ -10,8 +10,6 @@ import numpy.typing as npt
 from pamlib.errors import FormatError, Problem
 from pamlib.formats.values import is_absent
 
-__all__ = ["Text", "compute", "constant_text", "distinct", "pyarrow_module", "to_arrow_text"]
-
 
 def pyarrow_module() -> Any:
     """``pyarrow`` with its ``csv`` module loaded, or a clear error."""

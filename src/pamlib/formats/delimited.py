@@ -1,7 +1,7 @@
 """The built-in CSV format: delimited exports in, scored rows out.
 
 Registered through ``pamlib_register_formats`` like any third-party format. Reading uses the
-columnar reader (:mod:`pamlib.formats.columnar`) on UTF-8 bytes, which
+columnar reader (:mod:`pamlib.formats._columnar`) on UTF-8 bytes, which
 :mod:`pamlib.formats.encoding` makes of input in other encodings (``settings["encoding"]``).
 The record-at-a-time reader that ``engine="python"`` once chose was removed: it gave the same
 records, rejects and line numbers more slowly, and now serves only as the tests' oracle.
@@ -67,7 +67,7 @@ class CsvFormat:
         *,
         host: PluginHost | None = None,
     ) -> Iterator[ReadChunk]:
-        from pamlib.formats.columnar import read_columnar
+        from pamlib.formats._columnar import read_columnar
 
         self.check_options(options)
         return read_columnar(source, options, host_instruments(host))
@@ -130,7 +130,7 @@ def iter_assessments(
     if instruments is None:
         chunks = CsvFormat().read(source, options, host=host)
     else:
-        from pamlib.formats.columnar import read_columnar
+        from pamlib.formats._columnar import read_columnar
 
         CsvFormat.check_options(options)
         chunks = read_columnar(source, options, instruments)

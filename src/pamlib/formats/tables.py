@@ -4,7 +4,7 @@ Anything that speaks Arrow is read: a pyarrow ``Table``, ``RecordBatch`` or
 ``RecordBatchReader``, an iterable of them, or any object with ``__arrow_c_stream__`` (pandas
 ≥ 2.2 and polars DataFrames, DuckDB relations). Columns are matched by name exactly as a file's
 header is (:class:`~pamlib.formats.layout.Layout`, with the same mapping), then turned into text
-as an export would hold it, so the checks of :mod:`pamlib.formats.columnar` — and their reject
+as an export would hold it, so the checks of :mod:`pamlib.formats._columnar` — and their reject
 codes and messages — are the same for a table as for a file:
 
 - null is an empty cell;
@@ -31,10 +31,10 @@ import numpy.typing as npt
 
 from pamlib.errors import ConfigurationError, FormatError, Problem
 from pamlib.formats._arrow import compute, pyarrow_module
+from pamlib.formats._columnar import ColumnChecker
+from pamlib.formats._records import RowValidator
 from pamlib.formats.base import ReadChunk, ReadOptions
-from pamlib.formats.columnar import ColumnChecker
 from pamlib.formats.layout import Layout
-from pamlib.formats.records import RowValidator
 from pamlib.formats.values import InstrumentResolver
 from pamlib.instruments import Instrument
 

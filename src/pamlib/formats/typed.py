@@ -14,9 +14,9 @@ output is not an assessment export): a Parquet file by row groups, through the c
 block of lines at a time, the first object's keys naming the columns as a CSV header does (a
 later object with another key is rejected, ``json``), every value read as text (``1``, ``2.5``,
 ``true``; ``null`` empty), rejects located by ``line N``, lines holding nothing counted blank.
-A ``.json`` or ``.ndjson`` file whose first line is not a JSON object without ``resourceType``
-(a FHIR resource, a Bundle, a pretty-printed document) is handed to the ``fhir`` format, so such
-files read as FHIR as before.
+A ``.json`` or ``.ndjson`` file whose first line is not a flat JSON object, or whose first lines
+name a ``resourceType`` (FHIR resources, a Bundle, a pretty-printed document), is handed to the
+``fhir`` format, so such files read as FHIR as before.
 """
 
 from __future__ import annotations
@@ -242,18 +242,39 @@ def _read_parquet(
 
 
 def _is_fhir(source: str | os.PathLike[str]) -> bool:
-    """Whether a ``.json`` file is for the ``fhir`` format: its first line holding anything is
-    not one JSON object without ``resourceType`` (so not a JSON Lines row)."""
+    """Whether a ``.json`` file is for the ``fhir`` format rather than JSON Lines rows.
+
+    A JSON Lines row is one flat object of cells. The file is FHIR when its first line holding
+    anything is not such an object (a list, a pretty-printed document, text that is not JSON, an
+    object holding lists or objects), or when any of its first lines names a ``resourceType``:
+    a FHIR export whose first resource is broken still reads as FHIR, with FHIR's problems.
+    """
     stream, _, _ = _open(source)
     with stream:
+        seen = 0
         for line in stream:
-            if line.strip(b" \t\r\n\xef\xbb\xbf"):
-                try:
-                    first = json.loads(line.removeprefix(b"\xef\xbb\xbf"))
-                except (ValueError, RecursionError):  # the FHIR reader says what is wrong
+            if not line.strip(b" \t\r\n\xef\xbb\xbf"):
+                continue
+            try:
+                row = json.loads(line.removeprefix(b"\xef\xbb\xbf"))
+            except (ValueError, RecursionError):  # the FHIR reader says what is wrong
+                if seen == 0:
                     return True
-                return not isinstance(first, dict) or "resourceType" in first
+                row = None
+            if isinstance(row, dict) and "resourceType" in row:
+                return True
+            if seen == 0 and (
+                not isinstance(row, dict) or any(isinstance(v, (dict, list)) for v in row.values())
+            ):
+                return True
+            seen += 1
+            if seen == _SNIFF_LINES:
+                break
     return False
+
+
+#: Lines holding anything that are read to tell FHIR NDJSON from JSON Lines rows.
+_SNIFF_LINES = 16
 
 
 def _float_text(text: str) -> str:

@@ -17,15 +17,15 @@ imported only when used.
 The rules are in ``docs/reporting.rst`` and in the docstrings of the modules named below.
 """
 
-from pamlib.reporting.columns import SCORED_TABLE_COLUMNS, ScoredColumns, load_scored
-from pamlib.reporting.comparison import (
+from pamlib.reporting._columns import ScoredColumns, load_scored
+from pamlib.reporting._comparison import (
     Comparison,
     GroupRate,
     compare_groups,
     control_limits,
     wilson_interval,
 )
-from pamlib.reporting.config import (
+from pamlib.reporting._config import (
     NQF2483_GAIN_POINTS,
     NQF2483_WINDOW_MONTHS,
     ChangeThreshold,
@@ -33,19 +33,19 @@ from pamlib.reporting.config import (
     SuppressionRule,
     parse_threshold,
 )
-from pamlib.reporting.context import ReportContext, SourceFile, report_context
-from pamlib.reporting.headlines import console_lines
-from pamlib.reporting.html import render_html
-from pamlib.reporting.measures import (
+from pamlib.reporting._context import ReportContext, SourceFile, report_context
+from pamlib.reporting._headlines import console_lines
+from pamlib.reporting._html import render_html
+from pamlib.reporting._measures import (
     EXTREME_RESPONSE_FLAG,
     Exclusion,
     MeasureStatus,
     Nqf2483,
     nqf2483,
 )
-from pamlib.reporting.pdf import PdfUnavailableError, render_pdf, write_pdf
-from pamlib.reporting.privacy import IdentifyingColumnError, is_identifier_name
-from pamlib.reporting.report import (
+from pamlib.reporting._pdf import PdfUnavailableError, render_pdf, write_pdf
+from pamlib.reporting._privacy import IdentifyingColumnError, is_identifier_name
+from pamlib.reporting._report import (
     PATIENT_CSV_COLUMNS,
     SUMMARY_SCHEMA,
     CohortReport,
@@ -56,9 +56,9 @@ from pamlib.reporting.report import (
     write_json,
     write_patients_csv,
 )
-from pamlib.reporting.summary import CohortSummary, Suppressed, summarise
-from pamlib.reporting.suppression import hidden_counts, suppress
-from pamlib.reporting.trajectories import (
+from pamlib.reporting._summary import CohortSummary, Suppressed, summarise
+from pamlib.reporting._suppression import hidden_counts, suppress
+from pamlib.reporting._trajectories import (
     AssessmentRef,
     Classification,
     Trajectories,
@@ -67,6 +67,7 @@ from pamlib.reporting.trajectories import (
     add_calendar_months,
     link_trajectories,
 )
+from pamlib.results import SCORED_TABLE_COLUMNS
 
 __all__ = [
     "EXTREME_RESPONSE_FLAG",

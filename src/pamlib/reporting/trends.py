@@ -9,7 +9,7 @@ Two views, both over the whole cohort (not per group):
 
 For each quarter (``2024-Q1`` is January to March 2024) the figures are the count ``n``, the
 count and share of each level 1–4 (``levels``/``levels_pct``) and the mean score
-(``mean_score``). They are keys of the :class:`~pamlib.reporting.summary.CohortSummary`
+(``mean_score``). They are keys of the :class:`~pamlib.reporting.CohortSummary`
 (``trends.baseline.2024-Q1.levels.2``), with their additive identities (a quarter's ``n`` is the
 sum of its levels; the baseline quarters sum to the cohort's baseline figures), so small-number
 suppression treats them like every other count: a hidden quarter count hides its mean and
@@ -26,7 +26,7 @@ import attrs
 import numpy as np
 from numpy.typing import NDArray
 
-from pamlib.reporting.trajectories import Trajectories
+from pamlib.reporting._trajectories import Trajectories
 
 __all__ = [
     "KINDS",

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from pamlib.instruments import Instrument
     from pamlib.plugins import PluginHost
     from pamlib.results import ScoreResult
+    from pamlib.scoring._selection import NOT_PAM_FLAGS, CheckedProvider
     from pamlib.scoring.calibration import (
         Calibration,
         CalibrationLicence,
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
     from pamlib.scoring.demo import DemoProvider, demo_calibration
     from pamlib.scoring.provider import BaseProvider, BatchScores, Licence, ScoringProvider
     from pamlib.scoring.rasch import RaschProvider
-    from pamlib.scoring.selection import NOT_PAM_FLAGS, CheckedProvider
 
 __all__ = [
     "NOT_PAM_FLAGS",
@@ -70,8 +70,8 @@ __all__ = [
 ]
 
 _LAZY: dict[str, str] = {
-    "NOT_PAM_FLAGS": "pamlib.scoring.selection",
-    "CheckedProvider": "pamlib.scoring.selection",
+    "NOT_PAM_FLAGS": "pamlib.scoring._selection",
+    "CheckedProvider": "pamlib.scoring._selection",
     "BaseProvider": "pamlib.scoring.provider",
     "BatchScores": "pamlib.scoring.provider",
     "Licence": "pamlib.scoring.provider",
@@ -98,12 +98,12 @@ __getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY, __all__)
 _selection_module: ModuleType | None = None
 
 
-def _selection() -> ModuleType:
-    """:mod:`pamlib.scoring.selection`, imported on first use (it brings in NumPy) and then
+def _select_module() -> ModuleType:
+    """:mod:`pamlib.scoring._selection`, imported on first use (it brings in NumPy) and then
     kept: an ``import`` statement on every one-assessment call costs microseconds."""
     global _selection_module  # noqa: PLW0603 - a lazily imported module, set once
     if _selection_module is None:
-        from pamlib.scoring import selection
+        from pamlib.scoring import _selection as selection
 
         _selection_module = selection
     return _selection_module
@@ -124,7 +124,7 @@ def select_provider(
     :class:`~pamlib.errors.LicenceError` for an expired licence or one that does not cover the
     instrument.
     """
-    chosen: ScoringProvider = _selection().select_provider(
+    chosen: ScoringProvider = _select_module().select_provider(
         name, instrument, calibration=calibration, host=host
     )
     return chosen
@@ -141,7 +141,7 @@ def score(
 
     ``provider`` and ``calibration`` choose as :func:`select_provider` does; pass a provider
     object (from :func:`select_provider`) to score many assessments without choosing again. The
-    provider's result is checked (:func:`~pamlib.scoring.selection.check_result`); a result
+    provider's result is checked (``check_result``); a result
     breaking the contract, or anything the provider raises, is a
     :class:`~pamlib.errors.ScoringError` naming it. An observer's failure is reported against its
     plugin and does not change the result.
@@ -156,7 +156,7 @@ def score(
     >>> result.score, result.level, result.demo, sorted(map(str, result.flags))
     (60.7, <ActivationLevel.LEVEL_3: 3>, True, ['demo'])
     """
-    impl = _selection()
+    impl = _select_module()
     h: PluginHost = host or impl.get_host()
     chosen: ScoringProvider = impl.select_provider(
         provider, assessment.instrument, calibration=calibration, host=h
@@ -178,11 +178,11 @@ def score_many(
     applicable) and tell plugins (``pamlib_batch_scored``). Row *i* of the result is exactly what
     :func:`score` gives for the same answers.
 
-    The provider's results are checked (:func:`~pamlib.scoring.selection.check_scores`) as
+    The provider's results are checked (``check_scores``) as
     :func:`score` does, and the arrays returned are read-only: what was checked is what callers
     and plugins see.
     """
-    impl = _selection()
+    impl = _select_module()
     h: PluginHost = host or impl.get_host()
     inst = h.instruments().get(instrument) if isinstance(instrument, str) else instrument
     checked = impl.check_codes(inst, codes)

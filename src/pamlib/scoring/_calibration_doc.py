@@ -29,6 +29,15 @@ from cattrs.v import format_exception
 
 from pamlib.errors import CalibrationError, Problem
 from pamlib.results import REPORTING_SCALE
+from pamlib.scoring._engine import (
+    EAP,
+    MLE,
+    MLE_ADJUSTMENT_RANGE,
+    PRIOR_SD_RANGE,
+    QUADRATURE_POINTS_RANGE,
+    WLE,
+    Estimator,
+)
 from pamlib.scoring.calibration import (
     _ID_PATTERN,
     MAX_ABS_LOGIT,
@@ -43,15 +52,6 @@ from pamlib.scoring.calibration import (
     _printable,
     _scale_problems,
     decimals_mismatch,
-)
-from pamlib.scoring.engine import (
-    EAP,
-    MLE,
-    MLE_ADJUSTMENT_RANGE,
-    PRIOR_SD_RANGE,
-    QUADRATURE_POINTS_RANGE,
-    WLE,
-    Estimator,
 )
 
 if TYPE_CHECKING:

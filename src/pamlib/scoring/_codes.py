@@ -14,8 +14,6 @@ from numpy.typing import ArrayLike, NDArray
 
 from pamlib.errors import Problem, ValidationError
 
-__all__ = ["CodeCheck", "checked_codes"]
-
 _NOT_APPLICABLE = -1
 _MAX_REPORTED = 20  # problems listed in one ValidationError
 _SMALL = 64  # up to this many codes are checked with a set lookup

@@ -15,7 +15,7 @@ A licensee's calibration is licensed content: :class:`Calibration` and
 into a pickle. A calibration read from a file pickles as a *reference* to that file and its
 hash — unpickling reads the file again and refuses if it changed; a demonstration calibration
 (synthetic by definition) pickles as its content; any other refuses
-(:class:`~pamlib.scoring.engine.LicensedContentError`), as does the compiled form.
+(:class:`~pamlib.errors.LicensedContentError`), as does the compiled form.
 """
 
 from __future__ import annotations
@@ -35,15 +35,14 @@ from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar
 import attrs
 
 from pamlib._documents import DocumentError, decode_utf8, parse_json, parse_toml
-from pamlib.errors import CalibrationError, Problem
+from pamlib.errors import CalibrationError, LicensedContentError, Problem
 from pamlib.levels import round_half_away
 from pamlib.results import REPORTING_SCALE
-from pamlib.scoring.engine import (
+from pamlib.scoring._engine import (
     EAP,
     MLE,
     WLE,
     Estimator,
-    LicensedContentError,
     StepModel,
 )
 

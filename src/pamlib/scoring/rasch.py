@@ -28,10 +28,11 @@ import numpy as np
 import numpy.typing as npt
 
 from pamlib._version import __version__
-from pamlib.errors import CalibrationError, Problem, ScoringError
+from pamlib.errors import CalibrationError, LicensedContentError, Problem, ScoringError
 from pamlib.hookspecs import hookimpl
 from pamlib.levels import CutpointSet, round_half_away_array
 from pamlib.results import Flag, ScoreResult
+from pamlib.scoring._engine import ScoreTable
 from pamlib.scoring.calibration import (
     Calibration,
     CompiledCalibration,
@@ -41,7 +42,6 @@ from pamlib.scoring.calibration import (
     decimals_mismatch,
     load_calibration,
 )
-from pamlib.scoring.engine import LicensedContentError, ScoreTable
 from pamlib.scoring.provider import FLAG_BITS, BaseProvider, BatchScores, Licence, ScoringProvider
 
 if TYPE_CHECKING:
@@ -379,7 +379,7 @@ class RaschProvider(BaseProvider):
     def __reduce__(self) -> tuple[Callable[..., RaschProvider], tuple[object, ...]]:
         """Pickle as (calibration, licence, id, host); never the scorer or its table. The
         calibration pickles by reference to its file (a demonstration one by content; one
-        built in memory refuses, with :class:`~pamlib.scoring.engine.LicensedContentError`)."""
+        built in memory refuses, with :class:`~pamlib.errors.LicensedContentError`)."""
         if type(self) is not RaschProvider:
             # A vendor's subclass has its own constructor and state, which this cannot know.
             raise LicensedContentError(

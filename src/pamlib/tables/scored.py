@@ -846,7 +846,7 @@ class ScoredTable:
         import pyarrow as pa
 
         from pamlib.formats._arrow import Text
-        from pamlib.formats.columnar import SeenIds
+        from pamlib.formats._columnar import SeenIds
 
         path = Path(path)
         problems = _Problems(path.name)

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 from pamlib._lazy import lazy_exports
 
 if TYPE_CHECKING:
+    from pamlib.tailoring._conditions import Conditions
     from pamlib.tailoring.catalogue import BUILTIN_PATHWAYS
     from pamlib.tailoring.columns import ContextColumns
-    from pamlib.tailoring.conditions import Conditions
     from pamlib.tailoring.context import STANDARD_COLUMNS, Context
     from pamlib.tailoring.default_rules import DEFAULT_RULES, EXAMPLE_SITE_RULES
     from pamlib.tailoring.engine import Engine, build_engine, explain, outcome_columns

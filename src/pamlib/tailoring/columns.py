@@ -4,7 +4,7 @@ A file rule's outcome depends only on which rules match, so the engine evaluates
 boolean masks over these columns and decides once per distinct combination of matching rules;
 rows only differ in their id and reassessment date. :meth:`ContextColumns.contexts` gives rows
 back as :class:`~pamlib.tailoring.context.Context` objects; the one-assessment API
-(:meth:`Conditions.matches <pamlib.tailoring.conditions.Conditions.matches>`,
+(:meth:`Conditions.matches <pamlib.tailoring.Conditions.matches>`,
 :meth:`Engine.evaluate <pamlib.tailoring.engine.Engine.evaluate>`) is a batch of one through
 these columns, never a second implementation.
 """
@@ -20,9 +20,9 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
+from pamlib._months import add_months_array
 from pamlib.errors import Problem, ValidationError
 from pamlib.levels import ActivationLevel, round_half_away_array
-from pamlib.months import add_months_array
 from pamlib.tailoring.context import (
     _CONTEXT_COLUMNS,
     _FLAG_SPLIT,

@@ -704,7 +704,7 @@ def suppression_warnings(rules: Iterable[Rule], pathways: Mapping[str, Pathway])
     Valid rules, so warnings rather than errors (``pamlib rules check --strict`` fails on
     them). Python rules cannot be read without running them and are not checked.
     """
-    from pamlib.tailoring.conditions import conditions_as_text
+    from pamlib.tailoring._conditions import conditions_as_text
 
     file_rules = sorted(
         (r for r in rules if isinstance(r, FileRule)), key=lambda r: (-r.priority, r.id)

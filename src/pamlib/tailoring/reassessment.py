@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Literal
 
 import attrs
 
+from pamlib._months import add_months
 from pamlib.errors import ConfigurationError, Problem, ValidationError
-from pamlib.months import add_months
 from pamlib.tailoring.context import parse_date
 
 if TYPE_CHECKING:

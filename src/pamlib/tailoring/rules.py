@@ -45,7 +45,7 @@ from pamlib._config import (
 from pamlib._documents import DocumentError, decode_utf8, parse_toml
 from pamlib.errors import ConfigurationError, Problem, RuleError
 from pamlib.pathways import Coding, Pathway
-from pamlib.tailoring.conditions import Conditions, WhenDoc, configure_conditions
+from pamlib.tailoring._conditions import Conditions, WhenDoc, configure_conditions
 from pamlib.tailoring.context import Context
 
 __all__ = [

@@ -27,8 +27,8 @@ not-scored results carry a reason in words, and answering more items never unsco
 assessment; provenance on every result; demo-flag honesty; the one-assessment API agrees exactly
 with the batch API; and the licence — checked through :mod:`pamlib.scoring` at its last valid
 day and the day after, and an expired one refused by every scoring call. Every batch and every
-one-assessment result also goes through :func:`~pamlib.scoring.selection.check_scores` and
-:func:`~pamlib.scoring.selection.check_result`, the checks pamlib applies to every provider's
+one-assessment result also goes through ``check_scores`` and
+``check_result``, the checks pamlib applies to every provider's
 results before it writes them: a provider that passes here is never refused in production.
 """
 
@@ -55,8 +55,8 @@ from pamlib.instruments import Instrument
 from pamlib.plugins import PluginHost
 from pamlib.responses import NOT_APPLICABLE_CODE, UNANSWERED_CODE, Response
 from pamlib.results import Flag, ScoreStatus
+from pamlib.scoring._selection import NOT_PAM_FLAGS, CheckedProvider, check_result, check_scores
 from pamlib.scoring.provider import FLAG_BITS, BatchScores, Licence, ScoringProvider
-from pamlib.scoring.selection import NOT_PAM_FLAGS, CheckedProvider, check_result, check_scores
 from pamlib.testing.strategies import KIT_SETTINGS, assessments, response_codes
 
 __all__ = ["ProviderConformance"]

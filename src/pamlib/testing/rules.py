@@ -31,8 +31,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pamlib.plugins import PluginHost
+from pamlib.tailoring._conditions import Conditions
 from pamlib.tailoring.columns import ContextColumns
-from pamlib.tailoring.conditions import Conditions
 from pamlib.tailoring.context import Context
 from pamlib.tailoring.engine import Engine, build_engine
 from pamlib.tailoring.rules import FileRule, Rule, load_rules

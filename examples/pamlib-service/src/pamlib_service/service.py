@@ -33,8 +33,7 @@ from pamlib.errors import (
     Problem,
     ValidationError,
 )
-from pamlib.fhir.bundle import Assembler, BundleSettings
-from pamlib.fhir.response import ResponseParser, ResponseRow
+from pamlib.fhir import Assembler, BundleSettings, ResponseParser, ResponseRow
 from pamlib.identity import is_valid_nhs_number, normalise_nhs_number
 from pamlib.pathways import Pathway
 from pamlib.plugins import PluginHost

@@ -28,6 +28,8 @@ import attrs
 
 from pamlib.assessment import Assessment, Mode
 from pamlib.errors import Problem
+from pamlib.fhir._patient import patient_identity, patient_resource
+from pamlib.fhir._questionnaires import answer_coding, questionnaire_canonical
 from pamlib.fhir.codes import (
     ANSWER_SYSTEM,
     ASSESSMENT_ID_SYSTEM,
@@ -38,19 +40,8 @@ from pamlib.fhir.codes import (
     WEIGHT_EXTENSIONS,
 )
 from pamlib.fhir.mapping import FhirMapping, QuestionnaireMapping
-from pamlib.fhir.patient import patient_identity, patient_resource
-from pamlib.fhir.questionnaires import answer_coding, questionnaire_canonical
 from pamlib.identity import Patient
 from pamlib.instruments import Instrument, InstrumentRegistry
-
-__all__ = [
-    "AssessmentId",
-    "ResponseParser",
-    "ResponseRow",
-    "questionnaire_response",
-    "response_resource",
-    "weights_of_questionnaire",
-]
 
 _UNKNOWN_MODE = Mode.UNKNOWN.value
 _MODES = frozenset(m.value for m in Mode)

@@ -32,14 +32,12 @@ import attrs
 from pamlib._documents import MAX_DEPTH, DocumentError, _too_deep, decode_utf8, parse_json
 from pamlib.assessment import Assessment
 from pamlib.errors import FormatError, Problem, ValidationError
+from pamlib.fhir._patient import patient_identity
+from pamlib.fhir._response import ResponseParser, ResponseRow
 from pamlib.fhir.codes import ASSESSMENT_ID_SYSTEM, PATIENT_ID_SYSTEM
 from pamlib.fhir.mapping import FhirMapping, load_mapping
-from pamlib.fhir.patient import patient_identity
-from pamlib.fhir.response import ResponseParser, ResponseRow
 from pamlib.formats.base import Reject
 from pamlib.instruments import InstrumentRegistry
-
-__all__ = ["FhirReader", "ReadCounts", "RowChunk", "Source", "read_fhir"]
 
 #: A file path, JSON text, or already-parsed JSON (a resource, Bundle or list of them).
 Source = str | os.PathLike[str] | bytes | Mapping[str, Any] | list[Any]

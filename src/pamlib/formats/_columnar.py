@@ -3,7 +3,7 @@
 The file is read in blocks of bytes. A NumPy pre-pass over each block finds where records end
 (line breaks outside quotes) and the physical line each record starts on, so line numbers stay
 right with quoted line breaks; pyarrow then splits the block's records into string columns, and
-the checks of :class:`~pamlib.formats.records.RowValidator` run on whole columns: answers, dates
+the checks of ``RowValidator`` run on whole columns: answers, dates
 and instrument names through a lookup on their distinct values, NHS check digits and
 identifiers with array arithmetic. A row that fails any check is handed to the row validator for
 its problems, which word the reject.
@@ -11,7 +11,7 @@ its problems, which word the reject.
 The header is split by the :mod:`csv` module. Where
 pyarrow and the pre-pass could disagree — undecodable bytes, a record with the wrong number of
 fields, a quoted field left open at the end, a record longer than the field limit
-(:data:`~pamlib.formats.records.MAX_FIELD_CHARS`) — the block is split by the :mod:`csv` module
+(:data:`~pamlib.formats._records.MAX_FIELD_CHARS`) — the block is split by the :mod:`csv` module
 instead. A quote in the middle of an unquoted field, which makes quote counting unreliable,
 switches the rest of the file to the :mod:`csv` module.
 """
@@ -36,10 +36,7 @@ from pamlib.formats._arrow import compute as _compute
 from pamlib.formats._arrow import constant_text
 from pamlib.formats._arrow import distinct as _distinct
 from pamlib.formats._arrow import pyarrow_module as _pa
-from pamlib.formats.base import ReadChunk, ReadOptions, RecordBatch, Reject
-from pamlib.formats.encoding import Replay, Utf8Input, open_utf8
-from pamlib.formats.layout import Layout
-from pamlib.formats.records import (
+from pamlib.formats._records import (
     MAX_FIELD_CHARS,
     RawRecord,
     RowValidator,
@@ -51,6 +48,9 @@ from pamlib.formats.records import (
     split_records,
     structural_reject,
 )
+from pamlib.formats.base import ReadChunk, ReadOptions, RecordBatch, Reject
+from pamlib.formats.encoding import Replay, Utf8Input, open_utf8
+from pamlib.formats.layout import Layout
 from pamlib.formats.values import (
     IMPOSSIBLE_ANSWER,
     InstrumentResolver,
@@ -60,8 +60,6 @@ from pamlib.formats.values import (
     parse_date,
 )
 from pamlib.instruments import Instrument
-
-__all__ = ["SeenIds", "read_columnar"]
 
 _BOM = b"\xef\xbb\xbf"
 _NL, _CR, _QUOTE = 10, 13, 34
@@ -398,7 +396,7 @@ class _Rows:
 
 
 class ColumnChecker:
-    """The checks of :class:`~pamlib.formats.records.RowValidator`, over whole columns."""
+    """The checks of ``RowValidator``, over whole columns."""
 
     def __init__(
         self, validator: RowValidator, source: str, *, unit: str = "line", track_ids: bool = True
@@ -766,7 +764,7 @@ def _without_blank(
     columns: list[Any], lines: npt.NDArray[np.int64]
 ) -> tuple[list[Any], npt.NDArray[np.int64], int]:
     """The rows that hold something, and how many held nothing (see
-    :func:`~pamlib.formats.records.is_blank`): every field empty or whitespace."""
+    ``is_blank``): every field empty or whitespace."""
     blank: npt.NDArray[np.bool_] | None = None
     for column in columns:
         absent = _Text(column).absent()

@@ -12,12 +12,10 @@ from collections.abc import Sequence
 
 import attrs
 
-from pamlib.reporting.charts import display
-from pamlib.reporting.config import NQF2483_GAIN_POINTS, ReportConfig
-from pamlib.reporting.measures import Exclusion
-from pamlib.reporting.summary import CohortSummary, Value
-
-__all__ = ["Figure", "Headline", "console_lines", "exclusion_lines", "headlines"]
+from pamlib.reporting._charts import display
+from pamlib.reporting._config import NQF2483_GAIN_POINTS, ReportConfig
+from pamlib.reporting._measures import Exclusion
+from pamlib.reporting._summary import CohortSummary, Value
 
 
 @attrs.frozen

@@ -1,4 +1,4 @@
-"""Small-number suppression of a :class:`~pamlib.reporting.summary.CohortSummary`.
+"""Small-number suppression of a :class:`~pamlib.reporting.CohortSummary`.
 
 1. **Primary**: every count ``c`` with ``rule.low <= c <= rule.high`` (default 1–7) is hidden.
    Zero is never hidden.
@@ -27,10 +27,8 @@ from __future__ import annotations
 import attrs
 
 from pamlib.errors import ConfigurationError
-from pamlib.reporting.config import SuppressionRule
-from pamlib.reporting.summary import CohortSummary, Suppressed, Value
-
-__all__ = ["hidden_counts", "suppress"]
+from pamlib.reporting._config import SuppressionRule
+from pamlib.reporting._summary import CohortSummary, Suppressed, Value
 
 
 def _count(value: Value) -> int:

@@ -22,33 +22,21 @@ from numpy.typing import NDArray
 
 from pamlib._version import __version__
 from pamlib.errors import ConfigurationError
-from pamlib.reporting.columns import ScoredColumns, load_scored
-from pamlib.reporting.comparison import Comparison, compare_groups
-from pamlib.reporting.config import ReportConfig
-from pamlib.reporting.context import ReportContext, SourceFile, report_context
-from pamlib.reporting.html import render_html
-from pamlib.reporting.measures import EXCLUSION_CODES, STATUS_CODES, Nqf2483, nqf2483
-from pamlib.reporting.summary import CohortSummary, summarise
-from pamlib.reporting.suppression import suppress
-from pamlib.reporting.trajectories import CLASSIFICATION_CODES, Trajectories, link_trajectories
+from pamlib.reporting._columns import ScoredColumns, load_scored
+from pamlib.reporting._comparison import Comparison, compare_groups
+from pamlib.reporting._config import ReportConfig
+from pamlib.reporting._context import ReportContext, SourceFile, report_context
+from pamlib.reporting._html import render_html
+from pamlib.reporting._measures import EXCLUSION_CODES, STATUS_CODES, Nqf2483, nqf2483
+from pamlib.reporting._summary import CohortSummary, summarise
+from pamlib.reporting._suppression import suppress
+from pamlib.reporting._trajectories import CLASSIFICATION_CODES, Trajectories, link_trajectories
 from pamlib.reporting.trends import trend_quarters, trends_json
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from pamlib.tables.scored import ScoredTable
-
-__all__ = [
-    "PATIENT_CSV_COLUMNS",
-    "SUMMARY_SCHEMA",
-    "CohortReport",
-    "build_report",
-    "patients_table",
-    "summary_json",
-    "write_html",
-    "write_json",
-    "write_patients_csv",
-]
 
 #: Identifies the layout of the JSON summary; bumped on incompatible changes.
 SUMMARY_SCHEMA = "pamlib.cohort-summary/1"

@@ -28,14 +28,6 @@ if TYPE_CHECKING:
     from pamlib.instruments import Instrument
     from pamlib.plugins import PluginHost
 
-__all__ = [
-    "answer_coding",
-    "placeholder_text",
-    "questionnaire",
-    "questionnaire_canonical",
-    "questionnaire_url",
-]
-
 _NOT_ID = re.compile(r"[^A-Za-z0-9\-.]")
 _NOT_NAME = re.compile(r"[^A-Za-z0-9_]")
 

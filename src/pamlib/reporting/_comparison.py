@@ -26,17 +26,7 @@ from typing import Any
 
 import attrs
 
-from pamlib.reporting.summary import CohortSummary, Suppressed, Value
-
-__all__ = [
-    "Z_95",
-    "Z_998",
-    "Comparison",
-    "GroupRate",
-    "compare_groups",
-    "control_limits",
-    "wilson_interval",
-]
+from pamlib.reporting._summary import CohortSummary, Suppressed, Value
 
 #: Two-sided 95 % standard normal quantile, ``Φ⁻¹(0.975)``.
 Z_95 = 1.959963984540054

@@ -29,8 +29,6 @@ from pamlib.errors import Problem
 from pamlib.fhir.codes import NHS_NUMBER_SYSTEM, TAG_SYSTEM, UCUM
 from pamlib.identity import is_valid_nhs_number
 
-__all__ = ["check", "check_reference_targets"]
-
 BUNDLE_TYPES = frozenset(
     {
         "document",

@@ -24,16 +24,6 @@ from numpy.typing import NDArray
 
 from pamlib.errors import ConfigurationError
 
-__all__ = [
-    "IDENTIFIER_COLUMNS",
-    "IDENTIFIER_WORDS",
-    "MIN_SINGLETON_GROUPS",
-    "IdentifyingColumnError",
-    "check_groups",
-    "check_name",
-    "is_identifier_name",
-]
-
 #: Column names (normalised) that identify a person or an assessment.
 IDENTIFIER_COLUMNS = frozenset(
     {

@@ -27,17 +27,15 @@ import attrs
 
 from pamlib.assessment import Assessment
 from pamlib.errors import FormatError, Problem, ValidationError
+from pamlib.fhir._patient import conditional_query, patient_resource
+from pamlib.fhir._response import ResponseRow, response_resource
 from pamlib.fhir.codes import ASSESSMENT_ID_SYSTEM, NHS_NUMBER_SYSTEM, PATIENT_ID_SYSTEM
 from pamlib.fhir.observations import (
     level_observation,
     raw_total_observation,
     score_observation,
 )
-from pamlib.fhir.patient import conditional_query, patient_resource
-from pamlib.fhir.response import ResponseRow, response_resource
 from pamlib.results import ScoreResult
-
-__all__ = ["Assembler", "BundleSettings", "OutputStyle", "to_bundle", "write_fhir"]
 
 #: ``transaction`` and ``collection`` make Bundle entries; ``ndjson`` makes bare resources.
 OutputStyle = Literal["transaction", "collection", "ndjson"]

@@ -14,8 +14,6 @@ import datetime as dt
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["add_months", "add_months_array"]
-
 
 def add_months(day: dt.date, months: int) -> dt.date:
     """``day`` plus ``months`` calendar months, clamped to the last day of the target month.

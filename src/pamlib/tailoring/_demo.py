@@ -21,8 +21,6 @@ if TYPE_CHECKING:
     from pamlib.scoring.provider import BatchScores
     from pamlib.synthetic import SyntheticCohort
 
-__all__ = ["demo_lines", "synthetic_attributes"]
-
 
 def synthetic_attributes(n: int, seed: int) -> dict[str, npt.NDArray[np.str_]]:
     """Made-up ``condition``, ``interpreter`` and ``accessibility`` columns for ``n`` rows, so

@@ -29,23 +29,13 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from pamlib.reporting.comparison import Z_95, Z_998, Comparison, control_limits
-from pamlib.reporting.summary import Suppressed, Value
+from pamlib.reporting._comparison import Z_95, Z_998, Comparison, control_limits
+from pamlib.reporting._summary import Suppressed, Value
 
 if TYPE_CHECKING:
     from matplotlib.artist import Artist
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
-
-__all__ = [
-    "MISSING_NOTE",
-    "Series",
-    "available",
-    "bar_chart",
-    "display",
-    "figure_attrs",
-    "funnel_plot",
-]
 
 WIDTH, HEIGHT = 380, 250
 #: Text size in points (= SVG user units, = CSS px before the chart is scaled) and the width

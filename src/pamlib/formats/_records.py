@@ -1,7 +1,7 @@
 """The rules every delimited-text reader follows: splitting records, and checking one row.
 
 pamlib reads delimited exports (CSV, ``;`` or tab separated) with its columnar reader
-(:mod:`pamlib.formats.columnar`), which checks whole columns at once. This module holds what it
+(:mod:`pamlib.formats._columnar`), which checks whole columns at once. This module holds what it
 shares with the in-memory table reader (:mod:`pamlib.formats.tables`) and what it falls back on:
 the :mod:`csv` module's split of records (headers, and blocks whose bytes quote counting cannot
 trust), the checks of one row (:class:`RowValidator`, whose problems become a reject's code and
@@ -41,21 +41,6 @@ from pamlib.identity import normalise_nhs_number
 from pamlib.instruments import Instrument
 from pamlib.responses import UNANSWERED_CODE
 
-__all__ = [
-    "DELIMITERS",
-    "MAX_FIELD_CHARS",
-    "RawRecord",
-    "RowValidator",
-    "ValidRow",
-    "detect_delimiter",
-    "first_record",
-    "is_blank",
-    "make_reject",
-    "reject_message",
-    "split_records",
-    "structural_reject",
-]
-
 _MOVED = {
     "iter_assessments": "pamlib.formats.delimited",
     "LocatedAssessment": "pamlib.formats.delimited",
@@ -73,7 +58,7 @@ def __getattr__(name: str) -> object:
     from pamlib.errors import PamlibDeprecationWarning
 
     warnings.warn(
-        f"pamlib.formats.records.{name} moved to {module}.{name}, which reads through the "
+        f"pamlib.formats._records.{name} moved to {module}.{name}, which reads through the "
         "columnar reader; the old name is removed in pamlib 0.3 (the compatibility policy)",
         PamlibDeprecationWarning,
         stacklevel=2,

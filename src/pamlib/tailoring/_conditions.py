@@ -27,14 +27,6 @@ if TYPE_CHECKING:
 
 Mask = npt.NDArray[np.bool_]
 
-__all__ = [
-    "CONDITION_KEYS",
-    "AttributeTest",
-    "Conditions",
-    "Range",
-    "conditions_as_text",
-]
-
 _TRANSITIONS = ("up", "down", "same", "none")
 
 

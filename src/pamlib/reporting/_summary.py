@@ -37,24 +37,12 @@ import attrs
 import numpy as np
 from numpy.typing import NDArray
 
-from pamlib.reporting.columns import factorize
-from pamlib.reporting.config import NQF2483_GAIN_POINTS, ReportConfig
-from pamlib.reporting.measures import EXCLUSION_CODES, Nqf2483
-from pamlib.reporting.privacy import check_groups
-from pamlib.reporting.trajectories import Trajectories
+from pamlib.reporting._columns import factorize
+from pamlib.reporting._config import NQF2483_GAIN_POINTS, ReportConfig
+from pamlib.reporting._measures import EXCLUSION_CODES, Nqf2483
+from pamlib.reporting._privacy import check_groups
+from pamlib.reporting._trajectories import Trajectories
 from pamlib.reporting.trends import trend_figures
-
-__all__ = [
-    "BIN_LABELS",
-    "CLASSES",
-    "LEVELS",
-    "STRATA",
-    "CohortSummary",
-    "Identity",
-    "Suppressed",
-    "Value",
-    "summarise",
-]
 
 LEVELS = ("1", "2", "3", "4")
 STRATA = (*LEVELS, "all")
@@ -335,7 +323,7 @@ def summarise(
     Each patient belongs to one group: the value of the column at the baseline assessment
     (at the first assessment when there is no baseline). Groups are sorted by value. A column
     that identifies patients, by its name or its values, is refused with
-    :class:`~pamlib.reporting.privacy.IdentifyingColumnError`.
+    :class:`~pamlib.reporting.IdentifyingColumnError`.
     """
     config = config or traj.config
     everyone = _Scopes(codes=np.zeros(len(traj), dtype=np.int64), size=1)

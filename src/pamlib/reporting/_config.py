@@ -13,15 +13,6 @@ import attrs
 
 from pamlib.errors import ConfigurationError
 
-__all__ = [
-    "NQF2483_GAIN_POINTS",
-    "NQF2483_WINDOW_MONTHS",
-    "ChangeThreshold",
-    "ReportConfig",
-    "SuppressionRule",
-    "parse_threshold",
-]
-
 #: The gain, in 0–100 points, that counts towards the NQF #2483 / MIPS #503 numerator.
 NQF2483_GAIN_POINTS = 3.0
 #: The follow-up window of NQF #2483: 6 to 12 months after the baseline.

@@ -26,21 +26,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from pamlib.errors import ConfigurationError
-from pamlib.reporting.privacy import check_name, is_identifier_name
-from pamlib.results import SCORED_TABLE_COLUMNS
+from pamlib.reporting._privacy import check_name, is_identifier_name
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
     from pamlib.tables.scored import ScoredTable
-
-__all__ = [
-    "SCORED_TABLE_COLUMNS",
-    "ScoredColumns",
-    "factorize",
-    "factorize_text",
-    "load_scored",
-]
 
 #: Columns a report cannot do without.
 _REQUIRED = ("patient_id", "assessed_on", "status", "score", "level")
@@ -183,9 +174,9 @@ class ScoredColumns:
     def column(self, name: str) -> TextArray:
         """The text of a column (``site``, ``instrument``, ``level``, …), for grouping.
 
-        Raises :class:`~pamlib.reporting.privacy.IdentifyingColumnError` for an identifier
+        Raises :class:`~pamlib.reporting.IdentifyingColumnError` for an identifier
         column (``patient_id``, ``nhs_number``, ``date_of_birth``, …): see
-        :mod:`pamlib.reporting.privacy`.
+        :mod:`pamlib.reporting._privacy`.
         """
         check_name(name)
         if name in self.text:

@@ -30,25 +30,14 @@ import attrs
 import numpy as np
 from numpy.typing import NDArray
 
+from pamlib._months import add_months as _add_months
+from pamlib._months import add_months_array
 from pamlib.errors import PamlibError
-from pamlib.months import add_months as _add_months
-from pamlib.months import add_months_array
-from pamlib.reporting.columns import ScoredColumns, TextArray, factorize, factorize_text
-from pamlib.reporting.config import ReportConfig
+from pamlib.reporting._columns import ScoredColumns, TextArray, factorize, factorize_text
+from pamlib.reporting._config import ReportConfig
 
 if TYPE_CHECKING:
     import pyarrow as pa
-
-__all__ = [
-    "AssessmentRef",
-    "Classification",
-    "Trajectories",
-    "Trajectory",
-    "UnknownPatientError",
-    "add_calendar_months",
-    "add_months",
-    "link_trajectories",
-]
 
 
 class UnknownPatientError(PamlibError, KeyError):
@@ -75,13 +64,13 @@ Days = NDArray[np.datetime64]
 
 def add_months(days: Days, months: int) -> Days:
     """Add calendar months to an array of ``datetime64[D]``, clamping to the month's end
-    (:func:`pamlib.months.add_months_array`); ``NaT`` stays ``NaT``."""
+    (:func:`pamlib._months.add_months_array`); ``NaT`` stays ``NaT``."""
     return add_months_array(days, months)
 
 
 def add_calendar_months(day: dt.date, months: int) -> dt.date:
     """One date plus ``months`` calendar months (the rule the follow-up window uses:
-    :func:`pamlib.months.add_months`).
+    :func:`pamlib._months.add_months`).
 
     >>> add_calendar_months(dt.date(2024, 8, 31), 6)
     datetime.date(2025, 2, 28)

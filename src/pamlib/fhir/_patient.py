@@ -15,8 +15,6 @@ from pamlib.errors import Problem, ValidationError
 from pamlib.fhir.codes import NHS_NUMBER_SYSTEM, PATIENT_ID_SYSTEM
 from pamlib.identity import normalise_nhs_number
 
-__all__ = ["conditional_query", "patient_identity", "patient_resource", "search_token"]
-
 
 def patient_resource(
     patient_id: str | None,

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, NoReturn
 import numpy as np
 import numpy.typing as npt
 
-from pamlib.errors import LicenceError, PamlibError, ScoringError
+from pamlib.errors import LicenceError, PamlibError, ProviderResultError, ScoringError
 from pamlib.plugins import PluginGuard, describe_failure, get_host
 from pamlib.results import REPORTING_SCALE, Flag, ScoreResult, ScoreStatus
 from pamlib.scoring.provider import (
@@ -37,17 +37,6 @@ if TYPE_CHECKING:
     from pamlib.levels import CutpointRegistry, CutpointSet
     from pamlib.plugins import PluginHost
     from pamlib.scoring.calibration import Calibration
-
-__all__ = [
-    "NOT_PAM_FLAGS",
-    "SCORE_RANGE",
-    "CheckedProvider",
-    "ProviderResultError",
-    "check_codes",
-    "check_result",
-    "check_scores",
-    "select_provider",
-]
 
 #: Flags saying a result is not a licensed PAM score; a provider without a licence must put one
 #: of them on every result (or mark the whole batch ``demo``).
@@ -72,41 +61,6 @@ _MISSING = {
     name: f"a scored row with no {name} (only raw-only results may leave it out)"
     for name in _MEASURES
 }
-
-
-class ProviderResultError(ScoringError):
-    """A provider returned a result that breaks the contract; nothing of it is passed on.
-
-    ``row`` (in the batch; ``None`` for the batch as a whole) and ``field`` say where; the
-    message never repeats the offending value.
-    """
-
-    def __init__(
-        self,
-        provider: str,
-        row: int | None,
-        field: str,
-        message: str,
-        *,
-        location: str | None = None,
-    ) -> None:
-        self.provider = provider
-        self.row = row
-        self.field = field
-        self.reason = message
-        #: Where the offending record came from in the input (``line 17``), when known.
-        self.location = location
-        where = field if row is None else f"{location or f'row {row}'}, {field}"
-        super().__init__(
-            f"provider {provider!r} returned an invalid result ({where}): {message}; "
-            "refusing to pass it on"
-        )
-
-    def at(self, location: str) -> ProviderResultError:
-        """The same error, saying where in the input the offending record is."""
-        return ProviderResultError(
-            self.provider, self.row, self.field, self.reason, location=location
-        )
 
 
 def check_scores(

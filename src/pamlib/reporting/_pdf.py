@@ -15,9 +15,7 @@ from typing import IO, TYPE_CHECKING
 from pamlib.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from pamlib.reporting.report import CohortReport
-
-__all__ = ["PdfUnavailableError", "render_pdf", "write_pdf"]
+    from pamlib.reporting._report import CohortReport
 
 
 class PdfUnavailableError(ConfigurationError):
@@ -48,7 +46,7 @@ def check_available() -> None:
 
 def render_pdf(report: CohortReport) -> bytes:
     """The report as the bytes of a PDF document."""
-    from pamlib.reporting.html import render_html
+    from pamlib.reporting._html import render_html
 
     html = _weasyprint_html()
     page = render_html(report)

@@ -1,6 +1,6 @@
 """The single-file HTML cohort report: inline CSS and SVG, no scripts, fonts or images.
 
-Charts are drawn by :mod:`pamlib.reporting.charts` (Matplotlib, the ``report`` extra); without
+Charts are drawn by :mod:`pamlib.reporting._charts` (Matplotlib, the ``report`` extra); without
 it each chart's place holds a note and the report keeps every figure in its tables.
 
 Every figure in the page is an element with ``data-key`` (its JSON path in the summary) and
@@ -18,14 +18,14 @@ from typing import TYPE_CHECKING, ParamSpec
 import attrs
 
 from pamlib._version import __version__
-from pamlib.reporting import charts
-from pamlib.reporting.charts import Series, display, figure_attrs
-from pamlib.reporting.comparison import Comparison
-from pamlib.reporting.config import NQF2483_GAIN_POINTS, ReportConfig
-from pamlib.reporting.context import ReportContext
-from pamlib.reporting.headlines import Figure, headlines
-from pamlib.reporting.measures import Exclusion
-from pamlib.reporting.summary import (
+from pamlib.reporting import _charts as charts
+from pamlib.reporting._charts import Series, display, figure_attrs
+from pamlib.reporting._comparison import Comparison
+from pamlib.reporting._config import NQF2483_GAIN_POINTS, ReportConfig
+from pamlib.reporting._context import ReportContext
+from pamlib.reporting._headlines import Figure, headlines
+from pamlib.reporting._measures import Exclusion
+from pamlib.reporting._summary import (
     BIN_LABELS,
     CLASSES,
     LEVELS,
@@ -37,9 +37,7 @@ from pamlib.reporting.summary import (
 from pamlib.reporting.trends import trend_quarters
 
 if TYPE_CHECKING:
-    from pamlib.reporting.report import CohortReport
-
-__all__ = ["render_html"]
+    from pamlib.reporting._report import CohortReport
 
 _P = ParamSpec("_P")
 

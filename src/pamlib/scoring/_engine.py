@@ -37,31 +37,12 @@ from numpy.typing import ArrayLike, NDArray
 from pamlib.errors import (
     CalibrationError,
     ConfigurationError,
-    PamlibError,
+    LicensedContentError,
     Problem,
     ScoringError,
     ValidationError,
 )
 from pamlib.scoring._codes import CodeCheck
-
-__all__ = [
-    "EAP",
-    "MLE",
-    "MLE_ADJUSTMENT_RANGE",
-    "NOT_APPLICABLE",
-    "PRIOR_SD_RANGE",
-    "QUADRATURE_POINTS_RANGE",
-    "UNANSWERED",
-    "WLE",
-    "BatchMeasures",
-    "Estimator",
-    "LicensedContentError",
-    "Measure",
-    "ResponseSummary",
-    "ScoreTable",
-    "StepModel",
-    "response_summary",
-]
 
 FloatArray: TypeAlias = NDArray[np.float64]
 IntArray: TypeAlias = NDArray[np.int64]
@@ -100,10 +81,6 @@ _EAP_HALF_WIDTH: Final = 9.0  # prior SDs either side of the posterior mode
 _EAP_SPACING_PER_STEP: Final = 0.25  # logits x steps: automatic trapezoid spacing, see EAP
 _CHUNK_ELEMENTS: Final = 1 << 18  # elements per temporary (items x categories x problems)
 _MAX_REPORTED: Final = 20  # problems listed in one ValidationError
-
-
-class LicensedContentError(PamlibError, TypeError):
-    """Licensed calibration content was about to leave memory (pickle, copy, serialisation)."""
 
 
 def _refuse_serialisation(obj: object) -> NoReturn:

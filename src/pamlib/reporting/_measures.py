@@ -10,7 +10,7 @@ Each patient lands in exactly one place:
   4. ``extreme-response`` — the baseline or the follow-up carries the ``extreme-response`` flag;
 
 * otherwise in the **denominator**, and in the **numerator** (``met``) when the follow-up
-  score is at least :data:`~pamlib.reporting.config.NQF2483_GAIN_POINTS` (3.0) points above the
+  score is at least :data:`~pamlib.reporting.NQF2483_GAIN_POINTS` (3.0) points above the
   baseline, compared exactly in tenths of a point.
 
 The gain is fixed by the measure; the report's own ``threshold`` (for improved / stable /
@@ -26,16 +26,8 @@ import attrs
 import numpy as np
 from numpy.typing import NDArray
 
-from pamlib.reporting.config import NQF2483_GAIN_POINTS
-from pamlib.reporting.trajectories import Trajectories
-
-__all__ = [
-    "EXTREME_RESPONSE_FLAG",
-    "Exclusion",
-    "MeasureStatus",
-    "Nqf2483",
-    "nqf2483",
-]
+from pamlib.reporting._config import NQF2483_GAIN_POINTS
+from pamlib.reporting._trajectories import Trajectories
 
 #: The flag a scoring provider sets on an extreme (straight-line) response set.
 EXTREME_RESPONSE_FLAG = "extreme-response"

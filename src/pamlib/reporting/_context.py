@@ -8,7 +8,7 @@ tailored by which rules files (name and sha256), and under which suppression thr
 Providers, calibrations and cut-point sets are read from the scored table's own columns, so
 they describe the rows that were reported, not what a caller says about them. A column
 mix-up must not publish identifiers: values that mostly belong to one patient each are
-refused as for ``--group-by`` (:func:`~pamlib.reporting.privacy.check_groups`).
+refused as for ``--group-by`` (``check_groups``).
 """
 
 from __future__ import annotations
@@ -24,12 +24,10 @@ import attrs
 import numpy as np
 
 from pamlib._version import __version__
-from pamlib.reporting.columns import ScoredColumns, TextArray
-from pamlib.reporting.config import ReportConfig
-from pamlib.reporting.privacy import check_groups
-from pamlib.reporting.trajectories import Trajectories
-
-__all__ = ["ReportContext", "SourceFile", "report_context"]
+from pamlib.reporting._columns import ScoredColumns, TextArray
+from pamlib.reporting._config import ReportConfig
+from pamlib.reporting._privacy import check_groups
+from pamlib.reporting._trajectories import Trajectories
 
 _CHUNK = 1 << 20
 
