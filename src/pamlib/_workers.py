@@ -67,7 +67,7 @@ class Ahead(Iterator[T], Generic[T]):
     consumer. The source is advanced, and closed, on that thread only (a generator cannot be
     closed while another thread runs it)."""
 
-    def __init__(self, source: Iterator[T], *, depth: int = 2, name: str = "pamlib-read") -> None:
+    def __init__(self, source: Iterator[T], *, depth: int = 1, name: str = "pamlib-read") -> None:
         self._source = source
         self._queue: queue.Queue[object] = queue.Queue(maxsize=max(1, depth))
         self._stop = threading.Event()
@@ -135,7 +135,7 @@ class Behind(Generic[T]):
     :meth:`put` or by :meth:`finish`; nothing is consumed after it."""
 
     def __init__(
-        self, consume: Callable[[T], None], *, depth: int = 2, name: str = "pamlib-write"
+        self, consume: Callable[[T], None], *, depth: int = 1, name: str = "pamlib-write"
     ) -> None:
         self._consume = consume
         self._queue: queue.Queue[object] = queue.Queue(maxsize=max(1, depth))
