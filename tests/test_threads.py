@@ -304,3 +304,12 @@ def test_zero_threads_is_a_usage_error(
     source = cohort(tmp_path / "in.csv", 5)
     assert main(["score", str(source), "--provider", "demo", "--threads", "0"]) == 2
     assert "--threads must be at least 1" in capsys.readouterr().err
+
+
+def test_a_scorer_sent_elsewhere_keeps_a_count_given_and_counts_cores_otherwise() -> None:
+    import pickle
+
+    given = pickle.loads(pickle.dumps(TableScorer(provider="demo", threads=3)))  # noqa: S301
+    assert given.threads == 3
+    default = pickle.loads(pickle.dumps(TableScorer(provider="demo")))  # noqa: S301
+    assert default.threads == available_cores()

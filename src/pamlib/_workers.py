@@ -87,8 +87,8 @@ class Ahead(Iterator[T], Generic[T]):
     def _run(self) -> None:
         try:
             for item in self._source:
-                if not self._put(item):
-                    return
+                if not self._put(item) or self._stop.is_set():
+                    return  # read no further than asked
             self._put(_END)
         except BaseException as exc:  # raised again on the consumer's thread
             self._put(_Failure(exc))

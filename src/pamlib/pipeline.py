@@ -736,6 +736,7 @@ class TableScorer:
 
         self.host = host or get_host()
         self.threads = resolve_threads(threads)
+        self._threads_asked = threads  # a copy sent elsewhere counts that machine's cores
         from pamlib.formats.layout import with_mapping
 
         options = with_mapping(options or ReadOptions(), mapping)
@@ -841,7 +842,7 @@ class TableScorer:
             "keep_nhs_number": self.keep_nhs_number,
             "pseudonymiser": self.pseudonymiser,
             "source": self.source,
-            "threads": self.threads,
+            "threads": self._threads_asked,
             "host": host,
             "providers": self.providers(),
         }
