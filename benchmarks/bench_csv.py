@@ -112,6 +112,14 @@ def write_cohort(path: Path, rows: int) -> None:
 
 def run(argv: list[str]) -> tuple[float, int]:
     """Wall time (s) and peak resident memory (bytes) of one child process."""
+    elapsed, peak, _ = run_timed(argv)
+    return elapsed, peak
+
+
+def run_timed(argv: list[str]) -> tuple[float, int, float]:
+    """Wall time (s), peak resident memory (bytes) and processor time (user + system, s, over
+    every thread) of one child process. On a shared machine the processor time says what work
+    a command did whatever the load; the wall time what a user waits."""
     start = time.perf_counter()
     child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(child.pid, 0)
@@ -120,7 +128,7 @@ def run(argv: list[str]) -> tuple[float, int]:
     err = child.stderr.read().decode() if child.stderr else ""
     if child.returncode != 0:
         raise SystemExit(f"{argv[:4]} failed ({child.returncode}):\n{err}")
-    return elapsed, usage.ru_maxrss * 1024
+    return elapsed, usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime
 
 
 def thread_counts(spec: str) -> list[int]:
@@ -202,12 +210,12 @@ def main() -> int:
                 str(OUTPUT_COLUMNS), mode,
             ]  # fmt: skip
     # Interleaved rounds, so that every command meets the same load on a shared machine.
-    results: dict[str, list[tuple[float, int]]] = {name: [] for name in commands}
+    results: dict[str, list[tuple[float, int, float]]] = {name: [] for name in commands}
     loads = []
     for _ in range(args.repeat):
         loads.append(os.getloadavg()[0])
         for name, argv in commands.items():
-            results[name].append(run(argv))
+            results[name].append(run_timed(argv))
     loads.append(os.getloadavg()[0])
     print("load average (1 min) before each round and at the end: "
           + ", ".join(f"{x:.1f}" for x in loads))  # fmt: skip
@@ -219,21 +227,22 @@ def main() -> int:
     return 0
 
 
-def report(results: dict[str, list[tuple[float, int]]], ours: list[str]) -> None:
+def report(results: dict[str, list[tuple[float, int, float]]], ours: list[str]) -> None:
     """Each command's times and peak memory; each pamlib run against each baseline."""
     for name, runs in results.items():
-        times = sorted(t for t, _ in runs)
-        peak = max(m for _, m in runs)
-        listed = ", ".join(f"{t:.2f}" for t, _ in runs)
+        times = sorted(t for t, _, _ in runs)
+        peak = max(m for _, m, _ in runs)
+        cpu = statistics.median(c for _, _, c in runs)
+        listed = ", ".join(f"{t:.2f}" for t, _, _ in runs)
         print(f"{name:<34} best {times[0]:5.2f} s  median {statistics.median(times):5.2f} s  "
-              f"peak RSS {peak / 2**20:4.0f} MiB  (runs: {listed})")  # fmt: skip
+              f"CPU {cpu:5.2f} s  peak RSS {peak / 2**20:4.0f} MiB  (runs: {listed})")  # fmt: skip
     for name, runs in results.items():
         if name in ours:
             continue
         mode = "text" if "(text)" in name else "inferred"
         for mine in ours:
-            ratios = [a / b for (a, _), (b, _) in zip(results[mine], runs, strict=True)]
-            best = min(t for t, _ in results[mine]) / min(t for t, _ in runs)
+            ratios = [a[0] / b[0] for a, b in zip(results[mine], runs, strict=True)]
+            best = min(r[0] for r in results[mine]) / min(r[0] for r in runs)
             print(f"{mine} / {name}: median of rounds {statistics.median(ratios):.2f}, "
                   f"best/best {best:.2f}  (target: at most {TARGETS[mode]})")  # fmt: skip
 
