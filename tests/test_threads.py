@@ -11,9 +11,7 @@ import csv
 import io
 import random
 import signal
-import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,7 +28,7 @@ from pamlib.formats.base import ReadOptions
 from pamlib.pipeline import score_file
 from pamlib.plugins import PluginHost
 from pamlib.scoring import select_provider
-from tests.hostile.test_outputs import cohort, leftovers, pamlib_cmd
+from tests.hostile.test_outputs import cohort, leftovers, signal_mid_run
 
 ITEMS = [f"q{i:02d}" for i in range(1, 14)]
 HEADER = ["patient_id", "nhs_number", "assessment_id", "assessed_on", "instrument", "site", *ITEMS]
@@ -219,20 +217,11 @@ def test_a_signal_to_a_threaded_run_leaves_no_output(tmp_path: Path, signum: int
     out = tmp_path / "out.csv"
     args = ["score", str(source), "--provider", "demo", "-o", str(out), "--chunk-rows", "300",
             "--threads", "4", "--no-progress"]  # fmt: skip
-    proc = subprocess.Popen(
-        pamlib_cmd(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path
-    )
-    deadline = time.monotonic() + 60
-    while not any(p.name.endswith(".partial") for p in tmp_path.iterdir()):
-        assert proc.poll() is None, "the run ended before it could be interrupted"
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    time.sleep(0.05)  # well into the run: blocks on every thread
-    proc.send_signal(signum)
-    _, err = proc.communicate(timeout=120)
-    if proc.returncode == 0:  # pragma: no cover - the run beat the signal on a fast machine
+    # well into the run: blocks on every thread
+    status, err = signal_mid_run(tmp_path, args, signum, after=0.05)
+    if status == 0:  # pragma: no cover - the run beat the signal on a fast machine
         pytest.skip("the run finished before the signal came")
-    assert proc.returncode == 130, err
+    assert status == 130, err
     assert b"Traceback" not in err
     assert not out.exists()
     assert leftovers(tmp_path) == []
