@@ -6,11 +6,14 @@ temporary folder, then times, each in a fresh process and ``--repeat`` times:
 * the baseline: pyarrow reads the file and writes a CSV with as many columns as pamlib's scored
   output — once with pyarrow's defaults (it infers column types), once reading every column as
   text (the least work pyarrow can do, and what pamlib's reader asks of it);
-* ``pamlib score FILE --provider NAME -o OUT.csv`` end to end (read, check, score, level,
-  write CSV and rejects).
+* ``pamlib score FILE --provider NAME -o OUT.csv --threads N`` end to end (read, check, score,
+  level, write CSV and rejects), for each N of ``--threads`` (default: 1, 2 and every core
+  available; a count that equals another is run once).
 
-Reports the best and median wall time of each, their ratios, and each process's peak resident
-memory (``ru_maxrss`` from ``wait4``). The file is generated in a separate process so that this
+Reports the best and median wall time of each, their ratios (median of the rounds' ratios, and
+best against best), each process's peak resident memory (``ru_maxrss`` from ``wait4``), and the
+one-minute load average before every round: on a shared machine a high load makes every figure
+a floor. The file is generated in a separate process so that this
 one stays small: Linux carries a parent's peak memory over into the children it starts. Figures
 for the documentation come from this script only.
 
@@ -18,6 +21,7 @@ Usage::
 
     python benchmarks/bench_csv.py                       # 1M rows, raw-sum provider
     python benchmarks/bench_csv.py --provider demo        # when the demo provider is installed
+    python benchmarks/bench_csv.py --provider demo --threads 1,2,all   # the default counts
     python benchmarks/bench_csv.py --rows 10000000 --repeat 1   # flat-memory run
     python benchmarks/bench_csv.py --provider demo --recommend --skip-baseline   # tailored
 """
@@ -36,6 +40,8 @@ from pathlib import Path
 
 #: Columns in pamlib's scored CSV for a canonical input: 19 standard, reason, site.
 OUTPUT_COLUMNS = 21
+#: The most pamlib may take, as a multiple of each baseline (median of the rounds' ratios).
+TARGETS = {"inferred": 1.2, "text": 1.6}
 PIECE = 250_000
 
 BASELINE = """
@@ -106,6 +112,14 @@ def write_cohort(path: Path, rows: int) -> None:
 
 def run(argv: list[str]) -> tuple[float, int]:
     """Wall time (s) and peak resident memory (bytes) of one child process."""
+    elapsed, peak, _ = run_timed(argv)
+    return elapsed, peak
+
+
+def run_timed(argv: list[str]) -> tuple[float, int, float]:
+    """Wall time (s), peak resident memory (bytes) and processor time (user + system, s, over
+    every thread) of one child process. On a shared machine the processor time says what work
+    a command did whatever the load; the wall time what a user waits."""
     start = time.perf_counter()
     child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(child.pid, 0)
@@ -114,7 +128,19 @@ def run(argv: list[str]) -> tuple[float, int]:
     err = child.stderr.read().decode() if child.stderr else ""
     if child.returncode != 0:
         raise SystemExit(f"{argv[:4]} failed ({child.returncode}):\n{err}")
-    return elapsed, usage.ru_maxrss * 1024
+    return elapsed, usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime
+
+
+def thread_counts(spec: str) -> list[int]:
+    """``1,2,all`` as counts of threads, in order, each once (``all``: the cores available)."""
+    from pamlib._workers import available_cores
+
+    counts: list[int] = []
+    for word in spec.split(","):
+        n = available_cores() if word.strip() == "all" else int(word)
+        if n not in counts:
+            counts.append(n)
+    return counts
 
 
 def main() -> int:
@@ -123,6 +149,9 @@ def main() -> int:
     parser.add_argument("--provider", default="raw-sum")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--chunk-rows", type=int, default=None)
+    parser.add_argument(
+        "--threads", default="1,2,all", help="thread counts to time pamlib with (default 1,2,all)"
+    )
     parser.add_argument("--keep", metavar="DIR", help="use (and keep) this folder")
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument(
@@ -144,19 +173,36 @@ def main() -> int:
         print(f"wrote {source.name} ({source.stat().st_size / 1e6:.0f} MB) in "
               f"{time.perf_counter() - t:.0f} s")  # fmt: skip
     size = source.stat().st_size
+    import pyarrow
+
+    from pamlib._workers import available_cores
+
     print(
         f"{args.rows:,} rows, {size / 1e6:.0f} MB; Python {platform.python_version()}, "
-        f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}; {args.repeat} rounds"
+        f"pyarrow {pyarrow.__version__}; {os.cpu_count()} CPUs ({available_cores()} available), "
+        f"load {os.getloadavg()[0]:.1f}; {args.repeat} rounds"
     )
 
-    score = [sys.executable, "-m", "pamlib", "score", str(source), "--provider", args.provider,
-             "-o", str(folder / "scored.csv"), "--rejects", str(folder / "rejects.csv"),
-             "--no-progress"]  # fmt: skip
-    if args.chunk_rows:
-        score += ["--chunk-rows", str(args.chunk_rows)]
-    if args.recommend:
-        score.append("--recommend")
-    commands = {f"pamlib score --provider {args.provider}": score}
+    # pip compiles a package's modules when it installs it; a checkout (or a run with
+    # PYTHONDONTWRITEBYTECODE) would compile them again in every timed process.
+    import compileall
+
+    import pamlib
+
+    compileall.compile_dir(Path(pamlib.__file__).parent, quiet=1)
+
+    commands: dict[str, list[str]] = {}
+    for threads in thread_counts(args.threads):
+        score = [sys.executable, "-m", "pamlib", "score", str(source), "--provider",
+                 args.provider, "-o", str(folder / "scored.csv"), "--rejects",
+                 str(folder / "rejects.csv"), "--no-progress",
+                 "--threads", str(threads)]  # fmt: skip
+        if args.chunk_rows:
+            score += ["--chunk-rows", str(args.chunk_rows)]
+        if args.recommend:
+            score.append("--recommend")
+        commands[f"pamlib score --threads {threads}"] = score
+    ours = list(commands)
     if not args.skip_baseline:
         for mode in ("text", "inferred"):
             commands[f"pyarrow read ({mode}) + write"] = [
@@ -164,28 +210,41 @@ def main() -> int:
                 str(OUTPUT_COLUMNS), mode,
             ]  # fmt: skip
     # Interleaved rounds, so that every command meets the same load on a shared machine.
-    results: dict[str, list[tuple[float, int]]] = {name: [] for name in commands}
+    results: dict[str, list[tuple[float, int, float]]] = {name: [] for name in commands}
+    loads = []
     for _ in range(args.repeat):
+        loads.append(os.getloadavg()[0])
         for name, argv in commands.items():
-            results[name].append(run(argv))
-
-    ours_name = next(iter(commands))
-    for name, runs in results.items():
-        times = sorted(t for t, _ in runs)
-        peak = max(m for _, m in runs)
-        listed = ", ".join(f"{t:.2f}" for t, _ in runs)
-        print(f"{name:<34} best {times[0]:5.2f} s  median {statistics.median(times):5.2f} s  "
-              f"peak RSS {peak / 2**20:4.0f} MiB  (runs: {listed})")  # fmt: skip
-        if name != ours_name:
-            ratios = [a / b for (a, _), (b, _) in zip(results[ours_name], runs, strict=True)]
-            best = min(t for t, _ in results[ours_name]) / times[0]
-            print(f"    pamlib / this: best/best {best:.2f}, median of rounds "
-                  f"{statistics.median(ratios):.2f}  (target: at most 2)")  # fmt: skip
+            results[name].append(run_timed(argv))
+    loads.append(os.getloadavg()[0])
+    print("load average (1 min) before each round and at the end: "
+          + ", ".join(f"{x:.1f}" for x in loads))  # fmt: skip
+    report(results, ours)
     if not args.keep:
         for path in folder.iterdir():
             path.unlink()
         folder.rmdir()
     return 0
+
+
+def report(results: dict[str, list[tuple[float, int, float]]], ours: list[str]) -> None:
+    """Each command's times and peak memory; each pamlib run against each baseline."""
+    for name, runs in results.items():
+        times = sorted(t for t, _, _ in runs)
+        peak = max(m for _, m, _ in runs)
+        cpu = statistics.median(c for _, _, c in runs)
+        listed = ", ".join(f"{t:.2f}" for t, _, _ in runs)
+        print(f"{name:<34} best {times[0]:5.2f} s  median {statistics.median(times):5.2f} s  "
+              f"CPU {cpu:5.2f} s  peak RSS {peak / 2**20:4.0f} MiB  (runs: {listed})")  # fmt: skip
+    for name, runs in results.items():
+        if name in ours:
+            continue
+        mode = "text" if "(text)" in name else "inferred"
+        for mine in ours:
+            ratios = [a[0] / b[0] for a, b in zip(results[mine], runs, strict=True)]
+            best = min(r[0] for r in results[mine]) / min(r[0] for r in runs)
+            print(f"{mine} / {name}: median of rounds {statistics.median(ratios):.2f}, "
+                  f"best/best {best:.2f}  (target: at most {TARGETS[mode]})")  # fmt: skip
 
 
 if __name__ == "__main__":

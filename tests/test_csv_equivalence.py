@@ -1,5 +1,5 @@
 """The columnar reader and the record-at-a-time oracle (:mod:`tests.oracles.csv_reader`) read
-every file the same way.
+every file the same way, on one thread or several.
 
 Same records (values, line numbers), same rejects (codes, messages, fields), same blank
 records, same scores, same output bytes — over generated messy files and tiny chunks, so
@@ -129,7 +129,7 @@ def test_scores_and_output_bytes_agree(
     path.write_bytes(messy.data)
     host = oracle_host()
     outputs = []
-    for reader in ("csv", ORACLE_FORMAT):
+    for reader, threads in (("csv", 1), ("csv", 4), (ORACLE_FORMAT, 1)):
         out, rej = io.BytesIO(), io.BytesIO()
         options = ReadOptions(chunk_rows=chunk_rows, instrument="PAM-13")
         try:
@@ -142,13 +142,14 @@ def test_scores_and_output_bytes_agree(
                 host=host,
                 input_format=reader,
                 keep_nhs_number=True,
+                threads=threads,
             )
         except FormatError as exc:
             outputs.append((str(exc), b"", b""))
             continue
         assert summary.reconciles
         outputs.append((summary.reconciliation, out.getvalue(), rej.getvalue()))
-    assert outputs[0] == outputs[1]
+    assert outputs[0] == outputs[1] == outputs[2]  # on one thread, on four, and the oracle
 
 
 def _score(path: Path, reader: str, chunk_rows: int, **settings: object) -> tuple[Any, ...]:

@@ -332,8 +332,16 @@ def _drive(
     scorer: _Scorer,
     sink: _Sink,
     progress: ProgressCallback | None = None,
+    threads: int = 1,
 ) -> None:
-    """The one loop every run goes through: read, check, score, write; finish or abort."""
+    """The one loop every run goes through: read, check, score, write; finish or abort.
+
+    With more than one thread, chunks are read (and checked) on one thread and written on
+    another while this one scores: the stages overlap, each in input order (see
+    :mod:`pamlib._workers`)."""
+    if threads > 1:
+        _drive_overlapped(chunks, scorer, sink, progress)
+        return
     try:
         for chunk in chunks:
             sink.write(chunk, scorer.chunk(chunk))
@@ -347,6 +355,36 @@ def _drive(
         close = getattr(chunks, "close", None)
         if close is not None:
             close()  # the reader's files, even when this run stopped early
+
+
+def _drive_overlapped(
+    chunks: Iterator[ReadChunk],
+    scorer: _Scorer,
+    sink: _Sink,
+    progress: ProgressCallback | None,
+) -> None:
+    from pamlib._workers import Ahead, Behind
+
+    def write(item: tuple[ReadChunk, list[tuple[RecordBatch, BatchScores]]]) -> None:
+        sink.write(*item)
+
+    ahead = Ahead(chunks)
+    behind: Behind[tuple[ReadChunk, list[tuple[RecordBatch, BatchScores]]]] | None = None
+    try:
+        behind = Behind(write)
+        for chunk in ahead:
+            behind.put((chunk, scorer.chunk(chunk)))
+            if progress is not None:
+                progress(chunk.progress, scorer.n_read)
+        behind.finish()
+        sink.finish()
+    except BaseException:
+        if behind is not None:
+            behind.stop()  # nothing is written once the output is discarded
+        sink.abort()
+        raise
+    finally:
+        ahead.close()  # the reader's files, closed on its thread
 
 
 def _identity_columns(keep: bool, pseudonymiser: Pseudonymiser | None) -> tuple[str, ...]:
@@ -453,6 +491,7 @@ def score_file(
     host: PluginHost | None = None,
     progress: ProgressCallback | None = None,
     guard: OutputGuard | None = None,
+    threads: int | None = None,
 ) -> ScoreSummary:
     """Score every record of ``source`` and write the results and the rejects.
 
@@ -468,9 +507,15 @@ def score_file(
     scored output. ``pseudonymiser`` adds its keyed pseudonym as ``nhs_pseudonym`` (see
     :mod:`pamlib.tables.keys`), which links a person's rows without the number. On any error,
     partial output is removed and the error raised.
+
+    ``threads`` (default: the cores available) lets reading, scoring and writing overlap on
+    that many threads; the output is the same bytes with any number.
     """
+    from pamlib._workers import resolve_threads
+
     host = host or get_host()
-    options = options or ReadOptions()
+    n_threads = resolve_threads(threads)
+    options = attrs.evolve(options or ReadOptions(), threads=n_threads)
     reader = find_input_format(host, str(source), input_format)
     writer_format = find_output_format(host, output, output_format)
     rejects_target = rejects if rejects is not None else default_rejects_path(source, output)
@@ -493,7 +538,8 @@ def score_file(
             keep_nhs_number=keep_nhs_number,
             pseudonymiser=pseudonymiser,
         )
-        _drive(read_input(reader, source, options, host=host), scorer, sink, progress)
+        chunks = read_input(reader, source, options, host=host)
+        _drive(chunks, scorer, sink, progress, n_threads)
     return scorer.summary(
         "<stdin>" if str(source) == "-" else str(source),
         output=_name(output, "<stdout>"),
@@ -659,7 +705,9 @@ class TableScorer:
     names an integer column that locates rows (else their position). ``keep_nhs_number`` adds
     the normalised NHS number as a column; without it the number is used only to link a
     person's assessments and is in no column. ``pseudonymiser`` adds its keyed pseudonym
-    (``nhs_pseudonym``, see :mod:`pamlib.tables.keys`).
+    (``nhs_pseudonym``, see :mod:`pamlib.tables.keys`). ``threads`` (default: the cores
+    available) lets reading, scoring and collecting the rows of a table or file of several
+    batches overlap; the result is the same with any number.
 
     Each call to :meth:`score` continues the same run: row positions and the ids seen carry
     over, so a table scored in parts gives what it gives whole; every batch must have the same
@@ -682,8 +730,13 @@ class TableScorer:
         source: str = "table",
         options: ReadOptions | None = None,
         host: PluginHost | None = None,
+        threads: int | None = None,
     ) -> None:
+        from pamlib._workers import resolve_threads
+
         self.host = host or get_host()
+        self.threads = resolve_threads(threads)
+        self._threads_asked = threads  # a copy sent elsewhere counts that machine's cores
         from pamlib.formats.layout import with_mapping
 
         options = with_mapping(options or ReadOptions(), mapping)
@@ -789,6 +842,7 @@ class TableScorer:
             "keep_nhs_number": self.keep_nhs_number,
             "pseudonymiser": self.pseudonymiser,
             "source": self.source,
+            "threads": self._threads_asked,
             "host": host,
             "providers": self.providers(),
         }
@@ -829,9 +883,10 @@ class TableScorer:
             chunks: Iterator[ReadChunk] = iter(
                 [self._reader.chunk(batches[0], first=first_occurrence)]
             )
-        else:
-            chunks = self._reader.read(data)
-        return self._run(chunks, self.source)
+            return self._run(chunks, self.source, threads=1)
+        rows = getattr(data, "num_rows", None)
+        one_batch = isinstance(rows, int) and rows <= self.options.chunk_rows
+        return self._run(self._reader.read(data), self.source, threads=1 if one_batch else None)
 
     def score_source(
         self,
@@ -846,18 +901,24 @@ class TableScorer:
         positions of tables are not shared with files."""
         reader = find_input_format(self.host, str(source), input_format)
         name = "<stdin>" if str(source) == "-" else str(source)
-        chunks = read_input(reader, source, self.options, host=self.host)
+        options = attrs.evolve(self.options, threads=self.threads)
+        chunks = read_input(reader, source, options, host=self.host)
         return self._run(chunks, name, progress)
 
     def _run(
-        self, chunks: Iterator[ReadChunk], source: str, progress: ProgressCallback | None = None
+        self,
+        chunks: Iterator[ReadChunk],
+        source: str,
+        progress: ProgressCallback | None = None,
+        *,
+        threads: int | None = None,
     ) -> ScoreRun:
         scorer = _Scorer(host=self.host, select_provider=self._select)
         scorer.providers = self._scorer.providers  # chosen once, kept for the scorer's life
         sink = _MemorySink(
             scorer, keep_nhs_number=self.keep_nhs_number, pseudonymiser=self.pseudonymiser
         )
-        _drive(chunks, scorer, sink, progress)
+        _drive(chunks, scorer, sink, progress, self.threads if threads is None else threads)
         return ScoreRun(
             scored=_scored_table(sink.table(), sink.nhs_number()),
             rejects=rejects_table(sink.rejects),
@@ -884,6 +945,7 @@ def _rebuild_scorer(state: Mapping[str, Any]) -> TableScorer:
         pseudonymiser=state["pseudonymiser"],
         source=state["source"],
         host=state["host"],
+        threads=state.get("threads"),
     )
     instruments = scorer.host.instruments()
     for instrument_id, (provider_id, version) in state["providers"].items():
@@ -914,6 +976,7 @@ def score_table(
     pseudonymiser: Pseudonymiser | None = None,
     source: str = "table",
     host: PluginHost | None = None,
+    threads: int | None = None,
 ) -> ScoreRun:
     """Score a table held in memory: a pyarrow Table or batches, or any object with
     ``__arrow_c_stream__`` (pandas ≥ 2.2 and polars DataFrames), in pamlib's columns or mapped
@@ -946,6 +1009,7 @@ def score_table(
         pseudonymiser=pseudonymiser,
         source=source,
         host=host,
+        threads=threads,
     )
     return scorer.score(data)
 

@@ -73,6 +73,25 @@ def pamlib_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "pamlib", *args]
 
 
+def signal_mid_run(
+    folder: Path, args: Sequence[str], signum: int, *, after: float = 0.0
+) -> tuple[int, bytes]:
+    """Run pamlib in ``folder``, send it ``signum`` once it has a temporary output file (and
+    ``after`` seconds more); its exit status and standard error."""
+    proc = subprocess.Popen(
+        pamlib_cmd(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=folder
+    )
+    deadline = time.monotonic() + 60
+    while not any(p.name.endswith(".partial") for p in folder.iterdir()):
+        assert proc.poll() is None, "the run ended before it could be interrupted"
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    time.sleep(after)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=120)
+    return proc.returncode, err
+
+
 # -- case 2: outputs that destroy inputs --------------------------------------------------------
 
 
@@ -200,17 +219,8 @@ def test_case_03_a_signal_mid_run_leaves_the_previous_output_and_no_temporary_fi
     out.write_text("previous output\n", encoding="utf-8")
     args = ["score", str(source), "--provider", "demo", "-o", str(out), "--chunk-rows", "500",
             "--no-progress", *(["--recommend"] if recommend else [])]  # fmt: skip
-    proc = subprocess.Popen(
-        pamlib_cmd(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=tmp_path
-    )
-    deadline = time.monotonic() + 60
-    while not any(p.name.endswith(".partial") for p in tmp_path.iterdir()):
-        assert proc.poll() is None, "the run ended before it could be interrupted"
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    proc.send_signal(signum)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
+    status, err = signal_mid_run(tmp_path, args, signum)
+    assert status == 130, err
     assert b"interrupted" in err
     assert b"Traceback" not in err
     assert out.read_text(encoding="utf-8") == "previous output\n"

@@ -106,6 +106,14 @@ def add_parser(subparsers: Any) -> None:
         metavar="N",
         help="records per chunk (memory use grows with it; default 65536)",
     )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="threads to read, score and write on at once (default: the cores available; "
+        "1: one after the other); the output is the same with any number",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar, even on a terminal")
     p.add_argument(
         "--recommend",
@@ -128,6 +136,8 @@ def _options(args: argparse.Namespace) -> ReadOptions:
 
     if args.chunk_rows < 1:
         raise UsageError("--chunk-rows must be at least 1")
+    if args.threads is not None and args.threads < 1:
+        raise UsageError("--threads must be at least 1")
     if args.engine == "python":
         raise UsageError(
             "--engine python was removed: pamlib reads CSV with its columnar reader only "
@@ -351,6 +361,7 @@ def _score(
         host=host,
         progress=progress.update,
         guard=guard,
+        threads=args.threads,
     )
 
 
@@ -387,6 +398,7 @@ def _score_and_tailor(
         keep_nhs_number=args.keep_nhs_number,
         pseudonymiser=pseudonymiser,
         host=host,
+        threads=args.threads,
     )
     run = scorer.score_source(args.input, input_format=args.input_format, progress=progress.update)
     tailored = tailor(run.scored, args.rules, host=host)

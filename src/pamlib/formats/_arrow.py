@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -38,8 +39,7 @@ class _Compute:
         self._k = kernels
 
     def call(self, name: str, *args: Any, options: Any = None) -> Any:
-        pa = pyarrow_module()
-        values = [a if not isinstance(a, (str, bool, int, float)) else pa.scalar(a) for a in args]
+        values = [a if not isinstance(a, (str, bool, int, float)) else _scalar(a) for a in args]
         return self._k.call_function(name, values, options)
 
     def take(self, values: Any, indices: Any) -> Any:
@@ -82,6 +82,70 @@ def compute() -> _Compute:
         pyarrow_module()
         _compute = _Compute()
     return _compute
+
+
+def from_numpy(values: npt.NDArray[Any], mask: npt.NDArray[np.bool_] | None = None) -> Any:
+    """A one-dimensional NumPy array of numbers, booleans or days (``datetime64[D]``, as
+    ``date32``) as an Arrow array built from its buffers; ``mask`` marks nulls.
+
+    ``pyarrow.array`` does the same, but on its first NumPy array it imports pandas wherever
+    pandas is installed, to ask whether the array is a pandas one: a third of a second at every
+    start of the command line, for nothing."""
+    pa = pyarrow_module()
+    values = np.ascontiguousarray(values)
+    n = int(values.shape[0])
+    if values.dtype == np.bool_:
+        kind = pa.bool_()
+        data = pa.py_buffer(np.packbits(values, bitorder="little"))
+    elif values.dtype == np.dtype("datetime64[D]"):
+        kind = pa.date32()
+        data = pa.py_buffer(values.astype(np.int64).astype(np.int32))
+    else:
+        kind = pa.from_numpy_dtype(values.dtype)
+        data = pa.py_buffer(values)
+    if mask is None or not mask.any():
+        return pa.Array.from_buffers(kind, n, [None, data], null_count=0)
+    valid = pa.py_buffer(np.packbits(~np.asarray(mask, dtype=np.bool_), bitorder="little"))
+    return pa.Array.from_buffers(kind, n, [valid, data], null_count=int(mask.sum()))
+
+
+def to_numpy(arr: Any) -> npt.NDArray[Any]:
+    """An Arrow array of numbers without nulls as a NumPy view of its buffer (others through
+    ``to_numpy``, which, like ``pyarrow.array``, may import pandas: see :func:`from_numpy`)."""
+    pa = pyarrow_module()
+    kind = arr.type
+    if arr.null_count == 0 and (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
+        dtype = np.dtype(kind.to_pandas_dtype())
+        data = arr.buffers()[1]
+        if data is None:
+            return np.zeros(0, dtype=dtype)
+        out: npt.NDArray[Any] = np.frombuffer(data, dtype=dtype)[arr.offset : arr.offset + len(arr)]
+        return out
+    return np.asarray(arr.to_numpy(zero_copy_only=False))
+
+
+def text_array(values: Sequence[str]) -> Any:
+    """Python strings as an Arrow ``string`` array, built from its buffers (see
+    :func:`from_numpy` for why not ``pyarrow.array``)."""
+    pa = pyarrow_module()
+    try:
+        encoded = [v.encode("utf-8") for v in values]
+    except UnicodeEncodeError:  # a lone surrogate: pyarrow says what is wrong
+        return pa.array(list(values), type=pa.string())
+    offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+    np.cumsum(np.fromiter(map(len, encoded), np.int64, len(encoded)), out=offsets[1:])
+    if offsets[-1] >= 1 << 31:  # pragma: no cover - over 2 GiB of text in one array
+        return pa.array(list(values), type=pa.string())
+    buffers = [None, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(b"".join(encoded))]
+    return pa.Array.from_buffers(pa.string(), len(encoded), buffers, null_count=0)
+
+
+def _scalar(value: str | bool | int | float) -> Any:
+    """A Python value as an Arrow scalar, without ``pyarrow.scalar`` (see :func:`from_numpy`)."""
+    if isinstance(value, str):
+        return text_array([value])[0]
+    kind = np.bool_ if isinstance(value, bool) else np.int64 if isinstance(value, int) else None
+    return from_numpy(np.array([value], dtype=kind or np.float64))[0]
 
 
 def constant_text(value: str, n: int) -> Any:
@@ -155,8 +219,9 @@ class Text:
 
     def values(self, rows: npt.NDArray[np.intp]) -> list[str]:
         """The given rows as Python strings (for the few rows that need Python)."""
-        pa = pyarrow_module()
-        picked = compute().take(self.arr, pa.array(rows, type=pa.int64()))
+        if rows.shape[0] == 0:
+            return []
+        picked = compute().take(self.arr, from_numpy(rows.astype(np.int64)))
         return [str(v) for v in picked.to_pylist()]
 
     def has_bytes(self, values: bytes) -> bool:
@@ -179,5 +244,5 @@ class Text:
 def distinct(text: Text) -> tuple[npt.NDArray[np.int32], list[str]]:
     """Dictionary-encode: an index per row into the list of distinct values."""
     encoded = compute().dictionary_encode(text.arr)
-    indices = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int32)
+    indices = to_numpy(encoded.indices).astype(np.int32, copy=False)
     return indices, [str(v) for v in encoded.dictionary.to_pylist()]

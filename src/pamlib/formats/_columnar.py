@@ -743,19 +743,26 @@ def read_columnar(
 ) -> Iterator[ReadChunk]:
     """Read a delimited export as chunks of columns (see the module documentation).
 
-    The first chunk holds no records; it names the source's columns before any are read.
+    The first chunk holds no records; it names the source's columns before any are read. With
+    ``options.threads`` over one, the next block is found and split (pyarrow, on its own
+    threads) while the last one is checked.
     """
     opened = open_utf8(source, options.settings)
-    parts: Generator[_Part, None, None] | None = None
+    parts: Iterator[_Part] | None = None
     try:
         reader = _BlockReader(opened, options, tuple(instruments))
         yield reader.chunk(_Part([], np.zeros(0, dtype=np.int64), [], 0, 0, reader.position))
         parts = reader.parts()
+        if options.threads > 1:
+            from pamlib._workers import Ahead
+
+            parts = Ahead(parts, name="pamlib-split")
         for part in parts:
             yield reader.chunk(part)
     finally:
-        if parts is not None:
-            parts.close()
+        close = getattr(parts, "close", None)
+        if close is not None:
+            close()
         if opened.stream is not sys.stdin.buffer:
             opened.stream.close()
 
@@ -952,7 +959,9 @@ class _BlockReader:
             table = pa.csv.read_csv(
                 pa.BufferReader(data),
                 read_options=pa.csv.ReadOptions(
-                    column_names=self.names, use_threads=True, block_size=block_size
+                    column_names=self.names,
+                    use_threads=self.options.threads > 1,
+                    block_size=block_size,
                 ),
                 parse_options=pa.csv.ParseOptions(
                     delimiter=self.delimiter,

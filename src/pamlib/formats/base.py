@@ -193,7 +193,9 @@ class ReadOptions:
     and ``instrument_aliases`` instrument spellings (alias → instrument id). ``instrument`` is
     used where a record names none. ``engine`` picks an implementation where a format has more
     than one (the CSV format has one: ``auto`` and ``arrow`` name it, ``python`` is refused since
-    its second reader was removed). Formats document what else they accept in ``settings``.
+    its second reader was removed). ``threads`` is how many threads a reader may use (the CSV
+    reader splits the next block while the last one is checked). Formats document what else
+    they accept in ``settings``.
     """
 
     mapping: Mapping[str, str] = attrs.field(factory=dict)
@@ -206,6 +208,7 @@ class ReadOptions:
     answer_labels: Mapping[str, str] = attrs.field(factory=dict)
     instrument_aliases: Mapping[str, str] = attrs.field(factory=dict)
     engine: str = "auto"
+    threads: int = 1
 
 
 @attrs.frozen

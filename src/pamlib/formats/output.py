@@ -19,7 +19,15 @@ import numpy as np
 import numpy.typing as npt
 
 from pamlib.errors import ConfigurationError, FormatError, Problem
-from pamlib.formats._arrow import Text, compute, constant_text, pyarrow_module, to_arrow_text
+from pamlib.formats._arrow import (
+    Text,
+    compute,
+    constant_text,
+    from_numpy,
+    pyarrow_module,
+    text_array,
+    to_arrow_text,
+)
 from pamlib.formats.base import RecordBatch, Reject, Target, TextColumn, WriteOptions
 from pamlib.formats.guard import AtomicTarget
 from pamlib.levels import round_half_away_array
@@ -106,7 +114,7 @@ def protect_column(column: Any) -> Any:
     mask = np.zeros(len(text), dtype=np.bool_)
     mask[risky[changed]] = True
     replacements = [f for f, c in zip(fixed, changed.tolist(), strict=True) if c]
-    return compute().replace_with_mask(text.arr, pa.array(mask), pa.array(replacements))
+    return compute().replace_with_mask(text.arr, from_numpy(mask), pa.array(replacements))
 
 
 # -- column values ---------------------------------------------------------------------------
@@ -119,8 +127,7 @@ def _lookup(table: Sequence[str], indices: npt.NDArray[Any]) -> Any:
     """``table[i]`` for each index, as an Arrow string array."""
     if indices.size and int(indices.min()) == int(indices.max()):
         return _constant(table[int(indices[0])], int(indices.size))  # common: one value
-    pa = pyarrow_module()
-    return compute().take(pa.array(list(table), type=pa.string()), pa.array(indices))
+    return compute().take(text_array(table), from_numpy(indices))
 
 
 def _int_text(values: npt.NDArray[Any]) -> Any:
@@ -131,7 +138,7 @@ def _int_text(values: npt.NDArray[Any]) -> Any:
     lo, hi = int(values.min()), int(values.max())
     if hi - lo <= 4096:
         return _lookup([str(v) for v in range(lo, hi + 1)], (values - lo).astype(np.int32))
-    return compute().cast(pa.array(values), pa.string())
+    return compute().cast(from_numpy(values), pa.string())
 
 
 def _float_text(values: npt.NDArray[np.float64]) -> Any:
@@ -142,7 +149,7 @@ def _float_text(values: npt.NDArray[np.float64]) -> Any:
     missing = np.isnan(values)
     if missing.all():
         return _constant("", n)
-    arr = pa.array(values, mask=missing)
+    arr = from_numpy(values, missing)
     encoded = pc.dictionary_encode(arr)
     if len(encoded.dictionary) * 4 <= n:
         out = pc.take(pc.cast(encoded.dictionary, pa.string()), encoded.indices)
@@ -233,7 +240,7 @@ def csv_table(
         "assessment_id": text(batch.assessment_id),
         "patient_id": text(batch.patient_id),
         "assessed_on": compute().cast(
-            pa.array(np.asarray(batch.assessed_on, dtype="datetime64[D]")), pa.string()
+            from_numpy(np.asarray(batch.assessed_on, dtype="datetime64[D]")), pa.string()
         ),
         "instrument": _constant(protect(batch.instrument.id), n),
         "status": _lookup(["not-scored", "scored"], scores.scored.astype(np.int8)),
