@@ -258,18 +258,64 @@ class ContextColumns:
         )
 
     @classmethod
-    def from_rows(cls, rows: Sequence[Mapping[str, str]]) -> ContextColumns:
+    def from_rows(
+        cls, rows: Sequence[Mapping[str, str]], *, source: str = "rows"
+    ) -> ContextColumns:
         """Columns from the rows of a scored table (dictionaries of strings, as from
-        :class:`csv.DictReader`), through :meth:`from_scored`."""
+        :class:`csv.DictReader`), through :meth:`from_scored`; ``source`` names the rows in
+        problems (``rows: row 3``)."""
         # csv.DictReader keys a row's surplus fields by None: not a column
         names = {k: None for k in itertools.chain.from_iterable(rows) if k is not None}
         return cls.from_columns(
-            {name: [row.get(name) for row in rows] for name in names}, len(rows)
+            {name: [row.get(name) for row in rows] for name in names}, len(rows), source=source
+        )
+
+    @classmethod
+    def from_row(
+        cls,
+        row: Mapping[str, str],
+        previous: Mapping[str, str] | None = None,
+        *,
+        where: str = "scored row",
+    ) -> ContextColumns:
+        """One row of a scored table as columns of one, with ``previous`` (the patient's
+        previous row, if any) as its previous assessment: each is a table of one, checked by
+        :meth:`from_rows` like any other (problems located ``where: row 1`` and
+        ``where (previous): row 1``, every problem of both at once)."""
+        tables: list[ContextColumns] = []
+        failed: list[ValidationError] = []
+        for source, one in ((where, row), (f"{where} (previous)", previous)):
+            if one is previous and not one:
+                continue
+            try:
+                tables.append(cls.from_rows([one], source=source))
+            except ValidationError as exc:
+                failed.append(exc)
+        if len(failed) == 1:
+            raise failed[0]
+        if failed:
+            problems = [p for exc in failed for p in exc.problems]
+            raise type(failed[0])(f"{where}: {len(problems)} problem(s) in the scored table", problems)
+        current, *before = tables
+        return current.after(before[0]) if before else current
+
+    def after(self, before: ContextColumns) -> ContextColumns:
+        """These rows with ``before``'s rows (row for row) as their previous assessments, where
+        those have a score or a level — the link :meth:`from_scored` makes within a table."""
+        has_score = before.scored & (~np.isnan(before.score) | (before.level > 0))
+        return attrs.evolve(
+            self,
+            previous_score=np.where(has_score, before.score, np.nan),
+            previous_level=np.where(has_score, before.level, 0).astype(np.int8),
         )
 
     @classmethod
     def from_columns(
-        cls, table: Mapping[str, Sequence[str | None] | Strs], n: int | None = None
+        cls,
+        table: Mapping[str, Sequence[str | None] | Strs],
+        n: int | None = None,
+        *,
+        source: str = "rows",
     ) -> ContextColumns:
         """:meth:`from_rows` for a table held as columns of text (lists or string arrays, equal
         lengths; ``None`` or ``""`` where empty) — what a columnar reader has in hand."""
@@ -292,7 +338,7 @@ class ContextColumns:
         arrays = {name: strings(values) for name, values in table.items()}
         if not arrays:  # no column at all: an empty table of the required columns
             arrays = {name: pa.array([""] * n, pa.string()) for name in _EMPTY_TABLE}
-        return cls.from_scored(ScoredTable.from_arrow(pa.table(arrays), source="rows"))
+        return cls.from_scored(ScoredTable.from_arrow(pa.table(arrays), source=source))
 
     @classmethod
     def from_scored(cls, table: ScoredTable) -> ContextColumns:
