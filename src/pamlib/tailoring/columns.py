@@ -284,9 +284,8 @@ class ContextColumns:
         ``where (previous): row 1``, every problem of both at once)."""
         tables: list[ContextColumns] = []
         failed: list[ValidationError] = []
-        for source, one in ((where, row), (f"{where} (previous)", previous)):
-            if one is previous and not one:
-                continue
+        given = [(where, row)] + ([(f"{where} (previous)", previous)] if previous else [])
+        for source, one in given:
             try:
                 tables.append(cls.from_rows([one], source=source))
             except ValidationError as exc:
@@ -295,7 +294,9 @@ class ContextColumns:
             raise failed[0]
         if failed:
             problems = [p for exc in failed for p in exc.problems]
-            raise type(failed[0])(f"{where}: {len(problems)} problem(s) in the scored table", problems)
+            raise type(failed[0])(
+                f"{where}: {len(problems)} problem(s) in the scored table", problems
+            )
         current, *before = tables
         return current.after(before[0]) if before else current
 
