@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from pamlib.scoring.provider import BatchScores
     from pamlib.tables.scored import ScoredTable
 
-__all__ = ["ContextColumns", "add_months_array", "link_previous_array"]
+__all__ = ["ContextColumns", "add_months_array", "by_unique", "codes_of", "link_previous_array"]
 
 Bools = npt.NDArray[np.bool_]
 Strs = npt.NDArray[np.str_]
@@ -98,6 +98,15 @@ def by_unique(values: Strs, test: Callable[[str], bool]) -> Bools:
     distinct, index = _distinct(values)
     results = np.array([test(v) for v in distinct] or [False], dtype=np.bool_)
     return results[index]
+
+
+def codes_of(values: Strs, vocabulary: Mapping[str, int]) -> npt.NDArray[np.intp]:
+    """Each value's code in ``vocabulary``, ``len(vocabulary)`` for a value not in it; each
+    distinct value looked up once."""
+    distinct, index = _distinct(values)
+    other = len(vocabulary)
+    codes = np.array([vocabulary.get(v, other) for v in distinct] or [other], dtype=np.intp)
+    return codes[index]
 
 
 def _ids(values: Iterable[str]) -> npt.NDArray[np.object_]:
@@ -172,12 +181,17 @@ class ContextColumns:
 
     def attribute(self, name: str) -> Strs:
         """An attribute column, found ignoring case; empty strings where not supplied."""
+        column = self.find_attribute(name)
+        return column if column is not None else np.full(len(self), "", dtype=np.str_)
+
+    def find_attribute(self, name: str) -> Strs | None:
+        """An attribute column, found ignoring case; ``None`` when no row supplies it."""
         column = self.attributes.get(name)
         if column is None:
             folded = name.strip().casefold()
             matches = [v for k, v in self.attributes.items() if k.strip().casefold() == folded]
             column = matches[0] if matches else None
-        return column if column is not None else np.full(len(self), "", dtype=np.str_)
+        return column
 
     def context(self, i: int) -> Context:
         """Row ``i`` as a :class:`Context`: :meth:`contexts` of that one row."""
