@@ -19,9 +19,10 @@ given in**:
 
 A suppressed pathway's settings and notes go with it. Evaluation is always over columns:
 :meth:`Engine.evaluate_columns` and :meth:`Engine.table_columns` evaluate file rules' conditions
-as masks over :class:`~pamlib.tailoring.columns.ContextColumns` and decide once per distinct
-combination of matching rules (and Python rules' answers); :meth:`Engine.evaluate` is a batch of
-one through the same code.
+as masks over :class:`~pamlib.tailoring.columns.ContextColumns` — every rule's ``when`` and
+``unless`` compiled once per engine into one ``ConditionPlan`` — and decide once per distinct
+combination of matching rules (and Python rules' answers), remembering decisions between calls;
+:meth:`Engine.evaluate` is a batch of one through the same code.
 
 Every action leaves a :class:`~pamlib.pathways.RuleTrace`; an action that lost names the rule
 that beat it in ``overridden_by``. An outcome without recommendations always says why, in
@@ -224,7 +225,7 @@ class Engine:
 
     def _plan(self) -> _Plan:
         """Every file rule's ``when`` and ``unless`` compiled into one
-        :class:`~pamlib.tailoring.conditions.ConditionPlan`, built on first use."""
+        ``ConditionPlan``, built on first use."""
         plan = self._compiled
         if plan is None:
             from pamlib.tailoring.conditions import ConditionPlan
