@@ -14,7 +14,7 @@ import datetime as dt
 import math
 import operator
 import os
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 import numpy as np
@@ -69,11 +69,26 @@ _RAW_ONLY_BIT = FLAG_BITS[Flag.RAW_ONLY]
 #: What a scored row must carry, unless it is flagged ``raw-only`` (raw totals only). Theta and
 #: the standard errors may be NaN — not reported, as by a provider that is not a Rasch model —
 #: but, like every number, never infinite.
-_MEASURES = ("score",)
-_MISSING = {
-    name: f"a scored row with no {name} (only raw-only results may leave it out)"
-    for name in _MEASURES
-}
+#: The field and message of each rule :func:`_broken` works out, in the order a refusal names
+#: them.
+_RULES: tuple[tuple[str, str], ...] = (
+    ("flags", "a flag pamlib does not know"),
+    ("n_answered", "outside the number of items"),
+    ("raw_score", "outside the range the answered items allow"),
+    ("flags", "a demo result not flagged demo"),
+    *((name, "infinite") for name in ("theta", "theta_se", "score", "score_se", "mean_response")),
+    ("score", "a scored row with no score (only raw-only results may leave it out)"),
+    ("mean_response", "outside the response categories"),
+    ("score", "not on the 0–100 scale"),
+    ("score_se", "a negative standard error"),
+    ("theta_se", "a negative standard error"),
+    ("score", "a score on a row that was not scored"),
+    ("level", "a level on a row that was not scored"),
+    ("reason_code", "a reason on a scored row"),
+    ("reason_code", "not scored, with no reason"),
+    ("level", "not the level of the score at its cut points"),
+    ("level", "a level without a cut-point set"),
+)
 
 
 class ProviderResultError(ScoringError):
@@ -167,18 +182,19 @@ def check_scores(
     )
     first: tuple[int, str, str] | None = None
     with np.errstate(invalid="ignore"):
-        for name, bad, message in _rules(
+        broken = _broken(
             rows,
             instrument,
             None if cut is None else cut.levels,
             isnan=np.isnan,
             isinf=np.isinf,
             negate=np.logical_not,
-        ):
-            if bad.any():
-                row = int(np.argmax(bad))
-                if first is None or row < first[0]:
-                    first = (row, name, message)
+        )
+    for (name, message), bad in zip(_RULES, broken, strict=True):
+        if np.any(bad):
+            row = int(np.argmax(bad))
+            if first is None or row < first[0]:
+                first = (row, name, message)
     if first is not None:
         raise ProviderResultError(pid, *first)
     return scores
@@ -234,18 +250,15 @@ def check_result(
             result.reason_code or "",
             result.demo,
         )
-        found: tuple[str, str] | None = None
-        for name, bad, message in _rules(
+        broken = _broken(
             row,
             assessment.instrument,
             None if cut is None else level_of,
             isnan=math.isnan,
             isinf=math.isinf,
             negate=operator.not_,
-        ):
-            if bad:
-                found = (name, message)
-                break
+        )
+        found = _RULES[broken.index(True)] if True in broken else None
     except (TypeError, ValueError, OverflowError):
         found = ("result", "a field of the wrong type")
     if found is not None:
@@ -303,7 +316,7 @@ class _Rows(NamedTuple):
     demo: bool
 
 
-def _rules(
+def _broken(
     v: _Rows,
     instrument: Instrument,
     levels: Callable[[Any], Any] | None,
@@ -311,49 +324,36 @@ def _rules(
     isnan: Callable[[Any], Any],
     isinf: Callable[[Any], Any],
     negate: Callable[[Any], Any],
-) -> Iterator[tuple[str, Any, str]]:
-    """The rules every row of a provider's answer must keep, in the order a refusal names
-    them: ``(field, where broken, message)``, where broken a boolean per row for columns or one
-    boolean for one result's values (the operations given work on either), each worked out only
-    when asked for: one result stops at the first rule it breaks. ``levels`` gives the level of
-    a score at the declared cut points (``None``: no cut-point set)."""
-    unscored = negate(v.scored)
-    yield "flags", (v.flags & _UNKNOWN_BITS) != 0, "a flag pamlib does not know"
-    yield (
-        "n_answered",
-        (v.n_answered < 0) | (v.n_answered > instrument.n_items),
-        "outside the number of items",
-    )
-    yield (
-        "raw_score",
-        (v.raw_score < v.n_answered) | (v.raw_score > v.n_answered * instrument.n_categories),
-        "outside the range the answered items allow",
-    )
-    if v.demo:
-        yield "flags", (v.flags & _DEMO_BIT) == 0, "a demo result not flagged demo"
-    for name in ("theta", "theta_se", "score", "score_se", "mean_response"):
-        yield name, isinf(getattr(v, name)), "infinite"
-    measured = v.scored & ((v.flags & _RAW_ONLY_BIT) == 0)
-    for name in _MEASURES:
-        yield name, measured & isnan(getattr(v, name)), _MISSING[name]
-    mean = v.mean_response
-    yield (
-        "mean_response",
+) -> tuple[Any, ...]:
+    """Where each of :data:`_RULES` is broken: a boolean per row for a batch's columns, one
+    boolean for one result's values (the operations given work on either). ``levels`` gives
+    the level of a score at the declared cut points (``None``: no cut-point set). One tuple,
+    worked out at once: one result pays no more than plain comparisons."""
+    scored, flags, score, level = v.scored, v.flags, v.score, v.level
+    unscored = negate(scored)
+    n, mean = v.n_answered, v.mean_response
+    return (
+        (flags & _UNKNOWN_BITS) != 0,
+        (n < 0) | (n > instrument.n_items),
+        (v.raw_score < n) | (v.raw_score > n * instrument.n_categories),
+        v.demo & ((flags & _DEMO_BIT) == 0),
+        isinf(v.theta),
+        isinf(v.theta_se),
+        isinf(score),
+        isinf(v.score_se),
+        isinf(mean),
+        scored & ((flags & _RAW_ONLY_BIT) == 0) & isnan(score),
         (mean < 1) | (mean > instrument.n_categories),
-        "outside the response categories",
+        (score < SCORE_RANGE[0]) | (score > SCORE_RANGE[1]),
+        v.score_se < 0,
+        v.theta_se < 0,
+        unscored & negate(isnan(score)),
+        unscored & (level != 0),
+        scored & (v.reason_code != ""),
+        unscored & (v.reason_code == ""),
+        levels is not None and level != levels(score),
+        levels is None and level != 0,
     )
-    score = v.score
-    yield "score", (score < SCORE_RANGE[0]) | (score > SCORE_RANGE[1]), "not on the 0–100 scale"
-    yield "score_se", v.score_se < 0, "a negative standard error"
-    yield "theta_se", v.theta_se < 0, "a negative standard error"
-    yield "score", unscored & negate(isnan(score)), "a score on a row that was not scored"
-    yield "level", unscored & (v.level != 0), "a level on a row that was not scored"
-    yield "reason_code", v.scored & (v.reason_code != ""), "a reason on a scored row"
-    yield "reason_code", unscored & (v.reason_code == ""), "not scored, with no reason"
-    if levels is not None:
-        yield "level", v.level != levels(score), "not the level of the score at its cut points"
-    else:
-        yield "level", v.level != 0, "a level without a cut-point set"
 
 
 class CheckedProvider:
