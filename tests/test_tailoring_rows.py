@@ -153,8 +153,77 @@ def test_row_columns_and_attributes() -> None:
     assert dict(ctx.attributes) == {"condition": "COPD"}  # identifiers never become attributes
     raw = row | {"score": "", "level": "", "raw_score": "39", "flags": "raw-only", "demo": "false"}
     assert Context.from_row(raw).scored
-    assert Context.from_row(raw | {"status": ""}).scored
     assert not Context.from_row(raw | {"status": "not-scored", "reason": "empty"}).scored
+    with pytest.raises(ValidationError) as info:  # the status is said, as in every table
+        Context.from_row(raw | {"status": ""})
+    assert [(p.where, p.code) for p in info.value.problems] == [("scored row: row 1", "bad-status")]
+
+
+_BAD_CELLS = st.sampled_from(
+    [
+        {"score": "fifty"},
+        {"score": "101"},
+        {"level": "7"},
+        {"assessed_on": "2025-02-30"},
+        {"assessed_on": ""},
+        {"demo": "maybe"},
+        {"status": "done"},
+        {"status": ""},
+        {"patient_id": "", "nhs_number": "", "nhs_pseudonym": ""},
+        {"demo": "false", "provider": "demo"},
+        {"assessment_id": ""},
+    ]
+)
+
+
+@given(
+    now=scored_pairs(),
+    before=st.none() | scored_pairs(),
+    bad=st.lists(_BAD_CELLS, max_size=2),
+    bad_before=st.lists(_BAD_CELLS, max_size=2),
+)
+def test_one_row_is_a_table_of_one(
+    now: tuple[Assessment, ScoreResult],
+    before: tuple[Assessment, ScoreResult] | None,
+    bad: list[dict[str, str]],
+    bad_before: list[dict[str, str]],
+) -> None:
+    """A row (and its previous row) gets exactly the problems a table of that one row gets."""
+    row = row_of(*now)
+    for cells in bad:
+        row |= cells
+    previous = None if before is None else row_of(*before)
+    if previous is not None:
+        for cells in bad_before:
+            previous |= cells
+
+    def problems(one: dict[str, str], where: str) -> list[tuple[str, str, str]]:
+        try:
+            contexts_from_rows([one])
+        except ValidationError as exc:
+            return [
+                (p.where.replace("rows:", f"{where}:"), p.code, p.message) for p in exc.problems
+            ]
+        return []
+
+    expected = problems(row, "here")
+    if previous is not None:
+        expected += problems(previous, "here (previous)")
+    if expected:
+        with pytest.raises(ValidationError) as info:
+            Context.from_row(row, previous, where="here")
+        assert [(p.where, p.code, p.message) for p in info.value.problems] == expected
+        return
+    got = Context.from_row(row, previous, where="here")
+    assert (
+        attrs.evolve(got, previous_score=None, previous_level=None) == contexts_from_rows([row])[0]
+    )
+    if previous is not None:
+        prior = contexts_from_rows([previous])[0]
+        if prior.score is None and prior.level is None:
+            prior = attrs.evolve(prior, scored=False)
+        assert got.previous_score == (prior.score if prior.scored else None)
+        assert got.previous_level == (prior.level if prior.scored else None)
 
 
 def test_bad_rows_are_all_reported_without_values() -> None:

@@ -5,8 +5,8 @@ Properties (each with a small, fixed budget):
 - :func:`check_scores` raises nothing but :class:`~pamlib.errors.ScoringError`, refuses a batch
   exactly when an independent row-by-row reading of the rules finds a violation, and names the
   first offending row;
-- :func:`check_result` (one result, plain Python) and :func:`check_scores` (columns) give the
-  same verdict on the same result;
+- :func:`check_result` (one result, a batch of one through the same rules as columns) and
+  :func:`check_scores` (columns) give the same verdict on the same result;
 - a scoring run through a provider that breaks at random either reconciles
   (``read = scored + not scored + rejected``, every input record in the output) or fails
   cleanly with nothing written;

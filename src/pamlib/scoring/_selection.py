@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import operator
 import os
-from collections.abc import Collection
-from typing import TYPE_CHECKING, NoReturn
+from collections.abc import Callable, Collection
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 import numpy as np
 import numpy.typing as npt
@@ -41,26 +42,42 @@ if TYPE_CHECKING:
 #: Flags saying a result is not a licensed PAM score; a provider without a licence must put one
 #: of them on every result (or mark the whole batch ``demo``).
 NOT_PAM_FLAGS: frozenset[Flag] = frozenset({Flag.DEMO, Flag.RAW_ONLY, Flag.UNLICENSED})
-_NOT_PAM_BITS = np.uint8(sum(FLAG_BITS[f] for f in NOT_PAM_FLAGS))
+_NOT_PAM_BITS = sum(FLAG_BITS[f] for f in NOT_PAM_FLAGS)
 
 #: The registered provider that ``calibration=`` selects when no provider is named.
 CALIBRATION_PROVIDER = "rasch"
 
 #: The reporting scale every PAM score lies on (kept under its first name for callers).
 SCORE_RANGE: tuple[float, float] = REPORTING_SCALE
-_ALL_BITS = np.uint8(sum(FLAG_BITS.values()))
-_DEMO_BIT = np.uint8(FLAG_BITS[Flag.DEMO])
-_RAW_ONLY_BIT = np.uint8(FLAG_BITS[Flag.RAW_ONLY])
+#: Bits as plain integers, which combine with a uint8 column and with one result's int alike.
+_UNKNOWN_BITS = 0xFF & ~sum(FLAG_BITS.values())
+_DEMO_BIT = FLAG_BITS[Flag.DEMO]
+_RAW_ONLY_BIT = FLAG_BITS[Flag.RAW_ONLY]
 
 
 #: What a scored row must carry, unless it is flagged ``raw-only`` (raw totals only). Theta and
 #: the standard errors may be NaN — not reported, as by a provider that is not a Rasch model —
 #: but, like every number, never infinite.
-_MEASURES = ("score",)
-_MISSING = {
-    name: f"a scored row with no {name} (only raw-only results may leave it out)"
-    for name in _MEASURES
-}
+#: The field and message of each rule :func:`_broken` works out, in the order a refusal names
+#: them.
+_RULES: tuple[tuple[str, str], ...] = (
+    ("flags", "a flag pamlib does not know"),
+    ("n_answered", "outside the number of items"),
+    ("raw_score", "outside the range the answered items allow"),
+    ("flags", "a demo result not flagged demo"),
+    *((name, "infinite") for name in ("theta", "theta_se", "score", "score_se", "mean_response")),
+    ("score", "a scored row with no score (only raw-only results may leave it out)"),
+    ("mean_response", "outside the response categories"),
+    ("score", "not on the 0–100 scale"),
+    ("score_se", "a negative standard error"),
+    ("theta_se", "a negative standard error"),
+    ("score", "a score on a row that was not scored"),
+    ("level", "a level on a row that was not scored"),
+    ("reason_code", "a reason on a scored row"),
+    ("reason_code", "not scored, with no reason"),
+    ("level", "not the level of the score at its cut points"),
+    ("level", "a level without a cut-point set"),
+)
 
 
 def check_scores(
@@ -95,78 +112,40 @@ def check_scores(
     for name in BATCH_ARRAYS:
         if getattr(scores, name).shape != (n_rows,):
             raise ProviderResultError(pid, None, name, "not one value per row")
-    if provider.demo and not scores.demo:
-        raise ScoringError(
-            f"provider {pid!r} is a demonstration provider but returned results not "
-            "marked demo; refusing to pass them on"
-        )
-    if (
-        provider.licence is None
-        and not scores.demo
-        and not bool(np.all(scores.flags & _NOT_PAM_BITS))
-    ):
-        raise LicenceError(
-            f"provider {pid!r} holds no licence, yet returned results not marked as "
-            "not the PAM (demo, raw-only or unlicensed); refusing to pass them on"
-        )
-    if scores.demo != provider.demo:
-        raise ProviderResultError(pid, None, "demo", "the batch is demo but the provider is not")
-    scored = scores.scored
-    n = scores.n_answered
-    raw = scores.raw_score
-    score = scores.score
-    level = scores.level
-    flags = scores.flags
-    with np.errstate(invalid="ignore"):
-        checks: list[tuple[str, npt.NDArray[np.bool_], str]] = [
-            ("flags", (flags & ~_ALL_BITS) != 0, "a flag pamlib does not know"),
-            ("n_answered", (n < 0) | (n > instrument.n_items), "outside the number of items"),
-            (
-                "raw_score",
-                (raw < n) | (raw > n.astype(np.int32) * instrument.n_categories),
-                "outside the range the answered items allow",
-            ),
-        ]
-        if scores.demo:
-            checks.append(("flags", (flags & _DEMO_BIT) == 0, "a demo result not flagged demo"))
-        for name in ("theta", "theta_se", "score", "score_se", "mean_response"):
-            checks.append((name, np.isinf(getattr(scores, name)), "infinite"))
-        measured = scored & ((flags & _RAW_ONLY_BIT) == 0)
-        for name in _MEASURES:
-            checks.append((name, measured & np.isnan(getattr(scores, name)), _MISSING[name]))
-        mean = scores.mean_response
-        checks += [
-            (
-                "mean_response",
-                (mean < 1) | (mean > instrument.n_categories),
-                "outside the response categories",
-            ),
-            (
-                "score",
-                (score < SCORE_RANGE[0]) | (score > SCORE_RANGE[1]),
-                "not on the 0–100 scale",
-            ),
-            ("score_se", scores.score_se < 0, "a negative standard error"),
-            ("theta_se", scores.theta_se < 0, "a negative standard error"),
-            ("score", ~scored & ~np.isnan(score), "a score on a row that was not scored"),
-            ("level", ~scored & (level != 0), "a level on a row that was not scored"),
-            ("reason_code", scored & (scores.reason_code != ""), "a reason on a scored row"),
-            ("reason_code", ~scored & (scores.reason_code == ""), "not scored, with no reason"),
-        ]
-        if scores.cutpoint_set:
-            if scores.cutpoint_set not in cutpoints:
-                raise ProviderResultError(
-                    pid, None, "cutpoint_set", "names a cut-point set that is not registered"
-                )
-            expected = cutpoints.get(scores.cutpoint_set).levels(score)
-            checks.append(
-                ("level", level != expected, "not the level of the score at its cut points")
-            )
-        else:
-            checks.append(("level", level != 0, "a level without a cut-point set"))
+    cut = _check_provenance(
+        provider,
+        demo=scores.demo,
+        not_pam=lambda: bool(np.all(scores.flags & _NOT_PAM_BITS)),
+        cutpoint_set=scores.cutpoint_set,
+        cutpoints=cutpoints,
+    )
+    rows = _Rows(
+        scored=scores.scored,
+        # int32: the raw total's bound (items answered × categories) overflows int16
+        n_answered=scores.n_answered.astype(np.int32),
+        raw_score=scores.raw_score,
+        mean_response=scores.mean_response,
+        theta=scores.theta,
+        theta_se=scores.theta_se,
+        score=scores.score,
+        score_se=scores.score_se,
+        level=scores.level,
+        flags=scores.flags,
+        reason_code=scores.reason_code,
+        demo=scores.demo,
+    )
     first: tuple[int, str, str] | None = None
-    for name, bad, message in checks:
-        if bad.any():
+    with np.errstate(invalid="ignore"):
+        broken = _broken(
+            rows,
+            instrument,
+            None if cut is None else cut.levels,
+            isnan=np.isnan,
+            isinf=np.isinf,
+            negate=np.logical_not,
+        )
+    for (name, message), bad in zip(_RULES, broken, strict=True):
+        if np.any(bad):
             row = int(np.argmax(bad))
             if first is None or row < first[0]:
                 first = (row, name, message)
@@ -182,10 +161,11 @@ def check_result(
     *,
     cutpoints: CutpointRegistry,
 ) -> ScoreResult:
-    """``result`` if it is a valid answer of ``provider`` for ``assessment``: the rules of
-    :func:`check_scores`, in the same order, for one result (row 0) — in plain Python, as
-    one-assessment scoring is; the tests hold both to the same verdicts — and it must be about
-    ``assessment``: a result naming another assessment is refused."""
+    """``result`` if it is a valid answer of ``provider`` for ``assessment``: a batch of one
+    through the rules of :func:`check_scores` (the same rules, in the same order, with the same
+    messages, read from the result's values rather than from one-row arrays, which would cost
+    NumPy's overhead per call), and it must be about ``assessment``: a result naming another
+    assessment is refused."""
     pid = provider.id
     if not isinstance(result, ScoreResult):
         raise ProviderResultError(pid, None, "result", f"got a {type(result).__name__}")
@@ -193,27 +173,46 @@ def check_result(
         raise ProviderResultError(pid, 0, "assessment_id", "not the assessment asked about")
     if not isinstance(result.status, ScoreStatus):
         raise ProviderResultError(pid, 0, "status", "not a ScoreStatus")
-    if provider.demo and not result.demo:
-        raise ScoringError(
-            f"provider {pid!r} is a demonstration provider but returned results not "
-            "marked demo; refusing to pass them on"
-        )
-    if provider.licence is None and not result.demo and result.flags.isdisjoint(NOT_PAM_FLAGS):
-        raise LicenceError(
-            f"provider {pid!r} holds no licence, yet returned results not marked as "
-            "not the PAM (demo, raw-only or unlicensed); refusing to pass them on"
-        )
-    if result.demo != provider.demo:
-        raise ProviderResultError(pid, None, "demo", "the batch is demo but the provider is not")
-    cut = None
-    if result.cutpoint_set:
-        if result.cutpoint_set not in cutpoints:
-            raise ProviderResultError(
-                pid, None, "cutpoint_set", "names a cut-point set that is not registered"
-            )
-        cut = cutpoints.get(result.cutpoint_set)
     try:
-        found = _result_problem(result, assessment.instrument, cut)
+        flags = sum(FLAG_BITS[f] for f in result.flags)
+    except (KeyError, TypeError):
+        raise ProviderResultError(pid, 0, "result", "a field of the wrong type") from None
+    cut = _check_provenance(
+        provider,
+        demo=result.demo,
+        not_pam=lambda: bool(flags & _NOT_PAM_BITS),
+        cutpoint_set=result.cutpoint_set,
+        cutpoints=cutpoints,
+    )
+
+    def level_of(score: float) -> int:
+        return 0 if cut is None or math.isnan(score) else int(cut.level(score))
+
+    try:
+        nan = math.nan
+        row = _Rows(  # the fields in order, positionally: this runs for every assessment
+            result.status is ScoreStatus.SCORED,
+            int(result.n_answered),
+            0 if result.raw_score is None else int(result.raw_score),
+            nan if result.mean_response is None else result.mean_response,
+            nan if result.theta is None else result.theta,
+            nan if result.theta_se is None else result.theta_se,
+            nan if result.score is None else result.score,
+            nan if result.score_se is None else result.score_se,
+            0 if result.level is None else int(result.level),
+            flags,
+            result.reason_code or "",
+            result.demo,
+        )
+        broken = _broken(
+            row,
+            assessment.instrument,
+            None if cut is None else level_of,
+            isnan=math.isnan,
+            isinf=math.isinf,
+            negate=operator.not_,
+        )
+        found = _RULES[broken.index(True)] if True in broken else None
     except (TypeError, ValueError, OverflowError):
         found = ("result", "a field of the wrong type")
     if found is not None:
@@ -221,60 +220,94 @@ def check_result(
     return result
 
 
-def _result_problem(
-    r: ScoreResult, instrument: Instrument, cut: CutpointSet | None
-) -> tuple[str, str] | None:
-    """The first rule of :func:`check_scores` that ``r`` breaks, as (field, message)."""
-    scored = r.status is ScoreStatus.SCORED
-    n = int(r.n_answered)
-    raw = 0 if r.raw_score is None else int(r.raw_score)
-    score = _nan(r.score)
-    level = 0 if r.level is None else int(r.level)
-    if not 0 <= n <= instrument.n_items:
-        return "n_answered", "outside the number of items"
-    if raw < n or raw > n * instrument.n_categories:
-        return "raw_score", "outside the range the answered items allow"
-    if r.demo and Flag.DEMO not in r.flags:
-        return "flags", "a demo result not flagged demo"
-    values = {
-        name: _nan(getattr(r, name))
-        for name in ("theta", "theta_se", "score", "score_se", "mean_response")
-    }
-    for name, value in values.items():
-        if math.isinf(value):
-            return name, "infinite"
-    if scored and Flag.RAW_ONLY not in r.flags:
-        for name in _MEASURES:
-            if math.isnan(values[name]):
-                return name, _MISSING[name]
-    mean = values["mean_response"]
-    if mean < 1 or mean > instrument.n_categories:
-        return "mean_response", "outside the response categories"
-    if score < SCORE_RANGE[0] or score > SCORE_RANGE[1]:
-        return "score", "not on the 0–100 scale"
-    if values["score_se"] < 0:
-        return "score_se", "a negative standard error"
-    if values["theta_se"] < 0:
-        return "theta_se", "a negative standard error"
-    if not scored and not math.isnan(score):
-        return "score", "a score on a row that was not scored"
-    if not scored and level != 0:
-        return "level", "a level on a row that was not scored"
-    if scored and r.reason_code:
-        return "reason_code", "a reason on a scored row"
-    if not scored and not r.reason_code:
-        return "reason_code", "not scored, with no reason"
-    if cut is not None:
-        expected = 0 if math.isnan(score) else int(cut.level(score))
-        if level != expected:
-            return "level", "not the level of the score at its cut points"
-    elif level != 0:
-        return "level", "a level without a cut-point set"
-    return None
+def _check_provenance(
+    provider: ScoringProvider,
+    *,
+    demo: bool,
+    not_pam: Callable[[], bool],
+    cutpoint_set: str | None,
+    cutpoints: CutpointRegistry,
+) -> CutpointSet | None:
+    """The checks of a whole batch (of one, for one result): demo as the provider declares,
+    a licence or every row marked not the PAM (``not_pam``), a registered cut-point set, which
+    is returned (``None`` without one)."""
+    pid = provider.id
+    if provider.demo and not demo:
+        raise ScoringError(
+            f"provider {pid!r} is a demonstration provider but returned results not "
+            "marked demo; refusing to pass them on"
+        )
+    if provider.licence is None and not demo and not not_pam():
+        raise LicenceError(
+            f"provider {pid!r} holds no licence, yet returned results not marked as "
+            "not the PAM (demo, raw-only or unlicensed); refusing to pass them on"
+        )
+    if demo != provider.demo:
+        raise ProviderResultError(pid, None, "demo", "the batch is demo but the provider is not")
+    if not cutpoint_set:
+        return None
+    if cutpoint_set not in cutpoints:
+        raise ProviderResultError(
+            pid, None, "cutpoint_set", "names a cut-point set that is not registered"
+        )
+    return cutpoints.get(cutpoint_set)
 
 
-def _nan(value: float | None) -> float:
-    return math.nan if value is None else value
+class _Rows(NamedTuple):
+    """What the row rules read: a batch's columns (arrays), or one result's values."""
+
+    scored: Any
+    n_answered: Any
+    raw_score: Any
+    mean_response: Any
+    theta: Any
+    theta_se: Any
+    score: Any
+    score_se: Any
+    level: Any
+    flags: Any
+    reason_code: Any
+    demo: bool
+
+
+def _broken(
+    v: _Rows,
+    instrument: Instrument,
+    levels: Callable[[Any], Any] | None,
+    *,
+    isnan: Callable[[Any], Any],
+    isinf: Callable[[Any], Any],
+    negate: Callable[[Any], Any],
+) -> tuple[Any, ...]:
+    """Where each of :data:`_RULES` is broken: a boolean per row for a batch's columns, one
+    boolean for one result's values (the operations given work on either). ``levels`` gives
+    the level of a score at the declared cut points (``None``: no cut-point set). One tuple,
+    worked out at once: one result pays no more than plain comparisons."""
+    scored, flags, score, level = v.scored, v.flags, v.score, v.level
+    unscored = negate(scored)
+    n, mean = v.n_answered, v.mean_response
+    return (
+        (flags & _UNKNOWN_BITS) != 0,
+        (n < 0) | (n > instrument.n_items),
+        (v.raw_score < n) | (v.raw_score > n * instrument.n_categories),
+        v.demo & ((flags & _DEMO_BIT) == 0),
+        isinf(v.theta),
+        isinf(v.theta_se),
+        isinf(score),
+        isinf(v.score_se),
+        isinf(mean),
+        scored & ((flags & _RAW_ONLY_BIT) == 0) & isnan(score),
+        (mean < 1) | (mean > instrument.n_categories),
+        (score < SCORE_RANGE[0]) | (score > SCORE_RANGE[1]),
+        v.score_se < 0,
+        v.theta_se < 0,
+        unscored & negate(isnan(score)),
+        unscored & (level != 0),
+        scored & (v.reason_code != ""),
+        unscored & (v.reason_code == ""),
+        levels is not None and level != levels(score),
+        levels is None and level != 0,
+    )
 
 
 class CheckedProvider:

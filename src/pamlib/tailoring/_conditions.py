@@ -9,8 +9,9 @@ comparisons.
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, NewType, NoReturn, TypeGuard
 
 import attrs
@@ -46,12 +47,15 @@ class Range:
         return bool(self.mask(np.array([np.nan if value is None else value], np.float64))[0])
 
     def mask(self, values: npt.NDArray[np.float64]) -> Mask:
-        out = ~np.isnan(values)
-        if self.min is not None:
-            out &= values >= self.min
-        if self.max is not None:
-            out &= values <= self.max
-        return out
+        """Which ``values`` lie in the range (NaN is missing: never)."""
+        return _within(values, *self.limits())
+
+    def limits(self) -> tuple[float, float]:
+        """The bounds, an open end infinite."""
+        return (
+            -math.inf if self.min is None else self.min,
+            math.inf if self.max is None else self.max,
+        )
 
     def __str__(self) -> str:
         if self.min is not None and self.max is not None:
@@ -101,47 +105,169 @@ class Conditions:
         return bool(self.mask(ContextColumns.from_contexts([ctx]))[0])
 
     def mask(self, cols: ContextColumns) -> Mask:
-        """Whether the conditions hold, for every row of ``cols`` at once."""
-        from pamlib.tailoring.columns import by_unique
-
-        out = np.ones(len(cols), dtype=np.bool_)
-        if self.scored is not None:
-            out &= cols.scored == self.scored
-        if self.level is not None:
-            out &= _one_of(cols.level, self.level)
-        if self.previous_level is not None:
-            out &= _one_of(cols.previous_level, self.previous_level)
-        if self.score is not None:
-            out &= self.score.mask(cols.score)
-        if self.previous_score is not None:
-            out &= self.previous_score.mask(cols.previous_score)
-        if self.change is not None:
-            out &= self.change.mask(cols.change)
-        if self.transition is not None:
-            out &= _one_of(cols.transition, self.transition)
-        for name in ("site", "instrument", "language"):
-            allowed: frozenset[str] | None = getattr(self, name)
-            if allowed is not None:
-                out &= _one_of(cols.folded(name), allowed)
-        if self.flags is not None:
-            wanted = self.flags
-            any_flag = np.zeros(len(cols), dtype=np.bool_)
-            for flag, column in cols.flags.items():
-                if _fold(flag) in wanted:
-                    any_flag |= column
-            out &= any_flag
-        for name, test in self.attributes:
-            out &= by_unique(cols.attribute(name), test.matches)
-        return out
+        """Whether the conditions hold, for every row of ``cols`` at once: a
+        :class:`ConditionPlan` of these conditions alone."""
+        mask: Mask = _plan_of(self).masks(cols)[0]
+        return mask
 
 
-def _one_of(values: npt.NDArray[Any], allowed: frozenset[Any]) -> Mask:
-    """Rows whose value is one of ``allowed`` (a handful of values: one comparison each, which
-    is what :func:`numpy.isin` does for so few, without its overhead on short columns)."""
-    out = np.zeros(values.shape, dtype=np.bool_)
-    for value in sorted(allowed):
-        out |= values == value
+@functools.lru_cache(maxsize=256)
+def _plan_of(conditions: Conditions) -> ConditionPlan:
+    return ConditionPlan.of([conditions])
+
+
+_TRANSITION_CODES = {"none": 0, "down": 1, "same": 2, "up": 3}
+_TEXT_FIELDS = ("site", "instrument", "language")
+_RANGE_FIELDS = ("score", "previous_score", "change")
+
+
+def _within(values: npt.NDArray[np.float64], low: Any, high: Any) -> Mask:
+    """``low <= values <= high`` (broadcast): NaN never is."""
+    out: Mask = (values >= low) & (values <= high)
     return out
+
+
+def _positions(values: list[Any]) -> npt.NDArray[np.intp]:
+    return np.array([j for j, v in enumerate(values) if v is not None], dtype=np.intp)
+
+
+@attrs.frozen(eq=False)
+class _Lookup:
+    """One condition kind over the conditions that state it (``rows``): ``table[k, code]``
+    is whether the ``k``-th of them holds for a row whose value has that code."""
+
+    rows: npt.NDArray[np.intp]
+    table: Mask
+
+
+@attrs.frozen(eq=False)
+class _Bounds:
+    """A range condition over the conditions that state it: inclusive ``low``/``high``
+    columns (open ends infinite), so one comparison of each row against all of them."""
+
+    rows: npt.NDArray[np.intp]
+    low: npt.NDArray[np.float64]
+    high: npt.NDArray[np.float64]
+
+
+@attrs.frozen(eq=False)
+class ConditionPlan:
+    """Many conditions compiled once to be evaluated together over columns.
+
+    An engine evaluates every rule's ``when`` and ``unless`` at once: each kind of condition is
+    one table look-up or one comparison over all the conditions that state it, instead of a
+    few NumPy calls per condition — what one assessment (a batch of one) would otherwise pay
+    for each rule. :meth:`Conditions.mask` is a plan of one.
+    """
+
+    size: int
+    lookups: tuple[tuple[str, _Lookup], ...]
+    bounds: tuple[tuple[str, _Bounds], ...]
+    texts: tuple[tuple[str, dict[str, int], _Lookup], ...]
+    flags: tuple[dict[str, int], _Lookup] | None
+    attributes: tuple[tuple[str, tuple[tuple[AttributeTest, npt.NDArray[np.intp]], ...]], ...]
+
+    @classmethod
+    def of(cls, conditions: Sequence[Conditions]) -> ConditionPlan:
+        lookups: list[tuple[str, _Lookup]] = []
+        for name, codes in (
+            ("scored", {False: 0, True: 1}),
+            ("level", {v: v for v in range(5)}),
+            ("previous_level", {v: v for v in range(5)}),
+            ("transition", _TRANSITION_CODES),
+        ):
+            stated = [getattr(c, name) for c in conditions]
+            rows = _positions(stated)
+            if len(rows):
+                table = np.zeros((len(rows), len(codes)), dtype=np.bool_)
+                for k, j in enumerate(rows.tolist()):
+                    wanted = stated[j]
+                    for value, code in codes.items():
+                        table[k, code] = value == wanted if name == "scored" else value in wanted
+                lookups.append((name, _Lookup(rows, table)))
+        bounds: list[tuple[str, _Bounds]] = []
+        for name in _RANGE_FIELDS:
+            ranges: list[Range | None] = [getattr(c, name) for c in conditions]
+            rows = _positions(ranges)
+            if len(rows):
+                limits = np.array([r.limits() for r in ranges if r is not None], np.float64)
+                bounds.append((name, _Bounds(rows, limits[:, :1], limits[:, 1:])))
+        texts = []
+        for name in (*_TEXT_FIELDS, "flags"):
+            allowed: list[frozenset[str] | None] = [getattr(c, name) for c in conditions]
+            rows = _positions(allowed)
+            if not len(rows):
+                continue
+            vocabulary = {v: i for i, v in enumerate(sorted(set().union(*filter(None, allowed))))}
+            # the last code: a value no condition names
+            table = np.zeros((len(rows), len(vocabulary) + 1), dtype=np.bool_)
+            for k, j in enumerate(rows.tolist()):
+                for value in allowed[j] or ():
+                    table[k, vocabulary[value]] = True
+            texts.append((name, vocabulary, _Lookup(rows, table)))
+        flags = None
+        if texts and texts[-1][0] == "flags":
+            _, vocabulary, lookup = texts.pop()
+            flags = (vocabulary, lookup)
+        tests: dict[tuple[str, AttributeTest], list[int]] = {}
+        for j, c in enumerate(conditions):
+            for key in c.attributes:
+                tests.setdefault(key, []).append(j)
+        return cls(
+            size=len(conditions),
+            lookups=tuple(lookups),
+            bounds=tuple(bounds),
+            texts=tuple(texts),
+            flags=flags,
+            attributes=tuple(
+                (
+                    name,
+                    tuple(
+                        (test, np.array(rows, dtype=np.intp))
+                        for (named, test), rows in tests.items()
+                        if named == name
+                    ),
+                )
+                for name in dict.fromkeys(name for name, _ in tests)
+            ),
+        )
+
+    def masks(self, cols: ContextColumns) -> npt.NDArray[np.bool_]:
+        """Whether each condition holds for each row: shape ``(conditions, rows)``."""
+        from pamlib.tailoring.columns import by_unique, codes_of
+
+        out = np.ones((self.size, len(cols)), dtype=np.bool_)
+        for name, lookup in self.lookups:
+            if name == "transition":
+                level, previous = cols.level, cols.previous_level
+                both = (level > 0) & (previous > 0)
+                step = np.sign(level.astype(np.int8) - previous)
+                codes = np.where(both, step + 2, 0)
+            else:
+                codes = getattr(cols, name)
+            out[lookup.rows] &= lookup.table[:, codes.astype(np.intp, copy=False)]
+        for name, bounds in self.bounds:
+            values = getattr(cols, name)
+            out[bounds.rows] &= _within(values, bounds.low, bounds.high)
+        for name, vocabulary, lookup in self.texts:
+            codes = codes_of(cols.folded(name), vocabulary)
+            out[lookup.rows] &= lookup.table[:, codes]
+        if self.flags is not None:
+            vocabulary, lookup = self.flags
+            any_flag = np.zeros((len(lookup.rows), len(cols)), dtype=np.bool_)
+            for flag, column in cols.flags.items():
+                code = vocabulary.get(_fold(flag))
+                if code is not None:
+                    any_flag |= lookup.table[:, code, np.newaxis] & column
+            out[lookup.rows] &= any_flag
+        for name, tests in self.attributes:
+            given = cols.find_attribute(name)
+            for test, rows in tests:
+                if given is not None:
+                    out[rows] &= by_unique(given, test.matches)
+                elif not test.matches(None):  # no row has it: one answer for every row
+                    out[rows] = False
+        return out
 
 
 # -- the ``when`` / ``unless`` table as written (see :mod:`pamlib.tailoring.rules`) ------------

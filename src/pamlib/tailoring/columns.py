@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from pamlib.scoring.provider import BatchScores
     from pamlib.tables.scored import ScoredTable
 
-__all__ = ["ContextColumns", "add_months_array", "link_previous_array"]
+__all__ = ["ContextColumns", "add_months_array", "by_unique", "codes_of", "link_previous_array"]
 
 Bools = npt.NDArray[np.bool_]
 Strs = npt.NDArray[np.str_]
@@ -98,6 +98,15 @@ def by_unique(values: Strs, test: Callable[[str], bool]) -> Bools:
     distinct, index = _distinct(values)
     results = np.array([test(v) for v in distinct] or [False], dtype=np.bool_)
     return results[index]
+
+
+def codes_of(values: Strs, vocabulary: Mapping[str, int]) -> npt.NDArray[np.intp]:
+    """Each value's code in ``vocabulary``, ``len(vocabulary)`` for a value not in it; each
+    distinct value looked up once."""
+    distinct, index = _distinct(values)
+    other = len(vocabulary)
+    codes = np.array([vocabulary.get(v, other) for v in distinct] or [other], dtype=np.intp)
+    return codes[index]
 
 
 def _ids(values: Iterable[str]) -> npt.NDArray[np.object_]:
@@ -172,12 +181,17 @@ class ContextColumns:
 
     def attribute(self, name: str) -> Strs:
         """An attribute column, found ignoring case; empty strings where not supplied."""
+        column = self.find_attribute(name)
+        return column if column is not None else np.full(len(self), "", dtype=np.str_)
+
+    def find_attribute(self, name: str) -> Strs | None:
+        """An attribute column, found ignoring case; ``None`` when no row supplies it."""
         column = self.attributes.get(name)
         if column is None:
             folded = name.strip().casefold()
             matches = [v for k, v in self.attributes.items() if k.strip().casefold() == folded]
             column = matches[0] if matches else None
-        return column if column is not None else np.full(len(self), "", dtype=np.str_)
+        return column
 
     def context(self, i: int) -> Context:
         """Row ``i`` as a :class:`Context`: :meth:`contexts` of that one row."""
@@ -258,18 +272,65 @@ class ContextColumns:
         )
 
     @classmethod
-    def from_rows(cls, rows: Sequence[Mapping[str, str]]) -> ContextColumns:
+    def from_rows(
+        cls, rows: Sequence[Mapping[str, str]], *, source: str = "rows"
+    ) -> ContextColumns:
         """Columns from the rows of a scored table (dictionaries of strings, as from
-        :class:`csv.DictReader`), through :meth:`from_scored`."""
+        :class:`csv.DictReader`), through :meth:`from_scored`; ``source`` names the rows in
+        problems (``rows: row 3``)."""
         # csv.DictReader keys a row's surplus fields by None: not a column
         names = {k: None for k in itertools.chain.from_iterable(rows) if k is not None}
         return cls.from_columns(
-            {name: [row.get(name) for row in rows] for name in names}, len(rows)
+            {name: [row.get(name) for row in rows] for name in names}, len(rows), source=source
+        )
+
+    @classmethod
+    def from_row(
+        cls,
+        row: Mapping[str, str],
+        previous: Mapping[str, str] | None = None,
+        *,
+        where: str = "scored row",
+    ) -> ContextColumns:
+        """One row of a scored table as columns of one, with ``previous`` (the patient's
+        previous row, if any) as its previous assessment: each is a table of one, checked by
+        :meth:`from_rows` like any other (problems located ``where: row 1`` and
+        ``where (previous): row 1``, every problem of both at once)."""
+        tables: list[ContextColumns] = []
+        failed: list[ValidationError] = []
+        given = [(where, row)] + ([(f"{where} (previous)", previous)] if previous else [])
+        for source, one in given:
+            try:
+                tables.append(cls.from_rows([one], source=source))
+            except ValidationError as exc:
+                failed.append(exc)
+        if len(failed) == 1:
+            raise failed[0]
+        if failed:
+            problems = [p for exc in failed for p in exc.problems]
+            raise type(failed[0])(
+                f"{where}: {len(problems)} problem(s) in the scored table", problems
+            )
+        current, *before = tables
+        return current.after(before[0]) if before else current
+
+    def after(self, before: ContextColumns) -> ContextColumns:
+        """These rows with ``before``'s rows (row for row) as their previous assessments, where
+        those have a score or a level — the link :meth:`from_scored` makes within a table."""
+        has_score = before.scored & (~np.isnan(before.score) | (before.level > 0))
+        return attrs.evolve(
+            self,
+            previous_score=np.where(has_score, before.score, np.nan),
+            previous_level=np.where(has_score, before.level, 0).astype(np.int8),
         )
 
     @classmethod
     def from_columns(
-        cls, table: Mapping[str, Sequence[str | None] | Strs], n: int | None = None
+        cls,
+        table: Mapping[str, Sequence[str | None] | Strs],
+        n: int | None = None,
+        *,
+        source: str = "rows",
     ) -> ContextColumns:
         """:meth:`from_rows` for a table held as columns of text (lists or string arrays, equal
         lengths; ``None`` or ``""`` where empty) — what a columnar reader has in hand."""
@@ -292,7 +353,7 @@ class ContextColumns:
         arrays = {name: strings(values) for name, values in table.items()}
         if not arrays:  # no column at all: an empty table of the required columns
             arrays = {name: pa.array([""] * n, pa.string()) for name in _EMPTY_TABLE}
-        return cls.from_scored(ScoredTable.from_arrow(pa.table(arrays), source="rows"))
+        return cls.from_scored(ScoredTable.from_arrow(pa.table(arrays), source=source))
 
     @classmethod
     def from_scored(cls, table: ScoredTable) -> ContextColumns:

@@ -2,8 +2,9 @@
 
 A :class:`Context` is built either from objects (an :class:`~pamlib.assessment.Assessment`, its
 :class:`~pamlib.results.ScoreResult` and optionally the previous result) or from one row of a
-scored table as ``pamlib score`` writes it (every value a string). Both routes give equal
-contexts for the same facts, so a rule behaves the same in a service and over a CSV export.
+scored table as ``pamlib score`` writes it (every value a string; read as a table of one, by
+the table's own checks). Both routes give equal contexts for the same facts, so a rule behaves
+the same in a service and over a CSV export.
 
 Scores are held *as reported*: rounded to one decimal, half away from zero — the same rounding
 that decides the level — so a rule's ``score.max = 47.0`` agrees with level 1.
@@ -20,7 +21,6 @@ from typing import TYPE_CHECKING, Literal
 
 import attrs
 
-from pamlib.errors import Problem, ValidationError
 from pamlib.levels import ActivationLevel, round_half_away
 from pamlib.results import SCORED_TABLE_COLUMNS
 
@@ -59,8 +59,6 @@ _NOT_ATTRIBUTES = frozenset(
     }
 )
 _FLAG_SPLIT = re.compile(r"[;,|\s]+")
-_TRUE = frozenset({"true", "1", "yes", "y", "t"})
-_FALSE = frozenset({"false", "0", "no", "n", "f", ""})
 
 #: The built-in demonstration provider's id: its scores are never PAM scores.
 DEMO_PROVIDER = "demo"
@@ -250,64 +248,22 @@ class Context:
         row: Mapping[str, str],
         previous: Mapping[str, str] | None = None,
         *,
-        where: str = "row",
+        where: str = "scored row",
     ) -> Context:
         """The context of one row of a scored table (values are strings, as in a CSV file).
 
-        Columns: the :data:`STANDARD_COLUMNS`, then optional ``site`` and ``language``; any
-        other extra column is an attribute (empty cells are left out; identifier columns such
-        as ``nhs_number`` never are attributes). ``previous`` is the patient's previous row.
-        Problems name ``where`` and the column, never a value.
+        A batch of one: the row is checked and read as every scored table is
+        (:meth:`ContextColumns.from_row <pamlib.tailoring.columns.ContextColumns.from_row>`),
+        so it needs what a table's row needs (a patient key, an ISO date, a status of
+        ``scored`` or ``not-scored``) and a bad row gets the table's problems, located
+        ``where: row 1``, never quoting a value. Columns: the :data:`STANDARD_COLUMNS`, then
+        optional ``site`` and ``language``; any other extra column is an attribute (empty
+        cells are left out; identifier columns such as ``nhs_number`` never are attributes).
+        ``previous`` is the patient's previous row.
         """
-        problems: list[Problem] = []
-        current = _parse_row(row, where, problems)
-        before = _parse_row(previous, f"{where} (previous)", problems) if previous else None
-        if problems:
-            raise ValidationError("invalid scored row", problems)
-        attributes = {
-            name: value.strip()
-            for name, value in row.items()
-            if name is not None
-            and name not in STANDARD_COLUMNS
-            and name not in _CONTEXT_COLUMNS
-            and name not in _NOT_ATTRIBUTES
-            and value is not None
-            and value.strip()
-        }
-        reason = _text(row.get("reason")) or _text(row.get("reason_code"))
-        return cls(
-            assessment_id=(row.get("assessment_id") or "").strip(),
-            scored=current.scored,
-            score=current.score,
-            level=current.level,
-            previous_score=before.score if before and before.scored else None,
-            previous_level=before.level if before and before.scored else None,
-            assessed_on=current.assessed_on,
-            instrument=_text(row.get("instrument")),
-            site=_text(row.get("site")),
-            language=_text(row.get("language")),
-            flags=current.flags,
-            attributes=attributes,
-            cutpoint_set=_text(row.get("cutpoint_set")),
-            not_scored_reason=None if current.scored else reason,
-        )
+        from pamlib.tailoring.columns import ContextColumns
 
-
-def _conflict_message(columns: tuple[str, ...]) -> str:
-    """Why a row is refused when its columns disagree about demonstration scores."""
-    return (
-        f"the demo column says false but {', '.join(columns[1:])} say(s) these are "
-        "demonstration scores (NOT PAM): fix the table rather than report them unmarked"
-    )
-
-
-@attrs.frozen
-class _Parsed:
-    scored: bool
-    score: float | None
-    level: ActivationLevel | None
-    assessed_on: dt.date | None
-    flags: frozenset[str]
+        return ContextColumns.from_row(row, previous, where=where).context(0)
 
 
 def _text(value: str | None) -> str | None:
@@ -321,62 +277,3 @@ def parse_date(value: str | None) -> dt.date | None:
     if not text:
         return None
     return dt.date.fromisoformat(text[:10])
-
-
-def _parse_assessed_on(value: str | None, where: str, problems: list[Problem]) -> dt.date | None:
-    try:
-        return parse_date(value)
-    except ValueError:
-        problems.append(Problem(f"{where}: assessed_on", "date", "assessed_on is not an ISO date"))
-        return None
-
-
-def _parse_row(row: Mapping[str, str], where: str, problems: list[Problem]) -> _Parsed:
-    status = (row.get("status") or "").strip().lower()
-    score: float | None = None
-    level: ActivationLevel | None = None
-    assessed_on: dt.date | None = None
-    text = (row.get("score") or "").strip()
-    if text and text.lower() not in {"nan", "na"}:
-        try:
-            score = float(text)
-        except ValueError:
-            problems.append(Problem(f"{where}: score", "number", "score is not a number"))
-        else:
-            if not 0.0 <= score <= 100.0:
-                problems.append(Problem(f"{where}: score", "range", "score is outside 0–100"))
-    text = (row.get("level") or "").strip().lower().removeprefix("level-").removeprefix("level ")
-    if text and text != "0":
-        try:
-            level = ActivationLevel(int(text))
-        except ValueError:
-            problems.append(Problem(f"{where}: level", "level", "level is not 1, 2, 3 or 4"))
-    assessed_on = _parse_assessed_on(row.get("assessed_on"), where, problems)
-    demo = (row.get("demo") or "").strip().lower()
-    if demo not in _TRUE and demo not in _FALSE:
-        problems.append(Problem(f"{where}: demo", "boolean", "demo is not true or false"))
-    flags = {f for f in _FLAG_SPLIT.split((row.get("flags") or "").strip().lower()) if f}
-    is_demo, conflict = demo_evidence(
-        True if demo in _TRUE else (False if demo else None),
-        row.get("flags"),
-        row.get("provider"),
-        row.get("calibration_id"),
-    )
-    if conflict:
-        problems.append(Problem(f"{where}: demo", "demo-conflict", _conflict_message(conflict)))
-    if is_demo:
-        flags.add("demo")
-    if status == "scored":
-        scored = True
-    elif not status:
-        scored = (
-            score is not None or level is not None or bool((row.get("raw_score") or "").strip())
-        )
-    elif status in {"not-scored", "not_scored", "not scored"}:
-        scored = False
-    else:
-        problems.append(Problem(f"{where}: status", "status", "status is not scored/not-scored"))
-        scored = False
-    if not scored:
-        score, level = None, None
-    return _Parsed(scored, score, level, assessed_on, frozenset(flags))

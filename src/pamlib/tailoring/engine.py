@@ -19,9 +19,10 @@ given in**:
 
 A suppressed pathway's settings and notes go with it. Evaluation is always over columns:
 :meth:`Engine.evaluate_columns` and :meth:`Engine.table_columns` evaluate file rules' conditions
-as masks over :class:`~pamlib.tailoring.columns.ContextColumns` and decide once per distinct
-combination of matching rules (and Python rules' answers); :meth:`Engine.evaluate` is a batch of
-one through the same code.
+as masks over :class:`~pamlib.tailoring.columns.ContextColumns` — every rule's ``when`` and
+``unless`` compiled once per engine into one ``ConditionPlan`` — and decide once per distinct
+combination of matching rules (and Python rules' answers), remembering decisions between calls;
+:meth:`Engine.evaluate` is a batch of one through the same code.
 
 Every action leaves a :class:`~pamlib.pathways.RuleTrace`; an action that lost names the rule
 that beat it in ``overridden_by``. An outcome without recommendations always says why, in
@@ -32,7 +33,7 @@ from __future__ import annotations
 
 import os
 import pickle
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -65,6 +66,7 @@ if TYPE_CHECKING:
 
     from pamlib.plugins import PluginHost
     from pamlib.tailoring.columns import ContextColumns
+    from pamlib.tailoring._conditions import ConditionPlan
 
 __all__ = ["Engine", "build_engine", "explain", "outcome_columns", "suppression_warnings"]
 
@@ -132,6 +134,28 @@ class _Decision:
     months: int | None
 
 
+#: How many distinct decisions an engine remembers between calls.
+_DECISIONS_KEPT = 4096
+
+
+@attrs.frozen(eq=False)
+class _Plan:
+    """What evaluation needs of an engine's rules, worked out once: file rules and Python
+    rules with their places, and every ``when`` then every ``unless`` as one condition plan
+    (``unless[m]`` is the file rule the ``m``-th ``unless`` belongs to)."""
+
+    files: list[tuple[int, FileRule]]
+    python: list[tuple[int, Rule]]
+    conditions: ConditionPlan
+    unless: npt.NDArray[np.intp]
+
+
+def _intp(values: list[int]) -> npt.NDArray[np.intp]:
+    import numpy as np
+
+    return np.array(values, dtype=np.intp)
+
+
 class Engine:
     """A checked set of rules and pathways, ready to evaluate contexts.
 
@@ -194,8 +218,37 @@ class Engine:
         self.sources: Mapping[str, str] = {
             r.id: (sources or {}).get(r.id) or _source_of(r) for r in self.rules
         }
+        self._compiled: _Plan | None = None
+        self._decisions: dict[Hashable, _Decision] = {}
 
     # -- evaluation ------------------------------------------------------------------------
+
+    def _plan(self) -> _Plan:
+        """Every file rule's ``when`` and ``unless`` compiled into one
+        ``ConditionPlan``, built on first use."""
+        plan = self._compiled
+        if plan is None:
+            from pamlib.tailoring._conditions import ConditionPlan
+
+            files = [(j, r) for j, r in enumerate(self.rules) if isinstance(r, FileRule)]
+            unless = [(k, r.unless) for k, (_, r) in enumerate(files) if r.unless is not None]
+            plan = self._compiled = _Plan(
+                files=files,
+                python=[(j, r) for j, r in enumerate(self.rules) if not isinstance(r, FileRule)],
+                conditions=ConditionPlan.of([r.when for _, r in files] + [c for _, c in unless]),
+                unless=_intp([k for k, _ in unless]),
+            )
+        return plan
+
+    def _remember(self, key: Hashable, decision: _Decision) -> _Decision:
+        """Keep ``decision`` for ``key`` (what decides it: the matching file rules, the Python
+        rules' answers and the facts a "no pathway" reason quotes), without an assessment id;
+        a bounded memory, emptied when full."""
+        if len(self._decisions) >= _DECISIONS_KEPT:
+            self._decisions.clear()
+        decision = attrs.evolve(decision, outcome=attrs.evolve(decision.outcome, assessment_id=""))
+        self._decisions[key] = decision
+        return decision
 
     def evaluate(self, context: Context) -> TailoringOutcome:
         """Tailor one assessment: recommendations, suppressions, settings, notes, reassessment
@@ -388,14 +441,12 @@ class Engine:
         from pamlib.tailoring.columns import add_months_array
 
         n = len(cols)
-        files = [(j, r) for j, r in enumerate(self.rules) if isinstance(r, FileRule)]
-        python = [(j, r) for j, r in enumerate(self.rules) if not isinstance(r, FileRule)]
-        matched = np.zeros((n, len(files)), dtype=np.bool_)
-        for k, (_, rule) in enumerate(files):
-            mask = rule.when.mask(cols)
-            if rule.unless is not None:
-                mask &= ~rule.unless.mask(cols)
-            matched[:, k] = mask
+        plan = self._plan()
+        files, python = plan.files, plan.python
+        masks = plan.conditions.masks(cols)
+        matched = masks[: len(files)]
+        if len(plan.unless):
+            matched[plan.unless] &= ~masks[len(files) :]
         answers: list[tuple[tuple[Action, ...] | None, ...]] = []
         answer_ids = np.zeros(n, dtype=np.int64)
         if python:
@@ -410,19 +461,29 @@ class Engine:
             dtype=np.int64,
             count=n,
         )
-        first, inverse = _groups(
-            [*np.packbits(matched, axis=1).T, cols.scored, cols.level, reasons, answer_ids], n
-        )
+        packed = np.packbits(matched, axis=0)
+        first, inverse = _groups([*packed, cols.scored, cols.level, reasons, answer_ids], n)
+        reason_texts = list(reason_ids)
         decisions = []
         for i in first.tolist():
-            results: list[tuple[Action, ...] | None] = [None] * len(self.rules)
-            for k, (j, rule) in enumerate(files):
-                results[j] = rule.then if matched[i, k] else None
-            if python:
-                for (j, _), answer in zip(python, answers[answer_ids[i]], strict=True):
-                    results[j] = answer
-            context = cols.context(i) if contexts is None else contexts[i]
-            decisions.append(self._decide(context, results))
+            key = (
+                packed[:, i].tobytes(),
+                bool(cols.scored[i]),
+                int(cols.level[i]),
+                reason_texts[reasons[i]],
+                answers[answer_ids[i]] if python else (),
+            )
+            decision = self._decisions.get(key)
+            if decision is None:
+                results: list[tuple[Action, ...] | None] = [None] * len(self.rules)
+                for k, (j, rule) in enumerate(files):
+                    results[j] = rule.then if matched[k, i] else None
+                if python:
+                    for (j, _), answer in zip(python, answers[answer_ids[i]], strict=True):
+                        results[j] = answer
+                context = cols.context(i) if contexts is None else contexts[i]
+                decision = self._remember(key, self._decide(context, results))
+            decisions.append(decision)
         months = np.array([-1 if d.months is None else d.months for d in decisions], dtype=np.int64)
         row_months = months[inverse] if n else np.zeros(0, dtype=np.int64)
         default = np.where(cols.scored, self.policy.interval_months, -1)
