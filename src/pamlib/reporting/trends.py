@@ -26,6 +26,7 @@ import attrs
 import numpy as np
 from numpy.typing import NDArray
 
+from pamlib.reporting.columns import sorted_unique
 from pamlib.reporting.trajectories import Trajectories
 
 __all__ = [
@@ -117,17 +118,21 @@ def _add_kind(
 def trend_figures(traj: Trajectories) -> TrendFigures:
     """The trend figures of a cohort's assessments (see the module's docstring)."""
     columns = traj.columns
-    usable = np.flatnonzero(columns.usable)
+    usable = np.flatnonzero(columns.usable).astype(np.int32)
     baseline = traj.baseline_row[traj.has_baseline]
-    codes = quarter_codes(columns.assessed_on)
-    distinct = np.unique(codes[usable])  # every baseline is a usable assessment
+    # Only the rows counted are converted: whole-table 64-bit copies would cost more memory
+    # than the table holds.
+    distinct = sorted_unique(quarter_codes(columns.assessed_on[usable]))  # baselines are usable
     out = TrendFigures(quarters=tuple(quarter_label(int(c)) for c in distinct.tolist()))
     size = len(distinct)
-    level = columns.level.astype(np.int64)
-    tenths = columns.score_tenths
     for kind, rows in (("all", usable), ("baseline", baseline)):
-        quarter = np.searchsorted(distinct, codes[rows]).astype(np.int64)
-        _add_kind(out, kind, quarter=quarter, level=level[rows], tenths=tenths[rows], size=size)
+        quarter = np.searchsorted(distinct, quarter_codes(columns.assessed_on[rows]))
+        tenths = np.rint(np.nan_to_num(columns.score[rows], nan=0.0) * 10).astype(np.int64)
+        level = columns.level[rows].astype(np.int64)
+        _add_kind(
+            out, kind, quarter=quarter.astype(np.int64), level=level, tenths=tenths, size=size
+        )
+        del quarter, tenths, level
     # The baseline quarters add up to the cohort's baseline figures.
     quarters: Sequence[str] = out.quarters
     if quarters:
