@@ -154,3 +154,37 @@ def test_a_file_concatenated_twice_is_counted_as_the_whole_table_counts_it(
         list(ScoredTable.read_blocks(path, block_rows=16))
     assert str(blocks.value) == str(whole.value)
     assert f"{len(rows)} problem(s)" in str(blocks.value)
+
+
+@settings(
+    max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    seed=st.integers(0, 10_000),
+    row_group=st.sampled_from([5, 64, 10_000]),
+    block_rows=st.sampled_from([1, 7, 50]),
+)
+def test_a_parquet_file_reports_alike_whatever_its_row_groups_and_blocks(
+    make_cohort: MakeCohort,
+    tmp_path_factory: pytest.TempPathFactory,
+    seed: int,
+    row_group: int,
+    block_rows: int,
+) -> None:
+    """Parquet is decoded a batch at a time, patients are keyed per block and linked over the
+    whole file: block size, row groups and the order of rows change nothing, and ties on a day
+    (a patient's rows in several blocks) are broken as for the whole table."""
+    rows = make_cohort(seed=seed, n_patients=30)
+    rows += [dict(rows[0], assessment_id=f"{rows[0]['assessment_id']}-same-day")]
+    rows = rows[seed % 5 :] + rows[: seed % 5]  # a patient's rows at both ends
+    folder = tmp_path_factory.mktemp("parquet")
+    table = ScoredTable.read(_write_csv(rows, folder / "s.csv"))
+    pq.write_table(table.to_arrow(), folder / "s.parquet", row_group_size=row_group)
+    config = ReportConfig(group_by="site")
+    whole = build_report(table, config)
+    small = build_report(load_scored(folder / "s.parquet", block_rows=block_rows), config)
+    default = build_report(folder / "s.parquet", config)
+    for report in (small, default):
+        assert _figures(report) == _figures(whole)
+        assert _patients_csv(report) == _patients_csv(whole)
+        assert patients_table(report).equals(patients_table(whole))

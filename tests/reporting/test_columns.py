@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pamlib.errors import ConfigurationError, FormatError
 from pamlib.reporting import (
@@ -212,3 +214,36 @@ def test_identifier_names_are_refused_before_any_data_is_read(make_row: MakeRow,
     columns = ScoredColumns.from_rows([make_row("p", "2024-01-10", 40.0, **{name: "x"})])
     with pytest.raises(IdentifyingColumnError, match="it identifies patients"):
         columns.column(name)
+
+
+@given(
+    keys=st.lists(st.sampled_from(["p1", "p2", "p10", "", "é", "P1"]), max_size=30),
+    extra=st.lists(st.sampled_from(["p1", "zz", "", "q"]), max_size=4),
+)
+def test_factorize_text_of_a_dictionary_is_that_of_its_strings(
+    keys: list[str], extra: list[str]
+) -> None:
+    """A dictionary may repeat a string or hold one no row uses (patient keys are kept
+    dictionary-encoded): the distinct strings and codes are those of the plain strings."""
+    import pyarrow as pa
+
+    from pamlib.reporting._columns import factorize_text
+
+    plain = pa.array(keys, pa.string())
+    dictionary = list(dict.fromkeys(keys)) + extra + keys[:2]  # unused and repeated entries
+    position = {k: i for i, k in reversed(list(enumerate(dictionary)))}
+    encoded = pa.DictionaryArray.from_arrays(
+        pa.array([position[k] for k in keys], pa.int32()), pa.array(dictionary, pa.string())
+    )
+    want_distinct, want_codes = factorize_text(plain)
+    distinct, codes = factorize_text(encoded)
+    assert distinct.to_pylist() == want_distinct.to_pylist() == sorted(set(keys))
+    assert codes.tolist() == want_codes.tolist()
+
+
+@given(st.lists(st.integers(-(2**40), 2**40), max_size=50))
+def test_sorted_unique_is_numpy_unique(values: list[int]) -> None:
+    from pamlib.reporting._columns import sorted_unique
+
+    array = np.array(values, dtype=np.int64)
+    assert sorted_unique(array).tolist() == np.unique(array).tolist()

@@ -27,6 +27,7 @@ from numpy.typing import NDArray
 
 from pamlib.errors import ConfigurationError
 from pamlib.reporting._privacy import check_name, is_identifier_name
+from pamlib.tables.scored import BLOCK_ROWS, release_freed_memory
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -53,18 +54,42 @@ def factorize(values: TextArray) -> tuple[TextArray, NDArray[np.int64]]:
     return distinct.astype(object), codes.astype(np.int64).reshape(-1)
 
 
+def sorted_unique(values: NDArray[Any]) -> NDArray[Any]:
+    """``np.unique(values)`` for a large array of numbers, by sorting: NumPy 2.4 finds the
+    distinct values of such an array by hashing, which is up to a hundred times slower for the
+    codes a report makes (seconds for a million)."""
+    ordered = np.sort(values.reshape(-1))
+    keep = np.ones(len(ordered), dtype=np.bool_)
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    return ordered[keep]
+
+
 def factorize_text(values: pa.Array) -> tuple[pa.Array, NDArray[np.int64]]:
-    """:func:`factorize` for an Arrow string array: sorted distinct strings (Arrow) and each
-    value's index among them, hashed and sorted by Arrow with no Python object per row."""
+    """:func:`factorize` for an Arrow string array, plain or dictionary-encoded: sorted
+    distinct strings (Arrow) and each value's index among them, hashed and sorted by Arrow
+    with no Python object per row."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    encoded = pc.dictionary_encode(values)
-    order = np.asarray(pc.array_sort_indices(encoded.dictionary), dtype=np.int64)
+    encoded = values if pa.types.is_dictionary(values.type) else pc.dictionary_encode(values)
+    dictionary = encoded.dictionary
+    order = np.asarray(pc.array_sort_indices(dictionary), dtype=np.int64)
+    ordered = dictionary.take(pa.array(order))
+    # A dictionary given may repeat a string or hold one no row uses: one code per distinct
+    # string that occurs.
     rank = np.empty(len(order), dtype=np.int64)
-    rank[order] = np.arange(len(order), dtype=np.int64)
-    codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
-    return encoded.dictionary.take(pa.array(order)), rank[codes]
+    if len(order) > 1:
+        repeats = np.asarray(pc.equal(ordered.slice(1), ordered.slice(0, len(order) - 1)))
+        rank[order] = np.concatenate(([0], np.cumsum(~repeats)))
+    else:
+        rank[order] = np.arange(len(order), dtype=np.int64)
+    codes = rank[np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.intp)]
+    firsts = np.flatnonzero(np.concatenate(([True], rank[order][1:] != rank[order][:-1])))
+    used = np.bincount(codes, minlength=len(firsts)) > 0
+    if not used.all():
+        renumber = np.cumsum(used) - 1
+        codes, firsts = renumber[codes], firsts[used]
+    return ordered.take(pa.array(firsts)), codes
 
 
 def _text_array(values: Iterable[str]) -> TextArray:
@@ -84,6 +109,24 @@ def _as_text(value: object) -> str:
     if isinstance(value, dt.date):
         return value.isoformat()
     return str(value)
+
+
+def _arrow_keys(values: Any) -> pa.Array:
+    """Patient keys as :func:`_arrow_text` makes them, or kept dictionary-encoded when they
+    come so: four bytes a row and each patient's key once, where plain strings take a dozen
+    bytes a row."""
+    import pyarrow as pa
+
+    if isinstance(values, pa.ChunkedArray) and values.num_chunks == 1:
+        values = values.chunk(0)
+    if (
+        isinstance(values, pa.DictionaryArray)
+        and pa.types.is_string(values.type.value_type)
+        and not values.null_count
+        and not values.dictionary.null_count
+    ):
+        return values
+    return _arrow_text(values)
 
 
 def _arrow_text(values: Any) -> pa.Array:
@@ -122,7 +165,7 @@ class ScoredColumns:
     """
 
     assessment_id: pa.Array = attrs.field(converter=_arrow_text)
-    patient_id: pa.Array = attrs.field(converter=_arrow_text)
+    patient_id: pa.Array = attrs.field(converter=_arrow_keys)
     assessed_on: NDArray[np.datetime64]
     scored: NDArray[np.bool_]
     score: NDArray[np.float64]
@@ -187,10 +230,11 @@ class ScoredColumns:
             f"no column {name!r} to group by; available: {', '.join(available) or 'none'}"
         )
 
-    def column_codes(self, name: str) -> tuple[TextArray, NDArray[np.intp]]:
-        """A column factorized: its sorted distinct strings and each row's index among them,
-        checked as :meth:`column` checks it. Cheaper than :meth:`column` for a table read
-        block by block, which keeps its text columns this way."""
+    def column_codes(self, name: str) -> tuple[TextArray, NDArray[np.signedinteger[Any]]]:
+        """A column factorized: its sorted distinct strings and each row's index among them
+        (in the smallest integer type that holds them), checked as :meth:`column` checks it.
+        Cheaper than :meth:`column` for a table read block by block, which keeps its text
+        columns this way."""
         if isinstance(self.text, _BlockText):
             check_name(name)
             if name not in self.text:
@@ -270,6 +314,7 @@ class ScoredColumns:
         column that is not an identifier); names the table does not have are skipped, and an
         identifier is an error."""
         import pyarrow as pa
+        import pyarrow.compute as pc
 
         wanted = None if text is None else list(dict.fromkeys(text))
         available: list[str] = []
@@ -293,6 +338,9 @@ class ScoredColumns:
                 kept[name].append(_small_codes(block.column(name)))
             for name, found in chunks.items():
                 found.append(getattr(part, name))
+            # Each patient's key once a block (a patient's assessments are mostly near one
+            # another), and a small code a row.
+            chunks["patient_id"][-1] = pc.dictionary_encode(part.patient_id)
             private_nhs_keys |= part.private_nhs_keys
             n += len(block)
 
@@ -302,17 +350,14 @@ class ScoredColumns:
             parts = chunks.pop(name)
             if parts and isinstance(parts[0], np.ndarray):
                 return np.concatenate(parts)
+            if name == "patient_id" and parts:
+                parts = pa.chunked_array(parts).unify_dictionaries().chunks
             return pa.concat_arrays(parts) if parts else pa.array([], pa.string())
 
+        fields = {name: joined(name) for name in _ROW_FIELDS}
+        release_freed_memory()  # the blocks' memory, before the report needs more
         return cls(
-            assessment_id=joined("assessment_id"),
-            patient_id=joined("patient_id"),
-            assessed_on=joined("assessed_on"),
-            scored=joined("scored"),
-            score=joined("score"),
-            level=joined("level"),
-            flags=joined("flags"),
-            demo=joined("demo"),
+            **fields,
             text=_BlockText(kept, available),
             private_nhs_keys=private_nhs_keys,
         )
@@ -415,16 +460,17 @@ class _BlockText(Mapping[str, TextArray]):
         #: Every text column of the table, kept or not (named in errors).
         self.available = available
 
-    def codes(self, name: str) -> tuple[TextArray, NDArray[np.intp]]:
+    def codes(self, name: str) -> tuple[TextArray, NDArray[np.signedinteger[Any]]]:
         parts = self._blocks[name]
         if not parts:
             return np.empty(0, dtype=object), np.zeros(0, dtype=np.intp)
         distinct, where = factorize(np.concatenate([d for d, _ in parts]))
+        kind = _code_type(len(distinct))
         out, start = [], 0
         for block_distinct, codes in parts:
-            out.append(where[start : start + len(block_distinct)][codes])
+            out.append(where[start : start + len(block_distinct)].astype(kind)[codes])
             start += len(block_distinct)
-        return distinct, np.concatenate(out).astype(np.intp)
+        return distinct, np.concatenate(out)
 
     def __getitem__(self, name: str) -> TextArray:
         distinct, codes = self.codes(name)
@@ -442,15 +488,19 @@ def _small_codes(column: Any) -> tuple[TextArray, NDArray[Any]]:
     encoded = _dictionary(column)
     distinct = np.asarray(encoded.dictionary.to_numpy(zero_copy_only=False), dtype=object)
     codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False))
-    kind = np.int8 if len(distinct) <= 127 else np.int16 if len(distinct) <= 32767 else np.int32
-    return distinct, codes.astype(kind)
+    return distinct, codes.astype(_code_type(len(distinct)))
+
+
+def _code_type(n_distinct: int) -> type[np.signedinteger[Any]]:
+    """The smallest integer type that numbers ``n_distinct`` values."""
+    return np.int8 if n_distinct <= 127 else np.int16 if n_distinct <= 32767 else np.int32
 
 
 def load_scored(
     path: str | os.PathLike[str],
     *,
     text: Iterable[str] | None = None,
-    block_rows: int = 1_000_000,
+    block_rows: int = BLOCK_ROWS,
 ) -> ScoredColumns:
     """Read a scored table from CSV, Parquet (``.parquet``, ``.pq``) or JSON Lines (``.jsonl``,
     ``.ndjson``, ``.json``) — every format ``pamlib score`` writes — checked as

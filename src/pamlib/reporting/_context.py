@@ -24,9 +24,9 @@ import attrs
 import numpy as np
 
 from pamlib._version import __version__
-from pamlib.reporting._columns import ScoredColumns, TextArray
+from pamlib.reporting._columns import ScoredColumns, TextArray, sorted_unique
 from pamlib.reporting._config import ReportConfig
-from pamlib.reporting._privacy import check_groups
+from pamlib.reporting._privacy import MIN_SINGLETON_GROUPS, check_groups
 from pamlib.reporting._trajectories import Trajectories
 
 _CHUNK = 1 << 20
@@ -125,22 +125,30 @@ def _listed(
     if not present or not rows.any():
         return []
     n_patients = max(len(trajectories), 1)
-    patient = trajectories.row_patient[rows]
+    absent = (np.array([""], dtype=object), np.zeros(len(rows), dtype=np.intp))
     coded = {name: columns.column_codes(name) for name in present}
+    single = True
     for name, (_, codes) in coded.items():
-        used, among_used = np.unique(codes[rows], return_inverse=True)
-        value_patient = np.unique(among_used.reshape(-1) * n_patients + patient)
+        used = sorted_unique(codes[rows])
+        single &= len(used) == 1
+        if len(used) < MIN_SINGLETON_GROUPS:  # too few values to be identifiers: no check
+            continue
+        among_used = np.searchsorted(used, codes[rows]).astype(np.int64)
+        value_patient = sorted_unique(among_used * n_patients + trajectories.row_patient[rows])
+        del among_used
         check_groups(name, value_patient // n_patients, len(used), use="list the values of")
+    if single:  # one value each (one provider, one calibration): one tuple, no pass
+        first = int(np.argmax(rows))
+        return [tuple(str(d[c[first]]) for d, c in (coded.get(n, absent) for n in names))]
     # One integer per row for the value tuple; each distinct tuple is listed once.
     combined = np.zeros(int(rows.sum()), dtype=np.int64)
     values: list[TextArray] = []
-    absent = (np.array([""], dtype=object), np.zeros(len(rows), dtype=np.intp))
     for name in names:
         distinct, codes = coded.get(name, absent)
         values.append(distinct)
         combined = combined * len(distinct) + codes[rows]
     tuples = []
-    for found in np.unique(combined).tolist():
+    for found in sorted_unique(combined).tolist():
         parts, code = [], found
         for distinct in reversed(values):
             code, k = divmod(code, len(distinct))

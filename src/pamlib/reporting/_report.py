@@ -32,6 +32,7 @@ from pamlib.reporting._summary import CohortSummary, summarise
 from pamlib.reporting._suppression import suppress
 from pamlib.reporting._trajectories import CLASSIFICATION_CODES, Trajectories, link_trajectories
 from pamlib.reporting.trends import trend_quarters, trends_json
+from pamlib.tables.scored import release_freed_memory
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -143,6 +144,7 @@ def build_report(
     if config.group_by is not None:
         columns.column(config.group_by)  # fail early on an unknown column
     trajectories = link_trajectories(columns, config)
+    release_freed_memory()  # what linking sorted with, before the figures need more
     measure = nqf2483(trajectories)
     figures = summarise(trajectories, measure, config)
     # The context lists provider, calibration and cut-point values: they must not be
@@ -240,17 +242,17 @@ def patients_table(report: CohortReport) -> pa.Table:
     traj, cols = report.trajectories, report.columns
     has_b, has_f = traj.has_baseline, traj.has_followup
 
-    def ids(rows: NDArray[np.int64], present: NDArray[np.bool_]) -> pa.Array:
+    def ids(rows: NDArray[np.signedinteger[Any]], present: NDArray[np.bool_]) -> pa.Array:
         taken = cols.assessment_id.take(pa.array(np.maximum(rows, 0)))
         return pc.if_else(pa.array(present), taken, pa.scalar(None, pa.string()))
 
-    def days(rows: NDArray[np.int64], present: NDArray[np.bool_]) -> pa.Array:
+    def days(rows: NDArray[np.signedinteger[Any]], present: NDArray[np.bool_]) -> pa.Array:
         return pa.array(cols.assessed_on[np.maximum(rows, 0)], pa.date32(), mask=~present)
 
-    def points(tenths: NDArray[np.int64], present: NDArray[np.bool_]) -> pa.Array:
+    def points(tenths: NDArray[np.signedinteger[Any]], present: NDArray[np.bool_]) -> pa.Array:
         return pa.array(tenths / 10, pa.float64(), mask=~present)
 
-    def level(levels: NDArray[np.int64], present: NDArray[np.bool_]) -> pa.Array:
+    def level(levels: NDArray[np.signedinteger[Any]], present: NDArray[np.bool_]) -> pa.Array:
         return pa.array(levels.astype(np.int8), pa.int8(), mask=~present)
 
     patient_ids = traj.patient_id

@@ -37,7 +37,6 @@ import attrs
 import numpy as np
 from numpy.typing import NDArray
 
-from pamlib.reporting._columns import factorize
 from pamlib.reporting._config import NQF2483_GAIN_POINTS, ReportConfig
 from pamlib.reporting._measures import EXCLUSION_CODES, Nqf2483
 from pamlib.reporting._privacy import check_groups
@@ -229,7 +228,7 @@ class _Scopes:
         counts = np.bincount(self.codes[mask], minlength=self.size)
         return [int(c) for c in counts]
 
-    def total(self, mask: NDArray[np.bool_], x: NDArray[np.int64]) -> list[int]:
+    def total(self, mask: NDArray[np.bool_], x: NDArray[np.signedinteger[Any]]) -> list[int]:
         # Sums of integers below 2**53 are exact in float64; round() only drops the ".0".
         sums = np.bincount(self.codes[mask], weights=x[mask], minlength=self.size)
         return [round(float(s)) for s in sums]
@@ -330,7 +329,7 @@ def summarise(
     scoped = _figures(traj, measure, everyone, config)
     names: tuple[str, ...] = ()
     if config.group_by is not None:
-        distinct, codes = factorize(traj.group_values(config.group_by))
+        distinct, codes = traj.group_codes(config.group_by)
         check_groups(config.group_by, codes, len(distinct))  # never publish identifiers
         names = tuple(str(v) for v in distinct)
         by_group = _Scopes(codes=codes, size=len(names))

@@ -24,7 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import numpy as np
@@ -33,7 +33,13 @@ from numpy.typing import NDArray
 from pamlib._months import add_months as _add_months
 from pamlib._months import add_months_array
 from pamlib.errors import PamlibError
-from pamlib.reporting._columns import ScoredColumns, TextArray, factorize, factorize_text
+from pamlib.reporting._columns import (
+    ScoredColumns,
+    TextArray,
+    factorize,
+    factorize_text,
+    sorted_unique,
+)
 from pamlib.reporting._config import ReportConfig
 
 if TYPE_CHECKING:
@@ -108,14 +114,14 @@ class Trajectory:
         return (self.baseline.level, self.followup.level)
 
 
-def _run_starts(keys: NDArray[np.int64]) -> NDArray[np.bool_]:
+def _run_starts(keys: NDArray[Any]) -> NDArray[np.bool_]:
     """True where a run of equal keys begins."""
     starts = np.ones(len(keys), dtype=np.bool_)
     starts[1:] = keys[1:] != keys[:-1]
     return starts
 
 
-def _run_ends(keys: NDArray[np.int64]) -> NDArray[np.bool_]:
+def _run_ends(keys: NDArray[Any]) -> NDArray[np.bool_]:
     """True where a run of equal keys ends."""
     ends = np.ones(len(keys), dtype=np.bool_)
     ends[:-1] = keys[1:] != keys[:-1]
@@ -128,22 +134,23 @@ class Trajectories:
 
     ``baseline_row``/``followup_row`` index rows of ``columns``; ``-1`` means none.
     ``first_row`` is the patient's earliest assessment of any status. Levels (1–4) and scores
-    (in integer tenths of a point) at baseline and follow-up are 0 where there is none.
+    (in integer tenths of a point) at baseline and follow-up are 0 where there is none. Every
+    array is ``int32``: a cohort of ten million fits in half the memory.
     """
 
     columns: ScoredColumns
     config: ReportConfig
     #: Patient keys, sorted (an Arrow string array: identifiers, never printed).
     patient_id: pa.Array
-    row_patient: NDArray[np.int64]
-    n_assessments: NDArray[np.int64]
-    first_row: NDArray[np.int64]
-    baseline_row: NDArray[np.int64]
-    followup_row: NDArray[np.int64]
-    baseline_level: NDArray[np.int64]
-    followup_level: NDArray[np.int64]
-    baseline_tenths: NDArray[np.int64]
-    followup_tenths: NDArray[np.int64]
+    row_patient: NDArray[np.int32]
+    n_assessments: NDArray[np.int32]
+    first_row: NDArray[np.int32]
+    baseline_row: NDArray[np.int32]
+    followup_row: NDArray[np.int32]
+    baseline_level: NDArray[np.int32]
+    followup_level: NDArray[np.int32]
+    baseline_tenths: NDArray[np.int32]
+    followup_tenths: NDArray[np.int32]
 
     def __len__(self) -> int:
         return len(self.patient_id)
@@ -179,6 +186,15 @@ class Trajectories:
         distinct, codes = self.columns.column_codes(column)
         rows = np.where(self.has_baseline, self.baseline_row, self.first_row)
         return np.asarray(distinct[codes[rows]], dtype=object)
+
+    def group_codes(self, column: str) -> tuple[TextArray, NDArray[np.intp]]:
+        """:meth:`group_values` factorized: the sorted distinct values patients have and each
+        patient's index among them (no string made per patient)."""
+        distinct, codes = self.columns.column_codes(column)
+        rows = np.where(self.has_baseline, self.baseline_row, self.first_row)
+        chosen = codes[rows]
+        used = sorted_unique(chosen)
+        return distinct[used], np.searchsorted(used, chosen).astype(np.intp)
 
     def index_of(self, patient_id: str) -> int:
         """The position of a patient in these arrays."""
@@ -235,83 +251,111 @@ def _classify(change: NDArray[np.int64], threshold: int) -> NDArray[np.int64]:
     return np.where(change >= threshold, 1, np.where(change <= -threshold, 3, 2))
 
 
+def _time_order(
+    row_patient: NDArray[np.int32], days: NDArray[np.int64], columns: ScoredColumns
+) -> NDArray[np.int32]:
+    """Rows by patient, then day, then ``assessment_id``, then input order."""
+    n = len(days)
+    lo = int(days.min()) if n else 0
+    if n and int(days.max()) - lo < 2**32:
+        # One 64-bit key a row, sorted once: a lexsort of two keys takes twice the memory.
+        key = (row_patient.astype(np.int64) << 32) | (days - lo)
+        order = np.argsort(key, kind="stable").astype(np.int32)
+        del key
+    else:  # dates beyond any real one (NaT): rare, two keys
+        order = np.lexsort((days, row_patient)).astype(np.int32)
+    by_patient = row_patient[order]
+    day_sorted = days[order]
+    same = (by_patient[1:] == by_patient[:-1]) & (day_sorted[1:] == day_sorted[:-1])
+    del by_patient, day_sorted
+    if same.any():
+        # Same patient, same day (rare): those runs ordered by assessment_id, then input order
+        # (the sort is stable, so a run's rows are already in input order).
+        import pyarrow as pa
+
+        tied = np.zeros(n, dtype=np.bool_)
+        tied[1:] = same
+        tied[:-1] |= same
+        positions = np.flatnonzero(tied)
+        rows = order[positions]
+        ids = columns.assessment_id.take(pa.array(rows))
+        id_rank = factorize(np.asarray(ids.to_pylist(), dtype=object))[1]
+        continues = np.zeros(len(positions), dtype=np.bool_)  # the run of the row before
+        inner = positions > 0
+        continues[inner] = same[positions[inner] - 1]
+        run = np.cumsum(~continues)
+        order[positions] = rows[np.lexsort((id_rank, run))]
+    return order
+
+
 def link_trajectories(columns: ScoredColumns, config: ReportConfig | None = None) -> Trajectories:
     """Link each patient's assessments and choose baseline and follow-up (module rules)."""
     config = config or ReportConfig()
-    n = len(columns)
-    # Row positions and day numbers fit 32 bits: a cohort of ten million sorts and links in
-    # half the memory 64-bit intermediates would take.
-    index_type = np.int32 if n < 2**31 - 1 else np.int64
-    patients, row_patient = factorize_text(columns.patient_id)
-    days = columns.assessed_on.view(np.int64)  # day numbers, no copy
-    order = np.lexsort((days, row_patient)).astype(index_type)
-    by_patient = row_patient[order].astype(index_type)
-    day_sorted = days[order].astype(np.int32)
-    # Same patient, same day: order those rows by assessment_id (rare, so ranked only there).
-    same = (by_patient[1:] == by_patient[:-1]) & (day_sorted[1:] == day_sorted[:-1])
-    if same.any():
-        tied = np.zeros(n, dtype=np.bool_)
-        tied[order[1:][same]] = tied[order[:-1][same]] = True
-        id_rank = np.zeros(n, dtype=np.int64)
-        import pyarrow as pa
-
-        tied_ids = columns.assessment_id.filter(pa.array(tied))
-        id_rank[tied] = factorize(np.asarray(tied_ids.to_pylist(), dtype=object))[1]
-        order = np.lexsort((id_rank, days, row_patient)).astype(index_type)
-        by_patient = row_patient[order].astype(index_type)
-        day_sorted = days[order].astype(np.int32)
-
+    if len(columns) >= 2**31 - 1:
+        raise PamlibError("a report links at most 2,147,483,646 assessments at a time")
+    # Rows, patients and day numbers fit 32 bits: ten million assessments link in a few
+    # hundred MiB.
+    patients, codes = factorize_text(columns.patient_id)
+    row_patient = codes.astype(np.int32)
+    del codes
     n_patients = len(patients)
-    first_row = np.full(n_patients, -1, dtype=np.int64)
+    days = columns.assessed_on.view(np.int64)  # day numbers, no copy
+    order = _time_order(row_patient, days, columns)
+
+    by_patient = row_patient[order]
+    first_row = np.full(n_patients, -1, dtype=np.int32)
     starts = _run_starts(by_patient)
     first_row[by_patient[starts]] = order[starts]
+    del starts
 
-    usable = np.flatnonzero(columns.usable[order]).astype(index_type)
+    # Usable rows in time order, with their patients and rows.
+    usable = np.arange(len(order), dtype=np.int32)[columns.usable[order]]
     usable_patient = by_patient[usable]
-    baseline_pos = np.full(n_patients, -1, dtype=np.int64)
+    usable_row = order[usable]
+    del usable, by_patient, order
+
+    baseline_row = np.full(n_patients, -1, dtype=np.int32)
     starts = _run_starts(usable_patient)
-    baseline_pos[usable_patient[starts]] = usable[starts]
+    baseline_row[usable_patient[starts]] = usable_row[starts]
+    del starts
 
     baseline_day = np.full(n_patients, np.datetime64("NaT"), dtype="datetime64[D]")
-    has = baseline_pos >= 0
-    baseline_day[has] = columns.assessed_on[order[baseline_pos[has]]]
+    has = baseline_row >= 0
+    baseline_day[has] = columns.assessed_on[baseline_row[has]]
 
     def window_day(months: int) -> NDArray[np.int32]:
         # Per patient, as day numbers; a patient with no baseline has no usable rows.
         edge = add_months(baseline_day, months)
         return np.where(np.isnat(edge), 0, edge.view(np.int64)).astype(np.int32)
 
-    usable_day = day_sorted[usable]
+    usable_day = days[usable_row].astype(np.int32)
     in_window = usable_day >= window_day(config.min_months)[usable_patient]
     in_window &= usable_day <= window_day(config.max_months)[usable_patient]
-    del usable_day, usable_patient, day_sorted
+    del usable_day
 
-    candidates = usable[in_window]
-    candidate_patient = by_patient[candidates]
-    followup_pos = np.full(n_patients, -1, dtype=np.int64)
+    candidate_patient = usable_patient[in_window]
+    candidate_row = usable_row[in_window]
+    del usable_patient, usable_row, in_window
+    followup_row = np.full(n_patients, -1, dtype=np.int32)
     ends = _run_ends(candidate_patient)
-    followup_pos[candidate_patient[ends]] = candidates[ends]
-    del candidates, candidate_patient, usable, in_window, by_patient
+    followup_row[candidate_patient[ends]] = candidate_row[ends]
+    del candidate_patient, candidate_row, ends
 
-    def at(values: NDArray[np.int64], positions: NDArray[np.int64]) -> NDArray[np.int64]:
-        return np.where(positions >= 0, values[np.maximum(positions, 0)], 0)
+    def at(values: NDArray[Any], rows: NDArray[np.int32]) -> NDArray[np.int32]:
+        return np.where(rows >= 0, values[np.maximum(rows, 0)], 0).astype(np.int32)
 
-    baseline_row = np.where(baseline_pos >= 0, order[np.maximum(baseline_pos, 0)], -1)
-    followup_row = np.where(followup_pos >= 0, order[np.maximum(followup_pos, 0)], -1)
-    baseline_row, followup_row = baseline_row.astype(np.int64), followup_row.astype(np.int64)
-    del order
-    levels, tenths = columns.level.astype(np.int64), columns.score_tenths
+    tenths = columns.score_tenths
     return Trajectories(
         columns=columns,
         config=config,
         patient_id=patients,
         row_patient=row_patient,
-        n_assessments=np.bincount(row_patient, minlength=n_patients).astype(np.int64),
+        n_assessments=np.bincount(row_patient, minlength=n_patients).astype(np.int32),
         first_row=first_row,
         baseline_row=baseline_row,
         followup_row=followup_row,
-        baseline_level=at(levels, baseline_row),
-        followup_level=at(levels, followup_row),
+        baseline_level=at(columns.level, baseline_row),
+        followup_level=at(columns.level, followup_row),
         baseline_tenths=at(tenths, baseline_row),
         followup_tenths=at(tenths, followup_row),
     )

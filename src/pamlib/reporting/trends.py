@@ -26,6 +26,7 @@ import attrs
 import numpy as np
 from numpy.typing import NDArray
 
+from pamlib.reporting._columns import ScoredColumns, sorted_unique
 from pamlib.reporting._trajectories import Trajectories
 
 __all__ = [
@@ -88,14 +89,12 @@ def _add_kind(
     out: TrendFigures,
     kind: str,
     *,
-    quarter: NDArray[np.int64],
-    level: NDArray[np.int64],
-    tenths: NDArray[np.int64],
-    size: int,
+    counts: NDArray[np.float64],
 ) -> None:
-    n = np.bincount(quarter, minlength=size)
-    total = np.bincount(quarter, weights=tenths, minlength=size)
-    by_level = {lv: np.bincount(quarter[level == int(lv)], minlength=size) for lv in _LEVELS}
+    """``counts`` holds, per quarter, the number of assessments, their total score in tenths
+    and the number at each level (:func:`_count`)."""
+    n, total = counts[0], counts[1]
+    by_level = {lv: counts[2 + k] for k, lv in enumerate(_LEVELS)}
     for j, label in enumerate(out.quarters):
         key = f"trends.{kind}.{label}"
         count = int(n[j])
@@ -114,20 +113,53 @@ def _add_kind(
         out.identities.append(((f"{key}.n",), tuple(f"{key}.levels.{lv}" for lv in _LEVELS)))
 
 
+#: Rows counted at a time.
+_CHUNK = 1 << 20
+
+
+def _split(rows: NDArray[np.int32]) -> list[NDArray[np.int32]]:
+    return [rows[start : start + _CHUNK] for start in range(0, len(rows), _CHUNK)]
+
+
+def _count(
+    columns: ScoredColumns, rows: NDArray[np.int32], quarters: NDArray[np.int64]
+) -> NDArray[np.float64]:
+    """Per quarter of ``quarters``: how many of ``rows``, their total score in tenths, and how
+    many at each level (exact: sums of integers below 2**53 in float64)."""
+    size = len(quarters)
+    quarter = np.searchsorted(quarters, quarter_codes(columns.assessed_on[rows]))
+    tenths = np.rint(np.nan_to_num(columns.score[rows], nan=0.0) * 10)
+    level = columns.level[rows]
+    return np.array(
+        [
+            np.bincount(quarter, minlength=size),
+            np.bincount(quarter, weights=tenths, minlength=size),
+            *(np.bincount(quarter[level == int(lv)], minlength=size) for lv in _LEVELS),
+        ],
+        dtype=np.float64,
+    ).reshape(2 + len(_LEVELS), size)
+
+
 def trend_figures(traj: Trajectories) -> TrendFigures:
     """The trend figures of a cohort's assessments (see the module's docstring)."""
     columns = traj.columns
-    usable = np.flatnonzero(columns.usable)
     baseline = traj.baseline_row[traj.has_baseline]
-    codes = quarter_codes(columns.assessed_on)
-    distinct = np.unique(codes[usable])  # every baseline is a usable assessment
+    # A million rows at a time: whole-table 64-bit copies would cost more memory than the
+    # table holds.
+    mask = columns.usable
+    usable = [
+        start + np.flatnonzero(mask[start : start + _CHUNK]).astype(np.int32)
+        for start in range(0, len(columns), _CHUNK)
+    ]
+    del mask
+    found = [sorted_unique(quarter_codes(columns.assessed_on[rows])) for rows in usable]
+    distinct = sorted_unique(np.concatenate([np.zeros(0, np.int64), *found]))
     out = TrendFigures(quarters=tuple(quarter_label(int(c)) for c in distinct.tolist()))
-    size = len(distinct)
-    level = columns.level.astype(np.int64)
-    tenths = columns.score_tenths
-    for kind, rows in (("all", usable), ("baseline", baseline)):
-        quarter = np.searchsorted(distinct, codes[rows]).astype(np.int64)
-        _add_kind(out, kind, quarter=quarter, level=level[rows], tenths=tenths[rows], size=size)
+    for kind, parts in (("all", usable), ("baseline", _split(baseline))):
+        counts = np.zeros((2 + len(_LEVELS), len(distinct)))
+        for rows in parts:
+            counts += _count(columns, rows, distinct)
+        _add_kind(out, kind, counts=counts)
     # The baseline quarters add up to the cohort's baseline figures.
     quarters: Sequence[str] = out.quarters
     if quarters:

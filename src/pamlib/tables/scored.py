@@ -17,9 +17,11 @@ pyarrow is imported only when a table is built, so ``import pamlib`` stays cheap
 from __future__ import annotations
 
 import csv
+import functools
 import importlib
 import os
 import re
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -99,6 +101,42 @@ _INT_RANGE["int32"] = (-(2**31), 2**31 - 1)
 
 #: Problems listed in one error before the rest are summarised as a count.
 MAX_PROBLEMS = 50
+
+#: Rows read and checked at a time by :meth:`ScoredTable.read_blocks`. Checking a block takes
+#: a few hundred bytes a row while it lasts, so the block, not the file, sets that memory;
+#: smaller blocks cost little time (each distinct value is still parsed once a block).
+BLOCK_ROWS = 1 << 17
+
+
+def release_freed_memory() -> None:
+    """Hand memory freed by a block back to the system.
+
+    Arrow's allocator keeps freed blocks for reuse, and the C library's keeps the many
+    medium-sized NumPy buffers of a block in its heap, where later small allocations pin it:
+    without this, a process reading a large file block by block holds several blocks' worth it
+    no longer uses, growing with the file. ``malloc_trim`` exists in glibc only; elsewhere only
+    Arrow's memory is handed back.
+    """
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, or ``None`` where the C library has none."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # not glibc (musl has no malloc_trim)
+        return None
+    return trim
 
 
 def _arrow_type(kind: str) -> pa.DataType:
@@ -832,7 +870,7 @@ class ScoredTable:
 
     @classmethod
     def read_blocks(
-        cls, path: str | os.PathLike[str], *, block_rows: int = 1_000_000
+        cls, path: str | os.PathLike[str], *, block_rows: int = BLOCK_ROWS
     ) -> Iterator[ScoredTable]:
         """Read and check a scored file as :meth:`read` does, one block of rows at a time, so
         that a file larger than memory can be summarised.
@@ -843,8 +881,6 @@ class ScoredTable:
         one :class:`~pamlib.errors.FormatError` listing them all, as :meth:`read` would. A file
         with no rows yields one empty block.
         """
-        import pyarrow as pa
-
         from pamlib.formats._arrow import Text
         from pamlib.formats._columnar import SeenIds
 
@@ -865,9 +901,7 @@ class ScoredTable:
             if not problems.found and not problems.n_more and not n_repeated:
                 yield cls(typed, nhs_number=private)
             del raw, typed, private, ids
-            # Arrow's allocator keeps freed blocks for reuse; hand them back, or the process
-            # holds several blocks' worth it no longer uses.
-            pa.default_memory_pool().release_unused()
+            release_freed_memory()
         problems.offset = 0
         if n_repeated:
             unlisted = n_repeated - len(repeated)
@@ -1020,8 +1054,10 @@ def _raw_blocks(path: Path, rows: int) -> Iterator[pa.Table]:
             [Problem(path.name, "parquet", "cannot be read as a Parquet file")],
         )
         try:
-            parquet = pq.ParquetFile(path)
-            batches = parquet.iter_batches(batch_size=rows)
+            # Decoded a batch at a time, not a row group (a million rows as ``pamlib score``
+            # writes them): no pre-buffering of whole column chunks, reads of 1 MiB.
+            parquet = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
+            batches = parquet.iter_batches(batch_size=rows, use_threads=False)
             first = next(batches, None)
             yield parquet.schema_arrow.empty_table() if first is None else pa.table(first)
             for batch in batches:

@@ -65,8 +65,8 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
     from pamlib.plugins import PluginHost
-    from pamlib.tailoring.columns import ContextColumns
     from pamlib.tailoring._conditions import ConditionPlan
+    from pamlib.tailoring.columns import ContextColumns
 
 __all__ = ["Engine", "build_engine", "explain", "outcome_columns", "suppression_warnings"]
 
