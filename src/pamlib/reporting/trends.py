@@ -34,7 +34,9 @@ __all__ = [
     "quarter_codes",
     "quarter_label",
     "trend_figures",
+    "trend_figures_from_sums",
     "trend_quarters",
+    "trend_sums",
     "trends_json",
 ]
 
@@ -84,50 +86,85 @@ def _pct(count: int, of: int) -> float | None:
     return round(100 * count / of, 1) if of else None
 
 
-def _add_kind(
-    out: TrendFigures,
+def _kind_sums(
+    out: dict[str, int],
     kind: str,
     *,
     quarter: NDArray[np.int64],
     level: NDArray[np.int64],
     tenths: NDArray[np.int64],
-    size: int,
 ) -> None:
-    n = np.bincount(quarter, minlength=size)
-    total = np.bincount(quarter, weights=tenths, minlength=size)
-    by_level = {lv: np.bincount(quarter[level == int(lv)], minlength=size) for lv in _LEVELS}
-    for j, label in enumerate(out.quarters):
+    """Add one view's counts and score sums by quarter code to ``out``."""
+    distinct, index = np.unique(quarter, return_inverse=True)
+    index = index.reshape(-1)
+    size = len(distinct)
+    n = np.bincount(index, minlength=size)
+    total = np.bincount(index, weights=tenths, minlength=size)
+    by_level = {lv: np.bincount(index[level == int(lv)], minlength=size) for lv in _LEVELS}
+    for j, code in enumerate(distinct.tolist()):
+        key = f"{kind}.{code}"
+        out[f"{key}.n"] = int(n[j])
+        for lv in _LEVELS:
+            out[f"{key}.levels.{lv}"] = int(by_level[lv][j])
+        # Sums of integers below 2**53 are exact in float64.
+        out[f"{key}.total"] = round(float(total[j]))
+
+
+def trend_sums(traj: Trajectories) -> dict[str, int]:
+    """The additive part of the trend figures: for each view and calendar quarter (by its
+    :func:`quarter_codes` code), ``<view>.<code>.n``, ``….levels.<1-4>`` and ``….total`` (the
+    scores' sum in tenths of a point). The sums of parts of a cohort that share no patient are
+    the whole's; :func:`trend_figures_from_sums` makes the figures."""
+    columns = traj.columns
+    usable = np.flatnonzero(columns.usable)
+    baseline = traj.baseline_row[traj.has_baseline]
+    codes = quarter_codes(columns.assessed_on)
+    level = columns.level.astype(np.int64)
+    tenths = columns.score_tenths
+    out: dict[str, int] = {}
+    for kind, rows in (("all", usable), ("baseline", baseline)):
+        _kind_sums(out, kind, quarter=codes[rows], level=level[rows], tenths=tenths[rows])
+    return out
+
+
+def _add_kind(out: TrendFigures, kind: str, sums: Mapping[str, int], codes: list[int]) -> None:
+    for code, label in zip(codes, out.quarters, strict=True):
         key = f"trends.{kind}.{label}"
-        count = int(n[j])
+        part = f"{kind}.{code}"
+        count = int(sums.get(f"{part}.n", 0))
+        by_level = {lv: int(sums.get(f"{part}.levels.{lv}", 0)) for lv in _LEVELS}
         out.values[f"{key}.n"] = count
         out.counts.append(f"{key}.n")
         for lv in _LEVELS:
-            c = int(by_level[lv][j])
-            out.values[f"{key}.levels.{lv}"] = c
+            out.values[f"{key}.levels.{lv}"] = by_level[lv]
             out.counts.append(f"{key}.levels.{lv}")
         for lv in _LEVELS:
-            out.values[f"{key}.levels_pct.{lv}"] = _pct(int(by_level[lv][j]), count)
+            out.values[f"{key}.levels_pct.{lv}"] = _pct(by_level[lv], count)
             out.derived[f"{key}.levels_pct.{lv}"] = (f"{key}.levels.{lv}", f"{key}.n")
-        # Sums of integers below 2**53 are exact in float64.
-        out.values[f"{key}.mean_score"] = _mean(count, round(float(total[j])))
+        out.values[f"{key}.mean_score"] = _mean(count, int(sums.get(f"{part}.total", 0)))
         out.derived[f"{key}.mean_score"] = (f"{key}.n",)
         out.identities.append(((f"{key}.n",), tuple(f"{key}.levels.{lv}" for lv in _LEVELS)))
 
 
 def trend_figures(traj: Trajectories) -> TrendFigures:
     """The trend figures of a cohort's assessments (see the module's docstring)."""
-    columns = traj.columns
-    usable = np.flatnonzero(columns.usable)
-    baseline = traj.baseline_row[traj.has_baseline]
-    codes = quarter_codes(columns.assessed_on)
-    distinct = np.unique(codes[usable])  # every baseline is a usable assessment
-    out = TrendFigures(quarters=tuple(quarter_label(int(c)) for c in distinct.tolist()))
-    size = len(distinct)
-    level = columns.level.astype(np.int64)
-    tenths = columns.score_tenths
-    for kind, rows in (("all", usable), ("baseline", baseline)):
-        quarter = np.searchsorted(distinct, codes[rows]).astype(np.int64)
-        _add_kind(out, kind, quarter=quarter, level=level[rows], tenths=tenths[rows], size=size)
+    return trend_figures_from_sums(trend_sums(traj))
+
+
+def trend_figures_from_sums(sums: Mapping[str, int]) -> TrendFigures:
+    """The trend figures from a cohort's :func:`trend_sums`: every quarter with a usable
+    assessment, in calendar order."""
+    # every baseline is a usable assessment: the quarters are those of the "all" view
+    codes = sorted(
+        {
+            int(k.split(".")[1])
+            for k, v in sums.items()
+            if k.startswith("all.") and k.endswith(".n") and v
+        }
+    )
+    out = TrendFigures(quarters=tuple(quarter_label(c) for c in codes))
+    for kind in KINDS:
+        _add_kind(out, kind, sums, codes)
     # The baseline quarters add up to the cohort's baseline figures.
     quarters: Sequence[str] = out.quarters
     if quarters:
