@@ -180,9 +180,14 @@ def score(
     mapping: str | os.PathLike[str] | Mapping[str, str] | None = None,
     instrument: str | None = None,
     day_first: bool | None = None,
+    cache_export: bool = False,
 ) -> SparkRun:
-    """Score an export read by :func:`read_export`; lazily: nothing runs until the result is
-    used.
+    """Score an export read by :func:`read_export`. Here the rows are numbered and the
+    repeated ids found (two small jobs, each reading the export); the scoring runs when the
+    result is first used. ``cache_export`` keeps the export's rows in Spark's cache (memory,
+    then disk) from the first read until the output is kept, so that the export is parsed once
+    rather than three times: worth it where reading is slow (an object store, compressed
+    files), not on a local disk (:doc:`/spark` has the figures).
 
     ``provider`` and ``calibration`` choose the provider as :class:`pamlib.TableScorer` does
     (``calibration`` a path: each executor reads the file and checks its hash). ``mapping``
@@ -221,6 +226,11 @@ def score(
     providers = scorer.prepare()
     layout = Layout.resolve(header, scorer.options or ReadOptions(), source=source)
     _resolve_schema(scorer, header)
+    cached = None
+    if cache_export and not df.is_cached:
+        from pyspark import StorageLevel
+
+        df = cached = df.persist(StorageLevel.MEMORY_AND_DISK)
     numbered, n_read = _numbered(df)
     aid_position = layout.columns.get("assessment_id")
     if duplicates == "global" and aid_position is not None:
@@ -250,6 +260,7 @@ def score(
         source=source,
         providers=tuple(sorted({p.id for p in providers.values()})),
         licensed=bool(providers) and all(p.licence is not None for p in providers.values()),
+        read=cached,
     )
 
 
@@ -302,6 +313,10 @@ def _numbered(df: DataFrame) -> tuple[DataFrame, int]:
     return numbered, sum(before.values())
 
 
+#: Repeated assessment ids up to this many are found on the driver and sent to every task.
+_BROADCAST_REPEATS = 100_000
+
+
 def _first_occurrences(df: DataFrame, id_column: str) -> DataFrame:
     """Mark each row whose assessment id has not been seen earlier in file order (files in
     name order). Only ids that repeat are shuffled back: the join's build side is small."""
@@ -322,6 +337,13 @@ def _first_occurrences(df: DataFrame, id_column: str) -> DataFrame:
             sf.col(f"_firstkey.{_ROW}").alias(_FIRST_ROW),
         )
     )
+    # Found here, on the driver, when few: then no repeat means no join at all, and a few are
+    # sent to every task, where a join with the whole data would shuffle every row.
+    found = repeats.limit(_BROADCAST_REPEATS + 1).collect()
+    if not found:
+        return df.withColumn(_FIRST, sf.lit(True))
+    if len(found) <= _BROADCAST_REPEATS:
+        repeats = sf.broadcast(df.sparkSession.createDataFrame(found, repeats.schema))
     joined = df.join(repeats, aid == sf.col("_pamlib_aid"), "left")
     first: Column = sf.col(_FIRST_ROW).isNull() | (
         (sf.col(_FIRST_FILE) == sf.col(_FILE)) & (sf.col(_FIRST_ROW) == sf.col(_ROW))
@@ -551,8 +573,10 @@ class SparkRun:
         source: str,
         providers: tuple[str, ...],
         licensed: bool,
+        read: DataFrame | None = None,
     ) -> None:
         self.n_read = n_read
+        self._read = read
         self._out = out
         self._persisted = False
         self.scored_columns = scored_columns
@@ -574,9 +598,16 @@ class SparkRun:
 
     def unpersist(self) -> None:
         """Drop the kept output (the DataFrames recompute it if used again)."""
+        self._release_read()
         if self._persisted:
             self._out.unpersist()
             self._persisted = False
+
+    def _release_read(self) -> None:
+        """Drop the export's rows kept for the job once its output is kept instead."""
+        if self._read is not None:
+            self._read.unpersist()
+            self._read = None
 
     @property
     def scored(self) -> DataFrame:
@@ -632,6 +663,7 @@ class SparkRun:
             .count()
             .collect()
         )
+        self._release_read()  # the output is kept now: the job need not run again
         n = {"scored": 0, "not-scored": 0, "rejected": 0, "blank": 0}
         by_code: dict[str, int] = {}
         by_reason: dict[str, int] = {}

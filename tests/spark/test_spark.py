@@ -60,9 +60,14 @@ def _counts(summary: Any) -> tuple[Any, ...]:
     )
 
 
-def test_multiline_on_equals_pamlib_score(spark: Any, export: Export, calibration: Path) -> None:
+@pytest.mark.parametrize("repeats", ["sent to the tasks", "joined"])
+def test_multiline_on_equals_pamlib_score(
+    spark: Any, export: Export, calibration: Path, repeats: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import pamlib.spark as ps
 
+    if repeats == "joined":  # as when too many ids repeat to send them to every task
+        monkeypatch.setattr(ps, "_BROADCAST_REPEATS", 0)
     df = ps.read_export(spark, str(export.path), mapping=MAPPING, multiline=True)
     run = ps.score(df, calibration=str(calibration))
     expected = _pamlib_score(export, calibration=str(calibration))
