@@ -186,8 +186,8 @@ def score(
     repeated ids found (two small jobs, each reading the export); the scoring runs when the
     result is first used. ``cache_export`` keeps the export's rows in Spark's cache (memory,
     then disk) from the first read until the output is kept, so that the export is parsed once
-    rather than three times: worth it where reading is slow (an object store, compressed
-    files), not on a local disk (:doc:`/spark` has the figures).
+    rather than three times: meant for exports that are slow to read (an object store,
+    compressed files); on a local disk it measured slower (:doc:`/spark` has the figures).
 
     ``provider`` and ``calibration`` choose the provider as :class:`pamlib.TableScorer` does
     (``calibration`` a path: each executor reads the file and checks its hash). ``mapping``
