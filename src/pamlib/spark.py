@@ -912,6 +912,17 @@ def _patients_schema(config: Any) -> Any:
     return pa.schema([fields[0], pa.field(name, pa.string()), *fields[1:]])
 
 
+def _check_group_by(scored: SparkRun | DataFrame, config: Any) -> None:
+    """Refuse, on the driver, a grouping column that names an identifier or is not there."""
+    if config.group_by is None:
+        return
+    from pamlib.reporting.privacy import check_name
+
+    check_name(config.group_by)
+    if config.group_by not in _scored_frame(scored).columns:
+        raise ConfigurationError(f"no column {config.group_by!r} to group by")
+
+
 def trajectories(
     scored: SparkRun | DataFrame, config: Any = None, *, buckets: int | None = None
 ) -> DataFrame:
@@ -928,10 +939,7 @@ def trajectories(
     from pamlib.reporting.config import ReportConfig
 
     config = config or ReportConfig()
-    if config.group_by is not None:
-        from pamlib.reporting.privacy import check_name
-
-        check_name(config.group_by)
+    _check_group_by(scored, config)
     schema = _patients_schema(config)
     return _by_patient(scored, _CohortPart(config=config, output="patients"), schema, buckets)
 
@@ -955,12 +963,7 @@ def cohort_summary(
     from pamlib.reporting.suppression import suppress
 
     config = config or ReportConfig()
-    if config.group_by is not None:
-        from pamlib.reporting.privacy import check_name
-
-        check_name(config.group_by)
-        if config.group_by not in _scored_frame(scored).columns:
-            raise ConfigurationError(f"no column {config.group_by!r} to group by")
+    _check_group_by(scored, config)
     parts = _by_patient(scored, _CohortPart(config=config, output="sums"), _sums_schema(), buckets)
     totals = parts.groupBy(_PART, _GROUP, _KEY).agg(sf.sum(_VALUE).alias(_VALUE))
     rows = _guarded(totals.collect)

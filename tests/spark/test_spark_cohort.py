@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from pamlib.errors import ConfigurationError
 from pamlib.reporting import ReportConfig, build_report, patients_table
 from pamlib.synthetic import test_nhs_number as nhs_number_for_tests
 from tests.calibrations import rsm_document
@@ -99,6 +100,10 @@ def test_an_identifying_group_is_refused_before_the_job(run: Any) -> None:
 
     with pytest.raises(IdentifyingColumnError):
         ps.cohort_summary(run, ReportConfig(group_by="patient_id"))
+    with pytest.raises(IdentifyingColumnError):
+        ps.trajectories(run, ReportConfig(group_by="nhs_number"))
+    with pytest.raises(ConfigurationError, match="no column 'nowhere'"):
+        ps.trajectories(run, ReportConfig(group_by="nowhere"))
 
 
 def _spaced(number: str, how: int) -> str:
