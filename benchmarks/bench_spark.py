@@ -44,7 +44,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql.types import StringType, StructField, StructType
 import pamlib.spark as ps
 
-source, cores, repeat, work, partition_mb = sys.argv[1:6]
+source, cores, repeat, work, partition_mb, cache_export = sys.argv[1:7]
 spark = (SparkSession.builder.master(f"local[{cores}]")
          .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
          .config("spark.sql.shuffle.partitions", str(2 * int(cores)))
@@ -60,7 +60,8 @@ def spark_job(target):
     spark.read.options(**options).schema(schema).csv(source).write.parquet(target)
 
 def pamlib_job(target):
-    run = ps.score(ps.read_export(spark, source, multiline=False), provider="demo")
+    run = ps.score(ps.read_export(spark, source, multiline=False), provider="demo",
+                   cache_export=cache_export == "1")
     summary = run.write(target)
     run.unpersist()
     return summary
@@ -111,11 +112,15 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--cores", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--partition-mb", type=float, default=2.0)
+    parser.add_argument("--cache-export", action="store_true", help="score with cache_export=True")
     args = parser.parse_args()
     if importlib.util.find_spec("pyspark") is None or shutil.which("java") is None:
         print("bench_spark: skipped (needs the spark extra and Java 17+)")
         return 0
-    print(f"python {platform.python_version()}, {os.cpu_count()} cpus, {args.rows:,} rows")
+    print(
+        f"python {platform.python_version()}, {os.cpu_count()} cpus, {args.rows:,} rows"
+        f"{', export cached' if args.cache_export else ''}"
+    )
     with tempfile.TemporaryDirectory() as folder:
         source = Path(folder) / "export.csv"
         write_export(source, args.rows)
@@ -139,6 +144,7 @@ def main() -> int:
                     str(args.repeat),
                     str(work),
                     str(args.partition_mb),
+                    "1" if args.cache_export else "0",
                 ],
                 capture_output=True,
                 text=True,

@@ -34,16 +34,19 @@ if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
 
     from pamlib.pipeline import ScoreSummary, TableScorer
+    from pamlib.reporting._summary import CohortSummary
 
 __all__ = [
     "CORRUPT_COLUMN",
     "KEY_COLUMNS",
     "SparkJobError",
     "SparkRun",
+    "cohort_summary",
     "level_from_score",
     "read_export",
     "register_udfs",
     "score",
+    "trajectories",
 ]
 
 #: Where Spark keeps the raw text of a record it could not split into the header's fields.
@@ -177,9 +180,14 @@ def score(
     mapping: str | os.PathLike[str] | Mapping[str, str] | None = None,
     instrument: str | None = None,
     day_first: bool | None = None,
+    cache_export: bool = False,
 ) -> SparkRun:
-    """Score an export read by :func:`read_export`; lazily: nothing runs until the result is
-    used.
+    """Score an export read by :func:`read_export`. Here the rows are numbered and the
+    repeated ids found (two small jobs, each reading the export); the scoring runs when the
+    result is first used. ``cache_export`` keeps the export's rows in Spark's cache (memory,
+    then disk) from the first read until the output is kept, so that the export is parsed once
+    rather than three times: meant for exports that are slow to read (an object store,
+    compressed files); on a local disk it measured slower (:doc:`/spark` has the figures).
 
     ``provider`` and ``calibration`` choose the provider as :class:`pamlib.TableScorer` does
     (``calibration`` a path: each executor reads the file and checks its hash). ``mapping``
@@ -218,6 +226,11 @@ def score(
     providers = scorer.prepare()
     layout = Layout.resolve(header, scorer.options or ReadOptions(), source=source)
     _resolve_schema(scorer, header)
+    cached = None
+    if cache_export and not df.is_cached:
+        from pyspark import StorageLevel
+
+        df = cached = df.persist(StorageLevel.MEMORY_AND_DISK)
     numbered, n_read = _numbered(df)
     aid_position = layout.columns.get("assessment_id")
     if duplicates == "global" and aid_position is not None:
@@ -247,6 +260,7 @@ def score(
         source=source,
         providers=tuple(sorted({p.id for p in providers.values()})),
         licensed=bool(providers) and all(p.licence is not None for p in providers.values()),
+        read=cached,
     )
 
 
@@ -299,6 +313,10 @@ def _numbered(df: DataFrame) -> tuple[DataFrame, int]:
     return numbered, sum(before.values())
 
 
+#: Repeated assessment ids up to this many are found on the driver and sent to every task.
+_BROADCAST_REPEATS = 100_000
+
+
 def _first_occurrences(df: DataFrame, id_column: str) -> DataFrame:
     """Mark each row whose assessment id has not been seen earlier in file order (files in
     name order). Only ids that repeat are shuffled back: the join's build side is small."""
@@ -319,6 +337,13 @@ def _first_occurrences(df: DataFrame, id_column: str) -> DataFrame:
             sf.col(f"_firstkey.{_ROW}").alias(_FIRST_ROW),
         )
     )
+    # Found here, on the driver, when few: then no repeat means no join at all, and a few are
+    # sent to every task, where a join with the whole data would shuffle every row.
+    found = repeats.limit(_BROADCAST_REPEATS + 1).collect()
+    if not found:
+        return df.withColumn(_FIRST, sf.lit(True))
+    if len(found) <= _BROADCAST_REPEATS:
+        repeats = sf.broadcast(df.sparkSession.createDataFrame(found, repeats.schema))
     joined = df.join(repeats, aid == sf.col("_pamlib_aid"), "left")
     first: Column = sf.col(_FIRST_ROW).isNull() | (
         (sf.col(_FIRST_FILE) == sf.col(_FILE)) & (sf.col(_FIRST_ROW) == sf.col(_ROW))
@@ -548,8 +573,10 @@ class SparkRun:
         source: str,
         providers: tuple[str, ...],
         licensed: bool,
+        read: DataFrame | None = None,
     ) -> None:
         self.n_read = n_read
+        self._read = read
         self._out = out
         self._persisted = False
         self.scored_columns = scored_columns
@@ -571,9 +598,16 @@ class SparkRun:
 
     def unpersist(self) -> None:
         """Drop the kept output (the DataFrames recompute it if used again)."""
+        self._release_read()
         if self._persisted:
             self._out.unpersist()
             self._persisted = False
+
+    def _release_read(self) -> None:
+        """Drop the export's rows kept for the job once its output is kept instead."""
+        if self._read is not None:
+            self._read.unpersist()
+            self._read = None
 
     @property
     def scored(self) -> DataFrame:
@@ -629,6 +663,7 @@ class SparkRun:
             .count()
             .collect()
         )
+        self._release_read()  # the output is kept now: the job need not run again
         n = {"scored": 0, "not-scored": 0, "rejected": 0, "blank": 0}
         by_code: dict[str, int] = {}
         by_reason: dict[str, int] = {}
@@ -728,6 +763,224 @@ _MARKER = re.compile(r"SparkJobError: pamlib: (.*)")
 def _pamlib_message(text: str) -> str | None:
     found = _MARKER.findall(text)
     return found[-1].strip() if found else None
+
+
+# -- trajectories and cohort figures -------------------------------------------------------------
+
+_BUCKET = "_pamlib_bucket"
+_PART, _GROUP, _KEY, _VALUE = "part", "group", "key", "value"
+
+
+def _scored_frame(scored: SparkRun | DataFrame) -> DataFrame:
+    frame = scored.scored if isinstance(scored, SparkRun) else scored
+    missing = [
+        c
+        for c in ("patient_id", "assessed_on", "status", "score", "level")
+        if c not in frame.columns
+    ]
+    if missing:
+        raise ConfigurationError(
+            f"not scored rows: the DataFrame has no {', '.join(missing)} column "
+            "(pass SparkRun.scored, or a scored table read with Spark)"
+        )
+    return frame
+
+
+def _patient_bucket(frame: DataFrame, buckets: int) -> Column:
+    """A bucket for each row such that every row of one patient key (see
+    :class:`pamlib.tables.scored.ScoredTable`) lands in the same bucket: the key as pamlib
+    builds it, or something coarser (whitespace and dashes dropped from an NHS number)."""
+    from pyspark.sql import functions as sf
+
+    def present(name: str) -> Column:
+        value = sf.col(f"`{name}`")
+        return value.isNotNull() & (value != "")
+
+    key = sf.when(present("patient_id"), sf.col("patient_id"))
+    if "nhs_number" in frame.columns:
+        nhs = sf.regexp_replace(sf.col("nhs_number").cast("string"), r"[\s\-]+", "")
+        key = key.when(nhs != "", sf.concat(sf.lit("nhs:"), nhs))
+    if "nhs_pseudonym" in frame.columns:
+        key = key.when(
+            present("nhs_pseudonym"), sf.concat(sf.lit("pseudonym:"), sf.col("nhs_pseudonym"))
+        )
+    return sf.pmod(sf.xxhash64(sf.coalesce(key, sf.lit(""))), sf.lit(buckets))
+
+
+def _by_patient(
+    scored: SparkRun | DataFrame, job: _CohortPart, schema: Any, buckets: int | None
+) -> DataFrame:
+    """Run ``job`` over groups of whole patients: every assessment of a patient in one call,
+    in the order of the rows' keys (file, row) when the DataFrame has them."""
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    frame = _scored_frame(scored)
+    spark = frame.sparkSession
+    n = buckets or int(spark.conf.get("spark.sql.shuffle.partitions") or "200")
+    if n < 1:
+        raise ConfigurationError(f"buckets must be at least 1, not {n}")
+    keyed = frame.withColumn(_BUCKET, _patient_bucket(frame, n))
+    # a lambda: Spark reads the function's type hints, and a plain table-in, table-out
+    # function is what it assumes without them
+    return keyed.groupBy(_BUCKET).applyInArrow(
+        lambda table: job(table),  # noqa: PLW0108 - no type hints for Spark to misread
+        from_arrow_schema(schema),
+    )
+
+
+@attrs.frozen
+class _CohortPart:
+    """What each group of patients runs: pamlib's own trajectory rules, measure and sums over
+    the group's rows (Arrow in, Arrow out)."""
+
+    config: Any
+    output: Literal["patients", "sums"]
+
+    def __call__(self, table: Any) -> Any:
+        try:
+            return self._run(table)
+        except PamlibError as error:
+            raise SparkJobError(f"pamlib: {error}") from None
+
+    def _run(self, table: Any) -> Any:
+        import pyarrow.compute as pc
+
+        from pamlib.reporting._columns import ScoredColumns
+        from pamlib.reporting._measures import nqf2483
+        from pamlib.reporting._report import trajectory_table
+        from pamlib.reporting._summary import cohort_sums
+        from pamlib.reporting._trajectories import link_trajectories
+
+        order = [c for c in SCORED_KEY_COLUMNS if c in table.column_names]
+        if order:  # input order breaks the last ties, as in the file
+            table = table.take(pc.sort_indices(table, [(c, "ascending") for c in order]))
+        table = table.drop_columns([_BUCKET, *order])
+        columns = ScoredColumns.from_arrow(table, source="spark")
+        traj = link_trajectories(columns, self.config)
+        measure = nqf2483(traj)
+        if self.output == "patients":
+            return trajectory_table(traj, measure, self.config.group_by)
+        return _sums_table(cohort_sums(traj, measure, self.config))
+
+
+def _sums_schema() -> Any:
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            pa.field(_PART, pa.string()),
+            pa.field(_GROUP, pa.string()),
+            pa.field(_KEY, pa.string()),
+            pa.field(_VALUE, pa.int64()),
+        ]
+    )
+
+
+def _sums_table(sums: Any) -> Any:
+    """A :class:`~pamlib.reporting._summary.CohortSums` as rows (part, group, key, value)."""
+    import pyarrow as pa
+
+    rows: list[tuple[str, str | None, str, int]] = [
+        ("overall", None, k, v) for k, v in sums.overall.items()
+    ]
+    for name, part in sums.groups.items():
+        rows += [("group", name, k, v) for k, v in part.items()]
+    rows += [("trends", None, k, v) for k, v in sums.trends.items()]
+    columns = list(zip(*rows, strict=True)) if rows else [(), (), (), ()]
+    return pa.Table.from_arrays(
+        [pa.array(list(c), t.type) for c, t in zip(columns, _sums_schema(), strict=True)],
+        schema=_sums_schema(),
+    )
+
+
+def _patients_schema(config: Any) -> Any:
+    """The per-patient table's schema, from pamlib's own table of an empty cohort."""
+    from pamlib.reporting._columns import ScoredColumns
+    from pamlib.reporting._measures import nqf2483
+    from pamlib.reporting._report import trajectory_table
+    from pamlib.reporting._trajectories import link_trajectories
+
+    empty = ScoredColumns.from_rows([])
+    traj = link_trajectories(empty, config)
+    table = trajectory_table(traj, nqf2483(traj), None)
+    if config.group_by is None:
+        return table.schema
+    import pyarrow as pa
+
+    name = config.group_by if config.group_by not in table.column_names else "group"
+    fields = list(table.schema)
+    return pa.schema([fields[0], pa.field(name, pa.string()), *fields[1:]])
+
+
+def _check_group_by(scored: SparkRun | DataFrame, config: Any) -> None:
+    """Refuse, on the driver, a grouping column that names an identifier or is not there."""
+    if config.group_by is None:
+        return
+    from pamlib.reporting._privacy import check_name
+
+    check_name(config.group_by)
+    if config.group_by not in _scored_frame(scored).columns:
+        raise ConfigurationError(f"no column {config.group_by!r} to group by")
+
+
+def trajectories(
+    scored: SparkRun | DataFrame, config: Any = None, *, buckets: int | None = None
+) -> DataFrame:
+    """Each patient's baseline, follow-up, change, transition and NQF #2483 status, computed on
+    the cluster: the rows of :func:`pamlib.reporting.patients_table` (the per-patient CSV of
+    ``pamlib report``), one per patient, in no particular order.
+
+    ``scored`` is a :class:`SparkRun` or its :attr:`~SparkRun.scored` DataFrame (or scored
+    rows read back with Spark); ``config`` a :class:`pamlib.reporting.ReportConfig` (window,
+    threshold, ``group_by``). Patients are hashed into ``buckets`` groups (default
+    ``spark.sql.shuffle.partitions``); each group's rows are linked by pamlib's own rules, in
+    their file order. Row-level data: never a published output.
+    """
+    from pamlib.reporting._config import ReportConfig
+
+    config = config or ReportConfig()
+    _check_group_by(scored, config)
+    schema = _patients_schema(config)
+    return _by_patient(scored, _CohortPart(config=config, output="patients"), schema, buckets)
+
+
+def cohort_summary(
+    scored: SparkRun | DataFrame, config: Any = None, *, buckets: int | None = None
+) -> CohortSummary:
+    """The cohort figures of ``pamlib report`` (levels, scores, change by baseline level,
+    transitions, NQF #2483, trends; per group with ``config.group_by``), computed on the
+    cluster: each group of patients gives its counts and sums
+    (:class:`pamlib.reporting.CohortSums`), Spark adds them up, and the driver makes the
+    figures from the totals (:func:`pamlib.reporting.summary_from_sums`). Suppressed for
+    publication when ``config.publish`` is set, as ``pamlib report --publish`` does.
+
+    ``scored`` and ``buckets`` as for :func:`trajectories`.
+    """
+    from pyspark.sql import functions as sf
+
+    from pamlib.reporting._config import ReportConfig
+    from pamlib.reporting._summary import CohortSums, summary_from_sums
+    from pamlib.reporting._suppression import suppress
+
+    config = config or ReportConfig()
+    _check_group_by(scored, config)
+    parts = _by_patient(scored, _CohortPart(config=config, output="sums"), _sums_schema(), buckets)
+    totals = parts.groupBy(_PART, _GROUP, _KEY).agg(sf.sum(_VALUE).alias(_VALUE))
+    rows = _guarded(totals.collect)
+    overall: dict[str, int] = {}
+    groups: dict[str, dict[str, int]] = {}
+    trends: dict[str, int] = {}
+    for row in rows:
+        value = int(row[_VALUE])
+        if row[_PART] == "overall":
+            overall[row[_KEY]] = value
+        elif row[_PART] == "group":
+            groups.setdefault(row[_GROUP], {})[row[_KEY]] = value
+        else:
+            trends[row[_KEY]] = value
+    sums = CohortSums(overall=overall, groups=groups, trends=trends)
+    figures = summary_from_sums(sums, config)
+    return suppress(figures, config.suppression) if config.publish else figures
 
 
 # -- SQL -----------------------------------------------------------------------------------------

@@ -60,11 +60,17 @@ def _counts(summary: Any) -> tuple[Any, ...]:
     )
 
 
-def test_multiline_on_equals_pamlib_score(spark: Any, export: Export, calibration: Path) -> None:
+@pytest.mark.parametrize("repeats", ["sent to the tasks", "joined, export cached"])
+def test_multiline_on_equals_pamlib_score(
+    spark: Any, export: Export, calibration: Path, repeats: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import pamlib.spark as ps
 
+    cached = repeats != "sent to the tasks"
+    if cached:  # as when too many ids repeat to send them to every task
+        monkeypatch.setattr(ps, "_BROADCAST_REPEATS", 0)
     df = ps.read_export(spark, str(export.path), mapping=MAPPING, multiline=True)
-    run = ps.score(df, calibration=str(calibration))
+    run = ps.score(df, calibration=str(calibration), cache_export=cached)
     expected = _pamlib_score(export, calibration=str(calibration))
     scored, rejects = _spark_rows(run)
     row_of = _row_of(export)
@@ -82,6 +88,8 @@ def test_multiline_on_equals_pamlib_score(spark: Any, export: Export, calibratio
     assert {"field-count", "date", "impossible-answer", "duplicate-assessment-id"} <= codes
     assert summary.n_blank == 1
     assert summary.n_not_scored >= 1
+    assert not df.is_cached  # the export's rows are let go once the output is kept
+    run.unpersist()
 
 
 def test_multiline_off_splits_the_file_and_differs_only_where_documented(

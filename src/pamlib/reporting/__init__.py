@@ -52,11 +52,19 @@ from pamlib.reporting._report import (
     build_report,
     patients_table,
     summary_json,
+    trajectory_table,
     write_html,
     write_json,
     write_patients_csv,
 )
-from pamlib.reporting._summary import CohortSummary, Suppressed, summarise
+from pamlib.reporting._summary import (
+    CohortSummary,
+    CohortSums,
+    Suppressed,
+    cohort_sums,
+    summarise,
+    summary_from_sums,
+)
 from pamlib.reporting._suppression import hidden_counts, suppress
 from pamlib.reporting._trajectories import (
     AssessmentRef,
@@ -81,6 +89,7 @@ __all__ = [
     "Classification",
     "CohortReport",
     "CohortSummary",
+    "CohortSums",
     "Comparison",
     "Exclusion",
     "GroupRate",
@@ -99,6 +108,7 @@ __all__ = [
     "UnknownPatientError",
     "add_calendar_months",
     "build_report",
+    "cohort_sums",
     "compare_groups",
     "console_lines",
     "control_limits",
@@ -113,8 +123,10 @@ __all__ = [
     "render_pdf",
     "report_context",
     "summarise",
+    "summary_from_sums",
     "summary_json",
     "suppress",
+    "trajectory_table",
     "wilson_interval",
     "write_html",
     "write_json",

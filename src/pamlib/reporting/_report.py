@@ -231,15 +231,22 @@ def patients_table(report: CohortReport) -> pa.Table:
     Raises :class:`~pamlib.errors.ConfigurationError` for a report built with ``publish=True``:
     row-level data is not a published output.
     """
-    import pyarrow as pa
-    import pyarrow.compute as pc
 
     if report.config.publish:
         raise ConfigurationError(
             "per-patient data is row-level, never a published output; "
             "build the report without publish=True to write it"
         )
-    traj, cols = report.trajectories, report.columns
+    return trajectory_table(report.trajectories, report.nqf2483, report.config.group_by)
+
+
+def trajectory_table(traj: Trajectories, measure: Nqf2483, group_by: str | None) -> pa.Table:
+    """:func:`patients_table` from the trajectories and the measure alone (no summary): for
+    parts of a cohort computed apart, such as a Spark job's groups of patients."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    cols = traj.columns
     has_b, has_f = traj.has_baseline, traj.has_followup
 
     def ids(rows: NDArray[np.signedinteger[Any]], present: NDArray[np.bool_]) -> pa.Array:
@@ -279,11 +286,10 @@ def patients_table(report: CohortReport) -> pa.Table:
         "change": points(traj.change_tenths, has_f),
         "transition": pa.array(transition, pa.string()),
         "classification": pa.array(_labels(traj.classification, CLASSIFICATION_CODES), pa.string()),
-        "nqf2483_status": pa.array(_labels(report.nqf2483.status, STATUS_CODES), pa.string()),
-        "nqf2483_reason": pa.array(_labels(report.nqf2483.reason, EXCLUSION_CODES), pa.string()),
+        "nqf2483_status": pa.array(_labels(measure.status, STATUS_CODES), pa.string()),
+        "nqf2483_reason": pa.array(_labels(measure.reason, EXCLUSION_CODES), pa.string()),
         "demo": pa.array(cols.demo[demo_row] if len(traj) else np.zeros(0, bool), pa.bool_()),
     }
-    group_by = report.config.group_by
     if group_by is not None:
         name = group_by if group_by not in columns else "group"
         values = pa.array(traj.group_values(group_by), pa.string())

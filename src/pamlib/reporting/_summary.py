@@ -41,7 +41,7 @@ from pamlib.reporting._config import NQF2483_GAIN_POINTS, ReportConfig
 from pamlib.reporting._measures import EXCLUSION_CODES, Nqf2483
 from pamlib.reporting._privacy import check_groups
 from pamlib.reporting._trajectories import Trajectories
-from pamlib.reporting.trends import trend_figures
+from pamlib.reporting.trends import trend_figures_from_sums, trend_sums
 
 LEVELS = ("1", "2", "3", "4")
 STRATA = (*LEVELS, "all")
@@ -234,9 +234,21 @@ class _Scopes:
         return [round(float(s)) for s in sums]
 
 
-def _figures(
-    traj: Trajectories, measure: Nqf2483, scopes: _Scopes, config: ReportConfig
-) -> list[dict[str, Value]]:
+#: The sums a mean and SD are computed from, beside the counts of a scope's sums.
+_SUMMED = ("score_baseline", "score_followup", *(f"change_by_baseline_level.{s}" for s in STRATA))
+
+
+def _total(name: str) -> str:
+    return f"{name}.total"
+
+
+def _squares(name: str) -> str:
+    return f"{name}.squares"
+
+
+def _sums(traj: Trajectories, measure: Nqf2483, scopes: _Scopes) -> list[dict[str, int]]:
+    """Each scope's counts (keys of :func:`_count_keys`) and the sums of scores and changes in
+    tenths of a point, and of their squares: all additive over disjoint sets of patients."""
     has_b, has_f = traj.has_baseline, traj.has_followup
     b_level, f_level = traj.baseline_level, traj.followup_level
     b_score, f_score = traj.baseline_tenths, traj.followup_tenths
@@ -252,17 +264,17 @@ def _figures(
     for lv in LEVELS:
         c[f"levels_baseline.{lv}"] = scopes.count(b_level == int(lv))
         c[f"levels_followup.{lv}"] = scopes.count(f_level == int(lv))
-    sums: dict[str, tuple[list[int], list[int]]] = {
-        "score_baseline": (scopes.total(has_b, b_score), scopes.total(has_b, b_score**2)),
-        "score_followup": (scopes.total(has_f, f_score), scopes.total(has_f, f_score**2)),
-    }
+    for when, has, score in (("baseline", has_b, b_score), ("followup", has_f, f_score)):
+        c[_total(f"score_{when}")] = scopes.total(has, score)
+        c[_squares(f"score_{when}")] = scopes.total(has, score**2)
     for s in STRATA:
         stratum = has_f & (everyone if s == "all" else b_level == int(s))
         key = f"change_by_baseline_level.{s}"
         c[f"{key}.n"] = scopes.count(stratum)
         for code, name in enumerate(CLASSES, start=1):
             c[f"{key}.n_{name}"] = scopes.count(stratum & (cls == code))
-        sums[key] = (scopes.total(stratum, change), scopes.total(stratum, change**2))
+        c[_total(key)] = scopes.total(stratum, change)
+        c[_squares(key)] = scopes.total(stratum, change**2)
     for a in LEVELS:
         for b in LEVELS:
             c[f"transitions.{a}.{b}"] = scopes.count(
@@ -276,42 +288,100 @@ def _figures(
     c["nqf2483.denominator"] = scopes.count(measure.status <= 2)
     for code, reason in EXCLUSION_CODES.items():
         c[f"nqf2483.excluded.{reason}"] = scopes.count(measure.reason == code)
+    return [{k: v[j] for k, v in c.items()} for j in range(scopes.size)]
 
-    out: list[dict[str, Value]] = []
-    for j in range(scopes.size):
-        counts = {k: v[j] for k, v in c.items()}
-        f: dict[str, Value] = {}
+
+def _figures(sums: Mapping[str, int]) -> dict[str, Value]:
+    """One scope's figures from its sums (missing sums are zero)."""
+    counts = {k: int(sums.get(k, 0)) for k in (*_count_keys(), *_sum_keys())}
+    f: dict[str, Value] = {}
+    f.update((k, counts[k]) for k in ("n_patients", "n_assessments", "n_baseline", "n_followup"))
+    for when in ("baseline", "followup"):
+        f.update((f"levels_{when}.{lv}", counts[f"levels_{when}.{lv}"]) for lv in LEVELS)
         f.update(
-            (k, counts[k]) for k in ("n_patients", "n_assessments", "n_baseline", "n_followup")
-        )
-        for when in ("baseline", "followup"):
-            f.update((f"levels_{when}.{lv}", counts[f"levels_{when}.{lv}"]) for lv in LEVELS)
-            f.update(
-                (
-                    f"levels_{when}_pct.{lv}",
-                    _pct(counts[f"levels_{when}.{lv}"], counts[f"n_{when}"]),
-                )
-                for lv in LEVELS
+            (
+                f"levels_{when}_pct.{lv}",
+                _pct(counts[f"levels_{when}.{lv}"], counts[f"n_{when}"]),
             )
-        for when in ("baseline", "followup"):
-            n, (total, squares) = counts[f"n_{when}"], sums[f"score_{when}"]
-            f[f"score_{when}.mean"] = _mean(n, total[j])
-            f[f"score_{when}.sd"] = _sd(n, total[j], squares[j])
-        for s in STRATA:
-            key = f"change_by_baseline_level.{s}"
-            n, (total, squares) = counts[f"{key}.n"], sums[key]
-            f[f"{key}.n"] = n
-            f[f"{key}.mean_change"] = _mean(n, total[j])
-            f[f"{key}.sd_change"] = _sd(n, total[j], squares[j])
-            f.update((f"{key}.n_{name}", counts[f"{key}.n_{name}"]) for name in CLASSES)
-            f.update((f"{key}.pct_{name}", _pct(counts[f"{key}.n_{name}"], n)) for name in CLASSES)
-        f.update((k, v) for k, v in counts.items() if k.startswith(("transitions.", "score_hist")))
-        f["nqf2483.numerator"] = counts["nqf2483.numerator"]
-        f["nqf2483.denominator"] = counts["nqf2483.denominator"]
-        f["nqf2483.rate_pct"] = _pct(counts["nqf2483.numerator"], counts["nqf2483.denominator"])
-        f.update((k, v) for k, v in counts.items() if k.startswith("nqf2483.excluded."))
-        out.append(f)
+            for lv in LEVELS
+        )
+    for when in ("baseline", "followup"):
+        n, name = counts[f"n_{when}"], f"score_{when}"
+        f[f"{name}.mean"] = _mean(n, counts[_total(name)])
+        f[f"{name}.sd"] = _sd(n, counts[_total(name)], counts[_squares(name)])
+    for s in STRATA:
+        key = f"change_by_baseline_level.{s}"
+        n = counts[f"{key}.n"]
+        f[f"{key}.n"] = n
+        f[f"{key}.mean_change"] = _mean(n, counts[_total(key)])
+        f[f"{key}.sd_change"] = _sd(n, counts[_total(key)], counts[_squares(key)])
+        f.update((f"{key}.n_{name}", counts[f"{key}.n_{name}"]) for name in CLASSES)
+        f.update((f"{key}.pct_{name}", _pct(counts[f"{key}.n_{name}"], n)) for name in CLASSES)
+    f.update((k, counts[k]) for k in _count_keys() if k.startswith("transitions."))
+    f.update((k, counts[k]) for k in _count_keys() if k.startswith("score_histogram."))
+    f["nqf2483.numerator"] = counts["nqf2483.numerator"]
+    f["nqf2483.denominator"] = counts["nqf2483.denominator"]
+    f["nqf2483.rate_pct"] = _pct(counts["nqf2483.numerator"], counts["nqf2483.denominator"])
+    f.update((k, counts[k]) for k in _count_keys() if k.startswith("nqf2483.excluded."))
+    return f
+
+
+def _sum_keys() -> list[str]:
+    return [k for name in _SUMMED for k in (_total(name), _squares(name))]
+
+
+def _merge(parts: Iterable[Mapping[str, int]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for part in parts:
+        for key, value in part.items():
+            out[key] = out.get(key, 0) + int(value)
     return out
+
+
+@attrs.frozen(repr=False)
+class CohortSums:
+    """The additive part of a cohort's figures: counts, and the sums (and sums of squares) of
+    scores and changes in tenths of a point, overall, per group (by the group's value) and
+    per calendar quarter (:func:`~pamlib.reporting.trends.trend_sums`).
+
+    The sums of parts of a cohort that share no patient are the sums of the whole
+    (:meth:`combine`), so parts computed apart — a Spark job's partitions — give the cohort's
+    figures exactly (:func:`summary_from_sums`). Holds counts only, never identifiers.
+    """
+
+    overall: Mapping[str, int]
+    groups: Mapping[str, Mapping[str, int]] = attrs.field(factory=dict)
+    trends: Mapping[str, int] = attrs.field(factory=dict)
+
+    def __repr__(self) -> str:
+        n = self.overall.get("n_patients", 0)
+        return f"CohortSums(n_patients={n}, n_groups={len(self.groups)})"
+
+    @classmethod
+    def combine(cls, parts: Iterable[CohortSums]) -> CohortSums:
+        """The sums of the union of parts that share no patient."""
+        parts = list(parts)
+        names = sorted({name for part in parts for name in part.groups})
+        return cls(
+            overall=_merge(p.overall for p in parts),
+            groups={n: _merge(p.groups[n] for p in parts if n in p.groups) for n in names},
+            trends=_merge(p.trends for p in parts),
+        )
+
+
+def cohort_sums(
+    traj: Trajectories, measure: Nqf2483, config: ReportConfig | None = None
+) -> CohortSums:
+    """The additive sums of the cohort's figures (per group when ``config.group_by`` is set)."""
+    config = config or traj.config
+    everyone = _Scopes(codes=np.zeros(len(traj), dtype=np.int64), size=1)
+    overall = _sums(traj, measure, everyone)[0]
+    groups: dict[str, dict[str, int]] = {}
+    if config.group_by is not None:
+        distinct, codes = traj.group_codes(config.group_by)
+        by_group = _Scopes(codes=codes, size=len(distinct))
+        groups = dict(zip((str(v) for v in distinct), _sums(traj, measure, by_group), strict=True))
+    return CohortSums(overall=overall, groups=groups, trends=trend_sums(traj))
 
 
 def summarise(
@@ -325,15 +395,18 @@ def summarise(
     :class:`~pamlib.reporting.IdentifyingColumnError`.
     """
     config = config or traj.config
-    everyone = _Scopes(codes=np.zeros(len(traj), dtype=np.int64), size=1)
-    scoped = _figures(traj, measure, everyone, config)
+    return summary_from_sums(cohort_sums(traj, measure, config), config)
+
+
+def summary_from_sums(sums: CohortSums, config: ReportConfig | None = None) -> CohortSummary:
+    """The figures of :func:`summarise` from a cohort's :class:`CohortSums`."""
+    config = config or ReportConfig()
     names: tuple[str, ...] = ()
     if config.group_by is not None:
-        distinct, codes = traj.group_codes(config.group_by)
-        check_groups(config.group_by, codes, len(distinct))  # never publish identifiers
-        names = tuple(str(v) for v in distinct)
-        by_group = _Scopes(codes=codes, size=len(names))
-        scoped += _figures(traj, measure, by_group, config)
+        names = tuple(sorted(sums.groups))
+        sizes = [int(sums.groups[n].get("n_patients", 0)) for n in names]
+        check_groups(config.group_by, np.repeat(np.arange(len(names)), sizes), len(names))
+    scoped = [_figures(sums.overall), *(_figures(sums.groups[n]) for n in names)]
 
     count_keys = _count_keys()
     derived = _derived()
@@ -351,7 +424,7 @@ def summarise(
             for lhs, rhs in _identities(figures, config)
         ]
         if i == 0:  # trends are the whole cohort's only
-            trends = trend_figures(traj)
+            trends = trend_figures_from_sums(sums.trends)
             values.update(trends.values)
             counts.update(trends.counts)
             depends.update(trends.derived)

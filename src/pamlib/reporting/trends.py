@@ -35,7 +35,9 @@ __all__ = [
     "quarter_codes",
     "quarter_label",
     "trend_figures",
+    "trend_figures_from_sums",
     "trend_quarters",
+    "trend_sums",
     "trends_json",
 ]
 
@@ -85,30 +87,21 @@ def _pct(count: int, of: int) -> float | None:
     return round(100 * count / of, 1) if of else None
 
 
-def _add_kind(
-    out: TrendFigures,
-    kind: str,
-    *,
-    counts: NDArray[np.float64],
-) -> None:
-    """``counts`` holds, per quarter, the number of assessments, their total score in tenths
-    and the number at each level (:func:`_count`)."""
-    n, total = counts[0], counts[1]
-    by_level = {lv: counts[2 + k] for k, lv in enumerate(_LEVELS)}
-    for j, label in enumerate(out.quarters):
+def _add_kind(out: TrendFigures, kind: str, sums: Mapping[str, int], codes: list[int]) -> None:
+    for code, label in zip(codes, out.quarters, strict=True):
         key = f"trends.{kind}.{label}"
-        count = int(n[j])
+        part = f"{kind}.{code}"
+        count = int(sums.get(f"{part}.n", 0))
+        by_level = {lv: int(sums.get(f"{part}.levels.{lv}", 0)) for lv in _LEVELS}
         out.values[f"{key}.n"] = count
         out.counts.append(f"{key}.n")
         for lv in _LEVELS:
-            c = int(by_level[lv][j])
-            out.values[f"{key}.levels.{lv}"] = c
+            out.values[f"{key}.levels.{lv}"] = by_level[lv]
             out.counts.append(f"{key}.levels.{lv}")
         for lv in _LEVELS:
-            out.values[f"{key}.levels_pct.{lv}"] = _pct(int(by_level[lv][j]), count)
+            out.values[f"{key}.levels_pct.{lv}"] = _pct(by_level[lv], count)
             out.derived[f"{key}.levels_pct.{lv}"] = (f"{key}.levels.{lv}", f"{key}.n")
-        # Sums of integers below 2**53 are exact in float64.
-        out.values[f"{key}.mean_score"] = _mean(count, round(float(total[j])))
+        out.values[f"{key}.mean_score"] = _mean(count, int(sums.get(f"{part}.total", 0)))
         out.derived[f"{key}.mean_score"] = (f"{key}.n",)
         out.identities.append(((f"{key}.n",), tuple(f"{key}.levels.{lv}" for lv in _LEVELS)))
 
@@ -140,26 +133,57 @@ def _count(
     ).reshape(2 + len(_LEVELS), size)
 
 
-def trend_figures(traj: Trajectories) -> TrendFigures:
-    """The trend figures of a cohort's assessments (see the module's docstring)."""
+def trend_sums(traj: Trajectories) -> dict[str, int]:
+    """The additive part of the trend figures: for each view and calendar quarter (by its
+    :func:`quarter_codes` code), ``<view>.<code>.n``, ``….levels.<1-4>`` and ``….total`` (the
+    scores' sum in tenths of a point). The sums of parts of a cohort that share no patient are
+    the whole's; :func:`trend_figures_from_sums` makes the figures.
+
+    Counted a million rows at a time: whole-table 64-bit copies would cost more memory than the
+    table holds.
+    """
     columns = traj.columns
     baseline = traj.baseline_row[traj.has_baseline]
-    # A million rows at a time: whole-table 64-bit copies would cost more memory than the
-    # table holds.
     mask = columns.usable
     usable = [
         start + np.flatnonzero(mask[start : start + _CHUNK]).astype(np.int32)
         for start in range(0, len(columns), _CHUNK)
     ]
     del mask
-    found = [sorted_unique(quarter_codes(columns.assessed_on[rows])) for rows in usable]
-    distinct = sorted_unique(np.concatenate([np.zeros(0, np.int64), *found]))
-    out = TrendFigures(quarters=tuple(quarter_label(int(c)) for c in distinct.tolist()))
+    out: dict[str, int] = {}
     for kind, parts in (("all", usable), ("baseline", _split(baseline))):
-        counts = np.zeros((2 + len(_LEVELS), len(distinct)))
         for rows in parts:
-            counts += _count(columns, rows, distinct)
-        _add_kind(out, kind, counts=counts)
+            quarters = sorted_unique(quarter_codes(columns.assessed_on[rows]))
+            counts = _count(columns, rows, quarters)
+            for j, code in enumerate(quarters.tolist()):
+                key = f"{kind}.{code}"
+                out[f"{key}.n"] = out.get(f"{key}.n", 0) + int(counts[0, j])
+                out[f"{key}.total"] = out.get(f"{key}.total", 0) + round(float(counts[1, j]))
+                for k, lv in enumerate(_LEVELS):
+                    name = f"{key}.levels.{lv}"
+                    out[name] = out.get(name, 0) + int(counts[2 + k, j])
+    return out
+
+
+def trend_figures(traj: Trajectories) -> TrendFigures:
+    """The trend figures of a cohort's assessments (see the module's docstring)."""
+    return trend_figures_from_sums(trend_sums(traj))
+
+
+def trend_figures_from_sums(sums: Mapping[str, int]) -> TrendFigures:
+    """The trend figures from a cohort's :func:`trend_sums`: every quarter with a usable
+    assessment, in calendar order."""
+    # every baseline is a usable assessment: the quarters are those of the "all" view
+    codes = sorted(
+        {
+            int(k.split(".")[1])
+            for k, v in sums.items()
+            if k.startswith("all.") and k.endswith(".n") and v
+        }
+    )
+    out = TrendFigures(quarters=tuple(quarter_label(c) for c in codes))
+    for kind in KINDS:
+        _add_kind(out, kind, sums, codes)
     # The baseline quarters add up to the cohort's baseline figures.
     quarters: Sequence[str] = out.quarters
     if quarters:
