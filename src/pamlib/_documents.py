@@ -108,11 +108,12 @@ def _text_too_deep(data: bytes, value: object) -> bool:
     string holds a bracket and the value is walked instead. What remains is the nesting itself:
     each pass that removes the innermost ``()`` pairs lowers its depth by one.
     """
-    if data.count(b"[") + data.count(b"{") <= MAX_DEPTH:
-        return False
     if b"\\" in data:
         data = data.replace(b"\\\\", b"").replace(b'\\"', b"")
-    shape = data.translate(_PARENS, _NOT_STRUCTURE).replace(b'""', b"")
+    shape = data.translate(_PARENS, _NOT_STRUCTURE)
+    if shape.count(b"(") <= MAX_DEPTH:  # brackets in strings too: a bound, cheaply
+        return False
+    shape = shape.replace(b'""', b"")
     if b'"' in shape:
         return _too_deep(value, parsed=True)
     for removed in range(MAX_DEPTH + 1):
