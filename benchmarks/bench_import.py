@@ -1,4 +1,4 @@
-"""How long ``import pamlib`` takes in a fresh interpreter (target: under 0.3 s).
+"""How long ``import pamlib`` takes in a fresh interpreter (target: under 0.1 s).
 
 Run: ``python benchmarks/bench_import.py [--json FILE]``. Reports the best and median of
 repeated cold starts, minus the cost of starting an empty interpreter.

@@ -6,33 +6,39 @@ for services and command-line tools.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import importlib
 
 from pamlib import _moved
 from pamlib._lazy import lazy_exports
 from pamlib._version import __version__
-from pamlib.errors import (
-    CalibrationError,
-    ConfigurationError,
-    FormatError,
-    InstrumentError,
-    LicenceError,
-    LicensedContentError,
-    PamlibDeprecationWarning,
-    PamlibError,
-    PluginError,
-    Problem,
-    ProviderResultError,
-    RuleError,
-    ScoringError,
-    ValidationError,
-)
-from pamlib.hookspecs import hookimpl
+
+# typing is not imported at run time (a tenth of what ``import pamlib`` cost): mypy reads any
+# name TYPE_CHECKING as true.
+TYPE_CHECKING = False
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from pamlib.assessment import Assessment, Mode
+    from pamlib.errors import (
+        CalibrationError,
+        ConfigurationError,
+        FormatError,
+        InstrumentError,
+        LicenceError,
+        LicensedContentError,
+        PamlibDeprecationWarning,
+        PamlibError,
+        PluginError,
+        Problem,
+        ProviderResultError,
+        RuleError,
+        ScoringError,
+        ValidationError,
+    )
     from pamlib.fhir._bundle import write_fhir
     from pamlib.fhir._reader import read_fhir
+    from pamlib.hookspecs import hookimpl
     from pamlib.identity import Patient
     from pamlib.instruments import Instrument, InstrumentRegistry
     from pamlib.levels import ActivationLevel, CutpointSet
@@ -48,7 +54,29 @@ if TYPE_CHECKING:
     from pamlib.tables.scored import ScoredTable
     from pamlib.tailoring import tailor
 
+# The exceptions and hookimpl too: their modules import attrs and pluggy, most of what an eager
+# import cost.
 _LAZY: dict[str, str] = {
+    **dict.fromkeys(
+        [
+            "CalibrationError",
+            "ConfigurationError",
+            "FormatError",
+            "InstrumentError",
+            "LicenceError",
+            "LicensedContentError",
+            "PamlibDeprecationWarning",
+            "PamlibError",
+            "PluginError",
+            "Problem",
+            "ProviderResultError",
+            "RuleError",
+            "ScoringError",
+            "ValidationError",
+        ],
+        "pamlib.errors",
+    ),
+    "hookimpl": "pamlib.hookspecs",
     "Assessment": "pamlib.assessment",
     "Mode": "pamlib.assessment",
     "Patient": "pamlib.identity",
@@ -146,4 +174,12 @@ __all__ = [
 
 
 _moved.install()
-__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY, __all__)
+_getattr, __dir__ = lazy_exports(__name__, globals(), _LAZY, __all__)
+
+
+def __getattr__(name: str) -> Any:
+    # ``pamlib.errors`` and ``pamlib.hookspecs`` were imported with the package and so reachable
+    # as attributes; they still are.
+    if name in ("errors", "hookspecs"):
+        return importlib.import_module(f"pamlib.{name}")
+    return _getattr(name)

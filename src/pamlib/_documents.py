@@ -7,6 +7,11 @@ exhaust the interpreter's recursion limit in the parser or in any code that walk
 or an integer too long for Python to convert. Each becomes a :class:`DocumentError` holding one
 located :class:`~pamlib.errors.Problem`; callers re-raise it as their own error type or turn it
 into a reject.
+
+FHIR input, where parsing is most of the time spent, first tries :func:`fast_json`: msgspec (the
+``fhir`` extra) parses the bytes when it is installed, and anything it does not read exactly as
+the standard library does goes through :func:`decode_utf8` and :func:`parse_json`, so the values
+and problems are the same with or without it.
 """
 
 from __future__ import annotations
@@ -77,6 +82,38 @@ def _may_be_deep(text: str) -> bool:
     return text.count("[") + text.count("{") > MAX_DEPTH
 
 
+#: Every byte but the quote and the brackets (deleted), and the brackets as parentheses.
+_NOT_STRUCTURE = bytes(b for b in range(256) if b not in b'"[]{}')
+_PARENS = bytes.maketrans(b"[]{}", b"()()")
+
+
+def _text_too_deep(data: bytes, value: object) -> bool:
+    """Whether the JSON text ``data``, which parsed to ``value``, nests deeper than
+    :data:`MAX_DEPTH`: read from the brackets of the text, a few C-level passes over bytes
+    instead of a walk of the value.
+
+    Only the brackets outside strings count. Escaped quotes and backslashes are dropped first
+    (backslashes occur only in strings, and pairs are read left to right as JSON reads them),
+    then each string that holds no bracket is an adjacent pair of quotes; if a quote is left, a
+    string holds a bracket and the value is walked instead. What remains is the nesting itself:
+    each pass that removes the innermost ``()`` pairs lowers its depth by one.
+    """
+    if b"\\" in data:
+        data = data.replace(b"\\\\", b"").replace(b'\\"', b"")
+    shape = data.translate(_PARENS, _NOT_STRUCTURE)
+    if shape.count(b"(") <= MAX_DEPTH:  # brackets in strings too: a bound, cheaply
+        return False
+    shape = shape.replace(b'""', b"")
+    if b'"' in shape:
+        return _too_deep(value, parsed=True)
+    for removed in range(MAX_DEPTH + 1):
+        # The depth left is at most the opening brackets left.
+        if removed + shape.count(b"(") <= MAX_DEPTH:
+            return False
+        shape = shape.replace(b"()", b"")
+    return True
+
+
 def _depth_problem(where: str) -> DocumentError:
     return DocumentError(Problem(where, "too-deep", f"nested more than {MAX_DEPTH} levels deep"))
 
@@ -101,8 +138,58 @@ def parse_json(
         raise DocumentError(
             Problem(where, "json", f"not usable JSON: {_first_line(exc)}")
         ) from None
-    if _may_be_deep(text) and _too_deep(value, parsed=True):
+    if _may_be_deep(text) and _text_too_deep(text.encode("utf-8", "surrogatepass"), value):
         raise _depth_problem(where)
+    return value
+
+
+class _NotParsed:
+    def __repr__(self) -> str:
+        return "NOT_PARSED"
+
+
+#: What :func:`fast_json` returns for text it leaves to :func:`parse_json`.
+NOT_PARSED: Any = _NotParsed()
+
+_fast_decode: Callable[[bytes], Any] | None = None
+_fast_tried = False
+
+
+def _fast_decoder() -> Callable[[bytes], Any] | None:
+    """msgspec's JSON decoder, if installed (imported on first use: ``import pamlib`` stays
+    cheap)."""
+    global _fast_decode, _fast_tried  # noqa: PLW0603 - one lazy import per process
+    if not _fast_tried:
+        _fast_tried = True
+        try:
+            from msgspec.json import Decoder
+        except ImportError:
+            _fast_decode = None
+        else:
+            _fast_decode = Decoder().decode
+    return _fast_decode
+
+
+def fast_json(data: bytes) -> Any:
+    """The value of the JSON text ``data`` (UTF-8 bytes), exactly as :func:`decode_utf8` and
+    :func:`parse_json` would give it, or :data:`NOT_PARSED` when the caller must take that way:
+    msgspec is not installed, or it refuses the text.
+
+    msgspec refuses everything the standard library refuses, and more (``NaN``, a byte order
+    mark, half a surrogate pair, a number too large for a float): those go the slow way, which
+    gives the value or the problem. What it accepts it reads as ``json`` does: the last of
+    repeated keys wins, integers of any length up to Python's limit stay integers, floats are
+    correctly rounded (a property test holds the two to the same values and problems).
+    """
+    decode = _fast_decode if _fast_tried else _fast_decoder()
+    if decode is None:
+        return NOT_PARSED
+    try:
+        value = decode(data)
+    except (ValueError, RecursionError):
+        return NOT_PARSED
+    if _text_too_deep(data, value):
+        return NOT_PARSED
     return value
 
 

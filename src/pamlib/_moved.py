@@ -13,14 +13,13 @@ import importlib
 import importlib.machinery
 import sys
 import warnings
-from collections.abc import Sequence
-from types import ModuleType
-from typing import TYPE_CHECKING, Final, cast
 
-from pamlib.errors import PamlibDeprecationWarning
-
+# typing stays out of start-up (see pamlib/__init__.py): mypy reads TYPE_CHECKING as true.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import importlib.abc
+    from collections.abc import Sequence
+    from types import ModuleType
+    from typing import Any, Final
 
 REMOVED_IN: Final = "0.3"
 
@@ -79,6 +78,8 @@ class _Alias:
         self.spec: importlib.machinery.ModuleSpec | None = None
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
+        from pamlib.errors import PamlibDeprecationWarning  # attrs: not at start-up
+
         old = spec.name
         _, public = MOVED[old]
         warnings.warn(
@@ -107,7 +108,7 @@ class _MovedFinder:
         moved = MOVED.get(fullname)
         if moved is None:
             return None
-        loader = cast("importlib.abc.Loader", _Alias(moved[0]))  # a loader by protocol
+        loader: Any = _Alias(moved[0])  # a loader by protocol, not by inheritance
         return importlib.machinery.ModuleSpec(fullname, loader)
 
 

@@ -29,7 +29,15 @@ from typing import Any
 
 import attrs
 
-from pamlib._documents import MAX_DEPTH, DocumentError, _too_deep, decode_utf8, parse_json
+from pamlib._documents import (
+    MAX_DEPTH,
+    NOT_PARSED,
+    DocumentError,
+    _too_deep,
+    decode_utf8,
+    fast_json,
+    parse_json,
+)
 from pamlib.assessment import Assessment
 from pamlib.errors import FormatError, Problem, ValidationError
 from pamlib.fhir._patient import patient_identity
@@ -258,6 +266,9 @@ class FhirReader:
         yield RowChunk((), (Reject(label, problem.where, problem.code, problem.message, {}),), 1)
 
     def _json_bytes(self, data: bytes, label: str) -> Iterator[RowChunk]:
+        doc = fast_json(data)
+        if doc is not NOT_PARSED:
+            return self._document(doc, label)
         try:
             text = decode_utf8(data, "$")
         except DocumentError:
@@ -399,10 +410,12 @@ class FhirReader:
         try:
             for n, data in _lines(path):
                 try:
-                    line = decode_utf8(data, f"line {n}")
-                    if not line.strip():
-                        continue
-                    value = parse_json(line, f"line {n}")
+                    value = fast_json(data)
+                    if value is NOT_PARSED:
+                        line = decode_utf8(data, f"line {n}")
+                        if not line.strip():
+                            continue
+                        value = parse_json(line, f"line {n}")
                 except DocumentError as exc:
                     # One bad line is one reject; every other line is still read.
                     problem = Problem(f"line {n}", exc.problem.code, exc.problem.message)

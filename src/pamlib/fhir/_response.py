@@ -489,14 +489,20 @@ class ResponseParser:
         language = qr.get("language")
         if not isinstance(language, str):
             language = None
-        texts = {
-            "the assessment id": assessment_id,
-            "the patient id": pid or "",
-            "the site": site or "",
-            "the language": language or "",
-            "an attribute": "".join([*attributes, *attributes.values()]),
-        }
-        if not _unicode("".join(texts.values())):  # the usual case costs one isascii()
+        if not (
+            assessment_id.isascii()
+            and (pid is None or pid.isascii())
+            and (site is None or site.isascii())
+            and (language is None or language.isascii())
+            and not attributes
+        ):  # the usual case: a few isascii(); anything else is checked for surrogates
+            texts = {
+                "the assessment id": assessment_id,
+                "the patient id": pid or "",
+                "the site": site or "",
+                "the language": language or "",
+                "an attribute": "".join([*attributes, *attributes.values()]),
+            }
             for what, text in texts.items():
                 if not _unicode(text):
                     message = f"{what} is not Unicode text (an unpaired surrogate escape)"
@@ -668,33 +674,34 @@ class ResponseParser:
             draft.problems.append(Problem(where, "type", "item must be a list"))
             return
         target = draft.target
+        if target.answers:  # a mapping's answer codes: every item the careful way
+            for i, item in enumerate(items):
+                self._item(item, f"{where}[{i}]", draft)
+            return
         columns, seen, codes = target.columns, draft.seen, draft.codes
-        fast = not target.answers
         top = target.instrument.n_categories
+        # Names bound once, and subscripts rather than get(): this loop runs for every answer of
+        # every response. A missing key (KeyError) or an array or object where a string is
+        # looked up (TypeError, unhashable) leaves the item to _item, which says what is wrong.
+        pamlib_codes, answer_system, dict_, list_ = _PAMLIB_CODES, ANSWER_SYSTEM, dict, list
         for i, item in enumerate(items):
-            if fast and type(item) is dict and "item" not in item:
-                answers = item.get("answer")
-                if type(answers) is list and len(answers) == 1:
-                    answer = answers[0]
-                    coding = answer.get("valueCoding") if type(answer) is dict else None
-                    if (
-                        type(coding) is dict
-                        and coding.get("system") == ANSWER_SYSTEM
-                        and "item" not in answer
-                    ):
-                        text, link_id = coding.get("code"), item.get("linkId")
-                        # Only strings are looked up: an array or object is not hashable.
-                        code = _PAMLIB_CODES.get(text) if type(text) is str else None
-                        column = columns.get(link_id) if type(link_id) is str else None
-                        if (
-                            code is not None
-                            and column is not None
-                            and code <= top
-                            and column not in seen
-                        ):
-                            seen.add(column)
-                            codes[column] = code
-                            continue
+            try:
+                if type(item) is dict_ and "item" not in item:
+                    answers = item["answer"]
+                    if type(answers) is list_ and len(answers) == 1:
+                        answer = answers[0]
+                        if type(answer) is dict_ and "item" not in answer:
+                            coding = answer["valueCoding"]
+                            if type(coding) is dict_ and coding["system"] == answer_system:
+                                # Keys are strings: no other JSON value equals one.
+                                code = pamlib_codes[coding["code"]]
+                                column = columns[item["linkId"]]
+                                if code <= top and column not in seen:
+                                    seen.add(column)
+                                    codes[column] = code
+                                    continue
+            except (KeyError, TypeError):
+                pass
             self._item(item, f"{where}[{i}]", draft)
 
     def _item(self, item: object, here: str, draft: _Draft) -> None:
