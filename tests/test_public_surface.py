@@ -213,3 +213,13 @@ def test_the_docs_teach_no_old_path() -> None:
         if path.name == "score.rst":  # says where iter_assessments lived before
             hits = [h for h in hits if h != "pamlib.formats.records"]
         assert not hits, (path.name, hits)
+
+
+def test_the_root_exports_every_error_lazily() -> None:
+    """The root names its errors without importing them (that would load attrs at start-up); the
+    list it keeps must be pamlib.errors' own."""
+    import pamlib.errors
+
+    from_errors = {name for name, module in pamlib._LAZY.items() if module == "pamlib.errors"}
+    assert from_errors == set(pamlib.errors.__all__)
+    assert from_errors <= set(pamlib.__all__)

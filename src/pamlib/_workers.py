@@ -113,7 +113,7 @@ class Ahead(Iterator[T], Generic[T]):
             self._done = True
             self._thread.join()
             raise item.error
-        return item  # type: ignore[return-value]
+        return item  # type: ignore[return-value]  # not a marker: one of the T put in
 
     def close(self) -> None:
         """Stop reading ahead and wait for the thread, which closes the source."""
@@ -151,7 +151,7 @@ class Behind(Generic[T]):
             if item is _END:
                 return
             try:
-                self._consume(item)  # type: ignore[arg-type]
+                self._consume(item)  # type: ignore[arg-type]  # not _END: a T put in
             except BaseException as exc:  # raised again on the caller's thread
                 self._error = exc
                 self._stop.set()

@@ -68,7 +68,11 @@ _REJECT_COLUMNS = ("location", "code", "message", "fields", "record")
 _METADATA_KEY = "pamlib"
 
 Duplicates = Literal["global", "partition", "off"]
-_READER_DUPLICATES = {"global": "external", "partition": "track", "off": "off"}
+_READER_DUPLICATES: dict[str, Literal["track", "external", "off"]] = {
+    "global": "external",
+    "partition": "track",
+    "off": "off",
+}
 
 
 class SparkJobError(PamlibError):
@@ -219,7 +223,7 @@ def score(
         mapping=mapping,
         instrument=instrument,
         day_first=day_first,
-        duplicates=_READER_DUPLICATES[duplicates],  # type: ignore[arg-type]
+        duplicates=_READER_DUPLICATES[duplicates],
         row_key=_ROW,
         source=source,
     )
