@@ -31,16 +31,15 @@ def add_months(day: dt.date, months: int) -> dt.date:
 
 def add_months_array(days: npt.ArrayLike, months: npt.ArrayLike) -> npt.NDArray[np.datetime64]:
     """:func:`add_months` element-wise over ``datetime64[D]`` (``months`` one number or one per
-    day); NaT stays NaT.
+    day, or ``timedelta64[M]`` where NaT means no date); NaT stays NaT.
 
     >>> add_months_array(np.array(["2025-08-31", "2024-02-29", "NaT"], "datetime64[D]"), 6)
     array(['2026-02-28', '2024-08-29', 'NaT'], dtype='datetime64[D]')
     """
     d = np.asarray(days, dtype="datetime64[D]")
     month = d.astype("datetime64[M]")
-    day_index = (d - month.astype("datetime64[D]")).astype(np.int64)
-    target = month + np.asarray(months, dtype=np.int64).astype("timedelta64[M]")
-    first = target.astype("datetime64[D]")
-    length = ((target + 1).astype("datetime64[D]") - first).astype(np.int64)
-    out = first + np.minimum(day_index, length - 1).astype("timedelta64[D]")
-    return np.where(np.isnat(d), np.datetime64("NaT", "D"), out)
+    target = month + np.asarray(months, dtype="timedelta64[M]")
+    last = (target + 1).astype("datetime64[D]") - 1
+    # the same day of the target month, or its last day; NaT propagates through every step
+    out: npt.NDArray[np.datetime64] = np.minimum(target.astype("datetime64[D]") + (d - month), last)
+    return out

@@ -10,6 +10,7 @@ comparisons.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, NewType, NoReturn, TypeGuard
@@ -116,7 +117,45 @@ def _plan_of(conditions: Conditions) -> ConditionPlan:
     return ConditionPlan.of([conditions])
 
 
-_TRANSITION_CODES = {"none": 0, "down": 1, "same": 2, "up": 3}
+_STATE_FIELDS = ("scored", "level", "previous_level", "transition")
+
+
+def _transition(level: int, previous: int) -> str:
+    if not (level and previous):
+        return "none"
+    return "up" if level > previous else "down" if level < previous else "same"
+
+
+def _state_codes(cols: ContextColumns) -> npt.NDArray[np.intp]:
+    """Each row's (scored, level, previous level) as one code, ``scored * 25 + level * 5 +
+    previous level`` (levels 0, for none, to 4): what the state look-up is indexed by."""
+    code = cols.level.astype(np.intp) * 5 + cols.previous_level
+    code += cols.scored * 25
+    return code
+
+
+def _state_lookup(conditions: Sequence[Conditions]) -> _Lookup | None:
+    """Every condition on the four state fields, as a table over the 50 :func:`_state_codes`."""
+    stated = [
+        j for j, c in enumerate(conditions) if any(getattr(c, f) is not None for f in _STATE_FIELDS)
+    ]
+    if not stated:
+        return None
+    # every condition has a row (True where it states none of the four), so the look-up is
+    # the first term of the conjunction: no scatter into the result
+    table = np.ones((len(conditions), 50), dtype=np.bool_)
+    for j in stated:
+        c = conditions[j]
+        for scored, level, previous in itertools.product((0, 1), range(5), range(5)):
+            table[j, scored * 25 + level * 5 + previous] = (
+                (c.scored is None or c.scored == bool(scored))
+                and (c.level is None or level in c.level)
+                and (c.previous_level is None or previous in c.previous_level)
+                and (c.transition is None or _transition(level, previous) in c.transition)
+            )
+    return _Lookup(np.arange(len(conditions), dtype=np.intp), table)
+
+
 _TEXT_FIELDS = ("site", "instrument", "language")
 _RANGE_FIELDS = ("score", "previous_score", "change")
 
@@ -161,30 +200,23 @@ class ConditionPlan:
     """
 
     size: int
-    lookups: tuple[tuple[str, _Lookup], ...]
+    #: ``scored``, ``level``, ``previous_level`` and ``transition`` together: all four are
+    #: functions of a row's :func:`_state_codes`, so one look-up (of every condition) answers
+    #: them.
+    state: _Lookup | None
     bounds: tuple[tuple[str, _Bounds], ...]
     texts: tuple[tuple[str, dict[str, int], _Lookup], ...]
     flags: tuple[dict[str, int], _Lookup] | None
-    attributes: tuple[tuple[str, tuple[tuple[AttributeTest, npt.NDArray[np.intp]], ...]], ...]
+    #: Per attribute name: its tests with the conditions stating each, and the conditions
+    #: that fail when no row has the attribute at all.
+    attributes: tuple[
+        tuple[str, tuple[tuple[AttributeTest, npt.NDArray[np.intp]], ...], npt.NDArray[np.intp]],
+        ...,
+    ]
 
     @classmethod
     def of(cls, conditions: Sequence[Conditions]) -> ConditionPlan:
-        lookups: list[tuple[str, _Lookup]] = []
-        for name, codes in (
-            ("scored", {False: 0, True: 1}),
-            ("level", {v: v for v in range(5)}),
-            ("previous_level", {v: v for v in range(5)}),
-            ("transition", _TRANSITION_CODES),
-        ):
-            stated = [getattr(c, name) for c in conditions]
-            rows = _positions(stated)
-            if len(rows):
-                table = np.zeros((len(rows), len(codes)), dtype=np.bool_)
-                for k, j in enumerate(rows.tolist()):
-                    wanted = stated[j]
-                    for value, code in codes.items():
-                        table[k, code] = value == wanted if name == "scored" else value in wanted
-                lookups.append((name, _Lookup(rows, table)))
+        state = _state_lookup(conditions)
         bounds: list[tuple[str, _Bounds]] = []
         for name in _RANGE_FIELDS:
             ranges: list[Range | None] = [getattr(c, name) for c in conditions]
@@ -215,7 +247,7 @@ class ConditionPlan:
                 tests.setdefault(key, []).append(j)
         return cls(
             size=len(conditions),
-            lookups=tuple(lookups),
+            state=state,
             bounds=tuple(bounds),
             texts=tuple(texts),
             flags=flags,
@@ -227,6 +259,15 @@ class ConditionPlan:
                         for (named, test), rows in tests.items()
                         if named == name
                     ),
+                    np.array(
+                        [
+                            j
+                            for (named, test), rows in tests.items()
+                            if named == name and not test.matches(None)
+                            for j in rows
+                        ],
+                        dtype=np.intp,
+                    ),
                 )
                 for name in dict.fromkeys(name for name, _ in tests)
             ),
@@ -234,25 +275,21 @@ class ConditionPlan:
 
     def masks(self, cols: ContextColumns) -> npt.NDArray[np.bool_]:
         """Whether each condition holds for each row: shape ``(conditions, rows)``."""
-        from pamlib.tailoring.columns import by_unique, codes_of
+        from pamlib.tailoring.columns import _distinct, codes_of
 
-        out = np.ones((self.size, len(cols)), dtype=np.bool_)
-        for name, lookup in self.lookups:
-            if name == "transition":
-                level, previous = cols.level, cols.previous_level
-                both = (level > 0) & (previous > 0)
-                step = np.sign(level.astype(np.int8) - previous)
-                codes = np.where(both, step + 2, 0)
-            else:
-                codes = getattr(cols, name)
-            out[lookup.rows] &= lookup.table[:, codes.astype(np.intp, copy=False)]
+        if self.state is not None:
+            out: npt.NDArray[np.bool_] = self.state.table[:, _state_codes(cols)]
+        else:
+            out = np.ones((self.size, len(cols)), dtype=np.bool_)
         for name, bounds in self.bounds:
             values = getattr(cols, name)
             out[bounds.rows] &= _within(values, bounds.low, bounds.high)
         for name, vocabulary, lookup in self.texts:
-            codes = codes_of(cols.folded(name), vocabulary)
+            codes = codes_of(getattr(cols, name), vocabulary, fold=_fold)
             out[lookup.rows] &= lookup.table[:, codes]
-        if self.flags is not None:
+        if self.flags is not None and not cols.flags:  # no row has a flag: none can match
+            out[self.flags[1].rows] = False
+        elif self.flags is not None:
             vocabulary, lookup = self.flags
             any_flag = np.zeros((len(lookup.rows), len(cols)), dtype=np.bool_)
             for flag, column in cols.flags.items():
@@ -260,13 +297,16 @@ class ConditionPlan:
                 if code is not None:
                     any_flag |= lookup.table[:, code, np.newaxis] & column
             out[lookup.rows] &= any_flag
-        for name, tests in self.attributes:
+        for name, tests, absent_fails in self.attributes:
             given = cols.find_attribute(name)
+            if given is None:  # no row has it: one answer for every row, known in advance
+                if len(absent_fails):
+                    out[absent_fails] = False
+                continue
+            distinct, index = _distinct(given)
             for test, rows in tests:
-                if given is not None:
-                    out[rows] &= by_unique(given, test.matches)
-                elif not test.matches(None):  # no row has it: one answer for every row
-                    out[rows] = False
+                answers = np.array([test.matches(v) for v in distinct] or [False], np.bool_)
+                out[rows] &= answers[index]
         return out
 
 

@@ -22,7 +22,7 @@ import numpy.typing as npt
 
 from pamlib._months import add_months_array
 from pamlib.errors import Problem, ValidationError
-from pamlib.levels import ActivationLevel, round_half_away_array
+from pamlib.levels import round_half_away_array
 from pamlib.tailoring.context import (
     _CONTEXT_COLUMNS,
     _FLAG_SPLIT,
@@ -100,12 +100,15 @@ def by_unique(values: Strs, test: Callable[[str], bool]) -> Bools:
     return results[index]
 
 
-def codes_of(values: Strs, vocabulary: Mapping[str, int]) -> npt.NDArray[np.intp]:
-    """Each value's code in ``vocabulary``, ``len(vocabulary)`` for a value not in it; each
-    distinct value looked up once."""
+def codes_of(
+    values: Strs, vocabulary: Mapping[str, int], *, fold: Callable[[str], str] | None = None
+) -> npt.NDArray[np.intp]:
+    """Each value's code in ``vocabulary`` (after ``fold``, when given), ``len(vocabulary)``
+    for a value not in it; each distinct value folded and looked up once."""
     distinct, index = _distinct(values)
     other = len(vocabulary)
-    codes = np.array([vocabulary.get(v, other) for v in distinct] or [other], dtype=np.intp)
+    keys = distinct if fold is None else [fold(v) for v in distinct]
+    codes = np.array([vocabulary.get(v, other) for v in keys] or [other], dtype=np.intp)
     return codes[index]
 
 
@@ -239,35 +242,50 @@ class ContextColumns:
     def from_contexts(cls, contexts: Sequence[Context]) -> ContextColumns:
         """Columns holding exactly these contexts (for tests and the object API)."""
         n = len(contexts)
-
-        def floats(values: Iterable[float | None]) -> npt.NDArray[np.float64]:
-            return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
-
-        def levels(values: Iterable[ActivationLevel | None]) -> npt.NDArray[np.int8]:
-            return np.array([0 if v is None else int(v) for v in values], dtype=np.int8)
-
+        # A few arrays of several columns each, not one array a column: for one assessment
+        # the number of NumPy calls is most of the cost.
+        numbers = np.array(
+            [
+                [np.nan if c.score is None else c.score for c in contexts],
+                [np.nan if c.previous_score is None else c.previous_score for c in contexts],
+            ],
+            dtype=np.float64,
+        ).reshape(2, n)
+        levels = np.array(
+            [[c.level or 0 for c in contexts], [c.previous_level or 0 for c in contexts]],
+            dtype=np.int8,
+        ).reshape(2, n)
+        texts = np.array(
+            [
+                [c.instrument or "" for c in contexts],
+                [c.site or "" for c in contexts],
+                [c.language or "" for c in contexts],
+                [c.cutpoint_set or "" for c in contexts],
+            ],
+            dtype=np.str_,
+        ).reshape(4, n)
         flag_names = sorted({f for c in contexts for f in c.flags})
         attr_names = sorted({a for c in contexts for a in c.attributes})
         return cls(
             assessment_id=_ids(c.assessment_id for c in contexts),
             scored=np.array([c.scored for c in contexts], dtype=np.bool_),
-            score=floats(c.score for c in contexts),
-            level=levels(c.level for c in contexts),
-            previous_score=floats(c.previous_score for c in contexts),
-            previous_level=levels(c.previous_level for c in contexts),
+            score=numbers[0],
+            level=levels[0],
+            previous_score=numbers[1],
+            previous_level=levels[1],
             assessed_on=np.array(
                 [c.assessed_on or "NaT" for c in contexts], dtype="datetime64[D]"
             ).reshape(n),
-            instrument=_strs((c.instrument for c in contexts), n),
-            site=_strs((c.site for c in contexts), n),
-            language=_strs((c.language for c in contexts), n),
+            instrument=texts[0],
+            site=texts[1],
+            language=texts[2],
             flags={
                 f: np.array([f in c.flags for c in contexts], dtype=np.bool_) for f in flag_names
             },
             attributes={
                 a: _strs((c.attributes.get(a, "") for c in contexts), n) for a in attr_names
             },
-            cutpoint_set=_strs((c.cutpoint_set for c in contexts), n),
+            cutpoint_set=texts[3],
             not_scored_reason=_strs((c.not_scored_reason for c in contexts), n),
         )
 

@@ -448,7 +448,7 @@ class Engine:
         if len(plan.unless):
             matched[plan.unless] &= ~masks[len(files) :]
         answers: list[tuple[tuple[Action, ...] | None, ...]] = []
-        answer_ids = np.zeros(n, dtype=np.int64)
+        answer_ids = np.zeros(n if python else 0, dtype=np.int64)
         if python:
             seen: dict[tuple[tuple[Action, ...] | None, ...], int] = {}
             for i, context in enumerate(cols.contexts() if contexts is None else contexts):
@@ -462,7 +462,8 @@ class Engine:
             count=n,
         )
         packed = np.packbits(matched, axis=0)
-        first, inverse = _groups([*packed, cols.scored, cols.level, reasons, answer_ids], n)
+        by = [*packed, cols.scored, cols.level, reasons, *([answer_ids] if python else [])]
+        first, inverse = _groups(by, n)
         reason_texts = list(reason_ids)
         decisions = []
         for i in first.tolist():
@@ -484,13 +485,14 @@ class Engine:
                 context = cols.context(i) if contexts is None else contexts[i]
                 decision = self._remember(key, self._decide(context, results))
             decisions.append(decision)
-        months = np.array([-1 if d.months is None else d.months for d in decisions], dtype=np.int64)
-        row_months = months[inverse] if n else np.zeros(0, dtype=np.int64)
-        default = np.where(cols.scored, self.policy.interval_months, -1)
-        row_months = np.where(row_months >= 0, row_months, default)
-        due = add_months_array(cols.assessed_on, np.maximum(row_months, 0))
-        due = np.where(row_months >= 0, due, np.datetime64("NaT", "D"))
-        return decisions, inverse, due
+        # months to the reassessment: a rule's, else the policy's for a scored assessment, else
+        # none (NaT, which gives no date)
+        none = np.timedelta64("NaT", "M")
+        months = np.array([none if d.months is None else d.months for d in decisions], "m8[M]")
+        row_months = months[inverse] if n else np.zeros(0, dtype="m8[M]")
+        default = np.where(cols.scored, np.timedelta64(self.policy.interval_months, "M"), none)
+        row_months = np.where(np.isnat(row_months), default, row_months)
+        return decisions, inverse, add_months_array(cols.assessed_on, row_months)
 
     def evaluate_columns(
         self, cols: ContextColumns, contexts: Sequence[Context] | None = None
