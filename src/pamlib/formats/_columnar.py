@@ -1037,6 +1037,10 @@ class _BlockReader:
         if data.startswith(_BOM):
             data = b"\n" + data
         block_size = max(1 << 20, 2 * longest + 64)
+        if self.options.threads <= 1:
+            # On one thread pyarrow splits its blocks one after another anyway: one block gives
+            # columns of one piece each, with no copy to join them.
+            block_size = max(block_size, len(data) + 1)
         try:
             table = pa.csv.read_csv(
                 pa.BufferReader(data),
@@ -1060,4 +1064,5 @@ class _BlockReader:
             return None
         if table.num_rows != expected:
             return None
-        return [table.column(i).combine_chunks() for i in range(len(self.names))]
+        columns = [table.column(i) for i in range(len(self.names))]
+        return [c.chunk(0) if c.num_chunks == 1 else c.combine_chunks() for c in columns]
