@@ -393,7 +393,7 @@ class SeenIds:
     bytes; any other id up to 15 bytes exactly in 16 bytes; a longer one as a 128-bit hash (for
     keys that behave as random, the chance that two different ids are taken for one another is
     below 1e-20 even for a billion ids). Keys are kept in sorted runs merged as they grow. A
-    fixed 32 MiB map of which key prefixes occur lets most new ids skip the search altogether.
+    fixed 4 MiB map of which key prefixes occur lets most new ids skip the search altogether.
     """
 
     _PREFIX_BITS = 25
@@ -401,7 +401,7 @@ class SeenIds:
     def __init__(self) -> None:
         self._short = _SortedRuns(1)
         self._long = _SortedRuns(2)
-        self._prefixes = np.zeros(1 << self._PREFIX_BITS, dtype=np.bool_)
+        self._prefixes = np.zeros(1 << (self._PREFIX_BITS - 3), dtype=np.uint8)  # one bit each
 
     def __len__(self) -> int:
         return len(self._short) + len(self._long)
@@ -429,8 +429,9 @@ class SeenIds:
         spread: npt.NDArray[np.uint64],
     ) -> npt.NDArray[np.bool_]:
         prefix = (spread >> np.uint64(64 - self._PREFIX_BITS)).astype(np.intp)
-        dup = runs.check(keys, self._prefixes[prefix])
-        self._prefixes[prefix] = True
+        byte, bit = prefix >> 3, (prefix & 7).astype(np.uint8)
+        dup = runs.check(keys, ((self._prefixes[byte] >> bit) & 1).astype(np.bool_))
+        np.bitwise_or.at(self._prefixes, byte, np.left_shift(1, bit, dtype=np.uint8))
         return dup
 
 
