@@ -62,6 +62,9 @@ from pamlib.formats.values import (
 from pamlib.instruments import Instrument
 
 _BOM = b"\xef\xbb\xbf"
+#: Threads a run keeps busy (split, check, score, write): pyarrow splits a block on threads of
+#: its own only when more are allowed.
+_STAGES = 4
 _NL, _CR, _QUOTE = 10, 13, 34
 _EPOCH = np.datetime64("1970-01-01", "D")
 _SLOW = np.int16(IMPOSSIBLE_ANSWER - 10)  # not decided by bytes: look the spelling up
@@ -827,8 +830,9 @@ def read_columnar(
     """Read a delimited export as chunks of columns (see the module documentation).
 
     The first chunk holds no records; it names the source's columns before any are read. With
-    ``options.threads`` over one, the next block is found and split (pyarrow, on its own
-    threads) while the last one is checked.
+    ``options.threads`` over one, the next block is found and split on a thread of its own
+    while the last one is checked (and by pyarrow on threads of its own too, with more than four
+    threads allowed).
     """
     opened = open_utf8(source, options.settings)
     parts: Iterator[_Part] | None = None
@@ -1038,16 +1042,18 @@ class _BlockReader:
         if data.startswith(_BOM):
             data = b"\n" + data
         block_size = max(1 << 20, 2 * longest + 64)
-        if self.options.threads <= 1:
-            # On one thread pyarrow splits its blocks one after another anyway: one block gives
-            # columns of one piece each, with no copy to join them.
+        spread = self.options.threads > _STAGES
+        if not spread:
+            # Split on this thread alone, as one block: columns of one piece each, with no copy
+            # to join them. The run's stages already keep the cores busy: on two cores,
+            # pyarrow's threads beside them took more memory and no less processor time.
             block_size = max(block_size, len(data) + 1)
         try:
             table = pa.csv.read_csv(
                 pa.BufferReader(data),
                 read_options=pa.csv.ReadOptions(
                     column_names=self.names,
-                    use_threads=self.options.threads > 1,
+                    use_threads=spread,
                     block_size=block_size,
                 ),
                 parse_options=pa.csv.ParseOptions(
