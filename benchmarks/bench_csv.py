@@ -11,7 +11,8 @@ temporary folder, then times, each in a fresh process and ``--repeat`` times:
   available; a count that equals another is run once).
 
 Reports the best and median wall time of each, their ratios (median of the rounds' ratios, and
-best against best), each process's peak resident memory (``ru_maxrss`` from ``wait4``), and the
+best against best; and of the median processor times, which the machine's load barely moves),
+each process's peak resident memory (``ru_maxrss`` from ``wait4``), and the
 one-minute load average before every round: on a shared machine a high load makes every figure
 a floor. The file is generated in a separate process so that this
 one stays small: Linux carries a parent's peak memory over into the children it starts. Figures
@@ -23,6 +24,7 @@ Usage::
     python benchmarks/bench_csv.py --provider demo        # when the demo provider is installed
     python benchmarks/bench_csv.py --provider demo --threads 1,2,all   # the default counts
     python benchmarks/bench_csv.py --rows 10000000 --repeat 1   # flat-memory run
+    python benchmarks/bench_csv.py --rows 10000000 --keep /tmp/bench   # generate once, reuse
     python benchmarks/bench_csv.py --provider demo --recommend --skip-baseline   # tailored
 """
 
@@ -243,8 +245,12 @@ def report(results: dict[str, list[tuple[float, int, float]]], ours: list[str]) 
         for mine in ours:
             ratios = [a[0] / b[0] for a, b in zip(results[mine], runs, strict=True)]
             best = min(r[0] for r in results[mine]) / min(r[0] for r in runs)
+            cpu = statistics.median(r[2] for r in results[mine]) / statistics.median(
+                r[2] for r in runs
+            )
             print(f"{mine} / {name}: median of rounds {statistics.median(ratios):.2f}, "
-                  f"best/best {best:.2f}  (target: at most {TARGETS[mode]})")  # fmt: skip
+                  f"best/best {best:.2f}  (target: at most {TARGETS[mode]}); "
+                  f"processor time {cpu:.2f}")  # fmt: skip
 
 
 if __name__ == "__main__":

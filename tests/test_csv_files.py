@@ -306,6 +306,96 @@ def test_seen_ids_behave_like_a_set(blocks: list[list[str]]) -> None:
     assert len(seen) == len(reference)
 
 
+#: Ids from few characters, so that blocks repeat them: packable ones (at most 10 letters,
+#: digits, ``-`` or ``_``), ones just too long or with another character, and long ones.
+few_ids = (
+    st.text(alphabet="aA0-_", max_size=12)
+    | st.text(alphabet="a.é\x00", max_size=4)
+    | st.text(alphabet="ab", min_size=14, max_size=18)
+)
+
+
+def _as_set(blocks: list[list[str]]) -> list[list[bool]]:
+    reference: set[str] = set()
+    found: list[list[bool]] = []
+    for block in blocks:
+        found.append([])
+        for value in block:
+            found[-1].append(value in reference)
+            reference.add(value)
+    return found
+
+
+def _seen(seen: SeenIds, blocks: list[list[str]]) -> list[list[bool]]:
+    return [
+        seen.check(Text(pa.array(b, type=pa.string())), np.arange(len(b))).tolist() for b in blocks
+    ]
+
+
+@given(st.lists(st.lists(few_ids, max_size=30), max_size=8))
+def test_seen_ids_equal_a_set_on_repeated_ids(blocks: list[list[str]]) -> None:
+    assert _seen(SeenIds(), blocks) == _as_set(blocks)
+
+
+pairs = st.tuples(st.integers(0, 3), st.integers(0, 5))
+
+
+@given(st.lists(st.lists(pairs, max_size=30), max_size=10))
+def test_two_word_keys_look_again_where_first_words_collide(
+    blocks: list[list[tuple[int, int]]],
+) -> None:
+    """Keys that share their first word (most of them here) are told apart by the second,
+    whatever the order they come in, and runs merged on the way keep them apart."""
+    from pamlib.formats._columnar import _SortedRuns
+
+    runs = _SortedRuns(2)
+    reference: set[tuple[int, int]] = set()
+    for block in blocks:
+        first = np.array([a for a, _ in block], dtype=np.uint64)
+        second = np.array([b for _, b in block], dtype=np.uint64)
+        found = runs.check((first, second), np.ones(len(block), dtype=np.bool_)).tolist()
+        expected = []
+        for pair in block:
+            expected.append(pair in reference)
+            reference.add(pair)
+        assert found == expected
+    assert len(runs) == len(reference)
+
+
+@given(st.lists(st.text(max_size=12), max_size=60))
+def test_packed_ids_are_exact(values: list[str]) -> None:
+    """An id is packed into one word exactly when it has at most 10 characters of the
+    alphabet, and different packed ids never share a word."""
+    import re
+
+    from pamlib.formats._columnar import _packed
+
+    text = Text(pa.array(values, type=pa.string()))
+    packable, words = _packed(text, np.arange(len(values)))
+    expected = [re.fullmatch(r"[0-9A-Za-z_-]{0,10}", v) is not None for v in values]
+    assert packable.tolist() == expected
+    kept = [v for v, p in zip(values, expected, strict=True) if p]
+    assert len(words) == len(kept)
+    assert (
+        len(set(zip(kept, words.tolist(), strict=True)))
+        == len(set(kept))
+        == len(set(words.tolist()))
+    )
+
+
+def test_seen_ids_merge_runs_in_order() -> None:
+    """Many blocks of fresh ids (merged into longer runs as they come), then all of them
+    again, in another order: every one is found."""
+    seen = SeenIds()
+    ids = [f"A{i}" for i in range(20_000)] + [f"id.{i:012d}" for i in range(5_000)]
+    for start in range(0, len(ids), 700):
+        block = ids[start : start + 700]
+        assert not seen.check(Text(pa.array(block)), np.arange(len(block))).any()
+    again = ids[::-1]
+    assert seen.check(Text(pa.array(again)), np.arange(len(again))).all()
+    assert len(seen) == len(ids)
+
+
 def test_a_row_the_column_checks_reject_but_the_row_checks_accept_stops_the_read(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -98,6 +98,19 @@ def test_a_messy_export_scores_to_the_same_bytes_on_any_number_of_threads(
         assert _score(path, threads, block_bytes=2048) == one
 
 
+def test_blocks_split_on_pyarrow_threads_give_the_same_bytes(tmp_path: Path) -> None:
+    """With more threads allowed than a run has steps, pyarrow splits a block of several MiB
+    on threads of its own, in pieces; on fewer, as one piece. The output is the same."""
+    answers = [str(1 + k % 4) for k in range(13)]
+    bad = [["P1", "", "A0000005", "2024-04-05", "PAM-13", "s", *answers],  # a repeat
+           ["P2", "", "B1", "2024-13-01", "PAM-13", "north, east", *answers]]  # fmt: skip
+    path = cohort(tmp_path / "large.csv", 40_000, bad=bad)
+    assert path.stat().st_size > 2 << 20  # more than one of pyarrow's 1 MiB blocks
+    one = _score(path, 1, chunk_rows=50_000)
+    assert one[0] == "read 40002 = scored 40000 + not scored 0 + rejected 2"
+    assert _score(path, 8, chunk_rows=50_000) == one
+
+
 def test_the_command_line_gives_the_same_files_with_threads_1_and_4(
     tmp_path: Path, process_host: PluginHost, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -62,6 +62,9 @@ from pamlib.formats.values import (
 from pamlib.instruments import Instrument
 
 _BOM = b"\xef\xbb\xbf"
+#: Threads a run keeps busy (split, check, score, write): pyarrow splits a block on threads of
+#: its own only when more are allowed.
+_STAGES = 4
 _NL, _CR, _QUOTE = 10, 13, 34
 _EPOCH = np.datetime64("1970-01-01", "D")
 _SLOW = np.int16(IMPOSSIBLE_ANSWER - 10)  # not decided by bytes: look the spelling up
@@ -268,67 +271,93 @@ def _keys(
     return h1, h2
 
 
-class SeenIds:
-    """Every assessment id seen so far in a file, to reject repeats.
+#: The 64 characters an id may be packed from, six bits each (see :func:`_packed`).
+_PACK_ALPHABET = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-_"
+_PACK_CODE = np.full(256, 64, dtype=np.uint8)  # 64: a byte no packed id holds
+_PACK_CODE[np.frombuffer(_PACK_ALPHABET, dtype=np.uint8)] = np.arange(64, dtype=np.uint8)
+_PACK_CHARS = 10  # 10 characters of six bits and a length of four: one 64-bit word
 
-    Ids up to 15 bytes are kept exactly, longer ones as a 128-bit hash (for keys that behave as
-    random, the chance that two different ids are taken for one another is below 1e-20 even for
-    a billion ids): 16 bytes an id, in sorted runs merged as they grow. A fixed 32 MiB map of
-    which key prefixes occur lets most new ids skip the search altogether.
-    """
 
-    _PREFIX_BITS = 25
+def _packed(
+    text: _Text, rows: npt.NDArray[np.intp]
+) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.uint64]]:
+    """Which of the given rows hold an id of at most 10 letters, digits, ``-`` or ``_`` (most
+    exports' ids), and for those, the id itself as one 64-bit word: six bits a character and
+    the length in the top four bits, a bijection, so two words are equal only for equal ids."""
+    lengths = text.lengths[rows]
+    fits = lengths <= _PACK_CHARS
+    if rows.shape[0] == 0 or not fits.any():
+        return fits, np.zeros(0, dtype=np.uint64)
+    candidates = rows if fits.all() else rows[fits]
+    n_chars = lengths[fits]
+    codes = _PACK_CODE[text.matrix(candidates, _PACK_CHARS)]
+    # Padding bytes (zero) code as 64: only those within an id's length must be in the alphabet.
+    bad = (codes == 64).sum(axis=1) != _PACK_CHARS - n_chars
+    words = n_chars.astype(np.uint64) << np.uint64(60)
+    codes &= 63
+    for j in range(_PACK_CHARS):
+        words |= codes[:, j].astype(np.uint64) << np.uint64(6 * j)
+    fits[fits] = ~bad
+    return fits, words[~bad]
+
+
+class _SortedRuns:
+    """Keys of one or two 64-bit words in sorted runs (by the first word), merged as they grow:
+    which keys were seen, in the order given."""
+
     _MAX_RUN = 1 << 21
 
-    def __init__(self) -> None:
-        self._runs: list[tuple[npt.NDArray[np.uint64], npt.NDArray[np.uint64]]] = []
-        self._prefixes = np.zeros(1 << self._PREFIX_BITS, dtype=np.bool_)
+    def __init__(self, words: int) -> None:
+        self.words = words
+        self.runs: list[tuple[npt.NDArray[np.uint64], ...]] = []
 
     def __len__(self) -> int:
-        return sum(r[0].shape[0] for r in self._runs)
+        return sum(r[0].shape[0] for r in self.runs)
 
-    def check(self, text: _Text, rows: npt.NDArray[np.intp]) -> npt.NDArray[np.bool_]:
-        """For the given rows (in file order): True where the id was seen before; then remember
-        the ids."""
-        h1, h2 = _keys(text, rows)
-        m = rows.shape[0]
+    def check(
+        self, keys: tuple[npt.NDArray[np.uint64], ...], maybe_seen: npt.NDArray[np.bool_]
+    ) -> npt.NDArray[np.bool_]:
+        """True where a key was seen before (in the runs, or earlier among ``keys``); only the
+        keys marked ``maybe_seen`` are looked for in the runs. Then remember the keys."""
+        first = keys[0]
+        m = first.shape[0]
         dup = np.zeros(m, dtype=np.bool_)
         if m == 0:
             return dup
-        order = np.argsort(h1)
-        s1 = h1[order]
-        if bool((s1[1:] == s1[:-1]).any()):  # repeats within this block: first one stays
-            order = np.lexsort((h2, h1))
-            s1 = h1[order]
-            s2 = h2[order]
-            same = (s1[1:] == s1[:-1]) & (s2[1:] == s2[:-1])
+        order = np.argsort(first)
+        s1 = first[order]
+        if bool((s1[1:] == s1[:-1]).any()):  # repeats within these keys: the first one stays
+            order = np.lexsort(keys[::-1])  # stable: equal keys in the order given
+            ordered = tuple(k[order] for k in keys)
+            same = np.ones(m - 1, dtype=np.bool_)
+            for k in ordered:
+                same &= k[1:] == k[:-1]
             dup[order[1:][same]] = True
         else:
-            s2 = h2[order]
-        prefix = (h1 >> np.uint64(64 - self._PREFIX_BITS)).astype(np.intp)
-        maybe = np.flatnonzero(self._prefixes[prefix] & ~dup)
-        if maybe.size:
-            dup[maybe] = self._search(h1[maybe], h2[maybe])
-        self._prefixes[prefix] = True
+            ordered = (s1, *(k[order] for k in keys[1:]))
+        look = np.flatnonzero(maybe_seen & ~dup)
+        if look.size:
+            dup[look] = self._search(tuple(k[look] for k in keys))
         fresh = ~dup[order]
         if fresh.any():
-            self._runs.append((s1[fresh], s2[fresh]))  # sorted by h1
+            self.runs.append(tuple(k[fresh] for k in ordered))
             self._merge()
         return dup
 
-    def _search(
-        self, q1: npt.NDArray[np.uint64], q2: npt.NDArray[np.uint64]
-    ) -> npt.NDArray[np.bool_]:
-        """Which keys are in the runs."""
+    def _search(self, query: tuple[npt.NDArray[np.uint64], ...]) -> npt.NDArray[np.bool_]:
+        q1 = query[0]
         hit = np.zeros(q1.shape[0], dtype=np.bool_)
-        for r1, r2 in self._runs:
+        for run in self.runs:
+            r1 = run[0]
             lo = np.searchsorted(r1, q1)
             at = np.minimum(lo, r1.shape[0] - 1)
             found = r1[at] == q1
-            if not found.any():
+            if self.words == 1 or not found.any():
+                hit |= found
                 continue
+            r2, q2 = run[1], query[1]
             hit |= found & (r2[at] == q2)
-            for i in np.flatnonzero(found & ~hit).tolist():  # h1 shared by several ids: rare
+            for i in np.flatnonzero(found & ~hit).tolist():  # first word shared: rare
                 j = int(lo[i])
                 while j < r1.shape[0] and r1[j] == q1[i]:
                     if r2[j] == q2[i]:
@@ -339,17 +368,74 @@ class SeenIds:
 
     def _merge(self) -> None:
         """Merge the newest runs while they are of similar size, up to :attr:`_MAX_RUN` keys
-        (so a merge never needs more than a few tens of MiB at once)."""
-        runs = self._runs
+        (so a merge never needs more than a few tens of MiB at once): each key of the newer run
+        goes in after the older run's keys not above it, in linear time."""
+        runs = self.runs
         while len(runs) > 1:
             n_new, n_old = runs[-1][0].shape[0], runs[-2][0].shape[0]
             if n_new * 2 < n_old or n_new + n_old > self._MAX_RUN:
                 return
-            b1, b2 = runs.pop()
-            a1, a2 = runs.pop()
-            c1, c2 = np.concatenate([a1, b1]), np.concatenate([a2, b2])
-            order = np.argsort(c1, kind="stable")  # merges the two sorted runs in linear time
-            runs.append((c1[order], c2[order]))
+            new, old = runs.pop(), runs.pop()
+            at = np.searchsorted(old[0], new[0], side="right") + np.arange(n_new)
+            from_old = np.ones(n_new + n_old, dtype=np.bool_)
+            from_old[at] = False
+            merged = []
+            for a, b in zip(old, new, strict=True):
+                c = np.empty(n_new + n_old, dtype=np.uint64)
+                c[at] = b
+                c[from_old] = a
+                merged.append(c)
+            runs.append(tuple(merged))
+
+
+class SeenIds:
+    """Every assessment id seen so far in a file, to reject repeats.
+
+    Nothing is taken for another id by chance where it matters most: an id of at most 10
+    letters, digits, ``-`` or ``_`` (what most exports use) is kept exactly, packed into 8
+    bytes; any other id up to 15 bytes exactly in 16 bytes; a longer one as a 128-bit hash (for
+    keys that behave as random, the chance that two different ids are taken for one another is
+    below 1e-20 even for a billion ids). Keys are kept in sorted runs merged as they grow. A
+    fixed 4 MiB map of which key prefixes occur lets most new ids skip the search altogether.
+    """
+
+    _PREFIX_BITS = 25
+
+    def __init__(self) -> None:
+        self._short = _SortedRuns(1)
+        self._long = _SortedRuns(2)
+        self._prefixes = np.zeros(1 << (self._PREFIX_BITS - 3), dtype=np.uint8)  # one bit each
+
+    def __len__(self) -> int:
+        return len(self._short) + len(self._long)
+
+    def check(self, text: _Text, rows: npt.NDArray[np.intp]) -> npt.NDArray[np.bool_]:
+        """For the given rows (in file order): True where the id was seen before; then remember
+        the ids."""
+        m = rows.shape[0]
+        dup = np.zeros(m, dtype=np.bool_)
+        if m == 0:
+            return dup
+        short, words = _packed(text, rows)
+        if words.shape[0]:
+            dup[short] = self._check(self._short, (words,), _mix(words))
+        if not short.all():
+            long = ~short
+            h1, h2 = _keys(text, rows[long])
+            dup[long] = self._check(self._long, (h1, h2), h1)
+        return dup
+
+    def _check(
+        self,
+        runs: _SortedRuns,
+        keys: tuple[npt.NDArray[np.uint64], ...],
+        spread: npt.NDArray[np.uint64],
+    ) -> npt.NDArray[np.bool_]:
+        prefix = (spread >> np.uint64(64 - self._PREFIX_BITS)).astype(np.intp)
+        byte, bit = prefix >> 3, (prefix & 7).astype(np.uint8)
+        dup = runs.check(keys, ((self._prefixes[byte] >> bit) & 1).astype(np.bool_))
+        np.bitwise_or.at(self._prefixes, byte, np.left_shift(1, bit, dtype=np.uint8))
+        return dup
 
 
 # -- checking columns ----------------------------------------------------------------------------
@@ -744,8 +830,9 @@ def read_columnar(
     """Read a delimited export as chunks of columns (see the module documentation).
 
     The first chunk holds no records; it names the source's columns before any are read. With
-    ``options.threads`` over one, the next block is found and split (pyarrow, on its own
-    threads) while the last one is checked.
+    ``options.threads`` over one, the next block is found and split on a thread of its own
+    while the last one is checked (and by pyarrow on threads of its own too, with more than four
+    threads allowed).
     """
     opened = open_utf8(source, options.settings)
     parts: Iterator[_Part] | None = None
@@ -955,12 +1042,18 @@ class _BlockReader:
         if data.startswith(_BOM):
             data = b"\n" + data
         block_size = max(1 << 20, 2 * longest + 64)
+        spread = self.options.threads > _STAGES
+        if not spread:
+            # Split on this thread alone, as one block: columns of one piece each, with no copy
+            # to join them. The run's stages already keep the cores busy: on two cores,
+            # pyarrow's threads beside them took more memory and no less processor time.
+            block_size = max(block_size, len(data) + 1)
         try:
             table = pa.csv.read_csv(
                 pa.BufferReader(data),
                 read_options=pa.csv.ReadOptions(
                     column_names=self.names,
-                    use_threads=self.options.threads > 1,
+                    use_threads=spread,
                     block_size=block_size,
                 ),
                 parse_options=pa.csv.ParseOptions(
@@ -978,4 +1071,5 @@ class _BlockReader:
             return None
         if table.num_rows != expected:
             return None
-        return [table.column(i).combine_chunks() for i in range(len(self.names))]
+        columns = [table.column(i) for i in range(len(self.names))]
+        return [c.chunk(0) if c.num_chunks == 1 else c.combine_chunks() for c in columns]

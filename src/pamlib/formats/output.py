@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import io
 import json
 import re
@@ -123,11 +124,17 @@ def protect_column(column: Any) -> Any:
 _constant = constant_text
 
 
+@functools.lru_cache(maxsize=64)
+def _text_table(values: tuple[str, ...]) -> Any:
+    """The few strings of a lookup as an Arrow array, made once for every block."""
+    return text_array(values)
+
+
 def _lookup(table: Sequence[str], indices: npt.NDArray[Any]) -> Any:
     """``table[i]`` for each index, as an Arrow string array."""
     if indices.size and int(indices.min()) == int(indices.max()):
         return _constant(table[int(indices[0])], int(indices.size))  # common: one value
-    return compute().take(text_array(table), from_numpy(indices))
+    return compute().take(_text_table(tuple(table)), from_numpy(indices))
 
 
 def _int_text(values: npt.NDArray[Any]) -> Any:
@@ -167,6 +174,26 @@ def _fixed(k: int, decimals: int) -> str:
     return f"{sign}{k // unit}.{k % unit:0{decimals}d}"
 
 
+#: Per number of decimals: the scores ``lo``..``hi`` (scaled to whole numbers) as text, after
+#: an empty one. Kept between blocks, and grown to cover each block's scores.
+_SCORE_TABLES: dict[int, tuple[int, int, Any]] = {}
+
+
+def _score_table(lo: int, hi: int, decimals: int) -> tuple[int, int, Any]:
+    """The kept table of scores with ``decimals`` decimals, covering ``lo``..``hi`` (at most
+    100,000 apart)."""
+    known = _SCORE_TABLES.get(decimals)
+    if known is not None:
+        if known[0] <= lo and hi <= known[1]:
+            return known
+        wider = min(lo, known[0]), max(hi, known[1])
+        if wider[1] - wider[0] <= 100_000:
+            lo, hi = wider
+    made = (lo, hi, text_array(["", *(_fixed(k, decimals) for k in range(lo, hi + 1))]))
+    _SCORE_TABLES[decimals] = made
+    return made
+
+
 def _score_text(values: npt.NDArray[np.float64], decimals: int) -> Any:
     """Scores with exactly ``decimals`` decimals (rounded half away from zero); NaN as empty."""
     n = values.shape[0]
@@ -178,13 +205,15 @@ def _score_text(values: npt.NDArray[np.float64], decimals: int) -> Any:
     indices = np.zeros(n, dtype=np.int32)
     lo, hi = int(scaled.min()), int(scaled.max())
     if hi - lo <= 100_000:
-        table = ["", *(_fixed(k, decimals) for k in range(lo, hi + 1))]
+        lo, hi, texts = _score_table(lo, hi, decimals)
         indices[~missing] = (scaled - lo).astype(np.int32) + 1
-    else:
-        distinct, inverse = np.unique(scaled, return_inverse=True)
-        table = ["", *(_fixed(int(k), decimals) for k in distinct)]
-        indices[~missing] = inverse.astype(np.int32) + 1
-    return _lookup(table, indices)
+        if int(indices.min()) == int(indices.max()):
+            return _constant(texts[int(indices[0])].as_py(), n)
+        return compute().take(texts, from_numpy(indices))
+    distinct, inverse = np.unique(scaled, return_inverse=True)
+    table = ["", *(_fixed(int(k), decimals) for k in distinct)]
+    indices[~missing] = inverse.astype(np.int32) + 1
+    return compute().take(text_array(table), from_numpy(indices))  # not kept: one block's
 
 
 _FLAG_TEXT = [";".join(sorted(str(f) for f in flags_from_bits(b))) for b in range(256)]
