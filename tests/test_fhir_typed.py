@@ -257,3 +257,14 @@ def test_typed_path_examples(resources: list[dict[str, Any]]) -> None:
     data = b"\n".join(json.dumps(r).encode() for r in resources) + b"\n"
     typed, dictionaries, stdlib = read_three_ways(data)
     assert typed == dictionaries == stdlib
+
+
+def test_the_literals_are_pamlibs_codes() -> None:
+    from typing import Literal, get_args, get_type_hints
+
+    from pamlib.fhir._response import _PAMLIB_CODES
+    from pamlib.fhir.codes import ANSWER_SYSTEM
+
+    hints = get_type_hints(_typed._Coding)
+    assert hints["system"] == Literal[ANSWER_SYSTEM]
+    assert set(get_args(hints["code"])) == set(_PAMLIB_CODES)

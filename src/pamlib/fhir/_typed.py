@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Set
+from typing import Literal
 
 import msgspec
 
@@ -34,7 +35,7 @@ from pamlib.fhir._response import (
     ResponseRow,
     _Target,
 )
-from pamlib.fhir.codes import ANSWER_SYSTEM, EXT_ASSESSMENT, NHS_NUMBER_SYSTEM
+from pamlib.fhir.codes import EXT_ASSESSMENT, NHS_NUMBER_SYSTEM
 
 
 class _Shape(msgspec.Struct, forbid_unknown_fields=True, gc=False):
@@ -59,9 +60,14 @@ class _Weight(_Shape):
     valueInteger: int | None = None  # noqa: N815
 
 
+#: pamlib's own answer codes: a Coding of the usual shape has one of them, in pamlib's system
+#: (both spelled out for msgspec; a test holds them to pamlib.fhir.codes).
+_OwnCode = Literal["1", "2", "3", "4", "5", "6", "7", "8", "9", "NA"]
+
+
 class _Coding(_Shape):
-    system: str
-    code: str
+    system: Literal["https://pamlib.org/fhir/CodeSystem/agreement"]
+    code: _OwnCode
     display: str | None = None
     version: str | None = None
     userSelected: bool | None = None  # noqa: N815
@@ -234,30 +240,25 @@ def response_row(
 
 
 def _codes(target: _Target, items: list[_Item] | None) -> tuple[int, ...] | None:
-    """The column codes of ``items``, or ``None`` if any is not one of pamlib's own answers to
-    a distinct item of the instrument (or has several answers). An item without an answer is
-    left out, as the dictionary path leaves it. (A plain loop: ``map`` over the fields, tried,
-    was twice as slow for thirteen items.)"""
+    """The column codes of ``items``, or ``None`` if any answers an item that is not the
+    instrument's, or one already answered, or is out of range, or has several answers. An item
+    without an answer is left out, as the dictionary path leaves it. (A plain loop: ``map`` over
+    the fields, tried, was twice as slow for thirteen items.)"""
     codes = [0] * target.instrument.n_items
     if items is None:
         return tuple(codes)
     columns, top, own = target.columns, target.instrument.n_categories, _PAMLIB_CODES
-    answered: set[int] = set()
     for item in items:
         answers = item.answer
-        if not answers:
-            continue
-        if len(answers) != 1:
-            return None
-        coding = answers[0].valueCoding
-        if coding.system != ANSWER_SYSTEM:
-            return None
-        code = own.get(coding.code)
-        column = columns.get(item.linkId)
-        if code is None or column is None or code > top or column in answered:
-            return None
-        answered.add(column)
-        codes[column] = code
+        if answers:
+            if len(answers) != 1:
+                return None
+            code = own[answers[0].valueCoding.code]  # one of pamlib's codes (decoding checked)
+            column = columns.get(item.linkId)
+            # Every code is non-zero: a column already set was answered before.
+            if column is None or code > top or codes[column]:
+                return None
+            codes[column] = code
     return tuple(codes)
 
 
