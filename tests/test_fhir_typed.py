@@ -84,8 +84,9 @@ def usual_responses(draw: st.DrawFn) -> dict[str, Any]:
     alone, or two together), some of which make the response a reject."""
     assessment = draw(fhir_assessments(id_=draw(st.sampled_from(["A", "B", "C", "D", "E"]))))
     qr = questionnaire_response(assessment)
-    for variation in draw(st.lists(st.sampled_from(_VARIATIONS), min_size=1, max_size=2)):
-        if variation == "blank identifier":
+    variations = draw(st.lists(st.sampled_from(_VARIATIONS), min_size=1, max_size=2))
+    for variation in sorted(variations, key=lambda v: v == "mutated"):  # mutated last
+        if variation == "blank identifier" and "identifier" in qr:
             qr["identifier"]["value"] = " "
         elif variation == "resource id":
             qr["id"] = draw(st.sampled_from(["r1", "r2", " "]))
