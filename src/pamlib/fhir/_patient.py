@@ -7,6 +7,7 @@ JSON path of the identifier, never its value.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
@@ -53,8 +54,20 @@ def conditional_query(system: str, value: str) -> str:
     return f"identifier={search_token(system, value)}"
 
 
+#: The modulus-11 weights of the first nine digits, and what their ASCII codes add to a sum.
+_WEIGHTS = (10, 9, 8, 7, 6, 5, 4, 3, 2)
+_ASCII_ZERO = ord("0") * sum(_WEIGHTS)
+
+
 def _check_nhs(value: str) -> str | Problem:
     """The normalised NHS number, or the problem with it (which never holds the value)."""
+    if len(value) == 10 and value.isdigit() and value.isascii():
+        # The usual case, summed over the ASCII codes in C; anything else (separators, a wrong
+        # check digit) goes the way that says what is wrong.
+        digits = value.encode("ascii")
+        check = 11 - (sum(map(operator.mul, digits, _WEIGHTS)) - _ASCII_ZERO) % 11
+        if check % 11 == digits[9] - 48:
+            return value
     try:
         return normalise_nhs_number(value)
     except ValidationError as exc:

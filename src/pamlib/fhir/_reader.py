@@ -24,7 +24,7 @@ import os
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from types import MappingProxyType
+from types import MappingProxyType, ModuleType
 from typing import Any
 
 import attrs
@@ -33,6 +33,7 @@ from pamlib._documents import (
     MAX_DEPTH,
     NOT_PARSED,
     DocumentError,
+    _fast_decoder,
     _too_deep,
     decode_utf8,
     fast_json,
@@ -407,37 +408,20 @@ class FhirReader:
         waiting: deque[_Item] = deque()
         n_read = 0
         emitted = False
+        typed = _typed_path()
         try:
             for n, data in _lines(path):
-                try:
-                    value = fast_json(data)
-                    if value is NOT_PARSED:
-                        line = decode_utf8(data, f"line {n}")
-                        if not line.strip():
-                            continue
-                        value = parse_json(line, f"line {n}")
-                except DocumentError as exc:
-                    # One bad line is one reject; every other line is still read.
-                    problem = Problem(f"line {n}", exc.problem.code, exc.problem.message)
-                    text = data.decode("utf-8", "replace").rstrip("\r\n")
-                    items: Iterable[_Item] = [_Item(None, f"line {n}", text, patients, problem)]
-                else:
-                    is_bundle = isinstance(value, dict) and value.get("resourceType") == "Bundle"
-                    scope = patients.child() if is_bundle else patients
-                    items = self._walk(value, f"line {n}, $", scope)
-                for item in items:
+                row = None if typed is None else self._typed_row(typed, data, n, patients)
+                if row is not None:
                     n_read += 1
-                    outcome = self._outcome(item, label, final=False)
-                    if outcome is None:
-                        waiting.append(item)
-                        if len(waiting) <= _MAX_WAITING:
-                            continue
-                        # Memory stays bounded: the longest-waiting response is read now.
-                        outcome = self._final(waiting.popleft(), label)
-                    if isinstance(outcome, ResponseRow):
-                        rows.append(outcome)
-                    else:
-                        rejects.append(outcome)
+                    rows.append(row)
+                else:
+                    for outcome in self._dictionary_line(data, n, patients, label, waiting):
+                        n_read += 1
+                        if isinstance(outcome, ResponseRow):
+                            rows.append(outcome)
+                        elif outcome is not None:
+                            rejects.append(outcome)
                 if len(rows) + len(rejects) >= self.chunk_rows:
                     yield RowChunk(tuple(rows), tuple(rejects), len(rows) + len(rejects))
                     n_read -= len(rows) + len(rejects)
@@ -454,6 +438,63 @@ class FhirReader:
                 rejects.append(outcome)
         if rows or rejects or not emitted:
             yield RowChunk(tuple(rows), tuple(rejects), n_read)
+
+    def _dictionary_line(
+        self, data: bytes, n: int, patients: _PatientIndex, label: str, waiting: deque[_Item]
+    ) -> Iterator[ResponseRow | Reject | None]:
+        """The outcome of each record on one NDJSON line, read as dictionaries; ``None`` for a
+        response that waits (in ``waiting``) for a Patient or Questionnaire further down."""
+        try:
+            value = fast_json(data)
+            if value is NOT_PARSED:
+                line = decode_utf8(data, f"line {n}")
+                if not line.strip():
+                    return
+                value = parse_json(line, f"line {n}")
+        except DocumentError as exc:
+            # One bad line is one reject; every other line is still read.
+            problem = Problem(f"line {n}", exc.problem.code, exc.problem.message)
+            text = data.decode("utf-8", "replace").rstrip("\r\n")
+            items: Iterable[_Item] = [_Item(None, f"line {n}", text, patients, problem)]
+        else:
+            is_bundle = isinstance(value, dict) and value.get("resourceType") == "Bundle"
+            scope = patients.child() if is_bundle else patients
+            items = self._walk(value, f"line {n}, $", scope)
+        for item in items:
+            outcome = self._outcome(item, label, final=False)
+            if outcome is None:
+                waiting.append(item)
+                if len(waiting) <= _MAX_WAITING:
+                    yield None
+                    continue
+                # Memory stays bounded: the longest-waiting response is read now.
+                outcome = self._final(waiting.popleft(), label)
+            yield outcome
+
+    def _typed_row(
+        self, typed: ModuleType, data: bytes, n: int, patients: _PatientIndex
+    ) -> ResponseRow | None:
+        """The row of an NDJSON line of the usual shape (see :mod:`pamlib.fhir._typed`), or
+        ``None``: the line is read the dictionary way, which locates every problem."""
+        qr = typed.decode(data)
+        if qr is None:
+            return None
+        row: ResponseRow | None = typed.response_row(
+            self.parser, qr, f"line {n}, $", patients.resolve, self._seen
+        )
+        if row is not None:
+            self._seen.add(row.assessment_id)
+        return row
+
+
+def _typed_path() -> ModuleType | None:
+    """The typed reading of usual responses, when msgspec parses (imported on first use, so
+    ``import pamlib`` never imports msgspec)."""
+    if _fast_decoder() is None:
+        return None
+    from pamlib.fhir import _typed
+
+    return _typed
 
 
 def _lines(path: Path) -> Iterator[tuple[int, bytes]]:

@@ -647,23 +647,30 @@ class ResponseParser:
         if not isinstance(authored, str):
             problems.append(Problem(f"{path}.authored", "no-date", "the response has no date"))
             return None
+        day = self._day(authored)
+        if day is None:
+            problems.append(
+                Problem(
+                    f"{path}.authored", "date", "authored must start with a full date YYYY-MM-DD"
+                )
+            )
+        return day
+
+    def _day(self, authored: str) -> dt.date | None:
+        """The calendar date ``authored`` starts with, or None."""
         known = self._dates.get(authored)
         if known is not None:
             return known
         match = _DATE.match(authored)
-        if match:
-            try:
-                day = dt.date(int(match[1]), int(match[2]), int(match[3]))
-            except ValueError:
-                pass
-            else:
-                if len(self._dates) < 100_000:  # many responses share a date (or a time stamp)
-                    self._dates[authored] = day
-                return day
-        problems.append(
-            Problem(f"{path}.authored", "date", "authored must start with a full date YYYY-MM-DD")
-        )
-        return None
+        if match is None:
+            return None
+        try:
+            day = dt.date(int(match[1]), int(match[2]), int(match[3]))
+        except ValueError:
+            return None
+        if len(self._dates) < 100_000:  # many responses share a date (or a time stamp)
+            self._dates[authored] = day
+        return day
 
     def _items(self, items: object, where: str, draft: _Draft) -> None:
         # The hot path of reading. An answer in pamlib's own answer system is taken inline;
