@@ -316,3 +316,38 @@ def test_a_scorer_sent_elsewhere_keeps_a_count_given_and_counts_cores_otherwise(
     assert given.threads == 3
     default = pickle.loads(pickle.dumps(TableScorer(provider="demo")))  # noqa: S301
     assert default.threads == available_cores()
+
+
+def test_an_interrupt_stops_the_main_thread_while_another_thread_opens_an_output() -> None:
+    """Signal handlers run on the main thread alone: another thread creating an output (a
+    service scoring several files) must neither hold the interrupt back nor have it raised on
+    that thread instead."""
+    from pamlib.formats import guard
+
+    inside, release = threading.Event(), threading.Event()
+    raised_elsewhere: list[BaseException] = []
+
+    def open_an_output() -> None:
+        try:
+            with guard._signals_deferred():
+                inside.set()
+                release.wait(10)
+        except KeyboardInterrupt as exc:
+            raised_elsewhere.append(exc)
+
+    def interrupt_while_the_other_is_inside() -> None:
+        other = threading.Thread(target=open_an_output)
+        with guard.clean_interrupts():
+            other.start()
+            inside.wait(10)
+            try:
+                signal.raise_signal(signal.SIGINT)
+                guard._let_signals_in()
+            finally:
+                release.set()
+                other.join()
+
+    with pytest.raises(KeyboardInterrupt):
+        interrupt_while_the_other_is_inside()
+    assert raised_elsewhere == []
+    assert guard._Interrupts.depth == 0

@@ -396,7 +396,14 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
 @contextlib.contextmanager
 def _signals_deferred() -> Iterator[None]:
     """Under :func:`clean_interrupts`, an interrupt that arrives in the block is raised at its
-    end: a file created in the block is recorded first, so it can be removed."""
+    end: a file created in the block is recorded first, so it can be removed.
+
+    Only the main thread counts: signal handlers run there alone, and a count shared with other
+    threads (a service scoring files on several) could lose an update and defer an interrupt
+    for good."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     _Interrupts.depth += 1
     try:
         yield
