@@ -64,10 +64,10 @@ def sorted_unique(values: NDArray[Any]) -> NDArray[Any]:
     return ordered[keep]
 
 
-def factorize_text(values: pa.Array) -> tuple[pa.Array, NDArray[np.int64]]:
+def factorize_text(values: pa.Array) -> tuple[pa.Array, NDArray[np.signedinteger[Any]]]:
     """:func:`factorize` for an Arrow string array, plain or dictionary-encoded: sorted
-    distinct strings (Arrow) and each value's index among them, hashed and sorted by Arrow
-    with no Python object per row."""
+    distinct strings (Arrow) and each value's index among them (``int32`` unless there are
+    2**31 strings or more), hashed and sorted by Arrow with no Python object per row."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -77,18 +77,19 @@ def factorize_text(values: pa.Array) -> tuple[pa.Array, NDArray[np.int64]]:
     ordered = dictionary.take(pa.array(order))
     # A dictionary given may repeat a string or hold one no row uses: one code per distinct
     # string that occurs.
-    rank = np.empty(len(order), dtype=np.int64)
+    # 32-bit codes while there are fewer than 2**31 distinct strings: 4 bytes a row, not 8.
+    rank = np.empty(len(order), dtype=np.int32 if len(order) < 2**31 else np.int64)
     if len(order) > 1:
         repeats = np.asarray(pc.equal(ordered.slice(1), ordered.slice(0, len(order) - 1)))
         rank[order] = np.concatenate(([0], np.cumsum(~repeats)))
     else:
-        rank[order] = np.arange(len(order), dtype=np.int64)
-    codes = rank[np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.intp)]
+        rank[order] = np.arange(len(order))
+    codes = rank[encoded.indices.to_numpy(zero_copy_only=False)]  # no 64-bit copy
     firsts = np.flatnonzero(np.concatenate(([True], rank[order][1:] != rank[order][:-1])))
     used = np.bincount(codes, minlength=len(firsts)) > 0
     if not used.all():
         renumber = np.cumsum(used) - 1
-        codes, firsts = renumber[codes], firsts[used]
+        codes, firsts = renumber[codes].astype(rank.dtype), firsts[used]
     return ordered.take(pa.array(firsts)), codes
 
 
@@ -151,13 +152,13 @@ class ScoredColumns:
     """A scored table held as equal-length columns, one element per assessment.
 
     ``assessment_id``, ``patient_id`` (the patient key) and ``flags`` (``;``-joined) are Arrow
-    string arrays (the last two may be dictionary-encoded) — Python objects per row would not fit a national cohort in memory; they
-    accept anything :func:`pyarrow.array` takes. The rest are NumPy arrays: ``score`` is NaN
-    and ``level`` is 0 where the table has no value; ``scored`` is ``status == "scored"``;
-    ``demo`` follows from the provider, the calibration, the flags and the ``demo`` column (see
-    :func:`~pamlib.tailoring.context.demo_evidence`). ``text`` holds every column but the
-    identifiers (``instrument``, ``cutpoint_set``, ``site``, ``level``, …) as the table's
-    strings, each made on first use, for grouping and provenance.
+    string arrays (the last two may be dictionary-encoded) — Python objects per row would not
+    fit a national cohort in memory; they accept anything :func:`pyarrow.array` takes. The rest
+    are NumPy arrays: ``score`` is NaN and ``level`` is 0 where the table has no value;
+    ``scored`` is ``status == "scored"``; ``demo`` follows from the provider, the calibration,
+    the flags and the ``demo`` column (see :func:`~pamlib.tailoring.context.demo_evidence`).
+    ``text`` holds every column but the identifiers (``instrument``, ``cutpoint_set``, ``site``,
+    ``level``, …) as the table's strings, each made on first use, for grouping and provenance.
 
     Build one with :meth:`from_rows` (tests, small inputs), :meth:`from_arrow`,
     :meth:`from_scored` or :func:`load_scored` (a file, block by block). Its repr shows sizes
