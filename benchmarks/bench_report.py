@@ -109,6 +109,8 @@ def main() -> int:
                 f"{name:<36} best {times[0]:6.2f} s  median {statistics.median(times):6.2f} s  "
                 f"peak RSS {peak / 2**20:5.0f} MiB"
             )
+        # Times are upper bounds on a busy machine: say how busy it was by the end too.
+        print(f"load average at the end {os.getloadavg()[0]:.1f}")
     return 0
 
 

@@ -188,3 +188,76 @@ def test_a_parquet_file_reports_alike_whatever_its_row_groups_and_blocks(
         assert _figures(report) == _figures(whole)
         assert _patients_csv(report) == _patients_csv(whole)
         assert patients_table(report).equals(patients_table(whole))
+
+
+@pytest.mark.parametrize("repeat", [False, True])
+def test_ids_sharing_a_hash_are_compared_as_text(
+    make_cohort: MakeCohort, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, repeat: bool
+) -> None:
+    """Ids are kept as 64-bit hashes while a file is read; ids whose hashes are equal are read
+    again and compared as text, so different ids that share a hash (here: every id) are never
+    refused, and a real repeat is still found with its row."""
+    import numpy as np
+
+    import pamlib.tables.scored as scored_module
+
+    real = scored_module._id_hashes
+
+    def one_hash(ids: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+        present, hashes = real(ids)
+        return present, np.zeros_like(hashes)  # every id shares one hash
+
+    monkeypatch.setattr(scored_module, "_id_hashes", one_hash)
+    rows = make_cohort(seed=21, n_patients=12)
+    if repeat:
+        rows[9]["assessment_id"] = rows[2]["assessment_id"]
+    path = _write_csv(rows, tmp_path / "scored.csv")
+    if not repeat:
+        blocks = list(ScoredTable.read_blocks(path, block_rows=4))
+        assert sum(map(len, blocks)) == len(rows)
+        return
+    with pytest.raises(FormatError) as blocks_error:
+        list(ScoredTable.read_blocks(path, block_rows=4))
+    with pytest.raises(FormatError) as whole:
+        ScoredTable.read(path)
+    assert str(blocks_error.value) == str(whole.value)
+    assert "assessment_id repeats row 3 @ scored.csv: row 10" in map(
+        str, blocks_error.value.problems
+    )
+
+
+@settings(
+    max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    seed=st.integers(0, 10_000),
+    block_rows=st.sampled_from([1, 7, 50]),
+    slack=st.integers(-60, 60),
+)
+def test_a_wrong_row_count_changes_nothing(
+    make_cohort: MakeCohort,
+    tmp_path_factory: pytest.TempPathFactory,
+    seed: int,
+    block_rows: int,
+    slack: int,
+) -> None:
+    """Columns are filled in place up to the row count given (a Parquet file's), the rest kept
+    by block: a count too small, too large or absent gives the same columns."""
+    import numpy as np
+
+    from pamlib.reporting import ScoredColumns
+
+    rows = make_cohort(seed=seed, n_patients=20)
+    folder = tmp_path_factory.mktemp("count")
+    table = ScoredTable.read(_write_csv(rows, folder / "s.csv"))
+    pq.write_table(table.to_arrow(), folder / "s.parquet")
+    path = folder / "s.parquet"
+    expected = ScoredColumns.from_scored(table)
+    for count in (None, max(0, len(rows) + slack)):
+        got = ScoredColumns.from_blocks(
+            ScoredTable.read_blocks(path, block_rows=block_rows), rows=count
+        )
+        for name in ("assessment_id", "patient_id", "flags"):
+            assert getattr(got, name).to_pylist() == getattr(expected, name).to_pylist()
+        for name in ("assessed_on", "scored", "score", "level", "demo"):
+            np.testing.assert_array_equal(getattr(got, name), getattr(expected, name))  # NaN too

@@ -64,10 +64,10 @@ def sorted_unique(values: NDArray[Any]) -> NDArray[Any]:
     return ordered[keep]
 
 
-def factorize_text(values: pa.Array) -> tuple[pa.Array, NDArray[np.int64]]:
+def factorize_text(values: pa.Array) -> tuple[pa.Array, NDArray[np.signedinteger[Any]]]:
     """:func:`factorize` for an Arrow string array, plain or dictionary-encoded: sorted
-    distinct strings (Arrow) and each value's index among them, hashed and sorted by Arrow
-    with no Python object per row."""
+    distinct strings (Arrow) and each value's index among them (``int32`` unless there are
+    2**31 strings or more), hashed and sorted by Arrow with no Python object per row."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -77,18 +77,19 @@ def factorize_text(values: pa.Array) -> tuple[pa.Array, NDArray[np.int64]]:
     ordered = dictionary.take(pa.array(order))
     # A dictionary given may repeat a string or hold one no row uses: one code per distinct
     # string that occurs.
-    rank = np.empty(len(order), dtype=np.int64)
+    # 32-bit codes while there are fewer than 2**31 distinct strings: 4 bytes a row, not 8.
+    rank = np.empty(len(order), dtype=np.int32 if len(order) < 2**31 else np.int64)
     if len(order) > 1:
         repeats = np.asarray(pc.equal(ordered.slice(1), ordered.slice(0, len(order) - 1)))
         rank[order] = np.concatenate(([0], np.cumsum(~repeats)))
     else:
-        rank[order] = np.arange(len(order), dtype=np.int64)
-    codes = rank[np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.intp)]
+        rank[order] = np.arange(len(order))
+    codes = rank[encoded.indices.to_numpy(zero_copy_only=False)]  # no 64-bit copy
     firsts = np.flatnonzero(np.concatenate(([True], rank[order][1:] != rank[order][:-1])))
     used = np.bincount(codes, minlength=len(firsts)) > 0
     if not used.all():
         renumber = np.cumsum(used) - 1
-        codes, firsts = renumber[codes], firsts[used]
+        codes, firsts = renumber[codes].astype(rank.dtype), firsts[used]
     return ordered.take(pa.array(firsts)), codes
 
 
@@ -112,8 +113,8 @@ def _as_text(value: object) -> str:
 
 
 def _arrow_keys(values: Any) -> pa.Array:
-    """Patient keys as :func:`_arrow_text` makes them, or kept dictionary-encoded when they
-    come so: four bytes a row and each patient's key once, where plain strings take a dozen
+    """Patient keys or flags as :func:`_arrow_text` makes them, or kept dictionary-encoded when
+    they come so: a small code a row and each text once, where plain strings take a dozen
     bytes a row."""
     import pyarrow as pa
 
@@ -151,13 +152,13 @@ class ScoredColumns:
     """A scored table held as equal-length columns, one element per assessment.
 
     ``assessment_id``, ``patient_id`` (the patient key) and ``flags`` (``;``-joined) are Arrow
-    string arrays — Python objects per row would not fit a national cohort in memory; they
-    accept anything :func:`pyarrow.array` takes. The rest are NumPy arrays: ``score`` is NaN
-    and ``level`` is 0 where the table has no value; ``scored`` is ``status == "scored"``;
-    ``demo`` follows from the provider, the calibration, the flags and the ``demo`` column (see
-    :func:`~pamlib.tailoring.context.demo_evidence`). ``text`` holds every column but the
-    identifiers (``instrument``, ``cutpoint_set``, ``site``, ``level``, …) as the table's
-    strings, each made on first use, for grouping and provenance.
+    string arrays (the last two may be dictionary-encoded) — Python objects per row would not
+    fit a national cohort in memory; they accept anything :func:`pyarrow.array` takes. The rest
+    are NumPy arrays: ``score`` is NaN and ``level`` is 0 where the table has no value;
+    ``scored`` is ``status == "scored"``; ``demo`` follows from the provider, the calibration,
+    the flags and the ``demo`` column (see :func:`~pamlib.tailoring.context.demo_evidence`).
+    ``text`` holds every column but the identifiers (``instrument``, ``cutpoint_set``, ``site``,
+    ``level``, …) as the table's strings, each made on first use, for grouping and provenance.
 
     Build one with :meth:`from_rows` (tests, small inputs), :meth:`from_arrow`,
     :meth:`from_scored` or :func:`load_scored` (a file, block by block). Its repr shows sizes
@@ -170,7 +171,7 @@ class ScoredColumns:
     scored: NDArray[np.bool_]
     score: NDArray[np.float64]
     level: NDArray[np.int8]
-    flags: pa.Array = attrs.field(converter=_arrow_text)
+    flags: pa.Array = attrs.field(converter=_arrow_keys)
     demo: NDArray[np.bool_]
     text: Mapping[str, TextArray] = attrs.field(factory=dict)
     #: Some patients are keyed by an NHS number that was not kept as a column (see
@@ -304,7 +305,11 @@ class ScoredColumns:
 
     @classmethod
     def from_blocks(
-        cls, blocks: Iterable[ScoredTable], *, text: Iterable[str] | None = None
+        cls,
+        blocks: Iterable[ScoredTable],
+        *,
+        text: Iterable[str] | None = None,
+        rows: int | None = None,
     ) -> ScoredColumns:
         """Build from checked blocks of one table (:meth:`ScoredTable.read_blocks
         <pamlib.tables.scored.ScoredTable.read_blocks>`), keeping of each block only what a
@@ -312,7 +317,9 @@ class ScoredColumns:
 
         ``text`` names the columns to keep as text, for grouping and listing (default: every
         column that is not an identifier); names the table does not have are skipped, and an
-        identifier is an error."""
+        identifier is an error. ``rows``, the table's row count when it is known (a Parquet
+        file says it), lets the fixed-width columns be filled in place instead of joined from
+        their blocks at the end, which would hold each of them twice."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
@@ -320,7 +327,9 @@ class ScoredColumns:
         available: list[str] = []
         keep: list[str] = []
         kept: dict[str, list[tuple[TextArray, NDArray[Any]]]] = {}
-        chunks: dict[str, list[Any]] = {name: [] for name in _ROW_FIELDS}
+        chunks: dict[str, list[Any]] = {"assessment_id": [], "patient_id": []}
+        fixed = _Filled(rows or 0)
+        flags: list[tuple[TextArray, NDArray[Any]]] = []
         private_nhs_keys, first, n = False, True, 0
         for block in blocks:
             part = cls.from_scored(block)
@@ -336,25 +345,34 @@ class ScoredColumns:
                 part = attrs.evolve(part, assessment_id=_ids(ids, first_row=n))
             for name in keep:
                 kept[name].append(_small_codes(block.column(name)))
-            for name, found in chunks.items():
-                found.append(getattr(part, name))
+            fixed.add(part)
+            # Flags are few distinct texts: a small code a row, not a string.
+            flags.append(_small_codes(pa.chunked_array([part.flags])))
+            chunks["assessment_id"].append(part.assessment_id)
             # Each patient's key once a block (a patient's assessments are mostly near one
             # another), and a small code a row.
-            chunks["patient_id"][-1] = pc.dictionary_encode(part.patient_id)
+            chunks["patient_id"].append(pc.dictionary_encode(part.patient_id))
             private_nhs_keys |= part.private_nhs_keys
             n += len(block)
+            del part
 
         def joined(name: str) -> Any:
             # One field at a time, its blocks released as it is joined: the peak is one
             # field twice over, not the whole table.
             parts = chunks.pop(name)
-            if parts and isinstance(parts[0], np.ndarray):
-                return np.concatenate(parts)
             if name == "patient_id" and parts:
                 parts = pa.chunked_array(parts).unify_dictionaries().chunks
             return pa.concat_arrays(parts) if parts else pa.array([], pa.string())
 
-        fields = {name: joined(name) for name in _ROW_FIELDS}
+        flag_text, flag_codes = _BlockText({"flags": flags}, []).codes("flags")
+        del flags
+        fields = {
+            **{name: fixed.joined(name) for name in _FIXED_FIELDS},
+            "flags": pa.DictionaryArray.from_arrays(
+                pa.array(flag_codes), pa.array(flag_text.tolist() or [""], pa.string())
+            ),
+            **{name: joined(name) for name in ("assessment_id", "patient_id")},
+        }
         release_freed_memory()  # the blocks' memory, before the report needs more
         return cls(
             **fields,
@@ -363,17 +381,41 @@ class ScoredColumns:
         )
 
 
-#: The per-row fields of :class:`ScoredColumns` (everything but the text columns).
-_ROW_FIELDS = (
-    "assessment_id",
-    "patient_id",
-    "assessed_on",
-    "scored",
-    "score",
-    "level",
-    "flags",
-    "demo",
-)
+#: The fixed-width per-row fields of :class:`ScoredColumns`, with their NumPy types.
+_FIXED_FIELDS: dict[str, Any] = {
+    "assessed_on": "datetime64[D]",
+    "scored": np.bool_,
+    "score": np.float64,
+    "level": np.int8,
+    "demo": np.bool_,
+}
+
+
+class _Filled:
+    """The fixed-width fields of a table read block by block: filled in place while the row
+    count given holds them, the rest (no count, or a wrong one) kept by block and joined."""
+
+    def __init__(self, rows: int) -> None:
+        self._arrays = {name: np.empty(rows, dtype=t) for name, t in _FIXED_FIELDS.items()}
+        self._parts: dict[str, list[NDArray[Any]]] = {name: [] for name in _FIXED_FIELDS}
+        self._n = 0
+        self._room = rows
+
+    def add(self, part: ScoredColumns) -> None:
+        m = len(part)
+        if self._n + m <= self._room:
+            for name, array in self._arrays.items():
+                array[self._n : self._n + m] = getattr(part, name)
+            self._n += m
+        else:
+            self._room = 0  # blocks after this one are kept in order after it
+            for name, found in self._parts.items():
+                found.append(getattr(part, name))
+
+    def joined(self, name: str) -> NDArray[Any]:
+        head = self._arrays.pop(name)[: self._n]
+        parts = self._parts.pop(name)
+        return np.concatenate([head, *parts]) if parts else head
 
 
 def _ids(column: Any, *, first_row: int) -> pa.Array:
@@ -508,7 +550,7 @@ def load_scored(
     the errors), ``block_rows`` rows at a time, keeping only what a report uses and the
     ``text`` columns (see :meth:`ScoredColumns.from_blocks`).
     """
-    from pamlib.tables.scored import ScoredTable
+    from pamlib.tables.scored import ScoredTable, known_row_count
 
     blocks = ScoredTable.read_blocks(path, block_rows=block_rows)
-    return ScoredColumns.from_blocks(blocks, text=text)
+    return ScoredColumns.from_blocks(blocks, text=text, rows=known_row_count(path))

@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 
 from pamlib._version import __version__
 from pamlib.errors import ConfigurationError
-from pamlib.reporting._columns import ScoredColumns, load_scored
+from pamlib.reporting._columns import ScoredColumns, TextArray, load_scored
 from pamlib.reporting._comparison import Comparison, compare_groups
 from pamlib.reporting._config import ReportConfig
 from pamlib.reporting._context import ReportContext, SourceFile, report_context
@@ -30,7 +30,12 @@ from pamlib.reporting._html import render_html
 from pamlib.reporting._measures import EXCLUSION_CODES, STATUS_CODES, Nqf2483, nqf2483
 from pamlib.reporting._summary import CohortSummary, summarise
 from pamlib.reporting._suppression import suppress
-from pamlib.reporting._trajectories import CLASSIFICATION_CODES, Trajectories, link_trajectories
+from pamlib.reporting._trajectories import (
+    CLASSIFICATION_CODES,
+    Trajectories,
+    _classify,
+    link_trajectories,
+)
 from pamlib.reporting.trends import trend_quarters, trends_json
 from pamlib.tables.scored import release_freed_memory
 
@@ -243,11 +248,26 @@ def patients_table(report: CohortReport) -> pa.Table:
 def trajectory_table(traj: Trajectories, measure: Nqf2483, group_by: str | None) -> pa.Table:
     """:func:`patients_table` from the trajectories and the measure alone (no summary): for
     parts of a cohort computed apart, such as a Spark job's groups of patients."""
+    return _patient_rows(traj, measure, group_by, slice(0, len(traj)))
+
+
+def _patient_rows(
+    traj: Trajectories,
+    measure: Nqf2483,
+    group_by: str | None,
+    part: slice,
+    group: tuple[TextArray, NDArray[np.signedinteger[Any]]] | None = None,
+) -> pa.Table:
+    """The rows of :func:`trajectory_table` for the patients ``part``; ``group`` is
+    ``group_by``'s :meth:`~ScoredColumns.column_codes` when already made."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     cols = traj.columns
-    has_b, has_f = traj.has_baseline, traj.has_followup
+    baseline_row, followup_row = traj.baseline_row[part], traj.followup_row[part]
+    has_b, has_f = baseline_row >= 0, followup_row >= 0
+    baseline_level, followup_level = traj.baseline_level[part], traj.followup_level[part]
+    baseline_tenths, followup_tenths = traj.baseline_tenths[part], traj.followup_tenths[part]
 
     def ids(rows: NDArray[np.signedinteger[Any]], present: NDArray[np.bool_]) -> pa.Array:
         taken = cols.assessment_id.take(pa.array(np.maximum(rows, 0)))
@@ -262,37 +282,38 @@ def trajectory_table(traj: Trajectories, measure: Nqf2483, group_by: str | None)
     def level(levels: NDArray[np.signedinteger[Any]], present: NDArray[np.bool_]) -> pa.Array:
         return pa.array(levels.astype(np.int8), pa.int8(), mask=~present)
 
-    patient_ids = traj.patient_id
+    patient_ids = traj.patient_id[part]
     if cols.private_nhs_keys:  # an NHS number the user did not keep is written nowhere
         patient_ids = pc.if_else(pc.starts_with(patient_ids, "nhs:"), "", patient_ids)
     transitions = {
         10 * b + f: f"{b}->{f}" for b in range(5) for f in range(5) if b and f
     }  # levels 1-4 at both ends
-    transition = _labels(
-        np.where(has_f, 10 * traj.baseline_level + traj.followup_level, 0), transitions
-    )
-    demo_row = np.where(has_b, traj.baseline_row, traj.first_row)
+    transition = _labels(np.where(has_f, 10 * baseline_level + followup_level, 0), transitions)
+    demo_row = np.where(has_b, baseline_row, traj.first_row[part])
+    change = np.where(has_f, followup_tenths.astype(np.int64) - baseline_tenths, 0)
+    classification = np.where(has_f, _classify(change, traj.config.threshold_tenths), 0)
     columns: dict[str, pa.Array] = {
         "patient_id": patient_ids,
-        "n_assessments": pa.array(traj.n_assessments, pa.int32()),
-        "baseline_assessment_id": ids(traj.baseline_row, has_b),
-        "baseline_on": days(traj.baseline_row, has_b),
-        "baseline_score": points(traj.baseline_tenths, has_b),
-        "baseline_level": level(traj.baseline_level, has_b),
-        "followup_assessment_id": ids(traj.followup_row, has_f),
-        "followup_on": days(traj.followup_row, has_f),
-        "followup_score": points(traj.followup_tenths, has_f),
-        "followup_level": level(traj.followup_level, has_f),
-        "change": points(traj.change_tenths, has_f),
+        "n_assessments": pa.array(traj.n_assessments[part], pa.int32()),
+        "baseline_assessment_id": ids(baseline_row, has_b),
+        "baseline_on": days(baseline_row, has_b),
+        "baseline_score": points(baseline_tenths, has_b),
+        "baseline_level": level(baseline_level, has_b),
+        "followup_assessment_id": ids(followup_row, has_f),
+        "followup_on": days(followup_row, has_f),
+        "followup_score": points(followup_tenths, has_f),
+        "followup_level": level(followup_level, has_f),
+        "change": points(change, has_f),
         "transition": pa.array(transition, pa.string()),
-        "classification": pa.array(_labels(traj.classification, CLASSIFICATION_CODES), pa.string()),
-        "nqf2483_status": pa.array(_labels(measure.status, STATUS_CODES), pa.string()),
-        "nqf2483_reason": pa.array(_labels(measure.reason, EXCLUSION_CODES), pa.string()),
-        "demo": pa.array(cols.demo[demo_row] if len(traj) else np.zeros(0, bool), pa.bool_()),
+        "classification": pa.array(_labels(classification, CLASSIFICATION_CODES), pa.string()),
+        "nqf2483_status": pa.array(_labels(measure.status[part], STATUS_CODES), pa.string()),
+        "nqf2483_reason": pa.array(_labels(measure.reason[part], EXCLUSION_CODES), pa.string()),
+        "demo": pa.array(cols.demo[demo_row] if len(demo_row) else np.zeros(0, bool), pa.bool_()),
     }
     if group_by is not None:
         name = group_by if group_by not in columns else "group"
-        values = pa.array(traj.group_values(group_by), pa.string())
+        distinct, codes = group if group is not None else cols.column_codes(group_by)
+        values = pa.array(np.asarray(distinct[codes[demo_row]], dtype=object), pa.string())
         columns = {"patient_id": columns.pop("patient_id"), name: values, **columns}
     return pa.table(columns)
 
@@ -330,14 +351,19 @@ def write_patients_csv(report: CohortReport, target: Target) -> None:
             "the per-patient CSV is row-level data, never a published output; "
             "build the report without publish=True to write it"
         )
-    table = patients_table(report)
     from pamlib.formats.output import CsvWriter, protect
 
+    traj, group_by = report.trajectories, report.config.group_by
+    # The rows a block of patients at a time: the whole table at once would hold every
+    # patient's strings (ids, labels, the group) together.
+    group = None if group_by is None else traj.columns.column_codes(group_by)
     with _text_out(target) as fh:
         writer = CsvWriter(fh)  # spreadsheet-safe, and a bare CR cannot split a row
-        writer.writerow([protect(name) for name in table.column_names])
-        for start in range(0, table.num_rows, _CSV_ROWS):
-            block = table.slice(start, _CSV_ROWS)
+        for start in range(0, max(len(traj), 1), _CSV_ROWS):
+            part = slice(start, min(start + _CSV_ROWS, len(traj)))
+            block = _patient_rows(traj, report.nqf2483, group_by, part, group)
+            if start == 0:
+                writer.writerow([protect(name) for name in block.column_names])
             text = [_csv_text(block.column(i).combine_chunks()) for i in range(block.num_columns)]
             for row in zip(*text, strict=True):
                 writer.writerow([protect(cell) for cell in row])

@@ -67,6 +67,9 @@ CLASSIFICATION_CODES: dict[int, Classification] = {
 
 Days = NDArray[np.datetime64]
 
+#: Rows whose follow-up window is checked at a time (:func:`link_trajectories`).
+_WINDOW_ROWS = 1 << 20
+
 
 def add_months(days: Days, months: int) -> Days:
     """Add calendar months to an array of ``datetime64[D]``, clamping to the month's end
@@ -257,17 +260,45 @@ def _time_order(
     """Rows by patient, then day, then ``assessment_id``, then input order."""
     n = len(days)
     lo = int(days.min()) if n else 0
-    if n and int(days.max()) - lo < 2**32:
-        # One 64-bit key a row, sorted once: a lexsort of two keys takes twice the memory.
-        key = (row_patient.astype(np.int64) << 32) | (days - lo)
-        order = np.argsort(key, kind="stable").astype(np.int32)
+    span = int(days.max()) - lo if n else 0
+    row_bits = max(n - 1, 1).bit_length()
+    day_bits = max(span, 1).bit_length()
+    patient_bits = max(int(row_patient.max(initial=0)), 1).bit_length()
+    if n and patient_bits + day_bits + row_bits <= 63:
+        # Patient, day and row packed in one 64-bit key, sorted in place: no index array of
+        # 8 bytes a row, as an argsort would make. Built in place, the row numbers a million
+        # at a time: each whole-column temporary would be 8 bytes a row.
+        key = row_patient.astype(np.int64)
+        key <<= day_bits
+        key += days
+        key -= lo
+        key <<= row_bits
+        for start in range(0, n, _WINDOW_ROWS):
+            stop = min(start + _WINDOW_ROWS, n)
+            key[start:stop] |= np.arange(start, stop, dtype=np.int64)
+        key.sort()
+        order = np.empty(n, dtype=np.int32)
+        for start in range(0, n, _WINDOW_ROWS):
+            stop = min(start + _WINDOW_ROWS, n)
+            order[start:stop] = key[start:stop] & ((1 << row_bits) - 1)
+        key >>= row_bits  # patient and day
+        same = key[1:] == key[:-1]
         del key
-    else:  # dates beyond any real one (NaT): rare, two keys
-        order = np.lexsort((days, row_patient)).astype(np.int32)
-    by_patient = row_patient[order]
-    day_sorted = days[order]
-    same = (by_patient[1:] == by_patient[:-1]) & (day_sorted[1:] == day_sorted[:-1])
-    del by_patient, day_sorted
+    else:
+        if n and span < 2**32:
+            # One 64-bit key a row, sorted once: a lexsort of two keys takes twice the memory.
+            key = row_patient.astype(np.int64)
+            key <<= 32
+            key += days
+            key -= lo
+            order = np.argsort(key, kind="stable").astype(np.int32)
+            del key
+        else:  # dates beyond any real one (NaT): rare, two keys
+            order = np.lexsort((days, row_patient)).astype(np.int32)
+        by_patient = row_patient[order]
+        day_sorted = days[order]
+        same = (by_patient[1:] == by_patient[:-1]) & (day_sorted[1:] == day_sorted[:-1])
+        del by_patient, day_sorted
     if same.any():
         # Same patient, same day (rare): those runs ordered by assessment_id, then input order
         # (the sort is stable, so a run's rows are already in input order).
@@ -296,7 +327,7 @@ def link_trajectories(columns: ScoredColumns, config: ReportConfig | None = None
     # Rows, patients and day numbers fit 32 bits: ten million assessments link in a few
     # hundred MiB.
     patients, codes = factorize_text(columns.patient_id)
-    row_patient = codes.astype(np.int32)
+    row_patient = codes.astype(np.int32, copy=False)
     del codes
     n_patients = len(patients)
     days = columns.assessed_on.view(np.int64)  # day numbers, no copy
@@ -328,10 +359,14 @@ def link_trajectories(columns: ScoredColumns, config: ReportConfig | None = None
         edge = add_months(baseline_day, months)
         return np.where(np.isnat(edge), 0, edge.view(np.int64)).astype(np.int32)
 
-    usable_day = days[usable_row].astype(np.int32)
-    in_window = usable_day >= window_day(config.min_months)[usable_patient]
-    in_window &= usable_day <= window_day(config.max_months)[usable_patient]
-    del usable_day
+    # A million rows at a time: whole-column days and window ends would take 20 bytes a row.
+    low, high = window_day(config.min_months), window_day(config.max_months)
+    in_window = np.empty(len(usable_row), dtype=np.bool_)
+    for start in range(0, len(usable_row), _WINDOW_ROWS):
+        part = slice(start, start + _WINDOW_ROWS)
+        day, patient = days[usable_row[part]], usable_patient[part]
+        in_window[part] = (day >= low[patient]) & (day <= high[patient])
+    del low, high
 
     candidate_patient = usable_patient[in_window]
     candidate_row = usable_row[in_window]
@@ -344,7 +379,12 @@ def link_trajectories(columns: ScoredColumns, config: ReportConfig | None = None
     def at(values: NDArray[Any], rows: NDArray[np.int32]) -> NDArray[np.int32]:
         return np.where(rows >= 0, values[np.maximum(rows, 0)], 0).astype(np.int32)
 
-    tenths = columns.score_tenths
+    def tenths_at(rows: NDArray[np.int32]) -> NDArray[np.int32]:
+        # Only the chosen rows: the whole column in tenths would take 8 bytes a row, and
+        # several times that while it is computed.
+        score = np.nan_to_num(columns.score[np.maximum(rows, 0)], nan=0.0)
+        return np.where(rows >= 0, np.rint(score * 10), 0).astype(np.int32)
+
     return Trajectories(
         columns=columns,
         config=config,
@@ -356,6 +396,6 @@ def link_trajectories(columns: ScoredColumns, config: ReportConfig | None = None
         followup_row=followup_row,
         baseline_level=at(columns.level, baseline_row),
         followup_level=at(columns.level, followup_row),
-        baseline_tenths=at(tenths, baseline_row),
-        followup_tenths=at(tenths, followup_row),
+        baseline_tenths=tenths_at(baseline_row),
+        followup_tenths=tenths_at(followup_row),
     )

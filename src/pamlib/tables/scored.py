@@ -489,33 +489,105 @@ def _check_repeats(ids: pa.Array, problems: _Problems) -> None:
     problems.add_rows(repeated, "duplicate-assessment-id", messages or [""])
 
 
-def _locate_repeats(
-    path: Path, rows: int, repeated: Mapping[int, str], unlisted: int, problems: _Problems
-) -> None:
-    """The problems of :func:`_check_repeats` for a file read block by block: the repeated
-    rows (the first :data:`MAX_PROBLEMS`, with their ids) are known, the rows they repeat are
-    found by a second pass over the ids; ``unlisted`` more are counted."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
+def _id_hashes(ids: pa.Array) -> tuple[NDArray[np.intp], NDArray[np.uint64]]:
+    """The rows of a block that have an assessment id, and a 64-bit hash of each of their ids
+    (the first half of the 128-bit key the scorer's repeat check uses)."""
+    from pamlib.formats._arrow import Text
+    from pamlib.formats._columnar import _keys
 
-    value_set = pa.array(sorted(set(repeated.values())), pa.string())
-    first: dict[str, int] = {}
-    offset = 0
-    for raw in _raw_blocks(path, rows):
-        ids = _to_text(_plain(raw.column("assessment_id")))
-        found = np.flatnonzero(np.asarray(pc.fill_null(pc.is_in(ids, value_set=value_set), False)))
-        for i in found.tolist():
-            first.setdefault(ids[i].as_py(), offset + i)
-        offset += raw.num_rows
-    ordered = np.array(sorted(repeated), dtype=np.intp)
-    messages = [  # the file changed between the passes if an id is not found again
-        f"assessment_id repeats row {first[repeated[i]] + 1}"
-        if repeated[i] in first
-        else "assessment_id repeats an earlier row"
-        for i in ordered.tolist()
-    ]
-    problems.add_rows(ordered, "duplicate-assessment-id", messages or [""])
-    problems.n_more += unlisted
+    present = np.flatnonzero(~np.asarray(ids.is_null(), dtype=np.bool_))
+    if not len(present):
+        return present, np.zeros(0, dtype=np.uint64)
+    return present, _keys(Text(ids), present)[0]
+
+
+class _IdHashes:
+    """Every assessment id of a file as a 64-bit hash, to find the ids it repeats.
+
+    8 bytes an id (filled in place when the row count is known), sorted once after the last
+    block. Ids whose hashes occur more than once — the repeats, and the rare different ids that
+    share a hash — are then compared exactly, as text, in a second pass over the ids, so a
+    shared hash never refuses a file and every repeat is found.
+    """
+
+    def __init__(self, n_rows: int | None) -> None:
+        self._filled: NDArray[np.uint64] = np.empty(n_rows or 0, dtype=np.uint64)
+        self._n = 0
+        self._parts: list[NDArray[np.uint64]] = []
+
+    def add(self, ids: pa.Array) -> None:
+        _, found = _id_hashes(ids)
+        if self._n + len(found) <= len(self._filled):
+            self._filled[self._n : self._n + len(found)] = found
+            self._n += len(found)
+        else:
+            self._parts.append(found)
+
+    def _shared(self) -> tuple[NDArray[np.uint64], int]:
+        """The hashes held by more than one id (sorted), and how many ids hold them."""
+        hashes = self._filled[: self._n]
+        if self._parts:
+            hashes = np.concatenate([hashes, *self._parts])
+        self._filled, self._parts = np.empty(0, dtype=np.uint64), []
+        hashes.sort()
+        again = hashes[1:][hashes[1:] == hashes[:-1]]
+        del hashes
+        keep = np.ones(len(again), dtype=np.bool_)
+        np.not_equal(again[1:], again[:-1], out=keep[1:])
+        shared = again[keep]
+        return shared, len(again) + len(shared)
+
+    def locate_repeats(self, path: Path, rows: int, problems: _Problems) -> None:
+        """The problems of :func:`_check_repeats`, for the file these ids were read from: the
+        rows with a shared hash are read again and their ids compared as text."""
+        import pyarrow as pa
+
+        shared, expected = self._shared()
+        if not len(shared):
+            return
+        found_rows: list[NDArray[np.intp]] = []
+        found_ids: list[pa.Array] = []
+        offset = 0
+        for raw in _raw_blocks(path, rows):
+            ids = _to_text(_plain(raw.column("assessment_id")))
+            present, hashes = _id_hashes(ids)
+            at = np.minimum(np.searchsorted(shared, hashes), len(shared) - 1)
+            hit = present[shared[at] == hashes]
+            found_rows.append(offset + hit)
+            found_ids.append(ids.take(pa.array(hit)))
+            offset += raw.num_rows
+        if sum(map(len, found_rows)) != expected:
+            raise FormatError(
+                f"{path.name}: changed while it was read",
+                [
+                    Problem(
+                        path.name, "changed", "the file changed while it was read: read it again"
+                    )
+                ],
+            )
+        file_rows = np.concatenate(found_rows)
+        _, codes = _distinct(pa.concat_arrays(found_ids))
+        first = _first_rows(codes)
+        repeated = np.flatnonzero(first != np.arange(len(codes)))
+        messages = [
+            f"assessment_id repeats row {file_rows[first[i]] + 1}" for i in repeated.tolist()
+        ]
+        problems.add_rows(file_rows[repeated], "duplicate-assessment-id", messages or [""])
+
+
+def known_row_count(path: str | os.PathLike[str]) -> int | None:
+    """The number of rows of a scored file when it says so without being read (a Parquet
+    file's metadata), else ``None``: what is kept of each row can then be filled in place."""
+    path = Path(path)
+    if path.suffix.lower() not in (".parquet", ".pq"):
+        return None
+    pa = _pyarrow()
+    import pyarrow.parquet as pq
+
+    try:
+        return int(pq.read_metadata(path).num_rows)
+    except (pa.ArrowException, ValueError, OSError):
+        return None  # reading it says why
 
 
 def _demo_verdicts(
@@ -878,34 +950,24 @@ class ScoredTable:
         Every block is checked as it is read; problems are collected over the whole file, with
         rows numbered in the file, and an assessment id repeated anywhere in it is found. Blocks
         are yielded while no problem has been found; after the last block, any problem raises
-        one :class:`~pamlib.errors.FormatError` listing them all, as :meth:`read` would. A file
-        with no rows yields one empty block.
+        one :class:`~pamlib.errors.FormatError` listing them all, as :meth:`read` would. Repeated
+        ids are found after the last block (the ids are kept as 8-byte hashes until then), so
+        blocks after a repeat are still yielded before the error. A file with no rows yields one
+        empty block.
         """
-        from pamlib.formats._arrow import Text
-        from pamlib.formats._columnar import SeenIds
-
         path = Path(path)
         problems = _Problems(path.name)
-        seen = SeenIds()  # 16 bytes an id, not the ids themselves
-        repeated: dict[int, str] = {}  # the first repeated rows, with their ids
-        n_repeated = 0
+        hashes = _IdHashes(known_row_count(path))
         for raw in _raw_blocks(path, max(1, block_rows)):
             typed, private = _validate(raw, path.name, None, problems=problems)
-            ids = typed.column("assessment_id").combine_chunks()
-            present = np.flatnonzero(~np.asarray(ids.is_null(), dtype=np.bool_))
-            again = present[seen.check(Text(ids), present)]
-            n_repeated += len(again)
-            for i in again[: max(0, MAX_PROBLEMS - len(repeated))].tolist():
-                repeated[problems.offset + i] = ids[i].as_py()
+            hashes.add(typed.column("assessment_id").combine_chunks())
             problems.offset += typed.num_rows
-            if not problems.found and not problems.n_more and not n_repeated:
+            if not problems.found and not problems.n_more:
                 yield cls(typed, nhs_number=private)
-            del raw, typed, private, ids
+            del raw, typed, private
             release_freed_memory()
         problems.offset = 0
-        if n_repeated:
-            unlisted = n_repeated - len(repeated)
-            _locate_repeats(path, max(1, block_rows), repeated, unlisted, problems)
+        hashes.locate_repeats(path, max(1, block_rows), problems)
         problems.raise_if_any()
 
     def with_columns(self, columns: Mapping[str, Any]) -> ScoredTable:
