@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -224,6 +225,40 @@ def test_ids_sharing_a_hash_are_compared_as_text(
     assert "assessment_id repeats row 3 @ scored.csv: row 10" in map(
         str, blocks_error.value.problems
     )
+
+
+def test_a_file_that_changes_between_the_two_passes_is_refused(
+    make_cohort: MakeCohort, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ids sharing a hash are read again from the file; if it no longer holds them (another
+    program rewrote it meanwhile), the report says so rather than check other rows."""
+    import numpy as np
+
+    import pamlib.tables.scored as scored_module
+
+    real_hashes, real_blocks = scored_module._id_hashes, scored_module._raw_blocks
+
+    def one_hash(ids: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+        present, hashes = real_hashes(ids)
+        return present, np.zeros_like(hashes)
+
+    rows = make_cohort(seed=22, n_patients=12)
+    path = _write_csv(rows, tmp_path / "scored.csv")
+    passes: list[int] = []
+
+    def rewritten_before_the_second_pass(at: Path, n: int) -> Iterator[pa.Table]:
+        passes.append(n)
+        if len(passes) == 2:
+            _write_csv(rows[: len(rows) // 2], path)
+        return real_blocks(at, n)
+
+    monkeypatch.setattr(scored_module, "_id_hashes", one_hash)
+    monkeypatch.setattr(scored_module, "_raw_blocks", rewritten_before_the_second_pass)
+    with pytest.raises(FormatError) as error:
+        list(ScoredTable.read_blocks(path, block_rows=4))
+    assert len(passes) == 2
+    assert [p.code for p in error.value.problems] == ["changed"]
+    assert "changed while it was read" in str(error.value)
 
 
 @settings(
