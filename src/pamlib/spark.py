@@ -102,7 +102,15 @@ def _spark_options(
 
 
 #: Java's names of the Python codecs whose names Java does not know.
-_JAVA_CHARSETS = {"iso8859-1": "ISO-8859-1", "cp1252": "windows-1252", "ascii": "US-ASCII"}
+_JAVA_CHARSETS = {
+    "iso8859-1": "ISO-8859-1",
+    "cp1252": "windows-1252",
+    "ascii": "US-ASCII",
+    "utf-16-le": "UTF-16LE",
+    "utf-16-be": "UTF-16BE",
+    "utf-32-le": "UTF-32LE",
+    "utf-32-be": "UTF-32BE",
+}
 #: Encodings whose line breaks are not the single bytes Spark splits a file at.
 _WIDE = ("utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be")
 
@@ -119,6 +127,27 @@ def _java_charset(encoding: str | None, multiline: bool) -> tuple[str, str]:
             "bytes, which this encoding does not have"
         )
     return python, _JAVA_CHARSETS.get(python, python)
+
+
+#: The encodings Spark 4 reads unless ``spark.sql.legacy.javaCharsets`` lets it use any of Java's.
+_SPARK_CHARSETS = frozenset(
+    {"iso-8859-1", "us-ascii", "utf-16", "utf-16be", "utf-16le", "utf-32", "utf-8"}
+)
+_LEGACY_CHARSETS = "spark.sql.legacy.javaCharsets"
+
+
+def _check_charset(spark: SparkSession, charset: str) -> None:
+    """Refuse, here, an encoding Spark's CSV reader would refuse when the job runs."""
+    if charset.lower().replace("_", "-") in _SPARK_CHARSETS:
+        return
+    if str(spark.conf.get(_LEGACY_CHARSETS, "false")).lower() != "true":
+        raise ConfigurationError(
+            f"Spark reads {charset} only with {_LEGACY_CHARSETS}=true in the session's "
+            f"configuration (else only {', '.join(sorted(_SPARK_CHARSETS))})"
+        )
+    jvm = spark._jvm
+    if jvm is not None and not jvm.java.nio.charset.Charset.isSupported(charset):
+        raise ConfigurationError(f"Java knows no encoding {charset!r}: give one it knows")
 
 
 def _first_line(spark: SparkSession, path: str) -> str | None:
@@ -186,23 +215,26 @@ def read_export(
 
     read_options = with_mapping(ReadOptions(), mapping)
     python_encoding, charset = _java_charset(encoding, multiline)
+    _check_charset(spark, charset)
     given = delimiter if delimiter is not None else read_options.settings.get("delimiter")
     if given is not None:
         given = {"\\t": "\t", "tab": "\t"}.get(str(given), str(given))
         why = delimiter_problem(given)
         if why is not None:
             raise ConfigurationError(f"delimiter {given!r} cannot be used: it {why}")
-    line = _first_line(spark, path) if python_encoding == "utf-8" else None
+    # the first line as UTF-8 text: its names where it is UTF-8, its delimiters in any
+    # encoding whose line breaks and delimiters are single ASCII bytes
+    line = None if python_encoding in _WIDE else _first_line(spark, path)
     if line is not None and line.startswith("\ufeff"):
         line = line[1:]
-    if given is None and line is None and python_encoding != "utf-8":
+    if given is None and line is None:
         raise ConfigurationError(
-            f"give the delimiter of a {python_encoding} export (delimiter=): it is found in the "
-            "header of UTF-8 exports only"
+            f"give the delimiter of a {python_encoding} export (delimiter=): Spark cannot read "
+            "its header as text to find it"
         )
     sep = given if given is not None else detect_delimiter(line or "")
     options = _spark_options(multiline, delimiter=sep, encoding=charset)
-    header = _header_fields(spark, path, options, line)
+    header = _header_fields(spark, path, options, line if python_encoding == "utf-8" else None)
     if header is None:
         raise ConfigurationError(f"{path}: no header (the export is empty)")
     if header and header[0].startswith("\ufeff"):
@@ -567,9 +599,12 @@ class _Job:
         if batch.num_rows == 0:
             return
         files = batch.column(_FILE)
-        for name in pc.unique(files).to_pylist():
-            part = batch.filter(pc.equal(files, name))
-            part = part.take(pc.sort_indices(part.column(_ROW)))
+        names = pc.unique(files).to_pylist()
+        for name in names:
+            part = batch if len(names) == 1 else batch.filter(pc.equal(files, name))
+            rows = part.column(_ROW).to_numpy()
+            if len(rows) > 1 and not bool((rows[1:] > rows[:-1]).all()):  # in order as read
+                part = part.take(pc.sort_indices(part.column(_ROW)))
             run = runs.get(name)
             if run is None:
                 run = runs[name] = base.new_run(source=str(name))
