@@ -110,10 +110,16 @@ def test_other_delimiters_and_encodings_as_pamlib_score_reads_them(
     legacy = encoding == "cp1252"  # Spark 4 reads it only with Java's whole list of encodings
     if legacy:
         with pytest.raises(ConfigurationError, match="javaCharsets"):
-            ps.read_export(spark, str(export.path), mapping=MAPPING, **given)
+            ps.read_export(spark, str(export.path), mapping=MAPPING, encoding=encoding)
         spark.conf.set("spark.sql.legacy.javaCharsets", "true")
     try:
-        df = ps.read_export(spark, str(export.path), mapping=MAPPING, multiline=True, **given)
+        df = ps.read_export(
+            spark,
+            str(export.path),
+            mapping=MAPPING,
+            delimiter=given.get("delimiter"),
+            encoding=given.get("encoding"),
+        )
         run = ps.score(df, provider="demo")
         run.summary()
     finally:
