@@ -656,9 +656,9 @@ class _Job:
         arrays = []
         for field in self.schema:
             if field.name == _KIND:
-                arrays.append(pa.array([kind] * n, pa.string()))
+                arrays.append(pa.repeat(pa.scalar(kind, pa.string()), n))
             elif field.name == _FILE:
-                arrays.append(pa.array([name] * n, pa.string()))
+                arrays.append(pa.repeat(pa.scalar(name, pa.string()), n))
             elif field.name == _ROW:
                 arrays.append(pa.array(keys, pa.int64()))
             elif field.name in columns:
