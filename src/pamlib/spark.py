@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
     from pamlib.pipeline import ScoreSummary, TableScorer
     from pamlib.reporting._summary import CohortSummary
+    from pamlib.tables.keys import Pseudonymiser
 
 __all__ = [
     "CORRUPT_COLUMN",
@@ -81,20 +82,103 @@ class SparkJobError(PamlibError):
     pamlib's own."""
 
 
-def _spark_options(multiline: bool) -> dict[str, str]:
+def _spark_options(
+    multiline: bool, *, delimiter: str = ",", encoding: str = "UTF-8"
+) -> dict[str, str]:
     """Spark's CSV options for an export as ``pamlib score`` reads one: RFC 4180 quoting
     (a doubled quote escapes a quote), nothing trimmed, malformed records kept whole."""
     return {
         "header": "true",
         "multiLine": str(multiline).lower(),
+        "sep": delimiter,
         "quote": '"',
         "escape": '"',
         "mode": "PERMISSIVE",
         "columnNameOfCorruptRecord": CORRUPT_COLUMN,
         "ignoreLeadingWhiteSpace": "false",
         "ignoreTrailingWhiteSpace": "false",
-        "encoding": "UTF-8",
+        "encoding": encoding,
     }
+
+
+#: Java's names of the Python codecs whose names Java does not know.
+_JAVA_CHARSETS = {
+    "iso8859-1": "ISO-8859-1",
+    "cp1252": "windows-1252",
+    "ascii": "US-ASCII",
+    "utf-16-le": "UTF-16LE",
+    "utf-16-be": "UTF-16BE",
+    "utf-32-le": "UTF-32LE",
+    "utf-32-be": "UTF-32BE",
+}
+#: Encodings whose line breaks are not the single bytes Spark splits a file at.
+_WIDE = ("utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be")
+
+
+def _java_charset(encoding: str | None, multiline: bool) -> tuple[str, str]:
+    """The Python codec name of ``encoding`` (default UTF-8; pamlib's error for an unknown
+    one) and the name Java knows it by."""
+    from pamlib.formats.encoding import codec_name
+
+    python = "utf-8" if encoding is None else codec_name(encoding)
+    if python in _WIDE and not multiline:
+        raise ConfigurationError(
+            f"{python} exports are read with multiline=True: Spark splits files at line-break "
+            "bytes, which this encoding does not have"
+        )
+    return python, _JAVA_CHARSETS.get(python, python)
+
+
+#: The encodings Spark 4 reads unless ``spark.sql.legacy.javaCharsets`` lets it use any of Java's.
+_SPARK_CHARSETS = frozenset(
+    {"iso-8859-1", "us-ascii", "utf-16", "utf-16be", "utf-16le", "utf-32", "utf-8"}
+)
+_LEGACY_CHARSETS = "spark.sql.legacy.javaCharsets"
+
+
+def _check_charset(spark: SparkSession, charset: str) -> None:
+    """Refuse, here, an encoding Spark's CSV reader would refuse when the job runs."""
+    if charset.lower().replace("_", "-") in _SPARK_CHARSETS:
+        return
+    if str(spark.conf.get(_LEGACY_CHARSETS, "false")).lower() != "true":
+        raise ConfigurationError(
+            f"Spark reads {charset} only with {_LEGACY_CHARSETS}=true in the session's "
+            f"configuration (else only {', '.join(sorted(_SPARK_CHARSETS))})"
+        )
+    jvm = spark._jvm
+    if jvm is not None and not jvm.java.nio.charset.Charset.isSupported(charset):
+        raise ConfigurationError(f"Java knows no encoding {charset!r}: give one it knows")
+
+
+def _first_line(spark: SparkSession, path: str) -> str | None:
+    """The first line of a file of the export (a UTF-8 one), read as text: one short job."""
+    from pyspark.sql import functions as sf
+
+    rows = spark.read.text(path).where(sf.col("_metadata.file_block_start") == 0).limit(1).collect()
+    return str(rows[0][0]) if rows else None
+
+
+def _header_fields(
+    spark: SparkSession, path: str, options: Mapping[str, str], line: str | None
+) -> tuple[str, ...] | None:
+    """The header's names: split from its first line where that holds the whole header, else
+    read by Spark's CSV reader itself (a quoted line break in a name, another encoding)."""
+    from pamlib.formats._records import ends_inside_quotes, split_records
+
+    delimiter = options["sep"]
+    if line is not None and not ends_inside_quotes(line, delimiter):
+        records = list(split_records(io.StringIO(line, newline=""), delimiter=delimiter))
+        if not records:
+            return None
+        return tuple(records[0].fields)
+    rows = (  # the header's width is unknown until it is read: read it untyped
+        spark.read.options(**{k: v for k, v in options.items() if k != "mode"})
+        .option("header", "false")
+        .csv(path)
+        .limit(1)
+        .collect()
+    )
+    return tuple(("" if v is None else str(v)) for v in rows[0]) if rows else None
 
 
 def read_export(
@@ -103,8 +187,10 @@ def read_export(
     *,
     mapping: str | os.PathLike[str] | Mapping[str, str] | None = None,
     multiline: bool = True,
+    delimiter: str | None = None,
+    encoding: str | None = None,
 ) -> DataFrame:
-    """The records of a comma-separated export (a file, a folder or a glob of files with one
+    """The records of a delimited export (a file, a folder or a glob of files with one
     header) as a DataFrame of text columns named as in the header, followed by
     :data:`KEY_COLUMNS`.
 
@@ -114,38 +200,61 @@ def read_export(
     :func:`score`. ``multiline=True`` reads quoted line breaks as ``pamlib score`` does but
     makes each file one task; ``False`` splits large files across tasks and reads a record with
     a quoted line break as two (:doc:`/spark` lists the differences).
+
+    ``delimiter`` and ``encoding`` are ``pamlib score``'s ``--delimiter`` and ``--encoding``:
+    the delimiter is the mapping file's, else found in the header (``,`` ``;`` or tab, as
+    ``pamlib score`` finds it); the encoding is UTF-8 unless given (any Python codec name that
+    Java also knows: ``cp1252``, ``latin-1``, ``utf-16`` with ``multiline=True``).
     """
     from pyspark.sql import functions as sf
     from pyspark.sql.types import StringType, StructField, StructType
 
+    from pamlib.formats._records import detect_delimiter
     from pamlib.formats.base import ReadOptions
-    from pamlib.formats.layout import Layout, with_mapping
+    from pamlib.formats.layout import Layout, delimiter_problem, with_mapping
 
-    options = _spark_options(multiline)
-    rows = (  # the header's width is unknown until it is read: read it untyped
-        spark.read.options(**{k: v for k, v in options.items() if k != "mode"})
-        .option("header", "false")
-        .csv(path)
-        .limit(1)
-        .collect()
-    )
-    if not rows:
+    read_options = with_mapping(ReadOptions(), mapping)
+    python_encoding, charset = _java_charset(encoding, multiline)
+    _check_charset(spark, charset)
+    given = delimiter if delimiter is not None else read_options.settings.get("delimiter")
+    if given is not None:
+        given = {"\\t": "\t", "tab": "\t"}.get(str(given), str(given))
+        why = delimiter_problem(given)
+        if why is not None:
+            raise ConfigurationError(f"delimiter {given!r} cannot be used: it {why}")
+    # the first line as UTF-8 text: its names where it is UTF-8, its delimiters in any
+    # encoding whose line breaks and delimiters are single ASCII bytes
+    line = None if python_encoding in _WIDE else _first_line(spark, path)
+    if line is not None and line.startswith("\ufeff"):
+        line = line[1:]
+    if given is None and line is None:
+        raise ConfigurationError(
+            f"give the delimiter of a {python_encoding} export (delimiter=): Spark cannot read "
+            "its header as text to find it"
+        )
+    sep = given if given is not None else detect_delimiter(line or "")
+    options = _spark_options(multiline, delimiter=sep, encoding=charset)
+    header = _header_fields(spark, path, options, line if python_encoding == "utf-8" else None)
+    if header is None:
         raise ConfigurationError(f"{path}: no header (the export is empty)")
-    header = tuple(("" if v is None else str(v)) for v in rows[0])
     if header and header[0].startswith("\ufeff"):
         header = (header[0][1:], *header[1:])
     if len(set(header)) != len(header) or any(name in KEY_COLUMNS for name in header):
         raise ConfigurationError(
             f"{path}: the header repeats a column name (or uses one of {', '.join(KEY_COLUMNS)})"
         )
-    read_options = with_mapping(ReadOptions(), mapping)
     Layout.resolve(header, read_options, source=path)  # every header problem, now
     schema = StructType(
         [StructField(name, StringType()) for name in header]
         + [StructField(CORRUPT_COLUMN, StringType())]
     )
     frame = spark.read.options(**options).schema(schema).csv(path)
-    described = {"mapping": _mapping_document(mapping), "source": path}
+    described = {
+        "mapping": _mapping_document(mapping),
+        "source": path,
+        "delimiter": sep,
+        "encoding": python_encoding,
+    }
     return frame.select(
         *(sf.col(f"`{name}`") for name in header),
         sf.col(CORRUPT_COLUMN),
@@ -184,19 +293,24 @@ def score(
     mapping: str | os.PathLike[str] | Mapping[str, str] | None = None,
     instrument: str | None = None,
     day_first: bool | None = None,
+    keep_nhs_number: bool = False,
+    pseudonymiser: Pseudonymiser | None = None,
     cache_export: bool = False,
 ) -> SparkRun:
     """Score an export read by :func:`read_export`. Here the rows are numbered and the
-    repeated ids found (two small jobs, each reading the export); the scoring runs when the
-    result is first used. ``cache_export`` keeps the export's rows in Spark's cache (memory,
-    then disk) from the first read until the output is kept, so that the export is parsed once
-    rather than three times: meant for exports that are slow to read (an object store,
-    compressed files); on a local disk it measured slower (:doc:`/spark` has the figures).
+    repeated ids found (one job reading the export); the scoring runs when the result is first
+    used. ``cache_export`` keeps the export's rows in Spark's cache (memory, then disk) from the
+    first read until the output is kept, so that the export is parsed once rather than twice:
+    meant for exports that are slow to read (an object store, compressed files); on a local
+    disk it measured slower (:doc:`/spark` has the figures).
 
     ``provider`` and ``calibration`` choose the provider as :class:`pamlib.TableScorer` does
     (``calibration`` a path: each executor reads the file and checks its hash). ``mapping``
     (default: the one given to :func:`read_export`), ``instrument`` and ``day_first`` are
-    ``pamlib score``'s. ``duplicates``: ``global`` finds a repeated assessment id anywhere in
+    ``pamlib score``'s, and so are ``keep_nhs_number`` (the normalised NHS number as a column,
+    ``--keep-nhs-number``) and ``pseudonymiser`` (its keyed pseudonym as ``nhs_pseudonym``,
+    ``--pseudonym-key``; it reaches the executors inside the job, key included, as a function
+    shipped to them would). ``duplicates``: ``global`` finds a repeated assessment id anywhere in
     the data, keeping its first occurrence in file order (one shuffle of the ids); ``partition``
     only within each task; ``off`` not at all.
 
@@ -223,6 +337,8 @@ def score(
         mapping=mapping,
         instrument=instrument,
         day_first=day_first,
+        keep_nhs_number=keep_nhs_number,
+        pseudonymiser=pseudonymiser,
         duplicates=_READER_DUPLICATES[duplicates],
         row_key=_ROW,
         source=source,
@@ -235,12 +351,11 @@ def score(
         from pyspark import StorageLevel
 
         df = cached = df.persist(StorageLevel.MEMORY_AND_DISK)
-    numbered, n_read = _numbered(df)
     aid_position = layout.columns.get("assessment_id")
+    id_column = None
     if duplicates == "global" and aid_position is not None:
-        numbered = _first_occurrences(numbered, header[aid_position])
-    else:
-        numbered = numbered.withColumn(_FIRST, sf.lit(True))
+        id_column = header[aid_position]
+    numbered, n_read = _numbered(df, id_column)
     if duplicates == "partition":
         numbered = numbered.sortWithinPartitions(_FILE, _ROW)
     payload = pickle.dumps(scorer)
@@ -250,6 +365,8 @@ def score(
         digest=hashlib.sha256(payload).hexdigest(),
         header=header,
         schema=out_schema,
+        delimiter=str(described.get("delimiter", ",")),
+        encoding=str(described.get("encoding", "utf-8")),
     )
     from pyspark.sql.pandas.types import from_arrow_schema
 
@@ -287,27 +404,58 @@ def _resolve_schema(scorer: TableScorer, header: tuple[str, ...]) -> None:
     scorer.score(empty, first_occurrence=first)
 
 
-def _numbered(df: DataFrame) -> tuple[DataFrame, int]:
-    """Each row's number in its file (1 for the first record after the header), from where
-    Spark read it: the rows of each split (file, start) in order, the splits of a file in
-    order of their start. One small aggregation; the same numbers on every run and retry.
-    Also the number of rows read (the summary's ``read``, counted from the export itself)."""
+def _numbered(df: DataFrame, id_column: str | None) -> tuple[DataFrame, int]:
+    """Each row's number in its file (1 for the first record after the header) and, with
+    ``id_column``, whether its assessment id comes there first (:data:`_FIRST`); also the
+    number of rows read (the summary's ``read``, counted from the export itself).
+
+    A row's number comes from where Spark read it: the rows of each split (file, start) in
+    order, the splits of a file in order of their start — the same numbers on every run and
+    retry. One job reads the export once for both: it counts the rows of each split and finds
+    the ids that repeat, with where each is first seen (grouping sets: one pass, one shuffle).
+    """
     from pyspark.sql import functions as sf
 
-    spark = df.sparkSession
-    blocks = (
-        df.select(_FILE, _BLOCK, _SEQ)
-        .groupBy(_FILE, _BLOCK)
-        .agg(sf.min(_SEQ).alias("_first_seq"), sf.count(sf.lit(1)).alias("_n"))
-        .collect()
+    found = None if id_column is None else _blocks_and_repeats(df, id_column)
+    if found is None:
+        blocks = (
+            df.groupBy(_FILE, _BLOCK)
+            .agg(sf.count(sf.lit(1)).alias("_n"), sf.min(_SEQ).alias("_first_seq"))
+            .collect()
+        )
+        numbered, n_read = _with_rows(df, blocks)
+        if id_column is not None:  # too many repeats for the driver: join them to the rows
+            return _joined_repeats(numbered, id_column), n_read
+        return numbered.withColumn(_FIRST, sf.lit(True)), n_read
+    blocks, repeats = found
+    numbered, n_read = _with_rows(df, blocks)
+    if not repeats:
+        return numbered.withColumn(_FIRST, sf.lit(True)), n_read
+    table = df.sparkSession.createDataFrame(
+        repeats, f"_pamlib_aid string, {_FIRST_FILE} string, _first_block long, _first_seq long"
     )
+    aid = sf.col(f"`{id_column}`")
+    joined = numbered.join(sf.broadcast(table), aid == sf.col("_pamlib_aid"), "left")
+    first: Column = sf.col(_FIRST_FILE).isNull() | (
+        (sf.col(_FIRST_FILE) == sf.col(_FILE))
+        & (sf.col("_first_block") == sf.col(_BLOCK))
+        & (sf.col("_first_seq") == sf.col(_SEQ))
+    )
+    marked = joined.withColumn(_FIRST, first)
+    return marked.drop("_pamlib_aid", _FIRST_FILE, "_first_block", "_first_seq"), n_read
+
+
+def _with_rows(df: DataFrame, blocks: list[Any]) -> tuple[DataFrame, int]:
+    """``df`` with :data:`_ROW`, from each split's count and first sequence number."""
+    from pyspark.sql import functions as sf
+
     before: dict[str, int] = {}
     starts = []
     for row in sorted(blocks, key=lambda r: (r[_FILE], r[_BLOCK])):
         done = before.get(row[_FILE], 0)
         starts.append((row[_FILE], int(row[_BLOCK]), int(row["_first_seq"]), done))
         before[row[_FILE]] = done + int(row["_n"])
-    table = spark.createDataFrame(
+    table = df.sparkSession.createDataFrame(
         starts, f"{_FILE} string, {_BLOCK} long, _first_seq long, _before long"
     )
     joined = df.join(sf.broadcast(table), [_FILE, _BLOCK])
@@ -319,11 +467,53 @@ def _numbered(df: DataFrame) -> tuple[DataFrame, int]:
 
 #: Repeated assessment ids up to this many are found on the driver and sent to every task.
 _BROADCAST_REPEATS = 100_000
+_BLOCKS_SET, _IDS_SET = 1, 6  # grouping_id() of (file, block) and of (id) among the three
 
 
-def _first_occurrences(df: DataFrame, id_column: str) -> DataFrame:
-    """Mark each row whose assessment id has not been seen earlier in file order (files in
-    name order). Only ids that repeat are shuffled back: the join's build side is small."""
+def _blocks_and_repeats(
+    df: DataFrame, id_column: str
+) -> tuple[list[Any], list[tuple[str, str, int, int]]] | None:
+    """Every split's row count and first sequence number, and each assessment id that repeats
+    with the (file, split, sequence) of its first occurrence in file order (files in name
+    order); ``None`` when more than :data:`_BROADCAST_REPEATS` ids repeat."""
+    from pyspark.sql import functions as sf
+
+    aid = sf.col(f"`{id_column}`")
+    readable = sf.col(CORRUPT_COLUMN).isNull() & aid.isNotNull()
+    keyed = df.select(_FILE, _BLOCK, _SEQ, sf.when(readable, aid).alias("_pamlib_aid"))
+    grouped = keyed.groupingSets(
+        [(_FILE, _BLOCK), ("_pamlib_aid",)], _FILE, _BLOCK, "_pamlib_aid"
+    ).agg(
+        sf.grouping_id().alias("_set"),
+        sf.count(sf.lit(1)).alias("_n"),
+        sf.min(_SEQ).alias("_first_seq"),
+        sf.min(sf.struct(_FILE, _BLOCK, _SEQ)).alias("_firstkey"),
+    )
+    wanted = (sf.col("_set") == _BLOCKS_SET) | (
+        (sf.col("_set") == _IDS_SET) & sf.col("_pamlib_aid").isNotNull() & (sf.col("_n") > 1)
+    )
+    # the splits first, then up to the limit of repeats: never more rows than that to the driver
+    limit = 2 * _BROADCAST_REPEATS + 1
+    rows = grouped.where(wanted).orderBy("_set").limit(limit).collect()
+    blocks = [r for r in rows if r["_set"] == _BLOCKS_SET]
+    found = [r for r in rows if r["_set"] == _IDS_SET]
+    if len(rows) == limit or len(found) > _BROADCAST_REPEATS:
+        return None
+    repeats = [
+        (
+            str(r["_pamlib_aid"]),
+            str(r["_firstkey"][_FILE]),
+            int(r["_firstkey"][_BLOCK]),
+            int(r["_firstkey"][_SEQ]),
+        )
+        for r in found
+    ]
+    return blocks, repeats
+
+
+def _joined_repeats(df: DataFrame, id_column: str) -> DataFrame:
+    """Mark each row whose assessment id has not been seen earlier in file order by joining the
+    ids that repeat back to the rows: for when too many repeat to send them to every task."""
     from pyspark.sql import functions as sf
 
     aid = sf.col(f"`{id_column}`")
@@ -341,13 +531,6 @@ def _first_occurrences(df: DataFrame, id_column: str) -> DataFrame:
             sf.col(f"_firstkey.{_ROW}").alias(_FIRST_ROW),
         )
     )
-    # Found here, on the driver, when few: then no repeat means no join at all, and a few are
-    # sent to every task, where a join with the whole data would shuffle every row.
-    found = repeats.limit(_BROADCAST_REPEATS + 1).collect()
-    if not found:
-        return df.withColumn(_FIRST, sf.lit(True))
-    if len(found) <= _BROADCAST_REPEATS:
-        repeats = sf.broadcast(df.sparkSession.createDataFrame(found, repeats.schema))
     joined = df.join(repeats, aid == sf.col("_pamlib_aid"), "left")
     first: Column = sf.col(_FIRST_ROW).isNull() | (
         (sf.col(_FIRST_FILE) == sf.col(_FILE)) & (sf.col(_FIRST_ROW) == sf.col(_ROW))
@@ -397,6 +580,8 @@ class _Job:
     digest: str
     header: tuple[str, ...]
     schema: Any = attrs.field(repr=False)
+    delimiter: str = ","
+    encoding: str = "utf-8"
 
     def __call__(self, batches: Iterator[Any]) -> Iterator[Any]:
         try:
@@ -414,9 +599,12 @@ class _Job:
         if batch.num_rows == 0:
             return
         files = batch.column(_FILE)
-        for name in pc.unique(files).to_pylist():
-            part = batch.filter(pc.equal(files, name))
-            part = part.take(pc.sort_indices(part.column(_ROW)))
+        names = pc.unique(files).to_pylist()
+        for name in names:
+            part = batch if len(names) == 1 else batch.filter(pc.equal(files, name))
+            rows = part.column(_ROW).to_numpy()
+            if len(rows) > 1 and not bool((rows[1:] > rows[:-1]).all()):  # in order as read
+                part = part.take(pc.sort_indices(part.column(_ROW)))
             run = runs.get(name)
             if run is None:
                 run = runs[name] = base.new_run(source=str(name))
@@ -436,7 +624,9 @@ class _Job:
         # records Spark could not split: pamlib's structural reject, from the raw text
         structural: list[tuple[int, str, str, str]] = []
         for i in np.flatnonzero(broken).tolist():
-            verdict = _structural(corrupt[i].as_py(), len(self.header))
+            verdict = _structural(
+                corrupt[i].as_py(), len(self.header), self.delimiter, self.encoding
+            )
             if verdict is None:
                 blank[i] = True
             else:
@@ -466,9 +656,9 @@ class _Job:
         arrays = []
         for field in self.schema:
             if field.name == _KIND:
-                arrays.append(pa.array([kind] * n, pa.string()))
+                arrays.append(pa.repeat(pa.scalar(kind, pa.string()), n))
             elif field.name == _FILE:
-                arrays.append(pa.array([name] * n, pa.string()))
+                arrays.append(pa.repeat(pa.scalar(name, pa.string()), n))
             elif field.name == _ROW:
                 arrays.append(pa.array(keys, pa.int64()))
             elif field.name in columns:
@@ -526,28 +716,39 @@ class _Job:
 
 def _blank_rows(columns: list[Any]) -> Any:
     """Rows whose every field is empty or whitespace (null in Spark): skipped and counted as
-    blank, as ``pamlib score`` does."""
+    blank, as ``pamlib score`` does. Each column is looked at only in the rows still blank so
+    far, so a batch of full rows costs about one column's check."""
+    import pyarrow as pa
     import pyarrow.compute as pc
 
     n = len(columns[0]) if columns else 0
     blank = np.ones(n, dtype=np.bool_)
+    candidates = np.arange(n)
     for column in columns:
-        text = pc.fill_null(column, "")
+        if not len(candidates):
+            break
+        rows = column if len(candidates) == n else column.take(pa.array(candidates))
+        text = pc.fill_null(rows, "")
         empty = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(text)), 0)
-        blank &= empty.to_numpy(zero_copy_only=False)
+        still = empty.to_numpy(zero_copy_only=False).astype(np.bool_)
+        blank[candidates[~still]] = False
+        candidates = candidates[still]
     return blank
 
 
-def _structural(raw: str, n_fields: int) -> tuple[str, str, str] | None:
+def _structural(
+    raw: str, n_fields: int, delimiter: str = ",", encoding: str = "utf-8"
+) -> tuple[str, str, str] | None:
     """The code, message and printable text of a record Spark could not split into ``n_fields``
     fields, as ``pamlib score`` rejects it; ``None`` if it is blank."""
     from pamlib.formats._records import is_blank, split_records, structural_reject
 
-    records = list(split_records(io.StringIO(raw, newline=""), delimiter=","))
+    records = list(split_records(io.StringIO(raw, newline=""), delimiter=delimiter))
     if not records or all(is_blank(r) for r in records):
         return None
     record = records[0]
-    verdict = structural_reject(record, n_fields) if len(records) == 1 else None
+    one = len(records) == 1
+    verdict = structural_reject(record, n_fields, encoding=encoding) if one else None
     if verdict is None:  # Spark and the csv module split it differently
         verdict = (
             "field-count",

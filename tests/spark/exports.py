@@ -9,6 +9,8 @@ from pathlib import Path
 
 import attrs
 
+from pamlib.synthetic import test_nhs_number
+
 HEADER = (
     "Patient ID", "assessment_id", "Date taken", "instrument", "site",
     *(f"Q{k}" for k in range(1, 14)), "notes",
@@ -32,14 +34,32 @@ def _answers(rng: random.Random) -> list[str]:
     return [rng.choice(["1", "2", "3", "4", "4", ""]) for _ in range(13)]
 
 
-def make_export(folder: Path, n: int = 240, *, seed: int = 17, name: str = "export.csv") -> Export:
+#: The header with an NHS number column (test numbers, ``999…``) after the patient id.
+NHS_HEADER = (HEADER[0], "NHS No", *HEADER[1:])
+
+
+def make_export(
+    folder: Path,
+    n: int = 240,
+    *,
+    seed: int = 17,
+    name: str = "export.csv",
+    nhs_numbers: bool = False,
+    delimiter: str = ",",
+    encoding: str = "utf-8",
+) -> Export:
     """``n`` records: most good; the rest each bad in one way pamlib rejects or will not score,
-    plus a quoted comma, quoted line breaks, a blank record and an id repeated far apart."""
+    plus a quoted comma, quoted line breaks, a blank record and an id repeated far apart.
+
+    ``nhs_numbers`` adds a column of synthetic test NHS numbers (some written with spaces,
+    some absent, one with a wrong check digit); ``delimiter`` and ``encoding`` write the file
+    another way (the site names then hold a character outside ASCII)."""
     rng = random.Random(seed)  # noqa: S311 - synthetic data, not a secret
     records: list[list[str]] = []
+    site = "site-é{}" if encoding != "utf-8" or delimiter != "," else "site-{}"
     for i in range(1, n + 1):
         day = f"2024-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d}"
-        record = [f"P{i % 97:04d}", f"A{i:05d}", day, "PAM-13", f"site-{i % 3}",
+        record = [f"P{i % 97:04d}", f"A{i:05d}", day, "PAM-13", site.format(i % 3),
                   *_answers(rng), ""]  # fmt: skip
         records.append(record)
     records[4][5] = "5"  # an answer that is not one
@@ -58,18 +78,29 @@ def make_export(folder: Path, n: int = 240, *, seed: int = 17, name: str = "expo
     records[64] = [""] * len(HEADER)  # a blank record (``,,,,``)
     repeat = (7, n - 10)
     records[repeat[1] - 1][1] = records[repeat[0] - 1][1]  # the id again, far down the file
+    header = HEADER
+    if nhs_numbers:
+        header = NHS_HEADER
+        for i, record in enumerate(records, start=1):
+            number = test_nhs_number(i % 500 + 1) or ""
+            if i % 5 == 0 and number:
+                number = f"{number[:3]} {number[3:6]} {number[6:]}"  # as people write it
+            if i % 7 == 0 or i in (45, 65):  # none (row 45 then has no identity at all)
+                number = ""
+            record.insert(1, number)
+        records[68][1] = "9990000011"  # a wrong check digit
     text = io.StringIO(newline="")
-    csv.writer(text, lineterminator="\n").writerow(HEADER)
+    csv.writer(text, lineterminator="\n", delimiter=delimiter).writerow(header)
     lines: list[int] = []
     line = 2
     for record in records:
         lines.append(line)
         piece = io.StringIO(newline="")
-        csv.writer(piece, lineterminator="\n").writerow(record)
+        csv.writer(piece, lineterminator="\n", delimiter=delimiter).writerow(record)
         written = piece.getvalue()
         text.write(written)
         line += written.count("\n")  # "\r\n" inside quotes counts once, as a reader counts it
     path = folder / name
-    path.write_bytes(text.getvalue().encode("utf-8"))
+    path.write_bytes(text.getvalue().encode(encoding))
     broken = tuple(k + 1 for k, r in enumerate(records) if "\n" in r[-1])
     return Export(path, tuple(lines), broken, repeat)

@@ -13,7 +13,9 @@ from hypothesis import strategies as st
 from pamlib.formats._records import RawRecord, is_blank, split_records, structural_reject
 from pamlib.spark import _blank_rows, _pamlib_message, _structural
 
-cells = st.text(alphabet=st.sampled_from([" ", "\t", "a", "1", ",", '"', "\n", "é"]), max_size=6)
+cells = st.text(
+    alphabet=st.sampled_from([" ", "\t", "a", "1", ",", ";", '"', "\n", "é"]), max_size=6
+)
 
 
 @given(st.lists(st.lists(st.one_of(st.none(), cells), min_size=3, max_size=3), max_size=8))
@@ -23,15 +25,19 @@ def test_blank_rows_are_pamlib_blank_records(rows: list[list[str | None]]) -> No
     assert _blank_rows(columns).tolist() == expected
 
 
-@given(st.lists(cells, min_size=1, max_size=6), st.integers(min_value=1, max_value=6))
+@given(
+    st.lists(cells, min_size=1, max_size=6),
+    st.integers(min_value=1, max_value=6),
+    st.sampled_from([",", ";", "\t"]),
+)
 def test_a_record_spark_could_not_split_is_rejected_as_pamlib_rejects_it(
-    fields: list[str], n_fields: int
+    fields: list[str], n_fields: int, delimiter: str
 ) -> None:
     text = io.StringIO(newline="")
-    csv.writer(text, lineterminator="").writerow(fields)
+    csv.writer(text, lineterminator="", delimiter=delimiter).writerow(fields)
     raw = text.getvalue()
-    records = list(split_records(io.StringIO(raw, newline=""), delimiter=","))
-    verdict = _structural(raw, n_fields)
+    records = list(split_records(io.StringIO(raw, newline=""), delimiter=delimiter))
+    verdict = _structural(raw, n_fields, delimiter)
     if not records or all(is_blank(r) for r in records):
         assert verdict is None
         return
