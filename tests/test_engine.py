@@ -402,6 +402,28 @@ def test_batch_equals_each_row_alone_bit_for_bit(
             assert np.float64(one.theta_se).tobytes() == batch.theta_se[k].tobytes()
 
 
+@SLOW
+@given(model=calibrations(max_items=13), seed=st.integers(0, 2**32 - 1), cut=st.integers(0, 40))
+@pytest.mark.parametrize("estimator", [WLE(), MLE(), EAP()])
+def test_pairs_solved_as_they_occur_equal_whole_rows_bit_for_bit(
+    estimator: Estimator, model: StepModel, seed: int, cut: int
+) -> None:
+    """A batch solves only the (mask, raw) pairs it meets; whatever was solved before or with
+    them, and whether whole rows were compiled first, the bits are the same."""
+    codes = random_codes(model, 40, seed)
+    whole_rows = ScoreTable(model, estimator)
+    whole_rows.compile(response_summary(codes, model).mask)
+    expected = whole_rows.score(codes)
+    piecewise = ScoreTable(model, estimator)
+    later = piecewise.score(codes[cut:])
+    earlier = piecewise.score(codes[:cut])
+    for got in (np.concatenate([earlier.theta, later.theta]),):
+        assert got.tobytes() == expected.theta.tobytes()
+    se = np.concatenate([earlier.theta_se, later.theta_se])
+    assert se.tobytes() == expected.theta_se.tobytes()
+    assert piecewise.score(codes).theta.tobytes() == expected.theta.tobytes()
+
+
 @FAST
 @given(model=calibrations(max_items=13), seed=st.integers(0, 2**32 - 1))
 def test_not_applicable_and_unanswered_are_scored_alike(model: StepModel, seed: int) -> None:

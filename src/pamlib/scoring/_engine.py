@@ -867,33 +867,56 @@ def _estimate(
     return theta, 1.0 / np.sqrt(_information(prob, theta))
 
 
+def _compile_cells(
+    model: StepModel, estimator: Estimator, masks: MaskArray, raws: IntArray
+) -> tuple[FloatArray, FloatArray]:
+    """θ and SE for each (non-empty answered mask, raw score) pair.
+
+    Each problem is solved on its own (its bracket, grid cell and iterations are its own), so a
+    pair gets the same bits whatever else is solved with it: solving only the pairs that occur
+    gives what solving whole rows would. Vectorised over all pairs (in chunks, a mask's pairs
+    together).
+    """
+    theta = np.empty(masks.shape[0])
+    se = np.empty(masks.shape[0])
+    if masks.shape[0] == 0:
+        return theta, se
+    unique, groups = np.unique(masks, return_inverse=True)
+    groups = groups.reshape(-1)
+    shifts = np.arange(model.n_items, dtype=np.uint64)
+    bits = ((unique[:, None] >> shifts[None, :]) & np.uint64(1)).astype(np.float64)  # (M, I)
+    per_chunk = max(1, _CHUNK_ELEMENTS // (model.n_items * (model.n_steps + 1)))
+    order = np.argsort(groups, kind="stable")
+    for start in range(0, order.size, per_chunk):
+        chosen = order[start : start + per_chunk]
+        used, local = np.unique(groups[chosen], return_inverse=True)
+        group_weights = np.ascontiguousarray(bits[used].T)
+        t, s = _estimate(
+            model, estimator, group_weights, local.reshape(-1), raws[chosen].astype(np.float64)
+        )
+        theta[chosen] = t
+        se[chosen] = s
+    return theta, se
+
+
 def _compile_masks(
     model: StepModel, estimator: Estimator, masks: MaskArray
 ) -> tuple[FloatArray, FloatArray]:
-    """Rows of θ and SE (len(masks), max_raw + 1) for every raw score of each mask; NaN elsewhere.
-
-    Vectorised over all raw scores of a mask and over many masks at once (in chunks).
-    """
-    n_items = model.n_items
+    """Rows of θ and SE (len(masks), max_raw + 1) for every raw score of each mask; NaN elsewhere
+    (and for the empty mask): :func:`_compile_cells` of every pair."""
     width = model.max_raw + 1
     theta = np.full((masks.shape[0], width), np.nan)
     se = np.full((masks.shape[0], width), np.nan)
-    shifts = np.arange(n_items, dtype=np.uint64)
+    shifts = np.arange(model.n_items, dtype=np.uint64)
     bits = ((masks[:, None] >> shifts[None, :]) & np.uint64(1)).astype(np.float64)  # (M, I)
     mask_max = (bits @ model.max_scores.astype(np.float64)).astype(np.int64)
-    nonempty = np.flatnonzero(mask_max > 0)
-    per_chunk = max(1, _CHUNK_ELEMENTS // (n_items * (model.n_steps + 1) * width))
-    for start in range(0, nonempty.size, per_chunk):
-        rows = nonempty[start : start + per_chunk]
-        counts = mask_max[rows] + 1
-        groups = np.repeat(np.arange(rows.size, dtype=np.int64), counts)
-        row_of = rows[groups]
-        offsets = np.repeat(np.cumsum(counts) - counts, counts)
-        raw = np.arange(row_of.size, dtype=np.int64) - offsets
-        group_weights = np.ascontiguousarray(bits[rows].T)
-        t, s = _estimate(model, estimator, group_weights, groups, raw.astype(np.float64))
-        theta[row_of, raw] = t
-        se[row_of, raw] = s
+    rows = np.flatnonzero(mask_max > 0)
+    counts = mask_max[rows] + 1
+    row_of = np.repeat(rows, counts)
+    raw = np.arange(row_of.size, dtype=np.int64) - np.repeat(np.cumsum(counts) - counts, counts)
+    t, s = _compile_cells(model, estimator, masks[row_of], raw)
+    theta[row_of, raw] = t
+    se[row_of, raw] = s
     return theta, se
 
 
@@ -989,7 +1012,8 @@ class BatchMeasures:
 class ScoreTable:
     """A StepModel + estimator compiled into an in-memory (answered mask, raw score) table.
 
-    Rows are solved lazily, for the masks that occur, and then only read: scoring one vector or a
+    Solved lazily and then only read: a batch solves the (mask, raw) pairs that occur, one
+    vector the whole row of its mask; each pair is solved on its own, so scoring one vector or a
     million returns the same bits for the same (mask, raw). Safe to share between threads.
     Licensed content: it refuses pickling and copying, and its repr shows only counts.
 
@@ -1057,7 +1081,7 @@ class ScoreTable:
 
     @property
     def n_compiled(self) -> int:
-        """Number of answered-item masks solved so far."""
+        """Number of answered-item masks met so far (each with a row in the table)."""
         return self._n_rows
 
     # -- compile -----------------------------------------------------------------------------
@@ -1089,13 +1113,17 @@ class ScoreTable:
             )
         self._ensure(np.unique(arr.astype(np.uint64)))
 
-    def _ensure(self, masks: MaskArray) -> None:
-        """Compile the masks (unique, uint64) that are not in the table yet."""
+    def _ensure(self, masks: MaskArray, *, solve: bool = True) -> None:
+        """Rows for the masks (unique, uint64) that are not in the table yet: every raw score
+        solved (``solve``), or left NaN for :meth:`_solve` to fill the pairs that occur."""
         with self._lock:
             new = masks[self._lookup_rows(masks) < 0]
             if new.size == 0:
                 return
-            theta, se = _compile_masks(self._model, self._estimator, new)
+            if solve:
+                theta, se = _compile_masks(self._model, self._estimator, new)
+            else:
+                theta = se = np.full((new.size, self._width), np.nan)
             start = self._n_rows
             stop = start + new.size
             if stop > self._theta.shape[0]:
@@ -1125,19 +1153,44 @@ class ScoreTable:
         rows = self._lookup_rows(masks)
         missing = rows < 0
         if missing.any():
-            self._ensure(np.unique(masks[missing]))
+            self._ensure(np.unique(masks[missing]), solve=False)
             rows = self._lookup_rows(masks)
         return rows
+
+    def _solve(self, masks: MaskArray, raws: IntArray) -> None:
+        """Solve the (mask, raw) pairs (rows present, masks non-empty) not solved yet."""
+        with self._lock:
+            flat = self._lookup_rows(masks) * self._width + raws
+            theta, se = self._theta.reshape(-1), self._se.reshape(-1)
+            todo = np.isnan(theta[flat]) | np.isnan(se[flat])
+            if not todo.any():
+                return
+            cells, first = np.unique(flat[todo], return_index=True)
+            t, s = _compile_cells(
+                self._model, self._estimator, masks[todo][first], raws[todo][first]
+            )
+            se[cells] = s
+            theta[cells] = t
+
+    def _measures(self, masks: MaskArray, raws: IntArray) -> tuple[FloatArray, FloatArray]:
+        """θ and SE of each (mask, raw), solving the pairs not met before."""
+        flat = self._rows_for(masks) * self._width + raws
+        theta = np.take(self._theta.reshape(-1), flat)
+        se = np.take(self._se.reshape(-1), flat)
+        unsolved = (np.isnan(theta) | np.isnan(se)) & (masks != 0)
+        if unsolved.any():
+            self._solve(masks[unsolved], raws[unsolved])
+            flat = flat[unsolved]
+            theta[unsolved] = np.take(self._theta.reshape(-1), flat)
+            se[unsolved] = np.take(self._se.reshape(-1), flat)
+        return theta, se
 
     # -- score -------------------------------------------------------------------------------
 
     def score(self, responses: ArrayLike) -> BatchMeasures:
         """Measures for integer response codes of shape (n, n_items)."""
         mask, n_answered, raw = _summarise(responses, self._model, self._top, self._check)
-        rows = self._rows_for(mask)
-        flat = rows * self._width + raw
-        theta = np.take(self._theta.reshape(-1), flat)
-        se = np.take(self._se.reshape(-1), flat)
+        theta, se = self._measures(mask, raw)
         return BatchMeasures(
             n_answered=_read_only(n_answered),
             raw_score=_read_only(raw),
@@ -1158,12 +1211,11 @@ class ScoreTable:
         if row < 0:
             self._ensure(np.array([mask], dtype=np.uint64))
             row = self._row_of_mask[mask] if self._dense else self._row_of[mask]
-        return Measure(
-            n_answered=count,
-            raw_score=raw,
-            theta=float(self._theta[row, raw]),
-            theta_se=float(self._se[row, raw]),
-        )
+        theta, se = float(self._theta[row, raw]), float(self._se[row, raw])
+        if mask and (math.isnan(theta) or math.isnan(se)):  # a row a batch left unsolved here
+            self._solve(np.array([mask], dtype=np.uint64), np.array([raw], dtype=np.int64))
+            theta, se = float(self._theta[row, raw]), float(self._se[row, raw])
+        return Measure(n_answered=count, raw_score=raw, theta=theta, theta_se=se)
 
     # -- hygiene -----------------------------------------------------------------------------
 
