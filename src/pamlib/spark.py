@@ -764,9 +764,31 @@ def _undecoded_rows(columns: list[Any]) -> Any:
     n = len(columns[0]) if columns else 0
     found = np.zeros(n, dtype=np.bool_)
     for column in columns:
+        if not _may_hold_replacement(column):
+            continue
         hit = pc.fill_null(pc.match_substring(column, "\ufffd"), False)
         found |= hit.to_numpy(zero_copy_only=False).astype(np.bool_)
     return found
+
+
+#: U+FFFD in UTF-8, as Arrow holds Spark's text.
+_REPLACEMENT_BYTES = "\ufffd".encode()
+
+
+def _may_hold_replacement(column: Any) -> bool:
+    """Whether U+FFFD's bytes occur in ``column``'s data buffers: one fast byte search, so the
+    row-by-row check runs only on the rare column that holds one (a slice's buffer may hold
+    more than the slice: then the row check decides)."""
+    import pyarrow as pa
+
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    for chunk in chunks:
+        buffers = chunk.buffers()
+        if len(buffers) < 3 or buffers[2] is None:
+            return True  # not a plain string array: let the row check look
+        if _REPLACEMENT_BYTES in buffers[2].to_pybytes():
+            return True
+    return False
 
 
 def _blank_rows(columns: list[Any]) -> Any:
