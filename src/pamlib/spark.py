@@ -204,7 +204,8 @@ def read_export(
     ``delimiter`` and ``encoding`` are ``pamlib score``'s ``--delimiter`` and ``--encoding``:
     the delimiter is the mapping file's, else found in the header (``,`` ``;`` or tab, as
     ``pamlib score`` finds it); the encoding is UTF-8 unless given (any Python codec name that
-    Java also knows: ``cp1252``, ``latin-1``, ``utf-16`` with ``multiline=True``).
+    Java also knows: ``cp1252``, ``latin-1``, ``utf-16`` with ``multiline=True``). A record
+    with a byte not valid in it is rejected (``encoding``) when scored, as is one holding U+FFFD.
     """
     from pyspark.sql import functions as sf
     from pyspark.sql.types import StringType, StructField, StructType
@@ -632,6 +633,9 @@ class _Job:
             else:
                 structural.append((int(rows[i].as_py()), *verdict))
         keep = ~(broken | blank)
+        # bytes Spark could not decode became U+FFFD: pamlib score's encoding reject instead
+        undecoded = _undecoded_rows(data) & keep
+        keep &= ~undecoded
         if keep.any():
             good = part.filter(pa.array(keep))
             table = pa.table({**{n: good.column(n) for n in self.header}, _ROW: good.column(_ROW)})
@@ -642,6 +646,8 @@ class _Job:
             pieces += self._scored(name, good.column(_ROW), result)
         if structural:
             pieces.append(self._structural_rejects(name, structural))
+        if undecoded.any():
+            pieces.append(self._encoding_rejects(name, part.filter(pa.array(undecoded))))
         n_blank = int(blank.sum())
         if n_blank:
             keys = rows.filter(pa.array(blank))
@@ -713,6 +719,77 @@ class _Job:
             },
         )
 
+    def _encoding_rejects(self, name: str, part: Any) -> Any:
+        """``pamlib score``'s ``encoding`` reject of each row of ``part``, with the values by
+        source column (U+FFFD where Spark replaced a byte) and no raw text, as it gives them."""
+        import pyarrow as pa
+
+        from pamlib.pipeline import rejects_schema
+
+        code, message = _encoding_reject(self.encoding)
+        keys = part.column(_ROW)
+        values = [part.column(n).to_pylist() for n in self.header]
+        fields = [
+            [(n, v or "") for n, v in zip(self.header, row, strict=True)]
+            for row in zip(*values, strict=True)
+        ]
+        n = len(keys)
+        return self._frame(
+            "rejected",
+            name,
+            keys,
+            {
+                "_reject_location": pa.array([f"row {k}" for k in keys.to_pylist()], pa.string()),
+                "_reject_code": pa.repeat(pa.scalar(code, pa.string()), n),
+                "_reject_message": pa.repeat(pa.scalar(message, pa.string()), n),
+                "_reject_fields": pa.array(fields, rejects_schema().field("fields").type),
+                "_reject_record": pa.repeat(pa.scalar("", pa.string()), n),
+            },
+        )
+
+
+def _encoding_reject(encoding: str) -> tuple[str, str]:
+    """``pamlib score``'s code and message for a record not valid in ``encoding``."""
+    from pamlib.formats._records import _MESSAGES, encoding_label
+
+    return "encoding", _MESSAGES["encoding"].format(encoding=encoding_label(encoding))
+
+
+def _undecoded_rows(columns: list[Any]) -> Any:
+    """Rows with U+FFFD in a field: what Spark's reader puts for bytes not valid in the
+    encoding read (``pamlib score`` rejects such a record). A genuine U+FFFD in a valid file
+    is taken the same way: in an export it can only be text mis-decoded before."""
+    import pyarrow.compute as pc
+
+    n = len(columns[0]) if columns else 0
+    found = np.zeros(n, dtype=np.bool_)
+    for column in columns:
+        if not _may_hold_replacement(column):
+            continue
+        hit = pc.fill_null(pc.match_substring(column, "\ufffd"), False)
+        found |= hit.to_numpy(zero_copy_only=False).astype(np.bool_)
+    return found
+
+
+#: U+FFFD in UTF-8, as Arrow holds Spark's text.
+_REPLACEMENT_BYTES = "\ufffd".encode()
+
+
+def _may_hold_replacement(column: Any) -> bool:
+    """Whether U+FFFD's bytes occur in ``column``'s data buffers: one fast byte search, so the
+    row-by-row check runs only on the rare column that holds one (a slice's buffer may hold
+    more than the slice: then the row check decides)."""
+    import pyarrow as pa
+
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    for chunk in chunks:
+        buffers = chunk.buffers()
+        if len(buffers) < 3 or buffers[2] is None:
+            return True  # not a plain string array: let the row check look
+        if _REPLACEMENT_BYTES in buffers[2].to_pybytes():
+            return True
+    return False
+
 
 def _blank_rows(columns: list[Any]) -> Any:
     """Rows whose every field is empty or whitespace (null in Spark): skipped and counted as
@@ -749,6 +826,8 @@ def _structural(
     record = records[0]
     one = len(records) == 1
     verdict = structural_reject(record, n_fields, encoding=encoding) if one else None
+    if verdict is None and one and "\ufffd" in raw:  # split as it should be, but undecoded
+        verdict = _encoding_reject(encoding)
     if verdict is None:  # Spark and the csv module split it differently
         verdict = (
             "field-count",

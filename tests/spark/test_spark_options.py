@@ -145,3 +145,62 @@ def test_a_delimiter_or_encoding_pamlib_cannot_use_stops_on_the_driver(
         ps.read_export(spark, str(export.path), encoding="mac-arabic")
     with pytest.raises(ConfigurationError, match="multiline=True"):
         ps.read_export(spark, str(export.path), encoding="utf-16", multiline=False)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "byte"),
+    [
+        ("utf-8", b"\xff"),  # never valid in UTF-8: rejected on both
+        ("latin-1", b"\x80"),  # a cp1252 byte (the euro sign) read as latin-1: a character
+        ("cp1252", b"\x81"),  # no character in cp1252: rejected on both
+    ],
+)
+def test_a_byte_not_valid_in_the_encoding_read_is_rejected_as_pamlib_score_rejects_it(
+    spark: Any, tmp_path: Path, encoding: str, byte: bytes
+) -> None:
+    import pamlib.spark as ps
+
+    export = make_export(tmp_path, n=90, seed=5, encoding=encoding)
+    data = export.path.read_bytes()
+    assert data.count(b"A00012,") == 1
+    export.path.write_bytes(data.replace(b"A00012,", b"A00012" + byte + b","))
+    legacy = encoding == "cp1252"
+    if legacy:
+        spark.conf.set("spark.sql.legacy.javaCharsets", "true")
+    try:
+        df = ps.read_export(spark, str(export.path), mapping=MAPPING, encoding=encoding)
+        run = ps.score(df, provider="demo")
+        run.summary()
+    finally:
+        if legacy:
+            spark.conf.unset("spark.sql.legacy.javaCharsets")
+    expected = _pamlib_score(export, {"encoding": encoding}, provider="demo")
+    _assert_equal(run, expected, export)
+    rejected = {r["row"]: r for r in run.rejects.collect()}
+    if encoding == "latin-1":
+        assert 12 not in rejected
+    else:
+        assert rejected[12]["code"] == "encoding"
+        assert "A00012" not in rejected[12]["message"]  # the message names no value
+    run.unpersist()
+
+
+def test_a_replacement_character_in_a_valid_file_is_rejected_on_spark(
+    spark: Any, tmp_path: Path
+) -> None:
+    """The documented difference: ``pamlib score`` scores it, Spark cannot tell it from a
+    byte it replaced, and an export holding one was mis-decoded somewhere."""
+    import pamlib.spark as ps
+
+    export = make_export(tmp_path, n=70, seed=3)
+    data = export.path.read_bytes()
+    export.path.write_bytes(data.replace(b"A00012,", "A00012\ufffd,".encode()))
+    run = ps.score(ps.read_export(spark, str(export.path), mapping=MAPPING), provider="demo")
+    expected = _pamlib_score(export, provider="demo")
+    row_of = {line: n for n, line in enumerate(export.lines, start=1)}
+    assert 12 not in {row_of[r["row"]] for r in expected.rejects.to_pylist()}
+    assert (12, "encoding") in {(r["row"], r["code"]) for r in run.rejects.collect()}
+    summary = run.summary()
+    assert summary.reconciles
+    assert summary.n_rejected == expected.summary.n_rejected + 1
+    run.unpersist()

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pamlib.formats._records import RawRecord, is_blank, split_records, structural_reject
-from pamlib.spark import _blank_rows, _pamlib_message, _structural
+from pamlib.spark import _blank_rows, _pamlib_message, _structural, _undecoded_rows
 
 cells = st.text(
     alphabet=st.sampled_from([" ", "\t", "a", "1", ",", ";", '"', "\n", "é"]), max_size=6
@@ -23,6 +23,24 @@ def test_blank_rows_are_pamlib_blank_records(rows: list[list[str | None]]) -> No
     columns = [pa.array([r[k] for r in rows], pa.string()) for k in range(3)]
     expected = [is_blank(RawRecord(1, [c or "" for c in r], "")) for r in rows]
     assert _blank_rows(columns).tolist() == expected
+
+
+field_bytes = st.binary(max_size=6).filter(lambda b: b"\xef\xbf\xbd" not in b)
+
+
+@given(st.lists(st.lists(field_bytes, min_size=3, max_size=3), max_size=8))
+def test_rows_spark_decoded_with_replacements_are_pamlib_encoding_rejects(
+    rows: list[list[bytes]],
+) -> None:
+    """A row is flagged exactly when ``pamlib score`` finds bytes it cannot decode in it."""
+    columns = [
+        pa.array([r[k].decode("utf-8", "replace") for r in rows], pa.string()) for k in range(3)
+    ]
+    expected = [
+        structural_reject(RawRecord(1, f, ",".join(f)), 3) is not None
+        for f in ([b.decode("utf-8", "surrogateescape") for b in r] for r in rows)
+    ]
+    assert _undecoded_rows(columns).tolist() == expected
 
 
 @given(
