@@ -152,6 +152,7 @@ def build_report(
     release_freed_memory()  # what linking sorted with, before the figures need more
     measure = nqf2483(trajectories)
     figures = summarise(trajectories, measure, config)
+    release_freed_memory()  # the summary's temporaries, before the context needs more
     # The context lists provider, calibration and cut-point values: they must not be
     # identifiers either (checked there).
     context = report_context(
