@@ -250,9 +250,13 @@ class Trajectories:
         )
 
 
-def _classify(change: NDArray[np.int64], threshold: int) -> NDArray[np.int64]:
-    """1 improved (``>= threshold``), 3 declined (``<= -threshold``), else 2 (stable)."""
-    return np.where(change >= threshold, 1, np.where(change <= -threshold, 3, 2))
+def _classify(change: NDArray[np.signedinteger[Any]], threshold: int) -> NDArray[np.int8]:
+    """1 improved (``>= threshold``), 3 declined (``<= -threshold``), else 2 (stable). One
+    byte a patient: nested ``np.where`` made two 8-byte arrays a patient."""
+    codes = np.full(change.shape, 2, dtype=np.int8)
+    codes[change <= -threshold] = 3
+    codes[change >= threshold] = 1  # improved wins where both hold (a threshold of 0)
+    return codes
 
 
 def _time_order(
