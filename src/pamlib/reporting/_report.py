@@ -354,6 +354,7 @@ def write_patients_csv(report: CohortReport, target: Target) -> None:
         )
     from pamlib.formats.output import CsvWriter, protect
 
+    release_freed_memory()  # what the figures and pages were made with, before the rows
     traj, group_by = report.trajectories, report.config.group_by
     # The rows a block of patients at a time: the whole table at once would hold every
     # patient's strings (ids, labels, the group) together.
