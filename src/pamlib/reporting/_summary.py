@@ -221,7 +221,7 @@ def _pct(count: int, of: int) -> float | None:
 class _Scopes:
     """Per-scope sums over patients selected by a mask (vectorised with ``bincount``)."""
 
-    codes: NDArray[np.int64]
+    codes: NDArray[np.signedinteger[Any]]
     size: int
 
     def count(self, mask: NDArray[np.bool_]) -> list[int]:
@@ -376,8 +376,10 @@ def cohort_sums(
     config = config or traj.config
     # Trends first: the scopes' codes (8 bytes a patient each) need not be held meanwhile.
     trends = trend_sums(traj)
-    everyone = _Scopes(codes=np.zeros(len(traj), dtype=np.int64), size=1)
+    # One byte a patient: the whole cohort is one scope.
+    everyone = _Scopes(codes=np.zeros(len(traj), dtype=np.int8), size=1)
     overall = _sums(traj, measure, everyone)[0]
+    del everyone
     groups: dict[str, dict[str, int]] = {}
     if config.group_by is not None:
         distinct, codes = traj.group_codes(config.group_by)
