@@ -222,3 +222,24 @@ def test_input_order_does_not_matter(rows: list[Row], data: st.DataObject) -> No
     rows = [{**r, "assessment_id": f"{r['assessment_id']}-{i}"} for i, r in enumerate(rows)]
     shuffled = data.draw(st.permutations(rows))
     assert all_trajectories(shuffled) == all_trajectories(rows)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    rows=st.lists(assessments(), min_size=1, max_size=30, unique_by=lambda r: r["assessment_id"]),
+    threshold=st.sampled_from((0.1, 3.0, ChangeThreshold.MCID, 50.0)),
+)
+def test_cohort_classification_follows_the_threshold_rule(
+    rows: list[Row], threshold: float
+) -> None:
+    # The whole-cohort codes (one byte a patient) say what each patient's change says.
+    linked = link_trajectories(ScoredColumns.from_rows(rows), ReportConfig(threshold=threshold))
+    names = {1: Classification.IMPROVED, 2: Classification.STABLE, 3: Classification.DECLINED}
+    for code, t in zip(linked.classification.tolist(), linked, strict=True):
+        if t.change is None:
+            assert code == 0
+            assert t.classification is None
+            continue
+        tenths, limit = round(t.change * 10), round(threshold * 10)
+        rule = 1 if tenths >= limit else 3 if tenths <= -limit else 2
+        assert names[code] == t.classification == names[rule]

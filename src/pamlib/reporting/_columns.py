@@ -362,7 +362,10 @@ class ScoredColumns:
             parts = chunks.pop(name)
             if name == "patient_id" and parts:
                 parts = pa.chunked_array(parts).unify_dictionaries().chunks
-            return pa.concat_arrays(parts) if parts else pa.array([], pa.string())
+            whole = pa.concat_arrays(parts) if parts else pa.array([], pa.string())
+            del parts
+            release_freed_memory()  # the blocks of this field, before the next is joined
+            return whole
 
         flag_text, flag_codes = _BlockText({"flags": flags}, []).codes("flags")
         del flags
@@ -517,6 +520,10 @@ class _BlockText(Mapping[str, TextArray]):
     def __getitem__(self, name: str) -> TextArray:
         distinct, codes = self.codes(name)
         return np.asarray(distinct[codes], dtype=object)
+
+    def __contains__(self, name: object) -> bool:
+        # Mapping's would make the column's strings (a pointer a row) only to drop them.
+        return name in self._blocks
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._blocks)

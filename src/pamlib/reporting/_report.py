@@ -152,6 +152,7 @@ def build_report(
     release_freed_memory()  # what linking sorted with, before the figures need more
     measure = nqf2483(trajectories)
     figures = summarise(trajectories, measure, config)
+    release_freed_memory()  # the summary's temporaries, before the context needs more
     # The context lists provider, calibration and cut-point values: they must not be
     # identifiers either (checked there).
     context = report_context(
@@ -332,7 +333,7 @@ def _csv_text(column: pa.Array) -> list[str]:
 
 
 #: Patients formatted and written at a time: the CSV's memory does not grow with the cohort.
-_CSV_ROWS = 65_536
+_CSV_ROWS = 16_384
 
 
 def write_patients_csv(report: CohortReport, target: Target) -> None:
@@ -353,6 +354,7 @@ def write_patients_csv(report: CohortReport, target: Target) -> None:
         )
     from pamlib.formats.output import CsvWriter, protect
 
+    release_freed_memory()  # what the figures and pages were made with, before the rows
     traj, group_by = report.trajectories, report.config.group_by
     # The rows a block of patients at a time: the whole table at once would hold every
     # patient's strings (ids, labels, the group) together.

@@ -221,7 +221,7 @@ def _pct(count: int, of: int) -> float | None:
 class _Scopes:
     """Per-scope sums over patients selected by a mask (vectorised with ``bincount``)."""
 
-    codes: NDArray[np.int64]
+    codes: NDArray[np.signedinteger[Any]]
     size: int
 
     def count(self, mask: NDArray[np.bool_]) -> list[int]:
@@ -374,14 +374,18 @@ def cohort_sums(
 ) -> CohortSums:
     """The additive sums of the cohort's figures (per group when ``config.group_by`` is set)."""
     config = config or traj.config
-    everyone = _Scopes(codes=np.zeros(len(traj), dtype=np.int64), size=1)
+    # Trends first: the scopes' codes (8 bytes a patient each) need not be held meanwhile.
+    trends = trend_sums(traj)
+    # One byte a patient: the whole cohort is one scope.
+    everyone = _Scopes(codes=np.zeros(len(traj), dtype=np.int8), size=1)
     overall = _sums(traj, measure, everyone)[0]
+    del everyone
     groups: dict[str, dict[str, int]] = {}
     if config.group_by is not None:
         distinct, codes = traj.group_codes(config.group_by)
         by_group = _Scopes(codes=codes, size=len(distinct))
         groups = dict(zip((str(v) for v in distinct), _sums(traj, measure, by_group), strict=True))
-    return CohortSums(overall=overall, groups=groups, trends=trend_sums(traj))
+    return CohortSums(overall=overall, groups=groups, trends=trends)
 
 
 def summarise(

@@ -41,6 +41,7 @@ from pamlib.reporting._columns import (
     sorted_unique,
 )
 from pamlib.reporting._config import ReportConfig
+from pamlib.tables.scored import release_freed_memory
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -249,9 +250,13 @@ class Trajectories:
         )
 
 
-def _classify(change: NDArray[np.int64], threshold: int) -> NDArray[np.int64]:
-    """1 improved (``>= threshold``), 3 declined (``<= -threshold``), else 2 (stable)."""
-    return np.where(change >= threshold, 1, np.where(change <= -threshold, 3, 2))
+def _classify(change: NDArray[np.signedinteger[Any]], threshold: int) -> NDArray[np.int8]:
+    """1 improved (``>= threshold``), 3 declined (``<= -threshold``), else 2 (stable). One
+    byte a patient: nested ``np.where`` made two 8-byte arrays a patient."""
+    codes = np.full(change.shape, 2, dtype=np.int8)
+    codes[change <= -threshold] = 3
+    codes[change >= threshold] = 1  # improved wins where both hold (a threshold of 0)
+    return codes
 
 
 def _time_order(
@@ -329,6 +334,7 @@ def link_trajectories(columns: ScoredColumns, config: ReportConfig | None = None
     patients, codes = factorize_text(columns.patient_id)
     row_patient = codes.astype(np.int32, copy=False)
     del codes
+    release_freed_memory()  # what Arrow sorted the keys with, before the rows are sorted
     n_patients = len(patients)
     days = columns.assessed_on.view(np.int64)  # day numbers, no copy
     order = _time_order(row_patient, days, columns)
@@ -339,8 +345,9 @@ def link_trajectories(columns: ScoredColumns, config: ReportConfig | None = None
     first_row[by_patient[starts]] = order[starts]
     del starts
 
-    # Usable rows in time order, with their patients and rows.
-    usable = np.arange(len(order), dtype=np.int32)[columns.usable[order]]
+    # Usable rows in time order, with their patients and rows (a mask: an index of the usable
+    # positions would take 4 bytes a row).
+    usable = columns.usable[order]
     usable_patient = by_patient[usable]
     usable_row = order[usable]
     del usable, by_patient, order
@@ -355,9 +362,13 @@ def link_trajectories(columns: ScoredColumns, config: ReportConfig | None = None
     baseline_day[has] = columns.assessed_on[baseline_row[has]]
 
     def window_day(months: int) -> NDArray[np.int32]:
-        # Per patient, as day numbers; a patient with no baseline has no usable rows.
-        edge = add_months(baseline_day, months)
-        return np.where(np.isnat(edge), 0, edge.view(np.int64)).astype(np.int32)
+        # Per patient, as day numbers; a patient with no baseline has no usable rows. A
+        # million patients at a time: the calendar arithmetic makes several 8-byte arrays.
+        out = np.zeros(n_patients, dtype=np.int32)
+        for start in range(0, n_patients, _WINDOW_ROWS):
+            edge = add_months(baseline_day[start : start + _WINDOW_ROWS], months)
+            out[start : start + _WINDOW_ROWS] = np.where(np.isnat(edge), 0, edge.view(np.int64))
+        return out
 
     # A million rows at a time: whole-column days and window ends would take 20 bytes a row.
     low, high = window_day(config.min_months), window_day(config.max_months)
