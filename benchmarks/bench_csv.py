@@ -24,7 +24,7 @@ Usage::
     python benchmarks/bench_csv.py --provider demo        # when the demo provider is installed
     python benchmarks/bench_csv.py --provider demo --threads 1,2,all   # the default counts
     python benchmarks/bench_csv.py --rows 10000000 --repeat 1   # flat-memory run
-    python benchmarks/bench_csv.py --rows 10000000 --keep /tmp/bench   # generate once, reuse
+    python benchmarks/bench_csv.py --rows 10000000 --keep bench-data   # generate once, reuse
     python benchmarks/bench_csv.py --provider demo --recommend --skip-baseline   # tailored
 """
 
