@@ -1160,17 +1160,18 @@ class ScoreTable:
     def _solve(self, masks: MaskArray, raws: IntArray) -> None:
         """Solve the (mask, raw) pairs (rows present, masks non-empty) not solved yet."""
         with self._lock:
-            flat = self._lookup_rows(masks) * self._width + raws
-            theta, se = self._theta.reshape(-1), self._se.reshape(-1)
-            todo = np.isnan(theta[flat]) | np.isnan(se[flat])
+            rows = self._lookup_rows(masks)
+            todo = np.isnan(self._theta[rows, raws]) | np.isnan(self._se[rows, raws])
             if not todo.any():
                 return
-            cells, first = np.unique(flat[todo], return_index=True)
+            cells, first = np.unique((rows * self._width + raws)[todo], return_index=True)
+            cell_rows, cell_raws = np.divmod(cells, self._width)
             t, s = _compile_cells(
                 self._model, self._estimator, masks[todo][first], raws[todo][first]
             )
-            se[cells] = s
-            theta[cells] = t
+            # written in place by (row, raw): never through a reshaped copy
+            self._se[cell_rows, cell_raws] = s
+            self._theta[cell_rows, cell_raws] = t
 
     def _measures(self, masks: MaskArray, raws: IntArray) -> tuple[FloatArray, FloatArray]:
         """θ and SE of each (mask, raw), solving the pairs not met before."""

@@ -134,7 +134,7 @@ def _state_codes(cols: ContextColumns) -> npt.NDArray[np.intp]:
     return code
 
 
-def _state_lookup(conditions: Sequence[Conditions]) -> _Lookup | None:
+def _state_lookup(conditions: Sequence[Conditions]) -> Mask | None:
     """Every condition on the four state fields, as a table over the 50 :func:`_state_codes`."""
     stated = [
         j for j, c in enumerate(conditions) if any(getattr(c, f) is not None for f in _STATE_FIELDS)
@@ -153,7 +153,7 @@ def _state_lookup(conditions: Sequence[Conditions]) -> _Lookup | None:
                 and (c.previous_level is None or previous in c.previous_level)
                 and (c.transition is None or _transition(level, previous) in c.transition)
             )
-    return _Lookup(np.arange(len(conditions), dtype=np.intp), table)
+    return table
 
 
 _TEXT_FIELDS = ("site", "instrument", "language")
@@ -201,9 +201,9 @@ class ConditionPlan:
 
     size: int
     #: ``scored``, ``level``, ``previous_level`` and ``transition`` together: all four are
-    #: functions of a row's :func:`_state_codes`, so one look-up (of every condition) answers
-    #: them.
-    state: _Lookup | None
+    #: functions of a row's :func:`_state_codes`, so one table (a row per condition, a column
+    #: per code) answers them.
+    state: Mask | None
     bounds: tuple[tuple[str, _Bounds], ...]
     texts: tuple[tuple[str, dict[str, int], _Lookup], ...]
     flags: tuple[dict[str, int], _Lookup] | None
@@ -278,7 +278,7 @@ class ConditionPlan:
         from pamlib.tailoring.columns import _distinct, codes_of
 
         if self.state is not None:
-            out: npt.NDArray[np.bool_] = self.state.table[:, _state_codes(cols)]
+            out: npt.NDArray[np.bool_] = self.state[:, _state_codes(cols)]
         else:
             out = np.ones((self.size, len(cols)), dtype=np.bool_)
         for name, bounds in self.bounds:
