@@ -14,9 +14,11 @@ Needs the ``spark`` extra (pyspark ≥ 4.0, pandas ≥ 2.2) and Java 17 or later
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
+import logging
 import os
 import pickle
 import re
@@ -49,6 +51,8 @@ __all__ = [
     "score",
     "trajectories",
 ]
+
+log = logging.getLogger(__name__)
 
 #: Where Spark keeps the raw text of a record it could not split into the header's fields.
 CORRUPT_COLUMN = "_corrupt_record"
@@ -158,6 +162,124 @@ def _first_line(spark: SparkSession, path: str) -> str | None:
     return str(rows[0][0]) if rows else None
 
 
+#: How much of the start of each file :func:`read_export` reads on the driver to find its
+#: encoding when none is given: one read of each file, of at most this many bytes.
+_HEAD_BYTES = 1 << 20
+#: How :func:`read_export` is told an encoding, in pamlib's messages (``{}``: a codec's name).
+_ENCODING_OPTION = "encoding='{}'"
+#: Encodings that read every byte below 0x80 as ASCII, so a file of ASCII only reads the same.
+_ASCII_BASED = ("utf-8", "cp1252", "latin-1")
+
+
+def _file_heads(spark: SparkSession, path: str) -> list[tuple[str, bytes]]:
+    """The first :data:`_HEAD_BYTES` of each file Spark reads for ``path`` (files in name
+    order), decompressed as Spark decompresses them, read once on the driver through Hadoop's
+    file system, so any path Spark reads is read here too."""
+    try:
+        jvm = spark._jvm
+        hadoop = spark._jsc.hadoopConfiguration()
+    except AttributeError:  # Spark Connect: no JVM to reach from Python
+        jvm = hadoop = None
+    if jvm is None or hadoop is None:
+        raise ConfigurationError(
+            "give the export's encoding (encoding=): a Spark Connect session cannot read the "
+            "start of its files on the driver to find it"
+        )
+    codecs = jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(hadoop)
+    heads = []
+    for uri in sorted(spark.read.format("text").load(path).inputFiles()):
+        file = jvm.org.apache.hadoop.fs.Path(jvm.java.net.URI(uri))
+        stream = file.getFileSystem(hadoop).open(file)
+        try:
+            codec = codecs.getCodec(file)
+            if codec is not None:
+                stream = codec.createInputStream(stream)
+            heads.append((str(uri), bytes(stream.readNBytes(_HEAD_BYTES))))
+        finally:
+            stream.close()
+    return heads
+
+
+def _detected_encoding(heads: list[tuple[str, bytes]]) -> str:
+    """The encoding to read files in, found from their starts by ``pamlib score``'s rule
+    (:mod:`pamlib.formats.encoding`). Spark reads every file of one DataFrame in one encoding:
+    a file found to be ASCII only is read the same in UTF-8, cp1252 or latin-1, a latin-1 one
+    the same in cp1252; files that need different encodings are refused, naming them."""
+    from pamlib.formats.encoding import detect_encoding
+
+    found: dict[str, list[str]] = {}
+    ascii_only: list[str] = []
+    for uri, head in heads:
+        name = uri.rsplit("/", 1)[-1]
+        complete = len(head) < _HEAD_BYTES
+        encoding, guessed = detect_encoding(
+            head[:4],
+            functools.partial(iter, (head,)),
+            name,
+            complete=complete,
+            option=_ENCODING_OPTION,
+        )
+        if encoding == "utf-8" and complete and head.isascii():
+            ascii_only.append(name)
+            continue
+        if guessed:
+            log.warning(
+                "read %s as %s (not UTF-8); give encoding= to choose",
+                name,
+                encoding,
+            )
+        found.setdefault(encoding, []).append(name)
+    if {"cp1252", "latin-1"} == set(found):  # no byte of a latin-1 file differs in cp1252
+        found = {"cp1252": found["cp1252"] + found["latin-1"]}
+    if not found:
+        return "utf-8"
+    if len(found) > 1 or (ascii_only and next(iter(found)) not in _ASCII_BASED):
+        if ascii_only:
+            found["ASCII"] = ascii_only
+        named = "; ".join(
+            f"{encoding}: {', '.join(names[:3])}{' …' if len(names) > 3 else ''}"
+            for encoding, names in sorted(found.items())
+        )
+        raise ConfigurationError(
+            f"the files are in different encodings ({named}), and Spark reads one DataFrame in "
+            "one: read each encoding's files with read_export(…, encoding=…) and union the "
+            "DataFrames, or give the one encoding that reads them all"
+        )
+    return next(iter(found))
+
+
+def _reading_charset(
+    spark: SparkSession,
+    encoding: str | None,
+    heads: list[tuple[str, bytes]] | None,
+    multiline: bool,
+) -> tuple[str, str]:
+    """The Python and Java names of the encoding to read in: ``encoding`` where given, else
+    the one found in ``heads``; an encoding Spark cannot read stops here, saying it was found."""
+    if heads is None:
+        python, charset = _java_charset(encoding, multiline)
+        _check_charset(spark, charset)
+        return python, charset
+    found = _detected_encoding(heads)
+    try:
+        python, charset = _java_charset(found, multiline)
+        _check_charset(spark, charset)
+    except ConfigurationError as error:
+        raise ConfigurationError(
+            f"the export was found to be {found} (no encoding= given): {error}"
+        ) from None
+    return python, charset
+
+
+def _head_line(head: bytes, encoding: str) -> str | None:
+    """The first line of a file's start in ``encoding`` (``None`` if no line ends in it)."""
+    text = head.decode(encoding, "replace")
+    end = re.search("[\r\n]", text)
+    if end is None:
+        return text if len(head) < _HEAD_BYTES else None
+    return text[: end.start()]
+
+
 def _header_fields(
     spark: SparkSession, path: str, options: Mapping[str, str], line: str | None
 ) -> tuple[str, ...] | None:
@@ -203,9 +325,11 @@ def read_export(
 
     ``delimiter`` and ``encoding`` are ``pamlib score``'s ``--delimiter`` and ``--encoding``:
     the delimiter is the mapping file's, else found in the header (``,`` ``;`` or tab, as
-    ``pamlib score`` finds it); the encoding is UTF-8 unless given (any Python codec name that
-    Java also knows: ``cp1252``, ``latin-1``, ``utf-16`` with ``multiline=True``). A record
-    with a byte not valid in it is rejected (``encoding``) when scored, as is one holding U+FFFD.
+    ``pamlib score`` finds it). The encoding is any Python codec name that Java also knows
+    (``cp1252``, ``latin-1``, ``utf-16`` with ``multiline=True``); without one it is found as
+    ``pamlib score`` finds it, from the first MiB of each file, read here on the driver
+    (:doc:`/spark`: files found to need different encodings are refused). A record with a byte
+    not valid in it is rejected (``encoding``) when scored, as is one holding U+FFFD.
     """
     from pyspark.sql import functions as sf
     from pyspark.sql.types import StringType, StructField, StructType
@@ -215,17 +339,21 @@ def read_export(
     from pamlib.formats.layout import Layout, delimiter_problem, with_mapping
 
     read_options = with_mapping(ReadOptions(), mapping)
-    python_encoding, charset = _java_charset(encoding, multiline)
-    _check_charset(spark, charset)
+    heads = _file_heads(spark, path) if encoding is None else None
+    python_encoding, charset = _reading_charset(spark, encoding, heads, multiline)
     given = delimiter if delimiter is not None else read_options.settings.get("delimiter")
     if given is not None:
         given = {"\\t": "\t", "tab": "\t"}.get(str(given), str(given))
         why = delimiter_problem(given)
         if why is not None:
             raise ConfigurationError(f"delimiter {given!r} cannot be used: it {why}")
-    # the first line as UTF-8 text: its names where it is UTF-8, its delimiters in any
-    # encoding whose line breaks and delimiters are single ASCII bytes
-    line = None if python_encoding in _WIDE else _first_line(spark, path)
+    # the first line: from the start of the first file where it was read to find the
+    # encoding, else as UTF-8 text (its names where it is UTF-8, its delimiters in any
+    # encoding whose line breaks and delimiters are single ASCII bytes)
+    line = _head_line(heads[0][1], python_encoding) if heads else None
+    decoded = line is not None or python_encoding == "utf-8"
+    if line is None and python_encoding not in _WIDE:
+        line = _first_line(spark, path)
     if line is not None and line.startswith("\ufeff"):
         line = line[1:]
     if given is None and line is None:
@@ -235,7 +363,7 @@ def read_export(
         )
     sep = given if given is not None else detect_delimiter(line or "")
     options = _spark_options(multiline, delimiter=sep, encoding=charset)
-    header = _header_fields(spark, path, options, line if python_encoding == "utf-8" else None)
+    header = _header_fields(spark, path, options, line if decoded else None)
     if header is None:
         raise ConfigurationError(f"{path}: no header (the export is empty)")
     if header and header[0].startswith("\ufeff"):
@@ -633,6 +761,9 @@ class _Job:
             else:
                 structural.append((int(rows[i].as_py()), *verdict))
         keep = ~(broken | blank)
+        # a field longer than pamlib's limit: pamlib score's field-too-long reject, checked first
+        too_long = _too_long_rows(data) & keep
+        keep &= ~too_long
         # bytes Spark could not decode became U+FFFD: pamlib score's encoding reject instead
         undecoded = _undecoded_rows(data) & keep
         keep &= ~undecoded
@@ -646,6 +777,9 @@ class _Job:
             pieces += self._scored(name, good.column(_ROW), result)
         if structural:
             pieces.append(self._structural_rejects(name, structural))
+        if too_long.any():
+            too_long_part = part.filter(pa.array(too_long))
+            pieces.append(self._encoding_rejects(name, too_long_part, _too_long_reject()))
         if undecoded.any():
             pieces.append(self._encoding_rejects(name, part.filter(pa.array(undecoded))))
         n_blank = int(blank.sum())
@@ -719,14 +853,15 @@ class _Job:
             },
         )
 
-    def _encoding_rejects(self, name: str, part: Any) -> Any:
-        """``pamlib score``'s ``encoding`` reject of each row of ``part``, with the values by
-        source column (U+FFFD where Spark replaced a byte) and no raw text, as it gives them."""
+    def _encoding_rejects(self, name: str, part: Any, reject: tuple[str, str] | None = None) -> Any:
+        """``pamlib score``'s ``encoding`` reject (or ``reject``'s code and message) of each row
+        of ``part``, with the values by source column (U+FFFD where Spark replaced a byte) and
+        no raw text, as it gives them."""
         import pyarrow as pa
 
         from pamlib.pipeline import rejects_schema
 
-        code, message = _encoding_reject(self.encoding)
+        code, message = reject or _encoding_reject(self.encoding)
         keys = part.column(_ROW)
         values = [part.column(n).to_pylist() for n in self.header]
         fields = [
@@ -753,6 +888,48 @@ def _encoding_reject(encoding: str) -> tuple[str, str]:
     from pamlib.formats._records import _MESSAGES, encoding_label
 
     return "encoding", _MESSAGES["encoding"].format(encoding=encoding_label(encoding))
+
+
+def _too_long_reject() -> tuple[str, str]:
+    """``pamlib score``'s code and message for a record with a field over its limit."""
+    from pamlib.formats._records import _MESSAGES, MAX_FIELD_CHARS
+
+    return "field-too-long", _MESSAGES["field-too-long"].format(limit=MAX_FIELD_CHARS)
+
+
+def _too_long_rows(columns: list[Any], limit: int | None = None) -> Any:
+    """Rows with a field of more than ``limit`` characters (default: pamlib's
+    :data:`~pamlib.formats._records.MAX_FIELD_CHARS`), which ``pamlib score`` rejects however
+    the record is split. Spark reads fields of any length; only a column whose text takes more
+    than ``limit`` bytes in all is looked at row by row."""
+    import pyarrow.compute as pc
+
+    from pamlib.formats._records import MAX_FIELD_CHARS
+
+    limit = MAX_FIELD_CHARS if limit is None else limit
+    n = len(columns[0]) if columns else 0
+    found = np.zeros(n, dtype=np.bool_)
+    for column in columns:
+        if _text_bytes(column) <= limit:  # no field of it can be longer
+            continue
+        longer = pc.fill_null(pc.greater(pc.utf8_length(column), limit), False)
+        found |= longer.to_numpy(zero_copy_only=False).astype(np.bool_)
+    return found
+
+
+def _text_bytes(column: Any) -> int:
+    """The size of ``column``'s text buffers: at least as many bytes as its fields hold in all
+    (a slice's buffer may hold more than the slice)."""
+    import pyarrow as pa
+
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    total = 0
+    for chunk in chunks:
+        buffers = chunk.buffers()
+        if len(buffers) < 3:  # not a plain string array: let the row check look
+            return 2**63 - 1
+        total += 0 if buffers[2] is None else buffers[2].size
+    return total
 
 
 def _undecoded_rows(columns: list[Any]) -> Any:

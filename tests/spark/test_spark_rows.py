@@ -3,15 +3,33 @@ needed: these run wherever pyarrow is installed)."""
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 
 import pyarrow as pa
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pamlib.formats._records import RawRecord, is_blank, split_records, structural_reject
-from pamlib.spark import _blank_rows, _pamlib_message, _structural, _undecoded_rows
+from pamlib.errors import ConfigurationError, FormatError
+from pamlib.formats._records import (
+    MAX_FIELD_CHARS,
+    RawRecord,
+    is_blank,
+    split_records,
+    structural_reject,
+)
+from pamlib.formats.encoding import detect_encoding
+from pamlib.spark import (
+    _blank_rows,
+    _detected_encoding,
+    _pamlib_message,
+    _structural,
+    _too_long_reject,
+    _too_long_rows,
+    _undecoded_rows,
+)
 
 cells = st.text(
     alphabet=st.sampled_from([" ", "\t", "a", "1", ",", ";", '"', "\n", "é"]), max_size=6
@@ -75,3 +93,82 @@ def test_pamlib_s_refusal_is_found_in_a_python_worker_s_error() -> None:
     )
     assert _pamlib_message(text) == "the calibration changed since it was read"
     assert _pamlib_message("java.lang.OutOfMemoryError") is None
+
+
+texts = st.one_of(st.none(), st.text(alphabet=st.sampled_from(["a", " ", "\n", "é", "€", "😀"])))
+
+
+@given(
+    st.lists(st.lists(texts, min_size=3, max_size=3), max_size=8),
+    st.integers(min_value=0, max_value=6),
+    st.integers(min_value=0, max_value=3),
+)
+def test_rows_with_a_field_over_the_limit_are_pamlib_field_too_long_rejects(
+    rows: list[list[str | None]], limit: int, skip: int
+) -> None:
+    """Characters are counted, not bytes, as ``pamlib score`` counts them; a slice of a larger
+    array (as Spark's batches may be) is looked at only in its own rows."""
+    columns = [pa.array([None] * skip + [r[k] for r in rows], pa.string())[skip:] for k in range(3)]
+    expected = [max(len(c or "") for c in r) > limit for r in rows]
+    assert _too_long_rows(columns, limit).tolist() == expected
+
+
+def test_the_field_too_long_reject_is_pamlib_score_s() -> None:
+    fields = ["a", "x" * (MAX_FIELD_CHARS + 1)]
+    assert _too_long_reject() == structural_reject(RawRecord(1, fields, ",".join(fields)), 2)
+
+
+#: Bytes of the kinds the encoding rule looks at: ASCII, Latin letters in UTF-8 and in one byte,
+#: bytes only cp1252 reads, one it does not, NUL, and byte-order marks.
+head_bytes = st.lists(
+    st.sampled_from(
+        [
+            b"a",
+            b",",
+            b"\n",
+            b"\xc3\xa9",
+            b"\xe9",
+            b"\x80",
+            b"\x92",
+            b"\x81",
+            b"\x00",
+            codecs.BOM_UTF8,
+            codecs.BOM_UTF16_LE,
+            codecs.BOM_UTF16_BE,
+        ]
+    ),
+    max_size=6,
+).map(b"".join)
+
+
+@given(head_bytes)
+def test_one_file_s_encoding_is_found_as_pamlib_score_finds_it(head: bytes) -> None:
+    stop = expected = None
+    try:
+        expected = detect_encoding(head[:4], lambda: iter([head]), "export.csv")[0]
+    except FormatError as error:
+        stop = error
+    if stop is None:
+        assert _detected_encoding([("file:/data/export.csv", head)]) == expected
+        return
+    with pytest.raises(FormatError) as found:
+        _detected_encoding([("file:/data/export.csv", head)])
+    assert [(p.where, p.code) for p in found.value.problems] == [
+        (p.where, p.code) for p in stop.problems
+    ]
+
+
+@given(st.lists(head_bytes, min_size=1, max_size=4))
+def test_the_encoding_of_several_files_reads_each_as_pamlib_score_reads_it(
+    heads: list[bytes],
+) -> None:
+    """Files are read in one encoding only where it reads every one of them exactly as its own
+    encoding does; else the read is refused."""
+    files = [(f"file:/data/{k}.csv", head) for k, head in enumerate(heads)]
+    try:
+        chosen = _detected_encoding(files)
+    except (FormatError, ConfigurationError):
+        return
+    for head in heads:
+        own = detect_encoding(head[:4], lambda h=head: iter([h]), "export.csv")[0]  # type: ignore[misc]
+        assert head.decode(chosen, "backslashreplace") == head.decode(own, "backslashreplace")

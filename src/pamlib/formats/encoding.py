@@ -264,29 +264,32 @@ def _findings(blocks: Iterator[bytes], *, complete: bool) -> _Findings:
     return _Findings(undefined_byte=undefined_byte, **found)
 
 
-def _stop(name: str, line: int, why: str) -> FormatError:
+def _stop(name: str, line: int, why: str, option: str) -> FormatError:
     return FormatError(
-        f"cannot tell the encoding of {Path(name).name}; give it with --encoding NAME",
+        f"cannot tell the encoding of {Path(name).name}; give it with {option.format('NAME')}",
         [Problem(f"line {line}", "encoding", why)],
     )
 
 
-def _choose(findings: _Findings, name: str) -> str:
-    """cp1252 or latin-1 for a file that is not UTF-8, or the error that stops the read."""
+def _choose(findings: _Findings, name: str, option: str = "--encoding {}") -> str:
+    """cp1252 or latin-1 for a file that is not UTF-8, or the error that stops the read
+    (``option`` shows how the encoding is given, ``{}`` standing for its name)."""
     if findings.nul:
         raise _stop(
             name,
             findings.nul,
             "not UTF-8, and a NUL byte: UTF-16 or UTF-32 without a byte-order mark "
-            "(--encoding utf-16-le?), or not text",
+            f"({option.format('utf-16-le')}?), or not text",
+            option,
         )
     if findings.multibyte:
         raise _stop(
             name,
             findings.not_utf8,
             f"not UTF-8, although line {findings.multibyte} is: no one encoding reads both "
-            "unchanged (--encoding utf-8 reads the file and rejects the records that are not "
-            "UTF-8)",
+            f"unchanged ({option.format('utf-8')} reads the file and rejects the records that "
+            "are not UTF-8)",
+            option,
         )
     if findings.undefined:
         raise _stop(
@@ -294,12 +297,18 @@ def _choose(findings: _Findings, name: str) -> str:
             findings.undefined,
             f"neither UTF-8 nor cp1252: byte 0x{findings.undefined_byte:02X} is no character in "
             "cp1252 and a control character in latin-1",
+            option,
         )
     return "cp1252" if findings.c1 else "latin-1"
 
 
 def detect_encoding(
-    head: bytes, blocks: Callable[[], Iterator[bytes]], name: str, *, complete: bool = True
+    head: bytes,
+    blocks: Callable[[], Iterator[bytes]],
+    name: str,
+    *,
+    complete: bool = True,
+    option: str = "--encoding {}",
 ) -> tuple[str, bool]:
     """The encoding of an input by the rule of this module, and whether it was guessed.
 
@@ -307,14 +316,15 @@ def detect_encoding(
     input's bytes from the start each time it is called (all of them, or with ``complete``
     false only its start, which may end inside a character). It is called only where no
     byte-order mark decides, and a second time only for input that is not UTF-8. Raises
-    :class:`~pamlib.errors.FormatError` where the rule stops.
+    :class:`~pamlib.errors.FormatError` where the rule stops, whose message tells how to
+    give the encoding by ``option`` (``{}`` stands for a codec's name).
     """
     for bom, encoding in _BOMS:
         if head.startswith(bom):
             return encoding, False
     if _is_utf8(blocks(), complete=complete):
         return "utf-8", False
-    return _choose(_findings(blocks(), complete=complete), name), True
+    return _choose(_findings(blocks(), complete=complete), name, option), True
 
 
 def open_utf8(source: str | os.PathLike[str], settings: Mapping[str, object]) -> Utf8Input:
