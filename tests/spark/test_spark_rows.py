@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import functools
 import io
 
 import pyarrow as pa
@@ -170,5 +171,5 @@ def test_the_encoding_of_several_files_reads_each_as_pamlib_score_reads_it(
     except (FormatError, ConfigurationError):
         return
     for head in heads:
-        own = detect_encoding(head[:4], lambda h=head: iter([h]), "export.csv")[0]  # type: ignore[misc]
+        own = detect_encoding(head[:4], functools.partial(iter, (head,)), "export.csv")[0]
         assert head.decode(chosen, "backslashreplace") == head.decode(own, "backslashreplace")
