@@ -149,7 +149,7 @@ def _check_charset(spark: SparkSession, charset: str) -> None:
             f"Spark reads {charset} only with {_LEGACY_CHARSETS}=true in the session's "
             f"configuration (else only {', '.join(sorted(_SPARK_CHARSETS))})"
         )
-    jvm = spark._jvm
+    jvm = getattr(spark, "_jvm", None)  # none in a Spark Connect session
     if jvm is not None and not jvm.java.nio.charset.Charset.isSupported(charset):
         raise ConfigurationError(f"Java knows no encoding {charset!r}: give one it knows")
 

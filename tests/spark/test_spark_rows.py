@@ -7,6 +7,7 @@ import codecs
 import csv
 import functools
 import io
+from typing import Any, cast
 
 import pyarrow as pa
 import pytest
@@ -25,6 +26,7 @@ from pamlib.formats.encoding import detect_encoding
 from pamlib.spark import (
     _blank_rows,
     _detected_encoding,
+    _file_heads,
     _pamlib_message,
     _structural,
     _too_long_reject,
@@ -173,3 +175,14 @@ def test_the_encoding_of_several_files_reads_each_as_pamlib_score_reads_it(
     for head in heads:
         own = detect_encoding(head[:4], functools.partial(iter, (head,)), "export.csv")[0]
         assert head.decode(chosen, "backslashreplace") == head.decode(own, "backslashreplace")
+
+
+def test_a_session_without_a_jvm_must_be_given_the_encoding() -> None:
+    """A Spark Connect session cannot read the files' starts on the driver: it says so."""
+
+    class Connect:
+        def __getattr__(self, name: str) -> Any:
+            raise AttributeError(name)
+
+    with pytest.raises(ConfigurationError, match=r"give the export's encoding \(encoding=\)"):
+        _file_heads(cast(Any, Connect()), "export.csv")
