@@ -23,6 +23,7 @@ import os
 import pickle
 import re
 import threading
+import urllib.parse
 import uuid
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal
@@ -210,7 +211,7 @@ def _detected_encoding(heads: list[tuple[str, bytes]]) -> str:
     found: dict[str, list[str]] = {}
     ascii_only: list[str] = []
     for uri, head in heads:
-        name = uri.rsplit("/", 1)[-1]
+        name = urllib.parse.unquote(uri.rsplit("/", 1)[-1])
         complete = len(head) < _HEAD_BYTES
         encoding, guessed = detect_encoding(
             head[:4],
@@ -223,11 +224,7 @@ def _detected_encoding(heads: list[tuple[str, bytes]]) -> str:
             ascii_only.append(name)
             continue
         if guessed:
-            log.warning(
-                "read %s as %s (not UTF-8); give encoding= to choose",
-                name,
-                encoding,
-            )
+            log.warning("read %s as %s (not UTF-8); give encoding= to choose", name, encoding)
         found.setdefault(encoding, []).append(name)
     if {"cp1252", "latin-1"} == set(found):  # no byte of a latin-1 file differs in cp1252
         found = {"cp1252": found["cp1252"] + found["latin-1"]}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import codecs
 import gzip
+import logging
 import re
 import shutil
 from pathlib import Path
@@ -65,15 +66,22 @@ def legacy_charsets(spark: Any) -> Any:
 
 @pytest.mark.parametrize("how", list(WRITTEN))
 def test_the_encoding_is_found_as_pamlib_score_finds_it(
-    spark: Any, tmp_path: Path, how: str, request: pytest.FixtureRequest
+    spark: Any,
+    tmp_path: Path,
+    how: str,
+    request: pytest.FixtureRequest,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     import pamlib.spark as ps
 
     if how == "cp1252":
         request.getfixturevalue("legacy_charsets")
     export = _written(tmp_path, how)
-    df = ps.read_export(spark, str(export.path), mapping=MAPPING)
+    with caplog.at_level(logging.WARNING, logger="pamlib.spark"):
+        df = ps.read_export(spark, str(export.path), mapping=MAPPING)
     assert ps._described(df)["encoding"] == FOUND[how]
+    guessed = how in ("latin-1", "cp1252")  # a guess is said, as pamlib score notes it
+    assert (f"read export.csv as {how} (not UTF-8)" in caplog.text) == guessed
     run = ps.score(df, provider="demo")
     scored = _assert_equal(run, _pamlib_score(export, provider="demo"), export)
     if how != "utf-8":
@@ -174,9 +182,9 @@ def test_files_of_one_export_read_in_the_encoding_that_reads_them_all(
 
     mixed = tmp_path / "utf-8 and cp1252"
     mixed.mkdir()
-    _written(mixed, "utf-8 with BOM", name="a.csv")
+    _written(mixed, "utf-8 with BOM", name="a 1.csv")
     _written(mixed, "cp1252", name="b.csv", seed=5)
     with pytest.raises(ConfigurationError, match="different encodings") as error:
         found(mixed)
-    assert "cp1252: b.csv; utf-8: a.csv" in str(error.value)
+    assert "cp1252: b.csv; utf-8: a 1.csv" in str(error.value)
     shutil.rmtree(mixed)
