@@ -13,11 +13,15 @@ read (``site.toml: rule 'r1': when.level``).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
-import cattrs
-from cattrs.gen import make_dict_structure_fn
+
+# cattrs is imported where a document is structured: the classes that describe documents are
+# defined whenever their modules are imported (a CSV read needs the layout's), cattrs only when
+# a document is read.
+if TYPE_CHECKING:
+    import cattrs
 
 #: Where a value sits in a document: table keys and array indices, outermost first.
 KeyPath = tuple[str | int, ...]
@@ -70,6 +74,9 @@ def _wording(cl: type) -> Wording:
 def make_converter() -> cattrs.Converter:
     """A converter for configuration documents: every fault collected, unknown keys refused,
     each attrs class guarded by its :class:`Wording` (a non-table is one fault, not many)."""
+    import cattrs
+    from cattrs.gen import make_dict_structure_fn
+
     conv = cattrs.Converter(detailed_validation=True, forbid_extra_keys=True)
 
     def factory(cl: type) -> Callable[[Any, type], Any]:
@@ -112,6 +119,8 @@ _NAMES = {str: "a text", int: "a whole number", float: "a number", bool: "true o
 
 def faults(exc: BaseException, path: KeyPath = (), cl: type | None = None) -> list[Located]:
     """``exc`` (a :class:`FieldError`, cattrs' exception groups, or any mix) as located faults."""
+    import cattrs
+
     if isinstance(exc, FieldError):
         return [Located(path + exc.path, exc.code, exc.message)]
     if isinstance(exc, cattrs.ForbiddenExtraKeysError):
@@ -143,6 +152,8 @@ def structure(
     conv: cattrs.Converter, value: Any, cl: Any, path: KeyPath = ()
 ) -> tuple[Any, list[Located]]:
     """``value`` structured as ``cl``, or ``None`` and every fault, located under ``path``."""
+    import cattrs
+
     try:
         return conv.structure(value, cl), []
     except (cattrs.BaseValidationError, FieldError, ExceptionGroup) as exc:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import functools
 import importlib
-import importlib.metadata
 import inspect
 import itertools
 import logging
@@ -47,6 +46,8 @@ from pamlib._version import __version__
 from pamlib.errors import PamlibError, PluginError
 
 if TYPE_CHECKING:
+    import importlib.metadata
+
     from pamlib.assessment import Assessment
     from pamlib.formats.base import Format
     from pamlib.instruments import Instrument, InstrumentRegistry
@@ -267,6 +268,27 @@ def _allowed(allowed: Iterable[str] | None) -> frozenset[str] | None:
 
 def _identity(obj: object) -> object:
     return obj
+
+
+def _candidates(plugin: object) -> list[str]:
+    """The names in ``dir(plugin)`` that may hold a hook implementation, for pluggy to judge.
+
+    A module's attributes are its namespace's values, read without descriptors, so one that is
+    no function or method (a class, a module, a constant) cannot be an implementation, whichever
+    way pluggy looks it up. Those are left out: pluggy's careful look-up of every name was most
+    of what registering the built-ins cost. Anything else is pluggy's to judge.
+    """
+    names = dir(plugin)
+    if type(plugin) is not types.ModuleType:
+        return names
+    namespace = vars(plugin)
+    return [
+        name
+        for name in names
+        if name not in namespace
+        or inspect.isroutine(value := namespace[name])
+        or isinstance(value, staticmethod | classmethod)
+    ]
 
 
 def _kind_of(obj: object) -> str:
@@ -533,7 +555,7 @@ class PluginHost:
             if known is plugin:
                 raise PamlibError(f"the same plugin is already registered as {other!r}")
         stand_in = _StandIn(name)
-        for attr in dir(plugin):
+        for attr in _candidates(plugin):
             opts = self.pm.parse_hookimpl_opts(plugin, attr)
             if opts is None:
                 continue
@@ -711,6 +733,8 @@ class PluginHost:
         log.warning("plugin %r disabled: %s", record.name, describe_failure(cause))
 
     def _load_entry_points(self) -> None:
+        import importlib.metadata
+
         eps = importlib.metadata.entry_points(group=hookspecs.PROJECT_NAME)
         for ep in sorted(eps, key=lambda e: e.name):
             if ep.name in self._records:
@@ -1096,6 +1120,8 @@ def _builtin_entry_points() -> dict[str, importlib.metadata.EntryPoint]:
     """pamlib's own entry points of the ``pamlib`` group, by name, where each names the module
     :data:`DEFAULT_PLUGINS` expects (none where pamlib runs from a source tree without its
     metadata). Read once: a distribution's metadata does not change while it runs."""
+    import importlib.metadata
+
     try:
         dist = importlib.metadata.distribution(hookspecs.PROJECT_NAME)
     except importlib.metadata.PackageNotFoundError:  # pragma: no cover - an uninstalled tree

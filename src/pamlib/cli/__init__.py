@@ -1,7 +1,10 @@
 """The ``pamlib`` command line.
 
 Each sub-command lives in its own module with an ``add_parser(subparsers)`` function that sets
-``func`` on its parser. Errors are one clean message on stderr, never a traceback (``--debug``
+``func`` on its parser. Every command's parser is built on each run (``--help`` lists them all), so
+a command's module imports at module level only what its parser needs: what the command does is
+imported inside the functions that do it, and ``pamlib score`` never loads the demo's cohort, the
+report or the rules engine. Errors are one clean message on stderr, never a traceback (``--debug``
 shows one). Exit status:
 
 =====  ==================================================================================

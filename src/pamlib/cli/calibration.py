@@ -11,9 +11,6 @@ import argparse
 import json
 from typing import Any
 
-from pamlib.errors import CalibrationError
-from pamlib.plugins import get_host
-
 
 def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser(
@@ -25,6 +22,8 @@ def add_parser(subparsers: Any) -> None:
 
 
 def _summary(path: str) -> dict[str, Any]:
+    from pamlib.errors import CalibrationError
+    from pamlib.plugins import get_host
     from pamlib.scoring.calibration import load_calibration
 
     try:

@@ -16,15 +16,8 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
-from pamlib.cli.score import print_summary
-from pamlib.formats.guard import OutputGuard
-from pamlib.formats.output import CsvWriter
-from pamlib.plugins import get_host
-from pamlib.synthetic import SyntheticCohort, synthetic_cohort
-
 if TYPE_CHECKING:
+    from pamlib.synthetic import SyntheticCohort
     from pamlib.tables.scored import ScoredTable
 
 #: The synthetic demonstration calibration: every result is flagged demo, NOT the PAM.
@@ -50,6 +43,8 @@ def add_parser(subparsers: Any) -> None:
 def write_cohort(cohort: SyntheticCohort, path: Path, seed: int) -> int:
     """Write the cohort in the canonical layout, with synthetic attribute columns, plus three
     broken rows; returns the number of data rows written. The file appears only when complete."""
+    from pamlib.formats.guard import OutputGuard
+    from pamlib.formats.output import CsvWriter
     from pamlib.tailoring._demo import synthetic_attributes
 
     rows = list(cohort.csv_rows())
@@ -82,9 +77,15 @@ def write_cohort(cohort: SyntheticCohort, path: Path, seed: int) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    import attrs
+
     from pamlib.cli import UsageError
+    from pamlib.cli.score import print_summary
+    from pamlib.formats.guard import OutputGuard
     from pamlib.pipeline import TableScorer, write_rejects, write_scored
+    from pamlib.plugins import get_host
     from pamlib.reporting import build_report, console_lines, write_html, write_json
+    from pamlib.synthetic import synthetic_cohort
     from pamlib.tailoring import EXAMPLE_SITE_RULES, tailor
 
     if args.patients < 1:

@@ -18,17 +18,17 @@ import functools
 import keyword
 import os
 import re
-import secrets
 import shutil
-import string
 import sys
 from collections.abc import Iterator
-from importlib import metadata, resources
-from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pamlib._version import __version__
+
+if TYPE_CHECKING:
+    from importlib import metadata
+    from importlib.resources.abc import Traversable
 
 #: What each kind scaffolds, for ``--help`` and the package description.
 KINDS: dict[str, str] = {
@@ -123,6 +123,8 @@ def dependency_modules() -> dict[str, str]:
         for module in modules:
             owners.setdefault(module, dist_name)
         owners.setdefault(dist_name.replace("-", "_"), dist_name)
+    from importlib import metadata
+
     seen: set[str] = set()
     queue = ["pamlib"]
     while queue:
@@ -193,6 +195,10 @@ def create_plugin(name: str, kind: str, output_dir: str | os.PathLike[str] = "."
     target = out / name
     if os.path.lexists(target):
         raise _usage_error(f"{target} already exists; nothing was written")
+    import secrets
+    import string
+    from importlib import resources
+
     values = _values(name, kind)
     templates = resources.files("pamlib").joinpath("templates", "plugin")
     planned: dict[tuple[str, ...], str] = {}

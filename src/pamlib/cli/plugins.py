@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pamlib.errors import PluginError
-from pamlib.plugins import describe_failure, get_host
+if TYPE_CHECKING:
+    from pamlib.errors import PluginError
 
 
 def _line(error: PluginError) -> str:
+    from pamlib.plugins import describe_failure
+
     where = f"plugin {error.plugin!r}" + (
         f" in hook {error.hook}" if error.hook else " while loading"
     )
@@ -30,6 +32,8 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pamlib.plugins import get_host
+
     records = get_host().records()
     if args.json:
         print(

@@ -10,11 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-import attrs
-
-from pamlib.formats.guard import OutputGuard
-
 if TYPE_CHECKING:
+    from pamlib.formats.guard import OutputGuard
     from pamlib.reporting import CohortReport
     from pamlib.tables.scored import ScoredTable
 
@@ -78,6 +75,7 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from pamlib.cli import UsageError
+    from pamlib.formats.guard import OutputGuard
     from pamlib.reporting import (
         IdentifyingColumnError,
         ReportConfig,
@@ -182,6 +180,8 @@ def _score_first(args: argparse.Namespace, source: Path, guard: OutputGuard) -> 
     number where the export has no patient id, without the number being written anywhere —
     and also write the scored rows (``NAME.scored.csv``) and rejects beside the report,
     printing the reconciliation."""
+    import attrs
+
     from pamlib.cli.score import print_summary
     from pamlib.pipeline import TableScorer, write_rejects, write_scored
 

@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from pamlib.cli._progress import Progress
-from pamlib.formats.base import ReadOptions, Target
-from pamlib.formats.guard import OutputGuard
-from pamlib.instruments import Instrument
-from pamlib.pipeline import ScoreSummary, score_file
-from pamlib.plugins import get_host
-from pamlib.scoring.provider import ScoringProvider
-
+# What only running the command needs is imported inside the functions that run it: building
+# the parser (every command's, for ``--help``) then costs a few milliseconds.
 if TYPE_CHECKING:
+    from pamlib.cli._progress import Progress
+    from pamlib.formats.base import ReadOptions, Target
+    from pamlib.formats.guard import OutputGuard
+    from pamlib.instruments import Instrument
+    from pamlib.pipeline import ScoreSummary
+    from pamlib.scoring.provider import ScoringProvider
     from pamlib.tables.keys import Pseudonymiser
 
 
@@ -133,6 +132,7 @@ def add_parser(subparsers: Any) -> None:
 
 def _options(args: argparse.Namespace) -> ReadOptions:
     from pamlib.cli import UsageError
+    from pamlib.formats.base import ReadOptions
 
     if args.chunk_rows < 1:
         raise UsageError("--chunk-rows must be at least 1")
@@ -183,6 +183,7 @@ def _apply_mapping(args: argparse.Namespace, options: ReadOptions) -> ReadOption
     from pamlib.cli import UsageError
     from pamlib.formats.layout import InputMapping, load_any_mapping
     from pamlib.pipeline import find_input_format
+    from pamlib.plugins import get_host
 
     mapping = load_any_mapping(args.mapping)
     given = "csv" if isinstance(mapping, InputMapping) else "fhir"
@@ -251,6 +252,8 @@ def nothing_scored(summary: ScoreSummary) -> str | None:
 @contextlib.contextmanager
 def _notes(stream: TextIO) -> Iterator[None]:
     """What readers log while the run reads (an encoding pamlib chose) as ``note:`` lines."""
+    import logging
+
     logger = logging.getLogger("pamlib.formats.encoding")
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logging.Formatter("note: %(message)s"))
@@ -266,12 +269,15 @@ def _notes(stream: TextIO) -> Iterator[None]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pamlib.formats.guard import OutputGuard
+
     with OutputGuard() as guard, _notes(sys.stderr):
         return _run(args, guard)
 
 
 def _run(args: argparse.Namespace, guard: OutputGuard) -> int:
     from pamlib.cli import UsageError
+    from pamlib.cli._progress import Progress
 
     if args.calibration and not Path(args.calibration).is_file():
         raise UsageError(f"no calibration file {args.calibration}")
@@ -341,6 +347,9 @@ def _score(
     progress: Progress,
 ) -> ScoreSummary:
     """Score file to file, streaming: memory stays flat however large the input."""
+    from pamlib.pipeline import score_file
+    from pamlib.plugins import get_host
+
     host = get_host()
 
     def select(instrument: Instrument) -> ScoringProvider:
@@ -378,6 +387,7 @@ def _score_and_tailor(
     then write: the rejects first, the tailored table last. Nothing is written and read back;
     NHS numbers link a person's rows without being written unless asked for."""
     from pamlib.pipeline import TableScorer, default_rejects_path, write_rejects, write_scored
+    from pamlib.plugins import get_host
     from pamlib.tailoring import tailor
     from pamlib.tailoring.rows import no_pathway_summary
 

@@ -18,7 +18,6 @@ import io
 import json
 import logging
 import os
-import uuid
 from collections.abc import Callable, Iterator, Mapping
 from itertools import chain
 from operator import attrgetter
@@ -99,6 +98,8 @@ def bundle_settings(target: Target, settings: Mapping[str, object]) -> BundleSet
     style = "ndjson" if ndjson else _str_setting(settings, "bundle", "transaction")
     if style not in ("transaction", "collection", "ndjson"):
         raise ConfigurationError("FHIR setting 'bundle' must be 'transaction' or 'collection'")
+    import uuid
+
     raw_ns = settings.get("namespace")
     try:
         namespace = (

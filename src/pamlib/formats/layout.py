@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, NewType, NoReturn
 
 import attrs
-import cattrs
 
 from pamlib._config import (
     FieldError,
@@ -30,6 +29,8 @@ from pamlib.errors import ConfigurationError, FormatError, Problem
 from pamlib.formats.base import ReadOptions
 
 if TYPE_CHECKING:
+    import cattrs  # imported by make_converter, when a mapping file is read
+
     from pamlib.fhir.mapping import FhirMapping
 
 __all__ = [

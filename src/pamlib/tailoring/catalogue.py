@@ -8,35 +8,56 @@ registers its own pathways through the same hook.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+from typing import TYPE_CHECKING
 
 from pamlib.hookspecs import hookimpl
-from pamlib.pathways import Pathway
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from pamlib.pathways import Pathway
+
+    #: The built-in pathways, in the order :func:`pamlib_register_pathways` registers them.
+    BUILTIN_PATHWAYS: tuple[Pathway, ...]
 
 __all__ = ["BUILTIN_PATHWAYS"]
 
-BUILTIN_PATHWAYS: tuple[Pathway, ...] = (
-    Pathway(
-        "health-coaching",
-        "Health coaching",
-        "Conversations with a trained coach that help a person set and reach their own goals, "
-        "pitched at their level of activation.",
-    ),
-    Pathway(
-        "self-management-education",
-        "Self-management education",
-        "Structured courses that build knowledge, skills and confidence to manage a condition.",
-    ),
-    Pathway(
-        "peer-support",
-        "Peer support",
-        "Support from people with lived experience of a similar condition, one to one or in "
-        "groups.",
-    ),
-)
+
+@functools.cache
+def _builtin_pathways() -> tuple[Pathway, ...]:
+    # Made on first use: the plugin host loads this module whenever it starts, and only
+    # tailoring asks for pathways.
+    from pamlib.pathways import Pathway
+
+    return (
+        Pathway(
+            "health-coaching",
+            "Health coaching",
+            "Conversations with a trained coach that help a person set and reach their own goals, "
+            "pitched at their level of activation.",
+        ),
+        Pathway(
+            "self-management-education",
+            "Self-management education",
+            "Structured courses that build knowledge, skills and confidence to manage a condition.",
+        ),
+        Pathway(
+            "peer-support",
+            "Peer support",
+            "Support from people with lived experience of a similar condition, one to one or in "
+            "groups.",
+        ),
+    )
+
+
+def __getattr__(name: str) -> object:
+    if name == "BUILTIN_PATHWAYS":
+        return _builtin_pathways()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @hookimpl
 def pamlib_register_pathways(register: Callable[[Pathway], None]) -> None:
-    for pathway in BUILTIN_PATHWAYS:
+    for pathway in _builtin_pathways():
         register(pathway)

@@ -6,11 +6,15 @@ X
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pamlib.hookspecs import hookimpl
-from pamlib.tailoring.rules import RuleSource
+
+if TYPE_CHECKING:  # the rules engine is imported by whoever reads the rules, not by the host
+    from collections.abc import Callable
+
+    from pamlib.tailoring.rules import RuleSource
 
 __all__ = ["DEFAULT_RULES", "EXAMPLE_SITE_RULES"]
 

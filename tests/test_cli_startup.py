@@ -1,0 +1,155 @@
+"""What ``pamlib`` imports before it does any work: only what the command it runs needs.
+
+Each check runs a fresh interpreter, as a user's shell does; timing is the benchmarks' job
+(``benchmarks/bench_import.py --startup``), these tests keep the imports from creeping back.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pluggy
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import pamlib.plugins
+from pamlib import hookspecs
+from pamlib.cli import COMMANDS
+from pamlib.plugins import DEFAULT_PLUGINS, _candidates
+
+#: Modules that only other commands (demo, report, rules, calibration files, mapping files, new
+#: plugins) need: scoring a plain CSV file never imports them.
+NOT_FOR_SCORE = (
+    "cattrs",
+    "pamlib.reporting",
+    "pamlib.synthetic",
+    "pamlib.tailoring.engine",
+    "pamlib.tailoring.rules",
+)
+
+_RUN = """
+import json, sys
+from pamlib.cli import main
+status = main(sys.argv[1:])
+print(json.dumps({"status": status, "modules": sorted(sys.modules)}), file=sys.stderr)
+"""
+
+
+def _modules(argv: list[str], cwd: Path) -> tuple[int, set[str]]:
+    done = subprocess.run(
+        [sys.executable, "-c", _RUN, *argv], capture_output=True, text=True, cwd=cwd, check=False
+    )
+    last = done.stderr.strip().splitlines()[-1]
+    report = json.loads(last)
+    return report["status"], set(report["modules"])
+
+
+def test_score_imports_only_what_scoring_needs(tmp_path: Path) -> None:
+    rows = "assessment_id,patient_id,assessed_on,instrument," + ",".join(
+        f"q{k:02d}" for k in range(1, 14)
+    )
+    (tmp_path / "in.csv").write_text(
+        rows + "\na1,p1,2025-03-01,PAM-13," + ",".join(["3"] * 13) + "\n", encoding="utf-8"
+    )
+    status, modules = _modules(
+        ["score", "in.csv", "--provider", "demo", "-o", "out.csv", "--no-progress"], tmp_path
+    )
+    assert status == 0
+    assert (tmp_path / "out.csv").read_text(encoding="utf-8").count("\n") == 2
+    loaded = [m for m in NOT_FOR_SCORE if m in modules]
+    assert loaded == []
+    # every command's parser was built (``--help`` lists them all), none of their work imported
+    assert {*COMMANDS} <= modules
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["score", "--help"], ["plugins", "--help"]])
+def test_help_imports_no_numeric_library(argv: list[str], tmp_path: Path) -> None:
+    code = (
+        "import sys\nfrom pamlib.cli import main\ntry:\n    main(sys.argv[1:])\n"
+        "except SystemExit:\n    pass\n"
+        "print(sorted({'numpy', 'pyarrow', 'pluggy', 'cattrs'} & set(sys.modules)))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, *argv], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def _routine() -> None:
+    """A plain function."""
+
+
+@hookspecs.hookimpl
+def pamlib_register_instruments(register: object) -> None:
+    """A hook implementation under its own name."""
+
+
+@hookspecs.hookimpl(specname="pamlib_register_formats")
+def formats_under_another_name(register: object) -> None:
+    """A hook implementation found by its ``specname``."""
+
+
+_VALUES: list[object] = [
+    1,
+    "text",
+    None,
+    (1, 2),
+    {"a": 1},
+    int,
+    types,
+    _routine,
+    pamlib_register_instruments,
+    formats_under_another_name,
+    staticmethod(pamlib_register_instruments),
+    classmethod(pamlib_register_instruments),
+    len,
+    object(),
+    _routine.__get__(object()),
+]
+
+
+def _judged(plugin: object) -> set[str]:
+    """The names pluggy itself takes as hook implementations of ``plugin``."""
+    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    return {name for name in dir(plugin) if pm.parse_hookimpl_opts(plugin, name) is not None}
+
+
+@given(
+    st.dictionaries(
+        st.from_regex(r"[a-z_][a-z0-9_]{0,12}", fullmatch=True), st.sampled_from(_VALUES)
+    )
+)
+def test_candidates_keep_every_name_pluggy_would_take(attributes: dict[str, object]) -> None:
+    module = types.ModuleType("generated_plugin")
+    vars(module).update(attributes)
+    assert _judged(module) <= set(_candidates(module))
+
+
+def test_candidates_keep_every_hook_of_the_built_ins() -> None:
+    import importlib
+
+    for name in DEFAULT_PLUGINS:
+        module = importlib.import_module(name)
+        judged = _judged(module)
+        assert judged, name
+        assert judged <= set(_candidates(module)), name
+
+
+def test_objects_other_than_modules_are_asked_about_in_full() -> None:
+    class Plugin:
+        @hookspecs.hookimpl
+        def pamlib_register_instruments(self, register: object) -> None:
+            """An implementation on a class."""
+
+        value = 3
+
+    plugin = Plugin()
+    assert _candidates(plugin) == dir(plugin)
+    host = pamlib.plugins.PluginHost(load_entry_points=False, plugins={"p": plugin})
+    record = next(r for r in host.records() if r.name == "p")
+    assert record.hooks == ["pamlib_register_instruments"]
