@@ -10,12 +10,14 @@ temporary folder, then times, each in a fresh process and ``--repeat`` times:
   level, write CSV and rejects), for each N of ``--threads`` (default: 1, 2 and every core
   available; a count that equals another is run once).
 
-Reports the best and median wall time of each, their ratios (median of the rounds' ratios, and
-best against best; and of the median processor times, which the machine's load barely moves),
-each process's peak resident memory (``ru_maxrss`` from ``wait4``), and the
-one-minute load average before every round: on a shared machine a high load makes every figure
-a floor. The file is generated in a separate process so that this
-one stays small: Linux carries a parent's peak memory over into the children it starts. Figures
+Before each timed run the previous outputs are removed and pending writes flushed to disk
+(untimed), so that no command pays for another's data. Reports the best and median wall time
+of each, their ratios (median of the rounds' ratios, and best against best; and of the median
+processor times, which the machine's load barely moves), each process's peak resident memory
+(``ru_maxrss`` from ``wait4``), and the one-minute load average before every round: on a
+shared machine a high load makes every figure a floor. The file is generated in a separate
+process so that this one stays small: Linux carries a parent's peak memory over into the
+children it starts. Figures
 for the documentation come from this script only.
 
 Usage::
@@ -133,6 +135,17 @@ def run_timed(argv: list[str]) -> tuple[float, int, float]:
     return elapsed, usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime
 
 
+def settle(outputs: list[Path]) -> None:
+    """Before each timed run, untimed: remove the previous runs' outputs and write every
+    file's pending data to disk. Each command then starts from the same state — no earlier
+    run's data still being written, no earlier output to delete (on a file system mounted with
+    ``discard`` deleting a 250 MB file takes tens of milliseconds) — whichever ran before."""
+    for path in outputs:
+        path.unlink(missing_ok=True)
+    if hasattr(os, "sync"):
+        os.sync()
+
+
 def thread_counts(spec: str) -> list[int]:
     """``1,2,all`` as counts of threads, in order, each once (``all``: the cores available)."""
     from pamlib._workers import available_cores
@@ -214,9 +227,11 @@ def main() -> int:
     # Interleaved rounds, so that every command meets the same load on a shared machine.
     results: dict[str, list[tuple[float, int, float]]] = {name: [] for name in commands}
     loads = []
+    outputs = [folder / n for n in ("scored.csv", "rejects.csv", "baseline.csv")]
     for _ in range(args.repeat):
         loads.append(os.getloadavg()[0])
         for name, argv in commands.items():
+            settle(outputs)
             results[name].append(run_timed(argv))
     loads.append(os.getloadavg()[0])
     print("load average (1 min) before each round and at the end: "

@@ -18,6 +18,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pamlib.cli import main
 from pamlib.formats.guard import AtomicTarget, OutputGuard, OutputRefusedError
@@ -654,3 +656,42 @@ def test_recommend_to_standard_output_names_rejects_after_the_input(
     assert main(["score", "in.csv", "--provider", "demo", "--recommend", "-o", "-"]) == 0
     capsys.readouterr()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "in.rejects.csv"]
+
+
+@pytest.mark.skipif(not hasattr(os, "posix_fadvise"), reason="the system has no posix_fadvise")
+@given(chunks=st.lists(st.binary(max_size=300), max_size=40))
+@settings(max_examples=60, deadline=None)
+def test_writeback_is_asked_for_each_step_written_once_in_order(chunks: list[bytes]) -> None:
+    """Each range is named once, in order, just after it is written; the file is whole."""
+    import tempfile
+
+    from pamlib.formats import guard
+
+    advised: list[tuple[int, int]] = []
+    real = os.posix_fadvise
+
+    def record(fd: int, offset: int, length: int, advice: int) -> None:
+        assert advice == os.POSIX_FADV_DONTNEED
+        advised.append((offset, length))
+        real(fd, offset, length, advice)
+
+    step = guard._WRITEBACK_STEP
+    with tempfile.TemporaryDirectory() as folder:
+        guard._WRITEBACK_STEP = 100
+        os.posix_fadvise = record
+        try:
+            target = AtomicTarget(Path(folder) / "out.bin")
+            for chunk in chunks:
+                target.stream.write(chunk)
+                target.stream.flush()
+            target.commit()
+        finally:
+            guard._WRITEBACK_STEP = step
+            os.posix_fadvise = real
+        assert (Path(folder) / "out.bin").read_bytes() == b"".join(chunks)
+    start = 0
+    for offset, length in advised:
+        assert offset == start
+        assert length >= 100
+        start += length
+    assert 0 <= sum(map(len, chunks)) - start < 100
