@@ -114,6 +114,7 @@ MODEL = {
     "pamlib.pathways",
     "pamlib.responses",
     "pamlib.results",
+    "pamlib._arrays",
     "pamlib._months",
     "pamlib._version",
     "pamlib._lazy",

@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from pamlib._arrays import sorted_unique
 from pamlib.errors import FormatError, PamlibError, Problem
 from pamlib.formats._arrow import Text as _Text
 from pamlib.formats._arrow import compute as _compute
@@ -664,7 +665,7 @@ class ColumnChecker:
                 rows.codes[:, k] = column
                 if int(column.min()) < -1:
                     unreadable.append(k)
-        for k in np.unique(rows.which[rows.which >= 0]).tolist():
+        for k in sorted_unique(rows.which[rows.which >= 0]).tolist():
             size = self.instruments[k].n_items
             if n_cols <= size and not unreadable:
                 continue

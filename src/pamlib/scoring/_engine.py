@@ -34,6 +34,7 @@ import attrs
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from pamlib._arrays import sorted_unique
 from pamlib.errors import (
     CalibrationError,
     ConfigurationError,
@@ -1111,7 +1112,7 @@ class ScoreTable:
                 "masks must be integers with one bit per item",
                 [Problem("masks", "mask.range", f"each mask must lie within 0..{limit}")],
             )
-        self._ensure(np.unique(arr.astype(np.uint64)))
+        self._ensure(sorted_unique(arr.astype(np.uint64)))
 
     def _ensure(self, masks: MaskArray, *, solve: bool = True) -> None:
         """Rows for the masks (unique, uint64) that are not in the table yet: every raw score
@@ -1153,7 +1154,7 @@ class ScoreTable:
         rows = self._lookup_rows(masks)
         missing = rows < 0
         if missing.any():
-            self._ensure(np.unique(masks[missing]), solve=False)
+            self._ensure(sorted_unique(masks[missing]), solve=False)
             rows = self._lookup_rows(masks)
         return rows
 
