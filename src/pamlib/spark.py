@@ -56,9 +56,8 @@ _FILE = "_pamlib_file"
 _BLOCK = "_pamlib_block"
 _SEQ = "_pamlib_seq"
 _ROW = "_pamlib_row"
-_FIRST_FILE = "_pamlib_first_file"
-_FIRST_ROW = "_pamlib_first_row"
 _FIRST = "_pamlib_first"
+_AID = "_pamlib_aid"
 _KIND = "_pamlib_kind"
 #: The columns :func:`read_export` adds after the export's own: the raw text of malformed
 #: records, and the file, split and order each row came from (the stable row key's parts).
@@ -356,34 +355,36 @@ def score(
     id_column = None
     if duplicates == "global" and aid_position is not None:
         id_column = header[aid_position]
-    numbered, n_read = _numbered(df, id_column)
+    rows = df.select(*(sf.col(f"`{c}`") for c in (*header, *KEY_COLUMNS)))
     if duplicates == "partition":
-        numbered = numbered.sortWithinPartitions(_FILE, _ROW)
+        rows = rows.sortWithinPartitions(_FILE, _BLOCK, _SEQ)
     payload = pickle.dumps(scorer)
-    out_schema = _combined_schema(scorer)
     job = _Job(
         payload=payload,
         digest=hashlib.sha256(payload).hexdigest(),
         header=header,
-        schema=out_schema,
+        schema=_combined_schema(scorer),
         delimiter=str(described.get("delimiter", ",")),
         encoding=str(described.get("encoding", "utf-8")),
+        id_column=id_column,
     )
-    from pyspark.sql.pandas.types import from_arrow_schema
-
-    combined = numbered.select(
-        *(sf.col(f"`{c}`") for c in (*header, CORRUPT_COLUMN)), _FILE, _ROW, _FIRST
-    )
-    out = combined.mapInArrow(job, from_arrow_schema(out_schema))
     return SparkRun(
-        n_read=n_read,
-        out=out,
+        out=_mapped(rows, job),
         scored_columns=tuple(scorer.output_schema().names),
         source=source,
         providers=tuple(sorted({p.id for p in providers.values()})),
         licensed=bool(providers) and all(p.licence is not None for p in providers.values()),
         read=cached,
+        export=rows,
+        job=job,
+        generated_ids=aid_position is None,
     )
+
+
+def _mapped(rows: DataFrame, job: _Job) -> DataFrame:
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    return rows.mapInArrow(job, from_arrow_schema(job.keyed_schema()))
 
 
 def _mapping_from(document: Any) -> str | Mapping[str, str] | None:
@@ -405,49 +406,13 @@ def _resolve_schema(scorer: TableScorer, header: tuple[str, ...]) -> None:
     scorer.score(empty, first_occurrence=first)
 
 
-def _numbered(df: DataFrame, id_column: str | None) -> tuple[DataFrame, int]:
-    """Each row's number in its file (1 for the first record after the header) and, with
-    ``id_column``, whether its assessment id comes there first (:data:`_FIRST`); also the
-    number of rows read (the summary's ``read``, counted from the export itself).
+def _with_rows(out: DataFrame, blocks: list[Any]) -> tuple[DataFrame, int]:
+    """The job's output with each row's number in its file (:data:`_ROW`, 1 for the first
+    record after the header), and the number of rows read.
 
     A row's number comes from where Spark read it: the rows of each split (file, start) in
     order, the splits of a file in order of their start — the same numbers on every run and
-    retry. One job reads the export once for both: it counts the rows of each split and finds
-    the ids that repeat, with where each is first seen (grouping sets: one pass, one shuffle).
-    """
-    from pyspark.sql import functions as sf
-
-    found = None if id_column is None else _blocks_and_repeats(df, id_column)
-    if found is None:
-        blocks = (
-            df.groupBy(_FILE, _BLOCK)
-            .agg(sf.count(sf.lit(1)).alias("_n"), sf.min(_SEQ).alias("_first_seq"))
-            .collect()
-        )
-        numbered, n_read = _with_rows(df, blocks)
-        if id_column is not None:  # too many repeats for the driver: join them to the rows
-            return _joined_repeats(numbered, id_column), n_read
-        return numbered.withColumn(_FIRST, sf.lit(True)), n_read
-    blocks, repeats = found
-    numbered, n_read = _with_rows(df, blocks)
-    if not repeats:
-        return numbered.withColumn(_FIRST, sf.lit(True)), n_read
-    table = df.sparkSession.createDataFrame(
-        repeats, f"_pamlib_aid string, {_FIRST_FILE} string, _first_block long, _first_seq long"
-    )
-    aid = sf.col(f"`{id_column}`")
-    joined = numbered.join(sf.broadcast(table), aid == sf.col("_pamlib_aid"), "left")
-    first: Column = sf.col(_FIRST_FILE).isNull() | (
-        (sf.col(_FIRST_FILE) == sf.col(_FILE))
-        & (sf.col("_first_block") == sf.col(_BLOCK))
-        & (sf.col("_first_seq") == sf.col(_SEQ))
-    )
-    marked = joined.withColumn(_FIRST, first)
-    return marked.drop("_pamlib_aid", _FIRST_FILE, "_first_block", "_first_seq"), n_read
-
-
-def _with_rows(df: DataFrame, blocks: list[Any]) -> tuple[DataFrame, int]:
-    """``df`` with :data:`_ROW`, from each split's count and first sequence number."""
+    retry. ``blocks`` holds each split's row count and first sequence number."""
     from pyspark.sql import functions as sf
 
     before: dict[str, int] = {}
@@ -456,10 +421,10 @@ def _with_rows(df: DataFrame, blocks: list[Any]) -> tuple[DataFrame, int]:
         done = before.get(row[_FILE], 0)
         starts.append((row[_FILE], int(row[_BLOCK]), int(row["_first_seq"]), done))
         before[row[_FILE]] = done + int(row["_n"])
-    table = df.sparkSession.createDataFrame(
+    table = out.sparkSession.createDataFrame(
         starts, f"{_FILE} string, {_BLOCK} long, _first_seq long, _before long"
     )
-    joined = df.join(sf.broadcast(table), [_FILE, _BLOCK])
+    joined = out.join(sf.broadcast(table), [_FILE, _BLOCK])
     numbered = joined.withColumn(
         _ROW, sf.col("_before") + sf.col(_SEQ) - sf.col("_first_seq") + sf.lit(1)
     ).drop("_before", "_first_seq")
@@ -471,38 +436,42 @@ _BROADCAST_REPEATS = 100_000
 _BLOCKS_SET, _IDS_SET = 1, 6  # grouping_id() of (file, block) and of (id) among the three
 
 
-def _blocks_and_repeats(
-    df: DataFrame, id_column: str
-) -> tuple[list[Any], list[tuple[str, str, int, int]]] | None:
-    """Every split's row count and first sequence number, and each assessment id that repeats
-    with the (file, split, sequence) of its first occurrence in file order (files in name
-    order); ``None`` when more than :data:`_BROADCAST_REPEATS` ids repeat."""
+def _blocks_and_repeats(out: DataFrame, ids: bool) -> tuple[list[Any], list[Any] | None]:
+    """From the job's kept output (its narrow key columns only): every split's row count and
+    first sequence number, and, with ``ids``, each assessment id that repeats with the (file,
+    split, sequence) of its first occurrence in file order (files in name order) — one pass,
+    one shuffle (grouping sets). The repeats are ``None`` when more than
+    :data:`_BROADCAST_REPEATS` ids repeat (too many for the driver)."""
     from pyspark.sql import functions as sf
 
-    aid = sf.col(f"`{id_column}`")
-    readable = sf.col(CORRUPT_COLUMN).isNull() & aid.isNotNull()
-    keyed = df.select(_FILE, _BLOCK, _SEQ, sf.when(readable, aid).alias("_pamlib_aid"))
-    grouped = keyed.groupingSets(
-        [(_FILE, _BLOCK), ("_pamlib_aid",)], _FILE, _BLOCK, "_pamlib_aid"
-    ).agg(
+    keyed = out.select(_FILE, _BLOCK, _SEQ, _AID)
+    if not ids:
+        blocks = (
+            keyed.groupBy(_FILE, _BLOCK)
+            .agg(sf.count(sf.lit(1)).alias("_n"), sf.min(_SEQ).alias("_first_seq"))
+            .collect()
+        )
+        return blocks, []
+    grouped = keyed.groupingSets([(_FILE, _BLOCK), (_AID,)], _FILE, _BLOCK, _AID).agg(
         sf.grouping_id().alias("_set"),
         sf.count(sf.lit(1)).alias("_n"),
         sf.min(_SEQ).alias("_first_seq"),
         sf.min(sf.struct(_FILE, _BLOCK, _SEQ)).alias("_firstkey"),
     )
     wanted = (sf.col("_set") == _BLOCKS_SET) | (
-        (sf.col("_set") == _IDS_SET) & sf.col("_pamlib_aid").isNotNull() & (sf.col("_n") > 1)
+        (sf.col("_set") == _IDS_SET) & sf.col(_AID).isNotNull() & (sf.col("_n") > 1)
     )
     # the splits first, then up to the limit of repeats: never more rows than that to the driver
-    limit = 2 * _BROADCAST_REPEATS + 1
-    rows = grouped.where(wanted).orderBy("_set").limit(limit).collect()
+    rows = grouped.where(wanted).orderBy("_set").limit(2 * _BROADCAST_REPEATS + 1).collect()
     blocks = [r for r in rows if r["_set"] == _BLOCKS_SET]
     found = [r for r in rows if r["_set"] == _IDS_SET]
-    if len(rows) == limit or len(found) > _BROADCAST_REPEATS:
-        return None
+    if len(found) > _BROADCAST_REPEATS or len(rows) == 2 * _BROADCAST_REPEATS + 1:
+        if len(blocks) == len(rows):  # the splits alone filled the limit: count them apart
+            blocks = _blocks_and_repeats(out, False)[0]
+        return blocks, None
     repeats = [
         (
-            str(r["_pamlib_aid"]),
+            str(r[_AID]),
             str(r["_firstkey"][_FILE]),
             int(r["_firstkey"][_BLOCK]),
             int(r["_firstkey"][_SEQ]),
@@ -512,31 +481,29 @@ def _blocks_and_repeats(
     return blocks, repeats
 
 
-def _joined_repeats(df: DataFrame, id_column: str) -> DataFrame:
-    """Mark each row whose assessment id has not been seen earlier in file order by joining the
-    ids that repeat back to the rows: for when too many repeat to send them to every task."""
+def _later_occurrences(out: DataFrame, repeats: list[Any] | None) -> DataFrame:
+    """The keys (file, split, sequence) of the rows whose assessment id came earlier in file
+    order: from the repeats found on the driver, else by joining the repeated ids to the rows
+    (for when too many repeat to send them to every task)."""
     from pyspark.sql import functions as sf
 
-    aid = sf.col(f"`{id_column}`")
-    readable = df.where(sf.col(CORRUPT_COLUMN).isNull() & aid.isNotNull())
-    repeats = (
-        readable.groupBy(aid.alias("_pamlib_aid"))
-        .agg(
-            sf.count(sf.lit(1)).alias("_n"),
-            sf.min(sf.struct(sf.col(_FILE), sf.col(_ROW))).alias("_firstkey"),
+    keyed = out.select(_FILE, _BLOCK, _SEQ, _AID).where(sf.col(_AID).isNotNull())
+    first_key = sf.struct(sf.col(_FILE), sf.col(_BLOCK), sf.col(_SEQ))
+    if repeats is not None:
+        table = out.sparkSession.createDataFrame(
+            repeats, f"{_AID} string, _first_file string, _first_block long, _first_seq long"
         )
-        .where(sf.col("_n") > 1)
-        .select(
-            sf.col("_pamlib_aid"),
-            sf.col(f"_firstkey.{_FILE}").alias(_FIRST_FILE),
-            sf.col(f"_firstkey.{_ROW}").alias(_FIRST_ROW),
+        joined = keyed.join(sf.broadcast(table), _AID)
+        first = sf.struct(sf.col("_first_file"), sf.col("_first_block"), sf.col("_first_seq"))
+    else:
+        table = (
+            keyed.groupBy(_AID)
+            .agg(sf.count(sf.lit(1)).alias("_n"), sf.min(first_key).alias("_firstkey"))
+            .where(sf.col("_n") > 1)
         )
-    )
-    joined = df.join(repeats, aid == sf.col("_pamlib_aid"), "left")
-    first: Column = sf.col(_FIRST_ROW).isNull() | (
-        (sf.col(_FIRST_FILE) == sf.col(_FILE)) & (sf.col(_FIRST_ROW) == sf.col(_ROW))
-    )
-    return joined.withColumn(_FIRST, first).drop("_pamlib_aid", _FIRST_FILE, _FIRST_ROW)
+        joined = keyed.join(table, _AID)
+        first = sf.col("_firstkey")
+    return joined.where(first_key != first).select(_FILE, _BLOCK, _SEQ)
 
 
 def _combined_schema(scorer: TableScorer) -> Any:
@@ -583,18 +550,37 @@ class _Job:
     schema: Any = attrs.field(repr=False)
     delimiter: str = ","
     encoding: str = "utf-8"
+    #: The assessment id column whose values each output row carries (:data:`_AID`), for
+    #: finding repeats across the whole output afterwards; ``None``: no such search.
+    id_column: str | None = None
+
+    def keyed_schema(self) -> Any:
+        """The schema of what the tasks give: :attr:`schema` with each row's key as read (file,
+        split, sequence) and its assessment id in place of the row number, which is known only
+        once every split's rows are counted."""
+        import pyarrow as pa
+
+        fields = [f for f in self.schema if f.name != _ROW]
+        keys = [pa.field(_BLOCK, pa.int64()), pa.field(_SEQ, pa.int64())]
+        return pa.schema([*fields[:2], *keys, pa.field(_AID, pa.string()), *fields[2:]])
 
     def __call__(self, batches: Iterator[Any]) -> Iterator[Any]:
         try:
             base = _scorer(self.payload, self.digest)
             runs: dict[str, TableScorer] = {}
+            counts: dict[str, int] = {}
             for batch in batches:
-                yield from self._batch(base, runs, batch)
+                yield from self._batch(base, runs, counts, batch)
         except PamlibError as error:
             raise SparkJobError(f"pamlib: {error}") from None
 
-    def _batch(self, base: TableScorer, runs: dict[str, TableScorer], batch: Any) -> Iterator[Any]:
-        """One batch's rows, file by file, in each file's order; one run per file and task."""
+    def _batch(
+        self, base: TableScorer, runs: dict[str, TableScorer], counts: dict[str, int], batch: Any
+    ) -> Iterator[Any]:
+        """One batch's rows, file by file, in each file's order; one run per file and task.
+        The run numbers each file's rows in the order it sees them (``counts``: how many so
+        far); each output row goes back with its row's key as read instead."""
+        import pyarrow as pa
         import pyarrow.compute as pc
 
         if batch.num_rows == 0:
@@ -603,13 +589,39 @@ class _Job:
         names = pc.unique(files).to_pylist()
         for name in names:
             part = batch if len(names) == 1 else batch.filter(pc.equal(files, name))
-            rows = part.column(_ROW).to_numpy()
-            if len(rows) > 1 and not bool((rows[1:] > rows[:-1]).all()):  # in order as read
-                part = part.take(pc.sort_indices(part.column(_ROW)))
+            part = _in_file_order(part)
             run = runs.get(name)
             if run is None:
                 run = runs[name] = base.new_run(source=str(name))
-            yield from self._file_part(run, str(name), part)
+            done = counts.get(name, 0)
+            counts[name] = done + part.num_rows
+            numbers = pa.array(np.arange(done + 1, done + part.num_rows + 1), pa.int64())
+            if _FIRST not in part.schema.names:  # every row taken as its id's first
+                part = part.append_column(_FIRST, pa.repeat(pa.scalar(True), part.num_rows))
+            part = part.append_column(_ROW, numbers)
+            for piece in self._file_part(run, str(name), part):
+                yield self._keyed(piece, part, done)
+
+    def _keyed(self, piece: Any, part: Any, done: int) -> Any:
+        """``piece`` (rows of :attr:`schema`) with the key as read of each of its rows."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        at = pa.array(piece.column(_ROW).to_numpy(zero_copy_only=False) - (done + 1))
+        columns = {
+            _BLOCK: part.column(_BLOCK).take(at),
+            _SEQ: part.column(_SEQ).take(at),
+            _AID: pa.nulls(len(at), pa.string()),
+        }
+        if self.id_column is not None:  # as read: the id of every record Spark could split
+            ids = part.column(self.id_column).take(at)
+            broken = pc.is_valid(part.column(CORRUPT_COLUMN).take(at))
+            columns[_AID] = pc.if_else(broken, pa.scalar(None, pa.string()), ids.cast(pa.string()))
+        schema = self.keyed_schema()
+        return pa.RecordBatch.from_arrays(
+            [columns[f.name] if f.name in columns else piece.column(f.name) for f in schema],
+            schema=schema,
+        )
 
     def _file_part(self, run: TableScorer, name: str, part: Any) -> Iterator[Any]:
         import pyarrow as pa
@@ -748,6 +760,20 @@ class _Job:
         )
 
 
+def _in_file_order(part: Any) -> Any:
+    """``part``'s rows (of one file) in the order they were read: by split, then sequence."""
+    import pyarrow.compute as pc
+
+    blocks = part.column(_BLOCK).to_numpy()
+    seqs = part.column(_SEQ).to_numpy()
+    if len(seqs) < 2:
+        return part
+    ordered = (blocks[1:] > blocks[:-1]) | ((blocks[1:] == blocks[:-1]) & (seqs[1:] > seqs[:-1]))
+    if bool(ordered.all()):
+        return part
+    return part.take(pc.sort_indices(part, [(_BLOCK, "ascending"), (_SEQ, "ascending")]))
+
+
 def _encoding_reject(encoding: str) -> tuple[str, str]:
     """``pamlib score``'s code and message for a record not valid in ``encoding``."""
     from pamlib.formats._records import _MESSAGES, encoding_label
@@ -846,23 +872,34 @@ def _printable(text: str) -> str:
 class SparkRun:
     """What :func:`score` gives: :attr:`scored` and :attr:`rejects` DataFrames, the counts
     (:meth:`summary`), and :meth:`write`. The scoring job runs once, when first needed; its
-    output is kept (memory, then disk) until :meth:`unpersist`."""
+    output is kept (memory, then disk) until :meth:`unpersist`.
+
+    The job reads the export once: each task scores its rows as they come, every id taken as
+    its first occurrence. From the kept output, one small job then counts the rows of each
+    split (so each row gets its number in its file) and finds the ids that repeat; only the
+    rows whose id came earlier are read again and scored as repeats, replacing their first
+    verdicts."""
 
     def __init__(
         self,
         *,
-        n_read: int,
         out: DataFrame,
         scored_columns: tuple[str, ...],
         source: str,
         providers: tuple[str, ...],
         licensed: bool,
         read: DataFrame | None = None,
+        export: DataFrame,
+        job: _Job,
+        generated_ids: bool = False,
     ) -> None:
-        self.n_read = n_read
         self._read = read
         self._out = out
-        self._persisted = False
+        self._export = export
+        self._job = job
+        self._generated_ids = generated_ids
+        self._kept: list[DataFrame] = []
+        self._numbered: tuple[DataFrame, int] | None = None
         self.scored_columns = scored_columns
         self.source = source
         self.providers = providers
@@ -872,20 +909,65 @@ class SparkRun:
     def __repr__(self) -> str:
         return f"SparkRun(source={self.source!r}, providers={list(self.providers)!r})"
 
-    def _output(self) -> DataFrame:
-        if not self._persisted:
-            from pyspark import StorageLevel
+    @property
+    def n_read(self) -> int:
+        """The number of rows read (the summary's ``read``), counted split by split."""
+        return self._finished()[1]
 
-            self._out = self._out.persist(StorageLevel.MEMORY_AND_DISK)
-            self._persisted = True
-        return self._out
+    def _output(self) -> DataFrame:
+        return self._finished()[0]
+
+    def _finished(self) -> tuple[DataFrame, int]:
+        found = self._numbered
+        if found is None:
+            found = self._numbered = _guarded(self._finish)
+        return found
+
+    def _finish(self) -> tuple[DataFrame, int]:
+        """Keep the job's output, number its rows and score the later occurrences of repeated
+        ids as such."""
+        from pyspark.sql import functions as sf
+
+        out = self._keep(self._out)
+        blocks, repeats = _blocks_and_repeats(out, self._job.id_column is not None)
+        if repeats is None or repeats:
+            key = [_FILE, _BLOCK, _SEQ]
+            later = self._keep(_later_occurrences(out, repeats))
+            if repeats is not None:  # few: sent to every task
+                later = sf.broadcast(later)
+            again = self._export.join(later, key, "left_semi")
+            again = again.withColumn(_FIRST, sf.lit(False))
+            rescored = self._keep(_mapped(again, self._job))
+            if rescored.count():
+                out = out.join(later, key, "left_anti").unionByName(rescored)
+        numbered, n_read = _with_rows(out, blocks)
+        rejected = sf.col(_KIND) == "rejected"
+        location = sf.concat(sf.lit("row "), sf.col(_ROW).cast("string"))
+        numbered = numbered.withColumn(
+            "_reject_location", sf.when(rejected, location).otherwise(sf.col("_reject_location"))
+        )
+        if self._generated_ids:  # file:line, as pamlib score makes them, from the row number
+            generated = sf.concat(sf.substring_index(_FILE, "/", -1), sf.lit(":"), sf.col(_ROW))
+            numbered = numbered.withColumn(
+                "assessment_id",
+                sf.when(sf.col(_KIND) == "scored", generated).otherwise(sf.col("assessment_id")),
+            )
+        return numbered, n_read
+
+    def _keep(self, frame: DataFrame) -> DataFrame:
+        from pyspark import StorageLevel
+
+        kept = frame.persist(StorageLevel.MEMORY_AND_DISK)
+        self._kept.append(kept)
+        return kept
 
     def unpersist(self) -> None:
         """Drop the kept output (the DataFrames recompute it if used again)."""
         self._release_read()
-        if self._persisted:
-            self._out.unpersist()
-            self._persisted = False
+        for kept in self._kept:
+            kept.unpersist()
+        self._kept = []
+        self._numbered = None
 
     def _release_read(self) -> None:
         """Drop the export's rows kept for the job once its output is kept instead."""
