@@ -297,12 +297,13 @@ def score(
     pseudonymiser: Pseudonymiser | None = None,
     cache_export: bool = False,
 ) -> SparkRun:
-    """Score an export read by :func:`read_export`. Here the rows are numbered and the
-    repeated ids found (one job reading the export); the scoring runs when the result is first
-    used. ``cache_export`` keeps the export's rows in Spark's cache (memory, then disk) from the
-    first read until the output is kept, so that the export is parsed once rather than twice:
-    meant for exports that are slow to read (an object store, compressed files); on a local
-    disk it measured slower (:doc:`/spark` has the figures).
+    """Score an export read by :func:`read_export` (as it gives it: filter the scored rows,
+    not the export). Lazy: the job runs when the result is first used, reading the export once;
+    rows whose assessment id came earlier are read a second time (:class:`SparkRun`).
+    ``cache_export`` keeps the export's rows in Spark's cache (memory, then disk) until the
+    output is kept, so that second read comes from the cache: meant for exports that are slow
+    to read (an object store, compressed files); on a local disk it measured slower
+    (:doc:`/spark` has the figures).
 
     ``provider`` and ``calibration`` choose the provider as :class:`pamlib.TableScorer` does
     (``calibration`` a path: each executor reads the file and checks its hash). ``mapping``
@@ -412,7 +413,9 @@ def _with_rows(out: DataFrame, blocks: list[Any]) -> tuple[DataFrame, int]:
 
     A row's number comes from where Spark read it: the rows of each split (file, start) in
     order, the splits of a file in order of their start — the same numbers on every run and
-    retry. ``blocks`` holds each split's row count and first sequence number."""
+    retry. ``blocks`` holds each split's first and last sequence number: Spark numbers the
+    rows of a split one after the other, so the rows read are counted from the reader's own
+    numbers, and a row the job lost or gave twice makes the counts fail to reconcile."""
     from pyspark.sql import functions as sf
 
     before: dict[str, int] = {}
@@ -420,7 +423,7 @@ def _with_rows(out: DataFrame, blocks: list[Any]) -> tuple[DataFrame, int]:
     for row in sorted(blocks, key=lambda r: (r[_FILE], r[_BLOCK])):
         done = before.get(row[_FILE], 0)
         starts.append((row[_FILE], int(row[_BLOCK]), int(row["_first_seq"]), done))
-        before[row[_FILE]] = done + int(row["_n"])
+        before[row[_FILE]] = done + int(row["_last_seq"]) - int(row["_first_seq"]) + 1
     table = out.sparkSession.createDataFrame(
         starts, f"{_FILE} string, {_BLOCK} long, _first_seq long, _before long"
     )
@@ -437,8 +440,8 @@ _BLOCKS_SET, _IDS_SET = 1, 6  # grouping_id() of (file, block) and of (id) among
 
 
 def _blocks_and_repeats(out: DataFrame, ids: bool) -> tuple[list[Any], list[Any] | None]:
-    """From the job's kept output (its narrow key columns only): every split's row count and
-    first sequence number, and, with ``ids``, each assessment id that repeats with the (file,
+    """From the job's kept output (its narrow key columns only): every split's first and last
+    sequence number, and, with ``ids``, each assessment id that repeats with the (file,
     split, sequence) of its first occurrence in file order (files in name order) — one pass,
     one shuffle (grouping sets). The repeats are ``None`` when more than
     :data:`_BROADCAST_REPEATS` ids repeat (too many for the driver)."""
@@ -448,7 +451,7 @@ def _blocks_and_repeats(out: DataFrame, ids: bool) -> tuple[list[Any], list[Any]
     if not ids:
         blocks = (
             keyed.groupBy(_FILE, _BLOCK)
-            .agg(sf.count(sf.lit(1)).alias("_n"), sf.min(_SEQ).alias("_first_seq"))
+            .agg(sf.min(_SEQ).alias("_first_seq"), sf.max(_SEQ).alias("_last_seq"))
             .collect()
         )
         return blocks, []
@@ -456,6 +459,7 @@ def _blocks_and_repeats(out: DataFrame, ids: bool) -> tuple[list[Any], list[Any]
         sf.grouping_id().alias("_set"),
         sf.count(sf.lit(1)).alias("_n"),
         sf.min(_SEQ).alias("_first_seq"),
+        sf.max(_SEQ).alias("_last_seq"),
         sf.min(sf.struct(_FILE, _BLOCK, _SEQ)).alias("_firstkey"),
     )
     wanted = (sf.col("_set") == _BLOCKS_SET) | (
@@ -1002,8 +1006,8 @@ class SparkRun:
         )
 
     def summary(self) -> ScoreSummary:
-        """The counts, as ``pamlib score`` gives them: ``read`` is counted from the export
-        itself (when the rows were numbered) and must equal ``scored + not scored + rejected +
+        """The counts, as ``pamlib score`` gives them: ``read`` is counted from Spark's own
+        numbering of each split's rows as read and must equal ``scored + not scored + rejected +
         blank`` as counted from the job's output, else
         :class:`~pamlib.pipeline.ReconciliationError`."""
         summary = self._summary
