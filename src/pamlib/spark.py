@@ -56,8 +56,9 @@ _FILE = "_pamlib_file"
 _BLOCK = "_pamlib_block"
 _SEQ = "_pamlib_seq"
 _ROW = "_pamlib_row"
+_FIRST_FILE = "_pamlib_first_file"
+_FIRST_ROW = "_pamlib_first_row"
 _FIRST = "_pamlib_first"
-_AID = "_pamlib_aid"
 _KIND = "_pamlib_kind"
 #: The columns :func:`read_export` adds after the export's own: the raw text of malformed
 #: records, and the file, split and order each row came from (the stable row key's parts).
@@ -297,13 +298,12 @@ def score(
     pseudonymiser: Pseudonymiser | None = None,
     cache_export: bool = False,
 ) -> SparkRun:
-    """Score an export read by :func:`read_export` (as it gives it: filter the scored rows,
-    not the export). Lazy: the job runs when the result is first used, reading the export once;
-    rows whose assessment id came earlier are read a second time (:class:`SparkRun`).
-    ``cache_export`` keeps the export's rows in Spark's cache (memory, then disk) until the
-    output is kept, so that second read comes from the cache: meant for exports that are slow
-    to read (an object store, compressed files); on a local disk it measured slower
-    (:doc:`/spark` has the figures).
+    """Score an export read by :func:`read_export`. Here the rows are numbered and the
+    repeated ids found (one job reading the export); the scoring runs when the result is first
+    used. ``cache_export`` keeps the export's rows in Spark's cache (memory, then disk) from the
+    first read until the output is kept, so that the export is parsed once rather than twice:
+    meant for exports that are slow to read (an object store, compressed files); on a local
+    disk it measured slower (:doc:`/spark` has the figures).
 
     ``provider`` and ``calibration`` choose the provider as :class:`pamlib.TableScorer` does
     (``calibration`` a path: each executor reads the file and checks its hash). ``mapping``
@@ -356,36 +356,34 @@ def score(
     id_column = None
     if duplicates == "global" and aid_position is not None:
         id_column = header[aid_position]
-    rows = df.select(*(sf.col(f"`{c}`") for c in (*header, *KEY_COLUMNS)))
+    numbered, n_read = _numbered(df, id_column)
     if duplicates == "partition":
-        rows = rows.sortWithinPartitions(_FILE, _BLOCK, _SEQ)
+        numbered = numbered.sortWithinPartitions(_FILE, _ROW)
     payload = pickle.dumps(scorer)
+    out_schema = _combined_schema(scorer)
     job = _Job(
         payload=payload,
         digest=hashlib.sha256(payload).hexdigest(),
         header=header,
-        schema=_combined_schema(scorer),
+        schema=out_schema,
         delimiter=str(described.get("delimiter", ",")),
         encoding=str(described.get("encoding", "utf-8")),
-        id_column=id_column,
     )
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    combined = numbered.select(
+        *(sf.col(f"`{c}`") for c in (*header, CORRUPT_COLUMN)), _FILE, _ROW, _FIRST
+    )
+    out = combined.mapInArrow(job, from_arrow_schema(out_schema))
     return SparkRun(
-        out=_mapped(rows, job),
+        n_read=n_read,
+        out=out,
         scored_columns=tuple(scorer.output_schema().names),
         source=source,
         providers=tuple(sorted({p.id for p in providers.values()})),
         licensed=bool(providers) and all(p.licence is not None for p in providers.values()),
         read=cached,
-        export=rows,
-        job=job,
-        generated_ids=aid_position is None,
     )
-
-
-def _mapped(rows: DataFrame, job: _Job) -> DataFrame:
-    from pyspark.sql.pandas.types import from_arrow_schema
-
-    return rows.mapInArrow(job, from_arrow_schema(job.keyed_schema()))
 
 
 def _mapping_from(document: Any) -> str | Mapping[str, str] | None:
@@ -407,15 +405,49 @@ def _resolve_schema(scorer: TableScorer, header: tuple[str, ...]) -> None:
     scorer.score(empty, first_occurrence=first)
 
 
-def _with_rows(out: DataFrame, blocks: list[Any]) -> tuple[DataFrame, int]:
-    """The job's output with each row's number in its file (:data:`_ROW`, 1 for the first
-    record after the header), and the number of rows read.
+def _numbered(df: DataFrame, id_column: str | None) -> tuple[DataFrame, int]:
+    """Each row's number in its file (1 for the first record after the header) and, with
+    ``id_column``, whether its assessment id comes there first (:data:`_FIRST`); also the
+    number of rows read (the summary's ``read``, counted from the export itself).
 
     A row's number comes from where Spark read it: the rows of each split (file, start) in
     order, the splits of a file in order of their start — the same numbers on every run and
-    retry. ``blocks`` holds each split's first and last sequence number: Spark numbers the
-    rows of a split one after the other, so the rows read are counted from the reader's own
-    numbers, and a row the job lost or gave twice makes the counts fail to reconcile."""
+    retry. One job reads the export once for both: it counts the rows of each split and finds
+    the ids that repeat, with where each is first seen (grouping sets: one pass, one shuffle).
+    """
+    from pyspark.sql import functions as sf
+
+    found = None if id_column is None else _blocks_and_repeats(df, id_column)
+    if found is None:
+        blocks = (
+            df.groupBy(_FILE, _BLOCK)
+            .agg(sf.count(sf.lit(1)).alias("_n"), sf.min(_SEQ).alias("_first_seq"))
+            .collect()
+        )
+        numbered, n_read = _with_rows(df, blocks)
+        if id_column is not None:  # too many repeats for the driver: join them to the rows
+            return _joined_repeats(numbered, id_column), n_read
+        return numbered.withColumn(_FIRST, sf.lit(True)), n_read
+    blocks, repeats = found
+    numbered, n_read = _with_rows(df, blocks)
+    if not repeats:
+        return numbered.withColumn(_FIRST, sf.lit(True)), n_read
+    table = df.sparkSession.createDataFrame(
+        repeats, f"_pamlib_aid string, {_FIRST_FILE} string, _first_block long, _first_seq long"
+    )
+    aid = sf.col(f"`{id_column}`")
+    joined = numbered.join(sf.broadcast(table), aid == sf.col("_pamlib_aid"), "left")
+    first: Column = sf.col(_FIRST_FILE).isNull() | (
+        (sf.col(_FIRST_FILE) == sf.col(_FILE))
+        & (sf.col("_first_block") == sf.col(_BLOCK))
+        & (sf.col("_first_seq") == sf.col(_SEQ))
+    )
+    marked = joined.withColumn(_FIRST, first)
+    return marked.drop("_pamlib_aid", _FIRST_FILE, "_first_block", "_first_seq"), n_read
+
+
+def _with_rows(df: DataFrame, blocks: list[Any]) -> tuple[DataFrame, int]:
+    """``df`` with :data:`_ROW`, from each split's count and first sequence number."""
     from pyspark.sql import functions as sf
 
     before: dict[str, int] = {}
@@ -423,11 +455,11 @@ def _with_rows(out: DataFrame, blocks: list[Any]) -> tuple[DataFrame, int]:
     for row in sorted(blocks, key=lambda r: (r[_FILE], r[_BLOCK])):
         done = before.get(row[_FILE], 0)
         starts.append((row[_FILE], int(row[_BLOCK]), int(row["_first_seq"]), done))
-        before[row[_FILE]] = done + int(row["_last_seq"]) - int(row["_first_seq"]) + 1
-    table = out.sparkSession.createDataFrame(
+        before[row[_FILE]] = done + int(row["_n"])
+    table = df.sparkSession.createDataFrame(
         starts, f"{_FILE} string, {_BLOCK} long, _first_seq long, _before long"
     )
-    joined = out.join(sf.broadcast(table), [_FILE, _BLOCK])
+    joined = df.join(sf.broadcast(table), [_FILE, _BLOCK])
     numbered = joined.withColumn(
         _ROW, sf.col("_before") + sf.col(_SEQ) - sf.col("_first_seq") + sf.lit(1)
     ).drop("_before", "_first_seq")
@@ -439,43 +471,38 @@ _BROADCAST_REPEATS = 100_000
 _BLOCKS_SET, _IDS_SET = 1, 6  # grouping_id() of (file, block) and of (id) among the three
 
 
-def _blocks_and_repeats(out: DataFrame, ids: bool) -> tuple[list[Any], list[Any] | None]:
-    """From the job's kept output (its narrow key columns only): every split's first and last
-    sequence number, and, with ``ids``, each assessment id that repeats with the (file,
-    split, sequence) of its first occurrence in file order (files in name order) — one pass,
-    one shuffle (grouping sets). The repeats are ``None`` when more than
-    :data:`_BROADCAST_REPEATS` ids repeat (too many for the driver)."""
+def _blocks_and_repeats(
+    df: DataFrame, id_column: str
+) -> tuple[list[Any], list[tuple[str, str, int, int]]] | None:
+    """Every split's row count and first sequence number, and each assessment id that repeats
+    with the (file, split, sequence) of its first occurrence in file order (files in name
+    order); ``None`` when more than :data:`_BROADCAST_REPEATS` ids repeat."""
     from pyspark.sql import functions as sf
 
-    keyed = out.select(_FILE, _BLOCK, _SEQ, _AID)
-    if not ids:
-        blocks = (
-            keyed.groupBy(_FILE, _BLOCK)
-            .agg(sf.min(_SEQ).alias("_first_seq"), sf.max(_SEQ).alias("_last_seq"))
-            .collect()
-        )
-        return blocks, []
-    grouped = keyed.groupingSets([(_FILE, _BLOCK), (_AID,)], _FILE, _BLOCK, _AID).agg(
+    aid = sf.col(f"`{id_column}`")
+    readable = sf.col(CORRUPT_COLUMN).isNull() & aid.isNotNull()
+    keyed = df.select(_FILE, _BLOCK, _SEQ, sf.when(readable, aid).alias("_pamlib_aid"))
+    grouped = keyed.groupingSets(
+        [(_FILE, _BLOCK), ("_pamlib_aid",)], _FILE, _BLOCK, "_pamlib_aid"
+    ).agg(
         sf.grouping_id().alias("_set"),
         sf.count(sf.lit(1)).alias("_n"),
         sf.min(_SEQ).alias("_first_seq"),
-        sf.max(_SEQ).alias("_last_seq"),
         sf.min(sf.struct(_FILE, _BLOCK, _SEQ)).alias("_firstkey"),
     )
     wanted = (sf.col("_set") == _BLOCKS_SET) | (
-        (sf.col("_set") == _IDS_SET) & sf.col(_AID).isNotNull() & (sf.col("_n") > 1)
+        (sf.col("_set") == _IDS_SET) & sf.col("_pamlib_aid").isNotNull() & (sf.col("_n") > 1)
     )
     # the splits first, then up to the limit of repeats: never more rows than that to the driver
-    rows = grouped.where(wanted).orderBy("_set").limit(2 * _BROADCAST_REPEATS + 1).collect()
+    limit = 2 * _BROADCAST_REPEATS + 1
+    rows = grouped.where(wanted).orderBy("_set").limit(limit).collect()
     blocks = [r for r in rows if r["_set"] == _BLOCKS_SET]
     found = [r for r in rows if r["_set"] == _IDS_SET]
-    if len(found) > _BROADCAST_REPEATS or len(rows) == 2 * _BROADCAST_REPEATS + 1:
-        if len(blocks) == len(rows):  # the splits alone filled the limit: count them apart
-            blocks = _blocks_and_repeats(out, False)[0]
-        return blocks, None
+    if len(rows) == limit or len(found) > _BROADCAST_REPEATS:
+        return None
     repeats = [
         (
-            str(r[_AID]),
+            str(r["_pamlib_aid"]),
             str(r["_firstkey"][_FILE]),
             int(r["_firstkey"][_BLOCK]),
             int(r["_firstkey"][_SEQ]),
@@ -485,29 +512,31 @@ def _blocks_and_repeats(out: DataFrame, ids: bool) -> tuple[list[Any], list[Any]
     return blocks, repeats
 
 
-def _later_occurrences(out: DataFrame, repeats: list[Any] | None) -> DataFrame:
-    """The keys (file, split, sequence) of the rows whose assessment id came earlier in file
-    order: from the repeats found on the driver, else by joining the repeated ids to the rows
-    (for when too many repeat to send them to every task)."""
+def _joined_repeats(df: DataFrame, id_column: str) -> DataFrame:
+    """Mark each row whose assessment id has not been seen earlier in file order by joining the
+    ids that repeat back to the rows: for when too many repeat to send them to every task."""
     from pyspark.sql import functions as sf
 
-    keyed = out.select(_FILE, _BLOCK, _SEQ, _AID).where(sf.col(_AID).isNotNull())
-    first_key = sf.struct(sf.col(_FILE), sf.col(_BLOCK), sf.col(_SEQ))
-    if repeats is not None:
-        table = out.sparkSession.createDataFrame(
-            repeats, f"{_AID} string, _first_file string, _first_block long, _first_seq long"
+    aid = sf.col(f"`{id_column}`")
+    readable = df.where(sf.col(CORRUPT_COLUMN).isNull() & aid.isNotNull())
+    repeats = (
+        readable.groupBy(aid.alias("_pamlib_aid"))
+        .agg(
+            sf.count(sf.lit(1)).alias("_n"),
+            sf.min(sf.struct(sf.col(_FILE), sf.col(_ROW))).alias("_firstkey"),
         )
-        joined = keyed.join(sf.broadcast(table), _AID)
-        first = sf.struct(sf.col("_first_file"), sf.col("_first_block"), sf.col("_first_seq"))
-    else:
-        table = (
-            keyed.groupBy(_AID)
-            .agg(sf.count(sf.lit(1)).alias("_n"), sf.min(first_key).alias("_firstkey"))
-            .where(sf.col("_n") > 1)
+        .where(sf.col("_n") > 1)
+        .select(
+            sf.col("_pamlib_aid"),
+            sf.col(f"_firstkey.{_FILE}").alias(_FIRST_FILE),
+            sf.col(f"_firstkey.{_ROW}").alias(_FIRST_ROW),
         )
-        joined = keyed.join(table, _AID)
-        first = sf.col("_firstkey")
-    return joined.where(first_key != first).select(_FILE, _BLOCK, _SEQ)
+    )
+    joined = df.join(repeats, aid == sf.col("_pamlib_aid"), "left")
+    first: Column = sf.col(_FIRST_ROW).isNull() | (
+        (sf.col(_FIRST_FILE) == sf.col(_FILE)) & (sf.col(_FIRST_ROW) == sf.col(_ROW))
+    )
+    return joined.withColumn(_FIRST, first).drop("_pamlib_aid", _FIRST_FILE, _FIRST_ROW)
 
 
 def _combined_schema(scorer: TableScorer) -> Any:
@@ -554,37 +583,18 @@ class _Job:
     schema: Any = attrs.field(repr=False)
     delimiter: str = ","
     encoding: str = "utf-8"
-    #: The assessment id column whose values each output row carries (:data:`_AID`), for
-    #: finding repeats across the whole output afterwards; ``None``: no such search.
-    id_column: str | None = None
-
-    def keyed_schema(self) -> Any:
-        """The schema of what the tasks give: :attr:`schema` with each row's key as read (file,
-        split, sequence) and its assessment id in place of the row number, which is known only
-        once every split's rows are counted."""
-        import pyarrow as pa
-
-        fields = [f for f in self.schema if f.name != _ROW]
-        keys = [pa.field(_BLOCK, pa.int64()), pa.field(_SEQ, pa.int64())]
-        return pa.schema([*fields[:2], *keys, pa.field(_AID, pa.string()), *fields[2:]])
 
     def __call__(self, batches: Iterator[Any]) -> Iterator[Any]:
         try:
             base = _scorer(self.payload, self.digest)
             runs: dict[str, TableScorer] = {}
-            counts: dict[str, int] = {}
             for batch in batches:
-                yield from self._batch(base, runs, counts, batch)
+                yield from self._batch(base, runs, batch)
         except PamlibError as error:
             raise SparkJobError(f"pamlib: {error}") from None
 
-    def _batch(
-        self, base: TableScorer, runs: dict[str, TableScorer], counts: dict[str, int], batch: Any
-    ) -> Iterator[Any]:
-        """One batch's rows, file by file, in each file's order; one run per file and task.
-        The run numbers each file's rows in the order it sees them (``counts``: how many so
-        far); each output row goes back with its row's key as read instead."""
-        import pyarrow as pa
+    def _batch(self, base: TableScorer, runs: dict[str, TableScorer], batch: Any) -> Iterator[Any]:
+        """One batch's rows, file by file, in each file's order; one run per file and task."""
         import pyarrow.compute as pc
 
         if batch.num_rows == 0:
@@ -593,39 +603,13 @@ class _Job:
         names = pc.unique(files).to_pylist()
         for name in names:
             part = batch if len(names) == 1 else batch.filter(pc.equal(files, name))
-            part = _in_file_order(part)
+            rows = part.column(_ROW).to_numpy()
+            if len(rows) > 1 and not bool((rows[1:] > rows[:-1]).all()):  # in order as read
+                part = part.take(pc.sort_indices(part.column(_ROW)))
             run = runs.get(name)
             if run is None:
                 run = runs[name] = base.new_run(source=str(name))
-            done = counts.get(name, 0)
-            counts[name] = done + part.num_rows
-            numbers = pa.array(np.arange(done + 1, done + part.num_rows + 1), pa.int64())
-            if _FIRST not in part.schema.names:  # every row taken as its id's first
-                part = part.append_column(_FIRST, pa.repeat(pa.scalar(True), part.num_rows))
-            part = part.append_column(_ROW, numbers)
-            for piece in self._file_part(run, str(name), part):
-                yield self._keyed(piece, part, done)
-
-    def _keyed(self, piece: Any, part: Any, done: int) -> Any:
-        """``piece`` (rows of :attr:`schema`) with the key as read of each of its rows."""
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
-        at = pa.array(piece.column(_ROW).to_numpy(zero_copy_only=False) - (done + 1))
-        columns = {
-            _BLOCK: part.column(_BLOCK).take(at),
-            _SEQ: part.column(_SEQ).take(at),
-            _AID: pa.nulls(len(at), pa.string()),
-        }
-        if self.id_column is not None:  # as read: the id of every record Spark could split
-            ids = part.column(self.id_column).take(at)
-            broken = pc.is_valid(part.column(CORRUPT_COLUMN).take(at))
-            columns[_AID] = pc.if_else(broken, pa.scalar(None, pa.string()), ids.cast(pa.string()))
-        schema = self.keyed_schema()
-        return pa.RecordBatch.from_arrays(
-            [columns[f.name] if f.name in columns else piece.column(f.name) for f in schema],
-            schema=schema,
-        )
+            yield from self._file_part(run, str(name), part)
 
     def _file_part(self, run: TableScorer, name: str, part: Any) -> Iterator[Any]:
         import pyarrow as pa
@@ -764,20 +748,6 @@ class _Job:
         )
 
 
-def _in_file_order(part: Any) -> Any:
-    """``part``'s rows (of one file) in the order they were read: by split, then sequence."""
-    import pyarrow.compute as pc
-
-    blocks = part.column(_BLOCK).to_numpy()
-    seqs = part.column(_SEQ).to_numpy()
-    if len(seqs) < 2:
-        return part
-    ordered = (blocks[1:] > blocks[:-1]) | ((blocks[1:] == blocks[:-1]) & (seqs[1:] > seqs[:-1]))
-    if bool(ordered.all()):
-        return part
-    return part.take(pc.sort_indices(part, [(_BLOCK, "ascending"), (_SEQ, "ascending")]))
-
-
 def _encoding_reject(encoding: str) -> tuple[str, str]:
     """``pamlib score``'s code and message for a record not valid in ``encoding``."""
     from pamlib.formats._records import _MESSAGES, encoding_label
@@ -876,34 +846,23 @@ def _printable(text: str) -> str:
 class SparkRun:
     """What :func:`score` gives: :attr:`scored` and :attr:`rejects` DataFrames, the counts
     (:meth:`summary`), and :meth:`write`. The scoring job runs once, when first needed; its
-    output is kept (memory, then disk) until :meth:`unpersist`.
-
-    The job reads the export once: each task scores its rows as they come, every id taken as
-    its first occurrence. From the kept output, one small job then counts the rows of each
-    split (so each row gets its number in its file) and finds the ids that repeat; only the
-    rows whose id came earlier are read again and scored as repeats, replacing their first
-    verdicts."""
+    output is kept (memory, then disk) until :meth:`unpersist`."""
 
     def __init__(
         self,
         *,
+        n_read: int,
         out: DataFrame,
         scored_columns: tuple[str, ...],
         source: str,
         providers: tuple[str, ...],
         licensed: bool,
         read: DataFrame | None = None,
-        export: DataFrame,
-        job: _Job,
-        generated_ids: bool = False,
     ) -> None:
+        self.n_read = n_read
         self._read = read
         self._out = out
-        self._export = export
-        self._job = job
-        self._generated_ids = generated_ids
-        self._kept: list[DataFrame] = []
-        self._numbered: tuple[DataFrame, int] | None = None
+        self._persisted = False
         self.scored_columns = scored_columns
         self.source = source
         self.providers = providers
@@ -913,65 +872,20 @@ class SparkRun:
     def __repr__(self) -> str:
         return f"SparkRun(source={self.source!r}, providers={list(self.providers)!r})"
 
-    @property
-    def n_read(self) -> int:
-        """The number of rows read (the summary's ``read``), counted split by split."""
-        return self._finished()[1]
-
     def _output(self) -> DataFrame:
-        return self._finished()[0]
+        if not self._persisted:
+            from pyspark import StorageLevel
 
-    def _finished(self) -> tuple[DataFrame, int]:
-        found = self._numbered
-        if found is None:
-            found = self._numbered = _guarded(self._finish)
-        return found
-
-    def _finish(self) -> tuple[DataFrame, int]:
-        """Keep the job's output, number its rows and score the later occurrences of repeated
-        ids as such."""
-        from pyspark.sql import functions as sf
-
-        out = self._keep(self._out)
-        blocks, repeats = _blocks_and_repeats(out, self._job.id_column is not None)
-        if repeats is None or repeats:
-            key = [_FILE, _BLOCK, _SEQ]
-            later = self._keep(_later_occurrences(out, repeats))
-            if repeats is not None:  # few: sent to every task
-                later = sf.broadcast(later)
-            again = self._export.join(later, key, "left_semi")
-            again = again.withColumn(_FIRST, sf.lit(False))
-            rescored = self._keep(_mapped(again, self._job))
-            if rescored.count():
-                out = out.join(later, key, "left_anti").unionByName(rescored)
-        numbered, n_read = _with_rows(out, blocks)
-        rejected = sf.col(_KIND) == "rejected"
-        location = sf.concat(sf.lit("row "), sf.col(_ROW).cast("string"))
-        numbered = numbered.withColumn(
-            "_reject_location", sf.when(rejected, location).otherwise(sf.col("_reject_location"))
-        )
-        if self._generated_ids:  # file:line, as pamlib score makes them, from the row number
-            generated = sf.concat(sf.substring_index(_FILE, "/", -1), sf.lit(":"), sf.col(_ROW))
-            numbered = numbered.withColumn(
-                "assessment_id",
-                sf.when(sf.col(_KIND) == "scored", generated).otherwise(sf.col("assessment_id")),
-            )
-        return numbered, n_read
-
-    def _keep(self, frame: DataFrame) -> DataFrame:
-        from pyspark import StorageLevel
-
-        kept = frame.persist(StorageLevel.MEMORY_AND_DISK)
-        self._kept.append(kept)
-        return kept
+            self._out = self._out.persist(StorageLevel.MEMORY_AND_DISK)
+            self._persisted = True
+        return self._out
 
     def unpersist(self) -> None:
         """Drop the kept output (the DataFrames recompute it if used again)."""
         self._release_read()
-        for kept in self._kept:
-            kept.unpersist()
-        self._kept = []
-        self._numbered = None
+        if self._persisted:
+            self._out.unpersist()
+            self._persisted = False
 
     def _release_read(self) -> None:
         """Drop the export's rows kept for the job once its output is kept instead."""
@@ -1006,8 +920,8 @@ class SparkRun:
         )
 
     def summary(self) -> ScoreSummary:
-        """The counts, as ``pamlib score`` gives them: ``read`` is counted from Spark's own
-        numbering of each split's rows as read and must equal ``scored + not scored + rejected +
+        """The counts, as ``pamlib score`` gives them: ``read`` is counted from the export
+        itself (when the rows were numbered) and must equal ``scored + not scored + rejected +
         blank`` as counted from the job's output, else
         :class:`~pamlib.pipeline.ReconciliationError`."""
         summary = self._summary
