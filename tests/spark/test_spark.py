@@ -225,3 +225,35 @@ def test_the_level_udf_agrees_with_the_cut_points(spark: Any) -> None:
     got = [r[0] for r in spark.sql("select pam_level(score) from scores").collect()]
     assert got == [int(CURRENT.level(s)) for s in scores]
     assert ps.level_from_score(None) is None
+
+
+def test_an_export_without_assessment_ids_gets_ids_from_its_row_numbers(
+    spark: Any, tmp_path: Path
+) -> None:
+    """Ids made from the file name and each row's number in it, which a task cannot know as it
+    scores: the same ids whichever split a row was read in (``file:row``, where ``pamlib
+    score`` counts lines: one more, the header's), and otherwise ``pamlib score``'s results."""
+    import pamlib.spark as ps
+
+    path = tmp_path / "no-ids.csv"
+    answers = ",".join(["3"] * 13)
+    lines = [f"P{i},2024-01-{1 + i % 28:02d},PAM-13,{answers}" for i in range(300)]
+    lines[7] = "P7,not a date,PAM-13," + answers
+    header = "patient_id,assessed_on,instrument," + ",".join(f"q{k:02d}" for k in range(1, 14))
+    path.write_text("\n".join([header, *lines]) + "\n", encoding="utf-8")
+    df = ps.read_export(spark, str(path), multiline=False)
+    assert df.rdd.getNumPartitions() > 1
+    run = ps.score(df, provider="demo")
+    expected = TableScorer(provider="demo").score_source(path)
+    scored, rejects = _spark_rows(run)
+    assert [r["assessment_id"] for r in scored] == [f"no-ids.csv:{r['source_row']}" for r in scored]
+    assert [r["source_row"] for r in scored] == [n for n in range(1, 301) if n != 8]
+    assert [{k: v for k, v in r.items() if k not in (*KEYS, "assessment_id")} for r in scored] == [
+        {k: v for k, v in r.items() if k != "assessment_id"}
+        for r in expected.scored.to_arrow().to_pylist()
+    ]
+    assert rejects == sorted(
+        (r["row"] - 1, r["code"], r["message"]) for r in expected.rejects.to_pylist()
+    )
+    assert _counts(run.summary()) == _counts(expected.summary)
+    run.unpersist()
