@@ -12,11 +12,13 @@ Usage::
 
     python benchmarks/bench_report.py                   # 1M rows
     python benchmarks/bench_report.py --rows 10000000 --repeat 1
+    python benchmarks/bench_report.py --rows 10000000 --keep bench-data   # generate once, reuse
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import statistics
@@ -75,12 +77,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--keep", metavar="DIR", help="use (and keep) this folder")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="pamlib-bench-") as tmp:
-        folder = Path(tmp)
-        source = folder / "scored.parquet"
-        generate(source, args.rows)
+    with contextlib.ExitStack() as stack:
+        if args.keep:
+            folder = Path(args.keep)
+            folder.mkdir(parents=True, exist_ok=True)
+        else:
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pamlib-bench-")))
+        source = folder / f"scored-{args.rows}.parquet"
+        if not source.exists():  # a kept table is generated once (the same seed, the same rows)
+            partial = source.with_suffix(".partial")
+            generate(partial, args.rows)
+            partial.replace(source)
         print(
             f"{args.rows:,} scored rows ({source.stat().st_size / 2**20:.0f} MiB Parquet); "
             f"Python {platform.python_version()}, {os.cpu_count()} CPUs, "
