@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 
 from pamlib._version import __version__
 from pamlib.errors import ConfigurationError
-from pamlib.reporting._columns import ScoredColumns, TextArray, load_scored
+from pamlib.reporting._columns import ScoredColumns, TextArray, load_scored, take_text
 from pamlib.reporting._comparison import Comparison, compare_groups
 from pamlib.reporting._config import ReportConfig
 from pamlib.reporting._context import ReportContext, SourceFile, report_context
@@ -272,7 +272,7 @@ def _patient_rows(
     baseline_tenths, followup_tenths = traj.baseline_tenths[part], traj.followup_tenths[part]
 
     def ids(rows: NDArray[np.signedinteger[Any]], present: NDArray[np.bool_]) -> pa.Array:
-        taken = cols.assessment_id.take(pa.array(np.maximum(rows, 0)))
+        taken = take_text(cols.assessment_id, np.maximum(rows, 0))
         return pc.if_else(pa.array(present), taken, pa.scalar(None, pa.string()))
 
     def days(rows: NDArray[np.signedinteger[Any]], present: NDArray[np.bool_]) -> pa.Array:
