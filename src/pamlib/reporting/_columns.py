@@ -276,7 +276,9 @@ class ScoredColumns:
             [flag in text.split(";") for text in encoded.dictionary.to_pylist()] or [False],
             dtype=np.bool_,
         )
-        return hit[np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.intp)]
+        # Indexed by the small codes themselves: a 64-bit copy of them would take 8 bytes a row.
+        found: NDArray[np.bool_] = hit[encoded.indices.to_numpy(zero_copy_only=False)]
+        return found
 
     def column(self, name: str) -> TextArray:
         """The text of a column (``site``, ``instrument``, ``level``, …), for grouping.
@@ -429,7 +431,7 @@ class ScoredColumns:
             # The identifiers stay in their blocks' chunks (each block's patients encoded
             # once): joined, each would be held twice while it is copied.
             **{
-                name: pa.chunked_array(parts, parts[0].type if parts else pa.string())
+                name: pa.chunked_array(_regrouped(parts) or [pa.array([], pa.string())])
                 for name, parts in chunks.items()
             },
         }
@@ -440,6 +442,25 @@ class ScoredColumns:
             text=_BlockText(kept, available),
             private_nhs_keys=private_nhs_keys,
         )
+
+
+def _regrouped(parts: list[Any]) -> list[Any]:
+    """Blocks' chunks joined into chunks of about a million rows, the small ones released as
+    each is made: a block's chunk, kept among the freed memory of the rest of its block,
+    pins the allocator's pages around it; a few large chunks do not (and joining a million
+    rows at a time holds only those twice)."""
+    import pyarrow as pa
+
+    out: list[Any] = []
+    group: list[Any] = []
+    rows = 0
+    while parts:
+        group.append(parts.pop(0))
+        rows += len(group[-1])
+        if rows >= _ROWS_AT_A_TIME or not parts:
+            out.append(pa.concat_arrays(group) if len(group) > 1 else group[0])
+            group, rows = [], 0
+    return out
 
 
 #: The fixed-width per-row fields of :class:`ScoredColumns`, with their NumPy types.

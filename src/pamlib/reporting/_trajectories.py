@@ -193,14 +193,18 @@ class Trajectories:
         rows = np.where(self.has_baseline, self.baseline_row, self.first_row)
         return np.asarray(distinct[codes[rows]], dtype=object)
 
-    def group_codes(self, column: str) -> tuple[TextArray, NDArray[np.intp]]:
+    def group_codes(self, column: str) -> tuple[TextArray, NDArray[np.signedinteger[Any]]]:
         """:meth:`group_values` factorized: the sorted distinct values patients have and each
-        patient's index among them (no string made per patient)."""
+        patient's index among them, in the smallest integer type that holds them (no string
+        made per patient)."""
         distinct, codes = self.columns.column_codes(column)
         rows = np.where(self.has_baseline, self.baseline_row, self.first_row)
         chosen = codes[rows]
+        del rows
         used = sorted_unique(chosen)
-        return distinct[used], np.searchsorted(used, chosen).astype(np.intp)
+        renumber = np.zeros(len(distinct), dtype=chosen.dtype)
+        renumber[used] = np.arange(len(used))
+        return distinct[used], renumber[chosen]
 
     def index_of(self, patient_id: str) -> int:
         """The position of a patient in these arrays."""
@@ -411,7 +415,7 @@ def link_trajectories(columns: ScoredColumns, config: ReportConfig | None = None
     has = baseline_row >= 0
     baseline_day[has] = columns.assessed_on[baseline_row[has]]
 
-    def window_day(months: int) -> NDArray[np.int32]:
+    def window_day(baseline_day: Days, months: int) -> NDArray[np.int32]:
         # Per patient, as day numbers; a patient with no baseline has no usable rows. A
         # quarter of a million patients at a time: the calendar arithmetic makes several
         # 8-byte arrays.
@@ -423,7 +427,9 @@ def link_trajectories(columns: ScoredColumns, config: ReportConfig | None = None
         return out
 
     # A million rows at a time: whole-column days and window ends would take 20 bytes a row.
-    low, high = window_day(config.min_months), window_day(config.max_months)
+    low = window_day(baseline_day, config.min_months)
+    high = window_day(baseline_day, config.max_months)
+    del baseline_day, has
 
     # Kept in place: usable rows whose day is in their patient's window.
     candidate_patient, candidate_row = _keep(
