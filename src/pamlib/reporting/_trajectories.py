@@ -411,25 +411,22 @@ def link_trajectories(columns: ScoredColumns, config: ReportConfig | None = None
     baseline_row[usable_patient[starts]] = usable_row[starts]
     del starts
 
-    baseline_day = np.full(n_patients, np.datetime64("NaT"), dtype="datetime64[D]")
-    has = baseline_row >= 0
-    baseline_day[has] = columns.assessed_on[baseline_row[has]]
-
-    def window_day(baseline_day: Days, months: int) -> NDArray[np.int32]:
+    def window_day(months: int) -> NDArray[np.int32]:
         # Per patient, as day numbers; a patient with no baseline has no usable rows. A
         # quarter of a million patients at a time: the calendar arithmetic makes several
-        # 8-byte arrays.
+        # 8-byte arrays (and the baseline days of all patients would be another).
         out = np.zeros(n_patients, dtype=np.int32)
         step = _WINDOW_ROWS // 4
         for start in range(0, n_patients, step):
-            edge = add_months(baseline_day[start : start + step], months)
+            rows = baseline_row[start : start + step]
+            day = np.where(
+                rows >= 0, columns.assessed_on[np.maximum(rows, 0)], np.datetime64("NaT")
+            )
+            edge = add_months(day.astype("datetime64[D]"), months)
             out[start : start + step] = np.where(np.isnat(edge), 0, edge.view(np.int64))
         return out
 
-    # A million rows at a time: whole-column days and window ends would take 20 bytes a row.
-    low = window_day(baseline_day, config.min_months)
-    high = window_day(baseline_day, config.max_months)
-    del baseline_day, has
+    low, high = window_day(config.min_months), window_day(config.max_months)
 
     # Kept in place: usable rows whose day is in their patient's window.
     candidate_patient, candidate_row = _keep(
@@ -448,10 +445,15 @@ def link_trajectories(columns: ScoredColumns, config: ReportConfig | None = None
         return np.where(rows >= 0, values[np.maximum(rows, 0)], 0).astype(np.int32)
 
     def tenths_at(rows: NDArray[np.int32]) -> NDArray[np.int32]:
-        # Only the chosen rows: the whole column in tenths would take 8 bytes a row, and
-        # several times that while it is computed.
-        score = np.nan_to_num(columns.score[np.maximum(rows, 0)], nan=0.0)
-        return np.where(rows >= 0, np.rint(score * 10), 0).astype(np.int32)
+        # Only the chosen rows, a quarter of a million at a time: the whole column in tenths
+        # would take 8 bytes a row, and each step of the arithmetic 8 bytes a patient.
+        out = np.zeros(len(rows), dtype=np.int32)
+        step = _WINDOW_ROWS // 4
+        for start in range(0, len(rows), step):
+            part = rows[start : start + step]
+            score = np.nan_to_num(columns.score[np.maximum(part, 0)], nan=0.0)
+            out[start : start + step] = np.where(part >= 0, np.rint(score * 10), 0)
+        return out
 
     return Trajectories(
         columns=columns,
