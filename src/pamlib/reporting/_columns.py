@@ -255,7 +255,12 @@ class ScoredColumns:
     @property
     def usable(self) -> NDArray[np.bool_]:
         """Rows a trajectory may use: scored, with a 0–100 score and a level 1–4."""
-        return self.scored & ~np.isnan(self.score) & (self.level > 0)
+        # A million rows at a time: each step over the whole column is a byte a row more.
+        out = np.empty(len(self.scored), dtype=np.bool_)
+        for start in range(0, len(out), _ROWS_AT_A_TIME):
+            part = slice(start, start + _ROWS_AT_A_TIME)
+            out[part] = self.scored[part] & ~np.isnan(self.score[part]) & (self.level[part] > 0)
+        return out
 
     @property
     def score_tenths(self) -> NDArray[np.int64]:

@@ -334,7 +334,7 @@ def _csv_text(column: pa.Array) -> list[str]:
 
 
 #: Patients formatted and written at a time: the CSV's memory does not grow with the cohort.
-_CSV_ROWS = 16_384
+_CSV_ROWS = 8_192
 
 
 def write_patients_csv(report: CohortReport, target: Target) -> None:
