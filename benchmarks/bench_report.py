@@ -23,6 +23,7 @@ import contextlib
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -122,7 +123,8 @@ def stages(argv: list[str]) -> None:
                 now = _memory()
                 print(
                     f"  {name:<20} start {start:5.0f}  peak {now['VmHWM']:5.0f}  "
-                    f"end {now['VmRSS']:5.0f} MiB  {time.perf_counter() - began:6.2f} s"
+                    f"end {now['VmRSS']:5.0f} MiB  {time.perf_counter() - began:6.2f} s",
+                    flush=True,
                 )
 
         return stage
@@ -134,6 +136,9 @@ def stages(argv: list[str]) -> None:
 
 
 def main() -> int:
+    if sys.argv[1:2] == ["--stages-of"]:  # the child of --stages
+        stages(sys.argv[2:])
+        return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
@@ -177,10 +182,11 @@ def main() -> int:
         for _ in range(args.repeat):
             for name, argv in commands.items():
                 results[name].append(run(argv))
-        if args.stages:
+        if args.stages:  # each in a fresh process, as the timed runs
             for name, argv in commands.items():
-                print(f"{name}, stage by stage (peak resident memory of each stage):")
-                stages(argv[3:])
+                print(f"{name}, stage by stage (peak resident memory of each stage):", flush=True)
+                child = [sys.executable, __file__, "--stages-of", *argv[3:]]
+                subprocess.run(child, check=True, stderr=subprocess.DEVNULL)
         for name, runs in results.items():
             if not runs:  # --repeat 0
                 continue
