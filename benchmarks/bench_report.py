@@ -12,17 +12,23 @@ Usage::
 
     python benchmarks/bench_report.py                   # 1M rows
     python benchmarks/bench_report.py --rows 10000000 --repeat 1
+    python benchmarks/bench_report.py --rows 10000000 --keep bench-data   # generate once, reuse
+    python benchmarks/bench_report.py --rows 10000000 --keep bench-data --repeat 0 --stages
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
 from bench_csv import run  # one child timed for wall time and peak memory
 
@@ -71,16 +77,90 @@ def generate(path: Path, rows: int, seed: int = 7) -> None:
             writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
 
 
+#: The stages ``--stages`` measures: (module, function) as the report calls them.
+_STAGES = (
+    ("pamlib.reporting._report", "load_scored"),
+    ("pamlib.reporting._report", "link_trajectories"),
+    ("pamlib.reporting._report", "nqf2483"),
+    ("pamlib.reporting._report", "summarise"),
+    ("pamlib.reporting._report", "report_context"),
+    ("pamlib.reporting", "write_html"),
+    ("pamlib.reporting", "write_json"),
+    ("pamlib.reporting", "write_patients_csv"),
+)
+
+
+def _memory() -> dict[str, float]:
+    """Resident memory now and its peak since the last reset, in MiB (Linux)."""
+    found = {}
+    with open("/proc/self/status", encoding="ascii") as fh:
+        for line in fh:
+            key, _, value = line.partition(":")
+            if key in {"VmRSS", "VmHWM"}:
+                found[key] = int(value.split()[0]) / 1024
+    return found
+
+
+def stages(argv: list[str]) -> None:
+    """Run ``pamlib report`` in this process and print each stage's peak resident memory:
+    the peak is reset as a stage starts (``/proc/self/clear_refs``), so each figure is that
+    stage's own, what it holds from earlier stages included. Linux only."""
+    import functools
+    import importlib
+
+    from pamlib.cli import main as cli
+
+    def measured(name: str, run: Any) -> Any:
+        @functools.wraps(run)
+        def stage(*args: Any, **kwargs: Any) -> Any:
+            start = _memory()["VmRSS"]
+            with open("/proc/self/clear_refs", "w", encoding="ascii") as fh:
+                fh.write("5")  # reset the peak
+            began = time.perf_counter()
+            try:
+                return run(*args, **kwargs)
+            finally:
+                now = _memory()
+                print(
+                    f"  {name:<20} start {start:5.0f}  peak {now['VmHWM']:5.0f}  "
+                    f"end {now['VmRSS']:5.0f} MiB  {time.perf_counter() - began:6.2f} s",
+                    flush=True,
+                )
+
+        return stage
+
+    for module, name in _STAGES:
+        target = importlib.import_module(module)
+        setattr(target, name, measured(name, getattr(target, name)))
+    cli(argv)
+
+
 def main() -> int:
+    if sys.argv[1:2] == ["--stages-of"]:  # the child of --stages
+        stages(sys.argv[2:])
+        return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--keep", metavar="DIR", help="use (and keep) this folder")
+    parser.add_argument(
+        "--stages",
+        action="store_true",
+        help="also run each report once in this process, printing each stage's peak memory",
+    )
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="pamlib-bench-") as tmp:
-        folder = Path(tmp)
-        source = folder / "scored.parquet"
-        generate(source, args.rows)
+    with contextlib.ExitStack() as stack:
+        if args.keep:
+            folder = Path(args.keep)
+            folder.mkdir(parents=True, exist_ok=True)
+        else:
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="pamlib-bench-")))
+        source = folder / f"scored-{args.rows}.parquet"
+        if not source.exists():  # a kept table is generated once (the same seed, the same rows)
+            partial = source.with_suffix(".partial")
+            generate(partial, args.rows)
+            partial.replace(source)
         print(
             f"{args.rows:,} scored rows ({source.stat().st_size / 2**20:.0f} MiB Parquet); "
             f"Python {platform.python_version()}, {os.cpu_count()} CPUs, "
@@ -102,7 +182,14 @@ def main() -> int:
         for _ in range(args.repeat):
             for name, argv in commands.items():
                 results[name].append(run(argv))
+        if args.stages:  # each in a fresh process, as the timed runs
+            for name, argv in commands.items():
+                print(f"{name}, stage by stage (peak resident memory of each stage):", flush=True)
+                child = [sys.executable, __file__, "--stages-of", *argv[3:]]
+                subprocess.run(child, check=True, stderr=subprocess.DEVNULL)
         for name, runs in results.items():
+            if not runs:  # --repeat 0
+                continue
             times = sorted(t for t, _ in runs)
             peak = max(m for _, m in runs)
             print(

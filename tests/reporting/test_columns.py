@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import importlib.util
+import itertools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -247,3 +248,73 @@ def test_sorted_unique_is_numpy_unique(values: list[int]) -> None:
 
     array = np.array(values, dtype=np.int64)
     assert sorted_unique(array).tolist() == np.unique(array).tolist()
+
+
+@given(
+    keys=st.lists(st.sampled_from(["p1", "p2", "p10", "", "é", "P1"]), max_size=30),
+    cuts=st.lists(st.integers(0, 30), max_size=4),
+    encode=st.booleans(),
+)
+def test_factorize_text_of_chunks_is_that_of_the_joined_strings(
+    keys: list[str], cuts: list[int], encode: bool
+) -> None:
+    """Patient keys read from a file stay in chunks, each with its own dictionary (a key may
+    be in several): the distinct strings and codes are those of the strings joined."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from pamlib.reporting._columns import factorize_text
+
+    bounds = sorted({0, len(keys), *(min(c, len(keys)) for c in cuts)})
+    chunks = [pa.array(keys[a:b], pa.string()) for a, b in itertools.pairwise(bounds)]
+    if encode:
+        chunks = [pc.dictionary_encode(c) for c in chunks]
+    chunked = pa.chunked_array(chunks, chunks[0].type if chunks else pa.string())
+    want_distinct, want_codes = factorize_text(pa.array(keys, pa.string()))
+    distinct, codes = factorize_text(chunked)
+    assert distinct.to_pylist() == want_distinct.to_pylist()
+    assert codes.tolist() == want_codes.tolist()
+
+
+@given(
+    values=st.lists(st.text(max_size=3), min_size=1, max_size=30),
+    cuts=st.lists(st.integers(0, 30), max_size=4),
+    picks=st.lists(st.integers(0, 1000), max_size=20),
+)
+def test_take_text_from_chunks_is_take_from_the_joined_array(
+    values: list[str], cuts: list[int], picks: list[int]
+) -> None:
+    import pyarrow as pa
+
+    from pamlib.reporting._columns import take_text
+
+    bounds = sorted({0, len(values), *(min(c, len(values)) for c in cuts)})
+    chunked = pa.chunked_array(
+        [pa.array(values[a:b], pa.string()) for a, b in itertools.pairwise(bounds)]
+    )
+    rows = np.array([p % len(values) for p in picks], dtype=np.int32)
+    assert take_text(chunked, rows).to_pylist() == [values[r] for r in rows.tolist()]
+
+
+@given(
+    pairs=st.lists(st.tuples(st.integers(0, 9), st.integers(0, 9)), max_size=40),
+    step=st.integers(1, 7),
+)
+def test_keeping_rows_in_place_is_a_mask(pairs: list[tuple[int, int]], step: int) -> None:
+    """Linking keeps usable and in-window rows by moving them to the front of its own arrays,
+    a part at a time: the same rows, in the same order, as a mask picks."""
+    from unittest import mock
+
+    from pamlib.reporting import _trajectories
+
+    first = np.array([a for a, _ in pairs], dtype=np.int32)
+    second = np.array([b for _, b in pairs], dtype=np.int32)
+    mask = (first + second) % 3 == 0
+    with mock.patch.object(_trajectories, "_WINDOW_ROWS", step):
+        kept = _trajectories._keep((first.copy(), second.copy()), lambda part: mask[part])
+        by_index = _trajectories._keep(
+            (first.copy(), second.copy()), lambda rows: mask[rows], np.arange(len(first))
+        )
+    for got in (kept, by_index):
+        assert got[0].tolist() == first[mask].tolist()
+        assert got[1].tolist() == second[mask].tolist()

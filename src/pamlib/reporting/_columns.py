@@ -64,33 +64,86 @@ def sorted_unique(values: NDArray[Any]) -> NDArray[Any]:
     return ordered[keep]
 
 
-def factorize_text(values: pa.Array) -> tuple[pa.Array, NDArray[np.signedinteger[Any]]]:
-    """:func:`factorize` for an Arrow string array, plain or dictionary-encoded: sorted
-    distinct strings (Arrow) and each value's index among them (``int32`` unless there are
-    2**31 strings or more), hashed and sorted by Arrow with no Python object per row."""
+#: Rows handled at a time where a whole-column temporary would be 8 bytes a row.
+_ROWS_AT_A_TIME = 1 << 20
+
+
+def factorize_text(
+    values: pa.Array | pa.ChunkedArray,
+) -> tuple[pa.Array, NDArray[np.signedinteger[Any]]]:
+    """:func:`factorize` for an Arrow string array, plain or dictionary-encoded, whole or in
+    chunks: sorted distinct strings (Arrow) and each value's index among them (``int32``
+    unless there are 2**31 strings or more), hashed and sorted by Arrow with no Python object
+    per row. Chunks are encoded one at a time and never joined: joining them would hold the
+    column twice."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    encoded = values if pa.types.is_dictionary(values.type) else pc.dictionary_encode(values)
-    dictionary = encoded.dictionary
+    chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
+    encoded = [c if pa.types.is_dictionary(c.type) else pc.dictionary_encode(c) for c in chunks]
+    if len(encoded) == 1:
+        dictionary = encoded[0].dictionary
+    else:
+        dictionary = pa.concat_arrays(
+            [e.dictionary for e in encoded] or [pa.array([], pa.string())]
+        )
     order = np.asarray(pc.array_sort_indices(dictionary), dtype=np.int64)
     ordered = dictionary.take(pa.array(order))
-    # A dictionary given may repeat a string or hold one no row uses: one code per distinct
-    # string that occurs.
+    del dictionary
+    # A dictionary given may repeat a string or hold one no row uses (and the chunks'
+    # dictionaries share strings): one code per distinct string that occurs.
     # 32-bit codes while there are fewer than 2**31 distinct strings: 4 bytes a row, not 8.
     rank = np.empty(len(order), dtype=np.int32 if len(order) < 2**31 else np.int64)
     if len(order) > 1:
         repeats = np.asarray(pc.equal(ordered.slice(1), ordered.slice(0, len(order) - 1)))
         rank[order] = np.concatenate(([0], np.cumsum(~repeats)))
+        del repeats
     else:
         rank[order] = np.arange(len(order))
-    codes = rank[encoded.indices.to_numpy(zero_copy_only=False)]  # no 64-bit copy
-    firsts = np.flatnonzero(np.concatenate(([True], rank[order][1:] != rank[order][:-1])))
-    used = np.bincount(codes, minlength=len(firsts)) > 0
+    codes = np.empty(sum(len(e) for e in encoded), dtype=rank.dtype)
+    row = first = 0
+    for e in encoded:  # each chunk's indices, to its dictionary's ranks, a million at a time
+        indices = e.indices.to_numpy(zero_copy_only=False)
+        ranks = rank[first : first + len(e.dictionary)]
+        for start in range(0, len(e), _ROWS_AT_A_TIME):
+            part = indices[start : start + _ROWS_AT_A_TIME]
+            codes[row + start : row + start + len(part)] = ranks[part]
+        row, first = row + len(e), first + len(e.dictionary)
+    del encoded
+    ranked = rank[order]
+    firsts = np.flatnonzero(np.concatenate(([True], ranked[1:] != ranked[:-1])))
+    del ranked, rank, order
+    # Marked a million rows at a time: NumPy counts or indexes with a 64-bit copy of the codes.
+    used = np.zeros(len(firsts), dtype=np.bool_)
+    for start in range(0, len(codes), _ROWS_AT_A_TIME):
+        used[codes[start : start + _ROWS_AT_A_TIME]] = True
     if not used.all():
         renumber = np.cumsum(used) - 1
-        codes, firsts = renumber[codes].astype(rank.dtype), firsts[used]
+        codes, firsts = renumber[codes].astype(codes.dtype), firsts[used]
     return ordered.take(pa.array(firsts)), codes
+
+
+def take_text(values: pa.Array | pa.ChunkedArray, rows: NDArray[np.integer[Any]]) -> pa.Array:
+    """``values[rows]`` as one array. A chunked array is taken from chunk by chunk: Arrow's
+    own ``take`` joins the chunks first, a copy of the whole column for a few rows."""
+    import pyarrow as pa
+
+    if isinstance(values, pa.ChunkedArray) and values.num_chunks == 1:
+        values = values.chunk(0)
+    if isinstance(values, pa.Array):
+        return values.take(pa.array(rows))
+    bounds = np.cumsum([0, *(len(c) for c in values.chunks)])
+    chunk = np.searchsorted(bounds, rows, side="right") - 1
+    order = np.argsort(chunk, kind="stable")
+    edges = np.searchsorted(chunk[order], np.arange(values.num_chunks + 1))
+    parts = [pa.array([], values.type)]
+    for k in np.flatnonzero(edges[1:] > edges[:-1]).tolist():
+        picked = order[edges[k] : edges[k + 1]]
+        parts.append(values.chunk(k).take(pa.array(rows[picked] - bounds[k])))
+    taken = pa.concat_arrays(parts)
+    back = np.empty(len(order), dtype=np.int64)
+    back[order] = np.arange(len(order))
+    return taken.take(pa.array(back))
 
 
 def _text_array(values: Iterable[str]) -> TextArray:
@@ -112,31 +165,36 @@ def _as_text(value: object) -> str:
     return str(value)
 
 
-def _arrow_keys(values: Any) -> pa.Array:
+def _arrow_keys(values: Any) -> pa.Array | pa.ChunkedArray:
     """Patient keys or flags as :func:`_arrow_text` makes them, or kept dictionary-encoded when
-    they come so: a small code a row and each text once, where plain strings take a dozen
-    bytes a row."""
+    they come so (whole or in chunks, each with its own dictionary): a small code a row and
+    each text once, where plain strings take a dozen bytes a row."""
     import pyarrow as pa
 
     if isinstance(values, pa.ChunkedArray) and values.num_chunks == 1:
         values = values.chunk(0)
-    if (
-        isinstance(values, pa.DictionaryArray)
-        and pa.types.is_string(values.type.value_type)
-        and not values.null_count
-        and not values.dictionary.null_count
+    chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
+    if chunks and all(
+        isinstance(c, pa.DictionaryArray)
+        and pa.types.is_string(c.type.value_type)
+        and not c.null_count
+        and not c.dictionary.null_count
+        for c in chunks
     ):
         return values
     return _arrow_text(values)
 
 
-def _arrow_text(values: Any) -> pa.Array:
+def _arrow_text(values: Any) -> pa.Array | pa.ChunkedArray:
     """Text as one Arrow string array (``""`` where null): identifiers stay in Arrow buffers,
-    never one Python object per row, so a cohort of millions fits in memory."""
+    never one Python object per row, so a cohort of millions fits in memory. Chunks of plain
+    text with no null are kept as they come: joining them would hold the column twice."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     if isinstance(values, pa.ChunkedArray):
+        if values.num_chunks > 1 and pa.types.is_string(values.type) and not values.null_count:
+            return values
         values = values.combine_chunks() if values.num_chunks != 1 else values.chunk(0)
     if not isinstance(values, pa.Array):
         values = pa.array(np.asarray(values, dtype=object), type=pa.string())
@@ -152,8 +210,9 @@ class ScoredColumns:
     """A scored table held as equal-length columns, one element per assessment.
 
     ``assessment_id``, ``patient_id`` (the patient key) and ``flags`` (``;``-joined) are Arrow
-    string arrays (the last two may be dictionary-encoded) — Python objects per row would not
-    fit a national cohort in memory; they accept anything :func:`pyarrow.array` takes. The rest
+    string arrays (the last two may be dictionary-encoded; the first two, read from a file,
+    are chunked arrays) — Python objects per row would not fit a national cohort in memory;
+    they accept anything :func:`pyarrow.array` takes. The rest
     are NumPy arrays: ``score`` is NaN and ``level`` is 0 where the table has no value;
     ``scored`` is ``status == "scored"``; ``demo`` follows from the provider, the calibration,
     the flags and the ``demo`` column (see :func:`~pamlib.tailoring.context.demo_evidence`).
@@ -165,13 +224,13 @@ class ScoredColumns:
     and column names only, never identifiers.
     """
 
-    assessment_id: pa.Array = attrs.field(converter=_arrow_text)
-    patient_id: pa.Array = attrs.field(converter=_arrow_keys)
+    assessment_id: pa.Array | pa.ChunkedArray = attrs.field(converter=_arrow_text)
+    patient_id: pa.Array | pa.ChunkedArray = attrs.field(converter=_arrow_keys)
     assessed_on: NDArray[np.datetime64]
     scored: NDArray[np.bool_]
     score: NDArray[np.float64]
     level: NDArray[np.int8]
-    flags: pa.Array = attrs.field(converter=_arrow_keys)
+    flags: pa.Array | pa.ChunkedArray = attrs.field(converter=_arrow_keys)
     demo: NDArray[np.bool_]
     text: Mapping[str, TextArray] = attrs.field(factory=dict)
     #: Some patients are keyed by an NHS number that was not kept as a column (see
@@ -196,7 +255,12 @@ class ScoredColumns:
     @property
     def usable(self) -> NDArray[np.bool_]:
         """Rows a trajectory may use: scored, with a 0–100 score and a level 1–4."""
-        return self.scored & ~np.isnan(self.score) & (self.level > 0)
+        # A million rows at a time: each step over the whole column is a byte a row more.
+        out = np.empty(len(self.scored), dtype=np.bool_)
+        for start in range(0, len(out), _ROWS_AT_A_TIME):
+            part = slice(start, start + _ROWS_AT_A_TIME)
+            out[part] = self.scored[part] & ~np.isnan(self.score[part]) & (self.level[part] > 0)
+        return out
 
     @property
     def score_tenths(self) -> NDArray[np.int64]:
@@ -206,14 +270,20 @@ class ScoredColumns:
     def has_flag(self, flag: str) -> NDArray[np.bool_]:
         """Rows whose ``;``-separated ``flags`` contain ``flag`` (each distinct text looked at
         once)."""
+        import pyarrow as pa
         import pyarrow.compute as pc
 
-        encoded = pc.dictionary_encode(self.flags)
+        flags = self.flags
+        if isinstance(flags, pa.ChunkedArray):  # few distinct texts: small to join
+            flags = flags.combine_chunks()
+        encoded = pc.dictionary_encode(flags)
         hit = np.array(
             [flag in text.split(";") for text in encoded.dictionary.to_pylist()] or [False],
             dtype=np.bool_,
         )
-        return hit[np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.intp)]
+        # Indexed by the small codes themselves: a 64-bit copy of them would take 8 bytes a row.
+        found: NDArray[np.bool_] = hit[encoded.indices.to_numpy(zero_copy_only=False)]
+        return found
 
     def column(self, name: str) -> TextArray:
         """The text of a column (``site``, ``instrument``, ``level``, …), for grouping.
@@ -356,17 +426,6 @@ class ScoredColumns:
             n += len(block)
             del part
 
-        def joined(name: str) -> Any:
-            # One field at a time, its blocks released as it is joined: the peak is one
-            # field twice over, not the whole table.
-            parts = chunks.pop(name)
-            if name == "patient_id" and parts:
-                parts = pa.chunked_array(parts).unify_dictionaries().chunks
-            whole = pa.concat_arrays(parts) if parts else pa.array([], pa.string())
-            del parts
-            release_freed_memory()  # the blocks of this field, before the next is joined
-            return whole
-
         flag_text, flag_codes = _BlockText({"flags": flags}, []).codes("flags")
         del flags
         fields = {
@@ -374,14 +433,39 @@ class ScoredColumns:
             "flags": pa.DictionaryArray.from_arrays(
                 pa.array(flag_codes), pa.array(flag_text.tolist() or [""], pa.string())
             ),
-            **{name: joined(name) for name in ("assessment_id", "patient_id")},
+            # The identifiers stay in their blocks' chunks (each block's patients encoded
+            # once): joined, each would be held twice while it is copied.
+            **{
+                name: pa.chunked_array(_regrouped(parts) or [pa.array([], pa.string())])
+                for name, parts in chunks.items()
+            },
         }
+        del chunks
         release_freed_memory()  # the blocks' memory, before the report needs more
         return cls(
             **fields,
             text=_BlockText(kept, available),
             private_nhs_keys=private_nhs_keys,
         )
+
+
+def _regrouped(parts: list[Any]) -> list[Any]:
+    """Blocks' chunks joined into chunks of about a million rows, the small ones released as
+    each is made: a block's chunk, kept among the freed memory of the rest of its block,
+    pins the allocator's pages around it; a few large chunks do not (and joining a million
+    rows at a time holds only those twice)."""
+    import pyarrow as pa
+
+    out: list[Any] = []
+    group: list[Any] = []
+    rows = 0
+    while parts:
+        group.append(parts.pop(0))
+        rows += len(group[-1])
+        if rows >= _ROWS_AT_A_TIME or not parts:
+            out.append(pa.concat_arrays(group) if len(group) > 1 else group[0])
+            group, rows = [], 0
+    return out
 
 
 #: The fixed-width per-row fields of :class:`ScoredColumns`, with their NumPy types.
@@ -430,6 +514,8 @@ def _ids(column: Any, *, first_row: int) -> pa.Array:
     missing = np.flatnonzero(np.asarray(pc.equal(ids, "").to_numpy(zero_copy_only=False)))
     if not len(missing):
         return ids
+    if isinstance(ids, pa.ChunkedArray):
+        ids = ids.combine_chunks()
     fill = pa.array([f"row-{first_row + i + 1:09d}" for i in missing.tolist()], pa.string())
     mask = np.zeros(len(ids), dtype=np.bool_)
     mask[missing] = True

@@ -126,12 +126,14 @@ def _listed(
     if not present or not rows.any():
         return []
     n_patients = max(len(trajectories), 1)
-    absent = (np.array([""], dtype=object), np.zeros(len(rows), dtype=np.intp))
-    coded = {name: columns.column_codes(name) for name in present}
+    first = int(np.argmax(rows))
+    firsts: list[str] = []  # each column's value at the first usable row
     single = True
-    for name, (_, codes) in coded.items():
+    for name in present:  # one column's codes at a time (each is a byte or more a row)
+        distinct, codes = columns.column_codes(name)
         used = sorted_unique(codes[rows])
         single &= len(used) == 1
+        firsts.append(str(distinct[codes[first]]))
         if len(used) < MIN_SINGLETON_GROUPS:  # too few values to be identifiers: no check
             continue
         among_used = np.searchsorted(used, codes[rows]).astype(np.int64)
@@ -139,8 +141,10 @@ def _listed(
         del among_used
         check_groups(name, value_patient // n_patients, len(used), use="list the values of")
     if single:  # one value each (one provider, one calibration): one tuple, no pass
-        first = int(np.argmax(rows))
-        return [tuple(str(d[c[first]]) for d, c in (coded.get(n, absent) for n in names))]
+        found = dict(zip(present, firsts, strict=True))
+        return [tuple(found.get(n, "") for n in names)]
+    coded = {name: columns.column_codes(name) for name in present}
+    absent = (np.array([""], dtype=object), np.zeros(len(rows), dtype=np.intp))
     # One integer per row for the value tuple; each distinct tuple is listed once.
     combined = np.zeros(int(rows.sum()), dtype=np.int64)
     values: list[TextArray] = []

@@ -107,16 +107,17 @@ def nqf2483(trajectories: Trajectories) -> Nqf2483:
     baseline, followup = trajectories.baseline_row, trajectories.followup_row
     flagged = (baseline >= 0) & extreme[np.maximum(baseline, 0)]
     flagged |= (followup >= 0) & extreme[np.maximum(followup, 0)]
-    reason = np.select(
-        [
-            ~trajectories.has_baseline,
-            trajectories.baseline_level == 4,
-            ~trajectories.has_followup,
-            flagged,
-        ],
-        [1, 2, 3, 4],
-        default=0,
-    ).astype(np.int8)
-    gain = trajectories.change_tenths >= round(NQF2483_GAIN_POINTS * 10)
-    status = np.where(reason > 0, 3, np.where(gain, 1, 2)).astype(np.int8)
+    del extreme
+    # One byte a patient, the first reason that applies set last (np.select would make
+    # 8-byte arrays a patient).
+    reason = np.zeros(len(trajectories), dtype=np.int8)
+    reason[flagged] = 4
+    reason[~trajectories.has_followup] = 3
+    reason[trajectories.baseline_level == 4] = 2
+    reason[~trajectories.has_baseline] = 1
+    del flagged
+    change = trajectories.followup_tenths - trajectories.baseline_tenths
+    status = np.full(len(trajectories), 2, dtype=np.int8)
+    status[change >= round(NQF2483_GAIN_POINTS * 10)] = 1
+    status[reason > 0] = 3
     return Nqf2483(status=status, reason=reason)

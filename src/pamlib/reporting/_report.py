@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 
 from pamlib._version import __version__
 from pamlib.errors import ConfigurationError
-from pamlib.reporting._columns import ScoredColumns, TextArray, load_scored
+from pamlib.reporting._columns import ScoredColumns, TextArray, load_scored, take_text
 from pamlib.reporting._comparison import Comparison, compare_groups
 from pamlib.reporting._config import ReportConfig
 from pamlib.reporting._context import ReportContext, SourceFile, report_context
@@ -37,7 +37,7 @@ from pamlib.reporting._trajectories import (
     link_trajectories,
 )
 from pamlib.reporting.trends import trend_quarters, trends_json
-from pamlib.tables.scored import release_freed_memory
+from pamlib.tables.scored import hand_back_large_blocks, release_freed_memory
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -145,6 +145,7 @@ def build_report(
     rules files with their sha256; ``generated_at`` defaults to now (UTC).
     """
     config = config or ReportConfig()
+    hand_back_large_blocks()  # whole-column temporaries, once freed, are not kept meanwhile
     columns = _columns(scored, config.group_by)
     if config.group_by is not None:
         columns.column(config.group_by)  # fail early on an unknown column
@@ -271,7 +272,7 @@ def _patient_rows(
     baseline_tenths, followup_tenths = traj.baseline_tenths[part], traj.followup_tenths[part]
 
     def ids(rows: NDArray[np.signedinteger[Any]], present: NDArray[np.bool_]) -> pa.Array:
-        taken = cols.assessment_id.take(pa.array(np.maximum(rows, 0)))
+        taken = take_text(cols.assessment_id, np.maximum(rows, 0))
         return pc.if_else(pa.array(present), taken, pa.scalar(None, pa.string()))
 
     def days(rows: NDArray[np.signedinteger[Any]], present: NDArray[np.bool_]) -> pa.Array:
@@ -333,7 +334,7 @@ def _csv_text(column: pa.Array) -> list[str]:
 
 
 #: Patients formatted and written at a time: the CSV's memory does not grow with the cohort.
-_CSV_ROWS = 16_384
+_CSV_ROWS = 8_192
 
 
 def write_patients_csv(report: CohortReport, target: Target) -> None:

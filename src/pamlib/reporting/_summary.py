@@ -40,7 +40,7 @@ from numpy.typing import NDArray
 from pamlib.reporting._config import NQF2483_GAIN_POINTS, ReportConfig
 from pamlib.reporting._measures import EXCLUSION_CODES, Nqf2483
 from pamlib.reporting._privacy import check_groups
-from pamlib.reporting._trajectories import Trajectories
+from pamlib.reporting._trajectories import Trajectories, _classify
 from pamlib.reporting.trends import trend_figures_from_sums, trend_sums
 
 LEVELS = ("1", "2", "3", "4")
@@ -224,14 +224,15 @@ class _Scopes:
     codes: NDArray[np.signedinteger[Any]]
     size: int
 
-    def count(self, mask: NDArray[np.bool_]) -> list[int]:
-        counts = np.bincount(self.codes[mask], minlength=self.size)
-        return [int(c) for c in counts]
+    def count(self, mask: NDArray[np.bool_]) -> NDArray[np.int64]:
+        return np.bincount(self.codes[mask], minlength=self.size).astype(np.int64)
 
-    def total(self, mask: NDArray[np.bool_], x: NDArray[np.signedinteger[Any]]) -> list[int]:
-        # Sums of integers below 2**53 are exact in float64; round() only drops the ".0".
+    def total(
+        self, mask: NDArray[np.bool_], x: NDArray[np.signedinteger[Any]]
+    ) -> NDArray[np.int64]:
+        # Sums of integers below 2**53 are exact in float64.
         sums = np.bincount(self.codes[mask], weights=x[mask], minlength=self.size)
-        return [round(float(s)) for s in sums]
+        return np.rint(sums).astype(np.int64)
 
 
 #: The sums a mean and SD are computed from, beside the counts of a scope's sums.
@@ -246,18 +247,45 @@ def _squares(name: str) -> str:
     return f"{name}.squares"
 
 
-def _sums(traj: Trajectories, measure: Nqf2483, scopes: _Scopes) -> list[dict[str, int]]:
-    """Each scope's counts (keys of :func:`_count_keys`) and the sums of scores and changes in
-    tenths of a point, and of their squares: all additive over disjoint sets of patients."""
-    has_b, has_f = traj.has_baseline, traj.has_followup
-    b_level, f_level = traj.baseline_level, traj.followup_level
-    b_score, f_score = traj.baseline_tenths, traj.followup_tenths
-    change, cls = traj.change_tenths, traj.classification
-    everyone = np.ones(len(traj), dtype=np.bool_)
+#: Patients summed at a time: the masks and temporaries of :func:`_part_sums` (a few dozen
+#: of them) then take a few MiB each, not a few bytes a patient of the whole cohort each.
+_PATIENTS_AT_A_TIME = 1 << 20
 
-    c: dict[str, list[int]] = {
+
+def _sums(
+    traj: Trajectories, measure: Nqf2483, codes: NDArray[np.signedinteger[Any]], size: int
+) -> list[dict[str, int]]:
+    """Each scope's counts (keys of :func:`_count_keys`) and the sums of scores and changes in
+    tenths of a point, and of their squares: all additive over disjoint sets of patients, so
+    summed a part of the cohort at a time. ``codes`` is each patient's scope, of ``size``."""
+    totals: dict[str, NDArray[np.int64]] = {}
+    for start in range(0, max(len(traj), 1), _PATIENTS_AT_A_TIME):
+        part = slice(start, start + _PATIENTS_AT_A_TIME)
+        scopes = _Scopes(codes=codes[part], size=size)
+        for key, found in _part_sums(traj, measure, scopes, part).items():
+            if key in totals:
+                totals[key] += found
+            else:
+                totals[key] = found
+    return [{k: int(v[j]) for k, v in totals.items()} for j in range(size)]
+
+
+def _part_sums(
+    traj: Trajectories, measure: Nqf2483, scopes: _Scopes, part: slice
+) -> dict[str, NDArray[np.int64]]:
+    """:func:`_sums` of the patients ``part``, per scope."""
+    has_f = traj.followup_row[part] >= 0
+    has_b = traj.baseline_row[part] >= 0
+    b_level, f_level = traj.baseline_level[part], traj.followup_level[part]
+    b_score, f_score = traj.baseline_tenths[part], traj.followup_tenths[part]
+    change = np.where(has_f, f_score - b_score, 0)
+    cls = np.where(has_f, _classify(change, traj.config.threshold_tenths), 0)
+    status, reason = measure.status[part], measure.reason[part]
+    everyone = np.ones(len(has_b), dtype=np.bool_)
+
+    c: dict[str, NDArray[np.int64]] = {
         "n_patients": scopes.count(everyone),
-        "n_assessments": scopes.total(everyone, traj.n_assessments),
+        "n_assessments": scopes.total(everyone, traj.n_assessments[part]),
         "n_baseline": scopes.count(has_b),
         "n_followup": scopes.count(has_f),
     }
@@ -284,11 +312,11 @@ def _sums(traj: Trajectories, measure: Nqf2483, scopes: _Scopes) -> list[dict[st
         bins = np.minimum(score // 100, len(BIN_LABELS) - 1)
         for i, label in enumerate(BIN_LABELS):
             c[f"score_histogram.{when}.{label}"] = scopes.count(has & (bins == i))
-    c["nqf2483.numerator"] = scopes.count(measure.status == 1)
-    c["nqf2483.denominator"] = scopes.count(measure.status <= 2)
-    for code, reason in EXCLUSION_CODES.items():
-        c[f"nqf2483.excluded.{reason}"] = scopes.count(measure.reason == code)
-    return [{k: v[j] for k, v in c.items()} for j in range(scopes.size)]
+    c["nqf2483.numerator"] = scopes.count(status == 1)
+    c["nqf2483.denominator"] = scopes.count(status <= 2)
+    for code, name in EXCLUSION_CODES.items():
+        c[f"nqf2483.excluded.{name}"] = scopes.count(reason == code)
+    return c
 
 
 def _figures(sums: Mapping[str, int]) -> dict[str, Value]:
@@ -377,14 +405,12 @@ def cohort_sums(
     # Trends first: the scopes' codes (8 bytes a patient each) need not be held meanwhile.
     trends = trend_sums(traj)
     # One byte a patient: the whole cohort is one scope.
-    everyone = _Scopes(codes=np.zeros(len(traj), dtype=np.int8), size=1)
-    overall = _sums(traj, measure, everyone)[0]
-    del everyone
+    overall = _sums(traj, measure, np.zeros(len(traj), dtype=np.int8), 1)[0]
     groups: dict[str, dict[str, int]] = {}
     if config.group_by is not None:
         distinct, codes = traj.group_codes(config.group_by)
-        by_group = _Scopes(codes=codes, size=len(distinct))
-        groups = dict(zip((str(v) for v in distinct), _sums(traj, measure, by_group), strict=True))
+        sums = _sums(traj, measure, codes, len(distinct))
+        groups = dict(zip((str(v) for v in distinct), sums, strict=True))
     return CohortSums(overall=overall, groups=groups, trends=trends)
 
 

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -39,6 +40,7 @@ from pamlib.reporting._columns import (
     factorize,
     factorize_text,
     sorted_unique,
+    take_text,
 )
 from pamlib.reporting._config import ReportConfig
 from pamlib.tables.scored import release_freed_memory
@@ -191,14 +193,18 @@ class Trajectories:
         rows = np.where(self.has_baseline, self.baseline_row, self.first_row)
         return np.asarray(distinct[codes[rows]], dtype=object)
 
-    def group_codes(self, column: str) -> tuple[TextArray, NDArray[np.intp]]:
+    def group_codes(self, column: str) -> tuple[TextArray, NDArray[np.signedinteger[Any]]]:
         """:meth:`group_values` factorized: the sorted distinct values patients have and each
-        patient's index among them (no string made per patient)."""
+        patient's index among them, in the smallest integer type that holds them (no string
+        made per patient)."""
         distinct, codes = self.columns.column_codes(column)
         rows = np.where(self.has_baseline, self.baseline_row, self.first_row)
         chosen = codes[rows]
+        del rows
         used = sorted_unique(chosen)
-        return distinct[used], np.searchsorted(used, chosen).astype(np.intp)
+        renumber = np.zeros(len(distinct), dtype=chosen.dtype)
+        renumber[used] = np.arange(len(used))
+        return distinct[used], renumber[chosen]
 
     def index_of(self, patient_id: str) -> int:
         """The position of a patient in these arrays."""
@@ -307,14 +313,13 @@ def _time_order(
     if same.any():
         # Same patient, same day (rare): those runs ordered by assessment_id, then input order
         # (the sort is stable, so a run's rows are already in input order).
-        import pyarrow as pa
 
         tied = np.zeros(n, dtype=np.bool_)
         tied[1:] = same
         tied[:-1] |= same
         positions = np.flatnonzero(tied)
         rows = order[positions]
-        ids = columns.assessment_id.take(pa.array(rows))
+        ids = take_text(columns.assessment_id, rows)
         id_rank = factorize(np.asarray(ids.to_pylist(), dtype=object))[1]
         continues = np.zeros(len(positions), dtype=np.bool_)  # the run of the row before
         inner = positions > 0
@@ -322,6 +327,50 @@ def _time_order(
         run = np.cumsum(~continues)
         order[positions] = rows[np.lexsort((id_rank, run))]
     return order
+
+
+def _count(codes: NDArray[np.int32], size: int) -> NDArray[np.int32]:
+    """How many times each of ``0 … size - 1`` occurs in ``codes``, counted a million at a
+    time: ``bincount`` makes a 64-bit copy of what it counts."""
+    counts = np.zeros(size, dtype=np.int32)
+    for start in range(0, len(codes), _WINDOW_ROWS):
+        counts += np.bincount(codes[start : start + _WINDOW_ROWS], minlength=size).astype(np.int32)
+    return counts
+
+
+def _in_window(
+    part: slice,
+    *,
+    days: NDArray[np.int64],
+    rows: NDArray[np.int32],
+    patients: NDArray[np.int32],
+    low: NDArray[np.int32],
+    high: NDArray[np.int32],
+) -> NDArray[np.bool_]:
+    """Whether the rows ``part`` of ``rows`` are dated within their patients' windows."""
+    day, patient = days[rows[part]], patients[part]
+    return (day >= low[patient]) & (day <= high[patient])
+
+
+def _keep(
+    arrays: tuple[NDArray[np.int32], NDArray[np.int32]],
+    test: Callable[[Any], NDArray[np.bool_]],
+    index: NDArray[np.int32] | None = None,
+) -> tuple[NDArray[np.int32], NDArray[np.int32]]:
+    """The elements of two equal-length arrays that pass ``test``, in order, moved to the
+    front of the arrays themselves (which are overwritten) a million at a time: a mask of the
+    whole arrays, or copies of what is kept, would take another few bytes an element.
+    ``test`` is given a slice of the arrays, or the values of ``index`` there when given."""
+    first, second = arrays
+    kept = 0
+    for start in range(0, len(first), _WINDOW_ROWS):
+        part = slice(start, start + _WINDOW_ROWS)
+        passed = test(part if index is None else index[part])
+        found = int(passed.sum())
+        first[kept : kept + found] = first[part][passed]
+        second[kept : kept + found] = second[part][passed]
+        kept += found
+    return first[:kept], second[:kept]
 
 
 def link_trajectories(columns: ScoredColumns, config: ReportConfig | None = None) -> Trajectories:
@@ -345,43 +394,48 @@ def link_trajectories(columns: ScoredColumns, config: ReportConfig | None = None
     first_row[by_patient[starts]] = order[starts]
     del starts
 
-    # Usable rows in time order, with their patients and rows (a mask: an index of the usable
-    # positions would take 4 bytes a row).
-    usable = columns.usable[order]
-    usable_patient = by_patient[usable]
-    usable_row = order[usable]
-    del usable, by_patient, order
+    # Usable rows in time order, with their patients and rows: kept in place, a million rows
+    # at a time (a mask of the whole column, or copies of the kept rows, would each cost
+    # another few bytes a row).
+    usable_patient, usable_row = _keep(
+        (by_patient, order),
+        lambda rows: (
+            columns.scored[rows] & ~np.isnan(columns.score[rows]) & (columns.level[rows] > 0)
+        ),
+        order,
+    )
+    del by_patient, order
 
     baseline_row = np.full(n_patients, -1, dtype=np.int32)
     starts = _run_starts(usable_patient)
     baseline_row[usable_patient[starts]] = usable_row[starts]
     del starts
 
-    baseline_day = np.full(n_patients, np.datetime64("NaT"), dtype="datetime64[D]")
-    has = baseline_row >= 0
-    baseline_day[has] = columns.assessed_on[baseline_row[has]]
-
     def window_day(months: int) -> NDArray[np.int32]:
         # Per patient, as day numbers; a patient with no baseline has no usable rows. A
-        # million patients at a time: the calendar arithmetic makes several 8-byte arrays.
+        # quarter of a million patients at a time: the calendar arithmetic makes several
+        # 8-byte arrays (and the baseline days of all patients would be another).
         out = np.zeros(n_patients, dtype=np.int32)
-        for start in range(0, n_patients, _WINDOW_ROWS):
-            edge = add_months(baseline_day[start : start + _WINDOW_ROWS], months)
-            out[start : start + _WINDOW_ROWS] = np.where(np.isnat(edge), 0, edge.view(np.int64))
+        step = _WINDOW_ROWS // 4
+        for start in range(0, n_patients, step):
+            rows = baseline_row[start : start + step]
+            day = np.where(
+                rows >= 0, columns.assessed_on[np.maximum(rows, 0)], np.datetime64("NaT")
+            )
+            edge = add_months(day.astype("datetime64[D]"), months)
+            out[start : start + step] = np.where(np.isnat(edge), 0, edge.view(np.int64))
         return out
 
-    # A million rows at a time: whole-column days and window ends would take 20 bytes a row.
     low, high = window_day(config.min_months), window_day(config.max_months)
-    in_window = np.empty(len(usable_row), dtype=np.bool_)
-    for start in range(0, len(usable_row), _WINDOW_ROWS):
-        part = slice(start, start + _WINDOW_ROWS)
-        day, patient = days[usable_row[part]], usable_patient[part]
-        in_window[part] = (day >= low[patient]) & (day <= high[patient])
-    del low, high
 
-    candidate_patient = usable_patient[in_window]
-    candidate_row = usable_row[in_window]
-    del usable_patient, usable_row, in_window
+    # Kept in place: usable rows whose day is in their patient's window.
+    candidate_patient, candidate_row = _keep(
+        (usable_patient, usable_row),
+        functools.partial(
+            _in_window, days=days, rows=usable_row, patients=usable_patient, low=low, high=high
+        ),
+    )
+    del usable_patient, usable_row, low, high
     followup_row = np.full(n_patients, -1, dtype=np.int32)
     ends = _run_ends(candidate_patient)
     followup_row[candidate_patient[ends]] = candidate_row[ends]
@@ -391,17 +445,22 @@ def link_trajectories(columns: ScoredColumns, config: ReportConfig | None = None
         return np.where(rows >= 0, values[np.maximum(rows, 0)], 0).astype(np.int32)
 
     def tenths_at(rows: NDArray[np.int32]) -> NDArray[np.int32]:
-        # Only the chosen rows: the whole column in tenths would take 8 bytes a row, and
-        # several times that while it is computed.
-        score = np.nan_to_num(columns.score[np.maximum(rows, 0)], nan=0.0)
-        return np.where(rows >= 0, np.rint(score * 10), 0).astype(np.int32)
+        # Only the chosen rows, a quarter of a million at a time: the whole column in tenths
+        # would take 8 bytes a row, and each step of the arithmetic 8 bytes a patient.
+        out = np.zeros(len(rows), dtype=np.int32)
+        step = _WINDOW_ROWS // 4
+        for start in range(0, len(rows), step):
+            part = rows[start : start + step]
+            score = np.nan_to_num(columns.score[np.maximum(part, 0)], nan=0.0)
+            out[start : start + step] = np.where(part >= 0, np.rint(score * 10), 0)
+        return out
 
     return Trajectories(
         columns=columns,
         config=config,
         patient_id=patients,
         row_patient=row_patient,
-        n_assessments=np.bincount(row_patient, minlength=n_patients).astype(np.int32),
+        n_assessments=_count(row_patient, n_patients),
         first_row=first_row,
         baseline_row=baseline_row,
         followup_row=followup_row,

@@ -106,8 +106,8 @@ def _add_kind(out: TrendFigures, kind: str, sums: Mapping[str, int], codes: list
         out.identities.append(((f"{key}.n",), tuple(f"{key}.levels.{lv}" for lv in _LEVELS)))
 
 
-#: Rows counted at a time.
-_CHUNK = 1 << 20
+#: Rows counted at a time (each makes a few temporaries of 8 bytes a row).
+_CHUNK = 1 << 18
 
 
 def _split(rows: NDArray[np.int32]) -> list[NDArray[np.int32]]:
