@@ -84,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
         console_lines,
         parse_threshold,
     )
+    from pamlib.tables.scored import hand_back_large_blocks
 
     if args.publish and args.patients:
         raise UsageError(
@@ -120,6 +121,9 @@ def run(args: argparse.Namespace) -> int:
             group_by=args.group_by,
             publish=args.publish,
         )
+        # This process is the command's own: it may set the C library's allocator, which a
+        # library function called from someone else's process must not.
+        hand_back_large_blocks()
         try:
             report = build_report(scored, config, sources=sources, rules=args.rules)
         except IdentifyingColumnError as exc:  # the column is the user's choice: a usage error

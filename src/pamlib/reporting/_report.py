@@ -37,7 +37,7 @@ from pamlib.reporting._trajectories import (
     link_trajectories,
 )
 from pamlib.reporting.trends import trend_quarters, trends_json
-from pamlib.tables.scored import hand_back_large_blocks, release_freed_memory
+from pamlib.tables.scored import release_freed_memory
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -145,7 +145,6 @@ def build_report(
     rules files with their sha256; ``generated_at`` defaults to now (UTC).
     """
     config = config or ReportConfig()
-    hand_back_large_blocks()  # whole-column temporaries, once freed, are not kept meanwhile
     columns = _columns(scored, config.group_by)
     if config.group_by is not None:
         columns.column(config.group_by)  # fail early on an unknown column

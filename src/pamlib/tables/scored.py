@@ -139,7 +139,10 @@ def hand_back_large_blocks() -> None:
     size of each such block freed, up to 32 MiB: after the first whole-column temporary of a
     large report is freed, the next ones come from its heap, which keeps their memory once
     they are freed (a hundred MiB and more at ten million rows, on top of the live columns).
-    A fixed threshold stops that; it lasts for the process. Nothing happens outside glibc.
+    A fixed threshold stops that; it lasts for the process, so only the command line calls
+    it (``pamlib report``): an application that builds large reports in its own process sets
+    the same with the environment variable ``MALLOC_MMAP_THRESHOLD_=1048576`` if it wants it.
+    Nothing happens outside glibc.
     """
     if not sys.platform.startswith("linux"):
         return
