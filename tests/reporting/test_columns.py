@@ -242,14 +242,6 @@ def test_factorize_text_of_a_dictionary_is_that_of_its_strings(
     assert codes.tolist() == want_codes.tolist()
 
 
-@given(st.lists(st.integers(-(2**40), 2**40), max_size=50))
-def test_sorted_unique_is_numpy_unique(values: list[int]) -> None:
-    from pamlib.reporting._columns import sorted_unique
-
-    array = np.array(values, dtype=np.int64)
-    assert sorted_unique(array).tolist() == np.unique(array).tolist()
-
-
 @given(
     keys=st.lists(st.sampled_from(["p1", "p2", "p10", "", "é", "P1"]), max_size=30),
     cuts=st.lists(st.integers(0, 30), max_size=4),
@@ -313,7 +305,9 @@ def test_keeping_rows_in_place_is_a_mask(pairs: list[tuple[int, int]], step: int
     with mock.patch.object(_trajectories, "_WINDOW_ROWS", step):
         kept = _trajectories._keep((first.copy(), second.copy()), lambda part: mask[part])
         by_index = _trajectories._keep(
-            (first.copy(), second.copy()), lambda rows: mask[rows], np.arange(len(first))
+            (first.copy(), second.copy()),
+            lambda rows: mask[rows],
+            np.arange(len(first), dtype=np.int32),
         )
     for got in (kept, by_index):
         assert got[0].tolist() == first[mask].tolist()

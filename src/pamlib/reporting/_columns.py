@@ -54,16 +54,6 @@ def factorize(values: TextArray) -> tuple[TextArray, NDArray[np.int64]]:
     return distinct.astype(object), codes.astype(np.int64).reshape(-1)
 
 
-def sorted_unique(values: NDArray[Any]) -> NDArray[Any]:
-    """``np.unique(values)`` for a large array of numbers, by sorting: NumPy 2.4 finds the
-    distinct values of such an array by hashing, which is up to a hundred times slower for the
-    codes a report makes (seconds for a million)."""
-    ordered = np.sort(values.reshape(-1))
-    keep = np.ones(len(ordered), dtype=np.bool_)
-    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
-    return ordered[keep]
-
-
 #: Rows handled at a time where a whole-column temporary would be 8 bytes a row.
 _ROWS_AT_A_TIME = 1 << 20
 

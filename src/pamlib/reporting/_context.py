@@ -24,8 +24,9 @@ import attrs
 import numpy as np
 from numpy.typing import NDArray
 
+from pamlib._arrays import sorted_unique
 from pamlib._version import __version__
-from pamlib.reporting._columns import ScoredColumns, TextArray, sorted_unique
+from pamlib.reporting._columns import ScoredColumns, TextArray
 from pamlib.reporting._config import ReportConfig
 from pamlib.reporting._privacy import MIN_SINGLETON_GROUPS, check_groups
 from pamlib.reporting._trajectories import Trajectories

@@ -31,6 +31,7 @@ import attrs
 import numpy as np
 from numpy.typing import NDArray
 
+from pamlib._arrays import sorted_unique
 from pamlib._months import add_months as _add_months
 from pamlib._months import add_months_array
 from pamlib.errors import PamlibError
@@ -39,7 +40,6 @@ from pamlib.reporting._columns import (
     TextArray,
     factorize,
     factorize_text,
-    sorted_unique,
     take_text,
 )
 from pamlib.reporting._config import ReportConfig

@@ -26,7 +26,8 @@ import attrs
 import numpy as np
 from numpy.typing import NDArray
 
-from pamlib.reporting._columns import ScoredColumns, sorted_unique
+from pamlib._arrays import sorted_unique
+from pamlib.reporting._columns import ScoredColumns
 from pamlib.reporting._trajectories import Trajectories
 
 __all__ = [
