@@ -6,6 +6,8 @@ in a fresh process with its own ``local[N]`` session, times ``--repeat`` times, 
 
 * **spark**: Spark reads the CSV (every column as text, malformed records kept, as
   :func:`pamlib.spark.read_export` reads it) and writes it as Parquet;
+* **through Python**: the same read, every row sent to Python and back unchanged
+  (``mapInArrow``), written as Parquet: the least any job that scores in Python can cost;
 * **pamlib**: :func:`~pamlib.spark.read_export` (``multiLine`` off, so the file is split
   across tasks), :func:`~pamlib.spark.score` with the demo provider and global duplicate
   detection, and :meth:`~pamlib.spark.SparkRun.write` of the scored rows, the rejects and the
@@ -59,6 +61,13 @@ options = ps._spark_options(False)
 def spark_job(target):
     spark.read.options(**options).schema(schema).csv(source).write.parquet(target)
 
+def _same(batches):
+    yield from batches
+
+def floor_job(target):  # every row to Python and back unchanged: what any Python step costs
+    df = spark.read.options(**options).schema(schema).csv(source)
+    df.mapInArrow(_same, df.schema).write.parquet(target)
+
 def pamlib_job(target):
     run = ps.score(ps.read_export(spark, source, multiline=False), provider="demo",
                    cache_export=cache_export == "1")
@@ -67,10 +76,11 @@ def pamlib_job(target):
     return summary
 
 pamlib_job(os.path.join(work, "warm"))  # JVM, workers, plugins: not timed
-times = {"spark": [], "pamlib": []}
+floor_job(os.path.join(work, "warm-floor"))
+times = {"spark": [], "floor": [], "pamlib": []}
 summary = None
 for k in range(int(repeat)):
-    for name, job in (("spark", spark_job), ("pamlib", pamlib_job)):
+    for name, job in (("spark", spark_job), ("floor", floor_job), ("pamlib", pamlib_job)):
         target = os.path.join(work, f"{name}-{k}")
         start = time.perf_counter()
         result = job(target)
@@ -156,6 +166,7 @@ def main() -> int:
                 return 1
             result = json.loads(done.stdout.strip().splitlines()[-1])
             spark, ours = result["times"]["spark"], result["times"]["pamlib"]
+            floor = result["times"]["floor"]
             best = min(ours)
             rate = args.rows / best
             print(
@@ -164,6 +175,11 @@ def main() -> int:
                 f"{best:>8.1f} s / {statistics.median(ours):>5.1f} s  "
                 f"{best / min(spark):>7.2f}  {rate:>9,.0f}  {rate / cores:>9,.0f}  "
                 f"{load_before:.1f} → {os.getloadavg()[0]:.1f}"
+            )
+            print(
+                f"       through Python unchanged: {min(floor):.1f} s / "
+                f"{statistics.median(floor):.1f} s, {min(floor) / min(spark):.2f} × Spark; "
+                f"pamlib {best / min(floor):.2f} × that"
             )
             print(f"       {result['summary']}")
     return 0

@@ -166,6 +166,11 @@ def test_a_calibration_changed_before_the_job_stops_it_on_an_executor(
         run.summary()
     assert str(tmp_path) not in str(info.value)
     assert "Traceback" not in str(info.value)
+    # nor is anything written, and nothing is left behind
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(ps.SparkJobError, match="changed"):
+        run.write(str(tmp_path / "out"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
 def test_another_provider_version_on_an_executor_stops_the_job(
