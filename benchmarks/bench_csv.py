@@ -10,6 +10,12 @@ temporary folder, then times, each in a fresh process and ``--repeat`` times:
   level, write CSV and rejects), for each N of ``--threads`` (default: 1, 2 and every core
   available; a count that equals another is run once).
 
+With ``--write-floor`` it also times writing as many bytes as pamlib's output holds, through
+pamlib's own output (:class:`pamlib.formats.guard.AtomicTarget`, which makes the file durable
+with ``fsync`` before naming it), and as many as the baseline's to a plain file (pyarrow's
+writer does not ``fsync``), and nothing else: what the machine charges for each output alone;
+and the inferred baseline once more with its output made durable (``fsync``) as pamlib's is.
+
 Before each timed run the previous outputs are removed and pending writes flushed to disk
 (untimed), so that no command pays for another's data. Reports the best and median wall time
 of each, their ratios (median of the rounds' ratios, and best against best; and of the median
@@ -28,6 +34,7 @@ Usage::
     python benchmarks/bench_csv.py --rows 10000000 --repeat 1   # flat-memory run
     python benchmarks/bench_csv.py --rows 10000000 --keep bench-data   # generate once, reuse
     python benchmarks/bench_csv.py --provider demo --recommend --skip-baseline   # tailored
+    python benchmarks/bench_csv.py --provider demo --write-floor   # what writing alone costs
 """
 
 from __future__ import annotations
@@ -60,7 +67,31 @@ if mode == "text":  # every column as text: the least work pyarrow can do
 else:  # pyarrow's defaults: it infers column types
     table = csv.read_csv(src)
 cols = [table.column(i % table.num_columns) for i in range(n_out)]
-csv.write_csv(pa.table(cols, names=[f"c{i}" for i in range(n_out)]), dst)
+out = pa.table(cols, names=[f"c{i}" for i in range(n_out)])
+if len(sys.argv) > 5:  # durable, as pamlib writes: then fsync before it counts as written
+    import os
+    with open(dst, "wb") as f:
+        csv.write_csv(out, f)
+        f.flush()
+        os.fsync(f.fileno())
+else:
+    csv.write_csv(out, dst)
+"""
+
+WRITE = """
+import sys
+from pamlib.formats.guard import AtomicTarget
+dst, size, how = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+piece = bytes(range(256)) * 1024  # 256 KiB, about what pyarrow's writer hands over at a time
+# pamlib's own output path (early writeback, fsync, rename), or a plain file as pyarrow writes
+target = AtomicTarget(dst) if how == "pamlib" else None
+out = target.stream if target is not None else open(dst, "wb")
+while size > 0:
+    size -= out.write(piece[: min(size, len(piece))])
+if target is not None:
+    target.commit()
+else:
+    out.close()
 """
 
 
@@ -158,7 +189,7 @@ def thread_counts(spec: str) -> list[int]:
     return counts
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--provider", default="raw-sum")
@@ -172,8 +203,17 @@ def main() -> int:
     parser.add_argument(
         "--recommend", action="store_true", help="time pamlib score --recommend (tailored output)"
     )
+    parser.add_argument(
+        "--write-floor",
+        action="store_true",
+        help="also time writing as many bytes as each output holds, and nothing else",
+    )
     parser.add_argument("--generate-only", metavar="FILE", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = parse_args()
     if args.generate_only:
         write_cohort(Path(args.generate_only), args.rows)
         return 0
@@ -224,10 +264,16 @@ def main() -> int:
                 sys.executable, "-c", BASELINE, str(source), str(folder / "baseline.csv"),
                 str(OUTPUT_COLUMNS), mode,
             ]  # fmt: skip
+    outputs = [folder / n for n in ("scored.csv", "rejects.csv", "baseline.csv")]
+    if args.write_floor:
+        add_write_floors(commands, ours, folder, outputs)
+        if not args.skip_baseline:  # the same baseline, its output made durable as pamlib's is
+            commands["pyarrow read (inferred) + write + fsync"] = [
+                *commands["pyarrow read (inferred) + write"], "fsync"
+            ]  # fmt: skip
     # Interleaved rounds, so that every command meets the same load on a shared machine.
     results: dict[str, list[tuple[float, int, float]]] = {name: [] for name in commands}
     loads = []
-    outputs = [folder / n for n in ("scored.csv", "rejects.csv", "baseline.csv")]
     for _ in range(args.repeat):
         loads.append(os.getloadavg()[0])
         for name, argv in commands.items():
@@ -244,6 +290,31 @@ def main() -> int:
     return 0
 
 
+def add_write_floors(
+    commands: dict[str, list[str]], ours: list[str], folder: Path, outputs: list[Path]
+) -> None:
+    """Add a command writing as many bytes as pamlib's output (and the baseline's) holds.
+
+    Each output's size comes from one untimed run of the first pamlib command and of each
+    baseline. pamlib's floor writes through pamlib's own output (:class:`AtomicTarget`: early
+    writeback, ``fsync``, rename), the baseline's to a plain file as pyarrow's writer does."""
+    sizes = {}
+    for name in (ours[0], *(n for n in commands if n not in ours)):
+        settle(outputs)
+        run_timed(commands[name])
+        made = folder / ("scored.csv" if name in ours else "baseline.csv")
+        sizes[name] = made.stat().st_size
+    floor = folder / "floor.bin"
+    outputs.append(floor)
+    for name, size in sizes.items():
+        mode = "text" if "(text)" in name else "inferred"
+        label = "as pamlib's output" if name in ours else f"as pyarrow's, {mode}"
+        how = "pamlib" if name in ours else "plain"
+        commands[f"write {size / 1e6:.0f} MB ({label})"] = [
+            sys.executable, "-c", WRITE, str(floor), str(size), how
+        ]  # fmt: skip
+
+
 def report(results: dict[str, list[tuple[float, int, float]]], ours: list[str]) -> None:
     """Each command's times and peak memory; each pamlib run against each baseline."""
     for name, runs in results.items():
@@ -251,10 +322,10 @@ def report(results: dict[str, list[tuple[float, int, float]]], ours: list[str]) 
         peak = max(m for _, m, _ in runs)
         cpu = statistics.median(c for _, _, c in runs)
         listed = ", ".join(f"{t:.2f}" for t, _, _ in runs)
-        print(f"{name:<34} best {times[0]:5.2f} s  median {statistics.median(times):5.2f} s  "
+        print(f"{name:<40} best {times[0]:5.2f} s  median {statistics.median(times):5.2f} s  "
               f"CPU {cpu:5.2f} s  peak RSS {peak / 2**20:4.0f} MiB  (runs: {listed})")  # fmt: skip
     for name, runs in results.items():
-        if name in ours:
+        if name in ours or not name.startswith("pyarrow"):
             continue
         mode = "text" if "(text)" in name else "inferred"
         for mine in ours:
@@ -263,9 +334,9 @@ def report(results: dict[str, list[tuple[float, int, float]]], ours: list[str]) 
             cpu = statistics.median(r[2] for r in results[mine]) / statistics.median(
                 r[2] for r in runs
             )
+            goal = "both outputs durable" if "fsync" in name else f"target: at most {TARGETS[mode]}"
             print(f"{mine} / {name}: median of rounds {statistics.median(ratios):.2f}, "
-                  f"best/best {best:.2f}  (target: at most {TARGETS[mode]}); "
-                  f"processor time {cpu:.2f}")  # fmt: skip
+                  f"best/best {best:.2f}  ({goal}); processor time {cpu:.2f}")  # fmt: skip
 
 
 if __name__ == "__main__":
