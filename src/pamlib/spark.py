@@ -14,9 +14,11 @@ Needs the ``spark`` extra (pyspark ≥ 4.0, pandas ≥ 2.2) and Java 17 or later
 
 from __future__ import annotations
 
+import bisect
 import functools
 import hashlib
 import io
+import itertools
 import json
 import logging
 import os
@@ -25,7 +27,7 @@ import re
 import threading
 import urllib.parse
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
@@ -601,7 +603,12 @@ def _blocks_and_repeats(
 ) -> tuple[list[Any], list[tuple[str, str, int, int]]] | None:
     """Every split's row count and first sequence number, and each assessment id that repeats
     with the (file, split, sequence) of its first occurrence in file order (files in name
-    order); ``None`` when more than :data:`_BROADCAST_REPEATS` ids repeat."""
+    order); ``None`` when more than :data:`_BROADCAST_REPEATS` ids repeat.
+
+    The pass takes per id only its count and smallest sequence number (longs: the smallest
+    (file, split, sequence) struct took as long again), and :func:`_first_places` finds where
+    that number was read. When Spark read the splits out of file order, that smallest number
+    need not be the first occurrence, and :func:`_first_occurrences` asks the export again."""
     from pyspark.sql import functions as sf
 
     aid = sf.col(f"`{id_column}`")
@@ -613,7 +620,6 @@ def _blocks_and_repeats(
         sf.grouping_id().alias("_set"),
         sf.count(sf.lit(1)).alias("_n"),
         sf.min(_SEQ).alias("_first_seq"),
-        sf.min(sf.struct(_FILE, _BLOCK, _SEQ)).alias("_firstkey"),
     )
     wanted = (sf.col("_set") == _BLOCKS_SET) | (
         (sf.col("_set") == _IDS_SET) & sf.col("_pamlib_aid").isNotNull() & (sf.col("_n") > 1)
@@ -625,16 +631,68 @@ def _blocks_and_repeats(
     found = [r for r in rows if r["_set"] == _IDS_SET]
     if len(rows) == limit or len(found) > _BROADCAST_REPEATS:
         return None
-    repeats = [
+    if not found:
+        return blocks, []
+    splits = [(str(r[_FILE]), int(r[_BLOCK]), int(r["_n"]), int(r["_first_seq"])) for r in blocks]
+    ids = [str(r["_pamlib_aid"]) for r in found]
+    seqs = [int(r["_first_seq"]) for r in found]
+    places = _first_places(splits, seqs)
+    if places is None:
+        return blocks, _first_occurrences(keyed, ids)
+    return blocks, [
+        (key, file, block, seq) for key, (file, block), seq in zip(ids, places, seqs, strict=True)
+    ]
+
+
+def _first_places(
+    splits: Sequence[tuple[str, int, int, int]], seqs: Sequence[int]
+) -> list[tuple[str, int]] | None:
+    """The (file, split start) where each sequence number of ``seqs`` was read, when sequence
+    numbers follow file order; ``None`` when they do not.
+
+    ``splits`` are (file, split start, rows, first sequence number), one per split with rows,
+    every row counted (unreadable ones too). A task reads its splits one after the other, so a
+    split's rows hold the numbers first … first + rows - 1. If these ranges, in (file, split
+    start) order, increase without overlapping, a smaller number is an earlier row in file
+    order, so an id's smallest number is its first occurrence, found by bisecting the starts.
+    Spark packs splits into tasks largest first, so files of different sizes may well be read
+    out of name order: then (or for a number in no range) ``None``."""
+    ordered = sorted(splits, key=lambda s: (s[0], s[1]))
+    for (_, _, rows, first), (_, _, _, following) in itertools.pairwise(ordered):
+        if first + rows > following:
+            return None
+    starts = [first for _, _, _, first in ordered]
+    places = []
+    for seq in seqs:
+        k = bisect.bisect_right(starts, seq) - 1
+        if k < 0 or seq >= starts[k] + ordered[k][2]:
+            return None
+        places.append((ordered[k][0], ordered[k][1]))
+    return places
+
+
+def _first_occurrences(keyed: DataFrame, ids: list[str]) -> list[tuple[str, str, int, int]]:
+    """Each id of ``ids`` with the (file, split, sequence) of its first occurrence in file
+    order, from a second pass over the export's key columns: the ids broadcast to every task,
+    only their rows shuffled. For when the sequence numbers do not follow file order."""
+    from pyspark.sql import functions as sf
+
+    wanted = keyed.sparkSession.createDataFrame([(i,) for i in ids], "_pamlib_aid string")
+    firsts = (
+        keyed.join(sf.broadcast(wanted), "_pamlib_aid")
+        .groupBy("_pamlib_aid")
+        .agg(sf.min(sf.struct(_FILE, _BLOCK, _SEQ)).alias("_firstkey"))
+        .collect()
+    )
+    return [
         (
             str(r["_pamlib_aid"]),
             str(r["_firstkey"][_FILE]),
             int(r["_firstkey"][_BLOCK]),
             int(r["_firstkey"][_SEQ]),
         )
-        for r in found
+        for r in firsts
     ]
-    return blocks, repeats
 
 
 def _joined_repeats(df: DataFrame, id_column: str) -> DataFrame:
