@@ -540,7 +540,9 @@ def _numbered(df: DataFrame, id_column: str | None) -> tuple[DataFrame, int]:
     A row's number comes from where Spark read it: the rows of each split (file, start) in
     order, the splits of a file in order of their start — the same numbers on every run and
     retry. One job reads the export once for both: it counts the rows of each split and finds
-    the ids that repeat, with where each is first seen (grouping sets: one pass, one shuffle).
+    the ids that repeat, with the smallest sequence number of each (grouping sets: one pass,
+    one shuffle); a second, smaller pass only when that number may not be the first occurrence
+    (:func:`_blocks_and_repeats`).
     """
     from pyspark.sql import functions as sf
 
@@ -605,10 +607,11 @@ def _blocks_and_repeats(
     with the (file, split, sequence) of its first occurrence in file order (files in name
     order); ``None`` when more than :data:`_BROADCAST_REPEATS` ids repeat.
 
-    The pass takes per id only its count and smallest sequence number (longs: the smallest
-    (file, split, sequence) struct took as long again), and :func:`_first_places` finds where
-    that number was read. When Spark read the splits out of file order, that smallest number
-    need not be the first occurrence, and :func:`_first_occurrences` asks the export again."""
+    The pass takes per id only its count and smallest sequence number (longs, cheaper to
+    aggregate than the smallest (file, split, sequence) struct), and :func:`_first_places`
+    finds where that number was read. When Spark read the splits out of file order, that
+    number need not be the first occurrence, and :func:`_first_occurrences` asks the export
+    again, for the repeated ids only."""
     from pyspark.sql import functions as sf
 
     aid = sf.col(f"`{id_column}`")
