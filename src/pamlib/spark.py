@@ -18,7 +18,6 @@ import bisect
 import functools
 import hashlib
 import io
-import itertools
 import json
 import logging
 import os
@@ -609,9 +608,9 @@ def _blocks_and_repeats(
 
     The pass takes per id only its count and smallest sequence number (longs, cheaper to
     aggregate than the smallest (file, split, sequence) struct), and :func:`_first_places`
-    finds where that number was read. When Spark read the splits out of file order, that
-    number need not be the first occurrence, and :func:`_first_occurrences` asks the export
-    again, for the repeated ids only."""
+    finds where that number was read. When Spark read splits out of file order, that number
+    need not be the first occurrence, and :func:`_first_occurrences` asks the export again,
+    for the ids it could not place only."""
     from pyspark.sql import functions as sf
 
     aid = sf.col(f"`{id_column}`")
@@ -637,47 +636,55 @@ def _blocks_and_repeats(
     if not found:
         return blocks, []
     splits = [(str(r[_FILE]), int(r[_BLOCK]), int(r["_n"]), int(r["_first_seq"])) for r in blocks]
-    ids = [str(r["_pamlib_aid"]) for r in found]
     seqs = [int(r["_first_seq"]) for r in found]
-    places = _first_places(splits, seqs)
-    if places is None:
-        return blocks, _first_occurrences(keyed, ids)
-    return blocks, [
-        (key, file, block, seq) for key, (file, block), seq in zip(ids, places, seqs, strict=True)
-    ]
+    repeats, unplaced = [], []
+    for r, seq, place in zip(found, seqs, _first_places(splits, seqs), strict=True):
+        if place is None:
+            unplaced.append(str(r["_pamlib_aid"]))
+        else:
+            repeats.append((str(r["_pamlib_aid"]), place[0], place[1], seq))
+    if unplaced:
+        repeats += _first_occurrences(keyed, unplaced)
+    return blocks, repeats
 
 
 def _first_places(
     splits: Sequence[tuple[str, int, int, int]], seqs: Sequence[int]
-) -> list[tuple[str, int]] | None:
-    """The (file, split start) where each sequence number of ``seqs`` was read, when sequence
-    numbers follow file order; ``None`` when they do not.
+) -> list[tuple[str, int] | None]:
+    """For each of ``seqs``, an id's smallest sequence number: the (file, split start) where it
+    was read when that row is surely the id's first occurrence in file order, else ``None``.
 
     ``splits`` are (file, split start, rows, first sequence number), one per split with rows,
     every row counted (unreadable ones too). A task reads its splits one after the other, so a
-    split's rows hold the numbers first … first + rows - 1. If these ranges, in (file, split
-    start) order, increase without overlapping, a smaller number is an earlier row in file
-    order, so an id's smallest number is its first occurrence, found by bisecting the starts.
-    Spark packs splits into tasks largest first, so files of different sizes may well be read
-    out of name order: then (or for a number in no range) ``None``."""
+    split's rows hold the numbers first … first + rows - 1, found by bisecting the starts. If
+    every split before that one in (file, split start) order starts lower, all their rows are
+    numbered lower, so none holds the id (the number is its smallest): its first occurrence is
+    that row. A split before it numbered higher may hold the id, and then only a second look
+    can tell: Spark packs splits into tasks largest first, so files of different sizes are
+    often read out of name order. Ranges that overlap, or a number in none, place nothing."""
     ordered = sorted(splits, key=lambda s: (s[0], s[1]))
-    for (_, _, rows, first), (_, _, _, following) in itertools.pairwise(ordered):
-        if first + rows > following:
-            return None
-    starts = [first for _, _, _, first in ordered]
-    places = []
+    sure, highest = [], -1
+    for _, _, _, first in ordered:  # sure: every split before it in file order starts lower
+        sure.append(first > highest)
+        highest = max(highest, first)
+    by_number = sorted(range(len(ordered)), key=lambda k: ordered[k][3])
+    starts = [ordered[k][3] for k in by_number]
+    ends = [ordered[k][3] + ordered[k][2] for k in by_number]  # one past the last number
+    if any(end > start for end, start in zip(ends, starts[1:], strict=False)):
+        return [None] * len(seqs)
+    places: list[tuple[str, int] | None] = []
     for seq in seqs:
-        k = bisect.bisect_right(starts, seq) - 1
-        if k < 0 or seq >= starts[k] + ordered[k][2]:
-            return None
-        places.append((ordered[k][0], ordered[k][1]))
+        i = bisect.bisect_right(starts, seq) - 1
+        k = by_number[i] if i >= 0 and seq < ends[i] else None
+        places.append(None if k is None or not sure[k] else (ordered[k][0], ordered[k][1]))
     return places
 
 
 def _first_occurrences(keyed: DataFrame, ids: list[str]) -> list[tuple[str, str, int, int]]:
     """Each id of ``ids`` with the (file, split, sequence) of its first occurrence in file
     order, from a second pass over the export's key columns: the ids broadcast to every task,
-    only their rows shuffled. For when the sequence numbers do not follow file order."""
+    only their rows shuffled. For ids whose smallest sequence number may not be their first
+    occurrence (:func:`_first_places`)."""
     from pyspark.sql import functions as sf
 
     wanted = keyed.sparkSession.createDataFrame([(i,) for i in ids], "_pamlib_aid string")
