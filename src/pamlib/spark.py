@@ -14,6 +14,7 @@ Needs the ``spark`` extra (pyspark ≥ 4.0, pandas ≥ 2.2) and Java 17 or later
 
 from __future__ import annotations
 
+import bisect
 import functools
 import hashlib
 import io
@@ -25,7 +26,7 @@ import re
 import threading
 import urllib.parse
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
@@ -538,7 +539,9 @@ def _numbered(df: DataFrame, id_column: str | None) -> tuple[DataFrame, int]:
     A row's number comes from where Spark read it: the rows of each split (file, start) in
     order, the splits of a file in order of their start — the same numbers on every run and
     retry. One job reads the export once for both: it counts the rows of each split and finds
-    the ids that repeat, with where each is first seen (grouping sets: one pass, one shuffle).
+    the ids that repeat, with the smallest sequence number of each (grouping sets: one pass,
+    one shuffle); a second, smaller pass only when that number may not be the first occurrence
+    (:func:`_blocks_and_repeats`).
     """
     from pyspark.sql import functions as sf
 
@@ -601,7 +604,13 @@ def _blocks_and_repeats(
 ) -> tuple[list[Any], list[tuple[str, str, int, int]]] | None:
     """Every split's row count and first sequence number, and each assessment id that repeats
     with the (file, split, sequence) of its first occurrence in file order (files in name
-    order); ``None`` when more than :data:`_BROADCAST_REPEATS` ids repeat."""
+    order); ``None`` when more than :data:`_BROADCAST_REPEATS` ids repeat.
+
+    The pass takes per id only its count and smallest sequence number (longs, cheaper to
+    aggregate than the smallest (file, split, sequence) struct), and :func:`_first_places`
+    finds where that number was read. When Spark read splits out of file order, that number
+    need not be the first occurrence, and :func:`_first_occurrences` asks the export again,
+    for the ids it could not place only."""
     from pyspark.sql import functions as sf
 
     aid = sf.col(f"`{id_column}`")
@@ -613,7 +622,6 @@ def _blocks_and_repeats(
         sf.grouping_id().alias("_set"),
         sf.count(sf.lit(1)).alias("_n"),
         sf.min(_SEQ).alias("_first_seq"),
-        sf.min(sf.struct(_FILE, _BLOCK, _SEQ)).alias("_firstkey"),
     )
     wanted = (sf.col("_set") == _BLOCKS_SET) | (
         (sf.col("_set") == _IDS_SET) & sf.col("_pamlib_aid").isNotNull() & (sf.col("_n") > 1)
@@ -625,16 +633,76 @@ def _blocks_and_repeats(
     found = [r for r in rows if r["_set"] == _IDS_SET]
     if len(rows) == limit or len(found) > _BROADCAST_REPEATS:
         return None
-    repeats = [
+    if not found:
+        return blocks, []
+    splits = [(str(r[_FILE]), int(r[_BLOCK]), int(r["_n"]), int(r["_first_seq"])) for r in blocks]
+    seqs = [int(r["_first_seq"]) for r in found]
+    repeats, unplaced = [], []
+    for r, seq, place in zip(found, seqs, _first_places(splits, seqs), strict=True):
+        if place is None:
+            unplaced.append(str(r["_pamlib_aid"]))
+        else:
+            repeats.append((str(r["_pamlib_aid"]), place[0], place[1], seq))
+    if unplaced:
+        repeats += _first_occurrences(keyed, unplaced)
+    return blocks, repeats
+
+
+def _first_places(
+    splits: Sequence[tuple[str, int, int, int]], seqs: Sequence[int]
+) -> list[tuple[str, int] | None]:
+    """For each of ``seqs``, an id's smallest sequence number: the (file, split start) where it
+    was read when that row is surely the id's first occurrence in file order, else ``None``.
+
+    ``splits`` are (file, split start, rows, first sequence number), one per split with rows,
+    every row counted (unreadable ones too). A task reads its splits one after the other, so a
+    split's rows hold the numbers first … first + rows - 1, found by bisecting the starts. If
+    every split before that one in (file, split start) order starts lower, all their rows are
+    numbered lower, so none holds the id (the number is its smallest): its first occurrence is
+    that row. A split before it numbered higher may hold the id, and then only a second look
+    can tell: Spark packs splits into tasks largest first, so files of different sizes are
+    often read out of name order. Ranges that overlap, or a number in none, place nothing."""
+    ordered = sorted(splits, key=lambda s: (s[0], s[1]))
+    sure, highest = [], -1
+    for _, _, _, first in ordered:  # sure: every split before it in file order starts lower
+        sure.append(first > highest)
+        highest = max(highest, first)
+    by_number = sorted(range(len(ordered)), key=lambda k: ordered[k][3])
+    starts = [ordered[k][3] for k in by_number]
+    ends = [ordered[k][3] + ordered[k][2] for k in by_number]  # one past the last number
+    if any(end > start for end, start in zip(ends, starts[1:], strict=False)):
+        return [None] * len(seqs)
+    places: list[tuple[str, int] | None] = []
+    for seq in seqs:
+        i = bisect.bisect_right(starts, seq) - 1
+        k = by_number[i] if i >= 0 and seq < ends[i] else None
+        places.append(None if k is None or not sure[k] else (ordered[k][0], ordered[k][1]))
+    return places
+
+
+def _first_occurrences(keyed: DataFrame, ids: list[str]) -> list[tuple[str, str, int, int]]:
+    """Each id of ``ids`` with the (file, split, sequence) of its first occurrence in file
+    order, from a second pass over the export's key columns: the ids broadcast to every task,
+    only their rows shuffled. For ids whose smallest sequence number may not be their first
+    occurrence (:func:`_first_places`)."""
+    from pyspark.sql import functions as sf
+
+    wanted = keyed.sparkSession.createDataFrame([(i,) for i in ids], "_pamlib_aid string")
+    firsts = (
+        keyed.join(sf.broadcast(wanted), "_pamlib_aid")
+        .groupBy("_pamlib_aid")
+        .agg(sf.min(sf.struct(_FILE, _BLOCK, _SEQ)).alias("_firstkey"))
+        .collect()
+    )
+    return [
         (
             str(r["_pamlib_aid"]),
             str(r["_firstkey"][_FILE]),
             int(r["_firstkey"][_BLOCK]),
             int(r["_firstkey"][_SEQ]),
         )
-        for r in found
+        for r in firsts
     ]
-    return blocks, repeats
 
 
 def _joined_repeats(df: DataFrame, id_column: str) -> DataFrame:
