@@ -16,6 +16,7 @@ with ``fsync`` before naming it), and as many as the baseline's to a plain file 
 writer does not ``fsync``), and nothing else: what the machine charges for each output alone;
 and the inferred baseline once more with its output made durable (``fsync``) as pamlib's is.
 
+Each round runs the commands in turn, starting one command later than the round before.
 Before each timed run the previous outputs are removed and pending writes flushed to disk
 (untimed), so that no command pays for another's data. Reports the best and median wall time
 of each, their ratios (median of the rounds' ratios, and best against best; and of the median
@@ -274,11 +275,14 @@ def main() -> int:
     # Interleaved rounds, so that every command meets the same load on a shared machine.
     results: dict[str, list[tuple[float, int, float]]] = {name: [] for name in commands}
     loads = []
-    for _ in range(args.repeat):
+    names = list(commands)
+    for k in range(args.repeat):
         loads.append(os.getloadavg()[0])
-        for name, argv in commands.items():
+        # Each round starts with another command: the first run after a pause can meet a
+        # slower disk, and no command should always be the one that meets it.
+        for name in names[k % len(names) :] + names[: k % len(names)]:
             settle(outputs)
-            results[name].append(run_timed(argv))
+            results[name].append(run_timed(commands[name]))
     loads.append(os.getloadavg()[0])
     print("load average (1 min) before each round and at the end: "
           + ", ".join(f"{x:.1f}" for x in loads))  # fmt: skip
