@@ -7,7 +7,11 @@ in a fresh process with its own ``local[N]`` session, times ``--repeat`` times, 
 * **spark**: Spark reads the CSV (every column as text, malformed records kept, as
   :func:`pamlib.spark.read_export` reads it) and writes it as Parquet;
 * **through Python**: the same read, every row sent to Python and back unchanged
-  (``mapInArrow``), written as Parquet: the least any job that scores in Python can cost;
+  (``mapInArrow``), written as Parquet: what a job that lets Spark split the CSV and then
+  works on its columns in Python costs at least;
+* **lines**: the file read as lines of text (``spark.read.text``), each batch of lines split
+  into columns in Python by pyarrow's CSV reader, written as Parquet: what a job that does the
+  splitting in Python itself costs at least;
 * **pamlib**: :func:`~pamlib.spark.read_export` (``multiLine`` off, so the file is split
   across tasks), :func:`~pamlib.spark.score` with the demo provider and global duplicate
   detection, and :meth:`~pamlib.spark.SparkRun.write` of the scored rows, the rejects and the
@@ -68,6 +72,29 @@ def floor_job(target):  # every row to Python and back unchanged: what any Pytho
     df = spark.read.options(**options).schema(schema).csv(source)
     df.mapInArrow(_same, df.schema).write.parquet(target)
 
+header_line = ",".join(header)
+
+def _split(batches):  # each batch of lines joined again, then split into columns by pyarrow
+    import pyarrow as pa, pyarrow.compute as pc, pyarrow.csv as pcsv
+    for batch in batches:
+        lines = batch.column(0).filter(pc.not_equal(batch.column(0), header_line))
+        if len(lines) == 0:
+            continue
+        text = pc.binary_join(pa.ListArray.from_arrays([0, len(lines)], lines), "\\n")
+        data = pa.py_buffer(text[0].as_buffer().to_pybytes() + b"\\n")
+        table = pcsv.read_csv(
+            pa.BufferReader(data),
+            read_options=pcsv.ReadOptions(column_names=header, use_threads=False,
+                                          block_size=max(1 << 20, data.size + 1)),
+            convert_options=pcsv.ConvertOptions(
+                column_types={n: pa.string() for n in header}, strings_can_be_null=False))
+        yield from table.to_batches()
+
+def lines_job(target):  # the file read as lines, split into columns in Python
+    lines = spark.read.text(source)
+    lines.mapInArrow(_split, StructType([StructField(n, StringType()) for n in header])
+                     ).write.parquet(target)
+
 def pamlib_job(target):
     run = ps.score(ps.read_export(spark, source, multiline=False), provider="demo",
                    cache_export=cache_export == "1")
@@ -77,10 +104,12 @@ def pamlib_job(target):
 
 pamlib_job(os.path.join(work, "warm"))  # JVM, workers, plugins: not timed
 floor_job(os.path.join(work, "warm-floor"))
-times = {"spark": [], "floor": [], "pamlib": []}
+lines_job(os.path.join(work, "warm-lines"))
+times = {"spark": [], "floor": [], "lines": [], "pamlib": []}
 summary = None
+jobs = (("spark", spark_job), ("floor", floor_job), ("lines", lines_job), ("pamlib", pamlib_job))
 for k in range(int(repeat)):
-    for name, job in (("spark", spark_job), ("floor", floor_job), ("pamlib", pamlib_job)):
+    for name, job in jobs:
         target = os.path.join(work, f"{name}-{k}")
         start = time.perf_counter()
         result = job(target)
@@ -180,6 +209,11 @@ def main() -> int:
                 f"       through Python unchanged: {min(floor):.1f} s / "
                 f"{statistics.median(floor):.1f} s, {min(floor) / min(spark):.2f} × Spark; "
                 f"pamlib {best / min(floor):.2f} × that"
+            )
+            lines = result["times"]["lines"]
+            print(
+                f"       read as lines, split in Python: {min(lines):.1f} s / "
+                f"{statistics.median(lines):.1f} s, {min(lines) / min(spark):.2f} × Spark"
             )
             print(f"       {result['summary']}")
     return 0
