@@ -24,8 +24,10 @@ processor times, which the machine's load barely moves), each process's peak res
 (``ru_maxrss`` from ``wait4``), and the one-minute load average before every round: on a
 shared machine a high load makes every figure a floor. The file is generated in a separate
 process so that this one stays small: Linux carries a parent's peak memory over into the
-children it starts. Figures
-for the documentation come from this script only.
+children it starts. The first line says what kind of file system the folder is on: with
+``--keep`` on a folder in memory (``tmpfs``, such as ``/dev/shm`` on Linux) no command waits on
+the disk, and the ratios are those of the work alone. Figures for the documentation come from
+this script only.
 
 Usage::
 
@@ -36,6 +38,7 @@ Usage::
     python benchmarks/bench_csv.py --rows 10000000 --keep bench-data   # generate once, reuse
     python benchmarks/bench_csv.py --provider demo --recommend --skip-baseline   # tailored
     python benchmarks/bench_csv.py --provider demo --write-floor   # what writing alone costs
+    python benchmarks/bench_csv.py --provider demo --keep /dev/shm/pamlib-bench   # no disk
 """
 
 from __future__ import annotations
@@ -178,6 +181,26 @@ def settle(outputs: list[Path]) -> None:
         os.sync()
 
 
+def filesystem(folder: Path) -> str:
+    """The kind of file system ``folder`` is on (``ext4``, ``tmpfs``, …), where the system says:
+    a folder in memory takes the disk out of the figures."""
+    try:
+        mounts = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return "unknown file system"
+    where, kind = "", "unknown file system"
+    resolved = str(folder.resolve())
+    for line in mounts:
+        fields = line.split()
+        if len(fields) < 3:
+            continue
+        point = fields[1].replace("\\040", " ")
+        inside = resolved == point or resolved.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(where):
+            where, kind = point, fields[2]
+    return kind
+
+
 def thread_counts(spec: str) -> list[int]:
     """``1,2,all`` as counts of threads, in order, each once (``all``: the cores available)."""
     from pamlib._workers import available_cores
@@ -236,7 +259,7 @@ def main() -> int:
     print(
         f"{args.rows:,} rows, {size / 1e6:.0f} MB; Python {platform.python_version()}, "
         f"pyarrow {pyarrow.__version__}; {os.cpu_count()} CPUs ({available_cores()} available), "
-        f"load {os.getloadavg()[0]:.1f}; {args.repeat} rounds"
+        f"load {os.getloadavg()[0]:.1f}; {args.repeat} rounds; files on {filesystem(folder)}"
     )
 
     # pip compiles a package's modules when it installs it; a checkout (or a run with

@@ -42,3 +42,37 @@ def test_generated_cohort_scores_completely(tmp_path: Path) -> None:
         host=host,
     )
     assert summary.reconciliation == "read 1200 = scored 1200 + not scored 0 + rejected 0"
+
+
+def test_filesystem_names_the_longest_mount_holding_the_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bench = _bench()
+    mounts = tmp_path / "mounts"
+    mounts.write_text(
+        "/dev/vda / ext4 rw 0 0\n"
+        "tmpfs /srv/mem tmpfs rw 0 0\n"
+        "tmpfs /srv/memother tmpfs rw 0 0\n"
+        "odd line\n",
+        encoding="utf-8",
+    )
+    real = Path
+
+    def fake(*parts: Any) -> Any:
+        return mounts if parts == ("/proc/mounts",) else real(*parts)
+
+    monkeypatch.setattr(bench, "Path", fake)
+    assert bench.filesystem(real("/srv/mem/pamlib-bench")) == "tmpfs"
+    assert bench.filesystem(real("/srv/memx")) == "ext4"  # a prefix of a name is not its folder
+    assert bench.filesystem(real("/home")) == "ext4"
+
+
+def test_filesystem_without_a_mount_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    bench = _bench()
+    real = Path
+    monkeypatch.setattr(
+        bench,
+        "Path",
+        lambda *parts: real("/nonexistent-mounts") if parts == ("/proc/mounts",) else real(*parts),
+    )
+    assert bench.filesystem(real("/anywhere")) == "unknown file system"
