@@ -72,7 +72,7 @@ def spark_job(target):
 def _same(batches):
     yield from batches
 
-def floor_job(target):  # every row to Python and back unchanged: what any Python step costs
+def floor_job(target):  # every row Spark split sent to Python and back unchanged
     df = spark.read.options(**options).schema(schema).csv(source)
     df.mapInArrow(_same, df.schema).write.parquet(target)
 
@@ -99,13 +99,9 @@ def lines_job(target):  # the file read as lines, split into columns in Python
     lines.mapInArrow(_split, StructType([StructField(n, StringType()) for n in header])
                      ).write.parquet(target)
 
-_SCORERS = {}
-
 def _scored(batches):  # the split lines checked and scored by pamlib: its scored columns only
     from pamlib.pipeline import TableScorer
-    scorer = _SCORERS.get("demo")
-    if scorer is None:  # once per Python worker, as pamlib's own job does
-        scorer = _SCORERS["demo"] = TableScorer(provider="demo", duplicates="track")
+    scorer = TableScorer(provider="demo", duplicates="track")  # one a task: ids seen in it
     for batch in _split(batches):
         yield from scorer.score(batch).scored.to_arrow().to_batches()
 
