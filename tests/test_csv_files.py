@@ -383,6 +383,27 @@ def test_packed_ids_are_exact(values: list[str]) -> None:
     )
 
 
+@given(
+    st.lists(st.integers(0, 255), min_size=1, max_size=8),
+    st.lists(st.tuples(st.integers(0, 7), st.integers(0, 7)), max_size=200),
+)
+def test_prefix_bits_are_set_as_a_plain_loop_sets_them(
+    start: list[int], writes: list[tuple[int, int]]
+) -> None:
+    """The map of id prefixes gets every bit written, however many writes share a byte."""
+    from pamlib.formats._columnar import _set_bits
+
+    size = len(start)
+    bitmap = np.array(start, dtype=np.uint8)
+    byte = np.array([b % size for b, _ in writes], dtype=np.intp)
+    flag = np.array([1 << bit for _, bit in writes], dtype=np.uint8)
+    expected = list(start)
+    for b, f in zip(byte.tolist(), flag.tolist(), strict=True):
+        expected[b] |= f
+    _set_bits(bitmap, byte, flag, bitmap[byte])
+    assert bitmap.tolist() == expected
+
+
 def test_seen_ids_merge_runs_in_order() -> None:
     """Many blocks of fresh ids (merged into longer runs as they come), then all of them
     again, in another order: every one is found."""

@@ -164,3 +164,22 @@ def test_protection_keeps_numbers_and_plain_text() -> None:
 def test_responses_have_the_documented_codes() -> None:
     assert [int(r) for r in Response] == [1, 2, 3, 4, -1]
     assert np.int8(answer_code("Not applicable")) == -1
+
+
+@given(
+    st.lists(st.integers(-800_000, 800_000), max_size=40)
+    | st.tuples(st.integers(-30_000, 30_000), st.integers(0, 500)).flatmap(
+        lambda span: st.lists(st.integers(span[0], span[0] + span[1]), max_size=300)
+    )
+)
+def test_dates_are_written_as_pyarrow_writes_them(days: list[int]) -> None:
+    """The output's dates, looked up by day where their range is small, are pyarrow's text
+    for each day."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from pamlib.formats.output import _date_text
+
+    values = np.array(days, dtype=np.int64).astype("datetime64[D]")
+    expected = pc.cast(pa.array(values, type=pa.date32()), pa.string()).to_pylist()
+    assert _date_text(values).to_pylist() == expected

@@ -192,10 +192,12 @@ class Text:
 
     def byte(self, k: int) -> npt.NDArray[np.uint8]:
         """Byte ``k`` of every value (0 where the value is shorter)."""
-        index = np.minimum(self.offsets[:-1] + k, self.data.shape[0] - 1)
-        out: npt.NDArray[np.uint8] = np.where(self.lengths > k, self.data[index], 0).astype(
-            np.uint8
-        )
+        starts = self.offsets[:-1]
+        # ``take`` rather than ``[]``: indexing with indices that are not ``intp`` is slower.
+        out: npt.NDArray[np.uint8] = self.data.take(starts + k if k else starts, mode="clip")
+        short = self.lengths <= k
+        if short.any():
+            out[short] = 0
         return out
 
     def matrix(self, rows: npt.NDArray[np.intp], width: int) -> npt.NDArray[np.uint8]:

@@ -104,7 +104,7 @@ def protect_column(column: Any) -> Any:
     """:func:`protect` over an Arrow string array, touching only the risky cells."""
     pa = pyarrow_module()
     text = Text(column)
-    risky = np.flatnonzero((text.lengths > 0) & _FORMULA_BYTE[text.byte(0)])
+    risky = np.flatnonzero((text.lengths > 0) & _FORMULA_BYTE.take(text.byte(0)))
     if risky.size == 0:
         return text.arr
     values = text.values(risky)
@@ -146,6 +146,22 @@ def _int_text(values: npt.NDArray[Any]) -> Any:
     if hi - lo <= 4096:
         return _lookup([str(v) for v in range(lo, hi + 1)], (values - lo).astype(np.int32))
     return compute().cast(from_numpy(values), pa.string())
+
+
+def _date_text(days: npt.NDArray[np.datetime64]) -> Any:
+    """Dates as ISO text: each day of their range formatted once, then looked up, where the
+    range is small (the usual case); the text is pyarrow's either way."""
+    pa = pyarrow_module()
+    pc = compute()
+    n = days.shape[0]
+    numbers = days.astype(np.int64)
+    if n:
+        lo, hi = int(numbers.min()), int(numbers.max())
+        if hi - lo <= min(4096, n):
+            span = np.arange(lo, hi + 1, dtype=np.int64).astype("datetime64[D]")
+            table = pc.cast(from_numpy(span), pa.string())
+            return pc.take(table, from_numpy((numbers - lo).astype(np.int32)))
+    return pc.cast(from_numpy(days), pa.string())
 
 
 def _float_text(values: npt.NDArray[np.float64]) -> Any:
@@ -268,9 +284,7 @@ def csv_table(
     columns: dict[str, Any] = {
         "assessment_id": text(batch.assessment_id),
         "patient_id": text(batch.patient_id),
-        "assessed_on": compute().cast(
-            from_numpy(np.asarray(batch.assessed_on, dtype="datetime64[D]")), pa.string()
-        ),
+        "assessed_on": _date_text(np.asarray(batch.assessed_on, dtype="datetime64[D]")),
         "instrument": _constant(protect(batch.instrument.id), n),
         "status": _lookup(["not-scored", "scored"], scores.scored.astype(np.int8)),
         "n_answered": _int_text(scores.n_answered),
