@@ -284,6 +284,19 @@ def test_header_only(tmp_path: Path, engine: str) -> None:
     assert chunks[0].source_columns[0] == "patient_id"
 
 
+@given(
+    st.lists(st.text(max_size=6), max_size=30),
+    st.integers(0, 7),
+    st.integers(0, 5),
+)
+def test_text_byte_k_is_each_values_byte_or_zero(values: list[str], k: int, skip: int) -> None:
+    """Byte ``k`` of every value (0 past its end), also for an array that is a slice of a
+    larger one (its offsets do not start at zero)."""
+    arr = pa.array(values, type=pa.string())[min(skip, len(values)) :]
+    expected = [v.encode()[k] if len(v.encode()) > k else 0 for v in arr.to_pylist()]
+    assert Text(arr).byte(k).tolist() == expected
+
+
 # -- remembering ids -------------------------------------------------------------------------
 
 ids = st.text(alphabet=st.characters(codec="utf-8"), max_size=40) | st.sampled_from(
@@ -402,6 +415,24 @@ def test_prefix_bits_are_set_as_a_plain_loop_sets_them(
         expected[b] |= f
     _set_bits(bitmap, byte, flag, bitmap[byte])
     assert bitmap.tolist() == expected
+
+
+@given(st.lists(st.text(alphabet="0aZ9_-é.", max_size=12), max_size=60))
+def test_packed_words_hold_six_bits_a_character_and_the_length(values: list[str]) -> None:
+    """Each packed id's word, as a plain loop packs it: character ``j`` at bits ``6j`` as its
+    place in the alphabet, the length at bit 60."""
+    from pamlib.formats._columnar import _PACK_ALPHABET, _packed
+
+    text = Text(pa.array(values, type=pa.string()))
+    packable, words = _packed(text, np.arange(len(values)))
+    expected = []
+    for value, fits in zip(values, packable.tolist(), strict=True):
+        if fits:
+            word = len(value) << 60
+            for j, char in enumerate(value.encode()):
+                word |= _PACK_ALPHABET.index(char) << (6 * j)
+            expected.append(word)
+    assert words.tolist() == expected
 
 
 def test_seen_ids_merge_runs_in_order() -> None:

@@ -1102,6 +1102,8 @@ class _BlockReader:
                     column_types={c: pa.string() for c in self.names},
                     strings_can_be_null=False,
                     quoted_strings_can_be_null=False,
+                    # ASCII is UTF-8: only other bytes need pyarrow's check, field by field.
+                    check_utf8=not data.isascii(),
                 ),
             )
         except (pa.ArrowInvalid, UnicodeDecodeError):
