@@ -17,6 +17,7 @@ from pamlib.instruments import BUILTIN_INSTRUMENTS
 from pamlib.pipeline import score_file
 from pamlib.plugins import PluginHost
 from pamlib.scoring.raw_sum import RawSumProvider
+from pamlib.synthetic import test_nhs_number as synthetic_nhs_number
 from tests.conftest import ROOT
 from tests.oracles.csv_reader import read_record_chunks
 
@@ -295,6 +296,23 @@ def test_text_byte_k_is_each_values_byte_or_zero(values: list[str], k: int, skip
     arr = pa.array(values, type=pa.string())[min(skip, len(values)) :]
     expected = [v.encode()[k] if len(v.encode()) > k else 0 for v in arr.to_pylist()]
     assert Text(arr).byte(k).tolist() == expected
+
+
+@given(
+    st.lists(
+        st.text(alphabet="0123456789/:x", min_size=10, max_size=10)
+        | st.integers(0, 999_999).map(lambda i: synthetic_nhs_number(i) or "9990000018"),
+        max_size=40,
+    )
+)
+def test_nhs_check_digits_over_columns_agree_with_one_number_at_a_time(
+    values: list[str],
+) -> None:
+    from pamlib.formats._columnar import _valid_nhs
+    from pamlib.formats.values import nhs_number_or_none
+
+    numbers = np.frombuffer("".join(values).encode(), dtype=np.uint8).reshape(-1, 10)
+    assert _valid_nhs(numbers).tolist() == [nhs_number_or_none(v) == v for v in values]
 
 
 # -- remembering ids -------------------------------------------------------------------------
