@@ -207,3 +207,36 @@ def test_a_real_interrupt_passes_every_guard() -> None:
     # Unwatched, in the main thread: a KeyboardInterrupt is taken to be the user's.
     with pytest.raises(KeyboardInterrupt), PluginGuard(watch=False):
         raise KeyboardInterrupt
+
+
+def test_a_request_to_stop_passes_a_watching_guard() -> None:
+    """Under ``pamlib score`` SIGTERM raises ``Terminated``: arriving while a provider scores a
+    batch, it stops the run (exit 130), and is not taken for the provider's failure."""
+    import signal
+
+    from pamlib.formats.guard import Terminated, clean_interrupts
+    from pamlib.plugins import PluginGuard
+
+    before = signal.getsignal(signal.SIGTERM)
+    with clean_interrupts():
+        handler = signal.getsignal(signal.SIGTERM)
+        with pytest.raises(Terminated), PluginGuard():
+            signal.raise_signal(signal.SIGTERM)
+        assert signal.getsignal(signal.SIGTERM) is handler
+        guard = PluginGuard()
+        with guard:
+            raise Terminated  # the plugin's own: no signal came
+        assert isinstance(guard.error, Terminated)
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
+def test_a_guard_leaves_a_default_request_to_stop_alone() -> None:
+    """Where SIGTERM has its default action (it ends the process) a guard does not take it
+    over."""
+    import signal
+
+    from pamlib.plugins import PluginGuard
+
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    with PluginGuard():
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL

@@ -242,6 +242,42 @@ def test_a_signal_to_a_threaded_run_leaves_no_output(tmp_path: Path, signum: int
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
 
 
+@pytest.mark.parametrize("threads", ["1", "4"])
+def test_a_request_to_stop_while_the_provider_scores_stops_the_run(
+    tmp_path: Path,
+    process_host: PluginHost,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    threads: str,
+) -> None:
+    """SIGTERM landing inside the provider's own code is the user's stop (exit 130, nothing
+    written), not a failure of the provider (exit 1)."""
+    from pamlib.scoring.demo import DemoProvider
+
+    real = DemoProvider.score_batch
+    calls = 0
+
+    def stopped(self: DemoProvider, *args: object) -> object:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            signal.raise_signal(signal.SIGTERM)
+        return real(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(DemoProvider, "score_batch", stopped)
+    source = cohort(tmp_path / "in.csv", 3000)
+    out = tmp_path / "out.csv"
+    argv = ["score", str(source), "--provider", "demo", "-o", str(out), "--chunk-rows", "100",
+            "--threads", threads, "--no-progress"]  # fmt: skip
+    status = main(argv)
+    err = capsys.readouterr().err
+    assert status == 130, err
+    assert "failed while scoring" not in err
+    assert "Traceback" not in err
+    assert not out.exists()
+    assert leftovers(tmp_path) == []
+
+
 # -- the stages themselves -----------------------------------------------------------------------
 
 

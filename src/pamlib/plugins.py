@@ -36,7 +36,7 @@ from collections.abc import Callable, Generator, Iterable, Mapping
 from functools import partial
 from pathlib import PurePath
 from types import FrameType, TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import attrs
 import pluggy
@@ -154,19 +154,26 @@ def describe_failure(exc: BaseException) -> str:
     return f"{name}: {text}" if text else name
 
 
+#: The signals a watching guard counts: Ctrl-C, and a request to stop where a handler turns it
+#: into an interrupt (``pamlib score`` raises :class:`~pamlib.formats.guard.Terminated`).
+_WATCHED = (signal.SIGINT, signal.SIGTERM)
+
+
 class _Interrupts:
-    """Counts real SIGINTs (Ctrl-C) while some :class:`PluginGuard` watches for them."""
+    """Counts real SIGINTs (Ctrl-C) and handled SIGTERMs while some :class:`PluginGuard` watches
+    for them."""
 
     count = 0
     watchers = 0
-    previous: Any = None
+    previous: ClassVar[dict[int, Any]] = {}
     lock = threading.Lock()
 
 
 def _counting_handler(signum: int, frame: FrameType | None) -> None:
-    """The SIGINT handler while a guard watches: count, then do what was done before."""
+    """The handler of a watched signal while a guard watches: count, then do what was done
+    before."""
     _Interrupts.count += 1
-    previous = _Interrupts.previous
+    previous = _Interrupts.previous.get(signum)
     if callable(previous):
         previous(signum, frame)
 
@@ -181,12 +188,14 @@ class PluginGuard:
     ``with guard:`` swallows any exception raised inside and keeps it as :attr:`error` —
     ``SystemExit``, ``KeyboardInterrupt`` and ``GeneratorExit`` included, because a plugin may
     raise them itself. A real interrupt is let through: with ``watch=True`` (in the main thread)
-    a SIGINT handler counts Ctrl-C presses while the plugin runs, and a ``KeyboardInterrupt``
-    with a press behind it propagates. Without watching, a ``KeyboardInterrupt`` in the main
-    thread is taken to be the user's (Python raises Ctrl-C in whatever code is running, most
-    often a provider's scoring loop), so it propagates too; in other threads it cannot come from
-    Ctrl-C and is contained. Watching costs a few microseconds (two ``sigaction`` calls), so the
-    host watches when loading plugins and once per batch, not on every one-assessment call.
+    the guard counts Ctrl-C presses (SIGINT) while the plugin runs, and requests to stop
+    (SIGTERM) where a handler turns them into an interrupt, as ``pamlib score`` does; a
+    ``KeyboardInterrupt`` with a signal behind it propagates. Without watching, a
+    ``KeyboardInterrupt`` in the main thread is taken to be the user's (Python raises Ctrl-C in
+    whatever code is running, most often a provider's scoring loop), so it propagates too; in
+    other threads it cannot come from a signal and is contained. Watching costs a few
+    microseconds (a few ``sigaction`` calls), so the host watches when loading plugins and once
+    per batch, not on every one-assessment call.
 
     >>> guard = PluginGuard()
     >>> with guard:
@@ -207,10 +216,12 @@ class PluginGuard:
         if self._watching:
             with _Interrupts.lock:
                 if _Interrupts.watchers == 0:
-                    current = signal.getsignal(signal.SIGINT)
-                    _Interrupts.previous = current
-                    if callable(current):  # else SIGINT raises nothing: ignored, or default
-                        signal.signal(signal.SIGINT, _counting_handler)
+                    _Interrupts.previous = {}
+                    for signum in _WATCHED:
+                        current = signal.getsignal(signum)
+                        if callable(current):  # else it raises nothing: ignored, or default
+                            _Interrupts.previous[signum] = current
+                            signal.signal(signum, _counting_handler)
                 _Interrupts.watchers += 1
                 self._mark = _Interrupts.count
         return self
@@ -227,9 +238,10 @@ class PluginGuard:
                 interrupted = _Interrupts.count != self._mark
                 _Interrupts.watchers -= 1
                 if _Interrupts.watchers == 0:
-                    if signal.getsignal(signal.SIGINT) is _counting_handler:
-                        signal.signal(signal.SIGINT, _Interrupts.previous)
-                    _Interrupts.previous = None
+                    for signum, previous in _Interrupts.previous.items():
+                        if signal.getsignal(signum) is _counting_handler:
+                            signal.signal(signum, previous)
+                    _Interrupts.previous = {}
         if exc is None:
             return False
         if isinstance(exc, KeyboardInterrupt) and self._is_real(interrupted):
@@ -242,8 +254,9 @@ class PluginGuard:
             return False
         if not self._watching:
             return True
-        # Watched: a real Ctrl-C was counted, unless SIGINT could not raise at all (ignored or
-        # left to the operating system), when any KeyboardInterrupt is the plugin's own.
+        # Watched: a real Ctrl-C or stop request was counted, unless neither signal could raise
+        # at all (ignored or left to the operating system), when any KeyboardInterrupt is the
+        # plugin's own.
         return interrupted
 
 
