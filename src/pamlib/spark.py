@@ -504,6 +504,7 @@ def score(
     return SparkRun(
         n_read=n_read,
         out=out,
+        job=(combined, job),
         scored_columns=tuple(scorer.output_schema().names),
         source=source,
         providers=tuple(sorted({p.id for p in providers.values()})),
@@ -777,17 +778,34 @@ class _Job:
     delimiter: str = ","
     encoding: str = "utf-8"
 
+    #: With an accumulator (:class:`_Tally`), the task gives its scored rows only and adds
+    #: its counts and rejects to it (:meth:`SparkRun.write`'s one job).
+    collect: Any = attrs.field(default=None, repr=False)
+
     def __call__(self, batches: Iterator[Any]) -> Iterator[Any]:
         try:
             base = _scorer(self.payload, self.digest)
             runs: dict[str, TableScorer] = {}
+            if self.collect is None:
+                for batch in batches:
+                    for _, piece in self._batch(base, runs, batch):
+                        yield from piece.to_batches()
+                return
+            collected = _Collected()
             for batch in batches:
-                yield from self._batch(base, runs, batch)
+                for kind, piece in self._batch(base, runs, batch):
+                    if kind == "scored":
+                        yield from piece.to_batches()
+                    collected.add(kind, piece)
+            self.collect.add(collected)  # sent to the driver when the task succeeds
         except PamlibError as error:
             raise SparkJobError(f"pamlib: {error}") from None
 
-    def _batch(self, base: TableScorer, runs: dict[str, TableScorer], batch: Any) -> Iterator[Any]:
-        """One batch's rows, file by file, in each file's order; one run per file and task."""
+    def _batch(
+        self, base: TableScorer, runs: dict[str, TableScorer], batch: Any
+    ) -> Iterator[tuple[str, Any]]:
+        """One batch's rows, file by file, in each file's order; one run per file and task:
+        tables of one kind each (``scored``, ``rejected`` or ``blank``)."""
         import pyarrow.compute as pc
 
         if batch.num_rows == 0:
@@ -804,7 +822,7 @@ class _Job:
                 run = runs[name] = base.new_run(source=str(name))
             yield from self._file_part(run, str(name), part)
 
-    def _file_part(self, run: TableScorer, name: str, part: Any) -> Iterator[Any]:
+    def _file_part(self, run: TableScorer, name: str, part: Any) -> Iterator[tuple[str, Any]]:
         import pyarrow as pa
         import pyarrow.compute as pc
 
@@ -852,7 +870,7 @@ class _Job:
             keys = rows.filter(pa.array(blank))
             pieces.append(self._frame("blank", name, keys, {}))
         for piece in pieces:
-            yield from piece.to_batches()
+            yield piece.column(_KIND)[0].as_py(), piece
 
     def _frame(self, kind: str, name: str, keys: Any, columns: Mapping[str, Any]) -> Any:
         import pyarrow as pa
@@ -946,6 +964,76 @@ class _Job:
                 "_reject_record": pa.repeat(pa.scalar("", pa.string()), n),
             },
         )
+
+
+#: Rejects one task sends to the driver with its counts, at most (Arrow bytes): past it the task
+#: sends counts only, and :meth:`SparkRun.write` finds the rejects with a second job.
+_TASK_REJECTS_BYTES = 8 << 20
+#: … and the driver holds at most this many in all.
+_REJECTS_BYTES = 128 << 20
+
+#: What a count is kept by: what each row became, and for scored rows their status, reason and
+#: whether the demo scored them; for rejects their code (as ``SparkRun.summary`` groups them).
+_CountKey = tuple[str, str | None, str | None, str | None, bool | None]
+
+
+@attrs.define
+class _Collected:
+    """One task's counts and rejects (then, on the driver, every task's), for
+    :meth:`SparkRun.write` to count and write what its one job did not write."""
+
+    counts: dict[_CountKey, int] = attrs.Factory(dict)
+    rejects: list[Any] = attrs.Factory(list)
+    nbytes: int = 0
+    overflowed: bool = False
+
+    def add(self, kind: str, piece: Any) -> None:
+        import pyarrow.compute as pc
+
+        if kind == "scored":
+            by = ["status", "reason", "demo"]
+            grouped = piece.select(by).group_by(by).aggregate([([], "count_all")]).to_pylist()
+            for g in grouped:
+                self._count((kind, g["status"], g["reason"], None, g["demo"]), g["count_all"])
+            return
+        if kind != "rejected":
+            self._count((kind, None, None, None, None), piece.num_rows)
+            return
+        for g in pc.value_counts(piece.column("_reject_code")).to_pylist():
+            self._count((kind, None, None, g["values"], None), g["counts"])
+        rejects = piece.select([_FILE, _ROW, *(f"_reject_{c}" for c in _REJECT_COLUMNS)])
+        self._keep(rejects, rejects.nbytes)
+
+    def _count(self, key: _CountKey, n: int) -> None:
+        self.counts[key] = self.counts.get(key, 0) + int(n)
+
+    def _keep(self, rejects: Any, nbytes: int) -> None:
+        if self.overflowed or self.nbytes + nbytes > _TASK_REJECTS_BYTES:
+            self.overflowed, self.rejects, self.nbytes = True, [], 0
+            return
+        self.rejects.append(rejects)
+        self.nbytes += nbytes
+
+    def merge(self, other: _Collected) -> None:
+        for key, n in other.counts.items():
+            self._count(key, n)
+        if other.overflowed or self.nbytes + other.nbytes > _REJECTS_BYTES:
+            self.overflowed, self.rejects, self.nbytes = True, [], 0
+        if not self.overflowed:
+            self.rejects += other.rejects
+            self.nbytes += other.nbytes
+
+
+class _Tally:
+    """The accumulator's rules (pyspark's ``AccumulatorParam``, by its two methods): tasks'
+    :class:`_Collected` merged on the driver, once per successful task of the write."""
+
+    def zero(self, value: _Collected) -> _Collected:
+        return _Collected()
+
+    def addInPlace(self, value: _Collected, other: _Collected) -> _Collected:  # noqa: N802
+        value.merge(other)
+        return value
 
 
 def _encoding_reject(encoding: str) -> tuple[str, str]:
@@ -1088,7 +1176,8 @@ def _printable(text: str) -> str:
 class SparkRun:
     """What :func:`score` gives: :attr:`scored` and :attr:`rejects` DataFrames, the counts
     (:meth:`summary`), and :meth:`write`. The scoring job runs once, when first needed; its
-    output is kept (memory, then disk) until :meth:`unpersist`."""
+    output is kept (memory, then disk) until :meth:`unpersist`. :meth:`write` called first
+    keeps nothing: one job scores and writes (:doc:`/spark`)."""
 
     def __init__(
         self,
@@ -1100,10 +1189,12 @@ class SparkRun:
         providers: tuple[str, ...],
         licensed: bool,
         read: DataFrame | None = None,
+        job: tuple[DataFrame, _Job] | None = None,
     ) -> None:
         self.n_read = n_read
         self._read = read
         self._out = out
+        self._job = job
         self._persisted = False
         self.scored_columns = scored_columns
         self.source = source
@@ -1139,9 +1230,11 @@ class SparkRun:
     def scored(self) -> DataFrame:
         """One row per record that passed the checks, scored or not: pamlib's scored-table
         columns (:func:`pamlib.tables.scored.scored_schema`), then :data:`SCORED_KEY_COLUMNS`."""
+        return self._scored_of(self._output())
+
+    def _scored_of(self, out: DataFrame) -> DataFrame:
         from pyspark.sql import functions as sf
 
-        out = self._output()
         return out.where(sf.col(_KIND) == "scored").select(
             *(sf.col(f"`{c}`") for c in self.scored_columns),
             sf.col(_FILE).alias(SCORED_KEY_COLUMNS[0]),
@@ -1152,9 +1245,11 @@ class SparkRun:
     def rejects(self) -> DataFrame:
         """One row per rejected record, in :func:`pamlib.pipeline.rejects_schema`: ``source``
         is the file, ``row`` the record's number in it (``location`` ``row N``)."""
+        return self._rejects_of(self._output())
+
+    def _rejects_of(self, out: DataFrame) -> DataFrame:
         from pyspark.sql import functions as sf
 
-        out = self._output()
         return out.where(sf.col(_KIND) == "rejected").select(
             sf.col(_FILE).alias("source"),
             sf.col(_ROW).alias("row"),
@@ -1174,11 +1269,8 @@ class SparkRun:
     def _count(self) -> ScoreSummary:
         from pyspark.sql import functions as sf
 
-        from pamlib.pipeline import ReconciliationError, ScoreSummary
-
-        n_read = self.n_read
         out = self._output()
-        counts = (
+        grouped = (
             out.groupBy(
                 sf.col(_KIND),
                 sf.col("status"),
@@ -1190,26 +1282,34 @@ class SparkRun:
             .collect()
         )
         self._release_read()  # the output is kept now: the job need not run again
+        counts = {
+            (r[_KIND], r["status"], r["reason"], r["_reject_code"], r["demo"]): int(r["count"])
+            for r in grouped
+        }
+        return self._summary_of(counts)
+
+    def _summary_of(self, counts: Mapping[_CountKey, int]) -> ScoreSummary:
+        """The summary of the job's counts (what each row became, by :data:`_CountKey`),
+        reconciled with the rows read."""
+        from pamlib.pipeline import ReconciliationError, ScoreSummary
+
         n = {"scored": 0, "not-scored": 0, "rejected": 0, "blank": 0}
         by_code: dict[str, int] = {}
         by_reason: dict[str, int] = {}
         demo = False
-        for row in counts:
-            kind, count = row[_KIND], int(row["count"])
+        for (kind, status, reason, code, is_demo), count in counts.items():
             if kind == "scored":
-                n[row["status"]] += count
-                demo = demo or bool(row["demo"])
-                if row["status"] != "scored":
-                    reason = row["reason"] or ""
-                    by_reason[reason] = by_reason.get(reason, 0) + count
+                n[str(status)] += count
+                demo = demo or bool(is_demo)
+                if status != "scored":
+                    by_reason[reason or ""] = by_reason.get(reason or "", 0) + count
             else:
                 n[kind] += count
                 if kind == "rejected":
-                    code = row["_reject_code"]
-                    by_code[code] = by_code.get(code, 0) + count
+                    by_code[str(code)] = by_code.get(str(code), 0) + count
         summary = ScoreSummary(
             source=self.source,
-            n_read=n_read,
+            n_read=self.n_read,
             n_scored=n["scored"],
             n_not_scored=n["not-scored"],
             n_rejected=n["rejected"],
@@ -1228,7 +1328,11 @@ class SparkRun:
         """Write ``scored/``, ``rejects/`` and ``summary.json`` under ``path`` — a folder that
         must not exist — with any Spark data source (``parquet``, ``delta``, …). Everything is
         written to a temporary folder beside it, renamed to ``path`` only when complete: no
-        partial output ever stands under the final name. Returns the summary."""
+        partial output ever stands under the final name. Returns the summary.
+
+        Called before :attr:`scored`, :attr:`rejects` or :meth:`summary`, one job scores and
+        writes the scored rows while its tasks send their counts and rejects back; nothing is
+        kept. Called after them, it writes the kept output."""
         written: ScoreSummary = _guarded(lambda: self._write(path, format))
         return written
 
@@ -1248,9 +1352,12 @@ class SparkRun:
         )
         base = temporary.toString()
         try:
-            summary = self.summary()
-            self.scored.write.format(fmt).save(f"{base}/scored")
-            self.rejects.write.format(fmt).save(f"{base}/rejects")
+            if self._summary is None and not self._persisted and self._job is not None:
+                summary = self._write_in_one_job(self._job, base, fmt)
+            else:  # the output is kept already (or its counts known): write from it
+                summary = self.summary()
+                self.scored.write.format(fmt).save(f"{base}/scored")
+                self.rejects.write.format(fmt).save(f"{base}/rejects")
             stream = fs.create(jvm.org.apache.hadoop.fs.Path(temporary, "summary.json"))
             try:
                 stream.write(bytearray(_summary_json(summary).encode("utf-8")))
@@ -1262,6 +1369,41 @@ class SparkRun:
             fs.delete(temporary, True)
             raise
         return summary
+
+    def _write_in_one_job(
+        self, scoring: tuple[DataFrame, _Job], base: str, fmt: str
+    ) -> ScoreSummary:
+        """Score and write the scored rows in one job, its tasks sending their counts and
+        rejects to the driver beside it (an accumulator: counted once per task that
+        succeeds), rather than keeping the output to count it and write it twice. Rejects
+        too many to hold on the driver (:data:`_REJECTS_BYTES`) are found by a second job."""
+        from pyspark.sql.pandas.types import from_arrow_schema
+
+        combined, job = scoring
+        spark = combined.sparkSession
+        tally = spark.sparkContext.accumulator(_Collected(), _Tally())  # type: ignore[arg-type]
+        out = combined.mapInArrow(attrs.evolve(job, collect=tally), from_arrow_schema(job.schema))
+        self._scored_of(out).write.format(fmt).save(f"{base}/scored")
+        collected: _Collected = tally.value
+        summary = self._summary_of(collected.counts)
+        if collected.overflowed:
+            rejects = self._rejects_of(self._out)
+        else:
+            rejects = spark.createDataFrame(_rejects_table(job.schema, collected.rejects))
+        rejects.write.format(fmt).save(f"{base}/rejects")
+        self._release_read()
+        self._summary = summary
+        return summary
+
+
+def _rejects_table(schema: Any, parts: list[Any]) -> Any:
+    """The rejects the tasks sent, as :attr:`SparkRun.rejects` gives them, by file and row."""
+    import pyarrow as pa
+
+    names = [_FILE, _ROW, *(f"_reject_{c}" for c in _REJECT_COLUMNS)]
+    empty = pa.schema([schema.field(n) for n in names]).empty_table()
+    table = pa.concat_tables([empty, *parts]).rename_columns(["source", "row", *_REJECT_COLUMNS])
+    return table.sort_by([("source", "ascending"), ("row", "ascending")])
 
 
 def _summary_json(summary: ScoreSummary) -> str:

@@ -43,6 +43,10 @@ def _spark_rows(run: Any) -> tuple[list[dict[str, Any]], list[tuple[int, str, st
     return scored, rejects
 
 
+def _in_order(frame: Any, *keys: str) -> list[dict[str, Any]]:
+    return [r.asDict(recursive=True) for r in frame.orderBy(*keys).collect()]
+
+
 def _row_of(export: Export) -> dict[int, int]:
     """pamlib score's line → the record's row number in the file."""
     return {line: n for n, line in enumerate(export.lines, start=1)}
@@ -139,6 +143,54 @@ def test_multiline_off_splits_the_file_and_differs_only_where_documented(
         run.write(str(target))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scored-out"]  # no temporary left
     run.unpersist()
+
+
+@pytest.mark.parametrize("rejects", ["sent back by the tasks", "too many: found by a second job"])
+def test_writing_first_scores_and_writes_in_one_job_with_the_same_output(
+    spark: Any, export: Export, tmp_path: Path, rejects: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pamlib.spark as ps
+
+    if rejects != "sent back by the tasks":  # more than the driver holds (checked as it merges)
+        monkeypatch.setattr(ps, "_REJECTS_BYTES", 0)
+
+        def unused(*_: Any) -> None:
+            raise AssertionError("the rejects sent back were used")
+
+        monkeypatch.setattr(ps, "_rejects_table", unused)
+    df = ps.read_export(spark, str(export.path), mapping=MAPPING, multiline=False)
+    kept = ps.score(df, provider="demo")  # counted and written from the kept output
+    expected = kept.summary()
+    expected_scored = _in_order(kept.scored, *KEYS)
+    expected_rejects = _in_order(kept.rejects, "source", "row", "code")
+    kept.unpersist()
+
+    run = ps.score(df, provider="demo")
+    target = tmp_path / "out"
+    assert run.write(str(target)) == expected
+    assert run.summary() == expected  # counted by the write: no job runs for it
+    scored = spark.read.parquet(str(target / "scored"))
+    rejected = spark.read.parquet(str(target / "rejects"))
+    assert scored.schema == kept.scored.schema
+    assert rejected.schema == kept.rejects.schema
+    assert _in_order(scored, *KEYS) == expected_scored
+    assert _in_order(rejected, "source", "row", "code") == expected_rejects
+    assert json.loads((target / "summary.json").read_text())["n_rejected"] == len(expected_rejects)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temporary left
+
+
+def test_a_job_that_fails_while_writing_first_leaves_nothing(spark: Any, tmp_path: Path) -> None:
+    import pamlib.spark as ps
+
+    export = make_export(tmp_path, n=70, seed=4)
+    path = tmp_path / "calibration.json"
+    path.write_text(json.dumps(rsm_document()), encoding="utf-8")
+    run = ps.score(ps.read_export(spark, str(export.path), mapping=MAPPING), calibration=str(path))
+    path.write_text(json.dumps(rsm_document(min_answered=3)), encoding="utf-8")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(ps.SparkJobError, match="changed"):
+        run.write(str(tmp_path / "out"))  # the first job there is: the one that writes
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
 def test_partition_duplicates_miss_repeats_across_tasks(spark: Any, tmp_path: Path) -> None:

@@ -186,3 +186,74 @@ def test_a_session_without_a_jvm_must_be_given_the_encoding() -> None:
 
     with pytest.raises(ConfigurationError, match=r"give the export's encoding \(encoding=\)"):
         _file_heads(cast(Any, Connect()), "export.csv")
+
+
+def _piece(kind: str, rows: list[tuple[str, str | None, bool]], first: int) -> pa.Table:
+    """A task's output of one kind, as the job makes it (only the columns counted and kept)."""
+    n = len(rows)
+    reject = kind == "rejected"
+    return pa.table(
+        {
+            "_pamlib_file": ["f.csv"] * n,
+            "_pamlib_row": pa.array(range(first, first + n), pa.int64()),
+            "status": [r[0] if kind == "scored" else None for r in rows],
+            "reason": [r[1] if kind == "scored" else None for r in rows],
+            "demo": [r[2] if kind == "scored" else None for r in rows],
+            "_reject_location": [f"row {first + k}" if reject else None for k in range(n)],
+            "_reject_code": [r[0] if reject else None for r in rows],
+            "_reject_message": ["why" if reject else None for _ in rows],
+            "_reject_fields": pa.array(
+                [[("a", "1")] if reject else None for _ in rows], pa.map_(pa.string(), pa.string())
+            ),
+            "_reject_record": ["" if reject else None for _ in rows],
+        }
+    )
+
+
+task_rows = st.lists(
+    st.tuples(
+        st.sampled_from(["scored", "rejected", "blank"]),
+        st.sampled_from(["scored", "not-scored", "date", "field-count"]),
+        st.sampled_from([None, "too-few-answers"]),
+        st.booleans(),
+    ),
+    max_size=12,
+)
+
+
+@given(st.lists(task_rows, max_size=5), st.integers(0, 3000), st.integers(0, 6000))
+def test_what_tasks_send_back_adds_up_and_keeps_every_reject_or_none(
+    tasks: list[list[tuple[str, str, str | None, bool]]], per_task: int, in_all: int
+) -> None:
+    """Counts add up over tasks whatever the limits; the rejects come back all, in task order,
+    or none (then ``overflowed``: the write finds them with a second job)."""
+    from collections import Counter
+    from unittest import mock
+
+    import pamlib.spark as ps
+
+    expected: Counter[tuple[Any, ...]] = Counter()
+    every_reject: list[int] = []
+    driver = ps._Collected()
+    row = 1
+    with (
+        mock.patch.object(ps, "_TASK_REJECTS_BYTES", per_task),
+        mock.patch.object(ps, "_REJECTS_BYTES", in_all),
+    ):
+        for task in tasks:
+            collected = ps._Collected()
+            for kind, status, reason, demo in task:  # one row a piece: the worst case
+                collected.add(kind, _piece(kind, [(status, reason, demo)], row))
+                if kind == "scored":
+                    expected[(kind, status, reason, None, demo)] += 1
+                elif kind == "rejected":
+                    expected[(kind, None, None, status, None)] += 1
+                    every_reject.append(row)
+                else:
+                    expected[(kind, None, None, None, None)] += 1
+                row += 1
+            driver = ps._Tally().addInPlace(driver, collected)
+    assert Counter(driver.counts) == expected
+    kept = [r for t in driver.rejects for r in t.column("_pamlib_row").to_pylist()]
+    assert kept == ([] if driver.overflowed else every_reject)
+    assert driver.nbytes == sum(t.nbytes for t in driver.rejects) <= in_all
