@@ -792,10 +792,11 @@ class _Job:
                         yield from piece.to_batches()
                 return
             collected = _Collected()
+            scored = _scored_fields(self.schema).names
             for batch in batches:
                 for kind, piece in self._batch(base, runs, batch):
                     if kind == "scored":
-                        yield from piece.to_batches()
+                        yield from piece.select(scored).to_batches()
                     collected.add(kind, piece)
             self.collect.add(collected)  # sent to the driver when the task succeeds
         except PamlibError as error:
@@ -1377,13 +1378,19 @@ class SparkRun:
         rejects to the driver beside it (an accumulator: counted once per task that
         succeeds), rather than keeping the output to count it and write it twice. Rejects
         too many to hold on the driver (:data:`_REJECTS_BYTES`) are found by a second job."""
+        from pyspark.sql import functions as sf
         from pyspark.sql.pandas.types import from_arrow_schema
 
         combined, job = scoring
         spark = combined.sparkSession
         tally = spark.sparkContext.accumulator(_Collected(), _Tally())  # type: ignore[arg-type]
-        out = combined.mapInArrow(attrs.evolve(job, collect=tally), from_arrow_schema(job.schema))
-        self._scored_of(out).write.format(fmt).save(f"{base}/scored")
+        fields = from_arrow_schema(_scored_fields(job.schema))
+        scored = combined.mapInArrow(attrs.evolve(job, collect=tally), fields).select(
+            *(sf.col(f"`{c}`") for c in self.scored_columns),
+            sf.col(_FILE).alias(SCORED_KEY_COLUMNS[0]),
+            sf.col(_ROW).alias(SCORED_KEY_COLUMNS[1]),
+        )
+        scored.write.format(fmt).save(f"{base}/scored")
         collected: _Collected = tally.value
         summary = self._summary_of(collected.counts)
         if collected.overflowed:
@@ -1394,6 +1401,15 @@ class SparkRun:
         self._release_read()
         self._summary = summary
         return summary
+
+
+def _scored_fields(schema: Any) -> Any:
+    """The job's output schema less what only the other kinds of row fill: what a task of
+    :meth:`SparkRun.write`'s one job gives (its scored rows and their keys)."""
+    import pyarrow as pa
+
+    others = {_KIND, *(f"_reject_{c}" for c in _REJECT_COLUMNS)}
+    return pa.schema([f for f in schema if f.name not in others])
 
 
 def _rejects_table(schema: Any, parts: list[Any]) -> Any:
