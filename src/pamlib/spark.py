@@ -984,7 +984,8 @@ class _Collected:
     :meth:`SparkRun.write` to count and write what its one job did not write."""
 
     counts: dict[_CountKey, int] = attrs.Factory(dict)
-    rejects: list[Any] = attrs.Factory(list)
+    #: Arrow IPC streams: what a slice holds only, however large the arrays it was cut from.
+    rejects: list[bytes] = attrs.Factory(list)
     nbytes: int = 0
     overflowed: bool = False
 
@@ -1002,18 +1003,26 @@ class _Collected:
             return
         for g in pc.value_counts(piece.column("_reject_code")).to_pylist():
             self._count((kind, None, None, g["values"], None), g["counts"])
-        rejects = piece.select([_FILE, _ROW, *(f"_reject_{c}" for c in _REJECT_COLUMNS)])
-        self._keep(rejects, rejects.nbytes)
+        if not self.overflowed:
+            self._keep(
+                _ipc(piece.select([_FILE, _ROW, *(f"_reject_{c}" for c in _REJECT_COLUMNS)]))
+            )
 
     def _count(self, key: _CountKey, n: int) -> None:
         self.counts[key] = self.counts.get(key, 0) + int(n)
 
-    def _keep(self, rejects: Any, nbytes: int) -> None:
-        if self.overflowed or self.nbytes + nbytes > _TASK_REJECTS_BYTES:
+    def _keep(self, rejects: bytes) -> None:
+        if self.overflowed or self.nbytes + len(rejects) > _TASK_REJECTS_BYTES:
             self.overflowed, self.rejects, self.nbytes = True, [], 0
             return
         self.rejects.append(rejects)
-        self.nbytes += nbytes
+        self.nbytes += len(rejects)
+
+    def tables(self) -> list[Any]:
+        """The rejects kept, as Arrow tables."""
+        import pyarrow as pa
+
+        return [pa.ipc.open_stream(data).read_all() for data in self.rejects]
 
     def merge(self, other: _Collected) -> None:
         for key, n in other.counts.items():
@@ -1023,6 +1032,15 @@ class _Collected:
         if not self.overflowed:
             self.rejects += other.rejects
             self.nbytes += other.nbytes
+
+
+def _ipc(table: Any) -> bytes:
+    import pyarrow as pa
+
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue())
 
 
 class _Tally:
@@ -1396,7 +1414,7 @@ class SparkRun:
         if collected.overflowed:
             rejects = self._rejects_of(self._out)
         else:
-            rejects = spark.createDataFrame(_rejects_table(job.schema, collected.rejects))
+            rejects = spark.createDataFrame(_rejects_table(job.schema, collected.tables()))
         rejects.write.format(fmt).save(f"{base}/rejects")
         self._release_read()
         self._summary = summary

@@ -193,6 +193,19 @@ def test_a_job_that_fails_while_writing_first_leaves_nothing(spark: Any, tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
+def test_counts_that_do_not_reconcile_publish_nothing(spark: Any, tmp_path: Path) -> None:
+    import pamlib.spark as ps
+    from pamlib.pipeline import ReconciliationError
+
+    export = make_export(tmp_path, n=70, seed=5)
+    run = ps.score(ps.read_export(spark, str(export.path), mapping=MAPPING), provider="demo")
+    run.n_read += 1  # as if a row were lost between reading and writing
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(ReconciliationError, match="do not reconcile"):
+        run.write(str(tmp_path / "out"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
 def test_partition_duplicates_miss_repeats_across_tasks(spark: Any, tmp_path: Path) -> None:
     import pamlib.spark as ps
 

@@ -254,6 +254,18 @@ def test_what_tasks_send_back_adds_up_and_keeps_every_reject_or_none(
                 row += 1
             driver = ps._Tally().addInPlace(driver, collected)
     assert Counter(driver.counts) == expected
-    kept = [r for t in driver.rejects for r in t.column("_pamlib_row").to_pylist()]
+    kept = [r for t in driver.tables() for r in t.column("_pamlib_row").to_pylist()]
     assert kept == ([] if driver.overflowed else every_reject)
-    assert driver.nbytes == sum(t.nbytes for t in driver.rejects) <= in_all
+    assert driver.nbytes == sum(len(data) for data in driver.rejects) <= in_all
+
+
+def test_a_reject_cut_from_a_large_batch_travels_alone() -> None:
+    """What a task sends back is the rejects' own bytes, not the batch they were cut from."""
+    import pamlib.spark as ps
+
+    big = _piece("rejected", [("date", None, False)] * 20_000, 1)
+    one = ps._Collected()
+    one.add("rejected", big.slice(7, 1))
+    assert one.nbytes < 2_000 < big.nbytes
+    (table,) = one.tables()
+    assert table.column("_pamlib_row").to_pylist() == [8]
