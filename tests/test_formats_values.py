@@ -183,3 +183,21 @@ def test_dates_are_written_as_pyarrow_writes_them(days: list[int]) -> None:
     values = np.array(days, dtype=np.int64).astype("datetime64[D]")
     expected = pc.cast(pa.array(values, type=pa.date32()), pa.string()).to_pylist()
     assert _date_text(values).to_pylist() == expected
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["", "PAM-13", "demo", "ü;x", "e" * 70]), st.integers(0, 300)),
+        max_size=30,
+    )
+)
+def test_constant_columns_hold_their_text_on_every_row(calls: list[tuple[str, int]]) -> None:
+    """A constant column, made anew or sliced from a longer one made before, is ``n`` copies
+    of its text, whatever was asked before it."""
+    from pamlib.formats import output
+
+    output._CONSTANTS.clear()
+    for value, n in calls:
+        column = output._constant(value, n)
+        assert len(column) == n
+        assert column.to_pylist() == [value] * n

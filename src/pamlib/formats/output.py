@@ -121,7 +121,25 @@ def protect_column(column: Any) -> Any:
 # -- column values ---------------------------------------------------------------------------
 
 
-_constant = constant_text
+#: The longest column made so far of each constant text (a batch's provenance, codes and
+#: other texts the same for every row, never a patient's), up to :data:`_CONSTANT_BYTES`: a
+#: later block of as many rows or fewer takes a slice of it, which copies nothing.
+_CONSTANTS: dict[str, Any] = {}
+_CONSTANT_BYTES = 64 << 20
+_CONSTANT_TEXTS = 64
+
+
+def _constant(value: str, n: int) -> Any:
+    """``n`` copies of ``value`` as an Arrow string array."""
+    made = _CONSTANTS.get(value)
+    if made is not None and len(made) >= n:
+        return made.slice(0, n)
+    column = constant_text(value, n)
+    if len(value) * n <= _CONSTANT_BYTES and (
+        made is not None or len(_CONSTANTS) < _CONSTANT_TEXTS
+    ):
+        _CONSTANTS[value] = column
+    return column
 
 
 @functools.lru_cache(maxsize=64)
