@@ -438,6 +438,54 @@ def test_not_applicable_and_unanswered_are_scored_alike(model: StepModel, seed: 
 # -- table mechanics -------------------------------------------------------------------------
 
 
+@FAST
+@given(values=st.lists(st.integers(0, 299), max_size=200), size=st.sampled_from([300, 5000]))
+def test_distinct_values_are_those_of_a_set_in_order(values: list[int], size: int) -> None:
+    """Marked in a map (many values for the size) or sorted (few): the same answer."""
+    got = engine._distinct(np.array(values, dtype=np.intp), size)
+    assert got.dtype == np.intp
+    assert got.tolist() == sorted(set(values))
+
+
+@SLOW
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n_items=st.integers(1, 13),
+    sizes=st.lists(st.integers(0, 300), min_size=1, max_size=4),
+)
+def test_batches_of_any_size_read_each_pair_as_solved_alone(
+    seed: int, n_items: int, sizes: list[int]
+) -> None:
+    """Whatever batches a table meets (few rows or many, masks new or known), each row gets
+    the bits of its (mask, raw) pair solved on its own: the plain oracle."""
+    rng = np.random.default_rng(seed)
+    model = StepModel.rating_scale(rng.uniform(-2, 2, n_items), [-1.5, 0.0, 1.5])
+    table = ScoreTable(model)
+    alone: dict[tuple[int, int], tuple[bytes, bytes]] = {}
+    met: set[int] = set()
+    for k, size in enumerate(sizes):
+        codes = random_codes(model, size, seed + k, missing=0.3)
+        got = table.score(codes)
+        summary = response_summary(codes, model)
+        met.update(summary.mask.tolist())
+        for i, (mask, raw) in enumerate(
+            zip(summary.mask.tolist(), summary.raw_score.tolist(), strict=True)
+        ):
+            if mask == 0:
+                assert math.isnan(got.theta[i])
+                assert math.isnan(got.theta_se[i])
+                continue
+            if (mask, raw) not in alone:
+                t, s = engine._compile_cells(
+                    model, WLE(), np.array([mask], dtype=np.uint64), np.array([raw])
+                )
+                alone[mask, raw] = (t.tobytes(), s.tobytes())
+            assert (got.theta[i : i + 1].tobytes(), got.theta_se[i : i + 1].tobytes()) == alone[
+                mask, raw
+            ]
+    assert table.n_compiled == len(met)  # one row for each mask met, the empty one too
+
+
 def pam13_model() -> StepModel:
     return StepModel.rating_scale(np.linspace(-1.2, 1.2, 13), [-1.8, 0.1, 1.7])
 
@@ -559,6 +607,45 @@ def test_response_summary_matches_a_plain_loop(n_items: int, dtype: type[np.inte
         assert mask == sum(1 << j for j, c in enumerate(row) if c > 0)
         assert count == sum(1 for c in row if c > 0)
         assert raw == sum(c - 1 for c in row if c > 0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    n_items=st.integers(1, 64),
+    top=st.integers(2, 9),
+    rows=st.integers(1, 40),
+    seed=st.integers(0, 2**32 - 1),
+    step=st.sampled_from([1, 2]),
+)
+def test_response_summary_of_narrow_codes_matches_a_plain_loop(
+    n_items: int, top: int, rows: int, seed: int, step: int
+) -> None:
+    """The eight-codes-a-word path (int8 codes up to 6, at least 8 items) and the general one
+    both give the plain sums, wherever a row's codes fall in the words; ``step`` 2 hands the
+    engine every other row (not contiguous)."""
+    model = StepModel.rating_scale(np.zeros(n_items), np.linspace(-1.0, 1.0, top - 1))
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(-1, top + 1, size=(rows * step, n_items)).astype(np.int8)
+    codes[0] = top if seed % 2 else -1  # every code at the top, or none answered
+    codes = codes[::step]
+    summary = response_summary(codes, model)
+    plain = [
+        (
+            sum(1 << j for j, c in enumerate(row) if c > 0),
+            sum(1 for c in row if c > 0),
+            sum(c - 1 for c in row if c > 0),
+        )
+        for row in codes.tolist()
+    ]
+    assert summary.mask.dtype == np.uint64
+    assert summary.n_answered.dtype == summary.raw_score.dtype == np.int64
+    got = zip(
+        summary.mask.tolist(),
+        summary.n_answered.tolist(),
+        summary.raw_score.tolist(),
+        strict=True,
+    )
+    assert list(got) == plain
 
 
 @pytest.mark.parametrize(

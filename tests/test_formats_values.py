@@ -183,3 +183,40 @@ def test_dates_are_written_as_pyarrow_writes_them(days: list[int]) -> None:
     values = np.array(days, dtype=np.int64).astype("datetime64[D]")
     expected = pc.cast(pa.array(values, type=pa.date32()), pa.string()).to_pylist()
     assert _date_text(values).to_pylist() == expected
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["", "PAM-13", "demo", "ü;x", "e" * 70]), st.integers(0, 300)),
+        max_size=30,
+    )
+)
+def test_constant_columns_hold_their_text_on_every_row(calls: list[tuple[str, int]]) -> None:
+    """A constant column, made anew or sliced from a longer one made before, is ``n`` copies
+    of its text, whatever was asked before it."""
+    from pamlib.formats import output
+
+    output._CONSTANTS.clear()
+    for value, n in calls:
+        column = output._constant(value, n)
+        assert len(column) == n
+        assert column.to_pylist() == [value] * n
+
+
+@given(
+    st.lists(st.floats(0, 100) | st.just(float("nan")), min_size=1, max_size=80),
+    st.sampled_from([0, 1, 2, 4]),
+)
+def test_scores_are_written_as_rounded_one_at_a_time(values: list[float], decimals: int) -> None:
+    """The output's scores, whether every row has one or some have none (empty), and whether
+    looked up in the kept table or in one made for the block: each score rounded half away from
+    zero on its own, with exactly ``decimals`` decimals."""
+    import math
+
+    from pamlib.formats.output import _score_text
+    from pamlib.levels import round_half_away
+
+    expected = [
+        "" if math.isnan(v) else f"{round_half_away(v, decimals):.{decimals}f}" for v in values
+    ]
+    assert _score_text(np.array(values), decimals).to_pylist() == expected

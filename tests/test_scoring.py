@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import math
 import pickle
 import struct
 from collections.abc import Callable, Collection, Iterator
@@ -638,3 +639,64 @@ def test_results_carry_provenance_but_not_the_table(tmp_path: Path, host: Plugin
     assert data["calibration_id"] == "test-rsm"
     assert len(data["calibration_sha256"]) == 64
     assert set(json.loads(json.dumps(data))) == set(data)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    rows=st.integers(1, 60),
+    missing=st.sampled_from([0.0, 0.05, 0.6]),
+    min_answered=st.integers(1, 13),
+    policy=st.sampled_from(["flag", "not-scored", "ignore"]),
+    extra=st.sampled_from([0, 1]),
+)
+def test_calibrated_batches_match_a_plain_loop(
+    *, seed: int, rows: int, missing: float, min_answered: int, policy: str, extra: int
+) -> None:
+    """Status, reason, flags, measures and mean response of every row of a batch, as a plain
+    loop over the rows works them out (batches where every row is scored take a shorter path;
+    the measures are those of the row scored alone)."""
+    from pamlib.scoring.calibration import ExtremeResponse
+    from pamlib.scoring.demo import demo_calibration
+    from pamlib.scoring.provider import FLAG_BITS
+    from pamlib.scoring.rasch import CalibratedScorer
+
+    instrument = next(i for i in BUILTIN_INSTRUMENTS if i.id == "PAM-13")
+    calibration = attrs.evolve(
+        demo_calibration(instrument),
+        min_answered=min_answered,
+        extreme_response=ExtremeResponse(policy),
+    )
+    scorer = CalibratedScorer(calibration.compile(), CURRENT, extra)
+    rng = np.random.default_rng(seed)
+    codes = rng.integers(1, 5, size=(rows, 13)).astype(np.int8)
+    codes[rng.random((rows, 13)) < missing] = 0
+    codes[: rows // 4] = rng.choice([1, 4])  # some extreme response sets
+    provider = DemoProvider()
+    batch = scorer.score(instrument, codes, provider)
+    for i, row in enumerate(codes.tolist()):
+        answered = [c for c in row if c > 0]
+        n = len(answered)
+        extreme = n > 0 and (all(c == 1 for c in answered) or all(c == 4 for c in answered))
+        if n < min_answered:
+            reason = "too-few-answered"
+        elif extreme and policy == "not-scored":
+            reason = "extreme-response"
+        else:
+            reason = ""
+        flags = extra | (FLAG_BITS[Flag.MISSING_ITEMS] if n < 13 else 0)
+        if extreme and policy != "ignore":
+            flags |= FLAG_BITS[Flag.EXTREME_RESPONSE]
+        assert bool(batch.scored[i]) is (reason == "")
+        assert str(batch.reason_code[i]) == reason
+        assert int(batch.flags[i]) == flags
+        assert int(batch.n_answered[i]) == n
+        assert int(batch.raw_score[i]) == sum(answered)
+        mean = sum(answered) / n if n else math.nan
+        assert batch.mean_response[i : i + 1].tobytes() == np.float64(mean).tobytes()
+        alone = scorer.score(instrument, codes[i : i + 1], provider)
+        for name in ("theta", "theta_se", "score", "score_se", "level"):
+            assert getattr(batch, name)[i : i + 1].tobytes() == getattr(alone, name).tobytes()
+        if reason:
+            assert np.isnan(batch.theta[i])
+            assert np.isnan(batch.score[i])

@@ -121,7 +121,25 @@ def protect_column(column: Any) -> Any:
 # -- column values ---------------------------------------------------------------------------
 
 
-_constant = constant_text
+#: The longest column made so far of each constant text (a batch's provenance, codes and
+#: other texts the same for every row, never a patient's), up to :data:`_CONSTANT_BYTES`: a
+#: later block of as many rows or fewer takes a slice of it, which copies nothing.
+_CONSTANTS: dict[str, Any] = {}
+_CONSTANT_BYTES = 64 << 20
+_CONSTANT_TEXTS = 64
+
+
+def _constant(value: str, n: int) -> Any:
+    """``n`` copies of ``value`` as an Arrow string array."""
+    made = _CONSTANTS.get(value)
+    if made is not None and len(made) >= n:
+        return made.slice(0, n)
+    column = constant_text(value, n)
+    if len(value) * n <= _CONSTANT_BYTES and (
+        made is not None or len(_CONSTANTS) < _CONSTANT_TEXTS
+    ):
+        _CONSTANTS[value] = column
+    return column
 
 
 @functools.lru_cache(maxsize=64)
@@ -216,20 +234,32 @@ def _score_text(values: npt.NDArray[np.float64], decimals: int) -> Any:
     missing = np.isnan(values)
     if missing.all():
         return _constant("", n)
-    rounded = round_half_away_array(values[~missing], decimals)
+    # every row scored (the usual block): no rows to pick out, none to put back
+    every = not missing.any()
+    rounded = round_half_away_array(values if every else values[~missing], decimals)
     scaled = np.rint(rounded * 10.0**decimals).astype(np.int64)
-    indices = np.zeros(n, dtype=np.int32)
     lo, hi = int(scaled.min()), int(scaled.max())
     if hi - lo <= 100_000:
         lo, hi, texts = _score_table(lo, hi, decimals)
-        indices[~missing] = (scaled - lo).astype(np.int32) + 1
+        indices = _placed((scaled - lo).astype(np.int32) + 1, missing, every)
         if int(indices.min()) == int(indices.max()):
             return _constant(texts[int(indices[0])].as_py(), n)
         return compute().take(texts, from_numpy(indices))
     distinct, inverse = np.unique(scaled, return_inverse=True)
     table = ["", *(_fixed(int(k), decimals) for k in distinct)]
-    indices[~missing] = inverse.astype(np.int32) + 1
+    indices = _placed(inverse.astype(np.int32) + 1, missing, every)
     return compute().take(text_array(table), from_numpy(indices))  # not kept: one block's
+
+
+def _placed(
+    present: npt.NDArray[np.int32], missing: npt.NDArray[np.bool_], every: bool
+) -> npt.NDArray[np.int32]:
+    """Indices of the rows not ``missing`` put in their places, 0 in the others."""
+    if every:
+        return present
+    indices = np.zeros(missing.shape[0], dtype=np.int32)
+    indices[~missing] = present
+    return indices
 
 
 _FLAG_TEXT = [";".join(sorted(str(f) for f in flags_from_bits(b))) for b in range(256)]

@@ -26,6 +26,7 @@ Licensing
 from __future__ import annotations
 
 import math
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Final, NoReturn, TypeAlias
@@ -946,6 +947,8 @@ def _summarise(
     if n == 0:
         empty = np.zeros(0, dtype=np.int64)
         return np.zeros(0, dtype=np.uint64), empty, empty.copy()
+    if _WORDS_FIT and codes.dtype == np.int8 and n_items >= 8 and int(top.max()) <= _WORD_TOP:
+        return _summarise_words(np.ascontiguousarray(codes), n_items)
     narrow = codes.dtype
     answered: NDArray[Any] = (codes > 0).view(np.uint8)
     # einsum sums in the operand type: exact while the largest possible row sum fits
@@ -960,6 +963,54 @@ def _summarise(
     bits: NDArray[Any] = np.array([1 << j for j in range(n_items)], dtype=bit_type)
     mask = np.einsum("ij,j->i", answered, bits).astype(np.uint64)
     return mask, n_answered, raw
+
+
+#: Codes read eight at a time from 64-bit words need the bytes of a word in item order.
+_WORDS_FIT: Final = sys.byteorder == "little"
+#: The highest code the word path takes: a code's low three bits tell 1.._WORD_TOP from 0 and
+#: from -1 (0xFF, low bits 7), and eight such codes sum within a byte.
+_WORD_TOP: Final = 6
+_BYTES_1: Final = np.uint64(0x0101010101010101)  # 1 in every byte: also sums bytes into the top
+_BYTES_7: Final = np.uint64(0x0707070707070707)
+_BYTES_FF: Final = np.uint64(0xFF)  # times a word of 0/1 bytes: 0x00/0xFF bytes, no carries
+_BITS_OF_BYTES: Final = np.uint64(0x0102040810204080)  # byte k (0 or 1) -> bit 56 + k
+_SHIFT_3: Final = np.uint64(3)
+_SHIFT_56: Final = np.uint64(56)
+
+
+def _summarise_words(codes: NDArray[np.int8], n_items: int) -> tuple[MaskArray, IntArray, IntArray]:
+    """:func:`_summarise` of C-ordered int8 codes in -1.._WORD_TOP, 8 <= n_items <= 64, read
+    as 64-bit words of eight codes each (SWAR): a handful of whole-array operations a word, where
+    NumPy's row reductions pay their loop overhead on every row of a dozen codes.
+
+    Word *k* starts at item ``min(8k, n_items - 8)``, inside the row, so nothing outside the
+    array is read; the bytes a word shares with the one before are masked out."""
+    n = codes.shape[0]
+    flat = codes.reshape(-1).view(np.uint8)
+    mask = np.zeros(n, dtype=np.uint64)
+    count = np.zeros(n, dtype=np.uint64)
+    total = np.zeros(n, dtype=np.uint64)
+    for k in range((n_items + 7) // 8):
+        start = min(8 * k, n_items - 8)
+        word = np.ndarray((n,), dtype=np.uint64, buffer=flat, offset=start, strides=(n_items,))
+        keep = _BYTES_7 & np.uint64((1 << 64) - (1 << (8 * (8 * k - start))))
+        low = word & keep  # the low three bits of each code: 1..6 as they are, -1 -> 7
+        # a byte of 1 where a code is 1..6: at least 1 (low + 7 reaches 8), not 7 (low + 1 does)
+        answered = ((low + _BYTES_7) >> _SHIFT_3) & _BYTES_1
+        answered ^= ((low + _BYTES_1) >> _SHIFT_3) & _BYTES_1
+        low &= answered * _BYTES_FF  # the answered codes, 0 elsewhere
+        low *= _BYTES_1
+        low >>= _SHIFT_56  # their sum
+        words = (answered * _BYTES_1) >> _SHIFT_56  # how many were answered
+        answered *= _BITS_OF_BYTES
+        answered >>= _SHIFT_56  # bit j for byte j
+        if start:
+            answered <<= np.uint64(start)
+        mask |= answered
+        count += words
+        total += low
+    n_answered = count.astype(np.int64)
+    return mask, n_answered, total.astype(np.int64) - n_answered
 
 
 def response_summary(responses: ArrayLike, model: StepModel) -> ResponseSummary:
@@ -1010,6 +1061,17 @@ class BatchMeasures:
 # --------------------------------------------------------------------------------------------
 
 
+def _distinct(values: IntArray, size: int) -> IntArray:
+    """The distinct ``values`` (integers in ``0..size - 1``), ascending: marked in a map of
+    every value where there are many (a sort costs some hundred instructions a value), sorted
+    where there are few (the map costs its size)."""
+    if values.size * 16 < size:
+        return sorted_unique(values)
+    seen = np.zeros(size, dtype=np.bool_)
+    seen[values] = True
+    return np.flatnonzero(seen).astype(values.dtype, copy=False)
+
+
 class ScoreTable:
     """A StepModel + estimator compiled into an in-memory (answered mask, raw score) table.
 
@@ -1037,6 +1099,7 @@ class ScoreTable:
         "_dense",
         "_estimator",
         "_lock",
+        "_masks",
         "_model",
         "_n_rows",
         "_row_of",
@@ -1071,6 +1134,7 @@ class ScoreTable:
         self._n_rows = 0
         self._theta = np.empty((0, self._width))
         self._se = np.empty((0, self._width))
+        self._masks = np.empty(0, dtype=np.uint64)  # each row's mask, read under the lock
 
     @property
     def model(self) -> StepModel:
@@ -1133,10 +1197,14 @@ class ScoreTable:
                 grown_s = np.empty((cap, self._width))
                 grown_t[:start] = self._theta[:start]
                 grown_s[:start] = self._se[:start]
+                grown_m = np.empty(cap, dtype=np.uint64)
+                grown_m[:start] = self._masks[:start]
+                self._masks = grown_m
             else:
                 grown_t, grown_s = self._theta, self._se
             grown_t[start:stop] = theta
             grown_s[start:stop] = se
+            self._masks[start:stop] = new
             # publish values before the index that points at them
             self._theta, self._se = grown_t, grown_s
             row_ids = np.arange(start, stop, dtype=np.int64)
@@ -1151,24 +1219,34 @@ class ScoreTable:
             self._n_rows = stop
 
     def _rows_for(self, masks: MaskArray) -> IntArray:
-        rows = self._lookup_rows(masks)
+        if not self._dense:
+            rows = self._lookup_rows(masks)
+            missing = rows < 0
+            if missing.any():
+                self._ensure(sorted_unique(masks[missing]), solve=False)
+                rows = self._lookup_rows(masks)
+            return rows
+        index = masks.astype(np.intp)
+        rows = self._row_of_mask[index]
         missing = rows < 0
         if missing.any():
-            self._ensure(sorted_unique(masks[missing]), solve=False)
-            rows = self._lookup_rows(masks)
+            met = _distinct(index[missing], self._row_of_mask.shape[0])
+            self._ensure(met.astype(np.uint64), solve=False)
+            rows = self._row_of_mask[index]
         return rows
 
-    def _solve(self, masks: MaskArray, raws: IntArray) -> None:
-        """Solve the (mask, raw) pairs (rows present, masks non-empty) not solved yet."""
+    def _solve(self, cells: IntArray) -> None:
+        """Solve the cells (``row * width + raw``; rows present, masks non-empty) not solved
+        yet, in the order of their cell numbers."""
         with self._lock:
-            rows = self._lookup_rows(masks)
-            todo = np.isnan(self._theta[rows, raws]) | np.isnan(self._se[rows, raws])
-            if not todo.any():
+            theta, se = self._theta.reshape(-1), self._se.reshape(-1)
+            cells = cells[np.isnan(theta[cells]) | np.isnan(se[cells])]
+            if cells.size == 0:
                 return
-            cells, first = np.unique((rows * self._width + raws)[todo], return_index=True)
+            cells = _distinct(cells, theta.size)
             cell_rows, cell_raws = np.divmod(cells, self._width)
             t, s = _compile_cells(
-                self._model, self._estimator, masks[todo][first], raws[todo][first]
+                self._model, self._estimator, self._masks[cell_rows], cell_raws.astype(np.int64)
             )
             # written in place by (row, raw): never through a reshaped copy
             self._se[cell_rows, cell_raws] = s
@@ -1181,10 +1259,9 @@ class ScoreTable:
         se = np.take(self._se.reshape(-1), flat)
         unsolved = (np.isnan(theta) | np.isnan(se)) & (masks != 0)
         if unsolved.any():
-            self._solve(masks[unsolved], raws[unsolved])
-            flat = flat[unsolved]
-            theta[unsolved] = np.take(self._theta.reshape(-1), flat)
-            se[unsolved] = np.take(self._se.reshape(-1), flat)
+            self._solve(flat[unsolved])
+            theta = np.take(self._theta.reshape(-1), flat)
+            se = np.take(self._se.reshape(-1), flat)
         return theta, se
 
     # -- score -------------------------------------------------------------------------------
@@ -1215,7 +1292,7 @@ class ScoreTable:
             row = self._row_of_mask[mask] if self._dense else self._row_of[mask]
         theta, se = float(self._theta[row, raw]), float(self._se[row, raw])
         if mask and (math.isnan(theta) or math.isnan(se)):  # a row a batch left unsolved here
-            self._solve(np.array([mask], dtype=np.uint64), np.array([raw], dtype=np.int64))
+            self._solve(np.array([row * self._width + raw], dtype=np.int64))
             theta, se = float(self._theta[row, raw]), float(self._se[row, raw])
         return Measure(n_answered=count, raw_score=raw, theta=theta, theta_se=se)
 

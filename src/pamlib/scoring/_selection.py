@@ -285,6 +285,7 @@ def _broken(
     worked out at once: one result pays no more than plain comparisons."""
     scored, flags, score, level = v.scored, v.flags, v.score, v.level
     unscored = negate(scored)
+    no_reason = v.reason_code == ""  # once: over a batch's column each comparison costs
     n, mean = v.n_answered, v.mean_response
     return (
         (flags & _UNKNOWN_BITS) != 0,
@@ -303,8 +304,8 @@ def _broken(
         v.theta_se < 0,
         unscored & negate(isnan(score)),
         unscored & (level != 0),
-        scored & (v.reason_code != ""),
-        unscored & (v.reason_code == ""),
+        scored & negate(no_reason),
+        unscored & no_reason,
         levels is not None and level != levels(score),
         levels is None and level != 0,
     )

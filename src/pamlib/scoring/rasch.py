@@ -175,13 +175,20 @@ class CalibratedScorer:
             excluded = enough & extreme
             scored &= ~excluded
             reason_index[excluded] = 2
-        reason = _REASON_CODES.take(reason_index)
-        flags = np.full(n.shape[0], self._extra_bits, dtype=np.uint8)
-        flags |= np.where(n < instrument.n_items, _BIT_MISSING, np.uint8(0)).astype(np.uint8)
+        every = bool(scored.all())  # the usual batch: no reasons, every measure kept
+        if every:  # "" on every row: zeros, which cost less than a take of the wide texts
+            reason = np.zeros(n.shape[0], dtype=_REASON_CODES.dtype)
+        else:
+            reason = _REASON_CODES.take(reason_index)
+        extra = np.uint8(self._extra_bits)
+        flags = np.where(n < instrument.n_items, extra | _BIT_MISSING, extra)
         if policy.extreme_response is not ExtremeResponse.IGNORE:
-            flags |= np.where(extreme, _BIT_EXTREME, np.uint8(0)).astype(np.uint8)
-        theta = np.where(scored, measures.theta, np.nan)
-        theta_se = np.where(scored, measures.theta_se, np.nan)
+            flags |= np.where(extreme, _BIT_EXTREME, np.uint8(0))
+        if every:  # the engine's own fresh arrays, as they are
+            theta, theta_se = measures.theta, measures.theta_se
+        else:
+            theta = np.where(scored, measures.theta, np.nan)
+            theta_se = np.where(scored, measures.theta_se, np.nan)
         s = c.scale
         score = round_half_away_array(
             np.clip(s.intercept + s.slope * theta, s.min, s.max), s.decimals
