@@ -1279,7 +1279,8 @@ class SparkRun:
         """The counts, as ``pamlib score`` gives them: ``read`` is counted from the export
         itself (when the rows were numbered) and must equal ``scored + not scored + rejected +
         blank`` as counted from the job's output, else
-        :class:`~pamlib.pipeline.ReconciliationError`."""
+        :class:`~pamlib.pipeline.ReconciliationError`. After :meth:`write`, the counts its job
+        sent back (no job runs for them)."""
         summary = self._summary
         if summary is None:
             summary = self._summary = _guarded(self._count)
