@@ -1254,7 +1254,13 @@ class SparkRun:
     def _scored_of(self, out: DataFrame) -> DataFrame:
         from pyspark.sql import functions as sf
 
-        return out.where(sf.col(_KIND) == "scored").select(
+        return self._scored_columns_of(out.where(sf.col(_KIND) == "scored"))
+
+    def _scored_columns_of(self, rows: DataFrame) -> DataFrame:
+        """The scored columns and the row key, as :attr:`scored` gives them."""
+        from pyspark.sql import functions as sf
+
+        return rows.select(
             *(sf.col(f"`{c}`") for c in self.scored_columns),
             sf.col(_FILE).alias(SCORED_KEY_COLUMNS[0]),
             sf.col(_ROW).alias(SCORED_KEY_COLUMNS[1]),
@@ -1397,19 +1403,14 @@ class SparkRun:
         rejects to the driver beside it (an accumulator: counted once per task that
         succeeds), rather than keeping the output to count it and write it twice. Rejects
         too many to hold on the driver (:data:`_REJECTS_BYTES`) are found by a second job."""
-        from pyspark.sql import functions as sf
         from pyspark.sql.pandas.types import from_arrow_schema
 
         combined, job = scoring
         spark = combined.sparkSession
         tally = spark.sparkContext.accumulator(_Collected(), _Tally())  # type: ignore[arg-type]
         fields = from_arrow_schema(_scored_fields(job.schema))
-        scored = combined.mapInArrow(attrs.evolve(job, collect=tally), fields).select(
-            *(sf.col(f"`{c}`") for c in self.scored_columns),
-            sf.col(_FILE).alias(SCORED_KEY_COLUMNS[0]),
-            sf.col(_ROW).alias(SCORED_KEY_COLUMNS[1]),
-        )
-        scored.write.format(fmt).save(f"{base}/scored")
+        scored = combined.mapInArrow(attrs.evolve(job, collect=tally), fields)
+        self._scored_columns_of(scored).write.format(fmt).save(f"{base}/scored")
         collected: _Collected = tally.value
         summary = self._summary_of(collected.counts)
         if collected.overflowed:
