@@ -481,3 +481,25 @@ def test_a_row_the_column_checks_reject_but_the_row_checks_accept_stops_the_read
     monkeypatch.setattr(RowValidator, "check", lambda self, fields, line, *, duplicate: (None, []))
     with pytest.raises(ReaderBugError, match="line 3"):
         read(path, "columnar")
+
+
+@given(
+    st.lists(st.text(alphabet=st.characters(codec="utf-8"), max_size=10), max_size=40),
+    st.integers(0, 5),
+)
+def test_raw_id_words_are_exact(values: list[str], skip: int) -> None:
+    """An id is kept as its own bytes exactly when it has at most 8 bytes and no NUL byte
+    (wherever it lies in the data, up to its very end, and in a sliced array), and different
+    ids never share a word."""
+    from pamlib.formats._columnar import _raw_words
+
+    arr = pa.array(["pad"] * skip + values, type=pa.string()).slice(skip)
+    raw, words = _raw_words(Text(arr), np.arange(len(values)))
+    expected = [len(v.encode("utf-8")) <= 8 and "\x00" not in v for v in values]
+    assert raw.tolist() == expected
+    kept = [v for v, r in zip(values, expected, strict=True) if r]
+    assert len(words) == len(kept)
+    pairs = set(zip(kept, words.tolist(), strict=True))
+    assert len(pairs) == len(set(kept)) == len(set(words.tolist()))
+    # The word is the id's bytes, zero-padded, read as a little-endian number.
+    assert words.tolist() == [int.from_bytes(v.encode("utf-8"), "little") for v in kept]

@@ -303,6 +303,47 @@ def _packed(
     return fits, words[~bad]
 
 
+#: Masks that keep a word's first ``n`` bytes (little-endian), by ``n`` from 0 to 8.
+_BYTE_MASKS = np.array([(1 << (8 * n)) - 1 for n in range(9)], dtype=np.uint64)
+
+
+def _raw_words(
+    text: _Text, rows: npt.NDArray[np.intp]
+) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.uint64]]:
+    """Which of the given rows hold an id of at most 8 bytes with no NUL byte, and for those,
+    the id's bytes themselves as one zero-padded 64-bit word: with no NUL byte the padding
+    cannot be taken for part of an id, so two words are equal only for equal ids.
+
+    Each word is read with one unaligned load through a view of the data at every byte
+    offset, then cut to the id's length: no matrix of bytes, no table lookup."""
+    lengths = text.lengths[rows]
+    fits = lengths <= 8
+    if rows.shape[0] == 0 or not fits.any():
+        return fits, np.zeros(0, dtype=np.uint64)
+    candidates = rows if fits.all() else rows[fits]
+    starts = text.offsets[:-1][candidates].astype(np.intp)
+    data = text.data
+    if data.shape[0] < 8:
+        data = np.concatenate([data, np.zeros(8, dtype=np.uint8)])
+    last = data.shape[0] - 8
+    at = np.minimum(starts, last)  # an id in the data's last 8 bytes: read those, then shift
+    every = np.ndarray((last + 1,), dtype="<u8", buffer=data, strides=(1,))
+    words = every[at]
+    if bool((starts != at).any()):
+        words >>= ((starts - at) * 8).astype(np.uint64)
+    n_bytes = lengths[fits]
+    words &= _BYTE_MASKS.take(n_bytes)
+    used = data[int(text.offsets[0]) : int(text.offsets[-1])]
+    if not used.all():  # a NUL byte somewhere: only the ids without one fit
+        nonzero = np.zeros(words.shape[0], dtype=np.uint8)
+        for j in range(8):
+            nonzero += ((words >> np.uint64(8 * j)) & np.uint64(0xFF)) != 0
+        bad = nonzero != n_bytes
+        fits[fits] = ~bad
+        words = words[~bad]
+    return fits, words
+
+
 class _SortedRuns:
     """Keys of one or two 64-bit words in sorted runs (by the first word), merged as they grow:
     which keys were seen, in the order given."""
@@ -326,6 +367,20 @@ class _SortedRuns:
         dup = np.zeros(m, dtype=np.bool_)
         if m == 0:
             return dup
+        if len(keys) == 1:
+            # Keys of one word need no order back to the rows when none repeats: a plain sort
+            # takes a third of the time of ``argsort``.
+            s1 = np.sort(first)
+            if not bool((s1[1:] == s1[:-1]).any()):
+                look = np.flatnonzero(maybe_seen)
+                if look.size:
+                    dup[look] = self._search((first[look],))
+                    if dup.any():
+                        s1 = np.sort(first[~dup])
+                if s1.shape[0]:
+                    self.runs.append((s1,))
+                    self._merge()
+                return dup
         order = np.argsort(first)
         s1 = first[order]
         if bool((s1[1:] == s1[:-1]).any()):  # repeats within these keys: the first one stays
@@ -393,8 +448,9 @@ class _SortedRuns:
 class SeenIds:
     """Every assessment id seen so far in a file, to reject repeats.
 
-    Nothing is taken for another id by chance where it matters most: an id of at most 10
-    letters, digits, ``-`` or ``_`` (what most exports use) is kept exactly, packed into 8
+    Nothing is taken for another id by chance where it matters most: an id of at most 8 bytes
+    with no NUL byte is kept exactly as its own bytes in one 64-bit word; one of 9 or 10
+    letters, digits, ``-`` or ``_`` (what most other exports use) exactly too, packed into 8
     bytes; any other id up to 15 bytes exactly in 16 bytes; a longer one as a 128-bit hash (for
     keys that behave as random, the chance that two different ids are taken for one another is
     below 1e-20 even for a billion ids). Keys are kept in sorted runs merged as they grow. A
@@ -404,12 +460,13 @@ class SeenIds:
     _PREFIX_BITS = 25
 
     def __init__(self) -> None:
+        self._raw = _SortedRuns(1)
         self._short = _SortedRuns(1)
         self._long = _SortedRuns(2)
         self._prefixes = np.zeros(1 << (self._PREFIX_BITS - 3), dtype=np.uint8)  # one bit each
 
     def __len__(self) -> int:
-        return len(self._short) + len(self._long)
+        return len(self._raw) + len(self._short) + len(self._long)
 
     def check(self, text: _Text, rows: npt.NDArray[np.intp]) -> npt.NDArray[np.bool_]:
         """For the given rows (in file order): True where the id was seen before; then remember
@@ -418,11 +475,18 @@ class SeenIds:
         dup = np.zeros(m, dtype=np.bool_)
         if m == 0:
             return dup
-        short, words = _packed(text, rows)
+        raw, words = _raw_words(text, rows)
         if words.shape[0]:
-            dup[short] = self._check(self._short, (words,), _mix(words))
+            dup[raw] = self._check(self._raw, (words,), _mix(words))
+        if raw.all():
+            return dup
+        # Each id falls in one class by its bytes alone, so equal ids always meet in one.
+        others = np.flatnonzero(~raw)
+        short, words = _packed(text, rows[others])
+        if words.shape[0]:
+            dup[others[short]] = self._check(self._short, (words,), _mix(words))
         if not short.all():
-            long = ~short
+            long = others[~short]
             h1, h2 = _keys(text, rows[long])
             dup[long] = self._check(self._long, (h1, h2), h1)
         return dup
