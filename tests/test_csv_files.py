@@ -503,3 +503,82 @@ def test_raw_id_words_are_exact(values: list[str], skip: int) -> None:
     assert len(pairs) == len(set(kept)) == len(set(words.tolist()))
     # The word is the id's bytes, zero-padded, read as a little-endian number.
     assert words.tolist() == [int.from_bytes(v.encode("utf-8"), "little") for v in kept]
+
+
+#: Date cells near the ISO shape: digits anywhere, wrong separators, other digits than ASCII,
+#: impossible days, years 0 and 9999, times of day, spaces around; and any text.
+near_dates = st.one_of(
+    st.dates().map(str),
+    st.text(alphabet="0123456789-", min_size=10, max_size=10),
+    st.builds(
+        "{}-{:02d}-{:02d}".format,
+        st.integers(0, 9999).map("{:04d}".format) | st.sampled_from(["1900", "2000", "2024"]),
+        st.integers(0, 13) | st.sampled_from([2, 4, 6, 9, 11]),
+        st.integers(27, 32) | st.integers(0, 32),
+    ),
+    st.sampled_from(
+        [
+            *("2023-02-29", "2024-02-29", "1900-02-29", "2000-02-29", "2024-04-31"),
+            *("0000-01-01", "0001-01-01", "9999-12-31", "2024-00-10", "2024-13-01"),
+            *("2024-01-00", "2024-01-32"),
+        ]
+    ),
+    st.tuples(st.dates().map(str), st.text(alphabet=" T:0/\u0663\u00a0", max_size=3)).map(
+        lambda p: p[0] + p[1] if p[1][:1] != "/" else p[1] + p[0]
+    ),
+    st.dates().map(lambda d: f"{d.day}/{d.month}/{d.year:04d}"),
+    st.text(max_size=12),
+)
+
+
+@given(st.lists(near_dates, min_size=1, max_size=40), st.booleans())
+def test_dates_read_from_bytes_agree_with_the_row_checks(cells: list[str], day_first: bool) -> None:
+    """ISO dates read from their bytes give the row checks' dates and rejects exactly, with
+    every other spelling left to them: the same days and the same reject messages."""
+    import csv
+    import tempfile
+
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(HEADER.split(","))
+    for i, cell in enumerate(cells):
+        writer.writerow(["P1", "", f"A{i}", cell, "PAM-13", "s", *ANSWERS.split(",")])
+    options = ReadOptions(day_first=day_first)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "in.csv"
+        path.write_text(out.getvalue(), encoding="utf-8", newline="")
+        found = [read(path, engine, options) for engine in ENGINES]
+    days, said = [], []
+    for chunks in found:
+        days.append(
+            sorted(
+                (int(line), str(day))
+                for c in chunks
+                for b in c.batches
+                if b.lines is not None
+                for line, day in zip(b.lines, b.assessed_on.astype("datetime64[D]"), strict=True)
+            )
+        )
+        said.append([(r.line, r.code, r.message) for r in rejects(chunks)])
+    assert days[0] == days[1]
+    assert said[0] == said[1]
+
+
+@given(st.lists(near_dates, max_size=40), st.integers(0, 3))
+def test_iso_days_are_the_dates_parse_date_reads(cells: list[str], skip: int) -> None:
+    """A value is read from its bytes exactly when it is ``YYYY-MM-DD`` in ASCII digits and
+    :func:`parse_date` reads it, and then as the same day."""
+    import datetime as dt
+    import re
+
+    from pamlib.formats._columnar import _iso_days
+    from pamlib.formats.values import parse_date
+
+    arr = pa.array(["2024-01-01"] * skip + cells, type=pa.string()).slice(skip)
+    days, ok = _iso_days(Text(arr))
+    for cell, day, fast in zip(cells, days.tolist(), ok.tolist(), strict=True):
+        date = parse_date(cell)
+        shaped = re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", cell, re.ASCII) is not None
+        assert fast == (shaped and date is not None)
+        if fast:
+            assert dt.date(1970, 1, 1) + dt.timedelta(days=day) == date

@@ -595,6 +595,59 @@ def _valid_nhs(numbers: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:
     return ok
 
 
+_DASH = 45
+_ISO_DIGITS = [0, 1, 2, 3, 5, 6, 8, 9]  # where ``YYYY-MM-DD`` holds its digits
+#: Days in each month (1 to 12) of a common year, and the days of the year before it.
+_MONTH_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int32)
+_DAYS_BEFORE = np.concatenate([[0, 0], np.cumsum(_MONTH_DAYS[1:12])]).astype(np.int32)
+_YEAR_STARTS: npt.NDArray[np.int32] | None = None
+
+
+def _year_starts() -> npt.NDArray[np.int32]:
+    """Days since 1970-01-01 of 1 January of every year 0 to 9999 (year 0 is never read)."""
+    global _YEAR_STARTS  # noqa: PLW0603 - built once, on first use
+    if _YEAR_STARTS is None:
+        years = (np.arange(0, 10000) - 1970).astype("datetime64[Y]")
+        _YEAR_STARTS = years.astype("datetime64[D]").astype(np.int32)
+    return _YEAR_STARTS
+
+
+def _iso_days(text: _Text) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+    """Days since 1970-01-01 of the values that are exactly a possible ``YYYY-MM-DD`` date in
+    ASCII digits (what most exports write), and where that holds: such a value has nothing
+    for :func:`~pamlib.formats.values.parse_date` to strip or ignore, so it reads the same
+    date. Everything else is left to that function.
+
+    Read from the bytes, one position at a time over every row: no division, the days from a
+    table of years' first days (the proleptic Gregorian calendar of :mod:`datetime`)."""
+    n = len(text)
+    days = np.zeros(n, dtype=np.int64)
+    ok = text.lengths == 10
+    rows = np.flatnonzero(ok)
+    if rows.size == 0:
+        return days, ok
+    t = text.matrix(rows, 10).T.copy()  # one row a position: every step below reads in order
+    good = (t[4] == _DASH) & (t[7] == _DASH)
+    digits = t[_ISO_DIGITS]
+    digits -= np.uint8(0x30)  # a byte below "0" wraps above 9
+    good &= np.maximum.reduce(digits) <= 9
+    w = digits.astype(np.int16)
+    century = w[0] * np.int16(10) + w[1]
+    within = w[2] * np.int16(10) + w[3]
+    year = century * np.int16(100) + within
+    month = w[4] * np.int16(10) + w[5]
+    day = w[6] * np.int16(10) + w[7]
+    good &= (year >= 1) & (month >= 1) & (month <= 12) & (day >= 1)
+    month = np.where(good, month, np.int16(1))  # a month to look up, for every row
+    leap = ((within & 3) == 0) & ((within != 0) | ((century & 3) == 0))
+    good &= day <= _MONTH_DAYS.take(month) + (leap & (month == 2))
+    found = _year_starts().take(np.where(good, year, np.int16(1970)))
+    found += _DAYS_BEFORE.take(month) + (leap & (month > 2)) + day - 1
+    days[rows] = np.where(good, found, 0)
+    ok[rows] = good
+    return days, ok
+
+
 class ColumnChecker:
     """The checks of ``RowValidator``, over whole columns."""
 
@@ -658,6 +711,17 @@ class ColumnChecker:
         return code
 
     def _dates(self, text: _Text) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+        """Days since 1970-01-01 and where the date is readable: ISO dates from their bytes,
+        other spellings once per distinct value."""
+        days, ok = _iso_days(text)
+        rest = np.flatnonzero(~ok)
+        if rest.size:
+            pa = _pa()
+            sub = _Text(_compute().take(text.arr, pa.array(rest, type=pa.int64())))
+            days[rest], ok[rest] = self._other_dates(sub)
+        return days, ok
+
+    def _other_dates(self, text: _Text) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
         indices, distinct = _distinct(text)
         days = np.zeros(len(distinct), dtype=np.int64)
         ok = np.zeros(len(distinct), dtype=np.bool_)
