@@ -600,16 +600,16 @@ _ISO_DIGITS = [0, 1, 2, 3, 5, 6, 8, 9]  # where ``YYYY-MM-DD`` holds its digits
 #: Days in each month (1 to 12) of a common year, and the days of the year before it.
 _MONTH_DAYS = np.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int32)
 _DAYS_BEFORE = np.concatenate([[0, 0], np.cumsum(_MONTH_DAYS[1:12])]).astype(np.int32)
-_YEAR_STARTS: npt.NDArray[np.int32] | None = None
-
-
-def _year_starts() -> npt.NDArray[np.int32]:
-    """Days since 1970-01-01 of 1 January of every year 0 to 9999 (year 0 is never read)."""
-    global _YEAR_STARTS  # noqa: PLW0603 - built once, on first use
-    if _YEAR_STARTS is None:
-        years = (np.arange(0, 10000) - 1970).astype("datetime64[Y]")
-        _YEAR_STARTS = years.astype("datetime64[D]").astype(np.int32)
-    return _YEAR_STARTS
+_YEARS_BEFORE = np.arange(-1, 9999, dtype=np.int32)  # whole years before each year 0 to 9999
+#: Days since 1970-01-01 (719,162 days after 0001-01-01) of 1 January of every year 0 to 9999
+#: (year 0 is never read).
+_YEAR_STARTS = (
+    _YEARS_BEFORE * 365
+    + _YEARS_BEFORE // 4
+    - _YEARS_BEFORE // 100
+    + _YEARS_BEFORE // 400
+    - np.int32(719162)
+).astype(np.int32)
 
 
 def _iso_days(text: _Text) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
@@ -641,7 +641,7 @@ def _iso_days(text: _Text) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]
     month = np.where(good, month, np.int16(1))  # a month to look up, for every row
     leap = ((within & 3) == 0) & ((within != 0) | ((century & 3) == 0))
     good &= day <= _MONTH_DAYS.take(month) + (leap & (month == 2))
-    found = _year_starts().take(np.where(good, year, np.int16(1970)))
+    found = _YEAR_STARTS.take(np.where(good, year, np.int16(1970)))
     found += _DAYS_BEFORE.take(month) + (leap & (month > 2)) + day - 1
     days[rows] = np.where(good, found, 0)
     ok[rows] = good
