@@ -220,3 +220,43 @@ def test_scores_are_written_as_rounded_one_at_a_time(values: list[float], decima
         "" if math.isnan(v) else f"{round_half_away(v, decimals):.{decimals}f}" for v in values
     ]
     assert _score_text(np.array(values), decimals).to_pylist() == expected
+
+
+#: Few values, so that rows repeat them (as the scoring table's rows do): zeros of both signs,
+#: infinities, NaN, and the measures' own kind of numbers.
+_few_floats = st.sampled_from([0.0, -0.0, 1.5, -2.25, 0.1, 1e300, float("inf")])
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([0.0, -0.0, 1.5]), _few_floats, _few_floats),
+        min_size=12,  # a dictionary of 3 values is used from 12 rows on
+        max_size=60,
+    ),
+    st.booleans(),
+    st.lists(st.tuples(st.integers(0, 59), st.integers(0, 2)), max_size=2) | st.just([]),
+    st.booleans(),
+)
+def test_float_columns_written_together_are_written_as_one_at_a_time(
+    rows: list[tuple[float, float, float]],
+    dependent: bool,
+    nans: list[tuple[int, int]],
+    zeros: bool,
+) -> None:
+    """Columns that share the first one's dictionary, or that cannot (another value for the
+    same value of the first, a zero of the other sign, nulls), read the same as each column
+    written on its own."""
+    import math
+
+    from pamlib.formats.output import _float_text, _float_texts
+
+    if zeros:  # later columns equal as numbers everywhere, but not as text
+        rows = [(a, math.copysign(0.0, b), math.copysign(0.0, c)) for a, b, c in rows]
+    elif dependent:  # the later columns a function of the first, as standard errors are
+        table = {repr(a): (b, c) for a, b, c in rows}
+        rows = [(a, *table[repr(a)]) for a, _, _ in rows]
+    columns = [np.array([row[j] for row in rows], dtype=np.float64) for j in range(3)]
+    for i, j in nans:
+        columns[j][i % len(rows)] = np.nan
+    together = [t.to_pylist() for t in _float_texts(*columns)]
+    assert together == [_float_text(c).to_pylist() for c in columns]

@@ -28,6 +28,7 @@ from pamlib.formats._arrow import (
     pyarrow_module,
     text_array,
     to_arrow_text,
+    to_numpy,
 )
 from pamlib.formats.base import RecordBatch, Reject, Target, TextColumn, WriteOptions
 from pamlib.formats.guard import AtomicTarget
@@ -199,6 +200,35 @@ def _float_text(values: npt.NDArray[np.float64]) -> Any:
     return pc.fill_null(out, "")
 
 
+def _float_texts(*columns: npt.NDArray[np.float64]) -> list[Any]:
+    """:func:`_float_text` of each column. Where a later column holds one value for each value
+    of the first (as the scores' standard errors do for their measures, both from one row of
+    the scoring table), it is looked up through the first column's dictionary: one pass that
+    hashes every row, not one a column."""
+    pa = pyarrow_module()
+    pc = compute()
+    first = columns[0]
+    n = first.shape[0]
+    if n == 0 or any(bool(np.isnan(c).any()) for c in columns):
+        return [_float_text(c) for c in columns]  # nulls: each column on its own
+    encoded = pc.dictionary_encode(from_numpy(first))
+    k = len(encoded.dictionary)
+    if k * 4 > n:
+        return [_float_text(c) for c in columns]
+    indices = to_numpy(encoded.indices)
+    where = np.empty(k, dtype=np.intp)
+    where[indices] = np.arange(n)  # a row of each distinct value
+    texts = [pc.take(pc.cast(encoded.dictionary, pa.string()), encoded.indices)]
+    for column in columns[1:]:
+        one = column[where]
+        # Bit for bit (-0.0 is not 0.0 as text): each row's value is its first value's.
+        if bool((one.view(np.uint64).take(indices) == column.view(np.uint64)).all()):
+            texts.append(pc.take(pc.cast(from_numpy(one), pa.string()), encoded.indices))
+        else:
+            texts.append(_float_text(column))
+    return texts
+
+
 def _fixed(k: int, decimals: int) -> str:
     sign = "-" if k < 0 else ""
     k = abs(k)
@@ -311,6 +341,11 @@ def csv_table(
     level = np.asarray(scores.level, dtype=np.int8)
     cutpoints = scores.cutpoint_set or ""
     reason_table, reason_index = _reasons(scores)
+    theta, theta_se, score_se = _float_texts(
+        np.ascontiguousarray(scores.theta, dtype=np.float64),
+        np.ascontiguousarray(scores.theta_se, dtype=np.float64),
+        np.ascontiguousarray(scores.score_se, dtype=np.float64),
+    )
     columns: dict[str, Any] = {
         "assessment_id": text(batch.assessment_id),
         "patient_id": text(batch.patient_id),
@@ -319,10 +354,10 @@ def csv_table(
         "status": _lookup(["not-scored", "scored"], scores.scored.astype(np.int8)),
         "n_answered": _int_text(scores.n_answered),
         "raw_score": _int_text(scores.raw_score),
-        "theta": _float_text(scores.theta),
-        "theta_se": _float_text(scores.theta_se),
+        "theta": theta,
+        "theta_se": theta_se,
         "score": _score_text(scores.score, options.score_decimals),
-        "score_se": _float_text(scores.score_se),
+        "score_se": score_se,
         "level": _lookup(["", "1", "2", "3", "4"], np.clip(level, 0, 4)),
         "cutpoint_set": _lookup(["", protect(cutpoints)], (level > 0).astype(np.int8)),
         "flags": _lookup(_FLAG_TEXT, scores.flags),
