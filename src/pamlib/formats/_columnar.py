@@ -581,17 +581,17 @@ def _kinds(which: npt.NDArray[np.int16]) -> list[int]:
 
 def _valid_nhs(numbers: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:
     """Which rows of ten bytes are ten digits whose last is the check digit of the others
-    (modulus 11), column by column: NumPy sums along rows of ten slowly."""
-    digits = numbers - np.uint8(0x30)  # a byte below "0" wraps above 9
-    bad = digits[:, 0] > 9
-    total = digits[:, 0].astype(np.int16) * np.int16(10)
-    for j in range(1, 10):
-        bad |= digits[:, j] > 9
-        if j < 9:
-            total += digits[:, j] * np.int16(10 - j)  # at most 255 × 54: no overflow
+    (modulus 11), position by position: NumPy sums along rows of ten slowly, and the digits
+    are first laid out a position a row, so that every step reads its bytes in order."""
+    # A byte below "0" wraps above 9.
+    digits = np.subtract(numbers.T, np.uint8(0x30), order="C")
+    bad = np.maximum.reduce(digits) > 9
+    total = digits[0].astype(np.int16) * np.int16(10)
+    for j in range(1, 9):
+        total += digits[j] * np.int16(10 - j)  # at most 255 × 54: no overflow
     check = 11 - total % 11
     check[check == 11] = 0
-    ok: npt.NDArray[np.bool_] = ~bad & (check != 10) & (check == digits[:, 9])
+    ok: npt.NDArray[np.bool_] = ~bad & (check != 10) & (check == digits[9])
     return ok
 
 
