@@ -582,3 +582,26 @@ def test_iso_days_are_the_dates_parse_date_reads(cells: list[str], skip: int) ->
         assert fast == (shaped and date is not None)
         if fast:
             assert dt.date(1970, 1, 1) + dt.timedelta(days=day) == date
+
+
+@given(
+    st.lists(
+        st.sampled_from(["1", "2", "3", "4", "", "NA", "na", "0", "5", "/", ":", "11", "n/a"])
+        | st.text(max_size=4),
+        max_size=40,
+    )
+)
+def test_answer_columns_agree_with_one_answer_at_a_time(cells: list[str]) -> None:
+    """An item column's codes, one-byte answers read by arithmetic on the byte and others
+    looked up, are :func:`answer_code`'s for each cell."""
+    from pamlib.formats._columnar import ColumnChecker
+    from pamlib.formats._records import RowValidator
+    from pamlib.formats.layout import Layout
+    from pamlib.formats.values import InstrumentResolver, answer_code
+
+    options = ReadOptions()
+    layout = Layout.resolve(HEADER.split(","), options, source="in.csv")
+    resolver = InstrumentResolver(BUILTIN_INSTRUMENTS)
+    checker = ColumnChecker(RowValidator(layout, options, resolver, source="in.csv"), "in.csv")
+    codes = checker._answers(Text(pa.array(cells, type=pa.string())))
+    assert codes.tolist() == [answer_code(c) for c in cells]

@@ -70,9 +70,6 @@ _NL, _CR, _QUOTE = 10, 13, 34
 _EPOCH = np.datetime64("1970-01-01", "D")
 _SLOW = np.int16(IMPOSSIBLE_ANSWER - 10)  # not decided by bytes: look the spelling up
 _CACHE = 100_000  # most distinct spellings remembered per file
-#: Column codes of one-byte answers: ``1``–``4``; anything else needs a closer look.
-_ONE_BYTE_CODES = np.full(256, _SLOW, dtype=np.int16)
-_ONE_BYTE_CODES[ord("1") : ord("4") + 1] = np.arange(1, 5, dtype=np.int16)
 
 
 class ReaderBugError(PamlibError):
@@ -683,7 +680,9 @@ class ColumnChecker:
         lengths = text.lengths
         # ``take`` rather than ``[]``: indexing with indices that are not ``intp`` is slower.
         first = text.data.take(text.offsets[:-1], mode="clip")
-        codes = _ONE_BYTE_CODES.take(first)
+        # ``1``–``4`` by arithmetic on the byte: cheaper than looking each one up.
+        from_one = first - np.uint8(ord("1"))  # a byte below "1" wraps above 3
+        codes = np.where(from_one < 4, from_one.astype(np.int16) + np.int16(1), _SLOW)
         other = np.flatnonzero(lengths != 1)  # empty or longer: few, so fixed up one by one
         if other.size:
             size = lengths[other]
