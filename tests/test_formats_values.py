@@ -193,14 +193,22 @@ def test_dates_are_written_as_pyarrow_writes_them(days: list[int]) -> None:
 )
 def test_constant_columns_hold_their_text_on_every_row(calls: list[tuple[str, int]]) -> None:
     """A constant column, made anew or sliced from a longer one made before, is ``n`` copies
-    of its text, whatever was asked before it."""
+    of its text, whatever was asked before it; the columns kept hold no more text in all than
+    the limit (made small here so that it is met)."""
+    from unittest import mock
+
     from pamlib.formats import output
 
     output._CONSTANTS.clear()
-    for value, n in calls:
-        column = output._constant(value, n)
-        assert len(column) == n
-        assert column.to_pylist() == [value] * n
+    with mock.patch.object(output, "_CONSTANT_BYTES", 2_000):
+        for value, n in calls:
+            column = output._constant(value, n)
+            assert len(column) == n
+            assert column.to_pylist() == [value] * n
+            kept = output._CONSTANTS
+            assert sum(len(k) * len(v) for k, v in kept.items()) <= 2_000
+            assert len(kept) <= output._CONSTANT_TEXTS
+    output._CONSTANTS.clear()
 
 
 @given(

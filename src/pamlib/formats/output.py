@@ -123,8 +123,9 @@ def protect_column(column: Any) -> Any:
 
 
 #: The longest column made so far of each constant text (a batch's provenance, codes and
-#: other texts the same for every row, never a patient's), up to :data:`_CONSTANT_BYTES`: a
-#: later block of as many rows or fewer takes a slice of it, which copies nothing.
+#: other texts the same for every row, never a patient's), all of them together holding at
+#: most :data:`_CONSTANT_BYTES` of text: a later block of as many rows or fewer takes a slice
+#: of one, which copies nothing.
 _CONSTANTS: dict[str, Any] = {}
 _CONSTANT_BYTES = 64 << 20
 _CONSTANT_TEXTS = 64
@@ -136,10 +137,11 @@ def _constant(value: str, n: int) -> Any:
     if made is not None and len(made) >= n:
         return made.slice(0, n)
     column = constant_text(value, n)
-    if len(value) * n <= _CONSTANT_BYTES and (
-        made is not None or len(_CONSTANTS) < _CONSTANT_TEXTS
-    ):
-        _CONSTANTS[value] = column
+    if made is not None or len(_CONSTANTS) < _CONSTANT_TEXTS:
+        # only when a column is made: the held text counted again, at most 64 columns
+        held = sum(len(k) * len(v) for k, v in _CONSTANTS.items() if k != value)
+        if held + len(value) * n <= _CONSTANT_BYTES:
+            _CONSTANTS[value] = column
     return column
 
 
