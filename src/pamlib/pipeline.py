@@ -9,6 +9,7 @@ returns counts that reconcile: ``read = scored + not scored + rejected``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -320,7 +321,12 @@ class _Scorer:
 class _Sink(Protocol):
     """Where a run's scored runs and rejects go (files, or tables in memory)."""
 
-    def write(self, chunk: ReadChunk, parts: list[tuple[RecordBatch, BatchScores]]) -> None: ...
+    def prepare(
+        self, chunk: ReadChunk, parts: list[tuple[RecordBatch, BatchScores]]
+    ) -> Callable[[], None]:
+        """Do what writing ``chunk`` takes that touches no output, on the thread that scored
+        it; return the rest, which is called in input order on the writing thread."""
+        ...
 
     def finish(self) -> None: ...
 
@@ -337,14 +343,16 @@ def _drive(
     """The one loop every run goes through: read, check, score, write; finish or abort.
 
     With more than one thread, chunks are read (and checked) on one thread and written on
-    another while this one scores: the stages overlap, each in input order (see
-    :mod:`pamlib._workers`)."""
+    another while this one scores them and makes their output's text: the stages overlap, each
+    in input order (see :mod:`pamlib._workers`). Making the text here rather than where it is
+    written balances the two: on two cores, writing (text, Arrow's CSV writer and the file)
+    was the longest stage and the scoring waited on it."""
     if threads > 1:
         _drive_overlapped(chunks, scorer, sink, progress)
         return
     try:
         for chunk in chunks:
-            sink.write(chunk, scorer.chunk(chunk))
+            sink.prepare(chunk, scorer.chunk(chunk))()
             if progress is not None:
                 progress(chunk.progress, scorer.n_read)
         sink.finish()
@@ -365,15 +373,12 @@ def _drive_overlapped(
 ) -> None:
     from pamlib._workers import Ahead, Behind
 
-    def write(item: tuple[ReadChunk, list[tuple[RecordBatch, BatchScores]]]) -> None:
-        sink.write(*item)
-
     ahead = Ahead(chunks)
-    behind: Behind[tuple[ReadChunk, list[tuple[RecordBatch, BatchScores]]]] | None = None
+    behind: Behind[Callable[[], None]] | None = None
     try:
-        behind = Behind(write)
+        behind = Behind(_call)
         for chunk in ahead:
-            behind.put((chunk, scorer.chunk(chunk)))
+            behind.put(sink.prepare(chunk, scorer.chunk(chunk)))
             if progress is not None:
                 progress(chunk.progress, scorer.n_read)
         behind.finish()
@@ -385,6 +390,22 @@ def _drive_overlapped(
         raise
     finally:
         ahead.close()  # the reader's files, closed on its thread
+
+
+def _call(write: Callable[[], None]) -> None:
+    write()
+
+
+def _prepared(
+    writer: ResultWriter, batch: RecordBatch, scores: BatchScores, extra: dict[str, TextColumn]
+) -> Callable[[], None]:
+    """What writes ``batch``: its text made now where the writer can do that
+    (:class:`~pamlib.formats.base.PreparedWrite`), else all of it when called."""
+    prepare = getattr(writer, "prepare", None)
+    if callable(prepare):
+        write: Callable[[], None] = prepare(batch, scores, extra)
+        return write
+    return functools.partial(writer.write, batch, scores, extra)
 
 
 def _identity_columns(keep: bool, pseudonymiser: Pseudonymiser | None) -> tuple[str, ...]:
@@ -436,18 +457,30 @@ class _FileSink:
             self.writer = self.output_format.open_writer(self.output.stream, options)
         return self.writer
 
-    def write(self, chunk: ReadChunk, parts: list[tuple[RecordBatch, BatchScores]]) -> None:
+    def prepare(
+        self, chunk: ReadChunk, parts: list[tuple[RecordBatch, BatchScores]]
+    ) -> Callable[[], None]:
+        """Open the outputs at the first chunk and make each run's text; return what writes
+        them, the rejects after the scored rows as before."""
         if self.rejects is None:
             self.extra_columns = chunk.extra_columns
             self.rejects = RejectsWriter(self.rejects_target.stream, chunk.source_columns)
+        rejects = self.rejects
+        writes = []
         for run, scores in parts:
             extra = _identity_values(run, self.keep_nhs_number, self.pseudonymiser)
             batch = run
             if not self.keep_nhs_number:
                 # no writer sees a number the user did not ask to keep (FHIR Patients too)
                 batch = attrs.evolve(run, nhs_number=np.full(len(run), "", dtype=object))
-            self.open_writer(scores).write(batch, scores, extra)
-        self.rejects.write(chunk.rejects)
+            writes.append(_prepared(self.open_writer(scores), batch, scores, extra))
+
+        def write() -> None:
+            for each in writes:
+                each()
+            rejects.write(chunk.rejects)
+
+        return write
 
     def finish(self) -> None:
         rejects = self.rejects or RejectsWriter(self.rejects_target.stream, ())
@@ -612,6 +645,13 @@ class _MemorySink:
         self.rejects: list[Reject] = []
         self.options: WriteOptions | None = None
         self.extra_columns: tuple[str, ...] = ()
+
+    def prepare(
+        self, chunk: ReadChunk, parts: list[tuple[RecordBatch, BatchScores]]
+    ) -> Callable[[], None]:
+        """All of the work on the writing thread: the typed tables are made there, beside the
+        scoring of the next chunk."""
+        return functools.partial(self.write, chunk, parts)
 
     def write(self, chunk: ReadChunk, parts: list[tuple[RecordBatch, BatchScores]]) -> None:
         from pamlib.formats._arrow import to_arrow_text

@@ -33,6 +33,7 @@ __all__ = [
     "Format",
     "InputFormat",
     "OutputFormat",
+    "PreparedWrite",
     "ReadChunk",
     "ReadOptions",
     "RecordBatch",
@@ -232,6 +233,13 @@ class ResultWriter(Protocol):
     Batches arrive in input order. ``extra`` holds columns the caller computed (such as
     ``nhs_number`` when asked for), keyed by the names in :attr:`WriteOptions.extra_columns`.
     ``abort`` is called instead of ``close`` when the run fails, to remove partial output.
+
+    A writer may also offer ``prepare(batch, scores, extra)``, with the arguments of ``write``,
+    returning a callable of no arguments: ``prepare`` does the work of ``write`` that touches no
+    output (turning values into text) and the callable the writing. A run on several threads
+    then prepares a batch on the thread that scored it while the one before is written on
+    another: the callables are called in the order ``prepare`` was, each batch's after its own
+    ``prepare`` but perhaps after later batches' ``prepare`` too (see :class:`PreparedWrite`).
     """
 
     def write(
@@ -241,6 +249,19 @@ class ResultWriter(Protocol):
     def close(self) -> None: ...
 
     def abort(self) -> None: ...
+
+
+class PreparedWrite(Protocol):
+    """What a :class:`ResultWriter` that can prepare its batches also has.
+
+    ``prepare(batch, scores, extra)`` followed by calling what it returned writes what
+    ``write(batch, scores, extra)`` writes, byte for byte. ``prepare`` must not touch the output:
+    several batches may be prepared before the first is written.
+    """
+
+    def prepare(
+        self, batch: RecordBatch, scores: BatchScores, extra: Mapping[str, TextColumn]
+    ) -> Callable[[], None]: ...
 
 
 @runtime_checkable

@@ -10,6 +10,7 @@ records, rejects and line numbers more slowly, and now serves only as the tests'
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import os
 from collections.abc import Callable, Iterator, Mapping
@@ -146,6 +147,10 @@ def iter_assessments(
         yield from (item for _, item in found)
 
 
+def _nothing() -> None:
+    """What writes an empty batch."""
+
+
 class CsvResultWriter:
     """Scored rows as CSV: ``,``-separated, UTF-8, ``\\n`` line ends, header first.
 
@@ -174,11 +179,22 @@ class CsvResultWriter:
     def write(
         self, batch: RecordBatch, scores: BatchScores, extra: Mapping[str, TextColumn]
     ) -> None:
+        self.prepare(batch, scores, extra)()
+
+    def prepare(
+        self, batch: RecordBatch, scores: BatchScores, extra: Mapping[str, TextColumn]
+    ) -> Callable[[], None]:
+        """The batch's rows as text now; what writes them (see
+        :class:`~pamlib.formats.base.PreparedWrite`): a run on several threads makes the text
+        of one block while the one before is written."""
         from pamlib.formats.output import csv_table
 
         if len(batch) == 0:
-            return
+            return _nothing
         table, needs_quotes = csv_table(batch, scores, extra, self.options)
+        return functools.partial(self._write_text, table, needs_quotes)
+
+    def _write_text(self, table: Any, needs_quotes: bool) -> None:
         self._pa.csv.write_csv(
             table,
             self._target.stream,
@@ -194,14 +210,7 @@ class CsvResultWriter:
 
         if table.num_rows == 0:
             return
-        text, needs_quotes = csv_text_table(table, self.options.score_decimals)
-        self._pa.csv.write_csv(
-            text,
-            self._target.stream,
-            self._pa.csv.WriteOptions(
-                include_header=False, quoting_style="needed" if needs_quotes else "none"
-            ),
-        )
+        self._write_text(*csv_text_table(table, self.options.score_decimals))
 
     def close(self) -> None:
         self._target.commit()
