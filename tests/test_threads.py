@@ -12,8 +12,10 @@ import io
 import random
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -164,6 +166,84 @@ def test_tables_score_the_same_on_any_number_of_threads(tmp_path: Path) -> None:
     assert one.summary.n_rejected == 100
 
 
+_EXPECTED: dict[int, tuple[str, bytes, bytes]] = {}
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    pauses=st.lists(st.sampled_from([0.0, 0.0, 0.0005, 0.003]), min_size=1, max_size=16),
+    threads=st.integers(2, 4),
+)
+def test_any_timing_of_making_text_and_writing_keeps_the_order(
+    tmp_path_factory: pytest.TempPathFactory, pauses: list[float], threads: int
+) -> None:
+    """Blocks' text is made on the scoring thread while earlier blocks are written on another;
+    whichever runs ahead, and by however much, the bytes are those of one thread."""
+    from pamlib.formats.delimited import CsvResultWriter
+
+    path = tmp_path_factory.getbasetemp() / "timing.csv"
+    if not path.exists():
+        messy_export(path, 400, seed=11)
+    if not _EXPECTED:
+        _EXPECTED[0] = _score(path, 1, chunk_rows=9, block_bytes=1024)
+    calls = 0
+
+    def pause() -> None:
+        nonlocal calls
+        time.sleep(pauses[calls % len(pauses)])
+        calls += 1
+
+    prepare, write_text = CsvResultWriter.prepare, CsvResultWriter._write_text
+
+    def slow_prepare(self: CsvResultWriter, *args: Any) -> Any:
+        pause()
+        return prepare(self, *args)
+
+    def slow_write(self: CsvResultWriter, *args: Any) -> None:
+        pause()
+        write_text(self, *args)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(CsvResultWriter, "prepare", slow_prepare)
+        patch.setattr(CsvResultWriter, "_write_text", slow_write)
+        assert _score(path, threads, chunk_rows=9, block_bytes=1024) == _EXPECTED[0]
+
+
+def test_text_is_made_at_most_a_few_blocks_ahead_of_the_writing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A slow output holds the scoring back: memory stays bounded by a few blocks' text."""
+    from pamlib.formats.delimited import CsvResultWriter
+
+    path = messy_export(tmp_path / "messy.csv", 600, seed=4)
+    waiting = most = written = 0
+    lock = threading.Lock()
+    prepare = CsvResultWriter.prepare
+
+    def counted(self: CsvResultWriter, *args: Any) -> Any:
+        nonlocal waiting, most
+        write = prepare(self, *args)
+        with lock:
+            waiting += 1
+            most = max(most, waiting)
+
+        def slow_write() -> None:
+            nonlocal waiting, written
+            time.sleep(0.002)
+            write()
+            with lock:
+                waiting -= 1
+                written += 1
+
+        return slow_write
+
+    monkeypatch.setattr(CsvResultWriter, "prepare", counted)
+    assert _score(path, 2, chunk_rows=10) == _score(path, 1, chunk_rows=10)
+    assert written > 80  # both runs' blocks
+    # one being written, one in the queue, one just made and waiting for room
+    assert 2 <= most <= 3, most
+
+
 # -- stopping ------------------------------------------------------------------------------------
 
 
@@ -184,7 +264,7 @@ def _fail_on(calls: int, exc: BaseException, real: object) -> object:
     return failing
 
 
-@pytest.mark.parametrize("stage", ["check", "write"])
+@pytest.mark.parametrize("stage", ["check", "text", "write"])
 @pytest.mark.parametrize("error", ["error", "interrupt"])
 def test_a_failure_on_a_worker_thread_leaves_no_output(  # noqa: PLR0917 - fixtures
     tmp_path: Path,
@@ -196,12 +276,17 @@ def test_a_failure_on_a_worker_thread_leaves_no_output(  # noqa: PLR0917 - fixtu
 ) -> None:
     from pamlib.formats import _columnar as columnar
     from pamlib.formats import output
+    from pamlib.formats.delimited import CsvResultWriter
 
     source = cohort(tmp_path / "in.csv", 3000)
     out = tmp_path / "out.csv"
     out.write_text("previous output\n", encoding="utf-8")
     exc: BaseException = InjectedError("injected") if error == "error" else KeyboardInterrupt()
-    owner, name = (columnar.ColumnChecker, "check") if stage == "check" else (output, "csv_table")
+    owner, name = {
+        "check": (columnar.ColumnChecker, "check"),
+        "text": (output, "csv_table"),  # on the scoring thread
+        "write": (CsvResultWriter, "_write_text"),  # on the writing thread
+    }[stage]
     monkeypatch.setattr(owner, name, _fail_on(3, exc, getattr(owner, name)))
     threads_seen: set[str] = set()
     real_thread_start = threading.Thread.start
