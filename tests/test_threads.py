@@ -229,7 +229,7 @@ def test_text_is_made_at_most_a_few_blocks_ahead_of_the_writing(
 
         def slow_write() -> None:
             nonlocal waiting, written
-            time.sleep(0.002)
+            time.sleep(0.005)
             write()
             with lock:
                 waiting -= 1
