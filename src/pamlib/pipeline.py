@@ -461,7 +461,7 @@ class _FileSink:
         self, chunk: ReadChunk, parts: list[tuple[RecordBatch, BatchScores]]
     ) -> Callable[[], None]:
         """Open the outputs at the first chunk and make each run's text; return what writes
-        them, the rejects after the scored rows as before."""
+        them: the scored rows, then the chunk's rejects."""
         if self.rejects is None:
             self.extra_columns = chunk.extra_columns
             self.rejects = RejectsWriter(self.rejects_target.stream, chunk.source_columns)
