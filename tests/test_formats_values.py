@@ -268,3 +268,25 @@ def test_float_columns_written_together_are_written_as_one_at_a_time(
         columns[j][i % len(rows)] = np.nan
     together = [t.to_pylist() for t in _float_texts(*columns)]
     assert together == [_float_text(c).to_pylist() for c in columns]
+
+
+@given(
+    st.lists(st.text(max_size=5), min_size=1, max_size=8),
+    st.lists(st.integers(-3, 10), max_size=50),
+)
+def test_lookups_are_indexing_and_refuse_indices_outside_the_table(
+    table: list[str], indices: list[int]
+) -> None:
+    """A looked-up column is ``table[i]`` for each index (pyarrow's bounds check skipped only
+    where every index lies inside the table); an index outside it is an error, not a read of
+    memory past the table."""
+    import pyarrow as pa
+
+    from pamlib.formats.output import _lookup
+
+    array = np.array(indices, dtype=np.int32)
+    if all(0 <= i < len(table) for i in indices):
+        assert _lookup(table, array).to_pylist() == [table[i] for i in indices]
+    elif len(set(indices)) > 1:
+        with pytest.raises((pa.ArrowIndexError, IndexError)):
+            _lookup(table, array)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -44,6 +45,15 @@ class _Compute:
 
     def take(self, values: Any, indices: Any) -> Any:
         return self.call("take", values, indices)
+
+    def take_within(self, values: Any, indices: Any) -> Any:
+        """:meth:`take` of indices known to lie within ``values`` (made so by the caller, as
+        a dictionary's own indices are): pyarrow's pass that checks each index is skipped."""
+        return self.call("take", values, indices, options=self._unchecked)
+
+    @functools.cached_property
+    def _unchecked(self) -> Any:
+        return self._k.TakeOptions(boundscheck=False)
 
     def cast(self, values: Any, target: Any) -> Any:
         return self.call("cast", values, options=self._k.CastOptions.safe(target))

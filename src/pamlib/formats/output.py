@@ -153,8 +153,12 @@ def _text_table(values: tuple[str, ...]) -> Any:
 
 def _lookup(table: Sequence[str], indices: npt.NDArray[Any]) -> Any:
     """``table[i]`` for each index, as an Arrow string array."""
-    if indices.size and int(indices.min()) == int(indices.max()):
-        return _constant(table[int(indices[0])], int(indices.size))  # common: one value
+    if indices.size:
+        lo, hi = int(indices.min()), int(indices.max())
+        if lo == hi:
+            return _constant(table[lo], int(indices.size))  # common: one value
+        if lo >= 0 and hi < len(table):
+            return compute().take_within(_text_table(tuple(table)), from_numpy(indices))
     return compute().take(_text_table(tuple(table)), from_numpy(indices))
 
 
@@ -181,7 +185,7 @@ def _date_text(days: npt.NDArray[np.datetime64]) -> Any:
         if hi - lo <= min(4096, n):
             span = np.arange(lo, hi + 1, dtype=np.int64).astype("datetime64[D]")
             table = pc.cast(from_numpy(span), pa.string())
-            return pc.take(table, from_numpy((numbers - lo).astype(np.int32)))
+            return pc.take_within(table, from_numpy((numbers - lo).astype(np.int32)))
     return pc.cast(from_numpy(days), pa.string())
 
 
@@ -196,7 +200,10 @@ def _float_text(values: npt.NDArray[np.float64]) -> Any:
     arr = from_numpy(values, missing)
     encoded = pc.dictionary_encode(arr)
     if len(encoded.dictionary) * 4 <= n:
-        out = pc.take(pc.cast(encoded.dictionary, pa.string()), encoded.indices)
+        texts = pc.cast(encoded.dictionary, pa.string())
+        # a null's index may be anything: only indices of a column without nulls go unchecked
+        take = pc.take if arr.null_count else pc.take_within
+        out = take(texts, encoded.indices)
     else:
         out = pc.cast(arr, pa.string())
     return pc.fill_null(out, "")
@@ -220,12 +227,12 @@ def _float_texts(*columns: npt.NDArray[np.float64]) -> list[Any]:
     indices = to_numpy(encoded.indices)
     where = np.empty(k, dtype=np.intp)
     where[indices] = np.arange(n)  # a row of each distinct value
-    texts = [pc.take(pc.cast(encoded.dictionary, pa.string()), encoded.indices)]
+    texts = [pc.take_within(pc.cast(encoded.dictionary, pa.string()), encoded.indices)]
     for column in columns[1:]:
         one = column[where]
         # Bit for bit (-0.0 is not 0.0 as text): each row's value is its first value's.
         if bool((one.view(np.uint64).take(indices) == column.view(np.uint64)).all()):
-            texts.append(pc.take(pc.cast(from_numpy(one), pa.string()), encoded.indices))
+            texts.append(pc.take_within(pc.cast(from_numpy(one), pa.string()), encoded.indices))
         else:
             texts.append(_float_text(column))
     return texts
@@ -276,11 +283,11 @@ def _score_text(values: npt.NDArray[np.float64], decimals: int) -> Any:
         indices = _placed((scaled - lo).astype(np.int32) + 1, missing, every)
         if int(indices.min()) == int(indices.max()):
             return _constant(texts[int(indices[0])].as_py(), n)
-        return compute().take(texts, from_numpy(indices))
+        return compute().take_within(texts, from_numpy(indices))  # 0..hi - lo + 1: inside
     distinct, inverse = np.unique(scaled, return_inverse=True)
     table = ["", *(_fixed(int(k), decimals) for k in distinct)]
     indices = _placed(inverse.astype(np.int32) + 1, missing, every)
-    return compute().take(text_array(table), from_numpy(indices))  # not kept: one block's
+    return compute().take_within(text_array(table), from_numpy(indices))  # not kept
 
 
 def _placed(
