@@ -605,3 +605,32 @@ def test_answer_columns_agree_with_one_answer_at_a_time(cells: list[str]) -> Non
     checker = ColumnChecker(RowValidator(layout, options, resolver, source="in.csv"), "in.csv")
     codes = checker._answers(Text(pa.array(cells, type=pa.string())))
     assert codes.tolist() == [answer_code(c) for c in cells]
+
+
+@given(
+    st.lists(
+        st.lists(
+            st.sampled_from(["", " ", "\t", "x", "P1", " y ", "\u00a0", "é"]),
+            min_size=3,
+            max_size=3,
+        ),
+        max_size=30,
+    )
+)
+def test_blank_rows_go_and_the_absent_values_found_are_the_kept_rows(
+    rows: list[list[str]],
+) -> None:
+    """The split drops the rows whose every field is absent (``is_blank``), and the absent
+    values it found on the way, handed to the checks, are those of the rows it keeps."""
+    from pamlib.formats._columnar import _without_blank
+    from pamlib.formats.values import is_absent
+
+    columns = [pa.array([row[j] for row in rows], type=pa.string()) for j in range(3)]
+    lines = np.arange(2, len(rows) + 2, dtype=np.int64)
+    kept, kept_lines, n_blank, absent = _without_blank(columns, lines)
+    keep = [i for i, row in enumerate(rows) if not all(is_absent(v) for v in row)]
+    assert kept_lines.tolist() == [i + 2 for i in keep]
+    assert n_blank == len(rows) - len(keep)
+    assert all(c.to_pylist() == [rows[i][j] for i in keep] for j, c in enumerate(kept))
+    for position, mask in absent.items():
+        assert mask.tolist() == [is_absent(rows[i][position]) for i in keep]

@@ -23,7 +23,7 @@ import io
 import itertools
 import os
 import sys
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -545,11 +545,17 @@ def _everything(column: Any) -> Any:
 class _Rows:
     """One block of rows under check: the columns and what the checks found so far."""
 
-    def __init__(self, columns: list[Any], lines: npt.NDArray[np.int64]) -> None:
+    def __init__(
+        self,
+        columns: list[Any],
+        lines: npt.NDArray[np.int64],
+        absent: Mapping[int, npt.NDArray[np.bool_]] | None = None,
+    ) -> None:
         self.columns = columns
         self.lines = lines
         self.n = n = int(lines.shape[0])
         self._texts: dict[int, _Text] = {}
+        self._absent = dict(absent or {})
         self.invalid = np.zeros(n, dtype=np.bool_)
         self.dup = np.zeros(n, dtype=np.bool_)
         self.pid_absent = np.ones(n, dtype=np.bool_)
@@ -565,6 +571,12 @@ class _Rows:
 
     def everywhere(self) -> npt.NDArray[np.bool_]:
         return np.ones(self.n, dtype=np.bool_)
+
+    def absent(self, position: int) -> npt.NDArray[np.bool_]:
+        """Where the column's values are absent: found once (the split may have found it)."""
+        if position not in self._absent:
+            self._absent[position] = self.text(position).absent()
+        return self._absent[position]
 
 
 def _kinds(which: npt.NDArray[np.int16]) -> list[int]:
@@ -774,16 +786,19 @@ class ColumnChecker:
         lines: npt.NDArray[np.int64],
         *,
         first: npt.NDArray[np.bool_] | None = None,
+        absent: Mapping[int, npt.NDArray[np.bool_]] | None = None,
     ) -> tuple[list[RecordBatch], list[Reject]]:
         """Check one block of rows given as string columns (one per source field).
 
         ``first`` marks the rows whose assessment id appears there for the first time, where
         the caller tracks repeats itself (across the partitions of a distributed job); without
         it, repeats are found among the ids this checker has seen, if it tracks them.
+        ``absent`` holds, by column position, where values are absent (``Text.absent``), for
+        columns the caller has already looked at.
         """
         if lines.shape[0] == 0:
             return [], []
-        rows = _Rows(columns, lines)
+        rows = _Rows(columns, lines, absent)
         self._identity(rows)
         self._ids(rows, first)
         self._content(rows)
@@ -794,10 +809,10 @@ class ColumnChecker:
         """No identity at all, or an NHS number that is not one."""
         cols = self.layout.columns
         if "patient_id" in cols:
-            rows.pid_absent = rows.text(cols["patient_id"]).absent()
+            rows.pid_absent = rows.absent(cols["patient_id"])
         nhs_absent = rows.everywhere()
         if "nhs_number" in cols:
-            nhs_absent = rows.text(cols["nhs_number"]).absent()
+            nhs_absent = rows.absent(cols["nhs_number"])
             rows.nhs, nhs_ok = self._nhs(rows.text(cols["nhs_number"]), nhs_absent)
             rows.invalid |= ~nhs_absent & ~nhs_ok
         rows.invalid |= rows.pid_absent & nhs_absent
@@ -808,7 +823,7 @@ class ColumnChecker:
         if position is None:
             return
         ids = rows.text(position)
-        absent = ids.absent()
+        absent = rows.absent(position)
         eligible = np.flatnonzero(~absent)
         if first is not None:
             rows.dup[eligible] = ~np.asarray(first, dtype=np.bool_)[eligible]
@@ -1035,21 +1050,24 @@ def read_columnar(
 
 def _without_blank(
     columns: list[Any], lines: npt.NDArray[np.int64]
-) -> tuple[list[Any], npt.NDArray[np.int64], int]:
-    """The rows that hold something, and how many held nothing (see
-    ``is_blank``): every field empty or whitespace."""
+) -> tuple[list[Any], npt.NDArray[np.int64], int, dict[int, npt.NDArray[np.bool_]]]:
+    """The rows that hold something, how many held nothing (see ``is_blank``: every field
+    empty or whitespace), and which of the kept rows' values are absent in the columns looked
+    at (by position; most often only the first): the checks need those again."""
     blank: npt.NDArray[np.bool_] | None = None
-    for column in columns:
-        absent = _Text(column).absent()
-        blank = absent if blank is None else blank & absent
+    absent: dict[int, npt.NDArray[np.bool_]] = {}
+    for position, column in enumerate(columns):
+        absent[position] = _Text(column).absent()
+        blank = absent[position] if blank is None else blank & absent[position]
         if not blank.any():
-            return columns, lines, 0
+            return columns, lines, 0, absent
     if blank is None:
-        return columns, lines, 0
+        return columns, lines, 0, absent
     keep = np.flatnonzero(~blank)
     pa = _pa()
     take = pa.array(keep, type=pa.int64())
-    return [_compute().take(c, take) for c in columns], lines[keep], int(blank.sum())
+    kept = {position: mask[keep] for position, mask in absent.items()}
+    return [_compute().take(c, take) for c in columns], lines[keep], int(blank.sum()), kept
 
 
 class _Part(NamedTuple):
@@ -1061,6 +1079,8 @@ class _Part(NamedTuple):
     n_read: int
     n_blank: int  # records of n_read that hold nothing
     position: int  # bytes of the input consumed after this block
+    #: Where values are absent, by column position, for the columns already looked at.
+    absent: dict[int, npt.NDArray[np.bool_]] | None = None
 
 
 class _BlockReader:
@@ -1134,7 +1154,7 @@ class _BlockReader:
 
     def chunk(self, part: _Part) -> ReadChunk:
         """Check one part: the checks keep state (ids seen), so parts come here in order."""
-        batches, more = self.checker.check(part.columns, part.lines)
+        batches, more = self.checker.check(part.columns, part.lines, absent=part.absent)
         every = sorted([*part.rejects, *more], key=lambda r: r.line or 0)
         return ReadChunk(
             batches=tuple(batches),
@@ -1177,8 +1197,8 @@ class _BlockReader:
                 splittable = not scan.unclosed and longest <= MAX_FIELD_CHARS
                 columns = self._parse(data, n_read, longest) if splittable else None
                 if columns is not None:
-                    columns, lines, n_blank = _without_blank(columns, scan.lines)
-                    yield _Part(columns, lines, [], n_read, n_blank, self.position)
+                    columns, lines, n_blank, absent = _without_blank(columns, scan.lines)
+                    yield _Part(columns, lines, [], n_read, n_blank, self.position, absent)
                 else:
                     text = data.decode("utf-8", "surrogateescape")
                     records = _records_from_text(text, self.delimiter, self.line)
