@@ -290,3 +290,32 @@ def test_lookups_are_indexing_and_refuse_indices_outside_the_table(
     elif len(set(indices)) > 1:
         with pytest.raises((pa.ArrowIndexError, IndexError)):
             _lookup(table, array)
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([0.0, -0.0, 1.5, -2.25, 0.1]), st.floats(-1e3, 1e3)),
+        min_size=1,
+        max_size=60,
+    ),
+    st.sampled_from(["dependent", "free", "nan"]),
+    st.sampled_from([0, 1, 2]),
+)
+def test_scores_written_with_their_measures_are_written_as_on_their_own(
+    rows: list[tuple[float, float]], kind: str, decimals: int
+) -> None:
+    """Scores looked up through their measures' dictionary (where each is one value for each
+    measure, as the scoring table gives them) read the same as scores written on their own,
+    and so do scores that are not (another score for the same measure, missing scores)."""
+    from pamlib.formats.output import _float_texts, _score_text
+
+    if kind == "dependent":  # a score a function of the measure, as the scale makes it
+        table = {repr(a): b for a, b in rows}
+        rows = [(a, table[repr(a)]) for a, _ in rows]
+    theta = np.array([a for a, _ in rows], dtype=np.float64)
+    score = np.array([b for _, b in rows], dtype=np.float64)
+    if kind == "nan":
+        score[len(rows) // 2] = np.nan
+    texts = _float_texts(theta, theta * 2.0, score=score, decimals=decimals)
+    assert len(texts) == 3
+    assert texts[2].to_pylist() == _score_text(score, decimals).to_pylist()

@@ -13,7 +13,7 @@ import functools
 import io
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import IO, Any
 
 import numpy as np
@@ -209,33 +209,53 @@ def _float_text(values: npt.NDArray[np.float64]) -> Any:
     return pc.fill_null(out, "")
 
 
-def _float_texts(*columns: npt.NDArray[np.float64]) -> list[Any]:
-    """:func:`_float_text` of each column. Where a later column holds one value for each value
-    of the first (as the scores' standard errors do for their measures, both from one row of
-    the scoring table), it is looked up through the first column's dictionary: one pass that
-    hashes every row, not one a column."""
+def _float_texts(
+    *columns: npt.NDArray[np.float64],
+    score: npt.NDArray[np.float64] | None = None,
+    decimals: int = 0,
+) -> list[Any]:
+    """:func:`_float_text` of each column, then :func:`_score_text` of ``score`` with
+    ``decimals`` if given. Where a later column, or the scores, hold one value for each value
+    of the first (as the scores and their standard errors do for their measures, all from one
+    row of the scoring table), its text is made once a value of the first column's dictionary
+    and looked up: one pass that hashes every row, not one a column, and the scores rounded
+    once a value."""
     pa = pyarrow_module()
     pc = compute()
     first = columns[0]
     n = first.shape[0]
+
+    def rounded(column: npt.NDArray[np.float64]) -> Any:
+        return _score_text(column, decimals)
+
+    # each later column: its text from its distinct values (no NaN among them), and from all
+    later: list[tuple[npt.NDArray[np.float64], Callable[..., Any], Callable[..., Any]]]
+    later = [(c, _cast_text, _float_text) for c in columns[1:]]
+    if score is not None:
+        later.append((score, rounded, rounded))
     if n == 0 or any(bool(np.isnan(c).any()) for c in columns):
-        return [_float_text(c) for c in columns]  # nulls: each column on its own
+        return [_float_text(first), *(whole(c) for c, _, whole in later)]  # each on its own
     encoded = pc.dictionary_encode(from_numpy(first))
     k = len(encoded.dictionary)
     if k * 4 > n:
-        return [_float_text(c) for c in columns]
+        return [_float_text(first), *(whole(c) for c, _, whole in later)]
     indices = to_numpy(encoded.indices)
     where = np.empty(k, dtype=np.intp)
     where[indices] = np.arange(n)  # a row of each distinct value
     texts = [pc.take_within(pc.cast(encoded.dictionary, pa.string()), encoded.indices)]
-    for column in columns[1:]:
+    for column, distinct, whole in later:
         one = column[where]
         # Bit for bit (-0.0 is not 0.0 as text): each row's value is its first value's.
         if bool((one.view(np.uint64).take(indices) == column.view(np.uint64)).all()):
-            texts.append(pc.take_within(pc.cast(from_numpy(one), pa.string()), encoded.indices))
+            texts.append(pc.take_within(distinct(one), encoded.indices))
         else:
-            texts.append(_float_text(column))
+            texts.append(whole(column))
     return texts
+
+
+def _cast_text(values: npt.NDArray[np.float64]) -> Any:
+    """Floats without NaN as pyarrow's shortest text that reads back exactly."""
+    return compute().cast(from_numpy(values), pyarrow_module().string())
 
 
 def _fixed(k: int, decimals: int) -> str:
@@ -350,10 +370,12 @@ def csv_table(
     level = np.asarray(scores.level, dtype=np.int8)
     cutpoints = scores.cutpoint_set or ""
     reason_table, reason_index = _reasons(scores)
-    theta, theta_se, score_se = _float_texts(
+    theta, theta_se, score_se, score = _float_texts(
         np.ascontiguousarray(scores.theta, dtype=np.float64),
         np.ascontiguousarray(scores.theta_se, dtype=np.float64),
         np.ascontiguousarray(scores.score_se, dtype=np.float64),
+        score=np.ascontiguousarray(scores.score, dtype=np.float64),
+        decimals=options.score_decimals,
     )
     columns: dict[str, Any] = {
         "assessment_id": text(batch.assessment_id),
@@ -365,7 +387,7 @@ def csv_table(
         "raw_score": _int_text(scores.raw_score),
         "theta": theta,
         "theta_se": theta_se,
-        "score": _score_text(scores.score, options.score_decimals),
+        "score": score,
         "score_se": score_se,
         "level": _lookup(["", "1", "2", "3", "4"], np.clip(level, 0, 4)),
         "cutpoint_set": _lookup(["", protect(cutpoints)], (level > 0).astype(np.int8)),
