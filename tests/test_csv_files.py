@@ -634,3 +634,25 @@ def test_blank_rows_go_and_the_absent_values_found_are_the_kept_rows(
     assert all(c.to_pylist() == [rows[i][j] for i in keep] for j, c in enumerate(kept))
     for position, mask in absent.items():
         assert mask.tolist() == [is_absent(rows[i][position]) for i in keep]
+
+
+@given(
+    st.lists(st.sampled_from(["PAM-13", "PAM-10", "", "é", "PAM-1", "AM-13P"]), max_size=30)
+    | st.tuples(st.sampled_from(["PAM-13", "", "x", "é"]), st.integers(0, 30)).map(
+        lambda vn: [vn[0]] * vn[1]
+    ),
+    st.integers(0, 3),
+)
+def test_distinct_values_are_a_dictionary_in_order_of_first_appearance(
+    values: list[str], skip: int
+) -> None:
+    """Each row's index into the distinct values, in the order they first appear: a column of
+    one value (read as one run of bytes) as any other, also when the array is a slice."""
+    from pamlib.formats._arrow import distinct
+
+    arr = pa.array(["PAM-13"] * skip + values, type=pa.string()).slice(skip)
+    indices, found = distinct(Text(arr))
+    expected = list(dict.fromkeys(values))
+    assert found == expected
+    assert indices.dtype == np.int32
+    assert indices.tolist() == [expected.index(v) for v in values]

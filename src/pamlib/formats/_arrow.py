@@ -264,6 +264,22 @@ class Text:
         picked = compute().take(self.arr, from_numpy(rows.astype(np.int64)))
         return [str(v) for v in picked.to_pylist()]
 
+    def constant(self) -> str | None:
+        """The value every row holds, where there are rows and all hold the same ASCII text;
+        else ``None``. Their bytes are compared as one run (the values of an array lie one
+        after another), not hashed row by row."""
+        n = len(self)
+        if n == 0:
+            return None
+        size = int(self.lengths[0])
+        if not bool((self.lengths == size).all()):
+            return None
+        start = int(self.offsets[0])
+        value = self.data[start : start + size].tobytes()
+        if not value.isascii() or self.data[start : start + size * n].tobytes() != value * n:
+            return None
+        return value.decode("ascii")
+
     def has_bytes(self, values: bytes) -> bool:
         """Whether any value contains any of the given bytes."""
         if not len(self):
@@ -282,7 +298,11 @@ class Text:
 
 
 def distinct(text: Text) -> tuple[npt.NDArray[np.int32], list[str]]:
-    """Dictionary-encode: an index per row into the list of distinct values."""
+    """Dictionary-encode: an index per row into the list of distinct values, in order of
+    first appearance."""
+    value = text.constant()
+    if value is not None:  # the usual instrument column: no row to hash
+        return np.zeros(len(text), dtype=np.int32), [value]
     encoded = compute().dictionary_encode(text.arr)
     indices = to_numpy(encoded.indices).astype(np.int32, copy=False)
     return indices, [str(v) for v in encoded.dictionary.to_pylist()]
