@@ -319,3 +319,39 @@ def test_scores_written_with_their_measures_are_written_as_on_their_own(
     texts = _float_texts(theta, theta * 2.0, score=score, decimals=decimals)
     assert len(texts) == 3
     assert texts[2].to_pylist() == _score_text(score, decimals).to_pylist()
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["a", "", "1.5", "x,y", 'q"', "é"]), st.text(max_size=4)),
+        max_size=40,
+    ),
+    st.integers(1, 7),
+    st.booleans(),
+)
+def test_scored_csv_text_is_pyarrows_whatever_rows_it_writes_at_a_time(
+    rows: list[tuple[str, str]], at_a_time: int, quoted: bool
+) -> None:
+    """The scored CSV's rows, turned to text many at a time, are the bytes pyarrow's writer
+    gives with its own defaults."""
+    import io
+    from unittest import mock
+
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    from pamlib.formats import delimited
+    from pamlib.formats.base import WriteOptions
+
+    if not quoted:
+        rows = [(a, b) for a, b in rows if not any(c in a + b for c in ',"\r\n')]
+    table = pa.table({"a": [a for a, _ in rows], "b": [b for _, b in rows]})
+    style = "needed" if quoted else "none"
+    expected = io.BytesIO()
+    pacsv.write_csv(table, expected, pacsv.WriteOptions(include_header=False, quoting_style=style))
+    out = io.BytesIO()
+    with mock.patch.object(delimited, "_WRITE_ROWS", at_a_time):
+        writer = delimited.CsvResultWriter(out, WriteOptions())
+        start = out.tell()
+        writer._write_text(table, quoted)
+        assert out.getvalue()[start:] == expected.getvalue()

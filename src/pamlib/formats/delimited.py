@@ -147,6 +147,12 @@ def iter_assessments(
         yield from (item for _, item in found)
 
 
+#: Rows pyarrow's writer turns to text at a time (its default is 1,024): each such piece is
+#: one write to the output, and fewer, larger ones (about 4 MiB of text here) cost about 80
+#: instructions a row less, for the same bytes.
+_WRITE_ROWS = 16_384
+
+
 def _nothing() -> None:
     """What writes an empty batch."""
 
@@ -199,7 +205,9 @@ class CsvResultWriter:
             table,
             self._target.stream,
             self._pa.csv.WriteOptions(
-                include_header=False, quoting_style="needed" if needs_quotes else "none"
+                include_header=False,
+                quoting_style="needed" if needs_quotes else "none",
+                batch_size=_WRITE_ROWS,
             ),
         )
 
