@@ -33,7 +33,13 @@ from pamlib.results import Flag, ScoreResult, ScoreStatus
 from pamlib.scoring._selection import NOT_PAM_FLAGS, CheckedProvider
 from pamlib.scoring.calibration import Calibration, parse_calibration
 from pamlib.scoring.demo import DemoProvider
-from pamlib.scoring.provider import BaseProvider, BatchScores, Licence, ScoringProvider
+from pamlib.scoring.provider import (
+    FLAG_BITS,
+    BaseProvider,
+    BatchScores,
+    Licence,
+    ScoringProvider,
+)
 from pamlib.scoring.rasch import RaschProvider
 from pamlib.scoring.raw_sum import RawSumProvider
 from tests.calibrations import (
@@ -700,3 +706,50 @@ def test_calibrated_batches_match_a_plain_loop(
         if reason:
             assert np.isnan(batch.theta[i])
             assert np.isnan(batch.score[i])
+
+
+@given(
+    st.sampled_from([i for i in BUILTIN_INSTRUMENTS if i.n_items >= 8]).flatmap(
+        lambda inst: st.tuples(
+            st.just(inst),
+            st.lists(
+                st.lists(
+                    st.sampled_from([-1, 0, 1, 2, 3, 4]),
+                    min_size=inst.n_items,
+                    max_size=inst.n_items,
+                )
+                | st.lists(st.integers(-3, 9), min_size=inst.n_items, max_size=inst.n_items)
+                | st.sampled_from([1, 4]).flatmap(  # every answer the same extreme
+                    lambda v: st.lists(
+                        st.sampled_from([v, v, v, -1, 0]),
+                        min_size=inst.n_items,
+                        max_size=inst.n_items,
+                    )
+                ),
+                max_size=30,
+            ),
+        )
+    )
+)
+def test_raw_sums_are_the_sums_of_the_answers_row_by_row(
+    case: tuple[Instrument, list[list[int]]],
+) -> None:
+    """The raw-sum provider's counts, totals, means and flags, summed eight codes at a time
+    where the codes are the reader's and by NumPy's reductions otherwise, are a plain loop's
+    over each row's answers (codes above 0)."""
+    instrument, rows = case
+    codes = np.array(rows, dtype=np.int8).reshape(len(rows), instrument.n_items)
+    got = RawSumProvider().score_batch(instrument, codes)
+    assert got.n_answered.dtype == np.int16
+    assert got.raw_score.dtype == np.int32
+    for i, row in enumerate(rows):
+        answers = [c for c in row if c > 0]
+        assert int(got.n_answered[i]) == len(answers)
+        assert int(got.raw_score[i]) == sum(answers)
+        assert bool(got.scored[i]) == bool(answers)
+        if answers:
+            assert float(got.mean_response[i]) == sum(answers) / len(answers)
+        extreme = bool(answers) and (max(answers) == 1 or min(answers) == 4)
+        assert bool(got.flags[i] & FLAG_BITS[Flag.EXTREME_RESPONSE]) == extreme
+        missing = len(answers) < instrument.n_items
+        assert bool(got.flags[i] & FLAG_BITS[Flag.MISSING_ITEMS]) == missing

@@ -1013,6 +1013,15 @@ def _summarise_words(codes: NDArray[np.int8], n_items: int) -> tuple[MaskArray, 
     return mask, n_answered, total.astype(np.int64) - n_answered
 
 
+def summarise_words(
+    codes: NDArray[np.int8], n_items: int
+) -> tuple[MaskArray, IntArray, IntArray] | None:
+    """:func:`_summarise_words` (its conditions on ``codes`` hold), or ``None`` where this
+    machine's words do not hold their bytes in item order: for other sums of the reader's
+    codes (the raw-sum provider's)."""
+    return _summarise_words(codes, n_items) if _WORDS_FIT else None
+
+
 def response_summary(responses: ArrayLike, model: StepModel) -> ResponseSummary:
     """Validate integer response codes (n, n_items) and reduce them to (mask, n_answered, raw)."""
     top = (model.max_scores + 1).astype(np.int64)
