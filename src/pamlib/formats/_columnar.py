@@ -694,7 +694,9 @@ class ColumnChecker:
         first = text.data.take(text.offsets[:-1], mode="clip")
         # ``1``–``4`` by arithmetic on the byte: cheaper than looking each one up.
         from_one = first - np.uint8(ord("1"))  # a byte below "1" wraps above 3
-        codes = np.where(from_one < 4, from_one.astype(np.int16) + np.int16(1), _SLOW)
+        # widened as it is added to, then the other bytes overwritten: half np.where's work
+        codes: npt.NDArray[np.int16] = np.add(from_one, np.int16(1), dtype=np.int16)
+        np.copyto(codes, _SLOW, where=from_one > 3)
         other = np.flatnonzero(lengths != 1)  # empty or longer: few, so fixed up one by one
         if other.size:
             size = lengths[other]
