@@ -564,7 +564,12 @@ def test_dates_read_from_bytes_agree_with_the_row_checks(cells: list[str], day_f
     assert said[0] == said[1]
 
 
-@given(st.lists(near_dates, max_size=40), st.integers(0, 3))
+@given(
+    st.lists(near_dates, max_size=40)
+    | st.lists(st.dates().map(str), max_size=40)  # every row a date: read without stand-ins
+    | st.lists(st.dates().map(str) | st.just("2024-1-1"), max_size=40),
+    st.integers(0, 3),
+)
 def test_iso_days_are_the_dates_parse_date_reads(cells: list[str], skip: int) -> None:
     """A value is read from its bytes exactly when it is ``YYYY-MM-DD`` in ASCII digits and
     :func:`parse_date` reads it, and then as the same day."""

@@ -647,11 +647,20 @@ def _iso_days(text: _Text) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]
     month = w[4] * np.int16(10) + w[5]
     day = w[6] * np.int16(10) + w[7]
     good &= (year >= 1) & (month >= 1) & (month <= 12) & (day >= 1)
-    month = np.where(good, month, np.int16(1))  # a month to look up, for every row
+    # Where every row is a date so far (the usual column), none needs a stand-in to look up.
+    every = bool(good.all())
+    if not every:
+        month = np.where(good, month, np.int16(1))  # a month to look up, for every row
     leap = ((within & 3) == 0) & ((within != 0) | ((century & 3) == 0))
     good &= day <= _MONTH_DAYS.take(month) + (leap & (month == 2))
-    found = _YEAR_STARTS.take(np.where(good, year, np.int16(1970)))
+    found = _YEAR_STARTS.take(year if every else np.where(good, year, np.int16(1970)))
     found += _DAYS_BEFORE.take(month) + (leap & (month > 2)) + day - 1
+    if every and bool(good.all()):
+        if rows.shape[0] == n:
+            days[:] = found  # every row: in order, no place to look up
+        else:
+            days[rows] = found
+        return days, ok
     days[rows] = np.where(good, found, 0)
     ok[rows] = good
     return days, ok
