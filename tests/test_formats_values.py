@@ -355,3 +355,16 @@ def test_scored_csv_text_is_pyarrows_whatever_rows_it_writes_at_a_time(
         start = out.tell()
         writer._write_text(table, quoted)
         assert out.getvalue()[start:] == expected.getvalue()
+
+
+@given(st.lists(st.none() | st.booleans(), max_size=40))
+def test_a_column_of_flags_is_written_as_true_false_or_empty(flags: list[bool | None]) -> None:
+    """Both values in one column (a run of several providers, some demonstration) and missing
+    ones are written, not refused: booleans are no indices of a lookup."""
+    import pyarrow as pa
+
+    from pamlib.formats.output import csv_text_table
+
+    table, _ = csv_text_table(pa.table({"demo": pa.array(flags, type=pa.bool_())}), 1)
+    expected = ["" if f is None else ("true" if f else "false") for f in flags]
+    assert table.column("demo").to_pylist() == expected

@@ -442,7 +442,13 @@ def csv_text_table(table: Any, score_decimals: int) -> tuple[Any, bool]:
             if not present.all():
                 text = pc.if_else(pa.array(present), text, "")
         elif pa.types.is_boolean(kind):
-            text = _lookup(["false", "true"], np.asarray(column.to_numpy(zero_copy_only=False)))
+            # both values in one column (runs of several providers) look up by 0 and 1, not
+            # by the booleans, which are no indices; a missing value is empty
+            present = ~np.asarray(column.is_null().to_numpy(zero_copy_only=False), np.bool_)
+            flags = pc.fill_null(column, False).to_numpy(zero_copy_only=False)
+            text = _lookup(["false", "true"], np.asarray(flags, dtype=np.int8))
+            if not present.all():
+                text = pc.if_else(pa.array(present), text, "")
         else:
             if pa.types.is_list(kind):
                 column = pc.call("binary_join", column, ";")
