@@ -29,6 +29,12 @@ children it starts. The first line says what kind of file system the folder is o
 the disk, and the ratios are those of the work alone. Figures for the documentation come from
 this script only.
 
+``--callgrind`` counts instructions instead of timing: ``pamlib score --threads 1`` and the
+all-text baseline, each under valgrind's callgrind on the file and on its first two rows (one
+OpenBLAS thread, a fixed hash seed), and prints start-up, work per row beyond it and the
+totals, with pamlib's as a multiple of the baseline's. The machine's load does not move these
+counts; they take several minutes a million rows.
+
 Usage::
 
     python benchmarks/bench_csv.py                       # 1M rows, raw-sum provider
@@ -36,6 +42,7 @@ Usage::
     python benchmarks/bench_csv.py --provider demo --threads 1,2,all   # the default counts
     python benchmarks/bench_csv.py --rows 10000000 --repeat 1   # flat-memory run
     python benchmarks/bench_csv.py --rows 10000000 --keep bench-data   # generate once, reuse
+    python benchmarks/bench_csv.py --provider demo --callgrind   # instructions, not times
     python benchmarks/bench_csv.py --provider demo --recommend --skip-baseline   # tailored
     python benchmarks/bench_csv.py --provider demo --write-floor   # what writing alone costs
     python benchmarks/bench_csv.py --provider demo --keep /dev/shm/pamlib-bench   # no disk
@@ -46,6 +53,8 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -232,6 +241,11 @@ def parse_args() -> argparse.Namespace:
         action="store_true",
         help="also time writing as many bytes as each output holds, and nothing else",
     )
+    parser.add_argument(
+        "--callgrind",
+        action="store_true",
+        help="count instructions (valgrind) of one thread and the all-text baseline instead",
+    )
     parser.add_argument("--generate-only", metavar="FILE", help=argparse.SUPPRESS)
     return parser.parse_args()
 
@@ -269,6 +283,12 @@ def main() -> int:
     import pamlib
 
     compileall.compile_dir(Path(pamlib.__file__).parent, quiet=1)
+
+    if args.callgrind:
+        count_instructions(source, folder, args.provider, args.rows)
+        if not args.keep:
+            shutil.rmtree(folder)
+        return 0
 
     commands: dict[str, list[str]] = {}
     for threads in thread_counts(args.threads):
@@ -315,6 +335,59 @@ def main() -> int:
             path.unlink()
         folder.rmdir()
     return 0
+
+
+def instructions(argv: list[str]) -> int:
+    """Instructions one child process executes, counted by callgrind (threads included)."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        raise SystemExit("--callgrind needs valgrind installed")
+    # One OpenBLAS thread: its idle threads spin for a count that varies from run to run.
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
+    done = subprocess.run(
+        [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null", *argv],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        check=True,
+    )
+    found = re.search(r"Collected : (\d+)", done.stderr)
+    if found is None:
+        raise SystemExit(f"callgrind reported no count for {argv}:\n{done.stderr}")
+    return int(found.group(1))
+
+
+def count_instructions(source: Path, folder: Path, provider: str, rows: int) -> None:
+    """Instructions of ``pamlib score --threads 1`` and of the all-text baseline, on the file
+    and on its first two rows: start-up, work per row beyond it, totals and their ratio."""
+    tiny = folder / "first-two-rows.csv"  # never the source, whatever its rows
+    with source.open("rb") as f:
+        tiny.write_bytes(b"".join(f.readline() for _ in range(3)))
+
+    def score(src: Path) -> list[str]:
+        return [sys.executable, "-m", "pamlib", "score", str(src), "--provider", provider,
+                "-o", str(folder / "scored.csv"), "--rejects", str(folder / "rejects.csv"),
+                "--no-progress", "--threads", "1"]  # fmt: skip
+
+    def baseline(src: Path) -> list[str]:
+        return [sys.executable, "-c", BASELINE, str(src), str(folder / "baseline.csv"),
+                str(OUTPUT_COLUMNS), "text"]  # fmt: skip
+
+    counted: dict[str, tuple[int, int]] = {}
+    for name, make in (
+        ("pamlib score --threads 1", score),
+        ("pyarrow read (text) + write", baseline),
+    ):
+        counted[name] = (instructions(make(tiny)), instructions(make(source)))
+    for name, (start, whole) in counted.items():
+        print(f"{name:30s} start-up {start / 1e6:8,.1f} M  per row {(whole - start) / rows:8,.0f}"
+              f"  in all {whole / 1e6:10,.1f} M")  # fmt: skip
+    (ours_start, ours), (base_start, base) = counted.values()
+    print(f"pamlib ÷ pyarrow (text): per row {(ours - ours_start) / (base - base_start):.2f}, "
+          f"in all {ours / base:.2f} (target {TARGETS['text']})")  # fmt: skip
+    for path in (tiny, *(folder / n for n in ("scored.csv", "rejects.csv", "baseline.csv"))):
+        path.unlink(missing_ok=True)
 
 
 def add_write_floors(

@@ -76,3 +76,31 @@ def test_filesystem_without_a_mount_table(monkeypatch: pytest.MonkeyPatch) -> No
         lambda *parts: real("/nonexistent-mounts") if parts == ("/proc/mounts",) else real(*parts),
     )
     assert bench.filesystem(real("/anywhere")) == "unknown file system"
+
+
+def test_instruction_counts_subtract_start_up_and_leave_no_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--callgrind``: each command on the file and on its first two rows; the two-row count
+    is start-up, the rest divided by the rows is the work a row."""
+    bench = _bench()
+    source = tmp_path / "pam13-4.csv"
+    source.write_text("h\n1\n2\n3\n4\n", encoding="utf-8")
+    seen: list[str] = []
+
+    def counted(argv: list[str]) -> int:
+        src = next(a for a in argv if a.endswith(".csv"))
+        seen.append(Path(src).read_text(encoding="utf-8"))
+        tiny = src.endswith("first-two-rows.csv")
+        if "pamlib" in argv:
+            return 1_000_000 if tiny else 1_000_000 + 4 * 3_000
+        return 500_000 if tiny else 500_000 + 4 * 1_000
+
+    monkeypatch.setattr(bench, "instructions", counted)
+    bench.count_instructions(source, tmp_path, "demo", 4)
+    out = capsys.readouterr().out
+    assert seen == ["h\n1\n2\n", "h\n1\n2\n3\n4\n"] * 2
+    assert "per row    3,000" in out
+    assert "per row    1,000" in out
+    assert "per row 3.00, in all 2.01" in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pam13-4.csv"]
