@@ -218,3 +218,15 @@ def test_objects_other_than_modules_are_asked_about_in_full() -> None:
     host = pamlib.plugins.PluginHost(load_entry_points=False, plugins={"p": plugin})
     record = next(r for r in host.records() if r.name == "p")
     assert record.hooks == ["pamlib_register_instruments"]
+
+
+def test_stand_ins_list_every_name_pluggy_would_take() -> None:
+    """pluggy asks a stand-in only about the names it lists: the implementations set on it, and
+    no attribute it has besides (``object``'s, its class's) is one."""
+    host = pamlib.plugins.PluginHost(load_entry_points=False)
+    for name in DEFAULT_PLUGINS:
+        stand_in = host.pm.get_plugin(name)
+        everything = object.__dir__(stand_in)
+        taken = {a for a in everything if host.pm.parse_hookimpl_opts(stand_in, a) is not None}
+        assert taken == set(dir(stand_in)), name
+        assert taken, name

@@ -476,6 +476,12 @@ class _StandIn:
     def __repr__(self) -> str:
         return repr(self._pamlib_name)
 
+    def __dir__(self) -> list[str]:
+        """The implementations set on the stand-in, the only names that can be one: pluggy
+        asks about each name ``dir`` gives, with a careful look-up that was most of what
+        registering a plugin cost when it also asked about every attribute of ``object``."""
+        return [name for name in vars(self) if name != "_pamlib_name"]
+
 
 class PluginHost:
     """The set of loaded plugins, and one typed method per hook.
