@@ -232,3 +232,29 @@ def test_stand_ins_list_every_name_pluggy_would_take() -> None:
         taken = {a for a in everything if host.pm.parse_hookimpl_opts(stand_in, a) is not None}
         assert taken == set(dir(stand_in)), name
         assert taken, name
+
+
+def test_the_collector_runs_again_once_the_command_line_has_started(tmp_path: Path) -> None:
+    """``run`` holds the garbage collector off while it starts up, never for the command's
+    work: by then it is on again, with what start-up made frozen out of its way."""
+    code = (
+        "import gc, sys\nimport pamlib.cli\nsys.argv = ['pamlib', 'plugins', '--json']\n"
+        "try:\n    pamlib.cli.run()\nexcept SystemExit as exc:\n    status = exc.code\n"
+        "print(status, gc.isenabled(), gc.get_freeze_count() > 0, file=sys.stderr)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=True
+    )
+    assert done.stderr.strip().splitlines()[-1] == "0 True True"
+
+
+def test_main_called_by_a_program_leaves_its_collector_alone(tmp_path: Path) -> None:
+    code = (
+        "import gc, sys\nfrom pamlib.cli import main\ngc.disable()\n"
+        "status = main(['plugins', '--json'])\n"
+        "print(status, gc.isenabled(), gc.get_freeze_count(), file=sys.stderr)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=True
+    )
+    assert done.stderr.strip().splitlines()[-1] == "0 False 0"
