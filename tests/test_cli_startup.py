@@ -6,6 +6,9 @@ Each check runs a fresh interpreter, as a user's shell does; timing is the bench
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import io
 import json
 import subprocess
 import sys
@@ -19,13 +22,15 @@ from hypothesis import strategies as st
 
 import pamlib.plugins
 from pamlib import hookspecs
-from pamlib.cli import COMMANDS
+from pamlib.cli import COMMANDS, build_parser
 from pamlib.plugins import DEFAULT_PLUGINS, _candidates
 
 #: Modules that only other commands (demo, report, rules, calibration files, mapping files, new
 #: plugins) need: scoring a plain CSV file never imports them.
 NOT_FOR_SCORE = (
     "cattrs",
+    "pamlib._config",
+    "pamlib.formats._mapping_file",
     "pamlib.reporting",
     "pamlib.synthetic",
     "pamlib.tailoring.engine",
@@ -63,8 +68,54 @@ def test_score_imports_only_what_scoring_needs(tmp_path: Path) -> None:
     assert (tmp_path / "out.csv").read_text(encoding="utf-8").count("\n") == 2
     loaded = [m for m in NOT_FOR_SCORE if m in modules]
     assert loaded == []
-    # every command's parser was built (``--help`` lists them all), none of their work imported
-    assert {*COMMANDS} <= modules
+    # only the parser of the command that runs was built: no other command's module imported
+    assert {*COMMANDS} & modules == {"pamlib.cli.score"}
+
+
+#: Words a command line may hold: options of the top level and of commands, command names
+#: (known, misspelt, abbreviated), values.
+_WORDS = [
+    "--debug",
+    "--deb",
+    "--help",
+    "-h",
+    "--version",
+    "--",
+    "-",
+    *(m.rpartition(".")[2].replace("_", "-") for m in COMMANDS),
+    "scor",
+    "new_plugin",
+    "in.csv",
+    "--provider",
+    "demo",
+    "--json",
+    "--threads",
+    "2",
+    "--no-progress",
+    "check",
+]
+
+
+def _parsed(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[object, str, str]:
+    """What ``parser`` makes of ``argv``: the namespace or exit status, and what it printed."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            # a command's ``func`` may be made afresh with its parser: compared by name
+            result: object = {
+                key: f"{value.__module__}.{value.__qualname__}" if callable(value) else value
+                for key, value in vars(parser.parse_args(argv)).items()
+            }
+        except SystemExit as exc:
+            result = ("exit", exc.code)
+    return result, out.getvalue(), err.getvalue()
+
+
+@given(st.lists(st.sampled_from(_WORDS), max_size=6))
+def test_the_parser_of_one_command_reads_argv_as_the_whole_one_does(argv: list[str]) -> None:
+    """Building only the parser of the command ``argv`` names changes nothing it prints,
+    returns or exits with."""
+    assert _parsed(build_parser(argv), argv) == _parsed(build_parser(), argv)
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["score", "--help"], ["plugins", "--help"]])
@@ -94,7 +145,23 @@ def formats_under_another_name(register: object) -> None:
     """A hook implementation found by its ``specname``."""
 
 
+def _forwarding() -> None:
+    """A plain function carrying a ``__func__`` of its own, where pluggy also looks."""
+
+
+_forwarding.__func__ = pamlib_register_instruments  # type: ignore[attr-defined]
+
+
+def _false_marker() -> None:
+    """A plain function whose marker attribute is no marker."""
+
+
+_false_marker.pamlib_impl = "not options"  # type: ignore[attr-defined]
+
+
 _VALUES: list[object] = [
+    _forwarding,
+    _false_marker,
     1,
     "text",
     None,
@@ -153,3 +220,41 @@ def test_objects_other_than_modules_are_asked_about_in_full() -> None:
     host = pamlib.plugins.PluginHost(load_entry_points=False, plugins={"p": plugin})
     record = next(r for r in host.records() if r.name == "p")
     assert record.hooks == ["pamlib_register_instruments"]
+
+
+def test_stand_ins_list_every_name_pluggy_would_take() -> None:
+    """pluggy asks a stand-in only about the names it lists: the implementations set on it, and
+    no attribute it has besides (``object``'s, its class's) is one."""
+    host = pamlib.plugins.PluginHost(load_entry_points=False)
+    for name in DEFAULT_PLUGINS:
+        stand_in = host.pm.get_plugin(name)
+        everything = object.__dir__(stand_in)
+        taken = {a for a in everything if host.pm.parse_hookimpl_opts(stand_in, a) is not None}
+        assert taken == set(dir(stand_in)), name
+        assert taken, name
+
+
+def test_the_collector_runs_again_once_the_command_line_has_started(tmp_path: Path) -> None:
+    """``run`` holds the garbage collector off while it starts up, never for the command's
+    work: by then it is on again, with what start-up made frozen out of its way."""
+    code = (
+        "import gc, sys\nimport pamlib.cli\nsys.argv = ['pamlib', 'plugins', '--json']\n"
+        "try:\n    pamlib.cli.run()\nexcept SystemExit as exc:\n    status = exc.code\n"
+        "print(status, gc.isenabled(), gc.get_freeze_count() > 0, file=sys.stderr)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=True
+    )
+    assert done.stderr.strip().splitlines()[-1] == "0 True True"
+
+
+def test_main_called_by_a_program_leaves_its_collector_alone(tmp_path: Path) -> None:
+    code = (
+        "import gc, sys\nfrom pamlib.cli import main\ngc.disable()\n"
+        "status = main(['plugins', '--json'])\n"
+        "print(status, gc.isenabled(), gc.get_freeze_count(), file=sys.stderr)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=True
+    )
+    assert done.stderr.strip().splitlines()[-1] == "0 False 0"

@@ -288,8 +288,10 @@ def _candidates(plugin: object) -> list[str]:
 
     A module's attributes are its namespace's values, read without descriptors, so one that is
     no function or method (a class, a module, a constant) cannot be an implementation, whichever
-    way pluggy looks it up. Those are left out: pluggy's careful look-up of every name was most
-    of what registering the built-ins cost. Anything else is pluggy's to judge.
+    way pluggy looks it up. Nor can a plain function whose own attributes hold no marker (pluggy
+    reads the marker from those, or from a ``__func__`` there): a module's helpers and what it
+    imports. Those are left out: pluggy's careful look-up of every name was most of what
+    registering the built-ins cost. Anything else is pluggy's to judge.
     """
     names = dir(plugin)
     if type(plugin) is not types.ModuleType:
@@ -299,9 +301,20 @@ def _candidates(plugin: object) -> list[str]:
         name
         for name in names
         if name not in namespace
-        or inspect.isroutine(value := namespace[name])
+        or _may_be_marked(value := namespace[name])
         or isinstance(value, staticmethod | classmethod)
     ]
+
+
+_MARKER = hookspecs.PROJECT_NAME + "_impl"
+
+
+def _may_be_marked(value: object) -> bool:
+    """Whether pluggy might find a hook implementation's marker on ``value``, a routine."""
+    if type(value) is types.FunctionType:
+        own = value.__dict__
+        return _MARKER in own or "__func__" in own
+    return inspect.isroutine(value)
 
 
 def _kind_of(obj: object) -> str:
@@ -462,6 +475,12 @@ class _StandIn:
 
     def __repr__(self) -> str:
         return repr(self._pamlib_name)
+
+    def __dir__(self) -> list[str]:
+        """The implementations set on the stand-in, the only names that can be one: pluggy
+        asks about each name ``dir`` gives, with a careful look-up that was most of what
+        registering a plugin cost when it also asked about every attribute of ``object``."""
+        return [name for name in vars(self) if name != "_pamlib_name"]
 
 
 class PluginHost:

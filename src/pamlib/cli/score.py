@@ -347,10 +347,12 @@ def _score(
     progress: Progress,
 ) -> ScoreSummary:
     """Score file to file, streaming: memory stays flat however large the input."""
+    from pamlib.cli import _settle
     from pamlib.pipeline import score_file
     from pamlib.plugins import get_host
 
     host = get_host()
+    _settle()  # the plugins and the modules of the run are loaded
 
     def select(instrument: Instrument) -> ScoringProvider:
         from pamlib.scoring import select_provider

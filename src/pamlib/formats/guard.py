@@ -23,7 +23,6 @@ import contextlib
 import errno
 import io
 import os
-import secrets
 import signal
 import stat
 import sys
@@ -128,7 +127,8 @@ class AtomicTarget:
 
     def _open_temporary(self, real: Path) -> IO[bytes]:
         for _ in range(100):
-            tmp = real.with_name(f".{real.name}.{secrets.token_hex(4)}.partial")
+            # ``secrets.token_hex`` is this, without importing ``secrets`` (and ``hmac``) per run
+            tmp = real.with_name(f".{real.name}.{os.urandom(4).hex()}.partial")
             try:
                 # 0o666 lets the umask decide, as for any new file; O_EXCL never reuses a file
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_BINARY, 0o666)
