@@ -756,3 +756,31 @@ def test_raw_sums_are_the_sums_of_the_answers_row_by_row(
         assert bool(got.flags[i] & FLAG_BITS[Flag.EXTREME_RESPONSE]) == extreme
         missing = len(answers) < instrument.n_items
         assert bool(got.flags[i] & FLAG_BITS[Flag.MISSING_ITEMS]) == missing
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.just(""),
+            st.just("\x00"),
+            st.text(alphabet=st.sampled_from(["\x00", "a", "é", "\U0001f600"]), max_size=5),
+        ),
+        max_size=40,
+    ),
+    st.integers(0, 16),
+    st.sampled_from([1, 2]),
+)
+def test_blank_reason_codes_are_found_as_comparing_each_row_finds_them(
+    codes: list[str], width: int, step: int
+) -> None:
+    """The batch check's reason test: every row ``== ""`` or not, whatever the column's
+    width, and on a column that is a strided view of another."""
+    from pamlib.scoring._selection import _blank_codes
+
+    column = np.array(codes, dtype=f"U{max(width, 1)}" if width else np.str_)[::step]
+    blank = _blank_codes(column)
+    assert blank.dtype == np.bool_
+    assert blank.tolist() == [c == "" for c in column.tolist()]
+    every = np.zeros(len(codes), dtype=f"U{max(width, 1)}")
+    assert _blank_codes(every).tolist() == [True] * len(codes)

@@ -143,6 +143,7 @@ def check_scores(
             isnan=np.isnan,
             isinf=np.isinf,
             negate=np.logical_not,
+            blank=_blank_codes,
         )
     for (name, message), bad in zip(_RULES, broken, strict=True):
         if np.any(bad):
@@ -211,6 +212,7 @@ def check_result(
             isnan=math.isnan,
             isinf=math.isinf,
             negate=operator.not_,
+            blank=_is_blank,
         )
         found = _RULES[broken.index(True)] if True in broken else None
     except (TypeError, ValueError, OverflowError):
@@ -278,6 +280,7 @@ def _broken(
     isnan: Callable[[Any], Any],
     isinf: Callable[[Any], Any],
     negate: Callable[[Any], Any],
+    blank: Callable[[Any], Any],
 ) -> tuple[Any, ...]:
     """Where each of :data:`_RULES` is broken: a boolean per row for a batch's columns, one
     boolean for one result's values (the operations given work on either). ``levels`` gives
@@ -285,7 +288,7 @@ def _broken(
     worked out at once: one result pays no more than plain comparisons."""
     scored, flags, score, level = v.scored, v.flags, v.score, v.level
     unscored = negate(scored)
-    no_reason = v.reason_code == ""  # once: over a batch's column each comparison costs
+    no_reason = blank(v.reason_code)  # once: over a batch's column each comparison costs
     n, mean = v.n_answered, v.mean_response
     return (
         (flags & _UNKNOWN_BITS) != 0,
@@ -309,6 +312,25 @@ def _broken(
         levels is not None and level != levels(score),
         levels is None and level != 0,
     )
+
+
+def _is_blank(code: object) -> bool:
+    return code == ""
+
+
+def _blank_codes(codes: npt.NDArray[np.str_]) -> npt.NDArray[np.bool_]:
+    """``codes == ""``, a boolean per row. A scorer's usual batch has no reason on any row, and
+    a column of ``""`` is all zero bytes: one count of them answers for every row, where the
+    comparison works through each row's text."""
+    if (
+        codes.ndim == 1
+        and codes.dtype.kind == "U"
+        and codes.dtype.itemsize
+        and codes.flags.c_contiguous
+        and not np.count_nonzero(codes.view(np.uint32))
+    ):
+        return np.ones(codes.shape[0], dtype=np.bool_)
+    return codes == ""
 
 
 class CheckedProvider:

@@ -176,10 +176,8 @@ class CalibratedScorer:
             scored &= ~excluded
             reason_index[excluded] = 2
         every = bool(scored.all())  # the usual batch: no reasons, every measure kept
-        if every:  # "" on every row: zeros, which cost less than a take of the wide texts
-            reason = np.zeros(n.shape[0], dtype=_REASON_CODES.dtype)
-        else:
-            reason = _REASON_CODES.take(reason_index)
+        # "" on every row: zeros one character wide, which the checks read at a glance
+        reason = np.zeros(n.shape[0], dtype="U1") if every else _REASON_CODES.take(reason_index)
         extra = np.uint8(self._extra_bits)
         flags = np.where(n < instrument.n_items, extra | _BIT_MISSING, extra)
         if policy.extreme_response is not ExtremeResponse.IGNORE:
