@@ -330,7 +330,8 @@ def _blank_codes(codes: npt.NDArray[np.str_]) -> npt.NDArray[np.bool_]:
         and not np.count_nonzero(codes.view(np.uint32))
     ):
         return np.ones(codes.shape[0], dtype=np.bool_)
-    return codes == ""
+    blank: npt.NDArray[np.bool_] = codes == ""
+    return blank
 
 
 class CheckedProvider:
