@@ -486,15 +486,25 @@ def test_a_row_the_column_checks_reject_but_the_row_checks_accept_stops_the_read
 @given(
     st.lists(st.text(alphabet=st.characters(codec="utf-8"), max_size=10), max_size=40),
     st.integers(0, 5),
+    st.data(),
 )
-def test_raw_id_words_are_exact(values: list[str], skip: int) -> None:
+def test_raw_id_words_are_exact(values: list[str], skip: int, data: st.DataObject) -> None:
     """An id is kept as its own bytes exactly when it has at most 8 bytes and no NUL byte
     (wherever it lies in the data, up to its very end, and in a sliced array), and different
-    ids never share a word."""
+    ids never share a word; for every row or for some rows in order."""
     from pamlib.formats._columnar import _raw_words
 
     arr = pa.array(["pad"] * skip + values, type=pa.string()).slice(skip)
-    raw, words = _raw_words(Text(arr), np.arange(len(values)))
+    every = data.draw(st.booleans(), label="every row")
+    picked = (
+        [True] * len(values)
+        if every
+        else data.draw(
+            st.lists(st.booleans(), min_size=len(values), max_size=len(values)), label="picked"
+        )
+    )
+    raw, words = _raw_words(Text(arr), np.flatnonzero(picked))
+    values = [v for v, p in zip(values, picked, strict=True) if p]
     expected = [len(v.encode("utf-8")) <= 8 and "\x00" not in v for v in values]
     assert raw.tolist() == expected
     kept = [v for v, r in zip(values, expected, strict=True) if r]

@@ -300,6 +300,12 @@ def _packed(
     return fits, words[~bad]
 
 
+def _every_row(text: _Text, rows: npt.NDArray[np.intp]) -> bool:
+    """Whether rows that rise strictly are every row of ``text``, in order."""
+    m = rows.shape[0]
+    return m == len(text) and (m == 0 or (int(rows[0]) == 0 and int(rows[-1]) == m - 1))
+
+
 #: Masks that keep a word's first ``n`` bytes (little-endian), by ``n`` from 0 to 8.
 _BYTE_MASKS = np.array([(1 << (8 * n)) - 1 for n in range(9)], dtype=np.uint64)
 
@@ -312,23 +318,32 @@ def _raw_words(
     cannot be taken for part of an id, so two words are equal only for equal ids.
 
     Each word is read with one unaligned load through a view of the data at every byte
-    offset, then cut to the id's length: no matrix of bytes, no table lookup."""
-    lengths = text.lengths[rows]
+    offset, then cut to the id's length: no matrix of bytes, no table lookup. ``rows`` rise
+    strictly; where they are every row (the usual block), lengths and starts are the text's
+    own, not picked row by row."""
+    every_row = _every_row(text, rows)
+    lengths = text.lengths if every_row else text.lengths[rows]
     fits = lengths <= 8
     if rows.shape[0] == 0 or not fits.any():
         return fits, np.zeros(0, dtype=np.uint64)
-    candidates = rows if fits.all() else rows[fits]
-    starts = text.offsets[:-1][candidates].astype(np.intp)
+    offsets = text.offsets[:-1]
+    if fits.all():
+        starts = (offsets if every_row else offsets[rows]).astype(np.intp)
+        n_bytes = lengths
+    else:
+        starts = offsets[rows[fits]].astype(np.intp)
+        n_bytes = lengths[fits]
     data = text.data
     if data.shape[0] < 8:
         data = np.concatenate([data, np.zeros(8, dtype=np.uint8)])
     last = data.shape[0] - 8
-    at = np.minimum(starts, last)  # an id in the data's last 8 bytes: read those, then shift
     every = np.ndarray((last + 1,), dtype="<u8", buffer=data, strides=(1,))
-    words = every[at]
-    if bool((starts != at).any()):
+    if int(starts[-1]) <= last:  # rising rows start in order: the last starts latest
+        words = every[starts]
+    else:
+        at = np.minimum(starts, last)  # an id in the data's last 8 bytes: read those, shift
+        words = every[at]
         words >>= ((starts - at) * 8).astype(np.uint64)
-    n_bytes = lengths[fits]
     words &= _BYTE_MASKS.take(n_bytes)
     used = data[int(text.offsets[0]) : int(text.offsets[-1])]
     if not used.all():  # a NUL byte somewhere: only the ids without one fit
