@@ -21,6 +21,10 @@ in a fresh process with its own ``local[N]`` session, times ``--repeat`` times, 
   detection, and :meth:`~pamlib.spark.SparkRun.write` of the scored rows, the rejects and the
   summary as Parquet — the whole job, row numbering and the reconciled counts included.
 
+With ``--passes`` it also times the pass :func:`~pamlib.spark.score` runs before the job (the
+rows of each split counted and the repeated assessment ids found, one shuffle), the row counts
+alone, and the lines of each split counted from the text alone: what that pass's parts cost.
+
 Reports the best and median wall time of each, pamlib's time as a multiple of Spark's, rows per
 second and rows per second per core, and the load average before and after. Figures for the
 documentation come from this script only. Needs the ``spark`` extra and Java 17+; without them
@@ -54,7 +58,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql.types import StringType, StructField, StructType
 import pamlib.spark as ps
 
-source, cores, repeat, work, partition_mb, cache_export = sys.argv[1:7]
+source, cores, repeat, work, partition_mb, cache_export, passes = sys.argv[1:8]
 spark = (SparkSession.builder.master(f"local[{cores}]")
          .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
          .config("spark.sql.shuffle.partitions", str(2 * int(cores)))
@@ -121,6 +125,19 @@ def pamlib_job(target):
     run.unpersist()
     return summary
 
+read = ps.read_export(spark, source, multiline=False)  # the header, once: not a pass
+
+def counting_pass(target):  # the pass score() runs first: rows per split, repeated ids
+    ps._blocks_and_repeats(read, "assessment_id")
+
+def row_counts(target):  # its row counts alone: the CSV read, rows counted per split
+    from pyspark.sql import functions as sf
+    read.groupBy(ps._FILE, ps._BLOCK).agg(sf.count(sf.lit(1)), sf.min(ps._SEQ)).collect()
+
+def line_counts(target):  # lines counted per split from the text alone
+    from pyspark.sql import functions as sf
+    spark.read.text(source).groupBy(sf.col("_metadata.file_block_start")).count().collect()
+
 pamlib_job(os.path.join(work, "warm"))  # JVM, workers, plugins: not timed
 floor_job(os.path.join(work, "warm-floor"))
 lines_job(os.path.join(work, "warm-lines"))
@@ -129,6 +146,11 @@ times = {"spark": [], "floor": [], "lines": [], "scored": [], "pamlib": []}
 summary = None
 jobs = (("spark", spark_job), ("floor", floor_job), ("lines", lines_job), ("scored", scored_job),
         ("pamlib", pamlib_job))
+if passes == "1":
+    jobs += (("counting", counting_pass), ("rows", row_counts), ("text", line_counts))
+    for name, job in jobs[-3:]:
+        times[name] = []
+        job(None)  # not timed
 for k in range(int(repeat)):
     for name, job in jobs:
         target = os.path.join(work, f"{name}-{k}")
@@ -137,7 +159,8 @@ for k in range(int(repeat)):
         times[name].append(time.perf_counter() - start)
         if name == "pamlib":
             summary = result.reconciliation
-        shutil.rmtree(target)
+        if os.path.exists(target):  # the passes write nothing
+            shutil.rmtree(target)
 print(json.dumps({"times": times, "summary": summary,
                   "partitions": spark.read.options(**options).schema(schema).csv(source)
                   .rdd.getNumPartitions()}))
@@ -173,6 +196,11 @@ def main() -> int:
     parser.add_argument("--cores", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--partition-mb", type=float, default=2.0)
     parser.add_argument("--cache-export", action="store_true", help="score with cache_export=True")
+    parser.add_argument(
+        "--passes",
+        action="store_true",
+        help="also time the counting pass score() runs first, and its parts",
+    )
     args = parser.parse_args()
     if importlib.util.find_spec("pyspark") is None or shutil.which("java") is None:
         print("bench_spark: skipped (needs the spark extra and Java 17+)")
@@ -205,6 +233,7 @@ def main() -> int:
                     str(work),
                     str(args.partition_mb),
                     "1" if args.cache_export else "0",
+                    "1" if args.passes else "0",
                 ],
                 capture_output=True,
                 text=True,
@@ -242,6 +271,17 @@ def main() -> int:
                 f"{min(scored):.1f} s / {statistics.median(scored):.1f} s, "
                 f"{min(scored) / min(spark):.2f} × Spark"
             )
+            for name, what in (
+                ("counting", "the counting pass score() runs first"),
+                ("rows", "its row counts alone (CSV read)"),
+                ("text", "lines counted per split (text read)"),
+            ):
+                if name in result["times"]:
+                    took = result["times"][name]
+                    print(
+                        f"       {what}: {min(took):.2f} s / {statistics.median(took):.2f} s, "
+                        f"{min(took) / min(spark):.2f} × Spark"
+                    )
             print(f"       {result['summary']}")
     return 0
 
