@@ -53,7 +53,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import shutil
 import statistics
 import subprocess
@@ -338,24 +337,20 @@ def main() -> int:
 
 
 def instructions(argv: list[str]) -> int:
-    """Instructions one child process executes, counted by callgrind (threads included)."""
-    valgrind = shutil.which("valgrind")
-    if valgrind is None:
-        raise SystemExit("--callgrind needs valgrind installed")
-    # One OpenBLAS thread: its idle threads spin for a count that varies from run to run.
-    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
-    done = subprocess.run(
-        [valgrind, "--tool=callgrind", "--callgrind-out-file=/dev/null", *argv],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        check=True,
+    """Instructions one child process executes, counted by callgrind as ``bench_import.py``
+    counts them, with one OpenBLAS thread (its idle threads spin for a count that varies from
+    run to run) and a fixed hash seed."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_import", Path(__file__).with_name("bench_import.py")
     )
-    found = re.search(r"Collected : (\d+)", done.stderr)
-    if found is None:
-        raise SystemExit(f"callgrind reported no count for {argv}:\n{done.stderr}")
-    return int(found.group(1))
+    assert spec is not None
+    assert spec.loader is not None
+    bench_import = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench_import)
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
+    return int(bench_import.instructions(argv, env, Path.cwd()))
 
 
 def count_instructions(source: Path, folder: Path, provider: str, rows: int) -> None:
