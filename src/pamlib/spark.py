@@ -37,6 +37,7 @@ from pamlib.errors import ConfigurationError, PamlibError
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
 
+    from pamlib._spark_lines import LineSplitter as _LineSplitter
     from pamlib.pipeline import ScoreSummary, TableScorer
     from pamlib.reporting._summary import CohortSummary
     from pamlib.tables.keys import Pseudonymiser
@@ -329,9 +330,6 @@ def read_export(
     (:doc:`/spark`: files found to need different encodings are refused). A record with a byte
     not valid in it is rejected (``encoding``) when scored, as is one holding U+FFFD.
     """
-    from pyspark.sql import functions as sf
-    from pyspark.sql.types import StringType, StructField, StructType
-
     from pamlib.formats._records import detect_delimiter
     from pamlib.formats.base import ReadOptions
     from pamlib.formats.layout import Layout, delimiter_problem, with_mapping
@@ -371,24 +369,51 @@ def read_export(
             f"{path}: the header repeats a column name (or uses one of {', '.join(KEY_COLUMNS)})"
         )
     Layout.resolve(header, read_options, source=path)  # every header problem, now
-    schema = StructType(
-        [StructField(name, StringType()) for name in header]
-        + [StructField(CORRUPT_COLUMN, StringType())]
-    )
-    frame = spark.read.options(**options).schema(schema).csv(path)
     described = {
         "mapping": _mapping_document(mapping),
         "source": path,
         "delimiter": sep,
         "encoding": python_encoding,
+        "options": options,
+        "header": list(header),
+        # the header's own line, for the job that reads the export as lines (_spark_lines)
+        "header_line": line if decoded and line is not None else None,
     }
+    return _export_frame(spark, described)
+
+
+def _export_frame(spark: SparkSession, described: Mapping[str, Any]) -> DataFrame:
+    """The DataFrame :func:`read_export` gives for what it found (``described``): the same
+    plan for the same findings, which is how :func:`score` tells an export read and left as it
+    was (:func:`_read_as_given`)."""
+    from pyspark.sql import functions as sf
+    from pyspark.sql.types import StringType, StructField, StructType
+
+    header = [str(name) for name in described["header"]]
+    schema = StructType(
+        [StructField(name, StringType()) for name in header]
+        + [StructField(CORRUPT_COLUMN, StringType())]
+    )
+    frame = spark.read.options(**described["options"]).schema(schema).csv(described["source"])
     return frame.select(
         *(sf.col(f"`{name}`") for name in header),
         sf.col(CORRUPT_COLUMN),
         sf.col("_metadata.file_path").alias(_FILE),
         sf.col("_metadata.file_block_start").alias(_BLOCK),
-        sf.monotonically_increasing_id().alias(_SEQ, metadata={_METADATA_KEY: described}),
+        sf.monotonically_increasing_id().alias(_SEQ, metadata={_METADATA_KEY: dict(described)}),
     )
+
+
+def _read_as_given(df: DataFrame, described: Mapping[str, Any]) -> bool:
+    """Whether ``df`` is what :func:`read_export` gave, every row of it and nothing else (not
+    filtered, joined or changed since): only then may its rows be read again another way."""
+    if "options" not in described or "header" not in described:
+        return False
+    try:
+        return bool(df.sameSemantics(_export_frame(df.sparkSession, described)))
+    except Exception:  # any doubt keeps the plain job
+        log.debug("could not compare the DataFrame with the export's own", exc_info=True)
+        return False
 
 
 def _mapping_document(mapping: str | os.PathLike[str] | Mapping[str, str] | None) -> Any:
@@ -473,34 +498,53 @@ def score(
     providers = scorer.prepare()
     layout = Layout.resolve(header, scorer.options or ReadOptions(), source=source)
     _resolve_schema(scorer, header)
+    aid_position = layout.columns.get("assessment_id")
+    payload = pickle.dumps(scorer)
+    job = _Job(
+        payload=payload,
+        digest=hashlib.sha256(payload).hexdigest(),
+        header=header,
+        schema=_combined_schema(scorer),
+        delimiter=str(described.get("delimiter", ",")),
+        encoding=str(described.get("encoding", "utf-8")),
+    )
+    as_lines = None if cache_export else _as_lines(df, described, header, aid_position, duplicates)
+    if as_lines is not None:
+        combined, splitter, n_read = as_lines
+        job = attrs.evolve(job, lines=splitter)
+        return _run(scorer, providers, source=source, n_read=n_read, combined=combined, job=job)
     cached = None
     if cache_export and not df.is_cached:
         from pyspark import StorageLevel
 
         df = cached = df.persist(StorageLevel.MEMORY_AND_DISK)
-    aid_position = layout.columns.get("assessment_id")
     id_column = None
     if duplicates == "global" and aid_position is not None:
         id_column = header[aid_position]
     numbered, n_read = _numbered(df, id_column)
     if duplicates == "partition":
         numbered = numbered.sortWithinPartitions(_FILE, _ROW)
-    payload = pickle.dumps(scorer)
-    out_schema = _combined_schema(scorer)
-    job = _Job(
-        payload=payload,
-        digest=hashlib.sha256(payload).hexdigest(),
-        header=header,
-        schema=out_schema,
-        delimiter=str(described.get("delimiter", ",")),
-        encoding=str(described.get("encoding", "utf-8")),
-    )
-    from pyspark.sql.pandas.types import from_arrow_schema
-
     combined = numbered.select(
         *(sf.col(f"`{c}`") for c in (*header, CORRUPT_COLUMN)), _FILE, _ROW, _FIRST
     )
-    out = combined.mapInArrow(job, from_arrow_schema(out_schema))
+    return _run(
+        scorer, providers, source=source, n_read=n_read, combined=combined, job=job, read=cached
+    )
+
+
+def _run(
+    scorer: TableScorer,
+    providers: Mapping[str, Any],
+    *,
+    source: str,
+    n_read: int,
+    combined: DataFrame,
+    job: _Job,
+    read: DataFrame | None = None,
+) -> SparkRun:
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    out = combined.mapInArrow(job, from_arrow_schema(job.schema))
     return SparkRun(
         n_read=n_read,
         out=out,
@@ -509,8 +553,57 @@ def score(
         source=source,
         providers=tuple(sorted({p.id for p in providers.values()})),
         licensed=bool(providers) and all(p.licence is not None for p in providers.values()),
-        read=cached,
+        read=read,
     )
+
+
+#: Whether :func:`score` may read an export as lines (:mod:`pamlib._spark_lines`) where it can:
+#: the tests turn it off to compare the two ways on the same exports.
+_READ_LINES = True
+
+
+def _as_lines(
+    df: DataFrame,
+    described: Mapping[str, Any],
+    header: tuple[str, ...],
+    aid_position: int | None,
+    duplicates: str,
+) -> tuple[DataFrame, _LineSplitter, int] | None:
+    """The export's lines, what splits them in each task, and the rows read — where ``df`` is
+    an export as :func:`read_export` gave it whose lines are its records (a pass over the
+    lines tells: :func:`pamlib._spark_lines.plan`); else ``None``, and Spark's CSV reader
+    splits the records."""
+    from pamlib import _spark_lines
+
+    line = described.get("header_line")
+    if not _READ_LINES or line is None or described.get("encoding") != "utf-8":
+        return None
+    if duplicates == "partition" and described.get("options", {}).get("multiLine") == "true":
+        return None  # a file is one task there: its repeats are all found, as the user expects
+    if not _read_as_given(df, described):
+        return None
+    delimiter = str(described.get("delimiter", ","))
+    multiline = described.get("options", {}).get("multiLine") == "true"
+    lines = _spark_lines.lines_frame(df.sparkSession, str(described["source"]), multiline=multiline)
+    id_position = aid_position if duplicates == "global" else None
+    found = _spark_lines.plan(
+        lines,
+        header_line=str(line),
+        delimiter=delimiter,
+        n_fields=len(header),
+        id_position=id_position,
+        multiline=multiline,
+    )
+    if found is None:
+        log.debug("the export's lines are not its records: Spark's CSV reader splits them")
+        return None
+    splitter = _spark_lines.LineSplitter(
+        plan=found,
+        header=header,
+        delimiter=delimiter,
+        id_name=None if id_position is None else header[id_position],
+    )
+    return lines, splitter, found.n_read
 
 
 def _mapping_from(document: Any) -> str | Mapping[str, str] | None:
@@ -781,9 +874,14 @@ class _Job:
     #: With an accumulator (:class:`_Tally`), the task gives its scored rows only and adds
     #: its counts and rejects to it (:meth:`SparkRun.write`'s one job).
     collect: Any = attrs.field(default=None, repr=False)
+    #: Where the job reads the export's lines: what turns them into the rows Spark's CSV
+    #: reader gives (:mod:`pamlib._spark_lines`).
+    lines: _LineSplitter | None = attrs.field(default=None, repr=False)
 
     def __call__(self, batches: Iterator[Any]) -> Iterator[Any]:
         try:
+            if self.lines is not None:
+                batches = self.lines(batches)
             base = _scorer(self.payload, self.digest)
             runs: dict[str, TableScorer] = {}
             if self.collect is None:

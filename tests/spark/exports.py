@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import random
+import re
 from pathlib import Path
 
 import attrs
@@ -47,13 +48,16 @@ def make_export(
     nhs_numbers: bool = False,
     delimiter: str = ",",
     encoding: str = "utf-8",
+    quotes: bool = True,
 ) -> Export:
     """``n`` records: most good; the rest each bad in one way pamlib rejects or will not score,
     plus a quoted comma, quoted line breaks, a blank record and an id repeated far apart.
 
     ``nhs_numbers`` adds a column of synthetic test NHS numbers (some written with spaces,
     some absent, one with a wrong check digit); ``delimiter`` and ``encoding`` write the file
-    another way (the site names then hold a character outside ASCII)."""
+    another way (the site names then hold a character outside ASCII). ``quotes=False`` writes
+    the free text that would need quoting (the comma, the line breaks, the quote) without it,
+    so that no line holds a quote and every record is one line."""
     rng = random.Random(seed)  # noqa: S311 - synthetic data, not a secret
     records: list[list[str]] = []
     site = "site-é{}" if encoding != "utf-8" or delimiter != "," else "site-{}"
@@ -71,6 +75,9 @@ def make_export(
     records[34][-1] = "called back, left a message"  # a quoted comma
     records[39][-1] = "line one\nline two"  # a quoted line break
     records[n - 40][-1] = 'said "fine"\r\nthen left'
+    if not quotes:
+        for k in (34, 39, n - 40):
+            records[k][-1] = re.sub('[,"\r\n]+', " ", records[k][-1])
     records[44][0] = ""  # no identity
     records[49][1] = ""  # no assessment id
     records[54][3] = "PAM-99"  # an instrument nobody knows

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from pamlib.pipeline import TableScorer
 from pamlib.spark import _first_places
 from tests.spark.exports import MAPPING, Export, make_export
+from tests.spark.test_spark_lines import read_as_lines
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:py4j")
 
@@ -92,27 +93,30 @@ def _combined(first: Export, second: Export, path: Path) -> dict[int, tuple[str,
     return where
 
 
+@pytest.mark.parametrize("quotes", [True, False], ids=["split by Spark", "read as lines"])
 @pytest.mark.parametrize(
     ("names", "second_pass"),
     [(("a.csv", "b.csv"), True), (("b.csv", "a.csv"), False)],
     ids=["small file first by name: read after the big one", "big file first: file order"],
 )
-def test_ids_repeated_across_files_of_different_sizes_are_pamlib_score_s(
+def test_ids_repeated_across_files_of_different_sizes_are_pamlib_score_s(  # noqa: PLR0917 - fixtures
     spark: Any,
     tmp_path: Path,
     names: tuple[str, str],
     second_pass: bool,
+    quotes: bool,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Spark packs the bigger file's task first, so with the smaller file first by name the
     numbers do not follow file order and the first occurrences of ids seen first in the big
-    file's rows come from a second pass; every id of the small file repeats in the big one."""
+    file's rows come from a second pass; every id of the small file repeats in the big one.
+    Without quotes the job reads the export as lines, with the same result."""
     import pamlib.spark as ps
 
     folder = tmp_path / "export"
     folder.mkdir()
-    small = make_export(folder, n=80, seed=3, name=names[0])
-    big = make_export(folder, n=240, seed=9, name=names[1])
+    small = make_export(folder, n=80, seed=3, name=names[0], quotes=quotes)
+    big = make_export(folder, n=240, seed=9, name=names[1], quotes=quotes)
     first, second = sorted((small, big), key=lambda e: e.path.name)
     where = _combined(first, second, tmp_path / "combined.csv")
     expected = TableScorer(mapping=MAPPING, provider="demo").score_source(tmp_path / "combined.csv")
@@ -126,6 +130,7 @@ def test_ids_repeated_across_files_of_different_sizes_are_pamlib_score_s(
     monkeypatch.setattr(ps, "_first_places", spy)
     df = ps.read_export(spark, str(folder), mapping=MAPPING, multiline=True)
     run = ps.score(df, provider="demo")
+    assert read_as_lines(run) is not quotes
     assert len(placed) == 1
     assert (None in placed[0]) is second_pass
 

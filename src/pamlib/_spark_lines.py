@@ -1,0 +1,313 @@
+"""The Spark job's faster reading: an export read as lines of text and split in Python.
+
+Spark's CSV reader splits each record into columns that then travel to Python one by one; one
+column of lines costs far less to send, and pyarrow splits it at least as fast (:doc:`/spark`,
+"Splitting the records in Python"). :func:`pamlib.spark.score` reads an export this way when
+its lines are exactly its records and Spark's CSV reader would split each of them the same way:
+UTF-8, no line holding a quote or nothing but whitespace, each file's header its first line
+and nowhere else. One pass over the lines (on the JVM only) checks that, counts the lines of
+each split for the row numbers and finds the assessment ids that repeat; where anything is
+not so, :func:`plan` says ``None`` and the export is read with Spark's CSV reader as before.
+Each task then turns its lines into the very rows that reader would have given (empty fields
+null, a record with the wrong number of fields whole in ``_corrupt_record``), so everything
+after the split is the same code whichever way the export was read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import numpy as np
+
+from pamlib.errors import PamlibError
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+
+_VALUE = "value"
+_AID = "_pamlib_aid"
+_QUOTE = '"'
+#: grouping_id() of (file, block) and of (id) among the three grouped columns
+_BLOCKS_SET, _IDS_SET = 1, 6
+
+
+def lines_frame(spark: SparkSession, path: str, *, multiline: bool) -> DataFrame:
+    """Every line of the export's files with its row key's parts (file, split, sequence), as
+    :func:`pamlib.spark.read_export` keys the rows it reads: the same splits, so the same
+    numbering rules. Lines end at ``\\n``, ``\\r\\n`` or ``\\r``, as the lines of Spark's CSV
+    reader do with ``multiLine`` off; with it on, that reader finds line ends its own way, so
+    lines end at ``\\n`` only and :func:`plan` refuses a line holding ``\\r``."""
+    from pyspark.sql import functions as sf
+
+    from pamlib.spark import _BLOCK, _FILE, _SEQ
+
+    reader = spark.read.option("lineSep", "\n") if multiline else spark.read
+    return reader.text(path).select(
+        sf.col(_VALUE),
+        sf.col("_metadata.file_path").alias(_FILE),
+        sf.col("_metadata.file_block_start").alias(_BLOCK),
+        sf.monotonically_increasing_id().alias(_SEQ),
+    )
+
+
+@attrs.frozen
+class LinesPlan:
+    """What the pass over the lines found: enough for every task to number its rows and mark
+    repeated ids by itself (small: a few numbers a split and a file, and the ids that repeat)."""
+
+    #: Rows read (lines less headers), as the CSV reader's count would give it.
+    n_read: int
+    #: (file, split start) → the rows of that file in the splits before it.
+    before: Mapping[tuple[str, int], int]
+    #: (file, split start) → the rows the split holds: each task checks it read as many.
+    rows: Mapping[tuple[str, int], int]
+    #: The sequence numbers of the files' header lines (the first line of each).
+    headers: frozenset[int]
+    #: Each assessment id that repeats → the (file, split start, sequence) of its first line.
+    repeats: Mapping[str, tuple[str, int, int]]
+
+
+def plan(
+    lines: DataFrame,
+    *,
+    header_line: str,
+    delimiter: str,
+    n_fields: int,
+    id_position: int | None,
+    multiline: bool,
+) -> LinesPlan | None:
+    """One pass over ``lines`` (:func:`lines_frame`): each split's lines, and with
+    ``id_position`` each assessment id that repeats with where it is first seen; ``None``
+    where the lines cannot stand for the records (see the module's documentation) or more ids
+    repeat than are sent to every task."""
+    from pyspark.sql import functions as sf
+
+    from pamlib.spark import (
+        _BLOCK,
+        _BROADCAST_REPEATS,
+        _FILE,
+        _SEQ,
+        _first_occurrences,
+        _first_places,
+    )
+
+    value = sf.col(_VALUE)
+    # what Spark's line reader skips (every character U+0020 or below) or may split otherwise
+    blank = sf.when(sf.ascii(value) <= 32, value.rlike("^[\\x00-\\x20]*$")).otherwise(False)
+    unfit = value.contains(_QUOTE) | blank | ~sf.is_valid_utf8(value)
+    if multiline:
+        unfit |= value.contains("\r")
+    header = (value == sf.lit(header_line)) | (value == sf.lit("\ufeff" + header_line))
+    if id_position is None:
+        aid = sf.lit(None).cast("string")
+    else:
+        delimiters = sf.length(value) - sf.length(sf.replace(value, sf.lit(delimiter)))
+        cut = sf.split_part(value, sf.lit(delimiter), sf.lit(id_position + 1))
+        readable = ~unfit & ~header & (delimiters == n_fields - 1) & (cut != "")
+        aid = sf.when(readable, cut)
+    keyed = lines.select(
+        _FILE,
+        _BLOCK,
+        _SEQ,
+        aid.alias(_AID),
+        unfit.cast("int").alias("_unfit"),
+        header.cast("int").alias("_header"),
+    )
+    grouped = keyed.groupingSets([(_FILE, _BLOCK), (_AID,)], _FILE, _BLOCK, _AID).agg(
+        sf.grouping_id().alias("_set"),
+        sf.count(sf.lit(1)).alias("_n"),
+        sf.min(_SEQ).alias("_first_seq"),
+        sf.sum("_unfit").alias("_unfit"),
+        sf.sum("_header").alias("_headers"),
+        sf.min(sf.when(sf.col("_header") == 1, sf.col(_SEQ))).alias("_header_seq"),
+    )
+    wanted = (sf.col("_set") == _BLOCKS_SET) | (
+        (sf.col("_set") == _IDS_SET) & sf.col(_AID).isNotNull() & (sf.col("_n") > 1)
+    )
+    limit = 2 * _BROADCAST_REPEATS + 1
+    found = grouped.where(wanted).orderBy("_set").limit(limit).collect()
+    blocks = [r for r in found if r["_set"] == _BLOCKS_SET]
+    ids = [r for r in found if r["_set"] == _IDS_SET]
+    if len(found) == limit or len(ids) > _BROADCAST_REPEATS:
+        return None
+    splits = sorted(
+        (str(r[_FILE]), int(r[_BLOCK]), int(r["_n"]), int(r["_first_seq"])) for r in blocks
+    )
+    headers = set()
+    for r in blocks:
+        if int(r["_unfit"] or 0):
+            return None
+        n_headers = int(r["_headers"] or 0)
+        if int(r[_BLOCK]) == 0:  # a file's first split: its first line, and only it, the header
+            if n_headers != 1 or r["_header_seq"] != r["_first_seq"]:
+                return None
+            headers.add(int(r["_header_seq"]))
+        elif n_headers:
+            return None
+    before: dict[tuple[str, int], int] = {}
+    rows: dict[tuple[str, int], int] = {}
+    done: dict[str, int] = {}
+    for file, block, n, _ in splits:
+        data = n - (1 if block == 0 else 0)
+        before[file, block] = done.get(file, 0)
+        rows[file, block] = data
+        done[file] = done.get(file, 0) + data
+    if len({file for file, block, *_ in splits if block == 0}) != len(done):
+        return None  # a file whose first split was not read: no header seen
+    repeats: dict[str, tuple[str, int, int]] = {}
+    if ids:
+        seqs = [int(r["_first_seq"]) for r in ids]
+        unplaced = []
+        for r, seq, place in zip(ids, seqs, _first_places(splits, seqs), strict=True):
+            if place is None:
+                unplaced.append(str(r[_AID]))
+            else:
+                repeats[str(r[_AID])] = (place[0], place[1], seq)
+        if unplaced:
+            for aid_text, file, block, seq in _first_occurrences(keyed, unplaced):
+                repeats[aid_text] = (file, block, seq)
+    return LinesPlan(
+        n_read=sum(done.values()),
+        before=before,
+        rows=rows,
+        headers=frozenset(headers),
+        repeats=repeats,
+    )
+
+
+class ChangedExportError(PamlibError):
+    """The export's lines were not what the pass before the job counted: it changed between
+    the two reads."""
+
+
+@attrs.frozen
+class LineSplitter:
+    """What each task does with its lines: the rows Spark's CSV reader would have given for
+    them (text columns named as in the header, empty fields null, ``_corrupt_record``), with
+    the row number and first-occurrence mark :func:`pamlib.spark.score` adds."""
+
+    plan: LinesPlan = attrs.field(repr=False)
+    header: tuple[str, ...]
+    delimiter: str
+    #: The assessment id's column, when repeats are looked for across the export.
+    id_name: str | None = None
+
+    def __call__(self, batches: Iterator[Any]) -> Iterator[Any]:
+        import pyarrow as pa
+
+        seen: dict[tuple[str, int], int] = {}
+        repeats = self.plan.repeats
+        wanted = pa.array(list(repeats), pa.string()) if repeats and self.id_name else None
+        for batch in batches:
+            rows = self._rows(batch, seen, wanted)
+            if rows is not None:
+                yield rows
+        for split, n in seen.items():
+            if n != self.plan.rows.get(split, -1):
+                raise ChangedExportError(
+                    "the export changed while it was scored: a split held "
+                    f"{n} rows where {self.plan.rows.get(split, 0)} were counted"
+                )
+
+    def _rows(self, batch: Any, seen: dict[tuple[str, int], int], wanted: Any) -> Any:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        from pamlib.spark import _BLOCK, _FILE, _FIRST, _ROW, _SEQ, CORRUPT_COLUMN
+
+        if self.plan.headers:
+            is_header = pc.is_in(batch.column(_SEQ), value_set=pa.array(sorted(self.plan.headers)))
+            if pc.any(is_header).as_py():
+                batch = batch.filter(pc.invert(is_header))
+        n = batch.num_rows
+        if n == 0:
+            return None
+        values = batch.column(_VALUE)
+        files = batch.column(_FILE).to_pylist()
+        blocks = batch.column(_BLOCK).to_numpy(zero_copy_only=False)
+        numbers = np.empty(n, dtype=np.int64)
+        start = 0
+        while start < n:  # a task reads its splits one after the other: runs of one split
+            split = (str(files[start]), int(blocks[start]))
+            end = start + 1
+            while end < n and files[end] == files[start] and blocks[end] == blocks[start]:
+                end += 1
+            done = seen.get(split, 0)
+            first = self.plan.before.get(split)
+            if first is None:
+                raise ChangedExportError("the export changed while it was scored: a new split")
+            numbers[start:end] = np.arange(first + done + 1, first + done + 1 + end - start)
+            seen[split] = done + end - start
+            start = end
+        fields = pc.count_substring(values, self.delimiter).to_numpy(zero_copy_only=False)
+        fit = fields == len(self.header) - 1
+        columns = self._split(values if fit.all() else values.filter(pa.array(fit)))
+        if not fit.all():
+            at = np.cumsum(fit) - 1
+            where = pa.array(at, pa.int64(), mask=~fit)
+            columns = [c.take(where) for c in columns]
+        corrupt = pa.nulls(n, pa.string()) if fit.all() else pc.if_else(pa.array(fit), None, values)
+        arrays = dict(zip(self.header, columns, strict=True))
+        arrays[CORRUPT_COLUMN] = corrupt
+        arrays[_FILE] = batch.column(_FILE)
+        arrays[_ROW] = pa.array(numbers)
+        ids = None if self.id_name is None else arrays[self.id_name]
+        arrays[_FIRST] = self._first(batch, ids, wanted)
+        return pa.RecordBatch.from_pydict(arrays)
+
+    def _split(self, values: Any) -> list[Any]:
+        """Lines with the header's number of fields and no quote, split at the delimiter as
+        Spark's CSV reader splits them: every field text, empty ones null."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.csv as pcsv
+
+        if len(values) == 0:
+            return [pa.array([], pa.string()) for _ in self.header]
+        joined = pc.binary_join(pa.ListArray.from_arrays([0, len(values)], values), "\n")
+        data = joined[0].as_buffer().to_pybytes()
+        if _QUOTE.encode() in data:
+            raise ChangedExportError("the export changed while it was scored: a quote")
+        names = [f"f{i}" for i in range(len(self.header))]
+        # a leading line break keeps pyarrow from taking a first field's U+FEFF for a BOM
+        table = pcsv.read_csv(
+            pa.BufferReader(b"\n" + data + b"\n"),
+            read_options=pcsv.ReadOptions(
+                column_names=names, use_threads=False, block_size=len(data) + 64
+            ),
+            parse_options=pcsv.ParseOptions(
+                delimiter=self.delimiter,
+                quote_char=False,
+                newlines_in_values=False,
+                ignore_empty_lines=True,
+            ),
+            convert_options=pcsv.ConvertOptions(
+                column_types={c: pa.string() for c in names},
+                strings_can_be_null=True,
+                null_values=[""],
+                check_utf8=False,  # Spark's strings, valid UTF-8 (checked before the job)
+            ),
+        )
+        if table.num_rows != len(values):
+            raise ChangedExportError("the export changed while it was scored: a line split")
+        return [c.combine_chunks() for c in table.columns]
+
+    def _first(self, batch: Any, ids: Any, wanted: Any) -> Any:
+        """Whether each row's assessment id comes there first in file order: only rows whose
+        id repeats are looked at (``wanted``: those ids, as an Arrow array)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        from pamlib.spark import _BLOCK, _FILE, _SEQ
+
+        first = np.ones(batch.num_rows, dtype=np.bool_)
+        if wanted is None or ids is None:
+            return pa.array(first)
+        hit = pc.fill_null(pc.is_in(ids, value_set=wanted), False)
+        for i in np.flatnonzero(hit.to_numpy(zero_copy_only=False)).tolist():
+            place = self.plan.repeats[ids[i].as_py()]
+            here = (batch.column(_FILE)[i].as_py(), batch.column(_BLOCK)[i].as_py())
+            first[i] = (*here, batch.column(_SEQ)[i].as_py()) == place
+        return pa.array(first)

@@ -1,0 +1,262 @@
+"""An export whose lines are its records is read as lines and split in Python: the same rows,
+rejects and counts as Spark's CSV reader gives (and so as ``pamlib score`` gives); anything
+that could make the two differ sends the export to Spark's reader instead."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pamlib.pipeline import TableScorer
+from tests.spark.exports import MAPPING, Export, make_export
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:py4j")
+
+KEYS = ("source_file", "source_row")
+
+
+def read_as_lines(run: Any) -> bool:
+    """Whether the run's job reads the export as lines."""
+    assert run._job is not None
+    return run._job[1].lines is not None
+
+
+def _result(run: Any) -> tuple[Any, ...]:
+    scored = [r.asDict(recursive=True) for r in run.scored.orderBy(*KEYS).collect()]
+    rejects = sorted(
+        (
+            r["source"],
+            r["row"],
+            r["location"],
+            r["code"],
+            r["message"],
+            str(r["fields"]),
+            r["record"],
+        )
+        for r in run.rejects.collect()
+    )
+    summary = run.summary()
+    assert summary.reconciles
+    run.unpersist()
+    return scored, rejects, summary.reconciliation, summary.rejected_by_code
+
+
+def _both(
+    spark: Any, path: Path, monkeypatch: pytest.MonkeyPatch, *, lines: bool, **options: Any
+) -> tuple[Any, ...]:
+    """The export scored as lines (``lines``: this must be the way taken) and by Spark's CSV
+    reader; both results, which must be equal."""
+    import pamlib.spark as ps
+
+    names = ("multiline", "mapping", "delimiter", "encoding")
+    read = {k: options.pop(k) for k in names if k in options}
+    run = ps.score(ps.read_export(spark, str(path), **read), **options)
+    assert read_as_lines(run) is lines
+    first = _result(run)
+    monkeypatch.setattr(ps, "_READ_LINES", False)
+    run = ps.score(ps.read_export(spark, str(path), **read), **options)
+    assert not read_as_lines(run)
+    second = _result(run)
+    monkeypatch.setattr(ps, "_READ_LINES", True)
+    assert first == second
+    return first
+
+
+@pytest.fixture(scope="module")
+def plain(tmp_path_factory: pytest.TempPathFactory) -> Export:
+    """Every kind of fault the export generator makes, but no quote on any line."""
+    return make_export(tmp_path_factory.mktemp("lines"), n=300, quotes=False)
+
+
+@pytest.mark.parametrize("multiline", [False, True])
+@pytest.mark.parametrize("duplicates", ["global", "partition", "off"])
+def test_lines_give_spark_s_rows_and_pamlib_score_s_results(
+    spark: Any,
+    plain: Export,
+    multiline: bool,
+    duplicates: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """(Repeats within each task only, with ``multiline=True``, are repeats within each file:
+    there the export is not read as lines, which would split it into several tasks.)"""
+    scored, rejects, _, by_code = _both(
+        spark,
+        plain.path,
+        monkeypatch,
+        lines=not (multiline and duplicates == "partition"),
+        multiline=multiline,
+        mapping=MAPPING,
+        provider="demo",
+        duplicates=duplicates,
+    )
+    expected = TableScorer(mapping=MAPPING, provider="demo").score_source(plain.path)
+    if duplicates == "global":
+        row_of = {line: n for n, line in enumerate(plain.lines, start=1)}
+        assert [(r[1], r[3], r[4]) for r in rejects] == sorted(
+            (row_of[r["row"]], r["code"], r["message"]) for r in expected.rejects.to_pylist()
+        )
+        assert [{k: v for k, v in r.items() if k not in KEYS} for r in scored] == (
+            expected.scored.to_arrow().to_pylist()
+        )
+        assert by_code == expected.summary.rejected_by_code
+    assert {"field-count", "date", "impossible-answer"} <= set(by_code)
+
+
+def _rewrite(source: Path, target: Path, change: Any) -> Path:
+    text = source.read_text(encoding="utf-8")
+    target.write_bytes(change(text))
+    return target
+
+
+@pytest.mark.parametrize(
+    ("change", "multiline", "lines"),
+    [
+        pytest.param(lambda t: t.replace("\n", "\r\n"), False, True, id="CRLF"),
+        pytest.param(lambda t: t.replace("\n", "\r\n"), True, False, id="CRLF, multiline"),
+        pytest.param(lambda t: t.replace("P0012,", "P0012\r", 1), False, True, id="a lone CR"),
+        pytest.param(
+            lambda t: t.replace("P0012,", "P0012\r", 1), True, False, id="a lone CR, multiline"
+        ),
+        pytest.param(lambda t: "\ufeff" + t, True, True, id="a byte-order mark"),
+        pytest.param(lambda t: t.replace(",", ";"), True, True, id="semicolons"),
+        pytest.param(lambda t: t.replace("site-1", "sité-\ufffd"), True, True, id="U+FFFD"),
+        pytest.param(lambda t: t.replace("A00012,", "A00012,,,", 1), False, True, id="more fields"),
+    ],
+)
+def test_other_shapes_of_lines_are_read_as_lines_where_both_readers_agree(  # noqa: PLR0917
+    spark: Any,
+    plain: Export,
+    tmp_path: Path,
+    change: Any,
+    multiline: bool,
+    lines: bool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With ``multiLine`` on, Spark's CSV reader finds line ends its own way (a lone CR is
+    text to it): lines holding a CR are left to it."""
+    path = tmp_path / "export.csv"
+    path.write_bytes(change(plain.path.read_text(encoding="utf-8")).encode())
+    _both(
+        spark, path, monkeypatch, lines=lines, mapping=MAPPING, provider="demo", multiline=multiline
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "encoding"),
+    [
+        pytest.param(lambda t: t.replace("left a message", 'left "a" message'), None, id="a quote"),
+        pytest.param(lambda t: t.replace("\n", "\n  \n", 30), None, id="whitespace lines"),
+        pytest.param(lambda t: t.replace("\n", "\n\n", 30), None, id="empty lines"),
+        pytest.param(lambda t: t + t.partition("\n")[0] + "\n", None, id="the header again"),
+        pytest.param(lambda t: t.replace("site-1", "site-\udcff"), "utf-8", id="not UTF-8"),
+    ],
+)
+def test_lines_that_may_not_be_records_go_to_spark_s_reader(  # noqa: PLR0917 - fixtures
+    spark: Any,
+    plain: Export,
+    tmp_path: Path,
+    change: Any,
+    encoding: str | None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path = tmp_path / "export.csv"
+    path.write_bytes(
+        change(plain.path.read_text(encoding="utf-8")).encode("utf-8", "surrogateescape")
+    )
+    _both(
+        spark, path, monkeypatch, lines=False, mapping=MAPPING, provider="demo", encoding=encoding
+    )
+
+
+def test_a_data_frame_changed_after_reading_or_a_kept_export_is_split_by_spark(
+    spark: Any, plain: Export
+) -> None:
+    import pamlib.spark as ps
+
+    df = ps.read_export(spark, str(plain.path), mapping=MAPPING)
+    assert read_as_lines(ps.score(df, provider="demo"))
+    assert not read_as_lines(ps.score(df, provider="demo", cache_export=True))
+    fewer = df.where(df["site"] != "site-1")
+    run = ps.score(fewer, provider="demo")
+    assert not read_as_lines(run)
+    assert run.summary().n_read < 300
+
+
+def test_an_export_changed_between_the_count_and_the_job_stops_the_job(
+    spark: Any, plain: Export, tmp_path: Path
+) -> None:
+    import pamlib.spark as ps
+
+    path = tmp_path / "export.csv"
+    text = plain.path.read_text(encoding="utf-8")
+    path.write_text(text, encoding="utf-8")
+    run = ps.score(ps.read_export(spark, str(path), mapping=MAPPING), provider="demo")
+    assert read_as_lines(run)
+    path.write_text(text.replace("site-2", 'site"2'), encoding="utf-8")  # same length
+    with pytest.raises(ps.SparkJobError, match="the export changed while it was scored"):
+        run.summary()
+    middle = text.index("\n", len(text) // 2)
+    merged = text[:middle] + "x" + text[middle + 1 :]  # two lines one: a split short of a row
+    path.write_text(merged, encoding="utf-8")
+    run = ps.score(ps.read_export(spark, str(path), mapping=MAPPING), provider="demo")
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ps.SparkJobError, match="the export changed while it was scored"):
+        run.summary()
+
+
+# -- the split alone, against the csv module (no Spark) ----------------------------------------
+
+_FIELD = st.text(st.sampled_from("ab9 -é\t;"), max_size=4)
+
+
+@given(
+    rows=st.lists(st.lists(_FIELD, min_size=1, max_size=5), min_size=1, max_size=30),
+    delimiter=st.sampled_from([",", ";", "\t"]),
+)
+def test_a_batch_of_lines_splits_as_spark_s_reader_splits_it(
+    rows: list[list[str]], delimiter: str
+) -> None:
+    """Lines of three fields split into three text columns (empty fields null, as Spark reads
+    them); lines of any other number of fields whole in ``_corrupt_record`` — numbered in
+    order from the rows before their split."""
+    import pyarrow as pa
+
+    from pamlib._spark_lines import LinesPlan, LineSplitter
+    from pamlib.spark import _BLOCK, _FILE, _FIRST, _ROW, _SEQ, CORRUPT_COLUMN
+
+    header = ("x", "y", "z")
+    lines = [delimiter.join(f.replace(delimiter, "") for f in row) for row in rows]
+    plan = LinesPlan(
+        n_read=len(lines),
+        before={("f.csv", 4096): 10},
+        rows={("f.csv", 4096): len(lines)},
+        headers=frozenset(),
+        repeats={},
+    )
+    batch = pa.RecordBatch.from_pydict(
+        {
+            "value": pa.array(lines, pa.string()),
+            _FILE: pa.array(["f.csv"] * len(lines)),
+            _BLOCK: pa.array([4096] * len(lines), pa.int64()),
+            _SEQ: pa.array(range(len(lines)), pa.int64()),
+        }
+    )
+    [out] = list(LineSplitter(plan=plan, header=header, delimiter=delimiter)(iter([batch])))
+    assert out.column(_ROW).to_pylist() == list(range(11, 11 + len(lines)))
+    assert out.column(_FIRST).to_pylist() == [True] * len(lines)
+    for k, line in enumerate(lines):
+        found = list(csv.reader(io.StringIO(line), delimiter=delimiter, quoting=csv.QUOTE_NONE))
+        fields = found[0] if found else [""]
+        got = [out.column(name)[k].as_py() for name in header]
+        if len(fields) == 3:
+            assert got == [f or None for f in fields]
+            assert out.column(CORRUPT_COLUMN)[k].as_py() is None
+        else:
+            assert got == [None, None, None]
+            assert out.column(CORRUPT_COLUMN)[k].as_py() == line
