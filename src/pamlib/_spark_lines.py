@@ -31,6 +31,8 @@ _AID = "_pamlib_aid"
 _QUOTE = '"'
 #: grouping_id() of (file, block) and of (id) among the three grouped columns
 _BLOCKS_SET, _IDS_SET = 1, 6
+#: Header lines are counted in the same sum as unfit lines, this many bits up.
+_HEADER_SHIFT = 40
 
 
 def lines_frame(spark: SparkSession, path: str, *, multiline: bool) -> DataFrame:
@@ -84,68 +86,31 @@ def plan(
     repeat than are sent to every task."""
     from pyspark.sql import functions as sf
 
-    from pamlib.spark import (
-        _BLOCK,
-        _BROADCAST_REPEATS,
-        _FILE,
-        _SEQ,
-        _first_occurrences,
-        _first_places,
-    )
+    from pamlib.spark import _BLOCK, _BROADCAST_REPEATS, _FILE
 
-    value = sf.col(_VALUE)
-    # what Spark's line reader skips (every character U+0020 or below) or may split otherwise
-    blank = sf.when(sf.ascii(value) <= 32, value.rlike("^[\\x00-\\x20]*$")).otherwise(False)
-    unfit = value.contains(_QUOTE) | blank | ~sf.is_valid_utf8(value)
-    if multiline:
-        unfit |= value.contains("\r")
-    header = (value == sf.lit(header_line)) | (value == sf.lit("\ufeff" + header_line))
-    if id_position is None:
-        aid = sf.lit(None).cast("string")
-    else:
-        delimiters = sf.length(value) - sf.length(sf.replace(value, sf.lit(delimiter)))
-        cut = sf.split_part(value, sf.lit(delimiter), sf.lit(id_position + 1))
-        readable = ~unfit & ~header & (delimiters == n_fields - 1) & (cut != "")
-        aid = sf.when(readable, cut)
-    keyed = lines.select(
-        _FILE,
-        _BLOCK,
-        _SEQ,
-        aid.alias(_AID),
-        unfit.cast("int").alias("_unfit"),
-        header.cast("int").alias("_header"),
-    )
-    grouped = keyed.groupingSets([(_FILE, _BLOCK), (_AID,)], _FILE, _BLOCK, _AID).agg(
-        sf.grouping_id().alias("_set"),
-        sf.count(sf.lit(1)).alias("_n"),
-        sf.min(_SEQ).alias("_first_seq"),
-        sf.sum("_unfit").alias("_unfit"),
-        sf.sum("_header").alias("_headers"),
-        sf.min(sf.when(sf.col("_header") == 1, sf.col(_SEQ))).alias("_header_seq"),
+    grouped, keyed = _grouped(
+        lines,
+        header_line=header_line,
+        delimiter=delimiter,
+        n_fields=n_fields,
+        id_position=id_position,
+        multiline=multiline,
     )
     wanted = (sf.col("_set") == _BLOCKS_SET) | (
         (sf.col("_set") == _IDS_SET) & sf.col(_AID).isNotNull() & (sf.col("_n") > 1)
     )
-    limit = 2 * _BROADCAST_REPEATS + 1
+    limit = 2 * _BROADCAST_REPEATS + 1  # the splits first, then at most the repeats sent
     found = grouped.where(wanted).orderBy("_set").limit(limit).collect()
     blocks = [r for r in found if r["_set"] == _BLOCKS_SET]
     ids = [r for r in found if r["_set"] == _IDS_SET]
     if len(found) == limit or len(ids) > _BROADCAST_REPEATS:
         return None
     splits = sorted(
-        (str(r[_FILE]), int(r[_BLOCK]), int(r["_n"]), int(r["_first_seq"])) for r in blocks
+        (str(r[_FILE]), int(r[_BLOCK]), int(r["_n"]), int(r["_first"]) >> 1) for r in blocks
     )
-    headers = set()
-    for r in blocks:
-        if int(r["_unfit"] or 0):
-            return None
-        n_headers = int(r["_headers"] or 0)
-        if int(r[_BLOCK]) == 0:  # a file's first split: its first line, and only it, the header
-            if n_headers != 1 or r["_header_seq"] != r["_first_seq"]:
-                return None
-            headers.add(int(r["_header_seq"]))
-        elif n_headers:
-            return None
+    headers = _headers(blocks)
+    if headers is None:
+        return None
     before: dict[tuple[str, int], int] = {}
     rows: dict[tuple[str, int], int] = {}
     done: dict[str, int] = {}
@@ -156,25 +121,104 @@ def plan(
         done[file] = done.get(file, 0) + data
     if len({file for file, block, *_ in splits if block == 0}) != len(done):
         return None  # a file whose first split was not read: no header seen
-    repeats: dict[str, tuple[str, int, int]] = {}
-    if ids:
-        seqs = [int(r["_first_seq"]) for r in ids]
-        unplaced = []
-        for r, seq, place in zip(ids, seqs, _first_places(splits, seqs), strict=True):
-            if place is None:
-                unplaced.append(str(r[_AID]))
-            else:
-                repeats[str(r[_AID])] = (place[0], place[1], seq)
-        if unplaced:
-            for aid_text, file, block, seq in _first_occurrences(keyed, unplaced):
-                repeats[aid_text] = (file, block, seq)
     return LinesPlan(
         n_read=sum(done.values()),
         before=before,
         rows=rows,
         headers=frozenset(headers),
-        repeats=repeats,
+        repeats=_repeats(keyed, splits, ids),
     )
+
+
+def _grouped(
+    lines: DataFrame,
+    *,
+    header_line: str,
+    delimiter: str,
+    n_fields: int,
+    id_position: int | None,
+    multiline: bool,
+) -> tuple[DataFrame, DataFrame]:
+    """The pass's query (grouping sets: one scan, one shuffle): per split its lines, its first
+    sequence number and whether that line is a header, and its unfit and header lines; per
+    readable assessment id its lines and first sequence number. Also the ids' own frame, for
+    a second look (:func:`pamlib.spark._first_occurrences`)."""
+    from pyspark.sql import functions as sf
+
+    from pamlib.spark import _BLOCK, _FILE, _SEQ
+
+    value, seq = sf.col(_VALUE), sf.col(_SEQ)
+    # what Spark's line reader skips (every character U+0020 or below) or may split otherwise
+    blank = sf.when(sf.ascii(value) <= 32, value.rlike("^[\\x00-\\x20]*$")).otherwise(False)
+    unfit = value.contains(_QUOTE) | blank | ~sf.is_valid_utf8(value)
+    if multiline:
+        unfit |= value.contains("\r")
+    header = (value == sf.lit(header_line)) | (value == sf.lit("\ufeff" + header_line))
+    if id_position is None:
+        aid = sf.lit(None).cast("string")
+    else:
+        delimiters = sf.length(value) - sf.length(sf.replace(value, sf.lit(delimiter)))
+        # the field at id_position, cut with substring_index (split_part splits the whole line)
+        cut = sf.substring_index(
+            sf.substring_index(value, delimiter, id_position + 1), delimiter, -1
+        )
+        readable = ~unfit & ~header & (delimiters == n_fields - 1) & (cut != "")
+        aid = sf.when(readable, cut)
+    # Few and cheap aggregates: a split's unfit and header lines in one sum, and its first
+    # sequence number with whether that line is a header in one minimum (2 × seq, + 1 if not).
+    flags = unfit.cast("long") + sf.when(header, sf.lit(1 << _HEADER_SHIFT)).otherwise(0)
+    first = seq * 2 + sf.when(header, 0).otherwise(1)
+    grouped = (
+        lines.select(_FILE, _BLOCK, aid.alias(_AID), flags.alias("_flags"), first.alias("_first"))
+        .groupingSets([(_FILE, _BLOCK), (_AID,)], _FILE, _BLOCK, _AID)
+        .agg(
+            sf.grouping_id().alias("_set"),
+            sf.count(sf.lit(1)).alias("_n"),
+            sf.min("_first").alias("_first"),
+            sf.sum("_flags").alias("_flags"),
+        )
+    )
+    return grouped, lines.select(_FILE, _BLOCK, _SEQ, aid.alias(_AID))
+
+
+def _headers(blocks: list[Any]) -> set[int] | None:
+    """The header lines' sequence numbers: each file's first line, and no other line is
+    one; ``None`` if a split holds an unfit line or a header anywhere else."""
+    from pamlib.spark import _BLOCK
+
+    headers = set()
+    for r in blocks:
+        n_headers, n_unfit = divmod(int(r["_flags"]), 1 << _HEADER_SHIFT)
+        if n_unfit:
+            return None
+        if int(r[_BLOCK]) == 0:
+            if n_headers != 1 or int(r["_first"]) & 1:
+                return None
+            headers.add(int(r["_first"]) >> 1)
+        elif n_headers:
+            return None
+    return headers
+
+
+def _repeats(
+    keyed: DataFrame, splits: list[tuple[str, int, int, int]], ids: list[Any]
+) -> dict[str, tuple[str, int, int]]:
+    """Each id that repeats → where it is first seen in file order, from its smallest sequence
+    number as :func:`pamlib.spark.score`'s pass over records finds it."""
+    from pamlib.spark import _first_occurrences, _first_places
+
+    repeats: dict[str, tuple[str, int, int]] = {}
+    seqs = [int(r["_first"]) >> 1 for r in ids]
+    unplaced = []
+    for r, seq, place in zip(ids, seqs, _first_places(splits, seqs), strict=True):
+        if place is None:
+            unplaced.append(str(r[_AID]))
+        else:
+            repeats[str(r[_AID])] = (place[0], place[1], seq)
+    if unplaced:
+        for aid_text, file, block, seq in _first_occurrences(keyed, unplaced):
+            repeats[aid_text] = (file, block, seq)
+    return repeats
 
 
 class ChangedExportError(PamlibError):
