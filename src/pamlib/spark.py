@@ -1,9 +1,11 @@
 """Scoring exports on Apache Spark, with the checks, rejects and counts of ``pamlib score``.
 
 The job reads delimited exports with Spark's own CSV reader (every column as text, malformed
-records kept), numbers each file's rows, finds repeated assessment ids across the whole data set
-in file order, and scores each partition's Arrow batches through :class:`pamlib.TableScorer` —
-the same columnar checks and providers as on one machine. :doc:`/spark` is the guide.
+records kept) — or, where every line is a record both would split alike, as lines split in
+Python into the same rows (:mod:`pamlib._spark_lines`) — numbers each file's rows, finds
+repeated assessment ids across the whole data set in file order, and scores each partition's
+Arrow batches through :class:`pamlib.TableScorer` — the same columnar checks and providers as
+on one machine. :doc:`/spark` is the guide.
 
 Only names travel to the executors: the scorer pickles to its provider's name and version and
 its calibration's path and hash; each executor loads the provider from its installed entry point
@@ -320,7 +322,9 @@ def read_export(
     :class:`~pamlib.errors.FormatError`; the mapping travels with the DataFrame to
     :func:`score`. ``multiline=True`` reads quoted line breaks as ``pamlib score`` does but
     makes each file one task; ``False`` splits large files across tasks and reads a record with
-    a quoted line break as two (:doc:`/spark` lists the differences).
+    a quoted line break as two (:doc:`/spark` lists the differences). Either way, :func:`score`
+    given this DataFrame as it is reads an export whose lines are its records as lines, split
+    across tasks (:ref:`spark-lines`).
 
     ``delimiter`` and ``encoding`` are ``pamlib score``'s ``--delimiter`` and ``--encoding``:
     the delimiter is the mapping file's, else found in the header (``,`` ``;`` or tab, as
@@ -467,6 +471,8 @@ def score(
     only within each task; ``off`` not at all.
 
     The provider of every instrument is chosen and its licence checked here, on the driver.
+    A DataFrame as :func:`read_export` gave it, of an export whose lines are its records, is
+    read again as lines (:ref:`spark-lines`): the same output, from a cheaper job.
     """
     from pyspark.sql import functions as sf
 
