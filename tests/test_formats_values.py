@@ -293,6 +293,33 @@ def test_lookups_are_indexing_and_refuse_indices_outside_the_table(
 
 
 @given(
+    st.lists(st.sampled_from(["", "7", "42", "ü", "2024-04-05", "é" * 40, "x" * 80]), max_size=9),
+    st.data(),
+)
+def test_texts_taken_by_index_are_indexing_whatever_their_lengths(
+    values: list[str], data: st.DataObject
+) -> None:
+    """A column taken from a table by indices inside ``lo..hi`` is ``table[i]`` for each
+    index, whether the texts of ``lo..hi`` are all of one length in bytes (picked as items of
+    that size) or not (pyarrow's ``take``), from a table that is a slice of another or not."""
+    from pamlib.formats._arrow import text_array
+    from pamlib.formats.output import _take_text
+
+    skip = data.draw(st.integers(0, 2))
+    table = text_array(["pad"] * skip + values + ["x", "yy"])[skip:]
+    texts = [*values, "x", "yy"]
+    lo = data.draw(st.integers(0, len(texts) - 1))
+    hi = data.draw(st.integers(lo, len(texts) - 1))
+    indices = data.draw(st.lists(st.integers(lo, hi), max_size=40))
+    if indices:  # lo and hi as the callers give them: the least and the greatest index
+        lo, hi = min(indices), max(indices)
+    array = np.array(indices, dtype=np.int32)
+    taken = _take_text(table, array, lo, hi)
+    assert taken.to_pylist() == [texts[i] for i in indices]
+    taken.validate(full=True)
+
+
+@given(
     st.lists(
         st.tuples(st.sampled_from([0.0, -0.0, 1.5, -2.25, 0.1]), st.floats(-1e3, 1e3)),
         min_size=1,
