@@ -151,6 +151,18 @@ def _is_number(text: str) -> bool:
     return True
 
 
+@given(st.lists(st.text(alphabet="=+-@\t\r1.a ", max_size=5), max_size=30), st.integers(0, 3))
+def test_protected_columns_are_protected_cell_by_cell(values: list[str], skip: int) -> None:
+    """A column is protected as each of its cells is on its own, whether or not some byte
+    that can start a formula appears anywhere in it, in a slice of a longer column or not."""
+    import pyarrow as pa
+
+    from pamlib.formats.output import protect_column
+
+    column = pa.array(["=x"] * skip + values, type=pa.string())[skip:]
+    assert protect_column(column).to_pylist() == [protect(v) for v in values]
+
+
 def test_protection_keeps_numbers_and_plain_text() -> None:
     assert protect("-1.5") == "-1.5"
     assert protect("+44") == "+44"

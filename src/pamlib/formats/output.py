@@ -59,6 +59,7 @@ REASON_COLUMN = "reason"
 REJECT_COLUMNS: tuple[str, ...] = ("source", "line", "code", "message")
 
 _FORMULA_START = frozenset("=+-@\t\r")
+_FORMULA_BYTES = [bytes([b]) for b in b"=+-@\t\r"]
 _FORMULA_BYTE = np.zeros(256, dtype=np.bool_)
 _FORMULA_BYTE[np.frombuffer(b"=+-@\t\r", dtype=np.uint8)] = True
 _PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
@@ -105,6 +106,13 @@ def protect_column(column: Any) -> Any:
     """:func:`protect` over an Arrow string array, touching only the risky cells."""
     pa = pyarrow_module()
     text = Text(column)
+    if not len(text):
+        return text.arr
+    # No byte that could start a formula anywhere in the column (ids, most sites): nothing to
+    # look at row by row. The search runs over the text's bytes, not over every row's first.
+    used = text.data[int(text.offsets[0]) : int(text.offsets[-1])].tobytes()
+    if not any(b in used for b in _FORMULA_BYTES):
+        return text.arr
     risky = np.flatnonzero((text.lengths > 0) & _FORMULA_BYTE.take(text.byte(0)))
     if risky.size == 0:
         return text.arr
