@@ -626,8 +626,10 @@ def _kinds(which: npt.NDArray[np.int16]) -> list[int]:
 
 
 #: The check digit (10: none is valid) of each weighted sum of nine digits, up to that of nine
-#: bytes of 255 (a byte that is not a digit, which the check refuses anyway).
-_NHS_CHECK = ((11 - np.arange(255 * 54 + 1) % 11) % 11).astype(np.uint8)
+#: bytes of 255 (a byte that is not a digit, which the check refuses anyway): the eleven check
+#: digits repeated, made from bytes because NumPy's remainder over the table cost 0.8 million
+#: instructions at every start of the command line.
+_NHS_CHECK = np.frombuffer(bytes([0, *range(10, 0, -1)]) * 1252, dtype=np.uint8)[: 255 * 54 + 1]
 
 
 def _valid_nhs(numbers: npt.NDArray[np.uint8]) -> npt.NDArray[np.bool_]:
