@@ -368,6 +368,19 @@ def test_seen_ids_equal_a_set_on_repeated_ids(blocks: list[list[str]]) -> None:
     assert _seen(SeenIds(), blocks) == _as_set(blocks)
 
 
+@given(st.binary(max_size=200), st.integers(0, 7))
+def test_bytes_are_found_where_they_are_eight_at_a_time(data: bytes, skip: int) -> None:
+    """The pre-pass finds line breaks and quotes where ``flatnonzero`` finds them, in buffers
+    of any length (some bytes after the last whole word) and at any alignment."""
+    from pamlib.formats._columnar import _positions
+
+    a = np.frombuffer(b'\n\r"' * 3 + data, dtype=np.uint8)[skip:]
+    for byte in (10, 13, 34, 0):
+        found = _positions(a, byte)
+        assert found.dtype == np.intp
+        assert found.tolist() == np.flatnonzero(a == byte).tolist()
+
+
 pairs = st.tuples(st.integers(0, 3), st.integers(0, 5))
 
 

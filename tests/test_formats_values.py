@@ -151,6 +151,18 @@ def _is_number(text: str) -> bool:
     return True
 
 
+@given(st.lists(st.text(alphabet="=+-@\t\r1.a ", max_size=5), max_size=30), st.integers(0, 3))
+def test_protected_columns_are_protected_cell_by_cell(values: list[str], skip: int) -> None:
+    """A column is protected as each of its cells is on its own, whether or not some byte
+    that can start a formula appears anywhere in it, in a slice of a longer column or not."""
+    import pyarrow as pa
+
+    from pamlib.formats.output import protect_column
+
+    column = pa.array(["=x"] * skip + values, type=pa.string())[skip:]
+    assert protect_column(column).to_pylist() == [protect(v) for v in values]
+
+
 def test_protection_keeps_numbers_and_plain_text() -> None:
     assert protect("-1.5") == "-1.5"
     assert protect("+44") == "+44"
@@ -290,6 +302,33 @@ def test_lookups_are_indexing_and_refuse_indices_outside_the_table(
     elif len(set(indices)) > 1:
         with pytest.raises((pa.ArrowIndexError, IndexError)):
             _lookup(table, array)
+
+
+@given(
+    st.lists(st.sampled_from(["", "7", "42", "ü", "2024-04-05", "é" * 40, "x" * 80]), max_size=9),
+    st.data(),
+)
+def test_texts_taken_by_index_are_indexing_whatever_their_lengths(
+    values: list[str], data: st.DataObject
+) -> None:
+    """A column taken from a table by indices inside ``lo..hi`` is ``table[i]`` for each
+    index, whether the texts of ``lo..hi`` are all of one length in bytes (picked as items of
+    that size) or not (pyarrow's ``take``), from a table that is a slice of another or not."""
+    from pamlib.formats._arrow import text_array
+    from pamlib.formats.output import _take_text
+
+    skip = data.draw(st.integers(0, 2))
+    table = text_array(["pad"] * skip + values + ["x", "yy"])[skip:]
+    texts = [*values, "x", "yy"]
+    lo = data.draw(st.integers(0, len(texts) - 1))
+    hi = data.draw(st.integers(lo, len(texts) - 1))
+    indices = data.draw(st.lists(st.integers(lo, hi), max_size=40))
+    if indices:  # lo and hi as the callers give them: the least and the greatest index
+        lo, hi = min(indices), max(indices)
+    array = np.array(indices, dtype=np.int32)
+    taken = _take_text(table, array, lo, hi)
+    assert taken.to_pylist() == [texts[i] for i in indices]
+    taken.validate(full=True)
 
 
 @given(
