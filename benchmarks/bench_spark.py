@@ -20,7 +20,7 @@ in a fresh process with its own ``local[N]`` session, times ``--repeat`` times, 
   across tasks), :func:`~pamlib.spark.score` with the demo provider and global duplicate
   detection, and :meth:`~pamlib.spark.SparkRun.write` of the scored rows, the rejects and the
   summary as Parquet — the whole job, row numbering and the reconciled counts included. The
-  benchmark's export holds no quote, so :func:`~pamlib.spark.score` reads it as lines;
+  benchmark's export holds one record a line, so :func:`~pamlib.spark.score` reads it as lines;
 * **pamlib, split by Spark**: the same job with the records split by Spark's CSV reader, as
   :func:`~pamlib.spark.score` splits an export whose lines may not be its records.
 

@@ -4,13 +4,14 @@ Spark's CSV reader splits each record into columns that then travel to Python on
 column of lines costs far less to send, and pyarrow splits it at least as fast (:doc:`/spark`,
 "Splitting the records in Python"). :func:`pamlib.spark.score` reads an export this way when
 its lines are exactly its records and Spark's CSV reader would split each of them the same way:
-UTF-8, no line holding a quote or nothing but whitespace, each file's header its first line
-and nowhere else. One pass over the lines (on the JVM only) checks that, counts the lines of
-each split for the row numbers and finds the assessment ids that repeat; where anything is
-not so, :func:`plan` says ``None`` and the export is read with Spark's CSV reader as before.
-Each task then turns its lines into the very rows that reader would have given (empty fields
-null, a record with the wrong number of fields whole in ``_corrupt_record``), so everything
-after the split is the same code whichever way the export was read.
+UTF-8, every field of every line bare or wholly quoted (:func:`well_formed`), no line of
+nothing but whitespace, each file's header its first line and nowhere else. One pass over the
+lines (on the JVM only) checks that, counts the lines of each split for the row numbers and
+finds the assessment ids that repeat; where anything is not so, :func:`plan` says ``None``
+and the export is read with Spark's CSV reader as before. Each task then turns its lines into
+the very rows that reader would have given (empty fields null, a record with the wrong number
+of fields whole in ``_corrupt_record``), so everything after the split is the same code
+whichever way the export was read.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 import numpy as np
+import numpy.typing as npt
 
 from pamlib.errors import PamlibError
 
@@ -29,6 +31,21 @@ if TYPE_CHECKING:
 _VALUE = "value"
 _AID = "_pamlib_aid"
 _QUOTE = '"'
+_BOM = "\ufeff".encode()
+
+
+def well_formed(delimiter: str, *, java: bool) -> str:
+    """A regular expression for a line every field of which is bare (no quote) or wholly
+    quoted with its quotes doubled — a line that Spark's CSV reader and pyarrow's split alike.
+    For Java's engine the repeats are possessive (no backtracking, no deep recursion); RE2,
+    pyarrow's, has none and needs none."""
+    d = "\\t" if delimiter == "\t" else "\\" + delimiter if delimiter in "\\]^-[" else delimiter
+    plus, star = ("++", "*+") if java else ("+", "*")
+    # the quoted form first: a possessive repeat must not settle for an empty bare field
+    field = f'(?:"(?:[^"]{plus}|""){star}"|[^"{d}]{star})'
+    return f"^{field}(?:[{d}]{field}){star}$"
+
+
 #: grouping_id() of (file, block) and of (id) among the three grouped columns
 _BLOCKS_SET, _IDS_SET = 1, 6
 #: Header lines are counted in the same sum as unfit lines, this many bits up.
@@ -150,20 +167,27 @@ def _grouped(
     value, seq = sf.col(_VALUE), sf.col(_SEQ)
     # what Spark's line reader skips (every character U+0020 or below) or may split otherwise
     blank = sf.when(sf.ascii(value) <= 32, value.rlike("^[\\x00-\\x20]*$")).otherwise(False)
-    unfit = value.contains(_QUOTE) | blank | ~sf.is_valid_utf8(value)
+    quoted = value.contains(_QUOTE)
+    odd = sf.when(quoted, ~value.rlike(well_formed(delimiter, java=True))).otherwise(False)
+    unfit = odd | blank | ~sf.is_valid_utf8(value)
     if multiline:
         unfit |= value.contains("\r")
     header = (value == sf.lit(header_line)) | (value == sf.lit("\ufeff" + header_line))
     if id_position is None:
         aid = sf.lit(None).cast("string")
     else:
+        # A bare line: the field at id_position cut with substring_index (split_part splits
+        # the whole line), readable with the header's number of fields and not empty (Spark
+        # reads an empty field as null). A quoted one: split by Spark's own CSV parser.
         delimiters = sf.length(value) - sf.length(sf.replace(value, sf.lit(delimiter)))
-        # the field at id_position, cut with substring_index (split_part splits the whole line)
         cut = sf.substring_index(
             sf.substring_index(value, delimiter, id_position + 1), delimiter, -1
         )
-        readable = ~unfit & ~header & (delimiters == n_fields - 1) & (cut != "")
-        aid = sf.when(readable, cut)
+        bare = sf.when((delimiters == n_fields - 1) & (cut != ""), cut)
+        aid = sf.when(
+            ~unfit & ~header,
+            sf.when(quoted, _parsed_id(value, delimiter, n_fields, id_position)).otherwise(bare),
+        )
     # Few and cheap aggregates: a split's unfit and header lines in one sum, and its first
     # sequence number with whether that line is a header in one minimum (2 × seq, + 1 if not).
     flags = unfit.cast("long") + sf.when(header, sf.lit(1 << _HEADER_SHIFT)).otherwise(0)
@@ -179,6 +203,24 @@ def _grouped(
         )
     )
     return grouped, lines.select(_FILE, _BLOCK, _SEQ, aid.alias(_AID))
+
+
+def _parsed_id(value: Any, delimiter: str, n_fields: int, id_position: int) -> Any:
+    """The assessment id of a quoted line as Spark's CSV reader reads it, ``null`` where that
+    reader finds the line malformed (the wrong number of fields)."""
+    from pyspark.sql import functions as sf
+
+    from pamlib.spark import CORRUPT_COLUMN, _spark_options
+
+    names = [f"f{i}" for i in range(n_fields)]
+    schema = ", ".join(f"{n} STRING" for n in [*names, CORRUPT_COLUMN])
+    options = {
+        k: v
+        for k, v in _spark_options(False, delimiter=delimiter).items()
+        if k not in ("header", "multiLine", "encoding")
+    }
+    record = sf.from_csv(value, sf.lit(schema), options)
+    return sf.when(record[CORRUPT_COLUMN].isNull(), record[names[id_position]])
 
 
 def _headers(blocks: list[Any]) -> set[int] | None:
@@ -285,9 +327,7 @@ class LineSplitter:
             numbers[start:end] = np.arange(first + done + 1, first + done + 1 + end - start)
             seen[split] = done + end - start
             start = end
-        fields = pc.count_substring(values, self.delimiter).to_numpy(zero_copy_only=False)
-        fit = fields == len(self.header) - 1
-        columns = self._split(values if fit.all() else values.filter(pa.array(fit)))
+        columns, fit = self._split(values)
         if not fit.all():
             at = np.cumsum(fit) - 1
             where = pa.array(at, pa.int64(), mask=~fit)
@@ -301,40 +341,72 @@ class LineSplitter:
         arrays[_FIRST] = self._first(batch, ids, wanted)
         return pa.RecordBatch.from_pydict(arrays)
 
-    def _split(self, values: Any) -> list[Any]:
-        """Lines with the header's number of fields and no quote, split at the delimiter as
-        Spark's CSV reader splits them: every field text, empty ones null."""
+    def _split(self, values: Any) -> tuple[list[Any], npt.NDArray[np.bool_]]:
+        """The lines with the header's number of fields split as Spark's CSV reader splits
+        them (every field text, unquoted; a bare empty field null, a quoted one empty), and
+        which lines those are."""
         import pyarrow as pa
         import pyarrow.compute as pc
+
+        n = len(values)
+        joined = pc.binary_join(pa.ListArray.from_arrays([0, n], values), "\n")
+        data = joined[0].as_buffer().to_pybytes()
+        if _QUOTE.encode() not in data:  # the usual case: count the fields, split the rest
+            fields = pc.count_substring(values, self.delimiter).to_numpy(zero_copy_only=False)
+            fit = fields == len(self.header) - 1
+            if not fit.all():
+                values = values.filter(pa.array(fit))
+                data = pc.binary_join(pa.ListArray.from_arrays([0, len(values)], values), "\n")
+                data = data[0].as_buffer().to_pybytes() if len(values) else b""
+            return self._parsed(data, len(values), quoted=False, bad=[]), fit
+        shape = pc.match_substring_regex(values, well_formed(self.delimiter, java=False))
+        quoted = pc.match_substring(values, _QUOTE)
+        if not pc.all(pc.or_(shape, pc.invert(quoted))).as_py():
+            raise ChangedExportError("the export changed while it was scored: a quote")
+        bad: list[int] = []
+        columns = self._parsed(data, n, quoted=True, bad=bad)
+        fit = np.ones(n, dtype=np.bool_)
+        fit[bad] = False
+        return columns, fit
+
+    def _parsed(self, data: bytes, n: int, *, quoted: bool, bad: list[int]) -> list[Any]:
+        """``n`` lines split by pyarrow: with ``quoted``, lines of another number of fields are
+        left out and their indices added to ``bad``."""
+        import pyarrow as pa
         import pyarrow.csv as pcsv
 
-        if len(values) == 0:
+        if n == 0:
             return [pa.array([], pa.string()) for _ in self.header]
-        joined = pc.binary_join(pa.ListArray.from_arrays([0, len(values)], values), "\n")
-        data = joined[0].as_buffer().to_pybytes()
-        if _QUOTE.encode() in data:
-            raise ChangedExportError("the export changed while it was scored: a quote")
+        if data.startswith(_BOM):  # pyarrow would take a first field's U+FEFF for a BOM
+            data = _BOM + data
         names = [f"f{i}" for i in range(len(self.header))]
-        # a leading line break keeps pyarrow from taking a first field's U+FEFF for a BOM
+
+        def skip(row: Any) -> str:  # a line of another number of fields: Spark's corrupt one
+            bad.append(int(row.number) - 1)
+            return "skip"
+
         table = pcsv.read_csv(
-            pa.BufferReader(b"\n" + data + b"\n"),
+            pa.BufferReader(data + b"\n"),
             read_options=pcsv.ReadOptions(
                 column_names=names, use_threads=False, block_size=len(data) + 64
             ),
             parse_options=pcsv.ParseOptions(
                 delimiter=self.delimiter,
-                quote_char=False,
+                quote_char=_QUOTE if quoted else False,
+                double_quote=True,
                 newlines_in_values=False,
-                ignore_empty_lines=True,
+                ignore_empty_lines=False,
+                invalid_row_handler=skip if quoted else None,
             ),
             convert_options=pcsv.ConvertOptions(
                 column_types={c: pa.string() for c in names},
                 strings_can_be_null=True,
                 null_values=[""],
+                quoted_strings_can_be_null=False,
                 check_utf8=False,  # Spark's strings, valid UTF-8 (checked before the job)
             ),
         )
-        if table.num_rows != len(values):
+        if table.num_rows + len(bad) != n:
             raise ChangedExportError("the export changed while it was scored: a line split")
         return [c.combine_chunks() for c in table.columns]
 

@@ -49,6 +49,7 @@ def make_export(
     delimiter: str = ",",
     encoding: str = "utf-8",
     quotes: bool = True,
+    line_breaks: bool = True,
 ) -> Export:
     """``n`` records: most good; the rest each bad in one way pamlib rejects or will not score,
     plus a quoted comma, quoted line breaks, a blank record and an id repeated far apart.
@@ -57,7 +58,8 @@ def make_export(
     some absent, one with a wrong check digit); ``delimiter`` and ``encoding`` write the file
     another way (the site names then hold a character outside ASCII). ``quotes=False`` writes
     the free text that would need quoting (the comma, the line breaks, the quote) without it,
-    so that no line holds a quote and every record is one line."""
+    so that no line holds a quote and every record is one line; ``line_breaks=False`` keeps the
+    quotes but writes the line breaks as spaces, so that every record is still one line."""
     rng = random.Random(seed)  # noqa: S311 - synthetic data, not a secret
     records: list[list[str]] = []
     site = "site-é{}" if encoding != "utf-8" or delimiter != "," else "site-{}"
@@ -78,6 +80,9 @@ def make_export(
     if not quotes:
         for k in (34, 39, n - 40):
             records[k][-1] = re.sub('[,"\r\n]+', " ", records[k][-1])
+    elif not line_breaks:
+        for k in (39, n - 40):
+            records[k][-1] = re.sub("[\r\n]+", " ", records[k][-1])
     records[44][0] = ""  # no identity
     records[49][1] = ""  # no assessment id
     records[54][3] = "PAM-99"  # an instrument nobody knows

@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from hypothesis import given
@@ -74,17 +74,26 @@ def plain(tmp_path_factory: pytest.TempPathFactory) -> Export:
     return make_export(tmp_path_factory.mktemp("lines"), n=300, quotes=False)
 
 
+@pytest.fixture(scope="module")
+def quoted(tmp_path_factory: pytest.TempPathFactory) -> Export:
+    """The same with its quoted fields (a comma, a doubled quote) on one line each."""
+    return make_export(tmp_path_factory.mktemp("quoted"), n=300, line_breaks=False)
+
+
 @pytest.mark.parametrize("multiline", [False, True])
 @pytest.mark.parametrize("duplicates", ["global", "partition", "off"])
-def test_lines_give_spark_s_rows_and_pamlib_score_s_results(
+@pytest.mark.parametrize("which", ["plain", "quoted"])
+def test_lines_give_spark_s_rows_and_pamlib_score_s_results(  # noqa: PLR0917 - fixtures
     spark: Any,
-    plain: Export,
+    request: pytest.FixtureRequest,
+    which: str,
     multiline: bool,
     duplicates: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """(Repeats within each task only, with ``multiline=True``, are repeats within each file:
     there the export is not read as lines, which would split it into several tasks.)"""
+    plain: Export = request.getfixturevalue(which)
     scored, rejects, _, by_code = _both(
         spark,
         plain.path,
@@ -127,6 +136,18 @@ def _rewrite(source: Path, target: Path, change: Any) -> Path:
         pytest.param(lambda t: t.replace(",", ";"), True, True, id="semicolons"),
         pytest.param(lambda t: t.replace("site-1", "sité-\ufffd"), True, True, id="U+FFFD"),
         pytest.param(lambda t: t.replace("A00012,", "A00012,,,", 1), False, True, id="more fields"),
+        pytest.param(
+            lambda t: t.replace("P0012,A00012,", '"P0012","A00012",', 1), True, True, id="quoted"
+        ),
+        pytest.param(
+            lambda t: t.replace(",A00090,", ',"A00012",', 1), False, True, id="quoted repeat"
+        ),
+        pytest.param(
+            lambda t: t.replace(",A00090,", ',"A00012","",', 1), False, True, id="quoted, more"
+        ),
+        pytest.param(
+            lambda t: t.replace(",A00090,", ',"A0,0090",', 1), False, True, id="quoted comma"
+        ),
     ],
 )
 def test_other_shapes_of_lines_are_read_as_lines_where_both_readers_agree(  # noqa: PLR0917
@@ -155,6 +176,9 @@ def test_other_shapes_of_lines_are_read_as_lines_where_both_readers_agree(  # no
         pytest.param(lambda t: t.replace("\n", "\n\n", 30), None, id="empty lines"),
         pytest.param(lambda t: t + t.partition("\n")[0] + "\n", None, id="the header again"),
         pytest.param(lambda t: t.replace("site-1", "site-\udcff"), "utf-8", id="not UTF-8"),
+        pytest.param(lambda t: t.replace(",A00090,", ',"A00090"x,', 1), None, id="after quotes"),
+        pytest.param(lambda t: t.replace(",A00090,", ',"A00\n090",', 1), None, id="line break"),
+        pytest.param(lambda t: t.replace(",A00090,", ', "A00090",', 1), None, id="space, quote"),
     ],
 )
 def test_lines_that_may_not_be_records_go_to_spark_s_reader(  # noqa: PLR0917 - fixtures
@@ -260,3 +284,112 @@ def test_a_batch_of_lines_splits_as_spark_s_reader_splits_it(
         else:
             assert got == [None, None, None]
             assert out.column(CORRUPT_COLUMN)[k].as_py() == line
+
+
+_QUOTED_FIELD = st.text(st.sampled_from('ab9 ,;"é'), max_size=5)
+
+
+@given(
+    rows=st.lists(st.lists(_QUOTED_FIELD, min_size=1, max_size=5), min_size=1, max_size=30),
+    delimiter=st.sampled_from([",", ";"]),
+    quoting=st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL, csv.QUOTE_NONNUMERIC]),
+)
+def test_a_batch_of_quoted_lines_splits_as_spark_s_reader_splits_it(
+    rows: list[list[str]], delimiter: str, quoting: Literal[0, 1, 2, 3]
+) -> None:
+    """Lines written by the csv module (quoted fields, doubled quotes, quoted delimiters):
+    those of three fields split into the written values (a quoted empty field empty, a bare
+    one null, as Spark reads them), the others whole in ``_corrupt_record``."""
+    import pyarrow as pa
+
+    from pamlib._spark_lines import LinesPlan, LineSplitter
+    from pamlib.spark import _BLOCK, _FILE, _SEQ, CORRUPT_COLUMN
+
+    header = ("x", "y", "z")
+    lines = []
+    for row in rows:
+        text = io.StringIO()
+        csv.writer(text, delimiter=delimiter, quoting=quoting, lineterminator="").writerow(row)
+        lines.append(text.getvalue())
+    plan = LinesPlan(
+        n_read=len(lines),
+        before={("f.csv", 0): 0},
+        rows={("f.csv", 0): len(lines)},
+        headers=frozenset(),
+        repeats={},
+    )
+    batch = pa.RecordBatch.from_pydict(
+        {
+            "value": pa.array(lines, pa.string()),
+            _FILE: pa.array(["f.csv"] * len(lines)),
+            _BLOCK: pa.array([0] * len(lines), pa.int64()),
+            _SEQ: pa.array(range(len(lines)), pa.int64()),
+        }
+    )
+    [out] = list(LineSplitter(plan=plan, header=header, delimiter=delimiter)(iter([batch])))
+    for k, (row, line) in enumerate(zip(rows, lines, strict=True)):
+        got = [out.column(name)[k].as_py() for name in header]
+        if len(row) == 3 and line:
+            bare = [not cell.startswith('"') for cell in _cells(line, delimiter)]
+            assert got == [None if b and not v else v for v, b in zip(row, bare, strict=True)]
+            assert out.column(CORRUPT_COLUMN)[k].as_py() is None
+        else:
+            assert got == [None, None, None]
+            assert out.column(CORRUPT_COLUMN)[k].as_py() == line
+
+
+def _cells(line: str, delimiter: str) -> list[str]:
+    """A well-formed line's fields as written, quotes kept (to tell a quoted empty field)."""
+    cells, start, inside = [], 0, False
+    for i, char in enumerate(line):
+        if char == '"':
+            inside = not inside
+        elif char == delimiter and not inside:
+            cells.append(line[start:i])
+            start = i + 1
+    return [*cells, line[start:]]
+
+
+def _well_formed(line: str, delimiter: str) -> bool:
+    """A plain oracle: every field bare (no quote) or wholly quoted, quotes doubled inside."""
+    i, n = 0, len(line)
+    while True:
+        if i < n and line[i] == '"':
+            i += 1
+            while True:
+                if i >= n:
+                    return False
+                if line[i] == '"':
+                    if i + 1 < n and line[i + 1] == '"':
+                        i += 2
+                        continue
+                    i += 1
+                    break
+                i += 1
+        else:
+            while i < n and line[i] not in ('"', delimiter):
+                i += 1
+            if i < n and line[i] == '"':
+                return False
+        if i == n:
+            return True
+        if line[i] != delimiter:
+            return False
+        i += 1
+
+
+@given(line=st.text(st.sampled_from('a,;"\t'), max_size=12), delimiter=st.sampled_from(",;\t"))
+def test_the_well_formed_patterns_agree_with_a_plain_oracle(line: str, delimiter: str) -> None:
+    """The pattern the pass gives Java's engine (possessive repeats: Python's ``re`` reads them
+    too) and the one each task gives RE2 (pyarrow) accept exactly the well-formed lines."""
+    import re
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from pamlib._spark_lines import well_formed
+
+    expected = _well_formed(line, delimiter)
+    assert (re.search(well_formed(delimiter, java=True), line) is not None) is expected
+    found = pc.match_substring_regex(pa.array([line]), well_formed(delimiter, java=False))
+    assert found[0].as_py() is expected
