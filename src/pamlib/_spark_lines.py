@@ -365,9 +365,26 @@ class LineSplitter:
             raise ChangedExportError("the export changed while it was scored: a quote")
         bad: list[int] = []
         columns = self._parsed(data, n, quoted=True, bad=bad)
+        if -1 in bad:  # pyarrow could not say which line: one line at a time, then
+            return self._one_by_one(values)
         fit = np.ones(n, dtype=np.bool_)
         fit[bad] = False
         return columns, fit
+
+    def _one_by_one(self, values: Any) -> tuple[list[Any], npt.NDArray[np.bool_]]:
+        import pyarrow as pa
+
+        fit = np.ones(len(values), dtype=np.bool_)
+        pieces = []
+        for k, line in enumerate(values.to_pylist()):
+            bad: list[int] = []
+            piece = self._parsed(line.encode("utf-8"), 1, quoted=True, bad=bad)
+            fit[k] = not bad
+            if not bad:
+                pieces.append(piece)
+        if not pieces:
+            return [pa.array([], pa.string()) for _ in self.header], fit
+        return [pa.concat_arrays([p[i] for p in pieces]) for i in range(len(self.header))], fit
 
     def _parsed(self, data: bytes, n: int, *, quoted: bool, bad: list[int]) -> list[Any]:
         """``n`` lines split by pyarrow: with ``quoted``, lines of another number of fields are
@@ -382,7 +399,7 @@ class LineSplitter:
         names = [f"f{i}" for i in range(len(self.header))]
 
         def skip(row: Any) -> str:  # a line of another number of fields: Spark's corrupt one
-            bad.append(int(row.number) - 1)
+            bad.append(-1 if row.number is None else int(row.number) - 1)
             return "skip"
 
         table = pcsv.read_csv(

@@ -236,7 +236,7 @@ def test_an_export_changed_between_the_count_and_the_job_stops_the_job(
 
 # -- the split alone, against the csv module (no Spark) ----------------------------------------
 
-_FIELD = st.text(st.sampled_from("ab9 -é\t;"), max_size=4)
+_FIELD = st.text(st.sampled_from("ab9 -é\t;\ufeff"), max_size=4)
 
 
 @given(
@@ -294,12 +294,17 @@ _QUOTED_FIELD = st.text(st.sampled_from('ab9 ,;"é'), max_size=5)
     delimiter=st.sampled_from([",", ";"]),
     quoting=st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL, csv.QUOTE_NONNUMERIC]),
 )
+@pytest.mark.parametrize("line_by_line", [False, True], ids=["batch", "line by line"])
 def test_a_batch_of_quoted_lines_splits_as_spark_s_reader_splits_it(
-    rows: list[list[str]], delimiter: str, quoting: Literal[0, 1, 2, 3]
+    rows: list[list[str]],
+    delimiter: str,
+    quoting: Literal[0, 1, 2, 3],
+    line_by_line: bool,
 ) -> None:
     """Lines written by the csv module (quoted fields, doubled quotes, quoted delimiters):
     those of three fields split into the written values (a quoted empty field empty, a bare
-    one null, as Spark reads them), the others whole in ``_corrupt_record``."""
+    one null, as Spark reads them), the others whole in ``_corrupt_record`` — also where
+    pyarrow cannot say which line it could not split, and each line is split alone."""
     import pyarrow as pa
 
     from pamlib._spark_lines import LinesPlan, LineSplitter
@@ -326,7 +331,10 @@ def test_a_batch_of_quoted_lines_splits_as_spark_s_reader_splits_it(
             _SEQ: pa.array(range(len(lines)), pa.int64()),
         }
     )
-    [out] = list(LineSplitter(plan=plan, header=header, delimiter=delimiter)(iter([batch])))
+    with pytest.MonkeyPatch.context() as patch:
+        if line_by_line:
+            patch.setattr(LineSplitter, "_split", _unnumbered(LineSplitter._split))
+        [out] = list(LineSplitter(plan=plan, header=header, delimiter=delimiter)(iter([batch])))
     for k, (row, line) in enumerate(zip(rows, lines, strict=True)):
         got = [out.column(name)[k].as_py() for name in header]
         if len(row) == 3 and line:
@@ -336,6 +344,30 @@ def test_a_batch_of_quoted_lines_splits_as_spark_s_reader_splits_it(
         else:
             assert got == [None, None, None]
             assert out.column(CORRUPT_COLUMN)[k].as_py() == line
+
+
+def _unnumbered(split: Any) -> Any:
+    """``LineSplitter._split`` as where pyarrow gives no line numbers to what it skips."""
+    import pyarrow.csv as pcsv
+
+    def without_numbers(self: Any, values: Any) -> Any:
+        read = pcsv.read_csv
+
+        def reading(*args: Any, **kwargs: Any) -> Any:
+            handler = kwargs["parse_options"].invalid_row_handler
+            if handler is not None:
+                kwargs["parse_options"].invalid_row_handler = lambda row: handler(
+                    pcsv.InvalidRow(row.expected_columns, row.actual_columns, None, row.text)
+                )
+            return read(*args, **kwargs)
+
+        pcsv.read_csv = reading
+        try:
+            return split(self, values)
+        finally:
+            pcsv.read_csv = read
+
+    return without_numbers
 
 
 def _cells(line: str, delimiter: str) -> list[str]:
