@@ -141,9 +141,9 @@ lines_used = ps.score(read, provider="demo")._job[1].lines is not None
 
 def lines_pass(target):  # the pass score() runs first when it reads the export as lines
     from pamlib import _spark_lines
-    _spark_lines.plan(_spark_lines.lines_frame(spark, source, multiline=False),
-                      header_line=header_line, delimiter=",", n_fields=len(header),
-                      id_position=header.index("assessment_id"), multiline=False)
+    shape = _spark_lines.LineShape(header_line=header_line, delimiter=",", n_fields=len(header),
+                                   id_position=header.index("assessment_id"), multiline=False)
+    _spark_lines.plan(_spark_lines.lines_frame(spark, source, multiline=False), shape)
 
 def counting_pass(target):  # the pass score() runs first: rows per split, repeated ids
     ps._blocks_and_repeats(read, "assessment_id")

@@ -88,16 +88,22 @@ class LinesPlan:
     repeats: Mapping[str, tuple[str, int, int]]
 
 
-def plan(
-    lines: DataFrame,
-    *,
-    header_line: str,
-    delimiter: str,
-    n_fields: int,
-    id_position: int | None,
-    multiline: bool,
-) -> LinesPlan | None:
-    """One pass over ``lines`` (:func:`lines_frame`): each split's lines, and with
+@attrs.frozen
+class LineShape:
+    """What the pass needs to know of the export's lines."""
+
+    #: The header's own line (without a byte-order mark), as each file's first line must be.
+    header_line: str
+    delimiter: str
+    n_fields: int
+    #: The assessment id's field, when repeats are looked for across the export.
+    id_position: int | None
+    #: Whether the export was read with ``multiline=True`` (:func:`lines_frame`).
+    multiline: bool
+
+
+def plan(lines: DataFrame, shape: LineShape) -> LinesPlan | None:
+    """One pass over ``lines`` (:func:`lines_frame`): each split's lines, and with an
     ``id_position`` each assessment id that repeats with where it is first seen; ``None``
     where the lines cannot stand for the records (see the module's documentation) or more ids
     repeat than are sent to every task."""
@@ -105,14 +111,7 @@ def plan(
 
     from pamlib.spark import _BLOCK, _BROADCAST_REPEATS, _FILE
 
-    grouped, keyed = _grouped(
-        lines,
-        header_line=header_line,
-        delimiter=delimiter,
-        n_fields=n_fields,
-        id_position=id_position,
-        multiline=multiline,
-    )
+    grouped, keyed = _grouped(lines, shape)
     wanted = (sf.col("_set") == _BLOCKS_SET) | (
         (sf.col("_set") == _IDS_SET) & sf.col(_AID).isNotNull() & (sf.col("_n") > 1)
     )
@@ -147,15 +146,7 @@ def plan(
     )
 
 
-def _grouped(
-    lines: DataFrame,
-    *,
-    header_line: str,
-    delimiter: str,
-    n_fields: int,
-    id_position: int | None,
-    multiline: bool,
-) -> tuple[DataFrame, DataFrame]:
+def _grouped(lines: DataFrame, shape: LineShape) -> tuple[DataFrame, DataFrame]:
     """The pass's query (grouping sets: one scan, one shuffle): per split its lines, its first
     sequence number and whether that line is a header, and its unfit and header lines; per
     readable assessment id its lines and first sequence number. Also the ids' own frame, for
@@ -164,13 +155,15 @@ def _grouped(
 
     from pamlib.spark import _BLOCK, _FILE, _SEQ
 
+    header_line, delimiter, n_fields = shape.header_line, shape.delimiter, shape.n_fields
+    id_position = shape.id_position
     value, seq = sf.col(_VALUE), sf.col(_SEQ)
     # what Spark's line reader skips (every character U+0020 or below) or may split otherwise
     blank = sf.when(sf.ascii(value) <= 32, value.rlike("^[\\x00-\\x20]*$")).otherwise(False)
     quoted = value.contains(_QUOTE)
     odd = sf.when(quoted, ~value.rlike(well_formed(delimiter, java=True))).otherwise(False)
     unfit = odd | blank | ~sf.is_valid_utf8(value)
-    if multiline:
+    if shape.multiline:
         unfit |= value.contains("\r")
     header = (value == sf.lit(header_line)) | (value == sf.lit("\ufeff" + header_line))
     if id_position is None:

@@ -592,14 +592,14 @@ def _as_lines(
     multiline = described.get("options", {}).get("multiLine") == "true"
     lines = _spark_lines.lines_frame(df.sparkSession, str(described["source"]), multiline=multiline)
     id_position = aid_position if duplicates == "global" else None
-    found = _spark_lines.plan(
-        lines,
+    shape = _spark_lines.LineShape(
         header_line=str(line),
         delimiter=delimiter,
         n_fields=len(header),
         id_position=id_position,
         multiline=multiline,
     )
+    found = _spark_lines.plan(lines, shape)
     if found is None:
         log.debug("the export's lines are not its records: Spark's CSV reader splits them")
         return None

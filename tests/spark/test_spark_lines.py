@@ -236,6 +236,35 @@ def test_an_export_changed_between_the_count_and_the_job_stops_the_job(
 
 # -- the split alone, against the csv module (no Spark) ----------------------------------------
 
+HEADER = ("x", "y", "z")
+
+
+def _split_alone(lines: list[str], delimiter: str, *, block: int = 0, before: int = 0) -> Any:
+    """What a task makes of ``lines``, one split of a file, ``before`` rows after its start."""
+    import pyarrow as pa
+
+    from pamlib._spark_lines import LinesPlan, LineSplitter
+    from pamlib.spark import _BLOCK, _FILE, _SEQ
+
+    plan = LinesPlan(
+        n_read=len(lines),
+        before={("f.csv", block): before},
+        rows={("f.csv", block): len(lines)},
+        headers=frozenset(),
+        repeats={},
+    )
+    batch = pa.RecordBatch.from_pydict(
+        {
+            "value": pa.array(lines, pa.string()),
+            _FILE: pa.array(["f.csv"] * len(lines)),
+            _BLOCK: pa.array([block] * len(lines), pa.int64()),
+            _SEQ: pa.array(range(len(lines)), pa.int64()),
+        }
+    )
+    [out] = list(LineSplitter(plan=plan, header=HEADER, delimiter=delimiter)(iter([batch])))
+    return out
+
+
 _FIELD = st.text(st.sampled_from("ab9 -é\t;\ufeff"), max_size=4)
 
 
@@ -249,35 +278,17 @@ def test_a_batch_of_lines_splits_as_spark_s_reader_splits_it(
     """Lines of three fields split into three text columns (empty fields null, as Spark reads
     them); lines of any other number of fields whole in ``_corrupt_record`` — numbered in
     order from the rows before their split."""
-    import pyarrow as pa
 
-    from pamlib._spark_lines import LinesPlan, LineSplitter
-    from pamlib.spark import _BLOCK, _FILE, _FIRST, _ROW, _SEQ, CORRUPT_COLUMN
+    from pamlib.spark import _FIRST, _ROW, CORRUPT_COLUMN
 
-    header = ("x", "y", "z")
     lines = [delimiter.join(f.replace(delimiter, "") for f in row) for row in rows]
-    plan = LinesPlan(
-        n_read=len(lines),
-        before={("f.csv", 4096): 10},
-        rows={("f.csv", 4096): len(lines)},
-        headers=frozenset(),
-        repeats={},
-    )
-    batch = pa.RecordBatch.from_pydict(
-        {
-            "value": pa.array(lines, pa.string()),
-            _FILE: pa.array(["f.csv"] * len(lines)),
-            _BLOCK: pa.array([4096] * len(lines), pa.int64()),
-            _SEQ: pa.array(range(len(lines)), pa.int64()),
-        }
-    )
-    [out] = list(LineSplitter(plan=plan, header=header, delimiter=delimiter)(iter([batch])))
+    out = _split_alone(lines, delimiter, block=4096, before=10)
     assert out.column(_ROW).to_pylist() == list(range(11, 11 + len(lines)))
     assert out.column(_FIRST).to_pylist() == [True] * len(lines)
     for k, line in enumerate(lines):
         found = list(csv.reader(io.StringIO(line), delimiter=delimiter, quoting=csv.QUOTE_NONE))
         fields = found[0] if found else [""]
-        got = [out.column(name)[k].as_py() for name in header]
+        got = [out.column(name)[k].as_py() for name in HEADER]
         if len(fields) == 3:
             assert got == [f or None for f in fields]
             assert out.column(CORRUPT_COLUMN)[k].as_py() is None
@@ -305,38 +316,20 @@ def test_a_batch_of_quoted_lines_splits_as_spark_s_reader_splits_it(
     those of three fields split into the written values (a quoted empty field empty, a bare
     one null, as Spark reads them), the others whole in ``_corrupt_record`` — also where
     pyarrow cannot say which line it could not split, and each line is split alone."""
-    import pyarrow as pa
+    from pamlib._spark_lines import LineSplitter
+    from pamlib.spark import CORRUPT_COLUMN
 
-    from pamlib._spark_lines import LinesPlan, LineSplitter
-    from pamlib.spark import _BLOCK, _FILE, _SEQ, CORRUPT_COLUMN
-
-    header = ("x", "y", "z")
     lines = []
     for row in rows:
         text = io.StringIO()
         csv.writer(text, delimiter=delimiter, quoting=quoting, lineterminator="").writerow(row)
         lines.append(text.getvalue())
-    plan = LinesPlan(
-        n_read=len(lines),
-        before={("f.csv", 0): 0},
-        rows={("f.csv", 0): len(lines)},
-        headers=frozenset(),
-        repeats={},
-    )
-    batch = pa.RecordBatch.from_pydict(
-        {
-            "value": pa.array(lines, pa.string()),
-            _FILE: pa.array(["f.csv"] * len(lines)),
-            _BLOCK: pa.array([0] * len(lines), pa.int64()),
-            _SEQ: pa.array(range(len(lines)), pa.int64()),
-        }
-    )
     with pytest.MonkeyPatch.context() as patch:
         if line_by_line:
             patch.setattr(LineSplitter, "_split", _unnumbered(LineSplitter._split))
-        [out] = list(LineSplitter(plan=plan, header=header, delimiter=delimiter)(iter([batch])))
+        out = _split_alone(lines, delimiter)
     for k, (row, line) in enumerate(zip(rows, lines, strict=True)):
-        got = [out.column(name)[k].as_py() for name in header]
+        got = [out.column(name)[k].as_py() for name in HEADER]
         if len(row) == 3 and line:
             bare = [not cell.startswith('"') for cell in _cells(line, delimiter)]
             assert got == [None if b and not v else v for v, b in zip(row, bare, strict=True)]
