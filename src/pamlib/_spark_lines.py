@@ -383,7 +383,6 @@ class LineSplitter:
         """``n`` lines split by pyarrow: with ``quoted``, lines of another number of fields are
         left out and their indices added to ``bad``."""
         import pyarrow as pa
-        import pyarrow.csv as pcsv
 
         if n == 0:
             return [pa.array([], pa.string()) for _ in self.header]
@@ -395,7 +394,21 @@ class LineSplitter:
             bad.append(-1 if row.number is None else int(row.number) - 1)
             return "skip"
 
-        table = pcsv.read_csv(
+        try:
+            table = self._read(data, names, quoted=quoted, skip=skip)
+        except pa.ArrowInvalid:  # bytes not valid UTF-8: not the lines the pass read
+            raise ChangedExportError(
+                "the export changed while it was scored: a line not valid UTF-8"
+            ) from None
+        if table.num_rows + len(bad) != n:
+            raise ChangedExportError("the export changed while it was scored: a line split")
+        return [c.combine_chunks() for c in table.columns]
+
+    def _read(self, data: bytes, names: list[str], *, quoted: bool, skip: Any) -> Any:
+        import pyarrow as pa
+        import pyarrow.csv as pcsv
+
+        return pcsv.read_csv(
             pa.BufferReader(data + b"\n"),
             read_options=pcsv.ReadOptions(
                 column_names=names, use_threads=False, block_size=len(data) + 64
@@ -413,12 +426,10 @@ class LineSplitter:
                 strings_can_be_null=True,
                 null_values=[""],
                 quoted_strings_can_be_null=False,
-                check_utf8=False,  # Spark's strings, valid UTF-8 (checked before the job)
+                # valid UTF-8 when the pass read them; ASCII needs no second look
+                check_utf8=not data.isascii(),
             ),
         )
-        if table.num_rows + len(bad) != n:
-            raise ChangedExportError("the export changed while it was scored: a line split")
-        return [c.combine_chunks() for c in table.columns]
 
     def _first(self, batch: Any, ids: Any, wanted: Any) -> Any:
         """Whether each row's assessment id comes there first in file order: only rows whose

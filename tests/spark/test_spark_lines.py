@@ -9,6 +9,7 @@ import io
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -239,7 +240,7 @@ def test_an_export_changed_between_the_count_and_the_job_stops_the_job(
 HEADER = ("x", "y", "z")
 
 
-def _split_alone(lines: list[str], delimiter: str, *, block: int = 0, before: int = 0) -> Any:
+def _split_alone(lines: Any, delimiter: str, *, block: int = 0, before: int = 0) -> Any:
     """What a task makes of ``lines``, one split of a file, ``before`` rows after its start."""
     import pyarrow as pa
 
@@ -255,7 +256,7 @@ def _split_alone(lines: list[str], delimiter: str, *, block: int = 0, before: in
     )
     batch = pa.RecordBatch.from_pydict(
         {
-            "value": pa.array(lines, pa.string()),
+            "value": lines if isinstance(lines, pa.Array) else pa.array(lines, pa.string()),
             _FILE: pa.array(["f.csv"] * len(lines)),
             _BLOCK: pa.array([block] * len(lines), pa.int64()),
             _SEQ: pa.array(range(len(lines)), pa.int64()),
@@ -418,3 +419,18 @@ def test_the_well_formed_patterns_agree_with_a_plain_oracle(line: str, delimiter
     assert (re.search(well_formed(delimiter, java=True), line) is not None) is expected
     found = pc.match_substring_regex(pa.array([line]), well_formed(delimiter, java=False))
     assert found[0].as_py() is expected
+
+
+def test_a_line_no_longer_valid_utf8_stops_the_task() -> None:
+    """Bytes that are not UTF-8 reach a task only if the file changed after the pass (which
+    refuses them): the task stops, saying so, rather than pass them on as text."""
+    import pyarrow as pa
+
+    from pamlib._spark_lines import ChangedExportError
+
+    raw = b"a\xff,b,c"
+    values = pa.Array.from_buffers(
+        pa.string(), 1, [None, pa.py_buffer(np.array([0, len(raw)], np.int32)), pa.py_buffer(raw)]
+    )
+    with pytest.raises(ChangedExportError, match="not valid UTF-8"):
+        _split_alone(values, ",")
