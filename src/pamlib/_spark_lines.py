@@ -304,22 +304,22 @@ class LineSplitter:
         if n == 0:
             return None
         values = batch.column(_VALUE)
-        files = batch.column(_FILE).to_pylist()
+        files = batch.column(_FILE)
         blocks = batch.column(_BLOCK).to_numpy(zero_copy_only=False)
         numbers = np.empty(n, dtype=np.int64)
-        start = 0
-        while start < n:  # a task reads its splits one after the other: runs of one split
-            split = (str(files[start]), int(blocks[start]))
-            end = start + 1
-            while end < n and files[end] == files[start] and blocks[end] == blocks[start]:
-                end += 1
+        # A task reads its splits one after the other: the batch is runs of one split each,
+        # found by comparing neighbours (not row by row in Python).
+        changed = blocks[1:] != blocks[:-1]
+        changed |= pc.not_equal(files[1:], files[:-1]).to_numpy(zero_copy_only=False)
+        starts = [0, *(np.flatnonzero(changed) + 1).tolist()]
+        for start, end in zip(starts, [*starts[1:], n], strict=True):
+            split = (str(files[start].as_py()), int(blocks[start]))
             done = seen.get(split, 0)
             first = self.plan.before.get(split)
             if first is None:
                 raise ChangedExportError("the export changed while it was scored: a new split")
             numbers[start:end] = np.arange(first + done + 1, first + done + 1 + end - start)
             seen[split] = done + end - start
-            start = end
         columns, fit = self._split(values)
         if not fit.all():
             at = np.cumsum(fit) - 1

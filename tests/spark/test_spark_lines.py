@@ -434,3 +434,35 @@ def test_a_line_no_longer_valid_utf8_stops_the_task() -> None:
     )
     with pytest.raises(ChangedExportError, match="not valid UTF-8"):
         _split_alone(values, ",")
+
+
+def test_a_batch_of_several_splits_numbers_each_from_its_own_start() -> None:
+    """A task packs splits of several files: each run of one split in a batch is numbered on
+    from the rows of its file before it, across batches too."""
+    import pyarrow as pa
+
+    from pamlib._spark_lines import LinesPlan, LineSplitter
+    from pamlib.spark import _BLOCK, _FILE, _ROW, _SEQ
+
+    splits = [("a.csv", 0, 3), ("a.csv", 4096, 2), ("b.csv", 4096, 4)]
+    plan = LinesPlan(
+        n_read=9,
+        before={("a.csv", 0): 0, ("a.csv", 4096): 3, ("b.csv", 4096): 10},
+        rows={(f, b): n for f, b, n in splits},
+        headers=frozenset(),
+        repeats={},
+    )
+    keys = [(f, b) for f, b, n in splits for _ in range(n)]
+    batches = [
+        pa.RecordBatch.from_pydict(
+            {
+                "value": pa.array(["x,y,z"] * len(part)),
+                _FILE: pa.array([f for f, _ in part]),
+                _BLOCK: pa.array([b for _, b in part], pa.int64()),
+                _SEQ: pa.array(range(start, start + len(part)), pa.int64()),
+            }
+        )
+        for start, part in ((0, keys[:4]), (4, keys[4:7]), (7, keys[7:]))
+    ]
+    out = list(LineSplitter(plan=plan, header=HEADER, delimiter=",")(iter(batches)))
+    assert [r for b in out for r in b.column(_ROW).to_pylist()] == [1, 2, 3, 4, 5, 11, 12, 13, 14]
