@@ -146,7 +146,7 @@ def lines_pass(target):  # the pass score() runs first when it reads the export 
     _spark_lines.plan(_spark_lines.lines_frame(spark, source, multiline=False), shape)
 
 def counting_pass(target):  # the pass score() runs first: rows per split, repeated ids
-    ps._blocks_and_repeats(read, "assessment_id")
+    ps._blocks_and_repeats(read, "assessment_id", tuple(header))
 
 def row_counts(target):  # its row counts alone: the CSV read, rows counted per split
     from pyspark.sql import functions as sf

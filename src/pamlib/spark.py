@@ -527,7 +527,7 @@ def score(
     id_column = None
     if duplicates == "global" and aid_position is not None:
         id_column = header[aid_position]
-    numbered, n_read = _numbered(df, id_column)
+    numbered, n_read = _numbered(df, id_column, header)
     if duplicates == "partition":
         numbered = numbered.sortWithinPartitions(_FILE, _ROW)
     combined = numbered.select(
@@ -631,7 +631,9 @@ def _resolve_schema(scorer: TableScorer, header: tuple[str, ...]) -> None:
     scorer.score(empty, first_occurrence=first)
 
 
-def _numbered(df: DataFrame, id_column: str | None) -> tuple[DataFrame, int]:
+def _numbered(
+    df: DataFrame, id_column: str | None, header: tuple[str, ...]
+) -> tuple[DataFrame, int]:
     """Each row's number in its file (1 for the first record after the header) and, with
     ``id_column``, whether its assessment id comes there first (:data:`_FIRST`); also the
     number of rows read (the summary's ``read``, counted from the export itself).
@@ -645,7 +647,7 @@ def _numbered(df: DataFrame, id_column: str | None) -> tuple[DataFrame, int]:
     """
     from pyspark.sql import functions as sf
 
-    found = None if id_column is None else _blocks_and_repeats(df, id_column)
+    found = None if id_column is None else _blocks_and_repeats(df, id_column, header)
     if found is None:
         blocks = (
             df.groupBy(_FILE, _BLOCK)
@@ -654,7 +656,7 @@ def _numbered(df: DataFrame, id_column: str | None) -> tuple[DataFrame, int]:
         )
         numbered, n_read = _with_rows(df, blocks)
         if id_column is not None:  # too many repeats for the driver: join them to the rows
-            return _joined_repeats(numbered, id_column), n_read
+            return _joined_repeats(numbered, id_column, header), n_read
         return numbered.withColumn(_FIRST, sf.lit(True)), n_read
     blocks, repeats = found
     numbered, n_read = _with_rows(df, blocks)
@@ -699,8 +701,26 @@ _BROADCAST_REPEATS = 100_000
 _BLOCKS_SET, _IDS_SET = 1, 6  # grouping_id() of (file, block) and of (id) among the three
 
 
+def _readable(id_column: str, header: tuple[str, ...]) -> Column:
+    """Whether a row's assessment id counts as an occurrence: the row is one Spark's CSV reader
+    could split (no ``_corrupt_record``) and the id is there.
+
+    Spark parses only the columns a query needs, and a record is then corrupt only if those
+    are missing: a line with more fields than the header, read for its id alone, is not — yet
+    it is when the job reads every column, and ``pamlib score`` rejects it. Counting its id
+    would turn the id's true first occurrence into a repeat. So the condition also looks at
+    every column's length in bytes (cheap, never negative), which makes Spark parse the whole
+    record: a condition that could be folded away (a hash of the columns is never null)
+    would not. A test holds the pass's read schema to every column."""
+    from pyspark.sql import functions as sf
+
+    whole = sf.coalesce(sf.greatest(*(sf.octet_length(f"`{c}`") for c in header)), sf.lit(0))
+    aid = sf.col(f"`{id_column}`")
+    return sf.col(CORRUPT_COLUMN).isNull() & aid.isNotNull() & (whole >= 0)
+
+
 def _blocks_and_repeats(
-    df: DataFrame, id_column: str
+    df: DataFrame, id_column: str, header: tuple[str, ...]
 ) -> tuple[list[Any], list[tuple[str, str, int, int]]] | None:
     """Every split's row count and first sequence number, and each assessment id that repeats
     with the (file, split, sequence) of its first occurrence in file order (files in name
@@ -714,7 +734,7 @@ def _blocks_and_repeats(
     from pyspark.sql import functions as sf
 
     aid = sf.col(f"`{id_column}`")
-    readable = sf.col(CORRUPT_COLUMN).isNull() & aid.isNotNull()
+    readable = _readable(id_column, header)
     keyed = df.select(_FILE, _BLOCK, _SEQ, sf.when(readable, aid).alias("_pamlib_aid"))
     grouped = keyed.groupingSets(
         [(_FILE, _BLOCK), ("_pamlib_aid",)], _FILE, _BLOCK, "_pamlib_aid"
@@ -805,13 +825,13 @@ def _first_occurrences(keyed: DataFrame, ids: list[str]) -> list[tuple[str, str,
     ]
 
 
-def _joined_repeats(df: DataFrame, id_column: str) -> DataFrame:
+def _joined_repeats(df: DataFrame, id_column: str, header: tuple[str, ...]) -> DataFrame:
     """Mark each row whose assessment id has not been seen earlier in file order by joining the
     ids that repeat back to the rows: for when too many repeat to send them to every task."""
     from pyspark.sql import functions as sf
 
     aid = sf.col(f"`{id_column}`")
-    readable = df.where(sf.col(CORRUPT_COLUMN).isNull() & aid.isNotNull())
+    readable = df.where(_readable(id_column, header))
     repeats = (
         readable.groupBy(aid.alias("_pamlib_aid"))
         .agg(

@@ -138,6 +138,18 @@ def _rewrite(source: Path, target: Path, change: Any) -> Path:
         pytest.param(lambda t: t.replace("site-1", "sité-\ufffd"), True, True, id="U+FFFD"),
         pytest.param(lambda t: t.replace("A00012,", "A00012,,,", 1), False, True, id="more fields"),
         pytest.param(
+            lambda t: t.replace(",A00005,", ",A00090,,", 1),
+            False,
+            True,
+            id="more fields, a later id",
+        ),
+        pytest.param(
+            lambda t: t.replace(",A00005,", ",A00090\n", 1),
+            False,
+            True,
+            id="fewer fields, a later id",
+        ),
+        pytest.param(
             lambda t: t.replace("P0012,A00012,", '"P0012","A00012",', 1), True, True, id="quoted"
         ),
         pytest.param(

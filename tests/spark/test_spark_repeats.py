@@ -156,3 +156,54 @@ def test_ids_repeated_across_files_of_different_sizes_are_pamlib_score_s(  # noq
     assert summary.n_read == expected.summary.n_read
     assert summary.rejected_by_code == expected.summary.rejected_by_code
     run.unpersist()
+
+
+@pytest.mark.parametrize("limit", [None, 0], ids=["repeats sent to tasks", "repeats joined"])
+@pytest.mark.parametrize("multiline", [False, True])
+def test_a_line_wider_than_the_header_is_not_its_id_s_first_occurrence(
+    spark: Any, tmp_path: Path, multiline: bool, limit: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Spark's CSV reader marks a record corrupt only where a query reads every column; the
+    pass that finds repeats reads the ids, and must not count the id of a record the job then
+    rejects for its field count (``pamlib score`` does not)."""
+    import pamlib.spark as ps
+
+    export = make_export(tmp_path, n=120, quotes=False)
+    path = tmp_path / "wide.csv"
+    text = export.path.read_text(encoding="utf-8")
+    path.write_text(text.replace(",A00005,", ",A00090,,", 1), encoding="utf-8")
+    expected = TableScorer(mapping=MAPPING, provider="demo").score_source(path)
+    assert (91, "duplicate-assessment-id") not in {  # the line after the header's, 90 on
+        (r["row"], r["code"]) for r in expected.rejects.to_pylist()
+    }
+    monkeypatch.setattr(ps, "_READ_LINES", False)
+    if limit is not None:
+        monkeypatch.setattr(ps, "_BROADCAST_REPEATS", limit)
+    df = ps.read_export(spark, str(path), mapping=MAPPING, multiline=multiline)
+    run = ps.score(df, provider="demo")
+    assert not read_as_lines(run)
+    rejects = sorted((r["row"], r["code"], r["message"]) for r in run.rejects.collect())
+    assert rejects == sorted(  # one record a line: record n is line n + 1
+        (r["row"] - 1, r["code"], r["message"]) for r in expected.rejects.to_pylist()
+    )
+    assert run.summary().rejected_by_code == expected.summary.rejected_by_code
+    run.unpersist()
+
+
+def test_the_pass_reads_every_column_of_the_records(spark: Any, tmp_path: Path) -> None:
+    """What keeps the pass's corrupt records those of the job (see the test above): Spark
+    parses every column for it."""
+    import pamlib.spark as ps
+
+    export = make_export(tmp_path, n=120, quotes=False)
+    df = ps.read_export(spark, str(export.path), mapping=MAPPING)
+    header = tuple(c for c in df.columns if c not in ps.KEY_COLUMNS)
+    keyed = df.select(ps._readable("assessment_id", header).alias("readable"))
+    spark.conf.set("spark.sql.maxMetadataStringLength", "10000")  # the whole read schema
+    try:
+        plan = keyed._jdf.queryExecution().executedPlan().toString()
+    finally:
+        spark.conf.unset("spark.sql.maxMetadataStringLength")
+    read = next(line for line in plan.splitlines() if "ReadSchema" in line)
+    schema = read[read.index("ReadSchema") :]
+    assert all(f"{c}:" in schema for c in header), schema
