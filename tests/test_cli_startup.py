@@ -29,6 +29,8 @@ from pamlib.plugins import DEFAULT_PLUGINS, _candidates
 #: plugins) need: scoring a plain CSV file never imports them.
 NOT_FOR_SCORE = (
     "cattrs",
+    "email",  # importlib.metadata's: no distribution but pamlib's declares plugins here
+    "importlib.metadata",
     "pamlib._config",
     "pamlib.formats._mapping_file",
     "pamlib.reporting",
