@@ -1180,8 +1180,9 @@ def _others_declare_plugins() -> bool:
             low = child.name.lower()
             if not (low.endswith((".dist-info", ".egg-info")) or (egg and low == "egg-info")):
                 continue
-            try:
-                data = Path(child.path, "entry_points.txt").read_bytes()
+            try:  # a Path for each of a hundred distributions would double what this costs
+                with open(f"{child.path}/entry_points.txt", "rb") as f:  # noqa: PTH123
+                    data = f.read()
             except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError):
                 continue  # none, or unreadable: importlib.metadata skips it too
             except OSError:
