@@ -314,6 +314,8 @@ def _may_be_marked(value: object) -> bool:
     if type(value) is types.FunctionType:
         own = value.__dict__
         return _MARKER in own or "__func__" in own
+    if isinstance(value, type) or type(value) is types.ModuleType:
+        return False  # most of what a module imports: inspect.isroutine says no, more slowly
     return inspect.isroutine(value)
 
 
