@@ -29,6 +29,8 @@ from pamlib.plugins import DEFAULT_PLUGINS, _candidates
 #: plugins) need: scoring a plain CSV file never imports them.
 NOT_FOR_SCORE = (
     "cattrs",
+    "email",  # importlib.metadata's: no distribution but pamlib's declares plugins here
+    "importlib.metadata",
     "pamlib._config",
     "pamlib.formats._mapping_file",
     "pamlib.reporting",
@@ -234,11 +236,28 @@ def test_stand_ins_list_every_name_pluggy_would_take() -> None:
         assert taken, name
 
 
-def test_the_collector_runs_again_once_the_command_line_has_started(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["plugins", "--json"],
+        ["score", "in.csv", "--provider", "demo", "-o", "out.csv", "--no-progress"],
+        ["score", "in.csv", "--provider", "demo", "-o", "out.csv", "--recommend"],
+    ],
+)
+def test_the_collector_runs_again_once_the_command_line_has_started(
+    tmp_path: Path, argv: list[str]
+) -> None:
     """``run`` holds the garbage collector off while it starts up, never for the command's
-    work: by then it is on again, with what start-up made frozen out of its way."""
+    work: by then it is on again, with what start-up made frozen out of its way (``score``
+    settles itself, once its pipeline and plugins are loaded)."""
+    header = "assessment_id,patient_id,assessed_on,instrument," + ",".join(
+        f"q{k:02d}" for k in range(1, 14)
+    )
+    (tmp_path / "in.csv").write_text(
+        header + "\na1,p1,2025-03-01,PAM-13," + ",".join(["3"] * 13) + "\n", encoding="utf-8"
+    )
     code = (
-        "import gc, sys\nimport pamlib.cli\nsys.argv = ['pamlib', 'plugins', '--json']\n"
+        f"import gc, sys\nimport pamlib.cli\nsys.argv = ['pamlib', *{argv!r}]\n"
         "try:\n    pamlib.cli.run()\nexcept SystemExit as exc:\n    status = exc.code\n"
         "print(status, gc.isenabled(), gc.get_freeze_count() > 0, file=sys.stderr)"
     )

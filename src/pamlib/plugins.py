@@ -34,7 +34,7 @@ import threading
 import types
 from collections.abc import Callable, Generator, Iterable, Mapping
 from functools import partial
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -46,8 +46,6 @@ from pamlib._version import __version__
 from pamlib.errors import PamlibError, PluginError
 
 if TYPE_CHECKING:
-    import importlib.metadata
-
     from pamlib.assessment import Assessment
     from pamlib.formats.base import Format
     from pamlib.instruments import Instrument, InstrumentRegistry
@@ -79,8 +77,10 @@ ALLOW_ENV = "PAMLIB_PLUGINS"
 
 #: Modules holding pamlib's own hook implementations, registered before any installed plugin, in
 #: this order. They are declared as entry points of the ``pamlib`` group, as a third party's
-#: plugins are, and loaded through them (the disable list applies to them the same way); this
-#: tuple orders them and stands in for pamlib's metadata where a source tree runs uninstalled.
+#: plugins are (the disable list applies to them the same way), but imported by name: each entry
+#: point names its module and nothing in it, so loading it is that import, and reading pamlib's
+#: metadata to find them (importing :mod:`importlib.metadata` and the ``email`` package) was a
+#: tenth of what ``pamlib score`` cost to start.
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "pamlib.builtin.catalogue",
     "pamlib.scoring.raw_sum",
@@ -314,6 +314,8 @@ def _may_be_marked(value: object) -> bool:
     if type(value) is types.FunctionType:
         own = value.__dict__
         return _MARKER in own or "__func__" in own
+    if isinstance(value, type) or type(value) is types.ModuleType:
+        return False  # most of what a module imports: inspect.isroutine says no, more slowly
     return inspect.isroutine(value)
 
 
@@ -524,10 +526,8 @@ class PluginHost:
         self._cache: dict[str, Any] = {}
         self._warned: set[tuple[str, str, str]] = set()
         self._lock = threading.RLock()
-        declared = _builtin_entry_points()
         for module_name in DEFAULT_PLUGINS:
-            ep = declared.get(module_name)
-            load = ep.load if ep is not None else partial(importlib.import_module, module_name)
+            load = partial(importlib.import_module, module_name)
             self._load(module_name, __version__, True, load)
         if load_entry_points:
             self._load_entry_points()
@@ -765,6 +765,8 @@ class PluginHost:
         log.warning("plugin %r disabled: %s", record.name, describe_failure(cause))
 
     def _load_entry_points(self) -> None:
+        if not _others_declare_plugins():
+            return  # pamlib's own, already loaded by name: nothing else to load
         import importlib.metadata
 
         eps = importlib.metadata.entry_points(group=hookspecs.PROJECT_NAME)
@@ -1147,22 +1149,70 @@ def _check_roster(
         )
 
 
-@functools.cache
-def _builtin_entry_points() -> dict[str, importlib.metadata.EntryPoint]:
-    """pamlib's own entry points of the ``pamlib`` group, by name, where each names the module
-    :data:`DEFAULT_PLUGINS` expects (none where pamlib runs from a source tree without its
-    metadata). Read once: a distribution's metadata does not change while it runs."""
-    import importlib.metadata
+def _others_declare_plugins() -> bool:
+    """Whether :func:`importlib.metadata.entry_points` may find, in the ``pamlib`` group, an
+    entry point other than pamlib's own built-ins (which the host has loaded by then, and skips).
 
+    Read as :mod:`importlib.metadata` reads it, without importing it: the ``entry_points.txt`` of
+    every ``*.dist-info`` and ``*.egg-info`` folder in each :data:`sys.path` directory, its
+    ``[pamlib]`` section's names. Whatever this cannot read the same way — a path entry that is
+    a file (a zip), another finder of distributions, a file that is not UTF-8 or a line it
+    cannot parse — counts as yes, and the host asks :mod:`importlib.metadata`, which reads it
+    as before.
+    """
+    from importlib.machinery import PathFinder
+
+    for finder in sys.meta_path:
+        if finder is not PathFinder and hasattr(finder, "find_distributions"):
+            return True
+    builtins = frozenset(DEFAULT_PLUGINS)
+    entries: list[object] = list(sys.path)  # typed as str, but a program may put anything there
+    for entry in entries:
+        if not isinstance(entry, str):
+            return True
+        root = entry or "."
+        try:
+            children = list(os.scandir(root))
+        except OSError:
+            if Path(root).is_file():
+                return True
+            continue
+        egg = Path(root).name.lower().endswith(".egg")
+        for child in children:
+            low = child.name.lower()
+            if not (low.endswith((".dist-info", ".egg-info")) or (egg and low == "egg-info")):
+                continue
+            try:  # a Path for each of a hundred distributions would double what this costs
+                with open(f"{child.path}/entry_points.txt", "rb") as f:  # noqa: PTH123
+                    data = f.read()
+            except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError):
+                continue  # none, or unreadable: importlib.metadata skips it too
+            except OSError:
+                return True
+            if b"pamlib" in data and _declares_others(data, builtins):
+                return True
+    return False
+
+
+def _declares_others(data: bytes, builtins: frozenset[str]) -> bool:
+    """Whether an ``entry_points.txt`` names, in its ``[pamlib]`` section, anything but
+    ``builtins`` (parsed as :mod:`importlib.metadata` parses it; anything it could not parse the
+    same way counts as yes)."""
     try:
-        dist = importlib.metadata.distribution(hookspecs.PROJECT_NAME)
-    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - an uninstalled tree
-        return {}
-    return {
-        ep.name: ep
-        for ep in dist.entry_points
-        if ep.group == hookspecs.PROJECT_NAME and ep.name in DEFAULT_PLUGINS and ep.value == ep.name
-    }
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    section = None
+    for line in map(str.strip, text.splitlines()):
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            section = line.strip("[]")
+        elif section == hookspecs.PROJECT_NAME:
+            name, sep, _ = line.partition("=")
+            if not sep or name.strip() not in builtins:
+                return True
+    return False
 
 
 _default_host: PluginHost | None = None

@@ -102,7 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     debug = bool(getattr(args, "debug", False))
-    _settle()
+    if not getattr(args, "settles", False):  # else the command calls _settle() once started
+        _settle()
     from pamlib.formats.guard import clean_interrupts
 
     try:
@@ -174,7 +175,12 @@ def _settle() -> None:
     """Tell the collector that start-up is over: what it made so far (modules, classes, the
     parsers, the plugin host) lives as long as the process, so collections, and the one
     Python runs on every object at exit, skip it (:func:`gc.freeze`), and the collector,
-    off while it was made, runs again. Only in a process :func:`run` started."""
+    off while it was made, runs again. Only in a process :func:`run` started.
+
+    :func:`main` calls it before the command runs, unless the command's parser sets
+    ``settles``: a command that imports much of what it needs once it runs (``score``: the
+    pipeline, the plugins) calls it itself once those are loaded, so the collector does not
+    walk them, young, while they are made."""
     if _own_process:
         gc.freeze()
         gc.enable()

@@ -127,7 +127,7 @@ def add_parser(subparsers: Any) -> None:
         metavar="FILE",
         help="a site's tailoring rules file (repeatable; implies --recommend)",
     )
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, settles=True)  # _settle() once the pipeline and plugins are loaded
 
 
 def _options(args: argparse.Namespace) -> ReadOptions:
@@ -388,6 +388,7 @@ def _score_and_tailor(
     """Score into memory, tailor (a person's previous assessment may be anywhere in the file),
     then write: the rejects first, the tailored table last. Nothing is written and read back;
     NHS numbers link a person's rows without being written unless asked for."""
+    from pamlib.cli import _settle
     from pamlib.pipeline import TableScorer, default_rejects_path, write_rejects, write_scored
     from pamlib.plugins import get_host
     from pamlib.tailoring import tailor
@@ -403,6 +404,7 @@ def _score_and_tailor(
         else "the default rejects file (named after the output; set one with --rejects)",
     )
     host = get_host()
+    _settle()  # the plugins and the modules of the run are loaded
     scorer = TableScorer(
         provider=args.provider,
         calibration=args.calibration,

@@ -39,7 +39,6 @@ from pamlib.scoring._engine import (
     Estimator,
 )
 from pamlib.scoring.calibration import (
-    _ID_PATTERN,
     MAX_ABS_LOGIT,
     MAX_ABS_SCORE,
     MAX_DECIMALS,
@@ -57,6 +56,9 @@ from pamlib.scoring.calibration import (
 if TYPE_CHECKING:
     from pamlib.instruments import Instrument, InstrumentRegistry
     from pamlib.levels import CutpointRegistry
+
+#: What a calibration id looks like; compiled here, where files are read, not on every start.
+_ID_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 SCHEMA_ID: Final = "https://pamlib.readthedocs.io/en/latest/calibration.schema.json"
 

@@ -26,7 +26,6 @@ import hashlib
 import json
 import math
 import os
-import re
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -34,7 +33,6 @@ from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeVar
 
 import attrs
 
-from pamlib._documents import DocumentError, decode_utf8, parse_json, parse_toml
 from pamlib.errors import CalibrationError, LicensedContentError, Problem
 from pamlib.levels import round_half_away
 from pamlib.results import REPORTING_SCALE
@@ -77,8 +75,6 @@ MAX_DECIMALS: Final = 4
 MAX_ABS_SCORE: Final = 10_000.0
 #: The scale's slope, score points per logit, lies in [low, high].
 SLOPE_RANGE: Final = (0.01, 1000.0)
-_ID_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
-_DATE_PATTERN: Final = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 class CalibrationModel(enum.StrEnum):
@@ -101,6 +97,12 @@ class ExtremeResponse(enum.StrEnum):
     IGNORE = "ignore"
 
 
+def _float(value: float) -> float:
+    # float itself as the converter: attrs reads a builtin's signature by tokenising its text,
+    # about a million instructions for each field, on every start
+    return float(value)
+
+
 @attrs.frozen
 class Scale:
     """The reporting scale: ``intercept + slope·θ``, clipped to [min, max], rounded half away
@@ -111,10 +113,10 @@ class Scale:
     of the score exactly as reported.
     """
 
-    intercept: float = attrs.field(converter=float)
-    slope: float = attrs.field(converter=float)
-    min: float = attrs.field(converter=float)
-    max: float = attrs.field(converter=float)
+    intercept: float = attrs.field(converter=_float)
+    slope: float = attrs.field(converter=_float)
+    min: float = attrs.field(converter=_float)
+    max: float = attrs.field(converter=_float)
     decimals: int = 1
 
 
@@ -639,6 +641,8 @@ def load_calibration(
                 duplicates.append(key)
             out[key] = value
         return out
+
+    from pamlib._documents import DocumentError, decode_utf8, parse_json, parse_toml
 
     try:
         text = decode_utf8(data, name)
