@@ -374,6 +374,38 @@ def test_detection_reads_bytes_unchanged_or_stops(
             data.decode("utf-8")
 
 
+def _utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    parts=st.lists(
+        st.one_of(
+            st.binary(max_size=6),
+            st.text(max_size=6).map(lambda t: t.encode("utf-8", "surrogatepass")),
+            st.sampled_from([b"abc", b"\xc3", b"\xa9", b"\xe2\x82", b"\xac", b"\xf0\x9f\x98"]),
+        ),
+        max_size=12,
+    ),
+    block=st.integers(1, 9),
+)
+def test_the_utf8_check_skips_ascii_blocks_only_between_characters(
+    parts: list[bytes], block: int
+) -> None:
+    """The check says what decoding the whole gives, however the bytes fall in blocks: an
+    ASCII block right after an unfinished character fails it, as it fails the decoder."""
+    data = b"".join(parts)
+    blocks = iter([data[i : i + block] for i in range(0, len(data), block)])
+    assert encoding_module._is_utf8(blocks, complete=True) is _utf8(data)
+    assert not encoding_module._is_utf8(iter([b"ab\xc3", b"cd", b"\xa9ef"]), complete=True)
+    assert encoding_module._is_utf8(iter([b"ab\xc3", b"\xa9cd", b"ef"]), complete=True)
+
+
 CP1252_TEXT = st.text(st.sampled_from('abc ,;\r\n"0123éèüÜßÆ“”‘’–—…€™œŠ'), max_size=40)
 
 

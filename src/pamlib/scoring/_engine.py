@@ -343,9 +343,13 @@ Estimator: TypeAlias = WLE | MLE | EAP
 
 
 def _item_sum(weights: FloatArray, values: FloatArray) -> FloatArray:
-    acc: FloatArray = weights[0] * values[0]
-    for i in range(1, values.shape[0]):
-        acc += weights[i] * values[i]
+    # The products in one call, then added item by item in order: the same bits as multiplying
+    # each item's row apart, at half the NumPy calls (the scoring table's later fills solve a
+    # few hundred problems each, where the calls, not the arithmetic, are the cost).
+    products = weights * values
+    acc: FloatArray = products[0]
+    for i in range(1, products.shape[0]):
+        acc += products[i]
     return acc
 
 
