@@ -304,6 +304,21 @@ def _header_fields(
     return tuple(("" if v is None else str(v)) for v in rows[0]) if rows else None
 
 
+def _positional(position: int) -> str:
+    """The name the job's input gives the export's column at ``position``: pyspark's
+    ``mapInArrow`` looks each input column up by its name, which fails on a name holding a
+    backtick; the job gives the columns their header's names again (:meth:`_Job.__call__`)."""
+    return f"_pamlib_c{position}"
+
+
+def _column(name: str) -> Column:
+    """The column named ``name``, whatever it holds: quoted for Spark, a backtick in it doubled
+    (an export's header may name a column anything)."""
+    from pyspark.sql import functions as sf
+
+    return sf.col("`" + name.replace("`", "``") + "`")
+
+
 def read_export(
     spark: SparkSession,
     path: str,
@@ -400,7 +415,7 @@ def _export_frame(spark: SparkSession, described: Mapping[str, Any]) -> DataFram
     )
     frame = spark.read.options(**described["options"]).schema(schema).csv(described["source"])
     return frame.select(
-        *(sf.col(f"`{name}`") for name in header),
+        *(_column(name) for name in header),
         sf.col(CORRUPT_COLUMN),
         sf.col("_metadata.file_path").alias(_FILE),
         sf.col("_metadata.file_block_start").alias(_BLOCK),
@@ -531,7 +546,11 @@ def score(
     if duplicates == "partition":
         numbered = numbered.sortWithinPartitions(_FILE, _ROW)
     combined = numbered.select(
-        *(sf.col(f"`{c}`") for c in (*header, CORRUPT_COLUMN)), _FILE, _ROW, _FIRST
+        *(_column(c).alias(_positional(i)) for i, c in enumerate(header)),
+        sf.col(CORRUPT_COLUMN),
+        _FILE,
+        _ROW,
+        _FIRST,
     )
     return _run(
         scorer, providers, source=source, n_read=n_read, combined=combined, job=job, read=cached
@@ -648,7 +667,7 @@ def _numbered(
     from pyspark.sql import functions as sf
 
     found = None if id_column is None else _blocks_and_repeats(df, id_column, header)
-    if found is None:
+    if id_column is None or found is None:
         blocks = (
             df.groupBy(_FILE, _BLOCK)
             .agg(sf.count(sf.lit(1)).alias("_n"), sf.min(_SEQ).alias("_first_seq"))
@@ -665,7 +684,7 @@ def _numbered(
     table = df.sparkSession.createDataFrame(
         repeats, f"_pamlib_aid string, {_FIRST_FILE} string, _first_block long, _first_seq long"
     )
-    aid = sf.col(f"`{id_column}`")
+    aid = _column(id_column)
     joined = numbered.join(sf.broadcast(table), aid == sf.col("_pamlib_aid"), "left")
     first: Column = sf.col(_FIRST_FILE).isNull() | (
         (sf.col(_FIRST_FILE) == sf.col(_FILE))
@@ -714,8 +733,8 @@ def _readable(id_column: str, header: tuple[str, ...]) -> Column:
     would not. A test holds the pass's read schema to every column."""
     from pyspark.sql import functions as sf
 
-    whole = sf.coalesce(sf.greatest(*(sf.octet_length(f"`{c}`") for c in header)), sf.lit(0))
-    aid = sf.col(f"`{id_column}`")
+    whole = sf.coalesce(sf.greatest(*(sf.octet_length(_column(c)) for c in header)), sf.lit(0))
+    aid = _column(id_column)
     return sf.col(CORRUPT_COLUMN).isNull() & aid.isNotNull() & (whole >= 0)
 
 
@@ -733,7 +752,7 @@ def _blocks_and_repeats(
     for the ids it could not place only."""
     from pyspark.sql import functions as sf
 
-    aid = sf.col(f"`{id_column}`")
+    aid = _column(id_column)
     readable = _readable(id_column, header)
     keyed = df.select(_FILE, _BLOCK, _SEQ, sf.when(readable, aid).alias("_pamlib_aid"))
     grouped = keyed.groupingSets(
@@ -830,7 +849,7 @@ def _joined_repeats(df: DataFrame, id_column: str, header: tuple[str, ...]) -> D
     ids that repeat back to the rows: for when too many repeat to send them to every task."""
     from pyspark.sql import functions as sf
 
-    aid = sf.col(f"`{id_column}`")
+    aid = _column(id_column)
     readable = df.where(_readable(id_column, header))
     repeats = (
         readable.groupBy(aid.alias("_pamlib_aid"))
@@ -906,8 +925,7 @@ class _Job:
 
     def __call__(self, batches: Iterator[Any]) -> Iterator[Any]:
         try:
-            if self.lines is not None:
-                batches = self.lines(batches)
+            batches = self.lines(batches) if self.lines is not None else self._named(batches)
             base = _scorer(self.payload, self.digest)
             runs: dict[str, TableScorer] = {}
             if self.collect is None:
@@ -925,6 +943,13 @@ class _Job:
             self.collect.add(collected)  # sent to the driver when the task succeeds
         except PamlibError as error:
             raise SparkJobError(f"pamlib: {error}") from None
+
+    def _named(self, batches: Iterator[Any]) -> Iterator[Any]:
+        """The batches Spark's CSV reader split, their columns named as in the header again
+        (:func:`_positional`)."""
+        n = len(self.header)
+        for batch in batches:
+            yield batch.rename_columns([*self.header, *batch.schema.names[n:]])
 
     def _batch(
         self, base: TableScorer, runs: dict[str, TableScorer], batch: Any
@@ -1385,7 +1410,7 @@ class SparkRun:
         from pyspark.sql import functions as sf
 
         return rows.select(
-            *(sf.col(f"`{c}`") for c in self.scored_columns),
+            *(_column(c) for c in self.scored_columns),
             sf.col(_FILE).alias(SCORED_KEY_COLUMNS[0]),
             sf.col(_ROW).alias(SCORED_KEY_COLUMNS[1]),
         )
@@ -1621,7 +1646,7 @@ def _patient_bucket(frame: DataFrame, buckets: int) -> Column:
     from pyspark.sql import functions as sf
 
     def present(name: str) -> Column:
-        value = sf.col(f"`{name}`")
+        value = _column(name)
         return value.isNotNull() & (value != "")
 
     key = sf.when(present("patient_id"), sf.col("patient_id"))

@@ -14,6 +14,7 @@ from pamlib.errors import ConfigurationError
 from pamlib.pipeline import ScoreRun, TableScorer
 from tests.calibrations import rsm_document
 from tests.spark.exports import MAPPING, Export, make_export
+from tests.spark.test_spark_lines import read_as_lines
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:py4j")
 
@@ -177,6 +178,31 @@ def test_writing_first_scores_and_writes_in_one_job_with_the_same_output(
     assert _in_order(rejected, "source", "row", "code") == expected_rejects
     assert json.loads((target / "summary.json").read_text())["n_rejected"] == len(expected_rejects)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temporary left
+
+
+@pytest.mark.parametrize("lines", [True, False], ids=["as lines", "split by Spark"])
+def test_a_column_named_with_a_backtick_and_a_dot_is_scored_and_written(
+    spark: Any, tmp_path: Path, lines: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Spark reads a backtick or a dot in a column name as syntax; an export's header may hold
+    either, and ``pamlib score`` reads it as text."""
+    import pamlib.spark as ps
+
+    export = make_export(tmp_path, n=120, quotes=False)
+    path = tmp_path / "named.csv"
+    text = export.path.read_text(encoding="utf-8")
+    path.write_text(text.replace("notes", "no`t.es", 1), encoding="utf-8")
+    expected = TableScorer(mapping=MAPPING, provider="demo").score_source(path)
+    monkeypatch.setattr(ps, "_READ_LINES", lines)
+    run = ps.score(ps.read_export(spark, str(path), mapping=MAPPING), provider="demo")
+    assert read_as_lines(run) is lines
+    summary = run.write(str(tmp_path / "out"))
+    assert summary.reconciliation == expected.summary.reconciliation
+    scored = spark.read.parquet(str(tmp_path / "out" / "scored"))
+    assert "no`t.es" in scored.columns
+    assert sorted(r["no`t.es"] or "" for r in scored.select(ps._column("no`t.es")).collect()) == (
+        sorted(expected.scored.to_arrow().column("no`t.es").to_pylist())
+    )
 
 
 def test_a_job_that_fails_while_writing_first_leaves_nothing(spark: Any, tmp_path: Path) -> None:

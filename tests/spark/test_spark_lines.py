@@ -138,6 +138,9 @@ def _rewrite(source: Path, target: Path, change: Any) -> Path:
         pytest.param(lambda t: t.replace("site-1", "sité-\ufffd"), True, True, id="U+FFFD"),
         pytest.param(lambda t: t.replace("A00012,", "A00012,,,", 1), False, True, id="more fields"),
         pytest.param(
+            lambda t: t.replace("notes", "no`t.es", 1), False, True, id="a backtick in a name"
+        ),
+        pytest.param(
             lambda t: t.replace(",A00005,", ",A00090,,", 1),
             False,
             True,
