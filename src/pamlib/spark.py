@@ -307,7 +307,7 @@ def _header_fields(
 def _positional(position: int) -> str:
     """The name the job's input gives the export's column at ``position``: pyspark's
     ``mapInArrow`` looks each input column up by its name, which fails on a name holding a
-    backtick; the job gives the columns their header's names again (:meth:`_Job.__call__`)."""
+    backtick; the job gives the columns their header's names again (:meth:`_Job._named`)."""
     return f"_pamlib_c{position}"
 
 
@@ -947,9 +947,12 @@ class _Job:
     def _named(self, batches: Iterator[Any]) -> Iterator[Any]:
         """The batches Spark's CSV reader split, their columns named as in the header again
         (:func:`_positional`)."""
+        import pyarrow as pa
+
         n = len(self.header)
-        for batch in batches:
-            yield batch.rename_columns([*self.header, *batch.schema.names[n:]])
+        for batch in batches:  # (RecordBatch.rename_columns is newer than the pyarrow allowed)
+            names = [*self.header, *batch.schema.names[n:]]
+            yield pa.RecordBatch.from_arrays(batch.columns, names=names)
 
     def _batch(
         self, base: TableScorer, runs: dict[str, TableScorer], batch: Any
