@@ -319,6 +319,21 @@ def _column(name: str) -> Column:
     return sf.col("`" + name.replace("`", "``") + "`")
 
 
+#: Names a header may not use: the key columns, and Spark's own file metadata column (a
+#: column of the export named so would hide it).
+_RESERVED: tuple[str, ...] = (*KEY_COLUMNS, "_metadata")
+
+
+def _check_files(spark: SparkSession, path: str) -> None:
+    """Refuse, saying why, a path under which Spark finds no file to read: it skips files
+    whose names begin with ``_`` or ``.`` even when named on their own, and reads nothing."""
+    if not spark.read.format("text").load(path).inputFiles():
+        raise ConfigurationError(
+            f"{path}: Spark finds no file to read there (it skips files whose names begin with "
+            "'_' or '.': rename such a file)"
+        )
+
+
 def read_export(
     spark: SparkSession,
     path: str,
@@ -355,6 +370,8 @@ def read_export(
 
     read_options = with_mapping(ReadOptions(), mapping)
     heads = _file_heads(spark, path) if encoding is None else None
+    if not heads:  # none read, or none looked for
+        _check_files(spark, path)
     python_encoding, charset = _reading_charset(spark, encoding, heads, multiline)
     given = delimiter if delimiter is not None else read_options.settings.get("delimiter")
     if given is not None:
@@ -383,9 +400,9 @@ def read_export(
         raise ConfigurationError(f"{path}: no header (the export is empty)")
     if header and header[0].startswith("\ufeff"):
         header = (header[0][1:], *header[1:])
-    if len(set(header)) != len(header) or any(name in KEY_COLUMNS for name in header):
+    if len(set(header)) != len(header) or any(name in _RESERVED for name in header):
         raise ConfigurationError(
-            f"{path}: the header repeats a column name (or uses one of {', '.join(KEY_COLUMNS)})"
+            f"{path}: the header repeats a column name (or uses one of {', '.join(_RESERVED)})"
         )
     Layout.resolve(header, read_options, source=path)  # every header problem, now
     described = {

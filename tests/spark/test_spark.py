@@ -310,6 +310,32 @@ def test_a_header_pamlib_cannot_read_stops_on_the_driver(spark: Any, tmp_path: P
         ps.score(spark.createDataFrame([("P1",)], "patient_id string"), provider="demo")
 
 
+@pytest.mark.parametrize("name", ["_export.csv", ".export.csv"])
+@pytest.mark.parametrize("encoding", [None, "utf-8"])
+def test_a_file_spark_skips_for_its_name_is_refused_saying_so(
+    spark: Any, export: Export, tmp_path: Path, name: str, encoding: str | None
+) -> None:
+    """Spark reads nothing from a file whose name begins with ``_`` or ``.``, even one named
+    on its own; pamlib says so rather than ask for a delimiter or call the export empty."""
+    import pamlib.spark as ps
+
+    path = tmp_path / name
+    path.write_bytes(export.path.read_bytes())
+    with pytest.raises(ConfigurationError, match="skips files whose names begin with"):
+        ps.read_export(spark, str(path), mapping=MAPPING, encoding=encoding)
+
+
+def test_a_column_named_as_spark_s_file_metadata_is_refused(spark: Any, tmp_path: Path) -> None:
+    import pamlib.spark as ps
+
+    path = tmp_path / "export.csv"
+    path.write_text(
+        "patient_id,assessment_id,assessed_on,_metadata\nP1,A1,2024-01-01,x\n", encoding="utf-8"
+    )
+    with pytest.raises(ConfigurationError, match="_metadata"):
+        ps.read_export(spark, str(path))
+
+
 def test_the_level_udf_agrees_with_the_cut_points(spark: Any) -> None:
     import pamlib.spark as ps
     from pamlib.levels import CURRENT
