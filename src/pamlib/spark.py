@@ -370,8 +370,6 @@ def read_export(
 
     read_options = with_mapping(ReadOptions(), mapping)
     heads = _file_heads(spark, path) if encoding is None else None
-    if not heads:  # none read, or none looked for
-        _check_files(spark, path)
     python_encoding, charset = _reading_charset(spark, encoding, heads, multiline)
     given = delimiter if delimiter is not None else read_options.settings.get("delimiter")
     if given is not None:
@@ -386,6 +384,8 @@ def read_export(
     decoded = line is not None or python_encoding == "utf-8"
     if line is None and python_encoding not in _WIDE:
         line = _first_line(spark, path)
+    if line is None:  # no first line read: is there a file at all? (a listing, only here)
+        _check_files(spark, path)
     if line is not None and line.startswith("\ufeff"):
         line = line[1:]
     if given is None and line is None:
