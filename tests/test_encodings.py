@@ -31,7 +31,9 @@ from tests.oracles.csv_reader import read_record_chunks
 
 pytest.importorskip("pyarrow")
 
-ENGINES = ("columnar", "oracle")  # pamlib's reader, and the tests' record-at-a-time oracle
+#: pamlib's reader; the same on two threads, which splits the start of a file while its
+#: encoding is still being checked; and the tests' record-at-a-time oracle.
+ENGINES = ("columnar", "columnar-threads", "oracle")
 HEADER = ["patient_id", "assessment_id", "assessed_on", "instrument", "site", "notes"] + [
     f"q{i:02d}" for i in range(1, 14)
 ]
@@ -61,8 +63,9 @@ CAFE_ROWS = [
 
 
 def read(path: Path, engine: str, **settings: object) -> list[ReadChunk]:
-    options = ReadOptions(settings=settings, chunk_rows=2)
-    if engine == "columnar":
+    threads = 2 if engine == "columnar-threads" else 1
+    options = ReadOptions(settings=settings, chunk_rows=2, threads=threads)
+    if engine.startswith("columnar"):
         return list(read_columnar(path, options, BUILTIN_INSTRUMENTS))
     return list(read_record_chunks(path, options, BUILTIN_INSTRUMENTS))
 
@@ -404,6 +407,73 @@ def test_the_utf8_check_skips_ascii_blocks_only_between_characters(
     assert encoding_module._is_utf8(blocks, complete=True) is _utf8(data)
     assert not encoding_module._is_utf8(iter([b"ab\xc3", b"cd", b"\xa9ef"]), complete=True)
     assert encoding_module._is_utf8(iter([b"ab\xc3", b"\xa9cd", b"ef"]), complete=True)
+
+
+# -- the check beside the read (two threads) ------------------------------------------------------
+
+
+@pytest.mark.parametrize("where", ["first-block", "last-record"])
+def test_a_file_found_not_utf8_while_its_start_was_split_is_read_again(
+    tmp_path: Path, where: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The start of the file is split while the check reads it whole; a byte that is not UTF-8
+    (in the first block, or in the last record, long after the blocks split meanwhile) means
+    nothing of that is given, and the file is read as cp1252 from its start, as on one thread."""
+    rows = [record(i, "Main", "plain") for i in range(1, 200)]
+    at = 0 if where == "first-block" else len(rows) - 1
+    rows[at] = record(at + 1, "Café", "“much better”")
+    path = tmp_path / "late.csv"
+    path.write_bytes(excel_csv(rows).encode("cp1252"))
+    found = {}
+    for engine in ("columnar", "columnar-threads"):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="pamlib.formats.encoding"):
+            chunks = read(path, engine, block_bytes=512)
+        found[engine] = (sites_and_notes(chunks), counts(chunks))
+        assert caplog.messages == ["read late.csv as cp1252 (not UTF-8); give --encoding to choose"]
+    assert found["columnar-threads"] == found["columnar"]
+    assert (at + 2, "Café", "“much better”") in found["columnar"][0]
+
+
+def test_a_header_that_fits_only_its_own_encoding_is_read_again(tmp_path: Path) -> None:
+    """Read as UTF-8 while the check runs, a cp1252 header does not hold the column the mapping
+    names, and the layout fails; the check then says cp1252, and that failure is no one's."""
+    path = tmp_path / "mapped.csv"
+    header = ",".join(["Réf patient", *HEADER[1:]])
+    body = "\r\n".join(",".join(record(i)) for i in range(1, 4))
+    path.write_bytes(f"{header}\r\n{body}\r\n".encode("cp1252"))
+    for threads in (1, 2):
+        options = ReadOptions(mapping={"Réf patient": "patient_id"}, threads=threads)
+        chunks = list(read_columnar(path, options, BUILTIN_INSTRUMENTS))
+        assert counts(chunks) == (3, 3, 0, 0)
+        ids = [text_values(b.patient_id) for c in chunks for b in c.batches]
+        assert sum(ids, []) == ["P1", "P2", "P3"]
+
+
+def test_an_error_of_a_utf8_file_stands(tmp_path: Path) -> None:
+    """Where the check says UTF-8, what failed while it ran is the read's error, unchanged."""
+    path = tmp_path / "short.csv"
+    path.write_text("patient_id,notes\r\nP1,x\r\n", encoding="utf-8")
+    errors = []
+    for threads in (1, 2):
+        with pytest.raises(FormatError) as caught:
+            list(read_columnar(path, ReadOptions(threads=threads), BUILTIN_INSTRUMENTS))
+        errors.append((caught.value.summary, caught.value.problems))
+    assert errors[0] == errors[1]
+
+
+def test_the_check_beside_closes_its_file_when_the_read_stops_early(tmp_path: Path) -> None:
+    path = tmp_path / "big.csv"
+    path.write_bytes(excel_csv([record(i) for i in range(1, 2000)]).encode("utf-8"))
+    opened = open_utf8(path, {}, check_beside=True)
+    assert opened.check is not None and opened.encoding == "utf-8"
+    opened.check.cancel()
+    opened.check.utf8()  # returns once the check's thread has stopped reading
+    assert opened.check._stream.closed
+    opened.stream.close()
+    chunks = read_columnar(path, ReadOptions(threads=2, chunk_rows=10), BUILTIN_INSTRUMENTS)
+    next(chunks)
+    chunks.close()  # a run that stops after its first chunk leaves no file open
 
 
 CP1252_TEXT = st.text(st.sampled_from('abc ,;\r\n"0123éèüÜßÆ“”‘’–—…€™œŠ'), max_size=40)

@@ -1085,12 +1085,51 @@ def read_columnar(
     The first chunk holds no records; it names the source's columns before any are read. With
     ``options.threads`` over one, the next block is found and split on a thread of its own
     while the last one is checked (and by pyarrow on threads of its own too, with more than four
-    threads allowed).
+    threads allowed); and the first block is split while the file's encoding is still being
+    checked (:func:`~pamlib.formats.encoding.open_utf8`), nothing given before the check says
+    UTF-8. A file that is not UTF-8 after all is read again from the start, in the encoding the
+    rule finds.
     """
-    opened = open_utf8(source, options.settings)
+    instruments = tuple(instruments)
+    opened = open_utf8(source, options.settings, check_beside=options.threads > 1)
+    if opened.check is None:
+        yield from _read_opened(opened, options, instruments)
+        return
     parts: Iterator[_Part] | None = None
     try:
-        reader = _BlockReader(opened, options, tuple(instruments))
+        try:
+            reader = _BlockReader(opened, options, instruments)
+            first = reader.chunk(_Part([], np.zeros(0, dtype=np.int64), [], 0, 0, reader.position))
+            from pamlib._workers import Ahead
+
+            parts = ahead = Ahead(reader.parts(), name="pamlib-split")
+        except Exception:
+            if opened.check.utf8():
+                raise  # read as UTF-8, as the rule says: the error stands
+            utf8 = False
+        else:
+            utf8 = opened.check.utf8()
+        if utf8:
+            yield first
+            for part in ahead:
+                yield reader.chunk(part)
+            return
+    finally:
+        opened.check.cancel()
+        close = getattr(parts, "close", None)
+        if close is not None:
+            close()
+        opened.stream.close()
+    # Not UTF-8: what was split is dropped, nothing of it was given.
+    yield from _read_opened(open_utf8(source, options.settings), options, instruments)
+
+
+def _read_opened(
+    opened: Utf8Input, options: ReadOptions, instruments: tuple[Instrument, ...]
+) -> Iterator[ReadChunk]:
+    parts: Iterator[_Part] | None = None
+    try:
+        reader = _BlockReader(opened, options, instruments)
         yield reader.chunk(_Part([], np.zeros(0, dtype=np.int64), [], 0, 0, reader.position))
         parts = reader.parts()
         if options.threads > 1:
@@ -1174,6 +1213,7 @@ class _BlockReader:
         self.checker = ColumnChecker(self.validator, name)
         self.splitter = _Block(self.layout.n_fields, self.validator, name, opened.encoding)
         self.names = [f"f{i}" for i in range(self.layout.n_fields)]
+        self.first = True  # no block split yet
 
     def _more(self, wanted: int) -> None:
         data = self.binary.read(wanted)
@@ -1304,7 +1344,10 @@ class _BlockReader:
         if buf.startswith(_BOM):
             data = b"\n" + data
         block_size = max(1 << 20, 2 * longest + 64)
-        spread = self.options.threads > _STAGES
+        # The first block is split while every other stage waits for it: pyarrow's threads
+        # then use cores that would idle.
+        spread = self.options.threads > _STAGES or (self.options.threads > 1 and self.first)
+        self.first = False
         if not spread:
             # Split on this thread alone, as one block: columns of one piece each, with no copy
             # to join them. The run's stages already keep the cores busy: on two cores,
