@@ -12,9 +12,10 @@ import codecs
 import csv
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from hypothesis import assume, given, settings
@@ -446,8 +447,8 @@ def test_a_header_that_fits_only_its_own_encoding_is_read_again(tmp_path: Path) 
         options = ReadOptions(mapping={"Réf patient": "patient_id"}, threads=threads)
         chunks = list(read_columnar(path, options, BUILTIN_INSTRUMENTS))
         assert counts(chunks) == (3, 3, 0, 0)
-        ids = [text_values(b.patient_id) for c in chunks for b in c.batches]
-        assert sum(ids, []) == ["P1", "P2", "P3"]
+        ids = [i for c in chunks for b in c.batches for i in text_values(b.patient_id)]
+        assert ids == ["P1", "P2", "P3"]
 
 
 def test_an_error_of_a_utf8_file_stands(tmp_path: Path) -> None:
@@ -466,14 +467,42 @@ def test_the_check_beside_closes_its_file_when_the_read_stops_early(tmp_path: Pa
     path = tmp_path / "big.csv"
     path.write_bytes(excel_csv([record(i) for i in range(1, 2000)]).encode("utf-8"))
     opened = open_utf8(path, {}, check_beside=True)
-    assert opened.check is not None and opened.encoding == "utf-8"
+    assert opened.check is not None
+    assert opened.encoding == "utf-8"
     opened.check.cancel()
     opened.check.utf8()  # returns once the check's thread has stopped reading
     assert opened.check._stream.closed
     opened.stream.close()
-    chunks = read_columnar(path, ReadOptions(threads=2, chunk_rows=10), BUILTIN_INSTRUMENTS)
+    chunks = cast(
+        Generator[ReadChunk, None, None],
+        read_columnar(path, ReadOptions(threads=2, chunk_rows=10), BUILTIN_INSTRUMENTS),
+    )
     next(chunks)
     chunks.close()  # a run that stops after its first chunk leaves no file open
+
+
+def test_no_check_beside_when_the_name_leads_to_another_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Replaced between the two opens, the name no longer leads to the file being read: the
+    check is then made on that file before reading, as on one thread."""
+    path, other = tmp_path / "read.csv", tmp_path / "other.csv"
+    path.write_bytes(excel_csv(CAFE_ROWS).encode("cp1252"))
+    other.write_bytes(excel_csv(CAFE_ROWS).encode("utf-8"))
+
+    opens: list[Path] = []
+
+    class Swapped(type(path)):  # type: ignore[misc]
+        def open(self, *args: Any, **kwargs: Any) -> Any:
+            opens.append(self)  # the file read, then the check's handle: the other file
+            return Path.open(path if len(opens) == 1 else other, *args, **kwargs)
+
+    monkeypatch.setattr(encoding_module, "Path", Swapped)
+    opened = open_utf8(path, {}, check_beside=True)
+    opened.stream.close()
+    assert len(opens) == 2
+    assert opened.check is None
+    assert opened.encoding == "cp1252"
 
 
 CP1252_TEXT = st.text(st.sampled_from('abc ,;\r\n"0123éèüÜßÆ“”‘’–—…€™œŠ'), max_size=40)

@@ -404,7 +404,7 @@ def open_utf8(
             start = binary.tell()
             head = binary.read(4)
             if check_beside and not any(head.startswith(bom) for bom, _ in _BOMS):
-                check = _check_beside(source, start)
+                check = _check_beside(source, binary, start)
                 if check is not None:
                     binary.seek(start)
                     return Utf8Input(binary, name, size, "utf-8", check=check)
@@ -435,14 +435,21 @@ def open_utf8(
         raise
 
 
-def _check_beside(source: str | os.PathLike[str], start: int) -> Utf8Check | None:
-    """The check on a handle of its own, or ``None`` where the file cannot be opened again
-    (the check is then made before reading, as without ``check_beside``)."""
+def _check_beside(
+    source: str | os.PathLike[str], binary: IO[bytes], start: int
+) -> Utf8Check | None:
+    """The check on a handle of its own, or ``None`` where the file cannot be opened again, or
+    the name now leads to another file (the check is then made before reading, as without
+    ``check_beside``)."""
     try:
         stream = Path(source).open("rb")  # noqa: SIM115 - the check's thread closes it
     except OSError:
         return None
     try:
+        first, second = os.fstat(binary.fileno()), os.fstat(stream.fileno())
+        if (first.st_dev, first.st_ino) != (second.st_dev, second.st_ino):
+            stream.close()
+            return None
         stream.seek(start)
     except OSError:
         stream.close()
