@@ -653,3 +653,10 @@ def test_strict_still_fails_on_any_reject(
     err = capsys.readouterr().err
     assert "1 records rejected (--strict)" in err
     assert "none of" not in err
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="needs a device file")
+def test_no_check_beside_for_a_device() -> None:
+    """A device may never end (``/dev/zero``): no second handle, no thread reading it."""
+    with Path("/dev/zero").open("rb") as device:
+        assert encoding_module._check_beside("/dev/zero", device, 0) is None

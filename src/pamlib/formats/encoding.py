@@ -36,6 +36,7 @@ import io
 import logging
 import os
 import re
+import stat
 import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -438,15 +439,19 @@ def open_utf8(
 def _check_beside(
     source: str | os.PathLike[str], binary: IO[bytes], start: int
 ) -> Utf8Check | None:
-    """The check on a handle of its own, or ``None`` where the file cannot be opened again, or
-    the name now leads to another file (the check is then made before reading, as without
+    """The check on a handle of its own, or ``None`` where the input is not a regular file (a
+    device may never end, or mind being opened twice), cannot be opened again, or the name now
+    leads to another file (the check is then made before reading, as without
     ``check_beside``)."""
     try:
+        first = os.fstat(binary.fileno())
+        if not stat.S_ISREG(first.st_mode):
+            return None
         stream = Path(source).open("rb")  # noqa: SIM115 - the check's thread closes it
     except OSError:
         return None
     try:
-        first, second = os.fstat(binary.fileno()), os.fstat(stream.fileno())
+        second = os.fstat(stream.fileno())
         if (first.st_dev, first.st_ino) != (second.st_dev, second.st_ino):
             stream.close()
             return None
