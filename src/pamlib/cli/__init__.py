@@ -171,7 +171,7 @@ def _silence_stdout() -> None:
 _own_process = False
 
 
-def _settle() -> None:
+def _settle(*, keep_freed_memory: bool = False) -> None:
     """Tell the collector that start-up is over: what it made so far (modules, classes, the
     parsers, the plugin host) lives as long as the process, so collections, and the one
     Python runs on every object at exit, skip it (:func:`gc.freeze`), and the collector,
@@ -180,10 +180,15 @@ def _settle() -> None:
     :func:`main` calls it before the command runs, unless the command's parser sets
     ``settles``: a command that imports much of what it needs once it runs (``score``: the
     pipeline, the plugins) calls it itself once those are loaded, so the collector does not
-    walk them, young, while they are made."""
+    walk them, young, while they are made. With ``keep_freed_memory`` (a run over blocks of
+    an export), glibc keeps the memory one block frees for the next (:mod:`pamlib._heap`)."""
     if _own_process:
         gc.freeze()
         gc.enable()
+        if keep_freed_memory:
+            from pamlib import _heap
+
+            _heap.keep_freed_memory()
 
 
 def run() -> NoReturn:  # pragma: no cover - console entry point

@@ -352,7 +352,7 @@ def _score(
     from pamlib.plugins import get_host
 
     host = get_host()
-    _settle()  # the plugins and the modules of the run are loaded
+    _settle(keep_freed_memory=True)  # the plugins and the modules of the run are loaded
 
     def select(instrument: Instrument) -> ScoringProvider:
         from pamlib.scoring import select_provider
