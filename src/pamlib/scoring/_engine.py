@@ -265,6 +265,13 @@ class StepModel:
 # --------------------------------------------------------------------------------------------
 
 
+def _float(value: float) -> float:
+    # not float itself as the converter: attrs reads a builtin's signature by tokenising its
+    # text (the first time, compiling tokenize's patterns too), about 13 million instructions
+    # on every start
+    return float(value)
+
+
 def _check_adjustment(_inst: object, _attr: attrs.Attribute[float], value: float) -> None:
     low, high = MLE_ADJUSTMENT_RANGE
     if not (low <= value < high):
@@ -308,7 +315,7 @@ class MLE:
     score points (Winsteps' EXTRSC, default 0.3), since their MLE is infinite."""
 
     extreme_adjustment: float = attrs.field(
-        default=0.3, converter=float, validator=_check_adjustment
+        default=0.3, converter=_float, validator=_check_adjustment
     )
 
 
@@ -327,8 +334,8 @@ class EAP:
     (11 nodes 1.8 prior SDs apart cannot resolve a posterior 0.3 logits wide).
     """
 
-    prior_mean: float = attrs.field(default=0.0, converter=float, validator=_check_prior)
-    prior_sd: float = attrs.field(default=1.0, converter=float, validator=_check_prior)
+    prior_mean: float = attrs.field(default=0.0, converter=_float, validator=_check_prior)
+    prior_sd: float = attrs.field(default=1.0, converter=_float, validator=_check_prior)
     quadrature_points: int | None = attrs.field(default=None, validator=_check_points)
 
 
