@@ -24,7 +24,7 @@ import gc
 import importlib
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from pamlib._version import __version__
 from pamlib.errors import PamlibError
@@ -54,8 +54,30 @@ class UsageError(PamlibError):
 
 
 class _Parser(argparse.ArgumentParser):
+    #: Whether :meth:`add_argument` is running: argparse makes a help formatter there only to
+    #: check the argument's metavar against its nargs, which no width changes.
+    _checking = False
+
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        self._checking = True
+        try:
+            return super().add_argument(*args, **kwargs)
+        finally:
+            self._checking = False
+
+    def _get_formatter(self) -> argparse.HelpFormatter:
+        # A formatter measures the terminal (importing shutil) when no width is given: help and
+        # usage text need that, the check of each argument added (some 30 for a run) does not.
+        if self._checking:  # typeshed's formatter class takes prog only; every one takes width
+            return self.formatter_class(prog=self.prog, width=_CHECK_WIDTH)  # type: ignore[call-arg]
+        return super()._get_formatter()
+
+
+#: The width of the formatters that only check an argument's metavar (any would do).
+_CHECK_WIDTH = 80
 
 
 #: Each command's module by the command's name (its module's, with ``-`` for ``_``).
@@ -86,7 +108,11 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     parser.add_argument(
         "--debug", action="store_true", help="show a traceback when a command fails unexpectedly"
     )
-    subparsers = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
+    # prog as argparse would make it (no positional comes before the commands), given so that
+    # making it measures no terminal
+    subparsers = parser.add_subparsers(
+        title="commands", metavar="COMMAND", parser_class=_Parser, prog=parser.prog
+    )
     for module_name in _needed(argv):
         importlib.import_module(module_name).add_parser(subparsers)
     return parser
