@@ -37,6 +37,7 @@ NOT_FOR_SCORE = (
     "pamlib.synthetic",
     "pamlib.tailoring.engine",
     "pamlib.tailoring.rules",
+    "shutil",  # argparse's, to measure the terminal: only help and usage text need that
 )
 
 _RUN = """
@@ -118,6 +119,24 @@ def test_the_parser_of_one_command_reads_argv_as_the_whole_one_does(argv: list[s
     """Building only the parser of the command ``argv`` names changes nothing it prints,
     returns or exits with."""
     assert _parsed(build_parser(argv), argv) == _parsed(build_parser(), argv)
+
+
+def test_an_argument_is_still_checked_without_measuring_the_terminal() -> None:
+    """argparse's check of a metavar against nargs runs as before, and help text still has the
+    terminal's width."""
+    from pamlib.cli import _Parser
+
+    parser = _Parser(prog="x")
+    with pytest.raises(ValueError, match="length of metavar tuple does not match nargs"):
+        parser.add_argument("--pair", nargs=2, metavar=("A",))
+    parser.add_argument("--pair", nargs=2, metavar=("A", "B"))
+    assert "--pair A B" in parser.format_usage()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("COLUMNS", "30")
+        narrow = build_parser(["score"]).format_help()
+        mp.setenv("COLUMNS", "200")
+        wide = build_parser(["score"]).format_help()
+    assert max(map(len, narrow.splitlines())) <= 30 < max(map(len, wide.splitlines()))
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["score", "--help"], ["plugins", "--help"]])
