@@ -11,7 +11,6 @@ of the set that produced it.
 
 from __future__ import annotations
 
-import bisect
 import enum
 import math
 from collections.abc import Iterable, Iterator
@@ -132,6 +131,8 @@ class CutpointSet:
         rounded = round_half_away(score, self.decimals)
         if math.isnan(rounded):
             raise ValueError("a score that is not a number has no level")
+        import bisect  # here: only this one-score form needs it, and a run may never call it
+
         return ActivationLevel(bisect.bisect_left(self.upper_bounds, rounded) + 1)
 
     def levels(self, scores: npt.ArrayLike) -> npt.NDArray[np.int8]:
