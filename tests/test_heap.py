@@ -40,6 +40,7 @@ def test_glibc_is_asked_to_keep_freed_memory() -> None:
         {"MALLOC_TRIM_THRESHOLD_": "131072"},
         {"MALLOC_MMAP_THRESHOLD_": "131072"},
         {"MALLOC_TOP_PAD_": "0"},
+        {"MALLOC_ARENA_MAX": "2"},
         {"GLIBC_TUNABLES": "glibc.malloc.trim_threshold=131072"},
     ],
 )

@@ -21,14 +21,13 @@ M_MMAP_THRESHOLD = -3
 MMAP_BYTES = 64 << 20
 #: Freed memory at the heap's top is given back to the system only beyond this.
 TRIM_BYTES = 256 << 20
-_TUNED_BY = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_")
 
 
 def keep_freed_memory() -> bool:
     """Set glibc's thresholds for this process; whether they were set."""
     if not sys.platform.startswith("linux"):
         return False
-    if any(name in os.environ for name in _TUNED_BY):
+    if any(name.startswith("MALLOC_") for name in os.environ):  # glibc's own variables
         return False
     if "glibc.malloc." in os.environ.get("GLIBC_TUNABLES", ""):
         return False
