@@ -37,7 +37,7 @@ def keep_freed_memory() -> bool:
         libc = ctypes.CDLL(None)
         libc.gnu_get_libc_version  # noqa: B018 - glibc: the parameters above are its own
         mallopt = libc.mallopt
-    except (OSError, AttributeError):  # musl, or no C library to be found
+    except (ImportError, OSError, AttributeError):  # no ctypes, musl, or no C library found
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int

@@ -29,7 +29,7 @@ import math
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any, Final, NoReturn, TypeAlias
+from typing import Any, Final, NoReturn, SupportsFloat, TypeAlias
 
 import attrs
 import numpy as np
@@ -265,7 +265,7 @@ class StepModel:
 # --------------------------------------------------------------------------------------------
 
 
-def _float(value: float) -> float:
+def _float(value: SupportsFloat | str) -> float:
     # not float itself as the converter: attrs reads a builtin's signature by tokenising its
     # text (the first time, compiling tokenize's patterns too), about 13 million instructions
     # on every start
