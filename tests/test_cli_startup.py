@@ -296,3 +296,41 @@ def test_main_called_by_a_program_leaves_its_collector_alone(tmp_path: Path) -> 
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=True
     )
     assert done.stderr.strip().splitlines()[-1] == "0 False 0"
+
+
+INTERRUPT_AT = """
+import builtins, importlib, sys
+at = sys.argv[1]
+def interrupting(real):
+    def load(name, *args, **kwargs):
+        if name == at:
+            raise KeyboardInterrupt  # Ctrl-C while the command line loads
+        return real(name, *args, **kwargs)
+    return load
+builtins.__import__ = interrupting(builtins.__import__)
+importlib.import_module = interrupting(importlib.import_module)
+sys.argv = ["pamlib", "score", "x.csv", "--provider", "demo"]
+from pamlib._console import run
+run()
+"""
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "attrs",  # while pamlib.cli is imported
+        "pamlib.cli.score",  # while the command's parser is built
+        "pamlib.pipeline",  # while the command loads what it runs
+    ],
+)
+def test_an_interrupt_while_the_command_line_loads_is_one_line(module: str) -> None:
+    """Ctrl-C at any point after the console script starts ends the run with the message and
+    status of an interrupt, never a traceback."""
+    done = subprocess.run(
+        [sys.executable, "-c", INTERRUPT_AT, module],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.stderr == "pamlib: interrupted\n"
+    assert done.returncode == 130

@@ -1,5 +1,5 @@
 """``python -m pamlib`` runs the command line."""
 
-from pamlib.cli import run
+from pamlib._console import run
 
 run()

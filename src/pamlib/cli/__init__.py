@@ -223,4 +223,10 @@ def run() -> NoReturn:  # pragma: no cover - console entry point
     # Start-up makes many objects that last, and next to no garbage: no collection until
     # _settle() (the collector's passes over them were about 3% of a two-row run).
     gc.disable()
-    sys.exit(main())
+    try:
+        status = main()
+    except KeyboardInterrupt:  # before the command ran (its parser, its modules loading)
+        from pamlib._console import interrupted
+
+        interrupted()
+    sys.exit(status)
