@@ -1099,7 +1099,7 @@ def read_columnar(
     try:
         try:
             reader = _BlockReader(opened, options, instruments)
-            first = reader.chunk(_Part([], np.zeros(0, dtype=np.int64), [], 0, 0, reader.position))
+            first = reader.header_chunk()
             from pamlib._workers import Ahead
 
             parts = ahead = Ahead(reader.parts(), name="pamlib-split")
@@ -1130,7 +1130,7 @@ def _read_opened(
     parts: Iterator[_Part] | None = None
     try:
         reader = _BlockReader(opened, options, instruments)
-        yield reader.chunk(_Part([], np.zeros(0, dtype=np.int64), [], 0, 0, reader.position))
+        yield reader.header_chunk()
         parts = reader.parts()
         if options.threads > 1:
             from pamlib._workers import Ahead
@@ -1250,6 +1250,10 @@ class _BlockReader:
         self.line = 1 + lines
         self.position = consumed
         return header
+
+    def header_chunk(self) -> ReadChunk:
+        """The chunk that names the source's columns before any record is read."""
+        return self.chunk(_Part([], np.zeros(0, dtype=np.int64), [], 0, 0, self.position))
 
     def chunk(self, part: _Part) -> ReadChunk:
         """Check one part: the checks keep state (ids seen), so parts come here in order."""
