@@ -19,6 +19,7 @@ INTERRUPTED = 130
 
 
 def interrupted() -> NoReturn:
+    """End the run as an interrupt (the message :func:`pamlib.cli.main` gives one too)."""
     sys.stderr.write("pamlib: interrupted\n")
     sys.exit(INTERRUPTED)
 

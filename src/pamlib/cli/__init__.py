@@ -26,6 +26,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
+from pamlib._console import INTERRUPTED, interrupted
 from pamlib._version import __version__
 from pamlib.errors import PamlibError
 
@@ -140,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PamlibError as exc:
         return _fail(f"pamlib: error: {exc}", EXIT_ERROR, debug)
     except KeyboardInterrupt:
-        return _fail("pamlib: interrupted", 130, debug)
+        return _fail("pamlib: interrupted", INTERRUPTED, debug)
     except BrokenPipeError:
         _silence_stdout()
         return 0
@@ -226,7 +227,5 @@ def run() -> NoReturn:  # pragma: no cover - console entry point
     try:
         status = main()
     except KeyboardInterrupt:  # before the command ran (its parser, its modules loading)
-        from pamlib._console import interrupted
-
         interrupted()
     sys.exit(status)
