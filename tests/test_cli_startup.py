@@ -10,10 +10,12 @@ import argparse
 import contextlib
 import io
 import json
+import os
 import subprocess
 import sys
 import types
 from pathlib import Path
+from typing import Any
 
 import pluggy
 import pytest
@@ -21,7 +23,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import pamlib.plugins
-from pamlib import hookspecs
+from pamlib import _console, hookspecs
 from pamlib.cli import COMMANDS, build_parser
 from pamlib.plugins import DEFAULT_PLUGINS, _candidates
 
@@ -334,3 +336,89 @@ def test_an_interrupt_while_the_command_line_loads_is_one_line(module: str) -> N
     )
     assert done.stderr == "pamlib: interrupted\n"
     assert done.returncode == 130
+
+
+# --------------------------------------------------------------------------------------------
+# NumPy's BLAS gets one thread in the command line's own process, unless the user chose
+# --------------------------------------------------------------------------------------------
+
+_BLAS_SETTING = """
+import atexit, os, sys
+atexit.register(lambda: print("setting", os.environ.get("OPENBLAS_NUM_THREADS"), file=sys.stderr))
+sys.argv = ["pamlib", "--version"]
+from pamlib._console import run
+run()
+"""
+
+
+def _without_blas_settings() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in _console.BLAS_THREAD_VARIABLES}
+
+
+@pytest.mark.parametrize("name", _console.BLAS_THREAD_VARIABLES)
+def test_a_blas_setting_of_the_users_is_kept(name: str) -> None:
+    environ = {name: "3"}
+    assert not _console.one_blas_thread(environ)
+    assert environ == {name: "3"}
+
+
+def test_without_a_setting_blas_gets_one_thread_and_pyarrow_keeps_its_pool() -> None:
+    environ = {"PATH": "/bin"}
+    assert _console.one_blas_thread(environ)
+    assert environ == {"PATH": "/bin", "OPENBLAS_NUM_THREADS": "1"}  # never OMP_NUM_THREADS
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"), [({}, "1"), ({"OMP_NUM_THREADS": "2"}, "None")], ids=["unset", "set"]
+)
+def test_the_console_script_sets_it_before_the_command_runs(
+    extra: dict[str, str], expected: str
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _BLAS_SETTING],
+        capture_output=True,
+        text=True,
+        env={**_without_blas_settings(), **extra},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"setting {expected}" in done.stderr
+
+
+_THREADS_AFTER_NUMPY = """
+import os, sys
+from pamlib._console import one_blas_thread
+if sys.argv[1] == "rule":
+    one_blas_thread(os.environ)
+import numpy
+print(len(os.listdir("/proc/self/task")))
+"""
+
+
+def _numpy_uses_openblas() -> bool:
+    import numpy as np
+
+    config: Any = np.show_config(mode="dicts")
+    blas = config.get("Build Dependencies", {}).get("blas", {})
+    return "openblas" in str(blas.get("name", "")).lower()
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux's /proc")
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="OpenBLAS starts no thread on one core")
+def test_with_the_rule_loading_numpy_starts_no_thread() -> None:
+    if not _numpy_uses_openblas():
+        pytest.skip("this NumPy is not built with OpenBLAS")
+    env = _without_blas_settings()
+
+    def threads(mode: str) -> int:
+        done = subprocess.run(
+            [sys.executable, "-c", _THREADS_AFTER_NUMPY, mode],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        )
+        return int(done.stdout)
+
+    assert threads("rule") == 1
+    assert threads("default") > 1  # what the rule saves: OpenBLAS's own threads
