@@ -43,9 +43,10 @@ def one_blas_thread(environ: MutableMapping[str, str]) -> bool:
     As it loads, OpenBLAS starts a thread for each further core, and each spins for about a
     fifth of a second before it sleeps: processor time taken from the start of ``pamlib
     score``'s read, checks and writer (``--threads``), on a command line that calls no BLAS
-    routine large enough to share. Only the command line's own process makes the setting (a
-    program that embeds pamlib keeps NumPy's defaults), and only when none of the variables
-    above is set. ``OMP_NUM_THREADS`` is never set here: pyarrow sizes its own pool by it.
+    routine large enough to share. Only the command line makes the setting, in its own
+    environment (which a process it starts inherits; a program that embeds pamlib keeps
+    NumPy's defaults), and only when none of the variables above is set. ``OMP_NUM_THREADS``
+    is never set here: pyarrow sizes its own pool by it.
     """
     if any(name in environ for name in BLAS_THREAD_VARIABLES):
         return False
