@@ -408,6 +408,22 @@ def test_ndjson_with_bad_lines_reconciles(tmp_path: Path, host: PluginHost) -> N
         read_fhir(path, mapping=mapping(), strict=True, instruments=host.instruments())
 
 
+def test_a_byte_order_mark_starting_any_ndjson_line_is_dropped(
+    tmp_path: Path, host: PluginHost
+) -> None:
+    """Each NDJSON line is a JSON text of its own (RFC 8259 section 8.1 lets a parser ignore a
+    byte order mark at its start): files with one pasted together read as they would apart,
+    and a line of nothing but the mark is blank, as a line of spaces is."""
+    bom = "\ufeff"
+    lines = [json.dumps(foreign_qr()), bom, bom + json.dumps(foreign_qr(id="second")), bom + " "]
+    path = tmp_path / "pasted.ndjson"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    read, rejects, counts = read_fhir(path, mapping=mapping(), instruments=host.instruments())
+    assert (counts.n_read, counts.n_valid, counts.n_rejected) == (2, 2, 0)
+    assert rejects == []
+    assert not any(bom in a.id for a in read)
+
+
 def test_ndjson_problem_paths_carry_the_line(tmp_path: Path, host: PluginHost) -> None:
     bad = foreign_qr()
     bad["item"][0]["answer"][0]["valueCoding"]["extension"][0]["valueDecimal"] = 7

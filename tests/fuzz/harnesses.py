@@ -332,12 +332,14 @@ def _fhir_text_records(text: str) -> int:
 
 def fhir_ndjson_counts(data: bytes) -> set[int]:
     """The records of an NDJSON file, counted line by line; one count with lines ended by LF
-    (NDJSON's own rule, CRLF included) and one with universal newlines (a bare CR too)."""
+    (NDJSON's own rule, CRLF included) and one with universal newlines (a bare CR too). Each
+    line is a JSON text of its own, and a parser may ignore a byte order mark at the start of
+    one (RFC 8259, section 8.1): a line of nothing else holds no record."""
     counts = set()
     for pattern in (rb"\n", rb"\r\n|\r|\n"):
         total = 0
-        for i, raw in enumerate(re.split(pattern, data)):
-            line = raw[3:] if i == 0 and raw.startswith(b"\xef\xbb\xbf") else raw
+        for raw in re.split(pattern, data):
+            line = raw.removeprefix(b"\xef\xbb\xbf")
             try:
                 text = line.decode("utf-8")
             except UnicodeDecodeError:
