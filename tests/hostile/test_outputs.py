@@ -406,6 +406,22 @@ def test_case_05_a_bare_cr_in_a_scored_column_reads_back(tmp_path: Path) -> None
     assert row["site"] == "si\rte"
 
 
+def test_case_05_a_bare_cr_in_a_kept_column_name_leaves_the_header_one_record(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "in.csv"
+    header = ",".join(["patient_id", "assessment_id", "assessed_on", "instrument",
+                       *[f"q{i:02d}" for i in range(1, 14)], '"no\rte"'])  # fmt: skip
+    source.write_text(header + "\nP1,A1,2024-04-05,PAM-13," + "2," * 13 + "x\n", encoding="utf-8")
+    out = tmp_path / "o.csv"
+    assert main(["score", str(source), "--provider", "demo", "-o", str(out)]) == 0
+    with out.open(encoding="utf-8", newline="") as f:
+        rows = list(csv.reader(f))
+    assert len(rows) == 2
+    assert rows[0][-1] == "no\rte"
+    assert rows[1][-1] == "x"
+
+
 def test_case_05_csv_writer_quotes_rows_with_a_bare_cr() -> None:
     text = io.StringIO()
     CsvWriter(text).writerows([["a\rb", 1], ["c", 2]])

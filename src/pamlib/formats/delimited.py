@@ -9,7 +9,6 @@ records, rejects and line numbers more slowly, and now serves only as the tests'
 
 from __future__ import annotations
 
-import csv
 import functools
 import io
 import os
@@ -166,14 +165,20 @@ class CsvResultWriter:
 
     def __init__(self, target: Target, options: WriteOptions) -> None:
         from pamlib.formats._arrow import pyarrow_module
-        from pamlib.formats.output import AtomicTarget, check_extra_columns, output_columns, protect
+        from pamlib.formats.output import (
+            AtomicTarget,
+            CsvWriter,
+            check_extra_columns,
+            output_columns,
+            protect,
+        )
 
         self._pa = pyarrow_module()
         check_extra_columns(options.extra_columns)
         self.options = options
         self._target = AtomicTarget(target)
         header = io.StringIO()
-        csv.writer(header, lineterminator="\n").writerow(
+        CsvWriter(header).writerow(
             [protect(c) for c in output_columns(options.extra_columns)]
         )
         self._target.stream.write(header.getvalue().encode("utf-8"))
