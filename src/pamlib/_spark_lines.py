@@ -16,7 +16,8 @@ whichever way the export was read.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import io
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -52,23 +53,29 @@ _BLOCKS_SET, _IDS_SET = 1, 6
 _HEADER_SHIFT = 40
 
 
-def lines_frame(spark: SparkSession, path: str, *, multiline: bool) -> DataFrame:
+def lines_frame(
+    spark: SparkSession, path: str, *, multiline: bool, sequence: bool = True
+) -> DataFrame:
     """Every line of the export's files with its row key's parts (file, split, sequence), as
     :func:`pamlib.spark.read_export` keys the rows it reads: the same splits, so the same
     numbering rules. Lines end at ``\\n``, ``\\r\\n`` or ``\\r``, as the lines of Spark's CSV
     reader do with ``multiLine`` off; with it on, that reader finds line ends its own way, so
-    lines end at ``\\n`` only and :func:`plan` refuses a line holding ``\\r``."""
+    lines end at ``\\n`` only and :func:`plan` refuses a line holding ``\\r``. Without
+    ``sequence``, no sequence number: only the pass and its plan use it, and a job that keys
+    rows by their splits reads less without it."""
     from pyspark.sql import functions as sf
 
     from pamlib.spark import _BLOCK, _FILE, _SEQ
 
     reader = spark.read.option("lineSep", "\n") if multiline else spark.read
-    return reader.text(path).select(
+    columns = [
         sf.col(_VALUE),
         sf.col("_metadata.file_path").alias(_FILE),
         sf.col("_metadata.file_block_start").alias(_BLOCK),
-        sf.monotonically_increasing_id().alias(_SEQ),
-    )
+    ]
+    if sequence:
+        columns.append(sf.monotonically_increasing_id().alias(_SEQ))
+    return reader.text(path).select(*columns)
 
 
 @attrs.frozen
@@ -269,6 +276,52 @@ def _repeats(
     return repeats
 
 
+def split_runs(
+    files: Any, blocks: npt.NDArray[np.int64]
+) -> Iterator[tuple[int, int, tuple[str, int]]]:
+    """The runs of one split each in a batch of rows as a task read them: (first row, one past
+    the last, (file, split start)). A task reads its splits one after the other, so the runs
+    are found by comparing neighbours, not row by row in Python."""
+    import pyarrow.compute as pc
+
+    n = len(blocks)
+    if n == 0:
+        return
+    changed = blocks[1:] != blocks[:-1]
+    changed |= pc.not_equal(files[1:], files[:-1]).to_numpy(zero_copy_only=False)
+    starts = [0, *(np.flatnonzero(changed) + 1).tolist()]
+    for start, end in zip(starts, [*starts[1:], n], strict=True):
+        yield start, end, (str(files[start].as_py()), int(blocks[start]))
+
+
+def split_keys(
+    files: Any,
+    blocks: npt.NDArray[np.int64],
+    seen: dict[tuple[str, int], int],
+    *,
+    header_counted: bool,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Row keys that need no pass over the export (``row_key="split"``): each row's place in
+    its split (0 for the first; ``seen`` holds the rows of each split the task has read so far)
+    and its key, the split's start in bytes plus that place, plus one.
+
+    Hadoop's line reader gives a split the lines that start after its first byte and not after
+    its last (the first split: from its first byte), and every line is at least one byte long:
+    a split never holds more lines than it has bytes (the first, one more), nor more records
+    than lines. So the keys of a split lie above every key of the splits before it in the file,
+    and in the first split the key is the row's number, as ``pamlib score`` counts rows. With
+    ``header_counted``, rows are lines and the first split's first line is the header (key 0):
+    its data lines need no added one.
+    """
+    places = np.empty(len(blocks), dtype=np.int64)
+    for start, end, split in split_runs(files, blocks):
+        done = seen.get(split, 0)
+        places[start:end] = np.arange(done, done + end - start)
+        seen[split] = done + end - start
+    plus = (blocks > 0).astype(np.int64) if header_counted else 1
+    return blocks + places + plus, places
+
+
 class ChangedExportError(PamlibError):
     """The export's lines were not what the pass before the job counted: it changed between
     the two reads."""
@@ -280,20 +333,30 @@ class LineSplitter:
     them (text columns named as in the header, empty fields null, ``_corrupt_record``), with
     the row number and first-occurrence mark :func:`pamlib.spark.score` adds."""
 
-    plan: LinesPlan = attrs.field(repr=False)
+    #: What the pass found; ``None`` where no pass ran (``row_key="split"``): each task then
+    #: keys its rows by their splits (:func:`split_keys`) and takes every line as it comes.
+    plan: LinesPlan | None = attrs.field(repr=False)
     header: tuple[str, ...]
     delimiter: str
     #: The assessment id's column, when repeats are looked for across the export.
     id_name: str | None = None
+    #: The header's own line, which each file's first line must be (with no pass).
+    header_line: str | None = None
 
     def __call__(self, batches: Iterator[Any]) -> Iterator[Any]:
         import pyarrow as pa
 
         seen: dict[tuple[str, int], int] = {}
+        if self.plan is None:
+            for batch in batches:
+                rows = self._unplanned(batch, seen)
+                if rows is not None:
+                    yield rows
+            return
         repeats = self.plan.repeats
         wanted = pa.array(list(repeats), pa.string()) if repeats and self.id_name else None
         for batch in batches:
-            rows = self._rows(batch, seen, wanted)
+            rows = self._rows(batch, seen, wanted, self.plan)
             if rows is not None:
                 yield rows
         for split, n in seen.items():
@@ -303,37 +366,60 @@ class LineSplitter:
                     f"{n} rows where {self.plan.rows.get(split, 0)} were counted"
                 )
 
-    def _rows(self, batch: Any, seen: dict[tuple[str, int], int], wanted: Any) -> Any:
+    def _rows(
+        self, batch: Any, seen: dict[tuple[str, int], int], wanted: Any, plan: LinesPlan
+    ) -> Any:
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        from pamlib.spark import _BLOCK, _FILE, _FIRST, _ROW, _SEQ, CORRUPT_COLUMN
+        from pamlib.spark import _BLOCK, _FILE, _SEQ
 
-        if self.plan.headers:
-            is_header = pc.is_in(batch.column(_SEQ), value_set=pa.array(sorted(self.plan.headers)))
+        if plan.headers:
+            is_header = pc.is_in(batch.column(_SEQ), value_set=pa.array(sorted(plan.headers)))
             if pc.any(is_header).as_py():
                 batch = batch.filter(pc.invert(is_header))
         n = batch.num_rows
         if n == 0:
             return None
-        values = batch.column(_VALUE)
         files = batch.column(_FILE)
         blocks = batch.column(_BLOCK).to_numpy(zero_copy_only=False)
         numbers = np.empty(n, dtype=np.int64)
-        # A task reads its splits one after the other: the batch is runs of one split each,
-        # found by comparing neighbours (not row by row in Python).
-        changed = blocks[1:] != blocks[:-1]
-        changed |= pc.not_equal(files[1:], files[:-1]).to_numpy(zero_copy_only=False)
-        starts = [0, *(np.flatnonzero(changed) + 1).tolist()]
-        for start, end in zip(starts, [*starts[1:], n], strict=True):
-            split = (str(files[start].as_py()), int(blocks[start]))
+        for start, end, split in split_runs(files, blocks):
             done = seen.get(split, 0)
-            first = self.plan.before.get(split)
+            first = plan.before.get(split)
             if first is None:
                 raise ChangedExportError("the export changed while it was scored: a new split")
             numbers[start:end] = np.arange(first + done + 1, first + done + 1 + end - start)
             seen[split] = done + end - start
-        columns, fit = self._split(values)
+        return self._batch(
+            batch.column(_VALUE),
+            files,
+            numbers,
+            first=lambda arrays: self._first(
+                batch, None if self.id_name is None else arrays[self.id_name], wanted, plan.repeats
+            ),
+        )
+
+    def _batch(
+        self,
+        values: Any,
+        files: Any,
+        numbers: npt.NDArray[np.int64],
+        *,
+        first: Callable[[dict[str, Any]], Any],
+        lenient: bool = False,
+        blocks: Any = None,
+    ) -> Any:
+        """The rows Spark's CSV reader would give of ``values``: the fields of the lines it
+        splits, the others whole in ``_corrupt_record``; their file, row key and whether their
+        assessment id comes there first (``first`` of the columns)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        from pamlib.spark import _BLOCK, _FILE, _FIRST, _ROW, CORRUPT_COLUMN
+
+        n = len(values)
+        columns, fit = self._split(values, lenient=lenient)
         if not fit.all():
             at = np.cumsum(fit) - 1
             where = pa.array(at, pa.int64(), mask=~fit)
@@ -341,16 +427,69 @@ class LineSplitter:
         corrupt = pa.nulls(n, pa.string()) if fit.all() else pc.if_else(pa.array(fit), None, values)
         arrays = dict(zip(self.header, columns, strict=True))
         arrays[CORRUPT_COLUMN] = corrupt
-        arrays[_FILE] = batch.column(_FILE)
+        arrays[_FILE] = files
         arrays[_ROW] = pa.array(numbers)
-        ids = None if self.id_name is None else arrays[self.id_name]
-        arrays[_FIRST] = self._first(batch, ids, wanted)
+        if blocks is not None:
+            arrays[_BLOCK] = blocks
+        arrays[_FIRST] = first(arrays)
         return pa.RecordBatch.from_pydict(arrays)
 
-    def _split(self, values: Any) -> tuple[list[Any], npt.NDArray[np.bool_]]:
+    def _unplanned(self, batch: Any, seen: dict[tuple[str, int], int]) -> Any:
+        """A batch of lines no pass looked at (``row_key="split"``): keyed by their splits; each
+        file's first line checked to be the header and left out, empty lines left out (no
+        record, as in ``pamlib score``); bytes not valid UTF-8 replaced with U+FFFD (the job's
+        ``encoding`` reject follows, as for Spark's CSV reader); a line whose quotes are not
+        whole fields kept whole for the job's structural reject rather than guessed at."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        from pamlib.spark import _BLOCK, _FILE
+
+        if batch.num_rows == 0:
+            return None
+        values = batch.column(_VALUE)
+        files = batch.column(_FILE)
+        blocks = batch.column(_BLOCK).to_numpy(zero_copy_only=False).astype(np.int64)
+        keys, places = split_keys(files, blocks, seen, header_counted=True)
+        header = (blocks == 0) & (places == 0)
+        keep = pc.greater(pc.binary_length(values), 0).to_numpy(zero_copy_only=False)
+        keep &= ~header
+        if header.any():
+            allowed = {self.header_line, "\ufeff" + str(self.header_line)}
+            for i in np.flatnonzero(header).tolist():
+                if _text(values[i]) not in allowed:
+                    raise PamlibError(
+                        "a file of the export does not start with the header of the first: "
+                        "read each layout on its own"
+                    )
+        if not keep.all():
+            mask = pa.array(keep)
+            values, files, keys, blocks = (
+                values.filter(mask),
+                files.filter(mask),
+                keys[keep],
+                blocks[keep],
+            )
+        if len(values) == 0:
+            return None
+        values = _valid_utf8(values)
+        n = len(values)
+        return self._batch(
+            values,
+            files,
+            keys,
+            first=lambda _: pa.repeat(True, n),
+            lenient=True,
+            blocks=pa.array(blocks),
+        )
+
+    def _split(
+        self, values: Any, *, lenient: bool = False
+    ) -> tuple[list[Any], npt.NDArray[np.bool_]]:
         """The lines with the header's number of fields split as Spark's CSV reader splits
         them (every field text, unquoted; a bare empty field null, a quoted one empty), and
-        which lines those are."""
+        which lines those are. A line whose quotes are not whole fields changed the export
+        since the pass looked; with ``lenient`` (no pass) it is one not split."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
@@ -367,8 +506,11 @@ class LineSplitter:
             return self._parsed(data, len(values), quoted=False, bad=[]), fit
         shape = pc.match_substring_regex(values, well_formed(self.delimiter, java=False))
         quoted = pc.match_substring(values, _QUOTE)
-        if not pc.all(pc.or_(shape, pc.invert(quoted))).as_py():
-            raise ChangedExportError("the export changed while it was scored: a quote")
+        whole = pc.or_(shape, pc.invert(quoted))
+        if not pc.all(whole).as_py():
+            if not lenient:
+                raise ChangedExportError("the export changed while it was scored: a quote")
+            return self._mixed(values, whole.to_numpy(zero_copy_only=False))
         bad: list[int] = []
         columns = self._parsed(data, n, quoted=True, bad=bad)
         if -1 in bad:  # pyarrow could not say which line: one line at a time, then
@@ -376,6 +518,40 @@ class LineSplitter:
         fit = np.ones(n, dtype=np.bool_)
         fit[bad] = False
         return columns, fit
+
+    def _mixed(
+        self, values: Any, whole: npt.NDArray[np.bool_]
+    ) -> tuple[list[Any], npt.NDArray[np.bool_]]:
+        """Lines no pass looked at, some with quotes that are not whole fields (``whole``
+        false): those are split by ``pamlib score``'s own record reader, one at a time, and
+        kept where it reads one record of the header's fields (else left whole for the job's
+        structural reject, as ``pamlib score`` rejects that text); the rest as usual."""
+        import pyarrow as pa
+
+        from pamlib.formats._records import split_records, structural_reject
+
+        columns, some = self._split(values.filter(pa.array(whole)))
+        width = len(self.header)
+        found: list[list[str | None]] = []
+        odd_fit = []
+        for line in values.filter(pa.array(~whole)).to_pylist():
+            records = list(split_records(io.StringIO(line, newline=""), delimiter=self.delimiter))
+            ok = len(records) == 1 and structural_reject(records[0], width) is None
+            odd_fit.append(ok)
+            if ok:
+                found.append([f or None for f in records[0].fields])
+        fit = np.zeros(len(values), dtype=np.bool_)
+        where = np.empty(len(values), dtype=np.int64)
+        mine, odd = np.flatnonzero(whole)[some], np.flatnonzero(~whole)[np.array(odd_fit, bool)]
+        fit[mine] = fit[odd] = True
+        where[mine] = np.arange(len(mine))
+        where[odd] = len(mine) + np.arange(len(odd))
+        merged = [
+            pa.concat_arrays([c, pa.array([r[k] for r in found], pa.string())])
+            for k, c in enumerate(columns)
+        ]
+        at = pa.array(where[fit])
+        return [c.take(at) for c in merged], fit
 
     def _one_by_one(self, values: Any) -> tuple[list[Any], npt.NDArray[np.bool_]]:
         import pyarrow as pa
@@ -444,7 +620,9 @@ class LineSplitter:
             ),
         )
 
-    def _first(self, batch: Any, ids: Any, wanted: Any) -> Any:
+    def _first(
+        self, batch: Any, ids: Any, wanted: Any, repeats: Mapping[str, tuple[str, int, int]]
+    ) -> Any:
         """Whether each row's assessment id comes there first in file order: only rows whose
         id repeats are looked at (``wanted``: those ids, as an Arrow array)."""
         import pyarrow as pa
@@ -457,7 +635,31 @@ class LineSplitter:
             return pa.array(first)
         hit = pc.fill_null(pc.is_in(ids, value_set=wanted), False)
         for i in np.flatnonzero(hit.to_numpy(zero_copy_only=False)).tolist():
-            place = self.plan.repeats[ids[i].as_py()]
+            place = repeats[ids[i].as_py()]
             here = (batch.column(_FILE)[i].as_py(), batch.column(_BLOCK)[i].as_py())
             first[i] = (*here, batch.column(_SEQ)[i].as_py()) == place
         return pa.array(first)
+
+
+def _text(value: Any) -> str | None:
+    """A line as text, ``None`` if it is not valid UTF-8."""
+    import pyarrow as pa
+
+    raw = value.cast(pa.binary()).as_py()
+    try:
+        return None if raw is None else bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _valid_utf8(values: Any) -> Any:
+    """``values`` (lines Spark passed on as they were in the file) with every byte sequence not
+    valid UTF-8 replaced by U+FFFD, as Spark's CSV reader decodes them."""
+    import pyarrow as pa
+
+    try:
+        values.validate(full=True)
+    except pa.ArrowInvalid:
+        raw = values.cast(pa.binary()).to_pylist()
+        return pa.array([None if b is None else b.decode("utf-8", "replace") for b in raw])
+    return values

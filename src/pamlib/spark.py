@@ -78,6 +78,7 @@ _REJECT_COLUMNS = ("location", "code", "message", "fields", "record")
 _METADATA_KEY = "pamlib"
 
 Duplicates = Literal["global", "partition", "off"]
+RowKey = Literal["number", "split"]
 _READER_DUPLICATES: dict[str, Literal["track", "external", "off"]] = {
     "global": "external",
     "partition": "track",
@@ -484,6 +485,7 @@ def score(
     keep_nhs_number: bool = False,
     pseudonymiser: Pseudonymiser | None = None,
     cache_export: bool = False,
+    row_key: RowKey = "number",
 ) -> SparkRun:
     """Score an export read by :func:`read_export`. Here the rows are numbered and the
     repeated ids found (one job reading the export); the scoring runs when the result is first
@@ -502,6 +504,15 @@ def score(
     the data, keeping its first occurrence in file order (one shuffle of the ids); ``partition``
     only within each task; ``off`` not at all.
 
+    ``row_key``: ``number`` (the default) keys each row by its number in its file, as ``pamlib
+    score`` does, which needs a pass over the export before the job (with ``duplicates=
+    "global"``, the same pass finds the repeats). ``split`` needs no pass: each task keys its
+    rows by where its split starts in the file and the row's place in it — the row's number in
+    a file's first split (the whole file, up to Spark's ``maxPartitionBytes``, 128 MiB by
+    default), beyond it a larger number that keeps the file's order (:ref:`spark-split-keys`).
+    It goes with ``duplicates="partition"`` or ``"off"``; ``read`` in the summary is then
+    the rows the tasks read.
+
     The provider of every instrument is chosen and its licence checked here, on the driver.
     A DataFrame as :func:`read_export` gave it, of an export whose lines are its records, is
     read again as lines (:ref:`spark-lines`): the same output, from a cheaper job.
@@ -515,6 +526,13 @@ def score(
     if duplicates not in _READER_DUPLICATES:
         raise ConfigurationError(
             f"duplicates must be 'global', 'partition' or 'off', not {duplicates!r}"
+        )
+    if row_key not in ("number", "split"):
+        raise ConfigurationError(f"row_key must be 'number' or 'split', not {row_key!r}")
+    if row_key == "split" and duplicates == "global":
+        raise ConfigurationError(
+            "row_key='split' reads the export once, in the job: repeated ids can then be found "
+            "within each task only (duplicates='partition') or not at all ('off')"
         )
     described = _described(df)
     if mapping is None:
@@ -546,16 +564,30 @@ def score(
         delimiter=str(described.get("delimiter", ",")),
         encoding=str(described.get("encoding", "utf-8")),
     )
-    as_lines = None if cache_export else _as_lines(df, described, header, aid_position, duplicates)
+    split_keys = row_key == "split"
+    as_lines = (
+        None
+        if cache_export
+        else _as_lines(df, described, header, aid_position, duplicates, split_keys=split_keys)
+    )
     if as_lines is not None:
         combined, splitter, n_read = as_lines
-        job = attrs.evolve(job, lines=splitter)
+        job = attrs.evolve(job, lines=splitter, split_keys=split_keys)
         return _run(scorer, providers, source=source, n_read=n_read, combined=combined, job=job)
     cached = None
     if cache_export and not df.is_cached:
         from pyspark import StorageLevel
 
         df = cached = df.persist(StorageLevel.MEMORY_AND_DISK)
+    if split_keys:  # no pass: each task keys its rows (_Job.split_keys)
+        combined = df.select(
+            *(_column(c).alias(_positional(i)) for i, c in enumerate(header)),
+            sf.col(CORRUPT_COLUMN),
+            _FILE,
+            _BLOCK,
+        )
+        job = attrs.evolve(job, split_keys=True)
+        return _run(scorer, providers, source=source, n_read=None, combined=combined, job=job)
     id_column = None
     if duplicates == "global" and aid_position is not None:
         id_column = header[aid_position]
@@ -579,7 +611,7 @@ def _run(
     providers: Mapping[str, Any],
     *,
     source: str,
-    n_read: int,
+    n_read: int | None,
     combined: DataFrame,
     job: _Job,
     read: DataFrame | None = None,
@@ -610,7 +642,9 @@ def _as_lines(
     header: tuple[str, ...],
     aid_position: int | None,
     duplicates: str,
-) -> tuple[DataFrame, _LineSplitter, int] | None:
+    *,
+    split_keys: bool = False,
+) -> tuple[DataFrame, _LineSplitter, int | None] | None:
     """The export's lines, what splits them in each task, and the rows read — where ``df`` is
     an export as :func:`read_export` gave it whose lines are its records (a pass over the
     lines tells: :func:`pamlib._spark_lines.plan`); else ``None``, and Spark's CSV reader
@@ -626,7 +660,18 @@ def _as_lines(
         return None
     delimiter = str(described.get("delimiter", ","))
     multiline = described.get("options", {}).get("multiLine") == "true"
-    lines = _spark_lines.lines_frame(df.sparkSession, str(described["source"]), multiline=multiline)
+    if split_keys and multiline:
+        return None  # a file is one split there: Spark's CSV reader splits its records
+    source = str(described["source"])
+    if split_keys:  # no pass: each task takes its lines as they come
+        return (
+            _spark_lines.lines_frame(df.sparkSession, source, multiline=False, sequence=False),
+            _spark_lines.LineSplitter(
+                plan=None, header=header, delimiter=delimiter, header_line=str(line)
+            ),
+            None,
+        )
+    lines = _spark_lines.lines_frame(df.sparkSession, source, multiline=multiline)
     id_position = aid_position if duplicates == "global" else None
     shape = _spark_lines.LineShape(
         header_line=str(line),
@@ -939,6 +984,10 @@ class _Job:
     #: Where the job reads the export's lines: what turns them into the rows Spark's CSV
     #: reader gives (:mod:`pamlib._spark_lines`).
     lines: _LineSplitter | None = attrs.field(default=None, repr=False)
+    #: Whether the rows are keyed by their splits (``row_key="split"``: no pass numbered
+    #: them): each task keys the rows Spark's CSV reader gives it (the lines' splitter keys
+    #: its own), and says where a reject past a file's first split is.
+    split_keys: bool = False
 
     def __call__(self, batches: Iterator[Any]) -> Iterator[Any]:
         try:
@@ -953,6 +1002,7 @@ class _Job:
             collected = _Collected()
             scored = _scored_fields(self.schema).names
             for batch in batches:
+                collected.count_read(batch.num_rows)
                 for kind, piece in self._batch(base, runs, batch):
                     if kind == "scored":
                         yield from piece.select(scored).to_batches()
@@ -966,10 +1016,19 @@ class _Job:
         (:func:`_positional`)."""
         import pyarrow as pa
 
+        from pamlib._spark_lines import split_keys
+
         n = len(self.header)
+        seen: dict[tuple[str, int], int] = {}
         for batch in batches:  # (RecordBatch.rename_columns is newer than the pyarrow allowed)
             names = [*self.header, *batch.schema.names[n:]]
-            yield pa.RecordBatch.from_arrays(batch.columns, names=names)
+            columns = batch.columns
+            if self.split_keys and _ROW not in names:
+                blocks = batch.column(_BLOCK).to_numpy(zero_copy_only=False).astype(np.int64)
+                keys, _ = split_keys(batch.column(_FILE), blocks, seen, header_counted=False)
+                names += [_ROW, _FIRST]
+                columns = [*columns, pa.array(keys), pa.repeat(True, len(keys))]
+            yield pa.RecordBatch.from_arrays(columns, names=names)
 
     def _batch(
         self, base: TableScorer, runs: dict[str, TableScorer], batch: Any
@@ -1040,7 +1099,11 @@ class _Job:
             keys = rows.filter(pa.array(blank))
             pieces.append(self._frame("blank", name, keys, {}))
         for piece in pieces:
-            yield piece.column(_KIND)[0].as_py(), piece
+            kind = piece.column(_KIND)[0].as_py()
+            located = (
+                _split_locations(piece, part) if kind == "rejected" and self.split_keys else piece
+            )
+            yield kind, located
 
     def _frame(self, kind: str, name: str, keys: Any, columns: Mapping[str, Any]) -> Any:
         import pyarrow as pa
@@ -1145,6 +1208,8 @@ _REJECTS_BYTES = 128 << 20
 #: What a count is kept by: what each row became, and for scored rows their status, reason and
 #: whether the demo scored them; for rejects their code (as ``SparkRun.summary`` groups them).
 _CountKey = tuple[str, str | None, str | None, str | None, bool | None]
+#: The count of the rows the tasks read, beside what they became.
+_READ_KEY: _CountKey = ("read", None, None, None, None)
 
 
 @attrs.define
@@ -1177,6 +1242,10 @@ class _Collected:
                 _ipc(piece.select([_FILE, _ROW, *(f"_reject_{c}" for c in _REJECT_COLUMNS)]))
             )
 
+    def count_read(self, n: int) -> None:
+        """Rows the task read (as the reader gave them, before any check)."""
+        self._count(_READ_KEY, n)
+
     def _count(self, key: _CountKey, n: int) -> None:
         self.counts[key] = self.counts.get(key, 0) + int(n)
 
@@ -1201,6 +1270,27 @@ class _Collected:
         if not self.overflowed:
             self.rejects += other.rejects
             self.nbytes += other.nbytes
+
+
+def _split_locations(rejects: Any, part: Any) -> Any:
+    """``rejects`` (of rows of ``part``, one file's rows keyed by their splits) with the
+    location of each past the file's first split as the row's place in its split and where
+    that split starts: there the key is not the row's number
+    (:func:`pamlib._spark_lines.split_keys`)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    keys = rejects.column(_ROW).combine_chunks()
+    at = pc.index_in(keys, value_set=part.column(_ROW))
+    blocks = part.column(_BLOCK).take(at).to_numpy(zero_copy_only=False)
+    if not (blocks > 0).any():
+        return rejects
+    places = [
+        f"row {key}" if block == 0 else f"row {key - block} of the split at byte {block}"
+        for key, block in zip(keys.to_pylist(), blocks.tolist(), strict=True)
+    ]
+    where = rejects.schema.get_field_index("_reject_location")
+    return rejects.set_column(where, "_reject_location", pa.array(places, pa.string()))
 
 
 def _ipc(table: Any) -> bytes:
@@ -1370,7 +1460,7 @@ class SparkRun:
     def __init__(
         self,
         *,
-        n_read: int,
+        n_read: int | None,
         out: DataFrame,
         scored_columns: tuple[str, ...],
         source: str,
@@ -1493,6 +1583,8 @@ class SparkRun:
         by_reason: dict[str, int] = {}
         demo = False
         for (kind, status, reason, code, is_demo), count in counts.items():
+            if kind == "read":
+                continue
             if kind == "scored":
                 n[str(status)] += count
                 demo = demo or bool(is_demo)
@@ -1502,9 +1594,12 @@ class SparkRun:
                 n[kind] += count
                 if kind == "rejected":
                     by_code[str(code)] = by_code.get(str(code), 0) + count
+        n_read = self.n_read
+        if n_read is None:  # no pass counted the rows: the tasks did, or (kept output) the kinds
+            n_read = counts.get(_READ_KEY, sum(n.values()))
         summary = ScoreSummary(
             source=self.source,
-            n_read=self.n_read,
+            n_read=n_read,
             n_scored=n["scored"],
             n_not_scored=n["not-scored"],
             n_rejected=n["rejected"],

@@ -359,7 +359,7 @@ def _unnumbered(split: Any) -> Any:
     """``LineSplitter._split`` as where pyarrow gives no line numbers to what it skips."""
     import pyarrow.csv as pcsv
 
-    def without_numbers(self: Any, values: Any) -> Any:
+    def without_numbers(self: Any, values: Any, **options: Any) -> Any:
         read = pcsv.read_csv
 
         def reading(*args: Any, **kwargs: Any) -> Any:
@@ -372,7 +372,7 @@ def _unnumbered(split: Any) -> Any:
 
         pcsv.read_csv = reading
         try:
-            return split(self, values)
+            return split(self, values, **options)
         finally:
             pcsv.read_csv = read
 

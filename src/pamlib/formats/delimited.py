@@ -178,9 +178,7 @@ class CsvResultWriter:
         self.options = options
         self._target = AtomicTarget(target)
         header = io.StringIO()
-        CsvWriter(header).writerow(
-            [protect(c) for c in output_columns(options.extra_columns)]
-        )
+        CsvWriter(header).writerow([protect(c) for c in output_columns(options.extra_columns)])
         self._target.stream.write(header.getvalue().encode("utf-8"))
 
     @property
