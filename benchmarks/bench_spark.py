@@ -22,7 +22,10 @@ in a fresh process with its own ``local[N]`` session, times ``--repeat`` times, 
   summary as Parquet — the whole job, row numbering and the reconciled counts included. The
   benchmark's export holds one record a line, so :func:`~pamlib.spark.score` reads it as lines;
 * **pamlib, split by Spark**: the same job with the records split by Spark's CSV reader, as
-  :func:`~pamlib.spark.score` splits an export whose lines may not be its records.
+  :func:`~pamlib.spark.score` splits an export whose lines may not be its records;
+* **pamlib, no pass**: the whole job with ``row_key="split"`` and ``duplicates="partition"``:
+  no pass over the export before the job, each task keying its rows by their split and finding
+  repeated ids among its own rows.
 
 With ``--passes`` it also times the pass :func:`~pamlib.spark.score` runs before the job (the
 rows of each split counted and the repeated assessment ids found, one shuffle) over the lines
@@ -129,6 +132,13 @@ def pamlib_job(target):
     run.unpersist()
     return summary
 
+def pamlib_split_keys_job(target):  # no pass: split keys, repeats found within each task
+    run = ps.score(ps.read_export(spark, source, multiline=False), provider="demo",
+                   duplicates="partition", row_key="split")
+    summary = run.write(target)
+    run.unpersist()
+    return summary
+
 def pamlib_spark_split_job(target):  # the same, the records split by Spark's CSV reader
     ps._READ_LINES = False
     try:
@@ -158,13 +168,16 @@ def line_counts(target):  # lines counted per split from the text alone
 
 pamlib_job(os.path.join(work, "warm"))  # JVM, workers, plugins: not timed
 pamlib_spark_split_job(os.path.join(work, "warm-split"))
+pamlib_split_keys_job(os.path.join(work, "warm-split-keys"))
 floor_job(os.path.join(work, "warm-floor"))
 lines_job(os.path.join(work, "warm-lines"))
 scored_job(os.path.join(work, "warm-scored"))
-times = {"spark": [], "floor": [], "lines": [], "scored": [], "pamlib": [], "pamlib-split": []}
-summary = None
+times = {"spark": [], "floor": [], "lines": [], "scored": [], "pamlib": [], "pamlib-split": [],
+         "pamlib-split-keys": []}
+summary = split_keys_summary = None
 jobs = (("spark", spark_job), ("floor", floor_job), ("lines", lines_job), ("scored", scored_job),
-        ("pamlib", pamlib_job), ("pamlib-split", pamlib_spark_split_job))
+        ("pamlib", pamlib_job), ("pamlib-split", pamlib_spark_split_job),
+        ("pamlib-split-keys", pamlib_split_keys_job))
 if passes == "1":
     jobs += (("counting", counting_pass), ("rows", row_counts), ("text", line_counts),
              ("lines-pass", lines_pass))
@@ -179,9 +192,12 @@ for k in range(int(repeat)):
         times[name].append(time.perf_counter() - start)
         if name == "pamlib":
             summary = result.reconciliation
+        if name == "pamlib-split-keys":
+            split_keys_summary = result.reconciliation
         if os.path.exists(target):  # the passes write nothing
             shutil.rmtree(target)
 print(json.dumps({"times": times, "summary": summary, "lines_used": lines_used,
+                  "split_keys_summary": split_keys_summary,
                   "partitions": spark.read.options(**options).schema(schema).csv(source)
                   .rdd.getNumPartitions()}))
 spark.stop()
@@ -297,6 +313,14 @@ def main() -> int:
                 f"{min(split):.1f} s / {statistics.median(split):.1f} s, "
                 f"{min(split) / min(spark):.2f} × Spark "
                 f"(the job above read the export as lines: {result['lines_used']})"
+            )
+            keyed = result["times"]["pamlib-split-keys"]
+            print(
+                f"       pamlib with no pass (row_key='split', duplicates='partition'): "
+                f"{min(keyed):.1f} s / {statistics.median(keyed):.1f} s, "
+                f"{min(keyed) / min(spark):.2f} × Spark, median of the rounds' ratios "
+                f"{statistics.median(k / s for k, s in zip(keyed, spark, strict=True)):.2f} "
+                f"({result['split_keys_summary']})"
             )
             for name, what in (
                 ("lines-pass", "the pass score() runs first, over the lines"),

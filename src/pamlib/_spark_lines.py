@@ -496,7 +496,9 @@ class LineSplitter:
         n = len(values)
         joined = pc.binary_join(pa.ListArray.from_arrays([0, n], values), "\n")
         data = joined[0].as_buffer().to_pybytes()
-        if _QUOTE.encode() not in data:  # the usual case: count the fields, split the rest
+        unquoted = _QUOTE.encode() not in data
+        if unquoted and pc.any(pc.equal(pc.binary_length(values), 0)).as_py():
+            # an empty line: pyarrow reads it as a row of nulls; count the fields instead
             fields = pc.count_substring(values, self.delimiter).to_numpy(zero_copy_only=False)
             fit = fields == len(self.header) - 1
             if not fit.all():
@@ -504,6 +506,14 @@ class LineSplitter:
                 data = pc.binary_join(pa.ListArray.from_arrays([0, len(values)], values), "\n")
                 data = data[0].as_buffer().to_pybytes() if len(values) else b""
             return self._parsed(data, len(values), quoted=False, bad=[]), fit
+        if unquoted:  # the usual case: pyarrow says which lines do not fit
+            bad: list[int] = []
+            columns = self._parsed(data, n, quoted=False, bad=bad)
+            if -1 in bad:  # pyarrow could not say which line: one line at a time, then
+                return self._one_by_one(values)
+            fit = np.ones(n, dtype=np.bool_)
+            fit[bad] = False
+            return columns, fit
         shape = pc.match_substring_regex(values, well_formed(self.delimiter, java=False))
         quoted = pc.match_substring(values, _QUOTE)
         whole = pc.or_(shape, pc.invert(quoted))
@@ -511,7 +521,7 @@ class LineSplitter:
             if not lenient:
                 raise ChangedExportError("the export changed while it was scored: a quote")
             return self._mixed(values, whole.to_numpy(zero_copy_only=False))
-        bad: list[int] = []
+        bad = []
         columns = self._parsed(data, n, quoted=True, bad=bad)
         if -1 in bad:  # pyarrow could not say which line: one line at a time, then
             return self._one_by_one(values)
@@ -608,7 +618,7 @@ class LineSplitter:
                 double_quote=True,
                 newlines_in_values=False,
                 ignore_empty_lines=False,
-                invalid_row_handler=skip if quoted else None,
+                invalid_row_handler=skip,
             ),
             convert_options=pcsv.ConvertOptions(
                 column_types={c: pa.string() for c in names},

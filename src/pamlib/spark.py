@@ -1080,11 +1080,15 @@ class _Job:
         undecoded = _undecoded_rows(data) & keep
         keep &= ~undecoded
         if keep.any():
-            good = part.filter(pa.array(keep))
-            table = pa.table({**{n: good.column(n) for n in self.header}, _ROW: good.column(_ROW)})
+            # only the columns scoring reads are filtered: not the file's name, the raw text
+            wanted = [*self.header, _ROW, *([_FIRST] if run.duplicates == "external" else [])]
+            good = pa.RecordBatch.from_arrays([part.column(n) for n in wanted], names=wanted)
+            if not keep.all():
+                good = good.filter(pa.array(keep))
             first = None
             if run.duplicates == "external":
                 first = good.column(_FIRST).to_numpy(zero_copy_only=False).astype(np.bool_)
+            table = pa.table({**{n: good.column(n) for n in self.header}, _ROW: good.column(_ROW)})
             result = run.score(table, first_occurrence=first)
             pieces += self._scored(name, good.column(_ROW), result)
         if structural:
@@ -1227,6 +1231,13 @@ class _Collected:
         import pyarrow.compute as pc
 
         if kind == "scored":
+            demo = pc.unique(piece.column("demo")).to_pylist()
+            if len(demo) == 1 and piece.column("reason").null_count == piece.num_rows:
+                # the usual piece (one demo flag, no reason): its statuses alone, far cheaper
+                # than grouping by all three
+                for g in pc.value_counts(piece.column("status")).to_pylist():
+                    self._count((kind, g["values"], None, None, demo[0]), g["counts"])
+                return
             by = ["status", "reason", "demo"]
             grouped = piece.select(by).group_by(by).aggregate([([], "count_all")]).to_pylist()
             for g in grouped:
