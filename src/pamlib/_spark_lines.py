@@ -506,23 +506,16 @@ class LineSplitter:
                 data = pc.binary_join(pa.ListArray.from_arrays([0, len(values)], values), "\n")
                 data = data[0].as_buffer().to_pybytes() if len(values) else b""
             return self._parsed(data, len(values), quoted=False, bad=[]), fit
-        if unquoted:  # the usual case: pyarrow says which lines do not fit
-            bad: list[int] = []
-            columns = self._parsed(data, n, quoted=False, bad=bad)
-            if -1 in bad:  # pyarrow could not say which line: one line at a time, then
-                return self._one_by_one(values)
-            fit = np.ones(n, dtype=np.bool_)
-            fit[bad] = False
-            return columns, fit
-        shape = pc.match_substring_regex(values, well_formed(self.delimiter, java=False))
-        quoted = pc.match_substring(values, _QUOTE)
-        whole = pc.or_(shape, pc.invert(quoted))
-        if not pc.all(whole).as_py():
-            if not lenient:
-                raise ChangedExportError("the export changed while it was scored: a quote")
-            return self._mixed(values, whole.to_numpy(zero_copy_only=False))
-        bad = []
-        columns = self._parsed(data, n, quoted=True, bad=bad)
+        if not unquoted:
+            shape = pc.match_substring_regex(values, well_formed(self.delimiter, java=False))
+            whole = pc.or_(shape, pc.invert(pc.match_substring(values, _QUOTE)))
+            if not pc.all(whole).as_py():
+                if not lenient:
+                    raise ChangedExportError("the export changed while it was scored: a quote")
+                return self._mixed(values, whole.to_numpy(zero_copy_only=False))
+        # the usual case: pyarrow splits the lines and says which do not fit
+        bad: list[int] = []
+        columns = self._parsed(data, n, quoted=not unquoted, bad=bad)
         if -1 in bad:  # pyarrow could not say which line: one line at a time, then
             return self._one_by_one(values)
         fit = np.ones(n, dtype=np.bool_)

@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from tests.spark.exports import Export, make_export
+
 
 def _missing() -> str | None:
     if importlib.util.find_spec("pyspark") is None:
@@ -56,3 +58,16 @@ def spark() -> Iterator[Any]:
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def plain(tmp_path_factory: pytest.TempPathFactory) -> Export:
+    """Every kind of fault the export generator makes, but no quote on any line: every record
+    one line."""
+    return make_export(tmp_path_factory.mktemp("lines"), n=300, quotes=False)
+
+
+@pytest.fixture(scope="session")
+def quoted(tmp_path_factory: pytest.TempPathFactory) -> Export:
+    """The same with its quoted fields (a comma, a doubled quote) on one line each."""
+    return make_export(tmp_path_factory.mktemp("quoted"), n=300, line_breaks=False)

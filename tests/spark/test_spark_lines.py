@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pamlib.pipeline import TableScorer
-from tests.spark.exports import MAPPING, Export, make_export
+from tests.spark.exports import MAPPING, Export
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:py4j")
 
@@ -67,18 +67,6 @@ def _both(
     monkeypatch.setattr(ps, "_READ_LINES", True)
     assert first == second
     return first
-
-
-@pytest.fixture(scope="module")
-def plain(tmp_path_factory: pytest.TempPathFactory) -> Export:
-    """Every kind of fault the export generator makes, but no quote on any line."""
-    return make_export(tmp_path_factory.mktemp("lines"), n=300, quotes=False)
-
-
-@pytest.fixture(scope="module")
-def quoted(tmp_path_factory: pytest.TempPathFactory) -> Export:
-    """The same with its quoted fields (a comma, a doubled quote) on one line each."""
-    return make_export(tmp_path_factory.mktemp("quoted"), n=300, line_breaks=False)
 
 
 @pytest.mark.parametrize("multiline", [False, True])

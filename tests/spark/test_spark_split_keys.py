@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from pamlib.errors import ConfigurationError
 from pamlib.spark import RowKey
-from tests.spark.exports import MAPPING, Export, make_export
+from tests.spark.exports import MAPPING, Export
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:py4j")
 
@@ -51,25 +51,15 @@ def _keys(scored: list[dict[str, Any]], rejects: list[dict[str, Any]]) -> list[i
     return sorted([r["source_row"] for r in scored] + [r["row"] for r in rejects])
 
 
-@pytest.fixture(scope="module")
-def plain(tmp_path_factory: pytest.TempPathFactory) -> Export:
-    return make_export(tmp_path_factory.mktemp("split-keys"), n=300, quotes=False)
-
-
-@pytest.fixture(scope="module")
-def quoted(tmp_path_factory: pytest.TempPathFactory) -> Export:
-    return make_export(tmp_path_factory.mktemp("split-keys-quoted"), n=300, line_breaks=False)
-
-
 @pytest.mark.parametrize("lines", [True, False], ids=["as lines", "split by Spark"])
 @pytest.mark.parametrize("which", ["plain", "quoted"])
 def test_split_keys_give_the_numbered_job_s_results_in_the_same_order(
-    spark: Any, request: pytest.FixtureRequest, which: str, lines: bool
+    spark: Any, request: pytest.FixtureRequest, which: str, lines: bool, tmp_path: Path
 ) -> None:
     """Several splits a file (the tests' sessions split every 4 KiB): the rows, rejects and
     counts of ``row_key="number"``, the keys in the same order as the row numbers."""
     export: Export = request.getfixturevalue(which)
-    path = export.path.parent / "late-reject.csv"  # a reject in the file's last split
+    path = tmp_path / "late-reject.csv"  # a reject in the file's last split
     text = export.path.read_text(encoding="utf-8")
     last = text.rindex("PAM-13")
     path.write_text(text[:last] + "PAM-99" + text[last + 6 :], encoding="utf-8")
@@ -142,10 +132,10 @@ def test_row_key_split_is_refused_with_duplicates_found_everywhere(
         _run(spark, plain.path, "lines")  # type: ignore[arg-type]
 
 
-def test_repeats_are_found_within_each_task(spark: Any, plain: Export) -> None:
+def test_repeats_are_found_within_each_task(spark: Any, plain: Export, tmp_path: Path) -> None:
     """``duplicates="partition"``: the second occurrence of an id in the same task is a
     repeat; the export's far-apart repeat is in another task and is not."""
-    path = plain.path.parent / "near.csv"
+    path = tmp_path / "near.csv"
     text = plain.path.read_text(encoding="utf-8")
     path.write_text(text.replace(",A00003,", ",A00002,", 1), encoding="utf-8")
     _, base_rejects, _ = _outcome(_run(spark, plain.path, "split", duplicates="partition"))
