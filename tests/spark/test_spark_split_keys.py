@@ -11,12 +11,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pamlib.errors import ConfigurationError
 from pamlib.spark import RowKey
 from tests.spark.exports import MAPPING, Export
+from tests.spark.test_spark_lines import _cells, _well_formed
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:py4j")
 
@@ -230,3 +231,76 @@ def test_split_keys_rise_through_the_file_and_number_its_first_split(
     expected = np.arange(first.sum()) + (0 if header else 1)
     assert keys[first].tolist() == expected.tolist()
     assert (places[~first] >= 0).all()
+
+
+_CELL = st.text(st.sampled_from('ab ,"é'), max_size=5)
+
+
+@settings(max_examples=300)
+@given(
+    rows=st.lists(st.lists(_CELL, min_size=1, max_size=4), min_size=1, max_size=20),
+    quoting=st.booleans(),
+)
+def test_a_line_no_pass_looked_at_is_read_as_pamlib_reads_that_line(
+    rows: list[list[str]], quoting: bool
+) -> None:
+    """Lines of any shape, quotes anywhere (written as they come, or by the csv module): each
+    is a row of the header's three fields as ``pamlib score``'s record reader reads that line
+    alone (empty fields null), or else whole in ``_corrupt_record`` for the job's structural
+    reject; the first line of the first split is the header and no row; keys count the lines."""
+    import csv as csv_module
+    import io
+
+    import pyarrow as pa
+
+    from pamlib._spark_lines import LineSplitter
+    from pamlib.formats._records import split_records, structural_reject
+    from pamlib.spark import _BLOCK, _FILE, _ROW, CORRUPT_COLUMN
+
+    header = ("x", "y", "z")
+    lines = []
+    for row in rows:
+        if quoting:
+            text = io.StringIO()
+            csv_module.writer(text, lineterminator="").writerow(row)
+            lines.append(text.getvalue())
+        else:
+            lines.append(",".join(row))
+    values = ["x,y,z", *lines]
+    batch = pa.RecordBatch.from_pydict(
+        {
+            "value": pa.array(values),
+            _FILE: pa.array(["f.csv"] * len(values)),
+            _BLOCK: pa.array([0] * len(values), pa.int64()),
+        }
+    )
+    splitter = LineSplitter(plan=None, header=header, delimiter=",", header_line="x,y,z")
+    given_back = list(splitter(iter([batch])))
+    kept = [(k, line) for k, line in enumerate(lines, start=1) if line]  # empty: no record
+    if not given_back:
+        assert not kept
+        return
+    out = pa.Table.from_batches(given_back)
+    assert out.column(_ROW).to_pylist() == [k for k, _ in kept]
+    for i, (_, line) in enumerate(kept):
+        got = [out.column(n)[i].as_py() for n in header]
+        if _well_formed(line, ","):  # as Spark's CSV reader reads it: a quoted empty field ""
+            fields = next(csv_module.reader([line]))
+            cells = _cells(line, ",")
+            expected = None
+            if len(fields) == 3:
+                expected = [
+                    v or (None if not c.startswith('"') else v)
+                    for v, c in zip(fields, cells, strict=True)
+                ]
+        else:  # as pamlib score's record reader reads the line alone
+            records = list(split_records(io.StringIO(line, newline=""), delimiter=","))
+            expected = None
+            if len(records) == 1 and structural_reject(records[0], 3) is None:
+                expected = [f or None for f in records[0].fields]
+        if expected is not None:
+            assert got == expected
+            assert out.column(CORRUPT_COLUMN)[i].as_py() is None
+        else:
+            assert got == [None, None, None]
+            assert out.column(CORRUPT_COLUMN)[i].as_py() == line
