@@ -488,11 +488,12 @@ def score(
     row_key: RowKey = "number",
 ) -> SparkRun:
     """Score an export read by :func:`read_export`. Here the rows are numbered and the
-    repeated ids found (one job reading the export); the scoring runs when the result is first
-    used. ``cache_export`` keeps the export's rows in Spark's cache (memory, then disk) from the
-    first read until the output is kept, so that the export is parsed once rather than twice:
-    meant for exports that are slow to read (an object store, compressed files); on a local
-    disk it measured slower (:doc:`/spark` has the figures).
+    repeated ids found (one job reading the export; none with ``row_key="split"``); the
+    scoring runs when the result is first used. ``cache_export`` keeps the export's rows in
+    Spark's cache (memory, then disk) from the first read until the output is kept, so that
+    the export is parsed once rather than twice: meant for exports that are slow to read (an
+    object store, compressed files); on a local disk it measured slower (:doc:`/spark` has
+    the figures).
 
     ``provider`` and ``calibration`` choose the provider as :class:`pamlib.TableScorer` does
     (``calibration`` a path: each executor reads the file and checks its hash). ``mapping``
@@ -587,7 +588,9 @@ def score(
             _BLOCK,
         )
         job = attrs.evolve(job, split_keys=True)
-        return _run(scorer, providers, source=source, n_read=None, combined=combined, job=job)
+        return _run(
+            scorer, providers, source=source, n_read=None, combined=combined, job=job, read=cached
+        )
     id_column = None
     if duplicates == "global" and aid_position is not None:
         id_column = header[aid_position]

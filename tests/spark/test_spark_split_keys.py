@@ -124,6 +124,22 @@ def test_the_one_job_write_counts_what_the_tasks_read(
     assert len(set(rows)) == len(rows) == keyed.n_scored + keyed.n_not_scored
 
 
+def test_a_kept_export_is_let_go_once_the_output_is_kept(spark: Any, plain: Export) -> None:
+    """``cache_export`` with no pass: Spark's CSV reader splits the records (the cache holds
+    them), and the cache is dropped once the job's output is kept instead."""
+    import pamlib.spark as ps
+
+    df = ps.read_export(spark, str(plain.path), mapping=MAPPING, multiline=False)
+    run = ps.score(df, provider="demo", duplicates="off", row_key="split", cache_export=True)
+    assert run._job is not None
+    assert run._job[1].lines is None
+    cached = [df.is_cached]
+    assert run.summary().reconciles
+    cached.append(df.is_cached)
+    assert cached == [True, False]
+    run.unpersist()
+
+
 def test_row_key_split_is_refused_with_duplicates_found_everywhere(
     spark: Any, plain: Export
 ) -> None:
