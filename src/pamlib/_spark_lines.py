@@ -439,7 +439,7 @@ class LineSplitter:
         file's first line checked to be the header and left out, empty lines left out (no
         record, as in ``pamlib score``); bytes not valid UTF-8 replaced with U+FFFD (the job's
         ``encoding`` reject follows, as for Spark's CSV reader); a line whose quotes are not
-        whole fields kept whole for the job's structural reject rather than guessed at."""
+        whole fields read as ``pamlib score``'s own record reader reads it (:meth:`_mixed`)."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
@@ -572,8 +572,9 @@ class LineSplitter:
         return [pa.concat_arrays([p[i] for p in pieces]) for i in range(len(self.header))], fit
 
     def _parsed(self, data: bytes, n: int, *, quoted: bool, bad: list[int]) -> list[Any]:
-        """``n`` lines split by pyarrow: with ``quoted``, lines of another number of fields are
-        left out and their indices added to ``bad``."""
+        """``n`` lines split by pyarrow (``quoted``: quoted fields read as such): lines of
+        another number of fields are left out and their indices added to ``bad`` (``-1`` where
+        pyarrow cannot say which line)."""
         import pyarrow as pa
 
         if n == 0:
