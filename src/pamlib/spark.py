@@ -17,6 +17,7 @@ Needs the ``spark`` extra (pyspark ≥ 4.0, pandas ≥ 2.2) and Java 17 or later
 from __future__ import annotations
 
 import bisect
+import concurrent.futures
 import functools
 import hashlib
 import io
@@ -171,6 +172,8 @@ def _first_line(spark: SparkSession, path: str) -> str | None:
 #: How much of the start of each file :func:`read_export` reads on the driver to find its
 #: encoding when none is given: one read of each file, of at most this many bytes.
 _HEAD_BYTES = 1 << 20
+#: Files whose heads the driver reads at once.
+_HEAD_THREADS = 8
 #: How :func:`read_export` is told an encoding, in pamlib's messages (``{}``: a codec's name).
 _ENCODING_OPTION = "encoding='{}'"
 #: Encodings that read every byte below 0x80 as ASCII, so a file of ASCII only reads the same.
@@ -192,18 +195,25 @@ def _file_heads(spark: SparkSession, path: str) -> list[tuple[str, bytes]]:
             "start of its files on the driver to find it"
         )
     codecs = jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(hadoop)
-    heads = []
-    for uri in sorted(spark.read.format("text").load(path).inputFiles()):
+
+    def head(uri: str) -> tuple[str, bytes]:
         file = jvm.org.apache.hadoop.fs.Path(jvm.java.net.URI(uri))
         stream = file.getFileSystem(hadoop).open(file)
         try:
             codec = codecs.getCodec(file)
             if codec is not None:
                 stream = codec.createInputStream(stream)
-            heads.append((str(uri), bytes(stream.readNBytes(_HEAD_BYTES))))
+            return str(uri), bytes(stream.readNBytes(_HEAD_BYTES))
         finally:
             stream.close()
-    return heads
+
+    uris = sorted(spark.read.format("text").load(path).inputFiles())
+    if len(uris) < 2:
+        return [head(uri) for uri in uris]
+    # Each file's head costs a few calls to the JVM and its wait on storage: an export of
+    # hundreds of files is read on a few threads at once (results in name order).
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(_HEAD_THREADS, len(uris))) as pool:
+        return list(pool.map(head, uris))
 
 
 def _detected_encoding(heads: list[tuple[str, bytes]]) -> str:

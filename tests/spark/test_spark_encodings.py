@@ -188,3 +188,27 @@ def test_files_of_one_export_read_in_the_encoding_that_reads_them_all(
         found(mixed)
     assert "cp1252: b.csv; utf-8: a 1.csv" in str(error.value)
     shutil.rmtree(mixed)
+
+
+def test_the_heads_of_many_files_are_read_at_once_and_kept_in_name_order(
+    spark: Any, tmp_path: Path
+) -> None:
+    """More files than the driver reads at once, one of them packed: each head is its own
+    file's start, in name order."""
+    import pamlib.spark as ps
+
+    folder = tmp_path / "many"
+    folder.mkdir()
+    texts = {}
+    for i in range(2 * ps._HEAD_THREADS + 3):
+        text = f"a,b\n{i},{'x' * i}\n".encode()
+        name = f"site-{i:02d}.csv"
+        if i == 5:
+            name += ".gz"
+            (folder / name).write_bytes(gzip.compress(text))
+        else:
+            (folder / name).write_bytes(text)
+        texts[name] = text
+    heads = ps._file_heads(spark, str(folder))
+    assert [uri.rsplit("/", 1)[1] for uri, _ in heads] == sorted(texts)
+    assert [head for _, head in heads] == [texts[n] for n in sorted(texts)]
