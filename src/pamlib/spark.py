@@ -283,6 +283,46 @@ def _reading_charset(
     return python, charset
 
 
+def _heads_if_readable(spark: SparkSession, path: str) -> list[tuple[str, bytes]] | None:
+    """:func:`_file_heads`, or ``None`` where the driver cannot read them (Spark Connect)."""
+    try:
+        return _file_heads(spark, path)
+    except ConfigurationError:
+        return None
+
+
+def _check_one_header(
+    heads: list[tuple[str, bytes]] | None, encoding: str, delimiter: str, header: tuple[str, ...]
+) -> None:
+    """Refuse an export whose files do not share the first file's header, naming them.
+
+    Spark's CSV reader drops each file's first line and reads the rest by position, as the
+    schema (the first file's header) says: a file whose columns are in another order, or are
+    others, would have them read as the first file's — an answer taken for another item's, a
+    date for an id. An empty file holds no row, and a header whose first line ends inside
+    quotes (a line break in a name) is not compared."""
+    from pamlib.formats._records import ends_inside_quotes, split_records
+
+    if not heads or len(heads) < 2:
+        return
+    differ = []
+    for uri, head in heads:
+        line = _head_line(head, encoding) if head else None
+        if line is None or ends_inside_quotes(line, delimiter):
+            continue
+        records = list(split_records(io.StringIO(line.removeprefix("\ufeff"), newline=""),
+                                     delimiter=delimiter))  # fmt: skip
+        if not records or tuple(records[0].fields) != header:
+            differ.append(urllib.parse.unquote(uri.rsplit("/", 1)[-1]))
+    if differ:
+        named = ", ".join(differ[:3]) + (" …" if len(differ) > 3 else "")
+        raise ConfigurationError(
+            f"the files of the export do not share one header: {named} differ from the first "
+            "file's, and Spark would read their columns by the first file's order; read each "
+            "layout with its own read_export(…) and union the DataFrames by name"
+        )
+
+
 def _head_line(head: bytes, encoding: str) -> str | None:
     """The first line of a file's start in ``encoding`` (``None`` if no line ends in it)."""
     text = head.decode(encoding, "replace")
@@ -382,15 +422,17 @@ def read_export(
     read_options = with_mapping(ReadOptions(), mapping)
     heads = _file_heads(spark, path) if encoding is None else None
     python_encoding, charset = _reading_charset(spark, encoding, heads, multiline)
+    if heads is None:  # for the header, and to compare every file's with it
+        heads = _heads_if_readable(spark, path)
     given = delimiter if delimiter is not None else read_options.settings.get("delimiter")
     if given is not None:
         given = {"\\t": "\t", "tab": "\t"}.get(str(given), str(given))
         why = delimiter_problem(given)
         if why is not None:
             raise ConfigurationError(f"delimiter {given!r} cannot be used: it {why}")
-    # the first line: from the start of the first file where it was read to find the
-    # encoding, else as UTF-8 text (its names where it is UTF-8, its delimiters in any
-    # encoding whose line breaks and delimiters are single ASCII bytes)
+    # the first line: from the start of the first file (in name order), else — where the
+    # driver cannot read it (Spark Connect) — as UTF-8 text (its names where it is UTF-8, its
+    # delimiters in any encoding whose line breaks and delimiters are single ASCII bytes)
     line = _head_line(heads[0][1], python_encoding) if heads else None
     decoded = line is not None or python_encoding == "utf-8"
     if line is None and python_encoding not in _WIDE:
@@ -416,6 +458,7 @@ def read_export(
             f"{path}: the header repeats a column name (or uses one of {', '.join(_RESERVED)})"
         )
     Layout.resolve(header, read_options, source=path)  # every header problem, now
+    _check_one_header(heads, python_encoding, sep, header)
     described = {
         "mapping": _mapping_document(mapping),
         "source": path,

@@ -204,3 +204,30 @@ def test_a_replacement_character_in_a_valid_file_is_rejected_on_spark(
     assert summary.reconciles
     assert summary.n_rejected == expected.summary.n_rejected + 1
     run.unpersist()
+
+
+@pytest.mark.parametrize("encoding", [None, "utf-8"], ids=["found", "given"])
+def test_files_whose_headers_differ_are_refused_naming_them(
+    spark: Any, tmp_path: Path, encoding: str | None
+) -> None:
+    """Spark reads every file's columns by the first file's header: a file with its columns in
+    another order would be scored with one column's values taken for another's."""
+    import gzip
+
+    import pamlib.spark as ps
+
+    text = make_export(tmp_path, n=80).path.read_text(encoding="utf-8")
+    header, _, rest = text.partition("\n")
+    names = header.split(",")
+    swapped = ",".join([names[1], names[0], *names[2:]])
+    folder = tmp_path / "sites"
+    folder.mkdir()
+    (folder / "a.csv").write_text(text, encoding="utf-8")
+    (folder / "b.csv").write_text(f'"{header.replace(",", chr(34) + "," + chr(34))}"\n{rest}')
+    (folder / "c.csv.gz").write_bytes(gzip.compress(text.encode()))
+    (folder / "d.csv").write_bytes(b"")
+    df = ps.read_export(spark, str(folder), mapping=MAPPING, encoding=encoding)  # same names
+    assert ps.score(df, provider="demo").summary().n_read == 3 * 80
+    (folder / "e site 5.csv").write_text(f"{swapped}\n{rest}", encoding="utf-8")
+    with pytest.raises(ConfigurationError, match=r"do not share one header: e site 5\.csv differ"):
+        ps.read_export(spark, str(folder), mapping=MAPPING, encoding=encoding)
