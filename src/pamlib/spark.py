@@ -1079,7 +1079,7 @@ class _Job:
         for batch in batches:  # (RecordBatch.rename_columns is newer than the pyarrow allowed)
             names = [*self.header, *batch.schema.names[n:]]
             columns = batch.columns
-            if self.split_keys and _ROW not in names:
+            if self.split_keys:  # no pass numbered these rows
                 blocks = batch.column(_BLOCK).to_numpy(zero_copy_only=False).astype(np.int64)
                 keys, _ = split_keys(batch.column(_FILE), blocks, seen, header_counted=False)
                 names += [_ROW, _FIRST]
