@@ -1047,6 +1047,7 @@ class _Job:
 
     def __call__(self, batches: Iterator[Any]) -> Iterator[Any]:
         try:
+            batches = _gathered(batches)
             batches = self.lines(batches) if self.lines is not None else self._named(batches)
             base = _scorer(self.payload, self.digest)
             runs: dict[str, TableScorer] = {}
@@ -1257,6 +1258,46 @@ class _Job:
                 "_reject_record": pa.repeat(pa.scalar("", pa.string()), n),
             },
         )
+
+
+#: A task joins the batches Spark gives it (10,000 rows each by default) until it holds this
+#: many rows or :data:`_GATHER_BYTES`: pamlib's work on a batch costs nearly as much for a few
+#: thousand rows as for a few tens of thousands (a fifth less processor time a row for 40,000
+#: than for 10,000, measured on lines of a canonical export).
+_GATHER_ROWS = 32_768
+_GATHER_BYTES = 32 * 2**20
+
+
+def _gathered(
+    batches: Iterator[Any], rows: int = _GATHER_ROWS, limit: int = _GATHER_BYTES
+) -> Iterator[Any]:
+    """``batches`` in order, consecutive ones joined while together they hold fewer than
+    ``rows`` rows and ``limit`` bytes: the same rows in the same order, in fewer batches. A
+    batch is never joined to others past ``limit``, so no joined text outgrows Arrow's 2 GiB
+    offsets however long its lines."""
+    held: list[Any] = []
+    n = size = 0
+    for batch in batches:
+        if held and size + batch.nbytes > limit:
+            yield from _joined(held)
+            held, n, size = [], 0, 0
+        held.append(batch)
+        n += batch.num_rows
+        size += batch.nbytes
+        if n >= rows or size >= limit:
+            yield from _joined(held)
+            held, n, size = [], 0, 0
+    if held:
+        yield from _joined(held)
+
+
+def _joined(batches: list[Any]) -> Iterator[Any]:
+    if len(batches) == 1:
+        yield batches[0]
+        return
+    import pyarrow as pa
+
+    yield from pa.Table.from_batches(batches).combine_chunks().to_batches()
 
 
 #: Rejects one task sends to the driver with its counts, at most (Arrow bytes): past it the task
