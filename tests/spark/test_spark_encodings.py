@@ -212,3 +212,20 @@ def test_the_heads_of_many_files_are_read_at_once_and_kept_in_name_order(
     heads = ps._file_heads(spark, str(folder))
     assert [uri.rsplit("/", 1)[1] for uri, _ in heads] == sorted(texts)
     assert [head for _, head in heads] == [texts[n] for n in sorted(texts)]
+
+
+def test_a_head_holds_the_file_s_own_bytes_whatever_they_are(spark: Any, tmp_path: Path) -> None:
+    """Each head crosses from the JVM as text, a character a byte: every byte value, line
+    breaks and backslashes (which Py4J escapes) included, comes back as it was, and no more
+    than the first :data:`~pamlib.spark._HEAD_BYTES` of a longer file."""
+    import random
+
+    import pamlib.spark as ps
+
+    every = bytes(range(256)) * 3 + b"\\n\r\n\\\n"
+    noise = random.Random(5).randbytes(ps._HEAD_BYTES)  # noqa: S311 - test data
+    short, long = tmp_path / "short.bin", tmp_path / "long.bin"
+    short.write_bytes(every)
+    long.write_bytes(every + noise)
+    assert ps._file_heads(spark, str(short))[0][1] == every
+    assert ps._file_heads(spark, str(long))[0][1] == (every + noise)[: ps._HEAD_BYTES]
