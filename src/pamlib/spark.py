@@ -29,6 +29,7 @@ import re
 import threading
 import urllib.parse
 import uuid
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -477,7 +478,9 @@ def read_export(
         # the header's own line, for the job that reads the export as lines (_spark_lines)
         "header_line": line if decoded and line is not None else None,
     }
-    return _export_frame(spark, described)
+    frame = _export_frame(spark, described)
+    _GIVEN.add(frame)
+    return frame
 
 
 def _export_frame(spark: SparkSession, described: Mapping[str, Any]) -> DataFrame:
@@ -502,11 +505,18 @@ def _export_frame(spark: SparkSession, described: Mapping[str, Any]) -> DataFram
     )
 
 
+#: The DataFrames :func:`read_export` gave and that are still in use: a DataFrame never
+#: changes, so one of these is as it was given without building its plan again to compare.
+_GIVEN: weakref.WeakSet[DataFrame] = weakref.WeakSet()
+
+
 def _read_as_given(df: DataFrame, described: Mapping[str, Any]) -> bool:
     """Whether ``df`` is what :func:`read_export` gave, every row of it and nothing else (not
     filtered, joined or changed since): only then may its rows be read again another way."""
     if "options" not in described or "header" not in described:
         return False
+    if df in _GIVEN:
+        return True
     try:
         return bool(df.sameSemantics(_export_frame(df.sparkSession, described)))
     except Exception:  # any doubt keeps the plain job
@@ -1394,11 +1404,15 @@ def _split_locations(rejects: Any, part: Any) -> Any:
     that split starts: there the key is not the row's number
     (:func:`pamlib._spark_lines.split_keys`)."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     keys = rejects.column(_ROW).combine_chunks()
-    at = pc.index_in(keys, value_set=part.column(_ROW))
-    blocks = part.column(_BLOCK).take(at).to_numpy(zero_copy_only=False)
+    # the part's keys rise (_Job._batch puts them in order): each reject's row found by halving
+    rows = part.column(_ROW).to_numpy(zero_copy_only=False)
+    wanted = keys.to_numpy(zero_copy_only=False)
+    at = np.minimum(np.searchsorted(rows, wanted), len(rows) - 1)
+    if not bool((rows[at] == wanted).all()):  # pragma: no cover - a reject is of its part's rows
+        raise PamlibError("a reject's row is not among the rows it was found in")
+    blocks = part.column(_BLOCK).to_numpy(zero_copy_only=False)[at]
     if not (blocks > 0).any():
         return rejects
     places = [
