@@ -1,4 +1,4 @@
-"""The NumPy helpers every layer uses."""
+"""The NumPy and Arrow helpers every layer uses."""
 
 from __future__ import annotations
 
@@ -46,3 +46,38 @@ def test_text_matrix_holds_each_values_first_bytes(
         encoded = values[offset + row].encode("utf-8")[:width]
         expected[i, : len(encoded)] = np.frombuffer(encoded, dtype=np.uint8)
     np.testing.assert_array_equal(Text(arr).matrix(rows, width), expected)
+
+
+@given(
+    sizes=st.lists(st.integers(0, 9), max_size=12),
+    rows=st.integers(1, 20),
+    limit=st.one_of(st.none(), st.integers(1, 400)),
+)
+def test_batch_groups_are_runs_of_the_batches_ended_as_documented(
+    sizes: list[int], rows: int, limit: int | None
+) -> None:
+    """Groups are the batches in order; a group ends when it holds ``rows`` rows or ``limit``
+    bytes, or when the next batch would take it past ``limit``; a group of several batches
+    never holds more than ``limit`` bytes."""
+    import pyarrow as pa
+
+    from pamlib.formats._arrow import batch_groups
+
+    batches = [
+        pa.RecordBatch.from_pydict({"v": pa.array(["x" * i] * n, pa.string())})
+        for i, n in enumerate(sizes)
+    ]
+    groups = list(batch_groups(iter(batches), rows, limit))
+    assert [b for g in groups for b in g] == batches
+    assert all(groups)
+    for k, group in enumerate(groups):
+        n = sum(b.num_rows for b in group)
+        held = sum(b.nbytes for b in group)
+        if limit is not None and len(group) > 1:
+            assert held <= limit
+        if k + 1 < len(groups):  # ended early only when full, or the next would not fit
+            full = n >= rows or (limit is not None and held >= limit)
+            no_room = limit is not None and held + groups[k + 1][0].nbytes > limit
+            assert full or no_room
+        else:
+            assert len(group) == 1 or n - group[-1].num_rows < rows

@@ -1289,24 +1289,12 @@ _GATHER_BYTES = 32 * 2**20
 def _gathered(
     batches: Iterator[Any], rows: int = _GATHER_ROWS, limit: int = _GATHER_BYTES
 ) -> Iterator[Any]:
-    """``batches`` in order, consecutive ones joined while together they hold fewer than
-    ``rows`` rows and ``limit`` bytes: the same rows in the same order, in fewer batches. A
-    batch is never joined to others past ``limit``, so no joined text outgrows Arrow's 2 GiB
-    offsets however long its lines."""
-    held: list[Any] = []
-    n = size = 0
-    for batch in batches:
-        if held and size + batch.nbytes > limit:
-            yield from _joined(held)
-            held, n, size = [], 0, 0
-        held.append(batch)
-        n += batch.num_rows
-        size += batch.nbytes
-        if n >= rows or size >= limit:
-            yield from _joined(held)
-            held, n, size = [], 0, 0
-    if held:
-        yield from _joined(held)
+    """``batches`` in order, each group of :func:`~pamlib.formats._arrow.batch_groups` joined
+    into one: the same rows in the same order, in fewer batches."""
+    from pamlib.formats._arrow import batch_groups
+
+    for group in batch_groups(batches, rows, limit):
+        yield from _joined(group)
 
 
 def _joined(batches: list[Any]) -> Iterator[Any]:

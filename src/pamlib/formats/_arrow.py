@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -92,6 +92,29 @@ def compute() -> _Compute:
         pyarrow_module()
         _compute = _Compute()
     return _compute
+
+
+def batch_groups(
+    batches: Iterable[Any], rows: int, limit: int | None = None
+) -> Iterator[list[Any]]:
+    """Consecutive record batches in groups, in order: a group ends once it holds ``rows`` rows.
+    With a byte ``limit`` it also ends once it holds ``limit`` bytes, and a batch that would
+    take it past ``limit`` starts the next: a group of several batches never holds more (their
+    text joined stays within Arrow's 32-bit offsets, however long the lines)."""
+    group: list[Any] = []
+    n = size = 0
+    for batch in batches:
+        if limit is not None and group and size + batch.nbytes > limit:
+            yield group
+            group, n, size = [], 0, 0
+        group.append(batch)
+        n += batch.num_rows
+        size += batch.nbytes if limit is not None else 0
+        if n >= rows or (limit is not None and size >= limit):
+            yield group
+            group, n, size = [], 0, 0
+    if group:
+        yield group
 
 
 def from_numpy(values: npt.NDArray[Any], mask: npt.NDArray[np.bool_] | None = None) -> Any:

@@ -1169,19 +1169,17 @@ def _raw_blocks(path: Path, rows: int) -> Iterator[pa.Table]:
         return
     import pyarrow.csv as pa_csv
 
+    from pamlib.formats._arrow import batch_groups
+
     header, parse, convert = _csv_options(path)
-    pending: list[Any] = []
-    n_pending, yielded = 0, False
+    yielded = False
     try:
         reader = pa_csv.open_csv(path, parse_options=parse, convert_options=convert)
-        for batch in reader:
-            pending.append(batch)
-            n_pending += batch.num_rows
-            if n_pending >= rows:
-                yield pa.Table.from_batches(pending, schema=reader.schema)
-                pending, n_pending, yielded = [], 0, True
-        if pending or not yielded:
-            yield pa.Table.from_batches(pending, schema=reader.schema)
+        for group in batch_groups(reader, rows):
+            yield pa.Table.from_batches(group, schema=reader.schema)
+            yielded = True
+        if not yielded:
+            yield pa.Table.from_batches([], schema=reader.schema)
     except pa.ArrowInvalid:  # its message quotes the offending row: never shown
         raise _unreadable_csv(path, len(header)) from None
 
