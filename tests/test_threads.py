@@ -264,6 +264,7 @@ def _fail_on(calls: int, exc: BaseException, real: object) -> object:
     return failing
 
 
+@pytest.mark.parametrize("threads", ["2", "4"])  # blocks split on the reading thread, or beside
 @pytest.mark.parametrize("stage", ["check", "text", "write"])
 @pytest.mark.parametrize("error", ["error", "interrupt"])
 def test_a_failure_on_a_worker_thread_leaves_no_output(  # noqa: PLR0917 - fixtures
@@ -273,6 +274,7 @@ def test_a_failure_on_a_worker_thread_leaves_no_output(  # noqa: PLR0917 - fixtu
     monkeypatch: pytest.MonkeyPatch,
     stage: str,
     error: str,
+    threads: str,
 ) -> None:
     from pamlib.formats import _columnar as columnar
     from pamlib.formats import output
@@ -297,7 +299,7 @@ def test_a_failure_on_a_worker_thread_leaves_no_output(  # noqa: PLR0917 - fixtu
 
     monkeypatch.setattr(threading.Thread, "start", start)
     argv = ["score", str(source), "--provider", "demo", "-o", str(out), "--rejects",
-            str(tmp_path / "rejects.csv"), "--chunk-rows", "100", "--threads", "4"]  # fmt: skip
+            str(tmp_path / "rejects.csv"), "--chunk-rows", "100", "--threads", threads]  # fmt: skip
     status = main(argv)
     err = capsys.readouterr().err
     assert status == (1 if error == "error" else 130), err

@@ -66,6 +66,11 @@ _BOM = b"\xef\xbb\xbf"
 #: Threads a run keeps busy (split, check, score, write): pyarrow splits a block on threads of
 #: its own only when more are allowed.
 _STAGES = 4
+#: Threads a run must be allowed before blocks are split on a thread of their own. With two,
+#: the run's three stages (read and check, score, write) already keep both cores busy: a
+#: fourth thread beside them made the run about 2% slower (the median of 20-25 rounds in
+#: turn, a million rows).
+_SPLIT_BESIDE = 3
 _NL, _CR, _QUOTE = 10, 13, 34
 _EPOCH = np.datetime64("1970-01-01", "D")
 _SLOW = np.int16(IMPOSSIBLE_ANSWER - 10)  # not decided by bytes: look the spelling up
@@ -1100,9 +1105,9 @@ def read_columnar(
         try:
             reader = _BlockReader(opened, options, instruments)
             first = reader.header_chunk()
-            from pamlib._workers import Ahead
-
-            parts = ahead = Ahead(reader.parts(), name="pamlib-split")
+            # The first block is split now, while the check runs: with a thread of its own
+            # for splitting, there; else here, before waiting for the check.
+            parts = ahead = _split_parts(reader, options)
         except Exception:
             if opened.check.utf8():
                 raise  # read as UTF-8, as the rule says: the error stands
@@ -1131,11 +1136,7 @@ def _read_opened(
     try:
         reader = _BlockReader(opened, options, instruments)
         yield reader.header_chunk()
-        parts = reader.parts()
-        if options.threads > 1:
-            from pamlib._workers import Ahead
-
-            parts = Ahead(parts, name="pamlib-split")
+        parts = _split_parts(reader, options)
         for part in parts:
             yield reader.chunk(part)
     finally:
@@ -1390,3 +1391,29 @@ class _BlockReader:
             return None
         columns = [table.column(i) for i in range(len(self.names))]
         return [c.chunk(0) if c.num_chunks == 1 else c.combine_chunks() for c in columns]
+
+
+def _split_parts(reader: _BlockReader, options: ReadOptions) -> Iterator[_Part]:
+    """The reader's parts, the first one split before this returns, or on a thread of its own
+    (with every later one) where the run may use enough threads (:data:`_SPLIT_BESIDE`)."""
+    if options.threads >= _SPLIT_BESIDE:
+        from pamlib._workers import Ahead
+
+        return Ahead(reader.parts(), name="pamlib-split")
+    return _Begun(reader.parts())
+
+
+class _Begun(Iterator[_Part]):
+    """``parts`` with its first item taken at once; closing closes ``parts``."""
+
+    def __init__(self, parts: Generator[_Part, None, None]) -> None:
+        self._parts = parts
+        self._head = list(itertools.islice(parts, 1))
+
+    def __next__(self) -> _Part:
+        if self._head:
+            return self._head.pop()
+        return next(self._parts)
+
+    def close(self) -> None:
+        self._parts.close()
