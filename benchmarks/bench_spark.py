@@ -16,6 +16,10 @@ in a fresh process with its own ``local[N]`` session, times ``--repeat`` times, 
   (:class:`~pamlib.pipeline.TableScorer`, the demo provider, repeated ids tracked within each
   task), the scored columns written as Parquet: the core of a job built on lines, without its
   row numbers, rejects, counts or repeats across tasks;
+* **ranges**: the same scored job with the lines read by Python instead: a Python data source
+  whose partitions are ranges of the export's bytes as long as Spark's splits, each reading the
+  lines that start in its range — what a job that read the files itself, with no line sent
+  from the JVM and each task knowing its split, would save;
 * **pamlib**: :func:`~pamlib.spark.read_export` (``multiLine`` off, so the file is split
   across tasks), :func:`~pamlib.spark.score` with the demo provider and global duplicate
   detection, and :meth:`~pamlib.spark.SparkRun.write` of the scored rows, the rejects and the
@@ -89,41 +93,89 @@ def floor_job(target):  # every row Spark split sent to Python and back unchange
 
 header_line = ",".join(header)
 
+def _table(data):  # whole lines' bytes split into columns of text by pyarrow
+    import pyarrow as pa, pyarrow.csv as pcsv
+    return pcsv.read_csv(
+        pa.BufferReader(pa.py_buffer(data)),
+        read_options=pcsv.ReadOptions(column_names=header, use_threads=False,
+                                      block_size=max(1 << 20, len(data) + 1)),
+        convert_options=pcsv.ConvertOptions(
+            column_types={n: pa.string() for n in header}, strings_can_be_null=False))
+
 def _split(batches):  # each batch of lines joined again, then split into columns by pyarrow
-    import pyarrow as pa, pyarrow.compute as pc, pyarrow.csv as pcsv
+    import pyarrow as pa, pyarrow.compute as pc
     for batch in batches:
         lines = batch.column(0).filter(pc.not_equal(batch.column(0), header_line))
         if len(lines) == 0:
             continue
         text = pc.binary_join(pa.ListArray.from_arrays([0, len(lines)], lines), "\\n")
-        data = pa.py_buffer(text[0].as_buffer().to_pybytes() + b"\\n")
-        table = pcsv.read_csv(
-            pa.BufferReader(data),
-            read_options=pcsv.ReadOptions(column_names=header, use_threads=False,
-                                          block_size=max(1 << 20, data.size + 1)),
-            convert_options=pcsv.ConvertOptions(
-                column_types={n: pa.string() for n in header}, strings_can_be_null=False))
-        yield from table.to_batches()
+        yield from _table(text[0].as_buffer().to_pybytes() + b"\\n").to_batches()
 
 def lines_job(target):  # the file read as lines, split into columns in Python
     lines = spark.read.text(source)
     lines.mapInArrow(_split, StructType([StructField(n, StringType()) for n in header])
                      ).write.parquet(target)
 
-def _scored(batches):  # the split lines checked and scored by pamlib: its scored columns only
+def _scored_batches(batches):  # split lines checked and scored by pamlib: its scored columns
     from pamlib.pipeline import TableScorer
     scorer = TableScorer(provider="demo", duplicates="track")  # one a task: ids seen in it
-    for batch in _split(batches):
+    for batch in batches:
         yield from scorer.score(batch).scored.to_arrow().to_batches()
 
-def scored_job(target):  # lines split, checked and scored in Python: no row numbers, no rejects
+def _scored(batches):
+    yield from _scored_batches(_split(batches))
+
+def _scored_schema():
     import pyarrow as pa
     from pyspark.sql.pandas.types import from_arrow_schema
     from pamlib.pipeline import TableScorer
     probe = TableScorer(provider="demo", duplicates="track")
     probe.score(pa.table({n: pa.array([], pa.string()) for n in header}))
-    spark.read.text(source).mapInArrow(_scored, from_arrow_schema(probe.output_schema())
-                                       ).write.parquet(target)
+    return from_arrow_schema(probe.output_schema())
+
+def scored_job(target):  # lines split, checked and scored in Python: no row numbers, no rejects
+    spark.read.text(source).mapInArrow(_scored, _scored_schema()).write.parquet(target)
+
+from pyspark.sql.datasource import DataSource, DataSourceReader, InputPartition
+
+class _Range(InputPartition):  # a range of the export's bytes, as long as Spark's splits
+    def __init__(self, start, end):
+        self.start, self.end = start, end
+
+class _RangeReader(DataSourceReader):  # each range's lines read, split and scored in Python
+    def partitions(self):
+        size, step = os.path.getsize(source), int(float(partition_mb) * 2**20)
+        return [_Range(s, min(s + step, size)) for s in range(0, size, step)]
+
+    def read(self, part):  # the lines that start in the range
+        with open(source, "rb") as f:
+            if part.start:
+                f.seek(part.start - 1)
+                if f.read(1) != b"\\n":
+                    f.readline()  # a line begun before the range is the range before's
+            data = f.read(max(0, part.end - f.tell()))
+            if data and not data.endswith(b"\\n"):
+                data += f.readline()
+        if part.start == 0:
+            data = data[data.index(b"\\n") + 1:]  # the header
+        # Spark's batch size, as the scored job above gets its lines
+        yield from _scored_batches(_table(data).to_batches(max_chunksize=10_000))
+
+class _RangeSource(DataSource):
+    @classmethod
+    def name(cls):
+        return "pamlib_bench_ranges"
+
+    def schema(self):
+        return _scored_schema()
+
+    def reader(self, schema):
+        return _RangeReader()
+
+spark.dataSource.register(_RangeSource)
+
+def ranges_job(target):  # the scored job, its lines read by Python: no line sent from the JVM
+    spark.read.format("pamlib_bench_ranges").load().write.parquet(target)
 
 def pamlib_job(target):
     run = ps.score(ps.read_export(spark, source, multiline=False), provider="demo",
@@ -172,11 +224,12 @@ pamlib_split_keys_job(os.path.join(work, "warm-split-keys"))
 floor_job(os.path.join(work, "warm-floor"))
 lines_job(os.path.join(work, "warm-lines"))
 scored_job(os.path.join(work, "warm-scored"))
-times = {"spark": [], "floor": [], "lines": [], "scored": [], "pamlib": [], "pamlib-split": [],
-         "pamlib-split-keys": []}
+ranges_job(os.path.join(work, "warm-ranges"))
+times = {"spark": [], "floor": [], "lines": [], "scored": [], "ranges": [], "pamlib": [],
+         "pamlib-split": [], "pamlib-split-keys": []}
 summary = split_keys_summary = None
 jobs = (("spark", spark_job), ("floor", floor_job), ("lines", lines_job), ("scored", scored_job),
-        ("pamlib", pamlib_job), ("pamlib-split", pamlib_spark_split_job),
+        ("ranges", ranges_job), ("pamlib", pamlib_job), ("pamlib-split", pamlib_spark_split_job),
         ("pamlib-split-keys", pamlib_split_keys_job))
 if passes == "1":
     jobs += (("counting", counting_pass), ("rows", row_counts), ("text", line_counts),
@@ -306,6 +359,13 @@ def main() -> int:
                 f"       lines split, checked and scored by pamlib in Python: "
                 f"{min(scored):.1f} s / {statistics.median(scored):.1f} s, "
                 f"{min(scored) / min(spark):.2f} × Spark"
+            )
+            ranges = result["times"]["ranges"]
+            print(
+                f"       the same, the lines read by Python (a data source of byte ranges): "
+                f"{min(ranges):.1f} s / {statistics.median(ranges):.1f} s, "
+                f"{min(ranges) / min(spark):.2f} × Spark, median of the rounds' ratios "
+                f"{statistics.median(r / s for r, s in zip(ranges, spark, strict=True)):.2f}"
             )
             split = result["times"]["pamlib-split"]
             print(
