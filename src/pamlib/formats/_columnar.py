@@ -444,7 +444,12 @@ class _SortedRuns:
         return dup
 
     def _search(self, query: tuple[npt.NDArray[np.uint64], ...]) -> npt.NDArray[np.bool_]:
-        q1 = query[0]
+        # Looked for in rising order: NumPy's binary search then starts each key's search where
+        # the last one ended and reads a run in order, where keys in the block's order read
+        # it at random (17,000 keys in a run of two million: 7.4 ms, against 1.5 ms sorted).
+        order = np.argsort(query[0])
+        q1 = query[0][order]
+        q2 = query[1][order] if self.words > 1 else q1
         hit = np.zeros(q1.shape[0], dtype=np.bool_)
         for run in self.runs:
             r1 = run[0]
@@ -454,7 +459,7 @@ class _SortedRuns:
             if self.words == 1 or not found.any():
                 hit |= found
                 continue
-            r2, q2 = run[1], query[1]
+            r2 = run[1]
             hit |= found & (r2[at] == q2)
             for i in np.flatnonzero(found & ~hit).tolist():  # first word shared: rare
                 j = int(lo[i])
@@ -463,7 +468,9 @@ class _SortedRuns:
                         hit[i] = True
                         break
                     j += 1
-        return hit
+        in_order = np.empty_like(hit)
+        in_order[order] = hit
+        return in_order
 
     def _merge(self) -> None:
         """Merge the newest runs while they are of similar size, up to :attr:`_MAX_RUN` keys
