@@ -100,6 +100,30 @@ def test_a_messy_export_scores_to_the_same_bytes_on_any_number_of_threads(
         assert _score(path, threads, block_bytes=2048) == one
 
 
+@pytest.mark.parametrize("limit", [0, 150, 10**9], ids=["at-the-second-block", "later", "never"])
+def test_two_threads_split_blocks_beside_once_the_ids_outgrow_the_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, limit: int
+) -> None:
+    """On two threads blocks are split on the reading thread until the file's ids outgrow
+    the limit, then on a thread of their own: the output is the same bytes either way."""
+    from pamlib.formats import _columnar as columnar
+
+    path = messy_export(tmp_path / "messy.csv", 1200, seed=3)
+    one = _score(path, 1, chunk_rows=50)
+    monkeypatch.setattr(columnar, "_SPLIT_BESIDE_IDS", limit)
+    started: list[str] = []
+    real_start = threading.Thread.start
+
+    def start(self: threading.Thread) -> None:
+        started.append(self.name)
+        real_start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    assert _score(path, 2, chunk_rows=50) == one
+    assert ("pamlib-split" in started) == (limit < 1200)
+    assert not [t for t in threading.enumerate() if t.name.startswith("pamlib-")]
+
+
 def test_blocks_split_on_pyarrow_threads_give_the_same_bytes(tmp_path: Path) -> None:
     """With more threads allowed than a run has steps, pyarrow splits a block of several MiB
     on threads of its own, in pieces; on fewer, as one piece. The output is the same."""
@@ -264,7 +288,8 @@ def _fail_on(calls: int, exc: BaseException, real: object) -> object:
     return failing
 
 
-@pytest.mark.parametrize("threads", ["2", "4"])  # blocks split on the reading thread, or beside
+#: Blocks split on the reading thread, beside it once the ids outgrow a limit, or beside it.
+@pytest.mark.parametrize("threads", ["2", "2-beside-later", "4"])
 @pytest.mark.parametrize("stage", ["check", "text", "write"])
 @pytest.mark.parametrize("error", ["error", "interrupt"])
 def test_a_failure_on_a_worker_thread_leaves_no_output(  # noqa: PLR0917 - fixtures
@@ -290,6 +315,8 @@ def test_a_failure_on_a_worker_thread_leaves_no_output(  # noqa: PLR0917 - fixtu
         "write": (CsvResultWriter, "_write_text"),  # on the writing thread
     }[stage]
     monkeypatch.setattr(owner, name, _fail_on(3, exc, getattr(owner, name)))
+    if threads == "2-beside-later":  # after the first block's 100 ids
+        monkeypatch.setattr(columnar, "_SPLIT_BESIDE_IDS", 100)
     threads_seen: set[str] = set()
     real_thread_start = threading.Thread.start
 
@@ -298,8 +325,8 @@ def test_a_failure_on_a_worker_thread_leaves_no_output(  # noqa: PLR0917 - fixtu
         real_thread_start(self)
 
     monkeypatch.setattr(threading.Thread, "start", start)
-    argv = ["score", str(source), "--provider", "demo", "-o", str(out), "--rejects",
-            str(tmp_path / "rejects.csv"), "--chunk-rows", "100", "--threads", threads]  # fmt: skip
+    argv = ["score", str(source), "--provider", "demo", "-o", str(out), "--threads", threads[0],
+            "--rejects", str(tmp_path / "rejects.csv"), "--chunk-rows", "100"]  # fmt: skip
     status = main(argv)
     err = capsys.readouterr().err
     assert status == (1 if error == "error" else 130), err

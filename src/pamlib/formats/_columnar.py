@@ -66,11 +66,16 @@ _BOM = b"\xef\xbb\xbf"
 #: Threads a run keeps busy (split, check, score, write): pyarrow splits a block on threads of
 #: its own only when more are allowed.
 _STAGES = 4
-#: Threads a run must be allowed before blocks are split on a thread of their own. With two,
-#: the run's three stages (read and check, score, write) already keep both cores busy: a
-#: fourth thread beside them made the run about 2% slower (the median of 20-25 rounds in
-#: turn, a million rows).
+#: Threads a run must be allowed before blocks are split on a thread of their own from the
+#: start. With two, the run's three stages (read and check, score, write) keep both cores
+#: busy: at a million rows a fourth thread beside them made the run 2-3% slower.
 _SPLIT_BESIDE = 3
+#: Ids seen in the file past which a run on two threads splits the rest on a thread of its
+#: own: the check of repeated ids grows with the ids seen (past two million, their sorted runs
+#: are no longer merged into one), and the reading thread, which checks, falls behind. Measured
+#: at three and ten million rows: 1.5% and 7.5% slower with no such thread, the same as with
+#: one from the start; at a million rows, where no switch happens, 2.8% faster.
+_SPLIT_BESIDE_IDS = 1 << 21
 _NL, _CR, _QUOTE = 10, 13, 34
 _EPOCH = np.datetime64("1970-01-01", "D")
 _SLOW = np.int16(IMPOSSIBLE_ANSWER - 10)  # not decided by bytes: look the spelling up
@@ -1407,20 +1412,35 @@ def _split_parts(reader: _BlockReader, options: ReadOptions) -> Iterator[_Part]:
         from pamlib._workers import Ahead
 
         return Ahead(reader.parts(), name="pamlib-split")
-    return _Begun(reader.parts())
+    return _Begun(reader, reader.parts(), beside=options.threads > 1)
 
 
 class _Begun(Iterator[_Part]):
-    """``parts`` with its first item taken at once; closing closes ``parts``."""
+    """``parts`` with its first item taken at once; closing closes ``parts``. With ``beside``,
+    the rest are split on a thread of their own once the file's ids outgrow
+    :data:`_SPLIT_BESIDE_IDS`."""
 
-    def __init__(self, parts: Generator[_Part, None, None]) -> None:
-        self._parts = parts
+    def __init__(
+        self, reader: _BlockReader, parts: Generator[_Part, None, None], *, beside: bool
+    ) -> None:
+        self._reader = reader
+        self._parts: Iterator[_Part] = parts
+        self._beside = beside
         self._head = list(itertools.islice(parts, 1))
 
     def __next__(self) -> _Part:
         if self._head:
             return self._head.pop()
+        if self._beside:
+            seen = self._reader.checker.seen
+            if seen is not None and len(seen) >= _SPLIT_BESIDE_IDS:
+                from pamlib._workers import Ahead
+
+                self._beside = False
+                self._parts = Ahead(self._parts, name="pamlib-split")
         return next(self._parts)
 
     def close(self) -> None:
-        self._parts.close()
+        close = getattr(self._parts, "close", None)
+        if close is not None:
+            close()
