@@ -1406,8 +1406,10 @@ class _BlockReader:
 
 
 def _split_parts(reader: _BlockReader, options: ReadOptions) -> Iterator[_Part]:
-    """The reader's parts, the first one split before this returns, or on a thread of its own
-    (with every later one) where the run may use enough threads (:data:`_SPLIT_BESIDE`)."""
+    """The reader's parts: on a thread of their own where the run may use enough threads
+    (:data:`_SPLIT_BESIDE`); else on the thread that takes them, the first one before this
+    returns, and on two threads on a thread of their own once the ids outgrow
+    :data:`_SPLIT_BESIDE_IDS`."""
     if options.threads >= _SPLIT_BESIDE:
         from pamlib._workers import Ahead
 

@@ -195,7 +195,7 @@ class ReadOptions:
     used where a record names none. ``engine`` picks an implementation where a format has more
     than one (the CSV format has one: ``auto`` and ``arrow`` name it, ``python`` is refused since
     its second reader was removed). ``threads`` is how many threads a reader may use (the CSV
-    reader splits the next block while the last one is checked). Formats document what else
+    reader may split the next block while the last one is checked). Formats document what else
     they accept in ``settings``.
     """
 
