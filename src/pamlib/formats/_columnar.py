@@ -1411,10 +1411,15 @@ def _split_parts(reader: _BlockReader, options: ReadOptions) -> Iterator[_Part]:
     returns, and on two threads on a thread of their own once the ids outgrow
     :data:`_SPLIT_BESIDE_IDS`."""
     if options.threads >= _SPLIT_BESIDE:
-        from pamlib._workers import Ahead
-
-        return Ahead(reader.parts(), name="pamlib-split")
+        return _on_a_thread(reader.parts())
     return _Begun(reader, reader.parts(), beside=options.threads > 1)
+
+
+def _on_a_thread(parts: Iterator[_Part]) -> Iterator[_Part]:
+    """``parts`` split on a thread of their own, ahead of the thread that checks them."""
+    from pamlib._workers import Ahead
+
+    return Ahead(parts, name="pamlib-split")
 
 
 class _Begun(Iterator[_Part]):
@@ -1436,10 +1441,8 @@ class _Begun(Iterator[_Part]):
         if self._beside:
             seen = self._reader.checker.seen
             if seen is not None and len(seen) >= _SPLIT_BESIDE_IDS:
-                from pamlib._workers import Ahead
-
                 self._beside = False
-                self._parts = Ahead(self._parts, name="pamlib-split")
+                self._parts = _on_a_thread(self._parts)
         return next(self._parts)
 
     def close(self) -> None:
