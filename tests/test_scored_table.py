@@ -312,6 +312,42 @@ def test_the_patient_key_rule() -> None:
     assert repr(table).startswith("ScoredTable(n_rows=4, columns=['assessment_id'")
 
 
+_KEY_PART = st.sampled_from(["", " ", "p1", "p2", VALID_NHS, "943 476 5919", "943-476-5918", "12"])
+
+
+@given(st.lists(st.tuples(_KEY_PART, _KEY_PART, _KEY_PART), max_size=12))
+def test_patient_keys_follow_the_rule_row_by_row(rows: list[tuple[str, str, str]]) -> None:
+    """Each row's key and whether it is keyed by an invalid NHS number, against the rule
+    applied to one row at a time (only a row without a patient_id looks at its NHS number)."""
+    import re
+
+    from pamlib.identity import is_valid_nhs_number
+    from pamlib.tables.scored import _patient_keys
+
+    def text(values: list[str]) -> Any:
+        out = np.empty(len(values), dtype=object)
+        out[:] = values
+        return out
+
+    keys, bad = _patient_keys(
+        text([r[0] for r in rows]), text([r[1] for r in rows]), text([r[2] for r in rows])
+    )
+    expected_keys, expected_bad = [], []
+    for patient_id, nhs, pseudonym in rows:
+        cleaned = re.sub(r"[\s\-]+", "", nhs)
+        if patient_id:
+            expected_keys.append(patient_id)
+            expected_bad.append(False)
+        elif cleaned:
+            expected_keys.append(f"nhs:{cleaned}")
+            expected_bad.append(not is_valid_nhs_number(cleaned))
+        else:
+            expected_keys.append(f"pseudonym:{pseudonym}" if pseudonym else "")
+            expected_bad.append(False)
+    assert keys.tolist() == expected_keys
+    assert bad.tolist() == expected_bad
+
+
 def test_a_private_nhs_number_links_rows_but_is_not_a_column() -> None:
     data = pa.table(
         {

@@ -450,3 +450,81 @@ def test_columns_in_give_the_same_as_rows(engine: Engine) -> None:
     assert apply_recommendations(as_arrays, engine) == expected
     with pytest.raises(ValidationError, match="differ in length"):
         apply_recommendations({"assessment_id": ["a"], "score": []}, engine)
+
+
+def _scored_table(rows: list[dict[str, str]]) -> Any:
+    pa = pytest.importorskip("pyarrow")
+    from pamlib.tables.scored import ScoredTable
+
+    names = dict.fromkeys(k for r in rows for k in r)
+    return ScoredTable.from_arrow(pa.table({k: [r.get(k, "") for r in rows] for k in names}))
+
+
+def test_tailor_adds_the_recommendation_columns_of_each_row(engine: Engine) -> None:
+    """The typed table's recommendation columns, as text, are the per-row ones."""
+    from pamlib.tailoring import tailor
+
+    rows = table()
+    tailored = tailor(_scored_table(rows), engine)
+    expected = apply_recommendations(rows, engine)
+    for name in RECOMMENDATION_COLUMNS:
+        assert tailored.text(name).tolist() == expected[name]
+    assert tailored.to_arrow().column("recommended_pathways").to_pylist()[1] == [
+        "health-coaching",
+        "self-management-education",
+        "peer-support",
+    ]
+    assert tailored.to_arrow().column("no_pathway_reason").to_pylist()[:4] == [None] * 4
+    pa = pytest.importorskip("pyarrow")
+    from pamlib.tables.scored import ScoredTable
+
+    empty = tailor(ScoredTable.from_arrow(_scored_table(rows).to_arrow().slice(0, 0)), engine)
+    assert len(empty) == 0
+    assert empty.to_arrow().column("recommended_pathways").type == pa.list_(pa.string())
+    assert empty.to_arrow().column("reassess_by").type == "date32[day]"
+
+
+def test_a_reassessment_after_the_year_9999_has_no_date(engine: Engine) -> None:
+    """Dates end at 9999-12-31 (ISO text, Python's dates): a due date past it is no date, the
+    same through the table, the rows and one assessment — not a failure of the whole run."""
+    from pamlib.tailoring import tailor
+
+    rows = table()
+    rows[0]["assessed_on"] = "9999-12-31"
+    columns = apply_recommendations(rows, engine)
+    assert columns["reassess_by"][0] == ""
+    assert columns["recommended_pathways"][0] == "health-coaching"
+    assert columns["reassess_by"][1:] == ["2025-01-20", "2024-08-01", "2024-11-01", ""]
+    tailored = tailor(_scored_table(rows), engine).to_arrow()
+    assert tailored.column("reassess_by").to_pylist()[:2] == [None, dt.date(2025, 1, 20)]
+    outcome = engine.evaluate(Context.from_row(rows[0]))
+    assert outcome.reassess_by is None
+    assert [r.pathway for r in outcome.recommendations] == ["health-coaching"]
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.lists(st.sampled_from(["health-coaching", "peer-support", ""]), max_size=2),
+            st.sampled_from([None, "", "not scored (too few answered)", "no activation level"]),
+        ),
+        min_size=5,
+        max_size=5,
+    )
+)
+def test_the_no_pathway_summary_of_a_table_counts_its_rows(
+    values: list[tuple[list[str], str | None]],
+) -> None:
+    """Counted over distinct values, the lines are those counted row by row."""
+    pa = pytest.importorskip("pyarrow")
+    from pamlib.tailoring.rows import no_pathway_summary, no_pathway_summary_of
+
+    tailored = _scored_table(table()).with_columns(
+        {
+            "recommended_pathways": pa.array([p for p, _ in values], pa.list_(pa.string())),
+            "no_pathway_reason": pa.array([r for _, r in values], pa.string()),
+        }
+    )
+    names = ("recommended_pathways", "no_pathway_reason")
+    columns = {c: tailored.text(c).tolist() for c in names}
+    assert no_pathway_summary_of(tailored) == no_pathway_summary(columns)

@@ -392,7 +392,7 @@ def _score_and_tailor(
     from pamlib.pipeline import TableScorer, default_rejects_path, write_rejects, write_scored
     from pamlib.plugins import get_host
     from pamlib.tailoring import tailor
-    from pamlib.tailoring.rows import no_pathway_summary
+    from pamlib.tailoring.rows import no_pathway_summary_of
 
     rejects = args.rejects or default_rejects_path(args.input, output)
     guard.input(args.input, "the input")
@@ -433,8 +433,7 @@ def _score_and_tailor(
         rejects_target.discard()
         output_target.discard()
         raise
-    columns = {c: tailored.text(c).tolist() for c in ("recommended_pathways", "no_pathway_reason")}
-    for line in no_pathway_summary(columns):  # rows without a pathway never go unnoticed
+    for line in no_pathway_summary_of(tailored):  # rows without a pathway never go unnoticed
         print(line, file=sys.stderr)
     import attrs
 

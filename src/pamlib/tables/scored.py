@@ -695,10 +695,15 @@ def _patient_keys(
     keys = patient_id.copy()
     bad = np.zeros(len(keys), dtype=np.bool_)
     if nhs_number is not None:
-        nhs, invalid = _nhs_keys(nhs_number)
-        use = (keys == "") & (nhs != "")
-        bad = use & invalid
-        keys[use] = np.char.add("nhs:", nhs[use].astype(str)).astype(object)
+        # Only a row without a patient_id is keyed by its NHS number: the others' numbers are
+        # neither cleaned nor checked (a cohort's patient ids are usually all there).
+        rows = np.flatnonzero(keys == "")
+        if rows.size:
+            nhs, invalid = _nhs_keys(nhs_number[rows])
+            present = nhs != ""
+            use = rows[present]
+            bad[use] = invalid[present]
+            keys[use] = np.char.add("nhs:", nhs[present].astype(str)).astype(object)
     if pseudonym is not None:
         use = (keys == "") & (pseudonym != "")
         keys[use] = np.char.add("pseudonym:", pseudonym[use].astype(str)).astype(object)
@@ -1074,6 +1079,20 @@ class ScoredTable:
         if pa.types.is_list(column.type):
             column = pc.binary_join(column, ";")
         return _texts(column)
+
+    def text_codes(self, name: str) -> tuple[list[str], NDArray[np.intp]]:
+        """:meth:`text` as its distinct values, in order of first appearance, and each row's
+        index into them: Arrow hashes the column, and no Python object is made per row. For a
+        column of few values (sites, flags, reasons) whatever the number of rows."""
+        if name not in self._table.column_names:
+            return [""], np.zeros(len(self), dtype=np.intp)
+        column = self._table.column(name)
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        if pa.types.is_list(column.type):
+            column = pc.binary_join(column, ";")
+        return _distinct(column)
 
     def patient_keys(self) -> TextArray:
         """Each row's patient key (see the class), as a NumPy object array of strings.

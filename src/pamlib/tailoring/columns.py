@@ -384,7 +384,8 @@ class ContextColumns:
         n = len(table)
 
         def text(name: str) -> Strs:
-            return _strip(np.asarray(table.text(name).tolist(), dtype=np.str_).reshape(n))
+            distinct, index = table.text_codes(name)
+            return _stripped(distinct)[index]
 
         scored = np.asarray(table.text("status") == "scored", dtype=np.bool_)
         score = np.asarray(pc.fill_null(table.column("score"), np.nan).to_numpy(), np.float64)
@@ -394,7 +395,7 @@ class ContextColumns:
         days = table.column("assessed_on").to_numpy()
         assessed_on = np.asarray(days, dtype="datetime64[D]").reshape(n)
         demo = np.asarray(table.column("demo").to_numpy(), dtype=np.bool_)
-        flags = _flag_columns(table.text("flags"), demo)
+        flags = _flag_columns(*table.text_codes("flags"), demo)
         has_score = scored & (~np.isnan(score) | (level > 0))
         previous = link_previous_array(table.patient_keys(), assessed_on, has_score)
         linked = previous >= 0
@@ -484,26 +485,32 @@ class ContextColumns:
 
 def _strip(values: Strs) -> Strs:
     distinct, index = _distinct(values)
-    return np.array([v.strip() for v in distinct] or [""], dtype=np.str_)[index]
+    return _stripped(distinct)[index]
+
+
+def _stripped(distinct: list[str]) -> Strs:
+    """Distinct texts as NumPy strings (which drop trailing NULs), then stripped: what each
+    row of them becomes in a text column."""
+    held = np.array(distinct or [""], dtype=np.str_).tolist()
+    return np.array([v.strip() for v in held], dtype=np.str_)
 
 
 #: The columns of a table given with no column at all (an empty table).
 _EMPTY_TABLE = ("patient_id", "assessed_on", "status", "score", "level")
 
 
-def _flag_columns(flags: npt.NDArray[np.object_], demo: Bools) -> dict[str, Bools]:
+def _flag_columns(
+    distinct: Sequence[str], codes: npt.NDArray[np.intp], demo: Bools
+) -> dict[str, Bools]:
     """A boolean column per flag (casefolded; split as :meth:`Context.from_row` splits them),
-    ``demo`` included wherever the row holds demonstration scores."""
-    seen: dict[tuple[str, bool], int] = {}
-    index = np.fromiter(
-        (seen.setdefault(k, len(seen)) for k in zip(flags.tolist(), demo.tolist(), strict=True)),
-        dtype=np.intp,
-        count=len(flags),
-    )
+    ``demo`` included wherever the row holds demonstration scores. ``distinct`` are the flags
+    column's texts and ``codes`` each row's index into them."""
+    pairs, index = np.unique(codes * 2 + demo, return_inverse=True)
+    index = index.reshape(-1)
     sets = [
-        {f for f in _FLAG_SPLIT.split(text.strip().casefold()) if f}
-        | ({"demo"} if is_demo else set())
-        for text, is_demo in seen
+        {f for f in _FLAG_SPLIT.split(distinct[pair // 2].strip().casefold()) if f}
+        | ({"demo"} if pair % 2 else set())
+        for pair in pairs.tolist()
     ]
     names = sorted({f for found in sets for f in found})
     return {f: np.array([f in found for found in sets], dtype=np.bool_)[index] for f in names}

@@ -492,7 +492,10 @@ class Engine:
         row_months = months[inverse] if n else np.zeros(0, dtype="m8[M]")
         default = np.where(cols.scored, np.timedelta64(self.policy.interval_months, "M"), none)
         row_months = np.where(np.isnat(row_months), default, row_months)
-        return decisions, inverse, add_months_array(cols.assessed_on, row_months)
+        due = add_months_array(cols.assessed_on, row_months)
+        # After 9999-12-31 a date has no ISO text and no Python date: no date, as for none.
+        due[due > np.datetime64("9999-12-31")] = np.datetime64("NaT")
+        return decisions, inverse, due
 
     def evaluate_columns(
         self, cols: ContextColumns, contexts: Sequence[Context] | None = None
@@ -514,21 +517,33 @@ class Engine:
         without building per-row objects. A row without a pathway always has a reason."""
         import numpy as np
 
-        decisions, inverse, due = self._decide_columns(cols)
-        per_group = [outcome_columns(d.outcome) for d in decisions]
-        pathways = np.array([c[0] for c in per_group] or [""], dtype=np.str_)
-        rules = np.array([c[1] for c in per_group] or [""], dtype=np.str_)
-        reasons = np.array(
-            [d.outcome.no_pathway_reason or "" for d in decisions] or [""], dtype=np.str_
+        groups, inverse, due = self._group_columns(cols)
+        pathways, rules, reasons = (
+            np.array(texts or [""], dtype=np.str_)[inverse].tolist() for texts in groups
         )
         dates = np.datetime_as_string(due, unit="D")
         dates = np.where(np.isnat(due), "", dates)
         return {
-            "recommended_pathways": pathways[inverse].tolist(),
-            "recommendation_rules": rules[inverse].tolist(),
+            "recommended_pathways": pathways,
+            "recommendation_rules": rules,
             "reassess_by": dates.tolist(),
-            "no_pathway_reason": reasons[inverse].tolist(),
+            "no_pathway_reason": reasons,
         }
+
+    def _group_columns(
+        self, cols: ContextColumns
+    ) -> tuple[
+        tuple[list[str], list[str], list[str]], npt.NDArray[np.intp], npt.NDArray[np.datetime64]
+    ]:
+        """:meth:`table_columns` before it is spread over the rows: the pathways, rules and
+        "no pathway" reasons of each group of rows decided alike (texts as
+        :func:`outcome_columns` gives them), each row's group, and each row's due date."""
+        decisions, inverse, due = self._decide_columns(cols)
+        per_group = [outcome_columns(d.outcome) for d in decisions]
+        pathways = [c[0] for c in per_group]
+        rules = [c[1] for c in per_group]
+        reasons = [d.outcome.no_pathway_reason or "" for d in decisions]
+        return (pathways, rules, reasons), inverse, due
 
     def evaluate_many(self, contexts: Sequence[Context]) -> list[TailoringOutcome]:
         """:meth:`evaluate` for each context, as columns through :meth:`evaluate_columns`."""

@@ -114,9 +114,27 @@ def no_pathway_summary(columns: Mapping[str, Sequence[str]]) -> list[str]:
         for pathway, reason in zip(pathways, columns["no_pathway_reason"], strict=True)
         if not pathway
     )
+    return _no_pathway_lines(len(pathways), reasons)
+
+
+def no_pathway_summary_of(table: ScoredTable) -> list[str]:
+    """:func:`no_pathway_summary` of a tailored table's columns, counted over their distinct
+    values: no Python object per row, however many rows."""
+
+    pathways, pathway_of = table.text_codes("recommended_pathways")
+    reasons, reason_of = table.text_codes("no_pathway_reason")
+    without = np.array([not p for p in pathways] or [False], dtype=np.bool_)[pathway_of]
+    counts = np.bincount(reason_of[without], minlength=len(reasons))
+    tally: Counter[str] = Counter()
+    for reason, n in zip(reasons, counts.tolist(), strict=True):
+        if n:
+            tally[reason or "no reason recorded"] += n
+    return _no_pathway_lines(len(table), tally)
+
+
+def _no_pathway_lines(rows: int, reasons: Counter[str]) -> list[str]:
     without = sum(reasons.values())
-    with_pathway = len(pathways) - without
-    lines = [f"tailored {len(pathways)} rows: {with_pathway} with a pathway, {without} without"]
+    lines = [f"tailored {rows} rows: {rows - without} with a pathway, {without} without"]
     for reason, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])):
         lines.append(f"  no pathway {n}: {reason}")
     return lines
@@ -166,22 +184,25 @@ def tailor(
     included, for :func:`~pamlib.reporting.build_report` or a writer.
     """
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     engine = rules if isinstance(rules, Engine) else build_engine(rules, host=host)
-    added = engine.table_columns(ContextColumns.from_scored(scored))
+    (pathways, rule_ids, reasons), inverse, due = engine._group_columns(
+        ContextColumns.from_scored(scored)
+    )
+    # Each group's values once, then taken for its rows: no Python object per row.
+    rows = pa.array(inverse, pa.int64())
 
-    def listed(values: list[str]) -> pa.Array:
-        return pa.array([v.split(";") if v else [] for v in values], pa.list_(pa.string()))
+    def listed(texts: list[str]) -> pa.Array:
+        lists = [t.split(";") if t else [] for t in texts] or [[]]
+        return pa.array(lists, pa.list_(pa.string())).take(rows)
 
-    due = pa.array(added["reassess_by"], pa.string())
     return scored.with_columns(
         {
-            "recommended_pathways": listed(added["recommended_pathways"]),
-            "recommendation_rules": listed(added["recommendation_rules"]),
-            "reassess_by": pc.cast(pc.if_else(pc.equal(due, ""), None, due), pa.date32()),
-            "no_pathway_reason": pa.array(
-                [v or None for v in added["no_pathway_reason"]], pa.string()
+            "recommended_pathways": listed(pathways),
+            "recommendation_rules": listed(rule_ids),
+            "reassess_by": pa.array(due, pa.date32(), mask=np.isnat(due)),
+            "no_pathway_reason": pa.array([r or None for r in reasons] or [None], pa.string()).take(
+                rows
             ),
         }
     )
