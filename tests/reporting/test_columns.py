@@ -196,6 +196,41 @@ def test_a_column_is_identifying_when_most_of_its_groups_hold_one_patient(
 
 
 @pytest.mark.parametrize(
+    ("value", "refused"),
+    [
+        ("p1", True),  # another patient's patient_id
+        ("X-first", True),  # an assessment id
+        ("943 476 5919", True),  # an NHS number (valid check digit), in the table or not
+        ("9434765910", False),  # ten digits, but not a valid NHS number
+        ("Other", False),
+    ],
+)
+def test_a_group_value_that_is_an_identifier_is_refused(
+    make_row: MakeRow, value: str, refused: bool
+) -> None:
+    """A column that mixes one identifier with shared values passes the count of groups of one
+    patient; any value that is an identifier of the table, or an NHS number, is refused."""
+    rows = [make_row("p1", "2024-01-10", 40.0, assessment_id="X-first", ward="Other")]
+    rows += [make_row(f"q{i}", "2024-01-10", 40.0, ward="Other") for i in range(9)]
+    rows.append(make_row("q9", "2024-02-10", 50.0, ward=value))
+    config = ReportConfig(group_by="ward")
+    if refused:
+        with pytest.raises(IdentifyingColumnError, match="some of its values") as info:
+            build_report(ScoredColumns.from_rows(rows), config)
+        assert value not in str(info.value)
+    else:
+        assert build_report(ScoredColumns.from_rows(rows), config).figures.groups
+
+
+def test_a_group_value_that_is_a_patient_keyed_by_nhs_number_is_refused(make_row: MakeRow) -> None:
+    rows = [make_row("", "2024-01-10", 40.0, nhs_number="9434765919", ward="Other")]
+    rows += [make_row(f"q{i}", "2024-01-10", 40.0, ward="Other") for i in range(9)]
+    rows.append(make_row("q9", "2024-02-10", 50.0, ward="nhs:9434765919"))
+    with pytest.raises(IdentifyingColumnError, match="some of its values"):
+        build_report(ScoredColumns.from_rows(rows), ReportConfig(group_by="ward"))
+
+
+@pytest.mark.parametrize(
     "name",
     [
         "nhs_number",

@@ -102,6 +102,15 @@ def test_identifying_values_in_a_provenance_column_are_refused(make_row: Any) ->
     assert "9434760003" not in str(info.value)
 
 
+def test_a_provenance_value_that_is_a_patient_id_is_refused(make_row: Any) -> None:
+    """One patient's id as a cut-point set (a table mixed up by hand) is not listed."""
+    rows = [make_row(f"p{i}", "2024-01-01", 50.0) for i in range(12)]
+    rows[3]["cutpoint_set"] = "p7"
+    with pytest.raises(IdentifyingColumnError, match="cutpoint_set") as info:
+        build_report(ScoredColumns.from_rows(rows))
+    assert "p7" not in str(info.value)
+
+
 def test_source_date_epoch_fixes_the_time(
     monkeypatch: pytest.MonkeyPatch, make_cohort: MakeCohort
 ) -> None:

@@ -28,7 +28,7 @@ from pamlib._arrays import sorted_unique
 from pamlib._version import __version__
 from pamlib.reporting._columns import ScoredColumns, TextArray
 from pamlib.reporting._config import ReportConfig
-from pamlib.reporting._privacy import MIN_SINGLETON_GROUPS, check_groups
+from pamlib.reporting._privacy import MIN_SINGLETON_GROUPS, check_groups, check_not_identifiers
 from pamlib.reporting._trajectories import Trajectories
 
 _CHUNK = 1 << 20
@@ -129,10 +129,12 @@ def _listed(
     n_patients = max(len(trajectories), 1)
     first = int(np.argmax(rows))
     firsts: list[str] = []  # each column's value at the first usable row
+    shown: dict[str, list[str]] = {}
     single = True
     for name in present:  # one column's codes at a time (each is a byte or more a row)
         distinct, codes = columns.column_codes(name)
         used = sorted_unique(codes[rows])
+        shown[name] = [str(distinct[k]) for k in used.tolist()]
         single &= len(used) == 1
         firsts.append(str(distinct[codes[first]]))
         if len(used) < MIN_SINGLETON_GROUPS:  # too few values to be identifiers: no check
@@ -141,6 +143,12 @@ def _listed(
         value_patient = sorted_unique(among_used * n_patients + trajectories.row_patient[rows])
         del among_used
         check_groups(name, value_patient // n_patients, len(used), use="list the values of")
+    check_not_identifiers(
+        shown,
+        patient_keys=columns.patient_id,
+        assessment_ids=columns.assessment_id,
+        use="list the values of",
+    )
     if single:  # one value each (one provider, one calibration): one tuple, no pass
         found = dict(zip(present, firsts, strict=True))
         return [tuple(found.get(n, "") for n in names)]

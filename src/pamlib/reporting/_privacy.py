@@ -9,7 +9,14 @@ grouping by a column publishes its values. A column is refused when
   compared in lower case with spaces, dots and dashes read as ``_``; or
 * its **values** behave like identifiers whatever the name: more than half of the groups hold
   a single patient, and at least :data:`MIN_SINGLETON_GROUPS` groups do (``--group-by ref``
-  where ``ref`` is a pass-through hospital number).
+  where ``ref`` is a pass-through hospital number); or
+* any of its values **is** an identifier of the table: a patient's key (its ``patient_id``,
+  NHS number or pseudonym) or an assessment id, or is shaped as an NHS number (ten digits with
+  a valid check digit) (:func:`check_not_identifiers`: a column that mixes a few identifiers
+  with other values passes the count above).
+
+The values a report lists in its context (providers and their versions, calibrations, cut-point
+sets) are checked the same way.
 
 Both checks apply whether or not the report is published: the HTML and JSON always show the
 group names, and row-level data belongs only in the per-patient CSV, written on request.
@@ -18,6 +25,8 @@ group names, and row-level data belongs only in the per-patient CSV, written on 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -153,3 +162,74 @@ def check_groups(
             f"cannot {use} {name!r}: {singletons} of its {n_groups} values belong to one "
             "patient each, so it looks like an identifier and the report would show its values"
         )
+
+
+def _keys_of(value: str) -> list[str]:
+    """The patient keys ``value`` would be (see ``ScoredTable.patient_keys``): itself, an NHS
+    number's digits after ``nhs:``, a pseudonym after ``pseudonym:``."""
+    digits = re.sub(r"[\s\-]+", "", value)
+    return [value, f"nhs:{digits}", f"pseudonym:{value}"]
+
+
+def _looks_like_nhs_number(value: str) -> bool:
+    """Ten digits (spaces and dashes aside) with a valid check digit: an NHS number, whether or
+    not the table holds it."""
+    from pamlib.identity import is_valid_nhs_number
+
+    digits = re.sub(r"[\s\-]+", "", value)
+    return (
+        len(digits) == 10 and digits.isascii() and digits.isdigit() and is_valid_nhs_number(digits)
+    )
+
+
+def _holds_any(column: Any, values: list[str]) -> bool:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    wanted = pa.array(values, type=pa.string())
+    for chunk in chunks:
+        # a dictionary's distinct texts give the same answer as its rows
+        texts = chunk.dictionary if isinstance(chunk, pa.DictionaryArray) else chunk
+        if not pa.types.is_string(texts.type):
+            texts = pc.cast(texts, pa.string())
+        if len(texts) and pc.any(pc.is_in(texts, value_set=wanted)).as_py():
+            return True
+    return False
+
+
+def check_not_identifiers(
+    shown: Mapping[str, Iterable[str]],
+    *,
+    patient_keys: Any,
+    assessment_ids: Any,
+    use: str = "group by",
+) -> None:
+    """Raise :class:`IdentifyingColumnError` when any value a report would show of a column
+    (``shown`` maps each column's name to those values) is one of the table's identifiers: a
+    patient key (``patient_keys``, as :meth:`~pamlib.tables.scored.ScoredTable.patient_keys`
+    makes them) or an assessment id (both Arrow string arrays, plain or dictionary-encoded,
+    whole or chunked). Arrow looks the few values up in the identifier columns, once for every
+    column; no identifier becomes a Python object, and the message quotes none."""
+    values = {
+        name: sorted({v for v in (str(x) for x in found) if v.strip()})
+        for name, found in shown.items()
+    }
+
+    def any_identifier(names: Iterable[str]) -> bool:
+        plain = sorted({v for n in names for v in values[n]})
+        if not plain:
+            return False
+        if any(_looks_like_nhs_number(v) for v in plain):  # in this table or not
+            return True
+        keys = [k for v in plain for k in _keys_of(v)]
+        return _holds_any(patient_keys, keys) or _holds_any(assessment_ids, plain)
+
+    if not any_identifier(values):
+        return
+    name = next(n for n in values if any_identifier([n]))  # which: only once one is found
+    raise IdentifyingColumnError(
+        f"cannot {use} {name!r}: some of its values are patient identifiers (a patient_id, "
+        "NHS number or pseudonym, or an assessment id of this table, or an NHS number), and "
+        "the report would show them"
+    )

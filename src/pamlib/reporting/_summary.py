@@ -39,7 +39,7 @@ from numpy.typing import NDArray
 
 from pamlib.reporting._config import NQF2483_GAIN_POINTS, ReportConfig
 from pamlib.reporting._measures import EXCLUSION_CODES, Nqf2483
-from pamlib.reporting._privacy import check_groups
+from pamlib.reporting._privacy import check_groups, check_not_identifiers
 from pamlib.reporting._trajectories import Trajectories, _classify
 from pamlib.reporting.trends import trend_figures_from_sums, trend_sums
 
@@ -409,6 +409,11 @@ def cohort_sums(
     groups: dict[str, dict[str, int]] = {}
     if config.group_by is not None:
         distinct, codes = traj.group_codes(config.group_by)
+        check_not_identifiers(
+            {config.group_by: distinct},
+            patient_keys=traj.columns.patient_id,
+            assessment_ids=traj.columns.assessment_id,
+        )
         sums = _sums(traj, measure, codes, len(distinct))
         groups = dict(zip((str(v) for v in distinct), sums, strict=True))
     return CohortSums(overall=overall, groups=groups, trends=trends)
