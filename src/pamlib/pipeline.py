@@ -36,7 +36,7 @@ from pamlib.formats.base import (
     WriteOptions,
     read_input,
 )
-from pamlib.formats.guard import AtomicTarget, OutputGuard
+from pamlib.formats.guard import AtomicTarget, OutputGuard, commit_together
 from pamlib.formats.output import RejectsWriter
 from pamlib.instruments import Instrument
 from pamlib.plugins import PluginHost, get_host
@@ -487,8 +487,7 @@ class _FileSink:
         self.rejects = rejects
         self.open_writer(None).close()
         rejects.close()
-        self.rejects_target.commit()
-        self.output.commit()
+        commit_together([self.rejects_target, self.output])
 
     def abort(self) -> None:
         """Drop both files; whatever was under their names before stays as it was."""

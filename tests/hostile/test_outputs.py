@@ -230,6 +230,74 @@ def test_case_03_a_signal_mid_run_leaves_the_previous_output_and_no_temporary_fi
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "out.csv"]
 
 
+@pytest.mark.parametrize("at", [0, 1, 2])
+def test_case_03_an_interrupt_while_outputs_are_published_leaves_all_of_them_new(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, at: int
+) -> None:
+    """Several outputs of one run (rejects and scored file, a report's HTML, JSON and CSV) are
+    renamed in turn: an interrupt that arrives between two renames is raised after the last,
+    so none is left old beside a new one."""
+    from pamlib.formats import guard
+
+    finals = [tmp_path / f"out{i}.txt" for i in range(3)]
+    for path in finals:
+        path.write_text("old\n", encoding="utf-8")
+    renamed = 0
+    real_commit = guard.AtomicTarget.commit
+
+    def commit(self: guard.AtomicTarget) -> None:
+        nonlocal renamed
+        real_commit(self)
+        renamed += 1
+        if renamed == at + 1:  # a Ctrl-C right after this rename
+            signal.raise_signal(signal.SIGINT)
+            guard._let_signals_in()
+
+    monkeypatch.setattr(guard.AtomicTarget, "commit", commit)
+
+    def run() -> None:
+        with guard.clean_interrupts(), OutputGuard() as files:
+            targets = []
+            for path in finals:
+                files.output(path)
+                target = files.open(path)
+                target.stream.write(b"new\n")
+                targets.append(target)
+            guard.commit_together(targets)
+
+    with pytest.raises(KeyboardInterrupt):
+        run()
+    assert renamed == 3
+    assert [p.read_text(encoding="utf-8") for p in finals] == ["new\n"] * 3
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ["--threshold", "abc"],
+        ["--threshold", "1e308"],
+        ["--group-by", "nosuch"],
+        ["--group-by", "patient_id"],
+    ],
+    ids=["threshold", "huge-threshold", "no-column", "identifier"],
+)
+def test_case_03_a_report_that_fails_publishes_no_scored_file_beside_it(
+    tmp_path: Path, bad: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``report --provider`` scores first and writes the scored and rejects files beside the
+    report: a setting the report then refuses leaves none of them, and files of an earlier run
+    as they were."""
+    source = cohort(tmp_path / "in.csv", 60)
+    beside = tmp_path / "r.scored.csv"
+    beside.write_text("earlier run\n", encoding="utf-8")
+    argv = ["report", str(source), "--provider", "demo", "-o", str(tmp_path / "r.html"), *bad]
+    assert main(argv) in (1, 2)
+    assert "Traceback" not in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "r.scored.csv"]
+    assert beside.read_text(encoding="utf-8") == "earlier run\n"
+
+
 def _limit_file_size(limit: int) -> Callable[[], None]:
     def preexec() -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # writes past the limit fail with EFBIG

@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
 
     from pamlib.cli import UsageError
     from pamlib.cli.score import print_summary
-    from pamlib.formats.guard import OutputGuard
+    from pamlib.formats.guard import OutputGuard, commit_together
     from pamlib.pipeline import TableScorer, write_rejects, write_scored
     from pamlib.plugins import get_host
     from pamlib.reporting import build_report, console_lines, write_html, write_json
@@ -127,8 +127,7 @@ def run(args: argparse.Namespace) -> int:
                 write(report, text)
                 text.flush()
                 text.detach()
-            for target in targets:  # the rejects first, the report last
-                target.commit()
+            commit_together(targets)  # the rejects first, the report last
         except BaseException:
             for target in targets:
                 target.discard()

@@ -6,12 +6,12 @@ import argparse
 import contextlib
 import io
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
-    from pamlib.formats.guard import OutputGuard
+    from pamlib.formats.guard import AtomicTarget, OutputGuard
     from pamlib.reporting import CohortReport
     from pamlib.tables.scored import ScoredTable
 
@@ -107,20 +107,23 @@ def run(args: argparse.Namespace) -> int:
         guard.output(args.json, "the JSON summary (--json)")
         guard.output(args.pdf, "the PDF report (--pdf)")
         guard.output(args.patients, "the per-patient CSV (--patients)")
+        # The settings first: a bad one stops the command before anything is read or written.
+        config = ReportConfig(
+            threshold=parse_threshold(args.threshold),
+            group_by=args.group_by,
+            publish=args.publish,
+        )
         scored: ScoredTable | Path = source
+        beside: _Beside | None = None
         if args.provider is not None:
-            scored = _score_first(args, source, guard)
+            beside = _score_first(args, source, guard)
+            scored = beside.table
         sources = [SourceFile.of(source, "input", digest=False)]
         sources += [
             SourceFile.of(path, role)
             for path, role in ((args.mapping, "mapping"), (args.calibration, "calibration"))
             if path is not None
         ]
-        config = ReportConfig(
-            threshold=parse_threshold(args.threshold),
-            group_by=args.group_by,
-            publish=args.publish,
-        )
         # This process is the command's own: it may set the C library's allocator, which a
         # library function called from someone else's process must not.
         hand_back_large_blocks()
@@ -128,7 +131,10 @@ def run(args: argparse.Namespace) -> int:
             report = build_report(scored, config, sources=sources, rules=args.rules)
         except IdentifyingColumnError as exc:  # the column is the user's choice: a usage error
             raise UsageError(str(exc)) from None
-        _write(guard, report, args)
+        # The scored and rejects files beside the report are published with it, or not at all.
+        _write(guard, report, args, () if beside is None else beside.targets)
+    if beside is not None:
+        beside.print_summary()
     print(f"Report: {args.output}", file=sys.stderr)
     if args.pdf:
         print(f"PDF: {args.pdf}", file=sys.stderr)
@@ -146,9 +152,16 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write(guard: OutputGuard, report: CohortReport, args: argparse.Namespace) -> None:
-    """Write every file in full first, then publish them together: one that fails leaves none
-    of them changed."""
+def _write(
+    guard: OutputGuard,
+    report: CohortReport,
+    args: argparse.Namespace,
+    written: Sequence[AtomicTarget] = (),
+) -> None:
+    """Write every file in full first, then publish them together with the files already
+    ``written`` (see :func:`~pamlib.formats.guard.commit_together`): one that fails
+    to be written leaves none of them changed, and an interrupt leaves all or none."""
+    from pamlib.formats.guard import commit_together
     from pamlib.reporting import write_html, write_json, write_patients_csv
 
     writers: list[tuple[str | None, Callable[[CohortReport, IO[str]], None]]] = [
@@ -156,7 +169,7 @@ def _write(guard: OutputGuard, report: CohortReport, args: argparse.Namespace) -
         (args.json, write_json),
         (args.patients, write_patients_csv),
     ]
-    targets = []
+    targets = list(written)
     for path, write in writers:
         if path is None:
             continue
@@ -175,18 +188,32 @@ def _write(guard: OutputGuard, report: CohortReport, args: argparse.Namespace) -
         target = guard.open(args.pdf)
         target.stream.write(render_pdf(report))
         targets.append(target)
-    for target in targets:
-        target.commit()
+    commit_together(targets)
 
 
-def _score_first(args: argparse.Namespace, source: Path, guard: OutputGuard) -> ScoredTable:
+class _Beside(NamedTuple):
+    """A raw export scored for its report: the table, and its scored and rejects files
+    written beside the report but not yet published."""
+
+    table: ScoredTable
+    targets: tuple[AtomicTarget, AtomicTarget]
+    scored: Path
+    summary: Any
+
+    def print_summary(self) -> None:
+        from pamlib.cli.score import print_summary
+
+        print(f"Scored: {self.scored}", file=sys.stderr)
+        print_summary(self.summary, sys.stderr)
+
+
+def _score_first(args: argparse.Namespace, source: Path, guard: OutputGuard) -> _Beside:
     """Score a raw export in memory and report from it — a person's rows are linked by NHS
     number where the export has no patient id, without the number being written anywhere —
-    and also write the scored rows (``NAME.scored.csv``) and rejects beside the report,
-    printing the reconciliation."""
+    and also write the scored rows (``NAME.scored.csv``) and rejects beside the report, to be
+    published with it."""
     import attrs
 
-    from pamlib.cli.score import print_summary
     from pamlib.pipeline import TableScorer, write_rejects, write_scored
 
     report = Path(args.output)
@@ -200,12 +227,9 @@ def _score_first(args: argparse.Namespace, source: Path, guard: OutputGuard) -> 
     try:
         write_rejects(run, targets[0], commit=False)
         write_scored(run.scored, targets[1], score_decimals=run.score_decimals, commit=False)
-        for target in targets:
-            target.commit()
     except BaseException:
         for target in targets:
             target.discard()
         raise
-    print(f"Scored: {scored}", file=sys.stderr)
-    print_summary(attrs.evolve(run.summary, rejects=str(rejects)), sys.stderr)
-    return run.scored
+    summary = attrs.evolve(run.summary, rejects=str(rejects))
+    return _Beside(run.scored, targets, scored, summary)

@@ -389,6 +389,7 @@ def _score_and_tailor(
     then write: the rejects first, the tailored table last. Nothing is written and read back;
     NHS numbers link a person's rows without being written unless asked for."""
     from pamlib.cli import _settle
+    from pamlib.formats.guard import commit_together
     from pamlib.pipeline import TableScorer, default_rejects_path, write_rejects, write_scored
     from pamlib.plugins import get_host
     from pamlib.tailoring import tailor
@@ -427,8 +428,7 @@ def _score_and_tailor(
             host=host,
             commit=False,
         )
-        rejects_target.commit()
-        output_target.commit()
+        commit_together([rejects_target, output_target])
     except BaseException:
         rejects_target.discard()
         output_target.discard()

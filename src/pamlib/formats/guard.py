@@ -27,7 +27,7 @@ import signal
 import stat
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import IO, Any
@@ -170,6 +170,19 @@ class AtomicTarget:
             self.discard()
             raise
         self._done = True
+
+    def sync(self) -> None:
+        """Flush a file written to a temporary name to disk and close it, ready for
+        :meth:`commit` to rename (which is then quick); otherwise nothing."""
+        if self._done or self._tmp is None or self.stream.closed:
+            return
+        try:
+            self.stream.flush()
+            os.fsync(self.stream.fileno())
+            self.stream.close()
+        except BaseException:
+            self.discard()
+            raise
 
     def _finish_temporary(self) -> None:
         tmp, final = self._tmp, self._replace
@@ -397,6 +410,18 @@ class OutputGuard:
         for lock in self._locks.values():
             lock.release()
         self._locks.clear()
+
+
+def commit_together(targets: Sequence[AtomicTarget]) -> None:
+    """Publish several outputs of one run as one, in the order given: each is flushed to disk
+    first, then they are renamed in turn with interrupts held back (under
+    :func:`clean_interrupts`, an interrupt that arrives meanwhile is raised after the last), so
+    an interrupted run leaves every one of them new or none."""
+    for target in targets:
+        target.sync()
+    with _signals_deferred():
+        for target in targets:
+            target.commit()
 
 
 def _clash(output: _File, other: _File) -> OutputRefusedError:

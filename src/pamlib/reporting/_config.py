@@ -125,9 +125,11 @@ class ReportConfig:
             raise ConfigurationError(
                 "the follow-up window needs 1 <= min_months <= max_months <= 120"
             )
-        if not (self.threshold > 0 and _whole_tenths(self.threshold)):
+        # a change on the 0-100 scale is at most 100 points (and 1e308 has no tenths)
+        if not (0 < self.threshold <= 100 and _whole_tenths(self.threshold)):
             raise ConfigurationError(
-                "the change threshold must be a positive number of points with one decimal at most"
+                "the change threshold must be a positive number of points, at most 100, with "
+                "one decimal at most"
             )
         if self.group_by is not None and not self.group_by.strip():
             raise ConfigurationError("group_by must name a column")
