@@ -164,3 +164,23 @@ def test_rows() -> None:
         ("row 3: reassess_by", "date"),
         ("row 4: assessed_on", "date"),
     ]
+
+
+@given(st.dates(min_value=dt.date(9990, 1, 1)))
+def test_the_window_of_an_assessment_in_the_last_years_ends_at_the_last_date(
+    day: dt.date,
+) -> None:
+    """A window end past 9999-12-31 is that date (there is no later one), not a failure of
+    ``pamlib rules overdue`` over a whole table."""
+    opens, closes = ReassessmentPolicy().window(day)
+    assert day <= opens <= closes <= dt.date.max
+    index = day.year * 12 + day.month - 1 + 12
+    if index < (dt.MAXYEAR + 1) * 12:
+        assert closes == add_months(day, 12)
+    else:
+        assert closes == dt.date.max
+    assert ReassessmentPolicy().window(dt.date(9999, 3, 31)) == (
+        dt.date(9999, 9, 30),
+        dt.date.max,
+    )
+    assert ReassessmentPolicy().window(dt.date.max) == (dt.date.max, dt.date.max)

@@ -346,6 +346,73 @@ def test_case_16_an_unreadable_csv_is_located_without_quoting_it(
     assert "internal error" not in err
 
 
+def _parquet_with(scored: Path, name: str, values: object) -> Path:
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    from pamlib.tables import ScoredTable
+
+    table = ScoredTable.read(scored).to_arrow()
+    column = pa.array(values(table.num_rows) if callable(values) else values)
+    if name in table.column_names:
+        table = table.set_column(table.schema.get_field_index(name), name, column)
+    else:
+        table = table.append_column(name, column)
+    path = scored.with_name("hostile.parquet")
+    pq.write_table(table, path)
+    return path
+
+
+HOSTILE_COLUMNS: dict[str, tuple[str, Callable[[int], object], str]] = {
+    "a struct": ("extra", lambda n: [{"a": 1}] * n, "column 'extra' holds struct"),
+    "lists of lists": ("flags", lambda n: [[["demo"]]] * n, "column 'flags' holds list"),
+    "bytes not UTF-8": ("site", lambda n: [b"\xff"] * n, "column 'site' holds text that is not"),
+    "an integer past 2**53": ("level", lambda n: [2**53 + 1] * n, "level must be empty or"),
+    "a date past 9999": ("assessed_on", lambda n: [_far_day()] * n, "assessed_on is not an ISO"),
+}
+
+
+def _far_day() -> object:
+    import numpy as np
+
+    return np.datetime64("12000-01-01", "D")
+
+
+@pytest.mark.parametrize("case", HOSTILE_COLUMNS.values(), ids=HOSTILE_COLUMNS.keys())
+def test_case_16_a_parquet_column_no_scored_table_holds_is_a_clean_error(
+    scored: Path, capsys: pytest.CaptureFixture[str], case: tuple[str, Callable[[int], object], str]
+) -> None:
+    """A Parquet file of another shape (or one whose bytes are not text) is refused with the
+    column named, not an internal error."""
+    name, values, expected = case
+    status, html, _ = report(_parquet_with(scored, name, values))
+    err = capsys.readouterr().err
+    assert status == 1, err
+    assert expected in err
+    assert "internal error" not in err
+    assert not html.exists()
+
+
+def test_case_16_json_lines_that_are_not_utf8_are_a_clean_error(
+    scored: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """pyarrow's JSON reader passes bytes through: a patient id that is not UTF-8 is refused
+    with its column named, not an internal error."""
+    pytest.importorskip("pyarrow")
+    from pamlib.tables import ScoredTable
+
+    rows = ScoredTable.read(scored).to_arrow().to_pylist()
+    text = "".join(json.dumps(r, default=str) + "\n" for r in rows).encode()
+    first = f'"{rows[0]["patient_id"]}"'.encode()
+    source = scored.with_name("hostile.jsonl")
+    source.write_bytes(text.replace(first, b'"P\xe9"', 1))
+    status, html, _ = report(source)
+    err = capsys.readouterr().err
+    assert status == 1, err
+    assert "column 'patient_id' holds text that is not UTF-8" in err
+    assert "internal error" not in err
+    assert not html.exists()
+
+
 @pytest.mark.parametrize("column", ["level", "status", "instrument", "demo", "cutpoint_set"])
 def test_case_16_group_by_an_existing_column_works(scored: Path, column: str) -> None:
     status, _, summary = report(scored, "--group-by", column)

@@ -99,6 +99,10 @@ _NHS_SEPARATORS = re.compile(r"[\s\-]+")
 _INT_RANGE = {"int8": (-(2**7), 2**7 - 1), "int16": (-(2**15), 2**15 - 1)}
 _INT_RANGE["int32"] = (-(2**31), 2**31 - 1)
 
+#: 0001-01-01 and 9999-12-31 in days since 1970-01-01: the dates a table may hold.
+_FIRST_DAY = -719_162
+_LAST_DAY = 2_932_896
+
 #: Problems listed in one error before the rest are summarised as a count.
 MAX_PROBLEMS = 50
 
@@ -301,6 +305,53 @@ def _is_text(t: pa.DataType) -> bool:
     )
 
 
+def _unreadable_columns(table: pa.Table, source: str) -> list[Problem]:
+    """Columns no scored table holds (structs, maps, lists of lists: a Parquet or JSON file of
+    something else), and text that is not UTF-8 (Parquet and JSON Lines readers pass bytes
+    through): a problem each, naming the column, never a value."""
+    import pyarrow as pa
+
+    found = []
+    for name in table.column_names:
+        column = table.column(name)
+        kind = column.type
+        if pa.types.is_dictionary(kind):
+            kind = kind.value_type
+        item = kind.value_type if pa.types.is_list(kind) or pa.types.is_large_list(kind) else kind
+        if not _is_scalar(item):
+            found.append(
+                Problem(source, "unreadable-column", f"column {name!r} holds {kind}, not text")
+            )
+            continue
+        if _is_text(item) or pa.types.is_binary(item) or pa.types.is_large_binary(item):
+            try:
+                _plain(column).cast(pa.list_(pa.string()) if item is not kind else pa.string())
+                column.validate(full=True)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                found.append(
+                    Problem(source, "not-utf8", f"column {name!r} holds text that is not UTF-8")
+                )
+    return found
+
+
+def _is_scalar(kind: pa.DataType) -> bool:
+    """A type a scored table's cell may have: text, bytes, a number, a truth value, a date."""
+    import pyarrow as pa
+
+    t = pa.types
+    return bool(
+        _is_text(kind)
+        or t.is_binary(kind)
+        or t.is_large_binary(kind)
+        or t.is_integer(kind)
+        or t.is_floating(kind)
+        or t.is_boolean(kind)
+        or t.is_date(kind)
+        or t.is_timestamp(kind)
+        or t.is_null(kind)
+    )
+
+
 def _plain(column: pa.ChunkedArray) -> pa.ChunkedArray:
     """Dictionary-encoded (pandas categories) and view/large string columns as plain ones."""
     import pyarrow as pa
@@ -362,6 +413,11 @@ def _to_date(
         days = pc.cast(column, pa.date32()).combine_chunks()
         if required:
             problems.add(np.asarray(days.is_null(), dtype=np.bool_), "bad-date", message)
+        # as for text, four-digit years only: Python's dates, and ISO text, end there
+        number = np.asarray(
+            pc.fill_null(days.cast(pa.int32()), 0).to_numpy(zero_copy_only=False), np.int64
+        )
+        problems.add((number < _FIRST_DAY) | (number > _LAST_DAY), "bad-date", message)
         return days
     distinct, index = _distinct(column)
     parsed = np.full(len(distinct) or 1, np.datetime64("NaT"), dtype="datetime64[D]")
@@ -419,7 +475,8 @@ def _to_int(
     lo, hi = allowed or _INT_RANGE[kind]
     message = message or f"{name} must be empty or a whole number from {lo} to {hi}"
     if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
-        floats = pc.cast(column, pa.float64())
+        # unsafe: an integer past 2**53 is near enough to be refused by the range check
+        floats = pc.cast(column, pa.float64(), safe=False)
         numbers = np.asarray(pc.fill_null(floats, np.nan).to_numpy(), dtype=np.float64)
         missing = np.isnan(numbers)
         good = missing | ((numbers == np.floor(np.nan_to_num(numbers))) & (numbers >= lo))
@@ -452,7 +509,7 @@ def _to_float(
 
     grammar = _SCORE_TEXT if score else _FLOAT_TEXT
     if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
-        floats = pc.cast(column, pa.float64())
+        floats = pc.cast(column, pa.float64(), safe=False)  # past 2**53: the nearest float
         numbers = np.asarray(pc.fill_null(floats, np.nan).to_numpy(), dtype=np.float64)
         good = np.ones(len(numbers), dtype=np.bool_)
     else:
@@ -808,6 +865,9 @@ def _validate(
             f"{source}: not a scored table",
             [Problem(source, "missing-column", f"no column {c!r}") for c in missing],
         )
+    unreadable = _unreadable_columns(table, source)
+    if unreadable:
+        raise FormatError(f"{source}: not a scored table", unreadable)
     if nhs_number is not None and "nhs_number" in names:
         raise ConfigurationError("an NHS number column is given twice (in the table and apart)")
     n = table.num_rows

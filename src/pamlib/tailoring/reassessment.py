@@ -61,11 +61,16 @@ class ReassessmentPolicy:
         return add_months(assessed_on, self.interval_months if months is None else months)
 
     def window(self, assessed_on: dt.date) -> tuple[dt.date, dt.date]:
-        """The first and last day of the follow-up window after ``assessed_on``."""
-        return (
-            add_months(assessed_on, self.window_months[0]),
-            add_months(assessed_on, self.window_months[1]),
-        )
+        """The first and last day of the follow-up window after ``assessed_on``; a day after
+        9999-12-31 (an assessment dated in the year 9999) is 9999-12-31, the last date there
+        is."""
+
+        def after(months: int) -> dt.date:
+            if assessed_on.year * 12 + assessed_on.month - 1 + months >= (dt.MAXYEAR + 1) * 12:
+                return dt.date.max
+            return add_months(assessed_on, months)
+
+        return after(self.window_months[0]), after(self.window_months[1])
 
     def in_window(self, months: int) -> bool:
         return self.window_months[0] <= months <= self.window_months[1]
