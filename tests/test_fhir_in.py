@@ -384,6 +384,22 @@ def test_assessment_id_falls_back_to_resource_id_then_content(host: PluginHost) 
 # -- files: JSON, NDJSON, garbage ------------------------------------------------------------
 
 
+def test_a_resource_type_pamlib_does_not_know_is_counted_without_its_text(
+    tmp_path: Path, host: PluginHost
+) -> None:
+    """The counts of other resources are logged: a ``resourceType`` that is not a type pamlib
+    knows (it may hold anything, an NHS number say) is counted under a name of pamlib's."""
+    lines = [
+        json.dumps({"resourceType": "Patient9434765919"}),
+        json.dumps({"resourceType": "Observation", "status": "final"}),
+        json.dumps(foreign_qr()),
+    ]
+    path = tmp_path / "in.ndjson"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    _, _, counts = read_fhir(path, mapping=mapping(), instruments=host.instruments())
+    assert counts.other_resources == {"Observation": 1, "another resourceType": 1}
+
+
 def test_ndjson_with_bad_lines_reconciles(tmp_path: Path, host: PluginHost) -> None:
     good = json.dumps(foreign_qr())
     lines = [

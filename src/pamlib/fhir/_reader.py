@@ -58,6 +58,22 @@ def _frozen_counts(value: Mapping[str, int]) -> Mapping[str, int]:
     return MappingProxyType(dict(sorted(value.items())))
 
 
+#: Resource types counted by name when a file holds them beside its responses; any other
+#: ``resourceType`` (a typo, or a value that is not a type at all) is counted as
+#: :data:`_OTHER_TYPE`, so no text of the sender's reaches a log line.
+_NAMED_TYPES = frozenset(
+    {
+        "AllergyIntolerance", "Appointment", "Bundle", "CarePlan", "CareTeam", "Condition",
+        "Consent", "Device", "DiagnosticReport", "DocumentReference", "Encounter",
+        "EpisodeOfCare", "Flag", "Goal", "Immunization", "Location", "Medication",
+        "MedicationRequest", "MedicationStatement", "Observation", "OperationOutcome",
+        "Organization", "Patient", "Person", "Practitioner", "PractitionerRole", "Procedure",
+        "Provenance", "Questionnaire", "RelatedPerson", "ServiceRequest", "Task",
+    }
+)  # fmt: skip
+_OTHER_TYPE = "another resourceType"
+
+
 @attrs.frozen
 class ReadCounts:
     """How many records were read, kept and rejected, and which other resources were seen."""
@@ -334,7 +350,9 @@ class FhirReader:
         if kind == "QuestionnaireResponse":
             yield self._response(value, path, patients)
             return
-        self.other_resources[kind] += 1
+        # counted by name only for a type pamlib knows: the field is the sender's text, and
+        # the count is logged
+        self.other_resources[kind if kind in _NAMED_TYPES else _OTHER_TYPE] += 1
         if kind == "Patient":
             patients.add(value, path, full_url)
         elif kind == "Questionnaire":
