@@ -312,3 +312,70 @@ def test_per_patient_csv_is_never_published(make_row: MakeRow) -> None:
     out = io.StringIO()
     write_patients_csv(build_report(columns), out)
     assert out.getvalue().splitlines()[1].startswith("p,1,")
+
+
+def _fixed_exactly(summary: CohortSummary, hidden_keys: set[str]) -> list[str]:
+    """The hidden counts the identities fix, found independently of the SVD the suppression
+    uses: Gauss-Jordan elimination in exact fractions. A count is fixed when its unit vector
+    is one of the reduced rows (only then does it lie in their span)."""
+    from fractions import Fraction
+
+    names = sorted(hidden_keys)
+    column = {k: i for i, k in enumerate(names)}
+    rows: list[list[Fraction]] = []
+    for lhs, rhs in summary.identities:
+        row = [Fraction(0)] * len(names)
+        for term in lhs:
+            if term in column:
+                row[column[term]] += 1
+        for term in rhs:
+            if term in column:
+                row[column[term]] -= 1
+        if any(row):
+            rows.append(row)
+    pivot_row = 0
+    pivots: list[int] = []
+    for col in range(len(names)):
+        found = next((r for r in range(pivot_row, len(rows)) if rows[r][col] != 0), None)
+        if found is None:
+            continue
+        rows[pivot_row], rows[found] = rows[found], rows[pivot_row]
+        lead = rows[pivot_row][col]
+        rows[pivot_row] = [v / lead for v in rows[pivot_row]]
+        for r in range(len(rows)):
+            if r != pivot_row and rows[r][col] != 0:
+                factor = rows[r][col]
+                rows[r] = [a - factor * b for a, b in zip(rows[r], rows[pivot_row], strict=True)]
+        pivots.append(col)
+        pivot_row += 1
+    return [
+        names[col]
+        for r, col in enumerate(pivots)
+        if all(v == 0 for i, v in enumerate(rows[r]) if i != col)
+    ]
+
+
+@settings(max_examples=40, deadline=None)
+@given(rows=cohorts(), grouped=st.booleans())
+def test_no_hidden_count_follows_from_the_published_ones(rows: list[Row], grouped: bool) -> None:
+    """Every identity of the summary, alone or combined with the others, leaves each hidden
+    count free: the published counts give it no single value."""
+    config = ReportConfig(group_by="site" if grouped and rows else None, publish=True)
+    figures = build_report(ScoredColumns.from_rows(rows), config).figures
+    hidden_keys = hidden_counts(figures, config.suppression)
+    assert _fixed_exactly(figures, hidden_keys) == []
+
+
+def test_the_patients_are_the_denominator_and_the_exclusions(make_cohort: MakeCohort) -> None:
+    """The identity that undid suppression by subtraction (patients = denominator + each
+    exclusion) is one of the summary's, and holds."""
+    rows = make_cohort(seed=4, n_patients=60)
+    figures = build_report(ScoredColumns.from_rows(rows), ReportConfig(group_by="site")).figures
+    for prefix in ["", *(f"groups.{i}." for i in range(len(figures.groups)))]:
+        excluded = [k for k in figures.counts if k.startswith(f"{prefix}nqf2483.excluded.")]
+        identity = ((f"{prefix}n_patients",), (f"{prefix}nqf2483.denominator", *excluded))
+        assert sorted(identity[1]) in [
+            sorted(rhs) for lhs, rhs in figures.identities if lhs == identity[0]
+        ]
+        total = figures[f"{prefix}nqf2483.denominator"] + sum(figures[k] for k in excluded)
+        assert figures[f"{prefix}n_patients"] == total

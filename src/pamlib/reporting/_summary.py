@@ -169,6 +169,8 @@ def _identities(figures: Mapping[str, Value], config: ReportConfig) -> list[Iden
     low = ("1", "2", "3")
     out: list[Identity] = [
         (("n_patients",), ("n_baseline", excluded("not-scored"))),
+        # every patient is in the measure's denominator or excluded for one reason
+        (("n_patients",), ("nqf2483.denominator", *(excluded(r) for r in _EXCLUSIONS))),
         (("n_baseline",), tuple(f"levels_baseline.{lv}" for lv in LEVELS)),
         (("n_baseline",), tuple(f"score_histogram.baseline.{b}" for b in BIN_LABELS)),
         (("n_followup",), tuple(f"levels_followup.{lv}" for lv in LEVELS)),

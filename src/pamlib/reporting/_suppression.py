@@ -12,19 +12,25 @@
    cell goes before a total that feeds a whole distribution's percentages. This repeats until no
    identity has exactly one hidden term. Hidden terms are always positive, so a term to hide
    always exists.
-3. **Derived**: a percentage, mean or SD is hidden when any count it is computed from is hidden
+3. **Combined**: identities can also be combined (the patients are the denominator plus each
+   exclusion; a level count equals an exclusion count; …). The identities are read as linear
+   equations in the hidden counts, the published ones known; a hidden count that they fix (its
+   unit vector lies in their row space: every solution gives it the same value) has one more
+   term of an identity it is in hidden, chosen as in step 2, until none is fixed.
+4. **Derived**: a percentage, mean or SD is hidden when any count it is computed from is hidden
    (both the numerator and the denominator of a percentage: either one with the percentage gives
    the other).
 
 What this guarantees: no published count lies in ``low..high``, no derived value rests on a
-hidden count, and no single published identity reveals a hidden count. It is not a full
-linear-programming audit: combining several identities, or inequalities (a level count is at
-least the histogram bins inside its cut points), can still narrow a hidden value to a range.
+hidden count, and no hidden count follows from the published counts through the summary's
+identities, alone or combined. Inequalities (counts are not negative; a level count is at least
+the histogram bins inside its cut points) can still narrow a hidden value to a range.
 """
 
 from __future__ import annotations
 
 import attrs
+import numpy as np
 
 from pamlib.errors import ConfigurationError
 from pamlib.reporting._config import SuppressionRule
@@ -49,6 +55,10 @@ def hidden_counts(summary: CohortSummary, rule: SuppressionRule) -> set[str]:
     for sources in summary.derived.values():
         for source in sources:
             resting[source] += 1
+
+    def preferred(terms: list[str]) -> str:
+        return min(terms, key=lambda t: (resting[t], count[t], position[t]))
+
     changed = True
     while changed:
         changed = False
@@ -57,9 +67,61 @@ def hidden_counts(summary: CohortSummary, rule: SuppressionRule) -> set[str]:
             if sum(t in hidden for t in terms) != 1:
                 continue
             shown = [t for t in terms if t not in hidden and count[t] > 0]
-            hidden.add(min(shown, key=lambda t: (resting[t], count[t], position[t])))
+            hidden.add(preferred(shown))
             changed = True
+    # Step 3: what the identities fix together. Each round hides one more term for each
+    # hidden count they fix, then looks again.
+    while fixed := _fixed(summary.identities, hidden, position):
+        added = False
+        for key in fixed:
+            own = [(*lhs, *rhs) for lhs, rhs in summary.identities if key in (*lhs, *rhs)]
+            shown = [t for terms in own for t in terms if t not in hidden and count[t] > 0]
+            if not shown:  # its own identities are all hidden: another of the combination's
+                shown = [
+                    t
+                    for lhs, rhs in summary.identities
+                    if any(u in hidden for u in (*lhs, *rhs))
+                    for t in (*lhs, *rhs)
+                    if t not in hidden and count[t] > 0
+                ]
+            if shown:
+                hidden.add(preferred(list(dict.fromkeys(shown))))
+                added = True
+        if not added:  # nothing positive left to hide beside them
+            break
     return hidden
+
+
+def _fixed(
+    identities: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...],
+    hidden: set[str],
+    position: dict[str, int],
+) -> list[str]:
+    """The hidden counts whose value the identities fix, the published counts known: those
+    whose unit vector lies in the row space of the identities' coefficients on the hidden
+    counts (every null-space vector is zero there)."""
+    names = sorted(hidden, key=position.__getitem__)
+    column = {k: i for i, k in enumerate(names)}
+    rows = []
+    for lhs, rhs in identities:
+        row = np.zeros(len(names))
+        for term in lhs:
+            if term in column:
+                row[column[term]] += 1.0
+        for term in rhs:
+            if term in column:
+                row[column[term]] -= 1.0
+        if row.any():
+            rows.append(row)
+    if not rows:
+        return []
+    matrix = np.array(rows)
+    _, singular, vt = np.linalg.svd(matrix, full_matrices=True)
+    tolerance = max(matrix.shape) * np.finfo(np.float64).eps * max(float(singular[0]), 1.0)
+    rank = int((singular > tolerance).sum())
+    null = vt[rank:]  # the directions the hidden counts may move in together
+    free = np.abs(null).max(axis=0) > 1e-9 if len(null) else np.zeros(len(names), np.bool_)
+    return [names[i] for i in np.flatnonzero(~free).tolist()]
 
 
 def suppress(summary: CohortSummary, rule: SuppressionRule | None = None) -> CohortSummary:
