@@ -73,6 +73,8 @@ def plain_patients(
             nqf = "met" if change >= 3.0 - 1e-9 else "not-met"
         patients[patient] = {
             "n": len(ordered),
+            "used": len(usable),
+            "not_scored": sum(1 for r in ordered if r["status"] != "scored"),
             "baseline": baseline,
             "followup": followup,
             "change": change,
@@ -95,6 +97,11 @@ def plain_figures(patients: list[dict[str, Any]], threshold: float) -> dict[str,
     figures: dict[str, Any] = {
         "n_patients": len(patients),
         "n_assessments": sum(p["n"] for p in patients),
+        "n_assessments_used": sum(p["used"] for p in patients),
+        "assessments_not_used": {
+            "not-scored": sum(p["not_scored"] for p in patients),
+            "no-score-or-level": sum(p["n"] - p["used"] - p["not_scored"] for p in patients),
+        },
     }
     for when in ("baseline", "followup"):
         having = [p for p in patients if p[when] is not None]

@@ -81,9 +81,28 @@ def exclusion_lines(summary: CohortSummary, prefix: str = "") -> list[Headline]:
     ]
 
 
+#: What each reason an assessment is not used says, in words.
+NOT_USED_WORDS = {
+    "not-scored": "not scored",
+    "no-score-or-level": "scored without a 0–100 score and a level",
+}
+
+
+def not_used_lines(summary: CohortSummary, prefix: str = "") -> list[Headline]:
+    """Assessments left out of every trajectory, one sentence per reason: each one counted."""
+    return [
+        Headline((_fig(summary, prefix, f"assessments_not_used.{reason}"), f" {words}"))
+        for reason, words in NOT_USED_WORDS.items()
+    ]
+
+
 def console_lines(summary: CohortSummary, config: ReportConfig) -> list[str]:
-    """The cohort's headline sentences and exclusions, as the console summaries print them."""
+    """The cohort's headline sentences, exclusions and assessments not used, as the console
+    summaries print them."""
     lines = [h.text() for h in headlines(summary, config)]
     lines.append("Not eligible for the measure:")
     lines += [f"  {h.text()}" for h in exclusion_lines(summary)]
+    used = _fig(summary, "", "n_assessments_used")
+    lines.append(f"Assessments used: {display(used.value)}; not used:")
+    lines += [f"  {h.text()}" for h in not_used_lines(summary)]
     return lines

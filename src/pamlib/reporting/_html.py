@@ -23,7 +23,7 @@ from pamlib.reporting._charts import Series, display, figure_attrs
 from pamlib.reporting._comparison import Comparison
 from pamlib.reporting._config import NQF2483_GAIN_POINTS, ReportConfig
 from pamlib.reporting._context import ReportContext
-from pamlib.reporting._headlines import Figure, headlines
+from pamlib.reporting._headlines import NOT_USED_WORDS, Figure, headlines
 from pamlib.reporting._measures import Exclusion
 from pamlib.reporting._summary import (
     BIN_LABELS,
@@ -646,11 +646,29 @@ class _Scope:
             "order listed.</p></div>"
         )
 
+    def assessments(self) -> str:
+        rows = (
+            "<tr><th>Used for trajectories</th>"
+            f"{self.cell('n_assessments_used')}</tr>"
+            + "".join(
+                f"<tr><th>Not used: {escape(words)}</th>"
+                f"{self.cell(f'assessments_not_used.{reason}')}</tr>"
+                for reason, words in NOT_USED_WORDS.items()
+            )
+            + f"<tr><th>All assessments</th>{self.cell('n_assessments')}</tr>"
+        )
+        return (
+            '<div class="panel"><h3>Assessments used</h3>'
+            + self.table("Assessments used and not used", f"<tbody>{rows}</tbody>")
+            + '<p class="note">An assessment is used when it is scored, with a 0–100 score and '
+            "a level; every other is counted here, not left out silently.</p></div>"
+        )
+
     def render(self, heading: str, anchor: str) -> str:
         return (
             f'<section class="scope" id="{anchor}"><h2>{heading}</h2>{self.cards()}'
             f"{self.levels()}{self.change()}{self.transitions()}{self.histogram()}{self.nqf()}"
-            "</section>"
+            f"{self.assessments()}</section>"
         )
 
 

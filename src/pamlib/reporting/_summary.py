@@ -10,7 +10,10 @@ labels every number with its key so it can be checked against the JSON.
 
 Definitions, per group and overall:
 
-* ``n_patients``: distinct patients; ``n_assessments``: their assessments of any status.
+* ``n_patients``: distinct patients; ``n_assessments``: their assessments of any status, of
+  which ``n_assessments_used`` are usable (scored, with a 0–100 score and a level) and the
+  rest counted in ``assessments_not_used`` by reason: ``not-scored``, or
+  ``no-score-or-level`` (scored, but without a 0–100 score and a level: a raw-sum result).
 * ``n_baseline``: patients with a usable baseline; ``n_followup``: those with a follow-up.
 * ``levels_baseline``/``levels_followup``: patients by level, ``…_pct`` of ``n_baseline`` /
   ``n_followup``.
@@ -48,6 +51,9 @@ STRATA = (*LEVELS, "all")
 CLASSES = ("improved", "stable", "declined")
 BIN_LABELS = tuple(f"{lo}-{lo + 10}" for lo in range(0, 100, 10))
 _EXCLUSIONS = tuple(str(e) for e in EXCLUSION_CODES.values())
+#: Why an assessment is not used for a trajectory: not scored; or scored without a 0–100 score
+#: and a level (a raw-sum result, a hand-edited row).
+NOT_USED = ("not-scored", "no-score-or-level")
 
 
 @attrs.frozen
@@ -125,6 +131,7 @@ def _nest(items: Iterable[tuple[str, Value]]) -> dict[str, Any]:
 
 def _count_keys() -> list[str]:
     keys = ["n_patients", "n_assessments", "n_baseline", "n_followup"]
+    keys += ["n_assessments_used", *(f"assessments_not_used.{r}" for r in NOT_USED)]
     keys += [f"levels_baseline.{lv}" for lv in LEVELS]
     keys += [f"levels_followup.{lv}" for lv in LEVELS]
     for s in STRATA:
@@ -169,6 +176,10 @@ def _identities(figures: Mapping[str, Value], config: ReportConfig) -> list[Iden
     low = ("1", "2", "3")
     out: list[Identity] = [
         (("n_patients",), ("n_baseline", excluded("not-scored"))),
+        (
+            ("n_assessments",),
+            ("n_assessments_used", *(f"assessments_not_used.{r}" for r in NOT_USED)),
+        ),
         # every patient is in the measure's denominator or excluded for one reason
         (("n_patients",), ("nqf2483.denominator", *(excluded(r) for r in _EXCLUSIONS))),
         (("n_baseline",), tuple(f"levels_baseline.{lv}" for lv in LEVELS)),
@@ -288,6 +299,11 @@ def _part_sums(
     c: dict[str, NDArray[np.int64]] = {
         "n_patients": scopes.count(everyone),
         "n_assessments": scopes.total(everyone, traj.n_assessments[part]),
+        "n_assessments_used": scopes.total(everyone, traj.n_used[part]),
+        "assessments_not_used.not-scored": scopes.total(everyone, traj.n_not_scored[part]),
+        "assessments_not_used.no-score-or-level": scopes.total(
+            everyone, traj.n_assessments[part] - traj.n_used[part] - traj.n_not_scored[part]
+        ),
         "n_baseline": scopes.count(has_b),
         "n_followup": scopes.count(has_f),
     }
@@ -326,6 +342,8 @@ def _figures(sums: Mapping[str, int]) -> dict[str, Value]:
     counts = {k: int(sums.get(k, 0)) for k in (*_count_keys(), *_sum_keys())}
     f: dict[str, Value] = {}
     f.update((k, counts[k]) for k in ("n_patients", "n_assessments", "n_baseline", "n_followup"))
+    f["n_assessments_used"] = counts["n_assessments_used"]
+    f.update((f"assessments_not_used.{r}", counts[f"assessments_not_used.{r}"]) for r in NOT_USED)
     for when in ("baseline", "followup"):
         f.update((f"levels_{when}.{lv}", counts[f"levels_{when}.{lv}"]) for lv in LEVELS)
         f.update(

@@ -150,6 +150,10 @@ class Trajectories:
     patient_id: pa.Array
     row_patient: NDArray[np.int32]
     n_assessments: NDArray[np.int32]
+    #: Of each patient's assessments, those usable (see the module) and those not scored; the
+    #: rest are scored without a 0–100 score and a level.
+    n_used: NDArray[np.int32]
+    n_not_scored: NDArray[np.int32]
     first_row: NDArray[np.int32]
     baseline_row: NDArray[np.int32]
     followup_row: NDArray[np.int32]
@@ -405,6 +409,12 @@ def link_trajectories(columns: ScoredColumns, config: ReportConfig | None = None
         order,
     )
     del by_patient, order
+    n_used = _count(usable_patient, n_patients)
+    n_not_scored = np.zeros(n_patients, dtype=np.int32)
+    for start in range(0, len(row_patient), _WINDOW_ROWS):
+        part = slice(start, start + _WINDOW_ROWS)
+        unscored = row_patient[part][~columns.scored[part]]
+        n_not_scored += np.bincount(unscored, minlength=n_patients).astype(np.int32)
 
     baseline_row = np.full(n_patients, -1, dtype=np.int32)
     starts = _run_starts(usable_patient)
@@ -461,6 +471,8 @@ def link_trajectories(columns: ScoredColumns, config: ReportConfig | None = None
         patient_id=patients,
         row_patient=row_patient,
         n_assessments=_count(row_patient, n_patients),
+        n_used=n_used,
+        n_not_scored=n_not_scored,
         first_row=first_row,
         baseline_row=baseline_row,
         followup_row=followup_row,
