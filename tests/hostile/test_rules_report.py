@@ -462,3 +462,29 @@ def test_case_07_the_per_patient_csv_is_spreadsheet_safe(scored: Path) -> None:
     assert len(rows) == len({r["patient_id"] for r in read(source)})
     assert all(r["patient_id"].startswith("'=HYPERLINK(1)") for r in rows)
     assert all(r["patient_id"].endswith("\r") for r in rows)
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        (["--rules", "nosuch.toml"], "no rules file"),
+        (["--rules", "garbage.bin"], "invalid rule file"),
+        (["--mapping", "garbage.bin"], "--mapping applies to a raw export scored with"),
+        (["--calibration", "garbage.bin"], "--calibration applies to a raw export"),
+    ],
+    ids=["missing-rules", "not-rules", "mapping-unused", "calibration-unused"],
+)
+def test_case_09_a_report_lists_only_side_files_it_read(
+    scored: Path, capsys: pytest.CaptureFixture[str], options: list[str], expected: str
+) -> None:
+    """Rules files are listed in the report's context by name and digest, so each must be a
+    rules file; a mapping or calibration is read only to score a raw export. Anything else is
+    refused before a file is written."""
+    garbage = scored.with_name("garbage.bin")
+    garbage.write_bytes(bytes(range(256)))
+    given = [str(scored.with_name(o)) if o.endswith((".toml", ".bin")) else o for o in options]
+    status, html, summary = report(scored, *given)
+    assert status in (1, 2)
+    assert expected in capsys.readouterr().err
+    assert not html.exists()
+    assert not summary.exists()

@@ -97,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
     source = Path(args.input)
     if not source.is_file():
         raise UsageError(f"no such input file: {source.name}")
+    _check_side_files(args)
     with OutputGuard() as guard:
         guard.input(source, "the input")
         guard.input(args.mapping, "the mapping file")
@@ -150,6 +151,22 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 0
+
+
+def _check_side_files(args: argparse.Namespace) -> None:
+    """Every file the report names in its context is read: a rules file must be one (it is
+    listed by name and digest), and a mapping or calibration is read only to score a raw
+    export."""
+    from pamlib.cli import UsageError
+    from pamlib.tailoring.rules import load_rules
+
+    if args.provider is None and (args.mapping or args.calibration):
+        given = "--mapping" if args.mapping else "--calibration"
+        raise UsageError(f"{given} applies to a raw export scored with --provider")
+    for rules in args.rules:
+        if not Path(rules).is_file():
+            raise UsageError(f"no rules file {rules}")
+        load_rules(rules)
 
 
 def _write(
