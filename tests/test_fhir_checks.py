@@ -205,6 +205,26 @@ def test_nhs_numbers_never_appear_in_problems(host: PluginHost) -> None:
     assert all("9434765910" not in str(p) for p in check(b))
 
 
+def test_an_nhs_number_is_checked_wherever_it_is_an_identifier(host: PluginHost) -> None:
+    """A response may name its subject by identifier alone, with no Patient in the file:
+    ``pamlib score`` refuses a wrong check digit there, and so does the check."""
+    from pamlib.fhir.codes import NHS_NUMBER_SYSTEM
+
+    b = bundle()
+    entry(b, 1)["subject"] = {"identifier": {"system": NHS_NUMBER_SYSTEM, "value": "9434765910"}}
+    found = [(p.where, p.code) for p in check(b)]
+    assert ("$.entry[1].resource.subject.identifier.value", "nhs-number") in found
+    assert all("9434765910" not in str(p) for p in check(b))
+    entry(b, 1)["subject"]["identifier"]["value"] = "9434765919"
+    assert check(b) == []
+
+
+def test_a_subject_that_is_not_a_reference_is_a_problem(host: PluginHost) -> None:
+    b = bundle()
+    entry(b, 1)["subject"] = "Patient/1"
+    assert ("$.entry[1].resource.subject", "reference") in [(p.where, p.code) for p in check(b)]
+
+
 def test_questionnaire_checks(host: PluginHost) -> None:
     q = questionnaire("PAM-13", host=host)
     assert check(q) == []

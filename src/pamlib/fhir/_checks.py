@@ -12,7 +12,9 @@ each problem:
 - Bundles: ``fullUrl``\\s unique, ``urn:uuid:`` ones valid UUIDs, every ``urn:uuid:`` reference
   resolving to an entry, a ``request`` exactly in transactions and batches;
 - contained references (``#id``) resolving inside their resource;
-- NHS numbers: ten digits with a valid modulus-11 check digit;
+- NHS numbers: ten digits with a valid modulus-11 check digit, wherever an identifier of the
+  NHS number system is (a Patient's, a response's ``subject.identifier``, …);
+- a response's or Observation's ``subject`` is a Reference (an object);
 - dates and dateTimes as FHIR writes them, and real calendar dates;
 - demonstration or raw-only Observations are never ``final``.
 """
@@ -237,9 +239,41 @@ def _resource(resource: Mapping[str, Any], path: str, problems: list[Problem]) -
     for where, ref in _references(resource, path, skip_contained=True):
         if ref.startswith("#") and ref[1:] not in contained_ids:
             problems.append(Problem(where, "unresolved-reference", "no contained resource"))
+    for where, identifier in _identifiers(resource, path):
+        _nhs_number(identifier.get("value"), f"{where}.value", problems)
+    subject = resource.get("subject")
+    as_object = subject is None or isinstance(subject, Mapping)
+    if kind in ("QuestionnaireResponse", "Observation") and not as_object:
+        problems.append(
+            Problem(f"{path}.subject", "reference", "subject is a Reference (an object)")
+        )
     check_kind = _CHECKS.get(kind)
     if check_kind is not None:
         check_kind(resource, path, problems)
+
+
+def _identifiers(value: object, path: str) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """(path, identifier) of every identifier of the NHS number system in a resource, its
+    contained resources and a Bundle's entries aside (they are checked as resources)."""
+    if isinstance(value, Mapping):
+        if value.get("system") == NHS_NUMBER_SYSTEM and "value" in value:
+            yield path, value
+        for key, item in value.items():
+            if key not in ("contained", "entry") and isinstance(item, Mapping | list):
+                yield from _identifiers(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            if isinstance(item, Mapping | list):
+                yield from _identifiers(item, f"{path}[{i}]")
+
+
+def _nhs_number(value: object, where: str, problems: list[Problem]) -> None:
+    if not isinstance(value, str) or len(value) != 10 or not value.isdigit():
+        problems.append(Problem(where, "nhs-number", "an NHS number is exactly 10 digits"))
+    elif not is_valid_nhs_number(value):
+        problems.append(
+            Problem(where, "nhs-number", "the NHS number's check digit is wrong (modulus 11)")
+        )
 
 
 def _references(
@@ -387,23 +421,6 @@ def _observation(obs: Mapping[str, Any], path: str, problems: list[Problem]) -> 
         )
 
 
-def _patient(patient: Mapping[str, Any], path: str, problems: list[Problem]) -> None:
-    identifiers = patient.get("identifier", [])
-    if not isinstance(identifiers, list):
-        return
-    for i, ident in enumerate(identifiers):
-        if not isinstance(ident, Mapping) or ident.get("system") != NHS_NUMBER_SYSTEM:
-            continue
-        value = ident.get("value")
-        where = f"{path}.identifier[{i}].value"
-        if not isinstance(value, str) or len(value) != 10 or not value.isdigit():
-            problems.append(Problem(where, "nhs-number", "an NHS number is exactly 10 digits"))
-        elif not is_valid_nhs_number(value):
-            problems.append(
-                Problem(where, "nhs-number", "the NHS number's check digit is wrong (modulus 11)")
-            )
-
-
 def _questionnaire(q: Mapping[str, Any], path: str, problems: list[Problem]) -> None:
     _code(q, "status", PUBLICATION_STATUSES, path, problems)
     name = q.get("name")
@@ -449,6 +466,5 @@ _CHECKS = {
     "Bundle": _bundle,
     "QuestionnaireResponse": _response,
     "Observation": _observation,
-    "Patient": _patient,
     "Questionnaire": _questionnaire,
 }
