@@ -470,3 +470,42 @@ def test_direct_engine_checks_file_rules_pathways() -> None:
     with pytest.raises(RuleError) as info:
         Engine([made], CATALOGUE)
     assert [p.where for p in info.value.problems] == ["rule 'b': then"]
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 255),
+            st.booleans(),
+            st.integers(0, 4),
+            st.sampled_from(["", "b", "a", "a\ud800"]),
+        ),
+        max_size=30,
+    )
+)
+def test_groups_are_the_rows_in_sorted_order(rows: list[tuple[int, bool, int, str]]) -> None:
+    """Each group is a distinct row, numbered in the rows' sorted order, with its first row;
+    whether the columns are coded as digits of one number or numbered one at a time."""
+    import numpy as np
+
+    from pamlib.tailoring.engine import _groups, _text_codes
+
+    n = len(rows)
+    texts, codes = _text_codes(np.array([r[3] for r in rows] or [""], dtype=object)[:n])
+    assert [texts[c] for c in codes.tolist()] == [r[3] for r in rows]
+    assert texts == list(dict.fromkeys(r[3] for r in rows))
+    columns = [
+        np.array([r[0] for r in rows], dtype=np.uint8),
+        np.array([r[1] for r in rows], dtype=np.bool_),
+        np.array([r[2] for r in rows], dtype=np.int8),
+        codes,
+    ]
+    first, inverse = _groups(columns, n)
+    keyed = [(r[0], r[1], r[2], int(c)) for r, c in zip(rows, codes.tolist(), strict=True)]
+    order = sorted(set(keyed))
+    if n > 1:
+        assert inverse.tolist() == [order.index(k) for k in keyed]
+        assert first.tolist() == [keyed.index(k) for k in order]
+    wide = [np.array([r[0] * 10**16 for r in rows], dtype=np.int64), *columns]
+    first_w, inverse_w = _groups(wide, n)
+    assert (first_w.tolist(), inverse_w.tolist()) == (first.tolist(), inverse.tolist())

@@ -528,3 +528,35 @@ def test_the_no_pathway_summary_of_a_table_counts_its_rows(
     names = ("recommended_pathways", "no_pathway_reason")
     columns = {c: tailored.text(c).tolist() for c in names}
     assert no_pathway_summary_of(tailored) == no_pathway_summary(columns)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["", "p", "q", "p\x00", "\x00", "p\ud800", "q "]),
+            st.none() | st.dates(dt.date(2024, 1, 1), dt.date(2024, 1, 8)),
+            st.booleans(),
+        ),
+        max_size=12,
+    ),
+    st.sampled_from(["object", "str", "list"]),
+)
+def test_linking_compares_keys_as_numpy_strings(
+    rows: list[tuple[str, dt.date | None, bool]], kind: str
+) -> None:
+    """Keys are hashed, not sorted as text, but compare as NumPy strings do (trailing NULs
+    dropped, so ``"\\x00"`` is no key); a key Arrow cannot hold (a lone surrogate) too."""
+    from pamlib.tailoring.columns import link_previous_array
+
+    keys = [r[0] for r in rows]
+    dates = [r[1] for r in rows]
+    scored = [r[2] for r in rows]
+    given: Any = {
+        "object": np.array(keys, dtype=object),
+        "str": np.array(keys, dtype=np.str_).reshape(len(keys)),
+        "list": keys,
+    }[kind]
+    days = np.array([np.datetime64(d) if d else np.datetime64("NaT") for d in dates], "M8[D]")
+    linked = link_previous_array(given, days.reshape(len(keys)), scored).tolist()
+    expected = brute_previous([k.rstrip("\x00") for k in keys], dates, scored)
+    assert [None if j < 0 else j for j in linked] == expected

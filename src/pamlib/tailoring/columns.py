@@ -52,12 +52,12 @@ def link_previous_array(
 
     Rows with an empty key or no date are never linked; equal dates keep table order.
     """
-    k = np.asarray(keys, dtype=np.str_)
+    k = _key_codes(keys)
     d = np.asarray(dates, dtype="datetime64[D]")
     scored = np.asarray(has_score, dtype=np.bool_)
     n = len(k)
     out = np.full(n, -1, dtype=np.intp)
-    valid = (k != "") & ~np.isnat(d)
+    valid = (k >= 0) & ~np.isnat(d)
     if not valid.any():
         return out
     order = np.lexsort((np.arange(n), d, k))
@@ -72,6 +72,31 @@ def link_previous_array(
     linked = previous >= group_start
     out[order[linked]] = order[previous[linked]]
     return out
+
+
+def _key_codes(keys: npt.ArrayLike) -> npt.NDArray[np.int64]:
+    """A number for each distinct key, ``-1`` for an empty one: keys compared as NumPy
+    strings compare them (trailing NULs dropped), hashed by Arrow rather than sorted as text."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    values = keys if isinstance(keys, np.ndarray) else np.asarray(keys, dtype=object)
+    try:
+        text = pc.fill_null(pa.array(values.reshape(-1), pa.string()), "")
+    except (pa.ArrowException, UnicodeError):  # a lone surrogate: as NumPy strings
+        text = None
+    if text is None:
+        distinct, index = _distinct(np.asarray(keys, dtype=np.str_).reshape(-1))
+        empty = distinct.index("") if "" in distinct else -1
+    else:
+        encoded = pc.dictionary_encode(pc.utf8_rtrim(text, characters="\x00"))
+        index = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.intp)
+        found = pc.index(encoded.dictionary, "").as_py()
+        empty = -1 if found is None else int(found)
+    codes = index.astype(np.int64)
+    if empty >= 0:
+        codes[index == empty] = -1
+    return codes
 
 
 def _distinct(values: Strs) -> tuple[list[str], npt.NDArray[np.intp]]:
@@ -129,7 +154,8 @@ class ContextColumns:
 
     Missing numbers are NaN, a missing level ``0``, missing text ``""``, a missing date NaT.
     Text columns are NumPy strings, which drop trailing NUL characters (no CSV cell holds one);
-    ``assessment_id`` is kept exactly.
+    ``assessment_id`` is kept exactly. ``not_scored_reason`` may also be an object array of the
+    same texts (a reason is a sentence: as NumPy strings each row would hold the longest).
     ``score`` and ``previous_score`` are as reported (one decimal, half away from zero);
     ``flags`` maps each flag present anywhere to a boolean column; ``attributes`` maps each
     attribute name to a column of raw values.
@@ -149,7 +175,7 @@ class ContextColumns:
     flags: Mapping[str, Bools]
     attributes: Mapping[str, Strs]
     cutpoint_set: Strs
-    not_scored_reason: Strs
+    not_scored_reason: Strs | npt.NDArray[np.object_]
     _folded: dict[str, Strs] = attrs.field(factory=dict, alias="folded", repr=False)
 
     def __len__(self) -> int:
@@ -401,8 +427,10 @@ class ContextColumns:
         linked = previous >= 0
         safe = np.where(linked, previous, 0)
         prev_ok = linked & scored[safe]
-        reason = text("reason")
-        reason = np.where(reason != "", reason, text("reason_code"))
+        # Reasons as Python strings, each distinct one held once: as NumPy strings every row
+        # would take four bytes a character of the longest (a sentence: 400 MB a million rows).
+        reason = _objects(*table.text_codes("reason"))
+        reason = np.where(reason != "", reason, _objects(*table.text_codes("reason_code")))
         attributes = {
             name: text(name)
             for name in table.column_names
@@ -486,6 +514,14 @@ class ContextColumns:
 def _strip(values: Strs) -> Strs:
     distinct, index = _distinct(values)
     return _stripped(distinct)[index]
+
+
+def _objects(distinct: list[str], index: npt.NDArray[np.intp]) -> npt.NDArray[np.object_]:
+    """:func:`_stripped` values as an object array: a reference a row to the few texts."""
+    texts = np.empty(max(len(distinct), 1), dtype=object)
+    texts[:] = _stripped(distinct).tolist()
+    out: npt.NDArray[np.object_] = texts[index]
+    return out
 
 
 def _stripped(distinct: list[str]) -> Strs:

@@ -455,16 +455,10 @@ class Engine:
                 answer = tuple(self._ask(rule, context) for _, rule in python)
                 answer_ids[i] = seen.setdefault(answer, len(seen))
             answers = list(seen)
-        reason_ids: dict[str, int] = {}
-        reasons = np.fromiter(
-            (reason_ids.setdefault(r, len(reason_ids)) for r in cols.not_scored_reason.tolist()),
-            dtype=np.int64,
-            count=n,
-        )
+        reason_texts, reasons = _text_codes(cols.not_scored_reason)
         packed = np.packbits(matched, axis=0)
         by = [*packed, cols.scored, cols.level, reasons, *([answer_ids] if python else [])]
         first, inverse = _groups(by, n)
-        reason_texts = list(reason_ids)
         decisions = []
         for i in first.tolist():
             key = (
@@ -615,11 +609,43 @@ def _groups(
     if n <= 1:  # one assessment (or none) is one group: nothing to sort
         return np.arange(n, dtype=np.intp), np.zeros(n, dtype=np.intp)
     code = np.zeros(n, dtype=np.int64)
+    span = 1  # code < span
     for column in columns:
-        _, values = np.unique(np.asarray(column), return_inverse=True)
-        _, code = np.unique(code * (int(values.max(initial=0)) + 1) + values, return_inverse=True)
+        values = np.asarray(column)
+        small = values.dtype.kind in "biu" and (values.dtype.kind != "i" or values.min() >= 0)
+        if not small:  # numbered in order: the same order as the values
+            _, values = np.unique(values, return_inverse=True)
+        values = values.astype(np.int64).reshape(-1)
+        size = int(values.max(initial=0)) + 1
+        if span * size >= 1 << 62:  # the mixed-radix code would overflow: number it first
+            _, code = np.unique(code, return_inverse=True)
+            code = code.reshape(-1)
+            span = int(code.max(initial=0)) + 1
+        # each column a digit, the first the most significant: the codes sort as the rows do
+        code = code * size + values
+        span *= size
     _, first, inverse = np.unique(code, return_index=True, return_inverse=True)
     return first, inverse.reshape(-1)
+
+
+def _text_codes(values: npt.NDArray[Any]) -> tuple[list[str], npt.NDArray[np.int64]]:
+    """The distinct texts of a column (NumPy or object strings) in order of first appearance,
+    and each row's index into them: hashed by Arrow, where Python's dictionary took a call a
+    row; by that dictionary where Arrow cannot take the text (a lone surrogate)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        encoded = pc.dictionary_encode(pc.fill_null(pa.array(values, pa.string()), ""))
+    except (pa.ArrowException, UnicodeError):
+        seen: dict[str, int] = {}
+        codes = np.fromiter(
+            (seen.setdefault(v, len(seen)) for v in values.tolist()), np.int64, len(values)
+        )
+        return list(seen), codes
+    codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
+    return [str(v) for v in encoded.dictionary.to_pylist()], codes
 
 
 def _unique(values: Iterable[str | None]) -> tuple[str, ...]:
