@@ -2076,9 +2076,44 @@ def cohort_summary(
             groups.setdefault(row[_GROUP], {})[row[_KEY]] = value
         else:
             trends[row[_KEY]] = value
+    if config.group_by is not None:
+        _refuse_identifier_groups(scored, config.group_by, list(groups))
     sums = CohortSums(overall=overall, groups=groups, trends=trends)
     figures = summary_from_sums(sums, config)
     return suppress(figures, config.suppression) if config.publish else figures
+
+
+def _refuse_identifier_groups(scored: SparkRun | DataFrame, name: str, values: list[str]) -> None:
+    """Refuse group names that are identifiers, as ``pamlib report`` does: shaped as an NHS
+    number, or equal to any row's patient_id, NHS number, pseudonym or assessment id anywhere
+    in the table (each task saw only its own patients' rows; one more job looks at all)."""
+    from pyspark.sql import functions as sf
+
+    from pamlib.reporting._privacy import (
+        _looks_like_nhs_number,
+        identifier_values_error,
+        nhs_digits,
+    )
+
+    shown = sorted({v for v in values if v.strip()})
+    if not shown:
+        return
+    if any(_looks_like_nhs_number(v) for v in shown):
+        raise identifier_values_error(name)
+    frame = _scored_frame(scored)
+    wanted = {
+        "patient_id": shown,
+        "assessment_id": shown,
+        "nhs_pseudonym": shown,
+        "nhs_number": sorted({nhs_digits(v) for v in shown}),
+    }
+    present = [(c, v) for c, v in wanted.items() if c in frame.columns]
+    condition = None
+    for column, found in present:
+        test = sf.col(column).isin(found)
+        condition = test if condition is None else condition | test
+    if condition is not None and _guarded(frame.where(condition).limit(1).count) > 0:
+        raise identifier_values_error(name)
 
 
 # -- SQL -----------------------------------------------------------------------------------------

@@ -106,6 +106,28 @@ def test_an_identifying_group_is_refused_before_the_job(run: Any) -> None:
         ps.trajectories(run, ReportConfig(group_by="nowhere"))
 
 
+def test_a_group_value_that_is_an_identifier_is_refused(spark: Any, scored_rows: pa.Table) -> None:
+    """As in pamlib report: a grouping column mixing one patient's id (of a patient in any
+    task) or an NHS number with shared values is refused, on the driver or in a task."""
+    import pamlib.spark as ps
+    from pamlib.reporting import IdentifyingColumnError
+    from pamlib.spark import SparkJobError
+
+    ids = scored_rows.column("patient_id").to_pylist()
+    other = next(i for i in reversed(ids) if i and i != ids[0])
+    for shown in (other, "943 476 5919"):  # every row of the first patient: their group
+        ward = [shown if i == ids[0] else "Ward A" for i in ids]
+        frame = spark.createDataFrame(scored_rows.append_column("ward", pa.array(ward)))
+        with pytest.raises((IdentifyingColumnError, SparkJobError), match="some of its values"):
+            ps.cohort_summary(frame, ReportConfig(group_by="ward"), buckets=3)
+    frame = spark.createDataFrame(scored_rows.append_column("ward", pa.array(["W"] * len(ids))))
+    assert ps.cohort_summary(frame, ReportConfig(group_by="ward"), buckets=3).groups == ("W",)
+    # the driver's own look across every task's rows
+    with pytest.raises(IdentifyingColumnError, match="'ward'"):
+        ps._refuse_identifier_groups(frame, "ward", ["W", other])
+    ps._refuse_identifier_groups(frame, "ward", ["W", "Ward A"])
+
+
 def _spaced(number: str, how: int) -> str:
     """An NHS number written as people write them: plain, ``943 476 5919`` or with dashes."""
     if how == 0:

@@ -167,8 +167,7 @@ def check_groups(
 def _keys_of(value: str) -> list[str]:
     """The patient keys ``value`` would be (see ``ScoredTable.patient_keys``): itself, an NHS
     number's digits after ``nhs:``, a pseudonym after ``pseudonym:``."""
-    digits = re.sub(r"[\s\-]+", "", value)
-    return [value, f"nhs:{digits}", f"pseudonym:{value}"]
+    return [value, f"nhs:{nhs_digits(value)}", f"pseudonym:{value}"]
 
 
 def _looks_like_nhs_number(value: str) -> bool:
@@ -176,7 +175,7 @@ def _looks_like_nhs_number(value: str) -> bool:
     not the table holds it."""
     from pamlib.identity import is_valid_nhs_number
 
-    digits = re.sub(r"[\s\-]+", "", value)
+    digits = nhs_digits(value)
     return (
         len(digits) == 10 and digits.isascii() and digits.isdigit() and is_valid_nhs_number(digits)
     )
@@ -228,8 +227,18 @@ def check_not_identifiers(
     if not any_identifier(values):
         return
     name = next(n for n in values if any_identifier([n]))  # which: only once one is found
-    raise IdentifyingColumnError(
+    raise identifier_values_error(name, use)
+
+
+def identifier_values_error(name: str, use: str = "group by") -> IdentifyingColumnError:
+    """The refusal of a column some of whose values are identifiers; no value is quoted."""
+    return IdentifyingColumnError(
         f"cannot {use} {name!r}: some of its values are patient identifiers (a patient_id, "
         "NHS number or pseudonym, or an assessment id of this table, or an NHS number), and "
         "the report would show them"
     )
+
+
+def nhs_digits(value: str) -> str:
+    """``value`` without the spaces and dashes an NHS number may be written with."""
+    return re.sub(r"[\s\-]+", "", value)
