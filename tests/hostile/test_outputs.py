@@ -341,6 +341,21 @@ def test_case_03_a_full_disk_leaves_no_partial_file(tmp_path: Path, argv: list[s
 # -- case 4: special files --------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("command", ["score", "report"])
+def test_case_04_an_output_in_a_missing_folder_says_so_without_naming_it(
+    tmp_path: Path, command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The folder is not named (a path may hold a patient's name); that it is missing is said."""
+    source = cohort(tmp_path / "in.csv", 5)
+    out = tmp_path / "Jane Smith" / "out.html"
+    argv = [command, str(source), "--provider", "demo", "-o", str(out)]
+    assert main(argv) == 3
+    err = capsys.readouterr().err
+    assert "out.html (its folder does not exist)" in err
+    assert "Jane Smith" not in err
+    assert leftovers(tmp_path) == []
+
+
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full")
 @pytest.mark.parametrize("option", ["-o", "--rejects"])
 def test_case_04_dev_full_is_written_through_and_fails_cleanly(

@@ -163,12 +163,14 @@ def describe_os_error(exc: OSError) -> str:
     """An operating-system error in words, naming the file's base name only (a full path may
     hold a patient's name in a folder name)."""
     import errno
-    from pathlib import PurePath
+    from pathlib import Path, PurePath
 
     reason = exc.strerror or type(exc).__name__
     if exc.errno == errno.ENOSPC:
         reason = "no space left on the device"
     name = PurePath(exc.filename).name if isinstance(exc.filename, str) else ""
+    if name and exc.errno == errno.ENOENT and not Path(exc.filename).parent.is_dir():
+        return f"{reason}: {name} (its folder does not exist)"  # the folder is not named
     return f"{reason}: {name}" if name else reason
 
 
