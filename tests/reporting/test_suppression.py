@@ -321,18 +321,11 @@ def _fixed_exactly(summary: CohortSummary, hidden_keys: set[str]) -> list[str]:
     from fractions import Fraction
 
     names = sorted(hidden_keys)
-    column = {k: i for i, k in enumerate(names)}
-    rows: list[list[Fraction]] = []
-    for lhs, rhs in summary.identities:
-        row = [Fraction(0)] * len(names)
-        for term in lhs:
-            if term in column:
-                row[column[term]] += 1
-        for term in rhs:
-            if term in column:
-                row[column[term]] -= 1
-        if any(row):
-            rows.append(row)
+    # each identity as lhs - rhs = 0: its coefficients on the hidden counts
+    rows = [
+        [Fraction(lhs.count(k) - rhs.count(k)) for k in names] for lhs, rhs in summary.identities
+    ]
+    rows = [row for row in rows if any(row)]
     pivot_row = 0
     pivots: list[int] = []
     for col in range(len(names)):
