@@ -167,6 +167,76 @@ def test_pandas_and_polars_give_what_arrow_gives() -> None:
     assert from_polars.rejects.equals(arrow.rejects)
 
 
+_MIXED = st.sampled_from(
+    [
+        (3, "3"),
+        ("N/A", "N/A"),
+        (2.0, "2"),
+        (None, ""),
+        (True, "true"),
+        ("4", "4"),
+        (7, "7"),
+        (dt.date(2024, 1, 2), "2024-01-02"),
+        (2**70, str(2**70)),
+        (b"1", "1"),
+    ]
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(_MIXED, st.sampled_from([(1001, "1001"), ("P-7", "P-7")])), min_size=1, max_size=6
+    )
+)
+def test_a_pandas_column_of_mixed_values_reads_as_their_text(
+    cells: list[tuple[tuple[Any, str], tuple[Any, str]]],
+) -> None:
+    """A DataFrame column of Python values of several kinds (as JSON gives: ``[3, "N/A"]``,
+    ids as numbers and text) is read value by value, as a column of text holding what an
+    export would: the same run as the text itself. pyarrow alone refuses such a column, with a
+    value in its message, or makes one type of them all (a date and a 3, two dates)."""
+    pd = pytest.importorskip("pandas")
+    n = len(cells)
+    base = {"assessment_id": [f"a{i}" for i in range(n)], "assessed_on": ["2024-01-10"] * n}
+    items = {item: ["3"] * n for item in ITEMS[1:]}
+    mixed = pd.DataFrame(
+        {
+            **base,
+            "patient_id": pd.Series([c[1][0] for c in cells], dtype=object),
+            "q01": pd.Series([c[0][0] for c in cells], dtype=object),
+            **items,
+        }
+    )
+    text = pa.table(
+        {**base, "patient_id": [c[1][1] for c in cells], "q01": [c[0][1] for c in cells], **items}
+    )
+    got = score_table(mixed, provider="demo", instrument="PAM-13", host=_host())
+    expected = score_table(text, provider="demo", instrument="PAM-13", host=_host())
+    assert got.scored.to_arrow().equals(expected.scored.to_arrow())
+    assert got.rejects.drop_columns(["fields"]).equals(expected.rejects.drop_columns(["fields"]))
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [([b"\xff", 2], "holds bytes that are not UTF-8"), ([1j, 2], "holds a value of type complex")],
+)
+def test_a_pandas_column_that_is_not_text_is_named_not_quoted(
+    values: list[Any], expected: str
+) -> None:
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"assessment_id": ["a1", "a2"], "patient_id": ["SECRET-1", "p2"]})
+    frame["assessed_on"] = "2024-01-10"
+    frame["q01"] = pd.Series(values, dtype=object)
+    with pytest.raises(FormatError, match=expected) as info:
+        score_table(frame, provider="demo", instrument="PAM-13", host=_host())
+    assert "SECRET" not in str(info.value)
+    frame = pd.DataFrame({"assessment_id": ["a1"], "patient_id": ["p"], "assessed_on": ["2024"]})
+    frame.columns = ["assessment_id", "assessment_id", "assessed_on"]
+    with pytest.raises(FormatError, match="'assessment_id' repeats"):
+        score_table(frame, provider="demo", instrument="PAM-13", host=_host())
+
+
 def test_timestamps_are_read_as_their_local_date() -> None:
     utc = dt.UTC
     late = pa.array([dt.datetime(2024, 6, 30, 23, 30, tzinfo=utc)], pa.timestamp("s", tz="UTC"))

@@ -52,10 +52,11 @@ def record_batches(data: Any) -> Iterator[Any]:
         yield from data.to_batches() or [_empty(data.schema)]
     elif isinstance(data, pa.RecordBatchReader):
         yield from _or_empty(data)
+    elif _is_pandas(data):
+        table = _pandas_table(data)
+        yield from table.to_batches() or [_empty(table.schema)]
     elif hasattr(data, "__arrow_c_stream__"):
         yield from _or_empty(pa.RecordBatchReader.from_stream(data))
-    elif _is_old_pandas(data):
-        yield from pa.Table.from_pandas(data, preserve_index=False).to_batches()
     elif isinstance(data, Iterable) and not isinstance(data, (str, bytes, dict)):
         for part in data:
             if isinstance(part, (pa.RecordBatch, pa.Table)) or hasattr(part, "__arrow_c_stream__"):
@@ -81,10 +82,106 @@ def _or_empty(reader: Any) -> Iterator[Any]:
         yield _empty(reader.schema)
 
 
-def _is_old_pandas(data: Any) -> bool:
-    """A pandas DataFrame from before pandas spoke the Arrow stream protocol (< 2.2)."""
+def _is_pandas(data: Any) -> bool:
+    """A pandas DataFrame (or a subclass of one from pandas' own modules)."""
     kind = type(data)
     return kind.__name__ == "DataFrame" and kind.__module__.startswith("pandas")
+
+
+def _pandas_table(frame: Any) -> Any:
+    """A DataFrame's columns as Arrow, one at a time, as an export holds them: a column of
+    mixed Python values (``[3, "N/A"]`` from JSON, ids as numbers and text) is read value by
+    value as text — where pyarrow refuses the whole column, naming a value in its message —
+    and a repeated column name is a problem, not an exception of pyarrow's."""
+    pa = pyarrow_module()
+    names = [str(c) for c in frame.columns]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        problems = [
+            Problem("the data given", "duplicate-column", f"the column {n!r} repeats")
+            for n in repeated
+        ]
+        raise FormatError("the data given: not a table of assessments", problems)
+    arrays = []
+    for position, name in enumerate(names):
+        series = frame.iloc[:, position]
+        try:
+            array = pa.array(series, from_pandas=True)
+        except (pa.ArrowException, OverflowError, TypeError, ValueError):
+            if series.dtype != object:
+                raise ConfigurationError(
+                    f"the column {name!r} (of {series.dtype}) cannot be read as text; give "
+                    "text, numbers or dates"
+                ) from None
+            array = None
+        # Python objects that are not all text: pyarrow infers one type for them all (a date
+        # and a 3 become two dates), so each is read as what it is
+        if array is None or (series.dtype == object and not _is_text_type(array.type)):
+            array = _values_as_text(name, series.tolist())
+        arrays.append(array)
+    return pa.Table.from_arrays(arrays, names=names)
+
+
+def _values_as_text(name: str, values: list[Any]) -> Any:
+    """Python values of one column as text, each kind as a column of that kind alone would be
+    read (:func:`text_column`): whole numbers as digits, other floats as pyarrow writes them,
+    dates ISO (a date and time: its own calendar date), truth values ``true``/``false``."""
+    import datetime as dt
+    import math
+
+    pa = pyarrow_module()
+    out: list[str | None] = [None] * len(values)
+    floats: list[int] = []
+    for i, value in enumerate(values):
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            continue
+        if isinstance(value, str):
+            out[i] = value
+        elif isinstance(value, bool | np.bool_):
+            out[i] = "true" if value else "false"
+        elif isinstance(value, int | np.integer):
+            out[i] = str(int(value))
+        elif isinstance(value, float | np.floating):
+            floats.append(i)
+        elif isinstance(value, dt.datetime):  # before date: a datetime is a date
+            out[i] = value.date().isoformat()
+        elif isinstance(value, dt.date):
+            out[i] = value.isoformat()
+        elif isinstance(value, bytes):
+            try:
+                out[i] = value.decode("utf-8")
+            except UnicodeDecodeError:
+                raise _unreadable(name, "bytes that are not UTF-8") from None
+        elif _is_missing(value):
+            continue
+        else:
+            raise _unreadable(name, f"a value of type {type(value).__name__}")
+    if floats:
+        texts = text_column(pa.array([float(values[i]) for i in floats], pa.float64()))
+        for i, text in zip(floats, texts.to_pylist(), strict=True):
+            out[i] = text
+    return pa.array(out, pa.string())
+
+
+def _is_text_type(kind: Any) -> bool:
+    pa = pyarrow_module()
+    return bool(
+        pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind)
+    )
+
+
+def _is_missing(value: Any) -> bool:
+    """pandas' own missing values (``pd.NA``, ``pd.NaT``) and NumPy's NaT."""
+    if isinstance(value, np.datetime64 | np.timedelta64):
+        return bool(np.isnat(value))
+    return type(value).__name__ in ("NAType", "NaTType")
+
+
+def _unreadable(name: str, what: str) -> FormatError:
+    return FormatError(
+        "the data given: not a table of assessments",
+        [Problem("the data given", "unreadable-column", f"the column {name!r} holds {what}")],
+    )
 
 
 def _not_a_table(data: Any, what: str) -> str:
@@ -120,6 +217,10 @@ def text_column(column: Any) -> Any:
             column = pc.call("local_timestamp", column)
         column = pc.call("cast", column, options=_unsafe_cast(pa.date32()))
         kind = column.type
+    if pa.types.is_duration(kind) or pa.types.is_interval(kind):  # not an answer, id or date
+        raise ConfigurationError(
+            f"a column of type {kind} cannot be read as text; give text, numbers or dates"
+        )
     if pa.types.is_boolean(kind):
         column = pc.take(pa.array(["false", "true"]), pc.cast(column, pa.int8()))
     elif kind != pa.string():
