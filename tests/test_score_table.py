@@ -525,3 +525,33 @@ def test_header_spellings_score_as_the_canonical_names(
         body = scored.getvalue().decode().split("\n", 1)[1].replace(f"{name}.csv:", "")
         outputs.append((summary.reconciliation, body, codes))
     assert outputs[0] == outputs[1]
+
+
+def test_one_scorer_used_from_two_threads_takes_turns() -> None:
+    """Each call continues the scorer's one stream: called from two threads at once, the
+    calls take turns, so every repeated id is found as if they had come one after the other
+    (before, one call's ids could slip past the other's while both ran)."""
+    import threading
+
+    n = 3_000
+    ids = [f"a{i % 1_500}" for i in range(n)]  # each id twice within a table
+    items = {item: ["3"] * n for item in ITEMS}
+    table = pa.table(
+        {"assessment_id": ids, "patient_id": ["p"] * n, "assessed_on": ["2024-01-10"] * n} | items
+    )
+    batches = pa.Table.from_batches(table.to_batches(max_chunksize=300))
+    scorer = TableScorer(provider="demo", instrument="PAM-13", host=_host())
+    start = threading.Barrier(2)
+    runs: list[ScoreRun] = []
+
+    def score() -> None:
+        start.wait()
+        runs.append(scorer.score(batches))
+
+    threads = [threading.Thread(target=score) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    rejected = sorted(run.summary.n_rejected for run in runs)
+    assert rejected == [1_500, 3_000]  # the second call's every id was seen before

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -750,8 +751,9 @@ class TableScorer:
 
     Each call to :meth:`score` continues the same run: row positions and the ids seen carry
     over, so a table scored in parts gives what it gives whole; every batch must have the same
-    columns. That state makes a scorer one stream's: call it from one thread at a time, and
-    use :func:`score_table` (or a new scorer) for unrelated tables.
+    columns. That state makes a scorer one stream's: calls from several threads take turns
+    (each holds the scorer until its run is done, so no repeated id slips between two), and
+    :func:`score_table` (or a new scorer) is for unrelated tables.
     """
 
     def __init__(
@@ -800,6 +802,7 @@ class TableScorer:
         self._default_host = host is None or host is plugins._default_host
         self._scorer = _Scorer(host=self.host, select_provider=self._select)
         self._reader = self._new_reader()
+        self._turn = threading.RLock()  # one run at a time: the ids seen are the stream's
         registry = self.host.instruments()
         if options.instrument is not None and options.instrument in registry:
             self._scorer.provider(registry.get(options.instrument))  # fail now if none fits
@@ -915,17 +918,21 @@ class TableScorer:
         seen there first (one batch at a time)."""
         from pamlib.formats.tables import record_batches
 
-        if first_occurrence is not None:
-            batches = list(record_batches(data))
-            if len(batches) != 1:
-                raise ConfigurationError("a first-occurrence mask goes with one batch at a time")
-            chunks: Iterator[ReadChunk] = iter(
-                [self._reader.chunk(batches[0], first=first_occurrence)]
-            )
-            return self._run(chunks, self.source, threads=1)
-        rows = getattr(data, "num_rows", None)
-        one_batch = isinstance(rows, int) and rows <= self.options.chunk_rows
-        return self._run(self._reader.read(data), self.source, threads=1 if one_batch else None)
+        with self._turn:
+            if first_occurrence is not None:
+                batches = list(record_batches(data))
+                if len(batches) != 1:
+                    raise ConfigurationError(
+                        "a first-occurrence mask goes with one batch at a time"
+                    )
+                chunks: Iterator[ReadChunk] = iter(
+                    [self._reader.chunk(batches[0], first=first_occurrence)]
+                )
+                return self._run(chunks, self.source, threads=1)
+            rows = getattr(data, "num_rows", None)
+            one_batch = isinstance(rows, int) and rows <= self.options.chunk_rows
+            threads = 1 if one_batch else None
+            return self._run(self._reader.read(data), self.source, threads=threads)
 
     def score_source(
         self,
@@ -941,8 +948,9 @@ class TableScorer:
         reader = find_input_format(self.host, str(source), input_format)
         name = "<stdin>" if str(source) == "-" else str(source)
         options = attrs.evolve(self.options, threads=self.threads)
-        chunks = read_input(reader, source, options, host=self.host)
-        return self._run(chunks, name, progress)
+        with self._turn:
+            chunks = read_input(reader, source, options, host=self.host)
+            return self._run(chunks, name, progress)
 
     def _run(
         self,
