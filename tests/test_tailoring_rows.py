@@ -560,3 +560,22 @@ def test_linking_compares_keys_as_numpy_strings(
     linked = link_previous_array(given, days.reshape(len(keys)), scored).tolist()
     expected = brute_previous([k.rstrip("\x00") for k in keys], dates, scored)
     assert [None if j < 0 else j for j in linked] == expected
+
+
+def test_tailor_reads_a_table_as_a_scored_table_does(engine: Engine) -> None:
+    """tailor takes what ScoredTable.from_arrow takes (an Arrow table, a DataFrame), and one
+    rule file given as its path alone; anything else is a ConfigurationError, not a bare one."""
+    from pamlib.errors import ConfigurationError
+    from pamlib.tailoring import tailor
+
+    scored = _scored_table(table())
+    expected = tailor(scored, engine).to_arrow()
+    assert tailor(scored.to_arrow(), engine).to_arrow().equals(expected)
+    host = PluginHost(load_entry_points=False, disabled=())
+    one = tailor(scored, str(EXAMPLE_SITE_RULES), host=host).to_arrow()
+    assert one.equals(tailor(scored, [EXAMPLE_SITE_RULES], host=host).to_arrow())
+    for bad in (5, [None], None):
+        with pytest.raises(ConfigurationError, match="path"):
+            tailor(scored, bad, host=host)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError):
+        tailor(None, engine)

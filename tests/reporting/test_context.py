@@ -111,6 +111,27 @@ def test_a_provenance_value_that_is_a_patient_id_is_refused(make_row: Any) -> No
     assert "p7" not in str(info.value)
 
 
+def test_side_files_are_paths_that_exist(make_row: Any, tmp_path: Any) -> None:
+    """A rules file is listed with its digest: one that is missing is refused, as is anything
+    that is not a path; one path given alone is one file, not the characters of its name."""
+    from pamlib.errors import ConfigurationError
+
+    columns = ScoredColumns.from_rows([make_row("p1", "2024-01-01", 50.0)])
+    rules = tmp_path / "site.toml"
+    rules.write_text("", encoding="utf-8")
+    report = build_report(columns, rules=str(rules), sources=str(tmp_path / "in.csv"))
+    assert [(s.role, s.name) for s in report.context.sources] == [
+        ("input", "in.csv"),
+        ("rules", "site.toml"),
+    ]
+    with pytest.raises(ConfigurationError, match="no rules file abc"):
+        build_report(columns, rules="abc")
+    with pytest.raises(ConfigurationError, match="an input file is a path"):
+        build_report(columns, sources=[5])  # type: ignore[list-item]
+    with pytest.raises(ConfigurationError, match="config is a ReportConfig"):
+        build_report(columns, {})  # type: ignore[arg-type]
+
+
 def test_source_date_epoch_fixes_the_time(
     monkeypatch: pytest.MonkeyPatch, make_cohort: MakeCohort
 ) -> None:

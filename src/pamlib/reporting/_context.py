@@ -26,6 +26,7 @@ from numpy.typing import NDArray
 
 from pamlib._arrays import sorted_unique
 from pamlib._version import __version__
+from pamlib.errors import ConfigurationError
 from pamlib.reporting._columns import ScoredColumns, TextArray
 from pamlib.reporting._config import ReportConfig
 from pamlib.reporting._privacy import MIN_SINGLETON_GROUPS, check_groups, check_not_identifiers
@@ -68,9 +69,21 @@ class SourceFile:
 def _as_source(item: SourceFile | str | os.PathLike[str], role: str) -> SourceFile:
     if isinstance(item, SourceFile):
         return item
+    if not isinstance(item, str | os.PathLike):
+        article = "an" if role[0] in "aeiou" else "a"
+        raise ConfigurationError(f"{article} {role} file is a path, not a {type(item).__name__}")
+    if role == "rules" and not Path(item).is_file():  # listed with its digest: it must be read
+        raise ConfigurationError(f"no rules file {Path(item).name}")
     # An input may be large and is identified by its name; a rules file is small and its
     # exact content decides the recommendations, so it is hashed.
     return SourceFile.of(item, role, digest=role != "input")
+
+
+def _paths(
+    given: Iterable[SourceFile | str | os.PathLike[str]] | SourceFile | str | os.PathLike[str],
+) -> Iterable[SourceFile | str | os.PathLike[str]]:
+    """One path given alone is one file, not the characters of its name."""
+    return [given] if isinstance(given, str | os.PathLike | SourceFile) else given
 
 
 @attrs.frozen
@@ -215,8 +228,8 @@ def report_context(
         last_assessed=last,
         generated_at=when.replace(microsecond=0).isoformat().replace("+00:00", "Z"),
         sources=(
-            *(_as_source(s, "input") for s in sources),
-            *(_as_source(r, "rules") for r in rules),
+            *(_as_source(s, "input") for s in _paths(sources)),
+            *(_as_source(r, "rules") for r in _paths(rules)),
         ),
         pamlib_version=__version__,
         providers=tuple((p, v) for p, v in providers if p or v),

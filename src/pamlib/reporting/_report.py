@@ -144,7 +144,9 @@ def build_report(
     the table was tailored with) are listed in the report's context by name, never by path,
     rules files with their sha256; ``generated_at`` defaults to now (UTC).
     """
-    config = config or ReportConfig()
+    config = ReportConfig() if config is None else config
+    if not isinstance(config, ReportConfig):
+        raise ConfigurationError(f"config is a ReportConfig, not a {type(config).__name__}")
     columns = _columns(scored, config.group_by)
     if config.group_by is not None:
         columns.column(config.group_by)  # fail early on an unknown column

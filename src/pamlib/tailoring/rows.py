@@ -19,7 +19,7 @@ import datetime as dt
 import os
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -117,6 +117,23 @@ def no_pathway_summary(columns: Mapping[str, Sequence[str]]) -> list[str]:
     return _no_pathway_lines(len(pathways), reasons)
 
 
+def _rule_files(
+    rules: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
+) -> list[str | os.PathLike[str]]:
+    """Rule files as a list: one path given alone is one file, not the characters of its name;
+    anything else is refused before a file is looked for."""
+    from pamlib.errors import ConfigurationError
+
+    given = [rules] if isinstance(rules, str | os.PathLike) else rules
+    if not isinstance(given, Iterable):
+        raise ConfigurationError(f"rules are rule files' paths, not a {type(rules).__name__}")
+    files = list(given)
+    for item in files:
+        if not isinstance(item, str | os.PathLike):
+            raise ConfigurationError(f"a rule file is a path, not a {type(item).__name__}")
+    return files
+
+
 def no_pathway_summary_of(table: ScoredTable) -> list[str]:
     """:func:`no_pathway_summary` of a tailored table's columns, counted over their distinct
     values: no Python object per row, however many rows."""
@@ -158,7 +175,7 @@ def apply_recommendations(
     """
     from pamlib.tables.scored import ScoredTable
 
-    engine = rules if isinstance(rules, Engine) else build_engine(rules, host=host)
+    engine = rules if isinstance(rules, Engine) else build_engine(_rule_files(rules), host=host)
     if isinstance(table_rows, ScoredTable):
         columns = ContextColumns.from_scored(table_rows)
     elif isinstance(table_rows, Mapping):
@@ -169,8 +186,8 @@ def apply_recommendations(
 
 
 def tailor(
-    scored: ScoredTable,
-    rules: Engine | Iterable[str | os.PathLike[str]] = (),
+    scored: ScoredTable | Any,
+    rules: Engine | Iterable[str | os.PathLike[str]] | str | os.PathLike[str] = (),
     *,
     host: PluginHost | None = None,
 ) -> ScoredTable:
@@ -181,11 +198,18 @@ def tailor(
     by the table's patient key (:meth:`~pamlib.tables.scored.ScoredTable.patient_keys`).
 
     What ``pamlib score --recommend`` writes; the table stays in memory, NHS numbers held apart
-    included, for :func:`~pamlib.reporting.build_report` or a writer.
+    included, for :func:`~pamlib.reporting.build_report` or a writer. ``scored`` may also be
+    anything :meth:`ScoredTable.from_arrow <pamlib.tables.scored.ScoredTable.from_arrow>` reads
+    (a pyarrow Table, a DataFrame), checked as it checks them; one rule file may be given as
+    its path alone.
     """
     import pyarrow as pa
 
-    engine = rules if isinstance(rules, Engine) else build_engine(rules, host=host)
+    from pamlib.tables.scored import ScoredTable
+
+    if not isinstance(scored, ScoredTable):
+        scored = ScoredTable.from_arrow(scored)
+    engine = rules if isinstance(rules, Engine) else build_engine(_rule_files(rules), host=host)
     (pathways, rule_ids, reasons), inverse, due = engine._group_columns(
         ContextColumns.from_scored(scored)
     )
