@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import numpy as np
 import pytest
@@ -103,3 +104,49 @@ def test_labels(text: str, expected: Response | None) -> None:
 def test_bad_labels(text: str) -> None:
     with pytest.raises(ValueError, match="not an answer"):
         parse_response(text)
+
+
+def _wrong(value: object) -> Any:
+    """A value of the wrong kind, as a caller without a type checker gives it."""
+    return value
+
+
+@pytest.mark.parametrize(
+    ("build", "where"),
+    [
+        (
+            lambda pam13: Assessment("a1", _wrong("SECRET-PID"), pam13, dt.date(2025, 3, 1), {}),
+            "patient",
+        ),
+        (
+            lambda pam13: Assessment("a1", Patient("p"), _wrong("PAM-13"), dt.date(2025, 3, 1), {}),
+            "instrument",
+        ),
+        (
+            lambda pam13: Assessment("a1", Patient("p"), pam13, dt.date(2025, 3, 1), _wrong(None)),
+            "responses",
+        ),
+        (lambda pam13: Patient(_wrong(12345)), "patient.id"),
+        (lambda pam13: Patient("", nhs_number=_wrong(9434765919)), "patient.nhs_number"),
+        (lambda pam13: Patient(None, nhs_number=_wrong(-9434765919)), "patient.nhs_number"),
+    ],
+    ids=[
+        "patient-text",
+        "instrument-text",
+        "responses-none",
+        "id-number",
+        "nhs-int",
+        "nhs-negative",
+    ],
+)
+def test_the_wrong_kind_of_value_is_a_validation_error_naming_the_field(
+    build: Any, where: str
+) -> None:
+    """A patient given as text would be an identifier in every repr; an NHS number as a
+    number loses nothing and a negative one passed for valid. Each is refused by field."""
+    pam13 = BUILTIN_INSTRUMENTS[0]
+    with pytest.raises(ValidationError) as info:
+        build(pam13)
+    assert where in [p.where for p in info.value.problems]
+    assert "SECRET" not in str(info.value)
+    assert "9434765919" not in str(info.value)

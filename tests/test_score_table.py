@@ -555,3 +555,24 @@ def test_one_scorer_used_from_two_threads_takes_turns() -> None:
         t.join()
     rejected = sorted(run.summary.n_rejected for run in runs)
     assert rejected == [1_500, 3_000]  # the second call's every id was seen before
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({"keep_nhs_number": "no"}, "keep_nhs_number must be True or False"),
+        ({"day_first": "no"}, "day_first must be True or False"),
+        ({"instrument": 5}, "instrument must be an instrument's id"),
+        ({"pseudonymiser": "key"}, "pseudonymiser must be a Pseudonymiser"),
+        ({"host": "x"}, "host must be a PluginHost"),
+        ({"options": 5}, "options must be ReadOptions"),
+        ({"mapping": {5: "patient_id"}}, "mapping must be"),
+        ({"mapping": [("a", "b")]}, "mapping must be"),
+    ],
+)
+def test_a_scorer_argument_of_the_wrong_kind_is_said_plainly(
+    kwargs: dict[str, Any], expected: str
+) -> None:
+    """A truthy ``"no"`` for keep_nhs_number would have added NHS numbers to the output."""
+    with pytest.raises(ConfigurationError, match=expected):
+        TableScorer(provider="demo", **kwargs)

@@ -32,6 +32,17 @@ class Mode(enum.StrEnum):
 def _freeze(responses: Mapping[str, Response | int]) -> Mapping[str, Response]:
     """A read-only copy; values that are not answers are kept for ``__attrs_post_init__`` to
     report together with every other problem."""
+    if not isinstance(responses, Mapping):
+        raise ValidationError(
+            "invalid assessment",
+            [
+                Problem(
+                    "responses",
+                    "type",
+                    f"responses map item ids to answers, not a {type(responses).__name__}",
+                )
+            ],
+        )
     frozen: dict[str, Response] = {}
     for item_id, value in responses.items():
         try:
@@ -78,6 +89,19 @@ class Assessment:
         problems: list[Problem] = []
         if not self.id or not str(self.id).strip():
             problems.append(Problem("id", "empty", "an assessment needs an id"))
+        # the wrong kind of patient or instrument, named by its type only (a patient given as
+        # text would be an identifier in the message and in every repr)
+        patient: object = self.patient  # as given: any type may come from a caller
+        instrument: object = self.instrument
+        if not isinstance(patient, Patient):
+            kind = type(patient).__name__
+            problems.append(Problem("patient", "type", f"a patient is a Patient, not a {kind}"))
+        if not isinstance(instrument, Instrument):
+            kind = type(instrument).__name__
+            problems.append(
+                Problem("instrument", "type", f"an instrument is an Instrument, not a {kind}")
+            )
+            raise ValidationError("invalid assessment", problems)
         known = set(self.instrument.items)
         answers: Mapping[str, object] = self.responses  # may hold values _freeze could not read
         for item_id, value in answers.items():

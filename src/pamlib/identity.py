@@ -59,11 +59,23 @@ def is_valid_nhs_number(value: str) -> bool:
 
 
 def _normalise_optional(value: str | None) -> str | None:
+    _text_or_none(value, "nhs_number")
     return None if value is None or value.strip() == "" else normalise_nhs_number(value)
 
 
 def _empty_to_none(value: str | None) -> str | None:
+    _text_or_none(value, "id")
     return None if value is None or not value.strip() else value
+
+
+def _text_or_none(value: object, name: str) -> None:
+    """An identifier is text: a number (an NHS number held as an int loses nothing, a negative
+    one passes for valid) is refused, naming the field, not the value."""
+    if value is not None and not isinstance(value, str):
+        raise ValidationError(
+            "invalid patient",
+            [Problem(f"patient.{name}", "type", f"{name} is text, not a {type(value).__name__}")],
+        )
 
 
 @attrs.frozen(repr=False)

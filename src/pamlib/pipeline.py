@@ -733,6 +733,42 @@ def _scored_table(table: Any, nhs_number: Any) -> ScoredTable:
 Duplicates = Literal["track", "external", "off"]
 
 
+def _check_arguments(
+    *,
+    instrument: object,
+    day_first: object,
+    keep_nhs_number: object,
+    pseudonymiser: object,
+    options: object,
+    host: object,
+    mapping: object,
+) -> None:
+    """A scorer's arguments of the wrong kind, said plainly before any is used: a truthy
+    ``"no"`` for ``keep_nhs_number`` would add the NHS numbers to the output."""
+    wrong = []
+    if pseudonymiser is not None:
+        from pamlib.tables.keys import Pseudonymiser
+
+        if not isinstance(pseudonymiser, Pseudonymiser):
+            kind = type(pseudonymiser).__name__
+            wrong.append(f"pseudonymiser must be a Pseudonymiser, not a {kind}")
+    for name, value, kinds, what in (
+        ("instrument", instrument, (str, type(None)), "an instrument's id"),
+        ("day_first", day_first, (bool, type(None)), "True or False"),
+        ("keep_nhs_number", keep_nhs_number, (bool,), "True or False"),
+        ("options", options, (ReadOptions, type(None)), "ReadOptions"),
+        ("host", host, (PluginHost, type(None)), "a PluginHost"),
+    ):
+        if not isinstance(value, kinds):
+            wrong.append(f"{name} must be {what}, not a {type(value).__name__}")
+    if mapping is not None and not isinstance(mapping, str | os.PathLike):
+        pairs = mapping.items() if isinstance(mapping, Mapping) else None
+        if pairs is None or not all(isinstance(k, str) and isinstance(v, str) for k, v in pairs):
+            wrong.append("mapping must be a mapping file's path or a mapping of column names")
+    if wrong:
+        raise ConfigurationError("; ".join(wrong))
+
+
 class TableScorer:
     """Scores tables batch after batch with one configuration: what a service or a distributed
     job builds once and reuses.
@@ -775,6 +811,15 @@ class TableScorer:
     ) -> None:
         from pamlib._workers import resolve_threads
 
+        _check_arguments(
+            instrument=instrument,
+            day_first=day_first,
+            keep_nhs_number=keep_nhs_number,
+            pseudonymiser=pseudonymiser,
+            options=options,
+            host=host,
+            mapping=mapping,
+        )
         self.host = host or get_host()
         self.threads = resolve_threads(threads)
         self._threads_asked = threads  # a copy sent elsewhere counts that machine's cores

@@ -69,7 +69,8 @@ class SourceFile:
 def _as_source(item: SourceFile | str | os.PathLike[str], role: str) -> SourceFile:
     if isinstance(item, SourceFile):
         return item
-    if not isinstance(item, str | os.PathLike):
+    given: object = item  # as given: any type may come from a caller
+    if not isinstance(given, str | os.PathLike):
         article = "an" if role[0] in "aeiou" else "a"
         raise ConfigurationError(f"{article} {role} file is a path, not a {type(item).__name__}")
     if role == "rules" and not Path(item).is_file():  # listed with its digest: it must be read
