@@ -576,3 +576,25 @@ def test_a_scorer_argument_of_the_wrong_kind_is_said_plainly(
     """A truthy ``"no"`` for keep_nhs_number would have added NHS numbers to the output."""
     with pytest.raises(ConfigurationError, match=expected):
         TableScorer(provider="demo", **kwargs)
+
+
+def test_columns_no_export_holds_are_refused_by_name() -> None:
+    """A struct column, a time zone pyarrow does not know, a pandas Series given as the table:
+    ConfigurationErrors naming the column or the data, never one of pyarrow's."""
+    n = 2
+    base = {"assessment_id": ["a1", "a2"], "patient_id": ["p1", "p2"]}
+    items = {item: ["3"] * n for item in ITEMS}
+    struct = pa.table({**base, "assessed_on": ["2024-01-10"] * n, "extra": [{"a": 1}] * n, **items})
+    with pytest.raises(ConfigurationError, match="the column 'extra'"):
+        score_table(struct, provider="demo", instrument="PAM-13", host=_host())
+    zone = pa.array([0, 1], pa.timestamp("s", tz="Mars/Olympus"))
+    with pytest.raises(ConfigurationError, match="the column 'assessed_on'"):
+        score_table(
+            pa.table({**base, "assessed_on": zone, **items}),
+            provider="demo",
+            instrument="PAM-13",
+            host=_host(),
+        )
+    pd = pytest.importorskip("pandas")
+    with pytest.raises(ConfigurationError, match="is a Series, not a table"):
+        score_table(pd.Series([1, 2]), provider="demo", instrument="PAM-13", host=_host())

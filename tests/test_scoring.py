@@ -784,3 +784,12 @@ def test_blank_reason_codes_are_found_as_comparing_each_row_finds_them(
     assert blank.tolist() == [c == "" for c in column.tolist()]
     every = np.zeros(len(codes), dtype=f"U{max(width, 1)}")
     assert _blank_codes(every).tolist() == [True] * len(codes)
+
+
+@pytest.mark.parametrize("given", [None, {"id": "a1"}, "a1"])
+def test_score_takes_an_assessment_and_says_so(given: object) -> None:
+    from pamlib.errors import ConfigurationError
+    from pamlib.scoring import score
+
+    with pytest.raises(ConfigurationError, match="score takes an Assessment"):
+        score(given, provider="demo")  # type: ignore[arg-type]

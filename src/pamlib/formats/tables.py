@@ -52,6 +52,8 @@ def record_batches(data: Any) -> Iterator[Any]:
         yield from data.to_batches() or [_empty(data.schema)]
     elif isinstance(data, pa.RecordBatchReader):
         yield from _or_empty(data)
+    elif type(data).__name__ == "Series":  # pandas' and polars' speak Arrow, as one column
+        raise ConfigurationError(_not_a_table(data, "the data given"))
     elif _is_pandas(data):
         table = _pandas_table(data)
         yield from table.to_batches() or [_empty(table.schema)]
@@ -203,6 +205,8 @@ def text_column(column: Any) -> Any:
         column = pc.take(pc.cast(column.dictionary, pa.string()), column.indices)
         kind = column.type
     if pa.types.is_floating(kind):
+        if kind.bit_width < 64:  # float16/32: widened first, as NumPy would warn of overflow
+            column = pc.cast(column, pa.float64())
         values = column.to_numpy(zero_copy_only=False)
         present = ~np.isnan(values)
         whole = present & np.isfinite(values) & (np.floor(values) == values)
@@ -235,6 +239,21 @@ def text_column(column: Any) -> Any:
     if column.offset:  # the byte-level checks read the buffers from the start
         column = pa.concat_arrays([column])
     return column
+
+
+def _named_text(column: Any, name: str) -> Any:
+    """:func:`text_column`, its refusal naming the column (and a failure of pyarrow's to read
+    one, a decimal too wide, a time zone it does not know, one too: never its values)."""
+    pa = pyarrow_module()
+    try:
+        return text_column(column)
+    except ConfigurationError as exc:
+        raise ConfigurationError(f"the column {name!r}: {exc}") from None
+    except (pa.ArrowException, OverflowError, ValueError):
+        raise ConfigurationError(
+            f"the column {name!r} (of {column.type}) cannot be read as text; give text, numbers "
+            "or dates"
+        ) from None
 
 
 def _unsafe_cast(target: Any) -> Any:
@@ -332,7 +351,9 @@ class TableReader:
         mask = self._first_mask(first, n)
         lines = self._keys(batch, n) if keys is None else self._given_keys(keys, n)
         columns = [
-            text_column(batch.column(i)) for i, name in enumerate(names) if self._is_data(name)
+            _named_text(batch.column(i), name)
+            for i, name in enumerate(names)
+            if self._is_data(name)
         ]
         self.n_rows += n
         checked, rejects = self._checker.check(columns, lines, first=mask)

@@ -156,6 +156,13 @@ def score(
     >>> result.score, result.level, result.demo, sorted(map(str, result.flags))
     (60.7, <ActivationLevel.LEVEL_3: 3>, True, ['demo'])
     """
+    from pamlib.assessment import Assessment
+
+    given: object = assessment  # as given: any type may come from a caller
+    if not isinstance(given, Assessment):
+        from pamlib.errors import ConfigurationError
+
+        raise ConfigurationError(f"score takes an Assessment, not a {type(given).__name__}")
     impl = _select_module()
     h: PluginHost = host or impl.get_host()
     chosen: ScoringProvider = impl.select_provider(
