@@ -460,6 +460,11 @@ def test_categoricals_and_a_pandas_index_read_as_an_export_would() -> None:
     run = score_table(filtered, provider="demo", instrument="PAM-13")
     assert run.summary.n_scored == 2
     assert not any(c.startswith("__index") for c in run.scored.column_names)
+    # a named index is a column, as pandas' own Arrow export makes it
+    run = score_table(
+        pd.DataFrame(data).set_index("patient_id"), provider="demo", instrument="PAM-13"
+    )
+    assert run.scored.column("patient_id").to_pylist() == ["p", "q", "r"]
 
 
 def test_a_new_run_keeps_the_providers_and_forgets_the_ids() -> None:

@@ -96,6 +96,9 @@ def _pandas_table(frame: Any) -> Any:
     value as text — where pyarrow refuses the whole column, naming a value in its message —
     and a repeated column name is a problem, not an exception of pyarrow's."""
     pa = pyarrow_module()
+    named = [level for level in frame.index.names if level is not None]
+    if named:  # a named index is a column, as pandas' own Arrow export makes it
+        frame = frame.reset_index(level=named)
     names = [str(c) for c in frame.columns]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
