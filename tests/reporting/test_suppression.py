@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
@@ -314,7 +314,9 @@ def test_per_patient_csv_is_never_published(make_row: MakeRow) -> None:
     assert out.getvalue().splitlines()[1].startswith("p,1,")
 
 
-def _fixed_exactly(summary: CohortSummary, hidden_keys: set[str]) -> list[str]:
+def _fixed_exactly(
+    identities: Sequence[tuple[tuple[str, ...], tuple[str, ...]]], hidden_keys: set[str]
+) -> list[str]:
     """The hidden counts the identities fix, found independently of the SVD the suppression
     uses: Gauss-Jordan elimination in exact fractions. A count is fixed when its unit vector
     is one of the reduced rows (only then does it lie in their span)."""
@@ -322,9 +324,7 @@ def _fixed_exactly(summary: CohortSummary, hidden_keys: set[str]) -> list[str]:
 
     names = sorted(hidden_keys)
     # each identity as lhs - rhs = 0: its coefficients on the hidden counts
-    rows = [
-        [Fraction(lhs.count(k) - rhs.count(k)) for k in names] for lhs, rhs in summary.identities
-    ]
+    rows = [[Fraction(lhs.count(k) - rhs.count(k)) for k in names] for lhs, rhs in identities]
     rows = [row for row in rows if any(row)]
     pivot_row = 0
     pivots: list[int] = []
@@ -351,12 +351,23 @@ def _fixed_exactly(summary: CohortSummary, hidden_keys: set[str]) -> list[str]:
 @settings(max_examples=40, deadline=None)
 @given(rows=cohorts(), grouped=st.booleans())
 def test_no_hidden_count_follows_from_the_published_ones(rows: list[Row], grouped: bool) -> None:
-    """Every identity of the summary, alone or combined with the others, leaves each hidden
-    count free: the published counts give it no single value."""
+    """Each scope's identities (the cohort's, a group's), alone or combined, and every single
+    identity across scopes, leave each hidden count free: the published counts give it no
+    single value."""
+    import re
+
     config = ReportConfig(group_by="site" if grouped and rows else None, publish=True)
     figures = build_report(ScoredColumns.from_rows(rows), config).figures
     hidden_keys = hidden_counts(figures, config.suppression)
-    assert _fixed_exactly(figures, hidden_keys) == []
+    by_scope: dict[str, list[tuple[tuple[str, ...], tuple[str, ...]]]] = {}
+    for lhs, rhs in figures.identities:
+        scopes = {re.sub(r"^(groups\.\d+\.)?.*$", r"\1", t) for t in (*lhs, *rhs)}
+        if len(scopes) == 1:
+            by_scope.setdefault(scopes.pop(), []).append((lhs, rhs))
+        else:
+            assert _fixed_exactly([(lhs, rhs)], hidden_keys) == []
+    for identities in by_scope.values():
+        assert _fixed_exactly(identities, hidden_keys) == []
 
 
 def test_the_patients_are_the_denominator_and_the_exclusions(make_cohort: MakeCohort) -> None:
