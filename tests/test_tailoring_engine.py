@@ -488,7 +488,8 @@ def test_groups_are_the_rows_in_sorted_order(rows: list[tuple[int, bool, int, st
     whether the columns are coded as digits of one number or numbered one at a time."""
     import numpy as np
 
-    from pamlib.tailoring.engine import _groups, _text_codes
+    from pamlib.tailoring.columns import _text_codes
+    from pamlib.tailoring.engine import _groups
 
     n = len(rows)
     texts, codes = _text_codes(np.array([r[3] for r in rows] or [""], dtype=object)[:n])

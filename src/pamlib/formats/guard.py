@@ -188,10 +188,7 @@ class AtomicTarget:
         tmp, final = self._tmp, self._replace
         if tmp is None or final is None:
             return
-        if not self.stream.closed:
-            self.stream.flush()
-            os.fsync(self.stream.fileno())
-            self.stream.close()
+        self.sync()
         if self._mode is not None:  # keep the mode of the file replaced
             with contextlib.suppress(OSError):
                 tmp.chmod(self._mode)

@@ -75,28 +75,30 @@ def link_previous_array(
 
 
 def _key_codes(keys: npt.ArrayLike) -> npt.NDArray[np.int64]:
-    """A number for each distinct key, ``-1`` for an empty one: keys compared as NumPy
-    strings compare them (trailing NULs dropped), hashed by Arrow rather than sorted as text."""
+    """A number for each distinct key (see :func:`_text_codes`), ``-1`` for an empty one."""
+    distinct, index = _text_codes(keys)
+    codes = index.astype(np.int64)
+    if "" in distinct:
+        codes[index == distinct.index("")] = -1
+    return codes
+
+
+def _text_codes(values: npt.ArrayLike) -> tuple[list[str], npt.NDArray[np.intp]]:
+    """:func:`_distinct` of a column of text (NumPy strings, Python strings or a list),
+    compared as NumPy strings compare them (trailing NULs dropped): hashed by Arrow, where
+    Python's dictionary takes a call a row; by that dictionary where Arrow cannot hold the
+    text (a lone surrogate)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    values = keys if isinstance(keys, np.ndarray) else np.asarray(keys, dtype=object)
+    given = values if isinstance(values, np.ndarray) else np.asarray(values, dtype=object)
     try:
-        text = pc.fill_null(pa.array(values.reshape(-1), pa.string()), "")
-    except (pa.ArrowException, UnicodeError):  # a lone surrogate: as NumPy strings
-        text = None
-    if text is None:
-        distinct, index = _distinct(np.asarray(keys, dtype=np.str_).reshape(-1))
-        empty = distinct.index("") if "" in distinct else -1
-    else:
-        encoded = pc.dictionary_encode(pc.utf8_rtrim(text, characters="\x00"))
-        index = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.intp)
-        found = pc.index(encoded.dictionary, "").as_py()
-        empty = -1 if found is None else int(found)
-    codes = index.astype(np.int64)
-    if empty >= 0:
-        codes[index == empty] = -1
-    return codes
+        text = pc.fill_null(pa.array(given.reshape(-1), pa.string()), "")
+    except (pa.ArrowException, UnicodeError):
+        return _distinct(np.asarray(values, dtype=np.str_).reshape(-1))
+    encoded = pc.dictionary_encode(pc.utf8_rtrim(text, characters="\x00"))
+    index = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.intp)
+    return [str(v) for v in encoded.dictionary.to_pylist()], index
 
 
 def _distinct(values: Strs) -> tuple[list[str], npt.NDArray[np.intp]]:

@@ -438,7 +438,7 @@ class Engine:
         rules and "no pathway" reasons then see exactly the objects given."""
         import numpy as np
 
-        from pamlib.tailoring.columns import add_months_array
+        from pamlib.tailoring.columns import _text_codes, add_months_array
 
         n = len(cols)
         plan = self._plan()
@@ -626,26 +626,6 @@ def _groups(
         span *= size
     _, first, inverse = np.unique(code, return_index=True, return_inverse=True)
     return first, inverse.reshape(-1)
-
-
-def _text_codes(values: npt.NDArray[Any]) -> tuple[list[str], npt.NDArray[np.int64]]:
-    """The distinct texts of a column (NumPy or object strings) in order of first appearance,
-    and each row's index into them: hashed by Arrow, where Python's dictionary took a call a
-    row; by that dictionary where Arrow cannot take the text (a lone surrogate)."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    try:
-        encoded = pc.dictionary_encode(pc.fill_null(pa.array(values, pa.string()), ""))
-    except (pa.ArrowException, UnicodeError):
-        seen: dict[str, int] = {}
-        codes = np.fromiter(
-            (seen.setdefault(v, len(seen)) for v in values.tolist()), np.int64, len(values)
-        )
-        return list(seen), codes
-    codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
-    return [str(v) for v in encoded.dictionary.to_pylist()], codes
 
 
 def _unique(values: Iterable[str | None]) -> tuple[str, ...]:

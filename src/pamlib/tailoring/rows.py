@@ -137,7 +137,6 @@ def _rule_files(
 def no_pathway_summary_of(table: ScoredTable) -> list[str]:
     """:func:`no_pathway_summary` of a tailored table's columns, counted over their distinct
     values: no Python object per row, however many rows."""
-
     pathways, pathway_of = table.text_codes("recommended_pathways")
     reasons, reason_of = table.text_codes("no_pathway_reason")
     without = np.array([not p for p in pathways] or [False], dtype=np.bool_)[pathway_of]
