@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,22 @@ class _NoProcessHost:
         raise AssertionError(
             f"the process-wide plugin host was fetched (.{name}): use the host given instead"
         )
+
+
+@pytest.fixture(autouse=True)
+def _python_interrupt_handler() -> Iterator[None]:
+    """Each test starts with Python's own Ctrl-C handler. pamlib takes over only that one
+    (never a handler someone else set), and a Spark session started by an earlier test leaves
+    its own: tests of interrupts must not depend on the order they run in."""
+    earlier = signal.getsignal(signal.SIGINT)
+    if earlier is signal.default_int_handler or earlier is None:  # None: set outside Python
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, earlier)
 
 
 @pytest.fixture
