@@ -124,6 +124,50 @@ def test_one_table_scores_as_the_file_does(
     assert run.scored.to_arrow().cast(expected.schema).equals(expected)
 
 
+@settings(max_examples=15, deadline=None)
+@given(records=st.lists(rows(), min_size=1, max_size=10), chunk_rows=st.integers(1, 4))
+def test_a_big_batch_is_read_in_slices_as_it_would_be_whole(
+    tmp_path_factory: pytest.TempPathFactory, records: list[dict[str, str]], chunk_rows: int
+) -> None:
+    """A batch longer than ``chunk_rows`` is checked a slice at a time (so what one chunk
+    holds stays bounded): rows, rejects, their rows and the counts are those of the file."""
+    tmp = tmp_path_factory.mktemp("slices")
+    records = _plain(records)
+    expected, file_rejects, reconciliation = _score_file(tmp, _csv(records))
+    options = ReadOptions(instrument="PAM-13", chunk_rows=chunk_rows)
+    scorer = TableScorer(provider="demo", options=options, keep_nhs_number=True, host=_host())
+    run = scorer.score(_table(records))
+    assert run.summary.reconciliation == reconciliation
+    assert run.scored.to_arrow().cast(expected.schema).equals(expected)
+    rejects = run.rejects.to_pylist()
+    assert [(r["row"] + 1, r["code"], r["message"]) for r in rejects] == [
+        (int(r["line"]), r["code"], r["message"]) for r in file_rejects
+    ]
+
+
+def test_an_export_appended_to_itself_rejects_each_repeat_with_its_fields() -> None:
+    """Rows whose one problem is a repeated id are rejected without the record checks' second
+    look; their message and fields are what those checks give, and the others' too."""
+    good = {"patient_id": "p", "assessed_on": "2024-01-01", **dict.fromkeys(ITEMS, "2")}
+    records = [{"assessment_id": f"a{i}", **good} for i in range(3)]
+    records.append({**records[1], "assessed_on": "2024-13-01"})  # repeated, and a bad date
+    records += [dict(r) for r in records[:3]]
+    options = ReadOptions(instrument="PAM-13", chunk_rows=2)
+    run = TableScorer(provider="demo", options=options, host=_host()).score(_table(records))
+    assert run.summary.reconciliation == "read 7 = scored 3 + not scored 0 + rejected 4"
+    rejects = run.rejects.to_pylist()
+    assert [(r["row"], r["code"]) for r in rejects] == [
+        (4, "date"),
+        (5, "duplicate-assessment-id"),
+        (6, "duplicate-assessment-id"),
+        (7, "duplicate-assessment-id"),
+    ]
+    assert "assessment id was used by an earlier record" in rejects[0]["message"]
+    assert rejects[1]["message"] == rejects[2]["message"] == rejects[3]["message"]
+    assert rejects[1]["message"].startswith("the assessment id was used by an earlier record")
+    assert dict(rejects[2]["fields"]) == {c: records[5].get(c, "") for c in HEADER}
+
+
 def _typed_frame() -> dict[str, Any]:
     """A small table as a service would hold it: typed columns, nulls for gaps."""
     return {

@@ -623,10 +623,12 @@ def rejects_table(rejects: Sequence[Reject]) -> Any:
 
 
 class _MemorySink:
-    """Scored runs as typed Arrow tables and rejects as records, kept in memory.
+    """Scored runs as typed Arrow tables and rejects as Arrow tables, kept in memory.
 
-    The normalised NHS number is kept beside the table, for linking a person's assessments,
-    and becomes a column only when the caller asks to keep it.
+    Each chunk's rejects become a table as they arrive: a file of nothing but rejects is held
+    as columns, not as one object (and one dictionary of fields) per record. The normalised
+    NHS number is kept beside the table, for linking a person's assessments, and becomes a
+    column only when the caller asks to keep it.
     """
 
     def __init__(
@@ -642,7 +644,7 @@ class _MemorySink:
         self.source_columns: tuple[str, ...] = ()
         self.tables: list[Any] = []
         self.nhs_numbers: list[Any] = []
-        self.rejects: list[Reject] = []
+        self.rejects: list[Any] = []
         self.options: WriteOptions | None = None
         self.extra_columns: tuple[str, ...] = ()
 
@@ -663,7 +665,8 @@ class _MemorySink:
             extra = _identity_values(batch, self.keep_nhs_number, self.pseudonymiser)
             self.tables.append(typed_table(batch, scores, extra, self.write_options(scores)))
             self.nhs_numbers.append(to_arrow_text(batch.nhs_number))
-        self.rejects.extend(chunk.rejects)
+        if chunk.rejects:
+            self.rejects.append(rejects_table(chunk.rejects))
 
     def write_options(self, scores: BatchScores | None) -> WriteOptions:
         if self.options is None:
@@ -691,6 +694,11 @@ class _MemorySink:
         if not self.tables:
             return schema.empty_table()
         return pa.concat_tables(self.tables).cast(schema)
+
+    def rejects_table(self) -> Any:
+        """Every rejected record, in input order, in one table (:func:`rejects_schema`)."""
+        pa = pyarrow_module()
+        return pa.concat_tables(self.rejects) if self.rejects else rejects_table(())
 
     def nhs_number(self) -> Any:
         pa = pyarrow_module()
@@ -1013,7 +1021,7 @@ class TableScorer:
         _drive(chunks, scorer, sink, progress, self.threads if threads is None else threads)
         return ScoreRun(
             scored=_scored_table(sink.table(), sink.nhs_number()),
-            rejects=rejects_table(sink.rejects),
+            rejects=sink.rejects_table(),
             summary=scorer.summary(source),
             source_columns=sink.source_columns,
             score_decimals=sink.write_options(None).score_decimals,

@@ -878,7 +878,9 @@ class ColumnChecker:
         self._identity(rows)
         self._ids(rows, first)
         self._content(rows)
-        rejects = self._rejects(columns, lines, np.flatnonzero(rows.invalid), rows.dup)
+        repeats = np.flatnonzero(rows.dup & ~rows.invalid)
+        rows.invalid |= rows.dup
+        rejects = self._rejects(columns, lines, np.flatnonzero(rows.invalid), rows.dup, repeats)
         return self._batches(rows), rejects
 
     def _identity(self, rows: _Rows) -> None:
@@ -905,7 +907,7 @@ class ColumnChecker:
             rows.dup[eligible] = ~np.asarray(first, dtype=np.bool_)[eligible]
         elif self.seen is not None:
             rows.dup[eligible] = self.seen.check(ids, eligible)
-        rows.invalid |= absent | rows.dup
+        rows.invalid |= absent  # repeats are added once the other checks are done
 
     def _content(self, rows: _Rows) -> None:
         """Dates, instruments and answers."""
@@ -1012,16 +1014,36 @@ class ColumnChecker:
         lines: npt.NDArray[np.int64],
         rows: npt.NDArray[np.intp],
         dup: npt.NDArray[np.bool_],
+        repeats: npt.NDArray[np.intp],
     ) -> list[Reject]:
+        """The rejects of ``rows``, each checked again by the record checks for its message
+        (and as a cross-check). ``repeats`` are the rows whose one problem is a repeated id:
+        their message is known without that, so an export appended to itself costs little
+        more to reject than to read."""
         if rows.size == 0:
             return []
         pa = _pa()
         take = pa.array(rows, type=pa.int64())
         values = [_compute().take(col, take).to_pylist() for col in columns]
+        only_repeated = np.zeros(lines.shape[0], dtype=np.bool_)
+        only_repeated[repeats] = True
+        repeat_message = reject_message([self.validator.repeat_problem()])
         rejects = []
         for j, i in enumerate(rows.tolist()):
             fields = [str(v[j]) for v in values]
             line = int(lines[i])
+            if only_repeated[i]:
+                rejects.append(
+                    make_reject(
+                        self.source,
+                        line,
+                        "duplicate-assessment-id",
+                        repeat_message,
+                        fields=self.validator.fields_of(fields),
+                        unit=self.unit,
+                    )
+                )
+                continue
             row, problems = self.validator.check(fields, line, duplicate=bool(dup[i]))
             if row is not None or not problems:
                 raise ReaderBugError(

@@ -393,13 +393,7 @@ class RowValidator:
             )
         codes = self._answers(fields, instrument, problems)
         if duplicate:
-            problems.append(
-                Problem(
-                    layout.where("assessment_id"),
-                    "duplicate-assessment-id",
-                    _MESSAGES["duplicate-assessment-id"],
-                )
-            )
+            problems.append(self.repeat_problem())
         if problems or instrument is None or date is None:
             return None, problems
         n = instrument.n_items
@@ -420,6 +414,14 @@ class RowValidator:
             extras=extras,
         )
         return row, []
+
+    def repeat_problem(self) -> Problem:
+        """The problem of a record whose assessment id an earlier record used."""
+        return Problem(
+            self.layout.where("assessment_id"),
+            "duplicate-assessment-id",
+            _MESSAGES["duplicate-assessment-id"],
+        )
 
     def fields_of(self, fields: list[str]) -> dict[str, str]:
         """The original values by source column name, for the rejects file."""

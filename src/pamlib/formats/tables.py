@@ -408,7 +408,14 @@ class TableReader:
         return given.astype(np.int64, copy=False)
 
     def read(self, data: Any) -> Iterator[ReadChunk]:
-        """Every batch of ``data`` as a chunk (``track`` or ``off``); a table with no rows still
-        gives one chunk, so its columns are checked and named."""
+        """Every batch of ``data`` as chunks of at most ``chunk_rows`` rows (``track`` or
+        ``off``); a table with no rows still gives one chunk, so its columns are checked and
+        named. A table of one big batch is read in slices, as a file is: what a chunk holds
+        while it is checked (its rejects most of all) stays bounded, and the chunks overlap."""
+        size = max(1, self.options.chunk_rows)
         for batch in record_batches(data):
-            yield self.chunk(batch)
+            if batch.num_rows <= size:
+                yield self.chunk(batch)
+                continue
+            for start in range(0, batch.num_rows, size):
+                yield self.chunk(batch.slice(start, size))
