@@ -21,6 +21,8 @@ from hypothesis import strategies as st
 
 from pamlib.errors import ConfigurationError, FormatError
 from pamlib.formats.base import ReadOptions
+from pamlib.formats.tables import TableReader
+from pamlib.instruments import BUILTIN_INSTRUMENTS
 from pamlib.pipeline import ReconciliationError, ScoreRun, TableScorer, score_file, score_table
 from pamlib.plugins import PluginHost
 from tests.csv_strategies import COLUMNS, ITEMS, rows
@@ -352,6 +354,29 @@ def test_row_key_must_increase() -> None:
     )
     with pytest.raises(ConfigurationError, match="must increase"):
         score_table(table, provider="demo", instrument="PAM-13", row_key="order")
+
+
+def test_row_keys_past_a_64_bit_integer_are_refused() -> None:
+    """An unsigned key past 2**63 would wrap to a negative row in the rejects, and a falling
+    pair of them would pass for a rising one."""
+    big = 2**63 + 5
+    table = pa.table(
+        {
+            "order": pa.array([big], pa.uint64()),
+            "patient_id": ["p"],
+            "assessed_on": ["2024-01-01"],
+            **{item: ["1"] for item in ITEMS},
+        }
+    )
+    with pytest.raises(ConfigurationError, match=r"below 2\*\*63"):
+        score_table(table, provider="demo", instrument="PAM-13", row_key="order")
+    reader = TableReader(ReadOptions(instrument="PAM-13"), BUILTIN_INSTRUMENTS)
+    batch = table.drop_columns(["order"]).to_batches()[0]
+    with pytest.raises(ConfigurationError, match=r"below 2\*\*63"):
+        reader.chunk(batch, keys=np.array([big], dtype=np.uint64))
+    small = table.set_column(0, "order", pa.array([7], pa.uint64()))
+    run = score_table(small, provider="demo", instrument="PAM-13", row_key="order")
+    assert run.summary.n_scored == 1
 
 
 def test_a_header_problem_is_a_format_error() -> None:

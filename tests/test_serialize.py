@@ -83,6 +83,13 @@ def test_unknown_instrument() -> None:
         from_dict(data, Assessment, instruments=REGISTRY)
 
 
+@pytest.mark.parametrize("data", [None, [1], "p", 3])
+def test_a_document_that_is_not_an_object_is_a_validation_error(data: object) -> None:
+    with pytest.raises(ValidationError, match="invalid Patient") as info:
+        from_dict(data, Patient)
+    assert [(p.where, p.code) for p in info.value.problems] == [("$", "type")]
+
+
 def test_not_json() -> None:
     with pytest.raises(ValidationError, match="line 1"):
         loads("{", Patient)

@@ -19,9 +19,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import weakref
+from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, TypeVar
 
+import attrs
 import cattrs
 from cattrs.preconf.json import make_converter
 from cattrs.v import format_exception
@@ -128,6 +130,11 @@ def from_dict(data: Any, cls: type[T], *, instruments: InstrumentRegistry | None
         from pamlib.plugins import get_host
 
         instruments = get_host().instruments()
+    if attrs.has(cls) and not isinstance(data, Mapping):
+        # cattrs checks the fields of an object, not that it was given one
+        kind = "null" if data is None else f"a {type(data).__name__}"
+        problem = Problem("$", "type", f"expected an object, not {kind}")
+        raise ValidationError(f"invalid {cls.__name__}", [problem])
     conv = _converter(instruments)
     try:
         return conv.structure(data, cls)

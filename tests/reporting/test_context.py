@@ -130,6 +130,8 @@ def test_side_files_are_paths_that_exist(make_row: Any, tmp_path: Any) -> None:
         build_report(columns, sources=[5])  # type: ignore[list-item]
     with pytest.raises(ConfigurationError, match="config is a ReportConfig"):
         build_report(columns, {})  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="generated_at is a datetime, not a str"):
+        build_report(columns, generated_at="2024-01-01")  # type: ignore[arg-type]
 
 
 def test_source_date_epoch_fixes_the_time(

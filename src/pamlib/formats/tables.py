@@ -265,6 +265,14 @@ def _unsafe_cast(target: Any) -> Any:
     return kernels.CastOptions.unsafe(target)
 
 
+def _int64_keys(keys: npt.NDArray[Any], what: str) -> npt.NDArray[np.int64]:
+    """Row keys as 64-bit integers, which is how rejects hold them; an unsigned key past
+    2**63 would wrap to a negative one (and a falling run of them pass for a rising one)."""
+    if keys.dtype == np.uint64 and keys.size and int(keys.max()) > np.iinfo(np.int64).max:
+        raise ConfigurationError(f"{what} must be integers below 2**63")
+    return keys.astype(np.int64, copy=False)
+
+
 class TableReader:
     """Turns the batches of one table into checked chunks, keeping state (ids seen, row keys)
     across batches so that a table given in parts reads exactly as it would whole.
@@ -390,7 +398,7 @@ class TableReader:
         column = batch.column(batch.schema.get_field_index(self.row_key))
         if not pa.types.is_integer(column.type) or column.null_count:
             raise ConfigurationError(f"the row key {self.row_key!r} must be integers, never null")
-        keys = np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.int64)
+        keys = _int64_keys(column.to_numpy(zero_copy_only=False), f"the row key {self.row_key!r}")
         if n > 1 and not bool((np.diff(keys) > 0).all()):
             raise ConfigurationError(
                 f"the row key {self.row_key!r} must increase within each batch"
@@ -403,9 +411,10 @@ class TableReader:
         given = np.asarray(keys)
         if given.shape != (n,) or not np.issubdtype(given.dtype, np.integer):
             raise ConfigurationError(f"the row keys must be {n} integers")
+        given = _int64_keys(given, "the row keys")
         if n > 1 and not bool((np.diff(given) > 0).all()):
             raise ConfigurationError("the row keys must increase within each batch")
-        return given.astype(np.int64, copy=False)
+        return given
 
     def read(self, data: Any) -> Iterator[ReadChunk]:
         """Every batch of ``data`` as chunks of at most ``chunk_rows`` rows (``track`` or

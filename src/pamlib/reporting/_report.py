@@ -147,6 +147,10 @@ def build_report(
     config = ReportConfig() if config is None else config
     if not isinstance(config, ReportConfig):
         raise ConfigurationError(f"config is a ReportConfig, not a {type(config).__name__}")
+    when: object = generated_at  # as called, whatever the annotation says
+    if when is not None and not isinstance(when, dt.datetime):
+        kind = type(when).__name__
+        raise ConfigurationError(f"generated_at is a datetime, not a {kind}")
     columns = _columns(scored, config.group_by)
     if config.group_by is not None:
         columns.column(config.group_by)  # fail early on an unknown column
