@@ -351,23 +351,14 @@ def _fixed_exactly(
 @settings(max_examples=40, deadline=None)
 @given(rows=cohorts(), grouped=st.booleans())
 def test_no_hidden_count_follows_from_the_published_ones(rows: list[Row], grouped: bool) -> None:
-    """Each scope's identities (the cohort's, a group's), alone or combined, and every single
-    identity across scopes, leave each hidden count free: the published counts give it no
-    single value."""
-    import re
-
+    """Every identity of the summary together — each scope's own and the totals over groups,
+    combined in any way — leaves each hidden count free: the published counts give it no
+    single value. (Checked scope by scope alone, a group's count could still be had from the
+    cohort's less the other groups', with the groups' own identities.)"""
     config = ReportConfig(group_by="site" if grouped and rows else None, publish=True)
     figures = build_report(ScoredColumns.from_rows(rows), config).figures
     hidden_keys = hidden_counts(figures, config.suppression)
-    by_scope: dict[str, list[tuple[tuple[str, ...], tuple[str, ...]]]] = {}
-    for lhs, rhs in figures.identities:
-        scopes = {re.sub(r"^(groups\.\d+\.)?.*$", r"\1", t) for t in (*lhs, *rhs)}
-        if len(scopes) == 1:
-            by_scope.setdefault(scopes.pop(), []).append((lhs, rhs))
-        else:
-            assert _fixed_exactly([(lhs, rhs)], hidden_keys) == []
-    for identities in by_scope.values():
-        assert _fixed_exactly(identities, hidden_keys) == []
+    assert _fixed_exactly(list(figures.identities), hidden_keys) == []
 
 
 def test_the_patients_are_the_denominator_and_the_exclusions(make_cohort: MakeCohort) -> None:

@@ -12,24 +12,24 @@
    cell goes before a total that feeds a whole distribution's percentages. This repeats until no
    identity has exactly one hidden term. Hidden terms are always positive, so a term to hide
    always exists.
-3. **Combined**: a scope's identities can also be combined (the patients are the denominator
-   plus each exclusion; a level count equals an exclusion count; …). Each scope's identities
-   (the whole cohort's, each group's) are read as linear equations in its hidden counts, the
-   published ones known; a hidden count that they fix (its unit vector lies in their row space:
-   every solution gives it the same value) has one more term of an identity it is in hidden,
-   chosen as in step 2; then step 2 again, until nothing changes. One scope at a time: the
-   system of every scope at once, tied together by the totals over groups, took minutes for a
-   hundred groups.
+3. **Combined**: the identities can also be combined (the patients are the denominator plus
+   each exclusion; a level count equals an exclusion count; a group's count is the cohort's
+   less the other groups'; …). All of them are read as linear equations in the hidden counts,
+   the published ones known; a hidden count that they fix (its unit vector lies in their row
+   space: every solution gives it the same value) has one more term hidden: of an identity of
+   its own scope (the cohort, or its group) that it is in, else of an identity across scopes
+   that it is in, else of any of its scope's, chosen as in step 2; then step 2 again, until
+   nothing changes. The system is solved by blocks, each scope's own identities first, then
+   the totals over groups on what they leave free (see :func:`_fixed`).
 4. **Derived**: a percentage, mean or SD is hidden when any count it is computed from is hidden
    (both the numerator and the denominator of a percentage: either one with the percentage gives
    the other).
 
 What this guarantees: no published count lies in ``low..high``, no derived value rests on a
-hidden count, and no hidden count follows from the published counts through one scope's
-identities, alone or combined, nor through any single identity across scopes. Combinations
-across scopes, and inequalities (counts are not negative; a level count is at least the
-histogram bins inside its cut points), can still narrow a hidden value, or in rare cases fix
-it.
+hidden count, and no hidden count follows from the published counts through the summary's
+identities, alone or combined, within a scope or across scopes. Inequalities (counts are not
+negative; a level count is at least the histogram bins inside its cut points) can still narrow
+a hidden value, or in rare cases fix it.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from collections.abc import Sequence
 
 import attrs
 import numpy as np
+import numpy.typing as npt
 
 from pamlib.errors import ConfigurationError
 from pamlib.reporting._config import SuppressionRule
@@ -67,12 +68,6 @@ def hidden_counts(summary: CohortSummary, rule: SuppressionRule) -> set[str]:
     def preferred(terms: list[str]) -> str:
         return min(terms, key=lambda t: (resting[t], count[t], position[t]))
 
-    scopes: dict[str, list[Identity]] = {}  # each scope's own identities (step 3)
-    for lhs, rhs in summary.identities:
-        found = {_scope(t) for t in (*lhs, *rhs)}
-        if len(found) == 1:
-            scopes.setdefault(found.pop(), []).append((lhs, rhs))
-
     def single() -> bool:
         """Step 2 to its fixed point; whether it hid anything."""
         changed, any_added = True, False
@@ -87,24 +82,21 @@ def hidden_counts(summary: CohortSummary, rule: SuppressionRule) -> set[str]:
                 changed = any_added = True
         return any_added
 
+    system = _System(summary.identities, position)
+
     def combined() -> bool:
-        """Step 3, one scope at a time: one more term for each hidden count a scope's
-        identities fix together; whether it hid anything."""
+        """Step 3: one more term for each hidden count that the identities fix together;
+        whether it hid anything. The term comes from the count's own scope's identities
+        where one is shown, else from an identity across scopes it is in, else from any of
+        its scope's."""
         added = False
-        for identities in scopes.values():
-            for key in _fixed(identities, hidden, position):
-                own = [(*lhs, *rhs) for lhs, rhs in identities if key in (*lhs, *rhs)]
-                shown = [t for terms in own for t in terms if t not in hidden and count[t] > 0]
-                if not shown:  # its own identities are all hidden: another of the scope's
-                    shown = [
-                        t
-                        for lhs, rhs in identities
-                        for t in (*lhs, *rhs)
-                        if t not in hidden and count[t] > 0
-                    ]
+        for key in system.fixed(hidden):
+            for candidates in system.candidates(key):
+                shown = [t for t in candidates if t not in hidden and count[t] > 0]
                 if shown:
-                    hidden.add(preferred(list(dict.fromkeys(shown))))
+                    hidden.add(preferred(shown))
                     added = True
+                    break
         return added
 
     single()
@@ -122,37 +114,141 @@ def _scope(key: str) -> str:
     return found.group(0) if found else ""
 
 
-def _fixed(
-    identities: Sequence[Identity],
-    hidden: set[str],
-    position: dict[str, int],
-) -> list[str]:
-    """The hidden counts whose value the identities fix, the published counts known: those
-    whose unit vector lies in the row space of the identities' coefficients on the hidden
-    counts (every null-space vector is zero there)."""
-    terms = {t for lhs, rhs in identities for t in (*lhs, *rhs)}
-    names = sorted(hidden & terms, key=position.__getitem__)
-    column = {k: i for i, k in enumerate(names)}
-    rows = []
-    for lhs, rhs in identities:
-        row = np.zeros(len(names))
-        for term in lhs:
-            if term in column:
-                row[column[term]] += 1.0
-        for term in rhs:
-            if term in column:
-                row[column[term]] -= 1.0
-        if row.any():
-            rows.append(row)
-    if not rows:
-        return []
-    matrix = np.array(rows)
+def _null_space(matrix: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """An orthonormal basis of the null space of ``matrix``, as columns."""
+    n = matrix.shape[1]
+    if matrix.shape[0] == 0:
+        return np.eye(n)
     _, singular, vt = np.linalg.svd(matrix, full_matrices=True)
-    tolerance = max(matrix.shape) * np.finfo(np.float64).eps * max(float(singular[0]), 1.0)
-    rank = int((singular > tolerance).sum())
-    null = vt[rank:]  # the directions the hidden counts may move in together
-    free = np.abs(null).max(axis=0) > 1e-9 if len(null) else np.zeros(len(names), np.bool_)
-    return [names[i] for i in np.flatnonzero(~free).tolist()]
+    rank = int((singular > _tolerance(matrix, singular)).sum())
+    return np.ascontiguousarray(vt[rank:].T)
+
+
+def _tolerance(matrix: npt.NDArray[np.float64], singular: npt.NDArray[np.float64]) -> float:
+    largest = float(singular[0]) if singular.size else 0.0
+    return float(max(matrix.shape) * np.finfo(np.float64).eps * max(largest, 1.0))
+
+
+def _coefficients(
+    identities: Sequence[Identity],
+    column: dict[str, int],
+    n: int,
+    *,
+    only: set[str] | None = None,
+) -> npt.NDArray[np.float64]:
+    """Each identity as ``lhs - rhs = 0``: its coefficients on ``n`` counts, each at its
+    ``column`` (of the terms in ``only``, where given); a row for every identity, so that rows
+    line up across scopes."""
+    rows = np.zeros((len(identities), n))
+    for r, (lhs, rhs) in enumerate(identities):
+        for terms, sign in ((lhs, 1.0), (rhs, -1.0)):
+            for term in terms:
+                if only is None or term in only:
+                    rows[r, column[term]] += sign
+    return rows
+
+
+class _System:
+    """The summary's identities as linear equations in its counts, split by scope once, for
+    finding the hidden counts they fix (:meth:`fixed`) round after round.
+
+    Solved by blocks, as the summary is built: each scope's own identities give the directions
+    its hidden counts may move in together (an orthonormal null-space basis ``N`` per scope);
+    the identities across scopes (the totals over groups) then restrict those directions
+    jointly, through the matrix ``M`` of their coefficients on every scope's basis. A hidden
+    count is fixed when its row of ``N``, placed in ``M``'s coordinates, lies in ``M``'s row
+    space. Every scope at once as one dense system took minutes for a hundred groups; this
+    takes a small decomposition per scope and one of ``M``, whose rows are the cross-scope
+    identities."""
+
+    def __init__(self, identities: Sequence[Identity], position: dict[str, int]) -> None:
+        self.position = position
+        scope_of = {t: _scope(t) for lhs, rhs in identities for t in (*lhs, *rhs)}
+        self.scope_of = scope_of
+        self.scoped: dict[str, list[Identity]] = {}
+        self.across: list[Identity] = []
+        own: dict[str, list[Identity]] = {}
+        for lhs, rhs in identities:
+            terms = (*lhs, *rhs)
+            scopes = {scope_of[t] for t in terms}
+            if len(scopes) == 1:
+                self.scoped.setdefault(scopes.pop(), []).append((lhs, rhs))
+            else:
+                self.across.append((lhs, rhs))
+            for t in dict.fromkeys(terms):
+                own.setdefault(t, []).append((lhs, rhs))
+        self._own = own
+        self._scope_terms = {
+            g: list(dict.fromkeys(t for lhs, rhs in ids for t in (*lhs, *rhs)))
+            for g, ids in self.scoped.items()
+        }
+        # Each scope's coefficients on each of its counts, once: a round takes the columns of
+        # the counts hidden by then.
+        self._column: dict[str, int] = {}
+        by_scope: dict[str, list[str]] = {}
+        for t, g in scope_of.items():
+            by_scope.setdefault(g, []).append(t)
+        for keys in by_scope.values():
+            self._column.update({t: i for i, t in enumerate(keys)})
+        self._inner = {
+            g: _coefficients(self.scoped.get(g, []), self._column, len(keys))
+            for g, keys in by_scope.items()
+        }
+        self._bases: dict[tuple[str, tuple[int, ...]], npt.NDArray[np.float64]] = {}
+        self._outer = {
+            g: _coefficients(self.across, self._column, len(keys), only=set(keys))
+            for g, keys in by_scope.items()
+        }
+
+    def _basis(self, scope: str, picks: list[int]) -> npt.NDArray[np.float64]:
+        """The null-space basis of a scope's identities on the counts picked, kept until the
+        scope's hidden counts change (a round hides a few more, in a few scopes)."""
+        key = (scope, tuple(picks))
+        basis = self._bases.get(key)
+        if basis is None:
+            basis = self._bases[key] = _null_space(self._inner[scope][:, picks])
+        return basis
+
+    def candidates(self, key: str) -> list[list[str]]:
+        """Where one more term to hide is looked for, in order: the identities of ``key``'s
+        own scope that it is in, the identities across scopes that it is in, any of its scope's
+        identities."""
+        scope = self.scope_of[key]
+        own = self._own.get(key, [])
+        inside = [ids for ids in own if all(self.scope_of[t] == scope for t in (*ids[0], *ids[1]))]
+        flat = [
+            list(dict.fromkeys(t for lhs, rhs in ids for t in (*lhs, *rhs)))
+            for ids in (inside, own)
+        ]
+        return [*flat, self._scope_terms.get(scope, [])]
+
+    def fixed(self, hidden: set[str]) -> list[str]:
+        """The hidden counts whose value the identities together fix, the published counts
+        known (every solution gives them the same value)."""
+        names: dict[str, list[str]] = {}
+        for term in sorted(hidden & self.scope_of.keys(), key=self.position.__getitem__):
+            names.setdefault(self.scope_of[term], []).append(term)
+        picks = {g: [self._column[k] for k in keys] for g, keys in names.items()}
+        bases = {g: self._basis(g, picks[g]) for g in names}
+        fixed = []
+        cross = np.zeros((len(self.across), 0))
+        if self.across and names:
+            cross = np.hstack([self._outer[g][:, picks[g]] @ bases[g] for g in names])
+            cross = cross[np.abs(cross).max(axis=1, initial=0.0) > 1e-12]  # rows that say something
+        if cross.any():
+            _, singular, vt = np.linalg.svd(cross, full_matrices=False)
+            rank = int((singular > _tolerance(cross, singular)).sum())
+            rows = vt[:rank]  # an orthonormal basis of M's row space
+        else:
+            rows = np.zeros((0, sum(b.shape[1] for b in bases.values())))
+        start = 0
+        for g, basis in bases.items():
+            end = start + basis.shape[1]
+            inside = basis @ rows[:, start:end].T  # each count's row projected on M's rows
+            left = (basis * basis).sum(axis=1) - (inside * inside).sum(axis=1)
+            fixed += [names[g][i] for i in np.flatnonzero(left < 1e-10).tolist()]
+            start = end
+        return sorted(fixed, key=self.position.__getitem__)
 
 
 def suppress(summary: CohortSummary, rule: SuppressionRule | None = None) -> CohortSummary:
