@@ -24,6 +24,7 @@ from pamlib.fhir import (
     questionnaire_response,
     read_fhir,
 )
+from pamlib.fhir.codes import QUESTIONNAIRE_BASE
 from pamlib.fhir.mapping import FhirMapping, QuestionnaireMapping, load_mapping
 from pamlib.fhir.plugin import FhirFormat
 from pamlib.formats.base import ReadOptions, Reject
@@ -391,7 +392,7 @@ def test_case_09_unpaired_surrogate_escape_rejects_that_response(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], process_host: PluginHost
 ) -> None:
     """JSON may escape half a surrogate pair; no output file can hold it, so the response is
-    rejected (and a reject quoting such a value is written with the escape)."""
+    rejected (and the status, the response's own text, is not repeated in the message)."""
     lines = [qr("A1"), qr("A2") | {"status": "SURROGATE"}, qr("A3"), qr("SURROGATE")]
     text = "\n".join(json.dumps(r) for r in lines).replace("SURROGATE", "\\ud800")
     path = tmp_path / "in.ndjson"
@@ -403,7 +404,7 @@ def test_case_09_unpaired_surrogate_escape_rejects_that_response(
         ("line 2, $.status", "status"),
         ("line 4, $", "encoding"),
     ]
-    assert "\\ud800" in rejects[0]["message"]
+    assert rejects[0]["message"].endswith("not a status FHIR does not define")
     ids, _ = both_paths(path)
     assert ids == ["A1", "A3"]
 
@@ -597,3 +598,36 @@ def test_fhir_output_without_a_patient_identifier_is_refused(
     text = out.read_text(encoding="utf-8")
     assert "https://fhir.nhs.uk/Id/nhs-number" in text
     assert "9434765919" in text
+
+
+# -- a response's own text is never repeated in a message -----------------------------------------
+
+NAME_AND_NUMBER = "Jane Smith 9434765919"
+
+
+@pytest.mark.parametrize(
+    ("field", "bad", "code"),
+    [
+        (("status",), NAME_AND_NUMBER, "status"),
+        (("item", 0, "linkId"), NAME_AND_NUMBER, "unknown-item"),
+        (("questionnaire",), f"{QUESTIONNAIRE_BASE}/PAM-13|{NAME_AND_NUMBER}",
+         "questionnaire-version"),
+    ],
+    ids=["status", "link-id", "questionnaire-version"],
+)  # fmt: skip
+def test_a_value_of_the_response_is_not_repeated_in_its_reject(
+    field: tuple[str | int, ...], bad: str, code: str
+) -> None:
+    """A status, linkId or questionnaire version is the document's own text, and could hold
+    anything (a service passes these messages to its clients): the reject says where and what
+    kind, never the value. A status FHIR defines is still named."""
+    broken = qr("A2")
+    _set(broken, field, bad)
+    _, (reject,) = both_paths(bundle_of(qr("A1"), broken))
+    assert reject.code == code
+    assert "9434765919" not in reject.message
+    assert "Jane" not in reject.message
+    in_progress = qr("A3")
+    _set(in_progress, ("status",), "in-progress")
+    _, (named,) = both_paths(bundle_of(in_progress))
+    assert "'in-progress'" in named.message

@@ -382,8 +382,9 @@ class ResponseParser:
         if url.startswith(prefix) and url[len(prefix) :] in self.instruments:
             instrument = self.instruments.get(url[len(prefix) :])
             if version is not None and version != instrument.version:
+                # the version asked for is the document's text: not repeated in the message
                 message = (
-                    f"{instrument.id} version {version} is not the installed version "
+                    f"the {instrument.id} version asked for is not the installed version "
                     f"{instrument.version}"
                 )
                 return Problem(where, "questionnaire-version", message)
@@ -453,8 +454,7 @@ class ResponseParser:
                 Problem(
                     f"{path}.status",
                     "status",
-                    "only completed or amended responses are scored, not "
-                    + (repr(status) if isinstance(status, str) else "a missing status"),
+                    "only completed or amended responses are scored, not " + _status_of(status),
                 )
             )
         contained = self._contained(qr)
@@ -739,12 +739,14 @@ class ResponseParser:
                     Problem(
                         f"{here}.linkId",
                         "unknown-item",
-                        f"linkId {link_id!r} is not an item of {target.instrument.id} "
+                        f"the linkId is not an item of {target.instrument.id} "
                         "and is not mapped or ignored",
                     )
                 )
             return
         if column in draft.seen:
+            # a linkId found among the instrument's or the mapping's, never a value of the
+            # document's own: safe to name
             problems.append(Problem(here, "duplicate-item", f"item {link_id!r} is answered twice"))
             return
         draft.seen.add(column)
@@ -852,3 +854,15 @@ class ResponseParser:
                         where = f"{path}.extension[{e}].extension[{p}]"
                         problems.append(Problem(where, "attribute", "an attribute needs a name"))
         return mode, site, attributes
+
+
+#: The statuses FHIR R4 defines for a QuestionnaireResponse: named in messages as they are.
+_FHIR_STATUSES = frozenset({"in-progress", "completed", "amended", "entered-in-error", "stopped"})
+
+
+def _status_of(status: object) -> str:
+    """A status as a message names it: one FHIR defines by its code; any other text is the
+    document's own (it could hold anything, an identifier included), so only its kind."""
+    if not isinstance(status, str):
+        return "a missing status"
+    return repr(status) if status in _FHIR_STATUSES else "a status FHIR does not define"
