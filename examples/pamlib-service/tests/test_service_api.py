@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import json
+import logging
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -11,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from pamlib_service.models import Submission
+from pamlib_service.models import MAX_TEXT, Submission
 from pamlib_service.service import Service
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
@@ -284,6 +286,28 @@ def test_cohort_report_covers_the_tokens_site_only_and_is_suppressed(
     assert summary["levels_baseline"]["4"] == summary["levels_baseline"]["3"] == "*"
 
 
+def test_no_stored_submission_is_left_out_for_repeating_another_ones_assessment_id(
+    client: TestClient, auth: Auth, make_response: MakeResponse
+) -> None:
+    for n in range(10):
+        qr = make_response(f"A{n}", patient_id=f"P{n}")
+        client.post("/fhir/QuestionnaireResponse", json=qr, headers=auth("north"))
+    # Another clinic's identifier system: the same assessment id, another patient, and P1's
+    # own id again, six months later. Each is acknowledged as a submission of its own.
+    for patient, on in (("PX", dt.date(2025, 3, 1)), ("P1", dt.date(2025, 9, 1))):
+        qr = make_response("A1", patient_id=patient, on=on)
+        qr["identifier"]["system"] = f"urn:other-clinic:{patient}"
+        answer = client.post("/fhir/QuestionnaireResponse", json=qr, headers=auth("north"))
+        assert answer.status_code == 201
+    summary = client.get("/reports/cohort", headers=auth("north")).json()
+    assert (summary["n_patients"], summary["n_assessments"]) == (11, 12)
+    trajectory = client.get("/patients/P1/trajectory", headers=auth("north")).json()
+    assert trajectory["n_assessments"] == len(trajectory["assessments"]) == 2
+    assert trajectory["baseline"]["assessment_id"] == "A1"
+    assert trajectory["followup"]["assessment_id"] == "A1"  # the stored id, not the table's
+    assert trajectory["followup"]["assessed_on"] == "2025-09-01"
+
+
 def test_cohort_report_of_a_site_with_nothing_stored(client: TestClient, auth: Auth) -> None:
     summary = client.get("/reports/cohort", headers=auth("south")).json()
     assert summary["n_assessments"] == 0
@@ -398,3 +422,119 @@ def test_every_problem_of_a_response_is_located(
     assert answer.status_code == 422
     where = {i["expression"][0] for i in answer.json()["issue"]}
     assert where == {"$.authored", "$.item[0].answer[0].valueCoding"}
+
+
+def located(outcome: dict[str, Any]) -> list[tuple[str, str]]:
+    """Where and what each issue of an OperationOutcome is."""
+    return [(i["expression"][0], i["details"]["coding"][0]["code"]) for i in outcome["issue"]]
+
+
+def _nested(qr: dict[str, Any], depth: int) -> str:
+    """``qr`` with a member ``x`` holding lists nested ``depth`` deep (``qr`` itself is one
+    level more)."""
+    return json.dumps(qr)[:-1] + ', "x": ' + "[" * depth + "]" * depth + "}"
+
+
+@pytest.mark.parametrize("path", ["/fhir/QuestionnaireResponse", "/fhir/$score"])
+@pytest.mark.parametrize("depth", [64, 980])  # 980: within json.loads, beyond what hashing takes
+def test_a_body_nested_too_deep_is_400_located_never_500(
+    client: TestClient, auth: Auth, make_response: MakeResponse, path: str, depth: int
+) -> None:
+    body = _nested(make_response("A1"), depth)
+    answer = client.post(path, content=body, headers=auth("north"))
+    assert answer.status_code == 400, answer.text
+    (issue,) = answer.json()["issue"]
+    assert issue["details"]["coding"] == [{"code": "too-deep"}]
+    assert issue["expression"] == ["$.x" + "[0]" * 63]  # the container at depth 65
+    assert count(client) == 0
+
+
+def test_a_body_nested_as_deep_as_allowed_is_stored(
+    client: TestClient, auth: Auth, make_response: MakeResponse
+) -> None:
+    body = _nested(make_response("A1"), 63)
+    answer = client.post("/fhir/QuestionnaireResponse", content=body, headers=auth("north"))
+    assert answer.status_code == 201, answer.text
+
+
+@pytest.mark.parametrize("path", ["/fhir/QuestionnaireResponse", "/fhir/$score"])
+def test_numbers_out_of_range_and_nul_characters_are_422_located_never_500(
+    client: TestClient, auth: Auth, make_response: MakeResponse, path: str
+) -> None:
+    qr = make_response("A1")
+    qr["x"] = "INF"
+    qr["contained"][0]["text"] = "a\x00b"
+    qr["Jane\x00Smith"] = 1  # a member name that is no element's is not echoed
+    body = json.dumps(qr).replace('"x": "INF"', '"x": [1e999, -1e999, 1.5]')
+    answer = client.post(path, content=body, headers=auth("north"))
+    assert answer.status_code == 422, answer.text
+    assert set(located(answer.json())) == {
+        ("$.x[0]", "number-range"),
+        ("$.x[1]", "number-range"),
+        ("$.contained[0].text", "nul"),
+        ("$", "nul"),
+    }
+    assert "Jane" not in answer.text
+    assert count(client) == 0
+
+
+def test_a_nul_in_the_identifier_is_one_located_problem(
+    client: TestClient, auth: Auth, make_response: MakeResponse
+) -> None:
+    qr = make_response("A\x001")
+    answer = client.post("/fhir/QuestionnaireResponse", json=qr, headers=auth("north"))
+    assert answer.status_code == 422
+    assert located(answer.json()).count(("$.identifier.value", "nul")) == 1
+
+
+@pytest.mark.parametrize("key", ["a%00b", "a" * (MAX_TEXT + 1)])
+def test_a_key_no_patient_can_have_is_404_on_every_database(
+    client: TestClient, auth: Auth, key: str
+) -> None:
+    answer = client.get(f"/patients/{key}/trajectory", headers=auth("north"))
+    assert answer.status_code == 404
+    assert answer.json()["error"] == "not-found"
+
+
+def test_a_client_hanging_up_mid_body_is_no_server_failure(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Content-Length 100, two bytes sent, then gone (the ASGI server says ``http.disconnect``)."""
+    messages: list[dict[str, Any]] = [
+        {"type": "http.request", "body": b"{}", "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/fhir/$score",
+        "raw_path": b"/fhir/$score",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [
+            (b"authorization", b"Bearer north-token-0123456789"),
+            (b"content-length", b"100"),
+        ],
+        "client": ("127.0.0.1", 5000),
+        "server": ("testserver", 80),
+    }
+    assert client.portal is not None
+    with caplog.at_level(logging.INFO, logger="pamlib_service"):
+        client.portal.call(client.app, scope, receive, send)
+    events = {r.getMessage(): r for r in caplog.records if r.name == "pamlib_service"}
+    assert events["client-disconnected"].levelno == logging.INFO
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    request = events["request"].__dict__["fields"]
+    assert (request["path"], request["status"]) == ("/fhir/$score", 499)
+    assert sent[0]["status"] == 499

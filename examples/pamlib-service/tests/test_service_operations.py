@@ -326,20 +326,52 @@ def test_no_identifier_in_logs_or_error_bodies(
         assert secret not in everything
 
 
-def test_uvicorns_access_log_never_shows_a_patient_key() -> None:
-    record = logging.LogRecord(
-        "uvicorn.access",
-        logging.INFO,
-        __file__,
-        1,
-        '%s - "%s %s HTTP/%s" %d',
-        ("127.0.0.1:5000", "GET", f"/patients/{NHS}/trajectory?x=1", "1.1", 200),
-        None,
-    )
-    assert AccessLogFilter().filter(record)
-    assert (
-        record.getMessage() == '127.0.0.1:5000 - "GET /patients/{key}/trajectory?x=1 HTTP/1.1" 200'
-    )
+def test_no_identifier_in_logs_from_query_strings_or_paths_matching_no_route(
+    client: TestClient, auth: Auth
+) -> None:
+    with every_log_line() as lines:
+        for path in (
+            f"/reassessments/overdue?on={NHS}",
+            f"/reassessments/overdue?on=2025-10-01&who={NHS}",
+            f"/patient/{NHS}/trajectory",
+            "/Patients/Jane Smith/trajectory",
+            "/patients/Jane%2FSmith/trajectory",
+            f"/patients/{NHS}/trajectory/",
+        ):
+            client.get(path, headers=auth("north"))
+    everything = "\n".join(lines)
+    for secret in (NHS, "Jane", "Smith"):
+        assert secret not in everything
+    logged = [json.loads(line) for line in lines if line.startswith("{")]
+    shown = {entry["path"] for entry in logged if "path" in entry}
+    # The trailing slash is redirected to the route (which the client follows).
+    assert shown == {"/reassessments/overdue", "/patients/{key}/trajectory", "unmatched"}
+
+
+def test_uvicorns_access_log_shows_route_templates_only(client: TestClient) -> None:
+    """The filter the service puts on uvicorn's access logger, for uvicorn run without
+    ``--no-access-log``: its lines show the route a request matched, never the path as sent."""
+    (installed,) = [
+        f for f in logging.getLogger("uvicorn.access").filters if isinstance(f, AccessLogFilter)
+    ]
+    for sent, shown in (
+        (f"/patients/{NHS}/trajectory?x=1", "/patients/{key}/trajectory"),
+        (f"/patients/nhs%3A{NHS}/trajectory", "/patients/{key}/trajectory"),
+        (f"/reassessments/overdue?on={NHS}", "/reassessments/overdue"),
+        (f"/patient/{NHS}/trajectory", "unmatched"),
+        ("/Patients/Jane%20Smith/trajectory", "unmatched"),
+    ):
+        record = logging.LogRecord(
+            "uvicorn.access",
+            logging.INFO,
+            __file__,
+            1,
+            '%s - "%s %s HTTP/%s" %d',
+            ("127.0.0.1:5000", "GET", sent, "1.1", 200),
+            None,
+        )
+        assert installed.filter(record)
+        assert record.getMessage() == f'127.0.0.1:5000 - "GET {shown} HTTP/1.1" 200'
 
 
 # -- hostile input -------------------------------------------------------------------------------

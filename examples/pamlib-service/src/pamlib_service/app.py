@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -28,12 +28,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from pamlib.errors import Problem
 from pamlib.plugins import PluginHost
 from pamlib_service.config import Settings, StartupError
-from pamlib_service.logs import install_logging, log_event, redact_path
+from pamlib_service.logs import UNMATCHED, install_logging, log_event
 from pamlib_service.service import ApiError, Service
 
 __all__ = ["create_app"]
 
 FHIR_JSON = "application/fhir+json"
+#: The status logged for a request whose client went away before its body was read (nginx's
+#: "client closed request"): neither a server failure nor an answer anyone received.
+CLIENT_CLOSED = 499
 
 
 def _problems(problems: tuple[Problem, ...]) -> list[dict[str, str]]:
@@ -65,7 +68,8 @@ def _json(body: dict[str, Any], status: int = 200, *, fhir: bool = False) -> JSO
 
 
 class AccessLog:
-    """One JSON line per request: method, path with patient keys redacted, status, time."""
+    """One JSON line per request: method, the route template it matched (never the path or
+    query as sent: either may hold a patient identifier), status, time."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -89,10 +93,17 @@ class AccessLog:
             log_event(
                 "request",
                 method=scope.get("method"),
-                path=redact_path(str(scope.get("path", ""))),
+                path=_template(scope),
                 status=status,
                 ms=round((time.perf_counter() - start) * 1000, 1),
             )
+
+
+def _template(scope: Scope) -> str:
+    """The template of the route Starlette matched (it records it in the scope), else
+    ``unmatched``."""
+    route = scope.get("route")
+    return route.path if isinstance(route, Route) else UNMATCHED
 
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -106,7 +117,7 @@ def create_app(  # noqa: PLR0915 - the endpoints are closures over one start-up 
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        install_logging()
+        install_logging(route.path for route in routes)
         try:
             chosen = settings if settings is not None else Settings.from_env()
             state["service"] = await run_in_threadpool(Service.start, chosen, host=host)
@@ -153,7 +164,7 @@ def create_app(  # noqa: PLR0915 - the endpoints are closures over one start-up 
                 except ApiError as error:
                     log_event(
                         "refused",
-                        path=redact_path(request.url.path),
+                        path=_template(request.scope),
                         status=error.status,
                         code=error.code,
                         problems=[p.code for p in error.problems][:20],
@@ -162,6 +173,11 @@ def create_app(  # noqa: PLR0915 - the endpoints are closures over one start-up 
                     if error.status == 401:
                         response.headers["WWW-Authenticate"] = "Bearer"
                     return response
+                except ClientDisconnect:
+                    # The client hung up before sending its whole body: nothing was done, and
+                    # nobody is left to answer. Its doing, not a failure of the service.
+                    log_event("client-disconnected", path=_template(request.scope))
+                    return Response(status_code=CLIENT_CLOSED)
                 except Exception as exc:
                     # The database restarting, unreachable or busy is 503: nothing was stored,
                     # or the commit went through and the same request sent again finds it
@@ -171,7 +187,7 @@ def create_app(  # noqa: PLR0915 - the endpoints are closures over one start-up 
                     log_event(
                         "database-unavailable" if unavailable else "failed",
                         level=logging.WARNING if unavailable else logging.ERROR,
-                        path=redact_path(request.url.path),
+                        path=_template(request.scope),
                         exception=type(exc).__name__,
                     )
                     failed = (

@@ -2,9 +2,10 @@
 
 The service logs events with fields it chooses — a route template, a status, a row id, a
 problem code — never request bodies, identifiers or patient keys. The one place an identifier
-could slip in is a URL: ``/patients/{key}/trajectory`` holds a patient key that may be an NHS
-number. :func:`redact_path` replaces it before any access log line is written, by this service's
-own access log and by uvicorn's (:class:`AccessLogFilter`).
+could slip in is a URL: a path segment (``/patients/{key}/trajectory``, but also a mistyped
+``/patient/9434765919/...``) or a query string (``?on=9434765919``) may hold one. So no access
+log line shows a URL as sent: :func:`route_template` gives the route it matched, query dropped,
+or ``unmatched`` — in this service's own access log and in uvicorn's (:class:`AccessLogFilter`).
 """
 
 from __future__ import annotations
@@ -13,22 +14,35 @@ import datetime as dt
 import json
 import logging
 import re
+from collections.abc import Iterable
+from functools import cache
 from typing import Any
 
-__all__ = ["AccessLogFilter", "JsonFormatter", "install_logging", "log_event", "redact_path"]
+__all__ = ["AccessLogFilter", "JsonFormatter", "install_logging", "log_event", "route_template"]
 
 LOGGER = logging.getLogger("pamlib_service")
 
-_PATIENT_SEGMENT = re.compile(r"/patients/[^/?#]*")
+#: What an access log shows for a path that matches no route (a 404 is no reason to log it).
+UNMATCHED = "unmatched"
 
 
-def redact_path(path: str) -> str:
-    """``path`` with any patient key replaced by ``{key}``.
+@cache
+def _pattern(template: str) -> re.Pattern[str]:
+    parts = re.split(r"\{[^}]*\}", template)
+    return re.compile("[^/]+".join(re.escape(part) for part in parts))
 
-    >>> redact_path("/patients/nhs:9434765919/trajectory?x=1")
-    '/patients/{key}/trajectory?x=1'
+
+def route_template(path: str, templates: Iterable[str]) -> str:
+    """The template of ``templates`` that ``path`` matches, else :data:`UNMATCHED`; a query
+    string is dropped. Only templates, which the service chose, ever reach a log.
+
+    >>> route_template("/patients/nhs:9434765919/trajectory?x=1", ["/patients/{key}/trajectory"])
+    '/patients/{key}/trajectory'
+    >>> route_template("/patient/9434765919/trajectory", ["/patients/{key}/trajectory"])
+    'unmatched'
     """
-    return _PATIENT_SEGMENT.sub("/patients/{key}", path)
+    bare = path.partition("?")[0]
+    return next((t for t in templates if _pattern(t).fullmatch(bare)), UNMATCHED)
 
 
 class JsonFormatter(logging.Formatter):
@@ -53,18 +67,24 @@ class JsonFormatter(logging.Formatter):
 
 
 class AccessLogFilter(logging.Filter):
-    """Redacts patient keys from uvicorn's access log lines (its ``args`` hold the path)."""
+    """Shows uvicorn's access log lines with the route template in place of the path and query
+    (its ``args`` hold them, as sent): for a service run with uvicorn's access log on."""
+
+    def __init__(self, templates: Iterable[str]) -> None:
+        super().__init__()
+        self.templates = tuple(templates)
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
         if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
-            record.args = (*args[:2], redact_path(args[2]), *args[3:])
+            record.args = (*args[:2], route_template(args[2], self.templates), *args[3:])
         return True
 
 
-def install_logging() -> None:
+def install_logging(templates: Iterable[str] = ()) -> None:
     """JSON lines on stderr for the service's logger when nothing else handles logs, and the
-    redacting filter on uvicorn's access logger. Safe to call more than once."""
+    filter showing route ``templates`` on uvicorn's access logger. Safe to call more than
+    once."""
     if not logging.getLogger().handlers and not LOGGER.handlers:
         handler = logging.StreamHandler()
         handler.setFormatter(JsonFormatter())
@@ -72,7 +92,7 @@ def install_logging() -> None:
         LOGGER.setLevel(logging.INFO)
     access = logging.getLogger("uvicorn.access")
     if not any(isinstance(f, AccessLogFilter) for f in access.filters):
-        access.addFilter(AccessLogFilter())
+        access.addFilter(AccessLogFilter(templates))
 
 
 def log_event(event: str, level: int = logging.INFO, **fields: object) -> None:

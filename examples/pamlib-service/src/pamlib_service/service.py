@@ -16,6 +16,7 @@ import datetime as dt
 import hashlib
 import json
 import math
+import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -67,6 +68,15 @@ RULE_EXTENSION = "https://pamlib.org/fhir/StructureDefinition/tailoring-rule"
 _RESERVED = frozenset(
     {*STANDARD_TYPES, *RECOMMENDATION_TYPES, *IDENTITY_COLUMNS, "site", "language", "mode"}
 )
+#: The deepest nesting of arrays and objects accepted: pamlib's own reader's limit (a FHIR
+#: response nests about ten levels). Deeper documents would exhaust the interpreter's recursion
+#: limit wherever the document is walked again (hashing it, storing it as JSON).
+MAX_DEPTH = 64
+#: At most this many located problems are listed for a body's values.
+MAX_PROBLEMS = 20
+#: Member names shown in a problem's path; any other name is shown as ``*``, so that no
+#: request text that could be an identifier is echoed.
+_ELEMENT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 
 
 class ApiError(Exception):
@@ -111,6 +121,42 @@ def _text_problem(value: str, where: str, what: str) -> Problem | None:
     except UnicodeEncodeError:
         return Problem(where, "not-unicode", f"{what} is not Unicode text")
     return None
+
+
+def _member(path: str, key: str) -> str:
+    return f"{path}.{key}" if _ELEMENT_NAME.fullmatch(key) else f"{path}.*"
+
+
+def _value_problems(document: object) -> list[Problem]:
+    """The values of a parsed body that cannot be stored, located: a number out of range
+    (``1e999`` parses as infinity, which JSON columns refuse) and a NUL in a string or member
+    name (PostgreSQL text cannot hold one; FHIR strings may hold no control character).
+
+    Walks iteratively, and first raises a 400 :class:`ApiError` for nesting deeper than
+    :data:`MAX_DEPTH`: hashing or storing such a document would recurse too deep.
+    """
+    problems: list[Problem] = []
+    stack: list[tuple[object, str, int]] = [(document, "$", 1)]
+    while stack:
+        value, path, depth = stack.pop()
+        if isinstance(value, dict):
+            children = [(v, _member(path, k)) for k, v in value.items()]
+            names: Iterable[str] = value.keys()
+        elif isinstance(value, list):
+            children, names = [(v, f"{path}[{i}]") for i, v in enumerate(value)], ()
+        else:
+            if isinstance(value, float) and not math.isfinite(value):
+                problems.append(Problem(path, "number-range", "a number is out of range"))
+            elif isinstance(value, str) and "\x00" in value:
+                problems.append(Problem(path, "nul", "a string contains a NUL character"))
+            continue
+        if depth > MAX_DEPTH:
+            problem = Problem(path, "too-deep", f"nested more than {MAX_DEPTH} levels deep")
+            raise ApiError(400, "too-deep", "the body is nested too deeply", [problem])
+        if any("\x00" in name for name in names):
+            problems.append(Problem(path, "nul", "a member name contains a NUL character"))
+        stack.extend((child, at, depth + 1) for child, at in reversed(children))
+    return problems[:MAX_PROBLEMS]
 
 
 def _identifier(document: Mapping[str, Any]) -> tuple[str, str] | Problem:
@@ -187,16 +233,32 @@ def scored_row(assessment: pamlib.Assessment, result: ScoreResult) -> dict[str, 
     return row
 
 
-def _table(rows: Sequence[Mapping[str, Any]]) -> ScoredTable:
+def _table(rows: Sequence[Mapping[str, Any]], keys: Sequence[object]) -> ScoredTable:
+    """A scored table of every row: none is left out.
+
+    A scored table holds each assessment id once, but two stored submissions may carry one
+    (another identifier system, perhaps another clinic's patient). Each was acknowledged as a
+    submission of its own, so each counts: a repeated id is told apart by the row's ``keys``
+    entry (its stored id) after a NUL, which no stored assessment id holds (:func:`_real_id`
+    undoes it). The first keeps its id, so ties still order by assessment id as in pamlib.
+    """
     import pyarrow as pa
 
     if not rows:
         return ScoredTable.from_arrow(scored_schema().empty_table())
-    # A scored table holds each assessment once; two identifiers may carry one assessment id
-    # (different identifier systems): the first stored stands for it.
-    unique = {str(r["assessment_id"]): r for r in reversed(rows)}
-    kept = [dict(r) for r in rows if unique[str(r["assessment_id"])] is r]
+    seen: set[str] = set()
+    kept = []
+    for row, key in zip(rows, keys, strict=True):
+        assessment_id = str(row["assessment_id"])
+        unique = f"{assessment_id}\x00{key}" if assessment_id in seen else assessment_id
+        seen.add(assessment_id)
+        kept.append({**row, "assessment_id": unique})
     return ScoredTable.from_arrow(pa.Table.from_pylist(kept))
+
+
+def _real_id(table_id: str) -> str:
+    """The stored assessment id of a :func:`_table` row's id."""
+    return table_id.partition("\x00")[0]
 
 
 def _bundle(assessment: pamlib.Assessment, result: ScoreResult) -> dict[str, Any]:
@@ -401,13 +463,17 @@ class Service:
             raise ApiError(
                 400, "invalid-json", "the body is not a JSON document", [Problem("$", "json", "")]
             ) from None
+        unstorable = _value_problems(document)
         if not isinstance(document, dict) or document.get("resourceType") != (
             "QuestionnaireResponse"
         ):
             problem = Problem("$.resourceType", "resource-type", "expected a QuestionnaireResponse")
             raise ApiError(422, "invalid", "not a QuestionnaireResponse", [problem])
         identifier = _identifier(document) if keyed else None
-        problems = [identifier] if isinstance(identifier, Problem) else []
+        problems = list(unstorable)
+        found = {(p.where, p.code) for p in problems}
+        if isinstance(identifier, Problem) and (identifier.where, identifier.code) not in found:
+            problems.append(identifier)
         parser = ResponseParser(self.host.instruments())  # one per request: it keeps caches
         try:
             row = parser.parse(document)
@@ -496,15 +562,18 @@ class Service:
         bundle = _bundle(assessment, result)
         try:
             with self.sessions.begin() as session:
-                previous = session.scalars(
-                    select(Submission.scored_row)
+                previous = session.execute(
+                    select(Submission.id, Submission.scored_row)
                     .where(
                         Submission.site == token.site, Submission.patient_key == parsed.patient_key
                     )
                     .order_by(Submission.id)
                 ).all()
-                earlier = [p for p in previous if p["assessment_id"] != assessment.id]
-                tailored = pamlib.tailor(_table([*earlier, row]), self.engine).to_arrow()
+                earlier = [p for p in previous if p.scored_row["assessment_id"] != assessment.id]
+                table = _table(
+                    [*(p.scored_row for p in earlier), row], [*(p.id for p in earlier), "new"]
+                )
+                tailored = pamlib.tailor(table, self.engine).to_arrow()
                 last = tailored.slice(len(tailored) - 1).to_pylist()[0]
                 pathways = list(last["recommended_pathways"] or [])
                 rules_fired = list(last["recommendation_rules"] or [])
@@ -560,6 +629,10 @@ class Service:
     lookup = _existing
 
     def _patient_rows(self, site: str, key: str) -> tuple[str, list[Submission]]:
+        # A key no submission could be stored under (a NUL, too long) is no patient's: the same
+        # 404 on every database, where PostgreSQL would refuse to compare a NUL at all.
+        if _text_problem(key, "key", "the key") is not None:
+            raise ApiError(404, "not-found", "no patient with that key at this site")
         candidates = [key]
         if not key.startswith("nhs:") and is_valid_nhs_number(key):
             candidates.append(f"nhs:{normalise_nhs_number(key)}")
@@ -579,14 +652,14 @@ class Service:
     def trajectory(self, key: str, token: Token) -> dict[str, Any]:
         """``GET /patients/{key}/trajectory``: pamlib's trajectory, and every assessment."""
         found, rows = self._patient_rows(token.site, key)
-        report = pamlib.build_report(_table([r.scored_row for r in rows]))
+        report = pamlib.build_report(_table([r.scored_row for r in rows], [r.id for r in rows]))
         trajectory = report.trajectories.for_patient(found)
 
         def ref(value: Any) -> dict[str, Any] | None:
             if value is None:
                 return None
             return {
-                "assessment_id": value.assessment_id,
+                "assessment_id": _real_id(value.assessment_id),
                 "assessed_on": value.assessed_on.isoformat(),
                 "score": value.score,
                 "level": value.level,
@@ -657,10 +730,11 @@ class Service:
     def cohort(self, token: Token) -> dict[str, Any]:
         """``GET /reports/cohort``: the JSON summary of the token's site, always suppressed."""
         with self.sessions() as session:
-            rows = session.scalars(
-                select(Submission.scored_row)
+            rows = session.execute(
+                select(Submission.id, Submission.scored_row)
                 .where(Submission.site == token.site)
                 .order_by(Submission.id)
             ).all()
-        report = pamlib.build_report(_table(rows), ReportConfig(publish=True))
+        table = _table([r.scored_row for r in rows], [r.id for r in rows])
+        report = pamlib.build_report(table, ReportConfig(publish=True))
         return summary_json(report)
