@@ -8,7 +8,7 @@ import json
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -506,11 +506,14 @@ def test_a_client_hanging_up_mid_body_is_no_server_failure(
     ]
     sent: list[dict[str, Any]] = []
 
-    async def receive() -> dict[str, Any]:
+    async def receive() -> MutableMapping[str, Any]:
         return messages.pop(0)
 
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(dict(message))
+
+    async def hang_up() -> None:
+        await client.app(scope, receive, send)
 
     scope = {
         "type": "http",
@@ -531,7 +534,7 @@ def test_a_client_hanging_up_mid_body_is_no_server_failure(
     }
     assert client.portal is not None
     with caplog.at_level(logging.INFO, logger="pamlib_service"):
-        client.portal.call(client.app, scope, receive, send)
+        client.portal.call(hang_up)
     events = {r.getMessage(): r for r in caplog.records if r.name == "pamlib_service"}
     assert events["client-disconnected"].levelno == logging.INFO
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
