@@ -94,6 +94,47 @@ class SparkJobError(PamlibError):
     pamlib's own."""
 
 
+def _kind(value: object) -> str:
+    """What ``value`` is, for a message: its type's name, never the value (it may be data)."""
+    return "None" if value is None else f"a {type(value).__name__}"
+
+
+def _path_argument(name: str, value: object) -> str:
+    """A path given as text or ``os.PathLike``, as text; anything else refused, saying so."""
+    if isinstance(value, os.PathLike):
+        value = os.fspath(value)
+    if not isinstance(value, str) or not value:
+        raise ConfigurationError(f"{name} must be a path (str or os.PathLike), not {_kind(value)}")
+    return value
+
+
+def _choice(name: str, value: object, choices: Sequence[str]) -> None:
+    """Refuse an option that is not one of ``choices`` (a list is no choice, and unhashable)."""
+    if not isinstance(value, str) or value not in choices:
+        shown = repr(value) if isinstance(value, str) else _kind(value)
+        named = ", ".join(repr(c) for c in choices[:-1]) + f" or {choices[-1]!r}"
+        raise ConfigurationError(f"{name} must be {named}, not {shown}")
+
+
+def _check_session(spark: object) -> None:
+    """Refuse what is not a Spark session before Spark is asked anything (a Spark Connect
+    session is no subclass of the classic one)."""
+    from pyspark.sql import SparkSession
+
+    if isinstance(spark, SparkSession):
+        return
+    if type(spark).__name__ == "SparkSession" and type(spark).__module__.startswith("pyspark."):
+        return
+    raise ConfigurationError(f"spark must be a SparkSession, not {_kind(spark)}")
+
+
+def _check_frame(name: str, df: object, what: str) -> None:
+    from pyspark.sql import DataFrame
+
+    if not isinstance(df, DataFrame):
+        raise ConfigurationError(f"{name} must be {what}, not {_kind(df)}")
+
+
 def _spark_options(
     multiline: bool, *, delimiter: str = ",", encoding: str = "UTF-8"
 ) -> dict[str, str]:
@@ -396,7 +437,7 @@ def _check_files(spark: SparkSession, path: str) -> None:
 
 def read_export(
     spark: SparkSession,
-    path: str,
+    path: str | os.PathLike[str],
     *,
     mapping: str | os.PathLike[str] | Mapping[str, str] | None = None,
     multiline: bool = True,
@@ -423,7 +464,55 @@ def read_export(
     ``pamlib score`` finds it, from the first MiB of each file, read here on the driver
     (:doc:`/spark`: files found to need different encodings are refused). A record with a byte
     not valid in it is rejected (``encoding``) when scored, as is one holding U+FFFD.
+
+    Arguments of the wrong kind raise :class:`~pamlib.errors.ConfigurationError`, a path that
+    names nothing :class:`~pamlib.errors.FormatError`: here, before Spark is asked to read.
     """
+    from pyspark.errors import AnalysisException
+
+    from pamlib.errors import FormatError
+
+    _check_session(spark)
+    path = _path_argument("path", path)
+    wrong = [
+        f"{name} must be {what}, not {_kind(value)}"
+        for name, value, kinds, what in (
+            ("multiline", multiline, (bool,), "True or False"),
+            ("delimiter", delimiter, (str, type(None)), "a character"),
+            ("encoding", encoding, (str, type(None)), "an encoding's name"),
+        )
+        if not isinstance(value, kinds)
+    ]
+    given: object = mapping  # typed, but a caller's may be anything
+    if given is not None and not isinstance(given, (str, os.PathLike, Mapping)):
+        wrong.append(f"mapping must be a mapping file's path or a mapping, not {_kind(given)}")
+    if wrong:
+        raise ConfigurationError("; ".join(wrong))
+    try:
+        return _read_export(
+            spark,
+            path,
+            mapping=mapping,
+            multiline=multiline,
+            delimiter=delimiter,
+            encoding=encoding,
+        )
+    except AnalysisException as error:
+        if error.getCondition() != "PATH_NOT_FOUND":
+            raise
+        raise FormatError(f"{path}: no such file or folder") from None
+
+
+def _read_export(
+    spark: SparkSession,
+    path: str,
+    *,
+    mapping: str | os.PathLike[str] | Mapping[str, str] | None,
+    multiline: bool,
+    delimiter: str | None,
+    encoding: str | None,
+) -> DataFrame:
+    """:func:`read_export`, its arguments checked."""
     from pamlib.formats._records import detect_delimiter
     from pamlib.formats.base import ReadOptions
     from pamlib.formats.layout import Layout, delimiter_problem, with_mapping
@@ -595,12 +684,12 @@ def score(
     from pamlib.formats.layout import Layout
     from pamlib.pipeline import TableScorer
 
-    if duplicates not in _READER_DUPLICATES:
-        raise ConfigurationError(
-            f"duplicates must be 'global', 'partition' or 'off', not {duplicates!r}"
-        )
-    if row_key not in ("number", "split"):
-        raise ConfigurationError(f"row_key must be 'number' or 'split', not {row_key!r}")
+    _check_frame("df", df, "a DataFrame from pamlib.spark.read_export")
+    _choice("duplicates", duplicates, tuple(_READER_DUPLICATES))
+    _choice("row_key", row_key, ("number", "split"))
+    for name, value in (("keep_nhs_number", keep_nhs_number), ("cache_export", cache_export)):
+        if not isinstance(value, bool):
+            raise ConfigurationError(f"{name} must be True or False, not {_kind(value)}")
     if row_key == "split" and duplicates == "global":
         raise ConfigurationError(
             "row_key='split' reads the export once, in the job: repeated ids can then be found "
@@ -611,6 +700,7 @@ def score(
         mapping = _mapping_from(described.get("mapping"))
     source = str(described.get("source", "spark"))
     header = tuple(c for c in df.columns if c not in KEY_COLUMNS)
+    df = _text_columns(df, header)
     scorer = TableScorer(
         provider=provider,
         calibration=calibration,
@@ -624,6 +714,8 @@ def score(
         source=source,
     )
     providers = scorer.prepare()
+    if not providers:
+        _refuse_no_provider(scorer)
     layout = Layout.resolve(header, scorer.options or ReadOptions(), source=source)
     _resolve_schema(scorer, header)
     aid_position = layout.columns.get("assessment_id")
@@ -678,6 +770,47 @@ def score(
     return _run(
         scorer, providers, source=source, n_read=n_read, combined=combined, job=job, read=cached
     )
+
+
+def _refuse_no_provider(scorer: TableScorer) -> None:
+    """Raise why no provider fits any instrument (a provider not installed, none licensed):
+    :meth:`~pamlib.pipeline.TableScorer.prepare` skips such instruments, and a job of only
+    those would fail on every task instead, as ``pamlib score`` fails at once."""
+    from pamlib.errors import ScoringError
+    from pamlib.scoring import select_provider
+
+    for instrument in scorer.host.instruments():
+        select_provider(
+            scorer.provider_name, instrument, calibration=scorer.calibration, host=scorer.host
+        )
+    raise ScoringError("no scoring provider fits any registered instrument")
+
+
+#: The Spark types of the columns :func:`score` reads, as :func:`read_export` gives them.
+_KEY_TYPES = {CORRUPT_COLUMN: "string", _FILE: "string", _BLOCK: "bigint", _SEQ: "bigint"}
+
+
+def _text_columns(df: DataFrame, header: tuple[str, ...]) -> DataFrame:
+    """``df`` with every column :func:`score` reads checked to be text, as :func:`read_export`
+    gives it: a typed column (a number, a date, a list) would fail inside the job, so it is
+    refused here, naming it and its type. A column of Spark's null type (``lit(None)``, no
+    type at all) is taken as text with every field empty, which is all it can hold."""
+    from pyspark.sql.types import NullType, StringType
+
+    nulls = []
+    for field in df.schema.fields:
+        name, kind = field.name, field.dataType
+        wanted = _KEY_TYPES.get(name, "string")
+        if name not in _KEY_TYPES and name not in header:
+            continue
+        if isinstance(kind, NullType) and name in header:
+            nulls.append(name)
+        elif kind.simpleString() != wanted:
+            what = "text (string)" if wanted == "string" else f"{wanted} (as read_export gives it)"
+            raise ConfigurationError(f"column {name} must be {what}, not {kind.simpleString()}")
+    if not nulls:
+        return df
+    return df.withColumns({name: _column(name).cast(StringType()) for name in nulls})
 
 
 def _run(
@@ -1740,20 +1873,65 @@ class SparkRun:
 
         Called before :attr:`scored`, :attr:`rejects` or :meth:`summary`, one job scores and
         writes the scored rows while its tasks send their counts and rejects back; nothing is
-        kept. Called after them, it writes the kept output."""
-        written: ScoreSummary = _guarded(lambda: self._write(path, format))
+        kept. Called after them, it writes the kept output.
+
+        ``format`` must hold lists and dates (the scored rows have both): ``csv`` and ``text``
+        cannot, and are refused here rather than after the scoring job; so is a data source
+        Spark does not know, or a path under a file. A failure of Spark's own while writing
+        is :class:`~pamlib.errors.FormatError`, naming Spark's exception, and leaves nothing."""
+        where = _path_argument("path", path)
+        if not isinstance(format, str) or not format:
+            raise ConfigurationError(
+                f"format must be a Spark data source's name, not {_kind(format)}"
+            )
+        if format.lower() in _FLAT_FORMATS:
+            raise ConfigurationError(
+                f"format {format!r} cannot hold the scored rows' lists and dates: use "
+                f"{', '.join(_NESTED_FORMATS)} or another data source that can"
+            )
+        written: ScoreSummary = _guarded(lambda: self._write(where, format))
         return written
 
     def _write(self, path: str, fmt: str) -> ScoreSummary:
+        from py4j.protocol import Py4JJavaError
+        from pyspark.errors import AnalysisException
+
+        from pamlib.errors import FormatError
+
         spark = self._out.sparkSession
         jvm = spark._jvm
         if jvm is None:  # a Spark Connect session: no JVM to reach from Python
             raise ConfigurationError("write() needs a classic Spark session (not Spark Connect)")
+        try:
+            jvm.org.apache.spark.sql.execution.datasources.DataSource.lookupDataSource(
+                fmt, spark._jsparkSession.sessionState().conf()
+            )
+        except Py4JJavaError:
+            raise ConfigurationError(f"Spark knows no data source {fmt!r} to write") from None
         conf = spark._jsc.hadoopConfiguration()
-        final = jvm.org.apache.hadoop.fs.Path(path)
-        fs = final.getFileSystem(conf)
-        if fs.exists(final):
+        try:
+            final = jvm.org.apache.hadoop.fs.Path(path)
+            fs = final.getFileSystem(conf)
+            exists = fs.exists(final)
+        except Py4JJavaError as error:
+            raise FormatError(
+                f"{path}: not a path Spark can write to ({_java_name(error)})"
+            ) from None
+        if exists:
             raise ConfigurationError(f"{path} exists already: pamlib never writes over output")
+        _check_parents(fs, final, path)
+        try:
+            return self._write_under(jvm, fs, final, path, fmt)
+        except Py4JJavaError as error:
+            message = _pamlib_message(str(error))
+            if message is not None:  # pamlib's refusal on an executor
+                raise SparkJobError(message) from None
+            raise FormatError(f"{path}: Spark could not write ({_java_name(error)})") from None
+        except AnalysisException as error:
+            raise FormatError(f"{path}: Spark could not write ({error.getCondition()})") from None
+
+    def _write_under(self, jvm: Any, fs: Any, final: Any, path: str, fmt: str) -> ScoreSummary:
+        """Write everything to a temporary folder beside ``final``, renamed to it when done."""
         parent = final.getParent()
         temporary = jvm.org.apache.hadoop.fs.Path(
             parent, f".{final.getName()}.pamlib-{uuid.uuid4().hex}.tmp"
@@ -1836,6 +2014,37 @@ def _rejects_table(schema: Any, parts: list[Any]) -> Any:
     return table.sort_by([("source", "ascending"), ("row", "ascending")])
 
 
+#: Data sources that cannot hold the scored rows (lists, dates), and some that can.
+_FLAT_FORMATS = ("csv", "text")
+_NESTED_FORMATS = ("parquet", "orc", "json", "avro")
+
+
+def _check_parents(fs: Any, final: Any, path: str) -> None:
+    """Refuse a path under a file (a folder cannot be made there) before any job runs."""
+    from pamlib.errors import FormatError
+
+    parent = final.getParent()
+    while parent is not None and not fs.exists(parent):
+        parent = parent.getParent()
+    if parent is not None and not fs.getFileStatus(parent).isDirectory():
+        raise FormatError(f"{path}: a folder above it is a file, so nothing can be written there")
+
+
+def _java_name(error: Any) -> str:
+    """The name of the Java exception under a Py4J error, and of its first cause: what went
+    wrong, without its message (a task's may quote a row)."""
+    thrown = getattr(error, "java_exception", None)
+    if thrown is None:
+        return type(error).__name__
+    names = [str(thrown.getClass().getSimpleName())]
+    cause = thrown.getCause()
+    while cause is not None and cause.getCause() is not None:
+        cause = cause.getCause()
+    if cause is not None:
+        names.append(str(cause.getClass().getSimpleName()))
+    return " from ".join(names)
+
+
 def _summary_json(summary: ScoreSummary) -> str:
     document = attrs.asdict(summary)
     document["reconciliation"] = summary.reconciliation
@@ -1870,6 +2079,8 @@ _PART, _GROUP, _KEY, _VALUE = "part", "group", "key", "value"
 
 
 def _scored_frame(scored: SparkRun | DataFrame) -> DataFrame:
+    if not isinstance(scored, SparkRun):
+        _check_frame("scored", scored, "a SparkRun or its scored DataFrame")
     frame = scored.scored if isinstance(scored, SparkRun) else scored
     missing = [
         c
@@ -1914,9 +2125,7 @@ def _by_patient(
 
     frame = _scored_frame(scored)
     spark = frame.sparkSession
-    n = buckets or int(spark.conf.get("spark.sql.shuffle.partitions") or "200")
-    if n < 1:
-        raise ConfigurationError(f"buckets must be at least 1, not {n}")
+    n = buckets if buckets is not None else int(spark.conf.get(_SHUFFLE_PARTITIONS) or "200")
     keyed = frame.withColumn(_BUCKET, _patient_bucket(frame, n))
     # a lambda: Spark reads the function's type hints, and a plain table-in, table-out
     # function is what it assumes without them
@@ -1952,7 +2161,8 @@ class _CohortPart:
         order = [c for c in SCORED_KEY_COLUMNS if c in table.column_names]
         if order:  # input order breaks the last ties, as in the file
             table = table.take(pc.sort_indices(table, [(c, "ascending") for c in order]))
-        table = table.drop_columns([_BUCKET, *order])
+        # the row key is no scored column; the file stays when it is what groups the figures
+        table = table.drop_columns([_BUCKET, *(c for c in order if c != self.config.group_by)])
         columns = ScoredColumns.from_arrow(table, source="spark")
         traj = link_trajectories(columns, self.config)
         measure = nqf2483(traj)
@@ -2010,15 +2220,46 @@ def _patients_schema(config: Any) -> Any:
     return pa.schema([fields[0], pa.field(name, pa.string()), *fields[1:]])
 
 
-def _check_group_by(scored: SparkRun | DataFrame, config: Any) -> None:
-    """Refuse, on the driver, a grouping column that names an identifier or is not there."""
+_SHUFFLE_PARTITIONS = "spark.sql.shuffle.partitions"
+
+
+def _cohort_arguments(scored: SparkRun | DataFrame, config: Any, buckets: object) -> Any:
+    """The report configuration (default: :class:`~pamlib.reporting.ReportConfig`'s), every
+    argument checked on the driver: a wrong one would fail only inside the job, or — ``0``
+    buckets — be taken silently for the default."""
+    from pamlib.reporting._config import ReportConfig
+
+    frame = _scored_frame(scored)
+    if config is None:
+        config = ReportConfig()
+    elif not isinstance(config, ReportConfig):
+        raise ConfigurationError(f"config must be a ReportConfig, not {_kind(config)}")
+    if buckets is not None and (
+        not isinstance(buckets, int) or isinstance(buckets, bool) or buckets < 1
+    ):
+        shown = str(buckets) if isinstance(buckets, int) else _kind(buckets)
+        raise ConfigurationError(f"buckets must be a whole number of at least 1, not {shown}")
+    if buckets is None and int(frame.sparkSession.conf.get(_SHUFFLE_PARTITIONS) or "200") < 1:
+        raise ConfigurationError(f"buckets: {_SHUFFLE_PARTITIONS} must be at least 1")
+    _check_group_by(frame, config)
+    return config
+
+
+def _check_group_by(frame: DataFrame, config: Any) -> None:
+    """Refuse, on the driver, a grouping column that names an identifier, is not there or is
+    not text (a group's name is text: ``source_row``, a number, groups nothing)."""
     if config.group_by is None:
         return
     from pamlib.reporting._privacy import check_name
 
     check_name(config.group_by)
-    if config.group_by not in _scored_frame(scored).columns:
+    if config.group_by not in frame.columns:
         raise ConfigurationError(f"no column {config.group_by!r} to group by")
+    kind = frame.schema[config.group_by].dataType.simpleString()
+    if kind != "string":
+        raise ConfigurationError(
+            f"column {config.group_by} must be text (string) to group by, not {kind}"
+        )
 
 
 def trajectories(
@@ -2033,11 +2274,13 @@ def trajectories(
     threshold, ``group_by``). Patients are hashed into ``buckets`` groups (default
     ``spark.sql.shuffle.partitions``); each group's rows are linked by pamlib's own rules, in
     their file order. Row-level data: never a published output.
-    """
-    from pamlib.reporting._config import ReportConfig
 
-    config = config or ReportConfig()
-    _check_group_by(scored, config)
+    The arguments, and ``config.group_by`` (a text column, ``source_file`` too: per export
+    file), are checked here. The DataFrame's actions are Spark's own, not wrapped as
+    :func:`cohort_summary`'s are: a refusal inside the job (rows pamlib cannot link) reaches
+    the caller as pyspark's ``PythonException``, pamlib's message in its text.
+    """
+    config = _cohort_arguments(scored, config, buckets)
     schema = _patients_schema(config)
     return _by_patient(scored, _CohortPart(config=config, output="patients"), schema, buckets)
 
@@ -2056,12 +2299,10 @@ def cohort_summary(
     """
     from pyspark.sql import functions as sf
 
-    from pamlib.reporting._config import ReportConfig
     from pamlib.reporting._summary import CohortSums, summary_from_sums
     from pamlib.reporting._suppression import suppress
 
-    config = config or ReportConfig()
-    _check_group_by(scored, config)
+    config = _cohort_arguments(scored, config, buckets)
     parts = _by_patient(scored, _CohortPart(config=config, output="sums"), _sums_schema(), buckets)
     totals = parts.groupBy(_PART, _GROUP, _KEY).agg(sf.sum(_VALUE).alias(_VALUE))
     rows = _guarded(totals.collect)
