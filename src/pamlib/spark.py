@@ -939,7 +939,11 @@ def _numbered(
     if id_column is None or found is None:
         blocks = (
             df.groupBy(_FILE, _BLOCK)
-            .agg(sf.count(sf.lit(1)).alias("_n"), sf.min(_SEQ).alias("_first_seq"))
+            .agg(
+                sf.count(sf.lit(1)).alias("_n"),
+                sf.min(_SEQ).alias("_first_seq"),
+                sf.max(_SEQ).alias("_last_seq"),
+            )
             .collect()
         )
         numbered, n_read = _with_rows(df, blocks)
@@ -970,6 +974,15 @@ def _with_rows(df: DataFrame, blocks: list[Any]) -> tuple[DataFrame, int]:
 
     before: dict[str, int] = {}
     starts = []
+    for row in blocks:
+        # A split's rows are numbered one after another as its task reads them: more rows than
+        # numbers means some were given twice (the union of two reads that overlap), and each
+        # copy would be scored and counted as a record of the export.
+        if int(row["_n"]) > int(row["_last_seq"]) - int(row["_first_seq"]) + 1:
+            raise ConfigurationError(
+                "the DataFrame holds some rows of the export twice (a union of reads that "
+                "overlap?): score each file once"
+            )
     for row in sorted(blocks, key=lambda r: (r[_FILE], r[_BLOCK])):
         done = before.get(row[_FILE], 0)
         starts.append((row[_FILE], int(row[_BLOCK]), int(row["_first_seq"]), done))
@@ -1030,6 +1043,7 @@ def _blocks_and_repeats(
         sf.grouping_id().alias("_set"),
         sf.count(sf.lit(1)).alias("_n"),
         sf.min(_SEQ).alias("_first_seq"),
+        sf.max(_SEQ).alias("_last_seq"),
     )
     wanted = (sf.col("_set") == _BLOCKS_SET) | (
         (sf.col("_set") == _IDS_SET) & sf.col("_pamlib_aid").isNotNull() & (sf.col("_n") > 1)

@@ -179,3 +179,15 @@ def test_every_refusal_is_pamlib_s(df: Any) -> None:
 
     with pytest.raises(PamlibError):
         ps.score(df, provider="demo", cache_export="yes")  # type: ignore[arg-type]
+
+
+def test_rows_read_twice_are_refused_not_counted_twice(df: Any) -> None:
+    """The union of two reads that overlap gives each row twice, with the same file and
+    number: scored, every record would count twice and no repeated id be found. A split holding
+    more rows than numbers is refused; the union of different files is not (other tests)."""
+    import pamlib.spark as ps
+
+    with pytest.raises(ConfigurationError, match="some rows of the export twice"):
+        ps.score(df.union(df), provider="demo").summary()
+    half = df.where(df["_pamlib_seq"] % 2 == 0)  # fewer rows than numbers: filtered, not doubled
+    assert ps.score(half, provider="demo").summary().n_read > 0
