@@ -541,3 +541,34 @@ def test_a_client_hanging_up_mid_body_is_no_server_failure(
     request = events["request"].__dict__["fields"]
     assert (request["path"], request["status"]) == ("/fhir/$score", 499)
     assert sent[0]["status"] == 499
+
+
+def test_no_route_and_a_wrong_method_are_the_json_error(client: TestClient, auth: Auth) -> None:
+    """Starlette's own 404 and 405 answer as every other error does: JSON with a stable code
+    (an OperationOutcome under /fhir), the ``Allow`` header kept."""
+    missing = client.get("/patient/9434765919/trajectory", headers=auth("north"))
+    assert missing.status_code == 404
+    assert missing.json() == {"error": "not-found", "message": "no such endpoint", "problems": []}
+    wrong = client.get("/fhir/QuestionnaireResponse", headers=auth("north"))
+    assert wrong.status_code == 405
+    assert wrong.headers["allow"] == "POST"
+    assert wrong.headers["content-type"].startswith("application/fhir+json")
+    outcome = wrong.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    assert outcome["issue"][0]["details"]["text"] == "the endpoint does not take this method"
+
+
+@pytest.mark.parametrize("kind", ["text/plain", "application/xml", "text/csv; charset=utf-8"])
+def test_a_body_that_says_it_is_not_json_is_415(
+    client: TestClient, auth: Auth, make_response: MakeResponse, kind: str
+) -> None:
+    qr = make_response("A1")
+    headers = {**auth("north"), "content-type": kind}
+    answer = client.post("/fhir/$score", content=json.dumps(qr), headers=headers)
+    assert answer.status_code == 415
+    assert answer.json()["issue"][0]["expression"] == ["Content-Type"]
+    for accepted in ("application/json", "application/fhir+json; charset=utf-8"):
+        headers = {**auth("north"), "content-type": accepted}
+        assert client.post("/fhir/$score", content=json.dumps(qr), headers=headers).is_success
+    unsaid = client.post("/fhir/$score", content=json.dumps(qr).encode(), headers=auth("north"))
+    assert unsaid.is_success, "no Content-Type is taken as JSON"

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -61,6 +62,20 @@ def _error_body(error: ApiError, *, fhir: bool) -> dict[str, Any]:
         for p in error.problems
     ] or [{"severity": "error", "code": "processing", "details": {"text": error.message}}]
     return {"resourceType": "OperationOutcome", "issue": issues}
+
+
+#: The errors Starlette raises itself, as this service names them.
+_NO_ROUTE = {
+    404: ("not-found", "no such endpoint"),
+    405: ("method-not-allowed", "the endpoint does not take this method"),
+}
+
+
+def _is_json(media_type: str) -> bool:
+    """``application/json``, ``application/fhir+json`` or another ``+json`` type."""
+    return media_type == "application/json" or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
 
 
 def _json(body: dict[str, Any], status: int = 200, *, fhir: bool = False) -> JSONResponse:
@@ -140,6 +155,11 @@ def create_app(  # noqa: PLR0915 - the endpoints are closures over one start-up 
         return found
 
     async def body_of(request: Request) -> bytes:
+        kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+        if kind and not _is_json(kind):
+            # Absent is taken as JSON (curl without -H); anything else named is not this body.
+            problem = Problem("Content-Type", "media-type", "expected application/fhir+json")
+            raise ApiError(415, "unsupported-media-type", "the body must be JSON", [problem])
         limit = service().settings.max_body_bytes
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
@@ -254,6 +274,20 @@ def create_app(  # noqa: PLR0915 - the endpoints are closures over one start-up 
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+
+    async def no_route(request: Request, exc: Exception) -> Response:
+        """A path no route matches, or a method a route does not take: the same JSON error as
+        every other (an OperationOutcome under ``/fhir``), with Starlette's headers (``Allow``)."""
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        code, message = _NO_ROUTE.get(status, ("internal", "the request failed"))
+        fhir = request.url.path.startswith("/fhir/")
+        response = _json(_error_body(ApiError(status, code, message), fhir=fhir), status, fhir=fhir)
+        if isinstance(exc, HTTPException) and exc.headers:
+            response.headers.update(exc.headers)
+        return response
+
+    app = Starlette(
+        routes=routes, lifespan=lifespan, exception_handlers={404: no_route, 405: no_route}
+    )
     app.add_middleware(AccessLog)
     return app
