@@ -425,9 +425,10 @@ class RowValidator:
 
     def fields_of(self, fields: list[str]) -> dict[str, str]:
         """The original values by source column name, for the rejects file."""
-        return {
-            name: _printable(value) for name, value in zip(self.layout.header, fields, strict=True)
-        }
+        header = self.layout.header
+        if _SURROGATE.search("".join(fields)) is None:  # one search for the row, not a field
+            return dict(zip(header, fields, strict=True))
+        return {name: _printable(value) for name, value in zip(header, fields, strict=True)}
 
 
 def _printable(text: str) -> str:

@@ -573,7 +573,11 @@ class CsvWriter:
         self._quoted = csv.writer(stream, lineterminator="\n", quoting=csv.QUOTE_ALL)
 
     def writerow(self, row: Sequence[Any]) -> None:
-        if any(isinstance(cell, str) and "\r" in cell for cell in row):
+        try:  # one search of the row's text, not a Python step a cell (rejects write many)
+            has_cr = "\r" in "\n".join(row)
+        except TypeError:  # a cell that is not text
+            has_cr = any(isinstance(cell, str) and "\r" in cell for cell in row)
+        if has_cr:
             self._quoted.writerow(row)
         else:
             self._plain.writerow(row)
@@ -620,7 +624,8 @@ class RejectsWriter:
                     where,
                     protect(reject.code),
                     protect(reject.message),
-                    *(protect(f) for f in fields),
+                    # only a cell that could start a formula is looked at further
+                    *(protect(f) if f and f[0] in _FORMULA_START else f for f in fields),
                     protect(record),
                 ]
             )
