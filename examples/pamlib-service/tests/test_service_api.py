@@ -572,3 +572,17 @@ def test_a_body_that_says_it_is_not_json_is_415(
         assert client.post("/fhir/$score", content=json.dumps(qr), headers=headers).is_success
     unsaid = client.post("/fhir/$score", content=json.dumps(qr).encode(), headers=auth("north"))
     assert unsaid.is_success, "no Content-Type is taken as JSON"
+
+
+def test_a_member_given_twice_is_400_and_a_byte_order_mark_is_read(
+    client: TestClient, auth: Auth, make_response: MakeResponse
+) -> None:
+    """FHIR's JSON names each member once: a body naming one twice (which would count?) is
+    refused. A UTF-8 byte-order mark, as Windows tools write, is not part of the document."""
+    text = json.dumps(make_response("A1"))
+    twice = '{"resourceType": "Patient", ' + text[1:]
+    answer = client.post("/fhir/$score", content=twice.encode(), headers=auth("north"))
+    assert answer.status_code == 400
+    assert answer.json()["issue"][0]["details"]["coding"] == [{"code": "duplicate-member"}]
+    marked = b"\xef\xbb\xbf" + text.encode()
+    assert client.post("/fhir/$score", content=marked, headers=auth("north")).is_success

@@ -357,6 +357,17 @@ def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not JSON")
 
 
+class _RepeatedMemberError(Exception):
+    """An object of the body names one member twice."""
+
+
+def _members_once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        raise _RepeatedMemberError
+    return found
+
+
 class Service:
     """pamlib, the tokens and the database, set up once; one method per endpoint."""
 
@@ -458,7 +469,17 @@ class Service:
         """The body as a checked QuestionnaireResponse of the token's site, or an ApiError
         listing every problem (``keyed``: an identifier is required, for storing)."""
         try:
-            document = json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
+            document = json.loads(
+                body.removeprefix(b"\xef\xbb\xbf").decode("utf-8"),  # a BOM, as Windows writes
+                parse_constant=_reject_constant,
+                object_pairs_hook=_members_once,
+            )
+        except _RepeatedMemberError:
+            # FHIR's JSON allows each member once; with two, which one counts would be a guess
+            problem = Problem("$", "duplicate-member", "an object has the same member twice")
+            raise ApiError(
+                400, "invalid-json", "the body is not valid FHIR JSON", [problem]
+            ) from None
         except (UnicodeDecodeError, ValueError, RecursionError):
             raise ApiError(
                 400, "invalid-json", "the body is not a JSON document", [Problem("$", "json", "")]
