@@ -20,7 +20,7 @@
    its own scope (the cohort, or its group) that it is in, else of an identity across scopes
    that it is in, else of any of its scope's, chosen as in step 2; then step 2 again, until
    nothing changes. The system is solved by blocks, each scope's own identities first, then
-   the totals over groups on what they leave free (see :func:`_fixed`).
+   the totals over groups on what they leave free (see :class:`_System`).
 4. **Derived**: a percentage, mean or SD is hidden when any count it is computed from is hidden
    (both the numerator and the denominator of a percentage: either one with the percentage gives
    the other).
