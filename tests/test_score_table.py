@@ -354,6 +354,10 @@ def test_row_key_must_increase() -> None:
     )
     with pytest.raises(ConfigurationError, match="must increase"):
         score_table(table, provider="demo", instrument="PAM-13", row_key="order")
+    # a batch read in slices is held to it whole, not slice by slice
+    options = ReadOptions(instrument="PAM-13", chunk_rows=1)
+    with pytest.raises(ConfigurationError, match="must increase"):
+        TableScorer(provider="demo", options=options, row_key="order").score(table)
 
 
 def test_row_keys_past_a_64_bit_integer_are_refused() -> None:

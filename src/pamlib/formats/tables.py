@@ -426,5 +426,7 @@ class TableReader:
             if batch.num_rows <= size:
                 yield self.chunk(batch)
                 continue
+            if self.row_key is not None:  # rising within the batch given, not only each slice
+                self._keys(batch, batch.num_rows)
             for start in range(0, batch.num_rows, size):
                 yield self.chunk(batch.slice(start, size))
