@@ -695,7 +695,7 @@ class _MemorySink:
             return schema.empty_table()
         return pa.concat_tables(self.tables).cast(schema)
 
-    def rejects_table(self) -> Any:
+    def all_rejects(self) -> Any:
         """Every rejected record, in input order, in one table (:func:`rejects_schema`)."""
         pa = pyarrow_module()
         return pa.concat_tables(self.rejects) if self.rejects else rejects_table(())
@@ -1021,7 +1021,7 @@ class TableScorer:
         _drive(chunks, scorer, sink, progress, self.threads if threads is None else threads)
         return ScoreRun(
             scored=_scored_table(sink.table(), sink.nhs_number()),
-            rejects=sink.rejects_table(),
+            rejects=sink.all_rejects(),
             summary=scorer.summary(source),
             source_columns=sink.source_columns,
             score_decimals=sink.write_options(None).score_decimals,

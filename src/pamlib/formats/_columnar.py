@@ -878,9 +878,11 @@ class ColumnChecker:
         self._identity(rows)
         self._ids(rows, first)
         self._content(rows)
-        repeats = np.flatnonzero(rows.dup & ~rows.invalid)
+        only_repeated = rows.dup & ~rows.invalid
         rows.invalid |= rows.dup
-        rejects = self._rejects(columns, lines, np.flatnonzero(rows.invalid), rows.dup, repeats)
+        rejects = self._rejects(
+            columns, lines, np.flatnonzero(rows.invalid), rows.dup, only_repeated
+        )
         return self._batches(rows), rejects
 
     def _identity(self, rows: _Rows) -> None:
@@ -1014,19 +1016,17 @@ class ColumnChecker:
         lines: npt.NDArray[np.int64],
         rows: npt.NDArray[np.intp],
         dup: npt.NDArray[np.bool_],
-        repeats: npt.NDArray[np.intp],
+        only_repeated: npt.NDArray[np.bool_],
     ) -> list[Reject]:
         """The rejects of ``rows``, each checked again by the record checks for its message
-        (and as a cross-check). ``repeats`` are the rows whose one problem is a repeated id:
-        their message is known without that, so an export appended to itself costs little
-        more to reject than to read."""
+        (and as a cross-check). ``only_repeated`` marks the rows whose one problem is a
+        repeated id: their message is known without that, so an export appended to itself
+        costs little more to reject than to read."""
         if rows.size == 0:
             return []
         pa = _pa()
         take = pa.array(rows, type=pa.int64())
         values = [_compute().take(col, take).to_pylist() for col in columns]
-        only_repeated = np.zeros(lines.shape[0], dtype=np.bool_)
-        only_repeated[repeats] = True
         repeat_message = reject_message([self.validator.repeat_problem()])
         rejects = []
         for j, i in enumerate(rows.tolist()):
