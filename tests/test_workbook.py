@@ -159,7 +159,9 @@ def test_sheet_by_name(tmp_path: Path) -> None:
     assert run.summary.n_scored == 1
     with pytest.raises(FormatError, match="do not match"):
         _score(path)  # the first sheet has no such columns
-    with pytest.raises(ConfigurationError, match="no sheet 'Missing'; its sheets are Notes, Ret"):
+    with pytest.raises(
+        ConfigurationError, match=r"no sheet of the name asked for \(--sheet\); it has 2 sheets"
+    ):
         list(read_workbook(path, ReadOptions(settings={"sheet": "Missing"}), []))
 
 

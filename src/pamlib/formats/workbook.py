@@ -15,7 +15,12 @@ an export would hold, so the checks (and their reject codes) are those of a CSV 
 Only columns with a name in the header row are read; a row with a value under no name is
 rejected (``field-count``), as a CSV record with too many fields is. The reader is openpyxl in
 read-only mode, which reads a sheet row by row (so memory stays flat) and keeps an error cell's
-text rather than reading it as empty.
+text rather than reading it as empty. The size a sheet declares (its ``<dimension>``) is not
+trusted, as some writers get it wrong: every row and cell the sheet holds is read.
+
+A sheet the reader cannot parse (a cell that is not what its type says, XML cut short) is a
+:class:`~pamlib.errors.FormatError` located by the sheet's number and the last row read; no
+message quotes a cell or a sheet's name, either of which may identify a patient.
 """
 
 from __future__ import annotations
@@ -26,9 +31,9 @@ import math
 import os
 import sys
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import attrs
 import numpy as np
@@ -43,6 +48,10 @@ if TYPE_CHECKING:
 __all__ = ["WorkbookFormat", "cell_text", "read_workbook"]
 
 _INSTALL = "pip install 'pamlib[xlsx]'"
+
+#: Excel's last row. A sheet numbering a row beyond it is damaged, and read-only openpyxl would
+#: yield every empty row up to that number before it.
+_LAST_ROW = 1_048_576
 
 
 def cell_text(value: object) -> str:
@@ -101,27 +110,58 @@ class WorkbookFormat:
         return "<WorkbookFormat>"
 
 
-def _open(source: str | os.PathLike[str], name: str) -> Any:
-    openpyxl = _openpyxl()
+def _damage() -> tuple[type[Exception], ...]:
+    """What openpyxl raises on a part it cannot parse: a value not of its cell's type, a
+    shared-string index out of range, XML cut short or not well formed, a damaged member."""
+    import zlib
     from zipfile import BadZipFile
 
+    return (
+        ValueError,
+        LookupError,
+        AttributeError,  # a chart sheet without its drawing's relationships, for one
+        TypeError,
+        OverflowError,
+        SyntaxError,
+        BadZipFile,
+        zlib.error,
+        EOFError,
+    )
+
+
+def _open(source: str | os.PathLike[str], name: str) -> tuple[Any, BinaryIO]:
+    """The workbook, and the file it reads: openpyxl leaves its file open when it fails, so the
+    file is opened (and, on failure, closed) here."""
+    openpyxl = _openpyxl()
+    from zipfile import BadZipFile, is_zipfile
+
+    # Every error is raised outside its ``except``: the parser's exception (whose text may quote
+    # a cell) is then neither the cause nor the context of pamlib's.
+    handle: BinaryIO | None = None
+    not_xlsx = "not an .xlsx workbook (save it as 'Excel Workbook')"
+    damaged = "a part of the workbook the reader cannot parse"
     try:
         if str(source) == "-":
-            target: Any = io.BytesIO(sys.stdin.buffer.read())
+            handle = io.BytesIO(sys.stdin.buffer.read())
         else:
-            target = Path(source)
+            handle = Path(source).open("rb")  # noqa: SIM115 -- closed by read_workbook, or below
         with warnings.catch_warnings():  # styles and extensions it cannot read: not our data
             warnings.simplefilter("ignore")
-            return openpyxl.load_workbook(target, read_only=True, data_only=True)
+            return openpyxl.load_workbook(handle, read_only=True, data_only=True), handle
     except OSError as exc:
-        raise FormatError(
-            f"cannot read {name}", [Problem(name, "io", exc.strerror or str(exc))]
-        ) from None
-    except (BadZipFile, KeyError, ValueError, openpyxl.utils.exceptions.InvalidFileException):
-        raise FormatError(
-            f"cannot read {name} as an Excel workbook",
-            [Problem(name, "xlsx", "not an .xlsx workbook (save it as 'Excel Workbook')")],
-        ) from None
+        code, message = "io", exc.strerror or str(exc)
+    except BadZipFile:  # not a zip archive, or one whose member fails its checksum
+        code, message = "xlsx", damaged if handle is not None and is_zipfile(handle) else not_xlsx
+    except (KeyError, openpyxl.utils.exceptions.InvalidFileException):
+        code, message = "xlsx", not_xlsx
+    except _damage():
+        code, message = "xlsx", damaged
+    if handle is not None:
+        handle.close()
+    summary = f"cannot read {name}" if code == "io" else f"cannot read {name} as an Excel workbook"
+    if message == damaged:
+        summary += ": it is damaged"
+    raise FormatError(summary, [Problem(name, code, message)])
 
 
 def _sheet(book: Any, wanted: object, name: str) -> Any:
@@ -130,11 +170,50 @@ def _sheet(book: Any, wanted: object, name: str) -> Any:
         if not sheets:
             raise FormatError(f"{name} has no sheet", [Problem(name, "xlsx", "no worksheet")])
         return sheets[0]
-    if not isinstance(wanted, str) or wanted not in book.sheetnames:
-        raise ConfigurationError(
-            f"{name} has no sheet {wanted!r}; its sheets are {', '.join(book.sheetnames)}"
+    # Sheets' names are never listed or echoed: a site may name a sheet after a patient.
+    count = len(book.sheetnames)
+    held = f"it has {count} sheet{'' if count == 1 else 's'}"
+    if not isinstance(wanted, str):
+        raise ConfigurationError(f"the sheet of {name} to read is chosen by its name; {held}")
+    if wanted not in book.sheetnames:
+        raise ConfigurationError(f"{name} has no sheet of the name asked for (--sheet); {held}")
+    sheet = book[wanted]
+    if sheet not in book.worksheets:
+        raise ConfigurationError(f"the sheet of {name} asked for (--sheet) is a chart, not a table")
+    return sheet
+
+
+def _guarded(
+    rows: Generator[Sequence[object], None, None], name: str, where: str
+) -> Generator[tuple[int, Sequence[object]], None, None]:
+    """The sheet's rows, numbered; a row openpyxl cannot parse (or numbered beyond Excel's last
+    row) is a FormatError located after the last row read, never quoting the cell. openpyxl's
+    generator is closed however this one ends, so that the workbook's file is too."""
+    damage = _damage()
+    row = 0
+    try:
+        while True:
+            try:
+                cells = next(rows)
+            except StopIteration:
+                return
+            except damage:
+                break  # raised below, so that the parser's exception is not its context
+            if row == _LAST_ROW:
+                break
+            row += 1
+            yield row, cells
+        if row == _LAST_ROW:
+            what = f"a row numbered beyond Excel's last row ({_LAST_ROW:,})"
+        else:
+            what = "a cell or row the reader cannot parse (re-save the sheet in Excel)"
+        after = f"after row {row}" if row else "before its first row"
+        raise FormatError(
+            f"cannot read {name}: {where} is damaged",
+            [Problem(f"{name}: {where}, {after}", "xlsx", what)],
         )
-    return book[wanted]
+    finally:
+        rows.close()
 
 
 def _blank(row: Sequence[object]) -> bool:
@@ -155,10 +234,15 @@ class _Part:
 class _SheetRows:
     """Reads a sheet's rows after the header, a chunk at a time (warnings kept quiet)."""
 
-    def __init__(self, sheet: Any, name: str) -> None:
+    def __init__(self, sheet: Any, name: str, where: str) -> None:
         self.name = name
-        self.rows = enumerate(sheet.iter_rows(values_only=True), start=1)
+        # The declared <dimension> is a hint only, for progress: read-only openpyxl stops at its
+        # last row and drops cells right of its last column (records and answers lost without a
+        # word), and pads every row to it (a declared A1:XFD1048576 takes hours). Rows are
+        # numbered as openpyxl yields them, one for each sheet row from row 1 (gaps as empty).
         self.total = sheet.max_row if isinstance(sheet.max_row, int) else None
+        sheet.reset_dimensions()
+        self.rows = _guarded(sheet.iter_rows(values_only=True), name, where)
         self.row = 0
         header: Sequence[object] | None = None
         with warnings.catch_warnings():
@@ -200,6 +284,19 @@ class _SheetRows:
         part.done = True
         return part
 
+    def close(self) -> None:
+        """Stop reading: the sheet's part of the archive is closed with it."""
+        self.rows.close()
+
+    def progress(self, done: bool) -> float | None:
+        """The share of the sheet read: from its declared last row while within it (a hint,
+        which may be wrong), unknown past it, and all of it at the end."""
+        if done:
+            return 1.0
+        if self.total and self.row <= self.total:
+            return self.row / self.total
+        return None
+
     def _stray(self, texts: list[str], stray: list[int]) -> Reject:
         from openpyxl.utils import get_column_letter
 
@@ -224,9 +321,12 @@ def read_workbook(
 
     pa = pyarrow_module()
     name = "<stdin>" if str(source) == "-" else str(source)
-    book = _open(source, name)
+    book, handle = _open(source, name)
+    sheet_rows: _SheetRows | None = None
     try:
-        sheet_rows = _SheetRows(_sheet(book, options.settings.get("sheet"), name), name)
+        sheet = _sheet(book, options.settings.get("sheet"), name)
+        where = f"sheet {book.sheetnames.index(sheet.title) + 1}"
+        sheet_rows = _SheetRows(sheet, name, where)
         reader = TableReader(options, instruments, source=name)
         names = sheet_rows.names
 
@@ -239,18 +339,20 @@ def read_workbook(
         while True:
             part = sheet_rows.part(size)
             chunk = reader.chunk(batch(part.rows), keys=np.asarray(part.keys, dtype=np.int64))
-            total = sheet_rows.total
             yield attrs.evolve(
                 chunk,
                 rejects=tuple(sorted((*chunk.rejects, *part.rejects), key=lambda r: r.line or 0)),
                 n_read=chunk.n_read + len(part.rejects) + part.n_blank,
                 n_blank=chunk.n_blank + part.n_blank,
-                progress=min(1.0, sheet_rows.row / total) if total else None,
+                progress=sheet_rows.progress(part.done),
             )
             if part.done:
                 break
     finally:
+        if sheet_rows is not None:
+            sheet_rows.close()
         book.close()
+        handle.close()
 
 
 @hookimpl
