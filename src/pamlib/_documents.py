@@ -17,6 +17,7 @@ and problems are the same with or without it.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from itertools import chain
 from typing import Any
@@ -135,9 +136,7 @@ def parse_json(
     except RecursionError:
         raise _depth_problem(where) from None
     except ValueError as exc:  # e.g. an integer longer than Python converts (4300 digits)
-        raise DocumentError(
-            Problem(where, "json", f"not usable JSON: {_first_line(exc)}")
-        ) from None
+        raise DocumentError(Problem(where, "json", f"not usable JSON: {_unusable(exc)}")) from None
     if _may_be_deep(text) and _text_too_deep(text.encode("utf-8", "surrogatepass"), value):
         raise _depth_problem(where)
     return value
@@ -204,12 +203,19 @@ def parse_toml(text: str, where: str) -> dict[str, Any]:
     except RecursionError:
         raise _depth_problem(where) from None
     except ValueError as exc:
-        raise DocumentError(
-            Problem(where, "toml", f"not usable TOML: {_first_line(exc)}")
-        ) from None
+        raise DocumentError(Problem(where, "toml", f"not usable TOML: {_unusable(exc)}")) from None
     if _may_be_deep(text) and _too_deep(value, parsed=True):
         raise _depth_problem(where)
     return value
+
+
+def _unusable(exc: ValueError) -> str:
+    """Why a parser refused a value: an integer too long for Python to convert said plainly,
+    not with Python's advice to raise the interpreter's limit (advice for a programmer, and
+    not one a file may take)."""
+    if "integer string conversion" in str(exc):
+        return f"a number is too long (more than {sys.get_int_max_str_digits()} digits)"
+    return _first_line(exc)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -143,27 +143,30 @@ def _date(text: str | None, option: str) -> dt.date:
 
 def run_check(args: argparse.Namespace) -> int:
     from pamlib.tailoring._conditions import conditions_as_text
-    from pamlib.tailoring.engine import build_engine, suppression_warnings
+    from pamlib.tailoring.engine import _shown, _sourced_warnings, build_engine
     from pamlib.tailoring.rules import FileRule, load_rules
 
     engine = build_engine(args.files)  # raises RuleError with every problem, in every file
-    warnings = suppression_warnings(engine.rules, engine.pathways)
+    # each warning with the files it concerns: matched by source, never by reading the message
+    warnings = _sourced_warnings(engine.rules, engine.pathways)
     for path in args.files:
         rule_file = load_rules(path)
-        mine = [w for w in warnings if rule_file.source in w.where.split(": rule")[0].split(", ")]
+        mine = [w for w, sources in warnings if rule_file.source in sources]
         status = "OK" if not mine else f"valid, {len(mine)} warning(s)"
         print(
-            f"{path}: {status} — {len(rule_file.rules)} rules, {len(rule_file.pathways)} "
-            f"pathways (checked with {len(engine.rules)} rules and {len(engine.pathways)} "
-            "pathways in all)"
+            _shown(
+                f"{path}: {status} — {len(rule_file.rules)} rules, {len(rule_file.pathways)} "
+                f"pathways (checked with {len(engine.rules)} rules and {len(engine.pathways)} "
+                "pathways in all)"
+            )
         )
         for rule in sorted(rule_file.rules, key=lambda r: (-r.priority, r.id)):
             conditions = conditions_as_text(rule.when) or ["always"]
             if isinstance(rule, FileRule) and rule.unless is not None:
                 conditions.append(f"unless {', '.join(conditions_as_text(rule.unless))}")
-            print(f"  {rule.id} (priority {rule.priority}): when {'; '.join(conditions)}")
-    for warning in warnings:
-        print(f"warning: {warning.where}: {warning.message}")
+            print(_shown(f"  {rule.id} (priority {rule.priority}): when {'; '.join(conditions)}"))
+    for warning, _ in warnings:
+        print(_shown(f"warning: {warning.where}: {warning.message}"))
     if warnings:
         print(
             f"pamlib: {len(warnings)} warning(s): assessments may get no pathway"

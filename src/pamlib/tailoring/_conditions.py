@@ -395,6 +395,22 @@ class WhenDoc:
         return Conditions(**given)
 
 
+def _states_a_condition(raw: Mapping[str, Any]) -> list[FieldError]:
+    if raw:
+        return []
+    message = "an empty unless always holds, so the rule would never apply: state a condition"
+    return [FieldError("empty", message)]
+
+
+@attrs.frozen(kw_only=True)
+class UnlessDoc(WhenDoc):
+    """An ``unless`` table: a ``when`` table that states at least one condition. An empty
+    ``when`` always holds, which is what leaving it out means; an empty ``unless`` would hold
+    too, and silently switch its rule off."""
+
+    wording: ClassVar = attrs.evolve(WhenDoc.wording, check=_states_a_condition)
+
+
 def _refuse(code: str, message: str) -> NoReturn:
     raise FieldError(code, message)
 
@@ -464,6 +480,8 @@ def configure_conditions(conv: cattrs.Converter) -> None:
     def attributes(value: object, _: Any) -> tuple[tuple[str, AttributeTest], ...]:
         if not isinstance(value, dict) or not value:
             _refuse("attributes", 'must be a table of attribute names, e.g. { condition = "COPD" }')
+        if any(not name.strip() for name in value):  # attribute names are compared stripped
+            _refuse("attributes", "an attribute name cannot be empty: no attribute would match it")
         tests = conv.structure(value, dict[str, AttributeTest])
         return tuple(sorted(tests.items()))
 

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from pamlib.errors import ConfigurationError, PamlibError, Problem, RuleError
+from pamlib.errors import ConfigurationError, Problem, RuleError
 from pamlib.pathways import Pathway, Recommendation, RuleTrace, TailoringOutcome
 from pamlib.tailoring.context import Context
 from pamlib.tailoring.reassessment import ReassessmentPolicy
@@ -258,24 +258,19 @@ class Engine:
 
     def _ask(self, rule: Rule, context: Context) -> tuple[Action, ...] | None:
         """A Python rule's actions for ``context``, checked; a failing rule is named in the
-        error. (File rules are evaluated as masks, never one context at a time.)"""
+        error. (File rules are evaluated as masks, never one context at a time.)
+
+        Any exception but a :class:`RuleError` about this very rule becomes one naming it,
+        pamlib's own errors included: a :class:`~pamlib.errors.ValidationError` a rule lets
+        escape (a bad NHS number it checked) would otherwise read as a fault in the input."""
         try:
             result = rule.evaluate(context)
-        except PamlibError:
+        except RuleError as exc:
+            if not _about(exc, rule.id):
+                raise _failed(rule, exc) from exc
             raise
         except Exception as exc:
-            raise RuleError(
-                "a tailoring rule failed",
-                [
-                    Problem(
-                        f"rule {rule.id!r}",
-                        "rule-failed",
-                        # The exception's text may quote the context (an attribute's value):
-                        # only its type is shown; the chained traceback has the rest.
-                        f"raised {type(exc).__name__}",
-                    )
-                ],
-            ) from exc
+            raise _failed(rule, exc) from exc
         if result is None:
             return None
         actions = check_actions(rule.id, result)
@@ -573,6 +568,22 @@ class Engine:
         return self
 
 
+def _about(error: RuleError, rule_id: str) -> bool:
+    """Whether every problem of ``error`` is located at the rule ``rule_id``."""
+    at = f"rule {rule_id!r}"
+    return bool(error.problems) and all(
+        p.where == at or p.where.startswith(f"{at}:") for p in error.problems
+    )
+
+
+def _failed(rule: Rule, exc: Exception) -> RuleError:
+    """A :class:`RuleError` naming ``rule``, which raised ``exc``: the exception's type only,
+    for its text may quote the context (an attribute's value); the chained traceback has the
+    rest."""
+    problem = Problem(f"rule {rule.id!r}", "rule-failed", f"raised {type(exc).__name__}")
+    return RuleError("a tailoring rule failed", [problem])
+
+
 def _pickled_rule(rule: Rule, source: str) -> bytes:
     """A Python rule pickled on its own, so a failure names the rule, not pickle's internals."""
     from pamlib.plugins import describe_failure
@@ -720,7 +731,8 @@ def explain(
 ) -> str:
     """An outcome in words: what is recommended, with which settings, what was suppressed,
     every rule involved and why (``+`` took effect, ``x`` was overridden), when to reassess,
-    and the notes."""
+    and the notes. Text is shown for a terminal: a control character in a rule's reason or a
+    setting (NUL, ESC, a line break) is written as an escape (``\\x1b``), one line per entry."""
     names = engine.pathways if engine is not None else {}
     policy = engine.policy if engine is not None else ReassessmentPolicy()
 
@@ -769,7 +781,19 @@ def explain(
     if notes:
         lines.append("Notes:")
         lines.extend(f"      {_trace_line(t)}" for t in notes)
-    return "\n".join(lines)
+    return "\n".join(_shown(line) for line in lines)
+
+
+#: Every control character (C0, DEL, C1) as the escape Python writes for it.
+_ESCAPES = {
+    c: chr(c).encode("unicode_escape").decode("ascii") for c in (*range(0x20), *range(0x7F, 0xA0))
+}
+
+
+def _shown(text: str) -> str:
+    """``text`` safe to print on a terminal: its control characters escaped (``\\x1b``,
+    ``\\n``), so a rule file cannot move the cursor, change colours or fake a line."""
+    return text.translate(_ESCAPES)
 
 
 # -- checks that are not errors ----------------------------------------------------------------
@@ -788,12 +812,21 @@ def suppression_warnings(rules: Iterable[Rule], pathways: Mapping[str, Pathway])
     Valid rules, so warnings rather than errors (``pamlib rules check --strict`` fails on
     them). Python rules cannot be read without running them and are not checked.
     """
+    return [warning for warning, _ in _sourced_warnings(rules, pathways)]
+
+
+def _sourced_warnings(
+    rules: Iterable[Rule], pathways: Mapping[str, Pathway]
+) -> list[tuple[Problem, frozenset[str]]]:
+    """:func:`suppression_warnings`, each with the sources (rule files) of the rules it
+    concerns: what ``pamlib rules check`` reports under each file, without reading file names
+    back out of the message (a file may be called ``my, pause.toml``)."""
     from pamlib.tailoring._conditions import conditions_as_text
 
     file_rules = sorted(
         (r for r in rules if isinstance(r, FileRule)), key=lambda r: (-r.priority, r.id)
     )
-    out: list[Problem] = []
+    out: list[tuple[Problem, frozenset[str]]] = []
 
     def label(rule: FileRule) -> str:
         return f"{rule.source}: rule {rule.id!r}" if rule.source else f"rule {rule.id!r}"
@@ -820,7 +853,8 @@ def suppression_warnings(rules: Iterable[Rule], pathways: Mapping[str, Pathway])
                     f"suppresses every pathway {when}, at priority {rule.priority}: those "
                     "assessments get no pathway unless a rule of higher priority recommends one"
                 )
-                out.append(Problem(f"{label(rule)}: then[{i}]", "suppress-all", message))
+                warning = Problem(f"{label(rule)}: then[{i}]", "suppress-all", message)
+                out.append((warning, frozenset({rule.source} - {""})))
                 break
     known = set(pathways)
     if not known:
@@ -844,7 +878,8 @@ def suppression_warnings(rules: Iterable[Rule], pathways: Mapping[str, Pathway])
             )
             sources = sorted({r.source for r in chosen if r.id in involved and r.source})
             where = f"{', '.join(sources)}: " if sources else ""
-            out.append(Problem(f"{where}rules {', '.join(involved)}", "suppress-all", message))
+            warning = Problem(f"{where}rules {', '.join(involved)}", "suppress-all", message)
+            out.append((warning, frozenset(sources)))
             break
     return out
 

@@ -45,7 +45,7 @@ from pamlib._config import (
 from pamlib._documents import DocumentError, decode_utf8, parse_toml
 from pamlib.errors import ConfigurationError, Problem, RuleError
 from pamlib.pathways import Coding, Pathway
-from pamlib.tailoring._conditions import Conditions, WhenDoc, configure_conditions
+from pamlib.tailoring._conditions import Conditions, UnlessDoc, WhenDoc, configure_conditions
 from pamlib.tailoring.context import Context
 
 __all__ = [
@@ -142,6 +142,24 @@ class Reassess:
 #: What a rule may do.
 Action: TypeAlias = Recommend | Suppress | SetIntensity | SetContactFrequency | Note | Reassess
 _ACTION_TYPES = (Recommend, Suppress, SetIntensity, SetContactFrequency, Note, Reassess)
+
+#: The text fields of each action, and whether each is required: a Python rule's actions are
+#: checked field by field, so a list, a number or ``None`` where text belongs is a problem
+#: naming the rule, not an unhashable-type crash or a note reading ``5``.
+_TEXT_FIELDS: dict[type, tuple[tuple[str, bool], ...]] = {
+    Recommend: (
+        ("pathway", True),
+        ("intensity", False),
+        ("contact_frequency", False),
+        ("note", False),
+        ("reason", False),
+    ),
+    Suppress: (("pathway", True), ("reason", False)),
+    SetIntensity: (("pathway", True), ("value", True), ("reason", False)),
+    SetContactFrequency: (("pathway", True), ("value", True), ("reason", False)),
+    Note: (("text", True), ("pathway", False), ("reason", False)),
+    Reassess: (("reason", False),),
+}
 
 
 # -- the rule protocol -----------------------------------------------------------------------
@@ -299,6 +317,17 @@ def check_actions(rule_id: str, actions: object) -> tuple[Action, ...]:
         if not isinstance(a, _ACTION_TYPES)
     ]
     for i, a in enumerate(actions):
+        fields = next((f for t, f in _TEXT_FIELDS.items() if isinstance(a, t)), ())
+        for name, required in fields:
+            value = getattr(a, name)
+            if value is None and not required:
+                continue
+            if not _is_text(value):
+                # the type, never the value: a rule's text may quote the context
+                kind = "None" if value is None else type(value).__name__
+                given = "" if isinstance(value, str) else f", not {kind}"
+                message = "must be a non-empty text" + ("" if required else " or None") + given
+                problems.append(Problem(f"rule {rule_id!r}: result[{i}].{name}", "text", message))
         if isinstance(a, Reassess) and not _months_ok(a.months):
             message = f"months must be a whole number from 1 to {MAX_REASSESS_MONTHS}"
             problems.append(Problem(f"rule {rule_id!r}: result[{i}].months", "months", message))
@@ -488,7 +517,7 @@ class _RuleDoc:
     priority: _Priority = _Priority(0)
     reason: _Reason
     when: WhenDoc | None = None
-    unless: WhenDoc | None = None
+    unless: UnlessDoc | None = None
     then: _Actions
 
 
