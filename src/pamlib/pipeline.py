@@ -38,7 +38,7 @@ from pamlib.formats.base import (
     read_input,
 )
 from pamlib.formats.guard import AtomicTarget, OutputGuard, commit_together
-from pamlib.formats.output import RejectsWriter
+from pamlib.formats.output import RejectsWriter, check_input_columns
 from pamlib.instruments import Instrument
 from pamlib.plugins import PluginHost, get_host
 from pamlib.scoring.provider import BATCH_ARRAYS, BatchScores, ScoringProvider
@@ -454,6 +454,7 @@ class _FileSink:
         if self.writer is None:
             extra = _identity_columns(self.keep_nhs_number, self.pseudonymiser)
             extra += self.extra_columns
+            check_input_columns(extra)
             options = WriteOptions(extra_columns=extra, score_decimals=self.scorer.decimals(scores))
             self.writer = self.output_format.open_writer(self.output.stream, options)
         return self.writer
@@ -672,6 +673,7 @@ class _MemorySink:
         if self.options is None:
             extra = _identity_columns(self.keep_nhs_number, self.pseudonymiser)
             extra += self.extra_columns
+            check_input_columns(extra)  # a located problem, as from a file, not pyarrow's error
             self.options = WriteOptions(
                 extra_columns=extra, score_decimals=self.scorer.decimals(scores)
             )
@@ -723,6 +725,9 @@ class ScoreRun:
     source_columns: tuple[str, ...] = ()
     #: How many decimals the scores were rounded to (for writing them as text).
     score_decimals: int = 1
+    #: The files the run read (:meth:`TableScorer.score_source`): no writer of the run's
+    #: results may write over one of them.
+    inputs: tuple[str, ...] = attrs.field(default=(), repr=False)
 
     def __repr__(self) -> str:
         return f"ScoreRun({self.summary.reconciliation})"
@@ -1003,7 +1008,8 @@ class TableScorer:
         options = attrs.evolve(self.options, threads=self.threads)
         with self._turn:
             chunks = read_input(reader, source, options, host=self.host)
-            return self._run(chunks, name, progress)
+            run = self._run(chunks, name, progress)
+        return run if name == "<stdin>" else attrs.evolve(run, inputs=(os.fspath(source),))
 
     def _run(
         self,
@@ -1197,7 +1203,20 @@ def _table_decimals(table: Any, host: PluginHost) -> int:
 def write_rejects(run: ScoreRun, target: Target | AtomicTarget, *, commit: bool = True) -> None:
     """Write a run's rejects as ``pamlib score`` does (the rejects file: see
     :class:`~pamlib.formats.output.RejectsWriter`), atomically (``commit=False``: complete but
-    unpublished, as :func:`write_scored`)."""
+    unpublished, as :func:`write_scored`). A path is guarded as :func:`write_scored` guards
+    it: never one of the files the run read."""
+    if isinstance(target, AtomicTarget) or not isinstance(target, (str, os.PathLike)):
+        _write_rejects(run, target, commit=commit)
+        return
+    with OutputGuard() as guard:
+        for source in run.inputs:
+            guard.input(source, "the input")
+        guard.output(target, "the rejects file")
+        opened = guard.open(target)
+        _write_rejects(run, opened, commit=True)
+
+
+def _write_rejects(run: ScoreRun, target: Target | AtomicTarget, *, commit: bool) -> None:
     stream = target.stream if isinstance(target, AtomicTarget) else target
     writer = RejectsWriter(stream, run.source_columns)
     try:

@@ -678,5 +678,23 @@ def with_mapping(
     if isinstance(mapping, (str, os.PathLike)):
         return load_mapping(mapping).apply(options)
     if mapping is not None:
+        _check_columns(mapping)
         return attrs.evolve(options, mapping={**options.mapping, **mapping})
     return options
+
+
+def _check_columns(mapping: Mapping[str, str]) -> None:
+    """A mapping given as a dictionary gets the checks of a mapping file's ``[columns]``: a
+    target that is no pamlib column would otherwise be ignored and its column passed through
+    (an item read as unanswered, assessment ids made up so that repeats go unseen)."""
+    from pamlib.formats._mapping_file import structure_mapping
+
+    if not isinstance(mapping, Mapping):
+        raise ConfigurationError(
+            "mapping must be a mapping file's path or a dictionary of source column to pamlib "
+            f"column, not {type(mapping).__name__}"
+        )
+    try:
+        structure_mapping({"columns": dict(mapping)}, "mapping")
+    except FormatError as exc:
+        raise FormatError("the column mapping given is invalid", exc.problems) from None

@@ -72,7 +72,22 @@ def output_columns(extra_columns: Sequence[str]) -> tuple[str, ...]:
 
 def check_extra_columns(extra_columns: Sequence[str]) -> None:
     """Refuse pass-through columns whose names would clash with the output's own."""
-    taken = {*STANDARD_COLUMNS, REASON_COLUMN}
+    _check_clashes(extra_columns, {*STANDARD_COLUMNS, REASON_COLUMN})
+
+
+def check_input_columns(extra_columns: Sequence[str]) -> None:
+    """:func:`check_extra_columns` for an input's pass-through columns, which may not take the
+    names tailoring adds either: such a column would be cast to a list or a date where the
+    table is tailored or written typed (an exception of pyarrow's, not a located problem), and
+    read back as recommendations where it is not. (A tailored table's own recommendation
+    columns are extra columns when it is written, so :func:`check_extra_columns` allows them.)
+    """
+    from pamlib.tables.scored import RECOMMENDATION_TYPES
+
+    _check_clashes(extra_columns, {*STANDARD_COLUMNS, REASON_COLUMN, *RECOMMENDATION_TYPES})
+
+
+def _check_clashes(extra_columns: Sequence[str], taken: set[str]) -> None:
     problems = [
         Problem(name, "column-clash", "an input column has the name of an output column")
         for name in extra_columns

@@ -58,7 +58,14 @@ def record_batches(data: Any) -> Iterator[Any]:
         table = _pandas_table(data)
         yield from table.to_batches() or [_empty(table.schema)]
     elif hasattr(data, "__arrow_c_stream__"):
-        yield from _or_empty(pa.RecordBatchReader.from_stream(data))
+        try:  # a type Arrow does not know (polars' Int128) is refused here, in pyarrow's words
+            reader = pa.RecordBatchReader.from_stream(data)
+        except pa.ArrowException as exc:
+            raise ConfigurationError(
+                f"the data given cannot be read through Arrow ({type(exc).__name__}); give "
+                "columns of text, numbers or dates"
+            ) from None
+        yield from _or_empty(reader)
     elif isinstance(data, Iterable) and not isinstance(data, (str, bytes, dict)):
         for part in data:
             if isinstance(part, (pa.RecordBatch, pa.Table)) or hasattr(part, "__arrow_c_stream__"):
@@ -98,7 +105,9 @@ def _pandas_table(frame: Any) -> Any:
     pa = pyarrow_module()
     named = [level for level in frame.index.names if level is not None]
     if named:  # a named index is a column, as pandas' own Arrow export makes it
-        frame = frame.reset_index(level=named)
+        clash = sorted({str(n) for n in named} & {str(c) for c in frame.columns})
+        # set_index("patient_id", drop=False): the column is there already, and it is read
+        frame = frame.reset_index(drop=True) if clash else frame.reset_index(level=named)
     names = [str(c) for c in frame.columns]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
@@ -219,6 +228,14 @@ def text_column(column: Any) -> Any:
                 np.where(whole, values, 0).astype(np.int64), mask=~present, type=pa.int64()
             )
             kind = column.type
+    if pa.types.is_decimal(kind) and kind.scale > 0:
+        # A database's NUMERIC(5,2) answer 3.00 is the answer 3, as a whole float's text is
+        # "3": "3.00" would be no answer at all. Other values keep their digits.
+        from pyarrow import _compute as kernels
+
+        whole = kernels.ReplaceSubstringOptions(r"^(-?[0-9]+)\.0+$", r"\1")
+        column = pc.call("replace_substring_regex", pc.cast(column, pa.string()), options=whole)
+        kind = column.type
     if pa.types.is_timestamp(kind):
         if kind.tz is not None:  # the calendar date where the assessment took place
             column = pc.call("local_timestamp", column)

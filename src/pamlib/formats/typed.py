@@ -290,6 +290,17 @@ class _NotTextError(ValueError):
     """A JSON value that is a list or object: not a cell."""
 
 
+class _RepeatedKeyError(ValueError):
+    """An object naming one key twice: which of its values is the cell cannot be told."""
+
+
+def _once_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    row = dict(pairs)
+    if len(row) != len(pairs):
+        raise _RepeatedKeyError
+    return row
+
+
 def _value_text(value: object) -> str:
     if value is None:
         return ""
@@ -328,7 +339,10 @@ class _JsonLines:
                 parse_int=str,
                 parse_float=_float_text,
                 parse_constant=str,
+                object_pairs_hook=_once_each,
             )
+        except _RepeatedKeyError:  # the standard library would keep the last value, silently
+            return self.reject(raw, "json", "not a JSON object of cells: a key repeats")
         except UnicodeDecodeError:
             return self.reject(raw, "encoding", "the line is not UTF-8")
         except RecursionError:
