@@ -255,7 +255,10 @@ class ScoredColumns:
     @property
     def score_tenths(self) -> NDArray[np.int64]:
         """Scores in integer tenths of a point (0 where missing): change is computed exactly."""
-        return np.rint(np.nan_to_num(self.score, nan=0.0) * 10).astype(np.int64)
+        from pamlib.levels import round_half_away_array
+
+        score = np.nan_to_num(self.score, nan=0.0)
+        return np.rint(round_half_away_array(score, 1) * 10).astype(np.int64)
 
     def has_flag(self, flag: str) -> NDArray[np.bool_]:
         """Rows whose ``;``-separated ``flags`` contain ``flag`` (each distinct text looked at

@@ -82,9 +82,12 @@ class SuppressionRule:
     symbol: str = "*"
 
     def __attrs_post_init__(self) -> None:
-        if self.low < 1 or self.high < self.low:
+        if self.low != 1 or self.high < self.low:
+            # A count of one is the most disclosive of all: no rule may publish it while
+            # hiding larger ones.
             raise ConfigurationError(
-                "suppression needs 1 <= low <= high (zero counts are never suppressed)"
+                "suppression hides every count from low = 1 to high (high >= 1; zero counts are "
+                "never suppressed)"
             )
         if not self.symbol or self.symbol.strip() != self.symbol or _is_number(self.symbol):
             raise ConfigurationError(

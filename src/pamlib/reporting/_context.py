@@ -59,11 +59,25 @@ class SourceFile:
     def of(cls, path: str | os.PathLike[str], role: str, *, digest: bool = True) -> SourceFile:
         """The file at ``path``: its name, and its sha256 when ``digest`` and it is readable."""
         where = Path(path)
-        return cls(role=role, name=where.name, sha256=_sha256(where) if digest else None)
+        return cls(
+            role=role, name=_shown_name(where.name), sha256=_sha256(where) if digest else None
+        )
 
     def to_json(self) -> dict[str, str | None]:
         """The file as plain JSON values."""
         return {"role": self.role, "name": self.name, "sha256": self.sha256}
+
+
+#: What a report shows for a file whose name holds an NHS number.
+WITHHELD_NAME = "(name withheld: it holds an NHS number)"
+
+
+def _shown_name(name: str) -> str:
+    """A file's name as a report shows it: not at all where it holds an NHS number (an export
+    saved as ``Jane Smith 9434765919.csv``), which the report would otherwise publish."""
+    from pamlib.reporting._privacy import _looks_like_nhs_number
+
+    return WITHHELD_NAME if _looks_like_nhs_number(name) else name
 
 
 def _as_source(item: SourceFile | str | os.PathLike[str], role: str) -> SourceFile:

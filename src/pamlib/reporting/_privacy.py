@@ -11,8 +11,8 @@ grouping by a column publishes its values. A column is refused when
   a single patient, and at least :data:`MIN_SINGLETON_GROUPS` groups do (``--group-by ref``
   where ``ref`` is a pass-through hospital number); or
 * any of its values **is** an identifier of the table: a patient's key (its ``patient_id``,
-  NHS number or pseudonym) or an assessment id, or is shaped as an NHS number (ten digits with
-  a valid check digit) (:func:`check_not_identifiers`: a column that mixes a few identifiers
+  NHS number or pseudonym) or an assessment id, or holds an NHS number anywhere in it (ten
+  digits, spaces and dashes aside, with a valid check digit) (:func:`check_not_identifiers`: a column that mixes a few identifiers
   with other values passes the count above).
 
 The values a report lists in its context (providers and their versions, calibrations, cut-point
@@ -170,15 +170,17 @@ def _keys_of(value: str) -> list[str]:
     return [value, f"nhs:{nhs_digits(value)}", f"pseudonym:{value}"]
 
 
+#: Ten digits, possibly grouped by spaces or dashes, not part of a longer run of digits.
+_NHS_SHAPED = re.compile(r"(?<![0-9])[0-9](?:[\s\-]*[0-9]){9}(?![0-9])", re.ASCII)
+
+
 def _looks_like_nhs_number(value: str) -> bool:
-    """Ten digits (spaces and dashes aside) with a valid check digit: an NHS number, whether or
-    not the table holds it."""
+    """Whether ``value`` holds, anywhere in it, ten digits (spaces and dashes aside) with a
+    valid check digit: an NHS number, whether or not the table holds it ("NHS 943 476 5919",
+    "9434765919 (J Smith)" as well as the bare number)."""
     from pamlib.identity import is_valid_nhs_number
 
-    digits = nhs_digits(value)
-    return (
-        len(digits) == 10 and digits.isascii() and digits.isdigit() and is_valid_nhs_number(digits)
-    )
+    return any(is_valid_nhs_number(nhs_digits(found)) for found in _NHS_SHAPED.findall(value))
 
 
 def _holds_any(column: Any, values: list[str]) -> bool:

@@ -13,7 +13,6 @@ import datetime as dt
 import json
 import os
 from collections.abc import Iterable, Iterator, Mapping
-from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import attrs
@@ -204,9 +203,24 @@ def summary_json(report: CohortReport) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def _text_out(target: Target) -> Iterator[IO[str]]:
+    """A path is written to a temporary file beside it and renamed over the name only when
+    the writer has finished (as :func:`~pamlib.reporting.write_pdf` does): an error, a full
+    disk or Ctrl-C leaves the previous file as it was and no partial file under the name."""
     if isinstance(target, str | os.PathLike):
-        with Path(target).open("w", encoding="utf-8", newline="") as fh:
-            yield fh
+        import io
+
+        from pamlib.formats.guard import AtomicTarget
+
+        out = AtomicTarget(target)
+        try:
+            text = io.TextIOWrapper(out.stream, encoding="utf-8", newline="")
+            yield text
+            text.flush()
+            text.detach()  # the target owns the binary stream
+            out.commit()
+        except BaseException:
+            out.discard()
+            raise
     else:
         yield target
 

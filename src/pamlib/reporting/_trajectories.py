@@ -35,6 +35,7 @@ from pamlib._arrays import sorted_unique
 from pamlib._months import add_months as _add_months
 from pamlib._months import add_months_array
 from pamlib.errors import PamlibError
+from pamlib.levels import round_half_away_array
 from pamlib.reporting._columns import (
     ScoredColumns,
     TextArray,
@@ -462,7 +463,10 @@ def link_trajectories(columns: ScoredColumns, config: ReportConfig | None = None
         for start in range(0, len(rows), step):
             part = rows[start : start + step]
             score = np.nan_to_num(columns.score[np.maximum(part, 0)], nan=0.0)
-            out[start : start + step] = np.where(part >= 0, np.rint(score * 10), 0)
+            # half away from zero, as every pamlib score is rounded (np.rint rounds half to
+            # even: 40.25 would be 40.2, and a 2.9-point gain counted as 3.0)
+            tenths = np.rint(round_half_away_array(score, 1) * 10)
+            out[start : start + step] = np.where(part >= 0, tenths, 0)
         return out
 
     return Trajectories(

@@ -122,7 +122,9 @@ def _count(
     many at each level (exact: sums of integers below 2**53 in float64)."""
     size = len(quarters)
     quarter = np.searchsorted(quarters, quarter_codes(columns.assessed_on[rows]))
-    tenths = np.rint(np.nan_to_num(columns.score[rows], nan=0.0) * 10)
+    from pamlib.levels import round_half_away_array
+
+    tenths = np.rint(round_half_away_array(np.nan_to_num(columns.score[rows], nan=0.0), 1) * 10)
     level = columns.level[rows]
     return np.array(
         [
@@ -190,6 +192,11 @@ def trend_figures_from_sums(sums: Mapping[str, int]) -> TrendFigures:
     quarters: Sequence[str] = out.quarters
     if quarters:
         out.identities.append((("n_baseline",), tuple(f"trends.baseline.{q}.n" for q in quarters)))
+        # Every usable assessment is in one quarter of the "all" view: those quarters add up
+        # to the published n_assessments_used, or one hidden quarter is the total less the rest.
+        out.identities.append(
+            (("n_assessments_used",), tuple(f"trends.all.{q}.n" for q in quarters))
+        )
         out.identities.extend(
             [
                 (

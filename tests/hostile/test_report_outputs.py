@@ -1,0 +1,124 @@
+"""Hostile reports: what an audit of published outputs and the report writers found.
+
+A hidden quarter count followed from the published total; an NHS number inside a group's name
+or an input file's name was published; scores with more decimals were rounded half to even;
+a suppression rule could publish counts of one; and the Python writers left partial files.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pamlib.errors import ConfigurationError
+from pamlib.reporting import (
+    ReportConfig,
+    ScoredColumns,
+    SuppressionRule,
+    build_report,
+    summary_json,
+    write_html,
+)
+from pamlib.reporting._context import WITHHELD_NAME, SourceFile
+
+NHS = "9434765919"  # a valid NHS number (check digit 9)
+
+
+def _row(patient: str, day: str, score: float, level: int, **extra: str) -> dict[str, str]:
+    return {
+        "assessment_id": f"{patient}-{day}",
+        "patient_id": patient,
+        "assessed_on": day,
+        "status": "scored",
+        "score": f"{score}",
+        "level": str(level),
+        "cutpoint_set": "current",
+        **extra,
+    }
+
+
+def _level(score: float) -> int:
+    return 1 if score <= 47.0 else 2 if score <= 55.1 else 3 if score <= 67.0 else 4
+
+
+def test_a_hidden_quarter_does_not_follow_from_the_assessments_used() -> None:
+    rows = []
+    for p in range(40):
+        s = 40.0 + p % 30
+        rows += [
+            _row(f"P{p:03d}", "2024-01-15", s, _level(s)),
+            _row(f"P{p:03d}", "2024-08-15", s + 5, _level(s + 5)),
+        ]
+    rows += [_row(f"P{p:03d}", "2024-05-15", 50.0, 2) for p in range(3)]  # 3 in 2024-Q2
+    report = build_report(ScoredColumns.from_rows(rows), ReportConfig(publish=True))
+    figures = summary_json(report)
+    quarters = [v["n"] for v in figures["trends"]["all"].values()]
+    hidden = [n for n in quarters if not isinstance(n, int)]
+    used = figures["n_assessments_used"]
+    # the published total and the shown quarters never leave exactly one quarter to work out
+    assert not (isinstance(used, int) and len(hidden) == 1)
+
+
+@pytest.mark.parametrize("value", [f"NHS no {NHS[:3]} {NHS[3:6]} {NHS[6:]}", f"{NHS} (J Smith)"])
+def test_a_group_name_holding_an_nhs_number_is_refused(value: str) -> None:
+    rows = []
+    for p in range(30):
+        s = 40.0 + p % 30
+        note = value if p == 0 else f"clinic {p % 3}"
+        rows.append(_row(f"P{p:03d}", "2024-01-15", s, _level(s), note=note))
+    with pytest.raises(ConfigurationError) as caught:
+        build_report(ScoredColumns.from_rows(rows), ReportConfig(group_by="note"))
+    assert NHS not in str(caught.value)
+    assert NHS[:3] not in str(caught.value)
+
+
+def test_an_input_file_named_with_an_nhs_number_is_listed_without_its_name(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / f"Jane Smith {NHS} scored.csv"
+    path.write_text("x\n", encoding="utf-8")
+    assert SourceFile.of(path, "input").name == WITHHELD_NAME
+    assert SourceFile.of(tmp_path / "export-2024.csv", "input").name == "export-2024.csv"
+    rows = [_row("P1", "2024-01-15", 50.0, 2)]
+    report = build_report(ScoredColumns.from_rows(rows), sources=[path])
+    assert NHS not in json.dumps(summary_json(report))
+
+
+def test_scores_with_more_decimals_are_rounded_half_away_from_zero() -> None:
+    # 40.25 is 40.3 under pamlib's rounding (half to even would make it 40.2, and the change
+    # to 43.2 a gain of 3.0: "improved", and NQF #2483 met); a gain of 2.9 is neither.
+    rows = [
+        _row("p2", "2024-01-10", 40.25, 1),
+        _row("p2", "2024-08-10", 43.2, 1),
+    ]
+    report = build_report(ScoredColumns.from_rows(rows))
+    (trajectory,) = report.trajectories
+    assert trajectory.change == pytest.approx(2.9)
+
+
+@pytest.mark.parametrize("low", [0, 2, 5])
+def test_a_suppression_rule_always_hides_counts_of_one(low: int) -> None:
+    with pytest.raises(ConfigurationError):
+        SuppressionRule(low=low)
+    assert SuppressionRule(low=1, high=1).hides(1)
+
+
+def test_an_html_report_that_fails_leaves_the_previous_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pamlib.reporting._report as module
+
+    target = tmp_path / "report.html"
+    target.write_text("the previous report", encoding="utf-8")
+    report = build_report(ScoredColumns.from_rows([_row("P1", "2024-01-15", 50.0, 2)]))
+
+    def broken(*_: object, **__: object) -> str:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(module, "render_html", broken)
+    with pytest.raises(KeyboardInterrupt):
+        write_html(report, target)
+    assert target.read_text(encoding="utf-8") == "the previous report"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html"]
