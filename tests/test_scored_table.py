@@ -94,7 +94,7 @@ def typed_rows(draw: st.DrawFn) -> list[dict[str, Any]]:
             {
                 "assessment_id": f"A{i}",
                 "patient_id": draw(st.none() | _WORDS),
-                "nhs_pseudonym": draw(_WORDS),
+                "nhs_pseudonym": draw(_WORDS.filter(str.strip)),  # a key: never only spaces
                 "assessed_on": draw(st.dates(dt.date(1990, 1, 1), dt.date(2100, 1, 1))),
                 "instrument": "PAM-13",
                 "status": "scored" if scored else "not-scored",
@@ -335,14 +335,14 @@ def test_patient_keys_follow_the_rule_row_by_row(rows: list[tuple[str, str, str]
     expected_keys, expected_bad = [], []
     for patient_id, nhs, pseudonym in rows:
         cleaned = re.sub(r"[\s\-]+", "", nhs)
-        if patient_id:
+        if patient_id.strip():
             expected_keys.append(patient_id)
             expected_bad.append(False)
         elif cleaned:
             expected_keys.append(f"nhs:{cleaned}")
             expected_bad.append(not is_valid_nhs_number(cleaned))
         else:
-            expected_keys.append(f"pseudonym:{pseudonym}" if pseudonym else "")
+            expected_keys.append(f"pseudonym:{pseudonym}" if pseudonym.strip() else "")
             expected_bad.append(False)
     assert keys.tolist() == expected_keys
     assert bad.tolist() == expected_bad

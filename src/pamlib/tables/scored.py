@@ -744,12 +744,26 @@ def _nhs_keys(values: TextArray) -> tuple[TextArray, NDArray[np.bool_]]:
     return out[index], bad[index]
 
 
+def _blank(values: TextArray) -> NDArray[np.bool_]:
+    """Which cells are empty or only whitespace: Arrow's whitespace is exactly what
+    :meth:`str.strip` removes, and it looks at millions of cells without a Python call each."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    text = pa.array(values, type=pa.string())
+    blank = pc.fill_null(pc.or_(pc.equal(text, ""), pc.utf8_is_space(text)), True)
+    return np.asarray(blank.to_numpy(zero_copy_only=False), dtype=np.bool_).reshape(len(values))
+
+
 def _patient_keys(
     patient_id: TextArray, nhs_number: TextArray | None, pseudonym: TextArray | None
 ) -> tuple[TextArray, NDArray[np.bool_]]:
     """The key of each row (see :class:`ScoredTable`), ``""`` where there is none; and the rows
     whose key would be an NHS number that is not valid."""
+    # A cell of only whitespace is no identifier (as ``pamlib score`` judges its input): kept as
+    # a key, every such row would be one "patient", another person's score a previous one.
     keys = patient_id.copy()
+    keys[_blank(patient_id)] = ""
     bad = np.zeros(len(keys), dtype=np.bool_)
     if nhs_number is not None:
         # Only a row without a patient_id is keyed by its NHS number: the others' numbers are
@@ -762,7 +776,7 @@ def _patient_keys(
             bad[use] = invalid[present]
             keys[use] = np.char.add("nhs:", nhs[present].astype(str)).astype(object)
     if pseudonym is not None:
-        use = (keys == "") & (pseudonym != "")
+        use = (keys == "") & ~_blank(pseudonym)
         keys[use] = np.char.add("pseudonym:", pseudonym[use].astype(str)).astype(object)
     return keys, bad
 
@@ -953,8 +967,10 @@ class ScoredTable:
     **Patient key.** Rows are linked into a patient's history by one rule, for reports and
     tailoring alike: the key of a row is its ``patient_id`` when that is not empty, else its
     NHS number (spaces and dashes removed; it must be valid), else its ``nhs_pseudonym``; a row
-    with none of them is refused (``no-patient-key``). :meth:`patient_keys` gives the keys. An
-    NHS number may be held apart from the columns (``nhs_number=``): it links rows but is not
+    with none of them is refused (``no-patient-key``). A cell of only whitespace is empty, as
+    ``pamlib score`` reads it; any other identifier is used as written (``" P1"`` and ``"P1"``
+    are two keys: ``pamlib score`` writes both unchanged). :meth:`patient_keys` gives the keys.
+    An NHS number may be held apart from the columns (``nhs_number=``): it links rows but is not
     part of :meth:`to_arrow`, so it is written nowhere unless the table has it as a column.
 
     The repr shows the row count and column names only: never an identifier or a value.

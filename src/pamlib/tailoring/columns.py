@@ -50,7 +50,8 @@ def link_previous_array(
 ) -> npt.NDArray[np.intp]:
     """For each row, the index of the same key's latest earlier row with a score, else ``-1``.
 
-    Rows with an empty key or no date are never linked; equal dates keep table order.
+    Rows with an empty (or whitespace-only) key or no date are never linked; equal dates keep
+    table order.
     """
     k = _key_codes(keys)
     d = np.asarray(dates, dtype="datetime64[D]")
@@ -75,12 +76,44 @@ def link_previous_array(
 
 
 def _key_codes(keys: npt.ArrayLike) -> npt.NDArray[np.int64]:
-    """A number for each distinct key (see :func:`_text_codes`), ``-1`` for an empty one."""
+    """A number for each distinct key (see :func:`_text_codes`), ``-1`` for an empty one or one
+    of only whitespace: such a key is no patient (as for a scored table's ``patient_id``), and
+    kept it would make every such row one person. Other keys are compared as given."""
     distinct, index = _text_codes(keys)
     codes = index.astype(np.int64)
-    if "" in distinct:
-        codes[index == distinct.index("")] = -1
+    codes[_blank(distinct)[index]] = -1
     return codes
+
+
+def _blank(texts: list[str]) -> Bools:
+    """Which texts are empty or only whitespace, by Arrow (whose whitespace is exactly what
+    :meth:`str.strip` removes); by Python where Arrow cannot hold a text (a lone surrogate)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        text = pa.array(texts, pa.string())
+    except (pa.ArrowException, UnicodeError):
+        return np.array([not t.strip() for t in texts], dtype=np.bool_).reshape(len(texts))
+    blank = pc.or_(pc.equal(text, ""), pc.utf8_is_space(text))
+    return np.asarray(blank.to_numpy(zero_copy_only=False), dtype=np.bool_).reshape(len(texts))
+
+
+def _previous_levels(
+    level: npt.NDArray[np.int8],
+    cutpoint_set: Strs,
+    previous_level: npt.NDArray[np.int8],
+    previous_cutpoint_set: Strs,
+) -> npt.NDArray[np.int8]:
+    """``previous_level`` where it may be compared with ``level``, else ``0``.
+
+    A level is a band of one cut-point set (70.0 is level 3 under ``hibbard-2005``, 69.0 level 4
+    under ``current``): a row with a level whose set is not its previous row's (an unnamed set
+    included) gets no previous level, so no transition, rather than a false one. The scores,
+    on one 0-100 scale, stay comparable. A row without a level keeps its previous level.
+    """
+    differ = (level > 0) & (cutpoint_set != previous_cutpoint_set)
+    return np.where(differ, 0, previous_level).astype(np.int8)
 
 
 def _text_codes(values: npt.ArrayLike) -> tuple[list[str], npt.NDArray[np.intp]]:
@@ -324,11 +357,7 @@ class ContextColumns:
         """Columns from the rows of a scored table (dictionaries of strings, as from
         :class:`csv.DictReader`), through :meth:`from_scored`; ``source`` names the rows in
         problems (``rows: row 3``)."""
-        # csv.DictReader keys a row's surplus fields by None: not a column
-        names = {k: None for k in itertools.chain.from_iterable(rows) if k is not None}
-        return cls.from_columns(
-            {name: [row.get(name) for row in rows] for name in names}, len(rows), source=source
-        )
+        return cls.from_scored(_table_of_rows(rows, source=source))
 
     @classmethod
     def from_row(
@@ -341,13 +370,19 @@ class ContextColumns:
         """One row of a scored table as columns of one, with ``previous`` (the patient's
         previous row, if any) as its previous assessment: each is a table of one, checked by
         :meth:`from_rows` like any other (problems located ``where: row 1`` and
-        ``where (previous): row 1``, every problem of both at once)."""
-        tables: list[ContextColumns] = []
+        ``where (previous): row 1``, every problem of both at once).
+
+        ``previous`` must be what a table of both rows would link: the same patient key (see
+        :class:`~pamlib.tables.scored.ScoredTable`), dated no later, another assessment id.
+        Otherwise a :class:`~pamlib.errors.ValidationError` says which (never quoting either
+        row's identifiers): someone else's or a later row would give this person a change and a
+        transition that are not theirs."""
+        tables: list[ScoredTable] = []
         failed: list[ValidationError] = []
         given = [(where, row)] + ([(f"{where} (previous)", previous)] if previous else [])
         for source, one in given:
             try:
-                tables.append(cls.from_rows([one], source=source))
+                tables.append(_table_of_rows([one], source=source))
             except ValidationError as exc:
                 failed.append(exc)
         if len(failed) == 1:
@@ -358,16 +393,25 @@ class ContextColumns:
                 f"{where}: {len(problems)} problem(s) in the scored table", problems
             )
         current, *before = tables
-        return current.after(before[0]) if before else current
+        if not before:
+            return cls.from_scored(current)
+        _check_previous(current, before[0], f"{where} (previous)")
+        return cls.from_scored(current).after(cls.from_scored(before[0]))
 
     def after(self, before: ContextColumns) -> ContextColumns:
         """These rows with ``before``'s rows (row for row) as their previous assessments, where
-        those have a score or a level — the link :meth:`from_scored` makes within a table."""
+        those have a score or a level — the link :meth:`from_scored` makes within a table, the
+        previous level left out as it leaves it out (levels of another cut-point set)."""
         has_score = before.scored & (~np.isnan(before.score) | (before.level > 0))
         return attrs.evolve(
             self,
             previous_score=np.where(has_score, before.score, np.nan),
-            previous_level=np.where(has_score, before.level, 0).astype(np.int8),
+            previous_level=_previous_levels(
+                self.level,
+                self.cutpoint_set,
+                np.where(has_score, before.level, 0),
+                before.cutpoint_set,
+            ),
         )
 
     @classmethod
@@ -380,26 +424,7 @@ class ContextColumns:
     ) -> ContextColumns:
         """:meth:`from_rows` for a table held as columns of text (lists or string arrays, equal
         lengths; ``None`` or ``""`` where empty) — what a columnar reader has in hand."""
-        import pyarrow as pa
-
-        from pamlib.tables.scored import ScoredTable
-
-        lengths = {len(v) for v in table.values()}
-        if n is None:
-            n = lengths.pop() if len(lengths) == 1 else 0
-        if lengths - {n}:
-            raise ValidationError(
-                "cannot tailor", [Problem("columns", "length", "columns differ in length")]
-            )
-
-        def strings(values: Sequence[str | None] | Strs) -> pa.Array:
-            items = values.tolist() if isinstance(values, np.ndarray) else list(values)
-            return pa.array([v if isinstance(v, str) else "" for v in items], pa.string())
-
-        arrays = {name: strings(values) for name, values in table.items()}
-        if not arrays:  # no column at all: an empty table of the required columns
-            arrays = {name: pa.array([""] * n, pa.string()) for name in _EMPTY_TABLE}
-        return cls.from_scored(ScoredTable.from_arrow(pa.table(arrays), source=source))
+        return cls.from_scored(_table_of_columns(table, n, source=source))
 
     @classmethod
     def from_scored(cls, table: ScoredTable) -> ContextColumns:
@@ -429,6 +454,7 @@ class ContextColumns:
         linked = previous >= 0
         safe = np.where(linked, previous, 0)
         prev_ok = linked & scored[safe]
+        cutpoints = text("cutpoint_set")
         # Reasons as Python strings, each distinct one held once: as NumPy strings every row
         # would take four bytes a character of the longest (a sentence: 400 MB a million rows).
         reason = _objects(*table.text_codes("reason"))
@@ -446,14 +472,16 @@ class ContextColumns:
             score=score,
             level=level,
             previous_score=np.where(prev_ok, score[safe], np.nan),
-            previous_level=np.where(prev_ok, level[safe], 0).astype(np.int8),
+            previous_level=_previous_levels(
+                level, cutpoints, np.where(prev_ok, level[safe], 0), cutpoints[safe]
+            ),
             assessed_on=assessed_on,
             instrument=text("instrument"),
             site=text("site"),
             language=text("language"),
             flags=flags,
             attributes={k: v for k, v in attributes.items() if (v != "").any()},
-            cutpoint_set=text("cutpoint_set"),
+            cutpoint_set=cutpoints,
             not_scored_reason=np.where(scored, "", reason),
         )
 
@@ -491,13 +519,16 @@ class ContextColumns:
         reasons = np.array(
             [scores.reasons.get(c, c) for c in codes.tolist()], dtype=np.str_
         ).reshape(n)
+        cutpoints = np.where(level > 0, scores.cutpoint_set or "", "")
         return cls(
             assessment_id=_ids(str(v) for v in np.asarray(assessment_id).tolist()),
             scored=scored,
             score=score,
             level=level,
             previous_score=np.where(linked, score[safe], np.nan),
-            previous_level=np.where(linked, level[safe], 0).astype(np.int8),
+            previous_level=_previous_levels(
+                level, cutpoints, np.where(linked, level[safe], 0), cutpoints[safe]
+            ),
             assessed_on=days,
             instrument=np.full(n, instrument.id, dtype=np.str_),
             site=_strip(np.asarray(site, dtype=np.str_))
@@ -508,9 +539,63 @@ class ContextColumns:
             attributes={
                 k: _strip(np.asarray(v, dtype=np.str_)) for k, v in (attributes or {}).items()
             },
-            cutpoint_set=np.where(level > 0, scores.cutpoint_set or "", ""),
+            cutpoint_set=cutpoints,
             not_scored_reason=np.where(scored, "", reasons),
         )
+
+
+def _table_of_rows(rows: Sequence[Mapping[str, str]], *, source: str) -> ScoredTable:
+    """The checked scored table of ``rows`` (see :meth:`ContextColumns.from_rows`)."""
+    # csv.DictReader keys a row's surplus fields by None: not a column
+    names = {k: None for k in itertools.chain.from_iterable(rows) if k is not None}
+    return _table_of_columns(
+        {name: [row.get(name) for row in rows] for name in names}, len(rows), source=source
+    )
+
+
+def _table_of_columns(
+    table: Mapping[str, Sequence[str | None] | Strs], n: int | None, *, source: str
+) -> ScoredTable:
+    """The checked scored table of columns of text (see :meth:`ContextColumns.from_columns`)."""
+    import pyarrow as pa
+
+    from pamlib.tables.scored import ScoredTable
+
+    lengths = {len(v) for v in table.values()}
+    if n is None:
+        n = lengths.pop() if len(lengths) == 1 else 0
+    if lengths - {n}:
+        raise ValidationError(
+            "cannot tailor", [Problem("columns", "length", "columns differ in length")]
+        )
+
+    def strings(values: Sequence[str | None] | Strs) -> pa.Array:
+        items = values.tolist() if isinstance(values, np.ndarray) else list(values)
+        return pa.array([v if isinstance(v, str) else "" for v in items], pa.string())
+
+    arrays = {name: strings(values) for name, values in table.items()}
+    if not arrays:  # no column at all: an empty table of the required columns
+        arrays = {name: pa.array([""] * n, pa.string()) for name in _EMPTY_TABLE}
+    return ScoredTable.from_arrow(pa.table(arrays), source=source)
+
+
+def _check_previous(current: ScoredTable, previous: ScoredTable, where: str) -> None:
+    """Refuse a ``previous`` row (a checked table of one) that a table holding it and
+    ``current`` would not link to ``current``; problems name no identifier."""
+    problems: list[Problem] = []
+    if previous.patient_keys()[0] != current.patient_keys()[0]:
+        problems.append(
+            Problem(where, "other-patient", "the previous row is another patient's (keys differ)")
+        )
+    before = previous.column("assessed_on")[0].as_py()
+    if before > current.column("assessed_on")[0].as_py():
+        problems.append(Problem(where, "later", "the previous row is dated after this one"))
+    if previous.text("assessment_id")[0] == current.text("assessment_id")[0]:
+        problems.append(
+            Problem(where, "same-assessment", "the previous row has this row's assessment_id")
+        )
+    if problems:
+        raise ValidationError(f"{where}: not this row's previous assessment", problems)
 
 
 def _strip(values: Strs) -> Strs:

@@ -218,18 +218,26 @@ class Context:
         previous: ScoreResult | None = None,
     ) -> Context:
         """The context of a scored (or unscored) assessment, optionally with the result of the
-        patient's previous assessment for change and transition conditions."""
+        patient's previous assessment for change and transition conditions.
+
+        A previous level of another cut-point set than this result's level is left out, as a
+        table leaves it out (:meth:`from_row`): bands of two sets are not comparable, so there
+        is no transition; the previous score (one 0-100 scale) stays."""
         flags = {str(f) for f in result.flags}
         if result.demo:
             flags.add("demo")
         prev_scored = previous is not None and previous.scored
+        level = result.level if result.scored else None
+        previous_level = previous.level if previous is not None and prev_scored else None
+        if level and previous is not None and _set_id(result) != _set_id(previous):
+            previous_level = None
         return cls(
             assessment_id=assessment.id,
             scored=result.scored,
             score=result.score if result.scored else None,
-            level=result.level if result.scored else None,
+            level=level,
             previous_score=previous.score if previous is not None and prev_scored else None,
-            previous_level=previous.level if previous is not None and prev_scored else None,
+            previous_level=previous_level,
             assessed_on=assessment.assessed_on,
             instrument=assessment.instrument.id,
             site=assessment.site,
@@ -259,11 +267,18 @@ class Context:
         ``where: row 1``, never quoting a value. Columns: the :data:`STANDARD_COLUMNS`, then
         optional ``site`` and ``language``; any other extra column is an attribute (empty
         cells are left out; identifier columns such as ``nhs_number`` never are attributes).
-        ``previous`` is the patient's previous row.
+        ``previous`` is the patient's previous row: the same patient key, dated no later, another
+        assessment id, or a :class:`~pamlib.errors.ValidationError` (naming no identifier).
         """
         from pamlib.tailoring.columns import ContextColumns
 
         return ContextColumns.from_row(row, previous, where=where).context(0)
+
+
+def _set_id(result: ScoreResult) -> str:
+    """The cut-point set of a result's level as a table row holds it (stripped, ``""`` for
+    none), so objects and rows compare sets alike."""
+    return (result.cutpoint_set or "").strip() if result.level else ""
 
 
 def _text(value: str | None) -> str | None:

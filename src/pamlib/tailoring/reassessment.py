@@ -13,6 +13,8 @@ February, and 28 February + 6 months is 28 August.
 from __future__ import annotations
 
 import datetime as dt
+import numbers
+import operator
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Literal
 
@@ -37,23 +39,44 @@ __all__ = [
 ]
 
 
+def _whole_months(value: object, what: str) -> int:
+    """``value`` as a number of months a rule could also set (a whole number, not a bool, from 1
+    to :data:`~pamlib.tailoring.rules.MAX_REASSESS_MONTHS`): checked when the policy is made,
+    so a fraction, a string or a date past 9999 never reaches an evaluation."""
+    # imported here: reading due dates needs neither the rules module nor cattrs
+    from pamlib.tailoring.rules import MAX_REASSESS_MONTHS
+
+    months = 0
+    if not isinstance(value, bool) and isinstance(value, numbers.Integral):
+        months = operator.index(value)  # NumPy's integers too, as Python ints
+    if not 1 <= months <= MAX_REASSESS_MONTHS:
+        raise ConfigurationError(
+            f"{what} must be a whole number of months from 1 to {MAX_REASSESS_MONTHS}"
+        )
+    return months
+
+
+def _interval(value: int) -> int:
+    return _whole_months(value, "interval_months")
+
+
 def _window(value: tuple[int, int]) -> tuple[int, int]:
-    low, high = (int(v) for v in value)
-    if not 0 < low <= high:
-        raise ConfigurationError("the follow-up window needs 0 < opens <= closes (months)")
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise ConfigurationError("window_months is a pair of months: (opens, closes)")
+    low = _whole_months(value[0], "the follow-up window's opening")
+    high = _whole_months(value[1], "the follow-up window's closing")
+    if low > high:
+        raise ConfigurationError("the follow-up window needs opens <= closes (months)")
     return (low, high)
-
-
-def _positive(_: object, attribute: attrs.Attribute[int], value: int) -> None:
-    if value < 1:
-        raise ConfigurationError(f"{attribute.name} must be at least one month")
 
 
 @attrs.frozen
 class ReassessmentPolicy:
-    """The default interval and the follow-up window, in calendar months."""
+    """The default interval and the follow-up window, in calendar months: each a whole number
+    from 1 to :data:`~pamlib.tailoring.rules.MAX_REASSESS_MONTHS`, as a rule's interval is;
+    anything else is a :class:`~pamlib.errors.ConfigurationError` here."""
 
-    interval_months: int = attrs.field(default=6, validator=_positive)
+    interval_months: int = attrs.field(default=6, converter=_interval)
     window_months: tuple[int, int] = attrs.field(default=(6, 12), converter=_window)
 
     def due(self, assessed_on: dt.date, months: int | None = None) -> dt.date:
