@@ -85,6 +85,27 @@ _KNOWN_DEPENDENCIES: dict[str, frozenset[str]] = {
     "pytest": frozenset({"pytest", "_pytest", "py"}),
     "hypothesis": frozenset({"hypothesis", "_hypothesis_pytestplugin"}),
 }
+#: Modules Python imports at start-up or pytest/packaging tools import: a package of that name,
+#: once installed (``pip install -e``), runs on every interpreter start or replaces the tool.
+_RESERVED_MODULES = frozenset(
+    {
+        "sitecustomize",
+        "usercustomize",
+        "conftest",
+        "pip",
+        "setuptools",
+        "pkg_resources",
+        "wheel",
+        "hatchling",
+        "build",
+        "distutils",
+        "_distutils_hack",
+        "virtualenv",
+        "venv",
+    }
+)
+#: Ids pamlib's built-in plugins register (providers, formats): a scaffold taking one clashes.
+_BUILTIN_IDS = frozenset({"demo", "rasch", "raw-sum", "csv", "fhir", "json", "parquet", "xlsx"})
 _REQUIREMENT = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 
@@ -160,6 +181,11 @@ def check_name(name: str) -> str:
             f"starting with a letter, at most {MAX_NAME} characters (e.g. pamlib-acme)"
         )
     module = name.replace("-", "_")
+    if module in _RESERVED_MODULES:
+        raise _usage_error(
+            f"plugin name {name!r}: a module {module!r} is imported by Python or the packaging "
+            f"tools themselves; choose another (e.g. pamlib-{name})"
+        )
     if keyword.iskeyword(module) or module in ("pamlib", "test", "tests"):
         raise _usage_error(f"plugin name {name!r} would shadow a module; choose another")
     if module in sys.stdlib_module_names or module in sys.builtin_module_names:
@@ -172,6 +198,12 @@ def check_name(name: str) -> str:
         raise _usage_error(
             f"plugin name {name!r}: its module {module!r} would shadow pamlib's dependency "
             f"{owner}; choose another (e.g. pamlib-{name})"
+        )
+    short = name.removeprefix("pamlib-").removeprefix("pamlib_").replace("_", "-")
+    if short in _BUILTIN_IDS:
+        raise _usage_error(
+            f"plugin name {name!r}: its provider/format id {short!r} is pamlib's own; "
+            "choose another"
         )
     return name
 

@@ -380,11 +380,41 @@ class CheckedProvider:
     def instruments(self) -> Collection[str]:
         return self._inner.instruments()
 
+    def _licence(self) -> Licence | None:
+        """The provider's licence: a ``licence`` property is the plugin's code, and one that
+        raises (or gives something else) is a :class:`ScoringError` naming the provider. A
+        plain ``try`` rather than a :class:`PluginGuard`: this runs twice a call of the object
+        API, and a guard's set-up costs about a microsecond each time."""
+        try:
+            licence = self._inner.licence
+        except KeyboardInterrupt:  # the user's, as an unwatched guard takes it
+            raise
+        except BaseException as exc:
+            raise ScoringError(
+                f"provider {self._inner.id!r} failed to declare its licence: "
+                f"{describe_failure(exc)}"
+            ) from exc
+        if licence is not None and not isinstance(licence, Licence):
+            raise ScoringError(
+                f"provider {self._inner.id!r} failed to declare its licence: it is a "
+                f"{type(licence).__name__}, not a Licence"
+            )
+        return licence
+
     def check(self, instrument: Instrument, on: dt.date | None = None) -> None:
         """Raise :class:`~pamlib.errors.LicenceError` unless ``instrument`` may be scored today."""
-        licence = self._inner.licence
+        licence = self._licence()
         if licence is not None:
             licence.check(instrument.id, on)
+
+    def _recheck(self, instrument: Instrument, before: Licence | None) -> None:
+        """The licence read after the call must be the one checked before it: a provider whose
+        licence appears only once it has scored (a lazily read calibration) is checked again."""
+        after = self._licence()
+        if after != before:
+            if after is None:
+                return  # no licence now: the honesty rules below refuse unmarked results
+            after.check(instrument.id)
 
     def cutpoints(self) -> CutpointRegistry:
         """The cut-point sets levels are checked against."""
@@ -394,12 +424,17 @@ class CheckedProvider:
         return registry
 
     def score_batch(self, instrument: Instrument, codes: npt.NDArray[np.int8]) -> BatchScores:
-        self.check(instrument)
+        licence = self._licence()
+        if licence is not None:
+            licence.check(instrument.id)
+        view = np.asarray(codes).view()
+        view.flags.writeable = False  # the caller's answers are not the provider's to change
         guard = PluginGuard(watch=True)  # once per batch: a Ctrl-C is told from the provider's
         with guard:
-            scores = self._inner.score_batch(instrument, codes)
+            scores = self._inner.score_batch(instrument, view)
         if guard.error is not None:
             self._failed(instrument, guard.error)
+        self._recheck(instrument, licence)
         checked = check_scores(
             scores, instrument, self._inner, n_rows=len(codes), cutpoints=self.cutpoints()
         )
@@ -408,12 +443,15 @@ class CheckedProvider:
         return checked
 
     def score(self, assessment: Assessment) -> ScoreResult:
-        self.check(assessment.instrument)
+        licence = self._licence()
+        if licence is not None:
+            licence.check(assessment.instrument.id)
         guard = PluginGuard(watch=False)
         with guard:
             result = self._inner.score(assessment)
         if guard.error is not None:
             self._failed(assessment.instrument, guard.error)
+        self._recheck(assessment.instrument, licence)
         return check_result(result, assessment, self._inner, cutpoints=self.cutpoints())
 
     def _failed(self, instrument: Instrument, exc: BaseException) -> NoReturn:
@@ -504,14 +542,16 @@ def select_provider(
         name = CALIBRATION_PROVIDER
     provider: ScoringProvider
     if name is None:
-        fits = [
-            p
-            for p in installed.values()
-            if not p.demo
-            and p.licence is not None
-            and instrument.id in p.licence.instruments
-            and instrument.id in _declared(p)
-        ]
+        fits = []
+        for p in installed.values():
+            licence = CheckedProvider(p, host)._licence()  # guarded: names a failing provider
+            if (
+                not p.demo
+                and licence is not None
+                and instrument.id in licence.instruments
+                and instrument.id in _declared(p)
+            ):
+                fits.append(p)
         if not fits:
             raise ScoringError(
                 f"no licensed scoring provider for {instrument.id} is installed. Name one: "

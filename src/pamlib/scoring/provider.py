@@ -199,7 +199,8 @@ class ScoringProvider(Protocol):
         ...
 
     def score_batch(self, instrument: Instrument, codes: npt.NDArray[np.int8]) -> BatchScores:
-        """Score ``codes`` (shape ``(n, instrument.n_items)``) and return one row per input."""
+        """Score ``codes`` (shape ``(n, instrument.n_items)``, read-only: the caller's answers)
+        and return one row per input."""
         ...
 
     def score(self, assessment: Assessment) -> ScoreResult:
