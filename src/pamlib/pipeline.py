@@ -1009,7 +1009,11 @@ class TableScorer:
         with self._turn:
             chunks = read_input(reader, source, options, host=self.host)
             run = self._run(chunks, name, progress)
-        return run if name == "<stdin>" else attrs.evolve(run, inputs=(os.fspath(source),))
+        if name == "<stdin>":
+            return run
+        read_from = (os.fspath(source),)
+        scored = attrs.evolve(run.scored, read_from=read_from)
+        return attrs.evolve(run, scored=scored, inputs=read_from)
 
     def _run(
         self,
@@ -1134,7 +1138,7 @@ def write_scored(
 
     ``output`` is a path, a binary stream, or an :class:`~pamlib.formats.guard.AtomicTarget`
     the caller opened through its :class:`~pamlib.formats.guard.OutputGuard`; a path is
-    guarded here (never an input's file, locked, complete or absent). Columns after the
+    guarded here (never a file the table was read from, locked, complete or absent). Columns after the
     standard ones are written in the table's order. ``score_decimals`` defaults to the
     decimals of the table's cut-point set (else one). A private NHS number is never written.
     With ``commit=False`` an :class:`~pamlib.formats.guard.AtomicTarget` is left complete but
@@ -1147,6 +1151,8 @@ def write_scored(
             output.commit()
         return
     with OutputGuard() as guard:
+        for source in scored.read_from:  # the file the table was read from is never replaced
+            guard.input(source, "the input")
         guard.output(output, "the scored output")
         target = guard.open(output)
         _write_scored(scored, target, output_format, score_decimals, host)

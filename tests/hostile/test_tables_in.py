@@ -138,3 +138,25 @@ def test_a_runs_rejects_are_never_written_over_its_input(tmp_path: Path) -> None
     assert source.read_bytes() == before
     write_rejects(run, tmp_path / "rejects.csv")
     assert (tmp_path / "rejects.csv").read_text(encoding="utf-8").startswith("source,")
+
+
+def test_a_scored_table_is_never_written_over_the_file_it_came_from(tmp_path: Path) -> None:
+    import pamlib
+    from pamlib.pipeline import write_scored
+    from pamlib.tables.scored import ScoredTable
+
+    source = tmp_path / "in.parquet"
+    pq.write_table(pa.Table.from_pylist(_rows()), source)
+    before = source.read_bytes()
+    run = TableScorer(provider="demo", host=_host()).score_source(source)
+    tailored = pamlib.tailor(run.scored, host=_host())  # the record follows the table
+    for table in (run.scored, tailored):
+        with pytest.raises(OutputRefusedError):
+            write_scored(table, source, host=_host())
+    assert source.read_bytes() == before
+    scored = tmp_path / "scored.parquet"
+    write_scored(run.scored, scored, host=_host())
+    again = ScoredTable.read(scored)
+    with pytest.raises(OutputRefusedError):
+        write_scored(again, scored, host=_host())
+    write_scored(again, tmp_path / "copy.parquet", host=_host())

@@ -978,6 +978,9 @@ class ScoredTable:
 
     _table: pa.Table = attrs.field(alias="table")
     _nhs_number: TextArray | None = attrs.field(default=None, alias="nhs_number", kw_only=True)
+    #: The files its rows were read from (:meth:`read`, ``TableScorer.score_source``), which
+    #: no writer of the table writes over.
+    read_from: tuple[str, ...] = attrs.field(default=(), kw_only=True, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
         standard = scored_schema()
@@ -1035,8 +1038,15 @@ class ScoredTable:
         identifiers is never reinterpreted by type inference; quoted values may hold line
         breaks. A file that is not a table (empty, not UTF-8, a row with the wrong number of
         fields) is a :class:`~pamlib.errors.FormatError` naming the line, never quoting it. A
-        file with a header and no rows is an empty table.
+        file with a header and no rows is an empty table. The table records the file
+        (:attr:`read_from`): :func:`~pamlib.pipeline.write_scored` never writes over it.
         """
+        table = cls._read(path)
+        return attrs.evolve(table, read_from=(os.fspath(path),))
+
+    @classmethod
+    def _read(cls, path: str | os.PathLike[str]) -> ScoredTable:
+        """:meth:`read`'s work, before the table records the file it came from."""
         path = Path(path)
         pa = _pyarrow()
         suffix = path.suffix.lower()
@@ -1103,7 +1113,7 @@ class ScoredTable:
                 table = table.set_column(table.column_names.index(name), field, column)
             else:
                 table = table.append_column(field, column)
-        return ScoredTable(table, nhs_number=self._nhs_number)
+        return ScoredTable(table, nhs_number=self._nhs_number, read_from=self.read_from)
 
     # -- out -------------------------------------------------------------------------------
 
