@@ -1138,8 +1138,8 @@ def write_scored(
 
     ``output`` is a path, a binary stream, or an :class:`~pamlib.formats.guard.AtomicTarget`
     the caller opened through its :class:`~pamlib.formats.guard.OutputGuard`; a path is
-    guarded here (never a file the table was read from, locked, complete or absent). Columns after the
-    standard ones are written in the table's order. ``score_decimals`` defaults to the
+    guarded here (never a file the table was read from, locked, complete or absent). Columns
+    after the standard ones are written in the table's order. ``score_decimals`` defaults to the
     decimals of the table's cut-point set (else one). A private NHS number is never written.
     With ``commit=False`` an :class:`~pamlib.formats.guard.AtomicTarget` is left complete but
     unpublished, for the caller to commit with other files (or discard).

@@ -2115,9 +2115,9 @@ def _patient_bucket(frame: DataFrame, buckets: int) -> Column:
     builds it, or something coarser (whitespace and dashes dropped from an NHS number)."""
     from pyspark.sql import functions as sf
 
-    def present(name: str) -> Column:
+    def present(name: str) -> Column:  # a cell of only whitespace is empty, as pamlib reads it
         value = _column(name)
-        return value.isNotNull() & (value != "")
+        return value.isNotNull() & ~value.rlike(r"(?U)^\s*$")
 
     key = sf.when(present("patient_id"), sf.col("patient_id"))
     if "nhs_number" in frame.columns:

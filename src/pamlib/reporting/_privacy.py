@@ -12,8 +12,8 @@ grouping by a column publishes its values. A column is refused when
   where ``ref`` is a pass-through hospital number); or
 * any of its values **is** an identifier of the table: a patient's key (its ``patient_id``,
   NHS number or pseudonym) or an assessment id, or holds an NHS number anywhere in it (ten
-  digits, spaces and dashes aside, with a valid check digit) (:func:`check_not_identifiers`: a column that mixes a few identifiers
-  with other values passes the count above).
+  digits, spaces and dashes aside, with a valid check digit) (:func:`check_not_identifiers`: a
+  column that mixes a few identifiers with other values passes the count above).
 
 The values a report lists in its context (providers and their versions, calibrations, cut-point
 sets) are checked the same way.

@@ -8,8 +8,8 @@ assessments by the same key. Its columns and their Arrow types are :func:`scored
 A table may come in typed (Parquet, JSON Lines, an Arrow, pandas or polars table) or as text
 (CSV, where every value is a string); either way it comes out in the one schema. Every problem
 of the whole table is collected into one :class:`~pamlib.errors.FormatError` whose locations
-are row numbers (``row N`` counts data rows from 1; ``line N`` is a line of a CSV file that
-cannot be read as a table), never identifiers or values.
+are row numbers (``row N`` counts data rows from 1, blank lines not counted; ``line N`` is a
+line of a CSV file that cannot be read as a table), never identifiers or values.
 
 pyarrow is imported only when a table is built, so ``import pamlib`` stays cheap.
 """
