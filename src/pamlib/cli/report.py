@@ -84,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
         console_lines,
         parse_threshold,
     )
+    from pamlib.reporting._not_pam import CONSOLE_NOTES
     from pamlib.tables.scored import hand_back_large_blocks
 
     if args.publish and args.patients:
@@ -145,11 +146,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"Patients: {args.patients}", file=sys.stderr)
     for line in console_lines(report.released, report.config):
         print(line, file=sys.stderr)
-    if report.demo:
-        print(
-            "Note: these scores come from the synthetic demo calibration — NOT PAM scores.",
-            file=sys.stderr,
-        )
+    # Demonstration, unlicensed and raw-only scores each say so, as the report does.
+    for reason in report.not_pam_reasons:
+        print(CONSOLE_NOTES[reason], file=sys.stderr)
     return 0
 
 

@@ -16,7 +16,7 @@ each problem:
   NHS number system is (a Patient's, a response's ``subject.identifier``, …);
 - a response's or Observation's ``subject`` is a Reference (an object);
 - dates and dateTimes as FHIR writes them, and real calendar dates;
-- demonstration or raw-only Observations are never ``final``.
+- demonstration, unlicensed or raw-only Observations are never ``final``.
 """
 
 from __future__ import annotations
@@ -410,13 +410,15 @@ def _observation(obs: Mapping[str, Any], path: str, problems: list[Problem]) -> 
     unlicensed = any(
         isinstance(t, Mapping)
         and t.get("system") == TAG_SYSTEM
-        and t.get("code") in ("demo", "raw-only")
+        and t.get("code") in ("demo", "unlicensed", "raw-only")
         for t in (tags if isinstance(tags, list) else [])
     )
     if unlicensed and obs.get("status") == "final":
         problems.append(
             Problem(
-                f"{path}.status", "demo-final", "a demonstration or raw-only result is never final"
+                f"{path}.status",
+                "demo-final",
+                "a demonstration, unlicensed or raw-only result is never final",
             )
         )
 

@@ -51,7 +51,8 @@ ANSWER_SYSTEM: Final = f"{BASE}/CodeSystem/agreement"
 LEVEL_SYSTEM: Final = f"{BASE}/CodeSystem/activation-level"
 #: Observation codes pamlib defines: ``activation-level`` and ``raw-total``.
 OBSERVATION_CODE_SYSTEM: Final = f"{BASE}/CodeSystem/observation"
-#: ``meta.tag`` codes: ``demo`` (synthetic calibration) and ``raw-only`` (raw totals).
+#: ``meta.tag`` codes: ``demo`` (synthetic calibration), ``unlicensed`` (a calibration without
+#: a licence) and ``raw-only`` (raw totals).
 TAG_SYSTEM: Final = f"{BASE}/CodeSystem/tag"
 #: Scoring provider ids, used in ``Observation.method``.
 PROVIDER_SYSTEM: Final = f"{BASE}/CodeSystem/scoring-provider"

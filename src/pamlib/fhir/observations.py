@@ -6,11 +6,13 @@ provider, calibration, cut-point set, flags and standard errors sit in the pamli
 extension. *Level*: pamlib's ``activation-level`` code (plus SNOMED CT 962851000000103 when asked
 for), value ``level-1`` … ``level-4``.
 
-Anything not from a licensed calibration is marked three ways: a ``meta.tag`` (``demo`` or
-``raw-only``), a ``note`` saying it is not a PAM score, and status ``preliminary`` — never
-``final``. A result with no 0–100 score (raw totals only) gets no score Observation: LOINC
-88175-5 means a PAM score, and a raw total is not one. Its raw total is written instead as a
-``raw-total`` Observation coded only in pamlib's own code system. Results that were not scored
+Anything not from a licensed calibration is marked three ways: a ``meta.tag`` (``demo``,
+``unlicensed`` or ``raw-only``), a ``note`` saying it is not a PAM score, and status
+``preliminary`` — never ``final``. A score Observation's ``code.text`` says it is not a PAM
+score too (``Demonstration score …``, ``Unlicensed score …``). A result with no 0–100 score
+(raw totals only) gets no score Observation: LOINC 88175-5 means a PAM score, and a raw total
+is not one. Its raw total is written instead as a ``raw-total`` Observation coded only in
+pamlib's own code system. Results that were not scored
 produce no Observation; the response is still written.
 """
 
@@ -40,10 +42,19 @@ DEMO_NOTE = (
     "DEMONSTRATION ONLY: scored with a synthetic calibration. This is not a Patient Activation "
     "Measure score and must not be used for care."
 )
+UNLICENSED_NOTE = (
+    "NOT A PAM SCORE: scored by a provider without a Patient Activation Measure licence (a "
+    "research measure). This is not a licensed Patient Activation Measure score and must not be "
+    "used as one."
+)
 RAW_NOTE = (
     "Raw total of the answered items (not a Patient Activation Measure score): the 0-100 PAM "
     "score needs a licensed scoring provider."
 )
+
+
+#: Flags that make a result not a PAM score (``demo`` results are marked from ``result.demo``).
+_NOT_PAM_FLAGS = frozenset({Flag.DEMO, Flag.UNLICENSED, Flag.RAW_ONLY})
 
 
 def _survey() -> dict[str, Any]:
@@ -57,14 +68,22 @@ def _marking(result: ScoreResult, *, raw: bool = False) -> tuple[dict[str, Any],
     if result.demo:
         tags.append({"system": TAG_SYSTEM, "code": "demo", "display": "Demonstration score"})
         note = DEMO_NOTE
+    if Flag.UNLICENSED in result.flags:
+        tags.append({"system": TAG_SYSTEM, "code": "unlicensed", "display": "Unlicensed score"})
+        note = note or UNLICENSED_NOTE
     if raw or Flag.RAW_ONLY in result.flags:
         tags.append({"system": TAG_SYSTEM, "code": "raw-only", "display": "Raw total only"})
         note = note or RAW_NOTE
     return ({"tag": tags} if tags else {}), note
 
 
+def _not_pam(result: ScoreResult, *, raw: bool = False) -> bool:
+    """Whether ``result`` is not a PAM score: demo, unlicensed, or raw totals only."""
+    return result.demo or raw or not _NOT_PAM_FLAGS.isdisjoint(result.flags)
+
+
 def _status(result: ScoreResult, *, raw: bool = False) -> str:
-    return "preliminary" if result.demo or raw or Flag.RAW_ONLY in result.flags else "final"
+    return "preliminary" if _not_pam(result, raw=raw) else "final"
 
 
 def _scoring_extension(result: ScoreResult, *, level: bool = False) -> dict[str, Any]:
@@ -141,7 +160,14 @@ def score_observation(
     """The score Observation, or ``None`` when ``result`` has no 0–100 score."""
     if not result.scored or result.score is None:
         return None
-    text = "Demonstration score (not a PAM score)" if result.demo else "PAM total score"
+    if result.demo:
+        text = "Demonstration score (not a PAM score)"
+    elif Flag.UNLICENSED in result.flags:
+        text = "Unlicensed score (not a PAM score)"
+    elif _not_pam(result):
+        text = "Score (not a PAM score)"
+    else:
+        text = "PAM total score"
     resource = _observation(
         result,
         {"coding": [{"system": LOINC, "code": LOINC_PAM_SCORE}], "text": text},

@@ -6,7 +6,9 @@ it each chart's place holds a note and the report keeps every figure in its tabl
 Every figure in the page is an element with ``data-key`` (its JSON path in the summary) and
 ``data-value`` (its JSON text), so a test or a reader's tool can check the page against the
 JSON. Every string that comes from the input (group names, column names, cut-point set ids)
-is HTML-escaped. Demonstration scores get a banner and a watermark repeated across the page.
+is HTML-escaped. Demonstration scores get a banner and a watermark repeated across the page;
+scores that are not the PAM for another reason (an unlicensed provider, raw totals) get a
+banner and watermark of their own, saying why (:mod:`pamlib.reporting._not_pam`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pamlib.reporting._config import NQF2483_GAIN_POINTS, ReportConfig
 from pamlib.reporting._context import ReportContext
 from pamlib.reporting._headlines import NOT_USED_WORDS, Figure, headlines
 from pamlib.reporting._measures import Exclusion
+from pamlib.reporting._not_pam import NOT_PAM_MARK, banner_text, margin_text, watermark_text
 from pamlib.reporting._summary import (
     BIN_LABELS,
     CLASSES,
@@ -164,6 +167,13 @@ _DEMO_PRINT_CSS = """
     color: #b3261e; } }
 @media print { .demo-watermark { display: none; } }
 """
+
+#: The banner and watermark of scores that are not the PAM for a reason other than
+#: demonstration: styled as the demonstration ones, under their own names.
+_NOT_PAM_CSS = _DEMO_CSS.replace(".demo-", ".not-pam-")
+_NOT_PAM_PRINT_CSS = _DEMO_PRINT_CSS.replace('"DEMO — NOT PAM"', '"%(mark)s"').replace(
+    ".demo-", ".not-pam-"
+)
 
 
 def _missing() -> str:
@@ -675,7 +685,10 @@ class _Scope:
 def render_html(report: CohortReport) -> str:
     """The report as one self-contained HTML document."""
     config, summary = report.config, report.released
-    title = "PAM cohort report" + (" — DEMO" if report.demo else "")
+    others = tuple(r for r in report.not_pam_reasons if r != "demo")
+    title = "PAM cohort report" + (
+        " — DEMO" if report.demo else f" — {NOT_PAM_MARK}" if others else ""
+    )
     window = f"{config.min_months}–{config.max_months} calendar months"
     meta = [
         f"Follow-up window: {window} after the first scored assessment.",
@@ -727,7 +740,31 @@ def render_html(report: CohortReport) -> str:
             f'<div class="demo-watermark" id="demo-watermark" data-demo-watermark="page" '
             f'aria-hidden="true"><div class="marks">{marks}</div></div>'
         )
+    if others:
+        text = escape(banner_text(others))
+        # With demonstration scores too, the demonstration marking keeps the margins and the
+        # watermark; this banner adds the other reasons under it.
+        if not report.demo:
+            mark = watermark_text(others)
+            margins = _NOT_PAM_PRINT_CSS % {"text": margin_text(others), "mark": mark}
+            demo_head += f"<style>{_NOT_PAM_CSS}{margins}</style>"
+            marks = f"<span>{escape(mark)}</span>" * 80
+            watermark = (
+                f'<div class="not-pam-watermark" id="not-pam-watermark" '
+                f'data-not-pam-watermark="page" aria-hidden="true">'
+                f'<div class="marks">{marks}</div></div>'
+            )
+        else:
+            # Under the sticky demonstration banner, not over it.
+            demo_head += f"<style>{_NOT_PAM_CSS}.not-pam-banner {{ position: static; }}</style>"
+            watermark = ""
+        demo_body += (
+            f'<div class="not-pam-banner" id="not-pam-banner" role="note" '
+            f'aria-label="Not PAM scores" data-not-pam="{" ".join(others)}" '
+            f'data-not-pam-watermark="banner">{text}</div>{watermark}'
+        )
     flags = f'data-demo="{str(report.demo).lower()}" '
+    flags += f'data-not-pam="{str(report.not_pam).lower()}" '
     flags += f'data-published="{str(summary.suppressed).lower()}"'
     return (
         f'<!DOCTYPE html>\n<html lang="en" {flags}>'

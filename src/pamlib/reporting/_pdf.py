@@ -3,7 +3,9 @@
 WeasyPrint (the ``pdf`` extra) and the Pango library it needs are loaded only when a PDF is
 made; without them :class:`PdfUnavailableError` says what to install. The PDF carries the same
 figures and charts as the HTML report; its print stylesheet puts the report's title and page
-numbers on every page and, when demonstration scores are present, the DEMO marking too.
+numbers on every page and, when demonstration scores are present, the DEMO marking too; scores
+that are not the PAM for another reason (an unlicensed provider, raw totals) put their NOT PAM
+marking there instead.
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ from pamlib.reporting._config import ReportConfig
 from pamlib.reporting._context import ReportContext, SourceFile, report_context
 from pamlib.reporting._html import render_html
 from pamlib.reporting._measures import EXCLUSION_CODES, STATUS_CODES, Nqf2483, nqf2483
+from pamlib.reporting._not_pam import FLAGGED_REASONS
 from pamlib.reporting._summary import CohortSummary, summarise
 from pamlib.reporting._suppression import suppress
 from pamlib.reporting._trajectories import (
@@ -36,6 +37,7 @@ from pamlib.reporting._trajectories import (
     link_trajectories,
 )
 from pamlib.reporting.trends import trend_quarters, trends_json
+from pamlib.results import Flag
 from pamlib.tables.scored import release_freed_memory
 
 if TYPE_CHECKING:
@@ -69,15 +71,28 @@ PATIENT_CSV_COLUMNS = (
 Target = str | os.PathLike[str] | IO[str]
 
 
+def _flagged(reasons: Iterable[str]) -> tuple[str, ...]:
+    """The not-PAM flags given, each once, in the order of ``FLAGGED_REASONS``."""
+    given = {str(r) for r in reasons}
+    unknown = given - set(FLAGGED_REASONS)
+    if unknown:
+        raise ConfigurationError(
+            f"not_pam_flags are {' and '.join(FLAGGED_REASONS)}, not {', '.join(sorted(unknown))}"
+        )
+    return tuple(r for r in FLAGGED_REASONS if r in given)
+
+
 @attrs.frozen(eq=False, repr=False)
 class CohortReport:
     """Everything a cohort report shows, computed once.
 
     ``figures`` are the full figures; ``released`` is what the published outputs (JSON and
     HTML) carry: the suppressed figures when ``config.publish``, else ``figures`` itself.
-    ``demo`` is true when any assessment carries synthetic demonstration scores. ``context``
-    says what the report covers and how it was made; ``comparison`` compares the groups of a
-    grouped report (from the released figures, so it is suppressed with them).
+    ``demo`` is true when any assessment carries synthetic demonstration scores;
+    ``not_pam_flags`` holds the other reasons some assessment is not a PAM score (``unlicensed``,
+    ``raw-only``: see :attr:`not_pam_reasons`). ``context`` says what the report covers and how
+    it was made; ``comparison`` compares the groups of a grouped report (from the released
+    figures, so it is suppressed with them).
     """
 
     config: ReportConfig
@@ -89,6 +104,19 @@ class CohortReport:
     demo: bool
     context: ReportContext
     comparison: Comparison | None
+    not_pam_flags: tuple[str, ...] = attrs.field(default=(), converter=_flagged)
+
+    @property
+    def not_pam_reasons(self) -> tuple[str, ...]:
+        """Why some assessment is not a PAM score, in a fixed order: ``demo`` (a demonstration
+        calibration), ``unlicensed`` (a provider without a licence), ``raw-only`` (raw totals,
+        no 0–100 score). Empty when every score is a PAM score."""
+        return (str(Flag.DEMO),) * self.demo + self.not_pam_flags
+
+    @property
+    def not_pam(self) -> bool:
+        """Whether any assessment is not a PAM score (for any of :attr:`not_pam_reasons`)."""
+        return bool(self.not_pam_reasons)
 
     @property
     def cutpoint_sets(self) -> tuple[str, ...]:
@@ -100,6 +128,11 @@ class CohortReport:
             f"CohortReport(n_patients={len(self.trajectories)}, n_assessments="
             f"{len(self.columns)}, demo={self.demo}, publish={self.config.publish})"
         )
+
+
+def _not_pam_flags(columns: ScoredColumns) -> tuple[str, ...]:
+    """The flags besides ``demo`` that some row carries and that make it not a PAM score."""
+    return tuple(r for r in FLAGGED_REASONS if len(columns) and bool(columns.has_flag(r).any()))
 
 
 #: The text columns a report lists in its context (read from a file with the ``group_by`` one).
@@ -174,6 +207,7 @@ def build_report(
         demo=bool(columns.demo.any()),
         context=context,
         comparison=compare_groups(released, config.suppression.symbol),
+        not_pam_flags=_not_pam_flags(columns),
     )
 
 
@@ -187,6 +221,8 @@ def summary_json(report: CohortReport) -> dict[str, Any]:
         "schema": SUMMARY_SCHEMA,
         "pamlib_version": __version__,
         "demo": report.demo,
+        "not_pam": report.not_pam,
+        "not_pam_reasons": list(report.not_pam_reasons),
         "published": report.config.publish,
         "config": report.config.to_json(),
         "cutpoint_sets": list(report.cutpoint_sets),
