@@ -122,3 +122,42 @@ def test_an_html_report_that_fails_leaves_the_previous_file(
         write_html(report, target)
     assert target.read_text(encoding="utf-8") == "the previous report"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html"]
+
+
+def test_a_scored_json_lines_file_that_cannot_be_read_says_which_line_and_column(
+    tmp_path: Path,
+) -> None:
+    import pyarrow as pa
+
+    from pamlib.errors import FormatError
+    from pamlib.pipeline import score_table, write_scored
+    from pamlib.tables.scored import ScoredTable
+
+    rows = [
+        {
+            "assessment_id": f"a{i}",
+            "patient_id": f"P{i}",
+            "assessed_on": "2024-03-01",
+            "instrument": "PAM-13",
+            "site": "North",
+            **{f"q{k:02d}": (i + k) % 4 + 1 for k in range(1, 14)},
+        }
+        for i in range(6)
+    ]
+    path = tmp_path / "scored.jsonl"
+    write_scored(score_table(pa.Table.from_pylist(rows), provider="demo").scored, path)
+    lines = path.read_text(encoding="utf-8").splitlines()
+    lines[1] = (
+        lines[1].replace('"score": ', '"score": "', 1).replace(', "score_se"', '", "score_se"', 1)
+    )
+    lines[3] = lines[3][:40]  # cut short
+    lines[4] = lines[4].replace('"site": "North"', '"site": 7')
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(FormatError) as caught:
+        ScoredTable.read(path)
+    found = [(p.where, p.message) for p in caught.value.problems]
+    assert found == [
+        ("scored.jsonl: line 2", "column score: expected a number, got a JSON string"),
+        ("scored.jsonl: line 4", "not a JSON object (cut short or not JSON)"),
+        ("scored.jsonl: line 5", "column site: a JSON string on line 1, a number here"),
+    ]

@@ -1304,10 +1304,105 @@ def _read_json_lines(path: Path) -> pa.Table:
     try:
         return pa_json.read_json(path, parse_options=options)
     except (pa.ArrowException, ValueError):  # its message may quote a row: never shown
-        raise FormatError(
-            f"{path.name}: not a scored table",
-            [Problem(path.name, "json", "cannot be read as JSON Lines of scored rows")],
-        ) from None
+        pass
+    raise _unreadable_json_lines(path, {f.name: f.type for f in fields})
+
+
+def _json_kind(kind: pa.DataType) -> tuple[type, ...]:
+    """The JSON values (as :func:`json.loads` gives them) a column of Arrow type ``kind`` takes
+    from a scored JSON Lines file; ``None`` (JSON null) is always taken."""
+    import pyarrow as pa
+
+    if pa.types.is_boolean(kind):
+        return (bool,)
+    if pa.types.is_integer(kind):
+        return (int,)
+    if pa.types.is_floating(kind):
+        return (int, float)
+    if pa.types.is_list(kind):
+        return (list,)
+    return (str,)
+
+
+def _unreadable_json_lines(path: Path, kinds: Mapping[str, pa.DataType]) -> FormatError:
+    """Why pyarrow could not read ``path``, found again line by line: each line that is not a
+    JSON object, and each value of a scored column that is not of its kind, by line and
+    column, never by content."""
+    import json
+
+    found: list[Problem] = []
+    others: dict[str, tuple[str, int]] = {}  # a column not scored: its first kind, and where
+
+    def add(number: int, code: str, message: str) -> bool:
+        found.append(Problem(f"{path.name}: line {number}", code, message))
+        return len(found) >= MAX_PROBLEMS
+
+    with path.open("rb") as fh:
+        for number, raw in enumerate(fh, start=1):
+            if not raw.strip():
+                continue
+            try:
+                row = json.loads(raw)
+            except UnicodeDecodeError:
+                if add(number, "encoding", "not UTF-8 text"):
+                    break
+                continue
+            except (ValueError, RecursionError):
+                if add(number, "json", "not a JSON object (cut short or not JSON)"):
+                    break
+                continue
+            if not isinstance(row, dict):
+                if add(number, "json", "not a JSON object"):
+                    break
+                continue
+            for name, value in row.items():
+                kind = kinds.get(name)
+                if value is None:
+                    continue
+                if kind is None:  # another column: of one JSON kind throughout, as inferred
+                    first = others.setdefault(name, (_json_word(value), number))
+                    if first[0] != _json_word(value):
+                        message = (
+                            f"column {name}: a JSON {first[0]} on line {first[1]}, a "
+                            f"{_json_word(value)} here"
+                        )
+                        if add(number, "json", message):
+                            break
+                    continue
+                wanted = _json_kind(kind)
+                wrong_bool = isinstance(value, bool) and bool not in wanted  # bool is an int
+                if wrong_bool or not isinstance(value, wanted):
+                    got = _json_word(value)
+                    message = f"column {name}: expected {_KIND_WORDS[wanted]}, got a JSON {got}"
+                    if add(number, "json", message):
+                        break
+            if len(found) >= MAX_PROBLEMS:
+                break
+    if not found:
+        found.append(Problem(path.name, "json", "cannot be read as JSON Lines of scored rows"))
+    return FormatError(f"{path.name}: not a scored table", found)
+
+
+_KIND_WORDS: dict[tuple[type, ...], str] = {
+    (bool,): "true or false",
+    (int,): "a whole number",
+    (int, float): "a number",
+    (list,): "a list",
+    (str,): "text",
+}
+
+
+def _json_word(value: object) -> str:
+    """What kind of JSON value ``value`` is, in words (never the value)."""
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "list"
+    return "object"
 
 
 def _unreadable_csv(path: Path, n_fields: int) -> FormatError:
