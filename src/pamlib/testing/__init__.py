@@ -3,7 +3,8 @@
 Subclass a conformance class in your own test suite and provide its fixture; the tests it
 inherits check your plugin against pamlib's contract:
 
-* :class:`ProviderConformance` — a scoring provider (fixture ``provider``);
+* :class:`ProviderConformance` — a scoring provider (fixture ``provider``; optionally
+  ``expired_provider``, ``known_scores`` of :class:`KnownScore` and ``min_answered``);
 * :class:`RulesConformance` — a plugin registering tailoring rules (fixture ``plugin``);
 * :class:`FormatConformance` — a format plugin (fixture ``file_format``).
 
@@ -21,13 +22,14 @@ from pamlib._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from pamlib.testing.calibrations import synthetic_calibration, write_synthetic_calibration
-    from pamlib.testing.conformance import ProviderConformance
+    from pamlib.testing.conformance import KnownScore, ProviderConformance
     from pamlib.testing.formats import FormatConformance
     from pamlib.testing.rules import RulesConformance
     from pamlib.testing.strategies import assessments, contexts, response_codes
 
 __all__ = [
     "FormatConformance",
+    "KnownScore",
     "ProviderConformance",
     "RulesConformance",
     "assessments",
@@ -38,6 +40,7 @@ __all__ = [
 ]
 
 _LAZY: dict[str, str] = {
+    "KnownScore": "conformance",
     "ProviderConformance": "conformance",
     "RulesConformance": "rules",
     "FormatConformance": "formats",
