@@ -161,3 +161,34 @@ def test_a_scored_json_lines_file_that_cannot_be_read_says_which_line_and_column
         ("scored.jsonl: line 4", "not a JSON object (cut short or not JSON)"),
         ("scored.jsonl: line 5", "column site: a JSON string on line 1, a number here"),
     ]
+
+
+def test_a_report_that_scores_an_export_says_what_was_rejected(tmp_path: Path) -> None:
+    from pamlib.cli import main
+
+    items = [f"q{k:02d}" for k in range(1, 14)]
+    lines = [",".join(["patient_id", "assessment_id", "assessed_on", "instrument", *items])]
+    for i in range(12):
+        answers = [str((i + k) % 4 + 1) for k in range(13)]
+        lines.append(",".join([f"P{i}", f"A{i}", "2024-03-01", "PAM-13", *answers]))
+    lines.append(",".join(["P99", "A99", "2024-13-45", "PAM-13", *["2"] * 13]))  # a bad date
+    export = tmp_path / "export.csv"
+    export.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    html, summary = tmp_path / "r.html", tmp_path / "r.json"
+    args = ["report", str(export), "--provider", "demo", "-o", str(html), "--json", str(summary)]
+    assert main(args) == 0
+    scoring = json.loads(summary.read_text(encoding="utf-8"))["context"]["scoring"]
+    assert scoring == {"read": 13, "scored": 12, "not_scored": 0, "rejected": 1, "blank": 0}
+    assert "read 13 = scored 12 + not scored 0 + rejected 1" in html.read_text(encoding="utf-8")
+    # Published, the rejected records alone, suppressed as any count: "scored" is
+    # n_assessments, which the suppression may hide.
+    assert main([*args, "--publish"]) == 0
+    scoring = json.loads(summary.read_text(encoding="utf-8"))["context"]["scoring"]
+    assert scoring == {"rejected": "*"}
+    assert "rejected * (in the rejects file" in html.read_text(encoding="utf-8")
+    scored = tmp_path / "scored.csv"
+    assert main(["score", str(export), "--provider", "demo", "-o", str(scored)]) == 0
+    assert (
+        main(["report", str(scored), "-o", str(tmp_path / "s.html"), "--json", str(summary)]) == 0
+    )
+    assert json.loads(summary.read_text(encoding="utf-8"))["context"]["scoring"] is None

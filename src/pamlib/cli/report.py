@@ -130,7 +130,13 @@ def run(args: argparse.Namespace) -> int:
         # library function called from someone else's process must not.
         hand_back_large_blocks()
         try:
-            report = build_report(scored, config, sources=sources, rules=args.rules)
+            report = build_report(
+                scored,
+                config,
+                sources=sources,
+                rules=args.rules,
+                scoring=None if beside is None else beside.summary,
+            )
         except IdentifyingColumnError as exc:  # the column is the user's choice: a usage error
             raise UsageError(str(exc)) from None
         # The scored and rejects files beside the report are published with it, or not at all.

@@ -122,6 +122,12 @@ class ReportContext:
     suppression_low: int
     suppression_high: int
     suppression_applied: bool
+    #: Where the report scored a raw export itself: the counts of that run (``read``,
+    #: ``scored``, ``not_scored``, ``rejected``, ``blank``), so that records rejected before the
+    #: table are said in the report too; ``None`` for a report of a scored table. Published, only
+    #: ``rejected`` (suppressed as any count is): the others equal figures the suppression may
+    #: hide (``scored`` is ``n_assessments``), and would give them away.
+    scoring: tuple[tuple[str, int | str], ...] | None = None
 
     def files(self, role: str) -> tuple[SourceFile, ...]:
         """The source files of one role."""
@@ -142,6 +148,7 @@ class ReportContext:
                 "high": self.suppression_high,
                 "applied": self.suppression_applied,
             },
+            "scoring": None if self.scoring is None else dict(self.scoring),
         }
 
 
@@ -229,10 +236,13 @@ def report_context(
     sources: Iterable[SourceFile | str | os.PathLike[str]] = (),
     rules: Iterable[SourceFile | str | os.PathLike[str]] = (),
     generated_at: dt.datetime | None = None,
+    scoring: Any = None,
 ) -> ReportContext:
     """The context of a report on ``columns``; ``sources`` are the input files, ``rules`` the
     tailoring rules files (recorded by name, rules files with their sha256). ``generated_at``
-    defaults to now, or to ``SOURCE_DATE_EPOCH`` when that is set."""
+    defaults to now, or to ``SOURCE_DATE_EPOCH`` when that is set. ``scoring`` is the
+    :class:`~pamlib.pipeline.ScoreSummary` of scoring the export the table came from, if the
+    report scored it."""
     first, last = _period(columns.assessed_on)
     when = (generated_at or _now()).astimezone(dt.UTC)
     providers = _listed(columns, trajectories, ("provider", "provider_version"))
@@ -253,4 +263,27 @@ def report_context(
         suppression_low=config.suppression.low,
         suppression_high=config.suppression.high,
         suppression_applied=config.publish,
+        scoring=_scoring_counts(scoring, config),
+    )
+
+
+def _scoring_counts(summary: Any, config: ReportConfig) -> tuple[tuple[str, int | str], ...] | None:
+    """A run's counts, which reconcile (``read = scored + not scored + rejected``, blank records
+    beside them), as the report lists them; published, the rejected records alone."""
+    if summary is None:
+        return None
+    from pamlib.pipeline import ScoreSummary
+
+    if not isinstance(summary, ScoreSummary):
+        raise ConfigurationError(f"scoring is a ScoreSummary, not a {type(summary).__name__}")
+    if config.publish:
+        rule = config.suppression
+        rejected = summary.n_rejected
+        return (("rejected", rule.symbol if rule.hides(rejected) else rejected),)
+    return (
+        ("read", summary.n_read),
+        ("scored", summary.n_scored),
+        ("not_scored", summary.n_not_scored),
+        ("rejected", summary.n_rejected),
+        ("blank", summary.n_blank),
     )

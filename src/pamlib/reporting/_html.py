@@ -270,6 +270,17 @@ def _context(context: ReportContext) -> str:
             "rules",
             listing([file(s.name, s.sha256) for s in context.files("rules")]),
         ),
+        *(
+            [
+                (
+                    "Scored from the export",
+                    "scoring",
+                    escape(_reconciliation(dict(context.scoring))),
+                )
+            ]
+            if context.scoring is not None
+            else []
+        ),
         (
             "Small-number suppression",
             "suppression",
@@ -773,3 +784,17 @@ def render_html(report: CohortReport) -> str:
         f"{_PRINT_CSS % {'title': title}}</style>{demo_head}</head>"
         f"<body>{demo_body}{''.join(body)}</body></html>\n"
     )
+
+
+def _reconciliation(counts: dict[str, int | str]) -> str:
+    """A scoring run's counts as ``pamlib score`` says them: ``read N = scored + not scored +
+    rejected`` (and the blank records, which hold nothing); published, the rejected alone."""
+    if "read" not in counts:
+        return f"rejected {counts['rejected']} (in the rejects file beside the report)"
+    line = (
+        f"read {counts['read']} = scored {counts['scored']} + not scored "
+        f"{counts['not_scored']} + rejected {counts['rejected']}"
+    )
+    if counts["blank"]:
+        line += f" + blank {counts['blank']}"
+    return line + " (rejected records are in the rejects file beside the report)"

@@ -43,6 +43,7 @@ from pamlib.tables.scored import release_freed_memory
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from pamlib.pipeline import ScoreSummary
     from pamlib.tables.scored import ScoredTable
 
 #: Identifies the layout of the JSON summary; bumped on incompatible changes.
@@ -167,6 +168,7 @@ def build_report(
     sources: Iterable[SourceFile | str | os.PathLike[str]] = (),
     rules: Iterable[SourceFile | str | os.PathLike[str]] = (),
     generated_at: dt.datetime | None = None,
+    scoring: ScoreSummary | None = None,
 ) -> CohortReport:
     """Link trajectories, apply NQF #2483, summarise and (when publishing) suppress.
 
@@ -174,7 +176,9 @@ def build_report(
     pyarrow Table, or the path of a scored CSV, Parquet or JSON Lines file. ``sources`` (the
     input files) and ``rules`` (the tailoring rules files
     the table was tailored with) are listed in the report's context by name, never by path,
-    rules files with their sha256; ``generated_at`` defaults to now (UTC).
+    rules files with their sha256; ``generated_at`` defaults to now (UTC). ``scoring`` is the
+    :class:`~pamlib.pipeline.ScoreSummary` of scoring the raw export the table came from
+    (``run.summary``): its counts, rejected records included, are listed in the context.
     """
     config = ReportConfig() if config is None else config
     if not isinstance(config, ReportConfig):
@@ -194,7 +198,13 @@ def build_report(
     # The context lists provider, calibration and cut-point values: they must not be
     # identifiers either (checked there).
     context = report_context(
-        columns, trajectories, config, sources=sources, rules=rules, generated_at=generated_at
+        columns,
+        trajectories,
+        config,
+        sources=sources,
+        rules=rules,
+        generated_at=generated_at,
+        scoring=scoring,
     )
     released = suppress(figures, config.suppression) if config.publish else figures
     return CohortReport(
