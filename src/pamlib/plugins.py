@@ -28,6 +28,7 @@ import inspect
 import itertools
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -358,6 +359,10 @@ def _check_format(fmt: object) -> str:
     return name
 
 
+#: What a provider's id may be, as the guide and the conformance kit say.
+_PROVIDER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]*")
+
+
 def _check_provider(provider: object) -> str:
     """The id of a registered scoring provider, or a :class:`PamlibError` saying what is
     wrong (its declarations are read once here, so junk never reaches provider selection)."""
@@ -376,6 +381,11 @@ def _check_provider(provider: object) -> str:
     pid = p.id
     if not isinstance(pid, str) or not pid.strip():
         raise PamlibError(f"registered a scoring provider whose id is {_kind_of(pid)}")
+    if not _PROVIDER_ID.fullmatch(pid):  # it is written on every result, and into logs
+        raise PamlibError(
+            f"registered a scoring provider whose id {pid[:40]!r} is not letters, digits and "
+            "'. _ : -' (starting with a letter or digit)"
+        )
     declared = {
         "version": isinstance(p.version, str),
         "demo": isinstance(p.demo, bool),

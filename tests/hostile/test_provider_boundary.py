@@ -139,3 +139,15 @@ def test_a_scaffold_named_as_a_start_up_or_packaging_module_is_refused(
     assert main(["new-plugin", name, "--kind", "rules", "--output-dir", str(tmp_path)]) == 2
     assert list(tmp_path.iterdir()) == []
     assert "choose another" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("pid", ["two words", "line\nbreak", "-leading", "tab\there", "ünïcode"])
+def test_a_provider_id_that_is_not_the_documented_form_is_refused(
+    pid: str, host: Callable[[object], PluginHost]
+) -> None:
+    provider = Vendor()
+    provider.id = pid
+    installed = host(provider)
+    assert pid not in installed.scoring_providers()
+    (error,) = [e for e in installed.errors if "scoring provider whose id" in str(e)]
+    assert "letters, digits" in str(error)
