@@ -108,12 +108,25 @@ class ScoreSummary:
 
 def default_rejects_path(source: str | os.PathLike[str], output: Target | None) -> Path:
     """Where rejects go when not told: beside the output (``scored.rejects.csv``), or for
-    output to a stream, ``<input name>.rejects.csv`` in the current directory."""
-    if isinstance(output, (str, os.PathLike)):
+    output to a stream, a device or a pipe (``/dev/stdout``, ``/dev/null``: never a new file
+    in ``/dev``), ``<input name>.rejects.csv`` in the current directory."""
+    if isinstance(output, (str, os.PathLike)) and not _is_device(output):
         out = Path(output)
         return out.with_name(f"{out.stem}.rejects.csv")
     name = "stdin" if str(source) == "-" else Path(source).stem
     return Path(f"{name}.rejects.csv")
+
+
+def _is_device(path: str | os.PathLike[str]) -> bool:
+    """A character device or named pipe (followed through links): written through, with
+    nothing beside it."""
+    import stat
+
+    try:
+        mode = Path(path).stat().st_mode
+    except (OSError, ValueError):
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)
 
 
 def _by_extension(

@@ -75,6 +75,8 @@ class _File:
         self.label = label
         self.real = os.path.realpath(path)
         self.stat = _stat(self.real)
+        if self.stat is None and _passes_through(_stat(path)):  # /dev/stdout, a pipe
+            self.real, self.stat = os.fspath(path), _stat(path)
 
     def same_as(self, other: _File) -> bool:
         if self.real == other.real:
@@ -106,6 +108,10 @@ class AtomicTarget:
         self.final = Path(target)
         real = Path(os.path.realpath(target))
         st = _stat(real)
+        if st is None and _passes_through(_stat(target)):
+            # /dev/stdout when it is a pipe: its link names "pipe:[N]", no path; the pipe is
+            # reached through the name given
+            real, st = Path(target), _stat(target)
         if st is not None and stat.S_ISDIR(st.st_mode):
             raise _refuse("cannot write an output", target, "directory", "this is a directory")
         self._owned = True
