@@ -258,8 +258,8 @@ def test_cli_check(tmp_path: Path, capsys: pytest.CaptureFixture[str], host: Plu
 
 
 def test_cli_check_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["fhir", "check", str(tmp_path / "absent.json")]) == 1
-    assert "cannot read" in capsys.readouterr().err
+    assert main(["fhir", "check", str(tmp_path / "absent.json")]) == 2
+    assert "no such file: absent.json" in capsys.readouterr().err
 
 
 def test_read_fhir_matches_the_format(tmp_path: Path, host: PluginHost) -> None:

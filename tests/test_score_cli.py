@@ -281,7 +281,7 @@ def test_an_expired_licence_stops_the_run_and_leaves_no_output(tmp_path: Path) -
     ("argv", "status", "message"),
     [
         (["--provider", "nope"], 1, "no scoring provider called 'nope'"),
-        (["--provider", "raw-sum", "--format", "xlsx"], 1, "no output format 'xlsx'"),
+        (["--provider", "raw-sum", "--format", "xlsx"], 2, "no output format 'xlsx'"),
         (["--provider", "raw-sum", "--chunk-rows", "0"], 2, "--chunk-rows"),
         (["--provider", "raw-sum", "--calibration", "/nonexistent.toml"], 2, "calibration"),
         (["--provider", "raw-sum", "--instrument", "PAM-99"], 1, "PAM-99"),
@@ -306,8 +306,8 @@ def test_errors(
 def test_missing_input(
     tmp_path: Path, process_host: PluginHost, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["score", str(tmp_path / "absent.csv"), "--provider", "raw-sum"]) == 1
-    assert "cannot read" in capsys.readouterr().err
+    assert main(["score", str(tmp_path / "absent.csv"), "--provider", "raw-sum"]) == 2
+    assert "no such input file: absent.csv" in capsys.readouterr().err
 
 
 def test_progress_bar_draws_only_on_a_terminal() -> None:

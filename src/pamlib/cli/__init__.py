@@ -138,8 +138,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(args.func(args) or 0)
     except UsageError as exc:
         return _fail(f"pamlib: error: {exc}", EXIT_USAGE, debug)
-    except PamlibError as exc:
-        return _fail(f"pamlib: error: {exc}", EXIT_ERROR, debug)
+    except PamlibError as exc:  # a file that cannot be read (every problem "io"): exit 3
+        problems = getattr(exc, "problems", ())
+        unreadable = bool(problems) and all(p.code == "io" for p in problems)
+        return _fail(f"pamlib: error: {exc}", EXIT_ENVIRONMENT if unreadable else EXIT_ERROR, debug)
     except KeyboardInterrupt:
         return _fail("pamlib: interrupted", INTERRUPTED, debug)
     except BrokenPipeError:

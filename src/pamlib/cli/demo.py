@@ -142,6 +142,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"Cohort report: {html} (summary: {summary_json}); its headline figures:")
     for line in console_lines(report.released, report.config):
         print(f"  {line}")
+    # as pamlib report ends its figures: the last thing read says what these numbers are not
+    print("Note: these scores come from the synthetic demo calibration — NOT PAM scores.")
     return 0
 
 

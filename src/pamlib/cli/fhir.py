@@ -62,6 +62,10 @@ def _check_file(path: Path) -> tuple[int, list[Problem]]:
     from pamlib._documents import DocumentError, decode_utf8, parse_json
     from pamlib.fhir import check
 
+    if not path.exists():  # a name mistyped: a usage error, as for score and report
+        from pamlib.cli import UsageError
+
+        raise UsageError(f"no such file: {path.name}")
     try:
         data = path.read_bytes()
     except OSError as exc:

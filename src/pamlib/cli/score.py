@@ -279,8 +279,17 @@ def _run(args: argparse.Namespace, guard: OutputGuard) -> int:
     from pamlib.cli import UsageError
     from pamlib.cli._progress import Progress
 
+    if args.input != "-" and not Path(args.input).exists():  # a name mistyped, as for report
+        raise UsageError(f"no such input file: {Path(args.input).name}")
     if args.calibration and not Path(args.calibration).is_file():
         raise UsageError(f"no calibration file {args.calibration}")
+    if args.output_format is not None:  # an option's value no format has: a usage error
+        from pamlib.formats.base import OutputFormat
+        from pamlib.plugins import get_host
+
+        known = sorted(n for n, f in get_host().formats().items() if isinstance(f, OutputFormat))
+        if args.output_format not in known:
+            raise UsageError(f"no output format {args.output_format!r}; known: {', '.join(known)}")
     guard.input(args.calibration, "the calibration file")
     guard.input(args.mapping, "the mapping file")
     guard.input(args.pseudonym_key, "the pseudonym key file")
