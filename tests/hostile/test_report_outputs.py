@@ -192,3 +192,28 @@ def test_a_report_that_scores_an_export_says_what_was_rejected(tmp_path: Path) -
         main(["report", str(scored), "-o", str(tmp_path / "s.html"), "--json", str(summary)]) == 0
     )
     assert json.loads(summary.read_text(encoding="utf-8"))["context"]["scoring"] is None
+
+
+def test_a_report_given_the_wrong_kind_of_file_says_what_to_do(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pamlib.cli import main
+
+    items = [f"q{k:02d}" for k in range(1, 14)]
+    export = tmp_path / "export.csv"
+    export.write_text(
+        ",".join(["patient_id", "assessment_id", "assessed_on", "instrument", *items])
+        + "\nP1,A1,2024-03-01,PAM-13,"
+        + ",".join(["2"] * 13)
+        + "\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "r.html"
+    assert main(["report", str(export), "-o", str(out)]) == 2
+    assert "looks like an assessment export" in capsys.readouterr().err
+    scored = tmp_path / "scored.csv"
+    assert main(["score", str(export), "--provider", "demo", "-o", str(scored)]) == 0
+    capsys.readouterr()
+    assert main(["report", str(scored), "--provider", "demo", "-o", str(out)]) == 2
+    assert "is already scored: drop --provider" in capsys.readouterr().err
+    assert not out.exists()

@@ -98,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
     source = Path(args.input)
     if not source.is_file():
         raise UsageError(f"no such input file: {source.name}")
+    _check_kind_of_input(source, scored_first=args.provider is not None)
     _check_side_files(args)
     with OutputGuard() as guard:
         guard.input(source, "the input")
@@ -156,6 +157,43 @@ def run(args: argparse.Namespace) -> int:
     for reason in report.not_pam_reasons:
         print(CONSOLE_NOTES[reason], file=sys.stderr)
     return 0
+
+
+def _header_of(source: Path) -> set[str] | None:
+    """The column names of a CSV or Parquet file, lower-cased, where they can be had cheaply
+    (``None`` otherwise: the reader then says what is wrong)."""
+    suffix = source.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            import pyarrow.parquet as pq
+
+            return {n.lower() for n in pq.read_schema(source).names}
+        if suffix in (".csv", ".txt", ".tsv"):
+            with source.open(encoding="utf-8-sig", errors="replace", newline="") as fh:
+                first = fh.readline(65_536)
+            return {c.strip().strip('"').lower() for c in first.replace(";", ",").split(",")}
+    except Exception:  # only a hint: the reader reports the file properly
+        return None
+    return None
+
+
+def _check_kind_of_input(source: Path, *, scored_first: bool) -> None:
+    """A raw export given to report, or a scored file given to report --provider: said as such,
+    with what to do, rather than as a scored table's or an export's missing columns."""
+    from pamlib.cli import UsageError
+
+    columns = _header_of(source)
+    if columns is None:
+        return
+    scored = {"status", "score", "level"} <= columns
+    export = any(c.startswith("q0") for c in columns) and "status" not in columns
+    if not scored_first and export:
+        raise UsageError(
+            f"{source.name} looks like an assessment export (item columns, no status): score it "
+            "with pamlib score first, or give --provider to score it here"
+        )
+    if scored_first and scored:
+        raise UsageError(f"{source.name} is already scored: drop --provider")
 
 
 def _check_side_files(args: argparse.Namespace) -> None:
