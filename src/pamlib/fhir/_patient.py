@@ -75,6 +75,16 @@ def _check_nhs(value: str) -> str | Problem:
         return Problem("", "nhs-number", why)
 
 
+def reference_identity(reference: str) -> tuple[str | None, str | None]:
+    """(patient id, NHS number) that a relative reference ``Patient/ID`` stands for: a logical
+    id that is a valid NHS number (servers such as PDS use the number as the id) is the NHS
+    number, written only on request like any other, never a patient id."""
+    logical = reference.rpartition("/")[2]
+    if len(logical) == 10 and isinstance(_check_nhs(logical), str):
+        return None, logical
+    return reference, None
+
+
 def patient_identity(
     patient: Mapping[str, Any],
     path: str,
@@ -118,7 +128,7 @@ def patient_identity(
             pid = value
     if pid is None and nhs is None and not problems:
         if reference is not None and reference.startswith("Patient/"):
-            pid = reference
+            pid, nhs = reference_identity(reference)
         else:
             problems.append(
                 Problem(

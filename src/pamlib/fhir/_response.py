@@ -28,7 +28,7 @@ import attrs
 
 from pamlib.assessment import Assessment, Mode
 from pamlib.errors import Problem
-from pamlib.fhir._patient import patient_identity, patient_resource
+from pamlib.fhir._patient import patient_identity, patient_resource, reference_identity
 from pamlib.fhir._questionnaires import answer_coding, questionnaire_canonical
 from pamlib.fhir.codes import (
     ANSWER_SYSTEM,
@@ -618,7 +618,7 @@ class ResponseParser:
                 return pid, nhs
             match = _RELATIVE_PATIENT.match(reference)
             if match and self._final:
-                return match.group(1), None
+                return reference_identity(match.group(1))
             problems.append(
                 Problem(
                     f"{where}.reference",
