@@ -311,7 +311,9 @@ def interrupting(real):
     return load
 builtins.__import__ = interrupting(builtins.__import__)
 importlib.import_module = interrupting(importlib.import_module)
-sys.argv = ["pamlib", "score", "x.csv", "--provider", "demo"]
+import os
+# an input that exists (a missing one is refused before the command loads what it runs)
+sys.argv = ["pamlib", "score", os.devnull, "--provider", "demo", "-o", os.devnull]
 from pamlib._console import run
 run()
 """

@@ -130,11 +130,15 @@ def _as_csv_text(value: Any) -> str:
 
 
 def _write_text(table: Any, path: Path) -> Path:
+    """The table as a CSV of text, each cell protected as pamlib's writers protect it (a
+    leading formula character or apostrophe gets an apostrophe, which reading drops)."""
+    from pamlib.formats.output import protect
+
     with path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
-        writer.writerow(table.column_names)
+        writer.writerow([protect(n) for n in table.column_names])
         for row in table.to_pylist():
-            writer.writerow([_as_csv_text(v) for v in row.values()])
+            writer.writerow([protect(_as_csv_text(v)) for v in row.values()])
     return path
 
 

@@ -123,6 +123,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status (the console script exits with it)."""
     if argv is None:
         argv = sys.argv[1:]
+    _standard_streams()
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not hasattr(args, "func"):
@@ -145,8 +146,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return _fail("pamlib: interrupted", INTERRUPTED, debug)
     except BrokenPipeError:
+        # The reader went away before the end: the run did not finish (no rejects file, no
+        # reconciliation), so it is not a success; 141 is what a shell reports for SIGPIPE.
         _silence_stdout()
-        return 0
+        return EXIT_BROKEN_PIPE
     except OSError as exc:
         return _fail(f"pamlib: error: {describe_os_error(exc)}", EXIT_ENVIRONMENT, debug)
     except MemoryError:
@@ -183,6 +186,29 @@ def _fail(message: str, status: int, debug: bool) -> int:
         traceback.print_exc(file=sys.stderr)
     print(message, file=sys.stderr)
     return status
+
+
+#: A reader of standard output that went away (``| head``): as a shell reports SIGPIPE.
+EXIT_BROKEN_PIPE = 141
+
+
+def _standard_streams() -> None:
+    """Standard output and error usable whatever the environment: a stream closed at start
+    (``>&-``, ``2>&-``; Python then has ``None``) becomes ``/dev/null`` — which also keeps its
+    descriptor from being taken by an output file — and text that is not UTF-8 (a file name
+    in another encoding) is written escaped instead of failing in a strict UTF-8 locale.
+    ``pamlib score -o -`` checks :data:`sys.__stdout__` itself: its rows must not vanish."""
+    import contextlib
+    import os
+    from pathlib import Path
+
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if stream is None:
+            setattr(sys, name, Path(os.devnull).open("w", encoding="utf-8"))  # noqa: SIM115 -- for the process
+        else:
+            with contextlib.suppress(AttributeError, ValueError):
+                stream.reconfigure(errors="backslashreplace")
 
 
 def _silence_stdout() -> None:

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 #: The synthetic demonstration calibration: every result is flagged demo, NOT the PAM.
 DEMO_PROVIDER = "demo"
 DEFAULT_OUTPUT_DIR = "pamlib-demo-output"
+#: The largest cohort the demo makes (it is held in memory): beyond, a usage error.
+MAX_PATIENTS = 10_000_000
 
 
 def add_parser(subparsers: Any) -> None:
@@ -76,10 +78,19 @@ def write_cohort(cohort: SyntheticCohort, path: Path, seed: int) -> int:
     return len(body) + len(broken)
 
 
+def _check_arguments(args: argparse.Namespace) -> None:
+    """The cohort's size and seed, before anything is made (a folder included)."""
+    from pamlib.cli import UsageError
+
+    if not 1 <= args.patients <= MAX_PATIENTS:
+        raise UsageError(f"--patients must be from 1 to {MAX_PATIENTS:,}")
+    if not 0 <= args.seed < 2**64:
+        raise UsageError("--seed must be a whole number from 0 to 2**64 - 1")
+
+
 def run(args: argparse.Namespace) -> int:
     import attrs
 
-    from pamlib.cli import UsageError
     from pamlib.cli.score import print_summary
     from pamlib.formats.guard import OutputGuard, commit_together
     from pamlib.pipeline import TableScorer, write_rejects, write_scored
@@ -88,8 +99,7 @@ def run(args: argparse.Namespace) -> int:
     from pamlib.synthetic import synthetic_cohort
     from pamlib.tailoring import EXAMPLE_SITE_RULES, tailor
 
-    if args.patients < 1:
-        raise UsageError("--patients must be at least 1")
+    _check_arguments(args)
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     cohort = synthetic_cohort(args.patients, seed=args.seed)

@@ -98,7 +98,6 @@ def run(args: argparse.Namespace) -> int:
     source = Path(args.input)
     if not source.is_file():
         raise UsageError(f"no such input file: {source.name}")
-    _check_kind_of_input(source, scored_first=args.provider is not None)
     _check_side_files(args)
     with OutputGuard() as guard:
         guard.input(source, "the input")
@@ -110,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
         guard.output(args.json, "the JSON summary (--json)")
         guard.output(args.pdf, "the PDF report (--pdf)")
         guard.output(args.patients, "the per-patient CSV (--patients)")
+        _check_kind_of_input(source, scored_first=args.provider is not None)
         # The settings first: a bad one stops the command before anything is read or written.
         config = ReportConfig(
             threshold=parse_threshold(args.threshold),

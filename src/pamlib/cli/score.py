@@ -282,7 +282,7 @@ def _run(args: argparse.Namespace, guard: OutputGuard) -> int:
     if args.input != "-" and not Path(args.input).exists():  # a name mistyped, as for report
         raise UsageError(f"no such input file: {Path(args.input).name}")
     if args.calibration and not Path(args.calibration).is_file():
-        raise UsageError(f"no calibration file {args.calibration}")
+        raise UsageError(f"no calibration file {Path(args.calibration).name}")
     if args.output_format is not None:  # an option's value no format has: a usage error
         from pamlib.formats.base import OutputFormat
         from pamlib.plugins import get_host
@@ -294,12 +294,16 @@ def _run(args: argparse.Namespace, guard: OutputGuard) -> int:
     guard.input(args.mapping, "the mapping file")
     guard.input(args.pseudonym_key, "the pseudonym key file")
     options = _options(args)
+    if args.output in (None, "-") and sys.__stdout__ is None:
+        import errno
+
+        raise OSError(errno.EBADF, "standard output is closed: name an output with -o FILE")
     output: Target = args.output if args.output not in (None, "-") else sys.stdout.buffer
     pseudonymiser = _pseudonymiser(args.pseudonym_key)
     recommend = args.recommend or bool(args.rules)
     for rules_file in args.rules:
         if not Path(rules_file).is_file():
-            raise UsageError(f"no rules file {rules_file}")
+            raise UsageError(f"no rules file {Path(rules_file).name}")
         guard.input(rules_file, "a rules file")
     progress = Progress(sys.stderr, enabled=False if args.no_progress else None)
     try:

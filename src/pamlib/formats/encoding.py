@@ -113,6 +113,12 @@ def codec_name(encoding: object) -> str:
     return info.name
 
 
+def display_name(source: str | os.PathLike[str]) -> str:
+    """An input's name as text that can be written anywhere: bytes of a file name that are not
+    UTF-8 (kept by Python as lone surrogates, which no UTF-8 writer accepts) become U+FFFD."""
+    return os.fspath(source).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def open_binary(source: str | os.PathLike[str]) -> tuple[IO[bytes], str, int | None]:
     """The input as a binary stream, its display name and its size (``None`` if unknown)."""
     if str(source) == "-":
@@ -122,10 +128,11 @@ def open_binary(source: str | os.PathLike[str]) -> tuple[IO[bytes], str, int | N
         stream = path.open("rb")
         size = os.fstat(stream.fileno()).st_size
     except OSError as exc:
+        name = display_name(path.name)  # never the folders: they may name a patient
         raise FormatError(
-            f"cannot read {source}", [Problem(str(source), "io", exc.strerror or str(exc))]
+            f"cannot read {name}", [Problem(name, "io", exc.strerror or str(exc))]
         ) from None
-    return stream, str(source), size
+    return stream, display_name(source), size
 
 
 @attrs.frozen

@@ -78,6 +78,20 @@ class _File:
         if self.stat is None and _passes_through(_stat(path)):  # /dev/stdout, a pipe
             self.real, self.stat = os.fspath(path), _stat(path)
 
+    @classmethod
+    def of_stream(cls, stream: Any, name: str, label: str) -> _File | None:
+        """A standard stream redirected from or to a regular file (``< export.csv``), as that
+        file; ``None`` for a terminal, a pipe or a stream without a descriptor."""
+        try:
+            st = os.fstat(stream.fileno())
+        except (AttributeError, OSError, ValueError):
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        found = cls.__new__(cls)
+        found.path, found.label, found.real, found.stat = name, label, f"<{name}>", st
+        return found
+
     def same_as(self, other: _File) -> bool:
         if self.real == other.real:
             return True
@@ -136,8 +150,11 @@ class AtomicTarget:
             # ``secrets.token_hex`` is this, without importing ``secrets`` (and ``hmac``) per run
             tmp = real.with_name(f".{real.name}.{os.urandom(4).hex()}.partial")
             try:
-                # 0o666 lets the umask decide, as for any new file; O_EXCL never reuses a file
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_BINARY, 0o666)
+                # A new file: 0o666 lets the umask decide. A file replaced: no wider than it
+                # was from the first byte (a 0o600 output of patients' rows must not be
+                # readable by others while it is written). O_EXCL never reuses a file.
+                mode = 0o666 if self._mode is None else self._mode & 0o666
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_BINARY, mode)
             except FileExistsError:
                 continue
             except OSError as exc:
@@ -369,7 +386,15 @@ class OutputGuard:
 
     def input(self, path: _PathLike | IO[bytes] | None, label: str = "an input") -> None:
         """A file the run reads; no output may be the same file."""
-        if not isinstance(path, (str, os.PathLike)) or os.fspath(path) == "-":
+        if not isinstance(path, (str, os.PathLike)):
+            return
+        if os.fspath(path) == "-":  # standard input: a file when redirected from one
+            found = _File.of_stream(sys.stdin, "stdin", label)
+            if found is not None:
+                for out in self._outputs:
+                    if found.same_as(out):
+                        raise _clash(out, found)
+                self._inputs.append(found)
             return
         new = _File(path, label)
         if _passes_through(new.stat):
@@ -384,6 +409,13 @@ class OutputGuard:
         another output; locked for the run. (``-`` is a file name here: callers turn the
         ``-`` of a command line into standard output before.)"""
         if not isinstance(path, (str, os.PathLike)):
+            # standard output redirected to a file (``-o - >> export.csv``): never an input
+            found = _File.of_stream(path, "stdout", label) if path is not None else None
+            if found is not None:
+                for other in self._inputs:
+                    if found.same_as(other):
+                        raise _clash(found, other)
+                self._outputs.append(found)
             return
         new = _File(path, label)
         if new.stat is not None and stat.S_ISDIR(new.stat.st_mode):

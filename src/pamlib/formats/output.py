@@ -59,9 +59,12 @@ REASON_COLUMN = "reason"
 REJECT_COLUMNS: tuple[str, ...] = ("source", "line", "code", "message")
 
 _FORMULA_START = frozenset("=+-@\t\r")
-_FORMULA_BYTES = [bytes([b]) for b in b"=+-@\t\r"]
+#: Cells starting with these are looked at: a formula start, or an apostrophe, which is doubled
+#: so that reading back (one leading apostrophe dropped, as a spreadsheet does) is exact.
+_PROTECT_START = frozenset("=+-@\t\r'")
+_FORMULA_BYTES = [bytes([b]) for b in b"=+-@\t\r'"]
 _FORMULA_BYTE = np.zeros(256, dtype=np.bool_)
-_FORMULA_BYTE[np.frombuffer(b"=+-@\t\r", dtype=np.uint8)] = True
+_FORMULA_BYTE[np.frombuffer(b"=+-@\t\r'", dtype=np.uint8)] = True
 _PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _STRUCTURAL = b',"\r\n'
 
@@ -112,9 +115,17 @@ def protect(text: str) -> str:
     >>> protect("=HYPERLINK(1)"), protect("-1.5"), protect("@sum"), protect("plain")
     ("'=HYPERLINK(1)", '-1.5', "'@sum", 'plain')
     """
-    if text and text[0] in _FORMULA_START and _PLAIN_NUMBER.fullmatch(text) is None:
-        return "'" + text
+    if text and (
+        text[0] == "'" or (text[0] in _FORMULA_START and _PLAIN_NUMBER.fullmatch(text) is None)
+    ):
+        return "'" + text  # a leading apostrophe of the data is doubled: see unprotect()
     return text
+
+
+def unprotect(text: str) -> str:
+    """The inverse of :func:`protect`: one leading apostrophe dropped (as a spreadsheet shows
+    the cell). ``unprotect(protect(t)) == t`` for every text."""
+    return text[1:] if text.startswith("'") else text
 
 
 def protect_column(column: Any) -> Any:
@@ -640,7 +651,7 @@ class RejectsWriter:
                     protect(reject.code),
                     protect(reject.message),
                     # only a cell that could start a formula is looked at further
-                    *(protect(f) if f and f[0] in _FORMULA_START else f for f in fields),
+                    *(protect(f) if f and f[0] in _PROTECT_START else f for f in fields),
                     protect(record),
                 ]
             )

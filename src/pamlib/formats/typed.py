@@ -200,12 +200,15 @@ def _open(source: str | os.PathLike[str]) -> tuple[IO[bytes], str, int | None]:
     """The input as a binary stream, its name and size (``None`` for standard input)."""
     if str(source) == "-":
         return sys.stdin.buffer, "<stdin>", None
+    from pamlib.formats.encoding import display_name
+
     try:
         stream = Path(source).open("rb")  # noqa: SIM115 - the reader closes it when done
-        return stream, str(source), os.fstat(stream.fileno()).st_size
+        return stream, display_name(source), os.fstat(stream.fileno()).st_size
     except OSError as exc:
+        name = display_name(Path(source).name)  # never the folders: they may name a patient
         raise FormatError(
-            f"cannot read {source}", [Problem(str(source), "io", exc.strerror or str(exc))]
+            f"cannot read {name}", [Problem(name, "io", exc.strerror or str(exc))]
         ) from None
 
 

@@ -1236,9 +1236,29 @@ def _read_csv(path: Path) -> pa.Table:
 
     header, parse, convert = _csv_options(path)
     try:
-        return pa_csv.read_csv(path, parse_options=parse, convert_options=convert)
+        table = pa_csv.read_csv(path, parse_options=parse, convert_options=convert)
     except pa.ArrowInvalid:  # its message quotes the offending row: never shown
         raise _unreadable_csv(path, len(header)) from None
+    return _unprotected(table)
+
+
+def _unprotected(table: pa.Table) -> pa.Table:
+    """A scored CSV's cells and column names as they were before the writer's spreadsheet
+    protection (:func:`pamlib.formats.output.protect`): one leading apostrophe dropped, so a
+    CSV reads back with the values a Parquet or JSON Lines file holds."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from pamlib.formats.output import unprotect
+
+    columns = []
+    for column in table.columns:
+        starts = pc.starts_with(column, "'")
+        protected = pc.any(starts).as_py()
+        columns.append(
+            pc.if_else(starts, pc.utf8_slice_codeunits(column, 1), column) if protected else column
+        )
+    return pa.table(columns, names=[unprotect(n) for n in table.column_names])
 
 
 def _raw_blocks(path: Path, rows: int) -> Iterator[pa.Table]:
@@ -1281,10 +1301,10 @@ def _raw_blocks(path: Path, rows: int) -> Iterator[pa.Table]:
     try:
         reader = pa_csv.open_csv(path, parse_options=parse, convert_options=convert)
         for group in batch_groups(reader, rows):
-            yield pa.Table.from_batches(group, schema=reader.schema)
+            yield _unprotected(pa.Table.from_batches(group, schema=reader.schema))
             yielded = True
         if not yielded:
-            yield pa.Table.from_batches([], schema=reader.schema)
+            yield _unprotected(pa.Table.from_batches([], schema=reader.schema))
     except pa.ArrowInvalid:  # its message quotes the offending row: never shown
         raise _unreadable_csv(path, len(header)) from None
 
