@@ -375,3 +375,20 @@ def test_the_patients_are_the_denominator_and_the_exclusions(make_cohort: MakeCo
         counts = {k: figures[k] for k in (f"{prefix}nqf2483.denominator", *excluded)}
         assert all(isinstance(v, int) for v in counts.values())
         assert figures[f"{prefix}n_patients"] == sum(int(str(v)) for v in counts.values())
+
+
+def test_a_count_fixed_through_other_groups_is_unfixed_there() -> None:
+    """A group whose every count is hidden or zero can still have one fixed through the
+    totals over groups and the other groups' identities: the term to hide is then found in
+    another scope. (A case a generated cohort found: the group's baseline level-4 count and
+    its exclusion, both hidden, followed from the cohort's and the other groups' counts.)"""
+    import json
+    from pathlib import Path
+
+    rows = json.loads(
+        (Path(__file__).parent / "data" / "fixed_through_other_groups.json").read_text("utf-8")
+    )
+    config = ReportConfig(group_by="site", publish=True)
+    figures = build_report(ScoredColumns.from_rows(rows), config).figures
+    hidden_keys = hidden_counts(figures, config.suppression)
+    assert _fixed_exactly(list(figures.identities), hidden_keys) == []

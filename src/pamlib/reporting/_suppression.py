@@ -18,7 +18,9 @@
    the published ones known; a hidden count that they fix (its unit vector lies in their row
    space: every solution gives it the same value) has one more term hidden: of an identity of
    its own scope (the cohort, or its group) that it is in, else of an identity across scopes
-   that it is in, else of any of its scope's, chosen as in step 2; then step 2 again, until
+   that it is in, else of any of its scope's, else of the scopes joined to its own by the
+   totals over groups (a group whose counts are all hidden or zero), else of any identity,
+   chosen as in step 2; then step 2 again, until
    nothing changes. The system is solved by blocks, each scope's own identities first, then
    the totals over groups on what they leave free (see :class:`_System`).
 4. **Derived**: a percentage, mean or SD is hidden when any count it is computed from is hidden
@@ -35,7 +37,7 @@ a hidden value, or in rare cases fix it.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import attrs
 import numpy as np
@@ -209,18 +211,34 @@ class _System:
             basis = self._bases[key] = _null_space(self._inner[scope][:, picks])
         return basis
 
-    def candidates(self, key: str) -> list[list[str]]:
-        """Where one more term to hide is looked for, in order: the identities of ``key``'s
-        own scope that it is in, the identities across scopes that it is in, any of its scope's
-        identities."""
+    def candidates(self, key: str) -> Iterator[list[str]]:
+        """Where one more term to hide is looked for, in order (each list made only when the
+        ones before hold no shown count): the identities of ``key``'s own scope that it is in,
+        the identities across scopes that it is in, any of its scope's identities, the
+        identities of the scopes joined to its own by an identity across scopes, and last every
+        count in an identity. A scope whose counts are all hidden or zero can still have one
+        fixed through the totals over groups: then the term to hide is in another scope."""
         scope = self.scope_of[key]
         own = self._own.get(key, [])
         inside = [ids for ids in own if all(self.scope_of[t] == scope for t in (*ids[0], *ids[1]))]
-        flat = [
-            list(dict.fromkeys(t for lhs, rhs in ids for t in (*lhs, *rhs)))
-            for ids in (inside, own)
+        for ids in (inside, own):
+            yield list(dict.fromkeys(t for lhs, rhs in ids for t in (*lhs, *rhs)))
+        yield self._scope_terms.get(scope, [])
+        joined = {
+            self.scope_of[t]
+            for lhs, rhs in self.across
+            if any(self.scope_of[t] == scope for t in (*lhs, *rhs))
+            for t in (*lhs, *rhs)
+        }
+        near = [
+            t
+            for lhs, rhs in self.across
+            if any(self.scope_of[t] in joined for t in (*lhs, *rhs))
+            for t in (*lhs, *rhs)
         ]
-        return [*flat, self._scope_terms.get(scope, [])]
+        near += [t for g in sorted(joined) for t in self._scope_terms.get(g, [])]
+        yield list(dict.fromkeys(near))
+        yield sorted(self.scope_of, key=self.position.__getitem__)
 
     def fixed(self, hidden: set[str]) -> list[str]:
         """The hidden counts whose value the identities together fix, the published counts
