@@ -272,9 +272,9 @@ def _scoring_counts(summary: Any, config: ReportConfig) -> tuple[tuple[str, int 
     beside them), as the report lists them; published, the rejected records alone."""
     if summary is None:
         return None
-    from pamlib.pipeline import ScoreSummary
-
-    if not isinstance(summary, ScoreSummary):
+    fields = ("n_read", "n_scored", "n_not_scored", "n_rejected", "n_blank")
+    # read by its fields: a stage does not import the pipeline that makes the summary
+    if not all(isinstance(getattr(summary, f, None), int) for f in fields):
         raise ConfigurationError(f"scoring is a ScoreSummary, not a {type(summary).__name__}")
     if config.publish:
         rule = config.suppression

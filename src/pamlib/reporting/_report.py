@@ -43,7 +43,6 @@ from pamlib.tables.scored import release_freed_memory
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from pamlib.pipeline import ScoreSummary
     from pamlib.tables.scored import ScoredTable
 
 #: Identifies the layout of the JSON summary; bumped on incompatible changes.
@@ -168,7 +167,7 @@ def build_report(
     sources: Iterable[SourceFile | str | os.PathLike[str]] = (),
     rules: Iterable[SourceFile | str | os.PathLike[str]] = (),
     generated_at: dt.datetime | None = None,
-    scoring: ScoreSummary | None = None,
+    scoring: Any = None,
 ) -> CohortReport:
     """Link trajectories, apply NQF #2483, summarise and (when publishing) suppress.
 

@@ -401,7 +401,9 @@ class Service:
             calibration = None
             if settings.calibration is not None:
                 if not settings.calibration.is_file():
-                    raise StartupError(f"pamlib: error: no calibration file {settings.calibration}")
+                    raise StartupError(
+                        f"pamlib: error: no calibration file {settings.calibration.name}"
+                    )
                 calibration = pamlib.load_calibration(settings.calibration)
             instruments = host.instruments()
             providers = {
