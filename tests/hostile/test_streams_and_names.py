@@ -17,6 +17,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 ITEMS = [f"q{k:02d}" for k in range(1, 14)]
 NHS = "9995055333"  # valid (check digit 3), a test number
@@ -183,3 +185,12 @@ def test_protected_cells_read_back_as_written_and_two_patients_stay_two(tmp_path
     assert as_text == typed == ["=P1", "'=P1", "@P2"]
     written = (tmp_path / "s.csv").read_text(encoding="utf-8").splitlines()
     assert [line.split(",")[1] for line in written[1:]] == ["'=P1", "''=P1", "'@P2"]
+
+
+@given(st.text())
+def test_protection_reads_back_as_written(text: str) -> None:
+    from pamlib.formats.output import protect, unprotect
+
+    assert unprotect(protect(text)) == text
+    protected = protect(text)
+    assert not protected or protected[0] not in "=+-@\t\r" or protected == text
