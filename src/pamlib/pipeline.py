@@ -37,7 +37,7 @@ from pamlib.formats.base import (
     WriteOptions,
     read_input,
 )
-from pamlib.formats.guard import AtomicTarget, OutputGuard, commit_together
+from pamlib.formats.guard import AtomicTarget, OutputGuard, commit_together, writes_through
 from pamlib.formats.output import RejectsWriter, check_input_columns
 from pamlib.instruments import Instrument
 from pamlib.plugins import PluginHost, get_host
@@ -110,23 +110,11 @@ def default_rejects_path(source: str | os.PathLike[str], output: Target | None) 
     """Where rejects go when not told: beside the output (``scored.rejects.csv``), or for
     output to a stream, a device or a pipe (``/dev/stdout``, ``/dev/null``: never a new file
     in ``/dev``), ``<input name>.rejects.csv`` in the current directory."""
-    if isinstance(output, (str, os.PathLike)) and not _is_device(output):
+    if isinstance(output, (str, os.PathLike)) and not writes_through(output):
         out = Path(output)
         return out.with_name(f"{out.stem}.rejects.csv")
     name = "stdin" if str(source) == "-" else Path(source).stem
     return Path(f"{name}.rejects.csv")
-
-
-def _is_device(path: str | os.PathLike[str]) -> bool:
-    """A character device or named pipe (followed through links): written through, with
-    nothing beside it."""
-    import stat
-
-    try:
-        mode = Path(path).stat().st_mode
-    except (OSError, ValueError):
-        return False
-    return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)
 
 
 def _by_extension(

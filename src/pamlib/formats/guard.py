@@ -67,6 +67,12 @@ def _passes_through(st: os.stat_result | None) -> bool:
     return st is not None and (stat.S_ISCHR(st.st_mode) or stat.S_ISFIFO(st.st_mode))
 
 
+def writes_through(path: _PathLike) -> bool:
+    """Whether ``path`` (links followed) is a character device or named pipe, which an output
+    writes through: nothing is made beside it."""
+    return _passes_through(_stat(path))
+
+
 class _File:
     """One file of a run, as given and as found on disk."""
 

@@ -744,13 +744,20 @@ def _nhs_keys(values: TextArray) -> tuple[TextArray, NDArray[np.bool_]]:
     return out[index], bad[index]
 
 
-def _blank(values: TextArray) -> NDArray[np.bool_]:
-    """Which cells are empty or only whitespace: Arrow's whitespace is exactly what
-    :meth:`str.strip` removes, and it looks at millions of cells without a Python call each."""
+def blank_texts(values: Sequence[str | None] | TextArray) -> NDArray[np.bool_]:
+    """Which texts are missing, empty or only whitespace — no identifier — for keys built from
+    them (here and in tailoring). Arrow's whitespace is exactly what :meth:`str.strip` removes,
+    and it looks at millions of cells without a Python call each; Python looks where Arrow
+    cannot hold a text (a lone surrogate)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    text = pa.array(values, type=pa.string())
+    try:
+        text = pa.array(values, type=pa.string())
+    except (pa.ArrowException, UnicodeError):
+        return np.array([not (t or "").strip() for t in values], dtype=np.bool_).reshape(
+            len(values)
+        )
     blank = pc.fill_null(pc.or_(pc.equal(text, ""), pc.utf8_is_space(text)), True)
     return np.asarray(blank.to_numpy(zero_copy_only=False), dtype=np.bool_).reshape(len(values))
 
@@ -763,7 +770,7 @@ def _patient_keys(
     # A cell of only whitespace is no identifier (as ``pamlib score`` judges its input): kept as
     # a key, every such row would be one "patient", another person's score a previous one.
     keys = patient_id.copy()
-    keys[_blank(patient_id)] = ""
+    keys[blank_texts(patient_id)] = ""
     bad = np.zeros(len(keys), dtype=np.bool_)
     if nhs_number is not None:
         # Only a row without a patient_id is keyed by its NHS number: the others' numbers are
@@ -776,7 +783,7 @@ def _patient_keys(
             bad[use] = invalid[present]
             keys[use] = np.char.add("nhs:", nhs[present].astype(str)).astype(object)
     if pseudonym is not None:
-        use = (keys == "") & ~_blank(pseudonym)
+        use = (keys == "") & ~blank_texts(pseudonym)
         keys[use] = np.char.add("pseudonym:", pseudonym[use].astype(str)).astype(object)
     return keys, bad
 

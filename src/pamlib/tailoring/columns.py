@@ -81,22 +81,10 @@ def _key_codes(keys: npt.ArrayLike) -> npt.NDArray[np.int64]:
     kept it would make every such row one person. Other keys are compared as given."""
     distinct, index = _text_codes(keys)
     codes = index.astype(np.int64)
-    codes[_blank(distinct)[index]] = -1
+    from pamlib.tables.scored import blank_texts
+
+    codes[blank_texts(distinct)[index]] = -1
     return codes
-
-
-def _blank(texts: list[str]) -> Bools:
-    """Which texts are empty or only whitespace, by Arrow (whose whitespace is exactly what
-    :meth:`str.strip` removes); by Python where Arrow cannot hold a text (a lone surrogate)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    try:
-        text = pa.array(texts, pa.string())
-    except (pa.ArrowException, UnicodeError):
-        return np.array([not t.strip() for t in texts], dtype=np.bool_).reshape(len(texts))
-    blank = pc.or_(pc.equal(text, ""), pc.utf8_is_space(text))
-    return np.asarray(blank.to_numpy(zero_copy_only=False), dtype=np.bool_).reshape(len(texts))
 
 
 def _previous_levels(
