@@ -609,19 +609,30 @@ def rejects_schema() -> Any:
 
 def rejects_table(rejects: Sequence[Reject]) -> Any:
     """Rejects as an Arrow table in :func:`rejects_schema`."""
+    from pamlib.formats._arrow import from_numpy, text_array
+
     pa = pyarrow_module()
-    return pa.table(
-        {
-            "source": [r.source for r in rejects],
-            "row": [r.line for r in rejects],
-            "location": [r.location for r in rejects],
-            "code": [r.code for r in rejects],
-            "message": [r.message for r in rejects],
-            "fields": [list(r.fields.items()) for r in rejects],
-            "record": [r.record for r in rejects],
-        },
-        schema=rejects_schema(),
+    # Built from buffers, not from Python lists: pyarrow's own conversion imports pandas.
+    rows = np.array([0 if r.line is None else r.line for r in rejects], dtype=np.int64)
+    no_row = np.array([r.line is None for r in rejects], dtype=np.bool_)
+    sizes = np.fromiter((len(r.fields) for r in rejects), np.int32, len(rejects))
+    offsets = np.zeros(len(rejects) + 1, dtype=np.int32)
+    np.cumsum(sizes, out=offsets[1:])
+    fields = pa.MapArray.from_arrays(
+        from_numpy(offsets),
+        text_array([k for r in rejects for k in r.fields]),
+        text_array([v for r in rejects for v in r.fields.values()]),
     )
+    columns = [
+        text_array([r.source for r in rejects]),
+        from_numpy(rows, mask=no_row),
+        text_array([r.location for r in rejects]),
+        text_array([r.code for r in rejects]),
+        text_array([r.message for r in rejects]),
+        fields,
+        text_array([r.record for r in rejects]),
+    ]
+    return pa.Table.from_arrays(columns, schema=rejects_schema())
 
 
 class _MemorySink:
@@ -738,7 +749,8 @@ def _scored_table(table: Any, nhs_number: Any) -> ScoredTable:
     """The scored rows as the run's result, the NHS number held beside them for linking."""
     from pamlib.tables.scored import ScoredTable
 
-    numbers = np.asarray(nhs_number.to_numpy(zero_copy_only=False), dtype=object)
+    numbers = np.empty(len(nhs_number), dtype=object)  # not to_numpy: that imports pandas
+    numbers[:] = nhs_number.to_pylist()
     return ScoredTable(table, nhs_number=numbers)
 
 

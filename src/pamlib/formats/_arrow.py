@@ -157,20 +157,35 @@ def to_numpy(arr: Any) -> npt.NDArray[Any]:
     return np.asarray(arr.to_numpy(zero_copy_only=False))
 
 
-def text_array(values: Sequence[str]) -> Any:
-    """Python strings as an Arrow ``string`` array, built from its buffers (see
-    :func:`from_numpy` for why not ``pyarrow.array``)."""
+def text_array(values: Sequence[str | None]) -> Any:
+    """Python strings (``None`` for null) as an Arrow ``string`` array, built from its buffers
+    (see :func:`from_numpy` for why not ``pyarrow.array``)."""
     pa = pyarrow_module()
+    nulls = [i for i, v in enumerate(values) if v is None]
     try:
-        encoded = [v.encode("utf-8") for v in values]
+        encoded = [b"" if v is None else v.encode("utf-8") for v in values]
     except UnicodeEncodeError:  # a lone surrogate: pyarrow says what is wrong
         return pa.array(list(values), type=pa.string())
     offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
     np.cumsum(np.fromiter(map(len, encoded), np.int64, len(encoded)), out=offsets[1:])
     if offsets[-1] >= 1 << 31:  # pragma: no cover - over 2 GiB of text in one array
         return pa.array(list(values), type=pa.string())
-    buffers = [None, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(b"".join(encoded))]
-    return pa.Array.from_buffers(pa.string(), len(encoded), buffers, null_count=0)
+    valid = None
+    if nulls:
+        present = np.ones(len(encoded), dtype=np.bool_)
+        present[nulls] = False
+        valid = pa.py_buffer(np.packbits(present, bitorder="little"))
+    buffers = [valid, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(b"".join(encoded))]
+    return pa.Array.from_buffers(pa.string(), len(encoded), buffers, null_count=len(nulls))
+
+
+def text_lists(lists: Sequence[Sequence[str]]) -> Any:
+    """Lists of Python strings as an Arrow ``list<string>`` array, built from its buffers."""
+    pa = pyarrow_module()
+    offsets = np.zeros(len(lists) + 1, dtype=np.int32)
+    np.cumsum(np.fromiter(map(len, lists), np.int32, len(lists)), out=offsets[1:])
+    values = text_array([v for one in lists for v in one])
+    return pa.ListArray.from_arrays(from_numpy(offsets), values)
 
 
 def _scalar(value: str | bool | int | float) -> Any:

@@ -36,7 +36,9 @@ from pamlib.formats._arrow import Text as _Text
 from pamlib.formats._arrow import compute as _compute
 from pamlib.formats._arrow import constant_text
 from pamlib.formats._arrow import distinct as _distinct
+from pamlib.formats._arrow import from_numpy as _from_numpy
 from pamlib.formats._arrow import pyarrow_module as _pa
+from pamlib.formats._arrow import text_array as _text_array
 from pamlib.formats._records import (
     MAX_FIELD_CHARS,
     RawRecord,
@@ -782,8 +784,7 @@ class ColumnChecker:
                 codes[two[na]] = -1
         slow = np.flatnonzero(codes == _SLOW)
         if slow.size:
-            pa = _pa()
-            sub = _Text(_compute().take(text.arr, pa.array(slow, type=pa.int64())))
+            sub = _Text(_compute().take(text.arr, _from_numpy(slow.astype(np.int64))))
             indices, distinct = _distinct(sub)
             table = np.array([self._answer(v) for v in distinct], dtype=np.int16)
             codes[slow] = table[indices]
@@ -803,8 +804,7 @@ class ColumnChecker:
         days, ok = _iso_days(text)
         rest = np.flatnonzero(~ok)
         if rest.size:
-            pa = _pa()
-            sub = _Text(_compute().take(text.arr, pa.array(rest, type=pa.int64())))
+            sub = _Text(_compute().take(text.arr, _from_numpy(rest.astype(np.int64))))
             days[rest], ok[rest] = self._other_dates(sub)
         return days, ok
 
@@ -853,7 +853,7 @@ class ColumnChecker:
         if blank.size:
             mask = np.zeros(n, dtype=np.bool_)
             mask[blank] = True
-            out = pc.if_else(pa.array(mask), "", out)
+            out = pc.if_else(_from_numpy(mask), "", out)
         return out, ok
 
     def check(
@@ -959,7 +959,7 @@ class ColumnChecker:
         if pid is not None and bool(
             (rows.pid_absent & (rows.text(cols["patient_id"]).lengths > 0)).any()
         ):
-            pid = pc.if_else(pa.array(rows.pid_absent), "", pid)
+            pid = pc.if_else(_from_numpy(rows.pid_absent), "", pid)
         site = columns[cols["site"]] if "site" in cols else None
         batches = []
         kinds = self._first_appearance(rows.which, valid)
@@ -967,7 +967,9 @@ class ColumnChecker:
         for k in kinds:
             # Every row of the block: a slice, where fancy indexing would copy row by row.
             index: Any = slice(None) if everything else np.flatnonzero(valid & (rows.which == k))
-            take = _everything if everything else _Take(pa.array(index, type=pa.int64()))
+            take = (
+                _everything if everything else _Take(_from_numpy(np.asarray(index, dtype=np.int64)))
+            )
             instrument = self.instruments[k]
             size = instrument.n_items
             width = min(size, rows.codes.shape[1])
@@ -977,7 +979,7 @@ class ColumnChecker:
             if "assessment_id" in cols:
                 aid = take(columns[cols["assessment_id"]])
             else:
-                numbers = pc.cast(pa.array(rows.lines[index]), pa.string())
+                numbers = pc.cast(_from_numpy(rows.lines[index]), pa.string())
                 aid = pc.join(f"{Path(self.source).name}:", numbers, "")
             batches.append(
                 RecordBatch(
@@ -1024,8 +1026,7 @@ class ColumnChecker:
         costs little more to reject than to read."""
         if rows.size == 0:
             return []
-        pa = _pa()
-        take = pa.array(rows, type=pa.int64())
+        take = _from_numpy(rows.astype(np.int64))
         values = [_compute().take(col, take).to_pylist() for col in columns]
         repeat_message = reject_message([self.validator.repeat_problem()])
         rejects = []
@@ -1081,7 +1082,6 @@ class _Block:
     def split(
         self, records: Iterable[RawRecord]
     ) -> tuple[list[Any], npt.NDArray[np.int64], list[Reject], int, int]:
-        pa = _pa()
         good: list[list[str]] = []
         lines: list[int] = []
         rejects: list[Reject] = []
@@ -1108,9 +1108,7 @@ class _Block:
                     record="" if keep_fields else record.raw,
                 )
             )
-        columns = [
-            pa.array([row[i] for row in good], type=pa.string()) for i in range(self.n_fields)
-        ]
+        columns = [_text_array([row[i] for row in good]) for i in range(self.n_fields)]
         return columns, np.asarray(lines, dtype=np.int64), rejects, n_read, n_blank
 
 
@@ -1197,8 +1195,7 @@ def _without_blank(
     if blank is None:
         return columns, lines, 0, absent
     keep = np.flatnonzero(~blank)
-    pa = _pa()
-    take = pa.array(keep, type=pa.int64())
+    take = _from_numpy(np.asarray(keep, dtype=np.int64))
     kept = {position: mask[keep] for position, mask in absent.items()}
     return [_compute().take(c, take) for c in columns], lines[keep], int(blank.sum()), kept
 

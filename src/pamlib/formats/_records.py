@@ -274,6 +274,10 @@ _MESSAGES = {
 }
 
 
+#: How many distinct answer cells a :class:`RowValidator` remembers the codes of.
+_MAX_CACHED_ANSWERS = 1024
+
+
 def reject_message(problems: Iterable[Problem]) -> str:
     """Every problem of one record on one line: ``message @ column; …``."""
     return "; ".join(str(p) for p in problems)
@@ -295,6 +299,9 @@ class RowValidator:
         self.resolver = resolver
         self.source = source
         self.labels = {label_key(k): v for k, v in options.answer_labels.items()}
+        # Answer cells take few distinct values; reading each once makes a file of rejects
+        # cost little more than one of scored rows. Bounded: a column of free text stays small.
+        self._codes: dict[str, int] = {}
         self.order = "dd/mm/yyyy" if options.day_first else "mm/dd/yyyy"
         self.known = ", ".join(sorted(i.id for i in resolver.instruments))
         cols = layout.columns
@@ -327,29 +334,43 @@ class RowValidator:
                 problems.append(Problem(self.layout.where("nhs_number"), "nhs-number", why))
         return ("" if pid_absent else pid), nhs
 
+    def _answer_code(self, text: str) -> int:
+        code = self._codes.get(text)
+        if code is None:
+            code = answer_code(text, self.labels)
+            if len(self._codes) < _MAX_CACHED_ANSWERS:
+                self._codes[text] = code
+        return code
+
     def _answers(
         self, fields: list[str], instrument: Instrument | None, problems: list[Problem]
     ) -> list[int]:
         """Answer codes in item order; cells past the instrument's last item must be empty."""
         layout = self.layout
+        header = layout.header
+        codes_of = self._codes
+        n_items = len(layout.items) if instrument is None else instrument.n_items
+        name = "" if instrument is None else instrument.id
         codes: list[int] = []
         for k, position in enumerate(layout.items):
             if position is None:
                 codes.append(UNANSWERED_CODE)
                 continue
-            code = answer_code(fields[position], self.labels)
-            where = layout.header[position]
-            if instrument is not None and k >= instrument.n_items:
+            text = fields[position]
+            code = codes_of.get(text)
+            if code is None:
+                code = self._answer_code(text)
+            if k >= n_items:
                 if code != UNANSWERED_CODE:
-                    message = _MESSAGES["unknown-item"].format(
-                        instrument=instrument.id, n=instrument.n_items
-                    )
-                    problems.append(Problem(where, "unknown-item", message))
+                    message = _MESSAGES["unknown-item"].format(instrument=name, n=n_items)
+                    problems.append(Problem(header[position], "unknown-item", message))
                 continue
             if code == IMPOSSIBLE_ANSWER:
-                problems.append(Problem(where, "impossible-answer", _MESSAGES["impossible-answer"]))
+                message = _MESSAGES["impossible-answer"]
+                problems.append(Problem(header[position], "impossible-answer", message))
             elif code == UNKNOWN_LABEL:
-                problems.append(Problem(where, "unknown-label", _MESSAGES["unknown-label"]))
+                message = _MESSAGES["unknown-label"]
+                problems.append(Problem(header[position], "unknown-label", message))
             codes.append(code)
         return codes
 

@@ -27,6 +27,7 @@ from pamlib.formats._arrow import (
     from_numpy,
     pyarrow_module,
     text_array,
+    text_lists,
     to_arrow_text,
     to_numpy,
 )
@@ -130,7 +131,6 @@ def unprotect(text: str) -> str:
 
 def protect_column(column: Any) -> Any:
     """:func:`protect` over an Arrow string array, touching only the risky cells."""
-    pa = pyarrow_module()
     text = Text(column)
     if not len(text):
         return text.arr
@@ -150,7 +150,7 @@ def protect_column(column: Any) -> Any:
     mask = np.zeros(len(text), dtype=np.bool_)
     mask[risky[changed]] = True
     replacements = [f for f, c in zip(fixed, changed.tolist(), strict=True) if c]
-    return compute().replace_with_mask(text.arr, from_numpy(mask), pa.array(replacements))
+    return compute().replace_with_mask(text.arr, from_numpy(mask), text_array(replacements))
 
 
 # -- column values ---------------------------------------------------------------------------
@@ -496,7 +496,7 @@ def csv_text_table(table: Any, score_decimals: int) -> tuple[Any, bool]:
             values = np.asarray(pc.fill_null(column, 0).to_numpy(zero_copy_only=False))
             text = _int_text(values.astype(np.int64))
             if not present.all():
-                text = pc.if_else(pa.array(present), text, "")
+                text = pc.if_else(from_numpy(present), text, "")
         elif pa.types.is_boolean(kind):
             # both values in one column (runs of several providers) look up by 0 and 1, not
             # by the booleans, which are no indices; a missing value is empty
@@ -504,7 +504,7 @@ def csv_text_table(table: Any, score_decimals: int) -> tuple[Any, bool]:
             flags = pc.fill_null(column, False).to_numpy(zero_copy_only=False)
             text = _lookup(["false", "true"], np.asarray(flags, dtype=np.int8))
             if not present.all():
-                text = pc.if_else(pa.array(present), text, "")
+                text = pc.if_else(from_numpy(present), text, "")
         else:
             if pa.types.is_list(kind):
                 column = pc.call("binary_join", column, ";")
@@ -541,43 +541,43 @@ def typed_table(
         raise ConfigurationError("scores and records differ in length")
 
     def floats(values: npt.NDArray[np.float64]) -> Any:
-        return pa.array(values, mask=np.isnan(values), type=pa.float64())
+        return from_numpy(np.asarray(values, dtype=np.float64), mask=np.isnan(values))
 
     def nullable(column: TextColumn) -> Any:
         arr = to_arrow_text(column)
-        return pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr)
+        return pc.if_else(pc.equal(arr, ""), text_array([None])[0], arr)
 
     def constant(value: str | None) -> Any:
         return pa.nulls(n, pa.string()) if value is None else _constant(value, n)
 
     level = np.asarray(scores.level, dtype=np.int8)
     reason_table, reason_index = _reasons(scores)
-    flags = pa.array([_FLAG_TEXT[b].split(";") if b else [] for b in range(256)])
+    flags = text_lists([_FLAG_TEXT[b].split(";") if b else [] for b in range(256)])
     score = round_half_away_array(scores.score, options.score_decimals)
     columns = [
         to_arrow_text(batch.assessment_id),
         nullable(batch.patient_id),
-        pa.array(np.asarray(batch.assessed_on, dtype="datetime64[D]"), type=pa.date32()),
+        from_numpy(np.asarray(batch.assessed_on, dtype="datetime64[D]")),
         constant(batch.instrument.id),
         _lookup(["not-scored", "scored"], scores.scored.astype(np.int8)),
-        pa.array(scores.n_answered, type=pa.int16()),
-        pa.array(scores.raw_score, type=pa.int32()),
+        from_numpy(np.asarray(scores.n_answered, dtype=np.int16)),
+        from_numpy(np.asarray(scores.raw_score, dtype=np.int32)),
         floats(scores.theta),
         floats(scores.theta_se),
         floats(score),
         floats(scores.score_se),
-        pa.array(level, mask=level == 0, type=pa.int8()),
+        from_numpy(level, mask=level == 0),
         pc.take(
-            pa.array([None, scores.cutpoint_set], type=pa.string()),
-            pa.array((level > 0).astype(np.int8)),
+            text_array([None, scores.cutpoint_set]),
+            from_numpy((level > 0).astype(np.int8)),
         ),
-        pc.take(flags, pa.array(scores.flags)),
+        pc.take(flags, from_numpy(np.asarray(scores.flags))),
         constant(scores.provider),
         constant(scores.provider_version),
         constant(scores.calibration_id),
         constant(scores.calibration_sha256),
-        pa.repeat(pa.scalar(bool(scores.demo)), n) if n else pa.array([], pa.bool_()),
-        pc.take(pa.array([None, *reason_table[1:]], type=pa.string()), pa.array(reason_index)),
+        from_numpy(np.full(n, bool(scores.demo), dtype=np.bool_)),
+        pc.take(text_array([None, *reason_table[1:]]), from_numpy(np.asarray(reason_index))),
         *(to_arrow_text(_extra(name, batch, extra)) for name in options.extra_columns),
     ]
     return pa.Table.from_arrays(columns, schema=typed_schema(options.extra_columns))
