@@ -13,14 +13,18 @@ an export would hold, so the checks (and their reject codes) are those of a CSV 
 - rows holding nothing (empty cells, or only spaces) are skipped and counted as blank.
 
 Only columns with a name in the header row are read; a row with a value under no name is
-rejected (``field-count``), as a CSV record with too many fields is. The reader is openpyxl in
-read-only mode, which reads a sheet row by row (so memory stays flat) and keeps an error cell's
-text rather than reading it as empty. The size a sheet declares (its ``<dimension>``) is not
-trusted, as some writers get it wrong: every row and cell the sheet holds is read.
+rejected (``field-count``), as a CSV record with too many fields is. The reader is openpyxl's
+read-only sheet parser, which reads a sheet row by row (so memory stays flat) and keeps an error
+cell's text rather than reading it as empty. The size a sheet declares (its ``<dimension>``) is
+not trusted, as some writers get it wrong: every row and cell the sheet holds is read.
 
 A sheet the reader cannot parse (a cell that is not what its type says, XML cut short) is a
-:class:`~pamlib.errors.FormatError` located by the sheet's number and the last row read; no
-message quotes a cell or a sheet's name, either of which may identify a patient.
+:class:`~pamlib.errors.FormatError` located by the sheet's number and the last row read. So is a
+sheet whose XML holds rows or cells out of order (Excel never writes one, but other programs
+do): a row numbered twice or below one before it, a cell written twice or left of one before it
+in its row, or inside a row other than its own. Read as openpyxl reads it, such a sheet loses or
+merges records without a word; the error names every such row (the first ten, and how many
+more). No message quotes a cell or a sheet's name, either of which may identify a patient.
 """
 
 from __future__ import annotations
@@ -49,9 +53,12 @@ __all__ = ["WorkbookFormat", "cell_text", "read_workbook"]
 
 _INSTALL = "pip install 'pamlib[xlsx]'"
 
-#: Excel's last row. A sheet numbering a row beyond it is damaged, and read-only openpyxl would
-#: yield every empty row up to that number before it.
+#: Excel's last row. A sheet numbering a row beyond it is damaged, and the reader yields every
+#: empty row up to that number before it.
 _LAST_ROW = 1_048_576
+
+#: The rows out of order a FormatError lists (by number); the rest are counted.
+_SHOWN = 10
 
 
 def cell_text(value: object) -> str:
@@ -183,26 +190,166 @@ def _sheet(book: Any, wanted: object, name: str) -> Any:
     return sheet
 
 
+class _OutOfOrderError(Exception):
+    """Rows or cells of a sheet's XML out of order: each row named with what is wrong in it (at
+    most ``_SHOWN``), how many more there are, and the last row before the parser failed, if it
+    did while the rest of the sheet was being checked."""
+
+    def __init__(self, found: list[tuple[int, str]], more: int, failed_after: int | None) -> None:
+        super().__init__("rows or cells out of order")
+        self.found = found
+        self.more = more
+        self.failed_after = failed_after
+
+
+def _values(sheet: Any) -> Generator[tuple[object, ...], None, None]:
+    """The rows of a read-only sheet as ``iter_rows(values_only=True)`` yields them with no
+    declared size (one for each sheet row from row 1, a row the XML leaves out as empty), read
+    with openpyxl's own parser; but rows or cells out of order in the XML are an
+    ``_OutOfOrderError``.
+
+    openpyxl skips a row numbered at or below one before it, lets a cell written twice overwrite
+    the first, and drops the cells right of one written out of order: records lost or merged
+    without a word. A row with no number is the one after the row before it, as openpyxl (and
+    Excel) count it; it is out of order only where a numbered row then repeats its number.
+    """
+    from openpyxl.worksheet._reader import WorkSheetParser
+
+    book = sheet.parent
+    with sheet._get_source() as source:
+        parser = WorkSheetParser(
+            source,
+            sheet._shared_strings,
+            data_only=book.data_only,
+            epoch=book.epoch,
+            date_formats=book._date_formats,
+            timedelta_formats=book._timedelta_formats,
+        )
+        unnumbered = [False]  # whether a row so far had no number, for the message
+        parse_row = parser.parse_row
+
+        def counted(element: Any) -> Any:
+            if "r" not in element.attrib:
+                unnumbered[0] = True
+            return parse_row(element)
+
+        parser.parse_row = counted
+        rows = parser.parse()
+        highest = 0  # the last row yielded: every row before it has been
+        for number, cells in rows:
+            if number <= highest or number < 1:
+                problem = _row_problem(number, highest, unnumbered[0])
+            else:
+                while highest < min(number - 1, _LAST_ROW):  # rows the XML leaves out, empty
+                    highest += 1
+                    yield ()
+                if number > _LAST_ROW:  # damage, which _guarded locates after Excel's last row
+                    raise OverflowError("a row beyond Excel's last row")
+                got = _row_values(number, cells)
+                highest = number
+                if not isinstance(got, str):
+                    yield got
+                    continue
+                problem = got
+            raise _scan(rows, [(number, problem)], max(highest, number), unnumbered)
+
+
+def _row_values(number: int, cells: list[dict[str, Any]]) -> tuple[object, ...] | str:
+    """A row's values by column from column A, or what is out of order in it."""
+    values: list[object] = []
+    for cell in cells:
+        gap = cell["column"] - len(values) - 1
+        if gap < 0 or cell["row"] != number:
+            return _cell_problem(number, cell, len(values))
+        if gap:
+            values.extend([None] * gap)
+        values.append(cell["value"])
+    return tuple(values)
+
+
+def _row_problem(number: int, highest: int, unnumbered: bool) -> str:
+    if number < 1:
+        problem = f"row {number} is not a row number (rows start at 1)"
+    elif number == highest:
+        problem = f"row {number} appears twice in the sheet's XML"
+    else:
+        problem = f"row {number} comes after row {highest} in the sheet's XML"
+    if unnumbered and number >= 1:
+        problem += " (a row written with no number counts as the one after the row before it)"
+    return problem
+
+
+def _cell_problem(number: int, cell: dict[str, Any], last: int) -> str:
+    """What is wrong with a cell of row ``number`` after ``last`` (a column), by reference."""
+    from openpyxl.utils import get_column_letter
+
+    ref = f"{get_column_letter(cell['column'])}{cell['row']}"
+    if cell["row"] != number:
+        return f"cell {ref} is written inside row {number}"
+    if cell["column"] == last:
+        return f"cell {ref} appears twice in row {number}"
+    return f"cell {ref} comes after cell {get_column_letter(last)}{number} in row {number}"
+
+
+def _scan(
+    rows: Generator[tuple[int, list[dict[str, Any]]], None, None],
+    found: list[tuple[int, str]],
+    highest: int,
+    unnumbered: list[bool],
+) -> _OutOfOrderError:
+    """Check the rest of a sheet found out of order, reading no more records: every row out of
+    order is counted, the first ``_SHOWN`` named, so that the error shows all that is wrong."""
+    more = 0
+    row = highest
+    try:
+        for number, cells in rows:
+            row = number
+            if number <= highest or number < 1:
+                problem: str | None = _row_problem(number, highest, unnumbered[0])
+            else:
+                got = _row_values(number, cells)
+                problem = got if isinstance(got, str) else None
+            highest = max(highest, number)
+            if problem is None:
+                continue
+            if len(found) < _SHOWN:
+                found.append((number, problem))
+            else:
+                more += 1
+    except _damage():
+        return _OutOfOrderError(found, more, row)
+    finally:
+        rows.close()
+    return _OutOfOrderError(found, more, None)
+
+
 def _guarded(
     rows: Generator[Sequence[object], None, None], name: str, where: str
 ) -> Generator[tuple[int, Sequence[object]], None, None]:
     """The sheet's rows, numbered; a row openpyxl cannot parse (or numbered beyond Excel's last
     row) is a FormatError located after the last row read, never quoting the cell. openpyxl's
-    generator is closed however this one ends, so that the workbook's file is too."""
+    generator is closed however this one ends, so that the workbook's file is too. Rows or
+    cells out of order are a FormatError naming each such row."""
     damage = _damage()
     row = 0
+    disorder: _OutOfOrderError | None = None
     try:
         while True:
             try:
                 cells = next(rows)
             except StopIteration:
                 return
+            except _OutOfOrderError as exc:
+                disorder = exc
+                break
             except damage:
                 break  # raised below, so that the parser's exception is not its context
             if row == _LAST_ROW:
                 break
             row += 1
             yield row, cells
+        if disorder is not None:
+            raise _disordered(disorder, name, where)
         if row == _LAST_ROW:
             what = f"a row numbered beyond Excel's last row ({_LAST_ROW:,})"
         else:
@@ -214,6 +361,29 @@ def _guarded(
         )
     finally:
         rows.close()
+
+
+def _disordered(disorder: _OutOfOrderError, name: str, where: str) -> FormatError:
+    problems = [Problem(f"{name}: {where}, row {n}", "xlsx", what) for n, what in disorder.found]
+    if disorder.more:
+        s = "" if disorder.more == 1 else "s"
+        problems.append(
+            Problem(f"{name}: {where}", "xlsx", f"and {disorder.more:,} more row{s} out of order")
+        )
+    if disorder.failed_after is not None:
+        problems.append(
+            Problem(
+                f"{name}: {where}, after row {disorder.failed_after}",
+                "xlsx",
+                "a cell or row the reader cannot parse: the rest of the sheet was not checked",
+            )
+        )
+    return FormatError(
+        f"cannot read {name}: {where} is damaged: its XML holds rows or cells out of order, "
+        "which would lose or merge records. Export the sheet again, or open it in a "
+        "spreadsheet program, check the rows named and save it",
+        problems,
+    )
 
 
 def _blank(row: Sequence[object]) -> bool:
@@ -236,13 +406,12 @@ class _SheetRows:
 
     def __init__(self, sheet: Any, name: str, where: str) -> None:
         self.name = name
-        # The declared <dimension> is a hint only, for progress: read-only openpyxl stops at its
-        # last row and drops cells right of its last column (records and answers lost without a
-        # word), and pads every row to it (a declared A1:XFD1048576 takes hours). Rows are
-        # numbered as openpyxl yields them, one for each sheet row from row 1 (gaps as empty).
+        # The declared <dimension> is a hint only, for progress: read-only openpyxl's iter_rows
+        # stops at its last row and drops cells right of its last column (records and answers
+        # lost without a word), and pads every row to it (a declared A1:XFD1048576 takes hours).
+        # _values ignores it. Rows are numbered one for each sheet row from row 1 (gaps as empty).
         self.total = sheet.max_row if isinstance(sheet.max_row, int) else None
-        sheet.reset_dimensions()
-        self.rows = _guarded(sheet.iter_rows(values_only=True), name, where)
+        self.rows = _guarded(_values(sheet), name, where)
         self.row = 0
         header: Sequence[object] | None = None
         with warnings.catch_warnings():
