@@ -10,8 +10,9 @@ hook) and treated as having returned ``None``, and cannot corrupt what the other
 
 Built-in behaviour is registered first, as default plugins going through the same hooks; then
 every entry point in the ``pamlib`` group, one at a time. ``PAMLIB_PLUGINS`` (comma separated
-names) is an allow-list for entry-point plugins; ``PAMLIB_DISABLE_PLUGINS`` switches plugins
-off, built-ins included, and beats the allow-list.
+names) is an allow-list for entry-point plugins (a name it lists that is not installed is
+warned about and listed as ``not-found``); ``PAMLIB_DISABLE_PLUGINS`` switches plugins off,
+built-ins included, and beats the allow-list.
 
 What a plugin's own code raises is contained, whatever it is: ``SystemExit`` and
 ``KeyboardInterrupt`` included. The one exception is a real interrupt: a ``KeyboardInterrupt``
@@ -109,7 +110,8 @@ class PluginRecord:
     provides: dict[str, list[str]] = attrs.field(factory=dict)
     errors: list[PluginError] = attrs.field(factory=list)
     #: Why the plugin was not loaded although it loads fine: ``disabled`` (the disable list),
-    #: ``not-allowed`` (an entry point missing from the allow-list) or ``unregistered``.
+    #: ``not-allowed`` (an entry point missing from the allow-list) or ``unregistered``; or
+    #: ``not-found``: a name the allow-list gives that no installed plugin has.
     skipped: str | None = None
     #: The same in words, for ``pamlib plugins``.
     reason: str | None = None
@@ -533,6 +535,7 @@ class PluginHost:
         self._counter = itertools.count()
         self._removed: set[str] = set()
         self._records: dict[str, PluginRecord] = {}
+        self._distributions: set[str] = set()
         self._cache: dict[str, Any] = {}
         self._warned: set[tuple[str, str, str]] = set()
         self._lock = threading.RLock()
@@ -544,6 +547,8 @@ class PluginHost:
         for name, plugin in (plugins or {}).items():
             self._given[name] = plugin
             self._load(name, None, False, partial(_identity, plugin), given=True)
+        if load_entry_points:
+            self._not_found()
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -565,6 +570,30 @@ class PluginHost:
             record.reason = f"not named in the allow-list ({ALLOW_ENV})"
         return record.skipped is not None
 
+    def _not_found(self) -> None:
+        """Record each name of the allow-list that no plugin seen has (by plugin or
+        distribution name), and warn once, on one line: a name mistyped or a plugin not
+        installed would otherwise go unnoticed, and a run may not need it, so it is no error."""
+        if not self._allowed:
+            return
+        known = {*self._records, *self._distributions, hookspecs.PROJECT_NAME}
+        missing = sorted(self._allowed - known)
+        for name in missing:
+            self._records[name] = PluginRecord(
+                name=name,
+                version=None,
+                builtin=False,
+                skipped="not-found",
+                reason=f"named in the allow-list ({ALLOW_ENV}) but not installed",
+            )
+        if missing:
+            log.warning(
+                "%s names %s not installed: %s ('pamlib plugins' lists those installed)",
+                ALLOW_ENV,
+                "a plugin that is" if len(missing) == 1 else "plugins that are",
+                ", ".join(missing),
+            )
+
     def _load(
         self,
         name: str,
@@ -577,6 +606,8 @@ class PluginHost:
     ) -> None:
         record = PluginRecord(name=name, version=version, builtin=builtin)
         self._records[name] = record
+        if dist:
+            self._distributions.add(dist)
         if self._skip(record, dist, given):
             return
         guard = PluginGuard()

@@ -3,7 +3,8 @@
 A plugin that failed to load is listed as ``failed`` (and disabled); one that failed in a hook
 as ``error``. Each error is one line naming the plugin, the hook and what was raised. One not
 loaded by choice is listed as ``disabled`` (the disable list), ``not-allowed`` (an entry point
-missing from the ``PAMLIB_PLUGINS`` allow-list) or ``unregistered``, with the reason.
+missing from the ``PAMLIB_PLUGINS`` allow-list) or ``unregistered``, with the reason; a name
+the allow-list gives that no installed plugin has, as ``not-found``.
 """
 
 from __future__ import annotations
@@ -56,8 +57,11 @@ def run(args: argparse.Namespace) -> int:
         )
         return 0
     for r in records:
-        origin = "built-in" if r.builtin else "installed"
-        print(f"{r.name} {r.version or '?'} ({origin}) — {r.status}")
+        if r.status == "not-found":  # a name of the allow-list: no version to show
+            print(f"{r.name} (not installed) — {r.status}")
+        else:
+            origin = "built-in" if r.builtin else "installed"
+            print(f"{r.name} {r.version or '?'} ({origin}) — {r.status}")
         if r.reason:
             print(f"    not loaded: {r.reason}")
         for kind, names in sorted(r.provides.items()):
