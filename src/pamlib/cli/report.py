@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
+    from pamlib.formats.base import Target
     from pamlib.formats.guard import AtomicTarget, OutputGuard
     from pamlib.reporting import CohortReport
     from pamlib.tables.scored import ScoredTable
@@ -31,7 +33,13 @@ def add_parser(subparsers: Any) -> None:
         metavar="INPUT",
         help="scored CSV, Parquet or JSON Lines, or a raw export with --provider",
     )
-    p.add_argument("-o", "--output", required=True, metavar="HTML", help="HTML report to write")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="HTML",
+        help="HTML report to write ('-' for standard output)",
+    )
     p.add_argument("--json", metavar="FILE", help="also write the JSON summary here")
     p.add_argument(
         "--pdf",
@@ -99,13 +107,14 @@ def run(args: argparse.Namespace) -> int:
     if not source.is_file():
         raise UsageError(f"no such input file: {source.name}")
     _check_side_files(args)
+    output = _html_target(args.output)
     with OutputGuard() as guard:
         guard.input(source, "the input")
         guard.input(args.mapping, "the mapping file")
         guard.input(args.calibration, "the calibration file")
         for rules in args.rules:
             guard.input(rules, "the rules file")
-        guard.output(args.output, "the HTML report (-o)")
+        guard.output(output, "the HTML report (-o)")
         guard.output(args.json, "the JSON summary (--json)")
         guard.output(args.pdf, "the PDF report (--pdf)")
         guard.output(args.patients, "the per-patient CSV (--patients)")
@@ -119,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         scored: ScoredTable | Path = source
         beside: _Beside | None = None
         if args.provider is not None:
-            beside = _score_first(args, source, guard)
+            beside = _score_first(args, source, output, guard)
             scored = beside.table
         sources = [SourceFile.of(source, "input", digest=False)]
         sources += [
@@ -141,22 +150,46 @@ def run(args: argparse.Namespace) -> int:
         except IdentifyingColumnError as exc:  # the column is the user's choice: a usage error
             raise UsageError(str(exc)) from None
         # The scored and rejects files beside the report are published with it, or not at all.
-        _write(guard, report, args, () if beside is None else beside.targets)
+        _write(guard, report, args, output, () if beside is None else beside.targets)
     if beside is not None:
         beside.print_summary()
-    print(f"Report: {args.output}", file=sys.stderr)
-    if args.pdf:
-        print(f"PDF: {args.pdf}", file=sys.stderr)
-    if args.json:
-        print(f"Summary: {args.json}", file=sys.stderr)
-    if args.patients:
-        print(f"Patients: {args.patients}", file=sys.stderr)
+    _print_written(args, to_stdout=_is_stream(output))
     for line in console_lines(report.released, report.config):
         print(line, file=sys.stderr)
     # Demonstration, unlicensed and raw-only scores each say so, as the report does.
     for reason in report.not_pam_reasons:
         print(CONSOLE_NOTES[reason], file=sys.stderr)
     return 0
+
+
+def _print_written(args: argparse.Namespace, *, to_stdout: bool) -> None:
+    """Where each file went, on standard error (the HTML on standard output goes unsaid, as
+    ``pamlib score``'s rows do)."""
+    written = [
+        ("Report", None if to_stdout else args.output),
+        ("PDF", args.pdf),
+        ("Summary", args.json),
+        ("Patients", args.patients),
+    ]
+    for what, path in written:
+        if path:
+            print(f"{what}: {path}", file=sys.stderr)
+
+
+def _html_target(output: str) -> Target:
+    """Where the HTML goes: ``-`` is standard output (as for ``pamlib score -o -``), any other
+    name a file."""
+    if output != "-":
+        return output
+    if sys.__stdout__ is None:  # closed at start (``>&-``): the report must not vanish
+        import errno
+
+        raise OSError(errno.EBADF, "standard output is closed: name the report with -o FILE")
+    return sys.stdout.buffer
+
+
+def _is_stream(target: Target | None) -> bool:
+    return target is not None and not isinstance(target, (str, os.PathLike))
 
 
 def _header_of(source: Path) -> set[str] | None:
@@ -216,39 +249,55 @@ def _write(
     guard: OutputGuard,
     report: CohortReport,
     args: argparse.Namespace,
+    output: Target,
     written: Sequence[AtomicTarget] = (),
 ) -> None:
     """Write every file in full first, then publish them together with the files already
     ``written`` (see :func:`~pamlib.formats.guard.commit_together`): one that fails
-    to be written leaves none of them changed, and an interrupt leaves all or none."""
+    to be written leaves none of them changed, and an interrupt leaves all or none. HTML for
+    standard output is written after every file, and flushed last, as ``pamlib score``'s rows
+    are: a file that fails to be written leaves it empty."""
     from pamlib.formats.guard import commit_together
     from pamlib.reporting import write_html, write_json, write_patients_csv
 
-    writers: list[tuple[str | None, Callable[[CohortReport, IO[str]], None]]] = [
-        (args.output, write_html),
-        (args.json, write_json),
-        (args.patients, write_patients_csv),
+    writers: list[tuple[Target | None, Callable[[CohortReport, IO[bytes]], None]]] = [
+        (output, _as_text(write_html)),
+        (args.json, _as_text(write_json)),
+        (args.patients, _as_text(write_patients_csv)),
+        (args.pdf, _write_pdf),
     ]
+    writers.sort(key=lambda writer: _is_stream(writer[0]))  # a stream last (the sort is stable)
     targets = list(written)
     for path, write in writers:
         if path is None:
             continue
         target = guard.open(path)
-        text = io.TextIOWrapper(target.stream, encoding="utf-8", newline="")
+        write(report, target.stream)
+        targets.append(target)
+    commit_together(targets)
+
+
+def _as_text(
+    write: Callable[[CohortReport, IO[str]], None],
+) -> Callable[[CohortReport, IO[bytes]], None]:
+    """A writer of text as a writer to a binary stream (UTF-8), which it leaves open."""
+
+    def to_bytes(report: CohortReport, stream: IO[bytes]) -> None:
+        text = io.TextIOWrapper(stream, encoding="utf-8", newline="")
         try:
             write(report, text)
             text.flush()
         finally:
             with contextlib.suppress(Exception):
                 text.detach()  # the target owns the binary stream
-        targets.append(target)
-    if args.pdf:
-        from pamlib.reporting import render_pdf
 
-        target = guard.open(args.pdf)
-        target.stream.write(render_pdf(report))
-        targets.append(target)
-    commit_together(targets)
+    return to_bytes
+
+
+def _write_pdf(report: CohortReport, stream: IO[bytes]) -> None:
+    from pamlib.reporting import render_pdf
+
+    stream.write(render_pdf(report))
 
 
 class _Beside(NamedTuple):
@@ -267,18 +316,25 @@ class _Beside(NamedTuple):
         print_summary(self.summary, sys.stderr)
 
 
-def _score_first(args: argparse.Namespace, source: Path, guard: OutputGuard) -> _Beside:
+def _score_first(
+    args: argparse.Namespace, source: Path, output: Target, guard: OutputGuard
+) -> _Beside:
     """Score a raw export in memory and report from it — a person's rows are linked by NHS
     number where the export has no patient id, without the number being written anywhere —
     and also write the scored rows (``NAME.scored.csv``) and rejects beside the report, to be
-    published with it."""
+    published with it. A report to standard output, a device or a pipe has them named after
+    the input, in the current folder, as ``pamlib score`` names its rejects file then."""
     import attrs
 
+    from pamlib.formats.guard import writes_through
     from pamlib.pipeline import TableScorer, write_rejects, write_scored
 
-    report = Path(args.output)
-    scored = report.with_name(report.stem + ".scored.csv")
-    rejects = report.with_name(report.stem + ".rejects.csv")
+    if isinstance(output, (str, os.PathLike)) and not writes_through(output):
+        report = Path(output)
+        scored = report.with_name(report.stem + ".scored.csv")
+        rejects = report.with_name(report.stem + ".rejects.csv")
+    else:
+        scored, rejects = Path(source.stem + ".scored.csv"), Path(source.stem + ".rejects.csv")
     guard.output(scored, "the scored file written beside the report")
     guard.output(rejects, "the rejects file written beside the report")
     scorer = TableScorer(provider=args.provider, calibration=args.calibration, mapping=args.mapping)

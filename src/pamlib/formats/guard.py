@@ -13,6 +13,10 @@ One mechanism, used by every command and by :func:`pamlib.pipeline.score_file`:
   A symlink is followed and the file it points to is replaced (the link survives). Character
   devices and named pipes (``/dev/null``, a FIFO) are written through directly; any other kind
   of file is refused. Standard output stays a stream.
+* Hidden names beside an output (the temporary file, the lock) always fit the folder's limit on
+  a name (``NAME_MAX``, 255 bytes on most file systems): where ``.NAME…`` would not, NAME is cut
+  to a prefix plus a hash of the whole name. An output whose own name does not fit is refused
+  before anything is written.
 
 Errors name files by their base name only: a full path may hold a patient's name.
 """
@@ -67,6 +71,56 @@ def _passes_through(st: os.stat_result | None) -> bool:
     return st is not None and (stat.S_ISCHR(st.st_mode) or stat.S_ISFIFO(st.st_mode))
 
 
+#: The longest name, in bytes, of a file in a folder whose own limit cannot be asked.
+_NAME_MAX = 255
+
+
+def _name_max(folder: _PathLike) -> int:
+    """The longest file name, in bytes, that ``folder`` takes (``pathconf``'s ``NAME_MAX``;
+    255 where it cannot say)."""
+    try:
+        limit = os.pathconf(folder, "PC_NAME_MAX")
+    except (AttributeError, OSError, ValueError):  # no pathconf (Windows), no such folder
+        return _NAME_MAX
+    return limit if limit > 0 else sys.maxsize  # -1: no limit
+
+
+def _hidden(name: str, suffix: str, limit: int) -> str:
+    """A hidden name beside ``name``: ``.NAME`` + ``suffix``, or where that is longer than
+    ``limit`` bytes, ``.PREFIX~HASH`` + ``suffix``, NAME cut to what fits (whole characters)
+    and HASH a digest of all of it. The same NAME always gives the same name (two runs writing
+    one output contend for one lock), and names sharing a prefix get different ones."""
+    full = f".{name}{suffix}"
+    if len(os.fsencode(full)) <= limit:
+        return full
+    import hashlib  # only for a name this long: not on every run's path
+
+    digest = hashlib.sha256(os.fsencode(name)).hexdigest()[:16]
+    room = limit - len(os.fsencode(f".~{digest}{suffix}"))
+    prefix: list[str] = []
+    for char in name:
+        room -= len(os.fsencode(char))
+        if room < 0:
+            break
+        prefix.append(char)
+    return f".{''.join(prefix)}~{digest}{suffix}"
+
+
+def _check_name(real: _PathLike, given: _PathLike, label: str) -> None:
+    """Refuse a new output whose name is longer than its folder takes: said before anything
+    is written, rather than as the operating system's error when it is renamed at the end."""
+    path = Path(real)
+    size, limit = len(os.fsencode(path.name)), _name_max(path.parent)
+    if size > limit:
+        raise _refuse(
+            "cannot write an output",
+            given,
+            "name-too-long",
+            f"{label}: its name is {size} bytes, longer than the {limit} bytes the file system "
+            "allows; choose a shorter name",
+        )
+
+
 def writes_through(path: _PathLike) -> bool:
     """Whether ``path`` (links followed) is a character device or named pipe, which an output
     writes through: nothing is made beside it."""
@@ -108,11 +162,13 @@ class _File:
 class AtomicTarget:
     """A binary output that appears under its name only when complete.
 
-    A path is written to a hidden temporary file in the same directory (``.NAME.XXXX.partial``),
-    which :meth:`commit` flushes to disk and renames over the final name; :meth:`discard`
-    removes it. A symlink's target is the file replaced. A character device or named pipe is
-    opened and written directly. An open stream (standard output) is written directly and never
-    closed. Both methods may be called more than once; after the first, they do nothing.
+    A path is written to a hidden temporary file in the same directory (``.NAME.XXXX.partial``,
+    NAME shortened where that would be too long a name), which :meth:`commit` flushes to disk
+    and renames over the final name; :meth:`discard` removes it. A new name longer than the
+    folder takes is an :class:`OutputRefusedError` before anything is written. A symlink's
+    target is the file replaced. A character device or named pipe is opened and written
+    directly. An open stream (standard output) is written directly and never closed. Both
+    methods may be called more than once; after the first, they do nothing.
     """
 
     def __init__(self, target: _PathLike | IO[bytes]) -> None:
@@ -147,14 +203,17 @@ class AtomicTarget:
             )
         if st is not None and not os.access(real, os.W_OK):
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(real))
+        if st is None:
+            _check_name(real, target, "the output")
         self._replace = real
         self._mode = None if st is None else stat.S_IMODE(st.st_mode)
         self.stream = self._open_temporary(real)
 
     def _open_temporary(self, real: Path) -> IO[bytes]:
+        limit = _name_max(real.parent)
         for _ in range(100):
             # ``secrets.token_hex`` is this, without importing ``secrets`` (and ``hmac``) per run
-            tmp = real.with_name(f".{real.name}.{os.urandom(4).hex()}.partial")
+            tmp = real.with_name(_hidden(real.name, f".{os.urandom(4).hex()}.partial", limit))
             try:
                 # A new file: 0o666 lets the umask decide. A file replaced: no wider than it
                 # was from the first byte (a 0o600 output of patients' rows must not be
@@ -301,11 +360,12 @@ def _sync_directory(folder: Path) -> None:
 
 
 class _Lock:
-    """An exclusive, non-blocking lock on ``.NAME.lock`` beside a file; removed on release."""
+    """An exclusive, non-blocking lock on ``.NAME.lock`` beside a file (shortened as
+    :func:`_hidden` says where that name is too long); removed on release."""
 
     def __init__(self, real: str, label: str) -> None:
         target = Path(real)
-        self.path = target.with_name(f".{target.name}.lock")
+        self.path = target.with_name(_hidden(target.name, ".lock", _name_max(target.parent)))
         for _ in range(100):
             try:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -431,6 +491,8 @@ class OutputGuard:
         for other in (*self._inputs, *self._outputs):
             if new.same_as(other):
                 raise _clash(new, other)
+        if new.stat is None:
+            _check_name(new.real, path, label)
         if new.real not in self._locks:
             with _signals_deferred():
                 self._locks[new.real] = _Lock(new.real, label)
