@@ -105,7 +105,7 @@ def test_dash_through_a_pipe_and_a_closed_standard_output(
         cwd=tmp_path, capture_output=True, check=False,
     )  # fmt: skip
     assert closed.returncode == 3
-    assert b"standard output is closed: name the report with -o FILE" in closed.stderr
+    assert b"standard output is closed: name the output with a file" in closed.stderr
     assert b"Traceback" not in closed.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scored.csv"]
 
@@ -119,3 +119,26 @@ def test_dash_appended_to_the_input_is_refused(tmp_path: Path, make_cohort: Make
     assert done.returncode == 1
     assert b"the same file" in done.stderr
     assert scored.read_bytes() == before
+
+
+def test_dash_for_the_json_summary_writes_it_to_standard_output(
+    in_tmp: Path, make_cohort: MakeCohort, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    write_rows(in_tmp / "scored.csv", make_cohort(n_patients=20, demo=True))
+    assert main(["report", "scored.csv", "-o", "r.html", "--json", "-"]) == 0
+    out, err = capsysbinary.readouterr()
+    assert json.loads(out)["n_patients"] == 20
+    assert not (in_tmp / "-").exists(), "no file named '-'"
+    assert (in_tmp / "r.html").is_file()
+    assert b"Summary: -" not in err
+
+
+def test_two_outputs_cannot_share_standard_output(
+    in_tmp: Path, make_cohort: MakeCohort, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    write_rows(in_tmp / "scored.csv", make_cohort(n_patients=20, demo=True))
+    assert main(["report", "scored.csv", "-o", "-", "--patients", "-"]) == 2
+    out, err = capsysbinary.readouterr()
+    assert out == b""
+    assert b"only one output can go to standard output ('-'): -o, --patients" in err
+    assert sorted(p.name for p in in_tmp.iterdir()) == ["scored.csv"]

@@ -107,7 +107,12 @@ def run(args: argparse.Namespace) -> int:
     if not source.is_file():
         raise UsageError(f"no such input file: {source.name}")
     _check_side_files(args)
-    output = _html_target(args.output)
+    given = {"-o": args.output, "--json": args.json, "--pdf": args.pdf, "--patients": args.patients}
+    to_stdout = [option for option, name in given.items() if name == "-"]
+    if len(to_stdout) > 1:
+        raise UsageError(f"only one output can go to standard output ('-'): {', '.join(to_stdout)}")
+    output: Target = args.output if args.output != "-" else _stdout()
+    json_out, pdf_out, patients_out = (_target(n) for n in (args.json, args.pdf, args.patients))
     with OutputGuard() as guard:
         guard.input(source, "the input")
         guard.input(args.mapping, "the mapping file")
@@ -115,9 +120,9 @@ def run(args: argparse.Namespace) -> int:
         for rules in args.rules:
             guard.input(rules, "the rules file")
         guard.output(output, "the HTML report (-o)")
-        guard.output(args.json, "the JSON summary (--json)")
-        guard.output(args.pdf, "the PDF report (--pdf)")
-        guard.output(args.patients, "the per-patient CSV (--patients)")
+        guard.output(json_out, "the JSON summary (--json)")
+        guard.output(pdf_out, "the PDF report (--pdf)")
+        guard.output(patients_out, "the per-patient CSV (--patients)")
         _check_kind_of_input(source, scored_first=args.provider is not None)
         # The settings first: a bad one stops the command before anything is read or written.
         config = ReportConfig(
@@ -150,10 +155,11 @@ def run(args: argparse.Namespace) -> int:
         except IdentifyingColumnError as exc:  # the column is the user's choice: a usage error
             raise UsageError(str(exc)) from None
         # The scored and rejects files beside the report are published with it, or not at all.
-        _write(guard, report, args, output, () if beside is None else beside.targets)
+        targets = (output, json_out, patients_out, pdf_out)
+        _write(guard, report, targets, () if beside is None else beside.targets)
     if beside is not None:
         beside.print_summary()
-    _print_written(args, to_stdout=_is_stream(output))
+    _print_written(args)
     for line in console_lines(report.released, report.config):
         print(line, file=sys.stderr)
     # Demonstration, unlicensed and raw-only scores each say so, as the report does.
@@ -162,29 +168,31 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_written(args: argparse.Namespace, *, to_stdout: bool) -> None:
-    """Where each file went, on standard error (the HTML on standard output goes unsaid, as
+def _print_written(args: argparse.Namespace) -> None:
+    """Where each file went, on standard error (what went to standard output goes unsaid, as
     ``pamlib score``'s rows do)."""
     written = [
-        ("Report", None if to_stdout else args.output),
+        ("Report", args.output),
         ("PDF", args.pdf),
         ("Summary", args.json),
         ("Patients", args.patients),
     ]
     for what, path in written:
-        if path:
+        if path and path != "-":
             print(f"{what}: {path}", file=sys.stderr)
 
 
-def _html_target(output: str) -> Target:
-    """Where the HTML goes: ``-`` is standard output (as for ``pamlib score -o -``), any other
+def _target(output: str | None) -> Target | None:
+    """Where an output goes: ``-`` is standard output (as for ``pamlib score -o -``), any other
     name a file."""
-    if output != "-":
-        return output
+    return output if output != "-" else _stdout()
+
+
+def _stdout() -> IO[bytes]:
     if sys.__stdout__ is None:  # closed at start (``>&-``): the report must not vanish
         import errno
 
-        raise OSError(errno.EBADF, "standard output is closed: name the report with -o FILE")
+        raise OSError(errno.EBADF, "standard output is closed: name the output with a file")
     return sys.stdout.buffer
 
 
@@ -248,8 +256,7 @@ def _check_side_files(args: argparse.Namespace) -> None:
 def _write(
     guard: OutputGuard,
     report: CohortReport,
-    args: argparse.Namespace,
-    output: Target,
+    outputs: tuple[Target | None, Target | None, Target | None, Target | None],
     written: Sequence[AtomicTarget] = (),
 ) -> None:
     """Write every file in full first, then publish them together with the files already
@@ -261,10 +268,10 @@ def _write(
     from pamlib.reporting import write_html, write_json, write_patients_csv
 
     writers: list[tuple[Target | None, Callable[[CohortReport, IO[bytes]], None]]] = [
-        (output, _as_text(write_html)),
-        (args.json, _as_text(write_json)),
-        (args.patients, _as_text(write_patients_csv)),
-        (args.pdf, _write_pdf),
+        (outputs[0], _as_text(write_html)),
+        (outputs[1], _as_text(write_json)),
+        (outputs[2], _as_text(write_patients_csv)),
+        (outputs[3], _write_pdf),
     ]
     writers.sort(key=lambda writer: _is_stream(writer[0]))  # a stream last (the sort is stable)
     targets = list(written)
