@@ -7,6 +7,7 @@ path, a field) and *what* is wrong, never the offending identifier itself.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import PurePath
 
 import attrs
 
@@ -125,10 +126,35 @@ class ConfigurationError(PamlibError):
     """A setting, mapping file or command-line option is inconsistent."""
 
 
+#: Hooks handed a patient's record: what a plugin raises there may quote it, so its text is
+#: never repeated, only its type and where it was raised.
+_PATIENT_HOOKS = frozenset({"pamlib_assessment_scored"})
+
+
+def _raised_at(exc: BaseException) -> str:
+    """Where ``exc`` was raised: the base name of the innermost frame's file and its line
+    (``rules.py:14``), or ``""`` without a traceback. A place in code, never a value."""
+    tb = exc.__traceback__
+    if tb is None:
+        return ""
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return f"{PurePath(tb.tb_frame.f_code.co_filename).name}:{tb.tb_lineno}"
+
+
+def _type_and_place(exc: BaseException) -> str:
+    """``ValueError (raised at rules.py:14)``: what is told of an exception whose text may
+    quote a patient."""
+    at = _raised_at(exc)
+    return f"{type(exc).__name__} (raised at {at})" if at else type(exc).__name__
+
+
 class PluginError(PamlibError):
     """A plugin failed to load or raised inside a hook.
 
-    ``plugin`` and ``hook`` name the culprit so the host can report it and carry on.
+    ``plugin`` and ``hook`` name the culprit so the host can report it and carry on. The
+    message repeats the cause's text with NHS numbers withheld; for a hook handed a patient's
+    record, its type and where it was raised only.
     """
 
     def __init__(self, plugin: str, hook: str | None, cause: BaseException) -> None:
@@ -136,7 +162,13 @@ class PluginError(PamlibError):
         self.hook = hook
         self.cause = cause
         where = f"plugin {plugin!r}" + (f" in hook {hook}" if hook else " while loading")
-        super().__init__(f"{where}: {type(cause).__name__}: {cause}")
+        if hook in _PATIENT_HOOKS:
+            super().__init__(f"{where}: {_type_and_place(cause)}")
+        else:
+            from pamlib.identity import withhold_nhs_numbers  # identity imports this module
+
+            text = withhold_nhs_numbers(str(cause))
+            super().__init__(f"{where}: {type(cause).__name__}: {text}")
 
 
 class PamlibDeprecationWarning(DeprecationWarning):

@@ -58,6 +58,38 @@ def is_valid_nhs_number(value: str) -> bool:
     return _nhs_problem(_SEPARATORS.sub("", value)) is None
 
 
+#: An NHS number as written inside other text: ten digits, spaces and dashes aside, not part of
+#: a longer run of digits.
+_NHS_IN_TEXT = re.compile(r"(?<![0-9])[0-9](?:[\s\-]*[0-9]){9}(?![0-9])", re.ASCII)
+
+#: What a file name holding an NHS number is shown as, wherever pamlib names a file.
+WITHHELD_NAME = "(name withheld: it holds an NHS number)"
+
+
+def holds_nhs_number(text: str) -> bool:
+    """Whether ``text`` holds, anywhere in it, an NHS number with a valid check digit: a group
+    value (``NHS no 943 476 5919``), a file name (``9434765919.json``), a plugin's message.
+
+    >>> holds_nhs_number("9434765919 (J Smith)"), holds_nhs_number("order 1234567890")
+    (True, False)
+    """
+    return any(is_valid_nhs_number(found) for found in _NHS_IN_TEXT.findall(text))
+
+
+def withhold_nhs_numbers(text: str) -> str:
+    """``text`` with every NHS number in it (as :func:`holds_nhs_number` finds them) replaced by
+    ``<NHS number>``: for text pamlib repeats but did not write, such as a plugin's message.
+
+    >>> withhold_nhs_numbers("no record for 943 476 5919 (line 3), order 1234567890")
+    'no record for <NHS number> (line 3), order 1234567890'
+    """
+
+    def withheld(found: re.Match[str]) -> str:
+        return "<NHS number>" if is_valid_nhs_number(found.group()) else found.group()
+
+    return _NHS_IN_TEXT.sub(withheld, text)
+
+
 def _normalise_optional(value: str | None) -> str | None:
     _text_or_none(value, "nhs_number")
     return None if value is None or value.strip() == "" else normalise_nhs_number(value)

@@ -45,7 +45,12 @@ import pluggy
 
 from pamlib import hookspecs
 from pamlib._version import __version__
-from pamlib.errors import PamlibError, PluginError
+from pamlib.errors import (
+    _PATIENT_HOOKS,
+    PamlibError,
+    PluginError,
+    _type_and_place,
+)
 
 if TYPE_CHECKING:
     from pamlib.assessment import Assessment
@@ -136,10 +141,23 @@ MAX_ERRORS_PER_HOOK = 10
 _MAX_MESSAGE = 300
 
 
-def describe_failure(exc: BaseException) -> str:
+def describe_failure(exc: BaseException, *, quote: bool = True) -> str:
     """One line saying what went wrong: the exception's type and its message, lines joined and
-    shortened (pamlib's own errors without the type). An operating-system error names the base
-    name of its file only (a full path may hold a patient's name in a folder name)."""
+    shortened (pamlib's own errors without the type), any NHS number in it withheld. An
+    operating-system error names the base name of its file only (a full path may hold a
+    patient's name in a folder name).
+
+    ``quote=False`` for code that failed while it held a patient's record (a provider scoring
+    an assessment, a Python rule, an observer of one): the type and where it was raised only,
+    for its text may quote a name, an id or an answer that no pattern recognises.
+
+    >>> describe_failure(ValueError("no key for 943 476 5919"))
+    'ValueError: no key for <NHS number>'
+    >>> describe_failure(ValueError("bad row for Jane Smith"), quote=False)
+    'ValueError'
+    """
+    if not quote:
+        return _type_and_place(exc)
     if isinstance(exc, OSError) and (exc.strerror or exc.filename):
         name = PurePath(exc.filename).name if isinstance(exc.filename, str) else ""
         text = f"{exc.strerror or ''}: {name}" if name else str(exc.strerror or "")
@@ -149,6 +167,9 @@ def describe_failure(exc: BaseException) -> str:
         except Exception:  # a plugin's exception whose __str__ fails
             text = ""
     text = " ".join(line.strip() for line in text.splitlines() if line.strip())
+    from pamlib.identity import withhold_nhs_numbers
+
+    text = withhold_nhs_numbers(text)
     if len(text) > _MAX_MESSAGE:
         text = text[: _MAX_MESSAGE - 1] + "…"
     if isinstance(exc, PamlibError) and text:
@@ -894,7 +915,8 @@ class PluginHost:
             if key in self._warned:
                 return
             self._warned.add(key)
-        log.warning("plugin %r failed in hook %s: %s", plugin, hook, describe_failure(error.cause))
+        text = describe_failure(error.cause, quote=hook not in _PATIENT_HOOKS)
+        log.warning("plugin %r failed in hook %s: %s", plugin, hook, text)
 
     def _collect(
         self, hook_name: str, kind: str, accept: Callable[[str, T], None], **kwargs: object

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from pamlib.errors import ConfigurationError
+from pamlib.identity import WITHHELD_NAME
 from pamlib.reporting import (
     ReportConfig,
     ScoredColumns,
@@ -21,7 +22,7 @@ from pamlib.reporting import (
     summary_json,
     write_html,
 )
-from pamlib.reporting._context import WITHHELD_NAME, SourceFile
+from pamlib.reporting._context import SourceFile
 
 NHS = "9434765919"  # a valid NHS number (check digit 9)
 

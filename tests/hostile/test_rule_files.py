@@ -136,7 +136,7 @@ def test_a_pamlib_error_from_a_rule_names_the_rule_not_the_input() -> None:
     assert error.problems == (
         Problem("rule 'site.check'", "rule-failed", "raised ValidationError"),
     )
-    assert isinstance(error.__cause__, ValidationError)
+    assert error.__cause__ is None  # its text may quote the context
     assert SECRET not in str(error)
     assert "nhs_number" not in str(error)
 
@@ -164,7 +164,7 @@ def test_any_exception_becomes_a_rule_error_with_its_type_only(raised: Exception
     assert caught.value.problems == (
         Problem("rule 'site.raises'", "rule-failed", f"raised {type(raised).__name__}"),
     )
-    assert caught.value.__cause__ is raised
+    assert caught.value.__cause__ is None  # its text may quote the context
     assert SECRET not in str(caught.value)
 
 

@@ -68,16 +68,12 @@ class SourceFile:
         return {"role": self.role, "name": self.name, "sha256": self.sha256}
 
 
-#: What a report shows for a file whose name holds an NHS number.
-WITHHELD_NAME = "(name withheld: it holds an NHS number)"
-
-
 def _shown_name(name: str) -> str:
     """A file's name as a report shows it: not at all where it holds an NHS number (an export
     saved as ``Jane Smith 9434765919.csv``), which the report would otherwise publish."""
-    from pamlib.reporting._privacy import _looks_like_nhs_number
+    from pamlib.identity import WITHHELD_NAME, holds_nhs_number
 
-    return WITHHELD_NAME if _looks_like_nhs_number(name) else name
+    return WITHHELD_NAME if holds_nhs_number(name) else name
 
 
 def _as_source(item: SourceFile | str | os.PathLike[str], role: str) -> SourceFile:

@@ -170,17 +170,12 @@ def _keys_of(value: str) -> list[str]:
     return [value, f"nhs:{nhs_digits(value)}", f"pseudonym:{value}"]
 
 
-#: Ten digits, possibly grouped by spaces or dashes, not part of a longer run of digits.
-_NHS_SHAPED = re.compile(r"(?<![0-9])[0-9](?:[\s\-]*[0-9]){9}(?![0-9])", re.ASCII)
-
-
 def _looks_like_nhs_number(value: str) -> bool:
-    """Whether ``value`` holds, anywhere in it, ten digits (spaces and dashes aside) with a
-    valid check digit: an NHS number, whether or not the table holds it ("NHS 943 476 5919",
-    "9434765919 (J Smith)" as well as the bare number)."""
-    from pamlib.identity import is_valid_nhs_number
+    """Whether ``value`` holds an NHS number anywhere in it, whether or not the table holds it
+    (see :func:`pamlib.identity.holds_nhs_number`)."""
+    from pamlib.identity import holds_nhs_number
 
-    return any(is_valid_nhs_number(nhs_digits(found)) for found in _NHS_SHAPED.findall(value))
+    return holds_nhs_number(value)
 
 
 def _holds_any(column: Any, values: list[str]) -> bool:

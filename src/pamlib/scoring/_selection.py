@@ -20,7 +20,13 @@ from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 import numpy as np
 import numpy.typing as npt
 
-from pamlib.errors import LicenceError, PamlibError, ProviderResultError, ScoringError
+from pamlib.errors import (
+    LicenceError,
+    PamlibError,
+    ProviderResultError,
+    ScoringError,
+    _raised_at,
+)
 from pamlib.plugins import PluginGuard, describe_failure, get_host
 from pamlib.results import REPORTING_SCALE, Flag, ScoreResult, ScoreStatus
 from pamlib.scoring.provider import (
@@ -433,7 +439,7 @@ class CheckedProvider:
         with guard:
             scores = self._inner.score_batch(instrument, view)
         if guard.error is not None:
-            self._failed(instrument, guard.error)
+            self._failed(instrument, guard.error, held_patient=False)
         self._recheck(instrument, licence)
         checked = check_scores(
             scores, instrument, self._inner, n_rows=len(codes), cutpoints=self.cutpoints()
@@ -450,19 +456,27 @@ class CheckedProvider:
         with guard:
             result = self._inner.score(assessment)
         if guard.error is not None:
-            self._failed(assessment.instrument, guard.error)
+            self._failed(assessment.instrument, guard.error, held_patient=True)
         self._recheck(assessment.instrument, licence)
         return check_result(result, assessment, self._inner, cutpoints=self.cutpoints())
 
-    def _failed(self, instrument: Instrument, exc: BaseException) -> NoReturn:
+    def _failed(
+        self, instrument: Instrument, exc: BaseException, *, held_patient: bool
+    ) -> NoReturn:
         """The provider raised ``exc``: pamlib's own errors go on as they are, anything else
-        (``SystemExit`` too) becomes a :class:`ScoringError` naming the provider."""
+        (``SystemExit`` too) becomes a :class:`ScoringError` naming the provider and where
+        ``exc`` was raised, not chained to it (a traceback would print its text). Where the
+        provider ``held_patient`` (an :class:`Assessment`) its text is not told either: it may
+        quote the patient. A batch is answer codes only: its text is told, NHS numbers
+        withheld."""
         if isinstance(exc, PamlibError):
             raise exc
+        what = describe_failure(exc, quote=not held_patient)
+        if not held_patient and (at := _raised_at(exc)):
+            what = f"{what} (raised at {at})"
         raise ScoringError(
-            f"provider {self._inner.id!r} failed while scoring {instrument.id}: "
-            f"{describe_failure(exc)}"
-        ) from exc
+            f"provider {self._inner.id!r} failed while scoring {instrument.id}: {what}"
+        ) from None
 
     def __repr__(self) -> str:
         return f"<checked {self._inner!r}>"

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from pamlib.errors import ConfigurationError, Problem, RuleError
+from pamlib.errors import ConfigurationError, Problem, RuleError, _raised_at
 from pamlib.pathways import Pathway, Recommendation, RuleTrace, TailoringOutcome
 from pamlib.tailoring.context import Context
 from pamlib.tailoring.reassessment import ReassessmentPolicy
@@ -136,6 +136,8 @@ class _Decision:
 
 #: How many distinct decisions an engine remembers between calls.
 _DECISIONS_KEPT = 4096
+#: Rows whose conditions are evaluated at a time.
+_MASK_ROWS = 1 << 16
 
 
 @attrs.frozen(eq=False)
@@ -267,10 +269,10 @@ class Engine:
             result = rule.evaluate(context)
         except RuleError as exc:
             if not _about(exc, rule.id):
-                raise _failed(rule, exc) from exc
+                raise _failed(rule, exc) from None
             raise
         except Exception as exc:
-            raise _failed(rule, exc) from exc
+            raise _failed(rule, exc) from None
         if result is None:
             return None
         actions = check_actions(rule.id, result)
@@ -433,15 +435,12 @@ class Engine:
         rules and "no pathway" reasons then see exactly the objects given."""
         import numpy as np
 
-        from pamlib.tailoring.columns import _text_codes, add_months_array
+        from pamlib.tailoring.columns import add_months_array
 
         n = len(cols)
         plan = self._plan()
         files, python = plan.files, plan.python
-        masks = plan.conditions.masks(cols)
-        matched = masks[: len(files)]
-        if len(plan.unless):
-            matched[plan.unless] &= ~masks[len(files) :]
+        packed = self._matching(cols)
         answers: list[tuple[tuple[Action, ...] | None, ...]] = []
         answer_ids = np.zeros(n if python else 0, dtype=np.int64)
         if python:
@@ -450,8 +449,8 @@ class Engine:
                 answer = tuple(self._ask(rule, context) for _, rule in python)
                 answer_ids[i] = seen.setdefault(answer, len(seen))
             answers = list(seen)
-        reason_texts, reasons = _text_codes(cols.not_scored_reason)
-        packed = np.packbits(matched, axis=0)
+        reason_column = cols.coded("not_scored_reason")
+        reason_texts, reasons = reason_column.values.tolist(), reason_column.codes
         by = [*packed, cols.scored, cols.level, reasons, *([answer_ids] if python else [])]
         first, inverse = _groups(by, n)
         decisions = []
@@ -466,8 +465,9 @@ class Engine:
             decision = self._decisions.get(key)
             if decision is None:
                 results: list[tuple[Action, ...] | None] = [None] * len(self.rules)
+                matched = np.unpackbits(packed[:, i], count=len(files)).tolist()
                 for k, (j, rule) in enumerate(files):
-                    results[j] = rule.then if matched[k, i] else None
+                    results[j] = rule.then if matched[k] else None
                 if python:
                     for (j, _), answer in zip(python, answers[answer_ids[i]], strict=True):
                         results[j] = answer
@@ -479,12 +479,38 @@ class Engine:
         none = np.timedelta64("NaT", "M")
         months = np.array([none if d.months is None else d.months for d in decisions], "m8[M]")
         row_months = months[inverse] if n else np.zeros(0, dtype="m8[M]")
-        default = np.where(cols.scored, np.timedelta64(self.policy.interval_months, "M"), none)
-        row_months = np.where(np.isnat(row_months), default, row_months)
+        row_months[np.isnat(row_months) & cols.scored] = np.timedelta64(
+            self.policy.interval_months, "M"
+        )
         due = add_months_array(cols.assessed_on, row_months)
         # After 9999-12-31 a date has no ISO text and no Python date: no date, as for none.
         due[due > np.datetime64("9999-12-31")] = np.datetime64("NaT")
         return decisions, inverse, due
+
+    def _matching(self, cols: ContextColumns) -> npt.NDArray[np.uint8]:
+        """Which file rules match each row (``when`` and not ``unless``), a bit a rule
+        (:func:`numpy.packbits` along the rules): evaluated a piece of rows at a time, so that
+        the masks of every condition are never held for the whole table."""
+        import numpy as np
+
+        plan = self._plan()
+        files = len(plan.files)
+
+        def bits(part: ContextColumns) -> npt.NDArray[np.uint8]:
+            masks = plan.conditions.masks(part)
+            matched = masks[:files]
+            if len(plan.unless):
+                matched[plan.unless] &= ~masks[files:]
+            return np.packbits(matched, axis=0)
+
+        n = len(cols)
+        if n <= _MASK_ROWS:
+            return bits(cols)
+        out = np.empty(((files + 7) // 8, n), dtype=np.uint8)
+        for start in range(0, n, _MASK_ROWS):
+            stop = min(n, start + _MASK_ROWS)
+            out[:, start:stop] = bits(cols.slice(start, stop))
+        return out
 
     def evaluate_columns(
         self, cols: ContextColumns, contexts: Sequence[Context] | None = None
@@ -578,10 +604,14 @@ def _about(error: RuleError, rule_id: str) -> bool:
 
 def _failed(rule: Rule, exc: Exception) -> RuleError:
     """A :class:`RuleError` naming ``rule``, which raised ``exc``: the exception's type only,
-    for its text may quote the context (an attribute's value); the chained traceback has the
-    rest."""
+    for its text may quote the context (an attribute's value). Not chained to ``exc`` (a
+    traceback would print its text): a note says where in the rule's code it was raised."""
     problem = Problem(f"rule {rule.id!r}", "rule-failed", f"raised {type(exc).__name__}")
-    return RuleError("a tailoring rule failed", [problem])
+    error = RuleError("a tailoring rule failed", [problem])
+    at = _raised_at(exc)
+    if at:
+        error.add_note(f"rule {rule.id!r} raised {type(exc).__name__} at {at}")
+    return error
 
 
 def _pickled_rule(rule: Rule, source: str) -> bytes:
@@ -614,7 +644,9 @@ def _groups(
     columns: Sequence[npt.ArrayLike], n: int
 ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
     """Rows with equal values in every column form a group: the first row of each group, and
-    each row's group. Built column by column on integers, which sort far faster than rows."""
+    each row's group, groups numbered in the rows' sorted order. Built column by column on
+    integers (each column a digit of one number), whose distinct values Arrow hashes: the
+    few groups are sorted, not the rows."""
     import numpy as np
 
     if n <= 1:  # one assessment (or none) is one group: nothing to sort
@@ -622,21 +654,43 @@ def _groups(
     code = np.zeros(n, dtype=np.int64)
     span = 1  # code < span
     for column in columns:
-        values = np.asarray(column)
-        small = values.dtype.kind in "biu" and (values.dtype.kind != "i" or values.min() >= 0)
+        values = np.asarray(column).reshape(-1)
+        small = values.dtype.kind in "bu" and values.dtype.itemsize < 8
+        if values.dtype.kind == "i":
+            small = bool(values.min() >= 0)
         if not small:  # numbered in order: the same order as the values
             _, values = np.unique(values, return_inverse=True)
-        values = values.astype(np.int64).reshape(-1)
+            values = values.reshape(-1)
         size = int(values.max(initial=0)) + 1
         if span * size >= 1 << 62:  # the mixed-radix code would overflow: number it first
-            _, code = np.unique(code, return_inverse=True)
-            code = code.reshape(-1)
+            _, code = _numbered(code)
+            code = code.astype(np.int64)
             span = int(code.max(initial=0)) + 1
         # each column a digit, the first the most significant: the codes sort as the rows do
-        code = code * size + values
+        code *= size
+        code += values
         span *= size
-    _, first, inverse = np.unique(code, return_index=True, return_inverse=True)
-    return first, inverse.reshape(-1)
+    return _numbered(code)
+
+
+def _numbered(code: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """For each distinct value of ``code`` in increasing order, its first row; and each row's
+    rank among the distinct values (what ``np.unique`` gives, without sorting the rows)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    encoded = pc.dictionary_encode(pa.array(code, pa.int64()))
+    seen = np.asarray(encoded.indices.to_numpy(), dtype=np.int32)  # in order of appearance
+    distinct = np.asarray(encoded.dictionary.to_numpy(), dtype=np.int64)
+    before = np.empty_like(seen)
+    before[0] = -1
+    np.maximum.accumulate(seen[:-1], out=before[1:])
+    first = np.flatnonzero(seen > before)  # the first row of each, in order of appearance
+    order = np.argsort(distinct, kind="stable")
+    rank = np.empty(len(order), dtype=np.intp)
+    rank[order] = np.arange(len(order))
+    return first[order], rank[seen]
 
 
 def _unique(values: Iterable[str | None]) -> tuple[str, ...]:
