@@ -159,7 +159,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # have ended the run (the plugin host contains plugins' own), so it is not a success.
         message = (
             f"pamlib: internal error ({type(exc).__name__}): this is a pamlib bug; "
-            "please report it, with the output of the same command run with --debug"
+            "please report it, with the output of the same command run with --debug "
+            "(its traceback may quote values of the input: remove them before you send it)"
         )
         return _fail(message, EXIT_BUG, debug)
 

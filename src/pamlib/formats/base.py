@@ -330,10 +330,50 @@ def read_input(
 
     The signature is inspected rather than a ``TypeError`` caught: a ``TypeError`` raised by
     the reader itself must surface as the reader's failure, not as a retry without the host.
+
+    A plugin's reader (a format not defined in pamlib) that raises anything but pamlib's own
+    errors, ``OSError`` or an interrupt fails as a :class:`~pamlib.errors.FormatError` naming
+    the format, the exception's type and where it was raised: never its text, nor chained to
+    it, for a reader holds the input's cells and its message may quote them.
     """
-    if _takes_host(fmt.read):
-        return fmt.read(source, options, host=host)
-    return fmt.read(source, options)
+    if type(fmt).__module__.partition(".")[0] == "pamlib":
+        if _takes_host(fmt.read):
+            return fmt.read(source, options, host=host)
+        return fmt.read(source, options)
+    return _contained(fmt, source, options, host)
+
+
+def _contained(
+    fmt: InputFormat,
+    source: str | os.PathLike[str],
+    options: ReadOptions,
+    host: PluginHost | None,
+) -> Iterator[ReadChunk]:
+    from pamlib.errors import FormatError, PamlibError
+    from pamlib.plugins import describe_failure
+
+    chunks: Iterator[ReadChunk] | None = None
+    try:
+        if _takes_host(fmt.read):
+            chunks = iter(fmt.read(source, options, host=host))
+        else:
+            chunks = iter(fmt.read(source, options))
+        while True:
+            try:
+                chunk = next(chunks)
+            except StopIteration:
+                return
+            yield chunk
+    except (PamlibError, OSError, KeyboardInterrupt, MemoryError, GeneratorExit):
+        raise
+    except BaseException as exc:  # SystemExit too: a reader must not end the run
+        raise FormatError(
+            f"the {fmt.name!r} reader (a plugin's) failed: {describe_failure(exc, quote=False)}"
+        ) from None
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
 
 
 def reader_host(host: PluginHost | None) -> PluginHost:
