@@ -71,11 +71,20 @@ ProviderSelector = Callable[[Instrument], ScoringProvider]
 ProgressCallback = Callable[[float | None, int], None]
 
 
+def _shown_source(source: str) -> str:
+    from pamlib.formats.encoding import shown_name
+
+    return repr(shown_name(source))
+
+
 @attrs.frozen
 class ScoreSummary:
-    """The counts of one run, by outcome, code and reason; and where the files went."""
+    """The counts of one run, by outcome, code and reason; and where the files went.
 
-    source: str
+    The repr names the source by its base name, withheld where it holds an NHS number (a
+    summary is what gets logged); :attr:`source` is the path as given."""
+
+    source: str = attrs.field(repr=_shown_source)
     n_read: int
     n_scored: int
     n_not_scored: int
@@ -969,7 +978,7 @@ class TableScorer:
         )
 
     def __repr__(self) -> str:
-        return f"TableScorer(provider={self.provider_name!r}, source={self.source!r})"
+        return f"TableScorer(provider={self.provider_name!r}, source={_shown_source(self.source)})"
 
     def output_schema(self) -> Any:
         """The Arrow schema of the scored rows (extra columns known once a batch was seen)."""

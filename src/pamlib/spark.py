@@ -271,7 +271,7 @@ def _detected_encoding(heads: list[tuple[str, bytes]]) -> str:
     (:mod:`pamlib.formats.encoding`). Spark reads every file of one DataFrame in one encoding:
     a file found to be ASCII only is read the same in UTF-8, cp1252 or latin-1, a latin-1 one
     the same in cp1252; files that need different encodings are refused, naming them."""
-    from pamlib.formats.encoding import detect_encoding
+    from pamlib.formats.encoding import detect_encoding, shown_name
 
     found: dict[str, list[str]] = {}
     ascii_only: list[str] = []
@@ -289,7 +289,9 @@ def _detected_encoding(heads: list[tuple[str, bytes]]) -> str:
             ascii_only.append(name)
             continue
         if guessed:
-            log.warning("read %s as %s (not UTF-8); give encoding= to choose", name, encoding)
+            log.warning(
+                "read %s as %s (not UTF-8); give encoding= to choose", shown_name(name), encoding
+            )
         found.setdefault(encoding, []).append(name)
     if {"cp1252", "latin-1"} == set(found):  # no byte of a latin-1 file differs in cp1252
         found = {"cp1252": found["cp1252"] + found["latin-1"]}
@@ -608,8 +610,9 @@ def _read_as_given(df: DataFrame, described: Mapping[str, Any]) -> bool:
         return True
     try:
         return bool(df.sameSemantics(_export_frame(df.sparkSession, described)))
-    except Exception:  # any doubt keeps the plain job
-        log.debug("could not compare the DataFrame with the export's own", exc_info=True)
+    except Exception as exc:  # any doubt keeps the plain job
+        # the type only: Spark's message (and its traceback) quotes the export's full path
+        log.debug("could not compare the DataFrame with the export's own (%s)", type(exc).__name__)
         return False
 
 
@@ -659,11 +662,12 @@ def score(
     (``calibration`` a path: each executor reads the file and checks its hash). ``mapping``
     (default: the one given to :func:`read_export`), ``instrument`` and ``day_first`` are
     ``pamlib score``'s, and so are ``keep_nhs_number`` (the normalised NHS number as a column,
-    ``--keep-nhs-number``) and ``pseudonymiser`` (its keyed pseudonym as ``nhs_pseudonym``,
-    ``--pseudonym-key``; it reaches the executors inside the job, key included, as a function
-    shipped to them would). ``duplicates``: ``global`` finds a repeated assessment id anywhere in
-    the data, keeping its first occurrence in file order (one shuffle of the ids); ``partition``
-    only within each task; ``off`` not at all.
+    ``--keep-nhs-number``; the row key's ``source_file`` is the file's URI either way, an NHS
+    number in a file's name included) and ``pseudonymiser`` (its keyed pseudonym as
+    ``nhs_pseudonym``, ``--pseudonym-key``; it reaches the executors inside the job, key
+    included, as a function shipped to them would). ``duplicates``: ``global`` finds a repeated
+    assessment id anywhere in the data, keeping its first occurrence in file order (one shuffle
+    of the ids); ``partition`` only within each task; ``off`` not at all.
 
     ``row_key``: ``number`` (the default) keys each row by its number in its file, as ``pamlib
     score`` does, which needs a pass over the export before the job (with ``duplicates=
@@ -1746,7 +1750,9 @@ class SparkRun:
         self._summary: ScoreSummary | None = None
 
     def __repr__(self) -> str:
-        return f"SparkRun(source={self.source!r}, providers={list(self.providers)!r})"
+        from pamlib.formats.encoding import shown_name
+
+        return f"SparkRun(source={shown_name(self.source)!r}, providers={list(self.providers)!r})"
 
     def _output(self) -> DataFrame:
         if not self._persisted:
@@ -2060,7 +2066,12 @@ def _java_name(error: Any) -> str:
 
 
 def _summary_json(summary: ScoreSummary) -> str:
+    """The summary as ``summary.json``: counts that may be shared, so the export is named by
+    its base name only, and not at all where that holds an NHS number."""
+    from pamlib.formats.encoding import shown_name
+
     document = attrs.asdict(summary)
+    document["source"] = shown_name(summary.source)
     document["reconciliation"] = summary.reconciliation
     return json.dumps(document, indent=2, sort_keys=True) + "\n"
 

@@ -119,6 +119,27 @@ def display_name(source: str | os.PathLike[str]) -> str:
     return os.fspath(source).encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
+def shown_name(source: str | os.PathLike[str]) -> str:
+    """An input's name for what may travel beyond the user's terminal (a log record, a repr,
+    a summary file): its base name only (a folder may be named after a patient), and none
+    where it holds an NHS number (a per-patient download saved as ``9434765919.json``).
+
+    >>> shown_name("exports/Jane Smith/9434765919.json"), shown_name("data/export.csv")
+    ('(name withheld: it holds an NHS number)', 'export.csv')
+    """
+    from urllib.parse import unquote
+
+    from pamlib.identity import WITHHELD_NAME, holds_nhs_number
+
+    text = display_name(source)
+    if text in ("-", "<stdin>", "table") or text.startswith("<"):
+        return text
+    name = unquote(text.replace("\\", "/").rstrip("/").rpartition("/")[2]) or text
+    if holds_nhs_number(name):
+        return WITHHELD_NAME
+    return name
+
+
 def open_binary(source: str | os.PathLike[str]) -> tuple[IO[bytes], str, int | None]:
     """The input as a binary stream, its display name and its size (``None`` if unknown)."""
     if str(source) == "-":
@@ -432,7 +453,7 @@ def open_utf8(
             size = None
         if guessed:
             log.warning(
-                "read %s as %s (not UTF-8); give --encoding to choose", Path(name).name, encoding
+                "read %s as %s (not UTF-8); give --encoding to choose", shown_name(name), encoding
             )
         if encoding in _UTF8:
             return Utf8Input(stream, name, size, encoding)

@@ -1,0 +1,68 @@
+"""A file named after a patient (a per-patient download saved as ``9434765919.json``, a folder
+named after the patient) is not named in what travels beyond the user's terminal: log records,
+the reprs of a run's summary and scorer, and a Spark job's ``summary.json``. The summary's
+``source`` attribute keeps the path as given."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+import pamlib
+from pamlib.formats.encoding import shown_name
+from pamlib.identity import WITHHELD_NAME
+from pamlib.plugins import PluginHost
+from pamlib.spark import _summary_json
+
+NHS = "9434765919"
+FOLDER = "Zebedee Quillfeather"
+ITEMS = ",".join(f"q{i:02d}" for i in range(1, 14))
+
+
+@pytest.mark.parametrize(
+    ("given", "shown"),
+    [
+        (f"exports/{FOLDER}/{NHS}.json", WITHHELD_NAME),
+        ("export_943 476 5919.csv", WITHHELD_NAME),
+        (f"file:/data/{FOLDER.replace(' ', '%20')}/943%20476%205919.csv", WITHHELD_NAME),
+        (f"exports/{FOLDER}/export.csv", "export.csv"),
+        ("orders_1234567890.csv", "orders_1234567890.csv"),  # no valid check digit
+        ("<stdin>", "<stdin>"),
+    ],
+)
+def test_shown_name(given: str, shown: str) -> None:
+    assert shown_name(given) == shown
+
+
+@pytest.fixture
+def export(tmp_path: Path) -> Path:
+    folder = tmp_path / FOLDER
+    folder.mkdir()
+    path = folder / f"{NHS}.csv"
+    row = "p1,a1,2024-01-15,PAM-13," + ",".join(["3"] * 13) + ",Zo\xe9"
+    path.write_bytes(
+        f"patient_id,assessment_id,assessed_on,instrument,{ITEMS},name\n{row}\n".encode("latin-1")
+    )
+    return path
+
+
+def test_logs_and_reprs_withhold_the_name(
+    export: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    host = PluginHost(load_entry_points=False, disabled=())
+    caplog.set_level(logging.DEBUG)
+    scorer = pamlib.TableScorer(provider="demo", host=host)
+    summary = pamlib.score_file(
+        export,
+        select_provider=lambda instrument: host.scoring_providers()["demo"],
+        output=tmp_path / "scored.csv",
+        host=host,
+    )
+    assert "as latin-1" in caplog.text
+    for text in (caplog.text, repr(summary), repr(scorer), _summary_json(summary)):
+        assert NHS not in text
+        assert FOLDER not in text
+    assert WITHHELD_NAME in repr(summary)
+    assert summary.source == str(export)
