@@ -58,8 +58,11 @@ class BundleSettings:
     """How FHIR output is made; every field has a default that is safe to use."""
 
     style: OutputStyle = attrs.field(default="transaction", converter=_style)
-    #: Namespace of the resource UUIDs; ``None`` draws a random one per output.
-    namespace: uuid.UUID | None = None
+    #: Namespace of the resource UUIDs; ``None`` draws a random one per output. A secret of
+    #: the site's (with it, a guessed assessment id can be confirmed): the repr hides it.
+    namespace: uuid.UUID | None = attrs.field(
+        default=None, repr=lambda v: "None" if v is None else "<hidden>"
+    )
     #: Add SNOMED CT 962851000000103 to level Observations (UK systems).
     snomed_level: bool = False
     #: Write a ``raw-total`` Observation for results with raw totals but no 0–100 score.

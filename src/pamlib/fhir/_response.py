@@ -59,7 +59,9 @@ def _frozen(value: Mapping[str, str]) -> Mapping[str, str]:
 
 @attrs.frozen
 class ResponseRow:
-    """One assessment as the FHIR layer sees it: plain values, codes in item order.
+    """One assessment as the FHIR layer sees it: plain values, codes in item order. The repr
+    shows neither identifier nor an attribute's value (attribute names only), as
+    :class:`~pamlib.assessment.Assessment`'s does not.
 
     The meeting point of the object API (:class:`~pamlib.assessment.Assessment`) and the
     columnar one (:class:`~pamlib.formats.base.RecordBatch`).
@@ -74,7 +76,10 @@ class ResponseRow:
     site: str | None = None
     mode: str = Mode.UNKNOWN.value
     language: str | None = None
-    attributes: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen)
+    #: Shown in the repr by name only: a pass-through value may be a name or a date of birth.
+    attributes: Mapping[str, str] = attrs.field(
+        factory=dict, converter=_frozen, repr=lambda v: repr(sorted(v))
+    )
     location: str = ""
 
     @classmethod
