@@ -37,8 +37,26 @@ def add_months_array(days: npt.ArrayLike, months: npt.ArrayLike) -> npt.NDArray[
     array(['2026-02-28', '2024-08-29', 'NaT'], dtype='datetime64[D]')
     """
     d = np.asarray(days, dtype="datetime64[D]")
+    m = np.asarray(months, dtype="timedelta64[M]")
+    if d.ndim != 1 or len(d) <= _PIECE or m.ndim > 1 or (m.ndim and m.shape != d.shape):
+        return _add_months(d, m)
+    # a long column a piece at a time: the steps' arrays are a piece's, not the column's
+    out = np.empty(len(d), dtype="datetime64[D]")
+    for start in range(0, len(d), _PIECE):
+        part = slice(start, start + _PIECE)
+        out[part] = _add_months(d[part], m[part] if m.ndim else m)
+    return out
+
+
+#: Dates a long column is worked on at a time.
+_PIECE = 1 << 16
+
+
+def _add_months(
+    d: npt.NDArray[np.datetime64], months: npt.NDArray[np.timedelta64]
+) -> npt.NDArray[np.datetime64]:
     month = d.astype("datetime64[M]")
-    target = month + np.asarray(months, dtype="timedelta64[M]")
+    target = month + months
     last = (target + 1).astype("datetime64[D]") - 1
     # the same day of the target month, or its last day; NaT propagates through every step
     out: npt.NDArray[np.datetime64] = np.minimum(target.astype("datetime64[D]") + (d - month), last)

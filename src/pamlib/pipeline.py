@@ -755,12 +755,11 @@ class ScoreRun:
 
 
 def _scored_table(table: Any, nhs_number: Any) -> ScoredTable:
-    """The scored rows as the run's result, the NHS number held beside them for linking."""
+    """The scored rows as the run's result, the NHS number held beside them for linking, as
+    the Arrow text it is (a Python string a row would take some sixty bytes)."""
     from pamlib.tables.scored import ScoredTable
 
-    numbers = np.empty(len(nhs_number), dtype=object)  # not to_numpy: that imports pandas
-    numbers[:] = nhs_number.to_pylist()
-    return ScoredTable(table, nhs_number=numbers)
+    return ScoredTable(table, nhs_number=nhs_number)
 
 
 #: How repeated assessment ids are found: across every batch the scorer sees, from a mask the
@@ -1188,14 +1187,47 @@ def _write_scored(
     score_decimals: int | None,
     host: PluginHost,
 ) -> None:
+    table = scored.to_arrow()
+    write_pieces(
+        table.schema,
+        [table],
+        target,
+        output_format=output_format,
+        score_decimals=score_decimals,
+        decimals_of=table,
+        host=host,
+    )
+
+
+#: Rows of a scored table handed to an output format's writer at a time.
+WRITE_ROWS = 65_536
+
+
+def write_pieces(
+    schema: Any,
+    pieces: Iterable[Any],
+    target: AtomicTarget,
+    *,
+    output_format: str | None = None,
+    score_decimals: int | None = None,
+    decimals_of: Any = None,
+    host: PluginHost | None = None,
+) -> None:
+    """Write a scored table given as consecutive pieces (Arrow tables in ``schema``, made as
+    they are asked for) to an open target, as :func:`write_scored` writes a whole table:
+    each piece in batches of at most :data:`WRITE_ROWS` rows, the target left complete but
+    unpublished. ``score_decimals`` defaults to the decimals of the cut-point sets named in
+    ``decimals_of`` (the whole table, or its ``cutpoint_set`` column's table). A piece that
+    fails to be made discards the target, as a failed write does."""
     from pamlib.tables.scored import STANDARD_TYPES
 
+    host = host or get_host()
+    pa = pyarrow_module()
     name = target.name if target.name not in ("", "<stream>") else None
     fmt = find_output_format(host, name, output_format)
-    table = scored.to_arrow()
-    extra = tuple(table.column_names[len(STANDARD_TYPES) :])
+    extra = tuple(schema.names[len(STANDARD_TYPES) :])
     if score_decimals is None:
-        score_decimals = _table_decimals(table, host)
+        score_decimals = 1 if decimals_of is None else _table_decimals(decimals_of, host)
     writer: ResultWriter | None = None
     try:
         writer = fmt.open_writer(
@@ -1207,8 +1239,9 @@ def _write_scored(
                 f"the {fmt.name} output format cannot write a scored table (tailored output); "
                 "use csv, parquet or json"
             )
-        for batch in table.to_batches(max_chunksize=65_536):
-            write_table(pyarrow_module().Table.from_batches([batch], schema=table.schema))
+        for piece in pieces:
+            for batch in piece.to_batches(max_chunksize=WRITE_ROWS):
+                write_table(pa.Table.from_batches([batch], schema=schema))
         writer.close()
     except BaseException:
         if writer is not None:

@@ -403,10 +403,16 @@ def _score_and_tailor(
     NHS numbers link a person's rows without being written unless asked for."""
     from pamlib.cli import _settle
     from pamlib.formats.guard import commit_together
-    from pamlib.pipeline import TableScorer, default_rejects_path, write_rejects, write_scored
+    from pamlib.pipeline import (
+        WRITE_ROWS,
+        TableScorer,
+        default_rejects_path,
+        write_pieces,
+        write_rejects,
+    )
     from pamlib.plugins import get_host
-    from pamlib.tailoring import tailor
-    from pamlib.tailoring.rows import no_pathway_summary_of
+    from pamlib.tables.scored import release_freed_memory
+    from pamlib.tailoring.rows import Tailoring
 
     rejects = args.rejects or default_rejects_path(args.input, output)
     guard.input(args.input, "the input")
@@ -429,24 +435,27 @@ def _score_and_tailor(
         threads=args.threads,
     )
     run = scorer.score_source(args.input, input_format=args.input_format, progress=progress.update)
-    tailored = tailor(run.scored, args.rules, host=host)
+    release_freed_memory()  # what scoring made and dropped, before the table is tailored
+    # Decided for every row at once, written a piece at a time: the recommendation columns
+    # of the whole table are never in memory together.
+    tailoring = Tailoring.of(run.scored, args.rules, host=host)
     rejects_target, output_target = guard.open(rejects), guard.open(output)
     try:  # both written in full, then published: the rejects first, the output last
         write_rejects(run, rejects_target, commit=False)
-        write_scored(
-            tailored,
+        write_pieces(
+            tailoring.schema(),
+            tailoring.pieces(WRITE_ROWS),
             output_target,
             output_format=args.output_format,
             score_decimals=run.score_decimals,
             host=host,
-            commit=False,
         )
         commit_together([rejects_target, output_target])
     except BaseException:
         rejects_target.discard()
         output_target.discard()
         raise
-    for line in no_pathway_summary_of(tailored):  # rows without a pathway never go unnoticed
+    for line in tailoring.no_pathway_summary():  # rows without a pathway never go unnoticed
         print(line, file=sys.stderr)
     import attrs
 

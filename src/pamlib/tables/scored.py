@@ -279,11 +279,31 @@ def _distinct(column: pa.Array | pa.ChunkedArray) -> tuple[list[Any], NDArray[np
 
     if not pa.types.is_string(column.type):
         column = pc.cast(column, pa.string())
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks()
-    encoded = pc.dictionary_encode(pc.fill_null(column, ""))
-    index = np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.intp)
-    return encoded.dictionary.to_pylist(), index
+    return _encoded(pc.dictionary_encode(pc.fill_null(column, "")))
+
+
+def _encoded(encoded: pa.DictionaryArray | pa.ChunkedArray) -> tuple[list[Any], NDArray[np.intp]]:
+    """The dictionary and the indices (as NumPy) of a dictionary-encoded column. A chunked
+    column is encoded chunk by chunk, not copied whole first; its chunks are given one
+    dictionary."""
+    dictionary, index = _encoded_arrow(encoded)
+    return dictionary.to_pylist(), index.astype(np.intp, copy=False)
+
+
+def _encoded_arrow(encoded: pa.DictionaryArray | pa.ChunkedArray) -> tuple[pa.Array, NDArray[Any]]:
+    """:func:`_encoded` with the dictionary left in Arrow, the indices as Arrow made them."""
+    import pyarrow as pa
+
+    chunks = [encoded] if isinstance(encoded, pa.DictionaryArray) else encoded.chunks
+    if not chunks:
+        return pa.array([], pa.string()), np.zeros(0, dtype=np.int32)
+    # Arrow encodes a chunked column against one table of values, which every chunk holds;
+    # where the chunks' dictionaries are not that one, they are unified first.
+    held = [(len(c.dictionary), [b.address for b in c.dictionary.buffers() if b]) for c in chunks]
+    if any(h != held[0] for h in held):
+        chunks = pa.chunked_array(chunks).unify_dictionaries().chunks
+    parts = [np.asarray(c.indices.to_numpy(zero_copy_only=False)) for c in chunks]
+    return chunks[0].dictionary, parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
 def _first_rows(codes: NDArray[np.intp]) -> NDArray[np.intp]:
@@ -762,6 +782,35 @@ def blank_texts(values: Sequence[str | None] | TextArray) -> NDArray[np.bool_]:
     return np.asarray(blank.to_numpy(zero_copy_only=False), dtype=np.bool_).reshape(len(values))
 
 
+def _blank(text: pa.Array | pa.ChunkedArray) -> NDArray[np.bool_]:
+    """:func:`blank_texts` of an Arrow string column (null is blank)."""
+    import pyarrow.compute as pc
+
+    blank = pc.fill_null(pc.or_(pc.equal(text, ""), pc.utf8_is_space(text)), True)
+    return np.asarray(blank.to_numpy(zero_copy_only=False), dtype=np.bool_).reshape(len(text))
+
+
+def _held_text(
+    values: pa.Array | pa.ChunkedArray | ArrayLike | None,
+) -> pa.Array | TextArray | None:
+    """Texts held apart from a table (its private NHS numbers) as an Arrow string array: a few
+    bytes a row, where a Python string takes some sixty. Kept as given where Arrow cannot hold
+    them (a lone surrogate); ``None`` stays ``None``."""
+    if values is None:
+        return None
+    import pyarrow as pa
+
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    if isinstance(values, pa.Array):
+        return values if pa.types.is_string(values.type) else values.cast(pa.string())
+    given = np.asarray(values, dtype=object).reshape(-1)
+    try:
+        return pa.array(given, pa.string())
+    except (pa.ArrowException, UnicodeError, TypeError):
+        return given
+
+
 def _patient_keys(
     patient_id: TextArray, nhs_number: TextArray | None, pseudonym: TextArray | None
 ) -> tuple[TextArray, NDArray[np.bool_]]:
@@ -984,7 +1033,10 @@ class ScoredTable:
     """
 
     _table: pa.Table = attrs.field(alias="table")
-    _nhs_number: TextArray | None = attrs.field(default=None, alias="nhs_number", kw_only=True)
+    #: Held as Arrow text (a few bytes a row; as Python strings some sixty), else as given.
+    _nhs_number: pa.Array | TextArray | None = attrs.field(
+        default=None, alias="nhs_number", kw_only=True, converter=_held_text
+    )
     #: The files its rows were read from (:meth:`read`, ``TableScorer.score_source``), which
     #: no writer of the table writes over.
     read_from: tuple[str, ...] = attrs.field(default=(), kw_only=True, repr=False, eq=False)
@@ -1194,16 +1246,60 @@ class ScoredTable:
         digits, a pseudonym key ``pseudonym:`` and the pseudonym, so neither can be taken for
         a ``patient_id`` of another kind.
         """
-        names = self._table.column_names
-
-        def text(name: str) -> TextArray | None:
-            return _texts(self._table.column(name)) if name in names else None
-
-        nhs = self._nhs_number if self._nhs_number is not None else text("nhs_number")
         keys, _ = _patient_keys(
-            _texts(self._table.column("patient_id")), nhs, text("nhs_pseudonym")
+            _texts(self._table.column("patient_id")),
+            self._identity_text("nhs_number"),
+            self._identity_text("nhs_pseudonym"),
         )
         return keys
+
+    def patient_key_codes(self) -> NDArray[np.int64]:
+        """Each row's patient key (:meth:`patient_keys`) as a number: rows with equal keys
+        have equal numbers (keys compared as NumPy strings compare them, trailing NULs
+        dropped), a row without a key ``-1``.
+
+        What linking a person's rows needs, without a Python string a row: Arrow numbers the
+        ``patient_id`` column, and only the rows without one look at their NHS number or
+        pseudonym.
+        """
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        keys = pc.fill_null(self._table.column("patient_id"), "")
+        n = len(keys)
+        missing = np.flatnonzero(_blank(keys))
+        if missing.size:  # rows keyed by an NHS number or a pseudonym, if any
+            rows = pa.array(missing, pa.int64())
+            found, _ = _patient_keys(
+                _texts(keys.take(rows)),
+                self._identity_text("nhs_number", rows),
+                self._identity_text("nhs_pseudonym", rows),
+            )
+            where = np.arange(n, dtype=np.int64)
+            where[missing] = n + np.arange(missing.size)
+            keys = pa.chunked_array([*keys.chunks, pa.array(found.tolist(), pa.string())])
+            keys = keys.take(pa.array(where, pa.int64()))
+        if n and pc.any(pc.ends_with(keys, pattern="\x00")).as_py():
+            keys = pc.utf8_rtrim(keys, characters="\x00")
+        dictionary, index = _encoded_arrow(pc.dictionary_encode(keys))
+        codes = index.astype(np.int64)
+        codes[_blank(dictionary)[codes]] = -1
+        return codes
+
+    def _identity_text(self, name: str, rows: pa.Array | None = None) -> TextArray | None:
+        """The ``nhs_number`` (held apart or a column) or ``nhs_pseudonym`` column as text, of
+        every row or of ``rows``; ``None`` where the table has none."""
+        held = self._nhs_number if name == "nhs_number" else None
+        if isinstance(held, np.ndarray):
+            return held if rows is None else held[np.asarray(rows)]
+        if held is None and name in self._table.column_names:
+            held = self._table.column(name)
+        if held is None:
+            return None
+        import pyarrow as pa
+
+        column = held if rows is None else held.take(rows)
+        return _texts(column if isinstance(column, pa.ChunkedArray) else pa.chunked_array([column]))
 
 
 # -- files ----------------------------------------------------------------------------------

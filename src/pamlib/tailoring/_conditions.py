@@ -274,9 +274,8 @@ class ConditionPlan:
         )
 
     def masks(self, cols: ContextColumns) -> npt.NDArray[np.bool_]:
-        """Whether each condition holds for each row: shape ``(conditions, rows)``."""
-        from pamlib.tailoring.columns import _distinct, codes_of
-
+        """Whether each condition holds for each row: shape ``(conditions, rows)``. Text is
+        looked at once per distinct value (:class:`~pamlib.tailoring.columns.TextCodes`)."""
         if self.state is not None:
             out: npt.NDArray[np.bool_] = self.state[:, _state_codes(cols)]
         else:
@@ -285,8 +284,10 @@ class ConditionPlan:
             values = getattr(cols, name)
             out[bounds.rows] &= _within(values, bounds.low, bounds.high)
         for name, vocabulary, lookup in self.texts:
-            codes = codes_of(getattr(cols, name), vocabulary, fold=_fold)
-            out[lookup.rows] &= lookup.table[:, codes]
+            text = cols.coded(name)
+            other = len(vocabulary)
+            found = [vocabulary.get(_fold(v), other) for v in text.values.tolist()]
+            out[lookup.rows] &= lookup.table[:, found or [other]][:, text.codes]
         if self.flags is not None and not cols.flags:  # no row has a flag: none can match
             out[self.flags[1].rows] = False
         elif self.flags is not None:
@@ -298,15 +299,14 @@ class ConditionPlan:
                     any_flag |= lookup.table[:, code, np.newaxis] & column
             out[lookup.rows] &= any_flag
         for name, tests, absent_fails in self.attributes:
-            given = cols.find_attribute(name)
+            given = cols.find_attribute_codes(name)
             if given is None:  # no row has it: one answer for every row, known in advance
                 if len(absent_fails):
                     out[absent_fails] = False
                 continue
-            distinct, index = _distinct(given)
+            distinct = given.values.tolist()
             for test, rows in tests:
-                answers = np.array([test.matches(v) for v in distinct] or [False], np.bool_)
-                out[rows] &= answers[index]
+                out[rows] &= given.spread([test.matches(v) for v in distinct], np.bool_)
         return out
 
 

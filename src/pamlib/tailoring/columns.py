@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import numpy as np
@@ -38,11 +38,28 @@ if TYPE_CHECKING:
     from pamlib.scoring.provider import BatchScores
     from pamlib.tables.scored import ScoredTable
 
-__all__ = ["ContextColumns", "add_months_array", "by_unique", "codes_of", "link_previous_array"]
+__all__ = [
+    "ContextColumns",
+    "TextCodes",
+    "add_months_array",
+    "by_unique",
+    "codes_of",
+    "link_previous_array",
+]
 
 Bools = npt.NDArray[np.bool_]
 Strs = npt.NDArray[np.str_]
 Days = npt.NDArray[np.datetime64]
+Codes = npt.NDArray[np.integer[Any]]
+
+#: Every row, as an index.
+_ALL = slice(None)
+#: Tables from this many rows hand back to the system, as they are read, memory that Arrow or
+#: the C library keep for reuse but the next step cannot use (a call that costs more than a
+#: small table saves).
+_RELEASE_ROWS = 1 << 16
+#: The text columns of a context other than its attributes.
+_CODED = frozenset({"instrument", "site", "language", "cutpoint_set", "not_scored_reason"})
 
 
 def link_previous_array(
@@ -53,26 +70,56 @@ def link_previous_array(
     Rows with an empty (or whitespace-only) key or no date are never linked; equal dates keep
     table order.
     """
-    k = _key_codes(keys)
+    return _link_previous(_key_codes(keys), dates, has_score)
+
+
+def _link_previous(
+    k: npt.NDArray[np.int64], dates: npt.ArrayLike, has_score: npt.ArrayLike
+) -> npt.NDArray[np.intp]:
+    """:func:`link_previous_array` of keys already numbered (``-1``: no key)."""
     d = np.asarray(dates, dtype="datetime64[D]")
     scored = np.asarray(has_score, dtype=np.bool_)
     n = len(k)
     out = np.full(n, -1, dtype=np.intp)
-    valid = (k >= 0) & ~np.isnat(d)
-    if not valid.any():
+    rows = np.flatnonzero((k >= 0) & ~np.isnat(d))
+    if not rows.size:
         return out
-    order = np.lexsort((np.arange(n), d, k))
-    order = order[valid[order]]
+    order = rows[_by_key_and_day(k[rows], d[rows].view(np.int64))]
+    del rows
+    m = len(order)
+    # positions in that order, in 32 bits where they fit (a million rows: 4 MB an array)
+    pos = np.arange(m, dtype=np.int32 if m < 1 << 31 else np.intp)
     sorted_keys = k[order]
-    pos = np.arange(len(order))
-    starts = np.ones(len(order), dtype=np.bool_)
-    starts[1:] = sorted_keys[1:] != sorted_keys[:-1]
+    starts = np.ones(m, dtype=np.bool_)
+    np.not_equal(sorted_keys[1:], sorted_keys[:-1], out=starts[1:])
+    del sorted_keys
     group_start = np.maximum.accumulate(np.where(starts, pos, 0))
+    del starts
     last_scored = np.maximum.accumulate(np.where(scored[order], pos, -1))
-    previous = np.concatenate(([-1], last_scored[:-1]))
+    del pos
+    previous = np.empty_like(last_scored)
+    previous[0] = -1
+    previous[1:] = last_scored[:-1]
+    del last_scored
     linked = previous >= group_start
     out[order[linked]] = order[previous[linked]]
     return out
+
+
+def _by_key_and_day(
+    keys: npt.NDArray[np.int64], days: npt.NDArray[np.int64]
+) -> npt.NDArray[np.intp]:
+    """The order of rows by key, then day, then position: one stable sort of a number made of
+    the key and the day where it fits in 63 bits (always, for dates 0001–9999), else a sort by
+    each in turn."""
+    low = int(days.min())
+    span = int(days.max()) - low + 1
+    if int(keys.max()) < (1 << 62) // span:
+        combined = keys * span
+        combined += days
+        combined -= low
+        return np.argsort(combined, kind="stable")
+    return np.lexsort((np.arange(len(keys)), days, keys))
 
 
 def _key_codes(keys: npt.ArrayLike) -> npt.NDArray[np.int64]:
@@ -89,9 +136,9 @@ def _key_codes(keys: npt.ArrayLike) -> npt.NDArray[np.int64]:
 
 def _previous_levels(
     level: npt.NDArray[np.int8],
-    cutpoint_set: Strs,
+    cutpoint_set: TextCodes,
     previous_level: npt.NDArray[np.int8],
-    previous_cutpoint_set: Strs,
+    previous_cutpoint_set: TextCodes,
 ) -> npt.NDArray[np.int8]:
     """``previous_level`` where it may be compared with ``level``, else ``0``.
 
@@ -100,7 +147,7 @@ def _previous_levels(
     included) gets no previous level, so no transition, rather than a false one. The scores,
     on one 0-100 scale, stay comparable. A row without a level keeps its previous level.
     """
-    differ = (level > 0) & (cutpoint_set != previous_cutpoint_set)
+    differ = (level > 0) & ~cutpoint_set.equals(previous_cutpoint_set)
     return np.where(differ, 0, previous_level).astype(np.int8)
 
 
@@ -134,13 +181,6 @@ def _distinct(values: Strs) -> tuple[list[str], npt.NDArray[np.intp]]:
     return list(seen), index
 
 
-def _fold_unique(values: Strs) -> Strs:
-    """Casefold and strip through the distinct values (few, whatever the row count)."""
-    distinct, index = _distinct(values)
-    folded = np.array([v.strip().casefold() for v in distinct] or [""], dtype=np.str_)
-    return folded[index]
-
-
 def by_unique(values: Strs, test: Callable[[str], bool]) -> Bools:
     """``test`` applied to each distinct value once, spread back over the rows."""
     distinct, index = _distinct(values)
@@ -172,34 +212,137 @@ def _strs(values: Iterable[str | None], n: int) -> Strs:
 
 
 @attrs.frozen(eq=False, repr=False)
+class TextCodes:
+    """A column of text as its distinct values, each held once, and each row's code: the
+    index of its value in ``values``.
+
+    A context's text columns (site, instrument, language, cut-point set, attributes, the
+    reason an assessment was not scored) hold a few values however many rows there are: as
+    NumPy strings every row would take four bytes a character of the longest value, as codes
+    it takes one or two bytes. ``values`` has no value twice, so equal codes are equal texts,
+    and anything decided about a value (a condition, a folding) is decided once and spread
+    over the rows by their codes. Values are NumPy strings (trailing NULs dropped), as the
+    columns were.
+    """
+
+    values: Strs
+    codes: Codes
+
+    def __len__(self) -> int:
+        return int(self.codes.shape[0])
+
+    def __repr__(self) -> str:
+        """Sizes only: never a value (an attribute may say something about a person)."""
+        return f"TextCodes(n_rows={len(self)}, n_values={len(self.values)})"
+
+    @classmethod
+    def of(cls, values: npt.ArrayLike) -> TextCodes:
+        """A column of text (NumPy strings, Python strings, a list) as codes."""
+        given = np.asarray(values, dtype=np.str_).reshape(-1)
+        if len(given) <= 1:  # one assessment: its values are distinct as they are
+            return cls(given, np.zeros(len(given), dtype=np.uint8))
+        distinct, index = _distinct(given)
+        return cls(np.array(distinct, dtype=np.str_), _narrow(index, len(distinct)))
+
+    @classmethod
+    def constant(cls, value: str, n: int) -> TextCodes:
+        """``n`` rows of one value."""
+        return cls(np.array([value], dtype=np.str_), np.zeros(n, dtype=np.uint8))
+
+    def texts(self, rows: slice | npt.NDArray[np.intp] = _ALL) -> Strs:
+        """The rows (all, or those given by index) as NumPy strings."""
+        out: Strs = self.values[self.codes[rows]]
+        return out
+
+    def take(self, rows: slice | npt.NDArray[np.intp]) -> TextCodes:
+        """The rows given by index (or a slice), with the same values."""
+        return TextCodes(self.values, self.codes[rows])
+
+    def spread(self, per_value: Sequence[Any], dtype: npt.DTypeLike) -> npt.NDArray[Any]:
+        """``per_value[k]`` (one answer for each of :attr:`values`, in order) for every row."""
+        answers = np.array(list(per_value) or [np.zeros((), dtype).item()], dtype=dtype)
+        out: npt.NDArray[Any] = answers[self.codes]
+        return out
+
+    def equals(self, other: TextCodes) -> Bools:
+        """Row by row, whether this column's text is ``other``'s (same length)."""
+        if other.values is self.values:
+            out: Bools = self.codes == other.codes
+            return out
+        index = {v: k for k, v in enumerate(self.values.tolist())}
+        mapped = [index.get(v, -1) for v in other.values.tolist()]
+        return np.asarray(self.codes == other.spread(mapped, np.intp), dtype=np.bool_)
+
+
+def _narrow(index: npt.NDArray[Any], size: int) -> Codes:
+    """Codes below ``size`` in the smallest unsigned integers that hold them."""
+    if size <= 1 << 8:
+        return index.astype(np.uint8)
+    if size <= 1 << 16:
+        return index.astype(np.uint16)
+    return index.astype(np.uint32 if size <= 1 << 32 else np.intp)
+
+
+def _coded(texts: Sequence[str], index: npt.NDArray[Any], *, strip: bool = False) -> TextCodes:
+    """Rows given as each one's ``index`` into ``texts`` (which may hold a value twice), as
+    :class:`TextCodes`: each text as NumPy strings hold it (trailing NULs dropped), stripped
+    when asked, held once."""
+    held: list[str] = np.array(list(texts) or [""], dtype=np.str_).tolist()
+    if strip:
+        held = [v.strip() for v in held]
+    seen: dict[str, int] = {}
+    remap = np.fromiter(
+        (seen.setdefault(v, len(seen)) for v in held), dtype=np.intp, count=len(held)
+    )
+    codes = remap[index] if len(seen) < len(held) else index
+    return TextCodes(np.array(list(seen), dtype=np.str_), _narrow(codes, len(seen)))
+
+
+def _as_codes(values: TextCodes | npt.ArrayLike) -> TextCodes:
+    return values if isinstance(values, TextCodes) else TextCodes.of(values)
+
+
+def _as_coded_mapping(
+    columns: Mapping[str, TextCodes | npt.ArrayLike],
+) -> Mapping[str, TextCodes]:
+    return {name: _as_codes(values) for name, values in columns.items()}
+
+
+@attrs.frozen(eq=False, repr=False)
 class ContextColumns:
     """The facts of ``n`` assessments as equal-length columns.
 
     Missing numbers are NaN, a missing level ``0``, missing text ``""``, a missing date NaT.
-    Text columns are NumPy strings, which drop trailing NUL characters (no CSV cell holds one);
-    ``assessment_id`` is kept exactly. ``not_scored_reason`` may also be an object array of the
-    same texts (a reason is a sentence: as NumPy strings each row would hold the longest).
-    ``score`` and ``previous_score`` are as reported (one decimal, half away from zero);
-    ``flags`` maps each flag present anywhere to a boolean column; ``attributes`` maps each
-    attribute name to a column of raw values.
+    The text columns — ``instrument``, ``site``, ``language``, ``cutpoint_set``,
+    ``not_scored_reason`` and each attribute — are held as :class:`TextCodes` (each distinct
+    value once, a small code a row; :meth:`coded` and :meth:`find_attribute_codes` give them)
+    and read as NumPy strings, which drop trailing NUL characters (no CSV cell holds one); the
+    constructor takes either. ``assessment_id`` is kept exactly; a table's ids are made Python
+    strings only when asked for. ``score`` and ``previous_score`` are as reported (one decimal,
+    half away from zero); ``flags`` maps each flag present anywhere to a boolean column;
+    ``attributes`` maps each attribute name to a column of raw values.
     """
 
-    #: Object dtype: ids pass through exactly (NumPy's fixed-width strings drop trailing NULs).
-    assessment_id: npt.NDArray[np.object_]
+    #: Object dtype: ids pass through exactly (NumPy's fixed-width strings drop trailing NULs);
+    #: or a table's ``assessment_id`` column, read when the ids are asked for.
+    _assessment_id: npt.NDArray[np.object_] | pa.ChunkedArray = attrs.field(alias="assessment_id")
     scored: Bools
     score: npt.NDArray[np.float64]
     level: npt.NDArray[np.int8]
     previous_score: npt.NDArray[np.float64]
     previous_level: npt.NDArray[np.int8]
     assessed_on: Days
-    instrument: Strs
-    site: Strs
-    language: Strs
+    _instrument: TextCodes = attrs.field(alias="instrument", converter=_as_codes)
+    _site: TextCodes = attrs.field(alias="site", converter=_as_codes)
+    _language: TextCodes = attrs.field(alias="language", converter=_as_codes)
     flags: Mapping[str, Bools]
-    attributes: Mapping[str, Strs]
-    cutpoint_set: Strs
-    not_scored_reason: Strs | npt.NDArray[np.object_]
-    _folded: dict[str, Strs] = attrs.field(factory=dict, alias="folded", repr=False)
+    _attributes: Mapping[str, TextCodes] = attrs.field(
+        alias="attributes", converter=_as_coded_mapping
+    )
+    _cutpoint_set: TextCodes = attrs.field(alias="cutpoint_set", converter=_as_codes)
+    _not_scored_reason: TextCodes = attrs.field(alias="not_scored_reason", converter=_as_codes)
+    #: Columns made on demand and kept: folded texts, and a table's assessment ids.
+    _folded: dict[str, Any] = attrs.field(factory=dict, alias="folded", repr=False)
 
     def __len__(self) -> int:
         return int(self.scored.shape[0])
@@ -208,8 +351,69 @@ class ContextColumns:
         """Sizes and names only: never an assessment id or an attribute's value."""
         return (
             f"ContextColumns(n_rows={len(self)}, flags={sorted(self.flags)!r}, "
-            f"attributes={sorted(self.attributes)!r})"
+            f"attributes={sorted(self._attributes)!r})"
         )
+
+    @property
+    def assessment_id(self) -> npt.NDArray[np.object_]:
+        """Each row's assessment id, as Python strings (object dtype)."""
+        ids = self._assessment_id
+        if isinstance(ids, np.ndarray):
+            return ids
+        if "assessment_id" not in self._folded:
+            self._folded["assessment_id"] = self._ids_at(_ALL)
+        held: npt.NDArray[np.object_] = self._folded["assessment_id"]
+        return held
+
+    def _ids_at(self, rows: slice | npt.NDArray[np.intp]) -> npt.NDArray[np.object_]:
+        """The ids of some rows; from a table's column only those rows are read."""
+        ids = self._assessment_id
+        if isinstance(ids, np.ndarray):
+            out: npt.NDArray[np.object_] = ids[rows]
+            return out
+        if "assessment_id" in self._folded:
+            held: npt.NDArray[np.object_] = self._folded["assessment_id"][rows]
+            return held
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        column = ids if isinstance(rows, slice) else ids.take(pa.array(rows, pa.int64()))
+        return _ids(str(v).strip() for v in pc.fill_null(column, "").to_pylist())
+
+    @property
+    def instrument(self) -> Strs:
+        return self._instrument.texts()
+
+    @property
+    def site(self) -> Strs:
+        return self._site.texts()
+
+    @property
+    def language(self) -> Strs:
+        return self._language.texts()
+
+    @property
+    def cutpoint_set(self) -> Strs:
+        return self._cutpoint_set.texts()
+
+    @property
+    def not_scored_reason(self) -> Strs:
+        """Why each row was not scored (``""`` where it was): NumPy strings as wide as the
+        longest reason, made on each call; :meth:`coded` holds each reason once."""
+        return self._not_scored_reason.texts()
+
+    @property
+    def attributes(self) -> dict[str, Strs]:
+        """Each attribute's column as NumPy strings, made on each call (see :meth:`attribute`)."""
+        return {name: column.texts() for name, column in self._attributes.items()}
+
+    def coded(self, name: str) -> TextCodes:
+        """A text column as :class:`TextCodes`: ``instrument``, ``site``, ``language``,
+        ``cutpoint_set`` or ``not_scored_reason``."""
+        if name not in _CODED:
+            raise KeyError(name)
+        column: TextCodes = getattr(self, f"_{name}")
+        return column
 
     @property
     def change(self) -> npt.NDArray[np.float64]:
@@ -227,9 +431,13 @@ class ContextColumns:
 
     def folded(self, name: str) -> Strs:
         """A text column (``site``, ``instrument``, ``language``) casefolded and stripped."""
-        if name not in self._folded:
-            self._folded[name] = _fold_unique(getattr(self, name))
-        return self._folded[name]
+        key = f"folded:{name}"
+        if key not in self._folded:
+            column = self.coded(name)
+            folded = [v.strip().casefold() for v in column.values.tolist()]
+            self._folded[key] = column.spread(folded, np.str_)
+        held: Strs = self._folded[key]
+        return held
 
     def attribute(self, name: str) -> Strs:
         """An attribute column, found ignoring case; empty strings where not supplied."""
@@ -238,12 +446,40 @@ class ContextColumns:
 
     def find_attribute(self, name: str) -> Strs | None:
         """An attribute column, found ignoring case; ``None`` when no row supplies it."""
-        column = self.attributes.get(name)
+        column = self.find_attribute_codes(name)
+        return None if column is None else column.texts()
+
+    def find_attribute_codes(self, name: str) -> TextCodes | None:
+        """:meth:`find_attribute` as :class:`TextCodes`."""
+        column = self._attributes.get(name)
         if column is None:
             folded = name.strip().casefold()
-            matches = [v for k, v in self.attributes.items() if k.strip().casefold() == folded]
+            matches = [v for k, v in self._attributes.items() if k.strip().casefold() == folded]
             column = matches[0] if matches else None
         return column
+
+    def slice(self, start: int, stop: int) -> ContextColumns:
+        """Rows ``start`` to ``stop`` (excluded), sharing this table's arrays."""
+        rows = _ALL if (start, stop) == (0, len(self)) else slice(start, stop)
+        ids = self._assessment_id
+        return ContextColumns(
+            assessment_id=ids[rows]
+            if isinstance(ids, np.ndarray)
+            else ids.slice(start, stop - start),
+            scored=self.scored[rows],
+            score=self.score[rows],
+            level=self.level[rows],
+            previous_score=self.previous_score[rows],
+            previous_level=self.previous_level[rows],
+            assessed_on=self.assessed_on[rows],
+            instrument=self._instrument.take(rows),
+            site=self._site.take(rows),
+            language=self._language.take(rows),
+            flags={name: column[rows] for name, column in self.flags.items()},
+            attributes={name: column.take(rows) for name, column in self._attributes.items()},
+            cutpoint_set=self._cutpoint_set.take(rows),
+            not_scored_reason=self._not_scored_reason.take(rows),
+        )
 
     def context(self, i: int) -> Context:
         """Row ``i`` as a :class:`Context`: :meth:`contexts` of that one row."""
@@ -252,21 +488,21 @@ class ContextColumns:
     def contexts(self, rows: Sequence[int] | None = None) -> Iterator[Context]:
         """Every row (or the ``rows`` given, by index) as a :class:`Context`, in order; columns
         are converted to Python values once, not per row."""
-        index = slice(None) if rows is None else np.asarray(rows, dtype=np.intp)
-        ids = self.assessment_id[index].tolist()
+        index = _ALL if rows is None else np.asarray(rows, dtype=np.intp)
+        ids = self._ids_at(index).tolist()
         scored = self.scored[index].tolist()
         score = self.score[index].tolist()
         level = self.level[index].tolist()
         previous_score = self.previous_score[index].tolist()
         previous_level = self.previous_level[index].tolist()
         days = self.assessed_on[index].astype(object).tolist()
-        instrument = self.instrument[index].tolist()
-        site = self.site[index].tolist()
-        language = self.language[index].tolist()
+        instrument = self._instrument.texts(index).tolist()
+        site = self._site.texts(index).tolist()
+        language = self._language.texts(index).tolist()
         flags = {f: column[index].tolist() for f, column in self.flags.items()}
-        attributes = {k: v[index].tolist() for k, v in self.attributes.items()}
-        cutpoints = self.cutpoint_set[index].tolist()
-        reasons = self.not_scored_reason[index].tolist()
+        attributes = {k: v.texts(index).tolist() for k, v in self._attributes.items()}
+        cutpoints = self._cutpoint_set.texts(index).tolist()
+        reasons = self._not_scored_reason.texts(index).tolist()
         for i in range(len(ids)):
             yield Context(
                 assessment_id=ids[i],
@@ -315,6 +551,13 @@ class ContextColumns:
         ).reshape(4, n)
         flag_names = sorted({f for c in contexts for f in c.flags})
         attr_names = sorted({a for c in contexts for a in c.attributes})
+        if n <= 1:  # one assessment: each text is its column's one value, its code 0
+            zero = np.zeros(n, dtype=np.uint8)
+
+            def coded(values: Strs) -> TextCodes:
+                return TextCodes(values, zero)
+        else:
+            coded = TextCodes.of
         return cls(
             assessment_id=_ids(c.assessment_id for c in contexts),
             scored=np.array([c.scored for c in contexts], dtype=np.bool_),
@@ -325,17 +568,17 @@ class ContextColumns:
             assessed_on=np.array(
                 [c.assessed_on or "NaT" for c in contexts], dtype="datetime64[D]"
             ).reshape(n),
-            instrument=texts[0],
-            site=texts[1],
-            language=texts[2],
+            instrument=coded(texts[0]),
+            site=coded(texts[1]),
+            language=coded(texts[2]),
             flags={
                 f: np.array([f in c.flags for c in contexts], dtype=np.bool_) for f in flag_names
             },
             attributes={
-                a: _strs((c.attributes.get(a, "") for c in contexts), n) for a in attr_names
+                a: coded(_strs((c.attributes.get(a, "") for c in contexts), n)) for a in attr_names
             },
-            cutpoint_set=texts[3],
-            not_scored_reason=_strs((c.not_scored_reason for c in contexts), n),
+            cutpoint_set=coded(texts[3]),
+            not_scored_reason=coded(_strs((c.not_scored_reason for c in contexts), n)),
         )
 
     @classmethod
@@ -396,9 +639,9 @@ class ContextColumns:
             previous_score=np.where(has_score, before.score, np.nan),
             previous_level=_previous_levels(
                 self.level,
-                self.cutpoint_set,
+                self._cutpoint_set,
                 np.where(has_score, before.level, 0),
-                before.cutpoint_set,
+                before._cutpoint_set,
             ),
         )
 
@@ -419,16 +662,20 @@ class ContextColumns:
         """Columns from a checked :class:`~pamlib.tables.scored.ScoredTable`, from its typed
         columns, each row linked to its patient's previous row (see
         :mod:`pamlib.tailoring.rows`) by :meth:`~pamlib.tables.scored.ScoredTable.patient_keys`.
+
+        No Python object is made per row: text columns are read as :class:`TextCodes`
+        (Arrow hashes each column), patients are linked by numbered keys
+        (:meth:`~pamlib.tables.scored.ScoredTable.patient_key_codes`), and the assessment ids
+        stay in the table until they are asked for.
         """
         import pyarrow.compute as pc
 
         n = len(table)
 
-        def text(name: str) -> Strs:
-            distinct, index = table.text_codes(name)
-            return _stripped(distinct)[index]
+        def text(name: str) -> TextCodes:
+            return _coded(*table.text_codes(name), strip=True)
 
-        scored = np.asarray(table.text("status") == "scored", dtype=np.bool_)
+        scored = _is_scored(table)
         score = np.asarray(pc.fill_null(table.column("score"), np.nan).to_numpy(), np.float64)
         score = np.where(scored, round_half_away_array(score, 1), np.nan)
         level = np.asarray(pc.fill_null(table.column("level"), 0).to_numpy(), dtype=np.int8)
@@ -438,15 +685,17 @@ class ContextColumns:
         demo = np.asarray(table.column("demo").to_numpy(), dtype=np.bool_)
         flags = _flag_columns(*table.text_codes("flags"), demo)
         has_score = scored & (~np.isnan(score) | (level > 0))
-        previous = link_previous_array(table.patient_keys(), assessed_on, has_score)
-        linked = previous >= 0
-        safe = np.where(linked, previous, 0)
+        keys = table.patient_key_codes()
+        if n >= _RELEASE_ROWS:  # numbering the keys took Arrow memory that linking cannot use
+            from pamlib.tables.scored import release_freed_memory
+
+            release_freed_memory()
+        safe = _link_previous(keys, assessed_on, has_score)
+        del keys
+        linked = safe >= 0
+        np.maximum(safe, 0, out=safe)  # where unlinked, any row: its values are not used
         prev_ok = linked & scored[safe]
         cutpoints = text("cutpoint_set")
-        # Reasons as Python strings, each distinct one held once: as NumPy strings every row
-        # would take four bytes a character of the longest (a sentence: 400 MB a million rows).
-        reason = _objects(*table.text_codes("reason"))
-        reason = np.where(reason != "", reason, _objects(*table.text_codes("reason_code")))
         attributes = {
             name: text(name)
             for name in table.column_names
@@ -455,22 +704,22 @@ class ContextColumns:
             and name not in _NOT_ATTRIBUTES
         }
         return cls(
-            assessment_id=_ids(v.strip() for v in table.text("assessment_id").tolist()),
+            assessment_id=table.column("assessment_id"),
             scored=scored,
             score=score,
             level=level,
             previous_score=np.where(prev_ok, score[safe], np.nan),
             previous_level=_previous_levels(
-                level, cutpoints, np.where(prev_ok, level[safe], 0), cutpoints[safe]
+                level, cutpoints, np.where(prev_ok, level[safe], 0), cutpoints.take(safe)
             ),
             assessed_on=assessed_on,
             instrument=text("instrument"),
             site=text("site"),
             language=text("language"),
             flags=flags,
-            attributes={k: v for k, v in attributes.items() if (v != "").any()},
+            attributes={k: v for k, v in attributes.items() if _any_text(v)},
             cutpoint_set=cutpoints,
-            not_scored_reason=np.where(scored, "", reason),
+            not_scored_reason=_not_scored_reasons(scored, text("reason"), text("reason_code")),
         )
 
     @classmethod
@@ -503,11 +752,11 @@ class ContextColumns:
         if scores.demo:
             flags["demo"] = np.ones(n, dtype=np.bool_)
         flags = {k: v for k, v in flags.items() if v.any()}
-        codes = np.asarray(scores.reason_code, dtype=np.str_)
-        reasons = np.array(
-            [scores.reasons.get(c, c) for c in codes.tolist()], dtype=np.str_
-        ).reshape(n)
-        cutpoints = np.where(level > 0, scores.cutpoint_set or "", "")
+        # each distinct reason code looked up once; a scored row has no reason
+        codes, code_of = _distinct(np.asarray(scores.reason_code, dtype=np.str_).reshape(n))
+        reasons = [scores.reasons.get(c, c) for c in codes]
+        reason = _coded([*reasons, ""], np.where(scored, len(reasons), code_of))
+        cutpoints = _coded(["", scores.cutpoint_set or ""], (level > 0).astype(np.uint8))
         return cls(
             assessment_id=_ids(str(v) for v in np.asarray(assessment_id).tolist()),
             scored=scored,
@@ -515,21 +764,45 @@ class ContextColumns:
             level=level,
             previous_score=np.where(linked, score[safe], np.nan),
             previous_level=_previous_levels(
-                level, cutpoints, np.where(linked, level[safe], 0), cutpoints[safe]
+                level, cutpoints, np.where(linked, level[safe], 0), cutpoints.take(safe)
             ),
             assessed_on=days,
-            instrument=np.full(n, instrument.id, dtype=np.str_),
+            instrument=TextCodes.constant(instrument.id, n),
             site=_strip(np.asarray(site, dtype=np.str_))
             if site is not None
-            else np.full(n, "", dtype=np.str_),
-            language=np.full(n, "", dtype=np.str_),
+            else TextCodes.constant("", n),
+            language=TextCodes.constant("", n),
             flags=flags,
             attributes={
                 k: _strip(np.asarray(v, dtype=np.str_)) for k, v in (attributes or {}).items()
             },
             cutpoint_set=cutpoints,
-            not_scored_reason=np.where(scored, "", reasons),
+            not_scored_reason=reason,
         )
+
+
+def _is_scored(table: ScoredTable) -> Bools:
+    """Which rows of a scored table have the status ``scored``."""
+    statuses, status_of = table.text_codes("status")
+    return np.array([s == "scored" for s in statuses] or [False], np.bool_)[status_of]
+
+
+def _any_text(column: TextCodes) -> bool:
+    """Whether any row of ``column`` holds text."""
+    return bool(column.spread([v != "" for v in column.values.tolist()], np.bool_).any())
+
+
+def _not_scored_reasons(scored: Bools, reason: TextCodes, reason_code: TextCodes) -> TextCodes:
+    """Why each row was not scored: its ``reason``, else its ``reason_code``; ``""`` for a
+    scored row."""
+    texts = [*reason.values.tolist(), *reason_code.values.tolist(), ""]
+    given = reason.spread([v != "" for v in reason.values.tolist()], np.bool_)
+    index = np.where(
+        scored,
+        len(texts) - 1,
+        np.where(given, reason.codes, len(reason.values) + reason_code.codes.astype(np.intp)),
+    )
+    return _coded(texts, index)
 
 
 def _table_of_rows(rows: Sequence[Mapping[str, str]], *, source: str) -> ScoredTable:
@@ -586,24 +859,9 @@ def _check_previous(current: ScoredTable, previous: ScoredTable, where: str) -> 
         raise ValidationError(f"{where}: not this row's previous assessment", problems)
 
 
-def _strip(values: Strs) -> Strs:
-    distinct, index = _distinct(values)
-    return _stripped(distinct)[index]
-
-
-def _objects(distinct: list[str], index: npt.NDArray[np.intp]) -> npt.NDArray[np.object_]:
-    """:func:`_stripped` values as an object array: a reference a row to the few texts."""
-    texts = np.empty(max(len(distinct), 1), dtype=object)
-    texts[:] = _stripped(distinct).tolist()
-    out: npt.NDArray[np.object_] = texts[index]
-    return out
-
-
-def _stripped(distinct: list[str]) -> Strs:
-    """Distinct texts as NumPy strings (which drop trailing NULs), then stripped: what each
-    row of them becomes in a text column."""
-    held = np.array(distinct or [""], dtype=np.str_).tolist()
-    return np.array([v.strip() for v in held], dtype=np.str_)
+def _strip(values: Strs) -> TextCodes:
+    """A column of NumPy strings, stripped, as :class:`TextCodes`."""
+    return _coded(*_distinct(values.reshape(-1)), strip=True)
 
 
 #: The columns of a table given with no column at all (an empty table).
@@ -616,12 +874,15 @@ def _flag_columns(
     """A boolean column per flag (casefolded; split as :meth:`Context.from_row` splits them),
     ``demo`` included wherever the row holds demonstration scores. ``distinct`` are the flags
     column's texts and ``codes`` each row's index into them."""
-    pairs, index = np.unique(codes * 2 + demo, return_inverse=True)
-    index = index.reshape(-1)
+    # each row's text and demo as one small number: the flags of each number found once
+    pair = codes * 2
+    pair += demo
+    present = np.zeros(2 * max(len(distinct), 1), dtype=np.bool_)
+    present[pair] = True
     sets = [
-        {f for f in _FLAG_SPLIT.split(distinct[pair // 2].strip().casefold()) if f}
-        | ({"demo"} if pair % 2 else set())
-        for pair in pairs.tolist()
+        {f for f in _FLAG_SPLIT.split(text.strip().casefold()) if f} | extra
+        for text in distinct
+        for extra in (set(), {"demo"})
     ]
-    names = sorted({f for found in sets for f in found})
-    return {f: np.array([f in found for found in sets], dtype=np.bool_)[index] for f in names}
+    names = sorted({f for k in np.flatnonzero(present).tolist() for f in sets[k]})
+    return {f: np.array([f in found for found in sets], dtype=np.bool_)[pair] for f in names}

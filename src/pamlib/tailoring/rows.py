@@ -18,9 +18,10 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import numpy as np
 import numpy.typing as npt
 
@@ -30,6 +31,8 @@ from pamlib.tailoring.context import Context
 from pamlib.tailoring.engine import Engine, build_engine, outcome_columns
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from pamlib.instruments import Instrument
     from pamlib.plugins import PluginHost
     from pamlib.scoring.provider import BatchScores
@@ -37,6 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RECOMMENDATION_COLUMNS",
+    "Tailoring",
     "apply_recommendations",
     "link_previous",
     "no_pathway_summary",
@@ -56,6 +60,12 @@ RECOMMENDATION_COLUMNS: tuple[str, str, str, str] = (
     "reassess_by",
     "no_pathway_reason",
 )
+
+
+def _list_type() -> pa.DataType:
+    import pyarrow as pa
+
+    return pa.list_(pa.string())
 
 
 def link_previous(
@@ -137,15 +147,36 @@ def _rule_files(
 def no_pathway_summary_of(table: ScoredTable) -> list[str]:
     """:func:`no_pathway_summary` of a tailored table's columns, counted over their distinct
     values: no Python object per row, however many rows."""
-    pathways, pathway_of = table.text_codes("recommended_pathways")
     reasons, reason_of = table.text_codes("no_pathway_reason")
-    without = np.array([not p for p in pathways] or [False], dtype=np.bool_)[pathway_of]
+    without = _empty_texts(table, "recommended_pathways")
     counts = np.bincount(reason_of[without], minlength=len(reasons))
     tally: Counter[str] = Counter()
     for reason, n in zip(reasons, counts.tolist(), strict=True):
         if n:
             tally[reason or "no reason recorded"] += n
     return _no_pathway_lines(len(table), tally)
+
+
+def _empty_texts(table: ScoredTable, name: str) -> npt.NDArray[np.bool_]:
+    """Which rows of a column are empty as :meth:`ScoredTable.text
+    <pamlib.tables.scored.ScoredTable.text>` reads them (lists ``;``-joined, null empty),
+    looked at a piece of the column at a time: joined whole, a column of lists would be
+    another copy of its text."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if name not in table.column_names:
+        return np.ones(len(table), dtype=np.bool_)
+    parts = [np.zeros(0, dtype=np.bool_)]
+    for chunk in table.column(name).chunks:
+        text = chunk
+        if pa.types.is_list(chunk.type):
+            text = pc.binary_join(chunk, ";")
+        elif not pa.types.is_string(chunk.type):
+            text = pc.cast(chunk, pa.string())
+        empty = pc.equal(pc.fill_null(text, ""), "")
+        parts.append(np.asarray(empty.to_numpy(zero_copy_only=False), dtype=np.bool_))
+    return np.concatenate(parts)
 
 
 def _no_pathway_lines(rows: int, reasons: Counter[str]) -> list[str]:
@@ -202,33 +233,136 @@ def tailor(
     (a pyarrow Table, a DataFrame), checked as it checks them; one rule file may be given as
     its path alone.
     """
-    import pyarrow as pa
+    return Tailoring.of(scored, rules, host=host).table()
 
-    from pamlib.tables.scored import ScoredTable
 
-    if not isinstance(scored, ScoredTable):
-        scored = ScoredTable.from_arrow(scored)
-    engine = rules if isinstance(rules, Engine) else build_engine(_rule_files(rules), host=host)
-    (pathways, rule_ids, reasons), inverse, due = engine._group_columns(
-        ContextColumns.from_scored(scored)
-    )
-    # Each group's values once, then taken for its rows: no Python object per row.
-    rows = pa.array(inverse, pa.int64())
+@attrs.frozen(eq=False, repr=False)
+class Tailoring:
+    """A scored table with its tailoring decided, before the recommendation columns are made:
+    rows decided alike form a group, whose pathways, rules and "no pathway" reason are held
+    once (a group's code a row, and each row's reassessment date).
 
-    def listed(texts: list[str]) -> pa.Array:
-        lists = [t.split(";") if t else [] for t in texts] or [[]]
-        return pa.array(lists, pa.list_(pa.string())).take(rows)
+    :meth:`table` is :func:`tailor`'s table; :meth:`write` writes that table a piece at a time,
+    each piece's columns made as it is written, so the columns — a copy of a group's texts for
+    every row — are never all in memory: what ``pamlib score --recommend`` does.
+    """
 
-    return scored.with_columns(
-        {
-            "recommended_pathways": listed(pathways),
-            "recommendation_rules": listed(rule_ids),
-            "reassess_by": pa.array(due, pa.date32(), mask=np.isnat(due)),
-            "no_pathway_reason": pa.array([r or None for r in reasons] or [None], pa.string()).take(
-                rows
-            ),
+    scored: ScoredTable
+    #: Per group: the ``recommended_pathways`` and ``recommendation_rules`` lists and the
+    #: ``no_pathway_reason`` (null where a pathway is recommended).
+    pathways: pa.Array
+    rules: pa.Array
+    reasons: pa.Array
+    #: Each row's group, and its ``reassess_by`` date.
+    group: npt.NDArray[np.integer[Any]]
+    due: pa.Array
+
+    def __repr__(self) -> str:
+        return f"Tailoring(n_rows={len(self.group)}, groups={len(self.reasons)})"
+
+    @classmethod
+    def of(
+        cls,
+        scored: ScoredTable | Any,
+        rules: Engine | Iterable[str | os.PathLike[str]] | str | os.PathLike[str] = (),
+        *,
+        host: PluginHost | None = None,
+    ) -> Tailoring:
+        """Decide the tailoring of every row of ``scored`` (as :func:`tailor` takes them)."""
+        import pyarrow as pa
+
+        from pamlib.tables.scored import ScoredTable, release_freed_memory
+        from pamlib.tailoring.columns import _RELEASE_ROWS, _narrow
+
+        if not isinstance(scored, ScoredTable):
+            scored = ScoredTable.from_arrow(scored)
+        engine = rules if isinstance(rules, Engine) else build_engine(_rule_files(rules), host=host)
+        (pathways, rule_ids, reasons), inverse, due = engine._group_columns(
+            ContextColumns.from_scored(scored)
+        )
+        if len(scored) >= _RELEASE_ROWS:
+            # The contexts are gone: their memory goes back to the system before the
+            # columns, which Arrow's allocator holds, are made.
+            release_freed_memory()
+
+        def listed(texts: list[str]) -> pa.Array:
+            return pa.array([t.split(";") if t else [] for t in texts] or [[]], _list_type())
+
+        return cls(
+            scored=scored,
+            pathways=listed(pathways),
+            rules=listed(rule_ids),
+            reasons=pa.array([r or None for r in reasons] or [None], pa.string()),
+            group=_narrow(inverse, len(reasons)),
+            due=pa.array(due, pa.date32(), mask=np.isnat(due)),
+        )
+
+    def columns(self, start: int, stop: int) -> dict[str, pa.Array]:
+        """The recommendation columns of rows ``start`` to ``stop`` (excluded)."""
+        import pyarrow as pa
+
+        rows = pa.array(self.group[start:stop])
+        return {
+            "recommended_pathways": self.pathways.take(rows),
+            "recommendation_rules": self.rules.take(rows),
+            "reassess_by": self.due.slice(start, stop - start),
+            "no_pathway_reason": self.reasons.take(rows),
         }
-    )
+
+    def _pieces(self, max_rows: int | None = None) -> Iterator[tuple[int, int]]:
+        """Row ranges over which every column the tailored table keeps is in one chunk, of at
+        most ``max_rows`` rows: the ranges :meth:`pyarrow.Table.to_batches` of :meth:`table`
+        gives, so that writing piece by piece writes the batches that writing the table
+        would."""
+        table = self.scored.to_arrow()
+        kept = table.drop_columns([c for c in RECOMMENDATION_COLUMNS if c in table.column_names])
+        start = 0
+        for batch in kept.to_batches(max_chunksize=max_rows):
+            yield start, start + batch.num_rows
+            start += batch.num_rows
+
+    def table(self) -> ScoredTable:
+        """The scored table with the recommendation columns, made for every row: each column
+        in the pieces the table's own columns are in, so that Arrow's working memory is a
+        piece's."""
+        import pyarrow as pa
+
+        pieces = [self.columns(start, stop) for start, stop in self._pieces()]
+        empty = self.columns(0, 0)
+        return self.scored.with_columns(
+            {
+                name: pa.chunked_array([p[name] for p in pieces], type=column.type)
+                for name, column in empty.items()
+            }
+        )
+
+    def schema(self) -> pa.Schema:
+        """The Arrow schema of :meth:`table` (and of every one of :meth:`pieces`)."""
+        from pamlib.tables.scored import ScoredTable
+
+        head = ScoredTable(self.scored.to_arrow().slice(0, 0)).with_columns(self.columns(0, 0))
+        return head.to_arrow().schema
+
+    def pieces(self, max_rows: int) -> Iterator[pa.Table]:
+        """:meth:`table` in consecutive pieces of at most ``max_rows`` rows, each made as it
+        is asked for: the batches writing the whole table would write, so a writer given them
+        writes the same bytes while the recommendation columns are never all in memory."""
+        from pamlib.tables.scored import ScoredTable
+
+        table = self.scored.to_arrow()
+        for start, stop in self._pieces(max_rows):
+            piece = ScoredTable(table.slice(start, stop - start))
+            yield piece.with_columns(self.columns(start, stop)).to_arrow()
+
+    def no_pathway_summary(self) -> list[str]:
+        """:func:`no_pathway_summary_of` :meth:`table`, counted by group."""
+        counts = np.bincount(self.group, minlength=len(self.reasons)).tolist()
+        lengths = self.pathways.value_lengths().to_pylist()
+        tally: Counter[str] = Counter()
+        for reason, length, n in zip(self.reasons.to_pylist(), lengths, counts, strict=True):
+            if n and not length:
+                tally[reason or "no reason recorded"] += n
+        return _no_pathway_lines(len(self.group), tally)
 
 
 def tailor_batch(
