@@ -22,6 +22,7 @@ import importlib
 import os
 import re
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -221,20 +222,37 @@ def scored_schema(extra_columns: Sequence[str] = (), *, recommendations: bool = 
 # -- problems --------------------------------------------------------------------------------
 
 
+#: How many rows of each kind of problem (code) a check keeps to list; the rest are counted.
+_KEPT_PER_CODE = 10
+
+
 @attrs.define
 class _Problems:
+    """The problems of a table's check: the first rows of each kind kept, every row counted.
+
+    A table with no patient key or a date column of another format has a problem in every
+    row; listing fifty of one kind would hide the other kinds. The first
+    :data:`_KEPT_PER_CODE` rows of each code are kept, in row order (the same rows whether the
+    table is checked whole or by blocks), and the error lists the first
+    :data:`MAX_PROBLEMS` of those by row, with how many of each code there are in all."""
+
     source: str
     found: list[Problem] = attrs.field(factory=list)
-    n_more: int = 0
+    counts: Counter[str] = attrs.field(factory=Counter)
     #: Rows before the table being checked (a file checked block by block).
     offset: int = 0
+
+    @property
+    def n_more(self) -> int:
+        """Problems counted but not kept."""
+        return sum(self.counts.values()) - len(self.found)
 
     def add(self, bad: NDArray[np.bool_], code: str, message: str) -> None:
         self.add_rows(np.flatnonzero(bad), code, [message])
 
     def add_rows(self, rows: NDArray[np.intp], code: str, messages: list[str]) -> None:
         """A problem at each of ``rows``; ``messages`` holds one message, or one per row."""
-        room = max(0, MAX_PROBLEMS - len(self.found))
+        room = max(0, _KEPT_PER_CODE - self.counts[code])
         self.found += [
             Problem(
                 f"{self.source}: row {i + 1 + self.offset}",
@@ -243,22 +261,25 @@ class _Problems:
             )
             for k, i in enumerate(rows[:room].tolist())
         ]
-        self.n_more += max(0, len(rows) - room)
+        self.counts[code] += len(rows)
 
     def raise_if_any(self) -> None:
         if not self.found:
             return
         # By row, then code: the same list whether the table was checked whole or by blocks.
         self.found.sort(key=lambda p: (_row_number(p.where), p.code))
-        summary = f"{self.source}: {len(self.found) + self.n_more} problem(s) in the scored table"
-        if self.n_more:
-            summary += f" ({self.n_more} more not listed)"
-        if any(p.code == "no-patient-key" for p in self.found):
+        listed = self.found[:MAX_PROBLEMS]
+        total = sum(self.counts.values())
+        summary = f"{self.source}: {total:,} problem(s) in the scored table"
+        if total > len(listed):
+            kinds = ", ".join(f"{code} {n:,}" for code, n in sorted(self.counts.items()) if n)
+            summary += f" ({total - len(listed):,} more not listed; in all: {kinds})"
+        if self.counts["no-patient-key"]:
             summary += (
                 "; rows identified by NHS number only are linked when scored with "
                 "--keep-nhs-number or --pseudonym-key (or reported straight from the export)"
             )
-        raise FormatError(summary, self.found)
+        raise FormatError(summary, listed)
 
 
 def _row_number(where: str) -> int:
@@ -1146,7 +1167,7 @@ class ScoredTable:
             typed, private = _validate(raw, path.name, None, problems=problems)
             hashes.add(typed.column("assessment_id").combine_chunks())
             problems.offset += typed.num_rows
-            if not problems.found and not problems.n_more:
+            if not problems.found:
                 yield cls(typed, nhs_number=private)
             del raw, typed, private
             release_freed_memory()
