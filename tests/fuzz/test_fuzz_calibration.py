@@ -181,6 +181,45 @@ def test_every_accepted_calibration_scores_every_pattern_cleanly(
     check_scores_cleanly(cal, sorted(set(masks)))
 
 
+BEYOND_THE_LOGIT_RANGE = st.one_of(
+    st.sampled_from([MAX_ABS_LOGIT + 1e-9, 12.0, 50.0, 100.0]),
+    st.floats(MAX_ABS_LOGIT, 1e300, exclude_min=True),
+)
+
+
+@FUZZ
+@given(doc=edge_documents(), data=st.data(), fmt=st.sampled_from(["json", "toml"]))
+def test_a_parameter_just_beyond_the_logit_range_is_refused_naming_it(
+    tmp_path: Path, doc: dict[str, Any], data: st.DataObject, fmt: str
+) -> None:
+    """Hazard H-07: a calibration is verified only within ±MAX_ABS_LOGIT; one value beyond it
+    anywhere, however slightly, is refused with that field named (and nothing else)."""
+    value = data.draw(BEYOND_THE_LOGIT_RANGE) * data.draw(st.sampled_from([1.0, -1.0]))
+    places: list[tuple[str, int | str]] = [
+        ("thresholds", j) for j in range(len(doc.get("thresholds", [])))
+    ]
+    for key in ("item_difficulties", "steps"):
+        places += [(key, item) for item in doc.get(key, {})]
+    if doc["estimator"]["method"] == "eap":
+        places.append(("estimator", "prior_mean"))
+    key, at = data.draw(st.sampled_from(places))
+    if key == "steps":
+        j = data.draw(st.integers(0, len(doc["steps"][at]) - 1))
+        doc["steps"][at][j] = value
+        where = f"steps[{json.dumps(at)}][{j}]"
+    elif key == "estimator":
+        doc["estimator"]["prior_mean"] = value
+        where = "estimator.prior_mean"
+    else:
+        doc[key][at] = value
+        where = f"{key}[{json.dumps(at) if isinstance(at, str) else at}]"
+    path = tmp_path / f"cal.{fmt}"
+    path.write_text(json.dumps(doc) if fmt == "json" else to_toml(doc), encoding="utf-8")
+    with pytest.raises(CalibrationError) as exc:
+        load_calibration(path, host=HOST)
+    assert [(p.where, p.code) for p in exc.value.problems] == [(f"{path}: {where}", "range")]
+
+
 # -- perturbed documents ------------------------------------------------------------------------
 
 HOSTILE_VALUES: list[Any] = [
@@ -358,10 +397,20 @@ def test_every_corpus_file_is_refused_cleanly_or_scores_cleanly(
 
 EDGES: dict[str, dict[str, Any]] = {
     "eap-widest-prior-most-nodes": {
-        "estimator": {"method": "eap", "prior_mean": -50, "prior_sd": 10, "quadrature_points": 2001}
+        "estimator": {
+            "method": "eap",
+            "prior_mean": -MAX_ABS_LOGIT,
+            "prior_sd": 10,
+            "quadrature_points": 2001,
+        }
     },
     "eap-narrowest-prior-far-mean": {
-        "estimator": {"method": "eap", "prior_mean": 50, "prior_sd": 0.1, "quadrature_points": 11}
+        "estimator": {
+            "method": "eap",
+            "prior_mean": MAX_ABS_LOGIT,
+            "prior_sd": 0.1,
+            "quadrature_points": 11,
+        }
     },
     "mle-smallest-adjustment": {"estimator": {"method": "mle", "extreme_adjustment": 0.01}},
     "wle-disordered-thresholds": {"estimator": {"method": "wle"}},

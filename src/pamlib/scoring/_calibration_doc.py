@@ -39,6 +39,7 @@ from pamlib.scoring._engine import (
     Estimator,
 )
 from pamlib.scoring.calibration import (
+    LOGIT_RANGE,
     MAX_ABS_LOGIT,
     MAX_ABS_SCORE,
     MAX_DECIMALS,
@@ -201,9 +202,7 @@ class _Date:
 _Marker = _Text | _Number | _Whole | _Date
 
 Text = Annotated[str, _Text()]
-Logit = Annotated[
-    float, _Number(-MAX_ABS_LOGIT, MAX_ABS_LOGIT, f"logits within ±{MAX_ABS_LOGIT:g}", name="logit")
-]
+Logit = Annotated[float, _Number(-MAX_ABS_LOGIT, MAX_ABS_LOGIT, LOGIT_RANGE, name="logit")]
 ScorePoints = Annotated[
     float,
     _Number(-MAX_ABS_SCORE, MAX_ABS_SCORE, f"a number within ±{MAX_ABS_SCORE:g}", name="score"),

@@ -65,8 +65,17 @@ __all__ = [
 
 T = TypeVar("T")
 
-#: Item parameters beyond this many logits are a unit mistake (e.g. given on the 0–100 scale).
-MAX_ABS_LOGIT: Final = 50.0
+#: Item parameters (difficulties, thresholds, steps) and the EAP prior mean lie within ±this many
+#: logits: the range the estimators are verified over against an independent solver (hazard
+#: H-07). Wider calibrations leave answer patterns with next to no information at the estimate
+#: (the least found: ~2e-7 within ±8, under 1e-10 at ±12, below double precision from ±20), whose
+#: MLE is then found only to micro-logits and whose WLE can take another root — another level.
+#: Real Rasch calibrations span a few logits; parameters given on the 0–100 scale are refused too.
+MAX_ABS_LOGIT: Final = 8.0
+#: What a logit must be, as a problem with one outside that range says it.
+LOGIT_RANGE: Final = (
+    f"logits within ±{MAX_ABS_LOGIT:g} (the range pamlib's estimators are verified over)"
+)
 #: Largest number of decimals a reported score may carry.
 MAX_DECIMALS: Final = 4
 #: The scale's intercept, min and max lie within ±this many score points: every score is then
@@ -422,13 +431,20 @@ def _invariant_problems(cal: Calibration) -> list[Problem]:
         bad("model", "model", "partial-credit needs steps, no item_difficulties or thresholds")
     elif len(cal.steps) != n or not all(cal.steps):
         bad("steps", "length", "one non-empty row of steps per item")
-    numbers = [
-        *(cal.item_difficulties or ()),
-        *(cal.thresholds or ()),
-        *(x for row in cal.steps or () for x in row),
+
+    # (field, item index or None, position or None, value): named only when out of range
+    logits: list[tuple[str, int | None, int | None, float]] = [
+        *(("item_difficulties", i, None, x) for i, x in enumerate(cal.item_difficulties or ())),
+        *(("thresholds", None, j, x) for j, x in enumerate(cal.thresholds or ())),
+        *(("steps", i, j, x) for i, row in enumerate(cal.steps or ()) for j, x in enumerate(row)),
     ]
-    if not all(math.isfinite(x) and abs(x) <= MAX_ABS_LOGIT for x in numbers):
-        bad("parameters", "range", f"item parameters are logits within ±{MAX_ABS_LOGIT:g}")
+    if isinstance(cal.estimator, EAP):
+        logits.append(("estimator.prior_mean", None, None, cal.estimator.prior_mean))
+    for key, i, j, x in logits:
+        if not (math.isfinite(x) and abs(x) <= MAX_ABS_LOGIT):
+            at = "" if i is None else f"[{json.dumps(cal.items[i]) if i < n else i}]"
+            at += "" if j is None else f"[{j}]"
+            bad(key + at, "range", f"expected {LOGIT_RANGE}")
     s = cal.scale
     for key, message in _scale_problems(s):
         bad(key, "range", message)
