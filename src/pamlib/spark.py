@@ -266,6 +266,33 @@ def _file_heads(spark: SparkSession, path: str) -> list[tuple[str, bytes]]:
         return list(pool.map(head, uris))
 
 
+def _file_chunks(spark: SparkSession, uri: str) -> Iterator[bytes]:
+    """The whole of one file of the export, decompressed as Spark decompresses it, read on the
+    driver through Hadoop's file system :data:`_HEAD_BYTES` at a time (as :func:`_file_heads`
+    reads its start)."""
+    jvm: Any = spark._jvm
+    hadoop: Any = spark._jsc.hadoopConfiguration()
+    file = jvm.org.apache.hadoop.fs.Path(jvm.java.net.URI(uri))
+    stream = file.getFileSystem(hadoop).open(file)
+    try:
+        codec = jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(hadoop).getCodec(file)
+        if codec is not None:
+            stream = codec.createInputStream(stream)
+        latin1 = jvm.java.nio.charset.StandardCharsets.ISO_8859_1
+        reader = jvm.java.io.InputStreamReader(stream, latin1)
+        buffer = jvm.java.nio.CharBuffer.allocate(_HEAD_BYTES)
+        while True:
+            buffer.clear()
+            while buffer.hasRemaining() and reader.read(buffer) >= 0:
+                pass
+            chunk = str(buffer.flip().toString()).encode("latin-1")
+            if not chunk:
+                return
+            yield chunk
+    finally:
+        stream.close()
+
+
 def _detected_encoding(heads: list[tuple[str, bytes]]) -> str:
     """The encoding to read files in, found from their starts by ``pamlib score``'s rule
     (:mod:`pamlib.formats.encoding`). Spark reads every file of one DataFrame in one encoding:
@@ -465,7 +492,10 @@ def read_export(
     (``cp1252``, ``latin-1``, ``utf-16`` with ``multiline=True``); without one it is found as
     ``pamlib score`` finds it, from the first MiB of each file, read here on the driver
     (:doc:`/spark`: files found to need different encodings are refused). A record with a byte
-    not valid in it is rejected (``encoding``) when scored, as is one holding U+FFFD.
+    not valid in it is rejected (``encoding``) when scored, as is one holding U+FFFD. With
+    ``multiline=True`` every file's line ends are read first, and a file whose line ends change
+    outside quotes (a ``\\n`` row in a ``\\r\\n`` file) is refused with a
+    :class:`~pamlib.errors.FormatError` naming it and the line (:ref:`spark-line-ends`).
 
     Arguments of the wrong kind raise :class:`~pamlib.errors.ConfigurationError`, a path that
     names nothing :class:`~pamlib.errors.FormatError`: here, before Spark is asked to read.
@@ -515,6 +545,7 @@ def _read_export(
     encoding: str | None,
 ) -> DataFrame:
     """:func:`read_export`, its arguments checked."""
+    from pamlib import _spark_line_ends
     from pamlib.formats._records import detect_delimiter
     from pamlib.formats.base import ReadOptions
     from pamlib.formats.layout import Layout, delimiter_problem, with_mapping
@@ -559,6 +590,19 @@ def _read_export(
         )
     Layout.resolve(header, read_options, source=path)  # every header problem, now
     _check_one_header(heads, python_encoding, sep, header)
+    line_breaks = (
+        _spark_line_ends.check(
+            spark,
+            path,
+            heads=heads,
+            head_bytes=_HEAD_BYTES,
+            encoding=python_encoding,
+            delimiter=sep,
+            chunks=functools.partial(_file_chunks, spark),
+        )
+        if multiline
+        else {}
+    )
     described = {
         "mapping": _mapping_document(mapping),
         "source": path,
@@ -569,6 +613,8 @@ def _read_export(
         # the header's own line, for the job that reads the export as lines (_spark_lines)
         "header_line": line if decoded and line is not None else None,
     }
+    if line_breaks:  # quoted line ends Spark's multi-line reader writes as \n (_spark_line_ends)
+        described["line_breaks"] = line_breaks
     frame = _export_frame(spark, described)
     _GIVEN.add(frame)
     return frame
@@ -731,6 +777,7 @@ def score(
         schema=_combined_schema(scorer),
         delimiter=str(described.get("delimiter", ",")),
         encoding=str(described.get("encoding", "utf-8")),
+        line_breaks=dict(described.get("line_breaks") or {}),
     )
     split_keys = row_key == "split"
     as_lines = (
@@ -1213,6 +1260,9 @@ class _Job:
     #: them): each task keys the rows Spark's CSV reader gives it (the lines' splitter keys
     #: its own), and says where a reject past a file's first split is.
     split_keys: bool = False
+    #: The files whose quoted line ends Spark's multi-line reader wrote as ``\n``, and those
+    #: line ends (:data:`pamlib._spark_line_ends.LineBreaks`): written back before the checks.
+    line_breaks: Mapping[str, str] = attrs.field(factory=dict, repr=False)
 
     def __call__(self, batches: Iterator[Any]) -> Iterator[Any]:
         try:
@@ -1248,13 +1298,37 @@ class _Job:
         seen: dict[tuple[str, int], int] = {}
         for batch in batches:  # (RecordBatch.rename_columns is newer than the pyarrow allowed)
             names = [*self.header, *batch.schema.names[n:]]
-            columns = batch.columns
+            columns = self._restored(batch) if self.line_breaks else batch.columns
             if self.split_keys:  # no pass numbered these rows
                 blocks = batch.column(_BLOCK).to_numpy(zero_copy_only=False).astype(np.int64)
                 keys, _ = split_keys(batch.column(_FILE), blocks, seen, header_counted=False)
                 names += [_ROW, _FIRST]
                 columns = [*columns, pa.array(keys), pa.repeat(True, len(keys))]
             yield pa.RecordBatch.from_arrays(columns, names=names)
+
+    def _restored(self, batch: Any) -> list[Any]:
+        """The batch's columns with the quoted line ends Spark's multi-line reader wrote as
+        ``\\n`` written back in the export's own columns, file by file (the raw text of a
+        record it could not split holds them as they were)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        from pamlib._spark_line_ends import file_key, restored
+
+        n = len(self.header)
+        columns = list(batch.columns)
+        files = batch.column(_FILE)
+        names = pc.unique(files).to_pylist()
+        for name in names:
+            kind = self.line_breaks.get(file_key(str(name)))
+            if kind is None:
+                continue
+            if len(names) == 1:
+                columns[:n] = [restored(c, kind) for c in columns[:n]]
+                continue
+            mine = pc.equal(files, pa.scalar(name, files.type))
+            columns[:n] = [pc.if_else(mine, restored(c, kind), c) for c in columns[:n]]
+        return columns
 
     def _batch(
         self, base: TableScorer, runs: dict[str, TableScorer], batch: Any

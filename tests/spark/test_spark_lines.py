@@ -118,9 +118,7 @@ def _rewrite(source: Path, target: Path, change: Any) -> Path:
         pytest.param(lambda t: t.replace("\n", "\r\n"), False, True, id="CRLF"),
         pytest.param(lambda t: t.replace("\n", "\r\n"), True, False, id="CRLF, multiline"),
         pytest.param(lambda t: t.replace("P0012,", "P0012\r", 1), False, True, id="a lone CR"),
-        pytest.param(
-            lambda t: t.replace("P0012,", "P0012\r", 1), True, False, id="a lone CR, multiline"
-        ),
+        # (with multiline on, a lone CR in a \n file is refused: test_spark_line_ends)
         pytest.param(lambda t: "\ufeff" + t, True, True, id="a byte-order mark"),
         pytest.param(lambda t: t.replace(",", ";"), True, True, id="semicolons"),
         pytest.param(lambda t: t.replace("site-1", "sité-\ufffd"), True, True, id="U+FFFD"),
