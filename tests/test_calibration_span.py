@@ -314,14 +314,9 @@ def test_calibrations_up_to_the_edge_score_as_the_reference(
                 assert oracle_level(theta, 50.0, slope) == oracle_level(expected, 50.0, slope)
 
 
-# -- open: the WLE among roots closer together than the engine's grid ---------------------------
+# -- the WLE among roots closer together than the engine's grid ----------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="H-07 open: Warm's equation with several roots closer than the engine's 0.25-logit "
-    "grid; the engine may take another root than the documented rule",
-)
 @pytest.mark.parametrize(
     ("steps", "raw"),
     [
@@ -329,13 +324,22 @@ def test_calibrations_up_to_the_edge_score_as_the_reference(
         ([[-7.5, -2.5, 2.5], [-2.5, 2.5, 7.5]], 3),
         # partial credit, one item's steps disordered: roots at −0.75, −0.55 and −0.27
         ([[-2.5, 0.0, 2.5], [2.5, 5.0, -5.0]], 1),
+        # steps within 2.4 logits of each other: roots at −6.89, −6.80 and −6.71
+        ([[-4.0, -6.4, -7.6], [6.0, 6.0, 4.8], [-6.0, -7.2, -9.6]], 3),
+        # disordered steps far apart: the grid saw one root where the rule names another
+        ([[5.0, 2.5, -5.0], [-5.0, -2.5, 0.0]], 2),
     ],
 )
-def test_open_wle_roots_closer_than_the_grid_follow_the_rule(
-    steps: list[list[float]], raw: int
-) -> None:
-    codes = np.array([[1 + min(TOP, raw), 1 + max(0, raw - TOP)]])
-    theta = float(ScoreTable(StepModel.partial_credit(steps), WLE()).score(codes).theta[0])
+def test_wle_roots_closer_than_the_grid_follow_the_rule(steps: list[list[float]], raw: int) -> None:
+    """Where Warm's equation turns between grid nodes, the engine walks to the root the rule
+    names in parts of a cell, as the independent solver does."""
+    codes = [0] * len(steps)
+    left = raw
+    for i in range(len(steps)):
+        codes[i] = min(TOP, left)
+        left -= codes[i]
+    row = np.array([[1 + c for c in codes]])
+    theta = float(ScoreTable(StepModel.partial_credit(steps), WLE()).score(row).theta[0])
     assert math.isclose(theta, ref.wle(steps, raw)[0], rel_tol=0.0, abs_tol=1e-9)
 
 

@@ -63,6 +63,13 @@ MAX_ABS_STEP: Final = 100.0
 """Step difficulties beyond this many logits are a unit mistake (e.g. the 0–100 reporting scale)."""
 
 _XTOL: Final = 1e-12  # relative-to-max(1, |theta|) step/bracket tolerance, logits
+#: Warm's equation g = r − E + J/(2I) falls as fast as the information I wherever its correction
+#: J/(2I) is flat. Where, at a grid node of a problem's range, the correction rises faster than
+#: this share of I, g may turn and hold roots closer together than the grid: such a problem
+#: walks to its root in parts of a cell.
+_WLE_TURN: Final = 0.5
+#: The parts of a grid cell such a walk looks at: roots closer than 0.25/32 logits count as one.
+_WLE_PARTS: Final = 32
 _GTOL: Final = 1e-12  # |WLE correction| at the MLE below which the MLE is the WLE, score points
 _MAX_ITER: Final = 200  # Newton/bisection: bisection alone needs ~50 from a 10-logit bracket
 _BOUND_MARGIN: Final = 10.0  # initial bracket: this many logits beyond the extreme steps
@@ -305,7 +312,9 @@ class WLE:
     equation has several roots — only for items whose adjacent steps lie ≳5 logits apart, with
     very few items answered — the root taken is the first one met walking from the MLE in the
     direction the correction points (from −∞ upward for raw 0, from +∞ downward for the maximum).
-    Roots are told apart on a 0.25-logit grid; closer ones count as one.
+    Roots are told apart on a 0.25-logit grid; where the equation may turn between its nodes
+    (its correction rising faster than half the information), in 32 parts of each cell walked:
+    roots closer than 0.25/32 logits count as one.
     """
 
 
@@ -559,20 +568,22 @@ class _Grid:
     mean: FloatArray  # (M, G)
     var: FloatArray
     m3: FloatArray
+    k4: FloatArray | None = None  # the 4th cumulant, where built with order 4
 
     @classmethod
-    def build(cls, prob: _Problems, lo: FloatArray, hi: FloatArray) -> _Grid:
+    def build(cls, prob: _Problems, lo: FloatArray, hi: FloatArray, order: int = 3) -> _Grid:
         first = math.floor(float(lo.min()) / _GRID_STEP)
         last = math.ceil(float(hi.max()) / _GRID_STEP)
         theta = np.arange(first, last + 1).astype(np.float64) * _GRID_STEP
         gw = prob.group_weights
         sums = []
-        for per_item in _item_moments(theta, prob.cum, 3):
+        for per_item in _item_moments(theta, prob.cum, order):
             acc = gw[0][:, None] * per_item[0][None, :]
             for i in range(1, gw.shape[0]):
                 acc += gw[i][:, None] * per_item[i][None, :]
             sums.append(acc)
-        return cls(first=first, theta=theta, mean=sums[0], var=sums[1], m3=sums[2])
+        k4 = sums[3] if order >= 4 else None
+        return cls(first=first, theta=theta, mean=sums[0], var=sums[1], m3=sums[2], k4=k4)
 
     def window(self, lo: FloatArray, hi: FloatArray) -> tuple[IntArray, IntArray]:
         """Columns inside each problem's own [lo, hi]: results never depend on the batch."""
@@ -670,11 +681,13 @@ def _solve_wle(prob: _Problems) -> FloatArray:
     g → r + ½ > 0 as θ → −∞ and g → r − max − ½ < 0 as θ → +∞, so a root always exists. When g
     changes sign once on the shared 0.25-logit grid, that cell holds it (no MLE needed). Otherwise
     the rule applies: walk the grid from the MLE (or the far end) to the first sign change,
-    falling back to a scan from the far bounds. The cell is refined by Newton/bisection.
+    falling back to a scan from the far bounds. The cell is refined by Newton/bisection. Where
+    g may turn between nodes (:data:`_WLE_TURN`), the grid can miss roots that lie closer
+    together than it: such problems walk from the MLE (or the far end) in parts of a cell.
     """
     r = prob.raw
     n = r.shape[0]
-    grid = _Grid.build(prob, prob.lo, prob.hi)
+    grid = _Grid.build(prob, prob.lo, prob.hi, order=4)
 
     def value(theta: FloatArray, idx: IntArray) -> FloatArray:
         mean, var, m3 = prob.moments(theta, idx, 3)
@@ -686,22 +699,7 @@ def _solve_wle(prob: _Problems) -> FloatArray:
         dg = -var + (k4 * var - m3 * m3) / (2.0 * var * var)
         return g, dg
 
-    with np.errstate(divide="ignore", invalid="ignore"):  # nodes far outside any window
-        correction = grid.m3 / (2.0 * grid.var)
-    f = (r[:, None] - grid.mean[prob.groups]) + correction[prob.groups]  # g on the grid
-    window = grid.window(prob.lo, prob.hi)
-    w0, w1 = window
-    cols = np.arange(f.shape[1])[None, :]
-    inside = (cols >= w0[:, None]) & (cols <= w1[:, None])
-    positive = f > 0.0
-    changes = ((positive[:, :-1] != positive[:, 1:]) & inside[:, :-1] & inside[:, 1:]).sum(axis=1)
-    rows = np.arange(n)
-    has_window = w0 <= w1
-    starts_positive = positive[rows, np.clip(w0, 0, f.shape[1] - 1)]
-    ends_negative = ~positive[rows, np.clip(w1, 0, f.shape[1] - 1)]
-    # One sign change on the grid: that cell holds the root, whatever the selection rule.
-    simple = has_window & (changes == 1) & starts_positive & ends_negative
-
+    f, (w0, w1), simple, fine = _wle_cells(prob, grid)
     theta = np.full(n, np.nan)
     lo = np.empty(n)
     hi = np.empty(n)
@@ -730,6 +728,13 @@ def _solve_wle(prob: _Problems) -> FloatArray:
         at_root = np.abs(g0) <= _GTOL
         theta[inner[at_root]] = anchor[at_root]
     ruled = np.flatnonzero(~simple & np.isnan(theta))
+    walked, ruled = ruled[fine[ruled]], ruled[~fine[ruled]]
+    if walked.size:  # roots may lie closer together than the grid
+        start[walked] = np.where(low | high, np.where(low, prob.lo, prob.hi), start)[walked]
+        lo[walked], hi[walked], x0[walked] = _walk_in_parts(
+            value, walked, start[walked], up[walked]
+        )
+        found[walked] = True
     lo[ruled], hi[ruled], x0[ruled], found[ruled] = _grid_bracket(
         grid,
         f[ruled],
@@ -744,6 +749,79 @@ def _solve_wle(prob: _Problems) -> FloatArray:
         lo[rest], hi[rest], x0[rest] = _wle_scan(prob, value, rest, start=start, up=up)
     theta[todo] = _newton_bisect(_on_subset(fun, todo), lo[todo], hi[todo], x0[todo])
     return theta
+
+
+def _wle_cells(
+    prob: _Problems, grid: _Grid
+) -> tuple[FloatArray, tuple[IntArray, IntArray], NDArray[np.bool_], NDArray[np.bool_]]:
+    """Warm's equation on the grid (P, G), each problem's window of it, the problems whose g
+    changes sign once there (that cell holds the root, whatever the selection rule), and those
+    where g may turn between nodes (:func:`_turning`)."""
+    with np.errstate(divide="ignore", invalid="ignore"):  # nodes far outside any window
+        correction = grid.m3 / (2.0 * grid.var)
+    f = (prob.raw[:, None] - grid.mean[prob.groups]) + correction[prob.groups]
+    w0, w1 = grid.window(prob.lo, prob.hi)
+    cols = np.arange(f.shape[1])[None, :]
+    inside = (cols >= w0[:, None]) & (cols <= w1[:, None])
+    positive = f > 0.0
+    changes = ((positive[:, :-1] != positive[:, 1:]) & inside[:, :-1] & inside[:, 1:]).sum(axis=1)
+    rows = np.arange(f.shape[0])
+    starts_positive = positive[rows, np.clip(w0, 0, f.shape[1] - 1)]
+    ends_negative = ~positive[rows, np.clip(w1, 0, f.shape[1] - 1)]
+    fine = np.asarray((_turning(grid)[prob.groups] & inside).any(axis=1), dtype=np.bool_)
+    simple = (w0 <= w1) & (changes == 1) & starts_positive & ends_negative & ~fine
+    return f, (w0, w1), simple, fine
+
+
+def _turning(grid: _Grid) -> NDArray[np.bool_]:
+    """Where (mask, node) the WLE correction J/(2I) rises faster than :data:`_WLE_TURN` of the
+    information: its slope is (K4·I − J²)/(2I²), K4 the score's fourth cumulant."""
+    k4 = grid.k4 if grid.k4 is not None else np.full_like(grid.var, np.inf)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):  # far outside any window
+        slope = (k4 * grid.var - grid.m3 * grid.m3) / (2.0 * grid.var * grid.var)
+        return np.asarray(slope > _WLE_TURN * grid.var)
+
+
+def _walk_in_parts(
+    value: Callable[[FloatArray, IntArray], FloatArray],
+    idx: IntArray,
+    start: FloatArray,
+    up: NDArray[np.bool_],
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Bracket the first sign change of g met walking from ``start`` (up where g > 0 there,
+    down where g < 0), one grid cell at a time, each looked at in :data:`_WLE_PARTS` parts.
+    Returns lo, hi (g(lo) > 0 ≥ g(hi), or g(lo) ≥ 0 > g(hi)) and an interpolated start."""
+    n = idx.shape[0]
+    h = _GRID_STEP / _WLE_PARTS
+    ahead = np.arange(1, _WLE_PARTS + 1) * h
+    sign = np.where(up, 1.0, -1.0)
+    here = start.copy()
+    g_here = value(here, idx)
+    lo, hi, x0 = np.empty(n), np.empty(n), np.empty(n)
+    active = np.arange(n)
+    for _ in range(_MAX_SCAN // 5):  # 200 logits
+        if active.size == 0:
+            return lo, hi, x0
+        nodes = here[active, None] + sign[active, None] * ahead[None, :]
+        g = value(nodes.ravel(), np.repeat(idx[active], _WLE_PARTS)).reshape(-1, _WLE_PARTS)
+        going_up = up[active]
+        crossed = np.where(going_up[:, None], g <= 0.0, g >= 0.0)
+        hit = crossed.any(axis=1)
+        k = np.argmax(crossed, axis=1)
+        rows = np.arange(active.size)
+        before = np.where(k > 0, nodes[rows, k - 1], here[active])
+        g_before = np.where(k > 0, g[rows, k - 1], g_here[active])
+        at, g_at = nodes[rows, k], g[rows, k]
+        done = active[hit]
+        b, gb, a, ga, u = before[hit], g_before[hit], at[hit], g_at[hit], going_up[hit]
+        lo[done], hi[done] = np.where(u, b, a), np.where(u, a, b)
+        f_lo, f_hi = np.where(u, gb, ga), np.where(u, ga, gb)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            guess = lo[done] + (hi[done] - lo[done]) * (f_lo / (f_lo - f_hi))
+        x0[done] = np.where(np.isfinite(guess), guess, 0.5 * (lo[done] + hi[done]))
+        here[active], g_here[active] = nodes[:, -1], g[:, -1]
+        active = active[~hit]
+    _not_converged("the WLE walk")
 
 
 def _wle_scan(
