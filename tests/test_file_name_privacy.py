@@ -66,3 +66,28 @@ def test_logs_and_reprs_withhold_the_name(
         assert FOLDER not in text
     assert WITHHELD_NAME in repr(summary)
     assert summary.source == str(export)
+
+
+def test_spark_refusals_withhold_a_name_holding_an_nhs_number() -> None:
+    """Files in different encodings, or with different headers, are refused naming them: by
+    base name, withheld where it holds an NHS number."""
+    from pamlib.errors import ConfigurationError
+    from pamlib.spark import _check_one_header, _detected_encoding
+
+    items = ",".join(f"q{i:02d}" for i in range(1, 14))
+    header = f"patient_id,assessment_id,assessed_on,instrument,{items}\n"
+    folder = f"file:/data/{FOLDER.replace(' ', '%20')}"
+    heads = [
+        (f"{folder}/a.csv", header.encode("utf-16")),
+        (f"{folder}/{NHS}.csv", (header + "p1,a1,2024-01-01,PAM-13,Zo\xe9\n").encode("latin-1")),
+    ]
+    with pytest.raises(ConfigurationError) as encodings:
+        _detected_encoding(heads)
+    heads = [(f"{folder}/a.csv", header.encode()), (f"{folder}/{NHS}.csv", b"other,header\n")]
+    with pytest.raises(ConfigurationError) as headers:
+        _check_one_header(heads, "utf-8", ",", tuple(header.strip().split(",")))
+    for caught in (encodings, headers):
+        text = str(caught.value)
+        assert NHS not in text
+        assert FOLDER not in text
+        assert WITHHELD_NAME in text

@@ -328,7 +328,7 @@ def _detected_encoding(heads: list[tuple[str, bytes]]) -> str:
         if ascii_only:
             found["ASCII"] = ascii_only
         named = "; ".join(
-            f"{encoding}: {', '.join(names[:3])}{' …' if len(names) > 3 else ''}"
+            f"{encoding}: {', '.join(map(shown_name, names[:3]))}{' …' if len(names) > 3 else ''}"
             for encoding, names in sorted(found.items())
         )
         raise ConfigurationError(
@@ -381,6 +381,7 @@ def _check_one_header(
     date for an id. An empty file holds no row, and a header whose first line ends inside
     quotes (a line break in a name) is not compared."""
     from pamlib.formats._records import ends_inside_quotes, split_records
+    from pamlib.formats.encoding import shown_name
 
     if not heads or len(heads) < 2:
         return
@@ -392,7 +393,7 @@ def _check_one_header(
         records = list(split_records(io.StringIO(line.removeprefix("\ufeff"), newline=""),
                                      delimiter=delimiter))  # fmt: skip
         if not records or tuple(records[0].fields) != header:
-            differ.append(urllib.parse.unquote(uri.rsplit("/", 1)[-1]))
+            differ.append(shown_name(urllib.parse.unquote(uri.rsplit("/", 1)[-1])))
     if differ:
         named = ", ".join(differ[:3]) + (" …" if len(differ) > 3 else "")
         raise ConfigurationError(
