@@ -104,3 +104,21 @@ def test_instruction_counts_subtract_start_up_and_leave_no_files(
     assert "per row    1,000" in out
     assert "per row 3.00, in all 2.01" in out
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pam13-4.csv"]
+
+
+def test_the_rejected_export_is_rejected_whole(tmp_path: Path) -> None:
+    bench = _bench()
+    source, rejected = tmp_path / "bench.csv", tmp_path / "rejected.csv"
+    bench.write_cohort(source, 300)
+    bench.write_rejected(source, rejected)
+    host = PluginHost(load_entry_points=False, disabled=())
+    out, rejects = io.BytesIO(), io.BytesIO()
+    summary = score_file(
+        rejected,
+        select_provider=lambda _: RawSumProvider(),
+        output=out,
+        rejects=rejects,
+        host=host,
+    )
+    assert summary.reconciliation == "read 300 = scored 0 + not scored 0 + rejected 300"
+    assert dict(summary.rejected_by_code) == {"date": 300}
