@@ -6,10 +6,11 @@ repeated cold starts, minus the cost of starting an empty interpreter.
 
 ``--startup`` also times, in interleaved rounds and each in a fresh process, ``pamlib score`` on a
 two-row export with the demo provider (reading, scoring and writing two rows is next to nothing:
-the rest is starting up), and ``pamlib --help``, against ``python -c "import pyarrow.csv"``, the
-least any CSV tool built on pyarrow pays. Wall and processor time (user + system, from
-``wait4``) of each, best and median; on a shared machine the processor time says what work a
-start-up did whatever the load.
+the rest is starting up), on the same rows with dates written day first and one more rejected
+(``messy``: the paths a clean file does not take), and ``pamlib --help``, against
+``python -c "import pyarrow.csv"``, the least any CSV tool built on pyarrow pays. Wall and
+processor time (user + system, from ``wait4``) of each, best and median; on a shared machine the
+processor time says what work a start-up did whatever the load.
 ``--compare SRC`` runs a second ``pamlib score`` with ``PYTHONPATH=SRC`` in the same rounds
 (another checkout's ``src`` folder), to measure a change against the code before it.
 ``--callgrind`` also counts, once each, the instructions every command executes under valgrind's
@@ -36,6 +37,13 @@ TINY_EXPORT = (
     + ",".join(f"q{k:02d}" for k in range(1, 14))
     + "\nS0-P000000,9997777166,A0,2024-08-09,PAM-13,North Practice,NA,4,2,3,3,1,2,2,2,3,NA,1,2"
     + "\nS0-P000000,9997777166,A1,2025-06-03,PAM-13,North Practice,2,3,3,2,2,2,3,2,2,2,3,2,1\n"
+)
+#: The same rows with dates written day first, as many exports write them, and a third row
+#: rejected: the paths a clean file does not take (pyarrow's own conversions there import pandas
+#: wherever it is installed, unless pamlib builds its arrays itself).
+TINY_MESSY_EXPORT = (
+    TINY_EXPORT.replace("2024-08-09", "09/08/2024").replace("2025-06-03", "03/06/2025")
+    + "S0-P000001,9997777166,A2,31/02/2025,PAM-13,North Practice,2,3,3,2,2,2,3,2,2,2,3,2,1\n"
 )
 
 
@@ -89,11 +97,17 @@ def startup(repeat: int, compare: str | None, callgrind: bool = False) -> dict[s
         "import pyarrow.csv": ([sys.executable, "-c", "import pyarrow.csv"], env),
         "pamlib score": ([*score, "-o", "out.csv", "--no-progress"], env),
     }
+    messy = [sys.executable, "-m", "pamlib", "score", "messy.csv", "--provider", "demo"]
+    runs["pamlib score, messy"] = ([*messy, "-o", "out-messy.csv", "--no-progress"], env)
     runs["pamlib --help"] = ([sys.executable, "-m", "pamlib", "--help"], env)
     if compare is not None:
         compared = {**env, "PYTHONPATH": compare}
         runs["pamlib score (compared)"] = (
             [*score, "-o", "out-compared.csv", "--no-progress"],
+            compared,
+        )
+        runs["pamlib score, messy (compared)"] = (
+            [*messy, "-o", "out-messy-compared.csv", "--no-progress"],
             compared,
         )
         runs["pamlib --help (compared)"] = ([sys.executable, "-m", "pamlib", "--help"], compared)
@@ -102,6 +116,7 @@ def startup(repeat: int, compare: str | None, callgrind: bool = False) -> dict[s
     with tempfile.TemporaryDirectory() as folder:
         cwd = Path(folder)
         (cwd / "tiny.csv").write_text(TINY_EXPORT, encoding="utf-8")
+        (cwd / "messy.csv").write_text(TINY_MESSY_EXPORT, encoding="utf-8")
         for argv, run_env in runs.values():  # one untimed run each: compiled modules cached
             timed(argv, run_env, cwd)
         for _ in range(repeat):
