@@ -179,6 +179,19 @@ def text_array(values: Sequence[str | None]) -> Any:
     return pa.Array.from_buffers(pa.string(), len(encoded), buffers, null_count=len(nulls))
 
 
+#: From this many values pyarrow's own conversion is used (it is faster than building the
+#: buffers in Python): the import of pandas it may make is then paid for a large input only.
+LARGE_CONVERSION = 4096
+
+
+def texts(values: list[str]) -> Any:
+    """Python strings as an Arrow ``string`` array: :func:`text_array`, or for a list of
+    :data:`LARGE_CONVERSION` or more, ``pyarrow.array``."""
+    if len(values) >= LARGE_CONVERSION:
+        return pyarrow_module().array(values, type=pyarrow_module().string())
+    return text_array(values)
+
+
 def text_lists(lists: Sequence[Sequence[str]]) -> Any:
     """Lists of Python strings as an Arrow ``list<string>`` array, built from its buffers."""
     pa = pyarrow_module()

@@ -38,7 +38,7 @@ from pamlib.formats._arrow import constant_text
 from pamlib.formats._arrow import distinct as _distinct
 from pamlib.formats._arrow import from_numpy as _from_numpy
 from pamlib.formats._arrow import pyarrow_module as _pa
-from pamlib.formats._arrow import text_array as _text_array
+from pamlib.formats._arrow import texts as _texts
 from pamlib.formats._records import (
     MAX_FIELD_CHARS,
     RawRecord,
@@ -1108,7 +1108,7 @@ class _Block:
                     record="" if keep_fields else record.raw,
                 )
             )
-        columns = [_text_array([row[i] for row in good]) for i in range(self.n_fields)]
+        columns = [_texts([row[i] for row in good]) for i in range(self.n_fields)]
         return columns, np.asarray(lines, dtype=np.int64), rejects, n_read, n_blank
 
 
