@@ -709,12 +709,13 @@ def score(
     (``calibration`` a path: each executor reads the file and checks its hash). ``mapping``
     (default: the one given to :func:`read_export`), ``instrument`` and ``day_first`` are
     ``pamlib score``'s, and so are ``keep_nhs_number`` (the normalised NHS number as a column,
-    ``--keep-nhs-number``; the row key's ``source_file`` is the file's URI either way, an NHS
-    number in a file's name included) and ``pseudonymiser`` (its keyed pseudonym as
-    ``nhs_pseudonym``, ``--pseudonym-key``; it reaches the executors inside the job, key
-    included, as a function shipped to them would). ``duplicates``: ``global`` finds a repeated
-    assessment id anywhere in the data, keeping its first occurrence in file order (one shuffle
-    of the ids); ``partition`` only within each task; ``off`` not at all.
+    ``--keep-nhs-number``; without it, the row key's ``source_file`` names a file whose path
+    holds an NHS number by its place in name order, that number withheld: :doc:`/spark`) and
+    ``pseudonymiser`` (its keyed pseudonym as ``nhs_pseudonym``, ``--pseudonym-key``; it
+    reaches the executors inside the job, key included, as a function shipped to them would).
+    ``duplicates``: ``global`` finds a repeated assessment id anywhere in the data, keeping its
+    first occurrence in file order (one shuffle of the ids); ``partition`` only within each
+    task; ``off`` not at all.
 
     ``row_key``: ``number`` (the default) keys each row by its number in its file, as ``pamlib
     score`` does, which needs a pass over the export before the job (with ``duplicates=
@@ -779,6 +780,8 @@ def score(
         delimiter=str(described.get("delimiter", ",")),
         encoding=str(described.get("encoding", "utf-8")),
         line_breaks=dict(described.get("line_breaks") or {}),
+        withhold_files=not keep_nhs_number,
+        file_places={} if keep_nhs_number else _file_places(df),
     )
     split_keys = row_key == "split"
     as_lines = (
@@ -822,6 +825,19 @@ def score(
     return _run(
         scorer, providers, source=source, n_read=n_read, combined=combined, job=job, read=cached
     )
+
+
+def _file_places(df: DataFrame) -> dict[str, int]:
+    """The export's files whose path holds an NHS number (an export saved one file per
+    patient as ``9434765919.csv``), each by its place among all the export's files in name
+    order, as line-end refusals number them: the output names such a file by that place
+    (:meth:`_Job._shown_file`). Spark's listing of the files, which planning the job makes
+    anyway."""
+    from pamlib._spark_line_ends import file_key
+    from pamlib.identity import holds_nhs_number
+
+    keys = sorted({file_key(str(uri)) for uri in _guarded(df.inputFiles)})
+    return {key: place for place, key in enumerate(keys, start=1) if holds_nhs_number(key)}
 
 
 def _refuse_no_provider(scorer: TableScorer) -> None:
@@ -1264,6 +1280,11 @@ class _Job:
     #: The files whose quoted line ends Spark's multi-line reader wrote as ``\n``, and those
     #: line ends (:data:`pamlib._spark_line_ends.LineBreaks`): written back before the checks.
     line_breaks: Mapping[str, str] = attrs.field(factory=dict, repr=False)
+    #: Whether a file whose path holds an NHS number is named otherwise in the output
+    #: (``keep_nhs_number=False``), and those files' places in the export's name order
+    #: (:func:`_file_places`): :meth:`_shown_file`.
+    withhold_files: bool = False
+    file_places: Mapping[str, int] = attrs.field(factory=dict, repr=False)
 
     def __call__(self, batches: Iterator[Any]) -> Iterator[Any]:
         try:
@@ -1350,7 +1371,26 @@ class _Job:
             run = runs.get(name)
             if run is None:
                 run = runs[name] = base.new_run(source=str(name))
-            yield from self._file_part(run, str(name), part)
+            yield from self._file_part(run, self._shown_file(str(name)), part)
+
+    def _shown_file(self, name: str) -> str:
+        """The file as the output names it (``source_file``, the rejects' ``source``): its
+        URI, or where its path holds an NHS number and the run keeps none, that path with each
+        NHS number withheld and ``#`` its place among the export's files in name order."""
+        if not self.withhold_files:
+            return name
+        from pamlib._spark_line_ends import file_key
+        from pamlib.identity import holds_nhs_number, withhold_nhs_numbers
+
+        key = file_key(name)
+        if not holds_nhs_number(key):
+            return name
+        place = self.file_places.get(key)
+        if place is None:  # the files changed after the job was planned: name none of them
+            raise PamlibError(
+                "a file the job read was not among the export's files when it was scored"
+            )
+        return f"{withhold_nhs_numbers(key)}#{place}"
 
     def _file_part(self, run: TableScorer, name: str, part: Any) -> Iterator[tuple[str, Any]]:
         import pyarrow as pa
