@@ -12,15 +12,23 @@ nesting deeper than :data:`~pamlib._documents.MAX_DEPTH`, an integer too long to
 rejected record: the NDJSON line, or the whole document; a field of the wrong JSON type rejects
 only its response.
 
+A path is always a file (a name may start with ``[``); ``"-"`` is standard input, read line by
+line when it holds NDJSON (a file's name says which it is). A UTF-16 or UTF-32 byte order mark
+is honoured (see :func:`_lines`).
+
 Lenient mode (the default) keeps the good records and reports the rest; strict mode raises a
 :class:`~pamlib.errors.FormatError` listing the problems as soon as a chunk of the file has any.
 """
 
 from __future__ import annotations
 
+import codecs
 import hashlib
+import io
 import json
+import logging
 import os
+import sys
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -52,6 +60,8 @@ from pamlib.instruments import InstrumentRegistry
 Source = str | os.PathLike[str] | bytes | Mapping[str, Any] | list[Any]
 
 _NDJSON_SUFFIXES = (".ndjson", ".jsonl")
+
+log = logging.getLogger(__name__)
 
 
 def _frozen_counts(value: Mapping[str, int]) -> Mapping[str, int]:
@@ -150,9 +160,27 @@ def source_label(source: Source) -> str:
     """How rejects name ``source``: the path as given, or ``<data>``/``<json>``."""
     if isinstance(source, Mapping | list):
         return "<data>"
-    if isinstance(source, bytes) or (isinstance(source, str) and source.lstrip()[:1] in ("{", "[")):
+    if isinstance(source, bytes) or (isinstance(source, str) and _is_json_text(source)):
         return "<json>"
+    if isinstance(source, str) and source == "-":
+        return "<stdin>"
     return os.fspath(source)
+
+
+def patient_key(reference: str) -> str | None:
+    """``Patient/{id}`` that a RESTful reference or ``fullUrl`` names, its version dropped
+    (``https://x/fhir/Patient/1/_history/2`` → ``Patient/1``); ``None`` for anything else.
+
+    One Patient is cited in several shapes in real exports (relative, absolute, versioned): all
+    must find it, or one person's responses would be read as several patients'.
+    """
+    head, _, version = reference.partition("/_history/")
+    if "/" in version:
+        return None
+    parts = head.rsplit("/", 2)
+    if len(parts) >= 2 and parts[-2] == "Patient" and parts[-1]:
+        return f"Patient/{parts[-1]}"
+    return None
 
 
 class _PatientIndex:
@@ -160,7 +188,7 @@ class _PatientIndex:
 
     def __init__(self, patient_id_system: str) -> None:
         self.patient_id_system = patient_id_system
-        self._where: dict[str, tuple[Mapping[str, Any], str]] = {}
+        self._where: dict[str, tuple[Mapping[str, Any], str, str | None]] = {}
         self._cache: dict[str, tuple[str | None, str | None, list[Problem]]] = {}
         self._parent: _PatientIndex | None = None
 
@@ -169,8 +197,13 @@ class _PatientIndex:
         keys = [full_url] if isinstance(full_url, str) else []
         if isinstance(rid, str):
             keys.append(f"Patient/{rid}")
+        # A Patient known only by a RESTful fullUrl is ``Patient/{id}`` to relative references.
+        from_url = patient_key(full_url) if isinstance(full_url, str) else None
+        if from_url is not None:
+            keys.append(from_url)
+        own = f"Patient/{rid}" if isinstance(rid, str) else from_url
         for key in keys:
-            self._where.setdefault(str(key), (resource, path))
+            self._where.setdefault(str(key), (resource, path, own))
 
     def child(self) -> _PatientIndex:
         """An index for one Bundle that falls back to this one."""
@@ -184,18 +217,14 @@ class _PatientIndex:
             return found
         located = self._where.get(reference)
         if located is None:
-            tail = reference.rsplit("/", 2)
-            if len(tail) == 3 and tail[1] == "Patient":
-                located = self._where.get(f"Patient/{tail[2]}")
+            key = patient_key(reference)
+            if key is not None:
+                located = self._where.get(key)
         if located is None:
             return self._parent.resolve(reference) if self._parent is not None else None
-        resource, path = located
-        rid = resource.get("id")
+        resource, path, own = located
         found = patient_identity(
-            resource,
-            path,
-            patient_id_system=self.patient_id_system,
-            reference=f"Patient/{rid}" if isinstance(rid, str) else None,
+            resource, path, patient_id_system=self.patient_id_system, reference=own
         )
         self._cache[reference] = found
         return found
@@ -233,6 +262,8 @@ class FhirReader:
             patient_id_system=patient_id_system,
         )
         self.other_resources: Counter[str] = Counter()
+        #: Bundles of the last source read that link to a ``next`` page (a search read in part).
+        self.next_pages = 0
         # Assessment ids of the source being read, to reject repeats (see _response).
         self._seen: set[str] = set()
         self._generated: dict[str, list[str]] = {}
@@ -243,17 +274,20 @@ class FhirReader:
         """Yield chunks until ``source`` is exhausted."""
         label = name or source_label(source)
         self._seen, self._generated = set(), {}
+        self.next_pages = 0
         chunks: Iterator[RowChunk]
         if isinstance(source, Mapping | list):
             chunks = self._parsed(dict(source) if isinstance(source, Mapping) else source, label)
         elif isinstance(source, bytes):
             chunks = self._json_bytes(source, label)
-        elif isinstance(source, str) and source.lstrip()[:1] in ("{", "["):
+        elif isinstance(source, str) and _is_json_text(source):
             chunks = self._json_text(source, label)
+        elif isinstance(source, str) and source == "-":
+            chunks = self._json_bytes(self._read_stdin(label), label, unnamed=True)
         else:
             path = Path(source)
             if path.name.lower().endswith(_NDJSON_SUFFIXES):
-                chunks = self._ndjson(path, label)
+                chunks = self._ndjson(_lines(path), label)
             else:
                 chunks = self._json_bytes(self._read_bytes(path, label), label)
         for chunk in chunks:
@@ -265,6 +299,13 @@ class FhirReader:
                     problems,
                 )
             yield chunk
+        if self.next_pages:
+            # Never the link itself: a search URL may hold an identifier (?identifier=…).
+            log.warning(
+                "%d FHIR Bundle(s) link to a next page of search results that is not in the "
+                "input: only the pages given were read (fetch every page to read them all)",
+                self.next_pages,
+            )
 
     @staticmethod
     def _read_bytes(path: Path, label: str) -> bytes:
@@ -275,6 +316,16 @@ class FhirReader:
                 "cannot read FHIR input", [Problem(label, "io", exc.strerror or "cannot read")]
             ) from None
 
+    @staticmethod
+    def _read_stdin(label: str) -> bytes:
+        """Standard input, whole: a JSON document, or NDJSON (see :meth:`_json_text`)."""
+        try:
+            return sys.stdin.buffer.read()
+        except (OSError, AttributeError, ValueError):  # closed, or replaced by a text stream
+            raise FormatError(
+                "cannot read FHIR input", [Problem(label, "io", "cannot read standard input")]
+            ) from None
+
     # -- JSON documents ----------------------------------------------------------------------
 
     @staticmethod
@@ -282,21 +333,39 @@ class FhirReader:
         """A document that cannot be read is one rejected record."""
         yield RowChunk((), (Reject(label, problem.where, problem.code, problem.message, {}),), 1)
 
-    def _json_bytes(self, data: bytes, label: str) -> Iterator[RowChunk]:
+    def _json_bytes(self, data: bytes, label: str, *, unnamed: bool = False) -> Iterator[RowChunk]:
         doc = fast_json(data)
         if doc is not NOT_PARSED:
             return self._document(doc, label)
+        wide = _wide_encoding(data)
+        if wide is not None:  # UTF-16 or UTF-32, by its byte order mark
+            try:
+                text = data.decode(wide)
+            except UnicodeDecodeError as exc:
+                message = f"not {wide.upper()} text (invalid bytes at offset {exc.start})"
+                return self._unreadable(label, Problem("$", "encoding", message))
+            return self._json_text(text, label, unnamed=unnamed)
         try:
             text = decode_utf8(data, "$")
         except DocumentError:
             return self._unreadable(label, _undecodable(data))
-        return self._json_text(text, label)
+        return self._json_text(text, label, unnamed=unnamed)
 
-    def _json_text(self, text: str, label: str) -> Iterator[RowChunk]:
+    def _json_text(self, text: str, label: str, *, unnamed: bool = False) -> Iterator[RowChunk]:
+        """One JSON document. Text that is NDJSON (a value per line) is read line by line when
+        nothing names its kind (``unnamed``: standard input); a file's name decides its kind,
+        so a ``.json`` file of NDJSON stays one reject, which says how to read it."""
         try:
             doc = parse_json(text, "$")
         except DocumentError as exc:
-            return self._unreadable(label, _document_problem(exc))
+            if not _is_json_lines(text, exc.problem):
+                return self._unreadable(label, _document_problem(exc))
+            if unnamed:
+                data = text.encode("utf-8", "surrogatepass")
+                return self._ndjson(_numbered([data.splitlines(keepends=True)]), label)
+            problem = _document_problem(exc)
+            message = f"{problem.message}: a JSON value per line is NDJSON (name the file .ndjson)"
+            return self._unreadable(label, attrs.evolve(problem, message=message))
         return self._document(doc, label)
 
     def _parsed(self, doc: object, label: str) -> Iterator[RowChunk]:
@@ -358,9 +427,16 @@ class FhirReader:
         elif kind == "Questionnaire":
             self.parser.add_questionnaire(value)
         elif kind == "Bundle":
+            if _links_to_next_page(value):
+                self.next_pages += 1
             entries = value.get("entry", [])
-            for i, entry in enumerate(entries if isinstance(entries, list) else [entries]):
-                here = f"{path}.entry[{i}]"
+            # ``entry`` that is not an array is one entry, located where it is
+            numbered = (
+                [(f"{path}.entry[{i}]", e) for i, e in enumerate(entries)]
+                if isinstance(entries, list)
+                else [(f"{path}.entry", entries)]
+            )
+            for here, entry in numbered:
                 if isinstance(entry, dict) and "resource" in entry:
                     yield from self._walk(
                         entry["resource"], f"{here}.resource", patients, entry.get("fullUrl")
@@ -416,7 +492,7 @@ class FhirReader:
 
     # -- NDJSON ------------------------------------------------------------------------------
 
-    def _ndjson(self, path: Path, label: str) -> Iterator[RowChunk]:
+    def _ndjson(self, lines: Iterator[tuple[int, bytes]], label: str) -> Iterator[RowChunk]:
         """One pass, one parse per line. A response that cites a Patient or Questionnaire not
         seen yet waits — until the end of the file, or until 10,000 others wait — and is then
         read with everything indexed so far."""
@@ -428,7 +504,7 @@ class FhirReader:
         emitted = False
         typed = _typed_path()
         try:
-            for n, data in _lines(path):
+            for n, data in lines:
                 row = None if typed is None else self._typed_row(typed, data, n, patients)
                 if row is not None:
                     n_read += 1
@@ -516,14 +592,106 @@ def _typed_path() -> ModuleType | None:
 
 
 def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
-    """The lines of a file as bytes, numbered as a text reader numbers them (``\\n``, ``\\r\\n``
-    and a lone ``\\r`` each end a line), so that each line is decoded on its own."""
-    n = 0
+    """The lines of a file as UTF-8 bytes, numbered as a text reader numbers them (``\\n``,
+    ``\\r\\n`` and a lone ``\\r`` each end a line), so that each line is decoded on its own.
+
+    A file that starts with a UTF-16 or UTF-32 byte order mark (PowerShell and some Windows
+    tools save text so) is transcoded as it is read; split as bytes, its lines would be
+    fragments of characters, each a reject of its own. Bytes that are not of its encoding stay
+    bytes that are not UTF-8, so only their line is rejected.
+    """
     with path.open("rb") as f:
-        for raw in f:
+        wide = _wide_encoding(f.peek(8)[:8])
+        if wide is None:
+            yield from _numbered([f])
+            return
+        text = io.TextIOWrapper(f, encoding=wide, errors=_NOT_TEXT, newline="")
+        yield from _numbered([(line.encode("utf-8", "surrogatepass") for line in text)])
+
+
+def _numbered(sources: Iterable[Iterable[bytes]]) -> Iterator[tuple[int, bytes]]:
+    """Numbered lines of the raw lines of ``sources`` (each raw line ends at ``\\n``, or
+    holds several lines that ``\\r`` ends)."""
+    n = 0
+    for source in sources:
+        for raw in source:
             for part in raw.splitlines() if b"\r" in raw else (raw,):
                 n += 1
                 yield n, part
+
+
+#: Byte order marks of the wide Unicode encodings, and the first character of JSON text after
+#: each: whitespace or a bracket, ASCII, so its other bytes are NUL (UTF-32 LE is tried first:
+#: its mark starts with the UTF-16 LE one). A UTF-8 mark is dropped where the text is decoded.
+_WIDE_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32", "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32", "utf-32-be"),
+    (codecs.BOM_UTF16_LE, "utf-16", "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16", "utf-16-be"),
+)
+
+
+def _not_text(exc: UnicodeError) -> tuple[str, int]:
+    """Bytes of a wide encoding that are no character (an unpaired surrogate, a cut-off one)
+    become a lone surrogate, which is never UTF-8: the line holding them is rejected
+    (``encoding``) and no character is made up for them."""
+    if not isinstance(exc, UnicodeDecodeError):
+        raise exc
+    return "\udcff", exc.end
+
+
+_NOT_TEXT = "pamlib-fhir-not-text"
+codecs.register_error(_NOT_TEXT, _not_text)
+
+
+def _links_to_next_page(bundle: Mapping[str, Any]) -> bool:
+    """Whether a Bundle (a page of search results) links to a ``next`` page."""
+    links = bundle.get("link")
+    return isinstance(links, list) and any(
+        isinstance(link, dict) and link.get("relation") == "next" for link in links
+    )
+
+
+def _wide_encoding(data: bytes) -> str | None:
+    """``utf-16`` or ``utf-32`` when ``data`` starts with that byte order mark and then a
+    character JSON text may start with, else ``None``. Bytes ``FF FE`` are never UTF-8, so a
+    mark alone does not decide: a line of junk may start so, and must stay that line's reject.
+    """
+    for bom, encoding, plain in _WIDE_BOMS:
+        if data.startswith(bom):
+            unit = data[len(bom) : len(bom) * 2]
+            try:
+                first = unit.decode(plain)
+            except UnicodeDecodeError:
+                continue
+            if len(first) == 1 and first in " \t\r\n{[":
+                return encoding
+    return None
+
+
+def _is_json_text(source: str) -> bool:
+    """Whether a string is JSON text rather than a path: it starts as JSON does and names no
+    file (``[site A] export.json`` is a file name, and must be read as one)."""
+    if source.lstrip()[:1] not in ("{", "["):
+        return False
+    try:
+        return not Path(source).is_file()
+    except (OSError, ValueError):  # far too long for a name, or a NUL in it: text
+        return True
+
+
+def _is_json_lines(text: str, problem: Problem) -> bool:
+    """Whether a document that does not parse is NDJSON after all: JSON text follows the first
+    value, and the first line that is not blank is a whole resource or array on its own."""
+    if problem.message != "not JSON: Extra data":
+        return False
+    for line in text.lstrip("\ufeff").splitlines():
+        if line.strip():
+            try:
+                return isinstance(json.loads(line), dict | list)
+            except (ValueError, RecursionError):
+                return False
+    return False  # pragma: no cover - extra data follows a value
 
 
 #: How many NDJSON responses may wait for a Patient or Questionnaire further down the file.

@@ -530,16 +530,17 @@ class ResponseParser:
         )
 
     @staticmethod
-    def _contained(resource: Mapping[str, Any]) -> dict[str, tuple[int, dict[str, Any]]]:
-        """Contained resources by id, with their index."""
+    def _contained(resource: Mapping[str, Any]) -> dict[str, tuple[int, dict[str, Any] | None]]:
+        """Contained resources by id, with their index; ``None`` for an id that more than one
+        has (a reference to it could mean either, so it resolves to neither)."""
         contained = resource.get("contained")
         if type(contained) is not list:
             return {}
-        return {
-            c["id"]: (i, c)
-            for i, c in enumerate(contained)
-            if type(c) is dict and type(c.get("id")) is str
-        }
+        found: dict[str, tuple[int, dict[str, Any] | None]] = {}
+        for i, c in enumerate(contained):
+            if type(c) is dict and type(c.get("id")) is str:
+                found[c["id"]] = (i, None) if c["id"] in found else (i, c)
+        return found
 
     def assessment_id(self, qr: Mapping[str, Any], path: str = "$") -> AssessmentId:
         """The response's assessment id and where it comes from.
@@ -580,7 +581,7 @@ class ResponseParser:
         self,
         qr: Mapping[str, Any],
         path: str,
-        contained: Mapping[str, tuple[int, dict[str, Any]]],
+        contained: Mapping[str, tuple[int, dict[str, Any] | None]],
         draft: _Draft,
         assessment_id: str,
     ) -> tuple[str | None, str | None]:
@@ -598,7 +599,16 @@ class ResponseParser:
         reference = subject.get("reference")
         if isinstance(reference, str):
             if reference.startswith("#"):
-                index, patient = contained.get(reference[1:], (0, None))
+                index, patient = contained.get(reference[1:], (-1, None))
+                if patient is None and index >= 0:
+                    problems.append(
+                        Problem(
+                            f"{where}.reference",
+                            "ambiguous-reference",
+                            "more than one contained resource has this id",
+                        )
+                    )
+                    return None, None
                 if patient is None or patient.get("resourceType") != "Patient":
                     problems.append(
                         Problem(
@@ -726,7 +736,9 @@ class ResponseParser:
             draft.problems.append(Problem(f"{here}.linkId", "required", "an item needs a linkId"))
             return
         answers = item.get("answer")
-        if answers:
+        # An empty list (or null) is no answer; any other value that is not a list (``{}``,
+        # ``""``, ``0``, ``false`` too) is an answer of the wrong type, never silently none.
+        if answers or (answers is not None and type(answers) is not list):
             self._answer(link_id, answers, here, draft)
             if type(answers) is list:
                 for k, answer in enumerate(answers):

@@ -265,11 +265,13 @@ def _codes(target: _Target, items: list[_Item] | None) -> tuple[int, ...] | None
 def _contained_identity(
     parser: ResponseParser, qr: _Response, rid: str
 ) -> tuple[str | None, str | None] | None:
-    """(patient id, NHS number) of the contained Patient ``rid`` (the last with that id, as
-    the dictionary path finds it), or ``None`` when it is missing or has any problem."""
+    """(patient id, NHS number) of the contained Patient ``rid``, or ``None`` when it is
+    missing, more than one has that id, or it has any problem."""
     patient = None
     for inner in qr.contained or ():
         if inner.id == rid:
+            if patient is not None:
+                return None  # which of them is meant: the dictionary path reports it
             patient = inner
     if patient is None or patient.resourceType != "Patient" or patient.identifier is None:
         return None

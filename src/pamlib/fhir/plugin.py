@@ -361,7 +361,8 @@ class FhirFormat:
 
         reader = reader_for(options, reader_host(host))
         n_read = 0
-        for chunk in reader.read(source):
+        # A path is always read as a file, even one whose name starts as JSON text does.
+        for chunk in reader.read(source if source == "-" else Path(source)):
             n_read += chunk.n_read
             yield ReadChunk(rows_to_batches(chunk.rows), chunk.rejects, chunk.n_read)
         if reader.other_resources:
