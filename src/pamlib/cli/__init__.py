@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import gc
 import importlib
+import io
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -174,10 +175,33 @@ def describe_os_error(exc: OSError) -> str:
     reason = exc.strerror or type(exc).__name__
     if exc.errno == errno.ENOSPC:
         reason = "no space left on the device"
+    relative = not isinstance(exc.filename, str) or not PurePath(exc.filename).is_absolute()
+    if exc.errno == errno.ENOENT and relative and not _working_folder_exists():
+        # the system names no file (or a name that is fine): the folder the run started in is
+        # gone, and every relative name with it
+        return "the current folder no longer exists (removed while in use): cd to another one"
     name = PurePath(exc.filename).name if isinstance(exc.filename, str) else ""
     if name and exc.errno == errno.ENOENT and not Path(exc.filename).parent.is_dir():
         return f"{reason}: {name} (its folder does not exist)"  # the folder is not named
     return f"{reason}: {name}" if name else reason
+
+
+def _working_folder_exists() -> bool:
+    from pathlib import Path
+
+    try:
+        Path.cwd()
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def file_name(text: str) -> str:
+    """An argparse ``type`` for a file name option: an empty one is a usage error (it would
+    otherwise be read as the current folder, or a missing option)."""
+    if not text:
+        raise argparse.ArgumentTypeError("an empty file name")
+    return text
 
 
 def _fail(message: str, status: int, debug: bool) -> int:
@@ -195,14 +219,30 @@ EXIT_BROKEN_PIPE = 141
 
 def _standard_streams() -> None:
     """Standard output and error usable whatever the environment: a stream closed at start
-    (``>&-``, ``2>&-``; Python then has ``None``) becomes ``/dev/null`` — which also keeps its
-    descriptor from being taken by an output file — and text that is not UTF-8 (a file name
-    in another encoding) is written escaped instead of failing in a strict UTF-8 locale.
-    ``pamlib score -o -`` checks :data:`sys.__stdout__` itself: its rows must not vanish."""
+    (``>&-``, ``2>&-``; Python then has ``None``) becomes ``/dev/null``, and text that is not
+    UTF-8 (a file name in another encoding) is written escaped instead of failing in a strict
+    UTF-8 locale. ``pamlib score -o -`` checks :data:`sys.__stdout__` itself: its rows must
+    not vanish. A closed standard input (Python has ``None``, which readers comparing a stream
+    with ``sys.stdin.buffer`` cannot take) becomes a stream whose reads fail saying so.
+
+    Each of descriptors 0, 1 and 2 closed at start is opened on ``/dev/null`` first: else the
+    first file the run opens takes the lowest free one, and whatever writes to "standard
+    error" by number (a C library's warning, a crash report) writes into an output."""
     import contextlib
     import os
     from pathlib import Path
 
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            with contextlib.suppress(OSError):
+                spare = os.open(os.devnull, os.O_RDWR)
+                if spare != fd:
+                    os.dup2(spare, fd)
+                    os.close(spare)
+    if sys.stdin is None:  # ``<&-``: reading ``-`` says so; files are read as ever
+        sys.stdin = io.TextIOWrapper(io.BufferedReader(_ClosedInput()), encoding="utf-8")
     for name in ("stdout", "stderr"):
         stream = getattr(sys, name)
         if stream is None:
@@ -210,6 +250,21 @@ def _standard_streams() -> None:
         else:
             with contextlib.suppress(AttributeError, ValueError):
                 stream.reconfigure(errors="backslashreplace")
+
+
+class _ClosedInput(io.RawIOBase):
+    """Standard input closed at start: no descriptor, and a read is an error that says so."""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any, /) -> int:
+        import errno
+
+        raise OSError(errno.EBADF, "standard input is closed: name an input file instead of -")
+
+    def fileno(self) -> int:
+        raise io.UnsupportedOperation("standard input is closed")
 
 
 def _silence_stdout() -> None:

@@ -13,10 +13,14 @@ from typing import Any
 
 
 def add_parser(subparsers: Any) -> None:
+    from pamlib.cli import file_name
+
     p = subparsers.add_parser(
         "calibration", help="check calibration files (JSON or TOML) and show their content hash"
     )
-    p.add_argument("files", nargs="+", metavar="FILE", help="calibration files to check")
+    p.add_argument(
+        "files", nargs="+", type=file_name, metavar="FILE", help="calibration files to check"
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run)
 

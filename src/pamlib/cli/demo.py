@@ -28,6 +28,8 @@ MAX_PATIENTS = 10_000_000
 
 
 def add_parser(subparsers: Any) -> None:
+    from pamlib.cli import file_name
+
     p = subparsers.add_parser(
         "demo", help="run the main job on a built-in synthetic cohort (no real patients)"
     )
@@ -35,6 +37,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--seed", type=int, default=2016, help="random seed (default 2016)")
     p.add_argument(
         "--output-dir",
+        type=file_name,
         default=DEFAULT_OUTPUT_DIR,
         metavar="DIR",
         help=f"where to write the files (default ./{DEFAULT_OUTPUT_DIR})",

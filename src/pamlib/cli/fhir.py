@@ -12,6 +12,8 @@ from pamlib.errors import FormatError, Problem
 
 
 def add_parser(subparsers: Any) -> None:
+    from pamlib.cli import file_name
+
     p = subparsers.add_parser("fhir", help="FHIR R4: print Questionnaires, check FHIR files")
     commands = p.add_subparsers(title="fhir commands", metavar="COMMAND")
 
@@ -20,13 +22,15 @@ def add_parser(subparsers: Any) -> None:
     )
     q.add_argument("--instrument", required=True, help="instrument id, e.g. PAM-13")
     q.add_argument("--language", default="en", help="language of the item text (default en)")
-    q.add_argument("--output", "-o", metavar="FILE", help="write to FILE instead of stdout")
+    q.add_argument(
+        "--output", "-o", type=file_name, metavar="FILE", help="write to FILE instead of stdout"
+    )
     q.set_defaults(func=run_questionnaire)
 
     c = commands.add_parser(
         "check", help="check FHIR JSON or NDJSON files with pamlib's own checks"
     )
-    c.add_argument("files", nargs="+", metavar="FILE")
+    c.add_argument("files", nargs="+", type=file_name, metavar="FILE")
     c.add_argument("--json", action="store_true", help="machine-readable output")
     c.set_defaults(func=run_check)
     p.set_defaults(func=lambda args: _help(p))

@@ -286,6 +286,8 @@ def _make_directory(folder: Path) -> list[Path]:
 
 
 def add_parser(subparsers: Any) -> None:
+    from pamlib.cli import file_name
+
     p = subparsers.add_parser(
         "new-plugin",
         help="scaffold a plugin package (scoring, rules or format) with tests",
@@ -299,6 +301,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--kind", required=True, choices=sorted(KINDS), help="what the plugin does")
     p.add_argument(
         "--output-dir",
+        type=file_name,
         default=".",
         metavar="DIR",
         help="where to create the NAME directory (default: the current directory)",

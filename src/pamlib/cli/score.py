@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 
 def add_parser(subparsers: Any) -> None:
+    from pamlib.cli import file_name
+
     p = subparsers.add_parser(
         "score",
         help="score a file of assessments (CSV export in; CSV, Parquet or JSON Lines out)",
@@ -32,25 +34,35 @@ def add_parser(subparsers: Any) -> None:
             "and none was scored: exit status 1."
         ),
     )
-    p.add_argument("input", metavar="INPUT", help="the file to score ('-' for standard input)")
+    p.add_argument(
+        "input", type=file_name, metavar="INPUT", help="the file to score ('-' for standard input)"
+    )
     p.add_argument(
         "--provider",
         metavar="NAME",
         help="scoring provider id (raw-sum, demo, rasch, or a vendor's); default: rasch when "
         "--calibration is given, else the one licensed provider installed for the instrument",
     )
-    p.add_argument("--calibration", metavar="FILE", help="calibration file for the provider")
+    p.add_argument(
+        "--calibration", type=file_name, metavar="FILE", help="calibration file for the provider"
+    )
     p.add_argument(
         "--mapping",
+        type=file_name,
         metavar="FILE",
         help="mapping file (TOML): a table's renamed columns, or a FHIR questionnaire's linkIds "
         "and answer codes; the file's tables say which",
     )
     p.add_argument(
-        "-o", "--output", metavar="OUTPUT", help="scored file (default: standard output)"
+        "-o",
+        "--output",
+        type=file_name,
+        metavar="OUTPUT",
+        help="scored file (default: standard output)",
     )
     p.add_argument(
         "--rejects",
+        type=file_name,
         metavar="FILE",
         help="rejects file (default: beside OUTPUT as NAME.rejects.csv, or INPUT-NAME.rejects.csv)",
     )
@@ -88,6 +100,7 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument(
         "--pseudonym-key",
+        type=file_name,
         metavar="FILE",
         help="a secret key file (32 bytes or more): add a keyed pseudonym of the NHS number "
         "(nhs_pseudonym column) that links a person's rows without the number",
@@ -123,6 +136,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument(
         "--rules",
         action="append",
+        type=file_name,
         default=[],
         metavar="FILE",
         help="a site's tailoring rules file (repeatable; implies --recommend)",
@@ -281,8 +295,8 @@ def _run(args: argparse.Namespace, guard: OutputGuard) -> int:
 
     if args.input != "-" and not Path(args.input).exists():  # a name mistyped, as for report
         raise UsageError(f"no such input file: {Path(args.input).name}")
-    if args.calibration and not Path(args.calibration).is_file():
-        raise UsageError(f"no calibration file {Path(args.calibration).name}")
+    if args.calibration:
+        _given_file(args.calibration, "calibration file")
     if args.output_format is not None:  # an option's value no format has: a usage error
         from pamlib.formats.base import OutputFormat
         from pamlib.plugins import get_host
@@ -302,8 +316,7 @@ def _run(args: argparse.Namespace, guard: OutputGuard) -> int:
     pseudonymiser = _pseudonymiser(args.pseudonym_key)
     recommend = args.recommend or bool(args.rules)
     for rules_file in args.rules:
-        if not Path(rules_file).is_file():
-            raise UsageError(f"no rules file {Path(rules_file).name}")
+        _given_file(rules_file, "rules file")
         guard.input(rules_file, "a rules file")
     progress = Progress(sys.stderr, enabled=False if args.no_progress else None)
     try:
@@ -333,6 +346,18 @@ def _run(args: argparse.Namespace, guard: OutputGuard) -> int:
         sys.stderr.write(f"pamlib: error: {zero}\n")
     print_summary(summary, sys.stderr)
     return 1 if strict_failure or zero is not None else 0
+
+
+def _given_file(path: str, what: str) -> None:
+    """Refuse a file option's value that names nothing, or a folder; anything else (a file, a
+    pipe such as ``<(…)``) is for its reader to read."""
+    from pamlib.cli import UsageError
+
+    given = Path(path)
+    if given.is_dir():
+        raise UsageError(f"the {what} {given.name} is a folder, not a file")
+    if not given.exists():
+        raise UsageError(f"no {what} {given.name}")
 
 
 def _pseudonymiser(path: str | None) -> Pseudonymiser | None:

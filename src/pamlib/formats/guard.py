@@ -12,7 +12,9 @@ One mechanism, used by every command and by :func:`pamlib.pipeline.score_file`:
   write; on any error or interrupt the temporary file is removed and the old file is untouched.
   A symlink is followed and the file it points to is replaced (the link survives). Character
   devices and named pipes (``/dev/null``, a FIFO) are written through directly; any other kind
-  of file is refused. Standard output stays a stream.
+  of file is refused. Standard output stays a stream, and so does a path that names an open
+  descriptor (``/dev/stdout``, ``/dev/fd/N``, ``/proc/self/fd/N``): ``-o /dev/stdout >> log``
+  appends, as ``-o -`` does, instead of replacing ``log``.
 * Hidden names beside an output (the temporary file, the lock) always fit the folder's limit on
   a name (``NAME_MAX``, 255 bytes on most file systems): where ``.NAME…`` would not, NAME is cut
   to a prefix plus a hash of the whole name. An output whose own name does not fit is refused
@@ -63,6 +65,42 @@ def _stat(path: _PathLike) -> os.stat_result | None:
     try:
         return Path(path).stat()
     except (OSError, ValueError):
+        return None
+
+
+#: Paths that name this process's standard streams.
+_STANDARD_STREAMS = {"/dev/stdin": 0, "/dev/stdout": 1, "/dev/stderr": 2}
+
+
+def _descriptor(path: _PathLike) -> int | None:
+    """The open descriptor a path names (``/dev/stdout``, ``/dev/fd/N``, ``/proc/self/fd/N``),
+    else ``None``. Linux reopens such a path as the file behind the descriptor: replacing or
+    truncating that file would undo what the shell set up (``>> log`` appends), so an output
+    there is written through a copy of the descriptor instead."""
+    if os.name != "posix":
+        return None
+    try:
+        text = os.path.normpath(os.fsdecode(path))
+    except (TypeError, ValueError):
+        return None
+    if text in _STANDARD_STREAMS:
+        return _STANDARD_STREAMS[text]
+    parts = text.split("/")
+    number = parts[-1]
+    if not (number.isascii() and number.isdigit()):
+        return None
+    owners = ("self", "thread-self", str(os.getpid()))
+    if parts[:-1] == ["", "dev", "fd"] or (
+        len(parts) == 5 and parts[:2] == ["", "proc"] and parts[2] in owners and parts[3] == "fd"
+    ):
+        return int(number)
+    return None
+
+
+def _fstat(fd: int) -> os.stat_result | None:
+    try:
+        return os.fstat(fd)
+    except OSError:
         return None
 
 
@@ -122,9 +160,9 @@ def _check_name(real: _PathLike, given: _PathLike, label: str) -> None:
 
 
 def writes_through(path: _PathLike) -> bool:
-    """Whether ``path`` (links followed) is a character device or named pipe, which an output
-    writes through: nothing is made beside it."""
-    return _passes_through(_stat(path))
+    """Whether ``path`` (links followed) is a character device or named pipe, or names an open
+    descriptor, which an output writes through: nothing is made beside it."""
+    return _descriptor(path) is not None or _passes_through(_stat(path))
 
 
 class _File:
@@ -133,9 +171,14 @@ class _File:
     def __init__(self, path: _PathLike, label: str) -> None:
         self.path = path
         self.label = label
+        #: The descriptor the path names (``/dev/fd/3``): the file is the one open there.
+        self.descriptor = _descriptor(path)
+        if self.descriptor is not None:
+            self.real, self.stat = f"<fd {self.descriptor}>", _fstat(self.descriptor)
+            return
         self.real = os.path.realpath(path)
         self.stat = _stat(self.real)
-        if self.stat is None and _passes_through(_stat(path)):  # /dev/stdout, a pipe
+        if self.stat is None and _passes_through(_stat(path)):  # a pipe reached by a link
             self.real, self.stat = os.fspath(path), _stat(path)
 
     @classmethod
@@ -150,6 +193,7 @@ class _File:
             return None
         found = cls.__new__(cls)
         found.path, found.label, found.real, found.stat = name, label, f"<{name}>", st
+        found.descriptor = None
         return found
 
     def same_as(self, other: _File) -> bool:
@@ -182,6 +226,11 @@ class AtomicTarget:
             self.stream: IO[bytes] = target
             return
         self.final = Path(target)
+        descriptor = _descriptor(target)
+        if descriptor is not None:
+            self._owned = True
+            self.stream = _through_descriptor(descriptor, target)
+            return
         real = Path(os.path.realpath(target))
         st = _stat(real)
         if st is None and _passes_through(_stat(target)):
@@ -192,7 +241,7 @@ class AtomicTarget:
             raise _refuse("cannot write an output", target, "directory", "this is a directory")
         self._owned = True
         if _passes_through(st):
-            self.stream = real.open("wb")  # /dev/null, a FIFO: write through
+            self.stream = _named(_NamedFile(real, "wb"), target)  # /dev/null, a FIFO
             return
         if st is not None and not stat.S_ISREG(st.st_mode):
             raise _refuse(
@@ -226,7 +275,7 @@ class AtomicTarget:
                 raise type(exc)(exc.errno, exc.strerror, str(real)) from None
             self._tmp = tmp
             try:
-                return _open_file(fd)
+                return _open_file(fd, self.final or real)
             except BaseException:
                 os.close(fd)
                 tmp.unlink(missing_ok=True)
@@ -266,7 +315,10 @@ class AtomicTarget:
             return
         try:
             self.stream.flush()
-            os.fsync(self.stream.fileno())
+            try:
+                os.fsync(self.stream.fileno())
+            except OSError as exc:  # EIO, ENOSPC on a network disk: said with the file's name
+                raise _with_name(exc, self.final or "") from None
             self.stream.close()
         except BaseException:
             self.discard()
@@ -310,7 +362,51 @@ _O_BINARY = getattr(os, "O_BINARY", 0)
 _WRITEBACK_STEP = 16 << 20
 
 
-class _Writeback(io.FileIO):
+def _with_name(exc: OSError, name: _PathLike) -> OSError:
+    """``exc`` with the file's name, where the system gave none (a write that failed); a
+    :class:`BlockingIOError` as it is (its count of bytes written is what a buffer needs)."""
+    if exc.filename is not None or not os.fspath(name) or isinstance(exc, BlockingIOError):
+        return exc
+    return type(exc)(exc.errno, exc.strerror, os.fspath(name))
+
+
+class _NamedFile(io.FileIO):
+    """A file whose failed writes name it (``no space left on the device: scored.csv``):
+    the system's error on a write names no file, and a run writes several."""
+
+    label: str | os.PathLike[str] = ""
+
+    def write(self, data: Any, /) -> int:
+        try:
+            return super().write(data)
+        except OSError as exc:
+            raise _with_name(exc, self.label) from None
+
+
+def _named(raw: _NamedFile, label: _PathLike) -> IO[bytes]:
+    """``raw`` buffered, its writes' errors naming ``label``."""
+    raw.label = label
+    return io.BufferedWriter(raw)
+
+
+def _through_descriptor(descriptor: int, given: _PathLike) -> IO[bytes]:
+    """A stream writing to a copy of ``descriptor`` (``/dev/fd/N`` given): its offset and
+    append mode are the shell's, and closing the stream leaves the descriptor open."""
+    import fcntl
+
+    try:
+        flags = fcntl.fcntl(descriptor, fcntl.F_GETFL)
+        st = os.fstat(descriptor)
+    except OSError as exc:
+        raise type(exc)(exc.errno, exc.strerror, os.fspath(given)) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise _refuse("cannot write an output", given, "directory", "this is a directory")
+    if flags & os.O_ACCMODE == os.O_RDONLY:
+        raise OSError(errno.EBADF, "open for reading only", os.fspath(given))
+    return _named(_NamedFile(os.dup(descriptor), "wb", closefd=True), given)
+
+
+class _Writeback(_NamedFile):
     """A file that asks the system to start writing each ``_WRITEBACK_STEP`` bytes to disk
     as soon as they are written (``posix_fadvise(POSIX_FADV_DONTNEED)``, which on Linux starts
     writeback of dirty pages and leaves them cached).
@@ -339,12 +435,12 @@ class _Writeback(io.FileIO):
         return n
 
 
-def _open_file(fd: int) -> IO[bytes]:
-    """``fd``, just created, as a buffered binary file: one that starts writeback as it goes
-    where the system can be asked to."""
+def _open_file(fd: int, label: _PathLike) -> IO[bytes]:
+    """``fd``, just created, as a buffered binary file whose failed writes name ``label``: one
+    that starts writeback as it goes where the system can be asked to."""
     if not hasattr(os, "posix_fadvise"):  # pragma: no cover - macOS, Windows
-        return os.fdopen(fd, "wb")
-    return io.BufferedWriter(_Writeback(fd, "wb", closefd=True))
+        return _named(_NamedFile(fd, "wb", closefd=True), label)
+    return _named(_Writeback(fd, "wb", closefd=True), label)
 
 
 def _sync_directory(folder: Path) -> None:
@@ -491,6 +587,11 @@ class OutputGuard:
         for other in (*self._inputs, *self._outputs):
             if new.same_as(other):
                 raise _clash(new, other)
+        if new.descriptor is not None:  # written through the descriptor: nothing made beside
+            if new.stat is None:
+                raise OSError(errno.EBADF, os.strerror(errno.EBADF), os.fspath(path))
+            self._outputs.append(new)
+            return
         if new.stat is None:
             _check_name(new.real, path, label)
         if new.real not in self._locks:
