@@ -14,6 +14,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 import attrs
 import numpy as np
@@ -102,6 +103,25 @@ def round_half_away(value: float, decimals: int = 1) -> float:
     return math.copysign((whole + up) / factor, x)
 
 
+#: The most decimals a cut-point set may band at: finer than any reported score needs, and
+#: within what a float holds exactly enough on a 0–100 scale.
+_MAX_DECIMALS = 6
+
+
+def _as_tuple(value: Any) -> Any:
+    """Upper bounds given as a list are a tuple (a frozen set stays hashable); anything else
+    is left for the checks to refuse."""
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _is_whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _finite_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 @attrs.frozen
 class CutpointSet:
     """Upper bounds (inclusive) of levels 1–3 on the rounded score; above the last is level 4.
@@ -112,18 +132,32 @@ class CutpointSet:
     """
 
     id: str
-    upper_bounds: tuple[float, float, float]
+    upper_bounds: tuple[float, float, float] = attrs.field(converter=_as_tuple)
     #: The precision of the cut points, and so of every score banded by them.
     decimals: int = 1
     source: str = ""
 
     def __attrs_post_init__(self) -> None:
-        b = self.upper_bounds
-        if len(b) != 3 or not (b[0] < b[1] < b[2]):
-            raise ValidationError(
-                "invalid cut-point set",
-                [Problem(self.id, "cutpoints", "needs three strictly increasing upper bounds")],
-            )
+        """Refuse a set that would band some scores wrongly or not at all: every problem at
+        once, each at its field. A plugin registers sets, so nothing about one is assumed."""
+        b, d = self.upper_bounds, self.decimals
+        where = str(self.id)
+        problems = []
+        numbers = isinstance(b, tuple) and len(b) == 3 and all(_finite_number(x) for x in b)
+        if not numbers or not (b[0] < b[1] < b[2]):
+            message = "needs three strictly increasing upper bounds (finite numbers)"
+            problems.append(Problem(where, "cutpoints", message))
+        elif (
+            _is_whole(d) and 0 <= d <= _MAX_DECIMALS and any(round_half_away(x, d) != x for x in b)
+        ):
+            # 47.05 at one decimal: no reported score equals it, and range_of would be wrong
+            message = f"cut points are given to the set's precision, {d} decimal place(s)"
+            problems.append(Problem(where, "cutpoints", message))
+        if not _is_whole(d) or not 0 <= d <= _MAX_DECIMALS:
+            message = f"decimals must be a whole number from 0 to {_MAX_DECIMALS}"
+            problems.append(Problem(f"{where}: decimals", "decimals", message))
+        if problems:
+            raise ValidationError("invalid cut-point set", problems)
 
     def level(self, score: float) -> ActivationLevel:
         """The level of one 0–100 score (rounded here first, so raw floats are safe); the
@@ -170,6 +204,16 @@ class CutpointRegistry:
     _by_id: dict[str, CutpointSet] = attrs.field(factory=dict, alias="by_id")
 
     def register(self, cutpoints: CutpointSet) -> None:
+        """Add a set for banding PAM scores: it must band the 0–100 scale, its first bound
+        from 0 and its last below 100, so that every level has scores (a set past 100 would
+        silently never give level 4). A set that is already registered differently is a
+        :class:`~pamlib.errors.ConfigurationError`."""
+        low, _, high = cutpoints.upper_bounds
+        if not (low >= 0 and high < 100):
+            message = "upper bounds lie from 0 to below 100, so every level has scores"
+            raise ValidationError(
+                "invalid cut-point set", [Problem(str(cutpoints.id), "cutpoints", message)]
+            )
         existing = self._by_id.get(cutpoints.id)
         if existing is not None and existing != cutpoints:
             raise ConfigurationError(f"cut-point set {cutpoints.id!r} is already registered")

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from pamlib.errors import PamlibError, Problem, ValidationError
 
 if TYPE_CHECKING:
+    from pamlib.levels import CutpointSet
     from pamlib.tailoring.context import Context
     from pamlib.tailoring.engine import Engine
 
@@ -202,12 +203,8 @@ def _context_from_options(args: argparse.Namespace) -> Context:
     cutpoints = None
     if args.score is not None or args.previous_score is not None:
         cutpoints = get_host().cutpoint_sets().get(args.cutpoint_set)
-    level = args.level
-    if level is None and args.score is not None and cutpoints is not None:
-        level = int(cutpoints.level(args.score))
-    previous_level = args.previous_level
-    if previous_level is None and args.previous_score is not None and cutpoints is not None:
-        previous_level = int(cutpoints.level(args.previous_score))
+    level = _level_of(args.level, args.score, "", cutpoints)
+    previous_level = _level_of(args.previous_level, args.previous_score, "previous-", cutpoints)
     return Context(
         assessment_id="(given on the command line)",
         scored=scored,
@@ -226,9 +223,27 @@ def _context_from_options(args: argparse.Namespace) -> Context:
     )
 
 
+def _level_of(
+    level: int | None, score: float | None, prefix: str, cutpoints: CutpointSet | None
+) -> int | None:
+    """The level given, else the band of the score given; a level the score contradicts is
+    a usage error: no real assessment has one, and explaining it would show the pathways of
+    another level."""
+    if score is None or cutpoints is None:
+        return level
+    banded = int(cutpoints.level(score))
+    if level is not None and level != banded:
+        raise _usage_error(
+            f"--{prefix}level {level} is not the level of --{prefix}score {score:g} under the "
+            f"cut points {cutpoints.id!r} (level {banded}); leave --{prefix}level out"
+        )
+    return banded
+
+
 def _context_from_table(path: str, assessment_id: str) -> Context:
     """The context of one row of a scored table, read and linked as tailoring reads the whole
     table (:class:`~pamlib.tables.scored.ScoredTable`: one patient key, every check)."""
+    from pamlib.plugins import get_host
     from pamlib.tables.scored import ScoredTable
     from pamlib.tailoring.columns import ContextColumns
 
@@ -240,7 +255,10 @@ def _context_from_table(path: str, assessment_id: str) -> Context:
             "nothing to explain",
             [Problem(Path(path).name, "not-found", "no row has this assessment_id")],
         )
-    return ContextColumns.from_scored(table).context(matches[0])
+    columns = ContextColumns.from_scored(
+        table, cutpoints=get_host().cutpoint_sets(), source=Path(path).name
+    )
+    return columns.context(matches[0])
 
 
 def _engine(files: Sequence[str]) -> Engine:

@@ -469,7 +469,7 @@ def _bound(low: float, high: float) -> Callable[[object, Any], float]:
             or not low <= value <= high
         ):
             _refuse("number", f"must be a number from {low:g} to {high:g}")
-        return float(value)
+        return float(value) + 0.0  # -0.0 is 0: the same bound, and shown as "0", not "-0"
 
     return hook
 

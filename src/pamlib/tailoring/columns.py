@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from pamlib.instruments import Instrument
+    from pamlib.levels import CutpointSet
     from pamlib.scoring.provider import BatchScores
     from pamlib.tables.scored import ScoredTable
 
@@ -583,12 +584,17 @@ class ContextColumns:
 
     @classmethod
     def from_rows(
-        cls, rows: Sequence[Mapping[str, str]], *, source: str = "rows"
+        cls,
+        rows: Sequence[Mapping[str, str]],
+        *,
+        source: str = "rows",
+        cutpoints: Iterable[CutpointSet] | None = None,
     ) -> ContextColumns:
         """Columns from the rows of a scored table (dictionaries of strings, as from
-        :class:`csv.DictReader`), through :meth:`from_scored`; ``source`` names the rows in
-        problems (``rows: row 3``)."""
-        return cls.from_scored(_table_of_rows(rows, source=source))
+        :class:`csv.DictReader`), through :meth:`from_scored` (``cutpoints`` as there);
+        ``source`` names the rows in problems (``rows: row 3``)."""
+        table = _table_of_rows(rows, source=source)
+        return cls.from_scored(table, source=source, cutpoints=cutpoints)
 
     @classmethod
     def from_row(
@@ -625,9 +631,10 @@ class ContextColumns:
             )
         current, *before = tables
         if not before:
-            return cls.from_scored(current)
+            return cls.from_scored(current, source=where)
         _check_previous(current, before[0], f"{where} (previous)")
-        return cls.from_scored(current).after(cls.from_scored(before[0]))
+        previous_columns = cls.from_scored(before[0], source=f"{where} (previous)")
+        return cls.from_scored(current, source=where).after(previous_columns)
 
     def after(self, before: ContextColumns) -> ContextColumns:
         """These rows with ``before``'s rows (row for row) as their previous assessments, where
@@ -652,16 +659,31 @@ class ContextColumns:
         n: int | None = None,
         *,
         source: str = "rows",
+        cutpoints: Iterable[CutpointSet] | None = None,
     ) -> ContextColumns:
         """:meth:`from_rows` for a table held as columns of text (lists or string arrays, equal
         lengths; ``None`` or ``""`` where empty) — what a columnar reader has in hand."""
-        return cls.from_scored(_table_of_columns(table, n, source=source))
+        scored = _table_of_columns(table, n, source=source)
+        return cls.from_scored(scored, source=source, cutpoints=cutpoints)
 
     @classmethod
-    def from_scored(cls, table: ScoredTable) -> ContextColumns:
+    def from_scored(
+        cls,
+        table: ScoredTable,
+        *,
+        cutpoints: Iterable[CutpointSet] | None = None,
+        source: str = "scored table",
+    ) -> ContextColumns:
         """Columns from a checked :class:`~pamlib.tables.scored.ScoredTable`, from its typed
         columns, each row linked to its patient's previous row (see
         :mod:`pamlib.tailoring.rows`) by :meth:`~pamlib.tables.scored.ScoredTable.patient_keys`.
+
+        With ``cutpoints`` given (what :func:`~pamlib.tailoring.tailor` and ``pamlib score
+        --recommend`` give: every registered set), a scored row with a score and one of those
+        sets named must have the level of that score at that set, as a scoring provider's
+        result must: otherwise a :class:`~pamlib.errors.ValidationError` lists the rows
+        (``source: row N``, never a value). A table is data from anywhere, and tailoring a
+        level its own score contradicts would choose the wrong pathway.
 
         No Python object is made per row: text columns are read as :class:`TextCodes`
         (Arrow hashes each column), patients are linked by numbered keys
@@ -677,8 +699,10 @@ class ContextColumns:
 
         scored = _is_scored(table)
         score = np.asarray(pc.fill_null(table.column("score"), np.nan).to_numpy(), np.float64)
-        score = np.where(scored, round_half_away_array(score, 1), np.nan)
         level = np.asarray(pc.fill_null(table.column("level"), 0).to_numpy(), dtype=np.int8)
+        sets = text("cutpoint_set")  # each row's set, by name
+        _check_levels(scored, score, level, sets, cutpoints=cutpoints, source=source)
+        score = np.where(scored, round_half_away_array(score, 1), np.nan)
         level = np.where(scored, level, 0).astype(np.int8)
         days = table.column("assessed_on").to_numpy()
         assessed_on = np.asarray(days, dtype="datetime64[D]").reshape(n)
@@ -695,7 +719,6 @@ class ContextColumns:
         linked = safe >= 0
         np.maximum(safe, 0, out=safe)  # where unlinked, any row: its values are not used
         prev_ok = linked & scored[safe]
-        cutpoints = text("cutpoint_set")
         attributes = {
             name: text(name)
             for name in table.column_names
@@ -710,7 +733,7 @@ class ContextColumns:
             level=level,
             previous_score=np.where(prev_ok, score[safe], np.nan),
             previous_level=_previous_levels(
-                level, cutpoints, np.where(prev_ok, level[safe], 0), cutpoints.take(safe)
+                level, sets, np.where(prev_ok, level[safe], 0), sets.take(safe)
             ),
             assessed_on=assessed_on,
             instrument=text("instrument"),
@@ -718,7 +741,7 @@ class ContextColumns:
             language=text("language"),
             flags=flags,
             attributes={k: v for k, v in attributes.items() if _any_text(v)},
-            cutpoint_set=cutpoints,
+            cutpoint_set=sets,
             not_scored_reason=_not_scored_reasons(scored, text("reason"), text("reason_code")),
         )
 
@@ -779,6 +802,46 @@ class ContextColumns:
             cutpoint_set=cutpoints,
             not_scored_reason=reason,
         )
+
+
+#: Rows listed when levels disagree with their scores (the rest are counted).
+_LEVELS_LISTED = 20
+
+
+def _check_levels(
+    scored: Bools,
+    score: npt.NDArray[np.float64],
+    level: npt.NDArray[np.int8],
+    set_of: TextCodes,
+    *,
+    cutpoints: Iterable[CutpointSet] | None,
+    source: str,
+) -> None:
+    """Refuse rows whose level is not their score's at their cut-point set (see
+    :meth:`ContextColumns.from_scored`): checked once per set a table names, over its rows."""
+    if cutpoints is None:
+        return
+    known = {c.id: c for c in cutpoints}
+    bad = np.zeros(len(scored), dtype=np.bool_)
+    for code, name in enumerate(set_of.values.tolist()):
+        cut = known.get(name)
+        if cut is None:  # no set, or one not registered here: nothing to check against
+            continue
+        rows = np.flatnonzero((set_of.codes == code) & scored & ~np.isnan(score))
+        bad[rows] = cut.levels(score[rows]) != level[rows]
+    if not bad.any():
+        return
+    found = np.flatnonzero(bad)
+    message = "the level is not the level of the score at the row's cut-point set"
+    problems = [
+        Problem(f"{source}: row {i + 1}", "level-mismatch", message)
+        for i in found[:_LEVELS_LISTED].tolist()
+    ]
+    more = len(found) - len(problems)
+    summary = f"{source}: {len(found):,} row(s) whose level contradicts their score" + (
+        f" ({more:,} more not listed)" if more else ""
+    )
+    raise ValidationError(summary, problems)
 
 
 def _is_scored(table: ScoredTable) -> Bools:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Literal
 
 import attrs
 
+from pamlib.errors import Problem, ValidationError
 from pamlib.levels import ActivationLevel, round_half_away
 from pamlib.results import SCORED_TABLE_COLUMNS
 
@@ -117,11 +118,22 @@ def reported(score: float | None) -> float | None:
 
 
 def _attributes(attributes: Mapping[str, str]) -> Mapping[str, str]:
-    return MappingProxyType({str(k): str(v) for k, v in attributes.items()})
+    """Values stripped and blank ones left out, as a scored table's cells are read: a Python
+    rule sees the same attributes whether the assessment came as objects or as a row."""
+    given = ((str(k), str(v).strip()) for k, v in attributes.items())
+    return MappingProxyType({k: v for k, v in given if v})
 
 
 def _flagset(flags: Iterable[str]) -> frozenset[str]:
-    return frozenset(str(f) for f in flags)
+    """Flags as a table's ``flags`` cell is read: casefolded, split, blanks left out."""
+    return frozenset(
+        f for given in flags for f in _FLAG_SPLIT.split(str(given).strip().casefold()) if f
+    )
+
+
+def _stripped(value: str | None) -> str | None:
+    """A text fact as a table's cell is read: stripped, ``None`` when blank."""
+    return None if value is None else (str(value).strip() or None)
 
 
 def _level(value: ActivationLevel | int | None) -> ActivationLevel | None:
@@ -135,6 +147,12 @@ class Context:
     ``flags`` holds every validity and provenance flag as text, ``demo`` included when the
     result came from a synthetic calibration. ``attributes`` are what the integrator supplied
     (condition, interpreter, accessibility needs, age band …).
+
+    Facts are held as a scored table's row is read, so a Python rule sees the same context
+    from objects and from a row: texts stripped (blank is ``None``), attribute values stripped
+    (blank ones left out), flags casefolded. A context that contradicts itself — not scored
+    yet with a score or a level, a score outside 0–100 — is a
+    :class:`~pamlib.errors.ValidationError` naming the field, never its value.
 
     The repr never shows the assessment id, an attribute's value (a pass-through column may
     hold a name or a date of birth) or the not-scored reason's text: attribute *names* only.
@@ -152,14 +170,29 @@ class Context:
     previous_score: float | None = attrs.field(default=None, converter=reported)
     previous_level: ActivationLevel | None = attrs.field(default=None, converter=_level)
     assessed_on: dt.date | None = None
-    instrument: str | None = None
-    site: str | None = None
-    language: str | None = None
+    instrument: str | None = attrs.field(default=None, converter=_stripped)
+    site: str | None = attrs.field(default=None, converter=_stripped)
+    language: str | None = attrs.field(default=None, converter=_stripped)
     flags: frozenset[str] = attrs.field(factory=frozenset, converter=_flagset)
     attributes: Mapping[str, str] = attrs.field(factory=dict, converter=_attributes)
-    cutpoint_set: str | None = None
+    cutpoint_set: str | None = attrs.field(default=None, converter=_stripped)
     #: Why the assessment was not scored, in words (for "no pathway" explanations).
-    not_scored_reason: str | None = None
+    not_scored_reason: str | None = attrs.field(default=None, converter=_stripped)
+
+    def __attrs_post_init__(self) -> None:
+        # A contradiction here would be tailored as if it were true: an unscored assessment
+        # given a level, or a score no 0–100 scale holds, would choose a pathway.
+        problems = []
+        if not self.scored and (self.score is not None or self.level is not None):
+            message = "an assessment that was not scored has no score or level"
+            problems.append(Problem("context: scored", "not-scored", message))
+        for name in ("score", "previous_score"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value <= 100.0:
+                message = "a score is a number from 0 to 100 (as reported, one decimal)"
+                problems.append(Problem(f"context: {name}", "bad-score", message))
+        if problems:
+            raise ValidationError("not a context tailoring can use", problems)
 
     def __repr__(self) -> str:
         level = None if self.level is None else int(self.level)

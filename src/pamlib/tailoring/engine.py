@@ -276,17 +276,17 @@ class Engine:
         if result is None:
             return None
         actions = check_actions(rule.id, result)
-        for action in actions:
+        for i, action in enumerate(actions):
             pathway = getattr(action, "pathway", None)
             is_wildcard = isinstance(action, Suppress) and pathway == ANY_PATHWAY
             if pathway is not None and not is_wildcard and pathway not in self.pathways:
+                # Not the id itself: a Python rule's pathway may be made from the context (an
+                # attribute's value, an identifier), and errors never quote a person's data.
+                known = ", ".join(sorted(self.pathways)) or "none"
+                message = f"names a pathway that is not in the catalogue; known: {known}"
                 raise RuleError(
                     "a tailoring rule named an unknown pathway",
-                    [
-                        Problem(
-                            f"rule {rule.id!r}", "unknown-pathway", _unknown(pathway, self.pathways)
-                        )
-                    ],
+                    [Problem(f"rule {rule.id!r}: result[{i}].pathway", "unknown-pathway", message)],
                 )
         return actions
 

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from pamlib.instruments import Instrument
+    from pamlib.levels import CutpointSet
     from pamlib.plugins import PluginHost
     from pamlib.scoring.provider import BatchScores
     from pamlib.tables.scored import ScoredTable
@@ -93,8 +94,9 @@ def contexts_from_rows(rows: Sequence[Mapping[str, str]]) -> list[Context]:
 
 
 def recommend_rows(rows: Sequence[Mapping[str, str]], engine: Engine) -> list[TailoringOutcome]:
-    """The tailoring outcome of every row of a scored table, in table order."""
-    return engine.evaluate_columns(ContextColumns.from_rows(rows))
+    """The tailoring outcome of every row of a scored table, in table order; levels checked
+    against their scores as :func:`tailor` checks them."""
+    return engine.evaluate_columns(ContextColumns.from_rows(rows, cutpoints=_cutpoint_sets(None)))
 
 
 def recommendation_columns(outcomes: Iterable[TailoringOutcome]) -> dict[str, list[str]]:
@@ -142,6 +144,14 @@ def _rule_files(
         if not isinstance(item, str | os.PathLike):
             raise ConfigurationError(f"a rule file is a path, not a {type(item).__name__}")
     return files
+
+
+def _cutpoint_sets(host: PluginHost | None) -> Iterable[CutpointSet]:
+    """The cut-point sets a table's levels are checked against: every set the plugins
+    register (pamlib's own among them), as scoring checks a provider's levels."""
+    from pamlib.plugins import get_host
+
+    return (host or get_host()).cutpoint_sets()
 
 
 def no_pathway_summary_of(table: ScoredTable) -> list[str]:
@@ -199,19 +209,22 @@ def apply_recommendations(
 
     ``table_rows`` is a :class:`~pamlib.tables.scored.ScoredTable`, a list of rows
     (dictionaries of strings, as from :class:`csv.DictReader`) or the table as columns (a
-    mapping of column name to strings); rows and columns are checked as a ScoredTable first.
+    mapping of column name to strings); rows and columns are checked as a ScoredTable first,
+    and each row's level against its score at its cut-point set (every set the plugins
+    register): a level its score contradicts is a :class:`~pamlib.errors.ValidationError`.
     ``rules`` is a ready :class:`Engine`, or site rule files to add to every plugin's rules
     (pamlib's defaults among them). What ``pamlib score --recommend --rules FILE`` appends.
     """
     from pamlib.tables.scored import ScoredTable
 
     engine = rules if isinstance(rules, Engine) else build_engine(_rule_files(rules), host=host)
+    sets = _cutpoint_sets(host)
     if isinstance(table_rows, ScoredTable):
-        columns = ContextColumns.from_scored(table_rows)
+        columns = ContextColumns.from_scored(table_rows, cutpoints=sets)
     elif isinstance(table_rows, Mapping):
-        columns = ContextColumns.from_columns(table_rows)
+        columns = ContextColumns.from_columns(table_rows, cutpoints=sets)
     else:
-        columns = ContextColumns.from_rows(table_rows)
+        columns = ContextColumns.from_rows(table_rows, cutpoints=sets)
     return engine.table_columns(columns)
 
 
@@ -231,7 +244,8 @@ def tailor(
     included, for :func:`~pamlib.reporting.build_report` or a writer. ``scored`` may also be
     anything :meth:`ScoredTable.from_arrow <pamlib.tables.scored.ScoredTable.from_arrow>` reads
     (a pyarrow Table, a DataFrame), checked as it checks them; one rule file may be given as
-    its path alone.
+    its path alone. A row whose level is not the level of its score at its cut-point set (one
+    the plugins register) is a :class:`~pamlib.errors.ValidationError` listing such rows.
     """
     return Tailoring.of(scored, rules, host=host).table()
 
@@ -278,7 +292,7 @@ class Tailoring:
             scored = ScoredTable.from_arrow(scored)
         engine = rules if isinstance(rules, Engine) else build_engine(_rule_files(rules), host=host)
         (pathways, rule_ids, reasons), inverse, due = engine._group_columns(
-            ContextColumns.from_scored(scored)
+            ContextColumns.from_scored(scored, cutpoints=_cutpoint_sets(host))
         )
         if len(scored) >= _RELEASE_ROWS:
             # The contexts are gone: their memory goes back to the system before the
