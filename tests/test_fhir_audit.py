@@ -391,7 +391,8 @@ def bundles(
             entries.append({"resource": inner})
             records += [(f".entry[{i}].resource{p}", w) for p, w in inner_records]
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
-    if len(entries) == 1 and draw(st.booleans()):  # one entry, not in an array
+    # one entry, not in an array (not a list itself: that would be read as the array)
+    if len(entries) == 1 and not isinstance(entries[0], list) and draw(st.booleans()):
         bundle["entry"] = entries[0]
         records = [(p.replace(".entry[0]", ".entry", 1), w) for p, w in records]
     elif len(entries) > 0 or draw(st.booleans()):

@@ -86,10 +86,12 @@ _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}\Z")
 _NAME = re.compile(r"[A-Z][A-Za-z0-9_]{0,254}\Z")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _YEAR = r"\d{4}"
-_DATE = re.compile(rf"{_YEAR}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?)?\Z")
+# ASCII: \d would also take other scripts' digits, which FHIR's patterns do not
+_DATE = re.compile(rf"{_YEAR}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?)?\Z", re.ASCII)
 _DATETIME = re.compile(
     rf"{_YEAR}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01])"
-    r"(T([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(\.\d+)?(Z|[+-]((0\d|1[0-3]):[0-5]\d|14:00)))?)?)?\Z"
+    r"(T([01]\d|2[0-3]):[0-5]\d:([0-5]\d|60)(\.\d+)?(Z|[+-]((0\d|1[0-3]):[0-5]\d|14:00)))?)?)?\Z",
+    re.ASCII,
 )
 _VALUE = re.compile(r"value[A-Z]")
 

@@ -183,14 +183,39 @@ def patient_key(reference: str) -> str | None:
     return None
 
 
-class _PatientIndex:
-    """Patients of one input by every reference that may point at them."""
+#: (resource, where it is, the ``Patient/{id}`` it stands for) of a Patient in the input.
+_Located = tuple[Mapping[str, Any], str, str | None]
+_Identity = tuple[str | None, str | None, list[Problem]]
 
-    def __init__(self, patient_id_system: str) -> None:
+#: The problem of a reference that more than one different Patient answers to. Located by the
+#: response (at its ``subject.reference``); the id is not quoted, as it may be an NHS number.
+AMBIGUOUS = Problem(
+    "",
+    "ambiguous-reference",
+    "more than one different Patient in the input has this reference",
+)
+
+
+class _PatientIndex:
+    """Patients of one input, or of one Bundle in it, by every reference that may point at them.
+
+    A reference resolves in its own Bundle first, then in the Bundles around it (FHIR resolves
+    a reference inside a Bundle against that Bundle's entries). Where one scope holds two
+    Patients under one reference that would give different patients, the reference is
+    ambiguous: the response citing it is rejected rather than given to either. Two copies of
+    one Patient (the same identifiers) are one patient.
+    """
+
+    def __init__(self, patient_id_system: str, parent: _PatientIndex | None = None) -> None:
         self.patient_id_system = patient_id_system
-        self._where: dict[str, tuple[Mapping[str, Any], str, str | None]] = {}
-        self._cache: dict[str, tuple[str | None, str | None, list[Problem]]] = {}
-        self._parent: _PatientIndex | None = None
+        # One Patient per key, or several that give different patients (ambiguous).
+        self._where: dict[str, list[_Located]] = {}
+        self._cache: dict[str, tuple[str, _Identity]] = {}
+        self._parent = parent
+        #: The key of this index that resolved the last reference (see :meth:`forget`).
+        self.last: str | None = None
+        #: Keys that became ambiguous, in order, for a reader that already used them.
+        self.conflicts: list[str] = []
 
     def add(self, resource: Mapping[str, Any], path: str, full_url: object = None) -> None:
         rid = resource.get("id")
@@ -202,32 +227,81 @@ class _PatientIndex:
         if from_url is not None:
             keys.append(from_url)
         own = f"Patient/{rid}" if isinstance(rid, str) else from_url
-        for key in keys:
-            self._where.setdefault(str(key), (resource, path, own))
+        located = (resource, path, own)
+        for key in dict.fromkeys(str(k) for k in keys):
+            self._put(key, located)
+
+    def _put(self, key: str, located: _Located) -> None:
+        found = self._where.get(key)
+        if found is None:
+            self._where[key] = [located]
+            return
+        if len(found) > 1:
+            return  # ambiguous already
+        first = found[0]
+        if first[0] is located[0] or (first[0] == located[0] and first[2] == located[2]):
+            return  # the same Patient again (a Bundle per response repeats it)
+        if self._same_patient(first, located):
+            return
+        found.append(located)
+        self._cache.clear()
+        self.conflicts.append(key)
+
+    def _identity(self, located: _Located) -> _Identity:
+        resource, path, own = located
+        return patient_identity(
+            resource, path, patient_id_system=self.patient_id_system, reference=own
+        )
+
+    def _same_patient(self, a: _Located, b: _Located) -> bool:
+        """Whether two Patients give the same patient, with the same problems if any."""
+        pid_a, nhs_a, problems_a = self._identity(a)
+        pid_b, nhs_b, problems_b = self._identity(b)
+        return (pid_a, nhs_a) == (pid_b, nhs_b) and [(p.code, p.message) for p in problems_a] == [
+            (p.code, p.message) for p in problems_b
+        ]
 
     def child(self) -> _PatientIndex:
         """An index for one Bundle that falls back to this one."""
-        child = _PatientIndex(self.patient_id_system)
-        child._parent = self
-        return child
+        return _PatientIndex(self.patient_id_system, self)
 
-    def resolve(self, reference: str) -> tuple[str | None, str | None, list[Problem]] | None:
-        found = self._cache.get(reference)
-        if found is not None:
-            return found
-        located = self._where.get(reference)
+    def shared(self) -> _PatientIndex:
+        """An index for one Bundle that falls back to this one and also adds its Patients to
+        it: in a JSON document, a Patient of one Bundle is found from anywhere else."""
+        return _SharedIndex(self.patient_id_system, self)
+
+    def forget(self) -> None:
+        """Clear :attr:`last` here and in every index this one falls back to."""
+        index: _PatientIndex | None = self
+        while index is not None:
+            index.last = None
+            index = index._parent
+
+    def resolve(self, reference: str) -> _Identity | None:
+        cached = self._cache.get(reference)
+        if cached is not None:
+            self.last = cached[0]
+            return cached[1]
+        key = reference
+        located = self._where.get(key)
         if located is None:
-            key = patient_key(reference)
-            if key is not None:
-                located = self._where.get(key)
+            key = patient_key(reference) or ""
+            located = self._where.get(key)
         if located is None:
             return self._parent.resolve(reference) if self._parent is not None else None
-        resource, path, own = located
-        found = patient_identity(
-            resource, path, patient_id_system=self.patient_id_system, reference=own
-        )
-        self._cache[reference] = found
+        found = self._identity(located[0]) if len(located) == 1 else (None, None, [AMBIGUOUS])
+        self._cache[reference] = (key, found)
+        self.last = key
         return found
+
+
+class _SharedIndex(_PatientIndex):
+    """A Bundle's index whose Patients are also its parent's (see :meth:`_PatientIndex.shared`)."""
+
+    def add(self, resource: Mapping[str, Any], path: str, full_url: object = None) -> None:
+        super().add(resource, path, full_url)
+        assert self._parent is not None  # noqa: S101 - made by shared()
+        self._parent.add(resource, path, full_url)
 
 
 class FhirReader:
@@ -248,8 +322,12 @@ class FhirReader:
         chunk_rows: int = 65_536,
         patient_id_system: str = PATIENT_ID_SYSTEM,
         assessment_id_system: str = ASSESSMENT_ID_SYSTEM,
+        encoding: str | None = None,
     ) -> None:
         self.strict = strict
+        #: The encoding files were said to be in; ``None`` for UTF-8 (FHIR's own), where a
+        #: UTF-16 or UTF-32 byte order mark is still honoured.
+        self.encoding = _given_encoding(encoding)
         self.chunk_rows = max(1, chunk_rows)
         self.patient_id_system = patient_id_system
         self.parser = ResponseParser(
@@ -287,7 +365,7 @@ class FhirReader:
         else:
             path = Path(source)
             if path.name.lower().endswith(_NDJSON_SUFFIXES):
-                chunks = self._ndjson(_lines(path), label)
+                chunks = self._ndjson(_lines(path, self.encoding), label)
             else:
                 chunks = self._json_bytes(self._read_bytes(path, label), label)
         for chunk in chunks:
@@ -334,13 +412,15 @@ class FhirReader:
         yield RowChunk((), (Reject(label, problem.where, problem.code, problem.message, {}),), 1)
 
     def _json_bytes(self, data: bytes, label: str, *, unnamed: bool = False) -> Iterator[RowChunk]:
-        doc = fast_json(data)
-        if doc is not NOT_PARSED:
-            return self._document(doc, label)
-        wide = _wide_encoding(data)
-        if wide is not None:  # UTF-16 or UTF-32, by its byte order mark
+        if self.encoding is None:
+            doc = fast_json(data)
+            if doc is not NOT_PARSED:
+                return self._document(doc, label)
+        # The encoding given, or UTF-16 or UTF-32 by its byte order mark.
+        wide = _byte_order(self.encoding, data) if self.encoding else _wide_encoding(data)
+        if wide is not None:
             try:
-                text = data.decode(wide)
+                text = data.decode(wide).removeprefix("\ufeff")
             except UnicodeDecodeError as exc:
                 message = f"not {wide.upper()} text (invalid bytes at offset {exc.start})"
                 return self._unreadable(label, Problem("$", "encoding", message))
@@ -436,14 +516,15 @@ class FhirReader:
                 if isinstance(entries, list)
                 else [(f"{path}.entry", entries)]
             )
+            scope = patients.shared()  # a reference resolves in its own Bundle first
             for here, entry in numbered:
                 if isinstance(entry, dict) and "resource" in entry:
                     yield from self._walk(
-                        entry["resource"], f"{here}.resource", patients, entry.get("fullUrl")
+                        entry["resource"], f"{here}.resource", scope, entry.get("fullUrl")
                     )
                 else:
                     problem = Problem(here, "not-a-resource", "an entry needs a resource")
-                    yield _Item(None, here, entry, patients, problem)
+                    yield _Item(None, here, entry, scope, problem)
 
     def _response(self, resource: dict[str, Any], path: str, patients: _PatientIndex) -> _Item:
         """A response as a record, its assessment id checked against those seen before it.
@@ -475,6 +556,7 @@ class FhirReader:
             problem = item.problem or Problem(item.path, "not-a-resource", "not a resource")
             return _reject(label, [problem], item.original)
         self.parser.resolve_subject = item.patients.resolve
+        item.patients.forget()
         parsed = self.parser.parse(
             item.resource, item.path, final=final, assessment_id=item.assessment_id
         )
@@ -503,19 +585,27 @@ class FhirReader:
         n_read = 0
         emitted = False
         typed = _typed_path()
+        # References to Patient lines that gave a row its patient (see _late_conflict).
+        cited: set[str] = set()
         try:
             for n, data in lines:
                 row = None if typed is None else self._typed_row(typed, data, n, patients)
                 if row is not None:
                     n_read += 1
                     rows.append(row)
+                    if patients.last is not None:
+                        cited.add(patients.last)
                 else:
                     for outcome in self._dictionary_line(data, n, patients, label, waiting):
                         n_read += 1
                         if isinstance(outcome, ResponseRow):
                             rows.append(outcome)
+                            if patients.last is not None:
+                                cited.add(patients.last)
                         elif outcome is not None:
                             rejects.append(outcome)
+                if patients.conflicts:
+                    _late_conflict(patients, cited, label, n)
                 if len(rows) + len(rejects) >= self.chunk_rows:
                     yield RowChunk(tuple(rows), tuple(rejects), len(rows) + len(rejects))
                     n_read -= len(rows) + len(rejects)
@@ -523,6 +613,11 @@ class FhirReader:
         except OSError as exc:
             raise FormatError(
                 "cannot read FHIR input", [Problem(label, "io", exc.strerror or "cannot read")]
+            ) from None
+        except UnicodeError:  # a codec that fails other than on a byte (bad bytes are rejects)
+            raise FormatError(
+                "cannot read FHIR input",
+                [Problem(label, "encoding", f"cannot be read as {self.encoding}")],
             ) from None
         for item in waiting:
             outcome = self._final(item, label)
@@ -547,13 +642,18 @@ class FhirReader:
                 value = parse_json(line, f"line {n}")
         except DocumentError as exc:
             # One bad line is one reject; every other line is still read.
-            problem = Problem(f"line {n}", exc.problem.code, exc.problem.message)
+            message = exc.problem.message
+            if exc.problem.code == "encoding" and self.encoding is not None:
+                message = f"not {self.encoding.upper()} text"  # offsets are of the UTF-8 read
+            problem = Problem(f"line {n}", exc.problem.code, message)
             text = data.decode("utf-8", "replace").rstrip("\r\n")
             items: Iterable[_Item] = [_Item(None, f"line {n}", text, patients, problem)]
         else:
             is_bundle = isinstance(value, dict) and value.get("resourceType") == "Bundle"
-            scope = patients.child() if is_bundle else patients
-            items = self._walk(value, f"line {n}, $", scope)
+            if is_bundle:  # indexed whole before any response is resolved, as a document is
+                items = list(self._walk(value, f"line {n}, $", patients.child()))
+            else:
+                items = self._walk(value, f"line {n}, $", patients)
         for item in items:
             outcome = self._outcome(item, label, final=False)
             if outcome is None:
@@ -573,12 +673,32 @@ class FhirReader:
         qr = typed.decode(data)
         if qr is None:
             return None
+        patients.forget()
         row: ResponseRow | None = typed.response_row(
             self.parser, qr, f"line {n}, $", patients.resolve, self._seen
         )
         if row is not None:
             self._seen.add(row.assessment_id)
         return row
+
+
+def _late_conflict(patients: _PatientIndex, cited: set[str], label: str, n: int) -> None:
+    """Stop when line ``n`` gives a second, different Patient a reference that responses
+    already read took for the first: NDJSON is read in one pass, and those responses may be
+    passed on already, so they cannot become rejects as the later ones do. Stopping keeps
+    them from being left with what may be the wrong patient, whatever the chunk size."""
+    keys, patients.conflicts[:] = list(patients.conflicts), []
+    if cited.isdisjoint(keys):
+        return
+    message = (
+        "a Patient on this line has the reference of a different Patient that responses "
+        "already read cite: put every Patient before the responses that cite it (each of them "
+        "is then rejected as ambiguous), or split a file that mixes two sources' ids"
+    )
+    raise FormatError(
+        f"{label}: responses cite an ambiguous Patient reference",
+        [Problem(f"line {n}", AMBIGUOUS.code, message)],
+    )
 
 
 def _typed_path() -> ModuleType | None:
@@ -591,17 +711,19 @@ def _typed_path() -> ModuleType | None:
     return _typed
 
 
-def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
+def _lines(path: Path, encoding: str | None = None) -> Iterator[tuple[int, bytes]]:
     """The lines of a file as UTF-8 bytes, numbered as a text reader numbers them (``\\n``,
     ``\\r\\n`` and a lone ``\\r`` each end a line), so that each line is decoded on its own.
 
     A file that starts with a UTF-16 or UTF-32 byte order mark (PowerShell and some Windows
     tools save text so) is transcoded as it is read; split as bytes, its lines would be
     fragments of characters, each a reject of its own. Bytes that are not of its encoding stay
-    bytes that are not UTF-8, so only their line is rejected.
+    bytes that are not UTF-8, so only their line is rejected. An ``encoding`` given is read
+    the same way.
     """
     with path.open("rb") as f:
-        wide = _wide_encoding(f.peek(8)[:8])
+        head = f.peek(8)[:8]
+        wide = _byte_order(encoding, head) if encoding else _wide_encoding(head)
         if wide is None:
             yield from _numbered([f])
             return
@@ -642,6 +764,27 @@ def _not_text(exc: UnicodeError) -> tuple[str, int]:
 
 _NOT_TEXT = "pamlib-fhir-not-text"
 codecs.register_error(_NOT_TEXT, _not_text)
+
+
+def _given_encoding(encoding: str | None) -> str | None:
+    """The codec of an encoding a caller gives, ``None`` for UTF-8 (read as by default)."""
+    if encoding is None:
+        return None
+    from pamlib.formats.encoding import codec_name
+
+    name = codec_name(encoding)
+    return None if name in ("utf-8", "utf-8-sig") else name
+
+
+def _byte_order(encoding: str, head: bytes) -> str:
+    """``encoding``, with the byte order of UTF-16 or UTF-32 given without one and without a
+    byte order mark read from the first character (JSON text starts with an ASCII one, so
+    its other bytes are NUL): Python's reader of a stream would refuse such a file."""
+    if encoding not in ("utf-16", "utf-32") or _wide_encoding(head) is not None:
+        return encoding
+    last = 1 if encoding == "utf-16" else 3
+    big = head[:1] == b"\0" and head[last : last + 1] != b"\0"
+    return f"{encoding}-{'be' if big else 'le'}"
 
 
 def _links_to_next_page(bundle: Mapping[str, Any]) -> bool:
@@ -725,6 +868,7 @@ def read_fhir(
     instruments: InstrumentRegistry | None = None,
     patient_id_system: str = PATIENT_ID_SYSTEM,
     assessment_id_system: str = ASSESSMENT_ID_SYSTEM,
+    encoding: str | None = None,
 ) -> tuple[list[Assessment], list[Reject], ReadCounts]:
     """Every assessment in ``source``, every rejected record, and the counts.
 
@@ -732,7 +876,9 @@ def read_fhir(
     document), JSON text, or parsed JSON. ``mapping`` (a :class:`FhirMapping` or a TOML path)
     maps foreign questionnaires; ``instrument`` and ``link_ids`` name the instrument of
     responses no mapping covers. In ``strict`` mode any problem raises
-    :class:`~pamlib.errors.FormatError`.
+    :class:`~pamlib.errors.FormatError`. ``encoding`` is that of a file (or bytes) that is not
+    UTF-8, as FHIR JSON should be (any Python codec: ``cp1252``, ``utf-16``); without it, UTF-8,
+    or UTF-16 or UTF-32 by a byte order mark.
     """
     if instruments is None:
         from pamlib.plugins import get_host
@@ -749,6 +895,7 @@ def read_fhir(
         strict=strict,
         patient_id_system=patient_id_system,
         assessment_id_system=assessment_id_system,
+        encoding=encoding,
     )
     assessments: list[Assessment] = []
     rejects: list[Reject] = []

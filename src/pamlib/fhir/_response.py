@@ -49,7 +49,16 @@ _MODES = frozenset(m.value for m in Mode)
 _PAMLIB_CODES: dict[str, int] = {str(c): c for c in range(1, 10)} | {NA_CODE: -1}
 #: Statuses of a response whose answers may be scored.
 USABLE_STATUSES = frozenset({"completed", "amended"})
-_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:T.*)?\Z", re.ASCII | re.DOTALL)
+#: A date, or a dateTime whose time is a possible one: hours 00-23, a leap second allowed,
+#: zones -14:00 to +14:00 (FHIR R4's pattern). Seconds and the zone, which FHIR requires, may
+#: be missing: only the date is read, and it is certain without them; a time that cannot be
+#: (``T25:99``) says the value is wrong somewhere.
+_DATE = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})"
+    r"(?:T(?:[01]\d|2[0-3]):[0-5]\d(?::(?:[0-5]\d|60)(?:\.\d+)?)?"
+    r"(?:Z|[+-](?:(?:0\d|1[0-3]):[0-5]\d|14:00))?)?\Z",
+    re.ASCII,
+)
 _RELATIVE_PATIENT = re.compile(r"(?:.*/)?(Patient/[A-Za-z0-9\-.]{1,64})(?:/_history/.*)?\Z")
 
 
@@ -629,7 +638,10 @@ class ResponseParser:
             resolved = self.resolve_subject(reference) if self.resolve_subject else None
             if resolved is not None:
                 pid, nhs, found = resolved
-                problems.extend(found)
+                # A problem of the reference itself (ambiguous) has no place of its own.
+                problems.extend(
+                    p if p.where else attrs.evolve(p, where=f"{where}.reference") for p in found
+                )
                 return pid, nhs
             match = _RELATIVE_PATIENT.match(reference)
             if match and self._final:
@@ -664,15 +676,14 @@ class ResponseParser:
             return None
         day = self._day(authored)
         if day is None:
-            problems.append(
-                Problem(
-                    f"{path}.authored", "date", "authored must start with a full date YYYY-MM-DD"
-                )
-            )
+            # The value is not quoted: a date beside a patient's answers may identify them.
+            problems.append(Problem(f"{path}.authored", "date", _date_problem(authored)))
         return day
 
     def _day(self, authored: str) -> dt.date | None:
-        """The calendar date ``authored`` starts with, or None."""
+        """The calendar date ``authored`` starts with, or None when it is no full date, or its
+        time is not a valid FHIR time: a time read past (``T25:99``) would date the
+        assessment from a value that is wrong somewhere."""
         known = self._dates.get(authored)
         if known is not None:
             return known
@@ -871,6 +882,18 @@ class ResponseParser:
                         where = f"{path}.extension[{e}].extension[{p}]"
                         problems.append(Problem(where, "attribute", "an attribute needs a name"))
         return mode, site, attributes
+
+
+def _date_problem(authored: str) -> str:
+    """Why ``authored`` gives no date: no full date, or a time that is not a FHIR time."""
+    match = _DATE.match(authored[:10])
+    try:
+        real = match is not None and dt.date(int(match[1]), int(match[2]), int(match[3]))
+    except ValueError:
+        real = False
+    if not real:
+        return "authored must start with a full date YYYY-MM-DD"
+    return "the time in authored is not a time of day (Thh:mm:ss, a zone Z or +hh:mm)"
 
 
 #: The statuses FHIR R4 defines for a QuestionnaireResponse: named in messages as they are.

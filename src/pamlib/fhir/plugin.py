@@ -4,7 +4,8 @@ Reading (:class:`~pamlib.formats.base.ReadOptions`): ``instrument`` and ``mappin
 item id) apply to responses of a questionnaire that is neither pamlib's nor in a mapping file;
 ``settings`` may hold ``mapping`` (path of a mapping TOML file, see :mod:`pamlib.fhir.mapping`),
 ``questionnaires`` (Questionnaire paths or dicts that supply answer weights),
-``patient_id_system`` and ``assessment_id_system``.
+``patient_id_system``, ``assessment_id_system`` and ``encoding`` (a codec name, for a file
+that is not UTF-8).
 
 Writing (:class:`~pamlib.formats.base.WriteOptions`): a ``.ndjson`` target gets one resource per
 line; anything else one Bundle. ``settings``: ``bundle`` (``transaction``, the default, or
@@ -125,7 +126,7 @@ def reader_for(options: ReadOptions, host: PluginHost) -> FhirReader:
     from pamlib.fhir.mapping import FhirMapping, load_mapping
 
     settings = options.settings
-    known = {"mapping", "questionnaires", "patient_id_system", "assessment_id_system"}
+    known = {"mapping", "questionnaires", "patient_id_system", "assessment_id_system", "encoding"}
     unknown = sorted(set(settings) - known)
     if unknown:
         raise ConfigurationError(f"unknown FHIR input settings: {', '.join(unknown)}")
@@ -156,7 +157,17 @@ def reader_for(options: ReadOptions, host: PluginHost) -> FhirReader:
         chunk_rows=options.chunk_rows,
         patient_id_system=_str_setting(settings, "patient_id_system", PATIENT_ID_SYSTEM),
         assessment_id_system=_str_setting(settings, "assessment_id_system", ASSESSMENT_ID_SYSTEM),
+        encoding=_encoding_setting(settings),
     )
+
+
+def _encoding_setting(settings: Mapping[str, object]) -> str | None:
+    """The ``encoding`` setting (``--encoding``): FHIR JSON is UTF-8 by the standard, but an
+    export re-saved by another tool is read as the user says it is, as other inputs are."""
+    value = settings.get("encoding")
+    if value is None or isinstance(value, str):
+        return value
+    raise ConfigurationError("FHIR setting 'encoding' must be a codec name such as cp1252")
 
 
 def _load_questionnaire(path: str | os.PathLike[str]) -> Mapping[str, Any]:
