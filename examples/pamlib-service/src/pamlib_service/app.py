@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from pamlib.errors import Problem
 from pamlib.plugins import PluginHost
 from pamlib_service.config import Settings, StartupError
-from pamlib_service.logs import UNMATCHED, install_logging, log_event
+from pamlib_service.logs import UNMATCHED, install_logging, log_event, method_name
 from pamlib_service.service import ApiError, Service
 
 __all__ = ["create_app"]
@@ -78,13 +78,28 @@ def _is_json(media_type: str) -> bool:
     )
 
 
+#: The charsets a body may declare: UTF-8 (FHIR's only one) and ASCII, a subset of it; no
+#: charset at all is UTF-8 too (RFC 8259).
+_UTF8 = frozenset({"", "utf-8", "utf8", "us-ascii"})
+
+
+def _charset(parameters: str) -> str:
+    """The ``charset`` parameter of a media type's ``parameters``, lower case, else ``""``."""
+    for parameter in parameters.split(";"):
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset":
+            return value.strip().strip('"').strip().lower()
+    return ""
+
+
 def _json(body: dict[str, Any], status: int = 200, *, fhir: bool = False) -> JSONResponse:
     return JSONResponse(body, status_code=status, media_type=FHIR_JSON if fhir else None)
 
 
 class AccessLog:
-    """One JSON line per request: method, the route template it matched (never the path or
-    query as sent: either may hold a patient identifier), status, time."""
+    """One JSON line per request: method (a standard one, else ``_OTHER``), the route template
+    it matched (never the path or query as sent: either may hold a patient identifier), status,
+    time."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -107,7 +122,7 @@ class AccessLog:
         finally:
             log_event(
                 "request",
-                method=scope.get("method"),
+                method=method_name(scope.get("method")),
                 path=_template(scope),
                 status=status,
                 ms=round((time.perf_counter() - start) * 1000, 1),
@@ -155,11 +170,27 @@ def create_app(  # noqa: PLR0915 - the endpoints are closures over one start-up 
         return found
 
     async def body_of(request: Request) -> bytes:
-        kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+        kind, _, parameters = request.headers.get("content-type", "").partition(";")
+        kind = kind.strip().lower()
         if kind and not _is_json(kind):
             # Absent is taken as JSON (curl without -H); anything else named is not this body.
             problem = Problem("Content-Type", "media-type", "expected application/fhir+json")
             raise ApiError(415, "unsupported-media-type", "the body must be JSON", [problem])
+        if _charset(parameters) not in _UTF8:
+            # Read as UTF-8 anyway, a Latin-1 body would be refused as "not JSON" at best and at
+            # worst stored silently garbled (bytes C3 A9, Latin-1 "Ã©", are UTF-8 "é").
+            problem = Problem("Content-Type", "charset", "FHIR bodies are UTF-8 (charset=utf-8)")
+            raise ApiError(415, "unsupported-media-type", "the body must be UTF-8", [problem])
+        if request.headers.get("content-encoding", "identity").strip().lower() != "identity":
+            # Compressed bytes are no JSON; RFC 9110 (15.5.16) asks for 415 and Accept-Encoding.
+            problem = Problem("Content-Encoding", "content-encoding", "send the body uncompressed")
+            raise ApiError(
+                415,
+                "unsupported-media-type",
+                "the body must not be encoded",
+                [problem],
+                headers={"Accept-Encoding": "identity"},
+            )
         limit = service().settings.max_body_bytes
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
@@ -190,6 +221,7 @@ def create_app(  # noqa: PLR0915 - the endpoints are closures over one start-up 
                         problems=[p.code for p in error.problems][:20],
                     )
                     response = _json(_error_body(error, fhir=fhir), error.status, fhir=fhir)
+                    response.headers.update(error.headers)
                     if error.status == 401:
                         response.headers["WWW-Authenticate"] = "Bearer"
                     return response
@@ -244,7 +276,11 @@ def create_app(  # noqa: PLR0915 - the endpoints are closures over one start-up 
 
     @endpoint("read")
     async def overdue(request: Request) -> Response:
-        text = request.query_params.get("on")
+        given = request.query_params.getlist("on")
+        if len(given) > 1:  # which date would count? (as with a member named twice)
+            problem = Problem("on", "repeated", "give the date once")
+            raise ApiError(422, "invalid", "the query is not valid", [problem])
+        text = given[0] if given else None
         try:
             on = dt.date.fromisoformat(text) if text else dt.datetime.now(dt.UTC).date()
         except ValueError:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import attrs
 
+from pamlib_service.models import MAX_SITE
+
 __all__ = ["ROLES", "Settings", "StartupError", "Token", "Tokens", "load_tokens"]
 
 PREFIX = "PAMLIB_SERVICE_"
@@ -127,6 +129,12 @@ def load_tokens(path: Path | None) -> Tokens:
             problems.append(f"token {n}: a token needs at least 16 characters")
         if not isinstance(site, str) or not site.strip():
             problems.append(f"token {n}: 'site' must be a non-empty string")
+        elif len(site) > MAX_SITE or not site.isprintable():
+            # Found now, not as a database error on every submission of the site (PostgreSQL
+            # refuses a longer value or a NUL; SQLite would store it).
+            problems.append(
+                f"token {n}: 'site' must be printable text of at most {MAX_SITE} characters"
+            )
         if not isinstance(roles, list) or not all(r in ROLES for r in roles):
             problems.append(f"token {n}: 'roles' must list some of {', '.join(sorted(ROLES))}")
         if not problems and isinstance(site, str) and isinstance(roles, list):

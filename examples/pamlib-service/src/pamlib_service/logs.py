@@ -6,6 +6,8 @@ could slip in is a URL: a path segment (``/patients/{key}/trajectory``, but also
 ``/patient/9434765919/...``) or a query string (``?on=9434765919``) may hold one. So no access
 log line shows a URL as sent: :func:`route_template` gives the route it matched, query dropped,
 or ``unmatched`` — in this service's own access log and in uvicorn's (:class:`AccessLogFilter`).
+The method is request text too (HTTP lets a client send any token as one): :func:`method_name`
+shows the standard ones and ``_OTHER`` for the rest, as OpenTelemetry's HTTP conventions do.
 """
 
 from __future__ import annotations
@@ -18,12 +20,34 @@ from collections.abc import Iterable
 from functools import cache
 from typing import Any
 
-__all__ = ["AccessLogFilter", "JsonFormatter", "install_logging", "log_event", "route_template"]
+__all__ = [
+    "AccessLogFilter",
+    "JsonFormatter",
+    "install_logging",
+    "log_event",
+    "method_name",
+    "route_template",
+]
 
 LOGGER = logging.getLogger("pamlib_service")
 
 #: What an access log shows for a path that matches no route (a 404 is no reason to log it).
 UNMATCHED = "unmatched"
+#: The methods HTTP defines (RFC 9110, and PATCH): any other is logged as :data:`OTHER_METHOD`.
+METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
+)
+OTHER_METHOD = "_OTHER"
+
+
+def method_name(method: object) -> str:
+    """``method`` if HTTP defines it, else ``_OTHER``: a client may send any token as a method
+    (``PROPFIND9434765919``), and a log must not keep what it typed.
+
+    >>> method_name("POST"), method_name("P9434765919")
+    ('POST', '_OTHER')
+    """
+    return method if isinstance(method, str) and method in METHODS else OTHER_METHOD
 
 
 @cache
@@ -67,8 +91,9 @@ class JsonFormatter(logging.Formatter):
 
 
 class AccessLogFilter(logging.Filter):
-    """Shows uvicorn's access log lines with the route template in place of the path and query
-    (its ``args`` hold them, as sent): for a service run with uvicorn's access log on."""
+    """Shows uvicorn's access log lines with the route template in place of the path and query,
+    and :func:`method_name` for the method (its ``args`` hold both as sent): for a service run
+    with uvicorn's access log on."""
 
     def __init__(self, templates: Iterable[str]) -> None:
         super().__init__()
@@ -77,7 +102,8 @@ class AccessLogFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
         if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
-            record.args = (*args[:2], route_template(args[2], self.templates), *args[3:])
+            shown = (method_name(args[1]), route_template(args[2], self.templates))
+            record.args = (args[0], *shown, *args[3:])
         return True
 
 

@@ -28,7 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "Submission"]
+__all__ = ["MAX_SITE", "MAX_TEXT", "Base", "Submission"]
 
 #: Constraint names are fixed so that migrations can name them on every database.
 NAMING = {
@@ -38,6 +38,8 @@ NAMING = {
 }
 #: Longest identifier system, identifier value, assessment id or patient key accepted.
 MAX_TEXT = 512
+#: Longest site name a tokens file may give (the column's width).
+MAX_SITE = 128
 
 
 class Base(DeclarativeBase):
@@ -61,7 +63,7 @@ class Submission(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    site: Mapped[str] = mapped_column(String(128))
+    site: Mapped[str] = mapped_column(String(MAX_SITE))
     identifier_system: Mapped[str] = mapped_column(String(MAX_TEXT))
     identifier_value: Mapped[str] = mapped_column(String(MAX_TEXT))
     content_sha256: Mapped[str] = mapped_column(String(64))

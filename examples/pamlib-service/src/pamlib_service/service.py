@@ -38,7 +38,7 @@ from pamlib.fhir import Assembler, BundleSettings, ResponseParser, ResponseRow
 from pamlib.identity import is_valid_nhs_number, normalise_nhs_number
 from pamlib.pathways import Pathway
 from pamlib.plugins import PluginHost
-from pamlib.reporting import ReportConfig, summary_json
+from pamlib.reporting import CohortReport, ReportConfig, summary_json
 from pamlib.results import ScoreResult
 from pamlib.scoring import ScoringProvider
 from pamlib.tables.scored import (
@@ -81,24 +81,33 @@ _ELEMENT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 
 class ApiError(Exception):
     """A request that cannot be carried out: HTTP ``status``, stable ``code``, words, and
-    every problem with where it is. Nothing in it comes from the request's values."""
+    every problem with where it is, and any ``headers`` the status calls for
+    (``Accept-Encoding`` with a 415). Nothing in it comes from the request's values."""
 
     def __init__(
-        self, status: int, code: str, message: str, problems: Iterable[Problem] = ()
+        self,
+        status: int,
+        code: str,
+        message: str,
+        problems: Iterable[Problem] = (),
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.problems = tuple(problems)
+        self.headers = dict(headers or {})
 
 
 @attrs.frozen
 class Parsed:
-    """One QuestionnaireResponse read and checked: what it is about and how it is keyed."""
+    """One QuestionnaireResponse read and checked: what it is about and how it is keyed. Its
+    repr shows the content hash only: the assessment's shows its id, which may be a patient's
+    (an identifier value a clinic chose), and a repr ends up in debuggers and error reports."""
 
     document: dict[str, Any] = attrs.field(repr=False)
-    assessment: pamlib.Assessment
+    assessment: pamlib.Assessment = attrs.field(repr=False)
     patient_key: str = attrs.field(repr=False)
     content_sha256: str
     identifier: tuple[str, str] | None = attrs.field(repr=False)
@@ -171,6 +180,9 @@ def _identifier(document: Mapping[str, Any]) -> tuple[str, str] | Problem:
         if not isinstance(candidate, Mapping):
             continue
         value, system = candidate.get("value"), candidate.get("system", "")
+        if value is not None and not isinstance(value, str):
+            # A number or an object is an identifier given wrongly, not one missing: say so.
+            return Problem(f"{here}.value", "type", "the identifier's value must be a string")
         if not isinstance(value, str) or not value.strip():
             continue
         if not isinstance(system, str):
@@ -349,12 +361,56 @@ def care_plan(
     return {"fullUrl": f"urn:uuid:{plan['id']}", "resource": plan}
 
 
+def _not_pam(report: CohortReport) -> dict[str, Any]:
+    """Whether a report's rows are not PAM scores and why, in the cohort summary's words: an
+    answer holding scores or dates made from them carries this, so a reader cannot take
+    demonstration, unlicensed or raw results for the PAM."""
+    return {"not_pam": report.not_pam, "not_pam_reasons": list(report.not_pam_reasons)}
+
+
 def _date(value: dt.date | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
+class _ConstantError(ValueError):
+    """``NaN``, ``Infinity`` or ``-Infinity``: Python's parser takes them, JSON has none."""
+
+
 def _reject_constant(name: str) -> float:
-    raise ValueError(f"{name} is not JSON")
+    raise _ConstantError(name)
+
+
+#: What :mod:`json` says of a syntax error, shown when it is one of these fixed phrases (its
+#: pure-Python scanner may add the offending character, which is request text).
+_JSON_PHRASES = frozenset(
+    {
+        "Expecting value",
+        "Expecting property name enclosed in double quotes",
+        "Expecting ':' delimiter",
+        "Expecting ',' delimiter",
+        "Extra data",
+        "Unterminated string starting at",
+        "Invalid control character at",
+        "Invalid \\escape",
+        "Invalid \\uXXXX escape",
+    }
+)
+
+
+def _not_json(exc: Exception, offset: int) -> Problem:
+    """Why the body is no JSON document, and where (``offset``: bytes skipped before it): a
+    fixed phrase and a position, quoting nothing of the body."""
+    if isinstance(exc, json.JSONDecodeError):
+        phrase = exc.msg if exc.msg in _JSON_PHRASES else "Invalid syntax"
+        phrase = phrase.removesuffix(" at").removesuffix(" starting").lower()
+        return Problem("$", "json", f"not JSON: {phrase} at line {exc.lineno}, column {exc.colno}")
+    if isinstance(exc, UnicodeDecodeError):
+        return Problem("$", "json", f"not UTF-8 text: byte {exc.start + offset + 1} is invalid")
+    if isinstance(exc, _ConstantError):
+        return Problem("$", "json", "NaN and Infinity are not JSON numbers")
+    if isinstance(exc, RecursionError):
+        return Problem("$", "too-deep", f"nested more than {MAX_DEPTH} levels deep")
+    return Problem("$", "json", "a number has too many digits")  # int's digit limit
 
 
 class _RepeatedMemberError(Exception):
@@ -470,9 +526,10 @@ class Service:
     def parse(self, body: bytes, token: Token, *, keyed: bool) -> Parsed:
         """The body as a checked QuestionnaireResponse of the token's site, or an ApiError
         listing every problem (``keyed``: an identifier is required, for storing)."""
+        unmarked = body.removeprefix(b"\xef\xbb\xbf")  # a byte-order mark, as Windows writes
         try:
             document = json.loads(
-                body.removeprefix(b"\xef\xbb\xbf").decode("utf-8"),  # a BOM, as Windows writes
+                unmarked.decode("utf-8"),
                 parse_constant=_reject_constant,
                 object_pairs_hook=_members_once,
             )
@@ -482,9 +539,10 @@ class Service:
             raise ApiError(
                 400, "invalid-json", "the body is not valid FHIR JSON", [problem]
             ) from None
-        except (UnicodeDecodeError, ValueError, RecursionError):
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            problem = _not_json(exc, len(body) - len(unmarked))
             raise ApiError(
-                400, "invalid-json", "the body is not a JSON document", [Problem("$", "json", "")]
+                400, "invalid-json", "the body is not a JSON document", [problem]
             ) from None
         unstorable = _value_problems(document)
         if not isinstance(document, dict) or document.get("resourceType") != (
@@ -700,6 +758,7 @@ class Service:
             else str(trajectory.classification),
             "transition": None if trajectory.transition is None else list(trajectory.transition),
             "demo": report.demo,
+            **_not_pam(report),
             "assessments": [
                 {
                     "assessment_id": r.assessment_id,
@@ -707,6 +766,7 @@ class Service:
                     "status": r.status,
                     "score": r.score,
                     "level": r.level,
+                    "flags": list(r.scored_row.get("flags") or []),
                     "reason": r.reason_code,
                     "pathways": r.pathways,
                     "reassess_by": _date(r.reassess_by),
@@ -722,10 +782,12 @@ class Service:
         with self.sessions() as session:
             rows = session.execute(
                 select(
+                    Submission.id,
                     Submission.patient_key,
                     Submission.assessment_id,
                     Submission.assessed_on,
                     Submission.reassess_by,
+                    Submission.scored_row,
                 )
                 .where(Submission.site == token.site, Submission.status == "scored")
                 .order_by(Submission.assessed_on, Submission.id)
@@ -735,8 +797,13 @@ class Service:
             (r for r in latest.values() if r.reassess_by is not None and r.reassess_by < on),
             key=lambda r: (r.reassess_by, r.patient_key),
         )
+        # The dates follow from the levels of these rows: they are not the PAM's when the
+        # scores are not (demonstration, unlicensed or raw totals), and the answer says so.
+        considered = list(latest.values())
+        table = _table([r.scored_row for r in considered], [r.id for r in considered])
         return {
             "on": on.isoformat(),
+            **_not_pam(pamlib.build_report(table)),
             "n_overdue": len(due),
             "overdue": [
                 {
