@@ -75,3 +75,24 @@ def test_identifiers_never_in_repr_or_str(pid: str, nhs: str) -> None:
         assert "<redacted>" in text
         if pid not in repr([Patient("x", nhs_number=nhs)]):  # not part of the template
             assert pid not in text
+
+
+def test_reprs_show_an_assessment_id_but_no_nhs_number_built_into_it() -> None:
+    """An assessment id names a record and is shown; an exporter that built one from the NHS
+    number (``9434765919-2025-03-01``) would put that number in every repr."""
+    import datetime as dt
+
+    from pamlib.assessment import Assessment
+    from pamlib.instruments import BUILTIN_INSTRUMENTS
+    from pamlib.pathways import TailoringOutcome
+    from pamlib.results import ScoreResult, ScoreStatus
+
+    pam = BUILTIN_INSTRUMENTS[0]
+    for given in ("9434765919-2025-03-01", "943 476 5919/1"):
+        assessment = Assessment(given, Patient("P1"), pam, dt.date(2025, 3, 1), {})
+        result = ScoreResult(given, ScoreStatus.NOT_SCORED, "p", "1", 0)
+        outcome = TailoringOutcome(given, no_pathway_reason="none")
+        for shown in (repr(assessment), repr(result), repr(outcome)):
+            assert "<NHS number>" in shown
+            assert "9434765919" not in shown.replace(" ", "")
+    assert "'A17'" in repr(ScoreResult("A17", ScoreStatus.NOT_SCORED, "p", "1", 0))

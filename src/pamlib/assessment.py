@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pamlib.errors import Problem, ValidationError
-from pamlib.identity import Patient
+from pamlib.identity import Patient, shown_id
 from pamlib.instruments import Instrument
 from pamlib.responses import UNANSWERED_CODE, Response
 
@@ -119,7 +119,7 @@ class Assessment:
 
     def __repr__(self) -> str:
         return (
-            f"Assessment(id={self.id!r}, patient={self.patient!r}, "
+            f"Assessment(id={shown_id(self.id)}, patient={self.patient!r}, "
             f"instrument={self.instrument.id!r}, assessed_on={self.assessed_on.isoformat()}, "
             f"n_answered={self.n_answered})"
         )

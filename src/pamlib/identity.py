@@ -90,6 +90,16 @@ def withhold_nhs_numbers(text: str) -> str:
     return _NHS_IN_TEXT.sub(withheld, text)
 
 
+def shown_id(value: object) -> str:
+    """An assessment id as a ``repr`` shows it: an id names a record, not a person, and is
+    shown, but an NHS number an exporter built into it (``9434765919-2025-03-01``) is not.
+
+    >>> shown_id("9434765919-2025-03-01"), shown_id("A17")
+    ("'<NHS number>-2025-03-01'", "'A17'")
+    """
+    return repr(withhold_nhs_numbers(value) if isinstance(value, str) else value)
+
+
 def _normalise_optional(value: str | None) -> str | None:
     _text_or_none(value, "nhs_number")
     return None if value is None or value.strip() == "" else normalise_nhs_number(value)

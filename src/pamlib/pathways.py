@@ -12,6 +12,8 @@ import datetime as dt
 
 import attrs
 
+from pamlib.identity import shown_id
+
 __all__ = [
     "Coding",
     "Pathway",
@@ -82,7 +84,7 @@ class TailoringOutcome:
     an answer.
     """
 
-    assessment_id: str
+    assessment_id: str = attrs.field(repr=shown_id)
     recommendations: tuple[Recommendation, ...] = ()
     suppressed: tuple[Recommendation, ...] = ()
     reassess_by: dt.date | None = None

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 
 import attrs
 
+from pamlib.identity import shown_id
 from pamlib.levels import ActivationLevel
 
 __all__ = ["REPORTING_SCALE", "SCORED_TABLE_COLUMNS", "Flag", "ScoreResult", "ScoreStatus"]
@@ -82,7 +83,7 @@ class ScoreResult:
     status in words; ``reason_code`` is the stable machine-readable form.
     """
 
-    assessment_id: str
+    assessment_id: str = attrs.field(repr=shown_id)
     status: ScoreStatus
     provider: str
     provider_version: str
