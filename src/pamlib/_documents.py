@@ -16,11 +16,13 @@ and problems are the same with or without it.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from itertools import chain
-from typing import Any
+from typing import Any, TypeVar
 
 from pamlib.errors import Problem, ValidationError
 
@@ -129,7 +131,10 @@ def parse_json(
     """Parse one JSON value; ``where`` names the source in the problem (``file.json``,
     ``line 7``). Syntax errors carry the line and column within ``text``."""
     try:
-        value = json.loads(text, object_pairs_hook=object_pairs_hook, parse_constant=parse_constant)
+        with collector_paused():
+            value = json.loads(
+                text, object_pairs_hook=object_pairs_hook, parse_constant=parse_constant
+            )
     except json.JSONDecodeError as exc:
         at = f"{where}: line {exc.lineno} column {exc.colno}" if where else f"line {exc.lineno}"
         raise DocumentError(Problem(at, "json", f"not JSON: {exc.msg}")) from None
@@ -140,6 +145,38 @@ def parse_json(
     if _may_be_deep(text) and _text_too_deep(text.encode("utf-8", "surrogatepass"), value):
         raise _depth_problem(where)
     return value
+
+
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off while a document's values are made, and as it was
+    after. A JSON document is a tree, which holds no cycle to collect, yet each collection of
+    the oldest generation walks every container made so far: a Bundle of 20,000 responses
+    (76 MB) took four times as long to parse with the collector on as off. Not for code that
+    runs anyone else's (a plugin's) between the values it makes."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+_T = TypeVar("_T")
+
+
+def made_paused(items: Iterator[_T]) -> Iterator[_T]:
+    """``items``, each made with the collector paused (:func:`collector_paused`), and the
+    collector as it was while the caller works on it."""
+    while True:
+        with collector_paused():
+            try:
+                item = next(items)
+            except StopIteration:
+                return
+        yield item
 
 
 class _NotParsed:
@@ -184,7 +221,8 @@ def fast_json(data: bytes) -> Any:
     if decode is None:
         return NOT_PARSED
     try:
-        value = decode(data)
+        with collector_paused():
+            value = decode(data)
     except (ValueError, RecursionError):
         return NOT_PARSED
     if _text_too_deep(data, value):

@@ -43,8 +43,10 @@ from pamlib._documents import (
     DocumentError,
     _fast_decoder,
     _too_deep,
+    collector_paused,
     decode_utf8,
     fast_json,
+    made_paused,
     parse_json,
 )
 from pamlib.assessment import Assessment
@@ -459,8 +461,13 @@ class FhirReader:
         """Chunks from one parsed JSON value: a resource, a Bundle, or a list of resources.
 
         Everything is indexed first, so a response may cite a Patient or Questionnaire anywhere
-        in the document.
+        in the document. Each chunk is made with the garbage collector paused, which would
+        otherwise walk the whole parsed document again and again (about half the time of a
+        large Bundle): reading runs no plugin's code.
         """
+        return made_paused(self._document_chunks(doc, label))
+
+    def _document_chunks(self, doc: object, label: str) -> Iterator[RowChunk]:
         items = list(self._walk(doc, "$", _PatientIndex(self.patient_id_system)))
         for start in range(0, len(items), self.chunk_rows):
             part = items[start : start + self.chunk_rows]
@@ -900,14 +907,15 @@ def read_fhir(
     assessments: list[Assessment] = []
     rejects: list[Reject] = []
     n_read = 0
-    for chunk in reader.read(source):
-        n_read += chunk.n_read
-        rejects.extend(chunk.rejects)
-        for row in chunk.rows:
-            try:
-                assessments.append(row.to_assessment())
-            except ValidationError as exc:
-                problems = [Problem(row.location, p.code, p.message) for p in exc.problems]
-                rejects.append(_reject(source_label(source), problems, None))
+    with collector_paused():  # objects made here hold no cycle (see collector_paused)
+        for chunk in reader.read(source):
+            n_read += chunk.n_read
+            rejects.extend(chunk.rejects)
+            for row in chunk.rows:
+                try:
+                    assessments.append(row.to_assessment())
+                except ValidationError as exc:
+                    problems = [Problem(row.location, p.code, p.message) for p in exc.problems]
+                    rejects.append(_reject(source_label(source), problems, None))
     counts = ReadCounts(n_read, len(assessments), len(rejects), reader.other_resources)
     return assessments, rejects, counts

@@ -26,6 +26,7 @@ import io
 import json
 import math
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -255,9 +256,13 @@ def _is_fhir(source: str | os.PathLike[str]) -> bool:
     stream, _, _ = _open(source)
     with stream:
         seen = 0
-        for line in stream:
+        while line := stream.readline(_SNIFF_BYTES):
             if not line.strip(b" \t\r\n\xef\xbb\xbf"):
                 continue
+            if len(line) == _SNIFF_BYTES and not line.endswith(b"\n"):
+                # a line longer than any row (a minified Bundle): its start decides, not a parse
+                # of the whole file, which the FHIR reader then parses again
+                return _long_line_is_fhir(line, first=seen == 0)
             try:
                 row = json.loads(line.removeprefix(b"\xef\xbb\xbf"))
             except (ValueError, RecursionError):  # the FHIR reader says what is wrong
@@ -278,6 +283,29 @@ def _is_fhir(source: str | os.PathLike[str]) -> bool:
 
 #: Lines holding anything that are read to tell FHIR NDJSON from JSON Lines rows.
 _SNIFF_LINES = 16
+#: The most of a line read to tell them apart.
+_SNIFF_BYTES = 1 << 20
+#: A JSON string, escapes included.
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+
+
+def _long_line_is_fhir(start: bytes, *, first: bool) -> bool:
+    """Whether a line of which only ``start`` was read is FHIR, as :func:`_is_fhir` decides
+    for a whole line: it names a ``resourceType``, or (the first line) it is no object, or an
+    object holding an array or object before ``start`` ends (strings left out, a string cut
+    off at the end included)."""
+    text = start.lstrip(b" \t\r\n\xef\xbb\xbf")
+    if b'"resourceType"' in text:
+        return True
+    if not first:
+        return False
+    if not text.startswith(b"{"):
+        return True
+    outside = _JSON_STRING.sub(b"", text[1:])
+    cut = outside.find(b'"')  # a string that goes on past the start read
+    if cut >= 0:
+        outside = outside[:cut]
+    return b"{" in outside or b"[" in outside
 
 
 def _float_text(text: str) -> str:
