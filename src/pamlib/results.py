@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import math
+import numbers
 from collections.abc import Iterable
 
 import attrs
@@ -65,7 +66,17 @@ class Flag(enum.StrEnum):
 
 
 def _nan_to_none(value: float | None) -> float | None:
-    return None if value is None or math.isnan(value) else float(value)
+    """A number, ``None`` where NaN. ``True`` is refused, not read as 1.0 (a provider's
+    column of flags passed as a score), as are text and other non-numbers."""
+    given: object = value  # as given: a provider may pass anything
+    if type(given) is float:  # the usual case, told first: this runs for every result
+        return None if given != given else given  # noqa: PLR0124 - NaN is not itself
+    if given is None:
+        return None
+    if isinstance(given, bool) or not isinstance(given, numbers.Real):
+        raise TypeError(f"a number was expected, not a {type(given).__name__}")
+    number = float(given)
+    return None if math.isnan(number) else number
 
 
 def _flags(flags: Iterable[Flag]) -> frozenset[Flag]:

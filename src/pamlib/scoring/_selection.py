@@ -17,6 +17,7 @@ import os
 from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
+import attrs
 import numpy as np
 import numpy.typing as npt
 
@@ -27,12 +28,14 @@ from pamlib.errors import (
     ScoringError,
     _raised_at,
 )
+from pamlib.levels import ActivationLevel, round_half_away, round_half_away_array
 from pamlib.plugins import PluginGuard, describe_failure, get_host
 from pamlib.results import REPORTING_SCALE, Flag, ScoreResult, ScoreStatus
 from pamlib.scoring.provider import (
     BATCH_ARRAYS,
     FLAG_BITS,
     BaseProvider,
+    BatchColumnError,
     BatchScores,
     Licence,
     ScoringProvider,
@@ -111,6 +114,9 @@ def check_scores(
     pid = provider.id
     if not isinstance(scores, BatchScores):
         raise ProviderResultError(pid, None, "result", f"got a {type(scores).__name__}")
+    for name in BATCH_ARRAYS:  # a column of one value (``scored=True``) has no length to read
+        if getattr(scores, name).ndim != 1:
+            raise ProviderResultError(pid, None, name, "not one value per row")
     if len(scores) != n_rows:
         raise ProviderResultError(
             pid, None, "length", f"{len(scores)} rows of scores for {n_rows} rows of answers"
@@ -180,6 +186,27 @@ def check_result(
         raise ProviderResultError(pid, 0, "assessment_id", "not the assessment asked about")
     if not isinstance(result.status, ScoreStatus):
         raise ProviderResultError(pid, 0, "status", "not a ScoreStatus")
+    level: object = result.level
+    n_answered: object = result.n_answered
+    raw_score: object = result.raw_score
+    # Whole numbers, as a batch's integer columns must be: int() would truncate a level of
+    # 3.5 to 3 and pass it on as 3.5. Exact integers of another type are made plain below.
+    plain = (
+        type(n_answered) is int
+        and (raw_score is None or type(raw_score) is int)
+        and (level is None or type(level) is ActivationLevel)
+    )
+    for name, value in (
+        ()
+        if plain
+        else (
+            ("n_answered", n_answered),
+            ("raw_score", raw_score),
+            ("level", level),
+        )
+    ):
+        if not _is_int(value) and (value is not None or name == "n_answered"):
+            raise ProviderResultError(pid, 0, name, "not a whole number")
     try:
         flags = sum(FLAG_BITS[f] for f in result.flags)
     except (KeyError, TypeError):
@@ -225,7 +252,14 @@ def check_result(
         found = ("result", "a field of the wrong type")
     if found is not None:
         raise ProviderResultError(pid, 0, *found)
-    return result
+    if plain:
+        return result
+    return attrs.evolve(  # a level given as a number, counts as NumPy integers: made plain
+        result,
+        level=ActivationLevel(int(level)) if level else None,  # type: ignore[call-overload]
+        n_answered=int(n_answered),  # type: ignore[call-overload]
+        raw_score=None if raw_score is None else int(raw_score),  # type: ignore[call-overload]
+    )
 
 
 def _check_provenance(
@@ -340,15 +374,266 @@ def _blank_codes(codes: npt.NDArray[np.str_]) -> npt.NDArray[np.bool_]:
     return blank
 
 
+#: Longest reason code and reason text a provider may give: a code is a stable token and its
+#: words one line, and both reach every output row and the console's summary.
+MAX_REASON_CODE = 64
+MAX_REASON_TEXT = 300
+#: Most decimals a provider may report scores to (a calibration's scale allows as many).
+MAX_SCORE_DECIMALS = 4
+
+#: Modules of pamlib's own scoring engines, which count the answers they score themselves.
+_OWN_ENGINES = frozenset({"pamlib.scoring.rasch", "pamlib.scoring.demo", "pamlib.scoring.raw_sum"})
+
+
+def _counts_own_answers(provider: ScoringProvider) -> bool:
+    """Whether ``provider`` scores through pamlib's own engine, ``score_batch`` and ``score``
+    not overridden: the engine counts the answered items and their total from the answers
+    themselves, so counting them again to check it would cost a sixth of a batch's checks and
+    find nothing. Any other provider's counts are checked against the answers."""
+    own = getattr(provider, "__dict__", None)
+    if own and ("score_batch" in own or "score" in own):
+        return False
+    kind = type(provider)
+    known = _OWN_ENGINE_TYPES.get(kind)
+    if known is None:  # once a class: a provider is wrapped on every selection
+        batch = getattr(getattr(kind, "score_batch", None), "__module__", None)
+        one = getattr(getattr(kind, "score", None), "__module__", None)
+        known = batch in _OWN_ENGINES and (one in _OWN_ENGINES or one == "pamlib.scoring.provider")
+        _OWN_ENGINE_TYPES[kind] = known
+    return known
+
+
+_OWN_ENGINE_TYPES: dict[type, bool] = {}
+
+
+def _answer_counts(
+    codes: npt.NDArray[np.int8], instrument: Instrument
+) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
+    """Items answered with a category, and their total, for each row of ``codes``: eight
+    codes at a time as the engine counts them where it can, else NumPy's reductions."""
+    from pamlib.scoring.raw_sum import _summed
+
+    summed = _summed(codes) if instrument.n_categories == 4 else None
+    if summed is not None:
+        return summed[0], summed[1]
+    answered = codes > 0
+    return answered.sum(axis=1), np.where(answered, codes, 0).sum(axis=1, dtype=np.int64)
+
+
+def _is_int(value: object) -> bool:
+    return type(value) in _PLAIN_INTS or (
+        isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
+    )
+
+
+_PLAIN_INTS = (int, ActivationLevel)  # the usual types, told without isinstance
+
+
+def _one_line(text: object, longest: int) -> bool:
+    return isinstance(text, str) and len(text) <= longest and text.isprintable()
+
+
+def _check_stamp(
+    checked: CheckedProvider,
+    row: int | None,
+    *,
+    provider: object,
+    provider_version: object,
+    demo: object,
+    calibration_id: object,
+    calibration_sha256: object,
+) -> None:
+    """Provenance is the provider's that was asked: a result naming another provider or
+    version (a stale constant, a wrapped engine's own id) would be written as if it came from
+    that one."""
+    pid = checked.id
+    if provider != pid or not isinstance(provider, str):
+        raise ProviderResultError(pid, row, "provider", "not the id of the provider asked")
+    if provider_version != checked.version or not isinstance(provider_version, str):
+        raise ProviderResultError(
+            pid, row, "provider_version", "not the version the provider declares"
+        )
+    if type(demo) is not bool and not isinstance(demo, np.bool_):
+        raise ProviderResultError(pid, row, "demo", "not True or False")
+    for name, value in (
+        ("calibration_id", calibration_id),
+        ("calibration_sha256", calibration_sha256),
+    ):
+        if value is not None and not isinstance(value, str):
+            raise ProviderResultError(pid, row, name, "not text")
+
+
+def check_batch_boundary(
+    scores: BatchScores,
+    checked: CheckedProvider,
+    instrument: Instrument,
+    codes: npt.NDArray[np.int8] | None,
+) -> BatchScores:
+    """``scores``, which :func:`check_scores` passed, checked for what the columns alone do
+    not show: provenance naming the provider asked (:func:`_check_stamp`); ``score_decimals``
+    a whole number of decimals, its cut-point set's where there is one; reason codes and words
+    of a sane size; and, given the ``codes`` scored, the number answered and the raw total of
+    each row. Vectorised;
+    raises :class:`ProviderResultError` naming the first offending row and field.
+
+    Scores with more decimals than they are reported to (a float32 score, one left unrounded)
+    come back rounded half away from zero to that precision: every output writes them so, and
+    their levels are the rounded scores', so callers and plugins see the same numbers as the
+    files. Only a batch that needs it pays for the rounding."""
+    pid = checked.id
+    _check_stamp(
+        checked,
+        None,
+        provider=scores.provider,
+        provider_version=scores.provider_version,
+        demo=scores.demo,
+        calibration_id=scores.calibration_id,
+        calibration_sha256=scores.calibration_sha256,
+    )
+    decimals: object = scores.score_decimals
+    cut = checked.cutpoints().get(scores.cutpoint_set) if scores.cutpoint_set else None
+    if decimals is not None:
+        if not _is_int(decimals) or not 0 <= int(decimals) <= MAX_SCORE_DECIMALS:  # type: ignore[call-overload]
+            raise ProviderResultError(
+                pid, None, "score_decimals", f"not a whole number within 0..{MAX_SCORE_DECIMALS}"
+            )
+        if cut is not None and int(decimals) != cut.decimals:  # type: ignore[call-overload]
+            raise ProviderResultError(
+                pid, None, "score_decimals", "not the precision of its cut-point set"
+            )
+    reasons: object = scores.reasons
+    if not isinstance(reasons, dict) or not all(
+        _one_line(k, MAX_REASON_CODE) and _one_line(v, MAX_REASON_TEXT) for k, v in reasons.items()
+    ):
+        raise ProviderResultError(
+            pid,
+            None,
+            "reasons",
+            f"not reason codes each with one line of words (at most {MAX_REASON_TEXT} characters)",
+        )
+    found: list[tuple[npt.NDArray[np.bool_], str, str]] = []
+    if scores.reason_code.dtype.itemsize > 4 * MAX_REASON_CODE:  # 4 bytes a character
+        long = np.char.str_len(scores.reason_code) > MAX_REASON_CODE
+        found.append((long, "reason_code", f"longer than {MAX_REASON_CODE} characters"))
+    if codes is not None:
+        n, raw = _answer_counts(codes, instrument)
+        found.append((scores.n_answered != n, "n_answered", "not the number of items answered"))
+        found.append((scores.raw_score != raw, "raw_score", "not the total of the answers"))
+    first: tuple[int, str, str] | None = None
+    for bad, name, message in found:
+        if np.any(bad):
+            row = int(np.argmax(bad))
+            if first is None or row < first[0]:
+                first = (row, name, message)
+    if first is not None:
+        raise ProviderResultError(pid, *first)
+    precision = cut.decimals if cut is not None else decimals
+    if precision is None:
+        return scores
+    places = int(precision)  # type: ignore[call-overload]
+    factor = 10.0**places
+    score = scores.score
+    with np.errstate(invalid="ignore", over="ignore"):
+        if np.all((np.rint(score * factor) / factor == score) | np.isnan(score)):
+            return scores  # as pamlib's engine gives them: rounded already
+    return attrs.evolve(scores, score=round_half_away_array(score, places))
+
+
+def check_result_boundary(
+    result: ScoreResult,
+    checked: CheckedProvider,
+    assessment: Assessment,
+    *,
+    count: bool,
+) -> ScoreResult:
+    """:func:`check_batch_boundary` for one result :func:`check_result` passed, read from its
+    values (the same rules, fields and messages, the score rounded the same way); ``count``:
+    check the number answered and the raw total against the assessment's answers."""
+    pid = checked.id
+    _check_stamp(
+        checked,
+        None,
+        provider=result.provider,
+        provider_version=result.provider_version,
+        demo=result.demo,
+        calibration_id=result.calibration_id,
+        calibration_sha256=result.calibration_sha256,
+    )
+    reason, code = result.reason, result.reason_code
+    if reason is not None and (code is None or not _one_line(reason, MAX_REASON_TEXT)):
+        raise ProviderResultError(
+            pid,
+            None,
+            "reasons",
+            f"not reason codes each with one line of words (at most {MAX_REASON_TEXT} characters)",
+        )
+    score = result.score
+    cut = checked.cutpoints().get(result.cutpoint_set) if result.cutpoint_set else None
+    found: list[tuple[str, str]] = []
+    if code is not None and len(code) > MAX_REASON_CODE:
+        found.append(("reason_code", f"longer than {MAX_REASON_CODE} characters"))
+    if count:
+        answers = [int(r) for r in assessment.responses.values() if r.is_category]
+        if result.n_answered != len(answers):
+            found.append(("n_answered", "not the number of items answered"))
+        raw = result.raw_score
+        if raw is not None and raw != sum(answers):
+            found.append(("raw_score", "not the total of the answers"))
+    if found:
+        raise ProviderResultError(pid, 0, *found[0])
+    if cut is not None and score is not None:
+        factor = 10.0**cut.decimals
+        if round(score * factor) / factor != score:  # not as the engine gives it: rounded
+            return attrs.evolve(result, score=round_half_away(score, cut.decimals))
+    return result
+
+
+def _identity(inner: ScoringProvider) -> tuple[str, str, bool]:
+    """The provider's id, version and demo flag, read once (they are the plugin's code, and a
+    property may raise or change): what it was chosen as is what its results must name."""
+    try:
+        pid, version, demo = inner.id, inner.version, inner.demo
+        if type(pid) is str and type(version) is str and type(demo) is bool:
+            return pid, version, demo  # the usual case, told first: wrapped at every selection
+    except KeyboardInterrupt:  # the user's, as an unwatched guard takes it
+        raise
+    except BaseException as exc:
+        raise ScoringError(
+            f"a scoring provider ({type(inner).__name__}) failed to declare its id, version "
+            f"or demo flag: {describe_failure(exc)}"
+        ) from None
+    if not isinstance(pid, str) or not isinstance(version, str):
+        raise ScoringError(
+            f"a scoring provider ({type(inner).__name__}) declares an id or version that is "
+            "not text"
+        )
+    if not isinstance(demo, bool | np.bool_):
+        raise ScoringError(f"provider {pid!r} declares a demo flag that is not True or False")
+    return pid, version, bool(demo)
+
+
+def _owned(scores: BatchScores) -> BatchScores:
+    """``scores`` with every column that is a view of other memory copied: a provider reusing
+    a buffer across batches (``self._buffer[:n]``) would otherwise rewrite a batch already
+    checked, and perhaps not yet written, when it scores the next. Columns the provider made
+    for the batch (the usual case) are kept as they are, at no cost."""
+    views: dict[str, Any] = {
+        k: np.array(v) for k in BATCH_ARRAYS if (v := getattr(scores, k)).base is not None
+    }
+    return attrs.evolve(scores, **views) if views else scores
+
+
 class CheckedProvider:
     """A provider as pamlib hands it out: licence checked, failures contained and results
     verified on every call.
 
-    Everything else is the wrapped provider's (:attr:`inner`). ``host`` is where cut-point sets
-    are looked up to check levels (default: the process-wide host, on first use).
+    Everything else is the wrapped provider's (:attr:`inner`). Its id, version and demo flag
+    are read once, when it is wrapped: results must name that id and version. ``host`` is
+    where cut-point sets are looked up to check levels (default: the process-wide host, on
+    first use).
     """
 
-    __slots__ = ("_cutpoints", "_host", "_inner")
+    __slots__ = ("_cutpoints", "_demo", "_host", "_id", "_inner", "_own_counts", "_version")
     _host: PluginHost | None
 
     def __init__(self, inner: ScoringProvider, host: PluginHost | None = None) -> None:
@@ -358,6 +643,8 @@ class CheckedProvider:
         self._inner = inner
         self._host = host
         self._cutpoints: CutpointRegistry | None = None
+        self._id, self._version, self._demo = _identity(inner)
+        self._own_counts = _counts_own_answers(inner)
 
     @property
     def inner(self) -> ScoringProvider:
@@ -369,22 +656,23 @@ class CheckedProvider:
 
     @property
     def id(self) -> str:
-        return self._inner.id
+        return self._id
 
     @property
     def version(self) -> str:
-        return self._inner.version
+        return self._version
 
     @property
     def demo(self) -> bool:
-        return self._inner.demo
+        return self._demo
 
     @property
     def licence(self) -> Licence | None:
-        return self._inner.licence
+        """The provider's licence, read through the same guard as before every call."""
+        return self._licence()
 
     def instruments(self) -> Collection[str]:
-        return self._inner.instruments()
+        return _declared(self._inner)
 
     def _licence(self) -> Licence | None:
         """The provider's licence: a ``licence`` property is the plugin's code, and one that
@@ -397,21 +685,26 @@ class CheckedProvider:
             raise
         except BaseException as exc:
             raise ScoringError(
-                f"provider {self._inner.id!r} failed to declare its licence: "
-                f"{describe_failure(exc)}"
+                f"provider {self._id!r} failed to declare its licence: {describe_failure(exc)}"
             ) from exc
         if licence is not None and not isinstance(licence, Licence):
             raise ScoringError(
-                f"provider {self._inner.id!r} failed to declare its licence: it is a "
+                f"provider {self._id!r} failed to declare its licence: it is a "
                 f"{type(licence).__name__}, not a Licence"
             )
         return licence
+
+    @staticmethod
+    def _allows(licence: Licence, instrument: Instrument, on: dt.date | None = None) -> None:
+        # pamlib's rule, not a subclass's: a Licence subclass overriding ``check`` (to pass
+        # everything, or raising something else) does not decide whether pamlib scores.
+        Licence.check(licence, instrument.id, on)
 
     def check(self, instrument: Instrument, on: dt.date | None = None) -> None:
         """Raise :class:`~pamlib.errors.LicenceError` unless ``instrument`` may be scored today."""
         licence = self._licence()
         if licence is not None:
-            licence.check(instrument.id, on)
+            self._allows(licence, instrument, on)
 
     def _recheck(self, instrument: Instrument, before: Licence | None) -> None:
         """The licence read after the call must be the one checked before it: a provider whose
@@ -420,7 +713,7 @@ class CheckedProvider:
         if after != before:
             if after is None:
                 return  # no licence now: the honesty rules below refuse unmarked results
-            after.check(instrument.id)
+            self._allows(after, instrument)
 
     def cutpoints(self) -> CutpointRegistry:
         """The cut-point sets levels are checked against."""
@@ -432,17 +725,25 @@ class CheckedProvider:
     def score_batch(self, instrument: Instrument, codes: npt.NDArray[np.int8]) -> BatchScores:
         licence = self._licence()
         if licence is not None:
-            licence.check(instrument.id)
+            self._allows(licence, instrument)
         view = np.asarray(codes).view()
         view.flags.writeable = False  # the caller's answers are not the provider's to change
         guard = PluginGuard(watch=True)  # once per batch: a Ctrl-C is told from the provider's
         with guard:
             scores = self._inner.score_batch(instrument, view)
+        if isinstance(guard.error, BatchColumnError):  # a column that does not convert exactly
+            error = guard.error
+            raise ProviderResultError(self._id, None, error.field, error.reason) from None
         if guard.error is not None:
             self._failed(instrument, guard.error, held_patient=False)
         self._recheck(instrument, licence)
+        if isinstance(scores, BatchScores):
+            scores = _owned(scores)
         checked = check_scores(
-            scores, instrument, self._inner, n_rows=len(codes), cutpoints=self.cutpoints()
+            scores, instrument, self, n_rows=len(codes), cutpoints=self.cutpoints()
+        )
+        checked = check_batch_boundary(
+            checked, self, instrument, None if self._own_counts else view
         )
         for name in BATCH_ARRAYS:  # what was checked is what is written: observers cannot change it
             getattr(checked, name).flags.writeable = False
@@ -451,14 +752,17 @@ class CheckedProvider:
     def score(self, assessment: Assessment) -> ScoreResult:
         licence = self._licence()
         if licence is not None:
-            licence.check(assessment.instrument.id)
+            self._allows(licence, assessment.instrument)
         guard = PluginGuard(watch=False)
         with guard:
             result = self._inner.score(assessment)
         if guard.error is not None:
             self._failed(assessment.instrument, guard.error, held_patient=True)
         self._recheck(assessment.instrument, licence)
-        return check_result(result, assessment, self._inner, cutpoints=self.cutpoints())
+        checked = check_result(result, assessment, self, cutpoints=self.cutpoints())
+        if self._own_counts:  # pamlib's own engine stamped, counted and rounded it
+            return checked
+        return check_result_boundary(checked, self, assessment, count=True)
 
     def _failed(
         self, instrument: Instrument, exc: BaseException, *, held_patient: bool
@@ -475,7 +779,7 @@ class CheckedProvider:
         if not held_patient and (at := _raised_at(exc)):
             what = f"{what} (raised at {at})"
         raise ScoringError(
-            f"provider {self._inner.id!r} failed while scoring {instrument.id}: {what}"
+            f"provider {self._id!r} failed while scoring {instrument.id}: {what}"
         ) from None
 
     def __repr__(self) -> str:
@@ -589,7 +893,11 @@ def select_provider(
         provider = found
     else:
         provider = name
+    reused: CheckedProvider | None = None
     if isinstance(provider, CheckedProvider):
+        # one selected once and passed again (the usual object-API call) is used as it is
+        if calibration is None and provider._host is host:
+            reused = provider
         provider = provider.inner
     if not _looks_like_provider(provider):
         raise ScoringError(f"{type(provider).__name__} is not a scoring provider")
@@ -606,7 +914,7 @@ def select_provider(
             f"provider {provider.id!r} does not score {instrument.id}; it scores: "
             f"{_describe(covered)}"
         )
-    checked = CheckedProvider(provider, host)
+    checked = reused if reused is not None else CheckedProvider(provider, host)
     checked.check(instrument)
     return checked
 

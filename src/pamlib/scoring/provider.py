@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Collection, Iterable
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import attrs
 import numpy as np
@@ -42,23 +42,47 @@ def flags_from_bits(bits: int) -> frozenset[Flag]:
 
 def _ids(values: Iterable[str]) -> frozenset[str]:
     # A typed converter: with a bare ``frozenset`` mypy cannot type the constructor's argument.
-    return frozenset(values)
+    # One id given as text would be read as its letters (a licence covering "P", "A", "M" …).
+    if isinstance(values, str):
+        raise TypeError("Licence.instruments is a collection of instrument ids, not one id")
+    ids = frozenset(values)
+    if not all(isinstance(i, str) and i for i in ids):
+        raise TypeError("Licence.instruments holds instrument ids (text)")
+    return ids
+
+
+def _licensee(_: object, __: object, value: Any) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise TypeError("Licence.licensee names the organisation holding the licence (text)")
+
+
+def _last_day(_: object, __: object, value: Any) -> None:
+    # A datetime is a date too, but comparing one with today's date raises at scoring time;
+    # text would too. Both are refused where the vendor builds the licence.
+    if value is not None and (not isinstance(value, dt.date) or isinstance(value, dt.datetime)):
+        raise TypeError("Licence.valid_until is a date (the last day, inclusive) or None")
 
 
 @attrs.frozen
 class Licence:
     """What a provider is licensed to score, for whom, and until when (inclusive).
 
-    ``licensee`` names an organisation, never a person.
+    ``licensee`` names an organisation, never a person. ``valid_until`` is the last day on
+    which scoring is allowed, on the calendar of the machine that scores (its local date: the
+    day its users see), so a licence ending on 31 March scores until local midnight that day
+    wherever the site is; a server kept on UTC ends it at midnight UTC.
     """
 
-    licensee: str
+    licensee: str = attrs.field(validator=_licensee)
     instruments: frozenset[str] = attrs.field(converter=_ids)
-    valid_until: dt.date | None = None
+    valid_until: dt.date | None = attrs.field(default=None, validator=_last_day)
 
     def check(self, instrument_id: str, on: dt.date | None = None) -> None:
-        """Raise :class:`LicenceError` unless ``instrument_id`` may be scored on ``on`` (today)."""
-        today = on or dt.datetime.now(dt.UTC).date()
+        """Raise :class:`LicenceError` unless ``instrument_id`` may be scored on ``on`` (default:
+        today, the local date; a datetime counts as its date)."""
+        today = on or dt.date.today()  # noqa: DTZ011 - the local calendar is the one meant
+        if isinstance(today, dt.datetime):
+            today = today.date()
         if instrument_id not in self.instruments:
             raise LicenceError(
                 f"the licence held by {self.licensee!r} does not cover {instrument_id}"
@@ -69,32 +93,112 @@ class Licence:
             )
 
 
-def _bools(values: npt.ArrayLike) -> npt.NDArray[np.bool_]:
-    return np.asarray(values, dtype=np.bool_)
+class BatchColumnError(ValueError):
+    """A column given to :class:`BatchScores` that does not convert to its type exactly: a
+    level with a fraction, a count past its type's range, text for a number, masked values.
+    Raised inside a provider's ``score_batch``, pamlib reports it as the provider's invalid
+    result, naming the field (never a value)."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__(f"BatchScores.{field}: {reason}")
 
 
-def _int8(values: npt.ArrayLike) -> npt.NDArray[np.int8]:
-    return np.asarray(values, dtype=np.int8)
+_KINDS = {"b": "boolean", "i": "integer", "u": "integer", "f": "float", "c": "complex"}
 
 
-def _int16(values: npt.ArrayLike) -> npt.NDArray[np.int16]:
-    return np.asarray(values, dtype=np.int16)
+def _exact(values: npt.ArrayLike, dtype: type[np.generic], field: str, kinds: str) -> Any:
+    """``values`` as a ``dtype`` array, converted only where nothing is lost: NumPy's own
+    conversion truncates a level of 2.7 to 2, wraps a count of 65 549 to 13 and reads the data
+    under a masked array's mask; each of those would be checked and written as if the provider
+    had meant it. ``kinds`` are the dtype kinds accepted (checked value by value where the cast
+    can lose); anything else (text, objects, complex numbers) is refused. Vectorised: an
+    array of the right type is returned as it is, at no cost."""
+    if isinstance(values, np.ma.MaskedArray) and np.ma.is_masked(values):
+        raise BatchColumnError(field, "masked values (a missing number is NaN, a missing level 0)")
+    source = np.asarray(values)
+    if source.dtype == dtype:
+        return source
+    kind = source.dtype.kind
+    if kind not in kinds:
+        what = _KINDS.get(kind, "text" if kind in "US" else "object")
+        raise BatchColumnError(field, f"{what} values where {np.dtype(dtype).name} is expected")
+    if np.can_cast(source.dtype, dtype, "safe"):
+        return source.astype(dtype)
+    with np.errstate(invalid="ignore", over="ignore"):
+        out = source.astype(dtype)
+        if dtype is np.bool_:
+            exact = bool(np.all((source == 0) | (source == 1)))
+        else:
+            exact = bool(np.all(out == source))
+    if not exact:
+        raise BatchColumnError(field, f"values that {np.dtype(dtype).name} cannot hold exactly")
+    return out
 
 
-def _int32(values: npt.ArrayLike) -> npt.NDArray[np.int32]:
-    return np.asarray(values, dtype=np.int32)
+def _scored(values: npt.ArrayLike) -> npt.NDArray[np.bool_]:
+    out: npt.NDArray[np.bool_] = _exact(values, np.bool_, "scored", "biu")
+    return out
 
 
-def _uint8(values: npt.ArrayLike) -> npt.NDArray[np.uint8]:
-    return np.asarray(values, dtype=np.uint8)
+def _n_answered(values: npt.ArrayLike) -> npt.NDArray[np.int16]:
+    out: npt.NDArray[np.int16] = _exact(values, np.int16, "n_answered", "iu")
+    return out
 
 
-def _floats(values: npt.ArrayLike) -> npt.NDArray[np.float64]:
-    return np.asarray(values, dtype=np.float64)
+def _raw_score(values: npt.ArrayLike) -> npt.NDArray[np.int32]:
+    out: npt.NDArray[np.int32] = _exact(values, np.int32, "raw_score", "iu")
+    return out
 
 
-def _strs(values: npt.ArrayLike) -> npt.NDArray[np.str_]:
-    return np.asarray(values, dtype=np.str_)
+def _level(values: npt.ArrayLike) -> npt.NDArray[np.int8]:
+    out: npt.NDArray[np.int8] = _exact(values, np.int8, "level", "iu")
+    return out
+
+
+def _flags(values: npt.ArrayLike) -> npt.NDArray[np.uint8]:
+    out: npt.NDArray[np.uint8] = _exact(values, np.uint8, "flags", "iu")
+    return out
+
+
+def _mean_response(values: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    out: npt.NDArray[np.float64] = _exact(values, np.float64, "mean_response", "iuf")
+    return out
+
+
+def _theta(values: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    out: npt.NDArray[np.float64] = _exact(values, np.float64, "theta", "iuf")
+    return out
+
+
+def _theta_se(values: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    out: npt.NDArray[np.float64] = _exact(values, np.float64, "theta_se", "iuf")
+    return out
+
+
+def _score(values: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    out: npt.NDArray[np.float64] = _exact(values, np.float64, "score", "iuf")
+    return out
+
+
+def _score_se(values: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    out: npt.NDArray[np.float64] = _exact(values, np.float64, "score_se", "iuf")
+    return out
+
+
+def _reason_codes(values: npt.ArrayLike) -> npt.NDArray[np.str_]:
+    """Text; an object column (pyarrow's strings) is text only where it holds no ``None``,
+    which NumPy would write as the reason ``"None"``."""
+    if isinstance(values, np.ma.MaskedArray) and np.ma.is_masked(values):
+        raise BatchColumnError("reason_code", "masked values (no reason is the empty text)")
+    source = np.asarray(values)
+    if source.dtype.kind == "U":
+        return source
+    if source.dtype.kind != "O" or bool(np.any(np.equal(source, np.array([None], dtype=object)))):
+        raise BatchColumnError("reason_code", "not text (no reason is the empty text)")
+    out: npt.NDArray[np.str_] = source.astype(np.str_)
+    return out
 
 
 #: The per-row arrays of a :class:`BatchScores`, in field order (the rest is per batch).
@@ -121,17 +225,17 @@ class BatchScores:
     ``reason_code`` is ``""`` where scored. Provenance is the same for every row of a batch.
     """
 
-    scored: npt.NDArray[np.bool_] = attrs.field(converter=_bools, eq=False)
-    n_answered: npt.NDArray[np.int16] = attrs.field(converter=_int16, eq=False)
-    raw_score: npt.NDArray[np.int32] = attrs.field(converter=_int32, eq=False)
-    mean_response: npt.NDArray[np.float64] = attrs.field(converter=_floats, eq=False)
-    theta: npt.NDArray[np.float64] = attrs.field(converter=_floats, eq=False)
-    theta_se: npt.NDArray[np.float64] = attrs.field(converter=_floats, eq=False)
-    score: npt.NDArray[np.float64] = attrs.field(converter=_floats, eq=False)
-    score_se: npt.NDArray[np.float64] = attrs.field(converter=_floats, eq=False)
-    level: npt.NDArray[np.int8] = attrs.field(converter=_int8, eq=False)
-    flags: npt.NDArray[np.uint8] = attrs.field(converter=_uint8, eq=False)
-    reason_code: npt.NDArray[np.str_] = attrs.field(converter=_strs, eq=False)
+    scored: npt.NDArray[np.bool_] = attrs.field(converter=_scored, eq=False)
+    n_answered: npt.NDArray[np.int16] = attrs.field(converter=_n_answered, eq=False)
+    raw_score: npt.NDArray[np.int32] = attrs.field(converter=_raw_score, eq=False)
+    mean_response: npt.NDArray[np.float64] = attrs.field(converter=_mean_response, eq=False)
+    theta: npt.NDArray[np.float64] = attrs.field(converter=_theta, eq=False)
+    theta_se: npt.NDArray[np.float64] = attrs.field(converter=_theta_se, eq=False)
+    score: npt.NDArray[np.float64] = attrs.field(converter=_score, eq=False)
+    score_se: npt.NDArray[np.float64] = attrs.field(converter=_score_se, eq=False)
+    level: npt.NDArray[np.int8] = attrs.field(converter=_level, eq=False)
+    flags: npt.NDArray[np.uint8] = attrs.field(converter=_flags, eq=False)
+    reason_code: npt.NDArray[np.str_] = attrs.field(converter=_reason_codes, eq=False)
     provider: str = ""
     provider_version: str = ""
     cutpoint_set: str | None = None

@@ -47,7 +47,8 @@ def synthetic_calibration(
     doc = demo_calibration(inst).to_document()
     if licensee is None:
         return doc
-    until = valid_until or dt.datetime.now(dt.UTC).date() + dt.timedelta(days=365)
+    # a year from the local date, the calendar licences end on
+    until = valid_until or dt.date.today() + dt.timedelta(days=365)  # noqa: DTZ011
     doc.update(
         id=f"synthetic-test-{inst.id}",
         name=f"Synthetic test calibration for {inst.id} (NOT the PAM)",
