@@ -88,10 +88,10 @@ def test_reprs_show_an_assessment_id_but_no_nhs_number_built_into_it() -> None:
     from pamlib.results import ScoreResult, ScoreStatus
 
     pam = BUILTIN_INSTRUMENTS[0]
-    for given in ("9434765919-2025-03-01", "943 476 5919/1"):
-        assessment = Assessment(given, Patient("P1"), pam, dt.date(2025, 3, 1), {})
-        result = ScoreResult(given, ScoreStatus.NOT_SCORED, "p", "1", 0)
-        outcome = TailoringOutcome(given, no_pathway_reason="none")
+    for made in ("9434765919-2025-03-01", "943 476 5919/1"):
+        assessment = Assessment(made, Patient("P1"), pam, dt.date(2025, 3, 1), {})
+        result = ScoreResult(made, ScoreStatus.NOT_SCORED, "p", "1", 0)
+        outcome = TailoringOutcome(made, no_pathway_reason="none")
         for shown in (repr(assessment), repr(result), repr(outcome)):
             assert "<NHS number>" in shown
             assert "9434765919" not in shown.replace(" ", "")
