@@ -143,18 +143,87 @@ def from_numpy(values: npt.NDArray[Any], mask: npt.NDArray[np.bool_] | None = No
 
 
 def to_numpy(arr: Any) -> npt.NDArray[Any]:
-    """An Arrow array of numbers without nulls as a NumPy view of its buffer (others through
-    ``to_numpy``, which, like ``pyarrow.array``, may import pandas: see :func:`from_numpy`)."""
+    """An Arrow array or chunked array as NumPy, as its own ``to_numpy`` gives it, read from
+    its buffers (``to_numpy``, like ``pyarrow.array``, imports pandas: see :func:`from_numpy`).
+
+    Numbers without nulls are a read-only view of the buffer (of one chunk); with nulls,
+    ``float64`` with NaN there. Booleans without nulls are ``bool``; dates (``date32``) are
+    ``datetime64[D]`` with NaT for null; text is Python strings (``None`` for null). Other
+    arrays go through ``to_numpy``."""
     pa = pyarrow_module()
+    if isinstance(arr, pa.ChunkedArray):
+        if arr.num_chunks == 1:
+            return to_numpy(arr.chunk(0))
+        if arr.num_chunks == 0:
+            return to_numpy(pa.nulls(0, arr.type))
+        return np.concatenate([to_numpy(c) for c in arr.chunks])
     kind = arr.type
-    if arr.null_count == 0 and (pa.types.is_integer(kind) or pa.types.is_floating(kind)):
-        dtype = np.dtype(kind.to_pandas_dtype())
+    n = len(arr)
+    if pa.types.is_integer(kind) or pa.types.is_floating(kind):
         data = arr.buffers()[1]
+        dtype = np.dtype(kind.to_pandas_dtype())
         if data is None:
-            return np.zeros(0, dtype=dtype)
-        out: npt.NDArray[Any] = np.frombuffer(data, dtype=dtype)[arr.offset : arr.offset + len(arr)]
+            values: npt.NDArray[Any] = np.zeros(0, dtype=dtype)
+        else:
+            values = np.frombuffer(data, dtype=dtype)[arr.offset : arr.offset + n]
+        if arr.null_count == 0:
+            values.flags.writeable = False  # the array's memory, which Arrow holds immutable
+            return values
+        out = values.astype(np.float64)
+        out[_nulls(arr)] = np.nan
+        return out
+    if pa.types.is_boolean(kind) and arr.null_count == 0:
+        return _bits(arr.buffers()[1], arr.offset, n)
+    if pa.types.is_date32(kind):
+        days = to_numpy(arr.view(pa.int32()))
+        return np.asarray(days, dtype="datetime64[D]")  # NaN (null) becomes NaT
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        out = np.empty(n, dtype=object)
+        out[:] = arr.to_pylist()
         return out
     return np.asarray(arr.to_numpy(zero_copy_only=False))
+
+
+def combined(column: Any) -> Any:
+    """A chunked array's chunks as one array (an array as it is): ``combine_chunks`` makes
+    the array of a column of no chunks with ``pyarrow.array`` (see :func:`from_numpy`)."""
+    pa = pyarrow_module()
+    if not isinstance(column, pa.ChunkedArray):
+        return column
+    return column.combine_chunks() if column.num_chunks else pa.nulls(0, column.type)
+
+
+def _bits(buffer: Any, offset: int, n: int) -> npt.NDArray[np.bool_]:
+    """``n`` bits of an Arrow bitmap from bit ``offset``, as booleans."""
+    if buffer is None or n == 0:
+        return np.zeros(n, dtype=np.bool_)
+    packed = np.frombuffer(buffer, dtype=np.uint8)
+    bits = np.unpackbits(packed, count=offset + n, bitorder="little")[offset:]
+    return bits.astype(np.bool_)
+
+
+def _nulls(arr: Any) -> npt.NDArray[np.bool_]:
+    """Where an Arrow array is null."""
+    if arr.null_count == 0:
+        return np.zeros(len(arr), dtype=np.bool_)
+    valid = arr.buffers()[0]
+    if valid is None:  # a null array, or a type without a validity bitmap
+        return np.ones(len(arr), dtype=np.bool_)
+    return ~_bits(valid, arr.offset, len(arr))
+
+
+def scalar(value: str | bool | float | None, kind: Any = None) -> Any:
+    """An Arrow scalar of type ``kind`` (by default, as :func:`_scalar` types ``value``), made
+    without ``pyarrow.scalar`` (see :func:`from_numpy`): for compute functions, which
+    convert a Python value given to them with it. ``None`` is the null of ``kind``."""
+    pa = pyarrow_module()
+    if value is None:
+        return pa.nulls(1, kind)[0]
+    if kind is None:
+        return _scalar(value)
+    if pa.types.is_string(kind):
+        return text_array([str(value)])[0]
+    return from_numpy(np.array([value], dtype=np.dtype(kind.to_pandas_dtype())))[0]
 
 
 def text_array(values: Sequence[str | None]) -> Any:
@@ -164,7 +233,7 @@ def text_array(values: Sequence[str | None]) -> Any:
     nulls = [i for i, v in enumerate(values) if v is None]
     try:
         encoded = [b"" if v is None else v.encode("utf-8") for v in values]
-    except UnicodeEncodeError:  # a lone surrogate: pyarrow says what is wrong
+    except (UnicodeEncodeError, AttributeError):  # a lone surrogate, or not text: as pyarrow
         return pa.array(list(values), type=pa.string())
     offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
     np.cumsum(np.fromiter(map(len, encoded), np.int64, len(encoded)), out=offsets[1:])
@@ -184,7 +253,7 @@ def text_array(values: Sequence[str | None]) -> Any:
 LARGE_CONVERSION = 4096
 
 
-def texts(values: list[str]) -> Any:
+def texts(values: Sequence[str | None]) -> Any:
     """Python strings as an Arrow ``string`` array: :func:`text_array`, or for a list of
     :data:`LARGE_CONVERSION` or more, ``pyarrow.array``."""
     if len(values) >= LARGE_CONVERSION:

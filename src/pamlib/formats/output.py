@@ -22,6 +22,7 @@ import numpy.typing as npt
 from pamlib.errors import ConfigurationError, FormatError, Problem
 from pamlib.formats._arrow import (
     Text,
+    combined,
     compute,
     constant_text,
     from_numpy,
@@ -483,25 +484,25 @@ def csv_text_table(table: Any, score_decimals: int) -> tuple[Any, bool]:
     columns: dict[str, Any] = {}
     free_text: list[Any] = []
     for name in table.column_names:
-        column = table.column(name).combine_chunks()
+        column = combined(table.column(name))
         kind = column.type
         if name == "score":
-            values = column.to_numpy(zero_copy_only=False)
+            values = to_numpy(column)
             text = _score_text(np.asarray(values, dtype=np.float64), score_decimals)
         elif pa.types.is_floating(kind):
-            values = column.to_numpy(zero_copy_only=False)
+            values = to_numpy(column)
             text = _float_text(np.asarray(values, dtype=np.float64))
         elif pa.types.is_integer(kind):
-            present = ~np.asarray(column.is_null().to_numpy(zero_copy_only=False), np.bool_)
-            values = np.asarray(pc.fill_null(column, 0).to_numpy(zero_copy_only=False))
+            present = ~to_numpy(column.is_null())
+            values = np.asarray(to_numpy(pc.fill_null(column, 0)))
             text = _int_text(values.astype(np.int64))
             if not present.all():
                 text = pc.if_else(from_numpy(present), text, "")
         elif pa.types.is_boolean(kind):
             # both values in one column (runs of several providers) look up by 0 and 1, not
             # by the booleans, which are no indices; a missing value is empty
-            present = ~np.asarray(column.is_null().to_numpy(zero_copy_only=False), np.bool_)
-            flags = pc.fill_null(column, False).to_numpy(zero_copy_only=False)
+            present = ~to_numpy(column.is_null())
+            flags = to_numpy(pc.fill_null(column, False))
             text = _lookup(["false", "true"], np.asarray(flags, dtype=np.int8))
             if not present.all():
                 text = pc.if_else(from_numpy(present), text, "")
@@ -512,7 +513,7 @@ def csv_text_table(table: Any, score_decimals: int) -> tuple[Any, bool]:
                 column = pc.cast(column, pa.string())
             text = protect_column(to_arrow_text(pc.fill_null(column, ""))) if n else column
             free_text.append(text)
-        columns[name] = text if n else pa.array([], pa.string())
+        columns[name] = text if n else text_array([])
     needs_quotes = any(Text(col).has_bytes(_STRUCTURAL) for col in free_text if len(col))
     return pa.table(columns), needs_quotes
 

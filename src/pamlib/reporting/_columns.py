@@ -69,23 +69,23 @@ def factorize_text(
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    from pamlib.formats._arrow import from_numpy, text_array, to_numpy
+
     chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
     encoded = [c if pa.types.is_dictionary(c.type) else pc.dictionary_encode(c) for c in chunks]
     if len(encoded) == 1:
         dictionary = encoded[0].dictionary
     else:
-        dictionary = pa.concat_arrays(
-            [e.dictionary for e in encoded] or [pa.array([], pa.string())]
-        )
-    order = np.asarray(pc.array_sort_indices(dictionary), dtype=np.int64)
-    ordered = dictionary.take(pa.array(order))
+        dictionary = pa.concat_arrays([e.dictionary for e in encoded] or [text_array([])])
+    order = np.asarray(to_numpy(pc.array_sort_indices(dictionary)), dtype=np.int64)
+    ordered = dictionary.take(from_numpy(order))
     del dictionary
     # A dictionary given may repeat a string or hold one no row uses (and the chunks'
     # dictionaries share strings): one code per distinct string that occurs.
     # 32-bit codes while there are fewer than 2**31 distinct strings: 4 bytes a row, not 8.
     rank = np.empty(len(order), dtype=np.int32 if len(order) < 2**31 else np.int64)
     if len(order) > 1:
-        repeats = np.asarray(pc.equal(ordered.slice(1), ordered.slice(0, len(order) - 1)))
+        repeats = to_numpy(pc.equal(ordered.slice(1), ordered.slice(0, len(order) - 1)))
         rank[order] = np.concatenate(([0], np.cumsum(~repeats)))
         del repeats
     else:
@@ -93,7 +93,7 @@ def factorize_text(
     codes = np.empty(sum(len(e) for e in encoded), dtype=rank.dtype)
     row = first = 0
     for e in encoded:  # each chunk's indices, to its dictionary's ranks, a million at a time
-        indices = e.indices.to_numpy(zero_copy_only=False)
+        indices = to_numpy(e.indices)
         ranks = rank[first : first + len(e.dictionary)]
         for start in range(0, len(e), _ROWS_AT_A_TIME):
             part = indices[start : start + _ROWS_AT_A_TIME]
@@ -110,7 +110,7 @@ def factorize_text(
     if not used.all():
         renumber = np.cumsum(used) - 1
         codes, firsts = renumber[codes].astype(codes.dtype), firsts[used]
-    return ordered.take(pa.array(firsts)), codes
+    return ordered.take(from_numpy(firsts)), codes
 
 
 def take_text(values: pa.Array | pa.ChunkedArray, rows: NDArray[np.integer[Any]]) -> pa.Array:
@@ -118,29 +118,24 @@ def take_text(values: pa.Array | pa.ChunkedArray, rows: NDArray[np.integer[Any]]
     own ``take`` joins the chunks first, a copy of the whole column for a few rows."""
     import pyarrow as pa
 
+    from pamlib.formats._arrow import from_numpy
+
     if isinstance(values, pa.ChunkedArray) and values.num_chunks == 1:
         values = values.chunk(0)
     if isinstance(values, pa.Array):
-        return values.take(pa.array(rows))
+        return values.take(from_numpy(rows))
     bounds = np.cumsum([0, *(len(c) for c in values.chunks)])
     chunk = np.searchsorted(bounds, rows, side="right") - 1
     order = np.argsort(chunk, kind="stable")
     edges = np.searchsorted(chunk[order], np.arange(values.num_chunks + 1))
-    parts = [pa.array([], values.type)]
+    parts = [pa.nulls(0, values.type)]
     for k in np.flatnonzero(edges[1:] > edges[:-1]).tolist():
         picked = order[edges[k] : edges[k + 1]]
-        parts.append(values.chunk(k).take(pa.array(rows[picked] - bounds[k])))
+        parts.append(values.chunk(k).take(from_numpy(rows[picked] - bounds[k])))
     taken = pa.concat_arrays(parts)
     back = np.empty(len(order), dtype=np.int64)
     back[order] = np.arange(len(order))
-    return taken.take(pa.array(back))
-
-
-def _text_array(values: Iterable[str]) -> TextArray:
-    items = list(values)
-    out = np.empty(len(items), dtype=object)
-    out[:] = items
-    return out
+    return taken.take(from_numpy(back))
 
 
 def _as_text(value: object) -> str:
@@ -182,17 +177,19 @@ def _arrow_text(values: Any) -> pa.Array | pa.ChunkedArray:
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    from pamlib.formats._arrow import combined, scalar, texts
+
     if isinstance(values, pa.ChunkedArray):
         if values.num_chunks > 1 and pa.types.is_string(values.type) and not values.null_count:
             return values
-        values = values.combine_chunks() if values.num_chunks != 1 else values.chunk(0)
+        values = combined(values) if values.num_chunks != 1 else values.chunk(0)
     if not isinstance(values, pa.Array):
-        values = pa.array(np.asarray(values, dtype=object), type=pa.string())
+        values = texts(np.asarray(values, dtype=object).tolist())
     if pa.types.is_dictionary(values.type):
         values = pc.cast(values, pa.string())
     if not pa.types.is_string(values.type):
         values = pc.cast(values, pa.string())
-    return pc.fill_null(values, "") if values.null_count else values
+    return pc.fill_null(values, scalar("", pa.string())) if values.null_count else values
 
 
 @attrs.frozen(eq=False, repr=False)
@@ -266,16 +263,18 @@ class ScoredColumns:
         import pyarrow as pa
         import pyarrow.compute as pc
 
+        from pamlib.formats._arrow import combined, to_numpy
+
         flags = self.flags
         if isinstance(flags, pa.ChunkedArray):  # few distinct texts: small to join
-            flags = flags.combine_chunks()
+            flags = combined(flags)
         encoded = pc.dictionary_encode(flags)
         hit = np.array(
             [flag in text.split(";") for text in encoded.dictionary.to_pylist()] or [False],
             dtype=np.bool_,
         )
         # Indexed by the small codes themselves: a 64-bit copy of them would take 8 bytes a row.
-        found: NDArray[np.bool_] = hit[encoded.indices.to_numpy(zero_copy_only=False)]
+        found: NDArray[np.bool_] = hit[to_numpy(encoded.indices)]
         return found
 
     def column(self, name: str) -> TextArray:
@@ -319,14 +318,13 @@ class ScoredColumns:
         """
         import pyarrow as pa
 
+        from pamlib.formats._arrow import texts
+
         materialised = [dict(r) for r in rows]
         names: dict[str, None] = dict.fromkeys(() if materialised else _REQUIRED)
         for row in materialised:
             names.update(dict.fromkeys(row))
-        columns = {
-            name: pa.array([_as_text(r.get(name)) for r in materialised], pa.string())
-            for name in names
-        }
+        columns = {name: texts([_as_text(r.get(name)) for r in materialised]) for name in names}
         return cls.from_arrow(pa.table(columns), source="rows")
 
     @classmethod
@@ -343,25 +341,27 @@ class ScoredColumns:
         columns (nothing is parsed again). A patient is its
         :meth:`~pamlib.tables.scored.ScoredTable.patient_keys` key; rows with no
         ``assessment_id`` get their row number."""
+        import pyarrow as pa
         import pyarrow.compute as pc
 
+        from pamlib.formats._arrow import combined, scalar, to_numpy
+
         n = len(table)
-        level = pc.fill_null(table.column("level"), 0).to_numpy()
-        days = table.column("assessed_on").to_numpy()
+        level = to_numpy(pc.fill_null(table.column("level"), scalar(0, pa.int8())))
+        days = to_numpy(table.column("assessed_on"))  # NaT where null
+        scored = pc.equal(table.column("status"), scalar("scored", pa.string()))
         return cls(
             assessment_id=_ids(table.column("assessment_id"), first_row=0),
-            patient_id=table.patient_keys(),
+            # Arrow text: no Python string a row
+            patient_id=combined(table._patient_key_text()),
             assessed_on=np.asarray(days, dtype="datetime64[D]").reshape(n),
             scored=np.asarray(
-                pc.fill_null(pc.equal(table.column("status"), "scored"), False).to_numpy(),
-                dtype=np.bool_,
+                to_numpy(pc.fill_null(scored, scalar(False, pa.bool_()))), dtype=np.bool_
             ).reshape(n),
-            score=np.asarray(
-                pc.fill_null(table.column("score"), np.nan).to_numpy(), dtype=np.float64
-            ),
+            score=np.asarray(to_numpy(table.column("score")), dtype=np.float64),  # NaN: null
             level=np.asarray(level, dtype=np.int8),
-            flags=pc.binary_join(table.column("flags"), ";"),
-            demo=np.asarray(table.column("demo").to_numpy(), dtype=np.bool_),
+            flags=pc.binary_join(table.column("flags"), scalar(";", pa.string())),
+            demo=np.asarray(to_numpy(table.column("demo")), dtype=np.bool_),
             text=_TextColumns(table, [c for c in table.column_names if not is_identifier_name(c)]),
             private_nhs_keys=table.links_by_private_nhs_number,
         )
@@ -385,6 +385,8 @@ class ScoredColumns:
         their blocks at the end, which would hold each of them twice."""
         import pyarrow as pa
         import pyarrow.compute as pc
+
+        from pamlib.formats._arrow import from_numpy, text_array
 
         wanted = None if text is None else list(dict.fromkeys(text))
         available: list[str] = []
@@ -424,12 +426,12 @@ class ScoredColumns:
         fields = {
             **{name: fixed.joined(name) for name in _FIXED_FIELDS},
             "flags": pa.DictionaryArray.from_arrays(
-                pa.array(flag_codes), pa.array(flag_text.tolist() or [""], pa.string())
+                from_numpy(flag_codes), text_array(flag_text.tolist() or [""])
             ),
             # The identifiers stay in their blocks' chunks (each block's patients encoded
             # once): joined, each would be held twice while it is copied.
             **{
-                name: pa.chunked_array(_regrouped(parts) or [pa.array([], pa.string())])
+                name: pa.chunked_array(_regrouped(parts) or [text_array([])])
                 for name, parts in chunks.items()
             },
         }
@@ -503,50 +505,61 @@ def _ids(column: Any, *, first_row: int) -> pa.Array:
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    from pamlib.formats._arrow import combined, from_numpy, scalar, texts, to_numpy
+
     ids = _arrow_text(column)
-    missing = np.flatnonzero(np.asarray(pc.equal(ids, "").to_numpy(zero_copy_only=False)))
+    missing = np.flatnonzero(to_numpy(pc.equal(ids, scalar("", pa.string()))))
     if not len(missing):
         return ids
     if isinstance(ids, pa.ChunkedArray):
-        ids = ids.combine_chunks()
-    fill = pa.array([f"row-{first_row + i + 1:09d}" for i in missing.tolist()], pa.string())
+        ids = combined(ids)
+    fill = texts([f"row-{first_row + i + 1:09d}" for i in missing.tolist()])
     mask = np.zeros(len(ids), dtype=np.bool_)
     mask[missing] = True
-    return pc.replace_with_mask(ids, pa.array(mask), fill)
+    return pc.replace_with_mask(ids, from_numpy(mask), fill)
 
 
 def _dictionary(column: Any) -> pa.Array:
     """A column's text (as :func:`_column_text` gives it), dictionary-encoded: a few bytes a
     row for the repetitive columns a report groups by or lists (site, provider, calibration)."""
-    import pyarrow as pa
     import pyarrow.compute as pc
 
-    if pa.types.is_string(column.type):
-        text = pc.fill_null(column, "").combine_chunks()
-    else:
-        text = pa.array(_column_text(column), pa.string())
-    return pc.dictionary_encode(text)
+    from pamlib.formats._arrow import combined
+
+    return pc.dictionary_encode(combined(_column_arrow(column)))
 
 
 def _column_text(column: Any) -> TextArray:
     """A column as the table's strings (``""`` where null): floats positional (never ``1e-05``),
     lists ``;``-joined, booleans ``true``/``false``, dates ISO."""
+    from pamlib.formats._arrow import to_numpy
+
+    return to_numpy(_column_arrow(column))
+
+
+def _column_arrow(column: Any) -> pa.Array | pa.ChunkedArray:
+    """:func:`_column_text` as Arrow strings. Python writes each distinct float once (told
+    apart by its bits: ``-0.0`` is not ``0.0`` as text); Arrow does the rest."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    from pamlib.formats._arrow import from_numpy, scalar, text_array, to_numpy
+
     if pa.types.is_floating(column.type):
-        values = np.asarray(pc.fill_null(column, np.nan).to_numpy(), dtype=np.float64)
-        return _text_array(
+        values = np.asarray(to_numpy(column), dtype=np.float64)  # NaN where null
+        bits, index = np.unique(values.view(np.uint64), return_inverse=True)
+        words = [
             "" if math.isnan(v) else np.format_float_positional(v, trim="-")
-            for v in values.tolist()
-        )
+            for v in bits.view(np.float64).tolist()
+        ]
+        return text_array(words).take(from_numpy(index.reshape(-1)))
     if pa.types.is_list(column.type):
-        column = pc.binary_join(column, ";")
+        column = pc.binary_join(column, scalar(";", pa.string()))
     elif pa.types.is_boolean(column.type):
-        column = pc.if_else(column, "true", "false")
+        column = pc.if_else(column, scalar("true", pa.string()), scalar("false", pa.string()))
     elif not pa.types.is_string(column.type):
         column = pc.cast(column, pa.string())
-    return np.asarray(pc.fill_null(column, "").to_numpy(zero_copy_only=False), dtype=object)
+    return pc.fill_null(column, scalar("", pa.string()))
 
 
 class _TextColumns(Mapping[str, TextArray]):
@@ -613,9 +626,11 @@ class _BlockText(Mapping[str, TextArray]):
 
 def _small_codes(column: Any) -> tuple[TextArray, NDArray[Any]]:
     """A block's column as its distinct strings and the smallest integer type of codes."""
+    from pamlib.formats._arrow import to_numpy
+
     encoded = _dictionary(column)
-    distinct = np.asarray(encoded.dictionary.to_numpy(zero_copy_only=False), dtype=object)
-    codes = np.asarray(encoded.indices.to_numpy(zero_copy_only=False))
+    distinct = to_numpy(encoded.dictionary)
+    codes = to_numpy(encoded.indices)
     return distinct, codes.astype(_code_type(len(distinct)))
 
 

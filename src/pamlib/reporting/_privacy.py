@@ -182,8 +182,10 @@ def _holds_any(column: Any, values: list[str]) -> bool:
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    from pamlib.formats._arrow import text_array
+
     chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
-    wanted = pa.array(values, type=pa.string())
+    wanted = text_array(values)
     for chunk in chunks:
         # a dictionary's distinct texts give the same answer as its rows
         texts = chunk.dictionary if isinstance(chunk, pa.DictionaryArray) else chunk

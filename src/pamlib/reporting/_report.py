@@ -283,12 +283,15 @@ def write_html(report: CohortReport, target: Target) -> None:
         fh.write(render_html(report))
 
 
-def _labels(codes: NDArray[Any], names: Mapping[int, str]) -> NDArray[np.object_]:
-    """Each code's name (``""`` for a code with none), one shared string per distinct code."""
-    table = np.full(max([*names, int(codes.max(initial=0))]) + 1, "", dtype=object)
+def _labels(codes: NDArray[Any], names: Mapping[int, str]) -> pa.Array:
+    """Each code's name (``""`` for a code with none) as Arrow text: the names are made
+    once, and each row takes its code's."""
+    from pamlib.formats._arrow import from_numpy, text_array
+
+    table = [""] * (max([*names, int(codes.max(initial=0))]) + 1)
     for code, name in names.items():
         table[code] = str(name)
-    return np.asarray(table[codes.astype(np.intp)], dtype=object)
+    return text_array(table).take(from_numpy(codes.astype(np.intp)))
 
 
 def patients_table(report: CohortReport) -> pa.Table:
@@ -329,6 +332,8 @@ def _patient_rows(
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    from pamlib.formats._arrow import from_numpy, scalar, text_array
+
     cols = traj.columns
     baseline_row, followup_row = traj.baseline_row[part], traj.followup_row[part]
     has_b, has_f = baseline_row >= 0, followup_row >= 0
@@ -337,20 +342,22 @@ def _patient_rows(
 
     def ids(rows: NDArray[np.signedinteger[Any]], present: NDArray[np.bool_]) -> pa.Array:
         taken = take_text(cols.assessment_id, np.maximum(rows, 0))
-        return pc.if_else(pa.array(present), taken, pa.scalar(None, pa.string()))
+        return pc.if_else(from_numpy(present), taken, scalar(None, pa.string()))
 
     def days(rows: NDArray[np.signedinteger[Any]], present: NDArray[np.bool_]) -> pa.Array:
-        return pa.array(cols.assessed_on[np.maximum(rows, 0)], pa.date32(), mask=~present)
+        days = np.asarray(cols.assessed_on[np.maximum(rows, 0)], dtype="datetime64[D]")
+        return from_numpy(days, ~present)
 
     def points(tenths: NDArray[np.signedinteger[Any]], present: NDArray[np.bool_]) -> pa.Array:
-        return pa.array(tenths / 10, pa.float64(), mask=~present)
+        return from_numpy(tenths / 10, ~present)
 
     def level(levels: NDArray[np.signedinteger[Any]], present: NDArray[np.bool_]) -> pa.Array:
-        return pa.array(levels.astype(np.int8), pa.int8(), mask=~present)
+        return from_numpy(levels.astype(np.int8), ~present)
 
     patient_ids = traj.patient_id[part]
     if cols.private_nhs_keys:  # an NHS number the user did not keep is written nowhere
-        patient_ids = pc.if_else(pc.starts_with(patient_ids, "nhs:"), "", patient_ids)
+        nhs = pc.starts_with(patient_ids, "nhs:")
+        patient_ids = pc.if_else(nhs, scalar("", pa.string()), patient_ids)
     transitions = {
         10 * b + f: f"{b}->{f}" for b in range(5) for f in range(5) if b and f
     }  # levels 1-4 at both ends
@@ -360,7 +367,7 @@ def _patient_rows(
     classification = np.where(has_f, _classify(change, traj.config.threshold_tenths), 0)
     columns: dict[str, pa.Array] = {
         "patient_id": patient_ids,
-        "n_assessments": pa.array(traj.n_assessments[part], pa.int32()),
+        "n_assessments": from_numpy(traj.n_assessments[part].astype(np.int32)),
         "baseline_assessment_id": ids(baseline_row, has_b),
         "baseline_on": days(baseline_row, has_b),
         "baseline_score": points(baseline_tenths, has_b),
@@ -370,16 +377,18 @@ def _patient_rows(
         "followup_score": points(followup_tenths, has_f),
         "followup_level": level(followup_level, has_f),
         "change": points(change, has_f),
-        "transition": pa.array(transition, pa.string()),
-        "classification": pa.array(_labels(classification, CLASSIFICATION_CODES), pa.string()),
-        "nqf2483_status": pa.array(_labels(measure.status[part], STATUS_CODES), pa.string()),
-        "nqf2483_reason": pa.array(_labels(measure.reason[part], EXCLUSION_CODES), pa.string()),
-        "demo": pa.array(cols.demo[demo_row] if len(demo_row) else np.zeros(0, bool), pa.bool_()),
+        "transition": transition,
+        "classification": _labels(classification, CLASSIFICATION_CODES),
+        "nqf2483_status": _labels(measure.status[part], STATUS_CODES),
+        "nqf2483_reason": _labels(measure.reason[part], EXCLUSION_CODES),
+        "demo": from_numpy(
+            np.asarray(cols.demo[demo_row] if len(demo_row) else np.zeros(0), dtype=np.bool_)
+        ),
     }
     if group_by is not None:
         name = group_by if group_by not in columns else "group"
         distinct, codes = group if group is not None else cols.column_codes(group_by)
-        values = pa.array(np.asarray(distinct[codes[demo_row]], dtype=object), pa.string())
+        values = text_array(distinct.tolist()).take(from_numpy(codes[demo_row]))
         columns = {"patient_id": columns.pop("patient_id"), name: values, **columns}
     return pa.table(columns)
 
@@ -390,11 +399,13 @@ def _csv_text(column: pa.Array) -> list[str]:
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    from pamlib.formats._arrow import scalar
+
     if pa.types.is_floating(column.type):
         return ["" if v is None else f"{v:.1f}" for v in column.to_pylist()]
     if not pa.types.is_string(column.type):
         column = pc.cast(column, pa.string())
-    return [str(v) for v in pc.fill_null(column, "").to_pylist()]
+    return [str(v) for v in pc.fill_null(column, scalar("", pa.string())).to_pylist()]
 
 
 #: Patients formatted and written at a time: the CSV's memory does not grow with the cohort.

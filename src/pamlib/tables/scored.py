@@ -300,7 +300,7 @@ def _distinct(column: pa.Array | pa.ChunkedArray) -> tuple[list[Any], NDArray[np
 
     if not pa.types.is_string(column.type):
         column = pc.cast(column, pa.string())
-    return _encoded(pc.dictionary_encode(pc.fill_null(column, "")))
+    return _encoded(pc.dictionary_encode(pc.fill_null(column, _text_scalar(""))))
 
 
 def _encoded(encoded: pa.DictionaryArray | pa.ChunkedArray) -> tuple[list[Any], NDArray[np.intp]]:
@@ -315,15 +315,17 @@ def _encoded_arrow(encoded: pa.DictionaryArray | pa.ChunkedArray) -> tuple[pa.Ar
     """:func:`_encoded` with the dictionary left in Arrow, the indices as Arrow made them."""
     import pyarrow as pa
 
+    from pamlib.formats._arrow import text_array, to_numpy
+
     chunks = [encoded] if isinstance(encoded, pa.DictionaryArray) else encoded.chunks
     if not chunks:
-        return pa.array([], pa.string()), np.zeros(0, dtype=np.int32)
+        return text_array([]), np.zeros(0, dtype=np.int32)
     # Arrow encodes a chunked column against one table of values, which every chunk holds;
     # where the chunks' dictionaries are not that one, they are unified first.
     held = [(len(c.dictionary), [b.address for b in c.dictionary.buffers() if b]) for c in chunks]
     if any(h != held[0] for h in held):
         chunks = pa.chunked_array(chunks).unify_dictionaries().chunks
-    parts = [np.asarray(c.indices.to_numpy(zero_copy_only=False)) for c in chunks]
+    parts = [to_numpy(c.indices) for c in chunks]
     return chunks[0].dictionary, parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
@@ -405,20 +407,32 @@ def _plain(column: pa.ChunkedArray) -> pa.ChunkedArray:
     return column
 
 
-def _texts(column: pa.ChunkedArray) -> TextArray:
+def _texts(column: pa.Array | pa.ChunkedArray) -> TextArray:
     """A text column as a NumPy object array, ``""`` where null."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    from pamlib.formats._arrow import to_numpy
+
     if not pa.types.is_string(column.type):
         column = pc.cast(column, pa.string())
-    return np.asarray(pc.fill_null(column, "").to_numpy(zero_copy_only=False), dtype=object)
+    return to_numpy(pc.fill_null(column, _text_scalar("")))
+
+
+@functools.cache
+def _text_scalar(value: str) -> Any:
+    """``value`` as an Arrow ``string`` scalar, for compute functions: given a Python string,
+    they convert it with ``pyarrow.scalar``, which imports pandas wherever it is installed
+    (see :func:`pamlib.formats._arrow.from_numpy`)."""
+    from pamlib.formats._arrow import scalar
+
+    return scalar(value, _arrow_type("text"))
 
 
 def _mask(valid: NDArray[np.bool_]) -> Any:
-    import pyarrow as pa
+    from pamlib.formats._arrow import from_numpy
 
-    return pa.array(~valid, type=pa.bool_())
+    return from_numpy(~valid)
 
 
 def _to_text(column: pa.ChunkedArray) -> pa.Array:
@@ -426,20 +440,30 @@ def _to_text(column: pa.ChunkedArray) -> pa.Array:
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    from pamlib.formats._arrow import combined, texts, to_numpy
+
     if pa.types.is_floating(column.type):  # Arrow would write 1e-05 or nan
-        values = np.asarray(pc.fill_null(column, np.nan).to_numpy(), dtype=np.float64)
+        values = np.asarray(to_numpy(column), dtype=np.float64)  # NaN where null
         text = [
             "" if np.isnan(v) else np.format_float_positional(v, trim="-") for v in values.tolist()
         ]
-        column = pa.chunked_array([pa.array(text, pa.string())])
+        column = pa.chunked_array([texts(text)])
     elif pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
-        column = pc.binary_join(pc.cast(column, pa.list_(pa.string())), ";")
+        column = pc.binary_join(pc.cast(column, pa.list_(pa.string())), _text_scalar(";"))
     elif pa.types.is_timestamp(column.type):
         column = pc.cast(column, pa.date32())
     if not pa.types.is_string(column.type):
         column = pc.cast(column, pa.string())
-    column = column.combine_chunks()
-    return pc.if_else(pc.equal(column, ""), pa.scalar(None, pa.string()), column)
+    column = combined(column)
+    return pc.if_else(pc.equal(column, _text_scalar("")), _null_text(), column)
+
+
+@functools.cache
+def _null_text() -> Any:
+    """A null ``string`` scalar (see :func:`_text_scalar`)."""
+    import pyarrow as pa
+
+    return pa.nulls(1, pa.string())[0]
 
 
 def _to_date(
@@ -449,14 +473,16 @@ def _to_date(
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    from pamlib.formats._arrow import combined, from_numpy, scalar, to_numpy
+
     message = f"{name} is not an ISO date (YYYY-MM-DD)"
     if pa.types.is_timestamp(column.type) or pa.types.is_date(column.type):
-        days = pc.cast(column, pa.date32()).combine_chunks()
+        days = combined(pc.cast(column, pa.date32()))
         if required:
-            problems.add(np.asarray(days.is_null(), dtype=np.bool_), "bad-date", message)
+            problems.add(to_numpy(days.is_null()), "bad-date", message)
         # as for text, four-digit years only: Python's dates, and ISO text, end there
         number = np.asarray(
-            pc.fill_null(days.cast(pa.int32()), 0).to_numpy(zero_copy_only=False), np.int64
+            to_numpy(pc.fill_null(days.cast(pa.int32()), scalar(0, pa.int32()))), np.int64
         )
         problems.add((number < _FIRST_DAY) | (number > _LAST_DAY), "bad-date", message)
         return days
@@ -475,7 +501,7 @@ def _to_date(
                 parsed[k], ok[k] = day, True
     problems.add(~ok[index], "bad-date", message)
     days_np = parsed[index] if len(index) else np.zeros(0, dtype="datetime64[D]")
-    return pa.array(days_np, type=pa.date32(), mask=np.isnat(days_np))
+    return from_numpy(days_np, np.isnat(days_np))
 
 
 def _parse_text(
@@ -513,12 +539,14 @@ def _to_int(
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    from pamlib.formats._arrow import from_numpy, to_numpy
+
     lo, hi = allowed or _INT_RANGE[kind]
     message = message or f"{name} must be empty or a whole number from {lo} to {hi}"
     if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
         # unsafe: an integer past 2**53 is near enough to be refused by the range check
         floats = pc.cast(column, pa.float64(), safe=False)
-        numbers = np.asarray(pc.fill_null(floats, np.nan).to_numpy(), dtype=np.float64)
+        numbers = np.asarray(to_numpy(floats), dtype=np.float64)  # NaN where null
         missing = np.isnan(numbers)
         good = missing | ((numbers == np.floor(np.nan_to_num(numbers))) & (numbers >= lo))
         good &= missing | (numbers <= hi)
@@ -531,8 +559,8 @@ def _to_int(
         missing = np.isnan(numbers)
     problems.add(~good, code, message)
     keep = good & ~missing
-    out = np.where(keep, numbers, 0).astype(np.int64)
-    return pa.array(out, type=_arrow_type(kind), mask=~keep)
+    out = np.where(keep, numbers, 0).astype(np.dtype(_arrow_type(kind).to_pandas_dtype()))
+    return from_numpy(out, ~keep)
 
 
 def _to_float(
@@ -548,10 +576,12 @@ def _to_float(
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    from pamlib.formats._arrow import from_numpy, to_numpy
+
     grammar = _SCORE_TEXT if score else _FLOAT_TEXT
     if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
         floats = pc.cast(column, pa.float64(), safe=False)  # past 2**53: the nearest float
-        numbers = np.asarray(pc.fill_null(floats, np.nan).to_numpy(), dtype=np.float64)
+        numbers = np.asarray(to_numpy(floats), dtype=np.float64)  # NaN where null
         good = np.ones(len(numbers), dtype=np.bool_)
     else:
         numbers, good = _parse_text(
@@ -570,7 +600,7 @@ def _to_float(
         good &= ~np.isinf(numbers)
         problems.add(~good, "bad-number", f"{name} must be empty or a number")
     numbers = np.where(good, numbers, np.nan)
-    return pa.array(numbers, type=pa.float64(), mask=np.isnan(numbers))
+    return from_numpy(numbers, np.isnan(numbers))
 
 
 def _to_list(column: pa.ChunkedArray) -> pa.Array:
@@ -579,31 +609,34 @@ def _to_list(column: pa.ChunkedArray) -> pa.Array:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    string_list = pa.list_(pa.string())
+    from pamlib.formats._arrow import combined, from_numpy, text_lists
+
     if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
         value = column.type.value_type
         if pa.types.is_dictionary(value) or not pa.types.is_string(value):
             column = pc.cast(column, pa.list_(pa.string()))
-        lists = column.combine_chunks()
-        return pc.if_else(lists.is_null(), pa.scalar([], string_list), lists)
+        lists = combined(column)
+        return pc.if_else(lists.is_null(), text_lists([[]])[0], lists)
     distinct, index = _distinct(column)
     items = [[p.strip() for p in text.split(";") if p.strip()] for text in distinct]
-    return pa.array(items or [[]], type=string_list).take(pa.array(index))
+    return text_lists(items or [[]]).take(from_numpy(index))
 
 
 def _to_bool(column: pa.ChunkedArray, name: str, problems: _Problems) -> pa.Array:
     """Booleans: typed, or ``true``/``false`` in any case; empty is null."""
     import pyarrow as pa
 
+    from pamlib.formats._arrow import combined, from_numpy
+
     if pa.types.is_boolean(column.type):
-        return column.combine_chunks()
+        return combined(column)
     distinct, index = _distinct(column)
     spelt = [str(t).strip().lower() for t in distinct]
     known = np.array([s in ("true", "false", "") for s in spelt] or [True], dtype=np.bool_)
     value = np.array([s == "true" for s in spelt] or [False], dtype=np.bool_)
     null = np.array([s == "" or s not in ("true", "false") for s in spelt] or [True])
     problems.add(~known[index], f"bad-{name}", f"{name} must be 'true' or 'false'")
-    return pa.array(value[index], type=pa.bool_(), mask=null[index])
+    return from_numpy(value[index], null[index])
 
 
 # -- checks ---------------------------------------------------------------------------------
@@ -624,10 +657,10 @@ def _check_repeats(ids: pa.Array, problems: _Problems) -> None:
 def _id_hashes(ids: pa.Array) -> tuple[NDArray[np.intp], NDArray[np.uint64]]:
     """The rows of a block that have an assessment id, and a 64-bit hash of each of their ids
     (the first half of the 128-bit key the scorer's repeat check uses)."""
-    from pamlib.formats._arrow import Text
+    from pamlib.formats._arrow import Text, to_numpy
     from pamlib.formats._columnar import _keys
 
-    present = np.flatnonzero(~np.asarray(ids.is_null(), dtype=np.bool_))
+    present = np.flatnonzero(~to_numpy(ids.is_null()))
     if not len(present):
         return present, np.zeros(0, dtype=np.uint64)
     return present, _keys(Text(ids), present)[0]
@@ -674,6 +707,8 @@ class _IdHashes:
         rows with a shared hash are read again and their ids compared as text."""
         import pyarrow as pa
 
+        from pamlib.formats._arrow import from_numpy
+
         shared, expected = self._shared()
         if not len(shared):
             return
@@ -686,7 +721,7 @@ class _IdHashes:
             at = np.minimum(np.searchsorted(shared, hashes), len(shared) - 1)
             hit = present[shared[at] == hashes]
             found_rows.append(offset + hit)
-            found_ids.append(ids.take(pa.array(hit)))
+            found_ids.append(ids.take(from_numpy(hit)))
             offset += raw.num_rows
         if sum(map(len, found_rows)) != expected:
             raise FormatError(
@@ -734,18 +769,19 @@ def _demo_verdicts(
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    from pamlib.formats._arrow import from_numpy
     from pamlib.tailoring.context import demo_evidence
 
     n = len(stated)
+    flag_text = pc.binary_join(flags, _text_scalar(";"))
     # One integer per row for the four columns together; each distinct combination is judged
     # once, at the first row that has it.
     combined = np.zeros(n, dtype=np.int64)
-    for column in (stated, pc.binary_join(flags, ";"), provider, calibration):
+    for column in (stated, flag_text, provider, calibration):
         distinct, codes = _distinct(column)
         combined = combined * max(len(distinct), 1) + codes
-    _, index = _distinct(pc.cast(pa.array(combined), pa.string()))
+    _, index = _distinct(pc.cast(from_numpy(combined), pa.string()))
     firsts = np.flatnonzero(_first_rows(index) == np.arange(n))
-    flag_text = pc.binary_join(flags, ";")
     verdicts = [
         demo_evidence(
             stated[i].as_py(),
@@ -769,20 +805,26 @@ def _demo_verdicts(
     return demo
 
 
-def _nhs_keys(values: TextArray) -> tuple[TextArray, NDArray[np.bool_]]:
-    """NHS numbers without spaces or dashes (``""`` where empty), and where one is not valid."""
-    import pyarrow as pa
-
+def _nhs_keys(
+    values: pa.Array | pa.ChunkedArray | TextArray,
+) -> tuple[pa.Array, NDArray[np.bool_], NDArray[np.bool_]]:
+    """The patient key each NHS number gives (``nhs:`` and the number without spaces or
+    dashes, ``""`` where there is none), as Arrow text; where there is one; and where it is
+    not a valid number. Each distinct number is cleaned and checked once."""
+    from pamlib.formats._arrow import from_numpy, text_array, texts
     from pamlib.identity import is_valid_nhs_number
 
-    distinct, index = _distinct(pa.array(values, type=pa.string()))
+    distinct, index = _distinct(
+        texts(values.tolist()) if isinstance(values, np.ndarray) else values
+    )
     cleaned = [_NHS_SEPARATORS.sub("", str(v)) for v in distinct]
     bad = np.array(
         [bool(c) and not is_valid_nhs_number(c) for c in cleaned] or [False], dtype=np.bool_
     )
-    out = np.empty(len(cleaned) or 1, dtype=object)
-    out[: len(cleaned)] = cleaned
-    return out[index], bad[index]
+    present = np.array([bool(c) for c in cleaned] or [False], dtype=np.bool_)
+    # Trailing NULs dropped, as a NumPy string drops them (keys were once NumPy strings).
+    keys = text_array(["nhs:" + c.rstrip("\x00") if c else "" for c in cleaned] or [""])
+    return keys.take(from_numpy(index)), present[index], bad[index]
 
 
 def blank_texts(values: Sequence[str | None] | TextArray) -> NDArray[np.bool_]:
@@ -791,24 +833,30 @@ def blank_texts(values: Sequence[str | None] | TextArray) -> NDArray[np.bool_]:
     and it looks at millions of cells without a Python call each; Python looks where Arrow
     cannot hold a text (a lone surrogate)."""
     import pyarrow as pa
-    import pyarrow.compute as pc
+
+    from pamlib.formats._arrow import texts
 
     try:
-        text = pa.array(values, type=pa.string())
+        text = texts(values.tolist() if isinstance(values, np.ndarray) else list(values))
     except (pa.ArrowException, UnicodeError):
         return np.array([not (t or "").strip() for t in values], dtype=np.bool_).reshape(
             len(values)
         )
-    blank = pc.fill_null(pc.or_(pc.equal(text, ""), pc.utf8_is_space(text)), True)
-    return np.asarray(blank.to_numpy(zero_copy_only=False), dtype=np.bool_).reshape(len(values))
+    return _blank(text).reshape(len(values))
 
 
 def _blank(text: pa.Array | pa.ChunkedArray) -> NDArray[np.bool_]:
     """:func:`blank_texts` of an Arrow string column (null is blank)."""
+    import pyarrow as pa
     import pyarrow.compute as pc
 
-    blank = pc.fill_null(pc.or_(pc.equal(text, ""), pc.utf8_is_space(text)), True)
-    return np.asarray(blank.to_numpy(zero_copy_only=False), dtype=np.bool_).reshape(len(text))
+    from pamlib.formats._arrow import scalar, to_numpy
+
+    if not pa.types.is_string(text.type):
+        text = pc.cast(text, pa.string())
+    empty = pc.or_(pc.equal(text, _text_scalar("")), pc.utf8_is_space(text))
+    blank = pc.fill_null(empty, scalar(True, empty.type))
+    return np.asarray(to_numpy(blank), dtype=np.bool_).reshape(len(text))
 
 
 def _held_text(
@@ -821,41 +869,105 @@ def _held_text(
         return None
     import pyarrow as pa
 
+    from pamlib.formats._arrow import combined, texts
+
     if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
+        values = combined(values)
     if isinstance(values, pa.Array):
         return values if pa.types.is_string(values.type) else values.cast(pa.string())
     given = np.asarray(values, dtype=object).reshape(-1)
     try:
-        return pa.array(given, pa.string())
+        return texts(given.tolist())
     except (pa.ArrowException, UnicodeError, TypeError):
         return given
 
 
 def _patient_keys(
-    patient_id: TextArray, nhs_number: TextArray | None, pseudonym: TextArray | None
+    patient_id: pa.Array | pa.ChunkedArray | TextArray,
+    nhs_number: pa.Array | pa.ChunkedArray | TextArray | None,
+    pseudonym: pa.Array | pa.ChunkedArray | TextArray | None,
 ) -> tuple[TextArray, NDArray[np.bool_]]:
-    """The key of each row (see :class:`ScoredTable`), ``""`` where there is none; and the rows
-    whose key would be an NHS number that is not valid."""
+    """:func:`_arrow_patient_keys` of Arrow or NumPy text, the keys as a NumPy object array."""
+    from pamlib.formats._arrow import texts, to_numpy
+
+    def arrow(values: Any) -> Any:
+        return texts(values.tolist()) if isinstance(values, np.ndarray) else values
+
+    keys, bad = _arrow_patient_keys(
+        arrow(patient_id), nhs_number, None if pseudonym is None else arrow(pseudonym)
+    )
+    return to_numpy(keys), bad
+
+
+def _arrow_patient_keys(
+    patient_id: pa.Array | pa.ChunkedArray,
+    nhs_number: pa.Array | pa.ChunkedArray | TextArray | None,
+    pseudonym: pa.Array | pa.ChunkedArray | None,
+) -> tuple[pa.Array | pa.ChunkedArray, NDArray[np.bool_]]:
+    """The key of each row (see :class:`ScoredTable`) as Arrow text, ``""`` where there is
+    none; and the rows whose key would be an NHS number that is not valid. The columns are
+    Arrow text (the NHS numbers may be held as given: see :func:`_held_text`). Rows with a
+    ``patient_id`` keep it as it is: only the others are looked at, and no Python string is
+    made a row."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from pamlib.formats._arrow import from_numpy, text_array
+
+    if not pa.types.is_string(patient_id.type):
+        patient_id = pc.cast(patient_id, pa.string())
+    keys = pc.fill_null(patient_id, _text_scalar(""))
+    n = len(keys)
     # A cell of only whitespace is no identifier (as ``pamlib score`` judges its input): kept as
     # a key, every such row would be one "patient", another person's score a previous one.
-    keys = patient_id.copy()
-    keys[blank_texts(patient_id)] = ""
-    bad = np.zeros(len(keys), dtype=np.bool_)
+    rows = np.flatnonzero(_blank(patient_id))
+    bad = np.zeros(n, dtype=np.bool_)
+    if not rows.size:
+        return keys, bad
+    # Each row's key is taken from ``keys``, then the keys made for the rows without one, then
+    # the empty text (which the rows left without a key take).
+    parts: list[Any] = []
+
+    def add(part: pa.Array | pa.ChunkedArray) -> None:
+        parts.extend(part.chunks if isinstance(part, pa.ChunkedArray) else [part])
+
+    add(keys)
+    where = np.arange(n, dtype=np.int64)
+    where[rows] = -1
+    made = n
     if nhs_number is not None:
         # Only a row without a patient_id is keyed by its NHS number: the others' numbers are
         # neither cleaned nor checked (a cohort's patient ids are usually all there).
-        rows = np.flatnonzero(keys == "")
-        if rows.size:
-            nhs, invalid = _nhs_keys(nhs_number[rows])
-            present = nhs != ""
-            use = rows[present]
-            bad[use] = invalid[present]
-            keys[use] = np.char.add("nhs:", nhs[present].astype(str)).astype(object)
-    if pseudonym is not None:
-        use = (keys == "") & ~blank_texts(pseudonym)
-        keys[use] = np.char.add("pseudonym:", pseudonym[use].astype(str)).astype(object)
-    return keys, bad
+        nhs, present, invalid = _nhs_keys(_take(nhs_number, rows))
+        bad[rows] = invalid & present
+        where[rows[present]] = made + np.flatnonzero(present)
+        add(nhs)
+        made += len(nhs)
+        rows = rows[~present]
+    if pseudonym is not None and rows.size:
+        given = _take(pseudonym, rows)
+        use = ~_blank(given)
+        if use.any():
+            # Trailing NULs dropped, as for an NHS number's key.
+            text = pc.utf8_rtrim(_take(given, np.flatnonzero(use)), characters="\x00")
+            prefix = _text_scalar("pseudonym:")
+            add(pc.binary_join_element_wise(prefix, text, _text_scalar("")))
+            where[rows[use]] = made + np.arange(int(use.sum()))
+            made += int(use.sum())
+    where[where < 0] = made
+    add(text_array([""]))
+    return pa.chunked_array(parts, type=pa.string()).take(from_numpy(where)), bad
+
+
+def _take(
+    values: pa.Array | pa.ChunkedArray | TextArray, rows: NDArray[np.intp]
+) -> pa.Array | pa.ChunkedArray | TextArray:
+    """``values[rows]``, Arrow or NumPy."""
+    if isinstance(values, np.ndarray):
+        return values[rows]
+    from pamlib.formats._arrow import from_numpy
+
+    return values.take(from_numpy(rows))
 
 
 def _standard_columns(
@@ -868,31 +980,29 @@ def _standard_columns(
 ) -> tuple[dict[str, pa.Array], pa.Array | None, pa.Array | None]:
     """The standard columns typed and checked; and the ``nhs_number`` and ``nhs_pseudonym``
     columns when the table has them."""
-    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from pamlib.formats._arrow import from_numpy, to_numpy
 
     out: dict[str, pa.Array] = {}
     # Patient key first, then the checks in the order problems were always listed.
     patient_id = _to_text(col("patient_id"))
     public_nhs = _to_text(col("nhs_number")) if "nhs_number" in names else None
     pseudonym = _to_text(col("nhs_pseudonym")) if "nhs_pseudonym" in names else None
-    keys, bad_nhs = _patient_keys(
-        _texts(patient_id),
-        nhs_number if public_nhs is None else _texts(public_nhs),
-        None if pseudonym is None else _texts(pseudonym),
+    keys, bad_nhs = _arrow_patient_keys(
+        patient_id, nhs_number if public_nhs is None else public_nhs, pseudonym
     )
     problems.add(
-        keys == "", "no-patient-key", "no patient_id, NHS number or pseudonym to link this row"
+        to_numpy(pc.equal(keys, _text_scalar(""))),
+        "no-patient-key",
+        "no patient_id, NHS number or pseudonym to link this row",
     )
     problems.add(bad_nhs, "bad-nhs-number", "the NHS number linking this row is not valid")
     out["assessment_id"] = _to_text(col("assessment_id"))
     out["patient_id"] = patient_id
     if "assessment_id" in names:
         ids = out["assessment_id"]
-        problems.add(
-            np.asarray(ids.is_null(), dtype=np.bool_),
-            "empty-assessment-id",
-            "assessment_id is empty",
-        )
+        problems.add(to_numpy(ids.is_null()), "empty-assessment-id", "assessment_id is empty")
         if repeats:
             _check_repeats(ids, problems)
     out["assessed_on"] = _to_date(col("assessed_on"), "assessed_on", problems, required=True)
@@ -925,7 +1035,7 @@ def _standard_columns(
     for name in ("calibration_id", "calibration_sha256", "reason"):
         out[name] = _to_text(col(name))
     demo = _demo_verdicts(stated, out["flags"], out["provider"], out["calibration_id"], problems)
-    out["demo"] = pa.array(demo, type=pa.bool_())
+    out["demo"] = from_numpy(demo)
     return out, public_nhs, pseudonym
 
 
@@ -1160,12 +1270,14 @@ class ScoredTable:
         blocks after a repeat are still yielded before the error. A file with no rows yields one
         empty block.
         """
+        from pamlib.formats._arrow import combined
+
         path = Path(path)
         problems = _Problems(path.name)
         hashes = _IdHashes(known_row_count(path))
         for raw in _raw_blocks(path, max(1, block_rows)):
             typed, private = _validate(raw, path.name, None, problems=problems)
-            hashes.add(typed.column("assessment_id").combine_chunks())
+            hashes.add(combined(typed.column("assessment_id")))
             problems.offset += typed.num_rows
             if not problems.found:
                 yield cls(typed, nhs_number=private)
@@ -1243,7 +1355,7 @@ class ScoredTable:
         import pyarrow.compute as pc
 
         if pa.types.is_list(column.type):
-            column = pc.binary_join(column, ";")
+            column = pc.binary_join(column, _text_scalar(";"))
         return _texts(column)
 
     def text_codes(self, name: str) -> tuple[list[str], NDArray[np.intp]]:
@@ -1257,7 +1369,7 @@ class ScoredTable:
         import pyarrow.compute as pc
 
         if pa.types.is_list(column.type):
-            column = pc.binary_join(column, ";")
+            column = pc.binary_join(column, _text_scalar(";"))
         return _distinct(column)
 
     def patient_keys(self) -> TextArray:
@@ -1267,10 +1379,16 @@ class ScoredTable:
         digits, a pseudonym key ``pseudonym:`` and the pseudonym, so neither can be taken for
         a ``patient_id`` of another kind.
         """
-        keys, _ = _patient_keys(
-            _texts(self._table.column("patient_id")),
-            self._identity_text("nhs_number"),
-            self._identity_text("nhs_pseudonym"),
+        from pamlib.formats._arrow import to_numpy
+
+        return to_numpy(self._patient_key_text())
+
+    def _patient_key_text(self) -> pa.Array | pa.ChunkedArray:
+        """:meth:`patient_keys` as Arrow text: no Python string a row."""
+        keys, _ = _arrow_patient_keys(
+            self._table.column("patient_id"),
+            self._identity("nhs_number"),
+            self._identity("nhs_pseudonym"),
         )
         return keys
 
@@ -1280,47 +1398,26 @@ class ScoredTable:
         dropped), a row without a key ``-1``.
 
         What linking a person's rows needs, without a Python string a row: Arrow numbers the
-        ``patient_id`` column, and only the rows without one look at their NHS number or
+        keys, and only the rows without a ``patient_id`` look at their NHS number or
         pseudonym.
         """
-        import pyarrow as pa
         import pyarrow.compute as pc
 
-        keys = pc.fill_null(self._table.column("patient_id"), "")
-        n = len(keys)
-        missing = np.flatnonzero(_blank(keys))
-        if missing.size:  # rows keyed by an NHS number or a pseudonym, if any
-            rows = pa.array(missing, pa.int64())
-            found, _ = _patient_keys(
-                _texts(keys.take(rows)),
-                self._identity_text("nhs_number", rows),
-                self._identity_text("nhs_pseudonym", rows),
-            )
-            where = np.arange(n, dtype=np.int64)
-            where[missing] = n + np.arange(missing.size)
-            keys = pa.chunked_array([*keys.chunks, pa.array(found.tolist(), pa.string())])
-            keys = keys.take(pa.array(where, pa.int64()))
-        if n and pc.any(pc.ends_with(keys, pattern="\x00")).as_py():
+        keys = self._patient_key_text()
+        if len(keys) and pc.any(pc.ends_with(keys, pattern="\x00")).as_py():
             keys = pc.utf8_rtrim(keys, characters="\x00")
         dictionary, index = _encoded_arrow(pc.dictionary_encode(keys))
         codes = index.astype(np.int64)
         codes[_blank(dictionary)[codes]] = -1
         return codes
 
-    def _identity_text(self, name: str, rows: pa.Array | None = None) -> TextArray | None:
-        """The ``nhs_number`` (held apart or a column) or ``nhs_pseudonym`` column as text, of
-        every row or of ``rows``; ``None`` where the table has none."""
+    def _identity(self, name: str) -> pa.Array | pa.ChunkedArray | TextArray | None:
+        """The ``nhs_number`` (held apart or a column) or ``nhs_pseudonym`` column: Arrow
+        text, or NumPy where held so; ``None`` where the table has none."""
         held = self._nhs_number if name == "nhs_number" else None
-        if isinstance(held, np.ndarray):
-            return held if rows is None else held[np.asarray(rows)]
         if held is None and name in self._table.column_names:
             held = self._table.column(name)
-        if held is None:
-            return None
-        import pyarrow as pa
-
-        column = held if rows is None else held.take(rows)
-        return _texts(column if isinstance(column, pa.ChunkedArray) else pa.chunked_array([column]))
+        return held
 
 
 # -- files ----------------------------------------------------------------------------------
@@ -1404,9 +1501,10 @@ def _raw_blocks(path: Path, rows: int) -> Iterator[pa.Table]:
             parquet = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
             batches = parquet.iter_batches(batch_size=rows, use_threads=False)
             first = next(batches, None)
-            yield parquet.schema_arrow.empty_table() if first is None else pa.table(first)
+            # ``pyarrow.table`` of a batch asks pandas whether it is a data frame
+            yield _empty(parquet.schema_arrow) if first is None else pa.Table.from_batches([first])
             for batch in batches:
-                yield pa.table(batch)
+                yield pa.Table.from_batches([batch])
         except (pa.ArrowException, ValueError, OSError):
             raise unreadable from None
         return
@@ -1431,6 +1529,14 @@ def _raw_blocks(path: Path, rows: int) -> Iterator[pa.Table]:
             yield _unprotected(pa.Table.from_batches([], schema=reader.schema))
     except pa.ArrowInvalid:  # its message quotes the offending row: never shown
         raise _unreadable_csv(path, len(header)) from None
+
+
+def _empty(schema: pa.Schema) -> pa.Table:
+    """A table of no rows (``Schema.empty_table`` makes its columns with ``pyarrow.array``:
+    see :func:`_text_scalar`)."""
+    import pyarrow as pa
+
+    return pa.Table.from_arrays([pa.nulls(0, f.type) for f in schema], schema=schema)
 
 
 def _read_json_lines(path: Path) -> pa.Table:
