@@ -7,7 +7,8 @@ repeated cold starts, minus the cost of starting an empty interpreter.
 ``--startup`` also times, in interleaved rounds and each in a fresh process, ``pamlib score`` on a
 two-row export with the demo provider (reading, scoring and writing two rows is next to nothing:
 the rest is starting up), on the same rows with dates written day first and one more rejected
-(``messy``: the paths a clean file does not take), and ``pamlib --help``, against
+(``messy``: the paths a clean file does not take), ``pamlib --help``, and ``pamlib report`` of
+the scored two rows (HTML, JSON summary and per-patient CSV), against
 ``python -c "import pyarrow.csv"``, the least any CSV tool built on pyarrow pays. Wall and
 processor time (user + system, from ``wait4``) of each, best and median; on a shared machine the
 processor time says what work a start-up did whatever the load.
@@ -100,6 +101,9 @@ def startup(repeat: int, compare: str | None, callgrind: bool = False) -> dict[s
     messy = [sys.executable, "-m", "pamlib", "score", "messy.csv", "--provider", "demo"]
     runs["pamlib score, messy"] = ([*messy, "-o", "out-messy.csv", "--no-progress"], env)
     runs["pamlib --help"] = ([sys.executable, "-m", "pamlib", "--help"], env)
+    # the report of the rows "pamlib score" wrote (its untimed first run comes before this one's)
+    report = [sys.executable, "-m", "pamlib", "report", "out.csv", "--json", "report.json"]
+    runs["pamlib report"] = ([*report, "--patients", "patients.csv", "-o", "report.html"], env)
     if compare is not None:
         compared = {**env, "PYTHONPATH": compare}
         runs["pamlib score (compared)"] = (
@@ -111,6 +115,10 @@ def startup(repeat: int, compare: str | None, callgrind: bool = False) -> dict[s
             compared,
         )
         runs["pamlib --help (compared)"] = ([sys.executable, "-m", "pamlib", "--help"], compared)
+        runs["pamlib report (compared)"] = (
+            [*report, "--patients", "patients-compared.csv", "-o", "report-compared.html"],
+            compared,
+        )
     times: dict[str, list[tuple[float, float]]] = {name: [] for name in runs}
     loads = []
     with tempfile.TemporaryDirectory() as folder:
