@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence, Set
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -67,8 +68,33 @@ def item_number(name: str) -> int | None:
 
 
 def _clean(name: str) -> str:
-    """A column name as matched: surrounding spaces and any byte-order mark removed."""
+    """A column name as passed through: surrounding spaces and any byte-order mark removed."""
     return name.replace("\ufeff", "").strip()
+
+
+def _match(name: str) -> str:
+    """A column name as matched: without invisible format characters (byte-order marks,
+    zero-width spaces and joiners, direction marks, soft hyphens), with full-width letters and
+    digits as ASCII (``Ｑ１`` is ``Q1``) and any Unicode space as a space, and without
+    surrounding spaces.
+
+    A spreadsheet shows a name that differs from ``Q13`` only in these as ``Q13``; passed
+    through as a column of its own, its answers would be read as unanswered without a word.
+    Other compatibility forms are left alone: ``Q1¹`` (a footnote mark) must not become ``Q11``.
+    """
+    if name.isascii():
+        return name.strip()
+    return "".join(_visible(ch) for ch in name).strip()
+
+
+def _visible(ch: str) -> str:
+    """One character of a column name as :func:`_match` compares it."""
+    if "\uff01" <= ch <= "\uff5e":  # the full-width forms of ASCII's printable characters
+        return chr(ord(ch) - 0xFEE0)
+    category = unicodedata.category(ch)
+    if category == "Cf":
+        return ""
+    return " " if category == "Zs" else ch
 
 
 #: Canonical columns pamlib reads a record with; only ``site`` (which it merely passes through)
@@ -197,7 +223,7 @@ def _claims(
     exact: dict[str, list[int]] = {}
     loose: dict[str, list[int]] = {}
     for position, raw in enumerate(header):
-        name = _clean(raw)
+        name = _match(raw)
         target = _canonical(mapping[name]) if name in mapping else _canonical(name)
         if name in drop:
             why = None if target is None else _drop_problem(name, target, "")
@@ -318,8 +344,8 @@ class Layout:
         header = tuple(header)
         _refuse_undecodable(header, source)
         problems: list[Problem] = []
-        mapping = {_clean(k): v for k, v in options.mapping.items()}
-        drop = {_clean(d) for d in options.drop}
+        mapping = {_match(k): v for k, v in options.mapping.items()}
+        drop = {_match(d) for d in options.drop}
         exact, loose = _claims(header, mapping, drop, source, problems)
         chosen, ambiguous = _choose(header, exact, loose, source, problems)
         columns: dict[str, int] = {}
@@ -328,13 +354,12 @@ class Layout:
         extra_names: list[str] = []
         duplicates = {p for positions in exact.values() for p in positions[1:]}
         for position, raw in enumerate(header):
-            name = _clean(raw)
-            if name in drop or position in duplicates:
+            if _match(raw) in drop or position in duplicates:
                 continue
             target = chosen.get(position)
             if target is None:
                 extras.append(position)
-                extra_names.append(name)
+                extra_names.append(_clean(raw))
             elif target.startswith("q"):
                 items[int(target[1:]) - 1] = position
             else:
@@ -344,7 +369,7 @@ class Layout:
                     extra_names.append("site")
         while items and items[-1] is None:
             items.pop()
-        present = {_clean(h) for h in header}
+        present = {_match(h) for h in header}
         for name in sorted(set(mapping) | drop):
             if name not in present:
                 problems.append(
@@ -436,7 +461,7 @@ def _same_column_twice(columns: Mapping[str, str], where: str, problems: list[Pr
     """Source columns named twice, in spellings that match the same header cell."""
     first: dict[str, str] = {}
     for key in columns:
-        name = _clean(key)
+        name = _match(key)
         if name in first:
             other = first[name]
             problems.append(
@@ -456,9 +481,9 @@ def _check_drop(
 ) -> None:
     """``drop`` only leaves pass-through columns out of the output: it may not name a column
     pamlib reads, by its own name or through ``[columns]``."""
-    mapped = {_clean(k): k for k in columns}
+    mapped = {_match(k): k for k in columns}
     for i, raw in enumerate(drop):
-        name = _clean(raw)
+        name = _match(raw)
         entry = f"input.drop[{i}] = {raw!r}"
         if name in mapped:
             key = mapped[name]

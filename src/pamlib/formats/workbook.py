@@ -9,7 +9,10 @@ an export would hold, so the checks (and their reject codes) are those of a CSV 
 - numbers are their shortest text: ``1`` for 1 or 1.0, ``2.5``; numbers stored as text stay
   the text they are; ``TRUE`` and ``FALSE`` are ``true`` and ``false``;
 - a formula is its last calculated value, and a cell holding an error is its error text
-  (``#N/A``), which is never an answer;
+  (``#N/A``), which is never an answer; a formula saved without a value (never calculated)
+  rejects its row (``formula``) rather than reading as empty;
+- a named cell that merged cells cover (any but the merge's first cell, which holds the value
+  Excel shows over all of them) rejects its row (``merged-cells``);
 - rows holding nothing (empty cells, or only spaces) are skipped and counted as blank.
 
 Only columns with a name in the header row are read; a row with a value under no name is
@@ -33,6 +36,7 @@ import datetime as dt
 import io
 import math
 import os
+import re
 import sys
 import warnings
 from collections.abc import Callable, Generator, Iterator, Sequence
@@ -72,6 +76,8 @@ def cell_text(value: object) -> str:
         return ""
     if isinstance(value, str):
         return value
+    if isinstance(value, Uncalculated):
+        return value.formula
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -95,6 +101,55 @@ def _openpyxl() -> Any:
     except ImportError:
         raise ConfigurationError(f"reading Excel workbooks needs openpyxl: {_INSTALL}") from None
     return openpyxl
+
+
+_MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+_FORMULA_TAG = f"{_MAIN}f"
+
+
+@attrs.frozen
+class Uncalculated:
+    """A formula cell saved without its value (by a program that does not calculate, such as
+    a script): the value Excel would show is unknown, so the row is rejected rather than read
+    with the cell empty. ``formula`` is the formula's text, for the rejects file."""
+
+    formula: str
+
+
+#: Merged cells in a sheet's XML: ``<mergeCell ref="E2:E3"/>``, with or without a prefix.
+_MERGE = re.compile(
+    rb'<(?:[A-Za-z_][\w.-]*:)?mergeCell\s[^>]*?\bref\s*=\s*["\']([A-Z]+[0-9]+(?::[A-Z]+[0-9]+)?)["\']'
+)
+
+
+def _merged_ranges(sheet: Any) -> list[tuple[int, int, int, int]]:
+    """The sheet's merged cells as ``(first row, last row, first column, last column)``, sorted
+    by first row. The sheet's XML lists them after its rows, so they are found by one pass over
+    its bytes before the rows are read (openpyxl's read-only sheet does not read them)."""
+    found: list[tuple[int, int, int, int]] = []
+    tail = b""
+    with sheet._get_source() as source:
+        while True:
+            block = source.read(1 << 20)
+            if not block:
+                break
+            data = tail + block
+            cut = data.rfind(b"<")
+            # An element cut at the end of the block is kept for the next one.
+            end = cut if cut > 0 and len(data) - cut < 4096 else len(data)
+            _add_merges(data[:end], found)
+            tail = data[end:]
+    _add_merges(tail, found)
+    return sorted(found)
+
+
+def _add_merges(data: bytes, found: list[tuple[int, int, int, int]]) -> None:
+    from openpyxl.utils.cell import range_boundaries
+
+    for match in _MERGE.finditer(data):
+        c1, r1, c2, r2 = range_boundaries(match.group(1).decode("ascii"))
+        if (r1, c1) != (r2, c2):
+            found.append((r1, r2, c1, c2))
 
 
 class WorkbookFormat:
@@ -234,6 +289,18 @@ def _values(sheet: Any) -> Generator[tuple[object, ...], None, None]:
             return parse_row(element)
 
         parser.parse_row = counted
+        parse_cell = parser.parse_cell
+
+        def calculated(element: Any) -> dict[str, Any]:
+            cell: dict[str, Any] = parse_cell(element)
+            # No value, and not a text result (which may be empty): never calculated.
+            if cell["value"] is None and cell["data_type"] != "str":
+                formula = element.find(_FORMULA_TAG)
+                if formula is not None:
+                    cell["value"] = Uncalculated(f"={formula.text or ''}")
+            return cell
+
+        parser.parse_cell = calculated
         rows = parser.parse()
         highest = 0  # the last row yielded: every row before it has been
         for number, cells in rows:
@@ -418,7 +485,8 @@ class _SheetRows:
             warnings.simplefilter("ignore")
             for row, cells in self.rows:
                 self.row = row
-                if not _blank(cells):
+                # A row of formulas never calculated and nothing else is no header, as before.
+                if not _blank([v for v in cells if not isinstance(v, Uncalculated)]):
                     header = cells
                     break
         if header is None:
@@ -426,10 +494,25 @@ class _SheetRows:
                 f"{name}: the sheet is empty",
                 [Problem(name, "no-header", "no row holds anything, so there is no header")],
             )
+        unknown = [i for i, v in enumerate(header) if isinstance(v, Uncalculated)]
+        if unknown:
+            raise FormatError(
+                f"{name}: the header row holds a formula that was never calculated",
+                [Problem(f"{name}: {where}, row {self.row}", "formula", _uncalculated(unknown))],
+            )
         named = [i for i, v in enumerate(header) if cell_text(v).strip()]
         self.positions = named
         self.names = tuple(cell_text(header[i]) for i in named)
         self.header_row = self.row
+        try:
+            self.merges = _merged_ranges(sheet)
+        except _damage():
+            raise FormatError(
+                f"cannot read {name}: {where} is damaged",
+                [Problem(f"{name}: {where}", "xlsx", "the sheet's XML cannot be read to its end")],
+            ) from None
+        self._next_merge = 0
+        self._active: list[tuple[int, int, int, int]] = []
 
     def part(self, size: int) -> _Part:
         part = _Part()
@@ -438,13 +521,20 @@ class _SheetRows:
             warnings.simplefilter("ignore")
             for row, cells in self.rows:
                 self.row = row
-                if _blank(cells):
+                # A formula never calculated under no name is left out, as any cell there is
+                # that holds nothing: only the named columns are read.
+                stray = [
+                    i
+                    for i, v in enumerate(cells)
+                    if i not in named and not _blank([v]) and not isinstance(v, Uncalculated)
+                ]
+                if not stray and _blank([cells[i] for i in self.positions if i < len(cells)]):
                     part.n_blank += 1
                     continue
                 texts = [cell_text(cells[i]) if i < len(cells) else "" for i in self.positions]
-                stray = [i for i, v in enumerate(cells) if i not in named and not _blank([v])]
-                if stray:
-                    part.rejects.append(self._stray(texts, stray))
+                problems = self._problems(cells, stray)
+                if problems:
+                    part.rejects.append(self._reject(texts, problems))
                 else:
                     part.rows.append(texts)
                     part.keys.append(self.row)
@@ -466,18 +556,70 @@ class _SheetRows:
             return self.row / self.total
         return None
 
-    def _stray(self, texts: list[str], stray: list[int]) -> Reject:
+    def _covered(self) -> list[int]:
+        """The named positions of the current row that merged cells cover, other than a merge's
+        first cell (which holds its value): Excel shows that value over them, and read as they
+        are saved, empty, they would be answers or dates lost without a word."""
+        row = self.row
+        merges = self.merges
+        while self._next_merge < len(merges) and merges[self._next_merge][0] <= row:
+            self._active.append(merges[self._next_merge])
+            self._next_merge += 1
+        if not self._active:
+            return []
+        self._active = [m for m in self._active if m[1] >= row]
+        covered: set[int] = set()
+        for r1, _, c1, c2 in self._active:
+            covered.update(range(c1 if r1 < row else c1 + 1, c2 + 1))
+        return [i for i in self.positions if i + 1 in covered]
+
+    def _problems(self, cells: Sequence[object], stray: list[int]) -> list[tuple[str, str]]:
+        """A row's problems as (code, message), in the order of the reject codes."""
         from openpyxl.utils import get_column_letter
 
-        where = ", ".join(get_column_letter(i + 1) for i in stray)
+        problems = []
+        if stray:
+            where = ", ".join(get_column_letter(i + 1) for i in stray)
+            message = f"a value in column {where}, which has no name in the header row"
+            problems.append(("field-count", message))
+        covered = self._covered()
+        if covered:
+            cells_named = ", ".join(f"{get_column_letter(i + 1)}{self.row}" for i in covered)
+            problems.append(
+                (
+                    "merged-cells",
+                    (
+                        f"cell {cells_named} is covered by merged cells, whose one value Excel "
+                        "shows over several cells: unmerge them and fill in each cell"
+                    ),
+                )
+            )
+        unknown = [
+            i for i in self.positions if i < len(cells) and isinstance(cells[i], Uncalculated)
+        ]
+        if unknown:
+            problems.append(("formula", _uncalculated(unknown, self.row)))
+        return problems
+
+    def _reject(self, texts: list[str], problems: list[tuple[str, str]]) -> Reject:
         return Reject(
             source=self.name,
             location=f"row {self.row}",
-            code="field-count",
-            message=f"a value in column {where}, which has no name in the header row",
+            code=problems[0][0],
+            message="; ".join(message for _, message in problems),
             fields=dict(zip(self.names, texts, strict=True)),
             line=self.row,
         )
+
+
+def _uncalculated(positions: list[int], row: int | None = None) -> str:
+    from openpyxl.utils import get_column_letter
+
+    cells = ", ".join(f"{get_column_letter(i + 1)}{row or ''}" for i in positions)
+    return (
+        f"cell {cells} holds a formula that was never calculated, so its value is unknown "
+        "(the file was saved by a program that does not calculate): open and save it in Excel"
+    )
 
 
 def read_workbook(
