@@ -225,3 +225,17 @@ def test_merges_below_the_table_leave_blank_rows_blank(tmp_path: Path) -> None:
     run = _score(path)
     _reconciles(run)
     assert (run.summary.n_scored, run.summary.n_rejected) == (1, 0)
+
+
+def test_a_workbook_of_uncalculated_formulas_says_what_to_do(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pamlib.cli import main
+
+    answers: list[object] = [int(a) for a in ANSWERS]
+    answers[4] = "=1+2"
+    path = _book(tmp_path / "returns.xlsx", [_record(i, answers) for i in range(1, 5)])
+    status = main(["score", str(path), "--provider", "demo", "-o", str(tmp_path / "out.csv")])
+    err = capsys.readouterr().err
+    assert status == 1
+    assert "most were rejected as formula (4): open the workbook in Excel and save it" in err

@@ -235,6 +235,8 @@ _FIXES = {
     "date": "check the date order (--dates month-first) or map the date column with --mapping",
     "unknown-label": "add the file's answer wording to a --mapping file's [answers]",
     "unclosed-quote": "a quote opens a field that never closes: check the file's quoting",
+    "formula": "open the workbook in Excel and save it, so that its formulas are calculated",
+    "merged-cells": "unmerge the workbook's merged cells and fill in each cell",
 }
 #: Reject codes that mean a column was not found where pamlib looked: a mapping problem.
 _MAPPING_CODES = ("no-identity", "no-assessment-id", "nhs-number", "impossible-answer",
