@@ -129,11 +129,12 @@ class MessyFile:
 
 @st.composite
 def messy_files(draw: st.DrawFn, *, huge: bool = False) -> MessyFile:
-    """A delimited file with a header and messy records: every delimiter, BOMs (none, one, two
-    or three at the start, one starting a record), CRLF or lone CR line ends, empty lines,
-    records of empty or blank cells, quoted line breaks, wrong field counts, stray quotes
-    (inside unquoted fields, after a closing quote, in header names), bad bytes, NULs, cells
-    over 128 KiB and (with ``huge``) over pamlib's 1 MiB field limit.
+    """A delimited file with a header (sometimes without some item columns) and messy records:
+    every delimiter, BOMs (none, one, two or three at the start, one starting a record), CRLF or
+    lone CR line ends, empty lines, records of empty or blank cells, quoted line breaks, wrong
+    field counts, stray quotes (inside unquoted fields, after a closing quote, in header
+    names), bad bytes, NULs, cells over 128 KiB and (with ``huge``) over pamlib's 1 MiB field
+    limit.
 
     ``n_records`` counts the records written after the header, for files whose header has no
     line break or stray quote; tests count records with the :mod:`csv` module instead."""
@@ -143,6 +144,9 @@ def messy_files(draw: st.DrawFn, *, huge: bool = False) -> MessyFile:
     for optional in ("assessment_id", "instrument", "patient_id", "site"):
         if draw(st.booleans()) and draw(st.booleans()):
             header.remove(optional)
+    if draw(st.booleans()) and draw(st.booleans()):  # item columns a mapping missed
+        for item in draw(st.lists(st.sampled_from(ITEMS), min_size=1, max_size=3, unique=True)):
+            header.remove(item)
     if draw(st.booleans()):
         header += draw(st.lists(st.sampled_from(HOSTILE_NAMES), max_size=2, unique=True))
     header = draw(st.permutations(header))

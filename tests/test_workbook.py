@@ -136,23 +136,27 @@ def test_an_error_cell_is_rejected_not_read_as_unanswered(tmp_path: Path) -> Non
 
 
 def test_header_is_the_first_row_holding_anything(tmp_path: Path) -> None:
-    table: list[list[object]] = [[], [], [None, "Patient ID", "Assessed on", "Q1"]]
-    table += [[None, "P1", "2024-03-01", 2], [None, "P2", "2024-03-01", 7, "stray"]]
+    items = [f"Q{i}" for i in range(1, 14)]
+    table: list[list[object]] = [[], [], [None, "Patient ID", "Assessed on", *items]]
+    table += [
+        [None, "P1", "2024-03-01", 2, *[3] * 12],
+        [None, "P2", "2024-03-01", 7, *[3] * 12, "stray"],
+    ]
     book = _workbook(tmp_path / "b.xlsx", table)
     run = _score(book, instrument="PAM-13")
     assert run.summary.n_read == 2
     assert [(r["location"], r["code"]) for r in run.rejects.to_pylist()] == [
         ("row 5", "field-count")
     ]
-    assert "column E" in run.rejects.to_pylist()[0]["message"]
+    assert "column Q" in run.rejects.to_pylist()[0]["message"]
 
 
 def test_sheet_by_name(tmp_path: Path) -> None:
     path = _workbook(tmp_path / "b.xlsx", [["nothing here"]], title="Notes")
     book = openpyxl.load_workbook(path)
     sheet = book.create_sheet("Returns")
-    sheet.append(["patient_id", "assessed_on", "instrument", "q01"])
-    sheet.append(["P1", "2024-03-01", "PAM-13", "3"])
+    sheet.append(["patient_id", "assessed_on", "instrument", *(f"q{i:02d}" for i in range(1, 14))])
+    sheet.append(["P1", "2024-03-01", "PAM-13", *["3"] * 13])
     book.save(path)
     options = ReadOptions(settings={"sheet": "Returns"})
     run = TableScorer(provider="raw-sum", options=options).score_source(path)
@@ -254,7 +258,8 @@ def test_json_lines_input(tmp_path: Path) -> None:
 
 def test_json_lines_not_utf8_is_a_located_reject(tmp_path: Path) -> None:
     path = tmp_path / "in.ndjson"
-    good = b'{"patient_id": "P1", "assessed_on": "2024-03-01", "instrument": "PAM-13", "q01": 1}'
+    row = {"patient_id": "P1", "assessed_on": "2024-03-01", "instrument": "PAM-13"}
+    good = json.dumps(row | {f"q{i:02d}": 1 for i in range(1, 14)}).encode()
     path.write_bytes(good + b"\n" + good.replace(b"P1", b"P\xe9") + b"\n")
     run = _score(path)
     assert [(r["location"], r["code"]) for r in run.rejects.to_pylist()] == [("line 2", "encoding")]

@@ -42,6 +42,9 @@ from pamlib.testing.fhir import hostile_json, mutated
 Auth = Callable[[str], dict[str, str]]
 MakeResponse = Callable[..., dict[str, Any]]
 PAM13 = pamlib.instruments.BUILTIN_INSTRUMENTS[0]
+#: A one-row PAM-13 table's item columns and answers (every item needs a column).
+ITEMS = ",".join(f"q{i:02d}" for i in range(1, 14))
+ANSWERS = ",".join(["3"] * 13)
 
 
 def cli_error(*args: str) -> str:
@@ -70,7 +73,7 @@ def test_refuses_to_start_with_an_unknown_provider_as_the_cli_does(
     settings: Settings, host: PluginHost, tmp_path: Path
 ) -> None:
     table = tmp_path / "in.csv"
-    table.write_text("patient_id,assessed_on,instrument,q01\np,2025-03-01,PAM-13,3\n")
+    table.write_text(f"patient_id,assessed_on,instrument,{ITEMS}\np,2025-03-01,PAM-13,{ANSWERS}\n")
     message = refusal(attrs.evolve(settings, provider="no-such-provider"), host)
     assert message == cli_error("score", str(table), "--provider", "no-such-provider")
 
@@ -86,7 +89,7 @@ def test_refuses_to_start_on_a_bad_calibration(
     bad = tmp_path / "calibration.json"
     bad.write_text('{"instrument": "PAM-13"}')
     table = tmp_path / "in.csv"
-    table.write_text("patient_id,assessed_on,instrument,q01\np,2025-03-01,PAM-13,3\n")
+    table.write_text(f"patient_id,assessed_on,instrument,{ITEMS}\np,2025-03-01,PAM-13,{ANSWERS}\n")
     message = refusal(attrs.evolve(settings, provider="rasch", calibration=bad), host)
     out = str(tmp_path / "out.csv")
     assert message == cli_error("score", str(table), "-o", out, "--calibration", str(bad))

@@ -237,6 +237,8 @@ _FIXES = {
     "unclosed-quote": "a quote opens a field that never closes: check the file's quoting",
     "formula": "open the workbook in Excel and save it, so that its formulas are calculated",
     "merged-cells": "unmerge the workbook's merged cells and fill in each cell",
+    "missing-item-column": "map the file's column for each item the rejects name as missing "
+    'in a --mapping file\'s [columns] (such as "Q13 response" = "q13")',
 }
 #: Reject codes that mean a column was not found where pamlib looked: a mapping problem.
 _MAPPING_CODES = ("no-identity", "no-assessment-id", "nhs-number", "impossible-answer",

@@ -617,6 +617,8 @@ class _Rows:
         self._absent = dict(absent or {})
         self.invalid = np.zeros(n, dtype=np.bool_)
         self.dup = np.zeros(n, dtype=np.bool_)
+        #: Rows of an instrument the table has no column for some item of.
+        self.missing = np.zeros(n, dtype=np.bool_)
         self.pid_absent = np.ones(n, dtype=np.bool_)
         self.nhs: Any = None
         self.days = np.zeros(n, dtype=np.int64)
@@ -878,10 +880,16 @@ class ColumnChecker:
         self._identity(rows)
         self._ids(rows, first)
         self._content(rows)
-        only_repeated = rows.dup & ~rows.invalid
-        rows.invalid |= rows.dup
+        only_repeated = rows.dup & ~rows.invalid & ~rows.missing
+        only_missing = rows.missing & ~rows.invalid & ~rows.dup
+        rows.invalid |= rows.dup | rows.missing
         rejects = self._rejects(
-            columns, lines, np.flatnonzero(rows.invalid), rows.dup, only_repeated
+            columns,
+            lines,
+            np.flatnonzero(rows.invalid),
+            dup=rows.dup,
+            only_repeated=only_repeated,
+            only_missing=np.where(only_missing, rows.which, -1),
         )
         return self._batches(rows), rejects
 
@@ -936,7 +944,10 @@ class ColumnChecker:
                 if int(column.min()) < -1:
                     unreadable.append(k)
         for k in _kinds(rows.which):
-            size = self.instruments[k].n_items
+            instrument = self.instruments[k]
+            if self.validator.missing_columns(instrument) is not None:
+                rows.missing |= rows.which == k  # the table lacks one of its items
+            size = instrument.n_items
             if n_cols <= size and not unreadable:
                 continue
             bad = np.zeros(rows.n, dtype=np.bool_)
@@ -1017,45 +1028,45 @@ class ColumnChecker:
         columns: list[Any],
         lines: npt.NDArray[np.int64],
         rows: npt.NDArray[np.intp],
+        *,
         dup: npt.NDArray[np.bool_],
         only_repeated: npt.NDArray[np.bool_],
+        only_missing: npt.NDArray[np.int16],
     ) -> list[Reject]:
         """The rejects of ``rows``, each checked again by the record checks for its message
         (and as a cross-check). ``only_repeated`` marks the rows whose one problem is a
-        repeated id: their message is known without that, so an export appended to itself
-        costs little more to reject than to read."""
+        repeated id, and ``only_missing`` holds the instrument (else ``-1``) of the rows whose
+        one problem is an item the table has no column for: their message is known without
+        that, so an export appended to itself, or one whose mapping missed a column, costs
+        little more to reject than to read."""
         if rows.size == 0:
             return []
         take = _from_numpy(rows.astype(np.int64))
         values = [_compute().take(col, take).to_pylist() for col in columns]
         repeat_message = reject_message([self.validator.repeat_problem()])
         rejects = []
+        missing = [self.validator.missing_columns(i) for i in self.instruments]
+        missing_messages = ["" if p is None else reject_message([p]) for p in missing]
         for j, i in enumerate(rows.tolist()):
             fields = [str(v[j]) for v in values]
             line = int(lines[i])
             if only_repeated[i]:
-                rejects.append(
-                    make_reject(
-                        self.source,
-                        line,
-                        "duplicate-assessment-id",
-                        repeat_message,
-                        fields=self.validator.fields_of(fields),
-                        unit=self.unit,
+                code, message = "duplicate-assessment-id", repeat_message
+            elif only_missing[i] >= 0:
+                code, message = "missing-item-column", missing_messages[only_missing[i]]
+            else:
+                row, problems = self.validator.check(fields, line, duplicate=bool(dup[i]))
+                if row is not None or not problems:
+                    raise ReaderBugError(
+                        f"the columnar checks rejected line {line} but the record checks accept it"
                     )
-                )
-                continue
-            row, problems = self.validator.check(fields, line, duplicate=bool(dup[i]))
-            if row is not None or not problems:
-                raise ReaderBugError(
-                    f"the columnar checks rejected line {line} but the record checks accept it"
-                )
+                code, message = problems[0].code, reject_message(problems)
             rejects.append(
                 make_reject(
                     self.source,
                     line,
-                    problems[0].code,
-                    reject_message(problems),
+                    code,
+                    message,
                     fields=self.validator.fields_of(fields),
                     unit=self.unit,
                 )

@@ -9,8 +9,8 @@ message), blank and structural rejects, and the reject itself.
 
 Reject codes (stable; see the documentation for the full table): ``field-count``,
 ``unclosed-quote``, ``encoding``, ``no-identity``, ``nhs-number``, ``no-assessment-id``,
-``date``, ``unknown-instrument``, ``impossible-answer``, ``unknown-label``, ``unknown-item``,
-``duplicate-assessment-id``.
+``date``, ``unknown-instrument``, ``missing-item-column``, ``impossible-answer``,
+``unknown-label``, ``unknown-item``, ``duplicate-assessment-id``.
 """
 
 from __future__ import annotations
@@ -267,6 +267,8 @@ _MESSAGES = {
     "date-empty": "the date is empty",
     "date": "not a valid date: expected yyyy-mm-dd or {order}",
     "unknown-instrument": "not a known instrument (known: {known})",
+    "missing-item-column": "no column for {items} ({instrument} has {n} items): map the "
+    "{columns} that {hold}",
     "impossible-answer": "not an answer: a number other than 1-4",
     "unknown-label": "not an answer: expected 1-4, an agreement label or N/A",
     "unknown-item": "{instrument} has {n} items, so this cell must be empty",
@@ -308,6 +310,7 @@ class RowValidator:
         self.identity_where = " / ".join(
             layout.header[cols[c]] for c in ("patient_id", "nhs_number") if c in cols
         )
+        self._missing: dict[str, Problem | None] = {}
 
     def cell(self, fields: list[str], name: str) -> str:
         position = self.layout.columns.get(name)
@@ -333,6 +336,30 @@ class RowValidator:
                 why = exc.problems[0].message if exc.problems else exc.summary
                 problems.append(Problem(self.layout.where("nhs_number"), "nhs-number", why))
         return ("" if pid_absent else pid), nhs
+
+    def missing_columns(self, instrument: Instrument) -> Problem | None:
+        """The problem of every row of ``instrument`` when the layout has no column for some of
+        its items, else ``None``: decided once per instrument, for the whole table.
+
+        A whole column missing is a header or mapping mistake (``Q13 response`` left unmapped),
+        not a person who skipped the item: reading it as unanswered would score every row
+        without an answer it may hold, so the rows are rejected instead.
+        """
+        if instrument.id not in self._missing:
+            items = self.layout.missing_items(instrument.n_items)
+            problem = None
+            if items:
+                several = len(items) > 1
+                message = _MESSAGES["missing-item-column"].format(
+                    items=", ".join(items),
+                    instrument=instrument.id,
+                    n=instrument.n_items,
+                    columns="columns" if several else "column",
+                    hold="hold them" if several else "holds it",
+                )
+                problem = Problem("", "missing-item-column", message)
+            self._missing[instrument.id] = problem
+        return self._missing[instrument.id]
 
     def _answer_code(self, text: str) -> int:
         code = self._codes.get(text)
@@ -412,6 +439,8 @@ class RowValidator:
                     _MESSAGES["unknown-instrument"].format(known=self.known),
                 )
             )
+        if instrument is not None and (missing := self.missing_columns(instrument)) is not None:
+            problems.append(missing)
         codes = self._answers(fields, instrument, problems)
         if duplicate:
             problems.append(self.repeat_problem())

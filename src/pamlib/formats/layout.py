@@ -330,6 +330,20 @@ class Layout:
         position = self.columns.get(name)
         return name if position is None else self.header[position]
 
+    def missing_items(self, n_items: int) -> tuple[str, ...]:
+        """The canonical names of the first ``n_items`` items that have no column (``q13``).
+
+        The rows of an instrument with such an item are rejected (``missing-item-column``): a
+        missing column is a header or mapping mistake, and reading its item as unanswered would
+        score every row without an answer the person may have given.
+
+        >>> Layout((), {}, (0, None, 1), (), ()).missing_items(4)
+        ('q02', 'q04')
+        """
+        return tuple(
+            f"q{k + 1:02d}" for k in range(n_items) if k >= len(self.items) or self.items[k] is None
+        )
+
     @classmethod
     def resolve(cls, header: Sequence[str], options: ReadOptions, *, source: str = "") -> Layout:
         """Match ``header`` using ``options.mapping`` (source name → canonical name), or raise a
