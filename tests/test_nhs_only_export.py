@@ -138,7 +138,7 @@ def test_the_same_from_python(tmp_path: Path, host: PluginHost) -> None:
     keys = run.scored.patient_keys()
     assert all(str(k).startswith("nhs:") for k in keys)
     tailored = pamlib.tailor(run.scored, host=host)
-    report = pamlib.build_report(tailored)
+    report = pamlib.build_report(tailored, host=host)
     assert report.nqf2483.denominator > 0
     frame = tailored.to_arrow().to_pylist()
     assert not any(n in json.dumps(frame, default=str) for n in numbers)

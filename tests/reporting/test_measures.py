@@ -72,8 +72,12 @@ def test_baseline_level_4_is_excluded_even_with_a_gain(make_row: MakeRow) -> Non
 
 
 def test_level_comes_from_the_table_not_the_score(make_row: MakeRow) -> None:
-    # A "hibbard-2005" level 3 at 70.0 points is not excluded; the table's level decides.
-    rows = [make_row("p", "2024-01-10", 70.0, level=3), make_row("p", "2024-10-10", 75.0)]
+    # A "hibbard-2005" level 3 at 70.0 points is not excluded; the table's level decides (at
+    # the set the row names: a level its own set contradicts is refused, see test_report_audit).
+    rows = [
+        make_row("p", "2024-01-10", 70.0, level=3, cutpoint_set="hibbard-2005"),
+        make_row("p", "2024-10-10", 75.0),
+    ]
     assert status_of(rows) == (MeasureStatus.MET, None)
 
 

@@ -7,7 +7,7 @@ import contextlib
 import io
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 
 def add_parser(subparsers: Any) -> None:
+    from pamlib.cli import file_name
+
     p = subparsers.add_parser(
         "report",
         help="summarise a scored cohort: levels, change, NQF #2483, an offline HTML report",
@@ -30,6 +32,7 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument(
         "input",
+        type=file_name,
         metavar="INPUT",
         help="scored CSV, Parquet or JSON Lines, or a raw export with --provider",
     )
@@ -37,17 +40,23 @@ def add_parser(subparsers: Any) -> None:
         "-o",
         "--output",
         required=True,
+        type=file_name,
         metavar="HTML",
         help="HTML report to write ('-' for standard output)",
     )
-    p.add_argument("--json", metavar="FILE", help="also write the JSON summary here")
+    p.add_argument(
+        "--json", type=file_name, metavar="FILE", help="also write the JSON summary here"
+    )
     p.add_argument(
         "--pdf",
+        type=file_name,
         metavar="FILE",
         help="also write the report as PDF for board papers (needs the pdf extra: "
         "pip install 'pamlib[pdf]')",
     )
-    p.add_argument("--patients", metavar="FILE", help="also write one CSV row per patient")
+    p.add_argument(
+        "--patients", type=file_name, metavar="FILE", help="also write one CSV row per patient"
+    )
     p.add_argument(
         "--group-by",
         metavar="COLUMN",
@@ -68,11 +77,19 @@ def add_parser(subparsers: Any) -> None:
         help="suppress small numbers (counts 1-7 shown as *) in the HTML and JSON",
     )
     p.add_argument("--provider", metavar="NAME", help="score a raw export first with this provider")
-    p.add_argument("--calibration", metavar="FILE", help="calibration file for --provider rasch")
-    p.add_argument("--mapping", metavar="FILE", help="column mapping for a raw export")
+    p.add_argument(
+        "--calibration",
+        type=file_name,
+        metavar="FILE",
+        help="calibration file for --provider rasch",
+    )
+    p.add_argument(
+        "--mapping", type=file_name, metavar="FILE", help="column mapping for a raw export"
+    )
     p.add_argument(
         "--rules",
         action="append",
+        type=file_name,
         default=[],
         metavar="FILE",
         help="a tailoring rules file the scored input was tailored with (repeatable); listed "
@@ -92,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
         console_lines,
         parse_threshold,
     )
+    from pamlib.reporting._context import _now
     from pamlib.reporting._not_pam import CONSOLE_NOTES
     from pamlib.tables.scored import hand_back_large_blocks
 
@@ -103,9 +121,7 @@ def run(args: argparse.Namespace) -> int:
         from pamlib.reporting._pdf import check_available
 
         check_available()
-    source = Path(args.input)
-    if not source.is_file():
-        raise UsageError(f"no such input file: {source.name}")
+    source = _given_input(args.input)
     _check_side_files(args)
     given = {"-o": args.output, "--json": args.json, "--pdf": args.pdf, "--patients": args.patients}
     to_stdout = [option for option, name in given.items() if name == "-"]
@@ -113,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"only one output can go to standard output ('-'): {', '.join(to_stdout)}")
     output: Target = args.output if args.output != "-" else _stdout()
     json_out, pdf_out, patients_out = (_target(n) for n in (args.json, args.pdf, args.patients))
-    with OutputGuard() as guard:
+    with OutputGuard() as guard, contextlib.ExitStack() as spooled:
         guard.input(source, "the input")
         guard.input(args.mapping, "the mapping file")
         guard.input(args.calibration, "the calibration file")
@@ -123,14 +139,14 @@ def run(args: argparse.Namespace) -> int:
         guard.output(json_out, "the JSON summary (--json)")
         guard.output(pdf_out, "the PDF report (--pdf)")
         guard.output(patients_out, "the per-patient CSV (--patients)")
-        _check_kind_of_input(source, scored_first=args.provider is not None)
         # The settings first: a bad one stops the command before anything is read or written.
         config = ReportConfig(
             threshold=parse_threshold(args.threshold),
             group_by=args.group_by,
             publish=args.publish,
         )
-        scored: ScoredTable | Path = source
+        generated_at = _now()  # SOURCE_DATE_EPOCH, if set, is a setting too
+        scored: ScoredTable | Path = _readable_input(source, args, spooled)
         beside: _Beside | None = None
         if args.provider is not None:
             beside = _score_first(args, source, output, guard)
@@ -150,6 +166,7 @@ def run(args: argparse.Namespace) -> int:
                 config,
                 sources=sources,
                 rules=args.rules,
+                generated_at=generated_at,
                 scoring=None if beside is None else beside.summary,
             )
         except IdentifyingColumnError as exc:  # the column is the user's choice: a usage error
@@ -166,6 +183,50 @@ def run(args: argparse.Namespace) -> int:
     for reason in report.not_pam_reasons:
         print(CONSOLE_NOTES[reason], file=sys.stderr)
     return 0
+
+
+def _given_input(name: str) -> Path:
+    """The input named, refused where it names nothing or a folder; a file, a pipe such as
+    ``<(…)`` or a device is read (as ``pamlib score`` takes them)."""
+    from pamlib.cli import UsageError
+
+    source = Path(name)
+    if source.is_dir():
+        named = f" {source.name}" if source.name else ""  # ``.`` and ``/`` have no name
+        raise UsageError(f"the input{named} is a folder, not a file")
+    if not source.exists():
+        raise UsageError(f"no such input file: {source.name}")
+    return source
+
+
+def _readable_input(source: Path, args: argparse.Namespace, spooled: contextlib.ExitStack) -> Path:
+    """The input as its reader is to read it, checked to be the kind of file the options
+    say: a raw export is read once, as ``pamlib score`` reads it; a scored table that is not
+    a regular file, from a copy (see :func:`_regular_file`) that ``spooled`` removes."""
+    scored_first = args.provider is not None
+    readable = source if scored_first else spooled.enter_context(_regular_file(source))
+    _check_kind_of_input(readable, scored_first=scored_first)
+    return readable
+
+
+@contextlib.contextmanager
+def _regular_file(source: Path) -> Iterator[Path]:
+    """``source``, or where it is not a regular file (a pipe such as ``<(…)``, a device) a copy
+    of it in a temporary folder only this user can read, removed when done: the scored-table
+    reader seeks, and reads a file more than once (its header, then its rows; again to find a
+    repeated id). The copy keeps the input's name, so problems name the file as given."""
+    import shutil
+    import stat
+    import tempfile
+
+    if stat.S_ISREG(source.stat().st_mode):
+        yield source
+        return
+    with tempfile.TemporaryDirectory(prefix="pamlib-report-") as folder:
+        copy = Path(folder) / (source.name or "input")
+        with source.open("rb") as given, copy.open("xb") as kept:
+            shutil.copyfileobj(given, kept, 1 << 20)
+        yield copy
 
 
 def _print_written(args: argparse.Namespace) -> None:
@@ -205,6 +266,8 @@ def _header_of(source: Path) -> set[str] | None:
     (``None`` otherwise: the reader then says what is wrong)."""
     suffix = source.suffix.lower()
     try:
+        if not source.is_file():  # a pipe read here would be read no more
+            return None
         if suffix in (".parquet", ".pq"):
             import pyarrow.parquet as pq
 

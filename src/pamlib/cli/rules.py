@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 
 def add_parser(subparsers: Any) -> None:
+    from pamlib.cli import file_name
+
     p = subparsers.add_parser(
         "rules", help="check tailoring rule files, explain a recommendation, list overdue"
     )
@@ -35,7 +37,7 @@ def add_parser(subparsers: Any) -> None:
         "together suppress every known pathway) are printed and exit with status 0, or 1 "
         "with --strict.",
     )
-    check.add_argument("files", nargs="+", metavar="FILE", help="TOML rule file")
+    check.add_argument("files", nargs="+", type=file_name, metavar="FILE", help="TOML rule file")
     check.add_argument("--strict", action="store_true", help="exit with status 1 on warnings too")
     check.set_defaults(func=run_check)
 
@@ -49,11 +51,14 @@ def add_parser(subparsers: Any) -> None:
     explain.add_argument(
         "--rules",
         action="append",
+        type=file_name,
         default=[],
         metavar="FILE",
         help="a site rule file to add to the defaults (repeatable)",
     )
-    explain.add_argument("--input", metavar="FILE", help="a scored CSV table (pamlib score)")
+    explain.add_argument(
+        "--input", type=file_name, metavar="FILE", help="a scored CSV table (pamlib score)"
+    )
     explain.add_argument("--assessment-id", metavar="ID", help="the row to explain (--input)")
     explain.add_argument("--score", type=float, help="0–100 score")
     explain.add_argument(
@@ -102,11 +107,14 @@ def add_parser(subparsers: Any) -> None:
         "assessment with a due date is past it on --on. Due dates come from the reassess_by "
         "column, or are worked out with the rules when the table has none.",
     )
-    overdue.add_argument("--input", required=True, metavar="FILE", help="a scored CSV table")
+    overdue.add_argument(
+        "--input", required=True, type=file_name, metavar="FILE", help="a scored CSV table"
+    )
     overdue.add_argument("--on", metavar="DATE", help="reference date (default today)")
     overdue.add_argument(
         "--rules",
         action="append",
+        type=file_name,
         default=[],
         metavar="FILE",
         help="a site rule file, used when the table has no reassess_by column",

@@ -32,10 +32,13 @@ from pamlib.tables.scored import BLOCK_ROWS, release_freed_memory
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from pamlib.levels import CutpointSet
     from pamlib.tables.scored import ScoredTable
 
 #: Columns a report cannot do without.
 _REQUIRED = ("patient_id", "assessed_on", "status", "score", "level")
+#: The column that names each row's cut-point set (see :meth:`ScoredColumns.check_levels`).
+_LEVEL_SET = "cutpoint_set"
 
 TextArray = NDArray[np.object_]
 
@@ -293,6 +296,37 @@ class ScoredColumns:
             f"no column {name!r} to group by; available: {', '.join(available) or 'none'}"
         )
 
+    def check_levels(
+        self, cutpoints: Iterable[CutpointSet] | None, *, source: str = "scored table"
+    ) -> None:
+        """Refuse the table, as tailoring does, when a scored row's ``level`` is not the level
+        of its ``score`` at its ``cutpoint_set`` (one of ``cutpoints``: every registered set,
+        for a report): levels, transitions and the measure would count it at a level its own
+        score contradicts. A :class:`~pamlib.errors.ValidationError` lists the rows
+        (``source: row N``, code ``level-mismatch``), never a value. Rows with no score, no set
+        or a set not in ``cutpoints`` are taken as they are; so is a table without a
+        ``cutpoint_set`` column. Compared a million rows at a time, no Python object a row."""
+        from pamlib.tables._levels import check_levels
+
+        sets = self._cutpoint_set_codes()
+        if sets is not None:
+            names, set_of = sets
+            check_levels(
+                self.scored, self.score, self.level, names, set_of, cutpoints=cutpoints,
+                source=source,
+            )  # fmt: skip
+
+    def _cutpoint_set_codes(self) -> tuple[list[str], NDArray[np.integer[Any]]] | None:
+        """Each row's cut-point set as an index into the distinct names, as cheaply as the
+        text is held (``None`` for a table without the column)."""
+        if _LEVEL_SET not in self.text:
+            return None
+        if isinstance(self.text, _BlockText | _TextColumns):
+            distinct, codes = self.text.codes(_LEVEL_SET)
+        else:
+            distinct, codes = factorize(np.asarray(self.text[_LEVEL_SET], dtype=object))
+        return [str(name) for name in distinct], codes
+
     def column_codes(self, name: str) -> tuple[TextArray, NDArray[np.signedinteger[Any]]]:
         """A column factorized: its sorted distinct strings and each row's index among them
         (in the smallest integer type that holds them), checked as :meth:`column` checks it.
@@ -379,8 +413,9 @@ class ScoredColumns:
         report uses: memory grows by a few dozen bytes an assessment, not by the table.
 
         ``text`` names the columns to keep as text, for grouping and listing (default: every
-        column that is not an identifier); names the table does not have are skipped, and an
-        identifier is an error. ``rows``, the table's row count when it is known (a Parquet
+        column that is not an identifier; ``cutpoint_set`` always, for
+        :meth:`check_levels`); names the table does not have are skipped, and an identifier is
+        an error. ``rows``, the table's row count when it is known (a Parquet
         file says it), lets the fixed-width columns be filled in place instead of joined from
         their blocks at the end, which would hold each of them twice."""
         import pyarrow as pa
@@ -400,7 +435,9 @@ class ScoredColumns:
             part = cls.from_scored(block)
             if first:
                 available = list(part.text)
-                keep = available if wanted is None else [w for w in wanted if w in available]
+                # the cut-point set too, which levels are checked against (a byte a row)
+                asked = available if wanted is None else dict.fromkeys([*wanted, _LEVEL_SET])
+                keep = [name for name in asked if name in available]
                 for name in keep:
                     check_name(name)
                 kept = {name: [] for name in keep}
@@ -577,6 +614,17 @@ class _TextColumns(Mapping[str, TextArray]):
         if name not in self._cache:
             self._cache[name] = _column_text(self._table.column(name))
         return self._cache[name]
+
+    def __contains__(self, name: object) -> bool:
+        # Mapping's would convert the column only to drop it.
+        return name in self._names
+
+    def codes(self, name: str) -> tuple[list[str], NDArray[np.intp]]:
+        """A column's distinct texts and each row's index among them, hashed by Arrow: no
+        Python object a row, unlike ``[]``."""
+        if name not in self._names:
+            raise KeyError(name)
+        return self._table.text_codes(name)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._names)

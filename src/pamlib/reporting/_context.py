@@ -216,12 +216,28 @@ def _period(days: NDArray[np.datetime64]) -> tuple[str | None, str | None]:
     return str(min(found)), str(max(found))
 
 
+#: The last second :mod:`datetime` can hold (9999-12-31 23:59:59 UTC), in seconds since 1970.
+_LAST_EPOCH = int(dt.datetime(9999, 12, 31, 23, 59, 59, tzinfo=dt.UTC).timestamp())
+
+
 def _now() -> dt.datetime:
-    """Now, or ``SOURCE_DATE_EPOCH`` when set (reproducible outputs, reproducible-builds.org)."""
+    """Now, or ``SOURCE_DATE_EPOCH`` when set (reproducible outputs, reproducible-builds.org).
+
+    A value that is not a whole number of seconds in ASCII digits, up to the year 9999, is a
+    :class:`~pamlib.errors.ConfigurationError`: a reproducible run asked for must not quietly
+    get today's date, and ``str.isdigit`` also takes digits such as ``²`` that ``int`` refuses.
+    """
     epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
-    if epoch.isdigit():
-        return dt.datetime.fromtimestamp(int(epoch), dt.UTC)
-    return dt.datetime.now(dt.UTC)
+    if not epoch:
+        return dt.datetime.now(dt.UTC)
+    digits = epoch.isascii() and epoch.isdigit()
+    # the length first: a value of a million digits is not worth converting to find it too big
+    if not digits or len(epoch) > len(str(_LAST_EPOCH)) or int(epoch) > _LAST_EPOCH:
+        raise ConfigurationError(
+            "SOURCE_DATE_EPOCH is not a time pamlib can use: give whole seconds since "
+            f"1970-01-01 UTC in digits, at most {_LAST_EPOCH} (the end of the year 9999)"
+        )
+    return dt.datetime.fromtimestamp(int(epoch), dt.UTC)
 
 
 def report_context(

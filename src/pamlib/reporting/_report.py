@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import os
 from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 import attrs
@@ -24,7 +25,7 @@ from pamlib.errors import ConfigurationError
 from pamlib.reporting._columns import ScoredColumns, TextArray, load_scored, take_text
 from pamlib.reporting._comparison import Comparison, compare_groups
 from pamlib.reporting._config import ReportConfig
-from pamlib.reporting._context import ReportContext, SourceFile, report_context
+from pamlib.reporting._context import ReportContext, SourceFile, _now, report_context
 from pamlib.reporting._html import render_html
 from pamlib.reporting._measures import EXCLUSION_CODES, STATUS_CODES, Nqf2483, nqf2483
 from pamlib.reporting._not_pam import FLAGGED_REASONS
@@ -43,6 +44,8 @@ from pamlib.tables.scored import release_freed_memory
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from pamlib.levels import CutpointSet
+    from pamlib.plugins import PluginHost
     from pamlib.tables.scored import ScoredTable
 
 #: Identifies the layout of the JSON summary; bumped on incompatible changes.
@@ -160,6 +163,21 @@ def _columns(
     return ScoredColumns.from_arrow(scored)
 
 
+def _cutpoint_sets(host: PluginHost | None) -> Iterable[CutpointSet]:
+    """Every cut-point set the plugins register (pamlib's own among them): what a table's
+    levels are checked against, as tailoring and scoring check them."""
+    from pamlib.plugins import get_host
+
+    return (host or get_host()).cutpoint_sets()
+
+
+def _source_name(scored: object) -> str:
+    """Where a problem with the table is located: a file by its name, never its path."""
+    if isinstance(scored, str | os.PathLike):
+        return Path(scored).name
+    return "scored table"
+
+
 def build_report(
     scored: ScoredColumns | ScoredTable | pa.Table | str | os.PathLike[str],
     config: ReportConfig | None = None,
@@ -168,6 +186,7 @@ def build_report(
     rules: Iterable[SourceFile | str | os.PathLike[str]] = (),
     generated_at: dt.datetime | None = None,
     scoring: Any = None,
+    host: PluginHost | None = None,
 ) -> CohortReport:
     """Link trajectories, apply NQF #2483, summarise and (when publishing) suppress.
 
@@ -175,9 +194,17 @@ def build_report(
     pyarrow Table, or the path of a scored CSV, Parquet or JSON Lines file. ``sources`` (the
     input files) and ``rules`` (the tailoring rules files
     the table was tailored with) are listed in the report's context by name, never by path,
-    rules files with their sha256; ``generated_at`` defaults to now (UTC). ``scoring`` is the
+    rules files with their sha256; ``generated_at`` defaults to now (UTC), or to
+    ``SOURCE_DATE_EPOCH`` when that is set (a value that is not whole seconds in ASCII digits,
+    up to the year 9999, is a :class:`~pamlib.errors.ConfigurationError`). ``scoring`` is the
     :class:`~pamlib.pipeline.ScoreSummary` of scoring the raw export the table came from
     (``run.summary``): its counts, rejected records included, are listed in the context.
+
+    A scored row whose ``level`` is not the level of its ``score`` at its ``cutpoint_set`` (one
+    the plugins of ``host`` register; default: this process's) is refused as tailoring refuses
+    it, a :class:`~pamlib.errors.ValidationError` listing such rows (see
+    :meth:`~pamlib.reporting.ScoredColumns.check_levels`): the figures would count it at the
+    wrong level.
     """
     config = ReportConfig() if config is None else config
     if not isinstance(config, ReportConfig):
@@ -186,9 +213,12 @@ def build_report(
     if when is not None and not isinstance(when, dt.datetime):
         kind = type(when).__name__
         raise ConfigurationError(f"generated_at is a datetime, not a {kind}")
+    # SOURCE_DATE_EPOCH read before the table: a value it cannot use stops the run at once
+    generated_at = _now() if generated_at is None else generated_at
     columns = _columns(scored, config.group_by)
     if config.group_by is not None:
         columns.column(config.group_by)  # fail early on an unknown column
+    columns.check_levels(_cutpoint_sets(host), source=_source_name(scored))
     trajectories = link_trajectories(columns, config)
     release_freed_memory()  # what linking sorted with, before the figures need more
     measure = nqf2483(trajectories)

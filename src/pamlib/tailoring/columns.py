@@ -23,6 +23,7 @@ import numpy.typing as npt
 from pamlib._months import add_months_array
 from pamlib.errors import Problem, ValidationError
 from pamlib.levels import round_half_away_array
+from pamlib.tables._levels import check_levels
 from pamlib.tailoring.context import (
     _CONTEXT_COLUMNS,
     _FLAG_SPLIT,
@@ -701,7 +702,16 @@ class ContextColumns:
         score = np.asarray(pc.fill_null(table.column("score"), np.nan).to_numpy(), np.float64)
         level = np.asarray(pc.fill_null(table.column("level"), 0).to_numpy(), dtype=np.int8)
         sets = text("cutpoint_set")  # each row's set, by name
-        _check_levels(scored, score, level, sets, cutpoints=cutpoints, source=source)
+        # the one rule reports check too (pamlib.tables._levels): never two that may drift
+        check_levels(
+            scored,
+            score,
+            level,
+            sets.values.tolist(),
+            sets.codes,
+            cutpoints=cutpoints,
+            source=source,
+        )
         score = np.where(scored, round_half_away_array(score, 1), np.nan)
         level = np.where(scored, level, 0).astype(np.int8)
         days = table.column("assessed_on").to_numpy()
@@ -802,46 +812,6 @@ class ContextColumns:
             cutpoint_set=cutpoints,
             not_scored_reason=reason,
         )
-
-
-#: Rows listed when levels disagree with their scores (the rest are counted).
-_LEVELS_LISTED = 20
-
-
-def _check_levels(
-    scored: Bools,
-    score: npt.NDArray[np.float64],
-    level: npt.NDArray[np.int8],
-    set_of: TextCodes,
-    *,
-    cutpoints: Iterable[CutpointSet] | None,
-    source: str,
-) -> None:
-    """Refuse rows whose level is not their score's at their cut-point set (see
-    :meth:`ContextColumns.from_scored`): checked once per set a table names, over its rows."""
-    if cutpoints is None:
-        return
-    known = {c.id: c for c in cutpoints}
-    bad = np.zeros(len(scored), dtype=np.bool_)
-    for code, name in enumerate(set_of.values.tolist()):
-        cut = known.get(name)
-        if cut is None:  # no set, or one not registered here: nothing to check against
-            continue
-        rows = np.flatnonzero((set_of.codes == code) & scored & ~np.isnan(score))
-        bad[rows] = cut.levels(score[rows]) != level[rows]
-    if not bad.any():
-        return
-    found = np.flatnonzero(bad)
-    message = "the level is not the level of the score at the row's cut-point set"
-    problems = [
-        Problem(f"{source}: row {i + 1}", "level-mismatch", message)
-        for i in found[:_LEVELS_LISTED].tolist()
-    ]
-    more = len(found) - len(problems)
-    summary = f"{source}: {len(found):,} row(s) whose level contradicts their score" + (
-        f" ({more:,} more not listed)" if more else ""
-    )
-    raise ValidationError(summary, problems)
 
 
 def _is_scored(table: ScoredTable) -> Bools:
