@@ -184,7 +184,7 @@ def _grouped(lines: DataFrame, shape: LineShape) -> tuple[DataFrame, DataFrame]:
         )
         bare = sf.when(_fields_are(value, delimiter, n_fields) & (cut != ""), cut)
         aid = sf.when(
-            ~unfit & ~header,
+            ~unfit & ~header & ~_unchecked(value, delimiter, n_fields),
             sf.when(quoted, _parsed_id(value, delimiter, n_fields, id_position)).otherwise(bare),
         )
     # Few and cheap aggregates: a split's unfit and header lines in one sum, and its first
@@ -223,6 +223,16 @@ def _parsed_id(value: Any, delimiter: str, n_fields: int, id_position: int) -> A
     reader finds the line malformed (the wrong number of fields)."""
     from pyspark.sql import functions as sf
 
+    from pamlib.spark import CORRUPT_COLUMN
+
+    record = _record(value, delimiter, n_fields)
+    return sf.when(record[CORRUPT_COLUMN].isNull(), record[f"f{id_position}"])
+
+
+def _record(value: Any, delimiter: str, n_fields: int) -> Any:
+    """A line split by Spark's own CSV parser: fields ``f0`` … and ``_corrupt_record``."""
+    from pyspark.sql import functions as sf
+
     from pamlib.spark import CORRUPT_COLUMN, _spark_options
 
     names = [f"f{i}" for i in range(n_fields)]
@@ -232,8 +242,21 @@ def _parsed_id(value: Any, delimiter: str, n_fields: int, id_position: int) -> A
         for k, v in _spark_options(False, delimiter=delimiter).items()
         if k not in ("header", "multiLine", "encoding")
     }
-    record = sf.from_csv(value, sf.lit(schema), options)
-    return sf.when(record[CORRUPT_COLUMN].isNull(), record[names[id_position]])
+    return sf.from_csv(value, sf.lit(schema), options)
+
+
+def _unchecked(value: Any, delimiter: str, n_fields: int) -> Any:
+    """Whether the job rejects the line's record before looking at its id, as
+    :func:`pamlib.spark._unchecked` says for a record: its id is then no occurrence. A line
+    no longer than the limit in bytes holds no field over it, so only such rare lines are
+    split (by Spark's parser); the rest cost one byte search for U+FFFD in the line."""
+    from pyspark.sql import functions as sf
+
+    from pamlib.spark import _unchecked as unchecked
+
+    record = _record(value, delimiter, n_fields)
+    fields = [record[f"f{i}"] for i in range(n_fields)]
+    return unchecked(fields, sf.octet_length(value), undecoded=value.contains("\ufffd"))
 
 
 def _headers(blocks: list[Any]) -> set[int] | None:
@@ -455,9 +478,8 @@ class LineSplitter:
         keep = pc.greater(pc.binary_length(values), 0).to_numpy(zero_copy_only=False)
         keep &= ~header
         if header.any():
-            allowed = {self.header_line, "\ufeff" + str(self.header_line)}
             for i in np.flatnonzero(header).tolist():
-                if _text(values[i]) not in allowed:
+                if not self._is_header(_text(values[i])):
                     raise PamlibError(
                         "a file of the export does not start with the header of the first: "
                         "read each layout on its own"
@@ -482,6 +504,24 @@ class LineSplitter:
             lenient=True,
             blocks=pa.array(blocks),
         )
+
+    def _is_header(self, line: str | None) -> bool:
+        """Whether a file's first line is the header: its text, or the same names quoted
+        otherwise (``"Patient ID",…``), as :func:`pamlib.spark.read_export` compares the files'
+        headers and Spark's reader drops each file's first line; or a byte-order mark alone,
+        a file with no header and no row (``read_export`` lets only such a file through). Once
+        a file, not a row."""
+        from pamlib.formats._records import split_records
+
+        if line is None:
+            return False
+        if line == "\ufeff":
+            return True
+        line = line.removeprefix("\ufeff")
+        if line == self.header_line:
+            return True
+        records = list(split_records(io.StringIO(line, newline=""), delimiter=self.delimiter))
+        return len(records) == 1 and tuple(records[0].fields) == self.header
 
     def _split(
         self, values: Any, *, lenient: bool = False

@@ -69,6 +69,8 @@ _SEQ = "_pamlib_seq"
 _ROW = "_pamlib_row"
 _FIRST_FILE = "_pamlib_first_file"
 _FIRST_ROW = "_pamlib_first_row"
+#: A numbered row's file by its place in name order (:func:`_name_order`), for Spark to compare.
+_PLACE = "_pamlib_place"
 _FIRST = "_pamlib_first"
 _KIND = "_pamlib_kind"
 #: The columns :func:`read_export` adds after the export's own: the raw text of malformed
@@ -257,7 +259,7 @@ def _file_heads(spark: SparkSession, path: str) -> list[tuple[str, bytes]]:
         finally:
             stream.close()
 
-    uris = sorted(spark.read.format("text").load(path).inputFiles())
+    uris = sorted(spark.read.format("text").load(path).inputFiles(), key=_name_order)
     if len(uris) < 2:
         return [head(uri) for uri in uris]
     # Each file's head costs a few calls to the JVM and its wait on storage: an export of
@@ -308,7 +310,7 @@ def _detected_encoding(heads: list[tuple[str, bytes]]) -> str:
         encoding, guessed = detect_encoding(
             head[:4],
             functools.partial(iter, (head,)),
-            name,
+            _shown_path(name),  # for its message only
             complete=complete,
             option=_ENCODING_OPTION,
         )
@@ -378,8 +380,8 @@ def _check_one_header(
     Spark's CSV reader drops each file's first line and reads the rest by position, as the
     schema (the first file's header) says: a file whose columns are in another order, or are
     others, would have them read as the first file's — an answer taken for another item's, a
-    date for an id. An empty file holds no row, and a header whose first line ends inside
-    quotes (a line break in a name) is not compared."""
+    date for an id. An empty file (or one of a byte-order mark alone) holds no row, and a
+    header whose first line ends inside quotes (a line break in a name) is not compared."""
     from pamlib.formats._records import ends_inside_quotes, split_records
     from pamlib.formats.encoding import shown_name
 
@@ -387,7 +389,7 @@ def _check_one_header(
         return
     differ = []
     for uri, head in heads:
-        line = _head_line(head, encoding) if head else None
+        line = None if _no_text(head, encoding) else _head_line(head, encoding)
         if line is None or ends_inside_quotes(line, delimiter):
             continue
         records = list(split_records(io.StringIO(line.removeprefix("\ufeff"), newline=""),
@@ -401,6 +403,12 @@ def _check_one_header(
             "file's, and Spark would read their columns by the first file's order; read each "
             "layout with its own read_export(…) and union the DataFrames by name"
         )
+
+
+def _no_text(head: bytes, encoding: str) -> bool:
+    """Whether a file (its start) holds nothing, or nothing but a byte-order mark (what some
+    tools save for an empty sheet): no header and no row, as a file of 0 bytes."""
+    return len(head) <= 4 and not head.decode(encoding, "replace").removeprefix("\ufeff")
 
 
 def _head_line(head: bytes, encoding: str) -> str | None:
@@ -460,9 +468,18 @@ def _check_files(spark: SparkSession, path: str) -> None:
     whose names begin with ``_`` or ``.`` even when named on their own, and reads nothing."""
     if not spark.read.format("text").load(path).inputFiles():
         raise ConfigurationError(
-            f"{path}: Spark finds no file to read there (it skips files whose names begin with "
-            "'_' or '.': rename such a file)"
+            f"{_shown_path(path)}: Spark finds no file to read there (it skips files whose "
+            "names begin with '_' or '.': rename such a file)"
         )
+
+
+def _shown_path(path: str) -> str:
+    """The export's path as pamlib's messages give it: as given, each NHS number in it withheld
+    (a file saved as ``9434765919.csv``, or a folder so named), as ``source_file`` withholds
+    them. Errors travel further than the terminal (a notebook, the driver's log)."""
+    from pamlib.identity import withhold_nhs_numbers
+
+    return withhold_nhs_numbers(path)
 
 
 def read_export(
@@ -533,7 +550,7 @@ def read_export(
     except AnalysisException as error:
         if error.getCondition() != "PATH_NOT_FOUND":
             raise
-        raise FormatError(f"{path}: no such file or folder") from None
+        raise FormatError(f"{_shown_path(path)}: no such file or folder") from None
 
 
 def _read_export(
@@ -562,10 +579,12 @@ def _read_export(
         why = delimiter_problem(given)
         if why is not None:
             raise ConfigurationError(f"delimiter {given!r} cannot be used: it {why}")
-    # the first line: from the start of the first file (in name order), else — where the
-    # driver cannot read it (Spark Connect) — as UTF-8 text (its names where it is UTF-8, its
-    # delimiters in any encoding whose line breaks and delimiters are single ASCII bytes)
-    line = _head_line(heads[0][1], python_encoding) if heads else None
+    # the first line: from the start of the first file (in name order) that is not empty (an
+    # empty file holds no header, nor any row), else — where the driver cannot read it (Spark
+    # Connect) — as UTF-8 text (its names where it is UTF-8, its delimiters in any encoding
+    # whose line breaks and delimiters are single ASCII bytes)
+    first = next((h for _, h in heads if not _no_text(h, python_encoding)), b"") if heads else None
+    line = _head_line(first, python_encoding) if first is not None else None
     decoded = line is not None or python_encoding == "utf-8"
     if line is None and python_encoding not in _WIDE:
         line = _first_line(spark, path)
@@ -582,14 +601,15 @@ def _read_export(
     options = _spark_options(multiline, delimiter=sep, encoding=charset)
     header = _header_fields(spark, path, options, line if decoded else None)
     if header is None:
-        raise ConfigurationError(f"{path}: no header (the export is empty)")
+        raise ConfigurationError(f"{_shown_path(path)}: no header (the export is empty)")
     if header and header[0].startswith("\ufeff"):
         header = (header[0][1:], *header[1:])
     if len(set(header)) != len(header) or any(name in _RESERVED for name in header):
         raise ConfigurationError(
-            f"{path}: the header repeats a column name (or uses one of {', '.join(_RESERVED)})"
+            f"{_shown_path(path)}: the header repeats a column name (or uses one of "
+            f"{', '.join(_RESERVED)})"
         )
-    Layout.resolve(header, read_options, source=path)  # every header problem, now
+    Layout.resolve(header, read_options, source=_shown_path(path))  # every header problem
     _check_one_header(heads, python_encoding, sep, header)
     line_breaks = (
         _spark_line_ends.check(
@@ -715,7 +735,7 @@ def score(
     reaches the executors inside the job, key included, as a function shipped to them would).
     ``duplicates``: ``global`` finds a repeated assessment id anywhere in the data, keeping its
     first occurrence in file order (one shuffle of the ids); ``partition`` only within each
-    task; ``off`` not at all.
+    file's rows that one task reads; ``off`` not at all.
 
     ``row_key``: ``number`` (the default) keys each row by its number in its file, as ``pamlib
     score`` does, which needs a pass over the export before the job (with ``duplicates=
@@ -768,7 +788,7 @@ def score(
     providers = scorer.prepare()
     if not providers:
         _refuse_no_provider(scorer)
-    layout = Layout.resolve(header, scorer.options or ReadOptions(), source=source)
+    layout = Layout.resolve(header, scorer.options or ReadOptions(), source=_shown_path(source))
     _resolve_schema(scorer, header)
     aid_position = layout.columns.get("assessment_id")
     payload = pickle.dumps(scorer)
@@ -1037,7 +1057,8 @@ def _numbered(
 
 
 def _with_rows(df: DataFrame, blocks: list[Any]) -> tuple[DataFrame, int]:
-    """``df`` with :data:`_ROW`, from each split's count and first sequence number."""
+    """``df`` with :data:`_ROW`, from each split's count and first sequence number, and
+    :data:`_PLACE` (both from one small table, broadcast)."""
     from pyspark.sql import functions as sf
 
     before: dict[str, int] = {}
@@ -1051,12 +1072,17 @@ def _with_rows(df: DataFrame, blocks: list[Any]) -> tuple[DataFrame, int]:
                 "the DataFrame holds some rows of the export twice (a union of reads that "
                 "overlap?): score each file once"
             )
+    places = {
+        file: place
+        for place, file in enumerate(sorted({str(r[_FILE]) for r in blocks}, key=_name_order))
+    }
     for row in sorted(blocks, key=lambda r: (r[_FILE], r[_BLOCK])):
         done = before.get(row[_FILE], 0)
-        starts.append((row[_FILE], int(row[_BLOCK]), int(row["_first_seq"]), done))
+        place = places[str(row[_FILE])]
+        starts.append((row[_FILE], int(row[_BLOCK]), int(row["_first_seq"]), done, place))
         before[row[_FILE]] = done + int(row["_n"])
     table = df.sparkSession.createDataFrame(
-        starts, f"{_FILE} string, {_BLOCK} long, _first_seq long, _before long"
+        starts, f"{_FILE} string, {_BLOCK} long, _first_seq long, _before long, {_PLACE} int"
     )
     joined = df.join(sf.broadcast(table), [_FILE, _BLOCK])
     numbered = joined.withColumn(
@@ -1080,12 +1106,44 @@ def _readable(id_column: str, header: tuple[str, ...]) -> Column:
     would turn the id's true first occurrence into a repeat. So the condition also looks at
     every column's length in bytes (cheap, never negative), which makes Spark parse the whole
     record: a condition that could be folded away (a hash of the columns is never null)
-    would not. A test holds the pass's read schema to every column."""
+    would not. A test holds the pass's read schema to every column.
+
+    Nor is a record the job rejects before its id is looked at (:func:`_unchecked`) an
+    occurrence: ``pamlib score`` registers no id of a ``field-too-long`` or ``encoding``
+    reject, and scores the next record with that id."""
     from pyspark.sql import functions as sf
 
     whole = sf.coalesce(sf.greatest(*(sf.octet_length(_column(c)) for c in header)), sf.lit(0))
     aid = _column(id_column)
-    return sf.col(CORRUPT_COLUMN).isNull() & aid.isNotNull() & (whole >= 0)
+    return (
+        sf.col(CORRUPT_COLUMN).isNull()
+        & aid.isNotNull()
+        & (whole >= 0)
+        & ~_unchecked([_column(c) for c in header], whole)
+    )
+
+
+def _unchecked(fields: list[Column], longest: Column, *, undecoded: Column | None = None) -> Column:
+    """Whether the job rejects a row of ``fields`` before checking it: a field longer than
+    pamlib's limit (:func:`_too_long_rows`) or holding U+FFFD (:func:`_undecoded_rows`;
+    ``undecoded`` where the caller knows it more cheaply). ``longest`` is the row's longest
+    field in bytes, or more: the fields' characters are counted only where it is over the
+    limit, so a usual row costs a byte search for U+FFFD."""
+    from pyspark.sql import functions as sf
+
+    from pamlib.formats._records import MAX_FIELD_CHARS
+
+    over = [sf.coalesce(sf.char_length(f) > MAX_FIELD_CHARS, sf.lit(False)) for f in fields]
+    too_long = sf.when(longest > MAX_FIELD_CHARS, functools.reduce(_either, over))
+    if undecoded is None:
+        found = [sf.coalesce(f.contains("\ufffd"), sf.lit(False)) for f in fields]
+        undecoded = functools.reduce(_either, found)
+    return sf.coalesce(too_long, sf.lit(False)) | undecoded
+
+
+def _either(left: Column, right: Column) -> Column:
+    """One condition or the other (for :func:`functools.reduce` over conditions)."""
+    return left | right
 
 
 def _blocks_and_repeats(
@@ -1151,8 +1209,9 @@ def _first_places(
     numbered lower, so none holds the id (the number is its smallest): its first occurrence is
     that row. A split before it numbered higher may hold the id, and then only a second look
     can tell: Spark packs splits into tasks largest first, so files of different sizes are
-    often read out of name order. Ranges that overlap, or a number in none, place nothing."""
-    ordered = sorted(splits, key=lambda s: (s[0], s[1]))
+    often read out of name order. Ranges that overlap, or a number in none, place nothing.
+    Files are in name order (:func:`_name_order`), not in the order of Spark's URIs."""
+    ordered = sorted(splits, key=lambda s: (_name_order(s[0]), s[1]))
     sure, highest = [], -1
     for _, _, _, first in ordered:  # sure: every split before it in file order starts lower
         sure.append(first > highest)
@@ -1178,21 +1237,32 @@ def _first_occurrences(keyed: DataFrame, ids: list[str]) -> list[tuple[str, str,
     from pyspark.sql import functions as sf
 
     wanted = keyed.sparkSession.createDataFrame([(i,) for i in ids], "_pamlib_aid string")
+    # per id and file its first (split, sequence); the first file in name order is chosen here,
+    # where Spark would compare the URIs, escapes and all (_name_order)
     firsts = (
         keyed.join(sf.broadcast(wanted), "_pamlib_aid")
-        .groupBy("_pamlib_aid")
-        .agg(sf.min(sf.struct(_FILE, _BLOCK, _SEQ)).alias("_firstkey"))
+        .groupBy("_pamlib_aid", _FILE)
+        .agg(sf.min(sf.struct(_BLOCK, _SEQ)).alias("_firstkey"))
         .collect()
     )
-    return [
-        (
-            str(r["_pamlib_aid"]),
-            str(r["_firstkey"][_FILE]),
-            int(r["_firstkey"][_BLOCK]),
-            int(r["_firstkey"][_SEQ]),
-        )
-        for r in firsts
-    ]
+    found: dict[str, tuple[str, str, int, int]] = {}
+    for r in firsts:
+        aid, file = str(r["_pamlib_aid"]), str(r[_FILE])
+        block, seq = int(r["_firstkey"][_BLOCK]), int(r["_firstkey"][_SEQ])
+        known = found.get(aid)
+        if known is None or (_name_order(file), block) < (_name_order(known[1]), known[2]):
+            found[aid] = (aid, file, block, seq)
+    return list(found.values())
+
+
+def _name_order(uri: str) -> str:
+    """What puts the export's files in name order (as :func:`_file_places` and the line-end
+    check number them): the file's path with its ``%``-escapes undone. Spark's
+    ``_metadata.file_path`` escapes a space, ``%`` or ``#`` in a name, and an escape sorts
+    otherwise than its character: ``a%20b.csv`` after ``a!.csv``, where ``a b.csv`` is before."""
+    from pamlib._spark_line_ends import file_key
+
+    return file_key(uri)
 
 
 def _joined_repeats(df: DataFrame, id_column: str, header: tuple[str, ...]) -> DataFrame:
@@ -1206,7 +1276,8 @@ def _joined_repeats(df: DataFrame, id_column: str, header: tuple[str, ...]) -> D
         readable.groupBy(aid.alias("_pamlib_aid"))
         .agg(
             sf.count(sf.lit(1)).alias("_n"),
-            sf.min(sf.struct(sf.col(_FILE), sf.col(_ROW))).alias("_firstkey"),
+            # the file by its place in name order: Spark compares URIs with their escapes
+            sf.min(sf.struct(sf.col(_PLACE), sf.col(_FILE), sf.col(_ROW))).alias("_firstkey"),
         )
         .where(sf.col("_n") > 1)
         .select(
