@@ -433,34 +433,26 @@ def _one_line(text: object, longest: int) -> bool:
     return isinstance(text, str) and len(text) <= longest and text.isprintable()
 
 
-def _check_stamp(
-    checked: CheckedProvider,
-    row: int | None,
-    *,
-    provider: object,
-    provider_version: object,
-    demo: object,
-    calibration_id: object,
-    calibration_sha256: object,
-) -> None:
-    """Provenance is the provider's that was asked: a result naming another provider or
-    version (a stale constant, a wrapped engine's own id) would be written as if it came from
-    that one."""
+def _check_stamp(checked: CheckedProvider, stamped: BatchScores | ScoreResult) -> None:
+    """Provenance is the provider's that was asked: a result (a batch's or one assessment's)
+    naming another provider or version (a stale constant, a wrapped engine's own id) would be
+    written as if it came from that one."""
     pid = checked.id
+    provider: object = stamped.provider
+    version: object = stamped.provider_version
+    demo: object = stamped.demo
     if provider != pid or not isinstance(provider, str):
-        raise ProviderResultError(pid, row, "provider", "not the id of the provider asked")
-    if provider_version != checked.version or not isinstance(provider_version, str):
+        raise ProviderResultError(pid, None, "provider", "not the id of the provider asked")
+    if version != checked.version or not isinstance(version, str):
         raise ProviderResultError(
-            pid, row, "provider_version", "not the version the provider declares"
+            pid, None, "provider_version", "not the version the provider declares"
         )
     if type(demo) is not bool and not isinstance(demo, np.bool_):
-        raise ProviderResultError(pid, row, "demo", "not True or False")
-    for name, value in (
-        ("calibration_id", calibration_id),
-        ("calibration_sha256", calibration_sha256),
-    ):
+        raise ProviderResultError(pid, None, "demo", "not True or False")
+    for name in ("calibration_id", "calibration_sha256"):
+        value: object = getattr(stamped, name)
         if value is not None and not isinstance(value, str):
-            raise ProviderResultError(pid, row, name, "not text")
+            raise ProviderResultError(pid, None, name, "not text")
 
 
 def check_batch_boundary(
@@ -481,15 +473,7 @@ def check_batch_boundary(
     their levels are the rounded scores', so callers and plugins see the same numbers as the
     files. Only a batch that needs it pays for the rounding."""
     pid = checked.id
-    _check_stamp(
-        checked,
-        None,
-        provider=scores.provider,
-        provider_version=scores.provider_version,
-        demo=scores.demo,
-        calibration_id=scores.calibration_id,
-        calibration_sha256=scores.calibration_sha256,
-    )
+    _check_stamp(checked, scores)
     decimals: object = scores.score_decimals
     cut = checked.cutpoints().get(scores.cutpoint_set) if scores.cutpoint_set else None
     if decimals is not None:
@@ -550,15 +534,7 @@ def check_result_boundary(
     values (the same rules, fields and messages, the score rounded the same way); ``count``:
     check the number answered and the raw total against the assessment's answers."""
     pid = checked.id
-    _check_stamp(
-        checked,
-        None,
-        provider=result.provider,
-        provider_version=result.provider_version,
-        demo=result.demo,
-        calibration_id=result.calibration_id,
-        calibration_sha256=result.calibration_sha256,
-    )
+    _check_stamp(checked, result)
     reason, code = result.reason, result.reason_code
     if reason is not None and (code is None or not _one_line(reason, MAX_REASON_TEXT)):
         raise ProviderResultError(
