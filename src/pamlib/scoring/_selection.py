@@ -14,7 +14,7 @@ import datetime as dt
 import math
 import operator
 import os
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
 import attrs
@@ -146,7 +146,6 @@ def check_scores(
         reason_code=scores.reason_code,
         demo=scores.demo,
     )
-    first: tuple[int, str, str] | None = None
     with np.errstate(invalid="ignore"):
         broken = _broken(
             rows,
@@ -157,14 +156,21 @@ def check_scores(
             negate=np.logical_not,
             blank=_blank_codes,
         )
-    for (name, message), bad in zip(_RULES, broken, strict=True):
+    _refuse_first(pid, ((bad, *rule) for rule, bad in zip(_RULES, broken, strict=True)))
+    return scores
+
+
+def _refuse_first(pid: str, found: Iterable[tuple[Any, str, str]]) -> None:
+    """Raise :class:`ProviderResultError` for the first row any of ``found``'s masks marks
+    (each with its field and message): the row a provider's author looks at first."""
+    first: tuple[int, str, str] | None = None
+    for bad, name, message in found:
         if np.any(bad):
             row = int(np.argmax(bad))
             if first is None or row < first[0]:
                 first = (row, name, message)
     if first is not None:
         raise ProviderResultError(pid, *first)
-    return scores
 
 
 def check_result(
@@ -503,14 +509,7 @@ def check_batch_boundary(
         n, raw = _answer_counts(codes, instrument)
         found.append((scores.n_answered != n, "n_answered", "not the number of items answered"))
         found.append((scores.raw_score != raw, "raw_score", "not the total of the answers"))
-    first: tuple[int, str, str] | None = None
-    for bad, name, message in found:
-        if np.any(bad):
-            row = int(np.argmax(bad))
-            if first is None or row < first[0]:
-                first = (row, name, message)
-    if first is not None:
-        raise ProviderResultError(pid, *first)
+    _refuse_first(pid, found)
     precision = cut.decimals if cut is not None else decimals
     if precision is None:
         return scores
