@@ -12,6 +12,7 @@ import pytest
 
 from pamlib.cli import main
 from pamlib.errors import RuleError, ValidationError
+from pamlib.levels import CURRENT, HIBBARD_2005
 from pamlib.plugins import PluginHost
 from pamlib.tailoring import Context, ContextColumns, Engine, rule
 from pamlib.tailoring.catalogue import BUILTIN_PATHWAYS
@@ -300,6 +301,9 @@ def test_case_16_scores_not_written_as_pamlib_writes_them_are_refused(
 def test_case_16_plain_scores_are_read(scored: Path, score: str) -> None:
     rows = read(scored)[:3]
     rows[1]["score"] = score
+    # with the level of that score: a level its score contradicts is refused (level-mismatch)
+    cutpoints = {c.id: c for c in (CURRENT, HIBBARD_2005)}[rows[1]["cutpoint_set"]]
+    rows[1]["level"] = str(int(cutpoints.level(float(score))))
     assert report(write(scored.with_name("plain.csv"), rows))[0] == 0
 
 
