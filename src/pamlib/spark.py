@@ -30,7 +30,7 @@ import threading
 import urllib.parse
 import uuid
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
     from pamlib._spark_lines import LineSplitter as _LineSplitter
     from pamlib.pipeline import ScoreSummary, TableScorer
+    from pamlib.plugins import PluginHost
     from pamlib.reporting._summary import CohortSummary
     from pamlib.tables.keys import Pseudonymiser
 
@@ -473,6 +474,84 @@ def _check_files(spark: SparkSession, path: str) -> None:
         )
 
 
+def _check_listing(spark: SparkSession, path: str) -> None:
+    """Refuse an export Spark would read only part of, or not at all, naming why.
+
+    Given a folder, Spark reads the files in it and in partition folders (``site=A/``) below
+    it, and skips every other subfolder without a word (``export/2024/…``); folders of both
+    kinds, or files beside partition folders, stop it with an error of its own. Each is found
+    here, on the driver, before anything is read: a file left unread is records lost. Files and
+    folders whose names begin with ``_`` or ``.`` (``_SUCCESS``, ``.DS_Store``) are skipped as
+    Spark skips them. A Spark Connect session cannot list files on the driver; there, only
+    Spark's own error is turned into pamlib's.
+    """
+    from pyspark.errors import PySparkException
+
+    from pamlib._spark_line_ends import file_key
+    from pamlib.errors import FormatError
+
+    try:
+        read = spark.read.format("text").load(path).inputFiles()
+    except PySparkException as error:
+        if error.getCondition() != "CONFLICTING_DIRECTORY_STRUCTURES":
+            raise
+        raise FormatError(
+            f"{_shown_path(path)}: Spark cannot read these files as one export: they are in "
+            "folders at different depths, or in partition folders (name=value) beside others. "
+            f"{_NAME_THEM.format(_shown_path(path))}"
+        ) from None
+    unread = _unread_files(spark, path, {file_key(uri) for uri in read})
+    if unread:
+        shown = ", ".join(_shown_path(name) for name in unread[:3])
+        more = f" and {len(unread) - 3} more" if len(unread) > 3 else ""
+        raise FormatError(
+            f"{_shown_path(path)}: Spark reads no file in a subfolder (other than a partition "
+            f"folder, name=value), and {len(unread)} "
+            f"{'is' if len(unread) == 1 else 'are'} there ({shown}{more}). "
+            f"{_NAME_THEM.format(_shown_path(path))}"
+        )
+
+
+#: What to do about an export whose files Spark would not read as one (``{}``: its path).
+_NAME_THEM = (
+    "Give a pattern that names every file (a Hadoop glob, as {}/*/*.csv for the files one "
+    "folder down), or read each folder on its own"
+)
+
+
+def _hidden(name: str) -> bool:
+    """Whether Spark skips a file or folder so named when it lists a folder (its rule)."""
+    return (name.startswith("_") and "=" not in name) or name.startswith(".")
+
+
+def _unread_files(spark: SparkSession, path: str, read: Collection[str]) -> list[str]:
+    """The files under ``path`` (a folder, a file or a pattern) that Spark does not read
+    (``read``: the keys of those it does), each as its path below the folder it is in (given or
+    matched), in name order; none where the driver cannot list files (Spark Connect)."""
+    from pamlib._spark_line_ends import file_key
+
+    jvm = getattr(spark, "_jvm", None)
+    jsc = getattr(spark, "_jsc", None)
+    if jvm is None or jsc is None:
+        return []
+    pattern = jvm.org.apache.hadoop.fs.Path(path)
+    system = pattern.getFileSystem(jsc.hadoopConfiguration())
+    unread: list[tuple[str, str]] = []
+    for status in system.globStatus(pattern) or ():
+        if not status.isDirectory():
+            continue  # a file named (or matched) on its own: read unless its name is hidden
+        root = str(status.getPath().toUri().getPath()).rstrip("/") + "/"
+        files = system.listFiles(status.getPath(), True)
+        while files.hasNext():
+            uri = files.next().getPath().toUri()
+            below = str(uri.getPath())[len(root) :]
+            if any(_hidden(part) for part in below.split("/")):
+                continue
+            if file_key(str(uri)) not in read:
+                unread.append((str(uri.getPath()), below))
+    return [below for _, below in sorted(unread)]
+
+
 def _shown_path(path: str) -> str:
     """The export's path as pamlib's messages give it: as given, each NHS number in it withheld
     (a file saved as ``9434765919.csv``, or a folder so named), as ``source_file`` withholds
@@ -569,6 +648,7 @@ def _read_export(
     from pamlib.formats.layout import Layout, delimiter_problem, with_mapping
 
     read_options = with_mapping(ReadOptions(), mapping)
+    _check_listing(spark, path)
     heads = _file_heads(spark, path) if encoding is None else None
     python_encoding, charset = _reading_charset(spark, encoding, heads, multiline)
     if heads is None:  # for the header, and to compare every file's with it
@@ -2353,6 +2433,9 @@ class _CohortPart:
 
     config: Any
     output: Literal["patients", "sums"]
+    #: The cut-point sets levels are checked against (the driver's, as data: see
+    #: :func:`_cutpoint_sets`).
+    cutpoints: tuple[Any, ...] = ()
 
     def __call__(self, table: Any) -> Any:
         try:
@@ -2372,14 +2455,59 @@ class _CohortPart:
         order = [c for c in SCORED_KEY_COLUMNS if c in table.column_names]
         if order:  # input order breaks the last ties, as in the file
             table = table.take(pc.sort_indices(table, [(c, "ascending") for c in order]))
+        keys = {c: table.column(c) for c in order}
         # the row key is no scored column; the file stays when it is what groups the figures
         table = table.drop_columns([_BUCKET, *(c for c in order if c != self.config.group_by)])
         columns = ScoredColumns.from_arrow(table, source="spark")
+        self._check_levels(columns, keys)
         traj = link_trajectories(columns, self.config)
         measure = nqf2483(traj)
         if self.output == "patients":
             return trajectory_table(traj, measure, self.config.group_by)
         return _sums_table(cohort_sums(traj, measure, self.config))
+
+    def _check_levels(self, columns: Any, keys: Mapping[str, Any]) -> None:
+        """Refuse rows whose level their score contradicts, as ``pamlib report`` refuses them
+        (:meth:`~pamlib.reporting.ScoredColumns.check_levels`), each named by its file's name
+        and row where the DataFrame has them (a group's own row numbers mean nothing)."""
+        from pamlib.identity import withhold_nhs_numbers
+        from pamlib.tables._levels import LEVELS_LISTED
+
+        count, rows = columns.mismatched_levels(self.cutpoints, listed=LEVELS_LISTED)
+        if not count:
+            return
+        files = keys.get(SCORED_KEY_COLUMNS[0])
+        numbers = keys.get(SCORED_KEY_COLUMNS[1])
+        shown = []
+        for i in rows[:_ROWS_NAMED]:
+            file = files[i].as_py() if files is not None else None
+            row = numbers[i].as_py() if numbers is not None else None
+            name = withhold_nhs_numbers(str(file).rsplit("/", 1)[-1]) if file else "a file"
+            shown.append(f"{name} row {row}" if row is not None else f"a row of {name}")
+        more = f" and {count - len(shown):,} more" if count > len(shown) else ""
+        raise SparkJobError(
+            f"{count:,} scored row(s) whose level contradicts their score "
+            f"(level-mismatch), as pamlib report refuses them: {', '.join(shown)}{more}"
+        )
+
+
+#: Rows a level-mismatch refusal names (the rest are counted).
+_ROWS_NAMED = 5
+
+
+def _cutpoint_sets(host: PluginHost | None) -> tuple[Any, ...]:
+    """Every cut-point set the plugins of ``host`` (default: this process's) register, as
+    pamlib's own class: data a task can be sent, whatever class a plugin made them with."""
+    from pamlib.levels import CutpointSet
+    from pamlib.plugins import PluginHost, get_host
+
+    given: object = host
+    if given is not None and not isinstance(given, PluginHost):
+        raise ConfigurationError(f"host must be a PluginHost, not {_kind(given)}")
+    return tuple(
+        CutpointSet(c.id, c.upper_bounds, c.decimals, c.source)
+        for c in (host or get_host()).cutpoint_sets()
+    )
 
 
 def _sums_schema() -> Any:
@@ -2474,7 +2602,11 @@ def _check_group_by(frame: DataFrame, config: Any) -> None:
 
 
 def trajectories(
-    scored: SparkRun | DataFrame, config: Any = None, *, buckets: int | None = None
+    scored: SparkRun | DataFrame,
+    config: Any = None,
+    *,
+    buckets: int | None = None,
+    host: PluginHost | None = None,
 ) -> DataFrame:
     """Each patient's baseline, follow-up, change, transition and NQF #2483 status, computed on
     the cluster: the rows of :func:`pamlib.reporting.patients_table` (the per-patient CSV of
@@ -2487,17 +2619,25 @@ def trajectories(
     their file order. Row-level data: never a published output.
 
     The arguments, and ``config.group_by`` (a text column, ``source_file`` too: per export
-    file), are checked here. The DataFrame's actions are Spark's own, not wrapped as
-    :func:`cohort_summary`'s are: a refusal inside the job (rows pamlib cannot link) reaches
-    the caller as pyspark's ``PythonException``, pamlib's message in its text.
+    file), are checked here. A scored row whose ``level`` its ``score`` contradicts at its
+    ``cutpoint_set`` (one the plugins of ``host`` register; default: this process's) stops the
+    job, as ``pamlib report`` refuses it (``level-mismatch``, the rows named by file name and
+    row). The DataFrame's actions are Spark's own, not wrapped as :func:`cohort_summary`'s
+    are: a refusal inside the job reaches the caller as pyspark's ``PythonException``,
+    pamlib's message in its text.
     """
     config = _cohort_arguments(scored, config, buckets)
     schema = _patients_schema(config)
-    return _by_patient(scored, _CohortPart(config=config, output="patients"), schema, buckets)
+    job = _CohortPart(config=config, output="patients", cutpoints=_cutpoint_sets(host))
+    return _by_patient(scored, job, schema, buckets)
 
 
 def cohort_summary(
-    scored: SparkRun | DataFrame, config: Any = None, *, buckets: int | None = None
+    scored: SparkRun | DataFrame,
+    config: Any = None,
+    *,
+    buckets: int | None = None,
+    host: PluginHost | None = None,
 ) -> CohortSummary:
     """The cohort figures of ``pamlib report`` (levels, scores, change by baseline level,
     transitions, NQF #2483, trends; per group with ``config.group_by``), computed on the
@@ -2506,7 +2646,8 @@ def cohort_summary(
     figures from the totals (:func:`pamlib.reporting.summary_from_sums`). Suppressed for
     publication when ``config.publish`` is set, as ``pamlib report --publish`` does.
 
-    ``scored`` and ``buckets`` as for :func:`trajectories`.
+    ``scored``, ``buckets`` and ``host`` as for :func:`trajectories`: rows whose level their
+    score contradicts stop the job with a :class:`SparkJobError`.
     """
     from pyspark.sql import functions as sf
 
@@ -2514,7 +2655,8 @@ def cohort_summary(
     from pamlib.reporting._suppression import suppress
 
     config = _cohort_arguments(scored, config, buckets)
-    parts = _by_patient(scored, _CohortPart(config=config, output="sums"), _sums_schema(), buckets)
+    job = _CohortPart(config=config, output="sums", cutpoints=_cutpoint_sets(host))
+    parts = _by_patient(scored, job, _sums_schema(), buckets)
     totals = parts.groupBy(_PART, _GROUP, _KEY).agg(sf.sum(_VALUE).alias(_VALUE))
     rows = _guarded(totals.collect)
     overall: dict[str, int] = {}

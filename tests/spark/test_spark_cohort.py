@@ -181,3 +181,35 @@ def test_rows_of_one_patient_key_share_a_bucket(
     seen: dict[str, int] = {}
     for key, b in zip(keys.tolist(), bucket.to_pylist(), strict=True):
         assert seen.setdefault(key, b) == b
+
+
+def test_a_level_its_score_contradicts_stops_the_cohort_job(spark: Any, run: Any) -> None:
+    """As ``pamlib report`` refuses it: a row scored in level 1's range but read back with level
+    4 would be counted at level 4. The job names it by its file's name and row; the driver's
+    cut-point sets (a host's, where one is given) are what it is checked against."""
+    import pyspark.sql.functions as sf
+
+    import pamlib.spark as ps
+    from pamlib.plugins import PluginHost
+    from pamlib.spark import SparkJobError
+
+    first = run.scored.where((sf.col("level") == 1) & (sf.col("status") == "scored")).first()
+    wrong = (sf.col("source_file") == first["source_file"]) & (
+        sf.col("source_row") == first["source_row"]
+    )
+    frame = run.scored.withColumn("level", sf.when(wrong, 4).otherwise(sf.col("level")))
+    name = first["source_file"].rsplit("/", 1)[-1]
+    expected = rf"1 scored row\(s\) whose level contradicts.*: {name} row {first['source_row']}$"
+    with pytest.raises(SparkJobError, match=expected):
+        ps.cohort_summary(frame, buckets=3)
+    with pytest.raises(Exception, match="level contradicts their score"):
+        ps.trajectories(frame, buckets=3).collect()
+    # the same rows, read back with no row key: named as rows of a file pamlib cannot name
+    with pytest.raises(SparkJobError, match=r"a row of a file$"):
+        ps.cohort_summary(frame.drop(*KEYS), buckets=3)
+    # a host that registers no cut-point sets has nothing to check the level against
+    bare = PluginHost(load_entry_points=False, disabled=["pamlib.builtin.catalogue"])
+    assert not list(bare.cutpoint_sets())
+    assert ps.cohort_summary(frame, buckets=3, host=bare).values
+    with pytest.raises(ConfigurationError, match="host must be a PluginHost"):
+        ps.cohort_summary(frame, host="default")  # type: ignore[arg-type]

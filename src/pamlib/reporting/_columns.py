@@ -316,6 +316,22 @@ class ScoredColumns:
                 source=source,
             )  # fmt: skip
 
+    def mismatched_levels(
+        self, cutpoints: Iterable[CutpointSet] | None, *, listed: int
+    ) -> tuple[int, list[int]]:
+        """How many rows :meth:`check_levels` refuses, and the positions of the first
+        ``listed``."""
+        from pamlib.tables._levels import mismatched_levels
+
+        sets = self._cutpoint_set_codes()
+        if sets is None:
+            return 0, []
+        names, set_of = sets
+        return mismatched_levels(
+            self.scored, self.score, self.level, names, set_of, cutpoints=cutpoints,
+            listed=listed,
+        )  # fmt: skip
+
     def _cutpoint_set_codes(self) -> tuple[list[str], NDArray[np.integer[Any]]] | None:
         """Each row's cut-point set as an index into the distinct names, as cheaply as the
         text is held (``None`` for a table without the column)."""

@@ -20,7 +20,7 @@ from pamlib.errors import Problem, ValidationError
 if TYPE_CHECKING:
     from pamlib.levels import CutpointSet
 
-__all__ = ["LEVELS_LISTED", "check_levels"]
+__all__ = ["LEVELS_LISTED", "check_levels", "mismatched_levels"]
 
 #: Rows listed when levels disagree with their scores (the rest are counted).
 LEVELS_LISTED = 20
@@ -47,8 +47,34 @@ def check_levels(
     (``source: row N``, code ``level-mismatch``) and counts the rest; no value is quoted, as
     an error may be shown to anyone who runs the command.
     """
-    if cutpoints is None:
+    count, found = mismatched_levels(
+        scored, score, level, set_names, set_of, cutpoints=cutpoints, listed=LEVELS_LISTED
+    )
+    if not count:
         return
+    message = "the level is not the level of the score at the row's cut-point set"
+    problems = [Problem(f"{source}: row {i + 1}", "level-mismatch", message) for i in found]
+    more = count - len(problems)
+    summary = f"{source}: {count:,} row(s) whose level contradicts their score" + (
+        f" ({more:,} more not listed)" if more else ""
+    )
+    raise ValidationError(summary, problems)
+
+
+def mismatched_levels(
+    scored: npt.NDArray[np.bool_],
+    score: npt.NDArray[np.floating[Any]],
+    level: npt.NDArray[np.integer[Any]],
+    set_names: Sequence[str],
+    set_of: npt.NDArray[np.integer[Any]],
+    *,
+    cutpoints: Iterable[CutpointSet] | None,
+    listed: int,
+) -> tuple[int, list[int]]:
+    """How many rows :func:`check_levels` refuses, and the positions of the first ``listed``
+    of them: for a caller that names rows its own way (Spark, by their file and row)."""
+    if cutpoints is None:
+        return 0, []
     known = {c.id: c for c in cutpoints}
     checked = [
         (code, known[name.strip()])
@@ -56,7 +82,7 @@ def check_levels(
         if name.strip() in known  # no set, or one not registered here: nothing to compare
     ]
     if not checked:
-        return
+        return 0, []
     found: list[int] = []
     count = 0
     for start in range(0, len(scored), _ROWS_AT_A_TIME):
@@ -67,14 +93,6 @@ def check_levels(
             rows = np.flatnonzero(has_score & (set_of[part] == code))
             bad[rows] = cut.levels(score[part][rows]) != level[part][rows]
         count += int(np.count_nonzero(bad))
-        if len(found) < LEVELS_LISTED:
-            found += (np.flatnonzero(bad)[: LEVELS_LISTED - len(found)] + start).tolist()
-    if not count:
-        return
-    message = "the level is not the level of the score at the row's cut-point set"
-    problems = [Problem(f"{source}: row {i + 1}", "level-mismatch", message) for i in found]
-    more = count - len(problems)
-    summary = f"{source}: {count:,} row(s) whose level contradicts their score" + (
-        f" ({more:,} more not listed)" if more else ""
-    )
-    raise ValidationError(summary, problems)
+        if len(found) < listed:
+            found += (np.flatnonzero(bad)[: listed - len(found)] + start).tolist()
+    return count, found
