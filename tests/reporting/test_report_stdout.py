@@ -1,5 +1,6 @@
 """``pamlib report -o -`` writes the HTML to standard output, as ``pamlib score -o -`` writes its
-rows: never a file named ``-``, and the files scored beside it named after the input."""
+rows: never a file named ``-``, and the files scored beside it named after the input. An input
+of ``-`` is standard input, as it is for ``pamlib score``."""
 
 from __future__ import annotations
 
@@ -142,3 +143,46 @@ def test_two_outputs_cannot_share_standard_output(
     assert out == b""
     assert b"only one output can go to standard output ('-'): -o, --patients" in err
     assert sorted(p.name for p in in_tmp.iterdir()) == ["scored.csv"]
+
+
+def test_dash_as_the_input_reads_standard_input(tmp_path: Path, make_cohort: MakeCohort) -> None:
+    """A scored table piped in is reported as the same file would be, listed as ``stdin``; no
+    file named ``-`` is looked for, and the copy the reader reads is gone after."""
+    scored = write_rows(tmp_path / "scored.csv", make_cohort(n_patients=8))
+    (tmp_path / "-").write_bytes(b"not this\n")  # a file named "-" is not what "-" means
+    piped = _pamlib(
+        "report", "-", "-o", "piped.html", "--json", "piped.json",
+        cwd=tmp_path, input=scored.read_bytes(), capture_output=True,
+    )  # fmt: skip
+    assert piped.returncode == 0, piped.stderr
+    named = _pamlib(
+        "report", "scored.csv", "-o", "named.html", "--json", "named.json", cwd=tmp_path
+    )
+    assert named.returncode == 0
+    from_pipe = json.loads((tmp_path / "piped.json").read_text(encoding="utf-8"))
+    from_file = json.loads((tmp_path / "named.json").read_text(encoding="utf-8"))
+    assert from_pipe["context"]["sources"][0]["name"] == "stdin"
+    for summary in (from_pipe, from_file):
+        del summary["context"]["sources"], summary["context"]["generated_at"]
+    assert from_pipe == from_file
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "-", "named.html", "named.json", "piped.html", "piped.json", "scored.csv",
+    ]  # fmt: skip
+
+
+def test_dash_as_the_input_with_provider_scores_standard_input(tmp_path: Path) -> None:
+    raw = export(tmp_path / "export.csv").read_bytes()
+    done = _pamlib(
+        "report", "-", "-o", "-", "--provider", "demo", cwd=tmp_path, input=raw, capture_output=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(b"<!DOCTYPE html>")
+    # named after the input, as pamlib score names the rejects of standard input
+    with (tmp_path / "stdin.rejects.csv").open(encoding="utf-8") as f:
+        assert len(list(csv.DictReader(f))) == 1
+    assert (tmp_path / "stdin.scored.csv").stat().st_size > 0
+    # an export piped in without --provider is said to be one, as a file is
+    done = _pamlib("report", "-", "-o", "r.html", cwd=tmp_path, input=raw, capture_output=True)
+    assert done.returncode == 2
+    assert b"stdin looks like an assessment export" in done.stderr
+    assert b"Traceback" not in done.stderr

@@ -34,7 +34,8 @@ def add_parser(subparsers: Any) -> None:
         "input",
         type=file_name,
         metavar="INPUT",
-        help="scored CSV, Parquet or JSON Lines, or a raw export with --provider",
+        help="scored CSV, Parquet or JSON Lines, or a raw export with --provider "
+        "('-' for standard input)",
     )
     p.add_argument(
         "-o",
@@ -151,7 +152,11 @@ def run(args: argparse.Namespace) -> int:
         if args.provider is not None:
             beside = _score_first(args, source, output, guard)
             scored = beside.table
-        sources = [SourceFile.of(source, "input", digest=False)]
+        sources = [
+            SourceFile.of(source, "input", digest=False)
+            if str(source) != STDIN
+            else SourceFile(role="input", name=STDIN_NAME, sha256=None)
+        ]
         sources += [
             SourceFile.of(path, role)
             for path, role in ((args.mapping, "mapping"), (args.calibration, "calibration"))
@@ -185,12 +190,19 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+#: The input named so is standard input, listed in the report (and its files named) as
+#: :data:`STDIN_NAME`, as ``pamlib score`` names it.
+STDIN, STDIN_NAME = "-", "stdin"
+
+
 def _given_input(name: str) -> Path:
     """The input named, refused where it names nothing or a folder; a file, a pipe such as
-    ``<(…)`` or a device is read (as ``pamlib score`` takes them)."""
+    ``<(…)``, a device or ``-`` (standard input) is read (as ``pamlib score`` takes them)."""
     from pamlib.cli import UsageError
 
     source = Path(name)
+    if name == STDIN:
+        return source
     if source.is_dir():
         named = f" {source.name}" if source.name else ""  # ``.`` and ``/`` have no name
         raise UsageError(f"the input{named} is a folder, not a file")
@@ -204,6 +216,8 @@ def _readable_input(source: Path, args: argparse.Namespace, spooled: contextlib.
     say: a raw export is read once, as ``pamlib score`` reads it; a scored table that is not
     a regular file, from a copy (see :func:`_regular_file`) that ``spooled`` removes."""
     scored_first = args.provider is not None
+    if scored_first and str(source) == STDIN:
+        return source  # read once, as it comes: its header cannot be looked at first
     readable = source if scored_first else spooled.enter_context(_regular_file(source))
     _check_kind_of_input(readable, scored_first=scored_first)
     return readable
@@ -214,18 +228,22 @@ def _regular_file(source: Path) -> Iterator[Path]:
     """``source``, or where it is not a regular file (a pipe such as ``<(…)``, a device) a copy
     of it in a temporary folder only this user can read, removed when done: the scored-table
     reader seeks, and reads a file more than once (its header, then its rows; again to find a
-    repeated id). The copy keeps the input's name, so problems name the file as given."""
+    repeated id). The copy keeps the input's name, so problems name the file as given;
+    standard input's is ``stdin``."""
     import shutil
     import stat
     import tempfile
 
-    if stat.S_ISREG(source.stat().st_mode):
+    from_stdin = str(source) == STDIN
+    if not from_stdin and stat.S_ISREG(source.stat().st_mode):
         yield source
         return
     with tempfile.TemporaryDirectory(prefix="pamlib-report-") as folder:
-        copy = Path(folder) / (source.name or "input")
-        with source.open("rb") as given, copy.open("xb") as kept:
-            shutil.copyfileobj(given, kept, 1 << 20)
+        copy = Path(folder) / (STDIN_NAME if from_stdin else source.name or "input")
+        with contextlib.ExitStack() as opened:
+            given = sys.stdin.buffer if from_stdin else opened.enter_context(source.open("rb"))
+            with copy.open("xb") as kept:
+                shutil.copyfileobj(given, kept, 1 << 20)
         yield copy
 
 
@@ -268,6 +286,9 @@ def _header_of(source: Path) -> set[str] | None:
     try:
         if not source.is_file():  # a pipe read here would be read no more
             return None
+        if not suffix:  # standard input's copy, or a file saved with no suffix
+            with source.open("rb") as fh:
+                suffix = ".parquet" if fh.read(4) == b"PAR1" else ".csv"
         if suffix in (".parquet", ".pq"):
             import pyarrow.parquet as pq
 
@@ -404,7 +425,8 @@ def _score_first(
         scored = report.with_name(report.stem + ".scored.csv")
         rejects = report.with_name(report.stem + ".rejects.csv")
     else:
-        scored, rejects = Path(source.stem + ".scored.csv"), Path(source.stem + ".rejects.csv")
+        stem = STDIN_NAME if str(source) == STDIN else source.stem
+        scored, rejects = Path(stem + ".scored.csv"), Path(stem + ".rejects.csv")
     guard.output(scored, "the scored file written beside the report")
     guard.output(rejects, "the rejects file written beside the report")
     scorer = TableScorer(provider=args.provider, calibration=args.calibration, mapping=args.mapping)
