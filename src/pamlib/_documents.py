@@ -101,6 +101,14 @@ def _text_too_deep(data: bytes, value: object) -> bool:
     string holds a bracket and the value is walked instead. What remains is the nesting itself:
     each pass that removes the innermost ``()`` pairs lowers its depth by one.
     """
+    found = text_too_deep(data)
+    return _too_deep(value, parsed=True) if found is None else found
+
+
+def text_too_deep(data: bytes) -> bool | None:
+    """Whether the JSON text ``data`` nests deeper than :data:`MAX_DEPTH`, read from its
+    brackets alone (see :func:`_text_too_deep`); ``None`` where a string holds a bracket, and
+    only the parsed value can tell."""
     if b"\\" in data:
         data = data.replace(b"\\\\", b"").replace(b'\\"', b"")
     shape = data.translate(_PARENS, _NOT_STRUCTURE)
@@ -108,7 +116,7 @@ def _text_too_deep(data: bytes, value: object) -> bool:
         return False
     shape = shape.replace(b'""', b"")
     if b'"' in shape:
-        return _too_deep(value, parsed=True)
+        return None
     for removed in range(MAX_DEPTH + 1):
         # The depth left is at most the opening brackets left.
         if removed + shape.count(b"(") <= MAX_DEPTH:

@@ -48,6 +48,7 @@ from pamlib._documents import (
     fast_json,
     made_paused,
     parse_json,
+    text_too_deep,
 )
 from pamlib.assessment import Assessment
 from pamlib.errors import FormatError, Problem, ValidationError
@@ -415,6 +416,9 @@ class FhirReader:
 
     def _json_bytes(self, data: bytes, label: str, *, unnamed: bool = False) -> Iterator[RowChunk]:
         if self.encoding is None:
+            typed = self._typed_bundle(data, label)
+            if typed is not None:
+                return typed
             doc = fast_json(data)
             if doc is not NOT_PARSED:
                 return self._document(doc, label)
@@ -432,6 +436,101 @@ class FhirReader:
         except DocumentError:
             return self._unreadable(label, _undecodable(data))
         return self._json_text(text, label, unnamed=unnamed)
+
+    def _typed_bundle(self, data: bytes, label: str) -> Iterator[RowChunk] | None:
+        """The chunks of a Bundle read the typed way (:mod:`pamlib.fhir._typed`), or ``None``
+        for :meth:`_document` to read the document.
+
+        A FHIR server answers a search with one Bundle, often one line. Parsed whole into
+        dictionaries, and every response then read from those, it cost about four times what
+        the same responses do as NDJSON. Here the Bundle is decoded with its entries' resources
+        left as text: each response is decoded as an NDJSON line is, and a Patient, a
+        Questionnaire or a response that way does not take becomes a dictionary from its own
+        text. The outcome is :meth:`_document`'s on the same bytes, every row and reject, in
+        order. Whatever this way does not read as that one would — bytes that are not UTF-8, a
+        document that may nest too deep, an entry that is not an object with a resource, a
+        nested Bundle, a resource msgspec refuses — leaves the whole document to it: found
+        before anything is read or counted.
+        """
+        typed = _typed_path()
+        if typed is None:
+            return None
+        bundle = typed.decode_bundle(data)
+        if bundle is None or text_too_deep(data) is not False or not _utf8(data):
+            return None
+        if _long_integer(data):
+            return None
+        plan: list[tuple[str, str, Any, Any]] = []
+        for i, entry in enumerate(() if bundle.entry is typed.UNSET else bundle.entry):
+            path, raw = f"$.entry[{i}].resource", entry.resource
+            if raw is typed.UNSET:
+                return None
+            # Decoded here to know it decodes, and again when read: a response kept decoded
+            # until then costs more than its decoding (Python's collector walks it).
+            if typed.decode(raw) is not None:
+                plan.append((_TYPED, path, None, raw))
+                continue
+            kind = typed.resource_kind(raw)
+            if kind in (_RESPONSE, "Patient", "Questionnaire"):
+                value = fast_json(bytes(raw))
+                if not isinstance(value, dict):  # not parsed here, or not an object
+                    return None
+                plan.append((kind, path, entry.fullUrl, value))
+            elif isinstance(kind, str) and kind != "Bundle":
+                plan.append((kind, path, None, None))
+            else:
+                return None
+        return made_paused(self._typed_chunks(typed, plan, bundle.link, label))
+
+    def _typed_chunks(
+        self, typed: ModuleType, plan: list[tuple[str, str, Any, Any]], link: object, label: str
+    ) -> Iterator[RowChunk]:
+        """:meth:`_typed_bundle`'s chunks: the Bundle's other resources indexed and counted in
+        the order of its entries, as :meth:`_walk` does, then each response read in order."""
+        self.other_resources["Bundle"] += 1
+        if _links_to_next_page({"link": link}):
+            self.next_pages += 1
+        scope = _PatientIndex(self.patient_id_system).shared()
+        # (path, the text of a response the typed way decodes, or None and its dictionary)
+        responses: list[tuple[str, Any, Any]] = []
+        for kind, path, extra, value in plan:
+            if kind == _TYPED:
+                responses.append((path, value, None))
+                continue
+            if kind == _RESPONSE:
+                responses.append((path, None, value))
+                continue
+            self.other_resources[kind if kind in _NAMED_TYPES else _OTHER_TYPE] += 1
+            if kind == "Patient":
+                scope.add(value, path, extra)
+            elif kind == "Questionnaire":
+                self.parser.add_questionnaire(value)
+        for start in range(0, len(responses), self.chunk_rows):
+            part = responses[start : start + self.chunk_rows]
+            rows: list[ResponseRow] = []
+            rejects: list[Reject] = []
+            for path, text, given in part:
+                outcome: ResponseRow | Reject | None = None
+                value = given
+                if text is not None:
+                    scope.forget()
+                    row = typed.response_row(
+                        self.parser, typed.decode(text), path, scope.resolve, self._seen
+                    )
+                    if row is not None:
+                        self._seen.add(row.assessment_id)
+                        outcome = row
+                    else:
+                        value = _resource_value(text, path)
+                if outcome is None:
+                    outcome = self._final(self._response(value, path, scope), label)
+                if isinstance(outcome, ResponseRow):
+                    rows.append(outcome)
+                else:
+                    rejects.append(outcome)
+            yield RowChunk(tuple(rows), tuple(rejects), len(part))
+        if not responses:
+            yield RowChunk((), (), 0)
 
     def _json_text(self, text: str, label: str, *, unnamed: bool = False) -> Iterator[RowChunk]:
         """One JSON document. Text that is NDJSON (a value per line) is read line by line when
@@ -687,6 +786,44 @@ class FhirReader:
         if row is not None:
             self._seen.add(row.assessment_id)
         return row
+
+
+_RESPONSE = "QuestionnaireResponse"
+#: A response of the usual shape, decoded the typed way (see :meth:`FhirReader._typed_bundle`).
+_TYPED = "typed"
+
+
+def _utf8(data: bytes) -> bool:
+    """Whether ``data`` is UTF-8 throughout (what msgspec skips unread, it does not check)."""
+    if data.isascii():
+        return True
+    try:
+        codecs.utf_8_decode(data, "strict", True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+#: Every byte a digit of a JSON number may be, as ``0``; every other as a space.
+_DIGITS = bytes(ord("0") if chr(b).isdigit() and b < 128 else ord(" ") for b in range(256))
+
+
+def _long_integer(data: bytes) -> bool:
+    """Whether ``data`` holds a run of more digits than Python reads as one integer
+    (:func:`sys.get_int_max_str_digits`): msgspec skips such a number in a part it leaves
+    unread, where the standard library refuses the whole document."""
+    limit = sys.get_int_max_str_digits()
+    return bool(limit) and data.translate(_DIGITS).find(b"0" * (limit + 1)) >= 0
+
+
+def _resource_value(raw: Any, path: str) -> dict[str, Any]:
+    """The dictionary of one resource's JSON text, which msgspec decoded the typed way
+    already (so it is UTF-8 JSON), as :func:`fast_json` or the standard library reads it."""
+    data = bytes(raw)
+    value = fast_json(data)
+    if value is NOT_PARSED:
+        value = parse_json(decode_utf8(data, path), path)
+    return value  # type: ignore[no-any-return]  # a response, decoded as an object above
 
 
 def _late_conflict(patients: _PatientIndex, cited: set[str], label: str, n: int) -> None:

@@ -135,7 +135,28 @@ class _Response(_Shape):
     item: list[_Item] | None = None
 
 
+class _Entry(msgspec.Struct, gc=False):
+    """A Bundle's entry: its resource left as JSON text, decoded as its kind needs."""
+
+    resource: msgspec.Raw | msgspec.UnsetType = msgspec.UNSET
+    fullUrl: object = None  # noqa: N815 - any JSON value, as the dictionary path reads it
+
+
+class Bundle(msgspec.Struct, gc=False):
+    """A Bundle whose entries are objects (any other field is skipped unread)."""
+
+    resourceType: object = None  # noqa: N815
+    entry: list[_Entry] | msgspec.UnsetType = msgspec.UNSET
+    link: object = None
+
+
+class _Kind(msgspec.Struct, gc=False):
+    resourceType: object = None  # noqa: N815
+
+
 _decode: Callable[[bytes], _Response] = msgspec.json.Decoder(_Response).decode
+_decode_bundle: Callable[[bytes], Bundle] = msgspec.json.Decoder(Bundle).decode
+_decode_kind: Callable[[bytes], _Kind] = msgspec.json.Decoder(_Kind).decode
 _NOT_USUAL = (msgspec.DecodeError, msgspec.ValidationError, RecursionError)
 
 Resolve = Callable[[str], "tuple[str | None, str | None, list[Problem]] | None"]
@@ -148,6 +169,32 @@ def decode(data: bytes) -> _Response | None:
     except _NOT_USUAL:
         return None
     return qr if qr.resourceType == "QuestionnaireResponse" else None
+
+
+def decode_bundle(data: bytes) -> Bundle | None:
+    """The JSON text ``data`` as a Bundle whose entries' resources are left undecoded, or
+    ``None`` for any other value or shape. The skipped text is checked as JSON but not as
+    UTF-8, nor are its numbers read: the caller checks the one and decodes what it uses."""
+    try:
+        bundle = _decode_bundle(data)
+    except _NOT_USUAL:
+        return None
+    return bundle if bundle.resourceType == "Bundle" else None
+
+
+def resource_kind(data: bytes) -> object:
+    """The ``resourceType`` of the JSON object ``data`` (``None`` without one); ``NOT_OBJECT``
+    for JSON text that is not an object."""
+    try:
+        return _decode_kind(data).resourceType
+    except _NOT_USUAL:
+        return NOT_OBJECT
+
+
+#: What :func:`resource_kind` gives for what is not an object.
+NOT_OBJECT = object()
+#: A field the JSON text did not have.
+UNSET = msgspec.UNSET
 
 
 def response_row(
