@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -155,15 +155,19 @@ def usual_files(draw: st.DrawFn) -> bytes:
     return b"\n".join(lines) + b"\n"
 
 
-def read_three_ways(data: bytes) -> tuple[object, object, object]:
+def read_three_ways(
+    data: bytes, *, name: str = "in.ndjson", read: Callable[[Path], object] = everything
+) -> tuple[object, object, object]:
+    """What ``read`` finds in ``data`` saved as ``name``: the typed way, the dictionary way
+    (msgspec parsing) and the standard library's."""
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "in.ndjson"
+        path = Path(tmp) / name
         path.write_bytes(data)
-        typed = everything(path)
+        typed = read(path)
         with dictionaries_only():
-            dictionaries = everything(path)
+            dictionaries = read(path)
         with standard_library_only():
-            stdlib = everything(path)
+            stdlib = read(path)
     return typed, dictionaries, stdlib
 
 

@@ -10,7 +10,6 @@ that way. These tests hold the three readings equal on generated Bundles with ho
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +22,11 @@ from pamlib.fhir import questionnaire_response
 from pamlib.fhir._reader import FhirReader
 from pamlib.testing.fhir import DEEP, HUGE, SURROGATE, hostile_json, hostile_values
 from tests.fuzz.test_fuzz_fhir import files
-from tests.test_fhir_json import standard_library_only
 from tests.test_fhir_typed import (
     BAD_PATIENT_LINE,
     BUILTINS,
     PATIENT_LINE,
-    dictionaries_only,
+    read_three_ways,
     usual_responses,
 )
 
@@ -96,18 +94,6 @@ def bundles(draw: st.DrawFn) -> bytes:
     return data
 
 
-def read_three_ways(data: bytes) -> tuple[object, object, object]:
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "bundle.json"
-        path.write_bytes(data)
-        typed = _everything(path)
-        with dictionaries_only():
-            dictionaries = _everything(path)
-        with standard_library_only():
-            stdlib = _everything(path)
-    return typed, dictionaries, stdlib
-
-
 def _everything(path: Path) -> tuple[object, ...]:
     """Every row, reject and count (see :func:`tests.test_fhir_typed.everything`), and the
     pages a Bundle links to."""
@@ -122,7 +108,7 @@ def _everything(path: Path) -> tuple[object, ...]:
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=bundles())
 def test_a_bundle_read_the_typed_way_is_read_as_the_dictionary_way(data: bytes) -> None:
-    typed, dictionaries, stdlib = read_three_ways(data)
+    typed, dictionaries, stdlib = read_three_ways(data, name="bundle.json", read=_everything)
     assert typed == dictionaries
     assert typed == stdlib
 
@@ -163,6 +149,6 @@ def test_hostile_json_documents_are_read_as_the_dictionary_way(
     suffix, data, _ = example
     if suffix != ".json":
         return
-    typed, dictionaries, stdlib = read_three_ways(data)
+    typed, dictionaries, stdlib = read_three_ways(data, name="bundle.json", read=_everything)
     assert typed == dictionaries
     assert typed == stdlib
