@@ -1042,34 +1042,35 @@ class ColumnChecker:
         if rows.size == 0:
             return []
         take = _from_numpy(rows.astype(np.int64))
-        values = [_compute().take(col, take).to_pylist() for col in columns]
+        # A record's fields in one tuple each: the columns' values, which are text
+        records = zip(*(_compute().take(col, take).to_pylist() for col in columns), strict=True)
         repeat_message = reject_message([self.validator.repeat_problem()])
         rejects = []
         missing = [self.validator.missing_columns(i) for i in self.instruments]
         missing_messages = ["" if p is None else reject_message([p]) for p in missing]
-        for j, i in enumerate(rows.tolist()):
-            fields = [str(v[j]) for v in values]
-            line = int(lines[i])
+        source, unit, fields_of = self.source, self.unit, self.validator.fields_of
+        for i, record, line in zip(rows.tolist(), records, lines[rows].tolist(), strict=True):
+            fields = list(record)
+            code = ""
             if only_repeated[i]:
                 code, message = "duplicate-assessment-id", repeat_message
             elif only_missing[i] >= 0:
                 code, message = "missing-item-column", missing_messages[only_missing[i]]
-            else:
-                row, problems = self.validator.check(fields, line, duplicate=bool(dup[i]))
-                if row is not None or not problems:
-                    raise ReaderBugError(
-                        f"the columnar checks rejected line {line} but the record checks accept it"
-                    )
-                code, message = problems[0].code, reject_message(problems)
-            rejects.append(
-                make_reject(
-                    self.source,
-                    line,
-                    code,
-                    message,
-                    fields=self.validator.fields_of(fields),
-                    unit=self.unit,
+            if code:  # known without the record checks: the reject made as make_reject does
+                location = f"{unit} {line}"
+                fields_by_name = fields_of(fields)
+                rejects.append(Reject(source, location, code, message, fields_by_name, line))
+                continue
+            row, problems = self.validator.check(fields, line, duplicate=bool(dup[i]))
+            if row is not None or not problems:
+                raise ReaderBugError(
+                    f"the columnar checks rejected line {line} but the record checks accept it"
                 )
+            message = reject_message(problems)
+            fields_by_name = fields_of(fields)
+            code = problems[0].code
+            rejects.append(
+                make_reject(source, line, code, message, fields=fields_by_name, unit=unit)
             )
         return rejects
 

@@ -476,7 +476,8 @@ class RowValidator:
     def fields_of(self, fields: list[str]) -> dict[str, str]:
         """The original values by source column name, for the rejects file."""
         header = self.layout.header
-        if _SURROGATE.search("".join(fields)) is None:  # one search for the row, not a field
+        text = "".join(fields)  # one look at the row, not at each field
+        if text.isascii() or _SURROGATE.search(text) is None:
             return dict(zip(header, fields, strict=True))
         return {name: _printable(value) for name, value in zip(header, fields, strict=True)}
 

@@ -64,6 +64,8 @@ _FORMULA_START = frozenset("=+-@\t\r")
 #: Cells starting with these are looked at: a formula start, or an apostrophe, which is doubled
 #: so that reading back (one leading apostrophe dropped, as a spreadsheet does) is exact.
 _PROTECT_START = frozenset("=+-@\t\r'")
+#: A cell starting as :data:`_PROTECT_START` does, among cells joined by NUL.
+_RISKY_CELL = re.compile("(?:^|\x00)[=+\\-@\t\r']")
 _FORMULA_BYTES = [bytes([b]) for b in b"=+-@\t\r'"]
 _FORMULA_BYTE = np.zeros(256, dtype=np.bool_)
 _FORMULA_BYTE[np.frombuffer(b"=+-@\t\r'", dtype=np.uint8)] = True
@@ -638,24 +640,28 @@ class RejectsWriter:
 
     def write(self, rejects: Iterable[Reject]) -> None:
         known = set(self._columns)
+        columns = list(self._columns)
+        # a reject's source, code and message repeat from one reject to the next: each
+        # protected once
+        shown: dict[str, str] = {}
         for reject in rejects:
             where = str(reject.line) if reject.line is not None else reject.location
-            fields = [reject.fields.get(c, "") for c in self._columns]
+            given = reject.fields
             record = reject.record
-            others = {k: v for k, v in reject.fields.items() if k not in known}
-            if others and not record:  # fields the header does not name: keep them too
-                record = json.dumps(others, ensure_ascii=False, sort_keys=True)
-            self._csv.writerow(
-                [
-                    protect(reject.source),
-                    where,
-                    protect(reject.code),
-                    protect(reject.message),
-                    # only a cell that could start a formula is looked at further
-                    *(protect(f) if f and f[0] in _PROTECT_START else f for f in fields),
-                    protect(record),
-                ]
-            )
+            if list(given) == columns:  # the header's fields, in its order (a file's reject)
+                fields = list(given.values())
+            else:
+                fields = [given.get(c, "") for c in columns]
+                others = {k: v for k, v in given.items() if k not in known}
+                if others and not record:  # fields the header does not name: keep them too
+                    record = json.dumps(others, ensure_ascii=False, sort_keys=True)
+            # only a cell that could start a formula is looked at further, and only in a row
+            # where one does
+            if _RISKY_CELL.search("\x00".join(fields)) is not None:
+                fields = [protect(f) if f and f[0] in _PROTECT_START else f for f in fields]
+            head = [shown.get(t) or shown.setdefault(t, protect(t)) for t in
+                    (reject.source, reject.code, reject.message)]  # fmt: skip
+            self._csv.writerow([head[0], where, head[1], head[2], *fields, protect(record)])
             self.count += 1
 
     def close(self) -> None:
