@@ -41,10 +41,21 @@ def _help(parser: argparse.ArgumentParser) -> int:
     return 2
 
 
+def _stdout(what: str) -> None:
+    """Refuse to print to a standard output closed at start (``>&-``): Python then drops what
+    is printed, and the command would succeed having written nothing."""
+    if sys.__stdout__ is None:
+        import errno
+
+        raise OSError(errno.EBADF, f"standard output is closed: {what}")
+
+
 def run_questionnaire(args: argparse.Namespace) -> int:
     from pamlib.fhir import questionnaire
     from pamlib.formats.guard import OutputGuard
 
+    if not args.output or args.output == "-":
+        _stdout("name an output with -o FILE")
     text = json.dumps(questionnaire(args.instrument, language=args.language), indent=2)
     if not args.output or args.output == "-":
         print(text)
@@ -74,7 +85,8 @@ def _check_file(path: Path) -> tuple[int, list[Problem]]:
         data = path.read_bytes()
     except OSError as exc:
         why = exc.strerror or "cannot read"
-        raise FormatError("cannot read FHIR file", [Problem(str(path), "io", why)]) from None
+        # the base name only, as every error names a file: a folder's name may be a patient's
+        raise FormatError("cannot read FHIR file", [Problem(path.name, "io", why)]) from None
     if path.name.lower().endswith((".ndjson", ".jsonl")):
         lines = [(n, line) for n, line in enumerate(data.splitlines(), 1) if line.strip()]
     else:
@@ -100,6 +112,7 @@ def _check_file(path: Path) -> tuple[int, list[Problem]]:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    _stdout("the report has nowhere to go")
     report = []
     bad = 0
     for name in args.files:

@@ -17,10 +17,13 @@ assessments in the output.
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import sys
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import IO, Any, Literal
 
 import attrs
@@ -44,6 +47,17 @@ _STYLES: dict[str, OutputStyle] = {
     "collection": "collection",
     "ndjson": "ndjson",
 }
+
+
+#: What a FHIR string cannot hold: control codes but tab, line feed and carriage return (as
+#: :func:`~pamlib.fhir.check` finds them), and half a surrogate pair, which UTF-8 cannot encode.
+_NOT_FHIR_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
+#: FHIR strings are at most 1 MiB (1,048,576 characters).
+_MAX_STRING = 1 << 20
+#: A FHIR ``code``: no leading, trailing or doubled whitespace.
+_CODE = re.compile(r"[^\s]+(?: [^\s]+)*\Z")
+#: Names that write NDJSON; read back line by line only under such a name.
+NDJSON_SUFFIXES = (".ndjson", ".jsonl")
 
 
 def _style(value: str) -> OutputStyle:
@@ -74,11 +88,14 @@ class BundleSettings:
 class Assembler:
     """Turns rows and results into Bundle entries (or NDJSON resources), one row at a time.
 
-    Remembers the patients it has written so each appears once per output.
+    Remembers the patients it has written so each appears once per output. ``check_text``
+    (what every file pamlib writes uses) refuses text that FHIR strings cannot hold; without
+    it the entries keep any text, as Python data that pamlib reads back as it was.
     """
 
-    def __init__(self, settings: BundleSettings | None = None) -> None:
+    def __init__(self, settings: BundleSettings | None = None, *, check_text: bool = False) -> None:
         self.settings = settings or BundleSettings()
+        self.check_text = check_text
         self.namespace = self.settings.namespace or uuid.uuid4()
         self._patients: dict[tuple[str | None, str | None], str] = {}
         self._used: set[str] = set()
@@ -117,8 +134,20 @@ class Assembler:
         return entry
 
     def entries(self, row: ResponseRow, result: ScoreResult | None = None) -> list[dict[str, Any]]:
-        """Entries for one assessment: its Patient (first time only), response, Observations."""
+        """Entries for one assessment: its Patient (first time only), response, Observations.
+
+        A number of the result that is not finite (JSON has no ``NaN`` or ``Infinity``) and,
+        with ``check_text``, text a FHIR string cannot hold (a control code, half a surrogate
+        pair, more than 1 MiB, an empty attribute name) are a
+        :class:`~pamlib.errors.FormatError` at the row's location naming the field, never the
+        value: written, they would make a file that is not JSON, or that servers refuse.
+        """
         s = self.settings
+        problems = list(_row_problems(row)) if self.check_text else []
+        if result is not None:
+            problems.extend(_result_problems(result, row.location, self.check_text))
+        if problems:
+            raise FormatError("cannot write this assessment as FHIR", problems)
         out: list[dict[str, Any]] = []
         if not row.patient_id and not row.nhs_number:
             raise FormatError(
@@ -202,8 +231,75 @@ class Assembler:
         return out
 
 
+def _text_problem(where: str, field: str, value: str, *, empty: bool = False) -> Problem | None:
+    """The problem with one text value of the output, if any; it names the field only."""
+    if not value and empty:
+        return Problem(where, "fhir-string", f"the {field} is empty (FHIR has no empty strings)")
+    if _NOT_FHIR_TEXT.search(value):
+        return Problem(
+            where,
+            "fhir-string",
+            f"the {field} holds a control character or half a surrogate pair, which FHIR "
+            "strings cannot",
+        )
+    if len(value) > _MAX_STRING:
+        return Problem(where, "fhir-string", f"the {field} is longer than FHIR's 1 MiB limit")
+    return None
+
+
+def _row_problems(row: ResponseRow) -> Iterator[Problem]:
+    where = row.location or "assessment"
+    texts = [
+        ("assessment id", row.assessment_id, True),
+        ("patient id", row.patient_id or "", False),
+        ("NHS number", row.nhs_number or "", False),
+        ("site", row.site or "", False),
+        ("language", row.language or "", False),
+    ]
+    texts += [("name of an attribute", name, True) for name in row.attributes]
+    texts += [("value of an attribute", value, False) for value in row.attributes.values()]
+    for field, value, needed in texts:
+        problem = _text_problem(where, field, value, empty=needed)
+        if problem is not None:
+            yield problem
+    if row.language and not _CODE.match(row.language):
+        yield Problem(
+            where, "fhir-code", "the language is not a FHIR code (spaces only single and inside)"
+        )
+
+
+def _result_problems(result: ScoreResult, where: str, check_text: bool) -> Iterator[Problem]:
+    where = where or "result"
+    texts = (
+        ("provider", result.provider),
+        ("provider version", result.provider_version),
+        ("calibration id", result.calibration_id or ""),
+        ("calibration hash", result.calibration_sha256 or ""),
+        ("cut-point set", result.cutpoint_set or ""),
+    )
+    for field, value in texts if check_text else ():
+        problem = _text_problem(where, field, value)
+        if problem is not None:
+            yield problem
+    numbers = (
+        ("score", result.score),
+        ("score's standard error", result.score_se),
+        ("theta", result.theta),
+        ("theta's standard error", result.theta_se),
+    )
+    for field, number in numbers if result.scored else ():  # a result not scored writes none
+        if number is not None and not math.isfinite(number):
+            yield Problem(
+                where, "not-finite", f"the {field} is not a finite number, which JSON cannot hold"
+            )
+
+
 def _entries(
-    assessments: Iterable[Assessment], results: Iterable[ScoreResult], settings: BundleSettings
+    assessments: Iterable[Assessment],
+    results: Iterable[ScoreResult],
+    settings: BundleSettings,
+    *,
+    check_text: bool = False,
 ) -> list[dict[str, Any]]:
     """Every entry (or NDJSON resource), after checking the results match the assessments."""
     assessments = list(assessments)
@@ -223,12 +319,22 @@ def _entries(
         by_id[r.assessment_id] = r
     if problems:
         raise ValidationError(f"cannot make {what}", problems)
-    assembler = Assembler(settings)
+    assembler = Assembler(settings, check_text=check_text)
     return [
         entry
-        for a in assessments
-        for entry in assembler.entries(ResponseRow.from_assessment(a), by_id.get(a.id))
+        for i, a in enumerate(assessments)
+        for entry in assembler.entries(
+            attrs.evolve(ResponseRow.from_assessment(a), location=f"assessments[{i}]"),
+            by_id.get(a.id),
+        )
     ]
+
+
+def dumps(entry: Any) -> str:
+    """One entry or resource as compact JSON: UTF-8 text as it is, and never ``NaN`` or
+    ``Infinity``, which are not JSON (a ``ValueError``; :meth:`Assembler.entries` refuses such
+    numbers first, with their row)."""
+    return json.dumps(entry, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 def to_bundle(
@@ -245,7 +351,9 @@ def to_bundle(
     """One Bundle with every assessment, its patient and the Observations of its result.
 
     ``results`` are matched to assessments by ``assessment_id``; a result for an assessment
-    not given, or a repeated assessment id, is a :class:`~pamlib.errors.ValidationError`.
+    not given, a repeated assessment id, or a result's number that is not finite (JSON cannot
+    hold it) is a :class:`~pamlib.errors.ValidationError`. Text is kept as given: the files
+    :func:`write_fhir` writes are where text FHIR strings cannot hold is refused.
     """
     settings = BundleSettings(
         style=bundle_type,
@@ -272,15 +380,35 @@ def write_fhir(
     """Write assessments and their results to ``target``; return the number of entries written.
 
     The counterpart of :func:`~pamlib.fhir.read_fhir`, with :func:`to_bundle`'s checks and
-    ``settings.style`` choosing a ``transaction`` or ``collection`` Bundle or ``ndjson``. A path
-    appears only when complete (nothing is left under its name if writing fails); an open
-    binary stream is written and left open; ``"-"`` is standard output.
+    ``settings.style`` choosing a ``transaction`` or ``collection`` Bundle or ``ndjson``;
+    without ``settings``, a ``.ndjson``/``.jsonl`` name gets NDJSON and any other a
+    transaction Bundle. :func:`~pamlib.fhir.read_fhir` reads a file by its name, so a style the
+    name would not read back as (a Bundle in ``out.ndjson``, NDJSON in ``out.json``) is a
+    :class:`~pamlib.errors.FormatError` before anything is written. A path appears only when
+    complete (nothing is left under its name if writing fails); an open binary stream is
+    written and left open; ``"-"`` is standard output.
     """
     from pamlib.formats.guard import AtomicTarget
 
-    settings = settings or BundleSettings()
-    entries = _entries(assessments, results, settings)
-    lines = [json.dumps(e, ensure_ascii=False, separators=(",", ":")) for e in entries]
+    name = os.fspath(target) if isinstance(target, str | os.PathLike) and target != "-" else ""
+    ndjson_name = name.lower().endswith(NDJSON_SUFFIXES)
+    if settings is None:
+        settings = BundleSettings(style="ndjson" if ndjson_name else "transaction")
+    elif name and (settings.style == "ndjson") != ndjson_name:
+        kind = "NDJSON" if settings.style == "ndjson" else "a Bundle"
+        raise FormatError(
+            "cannot write FHIR output",
+            [
+                Problem(
+                    Path(name).name,
+                    "fhir-style",
+                    f"{kind} under this name would not read back: NDJSON is read line by line "
+                    "only from a .ndjson or .jsonl name, and any other name as one JSON document",
+                )
+            ],
+        )
+    entries = _entries(assessments, results, settings, check_text=True)
+    lines = [dumps(e) for e in entries]
     if settings.style == "ndjson":
         text = "".join(line + "\n" for line in lines)
     else:

@@ -29,6 +29,9 @@ if TYPE_CHECKING:
     from pamlib.plugins import PluginHost
 
 _NOT_ID = re.compile(r"[^A-Za-z0-9\-.]")
+#: A language tag (BCP 47's shape: ``en``, ``en-GB``, ``zh-Hant-TW``), as FHIR's ``language``
+#: takes; anything else (an empty string, spaces, control codes) would be invalid FHIR.
+_LANGUAGE = re.compile(r"[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*\Z", re.ASCII)
 _NOT_NAME = re.compile(r"[^A-Za-z0-9_]")
 
 
@@ -91,7 +94,8 @@ def questionnaire(
     """The Questionnaire for ``instrument`` (an :class:`~pamlib.instruments.Instrument` or id).
 
     Item text comes from the ``pamlib_item_text`` hook for ``language``; with no licensed
-    provider installed it is placeholder text and the status is ``draft``.
+    provider installed it is placeholder text and the status is ``draft``. A ``language`` that
+    is not a language tag is a :class:`~pamlib.errors.ValidationError`.
 
     >>> q = questionnaire("PAM-13")
     >>> q["url"], q["version"], q["status"], len(q["item"])
@@ -99,6 +103,13 @@ def questionnaire(
     >>> [o["valueCoding"]["code"] for o in q["item"][0]["answerOption"]]
     ['1', '2', '3', '4', 'NA']
     """
+    if not isinstance(language, str) or not _LANGUAGE.match(language):
+        from pamlib.errors import Problem, ValidationError
+
+        raise ValidationError(
+            "cannot make the Questionnaire",
+            [Problem("language", "language", "not a language tag such as en or en-GB")],
+        )
     if host is None:
         from pamlib.plugins import get_host
 

@@ -12,7 +12,8 @@ Anything not from a licensed calibration is marked three ways: a ``meta.tag`` (`
 score too (``Demonstration score …``, ``Unlicensed score …``). A result with no 0–100 score
 (raw totals only) gets no score Observation: LOINC 88175-5 means a PAM score, and a raw total
 is not one. Its raw total is written instead as a ``raw-total`` Observation coded only in
-pamlib's own code system. Results that were not scored
+pamlib's own code system. A level Observation that is not a PAM level says so in ``code.text``
+and never carries the SNOMED CT code for the PAM level. Results that were not scored
 produce no Observation; the response is still written.
 """
 
@@ -65,7 +66,7 @@ def _marking(result: ScoreResult, *, raw: bool = False) -> tuple[dict[str, Any],
     """(meta, note) for a result: tags and a warning unless the result is licensed."""
     tags: list[dict[str, str]] = []
     note = None
-    if result.demo:
+    if _demo(result):
         tags.append({"system": TAG_SYSTEM, "code": "demo", "display": "Demonstration score"})
         note = DEMO_NOTE
     if Flag.UNLICENSED in result.flags:
@@ -75,6 +76,12 @@ def _marking(result: ScoreResult, *, raw: bool = False) -> tuple[dict[str, Any],
         tags.append({"system": TAG_SYSTEM, "code": "raw-only", "display": "Raw total only"})
         note = note or RAW_NOTE
     return ({"tag": tags} if tags else {}), note
+
+
+def _demo(result: ScoreResult) -> bool:
+    """Whether ``result`` is from a demonstration calibration: ``demo``, or the ``demo`` flag a
+    provider set without it (either alone marks it as one)."""
+    return result.demo or Flag.DEMO in result.flags
 
 
 def _not_pam(result: ScoreResult, *, raw: bool = False) -> bool:
@@ -87,9 +94,14 @@ def _status(result: ScoreResult, *, raw: bool = False) -> str:
 
 
 def _scoring_extension(result: ScoreResult, *, level: bool = False) -> dict[str, Any]:
+    # FHIR has no empty strings: an empty one is left out, as if not given.
     parts: list[dict[str, Any]] = [
-        {"url": "provider", "valueString": result.provider},
-        {"url": "providerVersion", "valueString": result.provider_version},
+        {"url": url, "valueString": value}
+        for url, value in (
+            ("provider", result.provider),
+            ("providerVersion", result.provider_version),
+        )
+        if value
     ]
     if result.calibration_id:
         parts.append({"url": "calibration", "valueString": result.calibration_id})
@@ -113,9 +125,11 @@ def _scoring_extension(result: ScoreResult, *, level: bool = False) -> dict[str,
 
 
 def _method(result: ScoreResult) -> dict[str, Any]:
-    text = f"Scored by {result.provider} {result.provider_version}"
+    text = " ".join(filter(None, ("Scored by", result.provider, result.provider_version)))
     if result.calibration_id:
         text += f", calibration {result.calibration_id}"
+    if not result.provider:
+        return {"text": text}
     return {"coding": [{"system": PROVIDER_SYSTEM, "code": result.provider}], "text": text}
 
 
@@ -160,7 +174,7 @@ def score_observation(
     """The score Observation, or ``None`` when ``result`` has no 0–100 score."""
     if not result.scored or result.score is None:
         return None
-    if result.demo:
+    if _demo(result):
         text = "Demonstration score (not a PAM score)"
     elif Flag.UNLICENSED in result.flags:
         text = "Unlicensed score (not a PAM score)"
@@ -197,7 +211,10 @@ def level_observation(
 ) -> dict[str, Any] | None:
     """The level Observation, or ``None`` when ``result`` has no level.
 
-    ``snomed`` adds the UK SNOMED CT code for the PAM level to the Observation's code.
+    ``snomed`` adds the UK SNOMED CT code for the PAM level to the Observation's code — of a
+    PAM level only: a record system files that code as the patient's PAM level, which a
+    demonstration, unlicensed or raw-only level is not. Such a level says so in ``code.text``
+    too, as its score Observation does.
     """
     if not result.scored or result.level is None:
         return None
@@ -208,7 +225,15 @@ def level_observation(
             "display": "Activation level",
         }
     ]
-    if snomed:
+    if _demo(result):
+        text = "Demonstration activation level (not a PAM level)"
+    elif Flag.UNLICENSED in result.flags:
+        text = "Unlicensed activation level (not a PAM level)"
+    elif _not_pam(result):
+        text = "Activation level (not a PAM level)"
+    else:
+        text = "Activation level"
+    if snomed and not _not_pam(result):
         codings.append(
             {
                 "system": SNOMED,
@@ -219,7 +244,7 @@ def level_observation(
     derived = [response] + ([score] if score is not None else [])
     resource = _observation(
         result,
-        {"coding": codings, "text": "Activation level"},
+        {"coding": codings, "text": text},
         subject=subject,
         derived_from=derived,
         effective=effective,

@@ -15,17 +15,17 @@ line; anything else one Bundle. ``settings``: ``bundle`` (``transaction``, the d
 
 from __future__ import annotations
 
+import contextlib
 import io
-import json
 import logging
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from itertools import chain
 from operator import attrgetter
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
 
-from pamlib.errors import ConfigurationError, FormatError, Problem
+from pamlib.errors import ConfigurationError
 from pamlib.hookspecs import hookimpl
 
 if TYPE_CHECKING:
@@ -78,6 +78,22 @@ def _bool_setting(settings: Mapping[str, object], key: str, default: bool) -> bo
     return value
 
 
+def target_name(target: Target) -> str:
+    """The file name an output is written under, ``""`` for a stream without one.
+
+    ``pamlib score`` hands writers the stream of the output's temporary file, which names the
+    final file (``label``, the name its write errors give): ``-o out.ndjson --format fhir``
+    must write NDJSON there as a path given directly does, or the file would not read back.
+    """
+    if isinstance(target, str | os.PathLike):
+        return os.fspath(target)
+    raw = getattr(target, "raw", None)
+    for name in (getattr(raw, "label", None), getattr(target, "name", None)):
+        if isinstance(name, str | os.PathLike) and os.fspath(name) not in ("", "<stdout>"):
+            return os.fspath(name)
+    return ""
+
+
 def bundle_settings(target: Target, settings: Mapping[str, object]) -> BundleSettings:
     """Writer settings from ``WriteOptions.settings`` (errors name the setting)."""
     from pamlib.fhir._bundle import BundleSettings
@@ -94,8 +110,7 @@ def bundle_settings(target: Target, settings: Mapping[str, object]) -> BundleSet
     unknown = sorted(set(settings) - known)
     if unknown:
         raise ConfigurationError(f"unknown FHIR output settings: {', '.join(unknown)}")
-    name = "" if hasattr(target, "write") else os.fspath(target)
-    ndjson = name.lower().endswith((".ndjson", ".jsonl"))
+    ndjson = target_name(target).lower().endswith((".ndjson", ".jsonl"))
     style = "ndjson" if ndjson else _str_setting(settings, "bundle", "transaction")
     if style not in ("transaction", "collection", "ndjson"):
         raise ConfigurationError("FHIR setting 'bundle' must be 'transaction' or 'collection'")
@@ -236,19 +251,39 @@ def rows_to_batches(rows: tuple[ResponseRow, ...]) -> tuple[RecordBatch, ...]:
     return tuple(batches)
 
 
+#: Output columns that are not attributes: the NHS number is the Patient's identifier (written
+#: only where kept, and never again as free text), the site has its own extension.
+_NOT_ATTRIBUTES = frozenset({"nhs_number", "site"})
+
+
 def batch_rows(
-    batch: RecordBatch, extra: Mapping[str, TextColumn] | None = None
+    batch: RecordBatch,
+    extra: Mapping[str, TextColumn] | None = None,
+    extra_columns: Iterable[str] = (),
 ) -> Iterator[ResponseRow]:
     """The rows of a :class:`~pamlib.formats.base.RecordBatch` (the writer's input).
 
-    ``extra`` columns become attributes of each response (empty cells are left out).
+    ``extra`` columns and the ``extra_columns`` named by the writer's options (looked up in
+    ``extra``, then in the batch's pass-through :attr:`~pamlib.formats.base.RecordBatch.extras`,
+    as every writer looks them up) become attributes of each response, empty cells left out:
+    what is read back as the same extra columns. ``nhs_number`` and ``site`` are not
+    attributes.
     """
     from pamlib.fhir._response import ResponseRow
     from pamlib.formats.base import text_values
 
     dates = batch.assessed_on.astype("datetime64[D]").tolist()
     codes = batch.codes.tolist()
-    columns = {name: text_values(values) for name, values in (extra or {}).items()}
+    given = dict(extra or {})
+    for name in extra_columns:
+        if name in given or name in _NOT_ATTRIBUTES:
+            continue
+        if name not in batch.extras:
+            raise ConfigurationError(f"no values for output column {name!r}")
+        given[name] = batch.extras[name]
+    columns = {
+        name: text_values(values) for name, values in given.items() if name not in _NOT_ATTRIBUTES
+    }
     ids, patients = text_values(batch.assessment_id), text_values(batch.patient_id)
     nhs, sites = text_values(batch.nhs_number), text_values(batch.site)
     for i in range(len(batch)):
@@ -266,30 +301,32 @@ def batch_rows(
 
 
 class FhirWriter:
-    """Streams entries into one Bundle (or resources into NDJSON); the file appears at close."""
+    """Streams entries into one Bundle (or resources into NDJSON); the file appears at close.
 
-    def __init__(self, target: Target, settings: BundleSettings) -> None:
+    A path is written as every output is (:class:`~pamlib.formats.guard.AtomicTarget`): to a
+    hidden temporary file renamed over the name only when complete, a symlink's target
+    replaced and the link kept, a device or pipe written through, errors naming the file by
+    its base name. An open binary stream is written and left open.
+    """
+
+    def __init__(
+        self, target: Target, settings: BundleSettings, extra_columns: Iterable[str] = ()
+    ) -> None:
         from pamlib.fhir._bundle import Assembler
+        from pamlib.formats.guard import AtomicTarget
 
         self.settings = settings
-        self._assembler: Assembler = Assembler(settings)
+        self.extra_columns = tuple(extra_columns)
+        self._assembler: Assembler = Assembler(settings, check_text=True)
         self._n = 0
         self._done = False
-        self._part: Path | None = None
+        self._target: AtomicTarget | None = None
         if hasattr(target, "write"):  # an open binary stream (standard output): no temp file
             stream = cast("IO[bytes]", target)  # Target is a path or a binary stream
-            self._file: IO[str] = io.TextIOWrapper(stream, encoding="utf-8", newline="\n")
-            self._start()
-            return
-        self.target = Path(target)
-        self._part = self.target.with_name(self.target.name + ".part")
-        try:
-            self._file = self._part.open("w", encoding="utf-8", newline="\n")
-        except OSError as exc:
-            raise FormatError(
-                "cannot write FHIR output",
-                [Problem(os.fspath(target), "io", exc.strerror or "cannot write")],
-            ) from None
+        else:
+            self._target = AtomicTarget(target)
+            stream = self._target.stream
+        self._file = io.TextIOWrapper(stream, encoding="utf-8", newline="\n")
         self._start()
 
     def _start(self) -> None:
@@ -300,13 +337,15 @@ class FhirWriter:
         self, batch: RecordBatch, scores: BatchScores | None, extra: Mapping[str, TextColumn]
     ) -> None:
         per_row = scores
-        for i, row in enumerate(batch_rows(batch, extra)):
+        for i, row in enumerate(batch_rows(batch, extra, self.extra_columns)):
             result = per_row.result(i, row.assessment_id) if per_row is not None else None
             for entry in self._assembler.entries(row, result):
                 self._emit(entry)
 
     def _emit(self, entry: Mapping[str, Any]) -> None:
-        text = json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
+        from pamlib.fhir._bundle import dumps
+
+        text = dumps(entry)
         if self.settings.style == "ndjson":
             self._file.write(text + "\n")
         else:
@@ -318,24 +357,29 @@ class FhirWriter:
         if self._done:
             return
         self._done = True
-        if self.settings.style != "ndjson":
-            self._file.write("\n]}\n" if self._n else "}\n")
-        if self._part is None:  # a stream we do not own: flush, and leave it open
+        try:
+            if self.settings.style != "ndjson":
+                self._file.write("\n]}\n" if self._n else "}\n")
             self._file.flush()
-            if isinstance(self._file, io.TextIOWrapper):
-                self._file.detach()
-            return
-        self._file.close()
-        self._part.replace(self.target)
+            # the text layer is dropped, not closed: the stream is the target's (or the caller's)
+            self._file.detach()
+        except BaseException:
+            if self._target is not None:
+                self._target.discard()
+            raise
+        if self._target is not None:
+            self._target.commit()
 
     def abort(self) -> None:
-        """Drop what was written (the target is left untouched)."""
-        if self._part is None or self._done:
+        """Drop what was written (the target is left untouched; a stream is left open)."""
+        if self._done:
             return
         self._done = True
-        if not self._file.closed:
-            self._file.close()
-        self._part.unlink(missing_ok=True)
+        # detached, so that collecting the text layer later never closes the stream under it
+        with contextlib.suppress(OSError, ValueError):
+            self._file.detach()
+        if self._target is not None:
+            self._target.discard()
 
     def __enter__(self) -> FhirWriter:
         return self
@@ -382,7 +426,7 @@ class FhirFormat:
             log.log(level, "FHIR input held %d responses and other resources (%s)", n_read, seen)
 
     def open_writer(self, target: Target, options: WriteOptions) -> FhirWriter:
-        return FhirWriter(target, bundle_settings(target, options.settings))
+        return FhirWriter(target, bundle_settings(target, options.settings), options.extra_columns)
 
     def __repr__(self) -> str:
         return "<FhirFormat name='fhir'>"
