@@ -202,11 +202,14 @@ def _load_questionnaire(path: str | os.PathLike[str]) -> Mapping[str, Any]:
     return value
 
 
-def rows_to_batches(rows: tuple[ResponseRow, ...]) -> tuple[RecordBatch, ...]:
+def rows_to_batches(
+    rows: tuple[ResponseRow, ...], columns: Iterable[str] = ()
+) -> tuple[RecordBatch, ...]:
     """Group rows by instrument into :class:`~pamlib.formats.base.RecordBatch` columns.
 
     A response's attributes (the pamlib extension) become ``extras`` columns, ``""`` where a
-    response has no such attribute.
+    response has no such attribute; so does each of ``columns`` that no response has (every
+    batch of a source carries the columns its chunks declare).
     """
     import numpy as np
 
@@ -229,7 +232,7 @@ def rows_to_batches(rows: tuple[ResponseRow, ...]) -> tuple[RecordBatch, ...]:
 
         days = [d.toordinal() for d in map(attrgetter("assessed_on"), group)]
         codes = chain.from_iterable(map(attrgetter("codes"), group))
-        keys = sorted({k for r in group for k in r.attributes})
+        keys = sorted({k for r in group for k in r.attributes}.union(columns) - {"site"})
         extras = {
             k: np.array([r.attributes.get(k, "") for r in group], dtype=np.str_) for k in keys
         }
@@ -250,6 +253,12 @@ def rows_to_batches(rows: tuple[ResponseRow, ...]) -> tuple[RecordBatch, ...]:
         )
     return tuple(batches)
 
+
+def _own_columns() -> frozenset[str]:
+    """Names an attribute read from FHIR cannot take as an output column: pamlib's own."""
+    from pamlib.results import SCORED_TABLE_COLUMNS
+
+    return frozenset({*SCORED_TABLE_COLUMNS, "reason", "site", "nhs_number"})
 
 #: Output columns that are not attributes: the NHS number is the Patient's identifier (written
 #: only where kept, and never again as free text), the site has its own extension.
@@ -416,10 +425,25 @@ class FhirFormat:
 
         reader = reader_for(options, reader_host(host))
         n_read = 0
+        declared: tuple[str, ...] | None = None
+        left: set[str] = set()
+        own = _own_columns()
         # A path is always read as a file, even one whose name starts as JSON text does.
         for chunk in reader.read(source if source == "-" else Path(source)):
             n_read += chunk.n_read
-            yield ReadChunk(rows_to_batches(chunk.rows), chunk.rejects, chunk.n_read)
+            names = {k for r in chunk.rows for k in r.attributes}
+            if declared is None:  # the columns of the output: said before any row is written
+                declared = ("site", *sorted(names - own))
+            left |= names.difference(declared)
+            batches = rows_to_batches(chunk.rows, declared[1:])
+            yield ReadChunk(batches, chunk.rejects, chunk.n_read, extra_columns=declared)
+        if left:
+            # Counted, never named: an attribute's name is the sender's text.
+            log.warning(
+                "%d attribute name(s) of FHIR responses are not output columns: named as one of "
+                "pamlib's own columns, or first seen after the first chunk of responses",
+                len(left),
+            )
         if reader.other_resources:
             seen = ", ".join(f"{k}: {v}" for k, v in sorted(reader.other_resources.items()))
             level = logging.WARNING if n_read == 0 else logging.INFO
