@@ -30,13 +30,14 @@ import numpy as np
 import numpy.typing as npt
 
 from pamlib.errors import ConfigurationError, FormatError, Problem
-from pamlib.formats._arrow import compute, pyarrow_module
+from pamlib.formats._arrow import pyarrow_module
 from pamlib.formats._columnar import ColumnChecker
 from pamlib.formats._records import RowValidator
 from pamlib.formats.base import ReadChunk, ReadOptions
 from pamlib.formats.layout import Layout
 from pamlib.formats.values import InstrumentResolver
 from pamlib.instruments import Instrument
+from pamlib.tables._text import is_pandas, pandas_table, text_column
 
 __all__ = ["TableReader", "record_batches", "text_column"]
 
@@ -54,8 +55,8 @@ def record_batches(data: Any) -> Iterator[Any]:
         yield from _or_empty(data)
     elif type(data).__name__ == "Series":  # pandas' and polars' speak Arrow, as one column
         raise ConfigurationError(_not_a_table(data, "the data given"))
-    elif _is_pandas(data):
-        table = _pandas_table(data)
+    elif is_pandas(data):
+        table = pandas_table(data)
         yield from table.to_batches() or [_empty(table.schema)]
     elif hasattr(data, "__arrow_c_stream__"):
         try:  # a type Arrow does not know (polars' Int128) is refused here, in pyarrow's words
@@ -91,174 +92,12 @@ def _or_empty(reader: Any) -> Iterator[Any]:
         yield _empty(reader.schema)
 
 
-def _is_pandas(data: Any) -> bool:
-    """A pandas DataFrame (or a subclass of one from pandas' own modules)."""
-    kind = type(data)
-    return kind.__name__ == "DataFrame" and kind.__module__.startswith("pandas")
-
-
-def _pandas_table(frame: Any) -> Any:
-    """A DataFrame's columns as Arrow, one at a time, as an export holds them: a column of
-    mixed Python values (``[3, "N/A"]`` from JSON, ids as numbers and text) is read value by
-    value as text — where pyarrow refuses the whole column, naming a value in its message —
-    and a repeated column name is a problem, not an exception of pyarrow's."""
-    pa = pyarrow_module()
-    named = [level for level in frame.index.names if level is not None]
-    if named:  # a named index is a column, as pandas' own Arrow export makes it
-        clash = sorted({str(n) for n in named} & {str(c) for c in frame.columns})
-        # set_index("patient_id", drop=False): the column is there already, and it is read
-        frame = frame.reset_index(drop=True) if clash else frame.reset_index(level=named)
-    names = [str(c) for c in frame.columns]
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        problems = [
-            Problem("the data given", "duplicate-column", f"the column {n!r} repeats")
-            for n in repeated
-        ]
-        raise FormatError("the data given: not a table of assessments", problems)
-    arrays = []
-    for position, name in enumerate(names):
-        series = frame.iloc[:, position]
-        try:
-            array = pa.array(series, from_pandas=True)
-        except (pa.ArrowException, OverflowError, TypeError, ValueError):
-            if series.dtype != object:
-                raise ConfigurationError(
-                    f"the column {name!r} (of {series.dtype}) cannot be read as text; give "
-                    "text, numbers or dates"
-                ) from None
-            array = None
-        # Python objects that are not all text: pyarrow infers one type for them all (a date
-        # and a 3 become two dates), so each is read as what it is
-        if array is None or (series.dtype == object and not _is_text_type(array.type)):
-            array = _values_as_text(name, series.tolist())
-        arrays.append(array)
-    return pa.Table.from_arrays(arrays, names=names)
-
-
-def _values_as_text(name: str, values: list[Any]) -> Any:
-    """Python values of one column as text, each kind as a column of that kind alone would be
-    read (:func:`text_column`): whole numbers as digits, other floats as pyarrow writes them,
-    dates ISO (a date and time: its own calendar date), truth values ``true``/``false``."""
-    import datetime as dt
-    import math
-
-    pa = pyarrow_module()
-    out: list[str | None] = [None] * len(values)
-    floats: list[int] = []
-    for i, value in enumerate(values):
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            continue
-        if isinstance(value, str):
-            out[i] = value
-        elif isinstance(value, bool | np.bool_):
-            out[i] = "true" if value else "false"
-        elif isinstance(value, int | np.integer):
-            out[i] = str(int(value))
-        elif isinstance(value, float | np.floating):
-            floats.append(i)
-        elif isinstance(value, dt.datetime):  # before date: a datetime is a date
-            out[i] = value.date().isoformat()
-        elif isinstance(value, dt.date):
-            out[i] = value.isoformat()
-        elif isinstance(value, bytes):
-            try:
-                out[i] = value.decode("utf-8")
-            except UnicodeDecodeError:
-                raise _unreadable(name, "bytes that are not UTF-8") from None
-        elif _is_missing(value):
-            continue
-        else:
-            raise _unreadable(name, f"a value of type {type(value).__name__}")
-    if floats:
-        texts = text_column(pa.array([float(values[i]) for i in floats], pa.float64()))
-        for i, text in zip(floats, texts.to_pylist(), strict=True):
-            out[i] = text
-    return pa.array(out, pa.string())
-
-
-def _is_text_type(kind: Any) -> bool:
-    pa = pyarrow_module()
-    return bool(
-        pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind)
-    )
-
-
-def _is_missing(value: Any) -> bool:
-    """pandas' own missing values (``pd.NA``, ``pd.NaT``) and NumPy's NaT."""
-    if isinstance(value, np.datetime64 | np.timedelta64):
-        return bool(np.isnat(value))
-    return type(value).__name__ in ("NAType", "NaTType")
-
-
-def _unreadable(name: str, what: str) -> FormatError:
-    return FormatError(
-        "the data given: not a table of assessments",
-        [Problem("the data given", "unreadable-column", f"the column {name!r} holds {what}")],
-    )
-
-
 def _not_a_table(data: Any, what: str) -> str:
     return (
         f"{what} is a {type(data).__name__}, not a table: give a pyarrow Table, RecordBatch or "
         "RecordBatchReader, an iterable of them, or an object with __arrow_c_stream__ "
         "(pandas >= 2.2, polars)"
     )
-
-
-def text_column(column: Any) -> Any:
-    """One column as an Arrow ``string`` array, as an export would hold it (nulls empty)."""
-    pa = pyarrow_module()
-    pc = compute()
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks()
-    kind = column.type
-    if pa.types.is_dictionary(kind):  # categoricals (polars' values are string views)
-        column = pc.take(pc.cast(column.dictionary, pa.string()), column.indices)
-        kind = column.type
-    if pa.types.is_floating(kind):
-        if kind.bit_width < 64:  # float16/32: widened first, as NumPy would warn of overflow
-            column = pc.cast(column, pa.float64())
-        values = column.to_numpy(zero_copy_only=False)
-        present = ~np.isnan(values)
-        whole = present & np.isfinite(values) & (np.floor(values) == values)
-        whole &= np.abs(values) < 2.0**53
-        if bool((whole == present).all()):  # whole numbers with gaps: pandas' integer answers
-            column = pa.array(
-                np.where(whole, values, 0).astype(np.int64), mask=~present, type=pa.int64()
-            )
-            kind = column.type
-    if pa.types.is_decimal(kind) and kind.scale > 0:
-        # A database's NUMERIC(5,2) answer 3.00 is the answer 3, as a whole float's text is
-        # "3": "3.00" would be no answer at all. Other values keep their digits.
-        from pyarrow import _compute as kernels
-
-        whole = kernels.ReplaceSubstringOptions(r"^(-?[0-9]+)\.0+$", r"\1")
-        column = pc.call("replace_substring_regex", pc.cast(column, pa.string()), options=whole)
-        kind = column.type
-    if pa.types.is_timestamp(kind):
-        if kind.tz is not None:  # the calendar date where the assessment took place
-            column = pc.call("local_timestamp", column)
-        column = pc.call("cast", column, options=_unsafe_cast(pa.date32()))
-        kind = column.type
-    if pa.types.is_duration(kind) or pa.types.is_interval(kind):  # not an answer, id or date
-        raise ConfigurationError(
-            f"a column of type {kind} cannot be read as text; give text, numbers or dates"
-        )
-    if pa.types.is_boolean(kind):
-        column = pc.take(pa.array(["false", "true"]), pc.cast(column, pa.int8()))
-    elif kind != pa.string():
-        try:
-            column = pc.cast(column, pa.string())
-        except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
-            raise ConfigurationError(
-                f"a column of type {kind} cannot be read as text; give text, numbers or dates"
-            ) from None
-    if column.null_count:
-        column = pc.fill_null(column, "")
-    if column.offset:  # the byte-level checks read the buffers from the start
-        column = pa.concat_arrays([column])
-    return column
 
 
 def _named_text(column: Any, name: str) -> Any:
@@ -274,12 +113,6 @@ def _named_text(column: Any, name: str) -> Any:
             f"the column {name!r} (of {column.type}) cannot be read as text; give text, numbers "
             "or dates"
         ) from None
-
-
-def _unsafe_cast(target: Any) -> Any:
-    from pyarrow import _compute as kernels
-
-    return kernels.CastOptions.unsafe(target)
 
 
 def _int64_keys(keys: npt.NDArray[Any], what: str) -> npt.NDArray[np.int64]:

@@ -15,7 +15,6 @@ are row numbers, never identifiers or values.
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 import os
 from collections.abc import Iterable, Iterator, Mapping
@@ -139,18 +138,6 @@ def take_text(values: pa.Array | pa.ChunkedArray, rows: NDArray[np.integer[Any]]
     back = np.empty(len(order), dtype=np.int64)
     back[order] = np.arange(len(order))
     return taken.take(from_numpy(back))
-
-
-def _as_text(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and math.isnan(value):
-        return ""
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    return str(value)
 
 
 def _arrow_keys(values: Any) -> pa.Array | pa.ChunkedArray:
@@ -366,16 +353,16 @@ class ScoredColumns:
         ``bool``). Missing keys are empty. ``assessment_id`` defaults to the row number,
         ``flags`` to none and ``demo`` to false. Problems are located at ``rows: row N``.
         """
-        import pyarrow as pa
-
-        from pamlib.formats._arrow import texts
+        from pamlib.tables.scored import python_table
 
         materialised = [dict(r) for r in rows]
-        names: dict[str, None] = dict.fromkeys(() if materialised else _REQUIRED)
+        names: dict[Any, None] = dict.fromkeys(() if materialised else _REQUIRED)
         for row in materialised:
             names.update(dict.fromkeys(row))
-        columns = {name: texts([_as_text(r.get(name)) for r in materialised]) for name in names}
-        return cls.from_arrow(pa.table(columns), source="rows")
+        # as a scored CSV holds each value: a list of flags ``;``-joined (not its repr), a
+        # level 3.0 (a DataFrame's to_dict) 3
+        columns = {name: [r.get(name) for r in materialised] for name in names}
+        return cls.from_arrow(python_table(columns, "rows"), source="rows")
 
     @classmethod
     def from_arrow(cls, table: object, *, source: str = "table") -> ScoredColumns:

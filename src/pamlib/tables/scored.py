@@ -388,6 +388,7 @@ def _is_scalar(kind: pa.DataType) -> bool:
         or t.is_large_binary(kind)
         or t.is_integer(kind)
         or t.is_floating(kind)
+        or t.is_decimal(kind)
         or t.is_boolean(kind)
         or t.is_date(kind)
         or t.is_timestamp(kind)
@@ -435,6 +436,27 @@ def _mask(valid: NDArray[np.bool_]) -> Any:
     return from_numpy(~valid)
 
 
+def _is_number(kind: pa.DataType) -> bool:
+    import pyarrow as pa
+
+    t = pa.types
+    return bool(t.is_integer(kind) or t.is_floating(kind) or t.is_decimal(kind))
+
+
+def _as_float64(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A column of numbers as ``float64`` (null where null). A float16/32 or a decimal is the
+    ``float64`` of its text — what an export of it holds: a float32 47.3 is 47.3, not
+    47.29999923706055 (nor is a decimal's float always the nearest); an integer past 2**53 is
+    the nearest float."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    kind = column.type
+    if pa.types.is_decimal(kind) or (pa.types.is_floating(kind) and kind.bit_width < 64):
+        return pc.cast(pc.cast(column, pa.string()), pa.float64())
+    return pc.cast(column, pa.float64(), safe=False)
+
+
 def _to_text(column: pa.ChunkedArray) -> pa.Array:
     """Any column as ``string``; empty text is null (a CSV cell cannot tell them apart)."""
     import pyarrow as pa
@@ -443,7 +465,7 @@ def _to_text(column: pa.ChunkedArray) -> pa.Array:
     from pamlib.formats._arrow import combined, texts, to_numpy
 
     if pa.types.is_floating(column.type):  # Arrow would write 1e-05 or nan
-        values = np.asarray(to_numpy(column), dtype=np.float64)  # NaN where null
+        values = np.asarray(to_numpy(_as_float64(column)), dtype=np.float64)  # NaN where null
         text = [
             "" if np.isnan(v) else np.format_float_positional(v, trim="-") for v in values.tolist()
         ]
@@ -536,17 +558,14 @@ def _to_int(
     message: str = "",
 ) -> pa.Array:
     """Whole numbers (typed, whole floats as pandas makes of a column with gaps, or text)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
 
     from pamlib.formats._arrow import from_numpy, to_numpy
 
     lo, hi = allowed or _INT_RANGE[kind]
     message = message or f"{name} must be empty or a whole number from {lo} to {hi}"
-    if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
-        # unsafe: an integer past 2**53 is near enough to be refused by the range check
-        floats = pc.cast(column, pa.float64(), safe=False)
-        numbers = np.asarray(to_numpy(floats), dtype=np.float64)  # NaN where null
+    if _is_number(column.type):
+        # an integer past 2**53 is near enough to be refused by the range check
+        numbers = np.asarray(to_numpy(_as_float64(column)), dtype=np.float64)  # NaN: null
         missing = np.isnan(numbers)
         good = missing | ((numbers == np.floor(np.nan_to_num(numbers))) & (numbers >= lo))
         good &= missing | (numbers <= hi)
@@ -573,15 +592,12 @@ def _to_float(
     """Numbers; NaN is null. A ``score`` is from 0 to 100 and, as text, written as pamlib
     writes it (:data:`_SCORE_TEXT`): Python's ``float`` would also take ``" 47.0 "``,
     ``"４７.０"`` (full-width digits), ``"1e1"`` or ``"nan"``, none of which pamlib wrote."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
 
     from pamlib.formats._arrow import from_numpy, to_numpy
 
     grammar = _SCORE_TEXT if score else _FLOAT_TEXT
-    if pa.types.is_integer(column.type) or pa.types.is_floating(column.type):
-        floats = pc.cast(column, pa.float64(), safe=False)  # past 2**53: the nearest float
-        numbers = np.asarray(to_numpy(floats), dtype=np.float64)  # NaN where null
+    if _is_number(column.type):
+        numbers = np.asarray(to_numpy(_as_float64(column)), dtype=np.float64)  # NaN: null
         good = np.ones(len(numbers), dtype=np.bool_)
     else:
         numbers, good = _parse_text(
@@ -612,8 +628,7 @@ def _to_list(column: pa.ChunkedArray) -> pa.Array:
     from pamlib.formats._arrow import combined, from_numpy, text_lists
 
     if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
-        value = column.type.value_type
-        if pa.types.is_dictionary(value) or not pa.types.is_string(value):
+        if column.type != pa.list_(pa.string()):  # large lists (polars'), dictionary items
             column = pc.cast(column, pa.list_(pa.string()))
         lists = combined(column)
         return pc.if_else(lists.is_null(), text_lists([[]])[0], lists)
@@ -1105,22 +1120,88 @@ def _validate(
     return typed, nhs_number
 
 
-def _as_table(data: object) -> pa.Table:
+def _as_table(data: object, source: str) -> pa.Table:
     import pyarrow as pa
 
+    from pamlib.tables._text import is_pandas, pandas_table
+
     if isinstance(data, pa.Table):
-        return data
-    if isinstance(data, pa.RecordBatch):
-        return pa.Table.from_batches([data])
-    if hasattr(data, "__arrow_c_stream__"):
-        return pa.RecordBatchReader.from_stream(data).read_all()
-    try:
-        return pa.table(data)
-    except (TypeError, ValueError, pa.ArrowException):
-        raise ConfigurationError(
-            f"cannot read a scored table from a {type(data).__name__}: give a pyarrow Table or "
-            "RecordBatch, or a table with __arrow_c_stream__ (pandas>=2.2, polars)"
-        ) from None
+        table = data
+    elif isinstance(data, pa.RecordBatch):
+        table = pa.Table.from_batches([data])
+    elif is_pandas(data):
+        # Column by column, as score_table reads a DataFrame: pandas' own Arrow export refuses
+        # a column of mixed values (ids as numbers and text, dates and Timestamps) quoting one,
+        # refuses repeated names with a bare error, and keeps a filtered frame's index as a
+        # column "__index_level_0__" that would be passed through to every output.
+        try:
+            table = pandas_table(data, lists=True)
+        except FormatError as exc:
+            found = [Problem(source, p.code, p.message) for p in exc.problems]
+            raise FormatError(f"{source}: not a scored table", found) from None
+    elif hasattr(data, "__arrow_c_stream__"):
+        try:
+            table = pa.RecordBatchReader.from_stream(data).read_all()
+        except pa.ArrowException as exc:
+            raise ConfigurationError(
+                f"{source}: the data given cannot be read through Arrow "
+                f"({type(exc).__name__}); give columns of text, numbers, dates or lists of text"
+            ) from None
+    else:
+        try:
+            table = pa.table(data)
+        except (TypeError, ValueError, pa.ArrowException):
+            raise ConfigurationError(
+                f"cannot read a scored table from a {type(data).__name__}: give a pyarrow "
+                "Table or RecordBatch, or a table with __arrow_c_stream__ (pandas>=2.2, polars)"
+            ) from None
+    return _without_extensions(table)
+
+
+def _without_extensions(table: pa.Table) -> pa.Table:
+    """Extension columns (pandas' periods, Arrow's UUIDs) as the text they print as, as
+    ``score_table`` reads them; one it cannot read is left to be refused by name."""
+    import pyarrow as pa
+
+    from pamlib.formats._arrow import combined
+    from pamlib.tables._text import extension_text
+
+    for i, field in enumerate(table.schema):
+        if isinstance(field.type, pa.BaseExtensionType):
+            try:
+                text = extension_text(combined(table.column(i)))
+            except ConfigurationError:
+                continue
+            table = table.set_column(i, field.name, text)
+    return table
+
+
+def python_table(columns: Mapping[Any, Sequence[Any] | NDArray[Any]], source: str) -> pa.Table:
+    """Columns of Python values (rows as JSON or ``DataFrame.to_dict`` gives them: numbers,
+    dates, truth values, lists of flags, ``None``) as a table of text, each value as a scored
+    CSV holds it, for :meth:`ScoredTable.from_arrow` to check and type: a level ``3`` or
+    ``3.0`` is ``"3"``, a list of flags is ``;``-joined, a date ISO. A value of another kind
+    is a problem naming its column, never a value; a column name that is not text is its
+    text, as pandas' are (``None``, :class:`csv.DictReader`'s key of surplus fields, is no
+    column)."""
+    import pyarrow as pa
+
+    from pamlib.tables._text import values_as_text
+
+    named = [(str(k), v) for k, v in columns.items() if k is not None]
+    names = [name for name, _ in named]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    problems = [Problem(source, "duplicate-column", f"the column {n!r} repeats") for n in repeated]
+    arrays = []
+    for name, values in named:
+        given = values.tolist() if isinstance(values, np.ndarray) else list(values)
+        try:
+            arrays.append(values_as_text(name, given, lists=True))
+        except FormatError as exc:
+            problems += [Problem(source, p.code, p.message) for p in exc.problems]
+    if problems:
+        raise FormatError(f"{source}: not a scored table", problems)
+    return pa.Table.from_arrays(arrays, names=names)
 
 
 def _optional_text(values: ArrayLike | None) -> TextArray | None:
@@ -1216,7 +1297,7 @@ class ScoredTable:
         locations; ``nhs_number`` holds NHS numbers kept apart from the columns (see above).
         """
         _pyarrow()
-        typed, private = _validate(_as_table(data), source, _optional_text(nhs_number))
+        typed, private = _validate(_as_table(data, source), source, _optional_text(nhs_number))
         return cls(typed, nhs_number=private)
 
     @classmethod

@@ -851,9 +851,7 @@ def _table_of_columns(
     table: Mapping[str, Sequence[str | None] | Strs], n: int | None, *, source: str
 ) -> ScoredTable:
     """The checked scored table of columns of text (see :meth:`ContextColumns.from_columns`)."""
-    import pyarrow as pa
-
-    from pamlib.tables.scored import ScoredTable
+    from pamlib.tables.scored import ScoredTable, python_table
 
     lengths = {len(v) for v in table.values()}
     if n is None:
@@ -862,15 +860,11 @@ def _table_of_columns(
         raise ValidationError(
             "cannot tailor", [Problem("columns", "length", "columns differ in length")]
         )
-
-    def strings(values: Sequence[str | None] | Strs) -> pa.Array:
-        items = values.tolist() if isinstance(values, np.ndarray) else list(values)
-        return pa.array([v if isinstance(v, str) else "" for v in items], pa.string())
-
-    arrays = {name: strings(values) for name, values in table.items()}
-    if not arrays:  # no column at all: an empty table of the required columns
-        arrays = {name: pa.array([""] * n, pa.string()) for name in _EMPTY_TABLE}
-    return ScoredTable.from_arrow(pa.table(arrays), source=source)
+    if not table:  # no column at all: an empty table of the required columns
+        table = dict.fromkeys(_EMPTY_TABLE, [""] * n)
+    # Values that are not text (a level 3, a list of flags: rows from JSON) are read as a
+    # scored CSV holds them; read as empty, they once made every row unscored, silently.
+    return ScoredTable.from_arrow(python_table(table, source), source=source)
 
 
 def _check_previous(current: ScoredTable, previous: ScoredTable, where: str) -> None:
