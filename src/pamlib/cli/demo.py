@@ -25,6 +25,11 @@ DEMO_PROVIDER = "demo"
 DEFAULT_OUTPUT_DIR = "pamlib-demo-output"
 #: The largest cohort the demo makes (it is held in memory): beyond, a usage error.
 MAX_PATIENTS = 10_000_000
+#: The files the demo writes in its folder.
+DEMO_FILES = ("synthetic-cohort.csv", "scored.csv", "rejects.csv", "report.html", "summary.json")
+#: Written beside them once they are: a folder holding it holds a demo's files, which the next
+#: demo may replace. Without it, a file of those names is someone else's and is never replaced.
+MARKER = ".pamlib-demo"
 
 
 def add_parser(subparsers: Any) -> None:
@@ -91,6 +96,39 @@ def _check_arguments(args: argparse.Namespace) -> None:
         raise UsageError("--seed must be a whole number from 0 to 2**64 - 1")
 
 
+def _check_folder(out: Path) -> None:
+    """Refuse a folder holding a file of the demo's names that no demo wrote (a user's own
+    ``scored.csv``): the demo's names are not the user's choice, so nothing of theirs may be
+    replaced by them. A demo's own folder (:data:`MARKER`) is written again."""
+    from pamlib.cli import UsageError
+
+    shown = out.name or str(out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--output-dir {shown} is a file, not a folder")
+    marker = out / MARKER
+    if not out.is_dir() or (marker.is_file() and not marker.is_symlink()):
+        return
+    found = [name for name in DEMO_FILES if (out / name).exists() or (out / name).is_symlink()]
+    if found:
+        raise UsageError(
+            f"{shown} holds {', '.join(found)}, which pamlib demo did not write: give another "
+            "--output-dir, or move those files away"
+        )
+
+
+def _claim(out: Path) -> None:
+    """Mark ``out`` as a demo's folder, before any file is written (a run stopped part way is
+    written again): a new file, never one followed through a link."""
+    import os
+
+    marker = out / MARKER
+    if os.path.lexists(marker):
+        return
+    text = "Written by pamlib demo with the files beside it: the next demo may replace them.\n"
+    with os.fdopen(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644), "w", encoding="utf-8") as f:
+        f.write(text)
+
+
 def run(args: argparse.Namespace) -> int:
     import attrs
 
@@ -104,7 +142,9 @@ def run(args: argparse.Namespace) -> int:
 
     _check_arguments(args)
     out = Path(args.output_dir)
+    _check_folder(out)
     out.mkdir(parents=True, exist_ok=True)
+    _claim(out)
     cohort = synthetic_cohort(args.patients, seed=args.seed)
     per_patient = Counter(cohort.patient_id.tolist())
     source = out / "synthetic-cohort.csv"
