@@ -125,7 +125,9 @@ def _claim(out: Path) -> None:
     if os.path.lexists(marker):
         return
     text = "Written by pamlib demo with the files beside it: the next demo may replace them.\n"
-    with os.fdopen(os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644), "w", encoding="utf-8") as f:
+    with os.fdopen(
+        os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644), "w", encoding="utf-8"
+    ) as f:
         f.write(text)
 
 

@@ -260,6 +260,7 @@ def _own_columns() -> frozenset[str]:
 
     return frozenset({*SCORED_TABLE_COLUMNS, "reason", "site", "nhs_number"})
 
+
 #: Output columns that are not attributes: the NHS number is the Patient's identifier (written
 #: only where kept, and never again as free text), the site has its own extension.
 _NOT_ATTRIBUTES = frozenset({"nhs_number", "site"})
