@@ -1122,9 +1122,9 @@ def score_table(
     host: PluginHost | None = None,
     threads: int | None = None,
 ) -> ScoreRun:
-    """Score a table held in memory: a pyarrow Table or batches, or any object with
-    ``__arrow_c_stream__`` (pandas ≥ 2.2 and polars DataFrames), in pamlib's columns or mapped
-    ones, text or typed (see :mod:`pamlib.formats.tables`).
+    """Score a table held in memory: a pyarrow Table or batches, any object with
+    ``__arrow_c_stream__`` (pandas ≥ 2.2 and polars DataFrames) or rows as dictionaries, in
+    pamlib's columns or mapped ones, text or typed (see :mod:`pamlib.formats.tables`).
 
     Rows are checked exactly as ``pamlib score`` checks a file's records — same reject codes
     and messages — and located as ``row N``. The arguments are :class:`TableScorer`'s.

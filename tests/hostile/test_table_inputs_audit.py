@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from pamlib.errors import FormatError
+from pamlib.errors import ConfigurationError, FormatError
 from pamlib.pipeline import score_table
 from pamlib.plugins import PluginHost
 
@@ -252,3 +252,36 @@ def test_report_rows_read_a_list_of_flags_as_flags() -> None:
     with pytest.raises(FormatError) as caught:
         ScoredColumns.from_rows([{**r, "site": object()} for r in rows])
     assert [p.code for p in caught.value.problems] == ["unreadable-column"]
+
+
+def test_rows_as_dictionaries_are_read_with_every_key_of_every_row() -> None:
+    """``pa.Table.from_pylist``, which the embedding guide once suggested, takes its columns
+    from the first row: an answer first given in a later row was dropped without a word (here
+    q13, so every row became a ``missing-item-column`` reject). Rows are now read as given."""
+    import pamlib
+
+    items = [f"q{k:02d}" for k in range(1, 14)]
+    first = {"assessment_id": "a1", "patient_id": "p1", "assessed_on": "2025-03-01"}
+    rows = [
+        first | dict.fromkeys(items[:12], 3),
+        {**first, "assessment_id": "a2", "assessed_on": "2025-09-01"}
+        | dict.fromkeys(items, 4)
+        | {"ward": "W1"},
+    ]
+    run = pamlib.score_table(rows, provider="demo", instrument="PAM-13")
+    assert run.summary.reconciliation == "read 2 = scored 2 + not scored 0 + rejected 0"
+    assert run.scored.column("n_answered").to_pylist() == [12, 13]
+    assert run.scored.column("ward").to_pylist() == ["", "W1"]
+    assert run.scored.column("assessed_on").to_pylist()[0].isoformat() == "2025-03-01"
+    # a generator of rows too; values under no column name (csv.DictReader's surplus fields)
+    # and two keys of one text are refused, naming no value
+    again = pamlib.score_table(iter(rows), provider="demo", instrument="PAM-13")
+    assert again.summary.n_scored == 2
+    with pytest.raises(FormatError, match="cannot be read as a table") as caught:
+        pamlib.score_table([{**rows[0], None: ["p-secret"]}], provider="demo")
+    assert "p-secret" not in str(caught.value)
+    with pytest.raises(FormatError) as caught:
+        pamlib.score_table([{1: "x", "1": "y"}], provider="demo")
+    assert [p.code for p in caught.value.problems] == ["duplicate-column"]
+    with pytest.raises(ConfigurationError, match="mix dictionaries"):
+        pamlib.score_table([rows[0], 5], provider="demo")

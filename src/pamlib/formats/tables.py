@@ -2,7 +2,8 @@
 
 Anything that speaks Arrow is read: a pyarrow ``Table``, ``RecordBatch`` or
 ``RecordBatchReader``, an iterable of them, or any object with ``__arrow_c_stream__`` (pandas
-≥ 2.2 and polars DataFrames, DuckDB relations). Columns are matched by name exactly as a file's
+≥ 2.2 and polars DataFrames, DuckDB relations); and rows as dictionaries (a JSON array of
+objects), their columns every key of every row. Columns are matched by name exactly as a file's
 header is (:class:`~pamlib.formats.layout.Layout`, with the same mapping), then turned into text
 as an export would hold it, so the checks of :mod:`pamlib.formats._columnar` — and their reject
 codes and messages — are the same for a table as for a file:
@@ -22,8 +23,9 @@ row numbers, a file's line numbers) and name their ``unit``.
 
 from __future__ import annotations
 
+import itertools
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -37,11 +39,12 @@ from pamlib.formats.base import ReadChunk, ReadOptions
 from pamlib.formats.layout import Layout
 from pamlib.formats.values import InstrumentResolver
 from pamlib.instruments import Instrument
-from pamlib.tables._text import is_pandas, pandas_table, text_column
+from pamlib.tables._text import is_pandas, pandas_table, rows_table, text_column
 
 __all__ = ["TableReader", "record_batches", "text_column"]
 
 _PANDAS_INDEX = re.compile(r"__index_level_[0-9]+__")
+_NOTHING = object()
 
 
 def record_batches(data: Any) -> Iterator[Any]:
@@ -67,8 +70,20 @@ def record_batches(data: Any) -> Iterator[Any]:
                 "columns of text, numbers or dates"
             ) from None
         yield from _or_empty(reader)
-    elif isinstance(data, Iterable) and not isinstance(data, (str, bytes, dict)):
-        for part in data:
+    elif isinstance(data, Iterable) and not isinstance(data, (str, bytes, Mapping)):
+        parts = iter(data)
+        first = next(parts, _NOTHING)
+        if isinstance(first, Mapping):  # rows as dictionaries: one table of them all
+            rows = [first, *parts]
+            if not all(isinstance(row, Mapping) for row in rows):
+                raise ConfigurationError(
+                    "the rows given mix dictionaries and other things: give rows as "
+                    "dictionaries, or tables"
+                )
+            table = rows_table(rows)
+            yield from table.to_batches() or [_empty(table.schema)]
+            return
+        for part in itertools.chain([] if first is _NOTHING else [first], parts):
             if isinstance(part, (pa.RecordBatch, pa.Table)) or hasattr(part, "__arrow_c_stream__"):
                 yield from record_batches(part)
             else:
@@ -95,8 +110,8 @@ def _or_empty(reader: Any) -> Iterator[Any]:
 def _not_a_table(data: Any, what: str) -> str:
     return (
         f"{what} is a {type(data).__name__}, not a table: give a pyarrow Table, RecordBatch or "
-        "RecordBatchReader, an iterable of them, or an object with __arrow_c_stream__ "
-        "(pandas >= 2.2, polars)"
+        "RecordBatchReader, an iterable of them, rows as dictionaries, or an object with "
+        "__arrow_c_stream__ (pandas >= 2.2, polars)"
     )
 
 

@@ -8,7 +8,7 @@ column, a decimal, a float32, a period or a list of flags, whichever stage takes
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -16,7 +16,14 @@ import numpy as np
 from pamlib.errors import ConfigurationError, FormatError, Problem
 from pamlib.formats._arrow import compute, from_numpy, pyarrow_module
 
-__all__ = ["extension_text", "is_pandas", "pandas_table", "text_column", "values_as_text"]
+__all__ = [
+    "extension_text",
+    "is_pandas",
+    "pandas_table",
+    "rows_table",
+    "text_column",
+    "values_as_text",
+]
 
 
 #: A decimal's text holding a whole number (``3.00``): the number's digits alone (``3``).
@@ -234,3 +241,35 @@ def _unsafe_cast(target: Any) -> Any:
     from pyarrow import _compute as kernels
 
     return kernels.CastOptions.unsafe(target)
+
+
+def rows_table(rows: Sequence[Mapping[Any, Any]]) -> Any:
+    """Rows as dictionaries (a JSON array of objects, :class:`csv.DictReader`'s rows) as a table
+    of text, each value read as :func:`values_as_text` reads a column of them: the columns are
+    every key of every row, in the order first seen, and a row without a key holds null there.
+    (:meth:`pyarrow.Table.from_pylist` takes its columns from the first row alone: a key first
+    seen in a later row, an answer among them, would be dropped without a word.)
+
+    A key that is not text is its text, as pandas' column names are; two keys of one text, and
+    values under no key (``None``: :class:`csv.DictReader`'s fields past the header), are a
+    :class:`~pamlib.errors.FormatError`, naming no value."""
+    pa = pyarrow_module()
+    names: dict[Any, None] = {}
+    for row in rows:
+        names.update(dict.fromkeys(row))
+    problems = []
+    if None in names:
+        message = (
+            "a row holds values under no column name (more fields than the header): "
+            "read such a file with pamlib score, which rejects those rows"
+        )
+        problems.append(Problem("rows", "field-count", message))
+    texts = [str(name) for name in names if name is not None]
+    repeated = sorted({t for t in texts if texts.count(t) > 1})
+    problems += [Problem("rows", "duplicate-column", f"the column {t!r} repeats") for t in repeated]
+    if problems:
+        raise FormatError("the rows given cannot be read as a table", problems)
+    arrays = []
+    for name in (n for n in names if n is not None):
+        arrays.append(values_as_text(str(name), [row.get(name) for row in rows]))
+    return pa.Table.from_arrays(arrays, names=texts) if texts else pa.table({})
