@@ -2240,6 +2240,16 @@ class SparkRun:
         except BaseException:
             fs.delete(temporary, True)
             raise
+        # HDFS (and others) move a folder renamed onto one that exists into it: made by
+        # something else since it was looked for, ``final`` would hold this output inside it
+        # and be taken for it. Whatever was there stays; this output is taken away again.
+        inside = jvm.org.apache.hadoop.fs.Path(final, temporary.getName())
+        if fs.exists(inside):
+            fs.delete(inside, True)
+            raise ConfigurationError(
+                f"{path} was made by something else while pamlib wrote: nothing was written "
+                "there (write again to another path)"
+            )
         return summary
 
     def _write_in_one_job(

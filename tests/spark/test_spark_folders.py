@@ -69,3 +69,42 @@ def test_folders_spark_cannot_read_as_one_are_refused_as_pamlib_s_error(
     with pytest.raises(PamlibError, match="cannot read these files as one export") as caught:
         ps.read_export(spark, str(root), mapping=MAPPING)
     assert isinstance(caught.value, FormatError)
+
+
+class _HdfsLike:
+    """A file system that renames as HDFS does (a folder renamed onto one that exists goes
+    inside it), and on whose rename ``final`` has just been made by another writer."""
+
+    def __init__(self, real: Any, jvm: Any) -> None:
+        self._real, self._jvm = real, jvm
+
+    def rename(self, source: Any, target: Any) -> bool:
+        self._real.mkdirs(target)  # another writer, between pamlib's look and its rename
+        inside = self._jvm.org.apache.hadoop.fs.Path(target, source.getName())
+        return bool(self._real.rename(source, inside))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+def test_an_output_made_by_another_writer_meanwhile_is_not_taken_for_pamlib_s(
+    spark: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HDFS moves a folder renamed onto an existing one into it: ``write`` reported success
+    with its output hidden inside a folder someone else made. It now takes it away again."""
+    import pamlib.spark as ps
+    from pamlib.errors import ConfigurationError
+
+    root = _export(tmp_path / "in", "a.csv")
+    run = ps.score(ps.read_export(spark, str(root), mapping=MAPPING), provider="demo")
+    real = ps.SparkRun._write_under
+
+    def racing(self: Any, jvm: Any, fs: Any, *rest: Any) -> Any:
+        return real(self, jvm, _HdfsLike(fs, jvm), *rest)
+
+    monkeypatch.setattr(ps.SparkRun, "_write_under", racing)
+    target = tmp_path / "out"
+    with pytest.raises(ConfigurationError, match="made by something else while pamlib wrote"):
+        run.write(str(target))
+    assert list(target.iterdir()) == []  # the other writer's folder, as it made it
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in", "out"]  # nothing else left
