@@ -285,3 +285,16 @@ def test_rows_as_dictionaries_are_read_with_every_key_of_every_row() -> None:
     assert [p.code for p in caught.value.problems] == ["duplicate-column"]
     with pytest.raises(ConfigurationError, match="mix dictionaries"):
         pamlib.score_table([rows[0], 5], provider="demo")
+
+
+def test_a_frame_with_columns_of_several_levels_is_said_to_be_one() -> None:
+    """A MultiIndex of columns was refused as a layout with no item columns, naming columns
+    such as ``('q01', '')``: now said as what it is, for raw exports and scored tables."""
+    pd = pytest.importorskip("pandas")
+    from pamlib.tables.scored import ScoredTable
+
+    frame = pd.DataFrame({("q01", "a"): ["1"], ("patient_id", "a"): ["p"]})
+    with pytest.raises(ConfigurationError, match="several levels"):
+        score_table(frame, provider="demo", instrument="PAM-13")
+    with pytest.raises(ConfigurationError, match="several levels"):
+        ScoredTable.from_arrow(frame)

@@ -43,6 +43,11 @@ def pandas_table(frame: Any, *, lists: bool = False) -> Any:
     and a repeated column name is a problem, not an exception of pyarrow's. With ``lists`` (a
     scored table's ``flags``), a column of lists of text stays one."""
     pa = pyarrow_module()
+    if getattr(frame.columns, "nlevels", 1) > 1:  # (q01, "") would be no column pamlib knows
+        raise ConfigurationError(
+            "the DataFrame's columns have several levels (a MultiIndex): give one name a "
+            "column, e.g. with frame.columns = frame.columns.to_flat_index() and a rename"
+        )
     named = [level for level in frame.index.names if level is not None]
     if named:  # a named index is a column, as pandas' own Arrow export makes it
         clash = sorted({str(n) for n in named} & {str(c) for c in frame.columns})
