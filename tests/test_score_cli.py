@@ -328,7 +328,8 @@ def test_demo_writes_its_files(
     assert main(["demo", "--patients", "20", "--output-dir", str(out)]) == 0
     text = capsys.readouterr().out
     assert sorted(p.name for p in out.iterdir()) == [
-        "rejects.csv", "report.html", "scored.csv", "summary.json", "synthetic-cohort.csv"
+        ".pamlib-demo", "rejects.csv", "report.html", "scored.csv", "summary.json",
+        "synthetic-cohort.csv",
     ]  # fmt: skip
     assert "NOT PAM scores" in text
     (reconciliation,) = [line for line in text.splitlines() if line.startswith("read ")]

@@ -716,6 +716,7 @@ def test_demo_writes_only_its_files(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert main(["demo", "--patients", "30", "--output-dir", str(out)]) == 0
     capsys.readouterr()
     assert sorted(p.name for p in out.iterdir()) == [
+        ".pamlib-demo",  # the marker that makes the folder the demo's to write again
         "rejects.csv",
         "report.html",
         "scored.csv",
