@@ -65,6 +65,9 @@ _RC: dict[str, Any] = {
     "xtick.labelcolor": INK,
     "ytick.labelcolor": MUTED,
     "path.simplify": False,
+    # Text is drawn as given: a site named ``$\alpha$`` is that name, not mathematics, and
+    # ``$\foo$`` is not a parse error that stops the report.
+    "text.parse_math": False,
 }
 
 
@@ -161,6 +164,9 @@ _DROP = re.compile(
     re.S,
 )
 _ID = re.compile(r'(\bid="|url\(#|xlink:href="#)([^")]+)')
+#: A tag of the SVG: ids are prefixed there only, never in the text of a label or tooltip (a
+#: site named ``url(#a)``), which Matplotlib and :func:`html.escape` leave without ``<``.
+_TAG = re.compile(r"<[^>]*>")
 
 
 def _svg(
@@ -184,7 +190,9 @@ def _svg(
         tooltip = f"<title>{escape(tip)}</title>" if tip is not None else ""
         body = body.replace(f'<g id="{gid}">', f"<g {attributes}>{tooltip}", 1)
     body = re.sub(r'<g id="[^"]*">', "<g>", body)  # Matplotlib's names for its groups
-    body = _ID.sub(lambda m: m.group(1) + prefix + m.group(2), body)  # marker shapes
+    body = _TAG.sub(  # marker shapes
+        lambda tag: _ID.sub(lambda m: m.group(1) + prefix + m.group(2), tag.group(0)), body
+    )
     if label_id:  # named by id, so that the page can point at them
         names = (
             f'aria-labelledby="{label_id}-title {label_id}-desc"',

@@ -26,6 +26,7 @@ from typing import Any
 
 import attrs
 
+from pamlib.reporting._rounding import percent, rounded
 from pamlib.reporting._summary import CohortSummary, Suppressed, Value
 
 #: Two-sided 95 % standard normal quantile, ``Φ⁻¹(0.975)``.
@@ -55,7 +56,8 @@ def control_limits(p: float, n: float, z: float) -> tuple[float, float]:
 
 
 def _pct(fraction: float) -> float:
-    return round(100 * fraction, 1)
+    """A computed fraction (an interval's end, a limit) as a percentage to one decimal."""
+    return rounded(100 * fraction)
 
 
 @attrs.frozen
@@ -181,8 +183,9 @@ def compare_groups(summary: CohortSummary, symbol: str = "*") -> Comparison | No
         return None
     eligible, improving = summary["nqf2483.denominator"], summary["nqf2483.numerator"]
     p: float | None = None
+    cohort_rate: float | None = None
     if isinstance(eligible, int) and isinstance(improving, int) and eligible > 0:
-        p = improving / eligible
+        p, cohort_rate = improving / eligible, percent(improving, eligible)
     mark = Suppressed(symbol)
     rows = []
     for prefix, name in summary.scopes():
@@ -202,12 +205,12 @@ def compare_groups(summary: CohortSummary, symbol: str = "*") -> Comparison | No
             l95, l998 = control_limits(p, n, Z_95), control_limits(p, n, Z_998)
             limits = [_pct(l95[0]), _pct(l95[1]), _pct(l998[0]), _pct(l998[1])]
             position = _position(k / n, l95, l998)
-        figures = [n, k, _pct(k / n), _pct(wilson[0]), _pct(wilson[1]), *limits]
+        figures = [n, k, percent(k, n), _pct(wilson[0]), _pct(wilson[1]), *limits]
         rows.append(_row(name, False, figures, position))
     return Comparison(
         group_by=summary.group_by,
         cohort_eligible=eligible,
         cohort_improving=improving,
-        cohort_rate_pct=None if p is None else _pct(p),
+        cohort_rate_pct=cohort_rate,
         groups=tuple(rows),
     )

@@ -27,7 +27,8 @@ Definitions, per group and overall:
 * ``trends.<all|baseline>.<quarter>``: the cohort's level mix and mean score by calendar
   quarter (overall only, not per group; see ``pamlib.reporting.trends``).
 
-Means, SDs and percentages are rounded to one decimal.
+Means, SDs and percentages are rounded to one decimal, half away from zero as pamlib rounds
+every score (:mod:`pamlib.reporting._rounding`).
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ from numpy.typing import NDArray
 from pamlib.reporting._config import NQF2483_GAIN_POINTS, ReportConfig
 from pamlib.reporting._measures import EXCLUSION_CODES, Nqf2483
 from pamlib.reporting._privacy import check_groups, check_not_identifiers
+from pamlib.reporting._rounding import mean_points as _mean
+from pamlib.reporting._rounding import percent as _pct
+from pamlib.reporting._rounding import rounded
 from pamlib.reporting._trajectories import Trajectories, _classify
 from pamlib.reporting.trends import trend_figures_from_sums, trend_sums
 
@@ -216,18 +220,10 @@ def _identities(figures: Mapping[str, Value], config: ReportConfig) -> list[Iden
 # -- computing the figures ----------------------------------------------------------------------
 
 
-def _mean(n: int, total: int) -> float | None:
-    return round(total / (n * 10), 1) if n else None
-
-
 def _sd(n: int, total: int, squares: int) -> float | None:
     if n < 2:
         return None
-    return round(math.sqrt(max(0, n * squares - total * total) / (n * (n - 1))) / 10, 1)
-
-
-def _pct(count: int, of: int) -> float | None:
-    return round(100 * count / of, 1) if of else None
+    return rounded(math.sqrt(max(0, n * squares - total * total) / (n * (n - 1))) / 10)
 
 
 @attrs.frozen

@@ -35,7 +35,7 @@ from pamlib._arrays import sorted_unique
 from pamlib._months import add_months as _add_months
 from pamlib._months import add_months_array
 from pamlib.errors import PamlibError
-from pamlib.levels import round_half_away_array
+from pamlib.levels import round_half_away, round_half_away_array
 from pamlib.reporting._columns import (
     ScoredColumns,
     TextArray,
@@ -240,7 +240,7 @@ class Trajectories:
         return AssessmentRef(
             assessment_id=cols.assessment_id[row].as_py(),
             assessed_on=day,
-            score=round(float(cols.score[row]) * 10) / 10,
+            score=round_half_away(float(cols.score[row]), 1),  # as the change is computed
             level=int(cols.level[row]),
             flags=tuple(f for f in cols.flags[row].as_py().split(";") if f),
         )

@@ -28,6 +28,8 @@ from numpy.typing import NDArray
 
 from pamlib._arrays import sorted_unique
 from pamlib.reporting._columns import ScoredColumns
+from pamlib.reporting._rounding import mean_points as _mean
+from pamlib.reporting._rounding import percent as _pct
 from pamlib.reporting._trajectories import Trajectories
 
 __all__ = [
@@ -78,14 +80,6 @@ class TrendFigures:
 
     def __repr__(self) -> str:
         return f"TrendFigures(quarters={self.quarters!r}, n_values={len(self.values)})"
-
-
-def _mean(n: int, total: int) -> float | None:
-    return round(total / (n * 10), 1) if n else None
-
-
-def _pct(count: int, of: int) -> float | None:
-    return round(100 * count / of, 1) if of else None
 
 
 def _add_kind(out: TrendFigures, kind: str, sums: Mapping[str, int], codes: list[int]) -> None:
