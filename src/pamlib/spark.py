@@ -225,10 +225,10 @@ _ENCODING_OPTION = "encoding='{}'"
 _ASCII_BASED = ("utf-8", "cp1252", "latin-1")
 
 
-def _file_heads(spark: SparkSession, path: str) -> list[tuple[str, bytes]]:
-    """The first :data:`_HEAD_BYTES` of each file Spark reads for ``path`` (files in name
-    order), decompressed as Spark decompresses them, read once on the driver through Hadoop's
-    file system, so any path Spark reads is read here too."""
+def _file_heads(spark: SparkSession, listed: Sequence[str]) -> list[tuple[str, bytes]]:
+    """The first :data:`_HEAD_BYTES` of each file Spark reads for the export (``listed``, by
+    :func:`_check_listing`; in name order), decompressed as Spark decompresses them, read once
+    on the driver through Hadoop's file system, so any path Spark reads is read here too."""
     try:
         jvm = spark._jvm
         hadoop = spark._jsc.hadoopConfiguration()
@@ -260,7 +260,7 @@ def _file_heads(spark: SparkSession, path: str) -> list[tuple[str, bytes]]:
         finally:
             stream.close()
 
-    uris = sorted(spark.read.format("text").load(path).inputFiles(), key=_name_order)
+    uris = sorted(listed, key=_name_order)
     if len(uris) < 2:
         return [head(uri) for uri in uris]
     # Each file's head costs a few calls to the JVM and its wait on storage: an export of
@@ -365,10 +365,12 @@ def _reading_charset(
     return python, charset
 
 
-def _heads_if_readable(spark: SparkSession, path: str) -> list[tuple[str, bytes]] | None:
+def _heads_if_readable(
+    spark: SparkSession, listed: Sequence[str]
+) -> list[tuple[str, bytes]] | None:
     """:func:`_file_heads`, or ``None`` where the driver cannot read them (Spark Connect)."""
     try:
-        return _file_heads(spark, path)
+        return _file_heads(spark, listed)
     except ConfigurationError:
         return None
 
@@ -474,7 +476,7 @@ def _check_files(spark: SparkSession, path: str) -> None:
         )
 
 
-def _check_listing(spark: SparkSession, path: str) -> None:
+def _check_listing(spark: SparkSession, path: str) -> list[str]:
     """Refuse an export Spark would read only part of, or not at all, naming why.
 
     Given a folder, Spark reads the files in it and in partition folders (``site=A/``) below
@@ -483,7 +485,7 @@ def _check_listing(spark: SparkSession, path: str) -> None:
     here, on the driver, before anything is read: a file left unread is records lost. Files and
     folders whose names begin with ``_`` or ``.`` (``_SUCCESS``, ``.DS_Store``) are skipped as
     Spark skips them. A Spark Connect session cannot list files on the driver; there, only
-    Spark's own error is turned into pamlib's.
+    Spark's own error is turned into pamlib's. Gives the files Spark reads, as it lists them.
     """
     from pyspark.errors import PySparkException
 
@@ -510,6 +512,7 @@ def _check_listing(spark: SparkSession, path: str) -> None:
             f"{'is' if len(unread) == 1 else 'are'} there ({shown}{more}). "
             f"{_NAME_THEM.format(_shown_path(path))}"
         )
+    return [str(uri) for uri in read]
 
 
 #: What to do about an export whose files Spark would not read as one (``{}``: its path).
@@ -648,11 +651,11 @@ def _read_export(
     from pamlib.formats.layout import Layout, delimiter_problem, with_mapping
 
     read_options = with_mapping(ReadOptions(), mapping)
-    _check_listing(spark, path)
-    heads = _file_heads(spark, path) if encoding is None else None
+    listed = _check_listing(spark, path)
+    heads = _file_heads(spark, listed) if encoding is None else None
     python_encoding, charset = _reading_charset(spark, encoding, heads, multiline)
     if heads is None:  # for the header, and to compare every file's with it
-        heads = _heads_if_readable(spark, path)
+        heads = _heads_if_readable(spark, listed)
     given = delimiter if delimiter is not None else read_options.settings.get("delimiter")
     if given is not None:
         given = {"\\t": "\t", "tab": "\t"}.get(str(given), str(given))

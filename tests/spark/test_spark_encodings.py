@@ -209,7 +209,7 @@ def test_the_heads_of_many_files_are_read_at_once_and_kept_in_name_order(
         else:
             (folder / name).write_bytes(text)
         texts[name] = text
-    heads = ps._file_heads(spark, str(folder))
+    heads = ps._file_heads(spark, ps._check_listing(spark, str(folder)))
     assert [uri.rsplit("/", 1)[1] for uri, _ in heads] == sorted(texts)
     assert [head for _, head in heads] == [texts[n] for n in sorted(texts)]
 
@@ -227,5 +227,9 @@ def test_a_head_holds_the_file_s_own_bytes_whatever_they_are(spark: Any, tmp_pat
     short, long = tmp_path / "short.bin", tmp_path / "long.bin"
     short.write_bytes(every)
     long.write_bytes(every + noise)
-    assert ps._file_heads(spark, str(short))[0][1] == every
-    assert ps._file_heads(spark, str(long))[0][1] == (every + noise)[: ps._HEAD_BYTES]
+
+    def head(path: Path) -> bytes:
+        return bytes(ps._file_heads(spark, ps._check_listing(spark, str(path)))[0][1])
+
+    assert head(short) == every
+    assert head(long) == (every + noise)[: ps._HEAD_BYTES]

@@ -185,7 +185,7 @@ def test_a_session_without_a_jvm_must_be_given_the_encoding() -> None:
             raise AttributeError(name)
 
     with pytest.raises(ConfigurationError, match=r"give the export's encoding \(encoding=\)"):
-        _file_heads(cast(Any, Connect()), "export.csv")
+        _file_heads(cast(Any, Connect()), ["export.csv"])
 
 
 def _piece(kind: str, rows: list[tuple[str, str | None, bool]], first: int) -> pa.Table:
