@@ -84,6 +84,18 @@ def _demo(result: ScoreResult) -> bool:
     return result.demo or Flag.DEMO in result.flags
 
 
+def _not_pam_text(result: ScoreResult, thing: str, pam: str) -> str | None:
+    """What an Observation of ``thing`` (``score``) from ``result`` says it is when it is not
+    the PAM's (``Demonstration score (not a PAM score)``); ``None`` for the PAM's own."""
+    if _demo(result):
+        return f"Demonstration {thing} (not a PAM {pam})"
+    if Flag.UNLICENSED in result.flags:
+        return f"Unlicensed {thing} (not a PAM {pam})"
+    if _not_pam(result):
+        return f"{thing.capitalize()} (not a PAM {pam})"
+    return None
+
+
 def _not_pam(result: ScoreResult, *, raw: bool = False) -> bool:
     """Whether ``result`` is not a PAM score: demo, unlicensed, or raw totals only."""
     return result.demo or raw or not _NOT_PAM_FLAGS.isdisjoint(result.flags)
@@ -174,14 +186,7 @@ def score_observation(
     """The score Observation, or ``None`` when ``result`` has no 0–100 score."""
     if not result.scored or result.score is None:
         return None
-    if _demo(result):
-        text = "Demonstration score (not a PAM score)"
-    elif Flag.UNLICENSED in result.flags:
-        text = "Unlicensed score (not a PAM score)"
-    elif _not_pam(result):
-        text = "Score (not a PAM score)"
-    else:
-        text = "PAM total score"
+    text = _not_pam_text(result, "score", "score") or "PAM total score"
     resource = _observation(
         result,
         {"coding": [{"system": LOINC, "code": LOINC_PAM_SCORE}], "text": text},
@@ -225,14 +230,7 @@ def level_observation(
             "display": "Activation level",
         }
     ]
-    if _demo(result):
-        text = "Demonstration activation level (not a PAM level)"
-    elif Flag.UNLICENSED in result.flags:
-        text = "Unlicensed activation level (not a PAM level)"
-    elif _not_pam(result):
-        text = "Activation level (not a PAM level)"
-    else:
-        text = "Activation level"
+    text = _not_pam_text(result, "activation level", "level") or "Activation level"
     if snomed and not _not_pam(result):
         codings.append(
             {
