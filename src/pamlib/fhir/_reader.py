@@ -448,9 +448,9 @@ class FhirReader:
         Questionnaire or a response that way does not take becomes a dictionary from its own
         text. The outcome is :meth:`_document`'s on the same bytes, every row and reject, in
         order. Whatever this way does not read as that one would — bytes that are not UTF-8, a
-        document that may nest too deep, an entry that is not an object with a resource, a
-        nested Bundle, a resource msgspec refuses — leaves the whole document to it: found
-        before anything is read or counted.
+        document that may nest too deep, an integer longer than Python reads, an entry that is
+        not an object with a resource, a nested Bundle, a resource msgspec refuses — leaves the
+        whole document to it: found before anything is read or counted.
         """
         typed = _typed_path()
         if typed is None:
@@ -458,7 +458,7 @@ class FhirReader:
         bundle = typed.decode_bundle(data)
         if bundle is None or text_too_deep(data) is not False or not _utf8(data):
             return None
-        if _long_integer(data):
+        if _long_integer(data):  # read by the standard library, it would stop the document
             return None
         plan: list[tuple[str, str, Any, Any]] = []
         for i, entry in enumerate(() if bundle.entry is typed.UNSET else bundle.entry):
