@@ -1,6 +1,7 @@
 """Reading and validating QuestionnaireResponses: pamlib against the ``fhir.resources`` R4B models.
 
-Run: ``python benchmarks/bench_fhir.py [--n 10000] [--repeat 3] [--json FILE]``.
+Run: ``python benchmarks/bench_fhir.py [--n 10000] [--repeat 3] [--json FILE] [--bundle
+[--score]]``.
 
 Writes ``n`` synthetic PAM-13 responses (contained patient, as :func:`questionnaire_response`
 makes them) to an NDJSON file, then times, best of ``repeat``, each way of getting validated
@@ -131,6 +132,34 @@ def _bundle_rounds(
     return {f"{name}_s": round(min(times), 4) for name, times in cpu.items()}
 
 
+def _score_rounds(ndjson: Path, repeat: int) -> dict[str, object]:
+    """Wall time of ``pamlib score --provider demo`` on the responses as one Bundle (written
+    by :func:`_bundle_rounds` beside them) and as NDJSON, each run in a fresh process, in
+    interleaved rounds: what a user of the command sees. (Not its peak memory: a child started
+    from this process, grown by the rounds before, reports this one's peak as its own.)"""
+    import subprocess
+
+    runs = [("score_bundle", ndjson.with_suffix(".json")), ("score_ndjson", ndjson)]
+    wall: dict[str, list[float]] = {name: [] for name, _ in runs}
+    for _ in range(repeat):
+        for name, source in runs:
+            out = source.with_name(f"{name}.csv")
+            for old in (out, out.with_name(f"{name}.rejects.csv")):
+                old.unlink(missing_ok=True)
+            command = [sys.executable, "-m", "pamlib", "score", str(source)]
+            command += ["--provider", "demo", "-o", str(out)]
+            start = time.perf_counter()
+            done = subprocess.run(command, stderr=subprocess.DEVNULL, check=False)
+            wall[name].append(time.perf_counter() - start)
+            if done.returncode != 0:
+                sys.exit(f"{name}: pamlib score failed")
+    results: dict[str, object] = {}
+    for name, _ in runs:
+        results[f"{name}_wall_s"] = round(min(wall[name]), 3)
+        results[f"{name}_median_s"] = round(statistics.median(wall[name]), 3)
+    return results
+
+
 def _arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=10_000)
@@ -143,6 +172,11 @@ def _arguments() -> argparse.Namespace:
         "--bundle",
         action="store_true",
         help="also time pamlib reading the same responses as one minified Bundle (.json)",
+    )
+    parser.add_argument(
+        "--score",
+        action="store_true",
+        help="with --bundle: also time `pamlib score --provider demo` on the Bundle and NDJSON",
     )
     return parser.parse_args()
 
@@ -205,6 +239,8 @@ def main() -> None:
         results |= interleaved(runs, args.repeat, args.n, path)
         if args.bundle:
             results |= _bundle_rounds(path, args.repeat, args.n, pamlib_columns, pamlib_objects)
+            if args.score:
+                results |= _score_rounds(path, args.repeat)
     results["load_average_after"] = round(os.getloadavg()[0], 2)
     base = float(results["fhir_resources_s"])  # type: ignore[arg-type]
     for name in ("pamlib_columns", "pamlib_objects", "pamlib_checks"):
