@@ -91,3 +91,54 @@ def test_spark_refusals_withhold_a_name_holding_an_nhs_number() -> None:
         assert NHS not in text
         assert FOLDER not in text
         assert WITHHELD_NAME in text
+
+
+def test_error_messages_withhold_an_nhs_number_in_a_file_name(tmp_path: Path) -> None:
+    """An error's text names the file as given but for its NHS number; its problems keep the
+    name as given (the rejects file's ``source``, for the user's own terminal)."""
+    from pamlib.errors import FormatError
+
+    path = tmp_path / f"Jane {NHS}.csv"
+    path.write_text("x\n1\n")
+    host = PluginHost(load_entry_points=False, disabled=())
+    with pytest.raises(FormatError) as caught:
+        pamlib.score_file(
+            path,
+            select_provider=lambda instrument: host.scoring_providers()["demo"],
+            output=tmp_path / "scored.csv",
+            host=host,
+        )
+    assert NHS not in str(caught.value)
+    assert "Jane <NHS number>.csv" in str(caught.value)
+    assert all(NHS not in str(problem) for problem in caught.value.problems)
+    assert any(NHS in problem.where for problem in caught.value.problems)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["score", f"Jane {NHS}.csv", "-o", "out.csv"],  # no such file
+        ["report", f"Jane {NHS}.csv", "-o", "r.html"],
+        ["fhir", f"Jane {NHS}.csv"],  # argparse repeats what was typed
+    ],
+)
+def test_command_line_errors_withhold_an_nhs_number(
+    argv: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from pamlib.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / f"Jane {NHS}.csv").write_text(f"patient_id,assessment_id,assessed_on,{ITEMS}\n")
+    if argv[0] == "score":
+        (tmp_path / f"Jane {NHS}.csv").unlink()
+    try:
+        status = main(argv)
+    except SystemExit as exc:
+        status = int(exc.code or 0)
+    err = capsys.readouterr().err
+    assert status != 0
+    assert "<NHS number>" in err
+    assert NHS not in err

@@ -30,7 +30,22 @@ __all__ = [
 
 
 class PamlibError(Exception):
-    """Root of every exception pamlib raises on purpose; catch this to catch them all."""
+    """Root of every exception pamlib raises on purpose; catch this to catch them all.
+
+    Its text never shows an NHS number, whatever a message was built from: a file saved as
+    ``Jane 9434765919.csv`` is named ``Jane <NHS number>.csv``, as in logs. The attributes
+    (``problems``, a summary's ``source``) keep what was given.
+    """
+
+    def __str__(self) -> str:
+        return _withheld(super().__str__())
+
+
+def _withheld(text: str) -> str:
+    """``text`` with each NHS number in it withheld; imported late, as ``import pamlib`` is."""
+    from pamlib.identity import withhold_nhs_numbers
+
+    return withhold_nhs_numbers(text)
 
 
 @attrs.frozen
@@ -46,7 +61,7 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.message} @ {self.where}" if self.where else self.message
+        return _withheld(f"{self.message} @ {self.where}" if self.where else self.message)
 
 
 class ValidationError(PamlibError, ValueError):

@@ -61,6 +61,9 @@ class _Parser(argparse.ArgumentParser):
     _checking = False
 
     def error(self, message: str) -> NoReturn:
+        from pamlib.identity import withhold_nhs_numbers  # argparse repeats what was typed
+
+        message = withhold_nhs_numbers(message)
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
     def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
@@ -209,7 +212,9 @@ def _fail(message: str, status: int, debug: bool) -> int:
         import traceback
 
         traceback.print_exc(file=sys.stderr)
-    print(message, file=sys.stderr)
+    from pamlib.identity import withhold_nhs_numbers  # an input's name may hold one
+
+    print(withhold_nhs_numbers(message), file=sys.stderr)
     return status
 
 
