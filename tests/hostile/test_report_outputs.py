@@ -183,10 +183,13 @@ def test_a_report_that_scores_an_export_says_what_was_rejected(tmp_path: Path) -
     assert "read 13 = scored 12 + not scored 0 + rejected 1" in html.read_text(encoding="utf-8")
     # Published, the rejected records alone, suppressed as any count: "scored" is
     # n_assessments, which the suppression may hide.
-    assert main([*args, "--publish"]) == 0
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    assert main([*args, "--publish", "--rejects", str(kept / "rejects.csv")]) == 0
     scoring = json.loads(summary.read_text(encoding="utf-8"))["context"]["scoring"]
     assert scoring == {"rejected": "*"}
-    assert "rejected * (in the rejects file" in html.read_text(encoding="utf-8")
+    assert "rejected * (in the rejects file of the scoring run)" in html.read_text(encoding="utf-8")
+    assert sorted(p.name for p in kept.iterdir()) == ["rejects.csv"]
     scored = tmp_path / "scored.csv"
     assert main(["score", str(export), "--provider", "demo", "-o", str(scored)]) == 0
     assert (
@@ -218,3 +221,48 @@ def test_a_report_given_the_wrong_kind_of_file_says_what_to_do(
     assert main(["report", str(scored), "--provider", "demo", "-o", str(out)]) == 2
     assert "is already scored: drop --provider" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_published_report_scored_here_leaves_no_identifiable_file_beside_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--publish --provider`` writes the rejects (they hold identifiers) only where
+    ``--rejects`` says, refusing the run before anything is read without it, and the scored
+    rows only where ``--scored`` says; unpublished, both still default to beside the report."""
+    from pamlib.cli import main
+
+    items = [f"q{k:02d}" for k in range(1, 14)]
+    lines = [",".join(["patient_id", "assessment_id", "assessed_on", "instrument", *items])]
+    lines += [f"P{i},A{i},2024-03-01,PAM-13," + ",".join(["2"] * 13) for i in range(9)]
+    lines.append("P99,A99,2024-13-45,PAM-13," + ",".join(["2"] * 13))
+    export = tmp_path / "export.csv"
+    export.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    published, kept = tmp_path / "published", tmp_path / "kept"
+    published.mkdir()
+    kept.mkdir()
+    html = str(published / "r.html")
+    base = ["report", str(export), "--provider", "demo", "-o", html, "--publish"]
+    assert main(base) == 2
+    assert "--rejects FILE" in capsys.readouterr().err
+    assert list(published.iterdir()) == []
+    assert main([*base, "--rejects", str(kept / "rejects.csv")]) == 0
+    assert sorted(p.name for p in published.iterdir()) == ["r.html"]
+    assert sorted(p.name for p in kept.iterdir()) == ["rejects.csv"]
+    assert "P99" in (kept / "rejects.csv").read_text(encoding="utf-8")
+    rerun = [*base, "--rejects", str(kept / "rejects.csv"), "--scored", str(kept / "s.csv")]
+    assert main(rerun) == 0
+    assert sorted(p.name for p in kept.iterdir()) == ["rejects.csv", "s.csv"]
+    assert sorted(p.name for p in published.iterdir()) == ["r.html"]
+    # Unpublished: beside the report unless named.
+    assert main(base[:-1]) == 0
+    assert sorted(p.name for p in published.iterdir()) == [
+        "r.html",
+        "r.rejects.csv",
+        "r.scored.csv",
+    ]
+    capsys.readouterr()
+    for option in ("--scored", "--rejects"):
+        assert main(["report", str(export), "-o", html, option, "f.csv"]) == 2
+        assert "applies to a raw export scored with --provider" in capsys.readouterr().err
+        assert main([*base, option, "-"]) == 2
+        assert "names a file" in capsys.readouterr().err

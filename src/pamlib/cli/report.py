@@ -88,6 +88,20 @@ def add_parser(subparsers: Any) -> None:
         "--mapping", type=file_name, metavar="FILE", help="column mapping for a raw export"
     )
     p.add_argument(
+        "--scored",
+        type=file_name,
+        metavar="FILE",
+        help="with --provider: write the scored rows here (default: REPORT.scored.csv beside "
+        "the report; none with --publish)",
+    )
+    p.add_argument(
+        "--rejects",
+        type=file_name,
+        metavar="FILE",
+        help="with --provider: write the rejected records here (default: REPORT.rejects.csv "
+        "beside the report; required with --publish, as they hold identifiers)",
+    )
+    p.add_argument(
         "--rules",
         action="append",
         type=file_name,
@@ -328,9 +342,26 @@ def _check_side_files(args: argparse.Namespace) -> None:
     from pamlib.cli import UsageError
     from pamlib.tailoring.rules import load_rules
 
-    if args.provider is None and (args.mapping or args.calibration):
-        given = "--mapping" if args.mapping else "--calibration"
-        raise UsageError(f"{given} applies to a raw export scored with --provider")
+    if args.provider is None:
+        for given, value in (
+            ("--mapping", args.mapping),
+            ("--calibration", args.calibration),
+            ("--scored", args.scored),
+            ("--rejects", args.rejects),
+        ):
+            if value:
+                raise UsageError(f"{given} applies to a raw export scored with --provider")
+    for given, value in (("--scored", args.scored), ("--rejects", args.rejects)):
+        if value == "-":
+            raise UsageError(f"{given} names a file: its rows cannot go to standard output")
+    if args.provider is not None and args.publish and args.rejects is None:
+        # A published report is shared: the rows scored for it, and the records rejected, hold
+        # identifiers and must not land beside it unasked.
+        raise UsageError(
+            "--publish with --provider: the rejected records hold identifiers, so they are not "
+            "written beside a published report; name their file with --rejects FILE (and, to "
+            "keep the scored rows, --scored FILE) away from what is published"
+        )
     for rules in args.rules:
         if not Path(rules).is_file():
             raise UsageError(f"no rules file {rules}")
@@ -392,19 +423,24 @@ def _write_pdf(report: CohortReport, stream: IO[bytes]) -> None:
 
 
 class _Beside(NamedTuple):
-    """A raw export scored for its report: the table, and its scored and rejects files
-    written beside the report but not yet published."""
+    """A raw export scored for its report: the table, and its rejects file and (unless a
+    published report asked for none) scored file, written but not yet published."""
 
     table: ScoredTable
-    targets: tuple[AtomicTarget, AtomicTarget]
-    scored: Path
+    targets: tuple[AtomicTarget, ...]
+    scored: Path | None
     summary: Any
 
     def print_summary(self) -> None:
         from pamlib.cli.score import print_summary
 
-        print(f"Scored: {self.scored}", file=sys.stderr)
+        if self.scored is not None:
+            print(f"Scored: {self.scored}", file=sys.stderr)
         print_summary(self.summary, sys.stderr)
+
+
+#: How a file written beside the report by default is named in a refusal.
+_BESIDE = "file written beside the report"
 
 
 def _score_first(
@@ -412,9 +448,12 @@ def _score_first(
 ) -> _Beside:
     """Score a raw export in memory and report from it — a person's rows are linked by NHS
     number where the export has no patient id, without the number being written anywhere —
-    and also write the scored rows (``NAME.scored.csv``) and rejects beside the report, to be
-    published with it. A report to standard output, a device or a pipe has them named after
-    the input, in the current folder, as ``pamlib score`` names its rejects file then."""
+    and also write the rejects and the scored rows, to be published with the report: where
+    ``--rejects`` and ``--scored`` say, else beside the report (``NAME.rejects.csv``,
+    ``NAME.scored.csv``). A report to standard output, a device or a pipe has them named after
+    the input, in the current folder, as ``pamlib score`` names its rejects file then. A
+    published report has no file beside it by default (:func:`_check_side_files` asks for
+    ``--rejects``)."""
     import attrs
 
     from pamlib.formats.guard import writes_through
@@ -422,22 +461,31 @@ def _score_first(
 
     if isinstance(output, (str, os.PathLike)) and not writes_through(output):
         report = Path(output)
-        scored = report.with_name(report.stem + ".scored.csv")
+        beside = report.with_name(report.stem + ".scored.csv")
         rejects = report.with_name(report.stem + ".rejects.csv")
     else:
         stem = STDIN_NAME if str(source) == STDIN else source.stem
-        scored, rejects = Path(stem + ".scored.csv"), Path(stem + ".rejects.csv")
-    guard.output(scored, "the scored file written beside the report")
-    guard.output(rejects, "the rejects file written beside the report")
+        beside, rejects = Path(stem + ".scored.csv"), Path(stem + ".rejects.csv")
+    if args.rejects is not None:
+        rejects = Path(args.rejects)
+    scored = Path(args.scored) if args.scored is not None else None if args.publish else beside
+    if scored is not None:
+        given = args.scored is not None
+        guard.output(scored, "the scored file (--scored)" if given else f"the scored {_BESIDE}")
+    guard.output(
+        rejects, "the rejects file (--rejects)" if args.rejects else f"the rejects {_BESIDE}"
+    )
     scorer = TableScorer(provider=args.provider, calibration=args.calibration, mapping=args.mapping)
     run = scorer.score_source(source)
-    targets = guard.open(rejects), guard.open(scored)
+    targets = [guard.open(rejects)]
     try:
         write_rejects(run, targets[0], commit=False)
-        write_scored(run.scored, targets[1], score_decimals=run.score_decimals, commit=False)
+        if scored is not None:
+            targets.append(guard.open(scored))
+            write_scored(run.scored, targets[1], score_decimals=run.score_decimals, commit=False)
     except BaseException:
         for target in targets:
             target.discard()
         raise
     summary = attrs.evolve(run.summary, rejects=str(rejects))
-    return _Beside(run.scored, targets, scored, summary)
+    return _Beside(run.scored, tuple(targets), scored, summary)

@@ -790,11 +790,11 @@ def _reconciliation(counts: dict[str, int | str]) -> str:
     """A scoring run's counts as ``pamlib score`` says them: ``read N = scored + not scored +
     rejected`` (and the blank records, which hold nothing); published, the rejected alone."""
     if "read" not in counts:
-        return f"rejected {counts['rejected']} (in the rejects file beside the report)"
+        return f"rejected {counts['rejected']} (in the rejects file of the scoring run)"
     line = (
         f"read {counts['read']} = scored {counts['scored']} + not scored "
         f"{counts['not_scored']} + rejected {counts['rejected']}"
     )
     if counts["blank"]:
         line += f" + blank {counts['blank']}"
-    return line + " (rejected records are in the rejects file beside the report)"
+    return line + " (rejected records are in the rejects file of the scoring run)"
