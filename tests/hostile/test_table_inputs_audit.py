@@ -94,6 +94,27 @@ def test_a_float32_column_is_written_as_itself() -> None:
     assert run.scored.column("bmi").to_pylist() == ["0.1", "23.7", ""]
 
 
+def test_a_float16_column_is_written_as_itself() -> None:
+    """A fraction as the shortest text its float16 holds (``0.1``, not ``0.099975586``); a
+    whole number exactly (``65504``, which that shortest text would give as ``65500``)."""
+    values = pa.array(np.array([0.1, 47.3, 65504], dtype=np.float16))
+    typed, text = _with("bmi", values, ["0.1", "47.3", "65504"])
+    run = _score(typed)
+    _same_run(run, _score(text))
+    assert run.scored.column("bmi").to_pylist() == ["0.1", "47.3", "65504"]
+
+
+def test_a_decimal_of_negative_scale_is_its_digits() -> None:
+    """A NUMERIC column with a negative scale (a site code in tens) holds 30, not ``3E+1``."""
+    values = pa.array(
+        [decimal.Decimal("3E+1"), decimal.Decimal("-9E+1"), None], pa.decimal128(2, -1)
+    )
+    typed, text = _with("ward", values, ["30", "-90", ""])
+    run = _score(typed)
+    _same_run(run, _score(text))
+    assert run.scored.column("ward").to_pylist() == ["30", "-90", ""]
+
+
 def test_a_pandas_period_column_is_read_as_pandas_writes_it() -> None:
     pd = pytest.importorskip("pandas")
     frame = pd.DataFrame(_text())

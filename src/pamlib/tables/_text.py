@@ -174,19 +174,13 @@ def text_column(column: Any) -> Any:
         column = pc.take(pc.cast(column.dictionary, pa.string()), column.indices)
         kind = column.type
     if pa.types.is_floating(kind):
-        # float16/32 are widened to be looked at (NumPy would warn of overflow), but written
-        # as themselves: a float32 0.1 is "0.1" in an export, not 0.10000000149011612
-        values = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
-        present = ~np.isnan(values)
-        whole = present & np.isfinite(values) & (np.floor(values) == values)
-        whole &= np.abs(values) < 2.0**53
-        if bool((whole == present).all()):  # whole numbers with gaps: pandas' integer answers
-            column = pa.array(
-                np.where(whole, values, 0).astype(np.int64), mask=~present, type=pa.int64()
-            )
-        else:  # NaN is a gap (polars and Arrow keep it apart from null), never the text "nan"
-            narrow = pa.float32() if kind.bit_width < 64 else kind
-            column = pc.call("cast", from_numpy(values, ~present), options=_unsafe_cast(narrow))
+        column = _float_column(column)
+        kind = column.type
+    if pa.types.is_decimal(kind) and kind.scale < 0:
+        # NUMERIC with a negative scale (tens, hundreds): its digits, "30", not "3E+1"
+        digits = kind.precision - kind.scale
+        whole = pa.decimal128(digits, 0) if digits <= 38 else pa.decimal256(min(digits, 76), 0)
+        column = pc.cast(column, whole)
         kind = column.type
     if pa.types.is_decimal(kind) and kind.scale > 0:
         # A database's NUMERIC(5,2) answer 3.00 is the answer 3, as a whole float's text is
@@ -218,6 +212,31 @@ def text_column(column: Any) -> Any:
         column = pc.fill_null(column, "")
     if column.offset:  # the byte-level checks read the buffers from the start
         column = pa.concat_arrays([column])
+    return column
+
+
+def _float_column(column: Any) -> Any:
+    """A float column as the whole numbers (int64) or floats an export of it holds."""
+    pa = pyarrow_module()
+    pc = compute()
+    kind = column.type
+    # float16/32 are widened to be looked at (NumPy would warn of overflow), but written
+    # as themselves: a float32 0.1 is "0.1" in an export, not 0.10000000149011612
+    values = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False)
+    present = ~np.isnan(values)
+    whole = present & np.isfinite(values) & (np.floor(values) == values)
+    whole &= np.abs(values) < 2.0**53
+    if bool((whole == present).all()):  # whole numbers with gaps: pandas' integer answers
+        column = pa.array(
+            np.where(whole, values, 0).astype(np.int64), mask=~present, type=pa.int64()
+        )
+    else:  # NaN is a gap (polars and Arrow keep it apart from null), never the text "nan"
+        narrow = pa.float32() if kind.bit_width < 64 else kind
+        if kind.bit_width == 16:  # a fraction's shortest text as a float16 (NumPy's)
+            shortest = [float(str(v)) for v in values.astype(np.float16)]
+            values = np.where(whole, values, np.array(shortest, dtype=np.float64))
+            narrow = pa.float64()
+        column = pc.call("cast", from_numpy(values, ~present), options=_unsafe_cast(narrow))
     return column
 
 
