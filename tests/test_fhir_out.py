@@ -15,6 +15,7 @@ from pamlib.assessment import Assessment
 from pamlib.fhir import questionnaire, questionnaire_response, read_fhir, to_bundle
 from pamlib.fhir.codes import (
     ANSWER_SYSTEM,
+    BASE,
     LEVEL_SYSTEM,
     LOINC_PAM_SCORE,
     NHS_NUMBER_SYSTEM,
@@ -183,6 +184,9 @@ def test_every_bundle_is_valid(items: list[Assessment], data: st.DataObject) -> 
         if tags & {"demo", "raw-only"}:
             assert obs["status"] == "preliminary"
             assert "not a" in obs["note"][0]["text"]
+        if tags:  # not a PAM score: never coded as one (a system files it by its code)
+            codes = {c["code"] for c in obs["code"]["coding"]}
+            assert not codes & {LOINC_PAM_SCORE, SNOMED_PAM_LEVEL}
 
 
 def test_transaction_bundle_shape(host: PluginHost) -> None:
@@ -254,6 +258,22 @@ def test_demo_scores_are_unmistakable(host: PluginHost) -> None:
         assert obs["note"][0]["text"].startswith("DEMONSTRATION ONLY")
     score = by_type(bundle, "Observation")[0]
     assert "not a PAM score" in score["code"]["text"]
+    assert score["code"]["coding"] == [
+        {"system": f"{BASE}/CodeSystem/observation", "code": "score", "display": "Score"}
+    ]
+
+
+@pytest.mark.parametrize("flags", [{Flag.UNLICENSED}, {Flag.DEMO}])
+def test_a_score_that_is_not_the_pam_s_has_no_loinc_code(
+    host: PluginHost, flags: set[Flag]
+) -> None:
+    """LOINC 88175-5 is the PAM score: a record system files a value so coded as the patient's
+    PAM score whatever its tags and notes say, so a demonstration or unlicensed score has
+    pamlib's own code alone, as a raw total and a level that is not the PAM's have."""
+    bundle = to_bundle([sample()], [licensed(flags=flags)], snomed_level=True)
+    for obs in by_type(bundle, "Observation"):
+        systems = {c["system"] for c in obs["code"]["coding"]}
+        assert systems == {f"{BASE}/CodeSystem/observation"}
 
 
 def test_raw_only_results_have_no_score_observation(host: PluginHost) -> None:

@@ -24,7 +24,9 @@ import pamlib
 Auth = Callable[[str], dict[str, str]]
 MakeResponse = Callable[..., dict[str, Any]]
 
-LOINC_SCORE = "88175-5"
+#: The score Observation's code: the demo provider's score is not a PAM score, so pamlib codes
+#: it in its own system, never with LOINC 88175-5 (which a PAM score has).
+SCORE_CODE = "score"
 PATHWAY = "https://pamlib.org/fhir/CodeSystem/pathway"
 PAM13 = pamlib.instruments.BUILTIN_INSTRUMENTS[0]
 
@@ -46,7 +48,7 @@ def resources(bundle: dict[str, Any], kind: str) -> list[dict[str, Any]]:
     return [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == kind]
 
 
-def loinc(observation: dict[str, Any]) -> str:
+def code_of(observation: dict[str, Any]) -> str:
     return str(observation["code"]["coding"][0]["code"])
 
 
@@ -61,9 +63,9 @@ def test_submit_scores_tailors_and_stores_in_one_row(
     assert (bundle["resourceType"], bundle["type"]) == ("Bundle", "collection")
     assert len(resources(bundle, "QuestionnaireResponse")) == 1
     observations = resources(bundle, "Observation")
-    score = next(o for o in observations if loinc(o) == LOINC_SCORE)
+    score = next(o for o in observations if code_of(o) == SCORE_CODE)
     assert score["valueQuantity"]["value"] == 60.7  # the demo provider on all-3 answers
-    assert any(loinc(o) == "activation-level" for o in observations)
+    assert any(code_of(o) == "activation-level" for o in observations)
     with service_of(client).sessions() as session:
         row = session.scalars(select(Submission)).one()
     assert (row.site, row.status, row.score, row.level) == ("North", "scored", 60.7, 3)
@@ -185,7 +187,7 @@ def test_a_response_too_sparse_to_score_is_stored_with_its_reason(
     answer = client.post("/fhir/QuestionnaireResponse", json=qr, headers=auth("north"))
     assert answer.status_code == 201
     bundle = answer.json()
-    assert not [o for o in resources(bundle, "Observation") if loinc(o) == LOINC_SCORE]
+    assert not [o for o in resources(bundle, "Observation") if code_of(o) == SCORE_CODE]
     (outcome,) = resources(bundle, "OperationOutcome")
     assert outcome["issue"][0]["details"]["coding"][0]["code"] == "too-few-answered"
     with service_of(client).sessions() as session:
@@ -200,7 +202,7 @@ def test_score_endpoint_answers_the_bundle_and_stores_nothing(
     del qr["identifier"]  # a form renderer's response need not have one yet
     answer = client.post("/fhir/$score", json=qr, headers=auth("north-submit"))
     assert answer.status_code == 200
-    assert any(loinc(o) == LOINC_SCORE for o in resources(answer.json(), "Observation"))
+    assert any(code_of(o) == SCORE_CODE for o in resources(answer.json(), "Observation"))
     assert count(client) == 0
 
 

@@ -49,7 +49,8 @@ QUESTIONNAIRE_BASE: Final = f"{BASE}/Questionnaire"
 ANSWER_SYSTEM: Final = f"{BASE}/CodeSystem/agreement"
 #: Activation level codes ``level-1`` … ``level-4``.
 LEVEL_SYSTEM: Final = f"{BASE}/CodeSystem/activation-level"
-#: Observation codes pamlib defines: ``activation-level`` and ``raw-total``.
+#: Observation codes pamlib defines: ``activation-level``, ``raw-total`` and ``score`` (a 0–100
+#: score that is not a PAM score: demonstration or unlicensed, never LOINC 88175-5).
 OBSERVATION_CODE_SYSTEM: Final = f"{BASE}/CodeSystem/observation"
 #: ``meta.tag`` codes: ``demo`` (synthetic calibration), ``unlicensed`` (a calibration without
 #: a licence) and ``raw-only`` (raw totals).

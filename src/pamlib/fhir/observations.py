@@ -1,7 +1,8 @@
 """Score and level ``Observation``\\s made from a :class:`~pamlib.results.ScoreResult`.
 
-*Score*: category ``survey``, LOINC 88175-5, ``valueQuantity`` in UCUM ``{score}`` rounded to
-one decimal as reported, ``derivedFrom`` the response; the provider is the ``method`` and the
+*Score*: category ``survey``, LOINC 88175-5 (a PAM score's only: others are coded ``score`` in
+pamlib's own code system), ``valueQuantity`` in UCUM ``{score}`` rounded to one decimal as
+reported, ``derivedFrom`` the response; the provider is the ``method`` and the
 provider, calibration, cut-point set, flags and standard errors sit in the pamlib ``scoring``
 extension. *Level*: pamlib's ``activation-level`` code (plus SNOMED CT 962851000000103 when asked
 for), value ``level-1`` … ``level-4``.
@@ -186,10 +187,15 @@ def score_observation(
     """The score Observation, or ``None`` when ``result`` has no 0–100 score."""
     if not result.scored or result.score is None:
         return None
-    text = _not_pam_text(result, "score", "score") or "PAM total score"
+    text = _not_pam_text(result, "score", "score")
+    if text is None:
+        code = {"coding": [{"system": LOINC, "code": LOINC_PAM_SCORE}], "text": "PAM total score"}
+    else:  # a system files a LOINC 88175-5 value as the patient's PAM score, whatever its tags
+        coding = {"system": OBSERVATION_CODE_SYSTEM, "code": "score", "display": "Score"}
+        code = {"coding": [coding], "text": text}
     resource = _observation(
         result,
-        {"coding": [{"system": LOINC, "code": LOINC_PAM_SCORE}], "text": text},
+        code,
         subject=subject,
         derived_from=[response],
         effective=effective,
