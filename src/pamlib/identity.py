@@ -18,7 +18,9 @@ __all__ = ["NHS_NUMBER_SYSTEM", "Patient", "is_valid_nhs_number", "normalise_nhs
 #: FHIR identifier system for the NHS number in England and Wales.
 NHS_NUMBER_SYSTEM = "https://fhir.nhs.uk/Id/nhs-number"
 
-_SEPARATORS = re.compile(r"[\s\-]+")
+#: What may stand between the digits of an NHS number: any whitespace (``str.isspace``), dashes.
+_SEPARATOR = r"[\s\-]"
+_SEPARATORS = re.compile(_SEPARATOR + "+")
 _WEIGHTS = (10, 9, 8, 7, 6, 5, 4, 3, 2)
 
 
@@ -59,8 +61,10 @@ def is_valid_nhs_number(value: str) -> bool:
 
 
 #: An NHS number as written inside other text: ten digits, spaces and dashes aside, not part of
-#: a longer run of digits.
-_NHS_IN_TEXT = re.compile(r"(?<![0-9])[0-9](?:[\s\-]*[0-9]){9}(?![0-9])", re.ASCII)
+#: a longer run of digits. The separators are those :func:`normalise_nhs_number` removes (a
+#: number it accepts is found), and it matches, zero-width, at every start, so that an invalid
+#: ten digits (``2024 943 476``) cannot hide a valid number overlapping them (``943 476 5919``).
+_NHS_IN_TEXT = re.compile(rf"(?<![0-9])(?=([0-9](?:{_SEPARATOR}*[0-9]){{9}})(?![0-9]))")
 
 #: What a file name holding an NHS number is shown as, wherever pamlib names a file.
 WITHHELD_NAME = "(name withheld: it holds an NHS number)"
@@ -76,6 +80,19 @@ def holds_nhs_number(text: str) -> bool:
     return any(is_valid_nhs_number(found) for found in _NHS_IN_TEXT.findall(text))
 
 
+def _nhs_spans(text: str) -> list[tuple[int, int]]:
+    """Where ``text`` holds a valid NHS number, overlapping spans merged, in order."""
+    spans: list[tuple[int, int]] = []
+    for found in _NHS_IN_TEXT.finditer(text):
+        if is_valid_nhs_number(found.group(1)):
+            start, end = found.span(1)
+            if spans and start < spans[-1][1]:
+                spans[-1] = (spans[-1][0], max(end, spans[-1][1]))
+            else:
+                spans.append((start, end))
+    return spans
+
+
 def withhold_nhs_numbers(text: str) -> str:
     """``text`` with every NHS number in it (as :func:`holds_nhs_number` finds them) replaced by
     ``<NHS number>``: for text pamlib repeats but did not write, such as a plugin's message.
@@ -83,11 +100,12 @@ def withhold_nhs_numbers(text: str) -> str:
     >>> withhold_nhs_numbers("no record for 943 476 5919 (line 3), order 1234567890")
     'no record for <NHS number> (line 3), order 1234567890'
     """
-
-    def withheld(found: re.Match[str]) -> str:
-        return "<NHS number>" if is_valid_nhs_number(found.group()) else found.group()
-
-    return _NHS_IN_TEXT.sub(withheld, text)
+    parts: list[str] = []
+    done = 0
+    for start, end in _nhs_spans(text):
+        parts += (text[done:start], "<NHS number>")
+        done = end
+    return "".join(parts) + text[done:] if parts else text
 
 
 def shown_id(value: object) -> str:

@@ -2411,7 +2411,10 @@ def _patient_bucket(frame: DataFrame, buckets: int) -> Column:
 
     key = sf.when(present("patient_id"), sf.col("patient_id"))
     if "nhs_number" in frame.columns:
-        nhs = sf.regexp_replace(sf.col("nhs_number").cast("string"), r"[\s\-]+", "")
+        # what pamlib.identity strips (str.isspace, dashes): Unicode whitespace and the four
+        # separator controls Python counts as whitespace, or one person splits across buckets
+        separators = r"(?U)[\s\x{1c}-\x{1f}\-]+"
+        nhs = sf.regexp_replace(sf.col("nhs_number").cast("string"), separators, "")
         key = key.when(nhs != "", sf.concat(sf.lit("nhs:"), nhs))
     if "nhs_pseudonym" in frame.columns:
         key = key.when(

@@ -128,11 +128,16 @@ def test_a_group_value_that_is_an_identifier_is_refused(spark: Any, scored_rows:
     ps._refuse_identifier_groups(frame, "ward", ["W", "Ward A"])
 
 
+#: What people (and exports) put between an NHS number's groups: pamlib reads each as a space.
+_SEPARATORS = (" ", "-", "\u00a0", "\u3000", "\x1c")
+
+
 def _spaced(number: str, how: int) -> str:
-    """An NHS number written as people write them: plain, ``943 476 5919`` or with dashes."""
+    """An NHS number written as people write them: plain, ``943 476 5919``, with dashes, or
+    with other whitespace (a no-break space from a word processor)."""
     if how == 0:
         return number
-    sep = " " if how == 1 else "-"
+    sep = _SEPARATORS[how - 1]
     return f"{number[:3]}{sep}{number[3:6]}{sep}{number[6:]}"
 
 
@@ -140,7 +145,7 @@ _NUMBERS = [n for n in map(nhs_number_for_tests, range(40)) if n is not None][:6
 _identities = st.tuples(
     st.sampled_from(["", "", "p1", "p2", "nhs:" + _NUMBERS[0], " p1"]),
     st.sampled_from(["", *_NUMBERS]),
-    st.integers(0, 2),
+    st.integers(0, len(_SEPARATORS)),
     st.sampled_from(["", "", "s1", "s2"]),
 )
 
@@ -181,6 +186,20 @@ def test_rows_of_one_patient_key_share_a_bucket(
     seen: dict[str, int] = {}
     for key, b in zip(keys.tolist(), bucket.to_pylist(), strict=True):
         assert seen.setdefault(key, b) == b
+
+
+def test_every_spelling_of_one_nhs_number_shares_a_bucket(spark: Any) -> None:
+    """A no-break space or an ideographic one between the groups is whitespace to pamlib, which
+    links the rows: Spark's grouping expression must not part them."""
+    from pamlib.spark import _patient_bucket
+
+    spellings = [_spaced(_NUMBERS[0], how) for how in range(len(_SEPARATORS) + 1)]
+    n = len(spellings)
+    frame = spark.createDataFrame(
+        pa.table({"patient_id": [""] * n, "nhs_number": spellings, "nhs_pseudonym": [""] * n})
+    )
+    bucket = frame.select(_patient_bucket(frame, 1 << 20).alias("b")).toArrow().column("b")
+    assert len(set(bucket.to_pylist())) == 1
 
 
 def test_a_level_its_score_contradicts_stops_the_cohort_job(spark: Any, run: Any) -> None:

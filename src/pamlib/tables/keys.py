@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from pamlib.errors import ConfigurationError, Problem, ValidationError
-from pamlib.identity import _nhs_problem
+from pamlib.identity import _nhs_problem, withhold_nhs_numbers
 
 __all__ = [
     "MIN_KEY_BYTES",
@@ -43,7 +43,10 @@ PSEUDONYM_COLUMN: Final = "nhs_pseudonym"
 PSEUDONYM_PREFIX: Final = "hmac-sha256:"
 #: The shortest key accepted, in bytes (256 bits, SHA-256's block of security).
 MIN_KEY_BYTES: Final = 32
+#: The most a key file is read for: past it, it is no key but a device or an endless stream.
+_MAX_KEY_FILE_BYTES: Final = 1 << 20
 _MAX_REPORTED: Final = 20
+_NOT_NORMALISED: Final = "not a normalised NHS number (10 digits, valid check digit)"
 
 
 class KeyFileWarning(UserWarning):
@@ -86,19 +89,26 @@ class Pseudonymiser:
         """The pseudonymiser keyed with the raw bytes of the file at ``path`` (one trailing
         newline is dropped, so a key written by an editor still works).
 
-        Errors name the file's base name only. A file that others can read is used, with a
-        :class:`KeyFileWarning`: refusing would break shared set-ups that protect the key by
-        other means, but it is worth knowing.
+        Errors name the file's base name only, an NHS number in it withheld; a file of more
+        than a MiB (a device, an endless stream) is refused unread past that. A file that
+        others can read is used, with a :class:`KeyFileWarning`: refusing would break shared
+        set-ups that protect the key by other means, but it is worth knowing.
         """
         file = Path(path)
-        name = file.name or os.fspath(path)
+        name = withhold_nhs_numbers(file.name or os.fspath(path))
         try:
-            data = file.read_bytes()
-            mode = file.stat().st_mode
+            with file.open("rb") as stream:
+                data = stream.read(_MAX_KEY_FILE_BYTES + 1)
+                mode = os.fstat(stream.fileno()).st_mode
         except OSError as exc:
             raise ConfigurationError(
                 f"cannot read the pseudonym key file {name}: {exc.strerror or type(exc).__name__}"
             ) from None
+        if len(data) > _MAX_KEY_FILE_BYTES:
+            raise ConfigurationError(
+                f"the pseudonym key file {name} is too large to be a key (more than "
+                f"{_MAX_KEY_FILE_BYTES} bytes): is it a device or a stream?"
+            )
         if data.endswith(b"\r\n"):
             data = data[:-2]
         elif data.endswith(b"\n"):
@@ -126,9 +136,19 @@ class Pseudonymiser:
         return self._key_id
 
     def pseudonym(self, number: str) -> str:
-        """The pseudonym of one normalised NHS number (``""`` stays ``""``)."""
+        """The pseudonym of one normalised NHS number (``""`` stays ``""``).
+
+        Anything else — spaces or dashes left in, a wrong check digit, digits that are not
+        ASCII — is a :class:`~pamlib.errors.ValidationError` (not naming it), as for a column:
+        it would get a pseudonym that links to nothing.
+        """
         if number == "":
             return ""
+        if not isinstance(number, str) or _nhs_problem(number) is not None:
+            raise ValidationError(
+                "not a normalised NHS number",
+                [Problem("number", "nhs-number", _NOT_NORMALISED)],
+            )
         mac = self._base.copy()
         mac.update(number.encode("ascii"))
         return PSEUDONYM_PREFIX + mac.hexdigest()
@@ -147,22 +167,15 @@ class Pseudonymiser:
         for value in set(values):
             if value is None or value == "":
                 continue
-            if not isinstance(value, str) or _nhs_problem(value) is not None:
+            try:
+                table[value] = self.pseudonym(value)
+            except ValidationError:
                 bad = True
-                continue
-            table[value] = self.pseudonym(value)
         if bad:
-            rows = [i for i, v in enumerate(values) if v and v not in table]
+            rows = [i for i, v in enumerate(values) if v is not None and v != "" and v not in table]
             raise ValidationError(
                 f"not normalised NHS numbers ({len(rows)} rows)",
-                [
-                    Problem(
-                        f"row {i}",
-                        "nhs-number",
-                        "not a normalised NHS number (10 digits, valid check digit)",
-                    )
-                    for i in rows[:_MAX_REPORTED]
-                ],
+                [Problem(f"row {i}", "nhs-number", _NOT_NORMALISED) for i in rows[:_MAX_REPORTED]],
             )
         out = np.empty(len(values), dtype=object)
         out[:] = [table[v] if v else "" for v in values]
