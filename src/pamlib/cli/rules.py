@@ -73,14 +73,13 @@ def add_parser(subparsers: Any) -> None:
     )
     explain.add_argument(
         "--cutpoint-set",
-        default="current",
         help="cut points that band scores into levels (default current)",
     )
     explain.add_argument(
         "--not-scored", metavar="REASON", help="the assessment was not scored, for this reason"
     )
     explain.add_argument("--site")
-    explain.add_argument("--instrument", default="PAM-13", help="instrument id (default PAM-13)")
+    explain.add_argument("--instrument", help="instrument id (default PAM-13)")
     explain.add_argument("--language", help="language the questionnaire was answered in")
     explain.add_argument(
         "--flag",
@@ -140,7 +139,7 @@ def _usage_error(message: str) -> PamlibError:
 
 def _date(text: str | None, option: str) -> dt.date:
     if text is None:
-        return dt.datetime.now(dt.UTC).date()
+        return dt.date.today()  # noqa: DTZ011 - the local calendar is the one meant
     try:
         return dt.date.fromisoformat(text)
     except ValueError:
@@ -194,8 +193,27 @@ def _attributes(pairs: Sequence[str]) -> dict[str, str]:
         name, sep, value = pair.partition("=")
         if not sep or not name.strip():
             raise _usage_error(f"--attr takes NAME=VALUE, got {pair!r}")
+        if name.strip() in out:  # one value would be dropped
+            raise _usage_error(f"--attr {name.strip()} is given more than once")
         out[name.strip()] = value.strip()
     return out
+
+
+#: The options that describe the assessment: given with ``--input``, they would be ignored.
+_FACTS = (
+    "score",
+    "level",
+    "previous_score",
+    "previous_level",
+    "cutpoint_set",
+    "not_scored",
+    "site",
+    "instrument",
+    "language",
+    "flag",
+    "attr",
+    "assessed_on",
+)
 
 
 def _context_from_options(args: argparse.Namespace) -> Context:
@@ -208,9 +226,13 @@ def _context_from_options(args: argparse.Namespace) -> Context:
     scored = args.not_scored is None
     if scored and args.score is None and args.level is None:
         raise _usage_error("give --score and/or --level, --not-scored REASON, or --input")
-    cutpoints = None
-    if args.score is not None or args.previous_score is not None:
-        cutpoints = get_host().cutpoint_sets().get(args.cutpoint_set)
+    if not scored and (args.score is not None or args.level is not None):
+        raise _usage_error("--not-scored takes no --score or --level: they would be ignored")
+    cutpoint_set = "current" if args.cutpoint_set is None else args.cutpoint_set
+    # looked up even for a level alone: an unknown set is an error, never recorded
+    known = get_host().cutpoint_sets().get(cutpoint_set)
+    banding = args.score is not None or args.previous_score is not None
+    cutpoints = known if banding else None
     level = _level_of(args.level, args.score, "", cutpoints)
     previous_level = _level_of(args.previous_level, args.previous_score, "previous-", cutpoints)
     return Context(
@@ -221,12 +243,12 @@ def _context_from_options(args: argparse.Namespace) -> Context:
         previous_score=args.previous_score,
         previous_level=previous_level,
         assessed_on=_date(args.assessed_on, "--assessed-on"),
-        instrument=args.instrument,
+        instrument="PAM-13" if args.instrument is None else args.instrument,
         site=args.site,
         language=args.language,
         flags=frozenset(f.strip().lower() for f in args.flag),
         attributes=_attributes(args.attr),
-        cutpoint_set=args.cutpoint_set if scored and level is not None else None,
+        cutpoint_set=cutpoint_set if scored and level is not None else None,
         not_scored_reason=args.not_scored,
     )
 
@@ -282,6 +304,13 @@ def run_explain(args: argparse.Namespace) -> int:
     if args.input is not None or args.assessment_id is not None:
         if args.input is None or args.assessment_id is None:
             raise _usage_error("--input and --assessment-id go together")
+        given = [
+            f"--{name.replace('_', '-')}"
+            for name in _FACTS
+            if getattr(args, name) is not None and getattr(args, name) != []
+        ]
+        if given:  # the row's facts are explained: these would be silently ignored
+            raise _usage_error(f"--input takes the facts from the table, not {', '.join(given)}")
         context = _context_from_table(args.input, args.assessment_id)
     else:
         context = _context_from_options(args)
@@ -307,7 +336,7 @@ def run_overdue(args: argparse.Namespace) -> int:
     table = ScoredTable.read(args.input)
     if "reassess_by" not in table.column_names:
         table = tailor(table, _engine(args.rules))
-    entries = due_from_table(table)
+    entries = due_from_table(table, source=Path(args.input).name)
     statuses = reassessment_status(entries, on)
     # every cell goes through the spreadsheet protection of the other CSV outputs, after any
     # stripping, and rows with a bare CR are quoted

@@ -320,8 +320,12 @@ def _text(value: str | None) -> str | None:
 
 
 def parse_date(value: str | None) -> dt.date | None:
-    """An ISO date (``2025-03-01``; a time part is ignored), or ``None`` for an empty cell."""
+    """An ISO date (``2025-03-01``; a time part is ignored, as written), or ``None`` for an
+    empty cell. Anything after the date must be an ISO time (``2025-03-01garbage`` is no date:
+    ``ValueError``)."""
     text = (value or "").strip()
     if not text:
         return None
+    if len(text) > 10:
+        dt.datetime.fromisoformat(text)  # the whole of it, or a ValueError
     return dt.date.fromisoformat(text[:10])

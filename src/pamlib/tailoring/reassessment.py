@@ -22,6 +22,7 @@ import attrs
 
 from pamlib._months import add_months
 from pamlib.errors import ConfigurationError, Problem, ValidationError
+from pamlib.identity import normalise_nhs_number, shown_id
 from pamlib.tailoring.context import parse_date
 
 if TYPE_CHECKING:
@@ -80,8 +81,20 @@ class ReassessmentPolicy:
     window_months: tuple[int, int] = attrs.field(default=(6, 12), converter=_window)
 
     def due(self, assessed_on: dt.date, months: int | None = None) -> dt.date:
-        """The date reassessment is due, ``months`` (default interval) after ``assessed_on``."""
-        return add_months(assessed_on, self.interval_months if months is None else months)
+        """The date reassessment is due, ``months`` (default interval) after ``assessed_on``.
+
+        ``months`` is checked as the interval is (a whole number from 1 to 36, else a
+        :class:`~pamlib.errors.ConfigurationError`): never a due date on or before the
+        assessment. A due date after 9999-12-31 is a :class:`~pamlib.errors.ValidationError`
+        (tailoring gives such an assessment no date).
+        """
+        step = self.interval_months if months is None else _interval(months)
+        if assessed_on.year * 12 + assessed_on.month - 1 + step >= (dt.MAXYEAR + 1) * 12:
+            raise ValidationError(
+                "no reassessment date",
+                [Problem("assessed_on", "date", "the due date would be after 9999-12-31")],
+            )
+        return add_months(assessed_on, step)
 
     def window(self, assessed_on: dt.date) -> tuple[dt.date, dt.date]:
         """The first and last day of the follow-up window after ``assessed_on``; a day after
@@ -114,7 +127,8 @@ class PatientDue:
 
     patient_id: str = attrs.field(repr=False)
     status: DueStatus
-    assessment_id: str | None = None
+    #: shown without an NHS number an exporter built into it
+    assessment_id: str | None = attrs.field(default=None, repr=shown_id)
     assessed_on: dt.date | None = None
     reassess_by: dt.date | None = None
     window_closes: dt.date | None = None
@@ -126,7 +140,7 @@ class PatientDue:
 
 @attrs.frozen
 class _Entry:
-    patient_id: str
+    patient_id: str = attrs.field(repr=False)
     assessment_id: str
     assessed_on: dt.date
     reassess_by: dt.date
@@ -209,10 +223,25 @@ def overdue(
     return [s for s in reassessment_status(entries, on, policy=policy) if s.status == "overdue"]
 
 
-def due_from_table(table: ScoredTable) -> list[tuple[str, str, dt.date, dt.date | None]]:
+def _before(
+    number: int, assessed_on: dt.date, due: dt.date | None, prefix: str = ""
+) -> Problem | None:
+    """The problem of a due date before its assessment (row ``number``, 1 = first data row):
+    no interval gives one, so the table was edited or mixed up."""
+    if due is None or due >= assessed_on:
+        return None
+    return Problem(f"{prefix}row {number}: reassess_by", "date", "before assessed_on")
+
+
+def due_from_table(
+    table: ScoredTable, *, source: str | None = None
+) -> list[tuple[str, str, dt.date, dt.date | None]]:
     """Entries for :func:`reassessment_status` from a tailored
     :class:`~pamlib.tables.scored.ScoredTable` (one with ``reassess_by``), each patient by the
-    table's one patient key (:meth:`~pamlib.tables.scored.ScoredTable.patient_keys`)."""
+    table's one patient key (:meth:`~pamlib.tables.scored.ScoredTable.patient_keys`).
+
+    A ``reassess_by`` before its row's ``assessed_on`` is reported, naming the row (and
+    ``source``, the file, when given)."""
     if "reassess_by" not in table.column_names:
         raise ValidationError(
             "cannot list reassessments",
@@ -222,6 +251,14 @@ def due_from_table(table: ScoredTable) -> list[tuple[str, str, dt.date, dt.date 
     ids = table.text("assessment_id").tolist()
     days = table.column("assessed_on").to_pylist()
     due = table.column("reassess_by").to_pylist()
+    prefix = f"{source}: " if source else ""
+    problems = [
+        p
+        for number, (day, by) in enumerate(zip(days, due, strict=True), start=1)
+        if (p := _before(number, day, by, prefix)) is not None
+    ]
+    if problems:
+        raise ValidationError("cannot list reassessments", problems)
     return [
         (str(key), str(aid).strip(), day, by)
         for key, aid, day, by in zip(keys, ids, days, due, strict=True)
@@ -234,13 +271,24 @@ def due_from_rows(
     """Entries for :func:`reassessment_status` from rows with ``patient_id`` (or
     ``nhs_number``), ``assessment_id``, ``assessed_on`` and ``reassess_by`` columns.
 
-    Rows with neither identifier cannot be followed up and are reported, as are bad dates;
-    problems name the row number (1 = first data row), never an identifier.
+    Rows with neither identifier cannot be followed up and are reported, as are bad dates, a
+    due date before the assessment and an NHS number that is not one (a row without a
+    ``patient_id`` is followed up by its NHS number normalised: ``943 476 5919`` is
+    ``9434765919``); problems name the row number (1 = first data row), never an identifier.
     """
     out: list[tuple[str, str, dt.date, dt.date | None]] = []
     problems: list[Problem] = []
     for number, row in enumerate(rows, start=1):
-        key = (row.get("patient_id") or "").strip() or (row.get("nhs_number") or "").strip()
+        key = (row.get("patient_id") or "").strip()
+        nhs_number = (row.get("nhs_number") or "").strip()
+        if not key and nhs_number:
+            try:
+                key = normalise_nhs_number(nhs_number)
+            except ValidationError as error:
+                problems.extend(
+                    Problem(f"row {number}: nhs_number", p.code, p.message) for p in error.problems
+                )
+                continue
         if not key:
             problems.append(
                 Problem(f"row {number}", "patient", "no patient_id or nhs_number to follow up")
@@ -258,6 +306,10 @@ def due_from_rows(
             continue
         if assessed_on is None:
             problems.append(Problem(f"row {number}: assessed_on", "date", "missing"))
+            continue
+        before = _before(number, assessed_on, due)
+        if before is not None:
+            problems.append(before)
             continue
         out.append((key, (row.get("assessment_id") or "").strip(), assessed_on, due))
     if problems:
