@@ -182,7 +182,11 @@ class PluginError(PamlibError):
         else:
             from pamlib.identity import withhold_nhs_numbers  # identity imports this module
 
-            text = withhold_nhs_numbers(str(cause))
+            try:
+                text = withhold_nhs_numbers(str(cause))
+            except Exception:  # a plugin's exception whose __str__ fails: its type alone
+                super().__init__(f"{where}: {_type_and_place(cause)}")
+                return
             super().__init__(f"{where}: {type(cause).__name__}: {text}")
 
 

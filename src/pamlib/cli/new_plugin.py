@@ -5,10 +5,11 @@ Templates are package data (``pamlib/templates/plugin``), filled in with :class:
 entry point in group ``pamlib``, ``py.typed``, ``.gitignore``) and its own module, README and
 tests subclassing the kit.
 
-A name whose module would shadow the standard library, pamlib or one of pamlib's dependencies is
-refused. The package is written into a hidden folder beside the target and renamed into place
-when complete, so an interrupted or failed run leaves nothing under the final name; an existing
-target (even a dangling symbolic link) is never overwritten.
+A name whose module would shadow the standard library, pamlib or one of pamlib's dependencies, or
+that Windows keeps for a device (``con``, ``nul`` …), is refused. The package is written into a
+hidden folder beside the target and renamed into place when complete, so an interrupted or failed
+run leaves nothing under the final name; an existing target (even a dangling symbolic link) is
+never overwritten.
 """
 
 from __future__ import annotations
@@ -104,8 +105,15 @@ _RESERVED_MODULES = frozenset(
         "venv",
     }
 )
-#: Ids pamlib's built-in plugins register (providers, formats): a scaffold taking one clashes.
-_BUILTIN_IDS = frozenset({"demo", "rasch", "raw-sum", "csv", "fhir", "json", "parquet", "xlsx"})
+#: Ids pamlib's built-in plugins register (providers, formats), and ``pamlib`` (its rule ids'
+#: prefix): a scaffold taking one clashes.
+_BUILTIN_IDS = frozenset(
+    {"pamlib", "demo", "rasch", "raw-sum", "csv", "fhir", "json", "parquet", "xlsx"}
+)
+#: Names Windows keeps for devices: no file or folder there may have one (``con``, ``con.py``).
+_WINDOWS_DEVICES = frozenset(
+    {"con", "prn", "aux", "nul", *(f"{port}{n}" for port in ("com", "lpt") for n in range(10))}
+)
 _REQUIREMENT = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
 
@@ -181,6 +189,11 @@ def check_name(name: str) -> str:
             f"starting with a letter, at most {MAX_NAME} characters (e.g. pamlib-acme)"
         )
     module = name.replace("-", "_")
+    if module in _WINDOWS_DEVICES:
+        raise _usage_error(
+            f"plugin name {name!r}: Windows keeps that name for a device, so the package could "
+            f"not be checked out or installed there; choose another (e.g. pamlib-{name})"
+        )
     if module in _RESERVED_MODULES:
         raise _usage_error(
             f"plugin name {name!r}: a module {module!r} is imported by Python or the packaging "
@@ -202,8 +215,8 @@ def check_name(name: str) -> str:
     short = name.removeprefix("pamlib-").removeprefix("pamlib_").replace("_", "-")
     if short in _BUILTIN_IDS:
         raise _usage_error(
-            f"plugin name {name!r}: its provider/format id {short!r} is pamlib's own; "
-            "choose another"
+            f"plugin name {name!r}: its id {short!r} (its provider's or format's, and the start "
+            "of its rule ids) is pamlib's own; choose another"
         )
     return name
 
@@ -312,5 +325,7 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     target = create_plugin(args.name, args.kind, args.output_dir)
     print(f"created {args.kind} plugin {args.name} in {target}")
-    print(f"next: cd {target} && pip install -e '.[test]' && pytest")
+    import shlex
+
+    print(f"next: cd {shlex.quote(str(target))} && pip install -e '.[test]' && pytest")
     return 0

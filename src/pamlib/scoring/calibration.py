@@ -623,6 +623,11 @@ def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not a JSON number")
 
 
+#: The most of a calibration file that is read: a calibration is a few kilobytes; past this
+#: the name is a device (``/dev/zero``) or an endless stream, read no further.
+_MAX_CALIBRATION_BYTES = 16 << 20
+
+
 def load_calibration(
     path: str | os.PathLike[str],
     *,
@@ -642,12 +647,18 @@ def load_calibration(
             [Problem(name, "format", "a calibration file is .json or .toml")],
         )
     try:
-        data = file.read_bytes()
+        with file.open("rb") as stream:
+            data = stream.read(_MAX_CALIBRATION_BYTES + 1)
     except OSError as exc:
         raise CalibrationError(
             f"cannot read calibration file {name}",
             [Problem(name, "unreadable", exc.strerror or type(exc).__name__)],
         ) from None
+    if len(data) > _MAX_CALIBRATION_BYTES:  # a device or an endless stream, not a calibration
+        raise CalibrationError(
+            f"cannot read calibration file {name}",
+            [Problem(name, "too-large", f"more than {_MAX_CALIBRATION_BYTES >> 20} MiB")],
+        )
     duplicates: list[str] = []
 
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
