@@ -795,3 +795,40 @@ def test_writeback_is_asked_for_each_step_written_once_in_order(chunks: list[byt
         assert length >= 100
         start += length
     assert 0 <= sum(map(len, chunks)) - start < 100
+
+
+_SECOND_SIGNAL = """
+import os, signal, sys
+from pamlib.formats.guard import clean_interrupts
+try:
+    with clean_interrupts(final=sys.argv[1] == "final"):
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(1000):
+            pass
+except KeyboardInterrupt:
+    print("stopped", flush=True)
+os.kill(os.getpid(), signal.SIGINT)  # as pyarrow sends again a signal it caught, late
+for _ in range(1000):
+    pass
+print("ended as one interrupted run", flush=True)
+"""
+
+
+@pytest.mark.parametrize("final", [True, False], ids=["final", "embedded"])
+def test_case_03_a_late_second_interrupt_does_not_end_the_exit_by_a_signal(final: bool) -> None:
+    """Once an interrupt stopped the command line's run (``final``, its own process), a second
+    one (Ctrl-C pressed twice, pyarrow sending again a signal it caught) after the files are
+    cleaned up must not make the process die by that signal (status -2, not 130): it is
+    dropped. In a program that embeds pamlib the handlers it had are restored, as before."""
+    done = subprocess.run(
+        [sys.executable, "-c", _SECOND_SIGNAL, "final" if final else "embedded"],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.stdout.startswith(b"stopped\n")
+    if final:
+        assert done.returncode == 0, done.stderr
+        assert b"ended as one interrupted run" in done.stdout
+    else:
+        assert b"KeyboardInterrupt" in done.stderr

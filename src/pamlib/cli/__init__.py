@@ -20,9 +20,11 @@ one clean message on stderr, never a traceback (``--debug`` shows one). Exit sta
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import importlib
 import io
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -139,13 +141,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pamlib.formats.guard import clean_interrupts
 
     try:
-        with clean_interrupts():  # Ctrl-C or a kill: temporary files are removed
+        # Ctrl-C or a kill: temporary files are removed. In the command's own process one stop
+        # is enough: a signal sent again late (pyarrow re-sends one it caught) must not turn
+        # the exit, its files cleaned up, into a death by that signal.
+        with clean_interrupts(final=_own_process):
             return int(args.func(args) or 0)
     except UsageError as exc:
         return _fail(f"pamlib: error: {exc}", EXIT_USAGE, debug)
     except PamlibError as exc:  # a file that cannot be read (every problem "io"): exit 3
         problems = getattr(exc, "problems", ())
-        unreadable = bool(problems) and all(p.code == "io" for p in problems)
+        unreadable = bool(problems) and all(p.code in _UNREADABLE for p in problems)
         return _fail(f"pamlib: error: {exc}", EXIT_ENVIRONMENT if unreadable else EXIT_ERROR, debug)
     except KeyboardInterrupt:
         return _fail("pamlib: interrupted", INTERRUPTED, debug)
@@ -167,6 +172,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             "(its traceback may quote values of the input: remove them before you send it)"
         )
         return _fail(message, EXIT_BUG, debug)
+
+
+#: Problem codes of a file that could not be read (an input's ``io``, a rule file's ``read``, a
+#: calibration's ``unreadable``): the environment's failure, exit status 3.
+_UNREADABLE = frozenset({"io", "read", "unreadable"})
 
 
 def describe_os_error(exc: OSError) -> str:
@@ -212,9 +222,11 @@ def _fail(message: str, status: int, debug: bool) -> int:
         import traceback
 
         traceback.print_exc(file=sys.stderr)
-    from pamlib.identity import withhold_nhs_numbers  # an input's name may hold one
+    if any(c.isdigit() for c in message):  # an input's name may hold an NHS number
+        from pamlib.identity import withhold_nhs_numbers
 
-    print(withhold_nhs_numbers(message), file=sys.stderr)
+        message = withhold_nhs_numbers(message)
+    print(message, file=sys.stderr)
     return status
 
 
@@ -303,10 +315,22 @@ def _settle(*, keep_freed_memory: bool = False) -> None:
     if _own_process:
         gc.freeze()
         gc.enable()
+        _interrupts_are_pamlib_s()
         if keep_freed_memory:
             from pamlib import _heap
 
             _heap.keep_freed_memory()
+
+
+def _interrupts_are_pamlib_s() -> None:
+    """Leave Ctrl-C and SIGTERM to pamlib's own handling (:func:`~pamlib.formats.guard.
+    clean_interrupts`), where pyarrow is loaded: pyarrow's would catch one in a long call on
+    the main thread (the first block's split), cancel the tasks it gave its threads (still
+    running when the process then exits, which aborts it) and send the signal again, late.
+    Held, the signal is acted on once the call returns, a block's split later at most."""
+    pyarrow = sys.modules.get("pyarrow")
+    if pyarrow is not None:
+        pyarrow.enable_signal_handlers(False)
 
 
 def run() -> NoReturn:  # pragma: no cover - console entry point
@@ -319,4 +343,18 @@ def run() -> NoReturn:  # pragma: no cover - console entry point
         status = main()
     except KeyboardInterrupt:  # before the command ran (its parser, its modules loading)
         interrupted()
+    if status == INTERRUPTED:
+        _end_interrupted()
     sys.exit(status)
+
+
+def _end_interrupted() -> NoReturn:
+    """End an interrupted run now, its files already cleaned up: without the interpreter's
+    shutdown, in which threads of native libraries stopped mid-task (pyarrow's) can abort the
+    process ("terminate called without an active exception", status -6) or a late signal end
+    it by that signal, so that it ends as one interrupted run, status 130, every time."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            if stream is not None:
+                stream.flush()
+    os._exit(INTERRUPTED)

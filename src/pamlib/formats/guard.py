@@ -686,12 +686,16 @@ def _signals_deferred() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def clean_interrupts() -> Iterator[None]:
+def clean_interrupts(*, final: bool = False) -> Iterator[None]:
     """Within the block, Ctrl-C (SIGINT) raises :class:`KeyboardInterrupt` and SIGTERM raises
     :class:`Terminated` (a :class:`KeyboardInterrupt`) instead of killing the process, and
     neither can fall between creating a temporary file and recording it, so every temporary
     file is removed on the way out. Only in the main thread, and only for signals whose
-    handling nobody else has changed."""
+    handling nobody else has changed.
+
+    ``final`` (the process ends with the block: the command line's own): once one has
+    stopped the block, later signals are ignored to the end of the process rather than handed
+    back to the default handlers, which would end the exit itself by a signal."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -705,8 +709,9 @@ def clean_interrupts() -> Iterator[None]:
         yield
     finally:
         _let_signals_in()  # a signal already received is handled (and dropped) here
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        if not (final and _Interrupts.seen):  # else _on_signal drops every later one
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
 
 def _let_signals_in() -> None:
