@@ -142,8 +142,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         # Ctrl-C or a kill: temporary files are removed. In the command's own process one stop
-        # is enough: a signal sent again late (pyarrow re-sends one it caught) must not turn
-        # the exit, its files cleaned up, into a death by that signal.
+        # is enough: a signal sent again late (pyarrow re-sends one it caught in a long call)
+        # must not turn the exit, its files cleaned up, into a death by that signal.
         with clean_interrupts(final=_own_process):
             return int(args.func(args) or 0)
     except UsageError as exc:
@@ -315,22 +315,10 @@ def _settle(*, keep_freed_memory: bool = False) -> None:
     if _own_process:
         gc.freeze()
         gc.enable()
-        _interrupts_are_pamlib_s()
         if keep_freed_memory:
             from pamlib import _heap
 
             _heap.keep_freed_memory()
-
-
-def _interrupts_are_pamlib_s() -> None:
-    """Leave Ctrl-C and SIGTERM to pamlib's own handling (:func:`~pamlib.formats.guard.
-    clean_interrupts`), where pyarrow is loaded: pyarrow's would catch one in a long call on
-    the main thread (the first block's split), cancel the tasks it gave its threads (still
-    running when the process then exits, which aborts it) and send the signal again, late.
-    Held, the signal is acted on once the call returns, a block's split later at most."""
-    pyarrow = sys.modules.get("pyarrow")
-    if pyarrow is not None:
-        pyarrow.enable_signal_handlers(False)
 
 
 def run() -> NoReturn:  # pragma: no cover - console entry point
