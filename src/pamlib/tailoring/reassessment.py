@@ -89,12 +89,13 @@ class ReassessmentPolicy:
         (tailoring gives such an assessment no date).
         """
         step = self.interval_months if months is None else _interval(months)
-        if assessed_on.year * 12 + assessed_on.month - 1 + step >= (dt.MAXYEAR + 1) * 12:
+        try:
+            return add_months(assessed_on, step)
+        except (ValueError, OverflowError):  # the step is checked: only the year can be out
             raise ValidationError(
                 "no reassessment date",
                 [Problem("assessed_on", "date", "the due date would be after 9999-12-31")],
-            )
-        return add_months(assessed_on, step)
+            ) from None
 
     def window(self, assessed_on: dt.date) -> tuple[dt.date, dt.date]:
         """The first and last day of the follow-up window after ``assessed_on``; a day after
