@@ -12,6 +12,7 @@ Faults found (each has a test below):
 8. ``rules explain --level N --cutpoint-set NAME`` accepted an unknown cut-point set.
 9. ``rules explain --attr NAME=A --attr NAME=B`` silently dropped the first value.
 10. "today" (``rules overdue`` without ``--on``, ``rules explain`` without ``--assessed-on``) was the UTC date, not the local calendar date.
+11. ``reassessment_status(…, on=D)`` (and ``rules overdue --on D``) counted assessments dated after D: a patient reassessed later was "not due" on D.
 """  # noqa: E501 - one line a fault, as the brief asks
 
 from __future__ import annotations
@@ -210,7 +211,7 @@ def test_due_from_rows_links_one_nhs_number_however_written() -> None:
         _nhs_row("9434765919", "a2", "2024-08-01", "2025-02-01"),
     ]
     entries = due_from_rows(rows)
-    assert {e[0] for e in entries} == {NHS}
+    assert {e[0] for e in entries} == {f"nhs:{NHS}"}
     (status,) = reassessment_status(entries, dt.date(2024, 9, 1))
     assert (status.assessment_id, status.status) == ("a2", "not-due")
 
@@ -431,3 +432,39 @@ def test_a_rules_file_that_cannot_be_read_is_the_environment_s_failure(tmp_path:
     from pamlib.cli import main
 
     assert main(["rules", "check", str(tmp_path / "missing.toml")]) == 3
+
+
+# -- fault 11: the table as it stood on the day --------------------------------------------------
+
+
+def test_status_on_a_day_ignores_assessments_after_it() -> None:
+    """Who was overdue on D does not depend on what happened after D."""
+    d = dt.date
+    entries = [
+        ("p1", "a1", d(2024, 1, 10), d(2024, 7, 10)),
+        ("p1", "a2", d(2024, 10, 1), d(2025, 4, 1)),  # reassessed after the day asked about
+        ("p2", "a3", d(2024, 11, 1), d(2025, 5, 1)),  # first assessed after it
+    ]
+    on = d(2024, 9, 1)
+    (status,) = reassessment_status(entries, on)
+    assert (status.assessment_id, status.status, status.days_overdue) == ("a1", "overdue", 53)
+    # on a later day, both are there, and the reassessment counts
+    later = {s.assessment_id: s.status for s in reassessment_status(entries, d(2024, 12, 1))}
+    assert later == {"a2": "not-due", "a3": "not-due"}
+
+
+def test_rules_overdue_on_a_past_day_counts_patients_assessed_after_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = [
+        _row("A1", "P1", "2024-01-10", "45.0", "2", reassess_by="2024-07-10"),
+        _row("A2", "P1", "2024-10-01", "52.0", "3", reassess_by="2025-04-01"),
+        _row("A3", "P2", "2024-11-01", "60.0", "3", reassess_by="2025-05-01"),
+    ]
+    table = _write(tmp_path / "scored.csv", rows, ("reassess_by",))
+    assert main(["rules", "overdue", "--input", str(table), "--on", "2024-09-01", "--all"]) == 0
+    captured = capsys.readouterr()
+    listed = list(csv.DictReader(captured.out.splitlines()))
+    assert [(r["assessment_id"], r["status"]) for r in listed] == [("A1", "overdue")]
+    assert "1 patients on 2024-09-01: 1 overdue" in captured.err
+    assert "1 first assessed after 2024-09-01, not listed" in captured.err

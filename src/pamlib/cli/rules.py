@@ -371,10 +371,13 @@ def run_overdue(args: argparse.Namespace) -> int:
         k: sum(1 for s in statuses if s.status == k)
         for k in ("overdue", "due-soon", "not-due", "no-date")
     }
+    # a patient first assessed after --on has no status on that day: counted, not lost
+    later = len({e[0] for e in entries}) - len(statuses)
     print(
         f"{len(statuses)} patients on {on.isoformat()}: {counts['overdue']} overdue, "
         f"{counts['due-soon']} due within 30 days, {counts['not-due']} not yet due, "
-        f"{counts['no-date']} without a due date",
+        f"{counts['no-date']} without a due date"
+        + (f"; {later} first assessed after {on.isoformat()}, not listed" if later else ""),
         file=sys.stderr,
     )
     return 0

@@ -163,6 +163,10 @@ def reassessment_status(
     does not count as a reassessment. Ties on the date go to the later entry. Sorted most
     overdue first, then by assessment id.
 
+    Assessments dated after ``on`` had not happened on that day and are left out: a patient
+    reassessed later was still overdue then, and a patient first assessed later has no status
+    on ``on`` (no entry).
+
     >>> d = dt.date
     >>> status = reassessment_status(
     ...     [("p1", "a1", d(2024, 1, 10), d(2024, 7, 10)),
@@ -176,6 +180,8 @@ def reassessment_status(
     latest: dict[str, _Entry] = {}
     seen: dict[str, None] = {}
     for order, (patient_id, assessment_id, assessed_on, reassess_by) in enumerate(entries):
+        if assessed_on > on:
+            continue
         seen.setdefault(patient_id, None)
         if reassess_by is None:
             continue
@@ -274,8 +280,10 @@ def due_from_rows(
 
     Rows with neither identifier cannot be followed up and are reported, as are bad dates, a
     due date before the assessment and an NHS number that is not one (a row without a
-    ``patient_id`` is followed up by its NHS number normalised: ``943 476 5919`` is
-    ``9434765919``); problems name the row number (1 = first data row), never an identifier.
+    ``patient_id`` is followed up by its NHS number normalised and keyed as
+    :meth:`~pamlib.tables.scored.ScoredTable.patient_keys` keys it: ``943 476 5919`` is
+    ``nhs:9434765919``, never taken for a ``patient_id``); problems name the row number
+    (1 = first data row), never an identifier.
     """
     out: list[tuple[str, str, dt.date, dt.date | None]] = []
     problems: list[Problem] = []
@@ -284,7 +292,7 @@ def due_from_rows(
         nhs_number = (row.get("nhs_number") or "").strip()
         if not key and nhs_number:
             try:
-                key = normalise_nhs_number(nhs_number)
+                key = "nhs:" + normalise_nhs_number(nhs_number)
             except ValidationError as error:
                 problems.extend(
                     Problem(f"row {number}: nhs_number", p.code, p.message) for p in error.problems
