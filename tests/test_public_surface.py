@@ -121,6 +121,7 @@ MODEL = {
     "pamlib._moved",
     "pamlib._documents",
     "pamlib._config",
+    "pamlib._terminal",
 }
 STAGES = ("pamlib.scoring", "pamlib.tailoring", "pamlib.reporting", "pamlib.tables")
 ADAPTERS = ("pamlib.formats", "pamlib.fhir", "pamlib.serialize", "pamlib.spark")

@@ -14,17 +14,7 @@ import argparse
 import json
 from typing import Any
 
-#: Every control character (C0, DEL, C1) as the escape Python writes for it.
-_ESCAPES = {
-    c: chr(c).encode("unicode_escape").decode("ascii") for c in (*range(0x20), *range(0x7F, 0xA0))
-}
-
-
-def _shown(value: object) -> str:
-    """``value`` as text safe to print on a terminal: control characters escaped, and what
-    UTF-8 cannot encode (an undecodable file name) as a backslash escape."""
-    text = str(value).translate(_ESCAPES)
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+from pamlib._terminal import shown as _shown
 
 
 def add_parser(subparsers: Any) -> None:

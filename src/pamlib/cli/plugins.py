@@ -4,7 +4,8 @@ A plugin that failed to load is listed as ``failed`` (and disabled); one that fa
 as ``error``. Each error is one line naming the plugin, the hook and what was raised. One not
 loaded by choice is listed as ``disabled`` (the disable list), ``not-allowed`` (an entry point
 missing from the ``PAMLIB_PLUGINS`` allow-list) or ``unregistered``, with the reason; a name
-the allow-list gives that no installed plugin has, as ``not-found``.
+the allow-list gives that no installed plugin has, as ``not-found``. What a plugin says of
+itself is shown with its control characters escaped (``\x1b``), as the JSON output escapes them.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pamlib._terminal import shown
     from pamlib.plugins import get_host
 
     records = get_host().records()
@@ -57,15 +59,18 @@ def run(args: argparse.Namespace) -> int:
         )
         return 0
     for r in records:
+        # names, versions and messages come from the plugins themselves: escaped for the
+        # terminal, so that none can fake a line of the list or hide one
+        name = shown(r.name)
         if r.status == "not-found":  # a name of the allow-list: no version to show
-            print(f"{r.name} (not installed) — {r.status}")
+            print(f"{name} (not installed) — {r.status}")
         else:
             origin = "built-in" if r.builtin else "installed"
-            print(f"{r.name} {r.version or '?'} ({origin}) — {r.status}")
+            print(f"{name} {shown(r.version or '?')} ({origin}) — {r.status}")
         if r.reason:
-            print(f"    not loaded: {r.reason}")
+            print(f"    not loaded: {shown(r.reason)}")
         for kind, names in sorted(r.provides.items()):
-            print(f"    {kind}: {', '.join(names)}")
+            print(f"    {shown(kind)}: {shown(', '.join(names))}")
         for error in r.errors:
-            print(f"    error: {_line(error)}")
+            print(f"    error: {shown(_line(error))}")
     return 0

@@ -150,8 +150,9 @@ def _date(text: str | None, option: str) -> dt.date:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    from pamlib._terminal import shown as _shown
     from pamlib.tailoring._conditions import conditions_as_text
-    from pamlib.tailoring.engine import _shown, _sourced_warnings, build_engine
+    from pamlib.tailoring.engine import _sourced_warnings, build_engine
     from pamlib.tailoring.rules import FileRule, load_rules
 
     engine = build_engine(args.files)  # raises RuleError with every problem, in every file

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from pamlib._terminal import shown as _shown
 from pamlib.errors import ConfigurationError, Problem, RuleError, _raised_at
 from pamlib.pathways import Pathway, Recommendation, RuleTrace, TailoringOutcome
 from pamlib.tailoring.context import Context
@@ -836,18 +837,6 @@ def explain(
         lines.append("Notes:")
         lines.extend(f"      {_trace_line(t)}" for t in notes)
     return "\n".join(_shown(line) for line in lines)
-
-
-#: Every control character (C0, DEL, C1) as the escape Python writes for it.
-_ESCAPES = {
-    c: chr(c).encode("unicode_escape").decode("ascii") for c in (*range(0x20), *range(0x7F, 0xA0))
-}
-
-
-def _shown(text: str) -> str:
-    """``text`` safe to print on a terminal: its control characters escaped (``\\x1b``,
-    ``\\n``), so a rule file cannot move the cursor, change colours or fake a line."""
-    return text.translate(_ESCAPES)
 
 
 # -- checks that are not errors ----------------------------------------------------------------
