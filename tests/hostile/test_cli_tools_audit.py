@@ -18,6 +18,10 @@ Faults found (each test below names its fault):
   out.
 * calibration: a file that cannot be read (missing, a folder) exited 1 ("invalid") instead of 3
   (environment).
+* new-plugin: the staged package was renamed into place without being made durable: a crash
+  of the system could leave empty files under the final name.
+* plugins: a plugin's name and its error messages were printed raw: a plugin could fake a line
+  of the list (another plugin's status) or hide one.
 """
 
 from __future__ import annotations
@@ -270,3 +274,48 @@ def test_a_plugin_exception_without_text_is_still_reported() -> None:
 
     error = PluginError("p", None, BrokenError())
     assert "BrokenError" in str(error)
+
+
+def test_control_characters_of_a_plugin_are_escaped(capsys: pytest.CaptureFixture[str]) -> None:
+    """Fault: a plugin's name and messages were printed as given: ESC sequences and line breaks
+    reached the terminal."""
+    from pamlib.hookspecs import hookimpl
+    from pamlib.plugins import reset_host
+
+    class Faking:
+        @hookimpl
+        def pamlib_register_formats(self) -> object:
+            raise ValueError("broken\n\x1b[2Kfine 1.0 (installed) — ok")
+
+    host = PluginHost(load_entry_points=False, disabled=(), plugins={"fake\x1b[31m": Faking()})
+    reset_host(host)
+    try:
+        assert main(["plugins"]) == 0
+    finally:
+        reset_host(None)
+    out = capsys.readouterr().out
+    assert "\x1b" not in out
+    assert "fake\\x1b[31m ? (installed)" in out
+    assert "broken \\x1b[2Kfine 1.0" in out or "broken\\n\\x1b[2Kfine" in out
+    assert not any(line.startswith("fine") for line in out.splitlines())
+
+
+def test_the_scaffold_is_durable_before_it_has_its_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fault: renamed into place unsynced. Every file and folder is synced while staged, and
+    the parent after the rename."""
+    from pamlib.formats import guard
+
+    synced: list[Path] = []
+    monkeypatch.setattr(guard, "_sync_path", synced.append)
+    assert _new_plugin("pamlib-acme", tmp_path) == 0
+    *staged, parent = synced
+    assert parent == tmp_path, "the rename made durable"
+    staging = tmp_path / staged[0].relative_to(tmp_path).parts[0]
+    assert staging.name.startswith(".pamlib-acme.")
+    assert not staging.exists()
+    package = tmp_path / "pamlib-acme"
+    made = sorted(p.relative_to(package) for p in package.rglob("*"))
+    assert sorted(p.relative_to(staging) for p in staged if p != staging) == made
+    assert staging in staged

@@ -8,8 +8,9 @@ tests subclassing the kit.
 A name whose module would shadow the standard library, pamlib or one of pamlib's dependencies, or
 that Windows keeps for a device (``con``, ``nul`` …), is refused. The package is written into a
 hidden folder beside the target and renamed into place when complete, so an interrupted or failed
-run leaves nothing under the final name; an existing target (even a dangling symbolic link) is
-never overwritten.
+run leaves nothing under the final name, and its files are made durable (``fsync``) before the
+rename, so a crash of the system does not leave empty files under it either; an existing target
+(even a dangling symbolic link) is never overwritten.
 """
 
 from __future__ import annotations
@@ -244,6 +245,8 @@ def create_plugin(name: str, kind: str, output_dir: str | os.PathLike[str] = "."
     import string
     from importlib import resources
 
+    from pamlib.formats.guard import _sync_path
+
     values = _values(name, kind)
     templates = resources.files("pamlib").joinpath("templates", "plugin")
     planned: dict[tuple[str, ...], str] = {}
@@ -259,13 +262,20 @@ def create_plugin(name: str, kind: str, output_dir: str | os.PathLike[str] = "."
             staging.mkdir()
         except OSError as exc:
             raise type(exc)(exc.errno, exc.strerror, str(out)) from None
+        folders = {staging}
         for parts, text in planned.items():
             path = staging.joinpath(*parts)
             path.parent.mkdir(parents=True, exist_ok=True)
+            folders.update(path.parents)
             path.write_text(text, encoding="utf-8")
+        # durable before it has its name: a crash never leaves empty files under it
+        for path in [*(staging.joinpath(*parts) for parts in planned), *sorted(folders)]:
+            if staging == path or staging in path.parents:
+                _sync_path(path)
         if os.path.lexists(target):  # appeared while writing: still never overwritten
             raise _usage_error(f"{target} already exists; nothing was written")
         staging.rename(target)
+        _sync_path(out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         for folder in reversed(created):

@@ -337,7 +337,7 @@ class AtomicTarget:
         except OSError as exc:
             raise type(exc)(exc.errno, exc.strerror, str(final)) from None
         self._tmp = None
-        _sync_directory(final.parent)
+        _sync_path(final.parent)
 
     def discard(self) -> None:
         """Drop what was written: the final name is left as it was."""
@@ -443,12 +443,12 @@ def _open_file(fd: int, label: _PathLike) -> IO[bytes]:
     return _named(_Writeback(fd, "wb", closefd=True), label)
 
 
-def _sync_directory(folder: Path) -> None:
-    """Make a rename durable (POSIX; best effort)."""
+def _sync_path(path: Path) -> None:
+    """Make a file, or a folder's entries (a rename), durable (POSIX; best effort)."""
     if os.name != "posix":
         return
     with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:
