@@ -9,6 +9,7 @@ encoding (cp1252, latin-1, UTF-16, UTF-32) give what the UTF-8 file gives.
 
 from __future__ import annotations
 
+import csv
 import io
 import re
 from pathlib import Path
@@ -27,7 +28,7 @@ from pamlib.instruments import BUILTIN_INSTRUMENTS, Instrument
 from pamlib.pipeline import score_file
 from pamlib.plugins import PluginHost
 from pamlib.scoring.raw_sum import RawSumProvider
-from tests.csv_strategies import MessyFile, messy_files
+from tests.csv_strategies import ITEMS, MessyFile, messy_files
 from tests.oracles.csv_reader import (
     ORACLE_FORMAT,
     LocatedAssessment,
@@ -118,6 +119,59 @@ def test_the_columnar_reader_and_the_oracle_agree(
     lines = sorted([r[0] for r in a_records] + [r.line or 0 for r in a_rejects])
     assert lines == sorted(set(lines))
     assert all(line >= 2 for line in lines)
+
+
+_ALIKE_COLUMNS = ["patient_id", "nhs_number", "assessment_id", "assessed_on", "instrument", *ITEMS]
+_FAULTS = [
+    ("assessed_on", "2024-13-01"),
+    ("assessed_on", "2024-13-02"),
+    ("assessed_on", ""),
+    ("assessed_on", "  "),
+    ("assessed_on", "31/02/2024"),
+    ("assessed_on", "soon"),
+    ("instrument", "PAM-99"),
+    ("instrument", ""),
+    ("instrument", "pam 13"),
+    ("q03", "5"),
+    ("q13", "x"),
+    ("nhs_number", "1234567890"),
+    ("patient_id", ""),
+    ("assessment_id", ""),
+    ("assessment_id", "A0"),
+]
+
+
+@st.composite
+def _alike_rejects(draw: st.DrawFn) -> bytes:
+    """Valid rows, and rows with one or two faults drawn from a few spellings each, so that
+    many rows of a block share a fault: the rows whose one fault is a date or an instrument
+    take the message the record checks gave the first of them."""
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(_ALIKE_COLUMNS)
+    for i in range(draw(st.integers(1, 60))):
+        row = dict.fromkeys(ITEMS, "3")
+        row.update(patient_id=f"P{i}", nhs_number="", assessment_id=f"A{i}")
+        row.update(assessed_on="2024-03-01", instrument="PAM-13")
+        row.update(draw(st.lists(st.sampled_from(_FAULTS), max_size=2)))
+        writer.writerow([row[c] for c in _ALIKE_COLUMNS])
+    return out.getvalue().encode("utf-8")
+
+
+@settings(max_examples=60)
+@given(data=_alike_rejects(), chunk_rows=st.integers(1, 40))
+def test_rejects_that_share_a_fault_get_the_record_checks_message(
+    tmp_path_factory: pytest.TempPathFactory, data: bytes, chunk_rows: int
+) -> None:
+    path = tmp_path_factory.mktemp("alike") / "export.csv"
+    path.write_bytes(data)
+    arrow, oracle = _read_both(path, ReadOptions(chunk_rows=chunk_rows), 1 << 16)
+    a_records, a_rejects, _, _ = _records(arrow)
+    p_records, p_rejects, _, _ = _records(oracle)
+    assert a_records == p_records
+    assert [(r.line, r.code, r.message, dict(r.fields)) for r in a_rejects] == [
+        (r.line, r.code, r.message, dict(r.fields)) for r in p_rejects
+    ]
 
 
 @settings(max_examples=40)
