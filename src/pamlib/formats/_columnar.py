@@ -1067,13 +1067,10 @@ class ColumnChecker:
         take = _from_numpy(rows.astype(np.int64))
         # A record's fields in one tuple each: the columns' values, which are text
         values = [_compute().take(col, take).to_pylist() for col in columns]
-        # (column, spelling) of the rows whose one problem is that column's value
-        shared: dict[int, tuple[int, str]] = {}
+        # the column of the rows whose one problem is that column's value, else -1
+        sharing = np.full(rows.shape[0], -1, dtype=np.intp)
         for position, mask in alone.items():
-            picked = mask[rows]
-            if picked.any():
-                spelled = values[position]
-                shared.update((i, (position, spelled[i])) for i in np.flatnonzero(picked).tolist())
+            sharing[mask[rows]] = position
         known: dict[tuple[int, str], tuple[str, str] | None] = {}
         records = zip(*values, strict=True)
         repeat_message = reject_message([self.validator.repeat_problem()])
@@ -1082,12 +1079,12 @@ class ColumnChecker:
         missing_messages = ["" if p is None else reject_message([p]) for p in missing]
         source, unit, fields_of = self.source, self.unit, self.validator.fields_of
         header = self.layout.header
-        for j, (i, record, line) in enumerate(
-            zip(rows.tolist(), records, lines[rows].tolist(), strict=True)
+        for i, record, line, shared in zip(
+            rows.tolist(), records, lines[rows].tolist(), sharing.tolist(), strict=True
         ):
             fields = list(record)
             code = ""
-            spelling = shared.get(j)
+            spelling = None if shared < 0 else (shared, fields[shared])
             if only_repeated[i]:
                 code, message = "duplicate-assessment-id", repeat_message
             elif only_missing[i] >= 0:
