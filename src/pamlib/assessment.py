@@ -6,6 +6,7 @@ import datetime as dt
 import enum
 from collections.abc import Mapping
 from types import MappingProxyType
+from typing import Any
 
 import attrs
 import numpy as np
@@ -46,6 +47,8 @@ def _freeze(responses: Mapping[str, Response | int]) -> Mapping[str, Response]:
     frozen: dict[str, Response] = {}
     for item_id, value in responses.items():
         try:
+            if isinstance(value, bool | np.bool_):  # True == 1: not an answer, however equal
+                raise ValueError
             frozen[item_id] = Response(value)
         except ValueError:
             # kept as given so that every bad value is reported at once, not the first only
@@ -78,12 +81,16 @@ class Assessment:
     patient: Patient
     instrument: Instrument
     assessed_on: dt.date
-    responses: Mapping[str, Response] = attrs.field(converter=_freeze)
+    # read-only mappings, left out of the hash (which they cannot take part in): equal
+    # assessments still hash equal
+    responses: Mapping[str, Response] = attrs.field(converter=_freeze, hash=False)
     mode: Mode = Mode.UNKNOWN
     language: str = "en"
     site: str | None = None
     #: Integrator-supplied facts used by tailoring rules (condition, language need, age band…).
-    attributes: Mapping[str, str] = attrs.field(factory=dict, converter=_freeze_attributes)
+    attributes: Mapping[str, str] = attrs.field(
+        factory=dict, converter=_freeze_attributes, hash=False
+    )
 
     def __attrs_post_init__(self) -> None:
         problems: list[Problem] = []
@@ -116,6 +123,13 @@ class Assessment:
             problems.append(Problem("assessed_on", "date", "assessed_on must be a date"))
         if problems:
             raise ValidationError("invalid assessment", problems)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled (and copied) as its fields, rebuilt and checked again: a read-only mapping
+        does not pickle, and an assessment must reach a process pool."""
+        fields = (self.id, self.patient, self.instrument, self.assessed_on)
+        rest = (self.mode, self.language, self.site, dict(self.attributes))
+        return (Assessment, (*fields, dict(self.responses), *rest))
 
     def __repr__(self) -> str:
         return (

@@ -8,7 +8,9 @@ hook.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from types import MappingProxyType
+from typing import Any
 
 import attrs
 
@@ -25,6 +27,15 @@ def _item_ids(prefix: str, n: int) -> tuple[str, ...]:
     return tuple(f"{prefix}.{i:02d}" for i in range(1, n + 1))
 
 
+def _as_tuple(items: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """Items given as a list are a tuple: a frozen instrument stays hashable."""
+    return tuple(items) if isinstance(items, list) else items
+
+
+def _read_only(codes: Mapping[str, str]) -> Mapping[str, str]:
+    return MappingProxyType(dict(codes))
+
+
 @attrs.frozen
 class Instrument:
     """One PAM variant in one version: its id, its ordered item ids and its codes.
@@ -35,11 +46,17 @@ class Instrument:
 
     id: str
     name: str
-    items: tuple[str, ...]
+    items: tuple[str, ...] = attrs.field(converter=_as_tuple)
     version: str = "1"
     loinc_panel: str | None = None
-    item_loinc: dict[str, str] = attrs.field(factory=dict, hash=False)
+    #: Read-only: an instrument is shared by every user of a registry.
+    item_loinc: Mapping[str, str] = attrs.field(factory=dict, converter=_read_only, hash=False)
     n_categories: int = 4
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled (and copied) as its fields: a read-only mapping does not pickle."""
+        fields = (self.id, self.name, self.items, self.version, self.loinc_panel)
+        return (Instrument, (*fields, dict(self.item_loinc), self.n_categories))
 
     @property
     def n_items(self) -> int:

@@ -79,6 +79,12 @@ def _nan_to_none(value: float | None) -> float | None:
     return None if math.isnan(number) else number
 
 
+def _status(status: ScoreStatus | str) -> ScoreStatus:
+    """The status as the enum: ``"scored"`` equals :attr:`ScoreStatus.SCORED`, but
+    :attr:`ScoreResult.scored` (and the contract's check) ask ``is``."""
+    return status if type(status) is ScoreStatus else ScoreStatus(status)
+
+
 def _flags(flags: Iterable[Flag]) -> frozenset[Flag]:
     if isinstance(flags, frozenset) and all(type(f) is Flag for f in flags):
         return flags  # already what is stored: skip re-validating (one-assessment scoring)
@@ -95,7 +101,7 @@ class ScoreResult:
     """
 
     assessment_id: str = attrs.field(repr=shown_id)
-    status: ScoreStatus
+    status: ScoreStatus = attrs.field(converter=_status)
     provider: str
     provider_version: str
     n_answered: int
