@@ -47,8 +47,9 @@ def _freeze(responses: Mapping[str, Response | int]) -> Mapping[str, Response]:
     frozen: dict[str, Response] = {}
     for item_id, value in responses.items():
         try:
-            if isinstance(value, bool | np.bool_):  # True == 1: not an answer, however equal
-                raise ValueError
+            kind = type(value)  # an int or a Response told first: this runs for every answer
+            if kind is not int and kind is not Response and isinstance(value, bool | np.bool_):
+                raise ValueError  # True == 1: not an answer, however equal
             frozen[item_id] = Response(value)
         except ValueError:
             # kept as given so that every bad value is reported at once, not the first only
