@@ -95,8 +95,19 @@ class Assessment:
 
     def __attrs_post_init__(self) -> None:
         problems: list[Problem] = []
-        if not self.id or not str(self.id).strip():
+        given: object = self.id  # as given: any type may come from a caller
+        if not isinstance(given, str):
+            # what to_dict writes must read back: an id is text (named by type, never shown)
+            kind = type(given).__name__
+            problems.append(Problem("id", "type", f"an assessment's id is text, not a {kind}"))
+        elif not given.strip():
             problems.append(Problem("id", "empty", "an assessment needs an id"))
+        attributes: Mapping[str, object] = self.attributes  # as given: any value may come
+        for name, value in attributes.items():
+            if not isinstance(value, str):
+                kind = type(value).__name__
+                message = f"an attribute's value is text, not a {kind}"
+                problems.append(Problem(f"attributes[{name!r}]", "type", message))
         # the wrong kind of patient or instrument, named by its type only (a patient given as
         # text would be an identifier in the message and in every repr)
         patient: object = self.patient  # as given: any type may come from a caller
@@ -112,12 +123,12 @@ class Assessment:
             raise ValidationError("invalid assessment", problems)
         known = set(self.instrument.items)
         answers: Mapping[str, object] = self.responses  # may hold values _freeze could not read
-        for item_id, value in answers.items():
+        for item_id, answer in answers.items():
             where = f"responses[{item_id!r}]"
             if item_id not in known:
                 message = f"{self.instrument.id} has no item with this id"
                 problems.append(Problem(where, "unknown-item", message))
-            if not isinstance(value, Response):
+            if not isinstance(answer, Response):
                 message = "an answer is 1-4 or not applicable (-1)"
                 problems.append(Problem(where, "impossible-answer", message))
         if not _is_date(self.assessed_on):

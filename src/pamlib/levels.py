@@ -143,6 +143,10 @@ class CutpointSet:
         b, d = self.upper_bounds, self.decimals
         where = str(self.id)
         problems = []
+        given: object = self.id  # as given: a plugin may pass anything
+        if not isinstance(given, str) or not given.strip():
+            # a set is chosen and reported by its id: one without could not be named
+            problems.append(Problem("id", "empty", "a cut-point set needs an id (text)"))
         numbers = isinstance(b, tuple) and len(b) == 3 and all(_finite_number(x) for x in b)
         if not numbers or not (b[0] < b[1] < b[2]):
             message = "needs three strictly increasing upper bounds (finite numbers)"

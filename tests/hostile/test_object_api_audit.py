@@ -23,6 +23,9 @@ Faults found (one line each):
 9. An :class:`Assessment` could be neither hashed nor pickled (nor sent to a process pool).
 10. A frozen :class:`Instrument` held a mutable dict of item LOINC codes, and items given as a
     list made it unhashable.
+11. ``Assessment(5, …)`` and an attribute's value that was not text were accepted, and then
+    ``from_dict`` refused what ``to_dict`` wrote; ``CutpointSet("", …)`` had no id to be chosen
+    or reported by; a tailoring ``Context`` with attributes could not be pickled.
 """
 
 # ruff: noqa: S301 - every pickle loaded here was made by the test itself
@@ -644,3 +647,38 @@ def test_the_object_api_is_the_table_pipeline(provider: str, codes: npt.NDArray[
 def test_mode_given_as_text_is_the_mode() -> None:
     a = from_dict(ASSESSMENT | {"mode": "self-paper"}, Assessment, instruments=REGISTRY)
     assert a.mode is Mode.SELF_PAPER
+
+
+# -- 11. what the constructors let through ------------------------------------------------------
+
+
+def test_an_assessment_s_id_and_attributes_are_text() -> None:
+    day = dt.date(2024, 1, 1)
+    with pytest.raises(ValidationError) as caught:
+        Assessment(5, Patient(PID), PAM13, day, {})  # type: ignore[arg-type]
+    assert [(p.where, p.code) for p in caught.value.problems] == [("id", "type")]
+    with pytest.raises(ValidationError) as caught:
+        Assessment("a", Patient(PID), PAM13, day, {}, attributes={"age": 5})  # type: ignore[dict-item]
+    assert [(p.where, p.code) for p in caught.value.problems] == [("attributes['age']", "type")]
+    assert "5" not in str(caught.value)
+    ok = Assessment("a", Patient(PID), PAM13, day, {}, attributes={"age": "5"})
+    assert from_dict(to_dict(ok), Assessment, instruments=REGISTRY) == ok
+
+
+@pytest.mark.parametrize("name", ["", "  ", None])
+def test_a_cutpoint_set_needs_an_id(name: Any) -> None:
+    with pytest.raises(ValidationError) as caught:
+        CutpointSet(name, (40.0, 50.0, 60.0))
+    assert [(p.where, p.code) for p in caught.value.problems] == [("id", "empty")]
+
+
+def test_a_context_pickles_and_copies() -> None:
+    from pamlib.tailoring.context import Context
+
+    context = Context(
+        "A1", score=47.1, level=2, assessed_on=dt.date(2024, 1, 1), flags={"demo"},
+        attributes={"condition": " COPD "}, instrument="PAM-13",
+    )  # fmt: skip
+    assert pickle.loads(pickle.dumps(context)) == context
+    assert copy.copy(context) == context
+    assert copy.deepcopy(context).attributes == {"condition": "COPD"}

@@ -17,7 +17,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
@@ -193,6 +193,12 @@ class Context:
                 problems.append(Problem(f"context: {name}", "bad-score", message))
         if problems:
             raise ValidationError("not a context tailoring can use", problems)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled (and copied) as its fields: a read-only mapping does not pickle, and a
+        context may go to a process pool with the rule that tests it."""
+        values = [getattr(self, f.name) for f in attrs.fields(Context)]
+        return (Context, tuple(dict(v) if v is self.attributes else v for v in values))
 
     def __repr__(self) -> str:
         level = None if self.level is None else int(self.level)
