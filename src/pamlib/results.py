@@ -66,19 +66,16 @@ class Flag(enum.StrEnum):
 
 
 def _nan_to_none(value: float | None) -> float | None:
-    """A finite number, ``None`` where NaN. ``True`` is refused, not read as 1.0 (a provider's
-    column of flags passed as a score), as are text and other non-numbers, and infinities (no
-    scale holds one, and JSON cannot write one)."""
+    """A number, ``None`` where NaN. ``True`` is refused, not read as 1.0 (a provider's
+    column of flags passed as a score), as are text and other non-numbers."""
     given: object = value  # as given: a provider may pass anything
-    if type(given) is float and given - given == 0.0:  # finite: told first, for every result
-        return given
+    if type(given) is float:  # the usual case, told first: this runs for every result
+        return None if given != given else given  # noqa: PLR0124 - NaN is not itself
     if given is None:
         return None
     if isinstance(given, bool) or not isinstance(given, numbers.Real):
         raise TypeError(f"a number was expected, not a {type(given).__name__}")
     number = float(given)
-    if math.isinf(number):
-        raise ValueError("a finite number was expected")
     return None if math.isnan(number) else number
 
 

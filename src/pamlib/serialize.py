@@ -423,8 +423,35 @@ def from_dict(data: Any, cls: type[T], *, instruments: InstrumentRegistry | None
 
 
 def dumps(obj: object, **kwargs: Any) -> str:
-    """``obj`` as a JSON string (keyword arguments go to :func:`json.dumps`)."""
-    return json.dumps(to_dict(obj), **kwargs)
+    """``obj`` as a JSON string (keyword arguments go to :func:`json.dumps`).
+
+    A number JSON cannot hold (an infinity, in a result built by hand: a provider's is refused
+    before) is a :class:`ValidationError` at its path, not ``Infinity``, which is not JSON and
+    which :func:`loads` refuses.
+    """
+    data = to_dict(obj)
+    kwargs.setdefault("allow_nan", False)
+    try:
+        return json.dumps(data, **kwargs)
+    except ValueError:
+        found = [
+            Problem(path, "not-finite", "a number JSON cannot hold (an infinity)")
+            for path in _not_finite(data, "$")
+        ]
+        if not found:
+            raise
+        raise ValidationError(f"cannot write {type(obj).__name__} as JSON", found) from None
+
+
+def _not_finite(value: Any, path: str) -> list[str]:
+    """The paths of the numbers in ``value`` that are not finite."""
+    if isinstance(value, float):
+        return [] if math.isfinite(value) else [path]
+    if isinstance(value, Mapping):
+        return [p for k, v in value.items() for p in _not_finite(v, _join(path, str(k)))]
+    if isinstance(value, list | tuple):
+        return [p for i, v in enumerate(value) for p in _not_finite(v, f"{path}[{i}]")]
+    return []
 
 
 def loads(text: str | bytes, cls: type[T], *, instruments: InstrumentRegistry | None = None) -> T:

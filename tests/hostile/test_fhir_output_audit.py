@@ -146,10 +146,7 @@ def test_a_number_that_is_not_finite_is_refused_not_written_as_infinity(
     field: str, tmp_path: Path
 ) -> None:
     infinite: dict[str, Any] = {field: float("inf")}
-    with pytest.raises(ValueError, match="finite"):  # a result refuses one itself now
-        result(**infinite)
-    bad = result()
-    object.__setattr__(bad, field, float("inf"))  # and the writer still, should one get by
+    bad = result(**infinite)
     out = tmp_path / "out.json"
     with pytest.raises(FormatError) as caught:
         write_fhir(out, [assessment()], [bad])

@@ -26,8 +26,8 @@ Faults found (one line each):
 11. ``Assessment(5, …)`` and an attribute's value that was not text were accepted, and then
     ``from_dict`` refused what ``to_dict`` wrote; ``CutpointSet("", …)`` had no id to be chosen
     or reported by; a tailoring ``Context`` with attributes could not be pickled.
-12. A ``ScoreResult`` built by hand with an infinite score was accepted, and ``dumps`` then wrote
-    ``Infinity``, which is not JSON (and which ``loads`` refuses).
+12. ``dumps`` wrote an infinity in a result built by hand as ``Infinity``, which is not JSON
+    (and which ``loads`` refuses).
 """
 
 # ruff: noqa: S301 - every pickle loaded here was made by the test itself
@@ -687,7 +687,9 @@ def test_a_context_pickles_and_copies() -> None:
 
 
 @pytest.mark.parametrize("value", [math.inf, -math.inf, np.float64(np.inf)])
-def test_a_result_holds_no_infinity(value: float) -> None:
-    with pytest.raises(ValueError, match="finite"):
-        ScoreResult("a", ScoreStatus.SCORED, "p", "1", 13, theta=value)
+def test_dumps_refuses_an_infinity_at_its_path(value: float) -> None:
+    result = ScoreResult("a", ScoreStatus.SCORED, "p", "1", 13, theta=value)
+    with pytest.raises(ValidationError) as caught:
+        dumps(result)
+    assert [(p.where, p.code) for p in caught.value.problems] == [("$.theta", "not-finite")]
     assert ScoreResult("a", ScoreStatus.SCORED, "p", "1", 13, theta=math.nan).theta is None
