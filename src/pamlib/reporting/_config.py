@@ -73,8 +73,9 @@ class SuppressionRule:
     A count ``c`` with ``low <= c <= high`` is *primarily* suppressed and shown as ``symbol``.
     Percentages, means and SDs computed from a suppressed count are suppressed with it, and
     *secondary* suppression hides further cells until no published additive identity (a
-    row or column total, a total over groups, …) has exactly one hidden term. Zero counts are
-    never suppressed. See ``docs/reporting.rst`` for the full rules.
+    row or column total, a total over groups, …), alone or combined with the others, gives a
+    hidden count away, even to a reader who knows that every hidden count is at least 1. Zero
+    counts are never suppressed. See ``docs/reporting.rst`` for the full rules.
     """
 
     low: int = 1

@@ -122,7 +122,8 @@ class ReportContext:
     #: ``scored``, ``not_scored``, ``rejected``, ``blank``), so that records rejected before the
     #: table are said in the report too; ``None`` for a report of a scored table. Published, only
     #: ``rejected`` (suppressed as any count is): the others equal figures the suppression may
-    #: hide (``scored`` is ``n_assessments``), and would give them away.
+    #: hide (``not_scored`` is ``assessments_not_used.not-scored``, ``scored`` the rest of
+    #: ``n_assessments``), and would give them away.
     scoring: tuple[tuple[str, int | str], ...] | None = None
 
     def files(self, role: str) -> tuple[SourceFile, ...]:

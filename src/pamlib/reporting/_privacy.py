@@ -11,9 +11,10 @@ grouping by a column publishes its values. A column is refused when
   a single patient, and at least :data:`MIN_SINGLETON_GROUPS` groups do (``--group-by ref``
   where ``ref`` is a pass-through hospital number); or
 * any of its values **is** an identifier of the table: a patient's key (its ``patient_id``,
-  NHS number or pseudonym) or an assessment id, or holds an NHS number anywhere in it (ten
-  digits, spaces and dashes aside, with a valid check digit) (:func:`check_not_identifiers`: a
-  column that mixes a few identifiers with other values passes the count above).
+  NHS number or pseudonym) or an assessment id, spaces around and letter case aside (``" X001"``
+  names the patient ``X001`` to any reader), or holds an NHS number anywhere in it (ten digits,
+  spaces and dashes aside, with a valid check digit) (:func:`check_not_identifiers`: a column
+  that mixes a few identifiers with other values passes the count above).
 
 The values a report lists in its context (providers and their versions, calibrations, cut-point
 sets) are checked the same way.
@@ -167,6 +168,7 @@ def check_groups(
 def _keys_of(value: str) -> list[str]:
     """The patient keys ``value`` would be (see ``ScoredTable.patient_keys``): itself, an NHS
     number's digits after ``nhs:``, a pseudonym after ``pseudonym:``."""
+    value = value.strip()
     return [value, f"nhs:{nhs_digits(value)}", f"pseudonym:{value}"]
 
 
@@ -178,20 +180,29 @@ def _looks_like_nhs_number(value: str) -> bool:
     return holds_nhs_number(value)
 
 
+def _comparable(texts: Any) -> Any:
+    """Arrow text as identifiers are compared: spaces around and letter case aside."""
+    import pyarrow.compute as pc
+
+    return pc.utf8_lower(pc.utf8_trim_whitespace(texts))
+
+
 def _holds_any(column: Any, values: list[str]) -> bool:
+    """Whether ``column`` (Arrow text) holds any of ``values``, spaces around and letter case
+    aside, a chunk (or a dictionary's distinct texts) at a time."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     from pamlib.formats._arrow import text_array
 
     chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
-    wanted = text_array(values)
+    wanted = _comparable(text_array(values))
     for chunk in chunks:
         # a dictionary's distinct texts give the same answer as its rows
         texts = chunk.dictionary if isinstance(chunk, pa.DictionaryArray) else chunk
         if not pa.types.is_string(texts.type):
             texts = pc.cast(texts, pa.string())
-        if len(texts) and pc.any(pc.is_in(texts, value_set=wanted)).as_py():
+        if len(texts) and pc.any(pc.is_in(_comparable(texts), value_set=wanted)).as_py():
             return True
     return False
 
@@ -204,11 +215,12 @@ def check_not_identifiers(
     use: str = "group by",
 ) -> None:
     """Raise :class:`IdentifyingColumnError` when any value a report would show of a column
-    (``shown`` maps each column's name to those values) is one of the table's identifiers: a
-    patient key (``patient_keys``, as :meth:`~pamlib.tables.scored.ScoredTable.patient_keys`
-    makes them) or an assessment id (both Arrow string arrays, plain or dictionary-encoded,
-    whole or chunked). Arrow looks the few values up in the identifier columns, once for every
-    column; no identifier becomes a Python object, and the message quotes none."""
+    (``shown`` maps each column's name to those values) is one of the table's identifiers,
+    spaces around and letter case aside: a patient key (``patient_keys``, as
+    :meth:`~pamlib.tables.scored.ScoredTable.patient_keys` makes them) or an assessment id
+    (both Arrow string arrays, plain or dictionary-encoded, whole or chunked). Arrow looks the
+    few values up in the identifier columns, once for every column; no identifier becomes a
+    Python object, and the message quotes none."""
     values = {
         name: sorted({v for v in (str(x) for x in found) if v.strip()})
         for name, found in shown.items()

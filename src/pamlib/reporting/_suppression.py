@@ -4,14 +4,17 @@
    Zero is never hidden.
 2. **Secondary**: the summary lists its additive identities (``n_baseline`` = sum of the
    baseline level counts; each transition row and column total; ``n_patients`` =
-   ``n_baseline`` + patients never scored; every overall count = the sum over groups; …). While
-   some identity has *exactly one* hidden term, that term could be recomputed from the others, so
-   one more term of that identity is hidden: among its positive terms not yet hidden, the one
+   ``n_baseline`` + patients never scored; every overall count = the sum over groups; …). An
+   identity *gives a hidden term away* when it has exactly one hidden term (recomputed from the
+   others), or when its hidden terms are all on one side and add up to their number: zero is
+   never hidden, so every hidden count is at least 1, and ``22 = 20 + * + *`` makes both 1.
+   Such an identity has one more term hidden: among its positive terms not yet hidden, the one
    *the fewest other figures rest on* (identities it is a term of, plus percentages, means and
    SDs computed from it), then the smallest, then the first in the summary's order. So an inner
    cell goes before a total that feeds a whole distribution's percentages. This repeats until no
-   identity has exactly one hidden term. Hidden terms are always positive, so a term to hide
-   always exists.
+   identity gives a hidden term away. Hidden terms are always positive, so a term to hide
+   always exists (the other side of an identity whose hidden terms are on one side is shown and
+   at least their sum).
 3. **Combined**: the identities can also be combined (the patients are the denominator plus
    each exclusion; a level count equals an exclusion count; a group's count is the cohort's
    less the other groups'; …). All of them are read as linear equations in the hidden counts,
@@ -23,15 +26,22 @@
    chosen as in step 2; then step 2 again, until
    nothing changes. The system is solved by blocks, each scope's own identities first, then
    the totals over groups on what they leave free (see :class:`_System`).
-4. **Derived**: a percentage, mean or SD is hidden when any count it is computed from is hidden
+4. **Bounded**: a reader also knows that every hidden count is at least 1 (zero is never
+   hidden), and the identities combined with that bound can pin a count the equations alone
+   leave free (a transition cell of 7 that is ``6 + *`` by the margins and at most
+   ``9 - 1 - 1``). The hidden counts move together only along directions that keep every
+   identity and lower no hidden count of 1; a hidden count no such direction moves has one
+   more term hidden, as in step 3 (see :meth:`_System.pinned`); then steps 2 and 3 again.
+5. **Derived**: a percentage, mean or SD is hidden when any count it is computed from is hidden
    (both the numerator and the denominator of a percentage: either one with the percentage gives
    the other).
 
 What this guarantees: no published count lies in ``low..high``, no derived value rests on a
 hidden count, and no hidden count follows from the published counts through the summary's
-identities, alone or combined, within a scope or across scopes. Inequalities (counts are not
-negative; a level count is at least the histogram bins inside its cut points) can still narrow
-a hidden value, or in rare cases fix it.
+identities, alone or combined, within a scope or across scopes, even knowing that every hidden
+count is at least 1 (a property test checks it in exact fractions). Other inequalities (a level
+count is at least the histogram bins inside its cut points), or the counts being whole numbers
+(a count held between 7 and 7.5 is 7), can still narrow a hidden value, or in rare cases fix it.
 """
 
 from __future__ import annotations
@@ -70,15 +80,27 @@ def hidden_counts(summary: CohortSummary, rule: SuppressionRule) -> set[str]:
     def preferred(terms: list[str]) -> str:
         return min(terms, key=lambda t: (resting[t], count[t], position[t]))
 
+    def gives_away(lhs: tuple[str, ...], rhs: tuple[str, ...]) -> bool:
+        """Whether the identity gives a hidden term away (step 2): one hidden term, or hidden
+        terms all on one side adding up to their number (each at least 1, so each is 1)."""
+        left = [t for t in lhs if t in hidden]
+        right = [t for t in rhs if t in hidden]
+        if len(left) + len(right) == 1:
+            return True
+        if left and right:
+            return False
+        one_side = left or right
+        return bool(one_side) and sum(count[t] for t in one_side) == len(one_side)
+
     def single() -> bool:
         """Step 2 to its fixed point; whether it hid anything."""
         changed, any_added = True, False
         while changed:
             changed = False
             for lhs, rhs in summary.identities:
-                terms = (*lhs, *rhs)
-                if sum(t in hidden for t in terms) != 1:
+                if not gives_away(lhs, rhs):
                     continue
+                terms = (*lhs, *rhs)
                 shown = [t for t in terms if t not in hidden and count[t] > 0]
                 hidden.add(preferred(shown))
                 changed = any_added = True
@@ -86,23 +108,36 @@ def hidden_counts(summary: CohortSummary, rule: SuppressionRule) -> set[str]:
 
     system = _System(summary.identities, position)
 
+    def unfix(key: str) -> bool:
+        """Hide one more term near a fixed count: from the count's own scope's identities
+        where one is shown, else from an identity across scopes it is in, else from any of
+        its scope's, … (:meth:`_System.candidates`); whether one was found."""
+        for candidates in system.candidates(key):
+            shown = [t for t in candidates if t not in hidden and count[t] > 0]
+            if shown:
+                hidden.add(preferred(shown))
+                return True
+        return False
+
     def combined() -> bool:
         """Step 3: one more term for each hidden count that the identities fix together;
-        whether it hid anything. The term comes from the count's own scope's identities
-        where one is shown, else from an identity across scopes it is in, else from any of
-        its scope's."""
+        whether it hid anything."""
         added = False
-        for key in system.fixed(hidden):
-            for candidates in system.candidates(key):
-                shown = [t for t in candidates if t not in hidden and count[t] > 0]
-                if shown:
-                    hidden.add(preferred(shown))
-                    added = True
-                    break
+        for key in system.fixed(hidden):  # every one, not up to the first
+            added |= unfix(key)
+        return added
+
+    def bounded() -> bool:
+        """Step 4: one more term for each hidden count that the identities fix once every
+        hidden count is known to be at least 1; whether it hid anything."""
+        ones = {k for k in hidden if count[k] == 1}
+        added = False
+        for key in system.pinned(hidden, ones):  # every one, not up to the first
+            added |= unfix(key)
         return added
 
     single()
-    while combined():
+    while combined() or bounded():
         single()
     return hidden
 
@@ -240,25 +275,34 @@ class _System:
         yield list(dict.fromkeys(near))
         yield sorted(self.scope_of, key=self.position.__getitem__)
 
-    def fixed(self, hidden: set[str]) -> list[str]:
-        """The hidden counts whose value the identities together fix, the published counts
-        known (every solution gives them the same value)."""
+    def _blocks(
+        self, hidden: set[str]
+    ) -> tuple[dict[str, list[str]], dict[str, npt.NDArray[np.float64]], npt.NDArray[np.float64]]:
+        """The hidden counts by scope, each scope's null-space basis on them, and ``M``: the
+        identities across scopes on those bases (the rows that say something), with a column
+        for each basis vector, scope after scope."""
         names: dict[str, list[str]] = {}
         for term in sorted(hidden & self.scope_of.keys(), key=self.position.__getitem__):
             names.setdefault(self.scope_of[term], []).append(term)
         picks = {g: [self._column[k] for k in keys] for g, keys in names.items()}
         bases = {g: self._basis(g, picks[g]) for g in names}
-        fixed = []
-        cross = np.zeros((len(self.across), 0))
+        cross = np.zeros((0, sum(b.shape[1] for b in bases.values())))
         if self.across and names:
             cross = np.hstack([self._outer[g][:, picks[g]] @ bases[g] for g in names])
             cross = cross[np.abs(cross).max(axis=1, initial=0.0) > 1e-12]  # rows that say something
+        return names, bases, cross
+
+    def fixed(self, hidden: set[str]) -> list[str]:
+        """The hidden counts whose value the identities together fix, the published counts
+        known (every solution gives them the same value)."""
+        names, bases, cross = self._blocks(hidden)
+        fixed = []
         if cross.any():
             _, singular, vt = np.linalg.svd(cross, full_matrices=False)
             rank = int((singular > _tolerance(cross, singular)).sum())
             rows = vt[:rank]  # an orthonormal basis of M's row space
         else:
-            rows = np.zeros((0, sum(b.shape[1] for b in bases.values())))
+            rows = np.zeros((0, cross.shape[1]))
         start = 0
         for g, basis in bases.items():
             end = start + basis.shape[1]
@@ -267,6 +311,140 @@ class _System:
             fixed += [names[g][i] for i in np.flatnonzero(left < 1e-10).tolist()]
             start = end
         return sorted(fixed, key=self.position.__getitem__)
+
+    def pinned(self, hidden: set[str], ones: set[str]) -> list[str]:
+        """The hidden counts fixed once every hidden count is known to be at least 1 (zero is
+        never hidden), the published counts known: ``ones`` are the hidden counts of 1.
+
+        The hidden counts may move together along any direction that keeps every identity
+        (each scope's basis ``N``, restricted by ``M``: the null space of ``M`` in ``N``'s
+        coordinates), but a count of 1 only upwards. A count of 1 that no such direction
+        raises is fixed, and with those known, so are the counts :meth:`fixed` then finds. A
+        count above 1 may move either way, so only counts of 1 can be held (the solutions
+        are a convex set). The directions' changes to the counts of 1 are summed up by their
+        Gram matrix ``A Aᵀ`` (``A``: a row per count of 1), made from ``N`` and ``M``'s row
+        space without the null space of ``M`` itself, which is large."""
+        names, bases, cross = self._blocks(hidden)
+        tight = [(g, i) for g, keys in names.items() for i, k in enumerate(keys) if k in ones]
+        if not tight:
+            return []
+        offset, start = {}, 0
+        for g, basis in bases.items():
+            offset[g], start = start, start + basis.shape[1]
+        rows = np.zeros((0, start))
+        if cross.any():
+            _, singular, vt = np.linalg.svd(cross, full_matrices=False)
+            rows = vt[: int((singular > _tolerance(cross, singular)).sum())]
+        # A = T (I - rowsᵀ rows), T the counts' rows of their bases: A Aᵀ = T Tᵀ - (T rowsᵀ)(…)ᵀ
+        gram = np.zeros((len(tight), len(tight)))
+        by_scope: dict[str, list[int]] = {}
+        for j, (g, _) in enumerate(tight):
+            by_scope.setdefault(g, []).append(j)
+        for g, js in by_scope.items():
+            own = bases[g][[tight[j][1] for j in js]]
+            gram[np.ix_(js, js)] = own @ own.T
+        if rows.shape[0]:
+            across = np.vstack(
+                [
+                    bases[g][i] @ rows[:, offset[g] : offset[g] + bases[g].shape[1]].T
+                    for g, i in tight
+                ]
+            )
+            gram -= across @ across.T
+        held = {names[g][i] for (g, i), stuck in zip(tight, _held(gram), strict=True) if stuck}
+        if not held:
+            return []
+        return sorted(held | set(self.fixed(hidden - held)), key=self.position.__getitem__)
+
+
+def _span(gram: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """An orthonormal basis (columns) of the column space of a Gram matrix ``A Aᵀ``, which is
+    ``A``'s."""
+    if not gram.size:
+        return np.zeros((gram.shape[0], 0))
+    values, vectors = np.linalg.eigh(gram)
+    largest = float(np.abs(values).max())
+    return vectors[:, values > gram.shape[0] * np.finfo(np.float64).eps * max(largest, 1.0)]
+
+
+def _held(gram: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
+    """Which of some counts no direction raises while none of them falls: ``gram`` is
+    ``A Aᵀ``, ``A`` holding a row for each count, its change along each direction.
+
+    By Tucker's theorem the counts split in two: those some direction ``v`` in the span ``V``
+    of the directions raises with none falling (``v >= 0``), and those some ``w >= 0``
+    orthogonal to ``V`` holds (``w @ v = 0`` for every direction, so ``v`` cannot raise them
+    without lowering another). A count that some direction raises alone (its unit vector is
+    in ``V``) is free, and the free ones may then take any change, so only the rest are
+    looked at. Of them, with ``u`` the projection of the all-ones vector on their ``V``,
+    ``1 - u`` is orthogonal to ``V``: where ``u <= 1`` it holds the counts with ``u < 1``;
+    where the projection of the others' all-ones vector on the directions that leave those
+    unchanged is positive, it raises all the others. Otherwise a linear programme decides
+    (:func:`_raised`)."""
+    tol = 1e-9
+    span = _span(gram)
+    held = np.zeros(gram.shape[0], dtype=np.bool_)
+    left = np.flatnonzero((span * span).sum(axis=1) <= 1 - tol)
+    if not left.size:
+        return held
+    span = _span(gram[np.ix_(left, left)])
+    u = span @ span.sum(axis=0)
+    if u.max(initial=0.0) <= 1 + tol:
+        stuck = u < 1 - tol
+        keep = span[stuck]
+        unchanged = span @ _null_space(keep) if keep.size else span
+        raised = unchanged @ unchanged[~stuck].sum(axis=0)
+        if (raised[~stuck] > tol).all():
+            held[left[stuck]] = True
+            return held
+    held[left[~_raised(span)]] = True
+    return held
+
+
+def _raised(span: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
+    """The counts that some vector of the column space of ``span`` raises while lowering none
+    (the largest such set: any two such vectors add up to one), by the simplex method:
+    maximise ``sum(y)`` with ``span @ z >= y``, ``0 <= y <= 1``, ``z`` free.
+
+    Most right-hand sides are 0, so the problem is degenerate: they are perturbed by less
+    than a millionth (distinct, so no two pivots tie), which cannot make a held count look
+    raised (that would need ``y`` above one half) and keeps the largest-coefficient rule from
+    stalling. Should it ever fail to finish, every count is taken as held, so the caller
+    hides more rather than less."""
+    m, k = span.shape
+    if k == 0:
+        return np.zeros(m, dtype=np.bool_)
+    n = 2 * k + m  # z+, z-, y
+    tableau = np.zeros((2 * m + 1, n + 2 * m + 1))
+    tableau[:m, :k] = -span
+    tableau[:m, k : 2 * k] = span
+    tableau[:m, 2 * k : n] = np.eye(m)
+    tableau[m : 2 * m, 2 * k : n] = np.eye(m)
+    tableau[: 2 * m, n : n + 2 * m] = np.eye(2 * m)
+    tableau[:m, -1] = 1e-7 * np.arange(1, m + 1) / m
+    tableau[m : 2 * m, -1] = 1.0
+    tableau[-1, 2 * k : n] = -1.0
+    basic = list(range(n, n + 2 * m))
+    for _ in range(50 * sum(tableau.shape)):
+        j = int(np.argmin(tableau[-1, :-1]))
+        if tableau[-1, j] > -1e-9:
+            break
+        column = tableau[:-1, j]
+        rows = np.flatnonzero(column > 1e-9)
+        if not rows.size:  # unbounded, which y <= 1 rules out: rounding; be safe
+            return np.zeros(m, dtype=np.bool_)
+        i = int(rows[np.argmin(tableau[:-1, -1][rows] / column[rows])])
+        tableau[i] /= tableau[i, j]
+        others = np.arange(tableau.shape[0]) != i
+        tableau[others] -= np.outer(tableau[others, j], tableau[i])
+        basic[i] = j
+    else:
+        return np.zeros(m, dtype=np.bool_)
+    y = np.zeros(n)
+    for row, var in enumerate(basic):
+        if var < n:
+            y[var] = tableau[row, -1]
+    return np.asarray(y[2 * k :] > 0.5)
 
 
 def suppress(summary: CohortSummary, rule: SuppressionRule | None = None) -> CohortSummary:
