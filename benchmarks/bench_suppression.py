@@ -2,9 +2,9 @@
 
 For synthetic cohorts of ``patients`` people spread over ``groups`` sites (``--cases``, default
 3×400, 20×2,000, 100×3,000 and 100×20,000), builds the report's figures once and times
-:func:`pamlib.reporting._suppression.hidden_counts` (every step: primary, secondary, combined, bounded)
-``--repeat`` times, reporting the best and median time and how many of the summary's counts are
-hidden. Small groups hide most of their counts, and the combined step then works hardest.
+:func:`pamlib.reporting._suppression.hidden_counts` (every step: primary, secondary, combined,
+bounded) ``--repeat`` times, reporting the best and median time and how many of the summary's
+counts are hidden. Small groups hide most of their counts, and the combined step then works hardest.
 Figures for the documentation come from this script only.
 
 Usage::
