@@ -20,7 +20,7 @@ import contextlib
 import gc
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from itertools import chain
 from typing import Any, TypeVar
 
@@ -37,6 +37,28 @@ class DocumentError(ValidationError):
     def __init__(self, problem: Problem) -> None:
         self.problem = problem
         super().__init__(problem.message, [problem])
+
+
+def json_kind(value: object) -> str:
+    """What a value read from a JSON or TOML document is, by its type alone: messages name the
+    kind, never the value (which may be an identifier).
+
+    >>> json_kind(None), json_kind(True), json_kind("9434765919"), json_kind([1])
+    ('null', 'a boolean', 'text', 'an array')
+    """
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list | tuple):
+        return "an array"
+    if isinstance(value, Mapping):
+        return "an object"
+    return f"a {type(value).__name__}"
 
 
 def decode_utf8(data: bytes, where: str) -> str:

@@ -42,6 +42,7 @@ from cattrs.gen import make_hetero_tuple_structure_fn
 from cattrs.preconf.json import make_converter
 
 from pamlib._documents import DocumentError, decode_utf8, parse_json
+from pamlib._documents import json_kind as _kind
 from pamlib.errors import InstrumentError, Problem, ValidationError
 from pamlib.identity import Patient
 from pamlib.instruments import Instrument, InstrumentRegistry
@@ -99,23 +100,6 @@ def _message(exc: BaseException, type_: Any) -> str:
         return "required field missing"
     name = getattr(type_, "__name__", None)
     return f"invalid value, expected {name}" if name else "invalid value"
-
-
-def _kind(value: object) -> str:
-    """What a JSON value is, by its type alone: a message names the kind, never the value."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "text"
-    if isinstance(value, list | tuple):
-        return "an array"
-    if isinstance(value, Mapping):
-        return "an object"
-    return f"a {type(value).__name__}"
 
 
 def _refuse(message: str, code: str = "invalid") -> NoReturn:

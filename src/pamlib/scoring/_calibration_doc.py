@@ -27,6 +27,7 @@ from cattrs.cols import list_structure_factory
 from cattrs.gen import make_dict_structure_fn, make_mapping_structure_fn, override
 from cattrs.v import format_exception
 
+from pamlib._documents import json_kind as _type_name
 from pamlib.errors import CalibrationError, Problem
 from pamlib.results import REPORTING_SCALE
 from pamlib.scoring._engine import (
@@ -70,22 +71,6 @@ class _FieldError(Exception):
     def __init__(self, code: str, message: str, at: str = "") -> None:
         super().__init__(message)
         self.code, self.message, self.at = code, message, at
-
-
-def _type_name(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, Mapping):
-        return "an object"
-    if isinstance(value, list | tuple):
-        return "an array"
-    return type(value).__name__
 
 
 # -- value markers: a check and a schema each ----------------------------------------------------
