@@ -81,8 +81,15 @@ def _nan_to_none(value: float | None) -> float | None:
 
 def _status(status: ScoreStatus | str) -> ScoreStatus:
     """The status as the enum: ``"scored"`` equals :attr:`ScoreStatus.SCORED`, but
-    :attr:`ScoreResult.scored` (and the contract's check) ask ``is``."""
-    return status if type(status) is ScoreStatus else ScoreStatus(status)
+    :attr:`ScoreResult.scored` (and the contract's check) ask ``is``. Anything else is kept as
+    given, for the check of a provider's result to refuse by name (``status: not a
+    ScoreStatus``) rather than as an error raised in the provider's own code."""
+    if type(status) is ScoreStatus:
+        return status
+    try:
+        return ScoreStatus(status)
+    except ValueError:
+        return status  # type: ignore[return-value]  # refused by the result check
 
 
 def _flags(flags: Iterable[Flag]) -> frozenset[Flag]:

@@ -41,6 +41,7 @@ import math
 import pickle
 from typing import Any
 
+import attrs
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -481,8 +482,25 @@ def test_a_result_built_with_text_for_its_status_is_the_same_result() -> None:
     assert text.scored
     assert text.status is ScoreStatus.SCORED
     assert hash(text) == hash(enum)
-    with pytest.raises(ValueError, match="ScoreStatus"):
-        ScoreResult("a", "maybe", "p", "1", 13)
+    # anything else is kept for a provider's result check to refuse by name
+    assert not ScoreResult("a", "maybe", "p", "1", 13).scored
+
+
+def test_a_provider_s_unknown_status_is_refused_by_the_result_check() -> None:
+    from pamlib.errors import ProviderResultError
+    from pamlib.scoring.demo import DemoProvider
+
+    class Odd(DemoProvider):
+        def score(self, assessment: Assessment) -> ScoreResult:
+            return attrs.evolve(super().score(assessment), status="maybe")
+
+    provider = Odd()
+    assessment = Assessment(
+        "a1", Patient(PID), PAM13, dt.date(2025, 1, 1), dict.fromkeys(PAM13.items, 3)
+    )
+    with pytest.raises(ProviderResultError) as caught:
+        pamlib.score(assessment, provider=provider)
+    assert caught.value.field == "status"
 
 
 # -- 8. frozen, hashable, picklable ------------------------------------------------------------
