@@ -319,3 +319,18 @@ def test_a_group_named_by_an_assessment_id_with_spaces_is_refused() -> None:
         build_report(
             ScoredColumns.from_rows(_site_rows([row])), ReportConfig(group_by="site", publish=True)
         )
+
+
+def test_identifiers_are_compared_a_slice_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The comparable copy of a large identifier column is made a slice at a time (memory);
+    a match in a later slice, or in a dictionary's texts, is still found."""
+    import pyarrow as pa
+
+    from pamlib.reporting import _privacy
+
+    monkeypatch.setattr(_privacy, "_SLICE", 3)
+    keys = pa.array(["P1", "P2", "P3", "P4", "P5", " x007 "])
+    assert _privacy._holds_any(keys, ["X007"])
+    assert not _privacy._holds_any(keys, ["X008"])
+    assert _privacy._holds_any(pa.chunked_array([keys[:2], keys[2:]]), ["x007"])
+    assert _privacy._holds_any(keys.dictionary_encode(), ["X007 "])

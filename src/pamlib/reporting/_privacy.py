@@ -187,9 +187,15 @@ def _comparable(texts: Any) -> Any:
     return pc.utf8_lower(pc.utf8_trim_whitespace(texts))
 
 
+#: Rows of an identifier column compared at a time: the column's comparable copy (trimmed,
+#: lower case) is made a slice at a time, so a report's memory does not grow by a copy of
+#: every patient key.
+_SLICE = 1 << 20
+
+
 def _holds_any(column: Any, values: list[str]) -> bool:
     """Whether ``column`` (Arrow text) holds any of ``values``, spaces around and letter case
-    aside, a chunk (or a dictionary's distinct texts) at a time."""
+    aside, a slice of a chunk (or a dictionary's distinct texts) at a time."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -200,10 +206,12 @@ def _holds_any(column: Any, values: list[str]) -> bool:
     for chunk in chunks:
         # a dictionary's distinct texts give the same answer as its rows
         texts = chunk.dictionary if isinstance(chunk, pa.DictionaryArray) else chunk
-        if not pa.types.is_string(texts.type):
-            texts = pc.cast(texts, pa.string())
-        if len(texts) and pc.any(pc.is_in(_comparable(texts), value_set=wanted)).as_py():
-            return True
+        for start in range(0, len(texts), _SLICE):
+            piece = texts.slice(start, _SLICE)
+            if not pa.types.is_string(piece.type):
+                piece = pc.cast(piece, pa.string())
+            if pc.any(pc.is_in(_comparable(piece), value_set=wanted)).as_py():
+                return True
     return False
 
 
