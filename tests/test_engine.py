@@ -829,3 +829,28 @@ def test_table_needs_a_model_and_a_known_estimator() -> None:
         ScoreTable("not a model")  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError):
         ScoreTable(pam13_model(), "WLE")  # type: ignore[arg-type]
+
+
+@given(
+    root=st.floats(-8.0, 8.0, allow_nan=False),
+    slope=st.floats(0.5, 20.0),
+    residual=st.floats(-1.0, 1.0).map(lambda u: u * 4e-16),
+)
+def test_a_newton_step_below_the_last_bit_ends_the_iteration(
+    root: float, slope: float, residual: float
+) -> None:
+    """Where f is so near zero that the Newton step cannot move x, x is the root: the
+    iteration stops there, not bisecting away from it and back (twenty and more evaluations,
+    and a root less exact than the one it had)."""
+    calls = 0
+
+    def fun(theta: NDArray[np.float64], idx: NDArray[np.int64]) -> Any:
+        nonlocal calls
+        calls += 1
+        f = (root - theta) * slope + residual
+        return f, np.full_like(theta, -slope)
+
+    x0 = np.array([root])
+    found = engine._newton_bisect(fun, x0 - 0.25, x0 + 0.25, x0)
+    assert calls <= 2
+    assert abs(found[0] - root) <= 1e-12 * max(1.0, abs(root))

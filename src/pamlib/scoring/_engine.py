@@ -457,7 +457,10 @@ def _newton_bisect(fun: Objective, lo: FloatArray, hi: FloatArray, x0: FloatArra
     """Root of each fun(·, i) inside [lo_i, hi_i], given f(lo) ≥ 0 ≥ f(hi).
 
     Newton steps are taken when f' < 0 and the step stays strictly inside the (shrinking)
-    bracket; otherwise bisection. Converges unconditionally to a sign change.
+    bracket; otherwise bisection. Converges unconditionally to a sign change. A Newton step
+    too small to move x (below its last bit) ends the iteration there: x is then the end of
+    the bracket it just became, and treating the step as outside bisected away from the root
+    and back, twenty or more evaluations for nothing (and a root less exact).
     """
     lo = lo.copy()
     hi = hi.copy()
@@ -473,7 +476,7 @@ def _newton_bisect(fun: Objective, lo: FloatArray, hi: FloatArray, x0: FloatArra
         hi_a = np.where(pos, hi[active], xa)
         with np.errstate(divide="ignore", invalid="ignore"):
             newton = xa - f / df
-        inside = (df < 0.0) & (newton > lo_a) & (newton < hi_a)
+        inside = (df < 0.0) & (((newton > lo_a) & (newton < hi_a)) | (newton == xa))
         xn = np.where(inside, newton, 0.5 * (lo_a + hi_a))
         tol = _XTOL * np.maximum(1.0, np.abs(xa))
         root = f == 0.0
