@@ -33,6 +33,7 @@ NOT_FOR_SCORE = (
     "cattrs",
     "email",  # importlib.metadata's: no distribution but pamlib's declares plugins here
     "importlib.metadata",
+    "numpy.ma",  # asked about only where it is loaded: a masked array needs it
     "pamlib._config",
     "pamlib.formats._mapping_file",
     "pamlib.reporting",

@@ -16,6 +16,7 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 
+from pamlib._arrays import is_masked
 from pamlib.assessment import Assessment
 from pamlib.errors import LicenceError
 from pamlib.instruments import Instrument
@@ -115,7 +116,7 @@ def _exact(values: npt.ArrayLike, dtype: type[np.generic], field: str, kinds: st
     had meant it. ``kinds`` are the dtype kinds accepted (checked value by value where the cast
     can lose); anything else (text, objects, complex numbers) is refused. Vectorised: an
     array of the right type is returned as it is, at no cost."""
-    if isinstance(values, np.ma.MaskedArray) and np.ma.is_masked(values):
+    if is_masked(values):
         raise BatchColumnError(field, "masked values (a missing number is NaN, a missing level 0)")
     source = np.asarray(values)
     if source.dtype == dtype:
@@ -190,7 +191,7 @@ def _score_se(values: npt.ArrayLike) -> npt.NDArray[np.float64]:
 def _reason_codes(values: npt.ArrayLike) -> npt.NDArray[np.str_]:
     """Text; an object column (pyarrow's strings) is text only where it holds no ``None``,
     which NumPy would write as the reason ``"None"``."""
-    if isinstance(values, np.ma.MaskedArray) and np.ma.is_masked(values):
+    if is_masked(values):
         raise BatchColumnError("reason_code", "masked values (no reason is the empty text)")
     source = np.asarray(values)
     if source.dtype.kind == "U":
