@@ -190,11 +190,11 @@ def test_dates_are_written_as_pyarrow_writes_them(days: list[int]) -> None:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from pamlib.formats.output import _date_text
+    from pamlib.formats.output import _date_text, _made
 
     values = np.array(days, dtype=np.int64).astype("datetime64[D]")
     expected = pc.cast(pa.array(values, type=pa.date32()), pa.string()).to_pylist()
-    assert _date_text(values).to_pylist() == expected
+    assert _made(_date_text(values)).to_pylist() == expected
 
 
 @given(
@@ -233,13 +233,13 @@ def test_scores_are_written_as_rounded_one_at_a_time(values: list[float], decima
     zero on its own, with exactly ``decimals`` decimals."""
     import math
 
-    from pamlib.formats.output import _score_text
+    from pamlib.formats.output import _made, _score_text
     from pamlib.levels import round_half_away
 
     expected = [
         "" if math.isnan(v) else f"{round_half_away(v, decimals):.{decimals}f}" for v in values
     ]
-    assert _score_text(np.array(values), decimals).to_pylist() == expected
+    assert _made(_score_text(np.array(values), decimals)).to_pylist() == expected
 
 
 #: Few values, so that rows repeat them (as the scoring table's rows do): zeros of both signs,
@@ -268,7 +268,7 @@ def test_float_columns_written_together_are_written_as_one_at_a_time(
     written on its own."""
     import math
 
-    from pamlib.formats.output import _float_text, _float_texts
+    from pamlib.formats.output import _float_text, _float_texts, _made
 
     if zeros:  # later columns equal as numbers everywhere, but not as text
         rows = [(a, math.copysign(0.0, b), math.copysign(0.0, c)) for a, b, c in rows]
@@ -278,7 +278,7 @@ def test_float_columns_written_together_are_written_as_one_at_a_time(
     columns = [np.array([row[j] for row in rows], dtype=np.float64) for j in range(3)]
     for i, j in nans:
         columns[j][i % len(rows)] = np.nan
-    together = [t.to_pylist() for t in _float_texts(*columns)]
+    together = [_made(t).to_pylist() for t in _float_texts(*columns)]
     assert together == [_float_text(c).to_pylist() for c in columns]
 
 
@@ -294,14 +294,14 @@ def test_lookups_are_indexing_and_refuse_indices_outside_the_table(
     memory past the table."""
     import pyarrow as pa
 
-    from pamlib.formats.output import _lookup
+    from pamlib.formats.output import _lookup, _made
 
     array = np.array(indices, dtype=np.int32)
     if all(0 <= i < len(table) for i in indices):
-        assert _lookup(table, array).to_pylist() == [table[i] for i in indices]
+        assert _made(_lookup(table, array)).to_pylist() == [table[i] for i in indices]
     elif len(set(indices)) > 1:
         with pytest.raises((pa.ArrowIndexError, IndexError)):
-            _lookup(table, array)
+            _made(_lookup(table, array))
 
 
 @given(
@@ -346,7 +346,7 @@ def test_scores_written_with_their_measures_are_written_as_on_their_own(
     """Scores looked up through their measures' dictionary (where each is one value for each
     measure, as the scoring table gives them) read the same as scores written on their own,
     and so do scores that are not (another score for the same measure, missing scores)."""
-    from pamlib.formats.output import _float_texts, _score_text
+    from pamlib.formats.output import _float_texts, _made, _score_text
 
     if kind == "dependent":  # a score a function of the measure, as the scale makes it
         table = {repr(a): b for a, b in rows}
@@ -357,7 +357,7 @@ def test_scores_written_with_their_measures_are_written_as_on_their_own(
         score[len(rows) // 2] = np.nan
     texts = _float_texts(theta, theta * 2.0, score=score, decimals=decimals)
     assert len(texts) == 3
-    assert texts[2].to_pylist() == _score_text(score, decimals).to_pylist()
+    assert _made(texts[2]).to_pylist() == _made(_score_text(score, decimals)).to_pylist()
 
 
 @given(
@@ -392,7 +392,7 @@ def test_scored_csv_text_is_pyarrows_whatever_rows_it_writes_at_a_time(
     with mock.patch.object(delimited, "_WRITE_ROWS", at_a_time):
         writer = delimited.CsvResultWriter(out, WriteOptions())
         start = out.tell()
-        writer._write_text(table, quoted)
+        writer._write_table(table, needs_quotes=quoted)
         assert out.getvalue()[start:] == expected.getvalue()
 
 

@@ -311,7 +311,7 @@ def test_a_failure_on_a_worker_thread_leaves_no_output(  # noqa: PLR0917 - fixtu
     exc: BaseException = InjectedError("injected") if error == "error" else KeyboardInterrupt()
     owner, name = {
         "check": (columnar.ColumnChecker, "check"),
-        "text": (output, "csv_table"),  # on the scoring thread
+        "text": (output, "csv_text"),  # on the scoring thread
         "write": (CsvResultWriter, "_write_text"),  # on the writing thread
     }[stage]
     monkeypatch.setattr(owner, name, _fail_on(3, exc, getattr(owner, name)))

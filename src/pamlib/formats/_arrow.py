@@ -78,6 +78,15 @@ class _Compute:
         """``binary_join_element_wise``: the last argument is the separator."""
         return self.call("binary_join_element_wise", *strings)
 
+    def join_cells(self, *strings: Any, separator: str) -> Any:
+        """:meth:`join` with a missing string as empty, as pyarrow's CSV writer writes a
+        missing value."""
+        return self.call("binary_join_element_wise", *strings, separator, options=self._cells)
+
+    @functools.cached_property
+    def _cells(self) -> Any:
+        return self._k.JoinOptions(null_handling="replace", null_replacement="")
+
     def fill_null(self, values: Any, fill: Any) -> Any:
         return self.call("coalesce", values, fill)
 

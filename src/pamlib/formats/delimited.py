@@ -36,6 +36,7 @@ from pamlib.scoring.provider import BatchScores
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from pamlib.formats.output import CsvText
     from pamlib.instruments import Instrument
     from pamlib.plugins import PluginHost
 
@@ -196,14 +197,23 @@ class CsvResultWriter:
         """The batch's rows as text now; what writes them (see
         :class:`~pamlib.formats.base.PreparedWrite`): a run on several threads makes the text
         of one block while the one before is written."""
-        from pamlib.formats.output import csv_table
+        from pamlib.formats.output import csv_text
 
         if len(batch) == 0:
             return _nothing
-        table, needs_quotes = csv_table(batch, scores, extra, self.options)
-        return functools.partial(self._write_text, table, needs_quotes)
+        return functools.partial(self._write_text, csv_text(batch, scores, extra, self.options))
 
-    def _write_text(self, table: Any, needs_quotes: bool) -> None:
+    def _write_text(self, text: CsvText) -> None:
+        from pamlib.formats._arrow import Text
+
+        if text.lines is not None:
+            made = Text(text.lines)  # the lines' bytes, as they lie in the array
+            data = made.data[int(made.offsets[0]) : int(made.offsets[-1])]
+            self._target.stream.write(data.data)
+        else:
+            self._write_table(text.table, needs_quotes=True)
+
+    def _write_table(self, table: Any, *, needs_quotes: bool) -> None:
         self._pa.csv.write_csv(
             table,
             self._target.stream,
@@ -221,7 +231,8 @@ class CsvResultWriter:
 
         if table.num_rows == 0:
             return
-        self._write_text(*csv_text_table(table, self.options.score_decimals))
+        text, needs_quotes = csv_text_table(table, self.options.score_decimals)
+        self._write_table(text, needs_quotes=needs_quotes)
 
     def close(self) -> None:
         self._target.commit()

@@ -43,10 +43,12 @@ __all__ = [
     "REJECT_COLUMNS",
     "STANDARD_COLUMNS",
     "AtomicTarget",
+    "CsvText",
     "CsvWriter",
     "RejectsWriter",
     "check_extra_columns",
     "csv_table",
+    "csv_text",
     "csv_text_table",
     "output_columns",
     "protect",
@@ -188,14 +190,94 @@ def _text_table(values: tuple[str, ...]) -> Any:
     return text_array(values)
 
 
+class _Pick:
+    """A text column not yet made: ``texts[indices[i]]`` for row ``i``, every index within
+    ``lo..hi``; or ``value`` on every row (``indices`` is None).
+
+    The output's columns are mostly such picks from a few texts (levels, codes, provenance,
+    the scores of one row of the scoring table). Kept as picks until the lines are made,
+    neighbouring ones are joined into one pick from joined texts (:func:`_joined`), so that a
+    line is made of a few cells rather than one per column."""
+
+    __slots__ = ("hi", "indices", "lo", "n", "texts", "value")
+
+    def __init__(
+        self, texts: Any, indices: npt.NDArray[Any] | None, lo: int, hi: int, n: int
+    ) -> None:
+        self.texts = texts
+        self.indices = indices
+        self.lo, self.hi, self.n = lo, hi, n
+        self.value = ""
+
+    @classmethod
+    def constant(cls, value: str, n: int) -> _Pick:
+        pick = cls(None, None, 0, 0, n)
+        pick.value = value
+        return pick
+
+    def column(self) -> Any:
+        """The column itself, an Arrow string array."""
+        if self.indices is None:
+            return _constant(self.value, self.n)
+        return _take_text(self.texts, self.indices, self.lo, self.hi)
+
+    def used(self) -> tuple[Any, npt.NDArray[np.int32]]:
+        """The texts ``lo..hi`` alone, and the indices into them."""
+        if self.indices is None:
+            return text_array([self.value]), np.zeros(self.n, dtype=np.int32)
+        indices = self.indices.astype(np.int32, copy=False)
+        if self.lo:
+            indices = indices - np.int32(self.lo)
+        return self.texts.slice(self.lo, self.hi - self.lo + 1), indices
+
+
+#: The most texts a pick joined from two with different indices may have (one for each pair).
+_JOINED_TEXTS = 4096
+
+
+def _joined(a: _Pick, b: _Pick, separator: str) -> _Pick | None:
+    """One pick for two neighbouring columns, each row's text ``a + separator + b``; None
+    where that would take more than :data:`_JOINED_TEXTS` texts."""
+    join = compute().join
+    n = a.n
+    if a.indices is None and b.indices is None:
+        return _Pick.constant(a.value + separator + b.value, n)
+    if b.indices is None:
+        texts, indices = a.used()
+        return _Pick(join(texts, b.value, separator), indices, 0, a.hi - a.lo, n)
+    if a.indices is None:
+        texts, indices = b.used()
+        return _Pick(join(a.value, texts, separator), indices, 0, b.hi - b.lo, n)
+    if a.indices is b.indices and (a.lo, a.hi) == (b.lo, b.hi):  # picked by the same rows
+        (left, indices), (right, _) = a.used(), b.used()
+        return _Pick(join(left, right, separator), indices, 0, a.hi - a.lo, n)
+    size_a, size_b = a.hi - a.lo + 1, b.hi - b.lo + 1
+    if size_a * size_b > _JOINED_TEXTS:
+        return None
+    (left, first), (right, second) = a.used(), b.used()
+    pairs = np.arange(size_a * size_b, dtype=np.int32)
+    pc = compute()
+    texts = join(
+        pc.take_within(left, from_numpy(pairs // np.int32(size_b))),
+        pc.take_within(right, from_numpy(pairs % np.int32(size_b))),
+        separator,
+    )
+    return _Pick(texts, first * np.int32(size_b) + second, 0, size_a * size_b - 1, n)
+
+
+def _made(cell: Any) -> Any:
+    """A column as an Arrow string array, whether made already or still a :class:`_Pick`."""
+    return cell.column() if isinstance(cell, _Pick) else cell
+
+
 def _lookup(table: Sequence[str], indices: npt.NDArray[Any]) -> Any:
-    """``table[i]`` for each index, as an Arrow string array."""
+    """``table[i]`` for each index, as an Arrow string array or a :class:`_Pick`."""
     if indices.size:
         lo, hi = int(indices.min()), int(indices.max())
         if lo == hi:
-            return _constant(table[lo], int(indices.size))  # common: one value
+            return _Pick.constant(table[lo], int(indices.size))  # common: one value
         if lo >= 0 and hi < len(table):
-            return _take_text(_text_table(tuple(table)), indices, lo, hi)
+            return _Pick(_text_table(tuple(table)), indices, lo, hi, int(indices.size))
     return compute().take(_text_table(tuple(table)), from_numpy(indices))
 
 
@@ -221,7 +303,8 @@ def _take_text(table: Any, indices: npt.NDArray[Any], lo: int, hi: int) -> Any:
 
 
 def _int_text(values: npt.NDArray[Any]) -> Any:
-    """Integers as text, through a lookup when their range is small (the usual case)."""
+    """Integers as text (an Arrow string array or a :class:`_Pick`), through a lookup when
+    their range is small (the usual case)."""
     pa = pyarrow_module()
     if values.size == 0:
         return pa.array([], type=pa.string())
@@ -232,8 +315,9 @@ def _int_text(values: npt.NDArray[Any]) -> Any:
 
 
 def _date_text(days: npt.NDArray[np.datetime64]) -> Any:
-    """Dates as ISO text: each day of their range formatted once, then looked up, where the
-    range is small (the usual case); the text is pyarrow's either way."""
+    """Dates as ISO text: each day of their range formatted once, then looked up (a
+    :class:`_Pick`), where the range is small (the usual case); the text is pyarrow's either
+    way."""
     pa = pyarrow_module()
     pc = compute()
     n = days.shape[0]
@@ -243,7 +327,7 @@ def _date_text(days: npt.NDArray[np.datetime64]) -> Any:
         if hi - lo <= min(4096, n):
             span = np.arange(lo, hi + 1, dtype=np.int64).astype("datetime64[D]")
             table = pc.cast(from_numpy(span), pa.string())
-            return _take_text(table, (numbers - lo).astype(np.int32), 0, hi - lo)
+            return _Pick(table, (numbers - lo).astype(np.int32), 0, hi - lo, n)
     return pc.cast(from_numpy(days), pa.string())
 
 
@@ -277,7 +361,7 @@ def _float_texts(
     of the first (as the scores and their standard errors do for their measures, all from one
     row of the scoring table), its text is made once a value of the first column's dictionary
     and looked up: one pass that hashes every row, not one a column, and the scores rounded
-    once a value."""
+    once a value. Those looked up are :class:`_Pick` objects, of the same indices."""
     pa = pyarrow_module()
     pc = compute()
     first = columns[0]
@@ -300,12 +384,12 @@ def _float_texts(
     indices = to_numpy(encoded.indices)
     where = np.empty(k, dtype=np.intp)
     where[indices] = np.arange(n)  # a row of each distinct value
-    texts = [_take_text(pc.cast(encoded.dictionary, pa.string()), indices, 0, k - 1)]
+    texts = [_Pick(pc.cast(encoded.dictionary, pa.string()), indices, 0, k - 1, n)]
     for column, distinct, whole in later:
         one = column[where]
         # Bit for bit (-0.0 is not 0.0 as text): each row's value is its first value's.
         if bool((one.view(np.uint64).take(indices) == column.view(np.uint64)).all()):
-            texts.append(_take_text(distinct(one), indices, 0, k - 1))
+            texts.append(_Pick(_made(distinct(one)), indices, 0, k - 1, n))
         else:
             texts.append(whole(column))
     return texts
@@ -346,7 +430,8 @@ def _score_table(lo: int, hi: int, decimals: int) -> tuple[int, int, Any]:
 
 
 def _score_text(values: npt.NDArray[np.float64], decimals: int) -> Any:
-    """Scores with exactly ``decimals`` decimals (rounded half away from zero); NaN as empty."""
+    """Scores with exactly ``decimals`` decimals (rounded half away from zero); NaN as empty.
+    An Arrow string array or a :class:`_Pick`."""
     n = values.shape[0]
     missing = np.isnan(values)
     if missing.all():
@@ -361,8 +446,8 @@ def _score_text(values: npt.NDArray[np.float64], decimals: int) -> Any:
         indices = _placed((scaled - lo).astype(np.int32) + 1, missing, every)
         first, last = int(indices.min()), int(indices.max())
         if first == last:
-            return _constant(texts[first].as_py(), n)
-        return _take_text(texts, indices, first, last)  # 0..hi - lo + 1: inside
+            return _Pick.constant(texts[first].as_py(), n)
+        return _Pick(texts, indices, first, last, n)  # 0..hi - lo + 1: inside
     distinct, inverse = np.unique(scaled, return_inverse=True)
     table = ["", *(_fixed(int(k), decimals) for k in distinct)]
     indices = _placed(inverse.astype(np.int32) + 1, missing, every)
@@ -415,7 +500,90 @@ def csv_table(
 ) -> tuple[Any, bool]:
     """The rows of one batch as an all-text Arrow table, spreadsheet-safe; and whether any
     text cell holds a comma, quote or line break (so the rows need quoting)."""
+    names, cells, needs_quotes = _csv_cells(batch, scores, extra, options)
     pa = pyarrow_module()
+    return pa.table(dict(zip(names, map(_made, cells), strict=True))), needs_quotes
+
+
+class CsvText:
+    """One batch's rows as the CSV output's text: ``lines`` (an Arrow string array of whole
+    lines, ``\n`` included, its data the file's bytes), or where a cell needs quoting the
+    all-text ``table`` for pyarrow's writer to quote."""
+
+    __slots__ = ("lines", "table")
+
+    def __init__(self, *, lines: Any = None, table: Any = None) -> None:
+        self.lines = lines
+        self.table = table
+
+
+def csv_text(
+    batch: RecordBatch,
+    scores: BatchScores,
+    extra: Mapping[str, TextColumn],
+    options: WriteOptions,
+) -> CsvText:
+    """:func:`csv_table`'s rows as the bytes pyarrow's writer would make of them
+    (``quoting_style="none"``), made here: where no cell needs quoting, neighbouring columns
+    picked from a few texts are joined into one (:func:`_joined`) before any is made, and each
+    line is then joined from a few cells, not one a column. The same bytes, for about half the
+    work of making every column and writing them through pyarrow's writer."""
+    names, cells, needs_quotes = _csv_cells(batch, scores, extra, options)
+    if needs_quotes:
+        pa = pyarrow_module()
+        return CsvText(table=pa.table(dict(zip(names, map(_made, cells), strict=True))))
+    return CsvText(lines=_lines(cells, len(batch)))
+
+
+def _lines(cells: Sequence[Any], n: int) -> Any:
+    """The ``n`` rows of these columns (Arrow string arrays, or :class:`_Pick` objects) as
+    lines, each cell as it is (none needs quoting), ``,`` between them and ``\n`` after."""
+    joined: list[Any] = []
+    for cell in cells:
+        last = joined[-1] if joined else None
+        if isinstance(cell, _Pick) and isinstance(last, _Pick):
+            both = _joined(last, cell, ",")
+            if both is not None:
+                joined[-1] = both
+                continue
+        joined.append(cell)
+    last = joined[-1]
+    if isinstance(last, _Pick):
+        joined[-1] = _joined(last, _Pick.constant("\n", n), "")
+        return compute().join_cells(*map(_made, joined), separator=",")
+    # A made column last (a pass-through column): each line is made ending in a separator,
+    # which then becomes the line end in place, rather than the column joined with a line
+    # end first, which copied it again (a tenth of the lines' cost).
+    lines = compute().join_cells(*map(_made, joined), "", separator=",")
+    return _ended(lines)
+
+
+def _ended(lines: Any) -> Any:
+    """``lines``, just made by a join and held by nothing else, with each one's last byte made
+    ``\n``: in place, or in a copy where pyarrow's buffer is read-only."""
+    pa = pyarrow_module()
+    offsets, data = lines.buffers()[1:]
+    if data is None or not len(lines):
+        return lines
+    ends = Text(lines).offsets[1:] - 1
+    if data.is_mutable:
+        np.frombuffer(data, dtype=np.uint8)[ends] = ord("\n")
+        return lines
+    copy = np.frombuffer(data, dtype=np.uint8).copy()
+    copy[ends] = ord("\n")
+    return pa.Array.from_buffers(
+        pa.string(), len(lines), [None, offsets, pa.py_buffer(copy)], offset=lines.offset
+    )
+
+
+def _csv_cells(
+    batch: RecordBatch,
+    scores: BatchScores,
+    extra: Mapping[str, TextColumn],
+    options: WriteOptions,
+) -> tuple[list[str], list[Any], bool]:
+    """The output's column names; each column's text, made (an Arrow string array) or still
+    a :class:`_Pick`; and whether any cell holds a comma, quote or line break."""
     n = len(batch)
     if len(scores) != n:
         raise ConfigurationError("scores and records differ in length")
@@ -425,6 +593,9 @@ def csv_table(
         protected = protect_column(column)
         free_text.append(protected)
         return protected
+
+    def constant(value: str) -> _Pick:
+        return _Pick.constant(value, n)
 
     level = np.asarray(scores.level, dtype=np.int8)
     cutpoints = scores.cutpoint_set or ""
@@ -440,7 +611,7 @@ def csv_table(
         "assessment_id": text(batch.assessment_id),
         "patient_id": text(batch.patient_id),
         "assessed_on": _date_text(np.asarray(batch.assessed_on, dtype="datetime64[D]")),
-        "instrument": _constant(protect(batch.instrument.id), n),
+        "instrument": constant(protect(batch.instrument.id)),
         "status": _lookup(["not-scored", "scored"], scores.scored.astype(np.int8)),
         "n_answered": _int_text(scores.n_answered),
         "raw_score": _int_text(scores.raw_score),
@@ -451,11 +622,11 @@ def csv_table(
         "level": _lookup(["", "1", "2", "3", "4"], np.clip(level, 0, 4)),
         "cutpoint_set": _lookup(["", protect(cutpoints)], (level > 0).astype(np.int8)),
         "flags": _lookup(_FLAG_TEXT, scores.flags),
-        "provider": _constant(protect(scores.provider), n),
-        "provider_version": _constant(protect(scores.provider_version), n),
-        "calibration_id": _constant(protect(scores.calibration_id or ""), n),
-        "calibration_sha256": _constant(protect(scores.calibration_sha256 or ""), n),
-        "demo": _constant("true" if scores.demo else "false", n),
+        "provider": constant(protect(scores.provider)),
+        "provider_version": constant(protect(scores.provider_version)),
+        "calibration_id": constant(protect(scores.calibration_id or "")),
+        "calibration_sha256": constant(protect(scores.calibration_sha256 or "")),
+        "demo": constant("true" if scores.demo else "false"),
         REASON_COLUMN: _lookup([protect(r) for r in reason_table], reason_index),
     }
     for name in options.extra_columns:
@@ -472,7 +643,7 @@ def csv_table(
     needs_quotes = any(c in s for s in constants for c in ',"\r\n') or any(
         Text(col).has_bytes(_STRUCTURAL) for col in free_text
     )
-    return pa.table(columns), needs_quotes
+    return list(columns), list(columns.values()), needs_quotes
 
 
 def csv_text_table(table: Any, score_decimals: int) -> tuple[Any, bool]:
@@ -490,14 +661,14 @@ def csv_text_table(table: Any, score_decimals: int) -> tuple[Any, bool]:
         kind = column.type
         if name == "score":
             values = to_numpy(column)
-            text = _score_text(np.asarray(values, dtype=np.float64), score_decimals)
+            text = _made(_score_text(np.asarray(values, dtype=np.float64), score_decimals))
         elif pa.types.is_floating(kind):
             values = to_numpy(column)
             text = _float_text(np.asarray(values, dtype=np.float64))
         elif pa.types.is_integer(kind):
             present = ~to_numpy(column.is_null())
             values = np.asarray(to_numpy(pc.fill_null(column, 0)))
-            text = _int_text(values.astype(np.int64))
+            text = _made(_int_text(values.astype(np.int64)))
             if not present.all():
                 text = pc.if_else(from_numpy(present), text, "")
         elif pa.types.is_boolean(kind):
@@ -505,7 +676,7 @@ def csv_text_table(table: Any, score_decimals: int) -> tuple[Any, bool]:
             # by the booleans, which are no indices; a missing value is empty
             present = ~to_numpy(column.is_null())
             flags = to_numpy(pc.fill_null(column, False))
-            text = _lookup(["false", "true"], np.asarray(flags, dtype=np.int8))
+            text = _made(_lookup(["false", "true"], np.asarray(flags, dtype=np.int8)))
             if not present.all():
                 text = pc.if_else(from_numpy(present), text, "")
         else:
@@ -562,7 +733,7 @@ def typed_table(
         nullable(batch.patient_id),
         from_numpy(np.asarray(batch.assessed_on, dtype="datetime64[D]")),
         constant(batch.instrument.id),
-        _lookup(["not-scored", "scored"], scores.scored.astype(np.int8)),
+        _made(_lookup(["not-scored", "scored"], scores.scored.astype(np.int8))),
         from_numpy(np.asarray(scores.n_answered, dtype=np.int16)),
         from_numpy(np.asarray(scores.raw_score, dtype=np.int32)),
         floats(scores.theta),

@@ -1,0 +1,95 @@
+"""The scored CSV's lines, made by joining neighbouring columns' texts before the lines are
+joined, are the bytes pyarrow's CSV writer makes of the same columns."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+from unittest import mock
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+pa = pytest.importorskip("pyarrow")
+pacsv = pytest.importorskip("pyarrow.csv")
+
+from pamlib.formats import output  # noqa: E402 - after the skip
+from pamlib.formats._arrow import Text  # noqa: E402
+
+#: Cells that need no quoting (the lines are made only then): empty, multi-byte, long.
+_cell = st.sampled_from(["", "1", "42", "-0.5", "ü", "scored", "a;b", "é" * 30, "x" * 70])
+
+
+@st.composite
+def _columns(draw: st.DrawFn) -> tuple[int, list[Any]]:
+    """Columns of ``n`` rows as the output has them: made (some values missing), constants,
+    picks from a table by index (over the indices' range or a wider one), and runs of picks
+    of the same indices, as the measures and their scores are."""
+    n = draw(st.integers(1, 30))
+    cells: list[Any] = []
+    for _ in range(draw(st.integers(1, 9))):
+        kind = draw(st.sampled_from(["made", "constant", "pick", "same"]))
+        if kind == "made":
+            values = draw(st.lists(st.none() | _cell, min_size=n, max_size=n))
+            cells.append(pa.array(values, type=pa.string()))
+        elif kind == "constant":
+            cells.append(output._Pick.constant(draw(_cell), n))
+        else:
+            table = draw(st.lists(_cell, min_size=1, max_size=80))
+            indices = np.array(
+                draw(st.lists(st.integers(0, len(table) - 1), min_size=n, max_size=n)),
+                dtype=draw(st.sampled_from([np.int8, np.int32, np.int64])),
+            )
+            used = int(indices.min()), int(indices.max())
+            every = 0, len(table) - 1
+
+            def bounds(
+                used: tuple[int, int] = used, every: tuple[int, int] = every
+            ) -> tuple[int, int]:
+                return used if draw(st.booleans()) else every
+
+            texts = pa.array(table, type=pa.string())
+            cells.append(output._Pick(texts, indices, *bounds(), n))
+            if kind == "same":
+                for _ in range(draw(st.integers(1, 3))):
+                    more = draw(st.lists(_cell, min_size=len(table), max_size=len(table)))
+                    texts = pa.array(more, type=pa.string())
+                    cells.append(output._Pick(texts, indices, *bounds(), n))
+    return n, cells
+
+
+@given(_columns(), st.sampled_from([1, 4, 64, output._JOINED_TEXTS]))
+def test_lines_are_pyarrows_text_of_the_same_columns(
+    columns: tuple[int, list[Any]], most: int
+) -> None:
+    n, cells = columns
+    table = pa.table({f"c{i}": output._made(c) for i, c in enumerate(cells)})
+    expected = io.BytesIO()
+    pacsv.write_csv(table, expected, pacsv.WriteOptions(include_header=False, quoting_style="none"))
+    with mock.patch.object(output, "_JOINED_TEXTS", most):  # joined texts few or many
+        lines = output._lines(cells, n)
+    made = Text(lines)
+    assert len(lines) == n
+    assert made.data[int(made.offsets[0]) : int(made.offsets[-1])].tobytes() == expected.getvalue()
+
+
+@given(st.lists(_cell, max_size=12), st.integers(0, 12), st.booleans())
+def test_line_ends_replace_each_lines_last_byte(
+    values: list[str], start: int, read_only: bool
+) -> None:
+    """Each line's last byte becomes ``\n``, in the join's own text or, where pyarrow holds it
+    read-only, in a copy (a slice of lines too)."""
+    from pamlib.formats._arrow import compute
+
+    lines = compute().join_cells(pa.array(values, type=pa.string()), "", separator=",")
+    lines = lines.slice(min(start, len(values)))
+    expected = [v[:-1] + "\n" for v in lines.to_pylist()]
+    if read_only:
+        offsets, data = lines.buffers()[1:]
+        frozen = pa.py_buffer(data.to_pybytes()) if data is not None else None
+        lines = pa.Array.from_buffers(
+            pa.string(), len(lines), [None, offsets, frozen], offset=lines.offset
+        )
+    assert output._ended(lines).to_pylist() == expected
