@@ -368,6 +368,29 @@ def test_seen_ids_equal_a_set_on_repeated_ids(blocks: list[list[str]]) -> None:
     assert _seen(SeenIds(), blocks) == _as_set(blocks)
 
 
+@given(
+    st.lists(st.text(alphabet="AZ059", min_size=1, max_size=9), max_size=300),
+    st.integers(1, 80),
+    st.lists(st.tuples(st.integers(0, 299), st.integers(0, 299)), max_size=4),
+)
+def test_seen_ids_equal_a_set_on_ids_mostly_in_order(
+    values: list[str], block: int, swaps: list[tuple[int, int]]
+) -> None:
+    """Ids that rise through the file (the sort finds them in order, and runs are appended
+    rather than merged), with repeats and a few out of place: the same as a set, and every
+    run of seen ids stays in order."""
+    ordered = sorted(values)
+    for a, b in swaps:
+        if ordered:
+            i, j = a % len(ordered), b % len(ordered)
+            ordered[i], ordered[j] = ordered[j], ordered[i]
+    blocks = [ordered[k : k + block] for k in range(0, len(ordered), block)]
+    seen = SeenIds()
+    assert _seen(seen, blocks) == _as_set(blocks)
+    for run in (*seen._raw.runs, *seen._short.runs):
+        assert bool((run[0][1:] >= run[0][:-1]).all())
+
+
 @given(st.binary(max_size=200), st.integers(0, 7))
 def test_bytes_are_found_where_they_are_eight_at_a_time(data: bytes, skip: int) -> None:
     """The pre-pass finds line breaks and quotes where ``flatnonzero`` finds them, in buffers

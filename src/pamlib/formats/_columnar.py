@@ -393,6 +393,17 @@ def _raw_words(
     return fits, words
 
 
+def _sorted(keys: npt.NDArray[np.uint64]) -> npt.NDArray[np.uint64]:
+    """``np.sort(keys)``, cheaper for keys mostly in order already: NumPy's stable sort (a
+    merge of the runs it finds) takes a tenth of the time of its default sort on keys in a few
+    rising runs, and a third more on keys in no order. A step that falls is counted first."""
+    n = keys.shape[0]
+    falls = int(np.count_nonzero(keys[1:] < keys[:-1]))
+    if falls == 0:
+        return keys.copy()
+    return np.sort(keys, kind="stable" if falls * 64 < n else None)
+
+
 class _SortedRuns:
     """Keys of one or two 64-bit words in sorted runs (by the first word), merged as they grow:
     which keys were seen, in the order given."""
@@ -419,7 +430,7 @@ class _SortedRuns:
         if len(keys) == 1:
             # Keys of one word need no order back to the rows when none repeats: a plain sort
             # takes a third of the time of ``argsort``.
-            s1 = np.sort(first)
+            s1 = _sorted(first)
             if not bool((s1[1:] == s1[:-1]).any()):
                 look = np.flatnonzero(maybe_seen)
                 if look.size:
@@ -489,6 +500,9 @@ class _SortedRuns:
             if n_new * 2 < n_old or n_new + n_old > self._MAX_RUN:
                 return
             new, old = runs.pop(), runs.pop()
+            if new[0][0] >= old[0][-1]:  # the newer keys all after the older (rising ids)
+                runs.append(tuple(np.concatenate(pair) for pair in zip(old, new, strict=True)))
+                continue
             at = np.searchsorted(old[0], new[0], side="right") + np.arange(n_new)
             from_old = np.ones(n_new + n_old, dtype=np.bool_)
             from_old[at] = False
@@ -533,6 +547,10 @@ class SeenIds:
             return dup
         raw, words = _raw_words(text, rows)
         if words.shape[0]:
+            # Most significant byte first, the words' order is the ids' own (their bytes
+            # compared in turn): ids that rise through a file, as numbered ones of one length
+            # do, then come in order, which the sort below and the merge of runs find cheaply.
+            words = words.byteswap()
             dup[raw] = self._check(self._raw, (words,), _mix(words))
         if raw.all():
             return dup
