@@ -30,7 +30,24 @@ def _columns(draw: st.DrawFn) -> tuple[int, list[Any]]:
     n = draw(st.integers(1, 30))
     cells: list[Any] = []
     for _ in range(draw(st.integers(1, 9))):
-        kind = draw(st.sampled_from(["made", "constant", "pick", "same"]))
+        kind = draw(st.sampled_from(["made", "constant", "pick", "same", "follows"]))
+        last = cells[-1] if cells else None
+        if kind == "follows" and isinstance(last, output._Pick) and last.indices is not None:
+            # an index that follows from the last one's (as a level from a measure), or
+            # that does so but in a few rows
+            size = draw(st.integers(1, 12))
+            table = draw(st.lists(_cell, min_size=size, max_size=size))
+            mapping = np.array(
+                draw(st.lists(st.integers(0, size - 1), min_size=last.hi + 1, max_size=last.hi + 1))
+            )
+            indices = mapping[last.indices]
+            for row in draw(st.lists(st.integers(0, n - 1), max_size=2)):
+                indices[row] = draw(st.integers(0, size - 1))
+            texts = pa.array(table, type=pa.string())
+            cells.append(output._Pick(texts, indices, 0, size - 1, n))
+            continue
+        if kind == "follows":
+            kind = "pick"
         if kind == "made":
             values = draw(st.lists(st.none() | _cell, min_size=n, max_size=n))
             cells.append(pa.array(values, type=pa.string()))
@@ -60,15 +77,16 @@ def _columns(draw: st.DrawFn) -> tuple[int, list[Any]]:
     return n, cells
 
 
-@given(_columns(), st.sampled_from([1, 4, 64, output._JOINED_TEXTS]))
+@given(_columns(), st.sampled_from([1, 4, 64, output._JOINED_TEXTS]), st.sampled_from([1, 3, 256]))
 def test_lines_are_pyarrows_text_of_the_same_columns(
-    columns: tuple[int, list[Any]], most: int
+    columns: tuple[int, list[Any]], most: int, head: int
 ) -> None:
     n, cells = columns
     table = pa.table({f"c{i}": output._made(c) for i, c in enumerate(cells)})
     expected = io.BytesIO()
     pacsv.write_csv(table, expected, pacsv.WriteOptions(include_header=False, quoting_style="none"))
-    with mock.patch.object(output, "_JOINED_TEXTS", most):  # joined texts few or many
+    # joined texts few or many; whether indices follow, seen early or late
+    with mock.patch.multiple(output, _JOINED_TEXTS=most, _FOLLOWS_HEAD=head):
         lines = output._lines(cells, n)
     made = Text(lines)
     assert len(lines) == n

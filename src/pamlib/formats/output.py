@@ -265,6 +265,35 @@ def _joined(a: _Pick, b: _Pick, separator: str) -> _Pick | None:
     return _Pick(texts, first * np.int32(size_b) + second, 0, size_a * size_b - 1, n)
 
 
+#: Rows looked at before all of them, to find picks whose indices do not follow.
+_FOLLOWS_HEAD = 256
+
+
+def _through(a: _Pick, b: _Pick, separator: str) -> _Pick | None:
+    """One pick for two neighbouring picks where one's index follows from the other's, as
+    every column of a row of the scoring table follows from its measure: picked by the
+    other's index, from its texts each joined with the text that follows from it. None where
+    neither index follows from the other."""
+    if a.indices is None or b.indices is None:
+        return None
+    fine, coarse = (b, a) if b.hi - b.lo >= a.hi - a.lo else (a, b)
+    (fine_texts, by), (coarse_texts, then) = fine.used(), coarse.used()
+    size = fine.hi - fine.lo + 1
+    where = np.zeros(size, dtype=np.intp)  # a row of each of the fine texts (any, if unused)
+    head = min(by.shape[0], _FOLLOWS_HEAD)  # most pairs that do not follow show it early
+    where[by[:head]] = np.arange(head)
+    if not bool((then[:head].take(where.take(by[:head])) == then[:head]).all()):
+        return None
+    where[by] = np.arange(by.shape[0])
+    follows = then.take(where)
+    if not bool((follows.take(by) == then).all()):
+        return None
+    pc = compute()
+    coarse_texts = pc.take_within(coarse_texts, from_numpy(follows))
+    left, right = (fine_texts, coarse_texts) if fine is a else (coarse_texts, fine_texts)
+    return _Pick(compute().join(left, right, separator), by, 0, size - 1, a.n)
+
+
 def _made(cell: Any) -> Any:
     """A column as an Arrow string array, whether made already or still a :class:`_Pick`."""
     return cell.column() if isinstance(cell, _Pick) else cell
@@ -538,15 +567,10 @@ def csv_text(
 def _lines(cells: Sequence[Any], n: int) -> Any:
     """The ``n`` rows of these columns (Arrow string arrays, or :class:`_Pick` objects) as
     lines, each cell as it is (none needs quoting), ``,`` between them and ``\n`` after."""
-    joined: list[Any] = []
-    for cell in cells:
-        last = joined[-1] if joined else None
-        if isinstance(cell, _Pick) and isinstance(last, _Pick):
-            both = _joined(last, cell, ",")
-            if both is not None:
-                joined[-1] = both
-                continue
-        joined.append(cell)
+    # Neighbours of few texts first, then those whose index follows from another's: the
+    # few-text groups (the level, cut points, flags and provenance) then meet the measures'
+    # as one pick.
+    joined = _joined_all(_joined_all(cells, _joined), _through)
     last = joined[-1]
     if isinstance(last, _Pick):
         joined[-1] = _joined(last, _Pick.constant("\n", n), "")
@@ -556,6 +580,22 @@ def _lines(cells: Sequence[Any], n: int) -> Any:
     # end first, which copied it again (a tenth of the lines' cost).
     lines = compute().join_cells(*map(_made, joined), "", separator=",")
     return _ended(lines)
+
+
+def _joined_all(
+    cells: Sequence[Any], join: Callable[[_Pick, _Pick, str], _Pick | None]
+) -> list[Any]:
+    """``cells`` with each run of neighbouring picks that ``join`` joins made one."""
+    joined: list[Any] = []
+    for cell in cells:
+        last = joined[-1] if joined else None
+        if isinstance(cell, _Pick) and isinstance(last, _Pick):
+            both = join(last, cell, ",")
+            if both is not None:
+                joined[-1] = both
+                continue
+        joined.append(cell)
+    return joined
 
 
 def _ended(lines: Any) -> Any:
