@@ -97,7 +97,7 @@ def test_lines_are_pyarrows_text_of_the_same_columns(
 def test_line_ends_replace_each_lines_last_byte(
     values: list[str], start: int, read_only: bool
 ) -> None:
-    """Each line's last byte becomes ``\n``, in the join's own text or, where pyarrow holds it
+    """Each line's last byte becomes ``\\n``, in the join's own text or, where pyarrow holds it
     read-only, in a copy (a slice of lines too)."""
     from pamlib.formats._arrow import compute
 

@@ -536,7 +536,7 @@ def csv_table(
 
 class CsvText:
     """One batch's rows as the CSV output's text: ``lines`` (an Arrow string array of whole
-    lines, ``\n`` included, its data the file's bytes), or where a cell needs quoting the
+    lines, ``\\n`` included, its data the file's bytes), or where a cell needs quoting the
     all-text ``table`` for pyarrow's writer to quote."""
 
     __slots__ = ("lines", "table")
@@ -566,7 +566,7 @@ def csv_text(
 
 def _lines(cells: Sequence[Any], n: int) -> Any:
     """The ``n`` rows of these columns (Arrow string arrays, or :class:`_Pick` objects) as
-    lines, each cell as it is (none needs quoting), ``,`` between them and ``\n`` after."""
+    lines, each cell as it is (none needs quoting), ``,`` between them and ``\\n`` after."""
     # Neighbours of few texts first, then those whose index follows from another's: the
     # few-text groups (the level, cut points, flags and provenance) then meet the measures'
     # as one pick.
@@ -600,7 +600,7 @@ def _joined_all(
 
 def _ended(lines: Any) -> Any:
     """``lines``, just made by a join and held by nothing else, with each one's last byte made
-    ``\n``: in place, or in a copy where pyarrow's buffer is read-only."""
+    ``\\n``: in place, or in a copy where pyarrow's buffer is read-only."""
     pa = pyarrow_module()
     offsets, data = lines.buffers()[1:]
     if data is None or not len(lines):
