@@ -2695,22 +2695,27 @@ def cohort_summary(
 
 def _refuse_identifier_groups(scored: SparkRun | DataFrame, name: str, values: list[str]) -> None:
     """Refuse group names that are identifiers, as ``pamlib report`` does: shaped as an NHS
-    number, or equal to any row's patient_id, NHS number, pseudonym or assessment id anywhere
-    in the table (each task saw only its own patients' rows; one more job looks at all)."""
+    number, or equal to (or quoting as a word, see
+    :func:`~pamlib.reporting._privacy.identifier_candidates`) any row's patient_id, NHS number,
+    pseudonym or assessment id anywhere in the table (each task saw only its own patients'
+    rows; one more job looks at all)."""
     from pyspark.sql import functions as sf
 
     from pamlib.reporting._privacy import (
         _looks_like_nhs_number,
+        identifier_candidates,
         identifier_values_error,
         nhs_digits,
     )
 
-    shown = sorted({v for v in values if v.strip()})
+    if any(_looks_like_nhs_number(v) for v in values if v.strip()):
+        raise identifier_values_error(name)
+    shown = identifier_candidates(values)
     if not shown:
         return
-    if any(_looks_like_nhs_number(v) for v in shown):
-        raise identifier_values_error(name)
     frame = _scored_frame(scored)
+    # compared as the report compares them: spaces around and letter case aside
+    shown = sorted({v.strip().lower() for v in shown})
     wanted = {
         "patient_id": shown,
         "assessment_id": shown,
@@ -2720,7 +2725,7 @@ def _refuse_identifier_groups(scored: SparkRun | DataFrame, name: str, values: l
     present = [(c, v) for c, v in wanted.items() if c in frame.columns]
     condition = None
     for column, found in present:
-        test = sf.col(column).isin(found)
+        test = sf.lower(sf.trim(sf.col(column))).isin(found)
         condition = test if condition is None else condition | test
     if condition is not None and _guarded(frame.where(condition).limit(1).count) > 0:
         raise identifier_values_error(name)

@@ -222,6 +222,61 @@ def test_a_group_value_that_is_an_identifier_is_refused(
         assert build_report(ScoredColumns.from_rows(rows), config).figures.groups
 
 
+@pytest.mark.parametrize(
+    ("value", "refused"),
+    [
+        ("Clinic X0012 review", True),  # a patient's id, quoted as a word
+        ("clinic x0012", True),  # letter case aside
+        ("ref:A-2024-77.", True),  # an assessment id; the dot after it is no part of it
+        ("Ward 12", False),  # a short word: some patient's id by chance ("12" is one)
+        ("North Practice", False),  # words of letters alone ("north" is a patient's id)
+        ("Clinic X00123", False),  # another id, not one of the table's
+    ],
+)
+def test_a_group_value_that_quotes_an_identifier_is_refused(
+    make_row: MakeRow, value: str, refused: bool
+) -> None:
+    """An id quoted in a name (a word of four characters or more, with a digit) names the
+    patient as the id alone would; short words and words of letters alone are not looked up."""
+    rows = [make_row(p, "2024-01-10", 40.0, ward="Other") for p in ("X0012", "12", "north")]
+    rows.append(make_row("q0", "2024-01-10", 40.0, assessment_id="A-2024-77", ward="Other"))
+    rows += [make_row(f"q{i}", "2024-01-10", 40.0, ward="Other") for i in range(1, 9)]
+    rows.append(make_row("q9", "2024-02-10", 50.0, ward=value))
+    config = ReportConfig(group_by="ward")
+    if refused:
+        with pytest.raises(IdentifyingColumnError, match="some of its values") as info:
+            build_report(ScoredColumns.from_rows(rows), config)
+        assert value.lower() not in str(info.value).lower()
+    else:
+        assert build_report(ScoredColumns.from_rows(rows), config).figures.groups
+
+
+_id_char = st.sampled_from("ABCxyz0123456789_")
+
+
+@given(
+    ident=st.text(_id_char, min_size=3, max_size=12).map(lambda t: t + "7"),
+    before=st.sampled_from(["", "Clinic ", "ref:", "(", "Ward 3, "]),
+    after=st.sampled_from(["", " review", ")", ".", "; North"]),
+)
+def test_an_id_quoted_anywhere_in_a_value_is_found(ident: str, before: str, after: str) -> None:
+    """Whatever words or punctuation surround it, an id of four characters or more with a
+    digit is looked up as a patient key and as an assessment id."""
+    import pyarrow as pa
+
+    from pamlib.reporting._privacy import check_not_identifiers, identifier_candidates
+
+    value = before + ident + after
+    assert ident in identifier_candidates([value])
+    for keys, ids in (([ident], []), ([], [ident.upper()])):
+        with pytest.raises(IdentifyingColumnError):
+            check_not_identifiers(
+                {"ward": [value]},
+                patient_keys=pa.array(keys, type=pa.string()),
+                assessment_ids=pa.array(ids, type=pa.string()),
+            )
+
+
 def test_a_group_value_that_is_a_patient_keyed_by_nhs_number_is_refused(make_row: MakeRow) -> None:
     rows = [make_row("", "2024-01-10", 40.0, nhs_number="9434765919", ward="Other")]
     rows += [make_row(f"q{i}", "2024-01-10", 40.0, ward="Other") for i in range(9)]

@@ -126,6 +126,11 @@ def test_a_group_value_that_is_an_identifier_is_refused(spark: Any, scored_rows:
     with pytest.raises(IdentifyingColumnError, match="'ward'"):
         ps._refuse_identifier_groups(frame, "ward", ["W", other])
     ps._refuse_identifier_groups(frame, "ward", ["W", "Ward A"])
+    # quoted in a name, in another letter case, as the report refuses it
+    assert len(other) >= 4
+    assert any(c.isdigit() for c in other)
+    with pytest.raises(IdentifyingColumnError, match="'ward'"):
+        ps._refuse_identifier_groups(frame, "ward", ["W", f"Clinic {other.swapcase()} review"])
 
 
 #: What people (and exports) put between an NHS number's groups: pamlib reads each as a space.

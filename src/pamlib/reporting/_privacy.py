@@ -12,9 +12,11 @@ grouping by a column publishes its values. A column is refused when
   where ``ref`` is a pass-through hospital number); or
 * any of its values **is** an identifier of the table: a patient's key (its ``patient_id``,
   NHS number or pseudonym) or an assessment id, spaces around and letter case aside (``" X001"``
-  names the patient ``X001`` to any reader), or holds an NHS number anywhere in it (ten digits,
-  spaces and dashes aside, with a valid check digit) (:func:`check_not_identifiers`: a column
-  that mixes a few identifiers with other values passes the count above).
+  names the patient ``X001`` to any reader), or quotes one as a word of at least four
+  characters with a digit (``Clinic X0012 review``: see :func:`identifier_candidates`), or
+  holds an NHS number anywhere in it (ten digits, spaces and dashes aside, with a valid check
+  digit) (:func:`check_not_identifiers`: a column that mixes a few identifiers with other
+  values passes the count above).
 
 The values a report lists in its context (providers and their versions, calibrations, cut-point
 sets) are checked the same way.
@@ -172,6 +174,31 @@ def _keys_of(value: str) -> list[str]:
     return [value, f"nhs:{nhs_digits(value)}", f"pseudonym:{value}"]
 
 
+#: A word of a value: letters, digits, ``_``, ``.`` and ``-`` (as ids are spelt).
+_WORD = re.compile(r"[\w.\-]+")
+#: The fewest characters of a word looked up as an identifier quoted in a value.
+MIN_QUOTED_ID = 4
+
+
+def identifier_candidates(values: Iterable[str]) -> list[str]:
+    """What of the values a report would show is looked up among the table's identifiers:
+    each value itself, and each word in it of at least :data:`MIN_QUOTED_ID` characters with a
+    digit, as an id quoted in a name is (``Clinic X0012 review`` quotes ``X0012``; dots and
+    dashes at a word's ends are left off). Shorter words, and words of letters alone, are not
+    looked up: ``Ward 12`` or ``North`` would too often be some patient's id by chance. Sorted,
+    without repeats or blank values."""
+    found: set[str] = set()
+    for value in values:
+        if not value.strip():
+            continue
+        found.add(value)
+        for spelt in _WORD.findall(value):
+            word = spelt.strip(".-")
+            if len(word) >= MIN_QUOTED_ID and word != value and any(c.isdigit() for c in word):
+                found.add(word)
+    return sorted(found)
+
+
 def _looks_like_nhs_number(value: str) -> bool:
     """Whether ``value`` holds an NHS number anywhere in it, whether or not the table holds it
     (see :func:`pamlib.identity.holds_nhs_number`)."""
@@ -223,8 +250,9 @@ def check_not_identifiers(
     use: str = "group by",
 ) -> None:
     """Raise :class:`IdentifyingColumnError` when any value a report would show of a column
-    (``shown`` maps each column's name to those values) is one of the table's identifiers,
-    spaces around and letter case aside: a patient key (``patient_keys``, as
+    (``shown`` maps each column's name to those values) is, or quotes as a word
+    (:func:`identifier_candidates`), one of the table's identifiers, spaces around and letter
+    case aside: a patient key (``patient_keys``, as
     :meth:`~pamlib.tables.scored.ScoredTable.patient_keys` makes them) or an assessment id
     (both Arrow string arrays, plain or dictionary-encoded, whole or chunked). Arrow looks the
     few values up in the identifier columns, once for every column; no identifier becomes a
@@ -240,8 +268,9 @@ def check_not_identifiers(
             return False
         if any(_looks_like_nhs_number(v) for v in plain):  # in this table or not
             return True
-        keys = [k for v in plain for k in _keys_of(v)]
-        return _holds_any(patient_keys, keys) or _holds_any(assessment_ids, plain)
+        candidates = identifier_candidates(plain)
+        keys = [k for v in candidates for k in _keys_of(v)]
+        return _holds_any(patient_keys, keys) or _holds_any(assessment_ids, candidates)
 
     if not any_identifier(values):
         return
