@@ -547,8 +547,8 @@ def test_raw_id_words_are_exact(values: list[str], skip: int, data: st.DataObjec
     assert len(words) == len(kept)
     pairs = set(zip(kept, words.tolist(), strict=True))
     assert len(pairs) == len(set(kept)) == len(set(words.tolist()))
-    # The word is the id's bytes, zero-padded, read as a little-endian number.
-    assert words.tolist() == [int.from_bytes(v.encode("utf-8"), "little") for v in kept]
+    # The word is the id's bytes read as a big-endian number.
+    assert words.tolist() == [int.from_bytes(v.encode("utf-8"), "big") for v in kept]
 
 
 #: Date cells near the ISO shape: digits anywhere, wrong separators, other digits than ASCII,

@@ -351,8 +351,10 @@ def _raw_words(
     text: _Text, rows: npt.NDArray[np.intp]
 ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.uint64]]:
     """Which of the given rows hold an id of at most 8 bytes with no NUL byte, and for those,
-    the id's bytes themselves as one zero-padded 64-bit word: with no NUL byte the padding
-    cannot be taken for part of an id, so two words are equal only for equal ids.
+    the id's bytes themselves as one 64-bit word, read as a big-endian number: with no NUL
+    byte leading an id, two words are equal only for equal ids. Ids of one length then order
+    as their bytes do, and a longer id is the larger: ids numbered in file order (``A9``,
+    ``A10``, …) come sorted, which the check of repeated ids finds cheaply.
 
     Each word is read with one unaligned load through a view of the data at every byte
     offset, then cut to the id's length: no matrix of bytes, no table lookup. ``rows`` rise
@@ -389,7 +391,10 @@ def _raw_words(
             nonzero += ((words >> np.uint64(8 * j)) & np.uint64(0xFF)) != 0
         bad = nonzero != n_bytes
         fits[fits] = ~bad
-        words = words[~bad]
+        words, n_bytes = words[~bad], n_bytes[~bad]
+    # the bytes read little-endian, zero-padded: swapped and shifted to read them big-endian
+    words = words.byteswap()
+    words >>= ((8 - n_bytes) * 8).astype(np.uint64)
     return fits, words
 
 
@@ -547,10 +552,8 @@ class SeenIds:
             return dup
         raw, words = _raw_words(text, rows)
         if words.shape[0]:
-            # Most significant byte first, the words' order is the ids' own (their bytes
-            # compared in turn): ids that rise through a file, as numbered ones of one length
-            # do, then come in order, which the sort below and the merge of runs find cheaply.
-            words = words.byteswap()
+            # ids that rise through the file rise as words too (see _raw_words), which the
+            # sort of each block's words and the merge of runs find cheaply
             dup[raw] = self._check(self._raw, (words,), _mix(words))
         if raw.all():
             return dup
