@@ -77,20 +77,27 @@ def _columns(draw: st.DrawFn) -> tuple[int, list[Any]]:
     return n, cells
 
 
-@given(_columns(), st.sampled_from([1, 4, 64, output._JOINED_TEXTS]), st.sampled_from([1, 3, 256]))
+@given(
+    _columns(),
+    st.sampled_from([1, 4, 64, output._JOINED_TEXTS]),
+    st.sampled_from([1, 3, 256]),
+    st.sampled_from([1, 2, 7, output._LINE_ROWS]),
+)
 def test_lines_are_pyarrows_text_of_the_same_columns(
-    columns: tuple[int, list[Any]], most: int, head: int
+    columns: tuple[int, list[Any]], most: int, head: int, rows: int
 ) -> None:
     n, cells = columns
     table = pa.table({f"c{i}": output._made(c) for i, c in enumerate(cells)})
     expected = io.BytesIO()
     pacsv.write_csv(table, expected, pacsv.WriteOptions(include_header=False, quoting_style="none"))
     # joined texts few or many; whether indices follow, seen early or late
-    with mock.patch.multiple(output, _JOINED_TEXTS=most, _FOLLOWS_HEAD=head):
-        lines = output._lines(cells, n)
-    made = Text(lines)
-    assert len(lines) == n
-    assert made.data[int(made.offsets[0]) : int(made.offsets[-1])].tobytes() == expected.getvalue()
+    # and made a few rows at a time, as a table scored as one long batch is
+    with mock.patch.multiple(output, _JOINED_TEXTS=most, _FOLLOWS_HEAD=head, _LINE_ROWS=rows):
+        pieces = output._line_pieces(cells, n)
+    assert sum(len(lines) for lines in pieces) == n
+    made = [Text(lines) for lines in pieces]
+    text = b"".join(m.data[int(m.offsets[0]) : int(m.offsets[-1])].tobytes() for m in made)
+    assert text == expected.getvalue()
 
 
 @given(st.lists(_cell, max_size=12), st.integers(0, 12), st.booleans())

@@ -501,3 +501,16 @@ def test_an_interrupt_stops_the_main_thread_while_another_thread_opens_an_output
         interrupt_while_the_other_is_inside()
     assert raised_elsewhere == []
     assert guard._Interrupts.depth == 0
+
+
+def test_lines_made_a_few_rows_at_a_time_are_the_same_bytes(tmp_path: Path) -> None:
+    """A block's lines made a few rows at a time (as a table scored as one batch longer than a
+    string array can hold is) are written in order, as the same bytes."""
+    from unittest import mock
+
+    from pamlib.formats import output
+
+    path = messy_export(tmp_path / "messy.csv", 300, seed=5)
+    whole = _score(path, 2, chunk_rows=50)
+    with mock.patch.object(output, "_LINE_ROWS", 7):
+        assert _score(path, 2, chunk_rows=50) == whole

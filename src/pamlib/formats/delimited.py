@@ -207,9 +207,10 @@ class CsvResultWriter:
         from pamlib.formats._arrow import Text
 
         if text.lines is not None:
-            made = Text(text.lines)  # the lines' bytes, as they lie in the array
-            data = made.data[int(made.offsets[0]) : int(made.offsets[-1])]
-            self._target.stream.write(data.data)
+            for lines in text.lines:
+                made = Text(lines)  # the lines' bytes, as they lie in the array
+                data = made.data[int(made.offsets[0]) : int(made.offsets[-1])]
+                self._target.stream.write(data.data)
         else:
             self._write_table(text.table, needs_quotes=True)
 

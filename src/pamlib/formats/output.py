@@ -535,13 +535,13 @@ def csv_table(
 
 
 class CsvText:
-    """One batch's rows as the CSV output's text: ``lines`` (an Arrow string array of whole
-    lines, ``\\n`` included, its data the file's bytes), or where a cell needs quoting the
-    all-text ``table`` for pyarrow's writer to quote."""
+    """One batch's rows as the CSV output's text: ``lines`` (Arrow string arrays of whole
+    lines, ``\\n`` included, their data the file's bytes, in order), or where a cell needs
+    quoting the all-text ``table`` for pyarrow's writer to quote."""
 
     __slots__ = ("lines", "table")
 
-    def __init__(self, *, lines: Any = None, table: Any = None) -> None:
+    def __init__(self, *, lines: tuple[Any, ...] | None = None, table: Any = None) -> None:
         self.lines = lines
         self.table = table
 
@@ -561,7 +561,41 @@ def csv_text(
     if needs_quotes:
         pa = pyarrow_module()
         return CsvText(table=pa.table(dict(zip(names, map(_made, cells), strict=True))))
-    return CsvText(lines=_lines(cells, len(batch)))
+    return CsvText(lines=_line_pieces(cells, len(batch)))
+
+
+#: Rows whose lines are made as one array: a string array holds at most 2 GiB of text, and a
+#: table scored as one batch may be far longer than a block of the command line.
+_LINE_ROWS = 1 << 16
+
+
+def _line_pieces(cells: Sequence[Any], n: int) -> tuple[Any, ...]:
+    """:func:`_lines` of the ``n`` rows, :data:`_LINE_ROWS` rows at a time."""
+    if n <= _LINE_ROWS:
+        return (_lines(cells, n),)
+    return tuple(
+        _lines(
+            _rows_of(cells, start, min(n, start + _LINE_ROWS)), min(n, start + _LINE_ROWS) - start
+        )
+        for start in range(0, n, _LINE_ROWS)
+    )
+
+
+def _rows_of(cells: Sequence[Any], start: int, stop: int) -> list[Any]:
+    """Rows ``start..stop`` of each cell; picks that share their indices still share them."""
+    sliced: dict[int, Any] = {}
+    out: list[Any] = []
+    for cell in cells:
+        if not isinstance(cell, _Pick):
+            out.append(cell.slice(start, stop - start))
+            continue
+        indices = cell.indices
+        if indices is not None:
+            indices = sliced.setdefault(id(indices), indices[start:stop])
+        pick = _Pick(cell.texts, indices, cell.lo, cell.hi, stop - start)
+        pick.value = cell.value
+        out.append(pick)
+    return out
 
 
 def _lines(cells: Sequence[Any], n: int) -> Any:
