@@ -118,3 +118,29 @@ def test_line_ends_replace_each_lines_last_byte(
             pa.string(), len(lines), [None, offsets, frozen], offset=lines.offset
         )
     assert output._ended(lines).to_pylist() == expected
+
+
+@given(_columns(), st.integers(1, 5))
+def test_lines_too_long_for_one_array_are_made_in_halves(
+    columns: tuple[int, list[Any]], most: int
+) -> None:
+    """Rows whose lines would hold more text than a string array can (2 GiB: here, more than
+    ``most`` rows) are made in halves, then halves of those, in order: the same bytes."""
+    n, cells = columns
+    expected = b"".join(_bytes(lines) for lines in output._line_pieces(cells, n))
+    real = output._lines
+
+    def capped(cells: list[Any], rows: int) -> Any:
+        if rows > most:
+            raise pa.ArrowCapacityError("array cannot contain more than 2147483646 bytes")
+        return real(cells, rows)
+
+    with mock.patch.object(output, "_lines", capped):
+        pieces = output._line_pieces(cells, n)
+    assert all(len(lines) <= most for lines in pieces)
+    assert b"".join(_bytes(lines) for lines in pieces) == expected
+
+
+def _bytes(lines: Any) -> bytes:
+    made = Text(lines)
+    return made.data[int(made.offsets[0]) : int(made.offsets[-1])].tobytes()

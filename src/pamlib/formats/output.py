@@ -570,15 +570,26 @@ _LINE_ROWS = 1 << 16
 
 
 def _line_pieces(cells: Sequence[Any], n: int) -> tuple[Any, ...]:
-    """:func:`_lines` of the ``n`` rows, :data:`_LINE_ROWS` rows at a time."""
+    """:func:`_lines` of the ``n`` rows, :data:`_LINE_ROWS` rows at a time, and fewer where
+    their text would be more than a string array holds (rows of huge cells)."""
     if n <= _LINE_ROWS:
+        return _fitted(cells, n)
+    pieces: list[Any] = []
+    for start in range(0, n, _LINE_ROWS):
+        stop = min(n, start + _LINE_ROWS)
+        pieces.extend(_fitted(_rows_of(cells, start, stop), stop - start))
+    return tuple(pieces)
+
+
+def _fitted(cells: Sequence[Any], n: int) -> tuple[Any, ...]:
+    """:func:`_lines` of the ``n`` rows, halved until each half's text fits in an array."""
+    try:
         return (_lines(cells, n),)
-    return tuple(
-        _lines(
-            _rows_of(cells, start, min(n, start + _LINE_ROWS)), min(n, start + _LINE_ROWS) - start
-        )
-        for start in range(0, n, _LINE_ROWS)
-    )
+    except pyarrow_module().ArrowCapacityError:
+        if n <= 1:
+            raise
+    half = n // 2
+    return _fitted(_rows_of(cells, 0, half), half) + _fitted(_rows_of(cells, half, n), n - half)
 
 
 def _rows_of(cells: Sequence[Any], start: int, stop: int) -> list[Any]:
