@@ -530,8 +530,12 @@ def csv_table(
     """The rows of one batch as an all-text Arrow table, spreadsheet-safe; and whether any
     text cell holds a comma, quote or line break (so the rows need quoting)."""
     names, cells, needs_quotes = _csv_cells(batch, scores, extra, options)
-    pa = pyarrow_module()
-    return pa.table(dict(zip(names, map(_made, cells), strict=True))), needs_quotes
+    return _all_text(names, cells), needs_quotes
+
+
+def _all_text(names: Sequence[str], cells: Sequence[Any]) -> Any:
+    """The columns (made or still picks) as one all-text Arrow table."""
+    return pyarrow_module().table(dict(zip(names, map(_made, cells), strict=True)))
 
 
 class CsvText:
@@ -559,8 +563,7 @@ def csv_text(
     work of making every column and writing them through pyarrow's writer."""
     names, cells, needs_quotes = _csv_cells(batch, scores, extra, options)
     if needs_quotes:
-        pa = pyarrow_module()
-        return CsvText(table=pa.table(dict(zip(names, map(_made, cells), strict=True))))
+        return CsvText(table=_all_text(names, cells))
     return CsvText(lines=_line_pieces(cells, len(batch)))
 
 
